@@ -1,0 +1,407 @@
+/* File syscalls: the kernel only measures strings and reshapes arguments; the monitor checks
+ * every address and path itself and owns the handle table. */
+#include "kernel.h"
+
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define AT_EMPTY_PATH 0x1000
+#define O_CREAT 0100
+#define O_WRONLY 01
+#define O_TRUNC 01000
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+#define O_CLOEXEC 02000000
+
+static long path_arg(struct sbx_path *p, int32_t dirfd, uint64_t path, uint32_t flags)
+{
+	k_memset(p, 0, sizeof(*p));
+	long n = k_user_strlen(path, SBX_PATH_MAX);
+	if (n < 0)
+		return n;
+	p->dirfd = dirfd;
+	p->path = path;
+	p->path_len = (uint32_t)n;
+	p->flags = flags;
+	return 0;
+}
+
+static long path_call(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags, uint32_t mode,
+		      uint64_t buf, uint64_t buf_len)
+{
+	struct sbx_path p;
+	long r = path_arg(&p, dirfd, path, flags);
+	if (r < 0)
+		return r;
+	p.mode = mode;
+	p.buf = buf;
+	p.buf_len = buf_len;
+	return k_call_path(nr, &p);
+}
+
+long k_sys_read(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+}
+
+long k_sys_write(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+}
+
+long k_sys_readv(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+}
+
+long k_sys_writev(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+}
+
+long k_sys_pread64(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_PREAD, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10);
+}
+
+long k_sys_pwrite64(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10);
+}
+
+long k_sys_open(struct k_frame *f)
+{
+	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi, (uint32_t)f->rdx,
+			 0, 0);
+}
+
+long k_sys_openat(struct k_frame *f)
+{
+	return path_call(SBX_CALL_OPEN, (int32_t)f->rdi, f->rsi, (uint32_t)f->rdx,
+			 (uint32_t)f->r10, 0, 0);
+}
+
+long k_sys_creat(struct k_frame *f)
+{
+	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, O_CREAT | O_WRONLY | O_TRUNC,
+			 (uint32_t)f->rsi, 0, 0);
+}
+
+long k_sys_close(struct k_frame *f)
+{
+	uint64_t a[1] = {f->rdi};
+	return k_call(SBX_CALL_CLOSE, a, 1);
+}
+
+static long stat_call(int32_t dirfd, uint64_t path, uint32_t flags, uint64_t buf)
+{
+	if (!k_user_ok(buf, 144))
+		return -EFAULT;
+	if ((flags & AT_EMPTY_PATH) && path && k_user_ok(path, 1) && *(const char *)path == 0) {
+		struct sbx_path p;
+		k_memset(&p, 0, sizeof(p));
+		p.dirfd = dirfd;
+		p.buf = buf;
+		p.buf_len = 144;
+		return k_call_path(SBX_CALL_FSTAT, &p);
+	}
+	return path_call(SBX_CALL_STAT, dirfd, path, flags, 0, buf, 144);
+}
+
+long k_sys_stat(struct k_frame *f)
+{
+	return stat_call(SBX_AT_FDCWD, f->rdi, 0, f->rsi);
+}
+
+long k_sys_lstat(struct k_frame *f)
+{
+	return stat_call(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, f->rsi);
+}
+
+long k_sys_fstat(struct k_frame *f)
+{
+	struct sbx_path p;
+	k_memset(&p, 0, sizeof(p));
+	p.dirfd = (int32_t)f->rdi;
+	p.buf = f->rsi;
+	p.buf_len = 144;
+	return k_call_path(SBX_CALL_FSTAT, &p);
+}
+
+long k_sys_newfstatat(struct k_frame *f)
+{
+	return stat_call((int32_t)f->rdi, f->rsi, (uint32_t)f->r10, f->rdx);
+}
+
+/* struct stat as x86-64 Linux lays it out. */
+struct k_stat {
+	uint64_t dev, ino, nlink;
+	uint32_t mode, uid, gid, pad0;
+	uint64_t rdev;
+	int64_t size, blksize, blocks;
+	int64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+	int64_t unused[3];
+};
+_Static_assert(sizeof(struct k_stat) == 144, "struct stat");
+
+struct k_statx_ts {
+	int64_t sec;
+	uint32_t nsec;
+	int32_t pad;
+};
+struct k_statx {
+	uint32_t mask, blksize;
+	uint64_t attributes;
+	uint32_t nlink, uid, gid;
+	uint16_t mode, pad0;
+	uint64_t ino, size, blocks, attributes_mask;
+	struct k_statx_ts atime, btime, ctime, mtime;
+	uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
+	uint64_t spare[14];
+};
+_Static_assert(sizeof(struct k_statx) == 256, "struct statx");
+
+static uint32_t dev_major(uint64_t d)
+{
+	return (uint32_t)(((d >> 32) & 0xfffff000) | ((d >> 8) & 0xfff));
+}
+
+static uint32_t dev_minor(uint64_t d)
+{
+	return (uint32_t)(((d >> 12) & 0xffffff00) | (d & 0xff));
+}
+
+long k_sys_statx(struct k_frame *f)
+{
+	struct k_stat st;
+	uint64_t out = f->r8;
+	if (!k_user_ok(out, sizeof(struct k_statx)))
+		return -EFAULT;
+	/* The monitor writes into guest RAM, and the kernel stack is guest RAM too. */
+	uint32_t flags = (uint32_t)f->rdx & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
+	long r;
+	if ((flags & AT_EMPTY_PATH) && k_user_ok(f->rsi, 1) && *(const char *)f->rsi == 0) {
+		struct sbx_path p;
+		k_memset(&p, 0, sizeof(p));
+		p.dirfd = (int32_t)f->rdi;
+		p.buf = (uint64_t)&st;
+		p.buf_len = sizeof(st);
+		r = k_call_path(SBX_CALL_FSTAT, &p);
+	} else {
+		r = path_call(SBX_CALL_STAT, (int32_t)f->rdi, f->rsi, flags, 0, (uint64_t)&st,
+			      sizeof(st));
+	}
+	if (r < 0)
+		return r;
+	struct k_statx *x = (struct k_statx *)out;
+	k_memset(x, 0, sizeof(*x));
+	x->mask = 0x7ff; /* STATX_BASIC_STATS */
+	x->blksize = (uint32_t)st.blksize;
+	x->nlink = (uint32_t)st.nlink;
+	x->uid = st.uid;
+	x->gid = st.gid;
+	x->mode = (uint16_t)st.mode;
+	x->ino = st.ino;
+	x->size = (uint64_t)st.size;
+	x->blocks = (uint64_t)st.blocks;
+	x->atime.sec = st.atime;
+	x->atime.nsec = (uint32_t)st.atime_ns;
+	x->mtime.sec = st.mtime;
+	x->mtime.nsec = (uint32_t)st.mtime_ns;
+	x->ctime.sec = st.ctime;
+	x->ctime.nsec = (uint32_t)st.ctime_ns;
+	x->rdev_major = dev_major(st.rdev);
+	x->rdev_minor = dev_minor(st.rdev);
+	x->dev_major = dev_major(st.dev);
+	x->dev_minor = dev_minor(st.dev);
+	return 0;
+}
+
+long k_sys_lseek(struct k_frame *f)
+{
+	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};
+	return k_call(SBX_CALL_LSEEK, a, 3);
+}
+
+long k_sys_getdents64(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_GETDENTS, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+}
+
+static long readlink_common(int32_t dirfd, uint64_t path, uint64_t buf, uint64_t len)
+{
+	if ((int64_t)len <= 0)
+		return -EINVAL;
+	long n = k_user_strlen(path, SBX_PATH_MAX);
+	if (n < 0)
+		return n;
+	if (k_streq((const char *)path, "/proc/self/exe")) {
+		/* Answered here: the program's own guest path, as Linux would give it. */
+		const char *exe = (const char *)BOOT->exe_path;
+		uint64_t l = k_strlen(exe);
+		if (l > len)
+			l = len;
+		if (!k_user_ok(buf, l))
+			return -EFAULT;
+		k_memcpy((void *)buf, exe, l);
+		return (long)l;
+	}
+	return path_call(SBX_CALL_READLINK, dirfd, path, 0, 0, buf, len);
+}
+
+long k_sys_readlink(struct k_frame *f)
+{
+	return readlink_common(SBX_AT_FDCWD, f->rdi, f->rsi, f->rdx);
+}
+
+long k_sys_readlinkat(struct k_frame *f)
+{
+	return readlink_common((int32_t)f->rdi, f->rsi, f->rdx, f->r10);
+}
+
+long k_sys_getcwd(struct k_frame *f)
+{
+	return k_call_rw(SBX_CALL_GETCWD, 0, f->rdi, f->rsi, 0);
+}
+
+long k_sys_chdir(struct k_frame *f)
+{
+	return path_call(SBX_CALL_CHDIR, SBX_AT_FDCWD, f->rdi, 0, 0, 0, 0);
+}
+
+long k_sys_fchdir(struct k_frame *f)
+{
+	struct sbx_path p;
+	k_memset(&p, 0, sizeof(p));
+	p.dirfd = (int32_t)f->rdi;
+	return k_call_path(SBX_CALL_CHDIR, &p);
+}
+
+long k_sys_access(struct k_frame *f)
+{
+	return path_call(SBX_CALL_ACCESS, SBX_AT_FDCWD, f->rdi, 0, (uint32_t)f->rsi, 0, 0);
+}
+
+long k_sys_faccessat(struct k_frame *f)
+{
+	return path_call(SBX_CALL_ACCESS, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10,
+			 (uint32_t)f->rdx, 0, 0);
+}
+
+long k_sys_mkdir(struct k_frame *f)
+{
+	return path_call(SBX_CALL_MKDIR, SBX_AT_FDCWD, f->rdi, 0, (uint32_t)f->rsi, 0, 0);
+}
+
+long k_sys_mkdirat(struct k_frame *f)
+{
+	return path_call(SBX_CALL_MKDIR, (int32_t)f->rdi, f->rsi, 0, (uint32_t)f->rdx, 0, 0);
+}
+
+long k_sys_unlink(struct k_frame *f)
+{
+	return path_call(SBX_CALL_UNLINK, SBX_AT_FDCWD, f->rdi, 0, 0, 0, 0);
+}
+
+long k_sys_rmdir(struct k_frame *f)
+{
+	return path_call(SBX_CALL_UNLINK, SBX_AT_FDCWD, f->rdi, AT_REMOVEDIR, 0, 0, 0);
+}
+
+long k_sys_unlinkat(struct k_frame *f)
+{
+	return path_call(SBX_CALL_UNLINK, (int32_t)f->rdi, f->rsi, (uint32_t)f->rdx, 0, 0, 0);
+}
+
+static long rename_common(int32_t odir, uint64_t opath, int32_t ndir, uint64_t npath,
+			  uint64_t flags)
+{
+	if (flags)
+		return -EINVAL;
+	struct sbx_path p;
+	long r = path_arg(&p, odir, opath, 0);
+	if (r < 0)
+		return r;
+	long n = k_user_strlen(npath, SBX_PATH_MAX);
+	if (n < 0)
+		return n;
+	p.dirfd2 = ndir;
+	p.path2 = npath;
+	p.path2_len = (uint32_t)n;
+	return k_call_path(SBX_CALL_RENAME, &p);
+}
+
+long k_sys_rename(struct k_frame *f)
+{
+	return rename_common(SBX_AT_FDCWD, f->rdi, SBX_AT_FDCWD, f->rsi, 0);
+}
+
+long k_sys_renameat(struct k_frame *f)
+{
+	return rename_common((int32_t)f->rdi, f->rsi, (int32_t)f->rdx, f->r10, 0);
+}
+
+long k_sys_renameat2(struct k_frame *f)
+{
+	return rename_common((int32_t)f->rdi, f->rsi, (int32_t)f->rdx, f->r10, f->r8);
+}
+
+long k_sys_ftruncate(struct k_frame *f)
+{
+	uint64_t a[2] = {f->rdi, f->rsi};
+	return k_call(SBX_CALL_FTRUNCATE, a, 2);
+}
+
+long k_sys_fsync(struct k_frame *f)
+{
+	uint64_t a[1] = {f->rdi};
+	return k_call(SBX_CALL_FSYNC, a, 1);
+}
+
+long k_sys_fdatasync(struct k_frame *f)
+{
+	uint64_t a[1] = {f->rdi};
+	return k_call(SBX_CALL_FDATASYNC, a, 1);
+}
+
+long k_sys_dup(struct k_frame *f)
+{
+	uint64_t a[4] = {f->rdi, (uint64_t)-1, 0, 0};
+	return k_call(SBX_CALL_DUP, a, 4);
+}
+
+long k_sys_dup2(struct k_frame *f)
+{
+	uint64_t a[4] = {f->rdi, f->rsi, 0, 0};
+	return k_call(SBX_CALL_DUP, a, 4);
+}
+
+long k_sys_dup3(struct k_frame *f)
+{
+	if (f->rdi == f->rsi || (f->rdx & ~(uint64_t)O_CLOEXEC))
+		return -EINVAL;
+	uint64_t a[4] = {f->rdi, f->rsi, 0, f->rdx ? 1 : 0};
+	return k_call(SBX_CALL_DUP, a, 4);
+}
+
+long k_sys_fcntl(struct k_frame *f)
+{
+	if (f->rsi == F_DUPFD || f->rsi == F_DUPFD_CLOEXEC) {
+		uint64_t a[4] = {f->rdi, (uint64_t)-1, f->rdx, f->rsi == F_DUPFD_CLOEXEC};
+		return k_call(SBX_CALL_DUP, a, 4);
+	}
+	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};
+	return k_call(SBX_CALL_FCNTL, a, 3);
+}
+
+long k_sys_ioctl(struct k_frame *f)
+{
+	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};
+	return k_call(SBX_CALL_IOCTL, a, 3);
+}
+
+long k_sys_getrandom(struct k_frame *f)
+{
+	if (f->rdx & ~(uint64_t)7)
+		return -EINVAL;
+	return k_call_rw(SBX_CALL_RANDOM, 0, f->rdi, f->rsi, 0);
+}

@@ -1,0 +1,141 @@
+/* Internal interface of the in-guest kernel (a library OS). Freestanding: no libc, no host
+ * headers; only the ABI header. Everything here runs at the program's own privilege level. */
+#ifndef SBX_KERNEL_H
+#define SBX_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sbx_abi.h"
+
+#define BOOT ((volatile struct sbx_bootinfo *)SBX_BOOTINFO_ADDR)
+#define RING ((volatile struct sbx_ring *)SBX_RING_ADDR)
+
+/* Linux errno values (x86-64). */
+#define EPERM 1
+#define ENOENT 2
+#define ESRCH 3
+#define EINTR 4
+#define EBADF 9
+#define EAGAIN 11
+#define ENOMEM 12
+#define EFAULT 14
+#define EEXIST 17
+#define ENOTDIR 20
+#define EINVAL 22
+#define ENOTTY 25
+#define ERANGE 34
+#define ENAMETOOLONG 36
+#define ENOSYS 38
+#define ETIMEDOUT 110
+#define EOPNOTSUPP 95
+#define ENODEV 19
+
+/* The registers a syscall saved on the kernel stack, in push order reversed. */
+struct k_frame {
+	uint64_t r9, r8, r10, rdx, rsi, rdi;
+	uint64_t rcx;      /* user return address */
+	uint64_t rflags;   /* user RFLAGS (from %r11) */
+	uint64_t user_rsp;
+};
+
+typedef long (*k_syscall_fn)(struct k_frame *f);
+
+/* ring.c */
+long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
+long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
+long k_call_path(uint32_t nr, const struct sbx_path *p);
+void __attribute__((noreturn)) k_exit(uint32_t status);
+
+/* lib.c */
+void *k_memset(void *d, int c, size_t n);
+void *k_memcpy(void *d, const void *s, size_t n);
+size_t k_strlen(const char *s);
+int k_streq(const char *a, const char *b);
+/* Checks that [p, p+n) is user memory (no wrap, inside RAM, above the kernel area). */
+int k_user_ok(uint64_t p, uint64_t n);
+/* Length of a user string, or -EFAULT / -ENAMETOOLONG. */
+long k_user_strlen(uint64_t p, uint64_t max);
+
+/* The syscall handlers, grouped by file. */
+long k_sys_brk(struct k_frame *f);
+long k_sys_mmap(struct k_frame *f);
+long k_sys_munmap(struct k_frame *f);
+long k_sys_mprotect(struct k_frame *f);
+long k_sys_mremap(struct k_frame *f);
+long k_sys_madvise(struct k_frame *f);
+
+long k_sys_clock_gettime(struct k_frame *f);
+long k_sys_clock_getres(struct k_frame *f);
+long k_sys_gettimeofday(struct k_frame *f);
+long k_sys_time(struct k_frame *f);
+long k_sys_nanosleep(struct k_frame *f);
+long k_sys_clock_nanosleep(struct k_frame *f);
+int64_t k_now_ns(int realtime);
+
+long k_sys_read(struct k_frame *f);
+long k_sys_write(struct k_frame *f);
+long k_sys_readv(struct k_frame *f);
+long k_sys_writev(struct k_frame *f);
+long k_sys_pread64(struct k_frame *f);
+long k_sys_pwrite64(struct k_frame *f);
+long k_sys_open(struct k_frame *f);
+long k_sys_openat(struct k_frame *f);
+long k_sys_creat(struct k_frame *f);
+long k_sys_close(struct k_frame *f);
+long k_sys_stat(struct k_frame *f);
+long k_sys_lstat(struct k_frame *f);
+long k_sys_fstat(struct k_frame *f);
+long k_sys_newfstatat(struct k_frame *f);
+long k_sys_statx(struct k_frame *f);
+long k_sys_lseek(struct k_frame *f);
+long k_sys_getdents64(struct k_frame *f);
+long k_sys_readlink(struct k_frame *f);
+long k_sys_readlinkat(struct k_frame *f);
+long k_sys_getcwd(struct k_frame *f);
+long k_sys_chdir(struct k_frame *f);
+long k_sys_fchdir(struct k_frame *f);
+long k_sys_access(struct k_frame *f);
+long k_sys_faccessat(struct k_frame *f);
+long k_sys_mkdir(struct k_frame *f);
+long k_sys_mkdirat(struct k_frame *f);
+long k_sys_unlink(struct k_frame *f);
+long k_sys_rmdir(struct k_frame *f);
+long k_sys_unlinkat(struct k_frame *f);
+long k_sys_rename(struct k_frame *f);
+long k_sys_renameat(struct k_frame *f);
+long k_sys_renameat2(struct k_frame *f);
+long k_sys_ftruncate(struct k_frame *f);
+long k_sys_fsync(struct k_frame *f);
+long k_sys_fdatasync(struct k_frame *f);
+long k_sys_dup(struct k_frame *f);
+long k_sys_dup2(struct k_frame *f);
+long k_sys_dup3(struct k_frame *f);
+long k_sys_fcntl(struct k_frame *f);
+long k_sys_ioctl(struct k_frame *f);
+long k_sys_getrandom(struct k_frame *f);
+
+long k_sys_exit(struct k_frame *f);
+long k_sys_getpid(struct k_frame *f);
+long k_sys_getppid(struct k_frame *f);
+long k_sys_getuid(struct k_frame *f);
+long k_sys_getgid(struct k_frame *f);
+long k_sys_uname(struct k_frame *f);
+long k_sys_sysinfo(struct k_frame *f);
+long k_sys_arch_prctl(struct k_frame *f);
+long k_sys_set_tid_address(struct k_frame *f);
+long k_sys_zero(struct k_frame *f);
+long k_sys_rseq(struct k_frame *f);
+long k_sys_prlimit64(struct k_frame *f);
+long k_sys_getrlimit(struct k_frame *f);
+long k_sys_rt_sigaction(struct k_frame *f);
+long k_sys_rt_sigprocmask(struct k_frame *f);
+long k_sys_sigaltstack(struct k_frame *f);
+long k_sys_kill(struct k_frame *f);
+long k_sys_tgkill(struct k_frame *f);
+long k_sys_tkill(struct k_frame *f);
+long k_sys_sched_getaffinity(struct k_frame *f);
+long k_sys_futex(struct k_frame *f);
+long k_sys_umask(struct k_frame *f);
+
+#endif

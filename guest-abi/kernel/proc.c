@@ -1,0 +1,367 @@
+/* Process identity, limits and signal state: all answered in the guest. */
+#include "kernel.h"
+
+#define ARCH_SET_GS 0x1001
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define ARCH_GET_GS 0x1004
+#define RLIMIT_STACK 3
+#define RLIMIT_NOFILE 7
+#define RLIM_NLIMITS 16
+#define RLIM_INFINITY (~0ull)
+#define NSIG 64
+#define SIG_DFL 0
+#define SIG_IGN 1
+#define SIGKILL 9
+#define SIGSTOP 19
+#define SIGCHLD 17
+#define SIGCONT 18
+#define SIGURG 23
+#define SIGWINCH 28
+#define SIG_BLOCK 0
+#define SIG_UNBLOCK 1
+#define SIG_SETMASK 2
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAKE_BITSET 10
+#define FUTEX_CMD_MASK 0x7f
+
+struct k_sigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static struct k_sigaction k_sigs[NSIG + 1];
+static uint64_t k_sigmask;
+static uint64_t k_altstack[3]; /* ss_sp, ss_flags (+pad), ss_size */
+static uint32_t k_umask_set, k_umask_val;
+static uint64_t k_rlim[RLIM_NLIMITS][2];
+static uint64_t k_rlim_set; /* bit per limit set by the program */
+
+long k_sys_zero(struct k_frame *f)
+{
+	(void)f;
+	return 0;
+}
+
+long k_sys_exit(struct k_frame *f)
+{
+	k_exit((uint32_t)f->rdi & 0xff);
+}
+
+long k_sys_getpid(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->pid;
+}
+
+long k_sys_getppid(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->ppid;
+}
+
+long k_sys_getuid(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->uid;
+}
+
+long k_sys_getgid(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->gid;
+}
+
+long k_sys_set_tid_address(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->pid;
+}
+
+long k_sys_umask(struct k_frame *f)
+{
+	uint32_t old = k_umask_set ? k_umask_val : BOOT->umask;
+	k_umask_val = (uint32_t)f->rdi & 0777;
+	k_umask_set = 1;
+	return old;
+}
+
+static void put_field(char *dst, const char *src)
+{
+	size_t i = 0;
+	for (; src[i] && i < 64; i++)
+		dst[i] = src[i];
+	for (; i < 65; i++)
+		dst[i] = 0;
+}
+
+long k_sys_uname(struct k_frame *f)
+{
+	if (!k_user_ok(f->rdi, 6 * 65))
+		return -EFAULT;
+	char *u = (char *)f->rdi;
+	char host[65];
+	const volatile char *h = BOOT->hostname;
+	size_t i = 0;
+	for (; i < 64 && h[i]; i++)
+		host[i] = h[i];
+	host[i] = 0;
+	put_field(u, "Linux");
+	put_field(u + 65, host[0] ? host : "sandbox");
+	put_field(u + 130, "6.1.0-sandbox");
+	put_field(u + 195, "#1 SMP sandbox micro-VM");
+	put_field(u + 260, "x86_64");
+	put_field(u + 325, "(none)");
+	return 0;
+}
+
+long k_sys_sysinfo(struct k_frame *f)
+{
+	if (!k_user_ok(f->rdi, 112))
+		return -EFAULT;
+	uint64_t *s = (uint64_t *)f->rdi;
+	k_memset(s, 0, 112);
+	s[0] = (uint64_t)((k_now_ns(0) - BOOT->monotonic_ns) / 1000000000ll); /* uptime */
+	s[4] = BOOT->mem_size;                                             /* totalram */
+	s[5] = BOOT->mem_size / 2;                                         /* freeram (estimate) */
+	((uint16_t *)s)[40] = 1;                                           /* procs */
+	((uint32_t *)s)[26] = 1;                                           /* mem_unit */
+	return 0;
+}
+
+long k_sys_arch_prctl(struct k_frame *f)
+{
+	uint64_t v;
+	switch (f->rdi) {
+	case ARCH_SET_FS:
+		__asm__ volatile("wrfsbase %0" ::"r"(f->rsi));
+		return 0;
+	case ARCH_SET_GS:
+		__asm__ volatile("wrgsbase %0" ::"r"(f->rsi));
+		return 0;
+	case ARCH_GET_FS:
+		if (!k_user_ok(f->rsi, 8))
+			return -EFAULT;
+		__asm__ volatile("rdfsbase %0" : "=r"(v));
+		*(uint64_t *)f->rsi = v;
+		return 0;
+	case ARCH_GET_GS:
+		if (!k_user_ok(f->rsi, 8))
+			return -EFAULT;
+		__asm__ volatile("rdgsbase %0" : "=r"(v));
+		*(uint64_t *)f->rsi = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+long k_sys_rseq(struct k_frame *f)
+{
+	/* One vCPU and no preemption: a critical section is never interrupted, so registration
+	 * only has to publish cpu 0. */
+	uint64_t rs = f->rdi, len = f->rsi;
+	if (f->rdx & 1) /* RSEQ_FLAG_UNREGISTER */
+		return 0;
+	if (len < 32 || (rs & 31) || !k_user_ok(rs, len))
+		return -EINVAL;
+	uint32_t *r = (uint32_t *)rs;
+	r[0] = 0; /* cpu_id_start */
+	r[1] = 0; /* cpu_id */
+	return 0;
+}
+
+static void rlim_get(unsigned res, uint64_t out[2])
+{
+	if (k_rlim_set & (1ull << res)) {
+		out[0] = k_rlim[res][0];
+		out[1] = k_rlim[res][1];
+		return;
+	}
+	out[0] = out[1] = RLIM_INFINITY;
+	if (res == RLIMIT_STACK) {
+		out[0] = BOOT->stack_top - BOOT->mmap_top - SBX_PAGE_SIZE;
+	} else if (res == RLIMIT_NOFILE) {
+		out[0] = out[1] = BOOT->nofile;
+	}
+}
+
+long k_sys_prlimit64(struct k_frame *f)
+{
+	unsigned res = (unsigned)f->rsi;
+	if (f->rdi != 0 && f->rdi != BOOT->pid)
+		return -ESRCH;
+	if (res >= RLIM_NLIMITS)
+		return -EINVAL;
+	if (f->r10) {
+		if (!k_user_ok(f->r10, 16))
+			return -EFAULT;
+		rlim_get(res, (uint64_t *)f->r10);
+	}
+	if (f->rdx) {
+		if (!k_user_ok(f->rdx, 16))
+			return -EFAULT;
+		const uint64_t *n = (const uint64_t *)f->rdx;
+		if (n[0] > n[1])
+			return -EINVAL;
+		k_rlim[res][0] = n[0];
+		k_rlim[res][1] = n[1];
+		k_rlim_set |= 1ull << res;
+	}
+	return 0;
+}
+
+long k_sys_getrlimit(struct k_frame *f)
+{
+	if (f->rdi >= RLIM_NLIMITS)
+		return -EINVAL;
+	if (!k_user_ok(f->rsi, 16))
+		return -EFAULT;
+	rlim_get((unsigned)f->rdi, (uint64_t *)f->rsi);
+	return 0;
+}
+
+long k_sys_rt_sigaction(struct k_frame *f)
+{
+	uint64_t sig = f->rdi;
+	if (sig < 1 || sig > NSIG || f->r10 != 8)
+		return -EINVAL;
+	if (f->rsi && (sig == SIGKILL || sig == SIGSTOP))
+		return -EINVAL;
+	if (f->rdx) {
+		if (!k_user_ok(f->rdx, sizeof(struct k_sigaction)))
+			return -EFAULT;
+		k_memcpy((void *)f->rdx, &k_sigs[sig], sizeof(struct k_sigaction));
+	}
+	if (f->rsi) {
+		if (!k_user_ok(f->rsi, sizeof(struct k_sigaction)))
+			return -EFAULT;
+		k_memcpy(&k_sigs[sig], (const void *)f->rsi, sizeof(struct k_sigaction));
+	}
+	return 0;
+}
+
+long k_sys_rt_sigprocmask(struct k_frame *f)
+{
+	if (f->r10 != 8)
+		return -EINVAL;
+	uint64_t old = k_sigmask;
+	if (f->rsi) {
+		if (!k_user_ok(f->rsi, 8))
+			return -EFAULT;
+		uint64_t set = *(const uint64_t *)f->rsi;
+		switch (f->rdi) {
+		case SIG_BLOCK:
+			k_sigmask |= set;
+			break;
+		case SIG_UNBLOCK:
+			k_sigmask &= ~set;
+			break;
+		case SIG_SETMASK:
+			k_sigmask = set;
+			break;
+		default:
+			return -EINVAL;
+		}
+		k_sigmask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	}
+	if (f->rdx) {
+		if (!k_user_ok(f->rdx, 8))
+			return -EFAULT;
+		*(uint64_t *)f->rdx = old;
+	}
+	return 0;
+}
+
+long k_sys_sigaltstack(struct k_frame *f)
+{
+	if (f->rsi) {
+		if (!k_user_ok(f->rsi, 24))
+			return -EFAULT;
+		k_memcpy((void *)f->rsi, k_altstack, 24);
+		if (!k_altstack[2])
+			((uint32_t *)f->rsi)[2] = 2; /* SS_DISABLE */
+	}
+	if (f->rdi) {
+		if (!k_user_ok(f->rdi, 24))
+			return -EFAULT;
+		k_memcpy(k_altstack, (const void *)f->rdi, 24);
+	}
+	return 0;
+}
+
+static int sig_ignored_by_default(uint64_t sig)
+{
+	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+/* A signal sent to itself: ignored, or fatal with the default action. Handler delivery needs
+ * signal frames (the fault-diagnostics work); until then a handled signal ends the run with
+ * a message that says so rather than being dropped silently. */
+static long send_self(uint64_t sig)
+{
+	if (sig == 0)
+		return 0;
+	if (sig > NSIG)
+		return -EINVAL;
+	uint64_t h = k_sigs[sig].handler;
+	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
+		return 0;
+	if (h != SIG_DFL)
+		k_exit(SBX_EXIT_NOHANDLER | (uint32_t)sig);
+	k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
+}
+
+long k_sys_kill(struct k_frame *f)
+{
+	int64_t pid = (int64_t)f->rdi;
+	if (pid != 0 && pid != -1 && pid != (int64_t)BOOT->pid)
+		return -ESRCH;
+	return send_self(f->rsi);
+}
+
+long k_sys_tgkill(struct k_frame *f)
+{
+	if (f->rdi != BOOT->pid || f->rsi != BOOT->pid)
+		return -ESRCH;
+	return send_self(f->rdx);
+}
+
+long k_sys_tkill(struct k_frame *f)
+{
+	if (f->rdi != BOOT->pid)
+		return -ESRCH;
+	return send_self(f->rsi);
+}
+
+long k_sys_sched_getaffinity(struct k_frame *f)
+{
+	if (f->rsi < 8)
+		return -EINVAL;
+	if (!k_user_ok(f->rdx, 8))
+		return -EFAULT;
+	*(uint64_t *)f->rdx = 1;
+	return 8;
+}
+
+long k_sys_futex(struct k_frame *f)
+{
+	unsigned cmd = (unsigned)f->rsi & FUTEX_CMD_MASK;
+	if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET)
+		return 0;
+	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+		if (!k_user_ok(f->rdi, 4))
+			return -EFAULT;
+		if (*(volatile uint32_t *)f->rdi != (uint32_t)f->rdx)
+			return -EAGAIN;
+		if (f->r10) {
+			struct k_frame s = *f;
+			s.rdi = f->r10;
+			long r = k_sys_nanosleep(&s);
+			return r < 0 ? r : -ETIMEDOUT;
+		}
+		/* No other thread exists to wake us: Linux would hang forever. Say so instead. */
+		k_exit(SBX_EXIT_DEADLOCK);
+	}
+	return -ENOSYS;
+}

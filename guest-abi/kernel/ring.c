@@ -1,0 +1,99 @@
+/* Guest side of the request ring. The program is single-threaded, so one request is in flight
+ * at a time: publish it, then either spin while a monitor thread polls (no exit) or ring the
+ * doorbell (one exit) when the monitor asked for a wakeup or takes longer than spin_tsc. */
+#include "kernel.h"
+
+static uint64_t k_seq;
+
+static inline uint64_t k_rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static void k_doorbell(void)
+{
+	RING->doorbells++;
+	if (BOOT->flags & SBX_BOOT_CPL0)
+		__asm__ volatile("outb %%al, %0" ::"i"(SBX_PORT_DOORBELL), "a"(0) : "memory");
+	else
+		*(volatile uint8_t *)SBX_DOORBELL_VA = 0;
+}
+
+static long k_submit(volatile struct sbx_slot *s)
+{
+	volatile struct sbx_ring *r = RING;
+	uint64_t seq = ++k_seq;
+	if (seq == 1)
+		r->abi_version = SBX_ABI_VERSION;
+	s->seq = seq;
+	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+	/* Publishing head and reading NEED_WAKEUP must not be reordered (store->load). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & SBX_RING_NEED_WAKEUP) {
+		k_doorbell();
+	} else {
+		uint64_t start = k_rdtsc(), limit = BOOT->spin_tsc;
+		while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq) {
+			__asm__ volatile("pause");
+			if (k_rdtsc() - start > limit) {
+				/* The monitor blocks in the exit until the request is done. */
+				k_doorbell();
+				break;
+			}
+		}
+	}
+	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq)
+		k_doorbell();
+	return s->ret;
+}
+
+static volatile struct sbx_slot *k_slot(uint32_t nr)
+{
+	volatile struct sbx_slot *s = &RING->slots[RING->head % SBX_RING_SLOTS];
+	s->nr = nr;
+	s->pad = 0;
+	return s;
+}
+
+long k_call(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	volatile struct sbx_slot *s = k_slot(nr);
+	for (unsigned i = 0; i < 7; i++)
+		s->u.a[i] = i < nargs ? args[i] : 0;
+	return k_submit(s);
+}
+
+long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
+{
+	volatile struct sbx_slot *s = k_slot(nr);
+	s->u.a[0] = 0;
+	s->u.rw.fd = fd;
+	s->u.rw.buf = buf;
+	s->u.rw.len = len;
+	s->u.rw.off = off;
+	return k_submit(s);
+}
+
+long k_call_path(uint32_t nr, const struct sbx_path *p)
+{
+	volatile struct sbx_slot *s = k_slot(nr);
+	const uint64_t *src = (const uint64_t *)p;
+	for (unsigned i = 0; i < 7; i++)
+		s->u.a[i] = src[i];
+	return k_submit(s);
+}
+
+void k_exit(uint32_t status)
+{
+	uint64_t a = status;
+	/* The monitor never resumes the vCPU after EXIT; ring the doorbell even while polled so
+	 * the vCPU thread sees the end at once. */
+	volatile struct sbx_slot *s = k_slot(SBX_CALL_EXIT);
+	s->u.a[0] = a;
+	s->seq = ++k_seq;
+	__atomic_store_n(&RING->head, RING->head + 1, __ATOMIC_RELEASE);
+	for (;;)
+		k_doorbell();
+}

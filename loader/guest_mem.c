@@ -1,0 +1,28 @@
+/* The only way the loader touches guest RAM: every access checked against the window. */
+#include <errno.h>
+#include <string.h>
+
+#include "loader_priv.h"
+
+static int in_window(const struct loader_mem *mem, uint64_t addr, uint64_t len)
+{
+	return mem->base && addr <= mem->size && len <= mem->size - addr;
+}
+
+int loader_guest_write(struct loader_mem *mem, uint64_t addr, const void *src, uint64_t len)
+{
+	if (!in_window(mem, addr, len))
+		return -EFAULT;
+	if (len)
+		memcpy(mem->base + addr, src, len);
+	return 0;
+}
+
+int loader_guest_zero(struct loader_mem *mem, uint64_t addr, uint64_t len)
+{
+	if (!in_window(mem, addr, len))
+		return -EFAULT;
+	if (len)
+		memset(mem->base + addr, 0, len);
+	return 0;
+}

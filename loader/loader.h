@@ -1,0 +1,101 @@
+/* The ELF loader: checks a static x86-64 Linux program, copies its PT_LOAD segments into guest
+ * RAM and builds the initial stack the way Linux's binfmt_elf does, so an unmodified static
+ * glibc or musl program can start at its entry point with nothing else set up.
+ *
+ * The loader knows nothing of the monitor: it sees guest RAM only as the window the caller
+ * passes in, and every byte it writes there is bounds-checked against that window, because
+ * the ELF file is as untrusted as the program it holds.
+ *
+ * Errors: every function returns 0 or a negative errno and, on failure, writes a one-line
+ * reason to `err` (when err != NULL and errlen > 0) without a program-name prefix; the caller
+ * adds that. Program headers are numbered in messages by their index in the program header
+ * table, as in "PT_LOAD 2: ...". */
+#ifndef SBX_LOADER_H
+#define SBX_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Guest RAM as the loader sees it: guest address a lives at base + a, for a < size. */
+struct loader_mem {
+	uint8_t *base; /* host address of guest address 0 */
+	uint64_t size; /* bytes of guest RAM behind base */
+};
+
+/* Where the caller allows the program to go. */
+struct loader_params {
+	uint64_t min_addr; /* lowest address a segment may occupy (SBX_USER_ADDR) */
+	uint64_t max_addr; /* page-rounded segment ends must be at or below this (and mem.size) */
+	uint64_t pie_base; /* static-PIE (ET_DYN) placement: rounded up to the largest p_align */
+	int mem_is_zero;   /* nonzero: guest RAM is fresh zeroes, so skip zeroing bss and padding */
+};
+
+/* At most this many PT_LOAD program headers; more are refused. */
+#define LOADER_MAX_SEGS 16
+/* Entries of loader_image.segs: a page shared by two segments becomes an entry of its own. */
+#define LOADER_MAX_RANGES (2 * LOADER_MAX_SEGS)
+
+/* A page-aligned address range with one protection. */
+struct loader_segment {
+	uint64_t start; /* first byte, page aligned */
+	uint64_t end;	/* one past the last byte, page aligned, > start */
+	uint32_t prot;	/* PROT_READ | PROT_WRITE | PROT_EXEC from p_flags */
+};
+
+/* What was loaded, in guest addresses (the bias already applied). */
+struct loader_image {
+	uint64_t entry; /* e_entry + bias: where the program starts */
+	uint64_t bias;	/* added to every p_vaddr: 0 for ET_EXEC, the placement for static-PIE */
+	uint64_t phdr;	/* AT_PHDR: guest address of the program headers, or 0 if not loaded */
+	uint64_t phnum; /* AT_PHNUM: e_phnum */
+	uint64_t phent; /* AT_PHENT: e_phentsize (always sizeof(Elf64_Phdr)) */
+	uint64_t lo;	/* page-rounded start of the lowest PT_LOAD */
+	uint64_t hi;	/* page-rounded end of the highest PT_LOAD */
+	uint64_t brk; /* where the program break starts: page-rounded end of the highest segment */
+	/* The pages to map, sorted by address and disjoint. Each PT_LOAD covers its page-rounded
+	 * range; a page two segments share (Linux allows it) is split out with the union of their
+	 * protections. Gaps between segments are not listed and stay unmapped. */
+	struct loader_segment segs[LOADER_MAX_RANGES];
+	unsigned nsegs;	    /* entries used in segs */
+	int is_pie;	    /* 1 for static-PIE (ET_DYN), 0 for ET_EXEC */
+	int exec_stack;	    /* 1 if PT_GNU_STACK asks for an executable stack (PF_X) */
+	uint64_t tls_memsz; /* PT_TLS p_memsz (0 without PT_TLS) */
+	uint64_t tls_align; /* PT_TLS p_align (0 without PT_TLS) */
+};
+
+/* Load the ELF file at `path`: check every header, then copy its segments into `mem`.
+ * Nothing is written to guest RAM unless every check passes. */
+int loader_load_file(const char *path, const struct loader_params *params, struct loader_mem *mem,
+		     struct loader_image *out, char *err, size_t errlen);
+
+/* The same for an ELF image already in host memory (`buf` is only read). */
+int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
+		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
+
+/* The initial process stack. */
+struct loader_stack_args {
+	const char *const *argv; /* NULL-terminated; NULL or empty gives argv = { "" } as Linux */
+	const char *const *envp; /* NULL-terminated; NULL means no environment */
+	const char *execfn;	 /* AT_EXECFN string (the path given to exec); NULL: argv[0] */
+	uint8_t random[16];	 /* AT_RANDOM bytes (the caller fills them from getrandom) */
+	uint64_t hwcap;		 /* AT_HWCAP (CPUID.1:EDX on x86) */
+	uint64_t hwcap2;	 /* AT_HWCAP2 */
+	uint64_t uid, euid;	 /* AT_UID, AT_EUID */
+	uint64_t gid, egid;	 /* AT_GID, AT_EGID */
+	uint64_t secure;	 /* AT_SECURE */
+	uint64_t clktck;	 /* AT_CLKTCK (100 on Linux) */
+	uint64_t minsigstksz;	 /* AT_MINSIGSTKSZ; 0 leaves the entry out */
+	uint64_t stack_top;	 /* highest stack address + 1, 16-byte aligned */
+	uint64_t stack_limit;	 /* lowest address the initial stack may use */
+};
+
+/* Build the initial stack below args->stack_top as Linux does. From the top down: 8 zero bytes,
+ * the AT_EXECFN string, the envp strings, the argv strings, then (16-byte aligned) the
+ * "x86_64" platform string and the 16 AT_RANDOM bytes, and finally, 16-byte aligned:
+ * argc, argv[], NULL, envp[], NULL, the auxv pairs, AT_NULL. *rsp_out receives the address of
+ * argc. -E2BIG if it does not fit above stack_limit, -EINVAL for a bad window. */
+int loader_build_stack(struct loader_mem *mem, const struct loader_image *img,
+		       const struct loader_stack_args *args, uint64_t *rsp_out, char *err,
+		       size_t errlen);
+
+#endif

@@ -1,0 +1,66 @@
+/* The page list the monitor maps: PT_LOADs rounded out to pages, with a page that two
+ * segments share (Linux allows it) given the union of their protections. */
+#include "loader_priv.h"
+
+static uint64_t page_down(uint64_t a)
+{
+	return a & ~(LOADER_PAGE - 1);
+}
+
+static uint64_t page_up(uint64_t a)
+{
+	return (a + LOADER_PAGE - 1) & ~(LOADER_PAGE - 1);
+}
+
+static void sort_u64(uint64_t *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+}
+
+void loader_make_segments(struct loader_plan *plan)
+{
+	uint64_t cut[2 * LOADER_MAX_SEGS];
+	struct loader_image *img = &plan->img;
+	unsigned ncut = 0;
+
+	/* Every page-rounded start and end is a place where the protection may change; between
+	 * two neighbouring cuts it is constant. */
+	for (unsigned k = 0; k < plan->nloads; k++) {
+		cut[ncut++] = page_down(plan->loads[k].vaddr);
+		cut[ncut++] = page_up(plan->loads[k].vaddr + plan->loads[k].memsz);
+	}
+	sort_u64(cut, ncut);
+	img->nsegs = 0;
+	for (unsigned c = 0; c + 1 < ncut; c++) {
+		uint64_t a = cut[c], b = cut[c + 1];
+		uint32_t prot = 0;
+		int covered = 0;
+
+		if (a == b)
+			continue;
+		for (unsigned k = 0; k < plan->nloads; k++) {
+			const struct loader_load *ld = &plan->loads[k];
+			if (page_down(ld->vaddr) <= a && b <= page_up(ld->vaddr + ld->memsz)) {
+				prot |= ld->prot;
+				covered = 1;
+			}
+		}
+		if (!covered)
+			continue;
+		struct loader_segment *last = img->nsegs ? &img->segs[img->nsegs - 1] : NULL;
+		if (last && last->end == a && last->prot == prot) {
+			last->end = b;
+			continue;
+		}
+		img->segs[img->nsegs++] =
+		    (struct loader_segment){.start = a, .end = b, .prot = prot};
+	}
+	img->lo = cut[0];
+	img->hi = cut[ncut - 1];
+	img->brk = img->hi;
+}

@@ -1,0 +1,309 @@
+/* Creating and loading a sandbox: the boot sequence, top to bottom. */
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+extern const uint8_t sbx_kernel_blob[], sbx_kernel_blob_end[];
+
+#define MIB (1ull << 20)
+#define SBX_MEM_MIN (16 * MIB)
+#define SBX_MEM_MAX (64ull << 30)
+#define SBX_STACK_MAX (8 * MIB)
+#define SBX_SPIN_US 50
+
+void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(vm->cfg.log, "sandbox-run: ");
+	vfprintf(vm->cfg.log, fmt, ap);
+	fputc('\n', vm->cfg.log);
+	va_end(ap);
+}
+
+int sbx_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 0: break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end || (shift && v > (~0ull >> shift)))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+/* On two or more CPUs the poller and the vCPU get one each; on one, nobody spins. */
+static void choose_cpus(struct sbx_vm *vm)
+{
+	cpu_set_t set;
+	vm->cpu_vcpu = vm->cpu_poller = -1;
+	int n = 0, first = -1, second = -1;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		for (int i = 0; i < CPU_SETSIZE; i++) {
+			if (!CPU_ISSET(i, &set))
+				continue;
+			n++;
+			if (first < 0)
+				first = i;
+			else if (second < 0)
+				second = i;
+		}
+	}
+	switch (vm->cfg.poll) {
+	case SBX_POLL_ON:
+		vm->polling = 1;
+		break;
+	case SBX_POLL_OFF:
+		vm->polling = 0;
+		break;
+	case SBX_POLL_AUTO:
+		vm->polling = n >= 2;
+		break;
+	}
+	if (vm->polling && n >= 2) {
+		vm->cpu_vcpu = first;
+		vm->cpu_poller = second;
+	}
+}
+
+int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->cfg = *cfg;
+	if (!vm->cfg.log)
+		vm->cfg.log = stderr;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
+	pthread_mutex_init(&vm->ring_lock, NULL);
+	*out = vm;
+
+	uint64_t mem = (cfg->mem_size + 2 * MIB - 1) & ~(2 * MIB - 1);
+	if (mem < SBX_MEM_MIN || mem > SBX_MEM_MAX) {
+		snprintf(err, errlen, "guest memory %llu MiB is outside %llu MiB .. %llu GiB",
+			 (unsigned long long)(cfg->mem_size >> 20),
+			 (unsigned long long)(SBX_MEM_MIN >> 20),
+			 (unsigned long long)(SBX_MEM_MAX >> 30));
+		return -EINVAL;
+	}
+	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
+	int r;
+	if ((r = sbx_mem_create(vm, mem, err, errlen)) < 0 || (r = sbx_kvm_open(vm, err, errlen)) < 0 ||
+	    (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
+		return r;
+	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
+	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
+	choose_cpus(vm);
+	snprintf(vm->cwd, sizeof(vm->cwd), "%s",
+		 cfg->policy && cfg->policy->cwd ? cfg->policy->cwd : "/");
+	sbx_log(vm, 1, "KVM backend: %s; guest runs at CPL%d; ring polling %s", vm->is_pvm ? "PVM" : "hardware",
+		vm->cpl, vm->polling ? "on" : "off");
+	return 0;
+}
+
+static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	size_t len = (size_t)(sbx_kernel_blob_end - sbx_kernel_blob);
+	if (len < sizeof(vm->khdr)) {
+		snprintf(err, errlen, "embedded kernel image is truncated");
+		return -EINVAL;
+	}
+	memcpy(&vm->khdr, sbx_kernel_blob, sizeof(vm->khdr));
+	const struct sbx_kernel_header *h = &vm->khdr;
+	if (h->magic != SBX_KERNEL_MAGIC || h->abi_version != SBX_ABI_VERSION ||
+	    h->bss_end > SBX_KERNEL_END || h->image_end < SBX_KERNEL_ADDR + len ||
+	    h->bss_end < h->image_end || h->nvectors > 32) {
+		snprintf(err, errlen, "embedded kernel image: bad header (ABI 0x%x, want 0x%x)",
+			 h->abi_version, SBX_ABI_VERSION);
+		return -EINVAL;
+	}
+	sbx_copy_to_guest(vm, SBX_KERNEL_ADDR, sbx_kernel_blob, len);
+	return 0;
+}
+
+static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	memset(b, 0, sizeof(*b));
+	b->abi_version = SBX_ABI_VERSION;
+	b->flags = (vm->cpl == 0 ? SBX_BOOT_CPL0 : 0) | (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
+		   (vm->polling ? SBX_BOOT_POLLING : 0);
+	b->mem_size = vm->mem_size;
+	b->brk_start = vm->img.brk;
+	b->mmap_base = vm->img.brk;
+	b->mmap_top = vm->stack_guard;
+	b->stack_top = vm->mem_size;
+	b->pid = 1;
+	b->ppid = 0;
+	b->uid = (uint32_t)getuid();
+	b->gid = (uint32_t)getgid();
+	b->umask = 022;
+	b->nofile = SBX_MAX_FDS;
+	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
+	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
+
+	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0) {
+		snprintf(err, errlen, "KVM_GET_TSC_KHZ: %s", strerror(errno));
+		return -EINVAL;
+	}
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h.nmsrs = 1, .e.index = 0x10 /* IA32_TSC */};
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) != 1) {
+		snprintf(err, errlen, "reading the guest TSC: %s", strerror(errno));
+		return -EINVAL;
+	}
+	b->tsc_hz = (uint64_t)khz * 1000;
+	b->tsc_at_boot = m.e.data;
+	b->realtime_ns = (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec;
+	b->monotonic_ns = (int64_t)mono.tv_sec * 1000000000ll + mono.tv_nsec;
+	b->spin_us = SBX_SPIN_US;
+	b->spin_tsc = b->tsc_hz / 1000000 * SBX_SPIN_US;
+	return 0;
+}
+
+static void guest_exe_path(struct sbx_vm *vm)
+{
+	char real[PATH_MAX], tmp[PATH_MAX];
+	if (vm->cfg.policy && realpath(vm->cfg.prog, real) &&
+	    policy_guest_path_of(vm->cfg.policy, real, vm->exe_path, sizeof(vm->exe_path)) == 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s", vm->cfg.prog);
+	snprintf(vm->exe_path, sizeof(vm->exe_path), "/%s", basename(tmp));
+}
+
+int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	int r;
+	if ((r = load_kernel(vm, err, errlen)) < 0)
+		return r;
+
+	uint64_t stack = vm->mem_size / 8 < SBX_STACK_MAX ? vm->mem_size / 8 : SBX_STACK_MAX;
+	vm->stack_guard = vm->mem_size - stack - SBX_PAGE_SIZE;
+	struct loader_mem lm = {.base = vm->mem, .size = vm->mem_size};
+	struct loader_params lp = {
+		.min_addr = SBX_USER_ADDR,
+		.max_addr = vm->stack_guard,
+		.pie_base = SBX_USER_ADDR,
+		.mem_is_zero = 1,
+	};
+	char lerr[400];
+	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->img, lerr, sizeof(lerr))) < 0) {
+		snprintf(err, errlen, "%s", lerr);
+		return r;
+	}
+	guest_exe_path(vm);
+
+	unsigned eax, ebx, ecx, edx;
+	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
+	static const char *const empty_env[] = {NULL};
+	struct loader_stack_args sa = {
+		.argv = (const char *const *)vm->cfg.argv,
+		.envp = vm->cfg.policy && vm->cfg.policy->env
+				? (const char *const *)vm->cfg.policy->env
+				: empty_env,
+		.execfn = vm->cfg.argv[0],
+		.hwcap = edx,
+		.hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
+		.uid = getuid(),
+		.euid = getuid(),
+		.gid = getgid(),
+		.egid = getgid(),
+		.clktck = 100,
+		.minsigstksz = 2048,
+		.stack_top = vm->mem_size,
+		.stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
+	};
+	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return -EIO;
+	}
+	if ((r = loader_build_stack(&lm, &vm->img, &sa, &vm->entry_rsp, lerr, sizeof(lerr))) < 0) {
+		snprintf(err, errlen, "%s", lerr);
+		return r;
+	}
+	if ((r = sbx_x86_setup(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
+		return r;
+	sbx_fd_init(vm);
+	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
+		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
+		(unsigned long long)vm->entry_rsp, vm->img.nsegs);
+	return 0;
+}
+
+void sbx_vm_destroy(struct sbx_vm *vm)
+{
+	if (!vm)
+		return;
+	sbx_ring_stop(vm);
+	sbx_fd_close_all(vm);
+	sbx_kvm_close(vm);
+	sbx_mem_destroy(vm);
+	pthread_mutex_destroy(&vm->ring_lock);
+	free(vm);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+int sbx_run(const struct sbx_config *cfg, struct sbx_result *res)
+{
+	struct sbx_vm *vm = NULL;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	int r = sbx_vm_create(cfg, &vm, res->reason, sizeof(res->reason));
+	if (r == 0)
+		r = sbx_vm_load(vm, res->reason, sizeof(res->reason));
+	if (r < 0) {
+		res->end = SBX_END_ERROR;
+		res->status = SBX_STATUS_ERROR;
+		sbx_vm_destroy(vm);
+		return r;
+	}
+	double setup = ms_since(&t0);
+	r = sbx_vm_run(vm, res);
+	res->stats.setup_ms = setup;
+	res->stats.run_ms = ms_since(&t0) - setup;
+	sbx_vm_destroy(vm);
+	return r;
+}

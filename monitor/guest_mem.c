@@ -1,0 +1,69 @@
+/* Guest RAM: one memfd, mapped shared in the monitor. Every access from monitor code goes
+ * through sbx_gptr(), which refuses anything not wholly inside RAM. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
+{
+	vm->mem_fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
+	if (vm->mem_fd < 0) {
+		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+		return -errno;
+	}
+	if (ftruncate(vm->mem_fd, (off_t)size) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot size guest RAM to %llu bytes: %s",
+			 (unsigned long long)size, strerror(e));
+		return -e;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
+			 (unsigned long long)size, strerror(e));
+		return -e;
+	}
+	vm->mem = p;
+	vm->mem_size = size;
+	return 0;
+}
+
+void sbx_mem_destroy(struct sbx_vm *vm)
+{
+	if (vm->mem)
+		munmap(vm->mem, vm->mem_size);
+	if (vm->mem_fd >= 0)
+		close(vm->mem_fd);
+	vm->mem = NULL;
+	vm->mem_fd = -1;
+}
+
+void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (gpa >= vm->mem_size || len > vm->mem_size - gpa)
+		return NULL;
+	return vm->mem + gpa;
+}
+
+int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len)
+{
+	const void *p = sbx_gptr(vm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = sbx_gptr(vm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}

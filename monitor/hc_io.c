@@ -1,0 +1,358 @@
+/* Hypercalls on an open handle. The guest names handles by number; only the monitor holds the
+ * host fds behind them. Every buffer is checked against guest RAM before the host call. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "hypercalls.h"
+
+/* Linux caps a single read/write at this many bytes too. */
+#define SBX_RW_MAX 0x7ffff000ull
+
+static struct sbx_handle *host_handle(struct sbx_vm *vm, int64_t fd, int64_t *err)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, fd);
+	if (!h) {
+		*err = -EBADF;
+		return NULL;
+	}
+	if (h->kind != SBX_H_HOST) {
+		*err = -EISDIR;
+		return NULL;
+	}
+	return h;
+}
+
+static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
+{
+	int64_t e;
+	struct sbx_handle *h = host_handle(vm, s->u.rw.fd, &e);
+	if (!h)
+		return e;
+	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
+	void *p = sbx_gptr(vm, s->u.rw.buf, len);
+	if (!p && len)
+		return -EFAULT;
+	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
+	if (positioned && s->u.rw.off < 0)
+		return -EINVAL;
+	ssize_t n;
+	if (is_write)
+		n = positioned ? pwrite(h->fd, p, len, s->u.rw.off) : write(h->fd, p, len);
+	else
+		n = positioned ? pread(h->fd, p, len, s->u.rw.off) : read(h->fd, p, len);
+	return n < 0 ? -errno : n;
+}
+
+int64_t sbx_hc_read(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	return rw(vm, s, 0);
+}
+
+int64_t sbx_hc_write(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	return rw(vm, s, 1);
+}
+
+static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
+{
+	int64_t e;
+	struct sbx_handle *h = host_handle(vm, s->u.rw.fd, &e);
+	if (!h)
+		return e;
+	uint64_t cnt = s->u.rw.len;
+	if (cnt > SBX_IOV_MAX)
+		return -EINVAL;
+	if (cnt == 0)
+		return 0;
+	struct sbx_iovec giov[SBX_IOV_MAX];
+	struct iovec hiov[SBX_IOV_MAX];
+	if (sbx_copy_from_guest(vm, giov, s->u.rw.buf, cnt * sizeof(giov[0])) < 0)
+		return -EFAULT;
+	uint64_t total = 0;
+	for (uint64_t i = 0; i < cnt; i++) {
+		uint64_t l = giov[i].len;
+		if (l > SBX_RW_MAX - total)
+			return -EINVAL;
+		total += l;
+		hiov[i].iov_base = l ? sbx_gptr(vm, giov[i].base, l) : NULL;
+		hiov[i].iov_len = l;
+		if (l && !hiov[i].iov_base)
+			return -EFAULT;
+	}
+	ssize_t n = is_write ? writev(h->fd, hiov, (int)cnt) : readv(h->fd, hiov, (int)cnt);
+	return n < 0 ? -errno : n;
+}
+
+int64_t sbx_hc_readv(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	return rwv(vm, s, 0);
+}
+
+int64_t sbx_hc_writev(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	return rwv(vm, s, 1);
+}
+
+int64_t sbx_hc_close(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (!sbx_fd_get(vm, (int64_t)s->u.a[0]))
+		return -EBADF;
+	sbx_fd_release(vm, (int)s->u.a[0]);
+	return 0;
+}
+
+/* A virtual directory (the root, or an ancestor of a mount point) stats as an empty
+ * read-only directory owned by the guest's user. */
+void sbx_vdir_stat(struct sbx_vm *vm, const char *gpath, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = gpath; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	st->st_ino = h | 1;
+	st->st_dev = 0x5342; /* "SB" */
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_blksize = 4096;
+	(void)vm;
+}
+
+int sbx_put_stat(struct sbx_vm *vm, uint64_t buf, uint64_t len, const struct stat *st)
+{
+	_Static_assert(sizeof(struct stat) == 144, "host struct stat is the x86-64 Linux one");
+	if (len < sizeof(*st))
+		return -EFAULT;
+	return sbx_copy_to_guest(vm, buf, st, sizeof(*st));
+}
+
+int64_t sbx_hc_fstat(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, s->u.path.dirfd);
+	if (!h)
+		return -EBADF;
+	struct stat st;
+	if (h->kind == SBX_H_VDIR)
+		sbx_vdir_stat(vm, h->gpath, &st);
+	else if (fstat(h->fd, &st) < 0)
+		return -errno;
+	return sbx_put_stat(vm, s->u.path.buf, s->u.path.buf_len, &st);
+}
+
+int64_t sbx_hc_lseek(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);
+	if (!h)
+		return -EBADF;
+	if (h->kind == SBX_H_VDIR) {
+		if (s->u.a[2] != SEEK_SET || s->u.a[1] != 0)
+			return -EINVAL;
+		h->vdir_pos = 0;
+		return 0;
+	}
+	if (s->u.a[2] > SEEK_HOLE)
+		return -EINVAL;
+	off_t r = lseek(h->fd, (off_t)s->u.a[1], (int)s->u.a[2]);
+	return r < 0 ? -errno : r;
+}
+
+struct vdir_fill {
+	uint8_t *buf;
+	uint64_t len, used, index, skip;
+	int full;
+};
+
+static void vdir_emit(void *ctx, const char *name, size_t nlen)
+{
+	struct vdir_fill *f = ctx;
+	if (f->full)
+		return;
+	if (f->index++ < f->skip)
+		return;
+	size_t reclen = (offsetof(struct dirent64, d_name) + nlen + 1 + 7) & ~(size_t)7;
+	if (f->used + reclen > f->len) {
+		f->full = 1;
+		f->index--;
+		return;
+	}
+	struct dirent64 *d = (struct dirent64 *)(f->buf + f->used);
+	memset(d, 0, reclen);
+	d->d_ino = 1 + f->index;
+	d->d_off = (int64_t)f->index;
+	d->d_reclen = (unsigned short)reclen;
+	d->d_type = DT_DIR;
+	memcpy(d->d_name, name, nlen);
+	f->used += reclen;
+}
+
+int64_t sbx_hc_getdents(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
+	if (!h)
+		return -EBADF;
+	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
+	void *p = sbx_gptr(vm, s->u.rw.buf, len);
+	if (!p)
+		return -EFAULT;
+	if (h->kind == SBX_H_HOST) {
+		long n = syscall(SYS_getdents64, h->fd, p, len);
+		return n < 0 ? -errno : n;
+	}
+	struct vdir_fill f = {.buf = p, .len = len, .skip = h->vdir_pos};
+	vdir_emit(&f, ".", 1);
+	vdir_emit(&f, "..", 2);
+	policy_vdir_children(vm->cfg.policy, h->gpath, vdir_emit, &f);
+	if (f.full && f.used == 0)
+		return -EINVAL;
+	h->vdir_pos = f.index;
+	return (int64_t)f.used;
+}
+
+int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	int64_t e;
+	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
+	if (!h)
+		return e == -EISDIR ? -EINVAL : e;
+	if ((int64_t)s->u.a[1] < 0)
+		return -EINVAL;
+	return ftruncate(h->fd, (off_t)s->u.a[1]) < 0 ? -errno : 0;
+}
+
+int64_t sbx_hc_fsync(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);
+	if (!h)
+		return -EBADF;
+	if (h->kind != SBX_H_HOST)
+		return 0;
+	int r = s->nr == SBX_CALL_FDATASYNC ? fdatasync(h->fd) : fsync(h->fd);
+	return r < 0 ? -errno : 0;
+}
+
+int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	int64_t oldfd = (int64_t)s->u.a[0], newfd = (int64_t)s->u.a[1];
+	uint64_t lowest = s->u.a[2];
+	struct sbx_handle *h = sbx_fd_get(vm, oldfd);
+	if (!h)
+		return -EBADF;
+	if (newfd == oldfd)
+		return newfd;
+	int target;
+	if (newfd < 0) {
+		if (lowest >= SBX_MAX_FDS)
+			return -EINVAL;
+		target = sbx_fd_alloc(vm, (int)lowest);
+		if (target < 0)
+			return -EMFILE;
+	} else {
+		if (newfd >= SBX_MAX_FDS)
+			return -EBADF;
+		target = (int)newfd;
+	}
+	struct sbx_handle copy = *h;
+	copy.cloexec = s->u.a[3] != 0;
+	copy.gpath = h->gpath ? strdup(h->gpath) : NULL;
+	if (h->gpath && !copy.gpath)
+		return -ENOMEM;
+	if (h->kind == SBX_H_HOST) {
+		copy.fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 3);
+		if (copy.fd < 0) {
+			free(copy.gpath);
+			return -errno;
+		}
+	}
+	if (vm->fds[target].kind != SBX_H_FREE)
+		sbx_fd_release(vm, target);
+	vm->fds[target] = copy;
+	return target;
+}
+
+int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);
+	if (!h)
+		return -EBADF;
+	uint64_t arg = s->u.a[2];
+	switch (s->u.a[1]) {
+	case F_GETFD:
+		return h->cloexec ? FD_CLOEXEC : 0;
+	case F_SETFD:
+		h->cloexec = (arg & FD_CLOEXEC) != 0;
+		return 0;
+	case F_GETFL: {
+		if (h->kind != SBX_H_HOST)
+			return O_RDONLY | O_DIRECTORY;
+		int fl = fcntl(h->fd, F_GETFL);
+		return fl < 0 ? -errno : (fl & ~O_CLOEXEC);
+	}
+	case F_SETFL: {
+		if (h->kind != SBX_H_HOST)
+			return 0;
+		/* O_NONBLOCK on a shared stdio fd would change the host terminal under the user. */
+		int allowed = O_APPEND | (h->gpath ? O_NONBLOCK : 0);
+		int fl = fcntl(h->fd, F_GETFL);
+		if (fl < 0)
+			return -errno;
+		fl = (fl & ~allowed) | ((int)arg & allowed);
+		return fcntl(h->fd, F_SETFL, fl) < 0 ? -errno : 0;
+	}
+	case F_GETLK:
+	case F_SETLK:
+	case F_SETLKW: {
+		if (h->kind != SBX_H_HOST)
+			return -EBADF;
+		struct flock fl;
+		if (sbx_copy_from_guest(vm, &fl, arg, sizeof(fl)) < 0)
+			return -EFAULT;
+		/* Never block the monitor on another host process's lock. */
+		int cmd = s->u.a[1] == F_SETLKW ? F_SETLK : (int)s->u.a[1];
+		if (fcntl(h->fd, cmd, &fl) < 0)
+			return -errno;
+		return sbx_copy_to_guest(vm, arg, &fl, sizeof(fl));
+	}
+	}
+	return -EINVAL;
+}
+
+int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	int64_t e;
+	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
+	if (!h)
+		return e == -EISDIR ? -ENOTTY : e;
+	/* Terminal queries only: enough for isatty(), line buffering and window sizes. */
+	uint8_t buf[64];
+	size_t size;
+	switch (s->u.a[1]) {
+	case TCGETS:
+		size = 36; /* the kernel's struct termios, not glibc's */
+		break;
+	case TIOCGWINSZ:
+		size = sizeof(struct winsize);
+		break;
+	case FIONREAD:
+		size = sizeof(int);
+		break;
+	default:
+		return -ENOTTY;
+	}
+	if (!sbx_gptr(vm, s->u.a[2], size))
+		return -EFAULT;
+	memset(buf, 0, sizeof(buf));
+	if (ioctl(h->fd, (unsigned long)s->u.a[1], buf) < 0)
+		return -errno;
+	return sbx_copy_to_guest(vm, s->u.a[2], buf, size);
+}

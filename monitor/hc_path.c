@@ -1,0 +1,289 @@
+/* Hypercalls that name a path. The path is copied out of guest memory once, normalised
+ * against the cwd or a directory handle, matched to a mount, and only then opened on the host,
+ * beneath that mount's root (policy_openat). Read-only mounts refuse writes with EROFS. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hypercalls.h"
+
+#define SBX_OPEN_FLAGS                                                                             \
+	(O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC |     \
+	 O_SYNC | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_LARGEFILE | O_NOATIME | O_TMPFILE)
+
+/* Reads a guest path and resolves it to a target. `out` receives the normalised guest path. */
+static int guest_target(struct sbx_vm *vm, int32_t dirfd, uint64_t addr, uint32_t len,
+			char out[POLICY_PATH_MAX], struct policy_target *t)
+{
+	char raw[SBX_PATH_MAX];
+	if (len == 0)
+		return -ENOENT;
+	if (len >= SBX_PATH_MAX)
+		return -ENAMETOOLONG;
+	if (sbx_copy_from_guest(vm, raw, addr, len) < 0)
+		return -EFAULT;
+	if (memchr(raw, 0, len))
+		return -EINVAL;
+	const char *base = vm->cwd;
+	if (raw[0] != '/' && dirfd != SBX_AT_FDCWD) {
+		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
+		if (!h)
+			return -EBADF;
+		if (!h->gpath)
+			return -ENOTDIR;
+		if (h->kind == SBX_H_HOST) {
+			struct stat st;
+			if (fstat(h->fd, &st) < 0 || !S_ISDIR(st.st_mode))
+				return -ENOTDIR;
+		}
+		base = h->gpath;
+	}
+	int r = policy_normalize(base, raw, len, out, POLICY_PATH_MAX);
+	if (r < 0)
+		return r;
+	policy_lookup(vm->cfg.policy, out, t);
+	return 0;
+}
+
+static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const char *gpath,
+		   int cloexec, int writable)
+{
+	int n = sbx_fd_alloc(vm, 0);
+	char *g = strdup(gpath);
+	if (n < 0 || !g) {
+		if (fd >= 0)
+			close(fd);
+		free(g);
+		return n < 0 ? -EMFILE : -ENOMEM;
+	}
+	vm->fds[n] = (struct sbx_handle){.kind = kind, .fd = fd, .gpath = g, .cloexec = cloexec,
+					 .writable = writable};
+	return n;
+}
+
+int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	const struct sbx_path *a = &s->u.path;
+	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	if (r < 0)
+		return r;
+	int flags = (int)a->flags & SBX_OPEN_FLAGS;
+	int acc = flags & O_ACCMODE;
+	int wants_write = acc != O_RDONLY || (flags & (O_TRUNC | O_TMPFILE)) == O_TRUNC ||
+			  (flags & O_TMPFILE) == O_TMPFILE;
+	if (t.kind == POLICY_VDIR) {
+		if (wants_write || (flags & O_CREAT))
+			return (flags & O_EXCL) ? -EEXIST : -EISDIR;
+		return install(vm, SBX_H_VDIR, -1, g, (flags & O_CLOEXEC) != 0, 0);
+	}
+	if (t.kind != POLICY_MOUNT)
+		return -ENOENT;
+	if (!t.mount->rw && (wants_write || (flags & O_CREAT))) {
+		/* As on a read-only filesystem: a missing file is ENOENT unless it would be
+		 * created, and O_CREAT alone on an existing file is a plain read-only open. */
+		int probe = policy_openat(&t, O_PATH | (flags & O_NOFOLLOW), 0);
+		if (probe < 0)
+			return (flags & O_CREAT) ? -EROFS : probe;
+		close(probe);
+		if (wants_write || (flags & O_EXCL))
+			return (flags & O_EXCL) ? -EEXIST : -EROFS;
+		flags &= ~O_CREAT;
+	}
+	int fd = policy_openat(&t, flags & ~O_CLOEXEC, a->mode);
+	if (fd < 0)
+		return fd;
+	return install(vm, SBX_H_HOST, fd, g, (flags & O_CLOEXEC) != 0, t.mount->rw);
+}
+
+/* Opens a target as an O_PATH fd, following a final symlink unless told not to. */
+static int open_path(const struct policy_target *t, int nofollow)
+{
+	return policy_openat(t, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
+}
+
+int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	const struct sbx_path *a = &s->u.path;
+	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (t.kind == POLICY_VDIR) {
+		sbx_vdir_stat(vm, g, &st);
+	} else {
+		int fd = open_path(&t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0);
+		if (fd < 0)
+			return fd;
+		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		int e = errno;
+		close(fd);
+		if (r < 0)
+			return -e;
+	}
+	return sbx_put_stat(vm, a->buf, a->buf_len, &st);
+}
+
+int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	char g[POLICY_PATH_MAX], target[SBX_PATH_MAX];
+	struct policy_target t;
+	const struct sbx_path *a = &s->u.path;
+	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	if (r < 0)
+		return r;
+	if (t.kind == POLICY_VDIR)
+		return -EINVAL;
+	int fd = open_path(&t, 1);
+	if (fd < 0)
+		return fd;
+	ssize_t n = readlinkat(fd, "", target, sizeof(target));
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return e == ENOENT ? -EINVAL : -e;
+	uint64_t len = (uint64_t)n < a->buf_len ? (uint64_t)n : a->buf_len;
+	if (sbx_copy_to_guest(vm, a->buf, target, len) < 0)
+		return -EFAULT;
+	return (int64_t)len;
+}
+
+/* For calls that change a directory entry: the mount must be writable; gives the parent fd
+ * and the last component. */
+static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second,
+			   struct policy_target *t, const char **leaf)
+{
+	char g[POLICY_PATH_MAX];
+	int r = second ? guest_target(vm, a->dirfd2, a->path2, a->path2_len, g, t)
+		       : guest_target(vm, a->dirfd, a->path, a->path_len, g, t);
+	if (r < 0)
+		return r;
+	if (t->kind == POLICY_VDIR)
+		return strcmp(g, "/") == 0 ? -EBUSY : -EROFS;
+	if (t->kind != POLICY_MOUNT)
+		return -ENOENT;
+	if (t->mount->is_dir && strcmp(t->rel, ".") == 0)
+		return -EBUSY; /* the mount point itself */
+	if (!t->mount->rw)
+		return -EROFS;
+	return policy_open_parent(t, leaf);
+}
+
+int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct policy_target t;
+	const char *leaf;
+	int pfd = writable_parent(vm, &s->u.path, 0, &t, &leaf);
+	if (pfd == -EBUSY)
+		return -EEXIST;
+	if (pfd < 0)
+		return pfd;
+	int r = mkdirat(pfd, leaf, s->u.path.mode & 07777);
+	int e = errno;
+	close(pfd);
+	return r < 0 ? -e : 0;
+}
+
+int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct policy_target t;
+	const char *leaf;
+	int pfd = writable_parent(vm, &s->u.path, 0, &t, &leaf);
+	if (pfd < 0)
+		return pfd;
+	int r = unlinkat(pfd, leaf, (int)(s->u.path.flags & AT_REMOVEDIR));
+	int e = errno;
+	close(pfd);
+	return r < 0 ? -e : 0;
+}
+
+int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct policy_target from, to;
+	const char *lf, *lt;
+	int pf = writable_parent(vm, &s->u.path, 0, &from, &lf);
+	if (pf < 0)
+		return pf;
+	int pt = writable_parent(vm, &s->u.path, 1, &to, &lt);
+	if (pt < 0) {
+		close(pf);
+		return pt;
+	}
+	int r = from.mount != to.mount ? (errno = EXDEV, -1) : renameat(pf, lf, pt, lt);
+	int e = errno;
+	close(pf);
+	close(pt);
+	return r < 0 ? -e : 0;
+}
+
+int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	if (a->path_len == 0) { /* fchdir */
+		struct sbx_handle *h = sbx_fd_get(vm, a->dirfd);
+		if (!h)
+			return -EBADF;
+		if (!h->gpath)
+			return -ENOTDIR;
+		snprintf(g, sizeof(g), "%s", h->gpath);
+		policy_lookup(vm->cfg.policy, g, &t);
+	} else {
+		int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+		if (r < 0)
+			return r;
+	}
+	if (t.kind == POLICY_NONE)
+		return -ENOENT;
+	if (t.kind == POLICY_MOUNT) {
+		int fd = policy_openat(&t, O_PATH | O_DIRECTORY, 0);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	snprintf(vm->cwd, sizeof(vm->cwd), "%s", g);
+	return 0;
+}
+
+int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t len = strlen(vm->cwd) + 1;
+	if (s->u.rw.len < len)
+		return -ERANGE;
+	if (sbx_copy_to_guest(vm, s->u.rw.buf, vm->cwd, len) < 0)
+		return -EFAULT;
+	return (int64_t)len;
+}
+
+int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	const struct sbx_path *a = &s->u.path;
+	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	if (r < 0)
+		return r;
+	unsigned mode = a->mode & 7;
+	if (t.kind == POLICY_VDIR)
+		return (mode & W_OK) ? -EROFS : 0;
+	int fd = open_path(&t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0);
+	if (fd < 0)
+		return fd;
+	if ((mode & W_OK) && !t.mount->rw) {
+		close(fd);
+		return -EROFS;
+	}
+	long rr = syscall(SYS_faccessat2, fd, "", mode,
+			  AT_EMPTY_PATH | (a->flags & AT_EACCESS) | AT_SYMLINK_NOFOLLOW);
+	int e = errno;
+	close(fd);
+	return rr < 0 ? -e : 0;
+}

@@ -1,0 +1,141 @@
+/* The hypercall table: one handler per call number. Each handler gets the slot already copied
+ * out of guest memory, validates it, acts, and returns one result (>= 0 or -errno). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "hypercalls.h"
+
+static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t st = s->u.a[0];
+	uint32_t sig = (uint32_t)(st & 0xff);
+	if (st & SBX_EXIT_SIGNALED)
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig, "killed by signal %u (%s)",
+			    sig, sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+	else if (st & SBX_EXIT_NOHANDLER)
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
+			    "signal %u (SIG%s) sent to itself has a handler, and signal handler "
+			    "delivery is not supported yet",
+			    sig, sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+	else if (st & SBX_EXIT_DEADLOCK)
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
+			    "deadlock: futex wait with no timeout and no other thread to wake it");
+	else
+		sbx_vm_kill(vm, SBX_END_EXIT, (int)(st & 0xff), 0, "exited with status %u",
+			    (unsigned)(st & 0xff));
+	return 0;
+}
+
+static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t len = s->u.rw.len;
+	if (len > 1 << 20)
+		len = 1 << 20; /* getrandom returns short counts for big requests too */
+	void *p = sbx_gptr(vm, s->u.rw.buf, len);
+	if (!p)
+		return -EFAULT;
+	ssize_t n = getrandom(p, len, 0);
+	return n < 0 ? -errno : n;
+}
+
+static int64_t hc_trace(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t args[6];
+	if (sbx_copy_from_guest(vm, args, s->u.a[2], sizeof(args)) < 0)
+		memset(args, 0, sizeof(args));
+	sbx_strace(vm, s->u.a[0], (int64_t)s->u.a[1], args);
+	return 0;
+}
+
+static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t addr = s->u.a[0], len = s->u.a[1];
+	/* Only user pages, whole pages: the kernel area and page tables are never given back. */
+	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || !sbx_gptr(vm, addr, len))
+		return -EINVAL;
+	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)addr,
+		      (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	(void)vm;
+	uint64_t ns = s->u.a[0];
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+			      .tv_nsec = (long)(ns % 1000000000ull)};
+	if (ns > 1000000000ull * 3600 * 24 * 365)
+		ts.tv_sec = 3600 * 24 * 365;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+typedef int64_t (*sbx_hc_fn)(struct sbx_vm *vm, const struct sbx_slot *s);
+
+static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
+	[SBX_CALL_EXIT] = hc_exit,
+	[SBX_CALL_READ] = sbx_hc_read,
+	[SBX_CALL_WRITE] = sbx_hc_write,
+	[SBX_CALL_PREAD] = sbx_hc_read,
+	[SBX_CALL_PWRITE] = sbx_hc_write,
+	[SBX_CALL_READV] = sbx_hc_readv,
+	[SBX_CALL_WRITEV] = sbx_hc_writev,
+	[SBX_CALL_OPEN] = sbx_hc_open,
+	[SBX_CALL_CLOSE] = sbx_hc_close,
+	[SBX_CALL_FSTAT] = sbx_hc_fstat,
+	[SBX_CALL_STAT] = sbx_hc_stat,
+	[SBX_CALL_LSEEK] = sbx_hc_lseek,
+	[SBX_CALL_GETDENTS] = sbx_hc_getdents,
+	[SBX_CALL_READLINK] = sbx_hc_readlink,
+	[SBX_CALL_MKDIR] = sbx_hc_mkdir,
+	[SBX_CALL_UNLINK] = sbx_hc_unlink,
+	[SBX_CALL_RENAME] = sbx_hc_rename,
+	[SBX_CALL_FTRUNCATE] = sbx_hc_ftruncate,
+	[SBX_CALL_FSYNC] = sbx_hc_fsync,
+	[SBX_CALL_DUP] = sbx_hc_dup,
+	[SBX_CALL_FCNTL] = sbx_hc_fcntl,
+	[SBX_CALL_CHDIR] = sbx_hc_chdir,
+	[SBX_CALL_GETCWD] = sbx_hc_getcwd,
+	[SBX_CALL_ACCESS] = sbx_hc_access,
+	[SBX_CALL_RANDOM] = hc_random,
+	[SBX_CALL_IOCTL] = sbx_hc_ioctl,
+	[SBX_CALL_TRACE] = hc_trace,
+	[SBX_CALL_DISCARD] = hc_discard,
+	[SBX_CALL_FDATASYNC] = sbx_hc_fsync,
+	[SBX_CALL_SLEEP] = hc_sleep,
+};
+
+int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (s->nr >= SBX_CALL_COUNT || !sbx_hc_table[s->nr]) {
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "guest ABI violation: unknown hypercall %u", s->nr);
+		return -ENOSYS;
+	}
+	vm->stats.calls++;
+	vm->call_count[s->nr]++;
+	return sbx_hc_table[s->nr](vm, s);
+}
+
+void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+{
+	/* The first reason wins: later ones are consequences. */
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
+		return;
+	vm->stop.end = end;
+	vm->stop.status = status;
+	vm->stop.signal = sig;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(vm->stop.reason, sizeof(vm->stop.reason), fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,107 @@
+/* /dev/kvm: version and capability checks, the VM, its one memslot and its one vCPU. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+int sbx_kvm_is_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+static const struct {
+	int cap;
+	const char *name;
+} sbx_kvm_caps[] = {
+	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	{KVM_CAP_XCRS, "KVM_CAP_XCRS"},
+	{KVM_CAP_GET_TSC_KHZ, "KVM_CAP_GET_TSC_KHZ"},
+	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+};
+
+int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open /dev/kvm: %s%s", strerror(e),
+			 e == ENOENT ? " (no KVM on this machine)"
+			 : e == EACCES ? " (add yourself to the kvm group)" : "");
+		return -e;
+	}
+	int v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		snprintf(err, errlen, "/dev/kvm API version %d, need %d", v, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < sizeof(sbx_kvm_caps) / sizeof(sbx_kvm_caps[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, sbx_kvm_caps[i].cap) <= 0) {
+			snprintf(err, errlen, "/dev/kvm lacks %s", sbx_kvm_caps[i].name);
+			return -ENOTSUP;
+		}
+	}
+	vm->is_pvm = sbx_kvm_is_pvm();
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(e));
+		return -e;
+	}
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem_size,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
+			 (unsigned long long)vm->mem_size, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(e));
+		return -e;
+	}
+	int sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz < (int)sizeof(struct kvm_run)) {
+		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %d", sz);
+		return -EINVAL;
+	}
+	void *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+	if (run == MAP_FAILED) {
+		int e = errno;
+		snprintf(err, errlen, "mmap of kvm_run: %s", strerror(e));
+		return -e;
+	}
+	vm->run = run;
+	vm->run_size = (size_t)sz;
+	return 0;
+}
+
+void sbx_kvm_close(struct sbx_vm *vm)
+{
+	if (vm->run)
+		munmap(vm->run, vm->run_size);
+	vm->run = NULL;
+	if (vm->vcpu_fd >= 0)
+		close(vm->vcpu_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
+}

@@ -1,0 +1,167 @@
+/* The monitor side of the request ring. Requests are served either by a polling thread (no VM
+ * exit: the guest spins on the completion) or, after a doorbell exit, by the vCPU thread
+ * itself. `ring_lock` makes the two take turns; the guest is single-threaded, so there is at
+ * most one request in flight and ordering is the guest's own. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+/* How long the poller keeps spinning after the last request before it asks for doorbells. */
+#define SBX_POLL_IDLE_NS 300000ll
+
+static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
+{
+	return sbx_gptr(vm, SBX_RING_ADDR, sizeof(struct sbx_ring));
+}
+
+/* Serves every published request. Caller holds ring_lock. Returns the number served. */
+int sbx_ring_serve(struct sbx_vm *vm)
+{
+	volatile struct sbx_ring *r = ring_of(vm);
+	int served = 0;
+	while (!atomic_load(&vm->stopping)) {
+		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+		uint32_t pending = head - vm->ring_tail;
+		if (pending == 0)
+			break;
+		if (pending > SBX_RING_SLOTS) {
+			sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+				    "guest ABI violation: ring head %u is %u slots past tail %u (ring "
+				    "has %u)",
+				    head, pending, vm->ring_tail, SBX_RING_SLOTS);
+			break;
+		}
+		volatile struct sbx_slot *gs = &r->slots[vm->ring_tail % SBX_RING_SLOTS];
+		/* One copy out of guest memory: every check below sees these bytes only. */
+		struct sbx_slot s;
+		memcpy(&s, (const void *)gs, sizeof(s));
+		int64_t ret = sbx_hypercall(vm, &s);
+		gs->ret = ret;
+		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
+		vm->ring_tail++;
+		__atomic_store_n(&r->tail, vm->ring_tail, __ATOMIC_RELEASE);
+		served++;
+	}
+	return served;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void set_need_wakeup(volatile struct sbx_ring *r, int on)
+{
+	if (on)
+		__atomic_or_fetch(&r->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+	else
+		__atomic_and_fetch(&r->flags, ~SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+}
+
+static void futex_wait(atomic_int *w, int val)
+{
+	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(atomic_int *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *poller_main(void *arg)
+{
+	struct sbx_vm *vm = arg;
+	volatile struct sbx_ring *r = ring_of(vm);
+	if (vm->cpu_poller >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(vm->cpu_poller, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+	}
+	while (!atomic_load(&vm->poll_stop)) {
+		int wake = atomic_load(&vm->poll_wake);
+		set_need_wakeup(r, 0);
+		int64_t idle_since = now_ns();
+		while (!atomic_load(&vm->poll_stop)) {
+			if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != vm->ring_tail) {
+				pthread_mutex_lock(&vm->ring_lock);
+				int n = sbx_ring_serve(vm);
+				vm->stats.polled += (uint64_t)n;
+				pthread_mutex_unlock(&vm->ring_lock);
+				idle_since = now_ns();
+				continue;
+			}
+			if (now_ns() - idle_since < SBX_POLL_IDLE_NS) {
+				__builtin_ia32_pause();
+				continue;
+			}
+			/* Going idle: ask for doorbells, then look once more, since a request
+			 * published before the flag was visible would otherwise wait forever. */
+			set_need_wakeup(r, 1);
+			if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != vm->ring_tail) {
+				set_need_wakeup(r, 0);
+				continue;
+			}
+			break;
+		}
+		if (!atomic_load(&vm->poll_stop))
+			futex_wait(&vm->poll_wake, wake);
+	}
+	return NULL;
+}
+
+void sbx_ring_doorbell(struct sbx_vm *vm)
+{
+	pthread_mutex_lock(&vm->ring_lock);
+	sbx_ring_serve(vm);
+	pthread_mutex_unlock(&vm->ring_lock);
+	vm->stats.doorbells++;
+	if (vm->polling) {
+		/* Calls are coming again: let the poller take the next ones without exits. */
+		atomic_fetch_add(&vm->poll_wake, 1);
+		futex_wake(&vm->poll_wake);
+	}
+}
+
+int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	volatile struct sbx_ring *r = ring_of(vm);
+	set_need_wakeup(r, 1);
+	if (!vm->polling)
+		return 0;
+	if (vm->cpu_vcpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(vm->cpu_vcpu, &set);
+		sched_setaffinity(0, sizeof(set), &set);
+	}
+	atomic_store(&vm->poll_stop, 0);
+	int e = pthread_create(&vm->poller, NULL, poller_main, vm);
+	if (e) {
+		snprintf(err, errlen, "cannot start the ring polling thread: %s", strerror(e));
+		vm->polling = 0;
+		return -e;
+	}
+	vm->poller_started = 1;
+	return 0;
+}
+
+void sbx_ring_stop(struct sbx_vm *vm)
+{
+	if (!vm->poller_started)
+		return;
+	atomic_store(&vm->poll_stop, 1);
+	atomic_fetch_add(&vm->poll_wake, 1);
+	futex_wake(&vm->poll_wake);
+	pthread_join(vm->poller, NULL);
+	vm->poller_started = 0;
+}

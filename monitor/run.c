@@ -1,0 +1,168 @@
+/* The run loop: KVM_RUN, EINTR, and one exit handler that dispatches through a table. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vm.h"
+
+static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
+{
+	uint16_t port = run->io.port;
+	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1 && run->io.count == 1) {
+		if (port == SBX_PORT_DOORBELL) {
+			sbx_ring_doorbell(vm);
+			return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+		}
+		if (port >= SBX_PORT_FAULT_BASE && port < SBX_PORT_FAULT_BASE + 32) {
+			vm->stop.vector = port - SBX_PORT_FAULT_BASE;
+			sbx_vm_kill(vm, SBX_END_FAULT, 0, 0, "CPU exception %d", vm->stop.vector);
+			return SBX_ACT_STOP;
+		}
+	}
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "stray port I/O: %s of %u byte(s) at port 0x%x",
+		    run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", run->io.size, port);
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_mmio(struct sbx_vm *vm, struct kvm_run *run)
+{
+	uint64_t a = run->mmio.phys_addr;
+	if (run->mmio.is_write && a >= SBX_DOORBELL_GPA && a < SBX_DOORBELL_GPA + SBX_PAGE_SIZE) {
+		sbx_ring_doorbell(vm);
+		return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+	}
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "stray MMIO %s of %u byte(s) at 0x%llx",
+		    run->mmio.is_write ? "write" : "read", run->mmio.len, (unsigned long long)a);
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_hlt(struct sbx_vm *vm, struct kvm_run *run)
+{
+	(void)run;
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "guest executed HLT");
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_shutdown(struct sbx_vm *vm, struct kvm_run *run)
+{
+	(void)run;
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0,
+		    "triple fault: the vCPU shut down (an exception while delivering an exception)");
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_fail_entry(struct sbx_vm *vm, struct kvm_run *run)
+{
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "VM entry failed: hardware reason 0x%llx",
+		    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_internal(struct sbx_vm *vm, struct kvm_run *run)
+{
+	static const char *const why[] = {
+		[KVM_INTERNAL_ERROR_EMULATION] = "instruction emulation failed",
+		[KVM_INTERNAL_ERROR_SIMUL_EX] = "exception while delivering an exception",
+		[KVM_INTERNAL_ERROR_DELIVERY_EV] = "event delivery failed",
+		[KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON] = "unexpected exit reason",
+	};
+	uint32_t sub = run->internal.suberror;
+	const char *w = sub < sizeof(why) / sizeof(why[0]) && why[sub] ? why[sub] : "unknown";
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM internal error %u: %s%s", sub, w,
+		    sub == KVM_INTERNAL_ERROR_EMULATION && vm->cpl == 0 && vm->is_pvm
+			    ? " (PVM emulates CPL0 code and cannot run SSE or AVX there: use --cpl 3)"
+			    : "");
+	return SBX_ACT_STOP;
+}
+
+static enum sbx_action exit_intr(struct sbx_vm *vm, struct kvm_run *run)
+{
+	(void)run;
+	return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+}
+
+typedef enum sbx_action (*sbx_exit_fn)(struct sbx_vm *vm, struct kvm_run *run);
+
+static const sbx_exit_fn sbx_exit_table[] = {
+	[KVM_EXIT_IO] = exit_io,
+	[KVM_EXIT_MMIO] = exit_mmio,
+	[KVM_EXIT_HLT] = exit_hlt,
+	[KVM_EXIT_SHUTDOWN] = exit_shutdown,
+	[KVM_EXIT_FAIL_ENTRY] = exit_fail_entry,
+	[KVM_EXIT_INTERNAL_ERROR] = exit_internal,
+	[KVM_EXIT_INTR] = exit_intr,
+};
+
+enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run)
+{
+	uint32_t r = run->exit_reason;
+	if (r < sizeof(sbx_exit_table) / sizeof(sbx_exit_table[0]) && sbx_exit_table[r])
+		return sbx_exit_table[r](vm, run);
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "unexpected KVM exit reason %u", r);
+	return SBX_ACT_STOP;
+}
+
+static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
+{
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	char line[512];
+	size_t o = 0;
+	line[0] = 0;
+	for (int i = 0; i < SBX_MAX_SYSCALL; i++) {
+		uint32_t n = b->nosys_count[i];
+		if (!n)
+			continue;
+		res->stats.nosys += n;
+		const char *name = sbx_syscall_name((uint64_t)i);
+		int w = name ? snprintf(line + o, sizeof(line) - o, "%s%s x%u", o ? ", " : "", name, n)
+			     : snprintf(line + o, sizeof(line) - o, "%ssyscall %d x%u", o ? ", " : "", i, n);
+		if (w < 0 || (size_t)w >= sizeof(line) - o)
+			break;
+		o += (size_t)w;
+	}
+	if (o)
+		fprintf(vm->cfg.log, "sandbox-run: %s: unimplemented syscalls called (returned ENOSYS): %s\n",
+			vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
+}
+
+int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
+{
+	char err[256];
+	vm->stop.vector = -1;
+	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
+		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
+	while (!atomic_load(&vm->stopping)) {
+		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s", strerror(errno));
+			break;
+		}
+		vm->stats.exits++;
+		if (sbx_handle_exit(vm, vm->run) == SBX_ACT_STOP)
+			break;
+	}
+	sbx_ring_stop(vm);
+	if (vm->stop.end == SBX_END_FAULT)
+		sbx_fault_describe(vm, vm->stop.vector);
+	else if (vm->stop.end == SBX_END_VM) {
+		struct kvm_regs regs;
+		if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) == 0) {
+			size_t l = strlen(vm->stop.reason);
+			snprintf(vm->stop.reason + l, sizeof(vm->stop.reason) - l, " at rip 0x%llx",
+				 (unsigned long long)regs.rip);
+		}
+	}
+	report_nosys(vm, res);
+	res->end = vm->stop.end;
+	res->status = vm->stop.status;
+	res->signal = vm->stop.signal;
+	snprintf(res->reason, sizeof(res->reason), "%s", vm->stop.reason);
+	res->stats.exits = vm->stats.exits;
+	res->stats.doorbells = vm->stats.doorbells;
+	res->stats.polled = vm->stats.polled;
+	res->stats.calls = vm->stats.calls;
+	return 0;
+}

@@ -1,0 +1,72 @@
+/* libsandbox: run a static x86-64 Linux ELF in its own KVM micro-VM. The front ends
+ * (sandbox-run, later serve/fuzz/ctl) and the tests use only this header. */
+#ifndef SBX_SANDBOX_H
+#define SBX_SANDBOX_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+
+struct kvm_run;
+
+enum sbx_cpl_mode { SBX_CPL_AUTO, SBX_CPL_0, SBX_CPL_3 };
+enum sbx_poll_mode { SBX_POLL_AUTO, SBX_POLL_ON, SBX_POLL_OFF };
+
+struct sbx_config {
+	const char *prog;        /* host path of the ELF */
+	char *const *argv;       /* guest argv (argv[0] included), NULL-terminated */
+	struct policy *policy;   /* mounts, cwd, environment */
+	uint64_t mem_size;       /* guest RAM in bytes */
+	enum sbx_cpl_mode cpl;
+	enum sbx_poll_mode poll;
+	int strace;              /* print every syscall to `log` */
+	int verbose;             /* 0 quiet, 1 -v, 2 -vv */
+	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
+	FILE *log;               /* monitor messages (stderr) */
+	const char *name;        /* program name for messages */
+};
+
+/* How a run ended. `status` is what a shell would report: the guest's exit status, or
+ * 128+signal for a guest killed by a fault or a fatal signal, or SBX_STATUS_ERROR. */
+#define SBX_STATUS_ERROR 125 /* the sandbox itself failed (bad ELF, KVM error, ABI violation) */
+enum sbx_end { SBX_END_EXIT, SBX_END_SIGNAL, SBX_END_FAULT, SBX_END_VM, SBX_END_ERROR };
+
+struct sbx_stats {
+	uint64_t exits;        /* KVM_RUN returns */
+	uint64_t doorbells;    /* doorbell exits served by the vCPU thread */
+	uint64_t polled;       /* requests served by the polling thread */
+	uint64_t calls;        /* hypercalls served */
+	uint64_t nosys;        /* syscalls answered -ENOSYS */
+	double setup_ms, run_ms;
+};
+
+struct sbx_result {
+	enum sbx_end end;
+	int status;
+	int signal;
+	char reason[512];
+	struct sbx_stats stats;
+};
+
+/* Runs a program to completion. Returns 0 with `res` filled in (whatever the guest did), or a
+ * negative errno when the sandbox could not be set up, with res->reason saying why. */
+int sbx_run(const struct sbx_config *cfg, struct sbx_result *res);
+
+/* Finer control for tests and later front ends. */
+struct sbx_vm;
+int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
+int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res);
+void sbx_vm_destroy(struct sbx_vm *vm);
+
+/* The exit handler, free of KVM side effects so tests can feed it made-up exits. */
+enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
+enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run);
+
+/* Parses "256M", "1G", "4096": returns 0 and bytes, or -EINVAL. */
+int sbx_parse_size(const char *s, uint64_t *out);
+/* 1 when /dev/kvm is the PVM backend. */
+int sbx_kvm_is_pvm(void);
+
+#endif

@@ -1,0 +1,118 @@
+/* Internal state of one sandbox. Only monitor/ includes this. */
+#ifndef SBX_VM_H
+#define SBX_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "sandbox.h"
+#include "sbx_abi.h"
+
+#define SBX_MAX_FDS 1024
+
+enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
+
+struct sbx_handle {
+	enum sbx_handle_kind kind;
+	int fd;          /* host fd (SBX_H_HOST) */
+	int cloexec;     /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
+	int writable;    /* opened on a rw mount or stdio */
+	char *gpath;     /* normalised guest path (NULL for stdio) */
+	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
+};
+
+struct sbx_stop {
+	enum sbx_end end;
+	int status, signal;
+	int vector; /* fault vector, -1 if none */
+	char reason[400];
+};
+
+struct sbx_vm {
+	struct sbx_config cfg;
+	int kvm_fd, vm_fd, vcpu_fd;
+	struct kvm_run *run;
+	size_t run_size;
+	int is_pvm;
+	int cpl; /* 0 or 3: the level of program and kernel */
+
+	int mem_fd;
+	uint8_t *mem;
+	uint64_t mem_size;
+
+	struct sbx_kernel_header khdr;
+	struct loader_image img;
+	uint64_t entry_rsp;
+	uint64_t stack_guard; /* guest address of the stack guard page */
+	char exe_path[256];
+
+	/* Ring state: `ring_lock` makes the polling thread and the vCPU thread take turns. */
+	pthread_mutex_t ring_lock;
+	uint32_t ring_tail;
+	int polling;
+	pthread_t poller;
+	int poller_started;
+	atomic_int poll_stop;
+	atomic_int poll_wake; /* futex word: bumped to wake the poller */
+	int cpu_vcpu, cpu_poller;
+
+	struct sbx_handle fds[SBX_MAX_FDS];
+	char cwd[POLICY_PATH_MAX];
+
+	atomic_int stopping;
+	struct sbx_stop stop;
+	struct sbx_stats stats;
+	uint64_t call_count[SBX_CALL_COUNT];
+};
+
+/* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
+int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
+void sbx_mem_destroy(struct sbx_vm *vm);
+void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
+int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
+int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t len);
+
+/* kvm.c */
+int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_kvm_close(struct sbx_vm *vm);
+
+/* x86_setup.c: page tables, descriptor tables, registers. */
+int sbx_x86_setup(struct sbx_vm *vm, char *err, size_t errlen);
+
+/* ring.c */
+int sbx_ring_serve(struct sbx_vm *vm);
+int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_ring_stop(struct sbx_vm *vm);
+void sbx_ring_doorbell(struct sbx_vm *vm);
+
+/* hypercalls.c and hc_*.c */
+int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
+void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* fdtable.c */
+void sbx_fd_init(struct sbx_vm *vm);
+void sbx_fd_close_all(struct sbx_vm *vm);
+struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd);
+int sbx_fd_alloc(struct sbx_vm *vm, int lowest);
+void sbx_fd_release(struct sbx_vm *vm, int fd);
+
+/* strace.c */
+void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);
+const char *sbx_syscall_name(uint64_t nr);
+
+/* fault.c */
+void sbx_fault_describe(struct sbx_vm *vm, int vector);
+
+#define sbx_log(vm, level, ...)                                                                   \
+	do {                                                                                       \
+		if ((vm)->cfg.verbose >= (level))                                                  \
+			sbx_logf((vm), __VA_ARGS__);                                               \
+	} while (0)
+void sbx_logf(struct sbx_vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,359 @@
+/* All machine setup, done by the monitor before the first guest instruction: page tables,
+ * GDT/TSS/IDT, control registers, MSRs, CPUID, XCR0 and the FPU. No guest code runs at CPL0
+ * for any of it (under PVM every CPL0 instruction is emulated). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include "vm.h"
+
+#define PTE_P 0x1ull
+#define PTE_W 0x2ull
+#define PTE_U 0x4ull
+#define PTE_A 0x20ull
+#define PTE_D 0x40ull
+#define PTE_PS 0x80ull
+#define PTE_NX (1ull << 63)
+#define PAGE 0x1000ull
+#define HUGE 0x200000ull
+
+#define MSR_EFER 0xc0000080
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SFMASK 0xc0000084
+#define MSR_FS_BASE 0xc0000100
+#define MSR_GS_BASE 0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+#define MSR_TSC 0x10
+
+#define EFER_SCE 0x1ull
+#define EFER_LME 0x100ull
+#define EFER_LMA 0x400ull
+#define EFER_NXE 0x800ull
+#define CR0_PE 0x1ull
+#define CR0_MP 0x2ull
+#define CR0_ET 0x10ull
+#define CR0_NE 0x20ull
+#define CR0_WP 0x10000ull
+#define CR0_AM 0x40000ull
+#define CR0_PG 0x80000000ull
+#define CR4_PAE 0x20ull
+#define CR4_OSFXSR 0x200ull
+#define CR4_OSXMMEXCPT 0x400ull
+#define CR4_FSGSBASE 0x10000ull
+#define CR4_OSXSAVE 0x40000ull
+#define RFLAGS_TF 0x100ull
+#define RFLAGS_IF 0x200ull
+#define RFLAGS_DF 0x400ull
+#define RFLAGS_AC 0x40000ull
+
+struct pt_alloc {
+	struct sbx_vm *vm;
+	uint64_t next;
+};
+
+static uint64_t *pt_page(struct sbx_vm *vm, uint64_t gpa)
+{
+	return sbx_gptr(vm, gpa, PAGE);
+}
+
+static int pt_new(struct pt_alloc *a, uint64_t *gpa)
+{
+	if (a->next >= SBX_PT_END)
+		return -ENOMEM;
+	*gpa = a->next;
+	a->next += PAGE;
+	memset(pt_page(a->vm, *gpa), 0, PAGE);
+	return 0;
+}
+
+/* The leaf entry for one 4 KiB page at `va` (identity-mapped except the doorbell). */
+static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
+{
+	uint64_t user = vm->cpl == 3 ? PTE_U : 0;
+	uint64_t base = PTE_P | PTE_A | user;
+	if (va < SBX_MIN_ADDR || va >= vm->mem_size || va == vm->stack_guard)
+		return 0;
+	if (va == SBX_DOORBELL_VA)
+		return SBX_DOORBELL_GPA | base | PTE_W | PTE_D | PTE_NX;
+	if (va < SBX_USER_ADDR) {
+		/* The kernel image is executable; its data, stacks and tables are not. */
+		int text = va >= SBX_KERNEL_ADDR && va < SBX_KERNEL_END;
+		return va | base | PTE_W | PTE_D | (text ? 0 : PTE_NX);
+	}
+	uint32_t prot = 0;
+	int in_seg = 0;
+	for (unsigned i = 0; i < vm->img.nsegs; i++) {
+		const struct loader_segment *s = &vm->img.segs[i];
+		if (va >= s->start && va < s->end) {
+			prot |= s->prot;
+			in_seg = 1;
+		}
+	}
+	if (!in_seg)
+		return va | base | PTE_W | PTE_D | PTE_NX;
+	return va | base | ((prot & PROT_WRITE) ? PTE_W | PTE_D : 0) |
+	       ((prot & PROT_EXEC) ? 0 : PTE_NX);
+}
+
+/* Does anything in [r, r + 2 MiB) differ from plain anonymous memory? */
+static int region_special(struct sbx_vm *vm, uint64_t r)
+{
+	uint64_t e = r + HUGE;
+	if (r < SBX_USER_ADDR || e > vm->mem_size)
+		return 1;
+	if (vm->stack_guard >= r && vm->stack_guard < e)
+		return 1;
+	for (unsigned i = 0; i < vm->img.nsegs; i++)
+		if (vm->img.segs[i].start < e && vm->img.segs[i].end > r)
+			return 1;
+	return 0;
+}
+
+static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct pt_alloc a = {.vm = vm, .next = SBX_PT_ADDR};
+	uint64_t pml4, pdpt;
+	const uint64_t table = PTE_P | PTE_W | PTE_U | PTE_A;
+	if (pt_new(&a, &pml4) || pt_new(&a, &pdpt))
+		goto full;
+	pt_page(vm, pml4)[0] = pdpt | table;
+	uint64_t ngib = (vm->mem_size + (1ull << 30) - 1) >> 30;
+	for (uint64_t g = 0; g < ngib; g++) {
+		uint64_t pd;
+		if (pt_new(&a, &pd))
+			goto full;
+		pt_page(vm, pdpt)[g] = pd | table;
+		for (uint64_t j = 0; j < 512; j++) {
+			uint64_t r = (g << 30) + j * HUGE;
+			if (r >= vm->mem_size)
+				break;
+			if (!region_special(vm, r)) {
+				pt_page(vm, pd)[j] = page_entry(vm, r) | PTE_PS;
+				continue;
+			}
+			uint64_t pt;
+			if (pt_new(&a, &pt))
+				goto full;
+			uint64_t *e = pt_page(vm, pt);
+			for (uint64_t k = 0; k < 512; k++)
+				e[k] = page_entry(vm, r + k * PAGE);
+			pt_page(vm, pd)[j] = pt | table;
+		}
+	}
+	return 0;
+full:
+	snprintf(err, errlen, "page tables for %llu MiB of RAM do not fit in the page-table area",
+		 (unsigned long long)(vm->mem_size >> 20));
+	return -ENOMEM;
+}
+
+static uint64_t gdt_entry(uint32_t flags_access)
+{
+	/* flags_access: access byte in bits 0..7, flags nibble in bits 12..15 */
+	uint64_t access = flags_access & 0xff, flags = (flags_access >> 12) & 0xf;
+	return 0xffffull | (access << 40) | (0xfull << 48) | (flags << 52);
+}
+
+static void build_descriptor_tables(struct sbx_vm *vm)
+{
+	uint64_t *gdt = sbx_gptr(vm, SBX_GDT_ADDR, PAGE);
+	memset(gdt, 0, PAGE);
+	gdt[SBX_SEL_KCODE >> 3] = gdt_entry(0xa09a); /* L, P, DPL0, code */
+	gdt[SBX_SEL_KDATA >> 3] = gdt_entry(0xc092); /* G, D/B, P, DPL0, data */
+	gdt[SBX_SEL_UDATA >> 3] = gdt_entry(0xc0f2); /* DPL3 data */
+	gdt[SBX_SEL_UCODE >> 3] = gdt_entry(0xa0fa); /* L, DPL3 code */
+	uint64_t tss = SBX_TSS_ADDR, limit = 103;
+	gdt[SBX_SEL_TSS >> 3] = (limit & 0xffff) | ((tss & 0xffffff) << 16) | (0x89ull << 40) |
+				((tss >> 24) & 0xff) << 56;
+	gdt[(SBX_SEL_TSS >> 3) + 1] = tss >> 32;
+
+	uint8_t *t = sbx_gptr(vm, SBX_TSS_ADDR, PAGE);
+	memset(t, 0, PAGE);
+	uint64_t ist[SBX_IST_COUNT];
+	for (int i = 0; i < SBX_IST_COUNT; i++) {
+		ist[i] = SBX_SYSCALL_STACK_TOP + (uint64_t)(i + 1) * SBX_IST_STACK_BYTES;
+		memcpy(t + 36 + 8 * i, &ist[i], 8);
+	}
+	memcpy(t + 4, &ist[0], 8); /* rsp0 */
+	uint16_t iomap = 104;      /* no I/O bitmap: `out` at CPL3 faults */
+	memcpy(t + 102, &iomap, 2);
+
+	uint64_t *idt = sbx_gptr(vm, SBX_IDT_ADDR, PAGE);
+	memset(idt, 0, PAGE);
+	for (uint32_t v = 0; v < vm->khdr.nvectors && v < 32; v++) {
+		uint64_t off = vm->khdr.vectors + (uint64_t)v * vm->khdr.vector_stride;
+		uint64_t dpl = (v == 3 || v == 4) ? 3 : 0; /* int3 and into work from user code */
+		uint64_t istn = v == 8 ? 2 : (v == 2 || v == 18) ? 3 : 1;
+		idt[2 * v] = (off & 0xffff) | ((uint64_t)SBX_SEL_KCODE << 16) | (istn << 32) |
+			     ((0x8eull | (dpl << 5)) << 40) | ((off >> 16) & 0xffff) << 48;
+		idt[2 * v + 1] = off >> 32;
+	}
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, int code)
+{
+	memset(s, 0, sizeof(*s));
+	s->selector = sel;
+	s->limit = 0xffffffff;
+	s->present = 1;
+	s->dpl = sel & 3;
+	s->s = 1;
+	s->g = 1;
+	if (code) {
+		s->type = 11;
+		s->l = 1;
+	} else {
+		s->type = 3;
+		s->db = 1;
+	}
+}
+
+static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct kvm_sregs sr;
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
+		goto fail;
+	int u = vm->cpl == 3;
+	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
+	seg(&sr.ss, u ? SBX_SEL_UDATA : SBX_SEL_KDATA, 0);
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
+	memset(&sr.tr, 0, sizeof(sr.tr));
+	sr.tr.selector = SBX_SEL_TSS;
+	sr.tr.base = SBX_TSS_ADDR;
+	sr.tr.limit = 103;
+	sr.tr.type = 11; /* busy 64-bit TSS */
+	sr.tr.present = 1;
+	memset(&sr.ldt, 0, sizeof(sr.ldt));
+	sr.ldt.unusable = 1;
+	sr.gdt.base = SBX_GDT_ADDR;
+	sr.gdt.limit = 8 * 8 - 1;
+	sr.idt.base = SBX_IDT_ADDR;
+	sr.idt.limit = 256 * 16 - 1;
+	sr.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
+	sr.cr3 = SBX_PT_ADDR;
+	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE | CR4_OSXSAVE;
+	sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "setting segment/control registers: %s", strerror(errno));
+	return -errno;
+}
+
+static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[7];
+	} m;
+	memset(&m, 0, sizeof(m));
+	const uint32_t idx[7] = {MSR_STAR,    MSR_LSTAR,   MSR_CSTAR,         MSR_SFMASK,
+				 MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
+	const uint64_t val[7] = {
+		((uint64_t)(SBX_SEL_UDATA - 8 - 3) << 48) | ((uint64_t)SBX_SEL_KCODE << 32),
+		vm->khdr.syscall_entry,
+		0,
+		/* IF stays set: a CPL3 popfq could never set it again. */
+		RFLAGS_TF | RFLAGS_DF | RFLAGS_AC,
+		0,
+		0,
+		0,
+	};
+	for (int i = 0; i < 7; i++) {
+		m.e[i].index = idx[i];
+		m.e[i].data = val[i];
+	}
+	m.h.nmsrs = 7;
+	int n = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m);
+	if (n != 7) {
+		snprintf(err, errlen, "KVM_SET_MSRS set %d of 7 (MSR 0x%x): %s", n,
+			 n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(errno) : "refused");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_cpuid(struct sbx_vm *vm, uint64_t *xcr0, char *err, size_t errlen)
+{
+	int nent = 256;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (size_t)nent * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	c->nent = (uint32_t)nent;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		free(c);
+		return -errno;
+	}
+	*xcr0 = 1;
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function == 0xd && e->index == 0)
+			*xcr0 = ((uint64_t)e->edx << 32 | e->eax);
+	}
+	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, c) < 0) {
+		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(errno));
+		free(c);
+		return -errno;
+	}
+	free(c);
+	return 0;
+}
+
+static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errlen)
+{
+	struct kvm_xcrs x;
+	memset(&x, 0, sizeof(x));
+	x.nr_xcrs = 1;
+	x.xcrs[0].xcr = 0;
+	/* x87, SSE, AVX and the AVX-512 states when offered; never AMX (needs permission). */
+	x.xcrs[0].value = xcr0 & 0xe7;
+	if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &x) < 0) {
+		snprintf(err, errlen, "KVM_SET_XCRS (XCR0=0x%llx): %s",
+			 (unsigned long long)x.xcrs[0].value, strerror(errno));
+		return -errno;
+	}
+	struct kvm_fpu f;
+	memset(&f, 0, sizeof(f));
+	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */
+	f.mxcsr = 0x1f80;
+	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &f) < 0) {
+		snprintf(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	r.rip = vm->img.entry;
+	r.rsp = vm->entry_rsp;
+	r.rflags = 0x2 | RFLAGS_IF;
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0) {
+		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int sbx_x86_setup(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	uint64_t xcr0 = 0;
+	int r;
+	if ((r = build_page_tables(vm, err, errlen)) < 0)
+		return r;
+	build_descriptor_tables(vm);
+	if ((r = set_cpuid(vm, &xcr0, err, errlen)) < 0 || (r = set_sregs(vm, err, errlen)) < 0 ||
+	    (r = set_msrs(vm, err, errlen)) < 0 || (r = set_fpu_xcr(vm, xcr0, err, errlen)) < 0 ||
+	    (r = set_regs(vm, err, errlen)) < 0)
+		return r;
+	return 0;
+}

@@ -1,0 +1,66 @@
+/* What a sandbox may touch: the mount table (host path shown at a guest path, read-only or
+ * read-write), the working directory and the environment. Path resolution lives here too: a
+ * guest path is normalised lexically, matched to a mount, and then opened beneath that mount's
+ * root fd with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so `..` and symlinks never
+ * leave it. Nothing outside the table exists for the guest. */
+#ifndef SBX_POLICY_H
+#define SBX_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_PATH_MAX 4096
+
+struct policy_mount {
+	char *host;  /* host path as given */
+	char *guest; /* normalised absolute guest path */
+	int rw;      /* writes allowed */
+	int is_dir;  /* a directory (else a single file) */
+	int root_fd; /* O_PATH fd: the directory, or a file mount's parent directory */
+	char *leaf;  /* file mounts: the file's name inside root_fd */
+};
+
+struct policy {
+	struct policy_mount *mounts;
+	size_t nmounts;
+	char *cwd; /* guest working directory (normalised), "/" by default */
+	char **env;  /* NULL-terminated guest environment */
+	size_t nenv;
+};
+
+/* Where a guest path lands: a mount and a path relative to its root fd ("." for the root), or
+ * a virtual directory (the root or an ancestor of a mount point), or nothing. */
+enum policy_kind { POLICY_NONE, POLICY_MOUNT, POLICY_VDIR };
+struct policy_target {
+	enum policy_kind kind;
+	const struct policy_mount *mount;
+	char rel[POLICY_PATH_MAX];
+};
+
+void policy_init(struct policy *p);
+void policy_free(struct policy *p);
+/* "HOST[:GUEST]"; GUEST defaults to HOST. Fails with a message if HOST cannot be opened. */
+int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size_t errlen);
+int policy_set_cwd(struct policy *p, const char *guest, char *err, size_t errlen);
+/* "K=V" replaces an earlier K. */
+int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen);
+
+/* Joins `path` (len bytes, not NUL-terminated) to the absolute `base` unless it is absolute,
+ * and removes ".", ".." and repeated slashes. -ENAMETOOLONG, -ENOENT for an empty path. */
+int policy_normalize(const char *base, const char *path, size_t len, char *out, size_t outlen);
+/* Classifies a normalised guest path. */
+void policy_lookup(const struct policy *p, const char *gpath, struct policy_target *t);
+/* Opens a target beneath its mount: openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS.
+ * Returns a host fd or -errno. Resolution errors that would reveal the host (EXDEV for an
+ * escape) read as ENOENT. */
+int policy_openat(const struct policy_target *t, int flags, unsigned mode);
+/* Opens the parent directory of a target (O_PATH) and gives the last component. */
+int policy_open_parent(const struct policy_target *t, const char **leaf);
+/* Child names of a virtual directory, for getdents: calls fn for each distinct name. */
+void policy_vdir_children(const struct policy *p, const char *gpath,
+			  void (*fn)(void *ctx, const char *name, size_t len), void *ctx);
+/* The guest path under which a host file is visible, if any (for /proc/self/exe). */
+int policy_guest_path_of(const struct policy *p, const char *host_realpath, char *out,
+			 size_t outlen);
+
+#endif

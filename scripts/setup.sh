@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency from Debian's archive, then builds.
+# Usage: ./scripts/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev \
+    libelf-dev libdw-dev libcapstone-dev libbpf-dev libseccomp-dev libjansson-dev \
+    libcriterion-dev libzstd-dev libxxhash-dev musl-tools \
+    busybox-static bubblewrap hyperfine clang-format >/dev/null
+fi
+
+if [ "${1:-}" != "--no-build" ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$(nproc)"
+fi
