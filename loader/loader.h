@@ -93,7 +93,8 @@ struct loader_stack_args {
  * the AT_EXECFN string, the envp strings, the argv strings, then (16-byte aligned) the
  * "x86_64" platform string and the 16 AT_RANDOM bytes, and finally, 16-byte aligned:
  * argc, argv[], NULL, envp[], NULL, the auxv pairs, AT_NULL. *rsp_out receives the address of
- * argc. -E2BIG if it does not fit above stack_limit, -EINVAL for a bad window. */
+ * argc. -E2BIG if it does not fit above stack_limit; -EINVAL for a bad window (top not 16-byte
+ * aligned or outside guest RAM, limit not below top, or overlapping the image's lo..hi). */
 int loader_build_stack(struct loader_mem *mem, const struct loader_image *img,
 		       const struct loader_stack_args *args, uint64_t *rsp_out, char *err,
 		       size_t errlen);

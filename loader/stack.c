@@ -123,7 +123,14 @@ int loader_build_stack(struct loader_mem *mem, const struct loader_image *img,
 		    " (top must be 16-byte aligned, above the limit and inside guest "
 		    "RAM of 0x%" PRIx64 " bytes)",
 		    limit, top, mem->size);
-	uint64_t avail = top - limit;
+	if (limit < img->hi && img->lo < top)
+		return loader_fail(err, errlen, -EINVAL,
+				   "stack window 0x%" PRIx64 "-0x%" PRIx64
+				   " overlaps the program's segments 0x%" PRIx64 "-0x%" PRIx64,
+				   limit, top, img->lo, img->hi);
+	/* No initial stack needs 256 TiB; the cap keeps every size sum below from overflowing
+	 * whatever window a caller claims. */
+	uint64_t avail = top - limit < (1ull << 48) ? top - limit : 1ull << 48;
 	/* Since Linux 5.18 an empty argv becomes { "" } so argv[0] is always there. */
 	const char *const *argv = args->argv && args->argv[0] ? args->argv : empty_argv;
 	const char *execfn = args->execfn ? args->execfn : argv[0];
@@ -135,8 +142,8 @@ int loader_build_stack(struct loader_mem *mem, const struct loader_image *img,
 				   avail, avail, limit, top);
 
 	/* Everything is measured as a distance below `top`, which is 16-aligned, so rounding
-	 * a distance up is rounding the address down. No sum can overflow: each part is at most
-	 * `avail`, which is below the size of a real host mapping. */
+	 * a distance up is rounding the address down. No sum can overflow: the string lists are
+	 * each at most `avail` (< 2^48) and execfn is a real host string. */
 	uint64_t execfn_len = strlen(execfn) + 1;
 	uint64_t strings = av.bytes + ev.bytes + execfn_len;
 	uint64_t d_str = 8 + strings;

@@ -94,7 +94,9 @@ static void choose_cpus(struct sbx_vm *vm)
 	}
 }
 
-int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+/* A VM without KVM: guest RAM, handle table and cwd only. Enough for the exit handler and the
+ * hypercalls, so tests and fuzzers can drive them with made-up exits and requests. */
+int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -105,6 +107,7 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 	if (!vm->cfg.log)
 		vm->cfg.log = stderr;
 	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
+	vm->stop.vector = -1;
 	pthread_mutex_init(&vm->ring_lock, NULL);
 	*out = vm;
 
@@ -116,18 +119,29 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 			 (unsigned long long)(SBX_MEM_MAX >> 30));
 		return -EINVAL;
 	}
-	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
-	int r;
-	if ((r = sbx_mem_create(vm, mem, err, errlen)) < 0 || (r = sbx_kvm_open(vm, err, errlen)) < 0 ||
-	    (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
+	int r = sbx_mem_create(vm, mem, err, errlen);
+	if (r < 0)
 		return r;
-	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
-	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
-	choose_cpus(vm);
 	snprintf(vm->cwd, sizeof(vm->cwd), "%s",
 		 cfg->policy && cfg->policy->cwd ? cfg->policy->cwd : "/");
-	sbx_log(vm, 1, "KVM backend: %s; guest runs at CPL%d; ring polling %s", vm->is_pvm ? "PVM" : "hardware",
-		vm->cpl, vm->polling ? "on" : "off");
+	sbx_fd_init(vm);
+	return 0;
+}
+
+int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+{
+	int r = sbx_vm_create_bare(cfg, out, err, errlen);
+	if (r < 0)
+		return r;
+	struct sbx_vm *vm = *out;
+	if ((r = sbx_kvm_open(vm, err, errlen)) < 0 || (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
+		return r;
+	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
+	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
+	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
+	choose_cpus(vm);
+	sbx_log(vm, 1, "KVM backend: %s; guest runs at CPL%d; ring polling %s",
+		vm->is_pvm ? "PVM" : "hardware", vm->cpl, vm->polling ? "on" : "off");
 	return 0;
 }
 
@@ -229,7 +243,7 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	}
 	guest_exe_path(vm);
 
-	unsigned eax, ebx, ecx, edx;
+	unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
 	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
 	static const char *const empty_env[] = {NULL};
 	struct loader_stack_args sa = {
@@ -259,7 +273,6 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	}
 	if ((r = sbx_x86_setup(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
-	sbx_fd_init(vm);
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
 		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
 		(unsigned long long)vm->entry_rsp, vm->img.nsegs);

@@ -16,8 +16,8 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint64_t st = s->u.a[0];
 	uint32_t sig = (uint32_t)(st & 0xff);
 	if (st & SBX_EXIT_SIGNALED)
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig, "killed by signal %u (%s)",
-			    sig, sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig, "killed by SIG%s (signal %u)",
+			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
 	else if (st & SBX_EXIT_NOHANDLER)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "signal %u (SIG%s) sent to itself has a handler, and signal handler "

@@ -130,7 +130,6 @@ static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 {
 	char err[256];
-	vm->stop.vector = -1;
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
 	while (!atomic_load(&vm->stopping)) {

@@ -13,7 +13,7 @@ static const struct {
 	const char *name;
 	const char *args;
 } sbx_sys[SBX_MAX_SYSCALL] = {
-	[0] = {"read", "drud"},	[1] = {"write", "dwu"},
+	[0] = {"read", "dru"},	[1] = {"write", "dwu"},
 	[2] = {"open", "sxx"},	[3] = {"close", "d"},
 	[4] = {"stat", "sp"},	[5] = {"fstat", "dp"},
 	[6] = {"lstat", "sp"},	[7] = {"poll", "pdd"},
@@ -172,7 +172,9 @@ void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t a[6]
 	}
 	if (o >= sizeof(line))
 		o = sizeof(line) - 1;
-	if (ret < 0 && ret > -4096)
+	if (nr == 60 || nr == 231)
+		snprintf(line + o, sizeof(line) - o, ") = ?");
+	else if (ret < 0 && ret > -4096)
 		snprintf(line + o, sizeof(line) - o, ") = -1 %s (%s)", strerrorname_np((int)-ret) ? strerrorname_np((int)-ret) : "E?",
 			 strerror((int)-ret));
 	else if (nr == 9 || nr == 12 || nr == 25)

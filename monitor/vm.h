@@ -68,6 +68,10 @@ struct sbx_vm {
 	uint64_t call_count[SBX_CALL_COUNT];
 };
 
+/* boot.c */
+int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err,
+		       size_t errlen);
+
 /* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
 void sbx_mem_destroy(struct sbx_vm *vm);

@@ -131,7 +131,8 @@ int policy_openat(const struct policy_target *t, int flags, unsigned mode)
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
+		/* openat2 refuses O_NOCTTY beside O_PATH. */
+		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
 		.mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 07777) : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};

@@ -70,20 +70,20 @@ long k_sys_pwrite64(struct k_frame *f)
 
 long k_sys_open(struct k_frame *f)
 {
-	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi, (uint32_t)f->rdx,
-			 0, 0);
+	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi,
+			 (uint32_t)f->rdx & ~k_cur_umask(), 0, 0);
 }
 
 long k_sys_openat(struct k_frame *f)
 {
 	return path_call(SBX_CALL_OPEN, (int32_t)f->rdi, f->rsi, (uint32_t)f->rdx,
-			 (uint32_t)f->r10, 0, 0);
+			 (uint32_t)f->r10 & ~k_cur_umask(), 0, 0);
 }
 
 long k_sys_creat(struct k_frame *f)
 {
 	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, O_CREAT | O_WRONLY | O_TRUNC,
-			 (uint32_t)f->rsi, 0, 0);
+			 (uint32_t)f->rsi & ~k_cur_umask(), 0, 0);
 }
 
 long k_sys_close(struct k_frame *f)
@@ -289,12 +289,14 @@ long k_sys_faccessat(struct k_frame *f)
 
 long k_sys_mkdir(struct k_frame *f)
 {
-	return path_call(SBX_CALL_MKDIR, SBX_AT_FDCWD, f->rdi, 0, (uint32_t)f->rsi, 0, 0);
+	return path_call(SBX_CALL_MKDIR, SBX_AT_FDCWD, f->rdi, 0, (uint32_t)f->rsi & ~k_cur_umask(),
+			 0, 0);
 }
 
 long k_sys_mkdirat(struct k_frame *f)
 {
-	return path_call(SBX_CALL_MKDIR, (int32_t)f->rdi, f->rsi, 0, (uint32_t)f->rdx, 0, 0);
+	return path_call(SBX_CALL_MKDIR, (int32_t)f->rdi, f->rsi, 0,
+			 (uint32_t)f->rdx & ~k_cur_umask(), 0, 0);
 }
 
 long k_sys_unlink(struct k_frame *f)

@@ -137,5 +137,7 @@ long k_sys_tkill(struct k_frame *f);
 long k_sys_sched_getaffinity(struct k_frame *f);
 long k_sys_futex(struct k_frame *f);
 long k_sys_umask(struct k_frame *f);
+long k_sys_prctl(struct k_frame *f);
+uint32_t k_cur_umask(void);
 
 #endif

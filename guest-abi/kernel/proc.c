@@ -79,6 +79,11 @@ long k_sys_set_tid_address(struct k_frame *f)
 	return BOOT->pid;
 }
 
+uint32_t k_cur_umask(void)
+{
+	return k_umask_set ? k_umask_val : BOOT->umask;
+}
+
 long k_sys_umask(struct k_frame *f)
 {
 	uint32_t old = k_umask_set ? k_umask_val : BOOT->umask;
@@ -364,4 +369,72 @@ long k_sys_futex(struct k_frame *f)
 		k_exit(SBX_EXIT_DEADLOCK);
 	}
 	return -ENOSYS;
+}
+
+#define PR_SET_PDEATHSIG 1
+#define PR_GET_PDEATHSIG 2
+#define PR_GET_DUMPABLE 3
+#define PR_SET_DUMPABLE 4
+#define PR_SET_NAME 15
+#define PR_GET_NAME 16
+#define PR_SET_NO_NEW_PRIVS 38
+#define PR_GET_NO_NEW_PRIVS 39
+
+static char k_comm[16];
+static uint64_t k_dumpable = 1, k_no_new_privs, k_pdeathsig;
+
+long k_sys_prctl(struct k_frame *f)
+{
+	switch (f->rdi) {
+	case PR_SET_NAME:
+		if (!k_user_ok(f->rsi, 1))
+			return -EFAULT;
+		for (int i = 0; i < 15; i++) {
+			if (!k_user_ok(f->rsi + (uint64_t)i, 1))
+				return -EFAULT;
+			k_comm[i] = ((const char *)f->rsi)[i];
+			if (!k_comm[i])
+				break;
+		}
+		k_comm[15] = 0;
+		return 0;
+	case PR_GET_NAME:
+		if (!k_user_ok(f->rsi, 16))
+			return -EFAULT;
+		if (!k_comm[0]) {
+			const volatile char *e = BOOT->exe_path, *b = e;
+			for (; *e; e++)
+				if (*e == '/')
+					b = e + 1;
+			for (int i = 0; i < 15 && b[i]; i++)
+				k_comm[i] = b[i];
+		}
+		k_memcpy((void *)f->rsi, k_comm, 16);
+		return 0;
+	case PR_SET_DUMPABLE:
+		if (f->rsi > 1)
+			return -EINVAL;
+		k_dumpable = f->rsi;
+		return 0;
+	case PR_GET_DUMPABLE:
+		return (long)k_dumpable;
+	case PR_SET_NO_NEW_PRIVS:
+		if (f->rsi != 1)
+			return -EINVAL;
+		k_no_new_privs = 1;
+		return 0;
+	case PR_GET_NO_NEW_PRIVS:
+		return (long)k_no_new_privs;
+	case PR_SET_PDEATHSIG:
+		if (f->rsi > NSIG)
+			return -EINVAL;
+		k_pdeathsig = f->rsi;
+		return 0;
+	case PR_GET_PDEATHSIG:
+		if (!k_user_ok(f->rsi, 4))
+			return -EFAULT;
+		*(int32_t *)f->rsi = (int32_t)k_pdeathsig;
+		return 0;
+	}
+	return -EINVAL;
 }

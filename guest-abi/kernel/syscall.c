@@ -56,6 +56,7 @@ static const k_syscall_fn k_table[SBX_MAX_SYSCALL] = {
 	[108] = k_sys_getgid,	/* getegid */
 	[110] = k_sys_getppid,
 	[131] = k_sys_sigaltstack,
+	[157] = k_sys_prctl,
 	[158] = k_sys_arch_prctl,
 	[186] = k_sys_getpid,	/* gettid: one thread, tid == pid */
 	[200] = k_sys_tkill,
@@ -90,6 +91,12 @@ long k_syscall(uint64_t nr, struct k_frame *f);
 long k_syscall(uint64_t nr, struct k_frame *f)
 {
 	long ret;
+	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231)) {
+		/* exit never returns: trace it on the way in. */
+		uint64_t args[6] = {f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9};
+		uint64_t t[3] = {nr, 0, (uint64_t)args};
+		k_call(SBX_CALL_TRACE, t, 3);
+	}
 	if (nr < SBX_MAX_SYSCALL && k_table[nr]) {
 		ret = k_table[nr](f);
 	} else {

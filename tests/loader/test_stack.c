@@ -257,5 +257,12 @@ Test(stack, bad_window)
 	a.stack_top = STACK_TOP;
 	a.stack_limit = STACK_TOP;
 	cr_expect_eq(loader_build_stack(&mem, &img, &a, &rsp, err, sizeof(err)), -EINVAL);
+	a.stack_limit = STACK_LIMIT;
+	img.lo = 0x400000;
+	img.hi = STACK_LIMIT + 0x1000;
+	cr_expect_eq(loader_build_stack(&mem, &img, &a, &rsp, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "overlaps the program's segments"), "%s", err);
+	img.hi = STACK_LIMIT;
+	cr_expect_eq(loader_build_stack(&mem, &img, &a, &rsp, err, sizeof(err)), 0, "%s", err);
 	test_mem_free(&mem);
 }

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""The foundation benchmark: sandbox-run against native execution (and bubblewrap), all in one run.
+
+    python3 bench/run.py [--build DIR] [--runs N] [--quick] [--json FILE]
+
+Every figure is the median (with p10 and p90) of --runs runs, and is printed as a ratio against a
+baseline measured in the same run, with the variants interleaved run by run (A B A B ...) so that
+drift on a noisy shared machine hits both alike. See bench/README.md.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+STATS_RE = re.compile(r"stats: setup ([\d.]+) ms, run ([\d.]+) ms, (\d+) VM exits")
+RSS_RE = re.compile(r"stats: monitor RSS (-?\d+) KiB \(excluding (\d+) KiB of guest RAM\)")
+OP_RE = re.compile(r"^(\w+) (\d+) ([\d.]+)$", re.M)
+PAGE = 4096
+MIB = 1024 * 1024
+
+
+class BenchError(Exception):
+    pass
+
+
+def run(cmd):
+    """Run cmd once, stdout to /dev/null. Returns (wall seconds, stderr text)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise BenchError(f"`{' '.join(cmd)}` exited with {p.returncode}: {p.stderr.strip()[-500:]}")
+    return wall, p.stderr
+
+
+def peak_rss(cmd):
+    """Peak RSS in KiB of cmd, via GNU time: a child of Python itself would report at least
+    Python's own RSS, since ru_maxrss carries the high-water mark of the forked copy over exec."""
+    err = run(["/usr/bin/time", "-f", "peak-rss %M", *cmd])[1]
+    return {"kib": int(re.findall(r"peak-rss (\d+)", err)[-1])}
+
+
+def parse_stats(err):
+    m, r = STATS_RE.search(err), RSS_RE.search(err)
+    if not m or not r:
+        raise BenchError(f"no --stats lines in sandbox-run's stderr: {err.strip()[-300:]}")
+    return {"setup_ms": float(m[1]), "run_ms": float(m[2]), "exits": int(m[3]),
+            "monitor_rss_kib": int(r[1]), "guest_ram_kib": int(r[2])}
+
+
+def parse_op(err):
+    m = OP_RE.findall(err)
+    if not m:
+        raise BenchError(f"no 'OP N value' line in the guest's stderr: {err.strip()[-300:]}")
+    return float(m[-1][2])
+
+
+def summary(xs):
+    xs = sorted(xs)
+    if len(xs) < 2:
+        return {"median": xs[0], "p10": xs[0], "p90": xs[0], "runs": len(xs)}
+    q = statistics.quantiles(xs, n=10, method="inclusive")
+    return {"median": statistics.median(xs), "p10": q[0], "p90": q[8], "runs": len(xs)}
+
+
+def interleave(variants, runs):
+    """variants: {name: function returning a dict of figures}. Runs each once per round, in
+    turn (A B A B ...), after one warm-up round. Returns {name: {figure: [values]}}."""
+    for fn in variants.values():
+        fn()
+    out = {name: {} for name in variants}
+    for _ in range(runs):
+        for name, fn in variants.items():
+            for key, val in fn().items():
+                out[name].setdefault(key, []).append(val)
+    return out
+
+
+class Report:
+    def __init__(self):
+        self.sections, self.series = [], {}
+
+    def section(self, title, note=""):
+        self.rows = []
+        self.sections.append({"title": title, "note": note, "rows": self.rows})
+        print(f"\n== {title}", flush=True)
+        if note:
+            print(f"   {note}", flush=True)
+
+    def row(self, what, unit, values, base=None, base_name="", goal="", met=None, digits=None):
+        """One table row: values are the samples of this figure, base the baseline's samples."""
+        self.series[f"{what} [{unit}]"] = values
+        s = summary(values)
+        r = {"what": what, "unit": unit, **s, "digits": digits, "goal": goal, "met": met}
+        if base is not None:
+            r["baseline"] = summary(base)["median"]
+            r["baseline_name"] = base_name
+            r["ratio"] = s["median"] / r["baseline"] if r["baseline"] else None
+        self.rows.append(r)
+        return s
+
+    def table(self):
+        def num(v, digits):
+            if v is None:
+                return "-"
+            if digits is not None:
+                return f"{v:.{digits}f}"
+            return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+        head = ["", "unit", "median", "p10", "p90", "baseline", "ratio", "goal", "met"]
+        lines = [head]
+        for r in self.rows:
+            d = r["digits"]
+            base = f"{r['baseline_name']} {num(r['baseline'], d)}" if "baseline" in r else "-"
+            ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+            met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
+            lines.append([r["what"], r["unit"], num(r["median"], d), num(r["p10"], d),
+                          num(r["p90"], d), base, ratio, r["goal"] or "-", met])
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        for line in lines:
+            cells = [c.ljust(w) if i in (0, 1, 5, 7) else c.rjust(w)
+                     for i, (c, w) in enumerate(zip(line, widths))]
+            print("   " + "  ".join(cells).rstrip(), flush=True)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description="Benchmark sandbox-run against native execution.")
+    ap.add_argument("--build", default=os.path.join(here, "..", "build"), help="build directory")
+    ap.add_argument("--runs", type=int, default=21, help="runs per figure (default 21)")
+    ap.add_argument("--quick", action="store_true", help="3 runs and small sizes (CI smoke)")
+    ap.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    a = ap.parse_args()
+    runs = 3 if a.quick else max(a.runs, 1)
+    compute_runs = 2 if a.quick else min(runs, 7)
+    sys_n, io_n, touch_mib = (20000, 2000, 64) if a.quick else (200000, 20000, 256)
+
+    build = os.path.abspath(a.build)
+    sbx = os.path.join(build, "sandbox-run")
+    bins = {name: os.path.join(build, sub, name) for sub, names in (
+        ("samples", ("hello-glibc", "hello-musl", "compute-glibc")),
+        ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
+    missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
+    if missing:
+        sys.exit("bench: missing (build first: cmake --build BUILD): " + ", ".join(missing))
+
+    rep = Report()
+    pvm = os.path.exists("/sys/module/kvm_pvm")
+    print(f"sandbox-run benchmark: {sbx}\n{time.strftime('%Y-%m-%d %H:%M:%S')}, "
+          f"{platform.node()}, {os.cpu_count()} CPUs, KVM: {'PVM' if pvm else 'hardware'}, "
+          f"{runs} runs per figure{' (quick)' if a.quick else ''}")
+
+    def native(*cmd):
+        return lambda: dict(zip(("wall", "err"), run(list(cmd))))
+
+    def sandboxed(*cmd):
+        def fn():
+            wall, err = run([sbx, "--stats", *cmd])
+            return {"wall": wall, "err": err, **parse_stats(err)}
+        return fn
+
+    # 1. start-up
+    bwrap_why = None
+    try:
+        h = bins["hello-glibc"]
+        run(["bwrap", "--unshare-all", "--ro-bind", h, h, "--dev", "/dev", "--proc", "/proc", h])
+    except (BenchError, OSError) as e:
+        bwrap_why = str(e)
+    rep.section("1. start-up: wall time of hello, stdout to /dev/null",
+                "bwrap = bwrap --unshare-all --ro-bind BIN BIN --dev /dev --proc /proc BIN" +
+                (f"\n   bwrap column skipped: {bwrap_why}" if bwrap_why else ""))
+    startup_stats = {}
+    for name in ("hello-glibc", "hello-musl"):
+        b = bins[name]
+        v = {"native": native(b), "sandbox": lambda b=b: {"wall": run([sbx, b])[0]}}
+        if not bwrap_why:
+            v["bwrap"] = native("bwrap", "--unshare-all", "--ro-bind", b, b, "--dev", "/dev",
+                                "--proc", "/proc", b)
+        v["stats"] = sandboxed(b)
+        res = interleave(v, runs)
+        ms = {k: [w * 1000 for w in res[k]["wall"]] for k in v if k != "stats"}
+        startup_stats[name] = (res["stats"], [b])
+        rep.row(f"{name} native", "ms", ms["native"])
+        if not bwrap_why:
+            rep.row(f"{name} bwrap", "ms", ms["bwrap"], ms["native"], "native")
+        s = rep.row(f"{name} sandbox", "ms", ms["sandbox"], ms["native"], "native",
+                    "< 3 ms median", None)
+        rep.rows[-1]["met"] = s["median"] < 3
+        if not bwrap_why:
+            rep.row(f"{name} sandbox vs bwrap", "ms", ms["sandbox"], ms["bwrap"], "bwrap")
+        rep.row(f"{name} setup (--stats)", "ms", res["stats"]["setup_ms"])
+    rep.table()
+
+    # 2. compute
+    n = "2000000" if a.quick else "20000000"
+    rep.section(f"2. compute: compute-glibc {n}, wall time, native and sandboxed in turn (ABAB)",
+                f"{compute_runs} runs only (each takes ~0.5 s); p10/p90 of so few are rough")
+    res = interleave({"native": native(bins["compute-glibc"], n),
+                      "sandbox": sandboxed(bins["compute-glibc"], n)}, compute_runs)
+    rep.row("compute native", "s", res["native"]["wall"], digits=3)
+    s = rep.row("compute sandbox", "s", res["sandbox"]["wall"], res["native"]["wall"], "native",
+                "ratio <= 1.05", digits=3)
+    rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= 1.05
+    rep.table()
+
+    # 3. in-guest syscalls
+    rep.section(f"3. in-guest syscalls: sysbench-glibc OP {sys_n}, ns per call (timed in the guest)")
+    for op in ("getpid", "clock"):
+        op_fn = lambda fn: lambda: {"ns": parse_op((r := fn())["err"]), "exits": r.get("exits")}
+        res = interleave({"native": op_fn(native(bins["sysbench-glibc"], op, str(sys_n))),
+                          "sandbox": op_fn(sandboxed(bins["sysbench-glibc"], op, str(sys_n)))},
+                         runs)
+        rep.row(f"{op} native", "ns/op", res["native"]["ns"], digits=1)
+        rep.row(f"{op} sandbox", "ns/op", res["sandbox"]["ns"], res["native"]["ns"], "native",
+                digits=1)
+        s = rep.row(f"{op} sandbox VM exits", "exits", res["sandbox"]["exits"],
+                    goal="~3 (start, exit), not per call", digits=0)
+        rep.rows[-1]["met"] = s["median"] <= 5
+    rep.table()
+
+    # 4. I/O syscalls
+    rep.section(f"4. I/O syscalls: 4 KiB write to stdout (/dev/null) and 4 KiB pread of a cached "
+                f"file, {io_n} calls",
+                "exits/call = VM exits / calls (the few fixed exits of start and end included)")
+    with tempfile.TemporaryDirectory(prefix="sbx-bench-") as tmp:
+        with open(os.path.join(tmp, "data"), "wb") as f:
+            f.write(os.urandom(16 * PAGE))
+        ops = {"write": (["write", str(io_n)], ["write", str(io_n)], []),
+               "pread": (["pread", os.path.join(tmp, "data"), str(io_n)],
+                         ["pread", "/bench/data", str(io_n)], ["--ro", f"{tmp}:/bench"])}
+        for op, (nat_args, sbx_args, mount) in ops.items():
+            def per_op(fn):
+                return lambda: {"ns": parse_op((r := fn())["err"]),
+                                "epc": r.get("exits", 0) / io_n}
+            res = interleave({
+                "native": per_op(native(bins["sysbench-glibc"], *nat_args)),
+                "on": per_op(sandboxed("--io-poll", "on", *mount, bins["sysbench-glibc"],
+                                       *sbx_args)),
+                "off": per_op(sandboxed("--io-poll", "off", *mount, bins["sysbench-glibc"],
+                                        *sbx_args))}, runs)
+            nat = res["native"]["ns"]
+            rep.row(f"{op} native", "ns/op", nat, digits=1)
+            s = rep.row(f"{op} io-poll on", "ns/op", res["on"]["ns"], nat, "native",
+                        "<= 3000 ns", digits=1)
+            rep.rows[-1]["met"] = s["median"] <= 3000
+            s = rep.row(f"{op} io-poll on", "exits/call", res["on"]["epc"], goal="~0 (< 0.01)",
+                        digits=4)
+            rep.rows[-1]["met"] = s["median"] < 0.01
+            rep.row(f"{op} io-poll off", "ns/op", res["off"]["ns"], nat, "native", digits=1)
+            s = rep.row(f"{op} io-poll off", "exits/call", res["off"]["epc"],
+                        goal="1 (+ <= 10 fixed)", digits=4)
+            rep.rows[-1]["met"] = 1 <= s["median"] <= 1 + 10 / io_n
+    rep.table()
+
+    # 5. first touch
+    pages = touch_mib * MIB // PAGE
+    rep.section(f"5. first touch: touch-glibc {touch_mib} (one write per 4 KiB page, "
+                f"{pages} pages), sandbox with --mem 512M")
+    touch = lambda fn: lambda: {"ms": parse_op((r := fn())["err"]) / 1e6, **r}
+    res = interleave({"native": touch(native(bins["touch-glibc"], str(touch_mib))),
+                      "sandbox": touch(sandboxed("--mem", "512M", bins["touch-glibc"],
+                                                 str(touch_mib)))}, runs)
+    nat_ms, sbx_ms = res["native"]["ms"], res["sandbox"]["ms"]
+    rep.row("touch native total", "ms", nat_ms)
+    rep.row("touch sandbox total", "ms", sbx_ms, nat_ms, "native")
+    per_page = lambda ms: [x * 1e6 / pages for x in ms]
+    rep.row("touch native per page", "ns", per_page(nat_ms), digits=0)
+    rep.row("touch sandbox per page", "ns", per_page(sbx_ms), per_page(nat_ms), "native",
+            digits=0)
+    rep.table()
+
+    # 6. memory
+    have_time = os.access("/usr/bin/time", os.X_OK)
+    rep.section("6. memory: the monitor's own RSS (from --stats, guest RAM excluded) and the peak "
+                "RSS of the whole process",
+                "peak = GNU time's %M of sandbox-run, guest RAM it touched included; baseline = "
+                "peak RSS of the same program run natively" +
+                ("" if have_time else "\n   peak rows skipped: /usr/bin/time (GNU time) missing"))
+    mem = dict(startup_stats, **{f"touch-glibc {touch_mib}": (res["sandbox"], [
+        bins["touch-glibc"], str(touch_mib)])})
+    for name, (st, cmd) in mem.items():
+        s = rep.row(f"{name} monitor RSS", "KiB", st["monitor_rss_kib"], goal="< 8 MiB",
+                    digits=0)
+        rep.rows[-1]["met"] = s["median"] < 8192
+        rep.row(f"{name} guest RAM excluded", "KiB", st["guest_ram_kib"], digits=0)
+        if have_time:
+            peak = interleave({"native": lambda: peak_rss(cmd),
+                               "sandbox": lambda: peak_rss([sbx, "--mem", "512M", *cmd])}, runs)
+            rep.row(f"{name} peak RSS", "KiB", peak["sandbox"]["kib"], peak["native"]["kib"],
+                    "native", digits=0)
+    rep.table()
+
+    failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"
+              for s in rep.sections for r in s["rows"] if r["met"] is False]
+    print("\ngoals missed: " + ("none" if not failed else "; ".join(failed)))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node(),
+                       "cpus": os.cpu_count(), "kvm": "pvm" if pvm else "hardware",
+                       "runs": runs, "compute_runs": compute_runs, "quick": a.quick,
+                       "bwrap_skipped": bwrap_why, "sections": rep.sections,
+                       "samples": rep.series}, f, indent=1)
+        print(f"numbers written to {a.json}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"bench: {e}")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,69 @@
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+void test_vm_setup(struct test_vm *t)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/sbx-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(t->dir));
+	cr_assert_eq(pipe2(t->out_pipe, O_CLOEXEC | O_NONBLOCK), 0);
+	t->log = fopen("/dev/null", "w");
+	policy_init(&t->pol);
+	char spec[128], err[256];
+	snprintf(spec, sizeof(spec), "%s:/w", t->dir);
+	cr_assert_eq(policy_add_mount(&t->pol, spec, 1, err, sizeof(err)), 0, "%s", err);
+	snprintf(spec, sizeof(spec), "%s:/r", t->dir);
+	cr_assert_eq(policy_add_mount(&t->pol, spec, 0, err, sizeof(err)), 0, "%s", err);
+	struct sbx_config cfg = {
+		.prog = "test",
+		.policy = &t->pol,
+		.mem_size = 16 << 20,
+		.stdin_fd = -1,
+		.stdout_fd = t->out_pipe[1],
+		.stderr_fd = -1,
+		.log = t->log,
+	};
+	cr_assert_eq(sbx_vm_create_bare(&cfg, &t->vm, err, sizeof(err)), 0, "%s", err);
+}
+
+void test_vm_teardown(struct test_vm *t)
+{
+	sbx_vm_destroy(t->vm);
+	policy_free(&t->pol);
+	close(t->out_pipe[0]);
+	close(t->out_pipe[1]);
+	fclose(t->log);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+void test_ring_post(struct test_vm *t, const struct sbx_slot *s)
+{
+	struct sbx_ring *r = sbx_gptr(t->vm, SBX_RING_ADDR, sizeof(*r));
+	r->slots[r->head % SBX_RING_SLOTS] = *s;
+	r->head++;
+}
+
+int64_t test_call(struct test_vm *t, struct sbx_slot s)
+{
+	static uint64_t seq;
+	struct sbx_ring *r = sbx_gptr(t->vm, SBX_RING_ADDR, sizeof(*r));
+	uint32_t slot = r->head % SBX_RING_SLOTS;
+	s.seq = ++seq;
+	test_ring_post(t, &s);
+	sbx_ring_serve(t->vm);
+	cr_assert_eq(r->slots[slot].done, s.seq, "request was not completed");
+	return r->slots[slot].ret;
+}
+
+uint64_t test_put(struct test_vm *t, uint64_t gpa, const char *str)
+{
+	cr_assert_eq(sbx_copy_to_guest(t->vm, gpa, str, strlen(str)), 0);
+	return gpa;
+}

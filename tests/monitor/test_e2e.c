@@ -1,0 +1,283 @@
+/* End-to-end: real VMs running the samples and real-world static binaries, compared with the
+ * same binaries run natively (stdout and exit status must be identical). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SANDBOX SBX_BUILD_DIR "/sandbox-run"
+#define SAMPLES SBX_BUILD_DIR "/samples/"
+
+struct out {
+	char *data;
+	size_t len;
+	int status;
+	char err[4096];
+};
+
+/* Runs a shell command; stdout is captured whole, the first 4 KiB of stderr kept. */
+static void run(const char *cmd, struct out *o)
+{
+	char full[8192], errf[] = "/tmp/sbx-e2e-err-XXXXXX";
+	int efd = mkstemp(errf);
+	cr_assert_geq(efd, 0);
+	close(efd);
+	snprintf(full, sizeof(full), "exec 2>%s; %s", errf, cmd);
+	FILE *p = popen(full, "r");
+	cr_assert_not_null(p);
+	size_t cap = 1 << 16;
+	o->data = malloc(cap);
+	o->len = 0;
+	size_t n;
+	while ((n = fread(o->data + o->len, 1, cap - o->len, p)) > 0) {
+		o->len += n;
+		if (o->len == cap)
+			o->data = realloc(o->data, cap *= 2);
+	}
+	int st = pclose(p);
+	o->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	FILE *e = fopen(errf, "r");
+	size_t el = e ? fread(o->err, 1, sizeof(o->err) - 1, e) : 0;
+	o->err[el] = 0;
+	if (e)
+		fclose(e);
+	unlink(errf);
+}
+
+static void need_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("/dev/kvm is not available here: end-to-end tests need KVM");
+}
+
+static const char *const polls[] = {"on", "off"};
+static const char *const libcs[] = {"glibc", "musl"};
+
+/* Same stdout and status in the sandbox as natively, for both libcs and both I/O modes. */
+static void same_as_native_env(const char *sandbox_opts, const char *native_prefix,
+			       const char *prog_and_args, const char *redir)
+{
+	need_kvm();
+	for (int l = 0; l < 2; l++) {
+		char native[2048], cmd[4096];
+		snprintf(native, sizeof(native), "%s", prog_and_args);
+		char *dash = strstr(native, "@LIBC@");
+		if (dash) {
+			char rest[1024];
+			snprintf(rest, sizeof(rest), "%s", dash + 6);
+			snprintf(dash, sizeof(native) - (size_t)(dash - native), "%s%s", libcs[l], rest);
+		}
+		struct out want, got;
+		snprintf(cmd, sizeof(cmd), "%s %s %s", native_prefix, native, redir);
+		run(cmd, &want);
+		for (int p = 0; p < 2; p++) {
+			snprintf(cmd, sizeof(cmd), "%s --io-poll %s %s %s %s", SANDBOX, polls[p],
+				 sandbox_opts, native, redir);
+			run(cmd, &got);
+			cr_expect_eq(got.status, want.status, "%s: status %d, native %d; stderr: %s",
+				     cmd, got.status, want.status, got.err);
+			cr_expect(got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
+				  "%s: stdout differs (%zu vs %zu bytes native)\n--- sandbox:\n%.*s\n--- "
+				  "native:\n%.*s\nstderr: %s",
+				  cmd, got.len, want.len, (int)(got.len > 600 ? 600 : got.len), got.data,
+				  (int)(want.len > 600 ? 600 : want.len), want.data, got.err);
+			free(got.data);
+		}
+		free(want.data);
+		if (!dash)
+			break;
+	}
+}
+
+static void same_as_native(const char *sandbox_opts, const char *prog_and_args, const char *redir)
+{
+	same_as_native_env(sandbox_opts, "", prog_and_args, redir);
+}
+
+TestSuite(e2e, .timeout = 120);
+
+Test(e2e, hello)
+{
+	same_as_native("", SAMPLES "hello-@LIBC@", "");
+	same_as_native("", SAMPLES "hello-pie-@LIBC@", "");
+	same_as_native("", SAMPLES "hello-stripped-@LIBC@", "");
+}
+
+Test(e2e, args_and_environment)
+{
+	same_as_native_env("--env FOO=bar --env PATH=/bin:/usr/bin", "env -i FOO=bar PATH=/bin:/usr/bin",
+			   SAMPLES "args-@LIBC@ a 'b c' '' --x", "");
+}
+
+Test(e2e, exit_statuses)
+{
+	same_as_native("", SAMPLES "exitcode-@LIBC@ 0", "");
+	same_as_native("", SAMPLES "exitcode-@LIBC@ 42", "");
+	same_as_native("", SAMPLES "exitcode-@LIBC@ 255", "");
+	same_as_native("", SAMPLES "exitcode-@LIBC@ abort", "");
+	same_as_native("", SAMPLES "nullptr-@LIBC@", "");
+}
+
+Test(e2e, large_output_and_stdin)
+{
+	same_as_native("", SAMPLES "bigout-@LIBC@ 3", "");
+	same_as_native("", SAMPLES "bigout-@LIBC@ 1", "| head -c 100000");
+	same_as_native("", SAMPLES "echo_stdin-@LIBC@", "< " SAMPLES "bigout-glibc");
+	same_as_native("", SAMPLES "echo_stdin-@LIBC@", "< /dev/null");
+}
+
+Test(e2e, compute_time_and_memory)
+{
+	same_as_native("", SAMPLES "compute-@LIBC@ 300000", "");
+	same_as_native("", SAMPLES "timeinfo-@LIBC@", "");
+	same_as_native("--mem 512M", SAMPLES "memory-@LIBC@", "");
+}
+
+static char scratch[64];
+
+static void make_tree(void)
+{
+	snprintf(scratch, sizeof(scratch), "/tmp/sbx-e2e-XXXXXX");
+	cr_assert_not_null(mkdtemp(scratch));
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir -p fs/d1 w && printf 'one\\n' > fs/f1 && printf 'two two\\n' > "
+		 "fs/f2 && ln -s f1 fs/link && seq 1 3000 | sort -R --random-source=/dev/zero > "
+		 "nums",
+		 scratch);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void remove_tree(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", scratch);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(e2e, files, .init = make_tree, .fini = remove_tree)
+{
+	char opts[256], prog[512];
+	snprintf(opts, sizeof(opts), "--rw %s", scratch);
+	snprintf(prog, sizeof(prog), SAMPLES "cat-@LIBC@ %s/fs/f1 %s/fs/link %s/missing", scratch,
+		 scratch, scratch);
+	same_as_native(opts, prog, "");
+	snprintf(prog, sizeof(prog), SAMPLES "fsops-@LIBC@ %s/fs", scratch);
+	same_as_native(opts, prog, "");
+	/* writefile leaves nothing behind, so it can run once per configuration. */
+	snprintf(prog, sizeof(prog), SAMPLES "writefile-@LIBC@ %s/w", scratch);
+	same_as_native(opts, prog, "");
+}
+
+Test(e2e, busybox_applets, .init = make_tree, .fini = remove_tree)
+{
+	if (access("/bin/busybox", X_OK) != 0)
+		cr_skip_test("busybox-static is not installed (scripts/setup.sh installs it)");
+	static const char *const applets[] = {"sha256sum", "sort -n", "awk '{s+=$1} END {print s}'",
+					      "sed s/1/X/g", "od -A x -t x1", "wc", "md5sum",
+					      "uniq -c", "head -n 5", "tail -n 5", "cut -c1-2",
+					      "grep -c 7", "tr 0-9 a-j <"};
+	char opts[256], prog[512];
+	snprintf(opts, sizeof(opts), "--ro %s", scratch);
+	for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++) {
+		snprintf(prog, sizeof(prog), "/bin/busybox %s %s/nums", applets[i], scratch);
+		same_as_native(opts, prog, "");
+	}
+}
+
+Test(e2e, unimplemented_syscalls_are_enosys_and_named)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " " SAMPLES "nosys-musl", &o);
+	cr_assert_eq(o.status, 0);
+	cr_assert(strstr(o.data, "io_uring_setup: ENOSYS") && strstr(o.data, "ptrace: ENOSYS"),
+		  "%.*s", (int)o.len, o.data);
+	cr_assert(strstr(o.err, "unimplemented syscalls called") && strstr(o.err, "io_uring_setup"),
+		  "%s", o.err);
+	free(o.data);
+}
+
+Test(e2e, strace_prints_calls)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " --strace " SAMPLES "hello-glibc", &o);
+	cr_assert_eq(o.status, 0);
+	cr_assert(strstr(o.err, "write(1, \"hello, world\\n\", 13) = 13"), "%s", o.err);
+	cr_assert(strstr(o.err, "exit_group(0) = ?"), "%s", o.err);
+	free(o.data);
+}
+
+Test(e2e, faults_exit_128_plus_signal_with_a_reason)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " " SAMPLES "nullptr-glibc", &o);
+	cr_assert_eq(o.status, 139);
+	cr_assert(strstr(o.err, "SIGSEGV") && strstr(o.err, "0x0") && strstr(o.err, "rip 0x"),
+		  "%s", o.err);
+	free(o.data);
+}
+
+/* The CPL0 entry, return and exception paths, with a guest the PVM emulator can run. */
+Test(e2e, cpl0_and_cpl3_paths)
+{
+	need_kvm();
+	static const char *const cpls[] = {"0", "3"};
+	for (int c = 0; c < 2; c++) {
+		for (int p = 0; p < 2; p++) {
+			char cmd[512];
+			struct out o;
+			snprintf(cmd, sizeof(cmd), SANDBOX " --cpl %s --io-poll %s " SAMPLES "cpl0",
+				 cpls[c], polls[p]);
+			run(cmd, &o);
+			cr_expect_eq(o.status, 7, "%s: %d %s", cmd, o.status, o.err);
+			cr_expect(o.len == 21 && memcmp(o.data, "cpl0: hello\ncpl0: ok\n", 21) == 0,
+				  "%s: %.*s", cmd, (int)o.len, o.data);
+			free(o.data);
+			snprintf(cmd, sizeof(cmd), SANDBOX " --cpl %s --io-poll %s " SAMPLES "cpl0 ud2",
+				 cpls[c], polls[p]);
+			run(cmd, &o);
+			cr_expect_eq(o.status, 132, "%s: %d %s", cmd, o.status, o.err);
+			cr_expect(strstr(o.err, "SIGILL: invalid opcode"), "%s", o.err);
+			free(o.data);
+		}
+	}
+}
+
+Test(e2e, bad_programs_get_one_line_errors)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " /bin/true", &o);
+	cr_assert_eq(o.status, 125);
+	cr_assert(strstr(o.err, "PT_INTERP /lib64/ld-linux-x86-64.so.2: dynamic binaries are not "
+				"supported yet"),
+		  "%s", o.err);
+	cr_assert_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1, "not one line: %s", o.err);
+	free(o.data);
+	run(SANDBOX " /nonexistent/prog", &o);
+	cr_assert_eq(o.status, 127);
+	free(o.data);
+	run(SANDBOX " --mem 1K " SAMPLES "hello-glibc", &o);
+	cr_assert_eq(o.status, 125);
+	cr_assert(strstr(o.err, "guest memory"), "%s", o.err);
+	free(o.data);
+	run(SANDBOX " --bogus " SAMPLES "hello-glibc", &o);
+	cr_assert_eq(o.status, 125);
+	free(o.data);
+}
+
+Test(e2e, every_broken_elf_fixture_is_refused_cleanly)
+{
+	need_kvm();
+	struct out o;
+	run("for f in " SBX_SOURCE_DIR "/tests/data/elf/bad-*.elf; do " SANDBOX
+	    " $f >/dev/null 2>&1; s=$?; [ $s -eq 125 ] || echo \"$f: status $s\"; done",
+	    &o);
+	cr_assert_eq(o.len, 0, "%.*s", (int)o.len, o.data);
+	free(o.data);
+}
