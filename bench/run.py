@@ -118,7 +118,8 @@ class Report:
         for r in self.rows:
             d = r["digits"]
             base = f"{r['baseline_name']} {num(r['baseline'], d)}" if "baseline" in r else "-"
-            ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+            q = r.get("ratio")
+            ratio = "-" if q is None else f"{q:.3f}x" if q < 2 else f"{q:.2f}x"
             met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
             lines.append([r["what"], r["unit"], num(r["median"], d), num(r["p10"], d),
                           num(r["p90"], d), base, ratio, r["goal"] or "-", met])

@@ -44,11 +44,25 @@ int sbx_parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 0: break;
-	default: return -EINVAL;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 0:
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (*end == 'i' && end[1] == 'B')
 		end += 2;
@@ -134,7 +148,8 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 	if (r < 0)
 		return r;
 	struct sbx_vm *vm = *out;
-	if ((r = sbx_kvm_open(vm, err, errlen)) < 0 || (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
+	if ((r = sbx_kvm_open(vm, err, errlen)) < 0 ||
+	    (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
 		return r;
 	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
 	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
@@ -191,19 +206,17 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM_GET_TSC_KHZ: %s", strerror(errno));
 		return -EINVAL;
 	}
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = {.h.nmsrs = 1, .e.index = 0x10 /* IA32_TSC */};
+	const uint32_t tsc_msr = 0x10; /* IA32_TSC */
+	uint64_t tsc = 0;
 	struct timespec rt, mono;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) != 1) {
+	if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1) {
 		snprintf(err, errlen, "reading the guest TSC: %s", strerror(errno));
 		return -EINVAL;
 	}
 	b->tsc_hz = (uint64_t)khz * 1000;
-	b->tsc_at_boot = m.e.data;
+	b->tsc_at_boot = tsc;
 	b->realtime_ns = (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec;
 	b->monotonic_ns = (int64_t)mono.tv_sec * 1000000000ll + mono.tv_nsec;
 	b->spin_us = SBX_SPIN_US;
@@ -231,10 +244,10 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->stack_guard = vm->mem_size - stack - SBX_PAGE_SIZE;
 	struct loader_mem lm = {.base = vm->mem, .size = vm->mem_size};
 	struct loader_params lp = {
-		.min_addr = SBX_USER_ADDR,
-		.max_addr = vm->stack_guard,
-		.pie_base = SBX_USER_ADDR,
-		.mem_is_zero = 1,
+	    .min_addr = SBX_USER_ADDR,
+	    .max_addr = vm->stack_guard,
+	    .pie_base = SBX_USER_ADDR,
+	    .mem_is_zero = 1,
 	};
 	char lerr[400];
 	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->img, lerr, sizeof(lerr))) < 0) {
@@ -247,21 +260,20 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
 	static const char *const empty_env[] = {NULL};
 	struct loader_stack_args sa = {
-		.argv = (const char *const *)vm->cfg.argv,
-		.envp = vm->cfg.policy && vm->cfg.policy->env
-				? (const char *const *)vm->cfg.policy->env
-				: empty_env,
-		.execfn = vm->cfg.argv[0],
-		.hwcap = edx,
-		.hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
-		.uid = getuid(),
-		.euid = getuid(),
-		.gid = getgid(),
-		.egid = getgid(),
-		.clktck = 100,
-		.minsigstksz = 2048,
-		.stack_top = vm->mem_size,
-		.stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
+	    .argv = (const char *const *)vm->cfg.argv,
+	    .envp = vm->cfg.policy && vm->cfg.policy->env ? (const char *const *)vm->cfg.policy->env
+							  : empty_env,
+	    .execfn = vm->cfg.argv[0],
+	    .hwcap = edx,
+	    .hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
+	    .uid = getuid(),
+	    .euid = getuid(),
+	    .gid = getgid(),
+	    .egid = getgid(),
+	    .clktck = 100,
+	    .minsigstksz = 2048,
+	    .stack_top = vm->mem_size,
+	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
 	};
 	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));

@@ -13,25 +13,25 @@ static const struct {
 	int sig;
 	int has_error_code;
 } sbx_vectors[32] = {
-	[0] = {"divide error (#DE)", SIGFPE, 0},
-	[1] = {"debug trap (#DB)", SIGTRAP, 0},
-	[2] = {"NMI", SIGSEGV, 0},
-	[3] = {"breakpoint (#BP, int3)", SIGTRAP, 0},
-	[4] = {"overflow (#OF)", SIGSEGV, 0},
-	[5] = {"bound range exceeded (#BR)", SIGSEGV, 0},
-	[6] = {"invalid opcode (#UD)", SIGILL, 0},
-	[7] = {"device not available (#NM)", SIGFPE, 0},
-	[8] = {"double fault (#DF)", SIGSEGV, 1},
-	[10] = {"invalid TSS (#TS)", SIGSEGV, 1},
-	[11] = {"segment not present (#NP)", SIGSEGV, 1},
-	[12] = {"stack-segment fault (#SS)", SIGBUS, 1},
-	[13] = {"general protection fault (#GP)", SIGSEGV, 1},
-	[14] = {"page fault (#PF)", SIGSEGV, 1},
-	[16] = {"x87 floating-point error (#MF)", SIGFPE, 0},
-	[17] = {"alignment check (#AC)", SIGBUS, 1},
-	[18] = {"machine check (#MC)", SIGBUS, 0},
-	[19] = {"SIMD floating-point error (#XM)", SIGFPE, 0},
-	[21] = {"control protection (#CP)", SIGSEGV, 1},
+    [0] = {"divide error (#DE)", SIGFPE, 0},
+    [1] = {"debug trap (#DB)", SIGTRAP, 0},
+    [2] = {"NMI", SIGSEGV, 0},
+    [3] = {"breakpoint (#BP, int3)", SIGTRAP, 0},
+    [4] = {"overflow (#OF)", SIGSEGV, 0},
+    [5] = {"bound range exceeded (#BR)", SIGSEGV, 0},
+    [6] = {"invalid opcode (#UD)", SIGILL, 0},
+    [7] = {"device not available (#NM)", SIGFPE, 0},
+    [8] = {"double fault (#DF)", SIGSEGV, 1},
+    [10] = {"invalid TSS (#TS)", SIGSEGV, 1},
+    [11] = {"segment not present (#NP)", SIGSEGV, 1},
+    [12] = {"stack-segment fault (#SS)", SIGBUS, 1},
+    [13] = {"general protection fault (#GP)", SIGSEGV, 1},
+    [14] = {"page fault (#PF)", SIGSEGV, 1},
+    [16] = {"x87 floating-point error (#MF)", SIGFPE, 0},
+    [17] = {"alignment check (#AC)", SIGBUS, 1},
+    [18] = {"machine check (#MC)", SIGBUS, 0},
+    [19] = {"SIMD floating-point error (#XM)", SIGFPE, 0},
+    [21] = {"control protection (#CP)", SIGSEGV, 1},
 };
 
 void sbx_fault_describe(struct sbx_vm *vm, int vector)
@@ -50,8 +50,8 @@ void sbx_fault_describe(struct sbx_vm *vm, int vector)
 	vm->stop.status = 128 + sig;
 	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
 	    ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
-		snprintf(vm->stop.reason, sizeof(vm->stop.reason), "SIG%s: %s (vCPU state unreadable)",
-			 sigabbrev_np(sig), name);
+		snprintf(vm->stop.reason, sizeof(vm->stop.reason),
+			 "SIG%s: %s (vCPU state unreadable)", sigabbrev_np(sig), name);
 		return;
 	}
 	/* [error code,] rip, cs, rflags, rsp, ss as the CPU pushed them. */
@@ -59,8 +59,8 @@ void sbx_fault_describe(struct sbx_vm *vm, int vector)
 	uint64_t fa = regs.rsp;
 	if (sbx_copy_from_guest(vm, frame, fa, sizeof(frame)) < 0) {
 		snprintf(vm->stop.reason, sizeof(vm->stop.reason),
-			 "SIG%s: %s; exception frame at 0x%llx is outside RAM", sigabbrev_np(sig), name,
-			 (unsigned long long)fa);
+			 "SIG%s: %s; exception frame at 0x%llx is outside RAM", sigabbrev_np(sig),
+			 name, (unsigned long long)fa);
 		return;
 	}
 	uint64_t err = has_err ? frame[0] : 0;
@@ -72,8 +72,9 @@ void sbx_fault_describe(struct sbx_vm *vm, int vector)
 		const char *kind = (err & 0x10) ? "execute" : (err & 2) ? "write" : "read";
 		const char *why = (err & 1) ? "protection violation" : "not mapped";
 		if (a >= vm->stack_guard && a < vm->stack_guard + SBX_PAGE_SIZE)
-			snprintf(what, sizeof(what), ": stack overflow (%s at 0x%llx hit the guard page)",
-				 kind, (unsigned long long)a);
+			snprintf(what, sizeof(what),
+				 ": stack overflow (%s at 0x%llx hit the guard page)", kind,
+				 (unsigned long long)a);
 		else if ((err & 0x11) == 0x11)
 			snprintf(what, sizeof(what), ": jump into non-executable memory at 0x%llx",
 				 (unsigned long long)a);

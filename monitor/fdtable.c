@@ -13,7 +13,8 @@ void sbx_fd_init(struct sbx_vm *vm)
 	for (int i = 0; i < 3; i++) {
 		if (host[i] < 0)
 			continue;
-		/* A private copy: the guest closing its fd 2 must not close the monitor's stderr. */
+		/* A private copy: the guest closing its fd 2 must not close the monitor's stderr.
+		 */
 		int fd = fcntl(host[i], F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
 			continue;

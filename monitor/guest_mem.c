@@ -21,7 +21,8 @@ int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
 			 (unsigned long long)size, strerror(e));
 		return -e;
 	}
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
+	void *p =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
 	if (p == MAP_FAILED) {
 		int e = errno;
 		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",

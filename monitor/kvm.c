@@ -18,11 +18,11 @@ static const struct {
 	int cap;
 	const char *name;
 } sbx_kvm_caps[] = {
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_XCRS, "KVM_CAP_XCRS"},
-	{KVM_CAP_GET_TSC_KHZ, "KVM_CAP_GET_TSC_KHZ"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_XCRS, "KVM_CAP_XCRS"},
+    {KVM_CAP_GET_TSC_KHZ, "KVM_CAP_GET_TSC_KHZ"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
@@ -31,8 +31,9 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 	if (vm->kvm_fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open /dev/kvm: %s%s", strerror(e),
-			 e == ENOENT ? " (no KVM on this machine)"
-			 : e == EACCES ? " (add yourself to the kvm group)" : "");
+			 e == ENOENT   ? " (no KVM on this machine)"
+			 : e == EACCES ? " (add yourself to the kvm group)"
+				       : "");
 		return -e;
 	}
 	int v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -54,10 +55,10 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 		return -e;
 	}
 	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = vm->mem_size,
-		.userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = vm->mem_size,
+	    .userspace_addr = (uint64_t)(uintptr_t)vm->mem,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int e = errno;
@@ -104,4 +105,28 @@ void sbx_kvm_close(struct sbx_vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n)
+{
+	/* struct kvm_msrs ends in a flexible array: build it in an aligned buffer. */
+	union {
+		struct kvm_msrs h;
+		uint8_t b[sizeof(struct kvm_msrs) + 16 * sizeof(struct kvm_msr_entry)];
+	} m;
+	if (n > 16)
+		return -EINVAL;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = n;
+	for (unsigned i = 0; i < n; i++) {
+		m.h.entries[i].index = idx[i];
+		m.h.entries[i].data = set ? val[i] : 0;
+	}
+	int r = ioctl(vm->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
+	if (r < 0)
+		return -errno;
+	if (!set)
+		for (unsigned i = 0; i < n; i++)
+			val[i] = m.h.entries[i].data;
+	return r; /* how many were processed */
 }

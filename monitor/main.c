@@ -13,26 +13,27 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sandbox-run [OPTIONS] PROGRAM [ARGS...]\n"
-		"Runs a static x86-64 Linux program in its own KVM micro-VM.\n"
-		"\n"
-		"  --ro HOST[:GUEST]    show a host file or directory read-only at GUEST\n"
-		"  --rw HOST[:GUEST]    show it read-write\n"
-		"  --cwd DIR            the guest's working directory (default /)\n"
-		"  --env K=V            set a guest environment variable (default: PATH only)\n"
-		"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
-		"  --cpl auto|0|3       privilege level of program and kernel (auto: 3 on PVM, 0 on\n"
-		"                       hardware KVM)\n"
-		"  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
-		"                       with two or more CPUs)\n"
-		"  --strace             print every syscall of the guest to stderr\n"
-		"  --stats              print exit and hypercall counts at the end\n"
-		"  -v, --verbose        say more (twice for even more)\n"
-		"  -h, --help           this text\n"
-		"\n"
-		"Exit status: the program's own; 128+N when it was killed by signal N (faults\n"
-		"included); 125 when the sandbox itself failed (bad ELF, KVM error, bad options).\n");
+	fprintf(
+	    f,
+	    "usage: sandbox-run [OPTIONS] PROGRAM [ARGS...]\n"
+	    "Runs a static x86-64 Linux program in its own KVM micro-VM.\n"
+	    "\n"
+	    "  --ro HOST[:GUEST]    show a host file or directory read-only at GUEST\n"
+	    "  --rw HOST[:GUEST]    show it read-write\n"
+	    "  --cwd DIR            the guest's working directory (default /)\n"
+	    "  --env K=V            set a guest environment variable (default: PATH only)\n"
+	    "  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
+	    "  --cpl auto|0|3       privilege level of program and kernel (auto: 3 on PVM, 0 on\n"
+	    "                       hardware KVM)\n"
+	    "  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
+	    "                       with two or more CPUs)\n"
+	    "  --strace             print every syscall of the guest to stderr\n"
+	    "  --stats              print exit and hypercall counts at the end\n"
+	    "  -v, --verbose        say more (twice for even more)\n"
+	    "  -h, --help           this text\n"
+	    "\n"
+	    "Exit status: the program's own; 128+N when it was killed by signal N (faults\n"
+	    "included); 125 when the sandbox itself failed (bad ELF, KVM error, bad options).\n");
 }
 
 enum { OPT_RO = 256, OPT_RW, OPT_CWD, OPT_ENV, OPT_MEM, OPT_CPL, OPT_POLL, OPT_STRACE, OPT_STATS };
@@ -52,24 +53,30 @@ static int pick(const char *opt, const char *v, const char *const *names, int n)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"ro", required_argument, 0, OPT_RO},	   {"rw", required_argument, 0, OPT_RW},
-		{"cwd", required_argument, 0, OPT_CWD},	   {"env", required_argument, 0, OPT_ENV},
-		{"mem", required_argument, 0, OPT_MEM},	   {"cpl", required_argument, 0, OPT_CPL},
-		{"io-poll", required_argument, 0, OPT_POLL}, {"strace", no_argument, 0, OPT_STRACE},
-		{"stats", no_argument, 0, OPT_STATS},	   {"verbose", no_argument, 0, 'v'},
-		{"help", no_argument, 0, 'h'},		   {0, 0, 0, 0},
+	    {"ro", required_argument, 0, OPT_RO},
+	    {"rw", required_argument, 0, OPT_RW},
+	    {"cwd", required_argument, 0, OPT_CWD},
+	    {"env", required_argument, 0, OPT_ENV},
+	    {"mem", required_argument, 0, OPT_MEM},
+	    {"cpl", required_argument, 0, OPT_CPL},
+	    {"io-poll", required_argument, 0, OPT_POLL},
+	    {"strace", no_argument, 0, OPT_STRACE},
+	    {"stats", no_argument, 0, OPT_STATS},
+	    {"verbose", no_argument, 0, 'v'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	static const char *const cpls[] = {"auto", "0", "3"};
 	static const char *const polls[] = {"auto", "on", "off"};
 	struct policy pol;
 	policy_init(&pol);
 	struct sbx_config cfg = {
-		.policy = &pol,
-		.mem_size = 256ull << 20,
-		.stdin_fd = 0,
-		.stdout_fd = 1,
-		.stderr_fd = 2,
-		.log = stderr,
+	    .policy = &pol,
+	    .mem_size = 256ull << 20,
+	    .stdin_fd = 0,
+	    .stdout_fd = 1,
+	    .stderr_fd = 2,
+	    .log = stderr,
 	};
 	char err[512];
 	int stats = 0, have_path = 0, c;
@@ -89,8 +96,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_MEM:
 			if (sbx_parse_size(optarg, &cfg.mem_size) < 0) {
-				snprintf(err, sizeof(err), "--mem %s: expected a size like 256M or 1G",
-					 optarg);
+				snprintf(err, sizeof(err),
+					 "--mem %s: expected a size like 256M or 1G", optarg);
 				r = -EINVAL;
 			}
 			break;
@@ -145,7 +152,8 @@ int main(int argc, char **argv)
 	if (res.end != SBX_END_EXIT)
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
 	if (stats) {
-		/* Guest RAM is a memfd: its resident pages show as RssShmem, not as the monitor's. */
+		/* Guest RAM is a memfd: its resident pages show as RssShmem, not as the monitor's.
+		 */
 		long rss = 0, shmem = 0;
 		FILE *st = fopen("/proc/self/status", "r");
 		char line[256];
@@ -156,13 +164,17 @@ int main(int argc, char **argv)
 		if (st)
 			fclose(st);
 		fprintf(stderr,
-			"sandbox-run: stats: setup %.3f ms, run %.3f ms, %llu VM exits, %llu doorbells, "
+			"sandbox-run: stats: setup %.3f ms, run %.3f ms, %llu VM exits, %llu "
+			"doorbells, "
 			"%llu hypercalls (%llu polled), %llu ENOSYS\n",
 			res.stats.setup_ms, res.stats.run_ms, (unsigned long long)res.stats.exits,
-			(unsigned long long)res.stats.doorbells, (unsigned long long)res.stats.calls,
-			(unsigned long long)res.stats.polled, (unsigned long long)res.stats.nosys);
-		fprintf(stderr, "sandbox-run: stats: monitor RSS %ld KiB (excluding %ld KiB of guest RAM)\n",
-			rss - shmem, shmem);
+			(unsigned long long)res.stats.doorbells,
+			(unsigned long long)res.stats.calls, (unsigned long long)res.stats.polled,
+			(unsigned long long)res.stats.nosys);
+		fprintf(
+		    stderr,
+		    "sandbox-run: stats: monitor RSS %ld KiB (excluding %ld KiB of guest RAM)\n",
+		    rss - shmem, shmem);
 	}
 	policy_free(&pol);
 	return res.status;

@@ -32,10 +32,11 @@ int sbx_ring_serve(struct sbx_vm *vm)
 		if (pending == 0)
 			break;
 		if (pending > SBX_RING_SLOTS) {
-			sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
-				    "guest ABI violation: ring head %u is %u slots past tail %u (ring "
-				    "has %u)",
-				    head, pending, vm->ring_tail, SBX_RING_SLOTS);
+			sbx_vm_kill(
+			    vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "guest ABI violation: ring head %u is %u slots past tail %u (ring "
+			    "has %u)",
+			    head, pending, vm->ring_tail, SBX_RING_SLOTS);
 			break;
 		}
 		volatile struct sbx_slot *gs = &r->slots[vm->ring_tail % SBX_RING_SLOTS];

@@ -21,7 +21,8 @@ static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 			return SBX_ACT_STOP;
 		}
 	}
-	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "stray port I/O: %s of %u byte(s) at port 0x%x",
+	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0,
+		    "stray port I/O: %s of %u byte(s) at port 0x%x",
 		    run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read", run->io.size, port);
 	return SBX_ACT_STOP;
 }
@@ -48,8 +49,9 @@ static enum sbx_action exit_hlt(struct sbx_vm *vm, struct kvm_run *run)
 static enum sbx_action exit_shutdown(struct sbx_vm *vm, struct kvm_run *run)
 {
 	(void)run;
-	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0,
-		    "triple fault: the vCPU shut down (an exception while delivering an exception)");
+	sbx_vm_kill(
+	    vm, SBX_END_VM, SBX_STATUS_ERROR, 0,
+	    "triple fault: the vCPU shut down (an exception while delivering an exception)");
 	return SBX_ACT_STOP;
 }
 
@@ -63,17 +65,17 @@ static enum sbx_action exit_fail_entry(struct sbx_vm *vm, struct kvm_run *run)
 static enum sbx_action exit_internal(struct sbx_vm *vm, struct kvm_run *run)
 {
 	static const char *const why[] = {
-		[KVM_INTERNAL_ERROR_EMULATION] = "instruction emulation failed",
-		[KVM_INTERNAL_ERROR_SIMUL_EX] = "exception while delivering an exception",
-		[KVM_INTERNAL_ERROR_DELIVERY_EV] = "event delivery failed",
-		[KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON] = "unexpected exit reason",
+	    [KVM_INTERNAL_ERROR_EMULATION] = "instruction emulation failed",
+	    [KVM_INTERNAL_ERROR_SIMUL_EX] = "exception while delivering an exception",
+	    [KVM_INTERNAL_ERROR_DELIVERY_EV] = "event delivery failed",
+	    [KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON] = "unexpected exit reason",
 	};
 	uint32_t sub = run->internal.suberror;
 	const char *w = sub < sizeof(why) / sizeof(why[0]) && why[sub] ? why[sub] : "unknown";
 	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM internal error %u: %s%s", sub, w,
 		    sub == KVM_INTERNAL_ERROR_EMULATION && vm->cpl == 0 && vm->is_pvm
-			    ? " (PVM emulates CPL0 code and cannot run SSE or AVX there: use --cpl 3)"
-			    : "");
+			? " (PVM emulates CPL0 code and cannot run SSE or AVX there: use --cpl 3)"
+			: "");
 	return SBX_ACT_STOP;
 }
 
@@ -86,13 +88,13 @@ static enum sbx_action exit_intr(struct sbx_vm *vm, struct kvm_run *run)
 typedef enum sbx_action (*sbx_exit_fn)(struct sbx_vm *vm, struct kvm_run *run);
 
 static const sbx_exit_fn sbx_exit_table[] = {
-	[KVM_EXIT_IO] = exit_io,
-	[KVM_EXIT_MMIO] = exit_mmio,
-	[KVM_EXIT_HLT] = exit_hlt,
-	[KVM_EXIT_SHUTDOWN] = exit_shutdown,
-	[KVM_EXIT_FAIL_ENTRY] = exit_fail_entry,
-	[KVM_EXIT_INTERNAL_ERROR] = exit_internal,
-	[KVM_EXIT_INTR] = exit_intr,
+    [KVM_EXIT_IO] = exit_io,
+    [KVM_EXIT_MMIO] = exit_mmio,
+    [KVM_EXIT_HLT] = exit_hlt,
+    [KVM_EXIT_SHUTDOWN] = exit_shutdown,
+    [KVM_EXIT_FAIL_ENTRY] = exit_fail_entry,
+    [KVM_EXIT_INTERNAL_ERROR] = exit_internal,
+    [KVM_EXIT_INTR] = exit_intr,
 };
 
 enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run)
@@ -116,14 +118,17 @@ static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
 			continue;
 		res->stats.nosys += n;
 		const char *name = sbx_syscall_name((uint64_t)i);
-		int w = name ? snprintf(line + o, sizeof(line) - o, "%s%s x%u", o ? ", " : "", name, n)
-			     : snprintf(line + o, sizeof(line) - o, "%ssyscall %d x%u", o ? ", " : "", i, n);
+		int w =
+		    name ? snprintf(line + o, sizeof(line) - o, "%s%s x%u", o ? ", " : "", name, n)
+			 : snprintf(line + o, sizeof(line) - o, "%ssyscall %d x%u", o ? ", " : "",
+				    i, n);
 		if (w < 0 || (size_t)w >= sizeof(line) - o)
 			break;
 		o += (size_t)w;
 	}
 	if (o)
-		fprintf(vm->cfg.log, "sandbox-run: %s: unimplemented syscalls called (returned ENOSYS): %s\n",
+		fprintf(vm->cfg.log,
+			"sandbox-run: %s: unimplemented syscalls called (returned ENOSYS): %s\n",
 			vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
 }
 
@@ -136,7 +141,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s", strerror(errno));
+			sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",
+				    strerror(errno));
 			break;
 		}
 		vm->stats.exits++;

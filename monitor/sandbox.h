@@ -14,17 +14,17 @@ enum sbx_cpl_mode { SBX_CPL_AUTO, SBX_CPL_0, SBX_CPL_3 };
 enum sbx_poll_mode { SBX_POLL_AUTO, SBX_POLL_ON, SBX_POLL_OFF };
 
 struct sbx_config {
-	const char *prog;        /* host path of the ELF */
-	char *const *argv;       /* guest argv (argv[0] included), NULL-terminated */
-	struct policy *policy;   /* mounts, cwd, environment */
-	uint64_t mem_size;       /* guest RAM in bytes */
+	const char *prog;      /* host path of the ELF */
+	char *const *argv;     /* guest argv (argv[0] included), NULL-terminated */
+	struct policy *policy; /* mounts, cwd, environment */
+	uint64_t mem_size;     /* guest RAM in bytes */
 	enum sbx_cpl_mode cpl;
 	enum sbx_poll_mode poll;
-	int strace;              /* print every syscall to `log` */
-	int verbose;             /* 0 quiet, 1 -v, 2 -vv */
+	int strace;			    /* print every syscall to `log` */
+	int verbose;			    /* 0 quiet, 1 -v, 2 -vv */
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
-	FILE *log;               /* monitor messages (stderr) */
-	const char *name;        /* program name for messages */
+	FILE *log;			    /* monitor messages (stderr) */
+	const char *name;		    /* program name for messages */
 };
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or
@@ -33,11 +33,11 @@ struct sbx_config {
 enum sbx_end { SBX_END_EXIT, SBX_END_SIGNAL, SBX_END_FAULT, SBX_END_VM, SBX_END_ERROR };
 
 struct sbx_stats {
-	uint64_t exits;        /* KVM_RUN returns */
-	uint64_t doorbells;    /* doorbell exits served by the vCPU thread */
-	uint64_t polled;       /* requests served by the polling thread */
-	uint64_t calls;        /* hypercalls served */
-	uint64_t nosys;        /* syscalls answered -ENOSYS */
+	uint64_t exits;	    /* KVM_RUN returns */
+	uint64_t doorbells; /* doorbell exits served by the vCPU thread */
+	uint64_t polled;    /* requests served by the polling thread */
+	uint64_t calls;	    /* hypercalls served */
+	uint64_t nosys;	    /* syscalls answered -ENOSYS */
 	double setup_ms, run_ms;
 };
 

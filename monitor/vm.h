@@ -17,10 +17,10 @@ enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
-	int fd;          /* host fd (SBX_H_HOST) */
-	int cloexec;     /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
-	int writable;    /* opened on a rw mount or stdio */
-	char *gpath;     /* normalised guest path (NULL for stdio) */
+	int fd;		   /* host fd (SBX_H_HOST) */
+	int cloexec;	   /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
+	int writable;	   /* opened on a rw mount or stdio */
+	char *gpath;	   /* normalised guest path (NULL for stdio) */
 	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
 };
 
@@ -69,8 +69,7 @@ struct sbx_vm {
 };
 
 /* boot.c */
-int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err,
-		       size_t errlen);
+int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 
 /* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
@@ -83,6 +82,8 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_kvm_close(struct sbx_vm *vm);
+/* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
+int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
 
 /* x86_setup.c: page tables, descriptor tables, registers. */
 int sbx_x86_setup(struct sbx_vm *vm, char *err, size_t errlen);
@@ -96,7 +97,7 @@ void sbx_ring_doorbell(struct sbx_vm *vm);
 /* hypercalls.c and hc_*.c */
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);
@@ -112,7 +113,7 @@ const char *sbx_syscall_name(uint64_t nr);
 /* fault.c */
 void sbx_fault_describe(struct sbx_vm *vm, int vector);
 
-#define sbx_log(vm, level, ...)                                                                   \
+#define sbx_log(vm, level, ...)                                                                    \
 	do {                                                                                       \
 		if ((vm)->cfg.verbose >= (level))                                                  \
 			sbx_logf((vm), __VA_ARGS__);                                               \

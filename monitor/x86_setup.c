@@ -180,7 +180,7 @@ static void build_descriptor_tables(struct sbx_vm *vm)
 		memcpy(t + 36 + 8 * i, &ist[i], 8);
 	}
 	memcpy(t + 4, &ist[0], 8); /* rsp0 */
-	uint16_t iomap = 104;      /* no I/O bitmap: `out` at CPL3 faults */
+	uint16_t iomap = 104;	   /* no I/O bitmap: `out` at CPL3 faults */
 	memcpy(t + 102, &iomap, 2);
 
 	uint64_t *idt = sbx_gptr(vm, SBX_IDT_ADDR, PAGE);
@@ -248,32 +248,22 @@ fail:
 
 static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[7];
-	} m;
-	memset(&m, 0, sizeof(m));
-	const uint32_t idx[7] = {MSR_STAR,    MSR_LSTAR,   MSR_CSTAR,         MSR_SFMASK,
+	const uint32_t idx[7] = {MSR_STAR,    MSR_LSTAR,   MSR_CSTAR,	      MSR_SFMASK,
 				 MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
-	const uint64_t val[7] = {
-		((uint64_t)(SBX_SEL_UDATA - 8 - 3) << 48) | ((uint64_t)SBX_SEL_KCODE << 32),
-		vm->khdr.syscall_entry,
-		0,
-		/* IF stays set: a CPL3 popfq could never set it again. */
-		RFLAGS_TF | RFLAGS_DF | RFLAGS_AC,
-		0,
-		0,
-		0,
+	uint64_t val[7] = {
+	    ((uint64_t)(SBX_SEL_UDATA - 8 - 3) << 48) | ((uint64_t)SBX_SEL_KCODE << 32),
+	    vm->khdr.syscall_entry,
+	    0,
+	    /* IF stays set: a CPL3 popfq could never set it again. */
+	    RFLAGS_TF | RFLAGS_DF | RFLAGS_AC,
+	    0,
+	    0,
+	    0,
 	};
-	for (int i = 0; i < 7; i++) {
-		m.e[i].index = idx[i];
-		m.e[i].data = val[i];
-	}
-	m.h.nmsrs = 7;
-	int n = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m);
+	int n = sbx_kvm_msrs(vm, 1, idx, val, 7);
 	if (n != 7) {
 		snprintf(err, errlen, "KVM_SET_MSRS set %d of 7 (MSR 0x%x): %s", n,
-			 n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(errno) : "refused");
+			 n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(-n) : "refused");
 		return -EINVAL;
 	}
 	return 0;

@@ -14,7 +14,7 @@
 struct policy_mount {
 	char *host;  /* host path as given */
 	char *guest; /* normalised absolute guest path */
-	int rw;      /* writes allowed */
+	int rw;	     /* writes allowed */
 	int is_dir;  /* a directory (else a single file) */
 	int root_fd; /* O_PATH fd: the directory, or a file mount's parent directory */
 	char *leaf;  /* file mounts: the file's name inside root_fd */
@@ -23,8 +23,8 @@ struct policy_mount {
 struct policy {
 	struct policy_mount *mounts;
 	size_t nmounts;
-	char *cwd; /* guest working directory (normalised), "/" by default */
-	char **env;  /* NULL-terminated guest environment */
+	char *cwd;  /* guest working directory (normalised), "/" by default */
+	char **env; /* NULL-terminated guest environment */
 	size_t nenv;
 };
 

@@ -131,10 +131,10 @@ int policy_openat(const struct policy_target *t, int flags, unsigned mode)
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
 	struct open_how how = {
-		/* openat2 refuses O_NOCTTY beside O_PATH. */
-		.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
-		.mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 07777) : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	    /* openat2 refuses O_NOCTTY beside O_PATH. */
+	    .flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
+	    .mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 07777) : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, t->mount->root_fd, t->rel, &how, sizeof(how));
 	if (fd < 0)
@@ -179,7 +179,8 @@ void policy_vdir_children(const struct policy *p, const char *gpath,
 			size_t r2;
 			const char *g2 = p->mounts[j].guest;
 			if (strcmp(g2, gpath) != 0 && path_under(gpath, g2, &r2) &&
-			    strncmp(g2 + r2, name, len) == 0 && (g2[r2 + len] == 0 || g2[r2 + len] == '/'))
+			    strncmp(g2 + r2, name, len) == 0 &&
+			    (g2[r2 + len] == 0 || g2[r2 + len] == '/'))
 				seen = 1;
 		}
 		if (!seen)

@@ -18,22 +18,22 @@
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
 #define SBX_PAGE_SIZE SBX_U64(0x1000)
-#define SBX_MIN_ADDR SBX_U64(0x10000)      /* [0, 64 KiB) is never mapped, like vm.mmap_min_addr */
-#define SBX_GDT_ADDR SBX_U64(0x10000)      /* GDT page (supervisor-only accesses by the CPU) */
-#define SBX_TSS_ADDR SBX_U64(0x11000)      /* 64-bit TSS with the IST stack pointers */
-#define SBX_IDT_ADDR SBX_U64(0x12000)      /* 256 interrupt gates */
+#define SBX_MIN_ADDR SBX_U64(0x10000)	   /* [0, 64 KiB) is never mapped, like vm.mmap_min_addr */
+#define SBX_GDT_ADDR SBX_U64(0x10000)	   /* GDT page (supervisor-only accesses by the CPU) */
+#define SBX_TSS_ADDR SBX_U64(0x11000)	   /* 64-bit TSS with the IST stack pointers */
+#define SBX_IDT_ADDR SBX_U64(0x12000)	   /* 256 interrupt gates */
 #define SBX_BOOTINFO_ADDR SBX_U64(0x13000) /* struct sbx_bootinfo, written by the monitor */
-#define SBX_RING_ADDR SBX_U64(0x14000)     /* struct sbx_ring, SBX_RING_BYTES long */
+#define SBX_RING_ADDR SBX_U64(0x14000)	   /* struct sbx_ring, SBX_RING_BYTES long */
 #define SBX_RING_BYTES SBX_U64(0x2000)
-#define SBX_PT_ADDR SBX_U64(0x20000)      /* page tables built by the monitor */
+#define SBX_PT_ADDR SBX_U64(0x20000) /* page tables built by the monitor */
 #define SBX_PT_END SBX_U64(0x100000)
 #define SBX_KSTACK_ADDR SBX_U64(0x100000) /* kernel stacks: syscall stack, then the IST stacks */
 #define SBX_KSTACK_END SBX_U64(0x200000)
-#define SBX_KERNEL_ADDR SBX_U64(0x200000)  /* the kernel image (struct sbx_kernel_header first) */
+#define SBX_KERNEL_ADDR SBX_U64(0x200000) /* the kernel image (struct sbx_kernel_header first) */
 #define SBX_KERNEL_END SBX_U64(0x3ff000)
-#define SBX_DOORBELL_VA SBX_U64(0x3ff000)  /* CPL3 doorbell: a write here is an MMIO exit */
+#define SBX_DOORBELL_VA SBX_U64(0x3ff000)      /* CPL3 doorbell: a write here is an MMIO exit */
 #define SBX_DOORBELL_GPA SBX_U64(0xfffffff000) /* outside every memslot */
-#define SBX_USER_ADDR SBX_U64(0x400000)    /* lowest user address: ET_EXEC text, static-PIE base */
+#define SBX_USER_ADDR SBX_U64(0x400000) /* lowest user address: ET_EXEC text, static-PIE base */
 
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000) /* 512 KiB for the kernel's C code */
@@ -42,7 +42,7 @@
 
 /* ---- Ports (CPL0 exits; `out %al, $imm8` so no register is clobbered) ------------------ */
 #define SBX_PORT_FAULT_BASE 0xc0 /* port = base + vector, vectors 0..31 */
-#define SBX_PORT_DOORBELL 0xe0   /* CPL0 doorbell: serve the ring */
+#define SBX_PORT_DOORBELL 0xe0	 /* CPL0 doorbell: serve the ring */
 
 /* ---- Segment selectors the monitor loads into its GDT ---------------------------------- */
 #define SBX_SEL_KCODE 0x08
@@ -55,29 +55,29 @@
 #define SBX_KERNEL_MAGIC SBX_U64(0x4c4e524b58425353) /* "SSBXKRNL" */
 #ifndef __ASSEMBLER__
 struct sbx_kernel_header {
-	uint64_t magic;         /* SBX_KERNEL_MAGIC */
-	uint32_t abi_version;   /* SBX_ABI_VERSION the kernel was built against */
-	uint32_t header_size;   /* sizeof(struct sbx_kernel_header) */
+	uint64_t magic;		/* SBX_KERNEL_MAGIC */
+	uint32_t abi_version;	/* SBX_ABI_VERSION the kernel was built against */
+	uint32_t header_size;	/* sizeof(struct sbx_kernel_header) */
 	uint64_t syscall_entry; /* LSTAR */
-	uint64_t vectors;       /* address of vector 0's stub; stubs are vector_stride apart */
+	uint64_t vectors;	/* address of vector 0's stub; stubs are vector_stride apart */
 	uint32_t vector_stride; /* bytes between exception stubs */
-	uint32_t nvectors;      /* stubs present (32) */
-	uint64_t image_end;     /* end of loaded bytes (text+data) */
-	uint64_t bss_end;       /* end of zero-initialised memory */
+	uint32_t nvectors;	/* stubs present (32) */
+	uint64_t image_end;	/* end of loaded bytes (text+data) */
+	uint64_t bss_end;	/* end of zero-initialised memory */
 };
 _Static_assert(sizeof(struct sbx_kernel_header) == 56, "kernel header size");
 #endif
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
 #define SBX_MAX_SYSCALL 512
-#define SBX_BOOT_CPL0 1u     /* flags: user code and kernel run at CPL0 */
-#define SBX_BOOT_STRACE 2u   /* flags: report every syscall with SBX_CALL_TRACE */
-#define SBX_BOOT_POLLING 4u  /* flags: a monitor thread polls the ring */
+#define SBX_BOOT_CPL0 1u    /* flags: user code and kernel run at CPL0 */
+#define SBX_BOOT_STRACE 2u  /* flags: report every syscall with SBX_CALL_TRACE */
+#define SBX_BOOT_POLLING 4u /* flags: a monitor thread polls the ring */
 
 #ifndef __ASSEMBLER__
 struct sbx_bootinfo {
 	uint32_t abi_version; /* OUT: SBX_ABI_VERSION of the monitor */
-	uint32_t flags;       /* OUT: SBX_BOOT_* */
+	uint32_t flags;	      /* OUT: SBX_BOOT_* */
 	uint64_t mem_size;    /* OUT: bytes of guest RAM */
 	uint64_t brk_start;   /* OUT: first byte after the program's segments (page aligned) */
 	uint64_t mmap_base;   /* OUT: lowest address mmap may hand out */
@@ -87,10 +87,10 @@ struct sbx_bootinfo {
 	uint64_t tsc_at_boot; /* OUT: guest TSC when the clocks below were read */
 	int64_t realtime_ns;  /* OUT: CLOCK_REALTIME at tsc_at_boot */
 	int64_t monotonic_ns; /* OUT: CLOCK_MONOTONIC at tsc_at_boot */
-	uint32_t pid;         /* OUT: the guest's pid (and tid) */
-	uint32_t ppid;        /* OUT */
+	uint32_t pid;	      /* OUT: the guest's pid (and tid) */
+	uint32_t ppid;	      /* OUT */
 	uint32_t uid, gid;    /* OUT */
-	uint32_t umask;       /* OUT: initial umask */
+	uint32_t umask;	      /* OUT: initial umask */
 	uint32_t spin_us;     /* OUT: how long to spin on the ring before ringing the doorbell */
 	uint64_t spin_tsc;    /* OUT: spin_us in TSC ticks */
 	uint64_t nofile;      /* OUT: RLIMIT_NOFILE reported to the guest */
@@ -108,36 +108,36 @@ _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 #ifndef __ASSEMBLER__
 enum sbx_call {
 	SBX_CALL_NONE = 0,
-	SBX_CALL_EXIT = 1,      /* a0: status (0..255) or 0x100|signal for a fatal signal */
-	SBX_CALL_READ = 2,      /* struct sbx_rw (off ignored) */
-	SBX_CALL_WRITE = 3,     /* struct sbx_rw */
-	SBX_CALL_PREAD = 4,     /* struct sbx_rw */
-	SBX_CALL_PWRITE = 5,    /* struct sbx_rw */
-	SBX_CALL_READV = 6,     /* struct sbx_rw: buf = iovec array, len = iovcnt */
-	SBX_CALL_WRITEV = 7,    /* struct sbx_rw: buf = iovec array, len = iovcnt */
-	SBX_CALL_OPEN = 8,      /* struct sbx_path: dirfd, path, flags, mode -> new fd */
-	SBX_CALL_CLOSE = 9,     /* a0: fd */
-	SBX_CALL_FSTAT = 10,    /* struct sbx_path: fd in dirfd, buf -> struct stat */
-	SBX_CALL_STAT = 11,     /* struct sbx_path: dirfd, path, flags (AT_*), buf -> struct stat */
-	SBX_CALL_LSEEK = 12,    /* a0: fd, a1: offset, a2: whence -> new offset */
+	SBX_CALL_EXIT = 1,	/* a0: status (0..255) or 0x100|signal for a fatal signal */
+	SBX_CALL_READ = 2,	/* struct sbx_rw (off ignored) */
+	SBX_CALL_WRITE = 3,	/* struct sbx_rw */
+	SBX_CALL_PREAD = 4,	/* struct sbx_rw */
+	SBX_CALL_PWRITE = 5,	/* struct sbx_rw */
+	SBX_CALL_READV = 6,	/* struct sbx_rw: buf = iovec array, len = iovcnt */
+	SBX_CALL_WRITEV = 7,	/* struct sbx_rw: buf = iovec array, len = iovcnt */
+	SBX_CALL_OPEN = 8,	/* struct sbx_path: dirfd, path, flags, mode -> new fd */
+	SBX_CALL_CLOSE = 9,	/* a0: fd */
+	SBX_CALL_FSTAT = 10,	/* struct sbx_path: fd in dirfd, buf -> struct stat */
+	SBX_CALL_STAT = 11,	/* struct sbx_path: dirfd, path, flags (AT_*), buf -> struct stat */
+	SBX_CALL_LSEEK = 12,	/* a0: fd, a1: offset, a2: whence -> new offset */
 	SBX_CALL_GETDENTS = 13, /* struct sbx_rw: fd, buf, len -> bytes of linux_dirent64 */
 	SBX_CALL_READLINK = 14, /* struct sbx_path: dirfd, path, buf, buf_len */
-	SBX_CALL_MKDIR = 15,    /* struct sbx_path: dirfd, path, mode */
-	SBX_CALL_UNLINK = 16,   /* struct sbx_path: dirfd, path, flags (AT_REMOVEDIR) */
-	SBX_CALL_RENAME = 17,   /* struct sbx_path (old) + path2 fields (new) */
+	SBX_CALL_MKDIR = 15,	/* struct sbx_path: dirfd, path, mode */
+	SBX_CALL_UNLINK = 16,	/* struct sbx_path: dirfd, path, flags (AT_REMOVEDIR) */
+	SBX_CALL_RENAME = 17,	/* struct sbx_path (old) + path2 fields (new) */
 	SBX_CALL_FTRUNCATE = 18, /* a0: fd, a1: length */
-	SBX_CALL_FSYNC = 19,    /* a0: fd */
-	SBX_CALL_DUP = 20,      /* a0: oldfd, a1: newfd or -1 for lowest >= a2, a3: O_CLOEXEC */
-	SBX_CALL_FCNTL = 21,    /* a0: fd, a1: F_GETFL/F_SETFL/F_GETFD/F_SETFD, a2: arg */
-	SBX_CALL_CHDIR = 22,    /* struct sbx_path: dirfd (fchdir if path_len == 0), path */
-	SBX_CALL_GETCWD = 23,   /* struct sbx_rw: buf, len -> bytes including the NUL */
-	SBX_CALL_ACCESS = 24,   /* struct sbx_path: dirfd, path, mode (R_OK...), flags */
-	SBX_CALL_RANDOM = 25,   /* struct sbx_rw: buf, len -> bytes */
-	SBX_CALL_IOCTL = 26,    /* a0: fd, a1: request (TCGETS, TIOCGWINSZ...), a2: buf */
-	SBX_CALL_TRACE = 27,    /* a0: syscall nr, a1: ret, buf at a2: uint64_t args[6] */
-	SBX_CALL_DISCARD = 28,  /* a0: addr, a1: len: give the pages back, they read as zero */
+	SBX_CALL_FSYNC = 19,	 /* a0: fd */
+	SBX_CALL_DUP = 20,	 /* a0: oldfd, a1: newfd or -1 for lowest >= a2, a3: O_CLOEXEC */
+	SBX_CALL_FCNTL = 21,	 /* a0: fd, a1: F_GETFL/F_SETFL/F_GETFD/F_SETFD, a2: arg */
+	SBX_CALL_CHDIR = 22,	 /* struct sbx_path: dirfd (fchdir if path_len == 0), path */
+	SBX_CALL_GETCWD = 23,	 /* struct sbx_rw: buf, len -> bytes including the NUL */
+	SBX_CALL_ACCESS = 24,	 /* struct sbx_path: dirfd, path, mode (R_OK...), flags */
+	SBX_CALL_RANDOM = 25,	 /* struct sbx_rw: buf, len -> bytes */
+	SBX_CALL_IOCTL = 26,	 /* a0: fd, a1: request (TCGETS, TIOCGWINSZ...), a2: buf */
+	SBX_CALL_TRACE = 27,	 /* a0: syscall nr, a1: ret, buf at a2: uint64_t args[6] */
+	SBX_CALL_DISCARD = 28,	 /* a0: addr, a1: len: give the pages back, they read as zero */
 	SBX_CALL_FDATASYNC = 29, /* a0: fd */
-	SBX_CALL_SLEEP = 30,    /* a0: nanoseconds to sleep on the host (the vCPU waits in an exit) */
+	SBX_CALL_SLEEP = 30, /* a0: nanoseconds to sleep on the host (the vCPU waits in an exit) */
 	SBX_CALL_COUNT
 };
 #endif
@@ -172,16 +172,16 @@ _Static_assert(sizeof(struct sbx_iovec) == 16, "sbx_iovec size");
 
 #ifndef __ASSEMBLER__
 struct sbx_path {
-	int32_t dirfd;     /* IN: guest fd or SBX_AT_FDCWD */
-	uint32_t flags;    /* IN: O_* for OPEN, AT_* for STAT/UNLINK/ACCESS */
-	uint64_t path;     /* IN: guest address of the path (not NUL-terminated) */
-	uint32_t path_len; /* IN: bytes at path, < SBX_PATH_MAX */
-	uint32_t mode;     /* IN: creation mode, or access mode for ACCESS */
-	uint64_t buf;      /* IN: guest address of the result buffer (STAT, READLINK) */
-	uint64_t buf_len;  /* IN: bytes at buf */
-	int32_t dirfd2;    /* IN: RENAME: new dirfd */
+	int32_t dirfd;	    /* IN: guest fd or SBX_AT_FDCWD */
+	uint32_t flags;	    /* IN: O_* for OPEN, AT_* for STAT/UNLINK/ACCESS */
+	uint64_t path;	    /* IN: guest address of the path (not NUL-terminated) */
+	uint32_t path_len;  /* IN: bytes at path, < SBX_PATH_MAX */
+	uint32_t mode;	    /* IN: creation mode, or access mode for ACCESS */
+	uint64_t buf;	    /* IN: guest address of the result buffer (STAT, READLINK) */
+	uint64_t buf_len;   /* IN: bytes at buf */
+	int32_t dirfd2;	    /* IN: RENAME: new dirfd */
 	uint32_t path2_len; /* IN: RENAME: bytes of the new path */
-	uint64_t path2;    /* IN: RENAME: guest address of the new path */
+	uint64_t path2;	    /* IN: RENAME: guest address of the new path */
 };
 _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
 #endif
@@ -200,10 +200,10 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
 
 #ifndef __ASSEMBLER__
 struct sbx_slot {
-	uint32_t nr;    /* IN: enum sbx_call */
-	uint32_t pad;   /* IN: zero */
-	uint64_t seq;   /* IN: request sequence number, increasing from 1 */
-	union {         /* IN: arguments */
+	uint32_t nr;  /* IN: enum sbx_call */
+	uint32_t pad; /* IN: zero */
+	uint64_t seq; /* IN: request sequence number, increasing from 1 */
+	union {	      /* IN: arguments */
 		uint64_t a[7];
 		struct sbx_rw rw;
 		struct sbx_path path;
@@ -217,12 +217,12 @@ _Static_assert(sizeof(struct sbx_slot) == 88, "slot size");
 #ifndef __ASSEMBLER__
 struct sbx_ring {
 	uint32_t abi_version; /* IN: the kernel writes SBX_ABI_VERSION before its first request */
-	uint32_t flags;       /* OUT: SBX_RING_NEED_WAKEUP */
-	uint32_t head;        /* IN: next slot the guest fills (free-running) */
+	uint32_t flags;	      /* OUT: SBX_RING_NEED_WAKEUP */
+	uint32_t head;	      /* IN: next slot the guest fills (free-running) */
 	uint32_t pad0;
-	uint32_t tail;        /* OUT: next slot the monitor serves (free-running) */
+	uint32_t tail; /* OUT: next slot the monitor serves (free-running) */
 	uint32_t pad1;
-	uint64_t doorbells;   /* IN: doorbells rung (informational) */
+	uint64_t doorbells; /* IN: doorbells rung (informational) */
 	uint8_t pad2[32];
 	struct sbx_slot slots[SBX_RING_SLOTS];
 };

@@ -4,13 +4,13 @@
 extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[];
 
 __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_kernel_header = {
-	.magic = SBX_KERNEL_MAGIC,
-	.abi_version = SBX_ABI_VERSION,
-	.header_size = sizeof(struct sbx_kernel_header),
-	.syscall_entry = (uint64_t)sbx_syscall_entry,
-	.vectors = (uint64_t)sbx_vectors,
-	.vector_stride = 16,
-	.nvectors = 32,
-	.image_end = (uint64_t)__image_end,
-	.bss_end = (uint64_t)__bss_end,
+    .magic = SBX_KERNEL_MAGIC,
+    .abi_version = SBX_ABI_VERSION,
+    .header_size = sizeof(struct sbx_kernel_header),
+    .syscall_entry = (uint64_t)sbx_syscall_entry,
+    .vectors = (uint64_t)sbx_vectors,
+    .vector_stride = 16,
+    .nvectors = 32,
+    .image_end = (uint64_t)__image_end,
+    .bss_end = (uint64_t)__bss_end,
 };

@@ -34,8 +34,8 @@
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
 	uint64_t r9, r8, r10, rdx, rsi, rdi;
-	uint64_t rcx;      /* user return address */
-	uint64_t rflags;   /* user RFLAGS (from %r11) */
+	uint64_t rcx;	 /* user return address */
+	uint64_t rflags; /* user RFLAGS (from %r11) */
 	uint64_t user_rsp;
 };
 

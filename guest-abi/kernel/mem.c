@@ -167,7 +167,8 @@ static long map_fill_from_file(uint64_t addr, uint64_t len, int32_t fd, int64_t 
 {
 	uint64_t done = 0;
 	while (done < len) {
-		long n = k_call_rw(SBX_CALL_PREAD, fd, addr + done, len - done, off + (int64_t)done);
+		long n =
+		    k_call_rw(SBX_CALL_PREAD, fd, addr + done, len - done, off + (int64_t)done);
 		if (n < 0)
 			return n;
 		if (n == 0)

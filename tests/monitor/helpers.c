@@ -20,13 +20,13 @@ void test_vm_setup(struct test_vm *t)
 	snprintf(spec, sizeof(spec), "%s:/r", t->dir);
 	cr_assert_eq(policy_add_mount(&t->pol, spec, 0, err, sizeof(err)), 0, "%s", err);
 	struct sbx_config cfg = {
-		.prog = "test",
-		.policy = &t->pol,
-		.mem_size = 16 << 20,
-		.stdin_fd = -1,
-		.stdout_fd = t->out_pipe[1],
-		.stderr_fd = -1,
-		.log = t->log,
+	    .prog = "test",
+	    .policy = &t->pol,
+	    .mem_size = 16 << 20,
+	    .stdin_fd = -1,
+	    .stdout_fd = t->out_pipe[1],
+	    .stderr_fd = -1,
+	    .log = t->log,
 	};
 	cr_assert_eq(sbx_vm_create_bare(&cfg, &t->vm, err, sizeof(err)), 0, "%s", err);
 }

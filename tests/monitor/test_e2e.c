@@ -67,7 +67,8 @@ static void same_as_native_env(const char *sandbox_opts, const char *native_pref
 		if (dash) {
 			char rest[1024];
 			snprintf(rest, sizeof(rest), "%s", dash + 6);
-			snprintf(dash, sizeof(native) - (size_t)(dash - native), "%s%s", libcs[l], rest);
+			snprintf(dash, sizeof(native) - (size_t)(dash - native), "%s%s", libcs[l],
+				 rest);
 		}
 		struct out want, got;
 		snprintf(cmd, sizeof(cmd), "%s %s %s", native_prefix, native, redir);
@@ -76,13 +77,15 @@ static void same_as_native_env(const char *sandbox_opts, const char *native_pref
 			snprintf(cmd, sizeof(cmd), "%s --io-poll %s %s %s %s", SANDBOX, polls[p],
 				 sandbox_opts, native, redir);
 			run(cmd, &got);
-			cr_expect_eq(got.status, want.status, "%s: status %d, native %d; stderr: %s",
-				     cmd, got.status, want.status, got.err);
-			cr_expect(got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
-				  "%s: stdout differs (%zu vs %zu bytes native)\n--- sandbox:\n%.*s\n--- "
-				  "native:\n%.*s\nstderr: %s",
-				  cmd, got.len, want.len, (int)(got.len > 600 ? 600 : got.len), got.data,
-				  (int)(want.len > 600 ? 600 : want.len), want.data, got.err);
+			cr_expect_eq(got.status, want.status,
+				     "%s: status %d, native %d; stderr: %s", cmd, got.status,
+				     want.status, got.err);
+			cr_expect(
+			    got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
+			    "%s: stdout differs (%zu vs %zu bytes native)\n--- sandbox:\n%.*s\n--- "
+			    "native:\n%.*s\nstderr: %s",
+			    cmd, got.len, want.len, (int)(got.len > 600 ? 600 : got.len), got.data,
+			    (int)(want.len > 600 ? 600 : want.len), want.data, got.err);
 			free(got.data);
 		}
 		free(want.data);
@@ -107,7 +110,8 @@ Test(e2e, hello)
 
 Test(e2e, args_and_environment)
 {
-	same_as_native_env("--env FOO=bar --env PATH=/bin:/usr/bin", "env -i FOO=bar PATH=/bin:/usr/bin",
+	same_as_native_env("--env FOO=bar --env PATH=/bin:/usr/bin",
+			   "env -i FOO=bar PATH=/bin:/usr/bin",
 			   SAMPLES "args-@LIBC@ a 'b c' '' --x", "");
 }
 
@@ -175,10 +179,12 @@ Test(e2e, busybox_applets, .init = make_tree, .fini = remove_tree)
 {
 	if (access("/bin/busybox", X_OK) != 0)
 		cr_skip_test("busybox-static is not installed (scripts/setup.sh installs it)");
-	static const char *const applets[] = {"sha256sum", "sort -n", "awk '{s+=$1} END {print s}'",
-					      "sed s/1/X/g", "od -A x -t x1", "wc", "md5sum",
-					      "uniq -c", "head -n 5", "tail -n 5", "cut -c1-2",
-					      "grep -c 7", "tr 0-9 a-j <"};
+	static const char *const applets[] = {
+	    "sha256sum",   "sort -n",	    "awk '{s+=$1} END {print s}'",
+	    "sed s/1/X/g", "od -A x -t x1", "wc",
+	    "md5sum",	   "uniq -c",	    "head -n 5",
+	    "tail -n 5",   "cut -c1-2",	    "grep -c 7",
+	    "tr 0-9 a-j <"};
 	char opts[256], prog[512];
 	snprintf(opts, sizeof(opts), "--ro %s", scratch);
 	for (size_t i = 0; i < sizeof(applets) / sizeof(applets[0]); i++) {
@@ -217,8 +223,8 @@ Test(e2e, faults_exit_128_plus_signal_with_a_reason)
 	struct out o;
 	run(SANDBOX " " SAMPLES "nullptr-glibc", &o);
 	cr_assert_eq(o.status, 139);
-	cr_assert(strstr(o.err, "SIGSEGV") && strstr(o.err, "0x0") && strstr(o.err, "rip 0x"),
-		  "%s", o.err);
+	cr_assert(strstr(o.err, "SIGSEGV") && strstr(o.err, "0x0") && strstr(o.err, "rip 0x"), "%s",
+		  o.err);
 	free(o.data);
 }
 
@@ -238,8 +244,9 @@ Test(e2e, cpl0_and_cpl3_paths)
 			cr_expect(o.len == 21 && memcmp(o.data, "cpl0: hello\ncpl0: ok\n", 21) == 0,
 				  "%s: %.*s", cmd, (int)o.len, o.data);
 			free(o.data);
-			snprintf(cmd, sizeof(cmd), SANDBOX " --cpl %s --io-poll %s " SAMPLES "cpl0 ud2",
-				 cpls[c], polls[p]);
+			snprintf(cmd, sizeof(cmd),
+				 SANDBOX " --cpl %s --io-poll %s " SAMPLES "cpl0 ud2", cpls[c],
+				 polls[p]);
 			run(cmd, &o);
 			cr_expect_eq(o.status, 132, "%s: %d %s", cmd, o.status, o.err);
 			cr_expect(strstr(o.err, "SIGILL: invalid opcode"), "%s", o.err);

@@ -15,11 +15,15 @@ struct norm_case {
 ParameterizedTestParameters(policy, normalize)
 {
 	static struct norm_case c[] = {
-		{"/", "/a/b", "/a/b", 0},	 {"/", "a//b/", "/a/b", 0},
-		{"/x/y", "../z", "/x/z", 0},	 {"/x", "../../..", "/", 0},
-		{"/", "/..", "/", 0},		 {"/a", "./././b/.", "/a/b", 0},
-		{"/a/b", "/c/../../d", "/d", 0}, {"/", "", "", -ENOENT},
-		{"/a", "b/../../../etc", "/etc", 0},
+	    {"/", "/a/b", "/a/b", 0},
+	    {"/", "a//b/", "/a/b", 0},
+	    {"/x/y", "../z", "/x/z", 0},
+	    {"/x", "../../..", "/", 0},
+	    {"/", "/..", "/", 0},
+	    {"/a", "./././b/.", "/a/b", 0},
+	    {"/a/b", "/c/../../d", "/d", 0},
+	    {"/", "", "", -ENOENT},
+	    {"/a", "b/../../../etc", "/etc", 0},
 	};
 	return cr_make_param_array(struct norm_case, c, sizeof(c) / sizeof(c[0]));
 }
