@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 	    .log = stderr,
 	};
 	char err[512];
-	int stats = 0, have_path = 0, c;
+	int stats = 0, have_path = 0, c, status = EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
@@ -118,36 +118,38 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			status = 0;
+			goto out;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			fprintf(stderr, "sandbox-run: try 'sandbox-run --help'\n");
+			goto out;
 		}
 		if (r < 0) {
 			fprintf(stderr, "sandbox-run: %s\n", err);
-			return EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
+		fprintf(stderr, "sandbox-run: no program given; try 'sandbox-run --help'\n");
+		goto out;
 	}
 	if (!have_path && policy_set_env(&pol, "PATH=/bin:/usr/bin", err, sizeof(err)) < 0)
-		return EXIT_USAGE;
+		goto out;
 	cfg.prog = argv[optind];
 	cfg.argv = argv + optind;
 	cfg.name = argv[optind];
 	if (access(cfg.prog, R_OK) < 0) {
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, strerror(errno));
-		return errno == ENOENT ? 127 : 126;
+		status = errno == ENOENT ? 127 : 126;
+		goto out;
 	}
 
 	struct sbx_result res;
 	int r = sbx_run(&cfg, &res);
+	status = res.status;
 	if (r < 0) {
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
-		policy_free(&pol);
-		return res.status;
+		goto out;
 	}
 	if (res.end != SBX_END_EXIT)
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
@@ -176,6 +178,7 @@ int main(int argc, char **argv)
 		    "sandbox-run: stats: monitor RSS %ld KiB (excluding %ld KiB of guest RAM)\n",
 		    rss - shmem, shmem);
 	}
+out:
 	policy_free(&pol);
-	return res.status;
+	return status;
 }

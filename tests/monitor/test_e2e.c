@@ -74,8 +74,11 @@ static void same_as_native_env(const char *sandbox_opts, const char *native_pref
 		snprintf(cmd, sizeof(cmd), "%s %s %s", native_prefix, native, redir);
 		run(cmd, &want);
 		for (int p = 0; p < 2; p++) {
-			snprintf(cmd, sizeof(cmd), "%s --io-poll %s %s %s %s", SANDBOX, polls[p],
-				 sandbox_opts, native, redir);
+			/* scripts/test-cpl0.sh sets SBX_TEST_CPL=0 on hardware KVM. */
+			const char *cpl = getenv("SBX_TEST_CPL");
+			snprintf(cmd, sizeof(cmd), "%s --io-poll %s %s%s %s %s %s", SANDBOX,
+				 polls[p], cpl ? "--cpl " : "", cpl ? cpl : "", sandbox_opts,
+				 native, redir);
 			run(cmd, &got);
 			cr_expect_eq(got.status, want.status,
 				     "%s: status %d, native %d; stderr: %s", cmd, got.status,
