@@ -32,7 +32,10 @@ class BenchError(Exception):
 def run(cmd):
     """Run cmd once, stdout to /dev/null. Returns (wall seconds, stderr text)."""
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise BenchError(f"cannot run {cmd[0]}: {e.strerror} (being rebuilt?)") from e
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise BenchError(f"`{' '.join(cmd)}` exited with {p.returncode}: {p.stderr.strip()[-500:]}")

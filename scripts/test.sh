@@ -24,7 +24,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 
 step "clang build, fuzz targets and tests"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-  -DSBX_FUZZ=ON >/dev/null
+  -DSBX_FUZZ=ON -DSBX_SAMPLES=ON >/dev/null
 cmake --build build-fuzz -j"$JOBS"
 ctest --test-dir build-fuzz --output-on-failure
 for f in build-fuzz/tests/fuzz/fuzz_*; do
