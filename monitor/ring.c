@@ -26,6 +26,14 @@ int sbx_ring_serve(struct sbx_vm *vm)
 {
 	volatile struct sbx_ring *r = ring_of(vm);
 	int served = 0;
+	uint32_t abi = __atomic_load_n(&r->abi_version, __ATOMIC_ACQUIRE);
+	if (abi != SBX_ABI_VERSION && r->head != vm->ring_tail) {
+		/* The kernel announces its ABI with its first request; a guest may bring its own. */
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "guest kernel speaks hypercall ABI %u.%u, the monitor %u.%u", abi >> 16,
+			    abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);
+		return 0;
+	}
 	while (!atomic_load(&vm->stopping)) {
 		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
 		uint32_t pending = head - vm->ring_tail;

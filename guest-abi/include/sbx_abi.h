@@ -70,9 +70,9 @@ _Static_assert(sizeof(struct sbx_kernel_header) == 56, "kernel header size");
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
 #define SBX_MAX_SYSCALL 512
-#define SBX_BOOT_CPL0 1u    /* flags: user code and kernel run at CPL0 */
-#define SBX_BOOT_STRACE 2u  /* flags: report every syscall with SBX_CALL_TRACE */
-#define SBX_BOOT_POLLING 4u /* flags: a monitor thread polls the ring */
+#define SBX_BOOT_CPL0 1    /* flags: user code and kernel run at CPL0 */
+#define SBX_BOOT_STRACE 2  /* flags: report every syscall with SBX_CALL_TRACE */
+#define SBX_BOOT_POLLING 4 /* flags: a monitor thread polls the ring */
 
 #ifndef __ASSEMBLER__
 struct sbx_bootinfo {
@@ -143,9 +143,9 @@ enum sbx_call {
 #endif
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
-#define SBX_EXIT_SIGNALED 0x100u  /* | signal: killed by a fatal signal's default action */
-#define SBX_EXIT_NOHANDLER 0x200u /* | signal: a handled signal that cannot be delivered yet */
-#define SBX_EXIT_DEADLOCK 0x400u  /* futex wait with no other thread to wake it */
+#define SBX_EXIT_SIGNALED 0x100  /* | signal: killed by a fatal signal's default action */
+#define SBX_EXIT_NOHANDLER 0x200 /* | signal: a handled signal that cannot be delivered yet */
+#define SBX_EXIT_DEADLOCK 0x400  /* futex wait with no other thread to wake it */
 
 /* Linux-compatible constants the two sides share (values are the x86-64 Linux ones). */
 #define SBX_AT_FDCWD (-100)
@@ -196,7 +196,7 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
  * (release). When no thread polls, the monitor sets SBX_RING_NEED_WAKEUP and the guest rings
  * the doorbell after publishing (a full barrier between publishing head and reading flags). */
 #define SBX_RING_SLOTS 32
-#define SBX_RING_NEED_WAKEUP 1u
+#define SBX_RING_NEED_WAKEUP 1
 
 #ifndef __ASSEMBLER__
 struct sbx_slot {

@@ -91,6 +91,7 @@ void k_exit(uint32_t status)
 	/* The monitor never resumes the vCPU after EXIT; ring the doorbell even while polled so
 	 * the vCPU thread sees the end at once. */
 	volatile struct sbx_slot *s = k_slot(SBX_CALL_EXIT);
+	RING->abi_version = SBX_ABI_VERSION; /* exit may be the first request of all */
 	s->u.a[0] = a;
 	s->seq = ++k_seq;
 	__atomic_store_n(&RING->head, RING->head + 1, __ATOMIC_RELEASE);

@@ -51,6 +51,8 @@ static struct sbx_vm *fuzz_vm(void)
 	cfg.log = fopen("/dev/null", "w");
 	if (sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)) < 0)
 		abort();
+	struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));
+	r->abi_version = SBX_ABI_VERSION;
 	return vm;
 }
 

@@ -29,6 +29,8 @@ void test_vm_setup(struct test_vm *t)
 	    .log = t->log,
 	};
 	cr_assert_eq(sbx_vm_create_bare(&cfg, &t->vm, err, sizeof(err)), 0, "%s", err);
+	struct sbx_ring *r = sbx_gptr(t->vm, SBX_RING_ADDR, sizeof(*r));
+	r->abi_version = SBX_ABI_VERSION; /* as the guest kernel announces it */
 }
 
 void test_vm_teardown(struct test_vm *t)

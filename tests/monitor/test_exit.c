@@ -171,6 +171,17 @@ ParameterizedTest(int *i, exit_handler, stray_exits)
 	cr_assert_eq(T.vm->stop.status, SBX_STATUS_ERROR);
 }
 
+Test(exit_handler, a_kernel_with_another_abi_is_refused)
+{
+	struct sbx_ring *r = sbx_gptr(T.vm, SBX_RING_ADDR, sizeof(*r));
+	r->abi_version = (SBX_ABI_MAJOR + 1) << 16;
+	struct sbx_slot s = {.nr = SBX_CALL_EXIT, .seq = 1};
+	test_ring_post(&T, &s);
+	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
+	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
+	cr_assert(strstr(T.vm->stop.reason, "hypercall ABI 2.0"), "%s", T.vm->stop.reason);
+}
+
 Test(exit_handler, interrupted_run_continues)
 {
 	struct kvm_run run;
