@@ -154,17 +154,6 @@ int main(int argc, char **argv)
 	if (res.end != SBX_END_EXIT)
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
 	if (stats) {
-		/* Guest RAM is a memfd: its resident pages show as RssShmem, not as the monitor's.
-		 */
-		long rss = 0, shmem = 0;
-		FILE *st = fopen("/proc/self/status", "r");
-		char line[256];
-		while (st && fgets(line, sizeof(line), st)) {
-			sscanf(line, "VmRSS: %ld", &rss);
-			sscanf(line, "RssShmem: %ld", &shmem);
-		}
-		if (st)
-			fclose(st);
 		fprintf(stderr,
 			"sandbox-run: stats: setup %.3f ms, run %.3f ms, %llu VM exits, %llu "
 			"doorbells, "
@@ -175,8 +164,9 @@ int main(int argc, char **argv)
 			(unsigned long long)res.stats.nosys);
 		fprintf(
 		    stderr,
-		    "sandbox-run: stats: monitor RSS %ld KiB (excluding %ld KiB of guest RAM)\n",
-		    rss - shmem, shmem);
+		    "sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
+		    (unsigned long long)res.stats.monitor_rss_kib,
+		    (unsigned long long)res.stats.guest_rss_kib);
 	}
 out:
 	policy_free(&pol);

@@ -28,7 +28,8 @@ int sbx_ring_serve(struct sbx_vm *vm)
 	int served = 0;
 	uint32_t abi = __atomic_load_n(&r->abi_version, __ATOMIC_ACQUIRE);
 	if (abi != SBX_ABI_VERSION && r->head != vm->ring_tail) {
-		/* The kernel announces its ABI with its first request; a guest may bring its own. */
+		/* The kernel announces its ABI with its first request; a guest may bring its own.
+		 */
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "guest kernel speaks hypercall ABI %u.%u, the monitor %u.%u", abi >> 16,
 			    abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);

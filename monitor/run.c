@@ -132,6 +132,22 @@ static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
 			vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
 }
 
+/* Measured before teardown. Guest RAM is a shared memfd mapping, so it shows as RssShmem. */
+static void measure_rss(struct sbx_result *res)
+{
+	long rss = 0, shmem = 0;
+	char line[256];
+	FILE *st = fopen("/proc/self/status", "r");
+	while (st && fgets(line, sizeof(line), st)) {
+		sscanf(line, "VmRSS: %ld", &rss);
+		sscanf(line, "RssShmem: %ld", &shmem);
+	}
+	if (st)
+		fclose(st);
+	res->stats.monitor_rss_kib = (uint64_t)(rss - shmem);
+	res->stats.guest_rss_kib = (uint64_t)shmem;
+}
+
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 {
 	char err[256];
@@ -161,6 +177,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		}
 	}
 	report_nosys(vm, res);
+	measure_rss(res);
 	res->end = vm->stop.end;
 	res->status = vm->stop.status;
 	res->signal = vm->stop.signal;

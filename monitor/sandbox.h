@@ -33,11 +33,13 @@ struct sbx_config {
 enum sbx_end { SBX_END_EXIT, SBX_END_SIGNAL, SBX_END_FAULT, SBX_END_VM, SBX_END_ERROR };
 
 struct sbx_stats {
-	uint64_t exits;	    /* KVM_RUN returns */
-	uint64_t doorbells; /* doorbell exits served by the vCPU thread */
-	uint64_t polled;    /* requests served by the polling thread */
-	uint64_t calls;	    /* hypercalls served */
-	uint64_t nosys;	    /* syscalls answered -ENOSYS */
+	uint64_t exits;		  /* KVM_RUN returns */
+	uint64_t doorbells;	  /* doorbell exits served by the vCPU thread */
+	uint64_t polled;	  /* requests served by the polling thread */
+	uint64_t calls;		  /* hypercalls served */
+	uint64_t nosys;		  /* syscalls answered -ENOSYS */
+	uint64_t monitor_rss_kib; /* resident memory of the monitor, guest RAM excluded */
+	uint64_t guest_rss_kib;	  /* guest RAM the run made resident */
 	double setup_ms, run_ms;
 };
 
