@@ -142,19 +142,44 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	return 0;
 }
 
+static void *kvm_thread_main(void *arg)
+{
+	struct sbx_vm *vm = arg;
+	char *e = vm->kvm_err;
+	size_t el = sizeof(vm->kvm_err);
+	int r;
+	if ((r = sbx_kvm_open(vm, e, el)) == 0 && (r = sbx_kvm_create_vcpu(vm, e, el)) == 0)
+		r = sbx_x86_set_cpuid(vm, e, el);
+	vm->kvm_result = r;
+	return NULL;
+}
+
+static int kvm_join(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	if (vm->kvm_thread_started) {
+		pthread_join(vm->kvm_thread, NULL);
+		vm->kvm_thread_started = 0;
+		if (vm->kvm_result < 0)
+			snprintf(err, errlen, "%s", vm->kvm_err);
+	}
+	return vm->kvm_result;
+}
+
 int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
 	int r = sbx_vm_create_bare(cfg, out, err, errlen);
 	if (r < 0)
 		return r;
 	struct sbx_vm *vm = *out;
-	if ((r = sbx_kvm_open(vm, err, errlen)) < 0 ||
-	    (r = sbx_kvm_create_vcpu(vm, err, errlen)) < 0)
-		return r;
+	vm->is_pvm = sbx_kvm_is_pvm();
 	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
 	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
 	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
 	choose_cpus(vm);
+	if (pthread_create(&vm->kvm_thread, NULL, kvm_thread_main, vm) == 0)
+		vm->kvm_thread_started = 1;
+	else
+		kvm_thread_main(vm);
 	sbx_log(vm, 1, "KVM backend: %s; guest runs at CPL%d; ring polling %s",
 		vm->is_pvm ? "PVM" : "hardware", vm->cpl, vm->polling ? "on" : "off");
 	return 0;
@@ -283,7 +308,10 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", lerr);
 		return r;
 	}
-	if ((r = sbx_x86_setup(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
+	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0)
+		return r;
+	if ((r = kvm_join(vm, err, errlen)) < 0 || (r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 ||
+	    (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
 		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
@@ -295,6 +323,8 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 {
 	if (!vm)
 		return;
+	char err[sizeof(vm->kvm_err)];
+	kvm_join(vm, err, sizeof(err));
 	sbx_ring_stop(vm);
 	sbx_fd_close_all(vm);
 	sbx_kvm_close(vm);

@@ -47,7 +47,6 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 			return -ENOTSUP;
 		}
 	}
-	vm->is_pvm = sbx_kvm_is_pvm();
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		int e = errno;

@@ -43,6 +43,14 @@ struct sbx_vm {
 	uint8_t *mem;
 	uint64_t mem_size;
 
+	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
+	 * ~1 ms); sbx_vm_load joins it before touching the vCPU. */
+	pthread_t kvm_thread;
+	int kvm_thread_started;
+	int kvm_result;
+	char kvm_err[256];
+	uint64_t xcr0;
+
 	struct sbx_kernel_header khdr;
 	struct loader_image img;
 	uint64_t entry_rsp;
@@ -85,8 +93,10 @@ void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
 
-/* x86_setup.c: page tables, descriptor tables, registers. */
-int sbx_x86_setup(struct sbx_vm *vm, char *err, size_t errlen);
+/* x86_setup.c: page tables and descriptor tables (guest memory only), then the vCPU. */
+int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 
 /* ring.c */
 int sbx_ring_serve(struct sbx_vm *vm);

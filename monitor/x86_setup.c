@@ -334,16 +334,25 @@ static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int sbx_x86_setup(struct sbx_vm *vm, char *err, size_t errlen)
+int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	uint64_t xcr0 = 0;
-	int r;
-	if ((r = build_page_tables(vm, err, errlen)) < 0)
+	int r = build_page_tables(vm, err, errlen);
+	if (r < 0)
 		return r;
 	build_descriptor_tables(vm);
-	if ((r = set_cpuid(vm, &xcr0, err, errlen)) < 0 || (r = set_sregs(vm, err, errlen)) < 0 ||
-	    (r = set_msrs(vm, err, errlen)) < 0 || (r = set_fpu_xcr(vm, xcr0, err, errlen)) < 0 ||
-	    (r = set_regs(vm, err, errlen)) < 0)
+	return 0;
+}
+
+int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	return set_cpuid(vm, &vm->xcr0, err, errlen);
+}
+
+int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	int r;
+	if ((r = set_sregs(vm, err, errlen)) < 0 || (r = set_msrs(vm, err, errlen)) < 0 ||
+	    (r = set_fpu_xcr(vm, vm->xcr0, err, errlen)) < 0 || (r = set_regs(vm, err, errlen)) < 0)
 		return r;
 	return 0;
 }
