@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 			cfg.strace = 1;
 			break;
 		case OPT_STATS:
-			stats = 1;
+			stats = cfg.stats = 1;
 			break;
 		case 'v':
 			cfg.verbose++;

@@ -177,7 +177,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		}
 	}
 	report_nosys(vm, res);
-	measure_rss(res);
+	if (vm->cfg.stats)
+		measure_rss(res);
 	res->end = vm->stop.end;
 	res->status = vm->stop.status;
 	res->signal = vm->stop.signal;

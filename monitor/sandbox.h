@@ -22,6 +22,7 @@ struct sbx_config {
 	enum sbx_poll_mode poll;
 	int strace;			    /* print every syscall to `log` */
 	int verbose;			    /* 0 quiet, 1 -v, 2 -vv */
+	int stats;			    /* also measure what costs time to measure (RSS) */
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
