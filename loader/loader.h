@@ -84,6 +84,7 @@ struct loader_stack_args {
 	uint64_t gid, egid;	 /* AT_GID, AT_EGID */
 	uint64_t secure;	 /* AT_SECURE */
 	uint64_t clktck;	 /* AT_CLKTCK (100 on Linux) */
+	uint64_t sysinfo_ehdr;	 /* AT_SYSINFO_EHDR: guest address of the vDSO; 0 leaves it out */
 	uint64_t minsigstksz;	 /* AT_MINSIGSTKSZ; 0 leaves the entry out */
 	uint64_t stack_top;	 /* highest stack address + 1, 16-byte aligned */
 	uint64_t stack_limit;	 /* lowest address the initial stack may use */

@@ -11,7 +11,7 @@
 #endif
 
 #define PLATFORM "x86_64"
-#define MAX_AUXV 20
+#define MAX_AUXV 24
 
 struct string_list {
 	const char *const *v;
@@ -77,6 +77,8 @@ static unsigned make_auxv(uint64_t (*auxv)[2], const struct loader_image *img,
 		n++;                                                                               \
 	} while (0)
 	/* Linux's order: ARCH_DLINFO first, then the generic entries. */
+	if (a->sysinfo_ehdr)
+		AUX(AT_SYSINFO_EHDR, a->sysinfo_ehdr);
 	if (a->minsigstksz)
 		AUX(AT_MINSIGSTKSZ, a->minsigstksz);
 	AUX(AT_HWCAP, a->hwcap);

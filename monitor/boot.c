@@ -19,6 +19,7 @@
 #include "vm.h"
 
 extern const uint8_t sbx_kernel_blob[], sbx_kernel_blob_end[];
+extern const uint8_t sbx_vdso_blob[], sbx_vdso_blob_end[];
 
 #define MIB (1ull << 20)
 #define SBX_MEM_MIN (16 * MIB)
@@ -203,6 +204,14 @@ static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	sbx_copy_to_guest(vm, SBX_KERNEL_ADDR, sbx_kernel_blob, len);
+	size_t vlen = (size_t)(sbx_vdso_blob_end - sbx_vdso_blob);
+	if (vlen < 4 || vlen > SBX_VDSO_END - SBX_VDSO_ADDR ||
+	    memcmp(sbx_vdso_blob, "\177ELF", 4)) {
+		snprintf(err, errlen, "embedded vDSO image is missing or too large (%zu bytes)",
+			 vlen);
+		return -EINVAL;
+	}
+	sbx_copy_to_guest(vm, SBX_VDSO_ADDR, sbx_vdso_blob, vlen);
 	return 0;
 }
 
@@ -242,6 +251,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	b->tsc_hz = (uint64_t)khz * 1000;
+	b->tsc_mult = (1000000000ull << 32) / b->tsc_hz;
 	b->tsc_at_boot = tsc;
 	b->realtime_ns = (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec;
 	b->monotonic_ns = (int64_t)mono.tv_sec * 1000000000ll + mono.tv_nsec;
@@ -312,6 +322,7 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	    .gid = getgid(),
 	    .egid = getgid(),
 	    .clktck = 100,
+	    .sysinfo_ehdr = SBX_VDSO_ADDR,
 	    .minsigstksz = 2048,
 	    .stack_top = vm->mem_size,
 	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,

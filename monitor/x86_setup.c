@@ -81,8 +81,8 @@ static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 	if (va == SBX_DOORBELL_VA)
 		return SBX_DOORBELL_GPA | base | PTE_W | PTE_D | PTE_NX;
 	if (va < SBX_USER_ADDR) {
-		/* The kernel image is executable; its data, stacks and tables are not. */
-		int text = va >= SBX_KERNEL_ADDR && va < SBX_KERNEL_END;
+		/* The kernel image and the vDSO are executable; data, stacks and tables not. */
+		int text = va >= SBX_KERNEL_ADDR && va < SBX_VDSO_END;
 		return va | base | PTE_W | PTE_D | (text ? 0 : PTE_NX);
 	}
 	uint32_t prot = 0;

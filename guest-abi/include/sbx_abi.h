@@ -30,7 +30,9 @@
 #define SBX_KSTACK_ADDR SBX_U64(0x100000) /* kernel stacks: syscall stack, then the IST stacks */
 #define SBX_KSTACK_END SBX_U64(0x200000)
 #define SBX_KERNEL_ADDR SBX_U64(0x200000) /* the kernel image (struct sbx_kernel_header first) */
-#define SBX_KERNEL_END SBX_U64(0x3ff000)
+#define SBX_KERNEL_END SBX_U64(0x3f0000)
+#define SBX_VDSO_ADDR SBX_U64(0x3f0000)  /* the vDSO image (AT_SYSINFO_EHDR), < 60 KiB */
+#define SBX_VDSO_END SBX_U64(0x3ff000)
 #define SBX_DOORBELL_VA SBX_U64(0x3ff000)      /* CPL3 doorbell: a write here is an MMIO exit */
 #define SBX_DOORBELL_GPA SBX_U64(0xfffffff000) /* outside every memslot */
 #define SBX_USER_ADDR SBX_U64(0x400000) /* lowest user address: ET_EXEC text, static-PIE base */
@@ -96,7 +98,8 @@ struct sbx_bootinfo {
 	uint64_t nofile;      /* OUT: RLIMIT_NOFILE reported to the guest */
 	char exe_path[256];   /* OUT: guest path of the program (readlink /proc/self/exe) */
 	char hostname[64];    /* OUT: uname nodename */
-	uint8_t reserved[1024 - 440];
+	uint64_t tsc_mult;    /* OUT: nanoseconds per TSC tick, 32.32 fixed point */
+	uint8_t reserved[1024 - 448];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];

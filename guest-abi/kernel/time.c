@@ -1,75 +1,28 @@
 /* Time is answered in the guest from the TSC, scaled with the frequency and the clock
  * readings the monitor took at boot: no exit, no ring round trip. */
+#include "clock.h"
 #include "kernel.h"
 
-#define CLOCK_REALTIME 0
-#define CLOCK_MONOTONIC 1
-#define CLOCK_PROCESS_CPUTIME_ID 2
-#define CLOCK_THREAD_CPUTIME_ID 3
-#define CLOCK_MONOTONIC_RAW 4
-#define CLOCK_REALTIME_COARSE 5
-#define CLOCK_MONOTONIC_COARSE 6
-#define CLOCK_BOOTTIME 7
 #define TIMER_ABSTIME 1
-#define NSEC 1000000000ll
+#define NSEC SBX_NSEC
 
 struct k_timespec {
 	int64_t sec, nsec;
 };
 
-static uint64_t k_mult; /* ns per tick, 32.32 fixed point */
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
 int64_t k_now_ns(int realtime)
 {
-	if (!k_mult)
-		k_mult = ((uint64_t)NSEC << 32) / (BOOT->tsc_hz ? BOOT->tsc_hz : 1);
-	uint64_t d = rdtsc() - BOOT->tsc_at_boot;
-	int64_t ns = (int64_t)(((unsigned __int128)d * k_mult) >> 32);
-	return ns + (realtime ? BOOT->realtime_ns : BOOT->monotonic_ns);
-}
-
-/* Returns 1 for the realtime family, 0 for the monotonic family, -1 for an unknown clock. */
-static int clock_kind(uint64_t id)
-{
-	switch (id) {
-	case CLOCK_REALTIME:
-	case CLOCK_REALTIME_COARSE:
-		return 1;
-	case CLOCK_MONOTONIC:
-	case CLOCK_MONOTONIC_RAW:
-	case CLOCK_MONOTONIC_COARSE:
-	case CLOCK_BOOTTIME:
-	case CLOCK_PROCESS_CPUTIME_ID:
-	case CLOCK_THREAD_CPUTIME_ID:
-		return 0;
-	}
-	return -1;
-}
-
-static int64_t clock_ns(int kind, uint64_t id)
-{
-	int64_t ns = k_now_ns(kind);
-	/* The guest runs alone on its vCPU from boot on, so its CPU time is its run time. */
-	if (id == CLOCK_PROCESS_CPUTIME_ID || id == CLOCK_THREAD_CPUTIME_ID)
-		ns -= BOOT->monotonic_ns;
-	return ns;
+	return sbx_clock_now(BOOT, realtime);
 }
 
 long k_sys_clock_gettime(struct k_frame *f)
 {
-	int kind = clock_kind(f->rdi);
+	int kind = sbx_clock_kind(f->rdi);
 	if (kind < 0)
 		return -EINVAL;
 	if (!k_user_ok(f->rsi, sizeof(struct k_timespec)))
 		return -EFAULT;
-	int64_t ns = clock_ns(kind, f->rdi);
+	int64_t ns = sbx_clock_ns(BOOT, kind, f->rdi);
 	struct k_timespec *ts = (struct k_timespec *)f->rsi;
 	ts->sec = ns / NSEC;
 	ts->nsec = ns % NSEC;
@@ -78,7 +31,7 @@ long k_sys_clock_gettime(struct k_frame *f)
 
 long k_sys_clock_getres(struct k_frame *f)
 {
-	if (clock_kind(f->rdi) < 0)
+	if (sbx_clock_kind(f->rdi) < 0)
 		return -EINVAL;
 	if (f->rsi) {
 		if (!k_user_ok(f->rsi, sizeof(struct k_timespec)))
@@ -155,8 +108,8 @@ long k_sys_nanosleep(struct k_frame *f)
 
 long k_sys_clock_nanosleep(struct k_frame *f)
 {
-	int kind = clock_kind(f->rdi);
-	if (kind < 0 || f->rdi == CLOCK_THREAD_CPUTIME_ID)
+	int kind = sbx_clock_kind(f->rdi);
+	if (kind < 0 || f->rdi == SBX_CLOCK_THREAD_CPUTIME_ID)
 		return -EINVAL;
 	int64_t ns;
 	long r = read_ts(f->rdx, &ns);

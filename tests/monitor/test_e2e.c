@@ -291,3 +291,23 @@ Test(e2e, every_broken_elf_fixture_is_refused_cleanly)
 	cr_assert_eq(o.len, 0, "%.*s", (int)o.len, o.data);
 	free(o.data);
 }
+
+/* clock_gettime and gettimeofday come from the vDSO: no syscall, for glibc and musl alike. */
+Test(e2e, time_is_answered_by_the_vdso)
+{
+	need_kvm();
+	for (int l = 0; l < 2; l++) {
+		char cmd[512];
+		struct out o;
+		snprintf(cmd, sizeof(cmd),
+			 SANDBOX " --strace " SBX_BUILD_DIR "/bench/guest/sysbench-%s clock 1000",
+			 libcs[l]);
+		run(cmd, &o);
+		cr_assert_eq(o.status, 0, "%s: %s", cmd, o.err);
+		int n = 0;
+		for (const char *p = o.err; (p = strstr(p, "clock_gettime(")); p++)
+			n++;
+		cr_expect_lt(n, 10, "%s: %d clock_gettime syscalls for 1000 calls", cmd, n);
+		free(o.data);
+	}
+}

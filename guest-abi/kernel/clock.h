@@ -1,0 +1,61 @@
+/* Guest time from the TSC, shared by the kernel's syscalls and the vDSO so both always agree:
+ * ns = boot clock + (tsc - tsc_at_boot) * tsc_mult >> 32, all from the monitor's boot page. */
+#ifndef SBX_CLOCK_H
+#define SBX_CLOCK_H
+
+#include <stdint.h>
+
+#include "sbx_abi.h"
+
+#define SBX_CLOCK_REALTIME 0
+#define SBX_CLOCK_MONOTONIC 1
+#define SBX_CLOCK_PROCESS_CPUTIME_ID 2
+#define SBX_CLOCK_THREAD_CPUTIME_ID 3
+#define SBX_CLOCK_MONOTONIC_RAW 4
+#define SBX_CLOCK_REALTIME_COARSE 5
+#define SBX_CLOCK_MONOTONIC_COARSE 6
+#define SBX_CLOCK_BOOTTIME 7
+#define SBX_NSEC 1000000000ll
+
+static inline uint64_t sbx_rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline int64_t sbx_clock_now(const volatile struct sbx_bootinfo *b, int realtime)
+{
+	uint64_t d = sbx_rdtsc() - b->tsc_at_boot;
+	int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);
+	return ns + (realtime ? b->realtime_ns : b->monotonic_ns);
+}
+
+/* 1 for the realtime family, 0 for the monotonic family, -1 for a clock we do not keep. */
+static inline int sbx_clock_kind(uint64_t id)
+{
+	switch (id) {
+	case SBX_CLOCK_REALTIME:
+	case SBX_CLOCK_REALTIME_COARSE:
+		return 1;
+	case SBX_CLOCK_MONOTONIC:
+	case SBX_CLOCK_MONOTONIC_RAW:
+	case SBX_CLOCK_MONOTONIC_COARSE:
+	case SBX_CLOCK_BOOTTIME:
+	case SBX_CLOCK_PROCESS_CPUTIME_ID:
+	case SBX_CLOCK_THREAD_CPUTIME_ID:
+		return 0;
+	}
+	return -1;
+}
+
+static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int kind, uint64_t id)
+{
+	int64_t ns = sbx_clock_now(b, kind);
+	/* The guest runs alone on its vCPU from boot on, so its CPU time is its run time. */
+	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID)
+		ns -= b->monotonic_ns;
+	return ns;
+}
+
+#endif
