@@ -10,8 +10,8 @@
 
 #include "vm.h"
 
-/* The fuzz build leaves the embedded guest kernel out: nothing here boots a VM. */
-const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1];
+/* The fuzz build leaves the embedded guest kernel and vDSO out: nothing here boots a VM. */
+const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1], sbx_vdso_blob[1], sbx_vdso_blob_end[1];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
