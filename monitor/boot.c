@@ -122,6 +122,10 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	vm->cfg = *cfg;
 	if (!vm->cfg.log)
 		vm->cfg.log = stderr;
+	if (!vm->cfg.policy) {
+		policy_init(&vm->own_policy);
+		vm->cfg.policy = &vm->own_policy;
+	}
 	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
 	vm->stop.vector = -1;
 	pthread_mutex_init(&vm->ring_lock, NULL);

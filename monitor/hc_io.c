@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -225,8 +226,8 @@ int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
 	if (!h)
 		return e == -EISDIR ? -EINVAL : e;
-	if ((int64_t)s->u.a[1] < 0)
-		return -EINVAL;
+	if ((int64_t)s->u.a[1] < 0 || !h->gpath)
+		return -EINVAL; /* stdio is the user's file, not the guest's to cut short */
 	return ftruncate(h->fd, (off_t)s->u.a[1]) < 0 ? -errno : 0;
 }
 
@@ -355,4 +356,48 @@ int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (ioctl(h->fd, (unsigned long)s->u.a[1], buf) < 0)
 		return -errno;
 	return sbx_copy_to_guest(vm, s->u.a[2], buf, size);
+}
+
+int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t n = s->u.a[1];
+	int64_t ms = (int64_t)s->u.a[2];
+	if (n > SBX_MAX_POLL)
+		return -EINVAL;
+	struct pollfd gp[SBX_MAX_POLL], hp[SBX_MAX_POLL];
+	if (n && sbx_copy_from_guest(vm, gp, s->u.a[0], n * sizeof(gp[0])) < 0)
+		return -EFAULT;
+	int ready_now = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		struct sbx_handle *h = gp[i].fd < 0 ? NULL : sbx_fd_get(vm, gp[i].fd);
+		hp[i].fd = -1; /* ignored by poll() */
+		hp[i].events = gp[i].events;
+		hp[i].revents = 0;
+		gp[i].revents = 0;
+		if (gp[i].fd < 0)
+			continue;
+		if (!h) {
+			gp[i].revents = POLLNVAL;
+			ready_now++;
+		} else if (h->kind == SBX_H_VDIR) {
+			gp[i].revents = (short)(gp[i].events & (POLLIN | POLLOUT));
+			ready_now += gp[i].revents != 0;
+		} else {
+			hp[i].fd = h->fd;
+		}
+	}
+	/* Something is ready already: look without waiting, as Linux would return at once. */
+	int timeout = ready_now ? 0 : ms < 0 ? -1 : ms > 3600000 ? 3600000 : (int)ms;
+	int r = poll(hp, (nfds_t)n, timeout);
+	if (r < 0)
+		return -errno;
+	int count = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		if (hp[i].fd >= 0)
+			gp[i].revents = hp[i].revents;
+		count += gp[i].revents != 0;
+	}
+	if (n && sbx_copy_to_guest(vm, s->u.a[0], gp, n * sizeof(gp[0])) < 0)
+		return -EFAULT;
+	return count;
 }

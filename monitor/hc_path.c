@@ -2,10 +2,13 @@
  * against the cwd or a directory handle, matched to a mount, and only then opened on the host,
  * beneath that mount's root (policy_openat). Read-only mounts refuse writes with EROFS. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -95,9 +98,15 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 			return (flags & O_EXCL) ? -EEXIST : -EROFS;
 		flags &= ~O_CREAT;
 	}
-	int fd = policy_openat(&t, flags & ~O_CLOEXEC, a->mode);
+	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. */
+	int fd = policy_openat(&t, (flags & ~O_CLOEXEC) | O_NONBLOCK, a->mode & 01777);
 	if (fd < 0)
 		return fd;
+	if (!(flags & O_NONBLOCK)) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
 	return install(vm, SBX_H_HOST, fd, g, (flags & O_CLOEXEC) != 0, t.mount->rw);
 }
 
@@ -169,8 +178,8 @@ static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int seco
 		return strcmp(g, "/") == 0 ? -EBUSY : -EROFS;
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
-	if (t->mount->is_dir && strcmp(t->rel, ".") == 0)
-		return -EBUSY; /* the mount point itself */
+	if (!t->mount->is_dir || strcmp(t->rel, ".") == 0)
+		return -EBUSY; /* the mount point itself: its parent is not the guest's */
 	if (!t->mount->rw)
 		return -EROFS;
 	return policy_open_parent(t, leaf);
@@ -185,7 +194,7 @@ int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EEXIST;
 	if (pfd < 0)
 		return pfd;
-	int r = mkdirat(pfd, leaf, s->u.path.mode & 07777);
+	int r = mkdirat(pfd, leaf, s->u.path.mode & 01777);
 	int e = errno;
 	close(pfd);
 	return r < 0 ? -e : 0;
@@ -286,4 +295,202 @@ int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 	int e = errno;
 	close(fd);
 	return rr < 0 ? -e : 0;
+}
+
+/* The object a metadata call names: a path (opened O_PATH beneath its mount) or, with an empty
+ * path, a handle. Returns a host fd the caller closes if *owned, or -errno; *vdir for the root
+ * and mount-point ancestors. */
+static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow, int *rw,
+		       int *owned, int *vdir)
+{
+	*owned = 0;
+	*vdir = 0;
+	if (a->path_len == 0) {
+		struct sbx_handle *h = sbx_fd_get(vm, a->dirfd);
+		if (!h)
+			return -EBADF;
+		*rw = h->writable && h->gpath; /* stdio is not a file the guest may change */
+		if (h->kind == SBX_H_VDIR) {
+			*vdir = 1;
+			return -1;
+		}
+		return h->fd;
+	}
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	if (r < 0)
+		return r;
+	if (t.kind == POLICY_VDIR) {
+		*vdir = 1;
+		*rw = 0;
+		return -1;
+	}
+	int fd = open_path(&t, nofollow);
+	if (fd < 0)
+		return fd;
+	*rw = t.mount->rw;
+	*owned = 1;
+	return fd;
+}
+
+/* chmod and utimensat on an O_PATH fd go through its /proc/self/fd link: the link is the
+ * monitor's own, resolved on the host side after the guest path was already resolved safely. */
+static void proc_fd_path(char *out, size_t len, int fd)
+{
+	snprintf(out, len, "/proc/self/fd/%d", fd);
+}
+
+int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	int rw, owned, vdir;
+	int fd = meta_target(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &rw, &owned, &vdir);
+	if (vdir)
+		return -EROFS;
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	if (!rw) {
+		r = -EROFS;
+	} else {
+		/* Never setuid or setgid: a guest must not leave a privileged binary on the host.
+		 */
+		mode_t mode = a->mode & 01777;
+		char p[64];
+		proc_fd_path(p, sizeof(p), fd);
+		if ((owned ? chmod(p, mode) : fchmod(fd, mode)) < 0)
+			r = -errno;
+	}
+	if (owned)
+		close(fd);
+	return r;
+}
+
+int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	struct timespec ts[2];
+	if (a->buf && sbx_copy_from_guest(vm, ts, a->buf, sizeof(ts)) < 0)
+		return -EFAULT;
+	int rw, owned, vdir;
+	int fd = meta_target(vm, a, 0, &rw, &owned, &vdir);
+	if (vdir)
+		return -EROFS;
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	if (!rw) {
+		r = -EROFS;
+	} else {
+		char p[64];
+		proc_fd_path(p, sizeof(p), fd);
+		if ((owned ? utimensat(AT_FDCWD, p, a->buf ? ts : NULL, 0)
+			   : futimens(fd, a->buf ? ts : NULL)) < 0)
+			r = -errno;
+	}
+	if (owned)
+		close(fd);
+	return r;
+}
+
+int64_t sbx_hc_statfs(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	struct statfs st;
+	int rw, owned, vdir;
+	int fd = meta_target(vm, a, 0, &rw, &owned, &vdir);
+	if (vdir) {
+		memset(&st, 0, sizeof(st));
+		st.f_type = 0x01021994; /* TMPFS_MAGIC: an empty, read-only directory tree */
+		st.f_bsize = 4096;
+		st.f_namelen = 255;
+		st.f_frsize = 4096;
+		st.f_flags = ST_RDONLY;
+	} else if (fd < 0) {
+		return fd;
+	} else {
+		int r = fstatfs(fd, &st);
+		int e = errno;
+		if (owned)
+			close(fd);
+		if (r < 0)
+			return -e;
+		if (!rw)
+			st.f_flags |= ST_RDONLY;
+	}
+	_Static_assert(sizeof(st) == 120, "struct statfs is the x86-64 Linux one");
+	if (a->buf_len < sizeof(st))
+		return -EFAULT;
+	return sbx_copy_to_guest(vm, a->buf, &st, sizeof(st));
+}
+
+int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	char text[SBX_PATH_MAX];
+	if (a->path_len == 0)
+		return -ENOENT;
+	if (a->path_len >= sizeof(text))
+		return -ENAMETOOLONG;
+	if (sbx_copy_from_guest(vm, text, a->path, a->path_len) < 0)
+		return -EFAULT;
+	if (memchr(text, 0, a->path_len))
+		return -EINVAL;
+	text[a->path_len] = 0;
+	/* The link text is stored verbatim; resolving it later stays beneath the mount. */
+	struct policy_target t;
+	const char *leaf;
+	int pfd = writable_parent(vm, a, 1, &t, &leaf);
+	if (pfd == -EBUSY)
+		return -EEXIST;
+	if (pfd < 0)
+		return pfd;
+	int r = symlinkat(text, pfd, leaf);
+	int e = errno;
+	close(pfd);
+	return r < 0 ? -e : 0;
+}
+
+int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	struct policy_target from, to;
+	const char *lf, *lt;
+	if (a->flags & ~(uint32_t)(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))
+		return -EINVAL;
+	int pf = writable_parent(vm, a, 0, &from, &lf);
+	if (pf < 0)
+		return pf == -EBUSY ? -EPERM : pf;
+	int pt = writable_parent(vm, a, 1, &to, &lt);
+	if (pt < 0) {
+		close(pf);
+		return pt == -EBUSY ? -EEXIST : pt;
+	}
+	int r;
+	if (from.mount != to.mount) {
+		errno = EXDEV;
+		r = -1;
+	} else if (a->flags & AT_SYMLINK_FOLLOW) {
+		/* Follow the old path beneath the mount here; the host's linkat must never follow
+		 * a guest-made symlink itself. */
+		int fd = open_path(&from, 0);
+		if (fd < 0) {
+			close(pf);
+			close(pt);
+			return fd;
+		}
+		char p[64];
+		proc_fd_path(p, sizeof(p), fd);
+		r = linkat(AT_FDCWD, p, pt, lt, AT_SYMLINK_FOLLOW);
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else {
+		r = linkat(pf, lf, pt, lt, 0);
+	}
+	int e = errno;
+	close(pf);
+	close(pt);
+	return r < 0 ? -e : 0;
 }

@@ -1,6 +1,7 @@
 /* The hypercall table: one handler per call number. Each handler gets the slot already copied
  * out of guest memory, validates it, acts, and returns one result (>= 0 or -errno). */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,11 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "hypercalls.h"
 
@@ -15,6 +21,8 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t st = s->u.a[0];
 	uint32_t sig = (uint32_t)(st & 0xff);
+	if ((st & ~0xffull) && (sig == 0 || sig > 64))
+		sig = 9; /* a guest inventing a signal number gets SIGKILL's status */
 	if (st & SBX_EXIT_SIGNALED)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "killed by SIG%s (signal %u)",
@@ -68,14 +76,28 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 
 static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	(void)vm;
 	uint64_t ns = s->u.a[0];
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
-			      .tv_nsec = (long)(ns % 1000000000ull)};
+	struct timespec end, now;
+	clock_gettime(CLOCK_MONOTONIC, &end);
 	if (ns > 1000000000ull * 3600 * 24 * 365)
-		ts.tv_sec = 3600 * 24 * 365;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+		ns = 1000000000ull * 3600 * 24 * 365;
+	end.tv_sec += (time_t)(ns / 1000000000ull);
+	end.tv_nsec += (long)(ns % 1000000000ull);
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	/* Wait on the stop word, so that ending the sandbox ends the sleep too. */
+	while (!atomic_load(&vm->stopping)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t left =
+		    (int64_t)(end.tv_sec - now.tv_sec) * 1000000000ll + (end.tv_nsec - now.tv_nsec);
+		if (left <= 0)
+			break;
+		struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ll),
+				       .tv_nsec = (long)(left % 1000000000ll)};
+		syscall(SYS_futex, &vm->stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+	}
 	return 0;
 }
 
@@ -112,6 +134,12 @@ static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
     [SBX_CALL_DISCARD] = hc_discard,
     [SBX_CALL_FDATASYNC] = sbx_hc_fsync,
     [SBX_CALL_SLEEP] = hc_sleep,
+    [SBX_CALL_SYMLINK] = sbx_hc_symlink,
+    [SBX_CALL_LINK] = sbx_hc_link,
+    [SBX_CALL_CHMOD] = sbx_hc_chmod,
+    [SBX_CALL_UTIMENS] = sbx_hc_utimens,
+    [SBX_CALL_STATFS] = sbx_hc_statfs,
+    [SBX_CALL_POLL] = sbx_hc_poll,
 };
 
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -139,4 +167,12 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	va_start(ap, fmt);
 	vsnprintf(vm->stop.reason, sizeof(vm->stop.reason), fmt, ap);
 	va_end(ap);
+	/* Wake whatever waits: a SLEEP, and a vCPU still in KVM_RUN (a kill decided on the
+	 * polling thread would otherwise wait for the guest's next exit, which may never come). */
+	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	if (vm->vcpu_thread_set && !pthread_equal(pthread_self(), vm->vcpu_thread)) {
+		if (vm->run)
+			vm->run->immediate_exit = 1;
+		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+	}
 }

@@ -18,6 +18,7 @@ int64_t sbx_hc_fsync(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s);
 
 /* hc_path.c: calls that name a path */
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -29,6 +30,11 @@ int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_statfs(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s);
 
 /* Shared by the stat paths. */
 struct stat;

@@ -3,6 +3,7 @@
  * itself. `ring_lock` makes the two take turns; the guest is single-threaded, so there is at
  * most one request in flight and ordering is the guest's own. */
 #include <errno.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdio.h>
@@ -55,11 +56,17 @@ int sbx_ring_serve(struct sbx_vm *vm)
 		int64_t ret = sbx_hypercall(vm, &s);
 		gs->ret = ret;
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
-		vm->ring_tail++;
+		__atomic_store_n(&vm->ring_tail, vm->ring_tail + 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&r->tail, vm->ring_tail, __ATOMIC_RELEASE);
 		served++;
 	}
 	return served;
+}
+
+/* The poller peeks at the tail without the lock; the writer holds it. */
+static uint32_t tail_of(struct sbx_vm *vm)
+{
+	return __atomic_load_n(&vm->ring_tail, __ATOMIC_ACQUIRE);
 }
 
 static int64_t now_ns(void)
@@ -102,7 +109,9 @@ static void *poller_main(void *arg)
 		set_need_wakeup(r, 0);
 		int64_t idle_since = now_ns();
 		while (!atomic_load(&vm->poll_stop)) {
-			if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != vm->ring_tail) {
+			if (atomic_load(&vm->stopping))
+				break;
+			if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != tail_of(vm)) {
 				pthread_mutex_lock(&vm->ring_lock);
 				int n = sbx_ring_serve(vm);
 				vm->stats.polled += (uint64_t)n;
@@ -117,7 +126,7 @@ static void *poller_main(void *arg)
 			/* Going idle: ask for doorbells, then look once more, since a request
 			 * published before the flag was visible would otherwise wait forever. */
 			set_need_wakeup(r, 1);
-			if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != vm->ring_tail) {
+			if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm)) {
 				set_need_wakeup(r, 0);
 				continue;
 			}
@@ -172,6 +181,9 @@ void sbx_ring_stop(struct sbx_vm *vm)
 	atomic_store(&vm->poll_stop, 1);
 	atomic_fetch_add(&vm->poll_wake, 1);
 	futex_wake(&vm->poll_wake);
+	/* A host call the guest asked for (a read of an idle pipe) may block the poller: the
+	 * kick signal interrupts it, and the guest is not resumed to see the EINTR. */
+	pthread_kill(vm->poller, sbx_kick_signal());
 	pthread_join(vm->poller, NULL);
 	vm->poller_started = 0;
 }

@@ -148,9 +148,32 @@ static void measure_rss(struct sbx_result *res)
 	res->stats.guest_rss_kib = (uint64_t)shmem;
 }
 
+static void sbx_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void sbx_kick_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sbx_kick_handler; /* no SA_RESTART: blocking calls return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(sbx_kick_signal(), &sa, NULL);
+}
+
+int sbx_kick_signal(void)
+{
+	return SIGRTMIN;
+}
+
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	char err[256];
+	pthread_once(&once, sbx_kick_install);
+	vm->vcpu_thread = pthread_self();
+	vm->vcpu_thread_set = 1;
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
 	while (!atomic_load(&vm->stopping)) {

@@ -70,7 +70,10 @@ struct sbx_vm {
 	struct sbx_handle fds[SBX_MAX_FDS];
 	char cwd[POLICY_PATH_MAX];
 
-	atomic_int stopping;
+	atomic_int stopping; /* also a futex word: SLEEP waits on it */
+	pthread_t vcpu_thread;
+	int vcpu_thread_set;
+	struct policy own_policy; /* used when the config brings none: no mounts */
 	struct sbx_stop stop;
 	struct sbx_stats stats;
 	uint64_t call_count[SBX_CALL_COUNT];
@@ -108,6 +111,9 @@ void sbx_ring_doorbell(struct sbx_vm *vm);
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* run.c: the signal that interrupts KVM_RUN and blocking host calls (no-op handler). */
+int sbx_kick_signal(void);
 
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);

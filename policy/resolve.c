@@ -121,8 +121,7 @@ void policy_lookup(const struct policy *p, const char *gpath, struct policy_targ
 
 static int resolve_errno(int e)
 {
-	/* EXDEV: the path tried to leave the mount (absolute symlink, ".." past the root).
-	 * ELOOP from RESOLVE_NO_MAGICLINKS likewise names something outside. */
+	/* EXDEV: the path tried to leave the mount (absolute symlink, ".." past the root). */
 	return e == EXDEV ? -ENOENT : -e;
 }
 
@@ -133,7 +132,8 @@ int policy_openat(const struct policy_target *t, int flags, unsigned mode)
 	struct open_how how = {
 	    /* openat2 refuses O_NOCTTY beside O_PATH. */
 	    .flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
-	    .mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 07777) : 0,
+	    /* Never setuid or setgid: a guest must not leave a privileged file on the host. */
+	    .mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 01777) : 0,
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, t->mount->root_fd, t->rel, &how, sizeof(how));

@@ -141,6 +141,12 @@ enum sbx_call {
 	SBX_CALL_DISCARD = 28,	 /* a0: addr, a1: len: give the pages back, they read as zero */
 	SBX_CALL_FDATASYNC = 29, /* a0: fd */
 	SBX_CALL_SLEEP = 30, /* a0: nanoseconds to sleep on the host (the vCPU waits in an exit) */
+	SBX_CALL_SYMLINK = 31,  /* struct sbx_path: path = link text, dirfd2/path2 = the new link */
+	SBX_CALL_LINK = 32,     /* struct sbx_path: old dirfd/path, new dirfd2/path2, flags AT_* */
+	SBX_CALL_CHMOD = 33,    /* struct sbx_path: dirfd/path (path_len 0: the handle), mode */
+	SBX_CALL_UTIMENS = 34,  /* struct sbx_path: dirfd/path, buf = 2 timespecs or 0, flags */
+	SBX_CALL_STATFS = 35,   /* struct sbx_path: dirfd/path (path_len 0: the handle), buf */
+	SBX_CALL_POLL = 36,     /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
 	SBX_CALL_COUNT
 };
 #endif
@@ -191,6 +197,7 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
 
 #define SBX_PATH_MAX 4096
 #define SBX_IOV_MAX 1024
+#define SBX_MAX_POLL 1024 /* pollfd entries in one SBX_CALL_POLL */
 
 /* ---- The request ring ------------------------------------------------------------------ */
 /* The guest is the only producer (head), the monitor the only consumer (tail). A request is

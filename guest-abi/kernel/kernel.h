@@ -140,4 +140,30 @@ long k_sys_umask(struct k_frame *f);
 long k_sys_prctl(struct k_frame *f);
 uint32_t k_cur_umask(void);
 
+long k_sys_symlink(struct k_frame *f);
+long k_sys_symlinkat(struct k_frame *f);
+long k_sys_link(struct k_frame *f);
+long k_sys_linkat(struct k_frame *f);
+long k_sys_chmod(struct k_frame *f);
+long k_sys_fchmod(struct k_frame *f);
+long k_sys_fchmodat(struct k_frame *f);
+long k_sys_chown(struct k_frame *f);
+long k_sys_fchownat(struct k_frame *f);
+long k_sys_utimensat(struct k_frame *f);
+long k_sys_utimes(struct k_frame *f);
+long k_sys_futimesat(struct k_frame *f);
+long k_sys_utime(struct k_frame *f);
+long k_sys_statfs(struct k_frame *f);
+long k_sys_fstatfs(struct k_frame *f);
+long k_sys_truncate(struct k_frame *f);
+long k_sys_poll(struct k_frame *f);
+long k_sys_ppoll(struct k_frame *f);
+long k_sys_select(struct k_frame *f);
+long k_sys_pselect6(struct k_frame *f);
+long k_sys_sendfile(struct k_frame *f);
+long k_sys_getgroups(struct k_frame *f);
+long k_sys_getpgrp(struct k_frame *f);
+long k_sys_getrusage(struct k_frame *f);
+long k_sys_times(struct k_frame *f);
+
 #endif

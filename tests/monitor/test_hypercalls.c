@@ -132,6 +132,19 @@ Test(hypercalls, iovec_counts_and_entries_are_checked)
 	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_WRITEV, 1, BUF, 2)), -EINVAL);
 }
 
+Test(hypercalls, a_file_mount_point_cannot_be_removed)
+{
+	char spec[128], err[256];
+	snprintf(spec, sizeof(spec), "%s/file:/cfg", T.dir);
+	cr_assert_eq(policy_add_mount(&T.pol, spec, 1, err, sizeof(err)), 0, "%s", err);
+	struct sbx_slot s = open_req("/cfg", 0);
+	s.nr = SBX_CALL_UNLINK;
+	cr_assert_eq(test_call(&T, s), -EBUSY);
+	s.nr = SBX_CALL_MKDIR;
+	cr_assert_eq(test_call(&T, s), -EEXIST);
+	cr_assert_geq(test_call(&T, open_req("/cfg", O_WRONLY)), 0);
+}
+
 Test(hypercalls, mkdir_rename_unlink_on_a_rw_mount)
 {
 	struct sbx_slot s = open_req("/w/d", 0);
@@ -209,5 +222,120 @@ Test(hypercalls, discard_only_whole_user_pages)
 	cr_assert_eq(test_call(&T, s), -EINVAL);
 	s.u.a[0] = 0x400000;
 	s.u.a[1] = ~0xfffull;
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+}
+
+static struct stat host_stat(const char *rel)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", T.dir, rel);
+	cr_assert_eq(lstat(p, &st), 0, "%s", p);
+	return st;
+}
+
+Test(hypercalls, no_setuid_or_setgid_files_reach_the_host)
+{
+	struct sbx_slot s = open_req("/w/suid", O_WRONLY | O_CREAT);
+	s.u.path.mode = 06755;
+	cr_assert_geq(test_call(&T, s), 0);
+	cr_assert_eq(host_stat("suid").st_mode & 07000, 0);
+	s = open_req("/w/suid", 0);
+	s.nr = SBX_CALL_CHMOD;
+	s.u.path.mode = 04777;
+	int64_t r = test_call(&T, s);
+	cr_assert_eq(r, 0, "chmod: %lld", (long long)r);
+	cr_assert_eq(host_stat("suid").st_mode & 07777, 0777);
+	s = open_req("/w/sgid-dir", 0);
+	s.nr = SBX_CALL_MKDIR;
+	s.u.path.mode = 02777;
+	cr_assert_eq(test_call(&T, s), 0);
+	cr_assert_eq(host_stat("sgid-dir").st_mode & 06000, 0);
+}
+
+Test(hypercalls, stdio_cannot_be_truncated)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_FTRUNCATE, .u.a = {1, 0}};
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+}
+
+Test(hypercalls, a_fifo_does_not_block_the_monitor)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "%s/fifo", T.dir);
+	cr_assert_eq(mkfifo(p, 0600), 0);
+	cr_assert_geq(test_call(&T, open_req("/r/fifo", O_RDONLY)), 0);
+}
+
+Test(hypercalls, links_modes_times_and_statfs)
+{
+	struct sbx_slot s = open_req("/r/file", 0); /* link text */
+	s.nr = SBX_CALL_SYMLINK;
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
+	s.u.path.path2 = test_put(&T, 0x401000, "/w/ln");
+	s.u.path.path2_len = 5;
+	cr_assert_eq(test_call(&T, s), 0);
+	cr_assert(S_ISLNK(host_stat("ln").st_mode));
+	s.u.path.path2 = test_put(&T, 0x401000, "/r/ln2");
+	s.u.path.path2_len = 6;
+	cr_assert_eq(test_call(&T, s), -EROFS);
+
+	/* A hard link that follows a guest symlink resolves it beneath the mount only. */
+	s = open_req("/w/escape", 0);
+	s.nr = SBX_CALL_LINK;
+	s.u.path.flags = AT_SYMLINK_FOLLOW;
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
+	s.u.path.path2 = test_put(&T, 0x401000, "/w/stolen");
+	s.u.path.path2_len = 9;
+	cr_assert_eq(test_call(&T, s), -ENOENT);
+	s = open_req("/w/file", 0);
+	s.nr = SBX_CALL_LINK;
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
+	s.u.path.path2 = test_put(&T, 0x401000, "/w/hard");
+	s.u.path.path2_len = 7;
+	cr_assert_eq(test_call(&T, s), 0);
+	cr_assert_eq(host_stat("hard").st_nlink, 2);
+
+	s = open_req("/r/file", 0);
+	s.nr = SBX_CALL_CHMOD;
+	s.u.path.mode = 0600;
+	cr_assert_eq(test_call(&T, s), -EROFS);
+
+	struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+	sbx_copy_to_guest(T.vm, BUF, ts, sizeof(ts));
+	s = open_req("/w/file", 0);
+	s.nr = SBX_CALL_UTIMENS;
+	s.u.path.buf = BUF;
+	cr_assert_eq(test_call(&T, s), 0);
+	cr_assert_eq(host_stat("file").st_mtime, 1000000000);
+
+	s = open_req("/r", 0);
+	s.nr = SBX_CALL_STATFS;
+	s.u.path.buf = BUF;
+	s.u.path.buf_len = 120;
+	cr_assert_eq(test_call(&T, s), 0);
+	s = open_req("/", 0);
+	s.nr = SBX_CALL_STATFS;
+	s.u.path.buf = BUF;
+	s.u.path.buf_len = 120;
+	cr_assert_eq(test_call(&T, s), 0);
+}
+
+Test(hypercalls, poll_maps_handles_and_flags_bad_ones)
+{
+	int32_t fd = (int32_t)test_call(&T, open_req("/r/file", O_RDONLY));
+	struct {
+		int32_t fd;
+		int16_t events, revents;
+	} p[3] = {{fd, 1, 0}, {999, 1, 0}, {-1, 1, 0}};
+	sbx_copy_to_guest(T.vm, BUF, p, sizeof(p));
+	struct sbx_slot s = {.nr = SBX_CALL_POLL, .u.a = {BUF, 3, 0}};
+	int64_t r = test_call(&T, s);
+	cr_assert_eq(r, 2, "poll: %lld", (long long)r);
+	sbx_copy_from_guest(T.vm, p, BUF, sizeof(p));
+	cr_assert(p[0].revents & 1);
+	cr_assert_eq(p[1].revents, 0x20); /* POLLNVAL */
+	cr_assert_eq(p[2].revents, 0);
+	s.u.a[1] = SBX_MAX_POLL + 1;
 	cr_assert_eq(test_call(&T, s), -EINVAL);
 }

@@ -1,0 +1,392 @@
+/* File metadata and readiness syscalls: links, modes, times, filesystem statistics, poll and
+ * select, sendfile. Like fs.c, the kernel only reshapes arguments; the monitor decides. */
+#include "kernel.h"
+
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_EMPTY_PATH 0x1000
+#define O_WRONLY 01
+#define POLLIN 0x1
+#define POLLPRI 0x2
+#define POLLOUT 0x4
+#define POLLERR 0x8
+#define POLLHUP 0x10
+#define FD_SETSIZE 1024
+#define NSEC 1000000000ll
+
+static long two_paths(uint32_t nr, int32_t d1, uint64_t p1, int32_t d2, uint64_t p2, uint32_t flags)
+{
+	struct sbx_path p;
+	k_memset(&p, 0, sizeof(p));
+	long n1 = k_user_strlen(p1, SBX_PATH_MAX), n2 = k_user_strlen(p2, SBX_PATH_MAX);
+	if (n1 < 0)
+		return n1;
+	if (n2 < 0)
+		return n2;
+	p.dirfd = d1;
+	p.path = p1;
+	p.path_len = (uint32_t)n1;
+	p.dirfd2 = d2;
+	p.path2 = p2;
+	p.path2_len = (uint32_t)n2;
+	p.flags = flags;
+	return k_call_path(nr, &p);
+}
+
+long k_sys_symlink(struct k_frame *f)
+{
+	return two_paths(SBX_CALL_SYMLINK, SBX_AT_FDCWD, f->rdi, SBX_AT_FDCWD, f->rsi, 0);
+}
+
+long k_sys_symlinkat(struct k_frame *f)
+{
+	return two_paths(SBX_CALL_SYMLINK, SBX_AT_FDCWD, f->rdi, (int32_t)f->rsi, f->rdx, 0);
+}
+
+long k_sys_link(struct k_frame *f)
+{
+	return two_paths(SBX_CALL_LINK, SBX_AT_FDCWD, f->rdi, SBX_AT_FDCWD, f->rsi, 0);
+}
+
+long k_sys_linkat(struct k_frame *f)
+{
+	return two_paths(SBX_CALL_LINK, (int32_t)f->rdi, f->rsi, (int32_t)f->rdx, f->r10,
+			 (uint32_t)f->r8);
+}
+
+/* A path call, or (empty path with AT_EMPTY_PATH, or no path at all) a call on the handle. */
+static long path_or_fd(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags, uint32_t mode,
+		       uint64_t buf, uint64_t buf_len)
+{
+	struct sbx_path p;
+	k_memset(&p, 0, sizeof(p));
+	p.dirfd = dirfd;
+	p.flags = flags;
+	p.mode = mode;
+	p.buf = buf;
+	p.buf_len = buf_len;
+	if (path) {
+		long n = k_user_strlen(path, SBX_PATH_MAX);
+		if (n < 0)
+			return n;
+		if (n == 0 && !(flags & AT_EMPTY_PATH))
+			return -ENOENT;
+		p.path = path;
+		p.path_len = (uint32_t)n;
+	}
+	return k_call_path(nr, &p);
+}
+
+long k_sys_chmod(struct k_frame *f)
+{
+	return path_or_fd(SBX_CALL_CHMOD, SBX_AT_FDCWD, f->rdi, 0, (uint32_t)f->rsi, 0, 0);
+}
+
+long k_sys_fchmod(struct k_frame *f)
+{
+	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, 0, 0, (uint32_t)f->rsi, 0, 0);
+}
+
+long k_sys_fchmodat(struct k_frame *f)
+{
+	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10,
+			  (uint32_t)f->rdx, 0, 0);
+}
+
+/* One user: no other owner can be given away to or taken from. */
+long k_sys_chown(struct k_frame *f)
+{
+	uint32_t uid = (uint32_t)f->rsi, gid = (uint32_t)f->rdx;
+	if ((uid != 0xffffffffu && uid != BOOT->uid) || (gid != 0xffffffffu && gid != BOOT->gid))
+		return -EPERM;
+	return 0;
+}
+
+long k_sys_fchownat(struct k_frame *f)
+{
+	struct k_frame g = *f;
+	g.rsi = f->rdx;
+	g.rdx = f->r10;
+	return k_sys_chown(&g);
+}
+
+long k_sys_utimensat(struct k_frame *f)
+{
+	if (f->rdx && !k_user_ok(f->rdx, 32))
+		return -EFAULT;
+	return path_or_fd(SBX_CALL_UTIMENS, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10, 0, f->rdx,
+			  f->rdx ? 32 : 0);
+}
+
+/* utimes/futimesat take microseconds: convert on the kernel stack (guest RAM, which the
+ * monitor reads like any other buffer). */
+static long utimes_common(int32_t dirfd, uint64_t path, uint64_t tv)
+{
+	int64_t ts[4];
+	if (tv) {
+		if (!k_user_ok(tv, 32))
+			return -EFAULT;
+		const int64_t *t = (const int64_t *)tv;
+		for (int i = 0; i < 2; i++) {
+			if (t[2 * i + 1] < 0 || t[2 * i + 1] >= 1000000)
+				return -EINVAL;
+			ts[2 * i] = t[2 * i];
+			ts[2 * i + 1] = t[2 * i + 1] * 1000;
+		}
+	}
+	return path_or_fd(SBX_CALL_UTIMENS, dirfd, path, 0, 0, tv ? (uint64_t)ts : 0, tv ? 32 : 0);
+}
+
+long k_sys_utimes(struct k_frame *f)
+{
+	return utimes_common(SBX_AT_FDCWD, f->rdi, f->rsi);
+}
+
+long k_sys_futimesat(struct k_frame *f)
+{
+	return utimes_common((int32_t)f->rdi, f->rsi, f->rdx);
+}
+
+long k_sys_utime(struct k_frame *f)
+{
+	int64_t tv[4];
+	if (!f->rsi)
+		return utimes_common(SBX_AT_FDCWD, f->rdi, 0);
+	if (!k_user_ok(f->rsi, 16))
+		return -EFAULT;
+	const int64_t *u = (const int64_t *)f->rsi;
+	tv[0] = u[0];
+	tv[1] = 0;
+	tv[2] = u[1];
+	tv[3] = 0;
+	return utimes_common(SBX_AT_FDCWD, f->rdi, (uint64_t)tv);
+}
+
+long k_sys_statfs(struct k_frame *f)
+{
+	if (!k_user_ok(f->rsi, 120))
+		return -EFAULT;
+	return path_or_fd(SBX_CALL_STATFS, SBX_AT_FDCWD, f->rdi, 0, 0, f->rsi, 120);
+}
+
+long k_sys_fstatfs(struct k_frame *f)
+{
+	if (!k_user_ok(f->rsi, 120))
+		return -EFAULT;
+	return path_or_fd(SBX_CALL_STATFS, (int32_t)f->rdi, 0, 0, 0, f->rsi, 120);
+}
+
+long k_sys_truncate(struct k_frame *f)
+{
+	struct k_frame o = *f;
+	o.rsi = O_WRONLY;
+	o.rdx = 0;
+	long fd = k_sys_open(&o);
+	if (fd < 0)
+		return fd;
+	uint64_t a[2] = {(uint64_t)fd, f->rsi};
+	long r = k_call(SBX_CALL_FTRUNCATE, a, 2);
+	uint64_t c[1] = {(uint64_t)fd};
+	k_call(SBX_CALL_CLOSE, c, 1);
+	return r;
+}
+
+static long do_poll(uint64_t fds, uint64_t n, int64_t ms)
+{
+	if (n > SBX_MAX_POLL)
+		return -EINVAL;
+	if (n && !k_user_ok(fds, n * 8))
+		return -EFAULT;
+	uint64_t a[3] = {fds, n, (uint64_t)ms};
+	return k_call(SBX_CALL_POLL, a, 3);
+}
+
+long k_sys_poll(struct k_frame *f)
+{
+	return do_poll(f->rdi, f->rsi, (int64_t)(int32_t)f->rdx);
+}
+
+static long ts_to_ms(uint64_t p, int64_t *ms)
+{
+	*ms = -1;
+	if (!p)
+		return 0;
+	if (!k_user_ok(p, 16))
+		return -EFAULT;
+	const int64_t *t = (const int64_t *)p;
+	if (t[0] < 0 || t[1] < 0 || t[1] >= NSEC)
+		return -EINVAL;
+	*ms = t[0] > 1000000000ll ? 1000000000ll * 1000 : t[0] * 1000 + (t[1] + 999999) / 1000000;
+	return 0;
+}
+
+long k_sys_ppoll(struct k_frame *f)
+{
+	int64_t ms;
+	long r = ts_to_ms(f->rdx, &ms);
+	return r < 0 ? r : do_poll(f->rdi, f->rsi, ms);
+}
+
+struct k_pollfd {
+	int32_t fd;
+	int16_t events, revents;
+};
+
+/* select over poll: fd_sets become a pollfd array on the kernel stack and back. */
+static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int64_t ms)
+{
+	static struct k_pollfd pfd[FD_SETSIZE]; /* one thread: a static buffer is safe */
+	if (nfds > FD_SETSIZE)
+		return -EINVAL;
+	uint64_t bytes = (nfds + 63) / 64 * 8;
+	uint64_t *sets[3] = {(uint64_t *)rd, (uint64_t *)wr, (uint64_t *)ex};
+	for (int i = 0; i < 3; i++)
+		if (sets[i] && !k_user_ok((uint64_t)sets[i], bytes))
+			return -EFAULT;
+	unsigned n = 0;
+	for (uint64_t fd = 0; fd < nfds; fd++) {
+		int16_t ev = 0;
+		uint64_t bit = 1ull << (fd % 64);
+		if (sets[0] && (sets[0][fd / 64] & bit))
+			ev |= POLLIN;
+		if (sets[1] && (sets[1][fd / 64] & bit))
+			ev |= POLLOUT;
+		if (sets[2] && (sets[2][fd / 64] & bit))
+			ev |= POLLPRI;
+		if (!ev)
+			continue;
+		pfd[n].fd = (int32_t)fd;
+		pfd[n].events = ev;
+		pfd[n].revents = 0;
+		n++;
+	}
+	uint64_t a[3] = {(uint64_t)pfd, n, (uint64_t)ms};
+	long r = k_call(SBX_CALL_POLL, a, 3);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < 3; i++)
+		if (sets[i])
+			k_memset(sets[i], 0, bytes);
+	long count = 0;
+	for (unsigned i = 0; i < n; i++) {
+		int16_t re = pfd[i].revents;
+		uint64_t fd = (uint64_t)pfd[i].fd, bit = 1ull << (fd % 64);
+		if (re & 0x20) /* POLLNVAL */
+			return -EBADF;
+		if (sets[0] && (re & (POLLIN | POLLHUP | POLLERR)) && (pfd[i].events & POLLIN)) {
+			sets[0][fd / 64] |= bit;
+			count++;
+		}
+		if (sets[1] && (re & (POLLOUT | POLLERR)) && (pfd[i].events & POLLOUT)) {
+			sets[1][fd / 64] |= bit;
+			count++;
+		}
+		if (sets[2] && (re & POLLPRI) && (pfd[i].events & POLLPRI)) {
+			sets[2][fd / 64] |= bit;
+			count++;
+		}
+	}
+	return count;
+}
+
+long k_sys_select(struct k_frame *f)
+{
+	int64_t ms = -1;
+	if (f->r8) {
+		if (!k_user_ok(f->r8, 16))
+			return -EFAULT;
+		const int64_t *tv = (const int64_t *)f->r8;
+		if (tv[0] < 0 || tv[1] < 0)
+			return -EINVAL;
+		ms = tv[0] * 1000 + (tv[1] + 999) / 1000;
+	}
+	return do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
+}
+
+long k_sys_pselect6(struct k_frame *f)
+{
+	int64_t ms;
+	long r = ts_to_ms(f->r8, &ms);
+	return r < 0 ? r : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
+}
+
+/* sendfile through a bounce buffer: two ring calls per 64 KiB. */
+long k_sys_sendfile(struct k_frame *f)
+{
+	static uint8_t buf[65536];
+	int32_t out = (int32_t)f->rdi, in = (int32_t)f->rsi;
+	uint64_t offp = f->rdx, count = f->r10, done = 0;
+	int64_t off = 0;
+	if (offp) {
+		if (!k_user_ok(offp, 8))
+			return -EFAULT;
+		off = *(const int64_t *)offp;
+		if (off < 0)
+			return -EINVAL;
+	}
+	while (done < count) {
+		uint64_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+		long n =
+		    offp ? k_call_rw(SBX_CALL_PREAD, in, (uint64_t)buf, want, off + (int64_t)done)
+			 : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
+		if (n <= 0) {
+			if (n < 0 && done == 0)
+				return n;
+			break;
+		}
+		long w = k_call_rw(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n, 0);
+		if (w < 0) {
+			if (done == 0)
+				return w;
+			break;
+		}
+		done += (uint64_t)w;
+		if (w < n)
+			break;
+	}
+	if (offp)
+		*(int64_t *)offp = off + (int64_t)done;
+	return (long)done;
+}
+
+long k_sys_getgroups(struct k_frame *f)
+{
+	(void)f;
+	return 0; /* no supplementary groups */
+}
+
+long k_sys_getpgrp(struct k_frame *f)
+{
+	(void)f;
+	return BOOT->pid;
+}
+
+static void put_tv(int64_t *tv, int64_t ns)
+{
+	tv[0] = ns / NSEC;
+	tv[1] = (ns % NSEC) / 1000;
+}
+
+long k_sys_getrusage(struct k_frame *f)
+{
+	if (!k_user_ok(f->rsi, 144))
+		return -EFAULT;
+	int64_t *ru = (int64_t *)f->rsi;
+	k_memset(ru, 0, 144);
+	if ((int64_t)f->rdi != 0 && (int64_t)f->rdi != 1) /* RUSAGE_SELF, RUSAGE_THREAD */
+		return 0;
+	put_tv(ru, k_now_ns(0) - BOOT->monotonic_ns);
+	return 0;
+}
+
+long k_sys_times(struct k_frame *f)
+{
+	int64_t ticks = (k_now_ns(0) - BOOT->monotonic_ns) / (NSEC / 100);
+	if (f->rdi) {
+		if (!k_user_ok(f->rdi, 32))
+			return -EFAULT;
+		int64_t *t = (int64_t *)f->rdi;
+		t[0] = ticks;
+		t[1] = t[2] = t[3] = 0;
+	}
+	return ticks;
+}
