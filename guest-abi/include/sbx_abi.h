@@ -31,7 +31,7 @@
 #define SBX_KSTACK_END SBX_U64(0x200000)
 #define SBX_KERNEL_ADDR SBX_U64(0x200000) /* the kernel image (struct sbx_kernel_header first) */
 #define SBX_KERNEL_END SBX_U64(0x3f0000)
-#define SBX_VDSO_ADDR SBX_U64(0x3f0000)  /* the vDSO image (AT_SYSINFO_EHDR), < 60 KiB */
+#define SBX_VDSO_ADDR SBX_U64(0x3f0000) /* the vDSO image (AT_SYSINFO_EHDR), < 60 KiB */
 #define SBX_VDSO_END SBX_U64(0x3ff000)
 #define SBX_DOORBELL_VA SBX_U64(0x3ff000)      /* CPL3 doorbell: a write here is an MMIO exit */
 #define SBX_DOORBELL_GPA SBX_U64(0xfffffff000) /* outside every memslot */
@@ -72,7 +72,7 @@ _Static_assert(sizeof(struct sbx_kernel_header) == 56, "kernel header size");
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
 #define SBX_MAX_SYSCALL 512
-#define SBX_BOOT_CPL0 1    /* flags: user code and kernel run at CPL0 */
+#define SBX_BOOT_CPL0 1	   /* flags: user code and kernel run at CPL0 */
 #define SBX_BOOT_STRACE 2  /* flags: report every syscall with SBX_CALL_TRACE */
 #define SBX_BOOT_POLLING 4 /* flags: a monitor thread polls the ring */
 
@@ -141,20 +141,20 @@ enum sbx_call {
 	SBX_CALL_DISCARD = 28,	 /* a0: addr, a1: len: give the pages back, they read as zero */
 	SBX_CALL_FDATASYNC = 29, /* a0: fd */
 	SBX_CALL_SLEEP = 30, /* a0: nanoseconds to sleep on the host (the vCPU waits in an exit) */
-	SBX_CALL_SYMLINK = 31,  /* struct sbx_path: path = link text, dirfd2/path2 = the new link */
-	SBX_CALL_LINK = 32,     /* struct sbx_path: old dirfd/path, new dirfd2/path2, flags AT_* */
-	SBX_CALL_CHMOD = 33,    /* struct sbx_path: dirfd/path (path_len 0: the handle), mode */
-	SBX_CALL_UTIMENS = 34,  /* struct sbx_path: dirfd/path, buf = 2 timespecs or 0, flags */
-	SBX_CALL_STATFS = 35,   /* struct sbx_path: dirfd/path (path_len 0: the handle), buf */
-	SBX_CALL_POLL = 36,     /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
+	SBX_CALL_SYMLINK = 31, /* struct sbx_path: path = link text, dirfd2/path2 = the new link */
+	SBX_CALL_LINK = 32,    /* struct sbx_path: old dirfd/path, new dirfd2/path2, flags AT_* */
+	SBX_CALL_CHMOD = 33,   /* struct sbx_path: dirfd/path (path_len 0: the handle), mode */
+	SBX_CALL_UTIMENS = 34, /* struct sbx_path: dirfd/path, buf = 2 timespecs or 0, flags */
+	SBX_CALL_STATFS = 35,  /* struct sbx_path: dirfd/path (path_len 0: the handle), buf */
+	SBX_CALL_POLL = 36, /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
 	SBX_CALL_COUNT
 };
 #endif
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
-#define SBX_EXIT_SIGNALED 0x100  /* | signal: killed by a fatal signal's default action */
+#define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */
 #define SBX_EXIT_NOHANDLER 0x200 /* | signal: a handled signal that cannot be delivered yet */
-#define SBX_EXIT_DEADLOCK 0x400  /* futex wait with no other thread to wake it */
+#define SBX_EXIT_DEADLOCK 0x400	 /* futex wait with no other thread to wake it */
 
 /* Linux-compatible constants the two sides share (values are the x86-64 Linux ones). */
 #define SBX_AT_FDCWD (-100)
