@@ -38,9 +38,22 @@
 #define SBX_USER_ADDR SBX_U64(0x400000) /* lowest user address: ET_EXEC text, static-PIE base */
 
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
-#define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000) /* 512 KiB for the kernel's C code */
+#define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */
+#define SBX_SYSCALL_FRAME_ADDR (SBX_SYSCALL_STACK_TOP - 128) /* struct sbx_syscall_frame */
 #define SBX_IST_STACK_BYTES SBX_U64(0x4000)
 #define SBX_IST_COUNT 3 /* IST1: faults, IST2: #DF, IST3: NMI/#MC */
+
+#ifndef __ASSEMBLER__
+/* The user's registers at its latest syscall, as the kernel's entry saved them (the guest's
+ * own account: the monitor uses it only to describe a program that ended itself). */
+struct sbx_syscall_frame {
+	uint64_t r15, r14, r13, r12, rbp, rbx, rax, r9, r8, r10, rdx, rsi, rdi;
+	uint64_t rip;	 /* %rcx at syscall: the return address */
+	uint64_t rflags; /* %r11 at syscall */
+	uint64_t rsp;	 /* the user's stack pointer */
+};
+_Static_assert(sizeof(struct sbx_syscall_frame) == 128, "syscall frame size");
+#endif
 
 /* ---- Ports (CPL0 exits; `out %al, $imm8` so no register is clobbered) ------------------ */
 #define SBX_PORT_FAULT_BASE 0xc0 /* port = base + vector, vectors 0..31 */

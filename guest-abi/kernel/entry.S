@@ -24,11 +24,25 @@ sbx_syscall_entry:
 	pushq %r10
 	pushq %r8
 	pushq %r9
+	/* The rest too, so the monitor can report the registers of a program that ends itself
+	 * (abort) from struct sbx_syscall_frame at a fixed address. 16 words: aligned. */
+	pushq %rax
+	pushq %rbx
+	pushq %rbp
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
 	movq %rax, %rdi
 	movq %rsp, %rsi
-	subq $8, %rsp
 	call k_syscall
-	addq $8, %rsp
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+	addq $8, %rsp /* rax holds the result */
 	popq %r9
 	popq %r8
 	popq %r10

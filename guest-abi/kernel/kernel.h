@@ -33,11 +33,12 @@
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
-	uint64_t r9, r8, r10, rdx, rsi, rdi;
+	uint64_t r15, r14, r13, r12, rbp, rbx, rax, r9, r8, r10, rdx, rsi, rdi;
 	uint64_t rcx;	 /* user return address */
 	uint64_t rflags; /* user RFLAGS (from %r11) */
 	uint64_t user_rsp;
 };
+_Static_assert(sizeof(struct k_frame) == sizeof(struct sbx_syscall_frame), "one frame layout");
 
 typedef long (*k_syscall_fn)(struct k_frame *f);
 
