@@ -1,11 +1,13 @@
-/* Turning a CPU exception into the one-line reason a user reads. The monitor reads the vCPU
- * and the frame the CPU itself pushed on the IST stack (the stub that reported it is one `out`
- * instruction, so nothing in the guest could have changed the frame in between). */
+/* Capturing a fault: the monitor reads the vCPU and the frame the CPU itself pushed on the IST
+ * stack (the stub that reported it is one `out` instruction, so nothing in the guest could
+ * have changed the frame in between). A program that ends itself (abort) is described from
+ * the registers the kernel's syscall entry saved: the guest's own account, and said so. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "report.h"
 #include "vm.h"
 
 static const struct {
@@ -13,13 +15,13 @@ static const struct {
 	int sig;
 	int has_error_code;
 } sbx_vectors[32] = {
-    [0] = {"divide error (#DE)", SIGFPE, 0},
+    [0] = {"integer divide by zero (#DE)", SIGFPE, 0},
     [1] = {"debug trap (#DB)", SIGTRAP, 0},
     [2] = {"NMI", SIGSEGV, 0},
-    [3] = {"breakpoint (#BP, int3)", SIGTRAP, 0},
+    [3] = {"breakpoint trap (#BP, int3)", SIGTRAP, 0},
     [4] = {"overflow (#OF)", SIGSEGV, 0},
     [5] = {"bound range exceeded (#BR)", SIGSEGV, 0},
-    [6] = {"invalid opcode (#UD)", SIGILL, 0},
+    [6] = {"illegal instruction (#UD)", SIGILL, 0},
     [7] = {"device not available (#NM)", SIGFPE, 0},
     [8] = {"double fault (#DF)", SIGSEGV, 1},
     [10] = {"invalid TSS (#TS)", SIGSEGV, 1},
@@ -34,56 +36,95 @@ static const struct {
     [21] = {"control protection (#CP)", SIGSEGV, 1},
 };
 
-void sbx_fault_describe(struct sbx_vm *vm, int vector)
+static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
+{
+	uint64_t a = f->cr2, e = f->err;
+	const char *null = a < 4096 ? " (null pointer)" : "";
+	if (a >= vm->stack_guard && a < vm->stack_guard + SBX_PAGE_SIZE)
+		snprintf(f->cause, sizeof(f->cause),
+			 "stack overflow: %s at 0x%llx hit the guard page below the stack",
+			 (e & 2) ? "write" : "read", (unsigned long long)a);
+	else if (e & 0x10)
+		snprintf(f->cause, sizeof(f->cause), "jump into %s memory at 0x%llx%s",
+			 (e & 1) ? "non-executable" : "unmapped", (unsigned long long)a, null);
+	else if (e & 1)
+		snprintf(f->cause, sizeof(f->cause), "%s 0x%llx: the page is read-only",
+			 (e & 2) ? "write to" : "read of", (unsigned long long)a);
+	else
+		snprintf(f->cause, sizeof(f->cause), "%s unmapped address 0x%llx%s",
+			 (e & 2) ? "write to" : "read of", (unsigned long long)a, null);
+}
+
+void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	int sig = SIGSEGV;
+	memset(f, 0, sizeof(*f));
+	f->vector = vector;
+	f->from_cpu = 1;
+	f->signal = SIGSEGV;
 	const char *name = "unknown exception";
 	int has_err = 0;
 	if (vector >= 0 && vector < 32 && sbx_vectors[vector].name) {
 		name = sbx_vectors[vector].name;
-		sig = sbx_vectors[vector].sig;
+		f->signal = sbx_vectors[vector].sig;
 		has_err = sbx_vectors[vector].has_error_code;
 	}
-	vm->stop.signal = sig;
-	vm->stop.status = 128 + sig;
+	snprintf(f->cause, sizeof(f->cause), "%s", name);
 	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
 	    ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
-		snprintf(vm->stop.reason, sizeof(vm->stop.reason),
-			 "SIG%s: %s (vCPU state unreadable)", sigabbrev_np(sig), name);
+		snprintf(f->cause, sizeof(f->cause), "%s (vCPU state unreadable)", name);
 		return;
 	}
-	/* [error code,] rip, cs, rflags, rsp, ss as the CPU pushed them. */
+	/* [error code,] rip, cs, rflags, rsp, ss as the CPU pushed them on the IST stack. */
 	uint64_t frame[6] = {0};
-	uint64_t fa = regs.rsp;
-	if (sbx_copy_from_guest(vm, frame, fa, sizeof(frame)) < 0) {
-		snprintf(vm->stop.reason, sizeof(vm->stop.reason),
-			 "SIG%s: %s; exception frame at 0x%llx is outside RAM", sigabbrev_np(sig),
-			 name, (unsigned long long)fa);
+	if (sbx_copy_from_guest(vm, frame, regs.rsp, sizeof(frame)) < 0) {
+		snprintf(f->cause, sizeof(f->cause), "%s; its frame at 0x%llx is outside RAM", name,
+			 (unsigned long long)regs.rsp);
 		return;
 	}
-	uint64_t err = has_err ? frame[0] : 0;
-	const uint64_t *f = has_err ? frame + 1 : frame;
-	uint64_t rip = f[0], rsp = f[3];
-	char what[200] = "";
-	if (vector == 14) {
-		uint64_t a = sregs.cr2;
-		const char *kind = (err & 0x10) ? "execute" : (err & 2) ? "write" : "read";
-		const char *why = (err & 1) ? "protection violation" : "not mapped";
-		if (a >= vm->stack_guard && a < vm->stack_guard + SBX_PAGE_SIZE)
-			snprintf(what, sizeof(what),
-				 ": stack overflow (%s at 0x%llx hit the guard page)", kind,
-				 (unsigned long long)a);
-		else if ((err & 0x11) == 0x11)
-			snprintf(what, sizeof(what), ": jump into non-executable memory at 0x%llx",
-				 (unsigned long long)a);
-		else
-			snprintf(what, sizeof(what), ": %s of address 0x%llx (%s)", kind,
-				 (unsigned long long)a, why);
-	} else if (has_err && err) {
-		snprintf(what, sizeof(what), " (error code 0x%llx)", (unsigned long long)err);
+	const uint64_t *fr = has_err ? frame + 1 : frame;
+	f->err = has_err ? frame[0] : 0;
+	f->cr2 = sregs.cr2;
+	const uint64_t gpr[SBX_NREGS] = {regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi,
+					 regs.rbp, fr[3],    regs.r8,  regs.r9,	 regs.r10, regs.r11,
+					 regs.r12, regs.r13, regs.r14, regs.r15, fr[0]};
+	memcpy(f->r, gpr, sizeof(gpr));
+	f->cs = (uint16_t)fr[1];
+	f->rflags = fr[2];
+	f->ss = (uint16_t)fr[4];
+	f->fs_base = sregs.fs.base;
+	f->gs_base = sregs.gs.base;
+	if (vector == 14)
+		page_fault_cause(vm, f);
+	else if (vector == 13 && f->err)
+		snprintf(f->cause, sizeof(f->cause), "%s, error code 0x%llx", name,
+			 (unsigned long long)f->err);
+	else if (vector == 13)
+		snprintf(f->cause, sizeof(f->cause),
+			 "%s: a privileged instruction or a non-canonical address", name);
+}
+
+void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
+{
+	struct sbx_syscall_frame sf;
+	struct kvm_sregs sregs;
+	memset(f, 0, sizeof(*f));
+	f->vector = -1;
+	f->signal = sig;
+	snprintf(f->cause, sizeof(f->cause), "%s sent by the program to itself",
+		 sig == SIGABRT ? "abort()" : "a fatal signal");
+	if (sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
+		return;
+	const uint64_t gpr[SBX_NREGS] = {sf.rax, sf.rdx, sf.rip, sf.rbx, sf.rsi, sf.rdi,
+					 sf.rbp, sf.rsp, sf.r8,	 sf.r9,	 sf.r10, sf.rflags,
+					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
+	memcpy(f->r, gpr, sizeof(gpr));
+	f->rflags = sf.rflags;
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) == 0) {
+		f->fs_base = sregs.fs.base;
+		f->gs_base = sregs.gs.base;
+		f->cs = sregs.cs.selector;
+		f->ss = sregs.ss.selector;
 	}
-	snprintf(vm->stop.reason, sizeof(vm->stop.reason), "SIG%s: %s%s at rip 0x%llx (rsp 0x%llx)",
-		 sigabbrev_np(sig), name, what, (unsigned long long)rip, (unsigned long long)rsp);
 }

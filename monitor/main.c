@@ -29,6 +29,8 @@ static void usage(FILE *f)
 	    "                       with two or more CPUs)\n"
 	    "  --strace             print every syscall of the guest to stderr\n"
 	    "  --stats              print exit and hypercall counts at the end\n"
+	    "  --debug-file FILE    separate debug info for crash reports\n"
+	    "  --report-json FILE   also write a crash report as JSON\n"
 	    "  -v, --verbose        say more (twice for even more)\n"
 	    "  -h, --help           this text\n"
 	    "\n"
@@ -36,7 +38,19 @@ static void usage(FILE *f)
 	    "included); 125 when the sandbox itself failed (bad ELF, KVM error, bad options).\n");
 }
 
-enum { OPT_RO = 256, OPT_RW, OPT_CWD, OPT_ENV, OPT_MEM, OPT_CPL, OPT_POLL, OPT_STRACE, OPT_STATS };
+enum {
+	OPT_RO = 256,
+	OPT_RW,
+	OPT_CWD,
+	OPT_ENV,
+	OPT_MEM,
+	OPT_CPL,
+	OPT_POLL,
+	OPT_STRACE,
+	OPT_STATS,
+	OPT_DEBUG_FILE,
+	OPT_REPORT_JSON
+};
 
 static int pick(const char *opt, const char *v, const char *const *names, int n)
 {
@@ -62,6 +76,8 @@ int main(int argc, char **argv)
 	    {"io-poll", required_argument, 0, OPT_POLL},
 	    {"strace", no_argument, 0, OPT_STRACE},
 	    {"stats", no_argument, 0, OPT_STATS},
+	    {"debug-file", required_argument, 0, OPT_DEBUG_FILE},
+	    {"report-json", required_argument, 0, OPT_REPORT_JSON},
 	    {"verbose", no_argument, 0, 'v'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
@@ -113,6 +129,12 @@ int main(int argc, char **argv)
 		case OPT_STATS:
 			stats = cfg.stats = 1;
 			break;
+		case OPT_DEBUG_FILE:
+			cfg.debug_file = optarg;
+			break;
+		case OPT_REPORT_JSON:
+			cfg.report_json = optarg;
+			break;
 		case 'v':
 			cfg.verbose++;
 			break;
@@ -151,7 +173,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
 		goto out;
 	}
-	if (res.end != SBX_END_EXIT)
+	if (res.end != SBX_END_EXIT && !res.reported)
 		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
 	if (stats) {
 		fprintf(stderr,

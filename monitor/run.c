@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "report.h"
 #include "vm.h"
 
 static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
@@ -189,9 +190,17 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 			break;
 	}
 	sbx_ring_stop(vm);
-	if (vm->stop.end == SBX_END_FAULT)
-		sbx_fault_describe(vm, vm->stop.vector);
-	else if (vm->stop.end == SBX_END_VM) {
+	struct sbx_fault f;
+	if (vm->stop.end == SBX_END_FAULT) {
+		sbx_fault_from_cpu(vm, vm->stop.vector, &f);
+		vm->stop.signal = f.signal;
+		vm->stop.status = 128 + f.signal;
+		sbx_report(vm, &f);
+	} else if (vm->stop.end == SBX_END_SIGNAL) {
+		sbx_fault_from_syscall(vm, vm->stop.signal, &f);
+		snprintf(f.cause, sizeof(f.cause), "%s", vm->stop.reason);
+		sbx_report(vm, &f);
+	} else if (vm->stop.end == SBX_END_VM) {
 		struct kvm_regs regs;
 		if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) == 0) {
 			size_t l = strlen(vm->stop.reason);
@@ -205,6 +214,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	res->end = vm->stop.end;
 	res->status = vm->stop.status;
 	res->signal = vm->stop.signal;
+	res->reported = vm->stop.reported;
 	snprintf(res->reason, sizeof(res->reason), "%s", vm->stop.reason);
 	res->stats.exits = vm->stats.exits;
 	res->stats.doorbells = vm->stats.doorbells;

@@ -23,6 +23,8 @@ struct sbx_config {
 	int strace;			    /* print every syscall to `log` */
 	int verbose;			    /* 0 quiet, 1 -v, 2 -vv */
 	int stats;			    /* also measure what costs time to measure (RSS) */
+	const char *debug_file;		    /* separate debug info for reports (--debug-file) */
+	const char *report_json;	    /* write the fault report here as JSON too */
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
@@ -49,6 +51,7 @@ struct sbx_result {
 	int status;
 	int signal;
 	char reason[512];
+	int reported; /* a full fault report was printed to the log */
 	struct sbx_stats stats;
 };
 

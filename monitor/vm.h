@@ -28,6 +28,7 @@ struct sbx_stop {
 	enum sbx_end end;
 	int status, signal;
 	int vector; /* fault vector, -1 if none */
+	int reported;
 	char reason[400];
 };
 
@@ -125,9 +126,6 @@ void sbx_fd_release(struct sbx_vm *vm, int fd);
 /* strace.c */
 void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);
 const char *sbx_syscall_name(uint64_t nr);
-
-/* fault.c */
-void sbx_fault_describe(struct sbx_vm *vm, int vector);
 
 #define sbx_log(vm, level, ...)                                                                    \
 	do {                                                                                       \

@@ -252,7 +252,7 @@ Test(e2e, cpl0_and_cpl3_paths)
 				 polls[p]);
 			run(cmd, &o);
 			cr_expect_eq(o.status, 132, "%s: %d %s", cmd, o.status, o.err);
-			cr_expect(strstr(o.err, "SIGILL: invalid opcode"), "%s", o.err);
+			cr_expect(strstr(o.err, "SIGILL: illegal instruction"), "%s", o.err);
 			free(o.data);
 		}
 	}

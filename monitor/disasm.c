@@ -1,0 +1,110 @@
+/* Capstone disassembly around the faulting instruction. x86 has no fixed instruction size, so
+ * the window starts at the function's symbol when it is near, else at the nearest earlier
+ * offset whose decoding lands exactly on RIP. */
+#include <capstone/capstone.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report.h"
+#include "vm.h"
+
+#define BEFORE 6
+#define AFTER 4
+#define WINDOW 96
+
+/* Decodes from start; returns how many instructions end exactly at rip, or -1. */
+static int lands_on(csh h, const uint8_t *code, size_t len, uint64_t start, uint64_t rip)
+{
+	cs_insn *insn;
+	size_t n = cs_disasm(h, code, len, start, 0, &insn);
+	int hit = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (insn[i].address == rip) {
+			hit = (int)i;
+			break;
+		}
+		if (insn[i].address > rip)
+			break;
+	}
+	if (n)
+		cs_free(insn, n);
+	return hit;
+}
+
+static void branch_target(csh h, cs_insn *in, struct sbx_symbols *s, char *out, size_t len)
+{
+	out[0] = 0;
+	if (!in->detail ||
+	    (!cs_insn_group(h, in, CS_GRP_JUMP) && !cs_insn_group(h, in, CS_GRP_CALL)))
+		return;
+	cs_x86 *x = &in->detail->x86;
+	if (x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+		return;
+	struct sbx_frame f;
+	sbx_sym_lookup(s, (uint64_t)x->operands[0].imm, &f);
+	if (f.func[0] && f.off)
+		snprintf(out, len, "<%s+0x%llx>", f.func, (unsigned long long)f.off);
+	else if (f.func[0])
+		snprintf(out, len, "<%s>", f.func);
+}
+
+int sbx_disasm_around(struct sbx_vm *vm, struct sbx_symbols *s, uint64_t rip, struct sbx_insn *out,
+		      int max, int *fault_index)
+{
+	csh h;
+	*fault_index = -1;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
+		return 0;
+	cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
+	/* The readable bytes around rip, clipped to guest RAM. */
+	uint64_t lo = rip > WINDOW ? rip - WINDOW : 0, hi = rip + 64;
+	if (hi > vm->mem_size)
+		hi = vm->mem_size;
+	if (rip >= vm->mem_size || lo >= hi) {
+		cs_close(&h);
+		return 0;
+	}
+	const uint8_t *code = sbx_gptr(vm, lo, hi - lo);
+	struct sbx_frame sym;
+	sbx_sym_lookup(s, rip, &sym);
+	uint64_t start = rip;
+	if (sym.func[0] && sym.off <= WINDOW &&
+	    lands_on(h, code + (rip - sym.off - lo), hi - (rip - sym.off), rip - sym.off, rip) >=
+		0) {
+		start = rip - sym.off;
+	} else {
+		for (uint64_t a = lo; a < rip; a++) {
+			if (lands_on(h, code + (a - lo), hi - a, a, rip) >= 0) {
+				start = a;
+				break;
+			}
+		}
+	}
+	cs_insn *insn;
+	size_t n = cs_disasm(h, code + (start - lo), hi - start, start, 0, &insn);
+	int at = -1;
+	for (size_t i = 0; i < n; i++)
+		if (insn[i].address == rip)
+			at = (int)i;
+	int first = at > BEFORE ? at - BEFORE : 0, count = 0;
+	if (at < 0)
+		first = 0;
+	for (size_t i = (size_t)first; i < n && count < max; i++) {
+		if (at >= 0 && (int)i > at + AFTER)
+			break;
+		struct sbx_insn *o = &out[count];
+		o->addr = insn[i].address;
+		o->len =
+		    (uint8_t)(insn[i].size > sizeof(o->bytes) ? sizeof(o->bytes) : insn[i].size);
+		memcpy(o->bytes, insn[i].bytes, o->len);
+		snprintf(o->text, sizeof(o->text), "%s %s", insn[i].mnemonic, insn[i].op_str);
+		branch_target(h, &insn[i], s, o->target, sizeof(o->target));
+		if ((int)i == at)
+			*fault_index = count;
+		count++;
+	}
+	if (n)
+		cs_free(insn, n);
+	cs_close(&h);
+	return count;
+}

@@ -1,0 +1,192 @@
+/* The crash report, in the style of the sanitizers: a headline with the signal, the cause and
+ * the place; registers; the code around RIP; a backtrace; SUMMARY and DEDUP_TOKEN lines for
+ * tools that group crashes; the same as JSON with --report-json. Costs nothing until a fault. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report.h"
+#include "vm.h"
+
+static const char *sig_name(int sig)
+{
+	const char *n = sigabbrev_np(sig);
+	return n ? n : "UNKNOWN";
+}
+
+static void place(const struct sbx_frame *fr, char *out, size_t len)
+{
+	if (fr->func[0] && fr->file[0])
+		snprintf(out, len, "%s+0x%llx (%s:%d)", fr->func, (unsigned long long)fr->off,
+			 fr->file, fr->line);
+	else if (fr->func[0])
+		snprintf(out, len, "%s+0x%llx", fr->func, (unsigned long long)fr->off);
+	else
+		snprintf(out, len, "0x%llx", (unsigned long long)fr->pc);
+}
+
+static void rflags_text(uint64_t fl, char *out, size_t len)
+{
+	static const struct {
+		int bit;
+		const char *name;
+	} bits[] = {{0, "CF"}, {2, "PF"},  {4, "AF"},  {6, "ZF"},  {7, "SF"},  {8, "TF"},
+		    {9, "IF"}, {10, "DF"}, {11, "OF"}, {16, "RF"}, {18, "AC"}, {21, "ID"}};
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (fl & (1ull << bits[i].bit))
+			o += (size_t)snprintf(out + o, len - o, "%s%s", o ? " " : "", bits[i].name);
+	snprintf(out + o, len - o, "%sIOPL=%llu", o ? " " : "",
+		 (unsigned long long)((fl >> 12) & 3));
+}
+
+static const char *const reg_names[SBX_NREGS] = {"rax", "rdx", "rcx", "rbx", "rsi", "rdi",
+						 "rbp", "rsp", "r8",  "r9",  "r10", "r11",
+						 "r12", "r13", "r14", "r15", "rip"};
+/* Printed in the familiar order. */
+static const int reg_order[SBX_NREGS] = {SBX_R_RAX, SBX_R_RBX, SBX_R_RCX, SBX_R_RDX, SBX_R_RSI,
+					 SBX_R_RDI, SBX_R_RBP, SBX_R_RSP, SBX_R_R8,  SBX_R_R9,
+					 SBX_R_R10, SBX_R_R11, SBX_R_R12, SBX_R_R13, SBX_R_R14,
+					 SBX_R_R15, SBX_R_RIP};
+
+static void dedup_token(const struct sbx_fault *f, const struct sbx_frame *fr, int n, char *out,
+			size_t len)
+{
+	size_t o = (size_t)snprintf(out, len, "SIG%s", sig_name(f->signal));
+	for (int i = 0, k = 0; i < n && k < 3 && o < len; i++) {
+		if (!fr[i].func[0])
+			continue;
+		o += (size_t)snprintf(out + o, len - o, "--%s", fr[i].func);
+		k++;
+	}
+}
+
+static void write_json(struct sbx_vm *vm, const struct sbx_fault *f, const char *headline,
+		       const struct sbx_insn *ins, int nins, int at, const struct sbx_frame *fr,
+		       int nfr, const char *summary, const char *token, int stripped)
+{
+	json_t *regs = json_object(), *code = json_array(), *bt = json_array();
+	char hex[48];
+	for (int i = 0; i < SBX_NREGS; i++) {
+		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)f->r[i]);
+		json_object_set_new(regs, reg_names[i], json_string(hex));
+	}
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)f->rflags);
+	json_object_set_new(regs, "rflags", json_string(hex));
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)f->fs_base);
+	json_object_set_new(regs, "fs_base", json_string(hex));
+	for (int i = 0; i < nins; i++) {
+		char bytes[64] = "";
+		for (int b = 0, o = 0; b < ins[i].len; b++)
+			o += snprintf(bytes + o, sizeof(bytes) - (size_t)o, "%s%02x", b ? " " : "",
+				      ins[i].bytes[b]);
+		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)ins[i].addr);
+		json_array_append_new(code, json_pack("{s:s, s:s, s:s, s:s, s:b}", "address", hex,
+						      "bytes", bytes, "text", ins[i].text, "target",
+						      ins[i].target, "faulting", i == at));
+	}
+	for (int i = 0; i < nfr; i++) {
+		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)fr[i].pc);
+		json_array_append_new(bt,
+				      json_pack("{s:s, s:s, s:I, s:s, s:i}", "pc", hex, "function",
+						fr[i].func, "offset", (json_int_t)fr[i].off, "file",
+						fr[i].file, "line", fr[i].line));
+	}
+	char addr[32];
+	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)f->cr2);
+	json_t *root = json_pack(
+	    "{s:s, s:i, s:s, s:i, s:s?, s:s, s:o, s:o, s:o, s:s, s:s, s:b, s:s}", "signal",
+	    sig_name(f->signal), "signal_number", f->signal, "cause", f->cause, "vector", f->vector,
+	    "fault_address", f->vector == 14 ? addr : NULL, "headline", headline, "registers", regs,
+	    "disassembly", code, "backtrace", bt, "summary", summary, "dedup_token", token,
+	    "stripped", stripped, "registers_from",
+	    f->from_cpu ? "vcpu" : "syscall frame (the guest's own account)");
+	if (!root || json_dump_file(root, vm->cfg.report_json, JSON_INDENT(2)) < 0)
+		fprintf(vm->cfg.log, "sandbox-run: cannot write the JSON report to %s\n",
+			vm->cfg.report_json);
+	json_decref(root);
+}
+
+void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	FILE *o = vm->cfg.log;
+	struct sbx_symbols *syms = sbx_sym_open(vm->cfg.prog, vm->img.bias, vm->cfg.debug_file);
+	static struct sbx_frame frames[SBX_MAX_FRAMES];
+	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES);
+	struct sbx_frame top;
+	sbx_sym_lookup(syms, f->r[SBX_R_RIP], &top);
+	int stripped = sbx_sym_stripped(syms);
+
+	char where[400], headline[700];
+	place(&top, where, sizeof(where));
+	snprintf(headline, sizeof(headline), "SIG%s: %s in %s", sig_name(f->signal), f->cause,
+		 where);
+	fprintf(o, "==sandbox==ERROR: %s\n", headline);
+	if (stripped)
+		fprintf(o, "  (the program has no symbol table: it is stripped; --debug-file gives "
+			   "separate debug info)\n");
+	else if (!sbx_sym_has_lines(syms))
+		fprintf(o, "  (no DWARF line information: build with -g for file:line)\n");
+	if (!f->from_cpu)
+		fprintf(o, "  (registers as the program's last syscall left them)\n");
+
+	fprintf(o, "registers:\n");
+	for (int i = 0; i < SBX_NREGS; i++)
+		fprintf(o, "  %-3s 0x%016llx%s", reg_names[reg_order[i]],
+			(unsigned long long)f->r[reg_order[i]], i % 4 == 3 ? "\n" : "");
+	char fl[128];
+	rflags_text(f->rflags, fl, sizeof(fl));
+	fprintf(o, "\n  rflags 0x%llx [%s]\n  cs 0x%x ss 0x%x fs_base 0x%llx gs_base 0x%llx\n",
+		(unsigned long long)f->rflags, fl, f->cs, f->ss, (unsigned long long)f->fs_base,
+		(unsigned long long)f->gs_base);
+	if (f->vector == 14 || f->vector == 13)
+		fprintf(o, "  error code 0x%llx%s\n", (unsigned long long)f->err,
+			f->vector == 14 ? ((f->err & 4) ? " (user)" : " (supervisor)") : "");
+
+	struct sbx_insn ins[16];
+	int at = -1, nins = sbx_disasm_around(vm, syms, f->r[SBX_R_RIP], ins, 16, &at);
+	fprintf(o, "code around rip:\n");
+	if (nins == 0)
+		fprintf(o, "  (no code at 0x%llx: it is not in guest memory or does not decode)\n",
+			(unsigned long long)f->r[SBX_R_RIP]);
+	for (int i = 0; i < nins; i++) {
+		char bytes[48] = "", label[200] = "";
+		for (int b = 0, n = 0; b < ins[i].len && b < 12; b++)
+			n += snprintf(bytes + n, sizeof(bytes) - (size_t)n, "%02x ",
+				      ins[i].bytes[b]);
+		struct sbx_frame fs;
+		sbx_sym_lookup(syms, ins[i].addr, &fs);
+		if (fs.func[0])
+			snprintf(label, sizeof(label), "<%s+0x%llx>", fs.func,
+				 (unsigned long long)fs.off);
+		fprintf(o, "  %s 0x%llx %-24s %-30s %s%s%s\n", i == at ? "=>" : "  ",
+			(unsigned long long)ins[i].addr, label, bytes, ins[i].text,
+			ins[i].target[0] ? " " : "", ins[i].target);
+	}
+
+	fprintf(o, "backtrace:\n");
+	for (int i = 0; i < nfr; i++) {
+		char p[400];
+		place(&frames[i], p, sizeof(p));
+		fprintf(o, "  #%d 0x%016llx in %s\n", i, (unsigned long long)frames[i].pc, p);
+	}
+	char summary[600], token[600];
+	snprintf(summary, sizeof(summary), "SIG%s %s%s%d in %s", sig_name(f->signal),
+		 top.file[0] ? top.file : "", top.file[0] ? ":" : "", top.file[0] ? top.line : 0,
+		 top.func[0] ? top.func : "??");
+	if (!top.file[0])
+		snprintf(summary, sizeof(summary), "SIG%s in %s", sig_name(f->signal),
+			 top.func[0] ? top.func : "??");
+	dedup_token(f, frames, nfr, token, sizeof(token));
+	fprintf(o, "SUMMARY: sandbox: %s\nDEDUP_TOKEN: %s\n", summary, token);
+	fflush(o);
+	if (vm->cfg.report_json)
+		write_json(vm, f, headline, ins, nins, at, frames, nfr, summary, token, stripped);
+	/* The reason is the headline, cut to fit. */
+	memcpy(vm->stop.reason, headline, sizeof(vm->stop.reason) - 1);
+	vm->stop.reason[sizeof(vm->stop.reason) - 1] = 0;
+	vm->stop.reported = 1;
+	sbx_sym_close(syms);
+}
