@@ -189,6 +189,9 @@ int main(int argc, char **argv)
 		    "sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
 		    (unsigned long long)res.stats.monitor_rss_kib,
 		    (unsigned long long)res.stats.guest_rss_kib);
+		if (res.reported)
+			fprintf(stderr, "sandbox-run: stats: fault report built in %.3f ms\n",
+				res.stats.report_ms);
 	}
 out:
 	policy_free(&pol);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "report.h"
 #include "vm.h"
@@ -191,6 +192,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	}
 	sbx_ring_stop(vm);
 	struct sbx_fault f;
+	struct timespec r0, r1;
+	clock_gettime(CLOCK_MONOTONIC, &r0);
 	if (vm->stop.end == SBX_END_FAULT) {
 		sbx_fault_from_cpu(vm, vm->stop.vector, &f);
 		vm->stop.signal = f.signal;
@@ -208,6 +211,10 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 				 (unsigned long long)regs.rip);
 		}
 	}
+	clock_gettime(CLOCK_MONOTONIC, &r1);
+	if (vm->stop.reported)
+		res->stats.report_ms =
+		    (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6;
 	report_nosys(vm, res);
 	if (vm->cfg.stats)
 		measure_rss(res);

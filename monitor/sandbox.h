@@ -44,6 +44,7 @@ struct sbx_stats {
 	uint64_t monitor_rss_kib; /* resident memory of the monitor, guest RAM excluded */
 	uint64_t guest_rss_kib;	  /* guest RAM the run made resident */
 	double setup_ms, run_ms;
+	double report_ms; /* time to build the fault report, if there was one */
 };
 
 struct sbx_result {
