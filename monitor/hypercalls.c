@@ -32,7 +32,12 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 			    "signal %u (SIG%s) sent to itself has a handler, and signal handler "
 			    "delivery is not supported yet",
 			    sig, sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
-	else if (st & SBX_EXIT_DEADLOCK)
+	else if (st & SBX_EXIT_NODELIVER) {
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
+			    "SIG%s could not be delivered: no room for the signal frame",
+			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+		vm->stop.nodeliver = 1;
+	} else if (st & SBX_EXIT_DEADLOCK)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
 			    "deadlock: futex wait with no timeout and no other thread to wake it");
 	else

@@ -178,24 +178,43 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	vm->vcpu_thread_set = 1;
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
-	while (!atomic_load(&vm->stopping)) {
-		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",
-				    strerror(errno));
-			break;
+	struct sbx_fault f;
+	for (;;) {
+		while (!atomic_load(&vm->stopping)) {
+			if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+				if (errno == EINTR || errno == EAGAIN)
+					continue;
+				sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",
+					    strerror(errno));
+				break;
+			}
+			vm->stats.exits++;
+			if (sbx_handle_exit(vm, vm->run) == SBX_ACT_STOP)
+				break;
 		}
-		vm->stats.exits++;
-		if (sbx_handle_exit(vm, vm->run) == SBX_ACT_STOP)
+		/* A fault whose signal the program handles goes back to it, and the run goes on. */
+		if (vm->stop.end != SBX_END_FAULT)
 			break;
+		sbx_fault_from_cpu(vm, vm->stop.vector, &f);
+		if (!sbx_signal_upcall(vm, &f))
+			break;
+		memset(&vm->stop, 0, sizeof(vm->stop));
+		vm->stop.vector = -1;
+		atomic_store(&vm->stopping, 0);
 	}
 	sbx_ring_stop(vm);
-	struct sbx_fault f;
 	struct timespec r0, r1;
 	clock_gettime(CLOCK_MONOTONIC, &r0);
 	if (vm->stop.end == SBX_END_FAULT) {
-		sbx_fault_from_cpu(vm, vm->stop.vector, &f);
+		/* A fault inside the kernel while it delivered a signal: the original one counts.
+		 */
+		if (vm->upcall_pending && sbx_in_kernel(f.r[SBX_R_RIP]))
+			f = vm->upcall_fault;
+		vm->stop.signal = f.signal;
+		vm->stop.status = 128 + f.signal;
+		sbx_report(vm, &f);
+	} else if (vm->stop.end == SBX_END_SIGNAL && vm->stop.nodeliver && vm->upcall_pending) {
+		f = vm->upcall_fault;
 		vm->stop.signal = f.signal;
 		vm->stop.status = 128 + f.signal;
 		sbx_report(vm, &f);

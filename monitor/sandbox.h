@@ -40,6 +40,7 @@ struct sbx_stats {
 	uint64_t doorbells;	  /* doorbell exits served by the vCPU thread */
 	uint64_t polled;	  /* requests served by the polling thread */
 	uint64_t calls;		  /* hypercalls served */
+	uint64_t upcalls;	  /* CPU faults handed back to the program's signal handlers */
 	uint64_t nosys;		  /* syscalls answered -ENOSYS */
 	uint64_t monitor_rss_kib; /* resident memory of the monitor, guest RAM excluded */
 	uint64_t guest_rss_kib;	  /* guest RAM the run made resident */

@@ -9,6 +9,7 @@
 
 #include "loader.h"
 #include "sandbox.h"
+#include "report.h"
 #include "sbx_abi.h"
 
 #define SBX_MAX_FDS 1024
@@ -29,6 +30,7 @@ struct sbx_stop {
 	int status, signal;
 	int vector; /* fault vector, -1 if none */
 	int reported;
+	int nodeliver; /* the kernel could not deliver an upcall's signal */
 	char reason[400];
 };
 
@@ -76,6 +78,10 @@ struct sbx_vm {
 	int vcpu_thread_set;
 	struct policy own_policy; /* used when the config brings none: no mounts */
 	struct sbx_stop stop;
+	/* The last CPU fault handed back to the guest as a signal, for the report when the
+	 * delivery itself fails. */
+	int upcall_pending;
+	struct sbx_fault upcall_fault;
 	struct sbx_stats stats;
 	uint64_t call_count[SBX_CALL_COUNT];
 };
@@ -101,6 +107,9 @@ int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val,
 int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
+/* Restarts the vCPU at rip/rsp at the program's privilege level (after an exception left it in
+ * a CPL0 stub). */
+int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
 
 /* ring.c */
 int sbx_ring_serve(struct sbx_vm *vm);
@@ -112,6 +121,10 @@ void sbx_ring_doorbell(struct sbx_vm *vm);
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* signal.c: hands a CPU fault back to the guest kernel when the program has a handler. */
+int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f);
+int sbx_in_kernel(uint64_t rip);
 
 /* run.c: the signal that interrupts KVM_RUN and blocking host calls (no-op handler). */
 int sbx_kick_signal(void);

@@ -348,6 +348,29 @@ int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen)
 	return set_cpuid(vm, &vm->xcr0, err, errlen);
 }
 
+int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
+{
+	struct kvm_sregs sr;
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
+		return -errno;
+	int u = vm->cpl == 3;
+	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
+	seg(&sr.ss, u ? SBX_SEL_UDATA : SBX_SEL_KDATA, 0);
+	/* fs and gs keep their bases: the program's TLS. */
+	uint64_t fsb = sr.fs.base, gsb = sr.gs.base;
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
+	sr.fs.base = fsb;
+	sr.gs.base = gsb;
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
+		return -errno;
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	r.rip = rip;
+	r.rsp = rsp;
+	r.rflags = 0x2 | RFLAGS_IF;
+	return ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+}
+
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	int r;

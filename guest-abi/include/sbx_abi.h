@@ -42,6 +42,11 @@
 #define SBX_SYSCALL_FRAME_ADDR (SBX_SYSCALL_STACK_TOP - 128) /* struct sbx_syscall_frame */
 #define SBX_IST_STACK_BYTES SBX_U64(0x4000)
 #define SBX_IST_COUNT 3 /* IST1: faults, IST2: #DF, IST3: NMI/#MC */
+#define SBX_UPCALL_STACK_TOP                                                                       \
+	SBX_U64(0x1a0000)		   /* where the kernel delivers a CPU fault's signal       \
+					    */
+#define SBX_SIGSTATE_ADDR SBX_U64(0x16000) /* struct sbx_sigstate, kept by the kernel */
+#define SBX_UPCALL_ADDR SBX_U64(0x17000)   /* struct sbx_upcall, written by the monitor */
 
 #ifndef __ASSEMBLER__
 /* The user's registers at its latest syscall, as the kernel's entry saved them (the guest's
@@ -79,8 +84,42 @@ struct sbx_kernel_header {
 	uint32_t nvectors;	/* stubs present (32) */
 	uint64_t image_end;	/* end of loaded bytes (text+data) */
 	uint64_t bss_end;	/* end of zero-initialised memory */
+	uint64_t upcall_entry;	/* where a CPU fault with a signal handler is handed back */
 };
-_Static_assert(sizeof(struct sbx_kernel_header) == 56, "kernel header size");
+_Static_assert(sizeof(struct sbx_kernel_header) == 64, "kernel header size");
+
+/* Signal dispositions, kept by the kernel where the monitor can read them: on a CPU fault the
+ * monitor looks here to decide between a report and handing the fault back (an upcall). */
+struct sbx_sigaction {
+	uint64_t handler; /* IN: SIG_DFL 0, SIG_IGN 1, or an address */
+	uint64_t flags;	  /* IN: SA_* */
+	uint64_t restorer;
+	uint64_t mask;
+};
+_Static_assert(sizeof(struct sbx_sigaction) == 32, "sigaction size");
+
+struct sbx_sigstate {
+	struct sbx_sigaction act[65]; /* IN: indexed by signal number */
+	uint64_t blocked;	      /* IN: the signal mask */
+	uint64_t ss_sp;		      /* IN: sigaltstack */
+	uint32_t ss_flags, pad;
+	uint64_t ss_size;
+	uint64_t pending; /* IN: signals sent while blocked */
+};
+_Static_assert(sizeof(struct sbx_sigstate) <= 4096, "sigstate fits its page");
+
+/* A CPU fault handed back to the kernel to deliver as a signal: the registers as the CPU left
+ * them (DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip). */
+struct sbx_upcall {
+	uint32_t signo;	 /* OUT */
+	int32_t code;	 /* OUT: si_code */
+	uint64_t addr;	 /* OUT: si_addr */
+	uint64_t err;	 /* OUT: the CPU's error code */
+	uint64_t trapno; /* OUT: the vector */
+	uint64_t r[17];	 /* OUT */
+	uint64_t rflags; /* OUT */
+};
+_Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #endif
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
@@ -167,6 +206,7 @@ enum sbx_call {
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
 #define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */
 #define SBX_EXIT_NOHANDLER 0x200 /* | signal: a handled signal that cannot be delivered yet */
+#define SBX_EXIT_NODELIVER 0x800 /* | signal: the kernel could not deliver an upcall's signal */
 #define SBX_EXIT_DEADLOCK 0x400	 /* futex wait with no other thread to wake it */
 
 /* Linux-compatible constants the two sides share (values are the x86-64 Linux ones). */

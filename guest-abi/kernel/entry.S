@@ -67,6 +67,40 @@ sbx_syscall_entry:
 	jmpq *%rcx
 	.size sbx_syscall_entry, . - sbx_syscall_entry
 
+/* A CPU fault whose signal has a handler: the monitor sets %rsp to SBX_UPCALL_STACK_TOP and
+ * %rip here, at the program's privilege level, with struct sbx_upcall filled in. */
+	.globl sbx_upcall_entry
+	.type sbx_upcall_entry, @function
+sbx_upcall_entry:
+	call k_fault_upcall
+	ud2
+	.size sbx_upcall_entry, . - sbx_upcall_entry
+
+/* Resume user code with every register as given (signal delivery, rt_sigreturn): the GPRs,
+ * then an iret frame, from struct k_resume. iretq restores rip, cs, rflags, rsp and ss at once;
+ * under PVM it traps, which is fine for these rare paths. */
+	.globl k_resume_full
+	.type k_resume_full, @function
+k_resume_full:
+	leaq k_resume(%rip), %rsp
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+	popq %rax
+	popq %r9
+	popq %r8
+	popq %r10
+	popq %rdx
+	popq %rsi
+	popq %rdi
+	popq %rcx
+	popq %r11
+	iretq
+	.size k_resume_full, . - k_resume_full
+
 /* One 16-byte stub per vector: report to the monitor through a port whose number names the
  * vector, so no register is clobbered and the monitor reads the CPU-written frame itself. */
 	.globl sbx_vectors

@@ -1,7 +1,7 @@
 /* The image header the monitor reads to find the kernel's entry points. */
 #include "kernel.h"
 
-extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[];
+extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[], sbx_upcall_entry[];
 
 __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_kernel_header = {
     .magic = SBX_KERNEL_MAGIC,
@@ -13,4 +13,5 @@ __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_ker
     .nvectors = 32,
     .image_end = (uint64_t)__image_end,
     .bss_end = (uint64_t)__bss_end,
+    .upcall_entry = (uint64_t)sbx_upcall_entry,
 };

@@ -42,6 +42,23 @@ _Static_assert(sizeof(struct k_frame) == sizeof(struct sbx_syscall_frame), "one 
 
 typedef long (*k_syscall_fn)(struct k_frame *f);
 
+/* Every user register, in the order k_resume_full pops them (an iret frame last). */
+struct k_resume {
+	uint64_t r15, r14, r13, r12, rbp, rbx, rax, r9, r8, r10, rdx, rsi, rdi, rcx, r11;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+extern struct k_resume k_resume;
+void __attribute__((noreturn)) k_resume_full(void);
+
+/* signal.c */
+int k_signal_has_handler(uint64_t sig);
+void __attribute__((noreturn)) k_deliver(uint32_t sig, const struct k_resume *r, int32_t code,
+					 uint64_t addr, uint64_t err, uint64_t trapno);
+void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r);
+long k_sys_rt_sigreturn(struct k_frame *f);
+/* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
+void k_deliver_pending(const struct k_resume *r);
+
 /* ring.c */
 long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);

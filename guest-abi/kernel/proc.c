@@ -27,13 +27,10 @@
 #define FUTEX_WAKE_BITSET 10
 #define FUTEX_CMD_MASK 0x7f
 
-struct k_sigaction {
-	uint64_t handler, flags, restorer, mask;
-};
+#define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
+#define SS_ONSTACK 1
+#define SS_DISABLE 2
 
-static struct k_sigaction k_sigs[NSIG + 1];
-static uint64_t k_sigmask;
-static uint64_t k_altstack[3]; /* ss_sp, ss_flags (+pad), ss_size */
 static uint32_t k_umask_set, k_umask_val;
 static uint64_t k_rlim[RLIM_NLIMITS][2];
 static uint64_t k_rlim_set; /* bit per limit set by the program */
@@ -233,16 +230,20 @@ long k_sys_rt_sigaction(struct k_frame *f)
 		return -EINVAL;
 	if (f->rsi && (sig == SIGKILL || sig == SIGSTOP))
 		return -EINVAL;
-	if (f->rdx) {
-		if (!k_user_ok(f->rdx, sizeof(struct k_sigaction)))
-			return -EFAULT;
-		k_memcpy((void *)f->rdx, &k_sigs[sig], sizeof(struct k_sigaction));
-	}
+	struct sbx_sigaction old, nw;
+	k_memcpy(&old, (const void *)&SIGS->act[sig], sizeof(old));
 	if (f->rsi) {
-		if (!k_user_ok(f->rsi, sizeof(struct k_sigaction)))
+		if (!k_user_ok(f->rsi, sizeof(nw)))
 			return -EFAULT;
-		k_memcpy(&k_sigs[sig], (const void *)f->rsi, sizeof(struct k_sigaction));
+		k_memcpy(&nw, (const void *)f->rsi, sizeof(nw));
 	}
+	if (f->rdx) {
+		if (!k_user_ok(f->rdx, sizeof(old)))
+			return -EFAULT;
+		k_memcpy((void *)f->rdx, &old, sizeof(old));
+	}
+	if (f->rsi)
+		k_memcpy((void *)&SIGS->act[sig], &nw, sizeof(nw));
 	return 0;
 }
 
@@ -250,47 +251,73 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 {
 	if (f->r10 != 8)
 		return -EINVAL;
-	uint64_t old = k_sigmask;
+	uint64_t old = SIGS->blocked, cur = old;
 	if (f->rsi) {
 		if (!k_user_ok(f->rsi, 8))
 			return -EFAULT;
 		uint64_t set = *(const uint64_t *)f->rsi;
 		switch (f->rdi) {
 		case SIG_BLOCK:
-			k_sigmask |= set;
+			cur |= set;
 			break;
 		case SIG_UNBLOCK:
-			k_sigmask &= ~set;
+			cur &= ~set;
 			break;
 		case SIG_SETMASK:
-			k_sigmask = set;
+			cur = set;
 			break;
 		default:
 			return -EINVAL;
 		}
-		k_sigmask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+		SIGS->blocked = cur & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	}
 	if (f->rdx) {
 		if (!k_user_ok(f->rdx, 8))
 			return -EFAULT;
 		*(uint64_t *)f->rdx = old;
 	}
+	if (SIGS->pending & ~SIGS->blocked) {
+		/* Unblocking a pending signal delivers it now, as this call returns. */
+		struct k_resume r;
+		k_frame_regs(f, 0, &r);
+		k_deliver_pending(&r);
+	}
 	return 0;
 }
 
 long k_sys_sigaltstack(struct k_frame *f)
 {
+	/* The stack pointer of the code that called us: is it on the alternate stack? */
+	uint64_t sp = f->user_rsp;
+	int on = SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
 	if (f->rsi) {
 		if (!k_user_ok(f->rsi, 24))
 			return -EFAULT;
-		k_memcpy((void *)f->rsi, k_altstack, 24);
-		if (!k_altstack[2])
-			((uint32_t *)f->rsi)[2] = 2; /* SS_DISABLE */
+		uint64_t *o = (uint64_t *)f->rsi;
+		o[0] = SIGS->ss_sp;
+		((int32_t *)o)[2] = on ? SS_ONSTACK : SIGS->ss_size ? 0 : SS_DISABLE;
+		((int32_t *)o)[3] = 0;
+		o[2] = SIGS->ss_size;
 	}
 	if (f->rdi) {
 		if (!k_user_ok(f->rdi, 24))
 			return -EFAULT;
-		k_memcpy(k_altstack, (const void *)f->rdi, 24);
+		const uint64_t *n = (const uint64_t *)f->rdi;
+		int32_t flags = ((const int32_t *)n)[2];
+		if (on)
+			return -EPERM;
+		if (flags & ~SS_DISABLE)
+			return -EINVAL;
+		if (flags & SS_DISABLE) {
+			SIGS->ss_sp = 0;
+			SIGS->ss_size = 0;
+		} else {
+			if (n[2] < 2048)
+				return -ENOMEM;
+			SIGS->ss_sp = n[0];
+			SIGS->ss_size = n[2];
+		}
+		SIGS->ss_flags = 0;
 	}
 	return 0;
 }
@@ -300,20 +327,26 @@ static int sig_ignored_by_default(uint64_t sig)
 	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
 }
 
-/* A signal sent to itself: ignored, or fatal with the default action. Handler delivery needs
- * signal frames (the fault-diagnostics work); until then a handled signal ends the run with
- * a message that says so rather than being dropped silently. */
-static long send_self(uint64_t sig)
+/* A signal sent to itself: ignored, delivered to its handler (with the registers the
+ * program will have after this syscall), or fatal with the default action. */
+static long send_self(struct k_frame *f, uint64_t sig)
 {
 	if (sig == 0)
 		return 0;
 	if (sig > NSIG)
 		return -EINVAL;
-	uint64_t h = k_sigs[sig].handler;
+	uint64_t h = SIGS->act[sig].handler;
 	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
 		return 0;
-	if (h != SIG_DFL)
-		k_exit(SBX_EXIT_NOHANDLER | (uint32_t)sig);
+	if (h != SIG_DFL) {
+		if (SIGS->blocked & (1ull << (sig - 1))) {
+			SIGS->pending |= 1ull << (sig - 1); /* delivered when unblocked */
+			return 0;
+		}
+		struct k_resume r;
+		k_frame_regs(f, 0, &r);
+		k_deliver((uint32_t)sig, &r, -6 /* SI_TKILL */, 0, 0, 0);
+	}
 	k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
 }
 
@@ -322,21 +355,21 @@ long k_sys_kill(struct k_frame *f)
 	int64_t pid = (int64_t)f->rdi;
 	if (pid != 0 && pid != -1 && pid != (int64_t)BOOT->pid)
 		return -ESRCH;
-	return send_self(f->rsi);
+	return send_self(f, f->rsi);
 }
 
 long k_sys_tgkill(struct k_frame *f)
 {
 	if (f->rdi != BOOT->pid || f->rsi != BOOT->pid)
 		return -ESRCH;
-	return send_self(f->rdx);
+	return send_self(f, f->rdx);
 }
 
 long k_sys_tkill(struct k_frame *f)
 {
 	if (f->rdi != BOOT->pid)
 		return -ESRCH;
-	return send_self(f->rsi);
+	return send_self(f, f->rsi);
 }
 
 long k_sys_sched_getaffinity(struct k_frame *f)

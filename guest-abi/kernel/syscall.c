@@ -18,6 +18,7 @@ static const k_syscall_fn k_table[SBX_MAX_SYSCALL] = {
     [12] = k_sys_brk,
     [13] = k_sys_rt_sigaction,
     [14] = k_sys_rt_sigprocmask,
+    [15] = k_sys_rt_sigreturn,
     [16] = k_sys_ioctl,
     [17] = k_sys_pread64,
     [18] = k_sys_pwrite64,

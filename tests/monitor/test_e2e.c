@@ -135,6 +135,13 @@ Test(e2e, large_output_and_stdin)
 	same_as_native("", SAMPLES "echo_stdin-@LIBC@", "< /dev/null");
 }
 
+/* Handlers for SIGSEGV (siglongjmp, on the alternate stack too), SIGTRAP (returning),
+ * SIGABRT; SA_RESETHAND; then a fatal fault: the same output and status as natively. */
+Test(e2e, signal_handlers_run_as_on_linux)
+{
+	same_as_native("", SAMPLES "signals-@LIBC@", "");
+}
+
 Test(e2e, compute_time_and_memory)
 {
 	same_as_native("", SAMPLES "compute-@LIBC@ 300000", "");

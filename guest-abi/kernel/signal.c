@@ -1,0 +1,201 @@
+/* Signal delivery, Linux-style: an rt_sigframe (siginfo_t, ucontext_t) on the user stack or
+ * the alternate stack, the handler entered with every other register as it was, and
+ * rt_sigreturn restoring them all. Two sources: a signal the program sends itself (from the
+ * syscall path) and a CPU fault the monitor hands back (sbx_upcall_entry). */
+#include "kernel.h"
+
+#define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
+#define UPCALL ((const volatile struct sbx_upcall *)SBX_UPCALL_ADDR)
+#define SA_SIGINFO 4
+#define SA_ONSTACK 0x08000000
+#define SA_RESTART 0x10000000
+#define SA_NODEFER 0x40000000
+#define SA_RESETHAND 0x80000000ull
+#define SS_ONSTACK 1
+#define SS_DISABLE 2
+#define SIGKILL 9
+#define SIGSTOP 19
+
+struct k_resume k_resume;
+
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip;
+	uint64_t eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate, reserved1[8];
+};
+_Static_assert(sizeof(struct k_sigcontext) == 256, "sigcontext");
+
+struct k_ucontext {
+	uint64_t uc_flags, uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags;
+	uint32_t pad;
+	uint64_t ss_size;
+	struct k_sigcontext mc;
+	uint64_t uc_sigmask;
+};
+
+struct k_siginfo {
+	int32_t si_signo, si_errno, si_code, pad;
+	uint64_t si_addr; /* or, for SI_TKILL: pid (low 32) and uid (high 32) */
+	uint8_t rest[128 - 24];
+};
+_Static_assert(sizeof(struct k_siginfo) == 128, "siginfo");
+
+struct k_rt_sigframe {
+	uint64_t pretcode;
+	struct k_ucontext uc;
+	struct k_siginfo info;
+};
+
+static uint16_t cur_cs(void)
+{
+	uint16_t v;
+	__asm__ volatile("mov %%cs, %0" : "=r"(v));
+	return v;
+}
+
+static uint16_t cur_ss(void)
+{
+	uint16_t v;
+	__asm__ volatile("mov %%ss, %0" : "=r"(v));
+	return v;
+}
+
+static int on_altstack(uint64_t sp)
+{
+	return SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
+}
+
+int k_signal_has_handler(uint64_t sig)
+{
+	return sig >= 1 && sig <= 64 && SIGS->act[sig].handler > 1;
+}
+
+void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t addr, uint64_t err,
+	       uint64_t trapno)
+{
+	struct sbx_sigaction a;
+	k_memcpy(&a, (const void *)&SIGS->act[sig], sizeof(a));
+	uint64_t sp = r->rsp;
+	if ((a.flags & SA_ONSTACK) && SIGS->ss_size && !(SIGS->ss_flags & SS_DISABLE) &&
+	    !on_altstack(sp))
+		sp = SIGS->ss_sp + SIGS->ss_size;
+	else
+		sp -= 128; /* the red zone */
+	sp = ((sp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
+	uint64_t guard = BOOT->mmap_top;
+	if (!k_user_ok(sp, sizeof(struct k_rt_sigframe)) ||
+	    (sp < guard + SBX_PAGE_SIZE && sp + sizeof(struct k_rt_sigframe) > guard))
+		k_exit(SBX_EXIT_NODELIVER | sig); /* Linux would kill with SIGSEGV too */
+	struct k_rt_sigframe *fr = (struct k_rt_sigframe *)sp;
+	k_memset(fr, 0, sizeof(*fr));
+	fr->pretcode = a.restorer;
+	fr->uc.ss_sp = SIGS->ss_sp;
+	fr->uc.ss_size = SIGS->ss_size;
+	fr->uc.ss_flags = !SIGS->ss_size ? SS_DISABLE : on_altstack(r->rsp) ? SS_ONSTACK : 0;
+	struct k_sigcontext *m = &fr->uc.mc;
+	m->r8 = r->r8, m->r9 = r->r9, m->r10 = r->r10, m->r11 = r->r11, m->r12 = r->r12;
+	m->r13 = r->r13, m->r14 = r->r14, m->r15 = r->r15, m->rdi = r->rdi, m->rsi = r->rsi;
+	m->rbp = r->rbp, m->rbx = r->rbx, m->rdx = r->rdx, m->rax = r->rax, m->rcx = r->rcx;
+	m->rsp = r->rsp, m->rip = r->rip, m->eflags = r->rflags;
+	m->cs = (uint16_t)r->cs;
+	m->ss = (uint16_t)r->ss;
+	m->err = err;
+	m->trapno = trapno;
+	m->oldmask = SIGS->blocked;
+	m->cr2 = addr;
+	fr->uc.uc_sigmask = SIGS->blocked;
+	fr->info.si_signo = (int32_t)sig;
+	fr->info.si_code = code;
+	fr->info.si_addr = code == -6 ? ((uint64_t)BOOT->uid << 32) | BOOT->pid : addr;
+
+	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));
+	SIGS->blocked =
+	    (SIGS->blocked | add) & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	if (a.flags & SA_RESETHAND)
+		SIGS->act[sig].handler = 0;
+
+	k_resume = *r;
+	k_resume.rip = a.handler;
+	k_resume.rsp = sp;
+	k_resume.rdi = sig;
+	k_resume.rsi = (uint64_t)&fr->info;
+	k_resume.rdx = (uint64_t)&fr->uc;
+	k_resume.rax = 0;
+	k_resume.rflags = (r->rflags & ~0x40500ull) | 0x202; /* clear TF, DF, AC */
+	k_resume.cs = cur_cs();
+	k_resume.ss = cur_ss();
+	k_resume_full();
+}
+
+void k_fault_upcall(void);
+void k_fault_upcall(void)
+{
+	struct sbx_upcall u;
+	k_memcpy(&u, (const void *)UPCALL, sizeof(u));
+	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo))
+		k_exit(SBX_EXIT_NODELIVER | (u.signo & 0xff));
+	struct k_resume r;
+	/* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
+	r.rax = u.r[0], r.rdx = u.r[1], r.rcx = u.r[2], r.rbx = u.r[3], r.rsi = u.r[4];
+	r.rdi = u.r[5], r.rbp = u.r[6], r.rsp = u.r[7], r.r8 = u.r[8], r.r9 = u.r[9];
+	r.r10 = u.r[10], r.r11 = u.r[11], r.r12 = u.r[12], r.r13 = u.r[13], r.r14 = u.r[14];
+	r.r15 = u.r[15], r.rip = u.r[16], r.rflags = u.rflags;
+	r.cs = cur_cs();
+	r.ss = cur_ss();
+	k_deliver(u.signo, &r, u.code, u.addr, u.err, u.trapno);
+}
+
+/* The registers of the syscall in progress, as the program will see them after it. */
+void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r)
+{
+	r->r15 = f->r15, r->r14 = f->r14, r->r13 = f->r13, r->r12 = f->r12, r->rbp = f->rbp;
+	r->rbx = f->rbx, r->rax = (uint64_t)ret, r->r9 = f->r9, r->r8 = f->r8, r->r10 = f->r10;
+	r->rdx = f->rdx, r->rsi = f->rsi, r->rdi = f->rdi, r->rcx = f->rcx, r->r11 = f->rflags;
+	r->rip = f->rcx, r->rflags = f->rflags, r->rsp = f->user_rsp;
+	r->cs = cur_cs();
+	r->ss = cur_ss();
+}
+
+static int ignored_by_default(uint32_t sig)
+{
+	return sig == 17 || sig == 18 || sig == 23 || sig == 28; /* CHLD CONT URG WINCH */
+}
+
+void k_deliver_pending(const struct k_resume *r)
+{
+	uint64_t ready = SIGS->pending & ~SIGS->blocked;
+	if (!ready)
+		return;
+	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
+	SIGS->pending &= ~(1ull << (sig - 1));
+	uint64_t h = SIGS->act[sig].handler;
+	if (h > 1)
+		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
+	if (h == 0 && !ignored_by_default(sig))
+		k_exit(SBX_EXIT_SIGNALED | sig);
+}
+
+long k_sys_rt_sigreturn(struct k_frame *f)
+{
+	uint64_t ucp = f->user_rsp; /* the handler's `ret` popped pretcode */
+	if (!k_user_ok(ucp, sizeof(struct k_ucontext)))
+		k_exit(SBX_EXIT_SIGNALED | 11);
+	const struct k_ucontext *uc = (const struct k_ucontext *)ucp;
+	const struct k_sigcontext *m = &uc->mc;
+	struct k_resume r;
+	r.r8 = m->r8, r.r9 = m->r9, r.r10 = m->r10, r.r11 = m->r11, r.r12 = m->r12;
+	r.r13 = m->r13, r.r14 = m->r14, r.r15 = m->r15, r.rdi = m->rdi, r.rsi = m->rsi;
+	r.rbp = m->rbp, r.rbx = m->rbx, r.rdx = m->rdx, r.rax = m->rax, r.rcx = m->rcx;
+	r.rsp = m->rsp, r.rip = m->rip;
+	/* Only the flags a program may change; IF stays set. */
+	r.rflags = (m->eflags & 0x40dd5ull) | 0x202;
+	r.cs = cur_cs();
+	r.ss = cur_ss();
+	SIGS->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	k_deliver_pending(&r);
+	k_resume = r;
+	k_resume_full();
+}

@@ -1,0 +1,70 @@
+/* Signals a program handles itself. On a CPU fault the monitor reads the kernel's signal
+ * dispositions; with a handler installed (and the signal not blocked) it hands the fault back:
+ * struct sbx_upcall in guest RAM, the vCPU restarted at the kernel's upcall entry, at the
+ * program's own level. The kernel then builds the Linux signal frame. Whatever the guest wrote
+ * into its dispositions only decides its own fate. */
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vm.h"
+
+int sbx_in_kernel(uint64_t rip)
+{
+	return rip >= SBX_KERNEL_ADDR && rip < SBX_VDSO_ADDR;
+}
+
+/* si_code and si_addr, as Linux fills them for each exception. */
+static void siginfo_of(const struct sbx_fault *f, int32_t *code, uint64_t *addr)
+{
+	*addr = 0;
+	*code = 0x80; /* SI_KERNEL */
+	switch (f->vector) {
+	case 14:
+		*code = (f->err & 1) ? 2 : 1; /* SEGV_ACCERR : SEGV_MAPERR */
+		*addr = f->cr2;
+		break;
+	case 6:
+		*code = 2; /* ILL_ILLOPN */
+		*addr = f->r[SBX_R_RIP];
+		break;
+	case 0:
+		*code = 1; /* FPE_INTDIV */
+		*addr = f->r[SBX_R_RIP];
+		break;
+	case 17:
+		*code = 1; /* BUS_ADRALN */
+		break;
+	}
+}
+
+int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	const struct sbx_sigstate *ss = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*ss));
+	int sig = f->signal;
+	if (!f->from_cpu || sig < 1 || sig > 64 || !ss || sbx_in_kernel(f->r[SBX_R_RIP]))
+		return 0;
+	struct sbx_sigaction a;
+	memcpy(&a, &ss->act[sig], sizeof(a));
+	uint64_t blocked;
+	memcpy(&blocked, &ss->blocked, sizeof(blocked));
+	/* Blocked or ignored synchronous faults kill, as on Linux. */
+	if (a.handler <= 1 || (blocked & (1ull << (sig - 1))))
+		return 0;
+	struct sbx_upcall u;
+	memset(&u, 0, sizeof(u));
+	u.signo = (uint32_t)sig;
+	siginfo_of(f, &u.code, &u.addr);
+	u.err = f->err;
+	u.trapno = (uint64_t)f->vector;
+	memcpy(u.r, f->r, sizeof(u.r));
+	u.rflags = f->rflags;
+	if (sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u)) < 0)
+		return 0;
+	if (sbx_x86_enter(vm, vm->khdr.upcall_entry, SBX_UPCALL_STACK_TOP) < 0)
+		return 0;
+	vm->upcall_pending = 1;
+	vm->upcall_fault = *f;
+	vm->stats.upcalls++;
+	return 1;
+}
