@@ -114,7 +114,8 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	FILE *o = vm->cfg.log;
 	struct sbx_symbols *syms = sbx_sym_open(vm->cfg.prog, vm->img.bias, vm->cfg.debug_file);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
-	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES);
+	int truncated = 0;
+	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);
 	struct sbx_frame top;
 	sbx_sym_lookup(syms, f->r[SBX_R_RIP], &top);
 	int stripped = sbx_sym_stripped(syms);
@@ -172,6 +173,8 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 		place(&frames[i], p, sizeof(p));
 		fprintf(o, "  #%d 0x%016llx in %s\n", i, (unsigned long long)frames[i].pc, p);
 	}
+	if (truncated)
+		fprintf(o, "  ... more frames not shown (%d at most)\n", SBX_MAX_FRAMES);
 	char summary[600], token[600];
 	snprintf(summary, sizeof(summary), "SIG%s %s%s%d in %s", sig_name(f->signal),
 		 top.file[0] ? top.file : "", top.file[0] ? ":" : "", top.file[0] ? top.line : 0,

@@ -63,7 +63,8 @@ struct Dwfl *sbx_sym_dwfl(struct sbx_symbols *s);
 
 /* unwind.c: DWARF CFI through libdw, frame pointers where that stops early. */
 int sbx_unwind(struct sbx_vm *vm, struct sbx_symbols *s, const struct sbx_fault *f,
-	       struct sbx_frame *frames, int max);
+	       struct sbx_frame *frames, int max, int *truncated);
+int sbx_pc_in_code(struct sbx_vm *vm, uint64_t pc);
 
 /* disasm.c: Capstone around the faulting instruction. */
 struct sbx_insn {

@@ -4,11 +4,13 @@
  * bounds-checked and the walk is capped. */
 #include <elfutils/libdwfl.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "report.h"
 #include "vm.h"
 
 struct unwind_ctx {
+	int truncated;
 	struct sbx_vm *vm;
 	const struct sbx_fault *f;
 	struct sbx_symbols *syms;
@@ -62,8 +64,19 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 	struct unwind_ctx *c = arg;
 	Dwarf_Addr pc;
 	bool activation;
-	if (!dwfl_frame_pc(state, &pc, &activation) || c->n >= c->max || pc == 0)
+	if (!dwfl_frame_pc(state, &pc, &activation) || pc == 0)
 		return DWARF_CB_ABORT; /* pc 0: the outermost frame's made-up return address */
+	if (c->n > 0 && !sbx_pc_in_code(c->vm, pc))
+		return DWARF_CB_ABORT; /* a frame without unwind info gave garbage: stop here */
+	if (c->n >= c->max) {
+		c->truncated = 1;
+		return DWARF_CB_ABORT;
+	}
+	uint64_t ret;
+	if (c->n == 1 && !sbx_pc_in_code(c->vm, c->frames[0].pc) &&
+	    sbx_copy_from_guest(c->vm, &ret, c->f->r[SBX_R_RSP], sizeof(ret)) == 0 && ret != pc &&
+	    sbx_pc_in_code(c->vm, ret))
+		add_frame(c, ret, 0); /* a call through a bad pointer: its caller comes first */
 	add_frame(c, pc, activation);
 	return DWARF_CB_OK;
 }
@@ -72,10 +85,15 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 static void walk_rbp(struct unwind_ctx *c, uint64_t rbp)
 {
 	uint64_t lo = c->f->r[SBX_R_RSP];
-	while (c->n < c->max && rbp >= lo && (rbp & 7) == 0) {
+	while (rbp >= lo && (rbp & 7) == 0) {
 		uint64_t pair[2];
-		if (sbx_copy_from_guest(c->vm, pair, rbp, sizeof(pair)) < 0 || pair[1] == 0)
+		if (sbx_copy_from_guest(c->vm, pair, rbp, sizeof(pair)) < 0 ||
+		    !sbx_pc_in_code(c->vm, pair[1]))
 			break;
+		if (c->n >= c->max) {
+			c->truncated = 1;
+			break;
+		}
 		add_frame(c, pair[1], 0);
 		if (pair[0] <= rbp)
 			break;
@@ -83,18 +101,38 @@ static void walk_rbp(struct unwind_ctx *c, uint64_t rbp)
 	}
 }
 
+/* Only addresses in the program's executable segments or the vDSO can be return addresses. */
+int sbx_pc_in_code(struct sbx_vm *vm, uint64_t pc)
+{
+	if (pc >= SBX_VDSO_ADDR && pc < SBX_VDSO_END)
+		return 1;
+	for (unsigned i = 0; i < vm->img.nsegs; i++)
+		if ((vm->img.segs[i].prot & PROT_EXEC) && pc >= vm->img.segs[i].start &&
+		    pc < vm->img.segs[i].end)
+			return 1;
+	return 0;
+}
+
 int sbx_unwind(struct sbx_vm *vm, struct sbx_symbols *s, const struct sbx_fault *f,
-	       struct sbx_frame *frames, int max)
+	       struct sbx_frame *frames, int max, int *truncated)
 {
 	struct unwind_ctx c = {.vm = vm, .f = f, .syms = s, .frames = frames, .max = max};
 	Dwfl *dwfl = sbx_sym_dwfl(s);
 	if (dwfl && dwfl_attach_state(dwfl, NULL, 1, &sbx_thread_callbacks, &c))
 		dwfl_getthread_frames(dwfl, 1, frame_cb, &c);
 	if (c.n <= 1) {
-		/* No CFI for the faulting code: its own frame, then the rbp chain. */
+		/* No CFI for the faulting code: its own frame, then (if it is not code at all: a
+		 * call through a bad pointer) the return address on top of the stack, then the
+		 * rbp chain. */
 		c.n = 0;
 		add_frame(&c, f->r[SBX_R_RIP], 1);
+		uint64_t ret;
+		if (!sbx_pc_in_code(vm, f->r[SBX_R_RIP]) &&
+		    sbx_copy_from_guest(vm, &ret, f->r[SBX_R_RSP], sizeof(ret)) == 0 &&
+		    sbx_pc_in_code(vm, ret))
+			add_frame(&c, ret, 0);
 		walk_rbp(&c, f->r[SBX_R_RBP]);
 	}
+	*truncated = c.truncated;
 	return c.n;
 }

@@ -1,0 +1,184 @@
+/* Crash reports of real crashing programs: headline, marked instruction, top frame with
+ * file:line, backtrace, exit status, SUMMARY/DEDUP_TOKEN and the JSON report. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SANDBOX SBX_BUILD_DIR "/sandbox-run"
+#define CRASH SBX_BUILD_DIR "/samples/crash-"
+
+struct crash {
+	const char *kind, *headline, *func;
+	int status;
+};
+
+static const struct crash crashes[] = {
+    {"null-read", "SIGSEGV: read of unmapped address 0x0 (null pointer)", "do_null_read", 139},
+    {"null-write", "SIGSEGV: write to unmapped address 0x0 (null pointer)", "do_null_write", 139},
+    {"ro-write", "the page is read-only", "do_ro_write", 139},
+    {"exec-data", "SIGSEGV: jump into non-executable memory", NULL, 139},
+    {"stack-overflow", "SIGSEGV: stack overflow", "do_stack_overflow", 139},
+    {"div-zero", "SIGFPE: integer divide by zero", "do_div_zero", 136},
+    {"ud2", "SIGILL: illegal instruction", "do_ud2", 132},
+    {"int3", "SIGTRAP: breakpoint trap", "do_int3", 133},
+    {"abort", "SIGABRT", NULL, 134},
+    {"assert", "SIGABRT", NULL, 134},
+    {"garbage-jump", "SIGSEGV: jump into unmapped memory at 0x1234567890", NULL, 139},
+};
+
+static char *slurp(const char *cmd, int *status)
+{
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t cap = 1 << 16, len = 0, n;
+	char *buf = malloc(cap);
+	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+		len += n;
+		if (len + 1 >= cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	buf[len] = 0;
+	int st = pclose(p);
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return buf;
+}
+
+/* The source line marked CRASH-LINE for a kind. */
+static int crash_line(const char *kind)
+{
+	char cmd[512];
+	int st;
+	snprintf(cmd, sizeof(cmd),
+		 "grep -n 'CRASH-LINE.*/\\* %s \\*/' %s/samples/crash/crash.c | cut -d: -f1", kind,
+		 SBX_SOURCE_DIR);
+	char *out = slurp(cmd, &st);
+	int line = atoi(out);
+	free(out);
+	return line;
+}
+
+static void need_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("/dev/kvm is not available here: report tests need KVM");
+}
+
+TestSuite(report, .timeout = 120);
+
+Test(report, every_crash_kind_with_debug_info)
+{
+	need_kvm();
+	static const char *const libcs[] = {"glibc", "musl"};
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < sizeof(crashes) / sizeof(crashes[0]); i++) {
+			const struct crash *c = &crashes[i];
+			char cmd[512], json[64];
+			int st;
+			snprintf(json, sizeof(json), "/tmp/sbx-report-%d.json", getpid());
+			snprintf(cmd, sizeof(cmd),
+				 SANDBOX " --report-json %s " CRASH "dbg-%s %s 2>&1 >/dev/null",
+				 json, libcs[l], c->kind);
+			char *out = slurp(cmd, &st);
+			cr_expect_eq(st, c->status, "%s: status %d\n%s", cmd, st, out);
+			cr_expect(strstr(out, c->headline), "%s: no '%s' in\n%s", cmd, c->headline,
+				  out);
+			if (strcmp(c->kind, "garbage-jump") != 0)
+				cr_expect(strstr(out, "\n  => 0x"), "%s: no marked instruction\n%s",
+					  cmd, out);
+			cr_expect(strstr(out, "SUMMARY: sandbox: SIG") &&
+				      strstr(out, "DEDUP_TOKEN: SIG"),
+				  "%s", out);
+			if (c->func) {
+				char want[160];
+				snprintf(want, sizeof(want), "in %s+0x", c->func);
+				cr_expect(strstr(out, want), "%s: no '%s'\n%s", cmd, want, out);
+				snprintf(want, sizeof(want), "(crash.c:%d)", crash_line(c->kind));
+				cr_expect(strstr(out, want), "%s: no '%s'\n%s", cmd, want, out);
+				/* The backtrace names the callers (a recursion fills it first). */
+				if (strcmp(c->kind, "stack-overflow") != 0)
+					cr_expect(strstr(out, "in level2+0x") &&
+						      strstr(out, "in run_case+0x") &&
+						      strstr(out, "in main+0x"),
+						  "%s: callers missing\n%s", cmd, out);
+				else
+					cr_expect(strstr(out, "more frames not shown"), "%s", out);
+			}
+			json_error_t err;
+			json_t *j = json_load_file(json, 0, &err);
+			cr_expect_not_null(j, "%s: JSON report unreadable: %s", cmd, err.text);
+			if (j) {
+				cr_expect(json_is_string(json_object_get(j, "summary")));
+				cr_expect(json_array_size(json_object_get(j, "backtrace")) >= 1);
+				cr_expect_eq(
+				    json_integer_value(json_object_get(j, "signal_number")),
+				    c->status - 128);
+				json_decref(j);
+			}
+			unlink(json);
+			free(out);
+		}
+	}
+}
+
+Test(report, stripped_and_no_debug_builds_still_report)
+{
+	need_kvm();
+	int st;
+	char *out = slurp(SANDBOX " " CRASH "stripped-glibc null-write 2>&1 >/dev/null", &st);
+	cr_expect_eq(st, 139);
+	cr_expect(strstr(out, "stripped"), "%s", out);
+	cr_expect(strstr(out, "\n  => 0x"), "%s", out);
+	free(out);
+	out = slurp(SANDBOX " " CRASH "nodbg-musl div-zero 2>&1 >/dev/null", &st);
+	cr_expect_eq(st, 136);
+	cr_expect(strstr(out, "in do_div_zero+0x"), "%s", out);
+	cr_expect(!strstr(out, "crash.c:"), "%s", out);
+	free(out);
+	/* Frame pointers alone give the callers too. */
+	out = slurp(SANDBOX " " CRASH "fp-glibc null-read 2>&1 >/dev/null", &st);
+	cr_expect(strstr(out, "in level2+0x") && strstr(out, "in main+0x"), "%s", out);
+	free(out);
+}
+
+Test(report, separate_debug_info)
+{
+	need_kvm();
+	char dbg[] = "/tmp/sbx-dbg-XXXXXX", cmd[512];
+	int fd = mkstemp(dbg), st;
+	cr_assert_geq(fd, 0);
+	close(fd);
+	/* Split one binary into a stripped program and its debug file, as distributions do. */
+	snprintf(cmd, sizeof(cmd),
+		 "objcopy --only-keep-debug %sdbg-glibc %s && strip -o %s.prog %sdbg-glibc", CRASH,
+		 dbg, dbg, CRASH);
+	char *out = slurp(cmd, &st);
+	free(out);
+	cr_assert_eq(st, 0);
+	snprintf(cmd, sizeof(cmd), SANDBOX " --debug-file %s %s.prog ud2 2>&1 >/dev/null", dbg,
+		 dbg);
+	out = slurp(cmd, &st);
+	cr_expect_eq(st, 132);
+	char want[64];
+	snprintf(want, sizeof(want), "(crash.c:%d)", crash_line("ud2"));
+	cr_expect(strstr(out, want), "%s: no %s\n%s", cmd, want, out);
+	free(out);
+	unlink(dbg);
+	snprintf(cmd, sizeof(cmd), "%s.prog", dbg);
+	unlink(cmd);
+}
+
+Test(report, a_guest_that_wrecks_its_stack_still_gets_a_report)
+{
+	need_kvm();
+	int st;
+	/* rsp and rbp point at garbage: the unwinder must stop cleanly. */
+	char *out = slurp(SANDBOX " " CRASH "dbg-glibc garbage-jump 2>&1 >/dev/null", &st);
+	cr_expect_eq(st, 139);
+	cr_expect(strstr(out, "no code at 0x1234567890"), "%s", out);
+	cr_expect(strstr(out, "in do_garbage_jump+0x"), "the caller is frame #1:\n%s", out);
+	free(out);
+}
