@@ -31,6 +31,7 @@ static void usage(FILE *f)
 	    "  --stats              print exit and hypercall counts at the end\n"
 	    "  --debug-file FILE    separate debug info for crash reports\n"
 	    "  --report-json FILE   also write a crash report as JSON\n"
+	    "  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
 	    "  -v, --verbose        say more (twice for even more)\n"
 	    "  -h, --help           this text\n"
 	    "\n"
@@ -49,7 +50,8 @@ enum {
 	OPT_STRACE,
 	OPT_STATS,
 	OPT_DEBUG_FILE,
-	OPT_REPORT_JSON
+	OPT_REPORT_JSON,
+	OPT_CORE
 };
 
 static int pick(const char *opt, const char *v, const char *const *names, int n)
@@ -78,6 +80,7 @@ int main(int argc, char **argv)
 	    {"stats", no_argument, 0, OPT_STATS},
 	    {"debug-file", required_argument, 0, OPT_DEBUG_FILE},
 	    {"report-json", required_argument, 0, OPT_REPORT_JSON},
+	    {"core", required_argument, 0, OPT_CORE},
 	    {"verbose", no_argument, 0, 'v'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
@@ -134,6 +137,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REPORT_JSON:
 			cfg.report_json = optarg;
+			break;
+		case OPT_CORE:
+			cfg.core_file = optarg;
 			break;
 		case 'v':
 			cfg.verbose++;

@@ -185,6 +185,14 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	dedup_token(f, frames, nfr, token, sizeof(token));
 	fprintf(o, "SUMMARY: sandbox: %s\nDEDUP_TOKEN: %s\n", summary, token);
 	fflush(o);
+	if (vm->cfg.core_file) {
+		char err[300];
+		if (sbx_write_core(vm, f, vm->cfg.core_file, err, sizeof(err)) < 0)
+			fprintf(o, "sandbox-run: %s\n", err);
+		else
+			fprintf(o, "core written to %s (gdb %s %s)\n", vm->cfg.core_file,
+				vm->cfg.prog, vm->cfg.core_file);
+	}
 	if (vm->cfg.report_json)
 		write_json(vm, f, headline, ins, nins, at, frames, nfr, summary, token, stripped);
 	/* The reason is the headline, cut to fit. */

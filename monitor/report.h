@@ -77,6 +77,10 @@ struct sbx_insn {
 int sbx_disasm_around(struct sbx_vm *vm, struct sbx_symbols *s, uint64_t rip, struct sbx_insn *out,
 		      int max, int *fault_index);
 
+/* coredump.c */
+int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,
+		   size_t errlen);
+
 /* report.c */
 void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
 void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);

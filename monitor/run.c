@@ -220,7 +220,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		sbx_report(vm, &f);
 	} else if (vm->stop.end == SBX_END_SIGNAL) {
 		sbx_fault_from_syscall(vm, vm->stop.signal, &f);
-		snprintf(f.cause, sizeof(f.cause), "%s", vm->stop.reason);
+		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
+			 vm->stop.reason);
 		sbx_report(vm, &f);
 	} else if (vm->stop.end == SBX_END_VM) {
 		struct kvm_regs regs;

@@ -25,6 +25,7 @@ struct sbx_config {
 	int stats;			    /* also measure what costs time to measure (RSS) */
 	const char *debug_file;		    /* separate debug info for reports (--debug-file) */
 	const char *report_json;	    /* write the fault report here as JSON too */
+	const char *core_file;		    /* write an ELF core file here on a crash */
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */

@@ -182,3 +182,28 @@ Test(report, a_guest_that_wrecks_its_stack_still_gets_a_report)
 	cr_expect(strstr(out, "in do_garbage_jump+0x"), "the caller is frame #1:\n%s", out);
 	free(out);
 }
+
+Test(report, gdb_reads_the_core_file)
+{
+	need_kvm();
+	if (access("/usr/bin/gdb", X_OK) != 0)
+		cr_skip_test("gdb is not installed (scripts/setup.sh installs it)");
+	char core[64], cmd[512];
+	int st;
+	snprintf(core, sizeof(core), "/tmp/sbx-core-%d", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --core %s " CRASH "dbg-glibc null-write 2>&1 >/dev/null", core);
+	char *out = slurp(cmd, &st);
+	cr_expect_eq(st, 139);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "gdb -nx -batch -ex bt -ex 'p sink' %sdbg-glibc %s 2>&1", CRASH,
+		 core);
+	out = slurp(cmd, &st);
+	cr_expect(strstr(out, "signal SIGSEGV"), "%s", out);
+	cr_expect(strstr(out, "in do_null_write () at") && strstr(out, "in level2 (") &&
+		      strstr(out, "in main ("),
+		  "gdb's backtrace:\n%s", out);
+	cr_expect(strstr(out, "$1 = 1"), "a global variable from the core:\n%s", out);
+	free(out);
+	unlink(core);
+}

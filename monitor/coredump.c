@@ -1,0 +1,207 @@
+/* --core FILE: an ELF core file of the crashed guest that gdb reads with the program's own ELF:
+ * PT_NOTE with NT_PRSTATUS (the faulting registers), NT_PRPSINFO and NT_AUXV, then one PT_LOAD
+ * per run of user memory the guest ever touched (the memfd's data extents, so untouched RAM
+ * costs nothing). Written to a temporary name and renamed, so a partial file never remains. */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/procfs.h>
+#include <unistd.h>
+
+#include "report.h"
+#include "vm.h"
+
+#define MAX_LOADS 512
+
+struct note_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static int note_add(struct note_buf *b, uint32_t type, const void *desc, uint32_t size)
+{
+	size_t need = 12 + 8 + ((size + 3) & ~3u);
+	if (b->len + need > b->cap) {
+		size_t cap = (b->cap + need) * 2;
+		uint8_t *n = realloc(b->p, cap);
+		if (!n)
+			return -ENOMEM;
+		b->p = n;
+		b->cap = cap;
+	}
+	Elf64_Nhdr h = {.n_namesz = 5, .n_descsz = size, .n_type = type};
+	memcpy(b->p + b->len, &h, sizeof(h));
+	memcpy(b->p + b->len + 12, "CORE\0\0\0\0", 8);
+	memset(b->p + b->len + 20, 0, (size + 3) & ~3u);
+	memcpy(b->p + b->len + 20, desc, size);
+	b->len += need;
+	return 0;
+}
+
+/* The auxv the loader built, found again past argv and envp on the initial stack. */
+static size_t initial_auxv(struct sbx_vm *vm, uint64_t *out, size_t max)
+{
+	uint64_t p = vm->entry_rsp, v, argc;
+	if (sbx_copy_from_guest(vm, &argc, p, 8) < 0 || argc > 1 << 20)
+		return 0;
+	p += 8 * (argc + 2); /* argc, argv[], NULL */
+	for (int i = 0; i < 1 << 16; i++, p += 8)
+		if (sbx_copy_from_guest(vm, &v, p, 8) < 0 || v == 0)
+			break;
+	p += 8;
+	size_t n = 0;
+	while (n + 2 <= max && sbx_copy_from_guest(vm, out + n, p, 16) == 0) {
+		n += 2;
+		p += 16;
+		if (out[n - 2] == AT_NULL)
+			break;
+	}
+	return n;
+}
+
+static void fill_prstatus(const struct sbx_fault *f, struct elf_prstatus *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->pr_info.si_signo = f->signal;
+	ps->pr_cursig = (short)f->signal;
+	ps->pr_pid = 1;
+	ps->pr_ppid = 0;
+	ps->pr_pgrp = 1;
+	ps->pr_sid = 1;
+	/* user_regs_struct order */
+	const uint64_t r[27] = {f->r[SBX_R_R15],
+				f->r[SBX_R_R14],
+				f->r[SBX_R_R13],
+				f->r[SBX_R_R12],
+				f->r[SBX_R_RBP],
+				f->r[SBX_R_RBX],
+				f->r[SBX_R_R11],
+				f->r[SBX_R_R10],
+				f->r[SBX_R_R9],
+				f->r[SBX_R_R8],
+				f->r[SBX_R_RAX],
+				f->r[SBX_R_RCX],
+				f->r[SBX_R_RDX],
+				f->r[SBX_R_RSI],
+				f->r[SBX_R_RDI],
+				(uint64_t)-1,
+				f->r[SBX_R_RIP],
+				f->cs,
+				f->rflags,
+				f->r[SBX_R_RSP],
+				f->ss,
+				f->fs_base,
+				f->gs_base,
+				f->ss,
+				f->ss,
+				0,
+				0};
+	_Static_assert(sizeof(ps->pr_reg) == sizeof(r), "27 registers");
+	memcpy(ps->pr_reg, r, sizeof(r));
+}
+
+int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,
+		   size_t errlen)
+{
+	struct note_buf notes = {0};
+	struct elf_prstatus ps;
+	struct elf_prpsinfo pi;
+	uint64_t auxv[128];
+	fill_prstatus(f, &ps);
+	memset(&pi, 0, sizeof(pi));
+	pi.pr_pid = 1;
+	pi.pr_sname = 'R';
+	const char *base = strrchr(vm->exe_path, '/');
+	snprintf(pi.pr_fname, sizeof(pi.pr_fname), "%.15s", base ? base + 1 : vm->exe_path);
+	size_t o = 0;
+	for (char *const *a = vm->cfg.argv; *a && o + 1 < sizeof(pi.pr_psargs); a++)
+		o += (size_t)snprintf(pi.pr_psargs + o, sizeof(pi.pr_psargs) - o, "%s%s",
+				      o ? " " : "", *a);
+	size_t nauxv = initial_auxv(vm, auxv, 128);
+	if (note_add(&notes, NT_PRSTATUS, &ps, sizeof(ps)) < 0 ||
+	    note_add(&notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
+	    (nauxv && note_add(&notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0)) {
+		free(notes.p);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* The touched parts of user memory, from the memfd's data extents. */
+	Elf64_Phdr ph[MAX_LOADS + 1];
+	int nph = 1;
+	off_t at = (off_t)SBX_USER_ADDR, end = (off_t)vm->mem_size;
+	while (at < end && nph <= MAX_LOADS) {
+		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
+		if (d < 0 || d >= end)
+			break;
+		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
+		if (h < 0 || h > end)
+			h = end;
+		ph[nph++] = (Elf64_Phdr){.p_type = PT_LOAD,
+					 .p_flags = PF_R | PF_W,
+					 .p_vaddr = (uint64_t)d,
+					 .p_filesz = (uint64_t)(h - d),
+					 .p_memsz = (uint64_t)(h - d),
+					 .p_align = SBX_PAGE_SIZE};
+		for (unsigned i = 0; i < vm->img.nsegs; i++)
+			if ((vm->img.segs[i].prot & PROT_EXEC) &&
+			    vm->img.segs[i].start < (uint64_t)h &&
+			    vm->img.segs[i].end > (uint64_t)d)
+				ph[nph - 1].p_flags |= PF_X;
+		at = h;
+	}
+	uint64_t off = sizeof(Elf64_Ehdr) + (uint64_t)nph * sizeof(Elf64_Phdr);
+	ph[0] =
+	    (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = off, .p_filesz = notes.len, .p_align = 4};
+	off = (off + notes.len + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1);
+	for (int i = 1; i < nph; i++) {
+		ph[i].p_offset = off;
+		off += ph[i].p_filesz;
+	}
+	Elf64_Ehdr eh = {
+	    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT,
+			ELFOSABI_SYSV},
+	    .e_type = ET_CORE,
+	    .e_machine = EM_X86_64,
+	    .e_version = EV_CURRENT,
+	    .e_phoff = sizeof(Elf64_Ehdr),
+	    .e_ehsize = sizeof(Elf64_Ehdr),
+	    .e_phentsize = sizeof(Elf64_Phdr),
+	    .e_phnum = (uint16_t)nph,
+	};
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(e));
+		free(notes.p);
+		return -e;
+	}
+	int r = 0;
+	if (pwrite(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    pwrite(fd, ph, (size_t)nph * sizeof(ph[0]), sizeof(eh)) !=
+		(ssize_t)((size_t)nph * sizeof(ph[0])) ||
+	    pwrite(fd, notes.p, notes.len, (off_t)ph[0].p_offset) != (ssize_t)notes.len)
+		r = -errno;
+	for (int i = 1; i < nph && r == 0; i++) {
+		const void *src = sbx_gptr(vm, ph[i].p_vaddr, ph[i].p_filesz);
+		if (!src || pwrite(fd, src, ph[i].p_filesz, (off_t)ph[i].p_offset) !=
+				(ssize_t)ph[i].p_filesz)
+			r = -EIO;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	free(notes.p);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		snprintf(err, errlen, "writing core file %s: %s", path, strerror(-r));
+	}
+	return r;
+}
