@@ -105,6 +105,31 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 			 "%s: a privileged instruction or a non-canonical address", name);
 }
 
+/* After a triple fault only the vCPU's current registers are left to describe it. */
+void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	memset(f, 0, sizeof(*f));
+	f->vector = -1;
+	f->signal = sig;
+	f->from_cpu = 1;
+	snprintf(f->cause, sizeof(f->cause), "%s", cause);
+	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	const uint64_t gpr[SBX_NREGS] = {regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi,
+					 regs.rbp, regs.rsp, regs.r8,  regs.r9,	 regs.r10, regs.r11,
+					 regs.r12, regs.r13, regs.r14, regs.r15, regs.rip};
+	memcpy(f->r, gpr, sizeof(gpr));
+	f->rflags = regs.rflags;
+	f->cs = sregs.cs.selector;
+	f->ss = sregs.ss.selector;
+	f->fs_base = sregs.fs.base;
+	f->gs_base = sregs.gs.base;
+	f->cr2 = sregs.cr2;
+}
+
 void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 {
 	struct sbx_syscall_frame sf;

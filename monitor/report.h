@@ -84,6 +84,7 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 /* report.c */
 void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
 void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);
+void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f);
 void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f);
 
 #endif

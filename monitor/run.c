@@ -51,6 +51,7 @@ static enum sbx_action exit_hlt(struct sbx_vm *vm, struct kvm_run *run)
 static enum sbx_action exit_shutdown(struct sbx_vm *vm, struct kvm_run *run)
 {
 	(void)run;
+	vm->stop.shutdown = 1;
 	sbx_vm_kill(
 	    vm, SBX_END_VM, SBX_STATUS_ERROR, 0,
 	    "triple fault: the vCPU shut down (an exception while delivering an exception)");
@@ -222,6 +223,17 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		sbx_fault_from_syscall(vm, vm->stop.signal, &f);
 		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
 			 vm->stop.reason);
+		sbx_report(vm, &f);
+	} else if (vm->stop.end == SBX_END_VM && vm->stop.shutdown) {
+		/* The guest wrecked its own descriptor tables, IST stacks or page tables: a crash
+		 * of the program, reported with whatever the vCPU still shows. */
+		sbx_fault_from_regs(vm, SIGSEGV,
+				    "triple fault: an exception while delivering an exception (the "
+				    "guest overwrote its descriptor tables, stacks or page tables)",
+				    &f);
+		vm->stop.signal = SIGSEGV;
+		vm->stop.status = 128 + SIGSEGV;
+		vm->stop.end = SBX_END_FAULT;
 		sbx_report(vm, &f);
 	} else if (vm->stop.end == SBX_END_VM) {
 		struct kvm_regs regs;

@@ -31,6 +31,7 @@ struct sbx_stop {
 	int vector; /* fault vector, -1 if none */
 	int reported;
 	int nodeliver; /* the kernel could not deliver an upcall's signal */
+	int shutdown;  /* a triple fault */
 	char reason[400];
 };
 

@@ -207,3 +207,24 @@ Test(report, gdb_reads_the_core_file)
 	free(out);
 	unlink(core);
 }
+
+Test(report, a_guest_that_wrecks_its_tables_still_gets_a_report)
+{
+	need_kvm();
+	static const char *const how[] = {"stack", "idt", "pagetables", "ist"};
+	for (size_t i = 0; i < sizeof(how) / sizeof(how[0]); i++) {
+		for (int l = 0; l < 2; l++) {
+			char cmd[256];
+			int st;
+			snprintf(cmd, sizeof(cmd),
+				 SANDBOX " " SBX_BUILD_DIR "/samples/wreck-%s %s 2>&1 >/dev/null",
+				 l ? "musl" : "glibc", how[i]);
+			char *out = slurp(cmd, &st);
+			cr_expect_eq(st, 139, "%s: %d\n%s", cmd, st, out);
+			cr_expect(strstr(out, "==sandbox==ERROR: SIGSEGV") &&
+				      strstr(out, "SUMMARY:"),
+				  "%s\n%s", cmd, out);
+			free(out);
+		}
+	}
+}
