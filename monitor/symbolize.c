@@ -1,5 +1,6 @@
 /* Symbols and source lines of the guest program, from its ELF symbol table and DWARF (or a
  * separate debug file), through libdw's Dwfl as for an offline process. */
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -102,14 +103,29 @@ void sbx_sym_lookup(struct sbx_symbols *s, uint64_t pc, struct sbx_frame *f)
 		f->off = off;
 	}
 	Dwfl_Line *line = s->has_lines ? dwfl_module_getsrc(s->mod, pc) : NULL;
+	int lineno = 0;
+	const char *file = NULL;
 	if (line) {
-		int lineno = 0;
-		const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
-		if (file) {
-			const char *base = strrchr(file, '/');
-			snprintf(f->file, sizeof(f->file), "%s", base ? base + 1 : file);
-			f->line = lineno;
+		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+	} else if (s->has_lines) {
+		/* No .debug_aranges (clang omits them): find the CU by its ranges instead. */
+		Dwarf_Die *cu = NULL;
+		Dwarf_Addr bias;
+		while ((cu = dwfl_module_nextcu(s->mod, cu, &bias))) {
+			if (dwarf_haspc(cu, pc - bias) > 0) {
+				Dwarf_Line *l = dwarf_getsrc_die(cu, pc - bias);
+				if (l) {
+					file = dwarf_linesrc(l, NULL, NULL);
+					dwarf_lineno(l, &lineno);
+				}
+				break;
+			}
 		}
+	}
+	if (file) {
+		const char *base = strrchr(file, '/');
+		snprintf(f->file, sizeof(f->file), "%s", base ? base + 1 : file);
+		f->line = lineno;
 	}
 }
 
