@@ -63,6 +63,28 @@ static uint16_t cur_ss(void)
 	return v;
 }
 
+/* Bytes XSAVE needs for the features enabled in XCR0 (CPUID 0xD.0:EBX), asked once. */
+static uint64_t xsave_size(void)
+{
+	static uint64_t size;
+	if (!size) {
+		uint32_t a = 0xd, b, c = 0, d;
+		__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+		size = b ? b : 512;
+	}
+	return size;
+}
+
+static void xsave(uint64_t area)
+{
+	__asm__ volatile("xsave64 (%0)" ::"r"(area), "a"(~0u), "d"(~0u) : "memory");
+}
+
+static void xrstor(uint64_t area)
+{
+	__asm__ volatile("xrstor64 (%0)" ::"r"(area), "a"(~0u), "d"(~0u) : "memory");
+}
+
 static int on_altstack(uint64_t sp)
 {
 	return SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
@@ -84,11 +106,16 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 		sp = SIGS->ss_sp + SIGS->ss_size;
 	else
 		sp -= 128; /* the red zone */
-	sp = ((sp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
-	uint64_t guard = BOOT->mmap_top;
-	if (!k_user_ok(sp, sizeof(struct k_rt_sigframe)) ||
-	    (sp < guard + SBX_PAGE_SIZE && sp + sizeof(struct k_rt_sigframe) > guard))
+	/* The FPU/SSE/AVX state goes first (64-byte aligned, as XSAVE wants), then the frame:
+	 * a handler that returns must find the interrupted code's vector registers intact. */
+	uint64_t fpsz = xsave_size();
+	uint64_t fp = (sp - fpsz) & ~63ull;
+	sp = ((fp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
+	uint64_t guard = BOOT->mmap_top, top = fp + fpsz;
+	if (!k_user_ok(sp, top - sp) || (sp < guard + SBX_PAGE_SIZE && top > guard))
 		k_exit(SBX_EXIT_NODELIVER | sig); /* Linux would kill with SIGSEGV too */
+	k_memset((void *)fp, 0, 576);		  /* legacy area + XSAVE header must start clean */
+	xsave(fp);
 	struct k_rt_sigframe *fr = (struct k_rt_sigframe *)sp;
 	k_memset(fr, 0, sizeof(*fr));
 	fr->pretcode = a.restorer;
@@ -106,6 +133,7 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	m->trapno = trapno;
 	m->oldmask = SIGS->blocked;
 	m->cr2 = addr;
+	m->fpstate = fp;
 	fr->uc.uc_sigmask = SIGS->blocked;
 	fr->info.si_signo = (int32_t)sig;
 	fr->info.si_code = code;
@@ -195,6 +223,9 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	r.cs = cur_cs();
 	r.ss = cur_ss();
 	SIGS->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	/* A bad fpstate faults here, in the kernel: the monitor then reports the crash. */
+	if (m->fpstate && (m->fpstate & 63) == 0 && k_user_ok(m->fpstate, xsave_size()))
+		xrstor(m->fpstate);
 	k_deliver_pending(&r);
 	k_resume = r;
 	k_resume_full();
