@@ -14,20 +14,23 @@
 struct crash {
 	const char *kind, *headline, *func;
 	int status;
+	const char *insn; /* text of the marked instruction, where it is known */
 };
 
 static const struct crash crashes[] = {
-    {"null-read", "SIGSEGV: read of unmapped address 0x0 (null pointer)", "do_null_read", 139},
-    {"null-write", "SIGSEGV: write to unmapped address 0x0 (null pointer)", "do_null_write", 139},
-    {"ro-write", "the page is read-only", "do_ro_write", 139},
-    {"exec-data", "SIGSEGV: jump into non-executable memory", NULL, 139},
-    {"stack-overflow", "SIGSEGV: stack overflow", "do_stack_overflow", 139},
-    {"div-zero", "SIGFPE: integer divide by zero", "do_div_zero", 136},
-    {"ud2", "SIGILL: illegal instruction", "do_ud2", 132},
-    {"int3", "SIGTRAP: breakpoint trap", "do_int3", 133},
-    {"abort", "SIGABRT", NULL, 134},
-    {"assert", "SIGABRT", NULL, 134},
-    {"garbage-jump", "SIGSEGV: jump into unmapped memory at 0x1234567890", NULL, 139},
+    {"null-read", "SIGSEGV: read of unmapped address 0x0 (null pointer)", "do_null_read", 139,
+     NULL},
+    {"null-write", "SIGSEGV: write to unmapped address 0x0 (null pointer)", "do_null_write", 139,
+     "mov "},
+    {"ro-write", "the page is read-only", "do_ro_write", 139, NULL},
+    {"exec-data", "SIGSEGV: jump into non-executable memory", NULL, 139, NULL},
+    {"stack-overflow", "SIGSEGV: stack overflow", "do_stack_overflow", 139, NULL},
+    {"div-zero", "SIGFPE: integer divide by zero", "do_div_zero", 136, "div "},
+    {"ud2", "SIGILL: illegal instruction", "do_ud2", 132, "ud2"},
+    {"int3", "SIGTRAP: breakpoint trap", "do_int3", 133, NULL},
+    {"abort", "SIGABRT", NULL, 134, NULL},
+    {"assert", "SIGABRT", NULL, 134, NULL},
+    {"garbage-jump", "SIGSEGV: jump into unmapped memory at 0x1234567890", NULL, 139, NULL},
 };
 
 static char *slurp(const char *cmd, int *status)
@@ -89,6 +92,14 @@ Test(report, every_crash_kind_with_debug_info)
 			if (strcmp(c->kind, "garbage-jump") != 0)
 				cr_expect(strstr(out, "\n  => 0x"), "%s: no marked instruction\n%s",
 					  cmd, out);
+			if (c->insn) {
+				/* The marked line shows the faulting instruction itself. */
+				const char *m = strstr(out, "\n  => 0x");
+				const char *eol = m ? strchr(m + 1, '\n') : NULL;
+				const char *hit = m ? strstr(m, c->insn) : NULL;
+				cr_expect(hit && (!eol || hit < eol),
+					  "%s: marked line lacks '%s'\n%s", cmd, c->insn, out);
+			}
 			cr_expect(strstr(out, "SUMMARY: sandbox: SIG") &&
 				      strstr(out, "DEDUP_TOKEN: SIG"),
 				  "%s", out);
