@@ -148,7 +148,7 @@ def main():
     build = os.path.abspath(a.build)
     sbx = os.path.join(build, "sandbox-run")
     bins = {name: os.path.join(build, sub, name) for sub, names in (
-        ("samples", ("hello-glibc", "hello-musl", "compute-glibc")),
+        ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -298,6 +298,31 @@ def main():
                                "sandbox": lambda: peak_rss([sbx, "--mem", "512M", *cmd])}, runs)
             rep.row(f"{name} peak RSS", "KiB", peak["sandbox"]["kib"], peak["native"]["kib"],
                     "native", digits=0)
+    rep.table()
+
+    # 7. fault report
+    rep.section("7. fault report: crash-dbg-glibc null-write (SIGSEGV), with the full report",
+                "report = time the monitor spends building it (--stats); wall = the whole run, "
+                "against the same crash run natively (which prints no report)")
+    report_re = re.compile(r"fault report built in ([0-9.]+) ms")
+
+    def crash(cmd):
+        def fn():
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            wall = time.perf_counter() - t0
+            if p.returncode not in (139, -11):
+                raise BenchError(f"`{' '.join(cmd)}` exited with {p.returncode}, not SIGSEGV")
+            m = report_re.search(p.stderr)
+            return {"wall": wall * 1e3, **({"report": float(m[1])} if m else {})}
+        return fn
+    res7 = interleave({"native": crash([bins["crash-dbg-glibc"], "null-write"]),
+                       "sandbox": crash([sbx, "--stats", bins["crash-dbg-glibc"], "null-write"])},
+                      runs)
+    rep.row("report built", "ms", res7["sandbox"]["report"], goal="< 50 ms", digits=3)
+    rep.rows[-1]["met"] = summary(res7["sandbox"]["report"])["median"] < 50
+    rep.row("crash, wall", "ms", res7["sandbox"]["wall"], res7["native"]["wall"], "native",
+            digits=3)
     rep.table()
 
     failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"
