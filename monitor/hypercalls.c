@@ -27,11 +27,6 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "killed by SIG%s (signal %u)",
 			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
-	else if (st & SBX_EXIT_NOHANDLER)
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
-			    "signal %u (SIG%s) sent to itself has a handler, and signal handler "
-			    "delivery is not supported yet",
-			    sig, sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
 	else if (st & SBX_EXIT_NODELIVER) {
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "SIG%s could not be delivered: no room for the signal frame",

@@ -205,7 +205,6 @@ enum sbx_call {
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
 #define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */
-#define SBX_EXIT_NOHANDLER 0x200 /* | signal: a handled signal that cannot be delivered yet */
 #define SBX_EXIT_NODELIVER 0x800 /* | signal: the kernel could not deliver an upcall's signal */
 #define SBX_EXIT_DEADLOCK 0x400	 /* futex wait with no other thread to wake it */
 
