@@ -36,6 +36,15 @@ static const struct {
     [21] = {"control protection (#CP)", SIGSEGV, 1},
 };
 
+/* Segment selectors and bases, from the vCPU itself. */
+static void fill_segments(const struct kvm_sregs *sr, struct sbx_fault *f)
+{
+	f->cs = sr->cs.selector;
+	f->ss = sr->ss.selector;
+	f->fs_base = sr->fs.base;
+	f->gs_base = sr->gs.base;
+}
+
 static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	uint64_t a = f->cr2, e = f->err;
@@ -123,10 +132,7 @@ void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct s
 					 regs.r12, regs.r13, regs.r14, regs.r15, regs.rip};
 	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = regs.rflags;
-	f->cs = sregs.cs.selector;
-	f->ss = sregs.ss.selector;
-	f->fs_base = sregs.fs.base;
-	f->gs_base = sregs.gs.base;
+	fill_segments(&sregs, f);
 	f->cr2 = sregs.cr2;
 }
 
@@ -146,10 +152,6 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
 	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = sf.rflags;
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) == 0) {
-		f->fs_base = sregs.fs.base;
-		f->gs_base = sregs.gs.base;
-		f->cs = sregs.cs.selector;
-		f->ss = sregs.ss.selector;
-	}
+	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) == 0)
+		fill_segments(&sregs, f);
 }

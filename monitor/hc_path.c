@@ -341,30 +341,47 @@ static void proc_fd_path(char *out, size_t len, int fd)
 	snprintf(out, len, "/proc/self/fd/%d", fd);
 }
 
-int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s)
+/* The common shape of chmod and utimensat: find the target, refuse read-only mounts and
+ * virtual directories, apply op to the fd (or, for a path, to its /proc/self/fd link). */
+typedef int (*meta_op)(int fd, const char *proc_path, int owned, const void *ctx);
+
+static int64_t meta_apply(struct sbx_vm *vm, const struct sbx_path *a, int nofollow, meta_op op,
+			  const void *ctx)
 {
-	const struct sbx_path *a = &s->u.path;
 	int rw, owned, vdir;
-	int fd = meta_target(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &rw, &owned, &vdir);
+	int fd = meta_target(vm, a, nofollow, &rw, &owned, &vdir);
 	if (vdir)
 		return -EROFS;
 	if (fd < 0)
 		return fd;
-	int r = 0;
-	if (!rw) {
-		r = -EROFS;
-	} else {
-		/* Never setuid or setgid: a guest must not leave a privileged binary on the host.
-		 */
-		mode_t mode = a->mode & 01777;
+	int r = -EROFS;
+	if (rw) {
 		char p[64];
 		proc_fd_path(p, sizeof(p), fd);
-		if ((owned ? chmod(p, mode) : fchmod(fd, mode)) < 0)
-			r = -errno;
+		r = op(fd, p, owned, ctx) < 0 ? -errno : 0;
 	}
 	if (owned)
 		close(fd);
 	return r;
+}
+
+static int do_chmod(int fd, const char *proc_path, int owned, const void *ctx)
+{
+	/* Never setuid or setgid: a guest must not leave a privileged binary on the host. */
+	mode_t mode = *(const uint32_t *)ctx & 01777;
+	return owned ? chmod(proc_path, mode) : fchmod(fd, mode);
+}
+
+int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	return meta_apply(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, do_chmod, &a->mode);
+}
+
+static int do_utimens(int fd, const char *proc_path, int owned, const void *ctx)
+{
+	const struct timespec *ts = ctx;
+	return owned ? utimensat(AT_FDCWD, proc_path, ts, 0) : futimens(fd, ts);
 }
 
 int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -373,25 +390,7 @@ int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct timespec ts[2];
 	if (a->buf && sbx_copy_from_guest(vm, ts, a->buf, sizeof(ts)) < 0)
 		return -EFAULT;
-	int rw, owned, vdir;
-	int fd = meta_target(vm, a, 0, &rw, &owned, &vdir);
-	if (vdir)
-		return -EROFS;
-	if (fd < 0)
-		return fd;
-	int r = 0;
-	if (!rw) {
-		r = -EROFS;
-	} else {
-		char p[64];
-		proc_fd_path(p, sizeof(p), fd);
-		if ((owned ? utimensat(AT_FDCWD, p, a->buf ? ts : NULL, 0)
-			   : futimens(fd, a->buf ? ts : NULL)) < 0)
-			r = -errno;
-	}
-	if (owned)
-		close(fd);
-	return r;
+	return meta_apply(vm, a, 0, do_utimens, a->buf ? ts : NULL);
 }
 
 int64_t sbx_hc_statfs(struct sbx_vm *vm, const struct sbx_slot *s)
