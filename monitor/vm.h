@@ -130,6 +130,10 @@ int sbx_in_kernel(uint64_t rip);
 /* run.c: the signal that interrupts KVM_RUN and blocking host calls (no-op handler). */
 int sbx_kick_signal(void);
 
+/* confine.c: after loading, before the first guest instruction, the monitor confines itself
+ * (seccomp allowlist, Landlock on the mount roots). Returns 0 or -errno with err set. */
+int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen);
+
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);
 void sbx_fd_close_all(struct sbx_vm *vm);

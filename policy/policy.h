@@ -7,6 +7,7 @@
 #define SBX_POLICY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define POLICY_PATH_MAX 4096
@@ -20,12 +21,26 @@ struct policy_mount {
 	char *leaf;  /* file mounts: the file's name inside root_fd */
 };
 
+/* Resource limits; 0 means "no limit" except where a default is documented. */
+struct policy_limits {
+	uint64_t mem;        /* guest RAM in bytes (--mem), default 256 MiB */
+	uint64_t cpu_ms;     /* guest CPU time (--cpu-time) */
+	uint64_t wall_ms;    /* wall-clock time (--timeout) */
+	uint64_t max_output; /* bytes written to stdout + stderr (--max-output) */
+	uint64_t max_write;  /* bytes written to files (--max-write) */
+	uint64_t max_files;  /* open guest handles at once (--max-files), default 1024 */
+};
+
 struct policy {
 	struct policy_mount *mounts;
 	size_t nmounts;
 	char *cwd;  /* guest working directory (normalised), "/" by default */
 	char **env; /* NULL-terminated guest environment */
 	size_t nenv;
+	struct policy_limits lim;
+	int no_stdin;        /* guest fd 0 is closed (--no-stdin) */
+	char **tmp;          /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
+	size_t ntmp;
 };
 
 /* Where a guest path lands: a mount and a path relative to its root fd ("." for the root), or
@@ -42,6 +57,15 @@ void policy_free(struct policy *p);
 /* "HOST[:GUEST]"; GUEST defaults to HOST. Fails with a message if HOST cannot be opened. */
 int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size_t errlen);
 int policy_set_cwd(struct policy *p, const char *guest, char *err, size_t errlen);
+/* policy_json.c: reusable policies (docs/policy.md). Loading merges the file into p; the caller
+ * applies command-line flags afterwards so that they override it. Errors name the key, the line
+ * and the column. */
+int policy_load_json(struct policy *p, const char *path, char *err, size_t errlen);
+int policy_load_json_text(struct policy *p, const char *text, size_t len, const char *name,
+			  char *err, size_t errlen);
+/* The effective policy as JSON (--print-policy), in the same schema the loader reads. */
+int policy_write_json(const struct policy *p, FILE *out);
+
 /* "K=V" replaces an earlier K. */
 int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen);
 
