@@ -37,45 +37,6 @@ void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
 	va_end(ap);
 }
 
-int sbx_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 0:
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -EINVAL;
-	*out = v << shift;
-	return 0;
-}
-
 /* On two or more CPUs the poller and the vCPU get one each; on one, nobody spins. */
 static void choose_cpus(struct sbx_vm *vm)
 {
@@ -236,7 +197,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->uid = (uint32_t)getuid();
 	b->gid = (uint32_t)getgid();
 	b->umask = 022;
-	b->nofile = SBX_MAX_FDS;
+	b->nofile = vm->cfg.policy->lim.max_files ? vm->cfg.policy->lim.max_files : SBX_MAX_FDS;
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
 

@@ -29,8 +29,24 @@ struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd)
 	return &vm->fds[fd];
 }
 
+int sbx_fd_room(struct sbx_vm *vm)
+{
+	uint64_t max = vm->cfg.policy->lim.max_files;
+	int used = 0;
+	for (int i = 0; i < SBX_MAX_FDS; i++)
+		used += vm->fds[i].kind != SBX_H_FREE;
+	if (max && (uint64_t)used >= max) {
+		sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_FILES, 0,
+			    "open-files limit reached: --max-files %llu", (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
 int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 {
+	if (sbx_fd_room(vm) < 0)
+		return -1;
 	for (int i = lowest < 0 ? 0 : lowest; i < SBX_MAX_FDS; i++)
 		if (vm->fds[i].kind == SBX_H_FREE)
 			return i;

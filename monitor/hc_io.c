@@ -43,6 +43,8 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	void *p = sbx_gptr(vm, s->u.rw.buf, len);
 	if (!p && len)
 		return -EFAULT;
+	if (is_write && (len = sbx_limit_write(vm, h, len)) == 0 && s->u.rw.len)
+		return -EFBIG;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
 	if (positioned && s->u.rw.off < 0)
 		return -EINVAL;
@@ -51,6 +53,8 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		n = positioned ? pwrite(h->fd, p, len, s->u.rw.off) : write(h->fd, p, len);
 	else
 		n = positioned ? pread(h->fd, p, len, s->u.rw.off) : read(h->fd, p, len);
+	if (is_write)
+		sbx_limit_account(vm, h, n);
 	return n < 0 ? -errno : n;
 }
 
@@ -90,7 +94,23 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
+	if (is_write) {
+		/* Cut the vector at what the limits allow. */
+		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
+		if (allow == 0 && total)
+			return -EFBIG;
+		for (uint64_t i = 0; i < cnt; i++) {
+			if (acc + hiov[i].iov_len > allow) {
+				hiov[i].iov_len = allow - acc;
+				cnt = i + 1;
+				break;
+			}
+			acc += hiov[i].iov_len;
+		}
+	}
 	ssize_t n = is_write ? writev(h->fd, hiov, (int)cnt) : readv(h->fd, hiov, (int)cnt);
+	if (is_write)
+		sbx_limit_account(vm, h, n);
 	return n < 0 ? -errno : n;
 }
 
@@ -261,6 +281,8 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 	} else {
 		if (newfd >= SBX_MAX_FDS)
 			return -EBADF;
+		if (vm->fds[newfd].kind == SBX_H_FREE && sbx_fd_room(vm) < 0)
+			return -EMFILE;
 		target = (int)newfd;
 	}
 	struct sbx_handle copy = *h;

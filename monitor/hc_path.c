@@ -49,6 +49,7 @@ static int guest_target(struct sbx_vm *vm, int32_t dirfd, uint64_t addr, uint32_
 	if (r < 0)
 		return r;
 	policy_lookup(vm->cfg.policy, out, t);
+	sbx_audit_note(vm, out, t);
 	return 0;
 }
 

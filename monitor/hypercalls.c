@@ -151,7 +151,10 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	vm->stats.calls++;
 	vm->call_count[s->nr]++;
-	return sbx_hc_table[s->nr](vm, s);
+	int64_t ret = sbx_hc_table[s->nr](vm, s);
+	if (vm->cfg.audit)
+		sbx_audit_record(vm, s, ret);
+	return ret;
 }
 
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)

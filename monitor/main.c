@@ -1,5 +1,5 @@
-/* sandbox-run: the command-line front end. main() reads as the sequence it performs: parse the
- * command line into a policy and a config, run, report, exit with the guest's status. */
+/* sandbox-run: the command-line front end. main() reads as the sequence it performs: the policy
+ * file, then the flags over it, then the run, the report, and the guest's exit status. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,25 +18,42 @@ static void usage(FILE *f)
 	    "usage: sandbox-run [OPTIONS] PROGRAM [ARGS...]\n"
 	    "Runs a static x86-64 Linux program in its own KVM micro-VM.\n"
 	    "\n"
+	    "Policy (flags override --policy):\n"
+	    "  --policy FILE.json   a reusable policy (docs/policy.md)\n"
+	    "  --print-policy       print the effective policy as JSON and exit\n"
 	    "  --ro HOST[:GUEST]    show a host file or directory read-only at GUEST\n"
 	    "  --rw HOST[:GUEST]    show it read-write\n"
+	    "  --tmp GUEST          a private writable directory, removed at exit\n"
 	    "  --cwd DIR            the guest's working directory (default /)\n"
 	    "  --env K=V            set a guest environment variable (default: PATH only)\n"
+	    "  --env-pass K         pass K from the host environment\n"
+	    "  --no-stdin           the guest's stdin is closed\n"
+	    "Limits (exit status 119-123 when one ends the run, see docs/policy.md):\n"
 	    "  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
+	    "  --cpu-time DURATION  guest CPU time, e.g. 10s, 500ms\n"
+	    "  --timeout DURATION   wall-clock time\n"
+	    "  --max-output SIZE    bytes written to stdout and stderr\n"
+	    "  --max-write SIZE     bytes written to files\n"
+	    "  --max-files N        open files at once\n"
+	    "Audit and confinement:\n"
+	    "  --audit FILE         JSON lines of policy denials (--audit-all: every operation)\n"
+	    "  --no-confine         do not confine the monitor itself (debugging only)\n"
+	    "Running:\n"
 	    "  --cpl auto|0|3       privilege level of program and kernel (auto: 3 on PVM, 0 on\n"
 	    "                       hardware KVM)\n"
 	    "  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
 	    "                       with two or more CPUs)\n"
 	    "  --strace             print every syscall of the guest to stderr\n"
 	    "  --stats              print exit and hypercall counts at the end\n"
-	    "  --debug-file FILE    separate debug info for crash reports\n"
+	    "Crashes:\n"
 	    "  --report-json FILE   also write a crash report as JSON\n"
 	    "  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
+	    "  --debug-file FILE    separate debug info for crash reports\n"
 	    "  -v, --verbose        say more (twice for even more)\n"
 	    "  -h, --help           this text\n"
 	    "\n"
 	    "Exit status: the program's own; 128+N when it was killed by signal N (faults\n"
-	    "included); 125 when the sandbox itself failed (bad ELF, KVM error, bad options).\n");
+	    "included); 119-123 when a limit ended it; 125 when the sandbox itself failed.\n");
 }
 
 enum {
@@ -51,105 +68,233 @@ enum {
 	OPT_STATS,
 	OPT_DEBUG_FILE,
 	OPT_REPORT_JSON,
-	OPT_CORE
+	OPT_CORE,
+	OPT_POLICY,
+	OPT_PRINT_POLICY,
+	OPT_TMP,
+	OPT_ENV_PASS,
+	OPT_NO_STDIN,
+	OPT_CPU_TIME,
+	OPT_TIMEOUT,
+	OPT_MAX_OUTPUT,
+	OPT_MAX_WRITE,
+	OPT_MAX_FILES,
+	OPT_AUDIT,
+	OPT_AUDIT_ALL,
+	OPT_NO_CONFINE,
 };
 
-static int pick(const char *opt, const char *v, const char *const *names, int n)
+static const struct option opts[] = {
+    {"ro", required_argument, 0, OPT_RO},
+    {"rw", required_argument, 0, OPT_RW},
+    {"cwd", required_argument, 0, OPT_CWD},
+    {"env", required_argument, 0, OPT_ENV},
+    {"mem", required_argument, 0, OPT_MEM},
+    {"cpl", required_argument, 0, OPT_CPL},
+    {"io-poll", required_argument, 0, OPT_POLL},
+    {"strace", no_argument, 0, OPT_STRACE},
+    {"stats", no_argument, 0, OPT_STATS},
+    {"debug-file", required_argument, 0, OPT_DEBUG_FILE},
+    {"report-json", required_argument, 0, OPT_REPORT_JSON},
+    {"core", required_argument, 0, OPT_CORE},
+    {"policy", required_argument, 0, OPT_POLICY},
+    {"print-policy", no_argument, 0, OPT_PRINT_POLICY},
+    {"tmp", required_argument, 0, OPT_TMP},
+    {"env-pass", required_argument, 0, OPT_ENV_PASS},
+    {"no-stdin", no_argument, 0, OPT_NO_STDIN},
+    {"cpu-time", required_argument, 0, OPT_CPU_TIME},
+    {"timeout", required_argument, 0, OPT_TIMEOUT},
+    {"max-output", required_argument, 0, OPT_MAX_OUTPUT},
+    {"max-write", required_argument, 0, OPT_MAX_WRITE},
+    {"max-files", required_argument, 0, OPT_MAX_FILES},
+    {"audit", required_argument, 0, OPT_AUDIT},
+    {"audit-all", no_argument, 0, OPT_AUDIT_ALL},
+    {"no-confine", no_argument, 0, OPT_NO_CONFINE},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+static int pick(const char *opt, const char *v, const char *const *names, int n, char *err,
+		size_t errlen)
 {
 	for (int i = 0; i < n; i++)
 		if (strcmp(v, names[i]) == 0)
 			return i;
-	fprintf(stderr, "sandbox-run: %s %s: expected one of", opt, v);
-	for (int i = 0; i < n; i++)
-		fprintf(stderr, " %s", names[i]);
-	fputc('\n', stderr);
-	exit(EXIT_USAGE);
+	snprintf(err, errlen, "%s %s: expected one of auto, 0, 3 / auto, on, off", opt, v);
+	return -EINVAL;
+}
+
+static int size_opt(const char *opt, const char *v, uint64_t *out, char *err, size_t errlen)
+{
+	if (policy_parse_size(v, out) < 0) {
+		snprintf(err, errlen, "%s %s: expected a size like 4096, 64K, 256M or 1G", opt, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int duration_opt(const char *opt, const char *v, uint64_t *out, char *err, size_t errlen)
+{
+	if (policy_parse_duration(v, out) < 0 || *out == 0) {
+		snprintf(err, errlen, "%s %s: expected a duration like 500ms, 10s, 2m or 1h", opt,
+			 v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct front {
+	struct sbx_config cfg;
+	struct policy pol;
+	int stats, print_policy, have_path;
+	const char *audit_path;
+};
+
+/* One option onto the policy and config. Returns 0, 1 for --help, or -errno with err set. */
+static int apply(struct front *f, int c, const char *arg, char *err, size_t errlen)
+{
+	static const char *const cpls[] = {"auto", "0", "3"};
+	static const char *const polls[] = {"auto", "on", "off"};
+	struct policy *p = &f->pol;
+	int r = 0;
+	switch (c) {
+	case OPT_RO:
+	case OPT_RW:
+		return policy_add_mount(p, arg, c == OPT_RW, err, errlen);
+	case OPT_CWD:
+		return policy_set_cwd(p, arg, err, errlen);
+	case OPT_ENV:
+		f->have_path |= strncmp(arg, "PATH=", 5) == 0;
+		return policy_set_env(p, arg, err, errlen);
+	case OPT_ENV_PASS: {
+		const char *v = getenv(arg);
+		if (!v)
+			return 0; /* not set on the host: nothing to pass */
+		size_t n = strlen(arg) + strlen(v) + 2;
+		char *kv = malloc(n);
+		if (!kv)
+			return -ENOMEM;
+		snprintf(kv, n, "%s=%s", arg, v);
+		f->have_path |= strcmp(arg, "PATH") == 0;
+		r = policy_set_env(p, kv, err, errlen);
+		free(kv);
+		return r;
+	}
+	case OPT_TMP:
+		return policy_add_tmp(p, arg, err, errlen);
+	case OPT_NO_STDIN:
+		p->no_stdin = 1;
+		return 0;
+	case OPT_MEM:
+		return size_opt("--mem", arg, &p->lim.mem, err, errlen);
+	case OPT_CPU_TIME:
+		return duration_opt("--cpu-time", arg, &p->lim.cpu_ms, err, errlen);
+	case OPT_TIMEOUT:
+		return duration_opt("--timeout", arg, &p->lim.wall_ms, err, errlen);
+	case OPT_MAX_OUTPUT:
+		return size_opt("--max-output", arg, &p->lim.max_output, err, errlen);
+	case OPT_MAX_WRITE:
+		return size_opt("--max-write", arg, &p->lim.max_write, err, errlen);
+	case OPT_MAX_FILES:
+		r = size_opt("--max-files", arg, &p->lim.max_files, err, errlen);
+		if (r == 0 && (p->lim.max_files < 3 || p->lim.max_files > 1024)) {
+			snprintf(err, errlen, "--max-files %s: must be between 3 and 1024", arg);
+			r = -EINVAL;
+		}
+		return r;
+	case OPT_CPL:
+		r = pick("--cpl", arg, cpls, 3, err, errlen);
+		f->cfg.cpl = (enum sbx_cpl_mode)(r < 0 ? 0 : r);
+		return r < 0 ? r : 0;
+	case OPT_POLL:
+		r = pick("--io-poll", arg, polls, 3, err, errlen);
+		f->cfg.poll = (enum sbx_poll_mode)(r < 0 ? 0 : r);
+		return r < 0 ? r : 0;
+	case OPT_STRACE:
+		f->cfg.strace = 1;
+		return 0;
+	case OPT_STATS:
+		f->stats = f->cfg.stats = 1;
+		return 0;
+	case OPT_DEBUG_FILE:
+		f->cfg.debug_file = arg;
+		return 0;
+	case OPT_REPORT_JSON:
+		f->cfg.report_json = arg;
+		return 0;
+	case OPT_CORE:
+		f->cfg.core_file = arg;
+		return 0;
+	case OPT_AUDIT:
+		f->audit_path = arg;
+		return 0;
+	case OPT_AUDIT_ALL:
+		f->cfg.audit_all = 1;
+		return 0;
+	case OPT_NO_CONFINE:
+		f->cfg.no_confine = 1;
+		return 0;
+	case OPT_PRINT_POLICY:
+		f->print_policy = 1;
+		return 0;
+	case OPT_POLICY:
+		return 0; /* loaded before the other flags */
+	case 'v':
+		f->cfg.verbose++;
+		return 0;
+	case 'h':
+		return 1;
+	}
+	snprintf(err, errlen, "try 'sandbox-run --help'");
+	return -EINVAL;
+}
+
+static void print_stats(const struct sbx_result *res)
+{
+	fprintf(stderr,
+		"sandbox-run: stats: setup %.3f ms, run %.3f ms, %llu VM exits, %llu doorbells, "
+		"%llu hypercalls (%llu polled), %llu ENOSYS\n",
+		res->stats.setup_ms, res->stats.run_ms, (unsigned long long)res->stats.exits,
+		(unsigned long long)res->stats.doorbells, (unsigned long long)res->stats.calls,
+		(unsigned long long)res->stats.polled, (unsigned long long)res->stats.nosys);
+	fprintf(stderr,
+		"sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
+		(unsigned long long)res->stats.monitor_rss_kib,
+		(unsigned long long)res->stats.guest_rss_kib);
+	if (res->reported)
+		fprintf(stderr, "sandbox-run: stats: fault report built in %.3f ms\n",
+			res->stats.report_ms);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"ro", required_argument, 0, OPT_RO},
-	    {"rw", required_argument, 0, OPT_RW},
-	    {"cwd", required_argument, 0, OPT_CWD},
-	    {"env", required_argument, 0, OPT_ENV},
-	    {"mem", required_argument, 0, OPT_MEM},
-	    {"cpl", required_argument, 0, OPT_CPL},
-	    {"io-poll", required_argument, 0, OPT_POLL},
-	    {"strace", no_argument, 0, OPT_STRACE},
-	    {"stats", no_argument, 0, OPT_STATS},
-	    {"debug-file", required_argument, 0, OPT_DEBUG_FILE},
-	    {"report-json", required_argument, 0, OPT_REPORT_JSON},
-	    {"core", required_argument, 0, OPT_CORE},
-	    {"verbose", no_argument, 0, 'v'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0},
-	};
-	static const char *const cpls[] = {"auto", "0", "3"};
-	static const char *const polls[] = {"auto", "on", "off"};
-	struct policy pol;
-	policy_init(&pol);
-	struct sbx_config cfg = {
-	    .policy = &pol,
-	    .mem_size = 256ull << 20,
-	    .stdin_fd = 0,
-	    .stdout_fd = 1,
-	    .stderr_fd = 2,
-	    .log = stderr,
-	};
+	static struct front f;
 	char err[512];
-	int stats = 0, have_path = 0, c, status = EXIT_USAGE;
+	int c, status = EXIT_USAGE;
+	policy_init(&f.pol);
+	f.cfg = (struct sbx_config){
+	    .policy = &f.pol, .stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2, .log = stderr};
+	FILE *audit = NULL;
+
+	/* 1. The policy file, so that every flag can override it. */
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		int r = 0;
-		switch (c) {
-		case OPT_RO:
-		case OPT_RW:
-			r = policy_add_mount(&pol, optarg, c == OPT_RW, err, sizeof(err));
-			break;
-		case OPT_CWD:
-			r = policy_set_cwd(&pol, optarg, err, sizeof(err));
-			break;
-		case OPT_ENV:
-			r = policy_set_env(&pol, optarg, err, sizeof(err));
-			have_path |= strncmp(optarg, "PATH=", 5) == 0;
-			break;
-		case OPT_MEM:
-			if (sbx_parse_size(optarg, &cfg.mem_size) < 0) {
-				snprintf(err, sizeof(err),
-					 "--mem %s: expected a size like 256M or 1G", optarg);
-				r = -EINVAL;
-			}
-			break;
-		case OPT_CPL:
-			cfg.cpl = (enum sbx_cpl_mode)pick("--cpl", optarg, cpls, 3);
-			break;
-		case OPT_POLL:
-			cfg.poll = (enum sbx_poll_mode)pick("--io-poll", optarg, polls, 3);
-			break;
-		case OPT_STRACE:
-			cfg.strace = 1;
-			break;
-		case OPT_STATS:
-			stats = cfg.stats = 1;
-			break;
-		case OPT_DEBUG_FILE:
-			cfg.debug_file = optarg;
-			break;
-		case OPT_REPORT_JSON:
-			cfg.report_json = optarg;
-			break;
-		case OPT_CORE:
-			cfg.core_file = optarg;
-			break;
-		case 'v':
-			cfg.verbose++;
-			break;
-		case 'h':
+		if (c == OPT_POLICY && policy_load_json(&f.pol, optarg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "sandbox-run: %s\n", err);
+			goto out;
+		}
+		if (c == '?') {
+			fprintf(stderr, "sandbox-run: try 'sandbox-run --help'\n");
+			goto out;
+		}
+	}
+	/* 2. The flags. */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		int r = apply(&f, c, optarg, err, sizeof(err));
+		if (r == 1) {
 			usage(stdout);
 			status = 0;
-			goto out;
-		default:
-			fprintf(stderr, "sandbox-run: try 'sandbox-run --help'\n");
 			goto out;
 		}
 		if (r < 0) {
@@ -157,49 +302,58 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!f.have_path && !policy_has_env(&f.pol, "PATH") &&
+	    policy_set_env(&f.pol, "PATH=/bin:/usr/bin", err, sizeof(err)) < 0)
+		goto out;
+	if (f.print_policy) {
+		status = policy_write_json(&f.pol, stdout) < 0 ? EXIT_USAGE : 0;
+		goto out;
+	}
 	if (optind >= argc) {
 		fprintf(stderr, "sandbox-run: no program given; try 'sandbox-run --help'\n");
 		goto out;
 	}
-	if (!have_path && policy_set_env(&pol, "PATH=/bin:/usr/bin", err, sizeof(err)) < 0)
+	/* 3. What the policy needs on the host. */
+	if (policy_make_tmp(&f.pol, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sandbox-run: %s\n", err);
 		goto out;
-	cfg.prog = argv[optind];
-	cfg.argv = argv + optind;
-	cfg.name = argv[optind];
-	if (access(cfg.prog, R_OK) < 0) {
-		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, strerror(errno));
+	}
+	if (f.audit_path && !(audit = fopen(f.audit_path, "ae"))) {
+		fprintf(stderr, "sandbox-run: --audit %s: %s\n", f.audit_path, strerror(errno));
+		goto out;
+	}
+	f.cfg.audit = audit;
+	f.cfg.mem_size = f.pol.lim.mem ? f.pol.lim.mem : 256ull << 20;
+	if (f.pol.no_stdin)
+		f.cfg.stdin_fd = -1;
+	if (f.cfg.no_confine)
+		fprintf(stderr,
+			"sandbox-run: WARNING: --no-confine: the monitor runs without its "
+			"seccomp filter and Landlock rules; a bug in it is not contained\n");
+	f.cfg.prog = argv[optind];
+	f.cfg.argv = argv + optind;
+	f.cfg.name = argv[optind];
+	if (access(f.cfg.prog, R_OK) < 0) {
+		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, strerror(errno));
 		status = errno == ENOENT ? 127 : 126;
 		goto out;
 	}
 
+	/* 4. The run. */
 	struct sbx_result res;
-	int r = sbx_run(&cfg, &res);
+	int r = sbx_run(&f.cfg, &res);
 	status = res.status;
 	if (r < 0) {
-		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
+		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, res.reason);
 		goto out;
 	}
 	if (res.end != SBX_END_EXIT && !res.reported)
-		fprintf(stderr, "sandbox-run: %s: %s\n", cfg.prog, res.reason);
-	if (stats) {
-		fprintf(stderr,
-			"sandbox-run: stats: setup %.3f ms, run %.3f ms, %llu VM exits, %llu "
-			"doorbells, "
-			"%llu hypercalls (%llu polled), %llu ENOSYS\n",
-			res.stats.setup_ms, res.stats.run_ms, (unsigned long long)res.stats.exits,
-			(unsigned long long)res.stats.doorbells,
-			(unsigned long long)res.stats.calls, (unsigned long long)res.stats.polled,
-			(unsigned long long)res.stats.nosys);
-		fprintf(
-		    stderr,
-		    "sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
-		    (unsigned long long)res.stats.monitor_rss_kib,
-		    (unsigned long long)res.stats.guest_rss_kib);
-		if (res.reported)
-			fprintf(stderr, "sandbox-run: stats: fault report built in %.3f ms\n",
-				res.stats.report_ms);
-	}
+		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, res.reason);
+	if (f.stats)
+		print_stats(&res);
 out:
-	policy_free(&pol);
+	if (audit)
+		fclose(audit);
+	policy_free(&f.pol);
 	return status;
 }

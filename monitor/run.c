@@ -179,6 +179,9 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	vm->vcpu_thread_set = 1;
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
+	if (sbx_limits_start(vm) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "cannot start the thread that enforces the time limits");
 	struct sbx_fault f;
 	for (;;) {
 		while (!atomic_load(&vm->stopping)) {
@@ -203,6 +206,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		vm->stop.vector = -1;
 		atomic_store(&vm->stopping, 0);
 	}
+	sbx_limits_stop(vm);
 	sbx_ring_stop(vm);
 	struct timespec r0, r1;
 	clock_gettime(CLOCK_MONOTONIC, &r0);

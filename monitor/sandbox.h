@@ -20,12 +20,15 @@ struct sbx_config {
 	uint64_t mem_size;     /* guest RAM in bytes */
 	enum sbx_cpl_mode cpl;
 	enum sbx_poll_mode poll;
-	int strace;			    /* print every syscall to `log` */
-	int verbose;			    /* 0 quiet, 1 -v, 2 -vv */
-	int stats;			    /* also measure what costs time to measure (RSS) */
-	const char *debug_file;		    /* separate debug info for reports (--debug-file) */
-	const char *report_json;	    /* write the fault report here as JSON too */
-	const char *core_file;		    /* write an ELF core file here on a crash */
+	int strace;		 /* print every syscall to `log` */
+	int verbose;		 /* 0 quiet, 1 -v, 2 -vv */
+	int stats;		 /* also measure what costs time to measure (RSS) */
+	FILE *audit;		 /* JSON lines of policy decisions (--audit), or NULL */
+	int audit_all;		 /* every operation, not only denials */
+	int no_confine;		 /* skip the seccomp filter and Landlock (--no-confine) */
+	const char *debug_file;	 /* separate debug info for reports (--debug-file) */
+	const char *report_json; /* write the fault report here as JSON too */
+	const char *core_file;	 /* write an ELF core file here on a crash */
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
@@ -34,7 +37,20 @@ struct sbx_config {
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or
  * 128+signal for a guest killed by a fault or a fatal signal, or SBX_STATUS_ERROR. */
 #define SBX_STATUS_ERROR 125 /* the sandbox itself failed (bad ELF, KVM error, ABI violation) */
-enum sbx_end { SBX_END_EXIT, SBX_END_SIGNAL, SBX_END_FAULT, SBX_END_VM, SBX_END_ERROR };
+/* A limit of the policy ended the run (docs/policy.md). */
+#define SBX_STATUS_LIMIT_FILES 119  /* --max-files */
+#define SBX_STATUS_LIMIT_CPU 120    /* --cpu-time */
+#define SBX_STATUS_LIMIT_TIME 121   /* --timeout */
+#define SBX_STATUS_LIMIT_OUTPUT 122 /* --max-output */
+#define SBX_STATUS_LIMIT_WRITE 123  /* --max-write */
+enum sbx_end {
+	SBX_END_EXIT,
+	SBX_END_SIGNAL,
+	SBX_END_FAULT,
+	SBX_END_VM,
+	SBX_END_ERROR,
+	SBX_END_LIMIT
+};
 
 struct sbx_stats {
 	uint64_t exits;		  /* KVM_RUN returns */
@@ -73,8 +89,6 @@ void sbx_vm_destroy(struct sbx_vm *vm);
 enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
 enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run);
 
-/* Parses "256M", "1G", "4096": returns 0 and bytes, or -EINVAL. */
-int sbx_parse_size(const char *s, uint64_t *out);
 /* 1 when /dev/kvm is the PVM backend. */
 int sbx_kvm_is_pvm(void);
 

@@ -4,6 +4,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -72,6 +73,20 @@ struct sbx_vm {
 	int cpu_vcpu, cpu_poller;
 
 	struct sbx_handle fds[SBX_MAX_FDS];
+
+	/* Limits (limits.c). */
+	uint64_t out_bytes, write_bytes;
+	pthread_t watchdog;
+	int watchdog_started;
+	clockid_t vcpu_clock;
+	int vcpu_clock_set;
+
+	struct sbx_audit_ctx {
+		int valid;
+		char gpath[POLICY_PATH_MAX];
+		char host[POLICY_PATH_MAX];
+		char rule[300];
+	} audit;
 	char cwd[POLICY_PATH_MAX];
 
 	atomic_int stopping; /* also a futex word: SLEEP waits on it */
@@ -134,11 +149,24 @@ int sbx_kick_signal(void);
  * (seccomp allowlist, Landlock on the mount roots). Returns 0 or -errno with err set. */
 int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen);
 
+/* limits.c */
+int sbx_limits_start(struct sbx_vm *vm);
+void sbx_limits_stop(struct sbx_vm *vm);
+/* How much of a write of len bytes the limits allow (ending the run when that is less). */
+uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len);
+void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written);
+
+/* audit.c */
+void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t);
+void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
+
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);
 void sbx_fd_close_all(struct sbx_vm *vm);
 struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd);
 int sbx_fd_alloc(struct sbx_vm *vm, int lowest);
+/* 0 if one more handle fits --max-files; else ends the run and returns -1. */
+int sbx_fd_room(struct sbx_vm *vm);
 void sbx_fd_release(struct sbx_vm *vm, int fd);
 
 /* strace.c */

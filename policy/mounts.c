@@ -16,8 +16,11 @@ void policy_init(struct policy *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void policy_remove_tmp(struct policy *p);
+
 void policy_free(struct policy *p)
 {
+	policy_remove_tmp(p);
 	for (size_t i = 0; i < p->nmounts; i++) {
 		struct policy_mount *m = &p->mounts[i];
 		if (m->root_fd >= 0)
@@ -119,6 +122,15 @@ int policy_set_cwd(struct policy *p, const char *guest, char *err, size_t errlen
 		return -ENOMEM;
 	free(p->cwd);
 	p->cwd = c;
+	return 0;
+}
+
+int policy_has_env(const struct policy *p, const char *key)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; i < p->nenv; i++)
+		if (strncmp(p->env[i], key, kl) == 0 && p->env[i][kl] == '=')
+			return 1;
 	return 0;
 }
 

@@ -23,7 +23,7 @@ struct policy_mount {
 
 /* Resource limits; 0 means "no limit" except where a default is documented. */
 struct policy_limits {
-	uint64_t mem;        /* guest RAM in bytes (--mem), default 256 MiB */
+	uint64_t mem;	     /* guest RAM in bytes (--mem), default 256 MiB */
 	uint64_t cpu_ms;     /* guest CPU time (--cpu-time) */
 	uint64_t wall_ms;    /* wall-clock time (--timeout) */
 	uint64_t max_output; /* bytes written to stdout + stderr (--max-output) */
@@ -38,10 +38,22 @@ struct policy {
 	char **env; /* NULL-terminated guest environment */
 	size_t nenv;
 	struct policy_limits lim;
-	int no_stdin;        /* guest fd 0 is closed (--no-stdin) */
-	char **tmp;          /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
+	int no_stdin; /* guest fd 0 is closed (--no-stdin) */
+	char **tmp;   /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
 	size_t ntmp;
+	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
+			    policy_free */
+	size_t ntmp_host;
 };
+
+/* limits.c: "4096", "64K", "256M", "1G" -> bytes; "500ms", "10s", "2m", "1h", "30" (seconds)
+ * -> milliseconds. -EINVAL for anything else (negative, overflow, unknown unit). */
+int policy_parse_size(const char *s, uint64_t *out);
+int policy_parse_duration(const char *s, uint64_t *ms);
+/* Appends a --tmp guest path (normalised). */
+int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen);
+/* Creates a private host directory for each --tmp path and mounts it read-write there. */
+int policy_make_tmp(struct policy *p, char *err, size_t errlen);
 
 /* Where a guest path lands: a mount and a path relative to its root fd ("." for the root), or
  * a virtual directory (the root or an ancestor of a mount point), or nothing. */
@@ -66,6 +78,8 @@ int policy_load_json_text(struct policy *p, const char *text, size_t len, const 
 /* The effective policy as JSON (--print-policy), in the same schema the loader reads. */
 int policy_write_json(const struct policy *p, FILE *out);
 
+/* Is K set in the guest environment? */
+int policy_has_env(const struct policy *p, const char *key);
 /* "K=V" replaces an earlier K. */
 int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen);
 

@@ -8,7 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SANDBOX SBX_BUILD_DIR "/sandbox-run"
+#include "e2e_util.h"
+
 #define CRASH SBX_BUILD_DIR "/samples/crash-"
 
 struct crash {
@@ -33,22 +34,7 @@ static const struct crash crashes[] = {
     {"garbage-jump", "SIGSEGV: jump into unmapped memory at 0x1234567890", NULL, 139, NULL},
 };
 
-static char *slurp(const char *cmd, int *status)
-{
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (len + 1 >= cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[len] = 0;
-	int st = pclose(p);
-	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	return buf;
-}
+#define slurp e2e_slurp
 
 /* The source line marked CRASH-LINE for a kind. */
 static int crash_line(const char *kind)
@@ -64,11 +50,7 @@ static int crash_line(const char *kind)
 	return line;
 }
 
-static void need_kvm(void)
-{
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
-		cr_skip_test("/dev/kvm is not available here: report tests need KVM");
-}
+#define need_kvm e2e_need_kvm
 
 TestSuite(report, .timeout = 120);
 

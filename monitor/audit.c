@@ -1,0 +1,110 @@
+/* --audit FILE: one JSON line per decision on a path (every operation with --audit-all): time,
+ * call, guest path, resolved host path, decision, rule. Guest strings are escaped byte by byte,
+ * so a hostile path cannot break the line or the JSON. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "vm.h"
+
+static const char *const call_names[SBX_CALL_COUNT] = {
+    [SBX_CALL_EXIT] = "exit",		[SBX_CALL_READ] = "read",
+    [SBX_CALL_WRITE] = "write",		[SBX_CALL_PREAD] = "pread",
+    [SBX_CALL_PWRITE] = "pwrite",	[SBX_CALL_READV] = "readv",
+    [SBX_CALL_WRITEV] = "writev",	[SBX_CALL_OPEN] = "open",
+    [SBX_CALL_CLOSE] = "close",		[SBX_CALL_FSTAT] = "fstat",
+    [SBX_CALL_STAT] = "stat",		[SBX_CALL_LSEEK] = "lseek",
+    [SBX_CALL_GETDENTS] = "getdents",	[SBX_CALL_READLINK] = "readlink",
+    [SBX_CALL_MKDIR] = "mkdir",		[SBX_CALL_UNLINK] = "unlink",
+    [SBX_CALL_RENAME] = "rename",	[SBX_CALL_FTRUNCATE] = "ftruncate",
+    [SBX_CALL_FSYNC] = "fsync",		[SBX_CALL_DUP] = "dup",
+    [SBX_CALL_FCNTL] = "fcntl",		[SBX_CALL_CHDIR] = "chdir",
+    [SBX_CALL_GETCWD] = "getcwd",	[SBX_CALL_ACCESS] = "access",
+    [SBX_CALL_RANDOM] = "random",	[SBX_CALL_IOCTL] = "ioctl",
+    [SBX_CALL_TRACE] = "trace",		[SBX_CALL_DISCARD] = "discard",
+    [SBX_CALL_FDATASYNC] = "fdatasync", [SBX_CALL_SLEEP] = "sleep",
+    [SBX_CALL_SYMLINK] = "symlink",	[SBX_CALL_LINK] = "link",
+    [SBX_CALL_CHMOD] = "chmod",		[SBX_CALL_UTIMENS] = "utimens",
+    [SBX_CALL_STATFS] = "statfs",	[SBX_CALL_POLL] = "poll",
+};
+
+static void put_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t)
+{
+	struct sbx_audit_ctx *a = &vm->audit;
+	if (!vm->cfg.audit)
+		return;
+	a->valid = 1;
+	snprintf(a->gpath, sizeof(a->gpath), "%s", gpath);
+	a->host[0] = 0;
+	switch (t->kind) {
+	case POLICY_MOUNT:
+		snprintf(a->rule, sizeof(a->rule), "%s mount %.200s", t->mount->rw ? "rw" : "ro",
+			 t->mount->guest);
+		if (t->mount->is_dir && strcmp(t->rel, ".") != 0)
+			snprintf(a->host, sizeof(a->host), "%.2000s/%.2000s", t->mount->host,
+				 t->rel);
+		else
+			snprintf(a->host, sizeof(a->host), "%.4000s", t->mount->host);
+		break;
+	case POLICY_VDIR:
+		snprintf(a->rule, sizeof(a->rule), "virtual directory");
+		break;
+	case POLICY_NONE:
+		snprintf(a->rule, sizeof(a->rule), "outside every mount");
+		break;
+	}
+}
+
+void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
+{
+	FILE *f = vm->cfg.audit;
+	struct sbx_audit_ctx *a = &vm->audit;
+	if (!f || s->nr == SBX_CALL_TRACE)
+		return;
+	/* A denial is the policy saying no; other errors are the file system's own answers. */
+	int deny = a->valid && (ret == -EROFS || ret == -EACCES || ret == -EPERM || ret == -EBUSY ||
+				(ret == -ENOENT && strcmp(a->rule, "outside every mount") == 0));
+	if (!deny && !vm->cfg.audit_all) {
+		a->valid = 0;
+		return;
+	}
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	fprintf(f,
+		"{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"call\":", tm.tm_year + 1900,
+		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	put_json_string(f, s->nr < SBX_CALL_COUNT && call_names[s->nr] ? call_names[s->nr] : "?");
+	if (a->valid) {
+		fputs(",\"guest_path\":", f);
+		put_json_string(f, a->gpath);
+		fputs(",\"host_path\":", f);
+		put_json_string(f, a->host);
+		fputs(",\"rule\":", f);
+		put_json_string(f, a->rule);
+	}
+	fprintf(f, ",\"decision\":\"%s\",\"result\":%lld", deny ? "deny" : "allow", (long long)ret);
+	if (ret < 0 && ret > -4096) {
+		fputs(",\"errno\":", f);
+		put_json_string(f, strerrorname_np((int)-ret) ? strerrorname_np((int)-ret) : "?");
+	}
+	fputs("}\n", f);
+	fflush(f);
+	a->valid = 0;
+}

@@ -1,0 +1,117 @@
+/* Enforcing the policy's limits. Time limits have a watchdog thread that ends the run with the
+ * kick (KVM_RUN returns at once, blocking host calls are interrupted); byte limits are checked
+ * on every write before it happens, so a write never goes past a limit and the run then ends
+ * with the limit named. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t thread_cpu_ms(clockid_t c)
+{
+	struct timespec t;
+	if (clock_gettime(c, &t) < 0)
+		return 0;
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct sbx_vm *vm = arg;
+	const struct policy_limits *l = &vm->cfg.policy->lim;
+	int64_t start = mono_ms();
+	while (!atomic_load(&vm->stopping)) {
+		int64_t now = mono_ms(), wait = 50;
+		if (l->wall_ms) {
+			int64_t left = start + (int64_t)l->wall_ms - now;
+			if (left <= 0) {
+				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0,
+					    "wall-clock limit reached: --timeout %llu ms",
+					    (unsigned long long)l->wall_ms);
+				break;
+			}
+			if (left < wait)
+				wait = left;
+		}
+		if (l->cpu_ms && vm->vcpu_clock_set) {
+			/* The guest's CPU time is the vCPU thread's (the guest runs inside
+			 * KVM_RUN). */
+			int64_t used = thread_cpu_ms(vm->vcpu_clock);
+			if (used >= (int64_t)l->cpu_ms) {
+				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
+					    "CPU time limit reached: --cpu-time %llu ms",
+					    (unsigned long long)l->cpu_ms);
+				break;
+			}
+			if ((int64_t)l->cpu_ms - used < wait)
+				wait = (int64_t)l->cpu_ms - used;
+		}
+		struct timespec rel = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+		syscall(SYS_futex, &vm->stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+	}
+	return NULL;
+}
+
+int sbx_limits_start(struct sbx_vm *vm)
+{
+	const struct policy_limits *l = &vm->cfg.policy->lim;
+	if (!l->wall_ms && !l->cpu_ms)
+		return 0;
+	vm->vcpu_clock_set = pthread_getcpuclockid(pthread_self(), &vm->vcpu_clock) == 0;
+	int e = pthread_create(&vm->watchdog, NULL, watchdog_main, vm);
+	if (e)
+		return -e;
+	vm->watchdog_started = 1;
+	return 0;
+}
+
+void sbx_limits_stop(struct sbx_vm *vm)
+{
+	if (!vm->watchdog_started)
+		return;
+	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	pthread_join(vm->watchdog, NULL);
+	vm->watchdog_started = 0;
+}
+
+uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len)
+{
+	const struct policy_limits *l = &vm->cfg.policy->lim;
+	int stdio = h->gpath == NULL;
+	uint64_t lim = stdio ? l->max_output : l->max_write;
+	uint64_t used = stdio ? vm->out_bytes : vm->write_bytes;
+	if (!lim)
+		return len;
+	uint64_t left = used < lim ? lim - used : 0;
+	if (len > left) {
+		/* The allowed part is written; then the run ends, naming the limit. */
+		sbx_vm_kill(vm, SBX_END_LIMIT,
+			    stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE, 0,
+			    "%s limit reached: %s %llu bytes", stdio ? "output" : "file write",
+			    stdio ? "--max-output" : "--max-write", (unsigned long long)lim);
+		return left;
+	}
+	return len;
+}
+
+void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written)
+{
+	if (written <= 0)
+		return;
+	if (h->gpath == NULL)
+		vm->out_bytes += (uint64_t)written;
+	else
+		vm->write_bytes += (uint64_t)written;
+}

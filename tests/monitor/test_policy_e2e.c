@@ -1,0 +1,144 @@
+/* The policy end to end: limits end the run with their documented status, nothing leaves a
+ * mount, the audit log records denials, --tmp directories vanish, stdin and environment
+ * follow the flags. Each test also checks the host afterwards. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+
+#define LIMITS SBX_BUILD_DIR "/samples/limits-glibc"
+
+TestSuite(policy_e2e, .timeout = 120);
+
+static void expect_run(const char *cmd, int status, const char *text)
+{
+	int st;
+	char *out = e2e_slurp(cmd, &st);
+	cr_expect_eq(st, status, "%s: status %d, want %d\n%s", cmd, st, status, out);
+	if (text)
+		cr_expect(strstr(out, text), "%s: no '%s' in\n%s", cmd, text, out);
+	free(out);
+}
+
+Test(policy_e2e, time_limits_end_the_run)
+{
+	e2e_need_kvm();
+	expect_run(SANDBOX " --timeout 300ms " LIMITS " spin 2>&1", 121, "wall-clock limit");
+	expect_run(SANDBOX " --timeout 300ms " LIMITS " sleep 2>&1", 121, "--timeout 300 ms");
+	expect_run(SANDBOX " --cpu-time 300ms " LIMITS " spin 2>&1", 120, "CPU time limit");
+}
+
+Test(policy_e2e, output_and_write_limits_stop_exactly_at_the_limit)
+{
+	e2e_need_kvm();
+	int st;
+	char *out =
+	    e2e_slurp(SANDBOX " --max-output 100000 " LIMITS " flood 2>/dev/null | wc -c", &st);
+	cr_expect_eq(atoi(out), 100000, "stdout bytes: %s", out);
+	free(out);
+	expect_run(SANDBOX " --max-output 100000 " LIMITS " flood 2>&1 >/dev/null", 122,
+		   "--max-output 100000");
+	char dir[] = "/tmp/sbx-lim-XXXXXX", cmd[512], path[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --rw %s:/out --max-write 200K " LIMITS " write /out/f 2>&1", dir);
+	expect_run(cmd, 123, "--max-write 204800");
+	snprintf(path, sizeof(path), "%s/f", dir);
+	struct stat sb;
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_expect_eq(sb.st_size, 204800);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(policy_e2e, open_files_and_memory)
+{
+	e2e_need_kvm();
+	expect_run(SANDBOX " --max-files 16 " LIMITS " files 2>&1", 119, "--max-files 16");
+	/* A memory bomb hits the guest's RAM, not the host's: malloc fails inside. */
+	expect_run(SANDBOX " --mem 48M " LIMITS " memory 2>&1", 0, "malloc failed after more than");
+}
+
+Test(policy_e2e, stdin_and_environment)
+{
+	e2e_need_kvm();
+	expect_run("echo x | " SANDBOX " --no-stdin " LIMITS " stdin", 0, "Bad file descriptor");
+	expect_run("echo x | " SANDBOX " " LIMITS " stdin", 0, "read stdin: ok");
+	expect_run("SBX_SECRET=1 SBX_PASSED=yes " SANDBOX " --env-pass SBX_PASSED " SBX_BUILD_DIR
+		   "/samples/args-musl | grep -c SBX_",
+		   0, "1");
+}
+
+Test(policy_e2e, nothing_leaves_a_mount)
+{
+	e2e_need_kvm();
+	char dir[] = "/tmp/sbx-esc-XXXXXX", cmd[512];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "cd %s && ln -s /etc/passwd abs && ln -s / root && ln -s ../../../../etc/passwd up",
+	    dir);
+	cr_assert_eq(system(cmd), 0);
+	struct stat before, after;
+	cr_assert_eq(stat("/etc/passwd", &before), 0);
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --ro %s:/data " SBX_BUILD_DIR "/samples/escape-glibc /data", dir);
+	int st;
+	char *out = e2e_slurp(cmd, &st);
+	cr_expect_eq(st, 0);
+	cr_expect(!strstr(out, "OPENED"), "an escape succeeded:\n%s", out);
+	cr_expect(strstr(out, "Read-only file system"), "%s", out);
+	free(out);
+	cr_assert_eq(stat("/etc/passwd", &after), 0);
+	cr_expect_eq(before.st_mtime, after.st_mtime);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(policy_e2e, audit_log_records_denials_as_json_lines)
+{
+	e2e_need_kvm();
+	char log[64], cmd[512];
+	snprintf(log, sizeof(log), "/tmp/sbx-audit-%d.jsonl", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --audit %s --ro /tmp:/data " SBX_BUILD_DIR
+			 "/samples/escape-glibc /data >/dev/null 2>&1",
+		 log);
+	int st;
+	free(e2e_slurp(cmd, &st));
+	snprintf(cmd, sizeof(cmd), "grep -c '\"decision\":\"deny\"' %s", log);
+	char *out = e2e_slurp(cmd, &st);
+	cr_expect_geq(atoi(out), 3, "denials logged: %s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "grep '\"guest_path\":\"/etc/passwd\"' %s", log);
+	out = e2e_slurp(cmd, &st);
+	cr_expect(strstr(out, "\"rule\":\"outside every mount\""), "%s", out);
+	free(out);
+	unlink(log);
+}
+
+Test(policy_e2e, tmp_directories_are_private_and_removed)
+{
+	e2e_need_kvm();
+	int st;
+	char *out = e2e_slurp("ls -d ${TMPDIR:-/tmp}/sandbox-tmp-* 2>/dev/null | wc -l", &st);
+	int before = atoi(out);
+	free(out);
+	expect_run(SANDBOX " --tmp /scratch " SBX_BUILD_DIR "/samples/writefile-musl /scratch", 0,
+		   NULL);
+	out = e2e_slurp("ls -d ${TMPDIR:-/tmp}/sandbox-tmp-* 2>/dev/null | wc -l", &st);
+	cr_expect_eq(atoi(out), before, "a --tmp directory was left behind");
+	free(out);
+}
+
+Test(policy_e2e, print_policy_and_bad_flags)
+{
+	expect_run(SANDBOX " --ro /tmp:/data --timeout 2s --print-policy", 0, "\"timeout\"");
+	expect_run(SANDBOX " --timeout 3x /bin/true 2>&1", 125,
+		   "--timeout 3x: expected a duration");
+	expect_run(SANDBOX " --max-output lots /bin/true 2>&1", 125, "expected a size");
+}
