@@ -38,7 +38,8 @@ int sbx_confine_landlock_abi(void);
 /* How an entry narrows its arguments. */
 enum sbx_arg {
 	ARG_ANY,
-	ARG_NO_EXEC,	   /* mmap, mprotect: never PROT_EXEC (arg 2) */
+	ARG_NO_EXEC,	   /* mmap, mprotect: without PROT_EXEC (arg 2) */
+	ARG_EXEC,	   /* mmap, mprotect: with PROT_EXEC */
 	ARG_THREAD,	   /* clone: CLONE_THREAD only, so no new process (arg 0) */
 	ARG_CALLER,	   /* sched_setaffinity: the calling thread only (pid 0) */
 	ARG_OWN_PROCESS,   /* tgkill: threads of this process only (tgid) */
@@ -79,8 +80,10 @@ static const struct sbx_rule {
     {SCMP_SYS(nanosleep), ARG_ANY, 0, "sleeps in libraries"},
     /* Memory of the monitor itself */
     {SCMP_SYS(mmap), ARG_NO_EXEC, 0, "malloc, libdw/libelf reading ELF files, thread stacks"},
+    {SCMP_SYS(mmap), ARG_EXEC, EPERM, "no new code: a lazy dlopen (libdebuginfod) fails"},
     {SCMP_SYS(munmap), ARG_ANY, 0, "free, teardown of guest RAM and kvm_run"},
     {SCMP_SYS(mprotect), ARG_NO_EXEC, 0, "malloc arenas, thread stack guards"},
+    {SCMP_SYS(mprotect), ARG_EXEC, EPERM, "no new code"},
     {SCMP_SYS(mremap), ARG_ANY, 0, "realloc of large blocks"},
     {SCMP_SYS(madvise), ARG_ANY, 0, "free and thread exit give memory back"},
     {SCMP_SYS(brk), ARG_ANY, 0, "malloc"},
@@ -138,8 +141,8 @@ static const int sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL,
 static const unsigned long sbx_tty_ioctls[] = {TCGETS, TIOCGWINSZ, FIONREAD};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
  * (signal.c, x86_setup.c sbx_x86_enter), on the vCPU fd only. */
-static const unsigned long sbx_vcpu_ioctls[] = {KVM_RUN, KVM_GET_REGS, KVM_SET_REGS,
-						KVM_GET_SREGS, KVM_SET_SREGS};
+static const unsigned long sbx_vcpu_ioctls[] = {KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
+						KVM_SET_SREGS};
 
 /* fds and ioctl commands are ints to the kernel: compare the low 32 bits only. */
 #define LOW32 0xffffffffull
@@ -156,6 +159,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 	case ARG_NO_EXEC:
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	case ARG_EXEC:
+		return seccomp_rule_add(ctx, act, r->nr, 1,
+					SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
 	case ARG_THREAD:
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
@@ -165,9 +171,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid()));
 	case ARG_VERSION_QUERY:
-		return seccomp_rule_add(ctx, act, r->nr, 3, SCMP_A0(SCMP_CMP_EQ, 0),
-					SCMP_A1(SCMP_CMP_EQ, 0),
-					SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, LL_CREATE_RULESET_VERSION));
+		return seccomp_rule_add(
+		    ctx, act, r->nr, 3, SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A1(SCMP_CMP_EQ, 0),
+		    SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, LL_CREATE_RULESET_VERSION));
 	case ARG_FCNTL:
 		for (size_t i = 0; rc == 0 && i < sizeof(sbx_fcntl_cmds) / sizeof(int); i++)
 			rc = seccomp_rule_add(
@@ -176,8 +182,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 		return rc;
 	case ARG_IOCTL:
 		for (size_t i = 0; rc == 0 && i < sizeof(sbx_tty_ioctls) / sizeof(long); i++)
-			rc = seccomp_rule_add(ctx, act, r->nr, 1,
-					      SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_tty_ioctls[i]));
+			rc =
+			    seccomp_rule_add(ctx, act, r->nr, 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_tty_ioctls[i]));
 		/* A bare VM (tests, fuzzers) has no vCPU fd. */
 		for (size_t i = 0;
 		     rc == 0 && vm->vcpu_fd >= 0 && i < sizeof(sbx_vcpu_ioctls) / sizeof(long); i++)
@@ -218,14 +225,9 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 			 "itself (--no-confine runs without it)");
 		return -ENOSYS;
 	}
-	/* Debug aids (docs/confinement.md): "log" lets everything through and has the kernel log
-	 * what is off the list (dmesg); any other value names the first such call and dies. */
 	const char *dbg = getenv("SBX_CONFINE_DEBUG");
-	int log = dbg && strcmp(dbg, "log") == 0;
-	int debug = !log && dbg && *dbg && strcmp(dbg, "0") != 0;
-	scmp_filter_ctx ctx = seccomp_init(log     ? SCMP_ACT_LOG
-					   : debug ? SCMP_ACT_TRAP
-						   : SCMP_ACT_KILL_PROCESS);
+	int debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+	scmp_filter_ctx ctx = seccomp_init(debug ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
 	if (!ctx) {
 		snprintf(err, errlen, "seccomp_init failed");
 		return -ENOMEM;
@@ -243,8 +245,8 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 	for (size_t i = 0; i < sizeof(sbx_rules) / sizeof(sbx_rules[0]); i++) {
 		rc = add_rule(ctx, &sbx_rules[i], vm);
 		if (rc < 0) {
-			const char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE,
-									     sbx_rules[i].nr);
+			const char *name =
+			    seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, sbx_rules[i].nr);
 			snprintf(err, errlen, "seccomp: cannot add the rule for %s: %s",
 				 name ? name : "?", strerror(-rc));
 			free((void *)name);
@@ -361,8 +363,7 @@ static int ll_allow_fd(struct ll *l, int fd, uint64_t access, const char *what, 
 
 /* A path the monitor itself opens later. A file that does not exist (yet) gets no rule: the
  * later open fails as it would have without Landlock. */
-static int ll_allow_path(struct ll *l, const char *path, uint64_t access, char *err,
-			 size_t errlen)
+static int ll_allow_path(struct ll *l, const char *path, uint64_t access, char *err, size_t errlen)
 {
 	int fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
@@ -558,8 +559,7 @@ static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "Landlock: %d of the monitor's %d other threads did not take the "
 			 "restrictions%s",
-			 want - done + failed, n,
-			 done < want ? " (they block signals)" : "");
+			 want - done + failed, n, done < want ? " (they block signals)" : "");
 		if (done >= want)
 			free(s);
 		return -EPERM;
@@ -627,7 +627,8 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 	r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (r > 0 || r == -ESRCH) {
-		snprintf(err, errlen, "seccomp: another thread of the monitor has a filter of its own");
+		snprintf(err, errlen,
+			 "seccomp: another thread of the monitor has a filter of its own");
 		return -ESRCH;
 	}
 	if (r < 0) {

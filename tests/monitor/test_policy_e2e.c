@@ -142,3 +142,22 @@ Test(policy_e2e, print_policy_and_bad_flags)
 		   "--timeout 3x: expected a duration");
 	expect_run(SANDBOX " --max-output lots /bin/true 2>&1", 125, "expected a size");
 }
+
+/* A guest that skips the in-guest kernel and writes hostile requests into the ring itself. */
+Test(policy_e2e, raw_hypercalls_from_a_hostile_guest)
+{
+	e2e_need_kvm();
+	static const char *const polls[] = {"on", "off"};
+	for (int p = 0; p < 2; p++) {
+		char cmd[256];
+		snprintf(cmd, sizeof(cmd),
+			 SANDBOX " --io-poll %s " SBX_BUILD_DIR "/samples/rawcall garbage 2>&1",
+			 polls[p]);
+		expect_run(cmd, 0, "checks, 0 failed");
+	}
+	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall noabi 2>&1", 125,
+		   "hypercall ABI 0.0");
+	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall unknown 2>&1", 125,
+		   "unknown hypercall 9999");
+	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall overrun 2>&1", 125, "ABI violation");
+}

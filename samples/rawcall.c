@@ -1,0 +1,191 @@
+/* rawcall MODE: a guest that brings no kernel of its own use: it writes hypercall requests
+ * straight into the ring and rings the doorbell, as a hostile guest could. Freestanding.
+ *   rawcall garbage  - hostile arguments; each must come back as the right error code,
+ *                      then a million valid calls; prints "rawcall: N checks passed", exit 0
+ *   rawcall noabi    - a request before the ABI handshake: the monitor must end the run
+ *   rawcall unknown  - an unknown call number: the monitor must end the run
+ *   rawcall overrun  - a ring head far past the tail: the monitor must end the run */
+#include "sbx_abi.h"
+
+#define RING ((volatile struct sbx_ring *)SBX_RING_ADDR)
+#define BOOT ((volatile struct sbx_bootinfo *)SBX_BOOTINFO_ADDR)
+#define EFAULT 14
+#define EBADF 9
+#define EINVAL 22
+#define ENAMETOOLONG 36
+#define ENOENT 2
+
+static uint64_t seq;
+static int failures, checks;
+
+static void doorbell(void)
+{
+	if (BOOT->flags & SBX_BOOT_CPL0)
+		__asm__ volatile("outb %%al, %0" ::"i"(SBX_PORT_DOORBELL), "a"(0) : "memory");
+	else
+		*(volatile uint8_t *)SBX_DOORBELL_VA = 0;
+}
+
+static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
+{
+	volatile struct sbx_slot *s = &RING->slots[RING->head % SBX_RING_SLOTS];
+	s->nr = nr;
+	s->pad = 0;
+	s->u.a[0] = a0;
+	s->u.a[1] = a1;
+	s->u.a[2] = a2;
+	s->u.a[3] = a3;
+	s->u.a[4] = a4;
+	s->u.a[5] = 0;
+	s->u.a[6] = 0;
+	s->seq = ++seq;
+	__atomic_store_n(&RING->head, RING->head + 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&RING->flags, __ATOMIC_SEQ_CST) & SBX_RING_NEED_WAKEUP)
+		doorbell();
+	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq)
+		doorbell();
+	return s->ret;
+}
+
+static uint64_t len(const char *s)
+{
+	uint64_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void say(const char *s)
+{
+	/* struct sbx_rw: fd and pad share a[0] */
+	call(SBX_CALL_WRITE, 1, (uint64_t)s, len(s), 0, 0);
+}
+
+static void say_num(int64_t v)
+{
+	static char buf[24];
+	int i = 23, neg = v < 0;
+	uint64_t u = neg ? (uint64_t)-v : (uint64_t)v;
+	buf[i] = 0;
+	do {
+		buf[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		buf[--i] = '-';
+	say(buf + i);
+}
+
+static void expect(const char *what, int64_t got, int64_t want)
+{
+	checks++;
+	if (got == want)
+		return;
+	failures++;
+	say("FAIL ");
+	say(what);
+	say(": got ");
+	say_num(got);
+	say(", want ");
+	say_num(want);
+	say("\n");
+}
+
+static void __attribute__((noreturn)) leave(uint32_t status)
+{
+	call(SBX_CALL_EXIT, status, 0, 0, 0, 0);
+	for (;;)
+		doorbell();
+}
+
+static int streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+static char path_buf[8192];
+static struct sbx_iovec iov[4];
+
+static void garbage(void)
+{
+	uint64_t top = BOOT->mem_size;
+	/* Buffers outside RAM, wrapping, and past its end. */
+	expect("write outside RAM", call(SBX_CALL_WRITE, 1, top + 4096, 16, 0, 0), -EFAULT);
+	expect("write wrapping", call(SBX_CALL_WRITE, 1, ~0ull - 8, 64, 0, 0), -EFAULT);
+	expect("write past the end", call(SBX_CALL_WRITE, 1, top - 8, 64, 0, 0), -EFAULT);
+	expect("read huge length", call(SBX_CALL_READ, 0, 0x400000, ~0ull, 0, 0), -EFAULT);
+	/* Handles the guest never got. */
+	expect("read unknown fd", call(SBX_CALL_READ, 999, 0x400000, 1, 0, 0), -EBADF);
+	expect("read negative fd", call(SBX_CALL_READ, 0xffffffff, 0x400000, 1, 0, 0), -EBADF);
+	expect("close unknown", call(SBX_CALL_CLOSE, 1u << 31, 0, 0, 0, 0), -EBADF);
+	expect("getdents unknown", call(SBX_CALL_GETDENTS, 77, 0x400000, 4096, 0, 0), -EBADF);
+	/* Paths: unterminated past RAM, over-long, with a NUL inside, empty. struct sbx_path:
+	 * a0 = dirfd | flags << 32, a1 = path, a2 = path_len | mode << 32. */
+	uint64_t cwd = (uint32_t)SBX_AT_FDCWD;
+	expect("path past RAM", call(SBX_CALL_OPEN, cwd, top - 4, 64, 0, 0), -EFAULT);
+	expect("path over-long", call(SBX_CALL_OPEN, cwd, 0x400000, 1u << 30, 0, 0), -ENAMETOOLONG);
+	path_buf[0] = '/';
+	path_buf[1] = 'a';
+	path_buf[2] = 0;
+	path_buf[3] = 'b';
+	expect("path with NUL", call(SBX_CALL_OPEN, cwd, (uint64_t)path_buf, 4, 0, 0), -EINVAL);
+	expect("empty path", call(SBX_CALL_OPEN, cwd, (uint64_t)path_buf, 0, 0, 0), -ENOENT);
+	for (int i = 0; i < 8190; i++)
+		path_buf[i] = '/';
+	expect("path beyond PATH_MAX", call(SBX_CALL_OPEN, cwd, (uint64_t)path_buf, 8190, 0, 0),
+	       -ENAMETOOLONG);
+	/* Vectors: too many entries, an entry outside RAM, lengths that overflow the total. */
+	expect("writev too many", call(SBX_CALL_WRITEV, 1, (uint64_t)iov, 100000, 0, 0), -EINVAL);
+	iov[0].base = top + 4096;
+	iov[0].len = 8;
+	expect("writev entry outside", call(SBX_CALL_WRITEV, 1, (uint64_t)iov, 1, 0, 0), -EFAULT);
+	iov[0].base = 0x400000;
+	iov[0].len = ~0ull - 2;
+	iov[1].base = 0x400000;
+	iov[1].len = 8;
+	expect("writev overflowing total", call(SBX_CALL_WRITEV, 1, (uint64_t)iov, 2, 0, 0),
+	       -EINVAL);
+	expect("poll too many", call(SBX_CALL_POLL, 0x400000, 1u << 20, 0, 0, 0), -EINVAL);
+	expect("discard the kernel", call(SBX_CALL_DISCARD, SBX_RING_ADDR, 4096, 0, 0, 0), -EINVAL);
+	expect("discard unaligned", call(SBX_CALL_DISCARD, 0x400001, 4096, 0, 0, 0), -EINVAL);
+	expect("stat into the void", call(SBX_CALL_FSTAT, 1, 0, 0, top, 144), -EFAULT);
+	/* A million valid calls: the monitor stays correct. */
+	static char cwdbuf[64];
+	int bad = 0;
+	for (int i = 0; i < 1000000; i++)
+		bad += call(SBX_CALL_GETCWD, 0, (uint64_t)cwdbuf, sizeof(cwdbuf), 0, 0) != 2;
+	expect("a million getcwd calls", bad, 0);
+	say("rawcall: ");
+	say_num(checks);
+	say(" checks, ");
+	say_num(failures);
+	say(" failed\n");
+	leave(failures ? 1 : 0);
+}
+
+void rawcall_main(uint64_t *sp);
+void rawcall_main(uint64_t *sp)
+{
+	int argc = (int)sp[0];
+	const char *mode = argc > 1 ? (const char *)sp[2] : "";
+	if (streq(mode, "noabi")) {
+		call(SBX_CALL_WRITE, 1, (uint64_t) "x", 1, 0, 0); /* no handshake */
+		leave(0);
+	}
+	RING->abi_version = SBX_ABI_VERSION;
+	if (streq(mode, "garbage"))
+		garbage();
+	if (streq(mode, "unknown"))
+		call(9999, 0, 0, 0, 0, 0);
+	if (streq(mode, "overrun")) {
+		__atomic_store_n(&RING->head, RING->head + 100, __ATOMIC_SEQ_CST);
+		for (;;)
+			doorbell();
+	}
+	say("rawcall: unknown mode\n");
+	leave(2);
+}
+
+__asm__(".globl _start\n_start:\n\tmov %rsp, %rdi\n\tand $-16, %rsp\n\tcall rawcall_main\n\tud2\n");
