@@ -12,8 +12,8 @@
 int policy_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	if (!s || !*s || s[0] == '-')
-		return -EINVAL;
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL; /* strtoull would take spaces and signs */
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s)
@@ -49,8 +49,8 @@ int policy_parse_size(const char *s, uint64_t *out)
 int policy_parse_duration(const char *s, uint64_t *ms)
 {
 	char *end;
-	if (!s || !*s || s[0] == '-')
-		return -EINVAL;
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL; /* strtoull would take spaces and signs */
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s)

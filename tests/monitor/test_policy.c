@@ -69,3 +69,19 @@ Test(policy, lookup_picks_the_longest_mount)
 	cr_assert_eq(policy_add_mount(&p, "/tmp:rel", 0, err, sizeof(err)), -EINVAL);
 	policy_free(&p);
 }
+
+Test(policy, sizes_and_durations_take_digits_only)
+{
+	uint64_t v;
+	cr_assert_eq(policy_parse_size("64K", &v), 0);
+	cr_assert_eq(v, 65536);
+	cr_assert_eq(policy_parse_duration("1500ms", &v), 0);
+	cr_assert_eq(v, 1500);
+	cr_assert_eq(policy_parse_duration("2m", &v), 0);
+	cr_assert_eq(v, 120000);
+	cr_assert_eq(policy_parse_size(" -5", &v), -EINVAL);
+	cr_assert_eq(policy_parse_size("+5", &v), -EINVAL);
+	cr_assert_eq(policy_parse_duration("+5s", &v), -EINVAL);
+	cr_assert_eq(policy_parse_size("99999999999999999999G", &v), -EINVAL);
+	cr_assert_eq(policy_parse_duration("3x", &v), -EINVAL);
+}
