@@ -132,6 +132,10 @@ static const struct sbx_rule {
     {SCMP_SYS(sysinfo), ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
     {SCMP_SYS(landlock_create_ruleset), ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
     {SCMP_SYS(socket), ARG_ANY, EACCES, "libdw's debuginfod client: no network, no crash"},
+#if defined(__SANITIZE_ADDRESS__)
+    /* SBX_SANITIZE builds only: what the ASan runtime itself calls. */
+    {SCMP_SYS(sigaltstack), ARG_ANY, 0, "ASan: an alternate signal stack per thread"},
+#endif
 };
 
 /* The fcntl commands the hypercalls and glibc use. */

@@ -32,6 +32,8 @@ struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd)
 int sbx_fd_room(struct sbx_vm *vm)
 {
 	uint64_t max = vm->cfg.policy->lim.max_files;
+	if (!max)
+		return 0;
 	int used = 0;
 	for (int i = 0; i < SBX_MAX_FDS; i++)
 		used += vm->fds[i].kind != SBX_H_FREE;
