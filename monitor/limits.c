@@ -95,23 +95,29 @@ uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 	if (!lim)
 		return len;
 	uint64_t left = used < lim ? lim - used : 0;
-	if (len > left) {
-		/* The allowed part is written; then the run ends, naming the limit. */
-		sbx_vm_kill(vm, SBX_END_LIMIT,
-			    stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE, 0,
-			    "%s limit reached: %s %llu bytes", stdio ? "output" : "file write",
-			    stdio ? "--max-output" : "--max-write", (unsigned long long)lim);
-		return left;
-	}
-	return len;
+	if (len <= left)
+		return len;
+	/* The allowed part is written first (ending the run now could interrupt that write);
+	 * sbx_limit_account then ends the run, naming the limit. */
+	vm->limit_hit = stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE;
+	vm->limit_value = lim;
+	if (left == 0)
+		sbx_limit_account(vm, h, 0);
+	return left;
 }
 
 void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written)
 {
-	if (written <= 0)
-		return;
-	if (h->gpath == NULL)
-		vm->out_bytes += (uint64_t)written;
-	else
-		vm->write_bytes += (uint64_t)written;
+	if (written > 0) {
+		if (h->gpath == NULL)
+			vm->out_bytes += (uint64_t)written;
+		else
+			vm->write_bytes += (uint64_t)written;
+	}
+	if (vm->limit_hit) {
+		int out = vm->limit_hit == SBX_STATUS_LIMIT_OUTPUT;
+		sbx_vm_kill(vm, SBX_END_LIMIT, vm->limit_hit, 0, "%s limit reached: %s %llu bytes",
+			    out ? "output" : "file write", out ? "--max-output" : "--max-write",
+			    (unsigned long long)vm->limit_value);
+	}
 }

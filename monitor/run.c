@@ -182,6 +182,10 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	if (sbx_limits_start(vm) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "cannot start the thread that enforces the time limits");
+	/* The last step before the first guest instruction: the monitor confines itself (its
+	 * threads included) to what serving this guest needs. */
+	if (!vm->cfg.no_confine && sbx_confine(vm, err, sizeof(err)) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
 	struct sbx_fault f;
 	for (;;) {
 		while (!atomic_load(&vm->stopping)) {

@@ -89,6 +89,9 @@ void sbx_vm_destroy(struct sbx_vm *vm);
 enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
 enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run);
 
+/* The Landlock ABI version of this kernel, 0 without Landlock (confinement is then seccomp
+ * only). */
+int sbx_confine_landlock_abi(void);
 /* 1 when /dev/kvm is the PVM backend. */
 int sbx_kvm_is_pvm(void);
 

@@ -76,6 +76,8 @@ struct sbx_vm {
 
 	/* Limits (limits.c). */
 	uint64_t out_bytes, write_bytes;
+	int limit_hit; /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	uint64_t limit_value;
 	pthread_t watchdog;
 	int watchdog_started;
 	clockid_t vcpu_clock;

@@ -128,9 +128,13 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	(void)ftw;
-	remove(path);
+	/* Not remove(): under Landlock its unlink of a directory fails with EACCES, not EISDIR,
+	 * and it never tries rmdir. */
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
 	return 0;
 }
 

@@ -19,8 +19,6 @@
 
 #include "vm.h"
 
-int sbx_confine_landlock_abi(void); /* confine.c; TODO: from vm.h */
-
 /* Exit statuses of the children. */
 enum { OK = 0, E_SETUP = 10, E_CONFINE, E_OUTSIDE_OPENED, E_OUTSIDE_ERRNO, E_INSIDE, E_CALL };
 
