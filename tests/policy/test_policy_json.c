@@ -153,7 +153,8 @@ static size_t list_fixtures(const char *prefix, struct fixture *out, size_t max)
 		    strcmp(e->d_name + l - 5, ".json") != 0 || l >= sizeof(out->name))
 			continue;
 		if (out && n < max)
-			snprintf(out[n].name, sizeof(out[n].name), "%s", e->d_name);
+			snprintf(out[n].name, sizeof(out[n].name), "%.*s",
+				 (int)sizeof(out[n].name) - 1, e->d_name);
 		n++;
 	}
 	closedir(d);
