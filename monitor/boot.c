@@ -305,6 +305,9 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	if ((r = kvm_join(vm, err, errlen)) < 0 || (r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 ||
 	    (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
+	/* /dev/kvm itself is not needed once the VM and its vCPU exist: drop it. */
+	close(vm->kvm_fd);
+	vm->kvm_fd = -1;
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
 		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
 		(unsigned long long)vm->entry_rsp, vm->img.nsegs);
