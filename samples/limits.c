@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 static volatile unsigned long counter;
+static char *volatile keep;
 
 int main(int argc, char **argv)
 {
@@ -38,8 +39,13 @@ int main(int argc, char **argv)
 				return 1;
 	} else if (!strcmp(what, "memory")) {
 		size_t mib = 0;
-		while (malloc(1 << 20))
+		char *p;
+		/* Touch each block and keep it reachable, so no compiler elides the allocation. */
+		while ((p = malloc(1 << 20))) {
+			p[0] = 1;
+			keep = p;
 			mib++;
+		}
 		printf("malloc failed after %s\n", mib > 16 ? "more than 16 MiB" : "less");
 		return 0;
 	} else if (!strcmp(what, "stdin")) {
