@@ -177,15 +177,17 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	pthread_once(&once, sbx_kick_install);
 	vm->vcpu_thread = pthread_self();
 	vm->vcpu_thread_set = 1;
+	/* The monitor confines itself before the guest's first instruction, and before it starts
+	 * its other threads: they inherit the filter and the Landlock domain, so nothing has to
+	 * be synchronised across threads (which costs ~0.5 ms). */
+	if (!vm->cfg.no_confine && sbx_confine(vm, err, sizeof(err)) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
 	if (sbx_limits_start(vm) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "cannot start the thread that enforces the time limits");
-	/* The last step before the first guest instruction: the monitor confines itself (its
-	 * threads included) to what serving this guest needs. */
-	if (!vm->cfg.no_confine && sbx_confine(vm, err, sizeof(err)) < 0)
-		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
+
 	struct sbx_fault f;
 	for (;;) {
 		while (!atomic_load(&vm->stopping)) {
