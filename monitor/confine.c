@@ -83,7 +83,8 @@ static const struct sbx_rule {
     {SCMP_SYS(mprotect), ARG_NO_EXEC, 0, "malloc arenas, thread stack guards"},
     {SCMP_SYS(mprotect), ARG_EXEC, EPERM, "no new code"},
     {SCMP_SYS(mremap), ARG_ANY, 0, "realloc of large blocks"},
-    {SCMP_SYS(madvise), ARG_ANY, 0, "free and thread exit give memory back"},
+    {SCMP_SYS(madvise), ARG_ANY, 0,
+     "free and thread exit give memory back; backing guest pages ahead (POPULATE)"},
     {SCMP_SYS(brk), ARG_ANY, 0, "malloc"},
     /* Hypercalls on handles (hc_io.c) */
     {SCMP_SYS(read), ARG_ANY, 0, "READ; reports read ELF and /proc files"},

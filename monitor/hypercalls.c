@@ -74,6 +74,16 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 	return 0;
 }
 
+static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t addr = s->u.a[0], len = s->u.a[1];
+	/* A hint: whole user pages, at most 64 MiB, inside RAM; anything else is ignored. */
+	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || len > (64ull << 20) ||
+	    !sbx_gptr(vm, addr, len))
+		return -EINVAL;
+	return madvise(vm->mem + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;
+}
+
 static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t ns = s->u.a[0];
@@ -140,6 +150,7 @@ static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
     [SBX_CALL_UTIMENS] = sbx_hc_utimens,
     [SBX_CALL_STATFS] = sbx_hc_statfs,
     [SBX_CALL_POLL] = sbx_hc_poll,
+    [SBX_CALL_POPULATE] = hc_populate,
 };
 
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -199,6 +199,8 @@ enum sbx_call {
 	SBX_CALL_UTIMENS = 34, /* struct sbx_path: dirfd/path, buf = 2 timespecs or 0, flags */
 	SBX_CALL_STATFS = 35,  /* struct sbx_path: dirfd/path (path_len 0: the handle), buf */
 	SBX_CALL_POLL = 36, /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
+	SBX_CALL_POPULATE =
+	    37, /* a0: addr, a1: len: a hint, not waited for: back these pages now */
 	SBX_CALL_COUNT
 };
 #endif

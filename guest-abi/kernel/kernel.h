@@ -61,6 +61,7 @@ void k_deliver_pending(const struct k_resume *r);
 
 /* ring.c */
 long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
+int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);
 void __attribute__((noreturn)) k_exit(uint32_t status);

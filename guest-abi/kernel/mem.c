@@ -46,6 +46,22 @@ static uint64_t mmap_floor(void)
 	return b > BOOT->mmap_base ? b : BOOT->mmap_base;
 }
 
+/* Under PVM a guest's first touch of a page costs ~5 us, but ~1 us when the host page already
+ * exists: for big new mappings, ask a polling monitor to back them while we go on. */
+#define K_POPULATE_MIN (1024 * 1024ull)
+#define K_POPULATE_MAX (64 * 1024 * 1024ull)
+
+static void k_populate(uint64_t start, uint64_t len)
+{
+	if (len < K_POPULATE_MIN)
+		return;
+	uint64_t a[2] = {start, len < K_POPULATE_MAX ? len : K_POPULATE_MAX};
+	/* Waiting for it still wins: ~0.3 us a page on the host, then ~1 us a touch, against ~5 us
+	 * a touch without it. */
+	if (k_call_async(SBX_CALL_POPULATE, a, 2) < 0)
+		k_call(SBX_CALL_POPULATE, a, 2);
+}
+
 static void k_release(uint64_t start, uint64_t end)
 {
 	if (end <= start)
@@ -219,6 +235,8 @@ long k_sys_mmap(struct k_frame *f)
 			map_remove(start, start + plen);
 			return r;
 		}
+	} else {
+		k_populate(start, plen);
 	}
 	return (long)start;
 }
@@ -307,6 +325,8 @@ long k_sys_brk(struct k_frame *f)
 		return (long)cur;
 	if (page_up(want) < page_up(cur))
 		k_release(page_up(want), page_up(cur));
+	else
+		k_populate(page_up(cur), page_up(want) - page_up(cur));
 	k_brk = want;
 	return (long)want;
 }

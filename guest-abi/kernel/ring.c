@@ -85,6 +85,25 @@ long k_call_path(uint32_t nr, const struct sbx_path *p)
 	return k_submit(s);
 }
 
+/* Publishes a request without waiting for it: only while a monitor thread is polling (else
+ * the doorbell would make the vCPU wait for it after all). Returns 0 if it was sent. */
+int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	volatile struct sbx_ring *r = RING;
+	if (__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & SBX_RING_NEED_WAKEUP)
+		return -1;
+	if (r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= SBX_RING_SLOTS / 2)
+		return -1;
+	volatile struct sbx_slot *s = k_slot(nr);
+	for (unsigned i = 0; i < 7; i++)
+		s->u.a[i] = i < nargs ? args[i] : 0;
+	s->seq = ++k_seq;
+	if (k_seq == 1)
+		r->abi_version = SBX_ABI_VERSION;
+	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 void k_exit(uint32_t status)
 {
 	uint64_t a = status;
