@@ -9,14 +9,26 @@
 
 #include "policy.h"
 
-int policy_parse_size(const char *s, uint64_t *out)
+/* The digits a size or duration starts with; *end points at its unit. */
+static int leading_number(const char *s, uint64_t *v, const char **end)
 {
-	char *end;
+	char *e;
 	if (!s || *s < '0' || *s > '9')
 		return -EINVAL; /* strtoull would take spaces and signs */
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	unsigned long long n = strtoull(s, &e, 10);
+	if (errno)
+		return -EINVAL;
+	*v = n;
+	*end = e;
+	return 0;
+}
+
+int policy_parse_size(const char *s, uint64_t *out)
+{
+	const char *end;
+	uint64_t v;
+	if (leading_number(s, &v, &end) < 0)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (*end) {
@@ -48,12 +60,9 @@ int policy_parse_size(const char *s, uint64_t *out)
 
 int policy_parse_duration(const char *s, uint64_t *ms)
 {
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL; /* strtoull would take spaces and signs */
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	const char *end;
+	uint64_t v;
+	if (leading_number(s, &v, &end) < 0)
 		return -EINVAL;
 	uint64_t mul;
 	if (!strcmp(end, "ms"))
