@@ -13,8 +13,8 @@ if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
   $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev \
     libelf-dev libdw-dev libcapstone-dev libbpf-dev libseccomp-dev libjansson-dev \
-    libcriterion-dev libzstd-dev libxxhash-dev musl-tools \
-    busybox-static bubblewrap hyperfine clang-format python3 git gdb binutils >/dev/null
+    libcriterion-dev libzstd-dev libxxhash-dev libsodium-dev musl-tools \
+    busybox-static bubblewrap hyperfine clang-format python3 git gdb binutils criu iproute2 >/dev/null
 fi
 
 if [ "${1:-}" != "--no-build" ]; then

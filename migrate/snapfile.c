@@ -1,0 +1,2 @@
+/* The snapshot container (migrate.h). */
+#include "migrate.h"

@@ -1,0 +1,2 @@
+/* The migration stream (migrate.h). */
+#include "migrate.h"
