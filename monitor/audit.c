@@ -109,3 +109,8 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 	fflush(f);
 	a->valid = 0;
 }
+
+const char *sbx_call_name(int nr)
+{
+	return nr >= 0 && nr < SBX_CALL_COUNT ? call_names[nr] : NULL;
+}

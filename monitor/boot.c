@@ -38,7 +38,7 @@ void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
 }
 
 /* On two or more CPUs the poller and the vCPU get one each; on one, nobody spins. */
-static void choose_cpus(struct sbx_vm *vm)
+void sbx_vm_choose_cpus(struct sbx_vm *vm)
 {
 	cpu_set_t set;
 	vm->cpu_vcpu = vm->cpu_poller = -1;
@@ -89,7 +89,10 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	}
 	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
 	vm->stop.vector = -1;
+	vm->control_fd = -1;
 	pthread_mutex_init(&vm->ring_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	*out = vm;
 
 	uint64_t mem = (cfg->mem_size + 2 * MIB - 1) & ~(2 * MIB - 1);
@@ -142,7 +145,7 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
 	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
 	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
-	choose_cpus(vm);
+	sbx_vm_choose_cpus(vm);
 	if (pthread_create(&vm->kvm_thread, NULL, kvm_thread_main, vm) == 0)
 		vm->kvm_thread_started = 1;
 	else
@@ -220,6 +223,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->tsc_at_boot = tsc;
 	b->realtime_ns = (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec;
 	b->monotonic_ns = (int64_t)mono.tv_sec * 1000000000ll + mono.tv_nsec;
+	b->start_ns = b->monotonic_ns;
 	b->spin_us = SBX_SPIN_US;
 	b->spin_tsc = b->tsc_hz / 1000000 * SBX_SPIN_US;
 	return 0;
@@ -305,9 +309,8 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	if ((r = kvm_join(vm, err, errlen)) < 0 || (r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 ||
 	    (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
-	/* /dev/kvm itself is not needed once the VM and its vCPU exist: drop it. */
-	close(vm->kvm_fd);
-	vm->kvm_fd = -1;
+	sbx_kvm_close_dev(vm);
+	sbx_elf_hash(vm->cfg.prog, vm->elf_hash);
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
 		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
 		(unsigned long long)vm->entry_rsp, vm->img.nsegs);
@@ -324,7 +327,11 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 	sbx_fd_close_all(vm);
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);
+	sbx_control_stop(vm);
+	sbx_dirty_stop(vm);
 	pthread_mutex_destroy(&vm->ring_lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 	free(vm);
 }
 

@@ -131,6 +131,17 @@ static const struct sbx_rule {
     {SCMP_SYS(sysinfo), ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
     {SCMP_SYS(landlock_create_ruleset), ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
     {SCMP_SYS(socket), ARG_ANY, EACCES, "libdw's debuginfod client: no network, no crash"},
+    /* The control socket and the migration stream: bound or connected before confinement
+     * (or handed over by sandbox-ctl), so no socket, bind or connect is needed here. */
+    {SCMP_SYS(accept4), ARG_ANY, 0, "a sandbox-ctl client on the control socket"},
+    {SCMP_SYS(recvmsg), ARG_ANY, 0, "control commands and the fd sandbox-ctl hands over"},
+    {SCMP_SYS(sendmsg), ARG_ANY, 0, "the migration stream"},
+    {SCMP_SYS(sendto), ARG_ANY, 0, "control replies, the migration stream"},
+    {SCMP_SYS(recvfrom), ARG_ANY, 0, "the migration stream"},
+    {SCMP_SYS(setsockopt), ARG_ANY, 0, "TCP_NODELAY on a migration stream handed over"},
+    {SCMP_SYS(getsockopt), ARG_ANY, 0, "the migration stream's socket type"},
+    {SCMP_SYS(shutdown), ARG_ANY, 0, "the end of a migration stream"},
+    {SCMP_SYS(memfd_create), ARG_ANY, 0, "the state of a migration, built in memory"},
 #if defined(__SANITIZE_ADDRESS__)
     /* SBX_SANITIZE builds only: what the ASan runtime itself calls. */
     {SCMP_SYS(sigaltstack), ARG_ANY, 0, "ASan: an alternate signal stack per thread"},

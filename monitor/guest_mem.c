@@ -48,12 +48,23 @@ void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	if (gpa >= vm->mem_size || len > vm->mem_size - gpa)
 		return NULL;
+	/* Any pointer handed out may be written through: with dirty tracking on, the pages
+	 * count as the monitor's writes (a read-only use costs a needless page copy at most). */
+	if (vm->mon_dirty)
+		sbx_mem_dirty(vm, gpa, len);
+	return vm->mem + gpa;
+}
+
+const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (gpa >= vm->mem_size || len > vm->mem_size - gpa)
+		return NULL;
 	return vm->mem + gpa;
 }
 
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len)
 {
-	const void *p = sbx_gptr(vm, gpa, len);
+	const void *p = sbx_gptr_ro(vm, gpa, len);
 	if (!p)
 		return -EFAULT;
 	memcpy(dst, p, len);

@@ -65,7 +65,7 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 		return n < 0 ? -EMFILE : -ENOMEM;
 	}
 	vm->fds[n] = (struct sbx_handle){
-	    .kind = kind, .fd = fd, .gpath = g, .cloexec = cloexec, .writable = writable};
+	    .kind = kind, .fd = fd, .gpath = g, .cloexec = cloexec, .writable = writable, .stdio = -1};
 	return n;
 }
 

@@ -68,6 +68,13 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Only user pages, whole pages: the kernel area and page tables are never given back. */
 	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || !sbx_gptr(vm, addr, len))
 		return -EINVAL;
+	if (vm->mem_fd < 0) {
+		/* RAM is a private mapping of a snapshot (lazy restore): dropping pages would
+		 * bring the file's bytes back, so map fresh zero pages over them instead. */
+		void *p = mmap(vm->mem + addr, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		return p == MAP_FAILED ? -errno : 0;
+	}
 	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)addr,
 		      (off_t)len) < 0)
 		return -errno;
@@ -189,4 +196,8 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 			vm->run->immediate_exit = 1;
 		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
 	}
+	/* A paused vCPU thread waits for resume or for this. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }

@@ -92,6 +92,14 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* /dev/kvm itself is not needed once the VM and its vCPU exist. */
+void sbx_kvm_close_dev(struct sbx_vm *vm)
+{
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+}
+
 void sbx_kvm_close(struct sbx_vm *vm)
 {
 	if (vm->run)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migrate.h"
 #include "sandbox.h"
 
 #define EXIT_USAGE 125
@@ -49,6 +50,16 @@ static void usage(FILE *f)
 	    "  --report-json FILE   also write a crash report as JSON\n"
 	    "  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
 	    "  --debug-file FILE    separate debug info for crash reports\n"
+	    "Snapshots and migration (docs/snapshots.md):\n"
+	    "  --control SOCK       a control socket for sandbox-ctl (pause, resume, stats,\n"
+	    "                       snapshot, migrate)\n"
+	    "  --restore FILE       resume a sandbox from a snapshot instead of starting PROGRAM\n"
+	    "  --restore-lazy FILE  the same, mapping its RAM copy-on-write without reading it\n"
+	    "  --incoming ADDR      wait on tcp:HOST:PORT or unix:PATH for a live migration\n"
+	    "  --migrate-key FILE   the pre-shared key that authenticates the migration stream\n"
+	    "  --max-downtime DURATION  live migration's pause target (default 20ms)\n"
+	    "  --allow-wider-policy a restore may grant more than the snapshot's policy did\n"
+	    "  --snapshot-compress  compress snapshot RAM with zstd (not mappable)\n"
 	    "  -v, --verbose        say more (twice for even more)\n"
 	    "  -h, --help           this text\n"
 	    "\n"
@@ -82,6 +93,14 @@ enum {
 	OPT_AUDIT,
 	OPT_AUDIT_ALL,
 	OPT_NO_CONFINE,
+	OPT_CONTROL,
+	OPT_RESTORE,
+	OPT_RESTORE_LAZY,
+	OPT_INCOMING,
+	OPT_MIGRATE_KEY,
+	OPT_MAX_DOWNTIME,
+	OPT_ALLOW_WIDER,
+	OPT_COMPRESS,
 };
 
 static const struct option opts[] = {
@@ -110,6 +129,14 @@ static const struct option opts[] = {
     {"audit", required_argument, 0, OPT_AUDIT},
     {"audit-all", no_argument, 0, OPT_AUDIT_ALL},
     {"no-confine", no_argument, 0, OPT_NO_CONFINE},
+    {"control", required_argument, 0, OPT_CONTROL},
+    {"restore", required_argument, 0, OPT_RESTORE},
+    {"restore-lazy", required_argument, 0, OPT_RESTORE_LAZY},
+    {"incoming", required_argument, 0, OPT_INCOMING},
+    {"migrate-key", required_argument, 0, OPT_MIGRATE_KEY},
+    {"max-downtime", required_argument, 0, OPT_MAX_DOWNTIME},
+    {"allow-wider-policy", no_argument, 0, OPT_ALLOW_WIDER},
+    {"snapshot-compress", no_argument, 0, OPT_COMPRESS},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -149,6 +176,9 @@ struct front {
 	struct policy pol;
 	int stats, print_policy, have_path;
 	const char *audit_path;
+	const char *restore, *incoming;
+	int restore_flags;
+	uint8_t key[MIG_KEY_BYTES];
 };
 
 /* One option onto the policy and config. Returns 0, 1 for --help, or -errno with err set. */
@@ -235,6 +265,30 @@ static int apply(struct front *f, int c, const char *arg, char *err, size_t errl
 	case OPT_NO_CONFINE:
 		f->cfg.no_confine = 1;
 		return 0;
+	case OPT_CONTROL:
+		f->cfg.control_path = arg;
+		return 0;
+	case OPT_RESTORE:
+	case OPT_RESTORE_LAZY:
+		f->restore = arg;
+		f->restore_flags = c == OPT_RESTORE_LAZY ? SBX_RESTORE_LAZY : 0;
+		return 0;
+	case OPT_INCOMING:
+		f->incoming = arg;
+		return 0;
+	case OPT_MIGRATE_KEY:
+		if ((r = mig_key_load(arg, f->key, err, errlen)) < 0)
+			return r;
+		f->cfg.migrate_key = f->key;
+		return 0;
+	case OPT_MAX_DOWNTIME:
+		return duration_opt("--max-downtime", arg, &f->cfg.max_downtime_ms, err, errlen);
+	case OPT_ALLOW_WIDER:
+		f->cfg.allow_wider_policy = 1;
+		return 0;
+	case OPT_COMPRESS:
+		f->cfg.snapshot_zstd = 3;
+		return 0;
 	case OPT_PRINT_POLICY:
 		f->print_policy = 1;
 		return 0;
@@ -265,6 +319,31 @@ static void print_stats(const struct sbx_result *res)
 	if (res->reported)
 		fprintf(stderr, "sandbox-run: stats: fault report built in %.3f ms\n",
 			res->stats.report_ms);
+}
+
+/* --restore and --incoming: the sandbox comes from a file or a stream, then runs as usual. */
+static int run_restored(struct front *f)
+{
+	char err[600];
+	struct sbx_vm *vm = NULL;
+	const char *what = f->restore ? f->restore : f->incoming;
+	f->cfg.name = what;
+	int r = f->restore ? sbx_vm_restore(&f->cfg, f->restore, f->restore_flags, &vm, err,
+					    sizeof(err))
+			   : sbx_vm_incoming(&f->cfg, f->incoming, &vm, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "sandbox-run: %s\n", err);
+		return 125;
+	}
+	struct sbx_result res;
+	memset(&res, 0, sizeof(res));
+	sbx_vm_run(vm, &res);
+	sbx_vm_destroy(vm);
+	if (res.end != SBX_END_EXIT && !res.reported)
+		fprintf(stderr, "sandbox-run: %s: %s\n", what, res.reason);
+	if (f->stats)
+		print_stats(&res);
+	return res.status;
 }
 
 int main(int argc, char **argv)
@@ -309,8 +388,17 @@ int main(int argc, char **argv)
 		status = policy_write_json(&f.pol, stdout) < 0 ? EXIT_USAGE : 0;
 		goto out;
 	}
-	if (optind >= argc) {
+	if (f.restore && f.incoming) {
+		fprintf(stderr, "sandbox-run: --restore and --incoming exclude each other\n");
+		goto out;
+	}
+	if (optind >= argc && !f.restore && !f.incoming) {
 		fprintf(stderr, "sandbox-run: no program given; try 'sandbox-run --help'\n");
+		goto out;
+	}
+	if (optind < argc && (f.restore || f.incoming)) {
+		fprintf(stderr, "sandbox-run: %s brings its own program; '%s' is one too many\n",
+			f.restore ? "--restore" : "--incoming", argv[optind]);
 		goto out;
 	}
 	/* 3. What the policy needs on the host. */
@@ -330,6 +418,10 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"sandbox-run: WARNING: --no-confine: the monitor runs without its "
 			"seccomp filter and Landlock rules; a bug in it is not contained\n");
+	if (f.restore || f.incoming) {
+		status = run_restored(&f);
+		goto out;
+	}
 	f.cfg.prog = argv[optind];
 	f.cfg.argv = argv + optind;
 	f.cfg.name = argv[optind];

@@ -180,25 +180,48 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	/* The monitor confines itself before the guest's first instruction, and before it starts
 	 * its other threads: they inherit the filter and the Landlock domain, so nothing has to
 	 * be synchronised across threads (which costs ~0.5 ms). */
-	if (!vm->cfg.no_confine && sbx_confine(vm, err, sizeof(err)) < 0)
+	if (vm->cfg.control_path && vm->control_fd < 0 &&
+	    sbx_control_start(vm, err, sizeof(err)) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
+	/* Once: a second run after a reset is already confined (a filter cannot be removed). */
+	if (!vm->cfg.no_confine && !vm->confined && sbx_confine(vm, err, sizeof(err)) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
+	vm->confined = 1;
 	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
 	if (sbx_limits_start(vm) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "cannot start the thread that enforces the time limits");
 
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->running = 1;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (vm->control_fd >= 0 && !vm->control_started && sbx_control_run(vm, err, sizeof(err)) < 0)
+		sbx_log(vm, 0, "%s", err);
+	clock_gettime(CLOCK_REALTIME, &vm->first_run_at);
+	if (vm->on_first_run) {
+		vm->on_first_run(vm);
+		vm->on_first_run = NULL;
+	}
+
 	struct sbx_fault f;
 	for (;;) {
 		while (!atomic_load(&vm->stopping)) {
+			if (atomic_load(&vm->pause_req)) {
+				sbx_pause_point(vm);
+				continue;
+			}
 			if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-				if (errno == EINTR || errno == EAGAIN)
+				if (errno == EINTR || errno == EAGAIN) {
+					vm->run->immediate_exit = atomic_load(&vm->stopping);
 					continue;
+				}
 				sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",
 					    strerror(errno));
 				break;
 			}
 			vm->stats.exits++;
+			vm->exit_count[vm->run->exit_reason & 63]++;
 			if (sbx_handle_exit(vm, vm->run) == SBX_ACT_STOP)
 				break;
 		}
@@ -212,6 +235,10 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		vm->stop.vector = -1;
 		atomic_store(&vm->stopping, 0);
 	}
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->running = 0;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	sbx_limits_stop(vm);
 	sbx_ring_stop(vm);
 	struct timespec r0, r1;

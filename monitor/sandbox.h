@@ -32,6 +32,13 @@ struct sbx_config {
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
+	/* Snapshots and migration (docs/snapshots.md). */
+	const char *control_path;	/* unix socket for sandbox-ctl (--control), or NULL */
+	const uint8_t *migrate_key;	/* 32-byte stream key (--migrate-key), or NULL */
+	uint64_t max_downtime_ms;	/* live migration's pause target (0: 20 ms) */
+	unsigned max_rounds;		/* pre-copy rounds before stopping anyway (0: 30) */
+	int allow_wider_policy;		/* a restore may grant more than the snapshot had */
+	int snapshot_zstd;		/* zstd level for snapshot RAM, 0 for raw pages */
 };
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or
@@ -49,7 +56,8 @@ enum sbx_end {
 	SBX_END_FAULT,
 	SBX_END_VM,
 	SBX_END_ERROR,
-	SBX_END_LIMIT
+	SBX_END_LIMIT,
+	SBX_END_DETACHED /* the sandbox left this monitor: migrated, or stopped at a snapshot */
 };
 
 struct sbx_stats {
@@ -84,6 +92,39 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res);
 void sbx_vm_destroy(struct sbx_vm *vm);
+
+/* Snapshots (docs/snapshots.md). The vCPU must be stopped: not running, or paused. */
+int sbx_vm_snapshot(struct sbx_vm *vm, const char *path, char *err, size_t errlen);
+/* A sandbox from a snapshot file, ready for sbx_vm_run. cfg's policy governs: files are
+ * reopened by mount and path under it. LAZY maps guest RAM copy-on-write from the file
+ * without reading it (its checksum is not verified: RAM is the guest's own data). */
+#define SBX_RESTORE_LAZY 1
+int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, struct sbx_vm **out,
+		   char *err, size_t errlen);
+/* Waits on addr ("tcp:HOST:PORT", "unix:PATH") for a live migration and returns the sandbox
+ * it brought, ready for sbx_vm_run. */
+int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out,
+		    char *err, size_t errlen);
+/* Pause and resume from another thread than the one in sbx_vm_run. */
+int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
+void sbx_vm_resume(struct sbx_vm *vm);
+
+/* Reset to a snapshot kept in memory: after sbx_snapshot_take, sbx_reset puts back only the
+ * pages written since (KVM's dirty log and the monitor's own writes), the vCPU and the
+ * monitor's state. Both need the vCPU stopped. */
+struct sbx_snap;
+struct sbx_reset_stats {
+	uint64_t pages;	 /* pages put back */
+	int slot_reload; /* page tables were among them: the memslot was re-added */
+	double us;	 /* time taken */
+};
+int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen);
+int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st, char *err,
+	      size_t errlen);
+/* Debug mode: compares all of guest RAM with the snapshot; -EIO naming the first page that
+ * differs. */
+int sbx_reset_verify(struct sbx_vm *vm, const struct sbx_snap *s, char *err, size_t errlen);
+void sbx_snapshot_free(struct sbx_snap *s);
 
 /* The exit handler, free of KVM side effects so tests can feed it made-up exits. */
 enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };

@@ -22,6 +22,7 @@ struct sbx_handle {
 	int fd;		   /* host fd (SBX_H_HOST) */
 	int cloexec;	   /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
 	int writable;	   /* opened on a rw mount or stdio */
+	int stdio;	   /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
 	char *gpath;	   /* normalised guest path (NULL for stdio) */
 	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
 };
@@ -44,9 +45,14 @@ struct sbx_vm {
 	int is_pvm;
 	int cpl; /* 0 or 3: the level of program and kernel */
 
-	int mem_fd;
+	int mem_fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore) */
 	uint8_t *mem;
 	uint64_t mem_size;
+	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
+	 * log does not see (NULL unless dirty tracking is on). */
+	uint64_t *mon_dirty;
+	int dirty_logging; /* the memslot has KVM_MEM_LOG_DIRTY_PAGES */
+	int manual_protect;
 
 	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
 	 * ~1 ms); sbx_vm_load joins it before touching the vCPU. */
@@ -102,7 +108,106 @@ struct sbx_vm {
 	struct sbx_fault upcall_fault;
 	struct sbx_stats stats;
 	uint64_t call_count[SBX_CALL_COUNT];
+	uint64_t exit_count[64]; /* by KVM exit reason */
+
+	/* Pause (pause.c): the control thread asks, the vCPU thread stops at an instruction
+	 * boundary with the ring quiesced and waits. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_int pause_req;
+	int paused, running, confined;
+	/* Run just before the first KVM_RUN (a migration destination says RESUMED there). */
+	void (*on_first_run)(struct sbx_vm *vm);
+	void *on_first_run_ctx;
+	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
+
+	/* The control socket (control.c). */
+	int control_fd;
+	pthread_t control_thread;
+	int control_started;
+	atomic_int control_stop;
+	uint8_t snap_id[16], parent_id[16];
+	uint8_t elf_hash[16];
+	char snap_prog[POLICY_PATH_MAX]; /* the ELF a restored snapshot names */
+	struct mig_stream *incoming;	 /* a migration destination's stream until RESUMED */
 };
+
+/* state.c: one function per piece of state serves both save and restore. */
+struct mig_stream;
+struct sbx_sio {
+	int load;
+	uint8_t *buf;
+	size_t len, cap, pos;
+	int err;
+	char msg[256];
+};
+void sbx_sio_bytes(struct sbx_sio *io, void *p, size_t n);
+void sbx_sio_u64(struct sbx_sio *io, uint64_t *v);
+void sbx_sio_u32(struct sbx_sio *io, uint32_t *v);
+void sbx_sio_i32(struct sbx_sio *io, int32_t *v);
+void sbx_sio_str(struct sbx_sio *io, char *s, size_t cap);
+void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset);
+int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io);
+int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io);
+int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io);
+/* The clock fields of the boot page, moved so that the guest's clocks go on from where they
+ * were when guest_tsc was read: realtime follows the host's, monotonic and CPU time do not
+ * count the time the sandbox was stopped. */
+void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_then);
+
+/* pause.c */
+int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
+void sbx_vm_resume(struct sbx_vm *vm);
+void sbx_pause_point(struct sbx_vm *vm);
+
+/* dirty.c: dirty tracking for reset and migration. */
+int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_dirty_stop(struct sbx_vm *vm);
+/* ORs the pages dirtied since the last call (KVM's log and the monitor's own writes) into
+ * bitmap (one bit per page), re-protects them, and returns how many bits it set, or -errno. */
+int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap);
+/* Marks [gpa, gpa+len) as written by the monitor. */
+void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
+/* Re-adds the memslot: under PVM the only way for KVM to see page tables the monitor put
+ * back (DESIGN.md). */
+int sbx_memslot_reload(struct sbx_vm *vm);
+
+/* snapshot.c */
+int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, uint64_t *pages, char *err,
+			  size_t errlen);
+/* The state sections (no RAM) as a snapshot file image in memory, for migration. */
+int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, size_t errlen);
+/* Applies every state section of an opened snapshot to a VM whose RAM is in place. */
+struct mig_snap_reader;
+int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, size_t errlen);
+/* A VM shell for a restore: RAM of mem_size, KVM objects, no program loaded. */
+int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct sbx_vm **out,
+			char *err, size_t errlen);
+
+/* XXH3-128 of a file (zeros if it cannot be read). */
+void sbx_elf_hash(const char *path, uint8_t out[16]);
+void sbx_vm_choose_cpus(struct sbx_vm *vm);
+/* Closes /dev/kvm itself once the VM and vCPU exist. */
+void sbx_kvm_close_dev(struct sbx_vm *vm);
+
+const char *sbx_call_name(int nr);
+/* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
+int64_t sbx_dirty_peek(struct sbx_vm *vm);
+/* Pages of guest RAM the host holds (non-holes of the memfd). */
+uint64_t sbx_resident_pages(struct sbx_vm *vm);
+int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
+
+/* migration.c: the source side, run on the control thread; the stream takes over fd. msg gets
+ * one line either way. */
+int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size_t msglen);
+
+/* control.c */
+/* Binds the socket (before confinement), then serves it from a thread (after). */
+int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_control_stop(struct sbx_vm *vm);
+
 
 /* boot.c */
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
@@ -111,6 +216,8 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
 void sbx_mem_destroy(struct sbx_vm *vm);
 void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
+/* For reads only: not counted as a monitor write by dirty tracking. */
+const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
 int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t len);
 

@@ -13,7 +13,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 0
+#define SBX_ABI_MINOR 1
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -151,7 +151,15 @@ struct sbx_bootinfo {
 	char exe_path[256];   /* OUT: guest path of the program (readlink /proc/self/exe) */
 	char hostname[64];    /* OUT: uname nodename */
 	uint64_t tsc_mult;    /* OUT: nanoseconds per TSC tick, 32.32 fixed point */
-	uint8_t reserved[1024 - 448];
+	/* OUT: CLOCK_MONOTONIC when the program started, as the guest counts it: its CPU time
+	 * and uptime are measured from here. Not monotonic_ns, which a restore moves to keep the
+	 * clocks continuous (1.1). */
+	int64_t start_ns;
+	/* OUT: bumped whenever the monitor moves the clock fields (restore, migration); readers
+	 * retry when it changed under them. */
+	uint32_t clock_seq;
+	uint32_t pad0;
+	uint8_t reserved[1024 - 464];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];

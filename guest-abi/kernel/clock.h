@@ -26,9 +26,18 @@ static inline uint64_t sbx_rdtsc(void)
 
 static inline int64_t sbx_clock_now(const volatile struct sbx_bootinfo *b, int realtime)
 {
-	uint64_t d = sbx_rdtsc() - b->tsc_at_boot;
-	int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);
-	return ns + (realtime ? b->realtime_ns : b->monotonic_ns);
+	/* A restore rewrites the clock fields while the guest is stopped, possibly between two
+	 * of these loads: the sequence number tells, and the read starts over. */
+	for (;;) {
+		uint32_t seq = b->clock_seq;
+		__asm__ volatile("" ::: "memory");
+		uint64_t d = sbx_rdtsc() - b->tsc_at_boot;
+		int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);
+		ns += realtime ? b->realtime_ns : b->monotonic_ns;
+		__asm__ volatile("" ::: "memory");
+		if (seq == b->clock_seq)
+			return ns;
+	}
 }
 
 /* 1 for the realtime family, 0 for the monotonic family, -1 for a clock we do not keep. */
@@ -54,7 +63,7 @@ static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int ki
 	int64_t ns = sbx_clock_now(b, kind);
 	/* The guest runs alone on its vCPU from boot on, so its CPU time is its run time. */
 	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID)
-		ns -= b->monotonic_ns;
+		ns -= b->start_ns;
 	return ns;
 }
 

@@ -374,13 +374,13 @@ long k_sys_getrusage(struct k_frame *f)
 	k_memset(ru, 0, 144);
 	if ((int64_t)f->rdi != 0 && (int64_t)f->rdi != 1) /* RUSAGE_SELF, RUSAGE_THREAD */
 		return 0;
-	put_tv(ru, k_now_ns(0) - BOOT->monotonic_ns);
+	put_tv(ru, k_now_ns(0) - BOOT->start_ns);
 	return 0;
 }
 
 long k_sys_times(struct k_frame *f)
 {
-	int64_t ticks = (k_now_ns(0) - BOOT->monotonic_ns) / (NSEC / 100);
+	int64_t ticks = (k_now_ns(0) - BOOT->start_ns) / (NSEC / 100);
 	if (f->rdi) {
 		if (!k_user_ok(f->rdi, 32))
 			return -EFAULT;

@@ -124,7 +124,7 @@ long k_sys_sysinfo(struct k_frame *f)
 		return -EFAULT;
 	uint64_t *s = (uint64_t *)f->rdi;
 	k_memset(s, 0, 112);
-	s[0] = (uint64_t)((k_now_ns(0) - BOOT->monotonic_ns) / 1000000000ll); /* uptime */
+	s[0] = (uint64_t)((k_now_ns(0) - BOOT->start_ns) / 1000000000ll); /* uptime */
 	s[4] = BOOT->mem_size;						      /* totalram */
 	s[5] = BOOT->mem_size / 2; /* freeram (estimate) */
 	((uint16_t *)s)[40] = 1;   /* procs */

@@ -1,0 +1,260 @@
+/* The control socket (--control SOCK): sandbox-ctl's way into a running sandbox. One client at
+ * a time sends one command line, with a file descriptor attached for the commands that write
+ * somewhere (the snapshot file, the connection to a migration destination): the client opens
+ * them with its own rights, so the confined monitor never opens a path or a connection itself.
+ * Replies are lines; the last starts with "ok" or "error". */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate.h"
+#include "vm.h"
+
+#define SBX_PAUSE_TIMEOUT_MS 5000
+
+int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct mig_addr a;
+	char spec[sizeof(a.path) + 8];
+	snprintf(spec, sizeof(spec), "unix:%s", vm->cfg.control_path);
+	int r = mig_addr_parse(spec, &a, err, errlen);
+	if (r < 0)
+		return r;
+	int fd = mig_listen(&a, err, errlen);
+	if (fd < 0)
+		return fd;
+	vm->control_fd = fd;
+	return 0;
+}
+
+static void reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(int fd, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL);
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void cmd_stats(struct sbx_vm *vm, int c)
+{
+	static const char *const exit_names[64] = {
+	    [KVM_EXIT_IO] = "io",	 [KVM_EXIT_MMIO] = "mmio",
+	    [KVM_EXIT_HLT] = "hlt",	 [KVM_EXIT_SHUTDOWN] = "shutdown",
+	    [KVM_EXIT_INTR] = "intr",	 [KVM_EXIT_INTERNAL_ERROR] = "internal",
+	    [KVM_EXIT_FAIL_ENTRY] = "fail_entry"};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	reply(c, "run time: %.1f ms%s", ms_between(&vm->first_run_at, &now),
+	      vm->paused ? " (paused)" : "");
+	char line[900];
+	size_t o = 0;
+	for (int i = 0; i < 64; i++) {
+		if (!vm->exit_count[i])
+			continue;
+		int w = snprintf(line + o, sizeof(line) - o, ", %s %llu",
+				 exit_names[i] ? exit_names[i] : "other",
+				 (unsigned long long)vm->exit_count[i]);
+		if (w < 0 || (size_t)w >= sizeof(line) - o)
+			break;
+		o += (size_t)w;
+	}
+	line[o] = 0;
+	reply(c, "exits: %llu%s", (unsigned long long)vm->stats.exits, line);
+	o = 0;
+	line[0] = 0;
+	uint64_t total = 0;
+	for (int i = 0; i < SBX_CALL_COUNT; i++) {
+		if (!vm->call_count[i])
+			continue;
+		total += vm->call_count[i];
+		const char *n = sbx_call_name(i);
+		int w = n ? snprintf(line + o, sizeof(line) - o, ", %s %llu", n,
+				     (unsigned long long)vm->call_count[i])
+			  : snprintf(line + o, sizeof(line) - o, ", call%d %llu", i,
+				     (unsigned long long)vm->call_count[i]);
+		if (w < 0 || (size_t)w >= sizeof(line) - o)
+			break;
+		o += (size_t)w;
+	}
+	reply(c, "hypercalls: %llu%s", (unsigned long long)total, line);
+	reply(c, "ring: %llu polled, %llu doorbells", (unsigned long long)vm->stats.polled,
+	      (unsigned long long)vm->stats.doorbells);
+	int64_t d = sbx_dirty_peek(vm);
+	if (d >= 0)
+		reply(c, "pages dirtied: %lld since dirty tracking started", (long long)d);
+	else
+		reply(c, "pages dirtied: %llu resident (dirty tracking is off)",
+		      (unsigned long long)sbx_resident_pages(vm));
+	reply(c, "ok");
+}
+
+/* Pauses unless a client already did; says whether it must resume afterwards. */
+static int pause_for(struct sbx_vm *vm, int c, int *resume)
+{
+	*resume = 0;
+	if (vm->paused && atomic_load(&vm->pause_req))
+		return 0;
+	int r = sbx_vm_pause(vm, SBX_PAUSE_TIMEOUT_MS);
+	if (r < 0) {
+		reply(c, "error: cannot pause: %s",
+		      r == -ETIMEDOUT ? "the vCPU did not stop within 5 s (a host call in "
+					"progress?)"
+				      : "the sandbox is not running");
+		return r;
+	}
+	*resume = 1;
+	return 0;
+}
+
+static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
+{
+	int leave = strstr(args, "--leave-running") != NULL;
+	if (fd < 0) {
+		reply(c, "error: snapshot: no file descriptor came with the command");
+		return;
+	}
+	struct timespec t0, t1, t2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int resume;
+	if (pause_for(vm, c, &resume) < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char err[512];
+	uint64_t pages = 0;
+	int zstd = strstr(args, "--compress") ? 3 : vm->cfg.snapshot_zstd;
+	int r = sbx_snapshot_write_fd(vm, fd, zstd, &pages, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	if (r < 0) {
+		if (resume)
+			sbx_vm_resume(vm);
+		reply(c, "error: snapshot: %s", err);
+		return;
+	}
+	if (!leave)
+		sbx_vm_kill(vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot (%llu pages)",
+			    (unsigned long long)pages);
+	if (resume || !leave)
+		sbx_vm_resume(vm);
+	reply(c, "ok snapshot: %llu pages, %.1f MiB of RAM, written in %.1f ms (pause %.1f ms)%s",
+	      (unsigned long long)pages, (double)pages * 4096 / 1048576, ms_between(&t1, &t2),
+	      ms_between(&t0, &t2), leave ? "; the sandbox runs on" : "; the sandbox stopped");
+}
+
+static void serve(struct sbx_vm *vm, int c)
+{
+	char buf[1024];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.b,
+			    .msg_controllen = sizeof(ctl.b)};
+	struct pollfd p = {.fd = c, .events = POLLIN};
+	if (poll(&p, 1, 5000) <= 0)
+		return;
+	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	int fd = -1;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	buf[strcspn(buf, "\r\n")] = 0;
+	char *args = buf + strcspn(buf, " ");
+	if (*args)
+		*args++ = 0;
+	if (!strcmp(buf, "pause")) {
+		int r = sbx_vm_pause(vm, SBX_PAUSE_TIMEOUT_MS);
+		if (r < 0)
+			reply(c, "error: cannot pause: %s", strerror(-r));
+		else
+			reply(c, "ok paused");
+	} else if (!strcmp(buf, "resume")) {
+		sbx_vm_resume(vm);
+		reply(c, "ok resumed");
+	} else if (!strcmp(buf, "stats")) {
+		cmd_stats(vm, c);
+	} else if (!strcmp(buf, "snapshot")) {
+		cmd_snapshot(vm, c, fd, args);
+	} else if (!strcmp(buf, "migrate")) {
+		char msg[512];
+		int r = fd < 0 ? -EBADF : sbx_migrate_out(vm, fd, args, msg, sizeof(msg));
+		fd = -1; /* the stream owns it */
+		if (r == -EBADF && !msg[0])
+			snprintf(msg, sizeof(msg), "no connection came with the command");
+		reply(c, "%s %s", r < 0 ? "error: migrate:" : "ok", msg);
+	} else {
+		reply(c, "error: unknown command '%.40s' (pause, resume, stats, snapshot, migrate)",
+		      buf);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void *control_main(void *arg)
+{
+	struct sbx_vm *vm = arg;
+	while (!atomic_load(&vm->control_stop) && !atomic_load(&vm->stopping)) {
+		struct pollfd p = {.fd = vm->control_fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int c = accept4(vm->control_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		serve(vm, c);
+		close(c);
+	}
+	return NULL;
+}
+
+int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	atomic_store(&vm->control_stop, 0);
+	int e = pthread_create(&vm->control_thread, NULL, control_main, vm);
+	if (e) {
+		snprintf(err, errlen, "cannot start the control thread: %s", strerror(e));
+		return -e;
+	}
+	vm->control_started = 1;
+	return 0;
+}
+
+void sbx_control_stop(struct sbx_vm *vm)
+{
+	if (vm->control_started) {
+		atomic_store(&vm->control_stop, 1);
+		pthread_join(vm->control_thread, NULL);
+		vm->control_started = 0;
+	}
+	if (vm->control_fd >= 0) {
+		close(vm->control_fd);
+		vm->control_fd = -1;
+		/* Landlock may refuse outside the mounts; a stale socket is replaced next time. */
+		unlink(vm->cfg.control_path);
+	}
+}

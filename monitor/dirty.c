@@ -1,0 +1,172 @@
+/* Dirty-page tracking for reset and live migration: KVM's log covers what the guest wrote,
+ * and a bitmap of our own covers what the monitor wrote into guest RAM (read() buffers, ring
+ * completions, the boot page), which KVM never sees. With manual protection
+ * (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) reading the log does not re-protect pages: we clear
+ * exactly the bits we took, so a page written meanwhile is never lost. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+static uint64_t words_of(const struct sbx_vm *vm)
+{
+	return (vm->mem_size / SBX_PAGE_SIZE + 63) / 64;
+}
+
+static int set_slot(struct sbx_vm *vm, uint32_t flags, uint64_t size)
+{
+	struct kvm_userspace_memory_region region = {
+	    .slot = 0,
+	    .flags = flags,
+	    .guest_phys_addr = 0,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+	};
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
+}
+
+int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	if (vm->dirty_logging)
+		return 0;
+	if (!vm->mon_dirty && !(vm->mon_dirty = calloc(words_of(vm), sizeof(uint64_t)))) {
+		snprintf(err, errlen, "out of memory for the dirty bitmap");
+		return -ENOMEM;
+	}
+	/* Manual protection must be enabled before logging starts. */
+	if (!vm->manual_protect &&
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		struct kvm_enable_cap cap = {.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+					     .args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE}};
+		vm->manual_protect = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	int r = set_slot(vm, KVM_MEM_LOG_DIRTY_PAGES, vm->mem_size);
+	if (r < 0) {
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION with dirty logging: %s",
+			 strerror(-r));
+		return r;
+	}
+	vm->dirty_logging = 1;
+	/* Start from a clean log: what happened before this point is not "since". */
+	uint64_t *scratch = calloc(words_of(vm), sizeof(uint64_t));
+	if (scratch) {
+		sbx_dirty_collect(vm, scratch);
+		free(scratch);
+	}
+	memset(vm->mon_dirty, 0, words_of(vm) * sizeof(uint64_t));
+	return 0;
+}
+
+void sbx_dirty_stop(struct sbx_vm *vm)
+{
+	if (vm->dirty_logging)
+		set_slot(vm, 0, vm->mem_size);
+	vm->dirty_logging = 0;
+	free(vm->mon_dirty);
+	vm->mon_dirty = NULL;
+}
+
+int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
+{
+	uint64_t nw = words_of(vm);
+	uint64_t *log = calloc(nw, sizeof(uint64_t));
+	if (!log)
+		return -ENOMEM;
+	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
+		int e = errno;
+		free(log);
+		return -e;
+	}
+	int64_t n = 0;
+	uint64_t first = nw, last = 0;
+	for (uint64_t i = 0; i < nw; i++) {
+		uint64_t m = vm->mon_dirty ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL)
+					   : 0;
+		if (log[i]) {
+			if (first == nw)
+				first = i;
+			last = i;
+		}
+		uint64_t w = log[i] | m;
+		n += __builtin_popcountll(w & ~bitmap[i]);
+		bitmap[i] |= w;
+	}
+	if (vm->manual_protect && first < nw) {
+		/* The range must start at a multiple of 64 pages; clear only what we read. */
+		struct kvm_clear_dirty_log cl = {.slot = 0,
+						 .first_page = first * 64,
+						 .num_pages = (uint32_t)((last - first + 1) * 64),
+						 .dirty_bitmap = log + first};
+		uint64_t pages = vm->mem_size / SBX_PAGE_SIZE;
+		if (cl.first_page + cl.num_pages > pages)
+			cl.num_pages = (uint32_t)(pages - cl.first_page);
+		if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0) {
+			int e = errno;
+			free(log);
+			return -e;
+		}
+	}
+	free(log);
+	return n;
+}
+
+void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (!vm->mon_dirty || !len || gpa >= vm->mem_size)
+		return;
+	uint64_t end = gpa + len > vm->mem_size ? vm->mem_size : gpa + len;
+	for (uint64_t p = gpa / SBX_PAGE_SIZE; p <= (end - 1) / SBX_PAGE_SIZE; p++)
+		__atomic_fetch_or(&vm->mon_dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+int sbx_memslot_reload(struct sbx_vm *vm)
+{
+	uint32_t flags = vm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	int r = set_slot(vm, 0, 0);
+	return r < 0 ? r : set_slot(vm, flags, vm->mem_size);
+}
+
+int64_t sbx_dirty_peek(struct sbx_vm *vm)
+{
+	if (!vm->dirty_logging || !vm->manual_protect)
+		return -1;
+	uint64_t nw = words_of(vm);
+	uint64_t *log = calloc(nw, sizeof(uint64_t));
+	if (!log)
+		return -1;
+	/* With manual protection a read of the log takes nothing away. */
+	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
+	int64_t n = -1;
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) == 0) {
+		n = 0;
+		for (uint64_t i = 0; i < nw; i++)
+			n += __builtin_popcountll(log[i] | __atomic_load_n(&vm->mon_dirty[i],
+									  __ATOMIC_RELAXED));
+	}
+	free(log);
+	return n;
+}
+
+uint64_t sbx_resident_pages(struct sbx_vm *vm)
+{
+	if (vm->mem_fd < 0)
+		return vm->mem_size / SBX_PAGE_SIZE;
+	uint64_t n = 0;
+	off_t at = 0, end = (off_t)vm->mem_size;
+	while (at < end) {
+		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
+		if (d < 0)
+			break;
+		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
+		if (h < 0)
+			h = end;
+		n += (uint64_t)(h - d) / SBX_PAGE_SIZE;
+		at = h;
+	}
+	return n;
+}

@@ -1,0 +1,83 @@
+/* Pausing a running sandbox. Another thread (the control socket's) asks; the vCPU thread
+ * stops where the state is whole: KVM has finished the instruction of the last exit (a
+ * KVM_RUN with immediate_exit completes a pending port or MMIO access and returns at once),
+ * and the ring is quiesced (it holds ring_lock, so the poller serves nothing until resume).
+ * The asking thread may then read and write vCPU state and guest RAM. */
+#include <errno.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "vm.h"
+
+void sbx_pause_point(struct sbx_vm *vm)
+{
+	vm->run->immediate_exit = 1;
+	while (ioctl(vm->vcpu_fd, KVM_RUN, 0) == 0)
+		; /* cannot happen with immediate_exit; EINTR is the answer */
+	vm->run->immediate_exit = 0;
+	clock_gettime(CLOCK_REALTIME, &vm->last_exit_at);
+	pthread_mutex_lock(&vm->ring_lock);
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->paused = 1;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->paused = 0;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	pthread_mutex_unlock(&vm->ring_lock);
+}
+
+int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	if (!vm->running || atomic_load(&vm->stopping)) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		return -ESRCH;
+	}
+	atomic_store(&vm->pause_req, 1);
+	int r = 0;
+	while (!vm->paused && !atomic_load(&vm->stopping) && r != ETIMEDOUT) {
+		/* immediate_exit covers a kick that lands just before KVM_RUN. */
+		vm->run->immediate_exit = 1;
+		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+		struct timespec step;
+		clock_gettime(CLOCK_REALTIME, &step);
+		step.tv_nsec += 2000000;
+		if (step.tv_nsec >= 1000000000) {
+			step.tv_sec++;
+			step.tv_nsec -= 1000000000;
+		}
+		if (step.tv_sec > dl.tv_sec || (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec))
+			step = dl;
+		int w = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &step);
+		if (w == ETIMEDOUT && (step.tv_sec == dl.tv_sec && step.tv_nsec == dl.tv_nsec))
+			r = ETIMEDOUT;
+	}
+	int paused = vm->paused;
+	if (!paused)
+		atomic_store(&vm->pause_req, 0);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (paused)
+		return 0;
+	return r == ETIMEDOUT ? -ETIMEDOUT : -ESRCH;
+}
+
+void sbx_vm_resume(struct sbx_vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, 0);
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->paused)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}

@@ -1,0 +1,217 @@
+/* Reset to a snapshot kept in memory: the serve and fuzz loops' primitive. Taking one copies
+ * the RAM the guest has (once) and starts dirty tracking; a reset puts back only the pages
+ * written since (KVM's log plus the monitor's own writes), the vCPU, and the handle table, so
+ * its cost follows what the run touched, not the size of RAM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+struct sbx_snap {
+	uint64_t mem_size;
+	uint8_t *ram;	   /* private anonymous copy; never-touched ranges stay unbacked zeros */
+	uint64_t *dirty;   /* scratch bitmap for a reset */
+	struct sbx_sio vcpu; /* the vCPU, as sbx_state_vcpu saves it */
+	struct sbx_handle fds[SBX_MAX_FDS]; /* fds are our own dups */
+	int64_t offs[SBX_MAX_FDS];
+	char cwd[POLICY_PATH_MAX];
+	uint32_t ring_tail;
+};
+
+static uint64_t nwords(uint64_t mem_size)
+{
+	return (mem_size / SBX_PAGE_SIZE + 63) / 64;
+}
+
+void sbx_snapshot_free(struct sbx_snap *s)
+{
+	if (!s)
+		return;
+	if (s->ram)
+		munmap(s->ram, s->mem_size);
+	for (int i = 0; i < SBX_MAX_FDS; i++) {
+		if (s->fds[i].kind == SBX_H_HOST && s->fds[i].fd >= 0)
+			close(s->fds[i].fd);
+		free(s->fds[i].gpath);
+	}
+	free(s->dirty);
+	free(s->vcpu.buf);
+	free(s);
+}
+
+/* Copies one handle table entry, with a host fd of its own. */
+static int handle_copy(struct sbx_handle *dst, const struct sbx_handle *src)
+{
+	*dst = *src;
+	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
+	if (src->gpath && !dst->gpath)
+		return -ENOMEM;
+	if (src->kind == SBX_H_HOST) {
+		dst->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3);
+		if (dst->fd < 0) {
+			free(dst->gpath);
+			dst->gpath = NULL;
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (vm->running && !vm->paused) {
+		snprintf(err, errlen, "snapshot: the vCPU is running (pause it first)");
+		return -EBUSY;
+	}
+	struct sbx_snap *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->mem_size = vm->mem_size;
+	s->ram = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	s->dirty = calloc(nwords(vm->mem_size), sizeof(uint64_t));
+	if (s->ram == MAP_FAILED || !s->dirty) {
+		s->ram = s->ram == MAP_FAILED ? NULL : s->ram;
+		sbx_snapshot_free(s);
+		snprintf(err, errlen, "out of memory for a copy of %llu MiB of guest RAM",
+			 (unsigned long long)(vm->mem_size >> 20));
+		return -ENOMEM;
+	}
+	/* Only what the host holds: holes of the memfd are zeros in the copy already. */
+	off_t at = 0, end = (off_t)vm->mem_size;
+	while (at < end) {
+		off_t d = vm->mem_fd >= 0 ? lseek(vm->mem_fd, at, SEEK_DATA) : at;
+		if (d < 0)
+			break;
+		off_t h = vm->mem_fd >= 0 ? lseek(vm->mem_fd, d, SEEK_HOLE) : end;
+		if (h < 0 || h > end)
+			h = end;
+		memcpy(s->ram + d, vm->mem + d, (size_t)(h - d));
+		at = h;
+	}
+	int r = sbx_state_vcpu(vm, &s->vcpu, 0);
+	if (r < 0) {
+		snprintf(err, errlen, "snapshot: %s", s->vcpu.msg);
+		sbx_snapshot_free(s);
+		return r;
+	}
+	for (int i = 0; i < SBX_MAX_FDS && r == 0; i++) {
+		if (vm->fds[i].kind == SBX_H_FREE)
+			continue;
+		r = handle_copy(&s->fds[i], &vm->fds[i]);
+		s->offs[i] = vm->fds[i].kind == SBX_H_HOST ? lseek(vm->fds[i].fd, 0, SEEK_CUR) : -1;
+	}
+	memcpy(s->cwd, vm->cwd, sizeof(s->cwd));
+	s->ring_tail = vm->ring_tail;
+	if (r < 0 || (r = sbx_dirty_start(vm, err, errlen)) < 0) {
+		if (!err[0])
+			snprintf(err, errlen, "snapshot: copying the handle table: %s", strerror(-r));
+		sbx_snapshot_free(s);
+		return r;
+	}
+	/* From here on the log counts from this point. */
+	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
+	sbx_dirty_collect(vm, s->dirty);
+	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
+	*out = s;
+	return 0;
+}
+
+int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st, char *err,
+	      size_t errlen)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (vm->running && !vm->paused) {
+		snprintf(err, errlen, "reset: the vCPU is running (pause it first)");
+		return -EBUSY;
+	}
+	if (s->mem_size != vm->mem_size || !vm->dirty_logging) {
+		snprintf(err, errlen, "reset: this snapshot was not taken of this sandbox");
+		return -EINVAL;
+	}
+	uint64_t nw = nwords(vm->mem_size), pages = 0;
+	int64_t n = sbx_dirty_collect(vm, s->dirty);
+	if (n < 0) {
+		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
+		return (int)n;
+	}
+	int pt = 0;
+	for (uint64_t i = 0; i < nw; i++) {
+		while (s->dirty[i]) {
+			uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(s->dirty[i]);
+			s->dirty[i] &= s->dirty[i] - 1;
+			uint64_t gpa = p * SBX_PAGE_SIZE;
+			memcpy(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE);
+			pt |= gpa >= SBX_PT_ADDR && gpa < SBX_PT_END;
+			pages++;
+		}
+	}
+	/* Our own copies just now were monitor writes too; KVM did not log them, and they
+	 * are what the snapshot holds, so nothing is left to track. */
+	memset(vm->mon_dirty, 0, nw * sizeof(uint64_t));
+	int r;
+	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
+	 * makes it read the ones put back (DESIGN.md). */
+	if (pt && (r = sbx_memslot_reload(vm)) < 0) {
+		snprintf(err, errlen, "reset: re-adding the memslot: %s", strerror(-r));
+		return r;
+	}
+	struct sbx_sio io = {.load = 1, .buf = s->vcpu.buf, .len = s->vcpu.len};
+	if ((r = sbx_state_vcpu(vm, &io, 1)) < 0) {
+		snprintf(err, errlen, "reset: %s", io.msg);
+		return r;
+	}
+	/* The handle table as it was, with its offsets. */
+	for (int i = 0; i < SBX_MAX_FDS; i++) {
+		if (vm->fds[i].kind != SBX_H_FREE)
+			sbx_fd_release(vm, i);
+		if (s->fds[i].kind == SBX_H_FREE)
+			continue;
+		if ((r = handle_copy(&vm->fds[i], &s->fds[i])) < 0) {
+			snprintf(err, errlen, "reset: fd %d: %s", i, strerror(-r));
+			return r;
+		}
+		/* Not the monitor's own stdio: its output so far stays where it went. */
+		if (s->offs[i] >= 0 && s->fds[i].stdio < 0)
+			lseek(vm->fds[i].fd, s->offs[i], SEEK_SET);
+	}
+	memcpy(vm->cwd, s->cwd, sizeof(vm->cwd));
+	vm->ring_tail = s->ring_tail;
+	memset(&vm->stop, 0, sizeof(vm->stop));
+	vm->stop.vector = -1;
+	vm->upcall_pending = 0;
+	vm->limit_hit = 0;
+	if (vm->run)
+		vm->run->immediate_exit = 0;
+	atomic_store(&vm->stopping, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (st) {
+		st->pages = pages;
+		st->slot_reload = pt;
+		st->us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+	}
+	return 0;
+}
+
+int sbx_reset_verify(struct sbx_vm *vm, const struct sbx_snap *s, char *err, size_t errlen)
+{
+	for (uint64_t gpa = 0; gpa < vm->mem_size; gpa += SBX_PAGE_SIZE) {
+		if (memcmp(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE)) {
+			snprintf(err, errlen,
+				 "reset check: guest page 0x%llx differs from the snapshot",
+				 (unsigned long long)gpa);
+			return -EIO;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,517 @@
+/* The pieces of a sandbox's state, each one function that both saves and loads it through a
+ * struct sbx_sio, so the two directions cannot drift apart. A load treats its bytes as hostile:
+ * every count, length, number and string is checked before it is used. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...)
+{
+	if (io->err)
+		return;
+	io->err = -EINVAL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(io->msg, sizeof(io->msg), fmt, ap);
+	va_end(ap);
+}
+
+void sbx_sio_bytes(struct sbx_sio *io, void *p, size_t n)
+{
+	if (io->err)
+		return;
+	if (io->load) {
+		if (n > io->len - io->pos) {
+			sbx_sio_fail(io, "truncated: %zu bytes wanted at offset %zu of %zu", n,
+				     io->pos, io->len);
+			memset(p, 0, n);
+			return;
+		}
+		memcpy(p, io->buf + io->pos, n);
+		io->pos += n;
+		return;
+	}
+	if (n > io->cap - io->len) {
+		size_t cap = io->cap ? io->cap : 4096;
+		while (cap - io->len < n)
+			cap *= 2;
+		uint8_t *b = realloc(io->buf, cap);
+		if (!b) {
+			io->err = -ENOMEM;
+			snprintf(io->msg, sizeof(io->msg), "out of memory");
+			return;
+		}
+		io->buf = b;
+		io->cap = cap;
+	}
+	memcpy(io->buf + io->len, p, n);
+	io->len += n;
+}
+
+/* Fixed-width little-endian integers (x86 only, so memory order is the format's). */
+void sbx_sio_u64(struct sbx_sio *io, uint64_t *v)
+{
+	sbx_sio_bytes(io, v, sizeof(*v));
+}
+
+void sbx_sio_u32(struct sbx_sio *io, uint32_t *v)
+{
+	sbx_sio_bytes(io, v, sizeof(*v));
+}
+
+void sbx_sio_i32(struct sbx_sio *io, int32_t *v)
+{
+	sbx_sio_bytes(io, v, sizeof(*v));
+}
+
+/* A string: u32 length, then the bytes without the NUL. */
+void sbx_sio_str(struct sbx_sio *io, char *s, size_t cap)
+{
+	uint32_t n = io->load ? 0 : (uint32_t)strlen(s);
+	sbx_sio_u32(io, &n);
+	if (io->load && (n >= cap || n > io->len - io->pos)) {
+		sbx_sio_fail(io, "string of %u bytes does not fit (limit %zu)", n, cap - 1);
+		s[0] = 0;
+		return;
+	}
+	sbx_sio_bytes(io, s, n);
+	if (io->load) {
+		s[io->err ? 0 : n] = 0;
+		if (memchr(s, 0, n))
+			sbx_sio_fail(io, "string with a NUL byte inside");
+	}
+}
+
+/* ---- vCPU ----------------------------------------------------------------------------------
+ * The MSRs a long-mode guest of ours uses. The TSC goes last so that it is written after
+ * everything that could make KVM reset it. */
+static const uint32_t sbx_state_msrs[] = {
+    0xc0000081, /* STAR */
+    0xc0000082, /* LSTAR */
+    0xc0000083, /* CSTAR */
+    0xc0000084, /* SFMASK */
+    0xc0000102, /* KERNEL_GS_BASE */
+    0xc0000100, /* FS_BASE */
+    0xc0000101, /* GS_BASE */
+    0xc0000103, /* TSC_AUX */
+    0x00000277, /* PAT */
+    0x00000174, /* SYSENTER_CS */
+    0x00000175, /* SYSENTER_ESP */
+    0x00000176, /* SYSENTER_EIP */
+    0x00000010, /* TSC */
+};
+#define SBX_NMSRS (sizeof(sbx_state_msrs) / sizeof(sbx_state_msrs[0]))
+#define SBX_MSR_TSC 0x10
+#define SBX_XSAVE_MAX (64u << 10)
+#define SBX_CPUID_MAX 256u
+
+static int vcpu_ioctl(struct sbx_vm *vm, struct sbx_sio *io, unsigned long req, void *arg,
+		      const char *name)
+{
+	if (io->err)
+		return io->err;
+	if (ioctl(vm->vcpu_fd, req, arg) < 0) {
+		int e = errno;
+		io->err = -e;
+		snprintf(io->msg, sizeof(io->msg), "%s: %s", name, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int xsave_size(struct sbx_vm *vm)
+{
+	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	return n > (int)sizeof(struct kvm_xsave) ? n : (int)sizeof(struct kvm_xsave);
+}
+
+/* Everything of the vCPU, in the order Firecracker restores it: CPUID, MP state, registers,
+ * special registers, XSAVE, XCRs, debug registers, MSRs, and the pending events last. A reset
+ * skips CPUID (it cannot change) and the TSC (guest time must not go backwards). */
+int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_debugregs dregs;
+	struct kvm_vcpu_events ev;
+	uint32_t xlen = (uint32_t)xsave_size(vm), ncpuid = 0, nmsr = 0;
+	uint32_t msr_idx[SBX_NMSRS];
+	uint64_t msr_val[SBX_NMSRS];
+	struct kvm_xsave *xs = calloc(1, xlen > SBX_XSAVE_MAX ? xlen : SBX_XSAVE_MAX);
+	struct kvm_cpuid2 *cpuid =
+	    calloc(1, sizeof(*cpuid) + SBX_CPUID_MAX * sizeof(struct kvm_cpuid_entry2));
+	if (!xs || !cpuid) {
+		free(xs);
+		free(cpuid);
+		io->err = -ENOMEM;
+		snprintf(io->msg, sizeof(io->msg), "out of memory");
+		return -ENOMEM;
+	}
+	memset(&mp, 0, sizeof(mp));
+	memset(&regs, 0, sizeof(regs));
+	memset(&sregs, 0, sizeof(sregs));
+	memset(&xcrs, 0, sizeof(xcrs));
+	memset(&dregs, 0, sizeof(dregs));
+	memset(&ev, 0, sizeof(ev));
+
+	if (!io->load) {
+		cpuid->nent = SBX_CPUID_MAX;
+		vcpu_ioctl(vm, io, KVM_GET_CPUID2, cpuid, "KVM_GET_CPUID2");
+		ncpuid = cpuid->nent;
+		vcpu_ioctl(vm, io, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+		vcpu_ioctl(vm, io, KVM_GET_REGS, &regs, "KVM_GET_REGS");
+		vcpu_ioctl(vm, io, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+		/* KVM_GET_XSAVE2 gives the whole area (AMX included) where KVM_GET_FPU would lose
+		 * MXCSR and the upper halves of the vector registers. */
+		vcpu_ioctl(vm, io, xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
+			   xs, "KVM_GET_XSAVE2");
+		vcpu_ioctl(vm, io, KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
+		vcpu_ioctl(vm, io, KVM_GET_DEBUGREGS, &dregs, "KVM_GET_DEBUGREGS");
+		for (unsigned i = 0; i < SBX_NMSRS && !io->err; i++) {
+			uint64_t v;
+			if (sbx_kvm_msrs(vm, 0, &sbx_state_msrs[i], &v, 1) == 1) {
+				msr_idx[nmsr] = sbx_state_msrs[i];
+				msr_val[nmsr++] = v;
+			}
+		}
+		vcpu_ioctl(vm, io, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
+	}
+
+	sbx_sio_u32(io, &ncpuid);
+	if (io->load && ncpuid > SBX_CPUID_MAX)
+		sbx_sio_fail(io, "%u CPUID entries (limit %u)", ncpuid, SBX_CPUID_MAX);
+	if (!io->err)
+		sbx_sio_bytes(io, cpuid->entries, ncpuid * sizeof(cpuid->entries[0]));
+	sbx_sio_bytes(io, &mp, sizeof(mp));
+	sbx_sio_bytes(io, &regs, sizeof(regs));
+	sbx_sio_bytes(io, &sregs, sizeof(sregs));
+	uint32_t slen = xlen;
+	sbx_sio_u32(io, &slen);
+	if (io->load && (slen < sizeof(struct kvm_xsave) || slen > xlen))
+		sbx_sio_fail(io,
+			     "XSAVE area of %u bytes, this host's KVM has %u (the snapshot uses CPU "
+			     "state this host does not have)",
+			     slen, xlen);
+	if (!io->err)
+		sbx_sio_bytes(io, xs, slen);
+	sbx_sio_bytes(io, &xcrs, sizeof(xcrs));
+	sbx_sio_bytes(io, &dregs, sizeof(dregs));
+	sbx_sio_u32(io, &nmsr);
+	if (io->load && nmsr > SBX_NMSRS)
+		sbx_sio_fail(io, "%u MSRs (limit %zu)", nmsr, SBX_NMSRS);
+	if (!io->err) {
+		sbx_sio_bytes(io, msr_idx, nmsr * sizeof(msr_idx[0]));
+		sbx_sio_bytes(io, msr_val, nmsr * sizeof(msr_val[0]));
+	}
+	sbx_sio_bytes(io, &ev, sizeof(ev));
+
+	if (io->load && !io->err) {
+		if (xcrs.nr_xcrs > KVM_MAX_XCRS)
+			sbx_sio_fail(io, "%u XCRs (limit %d)", xcrs.nr_xcrs, KVM_MAX_XCRS);
+		for (uint32_t i = 0; i < nmsr; i++) {
+			int known = 0;
+			for (unsigned k = 0; k < SBX_NMSRS; k++)
+				known |= msr_idx[i] == sbx_state_msrs[k];
+			if (!known)
+				sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds", msr_idx[i]);
+		}
+		if (!reset) {
+			cpuid->nent = ncpuid;
+			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+		}
+		vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+		vcpu_ioctl(vm, io, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+		/* Setting special registers resets KVM's MMU context, which under PVM throws away
+		 * the shadow page tables: a reset skips it when nothing changed. */
+		struct kvm_sregs cur;
+		if (!reset || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &cur) < 0 ||
+		    memcmp(&cur, &sregs, sizeof(cur)))
+			vcpu_ioctl(vm, io, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+		vcpu_ioctl(vm, io, KVM_SET_XSAVE, xs, "KVM_SET_XSAVE");
+		vcpu_ioctl(vm, io, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+		vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &dregs, "KVM_SET_DEBUGREGS");
+		unsigned n = 0;
+		for (uint32_t i = 0; i < nmsr; i++) {
+			if (reset && msr_idx[i] == SBX_MSR_TSC)
+				continue;
+			msr_idx[n] = msr_idx[i];
+			msr_val[n++] = msr_val[i];
+		}
+		int done = io->err ? 0 : sbx_kvm_msrs(vm, 1, msr_idx, msr_val, n);
+		if (!io->err && done != (int)n)
+			sbx_sio_fail(io, "KVM_SET_MSRS: MSR 0x%x refused",
+				     done >= 0 && done < (int)n ? msr_idx[done] : 0);
+		ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+			    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
+			    KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+		vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
+		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+			if (xcrs.xcrs[i].xcr == 0)
+				vm->xcr0 = xcrs.xcrs[i].value;
+	}
+	free(xs);
+	free(cpuid);
+	return io->err;
+}
+
+/* ---- Monitor: handle table, cwd, ring position, counters ---------------------------------- */
+static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct sbx_handle *h,
+			 int oflags, int64_t off)
+{
+	if (h->stdio >= 0) {
+		const int host[3] = {vm->cfg.stdin_fd, vm->cfg.stdout_fd, vm->cfg.stderr_fd};
+		/* The guest's stdio are the restoring monitor's: after a migration its output
+		 * appears where the destination's goes. */
+		h->fd = host[h->stdio] < 0 ? -1 : fcntl(host[h->stdio], F_DUPFD_CLOEXEC, 3);
+		if (h->fd < 0) {
+			sbx_sio_fail(io, "fd %d: the monitor's %s is closed", num,
+				     (const char *[]){"stdin", "stdout", "stderr"}[h->stdio]);
+			return -1;
+		}
+		return 0;
+	}
+	struct policy_target t;
+	policy_lookup(vm->cfg.policy, h->gpath, &t);
+	if (h->kind == SBX_H_VDIR) {
+		if (t.kind != POLICY_VDIR) {
+			sbx_sio_fail(io, "fd %d: directory %s is not part of this policy", num,
+				     h->gpath);
+			return -1;
+		}
+		h->fd = -1;
+		return 0;
+	}
+	if (t.kind != POLICY_MOUNT) {
+		sbx_sio_fail(io, "fd %d: %s is outside every mount of this policy", num, h->gpath);
+		return -1;
+	}
+	int acc = oflags & O_ACCMODE;
+	if ((acc != O_RDONLY || h->writable) && !t.mount->rw) {
+		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here", num,
+			     h->gpath);
+		return -1;
+	}
+	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
+	int keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECTORY | O_NOATIME;
+	int fd = policy_openat(&t, (oflags & keep) | O_NONBLOCK | O_CLOEXEC, 0);
+	if (fd < 0) {
+		sbx_sio_fail(io, "fd %d: cannot reopen %s: %s", num, h->gpath, strerror(-fd));
+		return -1;
+	}
+	if (!(oflags & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (off >= 0 && lseek(fd, off, SEEK_SET) != off) {
+		sbx_sio_fail(io, "fd %d: cannot seek %s to %lld: %s", num, h->gpath, (long long)off,
+			     strerror(errno));
+		close(fd);
+		return -1;
+	}
+	h->fd = fd;
+	h->writable = t.mount->rw && acc != O_RDONLY;
+	return 0;
+}
+
+static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct sbx_handle *h)
+{
+	char gpath[POLICY_PATH_MAX] = "";
+	uint32_t kind = h->kind, cloexec = (uint32_t)h->cloexec, writable = (uint32_t)h->writable;
+	int32_t stdio = h->stdio, oflags = 0;
+	int64_t off = -1;
+	uint64_t vpos = h->vdir_pos;
+	if (!io->load) {
+		if (h->gpath)
+			snprintf(gpath, sizeof(gpath), "%s", h->gpath);
+		if (h->kind == SBX_H_HOST) {
+			oflags = fcntl(h->fd, F_GETFL);
+			off = lseek(h->fd, 0, SEEK_CUR); /* -1 for pipes and terminals */
+		}
+	}
+	sbx_sio_u32(io, &kind);
+	sbx_sio_i32(io, &stdio);
+	sbx_sio_u32(io, &cloexec);
+	sbx_sio_u32(io, &writable);
+	sbx_sio_i32(io, &oflags);
+	sbx_sio_bytes(io, &off, sizeof(off));
+	sbx_sio_u64(io, &vpos);
+	sbx_sio_str(io, gpath, sizeof(gpath));
+	if (!io->load || io->err)
+		return;
+	if ((kind != SBX_H_HOST && kind != SBX_H_VDIR) || stdio < -1 || stdio > 2 ||
+	    (stdio >= 0 && kind != SBX_H_HOST) || (stdio < 0 && gpath[0] != '/')) {
+		sbx_sio_fail(io, "fd %d: malformed handle (kind %u, stdio %d)", num, kind, stdio);
+		return;
+	}
+	char norm[POLICY_PATH_MAX];
+	if (stdio < 0 &&
+	    (policy_normalize("/", gpath, strlen(gpath), norm, sizeof(norm)) < 0 ||
+	     strcmp(norm, gpath))) {
+		sbx_sio_fail(io, "fd %d: guest path is not normalised", num);
+		return;
+	}
+	struct sbx_handle n = {.kind = kind,
+			       .stdio = stdio,
+			       .cloexec = cloexec != 0,
+			       .writable = writable != 0,
+			       .vdir_pos = vpos,
+			       .gpath = stdio < 0 ? strdup(gpath) : NULL};
+	if (stdio < 0 && !n.gpath) {
+		sbx_sio_fail(io, "out of memory");
+		return;
+	}
+	if (reopen_handle(vm, io, num, &n, oflags, off) < 0) {
+		free(n.gpath);
+		return;
+	}
+	*h = n;
+}
+
+int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	uint32_t tail = vm->ring_tail, cpl = (uint32_t)vm->cpl, nfd = 0;
+	sbx_sio_str(io, vm->cwd, sizeof(vm->cwd));
+	sbx_sio_str(io, vm->exe_path, sizeof(vm->exe_path));
+	sbx_sio_u32(io, &tail);
+	sbx_sio_u32(io, &cpl);
+	sbx_sio_u64(io, &vm->entry_rsp);
+	sbx_sio_u64(io, &vm->stack_guard);
+	sbx_sio_u64(io, &vm->stats.exits);
+	sbx_sio_u64(io, &vm->stats.doorbells);
+	sbx_sio_u64(io, &vm->stats.polled);
+	sbx_sio_u64(io, &vm->stats.calls);
+	sbx_sio_u64(io, &vm->stats.upcalls);
+	sbx_sio_u64(io, &vm->out_bytes);
+	sbx_sio_u64(io, &vm->write_bytes);
+	uint32_t ncalls = SBX_CALL_COUNT;
+	sbx_sio_u32(io, &ncalls);
+	if (io->load && ncalls > SBX_CALL_COUNT)
+		ncalls = SBX_CALL_COUNT; /* a newer monitor's calls are not counted here */
+	sbx_sio_bytes(io, vm->call_count, ncalls * sizeof(uint64_t));
+	if (!io->load)
+		for (int i = 0; i < SBX_MAX_FDS; i++)
+			nfd += vm->fds[i].kind != SBX_H_FREE;
+	sbx_sio_u32(io, &nfd);
+	if (io->load && !io->err) {
+		char norm[POLICY_PATH_MAX];
+		if (nfd > SBX_MAX_FDS)
+			sbx_sio_fail(io, "%u handles (limit %d)", nfd, SBX_MAX_FDS);
+		if (cpl != 0 && cpl != 3)
+			sbx_sio_fail(io, "privilege level %u", cpl);
+		if (vm->cwd[0] != '/' ||
+		    policy_normalize("/", vm->cwd, strlen(vm->cwd), norm, sizeof(norm)) < 0 ||
+		    strcmp(norm, vm->cwd))
+			sbx_sio_fail(io, "working directory is not a normalised guest path");
+		if (vm->stack_guard >= vm->mem_size || vm->entry_rsp > vm->mem_size)
+			sbx_sio_fail(io, "stack outside guest RAM");
+		vm->ring_tail = tail;
+		vm->cpl = (int)cpl;
+	}
+	int32_t prev = -1;
+	for (uint32_t i = 0, done = 0; done < nfd && !io->err; i++) {
+		int32_t num = (int32_t)i;
+		if (!io->load && vm->fds[i].kind == SBX_H_FREE)
+			continue;
+		sbx_sio_i32(io, &num);
+		if (io->load && (num <= prev || num >= SBX_MAX_FDS)) {
+			sbx_sio_fail(io, "handle number %d out of order or range", num);
+			break;
+		}
+		prev = num;
+		handle_io(vm, io, num, &vm->fds[num]);
+		done++;
+		if (io->load)
+			i = (uint32_t)num;
+	}
+	return io->err;
+}
+
+/* ---- What the loader found in the ELF (reports, core files) ------------------------------- */
+int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	struct loader_image *im = &vm->img;
+	uint32_t n = im->nsegs;
+	sbx_sio_u64(io, &im->entry);
+	sbx_sio_u64(io, &im->bias);
+	sbx_sio_u64(io, &im->brk);
+	sbx_sio_u64(io, &im->lo);
+	sbx_sio_u64(io, &im->hi);
+	sbx_sio_u32(io, &n);
+	if (io->load && n > LOADER_MAX_RANGES)
+		sbx_sio_fail(io, "%u segments (limit %d)", n, LOADER_MAX_RANGES);
+	for (uint32_t i = 0; i < n && !io->err; i++) {
+		uint32_t prot = (uint32_t)im->segs[i].prot;
+		sbx_sio_u64(io, &im->segs[i].start);
+		sbx_sio_u64(io, &im->segs[i].end);
+		sbx_sio_u32(io, &prot);
+		im->segs[i].prot = (int)prot;
+		if (io->load &&
+		    (im->segs[i].start >= im->segs[i].end || im->segs[i].end > vm->mem_size))
+			sbx_sio_fail(io, "segment %u outside guest RAM", i);
+	}
+	im->nsegs = io->err ? 0 : n;
+	return io->err;
+}
+
+/* ---- Clocks -------------------------------------------------------------------------------- */
+int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	const uint32_t tsc_msr = SBX_MSR_TSC;
+	uint64_t tsc = 0, khz = 0;
+	int64_t rt = 0;
+	if (!io->load) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		rt = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+		if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1)
+			sbx_sio_fail(io, "reading the guest TSC: %s", strerror(errno));
+		int k = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+		khz = k > 0 ? (uint64_t)k : 0;
+	}
+	sbx_sio_u64(io, &tsc);
+	sbx_sio_bytes(io, &rt, sizeof(rt));
+	sbx_sio_u64(io, &khz);
+	if (io->load && !io->err) {
+		/* The guest's TSC goes on from where it was, so programs that read it themselves
+		 * never see it go back. */
+		if (sbx_kvm_msrs(vm, 1, &tsc_msr, &tsc, 1) != 1)
+			sbx_sio_fail(io, "setting the guest TSC: %s", strerror(errno));
+		else
+			sbx_clock_rebase(vm, tsc, rt);
+	}
+	return io->err;
+}
+
+void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_then)
+{
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	int64_t now = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+	/* The guest's clocks at guest_tsc, by its own (old) parameters. */
+	uint64_t d = guest_tsc - b->tsc_at_boot;
+	int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);
+	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	uint64_t hz = khz > 0 ? (uint64_t)khz * 1000 : b->tsc_hz;
+	b->clock_seq += 2;
+	b->monotonic_ns += ns;
+	/* Realtime jumps by however long the sandbox was stopped, as a host's does after a
+	 * suspend; monotonic and CPU time do not count that time. */
+	b->realtime_ns += ns + (now - host_rt_then);
+	b->tsc_at_boot = guest_tsc;
+	if (hz) {
+		b->tsc_hz = hz;
+		b->tsc_mult = (1000000000ull << 32) / hz;
+		b->spin_tsc = hz / 1000000 * b->spin_us;
+	}
+	b->flags = (b->flags & ~(uint32_t)SBX_BOOT_POLLING) | (vm->polling ? SBX_BOOT_POLLING : 0);
+	sbx_mem_dirty(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+}

@@ -1,0 +1,262 @@
+/* Snapshots, restore, reset and live migration, on real VMs. The library tests drive
+ * libsandbox directly (and look at the vCPU through vm.h); the command-line tests run
+ * sandbox-run and sandbox-ctl as a user would. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+#include "vm.h"
+
+#define HB SBX_BUILD_DIR "/samples/heartbeat-glibc"
+
+static char *fd_text(int fd)
+{
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	char *b = calloc(1, (size_t)st.st_size + 1);
+	cr_assert_eq(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+	return b;
+}
+
+static struct sbx_config hb_config(char *const *argv, int out)
+{
+	return (struct sbx_config){.prog = HB,
+				   .argv = argv,
+				   .mem_size = 64ull << 20,
+				   .stdin_fd = -1,
+				   .stdout_fd = out,
+				   .stderr_fd = 2,
+				   .no_confine = 1, /* the test process must stay unconfined */
+				   .log = stderr,
+				   .name = "heartbeat"};
+}
+
+/* The numbers 1..n, each once, in order, across the texts; returns the checksum line. */
+static const char *check_sequence(const char *a, const char *b, long n)
+{
+	long want = 1;
+	static char sum[64];
+	sum[0] = 0;
+	const char *parts[2] = {a, b};
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = parts[k]; p && *p;) {
+			if (!strncmp(p, "checksum ", 9)) {
+				sscanf(p + 9, "%63s", sum);
+			} else {
+				long v = strtol(p, NULL, 10);
+				cr_assert_eq(v, want, "expected %ld, got %ld", want, v);
+				want++;
+			}
+			p = strchr(p, '\n');
+			p = p ? p + 1 : NULL;
+		}
+	}
+	cr_assert_eq(want, n + 1, "the outputs end at %ld, not %ld", want - 1, n);
+	return sum;
+}
+
+Test(reset, puts_back_exactly_what_the_run_dirtied)
+{
+	e2e_need_kvm();
+	char *const argv[] = {"heartbeat", "100", "40", "8", NULL};
+	int out = memfd_create("out", 0);
+	struct sbx_config cfg = hb_config(argv, out);
+	struct sbx_vm *vm;
+	char err[512];
+	cr_assert_eq(sbx_vm_create(&cfg, &vm, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_vm_load(vm, err, sizeof(err)), 0, "%s", err);
+	struct sbx_snap *snap;
+	cr_assert_eq(sbx_snapshot_take(vm, &snap, err, sizeof(err)), 0, "%s", err);
+	struct sbx_result res;
+	char sum1[64] = "", *o1;
+	for (int run = 0; run < 3; run++) {
+		ftruncate(out, 0);
+		lseek(out, 0, SEEK_SET);
+		cr_assert_eq(sbx_vm_run(vm, &res), 0);
+		cr_assert_eq(res.status, 0, "run %d: %s", run, res.reason);
+		o1 = fd_text(out);
+		const char *sum = check_sequence(o1, NULL, 100);
+		if (run == 0)
+			snprintf(sum1, sizeof(sum1), "%s", sum);
+		cr_assert_str_eq(sum, sum1, "run %d ends with another memory checksum", run);
+		free(o1);
+		struct sbx_reset_stats st;
+		cr_assert_eq(sbx_reset(vm, snap, &st, err, sizeof(err)), 0, "%s", err);
+		/* 100 beats at 40 MB/s dirty ~1000 pages of the 8 MiB buffer, plus stack,
+		 * ring and kernel pages; all of them, and only a small part of RAM. */
+		cr_assert_gt(st.pages, 900, "only %llu pages put back", (unsigned long long)st.pages);
+		cr_assert_lt(st.pages, (64u << 20) / 4096 / 2);
+		cr_assert_eq(sbx_reset_verify(vm, snap, err, sizeof(err)), 0, "%s", err);
+	}
+	sbx_snapshot_free(snap);
+	sbx_vm_destroy(vm);
+	close(out);
+}
+
+struct runner {
+	struct sbx_vm *vm;
+	struct sbx_result res;
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner *r = arg;
+	sbx_vm_run(r->vm, &r->res);
+	return NULL;
+}
+
+Test(snapshot, mid_run_round_trip_keeps_registers_memory_and_output)
+{
+	e2e_need_kvm();
+	char *const argv[] = {"heartbeat", "400", "20", "8", NULL};
+	int out1 = memfd_create("out1", 0), out2 = memfd_create("out2", 0);
+	struct sbx_config cfg = hb_config(argv, out1);
+	struct runner r = {0};
+	char err[512], path[] = "/tmp/sbx-snap-test.XXXXXX";
+	close(mkstemp(path));
+	cr_assert_eq(sbx_vm_create(&cfg, &r.vm, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_vm_load(r.vm, err, sizeof(err)), 0, "%s", err);
+	pthread_t t;
+	pthread_create(&t, NULL, run_thread, &r);
+	usleep(150000);
+	cr_assert_eq(sbx_vm_pause(r.vm, 5000), 0);
+	struct kvm_regs ra, rb;
+	struct kvm_sregs sa, sb;
+	cr_assert_eq(ioctl(r.vm->vcpu_fd, KVM_GET_REGS, &ra), 0);
+	cr_assert_eq(ioctl(r.vm->vcpu_fd, KVM_GET_SREGS, &sa), 0);
+	cr_assert_eq(sbx_vm_snapshot(r.vm, path, err, sizeof(err)), 0, "%s", err);
+
+	struct sbx_config cfg2 = hb_config(argv, out2);
+	cfg2.prog = NULL;
+	struct sbx_vm *vm2;
+	cr_assert_eq(sbx_vm_restore(&cfg2, path, 0, &vm2, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ioctl(vm2->vcpu_fd, KVM_GET_REGS, &rb), 0);
+	cr_assert_eq(ioctl(vm2->vcpu_fd, KVM_GET_SREGS, &sb), 0);
+	cr_assert_eq(memcmp(&ra, &rb, sizeof(ra)), 0, "registers differ after restore");
+	cr_assert_eq(memcmp(&sa.cs, &sb.cs, sizeof(sa.cs)), 0);
+	cr_assert_eq(sa.cr3, sb.cr3);
+	cr_assert_eq(sa.efer, sb.efer);
+	/* Memory: the whole of RAM, except the boot page whose clock fields a restore moves. */
+	for (uint64_t a = 0; a < r.vm->mem_size; a += 4096)
+		if (a != SBX_BOOTINFO_ADDR)
+			cr_assert_eq(memcmp(r.vm->mem + a, vm2->mem + a, 4096), 0,
+				     "page 0x%llx differs after restore", (unsigned long long)a);
+	/* The original stops here; the restored one finishes the job. */
+	sbx_vm_kill(r.vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot");
+	sbx_vm_resume(r.vm);
+	pthread_join(t, NULL);
+	sbx_vm_destroy(r.vm);
+	struct sbx_result res;
+	cr_assert_eq(sbx_vm_run(vm2, &res), 0);
+	cr_assert_eq(res.status, 0, "%s", res.reason);
+	sbx_vm_destroy(vm2);
+	char *a = fd_text(out1), *b = fd_text(out2);
+	cr_assert(strlen(b) > 0, "the restored sandbox printed nothing");
+	check_sequence(a, b, 400);
+	free(a);
+	free(b);
+	unlink(path);
+}
+
+Test(snapshot, cli_snapshot_restore_keeps_file_offsets)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		 "seq -f 'line-%%g' 1 1500 > $D/in.txt; "
+		 "%s --control $D/c --ro $D:/data " HB " 1500 5 4 /data/in.txt > $D/a 2>$D/ea & "
+		 "P=$!; for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; "
+		 "sleep 0.3; " SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >$D/ctl; "
+		 "wait $P; "
+		 "%s --restore $D/s.snap --ro $D:/data > $D/b 2>$D/eb; "
+		 "cat $D/a $D/b | grep -v checksum | awk '{ if ($1 != NR || $2 != \"line-\" NR) "
+		 "{ print \"bad line \" NR \": \" $0; exit 1 } } END { print NR }'; "
+		 "cat $D/ctl; cat $D/ea",
+		 SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "1500\n"), "%s", out);
+	cr_assert(strstr(out, "ok snapshot"), "%s", out);
+	cr_assert(strstr(out, "stopped after a snapshot"), "%s", out);
+	free(out);
+}
+
+Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; mkdir $D/x; seq 1 3000 > $D/in.txt; "
+		 "%s --control $D/c --ro $D:/data " HB " 3000 1 4 /data/in.txt > /dev/null 2>&1 & "
+		 "P=$!; for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep 0.2; "
+		 SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >/dev/null; wait $P; "
+		 "echo wider; %s --restore $D/s.snap --ro $D:/data --rw $D/x:/x 2>&1; echo \"st=$?\"; "
+		 "echo missing; mv $D/in.txt $D/gone.txt; %s --restore $D/s.snap --ro $D:/data "
+		 "2>&1; echo \"st=$?\"; "
+		 "echo corrupt; printf 'XX' | dd of=$D/s.snap bs=1 seek=300 conv=notrunc "
+		 "2>/dev/null; %s --restore $D/s.snap --ro $D:/data 2>&1; echo \"st=$?\"",
+		 SANDBOX, SANDBOX, SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert(strstr(out, "wider than the snapshot's (--rw /x)"), "%s", out);
+	cr_assert(strstr(out, "cannot reopen /data/in.txt"), "%s", out);
+	cr_assert(strstr(out, "st=125\ncorrupt"), "%s", out);
+	const char *c = strstr(out, "corrupt\n");
+	cr_assert(c && strstr(c, "sandbox-run: ") && strstr(c, "st=125"), "%s", out);
+	free(out);
+}
+
+static void migrate(const char *mode, const char *env)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s " SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR
+		 " %s 2>&1",
+		 env, mode);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "PASS"), "%s", out);
+	free(out);
+}
+
+Test(migration, loopback_tcp)
+{
+	migrate("loopback", "");
+}
+
+Test(migration, unix_socket)
+{
+	migrate("unix", "");
+}
+
+Test(migration, between_network_namespaces)
+{
+	if (geteuid() != 0)
+		cr_skip_test("network namespaces need root");
+	migrate("netns", "");
+}
+
+Test(migration, destination_killed_mid_stream)
+{
+	migrate("killdst", "TOUCH=300");
+}
+
+Test(migration, wrong_key)
+{
+	migrate("wrongkey", "");
+}
+
+Test(migration, corrupted_stream)
+{
+	migrate("corrupt", "");
+}
