@@ -760,15 +760,20 @@ static int handshake(struct mig_stream *s, const uint8_t key[MIG_KEY_BYTES], boo
 	int r;
 
 	hello_make(mine, role, caps);
-	r = send_all(s, mine, sizeof(mine), err, errlen);
-	if (r < 0)
-		return r;
+	int sent = send_all(s, mine, sizeof(mine), err, errlen);
+	/* A peer that hung up may still have said something: what it said explains more. */
+	if (sent < 0 && sent != -EPIPE)
+		return sent;
 	r = hs_read(s, theirs, sizeof(theirs), "hello", err, errlen);
 	if (r < 0)
 		return r;
 	r = hello_check(theirs, role, err, errlen);
 	if (r < 0)
 		return r;
+	if (sent < 0)
+		return fail(err, errlen, sent,
+			    PFX
+			    "peer closed the connection during the handshake (after its hello)");
 	s->aes = (caps & theirs[9] & CAP_AES256GCM) != 0;
 
 	derive(&k, key, source ? mine : theirs, source ? theirs : mine);
