@@ -3,6 +3,7 @@
  * sits between the two for the tampering tests: it forwards the handshake live, holds the
  * source's frames until the source is done, and hands them on altered. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -143,7 +144,28 @@ Test(addr, long_names)
 
 /* ---- key files ---------------------------------------------------------------------------- */
 
-static char keydir[64];
+static char keydir[64], sockdir[64];
+
+/* The temporary directories go when each test does (Criterion runs each in its own process). */
+static void rm_dir(const char *d)
+{
+	DIR *dir = opendir(d);
+	if (!dir)
+		return;
+	for (struct dirent *e; (e = readdir(dir));)
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	rmdir(d);
+}
+
+static void __attribute__((destructor)) rm_tmp(void)
+{
+	if (keydir[0])
+		rm_dir(keydir);
+	if (sockdir[0])
+		rm_dir(sockdir);
+}
 
 static const char *key_file(const char *name, const void *data, size_t len, mode_t mode)
 {
@@ -411,8 +433,6 @@ Test(stream, round_trip_tcp_hostname)
 {
 	over_network("tcp:127.0.0.1:0", "tcp:localhost:%u");
 }
-
-static char sockdir[64];
 
 static const char *sock_path(const char *name)
 {
