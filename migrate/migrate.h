@@ -115,7 +115,7 @@ const char *mig_sec_name(uint32_t type);
 #define MIG_MSG_MAX (8u << 20) /* cap on one message's plaintext */
 
 struct mig_addr {
-	int family; /* AF_INET, AF_INET6 or AF_UNIX */
+	int family; /* AF_INET, AF_INET6 (literals), AF_UNSPEC (a host name) or AF_UNIX */
 	char host[256];
 	uint16_t port;
 	char path[108];
