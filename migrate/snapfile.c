@@ -848,6 +848,9 @@ static int check_table(struct mig_snap_reader *r, const uint8_t *hdr, char *err,
 		const struct mig_section *s = &r->sec[i];
 		char tb[24];
 		const char *nm = tname(s->type, tb);
+		if (s->type == 0)
+			return fail(err, errlen, -EINVAL,
+				    "section table: section %u has type 0 (reserved)", i);
 		if (!known_type(s->type)) {
 			if (s->flags & MIG_SEC_F_REQUIRED)
 				return fail(
