@@ -140,6 +140,8 @@ static const struct sbx_rule {
     {SCMP_SYS(recvfrom), ARG_ANY, 0, "the migration stream"},
     {SCMP_SYS(setsockopt), ARG_ANY, 0, "TCP_NODELAY on a migration stream handed over"},
     {SCMP_SYS(getsockopt), ARG_ANY, 0, "the migration stream's socket type"},
+    {SCMP_SYS(getsockname), ARG_ANY, 0, "the migration stream: TCP or unix"},
+    {SCMP_SYS(getpeername), ARG_ANY, 0, "the migration stream's peer, for messages"},
     {SCMP_SYS(shutdown), ARG_ANY, 0, "the end of a migration stream"},
     {SCMP_SYS(memfd_create), ARG_ANY, 0, "the state of a migration, built in memory"},
 #if defined(__SANITIZE_ADDRESS__)
@@ -155,8 +157,18 @@ static const int sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL,
 static const unsigned long sbx_tty_ioctls[] = {TCGETS, TIOCGWINSZ, FIONREAD};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
  * (signal.c, x86_setup.c sbx_x86_enter), on the vCPU fd only. */
-static const unsigned long sbx_vcpu_ioctls[] = {KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
-						KVM_SET_SREGS};
+static const unsigned long sbx_vcpu_ioctls[] = {
+    KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
+    /* A snapshot (control socket, migration) reads the whole vCPU; a reset writes it back
+     * (state.c). CPUID is only ever set before confinement. */
+    KVM_GET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE, KVM_GET_XSAVE, KVM_GET_XSAVE2,
+    KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+    KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ};
+/* On the VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
+ * memslot's logging flag and re-adds it after page tables were put back. */
+static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION, KVM_ENABLE_CAP,
+					      KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG,
+					      KVM_SET_USER_MEMORY_REGION};
 
 /* fds and ioctl commands are ints to the kernel: compare the low 32 bits only. */
 #define LOW32 0xffffffffull
@@ -206,6 +218,12 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 			    ctx, act, r->nr, 2,
 			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->vcpu_fd),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vcpu_ioctls[i]));
+		for (size_t i = 0;
+		     rc == 0 && vm->vm_fd >= 0 && i < sizeof(sbx_vm_ioctls) / sizeof(long); i++)
+			rc = seccomp_rule_add(
+			    ctx, act, r->nr, 2,
+			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->vm_fd),
+			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vm_ioctls[i]));
 		return rc;
 	}
 	return -EINVAL;

@@ -63,7 +63,7 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 
 void sbx_dirty_stop(struct sbx_vm *vm)
 {
-	if (vm->dirty_logging)
+	if (vm->dirty_logging && vm->vm_fd >= 0)
 		set_slot(vm, 0, vm->mem_size);
 	vm->dirty_logging = 0;
 	free(vm->mon_dirty);

@@ -106,6 +106,10 @@ else
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST after a failed migration"
   grep -q 'migrated to' "$D/src.err" && fail "the source claims it migrated"
   [ -s "$D/dst.out" ] && fail "the destination ran the guest"
+  case "$MODE" in
+  wrongkey) grep -q 'same key' "$D/dst.err" || fail "the destination did not name the key" ;;
+  corrupt) grep -q 'authentication' "$D/dst.err" || fail "the destination did not name the altered stream" ;;
+  esac
 fi
 wait $REF
 cat "$D/src.out" "$D/dst.out" >"$D/all"
