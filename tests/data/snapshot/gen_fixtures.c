@@ -1,5 +1,5 @@
-/* Writes the snapshot fixtures and fuzz seeds in this directory (see README.md). Run by
- * gen.sh. v1.0-small.snap is format 1.0's fixture: once committed it is never regenerated,
+/* Writes the snapshot fixtures and fuzz seeds in this directory. Run by gen.sh.
+ * v1.0-small.snap is format 1.0's fixture: once committed it is never regenerated,
  * so later readers are tested against what 1.0 really wrote. */
 #include <fcntl.h>
 #include <stdio.h>
