@@ -99,8 +99,10 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 		return 1;
 	}
 	double *w = calloc((size_t)runs, sizeof(double)), *f = calloc((size_t)runs, sizeof(double));
-	double *re = calloc((size_t)runs, sizeof(double)), *rl = calloc((size_t)runs, sizeof(double));
-	double *hc = calloc((size_t)runs, sizeof(double)), *mb = calloc((size_t)runs, sizeof(double));
+	double *re = calloc((size_t)runs, sizeof(double)),
+	       *rl = calloc((size_t)runs, sizeof(double));
+	double *hc = calloc((size_t)runs, sizeof(double)),
+	       *mb = calloc((size_t)runs, sizeof(double));
 	snprintf(path, sizeof(path), "%s/bench.snap", dir);
 	for (int i = 0; i < runs; i++) {
 		char tmp[4096];
@@ -113,6 +115,7 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 		}
 		double t1 = now_us();
 		if (mig_snap_commit(fd, tmp, path, err, sizeof(err)) < 0) {
+			mig_snap_abort(fd, tmp);
 			fprintf(stderr, "snap_bench: %s\n", err);
 			return 1;
 		}

@@ -28,8 +28,8 @@
 #define MIG_SNAP_HEADER_SIZE 256
 #define MIG_PAGE_SIZE 4096ull
 #define MIG_SNAP_MAX_SECTIONS 64
-#define MIG_SNAP_MAX_BLOB (64ull << 20)	 /* cap on any non-PAGES section */
-#define MIG_SNAP_MAX_MEM (64ull << 30)	 /* cap on mem_size */
+#define MIG_SNAP_MAX_BLOB (64ull << 20) /* cap on any non-PAGES section */
+#define MIG_SNAP_MAX_MEM (64ull << 30)	/* cap on mem_size */
 
 /* Section types. Numbers never change meaning. */
 enum mig_sec_type {
@@ -46,14 +46,14 @@ enum mig_sec_type {
 
 struct mig_snap_header {
 	uint16_t major, minor;
-	uint32_t abi_version;	/* guest hypercall ABI of the kernel inside */
-	uint64_t mem_size;	/* guest RAM bytes, a multiple of 2 MiB */
-	uint64_t tsc_khz;	/* TSC frequency of the host that wrote it */
-	uint8_t cpuid_sig[32];	/* vendor, family/model/stepping and feature words (monitor-made) */
-	uint8_t elf_hash[16];	/* XXH3-128 of the guest ELF file */
-	uint8_t snap_id[16];	/* random */
-	uint8_t parent_id[16];	/* the snapshot this one was restored from, or zeros */
-	uint64_t created_ns;	/* CLOCK_REALTIME */
+	uint32_t abi_version;  /* guest hypercall ABI of the kernel inside */
+	uint64_t mem_size;     /* guest RAM bytes, a multiple of 2 MiB */
+	uint64_t tsc_khz;      /* TSC frequency of the host that wrote it */
+	uint8_t cpuid_sig[32]; /* vendor, family/model/stepping and feature words (monitor-made) */
+	uint8_t elf_hash[16];  /* XXH3-128 of the guest ELF file */
+	uint8_t snap_id[16];   /* random */
+	uint8_t parent_id[16]; /* the snapshot this one was restored from, or zeros */
+	uint64_t created_ns;   /* CLOCK_REALTIME */
 	uint32_t nsections;
 };
 
@@ -75,8 +75,8 @@ int mig_snap_add(struct mig_snap_writer *w, uint32_t type, uint16_t version, uin
 /* Guest RAM: mem (mem_size bytes). mem_fd, if >= 0, is the memfd behind it: its holes
  * (SEEK_DATA/SEEK_HOLE) are skipped without reading them. zstd_level 0 stores pages raw.
  * Adds PAGEMAP and PAGES. *stored gets the number of pages stored. */
-int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t mem_size,
-		       int mem_fd, int zstd_level, uint64_t *stored, char *err, size_t errlen);
+int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t mem_size, int mem_fd,
+		       int zstd_level, uint64_t *stored, char *err, size_t errlen);
 int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, size_t errlen);
 void mig_snap_writer_free(struct mig_snap_writer *w);
 
@@ -93,15 +93,15 @@ int mig_snap_open(struct mig_snap_reader **r, int fd, char *err, size_t errlen);
 const struct mig_snap_header *mig_snap_header_of(const struct mig_snap_reader *r);
 /* A non-PAGES section's body, checksum verified, in a buffer the reader owns (valid until
  * free). -ENOENT if the file has no such section. */
-int mig_snap_section(struct mig_snap_reader *r, uint32_t type, uint16_t *version,
-		     const void **data, uint64_t *len, char *err, size_t errlen);
+int mig_snap_section(struct mig_snap_reader *r, uint32_t type, uint16_t *version, const void **data,
+		     uint64_t *len, char *err, size_t errlen);
 /* Guest RAM into dst (mem_size bytes, already zero): raw or zstd, checksum verified. */
 int mig_snap_read_pages(struct mig_snap_reader *r, uint8_t *dst, uint64_t mem_size, char *err,
 			size_t errlen);
 /* The raw PAGES body for mapping: file offset (page-aligned) and length; -EINVAL if the pages
  * are compressed. verify=1 checks the checksum first (reads every stored page). */
-int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offset,
-			  uint64_t *len, char *err, size_t errlen);
+int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offset, uint64_t *len,
+			  char *err, size_t errlen);
 void mig_snap_reader_free(struct mig_snap_reader *r);
 /* A one-line name for a section type ("vcpu", "pages", ...), for messages. */
 const char *mig_sec_name(uint32_t type);
@@ -132,12 +132,12 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 struct mig_stream;
 /* Runs the handshake on a connected fd (the stream takes it over); both sides prove they hold
  * the key. is_source picks the role. timeout_ms bounds every later read too. */
-int mig_stream_open(struct mig_stream **s, int fd, const uint8_t key[MIG_KEY_BYTES],
-		    int is_source, int timeout_ms, char *err, size_t errlen);
+int mig_stream_open(struct mig_stream **s, int fd, const uint8_t key[MIG_KEY_BYTES], int is_source,
+		    int timeout_ms, char *err, size_t errlen);
 /* One message: a type and a body of up to MIG_MSG_MAX bytes (the two parts are concatenated,
  * so a header and a page batch go without a copy by the caller). */
-int mig_stream_send(struct mig_stream *s, uint32_t type, const void *a, size_t alen,
-		    const void *b, size_t blen, char *err, size_t errlen);
+int mig_stream_send(struct mig_stream *s, uint32_t type, const void *a, size_t alen, const void *b,
+		    size_t blen, char *err, size_t errlen);
 /* The next message, verified; *body points into a buffer the stream owns until the next call. */
 int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, size_t *len,
 		    char *err, size_t errlen);

@@ -162,8 +162,8 @@ static const unsigned long sbx_vcpu_ioctls[] = {
     /* A snapshot (control socket, migration) reads the whole vCPU; a reset writes it back
      * (state.c). CPUID is only ever set before confinement. */
     KVM_GET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE, KVM_GET_XSAVE, KVM_GET_XSAVE2,
-    KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
-    KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ};
+    KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, KVM_GET_MSRS,
+    KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ};
 /* On the VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
  * memslot's logging flag and re-adds it after page tables were put back. */
 static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION, KVM_ENABLE_CAP,

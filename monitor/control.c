@@ -57,11 +57,13 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 
 static void cmd_stats(struct sbx_vm *vm, int c)
 {
-	static const char *const exit_names[64] = {
-	    [KVM_EXIT_IO] = "io",	 [KVM_EXIT_MMIO] = "mmio",
-	    [KVM_EXIT_HLT] = "hlt",	 [KVM_EXIT_SHUTDOWN] = "shutdown",
-	    [KVM_EXIT_INTR] = "intr",	 [KVM_EXIT_INTERNAL_ERROR] = "internal",
-	    [KVM_EXIT_FAIL_ENTRY] = "fail_entry"};
+	static const char *const exit_names[64] = {[KVM_EXIT_IO] = "io",
+						   [KVM_EXIT_MMIO] = "mmio",
+						   [KVM_EXIT_HLT] = "hlt",
+						   [KVM_EXIT_SHUTDOWN] = "shutdown",
+						   [KVM_EXIT_INTR] = "intr",
+						   [KVM_EXIT_INTERNAL_ERROR] = "internal",
+						   [KVM_EXIT_FAIL_ENTRY] = "fail_entry"};
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	reply(c, "run time: %.1f ms%s", ms_between(&vm->first_run_at, &now),

@@ -13,18 +13,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sandbox-ctl SOCK COMMAND\n"
-		   "Commands:\n"
-		   "  pause                          stop the guest at an instruction boundary\n"
-		   "  resume                         let it run again\n"
-		   "  stats                          exits, hypercalls, dirtied pages, run time\n"
-		   "  snapshot FILE [--leave-running] [--compress]\n"
-		   "                                 write a snapshot; the sandbox stops unless\n"
-		   "                                 --leave-running\n"
-		   "  migrate ADDR                   live-migrate to a sandbox-run --incoming ADDR\n"
-		   "                                 (tcp:HOST:PORT or unix:PATH)\n"
-		   "Exit status: 0 when the monitor answered ok, 1 when it answered an error, 2 for\n"
-		   "a usage error or when the monitor could not be reached.\n");
+	fprintf(f,
+		"usage: sandbox-ctl SOCK COMMAND\n"
+		"Commands:\n"
+		"  pause                          stop the guest at an instruction boundary\n"
+		"  resume                         let it run again\n"
+		"  stats                          exits, hypercalls, dirtied pages, run time\n"
+		"  snapshot FILE [--leave-running] [--compress]\n"
+		"                                 write a snapshot; the sandbox stops unless\n"
+		"                                 --leave-running\n"
+		"  migrate ADDR                   live-migrate to a sandbox-run --incoming ADDR\n"
+		"                                 (tcp:HOST:PORT or unix:PATH)\n"
+		"Exit status: 0 when the monitor answered ok, 1 when it answered an error, 2 for\n"
+		"a usage error or when the monitor could not be reached.\n");
 }
 
 /* Sends the command (and fd, if any) and copies the reply to stdout; 0 if it ended "ok". */
@@ -77,8 +78,9 @@ static int talk(const char *sock, const char *line, int fd)
 	if (in)
 		fclose(in);
 	if (status == 2)
-		fprintf(stderr, "sandbox-ctl: %s: the monitor closed the connection without an "
-				"answer\n",
+		fprintf(stderr,
+			"sandbox-ctl: %s: the monitor closed the connection without an "
+			"answer\n",
 			sock);
 	return status;
 }
@@ -114,7 +116,8 @@ int main(int argc, char **argv)
 			else if (!file && argv[i][0] != '-')
 				file = argv[i];
 			else {
-				fprintf(stderr, "sandbox-ctl: snapshot: unexpected '%s'\n", argv[i]);
+				fprintf(stderr, "sandbox-ctl: snapshot: unexpected '%s'\n",
+					argv[i]);
 				return 2;
 			}
 		}
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
 			return st;
 		}
 		if (mig_snap_commit(fd, tmp, file, err, sizeof(err)) < 0) {
+			mig_snap_abort(fd, tmp);
 			fprintf(stderr, "sandbox-ctl: %s\n", err);
 			return 1;
 		}

@@ -85,8 +85,8 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 	int64_t n = 0;
 	uint64_t first = nw, last = 0;
 	for (uint64_t i = 0; i < nw; i++) {
-		uint64_t m = vm->mon_dirty ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL)
-					   : 0;
+		uint64_t m =
+		    vm->mon_dirty ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL) : 0;
 		if (log[i]) {
 			if (first == nw)
 				first = i;
@@ -145,8 +145,8 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm)
 	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) == 0) {
 		n = 0;
 		for (uint64_t i = 0; i < nw; i++)
-			n += __builtin_popcountll(log[i] | __atomic_load_n(&vm->mon_dirty[i],
-									  __ATOMIC_RELAXED));
+			n += __builtin_popcountll(
+			    log[i] | __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_RELAXED));
 	}
 	free(log);
 	return n;

@@ -18,8 +18,8 @@ void sbx_fd_init(struct sbx_vm *vm)
 		int fd = fcntl(host[i], F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
 			continue;
-		vm->fds[i] = (struct sbx_handle){
-		    .kind = SBX_H_HOST, .fd = fd, .writable = 1, .stdio = i};
+		vm->fds[i] =
+		    (struct sbx_handle){.kind = SBX_H_HOST, .fd = fd, .writable = 1, .stdio = i};
 	}
 }
 

@@ -64,8 +64,12 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 		free(g);
 		return n < 0 ? -EMFILE : -ENOMEM;
 	}
-	vm->fds[n] = (struct sbx_handle){
-	    .kind = kind, .fd = fd, .gpath = g, .cloexec = cloexec, .writable = writable, .stdio = -1};
+	vm->fds[n] = (struct sbx_handle){.kind = kind,
+					 .fd = fd,
+					 .gpath = g,
+					 .cloexec = cloexec,
+					 .writable = writable,
+					 .stdio = -1};
 	return n;
 }
 

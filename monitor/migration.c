@@ -139,8 +139,8 @@ static void error_text(const uint8_t *body, size_t len, char *out, size_t outlen
 }
 
 /* Waits for one message of the wanted type; an ERROR from the peer becomes the error. */
-static int expect(struct mig_stream *s, uint32_t want, const uint8_t **body, size_t *len,
-		  char *err, size_t errlen)
+static int expect(struct mig_stream *s, uint32_t want, const uint8_t **body, size_t *len, char *err,
+		  size_t errlen)
 {
 	uint32_t type;
 	int r = mig_stream_recv(s, &type, body, len, err, errlen);
@@ -299,8 +299,7 @@ out:
 }
 
 /* ---- Destination ------------------------------------------------------------------------- */
-static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err,
-		       size_t errlen)
+static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
 	uint32_t n;
 	if (len < 4) {
@@ -320,8 +319,8 @@ static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char 
 		ndata += !(e & 1);
 	}
 	if (len != 4 + 8ull * n + ndata * SBX_PAGE_SIZE) {
-		snprintf(err, errlen, "PAGES message of %zu bytes for %u pages (%zu with data)", len,
-			 n, ndata);
+		snprintf(err, errlen, "PAGES message of %zu bytes for %u pages (%zu with data)",
+			 len, n, ndata);
 		return -EPROTO;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -330,7 +329,8 @@ static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char 
 		gpa = e & ~1ull;
 		uint8_t *p = sbx_gptr(vm, gpa, SBX_PAGE_SIZE);
 		if (!p || (gpa & (SBX_PAGE_SIZE - 1))) {
-			snprintf(err, errlen, "PAGES message: page address 0x%llx outside guest RAM",
+			snprintf(err, errlen,
+				 "PAGES message: page address 0x%llx outside guest RAM",
 				 (unsigned long long)gpa);
 			return -EPROTO;
 		}
@@ -344,8 +344,7 @@ static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char 
 	return 0;
 }
 
-static int apply_state(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err,
-		       size_t errlen)
+static int apply_state(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
 	if (len < 12) {
 		snprintf(err, errlen, "STATE message of %zu bytes", len);
@@ -383,8 +382,8 @@ static void say_resumed(struct sbx_vm *vm)
 	vm->incoming = NULL;
 }
 
-int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out,
-		    char *err, size_t errlen)
+int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out, char *err,
+		    size_t errlen)
 {
 	*out = NULL;
 	char e[400] = "";
@@ -405,8 +404,7 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 		unlink(a.path);
 	if ((r = fd) < 0)
 		goto fail;
-	if ((r = mig_stream_open(&s, fd, cfg->migrate_key, 0, STREAM_TIMEOUT_MS, e, sizeof(e))) <
-	    0)
+	if ((r = mig_stream_open(&s, fd, cfg->migrate_key, 0, STREAM_TIMEOUT_MS, e, sizeof(e))) < 0)
 		goto fail;
 	const uint8_t *body;
 	size_t len;
@@ -416,15 +414,16 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 	uint64_t mem_size;
 	uint32_t abi;
 	if (type != MSG_HELLO || len != 12) {
-		snprintf(e, sizeof(e), "migration stream: no HELLO first (type %u, %zu bytes)", type,
-			 len);
+		snprintf(e, sizeof(e), "migration stream: no HELLO first (type %u, %zu bytes)",
+			 type, len);
 		r = -EPROTO;
 		goto fail;
 	}
 	memcpy(&mem_size, body, 8);
 	memcpy(&abi, body + 8, 4);
 	if (abi != SBX_ABI_VERSION) {
-		snprintf(e, sizeof(e), "the source's guest kernel speaks ABI %u.%u, this monitor %u.%u",
+		snprintf(e, sizeof(e),
+			 "the source's guest kernel speaks ABI %u.%u, this monitor %u.%u",
 			 abi >> 16, abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);
 		r = -EINVAL;
 		goto fail;
@@ -456,7 +455,8 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 			r = -ECONNABORTED;
 			goto fail;
 		} else {
-			snprintf(e, sizeof(e), "migration stream: unexpected message type %u", type);
+			snprintf(e, sizeof(e), "migration stream: unexpected message type %u",
+				 type);
 			r = -EPROTO;
 			goto fail;
 		}

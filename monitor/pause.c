@@ -57,7 +57,8 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 			step.tv_sec++;
 			step.tv_nsec -= 1000000000;
 		}
-		if (step.tv_sec > dl.tv_sec || (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec))
+		if (step.tv_sec > dl.tv_sec ||
+		    (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec))
 			step = dl;
 		int w = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &step);
 		if (w == ETIMEDOUT && (step.tv_sec == dl.tv_sec && step.tv_nsec == dl.tv_nsec))

@@ -15,8 +15,8 @@
 
 struct sbx_snap {
 	uint64_t mem_size;
-	uint8_t *ram;	   /* private anonymous copy; never-touched ranges stay unbacked zeros */
-	uint64_t *dirty;   /* scratch bitmap for a reset */
+	uint8_t *ram;	     /* private anonymous copy; never-touched ranges stay unbacked zeros */
+	uint64_t *dirty;     /* scratch bitmap for a reset */
 	struct sbx_sio vcpu; /* the vCPU, as sbx_state_vcpu saves it */
 	struct sbx_handle fds[SBX_MAX_FDS]; /* fds are our own dups */
 	int64_t offs[SBX_MAX_FDS];
@@ -114,7 +114,8 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	s->ring_tail = vm->ring_tail;
 	if (r < 0 || (r = sbx_dirty_start(vm, err, errlen)) < 0) {
 		if (!err[0])
-			snprintf(err, errlen, "snapshot: copying the handle table: %s", strerror(-r));
+			snprintf(err, errlen, "snapshot: copying the handle table: %s",
+				 strerror(-r));
 		sbx_snapshot_free(s);
 		return r;
 	}
@@ -198,7 +199,8 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 	if (st) {
 		st->pages = pages;
 		st->slot_reload = pt;
-		st->us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+		st->us =
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
 	}
 	return 0;
 }

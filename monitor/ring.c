@@ -106,7 +106,11 @@ static void *poller_main(void *arg)
 	}
 	while (!atomic_load(&vm->poll_stop)) {
 		int wake = atomic_load(&vm->poll_wake);
+		/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox
+		 * holds the lock, and its RAM must not change while a snapshot reads it. */
+		pthread_mutex_lock(&vm->ring_lock);
 		set_need_wakeup(r, 0);
+		pthread_mutex_unlock(&vm->ring_lock);
 		int64_t idle_since = now_ns();
 		while (!atomic_load(&vm->poll_stop)) {
 			if (atomic_load(&vm->stopping))
@@ -125,11 +129,14 @@ static void *poller_main(void *arg)
 			}
 			/* Going idle: ask for doorbells, then look once more, since a request
 			 * published before the flag was visible would otherwise wait forever. */
+			pthread_mutex_lock(&vm->ring_lock);
 			set_need_wakeup(r, 1);
-			if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm)) {
+			int more = __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm);
+			if (more)
 				set_need_wakeup(r, 0);
+			pthread_mutex_unlock(&vm->ring_lock);
+			if (more)
 				continue;
-			}
 			break;
 		}
 		if (!atomic_load(&vm->poll_stop))

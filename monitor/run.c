@@ -196,7 +196,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->running = 1;
 	pthread_mutex_unlock(&vm->pause_lock);
-	if (vm->control_fd >= 0 && !vm->control_started && sbx_control_run(vm, err, sizeof(err)) < 0)
+	if (vm->control_fd >= 0 && !vm->control_started &&
+	    sbx_control_run(vm, err, sizeof(err)) < 0)
 		sbx_log(vm, 0, "%s", err);
 	clock_gettime(CLOCK_REALTIME, &vm->first_run_at);
 	if (vm->on_first_run) {

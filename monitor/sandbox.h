@@ -33,12 +33,12 @@ struct sbx_config {
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
 	/* Snapshots and migration (docs/snapshots.md). */
-	const char *control_path;	/* unix socket for sandbox-ctl (--control), or NULL */
-	const uint8_t *migrate_key;	/* 32-byte stream key (--migrate-key), or NULL */
-	uint64_t max_downtime_ms;	/* live migration's pause target (0: 20 ms) */
-	unsigned max_rounds;		/* pre-copy rounds before stopping anyway (0: 30) */
-	int allow_wider_policy;		/* a restore may grant more than the snapshot had */
-	int snapshot_zstd;		/* zstd level for snapshot RAM, 0 for raw pages */
+	const char *control_path;   /* unix socket for sandbox-ctl (--control), or NULL */
+	const uint8_t *migrate_key; /* 32-byte stream key (--migrate-key), or NULL */
+	uint64_t max_downtime_ms;   /* live migration's pause target (0: 20 ms) */
+	unsigned max_rounds;	    /* pre-copy rounds before stopping anyway (0: 30) */
+	int allow_wider_policy;	    /* a restore may grant more than the snapshot had */
+	int snapshot_zstd;	    /* zstd level for snapshot RAM, 0 for raw pages */
 };
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or
@@ -103,8 +103,8 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
 		   char *err, size_t errlen);
 /* Waits on addr ("tcp:HOST:PORT", "unix:PATH") for a live migration and returns the sandbox
  * it brought, ready for sbx_vm_run. */
-int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out,
-		    char *err, size_t errlen);
+int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out, char *err,
+		    size_t errlen);
 /* Pause and resume from another thread than the one in sbx_vm_run. */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);

@@ -140,9 +140,8 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, uin
 	if ((r = mig_snap_add(w, MIG_SEC_POLICY, SBX_STATE_VERSION, req, pj, pjlen, err, errlen)) <
 	    0)
 		goto out;
-	if (with_ram &&
-	    (r = mig_snap_add_pages(w, vm->mem, vm->mem_size, vm->mem_fd, zstd, pages, err,
-				    errlen)) < 0)
+	if (with_ram && (r = mig_snap_add_pages(w, vm->mem, vm->mem_size, vm->mem_fd, zstd, pages,
+						err, errlen)) < 0)
 		goto out;
 	r = mig_snap_writer_finish(w, with_ram, err, errlen);
 out:
@@ -172,7 +171,9 @@ int sbx_vm_snapshot(struct sbx_vm *vm, const char *path, char *err, size_t errle
 		mig_snap_abort(fd, tmp);
 		return r;
 	}
-	return mig_snap_commit(fd, tmp, path, err, errlen);
+	if ((r = mig_snap_commit(fd, tmp, path, err, errlen)) < 0)
+		mig_snap_abort(fd, tmp);
+	return r;
 }
 
 int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, size_t errlen)
@@ -240,8 +241,7 @@ static int limit_wider(json_t *lim, const char *key, uint64_t mine, int is_time)
 	return theirs && (!mine || mine > theirs);
 }
 
-static int check_policy(struct sbx_vm *vm, const void *text, uint64_t len, char *err,
-			size_t errlen)
+static int check_policy(struct sbx_vm *vm, const void *text, uint64_t len, char *err, size_t errlen)
 {
 	json_error_t je;
 	json_t *root = json_loadb(text, len, 0, &je);
@@ -338,8 +338,9 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 		return -EINVAL;
 	}
 	if (memcmp(sig, h->cpuid_sig, 32))
-		sbx_log(vm, 1, "the snapshot was written on a different CPU model: the guest keeps "
-			       "the CPUID it started with");
+		sbx_log(vm, 1,
+			"the snapshot was written on a different CPU model: the guest keeps "
+			"the CPUID it started with");
 	const void *pj;
 	uint64_t pjlen;
 	uint16_t pver;
@@ -368,8 +369,9 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 		if (!memcmp(hash, h->elf_hash, 16))
 			vm->cfg.prog = vm->snap_prog;
 		else
-			sbx_log(vm, 1, "%s is not the program the snapshot ran: crash reports will "
-				       "have no symbols",
+			sbx_log(vm, 1,
+				"%s is not the program the snapshot ran: crash reports will "
+				"have no symbols",
 				vm->snap_prog);
 	}
 	return 0;

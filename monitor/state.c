@@ -198,10 +198,11 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 	uint32_t slen = xlen;
 	sbx_sio_u32(io, &slen);
 	if (io->load && (slen < sizeof(struct kvm_xsave) || slen > xlen))
-		sbx_sio_fail(io,
-			     "XSAVE area of %u bytes, this host's KVM has %u (the snapshot uses CPU "
-			     "state this host does not have)",
-			     slen, xlen);
+		sbx_sio_fail(
+		    io,
+		    "XSAVE area of %u bytes, this host's KVM has %u (the snapshot uses CPU "
+		    "state this host does not have)",
+		    slen, xlen);
 	if (!io->err)
 		sbx_sio_bytes(io, xs, slen);
 	sbx_sio_bytes(io, &xcrs, sizeof(xcrs));
@@ -223,7 +224,8 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 			for (unsigned k = 0; k < SBX_NMSRS; k++)
 				known |= msr_idx[i] == sbx_state_msrs[k];
 			if (!known)
-				sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds", msr_idx[i]);
+				sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds",
+					     msr_idx[i]);
 		}
 		if (!reset) {
 			cpuid->nent = ncpuid;
@@ -297,8 +299,8 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 	}
 	int acc = oflags & O_ACCMODE;
 	if ((acc != O_RDONLY || h->writable) && !t.mount->rw) {
-		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here", num,
-			     h->gpath);
+		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here",
+			     num, h->gpath);
 		return -1;
 	}
 	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
@@ -352,9 +354,8 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 		return;
 	}
 	char norm[POLICY_PATH_MAX];
-	if (stdio < 0 &&
-	    (policy_normalize("/", gpath, strlen(gpath), norm, sizeof(norm)) < 0 ||
-	     strcmp(norm, gpath))) {
+	if (stdio < 0 && (policy_normalize("/", gpath, strlen(gpath), norm, sizeof(norm)) < 0 ||
+			  strcmp(norm, gpath))) {
 		sbx_sio_fail(io, "fd %d: guest path is not normalised", num);
 		return;
 	}

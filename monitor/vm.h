@@ -208,7 +208,6 @@ int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_control_stop(struct sbx_vm *vm);
 
-
 /* boot.c */
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 		memcpy(&w, buf + j, 8);
 		h = (h ^ w) * 1099511628211ull;
 	}
-	printf("checksum %016llx max-gap-us %lld\n", (unsigned long long)h, (long long)(gap / 1000));
+	printf("checksum %016llx max-gap-us %lld\n", (unsigned long long)h,
+	       (long long)(gap / 1000));
 	return 0;
 }

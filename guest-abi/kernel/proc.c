@@ -125,10 +125,10 @@ long k_sys_sysinfo(struct k_frame *f)
 	uint64_t *s = (uint64_t *)f->rdi;
 	k_memset(s, 0, 112);
 	s[0] = (uint64_t)((k_now_ns(0) - BOOT->start_ns) / 1000000000ll); /* uptime */
-	s[4] = BOOT->mem_size;						      /* totalram */
-	s[5] = BOOT->mem_size / 2; /* freeram (estimate) */
-	((uint16_t *)s)[40] = 1;   /* procs */
-	((uint32_t *)s)[26] = 1;   /* mem_unit */
+	s[4] = BOOT->mem_size;						  /* totalram */
+	s[5] = BOOT->mem_size / 2;					  /* freeram (estimate) */
+	((uint16_t *)s)[40] = 1;					  /* procs */
+	((uint32_t *)s)[26] = 1;					  /* mem_unit */
 	return 0;
 }
 

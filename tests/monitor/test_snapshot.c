@@ -91,7 +91,8 @@ Test(reset, puts_back_exactly_what_the_run_dirtied)
 		cr_assert_eq(sbx_reset(vm, snap, &st, err, sizeof(err)), 0, "%s", err);
 		/* 100 beats at 40 MB/s dirty ~1000 pages of the 8 MiB buffer, plus stack,
 		 * ring and kernel pages; all of them, and only a small part of RAM. */
-		cr_assert_gt(st.pages, 900, "only %llu pages put back", (unsigned long long)st.pages);
+		cr_assert_gt(st.pages, 900, "only %llu pages put back",
+			     (unsigned long long)st.pages);
 		cr_assert_lt(st.pages, (64u << 20) / 4096 / 2);
 		cr_assert_eq(sbx_reset_verify(vm, snap, err, sizeof(err)), 0, "%s", err);
 	}
@@ -195,17 +196,18 @@ Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
 	e2e_need_kvm();
 	int st;
 	char cmd[4096];
-	snprintf(cmd, sizeof(cmd),
-		 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; mkdir $D/x; seq 1 3000 > $D/in.txt; "
-		 "%s --control $D/c --ro $D:/data " HB " 3000 1 4 /data/in.txt > /dev/null 2>&1 & "
-		 "P=$!; for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep 0.2; "
-		 SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >/dev/null; wait $P; "
-		 "echo wider; %s --restore $D/s.snap --ro $D:/data --rw $D/x:/x 2>&1; echo \"st=$?\"; "
-		 "echo missing; mv $D/in.txt $D/gone.txt; %s --restore $D/s.snap --ro $D:/data "
-		 "2>&1; echo \"st=$?\"; "
-		 "echo corrupt; printf 'XX' | dd of=$D/s.snap bs=1 seek=300 conv=notrunc "
-		 "2>/dev/null; %s --restore $D/s.snap --ro $D:/data 2>&1; echo \"st=$?\"",
-		 SANDBOX, SANDBOX, SANDBOX, SANDBOX);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "D=$(mktemp -d); trap 'rm -rf $D' EXIT; mkdir $D/x; seq 1 3000 > $D/in.txt; "
+	    "%s --control $D/c --ro $D:/data " HB " 3000 1 4 /data/in.txt > /dev/null 2>&1 & "
+	    "P=$!; for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep "
+	    "0.2; " SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >/dev/null; wait $P; "
+	    "echo wider; %s --restore $D/s.snap --ro $D:/data --rw $D/x:/x 2>&1; echo \"st=$?\"; "
+	    "echo missing; mv $D/in.txt $D/gone.txt; %s --restore $D/s.snap --ro $D:/data "
+	    "2>&1; echo \"st=$?\"; "
+	    "echo corrupt; printf 'XX' | dd of=$D/s.snap bs=1 seek=300 conv=notrunc "
+	    "2>/dev/null; %s --restore $D/s.snap --ro $D:/data 2>&1; echo \"st=$?\"",
+	    SANDBOX, SANDBOX, SANDBOX, SANDBOX);
 	char *out = e2e_slurp(cmd, &st);
 	cr_assert(strstr(out, "wider than the snapshot's (--rw /x)"), "%s", out);
 	cr_assert(strstr(out, "cannot reopen /data/in.txt"), "%s", out);
@@ -220,9 +222,9 @@ static void migrate(const char *mode, const char *env)
 	e2e_need_kvm();
 	int st;
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "%s " SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR
-		 " %s 2>&1",
-		 env, mode);
+	snprintf(cmd, sizeof(cmd),
+		 "%s " SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR " %s 2>&1", env,
+		 mode);
 	char *out = e2e_slurp(cmd, &st);
 	cr_assert_eq(st, 0, "%s", out);
 	cr_assert(strstr(out, "PASS"), "%s", out);
