@@ -24,6 +24,16 @@ void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A guest path fit for a one-line message: control bytes (a newline, an escape) shown as '?'. */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+	size_t i = 0;
+	for (; s[i] && i < n - 1; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = 0;
+	return buf;
+}
+
 void sbx_sio_bytes(struct sbx_sio *io, void *p, size_t n)
 {
 	if (io->err)
@@ -283,37 +293,39 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 		return 0;
 	}
 	struct policy_target t;
+	char g[160];
+	shown(h->gpath, g, sizeof(g));
 	policy_lookup(vm->cfg.policy, h->gpath, &t);
 	if (h->kind == SBX_H_VDIR) {
 		if (t.kind != POLICY_VDIR) {
 			sbx_sio_fail(io, "fd %d: directory %s is not part of this policy", num,
-				     h->gpath);
+				     g);
 			return -1;
 		}
 		h->fd = -1;
 		return 0;
 	}
 	if (t.kind != POLICY_MOUNT) {
-		sbx_sio_fail(io, "fd %d: %s is outside every mount of this policy", num, h->gpath);
+		sbx_sio_fail(io, "fd %d: %s is outside every mount of this policy", num, g);
 		return -1;
 	}
 	int acc = oflags & O_ACCMODE;
 	if ((acc != O_RDONLY || h->writable) && !t.mount->rw) {
 		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here",
-			     num, h->gpath);
+			     num, g);
 		return -1;
 	}
 	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
 	int keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECTORY | O_NOATIME;
 	int fd = policy_openat(&t, (oflags & keep) | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0) {
-		sbx_sio_fail(io, "fd %d: cannot reopen %s: %s", num, h->gpath, strerror(-fd));
+		sbx_sio_fail(io, "fd %d: cannot reopen %s: %s", num, g, strerror(-fd));
 		return -1;
 	}
 	if (!(oflags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (off >= 0 && lseek(fd, off, SEEK_SET) != off) {
-		sbx_sio_fail(io, "fd %d: cannot seek %s to %lld: %s", num, h->gpath, (long long)off,
+		sbx_sio_fail(io, "fd %d: cannot seek %s to %lld: %s", num, g, (long long)off,
 			     strerror(errno));
 		close(fd);
 		return -1;
