@@ -59,11 +59,6 @@ static void mark_first_run(struct sbx_vm *vm)
 	r->t_first_run = now_us();
 }
 
-static uint64_t calls_of(struct sbx_vm *vm)
-{
-	return __atomic_load_n(&vm->stats.calls, __ATOMIC_RELAXED);
-}
-
 static struct sbx_config config(const char *prog, char *const *argv, int out)
 {
 	return (struct sbx_config){.prog = prog,
@@ -135,12 +130,14 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 			}
 			r2.vm->on_first_run = mark_first_run;
 			r2.vm->on_first_run_ctx = &r2;
-			uint64_t c0 = calls_of(r2.vm);
+			r2.vm->first_call_pending = 1;
 			pthread_t t2h;
 			pthread_create(&t2h, NULL, run_thread, &r2);
-			while (calls_of(r2.vm) == c0)
-				;
-			double s2 = now_us();
+			/* Not a spin: this thread must not take the vCPU's CPU. */
+			while (__atomic_load_n(&r2.vm->first_call_pending, __ATOMIC_ACQUIRE))
+				usleep(200);
+			double s2 = (double)r2.vm->first_call_at.tv_sec * 1e6 +
+				    (double)r2.vm->first_call_at.tv_nsec / 1e3;
 			(lazy ? rl : re)[i] = r2.t_first_run - s0;
 			if (lazy)
 				hc[i] = s2 - s0;
@@ -188,10 +185,12 @@ static int reset_bench(const char *prog, int runs, int argc, char **argv)
 		}
 		pthread_t t;
 		pthread_create(&t, NULL, run_thread, &r);
-		while (r.vm->call_count[SBX_CALL_WRITE] < 1)
-			;
-		if (sbx_vm_pause(r.vm, 5000) < 0)
+		while (__atomic_load_n(&r.vm->call_count[SBX_CALL_WRITE], __ATOMIC_RELAXED) < 1)
+			usleep(200);
+		if (sbx_vm_pause(r.vm, 5000) < 0) {
+			fprintf(stderr, "snap_bench: the dirty guest ended before the pause\n");
 			return 1;
+		}
 		struct sbx_snap *snap;
 		if (sbx_snapshot_take(r.vm, &snap, err, sizeof(err)) < 0) {
 			fprintf(stderr, "snap_bench: %s\n", err);

@@ -68,20 +68,20 @@ void sbx_dirty_stop(struct sbx_vm *vm)
 	vm->dirty_logging = 0;
 	free(vm->mon_dirty);
 	vm->mon_dirty = NULL;
+	free(vm->dirty_buf);
+	vm->dirty_buf = NULL;
 }
 
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 {
 	uint64_t nw = words_of(vm);
-	uint64_t *log = calloc(nw, sizeof(uint64_t));
-	if (!log)
+	/* KVM writes the whole bitmap: no need to clear it first. */
+	if (!vm->dirty_buf && !(vm->dirty_buf = malloc(nw * sizeof(uint64_t))))
 		return -ENOMEM;
+	uint64_t *log = vm->dirty_buf;
 	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
-		int e = errno;
-		free(log);
-		return -e;
-	}
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+		return -errno;
 	int64_t n = 0;
 	uint64_t first = nw, last = 0;
 	for (uint64_t i = 0; i < nw; i++) {
@@ -105,13 +105,9 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 		uint64_t pages = vm->mem_size / SBX_PAGE_SIZE;
 		if (cl.first_page + cl.num_pages > pages)
 			cl.num_pages = (uint32_t)(pages - cl.first_page);
-		if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0) {
-			int e = errno;
-			free(log);
-			return -e;
-		}
+		if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0)
+			return -errno;
 	}
-	free(log);
 	return n;
 }
 

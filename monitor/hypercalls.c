@@ -169,6 +169,11 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	vm->stats.calls++;
 	vm->call_count[s->nr]++;
+	if (__builtin_expect(vm->first_call_pending, 0)) {
+		/* For the restore benchmark: time to the first hypercall after a resume. */
+		clock_gettime(CLOCK_MONOTONIC, &vm->first_call_at);
+		__atomic_store_n(&vm->first_call_pending, 0, __ATOMIC_RELEASE);
+	}
 	int64_t ret = sbx_hc_table[s->nr](vm, s);
 	if (vm->cfg.audit)
 		sbx_audit_record(vm, s, ret);

@@ -237,21 +237,29 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 				sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds",
 					     msr_idx[i]);
 		}
+		/* Each vCPU ioctl costs 4-7 us on PVM, so a reset of a CPL3 guest sets only what
+		 * CPL3 code can change: registers, FPU/vector state, the FS/GS bases (as MSRs),
+		 * and the pending events. MP state, control and segment registers, XCR0 and
+		 * debug registers need CPL0 to change. */
+		int full = !reset || vm->cpl == 0;
 		if (!reset) {
 			cpuid->nent = ncpuid;
 			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
 		}
-		vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+		if (full)
+			vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 		vcpu_ioctl(vm, io, KVM_SET_REGS, &regs, "KVM_SET_REGS");
 		/* Setting special registers resets KVM's MMU context, which under PVM throws away
 		 * the shadow page tables: a reset skips it when nothing changed. */
 		struct kvm_sregs cur;
-		if (!reset || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &cur) < 0 ||
-		    memcmp(&cur, &sregs, sizeof(cur)))
+		if (!reset || (full && (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &cur) < 0 ||
+					memcmp(&cur, &sregs, sizeof(cur)))))
 			vcpu_ioctl(vm, io, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
 		vcpu_ioctl(vm, io, KVM_SET_XSAVE, xs, "KVM_SET_XSAVE");
-		vcpu_ioctl(vm, io, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
-		vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &dregs, "KVM_SET_DEBUGREGS");
+		if (full) {
+			vcpu_ioctl(vm, io, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+			vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &dregs, "KVM_SET_DEBUGREGS");
+		}
 		unsigned n = 0;
 		for (uint32_t i = 0; i < nmsr; i++) {
 			if (reset && msr_idx[i] == SBX_MSR_TSC)
@@ -298,8 +306,7 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 	policy_lookup(vm->cfg.policy, h->gpath, &t);
 	if (h->kind == SBX_H_VDIR) {
 		if (t.kind != POLICY_VDIR) {
-			sbx_sio_fail(io, "fd %d: directory %s is not part of this policy", num,
-				     g);
+			sbx_sio_fail(io, "fd %d: directory %s is not part of this policy", num, g);
 			return -1;
 		}
 		h->fd = -1;

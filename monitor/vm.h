@@ -51,7 +51,8 @@ struct sbx_vm {
 	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
 	 * log does not see (NULL unless dirty tracking is on). */
 	uint64_t *mon_dirty;
-	int dirty_logging; /* the memslot has KVM_MEM_LOG_DIRTY_PAGES */
+	int dirty_logging;   /* the memslot has KVM_MEM_LOG_DIRTY_PAGES */
+	uint64_t *dirty_buf; /* KVM_GET_DIRTY_LOG's bitmap, kept between calls */
 	int manual_protect;
 
 	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
@@ -120,6 +121,8 @@ struct sbx_vm {
 	void (*on_first_run)(struct sbx_vm *vm);
 	void *on_first_run_ctx;
 	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
+	int first_call_pending;			    /* set by whoever wants first_call_at */
+	struct timespec first_call_at;		    /* CLOCK_MONOTONIC */
 
 	/* The control socket (control.c). */
 	int control_fd;
