@@ -11,6 +11,8 @@
  *   READY   dst->src  everything checked and applied: the destination can run
  *   GO      src->dst  the source has given the sandbox up
  *   RESUMED dst->src  i64 the destination's first KVM_RUN (CLOCK_REALTIME ns)
+ *   SYNC    src->dst  before the pause: the destination answers SYNCED once it has applied
+ *                     everything sent so far, so that no backlog counts as downtime
  *   ERROR   either    one line of text; the stream ends */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +34,8 @@ enum {
 	MSG_GO,
 	MSG_RESUMED,
 	MSG_ERROR,
+	MSG_SYNC,   /* src->dst: answer when everything before this is applied */
+	MSG_SYNCED, /* dst->src */
 };
 
 #define BATCH 128 /* pages per PAGES message */
@@ -170,7 +174,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		return -EPERM;
 	}
 	struct mig_stream *s = NULL;
-	uint64_t nw = (vm->mem_size / SBX_PAGE_SIZE + 63) / 64, sent = 0;
+	uint64_t nw = (vm->mem_size / SBX_PAGE_SIZE + 63) / 64, sent = 0, prev_n = UINT64_MAX;
 	uint64_t *bitmap = calloc(nw, sizeof(uint64_t));
 	struct batch b = {.data = malloc(BATCH * SBX_PAGE_SIZE)};
 	int had_logging = vm->dirty_logging, paused = 0, gave_up = 0, r = -ENOMEM;
@@ -218,8 +222,12 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		double est = (double)n * (SBX_PAGE_SIZE + 8) / bw;
 		sbx_log(vm, 1, "migration round %u: %lld dirty pages, ~%.2f ms to send", rounds,
 			(long long)n, est);
-		if (est <= target / 2 || rounds >= max_rounds)
+		/* Stop when what is left fits the target, but keep going while rounds still
+		 * shrink it well: each one leaves less to send while the guest is paused. */
+		if (rounds >= max_rounds ||
+		    (est <= target / 2 && (n <= 64 || n > (int64_t)(prev_n / 2))))
 			break;
+		prev_n = (uint64_t)n;
 		rt0 = mono_ms();
 		before = mig_stream_bytes_sent(s);
 		if ((r = send_pages(vm, s, bitmap, 0, &b, &sent, err, sizeof(err))) < 0)
@@ -228,7 +236,13 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		if (moved > (1u << 20))
 			bw = (double)moved / (mono_ms() - rt0 + 1e-3);
 	}
-	/* Stop and copy. */
+	/* Drain the destination's backlog (a few MB of socket buffers) while the guest still
+	 * runs, then stop and copy. */
+	const uint8_t *body;
+	size_t len;
+	if ((r = mig_stream_send(s, MSG_SYNC, NULL, 0, NULL, 0, err, sizeof(err))) < 0 ||
+	    (r = expect(s, MSG_SYNCED, &body, &len, err, sizeof(err))) < 0)
+		goto fail;
 	if ((r = sbx_vm_pause(vm, 5000)) < 0) {
 		snprintf(err, sizeof(err), "cannot pause the sandbox: %s", strerror(-r));
 		goto fail;
@@ -241,23 +255,29 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
 		goto fail;
 	}
+	double t_pages = mono_ms();
 	if ((r = send_pages(vm, s, bitmap, 0, &b, &sent, err, sizeof(err))) < 0)
 		goto fail;
+	double t_state = mono_ms();
 	size_t blen;
 	if ((r = sbx_state_blob(vm, &blob, &blen, err, sizeof(err))) < 0)
 		goto fail;
+	double t_sent = mono_ms();
 	uint8_t sh[12];
 	int64_t last_exit = rt_ns(&vm->last_exit_at);
 	memcpy(sh, &last_exit, 8);
 	memcpy(sh + 8, &rounds, 4);
 	if ((r = mig_stream_send(s, MSG_STATE, sh, sizeof(sh), blob, blen, err, sizeof(err))) < 0)
 		goto fail;
-	const uint8_t *body;
-	size_t len;
 	if ((r = expect(s, MSG_READY, &body, &len, err, sizeof(err))) < 0)
 		goto fail;
 	/* The point of no return: from here on this monitor never runs the guest again. */
 	gave_up = 1;
+	sbx_log(vm, 1,
+		"migration stop-and-copy: pause %.2f ms, %lld last pages %.2f ms, state (%zu "
+		"bytes) %.2f ms, until READY %.2f ms",
+		t_pages - pause_at, (long long)n, t_state - t_pages, blen, t_sent - t_state,
+		mono_ms() - t_sent);
 	double wire_ms = mono_ms() - pause_at;
 	if ((r = mig_stream_send(s, MSG_GO, NULL, 0, NULL, 0, err, sizeof(err))) < 0 ||
 	    (r = expect(s, MSG_RESUMED, &body, &len, err, sizeof(err))) < 0 || len < 8) {
@@ -443,6 +463,9 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 			goto fail;
 		if (type == MSG_PAGES) {
 			if ((r = apply_pages(vm, body, len, e, sizeof(e))) < 0)
+				goto fail;
+		} else if (type == MSG_SYNC) {
+			if ((r = mig_stream_send(s, MSG_SYNCED, NULL, 0, NULL, 0, e, sizeof(e))) < 0)
 				goto fail;
 		} else if (type == MSG_STATE) {
 			if ((r = apply_state(vm, body, len, e, sizeof(e))) < 0)
