@@ -147,9 +147,11 @@ def migrate_once(build, rate, touch, count, directory, key, cold=False, none=Fal
         if c.returncode != 0 or not m:
             raise BenchError(f"migration failed: {c.stdout.strip()} {dst_err.strip()[-300:]}")
         out = first + src_out + dst_out
-        nums = [int(x) for x in out.split() if x.isdigit()]
-        if nums[:count] != list(range(1, count + 1)):
-            raise BenchError("the heartbeat lost or repeated a beat across the migration")
+        beats = [line for line in out.splitlines() if not line.startswith("checksum")]
+        if beats != [str(i) for i in range(1, count + 1)]:
+            bad = next((i for i, b in enumerate(beats) if b != str(i + 1)), len(beats))
+            raise BenchError(f"the heartbeat lost or repeated a beat across the migration: "
+                             f"line {bad + 1} is {beats[bad:bad + 3]!r} of {len(beats)}")
         return {"downtime_ms": float(m[1]), "paused_before_ready_ms": float(m[2]),
                 "rounds": int(m[3]), "mib": float(m[4]), "total_ms": total,
                 "gap_ms": int(GAP_RE.search(out)[1]) / 1e3}

@@ -465,7 +465,8 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 			if ((r = apply_pages(vm, body, len, e, sizeof(e))) < 0)
 				goto fail;
 		} else if (type == MSG_SYNC) {
-			if ((r = mig_stream_send(s, MSG_SYNCED, NULL, 0, NULL, 0, e, sizeof(e))) < 0)
+			if ((r = mig_stream_send(s, MSG_SYNCED, NULL, 0, NULL, 0, e, sizeof(e))) <
+			    0)
 				goto fail;
 		} else if (type == MSG_STATE) {
 			if ((r = apply_state(vm, body, len, e, sizeof(e))) < 0)
