@@ -85,8 +85,10 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 	int64_t n = 0;
 	uint64_t first = nw, last = 0;
 	for (uint64_t i = 0; i < nw; i++) {
-		uint64_t m =
-		    vm->mon_dirty ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL) : 0;
+		/* A plain load first: the exchange (a locked instruction) only where bits are. */
+		uint64_t m = vm->mon_dirty && __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_RELAXED)
+				 ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL)
+				 : 0;
 		if (log[i]) {
 			if (first == nw)
 				first = i;

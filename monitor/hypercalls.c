@@ -38,6 +38,8 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 	else
 		sbx_vm_kill(vm, SBX_END_EXIT, (int)(st & 0xff), 0, "exited with status %u",
 			    (unsigned)(st & 0xff));
+	/* Only if this exit was the first reason to stop (sbx_vm_kill keeps the first). */
+	vm->stop.status_set_by_exit = vm->stop.end == SBX_END_EXIT && !(st & ~0xffull);
 	return 0;
 }
 
