@@ -523,7 +523,7 @@ int sbx_trace_report(struct sbx_trace *t, FILE *table, FILE *json, double run_ms
 
 	if (table) {
 		fprintf(table,
-			"sandbox-run: VM exits (%s; %.3f ms run, %llu KVM_RUN calls, %.3f ms in "
+			"VM exits (%s; %.3f ms run, %llu KVM_RUN calls, %.3f ms in "
 			"KVM_RUN)\n",
 			t->pvm ? "PVM: the exits PVM handles itself are counted from the vCPU's "
 				 "counters, not timed"
@@ -557,7 +557,7 @@ int sbx_trace_report(struct sbx_trace *t, FILE *table, FILE *json, double run_ms
 		}
 		if (cur->lost || cur->vcpu_missing)
 			fprintf(table,
-				"sandbox-run: trace: %llu events had no free slot, %llu KVM_RUN "
+				"VM exits: %llu events had no free slot, %llu KVM_RUN "
 				"calls had no vCPU found\n",
 				cur->lost, cur->vcpu_missing);
 		fflush(table);

@@ -399,8 +399,19 @@ int BPF_PROG(sbx_local_timer_entry, int vector)
 {
 	if (!count_stats || !traced())
 		return 0;
-	struct vstate *s = vstate_get(0);
-	if (s && s->in_run)
+	struct vstate *s = vstate_get(1);
+	if (!s)
+		return 0;
+	/* sandbox-stat may attach while the vCPU is inside KVM_RUN already. */
+	if (!s->vcpu) {
+		s->vcpu = find_vcpu();
+		s->have_st = 0;
+		if (!s->vcpu)
+			return 0;
+		s->t_run = bpf_ktime_get_ns();
+		s->in_run = 1;
+	}
+	if (s->in_run)
 		flush_stats(s);
 	return 0;
 }
