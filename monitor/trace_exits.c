@@ -42,12 +42,14 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 
 static int btf_has(const struct btf *btf, const char *name)
 {
-	return btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) > 0;
+	return btf && btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) > 0;
 }
 
-/* What this kernel lacks for tracing, named, or 0. */
-static int check_kernel(struct btf **vmlinux, char *err, size_t errlen)
+/* What this kernel lacks for tracing, named, or 0. Parsing the kernel's BTF costs ~10 ms, so
+ * it is done only to explain a failed load. */
+static int check_kernel(char *err, size_t errlen)
 {
+	struct btf *vmlinux_btf = NULL, **vmlinux = &vmlinux_btf;
 	if (syscall(SYS_bpf, -1, NULL, 0) < 0 && errno == ENOSYS) {
 		snprintf(err, errlen, "the kernel has no BPF (CONFIG_BPF_SYSCALL)");
 		return -ENOSYS;
@@ -82,70 +84,54 @@ static int check_kernel(struct btf **vmlinux, char *err, size_t errlen)
 
 int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char *err, size_t errlen)
 {
-	struct btf *vmlinux = NULL;
 	*out = NULL;
 	libbpf_set_print(quiet_libbpf);
-	int r = check_kernel(&vmlinux, err, errlen);
-	if (r < 0)
-		return r;
 	struct sbx_trace *t = calloc(1, sizeof(*t));
 	if (!t) {
-		btf__free(vmlinux);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	int r;
 	t->pvm = o->pvm;
 	t->skel = sbx_exits_bpf__open();
 	if (!t->skel) {
 		r = -errno;
-		snprintf(err, errlen, "cannot open the BPF program: %s", strerror(errno));
+		if (check_kernel(err, errlen) == 0)
+			snprintf(err, errlen, "cannot open the BPF program: %s", strerror(-r));
 		goto fail;
 	}
 	t->skel->rodata->targ_tgid = o->tgid;
 	t->skel->rodata->targ_tid = o->tid;
 	t->skel->rodata->count_stats = o->pvm;
-	/* Hooks some kernels lack are optional; kvm_fpu and kvm_userspace_exit are not. */
-	static const struct {
-		const char *type;
-		size_t prog_off;
-	} optional[] = {
-	    {"btf_trace_kvm_exit", offsetof(struct sbx_exits_bpf, progs.sbx_kvm_exit)},
-	    {"btf_trace_kvm_entry", offsetof(struct sbx_exits_bpf, progs.sbx_kvm_entry)},
-	    {"btf_trace_kvm_emulate_insn",
-	     offsetof(struct sbx_exits_bpf, progs.sbx_kvm_emulate_insn)},
-	    {"btf_trace_kvm_page_fault", offsetof(struct sbx_exits_bpf, progs.sbx_kvm_page_fault)},
-	    {"btf_trace_local_timer_entry",
-	     offsetof(struct sbx_exits_bpf, progs.sbx_local_timer_entry)},
-	};
-	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
-		if (!btf_has(vmlinux, optional[i].type)) {
-			struct bpf_program *p =
-			    *(struct bpf_program **)((char *)t->skel + optional[i].prog_off);
-			bpf_program__set_autoload(p, false);
-		}
+	/* Every hook is on any x86 KVM kernel since 4.x except the timer tick's, which only
+	 * keeps sandbox-stat's PVM counts fresh. */
+	if (!o->pvm)
+		bpf_program__set_autoload(t->skel->progs.sbx_local_timer_entry, false);
 	r = sbx_exits_bpf__load(t->skel);
 	if (r < 0) {
 		r = -errno;
-		if (errno == EPERM || errno == EACCES)
+		if (check_kernel(err, errlen) < 0)
+			goto fail;
+		if (r == -EPERM || r == -EACCES)
 			snprintf(err, errlen,
 				 "loading the BPF program needs root (CAP_BPF and "
 				 "CAP_PERFMON)");
 		else
-			snprintf(err, errlen, "the kernel refused the BPF program: %s",
-				 strerror(errno));
+			snprintf(err, errlen,
+				 "the kernel refused the BPF program: %s (run with "
+				 "SBX_BPF_DEBUG=1 for the verifier's log)",
+				 strerror(-r));
 		goto fail;
 	}
 	r = sbx_exits_bpf__attach(t->skel);
 	if (r < 0) {
 		r = -errno;
-		snprintf(err, errlen, "attaching to the kvm tracepoints: %s", strerror(errno));
+		snprintf(err, errlen, "attaching to the kvm tracepoints: %s", strerror(-r));
 		goto fail;
 	}
-	btf__free(vmlinux);
 	*out = t;
 	return 0;
 fail:
-	btf__free(vmlinux);
 	sbx_trace_close(t);
 	return r < 0 ? r : -EINVAL;
 }

@@ -165,7 +165,7 @@ static __always_inline __u32 log2_u64(__u64 v)
 
 /* One exit of reason `key` began: counted now, so that an exit still open when the run ends
  * counts too. */
-static __always_inline void count(__u32 key, __u64 rip, __u64 n)
+static __noinline void count(__u32 key, __u64 rip, __u64 n)
 {
 	struct sbx_tr_slot *s = slot_for(key);
 	if (!s)
@@ -174,7 +174,7 @@ static __always_inline void count(__u32 key, __u64 rip, __u64 n)
 	add_rip(s, rip, n);
 }
 
-static __always_inline void timed(__u32 key, __u64 ns)
+static __noinline void timed(__u32 key, __u64 ns)
 {
 	struct sbx_tr_slot *s = slot_for(key);
 	if (!s)
@@ -200,32 +200,45 @@ static __always_inline __u64 guest_rip(struct kvm_vcpu *vcpu)
 	return BPF_CORE_READ(vcpu, arch.regs[VCPU_REGS_RIP]);
 }
 
-/* The vCPU this thread runs: the kvm-vcpu file in its fd table whose vCPU last ran on it. */
-static __always_inline struct kvm_vcpu *find_vcpu(void)
+struct find_ctx {
+	struct file **fds;
+	struct pid *me;
+	struct kvm_vcpu *found;
+};
+
+static long find_one(__u64 i, void *arg)
+{
+	struct find_ctx *c = arg;
+	struct file *f = 0;
+	char name[10] = {};
+	if (bpf_probe_read_kernel(&f, sizeof(f), c->fds + i) || !f)
+		return 0;
+	const unsigned char *n = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	if (bpf_probe_read_kernel(name, 9, n))
+		return 0;
+	if (name[0] != 'k' || name[1] != 'v' || name[2] != 'm' || name[3] != '-' ||
+	    name[4] != 'v' || name[5] != 'c' || name[6] != 'p' || name[7] != 'u' || name[8] != ':')
+		return 0;
+	struct kvm_vcpu *v = BPF_CORE_READ(f, private_data);
+	if (!v || BPF_CORE_READ(v, pid) != c->me)
+		return 0;
+	c->found = v;
+	return 1;
+}
+
+/* The vCPU this thread runs: the kvm-vcpu file in its fd table whose vCPU last ran on it.
+ * bpf_loop, so that the verifier looks at the loop body once (load time matters: it is paid
+ * by every traced run). */
+static __noinline struct kvm_vcpu *find_vcpu(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	struct find_ctx c = {
+	    .fds = BPF_CORE_READ(t, files, fdt, fd),
+	    .me = BPF_CORE_READ(t, thread_pid),
+	};
 	unsigned int max = BPF_CORE_READ(t, files, fdt, max_fds);
-	struct pid *me = BPF_CORE_READ(t, thread_pid);
-	for (int i = 0; i < MAX_FDS; i++) {
-		struct file *f = 0;
-		char name[10] = {};
-		if ((unsigned int)i >= max)
-			break;
-		if (bpf_probe_read_kernel(&f, sizeof(f), fds + i) || !f)
-			continue;
-		const unsigned char *n = BPF_CORE_READ(f, f_path.dentry, d_name.name);
-		if (bpf_probe_read_kernel(name, 9, n))
-			continue;
-		if (name[0] != 'k' || name[1] != 'v' || name[2] != 'm' || name[3] != '-' ||
-		    name[4] != 'v' || name[5] != 'c' || name[6] != 'p' || name[7] != 'u' ||
-		    name[8] != ':')
-			continue;
-		struct kvm_vcpu *v = BPF_CORE_READ(f, private_data);
-		if (v && BPF_CORE_READ(v, pid) == me)
-			return v;
-	}
-	return 0;
+	bpf_loop(max < MAX_FDS ? max : MAX_FDS, find_one, &c, 0);
+	return c.found;
 }
 
 static __always_inline void read_stats(struct kvm_vcpu *v, __u64 st[6])
@@ -246,7 +259,7 @@ static __always_inline __u64 delta(__u64 now, __u64 before)
 /* PVM: what the vCPU's counters say happened since the last look. Every exit counts once in
  * stat.exits; the page fault, interrupt and halt counters name some of them; the rest are the
  * traps PVM serves in the kernel (a CPL3 syscall, an exception to the guest's IDT, cpuid). */
-static __always_inline void flush_stats(struct vstate *s)
+static __noinline void flush_stats(struct vstate *s)
 {
 	__u64 st[6];
 	struct kvm_vcpu *v = s->vcpu;

@@ -276,3 +276,21 @@ Test(trace, agrees_with_perf_kvm_stat)
 	unlink(data);
 	free(o);
 }
+
+/* Without the capabilities BPF needs, one line says so and the sandbox runs anyway. */
+Test(trace, without_bpf_the_sandbox_still_runs)
+{
+	need_bpf();
+	if (access("/usr/bin/setpriv", X_OK) != 0)
+		cr_skip_test("setpriv is not installed (Debian package util-linux)");
+	int st;
+	char *o = e2e_slurp("setpriv --bounding-set -bpf,-perfmon,-sys_admin " SANDBOX
+			    " --trace-exits " SBX_BUILD_DIR "/samples/hello-glibc 2>&1",
+			    &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "hello, world"), "%s", o);
+	cr_assert(strstr(o, "sandbox-run: --trace-exits: cannot trace: loading the BPF program "
+			    "needs root"),
+		  "%s", o);
+	free(o);
+}
