@@ -49,7 +49,6 @@ static int btf_has(const struct btf *btf, const char *name)
  * it is done only to explain a failed load. */
 static int check_kernel(char *err, size_t errlen)
 {
-	struct btf *vmlinux_btf = NULL, **vmlinux = &vmlinux_btf;
 	if (syscall(SYS_bpf, -1, NULL, 0) < 0 && errno == ENOSYS) {
 		snprintf(err, errlen, "the kernel has no BPF (CONFIG_BPF_SYSCALL)");
 		return -ENOSYS;
@@ -61,18 +60,18 @@ static int check_kernel(char *err, size_t errlen)
 			 strerror(errno));
 		return -ENOENT;
 	}
-	*vmlinux = btf__load_vmlinux_btf();
-	if (!*vmlinux) {
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux) {
 		snprintf(err, errlen, "cannot read the kernel's BTF: %s", strerror(errno));
 		return -errno;
 	}
 	/* kvm may be a module with BTF of its own. */
-	struct btf *kvm = btf__load_module_btf("kvm", *vmlinux);
-	int have =
-	    btf_has(*vmlinux, "btf_trace_kvm_fpu") || (kvm && btf_has(kvm, "btf_trace_kvm_fpu"));
-	have = have && (btf_has(*vmlinux, "btf_trace_kvm_userspace_exit") ||
-			(kvm && btf_has(kvm, "btf_trace_kvm_userspace_exit")));
+	struct btf *kvm = btf__load_module_btf("kvm", vmlinux);
+	int have = btf_has(vmlinux, "btf_trace_kvm_fpu") || btf_has(kvm, "btf_trace_kvm_fpu");
+	have = have && (btf_has(vmlinux, "btf_trace_kvm_userspace_exit") ||
+			btf_has(kvm, "btf_trace_kvm_userspace_exit"));
 	btf__free(kvm);
+	btf__free(vmlinux);
 	if (!have) {
 		snprintf(err, errlen,
 			 "the kernel has no kvm tracepoints in its BTF (kvm_fpu, "
