@@ -43,3 +43,8 @@ add_custom_command(OUTPUT ${SBX_BPF_GEN_DIR}/exits.skel.h
 add_custom_target(sbx_exits_skel DEPENDS ${SBX_BPF_GEN_DIR}/exits.skel.h)
 set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/trace_exits.c PROPERTIES
   OBJECT_DEPENDS ${SBX_BPF_GEN_DIR}/exits.skel.h)
+# What compiles trace_exits.c, wherever it is compiled (the fuzz build recompiles libsandbox's
+# sources): the generated headers' directory, and the skeleton built first.
+add_library(sbx_exits_gen INTERFACE)
+target_include_directories(sbx_exits_gen INTERFACE ${SBX_BPF_GEN_DIR} ${SBX_BPF_SRC})
+add_dependencies(sbx_exits_gen sbx_exits_skel)
