@@ -46,6 +46,8 @@ static void usage(FILE *f)
 	    "                       with two or more CPUs)\n"
 	    "  --strace             print every syscall of the guest to stderr\n"
 	    "  --stats              print exit and hypercall counts at the end\n"
+	    "  --trace-exits[=FILE.json]  trace every VM exit in the kernel with BPF (root) and\n"
+	    "                       print a table of them at the end, or write it as JSON\n"
 	    "Crashes:\n"
 	    "  --report-json FILE   also write a crash report as JSON\n"
 	    "  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
@@ -101,6 +103,7 @@ enum {
 	OPT_MAX_DOWNTIME,
 	OPT_ALLOW_WIDER,
 	OPT_COMPRESS,
+	OPT_TRACE_EXITS,
 };
 
 static const struct option opts[] = {
@@ -137,6 +140,7 @@ static const struct option opts[] = {
     {"max-downtime", required_argument, 0, OPT_MAX_DOWNTIME},
     {"allow-wider-policy", no_argument, 0, OPT_ALLOW_WIDER},
     {"snapshot-compress", no_argument, 0, OPT_COMPRESS},
+    {"trace-exits", optional_argument, 0, OPT_TRACE_EXITS},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -179,6 +183,8 @@ struct front {
 	const char *restore, *incoming;
 	int restore_flags;
 	uint8_t key[MIG_KEY_BYTES];
+	int trace_exits;
+	const char *trace_json;
 };
 
 /* One option onto the policy and config. Returns 0, 1 for --help, or -errno with err set. */
@@ -289,6 +295,10 @@ static int apply(struct front *f, int c, const char *arg, char *err, size_t errl
 	case OPT_COMPRESS:
 		f->cfg.snapshot_zstd = 3;
 		return 0;
+	case OPT_TRACE_EXITS:
+		f->trace_exits = 1;
+		f->trace_json = arg;
+		return 0;
 	case OPT_PRINT_POLICY:
 		f->print_policy = 1;
 		return 0;
@@ -354,7 +364,8 @@ int main(int argc, char **argv)
 	policy_init(&f.pol);
 	f.cfg = (struct sbx_config){
 	    .policy = &f.pol, .stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2, .log = stderr};
-	FILE *audit = NULL;
+	FILE *audit = NULL, *trace_json = NULL;
+	struct sbx_trace *trace = NULL;
 
 	/* 1. The policy file, so that every flag can override it. */
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
@@ -431,7 +442,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* 4. The run. */
+	/* 4. Tracing, before the monitor confines itself; without it the sandbox runs untraced. */
+	if (f.trace_exits && f.trace_json && !(trace_json = fopen(f.trace_json, "we")))
+		fprintf(stderr, "sandbox-run: --trace-exits=%s: %s; the sandbox runs untraced\n",
+			f.trace_json, strerror(errno));
+	else if (f.trace_exits) {
+		struct sbx_trace_opts to = {.tgid = getpid(), .pvm = sbx_kvm_is_pvm()};
+		if (sbx_trace_open(&to, &trace, err, sizeof(err)) < 0)
+			fprintf(stderr,
+				"sandbox-run: --trace-exits: cannot trace: %s; the sandbox runs "
+				"untraced\n",
+				err);
+		else
+			sbx_trace_set_program(trace, f.cfg.prog, f.cfg.debug_file);
+	}
+
+	/* 5. The run. */
 	struct sbx_result res;
 	int r = sbx_run(&f.cfg, &res);
 	status = res.status;
@@ -443,7 +469,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, res.reason);
 	if (f.stats)
 		print_stats(&res);
+	if (trace)
+		sbx_trace_report(trace, trace_json ? NULL : stderr, trace_json, res.stats.run_ms,
+				 0);
 out:
+	sbx_trace_close(trace);
+	if (trace_json)
+		fclose(trace_json);
 	if (audit)
 		fclose(audit);
 	policy_free(&f.pol);

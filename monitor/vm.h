@@ -32,8 +32,8 @@ struct sbx_stop {
 	int status, signal;
 	int vector; /* fault vector, -1 if none */
 	int reported;
-	int nodeliver; /* the kernel could not deliver an upcall's signal */
-	int shutdown;  /* a triple fault */
+	int nodeliver;		/* the kernel could not deliver an upcall's signal */
+	int shutdown;		/* a triple fault */
 	int status_set_by_exit; /* the guest's own exit hypercall ended the run */
 	char reason[400];
 };
