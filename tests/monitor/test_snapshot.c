@@ -262,3 +262,63 @@ Test(migration, corrupted_stream)
 {
 	migrate("corrupt", "");
 }
+
+Test(control, pause_resume_and_stats)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	/* While paused the output must not grow; after resume it must; stats name their parts. */
+	snprintf(cmd, sizeof(cmd),
+		 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		 "%s --control $D/c " HB " 1500 1 4 > $D/out 2>$D/err & P=$!; "
+		 "for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep 0.2; "
+		 "C=" SBX_BUILD_DIR "/sandbox-ctl; $C $D/c pause; a=$(wc -l < $D/out); sleep 0.3; "
+		 "b=$(wc -l < $D/out); $C $D/c stats; $C $D/c resume; sleep 0.3; "
+		 "c=$(wc -l < $D/out); echo \"lines $a $b $c\"; "
+		 "[ \"$a\" = \"$b\" ] && [ \"$c\" -gt \"$b\" ] && echo PAUSE-OK; "
+		 "$C $D/c bogus 2>&1; echo \"bogus=$?\"; wait $P; echo \"exit=$?\"; tail -1 $D/out",
+		 SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert(strstr(out, "ok paused"), "%s", out);
+	cr_assert(strstr(out, "PAUSE-OK"), "%s", out);
+	cr_assert(strstr(out, "run time: ") && strstr(out, "(paused)"), "%s", out);
+	cr_assert(strstr(out, "exits: ") && strstr(out, "hypercalls: ") && strstr(out, "write "),
+		  "%s", out);
+	cr_assert(strstr(out, "pages dirtied: "), "%s", out);
+	cr_assert(strstr(out, "ok resumed"), "%s", out);
+	cr_assert(strstr(out, "unknown command 'bogus'") && strstr(out, "bogus=2"), "%s", out);
+	cr_assert(strstr(out, "exit=0") && strstr(out, "checksum "), "%s", out);
+	free(out);
+}
+
+Test(snapshot, fixture_of_format_1_0_still_restores)
+{
+	e2e_need_kvm();
+	int st;
+	char *out = e2e_slurp(SANDBOX " --restore " SBX_SOURCE_DIR
+				      "/tests/data/snapshot/v1.0-abi1.1-heartbeat.snap 2>&1",
+			      &st);
+	if (strstr(out, "another vendor") || strstr(out, "XSAVE area of"))
+		cr_skip_test("the fixture was written on another kind of CPU: %s", out);
+	cr_assert_eq(st, 0, "%s", out);
+	char *native = e2e_slurp(SBX_BUILD_DIR "/samples/heartbeat-musl 3000 0 1 | tail -1", &st);
+	char want[64] = "", got[64] = "";
+	sscanf(native, "checksum %63s", want);
+	const char *c = strstr(out, "checksum ");
+	cr_assert_not_null(c, "%s", out);
+	sscanf(c, "checksum %63s", got);
+	cr_assert_str_eq(got, want, "restored memory checksum differs from a native run");
+	/* The beats go on from where the snapshot was taken, in order, up to 3000. */
+	long first = strtol(out, NULL, 10), prev = first - 1, n = 0;
+	for (const char *p = out; p && *p && strncmp(p, "checksum", 8);
+	     p = strchr(p, '\n'), p = p ? p + 1 : p) {
+		long v = strtol(p, NULL, 10);
+		cr_assert_eq(v, prev + 1, "beat %ld after %ld", v, prev);
+		prev = v;
+		n++;
+	}
+	cr_assert(first > 1 && prev == 3000, "beats %ld..%ld", first, prev);
+	free(native);
+	free(out);
+}
