@@ -119,7 +119,7 @@ def migrate_once(build, rate, touch, count, directory, key, cold=False, none=Fal
         dst = None
         if not cold:
             dst = subprocess.Popen([f"{build}/sandbox-run", "--incoming", addr, "--migrate-key",
-                                    key], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    key, "--mem", "512M"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         src = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # Wait for the guest to be past its first touch of the buffer and beating.
@@ -133,7 +133,7 @@ def migrate_once(build, rate, touch, count, directory, key, cold=False, none=Fal
             c = subprocess.run([f"{build}/sandbox-ctl", ctl, "snapshot", snap],
                                capture_output=True, text=True)
             src_out = first + src.communicate()[0]
-            r = subprocess.run([f"{build}/sandbox-run", "--restore-lazy", snap],
+            r = subprocess.run([f"{build}/sandbox-run", "--restore-lazy", snap, "--mem", "512M"],
                                capture_output=True, text=True)
             out = src_out + r.stdout
             return {"gap_ms": int(GAP_RE.search(out)[1]) / 1e3,

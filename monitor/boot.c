@@ -322,13 +322,17 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 	if (!vm)
 		return;
 	char err[sizeof(vm->kvm_err)];
+	/* The control thread may be reading RAM and handles (a snapshot, a migration): it
+	 * goes first. */
+	sbx_control_stop(vm);
 	kvm_join(vm, err, sizeof(err));
 	sbx_ring_stop(vm);
 	sbx_fd_close_all(vm);
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);
-	sbx_control_stop(vm);
 	sbx_dirty_stop(vm);
+	free(vm->mon_dirty);
+	free(vm->dirty_buf);
 	pthread_mutex_destroy(&vm->ring_lock);
 	pthread_mutex_destroy(&vm->pause_lock);
 	pthread_cond_destroy(&vm->pause_cond);

@@ -110,24 +110,6 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 	reply(c, "ok");
 }
 
-/* Pauses unless a client already did; says whether it must resume afterwards. */
-static int pause_for(struct sbx_vm *vm, int c, int *resume)
-{
-	*resume = 0;
-	if (vm->paused && atomic_load(&vm->pause_req))
-		return 0;
-	int r = sbx_vm_pause(vm, SBX_PAUSE_TIMEOUT_MS);
-	if (r < 0) {
-		reply(c, "error: cannot pause: %s",
-		      r == -ETIMEDOUT ? "the vCPU did not stop within 5 s (a host call in "
-					"progress?)"
-				      : "the sandbox is not running");
-		return r;
-	}
-	*resume = 1;
-	return 0;
-}
-
 static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 {
 	int leave = strstr(args, "--leave-running") != NULL;
@@ -137,26 +119,39 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	}
 	struct timespec t0, t1, t2;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int resume;
-	if (pause_for(vm, c, &resume) < 0)
+	int was_paused;
+	int r = sbx_pause_hold(vm, SBX_PAUSE_TIMEOUT_MS, &was_paused);
+	if (r < 0) {
+		reply(c, "error: cannot pause: %s",
+		      r == -ETIMEDOUT ? "the vCPU did not stop within 5 s (a host call in "
+					"progress?)"
+				      : "the sandbox is not running");
 		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	char err[512];
 	uint64_t pages = 0;
 	int zstd = strstr(args, "--compress") ? 3 : vm->cfg.snapshot_zstd;
-	int r = sbx_snapshot_write_fd(vm, fd, zstd, &pages, err, sizeof(err));
+	r = sbx_snapshot_write_fd(vm, fd, zstd, &pages, err, sizeof(err));
+	/* A sandbox that stops here must be on disk first: sandbox-ctl's commit fsyncs again,
+	 * but by then there is nothing left to go back to. */
+	if (r == 0 && !leave && fsync(fd) < 0) {
+		snprintf(err, sizeof(err), "fsync: %s", strerror(errno));
+		r = -EIO;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (r < 0) {
-		if (resume)
-			sbx_vm_resume(vm);
+		sbx_pause_release(vm, was_paused);
 		reply(c, "error: snapshot: %s", err);
 		return;
 	}
-	if (!leave)
+	if (!leave) {
 		sbx_vm_kill(vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot (%llu pages)",
 			    (unsigned long long)pages);
-	if (resume || !leave)
-		sbx_vm_resume(vm);
+		sbx_vm_resume(vm); /* the vCPU thread sees the kill and ends */
+	} else {
+		sbx_pause_release(vm, was_paused);
+	}
 	reply(c, "ok snapshot: %llu pages, %.1f MiB of RAM, written in %.1f ms (pause %.1f ms)%s",
 	      (unsigned long long)pages, (double)pages * 4096 / 1048576, ms_between(&t1, &t2),
 	      ms_between(&t0, &t2), leave ? "; the sandbox runs on" : "; the sandbox stopped");
@@ -204,7 +199,7 @@ static void serve(struct sbx_vm *vm, int c)
 	} else if (!strcmp(buf, "snapshot")) {
 		cmd_snapshot(vm, c, fd, args);
 	} else if (!strcmp(buf, "migrate")) {
-		char msg[512];
+		char msg[512] = "";
 		int r = fd < 0 ? -EBADF : sbx_migrate_out(vm, fd, args, msg, sizeof(msg));
 		fd = -1; /* the stream owns it */
 		if (r == -EBADF && !msg[0])

@@ -51,10 +51,11 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 		return r;
 	}
 	vm->dirty_logging = 1;
+	atomic_store(&vm->tracking, 1);
 	/* Start from a clean log: what happened before this point is not "since". */
 	uint64_t *scratch = calloc(words_of(vm), sizeof(uint64_t));
 	if (scratch) {
-		sbx_dirty_collect(vm, scratch);
+		sbx_dirty_collect(vm, scratch, 1);
 		free(scratch);
 	}
 	memset(vm->mon_dirty, 0, words_of(vm) * sizeof(uint64_t));
@@ -66,13 +67,11 @@ void sbx_dirty_stop(struct sbx_vm *vm)
 	if (vm->dirty_logging && vm->vm_fd >= 0)
 		set_slot(vm, 0, vm->mem_size);
 	vm->dirty_logging = 0;
-	free(vm->mon_dirty);
-	vm->mon_dirty = NULL;
-	free(vm->dirty_buf);
-	vm->dirty_buf = NULL;
+	/* Other threads may be marking right now: the bitmap stays until sbx_vm_destroy. */
+	atomic_store(&vm->tracking, 0);
 }
 
-int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
+int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 {
 	uint64_t nw = words_of(vm);
 	/* KVM writes the whole bitmap: no need to clear it first. */
@@ -86,9 +85,10 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 	uint64_t first = nw, last = 0;
 	for (uint64_t i = 0; i < nw; i++) {
 		/* A plain load first: the exchange (a locked instruction) only where bits are. */
-		uint64_t m = vm->mon_dirty && __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_RELAXED)
-				 ? __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL)
-				 : 0;
+		uint64_t m =
+		    vm->mon_dirty ? __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_ACQUIRE) : 0;
+		if (m && take_mon)
+			m = __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL);
 		if (log[i]) {
 			if (first == nw)
 				first = i;
@@ -115,7 +115,8 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap)
 
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (!vm->mon_dirty || !len || gpa >= vm->mem_size)
+	if (!atomic_load_explicit(&vm->tracking, memory_order_relaxed) || !len ||
+	    gpa >= vm->mem_size)
 		return;
 	uint64_t end = gpa + len > vm->mem_size ? vm->mem_size : gpa + len;
 	for (uint64_t p = gpa / SBX_PAGE_SIZE; p <= (end - 1) / SBX_PAGE_SIZE; p++)

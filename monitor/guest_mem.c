@@ -50,8 +50,7 @@ void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 		return NULL;
 	/* Any pointer handed out may be written through: with dirty tracking on, the pages
 	 * count as the monitor's writes (a read-only use costs a needless page copy at most). */
-	if (vm->mon_dirty)
-		sbx_mem_dirty(vm, gpa, len);
+	sbx_mem_dirty(vm, gpa, len);
 	return vm->mem + gpa;
 }
 
@@ -77,5 +76,8 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);
+	/* Marked again after the write too: a writer outside ring_lock (the vCPU thread
+	 * delivering a signal) could otherwise lose its mark to a migration round. */
+	sbx_mem_dirty(vm, gpa, len);
 	return 0;
 }

@@ -106,8 +106,9 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000;
 	}
-	/* Wait on the stop word, so that ending the sandbox ends the sleep too. */
-	while (!atomic_load(&vm->stopping)) {
+	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause ends it
+	 * early, and the guest kernel sleeps again for the rest by its own clock. */
+	while (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req)) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		int64_t left =
 		    (int64_t)(end.tv_sec - now.tv_sec) * 1000000000ll + (end.tv_nsec - now.tv_nsec);

@@ -48,7 +48,7 @@ static void *watchdog_main(void *arg)
 		if (l->cpu_ms && vm->vcpu_clock_set) {
 			/* The guest's CPU time is the vCPU thread's (the guest runs inside
 			 * KVM_RUN). */
-			int64_t used = thread_cpu_ms(vm->vcpu_clock);
+			int64_t used = thread_cpu_ms(vm->vcpu_clock) - vm->cpu_base_ms;
 			if (used >= (int64_t)l->cpu_ms) {
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
 					    "CPU time limit reached: --cpu-time %llu ms",
@@ -70,6 +70,8 @@ int sbx_limits_start(struct sbx_vm *vm)
 	if (!l->wall_ms && !l->cpu_ms)
 		return 0;
 	vm->vcpu_clock_set = pthread_getcpuclockid(pthread_self(), &vm->vcpu_clock) == 0;
+	/* From this run's start: not the restore's work, nor earlier runs before a reset. */
+	vm->cpu_base_ms = vm->vcpu_clock_set ? thread_cpu_ms(vm->vcpu_clock) : 0;
 	int e = pthread_create(&vm->watchdog, NULL, watchdog_main, vm);
 	if (e)
 		return -e;

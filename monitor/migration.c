@@ -114,6 +114,19 @@ static int send_pages(struct sbx_vm *vm, struct mig_stream *s, uint64_t *bitmap,
 	return batch_flush(s, b, err, errlen);
 }
 
+/* ring_lock within a millisecond, or not: a host call that blocks holds it for long. */
+static int lock_briefly(struct sbx_vm *vm)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_nsec += 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	return pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0;
+}
+
 /* Every page the host holds for guest RAM: the memfd's data ranges. */
 static void mark_resident(struct sbx_vm *vm, uint64_t *bitmap)
 {
@@ -177,7 +190,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	uint64_t nw = (vm->mem_size / SBX_PAGE_SIZE + 63) / 64, sent = 0, prev_n = UINT64_MAX;
 	uint64_t *bitmap = calloc(nw, sizeof(uint64_t));
 	struct batch b = {.data = malloc(BATCH * SBX_PAGE_SIZE)};
-	int had_logging = vm->dirty_logging, paused = 0, gave_up = 0, r = -ENOMEM;
+	int had_logging = vm->dirty_logging, paused = 0, was_paused = 0, gave_up = 0, r = -ENOMEM;
 	unsigned rounds = 0, max_rounds = vm->cfg.max_rounds ? vm->cfg.max_rounds : 30;
 	double target = vm->cfg.max_downtime_ms ? (double)vm->cfg.max_downtime_ms : 20.0;
 	double t0 = mono_ms();
@@ -185,6 +198,14 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	if (!bitmap || !b.data) {
 		close(fd);
 		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (had_logging) {
+		/* Its dirty log belongs to a reset snapshot, whose next reset would miss the
+		 * pages this migration's rounds took from it. */
+		close(fd);
+		snprintf(err, sizeof(err), "a reset snapshot is tracking this sandbox's pages");
+		r = -EBUSY;
 		goto fail;
 	}
 	if ((r = mig_stream_open(&s, fd, vm->cfg.migrate_key, 1, STREAM_TIMEOUT_MS, err,
@@ -200,6 +221,11 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	/* Logging first, then the copy: a page written during the copy is sent again. */
 	if ((r = sbx_dirty_start(vm, err, sizeof(err))) < 0)
 		goto fail;
+	/* A request being served since before tracking began may write without a mark. */
+	if (lock_briefly(vm))
+		pthread_mutex_unlock(&vm->ring_lock);
+	else
+		atomic_store(&vm->remark_all, 1);
 	mark_resident(vm, bitmap);
 	double rt0 = mono_ms();
 	uint64_t before = mig_stream_bytes_sent(s);
@@ -213,7 +239,15 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 			r = -ESRCH;
 			goto fail;
 		}
-		int64_t n = sbx_dirty_collect(vm, bitmap);
+		/* The monitor marks a page before it writes it, and its writes happen under
+		 * ring_lock: holding it, the marks can be taken. A host call that blocks (a
+		 * read of an idle pipe, a SLEEP) holds the lock for long: then the marks are
+		 * only read, those pages go again in later rounds, and the paused last round
+		 * takes them for good. */
+		int locked = lock_briefly(vm);
+		int64_t n = sbx_dirty_collect(vm, bitmap, locked);
+		if (locked)
+			pthread_mutex_unlock(&vm->ring_lock);
 		if (n < 0) {
 			r = (int)n;
 			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
@@ -243,13 +277,13 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	if ((r = mig_stream_send(s, MSG_SYNC, NULL, 0, NULL, 0, err, sizeof(err))) < 0 ||
 	    (r = expect(s, MSG_SYNCED, &body, &len, err, sizeof(err))) < 0)
 		goto fail;
-	if ((r = sbx_vm_pause(vm, 5000)) < 0) {
+	if ((r = sbx_pause_hold(vm, 5000, &was_paused)) < 0) {
 		snprintf(err, sizeof(err), "cannot pause the sandbox: %s", strerror(-r));
 		goto fail;
 	}
 	paused = 1;
 	double pause_at = mono_ms();
-	int64_t n = sbx_dirty_collect(vm, bitmap);
+	int64_t n = sbx_dirty_collect(vm, bitmap, 1); /* paused: every write is done */
 	if (n < 0) {
 		r = (int)n;
 		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
@@ -271,6 +305,13 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		goto fail;
 	if ((r = expect(s, MSG_READY, &body, &len, err, sizeof(err))) < 0)
 		goto fail;
+	if (atomic_load(&vm->stopping)) {
+		/* Ended while paused (a time limit): it ends here, not there. */
+		snprintf(err, sizeof(err), "the sandbox ended during the migration: %.300s",
+			 vm->stop.reason);
+		r = -ESRCH;
+		goto fail;
+	}
 	/* The point of no return: from here on this monitor never runs the guest again. */
 	gave_up = 1;
 	sbx_log(vm, 1,
@@ -291,7 +332,8 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	}
 	int64_t first_run;
 	memcpy(&first_run, body, 8);
-	double downtime = (double)(first_run - last_exit) / 1e6;
+	/* Unsigned: the peer's number may be anything. */
+	double downtime = (double)(int64_t)((uint64_t)first_run - (uint64_t)last_exit) / 1e6;
 	sbx_vm_kill(vm, SBX_END_DETACHED, 0, 0,
 		    "migrated to %s: downtime %.2f ms (%.2f ms paused before READY), %u rounds, "
 		    "%.1f MiB in %.0f ms",
@@ -309,8 +351,10 @@ fail:
 out:
 	if (!had_logging && !gave_up)
 		sbx_dirty_stop(vm);
-	if (paused)
-		sbx_vm_resume(vm); /* after a kill, resume lets the vCPU thread see it and end */
+	if (paused && gave_up)
+		sbx_vm_resume(vm); /* the kill is set: the vCPU thread sees it and ends */
+	else if (paused)
+		sbx_pause_release(vm, was_paused);
 	mig_stream_close(s);
 	free(blob);
 	free(bitmap);
@@ -396,8 +440,15 @@ static void say_resumed(struct sbx_vm *vm)
 	uint8_t b[8];
 	int64_t t = rt_ns(&vm->first_run_at);
 	memcpy(b, &t, 8);
-	if (mig_stream_send(vm->incoming, MSG_RESUMED, b, 8, NULL, 0, err, sizeof(err)) < 0)
+	if (atomic_load(&vm->stopping)) {
+		/* Setup here failed after GO (confinement, threads): the source must not report
+		 * a success. */
+		mig_stream_send(vm->incoming, MSG_ERROR, vm->stop.reason, strlen(vm->stop.reason),
+				NULL, 0, err, sizeof(err));
+	} else if (mig_stream_send(vm->incoming, MSG_RESUMED, b, 8, NULL, 0, err, sizeof(err)) <
+		   0) {
 		sbx_log(vm, 0, "migration: telling the source we resumed: %s", err);
+	}
 	mig_stream_close(vm->incoming);
 	vm->incoming = NULL;
 }

@@ -4,7 +4,11 @@
  * and the ring is quiesced (it holds ring_lock, so the poller serves nothing until resume).
  * The asking thread may then read and write vCPU state and guest RAM. */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
@@ -21,7 +25,9 @@ void sbx_pause_point(struct sbx_vm *vm)
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->paused = 1;
 	pthread_cond_broadcast(&vm->pause_cond);
-	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
+	 * it: they read the state this thread would tear down. */
+	while ((atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping)) || vm->pause_hold)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
 	vm->paused = 0;
 	pthread_cond_broadcast(&vm->pause_cond);
@@ -45,6 +51,8 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		return -ESRCH;
 	}
 	atomic_store(&vm->pause_req, 1);
+	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
+	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	int r = 0;
 	while (!vm->paused && !atomic_load(&vm->stopping) && r != ETIMEDOUT) {
 		/* immediate_exit covers a kick that lands just before KVM_RUN. */
@@ -77,8 +85,41 @@ void sbx_vm_resume(struct sbx_vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
 	atomic_store(&vm->pause_req, 0);
+	vm->pause_hold = 0;
 	pthread_cond_broadcast(&vm->pause_cond);
 	while (vm->paused)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	*was_paused = vm->paused && atomic_load(&vm->pause_req);
+	if (*was_paused)
+		vm->pause_hold = 1;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (*was_paused)
+		return 0;
+	int r = sbx_vm_pause(vm, timeout_ms);
+	if (r == 0) {
+		pthread_mutex_lock(&vm->pause_lock);
+		/* Paused already: a kill that came in between is held off until the release. */
+		vm->pause_hold = 1;
+		pthread_mutex_unlock(&vm->pause_lock);
+	}
+	return r;
+}
+
+void sbx_pause_release(struct sbx_vm *vm, int was_paused)
+{
+	if (!was_paused) {
+		sbx_vm_resume(vm);
+		return;
+	}
+	/* The operator's pause goes on; a kill that waited for us may proceed. */
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->pause_hold = 0;
+	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
 }

@@ -22,6 +22,7 @@ struct sbx_snap {
 	int64_t offs[SBX_MAX_FDS];
 	char cwd[POLICY_PATH_MAX];
 	uint32_t ring_tail;
+	uint64_t out_bytes, write_bytes; /* the byte limits count from the snapshot again */
 };
 
 static uint64_t nwords(uint64_t mem_size)
@@ -49,6 +50,7 @@ void sbx_snapshot_free(struct sbx_snap *s)
 static int handle_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 {
 	*dst = *src;
+	dst->fd = -1;
 	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
 	if (src->gpath && !dst->gpath)
 		return -ENOMEM;
@@ -112,6 +114,8 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	}
 	memcpy(s->cwd, vm->cwd, sizeof(s->cwd));
 	s->ring_tail = vm->ring_tail;
+	s->out_bytes = vm->out_bytes;
+	s->write_bytes = vm->write_bytes;
 	if (r < 0 || (r = sbx_dirty_start(vm, err, errlen)) < 0) {
 		if (!err[0])
 			snprintf(err, errlen, "snapshot: copying the handle table: %s",
@@ -121,7 +125,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	}
 	/* From here on the log counts from this point. */
 	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
-	sbx_dirty_collect(vm, s->dirty);
+	sbx_dirty_collect(vm, s->dirty, 1);
 	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
 	*out = s;
 	return 0;
@@ -141,7 +145,7 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 		return -EINVAL;
 	}
 	uint64_t nw = nwords(vm->mem_size), pages = 0;
-	int64_t n = sbx_dirty_collect(vm, s->dirty);
+	int64_t n = sbx_dirty_collect(vm, s->dirty, 1);
 	if (n < 0) {
 		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
 		return (int)n;
@@ -188,6 +192,9 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 	}
 	memcpy(vm->cwd, s->cwd, sizeof(vm->cwd));
 	vm->ring_tail = s->ring_tail;
+	vm->out_bytes = s->out_bytes;
+	vm->write_bytes = s->write_bytes;
+	atomic_store(&vm->pause_req, 0);
 	memset(&vm->stop, 0, sizeof(vm->stop));
 	vm->stop.vector = -1;
 	vm->upcall_pending = 0;

@@ -58,6 +58,10 @@ int sbx_ring_serve(struct sbx_vm *vm)
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
 		__atomic_store_n(&vm->ring_tail, vm->ring_tail + 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&r->tail, vm->ring_tail, __ATOMIC_RELEASE);
+		if (__builtin_expect(atomic_load_explicit(&vm->remark_all, memory_order_relaxed),
+				     0) &&
+		    atomic_exchange(&vm->remark_all, 0))
+			sbx_mem_dirty(vm, 0, vm->mem_size);
 		served++;
 	}
 	return served;

@@ -194,6 +194,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 			    "cannot start the thread that enforces the time limits");
 
 	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, 0);
+	vm->pause_hold = 0;
 	vm->running = 1;
 	pthread_mutex_unlock(&vm->pause_lock);
 	if (vm->control_fd >= 0 && !vm->control_started &&
@@ -201,6 +203,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		sbx_log(vm, 0, "%s", err);
 	clock_gettime(CLOCK_REALTIME, &vm->first_run_at);
 	if (vm->on_first_run) {
+		/* Called even when setup already ended the run: it must say so to its peer. */
 		vm->on_first_run(vm);
 		vm->on_first_run = NULL;
 	}
@@ -240,6 +243,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	vm->running = 0;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+	/* A snapshot or migration in progress finishes (or fails) before anything goes away. */
+	sbx_control_stop(vm);
 	sbx_limits_stop(vm);
 	sbx_ring_stop(vm);
 	struct timespec r0, r1;

@@ -43,18 +43,33 @@ static void cpuid_sig(uint8_t out[32])
 	memcpy(out, w, 32);
 }
 
+/* Zeros when the file cannot be hashed: not a regular file (a FIFO, a device, a directory
+ * named by a hostile snapshot), too large, unreadable. */
 void sbx_elf_hash(const char *path, uint8_t out[16])
 {
 	memset(out, 0, 16);
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+	struct stat st0;
 	if (fd < 0)
 		return;
+	if (fstat(fd, &st0) < 0 || !S_ISREG(st0.st_mode) || st0.st_size > (1ll << 30)) {
+		close(fd);
+		return;
+	}
 	XXH3_state_t *st = XXH3_createState();
 	char buf[1 << 16];
-	ssize_t n;
+	ssize_t n = 0;
+	int64_t total = 0;
 	XXH3_128bits_reset(st);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+	while (total <= st0.st_size && (n = read(fd, buf, sizeof(buf))) > 0) {
 		XXH3_128bits_update(st, buf, (size_t)n);
+		total += n;
+	}
+	if (n < 0 || total != st0.st_size) {
+		XXH3_freeState(st);
+		close(fd);
+		return;
+	}
 	XXH128_hash_t h = XXH3_128bits_digest(st);
 	XXH3_freeState(st);
 	close(fd);
@@ -248,8 +263,9 @@ static int check_policy(struct sbx_vm *vm, const void *text, uint64_t len, char 
 	json_error_t je;
 	json_t *root = json_loadb(text, len, 0, &je);
 	if (!root || !json_is_object(root)) {
+		char t[100];
 		snprintf(err, errlen, "section policy: not a JSON object (line %d: %s)", je.line,
-			 je.text);
+			 sbx_shown(je.text, t, sizeof(t)));
 		json_decref(root);
 		return -EINVAL;
 	}
@@ -332,6 +348,18 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 			 (unsigned long long)h->mem_size, (unsigned long long)vm->mem_size);
 		return -EINVAL;
 	}
+	/* The kernel that runs is the one inside the snapshot: its header, from guest RAM, says
+	 * where signals are handed back; it is guest data, so every field is checked. */
+	struct sbx_kernel_header kh;
+	if (sbx_copy_from_guest(vm, &kh, SBX_KERNEL_ADDR, sizeof(kh)) < 0 ||
+	    kh.magic != SBX_KERNEL_MAGIC || kh.abi_version != SBX_ABI_VERSION ||
+	    kh.upcall_entry < SBX_KERNEL_ADDR || kh.upcall_entry >= SBX_KERNEL_END ||
+	    kh.syscall_entry < SBX_KERNEL_ADDR || kh.syscall_entry >= SBX_KERNEL_END) {
+		snprintf(err, errlen, "section pages: no valid guest kernel at 0x%llx",
+			 (unsigned long long)SBX_KERNEL_ADDR);
+		return -EINVAL;
+	}
+	vm->khdr = kh;
 	uint8_t sig[32];
 	cpuid_sig(sig);
 	if (memcmp(sig, h->cpuid_sig, 12)) {
@@ -366,15 +394,17 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	memcpy(vm->elf_hash, h->elf_hash, 16);
 	/* Symbols for crash reports, from the ELF the snapshot names, if it is the same file. */
 	if (!vm->cfg.prog && vm->snap_prog[0]) {
+		static const uint8_t none[16];
 		uint8_t hash[16];
+		char shown_prog[200];
 		sbx_elf_hash(vm->snap_prog, hash);
-		if (!memcmp(hash, h->elf_hash, 16))
+		if (memcmp(hash, none, 16) && !memcmp(hash, h->elf_hash, 16))
 			vm->cfg.prog = vm->snap_prog;
 		else
 			sbx_log(vm, 1,
 				"%s is not the program the snapshot ran: crash reports will "
 				"have no symbols",
-				vm->snap_prog);
+				sbx_shown(vm->snap_prog, shown_prog, sizeof(shown_prog)));
 	}
 	return 0;
 }
@@ -383,6 +413,16 @@ int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct 
 			char *err, size_t errlen)
 {
 	struct sbx_config c = *cfg;
+	/* The restoring side's --mem bounds what a file or a peer may make it allocate. */
+	if (cfg->mem_size && mem_size > cfg->mem_size) {
+		snprintf(err, errlen,
+			 "header: the sandbox has %llu MiB of guest RAM, more than this policy's "
+			 "--mem %llu MiB",
+			 (unsigned long long)(mem_size >> 20),
+			 (unsigned long long)(cfg->mem_size >> 20));
+		*out = NULL;
+		return -EPERM;
+	}
 	c.mem_size = mem_size;
 	int r = sbx_vm_create_bare(&c, out, err, errlen);
 	if (r < 0)

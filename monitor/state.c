@@ -25,7 +25,7 @@ void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...)
 }
 
 /* A guest path fit for a one-line message: control bytes (a newline, an escape) shown as '?'. */
-static const char *shown(const char *s, char *buf, size_t n)
+const char *sbx_shown(const char *s, char *buf, size_t n)
 {
 	size_t i = 0;
 	for (; s[i] && i < n - 1; i++)
@@ -305,7 +305,7 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 	}
 	struct policy_target t;
 	char g[160];
-	shown(h->gpath, g, sizeof(g));
+	sbx_shown(h->gpath, g, sizeof(g));
 	policy_lookup(vm->cfg.policy, h->gpath, &t);
 	if (h->kind == SBX_H_VDIR) {
 		if (t.kind != POLICY_VDIR) {
@@ -414,11 +414,17 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 	sbx_sio_u64(io, &vm->stats.upcalls);
 	sbx_sio_u64(io, &vm->out_bytes);
 	sbx_sio_u64(io, &vm->write_bytes);
-	uint32_t ncalls = SBX_CALL_COUNT;
+	uint32_t ncalls = SBX_CALL_COUNT, extra = 0;
 	sbx_sio_u32(io, &ncalls);
-	if (io->load && ncalls > SBX_CALL_COUNT)
-		ncalls = SBX_CALL_COUNT; /* a newer monitor's calls are not counted here */
+	if (io->load && ncalls > SBX_CALL_COUNT) {
+		extra = ncalls - SBX_CALL_COUNT; /* a newer monitor's calls: skipped */
+		ncalls = SBX_CALL_COUNT;
+	}
 	sbx_sio_bytes(io, vm->call_count, ncalls * sizeof(uint64_t));
+	for (uint32_t i = 0; i < extra && !io->err; i++) {
+		uint64_t skip;
+		sbx_sio_u64(io, &skip);
+	}
 	if (!io->load)
 		for (int i = 0; i < SBX_MAX_FDS; i++)
 			nfd += vm->fds[i].kind != SBX_H_FREE;
@@ -525,10 +531,12 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
 	uint64_t hz = khz > 0 ? (uint64_t)khz * 1000 : b->tsc_hz;
 	b->clock_seq += 2;
-	b->monotonic_ns += ns;
+	/* Unsigned arithmetic: these numbers come from the snapshot and may be anything. */
+	b->monotonic_ns = (int64_t)((uint64_t)b->monotonic_ns + (uint64_t)ns);
 	/* Realtime jumps by however long the sandbox was stopped, as a host's does after a
 	 * suspend; monotonic and CPU time do not count that time. */
-	b->realtime_ns += ns + (now - host_rt_then);
+	b->realtime_ns = (int64_t)((uint64_t)b->realtime_ns + (uint64_t)ns + (uint64_t)now -
+				   (uint64_t)host_rt_then);
 	b->tsc_at_boot = guest_tsc;
 	if (hz) {
 		b->tsc_hz = hz;

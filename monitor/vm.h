@@ -54,6 +54,10 @@ struct sbx_vm {
 	uint64_t *mon_dirty;
 	int dirty_logging;   /* the memslot has KVM_MEM_LOG_DIRTY_PAGES */
 	uint64_t *dirty_buf; /* KVM_GET_DIRTY_LOG's bitmap, kept between calls */
+	atomic_int tracking; /* monitor writes are being marked in mon_dirty */
+	/* Tracking began while a request was being served: its writes may have no mark, so
+	 * when it completes every page is marked. */
+	atomic_int remark_all;
 	int manual_protect;
 
 	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
@@ -89,6 +93,7 @@ struct sbx_vm {
 	pthread_t watchdog;
 	int watchdog_started;
 	clockid_t vcpu_clock;
+	int64_t cpu_base_ms;
 	int vcpu_clock_set;
 
 	struct sbx_audit_ctx {
@@ -118,6 +123,7 @@ struct sbx_vm {
 	pthread_cond_t pause_cond;
 	atomic_int pause_req;
 	int paused, running, confined;
+	int pause_hold; /* the pauser is using the state: a kill waits for its resume */
 	/* Run just before the first KVM_RUN (a migration destination says RESUMED there). */
 	void (*on_first_run)(struct sbx_vm *vm);
 	void *on_first_run_ctx;
@@ -150,6 +156,8 @@ void sbx_sio_u64(struct sbx_sio *io, uint64_t *v);
 void sbx_sio_u32(struct sbx_sio *io, uint32_t *v);
 void sbx_sio_i32(struct sbx_sio *io, int32_t *v);
 void sbx_sio_str(struct sbx_sio *io, char *s, size_t cap);
+/* A string from input fit for a one-line message: control bytes shown as '?'. */
+const char *sbx_shown(const char *s, char *buf, size_t n);
 void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset);
 int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io);
@@ -164,13 +172,19 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
 void sbx_pause_point(struct sbx_vm *vm);
+/* For a snapshot or migration: pauses (unless an operator has) and holds the pause, so that a
+ * kill meanwhile waits; the release resumes only a pause it made. */
+int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
+void sbx_pause_release(struct sbx_vm *vm, int was_paused);
 
 /* dirty.c: dirty tracking for reset and migration. */
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_dirty_stop(struct sbx_vm *vm);
 /* ORs the pages dirtied since the last call (KVM's log and the monitor's own writes) into
- * bitmap (one bit per page), re-protects them, and returns how many bits it set, or -errno. */
-int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap);
+ * bitmap (one bit per page), re-protects them, and returns how many bits it set, or -errno.
+ * take_mon: also clear the monitor's marks (only when no monitor write is in progress:
+ * ring_lock held or the sandbox stopped); else they are read and stay. */
+int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon);
 /* Marks [gpa, gpa+len) as written by the monitor. */
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* Re-adds the memslot: under PVM the only way for KVM to see page tables the monitor put

@@ -6,6 +6,7 @@
 #   killdst   the destination is killed mid-stream: the source must go on
 #   wrongkey  the destination holds another key: refused, the source goes on
 #   corrupt   a proxy flips one byte of the stream: refused, the source goes on
+#   guestexit the guest ends on its own during the pre-copy: the source ends as it would have
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
 set -u
 B=$1
@@ -78,9 +79,9 @@ esac
 "$HB" "$N" "$RATE" "$TOUCH" | grep checksum | cut -d' ' -f2 >"$D/want" &
 REF=$!
 
-"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" >"$D/dst.out" 2>"$D/dst.err" &
+"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem ${MEM:-512M} >"$D/dst.out" 2>"$D/dst.err" &
 DST=$!
-"${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem 512M \
+"${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem ${MEM:-512M} \
   "$HB" "$N" "$RATE" "$TOUCH" >"$D/src.out" 2>"$D/src.err" &
 SRC=$!
 for _ in $(seq 100); do [ -S "$D/ctl" ] && grep -q '^50$' "$D/src.out" 2>/dev/null && break; sleep 0.02; done
@@ -93,7 +94,12 @@ fi
 "${SRCRUN[@]}" "$B/sandbox-ctl" "$D/ctl" migrate "$ADDR" >"$D/ctl.out" 2>&1
 CTL=$?
 wait $SRC; SRCST=$?
-if [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ]; then
+if [ "$MODE" = guestexit ]; then
+  kill -9 $DST 2>/dev/null; wait $DST 2>/dev/null
+  [ $CTL -ne 0 ] || fail "the migration of a guest that ended should have failed"
+  [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
+  grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
+elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"

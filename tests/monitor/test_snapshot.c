@@ -203,13 +203,16 @@ Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
 	    "P=$!; for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep "
 	    "0.2; " SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >/dev/null; wait $P; "
 	    "echo wider; %s --restore $D/s.snap --ro $D:/data --rw $D/x:/x 2>&1; echo \"st=$?\"; "
+	    "echo bigmem; %s --restore $D/s.snap --ro $D:/data --mem 64M 2>&1; "
 	    "echo missing; mv $D/in.txt $D/gone.txt; %s --restore $D/s.snap --ro $D:/data "
 	    "2>&1; echo \"st=$?\"; "
 	    "echo corrupt; printf 'XX' | dd of=$D/s.snap bs=1 seek=300 conv=notrunc "
 	    "2>/dev/null; %s --restore $D/s.snap --ro $D:/data 2>&1; echo \"st=$?\"",
-	    SANDBOX, SANDBOX, SANDBOX, SANDBOX);
+	    SANDBOX, SANDBOX, SANDBOX, SANDBOX, SANDBOX);
 	char *out = e2e_slurp(cmd, &st);
 	cr_assert(strstr(out, "wider than the snapshot's (--rw /x)"), "%s", out);
+	cr_assert(strstr(out, "256 MiB of guest RAM, more than this policy's --mem 64 MiB"), "%s",
+		  out);
 	cr_assert(strstr(out, "cannot reopen /data/in.txt"), "%s", out);
 	cr_assert(strstr(out, "st=125\ncorrupt"), "%s", out);
 	const char *c = strstr(out, "corrupt\n");
@@ -261,6 +264,36 @@ Test(migration, wrong_key)
 Test(migration, corrupted_stream)
 {
 	migrate("corrupt", "");
+}
+
+Test(migration, guest_ends_during_precopy)
+{
+	/* 2000 beats but 1.5 GiB to send: the guest is done long before the copy. */
+	migrate("guestexit", "N=300 TOUCH=1500 MEM=2G");
+}
+
+Test(control, pause_interrupts_a_long_sleep)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		 "%s --control $D/c /bin/busybox sleep 2 & P=$!; "
+		 "for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep 0.2; "
+		 "s=$(date +%%s%%N); " SBX_BUILD_DIR "/sandbox-ctl $D/c pause; "
+		 "e=$(date +%%s%%N); echo \"pause-ms $(( (e - s) / 1000000 ))\"; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c resume; wait $P; echo \"exit=$?\"",
+		 SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert(strstr(out, "ok paused") && strstr(out, "ok resumed"), "%s", out);
+	cr_assert(strstr(out, "exit=0"), "%s", out);
+	long ms = -1;
+	const char *p = strstr(out, "pause-ms ");
+	if (p)
+		ms = strtol(p + 9, NULL, 10);
+	cr_assert(ms >= 0 && ms < 1000, "pausing a sleeping guest took %ld ms: %s", ms, out);
+	free(out);
 }
 
 Test(control, pause_resume_and_stats)
