@@ -106,9 +106,12 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000;
 	}
-	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause ends it
-	 * early, and the guest kernel sleeps again for the rest by its own clock. */
-	while (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req)) {
+	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause or a
+	 * nudge (a migration round wanting ring_lock) ends it early, and the guest kernel
+	 * sleeps again for the rest by its own clock. */
+	int nudge = atomic_load(&vm->nudge);
+	while (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req) &&
+	       atomic_load(&vm->nudge) == nudge) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		int64_t left =
 		    (int64_t)(end.tv_sec - now.tv_sec) * 1000000000ll + (end.tv_nsec - now.tv_nsec);

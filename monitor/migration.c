@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,12 +118,16 @@ static int send_pages(struct sbx_vm *vm, struct mig_stream *s, uint64_t *bitmap,
 }
 
 /* ring_lock within a millisecond, or not: a host call that blocks holds it for long. */
-static int lock_briefly(struct sbx_vm *vm)
+static int lock_briefly(struct sbx_vm *vm, int ms)
 {
+	/* A SLEEP holds the lock for as long as it sleeps: cut it short (the guest kernel
+	 * sleeps again for the rest). */
+	atomic_fetch_add(&vm->nudge, 1);
+	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += 1000000;
-	if (dl.tv_nsec >= 1000000000) {
+	dl.tv_nsec += ms * 1000000l;
+	while (dl.tv_nsec >= 1000000000) {
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000;
 	}
@@ -222,7 +229,8 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	if ((r = sbx_dirty_start(vm, err, sizeof(err))) < 0)
 		goto fail;
 	/* A request being served since before tracking began may write without a mark. */
-	if (lock_briefly(vm))
+	/* Not in a hurry here: marking all of RAM again costs a whole extra round. */
+	if (lock_briefly(vm, 50))
 		pthread_mutex_unlock(&vm->ring_lock);
 	else
 		atomic_store(&vm->remark_all, 1);
@@ -244,7 +252,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		 * read of an idle pipe, a SLEEP) holds the lock for long: then the marks are
 		 * only read, those pages go again in later rounds, and the paused last round
 		 * takes them for good. */
-		int locked = lock_briefly(vm);
+		int locked = lock_briefly(vm, 1);
 		int64_t n = sbx_dirty_collect(vm, bitmap, locked);
 		if (locked)
 			pthread_mutex_unlock(&vm->ring_lock);

@@ -58,6 +58,7 @@ struct sbx_vm {
 	/* Tracking began while a request was being served: its writes may have no mark, so
 	 * when it completes every page is marked. */
 	atomic_int remark_all;
+	atomic_int nudge; /* bumped to end a SLEEP in progress early */
 	int manual_protect;
 
 	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
