@@ -7,6 +7,8 @@
 #   wrongkey  the destination holds another key: refused, the source goes on
 #   corrupt   a proxy flips one byte of the stream: refused, the source goes on
 #   guestexit the guest ends on its own during the pre-copy: the source ends as it would have
+#   files     loopback, with the guest reading a file as it beats: the destination reopens it
+#             under its own --ro mount at the same offset
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
 set -u
 B=$1
@@ -32,6 +34,13 @@ DSTKEY=$D/key
 [ "$MODE" = wrongkey ] && DSTKEY=$D/otherkey
 SRCRUN=()
 DSTRUN=()
+MOUNT=()
+HBFILE=()
+if [ "$MODE" = files ]; then
+  mkdir "$D/data" && seq -f 'line-%g' 1 "$N" >"$D/data/in.txt"
+  MOUNT=(--ro "$D/data:/data")
+  HBFILE=(/data/in.txt)
+fi
 ADDR=tcp:127.0.0.1:$PORT
 LISTEN=$ADDR
 case "$MODE" in
@@ -76,15 +85,15 @@ PY
 esac
 
 # The reference: the same heartbeat without a migration, for its memory checksum.
-"$HB" "$N" "$RATE" "$TOUCH" | grep checksum | cut -d' ' -f2 >"$D/want" &
+"$HB" "$N" "$RATE" "$TOUCH" "${HBFILE[@]/#/$D}" | grep checksum | cut -d' ' -f2 >"$D/want" &
 REF=$!
 
-"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem ${MEM:-512M} >"$D/dst.out" 2>"$D/dst.err" &
+"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem ${MEM:-512M} "${MOUNT[@]}" >"$D/dst.out" 2>"$D/dst.err" &
 DST=$!
 "${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem ${MEM:-512M} \
-  "$HB" "$N" "$RATE" "$TOUCH" >"$D/src.out" 2>"$D/src.err" &
+  "${MOUNT[@]}" "$HB" "$N" "$RATE" "$TOUCH" "${HBFILE[@]}" >"$D/src.out" 2>"$D/src.err" &
 SRC=$!
-for _ in $(seq 100); do [ -S "$D/ctl" ] && grep -q '^50$' "$D/src.out" 2>/dev/null && break; sleep 0.02; done
+for _ in $(seq 100); do [ -S "$D/ctl" ] && grep -q '^50\b' "$D/src.out" 2>/dev/null && break; sleep 0.02; done
 [ -S "$D/ctl" ] || fail "no control socket"
 sleep 0.2
 if [ "$MODE" = killdst ]; then
@@ -99,7 +108,7 @@ if [ "$MODE" = guestexit ]; then
   [ $CTL -ne 0 ] || fail "the migration of a guest that ended should have failed"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
   grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
-elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ]; then
+elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
@@ -120,6 +129,12 @@ fi
 wait $REF
 cat "$D/src.out" "$D/dst.out" >"$D/all"
 grep -v '^checksum' "$D/all" >"$D/seq"
+if [ "$MODE" = files ]; then
+  # Each beat printed the line of the file it read: the offset went along.
+  awk '{ if ($1 != NR || $2 != "line-" NR) { print "bad line " NR ": " $0; exit 1 } }' "$D/seq" ||
+    fail "a beat read the wrong line of the file after the migration"
+  cut -d' ' -f1 "$D/seq" >"$D/seq1" && mv "$D/seq1" "$D/seq"
+fi
 seq 1 "$N" | cmp -s - "$D/seq" || fail "the outputs together are not 1..$N exactly once, in order"
 GOT=$(grep '^checksum' "$D/all" | cut -d' ' -f2)
 [ "$GOT" = "$(cat "$D/want")" ] || fail "memory checksum $GOT, a run without migration has $(cat "$D/want")"

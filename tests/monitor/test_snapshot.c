@@ -355,3 +355,45 @@ Test(snapshot, fixture_of_format_1_0_still_restores)
 	free(native);
 	free(out);
 }
+
+Test(migration, open_file_reopened_at_the_destination)
+{
+	migrate("files", "");
+}
+
+/* --leave-running: the source finishes; the compressed and the lazily mapped restores of the
+ * same point finish the same way (the same beats from there on, the same memory checksum). */
+Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; D=$(mktemp -d); trap 'rm -rf $D' EXIT; C=" SBX_BUILD_DIR "/sandbox-ctl; "
+		 "%s --control $D/c " HB " 1200 20 8 > $D/src 2>$D/err & P=$!; "
+		 "for i in $(seq 100); do [ -S $D/c ] && break; sleep 0.02; done; sleep 0.3; "
+		 "$C $D/c snapshot $D/z.snap --leave-running --compress >/dev/null; "
+		 "$C $D/c snapshot $D/r.snap --leave-running >/dev/null; wait $P; "
+		 "%s --restore $D/z.snap > $D/z; %s --restore-lazy $D/r.snap > $D/r; "
+		 "echo \"src $(tail -1 $D/src | cut -d' ' -f2)\"; "
+		 "echo \"z $(head -1 $D/z) $(tail -1 $D/z | cut -d' ' -f2) $(grep -c . $D/z)\"; "
+		 "echo \"r $(head -1 $D/r) $(tail -1 $D/r | cut -d' ' -f2) $(grep -c . $D/r)\"; "
+		 "ls -s --block-size=1 $D/z.snap $D/r.snap",
+		 SANDBOX, SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	char src[64] = "", zsum[64] = "", rsum[64] = "";
+	long z0 = 0, zn = 0, r0 = 0, rn = 0;
+	const char *p = strstr(out, "src ");
+	cr_assert(p && sscanf(p, "src %63s", src) == 1, "%s", out);
+	p = strstr(out, "\nz ");
+	cr_assert(p && sscanf(p, "\nz %ld %63s %ld", &z0, zsum, &zn) == 3, "%s", out);
+	p = strstr(out, "\nr ");
+	cr_assert(p && sscanf(p, "\nr %ld %63s %ld", &r0, rsum, &rn) == 3, "%s", out);
+	cr_assert_str_eq(zsum, src, "%s", out);
+	cr_assert_str_eq(rsum, src, "%s", out);
+	/* Each restore prints its beats from its snapshot's point to 1200, then the checksum. */
+	cr_assert(z0 > 1 && zn == 1200 - z0 + 2, "%s", out);
+	cr_assert(r0 >= z0 && rn == 1200 - r0 + 2, "%s", out);
+	free(out);
+}
