@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "migrate.h"
@@ -332,7 +333,7 @@ static void print_stats(const struct sbx_result *res)
 }
 
 /* --restore and --incoming: the sandbox comes from a file or a stream, then runs as usual. */
-static int run_restored(struct front *f)
+static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_json)
 {
 	char err[600];
 	struct sbx_vm *vm = NULL;
@@ -347,8 +348,18 @@ static int run_restored(struct front *f)
 	}
 	struct sbx_result res;
 	memset(&res, 0, sizeof(res));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (trace)
+		sbx_trace_set_program(trace, sbx_vm_program(vm), f->cfg.debug_file);
 	sbx_vm_run(vm, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res.stats.run_ms =
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	sbx_vm_destroy(vm);
+	if (trace)
+		sbx_trace_report(trace, trace_json ? NULL : stderr, trace_json, res.stats.run_ms,
+				 0);
 	if (res.end != SBX_END_EXIT && !res.reported)
 		fprintf(stderr, "sandbox-run: %s: %s\n", what, res.reason);
 	if (f->stats)
@@ -429,20 +440,8 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"sandbox-run: WARNING: --no-confine: the monitor runs without its "
 			"seccomp filter and Landlock rules; a bug in it is not contained\n");
-	if (f.restore || f.incoming) {
-		status = run_restored(&f);
-		goto out;
-	}
-	f.cfg.prog = argv[optind];
-	f.cfg.argv = argv + optind;
-	f.cfg.name = argv[optind];
-	if (access(f.cfg.prog, R_OK) < 0) {
-		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, strerror(errno));
-		status = errno == ENOENT ? 127 : 126;
-		goto out;
-	}
-
-	/* 4. Tracing, before the monitor confines itself; without it the sandbox runs untraced. */
+	/* 4. Tracing, before the monitor confines itself (and before a restore, so that the
+	 * restored vCPU's exits count too); without it the sandbox runs untraced. */
 	if (f.trace_exits && f.trace_json && !(trace_json = fopen(f.trace_json, "we")))
 		fprintf(stderr, "sandbox-run: --trace-exits=%s: %s; the sandbox runs untraced\n",
 			f.trace_json, strerror(errno));
@@ -454,7 +453,21 @@ int main(int argc, char **argv)
 				"untraced\n",
 				err);
 		else
-			sbx_trace_set_program(trace, f.cfg.prog, f.cfg.debug_file);
+			sbx_trace_set_program(trace, argv[optind < argc ? optind : 0],
+					      f.cfg.debug_file);
+	}
+
+	if (f.restore || f.incoming) {
+		status = run_restored(&f, trace, trace_json);
+		goto out;
+	}
+	f.cfg.prog = argv[optind];
+	f.cfg.argv = argv + optind;
+	f.cfg.name = argv[optind];
+	if (access(f.cfg.prog, R_OK) < 0) {
+		fprintf(stderr, "sandbox-run: %s: %s\n", f.cfg.prog, strerror(errno));
+		status = errno == ENOENT ? 127 : 126;
+		goto out;
 	}
 
 	/* 5. The run. */

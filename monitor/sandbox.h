@@ -105,6 +105,9 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
  * it brought, ready for sbx_vm_run. */
 int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out, char *err,
 		    size_t errlen);
+/* The host path of the program (for a restored sandbox, the ELF its snapshot names if that
+ * file still matches), or NULL. */
+const char *sbx_vm_program(const struct sbx_vm *vm);
 /* Pause and resume from another thread than the one in sbx_vm_run. */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);

@@ -524,3 +524,8 @@ out:
 	*out = vm;
 	return r;
 }
+
+const char *sbx_vm_program(const struct sbx_vm *vm)
+{
+	return vm->cfg.prog;
+}
