@@ -2,6 +2,8 @@
  * `perf kvm stat live` shows them for a whole host (docs/tracing.md). */
 #include <dirent.h>
 #include <errno.h>
+#include <sys/syscall.h>
+#include <poll.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -106,10 +108,11 @@ static int count_vcpus(int pid)
 static int takes_value(const char *opt)
 {
 	static const char *const with_value[] = {
-	    "--ro",	     "--rw",	    "--cwd",	    "--env",	 "--env-pass",
-	    "--tmp",	     "--mem",	    "--cpu-time",   "--timeout", "--max-output",
-	    "--max-write",   "--max-files", "--audit",	    "--cpl",	 "--io-poll",
-	    "--report-json", "--core",	    "--debug-file", "--policy",	 "--control",
+	    "--ro",	     "--rw",	       "--cwd",	       "--env",		"--env-pass",
+	    "--tmp",	     "--mem",	       "--cpu-time",   "--timeout",	"--max-output",
+	    "--max-write",   "--max-files",    "--audit",      "--cpl",		"--io-poll",
+	    "--report-json", "--core",	       "--debug-file", "--policy",	"--control",
+	    "--restore",     "--restore-lazy", "--incoming",   "--migrate-key", "--max-downtime",
 	};
 	for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
 		if (strcmp(opt, with_value[i]) == 0)
@@ -260,12 +263,27 @@ int main(int argc, char **argv)
 	/* 3. The table, once per interval, until interrupted or the sandbox ends. */
 	int tty = isatty(1);
 	double last = now_ms();
+	/* A pidfd turns readable when the process ends (a zombie too, and it cannot be a reused
+	 * pid): the wait for the next interval ends early then. */
+	int pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
 	for (long i = 0; count < 0 || i < count; i++) {
-		struct timespec ts = {(time_t)interval,
-				      (long)((interval - (double)(time_t)interval) * 1e9)};
-		while (!sbx_stat_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		int gone = kill(tgid, 0) < 0 && errno == ESRCH;
+		int gone = 0;
+		if (pidfd >= 0) {
+			double until = now_ms() + interval * 1e3;
+			while (!sbx_stat_stop && !gone) {
+				double left = until - now_ms();
+				if (left <= 0)
+					break;
+				struct pollfd p = {.fd = pidfd, .events = POLLIN};
+				gone = poll(&p, 1, (int)(left + 1)) > 0;
+			}
+		} else {
+			struct timespec ts = {(time_t)interval,
+					      (long)((interval - (double)(time_t)interval) * 1e9)};
+			while (!sbx_stat_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			gone = kill(tgid, 0) < 0 && errno == ESRCH;
+		}
 		double t1 = now_ms();
 		if (tty)
 			fputs("\033[H\033[2J", stdout);
@@ -281,6 +299,8 @@ int main(int argc, char **argv)
 		if (sbx_stat_stop)
 			break;
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	if (json)
 		fclose(json);
 	sbx_trace_close(t);

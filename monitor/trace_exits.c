@@ -7,6 +7,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <gelf.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -84,6 +85,16 @@ static int check_kernel(char *err, size_t errlen)
 int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char *err, size_t errlen)
 {
 	*out = NULL;
+	/* BPF sees host PIDs; inside a PID namespace the tgid we were given is the namespace's,
+	 * and the filter would match nothing, or another process. The initial namespace has a
+	 * fixed inode number (PROC_PID_INIT_INO). */
+	struct stat ns;
+	if (stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != 0xEFFFFFFCu) {
+		snprintf(err, errlen,
+			 "tracing from inside a PID namespace (a container) is not supported: BPF "
+			 "sees host PIDs");
+		return -ENOTSUP;
+	}
 	libbpf_set_print(quiet_libbpf);
 	struct sbx_trace *t = calloc(1, sizeof(*t));
 	if (!t) {
@@ -528,9 +539,12 @@ int sbx_trace_report(struct sbx_trace *t, FILE *table, FILE *json, double run_ms
 				snprintf(c, sizeof(c), "-");
 			}
 			char share[16] = "-";
+			/* An exit's time counts where it ends: one that began before a
+			 * sandbox-stat interval can make that interval's share pass 100%. */
+			double pct = wall_ns > 0 ? 100.0 * (double)s->total_ns / wall_ns : 0;
 			if (s->timed && wall_ns > 0)
-				snprintf(share, sizeof(share), "%.2f%%",
-					 100.0 * (double)s->total_ns / wall_ns);
+				snprintf(share, sizeof(share), pct > 100 ? ">100%%" : "%.2f%%",
+					 pct);
 			fprintf(table, "  %-6s %-34s %10llu %10s %9s %9s %7s\n", rows[i].kind,
 				rows[i].name, s->count, a, b, c, share);
 			int idx[TOP_RIPS], k = top_rips(s, idx);

@@ -42,6 +42,7 @@ struct vstate {
 	__u64 st[6]; /* vcpu->stat at the last look: see read_stats() */
 	int in_run;
 	int have_st;
+	__u32 busy; /* flush_stats in progress: the timer tick can nest inside it */
 };
 
 struct {
@@ -265,6 +266,10 @@ static __noinline void flush_stats(struct vstate *s)
 	struct kvm_vcpu *v = s->vcpu;
 	if (!count_stats || !v)
 		return;
+	/* The tick's program can run in the middle of this one on the same thread: both would
+	 * count the same change. The inner one leaves it to the outer. */
+	if (__sync_val_compare_and_swap(&s->busy, 0, 1))
+		return;
 	read_stats(v, st);
 	if (s->have_st) {
 		__u64 exits = delta(st[0], s->st[0]);
@@ -289,6 +294,7 @@ static __noinline void flush_stats(struct vstate *s)
 	for (int i = 0; i < 6; i++)
 		s->st[i] = st[i];
 	s->have_st = 1;
+	s->busy = 0; /* a plain store: clang 14's BPF backend cannot do __sync_lock_release */
 }
 
 /* kvm_fpu(1) opens every KVM_RUN and kvm_fpu(0) closes it, on every backend. */
