@@ -5,8 +5,7 @@
 
 #include "sandbox.h"
 
-int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char *err,
-		   size_t errlen)
+int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char *err, size_t errlen)
 {
 	(void)o;
 	*out = NULL;
