@@ -27,6 +27,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "mig_internal.h"
 #include "migrate.h"
 
 /* ---- on-disk layout ----------------------------------------------------------------------- */
@@ -137,22 +138,6 @@ const char *mig_sec_name(uint32_t type)
 static int known_type(uint32_t type)
 {
 	return type >= MIG_SEC_VCPU && type <= MIG_SEC_PAGES;
-}
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		/* One line, whatever a caller-supplied string held. */
-		for (char *p = err; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-	}
-	return rc;
 }
 
 /* "policy", or "type 99" for a type this reader does not know. */
@@ -270,19 +255,20 @@ int mig_snap_writer_new(struct mig_snap_writer **wp, int fd, const struct mig_sn
 	struct stat st;
 	*wp = NULL;
 	if (!mem_size_ok(h->mem_size))
-		return fail(err, errlen, -EINVAL,
-			    "header: mem_size %llu is not a nonzero multiple of 2 MiB up to %llu",
-			    (unsigned long long)h->mem_size, (unsigned long long)MIG_SNAP_MAX_MEM);
+		return mig_fail(
+		    err, errlen, -EINVAL,
+		    "header: mem_size %llu is not a nonzero multiple of 2 MiB up to %llu",
+		    (unsigned long long)h->mem_size, (unsigned long long)MIG_SNAP_MAX_MEM);
 	if (fstat(fd, &st) < 0)
-		return fail(err, errlen, -errno, "writer: fstat: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, "writer: fstat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(err, errlen, -EINVAL, "writer: not a regular file");
+		return mig_fail(err, errlen, -EINVAL, "writer: not a regular file");
 	/* Old bytes would show through where RAM pages are left as holes. */
 	if (ftruncate(fd, 0) < 0)
-		return fail(err, errlen, -errno, "writer: ftruncate: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, "writer: ftruncate: %s", strerror(errno));
 	struct mig_snap_writer *w = calloc(1, sizeof(*w));
 	if (!w)
-		return fail(err, errlen, -ENOMEM, "writer: out of memory");
+		return mig_fail(err, errlen, -ENOMEM, "writer: out of memory");
 	w->fd = fd;
 	w->h = *h;
 	w->h.major = MIG_SNAP_MAJOR;
@@ -297,7 +283,7 @@ int mig_snap_writer_new(struct mig_snap_writer **wp, int fd, const struct mig_sn
 	    getrandom(w->h.snap_id, sizeof(w->h.snap_id), 0) != (ssize_t)sizeof(w->h.snap_id)) {
 		int e = errno ? errno : EIO;
 		free(w);
-		return fail(err, errlen, -e, "writer: getrandom: %s", strerror(e));
+		return mig_fail(err, errlen, -e, "writer: getrandom: %s", strerror(e));
 	}
 	w->end = BODY_START;
 	*wp = w;
@@ -310,23 +296,23 @@ static struct mig_section *new_section(struct mig_snap_writer *w, uint32_t type,
 {
 	char tb[24];
 	if (w->failed) {
-		*rc =
-		    fail(err, errlen, -EIO, "section %s: an earlier write failed", tname(type, tb));
+		*rc = mig_fail(err, errlen, -EIO, "section %s: an earlier write failed",
+			       tname(type, tb));
 		return NULL;
 	}
 	if (type == 0) {
-		*rc = fail(err, errlen, -EINVAL, "section type 0: reserved");
+		*rc = mig_fail(err, errlen, -EINVAL, "section type 0: reserved");
 		return NULL;
 	}
 	if (w->n == MIG_SNAP_MAX_SECTIONS) {
-		*rc = fail(err, errlen, -E2BIG, "section %s: more than %d sections",
-			   tname(type, tb), MIG_SNAP_MAX_SECTIONS);
+		*rc = mig_fail(err, errlen, -E2BIG, "section %s: more than %d sections",
+			       tname(type, tb), MIG_SNAP_MAX_SECTIONS);
 		return NULL;
 	}
 	for (uint32_t i = 0; known_type(type) && i < w->n; i++)
 		if (w->sec[i].type == type) {
-			*rc = fail(err, errlen, -EEXIST, "section %s: added twice",
-				   mig_sec_name(type));
+			*rc = mig_fail(err, errlen, -EEXIST, "section %s: added twice",
+				       mig_sec_name(type));
 			return NULL;
 		}
 	struct mig_section *s = &w->sec[w->n];
@@ -341,14 +327,15 @@ int mig_snap_add(struct mig_snap_writer *w, uint32_t type, uint16_t version, uin
 	int rc = 0;
 	char tb[24];
 	if (type == MIG_SEC_PAGES || type == MIG_SEC_PAGEMAP)
-		return fail(err, errlen, -EINVAL, "section %s: added by mig_snap_add_pages",
-			    mig_sec_name(type));
+		return mig_fail(err, errlen, -EINVAL, "section %s: added by mig_snap_add_pages",
+				mig_sec_name(type));
 	if (flags & MIG_SEC_F_ZSTD)
-		return fail(err, errlen, -EINVAL, "section %s: only pages can be compressed",
-			    tname(type, tb));
+		return mig_fail(err, errlen, -EINVAL, "section %s: only pages can be compressed",
+				tname(type, tb));
 	if (len > MIG_SNAP_MAX_BLOB)
-		return fail(err, errlen, -EFBIG, "section %s: %llu bytes, over the %llu MiB cap",
-			    tname(type, tb), (unsigned long long)len, MIG_SNAP_MAX_BLOB >> 20);
+		return mig_fail(err, errlen, -EFBIG,
+				"section %s: %llu bytes, over the %llu MiB cap", tname(type, tb),
+				(unsigned long long)len, MIG_SNAP_MAX_BLOB >> 20);
 	struct mig_section *s = new_section(w, type, err, errlen, &rc);
 	if (!s)
 		return rc;
@@ -360,8 +347,8 @@ int mig_snap_add(struct mig_snap_writer *w, uint32_t type, uint16_t version, uin
 	rc = pwrite_all(w->fd, data, (size_t)len, s->offset);
 	if (rc < 0) {
 		w->failed = 1;
-		return fail(err, errlen, rc, "section %s: write: %s", tname(type, tb),
-			    strerror(-rc));
+		return mig_fail(err, errlen, rc, "section %s: write: %s", tname(type, tb),
+				strerror(-rc));
 	}
 	w->end = align_up(s->offset + len, 8);
 	w->n++;
@@ -398,7 +385,7 @@ static int sink_run(struct page_sink *k, const uint8_t *mem, uint64_t first, uin
 	if (!k->cctx) {
 		int rc = pwrite_all(k->w->fd, src, len, k->base + first * PAGE);
 		if (rc < 0)
-			return fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
+			return mig_fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
 		return 0;
 	}
 	ZSTD_inBuffer in = {src, len, 0};
@@ -406,11 +393,11 @@ static int sink_run(struct page_sink *k, const uint8_t *mem, uint64_t first, uin
 		ZSTD_outBuffer out = {k->zbuf, k->zcap, 0};
 		size_t r = ZSTD_compressStream2(k->cctx, &out, &in, ZSTD_e_continue);
 		if (ZSTD_isError(r))
-			return fail(err, errlen, -EIO, "section pages: zstd: %s",
-				    ZSTD_getErrorName(r));
+			return mig_fail(err, errlen, -EIO, "section pages: zstd: %s",
+					ZSTD_getErrorName(r));
 		int rc = zstd_flush(k, &out);
 		if (rc < 0)
-			return fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
+			return mig_fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
 	}
 	return 0;
 }
@@ -425,11 +412,11 @@ static int sink_end(struct page_sink *k, char *err, size_t errlen)
 		ZSTD_outBuffer out = {k->zbuf, k->zcap, 0};
 		r = ZSTD_compressStream2(k->cctx, &out, &in, ZSTD_e_end);
 		if (ZSTD_isError(r))
-			return fail(err, errlen, -EIO, "section pages: zstd: %s",
-				    ZSTD_getErrorName(r));
+			return mig_fail(err, errlen, -EIO, "section pages: zstd: %s",
+					ZSTD_getErrorName(r));
 		int rc = zstd_flush(k, &out);
 		if (rc < 0)
-			return fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
+			return mig_fail(err, errlen, rc, "section pages: write: %s", strerror(-rc));
 	} while (r != 0);
 	return 0;
 }
@@ -437,21 +424,22 @@ static int sink_end(struct page_sink *k, char *err, size_t errlen)
 static int zstd_setup(struct page_sink *k, int level, char *err, size_t errlen)
 {
 	if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
-		return fail(err, errlen, -EINVAL, "section pages: zstd level %d out of range",
-			    level);
+		return mig_fail(err, errlen, -EINVAL, "section pages: zstd level %d out of range",
+				level);
 	k->cctx = ZSTD_createCCtx();
 	k->zcap = ZSTD_CStreamOutSize();
 	k->zbuf = malloc(k->zcap);
 	k->zsum = XXH3_createState();
 	if (!k->cctx || !k->zbuf || !k->zsum)
-		return fail(err, errlen, -ENOMEM, "section pages: out of memory");
+		return mig_fail(err, errlen, -ENOMEM, "section pages: out of memory");
 	XXH3_64bits_reset(k->zsum);
 	size_t r = ZSTD_CCtx_setParameter(k->cctx, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(r))
 		/* A second, independent check on what decompression produces. */
 		r = ZSTD_CCtx_setParameter(k->cctx, ZSTD_c_checksumFlag, 1);
 	if (ZSTD_isError(r))
-		return fail(err, errlen, -EINVAL, "section pages: zstd: %s", ZSTD_getErrorName(r));
+		return mig_fail(err, errlen, -EINVAL, "section pages: zstd: %s",
+				ZSTD_getErrorName(r));
 	/* Compression runs beside the page scan when libzstd has threads; without, this fails
 	 * and compression stays inline. */
 	ZSTD_CCtx_setParameter(k->cctx, ZSTD_c_nbWorkers, 1);
@@ -470,14 +458,14 @@ static int scan_pages(struct page_sink *k, const uint8_t *mem, uint64_t mem_size
 			if (d < 0 && errno == ENXIO)
 				break;
 			if (d < 0)
-				return fail(err, errlen, -errno, "section pages: SEEK_DATA: %s",
-					    strerror(errno));
+				return mig_fail(err, errlen, -errno, "section pages: SEEK_DATA: %s",
+						strerror(errno));
 			if ((uint64_t)d >= mem_size)
 				break;
 			off_t hole = lseek(mem_fd, d, SEEK_HOLE);
 			if (hole < 0)
-				return fail(err, errlen, -errno, "section pages: SEEK_HOLE: %s",
-					    strerror(errno));
+				return mig_fail(err, errlen, -errno, "section pages: SEEK_HOLE: %s",
+						strerror(errno));
 			pos = (uint64_t)d & ~(PAGE - 1);
 			end = align_up((uint64_t)hole, PAGE);
 			if (end > mem_size || end <= pos)
@@ -511,14 +499,14 @@ int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t m
 {
 	int rc = 0;
 	if (w->has_pages)
-		return fail(err, errlen, -EEXIST, "section pages: added twice");
+		return mig_fail(err, errlen, -EEXIST, "section pages: added twice");
 	if (mem_size != w->h.mem_size)
-		return fail(err, errlen, -EINVAL,
-			    "section pages: RAM is %llu bytes, the header says %llu",
-			    (unsigned long long)mem_size, (unsigned long long)w->h.mem_size);
+		return mig_fail(err, errlen, -EINVAL,
+				"section pages: RAM is %llu bytes, the header says %llu",
+				(unsigned long long)mem_size, (unsigned long long)w->h.mem_size);
 	if (w->n + 2 > MIG_SNAP_MAX_SECTIONS)
-		return fail(err, errlen, -E2BIG, "section pages: more than %d sections",
-			    MIG_SNAP_MAX_SECTIONS);
+		return mig_fail(err, errlen, -E2BIG, "section pages: more than %d sections",
+				MIG_SNAP_MAX_SECTIONS);
 	if (!new_section(w, MIG_SEC_PAGES, err, errlen, &rc))
 		return rc;
 
@@ -528,7 +516,7 @@ int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t m
 	XXH3_state_t *sum = XXH3_createState();
 	struct page_sink k = {.w = w};
 	if (!map || !sum) {
-		rc = fail(err, errlen, -ENOMEM, "section pages: out of memory");
+		rc = mig_fail(err, errlen, -ENOMEM, "section pages: out of memory");
 		goto out;
 	}
 	XXH3_64bits_reset(sum);
@@ -569,7 +557,7 @@ int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t m
 	rc = pwrite_all(w->fd, map, maplen, pm->offset);
 	if (rc < 0) {
 		w->failed = 1;
-		rc = fail(err, errlen, rc, "section pagemap: write: %s", strerror(-rc));
+		rc = mig_fail(err, errlen, rc, "section pagemap: write: %s", strerror(-rc));
 		goto out;
 	}
 	w->n++;
@@ -615,7 +603,7 @@ int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, s
 	uint8_t table[MIG_SNAP_MAX_SECTIONS * ENTRY_SIZE];
 	uint8_t hdr[MIG_SNAP_HEADER_SIZE];
 	if (w->failed)
-		return fail(err, errlen, -EIO, "writer: an earlier write failed");
+		return mig_fail(err, errlen, -EIO, "writer: an earlier write failed");
 	memset(table, 0, sizeof(table));
 	for (uint32_t i = 0; i < w->n; i++) {
 		uint8_t *e = table + i * ENTRY_SIZE;
@@ -636,11 +624,11 @@ int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, s
 		rc = pwrite_all(w->fd, hdr, sizeof(hdr), 0);
 	if (rc < 0) {
 		w->failed = 1;
-		return fail(err, errlen, rc, "header: write: %s", strerror(-rc));
+		return mig_fail(err, errlen, rc, "header: write: %s", strerror(-rc));
 	}
 	if (do_fsync && fsync(w->fd) < 0) {
 		w->failed = 1;
-		return fail(err, errlen, -errno, "writer: fsync: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, "writer: fsync: %s", strerror(errno));
 	}
 	return 0;
 }
@@ -656,20 +644,20 @@ int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, siz
 {
 	int n = snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path);
 	if (n < 0 || (size_t)n >= tmplen)
-		return fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+		return mig_fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
 	return fd;
 }
 
 int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t errlen)
 {
 	if (fsync(fd) < 0)
-		return fail(err, errlen, -errno, "%s: fsync: %s", tmp, strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: fsync: %s", tmp, strerror(errno));
 	if (rename(tmp, path) < 0)
-		return fail(err, errlen, -errno, "%s: rename to %s: %s", tmp, path,
-			    strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: rename to %s: %s", tmp, path,
+				strerror(errno));
 	/* The rename is only durable once the directory is. */
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -681,11 +669,11 @@ int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
 	int rc = fsync(dfd) < 0 ? -errno : 0;
 	close(dfd);
 	if (rc < 0)
-		return fail(err, errlen, rc, "%s: fsync: %s", dir, strerror(-rc));
+		return mig_fail(err, errlen, rc, "%s: fsync: %s", dir, strerror(-rc));
 	close(fd);
 	return 0;
 }
@@ -722,47 +710,47 @@ static int read_header(struct mig_snap_reader *r, uint8_t *buf, uint32_t *hsize,
 {
 	uint64_t fsz = r->file_size;
 	if (fsz < MIG_SNAP_HEADER_SIZE)
-		return fail(err, errlen, -EINVAL,
-			    "header: file is %llu bytes, shorter than the %u-byte header "
-			    "(truncated?)",
-			    (unsigned long long)fsz, (unsigned)MIG_SNAP_HEADER_SIZE);
+		return mig_fail(err, errlen, -EINVAL,
+				"header: file is %llu bytes, shorter than the %u-byte header "
+				"(truncated?)",
+				(unsigned long long)fsz, (unsigned)MIG_SNAP_HEADER_SIZE);
 	ssize_t got = pread_all(r->fd, buf, MIG_SNAP_HEADER_SIZE, 0);
 	if (got < 0)
-		return fail(err, errlen, (int)got, "header: read: %s", strerror((int)-got));
+		return mig_fail(err, errlen, (int)got, "header: read: %s", strerror((int)-got));
 	if (got != MIG_SNAP_HEADER_SIZE)
-		return fail(err, errlen, -EIO, "header: short read (file changed?)");
+		return mig_fail(err, errlen, -EIO, "header: short read (file changed?)");
 	if (memcmp(buf + H_MAGIC, MIG_SNAP_MAGIC, 8) != 0)
-		return fail(err, errlen, -EINVAL, "header: bad magic (not a snapshot file)");
+		return mig_fail(err, errlen, -EINVAL, "header: bad magic (not a snapshot file)");
 	uint16_t major = get16(buf + H_MAJOR), minor = get16(buf + H_MINOR);
 	/* Nothing past the version is known to mean anything in another major. */
 	if (major > MIG_SNAP_MAJOR)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    "header: format %u.%u is newer than this reader (%u.x)", major, minor,
-			    MIG_SNAP_MAJOR);
+		return mig_fail(err, errlen, -EPROTONOSUPPORT,
+				"header: format %u.%u is newer than this reader (%u.x)", major,
+				minor, MIG_SNAP_MAJOR);
 	if (major < MIG_SNAP_MAJOR)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    "header: format %u.%u is older than any this reader knows (%u.x)",
-			    major, minor, MIG_SNAP_MAJOR);
+		return mig_fail(err, errlen, -EPROTONOSUPPORT,
+				"header: format %u.%u is older than any this reader knows (%u.x)",
+				major, minor, MIG_SNAP_MAJOR);
 	uint32_t hs = get32(buf + H_HEADER_SIZE);
 	if (hs < MIG_SNAP_HEADER_SIZE || hs > HDR_MAX || hs % 8)
-		return fail(err, errlen, -EINVAL,
-			    "header: header_size %u is not a multiple of 8 in %u..%u", hs,
-			    (unsigned)MIG_SNAP_HEADER_SIZE, HDR_MAX);
+		return mig_fail(err, errlen, -EINVAL,
+				"header: header_size %u is not a multiple of 8 in %u..%u", hs,
+				(unsigned)MIG_SNAP_HEADER_SIZE, HDR_MAX);
 	if (hs > fsz)
-		return fail(err, errlen, -EINVAL,
-			    "header: file is %llu bytes, shorter than the %u-byte header "
-			    "(truncated?)",
-			    (unsigned long long)fsz, hs);
+		return mig_fail(err, errlen, -EINVAL,
+				"header: file is %llu bytes, shorter than the %u-byte header "
+				"(truncated?)",
+				(unsigned long long)fsz, hs);
 	if (hs > MIG_SNAP_HEADER_SIZE) {
 		got = pread_all(r->fd, buf + MIG_SNAP_HEADER_SIZE, hs - MIG_SNAP_HEADER_SIZE,
 				MIG_SNAP_HEADER_SIZE);
 		if (got != (ssize_t)(hs - MIG_SNAP_HEADER_SIZE))
-			return fail(err, errlen, -EIO, "header: short read (file changed?)");
+			return mig_fail(err, errlen, -EIO, "header: short read (file changed?)");
 	}
 	uint64_t want = get64(buf + H_HEADER_SUM);
 	put64(buf + H_HEADER_SUM, 0);
 	if (XXH3_64bits(buf, hs) != want)
-		return fail(err, errlen, -EBADMSG, "header: checksum mismatch (file corrupt?)");
+		return mig_fail(err, errlen, -EBADMSG, "header: checksum mismatch (file corrupt?)");
 	*hsize = hs;
 	return 0;
 }
@@ -784,30 +772,32 @@ static int check_header(struct mig_snap_reader *r, const uint8_t *b, uint32_t hs
 	memcpy(h->parent_id, b + H_PARENT_ID, 16);
 	uint64_t fsz = get64(b + H_FILE_SIZE);
 	if (fsz != r->file_size)
-		return fail(err, errlen, -EINVAL,
-			    "header: file is %llu bytes, header says %llu (%s)",
-			    (unsigned long long)r->file_size, (unsigned long long)fsz,
-			    r->file_size < fsz ? "truncated?" : "trailing data?");
+		return mig_fail(err, errlen, -EINVAL,
+				"header: file is %llu bytes, header says %llu (%s)",
+				(unsigned long long)r->file_size, (unsigned long long)fsz,
+				r->file_size < fsz ? "truncated?" : "trailing data?");
 	if (!mem_size_ok(h->mem_size))
-		return fail(err, errlen, -EINVAL,
-			    "header: mem_size %llu is not a nonzero multiple of 2 MiB up to %llu",
-			    (unsigned long long)h->mem_size, (unsigned long long)MIG_SNAP_MAX_MEM);
+		return mig_fail(
+		    err, errlen, -EINVAL,
+		    "header: mem_size %llu is not a nonzero multiple of 2 MiB up to %llu",
+		    (unsigned long long)h->mem_size, (unsigned long long)MIG_SNAP_MAX_MEM);
 	if (h->nsections > MIG_SNAP_MAX_SECTIONS)
-		return fail(err, errlen, -EINVAL, "header: %u sections, over the cap of %d",
-			    h->nsections, MIG_SNAP_MAX_SECTIONS);
+		return mig_fail(err, errlen, -EINVAL, "header: %u sections, over the cap of %d",
+				h->nsections, MIG_SNAP_MAX_SECTIONS);
 	uint64_t toff = get64(b + H_TABLE_OFF);
 	uint32_t esz = get32(b + H_ENTRY_SIZE);
 	if (esz < ENTRY_SIZE || esz > ENTRY_MAX || esz % 8)
-		return fail(err, errlen, -EINVAL,
-			    "section table: entry size %u is not a multiple of 8 in %u..%u", esz,
-			    ENTRY_SIZE, ENTRY_MAX);
+		return mig_fail(err, errlen, -EINVAL,
+				"section table: entry size %u is not a multiple of 8 in %u..%u",
+				esz, ENTRY_SIZE, ENTRY_MAX);
 	uint64_t tlen = (uint64_t)h->nsections * esz;
 	if (toff < hs || toff > r->file_size || tlen > r->file_size - toff)
-		return fail(err, errlen, -EINVAL,
-			    "section table: %llu bytes at %llu, outside the file (%llu bytes) or "
-			    "inside the header",
-			    (unsigned long long)tlen, (unsigned long long)toff,
-			    (unsigned long long)r->file_size);
+		return mig_fail(
+		    err, errlen, -EINVAL,
+		    "section table: %llu bytes at %llu, outside the file (%llu bytes) or "
+		    "inside the header",
+		    (unsigned long long)tlen, (unsigned long long)toff,
+		    (unsigned long long)r->file_size);
 	return 0;
 }
 
@@ -819,16 +809,16 @@ static int check_table(struct mig_snap_reader *r, const uint8_t *hdr, char *err,
 	size_t tlen = (size_t)n * esz;
 	uint8_t *t = malloc(tlen ? tlen : 1);
 	if (!t)
-		return fail(err, errlen, -ENOMEM, "section table: out of memory");
+		return mig_fail(err, errlen, -ENOMEM, "section table: out of memory");
 	ssize_t got = pread_all(r->fd, t, tlen, toff);
 	if (got != (ssize_t)tlen) {
 		free(t);
-		return fail(err, errlen, -EIO, "section table: short read (file changed?)");
+		return mig_fail(err, errlen, -EIO, "section table: short read (file changed?)");
 	}
 	if (XXH3_64bits(t, tlen) != get64(hdr + H_TABLE_SUM)) {
 		free(t);
-		return fail(err, errlen, -EBADMSG,
-			    "section table: checksum mismatch (file corrupt?)");
+		return mig_fail(err, errlen, -EBADMSG,
+				"section table: checksum mismatch (file corrupt?)");
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *e = t + (size_t)i * esz;
@@ -849,11 +839,11 @@ static int check_table(struct mig_snap_reader *r, const uint8_t *hdr, char *err,
 		char tb[24];
 		const char *nm = tname(s->type, tb);
 		if (s->type == 0)
-			return fail(err, errlen, -EINVAL,
-				    "section table: section %u has type 0 (reserved)", i);
+			return mig_fail(err, errlen, -EINVAL,
+					"section table: section %u has type 0 (reserved)", i);
 		if (!known_type(s->type)) {
 			if (s->flags & MIG_SEC_F_REQUIRED)
-				return fail(
+				return mig_fail(
 				    err, errlen, -EPROTONOSUPPORT,
 				    "section table: section %u (%s) is required but unknown "
 				    "to this reader",
@@ -861,81 +851,87 @@ static int check_table(struct mig_snap_reader *r, const uint8_t *hdr, char *err,
 		} else {
 			for (uint32_t j = 0; j < i; j++)
 				if (r->sec[j].type == s->type)
-					return fail(err, errlen, -EINVAL,
-						    "section table: sections %u and %u are both %s",
-						    j, i, nm);
+					return mig_fail(
+					    err, errlen, -EINVAL,
+					    "section table: sections %u and %u are both %s", j, i,
+					    nm);
 		}
 		if (s->length > r->file_size || s->offset > r->file_size - s->length)
-			return fail(err, errlen, -EINVAL,
-				    "section table: section %u (%s) ends at %llu, past the end of "
-				    "the file (%llu bytes)",
-				    i, nm, (unsigned long long)s->offset + s->length,
-				    (unsigned long long)r->file_size);
+			return mig_fail(
+			    err, errlen, -EINVAL,
+			    "section table: section %u (%s) ends at %llu, past the end of "
+			    "the file (%llu bytes)",
+			    i, nm, (unsigned long long)s->offset + s->length,
+			    (unsigned long long)r->file_size);
 		if (s->length && s->offset < meta_end)
-			return fail(err, errlen, -EINVAL,
-				    "section table: section %u (%s) at %llu overlaps the header or "
-				    "table (up to %llu)",
-				    i, nm, (unsigned long long)s->offset,
-				    (unsigned long long)meta_end);
+			return mig_fail(
+			    err, errlen, -EINVAL,
+			    "section table: section %u (%s) at %llu overlaps the header or "
+			    "table (up to %llu)",
+			    i, nm, (unsigned long long)s->offset, (unsigned long long)meta_end);
 		if (known_type(s->type) && s->type != MIG_SEC_PAGES &&
 		    s->length > MIG_SNAP_MAX_BLOB)
-			return fail(err, errlen, -EFBIG,
-				    "section table: section %u (%s) is %llu bytes, over the %llu "
-				    "MiB cap",
-				    i, nm, (unsigned long long)s->length, MIG_SNAP_MAX_BLOB >> 20);
+			return mig_fail(
+			    err, errlen, -EFBIG,
+			    "section table: section %u (%s) is %llu bytes, over the %llu "
+			    "MiB cap",
+			    i, nm, (unsigned long long)s->length, MIG_SNAP_MAX_BLOB >> 20);
 		if ((s->flags & MIG_SEC_F_ZSTD) && known_type(s->type) && s->type != MIG_SEC_PAGES)
-			return fail(err, errlen, -EINVAL,
-				    "section table: section %u (%s) is marked compressed; only "
-				    "pages can be",
-				    i, nm);
+			return mig_fail(err, errlen, -EINVAL,
+					"section table: section %u (%s) is marked compressed; only "
+					"pages can be",
+					i, nm);
 		/* n <= 64: quadratic is cheaper than sorting a copy. */
 		for (uint32_t j = 0; j < i; j++) {
 			const struct mig_section *o = &r->sec[j];
 			if (s->length && o->length && s->offset < o->offset + o->length &&
 			    o->offset < s->offset + s->length) {
 				char ob[24];
-				return fail(err, errlen, -EINVAL,
-					    "section table: sections %u (%s) and %u (%s) overlap",
-					    j, tname(o->type, ob), i, nm);
+				return mig_fail(
+				    err, errlen, -EINVAL,
+				    "section table: sections %u (%s) and %u (%s) overlap", j,
+				    tname(o->type, ob), i, nm);
 			}
 		}
 	}
 
 	int p = find_section(r, MIG_SEC_PAGES), m = find_section(r, MIG_SEC_PAGEMAP);
 	if (p >= 0 && m < 0)
-		return fail(err, errlen, -EINVAL, "section pages: no pagemap section beside it");
+		return mig_fail(err, errlen, -EINVAL,
+				"section pages: no pagemap section beside it");
 	if (m >= 0 && p < 0)
-		return fail(err, errlen, -EINVAL, "section pagemap: no pages section beside it");
+		return mig_fail(err, errlen, -EINVAL,
+				"section pagemap: no pages section beside it");
 	uint64_t npages = r->h.mem_size / PAGE;
 	if (m >= 0) {
 		const struct mig_section *s = &r->sec[m];
 		if (s->version != 1)
-			return fail(err, errlen, -EPROTONOSUPPORT,
-				    "section pagemap: version %u unknown (this reader knows 1)",
-				    s->version);
+			return mig_fail(err, errlen, -EPROTONOSUPPORT,
+					"section pagemap: version %u unknown (this reader knows 1)",
+					s->version);
 		if (s->length != (npages + 7) / 8)
-			return fail(err, errlen, -EINVAL,
-				    "section pagemap: %llu bytes, %llu expected for mem_size %llu",
-				    (unsigned long long)s->length,
-				    (unsigned long long)(npages + 7) / 8,
-				    (unsigned long long)r->h.mem_size);
+			return mig_fail(
+			    err, errlen, -EINVAL,
+			    "section pagemap: %llu bytes, %llu expected for mem_size %llu",
+			    (unsigned long long)s->length, (unsigned long long)(npages + 7) / 8,
+			    (unsigned long long)r->h.mem_size);
 	}
 	if (p >= 0) {
 		const struct mig_section *s = &r->sec[p];
 		if (s->version != 1)
-			return fail(err, errlen, -EPROTONOSUPPORT,
-				    "section pages: version %u unknown (this reader knows 1)",
-				    s->version);
+			return mig_fail(err, errlen, -EPROTONOSUPPORT,
+					"section pages: version %u unknown (this reader knows 1)",
+					s->version);
 		if (!(s->flags & MIG_SEC_F_ZSTD)) {
 			if (s->offset % PAGE)
-				return fail(err, errlen, -EINVAL,
-					    "section pages: offset %llu is not 4096-aligned",
-					    (unsigned long long)s->offset);
+				return mig_fail(err, errlen, -EINVAL,
+						"section pages: offset %llu is not 4096-aligned",
+						(unsigned long long)s->offset);
 			if (s->length != r->h.mem_size)
-				return fail(err, errlen, -EINVAL,
-					    "section pages: %llu bytes, mem_size is %llu",
-					    (unsigned long long)s->length,
-					    (unsigned long long)r->h.mem_size);
+				return mig_fail(err, errlen, -EINVAL,
+						"section pages: %llu bytes, mem_size is %llu",
+						(unsigned long long)s->length,
+						(unsigned long long)r->h.mem_size);
 		}
 	}
 	return 0;
@@ -948,12 +944,12 @@ int mig_snap_open(struct mig_snap_reader **rp, int fd, char *err, size_t errlen)
 	struct stat st;
 	*rp = NULL;
 	if (fstat(fd, &st) < 0)
-		return fail(err, errlen, -errno, "header: fstat: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, "header: fstat: %s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(err, errlen, -EINVAL, "header: not a regular file");
+		return mig_fail(err, errlen, -EINVAL, "header: not a regular file");
 	struct mig_snap_reader *r = calloc(1, sizeof(*r));
 	if (!r)
-		return fail(err, errlen, -ENOMEM, "header: out of memory");
+		return mig_fail(err, errlen, -ENOMEM, "header: out of memory");
 	r->fd = fd;
 	r->file_size = (uint64_t)st.st_size;
 	int rc = read_header(r, hdr, &hs, err, errlen);
@@ -982,23 +978,24 @@ static int load_body(struct mig_snap_reader *r, int i, char *err, size_t errlen)
 	if (r->body[i])
 		return 0;
 	if (s->length > MIG_SNAP_MAX_BLOB)
-		return fail(err, errlen, -EFBIG, "section %s: %llu bytes, over the %llu MiB cap",
-			    nm, (unsigned long long)s->length, MIG_SNAP_MAX_BLOB >> 20);
+		return mig_fail(err, errlen, -EFBIG,
+				"section %s: %llu bytes, over the %llu MiB cap", nm,
+				(unsigned long long)s->length, MIG_SNAP_MAX_BLOB >> 20);
 	uint8_t *b = malloc(s->length ? (size_t)s->length : 1);
 	if (!b)
-		return fail(err, errlen, -ENOMEM, "section %s: out of memory", nm);
+		return mig_fail(err, errlen, -ENOMEM, "section %s: out of memory", nm);
 	ssize_t got = pread_all(r->fd, b, (size_t)s->length, s->offset);
 	if (got != (ssize_t)s->length) {
 		free(b);
 		if (got < 0)
-			return fail(err, errlen, (int)got, "section %s: read: %s", nm,
-				    strerror((int)-got));
-		return fail(err, errlen, -EIO, "section %s: short read (file changed?)", nm);
+			return mig_fail(err, errlen, (int)got, "section %s: read: %s", nm,
+					strerror((int)-got));
+		return mig_fail(err, errlen, -EIO, "section %s: short read (file changed?)", nm);
 	}
 	if (XXH3_64bits(b, (size_t)s->length) != s->checksum) {
 		free(b);
-		return fail(err, errlen, -EBADMSG, "section %s: checksum mismatch (file corrupt?)",
-			    nm);
+		return mig_fail(err, errlen, -EBADMSG,
+				"section %s: checksum mismatch (file corrupt?)", nm);
 	}
 	r->body[i] = b;
 	return 0;
@@ -1009,12 +1006,13 @@ int mig_snap_section(struct mig_snap_reader *r, uint32_t type, uint16_t *version
 {
 	char tb[24];
 	if (type == MIG_SEC_PAGES)
-		return fail(
+		return mig_fail(
 		    err, errlen, -EINVAL,
 		    "section pages: read with mig_snap_read_pages or mig_snap_pages_extent");
 	int i = find_section(r, type);
 	if (i < 0)
-		return fail(err, errlen, -ENOENT, "section %s: not in the file", tname(type, tb));
+		return mig_fail(err, errlen, -ENOENT, "section %s: not in the file",
+				tname(type, tb));
 	int rc = load_body(r, i, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -1032,7 +1030,7 @@ static int load_pagemap(struct mig_snap_reader *r, const uint8_t **map,
 {
 	int p = find_section(r, MIG_SEC_PAGES);
 	if (p < 0)
-		return fail(err, errlen, -ENOENT, "section pages: not in the file");
+		return mig_fail(err, errlen, -ENOENT, "section pages: not in the file");
 	int m = find_section(r, MIG_SEC_PAGEMAP);
 	int rc = load_body(r, m, err, errlen);
 	if (rc < 0)
@@ -1043,9 +1041,9 @@ static int load_pagemap(struct mig_snap_reader *r, const uint8_t **map,
 		n += (uint64_t)__builtin_popcount(b[i]);
 	for (uint64_t i = npages; i < len * 8; i++)
 		if (bit_get(b, i))
-			return fail(err, errlen, -EINVAL,
-				    "section pagemap: page %llu is past mem_size %llu",
-				    (unsigned long long)i, (unsigned long long)r->h.mem_size);
+			return mig_fail(err, errlen, -EINVAL,
+					"section pagemap: page %llu is past mem_size %llu",
+					(unsigned long long)i, (unsigned long long)r->h.mem_size);
 	*map = b;
 	*pages = &r->sec[p];
 	*stored = n;
@@ -1064,7 +1062,7 @@ static int raw_pages(struct mig_snap_reader *r, const uint8_t *map, const struct
 	if (!dst)
 		scratch = malloc(IO_CHUNK);
 	if (!sum || (!dst && !scratch)) {
-		rc = fail(err, errlen, -ENOMEM, "section pages: out of memory");
+		rc = mig_fail(err, errlen, -ENOMEM, "section pages: out of memory");
 		goto out;
 	}
 	XXH3_64bits_reset(sum);
@@ -1076,10 +1074,11 @@ static int raw_pages(struct mig_snap_reader *r, const uint8_t *map, const struct
 			ssize_t got =
 			    pread_all(r->fd, buf, (size_t)(c * PAGE), s->offset + i * PAGE);
 			if (got != (ssize_t)(c * PAGE)) {
-				rc = fail(err, errlen, got < 0 ? (int)got : -EIO,
-					  "section pages: read at %llu: %s",
-					  (unsigned long long)(s->offset + i * PAGE),
-					  got < 0 ? strerror((int)-got) : "short (file changed?)");
+				rc = mig_fail(err, errlen, got < 0 ? (int)got : -EIO,
+					      "section pages: read at %llu: %s",
+					      (unsigned long long)(s->offset + i * PAGE),
+					      got < 0 ? strerror((int)-got)
+						      : "short (file changed?)");
 				goto out;
 			}
 			for (uint64_t k = 0; k < c; k++)
@@ -1089,8 +1088,8 @@ static int raw_pages(struct mig_snap_reader *r, const uint8_t *map, const struct
 		i = bit_scan(map, e, npages, 1);
 	}
 	if (XXH3_64bits_digest(sum) != s->checksum)
-		rc =
-		    fail(err, errlen, -EBADMSG, "section pages: checksum mismatch (file corrupt?)");
+		rc = mig_fail(err, errlen, -EBADMSG,
+			      "section pages: checksum mismatch (file corrupt?)");
 out:
 	XXH3_freeState(sum);
 	free(scratch);
@@ -1106,15 +1105,15 @@ static int raw_unstored_zero(struct mig_snap_reader *r, const uint8_t *map,
 	uint8_t *buf = malloc(IO_CHUNK);
 	int rc = 0;
 	if (!buf)
-		return fail(err, errlen, -ENOMEM, "section pages: out of memory");
+		return mig_fail(err, errlen, -ENOMEM, "section pages: out of memory");
 	uint64_t pos = s->offset;
 	while (pos < end) {
 		off_t d = lseek(r->fd, (off_t)pos, SEEK_DATA);
 		if (d < 0 && errno == ENXIO)
 			break;
 		if (d < 0) {
-			rc = fail(err, errlen, -errno, "section pages: SEEK_DATA: %s",
-				  strerror(errno));
+			rc = mig_fail(err, errlen, -errno, "section pages: SEEK_DATA: %s",
+				      strerror(errno));
 			break;
 		}
 		if ((uint64_t)d >= end)
@@ -1132,16 +1131,18 @@ static int raw_unstored_zero(struct mig_snap_reader *r, const uint8_t *map,
 			ssize_t got =
 			    pread_all(r->fd, buf, (size_t)(c * PAGE), s->offset + i * PAGE);
 			if (got != (ssize_t)(c * PAGE)) {
-				rc = fail(err, errlen, -EIO, "section pages: short read at %llu",
-					  (unsigned long long)(s->offset + i * PAGE));
+				rc =
+				    mig_fail(err, errlen, -EIO, "section pages: short read at %llu",
+					     (unsigned long long)(s->offset + i * PAGE));
 				goto out;
 			}
 			for (uint64_t k = 0; k < c; k++)
 				if (!page_is_zero(buf + k * PAGE)) {
-					rc = fail(err, errlen, -EBADMSG,
-						  "section pages: page %llu is not in the pagemap "
-						  "but holds data (file corrupt?)",
-						  (unsigned long long)(i + k));
+					rc = mig_fail(
+					    err, errlen, -EBADMSG,
+					    "section pages: page %llu is not in the pagemap "
+					    "but holds data (file corrupt?)",
+					    (unsigned long long)(i + k));
 					goto out;
 				}
 			i += c;
@@ -1163,7 +1164,7 @@ static int zstd_pages(struct mig_snap_reader *r, const uint8_t *map, const struc
 	XXH3_state_t *sum = XXH3_createState();
 	int rc = 0;
 	if (!buf || !d || !sum) {
-		rc = fail(err, errlen, -ENOMEM, "section pages: out of memory");
+		rc = mig_fail(err, errlen, -ENOMEM, "section pages: out of memory");
 		goto out;
 	}
 	/* The frame is verified as stored before zstd sees a byte of it. */
@@ -1171,20 +1172,21 @@ static int zstd_pages(struct mig_snap_reader *r, const uint8_t *map, const struc
 	for (uint64_t off = 0; off < s->length;) {
 		size_t c = s->length - off < cap ? (size_t)(s->length - off) : cap;
 		if (pread_all(r->fd, buf, c, s->offset + off) != (ssize_t)c) {
-			rc = fail(err, errlen, -EIO, "section pages: short read (file changed?)");
+			rc = mig_fail(err, errlen, -EIO,
+				      "section pages: short read (file changed?)");
 			goto out;
 		}
 		XXH3_64bits_update(sum, buf, c);
 		off += c;
 	}
 	if (XXH3_64bits_digest(sum) != s->checksum) {
-		rc =
-		    fail(err, errlen, -EBADMSG, "section pages: checksum mismatch (file corrupt?)");
+		rc = mig_fail(err, errlen, -EBADMSG,
+			      "section pages: checksum mismatch (file corrupt?)");
 		goto out;
 	}
 	size_t zr = ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX);
 	if (ZSTD_isError(zr)) {
-		rc = fail(err, errlen, -EIO, "section pages: zstd: %s", ZSTD_getErrorName(zr));
+		rc = mig_fail(err, errlen, -EIO, "section pages: zstd: %s", ZSTD_getErrorName(zr));
 		goto out;
 	}
 	ZSTD_inBuffer in = {buf, 0, 0};
@@ -1204,26 +1206,28 @@ static int zstd_pages(struct mig_snap_reader *r, const uint8_t *map, const struc
 			if (i >= npages && zr == 0)
 				break;
 			if (zr == 0) {
-				rc = fail(err, errlen, -EINVAL,
-					  "section pages: zstd frame ends after %llu of %llu pages",
-					  (unsigned long long)(done + out.pos / PAGE),
-					  (unsigned long long)stored);
+				rc = mig_fail(
+				    err, errlen, -EINVAL,
+				    "section pages: zstd frame ends after %llu of %llu pages",
+				    (unsigned long long)(done + out.pos / PAGE),
+				    (unsigned long long)stored);
 				goto out;
 			}
 			if (in.pos == in.size) {
 				if (in_off == s->length) {
-					rc = fail(err, errlen, -EINVAL,
-						  "section pages: zstd frame truncated after %llu "
-						  "of %llu pages",
-						  (unsigned long long)(done + out.pos / PAGE),
-						  (unsigned long long)stored);
+					rc = mig_fail(
+					    err, errlen, -EINVAL,
+					    "section pages: zstd frame truncated after %llu "
+					    "of %llu pages",
+					    (unsigned long long)(done + out.pos / PAGE),
+					    (unsigned long long)stored);
 					goto out;
 				}
 				size_t c =
 				    s->length - in_off < cap ? (size_t)(s->length - in_off) : cap;
 				if (pread_all(r->fd, buf, c, s->offset + in_off) != (ssize_t)c) {
-					rc = fail(err, errlen, -EIO,
-						  "section pages: short read (file changed?)");
+					rc = mig_fail(err, errlen, -EIO,
+						      "section pages: short read (file changed?)");
 					goto out;
 				}
 				in_off += c;
@@ -1231,20 +1235,20 @@ static int zstd_pages(struct mig_snap_reader *r, const uint8_t *map, const struc
 			}
 			zr = ZSTD_decompressStream(d, &out, &in);
 			if (ZSTD_isError(zr)) {
-				rc = fail(err, errlen, -EINVAL, "section pages: zstd: %s",
-					  ZSTD_getErrorName(zr));
+				rc = mig_fail(err, errlen, -EINVAL, "section pages: zstd: %s",
+					      ZSTD_getErrorName(zr));
 				goto out;
 			}
 		}
 		if (i >= npages) {
 			if (out.pos)
-				rc = fail(err, errlen, -EINVAL,
-					  "section pages: zstd frame holds more than the %llu "
-					  "pages in the pagemap",
-					  (unsigned long long)stored);
+				rc = mig_fail(err, errlen, -EINVAL,
+					      "section pages: zstd frame holds more than the %llu "
+					      "pages in the pagemap",
+					      (unsigned long long)stored);
 			else if (in.pos != in.size || in_off != s->length)
-				rc = fail(err, errlen, -EINVAL,
-					  "section pages: data after the zstd frame");
+				rc = mig_fail(err, errlen, -EINVAL,
+					      "section pages: data after the zstd frame");
 			goto out;
 		}
 		done += e - i;
@@ -1264,9 +1268,9 @@ int mig_snap_read_pages(struct mig_snap_reader *r, uint8_t *dst, uint64_t mem_si
 	const struct mig_section *s;
 	uint64_t stored;
 	if (mem_size != r->h.mem_size)
-		return fail(err, errlen, -EINVAL,
-			    "section pages: buffer is %llu bytes, the snapshot's RAM is %llu",
-			    (unsigned long long)mem_size, (unsigned long long)r->h.mem_size);
+		return mig_fail(err, errlen, -EINVAL,
+				"section pages: buffer is %llu bytes, the snapshot's RAM is %llu",
+				(unsigned long long)mem_size, (unsigned long long)r->h.mem_size);
 	int rc = load_pagemap(r, &map, &s, &stored, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -1285,7 +1289,8 @@ int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offse
 	if (rc < 0)
 		return rc;
 	if (s->flags & MIG_SEC_F_ZSTD)
-		return fail(err, errlen, -EINVAL, "section pages: compressed (zstd), not mappable");
+		return mig_fail(err, errlen, -EINVAL,
+				"section pages: compressed (zstd), not mappable");
 	if (verify) {
 		rc = raw_pages(r, map, s, NULL, err, errlen);
 		if (rc == 0)

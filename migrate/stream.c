@@ -16,6 +16,7 @@
  *      16-byte tag; the 4 length bytes are the additional data, the nonce is a per-direction
  *      message counter. Replay, reordering, dropping or altering a frame fails authentication.
  * Any failure poisons the stream: later calls repeat the first error. */
+#include "mig_internal.h"
 #include "migrate.h"
 
 #include <arpa/inet.h>
@@ -82,22 +83,6 @@ struct mig_stream {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, int rc,
-						      const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		/* One line, whatever a host name or path held. */
-		for (char *p = err; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-	}
-	return rc;
-}
-
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 static int sodium_status;
 
@@ -110,7 +95,7 @@ static int need_sodium(char *err, size_t errlen)
 {
 	pthread_once(&sodium_once, sodium_init_once);
 	if (sodium_status < 0)
-		return fail(err, errlen, -ENOSYS, PFX "libsodium failed to initialise");
+		return mig_fail(err, errlen, -ENOSYS, PFX "libsodium failed to initialise");
 	return 0;
 }
 
@@ -174,24 +159,25 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 {
 	memset(a, 0, sizeof(*a));
 	if (!s)
-		return fail(err, errlen, -EINVAL, "migration address: none given");
+		return mig_fail(err, errlen, -EINVAL, "migration address: none given");
 	if (strncmp(s, "unix:", 5) == 0) {
 		const char *path = s + 5;
 		size_t n = strlen(path);
 		if (n == 0)
-			return fail(err, errlen, -EINVAL, "%s: empty socket path", s);
+			return mig_fail(err, errlen, -EINVAL, "%s: empty socket path", s);
 		if (n >= sizeof(a->path))
-			return fail(err, errlen, -ENAMETOOLONG,
-				    "%.40s...: socket path is %zu bytes, a unix socket address "
-				    "holds at most %zu",
-				    s, n, sizeof(a->path) - 1);
+			return mig_fail(err, errlen, -ENAMETOOLONG,
+					"%.40s...: socket path is %zu bytes, a unix socket address "
+					"holds at most %zu",
+					s, n, sizeof(a->path) - 1);
 		a->family = AF_UNIX;
 		memcpy(a->path, path, n + 1);
 		return 0;
 	}
 	if (strncmp(s, "tcp:", 4) != 0)
-		return fail(err, errlen, -EINVAL,
-			    "migration address '%.200s': expected tcp:HOST:PORT or unix:PATH", s);
+		return mig_fail(err, errlen, -EINVAL,
+				"migration address '%.200s': expected tcp:HOST:PORT or unix:PATH",
+				s);
 
 	const char *h = s + 4, *colon;
 	size_t hlen;
@@ -199,49 +185,50 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 	if (bracketed) {
 		const char *close = strchr(h, ']');
 		if (!close)
-			return fail(err, errlen, -EINVAL,
-				    "%.200s: missing ']' after the IPv6 address", s);
+			return mig_fail(err, errlen, -EINVAL,
+					"%.200s: missing ']' after the IPv6 address", s);
 		if (close[1] != ':')
-			return fail(err, errlen, -EINVAL,
-				    "%.200s: expected ':PORT' after the IPv6 address", s);
+			return mig_fail(err, errlen, -EINVAL,
+					"%.200s: expected ':PORT' after the IPv6 address", s);
 		h++;
 		hlen = (size_t)(close - h);
 		colon = close + 1;
 	} else {
 		colon = strrchr(h, ':');
 		if (!colon)
-			return fail(err, errlen, -EINVAL, "%.200s: missing port (tcp:HOST:PORT)",
-				    s);
+			return mig_fail(err, errlen, -EINVAL,
+					"%.200s: missing port (tcp:HOST:PORT)", s);
 		hlen = (size_t)(colon - h);
 		if (memchr(h, ':', hlen))
-			return fail(err, errlen, -EINVAL,
-				    "%.200s: an IPv6 address goes in brackets, e.g. tcp:[::1]:7000",
-				    s);
+			return mig_fail(
+			    err, errlen, -EINVAL,
+			    "%.200s: an IPv6 address goes in brackets, e.g. tcp:[::1]:7000", s);
 	}
 	if (hlen == 0)
-		return fail(err, errlen, -EINVAL,
-			    "%.200s: empty host (use 0.0.0.0 or [::] to listen on every address)",
-			    s);
+		return mig_fail(
+		    err, errlen, -EINVAL,
+		    "%.200s: empty host (use 0.0.0.0 or [::] to listen on every address)", s);
 	if (hlen >= sizeof(a->host))
-		return fail(err, errlen, -ENAMETOOLONG,
-			    "%.60s...: host name is %zu bytes, at most %zu", s, hlen,
-			    sizeof(a->host) - 1);
+		return mig_fail(err, errlen, -ENAMETOOLONG,
+				"%.60s...: host name is %zu bytes, at most %zu", s, hlen,
+				sizeof(a->host) - 1);
 	memcpy(a->host, h, hlen);
 	a->host[hlen] = 0;
 
 	const char *ps = colon + 1;
 	if (!*ps)
-		return fail(err, errlen, -EINVAL, "%.200s: missing port (tcp:HOST:PORT)", s);
+		return mig_fail(err, errlen, -EINVAL, "%.200s: missing port (tcp:HOST:PORT)", s);
 	unsigned long port = 0;
 	for (const char *p = ps; *p; p++) {
 		if (*p < '0' || *p > '9' || port > 65535)
-			return fail(err, errlen, -EINVAL,
-				    "%.200s: port '%.20s' is not a number from 0 to 65535", s, ps);
+			return mig_fail(err, errlen, -EINVAL,
+					"%.200s: port '%.20s' is not a number from 0 to 65535", s,
+					ps);
 		port = port * 10 + (unsigned long)(*p - '0');
 	}
 	if (port > 65535)
-		return fail(err, errlen, -EINVAL,
-			    "%.200s: port '%.20s' is not a number from 0 to 65535", s, ps);
+		return mig_fail(err, errlen, -EINVAL,
+				"%.200s: port '%.20s' is not a number from 0 to 65535", s, ps);
 	a->port = (uint16_t)port;
 
 	struct in6_addr a6;
@@ -250,11 +237,11 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 		/* getaddrinfo rather than inet_pton: it takes a scope (fe80::1%eth0). */
 		struct addrinfo hints = {.ai_family = AF_INET6, .ai_flags = AI_NUMERICHOST}, *res;
 		if (strchr(a->host, '%') == NULL && inet_pton(AF_INET6, a->host, &a6) != 1)
-			return fail(err, errlen, -EINVAL, "%.200s: '%s' is not an IPv6 address", s,
-				    a->host);
+			return mig_fail(err, errlen, -EINVAL, "%.200s: '%s' is not an IPv6 address",
+					s, a->host);
 		if (getaddrinfo(a->host, NULL, &hints, &res) != 0)
-			return fail(err, errlen, -EINVAL, "%.200s: '%s' is not an IPv6 address", s,
-				    a->host);
+			return mig_fail(err, errlen, -EINVAL, "%.200s: '%s' is not an IPv6 address",
+					s, a->host);
 		freeaddrinfo(res);
 		a->family = AF_INET6;
 	} else if (inet_pton(AF_INET, a->host, &a4) == 1) {
@@ -262,8 +249,9 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 	} else if (host_name_ok(a->host)) {
 		a->family = AF_UNSPEC; /* a name: getaddrinfo picks at connect or listen */
 	} else {
-		return fail(err, errlen, -EINVAL,
-			    "%.200s: '%s' is neither an IPv4 address nor a host name", s, a->host);
+		return mig_fail(err, errlen, -EINVAL,
+				"%.200s: '%s' is neither an IPv4 address nor a host name", s,
+				a->host);
 	}
 	return 0;
 }
@@ -287,7 +275,7 @@ static int unix_sockaddr(const struct mig_addr *a, struct sockaddr_un *sun, char
 	sun->sun_family = AF_UNIX;
 	size_t n = strnlen(a->path, sizeof(a->path));
 	if (n == 0 || n >= sizeof(sun->sun_path))
-		return fail(err, errlen, -EINVAL, "unix socket path empty or too long");
+		return mig_fail(err, errlen, -EINVAL, "unix socket path empty or too long");
 	memcpy(sun->sun_path, a->path, n);
 	return 0;
 }
@@ -305,11 +293,11 @@ static int resolve(const struct mig_addr *a, bool passive, struct addrinfo **res
 	snprintf(port, sizeof(port), "%u", a->port);
 	int r = getaddrinfo(a->host, port, &hints, res);
 	if (r == EAI_SYSTEM)
-		return fail(err, errlen, errno ? -errno : -EIO, "%s: cannot resolve '%s': %s",
-			    addr_str(a, name, sizeof(name)), a->host, strerror(errno));
+		return mig_fail(err, errlen, errno ? -errno : -EIO, "%s: cannot resolve '%s': %s",
+				addr_str(a, name, sizeof(name)), a->host, strerror(errno));
 	if (r != 0)
-		return fail(err, errlen, -EHOSTUNREACH, "%s: cannot resolve '%s': %s",
-			    addr_str(a, name, sizeof(name)), a->host, gai_strerror(r));
+		return mig_fail(err, errlen, -EHOSTUNREACH, "%s: cannot resolve '%s': %s",
+				addr_str(a, name, sizeof(name)), a->host, gai_strerror(r));
 	return 0;
 }
 
@@ -344,7 +332,8 @@ static int listen_unix(const struct mig_addr *a, char *err, size_t errlen)
 	struct stat st;
 	if (lstat(a->path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return fail(err, errlen, -EEXIST, "%s: exists and is not a socket", name);
+			return mig_fail(err, errlen, -EEXIST, "%s: exists and is not a socket",
+					name);
 		/* Only a dead socket is stale: never steal a live listener's address. */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (probe >= 0) {
@@ -352,20 +341,20 @@ static int listen_unix(const struct mig_addr *a, char *err, size_t errlen)
 			int e = errno;
 			close(probe);
 			if (c == 0 || e == EAGAIN || e == EINPROGRESS)
-				return fail(err, errlen, -EADDRINUSE,
-					    "%s: another process is listening on it", name);
+				return mig_fail(err, errlen, -EADDRINUSE,
+						"%s: another process is listening on it", name);
 		}
 		if (unlink(a->path) < 0 && errno != ENOENT)
-			return fail(err, errlen, -errno, "%s: removing the stale socket: %s", name,
-				    strerror(errno));
+			return mig_fail(err, errlen, -errno, "%s: removing the stale socket: %s",
+					name, strerror(errno));
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: socket: %s", name, strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: socket: %s", name, strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		r = -errno;
 		close(fd);
-		return fail(err, errlen, r, "%s: bind: %s", name, strerror(-r));
+		return mig_fail(err, errlen, r, "%s: bind: %s", name, strerror(-r));
 	}
 	/* Not umask: it is per process and other threads may be creating files. Until listen()
 	 * nobody can connect, so tightening the mode now leaves no window. */
@@ -373,7 +362,7 @@ static int listen_unix(const struct mig_addr *a, char *err, size_t errlen)
 		r = -errno;
 		close(fd);
 		unlink(a->path);
-		return fail(err, errlen, r, "%s: chmod/listen: %s", name, strerror(-r));
+		return mig_fail(err, errlen, r, "%s: chmod/listen: %s", name, strerror(-r));
 	}
 	return fd;
 }
@@ -409,7 +398,7 @@ int mig_listen(const struct mig_addr *a, char *err, size_t errlen)
 		close(fd);
 	}
 	freeaddrinfo(res);
-	return fail(err, errlen, r, "%s: %s: %s", name, what, strerror(-r));
+	return mig_fail(err, errlen, r, "%s: %s: %s", name, what, strerror(-r));
 }
 
 int mig_accept(int lfd, int timeout_ms, char *err, size_t errlen)
@@ -418,11 +407,11 @@ int mig_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 	for (;;) {
 		int r = wait_fd(lfd, POLLIN, deadline);
 		if (r == -ETIMEDOUT)
-			return fail(err, errlen, r,
-				    PFX "timed out after %d ms waiting for a connection",
-				    timeout_ms);
+			return mig_fail(err, errlen, r,
+					PFX "timed out after %d ms waiting for a connection",
+					timeout_ms);
 		if (r < 0)
-			return fail(err, errlen, r, PFX "accept: poll: %s", strerror(-r));
+			return mig_fail(err, errlen, r, PFX "accept: poll: %s", strerror(-r));
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			if (is_tcp(fd))
@@ -432,7 +421,7 @@ int mig_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 		/* The listener may be non-blocking; a connection that vanished is not our error. */
 		if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED || errno == EPROTO)
 			continue;
-		return fail(err, errlen, -errno, PFX "accept: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, PFX "accept: %s", strerror(errno));
 	}
 }
 
@@ -487,7 +476,7 @@ int mig_connect(const struct mig_addr *a, int timeout_ms, char *err, size_t errl
 		r = connect_one(AF_UNIX, (struct sockaddr *)&sun, sizeof(sun), deadline, &what);
 	} else {
 		if (a->port == 0)
-			return fail(err, errlen, -EINVAL, "%s: cannot connect to port 0", name);
+			return mig_fail(err, errlen, -EINVAL, "%s: cannot connect to port 0", name);
 		struct addrinfo *res;
 		r = resolve(a, false, &res, err, errlen);
 		if (r < 0)
@@ -504,9 +493,10 @@ int mig_connect(const struct mig_addr *a, int timeout_ms, char *err, size_t errl
 			set_nodelay(r);
 	}
 	if (r == -ETIMEDOUT)
-		return fail(err, errlen, r, "%s: connect: timed out after %d ms", name, timeout_ms);
+		return mig_fail(err, errlen, r, "%s: connect: timed out after %d ms", name,
+				timeout_ms);
 	if (r < 0)
-		return fail(err, errlen, r, "%s: %s: %s", name, what, strerror(-r));
+		return mig_fail(err, errlen, r, "%s: %s: %s", name, what, strerror(-r));
 	return r;
 }
 
@@ -519,29 +509,32 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 		return r;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: migration key: %s", path, strerror(errno));
+		return mig_fail(err, errlen, -errno, "%s: migration key: %s", path,
+				strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		close(fd);
-		return fail(err, errlen, r, "%s: migration key: %s", path, strerror(-r));
+		return mig_fail(err, errlen, r, "%s: migration key: %s", path, strerror(-r));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, -EINVAL, "%s: migration key: not a regular file", path);
+		return mig_fail(err, errlen, -EINVAL, "%s: migration key: not a regular file",
+				path);
 	}
 	/* As ssh does with private keys: a secret others can read is not a secret. */
 	if (st.st_mode & 077) {
 		close(fd);
-		return fail(err, errlen, -EPERM,
-			    "%s: migration key: mode %04o lets group or others at it (chmod 600)",
-			    path, (unsigned)(st.st_mode & 07777));
+		return mig_fail(
+		    err, errlen, -EPERM,
+		    "%s: migration key: mode %04o lets group or others at it (chmod 600)", path,
+		    (unsigned)(st.st_mode & 07777));
 	}
 	if (st.st_size > KEY_FILE_MAX) {
 		close(fd);
-		return fail(err, errlen, -EFBIG,
-			    "%s: migration key: file is %lld bytes, at most %d", path,
-			    (long long)st.st_size, KEY_FILE_MAX);
+		return mig_fail(err, errlen, -EFBIG,
+				"%s: migration key: file is %lld bytes, at most %d", path,
+				(long long)st.st_size, KEY_FILE_MAX);
 	}
 
 	uint8_t buf[KEY_FILE_MAX + 1];
@@ -554,8 +547,8 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 			r = -errno;
 			close(fd);
 			sodium_memzero(buf, sizeof(buf));
-			return fail(err, errlen, r, "%s: migration key: read: %s", path,
-				    strerror(-r));
+			return mig_fail(err, errlen, r, "%s: migration key: read: %s", path,
+					strerror(-r));
 		}
 		if (k == 0)
 			break;
@@ -564,8 +557,8 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 	close(fd);
 	if (n > KEY_FILE_MAX) {
 		sodium_memzero(buf, sizeof(buf));
-		return fail(err, errlen, -EFBIG, "%s: migration key: file grew past %d bytes", path,
-			    KEY_FILE_MAX);
+		return mig_fail(err, errlen, -EFBIG, "%s: migration key: file grew past %d bytes",
+				path, KEY_FILE_MAX);
 	}
 	/* Text keys lose their trailing newline so that `echo` and an editor agree. Random bytes
 	 * are never all printable, so a raw key is hashed exactly as it is. */
@@ -579,10 +572,10 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 			n--;
 	if (n < MIG_KEY_BYTES) {
 		sodium_memzero(buf, sizeof(buf));
-		return fail(err, errlen, -EINVAL,
-			    "%s: migration key: only %zu bytes of secret, at least %d needed "
-			    "(e.g. head -c 32 /dev/urandom > KEYFILE)",
-			    path, n, MIG_KEY_BYTES);
+		return mig_fail(err, errlen, -EINVAL,
+				"%s: migration key: only %zu bytes of secret, at least %d needed "
+				"(e.g. head -c 32 /dev/urandom > KEYFILE)",
+				path, n, MIG_KEY_BYTES);
 	}
 	static const uint8_t label[16] = "sbx-mig-key-v1\0";
 	crypto_generichash(key, MIG_KEY_BYTES, buf, n, label, sizeof(label));
@@ -604,8 +597,8 @@ static int poison(struct mig_stream *s, int rc, char *err, size_t errlen)
 
 static int timeout_msg(struct mig_stream *s, char *err, size_t errlen)
 {
-	return fail(err, errlen, -ETIMEDOUT, PFX "timed out after %d ms waiting for the peer",
-		    s->timeout_ms);
+	return mig_fail(err, errlen, -ETIMEDOUT, PFX "timed out after %d ms waiting for the peer",
+			s->timeout_ms);
 }
 
 static int send_all(struct mig_stream *s, const uint8_t *p, size_t n, char *err, size_t errlen)
@@ -625,15 +618,15 @@ static int send_all(struct mig_stream *s, const uint8_t *p, size_t n, char *err,
 			if (r == -ETIMEDOUT)
 				return timeout_msg(s, err, errlen);
 			if (r < 0)
-				return fail(err, errlen, r, PFX "poll: %s", strerror(-r));
+				return mig_fail(err, errlen, r, PFX "poll: %s", strerror(-r));
 			continue;
 		}
 		int e = k < 0 ? errno : EIO;
 		if (e == EPIPE || e == ECONNRESET)
-			return fail(err, errlen, -EPIPE,
-				    PFX "peer closed the connection (%llu messages sent)",
-				    (unsigned long long)s->tx_ctr);
-		return fail(err, errlen, -e, PFX "send: %s", strerror(e));
+			return mig_fail(err, errlen, -EPIPE,
+					PFX "peer closed the connection (%llu messages sent)",
+					(unsigned long long)s->tx_ctr);
+		return mig_fail(err, errlen, -e, PFX "send: %s", strerror(e));
 	}
 	return 0;
 }
@@ -660,12 +653,12 @@ static int read_some(struct mig_stream *s, uint8_t *p, size_t min, size_t max, s
 			if (r == -ETIMEDOUT)
 				return timeout_msg(s, err, errlen);
 			if (r < 0)
-				return fail(err, errlen, r, PFX "poll: %s", strerror(-r));
+				return mig_fail(err, errlen, r, PFX "poll: %s", strerror(-r));
 			continue;
 		}
 		if (errno == ECONNRESET)
 			return -EPIPE;
-		return fail(err, errlen, -errno, PFX "read: %s", strerror(errno));
+		return mig_fail(err, errlen, -errno, PFX "read: %s", strerror(errno));
 	}
 	return 0;
 }
@@ -686,19 +679,21 @@ static void hello_make(uint8_t h[HELLO_BYTES], int role, uint8_t caps)
 static int hello_check(const uint8_t h[HELLO_BYTES], int my_role, char *err, size_t errlen)
 {
 	if (memcmp(h, HELLO_MAGIC, 6) != 0)
-		return fail(err, errlen, -EPROTO,
-			    PFX "the peer is not a sandbox migration endpoint (no SBXMIG hello)");
+		return mig_fail(err, errlen, -EPROTO,
+				PFX
+				"the peer is not a sandbox migration endpoint (no SBXMIG hello)");
 	unsigned v = (unsigned)h[6] | (unsigned)h[7] << 8;
 	if (v != PROTO_VERSION)
-		return fail(err, errlen, -EPROTONOSUPPORT,
-			    PFX "the peer speaks protocol version %u, this side speaks %u", v,
-			    PROTO_VERSION);
+		return mig_fail(err, errlen, -EPROTONOSUPPORT,
+				PFX "the peer speaks protocol version %u, this side speaks %u", v,
+				PROTO_VERSION);
 	if (h[8] != ROLE_SOURCE && h[8] != ROLE_DEST)
-		return fail(err, errlen, -EPROTO, PFX "the peer sent an unknown role %u", h[8]);
+		return mig_fail(err, errlen, -EPROTO, PFX "the peer sent an unknown role %u", h[8]);
 	if (h[8] == my_role)
-		return fail(err, errlen, -EPROTO,
-			    PFX "both sides are migration %s (one must send, the other receive)",
-			    my_role == ROLE_SOURCE ? "sources" : "destinations");
+		return mig_fail(err, errlen, -EPROTO,
+				PFX
+				"both sides are migration %s (one must send, the other receive)",
+				my_role == ROLE_SOURCE ? "sources" : "destinations");
 	return 0;
 }
 
@@ -743,10 +738,11 @@ static int hs_read(struct mig_stream *s, uint8_t *p, size_t n, const char *what,
 	size_t got;
 	int r = read_some(s, p, n, n, &got, err, errlen);
 	if (r == -EPIPE)
-		return fail(err, errlen, -EPIPE,
-			    PFX "peer closed the connection during the handshake (waiting for its "
+		return mig_fail(err, errlen, -EPIPE,
+				PFX
+				"peer closed the connection during the handshake (waiting for its "
 				"%s; %zu of %zu bytes came)",
-			    what, got, n);
+				what, got, n);
 	return r;
 }
 
@@ -771,9 +767,9 @@ static int handshake(struct mig_stream *s, const uint8_t key[MIG_KEY_BYTES], boo
 	if (r < 0)
 		return r;
 	if (sent < 0)
-		return fail(err, errlen, sent,
-			    PFX
-			    "peer closed the connection during the handshake (after its hello)");
+		return mig_fail(
+		    err, errlen, sent,
+		    PFX "peer closed the connection during the handshake (after its hello)");
 	s->aes = (caps & theirs[9] & CAP_AES256GCM) != 0;
 
 	derive(&k, key, source ? mine : theirs, source ? theirs : mine);
@@ -799,14 +795,14 @@ static int handshake(struct mig_stream *s, const uint8_t key[MIG_KEY_BYTES], boo
 			if (!ok)
 				r = -EACCES;
 			else if (r < 0)
-				r = fail(err, errlen, r,
-					 PFX "peer closed the connection during the "
-					     "handshake");
+				r = mig_fail(err, errlen, r,
+					     PFX "peer closed the connection during the "
+						 "handshake");
 		}
 	}
 	if (r == -EACCES)
-		fail(err, errlen, r,
-		     PFX "the peer does not hold the same key (authentication failed)");
+		mig_fail(err, errlen, r,
+			 PFX "the peer does not hold the same key (authentication failed)");
 	if (r == 0) {
 		const uint8_t *tx = source ? k.k_s2d : k.k_d2s, *rx = source ? k.k_d2s : k.k_s2d;
 		if (s->aes) {
@@ -834,7 +830,7 @@ int mig_stream_open(struct mig_stream **sp, int fd, const uint8_t key[MIG_KEY_BY
 	struct mig_stream *s = aligned_alloc(64, sz);
 	if (!s) {
 		close(fd);
-		return fail(err, errlen, -ENOMEM, PFX "out of memory");
+		return mig_fail(err, errlen, -ENOMEM, PFX "out of memory");
 	}
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
@@ -842,7 +838,7 @@ int mig_stream_open(struct mig_stream **sp, int fd, const uint8_t key[MIG_KEY_BY
 	/* Non-blocking so that every read and write is bounded by poll and the timeout. */
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		r = fail(err, errlen, -errno, PFX "fcntl: %s", strerror(errno));
+		r = mig_fail(err, errlen, -errno, PFX "fcntl: %s", strerror(errno));
 		mig_stream_close(s);
 		return r;
 	}
@@ -885,8 +881,8 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 
 static int already_failed(const struct mig_stream *s, char *err, size_t errlen)
 {
-	return fail(err, errlen, s->failed, "%s",
-		    s->failmsg[0] ? s->failmsg : PFX "failed earlier");
+	return mig_fail(err, errlen, s->failed, "%s",
+			s->failmsg[0] ? s->failmsg : PFX "failed earlier");
 }
 
 int mig_stream_send(struct mig_stream *s, uint32_t type, const void *a, size_t alen, const void *b,
@@ -895,18 +891,19 @@ int mig_stream_send(struct mig_stream *s, uint32_t type, const void *a, size_t a
 	if (s->failed)
 		return already_failed(s, err, errlen);
 	if ((alen && !a) || (blen && !b))
-		return fail(err, errlen, -EINVAL, PFX "send: NULL part with a length");
+		return mig_fail(err, errlen, -EINVAL, PFX "send: NULL part with a length");
 	/* A caller's mistake, caught before anything is written: the stream stays usable. */
 	if (alen > MIG_MSG_MAX || blen > MIG_MSG_MAX - alen)
-		return fail(err, errlen, -EMSGSIZE,
-			    PFX "message of %zu bytes is larger than the %u a message may hold",
-			    alen + blen, MIG_MSG_MAX);
+		return mig_fail(err, errlen, -EMSGSIZE,
+				PFX "message of %zu bytes is larger than the %u a message may hold",
+				alen + blen, MIG_MSG_MAX);
 	if (s->tx_ctr == UINT64_MAX)
-		return poison(s, fail(err, errlen, -EOVERFLOW, PFX "message counter exhausted"),
+		return poison(s, mig_fail(err, errlen, -EOVERFLOW, PFX "message counter exhausted"),
 			      err, errlen);
 	size_t n = alen + blen, total = n + FRAME_OVERHEAD;
 	if (grow(&s->txbuf, &s->txcap, total) < 0)
-		return fail(err, errlen, -ENOMEM, PFX "out of memory for a %zu-byte message", n);
+		return mig_fail(err, errlen, -ENOMEM, PFX "out of memory for a %zu-byte message",
+				n);
 
 	/* One copy into the frame buffer, then encryption in place: libsodium's AEADs take one
 	 * contiguous message, and the frame has to be assembled for a single send anyway. */
@@ -947,7 +944,7 @@ int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, 
 		s->rxnext = 0;
 	}
 	if (grow(&s->rxbuf, &s->rxcap, FRAME_OVERHEAD + READ_AHEAD) < 0)
-		return poison(s, fail(err, errlen, -ENOMEM, PFX "out of memory"), err, errlen);
+		return poison(s, mig_fail(err, errlen, -ENOMEM, PFX "out of memory"), err, errlen);
 
 	size_t got;
 	int r = 0;
@@ -960,9 +957,9 @@ int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, 
 		s->rxfill += got;
 		if (r == -EPIPE && s->rxfill == 0)
 			return poison(s,
-				      fail(err, errlen, -EPIPE,
-					   PFX "peer closed the connection after %llu messages",
-					   idx - 1),
+				      mig_fail(err, errlen, -EPIPE,
+					       PFX "peer closed the connection after %llu messages",
+					       idx - 1),
 				      err, errlen);
 		if (r < 0)
 			goto cut;
@@ -971,16 +968,16 @@ int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, 
 	/* The length is not authenticated yet: check it before it sizes anything. */
 	if (n > MIG_MSG_MAX)
 		return poison(s,
-			      fail(err, errlen, -EMSGSIZE,
-				   PFX "message %llu claims %u bytes, more than the %u allowed "
-				       "(corrupt or hostile stream)",
-				   idx, n, MIG_MSG_MAX),
+			      mig_fail(err, errlen, -EMSGSIZE,
+				       PFX "message %llu claims %u bytes, more than the %u allowed "
+					   "(corrupt or hostile stream)",
+				       idx, n, MIG_MSG_MAX),
 			      err, errlen);
 	size_t flen = (size_t)n + FRAME_OVERHEAD;
 	if (grow(&s->rxbuf, &s->rxcap, flen) < 0)
-		return poison(s,
-			      fail(err, errlen, -ENOMEM, PFX "out of memory for message %llu", idx),
-			      err, errlen);
+		return poison(
+		    s, mig_fail(err, errlen, -ENOMEM, PFX "out of memory for message %llu", idx),
+		    err, errlen);
 	if (s->rxfill < flen) {
 		r = read_some(s, s->rxbuf + s->rxfill, flen - s->rxfill, flen - s->rxfill, &got,
 			      err, errlen);
@@ -1000,10 +997,11 @@ int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, 
 	if (r != 0) {
 		sodium_memzero(c, 4 + (size_t)n);
 		return poison(s,
-			      fail(err, errlen, -EBADMSG,
-				   PFX "message %llu failed authentication (wrong key or altered "
+			      mig_fail(err, errlen, -EBADMSG,
+				       PFX
+				       "message %llu failed authentication (wrong key or altered "
 				       "stream)",
-				   idx),
+				       idx),
 			      err, errlen);
 	}
 	s->rx_ctr++;
@@ -1015,10 +1013,11 @@ int mig_stream_recv(struct mig_stream *s, uint32_t *type, const uint8_t **body, 
 
 cut:
 	if (r == -EPIPE)
-		r = fail(err, errlen, -EPIPE,
-			 PFX "peer closed the connection in the middle of message %llu (%zu bytes "
+		r = mig_fail(err, errlen, -EPIPE,
+			     PFX
+			     "peer closed the connection in the middle of message %llu (%zu bytes "
 			     "came; truncated stream)",
-			 idx, s->rxfill);
+			     idx, s->rxfill);
 	return poison(s, r, err, errlen);
 }
 

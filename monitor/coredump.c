@@ -104,6 +104,34 @@ static void fill_prstatus(const struct sbx_fault *f, struct elf_prstatus *ps)
 	memcpy(ps->pr_reg, r, sizeof(r));
 }
 
+/* One PT_LOAD per touched part of user memory (a memfd data extent), executable where a
+ * program segment is. */
+struct load_ctx {
+	struct sbx_vm *vm;
+	Elf64_Phdr ph[MAX_LOADS + 1];
+	int nph;
+};
+
+static int add_load(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct load_ctx *lc = ctx;
+	if (lc->nph > MAX_LOADS)
+		return 1;
+	Elf64_Phdr *p = &lc->ph[lc->nph++];
+	*p = (Elf64_Phdr){.p_type = PT_LOAD,
+			  .p_flags = PF_R | PF_W,
+			  .p_vaddr = gpa,
+			  .p_filesz = len,
+			  .p_memsz = len,
+			  .p_align = SBX_PAGE_SIZE};
+	const struct loader_image *im = &lc->vm->img;
+	for (unsigned i = 0; i < im->nsegs; i++)
+		if ((im->segs[i].prot & PROT_EXEC) && im->segs[i].start < gpa + len &&
+		    im->segs[i].end > gpa)
+			p->p_flags |= PF_X;
+	return 0;
+}
+
 int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,
 		   size_t errlen)
 {
@@ -130,29 +158,10 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 		return -ENOMEM;
 	}
 	/* The touched parts of user memory, from the memfd's data extents. */
-	Elf64_Phdr ph[MAX_LOADS + 1];
-	int nph = 1;
-	off_t at = (off_t)SBX_USER_ADDR, end = (off_t)vm->mem_size;
-	while (at < end && nph <= MAX_LOADS) {
-		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
-		if (d < 0 || d >= end)
-			break;
-		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
-		if (h < 0 || h > end)
-			h = end;
-		ph[nph++] = (Elf64_Phdr){.p_type = PT_LOAD,
-					 .p_flags = PF_R | PF_W,
-					 .p_vaddr = (uint64_t)d,
-					 .p_filesz = (uint64_t)(h - d),
-					 .p_memsz = (uint64_t)(h - d),
-					 .p_align = SBX_PAGE_SIZE};
-		for (unsigned i = 0; i < vm->img.nsegs; i++)
-			if ((vm->img.segs[i].prot & PROT_EXEC) &&
-			    vm->img.segs[i].start < (uint64_t)h &&
-			    vm->img.segs[i].end > (uint64_t)d)
-				ph[nph - 1].p_flags |= PF_X;
-		at = h;
-	}
+	struct load_ctx lc = {.vm = vm, .nph = 1};
+	sbx_mem_extents(vm, SBX_USER_ADDR, add_load, &lc);
+	Elf64_Phdr *ph = lc.ph;
+	int nph = lc.nph;
 	uint64_t off = sizeof(Elf64_Ehdr) + (uint64_t)nph * sizeof(Elf64_Phdr);
 	ph[0] =
 	    (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = off, .p_filesz = notes.len, .p_align = 4};

@@ -151,21 +151,16 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm)
 	return n;
 }
 
+static int count_pages(void *ctx, uint64_t gpa, uint64_t len)
+{
+	(void)gpa;
+	*(uint64_t *)ctx += len / SBX_PAGE_SIZE;
+	return 0;
+}
+
 uint64_t sbx_resident_pages(struct sbx_vm *vm)
 {
-	if (vm->mem_fd < 0)
-		return vm->mem_size / SBX_PAGE_SIZE;
 	uint64_t n = 0;
-	off_t at = 0, end = (off_t)vm->mem_size;
-	while (at < end) {
-		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
-		if (d < 0)
-			break;
-		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
-		if (h < 0)
-			h = end;
-		n += (uint64_t)(h - d) / SBX_PAGE_SIZE;
-		at = h;
-	}
+	sbx_mem_extents(vm, 0, count_pages, &n);
 	return n;
 }

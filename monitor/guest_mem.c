@@ -81,3 +81,25 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
 	sbx_mem_dirty(vm, gpa, len);
 	return 0;
 }
+
+int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
+		    int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx)
+{
+	off_t at = (off_t)from, end = (off_t)vm->mem_size;
+	/* RAM mapped from a snapshot (lazy restore) has no memfd: all of it counts. */
+	if (vm->mem_fd < 0)
+		return at < end ? fn(ctx, (uint64_t)at, (uint64_t)(end - at)) : 0;
+	while (at < end) {
+		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
+		if (d < 0 || d >= end)
+			break;
+		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
+		if (h < 0 || h > end)
+			h = end;
+		int r = fn(ctx, (uint64_t)d, (uint64_t)(h - d));
+		if (r)
+			return r;
+		at = h;
+	}
+	return 0;
+}

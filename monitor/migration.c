@@ -134,23 +134,13 @@ static int lock_briefly(struct sbx_vm *vm, int ms)
 	return pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0;
 }
 
-/* Every page the host holds for guest RAM: the memfd's data ranges. */
-static void mark_resident(struct sbx_vm *vm, uint64_t *bitmap)
+/* Every page the host holds for guest RAM goes in round 0. */
+static int mark_range(void *ctx, uint64_t gpa, uint64_t len)
 {
-	uint64_t pages = vm->mem_size / SBX_PAGE_SIZE;
-	off_t at = 0, end = (off_t)vm->mem_size;
-	while (at < end) {
-		off_t d = vm->mem_fd >= 0 ? lseek(vm->mem_fd, at, SEEK_DATA) : at;
-		if (d < 0)
-			break;
-		off_t h = vm->mem_fd >= 0 ? lseek(vm->mem_fd, d, SEEK_HOLE) : end;
-		if (h < 0)
-			h = end;
-		for (uint64_t p = (uint64_t)d / SBX_PAGE_SIZE;
-		     p < (uint64_t)h / SBX_PAGE_SIZE && p < pages; p++)
-			bitmap[p / 64] |= 1ull << (p % 64);
-		at = h;
-	}
+	uint64_t *bitmap = ctx;
+	for (uint64_t p = gpa / SBX_PAGE_SIZE; p < (gpa + len) / SBX_PAGE_SIZE; p++)
+		bitmap[p / 64] |= 1ull << (p % 64);
+	return 0;
 }
 
 /* The one-line text of an ERROR message, bounded and printable. */
@@ -234,7 +224,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		pthread_mutex_unlock(&vm->ring_lock);
 	else
 		atomic_store(&vm->remark_all, 1);
-	mark_resident(vm, bitmap);
+	sbx_mem_extents(vm, 0, mark_range, bitmap);
 	double rt0 = mono_ms();
 	uint64_t before = mig_stream_bytes_sent(s);
 	if ((r = send_pages(vm, s, bitmap, 1, &b, &sent, err, sizeof(err))) < 0)

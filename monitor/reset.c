@@ -65,6 +65,18 @@ static int handle_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 	return 0;
 }
 
+struct copy_ctx {
+	uint8_t *dst;
+	const uint8_t *src;
+};
+
+static int copy_range(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct copy_ctx *c = ctx;
+	memcpy(c->dst + gpa, c->src + gpa, len);
+	return 0;
+}
+
 int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -89,17 +101,8 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		return -ENOMEM;
 	}
 	/* Only what the host holds: holes of the memfd are zeros in the copy already. */
-	off_t at = 0, end = (off_t)vm->mem_size;
-	while (at < end) {
-		off_t d = vm->mem_fd >= 0 ? lseek(vm->mem_fd, at, SEEK_DATA) : at;
-		if (d < 0)
-			break;
-		off_t h = vm->mem_fd >= 0 ? lseek(vm->mem_fd, d, SEEK_HOLE) : end;
-		if (h < 0 || h > end)
-			h = end;
-		memcpy(s->ram + d, vm->mem + d, (size_t)(h - d));
-		at = h;
-	}
+	struct copy_ctx c = {s->ram, vm->mem};
+	sbx_mem_extents(vm, 0, copy_range, &c);
 	int r = sbx_state_vcpu(vm, &s->vcpu, 0);
 	if (r < 0) {
 		snprintf(err, errlen, "snapshot: %s", s->vcpu.msg);

@@ -234,6 +234,11 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
 void sbx_mem_destroy(struct sbx_vm *vm);
 void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
+/* Calls fn for each range of guest RAM the host holds, from `from` up (the memfd's data
+ * extents: holes were never touched and read as zeros); fn returns non-zero to stop, and that
+ * is the result. */
+int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
+		    int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx);
 /* For reads only: not counted as a monitor write by dirty tracking. */
 const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
