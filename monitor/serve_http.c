@@ -1,0 +1,543 @@
+/* sandbox-serve's HTTP/1.1 front on libmicrohttpd: one thread per connection, which collects
+ * the body, builds the CGI environment, queues the request on the pool, waits for it and turns
+ * the handler's CGI response into the HTTP one; the access log; the admin address's
+ * /-/metrics. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve.h"
+
+struct serve_http {
+	struct serve_http_opts o;
+	struct MHD_Daemon *d, *admin;
+	unsigned port, admin_port;
+	char host[256]; /* SERVER_NAME when the request has no Host */
+	atomic_uint_fast64_t next_id;
+	atomic_int active; /* requests between their first line and the end of the response */
+	atomic_int draining;
+};
+
+struct req {
+	uint64_t id;
+	struct timespec t0;
+	char *uri; /* as the client sent it */
+	const char *method, *version;
+	char *body;
+	size_t len, cap;
+	uint64_t discarded;
+	int too_large, started;
+	int status, instance;
+	uint64_t bytes;
+};
+
+static void logf_(struct serve_http *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct serve_http *h, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	flockfile(h->o.log);
+	fputs("sandbox-serve: ", h->o.log);
+	vfprintf(h->o.log, fmt, ap);
+	fputc('\n', h->o.log);
+	funlockfile(h->o.log);
+	fflush(h->o.log);
+	va_end(ap);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)c;
+	struct serve_http *h = cls;
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->id = atomic_fetch_add(&h->next_id, 1) + 1;
+	clock_gettime(CLOCK_REALTIME, &r->t0);
+	r->uri = strdup(uri ? uri : "");
+	r->instance = -1;
+	atomic_fetch_add(&h->active, 1);
+	return r;
+}
+
+static void clf_escape(FILE *o, const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			fprintf(o, "\\x%02x", c);
+		else
+			fputc(c, o);
+	}
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+		    enum MHD_RequestTerminationCode toe)
+{
+	(void)toe;
+	struct serve_http *h = cls;
+	struct req *r = *con_cls;
+	if (!r)
+		return;
+	struct timespec t1;
+	clock_gettime(CLOCK_REALTIME, &t1);
+	double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+	if (r->status) {
+		serve_metrics_request(h->o.metrics, r->status, secs);
+		if (h->o.access_log) {
+			char addr[INET6_ADDRSTRLEN] = "-";
+			const union MHD_ConnectionInfo *ci =
+			    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+			if (ci && ci->client_addr)
+				getnameinfo(ci->client_addr, sizeof(struct sockaddr_in6), addr,
+					    sizeof(addr), NULL, 0, NI_NUMERICHOST);
+			struct tm tm;
+			char when[64];
+			gmtime_r(&r->t0.tv_sec, &tm);
+			strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+			FILE *o = h->o.access_log;
+			flockfile(o);
+			fprintf(o, "%s - - [%s] \"", addr, when);
+			clf_escape(o, r->method);
+			fputc(' ', o);
+			clf_escape(o, r->uri);
+			fputc(' ', o);
+			clf_escape(o, r->version);
+			fprintf(o, "\" %d %llu %.0fus instance=%d id=%llx\n", r->status,
+				(unsigned long long)r->bytes, secs * 1e6, r->instance,
+				(unsigned long long)r->id);
+			funlockfile(o);
+			fflush(o);
+		}
+	}
+	free(r->uri);
+	free(r->body);
+	free(r);
+	*con_cls = NULL;
+	atomic_fetch_sub(&h->active, 1);
+}
+
+static enum MHD_Result reply(struct serve_http *h, struct MHD_Connection *c, struct req *r,
+			     int status, const char *text, const char *extra_name,
+			     const char *extra_value)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	    strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	char id[32];
+	snprintf(id, sizeof(id), "%llx", (unsigned long long)r->id);
+	MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "X-Request-Id", id);
+	if (extra_name)
+		MHD_add_response_header(resp, extra_name, extra_value);
+	if (atomic_load(&h->draining))
+		MHD_add_response_header(resp, "Connection", "close");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
+	r->bytes = strlen(text);
+	return ret;
+}
+
+struct env_ctx {
+	struct serve_env *env;
+	int err;
+};
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	(void)kind;
+	struct env_ctx *e = cls;
+	int r = serve_env_header(e->env, key, value ? value : "");
+	if (r < 0) {
+		e->err = r;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* RFC 3875 4.1: the request's meta-variables. */
+static int build_env(struct serve_http *h, struct MHD_Connection *c, struct req *r,
+		     const char *url, struct serve_env *env)
+{
+	char buf[64];
+	int e = 0;
+	const char *q = strchr(r->uri, '?');
+	const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	e = e ?: serve_env_set(env, "GATEWAY_INTERFACE", "CGI/1.1");
+	e = e ?: serve_env_set(env, "SERVER_SOFTWARE", "sandbox-serve");
+	e = e ?: serve_env_set(env, "SERVER_PROTOCOL", r->version);
+	e = e ?: serve_env_set(env, "REQUEST_METHOD", r->method);
+	e = e ?: serve_env_set(env, "REQUEST_URI", r->uri);
+	e = e ?: serve_env_set(env, "SCRIPT_NAME", "");
+	e = e ?: serve_env_set(env, "PATH_INFO", url);
+	e = e ?: serve_env_set(env, "QUERY_STRING", q ? q + 1 : "");
+	if (r->len || MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length") ||
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding")) {
+		snprintf(buf, sizeof(buf), "%zu", r->len);
+		e = e ?: serve_env_set(env, "CONTENT_LENGTH", buf);
+	}
+	if (ctype)
+		e = e ?: serve_env_set(env, "CONTENT_TYPE", ctype);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		char addr[INET6_ADDRSTRLEN], port[16];
+		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								     : sizeof(struct sockaddr_in);
+		if (getnameinfo(ci->client_addr, sl, addr, sizeof(addr), port, sizeof(port),
+				NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+			e = e ?: serve_env_set(env, "REMOTE_ADDR", addr);
+			e = e ?: serve_env_set(env, "REMOTE_PORT", port);
+		}
+	}
+	/* SERVER_NAME: the Host header without its port, else the listen address. */
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+	char name[256];
+	snprintf(name, sizeof(name), "%s", host && *host ? host : h->host);
+	char *colon = name[0] == '[' ? strstr(name, "]:") : strrchr(name, ':');
+	if (colon)
+		colon[name[0] == '[' ? 1 : 0] = 0;
+	e = e ?: serve_env_set(env, "SERVER_NAME", name);
+	snprintf(buf, sizeof(buf), "%u", h->port);
+	e = e ?: serve_env_set(env, "SERVER_PORT", buf);
+	struct env_ctx ec = {env, 0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, each_header, &ec);
+	e = e ?: ec.err;
+	return e;
+}
+
+/* Turns the handler's output into the response. */
+static enum MHD_Result respond(struct serve_http *h, struct MHD_Connection *c, struct req *r,
+			       struct serve_job *j)
+{
+	struct serve_cgi_resp cr;
+	if (serve_cgi_parse(j->out ? j->out : "", j->out_len, &cr) < 0) {
+		logf_(h, "req %llx: bad CGI response from the handler: %s", (unsigned long long)r->id,
+		      cr.why);
+		serve_metrics_count(h->o.metrics, &h->o.metrics->bad_output);
+		return reply(h, c, r, 502, "502 Bad Gateway: the handler's response is not CGI\n",
+			     NULL, NULL);
+	}
+	size_t blen = j->out_len - cr.body_off;
+	/* The body moves to the front of the buffer, which the response then owns; the header
+	 * strings are copied out first. */
+	struct {
+		char *name, *value;
+	} hv[SERVE_CGI_MAX_HEADERS];
+	size_t nh = 0;
+	for (size_t i = 0; i < cr.nhdr; i++) {
+		hv[nh].name = strndup(cr.hdr[i].name, cr.hdr[i].name_len);
+		hv[nh].value = strndup(cr.hdr[i].value, cr.hdr[i].value_len);
+		if (hv[nh].name && hv[nh].value)
+			nh++;
+		else {
+			free(hv[nh].name);
+			free(hv[nh].value);
+		}
+	}
+	memmove(j->out, j->out + cr.body_off, blen);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(blen, j->out, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret = MHD_NO;
+	if (resp) {
+		j->out = NULL;
+		for (size_t i = 0; i < nh; i++)
+			if (MHD_add_response_header(resp, hv[i].name, hv[i].value) != MHD_YES)
+				logf_(h, "req %llx: header %s dropped (libmicrohttpd refused it)",
+				      (unsigned long long)r->id, hv[i].name);
+		char id[32];
+		snprintf(id, sizeof(id), "%llx", (unsigned long long)r->id);
+		MHD_add_response_header(resp, "X-Request-Id", id);
+		if (atomic_load(&h->draining))
+			MHD_add_response_header(resp, "Connection", "close");
+		ret = MHD_queue_response(c, (unsigned)cr.status, resp);
+		MHD_destroy_response(resp);
+		r->status = cr.status;
+		r->bytes = blen;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		free(hv[i].name);
+		free(hv[i].value);
+	}
+	return ret;
+}
+
+static enum MHD_Result run_request(struct serve_http *h, struct MHD_Connection *c, struct req *r,
+				   const char *url)
+{
+	struct serve_env env;
+	serve_env_init(&env);
+	int e = build_env(h, c, r, url, &env);
+	if (e < 0) {
+		serve_env_free(&env);
+		return reply(h, c, r, e == -E2BIG ? 431 : 500,
+			     e == -E2BIG ? "431 Request Header Fields Too Large\n"
+					 : "500 Internal Server Error\n",
+			     NULL, NULL);
+	}
+	struct serve_job j = {
+	    .id = r->id, .envp = env.v, .env = &env, .body = r->body, .body_len = r->len};
+	e = serve_pool_run(h->o.pool, &j);
+	serve_env_free(&env);
+	r->instance = j.instance;
+	enum MHD_Result ret;
+	if (e == -EAGAIN) {
+		serve_metrics_count(h->o.metrics, &h->o.metrics->rejected);
+		ret = reply(h, c, r, 503, "503 Service Unavailable: the queue is full\n",
+			    "Retry-After", "1");
+	} else if (e < 0) {
+		ret = reply(h, c, r, 503, "503 Service Unavailable: shutting down\n", "Retry-After",
+			    "1");
+	} else if (j.http == 504) {
+		ret = reply(h, c, r, 504, "504 Gateway Timeout: the handler ran over --timeout\n",
+			    NULL, NULL);
+	} else if (j.http) {
+		ret = reply(h, c, r, j.http, "502 Bad Gateway: the handler failed\n", NULL, NULL);
+	} else {
+		ret = respond(h, c, r, &j);
+	}
+	free(j.out);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct serve_http *h = cls;
+	struct req *r = *con_cls;
+	if (!r)
+		return MHD_NO;
+	if (!r->started) {
+		r->started = 1;
+		r->method = method;
+		r->version = version;
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (errno || *end || end == cl || n > h->o.max_body) {
+				logf_(h, "req %llx: body of %s bytes over --max-body",
+				      (unsigned long long)r->id, cl);
+				return reply(h, c, r, 413, "413 Content Too Large\n", NULL, NULL);
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (r->too_large || r->len + n > h->o.max_body) {
+			/* A chunked body over the limit: read on a little, answer 413 at its end,
+			 * or hang up on one that does not end. */
+			r->too_large = 1;
+			r->discarded += n;
+			if (r->discarded > (1u << 20) + h->o.max_body) {
+				logf_(h, "req %llx: chunked body over --max-body: connection closed",
+				      (unsigned long long)r->id);
+				return MHD_NO;
+			}
+			return MHD_YES;
+		}
+		if (r->len + n > r->cap) {
+			size_t cap = r->cap ? r->cap : 16384;
+			while (cap < r->len + n)
+				cap *= 2;
+			char *b = realloc(r->body, cap);
+			if (!b)
+				return MHD_NO;
+			r->body = b;
+			r->cap = cap;
+		}
+		memcpy(r->body + r->len, upload_data, n);
+		r->len += n;
+		return MHD_YES;
+	}
+	if (r->too_large) {
+		logf_(h, "req %llx: chunked body over --max-body", (unsigned long long)r->id);
+		return reply(h, c, r, 413, "413 Content Too Large\n", NULL, NULL);
+	}
+	return run_request(h, c, r, url);
+}
+
+static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char *url,
+				const char *method, const char *version, const char *upload_data,
+				size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)con_cls;
+	struct serve_http *h = cls;
+	int ok = strcmp(url, "/-/metrics") == 0 && strcmp(method, "GET") == 0;
+	char *text = NULL;
+	size_t len = 0;
+	if (ok) {
+		FILE *o = open_memstream(&text, &len);
+		struct serve_gauges g;
+		serve_pool_gauges(h->o.pool, &g);
+		if (!o)
+			return MHD_NO;
+		serve_metrics_write(h->o.metrics, &g, o);
+		fclose(o);
+	}
+	struct MHD_Response *resp =
+	    ok ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)
+	       : MHD_create_response_from_buffer(10, (void *)"not found\n", MHD_RESPMEM_PERSISTENT);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type",
+				ok ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain");
+	enum MHD_Result ret = MHD_queue_response(c, ok ? 200 : 404, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct serve_http *h = cls;
+	flockfile(h->o.log);
+	fputs("sandbox-serve: http: ", h->o.log);
+	vfprintf(h->o.log, fmt, ap);
+	funlockfile(h->o.log);
+	fflush(h->o.log);
+}
+
+/* "HOST:PORT" ("[v6]:PORT") to an address. */
+static int parse_addr(const char *spec, struct sockaddr_storage *ss, char *host, size_t hostlen,
+		      char *err, size_t errlen)
+{
+	char buf[300];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *colon = strrchr(buf, ':');
+	if (!colon || colon == buf) {
+		snprintf(err, errlen, "%s: expected HOST:PORT", spec);
+		return -EINVAL;
+	}
+	*colon = 0;
+	char *hs = buf;
+	if (hs[0] == '[' && colon[-1] == ']') {
+		hs++;
+		colon[-1] = 0;
+	}
+	struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai;
+	int r = getaddrinfo(hs, colon + 1, &hints, &ai);
+	if (r) {
+		snprintf(err, errlen, "%s: %s", spec, gai_strerror(r));
+		return -EINVAL;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	snprintf(host, hostlen, "%.*s", (int)(hostlen - 1), hs);
+	return 0;
+}
+
+static unsigned bound_port(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	return di ? di->port : 0;
+}
+
+int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, char *err,
+		     size_t errlen)
+{
+	struct serve_http *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->o = *o;
+	struct sockaddr_storage ss, as;
+	char ahost[256];
+	int r = parse_addr(o->listen, &ss, h->host, sizeof(h->host), err, errlen);
+	if (r == 0 && o->admin)
+		r = parse_addr(o->admin, &as, ahost, sizeof(ahost), err, errlen);
+	if (r < 0) {
+		free(h);
+		return r;
+	}
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	    (unsigned)1, MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot listen on %s (in use, or not an address here)",
+			 o->listen);
+		free(h);
+		return -EADDRINUSE;
+	}
+	h->port = bound_port(h->d);
+	if (o->admin) {
+		h->admin = MHD_start_daemon(
+		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+			(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		    0, NULL, NULL, on_admin, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&as,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+		    (unsigned)1, MHD_OPTION_END);
+		if (!h->admin) {
+			snprintf(err, errlen, "--admin: cannot listen on %s", o->admin);
+			MHD_stop_daemon(h->d);
+			free(h);
+			return -EADDRINUSE;
+		}
+		h->admin_port = bound_port(h->admin);
+	}
+	*out = h;
+	return 0;
+}
+
+unsigned serve_http_port(const struct serve_http *h)
+{
+	return h->port;
+}
+
+unsigned serve_http_admin_port(const struct serve_http *h)
+{
+	return h->admin_port;
+}
+
+void serve_http_drain(struct serve_http *h, unsigned wait_ms)
+{
+	atomic_store(&h->draining, 1);
+	MHD_socket fd = MHD_quiesce_daemon(h->d);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	for (unsigned t = 0; t < wait_ms && atomic_load(&h->active) > 0; t += 10) {
+		struct timespec ts = {0, 10 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&h->active) > 0)
+		logf_(h, "%d requests still in flight after %u ms; stopping anyway",
+		      (int)atomic_load(&h->active), wait_ms);
+}
+
+void serve_http_stop(struct serve_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	if (h->admin)
+		MHD_stop_daemon(h->admin);
+	free(h);
+}

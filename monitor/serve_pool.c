@@ -1,0 +1,694 @@
+/* sandbox-serve's instances: one sbx_exec (a VM with its snapshot) per worker thread, a bounded
+ * queue of requests in front of them, a watchdog for runs past their deadline, and the reload
+ * that swaps in a new set of instances without dropping what is queued. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "serve.h"
+
+struct instance {
+	int id;
+	unsigned gen;
+	struct serve_pool *pool;
+	struct sbx_cli cli; /* its own policy: its own --tmp directories */
+	struct sbx_exec *x; /* NULL after the engine failed and a rebuild did too */
+	int in_fd, out_fd, err_fd, log_fd;
+	FILE *log, *audit;
+	uint64_t deadline_ns; /* the watchdog's, 0 when idle (under the pool's mutex) */
+	int killed;
+	pthread_t th;
+	int started;
+};
+
+struct serve_pool {
+	struct serve_pool_opts o;
+	pthread_mutex_t mu, parse_mu;
+	pthread_cond_t cv;
+	struct serve_job *head, *tail;
+	unsigned depth, busy;
+	unsigned gen;
+	struct instance **cur, **old; /* the serving set, and the one a reload is draining */
+	unsigned ncur, nold;
+	int next_id;
+	int stopping;
+	pthread_t watchdog;
+	int watchdog_stop, watchdog_started;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static double us_since(uint64_t t0)
+{
+	return (double)(now_ns() - t0) / 1e3;
+}
+
+static void logf_(struct serve_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct serve_pool *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	flockfile(p->o.log);
+	fputs("sandbox-serve: ", p->o.log);
+	vfprintf(p->o.log, fmt, ap);
+	fputc('\n', p->o.log);
+	funlockfile(p->o.log);
+	fflush(p->o.log);
+	va_end(ap);
+}
+
+/* Lines of text a guest or the engine wrote, to the server log with a prefix, escaped, at most
+ * `cap` bytes. Only lines starting with `only` (if given). */
+static void log_lines(struct serve_pool *p, const char *prefix, const char *s, size_t n,
+		      const char *only, size_t cap)
+{
+	size_t shown = 0;
+	while (n > 0 && shown < cap) {
+		const char *nl = memchr(s, '\n', n);
+		size_t ll = nl ? (size_t)(nl - s) : n;
+		if (!only || (ll >= strlen(only) && memcmp(s, only, strlen(only)) == 0)) {
+			char line[512];
+			size_t o = 0;
+			for (size_t i = 0; i < ll && o + 5 < sizeof(line); i++) {
+				unsigned char c = (unsigned char)s[i];
+				if (c >= 0x20 && c < 0x7f && c != '\\')
+					line[o++] = (char)c;
+				else
+					o += (size_t)snprintf(line + o, sizeof(line) - o, "\\x%02x",
+							      c);
+			}
+			line[o] = 0;
+			logf_(p, "%s%s", prefix, line);
+			shown += ll;
+		}
+		if (!nl)
+			break;
+		n -= ll + 1;
+		s = nl + 1;
+	}
+}
+
+/* The bytes in a memfd (at most cap), malloc'ed; *len set. */
+static int slurp(int fd, size_t cap, char **out, size_t *len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size_t n = (size_t)st.st_size < cap ? (size_t)st.st_size : cap;
+	char *b = malloc(n + 1);
+	if (!b)
+		return -ENOMEM;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, b + got, n - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	b[got] = 0;
+	*out = b;
+	*len = got;
+	return 0;
+}
+
+static int reset_fd(int fd)
+{
+	if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return 0;
+}
+
+static int write_all(int fd, const char *b, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, b, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		b += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Removes everything below a directory (not the directory): a --tmp mount back to empty. */
+static int rm_children(int dfd)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	struct dirent *e;
+	int r = 0;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			r = -errno;
+			continue;
+		}
+		int sub = openat(dirfd(d), e->d_name,
+				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			rm_children(sub);
+		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
+}
+
+static void clean_tmp(struct instance *in)
+{
+	for (size_t i = 0; i < in->cli.pol.ntmp_host; i++) {
+		int fd = open(in->cli.pol.tmp_host[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || rm_children(fd) < 0)
+			logf_(in->pool, "instance %d: cannot empty its --tmp directory %s: %s",
+			      in->id, in->cli.pol.tmp_host[i], strerror(errno));
+	}
+}
+
+/* What the engine wrote to the instance's log since the last look, shown or filtered. */
+static void drain_log(struct instance *in, uint64_t req, int all)
+{
+	fflush(in->log);
+	char *b;
+	size_t n;
+	if (slurp(in->log_fd, 1 << 20, &b, &n) < 0)
+		return;
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "req %llx: instance %d: ", (unsigned long long)req,
+		 in->id);
+	if (all) {
+		log_lines(in->pool, prefix, b, n, NULL, 64 << 10);
+	} else {
+		log_lines(in->pool, prefix, b, n, "SUMMARY:", 4096);
+		log_lines(in->pool, prefix, b, n, "DEDUP_TOKEN:", 4096);
+	}
+	free(b);
+	fseeko(in->log, 0, SEEK_SET);
+	if (ftruncate(in->log_fd, 0) < 0)
+		logf_(in->pool, "instance %d: ftruncate of its log: %s", in->id, strerror(errno));
+}
+
+static void inst_close(struct instance *in)
+{
+	if (!in)
+		return;
+	if (in->x)
+		sbx_exec_close(in->x);
+	if (in->log)
+		fclose(in->log); /* closes log_fd */
+	else if (in->log_fd >= 0)
+		close(in->log_fd);
+	if (in->audit)
+		fclose(in->audit);
+	if (in->in_fd >= 0)
+		close(in->in_fd);
+	if (in->out_fd >= 0)
+		close(in->out_fd);
+	if (in->err_fd >= 0)
+		close(in->err_fd);
+	policy_free(&in->cli.pol);
+	free(in);
+}
+
+/* The engine for an instance: its policy from the command line, memfds behind the guest's
+ * stdio and the engine's messages, the snapshot at the point. */
+static int inst_exec_open(struct serve_pool *p, struct instance *in, char *err, size_t errlen)
+{
+	struct sbx_exec_opts xo = {
+	    .point = p->o.warm ? SBX_POINT_STDIN : SBX_POINT_ENTRY,
+	    .timeout_ms = p->o.timeout_ms,
+	};
+	reset_fd(in->in_fd);
+	reset_fd(in->out_fd);
+	reset_fd(in->err_fd);
+	int r = sbx_exec_open(&in->cli.cfg, &xo, &in->x, err, errlen);
+	drain_log(in, 0, 1);
+	if (r < 0) {
+		in->x = NULL;
+		return r;
+	}
+	/* What the handler printed while it initialised (warm mode) is not a response. */
+	char *b;
+	size_t n;
+	if (slurp(in->err_fd, 8192, &b, &n) == 0) {
+		char prefix[48];
+		snprintf(prefix, sizeof(prefix), "instance %d: init: guest: ", in->id);
+		log_lines(p, prefix, b, n, NULL, 8192);
+		free(b);
+	}
+	return 0;
+}
+
+static int inst_open(struct serve_pool *p, struct instance **out, char *err, size_t errlen)
+{
+	struct instance *in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->pool = p;
+	in->in_fd = in->out_fd = in->err_fd = in->log_fd = -1;
+	int r;
+	pthread_mutex_lock(&p->parse_mu);
+	sbx_cli_init(&in->cli);
+	r = serve_parse_cli(&in->cli, p->o.argc, p->o.argv, NULL, err, errlen);
+	int prog = optind;
+	pthread_mutex_unlock(&p->parse_mu);
+	if (r != 0)
+		goto fail;
+	struct sbx_config *cfg = &in->cli.cfg;
+	struct policy *pol = &in->cli.pol;
+	if ((r = policy_make_tmp(pol, err, errlen)) < 0)
+		goto fail;
+	pol->lim.wall_ms = 0; /* --timeout is per request: the engine's timeout_ms */
+	if (!pol->lim.max_output)
+		pol->lim.max_output = 16u << 20;
+	if (in->cli.audit_path && !(in->audit = fopen(in->cli.audit_path, "ae"))) {
+		r = -errno;
+		snprintf(err, errlen, "--audit %s: %s", in->cli.audit_path, strerror(errno));
+		goto fail;
+	}
+	in->in_fd = memfd_create("serve-stdin", MFD_CLOEXEC);
+	in->out_fd = memfd_create("serve-stdout", MFD_CLOEXEC);
+	in->err_fd = memfd_create("serve-stderr", MFD_CLOEXEC);
+	in->log_fd = memfd_create("serve-log", MFD_CLOEXEC);
+	if (in->in_fd < 0 || in->out_fd < 0 || in->err_fd < 0 || in->log_fd < 0 ||
+	    !(in->log = fdopen(in->log_fd, "w+"))) {
+		r = -errno;
+		snprintf(err, errlen, "memfds for an instance: %s", strerror(errno));
+		goto fail;
+	}
+	cfg->prog = p->o.argv[prog];
+	cfg->argv = p->o.argv + prog;
+	cfg->name = p->o.argv[prog];
+	cfg->mem_size = pol->lim.mem ? pol->lim.mem : 256ull << 20;
+	cfg->stdin_fd = pol->no_stdin ? -1 : in->in_fd;
+	cfg->stdout_fd = in->out_fd;
+	cfg->stderr_fd = in->err_fd;
+	cfg->log = in->log;
+	cfg->audit = in->audit;
+	pthread_mutex_lock(&p->mu);
+	in->id = p->next_id++;
+	pthread_mutex_unlock(&p->mu);
+	if ((r = inst_exec_open(p, in, err, errlen)) < 0)
+		goto fail;
+	*out = in;
+	return 0;
+fail:
+	inst_close(in);
+	return r < 0 ? r : -EINVAL;
+}
+
+/* One request on one instance. */
+static void run_job(struct instance *in, struct serve_job *j)
+{
+	struct serve_pool *p = in->pool;
+	char err[512];
+	j->instance = in->id;
+	if (!in->x) { /* the engine failed before: try again */
+		if (inst_exec_open(p, in, err, sizeof(err)) < 0) {
+			logf_(p, "req %llx: instance %d: cannot be rebuilt: %s",
+			      (unsigned long long)j->id, in->id, err);
+			j->http = 502;
+			return;
+		}
+	}
+	/* Copy in: the body (CGI), or the framed request then the body (warm). */
+	uint64_t t0 = now_ns();
+	int r = reset_fd(in->in_fd);
+	size_t off = 0;
+	if (r == 0 && p->o.warm) {
+		size_t fl = serve_env_frame_len(j->env);
+		char *f = malloc(fl);
+		if (!f)
+			r = -ENOMEM;
+		else {
+			off = serve_env_frame(j->env, f, fl);
+			r = write_all(in->in_fd, f, off, 0);
+			free(f);
+		}
+	}
+	if (r == 0 && j->body_len)
+		r = write_all(in->in_fd, j->body, j->body_len, (off_t)off);
+	if (r == 0)
+		r = reset_fd(in->out_fd);
+	if (r == 0)
+		r = reset_fd(in->err_fd);
+	if (r < 0) {
+		logf_(p, "req %llx: the guest's stdin/stdout memfds: %s", (unsigned long long)j->id,
+		      strerror(-r));
+		j->http = 502;
+		return;
+	}
+	j->cost.in_bytes = off + j->body_len;
+	j->cost.copy_in_us = us_since(t0);
+
+	/* The run. */
+	struct sbx_exec_run run = {
+	    .envp = p->o.warm ? NULL : j->envp,
+	    .stdin_fd = in->cli.pol.no_stdin ? -1 : in->in_fd,
+	    .stdout_fd = in->out_fd,
+	    .stderr_fd = in->err_fd,
+	};
+	uint64_t t1 = now_ns();
+	pthread_mutex_lock(&p->mu);
+	in->deadline_ns = p->o.timeout_ms ? t1 + (p->o.timeout_ms + 1000) * 1000000ull : 0;
+	in->killed = 0;
+	pthread_mutex_unlock(&p->mu);
+	err[0] = 0;
+	r = sbx_exec_one(in->x, &run, err, sizeof(err));
+	pthread_mutex_lock(&p->mu);
+	in->deadline_ns = 0;
+	int killed = in->killed;
+	pthread_mutex_unlock(&p->mu);
+	j->cost.run_us = us_since(t1);
+	j->cost.reset_pages = run.reset_pages;
+	j->cost.reset_us = run.reset_us;
+	j->cost.exits = run.exits;
+	j->cost.slow = run.slow;
+
+	/* Copy out. */
+	uint64_t t2 = now_ns();
+	size_t cap = (size_t)in->cli.pol.lim.max_output;
+	if (slurp(in->out_fd, cap, &j->out, &j->out_len) < 0) {
+		j->out = NULL;
+		j->out_len = 0;
+	}
+	j->cost.out_bytes = j->out_len;
+	j->cost.copy_out_us = us_since(t2);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "req %llx: guest: ", (unsigned long long)j->id);
+	char *eb;
+	size_t en;
+	if (slurp(in->err_fd, 4096, &eb, &en) == 0) {
+		log_lines(p, prefix, eb, en, NULL, 4096);
+		free(eb);
+	}
+	clean_tmp(in);
+
+	if (r < 0) {
+		drain_log(in, j->id, 1);
+		logf_(p, "req %llx: instance %d: the sandbox failed: %s; rebuilding it",
+		      (unsigned long long)j->id, in->id, err[0] ? err : strerror(-r));
+		serve_metrics_count(p->o.metrics, &p->o.metrics->engine_errors);
+		sbx_exec_close(in->x);
+		in->x = NULL;
+		if (inst_exec_open(p, in, err, sizeof(err)) < 0)
+			logf_(p, "instance %d: cannot be rebuilt: %s", in->id, err);
+		j->http = 502;
+		return;
+	}
+	serve_metrics_run(p->o.metrics, &j->cost);
+	const struct sbx_result *res = &run.res;
+	unsigned long long id = (unsigned long long)j->id;
+	switch (res->end) {
+	case SBX_END_EXIT:
+		drain_log(in, j->id, p->o.verbose);
+		if (res->status != 0)
+			logf_(p, "req %llx: the handler exited with status %d", id, res->status);
+		j->http = 0;
+		return;
+	case SBX_END_LIMIT:
+		drain_log(in, j->id, p->o.verbose);
+		if (res->status == SBX_STATUS_LIMIT_TIME || res->status == SBX_STATUS_LIMIT_CPU) {
+			logf_(p, "req %llx: timeout: %s%s", id, res->reason,
+			      killed ? " (killed by the watchdog)" : "");
+			serve_metrics_count(p->o.metrics, &p->o.metrics->timeouts);
+			j->http = 504;
+		} else {
+			logf_(p, "req %llx: %s", id, res->reason);
+			serve_metrics_count(p->o.metrics, &p->o.metrics->bad_output);
+			j->http = 502;
+		}
+		return;
+	case SBX_END_FAULT:
+	case SBX_END_SIGNAL:
+		logf_(p, "req %llx: the handler crashed: %s", id, res->reason);
+		drain_log(in, j->id, p->o.verbose);
+		serve_metrics_count(p->o.metrics, &p->o.metrics->crashes);
+		j->http = 502;
+		return;
+	default:
+		drain_log(in, j->id, 1);
+		logf_(p, "req %llx: the run ended: %s", id, res->reason);
+		serve_metrics_count(p->o.metrics, &p->o.metrics->crashes);
+		j->http = 502;
+		return;
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct instance *in = arg;
+	struct serve_pool *p = in->pool;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->head && in->gen == p->gen && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (in->gen != p->gen)
+			break; /* retired by a reload: the new instances take the queue */
+		if (!p->head)
+			break; /* stopping and nothing left */
+		struct serve_job *j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		p->depth--;
+		p->busy++;
+		pthread_mutex_unlock(&p->mu);
+		run_job(in, j);
+		pthread_mutex_lock(&p->mu);
+		p->busy--;
+		j->done = 1;
+		pthread_cond_signal(&j->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void watch_set(struct instance **set, unsigned n, uint64_t now)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct instance *in = set[i];
+		if (in->deadline_ns && now > in->deadline_ns && !in->killed && in->x) {
+			in->killed = 1;
+			sbx_exec_kill(in->x, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME,
+				      "the request's --timeout");
+		}
+	}
+}
+
+/* Ends runs the engine's own timeout did not end a second after their deadline. */
+static void *watchdog(void *arg)
+{
+	struct serve_pool *p = arg;
+	pthread_mutex_lock(&p->mu);
+	while (!p->watchdog_stop) {
+		pthread_mutex_unlock(&p->mu);
+		struct timespec ts = {0, 20 * 1000000};
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&p->mu);
+		uint64_t now = now_ns();
+		watch_set(p->cur, p->ncur, now);
+		watch_set(p->old, p->nold, now);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* A set of instances, opened one after the other. */
+static int open_set(struct serve_pool *p, struct instance ***out, char *err, size_t errlen)
+{
+	struct instance **set = calloc(p->o.instances, sizeof(*set));
+	if (!set)
+		return -ENOMEM;
+	for (unsigned i = 0; i < p->o.instances; i++) {
+		int r = inst_open(p, &set[i], err, errlen);
+		if (r < 0) {
+			for (unsigned k = 0; k < i; k++)
+				inst_close(set[k]);
+			free(set);
+			return r;
+		}
+		if (p->o.verbose) {
+			struct sbx_exec_info info;
+			sbx_exec_info(set[i]->x, &info);
+			logf_(p, "instance %d: ready in %.3f ms, snapshot of %llu pages",
+			      set[i]->id, info.open_ms, (unsigned long long)info.snapshot_pages);
+		}
+	}
+	*out = set;
+	return 0;
+}
+
+/* Starts the workers of a set, as generation gen (pool's mutex held). */
+static int start_set(struct serve_pool *p, struct instance **set, unsigned gen, char *err,
+		     size_t errlen)
+{
+	for (unsigned i = 0; i < p->o.instances; i++) {
+		set[i]->gen = gen;
+		int r = pthread_create(&set[i]->th, NULL, worker, set[i]);
+		if (r) {
+			snprintf(err, errlen, "pthread_create: %s", strerror(r));
+			return -r;
+		}
+		set[i]->started = 1;
+	}
+	return 0;
+}
+
+static void close_set(struct instance **set, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (set[i]->started)
+			pthread_join(set[i]->th, NULL);
+		inst_close(set[i]);
+	}
+	free(set);
+}
+
+int serve_pool_open(const struct serve_pool_opts *o, struct serve_pool **out, char *err,
+		    size_t errlen)
+{
+	struct serve_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->o = *o;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->parse_mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	int r = open_set(p, &p->cur, err, errlen);
+	if (r < 0)
+		goto fail;
+	p->ncur = o->instances;
+	pthread_mutex_lock(&p->mu);
+	r = start_set(p, p->cur, p->gen, err, errlen);
+	pthread_mutex_unlock(&p->mu);
+	if (r == 0 && (r = -pthread_create(&p->watchdog, NULL, watchdog, p)) < 0)
+		snprintf(err, errlen, "pthread_create: %s", strerror(-r));
+	p->watchdog_started = r == 0;
+	if (r < 0) {
+		serve_pool_close(p);
+		return r;
+	}
+	*out = p;
+	return 0;
+fail:
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->parse_mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+	return r;
+}
+
+int serve_pool_run(struct serve_pool *p, struct serve_job *j)
+{
+	pthread_cond_init(&j->cv, NULL);
+	j->done = 0;
+	j->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->mu);
+		pthread_cond_destroy(&j->cv);
+		return -ESHUTDOWN;
+	}
+	if (p->depth >= p->o.queue) {
+		pthread_mutex_unlock(&p->mu);
+		pthread_cond_destroy(&j->cv);
+		return -EAGAIN;
+	}
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	p->depth++;
+	pthread_cond_broadcast(&p->cv);
+	while (!j->done)
+		pthread_cond_wait(&j->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_destroy(&j->cv);
+	return 0;
+}
+
+int serve_pool_reload(struct serve_pool *p, char *err, size_t errlen)
+{
+	struct instance **set;
+	int r = open_set(p, &set, err, errlen);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&p->mu);
+	p->gen++;
+	r = start_set(p, set, p->gen, err, errlen);
+	p->old = p->cur;
+	p->nold = p->ncur;
+	p->cur = set;
+	p->ncur = p->o.instances;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	/* The old workers finish the request they have and leave. */
+	struct instance **old = p->old;
+	unsigned nold = p->nold;
+	for (unsigned i = 0; i < nold; i++)
+		if (old[i]->started)
+			pthread_join(old[i]->th, NULL);
+	pthread_mutex_lock(&p->mu);
+	p->old = NULL;
+	p->nold = 0;
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < nold; i++)
+		old[i]->started = 0;
+	close_set(old, nold);
+	if (r == 0)
+		serve_metrics_count(p->o.metrics, &p->o.metrics->reloads);
+	return r;
+}
+
+void serve_pool_gauges(struct serve_pool *p, struct serve_gauges *g)
+{
+	pthread_mutex_lock(&p->mu);
+	g->instances = p->ncur;
+	g->busy = p->busy;
+	g->queue_depth = p->depth;
+	g->queue_cap = p->o.queue;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void serve_pool_close(struct serve_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	p->watchdog_stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->watchdog_started)
+		pthread_join(p->watchdog, NULL);
+	close_set(p->cur, p->ncur);
+	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->parse_mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
