@@ -7,39 +7,40 @@
 
 void sbx_cli_usage(FILE *f)
 {
-	fprintf(f,
-		"Policy (flags override --policy):\n"
-		"  --policy FILE.json   a reusable policy (docs/policy.md)\n"
-		"  --ro HOST[:GUEST]    show a host file or directory read-only at GUEST\n"
-		"  --rw HOST[:GUEST]    show it read-write\n"
-		"  --tmp GUEST          a private writable directory, removed at exit\n"
-		"  --cwd DIR            the guest's working directory (default /)\n"
-		"  --env K=V            set a guest environment variable (default: PATH only)\n"
-		"  --env-pass K         pass K from the host environment\n"
-		"  --no-stdin           the guest's stdin is closed\n"
-		"Limits (exit status 119-123 when one ends the run, see docs/policy.md):\n"
-		"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
-		"  --cpu-time DURATION  guest CPU time, e.g. 10s, 500ms\n"
-		"  --timeout DURATION   wall-clock time\n"
-		"  --max-output SIZE    bytes written to stdout and stderr\n"
-		"  --max-write SIZE     bytes written to files\n"
-		"  --max-files N        open files at once\n"
-		"Audit and confinement:\n"
-		"  --audit FILE         JSON lines of policy denials (--audit-all: every operation)\n"
-		"  --no-confine         do not confine the monitor itself (debugging only)\n"
-		"Running:\n"
-		"  --cpl auto|0|3       privilege level of program and kernel (auto: 3 on PVM, 0 on\n"
-		"                       hardware KVM)\n"
-		"  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
-		"                       with two or more CPUs)\n"
-		"  --strace             print every syscall of the guest to stderr\n"
-		"  --stats              print exit and hypercall counts at the end\n"
-		"Crashes:\n"
-		"  --report-json FILE   also write a crash report as JSON\n"
-		"  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
-		"  --debug-file FILE    separate debug info for crash reports\n"
-		"  -v, --verbose        say more (twice for even more)\n"
-		"  -h, --help           this text\n");
+	fprintf(
+	    f,
+	    "Policy (flags override --policy):\n"
+	    "  --policy FILE.json   a reusable policy (docs/policy.md)\n"
+	    "  --ro HOST[:GUEST]    show a host file or directory read-only at GUEST\n"
+	    "  --rw HOST[:GUEST]    show it read-write\n"
+	    "  --tmp GUEST          a private writable directory, removed at exit\n"
+	    "  --cwd DIR            the guest's working directory (default /)\n"
+	    "  --env K=V            set a guest environment variable (default: PATH only)\n"
+	    "  --env-pass K         pass K from the host environment\n"
+	    "  --no-stdin           the guest's stdin is closed\n"
+	    "Limits (exit status 119-123 when one ends the run, see docs/policy.md):\n"
+	    "  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
+	    "  --cpu-time DURATION  guest CPU time, e.g. 10s, 500ms\n"
+	    "  --timeout DURATION   wall-clock time\n"
+	    "  --max-output SIZE    bytes written to stdout and stderr\n"
+	    "  --max-write SIZE     bytes written to files\n"
+	    "  --max-files N        open files at once\n"
+	    "Audit and confinement:\n"
+	    "  --audit FILE         JSON lines of policy denials (--audit-all: every operation)\n"
+	    "  --no-confine         do not confine the monitor itself (debugging only)\n"
+	    "Running:\n"
+	    "  --cpl auto|0|3       privilege level of program and kernel (auto: 3 on PVM, 0 on\n"
+	    "                       hardware KVM)\n"
+	    "  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
+	    "                       with two or more CPUs)\n"
+	    "  --strace             print every syscall of the guest to stderr\n"
+	    "  --stats              print exit and hypercall counts at the end\n"
+	    "Crashes:\n"
+	    "  --report-json FILE   also write a crash report as JSON\n"
+	    "  --core FILE          write an ELF core file of a crashed program (gdb PROG FILE)\n"
+	    "  --debug-file FILE    separate debug info for crash reports\n"
+	    "  -v, --verbose        say more (twice for even more)\n"
+	    "  -h, --help           this text\n");
 }
 
 static const struct option shared_opts[] = {
@@ -226,8 +227,7 @@ int sbx_cli_parse(struct sbx_cli *f, int argc, char **argv, const struct option 
 	/* 1. The policy files, so that every flag can override them. */
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		if (c == SBX_OPT_POLICY &&
-		    (r = policy_load_json(&f->pol, optarg, err, errlen)) < 0)
+		if (c == SBX_OPT_POLICY && (r = policy_load_json(&f->pol, optarg, err, errlen)) < 0)
 			goto out;
 		if (c == '?') {
 			snprintf(err, errlen, "try '%s --help'", prog);

@@ -144,9 +144,9 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 	struct sbx_vm *vm = NULL;
 	const char *what = f->restore ? f->restore : f->incoming;
 	f->cli.cfg.name = what;
-	int r = f->restore
-		    ? sbx_vm_restore(&f->cli.cfg, f->restore, f->restore_flags, &vm, err, sizeof(err))
-		    : sbx_vm_incoming(&f->cli.cfg, f->incoming, &vm, err, sizeof(err));
+	int r = f->restore ? sbx_vm_restore(&f->cli.cfg, f->restore, f->restore_flags, &vm, err,
+					    sizeof(err))
+			   : sbx_vm_incoming(&f->cli.cfg, f->incoming, &vm, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "sandbox-run: %s\n", err);
 		return 125;

@@ -43,7 +43,7 @@ struct serve_hdr {
 	size_t name_len, value_len;
 };
 struct serve_cgi_resp {
-	int status;	/* from Status:, else 302 with a Location:, else 200 */
+	int status;	 /* from Status:, else 302 with a Location:, else 200 */
 	size_t body_off; /* the body starts here in the buffer */
 	struct serve_hdr hdr[SERVE_CGI_MAX_HEADERS]; /* to pass on: not Status, not framing */
 	size_t nhdr;
@@ -65,8 +65,8 @@ struct serve_metrics {
 	uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1]; /* last: +Inf */
 	double lat_sum_s;
 	uint64_t lat_count;
-	uint64_t runs;			      /* sbx_exec_one calls */
-	uint64_t resets, reset_pages;	      /* resets before a run, pages put back */
+	uint64_t runs;		      /* sbx_exec_one calls */
+	uint64_t resets, reset_pages; /* resets before a run, pages put back */
 	uint64_t page_bucket[SERVE_PAGE_BUCKETS + 1];
 	double reset_us, run_us, copy_in_us, copy_out_us;
 	uint64_t exits, slow_resets;
@@ -98,15 +98,15 @@ struct serve_pool;
 struct serve_job {
 	/* IN */
 	uint64_t id;
-	char *const *envp;	  /* the request's environment (NULL-terminated) */
+	char *const *envp;	     /* the request's environment (NULL-terminated) */
 	const struct serve_env *env; /* the same, for warm mode's framing */
 	const char *body;
 	size_t body_len;
 	/* OUT */
-	int http;	  /* 0: use the output; else the status to answer with (502, 504) */
-	char *out;	  /* the program's stdout (malloc'ed), out_len bytes */
+	int http;  /* 0: use the output; else the status to answer with (502, 504) */
+	char *out; /* the program's stdout (malloc'ed), out_len bytes */
 	size_t out_len;
-	int instance;	  /* which instance ran it */
+	int instance; /* which instance ran it */
 	struct serve_run_cost cost;
 	/* the pool's */
 	int done;
@@ -115,12 +115,12 @@ struct serve_job {
 };
 struct serve_pool_opts {
 	int argc;
-	char **argv;		/* the command line, parsed again for every instance's policy */
-	unsigned instances;	/* VMs */
-	unsigned queue;		/* requests waiting at most */
-	int warm;		/* SBX_POINT_STDIN rather than SBX_POINT_ENTRY */
-	uint64_t timeout_ms;	/* per request */
-	FILE *log;		/* server log */
+	char **argv;	     /* the command line, parsed again for every instance's policy */
+	unsigned instances;  /* VMs */
+	unsigned queue;	     /* requests waiting at most */
+	int warm;	     /* SBX_POINT_STDIN rather than SBX_POINT_ENTRY */
+	uint64_t timeout_ms; /* per request */
+	FILE *log;	     /* server log */
 	struct serve_metrics *metrics;
 	int verbose;
 };
@@ -149,6 +149,7 @@ struct serve_http_opts {
 	FILE *log;
 	struct serve_pool *pool;
 	struct serve_metrics *metrics;
+	char *const *base_env; /* the policy's environment, under every request's */
 	int warm;
 };
 int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, char *err,

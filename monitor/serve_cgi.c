@@ -173,8 +173,9 @@ int serve_cgi_parse(const char *buf, size_t len, struct serve_cgi_resp *r)
 	for (;;) {
 		line++;
 		if (o >= len || o >= SERVE_CGI_MAX_HEADER_BYTES)
-			return fail(r, "no end of the header block (an empty line) in the first %zu "
-				       "bytes",
+			return fail(r,
+				    "no end of the header block (an empty line) in the first %zu "
+				    "bytes",
 				    o);
 		const char *s = buf + o;
 		size_t rest = len - o;
@@ -212,8 +213,8 @@ int serve_cgi_parse(const char *buf, size_t len, struct serve_cgi_resp *r)
 			    !isdigit((unsigned char)h.value[2]) ||
 			    (h.value_len > 3 && h.value[3] != ' '))
 				return fail(r, "line %zu: Status is not \"NNN reason\"", line);
-			r->status = (h.value[0] - '0') * 100 + (h.value[1] - '0') * 10 +
-				    (h.value[2] - '0');
+			r->status =
+			    (h.value[0] - '0') * 100 + (h.value[1] - '0') * 10 + (h.value[2] - '0');
 			if (r->status < 100 || r->status > 599)
 				return fail(r, "line %zu: Status %d out of 100..599", line,
 					    r->status);

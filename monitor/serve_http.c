@@ -89,7 +89,8 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	struct timespec t1;
 	clock_gettime(CLOCK_REALTIME, &t1);
-	double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+	double secs =
+	    (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
 	if (r->status) {
 		serve_metrics_request(h->o.metrics, r->status, secs);
 		if (h->o.access_log) {
@@ -167,13 +168,23 @@ static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 /* RFC 3875 4.1: the request's meta-variables. */
-static int build_env(struct serve_http *h, struct MHD_Connection *c, struct req *r,
-		     const char *url, struct serve_env *env)
+static int build_env(struct serve_http *h, struct MHD_Connection *c, struct req *r, const char *url,
+		     struct serve_env *env)
 {
 	char buf[64];
 	int e = 0;
 	const char *q = strchr(r->uri, '?');
 	const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+	/* The policy's environment first: the request's variables override it. */
+	for (char *const *p = h->o.base_env; p && *p && !e; p++) {
+		const char *eq = strchr(*p, '=');
+		char name[256];
+		if (!eq || (size_t)(eq - *p) >= sizeof(name))
+			continue;
+		memcpy(name, *p, (size_t)(eq - *p));
+		name[eq - *p] = 0;
+		e = serve_env_set(env, name, eq + 1);
+	}
 	e = e ?: serve_env_set(env, "GATEWAY_INTERFACE", "CGI/1.1");
 	e = e ?: serve_env_set(env, "SERVER_SOFTWARE", "sandbox-serve");
 	e = e ?: serve_env_set(env, "SERVER_PROTOCOL", r->version);
@@ -194,7 +205,7 @@ static int build_env(struct serve_http *h, struct MHD_Connection *c, struct req 
 	if (ci && ci->client_addr) {
 		char addr[INET6_ADDRSTRLEN], port[16];
 		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-								     : sizeof(struct sockaddr_in);
+								      : sizeof(struct sockaddr_in);
 		if (getnameinfo(ci->client_addr, sl, addr, sizeof(addr), port, sizeof(port),
 				NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
 			e = e ?: serve_env_set(env, "REMOTE_ADDR", addr);
@@ -223,8 +234,8 @@ static enum MHD_Result respond(struct serve_http *h, struct MHD_Connection *c, s
 {
 	struct serve_cgi_resp cr;
 	if (serve_cgi_parse(j->out ? j->out : "", j->out_len, &cr) < 0) {
-		logf_(h, "req %llx: bad CGI response from the handler: %s", (unsigned long long)r->id,
-		      cr.why);
+		logf_(h, "req %llx: bad CGI response from the handler: %s",
+		      (unsigned long long)r->id, cr.why);
 		serve_metrics_count(h->o.metrics, &h->o.metrics->bad_output);
 		return reply(h, c, r, 502, "502 Bad Gateway: the handler's response is not CGI\n",
 			     NULL, NULL);
@@ -253,7 +264,8 @@ static enum MHD_Result respond(struct serve_http *h, struct MHD_Connection *c, s
 	if (resp) {
 		j->out = NULL;
 		for (size_t i = 0; i < nh; i++)
-			if (MHD_add_response_header(resp, hv[i].name, hv[i].value) != MHD_YES)
+			if (hv[i].value[0] && /* libmicrohttpd refuses empty values */
+			    MHD_add_response_header(resp, hv[i].name, hv[i].value) != MHD_YES)
 				logf_(h, "req %llx: header %s dropped (libmicrohttpd refused it)",
 				      (unsigned long long)r->id, hv[i].name);
 		char id[32];
@@ -312,9 +324,8 @@ static enum MHD_Result run_request(struct serve_http *h, struct MHD_Connection *
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct serve_http *h = cls;
 	struct req *r = *con_cls;
@@ -346,7 +357,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			r->too_large = 1;
 			r->discarded += n;
 			if (r->discarded > (1u << 20) + h->o.max_body) {
-				logf_(h, "req %llx: chunked body over --max-body: connection closed",
+				logf_(h,
+				      "req %llx: chunked body over --max-body: connection closed",
 				      (unsigned long long)r->id);
 				return MHD_NO;
 			}
@@ -475,12 +487,11 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
 			 (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
 	h->d = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10),
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-	    (unsigned)1, MHD_OPTION_END);
+	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(64u << 10), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an address here)",
 			 o->listen);
@@ -492,9 +503,9 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 		h->admin = MHD_start_daemon(
 		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 			(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		    0, NULL, NULL, on_admin, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&as,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-		    (unsigned)1, MHD_OPTION_END);
+		    0, NULL, NULL, on_admin, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&as,
+		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 		if (!h->admin) {
 			snprintf(err, errlen, "--admin: cannot listen on %s", o->admin);
 			MHD_stop_daemon(h->d);

@@ -14,29 +14,30 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sandbox-serve [OPTIONS] --listen HOST:PORT HANDLER [ARGS...]\n"
-		"Serves HTTP/1.1 with a fresh, isolated micro-VM instance of a static CGI handler\n"
-		"for every request, reset from a snapshot (docs/serve.md).\n"
-		"\n"
-		"Serving:\n"
-		"  --listen HOST:PORT   where to listen (default 127.0.0.1:8080; port 0: any)\n"
-		"  --admin HOST:PORT    GET /-/metrics there, in Prometheus text format\n"
-		"  --instances N        VMs in the pool (default: the online CPUs)\n"
-		"  --queue N            requests waiting for an instance at most (default 4 per\n"
-		"                       instance); past it: 503 with Retry-After\n"
-		"  --warm               snapshot at the handler's first read of stdin, after its own\n"
-		"                       initialisation; the request arrives framed on stdin. What the\n"
-		"                       handler seeded while initialising (its random state too) is\n"
-		"                       shared by every request: reseed per request (docs/serve.md)\n"
-		"  --timeout DURATION   per request (default 10s): 504 past it\n"
-		"  --max-body SIZE      request bodies (default 16M): 413 past it\n"
-		"  --max-output SIZE    the handler's output (default 16M here): 502 past it\n"
-		"  --access-log FILE    one line per request (common log format, duration, instance);\n"
-		"                       default stdout, '-' too\n"
-		"Signals: SIGTERM/SIGINT stop accepting, finish what is in flight and exit 0; SIGHUP\n"
-		"reloads the handler binary into new instances and drains the old ones.\n"
-		"\n");
+	fprintf(
+	    f,
+	    "usage: sandbox-serve [OPTIONS] --listen HOST:PORT HANDLER [ARGS...]\n"
+	    "Serves HTTP/1.1 with a fresh, isolated micro-VM instance of a static CGI handler\n"
+	    "for every request, reset from a snapshot (docs/serve.md).\n"
+	    "\n"
+	    "Serving:\n"
+	    "  --listen HOST:PORT   where to listen (default 127.0.0.1:8080; port 0: any)\n"
+	    "  --admin HOST:PORT    GET /-/metrics there, in Prometheus text format\n"
+	    "  --instances N        VMs in the pool (default: the online CPUs)\n"
+	    "  --queue N            requests waiting for an instance at most (default 4 per\n"
+	    "                       instance); past it: 503 with Retry-After\n"
+	    "  --warm               snapshot at the handler's first read of stdin, after its own\n"
+	    "                       initialisation; the request arrives framed on stdin. What the\n"
+	    "                       handler seeded while initialising (its random state too) is\n"
+	    "                       shared by every request: reseed per request (docs/serve.md)\n"
+	    "  --timeout DURATION   per request (default 10s): 504 past it\n"
+	    "  --max-body SIZE      request bodies (default 16M): 413 past it\n"
+	    "  --max-output SIZE    the handler's output (default 16M here): 502 past it\n"
+	    "  --access-log FILE    one line per request (common log format, duration, instance);\n"
+	    "                       default stdout, '-' too\n"
+	    "Signals: SIGTERM/SIGINT stop accepting, finish what is in flight and exit 0; SIGHUP\n"
+	    "reloads the handler binary into new instances and drains the old ones.\n"
+	    "\n");
 	sbx_cli_usage(f);
 }
 
@@ -209,6 +210,7 @@ int main(int argc, char **argv)
 	    .log = stderr,
 	    .pool = pool,
 	    .metrics = &metrics,
+	    .base_env = cli.pol.env,
 	    .warm = so.warm,
 	};
 	if ((r = serve_http_start(&ho, &http, err, sizeof(err))) < 0) {

@@ -4,11 +4,10 @@
 
 #include "serve.h"
 
-static const double lat_le[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01,
-						 0.025,	 0.05,	0.1,   0.25,  0.5,
-						 1,	 2.5,	5,     10};
-static const double page_le[SERVE_PAGE_BUCKETS] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536,
-						   262144};
+static const double lat_le[SERVE_LAT_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+						 0.1,	 0.25,	0.5,   1,     2.5,  5,	   10};
+static const double page_le[SERVE_PAGE_BUCKETS] = {1,	 4,    16,    64,    256,
+						   1024, 4096, 16384, 65536, 262144};
 
 void serve_metrics_init(struct serve_metrics *m)
 {
@@ -134,8 +133,8 @@ int serve_metrics_write(struct serve_metrics *m, const struct serve_gauges *g, F
 		(double)s.bad_output);
 	counter(o, "sandbox_serve_rejected_total", "Requests refused with a full queue (503).",
 		(double)s.rejected);
-	counter(o, "sandbox_serve_engine_errors_total",
-		"Instances that failed and were rebuilt.", (double)s.engine_errors);
+	counter(o, "sandbox_serve_engine_errors_total", "Instances that failed and were rebuilt.",
+		(double)s.engine_errors);
 	counter(o, "sandbox_serve_reloads_total", "Successful SIGHUP reloads.", (double)s.reloads);
 	gauge(o, "sandbox_serve_instances", "Instances (VMs) in the pool.", g->instances);
 	gauge(o, "sandbox_serve_instances_busy", "Instances running a request now.", g->busy);

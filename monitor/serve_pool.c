@@ -167,8 +167,8 @@ static int rm_children(int dfd)
 			r = -errno;
 			continue;
 		}
-		int sub = openat(dirfd(d), e->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub =
+		    openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0)
 			rm_children(sub);
 		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)

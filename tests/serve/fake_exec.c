@@ -65,8 +65,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		if (w == pid)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-			    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		double ms =
+		    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 		if (x->o.timeout_ms && ms > (double)x->o.timeout_ms && !atomic_load(&x->killed)) {
 			atomic_store(&x->killed, 1);
 			kill(pid, SIGKILL);

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# sandbox-serve end to end over HTTP: serve.sh BUILD_DIR MODE
+#   cgi        the CGI/1.1 conformance table (methods, query strings, headers, bodies of 0 bytes
+#              and 1 MiB, chunked uploads, HTTP/1.0), the access log and /-/metrics
+#   isolation  --instances 1: nothing of a request (global, heap, --tmp file, environment) is
+#              seen by the next, after a normal end, a crash and a timeout; getrandom and
+#              AT_RANDOM differ between requests
+#   bad        malformed HTTP, oversized headers and bodies, a slow client, handlers that write
+#              no headers, invalid ones, no end of output, crash or hang; a full queue (503);
+#              SIGTERM finishing the request in flight; the server stays up throughout
+#   load       wrk at twice the pool's size in connections, 5 s, every response checked
+#   reload     SIGHUP under load: the new handler binary answers, no request fails
+#   warm       --warm: the framing, a slow-init handler, isolation
+# SERVE=path overrides the server (e.g. build/tests/serve/sandbox-serve-fake, no isolation).
+# Prints "PASS ..." or "FAIL: why" last; exit 0 on PASS, 77 to skip.
+set -u
+B=$1
+MODE=$2
+SERVE=${SERVE:-$B/sandbox-serve}
+S=$B/samples
+skip() { echo "SKIP: $*"; exit 77; }
+case "$SERVE" in
+*fake*) ;;
+*) [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no usable /dev/kvm" ;;
+esac
+command -v curl >/dev/null || skip "curl is not installed (scripts/setup.sh installs it)"
+[ -x "$SERVE" ] || skip "$SERVE was not built (libmicrohttpd-dev missing?)"
+D=$(mktemp -d /tmp/sbx-serve.XXXXXX)
+SPID=
+cleanup() {
+  [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+  rm -rf "$D"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  [ -f "$D/server.log" ] && tail -15 "$D/server.log" | sed 's/^/  server: /'
+  exit 1
+}
+
+# start [flags...] HANDLER [args]: starts the server on free ports, sets PORT, APORT, URL.
+start() {
+  : >"$D/server.log"
+  "$SERVE" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --access-log "$D/access.log" "$@" \
+    2>>"$D/server.log" &
+  SPID=$!
+  for _ in $(seq 600); do
+    grep -q "listening on port" "$D/server.log" && break
+    kill -0 "$SPID" 2>/dev/null || fail "the server did not start"
+    sleep 0.05
+  done
+  PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$D/server.log" | head -1)
+  APORT=$(sed -n 's/.*metrics on port \([0-9]*\).*/\1/p' "$D/server.log" | head -1)
+  [ -n "$PORT" ] || fail "no port in the server's log"
+  URL=http://127.0.0.1:$PORT
+}
+
+# stop: SIGTERM, which must end the server with status 0.
+stop() {
+  kill -TERM "$SPID"
+  wait "$SPID"
+  local rc=$?
+  SPID=
+  [ "$rc" = 0 ] || fail "the server exited $rc after SIGTERM"
+}
+
+alive() {
+  kill -0 "$SPID" 2>/dev/null || fail "the server died ($1)"
+  local c
+  c=$(curl -s -o /dev/null -w '%{http_code}' -m 20 "$URL/alive?token=alive") || true
+  [ "$c" = 200 ] || fail "the server does not answer after $1 (got '$c')"
+}
+
+# get NAME EXPECTED_STATUS curl-args...: the body in $D/NAME.body, headers in $D/NAME.hdr.
+get() {
+  local name=$1 want=$2
+  shift 2
+  local code
+  code=$(curl -s -m 30 -D "$D/$name.hdr" -o "$D/$name.body" -w '%{http_code}' "$@") || true
+  [ "$code" = "$want" ] || fail "$name: status '$code', expected $want ($(head -c 200 "$D/$name.body" 2>/dev/null))"
+}
+
+has() { grep -qxF -- "$2" "$D/$1.body" || fail "$1: no line '$2' in the body: $(head -c 600 "$D/$1.body")"; }
+hasnt() { ! grep -q -- "$2" "$D/$1.body" || fail "$1: '$2' should not be in the body"; }
+
+mode_cgi() {
+  head -c 1048576 /dev/urandom >"$D/1m"
+  start --instances 2 --env FOO=from-policy "$S/serve_echo-glibc"
+  get get 200 "$URL/some/path?token=t1&a=b"
+  has get "env REQUEST_METHOD=GET"
+  has get "env QUERY_STRING=token=t1&a=b"
+  has get "env PATH_INFO=/some/path"
+  has get "env SCRIPT_NAME="
+  has get "env REQUEST_URI=/some/path?token=t1&a=b"
+  has get "env GATEWAY_INTERFACE=CGI/1.1"
+  has get "env SERVER_PROTOCOL=HTTP/1.1"
+  has get "env SERVER_SOFTWARE=sandbox-serve"
+  has get "env SERVER_NAME=127.0.0.1"
+  has get "env SERVER_PORT=$PORT"
+  has get "env REMOTE_ADDR=127.0.0.1"
+  has get "env FOO=from-policy"
+  has get "env HTTP_HOST=127.0.0.1:$PORT"
+  has get "body_len=0"
+  hasnt get "CONTENT_LENGTH"
+  grep -qi '^X-Request-Id: ' "$D/get.hdr" || fail "no X-Request-Id"
+  grep -qi '^X-Echo-Token: t1' "$D/get.hdr" || fail "the handler's own header was not passed on"
+  grep -q "^env REMOTE_PORT=[0-9]" "$D/get.body" || fail "no REMOTE_PORT"
+  get head 200 -I "$URL/h"
+  for m in PUT DELETE PATCH OPTIONS; do
+    get "m$m" 200 -X "$m" "$URL/m"
+    has "m$m" "env REQUEST_METHOD=$m"
+  done
+  get empty 200 -X POST -H 'Content-Type: application/json' --data-binary '' "$URL/e"
+  has empty "env CONTENT_LENGTH=0"
+  has empty "env CONTENT_TYPE=application/json"
+  has empty "body_len=0"
+  get big 200 --data-binary @"$D/1m" "$URL/big"
+  has big "env CONTENT_LENGTH=1048576"
+  has big "body_len=1048576"
+  sed -n '/^--body--$/,$p' "$D/big.body" | tail -c +10 | cmp -s - "$D/1m" || fail "the 1 MiB body came back changed"
+  get chunked 200 -H 'Transfer-Encoding: chunked' --data-binary @"$D/1m" "$URL/chunked"
+  has chunked "env CONTENT_LENGTH=1048576"
+  has chunked "body_len=1048576"
+  grep -q "HTTP_TRANSFER_ENCODING=chunked" "$D/chunked.body" || fail "no HTTP_TRANSFER_ENCODING"
+  sed -n '/^--body--$/,$p' "$D/chunked.body" | tail -c +10 | cmp -s - "$D/1m" || fail "the chunked body came back changed"
+  get hdrs 200 -H 'X-Custom-Thing: v1' -H 'X-Custom-Thing: v2' -H 'Proxy: http://evil/' \
+    -H 'Accept-Language: de' "$URL/h"
+  has hdrs "env HTTP_X_CUSTOM_THING=v1, v2"
+  has hdrs "env HTTP_ACCEPT_LANGUAGE=de"
+  hasnt hdrs "HTTP_PROXY"
+  get post 200 -d 'a=1&b=2' "$URL/p"
+  has post "env CONTENT_TYPE=application/x-www-form-urlencoded"
+  hasnt post "HTTP_CONTENT_LENGTH"
+  hasnt post "HTTP_CONTENT_TYPE"
+  has post "a=1&b=2"
+  get qs 200 "$URL/a%20b/c?q=a%20b&flag&x=%2F"
+  has qs "env QUERY_STRING=q=a%20b&flag&x=%2F"
+  has qs "env PATH_INFO=/a b/c"
+  get noqs 200 "$URL/"
+  has noqs "env QUERY_STRING="
+  get http10 200 -0 "$URL/old"
+  has http10 "env SERVER_PROTOCOL=HTTP/1.0"
+  # The access log: one line per request, common log format + duration + instance.
+  local n
+  n=$(wc -l <"$D/access.log")
+  [ "$n" -ge 14 ] || fail "access log has $n lines"
+  grep -Eq '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /some/path\?token=t1&a=b HTTP/1\.1" 200 [0-9]+ [0-9]+us instance=[0-9]+ id=[0-9a-f]+$' "$D/access.log" ||
+    fail "access log line not in the expected format: $(head -1 "$D/access.log")"
+  curl -s -m 10 "http://127.0.0.1:$APORT/-/metrics" >"$D/metrics" || fail "no /-/metrics"
+  for m in 'sandbox_serve_requests_total{code="200"}' sandbox_serve_request_duration_seconds_bucket \
+    sandbox_serve_resets_total sandbox_serve_reset_dirty_pages_sum sandbox_serve_queue_depth \
+    sandbox_serve_instances_busy sandbox_serve_vm_exits_total; do
+    grep -qF "$m" "$D/metrics" || fail "metrics lack $m"
+  done
+  stop
+  echo "PASS cgi: $n requests, conformance table and metrics"
+}
+
+iso_field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" "$D/$1.body"; }
+
+mode_isolation() {
+  start --instances 1 --tmp /tmp --timeout 1s "$@" "$S/serve_iso-glibc"
+  local clean="global=none heap=none file=none env=none"
+  get a 200 "$URL/?secret=AAA"
+  grep -q "^$clean " "$D/a.body" || fail "first request not clean: $(cat "$D/a.body")"
+  get b 200 "$URL/?secret=BBB"
+  grep -q "^$clean " "$D/b.body" || fail "after a normal request: $(cat "$D/b.body")"
+  [ "$(iso_field a random)" != "$(iso_field b random)" ] || fail "getrandom gave the same bytes twice"
+  if [ "${WARM:-}" = "" ]; then
+    [ "$(iso_field a at_random)" != "$(iso_field b at_random)" ] || fail "AT_RANDOM is the same in two requests"
+  fi
+  get c 502 "$URL/?secret=CCC&then=crash"
+  get d 200 "$URL/?secret=DDD"
+  grep -q "^$clean " "$D/d.body" || fail "after a crash: $(cat "$D/d.body")"
+  local t0=$SECONDS
+  get e 504 "$URL/?secret=EEE&then=hang"
+  [ $((SECONDS - t0)) -le 5 ] || fail "the timeout took $((SECONDS - t0)) s"
+  get f 200 "$URL/?secret=FFF"
+  grep -q "^$clean " "$D/f.body" || fail "after a timeout: $(cat "$D/f.body")"
+  grep -q "req [0-9a-f]*: .*SUMMARY: " "$D/server.log" || fail "no SUMMARY line with a request id in the log"
+  stop
+  echo "PASS isolation${WARM:+ (warm)}: clean after a normal request, a crash and a timeout; fresh random bytes"
+}
+
+# raw BYTES: sends them on a fresh connection, prints the status line's code.
+raw() {
+  exec 3<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect"
+  printf '%b' "$1" >&3
+  timeout 10 head -c 12 <&3 | sed -n 's/^HTTP\/1\.[01] \([0-9]*\).*/\1/p'
+  exec 3<&- 3>&-
+}
+
+mode_bad() {
+  head -c 2097152 /dev/zero >"$D/2m"
+  start --instances 1 --timeout 1s --max-body 1M --max-output 1M "$S/serve_bad-glibc"
+  local c
+  c=$(raw 'GARBAGE\r\n\r\n')
+  [ "$c" = 400 ] || [ "$c" = "" ] || fail "malformed request line: '$c'"
+  alive "a malformed request line"
+  c=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n')
+  [ "$c" = 400 ] || [ "$c" = "" ] || fail "malformed header: '$c'"
+  alive "a malformed header"
+  local big
+  big=$(head -c 70000 /dev/zero | tr '\0' a)
+  get bighdr 431 -H "X-Big: $big" "$URL/"
+  alive "oversized headers"
+  get bigbody 413 --data-binary @"$D/2m" "$URL/"
+  get bigchunked 413 -H 'Transfer-Encoding: chunked' --data-binary @"$D/2m" "$URL/"
+  alive "oversized bodies"
+  # A slow client holds a connection with half a request; others are served meanwhile.
+  exec 4<>"/dev/tcp/127.0.0.1/$PORT"
+  printf 'GET /?mode=ok HTTP/1.1\r\nHost: x\r\n' >&4
+  alive "a slow client"
+  printf 'X-Late: 1\r\n\r\n' >&4
+  timeout 10 head -c 12 <&4 | grep -q '^HTTP/1.1 200' || fail "the slow client got no answer"
+  exec 4<&- 4>&-
+  for m in noheaders invalid infinite empty crash abort; do
+    get "bad$m" 502 "$URL/?mode=$m"
+    alive "mode=$m"
+  done
+  grep -q "bad CGI response" "$D/server.log" || fail "no log line for a bad CGI response"
+  get hang 504 "$URL/?mode=hang"
+  get exit3 200 "$URL/?mode=exit3"
+  has exit3 "ok"
+  alive "all of it"
+  # A full queue: one instance, queue of one, five slow requests at once.
+  stop
+  start --instances 1 --queue 1 "$S/serve_bad-glibc"
+  for i in 1 2 3 4 5; do
+    curl -s -o /dev/null -D "$D/q$i.hdr" -w '%{http_code}\n' -m 20 "$URL/?mode=slow" >"$D/q$i" &
+  done
+  wait
+  grep -q 503 "$D"/q? || fail "no 503 with five requests for one instance and a queue of one"
+  grep -q 200 "$D"/q? || fail "no request served"
+  grep -qi '^Retry-After: 1' "$D"/q?.hdr || fail "a 503 without Retry-After"
+  # SIGTERM finishes the request in flight.
+  curl -s -m 20 -o "$D/term.body" -w '%{http_code}' "$URL/?mode=slow" >"$D/term.code" &
+  local cpid=$!
+  sleep 0.1
+  stop
+  wait $cpid
+  [ "$(cat "$D/term.code")" = 200 ] || fail "the request in flight at SIGTERM got '$(cat "$D/term.code")'"
+  echo "PASS bad: malformed, oversized, slow, bad handlers, full queue, SIGTERM; the server stayed up"
+}
+
+mode_load() {
+  command -v wrk >/dev/null || skip "wrk is not installed (scripts/setup.sh installs it)"
+  start --instances 2 "$S/serve_echo-glibc"
+  wrk -t 4 -c 4 -d "${LOAD_SECONDS:-5}s" --timeout 10s -s "$(dirname "$0")/token.lua" "$URL/" >"$D/wrk.out" 2>&1
+  local line
+  line=$(grep '^checked' "$D/wrk.out") || fail "wrk: $(cat "$D/wrk.out")"
+  local ok bad req err
+  ok=$(echo "$line" | sed 's/.*ok=\([0-9]*\).*/\1/')
+  bad=$(echo "$line" | sed 's/.*bad=\([0-9]*\).*/\1/')
+  req=$(echo "$line" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  err=$(echo "$line" | sed 's/.*errors=\([0-9]*\).*/\1/')
+  [ "$bad" = 0 ] || fail "$bad responses mixed up or failed: $(grep 'first bad' "$D/wrk.out")"
+  [ "$err" = 0 ] || fail "$err wrk errors: $(cat "$D/wrk.out")"
+  [ "$ok" -gt 0 ] && [ "$ok" -ge $((req - 4)) ] || fail "only $ok of $req responses checked"
+  stop
+  local logged
+  logged=$(grep -c 'GET /load?token=' "$D/access.log")
+  [ "$logged" -ge "$ok" ] || fail "access log has $logged lines for $ok responses"
+  echo "PASS load: $line"
+}
+
+mode_reload() {
+  command -v wrk >/dev/null || skip "wrk is not installed"
+  cp "$S/serve_echo-glibc" "$D/handler"
+  start --instances 2 "$D/handler"
+  wrk -t 2 -c 4 -d 4s --timeout 10s "$URL/?token=x" >"$D/wrk.out" 2>&1 &
+  local wpid=$!
+  sleep 1
+  cp "$S/serve_hello-glibc" "$D/handler.new" && mv "$D/handler.new" "$D/handler"
+  kill -HUP "$SPID"
+  for _ in $(seq 200); do grep -q "reloaded" "$D/server.log" && break; sleep 0.05; done
+  grep -q "reloaded" "$D/server.log" || fail "no reload"
+  wait $wpid
+  grep -q "Non-2xx" "$D/wrk.out" && fail "non-2xx responses during the reload: $(cat "$D/wrk.out")"
+  grep -q "Socket errors" "$D/wrk.out" && fail "socket errors during the reload: $(cat "$D/wrk.out")"
+  get after 200 "$URL/"
+  has after "hello, world"
+  local n
+  n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$D/wrk.out")
+  stop
+  echo "PASS reload: $n requests under SIGHUP, none failed; the new binary answers"
+}
+
+mode_warm() {
+  start --warm --instances 1 "$S/serve_warm-glibc"
+  get w 200 "$URL/?n=1000"
+  grep -q "^prime 1000 = 7919;" "$D/w.body" || fail "warm: $(cat "$D/w.body")"
+  stop
+  start --warm --instances 1 "$S/serve_echo-glibc"
+  get we 200 -d 'warm body' "$URL/p/q?token=w1"
+  has we "env REQUEST_METHOD=POST"
+  has we "env PATH_INFO=/p/q"
+  has we "env QUERY_STRING=token=w1"
+  has we "env CONTENT_LENGTH=9"
+  has we "body_len=9"
+  has we "warm body"
+  stop
+  WARM=1 mode_isolation --warm
+}
+
+case "$MODE" in
+cgi | isolation | bad | load | reload | warm) "mode_$MODE" ;;
+*) echo "FAIL: unknown mode $MODE"; exit 2 ;;
+esac
