@@ -48,9 +48,22 @@ static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint64_t len = s->u.rw.len;
 	if (len > 1 << 20)
 		len = 1 << 20; /* getrandom returns short counts for big requests too */
-	void *p = sbx_gptr(vm, s->u.rw.buf, len);
+	uint8_t *p = sbx_gptr(vm, s->u.rw.buf, len);
 	if (!p)
 		return -EFAULT;
+	if (vm->det_random) {
+		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed. */
+		for (uint64_t i = 0; i < len; i++) {
+			if (i % 8 == 0) {
+				uint64_t z = (vm->det_state += 0x9e3779b97f4a7c15ull);
+				z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+				z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+				vm->det_out = z ^ (z >> 31);
+			}
+			p[i] = (uint8_t)(vm->det_out >> (8 * (i % 8)));
+		}
+		return (int64_t)len;
+	}
 	ssize_t n = getrandom(p, len, 0);
 	return n < 0 ? -errno : n;
 }
