@@ -47,6 +47,7 @@ struct sbx_exec {
 	int64_t tsc_offset; /* guest TSC - host TSC, for deterministic clocks */
 	double open_ms;
 	uint64_t snap_pages;
+	char **tmp_saved; /* the --tmp directories at the snapshot */
 };
 
 static volatile struct sbx_exec_ctl *ctl_of(struct sbx_vm *vm)
@@ -268,6 +269,11 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	uint64_t klo = (x->counters + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1);
 	uint64_t khi = (x->counters + x->ncounters) & ~(SBX_PAGE_SIZE - 1);
 	sbx_snapshot_keep(x->snap, x->ncounters ? klo : 0, x->ncounters ? khi : 0, SBX_EXEC_ADDR);
+	if ((r = sbx_tmp_save(vm, &x->tmp_saved, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	vm->fs_changed = 0;
 	x->done_seen = ctl->done;
 	x->snap_pages = sbx_resident_pages(vm);
 	x->open_ms = us_since(&t0) / 1e3;
@@ -375,6 +381,11 @@ static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 {
 	struct sbx_vm *vm = x->vm;
 	int r = sbx_reset_monitor(vm, x->snap, err, errlen);
+	if (r == 0 && vm->fs_changed && x->tmp_saved) {
+		/* The handles are closed: put the --tmp directories back as they were. */
+		r = sbx_tmp_restore(vm, x->tmp_saved, err, errlen);
+		vm->fs_changed = 0;
+	}
 	if (r == 0)
 		r = set_stdio(vm, run, err, errlen);
 	if (r == 0 && x->o.point == SBX_POINT_ENTRY)
@@ -408,19 +419,14 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 {
 	struct sbx_vm *vm = x->vm;
 	int pt = 0, r;
-	struct timespec a;
-	clock_gettime(CLOCK_MONOTONIC, &a);
 	if ((r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen)) < 0)
 		return r;
-	sbx_log(vm, 3, "pages %.1f us pt %d", us_since(&a), pt);
 	/* After a crash the registers are wherever it left them; without trust in the
 	 * program they are put back every time. */
 	if ((stopped || !x->o.fast) && (r = sbx_reset_vcpu(vm, x->snap, err, errlen)) < 0)
 		return r;
-	sbx_log(vm, 3, "vcpu %.1f us", us_since(&a));
 	if ((r = prepare(x, run, err, errlen)) < 0)
 		return r;
-	sbx_log(vm, 3, "prepare %.1f us", us_since(&a));
 	run->slow = 1;
 	go(x);
 	pthread_mutex_lock(&x->lock);
@@ -625,6 +631,7 @@ void sbx_exec_close(struct sbx_exec *x)
 		pthread_join(x->thread, NULL);
 	}
 	sbx_snapshot_free(x->snap);
+	sbx_tmp_free(x->tmp_saved);
 	sbx_vm_destroy(x->vm);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);

@@ -153,6 +153,7 @@ struct sbx_vm {
 	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
 	int confine_thread;	  /* confine the vCPU thread and its children only */
 	int det_random;		  /* getrandom answers from det_state, not the host */
+	int fs_changed;		  /* a call may have changed a writable mount since the reset */
 	uint64_t det_state, det_out;
 };
 
@@ -202,6 +203,11 @@ void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t pa
 /* exec.c: a doorbell while runs are served from a snapshot; the vCPU thread parks there
  * between runs. */
 enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);
+/* exec_fs.c: the --tmp directories as they were at the snapshot (NULL-terminated paths of
+ * copies), put back after a run that changed the file system. */
+int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen);
+int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen);
+void sbx_tmp_free(char **saved);
 /* dirty.c: dirty tracking for reset and migration. */
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_dirty_stop(struct sbx_vm *vm);
