@@ -189,7 +189,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	memset(b, 0, sizeof(*b));
 	b->abi_version = SBX_ABI_VERSION;
 	b->flags = (vm->cpl == 0 ? SBX_BOOT_CPL0 : 0) | (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
-		   (vm->polling ? SBX_BOOT_POLLING : 0);
+		   (vm->polling ? SBX_BOOT_POLLING : 0) | vm->exec_boot_flags;
 	b->mem_size = vm->mem_size;
 	b->brk_start = vm->img.brk;
 	b->mmap_base = vm->img.brk;

@@ -275,7 +275,7 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 	if (rc == 0) /* the kernel's own errno from seccomp_load, not ECANCELED */
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
 	if (rc == 0)
-		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, !vm->confine_thread);
 	if (rc < 0) {
 		snprintf(err, errlen, "seccomp: setting filter attributes: %s", strerror(-rc));
 		seccomp_release(ctx);
@@ -631,7 +631,7 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 		r = -errno;
 		snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(-r));
 	}
-	if (r == 0)
+	if (r == 0 && !vm->confine_thread)
 		r = ll_sync_threads(l.fd, err, errlen);
 	if (r == 0 && syscall(SYS_landlock_restrict_self, l.fd, 0) < 0) {
 		r = -errno;

@@ -48,9 +48,22 @@ static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint64_t len = s->u.rw.len;
 	if (len > 1 << 20)
 		len = 1 << 20; /* getrandom returns short counts for big requests too */
-	void *p = sbx_gptr(vm, s->u.rw.buf, len);
+	uint8_t *p = sbx_gptr(vm, s->u.rw.buf, len);
 	if (!p)
 		return -EFAULT;
+	if (vm->det_random) {
+		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed. */
+		for (uint64_t i = 0; i < len; i++) {
+			if (i % 8 == 0) {
+				uint64_t z = (vm->det_state += 0x9e3779b97f4a7c15ull);
+				z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+				z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+				vm->det_out = z ^ (z >> 31);
+			}
+			p[i] = (uint8_t)(vm->det_out >> (8 * (i % 8)));
+		}
+		return (int64_t)len;
+	}
 	ssize_t n = getrandom(p, len, 0);
 	return n < 0 ? -errno : n;
 }
@@ -166,6 +179,32 @@ static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
     [SBX_CALL_POPULATE] = hc_populate,
 };
 
+/* Might this call have changed a file on a writable mount? (Writes to stdio do not.) */
+static int sbx_hc_changes_fs(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	switch (s->nr) {
+	case SBX_CALL_WRITE:
+	case SBX_CALL_PWRITE:
+	case SBX_CALL_WRITEV: {
+		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
+		return h && h->gpath;
+	}
+	case SBX_CALL_OPEN:
+		return (s->u.path.flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
+	case SBX_CALL_MKDIR:
+	case SBX_CALL_UNLINK:
+	case SBX_CALL_RENAME:
+	case SBX_CALL_FTRUNCATE:
+	case SBX_CALL_SYMLINK:
+	case SBX_CALL_LINK:
+	case SBX_CALL_CHMOD:
+	case SBX_CALL_UTIMENS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	if (s->nr >= SBX_CALL_COUNT || !sbx_hc_table[s->nr]) {
@@ -181,6 +220,8 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 		__atomic_store_n(&vm->first_call_pending, 0, __ATOMIC_RELEASE);
 	}
 	int64_t ret = sbx_hc_table[s->nr](vm, s);
+	if (ret >= 0 && !vm->fs_changed)
+		vm->fs_changed = sbx_hc_changes_fs(vm, s);
 	if (vm->cfg.audit)
 		sbx_audit_record(vm, s, ret);
 	return ret;

@@ -490,7 +490,7 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 	}
 	memcpy(&mem_size, body, 8);
 	memcpy(&abi, body + 8, 4);
-	if (abi != SBX_ABI_VERSION) {
+	if (!sbx_abi_ok(abi)) {
 		snprintf(e, sizeof(e),
 			 "the source's guest kernel speaks ABI %u.%u, this monitor %u.%u",
 			 abi >> 16, abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);

@@ -23,6 +23,7 @@ struct sbx_snap {
 	char cwd[POLICY_PATH_MAX];
 	uint32_t ring_tail;
 	uint64_t out_bytes, write_bytes; /* the byte limits count from the snapshot again */
+	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 };
 
 static uint64_t nwords(uint64_t mem_size)
@@ -80,7 +81,7 @@ static int copy_range(void *ctx, uint64_t gpa, uint64_t len)
 int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (vm->running && !vm->paused) {
+	if (vm->running && !vm->paused && !vm->parked) {
 		snprintf(err, errlen, "snapshot: the vCPU is running (pause it first)");
 		return -EBUSY;
 	}
@@ -134,58 +135,74 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	return 0;
 }
 
-int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st, char *err,
-	      size_t errlen)
+/* Puts back the pages written since the last reset. Without allow_pt a page-table page among
+ * them stops it with -EAGAIN before anything is copied (the caller stops the vCPU and tries
+ * again); the pages taken stay in s->dirty. */
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages,
+		    int *pt, char *err, size_t errlen)
 {
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (vm->running && !vm->paused) {
-		snprintf(err, errlen, "reset: the vCPU is running (pause it first)");
-		return -EBUSY;
+	uint64_t nw = nwords(vm->mem_size), n = 0;
+	int64_t r = sbx_dirty_collect(vm, s->dirty, 1);
+	if (r < 0) {
+		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-r));
+		return (int)r;
 	}
-	if (s->mem_size != vm->mem_size || !vm->dirty_logging) {
-		snprintf(err, errlen, "reset: this snapshot was not taken of this sandbox");
-		return -EINVAL;
+	*pt = 0;
+	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++)
+		if (p / 64 < nw && (s->dirty[p / 64] >> (p % 64) & 1))
+			*pt = 1;
+	if (*pt && !allow_pt)
+		return -EAGAIN;
+	/* Pages the caller keeps as they are (the exec mailbox, whole pages of coverage
+	 * counters): never put back. */
+	for (uint64_t p = s->keep_lo / SBX_PAGE_SIZE; p < s->keep_hi / SBX_PAGE_SIZE; p++)
+		s->dirty[p / 64] &= ~(1ull << (p % 64));
+	if (s->keep_page) {
+		uint64_t p = s->keep_page / SBX_PAGE_SIZE;
+		s->dirty[p / 64] &= ~(1ull << (p % 64));
 	}
-	uint64_t nw = nwords(vm->mem_size), pages = 0;
-	int64_t n = sbx_dirty_collect(vm, s->dirty, 1);
-	if (n < 0) {
-		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
-		return (int)n;
-	}
-	int pt = 0;
 	for (uint64_t i = 0; i < nw; i++) {
 		while (s->dirty[i]) {
 			uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(s->dirty[i]);
 			s->dirty[i] &= s->dirty[i] - 1;
 			uint64_t gpa = p * SBX_PAGE_SIZE;
 			memcpy(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE);
-			pt |= gpa >= SBX_PT_ADDR && gpa < SBX_PT_END;
-			pages++;
+			sbx_log(vm, 3, "reset: page 0x%llx", (unsigned long long)gpa);
+			n++;
 		}
 	}
 	/* Our own copies just now were monitor writes too; KVM did not log them, and they
 	 * are what the snapshot holds, so nothing is left to track. */
 	memset(vm->mon_dirty, 0, nw * sizeof(uint64_t));
-	int r;
 	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
 	 * makes it read the ones put back (DESIGN.md). */
-	if (pt && (r = sbx_memslot_reload(vm)) < 0) {
-		snprintf(err, errlen, "reset: re-adding the memslot: %s", strerror(-r));
-		return r;
+	if (*pt && (r = sbx_memslot_reload(vm)) < 0) {
+		snprintf(err, errlen, "reset: re-adding the memslot: %s", strerror((int)-r));
+		return (int)r;
 	}
+	*pages = n;
+	return 0;
+}
+
+int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
+{
 	struct sbx_sio io = {.load = 1, .buf = s->vcpu.buf, .len = s->vcpu.len};
-	if ((r = sbx_state_vcpu(vm, &io, 1)) < 0) {
+	int r = sbx_state_vcpu(vm, &io, 1);
+	if (r < 0)
 		snprintf(err, errlen, "reset: %s", io.msg);
-		return r;
-	}
+	return r;
+}
+
+int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
+{
 	/* The handle table as it was, with its offsets. */
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
 		if (vm->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 		if (s->fds[i].kind == SBX_H_FREE)
 			continue;
-		if ((r = handle_copy(&vm->fds[i], &s->fds[i])) < 0) {
+		int r = handle_copy(&vm->fds[i], &s->fds[i]);
+		if (r < 0) {
 			snprintf(err, errlen, "reset: fd %d: %s", i, strerror(-r));
 			return r;
 		}
@@ -205,6 +222,35 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 	if (vm->run)
 		vm->run->immediate_exit = 0;
 	atomic_store(&vm->stopping, 0);
+	return 0;
+}
+
+void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page)
+{
+	s->keep_lo = lo;
+	s->keep_hi = hi > lo ? hi : lo;
+	s->keep_page = page;
+}
+
+int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st, char *err,
+	      size_t errlen)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (vm->running && !vm->paused) {
+		snprintf(err, errlen, "reset: the vCPU is running (pause it first)");
+		return -EBUSY;
+	}
+	if (s->mem_size != vm->mem_size || !vm->dirty_logging) {
+		snprintf(err, errlen, "reset: this snapshot was not taken of this sandbox");
+		return -EINVAL;
+	}
+	uint64_t pages = 0;
+	int pt = 0, r;
+	if ((r = sbx_reset_pages(vm, s, 1, &pages, &pt, err, errlen)) < 0 ||
+	    (r = sbx_reset_vcpu(vm, s, err, errlen)) < 0 ||
+	    (r = sbx_reset_monitor(vm, s, err, errlen)) < 0)
+		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (st) {
 		st->pages = pages;
@@ -218,6 +264,8 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 int sbx_reset_verify(struct sbx_vm *vm, const struct sbx_snap *s, char *err, size_t errlen)
 {
 	for (uint64_t gpa = 0; gpa < vm->mem_size; gpa += SBX_PAGE_SIZE) {
+		if ((gpa >= s->keep_lo && gpa < s->keep_hi) || (s->keep_page && gpa == s->keep_page))
+			continue;
 		if (memcmp(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE)) {
 			snprintf(err, errlen,
 				 "reset check: guest page 0x%llx differs from the snapshot",

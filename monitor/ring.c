@@ -28,7 +28,7 @@ int sbx_ring_serve(struct sbx_vm *vm)
 	volatile struct sbx_ring *r = ring_of(vm);
 	int served = 0;
 	uint32_t abi = __atomic_load_n(&r->abi_version, __ATOMIC_ACQUIRE);
-	if (abi != SBX_ABI_VERSION && r->head != vm->ring_tail) {
+	if (!sbx_abi_ok(abi) && r->head != vm->ring_tail) {
 		/* The kernel announces its ABI with its first request; a guest may bring its own.
 		 */
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,

@@ -15,6 +15,8 @@ static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1 && run->io.count == 1) {
 		if (port == SBX_PORT_DOORBELL) {
 			sbx_ring_doorbell(vm);
+			if (vm->exec)
+				return sbx_exec_doorbell(vm);
 			return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
 		}
 		if (port >= SBX_PORT_FAULT_BASE && port < SBX_PORT_FAULT_BASE + 32) {
@@ -34,6 +36,8 @@ static enum sbx_action exit_mmio(struct sbx_vm *vm, struct kvm_run *run)
 	uint64_t a = run->mmio.phys_addr;
 	if (run->mmio.is_write && a >= SBX_DOORBELL_GPA && a < SBX_DOORBELL_GPA + SBX_PAGE_SIZE) {
 		sbx_ring_doorbell(vm);
+		if (vm->exec)
+			return sbx_exec_doorbell(vm);
 		return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
 	}
 	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "stray MMIO %s of %u byte(s) at 0x%llx",

@@ -335,7 +335,7 @@ static int image_load(struct sbx_vm *vm, struct sbx_sio *io)
 int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, size_t errlen)
 {
 	const struct mig_snap_header *h = mig_snap_header_of(r);
-	if (h->abi_version != SBX_ABI_VERSION) {
+	if (!sbx_abi_ok(h->abi_version)) {
 		snprintf(err, errlen,
 			 "header: the guest kernel inside speaks hypercall ABI %u.%u, this monitor "
 			 "%u.%u",
@@ -352,13 +352,15 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	 * where signals are handed back; it is guest data, so every field is checked. */
 	struct sbx_kernel_header kh;
 	if (sbx_copy_from_guest(vm, &kh, SBX_KERNEL_ADDR, sizeof(kh)) < 0 ||
-	    kh.magic != SBX_KERNEL_MAGIC || kh.abi_version != SBX_ABI_VERSION ||
+	    kh.magic != SBX_KERNEL_MAGIC || !sbx_abi_ok(kh.abi_version) ||
 	    kh.upcall_entry < SBX_KERNEL_ADDR || kh.upcall_entry >= SBX_KERNEL_END ||
 	    kh.syscall_entry < SBX_KERNEL_ADDR || kh.syscall_entry >= SBX_KERNEL_END) {
 		snprintf(err, errlen, "section pages: no valid guest kernel at 0x%llx",
 			 (unsigned long long)SBX_KERNEL_ADDR);
 		return -EINVAL;
 	}
+	if (kh.header_size < sizeof(kh))
+		kh.exec_start = 0; /* a 1.1 kernel: no repeated runs */
 	vm->khdr = kh;
 	uint8_t sig[32];
 	cpuid_sig(sig);

@@ -241,7 +241,10 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		 * CPL3 code can change: registers, FPU/vector state, the FS/GS bases (as MSRs),
 		 * and the pending events. MP state, control and segment registers, XCR0 and
 		 * debug registers need CPL0 to change. */
-		int full = !reset || vm->cpl == 0;
+		int abnormal = atomic_load(&vm->stopping) && vm->stop.end != SBX_END_EXIT &&
+			       vm->stop.end != SBX_END_SIGNAL;
+		/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub. */
+		int full = !reset || vm->cpl == 0 || abnormal;
 		if (!reset) {
 			cpuid->nent = ncpuid;
 			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
@@ -274,9 +277,10 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
 			    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
 			    KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
-		/* A run that ended in an exit hypercall left no exception or interrupt pending:
+		/* A run that ended in an exit hypercall, or parked, left no exception or interrupt
+		 * pending:
 		 * a reset after it keeps the events as they are (one ioctl less). */
-		if (!reset || !vm->stop.status_set_by_exit)
+		if (!reset || !(vm->stop.status_set_by_exit || vm->parked))
 			vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
 		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
 			if (xcrs.xcrs[i].xcr == 0)

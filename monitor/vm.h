@@ -14,6 +14,12 @@
 #include "sbx_abi.h"
 
 #define SBX_MAX_FDS 1024
+/* A guest kernel of the same major version and an older or equal minor one is understood:
+ * minors only add (a 1.1 snapshot restores under a 1.2 monitor). */
+static inline int sbx_abi_ok(uint32_t v)
+{
+	return v >> 16 == SBX_ABI_MAJOR && (v & 0xffff) <= SBX_ABI_MINOR;
+}
 
 enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
 
@@ -141,6 +147,14 @@ struct sbx_vm {
 	uint8_t elf_hash[16];
 	char snap_prog[POLICY_PATH_MAX]; /* the ELF a restored snapshot names */
 	struct mig_stream *incoming;	 /* a migration destination's stream until RESUMED */
+	/* Repeated runs (exec.c). */
+	struct sbx_exec *exec;
+	uint32_t exec_boot_flags; /* SBX_BOOT_EXEC... for the boot page */
+	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
+	int confine_thread;	  /* confine the vCPU thread and its children only */
+	int det_random;		  /* getrandom answers from det_state, not the host */
+	int fs_changed;		  /* a call may have changed a writable mount since the reset */
+	uint64_t det_state, det_out;
 };
 
 /* state.c: one function per piece of state serves both save and restore. */
@@ -178,6 +192,22 @@ void sbx_pause_point(struct sbx_vm *vm);
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
 void sbx_pause_release(struct sbx_vm *vm, int was_paused);
 
+/* reset.c: the pieces of sbx_reset, for exec.c, which resets with the vCPU parked or
+ * spinning. */
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages,
+		    int *pt, char *err, size_t errlen);
+int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
+int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
+/* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */
+void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page);
+/* exec.c: a doorbell while runs are served from a snapshot; the vCPU thread parks there
+ * between runs. */
+enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);
+/* exec_fs.c: the --tmp directories as they were at the snapshot (NULL-terminated paths of
+ * copies), put back after a run that changed the file system. */
+int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen);
+int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen);
+void sbx_tmp_free(char **saved);
 /* dirty.c: dirty tracking for reset and migration. */
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_dirty_stop(struct sbx_vm *vm);

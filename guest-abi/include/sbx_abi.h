@@ -13,7 +13,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 1
+#define SBX_ABI_MINOR 2
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -24,7 +24,8 @@
 #define SBX_IDT_ADDR SBX_U64(0x12000)	   /* 256 interrupt gates */
 #define SBX_BOOTINFO_ADDR SBX_U64(0x13000) /* struct sbx_bootinfo, written by the monitor */
 #define SBX_RING_ADDR SBX_U64(0x14000)	   /* struct sbx_ring, SBX_RING_BYTES long */
-#define SBX_RING_BYTES SBX_U64(0x2000)
+#define SBX_RING_BYTES SBX_U64(0x1000)
+#define SBX_EXEC_ADDR SBX_U64(0x15000) /* struct sbx_exec_ctl: repeated runs' mailbox (1.2) */
 #define SBX_PT_ADDR SBX_U64(0x20000) /* page tables built by the monitor */
 #define SBX_PT_END SBX_U64(0x100000)
 #define SBX_KSTACK_ADDR SBX_U64(0x100000) /* kernel stacks: syscall stack, then the IST stacks */
@@ -85,8 +86,11 @@ struct sbx_kernel_header {
 	uint64_t image_end;	/* end of loaded bytes (text+data) */
 	uint64_t bss_end;	/* end of zero-initialised memory */
 	uint64_t upcall_entry;	/* where a CPU fault with a signal handler is handed back */
+	/* 1.2 (header_size >= 72): where a sandbox run many times from one snapshot starts
+	 * when its point is the program's entry (struct sbx_exec_ctl) */
+	uint64_t exec_start;
 };
-_Static_assert(sizeof(struct sbx_kernel_header) == 64, "kernel header size");
+_Static_assert(sizeof(struct sbx_kernel_header) == 72, "kernel header size");
 
 /* Signal dispositions, kept by the kernel where the monitor can read them: on a CPU fault the
  * monitor looks here to decide between a report and handing the fault back (an upcall). */
@@ -127,6 +131,9 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #define SBX_BOOT_CPL0 1	   /* flags: user code and kernel run at CPL0 */
 #define SBX_BOOT_STRACE 2  /* flags: report every syscall with SBX_CALL_TRACE */
 #define SBX_BOOT_POLLING 4 /* flags: a monitor thread polls the ring */
+#define SBX_BOOT_EXEC 8	   /* flags: run many times from a snapshot (sbx_exec_ctl, 1.2) */
+#define SBX_BOOT_WARM 16   /* flags: the first read of fd 0 is the snapshot point (1.2) */
+#define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
 
 #ifndef __ASSEMBLER__
 struct sbx_bootinfo {
@@ -212,6 +219,46 @@ enum sbx_call {
 	SBX_CALL_COUNT
 };
 #endif
+
+/* ---- Repeated runs from one snapshot (1.2; monitor/exec.c, docs/exec.md) ---------------
+ * A sandbox that serves many requests or fuzz inputs is snapshotted once, at a point, and
+ * every run starts there. A run ends when the kernel "parks": it bumps `done`, then waits,
+ * touching nothing but this page, until the monitor bumps `go`. Meanwhile the monitor puts back
+ * the pages the run wrote (never this page). The kernel then restores the point's context
+ * itself (registers, FS/GS bases, extended state), so a run can start without a VM exit. When
+ * SBX_EXEC_NEED_WAKEUP is set the kernel rings the doorbell once parked, and the monitor holds
+ * the vCPU in that exit until the next run. Every field the kernel reads is rewritten by the
+ * monitor before each run; what the kernel writes is only ever a hint to the monitor. */
+#define SBX_EXEC_NEED_WAKEUP 1
+/* The fuzz driver's private syscall (guest-abi/fuzz/sbx_fuzz.h): rdi = operation. */
+#define SBX_SYS_EXEC 1024
+#define SBX_EXEC_OP_POINT 1 /* rsi: counters, rdx: their bytes, r10: input buffer, r8: its
+			     * bytes. Snapshot here; returns each run's input length n, whose
+			     * bytes end the buffer (at r10 + r8 - n), so a read past them
+			     * reaches the driver's guard page. */
+#define SBX_EXEC_OP_DONE 2  /* the run is over (no return) */
+#ifndef __ASSEMBLER__
+struct sbx_exec_ctl {
+	uint64_t go;	     /* OUT: changed to start a run */
+	uint64_t done;	     /* IN: bumped when a run ends (and at the point) */
+	uint32_t flags;	     /* OUT: SBX_EXEC_NEED_WAKEUP */
+	uint32_t status;     /* IN: the run's exit status */
+	uint64_t entry_rip;  /* OUT: where a run starts when the point is the entry */
+	uint64_t entry_rsp;  /* OUT: its stack (argc), built by the monitor for this run */
+	uint64_t input_len;  /* OUT: SBX_EXEC_OP_POINT's result for this run */
+	uint64_t counters;   /* IN: SBX_EXEC_OP_POINT's arguments, as the driver gave them */
+	uint64_t ncounters;  /* IN */
+	uint64_t input;	     /* IN */
+	uint64_t input_max;  /* IN */
+};
+_Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
+#endif
+#define SBX_EXEC_GO 0
+#define SBX_EXEC_DONE 8
+#define SBX_EXEC_FLAGS 16
+#define SBX_EXEC_STATUS 20
+#define SBX_EXEC_ENTRY_RIP 24
+#define SBX_EXEC_ENTRY_RSP 32
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
 #define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */

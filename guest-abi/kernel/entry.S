@@ -117,4 +117,129 @@ sbx_vectors:
 	.globl sbx_vectors_end
 sbx_vectors_end:
 
+/* ---- Repeated runs from one snapshot (struct sbx_exec_ctl) ----------------------------- */
+#define CTX_RBX 0
+#define CTX_RBP 8
+#define CTX_R12 16
+#define CTX_R13 24
+#define CTX_R14 32
+#define CTX_R15 40
+#define CTX_RSP 48
+#define CTX_RIP 56
+#define CTX_FS 64
+#define CTX_GS 72
+#define CTX_VALID 80
+#define K_XSAVE_BYTES 16384
+
+	.section .bss
+	.align 64
+	.globl k_exec_xsave
+k_exec_xsave:
+	.skip K_XSAVE_BYTES
+	.globl k_exec_ctx
+k_exec_ctx:
+	.skip 88
+
+	.text
+/* Saves the point's context, setjmp-style: returns 0 now, and 1 each time a run starts here.
+ * The extended state is the program's own at its syscall (the kernel never touches it). */
+	.globl k_exec_save
+	.type k_exec_save, @function
+k_exec_save:
+	movq %rbx, k_exec_ctx + CTX_RBX(%rip)
+	movq %rbp, k_exec_ctx + CTX_RBP(%rip)
+	movq %r12, k_exec_ctx + CTX_R12(%rip)
+	movq %r13, k_exec_ctx + CTX_R13(%rip)
+	movq %r14, k_exec_ctx + CTX_R14(%rip)
+	movq %r15, k_exec_ctx + CTX_R15(%rip)
+	leaq 8(%rsp), %rax
+	movq %rax, k_exec_ctx + CTX_RSP(%rip)
+	movq (%rsp), %rax
+	movq %rax, k_exec_ctx + CTX_RIP(%rip)
+	rdfsbase %rax
+	movq %rax, k_exec_ctx + CTX_FS(%rip)
+	rdgsbase %rax
+	movq %rax, k_exec_ctx + CTX_GS(%rip)
+	movl $-1, %eax
+	movl $-1, %edx
+	xsave64 k_exec_xsave(%rip)
+	movq $1, k_exec_ctx + CTX_VALID(%rip)
+	xorl %eax, %eax
+	ret
+	.size k_exec_save, . - k_exec_save
+
+/* Where the vCPU starts when the point is the program's entry: the extended state as the
+ * monitor set it up is what every run starts with. */
+	.globl sbx_exec_start
+	.type sbx_exec_start, @function
+sbx_exec_start:
+	movl $-1, %eax
+	movl $-1, %edx
+	xsave64 k_exec_xsave(%rip)
+	xorl %edi, %edi
+	jmp k_exec_park
+	.size sbx_exec_start, . - sbx_exec_start
+
+/* A run is over (%edi: its status). Writes nothing but the control page and uses no stack
+ * from here on: the monitor puts the run's pages back while this spins. */
+	.globl k_exec_park
+	.type k_exec_park, @function
+k_exec_park:
+	movq SBX_EXEC_ADDR + SBX_EXEC_GO, %rbx
+	movl %edi, SBX_EXEC_ADDR + SBX_EXEC_STATUS
+	lock incq SBX_EXEC_ADDR + SBX_EXEC_DONE
+1:	cmpq SBX_EXEC_ADDR + SBX_EXEC_GO, %rbx
+	jne 4f
+	testl $SBX_EXEC_NEED_WAKEUP, SBX_EXEC_ADDR + SBX_EXEC_FLAGS
+	jnz 2f
+	pause
+	jmp 1b
+	/* The monitor holds the vCPU in this exit until the next run. */
+2:	testl $SBX_BOOT_CPL0, SBX_BOOTINFO_ADDR + 4
+	jnz 3f
+	movb $0, SBX_DOORBELL_VA
+	jmp 1b
+3:	outb %al, $SBX_PORT_DOORBELL
+	jmp 1b
+	/* The next run: the point's context, or the program's entry on the stack the monitor
+	 * built for this run, with every register as Linux leaves it at exec. */
+4:	movl $-1, %eax
+	movl $-1, %edx
+	xrstor64 k_exec_xsave(%rip)
+	cmpq $0, k_exec_ctx + CTX_VALID(%rip)
+	je 5f
+	movq k_exec_ctx + CTX_FS(%rip), %rax
+	wrfsbase %rax
+	movq k_exec_ctx + CTX_GS(%rip), %rax
+	wrgsbase %rax
+	movq k_exec_ctx + CTX_RBX(%rip), %rbx
+	movq k_exec_ctx + CTX_RBP(%rip), %rbp
+	movq k_exec_ctx + CTX_R12(%rip), %r12
+	movq k_exec_ctx + CTX_R13(%rip), %r13
+	movq k_exec_ctx + CTX_R14(%rip), %r14
+	movq k_exec_ctx + CTX_R15(%rip), %r15
+	movq k_exec_ctx + CTX_RSP(%rip), %rsp
+	movl $1, %eax
+	jmpq *k_exec_ctx + CTX_RIP(%rip)
+5:	xorl %eax, %eax
+	wrfsbase %rax
+	wrgsbase %rax
+	movq SBX_EXEC_ADDR + SBX_EXEC_ENTRY_RSP, %rsp
+	xorl %ebx, %ebx
+	xorl %ecx, %ecx
+	xorl %edx, %edx
+	xorl %esi, %esi
+	xorl %edi, %edi
+	xorl %ebp, %ebp
+	xorl %r8d, %r8d
+	xorl %r9d, %r9d
+	xorl %r10d, %r10d
+	xorl %r11d, %r11d
+	xorl %r12d, %r12d
+	xorl %r13d, %r13d
+	xorl %r14d, %r14d
+	xorl %r15d, %r15d
+	jmpq *SBX_EXEC_ADDR + SBX_EXEC_ENTRY_RIP
+	.size k_exec_park, . - k_exec_park
+
 	.section .note.GNU-stack, "", @progbits

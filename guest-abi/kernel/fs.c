@@ -40,6 +40,8 @@ static long path_call(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags,
 
 long k_sys_read(struct k_frame *f)
 {
+	if (f->rdi == 0)
+		k_exec_stdin_point();
 	return k_call_rw(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0);
 }
 
@@ -50,6 +52,8 @@ long k_sys_write(struct k_frame *f)
 
 long k_sys_readv(struct k_frame *f)
 {
+	if (f->rdi == 0)
+		k_exec_stdin_point();
 	return k_call_rw(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx, 0);
 }
 

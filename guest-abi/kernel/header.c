@@ -1,7 +1,8 @@
 /* The image header the monitor reads to find the kernel's entry points. */
 #include "kernel.h"
 
-extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[], sbx_upcall_entry[];
+extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[], sbx_upcall_entry[],
+    sbx_exec_start[];
 
 __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_kernel_header = {
     .magic = SBX_KERNEL_MAGIC,
@@ -14,4 +15,5 @@ __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_ker
     .image_end = (uint64_t)__image_end,
     .bss_end = (uint64_t)__bss_end,
     .upcall_entry = (uint64_t)sbx_upcall_entry,
+    .exec_start = (uint64_t)sbx_exec_start,
 };

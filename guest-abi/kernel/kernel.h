@@ -30,6 +30,7 @@
 #define ETIMEDOUT 110
 #define EOPNOTSUPP 95
 #define ENODEV 19
+#define EBUSY 16
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
@@ -49,6 +50,11 @@ struct k_resume {
 };
 extern struct k_resume k_resume;
 void __attribute__((noreturn)) k_resume_full(void);
+
+/* exec.c: repeated runs from one snapshot */
+long k_sys_exec(struct k_frame *f);
+void k_exec_stdin_point(void); /* before a read of fd 0 */
+void k_exec_exit(uint32_t status); /* returns only when exit ends the program */
 
 /* signal.c */
 int k_signal_has_handler(uint64_t sig);

@@ -43,6 +43,7 @@ long k_sys_zero(struct k_frame *f)
 
 long k_sys_exit(struct k_frame *f)
 {
+	k_exec_exit((uint32_t)f->rdi & 0xff);
 	k_exit((uint32_t)f->rdi & 0xff);
 }
 

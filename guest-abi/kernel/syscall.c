@@ -133,6 +133,8 @@ long k_syscall(uint64_t nr, struct k_frame *f)
 	}
 	if (nr < SBX_MAX_SYSCALL && k_table[nr]) {
 		ret = k_table[nr](f);
+	} else if (nr == SBX_SYS_EXEC) {
+		ret = k_sys_exec(f);
 	} else {
 		if (nr < SBX_MAX_SYSCALL)
 			BOOT->nosys_count[nr]++;

@@ -1,0 +1,63 @@
+/* Repeated runs from one snapshot (struct sbx_exec_ctl in sbx_abi.h): the snapshot point and
+ * the end of a run. The spinning and the restart are in entry.S, where no stack is used. */
+#include "kernel.h"
+
+#define CTL ((volatile struct sbx_exec_ctl *)SBX_EXEC_ADDR)
+#define K_XSAVE_BYTES 16384
+
+long k_exec_save(void) __attribute__((returns_twice));
+void k_exec_park(uint32_t status) __attribute__((noreturn));
+
+static int k_point_taken;
+
+/* Where the snapshot is taken; every run returns from here. */
+static int k_exec_point(void)
+{
+	uint32_t a = 0xd, b, c = 0, d;
+	/* The program's extended state must fit the save area (AMX would not). */
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+	if (b > K_XSAVE_BYTES)
+		return -ENOMEM;
+	k_point_taken = 1;
+	if (k_exec_save() == 0)
+		k_exec_park(0);
+	return 0;
+}
+
+void k_exec_stdin_point(void)
+{
+	if ((BOOT->flags & SBX_BOOT_WARM) && !k_point_taken)
+		k_exec_point();
+}
+
+void k_exec_exit(uint32_t status)
+{
+	if (BOOT->flags & SBX_BOOT_EXIT_PARKS)
+		k_exec_park(status & 0xff);
+}
+
+long k_sys_exec(struct k_frame *f)
+{
+	if (!(BOOT->flags & SBX_BOOT_EXEC))
+		return -ENOSYS; /* a plain run: the driver runs its inputs itself */
+	switch (f->rdi) {
+	case SBX_EXEC_OP_POINT: {
+		if (k_point_taken)
+			return -EBUSY;
+		CTL->counters = f->rsi;
+		CTL->ncounters = f->rdx;
+		CTL->input = f->r10;
+		CTL->input_max = f->r8;
+		int r = k_exec_point();
+		if (r < 0)
+			return r;
+		uint64_t n = CTL->input_len;
+		return (long)(n > f->r8 ? f->r8 : n);
+	}
+	case SBX_EXEC_OP_DONE:
+		if (!k_point_taken)
+			return -EINVAL;
+		k_exec_park(0);
+	}
+	return -EINVAL;
+}

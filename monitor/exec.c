@@ -1,0 +1,639 @@
+/* Many runs of one program from one snapshot: the engine behind sandbox-serve and
+ * sandbox-fuzz (docs/exec.md). The program runs to its point, where the guest kernel parks it
+ * (struct sbx_exec_ctl in sbx_abi.h) and the snapshot is taken. Each run: put back the pages
+ * the last run wrote, set up this run (stdio, stack or input), let the kernel go on.
+ *
+ * Three ways a run ends and the next begins, cheapest first:
+ * - fast (opts.fast): the kernel spins in its park loop while this thread resets the pages
+ *   under it and bumps `go`; the kernel restores its own registers. No VM exit at all.
+ * - parked: the kernel rang the doorbell and the vCPU thread holds the vCPU in that exit
+ *   (sbx_exec_doorbell). With the vCPU stopped the monitor may also put back page tables and,
+ *   unless fast, the vCPU's registers: nothing of a run, not even a register, reaches the next.
+ * - stopped: the run ended otherwise (a crash, a signal, a limit, a kill): sbx_vm_run returned
+ *   on the vCPU thread; a full reset, and sbx_vm_run again. */
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "vm.h"
+
+struct sbx_exec {
+	struct sbx_vm *vm;
+	struct sbx_exec_opts o;
+	struct policy pol; /* cfg's, with the time limits taken over per run */
+	struct sbx_snap *snap;
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int parked, run_req, stopped, quit; /* under lock */
+	struct sbx_result res;		    /* the last sbx_vm_run's */
+	uint64_t done_seen;		    /* ctl->done when the current run was started */
+	uint64_t gen;			    /* the last `go` written */
+	uint64_t counters, ncounters, input, input_max;
+	uint64_t runs;
+	int64_t tsc_offset; /* guest TSC - host TSC, for deterministic clocks */
+	double open_ms;
+	uint64_t snap_pages;
+	char **tmp_saved; /* the --tmp directories at the snapshot */
+};
+
+static volatile struct sbx_exec_ctl *ctl_of(struct sbx_vm *vm)
+{
+	/* The mailbox page is never put back, so writing it needs no dirty mark. */
+	return (volatile struct sbx_exec_ctl *)(vm->mem + SBX_EXEC_ADDR);
+}
+
+static double us_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e6 + (double)(t.tv_nsec - t0->tv_nsec) / 1e3;
+}
+
+enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm)
+{
+	struct sbx_exec *x = vm->exec;
+	if (atomic_load(&vm->stopping))
+		return SBX_ACT_STOP;
+	if (__atomic_load_n(&ctl_of(vm)->done, __ATOMIC_ACQUIRE) == x->done_seen)
+		return SBX_ACT_CONTINUE; /* an ordinary doorbell */
+	/* Parked. Finish the doorbell's instruction first, so the vCPU's state is whole for a
+	 * snapshot or a reset of its registers. */
+	vm->run->immediate_exit = 1;
+	while (ioctl(vm->vcpu_fd, KVM_RUN, 0) == 0)
+		; /* cannot happen with immediate_exit; EINTR is the answer */
+	vm->run->immediate_exit = atomic_load(&vm->stopping);
+	pthread_mutex_lock(&x->lock);
+	vm->parked = 1;
+	x->parked = 1;
+	pthread_cond_broadcast(&x->cond);
+	while (x->parked && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&x->cond, &x->lock);
+	x->parked = 0;
+	vm->parked = 0;
+	pthread_mutex_unlock(&x->lock);
+	return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct sbx_exec *x = arg;
+	pthread_mutex_lock(&x->lock);
+	for (;;) {
+		while (!x->run_req && !x->quit)
+			pthread_cond_wait(&x->cond, &x->lock);
+		if (x->quit)
+			break;
+		x->run_req = 0;
+		pthread_mutex_unlock(&x->lock);
+		struct sbx_result res;
+		memset(&res, 0, sizeof(res));
+		sbx_vm_run(x->vm, &res);
+		pthread_mutex_lock(&x->lock);
+		x->res = res;
+		x->stopped = 1;
+		pthread_cond_broadcast(&x->cond);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return NULL;
+}
+
+/* Waits until the vCPU thread is parked or stopped; 1 if parked. */
+static int wait_parked(struct sbx_exec *x)
+{
+	pthread_mutex_lock(&x->lock);
+	while (!x->parked && !x->stopped)
+		pthread_cond_wait(&x->cond, &x->lock);
+	int parked = x->parked;
+	pthread_mutex_unlock(&x->lock);
+	return parked;
+}
+
+void sbx_exec_kill(struct sbx_exec *x, enum sbx_end end, int status, const char *why)
+{
+	sbx_vm_kill(x->vm, end, status, 0, "%s", why);
+	pthread_mutex_lock(&x->lock);
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+}
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* The point's arguments come from the guest: the counters and the input buffer must be user
+ * memory inside RAM. */
+static int check_point(struct sbx_exec *x, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	volatile struct sbx_exec_ctl *c = ctl_of(vm);
+	x->counters = c->counters;
+	x->ncounters = c->ncounters;
+	x->input = c->input;
+	x->input_max = c->input_max;
+	if (x->o.point != SBX_POINT_CALL)
+		return 0;
+	if (x->ncounters &&
+	    (x->counters < SBX_USER_ADDR || !sbx_gptr_ro(vm, x->counters, x->ncounters)))
+		return fail(err, errlen, -EINVAL,
+			    "the fuzz driver's coverage counters [0x%llx, +%llu) are not user memory",
+			    (unsigned long long)x->counters, (unsigned long long)x->ncounters);
+	if (!x->input_max || x->input < SBX_USER_ADDR || !sbx_gptr_ro(vm, x->input, x->input_max))
+		return fail(err, errlen, -EINVAL,
+			    "the fuzz driver's input buffer [0x%llx, +%llu) is not user memory",
+			    (unsigned long long)x->input, (unsigned long long)x->input_max);
+	return 0;
+}
+
+static uint64_t host_tsc(void)
+{
+	return __rdtsc();
+}
+
+int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
+		  struct sbx_exec **out, char *err, size_t errlen)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	*out = NULL;
+	struct sbx_exec *x = calloc(1, sizeof(*x));
+	if (!x)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	x->o = *o;
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->cond, NULL);
+	struct sbx_config c = *cfg;
+	if (cfg->policy) {
+		/* --timeout and --cpu-time apply to each run, enforced here. */
+		x->pol = *cfg->policy;
+		if (!x->o.timeout_ms)
+			x->o.timeout_ms = x->pol.lim.wall_ms ? x->pol.lim.wall_ms : x->pol.lim.cpu_ms;
+		x->pol.lim.wall_ms = 0;
+		x->pol.lim.cpu_ms = 0;
+		c.policy = &x->pol;
+	}
+	c.control_path = NULL;
+	/* Fast runs: the thread waiting for the run's end serves the ring itself; no poller. */
+	if (o->fast)
+		c.poll = SBX_POLL_OFF;
+	int r = sbx_vm_create(&c, &x->vm, err, errlen);
+	if (r < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	struct sbx_vm *vm = x->vm;
+	vm->exec = x;
+	vm->confine_thread = 1;
+	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
+			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
+	if ((r = sbx_vm_load(vm, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	if (!vm->khdr.exec_start) {
+		sbx_exec_close(x);
+		return fail(err, errlen, -ENOTSUP, "the guest kernel cannot run from a snapshot");
+	}
+	volatile struct sbx_exec_ctl *ctl = ctl_of(vm);
+	memset((void *)ctl, 0, sizeof(*ctl));
+	ctl->flags = SBX_EXEC_NEED_WAKEUP; /* the point always parks in an exit */
+	x->done_seen = 0;
+	if (o->point == SBX_POINT_ENTRY) {
+		/* The kernel saves the start's extended state and parks at once; every run then
+		 * starts at the entry on a stack of its own. */
+		struct kvm_regs regs;
+		if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
+		    (regs.rip = vm->khdr.exec_start,
+		     ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)) {
+			r = -errno;
+			sbx_exec_close(x);
+			return fail(err, errlen, r, "setting the vCPU's start: %s", strerror(-r));
+		}
+	}
+	if (o->deterministic) {
+		uint32_t msr = 0x10; /* IA32_TSC */
+		uint64_t tsc = 0;
+		uint64_t h = host_tsc();
+		if (sbx_kvm_msrs(vm, 0, &msr, &tsc, 1) == 1)
+			x->tsc_offset = (int64_t)(tsc - h);
+	}
+	int e = pthread_create(&x->thread, NULL, vcpu_main, x);
+	if (e) {
+		sbx_exec_close(x);
+		return fail(err, errlen, -e, "cannot start the vCPU thread: %s", strerror(e));
+	}
+	x->thread_started = 1;
+	pthread_mutex_lock(&x->lock);
+	x->run_req = 1;
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+	if (!wait_parked(x)) {
+		r = fail(err, errlen, -ECANCELED, "%s ended before its snapshot point: %s",
+			 cfg->name ? cfg->name : cfg->prog, x->res.reason);
+		sbx_exec_close(x);
+		return r;
+	}
+	if ((r = check_point(x, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	/* The snapshot's counters are zero, as every run's start: a reset compares equal. */
+	if (x->o.point == SBX_POINT_CALL && x->ncounters)
+		memset(vm->mem + x->counters, 0, x->ncounters);
+	if ((r = sbx_snapshot_take(vm, &x->snap, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	/* Whole pages of counters are zeroed before each run rather than put back; pages they
+	 * share with other data are put back, then their counters zeroed. */
+	uint64_t klo = (x->counters + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1);
+	uint64_t khi = (x->counters + x->ncounters) & ~(SBX_PAGE_SIZE - 1);
+	sbx_snapshot_keep(x->snap, x->ncounters ? klo : 0, x->ncounters ? khi : 0, SBX_EXEC_ADDR);
+	if ((r = sbx_tmp_save(vm, &x->tmp_saved, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
+	vm->fs_changed = 0;
+	x->done_seen = ctl->done;
+	x->snap_pages = sbx_resident_pages(vm);
+	x->open_ms = us_since(&t0) / 1e3;
+	*out = x;
+	return 0;
+}
+
+/* This run's stdio: the run's own fds where given. */
+static int set_stdio(struct sbx_vm *vm, const struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	const int fds[3] = {run->stdin_fd, run->stdout_fd, run->stderr_fd};
+	for (int i = 0; i < 3; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (vm->fds[i].kind != SBX_H_FREE)
+			sbx_fd_release(vm, i);
+		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (d < 0)
+			return fail(err, errlen, -errno, "run: fd %d: %s", i, strerror(errno));
+		vm->fds[i] = (struct sbx_handle){
+		    .kind = SBX_H_HOST, .fd = d, .writable = i > 0, .stdio = i};
+	}
+	return 0;
+}
+
+/* A stack of this run's own: argv, envp and fresh AT_RANDOM bytes, as exec would give. */
+static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *err,
+		     size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	static const char *const empty_env[] = {NULL};
+	const struct policy *p = vm->cfg.policy;
+	char *const *argv = run->argv ? run->argv : vm->cfg.argv;
+	unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
+	struct loader_stack_args sa = {
+	    .argv = (const char *const *)argv,
+	    .envp = run->envp	       ? (const char *const *)run->envp
+		    : p && p->env ? (const char *const *)p->env
+				  : empty_env,
+	    .execfn = argv[0],
+	    .hwcap = edx,
+	    .hwcap2 = 2,
+	    .uid = getuid(),
+	    .euid = getuid(),
+	    .gid = getgid(),
+	    .egid = getgid(),
+	    .clktck = 100,
+	    .sysinfo_ehdr = SBX_VDSO_ADDR,
+	    .minsigstksz = 2048,
+	    .stack_top = vm->mem_size,
+	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
+	};
+	if (x->o.deterministic) {
+		for (int i = 0; i < 16; i++)
+			sa.random[i] = (uint8_t)(run->seed >> (8 * (i % 8))) ^ (uint8_t)i;
+	} else if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
+		return fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));
+	}
+	struct loader_mem lm = {.base = vm->mem, .size = vm->mem_size};
+	uint64_t rsp;
+	char lerr[300];
+	int r = loader_build_stack(&lm, &vm->img, &sa, &rsp, lerr, sizeof(lerr));
+	if (r < 0)
+		return fail(err, errlen, r, "run: building the stack: %s", lerr);
+	/* Written behind KVM's back: put back before the next run like the guest's writes. */
+	sbx_mem_dirty(vm, rsp & ~(SBX_PAGE_SIZE - 1), vm->mem_size - (rsp & ~(SBX_PAGE_SIZE - 1)));
+	volatile struct sbx_exec_ctl *c = ctl_of(vm);
+	c->entry_rsp = rsp;
+	c->entry_rip = vm->img.entry;
+	return 0;
+}
+
+static int set_input(struct sbx_exec *x, const struct sbx_exec_run *run, char *err,
+		     size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	if (run->input_len > x->input_max)
+		return fail(err, errlen, -E2BIG, "run: input of %zu bytes, the guest takes %llu",
+			    run->input_len, (unsigned long long)x->input_max);
+	if (run->input_len && sbx_copy_to_guest(vm, x->input + x->input_max - run->input_len, run->input, run->input_len) < 0)
+		return fail(err, errlen, -EFAULT, "run: the input buffer left guest RAM");
+	if (x->ncounters) {
+		uint8_t *cnt = vm->mem + x->counters;
+		memset(cnt, 0, x->ncounters);
+	}
+	ctl_of(vm)->input_len = run->input_len;
+	return 0;
+}
+
+/* Deterministic runs: every run's clocks start at the same instant. */
+static void set_clock(struct sbx_exec *x)
+{
+	struct sbx_vm *vm = x->vm;
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	b->tsc_at_boot = host_tsc() + (uint64_t)x->tsc_offset;
+	b->realtime_ns = 1700000000ll * 1000000000ll;
+	b->monotonic_ns = 1000000000ll;
+	b->start_ns = b->monotonic_ns;
+	b->clock_seq += 2;
+}
+
+/* Everything of a run but the pages: monitor state, then this run's own setup. */
+static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int r = sbx_reset_monitor(vm, x->snap, err, errlen);
+	if (r == 0 && vm->fs_changed && x->tmp_saved) {
+		/* The handles are closed: put the --tmp directories back as they were. */
+		r = sbx_tmp_restore(vm, x->tmp_saved, err, errlen);
+		vm->fs_changed = 0;
+	}
+	if (r == 0)
+		r = set_stdio(vm, run, err, errlen);
+	if (r == 0 && x->o.point == SBX_POINT_ENTRY)
+		r = set_stack(x, run, err, errlen);
+	if (r == 0 && x->o.point == SBX_POINT_CALL)
+		r = set_input(x, run, err, errlen);
+	if (r == 0 && x->o.deterministic) {
+		set_clock(x);
+		vm->det_random = 1;
+		vm->det_state = run->seed;
+	}
+	return r;
+}
+
+static void go(struct sbx_exec *x)
+{
+	volatile struct sbx_exec_ctl *c = ctl_of(x->vm);
+	if (x->o.fast) {
+		/* We poll the ring while the run lasts: no doorbells. */
+		volatile struct sbx_ring *ring = sbx_gptr(x->vm, SBX_RING_ADDR, sizeof(*ring));
+		__atomic_and_fetch(&ring->flags, ~SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+	}
+	c->flags = x->o.fast ? 0 : SBX_EXEC_NEED_WAKEUP;
+	x->done_seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&c->go, ++x->gen, __ATOMIC_RELEASE);
+}
+
+/* The vCPU is held (parked or stopped): any reset is safe. */
+static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopped, char *err,
+			 size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int pt = 0, r;
+	if ((r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen)) < 0)
+		return r;
+	/* After a crash the registers are wherever it left them; without trust in the
+	 * program they are put back every time. */
+	if ((stopped || !x->o.fast) && (r = sbx_reset_vcpu(vm, x->snap, err, errlen)) < 0)
+		return r;
+	if ((r = prepare(x, run, err, errlen)) < 0)
+		return r;
+	run->slow = 1;
+	go(x);
+	pthread_mutex_lock(&x->lock);
+	if (stopped) {
+		x->stopped = 0;
+		x->run_req = 1;
+	} else {
+		x->parked = 0;
+	}
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+	return 0;
+}
+
+/* The vCPU spins in the park loop: reset under it. -EAGAIN when it must be stopped first. */
+static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	volatile struct sbx_ring *ring = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*ring));
+	int pt = 0;
+	/* The poller must not be serving anything while the ring's page goes back. */
+	pthread_mutex_lock(&vm->ring_lock);
+	if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) != vm->ring_tail)
+		sbx_ring_serve(vm);
+	int r = sbx_reset_pages(vm, x->snap, 0, &run->reset_pages, &pt, err, errlen);
+	if (r == 0)
+		r = prepare(x, run, err, errlen);
+	if (r == 0)
+		go(x);
+	pthread_mutex_unlock(&vm->ring_lock);
+	return r;
+}
+
+/* Waits for the run to end: 0 ended by parking, 1 stopped, with the time limit applied. */
+static int wait_end(struct sbx_exec *x)
+{
+	struct sbx_vm *vm = x->vm;
+	volatile struct sbx_exec_ctl *c = ctl_of(vm);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	uint64_t ms = x->o.timeout_ms;
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	if (x->o.fast) {
+		/* The run is short and a core is ours: spin on the mailbox and serve the ring,
+		 * no exit. */
+		const volatile struct sbx_ring *ring =
+		    (const volatile struct sbx_ring *)(vm->mem + SBX_RING_ADDR);
+		for (uint64_t i = 0;; i++) {
+			if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != x->done_seen)
+				return 0;
+			if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) !=
+			    __atomic_load_n(&vm->ring_tail, __ATOMIC_ACQUIRE)) {
+				pthread_mutex_lock(&vm->ring_lock);
+				vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
+				pthread_mutex_unlock(&vm->ring_lock);
+				continue;
+			}
+			if ((i & 1023) == 1023) {
+				pthread_mutex_lock(&x->lock);
+				int st = x->stopped, pk = x->parked;
+				pthread_mutex_unlock(&x->lock);
+				if (st)
+					return 1;
+				if (pk)
+					return 0;
+				if (ms) {
+					struct timespec now;
+					clock_gettime(CLOCK_REALTIME, &now);
+					if (now.tv_sec > dl.tv_sec ||
+					    (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec))
+						break;
+				}
+			}
+			__builtin_ia32_pause();
+		}
+	} else {
+		pthread_mutex_lock(&x->lock);
+		int w = 0;
+		while (!x->parked && !x->stopped && w != ETIMEDOUT)
+			w = ms ? pthread_cond_timedwait(&x->cond, &x->lock, &dl)
+			       : pthread_cond_wait(&x->cond, &x->lock);
+		int st = x->stopped, pk = x->parked;
+		pthread_mutex_unlock(&x->lock);
+		if (st)
+			return 1;
+		if (pk)
+			return 0;
+	}
+	char why[96];
+	snprintf(why, sizeof(why), "wall-clock limit reached: --timeout %llu ms",
+		 (unsigned long long)ms);
+	sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0, "%s", why);
+	pthread_mutex_lock(&x->lock);
+	while (!x->stopped && !x->parked)
+		pthread_cond_wait(&x->cond, &x->lock);
+	if (x->parked) {
+		/* Parked just as the time ran out: the kill ends it. */
+		pthread_cond_broadcast(&x->cond);
+		while (!x->stopped)
+			pthread_cond_wait(&x->cond, &x->lock);
+	}
+	pthread_mutex_unlock(&x->lock);
+	return 1;
+}
+
+int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	memset(&run->res, 0, sizeof(run->res));
+	run->reset_pages = 0;
+	run->slow = 0;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_mutex_lock(&x->lock);
+	int stopped = x->stopped, parked = x->parked;
+	pthread_mutex_unlock(&x->lock);
+	int r;
+	if (!stopped && !parked) {
+		/* Fast: the last run parked spinning. */
+		r = reset_spinning(x, run, err, errlen);
+		if (r == -EAGAIN) {
+			/* Page tables among the pages: have the kernel ring, then reset held. */
+			ctl_of(vm)->flags = SBX_EXEC_NEED_WAKEUP;
+			parked = wait_parked(x);
+			stopped = !parked;
+			r = reset_stopped(x, run, stopped, err, errlen);
+		}
+	} else {
+		r = reset_stopped(x, run, stopped, err, errlen);
+	}
+	if (r < 0)
+		return r;
+	run->reset_us = us_since(&t0);
+	uint64_t exits0 = vm->stats.exits;
+	x->runs++;
+	int ended = wait_end(x);
+	run->exits = vm->stats.exits - exits0;
+	if (ended == 0) {
+		uint32_t st = ctl_of(vm)->status;
+		run->res.end = SBX_END_EXIT;
+		run->res.status = (int)(st & 0xff);
+		snprintf(run->res.reason, sizeof(run->res.reason), "exited with status %u",
+			 st & 0xff);
+	} else {
+		pthread_mutex_lock(&x->lock);
+		run->res = x->res;
+		pthread_mutex_unlock(&x->lock);
+		/* sbx_vm_run's counters are since its start: this run's exits are the last. */
+		run->exits = vm->stats.exits - exits0;
+		if (x->res.end == SBX_END_ERROR && x->res.status == SBX_STATUS_ERROR &&
+		    strstr(x->res.reason, "ABI"))
+			return fail(err, errlen, -EPROTO, "%s", x->res.reason);
+	}
+	if (x->o.verify_every && x->runs % x->o.verify_every == 0) {
+		/* The debug compare needs the next reset done with the vCPU held. */
+		ctl_of(vm)->flags = SBX_EXEC_NEED_WAKEUP;
+		int p = ended == 0 ? wait_parked(x) : 0;
+		uint64_t pages;
+		int pt;
+		r = sbx_reset_pages(vm, x->snap, 1, &pages, &pt, err, errlen);
+		if (r == 0)
+			r = sbx_reset_verify(vm, x->snap, err, errlen);
+		(void)p;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void sbx_exec_info(const struct sbx_exec *x, struct sbx_exec_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (x->o.point == SBX_POINT_CALL && x->ncounters) {
+		info->counters = x->vm->mem + x->counters;
+		info->ncounters = x->ncounters;
+	}
+	info->input_max = x->input_max;
+	info->open_ms = x->open_ms;
+	info->snapshot_pages = x->snap_pages;
+}
+
+struct sbx_vm *sbx_exec_vm(struct sbx_exec *x)
+{
+	return x->vm;
+}
+
+void sbx_exec_close(struct sbx_exec *x)
+{
+	if (!x)
+		return;
+	if (x->thread_started) {
+		sbx_vm_kill(x->vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "closed");
+		pthread_mutex_lock(&x->lock);
+		x->quit = 1;
+		pthread_cond_broadcast(&x->cond);
+		pthread_mutex_unlock(&x->lock);
+		pthread_join(x->thread, NULL);
+	}
+	sbx_snapshot_free(x->snap);
+	sbx_tmp_free(x->tmp_saved);
+	sbx_vm_destroy(x->vm);
+	pthread_mutex_destroy(&x->lock);
+	pthread_cond_destroy(&x->cond);
+	free(x);
+}
