@@ -42,6 +42,7 @@ struct sbx_stop {
 	int shutdown;		/* a triple fault */
 	int status_set_by_exit; /* the guest's own exit hypercall ended the run */
 	char reason[400];
+	char dedup[200], summary[200]; /* the fault report's DEDUP_TOKEN and SUMMARY */
 };
 
 struct sbx_vm {
