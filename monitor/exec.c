@@ -206,6 +206,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	struct sbx_vm *vm = x->vm;
 	vm->exec = x;
 	vm->confine_thread = 1;
+	if (o->fast)
+		vm->spin_us = 1000;
 	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
 			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
 	if ((r = sbx_vm_load(vm, err, errlen)) < 0) {
@@ -431,16 +433,21 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 {
 	struct sbx_vm *vm = x->vm;
 	int pt = 0, r;
-	if ((r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen)) < 0)
-		return r;
+	/* The poller writes the ring's flags under ring_lock: not while pages go back. */
+	pthread_mutex_lock(&vm->ring_lock);
+	r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
 	/* After a crash the registers are wherever it left them; without trust in the
 	 * program they are put back every time. */
-	if ((stopped || !x->o.fast) && (r = sbx_reset_vcpu(vm, x->snap, err, errlen)) < 0)
-		return r;
-	if ((r = prepare(x, run, err, errlen)) < 0)
+	if (r == 0 && (stopped || !x->o.fast))
+		r = sbx_reset_vcpu(vm, x->snap, err, errlen);
+	if (r == 0)
+		r = prepare(x, run, err, errlen);
+	if (r == 0)
+		go(x);
+	pthread_mutex_unlock(&vm->ring_lock);
+	if (r < 0)
 		return r;
 	run->slow = 1;
-	go(x);
 	pthread_mutex_lock(&x->lock);
 	if (stopped) {
 		x->stopped = 0;
@@ -607,9 +614,11 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		int p = ended == 0 ? wait_parked(x) : 0;
 		uint64_t pages;
 		int pt;
+		pthread_mutex_lock(&vm->ring_lock);
 		r = sbx_reset_pages(vm, x->snap, 1, &pages, &pt, err, errlen);
 		if (r == 0)
 			r = sbx_reset_verify(vm, x->snap, err, errlen);
+		pthread_mutex_unlock(&vm->ring_lock);
 		(void)p;
 		if (r < 0)
 			return r;

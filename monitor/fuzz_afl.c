@@ -24,6 +24,11 @@
 
 #define AFL_CTL_FD 198
 #define AFL_ST_FD 199
+/* The forkserver's options, announced in its hello (AFL++'s FS_OPT_* values). */
+#define AFL_OPT_ENABLED 0x80000001u
+#define AFL_OPT_MAPSIZE 0x40000000u
+#define AFL_OPT_SHDMEM_FUZZ 0x01000000u
+#define AFL_OPT_MAX_MAPSIZE ((0x00fffffeu >> 1) + 1)
 
 struct afl_child {
 	pid_t pid;
@@ -116,7 +121,20 @@ int fuzz_afl_main(struct fuzz *fz)
 		}
 		map_size = ds.shm_segsz;
 	}
-	/* The test case: stdin (AFL's .cur_input), or the file AFL names for "@@". */
+	/* The test case: in shared memory (a 4-byte length, then the bytes) when AFL offers it,
+	 * else stdin (AFL's .cur_input), or the file AFL names for "@@". */
+	const char *fshm = getenv("__AFL_SHM_FUZZ_ID");
+	uint8_t *tc = NULL;
+	size_t tc_size = 0;
+	if (fshm) {
+		int id = atoi(fshm);
+		struct shmid_ds ds;
+		tc = shmat(id, NULL, 0);
+		if (tc == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0 || ds.shm_segsz < 4)
+			tc = NULL;
+		else
+			tc_size = ds.shm_segsz;
+	}
 	int in_fd = 0;
 	for (int i = 0; i < fz->nlf; i++)
 		if (fz->lf[i][0] != '-')
@@ -136,8 +154,19 @@ int fuzz_afl_main(struct fuzz *fz)
 	}
 	pthread_t watcher;
 	pthread_create(&watcher, NULL, watch_main, &c);
-	uint32_t hello = 0;
+	/* Our map is as large as the guest's counters: AFL then hashes no more than that. */
+	uint32_t hello = AFL_OPT_ENABLED;
+	size_t want = info.ncounters < 64 ? 64 : (info.ncounters + 63) / 64 * 64;
+	if (map && want <= map_size && want <= AFL_OPT_MAX_MAPSIZE) {
+		hello |= AFL_OPT_MAPSIZE | (uint32_t)((want - 1) << 1);
+		map_size = want;
+	}
+	if (tc)
+		hello |= AFL_OPT_SHDMEM_FUZZ;
 	int forkserver = write(AFL_ST_FD, &hello, 4) == 4;
+	uint32_t ack;
+	if (forkserver && tc && read(AFL_CTL_FD, &ack, 4) != 4)
+		forkserver = 0; /* AFL confirms shared-memory test cases */
 	for (;;) {
 		uint32_t req;
 		if (forkserver && read(AFL_CTL_FD, &req, 4) != 4)
@@ -151,8 +180,15 @@ int fuzz_afl_main(struct fuzz *fz)
 		if (forkserver && write(AFL_ST_FD, &pid, 4) != 4)
 			break;
 		size_t len = 0;
-		if (read_all(in_fd, buf, info.input_max, &len) < 0)
+		if (tc) {
+			uint32_t n;
+			memcpy(&n, tc, 4);
+			len = n < tc_size - 4 ? n : tc_size - 4;
+			len = len < info.input_max ? len : info.input_max;
+			memcpy(buf, tc + 4, len);
+		} else if (read_all(in_fd, buf, info.input_max, &len) < 0) {
 			len = 0;
+		}
 		struct sbx_exec_run run = {
 		    .stdin_fd = -1,
 		    .stdout_fd = -1,

@@ -154,6 +154,7 @@ struct sbx_vm {
 	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
 	int confine_thread;	  /* confine the vCPU thread and its children only */
 	int det_random;		  /* getrandom answers from det_state, not the host */
+	uint32_t spin_us;	  /* the guest's spin on a request before the doorbell (0: default) */
 	int fs_changed;		  /* a call may have changed a writable mount since the reset */
 	uint64_t det_state, det_out;
 };
