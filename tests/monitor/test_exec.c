@@ -33,6 +33,7 @@ static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_ex
 	policy_init(&f->pol);
 	cr_assert_eq(policy_add_tmp(&f->pol, "/tmp", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_make_tmp(&f->pol, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_set_env(&f->pol, "STATE_COMMANDS=1", err, sizeof(err)), 0, "%s", err);
 	f->argv[0] = (char *)prog;
 	f->argv[1] = (char *)arg;
 	f->argv[2] = NULL;
