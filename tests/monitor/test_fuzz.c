@@ -119,8 +119,7 @@ static void near_seed(void)
 	free(run("mkdir -p %s/corpus && printf 'SBXFBB?' > %s/corpus/near", &st, dir, dir));
 }
 
-Test(fuzz, a_crash_hit_many_times_is_one_bucket, .init = setup, .fini = teardown,
-     .timeout = 200)
+Test(fuzz, a_crash_hit_many_times_is_one_bucket, .init = setup, .fini = teardown, .timeout = 200)
 {
 	near_seed();
 	int st;
@@ -158,8 +157,7 @@ Test(fuzz, known_crashes_do_not_fail, .init = setup, .fini = teardown, .timeout 
 	free(o);
 }
 
-Test(fuzz, ci_mode_stops_minimises_and_reports, .init = setup, .fini = teardown,
-     .timeout = 600)
+Test(fuzz, ci_mode_stops_minimises_and_reports, .init = setup, .fini = teardown, .timeout = 600)
 {
 	int st;
 	char *o = run("cd %s && mkdir corpus && %s --ci --max-total-time=240 %s -seed=1 corpus "
