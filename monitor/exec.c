@@ -49,7 +49,11 @@ struct sbx_exec {
 	double open_ms;
 	uint64_t snap_pages;
 	char **tmp_saved; /* the --tmp directories at the snapshot */
-	uint32_t enomem;  /* the boot page's count at the snapshot */
+	int running;	  /* a run is under way (under lock): kills apply to it only */
+	int broken;	  /* a reset failed: no more runs */
+	/* Untrusted runs: every MSR the vCPU has, as at the snapshot, put back in one ioctl. */
+	struct kvm_msrs *msrs;
+	uint32_t enomem; /* the boot page's count at the snapshot */
 };
 
 static volatile struct sbx_exec_ctl *ctl_of(struct sbx_vm *vm)
@@ -63,6 +67,17 @@ static double us_since(const struct timespec *t0)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)(t.tv_sec - t0->tv_sec) * 1e6 + (double)(t.tv_nsec - t0->tv_nsec) / 1e3;
+}
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm)
@@ -151,21 +166,95 @@ static int wait_parked(struct sbx_exec *x)
 
 void sbx_exec_kill(struct sbx_exec *x, enum sbx_end end, int status, const char *why)
 {
-	sbx_vm_kill(x->vm, end, status, 0, "%s", why);
+	/* Only a run under way: a kill meant for a run that has ended must not reach the state
+	 * the next reset is putting back, nor the next run. */
 	pthread_mutex_lock(&x->lock);
-	pthread_cond_broadcast(&x->cond);
+	if (x->running) {
+		sbx_vm_kill(x->vm, end, status, 0, "%s", why);
+		pthread_cond_broadcast(&x->cond);
+	}
 	pthread_mutex_unlock(&x->lock);
 }
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+/* ring_lock, even from a poller blocked in a host call the guest asked for (a SLEEP, a poll
+ * with no end): cut it short. Only while the sandbox's threads are alive (parked or
+ * spinning, not stopped). */
+static void lock_ring(struct sbx_vm *vm)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
+	if (pthread_mutex_trylock(&vm->ring_lock) == 0)
+		return;
+	for (;;) {
+		atomic_fetch_add(&vm->nudge, 1);
+		syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+		if (vm->poller_started)
+			pthread_kill(vm->poller, sbx_kick_signal());
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 10000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		if (pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0)
+			return;
+	}
+}
+
+/* Every MSR KVM lists for the vCPU that reads and writes back as it is now (at the point),
+ * but the clock's. A program that reaches CPL0 could leave any of them for the next run. */
+static int msrs_capture(struct sbx_exec *x, char *err, size_t errlen)
+{
+	int kfd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	struct kvm_msr_list probe = {.nmsrs = 0}, *list = NULL;
+	if (kfd < 0)
+		return fail(err, errlen, -errno, "/dev/kvm: %s", strerror(errno));
+	if (ioctl(kfd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+		close(kfd);
+		return fail(err, errlen, -errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	}
+	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+	x->msrs = calloc(1, sizeof(*x->msrs) + probe.nmsrs * sizeof(struct kvm_msr_entry));
+	if (!list || !x->msrs) {
+		close(kfd);
+		free(list);
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	list->nmsrs = probe.nmsrs;
+	int r = ioctl(kfd, KVM_GET_MSR_INDEX_LIST, list);
+	close(kfd);
+	if (r < 0) {
+		free(list);
+		return fail(err, errlen, -errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	}
+	unsigned n = 0;
+	for (uint32_t i = 0; i < list->nmsrs; i++) {
+		uint32_t idx = list->indices[i];
+		uint64_t v;
+		/* Time (TSC, its adjust and deadline) goes on; kvmclock's MSRs make KVM write
+		 * guest memory. */
+		if (idx == 0x10 || idx == 0x3b || idx == 0x6e0 || idx == 0x11 || idx == 0x12 ||
+		    (idx >= 0x4b564d00 && idx <= 0x4b564dff))
+			continue;
+		if (sbx_kvm_msrs(x->vm, 0, &idx, &v, 1) != 1)
+			continue;
+		x->msrs->entries[n].index = idx;
+		x->msrs->entries[n].data = v;
+		n++;
+	}
+	free(list);
+	/* Keep those that also write back: KVM stops at the first it refuses. */
+	for (;;) {
+		x->msrs->nmsrs = n;
+		r = ioctl(x->vm->vcpu_fd, KVM_SET_MSRS, x->msrs);
+		if (r < 0)
+			return fail(err, errlen, -errno, "KVM_SET_MSRS: %s", strerror(errno));
+		if ((unsigned)r >= n)
+			break;
+		memmove(&x->msrs->entries[r], &x->msrs->entries[r + 1],
+			(n - (unsigned)r - 1) * sizeof(x->msrs->entries[0]));
+		n--;
+	}
+	return 0;
 }
 
 /* The point's arguments come from the guest: the counters and the input buffer must be user
@@ -241,6 +330,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	vm->confine_thread = 1;
 	if (o->fast)
 		vm->spin_us = 1000;
+	else
+		vm->full_reset = 1; /* the program may be hostile: it may reach CPL0 */
 	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
 			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
 	if ((r = sbx_vm_load(vm, err, errlen)) < 0) {
@@ -316,6 +407,10 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	uint64_t klo = (x->counters + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1);
 	uint64_t khi = (x->counters + x->ncounters) & ~(SBX_PAGE_SIZE - 1);
 	sbx_snapshot_keep(x->snap, x->ncounters ? klo : 0, x->ncounters ? khi : 0, SBX_EXEC_ADDR);
+	if (!o->fast && (r = msrs_capture(x, err, errlen)) < 0) {
+		sbx_exec_close(x);
+		return r;
+	}
 	if ((r = sbx_tmp_save(vm, &x->tmp_saved, err, errlen)) < 0) {
 		sbx_exec_close(x);
 		return r;
@@ -427,11 +522,20 @@ static void set_clock(struct sbx_exec *x)
 static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = x->vm;
+	/* The mailbox as at the snapshot, but for the words the parked kernel may be reading
+	 * (go, done, flags): nothing a run leaves there reaches the next. */
+	uint8_t *mb = vm->mem + SBX_EXEC_ADDR;
+	const uint8_t *sp = sbx_snapshot_page(x->snap, SBX_EXEC_ADDR);
+	memcpy(mb + SBX_EXEC_STATUS, sp + SBX_EXEC_STATUS, SBX_PAGE_SIZE - SBX_EXEC_STATUS);
 	int r = sbx_reset_monitor(vm, x->snap, err, errlen);
 	if (r == 0 && vm->fs_changed && x->tmp_saved) {
-		/* The handles are closed: put the --tmp directories back as they were. */
+		/* The handles are closed: put the --tmp directories back as they were. A failure
+		 * is the sandbox's: its next run would see this one's files. */
 		r = sbx_tmp_restore(vm, x->tmp_saved, err, errlen);
-		vm->fs_changed = 0;
+		if (r == 0)
+			vm->fs_changed = 0;
+		else
+			x->broken = 1;
 	}
 	if (r == 0)
 		r = set_stdio(vm, run, err, errlen);
@@ -457,6 +561,9 @@ static void go(struct sbx_exec *x)
 	}
 	c->flags = x->o.fast ? 0 : SBX_EXEC_NEED_WAKEUP;
 	x->done_seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&x->lock);
+	x->running = 1;
+	pthread_mutex_unlock(&x->lock);
 	__atomic_store_n(&c->go, ++x->gen, __ATOMIC_RELEASE);
 }
 
@@ -467,19 +574,26 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 	struct sbx_vm *vm = x->vm;
 	int pt = 0, r;
 	/* The poller writes the ring's flags under ring_lock: not while pages go back. */
-	pthread_mutex_lock(&vm->ring_lock);
+	if (stopped)
+		pthread_mutex_lock(&vm->ring_lock);
+	else
+		lock_ring(vm);
 	r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
 	/* After a crash the registers are wherever it left them; without trust in the
-	 * program they are put back every time. */
+	 * program they are put back every time, all of them. */
 	if (r == 0 && (stopped || !x->o.fast))
 		r = sbx_reset_vcpu(vm, x->snap, err, errlen);
+	if (r == 0 && x->msrs && ioctl(vm->vcpu_fd, KVM_SET_MSRS, x->msrs) != (int)x->msrs->nmsrs)
+		r = fail(err, errlen, -EIO, "reset: KVM_SET_MSRS refused an MSR it took before");
 	if (r == 0)
 		r = prepare(x, run, err, errlen);
 	if (r == 0)
 		go(x);
 	pthread_mutex_unlock(&vm->ring_lock);
-	if (r < 0)
+	if (r < 0) {
+		x->broken = 1;
 		return r;
+	}
 	run->slow = 1;
 	pthread_mutex_lock(&x->lock);
 	if (stopped) {
@@ -500,15 +614,21 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 	volatile struct sbx_ring *ring = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*ring));
 	int pt = 0;
 	/* The poller must not be serving anything while the ring's page goes back. */
-	pthread_mutex_lock(&vm->ring_lock);
-	if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) != vm->ring_tail)
-		sbx_ring_serve(vm);
+	lock_ring(vm);
+	/* A request published after the run's end is not served (it could block this thread):
+	 * the reset waits for the vCPU to stop, and the ring goes back with its page. */
+	if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) != vm->ring_tail) {
+		pthread_mutex_unlock(&vm->ring_lock);
+		return -EAGAIN;
+	}
 	int r = sbx_reset_pages(vm, x->snap, 0, &run->reset_pages, &pt, err, errlen);
 	if (r == 0)
 		r = prepare(x, run, err, errlen);
 	if (r == 0)
 		go(x);
 	pthread_mutex_unlock(&vm->ring_lock);
+	if (r < 0 && r != -EAGAIN)
+		x->broken = 1;
 	return r;
 }
 
@@ -593,6 +713,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 {
 	struct sbx_vm *vm = x->vm;
 	memset(&run->res, 0, sizeof(run->res));
+	if (x->broken)
+		return fail(err, errlen, -EIO, "this sandbox failed a reset earlier");
 	run->reset_pages = 0;
 	run->slow = 0;
 	run->parked = 0;
@@ -621,6 +743,9 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	uint64_t exits0 = vm->stats.exits;
 	x->runs++;
 	int ended = wait_end(x);
+	pthread_mutex_lock(&x->lock);
+	x->running = 0;
+	pthread_mutex_unlock(&x->lock);
 	run->exits = vm->stats.exits - exits0;
 	run->oom = ((const volatile struct sbx_bootinfo *)(vm->mem + SBX_BOOTINFO_ADDR))->enomem !=
 		   x->enomem;
@@ -647,12 +772,14 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		int p = ended == 0 ? wait_parked(x) : 0;
 		uint64_t pages;
 		int pt;
-		pthread_mutex_lock(&vm->ring_lock);
+		if (p)
+			lock_ring(vm);
+		else
+			pthread_mutex_lock(&vm->ring_lock);
 		r = sbx_reset_pages(vm, x->snap, 1, &pages, &pt, err, errlen);
 		if (r == 0)
 			r = sbx_reset_verify(vm, x->snap, err, errlen);
 		pthread_mutex_unlock(&vm->ring_lock);
-		(void)p;
 		if (r < 0)
 			return r;
 	}
@@ -690,6 +817,7 @@ void sbx_exec_close(struct sbx_exec *x)
 	}
 	sbx_snapshot_free(x->snap);
 	sbx_tmp_free(x->tmp_saved);
+	free(x->msrs);
 	sbx_vm_destroy(x->vm);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);

@@ -31,6 +31,8 @@ static int tree_clear(int dirfd)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (e->d_type == DT_DIR) {
+			/* A run may have taken its own permissions away: give them back first. */
+			fchmodat(dirfd, e->d_name, 0700, 0);
 			int sub = openat(dirfd, e->d_name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0) {
@@ -155,6 +157,10 @@ int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen)
 {
 	const struct policy *p = vm->cfg.policy;
 	for (size_t i = 0; saved && saved[i] && i < p->ntmp_host; i++) {
+		struct stat st;
+		/* The directory itself as it was made (a run may have chmod'ed it). */
+		if (stat(saved[i], &st) == 0)
+			chmod(p->tmp_host[i], st.st_mode & 07777);
 		int a = open_dir(saved[i]), b = open_dir(p->tmp_host[i]);
 		int r = a < 0 || b < 0 ? -errno : tree_clear(b);
 		if (!r)

@@ -136,10 +136,15 @@ void fuzz_repro_command(const struct fuzz *fz, const char *input, char *out, siz
 	char q[4300];
 	n += (size_t)snprintf(out + n, outlen - n, "sandbox-fuzz");
 	for (int i = 0; i < fz->nown && n < outlen; i++) {
-		/* Fuzzing-campaign options do not belong to a reproduction. */
-		if (!strcmp(fz->own[i], "--ci") || !strncmp(fz->own[i], "--max-total-time", 16) ||
-		    !strcmp(fz->own[i], "--keep-going") ||
-		    !strncmp(fz->own[i], "--known-crashes", 15))
+		/* Fuzzing-campaign options do not belong to a reproduction (with their values,
+		 * in either form). */
+		const char *a = fz->own[i];
+		if (!strcmp(a, "--max-total-time") || !strcmp(a, "--known-crashes")) {
+			i++;
+			continue;
+		}
+		if (!strcmp(a, "--ci") || !strncmp(a, "--max-total-time=", 17) ||
+		    !strcmp(a, "--keep-going") || !strncmp(a, "--known-crashes=", 16))
 			continue;
 		shq(fz->own[i], q, sizeof(q));
 		n += (size_t)snprintf(out + n, outlen - n, " %s", q);

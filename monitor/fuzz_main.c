@@ -159,8 +159,12 @@ int fuzz_open(struct fuzz *fz, char *err, size_t errlen)
 	fz->log = tmpfile();
 	if (fz->log)
 		c->log = fz->log;
-	snprintf(fz->json_tmp, sizeof(fz->json_tmp), "%s/sandbox-fuzz-%d.json",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	/* The monitor writes a crash's JSON report here, next to the artifacts (the user's own
+	 * directory, not a shared one like /tmp), and it is renamed to the artifact's name. */
+	const char *slash = strrchr(fz->artifact_prefix, '/');
+	snprintf(fz->json_tmp, sizeof(fz->json_tmp), "%.*s.sandbox-fuzz-%d.json",
+		 slash ? (int)(slash - fz->artifact_prefix + 1) : 0, fz->artifact_prefix,
+		 (int)getpid());
 	c->report_json = fz->json_tmp;
 	struct sbx_exec_opts o = {
 	    .point = SBX_POINT_CALL,
@@ -390,6 +394,11 @@ static int split_reexec(struct fuzz *fz, int argc, char **argv, char ***own_argv
 		free(l);
 		return 0;
 	}
+	if (!fz->target) {
+		free(o);
+		free(l);
+		return -EINVAL; /* --sbx-arg= without --sbx-target=: not one of our re-executions */
+	}
 	o[no++] = (char *)fz->target;
 	*own_argv = o;
 	*own_argc = no;
@@ -407,8 +416,11 @@ int main(int argc, char **argv)
 	int pargc = argc;
 	int re = split_reexec(&fz, argc, argv, &pargv, &pargc);
 	if (re < 0) {
-		fprintf(stderr, "sandbox-fuzz: out of memory\n");
-		return 1;
+		fprintf(stderr, "sandbox-fuzz: %s\n",
+			re == -EINVAL ? "--sbx-arg= needs --sbx-target= (they are for libFuzzer's "
+					"re-executions of sandbox-fuzz)"
+				      : "out of memory");
+		return 2;
 	}
 	int r = sbx_cli_parse(&fz.cli, pargc, pargv, fuzz_opts, front, &fz, err, sizeof(err));
 	if (r == 1) {

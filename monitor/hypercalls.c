@@ -220,9 +220,11 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 		clock_gettime(CLOCK_MONOTONIC, &vm->first_call_at);
 		__atomic_store_n(&vm->first_call_pending, 0, __ATOMIC_RELEASE);
 	}
-	int64_t ret = sbx_hc_table[s->nr](vm, s);
-	if (ret >= 0 && !vm->fs_changed)
+	/* Before the call and whatever it returns: a call may change a directory and still
+	 * fail (a file created, then no handle left for it). */
+	if (!vm->fs_changed)
 		vm->fs_changed = sbx_hc_changes_fs(vm, s);
+	int64_t ret = sbx_hc_table[s->nr](vm, s);
 	if (vm->cfg.audit)
 		sbx_audit_record(vm, s, ret);
 	return ret;

@@ -225,6 +225,11 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 	return 0;
 }
 
+const uint8_t *sbx_snapshot_page(const struct sbx_snap *s, uint64_t gpa)
+{
+	return gpa + SBX_PAGE_SIZE <= s->mem_size ? s->ram + gpa : NULL;
+}
+
 void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page)
 {
 	s->keep_lo = lo;

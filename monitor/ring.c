@@ -151,7 +151,21 @@ static void *poller_main(void *arg)
 
 void sbx_ring_doorbell(struct sbx_vm *vm)
 {
-	pthread_mutex_lock(&vm->ring_lock);
+	/* The poller may be blocked in a host call the guest asked for (a poll with no end)
+	 * while it holds the lock: a kill must still get this thread out. */
+	for (;;) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 10000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		if (pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0)
+			break;
+		if (atomic_load(&vm->stopping))
+			return;
+	}
 	sbx_ring_serve(vm);
 	pthread_mutex_unlock(&vm->ring_lock);
 	vm->stats.doorbells++;

@@ -243,8 +243,10 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		 * debug registers need CPL0 to change. */
 		int abnormal = atomic_load(&vm->stopping) && vm->stop.end != SBX_END_EXIT &&
 			       vm->stop.end != SBX_END_SIGNAL;
-		/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub. */
-		int full = !reset || vm->cpl == 0 || abnormal;
+		/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub; and a
+		 * program that may be hostile can reach CPL0 itself (under PVM it can write its
+		 * page tables and IDT): then everything CPL0 can change goes back too. */
+		int full = !reset || vm->cpl == 0 || abnormal || vm->full_reset;
 		if (!reset) {
 			cpuid->nent = ncpuid;
 			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
@@ -280,7 +282,7 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		/* A run that ended in an exit hypercall, or parked, left no exception or interrupt
 		 * pending:
 		 * a reset after it keeps the events as they are (one ioctl less). */
-		if (!reset || !(vm->stop.status_set_by_exit || vm->parked))
+		if (!reset || vm->full_reset || !(vm->stop.status_set_by_exit || vm->parked))
 			vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
 		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
 			if (xcrs.xcrs[i].xcr == 0)

@@ -155,6 +155,7 @@ struct sbx_vm {
 	int confine_thread;	  /* confine the vCPU thread and its children only */
 	int det_random;		  /* getrandom answers from det_state, not the host */
 	uint32_t spin_us; /* the guest's spin on a request before the doorbell (0: default) */
+	int full_reset;	  /* a reset puts back all vCPU state CPL0 can change (untrusted runs) */
 	int fs_changed;	  /* a call may have changed a writable mount since the reset */
 	uint64_t det_state, det_out;
 };
@@ -202,6 +203,8 @@ int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errl
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */
 void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page);
+/* The snapshot's copy of the page at gpa. */
+const uint8_t *sbx_snapshot_page(const struct sbx_snap *s, uint64_t gpa);
 /* exec.c: a doorbell while runs are served from a snapshot; the vCPU thread parks there
  * between runs. */
 enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);

@@ -1,6 +1,8 @@
 /* A program run many times from one snapshot (tests of sbx_exec): it prints what one run can
  * see of the others. Each run: argv, QUERY_STRING, its stdin, its AT_RANDOM bytes, a global
- * and a heap object it leaves behind, and whether it finds the previous run's secret in either.
+ * and a heap object it leaves behind, and whether it finds the previous run's secret in either,
+ * or in the spare bytes of the repeated-runs mailbox page (0x15800, writable by a program as
+ * by the guest kernel).
  * With "warm" as argv[1] it first builds a table (its own initialisation), then reads stdin:
  * the snapshot point of sandbox-serve --warm. */
 #include <stdio.h>
@@ -27,9 +29,10 @@ int main(int argc, char **argv)
 	if (getentropy(rnd, sizeof(rnd)) != 0)
 		return 2;
 	const char *qs = getenv("QUERY_STRING");
-	printf("argc=%d argv1=%s qs=%s in=%s leak=%s%s table=%u\n", argc, argc > 1 ? argv[1] : "-",
-	       qs ? qs : "-", in, secret[0] ? "global" : "none", heap_secret ? "+heap" : "",
-	       table[4095]);
+	char *mailbox = (char *)0x15800;
+	printf("argc=%d argv1=%s qs=%s in=%s leak=%s%s%s table=%u\n", argc,
+	       argc > 1 ? argv[1] : "-", qs ? qs : "-", in, secret[0] ? "global" : "none",
+	       heap_secret ? "+heap" : "", mailbox[0] ? "+mailbox" : "", table[4095]);
 	printf("at_random=");
 	for (int i = 0; i < 16; i++)
 		printf("%02x", r[i]);
@@ -39,6 +42,8 @@ int main(int argc, char **argv)
 	printf("\n");
 	snprintf(secret, sizeof(secret), "secret of %s", in);
 	heap_secret = strdup(secret);
+	if (getenv("EXEC_PROBE_MAILBOX"))
+		strcpy(mailbox, secret);
 	setenv("SECRET", secret, 1);
 	fflush(stdout);
 	return 0;

@@ -79,7 +79,7 @@ Test(fuzz, libfuzzer_finds_the_planted_bug_and_the_repro_reproduces, .init = set
 	cr_assert(strstr(t, "DEDUP_TOKEN: " TOKEN) && strstr(t, "\"signal\": \"SEGV\""), "%s", t);
 	free(t);
 	free(o);
-	o = run("%s %s %s 2>&1", &st, FUZZ, PLANTED, art);
+	o = run("cd %s && %s %s %s 2>&1", &st, dir, FUZZ, PLANTED, art);
 	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
 	cr_assert(strstr(o, "SUMMARY: sandbox: SIGSEGV planted.c"), "%s", o);
 	free(o);
