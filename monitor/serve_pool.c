@@ -1,7 +1,6 @@
 /* sandbox-serve's instances: one sbx_exec (a VM with its snapshot) per worker thread, a bounded
  * queue of requests in front of them, a watchdog for runs past their deadline, and the reload
  * that swaps in a new set of instances without dropping what is queued. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -148,46 +147,6 @@ static int write_all(int fd, const char *b, size_t n, off_t off)
 	return 0;
 }
 
-/* Removes everything below a directory (not the directory): a --tmp mount back to empty. */
-static int rm_children(int dfd)
-{
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	struct dirent *e;
-	int r = 0;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			continue;
-		if (errno != EISDIR && errno != EPERM) {
-			r = -errno;
-			continue;
-		}
-		int sub =
-		    openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0)
-			rm_children(sub);
-		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
-			r = -errno;
-	}
-	closedir(d);
-	return r;
-}
-
-static void clean_tmp(struct instance *in)
-{
-	for (size_t i = 0; i < in->cli.pol.ntmp_host; i++) {
-		int fd = open(in->cli.pol.tmp_host[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || rm_children(fd) < 0)
-			logf_(in->pool, "instance %d: cannot empty its --tmp directory %s: %s",
-			      in->id, in->cli.pol.tmp_host[i], strerror(errno));
-	}
-}
-
 /* What the engine wrote to the instance's log since the last look, shown or filtered. */
 static void drain_log(struct instance *in, uint64_t req, int all)
 {
@@ -197,8 +156,11 @@ static void drain_log(struct instance *in, uint64_t req, int all)
 	if (slurp(in->log_fd, 1 << 20, &b, &n) < 0)
 		return;
 	char prefix[64];
-	snprintf(prefix, sizeof(prefix), "req %llx: instance %d: ", (unsigned long long)req,
-		 in->id);
+	if (req)
+		snprintf(prefix, sizeof(prefix), "req %llx: instance %d: ", (unsigned long long)req,
+			 in->id);
+	else
+		snprintf(prefix, sizeof(prefix), "instance %d: ", in->id);
 	if (all) {
 		log_lines(in->pool, prefix, b, n, NULL, 64 << 10);
 	} else {
@@ -405,7 +367,6 @@ static void run_job(struct instance *in, struct serve_job *j)
 		log_lines(p, prefix, eb, en, NULL, 4096);
 		free(eb);
 	}
-	clean_tmp(in);
 
 	if (r < 0) {
 		drain_log(in, j->id, 1);

@@ -156,7 +156,7 @@ mode_cgi() {
   echo "PASS cgi: $n requests, conformance table and metrics"
 }
 
-iso_field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" "$D/$1.body"; }
+iso_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$D/$1.body"; }
 
 mode_isolation() {
   start --instances 1 --tmp /tmp --timeout 1s "$@" "$S/serve_iso-glibc"
@@ -226,10 +226,12 @@ mode_bad() {
   # A full queue: one instance, queue of one, five slow requests at once.
   stop
   start --instances 1 --queue 1 "$S/serve_bad-glibc"
+  local pids=()
   for i in 1 2 3 4 5; do
     curl -s -o /dev/null -D "$D/q$i.hdr" -w '%{http_code}\n' -m 20 "$URL/?mode=slow" >"$D/q$i" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
   grep -q 503 "$D"/q? || fail "no 503 with five requests for one instance and a queue of one"
   grep -q 200 "$D"/q? || fail "no request served"
   grep -qi '^Retry-After: 1' "$D"/q?.hdr || fail "a 503 without Retry-After"
