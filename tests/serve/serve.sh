@@ -6,7 +6,8 @@
 #              seen by the next, after a normal end, a crash and a timeout; getrandom and
 #              AT_RANDOM differ between requests
 #   bad        malformed HTTP, oversized headers and bodies, a slow client, handlers that write
-#              no headers, invalid ones, no end of output, crash or hang; a full queue (503);
+#              no headers, invalid ones, no end of output, crash or hang, wreck their page
+#              tables; a full queue (503);
 #              SIGTERM finishing the request in flight; the server stays up throughout
 #   load       wrk at twice the pool's size in connections, 5 s, every response checked
 #   reload     SIGHUP under load: the new handler binary answers, no request fails
@@ -242,7 +243,14 @@ mode_bad() {
   stop
   wait $cpid
   [ "$(cat "$D/term.code")" = 200 ] || fail "the request in flight at SIGTERM got '$(cat "$D/term.code")'"
-  echo "PASS bad: malformed, oversized, slow, bad handlers, full queue, SIGTERM; the server stayed up"
+  # A hostile handler that wrecks its page tables before faulting: each request a 502 with a
+  # report, the same instance reset and reused.
+  start --instances 1 --timeout 2s "$S/wreck-glibc" pagetables
+  for i in 1 2 3; do get "wreck$i" 502 "$URL/"; done
+  [ "$(grep -c "req [0-9a-f]*: instance [0-9]*: SUMMARY: " "$D/server.log")" = 3 ] || fail "not one SUMMARY per wrecked request"
+  grep -q "req [0-9a-f]*: instance [0-9]*: DEDUP_TOKEN: " "$D/server.log" || fail "no DEDUP_TOKEN line"
+  stop
+  echo "PASS bad: malformed, oversized, slow, bad and hostile handlers, full queue, SIGTERM; the server stayed up"
 }
 
 mode_load() {
