@@ -133,7 +133,7 @@ int serve_pool_run(struct serve_pool *p, struct serve_job *j);
  * Returns 0 or -errno (the old instances then stay). */
 int serve_pool_reload(struct serve_pool *p, char *err, size_t errlen);
 void serve_pool_gauges(struct serve_pool *p, struct serve_gauges *g);
-/* Lets queued jobs finish, then stops the workers and closes the instances. */
+/* Refuses new jobs, lets the queued and running ones finish, closes the instances. */
 void serve_pool_close(struct serve_pool *p);
 
 /* ---- serve_http.c ---- */
