@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct sbx_exec {
 	double open_ms;
 	uint64_t snap_pages;
 	char **tmp_saved; /* the --tmp directories at the snapshot */
+	uint32_t enomem;  /* the boot page's count at the snapshot */
 };
 
 static volatile struct sbx_exec_ctl *ctl_of(struct sbx_vm *vm)
@@ -204,6 +206,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	struct sbx_vm *vm = x->vm;
 	vm->exec = x;
 	vm->confine_thread = 1;
+	if (o->fast)
+		vm->spin_us = 1000;
 	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
 			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
 	if ((r = sbx_vm_load(vm, err, errlen)) < 0) {
@@ -237,7 +241,16 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		if (sbx_kvm_msrs(vm, 0, &msr, &tsc, 1) == 1)
 			x->tsc_offset = (int64_t)(tsc - h);
 	}
+	/* The front end's signals (SIGALRM for libFuzzer's timeouts, SIGTERM and SIGHUP for a
+	 * server) go to its own threads, never to the sandbox's. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	int sigs[] = {SIGALRM, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE, SIGXFSZ};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&block, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int e = pthread_create(&x->thread, NULL, vcpu_main, x);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
 		sbx_exec_close(x);
 		return fail(err, errlen, -e, "cannot start the vCPU thread: %s", strerror(e));
@@ -274,6 +287,7 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		return r;
 	}
 	vm->fs_changed = 0;
+	x->enomem = ((const struct sbx_bootinfo *)(vm->mem + SBX_BOOTINFO_ADDR))->enomem;
 	x->done_seen = ctl->done;
 	x->snap_pages = sbx_resident_pages(vm);
 	x->open_ms = us_since(&t0) / 1e3;
@@ -419,16 +433,21 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 {
 	struct sbx_vm *vm = x->vm;
 	int pt = 0, r;
-	if ((r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen)) < 0)
-		return r;
+	/* The poller writes the ring's flags under ring_lock: not while pages go back. */
+	pthread_mutex_lock(&vm->ring_lock);
+	r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
 	/* After a crash the registers are wherever it left them; without trust in the
 	 * program they are put back every time. */
-	if ((stopped || !x->o.fast) && (r = sbx_reset_vcpu(vm, x->snap, err, errlen)) < 0)
-		return r;
-	if ((r = prepare(x, run, err, errlen)) < 0)
+	if (r == 0 && (stopped || !x->o.fast))
+		r = sbx_reset_vcpu(vm, x->snap, err, errlen);
+	if (r == 0)
+		r = prepare(x, run, err, errlen);
+	if (r == 0)
+		go(x);
+	pthread_mutex_unlock(&vm->ring_lock);
+	if (r < 0)
 		return r;
 	run->slow = 1;
-	go(x);
 	pthread_mutex_lock(&x->lock);
 	if (stopped) {
 		x->stopped = 0;
@@ -543,6 +562,7 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	memset(&run->res, 0, sizeof(run->res));
 	run->reset_pages = 0;
 	run->slow = 0;
+	run->parked = 0;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&x->lock);
@@ -569,8 +589,11 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	x->runs++;
 	int ended = wait_end(x);
 	run->exits = vm->stats.exits - exits0;
+	run->oom = ((const volatile struct sbx_bootinfo *)(vm->mem + SBX_BOOTINFO_ADDR))->enomem !=
+		   x->enomem;
 	if (ended == 0) {
 		uint32_t st = ctl_of(vm)->status;
+		run->parked = 1;
 		run->res.end = SBX_END_EXIT;
 		run->res.status = (int)(st & 0xff);
 		snprintf(run->res.reason, sizeof(run->res.reason), "exited with status %u",
@@ -591,9 +614,11 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		int p = ended == 0 ? wait_parked(x) : 0;
 		uint64_t pages;
 		int pt;
+		pthread_mutex_lock(&vm->ring_lock);
 		r = sbx_reset_pages(vm, x->snap, 1, &pages, &pt, err, errlen);
 		if (r == 0)
 			r = sbx_reset_verify(vm, x->snap, err, errlen);
+		pthread_mutex_unlock(&vm->ring_lock);
 		(void)p;
 		if (r < 0)
 			return r;

@@ -199,5 +199,9 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	memcpy(vm->stop.reason, headline, sizeof(vm->stop.reason) - 1);
 	vm->stop.reason[sizeof(vm->stop.reason) - 1] = 0;
 	vm->stop.reported = 1;
+	snprintf(vm->stop.dedup, sizeof(vm->stop.dedup), "%.*s", (int)sizeof(vm->stop.dedup) - 1,
+		 token);
+	snprintf(vm->stop.summary, sizeof(vm->stop.summary), "%.*s",
+		 (int)sizeof(vm->stop.summary) - 1, summary);
 	sbx_sym_close(syms);
 }

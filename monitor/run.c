@@ -302,6 +302,8 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	res->signal = vm->stop.signal;
 	res->reported = vm->stop.reported;
 	snprintf(res->reason, sizeof(res->reason), "%s", vm->stop.reason);
+	snprintf(res->dedup, sizeof(res->dedup), "%s", vm->stop.dedup);
+	snprintf(res->summary, sizeof(res->summary), "%s", vm->stop.summary);
 	res->stats.exits = vm->stats.exits;
 	res->stats.doorbells = vm->stats.doorbells;
 	res->stats.polled = vm->stats.polled;

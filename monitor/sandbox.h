@@ -79,6 +79,8 @@ struct sbx_result {
 	int signal;
 	char reason[512];
 	int reported; /* a full fault report was printed to the log */
+	char dedup[200];   /* its DEDUP_TOKEN: the same for the same crash (bucketing) */
+	char summary[200]; /* its SUMMARY line */
 	struct sbx_stats stats;
 };
 
@@ -174,6 +176,9 @@ struct sbx_exec_run {
 	uint64_t exits;	       /* VM exits during the run (0 on the fast path) */
 	int slow;	       /* the reset needed the vCPU stopped (a crash, a timeout, page
 				* tables among the pages, or opts.fast off) */
+	int oom;	       /* the guest was refused memory for lack of it during the run */
+	int parked;	       /* the run ended where runs end (exit at ENTRY/STDIN, the driver's
+				* done at CALL); 0: the program ended otherwise (res says how) */
 };
 /* Resets to the snapshot and runs once. Returns 0 with run->res filled in however the program
  * ended (a crash is a result, and the next run starts clean), or -errno when the sandbox

@@ -42,6 +42,7 @@ struct sbx_stop {
 	int shutdown;		/* a triple fault */
 	int status_set_by_exit; /* the guest's own exit hypercall ended the run */
 	char reason[400];
+	char dedup[200], summary[200]; /* the fault report's DEDUP_TOKEN and SUMMARY */
 };
 
 struct sbx_vm {
@@ -153,6 +154,7 @@ struct sbx_vm {
 	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
 	int confine_thread;	  /* confine the vCPU thread and its children only */
 	int det_random;		  /* getrandom answers from det_state, not the host */
+	uint32_t spin_us;	  /* the guest's spin on a request before the doorbell (0: default) */
 	int fs_changed;		  /* a call may have changed a writable mount since the reset */
 	uint64_t det_state, det_out;
 };

@@ -166,7 +166,11 @@ struct sbx_bootinfo {
 	 * retry when it changed under them. */
 	uint32_t clock_seq;
 	uint32_t pad0;
-	uint8_t reserved[1024 - 464];
+	/* IN: requests for memory refused for lack of it (mmap, brk), for out-of-memory
+	 * reports (1.2) */
+	uint32_t enomem;
+	uint32_t pad1;
+	uint8_t reserved[1024 - 472];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];

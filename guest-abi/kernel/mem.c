@@ -223,8 +223,10 @@ long k_sys_mmap(struct k_frame *f)
 		start = addr;
 	} else {
 		start = find_gap(plen);
-		if (!start)
+		if (!start) {
+			BOOT->enomem++;
 			return -ENOMEM;
+		}
 	}
 	long r = map_add(start, start + plen);
 	if (r < 0)
@@ -321,8 +323,10 @@ long k_sys_brk(struct k_frame *f)
 	if (want < BOOT->brk_start)
 		return (long)cur;
 	uint64_t limit = k_nmaps ? k_maps[0].start : BOOT->mmap_top;
-	if (page_up(want) > limit || page_up(want) < want)
+	if (page_up(want) > limit || page_up(want) < want) {
+		BOOT->enomem++;
 		return (long)cur;
+	}
 	if (page_up(want) < page_up(cur))
 		k_release(page_up(want), page_up(cur));
 	else

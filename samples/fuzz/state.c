@@ -1,59 +1,74 @@
-/* A target that keeps state it should not: a global counter, a heap leak, a file written on
- * every input. Under the reset each input must see the very same world: it aborts when it
- * sees a trace of an earlier input. An input starting with 'E' calls exit(3), 'A' abort(),
- * 'L' loops forever, 'M' allocates without end, 'C' faults. */
+/* A target that keeps state it should not: a global counter, a heap leak, a file on a --tmp
+ * mount (/tmp) appended to on every input, an environment variable. Under the reset every
+ * input sees the same world as the first: it aborts when it sees a trace of an earlier input,
+ * and an input "P" prints what it sees, so a test can compare input 1 with input 100,000.
+ * Inputs starting with 'E' call exit(3), 'A' abort(), 'L' loop forever, 'M' allocate without
+ * end, 'C' write through a null pointer, 'R' leave a page of its data read-only (a page-table
+ * change the reset must undo). */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "sbx_fuzz.h"
 
 static int counter;
-static void *leaked_last;
+static char *volatile sink;
+static char page[2 * 4096] __attribute__((aligned(4096)));
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (counter != 0)
-		abort(); /* an earlier input's global survived */
+	if (counter != 0 || getenv("STATE_SEEN"))
+		abort(); /* an earlier input's global or environment survived */
 	counter++;
-	void *p = malloc(4096);
-	if (leaked_last && p != leaked_last)
-		abort(); /* the heap moved on: an earlier input's leak survived */
-	leaked_last = p;
-	memset(p, 0x5a, 4096);
+	page[0] = 1; /* faults if an earlier 'R' survived */
+	setenv("STATE_SEEN", "1", 1);
+	char *leak = malloc(4096); /* never freed */
+	memset(leak, 0x5a, 4096);
+	long size_before = -1;
 	int fd = open("/tmp/state.txt", O_WRONLY | O_CREAT | O_APPEND, 0600);
 	if (fd >= 0) {
-		if (lseek(fd, 0, SEEK_END) != 0)
+		size_before = lseek(fd, 0, SEEK_END);
+		if (size_before != 0)
 			abort(); /* an earlier input's write survived */
 		if (write(fd, "x", 1) != 1)
 			abort();
 		close(fd);
 	}
-	if (size > 0) {
-		switch (data[0]) {
-		case 'E':
-			exit(3);
-		case 'A':
-			abort();
-		case 'L':
-			for (volatile int spin = 1; spin;)
-				;
-			break;
-		case 'M':
-			for (;;) {
-				char *q = malloc(1 << 20);
-				if (!q)
-					abort();
-				memset(q, 1, 1 << 20);
-			}
-		case 'C':
-			*(volatile int *)(uintptr_t)(size * 0 + 8) = 1;
-			break;
+	if (size == 0)
+		return 0;
+	switch (data[0]) {
+	case 'P':
+		printf("state: counter=%d heap=%p file=%ld\n", counter, (void *)leak, size_before);
+		fflush(stdout);
+		break;
+	case 'E':
+		exit(3);
+	case 'A':
+		abort();
+	case 'L':
+		for (volatile int spin = 1; spin;)
+			;
+		break;
+	case 'M':
+		for (;;) {
+			char *q = malloc(1 << 20);
+			if (!q)
+				abort();
+			memset(q, 1, 1 << 20);
+			sink = q; /* escapes: the compiler may not elide the allocation */
 		}
+	case 'R':
+		if (mprotect(page, 4096, PROT_READ) != 0)
+			abort();
+		break;
+	case 'C':
+		*(volatile int *)(uintptr_t)(size * 0 + 8) = 1;
+		break;
 	}
 	return 0;
 }

@@ -1,0 +1,234 @@
+/* sandbox-fuzz --afl: AFL++'s forkserver protocol with a reset in place of the fork.
+ * afl-fuzz starts us with its control pipe on fd 198 and its status pipe on 199, its coverage
+ * map in System V shared memory (__AFL_SHM_ID) and the test case on stdin (or in the file
+ * named by an "@@" argument). For each request we answer a "child pid", run the input from
+ * the snapshot, fold the guest's counters into AFL's map and answer a wait status.
+ *
+ * AFL kills the child pid it was given when an input takes too long: that pid is a sleeping
+ * process of ours, and its death ends the run (the monitor kicks the vCPU out of KVM_RUN). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+
+#define AFL_CTL_FD 198
+#define AFL_ST_FD 199
+/* The forkserver's options, announced in its hello (AFL++'s FS_OPT_* values). */
+#define AFL_OPT_ENABLED 0x80000001u
+#define AFL_OPT_MAPSIZE 0x40000000u
+#define AFL_OPT_SHDMEM_FUZZ 0x01000000u
+#define AFL_OPT_MAX_MAPSIZE ((0x00fffffeu >> 1) + 1)
+
+struct afl_child {
+	pid_t pid;
+	int pidfd;
+	atomic_int running; /* an input is being run: the child's death ends it */
+	atomic_int quit;
+	struct sbx_exec *x;
+};
+
+static int spawn_sleeper(struct afl_child *c)
+{
+	pid_t p = fork();
+	if (p < 0)
+		return -errno;
+	if (p == 0) {
+		for (;;)
+			pause();
+	}
+	c->pid = p;
+	c->pidfd = (int)syscall(SYS_pidfd_open, p, 0);
+	return c->pidfd < 0 ? -errno : 0;
+}
+
+/* Watches the sleeper: AFL's timeout kills it, which ends the run in progress. */
+static void *watch_main(void *arg)
+{
+	struct afl_child *c = arg;
+	while (!atomic_load(&c->quit)) {
+		struct pollfd p = {.fd = c->pidfd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0 || !(p.revents & POLLIN))
+			continue;
+		if (atomic_load(&c->running))
+			sbx_exec_kill(c->x, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME,
+				      "killed by afl-fuzz: its time limit (-t)");
+		/* The main loop replaces the sleeper before the next input. */
+		while (!atomic_load(&c->quit) && atomic_load(&c->running))
+			usleep(100);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+	lseek(fd, 0, SEEK_SET);
+	while (n < cap) {
+		ssize_t k = read(fd, buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	*len = n;
+	return 0;
+}
+
+/* The wait status AFL expects for how the run ended. */
+static int afl_status(const struct sbx_exec_run *run)
+{
+	const struct sbx_result *r = &run->res;
+	if (run->parked)
+		return 0;
+	if (r->end == SBX_END_LIMIT && r->status == SBX_STATUS_LIMIT_TIME)
+		return SIGKILL;
+	if (r->signal > 0 && r->signal < 64)
+		return r->signal;
+	if (r->end == SBX_END_EXIT)
+		return (r->status & 0xff) << 8;
+	return SIGABRT; /* the sandbox ended it otherwise: a crash to look at */
+}
+
+int fuzz_afl_main(struct fuzz *fz)
+{
+	char err[1024];
+	const char *shm = getenv("__AFL_SHM_ID");
+	uint8_t *map = NULL;
+	size_t map_size = 0;
+	if (shm) {
+		int id = atoi(shm);
+		struct shmid_ds ds;
+		map = shmat(id, NULL, 0);
+		if (map == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0) {
+			fprintf(stderr, "sandbox-fuzz --afl: cannot attach AFL's map (shm %s): %s\n",
+				shm, strerror(errno));
+			return 1;
+		}
+		map_size = ds.shm_segsz;
+	}
+	/* The test case: in shared memory (a 4-byte length, then the bytes) when AFL offers it,
+	 * else stdin (AFL's .cur_input), or the file AFL names for "@@". */
+	const char *fshm = getenv("__AFL_SHM_FUZZ_ID");
+	uint8_t *tc = NULL;
+	size_t tc_size = 0;
+	if (fshm) {
+		int id = atoi(fshm);
+		struct shmid_ds ds;
+		tc = shmat(id, NULL, 0);
+		if (tc == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0 || ds.shm_segsz < 4)
+			tc = NULL;
+		else
+			tc_size = ds.shm_segsz;
+	}
+	int in_fd = 0;
+	for (int i = 0; i < fz->nlf; i++)
+		if (fz->lf[i][0] != '-')
+			in_fd = open(fz->lf[i], O_RDONLY | O_CLOEXEC);
+	fz->deterministic = 1; /* AFL compares runs of one input: they must agree */
+	if (fuzz_open(fz, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sandbox-fuzz --afl: %s: %s\n", fz->target, err);
+		return 1;
+	}
+	struct sbx_exec_info info;
+	sbx_exec_info(fz->x, &info);
+	uint8_t *buf = malloc(info.input_max ? info.input_max : 1);
+	struct afl_child c = {.x = fz->x, .pidfd = -1};
+	if (!buf || spawn_sleeper(&c) < 0) {
+		fprintf(stderr, "sandbox-fuzz --afl: cannot start: %s\n", strerror(errno));
+		return 1;
+	}
+	pthread_t watcher;
+	pthread_create(&watcher, NULL, watch_main, &c);
+	/* Our map is as large as the guest's counters: AFL then hashes no more than that. */
+	uint32_t hello = AFL_OPT_ENABLED;
+	size_t want = info.ncounters < 64 ? 64 : (info.ncounters + 63) / 64 * 64;
+	if (map && want <= map_size && want <= AFL_OPT_MAX_MAPSIZE) {
+		hello |= AFL_OPT_MAPSIZE | (uint32_t)((want - 1) << 1);
+		map_size = want;
+	}
+	if (tc)
+		hello |= AFL_OPT_SHDMEM_FUZZ;
+	int forkserver = write(AFL_ST_FD, &hello, 4) == 4;
+	uint32_t ack;
+	if (forkserver && tc && read(AFL_CTL_FD, &ack, 4) != 4)
+		forkserver = 0; /* AFL confirms shared-memory test cases */
+	for (;;) {
+		uint32_t req;
+		if (forkserver && read(AFL_CTL_FD, &req, 4) != 4)
+			break; /* afl-fuzz is gone */
+		if (waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+			close(c.pidfd);
+			if (spawn_sleeper(&c) < 0)
+				break;
+		}
+		int32_t pid = c.pid;
+		if (forkserver && write(AFL_ST_FD, &pid, 4) != 4)
+			break;
+		size_t len = 0;
+		if (tc) {
+			uint32_t n;
+			memcpy(&n, tc, 4);
+			len = n < tc_size - 4 ? n : tc_size - 4;
+			len = len < info.input_max ? len : info.input_max;
+			memcpy(buf, tc + 4, len);
+		} else if (read_all(in_fd, buf, info.input_max, &len) < 0) {
+			len = 0;
+		}
+		struct sbx_exec_run run = {
+		    .stdin_fd = -1,
+		    .stdout_fd = -1,
+		    .stderr_fd = -1,
+		    .input = buf,
+		    .input_len = len,
+		    .seed = 0x5eed,
+		};
+		atomic_store(&c.running, 1);
+		int r = sbx_exec_one(fz->x, &run, err, sizeof(err));
+		atomic_store(&c.running, 0);
+		if (r < 0) {
+			fprintf(stderr, "sandbox-fuzz --afl: %s: %s\n", fz->target, err);
+			break;
+		}
+		/* The guest's counters into AFL's map (folded when it is smaller). */
+		if (map)
+			for (size_t i = 0; i < info.ncounters; i++)
+				if (info.counters[i]) {
+					uint8_t *m = &map[i % map_size];
+					unsigned v = *m + info.counters[i];
+					*m = (uint8_t)(v > 255 ? 255 : v);
+				}
+		int st = afl_status(&run);
+		fuzz_log_flush(fz, 0);
+		if (!forkserver) {
+			/* Run once without afl-fuzz (afl-showmap, a check by hand). */
+			fprintf(stderr, "sandbox-fuzz --afl: %s\n", run.res.reason);
+			atomic_store(&c.quit, 1);
+			kill(c.pid, SIGKILL);
+			pthread_join(watcher, NULL);
+			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+		}
+		if (write(AFL_ST_FD, &st, 4) != 4)
+			break;
+	}
+	atomic_store(&c.quit, 1);
+	kill(c.pid, SIGKILL);
+	pthread_join(watcher, NULL);
+	waitpid(c.pid, NULL, 0);
+	sbx_exec_close(fz->x);
+	return 0;
+}

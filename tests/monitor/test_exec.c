@@ -1,0 +1,266 @@
+/* Many runs of one program from one snapshot (sbx_exec), on real VMs: nothing of one run may
+ * reach the next, through memory, registers, files, the environment or randomness; crashes,
+ * timeouts and out-of-memory end one run, not the sandbox; a reset leaves RAM equal to the
+ * snapshot. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+#include "sandbox.h"
+
+#define PROBE SBX_BUILD_DIR "/samples/exec_probe-glibc"
+#define PROBE_MUSL SBX_BUILD_DIR "/samples/exec_probe-musl"
+#define STATE SBX_BUILD_DIR "/samples/fuzz-state"
+#define NOOP SBX_BUILD_DIR "/samples/fuzz-noop"
+
+struct fx {
+	struct policy pol;
+	struct sbx_config cfg;
+	struct sbx_exec *x;
+	char *argv[3];
+};
+
+static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_exec_point point,
+		    int fast, uint64_t timeout_ms, unsigned verify)
+{
+	e2e_need_kvm();
+	char err[512];
+	policy_init(&f->pol);
+	cr_assert_eq(policy_add_tmp(&f->pol, "/tmp", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_make_tmp(&f->pol, err, sizeof(err)), 0, "%s", err);
+	f->argv[0] = (char *)prog;
+	f->argv[1] = (char *)arg;
+	f->argv[2] = NULL;
+	f->cfg = (struct sbx_config){.prog = prog,
+				     .argv = f->argv,
+				     .policy = &f->pol,
+				     .mem_size = 64ull << 20,
+				     .stdin_fd = -1,
+				     .stdout_fd = -1,
+				     .stderr_fd = 2,
+				     .log = stderr,
+				     .name = "exec-test"};
+	struct sbx_exec_opts o = {
+	    .point = point, .fast = fast, .timeout_ms = timeout_ms, .verify_every = verify};
+	int r = sbx_exec_open(&f->cfg, &o, &f->x, err, sizeof(err));
+	cr_assert_eq(r, 0, "sbx_exec_open: %s", err);
+}
+
+static void fx_close(struct fx *f)
+{
+	sbx_exec_close(f->x);
+	policy_free(&f->pol);
+}
+
+/* One run with `in` on stdin (or as the fuzz input); returns its stdout (free it). */
+static char *fx_run(struct fx *f, const char *in, char *const *envp, struct sbx_exec_run *out)
+{
+	int ifd = memfd_create("in", 0), ofd = memfd_create("out", 0);
+	cr_assert(ifd >= 0 && ofd >= 0);
+	cr_assert_eq(write(ifd, in, strlen(in)), (ssize_t)strlen(in));
+	lseek(ifd, 0, SEEK_SET);
+	struct sbx_exec_run run = {.stdin_fd = ifd,
+				   .stdout_fd = ofd,
+				   .stderr_fd = -1,
+				   .envp = envp,
+				   .input = (const uint8_t *)in,
+				   .input_len = strlen(in)};
+	char err[512];
+	cr_assert_eq(sbx_exec_one(f->x, &run, err, sizeof(err)), 0, "sbx_exec_one: %s", err);
+	struct stat st;
+	fstat(ofd, &st);
+	char *b = calloc(1, (size_t)st.st_size + 1);
+	cr_assert_eq(pread(ofd, b, (size_t)st.st_size, 0), st.st_size);
+	close(ifd);
+	close(ofd);
+	if (out)
+		*out = run;
+	return b;
+}
+
+static void field(const char *text, const char *key, char *out, size_t n)
+{
+	const char *p = strstr(text, key);
+	cr_assert(p, "no %s in: %s", key, text);
+	p += strlen(key);
+	size_t k = strcspn(p, " \n");
+	snprintf(out, n, "%.*s", (int)k, p);
+}
+
+static void check_cgi(const char *prog, int fast)
+{
+	struct fx f;
+	fx_open(&f, prog, "cgi", SBX_POINT_ENTRY, fast, 5000, 0);
+	char rnd_a[64] = "", rnd_b[64] = "", gr_a[64] = "", gr_b[64] = "";
+	for (int i = 0; i < 20; i++) {
+		char in[32], qs[64];
+		snprintf(in, sizeof(in), "body%d", i);
+		snprintf(qs, sizeof(qs), "QUERY_STRING=q%d", i);
+		char *envp[] = {qs, NULL};
+		struct sbx_exec_run run;
+		char *o = fx_run(&f, in, envp, &run);
+		cr_assert(run.parked, "run %d did not end by exiting: %s", i, run.res.reason);
+		cr_assert_eq(run.res.status, 0);
+		char want[160];
+		snprintf(want, sizeof(want), "argc=2 argv1=cgi qs=q%d in=body%d leak=none table=0\n",
+			 i, i);
+		cr_assert(strstr(o, want), "run %d: wanted \"%s\", got: %s", i, want, o);
+		memcpy(rnd_a, rnd_b, sizeof(rnd_a));
+		memcpy(gr_a, gr_b, sizeof(gr_a));
+		field(o, "at_random=", rnd_b, sizeof(rnd_b));
+		field(o, "getrandom=", gr_b, sizeof(gr_b));
+		if (i > 0) {
+			cr_assert_str_neq(rnd_a, rnd_b, "AT_RANDOM repeated");
+			cr_assert_str_neq(gr_a, gr_b, "getrandom repeated");
+		}
+		free(o);
+	}
+	fx_close(&f);
+}
+
+Test(exec, cgi_runs_see_only_their_own_request)
+{
+	check_cgi(PROBE, 0);
+}
+
+Test(exec, cgi_runs_musl_and_fast)
+{
+	check_cgi(PROBE_MUSL, 1);
+}
+
+Test(exec, warm_point_is_the_first_read_of_stdin)
+{
+	struct fx f;
+	fx_open(&f, PROBE, "warm", SBX_POINT_STDIN, 0, 5000, 0);
+	for (int i = 0; i < 10; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "req%d", i);
+		char *o = fx_run(&f, in, NULL, NULL);
+		char want[128];
+		/* The table built before the point is there; nothing of the last run is. */
+		snprintf(want, sizeof(want), "argv1=warm qs=- in=req%d leak=none table=%u", i,
+			 4095u * 2654435761u);
+		cr_assert(strstr(o, want), "run %d: wanted \"%s\", got: %s", i, want, o);
+		free(o);
+	}
+	fx_close(&f);
+}
+
+/* The fuzz driver's point: input 1 and input 100,000 see the very same world (globals, heap,
+ * environment, a file on --tmp), and RAM equals the snapshot after every 1,000th reset. */
+static void check_state(int fast, int inputs)
+{
+	struct fx f;
+	fx_open(&f, STATE, NULL, SBX_POINT_CALL, fast, 5000, 1000);
+	struct sbx_exec_run run;
+	char *first = fx_run(&f, "P", NULL, &run);
+	cr_assert(run.parked, "%s", run.res.reason);
+	cr_assert(strstr(first, "state: counter=1 "), "%s", first);
+	cr_assert(strstr(first, " file=0"), "%s", first);
+	uint64_t exits = 0;
+	for (int i = 1; i < inputs - 1; i++) {
+		char in[2] = {(char)('a' + i % 26), 0};
+		char *o = fx_run(&f, in, NULL, &run);
+		cr_assert(run.parked, "input %d: %s", i + 1, run.res.reason);
+		exits += run.exits;
+		free(o);
+	}
+	char *last = fx_run(&f, "P", NULL, &run);
+	cr_assert_str_eq(first, last);
+	/* Each input does file I/O on the host: a slow call makes the guest ring, so exits
+	 * are not counted here (noop_fast_path_has_no_exits does). */
+	(void)exits;
+	free(first);
+	free(last);
+	fx_close(&f);
+}
+
+Test(exec, fuzz_input_1_and_100000_see_the_same_world, .timeout = 240)
+{
+	check_state(1, 100000);
+}
+
+Test(exec, fuzz_strict_reset_too, .timeout = 240)
+{
+	check_state(0, 5000);
+}
+
+Test(exec, crash_abort_exit_timeout_oom_end_one_run_only, .timeout = 120)
+{
+	struct fx f;
+	fx_open(&f, STATE, NULL, SBX_POINT_CALL, 1, 1000, 1);
+	struct sbx_exec_run run;
+	char *ref = fx_run(&f, "P", NULL, &run);
+	struct {
+		const char *in;
+		enum sbx_end end;
+		int status, oom;
+	} cases[] = {
+	    {"C", SBX_END_FAULT, 128 + 11, 0},	     {"A", SBX_END_SIGNAL, 128 + 6, 0},
+	    {"E", SBX_END_EXIT, 3, 0},		     {"L", SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0},
+	    {"R", SBX_END_EXIT, 0, 0 /* parks */}, {"M", SBX_END_SIGNAL, 128 + 6, 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		free(fx_run(&f, cases[i].in, NULL, &run));
+		cr_assert_eq(run.res.end, cases[i].end, "%s: end %d (%s)", cases[i].in,
+			     run.res.end, run.res.reason);
+		cr_assert_eq(run.res.status, cases[i].status, "%s: status %d (%s)", cases[i].in,
+			     run.res.status, run.res.reason);
+		cr_assert_eq(run.oom, cases[i].oom, "%s: oom %d", cases[i].in, run.oom);
+		if (cases[i].end == SBX_END_FAULT || cases[i].end == SBX_END_SIGNAL)
+			cr_assert(run.res.dedup[0], "%s: no DEDUP_TOKEN", cases[i].in);
+		/* And the next input is as the first was (verify_every 1 compared RAM too). */
+		char *o = fx_run(&f, "P", NULL, &run);
+		cr_assert_str_eq(o, ref, "after %s", cases[i].in);
+		cr_assert(run.parked);
+		free(o);
+	}
+	free(ref);
+	fx_close(&f);
+}
+
+Test(exec, noop_fast_path_has_no_exits)
+{
+	struct fx f;
+	fx_open(&f, NOOP, NULL, SBX_POINT_CALL, 1, 5000, 0);
+	uint64_t exits = 0, slow = 0;
+	for (int i = 0; i < 2000; i++) {
+		struct sbx_exec_run run;
+		free(fx_run(&f, "x", NULL, &run));
+		cr_assert(run.parked);
+		exits += run.exits;
+		slow += (uint64_t)run.slow;
+	}
+	cr_assert_lt(exits, 20, "%llu exits in 2000 inputs", (unsigned long long)exits);
+	cr_assert_lt(slow, 5, "%llu slow resets", (unsigned long long)slow);
+	fx_close(&f);
+}
+
+Test(exec, a_program_without_its_point_is_an_error)
+{
+	e2e_need_kvm();
+	struct policy pol;
+	policy_init(&pol);
+	char *argv[] = {PROBE, NULL};
+	struct sbx_config cfg = {.prog = PROBE,
+				 .argv = argv,
+				 .policy = &pol,
+				 .mem_size = 64ull << 20,
+				 .stdin_fd = -1,
+				 .stdout_fd = -1,
+				 .stderr_fd = -1,
+				 .log = stderr,
+				 .name = "exec-test"};
+	struct sbx_exec_opts o = {.point = SBX_POINT_CALL, .fast = 1};
+	struct sbx_exec *x = NULL;
+	char err[512];
+	int r = sbx_exec_open(&cfg, &o, &x, err, sizeof(err));
+	cr_assert_lt(r, 0);
+	cr_assert(strstr(err, "ended before its snapshot point"), "%s", err);
+	policy_free(&pol);
+}
