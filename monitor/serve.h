@@ -142,6 +142,7 @@ struct serve_http_opts {
 	const char *listen; /* HOST:PORT */
 	const char *admin;  /* HOST:PORT or NULL */
 	uint64_t max_body;
+	uint64_t body_budget; /* all connections' buffered bodies together */
 	FILE *access_log;
 	FILE *log;
 	struct serve_pool *pool;
