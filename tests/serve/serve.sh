@@ -10,8 +10,9 @@
 #              tables; a full queue (503);
 #              SIGTERM finishing the request in flight; the server stays up throughout
 #   load       wrk at twice the pool's size in connections, 5 s, every response checked
-#   reload     SIGHUP under load: the new handler binary answers, no request fails
-#   warm       --warm: the framing, a slow-init handler, isolation
+#   reload     SIGHUP under load: the new handler binary answers, no request fails; a binary
+#              that cannot start keeps the old instances
+#   warm       --warm: the framing, a slow-init handler, a reload, isolation
 # SERVE=path overrides the server (e.g. build/tests/serve/sandbox-serve-fake, no isolation).
 # Prints "PASS ..." or "FAIL: why" last; exit 0 on PASS, 77 to skip.
 set -u
@@ -290,6 +291,13 @@ mode_reload() {
   grep -q "Socket errors" "$D/wrk.out" && fail "socket errors during the reload: $(cat "$D/wrk.out")"
   get after 200 "$URL/"
   has after "hello, world"
+  # A reload to a binary that cannot start keeps the instances there are.
+  echo "not an ELF" >"$D/handler.new" && chmod +x "$D/handler.new" && mv "$D/handler.new" "$D/handler"
+  kill -HUP "$SPID"
+  for _ in $(seq 200); do grep -q "reload failed" "$D/server.log" && break; sleep 0.05; done
+  grep -q "reload failed, the old instances stay" "$D/server.log" || fail "no 'reload failed' for a broken binary"
+  get stays 200 "$URL/"
+  has stays "hello, world"
   local n
   n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$D/wrk.out")
   stop
@@ -309,6 +317,13 @@ mode_warm() {
   has we "env CONTENT_LENGTH=9"
   has we "body_len=9"
   has we "warm body"
+  # SIGHUP in warm mode: new instances run the initialisation again and are snapshotted anew.
+  kill -HUP "$SPID"
+  for _ in $(seq 200); do grep -q "reloaded" "$D/server.log" && break; sleep 0.05; done
+  grep -q "reloaded" "$D/server.log" || fail "warm: no reload"
+  get we2 200 -d 'again' "$URL/?token=w2"
+  has we2 "env QUERY_STRING=token=w2"
+  has we2 "again"
   stop
   WARM=1 mode_isolation --warm
 }
