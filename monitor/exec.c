@@ -113,15 +113,40 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
-/* Waits until the vCPU thread is parked or stopped; 1 if parked. */
-static int wait_parked(struct sbx_exec *x)
+/* Waits until the vCPU thread is parked or stopped; 1 if parked. With a time limit (ms), a
+ * sandbox that takes longer is killed (and so stops). */
+static int wait_parked_for(struct sbx_exec *x, uint64_t ms)
 {
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&x->lock);
-	while (!x->parked && !x->stopped)
-		pthread_cond_wait(&x->cond, &x->lock);
+	while (!x->parked && !x->stopped) {
+		if (!ms) {
+			pthread_cond_wait(&x->cond, &x->lock);
+		} else if (pthread_cond_timedwait(&x->cond, &x->lock, &dl) == ETIMEDOUT) {
+			pthread_mutex_unlock(&x->lock);
+			char why[96];
+			snprintf(why, sizeof(why), "wall-clock limit reached: --timeout %llu ms",
+				 (unsigned long long)ms);
+			sbx_exec_kill(x, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, why);
+			pthread_mutex_lock(&x->lock);
+			ms = 0;
+		}
+	}
 	int parked = x->parked;
 	pthread_mutex_unlock(&x->lock);
 	return parked;
+}
+
+static int wait_parked(struct sbx_exec *x)
+{
+	return wait_parked_for(x, 0);
 }
 
 void sbx_exec_kill(struct sbx_exec *x, enum sbx_end end, int status, const char *why)
@@ -149,17 +174,24 @@ static int check_point(struct sbx_exec *x, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = x->vm;
 	volatile struct sbx_exec_ctl *c = ctl_of(vm);
+	if (c->status != SBX_EXEC_AT_POINT)
+		return fail(err, errlen, -ECANCELED,
+			    "%s ended before its snapshot point: exited with status %u",
+			    vm->cfg.name ? vm->cfg.name : vm->cfg.prog, c->status & 0xff);
+	/* Only the fuzz driver's point names counters and a buffer: a program at another point
+	 * must not choose pages the reset would leave alone. */
+	if (x->o.point != SBX_POINT_CALL)
+		return 0;
 	x->counters = c->counters;
 	x->ncounters = c->ncounters;
 	x->input = c->input;
 	x->input_max = c->input_max;
-	if (x->o.point != SBX_POINT_CALL)
-		return 0;
 	if (x->ncounters &&
 	    (x->counters < SBX_USER_ADDR || !sbx_gptr_ro(vm, x->counters, x->ncounters)))
-		return fail(err, errlen, -EINVAL,
-			    "the fuzz driver's coverage counters [0x%llx, +%llu) are not user memory",
-			    (unsigned long long)x->counters, (unsigned long long)x->ncounters);
+		return fail(
+		    err, errlen, -EINVAL,
+		    "the fuzz driver's coverage counters [0x%llx, +%llu) are not user memory",
+		    (unsigned long long)x->counters, (unsigned long long)x->ncounters);
 	if (!x->input_max || x->input < SBX_USER_ADDR || !sbx_gptr_ro(vm, x->input, x->input_max))
 		return fail(err, errlen, -EINVAL,
 			    "the fuzz driver's input buffer [0x%llx, +%llu) is not user memory",
@@ -189,7 +221,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		/* --timeout and --cpu-time apply to each run, enforced here. */
 		x->pol = *cfg->policy;
 		if (!x->o.timeout_ms)
-			x->o.timeout_ms = x->pol.lim.wall_ms ? x->pol.lim.wall_ms : x->pol.lim.cpu_ms;
+			x->o.timeout_ms =
+			    x->pol.lim.wall_ms ? x->pol.lim.wall_ms : x->pol.lim.cpu_ms;
 		x->pol.lim.wall_ms = 0;
 		x->pol.lim.cpu_ms = 0;
 		c.policy = &x->pol;
@@ -227,8 +260,7 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		 * starts at the entry on a stack of its own. */
 		struct kvm_regs regs;
 		if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
-		    (regs.rip = vm->khdr.exec_start,
-		     ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)) {
+		    (regs.rip = vm->khdr.exec_start, ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)) {
 			r = -errno;
 			sbx_exec_close(x);
 			return fail(err, errlen, r, "setting the vCPU's start: %s", strerror(-r));
@@ -245,7 +277,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	 * server) go to its own threads, never to the sandbox's. */
 	sigset_t block, old;
 	sigemptyset(&block);
-	int sigs[] = {SIGALRM, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE, SIGXFSZ};
+	int sigs[] = {SIGALRM, SIGINT,	SIGTERM, SIGHUP, SIGUSR1,
+		      SIGUSR2, SIGCHLD, SIGPIPE, SIGXFSZ};
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&block, sigs[i]);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
@@ -260,7 +293,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	x->run_req = 1;
 	pthread_cond_broadcast(&x->cond);
 	pthread_mutex_unlock(&x->lock);
-	if (!wait_parked(x)) {
+	/* The way to the point is bounded like a run (a program that never reaches it). */
+	if (!wait_parked_for(x, x->o.timeout_ms)) {
 		r = fail(err, errlen, -ECANCELED, "%s ended before its snapshot point: %s",
 			 cfg->name ? cfg->name : cfg->prog, x->res.reason);
 		sbx_exec_close(x);
@@ -307,15 +341,14 @@ static int set_stdio(struct sbx_vm *vm, const struct sbx_exec_run *run, char *er
 		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 		if (d < 0)
 			return fail(err, errlen, -errno, "run: fd %d: %s", i, strerror(errno));
-		vm->fds[i] = (struct sbx_handle){
-		    .kind = SBX_H_HOST, .fd = d, .writable = i > 0, .stdio = i};
+		vm->fds[i] =
+		    (struct sbx_handle){.kind = SBX_H_HOST, .fd = d, .writable = i > 0, .stdio = i};
 	}
 	return 0;
 }
 
 /* A stack of this run's own: argv, envp and fresh AT_RANDOM bytes, as exec would give. */
-static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *err,
-		     size_t errlen)
+static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = x->vm;
 	static const char *const empty_env[] = {NULL};
@@ -325,7 +358,7 @@ static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *e
 	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
 	struct loader_stack_args sa = {
 	    .argv = (const char *const *)argv,
-	    .envp = run->envp	       ? (const char *const *)run->envp
+	    .envp = run->envp	  ? (const char *const *)run->envp
 		    : p && p->env ? (const char *const *)p->env
 				  : empty_env,
 	    .execfn = argv[0],
@@ -361,14 +394,14 @@ static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *e
 	return 0;
 }
 
-static int set_input(struct sbx_exec *x, const struct sbx_exec_run *run, char *err,
-		     size_t errlen)
+static int set_input(struct sbx_exec *x, const struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = x->vm;
 	if (run->input_len > x->input_max)
 		return fail(err, errlen, -E2BIG, "run: input of %zu bytes, the guest takes %llu",
 			    run->input_len, (unsigned long long)x->input_max);
-	if (run->input_len && sbx_copy_to_guest(vm, x->input + x->input_max - run->input_len, run->input, run->input_len) < 0)
+	if (run->input_len && sbx_copy_to_guest(vm, x->input + x->input_max - run->input_len,
+						run->input, run->input_len) < 0)
 		return fail(err, errlen, -EFAULT, "run: the input buffer left guest RAM");
 	if (x->ncounters) {
 		uint8_t *cnt = vm->mem + x->counters;

@@ -19,9 +19,9 @@
 struct fuzz {
 	struct sbx_cli cli;
 	const char *target;
-	char **own;   /* our arguments before the target, verbatim (for re-executions) */
+	char **own; /* our arguments before the target, verbatim (for re-executions) */
 	int nown;
-	char **lf;    /* libFuzzer's arguments after the target */
+	char **lf; /* libFuzzer's arguments after the target */
 	int nlf;
 	int afl, ci, deterministic, strict, keep_going;
 	unsigned verify_every;

@@ -115,8 +115,9 @@ int fuzz_afl_main(struct fuzz *fz)
 		struct shmid_ds ds;
 		map = shmat(id, NULL, 0);
 		if (map == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0) {
-			fprintf(stderr, "sandbox-fuzz --afl: cannot attach AFL's map (shm %s): %s\n",
-				shm, strerror(errno));
+			fprintf(stderr,
+				"sandbox-fuzz --afl: cannot attach AFL's map (shm %s): %s\n", shm,
+				strerror(errno));
 			return 1;
 		}
 		map_size = ds.shm_segsz;

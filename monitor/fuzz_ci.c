@@ -151,8 +151,9 @@ int fuzz_ci_main(struct fuzz *fz, const char *self_arg)
 		unlink(last);
 	}
 	if (!art[0]) {
-		fprintf(stderr, "sandbox-fuzz --ci: the fuzzing run failed (status %d) without a "
-				"crash to report\n",
+		fprintf(stderr,
+			"sandbox-fuzz --ci: the fuzzing run failed (status %d) without a "
+			"crash to report\n",
 			rc);
 		return rc;
 	}

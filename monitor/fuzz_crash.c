@@ -108,8 +108,9 @@ void fuzz_save_report(struct fuzz *fz, const char *path, const struct sbx_exec_r
 /* Quotes s for a POSIX shell where it needs it. */
 static void shq(const char *s, char *out, size_t outlen)
 {
-	if (s[0] && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
-	    strlen(s)) {
+	if (s[0] &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") ==
+		strlen(s)) {
 		snprintf(out, outlen, "%s", s);
 		return;
 	}

@@ -64,27 +64,29 @@ static const struct option fuzz_opts[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sandbox-fuzz [SANDBOX OPTIONS] [FUZZ OPTIONS] TARGET [libFuzzer flags] "
-		"[CORPUS_DIR... | FILE...]\n"
-		"       afl-fuzz -i IN -o OUT -- sandbox-fuzz --afl [OPTIONS] TARGET\n"
-		"Fuzzes TARGET, a static program built with clang's -fsanitize-coverage=\n"
-		"inline-8bit-counters and linked with libsandbox-fuzz-guest.a, inside a micro-VM\n"
-		"reset to a snapshot after every input. Flags after TARGET are libFuzzer's own\n"
-		"(-runs, -max_total_time, -max_len, -timeout, -dict, -artifact_prefix, -seed,\n"
-		"-merge, -minimize_crash...); FILEs alone are run once each (reproduction).\n"
-		"Fuzz options (docs/fuzzing.md)\n"
-		"  --ci                   CI mode: deterministic, progress lines, stop at the first new\n"
-		"                         crash, minimise it, write crash-<sha1> with its report\n"
-		"                         (.txt, .json) and the reproduction command\n"
-		"  --max-total-time=SEC   with --ci: the time budget (default 300)\n"
-		"  --known-crashes=FILE   DEDUP_TOKENs (one per line) that are not new\n"
-		"  --keep-going           record each new crash bucket once and go on fuzzing\n"
-		"  --deterministic        the same clock and random bytes for every input\n"
-		"  --strict-reset         the monitor resets the vCPU's registers after every input\n"
-		"                         (for a target that may be hostile to the harness)\n"
-		"  --verify-reset=N       compare all of guest RAM with the snapshot every N inputs\n"
-		"  --afl                  speak AFL++'s forkserver protocol (run by afl-fuzz)\n");
+	fprintf(
+	    f,
+	    "usage: sandbox-fuzz [SANDBOX OPTIONS] [FUZZ OPTIONS] TARGET [libFuzzer flags] "
+	    "[CORPUS_DIR... | FILE...]\n"
+	    "       afl-fuzz -i IN -o OUT -- sandbox-fuzz --afl [OPTIONS] TARGET\n"
+	    "Fuzzes TARGET, a static program built with clang's -fsanitize-coverage=\n"
+	    "inline-8bit-counters and linked with libsandbox-fuzz-guest.a, inside a micro-VM\n"
+	    "reset to a snapshot after every input. Flags after TARGET are libFuzzer's own\n"
+	    "(-runs, -max_total_time, -max_len, -timeout, -dict, -artifact_prefix, -seed,\n"
+	    "-merge, -minimize_crash...); FILEs alone are run once each (reproduction).\n"
+	    "Fuzz options (docs/fuzzing.md)\n"
+	    "  --ci                   CI mode: deterministic, progress lines, stop at the first "
+	    "new\n"
+	    "                         crash, minimise it, write crash-<sha1> with its report\n"
+	    "                         (.txt, .json) and the reproduction command\n"
+	    "  --max-total-time=SEC   with --ci: the time budget (default 300)\n"
+	    "  --known-crashes=FILE   DEDUP_TOKENs (one per line) that are not new\n"
+	    "  --keep-going           record each new crash bucket once and go on fuzzing\n"
+	    "  --deterministic        the same clock and random bytes for every input\n"
+	    "  --strict-reset         the monitor resets the vCPU's registers after every input\n"
+	    "                         (for a target that may be hostile to the harness)\n"
+	    "  --verify-reset=N       compare all of guest RAM with the snapshot every N inputs\n"
+	    "  --afl                  speak AFL++'s forkserver protocol (run by afl-fuzz)\n");
 	sbx_cli_usage(f);
 }
 
@@ -228,9 +230,9 @@ void fuzz_log_flush(struct fuzz *fz, int show)
 		fz->log = NULL;
 }
 
-static void __attribute__((noreturn)) die_like_libfuzzer(struct fuzz *fz, enum fuzz_kind k,
-							 const uint8_t *data, size_t size,
-							 const struct sbx_exec_run *run)
+static void __attribute__((noreturn))
+die_like_libfuzzer(struct fuzz *fz, enum fuzz_kind k, const uint8_t *data, size_t size,
+		   const struct sbx_exec_run *run)
 {
 	char path[4200];
 	if (fz->exact_artifact)
@@ -260,8 +262,7 @@ static void __attribute__((noreturn)) die_like_libfuzzer(struct fuzz *fz, enum f
 	}
 	/* Out of memory (or no alarm came): what libFuzzer prints and leaves. */
 	fprintf(stderr, "==%d== ERROR: libFuzzer: %s\n", (int)getpid(),
-		k == FUZZ_OOM ? "out-of-memory (the guest's RAM, --mem, ran out)"
-			      : "timeout");
+		k == FUZZ_OOM ? "out-of-memory (the guest's RAM, --mem, ran out)" : "timeout");
 	fuzz_write_file(path, data, size);
 	fprintf(stderr, "artifact_prefix='%s'; Test unit written to %s\n", fz->artifact_prefix,
 		path);
@@ -344,10 +345,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct sbx_exec_info info;
 	sbx_exec_info(fz->x, &info);
 	if (!info.ncounters) {
-		fprintf(stderr,
-			"sandbox-fuzz: %s: the target has no coverage counters: build it with clang "
-			"-fsanitize-coverage=inline-8bit-counters (see sbx_fuzz.h)\n",
-			fz->target);
+		fprintf(
+		    stderr,
+		    "sandbox-fuzz: %s: the target has no coverage counters: build it with clang "
+		    "-fsanitize-coverage=inline-8bit-counters (see sbx_fuzz.h)\n",
+		    fz->target);
 		exit(1);
 	}
 	/* The guest's counters, in guest RAM, become libFuzzer's module. */
@@ -355,8 +357,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fprintf(stderr,
 		"sandbox-fuzz: %s: snapshot after %.1f ms (%llu pages), %zu coverage counters, "
 		"inputs up to %llu bytes\n",
-		fz->target, info.open_ms, (unsigned long long)info.snapshot_pages,
-		info.ncounters, (unsigned long long)info.input_max);
+		fz->target, info.open_ms, (unsigned long long)info.snapshot_pages, info.ncounters,
+		(unsigned long long)info.input_max);
 	return 0;
 }
 

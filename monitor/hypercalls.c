@@ -52,7 +52,8 @@ static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (!p)
 		return -EFAULT;
 	if (vm->det_random) {
-		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed. */
+		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed.
+		 */
 		for (uint64_t i = 0; i < len; i++) {
 			if (i % 8 == 0) {
 				uint64_t z = (vm->det_state += 0x9e3779b97f4a7c15ull);

@@ -22,7 +22,7 @@ struct sbx_snap {
 	int64_t offs[SBX_MAX_FDS];
 	char cwd[POLICY_PATH_MAX];
 	uint32_t ring_tail;
-	uint64_t out_bytes, write_bytes; /* the byte limits count from the snapshot again */
+	uint64_t out_bytes, write_bytes;      /* the byte limits count from the snapshot again */
 	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 };
 
@@ -138,8 +138,8 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 /* Puts back the pages written since the last reset. Without allow_pt a page-table page among
  * them stops it with -EAGAIN before anything is copied (the caller stops the vCPU and tries
  * again); the pages taken stay in s->dirty. */
-int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages,
-		    int *pt, char *err, size_t errlen)
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
+		    char *err, size_t errlen)
 {
 	uint64_t nw = nwords(vm->mem_size), n = 0;
 	int64_t r = sbx_dirty_collect(vm, s->dirty, 1);
@@ -264,7 +264,8 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 int sbx_reset_verify(struct sbx_vm *vm, const struct sbx_snap *s, char *err, size_t errlen)
 {
 	for (uint64_t gpa = 0; gpa < vm->mem_size; gpa += SBX_PAGE_SIZE) {
-		if ((gpa >= s->keep_lo && gpa < s->keep_hi) || (s->keep_page && gpa == s->keep_page))
+		if ((gpa >= s->keep_lo && gpa < s->keep_hi) ||
+		    (s->keep_page && gpa == s->keep_page))
 			continue;
 		if (memcmp(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE)) {
 			snprintf(err, errlen,

@@ -78,7 +78,7 @@ struct sbx_result {
 	int status;
 	int signal;
 	char reason[512];
-	int reported; /* a full fault report was printed to the log */
+	int reported;	   /* a full fault report was printed to the log */
 	char dedup[200];   /* its DEDUP_TOKEN: the same for the same crash (bucketing) */
 	char summary[200]; /* its SUMMARY line */
 	struct sbx_stats stats;

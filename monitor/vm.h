@@ -154,8 +154,8 @@ struct sbx_vm {
 	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
 	int confine_thread;	  /* confine the vCPU thread and its children only */
 	int det_random;		  /* getrandom answers from det_state, not the host */
-	uint32_t spin_us;	  /* the guest's spin on a request before the doorbell (0: default) */
-	int fs_changed;		  /* a call may have changed a writable mount since the reset */
+	uint32_t spin_us; /* the guest's spin on a request before the doorbell (0: default) */
+	int fs_changed;	  /* a call may have changed a writable mount since the reset */
 	uint64_t det_state, det_out;
 };
 
@@ -196,8 +196,8 @@ void sbx_pause_release(struct sbx_vm *vm, int was_paused);
 
 /* reset.c: the pieces of sbx_reset, for exec.c, which resets with the vCPU parked or
  * spinning. */
-int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages,
-		    int *pt, char *err, size_t errlen);
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
+		    char *err, size_t errlen);
 int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */

@@ -14,7 +14,7 @@ if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
     build-essential cmake pkg-config clang llvm lld libclang-rt-14-dev \
     libelf-dev libdw-dev libcapstone-dev libbpf-dev libseccomp-dev libjansson-dev \
     libcriterion-dev libzstd-dev libxxhash-dev libsodium-dev musl-tools \
-    libmicrohttpd-dev wrk curl \
+    libmicrohttpd-dev wrk curl nettle-dev afl++ \
     busybox-static bubblewrap hyperfine clang-format python3 git gdb binutils criu iproute2 \
     bpftool linux-perf >/dev/null
 fi

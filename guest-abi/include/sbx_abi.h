@@ -26,7 +26,7 @@
 #define SBX_RING_ADDR SBX_U64(0x14000)	   /* struct sbx_ring, SBX_RING_BYTES long */
 #define SBX_RING_BYTES SBX_U64(0x1000)
 #define SBX_EXEC_ADDR SBX_U64(0x15000) /* struct sbx_exec_ctl: repeated runs' mailbox (1.2) */
-#define SBX_PT_ADDR SBX_U64(0x20000) /* page tables built by the monitor */
+#define SBX_PT_ADDR SBX_U64(0x20000)   /* page tables built by the monitor */
 #define SBX_PT_END SBX_U64(0x100000)
 #define SBX_KSTACK_ADDR SBX_U64(0x100000) /* kernel stacks: syscall stack, then the IST stacks */
 #define SBX_KSTACK_END SBX_U64(0x200000)
@@ -128,11 +128,11 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
 #define SBX_MAX_SYSCALL 512
-#define SBX_BOOT_CPL0 1	   /* flags: user code and kernel run at CPL0 */
-#define SBX_BOOT_STRACE 2  /* flags: report every syscall with SBX_CALL_TRACE */
-#define SBX_BOOT_POLLING 4 /* flags: a monitor thread polls the ring */
-#define SBX_BOOT_EXEC 8	   /* flags: run many times from a snapshot (sbx_exec_ctl, 1.2) */
-#define SBX_BOOT_WARM 16   /* flags: the first read of fd 0 is the snapshot point (1.2) */
+#define SBX_BOOT_CPL0 1	       /* flags: user code and kernel run at CPL0 */
+#define SBX_BOOT_STRACE 2      /* flags: report every syscall with SBX_CALL_TRACE */
+#define SBX_BOOT_POLLING 4     /* flags: a monitor thread polls the ring */
+#define SBX_BOOT_EXEC 8	       /* flags: run many times from a snapshot (sbx_exec_ctl, 1.2) */
+#define SBX_BOOT_WARM 16       /* flags: the first read of fd 0 is the snapshot point (1.2) */
 #define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
 
 #ifndef __ASSEMBLER__
@@ -234,26 +234,28 @@ enum sbx_call {
  * the vCPU in that exit until the next run. Every field the kernel reads is rewritten by the
  * monitor before each run; what the kernel writes is only ever a hint to the monitor. */
 #define SBX_EXEC_NEED_WAKEUP 1
+#define SBX_EXEC_AT_POINT 0x100 /* `status` of the park at the point (not a run's end) */
 /* The fuzz driver's private syscall (guest-abi/fuzz/sbx_fuzz.h): rdi = operation. */
 #define SBX_SYS_EXEC 1024
-#define SBX_EXEC_OP_POINT 1 /* rsi: counters, rdx: their bytes, r10: input buffer, r8: its
-			     * bytes. Snapshot here; returns each run's input length n, whose
-			     * bytes end the buffer (at r10 + r8 - n), so a read past them
-			     * reaches the driver's guard page. */
-#define SBX_EXEC_OP_DONE 2  /* the run is over (no return) */
+#define SBX_EXEC_OP_POINT                                                                          \
+	1		   /* rsi: counters, rdx: their bytes, r10: input buffer, r8: its          \
+			    * bytes. Snapshot here; returns each run's input length n, whose       \
+			    * bytes end the buffer (at r10 + r8 - n), so a read past them          \
+			    * reaches the driver's guard page. */
+#define SBX_EXEC_OP_DONE 2 /* the run is over (no return) */
 #ifndef __ASSEMBLER__
 struct sbx_exec_ctl {
-	uint64_t go;	     /* OUT: changed to start a run */
-	uint64_t done;	     /* IN: bumped when a run ends (and at the point) */
-	uint32_t flags;	     /* OUT: SBX_EXEC_NEED_WAKEUP */
-	uint32_t status;     /* IN: the run's exit status */
-	uint64_t entry_rip;  /* OUT: where a run starts when the point is the entry */
-	uint64_t entry_rsp;  /* OUT: its stack (argc), built by the monitor for this run */
-	uint64_t input_len;  /* OUT: SBX_EXEC_OP_POINT's result for this run */
-	uint64_t counters;   /* IN: SBX_EXEC_OP_POINT's arguments, as the driver gave them */
-	uint64_t ncounters;  /* IN */
-	uint64_t input;	     /* IN */
-	uint64_t input_max;  /* IN */
+	uint64_t go;	    /* OUT: changed to start a run */
+	uint64_t done;	    /* IN: bumped when a run ends (and at the point) */
+	uint32_t flags;	    /* OUT: SBX_EXEC_NEED_WAKEUP */
+	uint32_t status;    /* IN: the run's exit status */
+	uint64_t entry_rip; /* OUT: where a run starts when the point is the entry */
+	uint64_t entry_rsp; /* OUT: its stack (argc), built by the monitor for this run */
+	uint64_t input_len; /* OUT: SBX_EXEC_OP_POINT's result for this run */
+	uint64_t counters;  /* IN: SBX_EXEC_OP_POINT's arguments, as the driver gave them */
+	uint64_t ncounters; /* IN */
+	uint64_t input;	    /* IN */
+	uint64_t input_max; /* IN */
 };
 _Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
 #endif

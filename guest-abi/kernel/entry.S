@@ -176,7 +176,7 @@ sbx_exec_start:
 	movl $-1, %eax
 	movl $-1, %edx
 	xsave64 k_exec_xsave(%rip)
-	xorl %edi, %edi
+	movl $SBX_EXEC_AT_POINT, %edi
 	jmp k_exec_park
 	.size sbx_exec_start, . - sbx_exec_start
 

@@ -20,7 +20,7 @@ static int k_exec_point(void)
 		return -ENOMEM;
 	k_point_taken = 1;
 	if (k_exec_save() == 0)
-		k_exec_park(0);
+		k_exec_park(SBX_EXEC_AT_POINT);
 	return 0;
 }
 

@@ -53,7 +53,7 @@ void __attribute__((noreturn)) k_resume_full(void);
 
 /* exec.c: repeated runs from one snapshot */
 long k_sys_exec(struct k_frame *f);
-void k_exec_stdin_point(void); /* before a read of fd 0 */
+void k_exec_stdin_point(void);	   /* before a read of fd 0 */
 void k_exec_exit(uint32_t status); /* returns only when exit ends the program */
 
 /* signal.c */

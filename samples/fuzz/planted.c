@@ -16,6 +16,8 @@ static int checksum(const uint8_t *p, size_t n)
 	return s;
 }
 
+static volatile int parse_calls;
+
 static void __attribute__((noinline)) planted_bug(volatile int *p)
 {
 	*p = 1;
@@ -36,8 +38,13 @@ static int parse_record(const uint8_t *data, size_t size)
 	uint16_t len = (uint16_t)(data[4] | data[5] << 8);
 	if (len != 0x4242)
 		return checksum(data + 6, size - 6);
+#ifndef PLANTED_SAFE /* the throughput benchmark's build: the same work, no crash to stop it */
 	if (data[6] == '!')
 		planted_bug((volatile int *)(uintptr_t)(size & 0)); /* the bug */
+#else
+	if (data[6] == '!')
+		planted_bug((volatile int *)(uintptr_t)&parse_calls);
+#endif
 	return 0;
 }
 

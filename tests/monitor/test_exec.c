@@ -33,6 +33,7 @@ static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_ex
 	policy_init(&f->pol);
 	cr_assert_eq(policy_add_tmp(&f->pol, "/tmp", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_make_tmp(&f->pol, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_set_env(&f->pol, "STATE_COMMANDS=1", err, sizeof(err)), 0, "%s", err);
 	f->argv[0] = (char *)prog;
 	f->argv[1] = (char *)arg;
 	f->argv[2] = NULL;
@@ -107,8 +108,8 @@ static void check_cgi(const char *prog, int fast)
 		cr_assert(run.parked, "run %d did not end by exiting: %s", i, run.res.reason);
 		cr_assert_eq(run.res.status, 0);
 		char want[160];
-		snprintf(want, sizeof(want), "argc=2 argv1=cgi qs=q%d in=body%d leak=none table=0\n",
-			 i, i);
+		snprintf(want, sizeof(want),
+			 "argc=2 argv1=cgi qs=q%d in=body%d leak=none table=0\n", i, i);
 		cr_assert(strstr(o, want), "run %d: wanted \"%s\", got: %s", i, want, o);
 		memcpy(rnd_a, rnd_b, sizeof(rnd_a));
 		memcpy(gr_a, gr_b, sizeof(gr_a));
@@ -201,14 +202,17 @@ Test(exec, crash_abort_exit_timeout_oom_end_one_run_only, .timeout = 120)
 		enum sbx_end end;
 		int status, oom;
 	} cases[] = {
-	    {"C", SBX_END_FAULT, 128 + 11, 0},	     {"A", SBX_END_SIGNAL, 128 + 6, 0},
-	    {"E", SBX_END_EXIT, 3, 0},		     {"L", SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0},
-	    {"R", SBX_END_EXIT, 0, 0 /* parks */}, {"M", SBX_END_SIGNAL, 128 + 6, 1},
+	    {"C", SBX_END_FAULT, 128 + 11, 0},
+	    {"A", SBX_END_SIGNAL, 128 + 6, 0},
+	    {"E", SBX_END_EXIT, 3, 0},
+	    {"L", SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0},
+	    {"R", SBX_END_EXIT, 0, 0 /* parks */},
+	    {"M", SBX_END_SIGNAL, 128 + 6, 1},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		free(fx_run(&f, cases[i].in, NULL, &run));
-		cr_assert_eq(run.res.end, cases[i].end, "%s: end %d (%s)", cases[i].in,
-			     run.res.end, run.res.reason);
+		cr_assert_eq(run.res.end, cases[i].end, "%s: end %d (%s)", cases[i].in, run.res.end,
+			     run.res.reason);
 		cr_assert_eq(run.res.status, cases[i].status, "%s: status %d (%s)", cases[i].in,
 			     run.res.status, run.res.reason);
 		cr_assert_eq(run.oom, cases[i].oom, "%s: oom %d", cases[i].in, run.oom);
@@ -262,5 +266,29 @@ Test(exec, a_program_without_its_point_is_an_error)
 	int r = sbx_exec_open(&cfg, &o, &x, err, sizeof(err));
 	cr_assert_lt(r, 0);
 	cr_assert(strstr(err, "ended before its snapshot point"), "%s", err);
+	policy_free(&pol);
+}
+
+Test(exec, warm_program_that_never_reads_stdin_is_an_error)
+{
+	e2e_need_kvm();
+	struct policy pol;
+	policy_init(&pol);
+	char *argv[] = {SBX_BUILD_DIR "/samples/hello-glibc", NULL};
+	struct sbx_config cfg = {.prog = argv[0],
+				 .argv = argv,
+				 .policy = &pol,
+				 .mem_size = 64ull << 20,
+				 .stdin_fd = -1,
+				 .stdout_fd = -1,
+				 .stderr_fd = -1,
+				 .log = stderr,
+				 .name = "hello"};
+	struct sbx_exec_opts o = {.point = SBX_POINT_STDIN};
+	struct sbx_exec *x = NULL;
+	char err[512];
+	cr_assert_lt(sbx_exec_open(&cfg, &o, &x, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "hello ended before its snapshot point: exited with status 0"), "%s",
+		  err);
 	policy_free(&pol);
 }

@@ -1,0 +1,244 @@
+/* sandbox-fuzz as a user runs it: libFuzzer and AFL++ find the planted bug, the reproduction
+ * command reproduces it, crashes are bucketed by DEDUP_TOKEN, and a crash, an abort, a
+ * timeout and running out of memory each give libFuzzer's exit code and artifact. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+
+#define FUZZ SBX_BUILD_DIR "/sandbox-fuzz"
+#define PLANTED SBX_BUILD_DIR "/samples/fuzz-planted"
+#define STATE SBX_BUILD_DIR "/samples/fuzz-state"
+#define TOKEN "SIGSEGV--planted_bug--LLVMFuzzerTestOneInput--main"
+
+static char dir[64];
+
+static void setup(void)
+{
+	e2e_need_kvm();
+	snprintf(dir, sizeof(dir), "/tmp/sbx-fuzz.XXXXXX");
+	cr_assert(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	int st;
+	if (dir[0])
+		free(e2e_slurp(cmd, &st));
+}
+
+/* The artifact files (without .txt/.json/.log) whose names start with prefix, in dir. */
+static int artifacts(const char *d, const char *prefix, char *first, size_t n)
+{
+	DIR *dd = opendir(d);
+	cr_assert(dd, "%s", d);
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(dd))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) || strchr(e->d_name, '.'))
+			continue;
+		if (!count && first)
+			snprintf(first, n, "%.100s/%.120s", d, e->d_name);
+		count++;
+	}
+	closedir(dd);
+	return count;
+}
+
+static char *run(const char *fmt, int *status, ...) __attribute__((format(printf, 1, 3)));
+static char *run(const char *fmt, int *status, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, status);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return e2e_slurp(cmd, status);
+}
+
+Test(fuzz, libfuzzer_finds_the_planted_bug_and_the_repro_reproduces, .init = setup,
+     .fini = teardown, .timeout = 400)
+{
+	int st;
+	char *o = run("cd %s && %s %s -seed=1 -max_total_time=240 -artifact_prefix=%s/ 2>&1", &st,
+		      dir, FUZZ, PLANTED, dir);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "DEDUP_TOKEN: " TOKEN), "%s", o);
+	char art[300];
+	cr_assert_eq(artifacts(dir, "crash-", art, sizeof(art)), 1, "%s", o);
+	char *cmd = strstr(o, "reproduce with: ");
+	cr_assert(cmd, "%s", o);
+	/* The report files, text and JSON. */
+	char *t = run("cat %s.txt; echo; cat %s.json", &st, art, art);
+	cr_assert(strstr(t, "DEDUP_TOKEN: " TOKEN) && strstr(t, "\"signal\": \"SEGV\""), "%s", t);
+	free(t);
+	free(o);
+	o = run("%s %s %s 2>&1", &st, FUZZ, PLANTED, art);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "SUMMARY: sandbox: SIGSEGV planted.c"), "%s", o);
+	free(o);
+}
+
+Test(fuzz, afl_finds_the_planted_bug, .init = setup, .fini = teardown, .timeout = 400)
+{
+	int st;
+	char *o = e2e_slurp("command -v afl-fuzz", &st);
+	free(o);
+	if (st)
+		cr_skip_test("afl-fuzz is not installed (scripts/setup.sh installs afl++)");
+	o = run("cd %s && mkdir in && printf 'SBXF\\001' > in/seed && AFL_SKIP_CPUFREQ=1 "
+		"AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 "
+		"AFL_BENCH_UNTIL_CRASH=1 timeout 300 afl-fuzz -s 1 -V 240 -i in -o out -- %s --afl "
+		"%s 2>&1 | tail -5",
+		&st, dir, FUZZ, PLANTED);
+	char d[128], art[300];
+	snprintf(d, sizeof(d), "%s/out/default/crashes", dir);
+	int n = artifacts(d, "id:", art, sizeof(art));
+	cr_assert_geq(n, 1, "no crash found:\n%s", o);
+	free(o);
+	/* Every crash AFL saved reproduces as the planted bug. */
+	o = run("cd %s && for f in out/default/crashes/id:*; do %s %s \"$f\" >/dev/null 2>&1; "
+		"echo \"$? $f\"; %s %s \"$f\" 2>&1 | grep DEDUP_TOKEN; done",
+		&st, dir, FUZZ, PLANTED, FUZZ, PLANTED);
+	cr_assert(strstr(o, "77 out/default/crashes/id:"), "%s", o);
+	cr_assert(!strstr(o, "\n0 out/"), "a saved crash did not reproduce:\n%s", o);
+	cr_assert(strstr(o, "DEDUP_TOKEN: " TOKEN), "%s", o);
+	free(o);
+}
+
+/* A seed one byte from the bug: mutations hit it again and again. */
+static void near_seed(void)
+{
+	int st;
+	free(run("mkdir -p %s/corpus && printf 'SBXFBB?' > %s/corpus/near", &st, dir, dir));
+}
+
+Test(fuzz, a_crash_hit_many_times_is_one_bucket, .init = setup, .fini = teardown, .timeout = 200)
+{
+	near_seed();
+	int st;
+	char *o = run("cd %s && %s --keep-going %s -seed=2 -runs=30000 -artifact_prefix=%s/ "
+		      "corpus 2>&1",
+		      &st, dir, FUZZ, PLANTED, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert_eq(artifacts(dir, "crash-", NULL, 0), 1, "%s", o);
+	/* The final progress line: more than one crash, one bucket. */
+	char *p = strstr(o, "new buckets"), *last = NULL;
+	while (p) {
+		last = p;
+		p = strstr(p + 1, "new buckets");
+	}
+	cr_assert(last, "%s", o);
+	unsigned long long crashes = 0;
+	char *c = last;
+	while (c > o && strncmp(c, "crashes ", 8))
+		c--;
+	cr_assert_eq(sscanf(c, "crashes %llu in 1 new", &crashes), 1, "%.200s", c);
+	cr_assert_gt(crashes, 1, "%s", o);
+	free(o);
+}
+
+Test(fuzz, known_crashes_do_not_fail, .init = setup, .fini = teardown, .timeout = 200)
+{
+	near_seed();
+	int st;
+	free(run("echo 'DEDUP_TOKEN: %s' > %s/known", &st, TOKEN, dir));
+	char *o = run("cd %s && %s --known-crashes=%s/known %s -seed=3 -runs=20000 "
+		      "-artifact_prefix=%s/ corpus 2>&1",
+		      &st, dir, FUZZ, dir, PLANTED, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert_eq(artifacts(dir, "crash-", NULL, 0), 0, "%s", o);
+	free(o);
+}
+
+Test(fuzz, ci_mode_stops_minimises_and_reports, .init = setup, .fini = teardown, .timeout = 600)
+{
+	int st;
+	char *o = run("cd %s && mkdir corpus && %s --ci --max-total-time=240 %s -seed=1 corpus "
+		      "2>&1",
+		      &st, dir, FUZZ, PLANTED);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "new crash in bucket " TOKEN), "%s", o);
+	char *r = strstr(o, "  reproduce: ");
+	cr_assert(r, "%s", o);
+	char cmd[1024];
+	sscanf(r + 13, "%1023[^\n]", cmd);
+	free(o);
+	/* The printed command, as printed (sandbox-fuzz from the build directory). */
+	o = run("cd %s && PATH=%s:$PATH %s 2>&1", &st, dir, SBX_BUILD_DIR, cmd);
+	cr_assert_eq(st, 77, "%s: exit %d:\n%s", cmd, st, o);
+	cr_assert(strstr(o, "DEDUP_TOKEN: " TOKEN), "%s", o);
+	free(o);
+}
+
+/* One input each, as the seed corpus of a fuzzing run: libFuzzer's exit code and artifact
+ * per outcome (a reproduction run of a file writes no artifact, as libFuzzer's does not). */
+static void outcome(const char *in, const char *flags, int code, const char *prefix)
+{
+	int st;
+	free(run("mkdir %s/corpus && printf '%s' > %s/corpus/input", &st, dir, in, dir));
+	char *o = run("cd %s && %s --tmp /tmp --env STATE_COMMANDS=1 %s %s -timeout=2 -runs=1 "
+		      "-artifact_prefix=%s/ corpus 2>&1",
+		      &st, dir, FUZZ, flags, STATE, dir);
+	cr_assert_eq(st, code, "input %s: exit %d:\n%s", in, st, o);
+	cr_assert_eq(artifacts(dir, prefix, NULL, 0), 1, "input %s:\n%s", in, o);
+	free(o);
+}
+
+Test(fuzz, crash_exit_code_and_artifact, .init = setup, .fini = teardown, .timeout = 60)
+{
+	outcome("C", "", 77, "crash-");
+}
+
+Test(fuzz, abort_exit_code_and_artifact, .init = setup, .fini = teardown, .timeout = 60)
+{
+	outcome("A", "", 77, "crash-");
+}
+
+Test(fuzz, exit_is_a_crash_too, .init = setup, .fini = teardown, .timeout = 60)
+{
+	outcome("E", "", 77, "crash-");
+}
+
+Test(fuzz, timeout_exit_code_and_artifact, .init = setup, .fini = teardown, .timeout = 60)
+{
+	outcome("L", "", 70, "timeout-");
+}
+
+Test(fuzz, oom_exit_code_and_artifact, .init = setup, .fini = teardown, .timeout = 60)
+{
+	outcome("M", "--mem 64M", 71, "oom-");
+}
+
+Test(fuzz, state_never_leaks_between_inputs, .init = setup, .fini = teardown, .timeout = 300)
+{
+	int st;
+	/* The target aborts on any trace of an earlier input; RAM is compared with the snapshot
+	 * after every 1,000th reset. */
+	char *o = run("cd %s && mkdir corpus && printf 'x' > corpus/x && %s --tmp /tmp "
+		      "--verify-reset=1000 %s -seed=4 -runs=20000 -only_ascii=1 "
+		      "-artifact_prefix=%s/ corpus 2>&1",
+		      &st, dir, FUZZ, STATE, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert(!strstr(o, "reset check"), "%s", o);
+	free(o);
+}
+
+Test(fuzz, bad_target_is_one_line)
+{
+	int st;
+	char *o = run("%s /nonexistent/target 2>&1", &st, FUZZ);
+	cr_assert_eq(st, 2, "%s", o);
+	cr_assert(strstr(o, "/nonexistent/target: No such file"), "%s", o);
+	free(o);
+	o = run("%s %s/samples/hello-glibc -runs=1 2>&1", &st, FUZZ, SBX_BUILD_DIR);
+	cr_assert_neq(st, 0, "%s", o);
+	cr_assert(strstr(o, "ended before its snapshot point"), "%s", o);
+	free(o);
+}
