@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	    .verbose = cli.cfg.verbose,
 	};
 	if ((r = serve_pool_open(&po, &pool, err, sizeof(err))) < 0) {
-		fprintf(stderr, "sandbox-serve: %s: %s\n", prog, err);
+		fprintf(stderr, "sandbox-serve: %s\n", err);
 		status = 1;
 		goto out;
 	}
