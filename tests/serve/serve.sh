@@ -325,6 +325,11 @@ mode_warm() {
   has we2 "env QUERY_STRING=token=w2"
   has we2 "again"
   stop
+  # A program that ends without reading stdin has no snapshot point: refused at start.
+  if timeout 30 "$SERVE" --warm --listen 127.0.0.1:0 "$S/hello-glibc" >/dev/null 2>"$D/nopoint.log"; then
+    fail "warm: a handler that never reads stdin was accepted"
+  fi
+  grep -q "before its snapshot point" "$D/nopoint.log" || fail "warm: $(cat "$D/nopoint.log")"
   WARM=1 mode_isolation --warm
 }
 
