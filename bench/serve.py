@@ -33,10 +33,19 @@ from run import BenchError, Report, summary  # noqa: E402
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
+_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run (two calls in a row may get the
+    same port from the kernel)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p not in _given:
+            _given.add(p)
+            return p
 
 
 def wait_port(port, proc, what, timeout=30):

@@ -517,7 +517,7 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64u << 10), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	    (size_t)(64u << 10), MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an address here)",
 			 o->listen);
@@ -526,12 +526,11 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	}
 	h->port = bound_port(h->d);
 	if (o->admin) {
-		h->admin = MHD_start_daemon(
-		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		    0, NULL, NULL, on_admin, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&as,
-		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+		h->admin = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+						(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+					    0, NULL, NULL, on_admin, h, MHD_OPTION_EXTERNAL_LOGGER,
+					    mhd_log, h, MHD_OPTION_SOCK_ADDR,
+					    (struct sockaddr *)&as, MHD_OPTION_END);
 		if (!h->admin) {
 			snprintf(err, errlen, "--admin: cannot listen on %s", o->admin);
 			MHD_stop_daemon(h->d);

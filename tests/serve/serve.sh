@@ -148,6 +148,12 @@ mode_cgi() {
   [ "$n" -ge 14 ] || fail "access log has $n lines"
   grep -Eq '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /some/path\?token=t1&a=b HTTP/1\.1" 200 [0-9]+ [0-9]+us instance=[0-9]+ id=[0-9a-f]+$' "$D/access.log" ||
     fail "access log line not in the expected format: $(head -1 "$D/access.log")"
+  # A second server cannot take the port (no SO_REUSEPORT sharing of connections).
+  if timeout 30 "$SERVE" --listen "127.0.0.1:$PORT" --instances 1 "$S/serve_echo-glibc" \
+    >/dev/null 2>"$D/second.log"; then
+    fail "a second server listened on the port in use"
+  fi
+  grep -q "cannot listen on 127.0.0.1:$PORT" "$D/second.log" || fail "second server: $(cat "$D/second.log")"
   curl -s -m 10 "http://127.0.0.1:$APORT/-/metrics" >"$D/metrics" || fail "no /-/metrics"
   for m in 'sandbox_serve_requests_total{code="200"}' sandbox_serve_request_duration_seconds_bucket \
     sandbox_serve_resets_total sandbox_serve_reset_dirty_pages_sum sandbox_serve_queue_depth \
