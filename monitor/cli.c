@@ -223,6 +223,8 @@ int sbx_cli_parse(struct sbx_cli *f, int argc, char **argv, const struct option 
 	int c, r = 0;
 	err[0] = 0;
 	const char *prog = argv[0] ? argv[0] : "sandbox";
+	if (strrchr(prog, '/'))
+		prog = strrchr(prog, '/') + 1;
 
 	/* 1. The policy files, so that every flag can override them. */
 	optind = 0;

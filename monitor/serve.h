@@ -108,10 +108,6 @@ struct serve_job {
 	size_t out_len;
 	int instance; /* which instance ran it */
 	struct serve_run_cost cost;
-	/* the pool's */
-	int done;
-	pthread_cond_t cv;
-	struct serve_job *next;
 };
 struct serve_pool_opts {
 	int argc;
@@ -129,14 +125,15 @@ int serve_parse_cli(struct sbx_cli *c, int argc, char **argv, void *serve_opts, 
 		    size_t errlen);
 int serve_pool_open(const struct serve_pool_opts *o, struct serve_pool **out, char *err,
 		    size_t errlen);
-/* Queues a job and waits for it. -EAGAIN when the queue is full (the caller answers 503),
- * -ESHUTDOWN once the pool is stopping. */
+/* Runs a job on the calling thread once an instance is free (waiting in line for one).
+ * -EAGAIN when the line is full (the caller answers 503), -ESHUTDOWN once the pool is
+ * stopping. */
 int serve_pool_run(struct serve_pool *p, struct serve_job *j);
 /* New instances from the handler binary as it is now; swapped in, the old ones drained.
  * Returns 0 or -errno (the old instances then stay). */
 int serve_pool_reload(struct serve_pool *p, char *err, size_t errlen);
 void serve_pool_gauges(struct serve_pool *p, struct serve_gauges *g);
-/* Lets queued jobs finish, then stops the workers and closes the instances. */
+/* Refuses new jobs, lets the queued and running ones finish, closes the instances. */
 void serve_pool_close(struct serve_pool *p);
 
 /* ---- serve_http.c ---- */
@@ -145,6 +142,7 @@ struct serve_http_opts {
 	const char *listen; /* HOST:PORT */
 	const char *admin;  /* HOST:PORT or NULL */
 	uint64_t max_body;
+	uint64_t body_budget; /* all connections' buffered bodies together */
 	FILE *access_log;
 	FILE *log;
 	struct serve_pool *pool;

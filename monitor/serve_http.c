@@ -24,6 +24,7 @@ struct serve_http {
 	atomic_uint_fast64_t next_id;
 	atomic_int active; /* requests between their first line and the end of the response */
 	atomic_int draining;
+	atomic_uint_fast64_t body_bytes; /* buffered request bodies, all connections */
 };
 
 struct req {
@@ -120,6 +121,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 		}
 	}
 	free(r->uri);
+	atomic_fetch_sub(&h->body_bytes, r->cap);
 	free(r->body);
 	free(r);
 	*con_cls = NULL;
@@ -323,6 +325,27 @@ static enum MHD_Result run_request(struct serve_http *h, struct MHD_Connection *
 	return ret;
 }
 
+/* Room for cap bytes of body, within the budget for all connections' bodies together (so
+ * that many slow uploads cannot take the host's memory). */
+static int grow(struct serve_http *h, struct req *r, size_t cap)
+{
+	size_t more = cap - r->cap;
+	if (atomic_fetch_add(&h->body_bytes, more) + more > h->o.body_budget) {
+		atomic_fetch_sub(&h->body_bytes, more);
+		logf_(h, "req %llx: request bodies in flight over their budget of %llu bytes",
+		      (unsigned long long)r->id, (unsigned long long)h->o.body_budget);
+		return -ENOMEM;
+	}
+	char *b = realloc(r->body, cap);
+	if (!b) {
+		atomic_fetch_sub(&h->body_bytes, more);
+		return -ENOMEM;
+	}
+	r->body = b;
+	r->cap = cap;
+	return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -345,6 +368,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				      (unsigned long long)r->id, cl);
 				return reply(h, c, r, 413, "413 Content Too Large\n", NULL, NULL);
 			}
+			if (n && grow(h, r, (size_t)n) < 0)
+				return reply(h, c, r, 503,
+					     "503 Service Unavailable: too many bodies in flight\n",
+					     "Retry-After", "1");
 		}
 		return MHD_YES;
 	}
@@ -368,11 +395,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			size_t cap = r->cap ? r->cap : 16384;
 			while (cap < r->len + n)
 				cap *= 2;
-			char *b = realloc(r->body, cap);
-			if (!b)
-				return MHD_NO;
-			r->body = b;
-			r->cap = cap;
+			if (cap > h->o.max_body)
+				cap = h->o.max_body;
+			if (grow(h, r, cap) < 0)
+				return MHD_NO; /* a chunked body with the budget spent */
 		}
 		memcpy(r->body + r->len, upload_data, n);
 		r->len += n;
@@ -491,7 +517,7 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64u << 10), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+	    (size_t)(64u << 10), MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an address here)",
 			 o->listen);
@@ -500,12 +526,11 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	}
 	h->port = bound_port(h->d);
 	if (o->admin) {
-		h->admin = MHD_start_daemon(
-		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		    0, NULL, NULL, on_admin, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&as,
-		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+		h->admin = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+						(as.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+					    0, NULL, NULL, on_admin, h, MHD_OPTION_EXTERNAL_LOGGER,
+					    mhd_log, h, MHD_OPTION_SOCK_ADDR,
+					    (struct sockaddr *)&as, MHD_OPTION_END);
 		if (!h->admin) {
 			snprintf(err, errlen, "--admin: cannot listen on %s", o->admin);
 			MHD_stop_daemon(h->d);

@@ -117,6 +117,18 @@ int serve_parse_cli(struct sbx_cli *c, int argc, char **argv, void *serve_opts, 
 	return sbx_cli_parse(c, argc, argv, opts, apply, serve_opts, err, errlen);
 }
 
+/* What all connections may hold of request bodies at once: enough for every instance and
+ * every queued request to have a whole one, at least 64 MiB, at most 1 GiB (or one body). */
+static uint64_t body_budget(const struct serve_opts *so)
+{
+	uint64_t b = (so->queue + so->instances) * so->max_body;
+	if (b < (64u << 20))
+		b = 64u << 20;
+	if (b > (1ull << 30))
+		b = 1ull << 30;
+	return b < so->max_body ? so->max_body : b;
+}
+
 int main(int argc, char **argv)
 {
 	static struct sbx_cli cli;
@@ -196,7 +208,7 @@ int main(int argc, char **argv)
 	    .verbose = cli.cfg.verbose,
 	};
 	if ((r = serve_pool_open(&po, &pool, err, sizeof(err))) < 0) {
-		fprintf(stderr, "sandbox-serve: %s: %s\n", prog, err);
+		fprintf(stderr, "sandbox-serve: %s\n", err);
 		status = 1;
 		goto out;
 	}
@@ -206,6 +218,7 @@ int main(int argc, char **argv)
 	    .listen = so.listen,
 	    .admin = so.admin,
 	    .max_body = so.max_body,
+	    .body_budget = body_budget(&so),
 	    .access_log = alog,
 	    .log = stderr,
 	    .pool = pool,

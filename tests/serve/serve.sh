@@ -6,11 +6,13 @@
 #              seen by the next, after a normal end, a crash and a timeout; getrandom and
 #              AT_RANDOM differ between requests
 #   bad        malformed HTTP, oversized headers and bodies, a slow client, handlers that write
-#              no headers, invalid ones, no end of output, crash or hang; a full queue (503);
+#              no headers, invalid ones, no end of output, crash or hang, wreck their page
+#              tables; a full queue (503);
 #              SIGTERM finishing the request in flight; the server stays up throughout
 #   load       wrk at twice the pool's size in connections, 5 s, every response checked
-#   reload     SIGHUP under load: the new handler binary answers, no request fails
-#   warm       --warm: the framing, a slow-init handler, isolation
+#   reload     SIGHUP under load: the new handler binary answers, no request fails; a binary
+#              that cannot start keeps the old instances
+#   warm       --warm: the framing, a slow-init handler, a reload, isolation
 # SERVE=path overrides the server (e.g. build/tests/serve/sandbox-serve-fake, no isolation).
 # Prints "PASS ..." or "FAIL: why" last; exit 0 on PASS, 77 to skip.
 set -u
@@ -146,6 +148,12 @@ mode_cgi() {
   [ "$n" -ge 14 ] || fail "access log has $n lines"
   grep -Eq '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /some/path\?token=t1&a=b HTTP/1\.1" 200 [0-9]+ [0-9]+us instance=[0-9]+ id=[0-9a-f]+$' "$D/access.log" ||
     fail "access log line not in the expected format: $(head -1 "$D/access.log")"
+  # A second server cannot take the port (no SO_REUSEPORT sharing of connections).
+  if timeout 30 "$SERVE" --listen "127.0.0.1:$PORT" --instances 1 "$S/serve_echo-glibc" \
+    >/dev/null 2>"$D/second.log"; then
+    fail "a second server listened on the port in use"
+  fi
+  grep -q "cannot listen on 127.0.0.1:$PORT" "$D/second.log" || fail "second server: $(cat "$D/second.log")"
   curl -s -m 10 "http://127.0.0.1:$APORT/-/metrics" >"$D/metrics" || fail "no /-/metrics"
   for m in 'sandbox_serve_requests_total{code="200"}' sandbox_serve_request_duration_seconds_bucket \
     sandbox_serve_resets_total sandbox_serve_reset_dirty_pages_sum sandbox_serve_queue_depth \
@@ -156,7 +164,7 @@ mode_cgi() {
   echo "PASS cgi: $n requests, conformance table and metrics"
 }
 
-iso_field() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" "$D/$1.body"; }
+iso_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$D/$1.body"; }
 
 mode_isolation() {
   start --instances 1 --tmp /tmp --timeout 1s "$@" "$S/serve_iso-glibc"
@@ -226,10 +234,12 @@ mode_bad() {
   # A full queue: one instance, queue of one, five slow requests at once.
   stop
   start --instances 1 --queue 1 "$S/serve_bad-glibc"
+  local pids=()
   for i in 1 2 3 4 5; do
     curl -s -o /dev/null -D "$D/q$i.hdr" -w '%{http_code}\n' -m 20 "$URL/?mode=slow" >"$D/q$i" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
   grep -q 503 "$D"/q? || fail "no 503 with five requests for one instance and a queue of one"
   grep -q 200 "$D"/q? || fail "no request served"
   grep -qi '^Retry-After: 1' "$D"/q?.hdr || fail "a 503 without Retry-After"
@@ -240,7 +250,14 @@ mode_bad() {
   stop
   wait $cpid
   [ "$(cat "$D/term.code")" = 200 ] || fail "the request in flight at SIGTERM got '$(cat "$D/term.code")'"
-  echo "PASS bad: malformed, oversized, slow, bad handlers, full queue, SIGTERM; the server stayed up"
+  # A hostile handler that wrecks its page tables before faulting: each request a 502 with a
+  # report, the same instance reset and reused.
+  start --instances 1 --timeout 2s "$S/wreck-glibc" pagetables
+  for i in 1 2 3; do get "wreck$i" 502 "$URL/"; done
+  [ "$(grep -c "req [0-9a-f]*: instance [0-9]*: SUMMARY: " "$D/server.log")" = 3 ] || fail "not one SUMMARY per wrecked request"
+  grep -q "req [0-9a-f]*: instance [0-9]*: DEDUP_TOKEN: " "$D/server.log" || fail "no DEDUP_TOKEN line"
+  stop
+  echo "PASS bad: malformed, oversized, slow, bad and hostile handlers, full queue, SIGTERM; the server stayed up"
 }
 
 mode_load() {
@@ -280,6 +297,13 @@ mode_reload() {
   grep -q "Socket errors" "$D/wrk.out" && fail "socket errors during the reload: $(cat "$D/wrk.out")"
   get after 200 "$URL/"
   has after "hello, world"
+  # A reload to a binary that cannot start keeps the instances there are.
+  echo "not an ELF" >"$D/handler.new" && chmod +x "$D/handler.new" && mv "$D/handler.new" "$D/handler"
+  kill -HUP "$SPID"
+  for _ in $(seq 200); do grep -q "reload failed" "$D/server.log" && break; sleep 0.05; done
+  grep -q "reload failed, the old instances stay" "$D/server.log" || fail "no 'reload failed' for a broken binary"
+  get stays 200 "$URL/"
+  has stays "hello, world"
   local n
   n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$D/wrk.out")
   stop
@@ -299,7 +323,19 @@ mode_warm() {
   has we "env CONTENT_LENGTH=9"
   has we "body_len=9"
   has we "warm body"
+  # SIGHUP in warm mode: new instances run the initialisation again and are snapshotted anew.
+  kill -HUP "$SPID"
+  for _ in $(seq 200); do grep -q "reloaded" "$D/server.log" && break; sleep 0.05; done
+  grep -q "reloaded" "$D/server.log" || fail "warm: no reload"
+  get we2 200 -d 'again' "$URL/?token=w2"
+  has we2 "env QUERY_STRING=token=w2"
+  has we2 "again"
   stop
+  # A program that ends without reading stdin has no snapshot point: refused at start.
+  if timeout 30 "$SERVE" --warm --listen 127.0.0.1:0 "$S/hello-glibc" >/dev/null 2>"$D/nopoint.log"; then
+    fail "warm: a handler that never reads stdin was accepted"
+  fi
+  grep -q "before its snapshot point" "$D/nopoint.log" || fail "warm: $(cat "$D/nopoint.log")"
   WARM=1 mode_isolation --warm
 }
 
