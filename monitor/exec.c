@@ -317,8 +317,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		c.policy = &x->pol;
 	}
 	c.control_path = NULL;
-	/* Fast runs: the thread waiting for the run's end serves the ring itself; no poller. */
-	if (o->fast)
+	/* The thread waiting for a run's end serves the ring itself: no poller. */
+	if (o->fast || o->poll_run)
 		c.poll = SBX_POLL_OFF;
 	int r = sbx_vm_create(&c, &x->vm, err, errlen);
 	if (r < 0) {
@@ -554,7 +554,7 @@ static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 static void go(struct sbx_exec *x)
 {
 	volatile struct sbx_exec_ctl *c = ctl_of(x->vm);
-	if (x->o.fast) {
+	if (x->o.fast || x->o.poll_run) {
 		/* We poll the ring while the run lasts: no doorbells. */
 		volatile struct sbx_ring *ring = sbx_gptr(x->vm, SBX_RING_ADDR, sizeof(*ring));
 		__atomic_and_fetch(&ring->flags, ~SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
@@ -632,6 +632,21 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 	return r;
 }
 
+/* How long a parked run's waiting thread serves the ring before the guest rings instead. */
+#define SBX_POLL_RUN_US 2000.0
+
+/* We stop serving the ring: the guest rings from now on (the poller's going-idle dance: a
+ * request published before the flag was seen is served here). */
+static void ring_idle(struct sbx_vm *vm)
+{
+	volatile struct sbx_ring *ring = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*ring));
+	pthread_mutex_lock(&vm->ring_lock);
+	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&ring->head, __ATOMIC_SEQ_CST) != vm->ring_tail)
+		vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
+	pthread_mutex_unlock(&vm->ring_lock);
+}
+
 /* Waits for the run to end: 0 ended by parking, 1 stopped, with the time limit applied. */
 static int wait_end(struct sbx_exec *x)
 {
@@ -646,14 +661,19 @@ static int wait_end(struct sbx_exec *x)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000;
 	}
-	if (x->o.fast) {
+	if (x->o.fast || x->o.poll_run) {
 		/* The run is short and a core is ours: spin on the mailbox and serve the ring,
-		 * no exit. */
+		 * no exit. Parked runs: for SBX_POLL_RUN_US at most, then the guest rings. */
 		const volatile struct sbx_ring *ring =
 		    (const volatile struct sbx_ring *)(vm->mem + SBX_RING_ADDR);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (uint64_t i = 0;; i++) {
-			if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != x->done_seen)
-				return 0;
+			if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != x->done_seen) {
+				if (x->o.fast)
+					return 0;
+				break; /* the kernel is ringing to park: wait for it below */
+			}
 			if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) !=
 			    __atomic_load_n(&vm->ring_tail, __ATOMIC_ACQUIRE)) {
 				pthread_mutex_lock(&vm->ring_lock);
@@ -669,17 +689,22 @@ static int wait_end(struct sbx_exec *x)
 					return 1;
 				if (pk)
 					return 0;
+				if (!x->o.fast && us_since(&t0) > SBX_POLL_RUN_US) {
+					ring_idle(vm);
+					break;
+				}
 				if (ms) {
 					struct timespec now;
 					clock_gettime(CLOCK_REALTIME, &now);
 					if (now.tv_sec > dl.tv_sec ||
 					    (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec))
-						break;
+						goto timeout;
 				}
 			}
 			__builtin_ia32_pause();
 		}
-	} else {
+	}
+	if (!x->o.fast) {
 		pthread_mutex_lock(&x->lock);
 		int w = 0;
 		while (!x->parked && !x->stopped && w != ETIMEDOUT)
@@ -692,6 +717,7 @@ static int wait_end(struct sbx_exec *x)
 		if (pk)
 			return 0;
 	}
+timeout:;
 	char why[96];
 	snprintf(why, sizeof(why), "wall-clock limit reached: --timeout %llu ms",
 		 (unsigned long long)ms);

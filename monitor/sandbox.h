@@ -150,6 +150,9 @@ struct sbx_exec_opts {
 	 * restores its own registers. Off, every run ends in an exit and the monitor resets the
 	 * vCPU's registers too, so nothing of one run can reach the next. */
 	int fast;
+	/* The thread waiting in sbx_exec_one serves the run's I/O requests itself, spinning
+	 * (for 2 ms at most when not fast), so they need no VM exit and no poller thread. */
+	int poll_run;
 	int deterministic;     /* the same clock and random bytes on every run (fuzzing) */
 	unsigned verify_every; /* compare all of RAM with the snapshot after every Nth reset */
 	uint64_t timeout_ms;   /* per run (0: none); a run over it ends SBX_STATUS_LIMIT_TIME */
