@@ -90,7 +90,7 @@ def find_afl(cmd, seed, limit, work):
     return t if found else float("inf")
 
 
-def afl(cmd, seconds, work):
+def afl(cmd, seconds, work, one_cpu=False):
     """exec/s of afl-fuzz over seconds (its own execs_per_sec)."""
     out_dir = os.path.join(work, "afl-out")
     in_dir = os.path.join(work, "afl-in")
@@ -99,8 +99,9 @@ def afl(cmd, seconds, work):
     with open(os.path.join(in_dir, "seed"), "wb") as f:
         f.write(b"SBXF\x01\x00hello")
     env = dict(os.environ, **AFL_ENV)
-    p = subprocess.run(["afl-fuzz", "-V", str(seconds), "-s", "1", "-i", in_dir, "-o", out_dir,
-                        "--", *cmd], capture_output=True, text=True, env=env, cwd=work)
+    pin = ["taskset", "-c", "0"] if one_cpu else []
+    p = subprocess.run([*pin, "afl-fuzz", "-V", str(seconds), "-s", "1", "-i", in_dir, "-o",
+                        out_dir, "--", *cmd], capture_output=True, text=True, env=env, cwd=work)
     try:
         with open(os.path.join(out_dir, "default", "fuzzer_stats")) as f:
             stats = {k.strip(): v.strip() for k, v in
@@ -138,10 +139,13 @@ def main():
                 "libfuzzer": lambda t=t: libfuzzer([f"{t}-libfuzzer"], secs, work),
                 "sandbox": lambda t=t: libfuzzer([fuzz, t], secs, work),
                 "strict": lambda t=t: libfuzzer([fuzz, "--strict-reset", t], secs, work),
+                "sandbox-1cpu": lambda t=t: libfuzzer(["taskset", "-c", "0", fuzz, t], secs,
+                                                      work),
             }
             if have_afl:
                 variants["afl"] = lambda t=t: afl([f"{t}-afl"], secs, work)
                 variants["sandbox-afl"] = lambda t=t: afl([fuzz, "--afl", t], secs, work)
+                variants["afl-1cpu"] = lambda t=t: afl([f"{t}-afl"], secs, work, one_cpu=True)
             res = interleave(variants, runs)
             rep.section(f"{target} target: executions per second (higher is better)",
                         "ratio: sandbox-fuzz's median over the baseline's")
@@ -165,7 +169,12 @@ def main():
                         base_name="AFL++")
             rep.row("sandbox-fuzz --strict-reset vs native libFuzzer", "exec/s",
                     res["strict"]["exec/s"], base=lf, base_name="libFuzzer")
-            for v, name in (("sandbox", "sandbox-fuzz"), ("strict", "--strict-reset")):
+            if have_afl:
+                rep.row("one core (taskset -c 0): sandbox-fuzz vs native AFL++", "exec/s",
+                        res["sandbox-1cpu"]["exec/s"], base=res["afl-1cpu"]["exec/s"],
+                        base_name="AFL++ 1 core")
+            for v, name in (("sandbox", "sandbox-fuzz"), ("strict", "--strict-reset"),
+                            ("sandbox-1cpu", "one core")):
                 r = res[v]
                 if "reset us" in r:
                     rep.row(f"{name}: reset per input", "us", r["reset us"], digits=1)

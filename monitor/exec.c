@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,7 +51,11 @@ struct sbx_exec {
 	uint64_t snap_pages;
 	char **tmp_saved; /* the --tmp directories at the snapshot */
 	int running;	  /* a run is under way (under lock): kills apply to it only */
-	int broken;	  /* a reset failed: no more runs */
+	/* Fast runs with a core for each of the vCPU and the waiting thread: the waiting thread
+	 * spins (no exit). On one core it would only take the vCPU's time: runs park in an exit
+	 * then, and the registers are still the guest kernel's to restore. */
+	int spin;
+	int broken; /* a reset failed: no more runs */
 	/* Untrusted runs: every MSR the vCPU has, as at the snapshot, put back in one ioctl. */
 	struct kvm_msrs *msrs;
 	uint32_t enomem; /* the boot page's count at the snapshot */
@@ -317,8 +322,11 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		c.policy = &x->pol;
 	}
 	c.control_path = NULL;
+	cpu_set_t cpus;
+	x->spin =
+	    o->fast && (sched_getaffinity(0, sizeof(cpus), &cpus) < 0 || CPU_COUNT(&cpus) > 1);
 	/* The thread waiting for a run's end serves the ring itself: no poller. */
-	if (o->fast || o->poll_run)
+	if (x->spin || o->poll_run)
 		c.poll = SBX_POLL_OFF;
 	int r = sbx_vm_create(&c, &x->vm, err, errlen);
 	if (r < 0) {
@@ -328,9 +336,9 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	struct sbx_vm *vm = x->vm;
 	vm->exec = x;
 	vm->confine_thread = 1;
-	if (o->fast)
+	if (x->spin)
 		vm->spin_us = 1000;
-	else
+	if (!o->fast)
 		vm->full_reset = 1; /* the program may be hostile: it may reach CPL0 */
 	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
 			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
@@ -554,12 +562,12 @@ static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 static void go(struct sbx_exec *x)
 {
 	volatile struct sbx_exec_ctl *c = ctl_of(x->vm);
-	if (x->o.fast || x->o.poll_run) {
+	if (x->spin || x->o.poll_run) {
 		/* We poll the ring while the run lasts: no doorbells. */
 		volatile struct sbx_ring *ring = sbx_gptr(x->vm, SBX_RING_ADDR, sizeof(*ring));
 		__atomic_and_fetch(&ring->flags, ~SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
 	}
-	c->flags = x->o.fast ? 0 : SBX_EXEC_NEED_WAKEUP;
+	c->flags = x->spin ? 0 : SBX_EXEC_NEED_WAKEUP;
 	x->done_seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(&x->lock);
 	x->running = 1;
@@ -661,7 +669,7 @@ static int wait_end(struct sbx_exec *x)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000;
 	}
-	if (x->o.fast || x->o.poll_run) {
+	if (x->spin || x->o.poll_run) {
 		/* The run is short and a core is ours: spin on the mailbox and serve the ring,
 		 * no exit. Parked runs: for SBX_POLL_RUN_US at most, then the guest rings. */
 		const volatile struct sbx_ring *ring =
@@ -670,7 +678,7 @@ static int wait_end(struct sbx_exec *x)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (uint64_t i = 0;; i++) {
 			if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != x->done_seen) {
-				if (x->o.fast)
+				if (x->spin)
 					return 0;
 				break; /* the kernel is ringing to park: wait for it below */
 			}
@@ -689,7 +697,7 @@ static int wait_end(struct sbx_exec *x)
 					return 1;
 				if (pk)
 					return 0;
-				if (!x->o.fast && us_since(&t0) > SBX_POLL_RUN_US) {
+				if (!x->spin && us_since(&t0) > SBX_POLL_RUN_US) {
 					ring_idle(vm);
 					break;
 				}
@@ -704,7 +712,7 @@ static int wait_end(struct sbx_exec *x)
 			__builtin_ia32_pause();
 		}
 	}
-	if (!x->o.fast) {
+	if (!x->spin) {
 		pthread_mutex_lock(&x->lock);
 		int w = 0;
 		while (!x->parked && !x->stopped && w != ETIMEDOUT)
@@ -746,6 +754,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	run->parked = 0;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Before the run can start: a short one may be over before we look again. */
+	uint64_t exits0 = vm->stats.exits;
 	pthread_mutex_lock(&x->lock);
 	int stopped = x->stopped, parked = x->parked;
 	pthread_mutex_unlock(&x->lock);
@@ -766,7 +776,6 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	if (r < 0)
 		return r;
 	run->reset_us = us_since(&t0);
-	uint64_t exits0 = vm->stats.exits;
 	x->runs++;
 	int ended = wait_end(x);
 	pthread_mutex_lock(&x->lock);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +45,10 @@ static int spawn_sleeper(struct afl_child *c)
 	if (p < 0)
 		return -errno;
 	if (p == 0) {
+		/* It must not outlive us (afl-fuzz ends a forkserver with SIGKILL). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(0);
 		for (;;)
 			pause();
 	}
