@@ -120,6 +120,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2 runs of 3 s: a smoke test")
+    ap.add_argument("--find-runs", type=int, default=3, help="seeds per engine for the find")
+    ap.add_argument("--find-limit", type=int, default=300, help="seconds before giving up")
+    ap.add_argument("--no-throughput", action="store_true", help="only the time to find")
     a = ap.parse_args()
     runs, secs = (2, 3) if a.quick else (a.runs, a.seconds)
     b = os.path.abspath(a.build)
@@ -133,7 +136,7 @@ def main():
           f"{os.uname().release}")
     work = tempfile.mkdtemp(prefix="sbx-fuzzbench.")
     try:
-        for target in ("noop", "parser"):
+        for target in () if a.no_throughput else ("noop", "parser"):
             t = f"{b}/samples/fuzz-{target}"
             variants = {
                 "libfuzzer": lambda t=t: libfuzzer([f"{t}-libfuzzer"], secs, work),
@@ -182,7 +185,7 @@ def main():
                             digits=1)
                     rep.row(f"{name}: VM exits per input", "exits", r["exits"], digits=2)
             rep.table()
-        limit = 30 if a.quick else 300
+        limit = 30 if a.quick else a.find_limit
         t = f"{b}/samples/fuzz-planted"
         finders = {"native libFuzzer": lambda s: find_libfuzzer([f"{t}-libfuzzer"], s, limit,
                                                                  work),
@@ -191,7 +194,8 @@ def main():
             finders["native AFL++"] = lambda s: find_afl([f"{t}-afl"], s, limit, work)
             finders["afl-fuzz + sandbox-fuzz --afl"] = lambda s: find_afl([fuzz, "--afl", t],
                                                                           s, limit, work)
-        times = {name: [fn(seed) for seed in range(1, runs + 1)] for name, fn in
+        fruns = 1 if a.quick else a.find_runs
+        times = {name: [fn(seed) for seed in range(1, fruns + 1)] for name, fn in
                  finders.items()}
         rep.section("Time to find the planted bug (lower is better; inf: not within "
                     f"{limit} s)", "ratio: over the same engine run natively")
