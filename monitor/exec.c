@@ -690,6 +690,9 @@ static int wait_end(struct sbx_exec *x)
 				continue;
 			}
 			if ((i & 1023) == 1023) {
+				/* Some 40 us of spinning: let a thread that shares our core run
+				 * (the vCPU's, when the machine is busier than its cores). */
+				sched_yield();
 				pthread_mutex_lock(&x->lock);
 				int st = x->stopped, pk = x->parked;
 				pthread_mutex_unlock(&x->lock);

@@ -32,10 +32,13 @@
 #define AFL_OPT_MAX_MAPSIZE ((0x00fffffeu >> 1) + 1)
 
 struct afl_child {
+	pthread_mutex_t m; /* guards all below but x */
+	pthread_cond_t cv;
 	pid_t pid;
 	int pidfd;
-	atomic_int running; /* an input is being run: the child's death ends it */
-	atomic_int quit;
+	uint64_t gen; /* the input being run; a death seen for another one is ignored */
+	int running;  /* an input is being run: the child's death ends it */
+	int quit;
 	struct sbx_exec *x;
 };
 
@@ -57,23 +60,51 @@ static int spawn_sleeper(struct afl_child *c)
 	return c->pidfd < 0 ? -errno : 0;
 }
 
-/* Watches the sleeper: AFL's timeout kills it, which ends the run in progress. */
+/* Watches the sleeper: AFL's timeout kills it, which ends the run in progress (only that
+ * one: the sleeper of an earlier input may die late). */
 static void *watch_main(void *arg)
 {
 	struct afl_child *c = arg;
-	while (!atomic_load(&c->quit)) {
-		struct pollfd p = {.fd = c->pidfd, .events = POLLIN};
-		if (poll(&p, 1, 100) <= 0 || !(p.revents & POLLIN))
+	pthread_mutex_lock(&c->m);
+	while (!c->quit) {
+		if (!c->running) {
+			pthread_cond_wait(&c->cv, &c->m);
 			continue;
-		if (atomic_load(&c->running))
+		}
+		int fd = c->pidfd;
+		uint64_t gen = c->gen;
+		pthread_mutex_unlock(&c->m);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int dead = poll(&p, 1, 50) > 0 && (p.revents & POLLIN);
+		pthread_mutex_lock(&c->m);
+		if (dead && c->running && c->gen == gen) {
 			sbx_exec_kill(c->x, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME,
 				      "killed by afl-fuzz: its time limit (-t)");
-		/* The main loop replaces the sleeper before the next input. */
-		while (!atomic_load(&c->quit) && atomic_load(&c->running))
-			usleep(100);
-		usleep(1000);
+			c->running = 0;
+		}
 	}
+	pthread_mutex_unlock(&c->m);
 	return NULL;
+}
+
+static void set_running(struct afl_child *c, int on)
+{
+	pthread_mutex_lock(&c->m);
+	c->running = on;
+	c->gen += on;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->m);
+}
+
+static void afl_quit(struct afl_child *c, pthread_t watcher)
+{
+	pthread_mutex_lock(&c->m);
+	c->quit = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->m);
+	pthread_join(watcher, NULL);
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, NULL, 0);
 }
 
 static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
@@ -154,6 +185,8 @@ int fuzz_afl_main(struct fuzz *fz)
 	sbx_exec_info(fz->x, &info);
 	uint8_t *buf = malloc(info.input_max ? info.input_max : 1);
 	struct afl_child c = {.x = fz->x, .pidfd = -1};
+	pthread_mutex_init(&c.m, NULL);
+	pthread_cond_init(&c.cv, NULL);
 	if (!buf || spawn_sleeper(&c) < 0) {
 		fprintf(stderr, "sandbox-fuzz --afl: cannot start: %s\n", strerror(errno));
 		return 1;
@@ -178,8 +211,11 @@ int fuzz_afl_main(struct fuzz *fz)
 		if (forkserver && read(AFL_CTL_FD, &req, 4) != 4)
 			break; /* afl-fuzz is gone */
 		if (waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+			pthread_mutex_lock(&c.m);
 			close(c.pidfd);
-			if (spawn_sleeper(&c) < 0)
+			int e = spawn_sleeper(&c);
+			pthread_mutex_unlock(&c.m);
+			if (e < 0)
 				break;
 		}
 		int32_t pid = c.pid;
@@ -203,9 +239,9 @@ int fuzz_afl_main(struct fuzz *fz)
 		    .input_len = len,
 		    .seed = 0x5eed,
 		};
-		atomic_store(&c.running, 1);
+		set_running(&c, 1);
 		int r = sbx_exec_one(fz->x, &run, err, sizeof(err));
-		atomic_store(&c.running, 0);
+		set_running(&c, 0);
 		if (r < 0) {
 			fprintf(stderr, "sandbox-fuzz --afl: %s: %s\n", fz->target, err);
 			break;
@@ -223,18 +259,13 @@ int fuzz_afl_main(struct fuzz *fz)
 		if (!forkserver) {
 			/* Run once without afl-fuzz (afl-showmap, a check by hand). */
 			fprintf(stderr, "sandbox-fuzz --afl: %s\n", run.res.reason);
-			atomic_store(&c.quit, 1);
-			kill(c.pid, SIGKILL);
-			pthread_join(watcher, NULL);
+			afl_quit(&c, watcher);
 			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 		}
 		if (write(AFL_ST_FD, &st, 4) != 4)
 			break;
 	}
-	atomic_store(&c.quit, 1);
-	kill(c.pid, SIGKILL);
-	pthread_join(watcher, NULL);
-	waitpid(c.pid, NULL, 0);
+	afl_quit(&c, watcher);
 	sbx_exec_close(fz->x);
 	return 0;
 }
