@@ -329,6 +329,13 @@ int fuzz_one(struct fuzz *fz, const uint8_t *data, size_t size)
 	die_like_libfuzzer(fz, k, data, size, &run);
 }
 
+/* libFuzzer ends a -runs or -max_total_time run with exit(): the totals, once more. */
+static void final_progress(void)
+{
+	if (fuzz_self && fuzz_self->x && fuzz_self->execs)
+		progress(fuzz_self, 1);
+}
+
 static int lf_callback(const uint8_t *data, size_t size)
 {
 	return fuzz_one(fuzz_self, data, size);
@@ -356,6 +363,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		    fz->target);
 		exit(1);
 	}
+	atexit(final_progress);
 	/* The guest's counters, in guest RAM, become libFuzzer's module. */
 	__sanitizer_cov_8bit_counters_init(info.counters, info.counters + info.ncounters);
 	fprintf(stderr,
