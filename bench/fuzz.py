@@ -69,7 +69,13 @@ def find_libfuzzer(cmd, seed, limit, work):
                         f"-artifact_prefix={work}/", corpus], capture_output=True, text=True,
                        cwd=work)
     t = time.perf_counter() - t0
-    return t if p.returncode == 77 else float("inf")
+    # A crash artifact, whatever the exit code (native libFuzzer exits 1 on a SIGSEGV it
+    # catches, sandbox-fuzz 77).
+    found = any(n.startswith("crash-") for n in os.listdir(work))
+    for n in os.listdir(work):
+        if n.startswith("crash-"):
+            os.unlink(os.path.join(work, n))
+    return t if found and p.returncode != 0 else float("inf")
 
 
 def find_afl(cmd, seed, limit, work):
