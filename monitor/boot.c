@@ -243,7 +243,8 @@ static void guest_exe_path(struct sbx_vm *vm)
 
 /* Static programs load at SBX_USER_ADDR, about as many bytes as the file has. Populating that
  * range in one call is cheaper than a host page fault per page while copying, and the guest's
- * own first touches are cheaper when the host pages already exist (DESIGN.md). A hint only. */
+ * own first touches are cheaper when the host pages already exist (docs/architecture.md, "What
+ * it costs on PVM"). A hint only. */
 static void prefault_image(struct sbx_vm *vm)
 {
 	struct stat st;

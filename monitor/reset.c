@@ -175,7 +175,7 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 	 * are what the snapshot holds, so nothing is left to track. */
 	memset(vm->mon_dirty, 0, nw * sizeof(uint64_t));
 	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
-	 * makes it read the ones put back (DESIGN.md). */
+	 * makes it read the ones put back (docs/architecture.md, "The guest address space"). */
 	if (*pt && (r = sbx_memslot_reload(vm)) < 0) {
 		snprintf(err, errlen, "reset: re-adding the memslot: %s", strerror((int)-r));
 		return (int)r;

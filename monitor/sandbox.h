@@ -1,5 +1,7 @@
-/* libsandbox: run a static x86-64 Linux ELF in its own KVM micro-VM. The front ends
- * (sandbox-run, later serve/fuzz/ctl) and the tests use only this header. */
+/* libsandbox: run a static x86-64 Linux ELF in its own KVM micro-VM. The front ends that link
+ * it (sandbox-run, sandbox-serve, sandbox-fuzz, sandbox-stat) use only this header, through
+ * cli.h, serve.h and fuzz.h; sandbox-ctl does not link it (it speaks to a monitor's control
+ * socket). White-box tests and benchmarks include vm.h as well. */
 #ifndef SBX_SANDBOX_H
 #define SBX_SANDBOX_H
 
@@ -88,7 +90,7 @@ struct sbx_result {
  * negative errno when the sandbox could not be set up, with res->reason saying why. */
 int sbx_run(const struct sbx_config *cfg, struct sbx_result *res);
 
-/* Finer control for tests and later front ends. */
+/* Finer control, for the tests, the benchmarks and the exec engine. */
 struct sbx_vm;
 int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen);

@@ -1,4 +1,6 @@
-/* Internal state of one sandbox. Only monitor/ includes this. */
+/* Internal state of one sandbox. The monitor core includes this, and so do white-box tests
+ * (tests/monitor, tests/confine, tests/fuzz/fuzz_ring.c and fuzz_state.c) and benchmarks
+ * (bench/policy_bench.c, bench/snap_bench.c); the front ends use sandbox.h only. */
 #ifndef SBX_VM_H
 #define SBX_VM_H
 
@@ -224,7 +226,7 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon);
 /* Marks [gpa, gpa+len) as written by the monitor. */
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* Re-adds the memslot: under PVM the only way for KVM to see page tables the monitor put
- * back (DESIGN.md). */
+ * back (docs/architecture.md, "The guest address space"). */
 int sbx_memslot_reload(struct sbx_vm *vm);
 
 /* snapshot.c */
