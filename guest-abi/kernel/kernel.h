@@ -31,6 +31,7 @@
 #define EOPNOTSUPP 95
 #define ENODEV 19
 #define EBUSY 16
+#define ENOSPC 28
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
@@ -71,6 +72,8 @@ int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);
 void __attribute__((noreturn)) k_exit(uint32_t status);
+/* One exit to the monitor's vCPU thread (it also serves the ring). */
+void k_doorbell(void);
 
 /* lib.c */
 void *k_memset(void *d, int c, size_t n);

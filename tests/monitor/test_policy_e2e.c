@@ -161,3 +161,37 @@ Test(policy_e2e, raw_hypercalls_from_a_hostile_guest)
 		   "unknown hypercall 9999");
 	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall overrun 2>&1", 125, "ABI violation");
 }
+
+/* O_APPEND and O_NONBLOCK set by the guest on its stdout and stdin behave as natively inside
+ * the sandbox, but never reach the file descriptions the user handed in: after the run the
+ * shell's stdout has no O_APPEND, its stdin pipe no O_NONBLOCK. */
+Test(policy_e2e, status_flags_on_stdio_stay_in_the_sandbox)
+{
+	e2e_need_kvm();
+	for (int libc = 0; libc < 2; libc++) {
+		char cmd[1024];
+		const char *l = libc ? "musl" : "glibc";
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		    "(sleep 2 | (" SBX_BUILD_DIR "/samples/stdioflags-%s; "
+		    "grep flags /proc/self/fdinfo/0)) > $D/native; "
+		    "(sleep 2 | (" SANDBOX " " SBX_BUILD_DIR "/samples/stdioflags-%s; "
+		    "grep flags /proc/self/fdinfo/0; grep flags /proc/self/fdinfo/1)) > $D/sbx; "
+		    "head -5 $D/native > $D/n5; head -5 $D/sbx > $D/s5; cmp $D/n5 $D/s5 && "
+		    "echo SAME; tail -2 $D/sbx",
+		    l, l);
+		int st;
+		char *out = e2e_slurp(cmd, &st);
+		cr_assert(strstr(out, "SAME\n"), "%s", out);
+		/* fdinfo flags are octal: O_NONBLOCK is 04000, O_APPEND 02000. */
+		unsigned in = 0, outf = 0;
+		const char *p = strstr(out, "SAME\n");
+		cr_assert(sscanf(p, "SAME\nflags: %o\nflags: %o", &in, &outf) == 2, "%s", out);
+		cr_assert(!(in & 04000), "the guest's O_NONBLOCK reached the host's stdin: %s",
+			  out);
+		cr_assert(!(outf & 02000), "the guest's O_APPEND reached the host's stdout: %s",
+			  out);
+		free(out);
+	}
+}
