@@ -116,6 +116,15 @@ enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run)
 	return SBX_ACT_STOP;
 }
 
+/* The signals whose default action writes a core file on Linux get a report (abort(), a
+ * raise(SIGSEGV)); the others (SIGTERM, SIGPIPE...) end the program as quietly as natively. */
+static int dumps_core(int sig)
+{
+	return sig == SIGQUIT || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT ||
+	       sig == SIGBUS || sig == SIGFPE || sig == SIGSEGV || sig == SIGXCPU ||
+	       sig == SIGXFSZ || sig == SIGSYS;
+}
+
 static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
 {
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
@@ -269,7 +278,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		vm->stop.signal = f.signal;
 		vm->stop.status = 128 + f.signal;
 		sbx_report(vm, &f);
-	} else if (vm->stop.end == SBX_END_SIGNAL) {
+	} else if (vm->stop.end == SBX_END_SIGNAL && dumps_core(vm->stop.signal)) {
 		sbx_fault_from_syscall(vm, vm->stop.signal, &f);
 		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
 			 vm->stop.reason);

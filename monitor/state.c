@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <x86intrin.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -558,7 +559,11 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	 * suspend; monotonic and CPU time do not count that time. */
 	b->realtime_ns = (int64_t)((uint64_t)b->realtime_ns + (uint64_t)ns + (uint64_t)now -
 				   (uint64_t)host_rt_then);
-	b->tsc_at_boot = guest_tsc;
+	/* From here on the clocks count from the TSC the guest will read. Hardware KVM gives it
+	 * the value just set; under PVM the guest's rdtsc is the host's own TSC whatever the MSR
+	 * says, so anchoring at the saved value made monotonic time jump by however long the
+	 * snapshot sat on disk. */
+	b->tsc_at_boot = vm->is_pvm ? __rdtsc() : guest_tsc;
 	if (hz) {
 		b->tsc_hz = hz;
 		b->tsc_mult = (1000000000ull << 32) / hz;

@@ -32,6 +32,8 @@
 #define ENODEV 19
 #define EBUSY 16
 #define ENOSPC 28
+#define EPIPE 32
+#define SIGPIPE 13
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
@@ -63,6 +65,10 @@ void __attribute__((noreturn)) k_deliver(uint32_t sig, const struct k_resume *r,
 					 uint64_t addr, uint64_t err, uint64_t trapno);
 void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r);
 long k_sys_rt_sigreturn(struct k_frame *f);
+/* A signal to the program itself, raised by the syscall in f, which returns ret: ignored or
+ * blocked (then pending) it returns ret; else the handler runs (seeing ret as the call's
+ * result) or the program ends. */
+long k_signal_self(struct k_frame *f, uint64_t sig, long ret);
 /* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
 void k_deliver_pending(const struct k_resume *r);
 

@@ -377,25 +377,31 @@ static int sig_ignored_by_default(uint64_t sig)
 
 /* A signal sent to itself: ignored, delivered to its handler (with the registers the
  * program will have after this syscall), or fatal with the default action. */
-static long send_self(struct k_frame *f, uint64_t sig)
+long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 {
 	if (sig == 0)
-		return 0;
+		return ret;
 	if (sig > NSIG)
 		return -EINVAL;
 	uint64_t h = SIGS->act[sig].handler;
 	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
-		return 0;
+		return ret;
+	/* Blocked: pending until the mask lets it through, whatever its action. */
+	if (SIGS->blocked & (1ull << (sig - 1)) && sig != SIGKILL && sig != SIGSTOP) {
+		SIGS->pending |= 1ull << (sig - 1);
+		return ret;
+	}
 	if (h != SIG_DFL) {
-		if (SIGS->blocked & (1ull << (sig - 1))) {
-			SIGS->pending |= 1ull << (sig - 1); /* delivered when unblocked */
-			return 0;
-		}
 		struct k_resume r;
-		k_frame_regs(f, 0, &r);
+		k_frame_regs(f, ret, &r);
 		k_deliver((uint32_t)sig, &r, -6 /* SI_TKILL */, 0, 0, 0);
 	}
 	k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
+}
+
+static long send_self(struct k_frame *f, uint64_t sig)
+{
+	return k_signal_self(f, sig, 0);
 }
 
 long k_sys_kill(struct k_frame *f)

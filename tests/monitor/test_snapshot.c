@@ -420,3 +420,30 @@ Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
 	cr_assert(r0 >= z0 && rn == 1200 - r0 + 2, "%s", out);
 	free(out);
 }
+
+/* Which clocks go on after a restore (docs/snapshots.md, "Clocks"): CLOCK_MONOTONIC (and
+ * BOOTTIME) continue from where the snapshot stopped them, not counting the time the file sat
+ * on disk; CLOCK_REALTIME follows the host's, jumping by that time. The file sits for 4 s; a
+ * beat is 1 ms, so a monotonic gap of 2 s can only be the disk time leaking in. */
+Test(snapshot, monotonic_continues_and_realtime_follows_the_host_after_a_restore)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		 "%s --control $D/c " SBX_BUILD_DIR "/samples/clockgap-musl 1000 > $D/a 2>&1 & "
+		 "P=$!; for i in $(seq 600); do [ -S $D/c ] && [ $(wc -l < $D/a) -ge 100 ] && "
+		 "break; sleep 0.05; done; " SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap "
+		 ">/dev/null; wait $P; sleep 4; %s --restore $D/s.snap 2>&1 | tail -1",
+		 SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	long mono = -1, rt = -1, boot = -1;
+	cr_assert(sscanf(out, "gaps monotonic %ld realtime %ld boottime %ld", &mono, &rt, &boot) ==
+		      3,
+		  "%s", out);
+	cr_assert(mono >= 0 && mono < 2000, "monotonic time jumped by %ld ms: %s", mono, out);
+	cr_assert(boot >= 0 && boot < 2000, "boottime jumped by %ld ms: %s", boot, out);
+	cr_assert(rt >= 4000, "realtime did not follow the host (largest gap %ld ms): %s", rt, out);
+	free(out);
+}
