@@ -203,6 +203,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->nofile = vm->cfg.policy->lim.max_files ? vm->cfg.policy->lim.max_files : SBX_MAX_FDS;
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
+	sbx_xstate_bootinfo(&vm->xs, vm->xcr0, b);
 
 	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
 	if (khz <= 0) {
@@ -229,6 +230,32 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->spin_us = vm->spin_us ? vm->spin_us : SBX_SPIN_US;
 	b->spin_tsc = b->tsc_hz / 1000000 * b->spin_us;
 	return 0;
+}
+
+void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
+		    struct loader_stack_args *sa)
+{
+	static const char *const empty_env[] = {NULL};
+	unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
+	if (!envp && vm->cfg.policy && vm->cfg.policy->env)
+		envp = vm->cfg.policy->env;
+	*sa = (struct loader_stack_args){
+	    .argv = (const char *const *)argv,
+	    .envp = envp ? (const char *const *)envp : empty_env,
+	    .execfn = argv[0],
+	    .hwcap = edx,
+	    .hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
+	    .uid = getuid(),
+	    .euid = getuid(),
+	    .gid = getgid(),
+	    .egid = getgid(),
+	    .clktck = 100,
+	    .sysinfo_ehdr = SBX_VDSO_ADDR,
+	    .minsigstksz = sbx_xstate_sigstack_min(sbx_xstate_bytes(&vm->xs, vm->xcr0)),
+	    .stack_top = vm->mem_size,
+	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
+	};
 }
 
 static void guest_exe_path(struct sbx_vm *vm)
@@ -279,26 +306,11 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	}
 	guest_exe_path(vm);
 
-	unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
-	static const char *const empty_env[] = {NULL};
-	struct loader_stack_args sa = {
-	    .argv = (const char *const *)vm->cfg.argv,
-	    .envp = vm->cfg.policy && vm->cfg.policy->env ? (const char *const *)vm->cfg.policy->env
-							  : empty_env,
-	    .execfn = vm->cfg.argv[0],
-	    .hwcap = edx,
-	    .hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
-	    .uid = getuid(),
-	    .euid = getuid(),
-	    .gid = getgid(),
-	    .egid = getgid(),
-	    .clktck = 100,
-	    .sysinfo_ehdr = SBX_VDSO_ADDR,
-	    .minsigstksz = 2048,
-	    .stack_top = vm->mem_size,
-	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
-	};
+	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 || (r = kvm_join(vm, err, errlen)) < 0)
+		return r;
+	/* The stack after the vCPU: AT_MINSIGSTKSZ depends on the extended state KVM offers. */
+	struct loader_stack_args sa;
+	sbx_stack_args(vm, vm->cfg.argv, NULL, &sa);
 	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));
 		return -EIO;
@@ -307,10 +319,7 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", lerr);
 		return r;
 	}
-	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0)
-		return r;
-	if ((r = kvm_join(vm, err, errlen)) < 0 || (r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 ||
-	    (r = fill_bootinfo(vm, err, errlen)) < 0)
+	if ((r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
 	sbx_kvm_close_dev(vm);
 	sbx_elf_hash(vm->cfg.prog, vm->elf_hash);

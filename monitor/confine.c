@@ -446,10 +446,13 @@ static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 		r = ll_allow_fd(l, fd, acc, m->host, err, errlen);
 		close(fd);
 	}
-	/* --tmp directories are removed when the policy is freed: the last rmdir is in their
-	 * parent. */
-	for (size_t i = 0; r == 0 && p && i < p->ntmp_host; i++)
-		r = ll_allow_parent(l, p->tmp_host[i], LL_REMOVE_DIR, err, errlen);
+	/* --tmp directories are removed when the policy is freed: their run directory with its
+	 * lock file, and the run directory itself from its parent. */
+	if (r == 0 && p && p->tmp_run)
+		r = ll_allow_path(l, p->tmp_run, LL_READ_DIR | LL_REMOVE_DIR | LL_REMOVE_FILE, err,
+				  errlen);
+	if (r == 0 && p && p->tmp_run)
+		r = ll_allow_parent(l, p->tmp_run, LL_REMOVE_DIR, err, errlen);
 	/* Reports read the program's symbols and DWARF, and the separate debug file. */
 	if (r == 0 && vm->cfg.prog)
 		r = ll_allow_path(l, vm->cfg.prog, LL_READ_FILE, err, errlen);

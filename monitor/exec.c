@@ -454,29 +454,9 @@ static int set_stdio(struct sbx_vm *vm, const struct sbx_exec_run *run, char *er
 static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = x->vm;
-	static const char *const empty_env[] = {NULL};
-	const struct policy *p = vm->cfg.policy;
 	char *const *argv = run->argv ? run->argv : vm->cfg.argv;
-	unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-	__get_cpuid(1, &eax, &ebx, &ecx, &edx);
-	struct loader_stack_args sa = {
-	    .argv = (const char *const *)argv,
-	    .envp = run->envp	  ? (const char *const *)run->envp
-		    : p && p->env ? (const char *const *)p->env
-				  : empty_env,
-	    .execfn = argv[0],
-	    .hwcap = edx,
-	    .hwcap2 = 2,
-	    .uid = getuid(),
-	    .euid = getuid(),
-	    .gid = getgid(),
-	    .egid = getgid(),
-	    .clktck = 100,
-	    .sysinfo_ehdr = SBX_VDSO_ADDR,
-	    .minsigstksz = 2048,
-	    .stack_top = vm->mem_size,
-	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
-	};
+	struct loader_stack_args sa;
+	sbx_stack_args(vm, argv, run->envp, &sa);
 	if (x->o.deterministic) {
 		for (int i = 0; i < 16; i++)
 			sa.random[i] = (uint8_t)(run->seed >> (8 * (i % 8))) ^ (uint8_t)i;

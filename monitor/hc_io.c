@@ -33,6 +33,24 @@ static struct sbx_handle *host_handle(struct sbx_vm *vm, int64_t fd, int64_t *er
 	return h;
 }
 
+#define SBX_VFLAGS (O_APPEND | O_NONBLOCK)
+
+/* The guest's own status flags on a stdio handle, applied by the monitor. Returns 0 or
+ * -EAGAIN. */
+static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positioned)
+{
+	if (h->stdio < 0 || !h->vflags)
+		return 0;
+	if (is_write && (h->vflags & O_APPEND) && !positioned)
+		lseek(h->fd, 0, SEEK_END); /* a pipe or terminal has no end: ESPIPE, ignored */
+	if (h->vflags & O_NONBLOCK) {
+		struct pollfd p = {.fd = h->fd, .events = is_write ? POLLOUT : POLLIN};
+		if (poll(&p, 1, 0) == 0)
+			return -EAGAIN;
+	}
+	return 0;
+}
+
 static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
@@ -48,6 +66,8 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
 	if (positioned && s->u.rw.off < 0)
 		return -EINVAL;
+	if ((e = stdio_flags(h, is_write, positioned)) < 0)
+		return e;
 	ssize_t n;
 	if (is_write)
 		n = positioned ? pwrite(h->fd, p, len, s->u.rw.off) : write(h->fd, p, len);
@@ -108,6 +128,8 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 			acc += hiov[i].iov_len;
 		}
 	}
+	if ((e = stdio_flags(h, is_write, 0)) < 0)
+		return e;
 	ssize_t n = is_write ? writev(h->fd, hiov, (int)cnt) : readv(h->fd, hiov, (int)cnt);
 	if (is_write)
 		sbx_limit_account(vm, h, n);
@@ -319,13 +341,21 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (h->kind != SBX_H_HOST)
 			return O_RDONLY | O_DIRECTORY;
 		int fl = fcntl(h->fd, F_GETFL);
+		if (fl >= 0 && h->stdio >= 0)
+			fl = (fl & ~SBX_VFLAGS) | h->vflags;
 		return fl < 0 ? -errno : (fl & ~O_CLOEXEC);
 	}
 	case F_SETFL: {
 		if (h->kind != SBX_H_HOST)
 			return 0;
-		/* O_NONBLOCK on a shared stdio fd would change the host terminal under the user. */
-		int allowed = O_APPEND | (h->gpath ? O_NONBLOCK : 0);
+		if (h->stdio >= 0) {
+			/* Every dup of it shares the flags, as one file description would. */
+			for (int i = 0; i < SBX_MAX_FDS; i++)
+				if (vm->fds[i].kind == SBX_H_HOST && vm->fds[i].stdio == h->stdio)
+					vm->fds[i].vflags = (int)arg & SBX_VFLAGS;
+			return 0;
+		}
+		int allowed = SBX_VFLAGS;
 		int fl = fcntl(h->fd, F_GETFL);
 		if (fl < 0)
 			return -errno;

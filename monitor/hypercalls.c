@@ -256,3 +256,21 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
 }
+
+void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
+{
+	/* Only what a signal handler may do: atomics, plain stores, two syscalls. */
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
+		return;
+	vm->stop.end = SBX_END_KILLED;
+	vm->stop.status = 128 + sig;
+	vm->stop.signal = sig;
+	static const char why[] = "stopped by a signal to the monitor";
+	memcpy(vm->stop.reason, why, sizeof(why));
+	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	if (vm->run)
+		vm->run->immediate_exit = 1;
+	if (vm->vcpu_thread_set)
+		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+}

@@ -47,6 +47,7 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 			return -ENOTSUP;
 		}
 	}
+	sbx_xstate_prepare();
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		int e = errno;

@@ -1,6 +1,7 @@
 /* sandbox-run: the command-line front end. main() reads as the sequence it performs: the policy
  * file, then the flags over it, then the run, the report, and the guest's exit status. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,93 @@ static void print_stats(const struct sbx_result *res)
 			res->stats.report_ms);
 }
 
+/* A signal a user sends (Ctrl-C, kill, a closed terminal) stops the sandbox; the monitor then
+ * cleans up (--tmp directories, reports) and dies of the same signal, as the program would
+ * have. */
+static struct sbx_vm *volatile run_vm;
+static volatile sig_atomic_t run_signal;
+
+static void on_signal(int sig)
+{
+	if (!run_signal)
+		run_signal = sig;
+	struct sbx_vm *vm = run_vm;
+	if (vm)
+		sbx_vm_interrupt(vm, sig);
+}
+
+static const int stop_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM,	 SIGUSR1, SIGUSR2,
+				   SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF};
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigfillset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		sigaction(stop_signals[i], &sa, NULL);
+	/* A write to a closed pipe is the program's EPIPE and SIGPIPE, not the monitor's death. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The VM the handler stops; a signal that came before it existed stops it at once. */
+static void hold_vm(struct sbx_vm *vm)
+{
+	run_vm = vm;
+	if (vm && run_signal)
+		sbx_vm_interrupt(vm, run_signal);
+}
+
+static void die_of_signal(void)
+{
+	if (!run_signal)
+		return;
+	signal(run_signal, SIG_DFL);
+	raise(run_signal);
+}
+
+/* One line on how the run ended, unless a report said it, or the program ended as quietly as
+ * it would natively (its exit, SIGPIPE, a signal to sandbox-run itself). */
+static void say_end(const char *what, const struct sbx_result *res)
+{
+	if (res->end == SBX_END_EXIT || res->end == SBX_END_KILLED || res->reported ||
+	    (res->end == SBX_END_SIGNAL && res->signal == SIGPIPE))
+		return;
+	fprintf(stderr, "sandbox-run: %s: %s\n", what, res->reason);
+}
+
+/* A new sandbox from the program: sbx_run's steps, with the VM held for the handler. */
+static int run_program(const struct sbx_config *cfg, struct sbx_result *res)
+{
+	struct sbx_vm *vm = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	int r = sbx_vm_create(cfg, &vm, res->reason, sizeof(res->reason));
+	hold_vm(vm);
+	if (r == 0)
+		r = sbx_vm_load(vm, res->reason, sizeof(res->reason));
+	if (r < 0) {
+		res->end = SBX_END_ERROR;
+		res->status = SBX_STATUS_ERROR;
+		hold_vm(NULL);
+		sbx_vm_destroy(vm);
+		return r;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double setup =
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	r = sbx_vm_run(vm, res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->stats.setup_ms = setup;
+	res->stats.run_ms =
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6 - setup;
+	hold_vm(NULL);
+	sbx_vm_destroy(vm);
+	return r;
+}
+
 /* --restore and --incoming: the sandbox comes from a file or a stream, then runs as usual. */
 static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_json)
 {
@@ -151,6 +239,7 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 		fprintf(stderr, "sandbox-run: %s\n", err);
 		return 125;
 	}
+	hold_vm(vm);
 	struct sbx_result res;
 	memset(&res, 0, sizeof(res));
 	struct timespec t0, t1;
@@ -161,12 +250,12 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res.stats.run_ms =
 	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	hold_vm(NULL);
 	sbx_vm_destroy(vm);
 	if (trace)
 		sbx_trace_report(trace, trace_json ? NULL : stderr, trace_json, res.stats.run_ms,
 				 0);
-	if (res.end != SBX_END_EXIT && !res.reported)
-		fprintf(stderr, "sandbox-run: %s: %s\n", what, res.reason);
+	say_end(what, &res);
 	if (f->cli.stats)
 		print_stats(&res);
 	return res.status;
@@ -209,7 +298,8 @@ int main(int argc, char **argv)
 			f.restore ? "--restore" : "--incoming", argv[optind]);
 		goto out;
 	}
-	/* 2. What the policy needs on the host. */
+	/* 2. What the policy needs on the host; from here on a signal cleans up first. */
+	catch_signals();
 	if (policy_make_tmp(&f.cli.pol, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-run: %s\n", err);
 		goto out;
@@ -258,14 +348,13 @@ int main(int argc, char **argv)
 
 	/* 4. The run. */
 	struct sbx_result res;
-	r = sbx_run(&f.cli.cfg, &res);
+	r = run_program(&f.cli.cfg, &res);
 	status = res.status;
 	if (r < 0) {
 		fprintf(stderr, "sandbox-run: %s: %s\n", f.cli.cfg.prog, res.reason);
 		goto out;
 	}
-	if (res.end != SBX_END_EXIT && !res.reported)
-		fprintf(stderr, "sandbox-run: %s: %s\n", f.cli.cfg.prog, res.reason);
+	say_end(f.cli.cfg.prog, &res);
 	if (f.cli.stats)
 		print_stats(&res);
 	if (trace)
@@ -278,5 +367,6 @@ out:
 	if (audit)
 		fclose(audit);
 	policy_free(&f.cli.pol);
+	die_of_signal();
 	return status;
 }

@@ -27,8 +27,17 @@ void sbx_pause_point(struct sbx_vm *vm)
 	pthread_cond_broadcast(&vm->pause_cond);
 	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
 	 * it: they read the state this thread would tear down. */
-	while ((atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping)) || vm->pause_hold)
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	/* Timed: sbx_vm_interrupt, run from a signal handler, cannot signal the condition. */
+	while ((atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping)) || vm->pause_hold) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 50000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &dl);
+	}
 	vm->paused = 0;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);

@@ -9,16 +9,23 @@
 #include "report.h"
 #include "vm.h"
 
+/* The doorbell (an `out` at CPL0, an MMIO write at CPL3): serve the ring; a request for more
+ * extended state rides on it, since only this thread may change the vCPU. */
+static enum sbx_action doorbell(struct sbx_vm *vm)
+{
+	sbx_ring_doorbell(vm);
+	sbx_xstate_doorbell(vm);
+	if (vm->exec)
+		return sbx_exec_doorbell(vm);
+	return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+}
+
 static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 {
 	uint16_t port = run->io.port;
 	if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1 && run->io.count == 1) {
-		if (port == SBX_PORT_DOORBELL) {
-			sbx_ring_doorbell(vm);
-			if (vm->exec)
-				return sbx_exec_doorbell(vm);
-			return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
-		}
+		if (port == SBX_PORT_DOORBELL)
+			return doorbell(vm);
 		if (port >= SBX_PORT_FAULT_BASE && port < SBX_PORT_FAULT_BASE + 32) {
 			vm->stop.vector = port - SBX_PORT_FAULT_BASE;
 			sbx_vm_kill(vm, SBX_END_FAULT, 0, 0, "CPU exception %d", vm->stop.vector);
@@ -34,12 +41,8 @@ static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 static enum sbx_action exit_mmio(struct sbx_vm *vm, struct kvm_run *run)
 {
 	uint64_t a = run->mmio.phys_addr;
-	if (run->mmio.is_write && a >= SBX_DOORBELL_GPA && a < SBX_DOORBELL_GPA + SBX_PAGE_SIZE) {
-		sbx_ring_doorbell(vm);
-		if (vm->exec)
-			return sbx_exec_doorbell(vm);
-		return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
-	}
+	if (run->mmio.is_write && a >= SBX_DOORBELL_GPA && a < SBX_DOORBELL_GPA + SBX_PAGE_SIZE)
+		return doorbell(vm);
 	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "stray MMIO %s of %u byte(s) at 0x%llx",
 		    run->mmio.is_write ? "write" : "read", run->mmio.len, (unsigned long long)a);
 	return SBX_ACT_STOP;
@@ -111,6 +114,15 @@ enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run)
 		return sbx_exit_table[r](vm, run);
 	sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "unexpected KVM exit reason %u", r);
 	return SBX_ACT_STOP;
+}
+
+/* The signals whose default action writes a core file on Linux get a report (abort(), a
+ * raise(SIGSEGV)); the others (SIGTERM, SIGPIPE...) end the program as quietly as natively. */
+static int dumps_core(int sig)
+{
+	return sig == SIGQUIT || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT ||
+	       sig == SIGBUS || sig == SIGFPE || sig == SIGSEGV || sig == SIGXCPU ||
+	       sig == SIGXFSZ || sig == SIGSYS;
 }
 
 static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
@@ -266,7 +278,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		vm->stop.signal = f.signal;
 		vm->stop.status = 128 + f.signal;
 		sbx_report(vm, &f);
-	} else if (vm->stop.end == SBX_END_SIGNAL) {
+	} else if (vm->stop.end == SBX_END_SIGNAL && dumps_core(vm->stop.signal)) {
 		sbx_fault_from_syscall(vm, vm->stop.signal, &f);
 		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
 			 vm->stop.reason);

@@ -59,7 +59,8 @@ enum sbx_end {
 	SBX_END_VM,
 	SBX_END_ERROR,
 	SBX_END_LIMIT,
-	SBX_END_DETACHED /* the sandbox left this monitor: migrated, or stopped at a snapshot */
+	SBX_END_DETACHED, /* the sandbox left this monitor: migrated, or stopped at a snapshot */
+	SBX_END_KILLED	  /* stopped from outside: a signal to the monitor (sbx_vm_interrupt) */
 };
 
 struct sbx_stats {
@@ -112,6 +113,9 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 /* The host path of the program (for a restored sandbox, the ELF its snapshot names if that
  * file still matches), or NULL. */
 const char *sbx_vm_program(const struct sbx_vm *vm);
+/* Stops the sandbox as if it were killed by `sig` (status 128+sig, SBX_END_KILLED): for a
+ * front end's signal handler, so async-signal-safe. */
+void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 /* Pause and resume from another thread than the one in sbx_vm_run. */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);

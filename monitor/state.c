@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <x86intrin.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -207,14 +208,14 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 	sbx_sio_bytes(io, &sregs, sizeof(sregs));
 	uint32_t slen = xlen;
 	sbx_sio_u32(io, &slen);
-	if (io->load && (slen < sizeof(struct kvm_xsave) || slen > xlen))
-		sbx_sio_fail(
-		    io,
-		    "XSAVE area of %u bytes, this host's KVM has %u (the snapshot uses CPU "
-		    "state this host does not have)",
-		    slen, xlen);
+	/* A larger area than this host's is fine when what lies past it is unused: the CPU check
+	 * below refuses a snapshot whose XCR0 enables a component this host lacks. */
+	if (io->load && (slen < sizeof(struct kvm_xsave) || slen > SBX_XSAVE_MAX))
+		sbx_sio_fail(io, "XSAVE area of %u bytes (limit %u)", slen, SBX_XSAVE_MAX);
 	if (!io->err)
 		sbx_sio_bytes(io, xs, slen);
+	if (io->load && slen > xlen)
+		memset((uint8_t *)xs + xlen, 0, slen - xlen);
 	sbx_sio_bytes(io, &xcrs, sizeof(xcrs));
 	sbx_sio_bytes(io, &dregs, sizeof(dregs));
 	sbx_sio_u32(io, &nmsr);
@@ -247,7 +248,20 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		 * program that may be hostile can reach CPL0 itself (under PVM it can write its
 		 * page tables and IDT): then everything CPL0 can change goes back too. */
 		int full = !reset || vm->cpl == 0 || abnormal || vm->full_reset;
-		if (!reset) {
+		uint64_t xcr0 = 1;
+		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+			if (xcrs.xcrs[i].xcr == 0)
+				xcr0 = xcrs.xcrs[i].value;
+		if (!reset && !io->err) {
+			char m[sizeof(io->msg)];
+			if (sbx_cpu_check_snapshot(vm, cpuid->entries, ncpuid, xcr0, m, sizeof(m)) <
+			    0)
+				sbx_sio_fail(io, "%s", m);
+		}
+		/* The program may have asked for more state (AMX) since the point. */
+		if (reset && xcr0 != vm->xcr0)
+			full = 1;
+		if (!reset && !io->err) {
 			cpuid->nent = ncpuid;
 			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
 		}
@@ -284,9 +298,8 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		 * a reset after it keeps the events as they are (one ioctl less). */
 		if (!reset || vm->full_reset || !(vm->stop.status_set_by_exit || vm->parked))
 			vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
-		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
-			if (xcrs.xcrs[i].xcr == 0)
-				vm->xcr0 = xcrs.xcrs[i].value;
+		if (!io->err)
+			vm->xcr0 = xcr0;
 	}
 	free(xs);
 	free(cpuid);
@@ -363,6 +376,8 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 			snprintf(gpath, sizeof(gpath), "%s", h->gpath);
 		if (h->kind == SBX_H_HOST) {
 			oflags = fcntl(h->fd, F_GETFL);
+			if (h->stdio >= 0)
+				oflags = (oflags & ~(O_APPEND | O_NONBLOCK)) | h->vflags;
 			off = lseek(h->fd, 0, SEEK_CUR); /* -1 for pipes and terminals */
 		}
 	}
@@ -392,6 +407,7 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 			       .cloexec = cloexec != 0,
 			       .writable = writable != 0,
 			       .vdir_pos = vpos,
+			       .vflags = stdio >= 0 ? oflags & (O_APPEND | O_NONBLOCK) : 0,
 			       .gpath = stdio < 0 ? strdup(gpath) : NULL};
 	if (stdio < 0 && !n.gpath) {
 		sbx_sio_fail(io, "out of memory");
@@ -543,7 +559,11 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	 * suspend; monotonic and CPU time do not count that time. */
 	b->realtime_ns = (int64_t)((uint64_t)b->realtime_ns + (uint64_t)ns + (uint64_t)now -
 				   (uint64_t)host_rt_then);
-	b->tsc_at_boot = guest_tsc;
+	/* From here on the clocks count from the TSC the guest will read. Hardware KVM gives it
+	 * the value just set; under PVM the guest's rdtsc is the host's own TSC whatever the MSR
+	 * says, so anchoring at the saved value made monotonic time jump by however long the
+	 * snapshot sat on disk. */
+	b->tsc_at_boot = vm->is_pvm ? __rdtsc() : guest_tsc;
 	if (hz) {
 		b->tsc_hz = hz;
 		b->tsc_mult = (1000000000ull << 32) / hz;

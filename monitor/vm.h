@@ -27,11 +27,14 @@ enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
-	int fd;		   /* host fd (SBX_H_HOST) */
-	int cloexec;	   /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
-	int writable;	   /* opened on a rw mount or stdio */
-	int stdio;	   /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
-	char *gpath;	   /* normalised guest path (NULL for stdio) */
+	int fd;	      /* host fd (SBX_H_HOST) */
+	int cloexec;  /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
+	int writable; /* opened on a rw mount or stdio */
+	int stdio;    /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
+	char *gpath;  /* normalised guest path (NULL for stdio) */
+	/* stdio: O_APPEND and O_NONBLOCK as the guest set them. The file description is the
+	 * user's own (a shell's, a terminal), so the guest's status flags never reach it. */
+	int vflags;
 	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
 };
 
@@ -45,6 +48,13 @@ struct sbx_stop {
 	int status_set_by_exit; /* the guest's own exit hypercall ended the run */
 	char reason[400];
 	char dedup[200], summary[200]; /* the fault report's DEDUP_TOKEN and SUMMARY */
+};
+
+/* What this host's KVM offers a guest in XSAVE components, and where each lies in a
+ * standard-format save area (CPUID leaf 0xD). */
+struct sbx_xstate {
+	uint64_t supported;
+	uint32_t offset[64], size[64];
 };
 
 struct sbx_vm {
@@ -77,6 +87,7 @@ struct sbx_vm {
 	int kvm_result;
 	char kvm_err[256];
 	uint64_t xcr0;
+	struct sbx_xstate xs;
 
 	struct sbx_kernel_header khdr;
 	struct loader_image img;
@@ -265,6 +276,10 @@ int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_control_stop(struct sbx_vm *vm);
 
 /* boot.c */
+/* The initial stack's arguments as Linux gives them (AT_RANDOM left for the caller); envp
+ * NULL means the policy's environment. */
+void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
+		    struct loader_stack_args *sa);
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 
 /* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
@@ -280,6 +295,30 @@ int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
 int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t len);
+
+/* xstate.c: the guest's extended state (docs/architecture.md, "Extended state"). */
+void sbx_xstate_from_cpuid(struct sbx_xstate *x, const struct kvm_cpuid_entry2 *e, uint32_t n);
+/* Bytes of a standard-format XSAVE of the components in mask. */
+uint32_t sbx_xstate_bytes(const struct sbx_xstate *x, uint64_t mask);
+/* What a program has from its start (a Linux process's set), and what it may ask for. */
+uint64_t sbx_xstate_default(const struct sbx_xstate *x);
+uint64_t sbx_xstate_dynamic(const struct sbx_xstate *x);
+/* Once per process, before the first vCPU: lets KVM offer AMX where the host has it. */
+void sbx_xstate_prepare(void);
+void sbx_xstate_bootinfo(const struct sbx_xstate *x, uint64_t enabled, struct sbx_bootinfo *b);
+/* AT_MINSIGSTKSZ for a save area of xsave_bytes. */
+uint64_t sbx_xstate_sigstack_min(uint32_t xsave_bytes);
+int sbx_xstate_set_xcr0(struct sbx_vm *vm, uint64_t xcr0);
+void sbx_xstate_doorbell(struct sbx_vm *vm);
+/* 0 if a vCPU that was shown `snap` (CPUID) with XCR0 snap_xcr0 can run where KVM offers
+ * `host`; else -ENOTSUP with msg naming what is missing. */
+int sbx_cpu_compatible(const struct kvm_cpuid_entry2 *host, uint32_t nhost,
+		       const struct kvm_cpuid_entry2 *snap, uint32_t nsnap, uint64_t snap_xcr0,
+		       char *msg, size_t msglen);
+
+/* The same against this host's KVM (kvm_fd open); also fills vm->xs for the restored VM. */
+int sbx_cpu_check_snapshot(struct sbx_vm *vm, const struct kvm_cpuid_entry2 *snap, uint32_t nsnap,
+			   uint64_t snap_xcr0, char *msg, size_t msglen);
 
 /* kvm.c */
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen);

@@ -281,12 +281,8 @@ static int set_cpuid(struct sbx_vm *vm, uint64_t *xcr0, char *err, size_t errlen
 		free(c);
 		return -errno;
 	}
-	*xcr0 = 1;
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 0xd && e->index == 0)
-			*xcr0 = ((uint64_t)e->edx << 32 | e->eax);
-	}
+	sbx_xstate_from_cpuid(&vm->xs, c->entries, c->nent);
+	*xcr0 = sbx_xstate_default(&vm->xs);
 	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, c) < 0) {
 		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(errno));
 		free(c);
@@ -302,8 +298,9 @@ static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errle
 	memset(&x, 0, sizeof(x));
 	x.nr_xcrs = 1;
 	x.xcrs[0].xcr = 0;
-	/* x87, SSE, AVX and the AVX-512 states when offered; never AMX (needs permission). */
-	x.xcrs[0].value = xcr0 & 0xe7;
+	/* x87, SSE, AVX and the AVX-512 states when offered; AMX only once the program asks
+	 * (xstate.c). */
+	x.xcrs[0].value = xcr0;
 	if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &x) < 0) {
 		snprintf(err, errlen, "KVM_SET_XCRS (XCR0=0x%llx): %s",
 			 (unsigned long long)x.xcrs[0].value, strerror(errno));

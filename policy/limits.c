@@ -1,7 +1,6 @@
-/* Limits and private temporary directories. */
+/* Sizes and durations as the limits flags take them. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,87 +78,4 @@ int policy_parse_duration(const char *s, uint64_t *ms)
 		return -EINVAL;
 	*ms = v * mul;
 	return 0;
-}
-
-static int push(char ***arr, size_t *n, char *s)
-{
-	char **a = realloc(*arr, (*n + 2) * sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	*arr = a;
-	a[(*n)++] = s;
-	a[*n] = NULL;
-	return 0;
-}
-
-int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen)
-{
-	char norm[POLICY_PATH_MAX];
-	if (guest[0] != '/' ||
-	    policy_normalize("/", guest, strlen(guest), norm, sizeof(norm)) < 0) {
-		snprintf(err, errlen, "--tmp %s: expected an absolute guest path", guest);
-		return -EINVAL;
-	}
-	char *g = strdup(norm);
-	if (!g || push(&p->tmp, &p->ntmp, g) < 0) {
-		free(g);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int policy_make_tmp(struct policy *p, char *err, size_t errlen)
-{
-	const char *base = getenv("TMPDIR");
-	for (size_t i = p->ntmp_host; i < p->ntmp; i++) {
-		char dir[POLICY_PATH_MAX], spec[2 * POLICY_PATH_MAX + 2];
-		snprintf(dir, sizeof(dir), "%s/sandbox-tmp-XXXXXX", base && *base ? base : "/tmp");
-		if (!mkdtemp(dir)) {
-			int e = errno;
-			snprintf(err, errlen, "--tmp %s: cannot create %s: %s", p->tmp[i], dir,
-				 strerror(e));
-			return -e;
-		}
-		char *h = strdup(dir);
-		if (!h || push(&p->tmp_host, &p->ntmp_host, h) < 0) {
-			free(h);
-			rmdir(dir);
-			return -ENOMEM;
-		}
-		snprintf(spec, sizeof(spec), "%s:%s", dir, p->tmp[i]);
-		int r = policy_add_mount(p, spec, 1, err, errlen);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	/* Not remove(): under Landlock its unlink of a directory fails with EACCES, not EISDIR,
-	 * and it never tries rmdir. */
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* Called by policy_free: the guest's private directories go when the sandbox does. FTW_PHYS:
- * a symlink the guest planted is removed, never followed. */
-void policy_remove_tmp(struct policy *p);
-void policy_remove_tmp(struct policy *p)
-{
-	for (size_t i = 0; i < p->ntmp_host; i++) {
-		nftw(p->tmp_host[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-		free(p->tmp_host[i]);
-	}
-	free(p->tmp_host);
-	for (size_t i = 0; i < p->ntmp; i++)
-		free(p->tmp[i]);
-	free(p->tmp);
-	p->tmp_host = p->tmp = NULL;
-	p->ntmp_host = p->ntmp = 0;
 }

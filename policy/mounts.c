@@ -16,8 +16,6 @@ void policy_init(struct policy *p)
 	memset(p, 0, sizeof(*p));
 }
 
-void policy_remove_tmp(struct policy *p);
-
 void policy_free(struct policy *p)
 {
 	policy_remove_tmp(p);

@@ -44,6 +44,8 @@ struct policy {
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
 			    policy_free */
 	size_t ntmp_host;
+	char *tmp_run;	 /* the run directory holding them (tmp.c) */
+	int tmp_lock_fd; /* held while the sandbox lives (valid when tmp_run is set) */
 };
 
 /* limits.c: "4096", "64K", "256M", "1G" -> bytes; "500ms", "10s", "2m", "1h", "30" (seconds)
@@ -52,8 +54,11 @@ int policy_parse_size(const char *s, uint64_t *out);
 int policy_parse_duration(const char *s, uint64_t *ms);
 /* Appends a --tmp guest path (normalised). */
 int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen);
-/* Creates a private host directory for each --tmp path and mounts it read-write there. */
+/* tmp.c: creates a private host directory for each --tmp path and mounts it read-write
+ * there; first removes those of sandboxes that died without removing theirs (SIGKILL). */
 int policy_make_tmp(struct policy *p, char *err, size_t errlen);
+/* Removes them (policy_free does; a front end's signal handler may, before re-raising). */
+void policy_remove_tmp(struct policy *p);
 
 /* Where a guest path lands: a mount and a path relative to its root fd ("." for the root), or
  * a virtual directory (the root or an ancestor of a mount point), or nothing. */

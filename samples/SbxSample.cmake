@@ -17,7 +17,10 @@ if(NOT SBX_MUSL_GCC)
   message(STATUS "samples: musl-gcc not found, the -musl sample binaries are skipped")
 endif()
 
-set(SBX_SAMPLE_FLAGS -O2 -Wall -Wextra -Werror)
+set(SBX_SAMPLE_FLAGS -O2 -Wall -Wextra)
+if(SBX_WERROR)
+  list(APPEND SBX_SAMPLE_FLAGS -Werror)
+endif()
 
 # musl-gcc's specs file cannot link static-PIE (it passes a dynamic linker and Scrt1.o), so the
 # musl static-PIE build calls gcc directly with musl's headers, rcrt1.o and libc.a.

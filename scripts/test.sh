@@ -12,19 +12,23 @@ JOBS=$(nproc)
 step() { printf '\n=== %s\n' "$*"; }
 
 step "gcc build and tests"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSBX_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure
 
+step "gcc Release build (what a user builds; -O3 finds other warnings)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSBX_WERROR=ON -DSBX_TESTS=OFF >/dev/null
+cmake --build build-release -j"$JOBS"
+
 step "ASan+UBSan build and tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSBX_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSBX_SANITIZE=ON -DSBX_WERROR=ON >/dev/null
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure
 
 step "clang build, fuzz targets and tests"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-  -DSBX_FUZZ=ON -DSBX_SAMPLES=ON >/dev/null
+  -DSBX_FUZZ=ON -DSBX_SAMPLES=ON -DSBX_WERROR=ON >/dev/null
 cmake --build build-fuzz -j"$JOBS"
 ctest --test-dir build-fuzz --output-on-failure
 for f in build-fuzz/tests/fuzz/fuzz_*; do

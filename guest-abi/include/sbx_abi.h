@@ -13,7 +13,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 2
+#define SBX_ABI_MINOR 3
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -135,6 +135,12 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #define SBX_BOOT_WARM 16       /* flags: the first read of fd 0 is the snapshot point (1.2) */
 #define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
 
+/* Byte offset of sbx_bootinfo.xfeatures, for the kernel's assembly. */
+#define SBX_BOOT_XFEATURES 472
+/* XSAVE components (the bit numbers of XCR0). */
+#define SBX_XFEATURES_LINUX SBX_U64(0xe7)  /* x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM */
+#define SBX_XFEATURES_AMX SBX_U64(0x60000) /* XTILECFG, XTILEDATA: only on request */
+
 #ifndef __ASSEMBLER__
 struct sbx_bootinfo {
 	uint32_t abi_version; /* OUT: SBX_ABI_VERSION of the monitor */
@@ -170,12 +176,25 @@ struct sbx_bootinfo {
 	 * reports (1.2) */
 	uint32_t enomem;
 	uint32_t pad1;
-	uint8_t reserved[1024 - 472];
+	/* 1.3: the extended (XSAVE) state. The kernel saves exactly the components of
+	 * `xfeatures` in a signal frame or at the snapshot point, never what `xgetbv` says: under
+	 * PVM on some hosts XCR0 shows the host's own set (AMX included), larger than the guest's
+	 * save area. */
+	uint64_t xfeatures;	     /* OUT: components enabled now (x87, SSE, AVX, AVX-512...) */
+	uint64_t xfeatures_dynamic;  /* OUT: components the program may ask for (AMX) */
+	uint64_t xfeatures_request;  /* IN: the set the kernel asks for at its next doorbell */
+	uint32_t xsave_bytes;	     /* OUT: bytes of a standard-format XSAVE of `xfeatures` */
+	uint32_t xsave_bytes_max;    /* OUT: the same with every dynamic component added */
+	uint64_t xfeatures_reserved; /* zero */
+	uint8_t reserved[1024 - 512];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, xfeatures) == SBX_BOOT_XFEATURES,
+	       "xfeatures offset (entry.S reads it)");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, xsave_bytes) == 496, "xsave_bytes offset");
 #endif
 
 /* ---- Hypercall numbers ------------------------------------------------------------------ */

@@ -160,8 +160,8 @@ k_exec_save:
 	movq %rax, k_exec_ctx + CTX_FS(%rip)
 	rdgsbase %rax
 	movq %rax, k_exec_ctx + CTX_GS(%rip)
-	movl $-1, %eax
-	movl $-1, %edx
+	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES, %eax
+	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES + 4, %edx
 	xsave64 k_exec_xsave(%rip)
 	movq $1, k_exec_ctx + CTX_VALID(%rip)
 	xorl %eax, %eax
@@ -173,8 +173,8 @@ k_exec_save:
 	.globl sbx_exec_start
 	.type sbx_exec_start, @function
 sbx_exec_start:
-	movl $-1, %eax
-	movl $-1, %edx
+	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES, %eax
+	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES + 4, %edx
 	xsave64 k_exec_xsave(%rip)
 	movl $SBX_EXEC_AT_POINT, %edi
 	jmp k_exec_park
@@ -203,6 +203,8 @@ k_exec_park:
 	jmp 1b
 	/* The next run: the point's context, or the program's entry on the stack the monitor
 	 * built for this run, with every register as Linux leaves it at exec. */
+	/* All ones: every component XCR0 really enables and the point did not save is reset to
+	 * its initial state, so no run sees another's (PVM may leave AMX on in XCR0). */
 4:	movl $-1, %eax
 	movl $-1, %edx
 	xrstor64 k_exec_xsave(%rip)

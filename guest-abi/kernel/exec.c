@@ -13,10 +13,9 @@ static int k_point_taken;
 /* Where the snapshot is taken; every run returns from here. */
 static int k_exec_point(void)
 {
-	uint32_t a = 0xd, b, c = 0, d;
-	/* The program's extended state must fit the save area (AMX would not). */
-	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-	if (b > K_XSAVE_BYTES)
+	/* The program's extended state must fit the save area, even once it has asked for
+	 * every dynamic component (AMX's 8 KiB of tiles fit). */
+	if (BOOT->xsave_bytes_max > K_XSAVE_BYTES || BOOT->xsave_bytes > K_XSAVE_BYTES)
 		return -ENOMEM;
 	k_point_taken = 1;
 	if (k_exec_save() == 0)

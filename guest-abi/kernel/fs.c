@@ -45,9 +45,16 @@ long k_sys_read(struct k_frame *f)
 	return k_call_rw(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0);
 }
 
+/* A write to a pipe nobody reads: EPIPE, and SIGPIPE to the writer (the monitor ignores its
+ * own, so the decision is the program's, as on Linux). */
+static long epipe(struct k_frame *f, long r)
+{
+	return r == -EPIPE ? k_signal_self(f, SIGPIPE, r) : r;
+}
+
 long k_sys_write(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+	return epipe(f, k_call_rw(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0));
 }
 
 long k_sys_readv(struct k_frame *f)
@@ -59,7 +66,7 @@ long k_sys_readv(struct k_frame *f)
 
 long k_sys_writev(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+	return epipe(f, k_call_rw(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, 0));
 }
 
 long k_sys_pread64(struct k_frame *f)
@@ -69,7 +76,8 @@ long k_sys_pread64(struct k_frame *f)
 
 long k_sys_pwrite64(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10);
+	return epipe(f, k_call_rw(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx,
+				  (int64_t)f->r10));
 }
 
 long k_sys_open(struct k_frame *f)

@@ -31,6 +31,9 @@
 #define EOPNOTSUPP 95
 #define ENODEV 19
 #define EBUSY 16
+#define ENOSPC 28
+#define EPIPE 32
+#define SIGPIPE 13
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
 struct k_frame {
@@ -62,6 +65,10 @@ void __attribute__((noreturn)) k_deliver(uint32_t sig, const struct k_resume *r,
 					 uint64_t addr, uint64_t err, uint64_t trapno);
 void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r);
 long k_sys_rt_sigreturn(struct k_frame *f);
+/* A signal to the program itself, raised by the syscall in f, which returns ret: ignored or
+ * blocked (then pending) it returns ret; else the handler runs (seeing ret as the call's
+ * result) or the program ends. */
+long k_signal_self(struct k_frame *f, uint64_t sig, long ret);
 /* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
 void k_deliver_pending(const struct k_resume *r);
 
@@ -71,6 +78,8 @@ int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);
 void __attribute__((noreturn)) k_exit(uint32_t status);
+/* One exit to the monitor's vCPU thread (it also serves the ring). */
+void k_doorbell(void);
 
 /* lib.c */
 void *k_memset(void *d, int c, size_t n);

@@ -5,6 +5,11 @@
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
 #define ARCH_GET_GS 0x1004
+#define ARCH_GET_XCOMP_SUPP 0x1021
+#define ARCH_GET_XCOMP_PERM 0x1022
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+#define XFEATURE_MAX 19
 #define RLIMIT_STACK 3
 #define RLIMIT_NOFILE 7
 #define RLIM_NLIMITS 16
@@ -133,10 +138,48 @@ long k_sys_sysinfo(struct k_frame *f)
 	return 0;
 }
 
+/* AT_MINSIGSTKSZ's formula (the monitor's sbx_xstate_sigstack_min): the frame, the XSAVE area
+ * and its magic word, with their alignments. */
+static uint64_t sigframe_min(uint32_t xsave_bytes)
+{
+	return (440 + 15 + (uint64_t)xsave_bytes + 4 + 63 + 15) & ~15ull;
+}
+
+/* ARCH_REQ_XCOMP_PERM, as Linux answers it; the monitor enables the state at the doorbell. */
+static long xcomp_request(uint64_t idx)
+{
+	if (idx >= XFEATURE_MAX)
+		return -EINVAL;
+	if (idx != XFEATURE_XTILEDATA || !(BOOT->xfeatures_dynamic & SBX_XFEATURES_AMX))
+		return -EOPNOTSUPP;
+	if ((BOOT->xfeatures & SBX_XFEATURES_AMX) == SBX_XFEATURES_AMX)
+		return 0;
+	/* The frames the larger state needs must fit an alternate stack already set. */
+	if (SIGS->ss_size && SIGS->ss_size < sigframe_min(BOOT->xsave_bytes_max))
+		return -ENOSPC;
+	BOOT->xfeatures_request = BOOT->xfeatures | SBX_XFEATURES_AMX;
+	k_doorbell();
+	return (BOOT->xfeatures & SBX_XFEATURES_AMX) == SBX_XFEATURES_AMX ? 0 : -EOPNOTSUPP;
+}
+
+static long put_u64(uint64_t uaddr, uint64_t v)
+{
+	if (!k_user_ok(uaddr, 8))
+		return -EFAULT;
+	*(uint64_t *)uaddr = v;
+	return 0;
+}
+
 long k_sys_arch_prctl(struct k_frame *f)
 {
 	uint64_t v;
 	switch (f->rdi) {
+	case ARCH_GET_XCOMP_SUPP:
+		return put_u64(f->rsi, BOOT->xfeatures | BOOT->xfeatures_dynamic | 3);
+	case ARCH_GET_XCOMP_PERM:
+		return put_u64(f->rsi, BOOT->xfeatures | 3);
+	case ARCH_REQ_XCOMP_PERM:
+		return xcomp_request(f->rsi);
 	case ARCH_SET_FS:
 		__asm__ volatile("wrfsbase %0" ::"r"(f->rsi));
 		return 0;
@@ -307,13 +350,17 @@ long k_sys_sigaltstack(struct k_frame *f)
 		int32_t flags = ((const int32_t *)n)[2];
 		if (on)
 			return -EPERM;
-		if (flags & ~SS_DISABLE)
-			return -EINVAL;
+		if (flags != 0 && flags != SS_ONSTACK && flags != SS_DISABLE)
+			return -EINVAL; /* SS_ONSTACK means enable, as on Linux */
 		if (flags & SS_DISABLE) {
 			SIGS->ss_sp = 0;
 			SIGS->ss_size = 0;
 		} else {
 			if (n[2] < 2048)
+				return -ENOMEM;
+			/* Linux checks the larger frames only once a dynamic feature is on. */
+			if ((BOOT->xfeatures & SBX_XFEATURES_AMX) &&
+			    n[2] < sigframe_min(BOOT->xsave_bytes))
 				return -ENOMEM;
 			SIGS->ss_sp = n[0];
 			SIGS->ss_size = n[2];
@@ -330,25 +377,31 @@ static int sig_ignored_by_default(uint64_t sig)
 
 /* A signal sent to itself: ignored, delivered to its handler (with the registers the
  * program will have after this syscall), or fatal with the default action. */
-static long send_self(struct k_frame *f, uint64_t sig)
+long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 {
 	if (sig == 0)
-		return 0;
+		return ret;
 	if (sig > NSIG)
 		return -EINVAL;
 	uint64_t h = SIGS->act[sig].handler;
 	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
-		return 0;
+		return ret;
+	/* Blocked: pending until the mask lets it through, whatever its action. */
+	if (SIGS->blocked & (1ull << (sig - 1)) && sig != SIGKILL && sig != SIGSTOP) {
+		SIGS->pending |= 1ull << (sig - 1);
+		return ret;
+	}
 	if (h != SIG_DFL) {
-		if (SIGS->blocked & (1ull << (sig - 1))) {
-			SIGS->pending |= 1ull << (sig - 1); /* delivered when unblocked */
-			return 0;
-		}
 		struct k_resume r;
-		k_frame_regs(f, 0, &r);
+		k_frame_regs(f, ret, &r);
 		k_deliver((uint32_t)sig, &r, -6 /* SI_TKILL */, 0, 0, 0);
 	}
 	k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
+}
+
+static long send_self(struct k_frame *f, uint64_t sig)
+{
+	return k_signal_self(f, sig, 0);
 }
 
 long k_sys_kill(struct k_frame *f)

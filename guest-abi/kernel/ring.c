@@ -12,7 +12,7 @@ static inline uint64_t k_rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
-static void k_doorbell(void)
+void k_doorbell(void)
 {
 	RING->doorbells++;
 	if (BOOT->flags & SBX_BOOT_CPL0)

@@ -63,26 +63,44 @@ static uint16_t cur_ss(void)
 	return v;
 }
 
-/* Bytes XSAVE needs for the features enabled in XCR0 (CPUID 0xD.0:EBX), asked once. */
-static uint64_t xsave_size(void)
-{
-	static uint64_t size;
-	if (!size) {
-		uint32_t a = 0xd, b, c = 0, d;
-		__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-		size = b ? b : 512;
-	}
-	return size;
-}
-
+/* The extended state goes by what the monitor enabled (BOOT->xfeatures) and sized, never by
+ * XCR0 as `xgetbv` reads it: under PVM that can be the host's, AMX included. */
 static void xsave(uint64_t area)
 {
-	__asm__ volatile("xsave64 (%0)" ::"r"(area), "a"(~0u), "d"(~0u) : "memory");
+	uint64_t m = BOOT->xfeatures;
+	__asm__ volatile("xsave64 (%0)" ::"r"(area), "a"((uint32_t)m), "d"((uint32_t)(m >> 32))
+			 : "memory");
 }
 
 static void xrstor(uint64_t area)
 {
-	__asm__ volatile("xrstor64 (%0)" ::"r"(area), "a"(~0u), "d"(~0u) : "memory");
+	uint64_t m = BOOT->xfeatures;
+	__asm__ volatile("xrstor64 (%0)" ::"r"(area), "a"((uint32_t)m), "d"((uint32_t)(m >> 32))
+			 : "memory");
+}
+
+/* Linux's software-reserved words of the FXSAVE area (struct _fpx_sw_bytes): how a handler,
+ * or a debugger, knows the frame has extended state and how large it is. */
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#define UC_FP_XSTATE 1
+struct k_fpx_sw_bytes {
+	uint32_t magic1, extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size, padding[7];
+};
+_Static_assert(sizeof(struct k_fpx_sw_bytes) == 48, "fpx_sw_bytes");
+
+static void xsave_frame(uint64_t fp, uint32_t bytes)
+{
+	k_memset((void *)fp, 0, 576); /* legacy area + XSAVE header must start clean */
+	xsave(fp);
+	struct k_fpx_sw_bytes *sw = (struct k_fpx_sw_bytes *)(fp + 464);
+	sw->magic1 = FP_XSTATE_MAGIC1;
+	sw->extended_size = bytes + 4;
+	sw->xfeatures = BOOT->xfeatures;
+	sw->xstate_size = bytes;
+	*(volatile uint32_t *)(fp + bytes) = FP_XSTATE_MAGIC2;
 }
 
 static int on_altstack(uint64_t sp)
@@ -108,17 +126,18 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 		sp -= 128; /* the red zone */
 	/* The FPU/SSE/AVX state goes first (64-byte aligned, as XSAVE wants), then the frame:
 	 * a handler that returns must find the interrupted code's vector registers intact. */
-	uint64_t fpsz = xsave_size();
+	uint32_t xbytes = BOOT->xsave_bytes;
+	uint64_t fpsz = (uint64_t)xbytes + 4;
 	uint64_t fp = (sp - fpsz) & ~63ull;
 	sp = ((fp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
 	uint64_t guard = BOOT->mmap_top, top = fp + fpsz;
 	if (!k_user_ok(sp, top - sp) || (sp < guard + SBX_PAGE_SIZE && top > guard))
 		k_exit(SBX_EXIT_NODELIVER | sig); /* Linux would kill with SIGSEGV too */
-	k_memset((void *)fp, 0, 576);		  /* legacy area + XSAVE header must start clean */
-	xsave(fp);
+	xsave_frame(fp, xbytes);
 	struct k_rt_sigframe *fr = (struct k_rt_sigframe *)sp;
 	k_memset(fr, 0, sizeof(*fr));
 	fr->pretcode = a.restorer;
+	fr->uc.uc_flags = UC_FP_XSTATE;
 	fr->uc.ss_sp = SIGS->ss_sp;
 	fr->uc.ss_size = SIGS->ss_size;
 	fr->uc.ss_flags = !SIGS->ss_size ? SS_DISABLE : on_altstack(r->rsp) ? SS_ONSTACK : 0;
@@ -224,7 +243,7 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	r.ss = cur_ss();
 	SIGS->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	/* A bad fpstate faults here, in the kernel: the monitor then reports the crash. */
-	if (m->fpstate && (m->fpstate & 63) == 0 && k_user_ok(m->fpstate, xsave_size()))
+	if (m->fpstate && (m->fpstate & 63) == 0 && k_user_ok(m->fpstate, BOOT->xsave_bytes))
 		xrstor(m->fpstate);
 	k_deliver_pending(&r);
 	k_resume = r;

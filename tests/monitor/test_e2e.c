@@ -142,6 +142,13 @@ Test(e2e, signal_handlers_run_as_on_linux)
 	same_as_native("", SAMPLES "signals-@LIBC@", "");
 }
 
+/* The extended state in signal frames: sized for what is enabled (an AT_MINSIGSTKSZ
+ * alternate stack holds the frame), vector registers restored, AMX only on request. */
+Test(e2e, extended_state_in_signal_frames_as_on_linux)
+{
+	same_as_native("", SAMPLES "xstate-@LIBC@", "");
+}
+
 Test(e2e, compute_time_and_memory)
 {
 	same_as_native("", SAMPLES "compute-@LIBC@ 300000", "");

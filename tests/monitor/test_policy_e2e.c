@@ -161,3 +161,72 @@ Test(policy_e2e, raw_hypercalls_from_a_hostile_guest)
 		   "unknown hypercall 9999");
 	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall overrun 2>&1", 125, "ABI violation");
 }
+
+/* O_APPEND and O_NONBLOCK set by the guest on its stdout and stdin behave as natively inside
+ * the sandbox, but never reach the file descriptions the user handed in: after the run the
+ * shell's stdout has no O_APPEND, its stdin pipe no O_NONBLOCK. */
+Test(policy_e2e, status_flags_on_stdio_stay_in_the_sandbox)
+{
+	e2e_need_kvm();
+	for (int libc = 0; libc < 2; libc++) {
+		char cmd[1024];
+		const char *l = libc ? "musl" : "glibc";
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
+		    "(sleep 2 | (" SBX_BUILD_DIR "/samples/stdioflags-%s; "
+		    "grep flags /proc/self/fdinfo/0)) > $D/native; "
+		    "(sleep 2 | (" SANDBOX " " SBX_BUILD_DIR "/samples/stdioflags-%s; "
+		    "grep flags /proc/self/fdinfo/0; grep flags /proc/self/fdinfo/1)) > $D/sbx; "
+		    "head -5 $D/native > $D/n5; head -5 $D/sbx > $D/s5; cmp $D/n5 $D/s5 && "
+		    "echo SAME; tail -2 $D/sbx",
+		    l, l);
+		int st;
+		char *out = e2e_slurp(cmd, &st);
+		cr_assert(strstr(out, "SAME\n"), "%s", out);
+		/* fdinfo flags are octal: O_NONBLOCK is 04000, O_APPEND 02000. */
+		unsigned in = 0, outf = 0;
+		const char *p = strstr(out, "SAME\n");
+		cr_assert(sscanf(p, "SAME\nflags: %o\nflags: %o", &in, &outf) == 2, "%s", out);
+		cr_assert(!(in & 04000), "the guest's O_NONBLOCK reached the host's stdin: %s",
+			  out);
+		cr_assert(!(outf & 02000), "the guest's O_APPEND reached the host's stdout: %s",
+			  out);
+		free(out);
+	}
+}
+
+/* --tmp directories go however the monitor ends: on each signal a user sends (the monitor
+ * then dies of that signal, as the program would), on SIGPIPE (the program's), while paused;
+ * and after a SIGKILL, which leaves no chance to clean up, the next sandbox with --tmp removes
+ * them. TMPDIR is the test's own, so other sandboxes running meanwhile do not interfere. */
+Test(policy_e2e, tmp_directories_go_on_every_signal_and_after_a_kill)
+{
+	e2e_need_kvm();
+	char cmd[4096];
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "export TMPDIR=$(mktemp -d); trap 'rm -rf $TMPDIR' EXIT; "
+	    "runs() { ls -d $TMPDIR/sandbox-*/run-* 2>/dev/null | wc -l; }; "
+	    "start() { " SANDBOX " $1 --tmp /t " LIMITS " spin 2>/dev/null & P=$!; "
+	    "  for i in $(seq 600); do [ $(runs) -ge 1 ] && break; sleep 0.05; done; }; "
+	    "for s in TERM INT HUP QUIT USR1 ALRM; do start; kill -$s $P; wait $P; "
+	    "  echo \"$s $? $(runs)\"; done; "
+	    "start \"--control $TMPDIR/c\"; for i in $(seq 600); do [ -S $TMPDIR/c ] && break; "
+	    "  sleep 0.05; done; " SBX_BUILD_DIR "/sandbox-ctl $TMPDIR/c pause >/dev/null; "
+	    "kill -TERM $P; wait $P; echo \"paused-TERM $? $(runs)\"; "
+	    "(" SANDBOX " --tmp /t " SBX_BUILD_DIR "/samples/bigout-glibc 3; echo $? > "
+	    "$TMPDIR/pipe) | head -c 1 >/dev/null; echo \"PIPE $(cat $TMPDIR/pipe) $(runs)\"; "
+	    "start; kill -KILL $P; wait $P; echo \"KILL $? $(runs)\"; " SANDBOX
+	    " --tmp /t " SBX_BUILD_DIR "/samples/hello-glibc >/dev/null; "
+	    "echo \"next $? $(runs)\"");
+	int st;
+	char *out = e2e_slurp(cmd, &st);
+	static const char *const want[] = {
+	    "TERM 143 0\n", "INT 130 0\n",	   "HUP 129 0\n",  "QUIT 131 0\n", "USR1 138 0\n",
+	    "ALRM 142 0\n", "paused-TERM 143 0\n", "PIPE 141 0\n", "KILL 137 1\n", "next 0 0\n"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect(strstr(out, want[i]), "no '%.*s' in:\n%s", (int)strlen(want[i]) - 1,
+			  want[i], out);
+	free(out);
+}

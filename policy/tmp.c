@@ -1,0 +1,197 @@
+/* --tmp: private writable directories that go when their sandbox goes, however it ends.
+ *
+ * A sandbox's directories live in one run directory, $TMPDIR/sandbox-UID/run-XXXXXX, next to a
+ * lock file that its monitor holds (flock) for as long as it lives. The monitor removes them at
+ * its end, on a signal too (the front ends catch the ones a user sends); and since a SIGKILL
+ * leaves no chance to, every sandbox that makes --tmp directories first removes the run
+ * directories whose lock nobody holds any more. */
+#define _XOPEN_SOURCE 700
+#define _DEFAULT_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy.h"
+
+/* A run directory without a lock file yet is being made: leave it this long. */
+#define TMP_UNLOCKED_GRACE_S 60
+
+static int push(char ***arr, size_t *n, char *s)
+{
+	char **a = realloc(*arr, (*n + 2) * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	a[(*n)++] = s;
+	a[*n] = NULL;
+	return 0;
+}
+
+int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen)
+{
+	char norm[POLICY_PATH_MAX];
+	if (guest[0] != '/' ||
+	    policy_normalize("/", guest, strlen(guest), norm, sizeof(norm)) < 0) {
+		snprintf(err, errlen, "--tmp %s: expected an absolute guest path", guest);
+		return -EINVAL;
+	}
+	char *g = strdup(norm);
+	if (!g || push(&p->tmp, &p->ntmp, g) < 0) {
+		free(g);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	/* Not remove(): under Landlock its unlink of a directory fails with EACCES, not EISDIR,
+	 * and it never tries rmdir. */
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* FTW_PHYS: a symlink the guest planted is removed, never followed. */
+static void remove_tree(const char *path)
+{
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* $TMPDIR/sandbox-UID: ours alone (a directory we own, mode 0700, not a link), or nothing. */
+static int base_dir(char *out, size_t len, char *err, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(out, len, "%s/sandbox-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
+	if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+		int e = errno;
+		snprintf(err, errlen, "--tmp: cannot create %s: %s", out, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+	    (st.st_mode & 077)) {
+		snprintf(err, errlen,
+			 "--tmp: %s is not a private directory of this user (another user's, a "
+			 "link, or open to others): remove it or set TMPDIR",
+			 out);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Removes the run directories of sandboxes that are gone. */
+static void sweep(const char *base)
+{
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *e;
+	char run[POLICY_PATH_MAX + 260], lock[POLICY_PATH_MAX + 270];
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "run-", 4))
+			continue;
+		snprintf(run, sizeof(run), "%s/%s", base, e->d_name);
+		snprintf(lock, sizeof(lock), "%s/lock", run);
+		int fd = open(lock, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			struct stat st;
+			if (lstat(run, &st) == 0 && S_ISDIR(st.st_mode) &&
+			    time(NULL) - st.st_mtime > TMP_UNLOCKED_GRACE_S)
+				remove_tree(run);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			remove_tree(run);
+		close(fd);
+	}
+	closedir(d);
+}
+
+int policy_make_tmp(struct policy *p, char *err, size_t errlen)
+{
+	if (p->ntmp_host >= p->ntmp)
+		return 0;
+	if (!p->tmp_run) {
+		char base[POLICY_PATH_MAX], run[POLICY_PATH_MAX + 16], lock[POLICY_PATH_MAX + 24];
+		int r = base_dir(base, sizeof(base), err, errlen);
+		if (r < 0)
+			return r;
+		sweep(base);
+		snprintf(run, sizeof(run), "%s/run-XXXXXX", base);
+		if (!mkdtemp(run)) {
+			int e = errno;
+			snprintf(err, errlen, "--tmp: cannot create %s: %s", run, strerror(e));
+			return -e;
+		}
+		snprintf(lock, sizeof(lock), "%s/lock", run);
+		int fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
+			snprintf(err, errlen, "--tmp: cannot lock %s: %s", lock, strerror(e));
+			if (fd >= 0)
+				close(fd);
+			remove_tree(run);
+			return -e;
+		}
+		p->tmp_run = strdup(run);
+		if (!p->tmp_run) {
+			close(fd);
+			remove_tree(run);
+			return -ENOMEM;
+		}
+		p->tmp_lock_fd = fd;
+	}
+	for (size_t i = p->ntmp_host; i < p->ntmp; i++) {
+		char dir[POLICY_PATH_MAX + 32], spec[2 * POLICY_PATH_MAX + 40];
+		snprintf(dir, sizeof(dir), "%s/%zu", p->tmp_run, i);
+		if (mkdir(dir, 0700) < 0) {
+			int e = errno;
+			snprintf(err, errlen, "--tmp %s: cannot create %s: %s", p->tmp[i], dir,
+				 strerror(e));
+			return -e;
+		}
+		char *h = strdup(dir);
+		if (!h || push(&p->tmp_host, &p->ntmp_host, h) < 0) {
+			free(h);
+			rmdir(dir);
+			return -ENOMEM;
+		}
+		snprintf(spec, sizeof(spec), "%s:%s", dir, p->tmp[i]);
+		int r = policy_add_mount(p, spec, 1, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void policy_remove_tmp(struct policy *p)
+{
+	if (p->tmp_run) {
+		/* The lock goes last: until the tree is gone, no other sandbox may take it. */
+		remove_tree(p->tmp_run);
+		free(p->tmp_run);
+		p->tmp_run = NULL;
+		close(p->tmp_lock_fd);
+	}
+	for (size_t i = 0; i < p->ntmp_host; i++)
+		free(p->tmp_host[i]);
+	free(p->tmp_host);
+	for (size_t i = 0; i < p->ntmp; i++)
+		free(p->tmp[i]);
+	free(p->tmp);
+	p->tmp_host = p->tmp = NULL;
+	p->ntmp_host = p->ntmp = 0;
+}
