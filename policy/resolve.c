@@ -159,7 +159,6 @@ void policy_node_release(struct policy_node *n)
 	if (n->owned && n->dirfd >= 0)
 		close(n->dirfd);
 	n->dirfd = -1;
-	n->owned = 0;
 }
 
 int policy_open(const struct policy *p, const struct policy_target *t, enum policy_walk how,

@@ -3,6 +3,7 @@
  * policy library on a scratch host tree. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -328,4 +329,38 @@ Test(nesting, a_bind_mount_of_the_same_file_system_may_hide_nesting)
 	int e;
 	cr_expect_str_eq(rule_of("/o/prot/p.txt", &e), "/p");
 	cr_expect_str_eq(rule_of("/o/mine", &e), "/o");
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+Test(nesting, no_descriptor_is_left_open)
+{
+	static const char *const paths[] = {"/rw/pl/p.txt", "/rw/symlink-chain", "/rw/loop",
+					    "/rw/al/p.txt", "/rw/self/prot",	 "/rw/pl/new",
+					    "/ro/lnk/x.txt"};
+	sh("ln -s pl h/rw/l2 && ln -s l2/p.txt h/rw/symlink-chain");
+	int before = open_fds();
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+			struct policy_target t;
+			policy_lookup(&pol, paths[i], &t);
+			const struct policy_mount *m;
+			int fd = policy_open(&pol, &t, POLICY_FOLLOW, O_PATH, 0, NULL, NULL, &m);
+			if (fd >= 0)
+				close(fd);
+			struct policy_node n;
+			if (policy_resolve_parent(&pol, &t, &n) == 0)
+				policy_node_release(&n);
+		}
+	}
+	cr_expect_eq(open_fds(), before);
 }
