@@ -71,6 +71,14 @@ void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_ta
 	}
 }
 
+void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t, const struct policy_mount *m)
+{
+	if (!vm->cfg.audit || !m || m == t->mount)
+		return;
+	snprintf(vm->audit.rule, sizeof(vm->audit.rule), "%s mount %.120s, reached through %.120s",
+		 m->rw ? "rw" : "ro", m->guest, t->mount->guest);
+}
+
 void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 {
 	FILE *f = vm->cfg.audit;

@@ -3,7 +3,8 @@
  * - seccomp: an allowlist of the syscalls the run, the hypercalls, the reports and the teardown
  *   make; anything else kills the whole process (SIGSYS). One table, one reason per entry.
  * - Landlock: the file system shrinks to the mount roots (read, or read-write for rw mounts),
- *   the program and debug files (read) and the directories a crash report writes into.
+ *   the program and debug files (read) and the directories a crash report writes into. It
+ *   cannot hold a read-only mount nested in a read-write one: the monitor's own check does.
  * docs/confinement.md lists both and says how to debug a SIGSYS. */
 #include <dirent.h>
 #include <errno.h>
@@ -96,7 +97,9 @@ static const struct sbx_rule {
     {SCMP_SYS(lseek), ARG_ANY, 0, "LSEEK; stdio and libelf"},
     {SCMP_SYS(close), ARG_ANY, 0, "CLOSE, O_PATH fds of path calls, report files"},
     {SCMP_SYS(fstat), ARG_ANY, 0, "FSTAT; stdio"},
-    {SCMP_SYS(newfstatat), ARG_ANY, 0, "STAT (fstatat on an O_PATH fd); glibc stat/fstat"},
+    {SCMP_SYS(newfstatat), ARG_ANY, 0,
+     "STAT (fstatat on an O_PATH fd); glibc stat/fstat; a path's last component beneath a "
+     "mount holding another"},
     {SCMP_SYS(statx), ARG_ANY, 0, "libraries that stat with statx"},
     {SCMP_SYS(getdents64), ARG_ANY, 0, "GETDENTS; removing --tmp directories"},
     {SCMP_SYS(ftruncate), ARG_ANY, 0, "FTRUNCATE"},
@@ -110,8 +113,11 @@ static const struct sbx_rule {
     {SCMP_SYS(getrandom), ARG_ANY, 0, "RANDOM"},
     /* Hypercalls on paths (hc_path.c): resolved beneath a mount's root fd */
     {SCMP_SYS(openat2), ARG_ANY, 0, "OPEN, STAT, ...: RESOLVE_BENEATH below a mount root"},
-    {SCMP_SYS(openat), ARG_ANY, 0, "reports open the ELF, --debug-file, /proc/self/status"},
-    {SCMP_SYS(readlinkat), ARG_ANY, 0, "READLINK"},
+    {SCMP_SYS(openat), ARG_ANY, 0,
+     "reports open the ELF, --debug-file, /proc/self/status; nested mounts walk \"..\" up to "
+     "a mount root (O_PATH)"},
+    {SCMP_SYS(readlinkat), ARG_ANY, 0,
+     "READLINK; a symlink followed by the monitor beneath a mount holding another"},
     {SCMP_SYS(readlink), ARG_ANY, 0, "libdw's realpath() of the program in a report"},
     {SCMP_SYS(mkdirat), ARG_ANY, 0, "MKDIR"},
     {SCMP_SYS(unlinkat), ARG_ANY, 0, "UNLINK"},
@@ -425,6 +431,12 @@ static int ll_allow_parent(struct ll *l, const char *path, uint64_t access, char
 	return ll_allow_path(l, dir, access, err, errlen);
 }
 
+/* Landlock's rules only ever add up: a read-only mount nested in a read-write one gets the
+ * read-write rights of its parent's rule too, since Landlock cannot say "read-write except
+ * this subtree" (and a read-write mount nested in a read-only one needs its own rule to be
+ * writable). These rules are the outer wall, the mount roots; which mount's rule holds for an
+ * object is decided by the monitor on every call, on the object the path finally reaches
+ * (policy/nesting.c, docs/policy.md "Nested mounts"). */
 static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 {
 	const struct policy *p = vm->cfg.policy;

@@ -1,6 +1,9 @@
 /* Hypercalls that name a path. The path is copied out of guest memory once, normalised
- * against the cwd or a directory handle, matched to a mount, and only then opened on the host,
- * beneath that mount's root (policy_openat). Read-only mounts refuse writes with EROFS. */
+ * against the cwd or a directory handle, matched to a mount, and only then resolved on the
+ * host, beneath that mount's root (policy_open, policy_resolve_parent). The rule applied is the
+ * one of the mount the path finally reaches (a nested mount's, through a symlink too), decided
+ * on the directory fd the operation is then done in. Read-only mounts refuse writes with
+ * EROFS. */
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -73,6 +76,23 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 	return n;
 }
 
+/* A read-only mount answers as a read-only file system: a missing file is ENOENT unless it
+ * would be created, and O_CREAT alone on an existing file is a plain read-only open. */
+static int open_check(const struct policy_node *n, int *flags, void *ctx)
+{
+	int wants_write = *(const int *)ctx;
+	if (n->mount->rw || !(wants_write || (*flags & O_CREAT)))
+		return 0;
+	int probe = policy_node_open(n, O_PATH | (*flags & O_NOFOLLOW), 0);
+	if (probe < 0)
+		return (*flags & O_CREAT) && probe != -EXDEV ? -EROFS : probe;
+	close(probe);
+	if (wants_write || (*flags & O_EXCL))
+		return (*flags & O_EXCL) ? -EEXIST : -EROFS;
+	*flags &= ~O_CREAT;
+	return 0;
+}
+
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	char g[POLICY_PATH_MAX];
@@ -92,19 +112,14 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	if (t.kind != POLICY_MOUNT)
 		return -ENOENT;
-	if (!t.mount->rw && (wants_write || (flags & O_CREAT))) {
-		/* As on a read-only filesystem: a missing file is ENOENT unless it would be
-		 * created, and O_CREAT alone on an existing file is a plain read-only open. */
-		int probe = policy_openat(&t, O_PATH | (flags & O_NOFOLLOW), 0);
-		if (probe < 0)
-			return (flags & O_CREAT) ? -EROFS : probe;
-		close(probe);
-		if (wants_write || (flags & O_EXCL))
-			return (flags & O_EXCL) ? -EEXIST : -EROFS;
-		flags &= ~O_CREAT;
-	}
+	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
+	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+	const struct policy_mount *m = t.mount;
 	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. */
-	int fd = policy_openat(&t, (flags & ~O_CLOEXEC) | O_NONBLOCK, a->mode & 01777);
+	int fd = policy_open(vm->cfg.policy, &t, follow ? POLICY_FOLLOW : POLICY_NOFOLLOW,
+			     (flags & ~O_CLOEXEC) | O_NONBLOCK, a->mode & 01777, open_check,
+			     &wants_write, &m);
+	sbx_audit_mount(vm, &t, m);
 	if (fd < 0)
 		return fd;
 	if (!(flags & O_NONBLOCK)) {
@@ -112,13 +127,19 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (fl >= 0)
 			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	}
-	return install(vm, SBX_H_HOST, fd, g, (flags & O_CLOEXEC) != 0, t.mount->rw);
+	return install(vm, SBX_H_HOST, fd, g, (flags & O_CLOEXEC) != 0, m->rw);
 }
 
-/* Opens a target as an O_PATH fd, following a final symlink unless told not to. */
-static int open_path(const struct policy_target *t, int nofollow)
+/* Opens a target as an O_PATH fd, following a final symlink unless told not to, and gives the
+ * mount whose rule applies to what it reached. */
+static int open_path(struct sbx_vm *vm, const struct policy_target *t, int nofollow,
+		     const struct policy_mount **m)
 {
-	return policy_openat(t, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0);
+	*m = t->mount;
+	int fd = policy_open(vm->cfg.policy, t, nofollow ? POLICY_NOFOLLOW : POLICY_FOLLOW, O_PATH,
+			     0, NULL, NULL, m);
+	sbx_audit_mount(vm, t, *m);
+	return fd;
 }
 
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -130,10 +151,11 @@ int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r < 0)
 		return r;
 	struct stat st;
+	const struct policy_mount *m;
 	if (t.kind == POLICY_VDIR) {
 		sbx_vdir_stat(vm, g, &st);
 	} else {
-		int fd = open_path(&t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0);
+		int fd = open_path(vm, &t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
 		if (fd < 0)
 			return fd;
 		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -155,7 +177,8 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r;
 	if (t.kind == POLICY_VDIR)
 		return -EINVAL;
-	int fd = open_path(&t, 1);
+	const struct policy_mount *m;
+	int fd = open_path(vm, &t, 1, &m);
 	if (fd < 0)
 		return fd;
 	ssize_t n = readlinkat(fd, "", target, sizeof(target));
@@ -169,10 +192,11 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	return (int64_t)len;
 }
 
-/* For calls that change a directory entry: the mount must be writable; gives the parent fd
- * and the last component. */
+/* For calls that change a directory entry: the directory holding the last component, which
+ * must be on a writable mount. The node's name is never a mount's own object or a directory on
+ * the way to one (node->pinned): callers refuse to remove, move or replace those. */
 static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second,
-			   struct policy_target *t, const char **leaf)
+			   struct policy_target *t, struct policy_node *n)
 {
 	char g[POLICY_PATH_MAX];
 	int r = second ? guest_target(vm, a->dirfd2, a->path2, a->path2_len, g, t)
@@ -183,58 +207,77 @@ static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int seco
 		return strcmp(g, "/") == 0 ? -EBUSY : -EROFS;
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
-	if (!t->mount->is_dir || strcmp(t->rel, ".") == 0)
-		return -EBUSY; /* the mount point itself: its parent is not the guest's */
-	if (!t->mount->rw)
+	/* -EBUSY for the mount point itself: its parent is not the guest's. */
+	r = policy_resolve_parent(vm->cfg.policy, t, n);
+	if (r < 0)
+		return r;
+	sbx_audit_mount(vm, t, n->mount);
+	if (!n->mount->rw) {
+		policy_node_release(n);
 		return -EROFS;
-	return policy_open_parent(t, leaf);
+	}
+	return 0;
+}
+
+/* The result of an entry call made with n's directory (r: the host call's, errno set). */
+static int64_t entry_done(struct policy_node *n, int r)
+{
+	int e = errno;
+	policy_node_release(n);
+	return r < 0 ? -e : 0;
+}
+
+static int refuse(int e)
+{
+	errno = e;
+	return -1;
 }
 
 int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct policy_target t;
-	const char *leaf;
-	int pfd = writable_parent(vm, &s->u.path, 0, &t, &leaf);
-	if (pfd == -EBUSY)
+	struct policy_node n;
+	int r = writable_parent(vm, &s->u.path, 0, &t, &n);
+	if (r == -EBUSY)
 		return -EEXIST;
-	if (pfd < 0)
-		return pfd;
-	int r = mkdirat(pfd, leaf, s->u.path.mode & 01777);
-	int e = errno;
-	close(pfd);
-	return r < 0 ? -e : 0;
+	if (r < 0)
+		return r;
+	return entry_done(&n, n.pinned ? refuse(EEXIST)
+				       : mkdirat(n.dirfd, n.name, s->u.path.mode & 01777));
 }
 
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct policy_target t;
-	const char *leaf;
-	int pfd = writable_parent(vm, &s->u.path, 0, &t, &leaf);
-	if (pfd < 0)
-		return pfd;
-	int r = unlinkat(pfd, leaf, (int)(s->u.path.flags & AT_REMOVEDIR));
-	int e = errno;
-	close(pfd);
-	return r < 0 ? -e : 0;
+	struct policy_node n;
+	int r = writable_parent(vm, &s->u.path, 0, &t, &n);
+	if (r < 0)
+		return r;
+	return entry_done(
+	    &n, n.pinned ? refuse(EBUSY)
+			 : unlinkat(n.dirfd, n.name, (int)(s->u.path.flags & AT_REMOVEDIR)));
 }
 
 int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct policy_target from, to;
-	const char *lf, *lt;
-	int pf = writable_parent(vm, &s->u.path, 0, &from, &lf);
-	if (pf < 0)
-		return pf;
-	int pt = writable_parent(vm, &s->u.path, 1, &to, &lt);
-	if (pt < 0) {
-		close(pf);
-		return pt;
+	struct policy_node nf, nt;
+	int r = writable_parent(vm, &s->u.path, 0, &from, &nf);
+	if (r < 0)
+		return r;
+	r = writable_parent(vm, &s->u.path, 1, &to, &nt);
+	if (r < 0) {
+		policy_node_release(&nf);
+		return r;
 	}
-	int r = from.mount != to.mount ? (errno = EXDEV, -1) : renameat(pf, lf, pt, lt);
-	int e = errno;
-	close(pf);
-	close(pt);
-	return r < 0 ? -e : 0;
+	if (nf.mount != nt.mount)
+		r = refuse(EXDEV);
+	else if (nf.pinned || nt.pinned)
+		r = refuse(EBUSY);
+	else
+		r = renameat(nf.dirfd, nf.name, nt.dirfd, nt.name);
+	policy_node_release(&nf);
+	return entry_done(&nt, r);
 }
 
 int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -258,7 +301,9 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (t.kind == POLICY_NONE)
 		return -ENOENT;
 	if (t.kind == POLICY_MOUNT) {
-		int fd = policy_openat(&t, O_PATH | O_DIRECTORY, 0);
+		const struct policy_mount *m;
+		int fd = policy_open(vm->cfg.policy, &t, POLICY_FOLLOW, O_PATH | O_DIRECTORY, 0,
+				     NULL, NULL, &m);
 		if (fd < 0)
 			return fd;
 		close(fd);
@@ -288,10 +333,11 @@ int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 	unsigned mode = a->mode & 7;
 	if (t.kind == POLICY_VDIR)
 		return (mode & W_OK) ? -EROFS : 0;
-	int fd = open_path(&t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0);
+	const struct policy_mount *m;
+	int fd = open_path(vm, &t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
 	if (fd < 0)
 		return fd;
-	if ((mode & W_OK) && !t.mount->rw) {
+	if ((mode & W_OK) && !m->rw) {
 		close(fd);
 		return -EROFS;
 	}
@@ -331,10 +377,11 @@ static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow
 		*rw = 0;
 		return -1;
 	}
-	int fd = open_path(&t, nofollow);
+	const struct policy_mount *m;
+	int fd = open_path(vm, &t, nofollow, &m);
 	if (fd < 0)
 		return fd;
-	*rw = t.mount->rw;
+	*rw = m->rw;
 	*owned = 1;
 	return fd;
 }
@@ -444,57 +491,55 @@ int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	text[a->path_len] = 0;
 	/* The link text is stored verbatim; resolving it later stays beneath the mount. */
 	struct policy_target t;
-	const char *leaf;
-	int pfd = writable_parent(vm, a, 1, &t, &leaf);
-	if (pfd == -EBUSY)
+	struct policy_node n;
+	int r = writable_parent(vm, a, 1, &t, &n);
+	if (r == -EBUSY)
 		return -EEXIST;
-	if (pfd < 0)
-		return pfd;
-	int r = symlinkat(text, pfd, leaf);
-	int e = errno;
-	close(pfd);
-	return r < 0 ? -e : 0;
+	if (r < 0)
+		return r;
+	return entry_done(&n, n.pinned ? refuse(EEXIST) : symlinkat(text, n.dirfd, n.name));
 }
 
 int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
 	struct policy_target from, to;
-	const char *lf, *lt;
+	struct policy_node nf, nt;
 	if (a->flags & ~(uint32_t)(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))
 		return -EINVAL;
-	int pf = writable_parent(vm, a, 0, &from, &lf);
-	if (pf < 0)
-		return pf == -EBUSY ? -EPERM : pf;
-	int pt = writable_parent(vm, a, 1, &to, &lt);
-	if (pt < 0) {
-		close(pf);
-		return pt == -EBUSY ? -EEXIST : pt;
+	int r = writable_parent(vm, a, 0, &from, &nf);
+	if (r < 0)
+		return r == -EBUSY ? -EPERM : r;
+	r = writable_parent(vm, a, 1, &to, &nt);
+	if (r < 0) {
+		policy_node_release(&nf);
+		return r == -EBUSY ? -EEXIST : r;
 	}
-	int r;
-	if (from.mount != to.mount) {
-		errno = EXDEV;
-		r = -1;
+	if (nt.pinned) {
+		r = refuse(EEXIST);
 	} else if (a->flags & AT_SYMLINK_FOLLOW) {
 		/* Follow the old path beneath the mount here; the host's linkat must never follow
-		 * a guest-made symlink itself. */
-		int fd = open_path(&from, 0);
+		 * a guest-made symlink itself. What it reaches must be of the new name's mount. */
+		const struct policy_mount *m;
+		int fd = open_path(vm, &from, 0, &m);
 		if (fd < 0) {
-			close(pf);
-			close(pt);
-			return fd;
+			r = refuse(-fd);
+		} else {
+			char p[64];
+			proc_fd_path(p, sizeof(p), fd);
+			r = m != nt.mount
+				? refuse(EXDEV)
+				: linkat(AT_FDCWD, p, nt.dirfd, nt.name, AT_SYMLINK_FOLLOW);
+			int e = errno;
+			close(fd);
+			errno = e;
 		}
-		char p[64];
-		proc_fd_path(p, sizeof(p), fd);
-		r = linkat(AT_FDCWD, p, pt, lt, AT_SYMLINK_FOLLOW);
-		int e = errno;
-		close(fd);
-		errno = e;
+	} else if (nf.mount != nt.mount || nf.pinned) {
+		/* A pinned name is a mount's own object (or a directory): never of this mount. */
+		r = refuse(EXDEV);
 	} else {
-		r = linkat(pf, lf, pt, lt, 0);
+		r = linkat(nf.dirfd, nf.name, nt.dirfd, nt.name, 0);
 	}
-	int e = errno;
-	close(pf);
-	close(pt);
-	return r < 0 ? -e : 0;
+	policy_node_release(&nf);
+	return entry_done(&nt, r);
 }

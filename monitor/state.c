@@ -307,6 +307,14 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 }
 
 /* ---- Monitor: handle table, cwd, ring position, counters ---------------------------------- */
+/* A handle open for writing is refused where the rule of what its path reaches is read-only
+ * (a nested mount's too). */
+static int reopen_check(const struct policy_node *n, int *flags, void *ctx)
+{
+	(void)flags;
+	return *(const int *)ctx && !n->mount->rw ? -EROFS : 0;
+}
+
 static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct sbx_handle *h,
 			 int oflags, int64_t off)
 {
@@ -339,14 +347,17 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 		return -1;
 	}
 	int acc = oflags & O_ACCMODE;
-	if ((acc != O_RDONLY || h->writable) && !t.mount->rw) {
+	int writes = acc != O_RDONLY || h->writable;
+	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
+	int keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECTORY | O_NOATIME;
+	const struct policy_mount *m = t.mount;
+	int fd = policy_open(vm->cfg.policy, &t, POLICY_FOLLOW, (oflags & keep) | O_NONBLOCK, 0,
+			     reopen_check, &writes, &m);
+	if (fd == -EROFS) {
 		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here",
 			     num, g);
 		return -1;
 	}
-	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
-	int keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECTORY | O_NOATIME;
-	int fd = policy_openat(&t, (oflags & keep) | O_NONBLOCK | O_CLOEXEC, 0);
 	if (fd < 0) {
 		sbx_sio_fail(io, "fd %d: cannot reopen %s: %s", num, g, strerror(-fd));
 		return -1;
@@ -360,7 +371,7 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 		return -1;
 	}
 	h->fd = fd;
-	h->writable = t.mount->rw && acc != O_RDONLY;
+	h->writable = m->rw && acc != O_RDONLY;
 	return 0;
 }
 

@@ -366,6 +366,9 @@ void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t wr
 
 /* audit.c */
 void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t);
+/* The path led into another mount's object (a nested mount): its rule is the one applied. */
+void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t,
+		     const struct policy_mount *m);
 void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
 
 /* fdtable.c */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "policy.h"
+#include "nesting.h"
 
 void policy_init(struct policy *p)
 {
@@ -26,8 +26,10 @@ void policy_free(struct policy *p)
 		free(m->host);
 		free(m->guest);
 		free(m->leaf);
+		free(m->up);
 	}
 	free(p->mounts);
+	free(p->pins);
 	for (size_t i = 0; i < p->nenv; i++)
 		free(p->env[i]);
 	free(p->env);
@@ -91,19 +93,25 @@ int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size
 	}
 	m.host = strdup(real);
 	m.guest = strdup(guest);
-	struct policy_mount *n = realloc(p->mounts, (p->nmounts + 1) * sizeof(*n));
-	if (!n || !m.host || !m.guest || (!m.is_dir && !m.leaf)) {
+	r = m.host ? policy_nest_identify(&m, err, errlen) : -ENOMEM;
+	struct policy_mount *n = r < 0 ? NULL : realloc(p->mounts, (p->nmounts + 1) * sizeof(*n));
+	if (n) {
+		p->mounts = n;
+		p->mounts[p->nmounts++] = m;
+	}
+	if (!n || !m.guest || (!m.is_dir && !m.leaf) || policy_nest_add(p) < 0) {
+		if (n)
+			p->nmounts--;
 		close(m.root_fd);
 		free(m.host);
 		free(m.guest);
 		free(m.leaf);
-		if (n)
-			p->mounts = n;
+		free(m.up);
+		if (r != -ENOMEM && r < 0)
+			return r;
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	p->mounts = n;
-	p->mounts[p->nmounts++] = m;
 	return 0;
 }
 

@@ -2,7 +2,9 @@
  * read-write), the working directory and the environment. Path resolution lives here too: a
  * guest path is normalised lexically, matched to a mount, and then opened beneath that mount's
  * root fd with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so `..` and symlinks never
- * leave it. Nothing outside the table exists for the guest. */
+ * leave it. Nothing outside the table exists for the guest. When one mount's host object lies
+ * beneath another's root (a nested mount), the rule is the one of the mount the object the path
+ * finally reaches belongs to (policy_resolve, nesting.c). */
 #ifndef SBX_POLICY_H
 #define SBX_POLICY_H
 
@@ -19,6 +21,25 @@ struct policy_mount {
 	int is_dir;  /* a directory (else a single file) */
 	int root_fd; /* O_PATH fd: the directory, or a file mount's parent directory */
 	char *leaf;  /* file mounts: the file's name inside root_fd */
+	/* Nesting (nesting.c), set by policy_add_mount. */
+	uint64_t dev, ino;    /* the mounted object itself */
+	uint64_t mnt_id;      /* the host mount it is on (statx), 0 if unknown */
+	struct policy_id *up; /* the object and its ancestors up to the host's "/" (by "..") */
+	size_t nup;
+	int holds_mounts; /* another mount's object may be reachable beneath this one's root:
+			     each path is resolved to its final directory and decided there */
+};
+
+/* A host object by identity. */
+struct policy_id {
+	uint64_t dev, ino;
+};
+
+/* An object the guest must never move, remove or replace: a mount's own object (`root`), or
+ * a directory between an outer mount's root and a nested one's. */
+struct policy_pin {
+	struct policy_id id;
+	int root;
 };
 
 /* Resource limits; 0 means "no limit" except where a default is documented. */
@@ -44,8 +65,13 @@ struct policy {
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
 			    policy_free */
 	size_t ntmp_host;
+<<<<<<< HEAD
 	char *tmp_run;	 /* the run directory holding them (tmp.c) */
 	int tmp_lock_fd; /* held while the sandbox lives (valid when tmp_run is set) */
+=======
+	struct policy_pin *pins; /* sorted by id (nesting.c) */
+	size_t npins;
+>>>>>>> fix-nested-mounts
 };
 
 /* limits.c: "4096", "64K", "256M", "1G" -> bytes; "500ms", "10s", "2m", "1h", "30" (seconds)
@@ -93,12 +119,47 @@ int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen);
 int policy_normalize(const char *base, const char *path, size_t len, char *out, size_t outlen);
 /* Classifies a normalised guest path. */
 void policy_lookup(const struct policy *p, const char *gpath, struct policy_target *t);
-/* Opens a target beneath its mount: openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS.
- * Returns a host fd or -errno. Resolution errors that would reveal the host (EXDEV for an
- * escape) read as ENOENT. */
-int policy_openat(const struct policy_target *t, int flags, unsigned mode);
-/* Opens the parent directory of a target (O_PATH) and gives the last component. */
-int policy_open_parent(const struct policy_target *t, const char **leaf);
+
+/* Opening what a guest path names. A path is resolved on the host and the rule decided on the
+ * object it finally reaches, whichever mount's path led there (docs/policy.md, "Nested
+ * mounts"); the operation is then done relative to the directory fd that was decided on, so
+ * nothing can change in between. On a mount that cannot reach another mount's object this
+ * costs what a single openat2 does. EXDEV (an attempt to leave the mount) reads as ENOENT. */
+enum policy_walk {
+	POLICY_FOLLOW,	 /* the object, following a final symlink */
+	POLICY_NOFOLLOW, /* the object, a final symlink itself */
+	POLICY_PARENT,	 /* the directory holding the last component (calls that change entries) */
+};
+struct policy_node {
+	int dirfd;	  /* O_PATH directory that `name` is opened in */
+	int owned;	  /* dirfd is the node's own (policy_node_release closes it) */
+	const char *name; /* beneath dirfd: one component, "." (dirfd itself), or on a mount
+			     that holds no other mount's object, the whole relative path */
+	const struct policy_mount *mount; /* whose rule applies: the object's, or for
+					     POLICY_PARENT its directory's */
+	int nofollow;			  /* policy_node_open never follows a final symlink */
+	int guarded; /* the fast way: resolution refuses to cross a host mount (RESOLVE_NO_XDEV),
+			and policy_node_open then answers -EXDEV so the caller retries in full */
+	int pinned;  /* name is a mount's own object, or a directory on the way to a nested one:
+			never moved, removed or replaced */
+	char buf[256];
+};
+/* Checks a node before it is opened: 0 to go on (flags may be changed), or -errno. */
+typedef int (*policy_check_fn)(const struct policy_node *n, int *flags, void *ctx);
+/* Resolves a POLICY_MOUNT target (POLICY_FOLLOW or POLICY_NOFOLLOW), lets `check` (if any)
+ * judge the node, and opens its object with flags. *mount is set whenever the path resolved,
+ * even when check refused. Returns a host fd or -errno. */
+int policy_open(const struct policy *p, const struct policy_target *t, enum policy_walk how,
+		int flags, unsigned mode, policy_check_fn check, void *ctx,
+		const struct policy_mount **mount);
+/* The directory holding a target's last component, for calls that change entries. The mount
+ * point itself (rel ".") and file mounts are -EBUSY. */
+int policy_resolve_parent(const struct policy *p, const struct policy_target *t,
+			  struct policy_node *n);
+/* Opens the node's object beneath dirfd: openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS.
+ * Host fd or -errno. */
+int policy_node_open(const struct policy_node *n, int flags, unsigned mode);
+void policy_node_release(struct policy_node *n);
 /* Child names of a virtual directory, for getdents: calls fn for each distinct name. */
 void policy_vdir_children(const struct policy *p, const char *gpath,
 			  void (*fn)(void *ctx, const char *name, size_t len), void *ctx);

@@ -8,7 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "policy.h"
+#include "nesting.h"
 
 int policy_normalize(const char *base, const char *path, size_t len, char *out, size_t outlen)
 {
@@ -119,48 +119,102 @@ void policy_lookup(const struct policy *p, const char *gpath, struct policy_targ
 	t->kind = POLICY_NONE;
 }
 
-static int resolve_errno(int e)
+/* The fast way, for a mount that cannot reach another mount's object: the node is the mount's
+ * root and the whole relative path, resolved by the kernel in the one openat2 that opens it.
+ * With other mounts in the policy it must not cross into a host mount stacked inside this
+ * one's tree (which could show another mount's object: RESOLVE_NO_XDEV); such a path is
+ * resolved again in full. */
+static void node_fast(const struct policy *p, const struct policy_target *t, enum policy_walk how,
+		      struct policy_node *n)
 {
-	/* EXDEV: the path tried to leave the mount (absolute symlink, ".." past the root). */
-	return e == EXDEV ? -ENOENT : -e;
+	*n = (struct policy_node){
+	    .dirfd = t->mount->root_fd,
+	    .name = t->rel,
+	    .mount = t->mount,
+	    .nofollow = how == POLICY_NOFOLLOW,
+	    .guarded = p->nmounts > 1 && t->mount->is_dir,
+	};
 }
 
-int policy_openat(const struct policy_target *t, int flags, unsigned mode)
+int policy_node_open(const struct policy_node *n, int flags, unsigned mode)
 {
-	if (t->kind != POLICY_MOUNT)
-		return -ENOENT;
 	struct open_how how = {
 	    /* openat2 refuses O_NOCTTY beside O_PATH. */
-	    .flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY)),
+	    .flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY) |
+				(n->nofollow ? O_NOFOLLOW : 0)),
 	    /* Never setuid or setgid: a guest must not leave a privileged file on the host. */
 	    .mode = (flags & (O_CREAT | __O_TMPFILE)) ? (mode & 01777) : 0,
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (n->guarded ? RESOLVE_NO_XDEV : 0),
 	};
-	long fd = syscall(SYS_openat2, t->mount->root_fd, t->rel, &how, sizeof(how));
-	if (fd < 0)
-		return resolve_errno(errno);
-	return (int)fd;
+	long fd = syscall(SYS_openat2, n->dirfd, n->name, &how, sizeof(how));
+	if (fd >= 0)
+		return (int)fd;
+	/* EXDEV: the path tried to leave the mount (absolute symlink, ".." past the root), or,
+	 * guarded, crossed a host mount. */
+	return errno == EXDEV && !n->guarded ? -ENOENT : -errno;
 }
 
-int policy_open_parent(const struct policy_target *t, const char **leaf)
+void policy_node_release(struct policy_node *n)
+{
+	if (n->owned && n->dirfd >= 0)
+		close(n->dirfd);
+	n->dirfd = -1;
+}
+
+int policy_open(const struct policy *p, const struct policy_target *t, enum policy_walk how,
+		int flags, unsigned mode, policy_check_fn check, void *ctx,
+		const struct policy_mount **mount)
+{
+	if (t->kind != POLICY_MOUNT || how == POLICY_PARENT)
+		return -ENOENT;
+	for (int full = t->mount->holds_mounts;; full = 1) {
+		struct policy_node n;
+		if (full) {
+			int r = policy_resolve_full(p, t, how, &n);
+			if (r < 0)
+				return r;
+		} else {
+			node_fast(p, t, how, &n);
+		}
+		*mount = n.mount;
+		int fl = flags;
+		int r = check ? check(&n, &fl, ctx) : 0;
+		if (r == 0)
+			r = policy_node_open(&n, fl, mode);
+		policy_node_release(&n);
+		if (r != -EXDEV)
+			return r;
+		if (full || !n.guarded)
+			return -ENOENT;
+	}
+}
+
+int policy_resolve_parent(const struct policy *p, const struct policy_target *t,
+			  struct policy_node *n)
 {
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
+	if (!t->mount->is_dir || strcmp(t->rel, ".") == 0)
+		return -EBUSY;
+	if (t->mount->holds_mounts)
+		return policy_resolve_full(p, t, POLICY_PARENT, n);
 	const char *slash = strrchr(t->rel, '/');
-	struct policy_target parent = *t;
-	if (slash) {
-		parent.rel[slash - t->rel] = 0;
-		*leaf = slash + 1;
-	} else {
+	struct policy_target parent;
+	parent.kind = POLICY_MOUNT;
+	parent.mount = t->mount;
+	if (slash)
+		snprintf(parent.rel, sizeof(parent.rel), "%.*s", (int)(slash - t->rel), t->rel);
+	else
 		snprintf(parent.rel, sizeof(parent.rel), ".");
-		*leaf = t->rel;
-	}
-	if (!t->mount->is_dir) {
-		/* A file mount's parent is its root fd; the file itself is the leaf. */
-		snprintf(parent.rel, sizeof(parent.rel), ".");
-		*leaf = t->mount->leaf;
-	}
-	return policy_openat(&parent, O_PATH | O_DIRECTORY, 0);
+	node_fast(p, &parent, POLICY_FOLLOW, n);
+	int fd = policy_node_open(n, O_PATH | O_DIRECTORY, 0);
+	if (fd == -EXDEV && n->guarded)
+		return policy_resolve_full(p, t, POLICY_PARENT, n);
+	if (fd < 0)
+		return fd;
+	*n = (struct policy_node){
+	    .dirfd = fd, .owned = 1, .name = slash ? slash + 1 : t->rel, .mount = t->mount};
+	return 0;
 }
 
 void policy_vdir_children(const struct policy *p, const char *gpath,

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -497,5 +498,100 @@ Test(confine, hypercalls_work_from_the_polling_thread)
 	struct fixture f;
 	fixture_init(&f);
 	check_hypercall_results(&f, in_child(&f, try_hypercalls_polled), "served by the poller");
+	fixture_fini(&f);
+}
+
+/* ---- (d) nested mounts: the monitor resolves and decides itself, confined ---- */
+
+static struct sbx_slot path_req(struct sbx_vm *vm, uint32_t nr, const char *path, const char *path2,
+				uint32_t flags)
+{
+	struct sbx_slot s = {.nr = nr};
+	s.u.path.dirfd = s.u.path.dirfd2 = SBX_AT_FDCWD;
+	s.u.path.path = put(vm, BUF, path);
+	s.u.path.path_len = (uint32_t)strlen(path);
+	if (path2) {
+		s.u.path.path2 = put(vm, BUF + 0x100, path2);
+		s.u.path.path2_len = (uint32_t)strlen(path2);
+	}
+	s.u.path.flags = flags;
+	s.u.path.mode = 0644;
+	s.u.path.buf = BUF + 0x2000;
+	s.u.path.buf_len = 144;
+	return s;
+}
+
+/* /w (rw) holds prot/ (ro at /w/prot) and the links pl -> prot, self -> .: every call of the
+ * nested path (resolution step by step, the walk up by "..", following symlinks) runs under
+ * the filter, and the rule of the nested mount holds through the links. */
+static int nested_calls(struct fixture *f)
+{
+	char spec[160], err[256];
+	if (child_vm(f) < 0)
+		return E_SETUP;
+	snprintf(spec, sizeof(spec), "%s/prot:/w/prot", f->dir);
+	if (policy_add_mount(&f->pol, spec, 0, err, sizeof(err)) < 0 ||
+	    !f->pol.mounts[0].holds_mounts)
+		return E_SETUP + 1;
+	if (sbx_confine(f->vm, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sbx_confine: %s\n", err);
+		return E_CONFINE;
+	}
+	struct sbx_vm *vm = f->vm;
+	const struct {
+		uint32_t nr;
+		const char *path, *path2;
+		uint32_t flags;
+		int64_t want; /* 0: >= 0 */
+	} steps[] = {
+	    {SBX_CALL_OPEN, "/w/pl/p.txt", NULL, O_RDONLY, 0},
+	    {SBX_CALL_STAT, "/w/self/prot/p.txt", NULL, 0, 0},
+	    {SBX_CALL_READLINK, "/w/pl", NULL, 0, 0},
+	    {SBX_CALL_OPEN, "/w/pl/p.txt", NULL, O_WRONLY | O_TRUNC, -EROFS},
+	    {SBX_CALL_MKDIR, "/w/pl/d", NULL, 0, -EROFS},
+	    {SBX_CALL_CHMOD, "/w/pl/p.txt", NULL, 0, -EROFS},
+	    {SBX_CALL_RENAME, "/w/self/prot", "/w/moved", 0, -EBUSY},
+	    {SBX_CALL_OPEN, "/w/self/new.txt", NULL, O_WRONLY | O_CREAT, 0},
+	    {SBX_CALL_CHMOD, "/w/self/new.txt", NULL, 0, 0},
+	    {SBX_CALL_UTIMENS, "/w/self/new.txt", NULL, 0, 0},
+	    {SBX_CALL_ACCESS, "/w/self/new.txt", NULL, 0, 0},
+	    {SBX_CALL_LINK, "/w/self/new.txt", "/w/self/hard.txt", AT_SYMLINK_FOLLOW, 0},
+	    {SBX_CALL_RENAME, "/w/self/hard.txt", "/w/self/moved.txt", 0, 0},
+	    {SBX_CALL_SYMLINK, "new.txt", "/w/self/sl", 0, 0},
+	    {SBX_CALL_UNLINK, "/w/self/sl", NULL, 0, 0},
+	    {SBX_CALL_CHDIR, "/w/pl", NULL, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct sbx_slot s =
+		    path_req(vm, steps[i].nr, steps[i].path, steps[i].path2, steps[i].flags);
+		int64_t r = call(vm, s);
+		if (steps[i].want ? r != steps[i].want : r < 0) {
+			fprintf(stderr, "step %zu: %lld\n", i, (long long)r);
+			return E_CALL + (int)i;
+		}
+	}
+	sbx_vm_destroy(f->vm);
+	policy_free(&f->pol);
+	return OK;
+}
+
+Test(confine, nested_mounts_after_confinement)
+{
+	struct fixture f;
+	fixture_init(&f);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir prot && echo protected > prot/p.txt && ln -s prot pl && "
+		 "ln -s . self",
+		 f.dir);
+	cr_assert_eq(system(cmd), 0);
+	expect_ok(in_child(&f, nested_calls), "nested mounts, confined");
+	char path[128];
+	snprintf(path, sizeof(path), "%s/moved.txt", f.dir);
+	cr_expect_eq(access(path, F_OK), 0, "the file renamed through a symlink is missing");
+	snprintf(path, sizeof(path), "%s/prot/p.txt", f.dir);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_size, 10, "the read-only file was changed");
 	fixture_fini(&f);
 }

@@ -99,6 +99,132 @@ Test(policy_e2e, nothing_leaves_a_mount)
 	cr_assert_eq(system(cmd), 0);
 }
 
+/* Nested mounts (docs/policy.md): the rule of the mount an object belongs to holds however a
+ * path reaches it. The layout of samples/nested.c: a read-only directory and a read-only file
+ * inside a read-write directory, and a read-write directory inside a read-only one. Every case
+ * runs in a fresh copy, and the read-only parts of the host tree are compared before and after
+ * (names, types, modes, sizes, link counts, inodes, mtimes, contents). */
+struct nest_case {
+	const char *name;
+	int allowed;	  /* the attempt must succeed; else it must be refused */
+	const char *host; /* a shell check of the host tree afterwards (in DIR/h), or NULL */
+};
+
+static const struct nest_case nest_cases[] = {
+    /* A symlink, "..", ".", a handle or the working directory into /rw/prot. */
+    {"dir_symlink_write", 0, NULL},
+    {"file_symlink_write", 0, NULL},
+    {"abs_symlink_write", 0, NULL},
+    {"dotdot_symlink_write", 0, NULL},
+    {"dot_symlink_write", 0, NULL},
+    {"symlink_chain_write", 0, NULL},
+    {"dirfd_write", 0, NULL},
+    {"dirfd_outer_write", 0, NULL},
+    {"fchdir_write", 0, NULL},
+    {"chdir_write", 0, NULL},
+    /* Every call that writes, creates or removes, through a symlink into /rw/prot. */
+    {"create", 0, "! test -e rw/prot/new.txt"},
+    {"create_excl", 0, "! test -e rw/prot/new.txt"},
+    {"create_dangling", 0, "! test -e rw/prot/new.txt"},
+    {"tmpfile", 0, NULL},
+    {"truncate", 0, NULL},
+    {"chmod", 0, NULL},
+    {"fchmod", 0, NULL},
+    {"utimens", 0, NULL},
+    {"futimens", 0, NULL},
+    {"unlink", 0, NULL},
+    {"rmdir", 0, NULL},
+    {"mkdir", 0, NULL},
+    {"symlink_into", 0, NULL},
+    {"rename_out", 0, "! test -e rw/stolen.txt"},
+    {"rename_in", 0, "test -f rw/evil.txt"},
+    {"renameat2_in", 0, "test -f rw/evil.txt"},
+    {"rename_mount_point", 0, "! test -e rw/moved"},
+    {"rename_over_mount_point", 0, "test -d rw/empty"},
+    {"link_out", 0, "! test -e rw/hard"},
+    {"link_follow_out", 0, "! test -e rw/hard"},
+    {"link_in", 0, NULL},
+    /* The read-only file /rw/f.txt. */
+    {"file_mount_symlink_write", 0, NULL},
+    {"file_mount_dot_write", 0, NULL},
+    {"file_mount_chmod", 0, NULL},
+    {"file_mount_unlink", 0, NULL},
+    {"file_mount_rename_over", 0, "test -f rw/evil.txt"},
+    {"file_mount_link_out", 0, "! test -e rw/hard"},
+    /* /ro/w, read-write inside read-only: its rule does not reach its parent. */
+    {"rw_child_up_write", 0, NULL},
+    {"ro_through_host_link_write", 0, NULL},
+    {"rw_child_rename_out", 0, "test -f ro/w/x.txt"},
+    /* What must keep working: reads through symlinks, work beside the nested mounts, and
+     * writes to /ro/w however it is reached. */
+    {"read_through_symlink", 1, NULL},
+    {"read_file_mount_through_symlink", 1, NULL},
+    {"read_dot", 1, NULL},
+    {"rw_work", 1, "test -f rw/b && test -f rw/f2 && test -f rw/d/e && ! test -e rw/d/c"},
+    {"rw_child_write", 1, "grep -q pwned ro/w/x.txt"},
+    {"rw_child_through_host_link_write", 1, "grep -q pwned ro/w/x.txt"},
+};
+
+static char *nest_snapshot(const char *dir)
+{
+	char cmd[512];
+	int st;
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s/h && { find rw/prot rw/f.txt ro -path ro/w -prune -o -printf "
+		 "'%%p %%y %%m %%s %%n %%i %%T@ %%l\\n' | LC_ALL=C sort; "
+		 "cat rw/prot/p.txt rw/f.txt ro/o.txt; } 2>&1",
+		 dir);
+	return e2e_slurp(cmd, &st);
+}
+
+static void nest_run(const char *libc, const struct nest_case *c)
+{
+	char dir[] = "/tmp/sbx-nest-XXXXXX", cmd[2048];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkdir -p h/rw/prot/sub h/ro/w && "
+		 "printf 'protected\\n' | tee h/rw/prot/p.txt h/rw/f.txt h/ro/o.txt >/dev/null && "
+		 "printf 'mine\\n' > h/ro/w/x.txt && ln -s w h/ro/lnk && ln -s w/.. h/ro/wup",
+		 dir);
+	cr_assert_eq(system(cmd), 0);
+	char *before = nest_snapshot(dir);
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --rw %s/h/rw:/rw --ro %s/h/rw/prot:/rw/prot --ro %s/h/rw/f.txt:/rw/f.txt"
+			 " --ro %s/h/ro:/ro --rw %s/h/ro/w:/ro/w " SBX_BUILD_DIR
+			 "/samples/nested-%s %s 2>&1",
+		 dir, dir, dir, dir, dir, libc, c->name);
+	int st;
+	char *out = e2e_slurp(cmd, &st);
+	char want[128];
+	snprintf(want, sizeof(want), "%s ok\n", c->name);
+	cr_expect_eq(st, 0, "%s %s: status %d\n%s", libc, c->name, st, out);
+	if (c->allowed)
+		cr_expect_str_eq(out, want, "%s %s: refused", libc, c->name);
+	else
+		cr_expect(strncmp(out, want, strlen(c->name) + 1) == 0 && strcmp(out, want) != 0,
+			  "%s %s: not refused:\n%s", libc, c->name, out);
+	char *after = nest_snapshot(dir);
+	cr_expect_str_eq(after, before, "%s %s: the read-only parts changed", libc, c->name);
+	if (c->host) {
+		snprintf(cmd, sizeof(cmd), "cd %s/h && %s", dir, c->host);
+		cr_expect_eq(system(cmd), 0, "%s %s: on the host, not %s", libc, c->name, c->host);
+	}
+	free(out);
+	free(before);
+	free(after);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(policy_e2e, nested_mounts_hold_however_reached)
+{
+	e2e_need_kvm();
+	static const char *const libcs[] = {"glibc", "musl"};
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < sizeof(nest_cases) / sizeof(nest_cases[0]); i++)
+			nest_run(libcs[l], &nest_cases[i]);
+}
+
 Test(policy_e2e, audit_log_records_denials_as_json_lines)
 {
 	e2e_need_kvm();
