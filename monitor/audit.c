@@ -27,7 +27,7 @@ static const char *const call_names[SBX_CALL_COUNT] = {
     [SBX_CALL_SYMLINK] = "symlink",	[SBX_CALL_LINK] = "link",
     [SBX_CALL_CHMOD] = "chmod",		[SBX_CALL_UTIMENS] = "utimens",
     [SBX_CALL_STATFS] = "statfs",	[SBX_CALL_POLL] = "poll",
-    [SBX_CALL_POPULATE] = "populate",
+    [SBX_CALL_POPULATE] = "populate",	[SBX_CALL_NOFILE] = "nofile",
 };
 
 static void put_json_string(FILE *f, const char *s)

@@ -200,7 +200,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->uid = (uint32_t)getuid();
 	b->gid = (uint32_t)getgid();
 	b->umask = 022;
-	b->nofile = vm->cfg.policy->lim.max_files ? vm->cfg.policy->lim.max_files : SBX_MAX_FDS;
+	b->nofile = sbx_fd_ceiling(vm);
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
 	sbx_xstate_bootinfo(&vm->xs, vm->xcr0, b);

@@ -503,6 +503,7 @@ static void set_clock(struct sbx_exec *x)
 	b->realtime_ns = 1700000000ll * 1000000000ll;
 	b->monotonic_ns = 1000000000ll;
 	b->start_ns = b->monotonic_ns;
+	b->idle_ns = 0; /* CPU time too starts at zero (waited_ns goes on, as the kernel saw it) */
 	b->clock_seq += 2;
 }
 

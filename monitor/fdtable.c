@@ -1,5 +1,8 @@
 /* The guest's handle table: guest fd numbers index it; host fds never reach the guest. */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +12,14 @@
 void sbx_fd_init(struct sbx_vm *vm)
 {
 	memset(vm->fds, 0, sizeof(vm->fds));
+	/* Raising a hard RLIMIT_NOFILE takes CAP_SYS_RESOURCE: the program has it in the
+	 * sandbox when it would natively, run by this user. Asked now: the confined monitor
+	 * may not call capget. */
+	struct __user_cap_header_struct ch = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct cd[_LINUX_CAPABILITY_U32S_3] = {0};
+	vm->nofile_priv =
+	    syscall(SYS_capget, &ch, cd) == 0 &&
+	    (cd[CAP_TO_INDEX(CAP_SYS_RESOURCE)].effective & CAP_TO_MASK(CAP_SYS_RESOURCE));
 	const int host[3] = {vm->cfg.stdin_fd, vm->cfg.stdout_fd, vm->cfg.stderr_fd};
 	for (int i = 0; i < 3; i++) {
 		if (host[i] < 0)
@@ -46,14 +57,32 @@ int sbx_fd_room(struct sbx_vm *vm)
 	return 0;
 }
 
+uint32_t sbx_fd_ceiling(const struct sbx_vm *vm)
+{
+	uint64_t max = vm->cfg.policy ? vm->cfg.policy->lim.max_files : 0;
+	return max && max < SBX_MAX_FDS ? (uint32_t)max : SBX_MAX_FDS;
+}
+
+void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2])
+{
+	uint32_t c = sbx_fd_ceiling(vm);
+	/* A restore under a narrower policy than the snapshot's: the narrower one holds. */
+	lim[0] = vm->nofile_set && vm->nofile_soft < c ? vm->nofile_soft : c;
+	lim[1] = vm->nofile_set && vm->nofile_hard < c ? vm->nofile_hard : c;
+}
+
 int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 {
+	/* --max-files first: reaching the sandbox's limit ends the run; the guest's own limit
+	 * is an error it can handle. */
 	if (sbx_fd_room(vm) < 0)
-		return -1;
-	for (int i = lowest < 0 ? 0 : lowest; i < SBX_MAX_FDS; i++)
+		return -EMFILE;
+	uint64_t lim[2];
+	sbx_fd_limits(vm, lim);
+	for (int i = lowest < 0 ? 0 : lowest; i < (int)lim[0]; i++)
 		if (vm->fds[i].kind == SBX_H_FREE)
 			return i;
-	return -1;
+	return -EMFILE;
 }
 
 void sbx_fd_release(struct sbx_vm *vm, int fd)

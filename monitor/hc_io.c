@@ -294,14 +294,18 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (newfd == oldfd)
 		return newfd;
 	int target;
+	uint64_t lim[2];
+	sbx_fd_limits(vm, lim);
+	/* Linux's answers at RLIMIT_NOFILE: F_DUPFD from at or above it is EINVAL, dup2 and
+	 * dup3 to a number at or above it EBADF, no number left below it EMFILE. */
 	if (newfd < 0) {
-		if (lowest >= SBX_MAX_FDS)
+		if (lowest >= lim[0])
 			return -EINVAL;
 		target = sbx_fd_alloc(vm, (int)lowest);
 		if (target < 0)
-			return -EMFILE;
+			return target;
 	} else {
-		if (newfd >= SBX_MAX_FDS)
+		if ((uint64_t)newfd >= lim[0])
 			return -EBADF;
 		if (vm->fds[newfd].kind == SBX_H_FREE && sbx_fd_room(vm) < 0)
 			return -EMFILE;
@@ -378,6 +382,30 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	}
 	return -EINVAL;
+}
+
+int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t cur[2], set = s->u.a[0], soft = s->u.a[1], hard = s->u.a[2];
+	sbx_fd_limits(vm, cur);
+	if (set > 1)
+		return -EINVAL;
+	if (set) {
+		if (soft > hard)
+			return -EINVAL;
+		/* Raising the hard limit takes CAP_SYS_RESOURCE (nofile_priv); nobody goes above
+		 * the sandbox's own limit (Linux: nr_open). */
+		if (hard > cur[1] && (!vm->nofile_priv || hard > sbx_fd_ceiling(vm)))
+			return -EPERM;
+	}
+	if (s->u.a[3] && sbx_copy_to_guest(vm, s->u.a[3], cur, sizeof(cur)) < 0)
+		return -EFAULT;
+	if (set) {
+		vm->nofile_set = 1;
+		vm->nofile_soft = (uint32_t)soft;
+		vm->nofile_hard = (uint32_t)hard;
+	}
+	return 0;
 }
 
 int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -65,7 +65,7 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 		if (fd >= 0)
 			close(fd);
 		free(g);
-		return n < 0 ? -EMFILE : -ENOMEM;
+		return n < 0 ? n : -ENOMEM;
 	}
 	vm->fds[n] = (struct sbx_handle){.kind = kind,
 					 .fd = fd,

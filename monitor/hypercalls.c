@@ -17,12 +17,28 @@
 
 #include "hypercalls.h"
 
+/* The statuses the kernel may send: 0..255, a fatal signal 1..64 with SBX_EXIT_SIGNALED or
+ * SBX_EXIT_NODELIVER, or SBX_EXIT_DEADLOCK alone. */
+static int exit_status_ok(uint64_t st)
+{
+	uint64_t kind = st & ~0xffull, sig = st & 0xff;
+	if (kind == 0 || st == SBX_EXIT_DEADLOCK)
+		return 1;
+	return (kind == SBX_EXIT_SIGNALED || kind == SBX_EXIT_NODELIVER) && sig >= 1 && sig <= 64;
+}
+
 static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t st = s->u.a[0];
 	uint32_t sig = (uint32_t)(st & 0xff);
-	if ((st & ~0xffull) && (sig == 0 || sig > 64))
-		sig = 9; /* a guest inventing a signal number gets SIGKILL's status */
+	if (!exit_status_ok(st)) {
+		/* Not a program's end but a kernel breaking the contract: no status to pass on. */
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "guest ABI violation: exit status 0x%llx is not 0..255, "
+			    "SIGNALED|NODELIVER with a signal 1..64, or DEADLOCK",
+			    (unsigned long long)st);
+		return -EINVAL;
+	}
 	if (st & SBX_EXIT_SIGNALED)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "killed by SIG%s (signal %u)",
@@ -178,7 +194,51 @@ static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
     [SBX_CALL_STATFS] = sbx_hc_statfs,
     [SBX_CALL_POLL] = sbx_hc_poll,
     [SBX_CALL_POPULATE] = hc_populate,
+    [SBX_CALL_NOFILE] = sbx_hc_nofile,
 };
+
+/* How a call's time counts for the guest's CPU-time clocks (the boot page's waited_ns, which
+ * the kernel takes off them): a sleep or a poll is all waiting; a read or write of the
+ * monitor's stdio (a pipe, a terminal) waits for as long as it was off the CPU; the rest is
+ * work the guest would do in its own kernel. A FIFO inside a mount is not told apart. */
+enum sbx_wait { SBX_WAIT_NONE, SBX_WAIT_ALL, SBX_WAIT_OFF_CPU };
+
+static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	switch (s->nr) {
+	case SBX_CALL_SLEEP:
+	case SBX_CALL_POLL:
+		return SBX_WAIT_ALL;
+	case SBX_CALL_READ:
+	case SBX_CALL_READV:
+	case SBX_CALL_WRITE:
+	case SBX_CALL_WRITEV: {
+		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
+		return h && h->stdio >= 0 ? SBX_WAIT_OFF_CPU : SBX_WAIT_NONE;
+	}
+	default:
+		return SBX_WAIT_NONE;
+	}
+}
+
+static int64_t ts_ns(clockid_t c)
+{
+	struct timespec t;
+	clock_gettime(c, &t);
+	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+}
+
+/* Before the reply is published: the kernel reads waited_ns once the request is done. */
+static void note_wait(struct sbx_vm *vm, enum sbx_wait k, int64_t wall0, int64_t cpu0)
+{
+	int64_t d = ts_ns(CLOCK_MONOTONIC) - wall0;
+	if (k == SBX_WAIT_OFF_CPU)
+		d -= ts_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	if (d <= 0)
+		return;
+	volatile struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	b->waited_ns += (uint64_t)d;
+}
 
 /* Might this call have changed a file on a writable mount? (Writes to stdio do not.) */
 static int sbx_hc_changes_fs(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -224,7 +284,12 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * fail (a file created, then no handle left for it). */
 	if (!vm->fs_changed)
 		vm->fs_changed = sbx_hc_changes_fs(vm, s);
+	enum sbx_wait wk = wait_kind(vm, s);
+	int64_t wall0 = wk ? ts_ns(CLOCK_MONOTONIC) : 0;
+	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? ts_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
 	int64_t ret = sbx_hc_table[s->nr](vm, s);
+	if (wk)
+		note_wait(vm, wk, wall0, cpu0);
 	if (vm->cfg.audit)
 		sbx_audit_record(vm, s, ret);
 	return ret;

@@ -17,6 +17,7 @@ int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_fsync(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s);
 

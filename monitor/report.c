@@ -168,10 +168,19 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	}
 
 	fprintf(o, "backtrace:\n");
-	for (int i = 0; i < nfr; i++) {
+	for (int i = 0, j; i < nfr; i = j) {
+		/* A run of identical frames (a deep recursion) is one line, as the sanitizers
+		 * print it; the JSON report keeps every frame. */
+		for (j = i + 1; j < nfr && frames[j].pc == frames[i].pc; j++)
+			;
 		char p[400];
 		place(&frames[i], p, sizeof(p));
-		fprintf(o, "  #%d 0x%016llx in %s\n", i, (unsigned long long)frames[i].pc, p);
+		if (j - i > 1)
+			fprintf(o, "  #%d-#%d 0x%016llx in %s, %d times\n", i, j - 1,
+				(unsigned long long)frames[i].pc, p, j - i);
+		else
+			fprintf(o, "  #%d 0x%016llx in %s\n", i, (unsigned long long)frames[i].pc,
+				p);
 	}
 	if (truncated)
 		fprintf(o, "  ... more frames not shown (%d at most)\n", SBX_MAX_FRAMES);

@@ -493,6 +493,21 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 		if (io->load)
 			i = (uint32_t)num;
 	}
+	/* RLIMIT_NOFILE (ABI 1.3). A section of an older snapshot ends before it: the guest
+	 * never set one, and the sandbox's own limit applies. */
+	uint32_t nofile[3] = {(uint32_t)vm->nofile_set, vm->nofile_soft, vm->nofile_hard};
+	if (io->err || (io->load && io->pos == io->len))
+		return io->err;
+	for (int i = 0; i < 3; i++)
+		sbx_sio_u32(io, &nofile[i]);
+	if (io->load && !io->err) {
+		if (nofile[0] > 1 || nofile[1] > nofile[2] || nofile[2] > SBX_MAX_FDS)
+			sbx_sio_fail(io, "RLIMIT_NOFILE %u/%u (set %u): not a limit of %d handles",
+				     nofile[1], nofile[2], nofile[0], SBX_MAX_FDS);
+		vm->nofile_set = (int)nofile[0];
+		vm->nofile_soft = nofile[1];
+		vm->nofile_hard = nofile[2];
+	}
 	return io->err;
 }
 

@@ -106,6 +106,11 @@ struct sbx_vm {
 	int cpu_vcpu, cpu_poller;
 
 	struct sbx_handle fds[SBX_MAX_FDS];
+	/* RLIMIT_NOFILE as the guest set it (SBX_CALL_NOFILE); until then, and never above it,
+	 * the sandbox's own limit (sbx_fd_ceiling). */
+	int nofile_set;
+	uint32_t nofile_soft, nofile_hard;
+	int nofile_priv; /* CAP_SYS_RESOURCE: it may raise its hard limit (up to the ceiling) */
 
 	/* Limits (limits.c). */
 	uint64_t out_bytes, write_bytes;
@@ -375,14 +380,23 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
 void sbx_fd_init(struct sbx_vm *vm);
 void sbx_fd_close_all(struct sbx_vm *vm);
 struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd);
+/* The lowest free fd >= lowest and below the soft RLIMIT_NOFILE, or -EMFILE (also when
+ * --max-files ended the run). */
 int sbx_fd_alloc(struct sbx_vm *vm, int lowest);
+/* The most handles the sandbox allows at once: --max-files, or the handle table's size. */
+uint32_t sbx_fd_ceiling(const struct sbx_vm *vm);
+/* RLIMIT_NOFILE in force: lim[0] soft, lim[1] hard. */
+void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2]);
 /* 0 if one more handle fits --max-files; else ends the run and returns -1. */
 int sbx_fd_room(struct sbx_vm *vm);
 void sbx_fd_release(struct sbx_vm *vm, int fd);
 
 /* strace.c */
 void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);
+/* x86-64 Linux syscall names and --strace's argument kinds (sbx_syscalls.h); NULL for a number
+ * no call has. */
 const char *sbx_syscall_name(uint64_t nr);
+const char *sbx_syscall_args(uint64_t nr);
 
 #define sbx_log(vm, level, ...)                                                                    \
 	do {                                                                                       \

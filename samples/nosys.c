@@ -1,7 +1,8 @@
 /* nosys: calls system calls a small sandbox does not implement, with raw syscall(2), and prints
  * the error of each; exits 0. In the sandbox every line should end in ENOSYS. Natively the
  * unassigned number gives ENOSYS too, while io_uring_setup(1, NULL) gives EFAULT (or EPERM/ENOSYS
- * where io_uring is disabled) and ptrace(PTRACE_PEEKDATA, pid 0) gives ESRCH or EPERM. */
+ * where io_uring is disabled), ptrace(PTRACE_PEEKDATA, pid 0) gives ESRCH or EPERM, and shmget
+ * and msgget of a key nobody created (without IPC_CREAT, so nothing is made) give ENOENT. */
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@ int main(void)
 	try("syscall 1000 (unassigned)", 1000, 0, 0, 0, 0);
 	try("io_uring_setup", SYS_io_uring_setup, 1, 0, 0, 0);
 	try("ptrace", SYS_ptrace, 2 /* PTRACE_PEEKDATA */, 0, 0, 0);
+	try("shmget", SYS_shmget, 0x53427831, 4096, 0, 0);
+	try("msgget", SYS_msgget, 0x53427832, 0, 0, 0);
 	printf("nosys: done\n");
 	return 0;
 }

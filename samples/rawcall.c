@@ -4,7 +4,9 @@
  *                      then N valid calls (a million); prints "rawcall: N checks passed", exit 0
  *   rawcall noabi    - a request before the ABI handshake: the monitor must end the run
  *   rawcall unknown  - an unknown call number: the monitor must end the run
- *   rawcall overrun  - a ring head far past the tail: the monitor must end the run */
+ *   rawcall overrun  - a ring head far past the tail: the monitor must end the run
+ *   rawcall exit V   - SBX_CALL_EXIT with status V as it is (decimal, or hex with 0x): the
+ *                      monitor must end the run with V's meaning, or as an ABI violation */
 #include "sbx_abi.h"
 
 #define RING ((volatile struct sbx_ring *)SBX_RING_ADDR)
@@ -105,7 +107,7 @@ static void expect(const char *what, int64_t got, int64_t want)
 	say("\n");
 }
 
-static void __attribute__((noreturn)) leave(uint32_t status)
+static void __attribute__((noreturn)) leave(uint64_t status)
 {
 	call(SBX_CALL_EXIT, status, 0, 0, 0, 0);
 	for (;;)
@@ -195,6 +197,21 @@ void rawcall_main(uint64_t *sp)
 		     *p >= '0' && *p <= '9'; p++)
 			calls = calls * 10 + (*p - '0');
 		garbage(calls);
+	}
+	if (streq(mode, "exit") && argc > 2) {
+		const char *p = (const char *)sp[3];
+		uint64_t v = 0, base = 10;
+		if (p[0] == '0' && p[1] == 'x')
+			base = 16, p += 2;
+		for (; *p; p++) {
+			uint64_t d = *p >= '0' && *p <= '9'   ? (uint64_t)(*p - '0')
+				     : *p >= 'a' && *p <= 'f' ? (uint64_t)(*p - 'a' + 10)
+							      : 99;
+			if (d >= base)
+				break;
+			v = v * base + d;
+		}
+		leave(v);
 	}
 	if (streq(mode, "unknown"))
 		call(9999, 0, 0, 0, 0, 0);

@@ -4,7 +4,8 @@
  *   traceme getpid N    N raw getpid system calls (PVM traps each one in the kernel)
  *   traceme pf N        first touches of N pages 64 KiB apart (a shadow page fault each)
  *   traceme trap N      N int3 caught by a SIGTRAP handler (an exception each)
- *   traceme spin MS     compute for MS milliseconds, then exit */
+ *   traceme spin MS     compute for MS milliseconds, then exit
+ *   traceme fchown N    N fchown(1, -1, -1) (changes nothing: for --strace's names) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: traceme write|getpid|pf|trap|spin N\n");
+		fprintf(stderr, "usage: traceme write|getpid|pf|trap|spin|fchown N\n");
 		return 2;
 	}
 	long n = atol(argv[2]);
@@ -66,6 +67,10 @@ int main(int argc, char **argv)
 				x += (unsigned long)i;
 		if (x == 1) /* never: x is used, so clang keeps the loop and warns of nothing */
 			return 3;
+	} else if (strcmp(op, "fchown") == 0) {
+		for (long i = 0; i < n; i++)
+			if (fchown(1, (uid_t)-1, (gid_t)-1) != 0)
+				return 1;
 	} else {
 		return 2;
 	}

@@ -160,7 +160,7 @@ struct sbx_bootinfo {
 	uint32_t umask;	      /* OUT: initial umask */
 	uint32_t spin_us;     /* OUT: how long to spin on the ring before ringing the doorbell */
 	uint64_t spin_tsc;    /* OUT: spin_us in TSC ticks */
-	uint64_t nofile;      /* OUT: RLIMIT_NOFILE reported to the guest */
+	uint64_t nofile;      /* OUT: the sandbox's RLIMIT_NOFILE (1.3: SBX_CALL_NOFILE) */
 	char exe_path[256];   /* OUT: guest path of the program (readlink /proc/self/exe) */
 	char hostname[64];    /* OUT: uname nodename */
 	uint64_t tsc_mult;    /* OUT: nanoseconds per TSC tick, 32.32 fixed point */
@@ -186,7 +186,18 @@ struct sbx_bootinfo {
 	uint32_t xsave_bytes;	     /* OUT: bytes of a standard-format XSAVE of `xfeatures` */
 	uint32_t xsave_bytes_max;    /* OUT: the same with every dynamic component added */
 	uint64_t xfeatures_reserved; /* zero */
-	uint8_t reserved[1024 - 512];
+	uint8_t reserved0[768 - 512];
+	/* CPU time (1.3): CLOCK_PROCESS_CPUTIME_ID and its kin are the time since start_ns less
+	 * the time the guest spent waiting on the host, still read without an exit.
+	 * OUT: nanoseconds (the monitor's CLOCK_MONOTONIC) the monitor spent waiting for the
+	 * guest's requests: SLEEP, POLL, reads and writes of its stdio blocking on a pipe or a
+	 * terminal. Only grows, and only while a request is served. */
+	uint64_t waited_ns;
+	/* IN: what of waited_ns the kernel took off its CPU-time clocks: each request's share
+	 * capped at the request's own duration on the guest's clock (the two clocks run at
+	 * slightly different rates, and CPU time must never go back). Reset with start_ns. */
+	uint64_t idle_ns;
+	uint8_t reserved[1024 - 784];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -195,6 +206,8 @@ _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xfeatures) == SBX_BOOT_XFEATURES,
 	       "xfeatures offset (entry.S reads it)");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xsave_bytes) == 496, "xsave_bytes offset");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, waited_ns) == 768, "waited_ns at 768");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 776, "idle_ns at 776");
 #endif
 
 /* ---- Hypercall numbers ------------------------------------------------------------------ */
@@ -239,6 +252,12 @@ enum sbx_call {
 	SBX_CALL_POLL = 36, /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
 	SBX_CALL_POPULATE =
 	    37, /* a0: addr, a1: len: a hint, not waited for: back these pages now */
+	/* 1.3: RLIMIT_NOFILE, kept and enforced where fd numbers are handed out. a0: 1 to set
+	 * (0: only read), a1: new soft limit, a2: new hard limit, a3: 0 or the guest address of
+	 * uint64_t[2] that gets the limits as they were (soft, hard), written only on success.
+	 * -EINVAL for soft > hard, -EPERM for a hard limit above the current one without
+	 * privilege or above the sandbox's own (--max-files, the handle table). */
+	SBX_CALL_NOFILE = 38,
 	SBX_CALL_COUNT
 };
 #endif

@@ -61,9 +61,10 @@ static inline int sbx_clock_kind(uint64_t id)
 static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int kind, uint64_t id)
 {
 	int64_t ns = sbx_clock_now(b, kind);
-	/* The guest runs alone on its vCPU from boot on, so its CPU time is its run time. */
+	/* The guest runs alone on its vCPU, so its CPU time is its run time less the time it
+	 * waited on the host (idle_ns: sleeps, polls, blocking reads; ring.c keeps it). */
 	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID)
-		ns -= b->start_ns;
+		ns -= b->start_ns + (int64_t)b->idle_ns;
 	return ns;
 }
 

@@ -383,9 +383,11 @@ long k_sys_dup(struct k_frame *f)
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
+/* Linux takes fd numbers as unsigned int: a negative one is a huge one (EBADF), never the
+ * monitor's "lowest free" (-1). */
 long k_sys_dup2(struct k_frame *f)
 {
-	uint64_t a[4] = {f->rdi, f->rsi, 0, 0};
+	uint64_t a[4] = {f->rdi, (uint32_t)f->rsi, 0, 0};
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
@@ -393,14 +395,14 @@ long k_sys_dup3(struct k_frame *f)
 {
 	if (f->rdi == f->rsi || (f->rdx & ~(uint64_t)O_CLOEXEC))
 		return -EINVAL;
-	uint64_t a[4] = {f->rdi, f->rsi, 0, f->rdx ? 1 : 0};
+	uint64_t a[4] = {f->rdi, (uint32_t)f->rsi, 0, f->rdx ? 1 : 0};
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
 long k_sys_fcntl(struct k_frame *f)
 {
 	if (f->rsi == F_DUPFD || f->rsi == F_DUPFD_CLOEXEC) {
-		uint64_t a[4] = {f->rdi, (uint64_t)-1, f->rdx, f->rsi == F_DUPFD_CLOEXEC};
+		uint64_t a[4] = {f->rdi, (uint64_t)-1, (uint32_t)f->rdx, f->rsi == F_DUPFD_CLOEXEC};
 		return k_call(SBX_CALL_DUP, a, 4);
 	}
 	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};

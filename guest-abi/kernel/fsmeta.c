@@ -1,5 +1,6 @@
 /* File metadata and readiness syscalls: links, modes, times, filesystem statistics, poll and
  * select, sendfile. Like fs.c, the kernel only reshapes arguments; the monitor decides. */
+#include "clock.h"
 #include "kernel.h"
 
 #define AT_SYMLINK_NOFOLLOW 0x100
@@ -374,18 +375,19 @@ long k_sys_getrusage(struct k_frame *f)
 	k_memset(ru, 0, 144);
 	if ((int64_t)f->rdi != 0 && (int64_t)f->rdi != 1) /* RUSAGE_SELF, RUSAGE_THREAD */
 		return 0;
-	put_tv(ru, k_now_ns(0) - BOOT->start_ns);
+	put_tv(ru, sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID)); /* ru_utime */
 	return 0;
 }
 
 long k_sys_times(struct k_frame *f)
 {
+	/* The result is elapsed time; tms_utime the CPU time. */
 	int64_t ticks = (k_now_ns(0) - BOOT->start_ns) / (NSEC / 100);
 	if (f->rdi) {
 		if (!k_user_ok(f->rdi, 32))
 			return -EFAULT;
 		int64_t *t = (int64_t *)f->rdi;
-		t[0] = ticks;
+		t[0] = sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID) / (NSEC / 100);
 		t[1] = t[2] = t[3] = 0;
 	}
 	return ticks;

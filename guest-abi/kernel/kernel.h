@@ -162,6 +162,7 @@ long k_sys_zero(struct k_frame *f);
 long k_sys_rseq(struct k_frame *f);
 long k_sys_prlimit64(struct k_frame *f);
 long k_sys_getrlimit(struct k_frame *f);
+long k_sys_setrlimit(struct k_frame *f);
 long k_sys_rt_sigaction(struct k_frame *f);
 long k_sys_rt_sigprocmask(struct k_frame *f);
 long k_sys_sigaltstack(struct k_frame *f);

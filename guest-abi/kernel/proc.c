@@ -217,54 +217,81 @@ long k_sys_rseq(struct k_frame *f)
 	return 0;
 }
 
-static void rlim_get(unsigned res, uint64_t out[2])
+/* RLIMIT_NOFILE is the monitor's: it hands out the fd numbers, so it keeps and enforces the
+ * limit (and a snapshot or reset carries it). The rest are bookkeeping here. */
+static long nofile(int set, const uint64_t lim[2], uint64_t old[2])
 {
+	uint64_t a[4] = {(uint64_t)set, set ? lim[0] : 0, set ? lim[1] : 0, (uint64_t)old};
+	return k_call(SBX_CALL_NOFILE, a, 4);
+}
+
+static long rlim_get(unsigned res, uint64_t out[2])
+{
+	if (res == RLIMIT_NOFILE)
+		return nofile(0, NULL, out);
 	if (k_rlim_set & (1ull << res)) {
 		out[0] = k_rlim[res][0];
 		out[1] = k_rlim[res][1];
-		return;
+		return 0;
 	}
 	out[0] = out[1] = RLIM_INFINITY;
-	if (res == RLIMIT_STACK) {
+	if (res == RLIMIT_STACK)
 		out[0] = BOOT->stack_top - BOOT->mmap_top - SBX_PAGE_SIZE;
-	} else if (res == RLIMIT_NOFILE) {
-		out[0] = out[1] = BOOT->nofile;
+	return 0;
+}
+
+/* The new limits are read before the old ones are written: both may be one buffer. */
+static long rlim_set(unsigned res, uint64_t new_at, uint64_t old_at)
+{
+	uint64_t n[2] = {0, 0}, o[2];
+	if (res >= RLIM_NLIMITS)
+		return -EINVAL;
+	if (new_at) {
+		if (!k_user_ok(new_at, 16))
+			return -EFAULT;
+		k_memcpy(n, (const void *)new_at, 16);
+		if (n[0] > n[1])
+			return -EINVAL;
 	}
+	if (old_at && !k_user_ok(old_at, 16))
+		return -EFAULT;
+	long r;
+	if (res == RLIMIT_NOFILE) {
+		r = nofile(new_at != 0, n, o);
+	} else {
+		r = rlim_get(res, o);
+		if (r == 0 && new_at) {
+			k_rlim[res][0] = n[0];
+			k_rlim[res][1] = n[1];
+			k_rlim_set |= 1ull << res;
+		}
+	}
+	if (r == 0 && old_at)
+		k_memcpy((void *)old_at, o, 16);
+	return r;
 }
 
 long k_sys_prlimit64(struct k_frame *f)
 {
-	unsigned res = (unsigned)f->rsi;
 	if (f->rdi != 0 && f->rdi != BOOT->pid)
 		return -ESRCH;
-	if (res >= RLIM_NLIMITS)
-		return -EINVAL;
-	if (f->r10) {
-		if (!k_user_ok(f->r10, 16))
-			return -EFAULT;
-		rlim_get(res, (uint64_t *)f->r10);
-	}
-	if (f->rdx) {
-		if (!k_user_ok(f->rdx, 16))
-			return -EFAULT;
-		const uint64_t *n = (const uint64_t *)f->rdx;
-		if (n[0] > n[1])
-			return -EINVAL;
-		k_rlim[res][0] = n[0];
-		k_rlim[res][1] = n[1];
-		k_rlim_set |= 1ull << res;
-	}
-	return 0;
+	return rlim_set((unsigned)f->rsi, f->rdx, f->r10);
+}
+
+long k_sys_setrlimit(struct k_frame *f)
+{
+	if (!f->rsi)
+		return -EFAULT;
+	return rlim_set((unsigned)f->rdi, f->rsi, 0);
 }
 
 long k_sys_getrlimit(struct k_frame *f)
 {
 	if (f->rdi >= RLIM_NLIMITS)
 		return -EINVAL;
-	if (!k_user_ok(f->rsi, 16))
+	if (!f->rsi)
 		return -EFAULT;
-	rlim_get((unsigned)f->rdi, (uint64_t *)f->rsi);
-	return 0;
+	return rlim_set((unsigned)f->rdi, 0, f->rsi);
 }
 
 long k_sys_rt_sigaction(struct k_frame *f)

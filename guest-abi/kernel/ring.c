@@ -4,6 +4,7 @@
 #include "kernel.h"
 
 static uint64_t k_seq;
+static uint64_t k_waited_seen; /* BOOT->waited_ns when last taken into idle_ns */
 
 static inline uint64_t k_rdtsc(void)
 {
@@ -21,10 +22,27 @@ void k_doorbell(void)
 		*(volatile uint8_t *)SBX_DOORBELL_VA = 0;
 }
 
+/* CPU time leaves out what the guest spent waiting on the host. The monitor knows when it
+ * waited for a request (a sleep, a poll, a read of a pipe) and adds that to waited_ns; the
+ * guest can only see how long the whole request took, by its TSC. It takes the monitor's
+ * figure capped at that duration into idle_ns, which the CPU-time clocks subtract: so they
+ * stay correct across a restore (everything is in guest RAM, in nanoseconds), are still read
+ * without an exit (vDSO too), and never go back although the two sides' clocks differ by a
+ * few parts per million. */
+static void k_account_wait(uint64_t tsc_start)
+{
+	uint64_t w = BOOT->waited_ns, d = w - k_waited_seen, t = k_rdtsc();
+	uint64_t cap = t > tsc_start
+			   ? (uint64_t)(((unsigned __int128)(t - tsc_start) * BOOT->tsc_mult) >> 32)
+			   : 0;
+	BOOT->idle_ns += d < cap ? d : cap;
+	k_waited_seen = w;
+}
+
 static long k_submit(volatile struct sbx_slot *s)
 {
 	volatile struct sbx_ring *r = RING;
-	uint64_t seq = ++k_seq;
+	uint64_t seq = ++k_seq, tsc_start = k_rdtsc();
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;
@@ -46,6 +64,8 @@ static long k_submit(volatile struct sbx_slot *s)
 	}
 	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq)
 		k_doorbell();
+	if (BOOT->waited_ns != k_waited_seen)
+		k_account_wait(tsc_start);
 	return s->ret;
 }
 

@@ -17,7 +17,8 @@ struct out {
 	char err[4096];
 };
 
-/* Runs a shell command; stdout is captured whole, the first 4 KiB of stderr kept. */
+/* Runs a shell command; stdout is captured whole (NUL-terminated), the first 4 KiB of stderr
+ * kept. */
 static void run(const char *cmd, struct out *o)
 {
 	char full[8192], errf[] = "/tmp/sbx-e2e-err-XXXXXX";
@@ -31,11 +32,12 @@ static void run(const char *cmd, struct out *o)
 	o->data = malloc(cap);
 	o->len = 0;
 	size_t n;
-	while ((n = fread(o->data + o->len, 1, cap - o->len, p)) > 0) {
+	while ((n = fread(o->data + o->len, 1, cap - 1 - o->len, p)) > 0) {
 		o->len += n;
-		if (o->len == cap)
+		if (o->len == cap - 1)
 			o->data = realloc(o->data, cap *= 2);
 	}
+	o->data[o->len] = 0;
 	int st = pclose(p);
 	o->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	FILE *e = fopen(errf, "r");
@@ -220,7 +222,94 @@ Test(e2e, unimplemented_syscalls_are_enosys_and_named)
 		  "%.*s", (int)o.len, o.data);
 	cr_assert(strstr(o.err, "unimplemented syscalls called") && strstr(o.err, "io_uring_setup"),
 		  "%s", o.err);
+	/* Every call by its name, none by its number. */
+	cr_assert(strstr(o.err, "shmget x1") && strstr(o.err, "msgget x1") &&
+		      !strstr(o.err, "syscall "),
+		  "%s", o.err);
 	free(o.data);
+}
+
+Test(e2e, strace_names_every_call)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " --strace " SAMPLES "traceme-musl fchown 1", &o);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert(strstr(o.err, "fchown(1, -1, -1) = 0"), "%s", o.err);
+	cr_assert(!strstr(o.err, "syscall_"), "%s", o.err);
+	free(o.data);
+}
+
+/* RLIMIT_NOFILE set by the program is the limit its fds get: the answers Linux gives. */
+Test(e2e, open_files_limit_is_enforced)
+{
+	need_kvm();
+	for (int l = 0; l < 2; l++) {
+		char cmd[512];
+		struct out n, o;
+		snprintf(cmd, sizeof(cmd), SAMPLES "nofile-%s limits", libcs[l]);
+		run(cmd, &n);
+		snprintf(cmd, sizeof(cmd), SANDBOX " " SAMPLES "nofile-%s limits", libcs[l]);
+		run(cmd, &o);
+		cr_assert_eq(o.status, 0, "%s: %s\n%s", cmd, o.err, o.data);
+		cr_assert(!strncmp(o.data, "initial soft 1024 hard 1024\n", 28), "%s", o.data);
+		/* After the first line (the host's own limits natively), the same as Linux. */
+		const char *a = strchr(n.data, '\n'), *b = strchr(o.data, '\n');
+		cr_assert(a && b && !strcmp(a, b), "native:\n%s\nsandbox:\n%s", n.data, o.data);
+		cr_assert(strstr(o.data, "dup: up to fd 41, then EMFILE\n"), "%s", o.data);
+		free(n.data);
+		free(o.data);
+	}
+}
+
+/* CPU time is time on the CPU: sleeping, polling and blocking reads leave it alone. */
+static void cpu_times(const char *cmd, long lo, long hi)
+{
+	struct out o;
+	run(cmd, &o);
+	cr_assert_eq(o.status, 0, "%s: %s", cmd, o.err);
+	static const char *const clocks[] = {"process", "thread", "rusage", "times", "clock"};
+	for (int i = 0; i < 5; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "%s ", clocks[i]);
+		const char *p = strstr(o.data, key);
+		long v = p ? atol(p + strlen(key)) : -1;
+		cr_expect(p && v >= lo && v < hi, "%s: %s %ld ms, want %ld..%ld\n%s", cmd,
+			  clocks[i], v, lo, hi, o.data);
+	}
+	free(o.data);
+}
+
+Test(e2e, cpu_time_leaves_out_waiting)
+{
+	need_kvm();
+	char cmd[1024];
+	for (int l = 0; l < 2; l++) {
+		for (int p = 0; p < 2; p++) {
+			const char *opt = p ? "--io-poll on " : "--io-poll off ";
+			snprintf(cmd, sizeof(cmd), SANDBOX " %s" SAMPLES "cputime-%s sleep 500",
+				 opt, libcs[l]);
+			cpu_times(cmd, 0, 100);
+			/* stdin a FIFO that the shell holds open for writing and never writes. */
+			snprintf(cmd, sizeof(cmd),
+				 "D=$(mktemp -d); mkfifo $D/f; " SANDBOX " %s" SAMPLES
+				 "cputime-%s poll 500 <>$D/f; s=$?; rm -r $D; exit $s",
+				 opt, libcs[l]);
+			cpu_times(cmd, 0, 100);
+			/* A read of a pipe that blocks: the data comes half a second after the
+			 * program said it is reading. */
+			snprintf(
+			    cmd, sizeof(cmd),
+			    "bash -c 'coproc S { exec " SANDBOX " %s" SAMPLES
+			    "cputime-%s read; }; read -r l <&${S[0]}; sleep 0.5; echo x >&${S[1]}; "
+			    "eval \"exec ${S[1]}>&-\"; cat <&${S[0]}'",
+			    opt, libcs[l]);
+			cpu_times(cmd, 0, 100);
+		}
+		/* Work still counts. */
+		snprintf(cmd, sizeof(cmd), SANDBOX " " SAMPLES "cputime-%s busy 300", libcs[l]);
+		cpu_times(cmd, 200, 100000);
+	}
 }
 
 Test(e2e, strace_prints_calls)

@@ -89,6 +89,59 @@ Test(exit_handler, fatal_signal_exit_is_128_plus_signal)
 	cr_assert(strstr(T.vm->stop.reason, "SIGABRT"), "%s", T.vm->stop.reason);
 }
 
+/* A status the kernel can never send is a broken ABI (125), not a death by SIGKILL. */
+Test(exit_handler, an_exit_status_outside_the_abi_is_a_violation)
+{
+	static const uint64_t bad[] = {0xffffffffffffull,
+				       SBX_EXIT_SIGNALED | 200,
+				       SBX_EXIT_SIGNALED,
+				       SBX_EXIT_NODELIVER | 65,
+				       SBX_EXIT_DEADLOCK | 9,
+				       SBX_EXIT_SIGNALED | SBX_EXIT_NODELIVER | 11,
+				       0x200};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		test_vm_teardown(&T);
+		test_vm_setup(&T);
+		struct sbx_slot s = {.nr = SBX_CALL_EXIT, .seq = 1, .u.a = {bad[i]}};
+		test_ring_post(&T, &s);
+		struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
+		cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
+		cr_assert_eq(T.vm->stop.end, SBX_END_ERROR, "0x%llx", (unsigned long long)bad[i]);
+		cr_assert_eq(T.vm->stop.status, SBX_STATUS_ERROR);
+		char want[64];
+		snprintf(want, sizeof(want), "exit status 0x%llx ", (unsigned long long)bad[i]);
+		cr_assert(strstr(T.vm->stop.reason, "ABI violation") &&
+			      strstr(T.vm->stop.reason, want),
+			  "%s", T.vm->stop.reason);
+	}
+}
+
+Test(exit_handler, every_status_the_abi_allows_ends_the_run_as_it_says)
+{
+	static const struct {
+		uint64_t st;
+		enum sbx_end end;
+		int status;
+	} ok[] = {{0, SBX_END_EXIT, 0},
+		  {255, SBX_END_EXIT, 255},
+		  {SBX_EXIT_SIGNALED | 1, SBX_END_SIGNAL, 129},
+		  {SBX_EXIT_SIGNALED | 64, SBX_END_SIGNAL, 192},
+		  {SBX_EXIT_NODELIVER | 11, SBX_END_SIGNAL, 139},
+		  {SBX_EXIT_DEADLOCK, SBX_END_SIGNAL, 137}};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		test_vm_teardown(&T);
+		test_vm_setup(&T);
+		struct sbx_slot s = {.nr = SBX_CALL_EXIT, .seq = 1, .u.a = {ok[i].st}};
+		test_ring_post(&T, &s);
+		struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
+		cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
+		cr_assert_eq(T.vm->stop.end, ok[i].end, "0x%llx: %s", (unsigned long long)ok[i].st,
+			     T.vm->stop.reason);
+		cr_assert_eq(T.vm->stop.status, ok[i].status, "0x%llx",
+			     (unsigned long long)ok[i].st);
+	}
+}
+
 Test(exit_handler, fault_port_names_the_vector)
 {
 	struct kvm_run run = io_exit(SBX_PORT_FAULT_BASE + 14, KVM_EXIT_IO_OUT, 1);

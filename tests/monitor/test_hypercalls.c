@@ -210,6 +210,124 @@ Test(hypercalls, dup_and_fcntl)
 	cr_assert_eq(test_call(&T, d), -EINVAL);
 }
 
+static struct sbx_slot nofile_req(uint64_t set, uint64_t soft, uint64_t hard, uint64_t old)
+{
+	return (struct sbx_slot){.nr = SBX_CALL_NOFILE, .u.a = {set, soft, hard, old}};
+}
+
+/* CAP_SYS_RESOURCE (24) in this process's effective set, as /proc tells. */
+static int has_cap_sys_resource(void)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		sscanf(line, "CapEff: %llx", &eff);
+	if (f)
+		fclose(f);
+	return (eff >> 24) & 1;
+}
+
+/* The rules of setrlimit(RLIMIT_NOFILE), kept by the monitor. */
+Test(hypercalls, nofile_limit_rules)
+{
+	const uint64_t buf = 0x400000;
+	uint64_t *old = sbx_gptr(T.vm, buf, 16);
+	cr_assert_eq(test_call(&T, nofile_req(0, 0, 0, buf)), 0);
+	cr_assert_eq(old[0], SBX_MAX_FDS, "the sandbox's own limit at first");
+	cr_assert_eq(old[1], SBX_MAX_FDS);
+	cr_assert_eq(test_call(&T, nofile_req(1, 65, 64, buf)), -EINVAL);
+	cr_assert_eq(test_call(&T, nofile_req(2, 1, 1, buf)), -EINVAL);
+	cr_assert_eq(test_call(&T, nofile_req(1, 42, 64, buf)), 0);
+	cr_assert_eq(old[0], SBX_MAX_FDS, "the old limits come back");
+	cr_assert_eq(test_call(&T, nofile_req(0, 0, 0, buf)), 0);
+	cr_assert(old[0] == 42 && old[1] == 64, "%llu/%llu", (unsigned long long)old[0],
+		  (unsigned long long)old[1]);
+	/* Never above the sandbox's own limit; above the current hard one only as root. */
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, SBX_MAX_FDS + 1, buf)), -EPERM);
+	cr_assert_eq(T.vm->nofile_priv, has_cap_sys_resource(), "privileged as this process is");
+	T.vm->nofile_priv = 0;
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, 100, buf)), -EPERM);
+	T.vm->nofile_priv = 1;
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, 100, buf)), 0);
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, SBX_MAX_FDS + 1, buf)), -EPERM);
+	cr_assert_eq(test_call(&T, nofile_req(1, 8, 64, buf)), 0);
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, 64, T.vm->mem_size - 8)), -EFAULT,
+		     "the old limits cannot be written: nothing is set");
+	cr_assert_eq(test_call(&T, nofile_req(0, 0, 0, buf)), 0);
+	cr_assert(old[0] == 8 && old[1] == 64);
+}
+
+/* fd numbers are handed out below the soft limit, with Linux's error for each way past it. */
+Test(hypercalls, nofile_limit_is_enforced_where_fds_are_handed_out)
+{
+	cr_assert_eq(test_call(&T, nofile_req(1, 5, 5, 0)), 0);
+	struct sbx_slot d = {.nr = SBX_CALL_DUP, .u.a = {1, (uint64_t)-1, 0, 0}};
+	cr_assert_eq(test_call(&T, d), 0, "stdin is closed here: 0 is free");
+	cr_assert_eq(test_call(&T, d), 2);
+	cr_assert_eq(test_call(&T, d), 3);
+	cr_assert_eq(test_call(&T, d), 4);
+	cr_assert_eq(test_call(&T, d), -EMFILE);
+	cr_assert_eq(test_call(&T, open_req("/r/file", O_RDONLY)), -EMFILE);
+	d.u.a[2] = 5; /* F_DUPFD from the limit */
+	cr_assert_eq(test_call(&T, d), -EINVAL);
+	struct sbx_slot d2 = {.nr = SBX_CALL_DUP, .u.a = {1, 5, 0, 0}};
+	cr_assert_eq(test_call(&T, d2), -EBADF, "dup2 to the limit");
+	d2.u.a[1] = 4;
+	cr_assert_eq(test_call(&T, d2), 4, "below it: replaces");
+	struct sbx_slot c = {.nr = SBX_CALL_CLOSE, .u.a = {3}};
+	cr_assert_eq(test_call(&T, c), 0);
+	cr_assert_eq(test_call(&T, open_req("/r/file", O_RDONLY)), 3);
+	/* Lowering it keeps the fds above open and usable. */
+	cr_assert_eq(test_call(&T, nofile_req(1, 2, 5, 0)), 0);
+	struct sbx_slot f = {.nr = SBX_CALL_FCNTL, .u.a = {4, F_GETFD, 0}};
+	cr_assert_eq(test_call(&T, f), 0);
+}
+
+Test(hypercalls, nofile_limit_never_exceeds_max_files)
+{
+	T.pol.lim.max_files = 16;
+	const uint64_t buf = 0x400000;
+	uint64_t *old = sbx_gptr(T.vm, buf, 16);
+	cr_assert_eq(test_call(&T, nofile_req(0, 0, 0, buf)), 0);
+	cr_assert(old[0] == 16 && old[1] == 16);
+	cr_assert_eq(test_call(&T, nofile_req(1, 17, 17, 0)), -EPERM);
+	struct sbx_slot d2 = {.nr = SBX_CALL_DUP, .u.a = {1, 16, 0, 0}};
+	cr_assert_eq(test_call(&T, d2), -EBADF);
+}
+
+/* The limit is monitor state: saved with it, and absent from a section written before ABI 1.3,
+ * which must still load (the sandbox's own limit then applies). */
+Test(hypercalls, nofile_limit_in_the_monitor_state)
+{
+	FILE *f = fopen(SBX_SOURCE_DIR "/tests/data/state/monitor-two-handles", "rb");
+	cr_assert_not_null(f);
+	static uint8_t old[4096];
+	size_t n = fread(old, 1, sizeof(old), f);
+	fclose(f);
+	sbx_fd_close_all(T.vm);
+	struct sbx_sio in = {.load = 1, .buf = old + 1, .len = n - 1}; /* byte 0: fuzz_state's */
+	cr_assert_eq(sbx_state_monitor(T.vm, &in), 0, "%s", in.msg);
+	cr_assert_eq(in.pos, in.len);
+	cr_assert_eq(T.vm->nofile_set, 0);
+	cr_assert_eq(test_call(&T, nofile_req(1, 42, 64, 0)), 0);
+	struct sbx_sio out = {0};
+	cr_assert_eq(sbx_state_monitor(T.vm, &out), 0, "%s", out.msg);
+	T.vm->nofile_set = 0;
+	sbx_fd_close_all(T.vm);
+	struct sbx_sio again = {.load = 1, .buf = out.buf, .len = out.len};
+	cr_assert_eq(sbx_state_monitor(T.vm, &again), 0, "%s", again.msg);
+	cr_assert_eq(again.pos, again.len);
+	cr_assert(T.vm->nofile_set && T.vm->nofile_soft == 42 && T.vm->nofile_hard == 64);
+	/* A limit no sandbox can have is refused, in one line. */
+	memcpy(out.buf + out.len - 4, &(uint32_t){SBX_MAX_FDS + 1}, 4);
+	sbx_fd_close_all(T.vm);
+	struct sbx_sio bad = {.load = 1, .buf = out.buf, .len = out.len};
+	cr_assert_lt(sbx_state_monitor(T.vm, &bad), 0);
+	cr_assert(strstr(bad.msg, "RLIMIT_NOFILE") && !strchr(bad.msg, '\n'), "%s", bad.msg);
+	free(out.buf);
+}
+
 Test(hypercalls, discard_only_whole_user_pages)
 {
 	struct sbx_slot s = {.nr = SBX_CALL_DISCARD, .u.a = {0x400000, 0x1000}};

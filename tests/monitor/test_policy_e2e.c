@@ -286,6 +286,23 @@ Test(policy_e2e, raw_hypercalls_from_a_hostile_guest)
 	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall unknown 2>&1", 125,
 		   "unknown hypercall 9999");
 	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall overrun 2>&1", 125, "ABI violation");
+	/* An exit status the kernel can never send: one line naming it, not a SIGKILL report. */
+	static const char *const bad[] = {"0xffffffffffff", "0x1c8" /* SIGNALED|200 */};
+	for (int i = 0; i < 2; i++) {
+		char cmd[256], want[96];
+		snprintf(cmd, sizeof(cmd),
+			 SANDBOX " " SBX_BUILD_DIR "/samples/rawcall exit %s 2>&1", bad[i]);
+		snprintf(want, sizeof(want), "guest ABI violation: exit status %s is not", bad[i]);
+		expect_run(cmd, 125, want);
+		int st;
+		char *out = e2e_slurp(cmd, &st);
+		cr_expect(!strstr(out, "SIGKILL") && !strstr(out, "registers:") &&
+			      strchr(out, '\n') == out + strlen(out) - 1,
+			  "%s: more than the one line\n%s", cmd, out);
+		free(out);
+	}
+	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall exit 0x10b 2>&1", 139, "SIGSEGV");
+	expect_run(SANDBOX " " SBX_BUILD_DIR "/samples/rawcall exit 7 2>&1", 7, NULL);
 }
 
 /* O_APPEND and O_NONBLOCK set by the guest on its stdout and stdin behave as natively inside

@@ -117,6 +117,47 @@ Test(report, every_crash_kind_with_debug_info)
 	}
 }
 
+/* A recursion to a stack overflow: the text folds the repeated frames into one line, the JSON
+ * keeps each frame. */
+Test(report, repeated_frames_are_folded_in_the_text_only)
+{
+	need_kvm();
+	char cmd[512], json[64];
+	int st;
+	snprintf(json, sizeof(json), "/tmp/sbx-report-fold-%d.json", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --report-json %s " CRASH "dbg-glibc stack-overflow 2>&1 >/dev/null",
+		 json);
+	char *out = slurp(cmd, &st);
+	cr_assert_eq(st, 139, "%s", out);
+	const char *bt = strstr(out, "\nbacktrace:\n");
+	cr_assert_not_null(bt, "%s", out);
+	int lines = 0;
+	for (const char *p = bt + 1; (p = strstr(p, "\n  #")) != NULL; p++)
+		lines++;
+	char want[96];
+	snprintf(want, sizeof(want), " in do_stack_overflow+0x");
+	const char *fold = strstr(bt, "\n  #1-#63 0x");
+	cr_assert(fold, "no folded run of frames #1-#63\n%s", out);
+	const char *eol = strchr(fold + 1, '\n');
+	const char *times = strstr(fold, ", 63 times\n");
+	cr_assert(times && times < eol && strstr(fold, want) < eol, "%.*s", (int)(eol - fold),
+		  fold);
+	cr_assert_eq(lines, 2, "%d frame lines, want #0 and the fold\n%s", lines, out);
+	json_error_t err;
+	json_t *j = json_load_file(json, 0, &err);
+	cr_assert_not_null(j, "%s", err.text);
+	json_t *frames = json_object_get(j, "backtrace");
+	cr_assert_eq(json_array_size(frames), 64, "the JSON report keeps every frame");
+	const char *pc1 = json_string_value(json_object_get(json_array_get(frames, 1), "pc"));
+	for (size_t i = 2; i < 64; i++)
+		cr_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(frames, i), "pc")), pc1);
+	json_decref(j);
+	unlink(json);
+	free(out);
+}
+
 Test(report, stripped_and_no_debug_builds_still_report)
 {
 	need_kvm();

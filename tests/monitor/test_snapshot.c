@@ -2,6 +2,7 @@
  * libsandbox directly (and look at the vCPU through vm.h); the command-line tests run
  * sandbox-run and sandbox-ctl as a user would. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +63,26 @@ static const char *check_sequence(const char *a, const char *b, long n)
 	return sum;
 }
 
+/* A loaded sandbox and a snapshot of it at the program's start, to reset to. */
+static struct sbx_vm *loaded_with_snapshot(const struct sbx_config *cfg, struct sbx_snap **snap)
+{
+	struct sbx_vm *vm;
+	char err[512];
+	cr_assert_eq(sbx_vm_create(cfg, &vm, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_vm_load(vm, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_snapshot_take(vm, snap, err, sizeof(err)), 0, "%s", err);
+	return vm;
+}
+
 Test(reset, puts_back_exactly_what_the_run_dirtied)
 {
 	e2e_need_kvm();
 	char *const argv[] = {"heartbeat", "100", "40", "8", NULL};
 	int out = memfd_create("out", 0);
 	struct sbx_config cfg = hb_config(argv, out);
-	struct sbx_vm *vm;
-	char err[512];
-	cr_assert_eq(sbx_vm_create(&cfg, &vm, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(sbx_vm_load(vm, err, sizeof(err)), 0, "%s", err);
 	struct sbx_snap *snap;
-	cr_assert_eq(sbx_snapshot_take(vm, &snap, err, sizeof(err)), 0, "%s", err);
+	struct sbx_vm *vm = loaded_with_snapshot(&cfg, &snap);
+	char err[512];
 	struct sbx_result res;
 	char sum1[64] = "", *o1;
 	for (int run = 0; run < 3; run++) {
@@ -101,6 +110,50 @@ Test(reset, puts_back_exactly_what_the_run_dirtied)
 	close(out);
 }
 
+#define NOFILE SBX_BUILD_DIR "/samples/nofile-glibc"
+
+static struct sbx_config nofile_config(char *const *argv, int in, int out)
+{
+	struct sbx_config c = hb_config(argv, out);
+	c.prog = NOFILE;
+	c.stdin_fd = in;
+	c.name = "nofile";
+	return c;
+}
+
+/* The guest's RLIMIT_NOFILE is monitor state: a reset puts back the one of the snapshot. */
+Test(reset, puts_back_the_open_files_limit)
+{
+	e2e_need_kvm();
+	char *const argv[] = {"nofile", "limits", NULL};
+	int out = memfd_create("out", 0), in = open("/dev/null", O_RDONLY);
+	struct sbx_config cfg = nofile_config(argv, in, out);
+	struct sbx_snap *snap;
+	struct sbx_vm *vm = loaded_with_snapshot(&cfg, &snap);
+	char err[512], *first = NULL;
+	for (int run = 0; run < 2; run++) {
+		ftruncate(out, 0);
+		lseek(out, 0, SEEK_SET);
+		struct sbx_result res;
+		cr_assert_eq(sbx_vm_run(vm, &res), 0);
+		char *o = fd_text(out);
+		cr_assert_eq(res.status, 0, "run %d: %s\n%s", run, res.reason, o);
+		cr_assert(!strncmp(o, "initial soft 1024 hard 1024\n", 28), "run %d:\n%s", run, o);
+		if (run == 0)
+			first = o;
+		else
+			cr_assert_str_eq(o, first, "the second run saw another limit");
+		if (run)
+			free(o);
+		cr_assert_eq(sbx_reset(vm, snap, NULL, err, sizeof(err)), 0, "%s", err);
+	}
+	free(first);
+	sbx_snapshot_free(snap);
+	sbx_vm_destroy(vm);
+	close(out);
+	close(in);
+}
+
 struct runner {
 	struct sbx_vm *vm;
 	struct sbx_result res;
@@ -113,6 +166,17 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
+/* Creates and loads a sandbox, and runs it on a thread of its own. */
+static pthread_t runner_start(struct runner *r, const struct sbx_config *cfg)
+{
+	char err[512];
+	cr_assert_eq(sbx_vm_create(cfg, &r->vm, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sbx_vm_load(r->vm, err, sizeof(err)), 0, "%s", err);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_thread, r), 0);
+	return t;
+}
+
 Test(snapshot, mid_run_round_trip_keeps_registers_memory_and_output)
 {
 	e2e_need_kvm();
@@ -122,10 +186,7 @@ Test(snapshot, mid_run_round_trip_keeps_registers_memory_and_output)
 	struct runner r = {0};
 	char err[512], path[] = "/tmp/sbx-snap-test.XXXXXX";
 	close(mkstemp(path));
-	cr_assert_eq(sbx_vm_create(&cfg, &r.vm, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(sbx_vm_load(r.vm, err, sizeof(err)), 0, "%s", err);
-	pthread_t t;
-	pthread_create(&t, NULL, run_thread, &r);
+	pthread_t t = runner_start(&r, &cfg);
 	usleep(150000);
 	cr_assert_eq(sbx_vm_pause(r.vm, 5000), 0);
 	struct kvm_regs ra, rb;
@@ -163,6 +224,63 @@ Test(snapshot, mid_run_round_trip_keeps_registers_memory_and_output)
 	check_sequence(a, b, 400);
 	free(a);
 	free(b);
+	unlink(path);
+}
+
+/* The limit the guest set before a snapshot is the one its restored self gets fds under; its
+ * CPU time goes on without the time it waited. */
+Test(snapshot, restore_keeps_the_open_files_limit_and_cpu_time)
+{
+	e2e_need_kvm();
+	char *const argv[] = {"nofile", "hold", NULL};
+	int out1 = memfd_create("out1", 0), out2 = memfd_create("out2", 0), p1[2], p2[2];
+	cr_assert_eq(pipe(p1), 0); /* never written: the original waits */
+	cr_assert_eq(pipe(p2), 0);
+	cr_assert_eq(write(p2[1], "go\n", 3), 3);
+	struct sbx_config cfg = nofile_config(argv, p1[0], out1);
+	struct runner r = {0};
+	char err[512], path[] = "/tmp/sbx-snap-nofile.XXXXXX";
+	close(mkstemp(path));
+	pthread_t t = runner_start(&r, &cfg);
+	char *o1 = NULL;
+	for (int i = 0; i < 6000; i++) { /* a minute at most, for the slowest host */
+		free(o1);
+		o1 = fd_text(out1);
+		if (strstr(o1, "limit set\n"))
+			break;
+		usleep(10000);
+	}
+	cr_assert(strstr(o1, "limit set\n"), "%s", o1);
+	usleep(300000); /* some waiting, which CPU time must leave out */
+	cr_assert_eq(sbx_vm_pause(r.vm, 5000), 0);
+	cr_assert_eq(sbx_vm_snapshot(r.vm, path, err, sizeof(err)), 0, "%s", err);
+	sbx_vm_kill(r.vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot");
+	sbx_vm_resume(r.vm);
+	pthread_join(t, NULL);
+	sbx_vm_destroy(r.vm);
+
+	struct sbx_config cfg2 = nofile_config(argv, p2[0], out2);
+	cfg2.prog = NULL;
+	struct sbx_vm *vm2;
+	cr_assert_eq(sbx_vm_restore(&cfg2, path, 0, &vm2, err, sizeof(err)), 0, "%s", err);
+	struct sbx_result res;
+	cr_assert_eq(sbx_vm_run(vm2, &res), 0);
+	sbx_vm_destroy(vm2);
+	char *o2 = fd_text(out2);
+	cr_assert_eq(res.status, 0, "%s\n%s", res.reason, o2);
+	cr_assert(strstr(o2, "dup: up to fd 41, then EMFILE\n"), "%s", o2);
+	long cpu = -1, wall = -1;
+	const char *c = strstr(o2, "cpu ");
+	cr_assert(c && sscanf(c, "cpu %ld ms, wall %ld ms", &cpu, &wall) == 2, "%s", o2);
+	cr_assert(wall >= 300 && cpu >= 0 && cpu < wall / 2, "cpu %ld ms of %ld ms", cpu, wall);
+	free(o1);
+	free(o2);
+	for (int i = 0; i < 2; i++) {
+		close(p1[i]);
+		close(p2[i]);
+	}
+	close(out1);
+	close(out2);
 	unlink(path);
 }
 
