@@ -65,13 +65,10 @@ struct policy {
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
 			    policy_free */
 	size_t ntmp_host;
-<<<<<<< HEAD
 	char *tmp_run;	 /* the run directory holding them (tmp.c) */
 	int tmp_lock_fd; /* held while the sandbox lives (valid when tmp_run is set) */
-=======
 	struct policy_pin *pins; /* sorted by id (nesting.c) */
 	size_t npins;
->>>>>>> fix-nested-mounts
 };
 
 /* limits.c: "4096", "64K", "256M", "1G" -> bytes; "500ms", "10s", "2m", "1h", "30" (seconds)
