@@ -256,6 +256,11 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The longest address addr_str writes, its NUL included: "tcp:[HOST]:65535" or "unix:PATH". */
+#define ADDR_STR_MAX                                                                               \
+	(sizeof("tcp:[]:65535") + sizeof(((struct mig_addr *)0)->host) +                           \
+	 sizeof(((struct mig_addr *)0)->path))
+
 /* The address as the user wrote it, for messages. */
 static const char *addr_str(const struct mig_addr *a, char *buf, size_t len)
 {
@@ -283,7 +288,7 @@ static int unix_sockaddr(const struct mig_addr *a, struct sockaddr_un *sun, char
 static int resolve(const struct mig_addr *a, bool passive, struct addrinfo **res, char *err,
 		   size_t errlen)
 {
-	char name[400], port[8];
+	char name[ADDR_STR_MAX], port[8];
 	struct addrinfo hints = {
 	    .ai_family = a->family == AF_UNSPEC ? AF_UNSPEC : a->family,
 	    .ai_socktype = SOCK_STREAM,
@@ -322,7 +327,7 @@ static int is_tcp(int fd)
 
 static int listen_unix(const struct mig_addr *a, char *err, size_t errlen)
 {
-	char name[200];
+	char name[ADDR_STR_MAX];
 	struct sockaddr_un sun;
 	int r = unix_sockaddr(a, &sun, err, errlen);
 	if (r < 0)
@@ -372,7 +377,7 @@ int mig_listen(const struct mig_addr *a, char *err, size_t errlen)
 	if (a->family == AF_UNIX)
 		return listen_unix(a, err, errlen);
 
-	char name[400];
+	char name[ADDR_STR_MAX];
 	struct addrinfo *res;
 	int r = resolve(a, true, &res, err, errlen);
 	if (r < 0)
@@ -462,7 +467,7 @@ static int connect_one(int family, const struct sockaddr *sa, socklen_t salen, i
 
 int mig_connect(const struct mig_addr *a, int timeout_ms, char *err, size_t errlen)
 {
-	char name[400];
+	char name[ADDR_STR_MAX];
 	const char *what = "connect";
 	int64_t deadline = deadline_of(timeout_ms);
 	int r;
