@@ -39,6 +39,10 @@ struct sbx_config {
 	unsigned max_rounds;	    /* pre-copy rounds before stopping anyway (0: 30) */
 	int allow_wider_policy;	    /* a restore may grant more than the snapshot had */
 	int snapshot_zstd;	    /* zstd level for snapshot RAM, 0 for raw pages */
+	/* The policy's max_output counts stdout alone, and stderr has a budget of its own of the
+	 * same size (sandbox-serve, whose --max-output is the response's); otherwise it counts
+	 * both together (sandbox-run's --max-output). */
+	int output_stdout_only;
 };
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or

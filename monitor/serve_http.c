@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,7 +143,7 @@ static enum MHD_Result reply(struct serve_http *h, struct MHD_Connection *c, str
 	MHD_add_response_header(resp, "X-Request-Id", id);
 	if (extra_name)
 		MHD_add_response_header(resp, extra_name, extra_value);
-	if (atomic_load(&h->draining))
+	if (atomic_load(&h->draining) && !(extra_name && !strcmp(extra_name, "Connection")))
 		MHD_add_response_header(resp, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
@@ -346,6 +347,44 @@ static int grow(struct serve_http *h, struct req *r, size_t cap)
 	return 0;
 }
 
+/* The headers that frame a request's body. */
+struct framing {
+	const char *length; /* the first Content-Length */
+	int lengths_differ; /* a second Content-Length with another value */
+	int transfer_encoding;
+};
+
+static enum MHD_Result each_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	struct framing *f = cls;
+	if (!strcasecmp(key, "Transfer-Encoding")) {
+		f->transfer_encoding = 1;
+	} else if (!strcasecmp(key, "Content-Length")) {
+		value = value ? value : "";
+		if (f->length && strcmp(f->length, value))
+			f->lengths_differ = 1;
+		f->length = value;
+	}
+	return MHD_YES;
+}
+
+/* RFC 9112 6.3: a body whose length two headers disagree on is where request smuggling starts
+ * (libmicrohttpd would go by one of them, a proxy in front perhaps by the other). Such a
+ * request is answered 400 and its connection closed, never read on. NULL when the framing is
+ * unambiguous. */
+static const char *framing_error(struct MHD_Connection *c)
+{
+	struct framing f = {0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, each_framing, &f);
+	if (f.lengths_differ)
+		return "two different Content-Length headers";
+	if (f.length && f.transfer_encoding)
+		return "both Content-Length and Transfer-Encoding";
+	return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -358,6 +397,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->started = 1;
 		r->method = method;
 		r->version = version;
+		const char *bad = framing_error(c);
+		if (bad) {
+			logf_(h, "req %llx: %s: 400, connection closed", (unsigned long long)r->id,
+			      bad);
+			return reply(h, c, r, 400, "400 Bad Request: ambiguous body length\n",
+				     "Connection", "close");
+		}
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (cl) {
 			char *end;

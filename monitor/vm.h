@@ -96,7 +96,9 @@ struct sbx_vm {
 
 	/* Limits (limits.c). */
 	uint64_t out_bytes, write_bytes;
-	int limit_hit; /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	uint64_t err_bytes;  /* stderr's, counted apart only with cfg.output_stdout_only */
+	int limit_hit;	     /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	int limit_on_stderr; /* ... and it was stderr's own budget */
 	uint64_t limit_value;
 	pthread_t watchdog;
 	int watchdog_started;

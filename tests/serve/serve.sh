@@ -198,6 +198,14 @@ raw() {
   exec 3<&- 3>&-
 }
 
+# rawall BYTES: sends them on a fresh connection, prints all it gets until the server closes it.
+rawall() {
+  exec 3<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect"
+  printf '%b' "$1" >&3
+  timeout 10 cat <&3 | tr -d '\r'
+  exec 3<&- 3>&-
+}
+
 mode_bad() {
   head -c 2097152 /dev/zero >"$D/2m"
   start --instances 1 --timeout 1s --max-body 1M --max-output 1M "$S/serve_bad-glibc"
@@ -208,6 +216,16 @@ mode_bad() {
   c=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n')
   [ "$c" = 400 ] || [ "$c" = "" ] || fail "malformed header: '$c'"
   alive "a malformed header"
+  # RFC 9112 6.3: a body length two headers disagree on is a 400 and the end of the
+  # connection (what follows the head is never read as a request of its own).
+  rawall 'POST /?mode=ok HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabcGET /?mode=ok HTTP/1.1\r\nHost: x\r\n\r\n' >"$D/cl2"
+  grep -q '^HTTP/1.1 400' "$D/cl2" || fail "two different Content-Length headers: $(head -1 "$D/cl2")"
+  [ "$(grep -c '^HTTP/1' "$D/cl2")" = 1 ] || fail "two different Content-Length headers: more than one response"
+  rawall 'POST /?mode=ok HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' >"$D/clte"
+  grep -q '^HTTP/1.1 400' "$D/clte" || fail "Content-Length with Transfer-Encoding: $(head -1 "$D/clte")"
+  grep -q "two different Content-Length headers" "$D/server.log" || fail "no log line for two Content-Length headers"
+  get samecl 200 -H 'Content-Length: 2' -H 'Content-Length: 2' -d 'ab' "$URL/?mode=ok"
+  alive "ambiguous body lengths"
   local big
   big=$(head -c 70000 /dev/zero | tr '\0' a)
   get bighdr 431 -H "X-Big: $big" "$URL/"
@@ -227,6 +245,10 @@ mode_bad() {
     alive "mode=$m"
   done
   grep -q "bad CGI response" "$D/server.log" || fail "no log line for a bad CGI response"
+  # --max-output is the response's (stdout): what the handler logs on stderr does not count.
+  get stderr 200 "$URL/?mode=stderr"
+  has stderr "ok"
+  grep -q "req [0-9a-f]*: guest: eeee" "$D/server.log" || fail "the handler's stderr is not in the log"
   get hang 504 "$URL/?mode=hang"
   get exit3 200 "$URL/?mode=exit3"
   has exit3 "ok"
