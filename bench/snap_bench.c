@@ -104,7 +104,8 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 		int fd = mig_snap_tmp_open(path, tmp, sizeof(tmp), err, sizeof(err));
 		double t0 = now_us();
 		uint64_t pages;
-		if (fd < 0 || sbx_snapshot_write_fd(r.vm, fd, 0, &pages, err, sizeof(err)) < 0) {
+		if (fd < 0 ||
+		    sbx_snapshot_write_fd(r.vm, fd, 0, -1, &pages, err, sizeof(err)) < 0) {
 			fprintf(stderr, "snap_bench: %s\n", err);
 			return 1;
 		}

@@ -78,10 +78,17 @@ int mig_snap_add(struct mig_snap_writer *w, uint32_t type, uint16_t version, uin
 int mig_snap_add_pages(struct mig_snap_writer *w, const uint8_t *mem, uint64_t mem_size, int mem_fd,
 		       int zstd_level, uint64_t *stored, char *err, size_t errlen);
 int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, size_t errlen);
+/* stop(ctx) is asked after every MiB or so of RAM written: nonzero abandons the write with
+ * -ECANCELED (e.g. the client that wanted the file has gone). */
+void mig_snap_writer_watch(struct mig_snap_writer *w, int (*stop)(void *ctx), void *ctx);
 void mig_snap_writer_free(struct mig_snap_writer *w);
 
-/* A temporary file next to `path` (O_CLOEXEC, mode 0600); commit fsyncs it, renames it over
- * `path` and fsyncs the directory; abort unlinks it. tmp must hold PATH_MAX bytes. */
+/* A temporary file for `path`, in its directory (O_CLOEXEC, mode 0600). Where the file system
+ * has O_TMPFILE the file has no name until the commit (tmp is set to ""): a process killed
+ * before then leaves nothing behind, whatever it wrote. Elsewhere it is named in tmp,
+ * "PATH.tmp.XXXXXX". commit fsyncs it, puts it at `path` atomically (linked in, or over an
+ * older file) and fsyncs the directory; abort closes it and removes a named one. tmp must hold
+ * PATH_MAX bytes. */
 int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
 int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t errlen);
 void mig_snap_abort(int fd, const char *tmp);
@@ -98,8 +105,9 @@ int mig_snap_section(struct mig_snap_reader *r, uint32_t type, uint16_t *version
 /* Guest RAM into dst (mem_size bytes, already zero): raw or zstd, checksum verified. */
 int mig_snap_read_pages(struct mig_snap_reader *r, uint8_t *dst, uint64_t mem_size, char *err,
 			size_t errlen);
-/* The raw PAGES body for mapping: file offset (page-aligned) and length; -EINVAL if the pages
- * are compressed. verify=1 checks the checksum first (reads every stored page). */
+/* The raw PAGES body for mapping: file offset (page-aligned) and length; -EOPNOTSUPP if the
+ * pages are compressed (read them with mig_snap_read_pages). verify=1 checks the checksum first
+ * (reads every stored page). */
 int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offset, uint64_t *len,
 			  char *err, size_t errlen);
 void mig_snap_reader_free(struct mig_snap_reader *r);
@@ -131,9 +139,12 @@ int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t
 
 struct mig_stream;
 /* Runs the handshake on a connected fd (the stream takes it over); both sides prove they hold
- * the key. is_source picks the role. timeout_ms bounds every later read too. */
+ * the key. is_source picks the role. timeout_ms (-1: none) bounds the whole handshake, however
+ * the peer spaces its bytes, and then each later wait for the socket (a read or a write). */
 int mig_stream_open(struct mig_stream **s, int fd, const uint8_t key[MIG_KEY_BYTES], int is_source,
 		    int timeout_ms, char *err, size_t errlen);
+/* Another bound for each later wait (e.g. a short handshake timeout, then a longer one). */
+void mig_stream_set_timeout(struct mig_stream *s, int timeout_ms);
 /* One message: a type and a body of up to MIG_MSG_MAX bytes (the two parts are concatenated,
  * so a header and a page batch go without a copy by the caller). */
 int mig_stream_send(struct mig_stream *s, uint32_t type, const void *a, size_t alen, const void *b,

@@ -241,7 +241,9 @@ static int mem_size_ok(uint64_t m)
 
 struct mig_snap_writer {
 	int fd;
-	int failed; /* a half-written file stays unfinishable */
+	int failed;		/* a half-written file stays unfinishable */
+	int (*stop)(void *ctx); /* asked between runs of pages: nonzero abandons the write */
+	void *stop_ctx;
 	int has_pages;
 	struct mig_snap_header h;
 	uint64_t end; /* where the next body goes */
@@ -486,6 +488,10 @@ static int scan_pages(struct page_sink *k, const uint8_t *mem, uint64_t mem_size
 				if (rc < 0)
 					return rc;
 				n += i - s;
+				if (k->w->stop && k->w->stop(k->w->stop_ctx))
+					return mig_fail(err, errlen, -ECANCELED,
+							"section pages: abandoned after %llu pages",
+							(unsigned long long)n);
 			}
 		}
 		pos = end;
@@ -633,6 +639,12 @@ int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, s
 	return 0;
 }
 
+void mig_snap_writer_watch(struct mig_snap_writer *w, int (*stop)(void *ctx), void *ctx)
+{
+	w->stop = stop;
+	w->stop_ctx = ctx;
+}
+
 void mig_snap_writer_free(struct mig_snap_writer *w)
 {
 	free(w);
@@ -640,7 +652,19 @@ void mig_snap_writer_free(struct mig_snap_writer *w)
 
 /* ---- temporary file, commit, abort -------------------------------------------------------- */
 
-int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
+/* The directory `path` is in, for O_TMPFILE and the fsync after a rename. */
+static void dir_of(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == path)
+		snprintf(dir, len, "/");
+	else
+		snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+int mig_snap_tmp_open_named(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
 {
 	int n = snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path);
 	if (n < 0 || (size_t)n >= tmplen)
@@ -651,22 +675,89 @@ int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, siz
 	return fd;
 }
 
+int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	int n = snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path); /* the fallback's name must fit */
+	if (n < 0 || (size_t)n >= tmplen)
+		return mig_fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+	dir_of(path, dir, sizeof(dir));
+	/* Without a name nothing is left behind by a process killed before the commit; the
+	 * commit links it in through /proc/self/fd, so that must be there too. */
+	if (access("/proc/self/fd", X_OK) == 0) {
+		int fd = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			tmp[0] = 0;
+			return fd;
+		}
+		/* File systems without O_TMPFILE say so in several ways; anything else (no such
+		 * directory, no permission) the named file will say again. */
+	}
+	return mig_snap_tmp_open_named(path, tmp, tmplen, err, errlen);
+}
+
+/* An unnamed temporary given the name `name` (which must not exist). */
+static int link_unnamed(int fd, const char *name)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return -errno;
+}
+
+/* Puts an unnamed temporary in place at path: linked there if nothing is, else linked to a
+ * fresh name beside it and renamed over the old file (atomic for readers of path; a process
+ * killed between the two leaves that name behind, a complete snapshot). */
+static int commit_unnamed(int fd, const char *path, char *err, size_t errlen)
+{
+	int r = link_unnamed(fd, path);
+	if (r != -EEXIST) {
+		if (r < 0)
+			return mig_fail(err, errlen, r, "%s: linking the snapshot in: %s", path,
+					strerror(-r));
+		return 0;
+	}
+	char name[PATH_MAX];
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd = 0;
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)tries;
+		int n = snprintf(name, sizeof(name), "%s.tmp.%012llx", path,
+				 (unsigned long long)(rnd & 0xffffffffffffull));
+		if (n < 0 || (size_t)n >= sizeof(name))
+			return mig_fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+		r = link_unnamed(fd, name);
+		if (r != -EEXIST)
+			break;
+	}
+	if (r < 0)
+		return mig_fail(err, errlen, r, "%s: linking the snapshot in: %s", name,
+				strerror(-r));
+	if (rename(name, path) < 0) {
+		r = -errno;
+		unlink(name);
+		return mig_fail(err, errlen, r, "%s: rename to %s: %s", name, path, strerror(-r));
+	}
+	return 0;
+}
+
 int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t errlen)
 {
 	if (fsync(fd) < 0)
-		return mig_fail(err, errlen, -errno, "%s: fsync: %s", tmp, strerror(errno));
-	if (rename(tmp, path) < 0)
+		return mig_fail(err, errlen, -errno, "%s: fsync: %s", tmp[0] ? tmp : path,
+				strerror(errno));
+	if (!tmp[0]) {
+		int r = commit_unnamed(fd, path, err, errlen);
+		if (r < 0)
+			return r;
+	} else if (rename(tmp, path) < 0) {
 		return mig_fail(err, errlen, -errno, "%s: rename to %s: %s", tmp, path,
 				strerror(errno));
-	/* The rename is only durable once the directory is. */
+	}
+	/* The new name is only durable once the directory is. */
 	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	dir_of(path, dir, sizeof(dir));
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return mig_fail(err, errlen, -errno, "%s: %s", dir, strerror(errno));
@@ -681,7 +772,7 @@ int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t
 void mig_snap_abort(int fd, const char *tmp)
 {
 	if (fd >= 0)
-		close(fd);
+		close(fd); /* an unnamed temporary is gone with its last descriptor */
 	if (tmp && tmp[0])
 		unlink(tmp);
 }
@@ -1289,7 +1380,7 @@ int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offse
 	if (rc < 0)
 		return rc;
 	if (s->flags & MIG_SEC_F_ZSTD)
-		return mig_fail(err, errlen, -EINVAL,
+		return mig_fail(err, errlen, -EOPNOTSUPP,
 				"section pages: compressed (zstd), not mappable");
 	if (verify) {
 		rc = raw_pages(r, map, s, NULL, err, errlen);

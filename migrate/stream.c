@@ -69,6 +69,7 @@ struct mig_stream {
 	bool aes;
 	int fd;
 	int timeout_ms;
+	int64_t hs_deadline;	 /* during the handshake: when all of it must be done; else -1 */
 	uint64_t tx_ctr, rx_ctr; /* messages sent / received, the nonces */
 	uint64_t bytes_sent;
 	uint8_t *txbuf;
@@ -256,6 +257,11 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The longest address addr_str writes, its NUL included: "tcp:[HOST]:65535" or "unix:PATH". */
+#define ADDR_STR_MAX                                                                               \
+	(sizeof("tcp:[]:65535") + sizeof(((struct mig_addr *)0)->host) +                           \
+	 sizeof(((struct mig_addr *)0)->path))
+
 /* The address as the user wrote it, for messages. */
 static const char *addr_str(const struct mig_addr *a, char *buf, size_t len)
 {
@@ -283,7 +289,7 @@ static int unix_sockaddr(const struct mig_addr *a, struct sockaddr_un *sun, char
 static int resolve(const struct mig_addr *a, bool passive, struct addrinfo **res, char *err,
 		   size_t errlen)
 {
-	char name[400], port[8];
+	char name[ADDR_STR_MAX], port[8];
 	struct addrinfo hints = {
 	    .ai_family = a->family == AF_UNSPEC ? AF_UNSPEC : a->family,
 	    .ai_socktype = SOCK_STREAM,
@@ -322,7 +328,7 @@ static int is_tcp(int fd)
 
 static int listen_unix(const struct mig_addr *a, char *err, size_t errlen)
 {
-	char name[200];
+	char name[ADDR_STR_MAX];
 	struct sockaddr_un sun;
 	int r = unix_sockaddr(a, &sun, err, errlen);
 	if (r < 0)
@@ -372,7 +378,7 @@ int mig_listen(const struct mig_addr *a, char *err, size_t errlen)
 	if (a->family == AF_UNIX)
 		return listen_unix(a, err, errlen);
 
-	char name[400];
+	char name[ADDR_STR_MAX];
 	struct addrinfo *res;
 	int r = resolve(a, true, &res, err, errlen);
 	if (r < 0)
@@ -462,7 +468,7 @@ static int connect_one(int family, const struct sockaddr *sa, socklen_t salen, i
 
 int mig_connect(const struct mig_addr *a, int timeout_ms, char *err, size_t errlen)
 {
-	char name[400];
+	char name[ADDR_STR_MAX];
 	const char *what = "connect";
 	int64_t deadline = deadline_of(timeout_ms);
 	int r;
@@ -597,8 +603,22 @@ static int poison(struct mig_stream *s, int rc, char *err, size_t errlen)
 
 static int timeout_msg(struct mig_stream *s, char *err, size_t errlen)
 {
+	if (s->hs_deadline >= 0)
+		return mig_fail(err, errlen, -ETIMEDOUT,
+				PFX "the peer did not complete the handshake within %d ms",
+				s->timeout_ms);
 	return mig_fail(err, errlen, -ETIMEDOUT, PFX "timed out after %d ms waiting for the peer",
 			s->timeout_ms);
+}
+
+/* Until when one wait for the socket may last: timeout_ms from now, but within the handshake's
+ * deadline, which a peer that sends a byte at a time does not move. */
+static int64_t wait_deadline(const struct mig_stream *s)
+{
+	int64_t d = deadline_of(s->timeout_ms);
+	if (s->hs_deadline >= 0 && (d < 0 || s->hs_deadline < d))
+		d = s->hs_deadline;
+	return d;
 }
 
 static int send_all(struct mig_stream *s, const uint8_t *p, size_t n, char *err, size_t errlen)
@@ -614,7 +634,7 @@ static int send_all(struct mig_stream *s, const uint8_t *p, size_t n, char *err,
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno == EAGAIN) {
-			int r = wait_fd(s->fd, POLLOUT, deadline_of(s->timeout_ms));
+			int r = wait_fd(s->fd, POLLOUT, wait_deadline(s));
 			if (r == -ETIMEDOUT)
 				return timeout_msg(s, err, errlen);
 			if (r < 0)
@@ -649,7 +669,7 @@ static int read_some(struct mig_stream *s, uint8_t *p, size_t min, size_t max, s
 			continue;
 		if (errno == EAGAIN) {
 			/* Per read, as documented: a slow but live peer is not timed out. */
-			int r = wait_fd(s->fd, POLLIN, deadline_of(s->timeout_ms));
+			int r = wait_fd(s->fd, POLLIN, wait_deadline(s));
 			if (r == -ETIMEDOUT)
 				return timeout_msg(s, err, errlen);
 			if (r < 0)
@@ -833,6 +853,7 @@ int mig_stream_open(struct mig_stream **sp, int fd, const uint8_t key[MIG_KEY_BY
 		return mig_fail(err, errlen, -ENOMEM, PFX "out of memory");
 	}
 	memset(s, 0, sizeof(*s));
+	s->hs_deadline = -1;
 	s->fd = fd;
 	s->timeout_ms = timeout_ms;
 	/* Non-blocking so that every read and write is bounded by poll and the timeout. */
@@ -844,13 +865,20 @@ int mig_stream_open(struct mig_stream **sp, int fd, const uint8_t key[MIG_KEY_BY
 	}
 	if (is_tcp(fd))
 		set_nodelay(fd);
+	s->hs_deadline = deadline_of(timeout_ms);
 	r = handshake(s, key, is_source != 0, err, errlen);
+	s->hs_deadline = -1;
 	if (r < 0) {
 		mig_stream_close(s);
 		return r;
 	}
 	*sp = s;
 	return 0;
+}
+
+void mig_stream_set_timeout(struct mig_stream *s, int timeout_ms)
+{
+	s->timeout_ms = timeout_ms;
 }
 
 /* ---- messages ------------------------------------------------------------------------------ */

@@ -143,7 +143,7 @@ static const struct sbx_rule {
     {SCMP_SYS(recvmsg), ARG_ANY, 0, "control commands and the fd sandbox-ctl hands over"},
     {SCMP_SYS(sendmsg), ARG_ANY, 0, "the migration stream"},
     {SCMP_SYS(sendto), ARG_ANY, 0, "control replies, the migration stream"},
-    {SCMP_SYS(recvfrom), ARG_ANY, 0, "the migration stream"},
+    {SCMP_SYS(recvfrom), ARG_ANY, 0, "the migration stream; sandbox-ctl: a snapshot is in place"},
     {SCMP_SYS(setsockopt), ARG_ANY, 0, "TCP_NODELAY on a migration stream handed over"},
     {SCMP_SYS(getsockopt), ARG_ANY, 0, "the migration stream's socket type"},
     {SCMP_SYS(getsockname), ARG_ANY, 0, "the migration stream: TCP or unix"},

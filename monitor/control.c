@@ -2,7 +2,9 @@
  * a time sends one command line, with a file descriptor attached for the commands that write
  * somewhere (the snapshot file, the connection to a migration destination): the client opens
  * them with its own rights, so the confined monitor never opens a path or a connection itself.
- * Replies are lines; the last starts with "ok" or "error". */
+ * Replies are lines; the last starts with "ok" or "error". A snapshot has one step more: the
+ * monitor says "wrote N pages" and waits for the client's "committed" (the file is in place)
+ * before it stops the sandbox. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -18,6 +20,11 @@
 #include "vm.h"
 
 #define SBX_PAUSE_TIMEOUT_MS 5000
+/* A client has this long to send its command once connected: sandbox-ctl connects here before
+ * it connects to a migration destination (up to 5 s), so that a dead socket costs no
+ * destination its connection. */
+#define SBX_COMMAND_WAIT_MS 15000
+#define SBX_COMMIT_TIMEOUT_MS 60000 /* from "wrote" to the client's "committed" */
 
 int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
@@ -110,6 +117,26 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 	reply(c, "ok");
 }
 
+/* After the snapshot is written, the client puts the file in place and says "committed". A
+ * client that hangs up, says anything else or nothing within this has not: the sandbox then
+ * runs on rather than stop with its snapshot lost. */
+static int client_committed(int c)
+{
+	char buf[64];
+	struct pollfd p = {.fd = c, .events = POLLIN};
+	if (poll(&p, 1, SBX_COMMIT_TIMEOUT_MS) <= 0)
+		return 0;
+	ssize_t n = recv(c, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return !strncmp(buf, "committed\n", 10);
+}
+
+/* The snapshot, in two steps with the client (sandbox-ctl) that holds the file: the monitor
+ * writes it and says "wrote"; the client puts it in place and says "committed"; only then does
+ * a sandbox that was asked to stop stop. A client that hangs up while the file is written
+ * abandons the write at once. */
 static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 {
 	int leave = strstr(args, "--leave-running") != NULL;
@@ -132,7 +159,7 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	char err[512];
 	uint64_t pages = 0;
 	int zstd = strstr(args, "--compress") ? 3 : vm->cfg.snapshot_zstd;
-	r = sbx_snapshot_write_fd(vm, fd, zstd, &pages, err, sizeof(err));
+	r = sbx_snapshot_write_fd(vm, fd, zstd, c, &pages, err, sizeof(err));
 	/* A sandbox that stops here must be on disk first: sandbox-ctl's commit fsyncs again,
 	 * but by then there is nothing left to go back to. */
 	if (r == 0 && !leave && fsync(fd) < 0) {
@@ -142,15 +169,32 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (r < 0) {
 		sbx_pause_release(vm, was_paused);
+		/* The client may never come back to remove a named temporary (a file system
+		 * without O_TMPFILE): it keeps no room. */
+		(void)!ftruncate(fd, 0);
+		if (r == -ECANCELED)
+			sbx_logf(vm,
+				 "snapshot abandoned: sandbox-ctl hung up while it was written; "
+				 "the sandbox runs on");
 		reply(c, "error: snapshot: %s", err);
+		return;
+	}
+	if (leave)
+		sbx_pause_release(vm, was_paused); /* the guest is not needed for the commit */
+	reply(c, "wrote %llu pages", (unsigned long long)pages);
+	if (!client_committed(c)) {
+		if (!leave)
+			sbx_pause_release(vm, was_paused);
+		sbx_logf(vm,
+			 "snapshot: sandbox-ctl did not put the file in place; the sandbox runs "
+			 "on");
+		reply(c, "error: snapshot: the file was not put in place; the sandbox runs on");
 		return;
 	}
 	if (!leave) {
 		sbx_vm_kill(vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot (%llu pages)",
 			    (unsigned long long)pages);
 		sbx_vm_resume(vm); /* the vCPU thread sees the kill and ends */
-	} else {
-		sbx_pause_release(vm, was_paused);
 	}
 	reply(c, "ok snapshot: %llu pages, %.1f MiB of RAM, written in %.1f ms (pause %.1f ms)%s",
 	      (unsigned long long)pages, (double)pages * 4096 / 1048576, ms_between(&t1, &t2),
@@ -170,7 +214,7 @@ static void serve(struct sbx_vm *vm, int c)
 			    .msg_control = ctl.b,
 			    .msg_controllen = sizeof(ctl.b)};
 	struct pollfd p = {.fd = c, .events = POLLIN};
-	if (poll(&p, 1, 5000) <= 0)
+	if (poll(&p, 1, SBX_COMMAND_WAIT_MS) <= 0)
 		return;
 	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
 	if (n <= 0)

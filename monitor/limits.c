@@ -88,12 +88,24 @@ void sbx_limits_stop(struct sbx_vm *vm)
 	vm->watchdog_started = 0;
 }
 
+/* The byte count a write to h adds to: the files' for --max-write, the output's for
+ * --max-output (stdout and stderr together, or with output_stdout_only stdout's and stderr's
+ * apart, each under the same limit). */
+static uint64_t *counter_of(struct sbx_vm *vm, const struct sbx_handle *h)
+{
+	if (h->gpath)
+		return &vm->write_bytes;
+	if (vm->cfg.output_stdout_only && h->stdio == 2)
+		return &vm->err_bytes;
+	return &vm->out_bytes;
+}
+
 uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len)
 {
 	const struct policy_limits *l = &vm->cfg.policy->lim;
 	int stdio = h->gpath == NULL;
 	uint64_t lim = stdio ? l->max_output : l->max_write;
-	uint64_t used = stdio ? vm->out_bytes : vm->write_bytes;
+	uint64_t used = *counter_of(vm, h);
 	if (!lim)
 		return len;
 	uint64_t left = used < lim ? lim - used : 0;
@@ -103,6 +115,7 @@ uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 	 * sbx_limit_account then ends the run, naming the limit. */
 	vm->limit_hit = stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE;
 	vm->limit_value = lim;
+	vm->limit_on_stderr = counter_of(vm, h) == &vm->err_bytes;
 	if (left == 0)
 		sbx_limit_account(vm, h, 0);
 	return left;
@@ -110,16 +123,14 @@ uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 
 void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written)
 {
-	if (written > 0) {
-		if (h->gpath == NULL)
-			vm->out_bytes += (uint64_t)written;
-		else
-			vm->write_bytes += (uint64_t)written;
-	}
+	if (written > 0)
+		*counter_of(vm, h) += (uint64_t)written;
 	if (vm->limit_hit) {
 		int out = vm->limit_hit == SBX_STATUS_LIMIT_OUTPUT;
-		sbx_vm_kill(vm, SBX_END_LIMIT, vm->limit_hit, 0, "%s limit reached: %s %llu bytes",
-			    out ? "output" : "file write", out ? "--max-output" : "--max-write",
-			    (unsigned long long)vm->limit_value);
+		sbx_vm_kill(vm, SBX_END_LIMIT, vm->limit_hit, 0,
+			    "%s limit reached: %s %llu bytes%s", out ? "output" : "file write",
+			    out ? "--max-output" : "--max-write",
+			    (unsigned long long)vm->limit_value,
+			    out && vm->limit_on_stderr ? " on stderr" : "");
 	}
 }

@@ -1,6 +1,7 @@
 /* sandbox-run: the command-line front end. main() reads as the sequence it performs: the policy
  * file, then the flags over it, then the run, the report, and the guest's exit status. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,12 @@ static void usage(FILE *f)
 	    "                       snapshot, migrate)\n"
 	    "  --restore FILE       resume a sandbox from a snapshot instead of starting PROGRAM\n"
 	    "  --restore-lazy FILE  the same, mapping its RAM copy-on-write without reading it\n"
+	    "                       (a compressed snapshot is read in, as --restore does)\n"
 	    "  --incoming ADDR      wait on tcp:HOST:PORT or unix:PATH for a live migration\n"
 	    "  --migrate-key FILE   the pre-shared key that authenticates the migration stream\n"
+	    "  --handshake-timeout DURATION  --incoming: a connection must prove the key\n"
+	    "                       within this (default 5s); one that does not is logged and\n"
+	    "                       the next awaited (16 failures end it)\n"
 	    "  --max-downtime DURATION  live migration's pause target (default 20ms)\n"
 	    "  --allow-wider-policy a restore may grant more than the snapshot's policy did\n"
 	    "  --snapshot-compress  compress snapshot RAM with zstd (not mappable)\n"
@@ -48,6 +53,7 @@ enum {
 	OPT_INCOMING,
 	OPT_MIGRATE_KEY,
 	OPT_MAX_DOWNTIME,
+	OPT_HANDSHAKE_TIMEOUT,
 	OPT_ALLOW_WIDER,
 	OPT_COMPRESS,
 	OPT_TRACE_EXITS,
@@ -62,6 +68,7 @@ static const struct option opts[] = {
     {"incoming", required_argument, 0, OPT_INCOMING},
     {"migrate-key", required_argument, 0, OPT_MIGRATE_KEY},
     {"max-downtime", required_argument, 0, OPT_MAX_DOWNTIME},
+    {"handshake-timeout", required_argument, 0, OPT_HANDSHAKE_TIMEOUT},
     {"allow-wider-policy", no_argument, 0, OPT_ALLOW_WIDER},
     {"snapshot-compress", no_argument, 0, OPT_COMPRESS},
     {"trace-exits", optional_argument, 0, OPT_TRACE_EXITS},
@@ -103,6 +110,15 @@ static int apply(void *ctx, int c, const char *arg, char *err, size_t errlen)
 	case OPT_MAX_DOWNTIME:
 		return sbx_cli_duration("--max-downtime", arg, &f->cli.cfg.max_downtime_ms, err,
 					errlen);
+	case OPT_HANDSHAKE_TIMEOUT:
+		if ((r = sbx_cli_duration("--handshake-timeout", arg,
+					  &f->cli.cfg.handshake_timeout_ms, err, errlen)) < 0)
+			return r;
+		if (f->cli.cfg.handshake_timeout_ms > INT_MAX) {
+			snprintf(err, errlen, "--handshake-timeout %s: too long", arg);
+			return -EINVAL;
+		}
+		return 0;
 	case OPT_ALLOW_WIDER:
 		f->cli.cfg.allow_wider_policy = 1;
 		return 0;

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <linux/futex.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +45,8 @@ enum {
 
 #define BATCH 128 /* pages per PAGES message */
 #define STREAM_TIMEOUT_MS 10000
+#define SBX_HANDSHAKE_TIMEOUT_MS 5000 /* default of --handshake-timeout */
+#define SBX_INCOMING_MAX_FAILURES 16  /* failed handshakes before --incoming gives up */
 
 static int64_t rt_ns(const struct timespec *t)
 {
@@ -451,6 +455,56 @@ static void say_resumed(struct sbx_vm *vm)
 	vm->incoming = NULL;
 }
 
+/* The connection's far end, for messages. */
+static void peer_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN], port[8];
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family == AF_UNIX ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(buf, len, "a local process");
+	else
+		snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* Connections on lfd until one proves the key: anyone can connect, so a stray connection (a
+ * port scan, a wrong key, one that says nothing) is logged and the next one waited for, each
+ * handshake bounded by the handshake timeout. Only after SBX_INCOMING_MAX_FAILURES failed
+ * ones does the listener give up. */
+static int accept_source(const struct sbx_config *cfg, const char *addr, int lfd,
+			 struct mig_stream **s, char *e, size_t elen)
+{
+	int hs_ms =
+	    cfg->handshake_timeout_ms ? (int)cfg->handshake_timeout_ms : SBX_HANDSHAKE_TIMEOUT_MS;
+	char why[240], peer[64];
+	for (unsigned failed = 0;;) {
+		int fd = mig_accept(lfd, -1, e, elen);
+		if (fd < 0)
+			return fd;
+		peer_name(fd, peer, sizeof(peer));
+		int r = mig_stream_open(s, fd, cfg->migrate_key, 0, hs_ms, why, sizeof(why));
+		if (r == 0)
+			return 0;
+		if (++failed >= SBX_INCOMING_MAX_FAILURES) {
+			snprintf(
+			    e, elen,
+			    "%u connections failed the handshake, the last from %s: %s; giving "
+			    "up",
+			    failed, peer, why);
+			return -ECONNREFUSED;
+		}
+		if (cfg->log) {
+			fprintf(cfg->log,
+				"sandbox-run: incoming migration on %s: connection from %s refused "
+				"(%u of %u): %s; still listening\n",
+				addr, peer, failed, SBX_INCOMING_MAX_FAILURES, why);
+			fflush(cfg->log);
+		}
+	}
+}
+
 int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out, char *err,
 		    size_t errlen)
 {
@@ -467,14 +521,13 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 	if ((r = mig_addr_parse(addr, &a, e, sizeof(e))) < 0 ||
 	    (r = lfd = mig_listen(&a, e, sizeof(e))) < 0)
 		goto fail;
-	int fd = mig_accept(lfd, -1, e, sizeof(e));
+	r = accept_source(cfg, addr, lfd, &s, e, sizeof(e));
 	close(lfd);
 	if (a.family == AF_UNIX)
 		unlink(a.path);
-	if ((r = fd) < 0)
+	if (r < 0)
 		goto fail;
-	if ((r = mig_stream_open(&s, fd, cfg->migrate_key, 0, STREAM_TIMEOUT_MS, e, sizeof(e))) < 0)
-		goto fail;
+	mig_stream_set_timeout(s, STREAM_TIMEOUT_MS);
 	const uint8_t *body;
 	size_t len;
 	uint32_t type;

@@ -22,8 +22,9 @@ struct sbx_snap {
 	int64_t offs[SBX_MAX_FDS];
 	char cwd[POLICY_PATH_MAX];
 	uint32_t ring_tail;
-	uint64_t out_bytes, write_bytes; /* the byte limits count from the snapshot again */
-	int nofile_set;			 /* RLIMIT_NOFILE as the guest had set it */
+	uint64_t out_bytes, err_bytes,
+	    write_bytes; /* the byte limits count from the snapshot again */
+	int nofile_set;	 /* RLIMIT_NOFILE as the guest had set it */
 	uint32_t nofile_soft, nofile_hard;
 	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 };
@@ -121,6 +122,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	memcpy(s->cwd, vm->cwd, sizeof(s->cwd));
 	s->ring_tail = vm->ring_tail;
 	s->out_bytes = vm->out_bytes;
+	s->err_bytes = vm->err_bytes;
 	s->write_bytes = vm->write_bytes;
 	s->nofile_set = vm->nofile_set;
 	s->nofile_soft = vm->nofile_soft;
@@ -218,6 +220,7 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 	memcpy(vm->cwd, s->cwd, sizeof(vm->cwd));
 	vm->ring_tail = s->ring_tail;
 	vm->out_bytes = s->out_bytes;
+	vm->err_bytes = s->err_bytes;
 	vm->write_bytes = s->write_bytes;
 	vm->nofile_set = s->nofile_set;
 	vm->nofile_soft = s->nofile_soft;

@@ -35,12 +35,17 @@ struct sbx_config {
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
 	/* Snapshots and migration (docs/snapshots.md). */
-	const char *control_path;   /* unix socket for sandbox-ctl (--control), or NULL */
-	const uint8_t *migrate_key; /* 32-byte stream key (--migrate-key), or NULL */
-	uint64_t max_downtime_ms;   /* live migration's pause target (0: 20 ms) */
-	unsigned max_rounds;	    /* pre-copy rounds before stopping anyway (0: 30) */
-	int allow_wider_policy;	    /* a restore may grant more than the snapshot had */
-	int snapshot_zstd;	    /* zstd level for snapshot RAM, 0 for raw pages */
+	const char *control_path;      /* unix socket for sandbox-ctl (--control), or NULL */
+	const uint8_t *migrate_key;    /* 32-byte stream key (--migrate-key), or NULL */
+	uint64_t max_downtime_ms;      /* live migration's pause target (0: 20 ms) */
+	unsigned max_rounds;	       /* pre-copy rounds before stopping anyway (0: 30) */
+	int allow_wider_policy;	       /* a restore may grant more than the snapshot had */
+	int snapshot_zstd;	       /* zstd level for snapshot RAM, 0 for raw pages */
+	uint64_t handshake_timeout_ms; /* --incoming: a peer proves the key within it (0: 5 s) */
+	/* The policy's max_output counts stdout alone, and stderr has a budget of its own of the
+	 * same size (sandbox-serve, whose --max-output is the response's); otherwise it counts
+	 * both together (sandbox-run's --max-output). */
+	int output_stdout_only;
 };
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or

@@ -71,6 +71,7 @@ struct serve_metrics {
 	double reset_us, run_us, copy_in_us, copy_out_us;
 	uint64_t exits, slow_resets;
 	uint64_t crashes, timeouts, bad_output, rejected, engine_errors;
+	uint64_t slow_heads; /* connections closed by --header-timeout */
 	uint64_t copy_in_bytes, copy_out_bytes;
 	uint64_t reloads;
 };
@@ -149,6 +150,10 @@ struct serve_http_opts {
 	struct serve_metrics *metrics;
 	char *const *base_env; /* the policy's environment, under every request's */
 	int warm;
+	unsigned max_connections;   /* at once, all clients together */
+	unsigned max_per_client;    /* at once, from one client address */
+	uint64_t header_timeout_ms; /* for a whole request head, from the connection's start
+				       or the end of the last response on it */
 };
 int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, char *err,
 		     size_t errlen);

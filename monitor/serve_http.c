@@ -4,17 +4,32 @@
  * /-/metrics. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "serve.h"
+
+/* A connection, from libmicrohttpd's NOTIFY_CONNECTION: its socket and, while a request head is
+ * due on it, the deadline for all of that head. libmicrohttpd's own connection timeout starts
+ * again at every byte, so a client that drips a header line now and then would hold the
+ * connection (and its thread) for as long as it likes. */
+struct conn {
+	int fd; /* our dup of the socket: shutdown() through it ends the connection, and it
+		   cannot be a reused number while we hold it */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 while no head is due (in h->due or not) */
+	struct conn *prev, *next;
+	char addr[INET6_ADDRSTRLEN];
+};
 
 struct serve_http {
 	struct serve_http_opts o;
@@ -25,6 +40,15 @@ struct serve_http {
 	atomic_int active; /* requests between their first line and the end of the response */
 	atomic_int draining;
 	atomic_uint_fast64_t body_bytes; /* buffered request bodies, all connections */
+	/* Connections a request head is due on, earliest deadline first (every deadline is now
+	 * plus the same timeout, so appending keeps the order), and the thread that closes the
+	 * ones past it. */
+	pthread_mutex_t conn_mu;
+	pthread_cond_t conn_cv;
+	struct conn *due_first, *due_last;
+	pthread_t reaper;
+	int reaper_started, reaper_stop;
+	uint64_t log_sec, log_lines, log_dropped; /* mhd_log's rate limit (under conn_mu) */
 };
 
 struct req {
@@ -52,6 +76,129 @@ static void logf_(struct serve_http *h, const char *fmt, ...)
 	funlockfile(h->o.log);
 	fflush(h->o.log);
 	va_end(ap);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void due_unlink(struct serve_http *h, struct conn *k)
+{
+	if (!k->deadline_ns)
+		return;
+	*(k->prev ? &k->prev->next : &h->due_first) = k->next;
+	*(k->next ? &k->next->prev : &h->due_last) = k->prev;
+	k->prev = k->next = NULL;
+	k->deadline_ns = 0;
+}
+
+/* A request head is due on c from now (the connection opened, or its last response went). */
+static void head_due(struct serve_http *h, struct conn *k)
+{
+	if (!k || !h->o.header_timeout_ms)
+		return;
+	pthread_mutex_lock(&h->conn_mu);
+	due_unlink(h, k);
+	k->deadline_ns = mono_ns() + h->o.header_timeout_ms * 1000000ull;
+	k->prev = h->due_last;
+	*(h->due_last ? &h->due_last->next : &h->due_first) = k;
+	h->due_last = k;
+	if (h->due_first == k)
+		pthread_cond_signal(&h->conn_cv);
+	pthread_mutex_unlock(&h->conn_mu);
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static void head_done(struct serve_http *h, struct MHD_Connection *c)
+{
+	struct conn *k = conn_of(c);
+	if (!k)
+		return;
+	pthread_mutex_lock(&h->conn_mu);
+	due_unlink(h, k);
+	pthread_mutex_unlock(&h->conn_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct serve_http *h = cls;
+	struct conn *k = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!k)
+			return;
+		pthread_mutex_lock(&h->conn_mu);
+		due_unlink(h, k);
+		close(k->fd);
+		pthread_mutex_unlock(&h->conn_mu);
+		free(k);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *fi =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *ai =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	k = calloc(1, sizeof(*k));
+	if (!k || !fi || (k->fd = fcntl(fi->connect_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		logf_(h, "a connection without a deadline for its request head: %s",
+		      strerror(k ? errno : ENOMEM));
+		free(k);
+		return;
+	}
+	snprintf(k->addr, sizeof(k->addr), "-");
+	if (ai && ai->client_addr)
+		getnameinfo(ai->client_addr,
+			    ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								   : sizeof(struct sockaddr_in),
+			    k->addr, sizeof(k->addr), NULL, 0, NI_NUMERICHOST);
+	*socket_context = k;
+	head_due(h, k);
+}
+
+/* Closes the connections whose request head did not come complete in time. */
+static void *reaper(void *arg)
+{
+	struct serve_http *h = arg;
+	pthread_mutex_lock(&h->conn_mu);
+	while (!h->reaper_stop) {
+		struct conn *k = h->due_first;
+		if (!k) {
+			pthread_cond_wait(&h->conn_cv, &h->conn_mu);
+			continue;
+		}
+		uint64_t now = mono_ns();
+		if (now < k->deadline_ns) {
+			struct timespec ts = {.tv_sec = (time_t)(k->deadline_ns / 1000000000ull),
+					      .tv_nsec = (long)(k->deadline_ns % 1000000000ull)};
+			pthread_cond_timedwait(&h->conn_cv, &h->conn_mu, &ts);
+			continue;
+		}
+		/* The connection's thread sees the end of its stream and closes it. */
+		(void)shutdown(k->fd, SHUT_RDWR);
+		due_unlink(h, k);
+		char addr[sizeof(k->addr)];
+		memcpy(addr, k->addr, sizeof(addr));
+		pthread_mutex_unlock(&h->conn_mu);
+		logf_(
+		    h,
+		    "connection from %s: no complete request head within --header-timeout %llu ms: "
+		    "closed",
+		    addr, (unsigned long long)h->o.header_timeout_ms);
+		serve_metrics_count(h->o.metrics, &h->o.metrics->slow_heads);
+		pthread_mutex_lock(&h->conn_mu);
+	}
+	pthread_mutex_unlock(&h->conn_mu);
+	return NULL;
 }
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
@@ -86,6 +233,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	struct serve_http *h = cls;
 	struct req *r = *con_cls;
+	head_due(h, conn_of(c)); /* the next request on a kept-alive connection */
 	if (!r)
 		return;
 	struct timespec t1;
@@ -142,7 +290,7 @@ static enum MHD_Result reply(struct serve_http *h, struct MHD_Connection *c, str
 	MHD_add_response_header(resp, "X-Request-Id", id);
 	if (extra_name)
 		MHD_add_response_header(resp, extra_name, extra_value);
-	if (atomic_load(&h->draining))
+	if (atomic_load(&h->draining) && !(extra_name && !strcmp(extra_name, "Connection")))
 		MHD_add_response_header(resp, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
@@ -346,6 +494,44 @@ static int grow(struct serve_http *h, struct req *r, size_t cap)
 	return 0;
 }
 
+/* The headers that frame a request's body. */
+struct framing {
+	const char *length; /* the first Content-Length */
+	int lengths_differ; /* a second Content-Length with another value */
+	int transfer_encoding;
+};
+
+static enum MHD_Result each_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	(void)kind;
+	struct framing *f = cls;
+	if (!strcasecmp(key, "Transfer-Encoding")) {
+		f->transfer_encoding = 1;
+	} else if (!strcasecmp(key, "Content-Length")) {
+		value = value ? value : "";
+		if (f->length && strcmp(f->length, value))
+			f->lengths_differ = 1;
+		f->length = value;
+	}
+	return MHD_YES;
+}
+
+/* RFC 9112 6.3: a body whose length two headers disagree on is where request smuggling starts
+ * (libmicrohttpd would go by one of them, a proxy in front perhaps by the other). Such a
+ * request is answered 400 and its connection closed, never read on. NULL when the framing is
+ * unambiguous. */
+static const char *framing_error(struct MHD_Connection *c)
+{
+	struct framing f = {0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, each_framing, &f);
+	if (f.lengths_differ)
+		return "two different Content-Length headers";
+	if (f.length && f.transfer_encoding)
+		return "both Content-Length and Transfer-Encoding";
+	return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -356,8 +542,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_NO;
 	if (!r->started) {
 		r->started = 1;
+		head_done(h, c);
 		r->method = method;
 		r->version = version;
+		const char *bad = framing_error(c);
+		if (bad) {
+			logf_(h, "req %llx: %s: 400, connection closed", (unsigned long long)r->id,
+			      bad);
+			return reply(h, c, r, 400, "400 Bad Request: ambiguous body length\n",
+				     "Connection", "close");
+		}
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (cl) {
 			char *end;
@@ -446,12 +640,34 @@ static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char 
 	return ret;
 }
 
+/* libmicrohttpd says a line for every connection it refuses or drops: a client that floods
+ * connections would flood the log too. At most MHD_LOG_PER_SECOND lines a second, and a count
+ * of the rest. */
+#define MHD_LOG_PER_SECOND 20
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct serve_http *h = cls;
+	uint64_t sec = mono_ns() / 1000000000ull;
+	unsigned long long dropped = 0;
+	pthread_mutex_lock(&h->conn_mu);
+	if (sec != h->log_sec) {
+		dropped = h->log_dropped;
+		h->log_sec = sec;
+		h->log_lines = h->log_dropped = 0;
+	}
+	int show = h->log_lines < MHD_LOG_PER_SECOND;
+	h->log_lines += show;
+	h->log_dropped += !show;
+	pthread_mutex_unlock(&h->conn_mu);
 	flockfile(h->o.log);
-	fputs("sandbox-serve: http: ", h->o.log);
-	vfprintf(h->o.log, fmt, ap);
+	if (dropped)
+		fprintf(h->o.log,
+			"sandbox-serve: http: %llu more messages left out (at most %d a second)\n",
+			dropped, MHD_LOG_PER_SECOND);
+	if (show) {
+		fputs("sandbox-serve: http: ", h->o.log);
+		vfprintf(h->o.log, fmt, ap);
+	}
 	funlockfile(h->o.log);
 	fflush(h->o.log);
 }
@@ -500,13 +716,22 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	if (!h)
 		return -ENOMEM;
 	h->o = *o;
+	pthread_mutex_init(&h->conn_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->conn_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	struct sockaddr_storage ss, as;
 	char ahost[256];
 	int r = parse_addr(o->listen, &ss, h->host, sizeof(h->host), err, errlen);
 	if (r == 0 && o->admin)
 		r = parse_addr(o->admin, &as, ahost, sizeof(ahost), err, errlen);
+	if (r == 0 && (r = -pthread_create(&h->reaper, NULL, reaper, h)) < 0)
+		snprintf(err, errlen, "pthread_create: %s", strerror(-r));
+	h->reaper_started = r == 0;
 	if (r < 0) {
-		free(h);
+		serve_http_stop(h);
 		return r;
 	}
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -515,13 +740,14 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 	h->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64u << 10), MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+	    MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    o->max_per_client, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64u << 10), MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or not an address here)",
 			 o->listen);
-		free(h);
+		serve_http_stop(h);
 		return -EADDRINUSE;
 	}
 	h->port = bound_port(h->d);
@@ -533,8 +759,7 @@ int serve_http_start(const struct serve_http_opts *o, struct serve_http **out, c
 					    (struct sockaddr *)&as, MHD_OPTION_END);
 		if (!h->admin) {
 			snprintf(err, errlen, "--admin: cannot listen on %s", o->admin);
-			MHD_stop_daemon(h->d);
-			free(h);
+			serve_http_stop(h);
 			return -EADDRINUSE;
 		}
 		h->admin_port = bound_port(h->admin);
@@ -572,8 +797,18 @@ void serve_http_stop(struct serve_http *h)
 {
 	if (!h)
 		return;
-	MHD_stop_daemon(h->d);
+	if (h->d)
+		MHD_stop_daemon(h->d); /* every connection closed: none is due any more */
 	if (h->admin)
 		MHD_stop_daemon(h->admin);
+	if (h->reaper_started) {
+		pthread_mutex_lock(&h->conn_mu);
+		h->reaper_stop = 1;
+		pthread_cond_signal(&h->conn_cv);
+		pthread_mutex_unlock(&h->conn_mu);
+		pthread_join(h->reaper, NULL);
+	}
+	pthread_mutex_destroy(&h->conn_mu);
+	pthread_cond_destroy(&h->conn_cv);
 	free(h);
 }

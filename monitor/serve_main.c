@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -32,9 +33,20 @@ static void usage(FILE *f)
 	    "                       shared by every request: reseed per request (docs/serve.md)\n"
 	    "  --timeout DURATION   per request (default 10s): 504 past it\n"
 	    "  --max-body SIZE      request bodies (default 16M): 413 past it\n"
-	    "  --max-output SIZE    the handler's output (default 16M here): 502 past it\n"
+	    "  --max-output SIZE    the handler's stdout, the response (default 16M here): 502\n"
+	    "                       past it; its stderr has a budget of the same size apart\n"
 	    "  --access-log FILE    one line per request (common log format, duration, instance);\n"
 	    "                       default stdout, '-' too\n"
+	    "  --max-connections N  open connections, all clients together (default 1024)\n"
+	    "  --max-connections-per-client N\n"
+	    "                       open connections from one client address (default 64):\n"
+	    "                       one client cannot take the others' room. Behind a proxy\n"
+	    "                       every connection is the proxy's: raise it there\n"
+	    "  --header-timeout DURATION\n"
+	    "                       a request's head (request line and headers) must be all in\n"
+	    "                       within this of the connection's start or of the response\n"
+	    "                       before it on the connection (default 10s); past it the\n"
+	    "                       connection is closed\n"
 	    "Signals: SIGTERM/SIGINT stop accepting, finish what is in flight and exit 0; SIGHUP\n"
 	    "reloads the handler binary into new instances and drains the old ones.\n"
 	    "\n");
@@ -49,6 +61,9 @@ enum {
 	OPT_WARM,
 	OPT_MAX_BODY,
 	OPT_ACCESS_LOG,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_PER_CLIENT,
+	OPT_HEADER_TIMEOUT,
 };
 
 static const struct option opts[] = {
@@ -59,12 +74,16 @@ static const struct option opts[] = {
     {"warm", no_argument, 0, OPT_WARM},
     {"max-body", required_argument, 0, OPT_MAX_BODY},
     {"access-log", required_argument, 0, OPT_ACCESS_LOG},
+    {"max-connections", required_argument, 0, OPT_MAX_CONNECTIONS},
+    {"max-connections-per-client", required_argument, 0, OPT_MAX_PER_CLIENT},
+    {"header-timeout", required_argument, 0, OPT_HEADER_TIMEOUT},
     {0, 0, 0, 0},
 };
 
 struct serve_opts {
 	const char *listen, *admin, *access_log;
 	uint64_t instances, queue, max_body;
+	uint64_t max_connections, max_per_client, header_timeout_ms;
 	int warm;
 };
 
@@ -106,6 +125,14 @@ static int apply(void *ctx, int c, const char *arg, char *err, size_t errlen)
 	case OPT_ACCESS_LOG:
 		s->access_log = arg;
 		return 0;
+	case OPT_MAX_CONNECTIONS:
+		return count_opt("--max-connections", arg, &s->max_connections, err, errlen);
+	case OPT_MAX_PER_CLIENT:
+		return count_opt("--max-connections-per-client", arg, &s->max_per_client, err,
+				 errlen);
+	case OPT_HEADER_TIMEOUT:
+		return sbx_cli_duration("--header-timeout", arg, &s->header_timeout_ms, err,
+					errlen);
 	}
 	snprintf(err, errlen, "try 'sandbox-serve --help'");
 	return -EINVAL;
@@ -129,10 +156,36 @@ static uint64_t body_budget(const struct serve_opts *so)
 	return b < so->max_body ? so->max_body : b;
 }
 
+/* Every connection takes two descriptors (libmicrohttpd's socket and the dup its head deadline
+ * shuts down through) and every instance a dozen or so: a soft limit of 1024, common, would
+ * refuse connections long before --max-connections. */
+static void raise_nofile(const struct serve_opts *so)
+{
+	rlim_t need = 2 * so->max_connections + 32 * so->instances + 64;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	struct rlimit up = rl;
+	up.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+	if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+		rl = up;
+	if (rl.rlim_cur < need)
+		fprintf(stderr,
+			"sandbox-serve: open files are limited to %llu, less than the %llu that "
+			"--max-connections %llu and --instances %llu need: connections past it "
+			"fail\n",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)need,
+			(unsigned long long)so->max_connections, (unsigned long long)so->instances);
+}
+
 int main(int argc, char **argv)
 {
 	static struct sbx_cli cli;
-	struct serve_opts so = {.listen = "127.0.0.1:8080", .max_body = 16u << 20};
+	struct serve_opts so = {.listen = "127.0.0.1:8080",
+				.max_body = 16u << 20,
+				.max_connections = 1024,
+				.max_per_client = 64,
+				.header_timeout_ms = 10000};
 	char err[600];
 	int status = EXIT_USAGE;
 	struct serve_metrics metrics;
@@ -169,6 +222,15 @@ int main(int argc, char **argv)
 	}
 	if (!so.queue)
 		so.queue = 4 * so.instances;
+	if (so.max_per_client > so.max_connections) {
+		fprintf(stderr,
+			"sandbox-serve: --max-connections-per-client %llu is more than "
+			"--max-connections %llu\n",
+			(unsigned long long)so.max_per_client,
+			(unsigned long long)so.max_connections);
+		goto out;
+	}
+	raise_nofile(&so);
 	if (so.access_log && strcmp(so.access_log, "-") != 0 &&
 	    !(alog = fopen(so.access_log, "ae"))) {
 		fprintf(stderr, "sandbox-serve: --access-log %s: %s\n", so.access_log,
@@ -225,6 +287,9 @@ int main(int argc, char **argv)
 	    .metrics = &metrics,
 	    .base_env = cli.pol.env,
 	    .warm = so.warm,
+	    .max_connections = (unsigned)so.max_connections,
+	    .max_per_client = (unsigned)so.max_per_client,
+	    .header_timeout_ms = so.header_timeout_ms,
 	};
 	if ((r = serve_http_start(&ho, &http, err, sizeof(err))) < 0) {
 		fprintf(stderr, "sandbox-serve: %s\n", err);

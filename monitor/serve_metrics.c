@@ -135,6 +135,9 @@ int serve_metrics_write(struct serve_metrics *m, const struct serve_gauges *g, F
 		(double)s.rejected);
 	counter(o, "sandbox_serve_engine_errors_total", "Instances that failed and were rebuilt.",
 		(double)s.engine_errors);
+	counter(o, "sandbox_serve_header_timeouts_total",
+		"Connections closed with no complete request head within --header-timeout.",
+		(double)s.slow_heads);
 	counter(o, "sandbox_serve_reloads_total", "Successful SIGHUP reloads.", (double)s.reloads);
 	gauge(o, "sandbox_serve_instances", "Instances (VMs) in the pool.", g->instances);
 	gauge(o, "sandbox_serve_instances_busy", "Instances running a request now.", g->busy);

@@ -253,6 +253,9 @@ static int inst_open(struct serve_pool *p, struct instance **out, char *err, siz
 	pol->lim.wall_ms = 0; /* --timeout is per request: the engine's timeout_ms */
 	if (!pol->lim.max_output)
 		pol->lim.max_output = 16u << 20;
+	/* --max-output is the response's: the handler's log lines on stderr do not eat into it
+	 * (they have a budget of the same size of their own, of which 4 KiB reach the log). */
+	in->cli.cfg.output_stdout_only = 1;
 	if (in->cli.audit_path && !(in->audit = fopen(in->cli.audit_path, "ae"))) {
 		r = -errno;
 		snprintf(err, errlen, "--audit %s: %s", in->cli.audit_path, strerror(errno));

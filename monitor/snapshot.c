@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,8 +119,15 @@ static int policy_json(struct sbx_vm *vm, char **buf, size_t *len)
 	return r < 0 ? -EINVAL : 0;
 }
 
-static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, uint64_t *pages,
-			  char *err, size_t errlen)
+/* The client at the other end of a connection is gone (it closed, or was killed). */
+static int hung_up(void *ctx)
+{
+	struct pollfd p = {.fd = *(const int *)ctx, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, int watch_fd,
+			  uint64_t *pages, char *err, size_t errlen)
 {
 	struct mig_snap_header h = {.major = MIG_SNAP_MAJOR,
 				    .minor = MIG_SNAP_MINOR,
@@ -140,6 +148,8 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, uin
 	int r = mig_snap_writer_new(&w, fd, &h, err, errlen);
 	if (r < 0)
 		return r;
+	if (watch_fd >= 0)
+		mig_snap_writer_watch(w, hung_up, &watch_fd);
 	char *pj = NULL;
 	size_t pjlen = 0;
 	const uint16_t req = MIG_SEC_F_REQUIRED;
@@ -167,11 +177,11 @@ out:
 	return r;
 }
 
-int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, uint64_t *pages, char *err,
-			  size_t errlen)
+int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, int watch_fd, uint64_t *pages,
+			  char *err, size_t errlen)
 {
 	uint64_t n = 0;
-	int r = write_sections(vm, fd, 1, zstd_level, &n, err, errlen);
+	int r = write_sections(vm, fd, 1, zstd_level, watch_fd, &n, err, errlen);
 	if (pages)
 		*pages = n;
 	return r;
@@ -183,7 +193,7 @@ int sbx_vm_snapshot(struct sbx_vm *vm, const char *path, char *err, size_t errle
 	int fd = mig_snap_tmp_open(path, tmp, sizeof(tmp), err, errlen);
 	if (fd < 0)
 		return fd;
-	int r = sbx_snapshot_write_fd(vm, fd, vm->cfg.snapshot_zstd, NULL, err, errlen);
+	int r = sbx_snapshot_write_fd(vm, fd, vm->cfg.snapshot_zstd, -1, NULL, err, errlen);
 	if (r < 0) {
 		mig_snap_abort(fd, tmp);
 		return r;
@@ -200,7 +210,7 @@ int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, siz
 		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 		return -errno;
 	}
-	int r = write_sections(vm, fd, 0, 0, NULL, err, errlen);
+	int r = write_sections(vm, fd, 0, 0, -1, NULL, err, errlen);
 	struct stat st;
 	if (r == 0 && fstat(fd, &st) < 0)
 		r = -errno;
@@ -491,10 +501,17 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
 	const struct mig_snap_header *h = mig_snap_header_of(rd);
 	if ((r = sbx_vm_create_empty(cfg, h->mem_size, &vm, e2, sizeof(e2))) < 0)
 		goto out;
-	if (flags & SBX_RESTORE_LAZY) {
-		uint64_t off, len;
-		if ((r = mig_snap_pages_extent(rd, 0, &off, &len, e2, sizeof(e2))) < 0)
-			goto out;
+	int lazy = (flags & SBX_RESTORE_LAZY) != 0;
+	uint64_t off, len;
+	if (lazy && (r = mig_snap_pages_extent(rd, 0, &off, &len, e2, sizeof(e2))) == -EOPNOTSUPP) {
+		/* Compressed pages have no image to map: they are decompressed into guest RAM
+		 * (its memfd), as --restore does. */
+		sbx_log(vm, 1, "%s: compressed snapshot: its RAM is read in, not mapped", path);
+		lazy = 0;
+	} else if (lazy && r < 0) {
+		goto out;
+	}
+	if (lazy) {
 		/* Copy-on-write from the file: pages come in on first touch, and many
 		 * sandboxes restored from one file share its page cache. */
 		void *p = mmap(vm->mem, vm->mem_size, PROT_READ | PROT_WRITE,

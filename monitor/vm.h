@@ -114,7 +114,9 @@ struct sbx_vm {
 
 	/* Limits (limits.c). */
 	uint64_t out_bytes, write_bytes;
-	int limit_hit; /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	uint64_t err_bytes;  /* stderr's, counted apart only with cfg.output_stdout_only */
+	int limit_hit;	     /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	int limit_on_stderr; /* ... and it was stderr's own budget */
 	uint64_t limit_value;
 	pthread_t watchdog;
 	int watchdog_started;
@@ -246,8 +248,10 @@ void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_memslot_reload(struct sbx_vm *vm);
 
 /* snapshot.c */
-int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, uint64_t *pages, char *err,
-			  size_t errlen);
+/* The snapshot into fd. With watch_fd >= 0 (the connection of the client that asked), the
+ * write is abandoned with -ECANCELED as soon as that client hangs up. */
+int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, int watch_fd, uint64_t *pages,
+			  char *err, size_t errlen);
 /* The state sections (no RAM) as a snapshot file image in memory, for migration. */
 int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, size_t errlen);
 /* Applies every state section of an opened snapshot to a VM whose RAM is in place. */

@@ -1,7 +1,8 @@
 /* serve_bad: a CGI handler that misbehaves as the query asks ("?mode=M"): crash (a null write),
  * abort, hang (spins), slow (200 ms, then a response), noheaders (a body without headers),
  * invalid (a malformed header), infinite (headers, then output without end), empty (no output
- * at all), exit3 (a good response, then exit status 3); anything else answers "ok". */
+ * at all), exit3 (a good response, then exit status 3), stderr (768 KiB to stderr, then a good
+ * response of 512 KiB); anything else answers "ok". */
 #include <time.h>
 
 #include "serve_req.h"
@@ -44,6 +45,20 @@ int main(void)
 	}
 	if (strcmp(mode, "empty") == 0)
 		return 0;
+	if (strcmp(mode, "stderr") == 0) {
+		static char line[4096];
+		memset(line, 'e', sizeof(line));
+		for (int i = 0; i < 192; i++)
+			if (fwrite(line, 1, sizeof(line), stderr) != sizeof(line))
+				return 1;
+		fputs("Content-Type: text/plain\n\nok\n", stdout);
+		memset(line, 'x', sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\n';
+		for (int i = 0; i < 128; i++)
+			if (fwrite(line, 1, sizeof(line), stdout) != sizeof(line))
+				return 1;
+		return 0;
+	}
 	fputs("Content-Type: text/plain\n\nok\n", stdout);
 	return strcmp(mode, "exit3") == 0 ? 3 : 0;
 }

@@ -591,7 +591,40 @@ Test(handshake, timeout)
 	cr_expect_eq(mig_stream_open(&s, sv[0], key_a, 1, 100, err, sizeof(err)), -ETIMEDOUT);
 	int64_t dt = now_ms() - t0;
 	cr_expect(dt >= 90 && dt < 2000, "took %lld ms", (long long)dt);
-	cr_expect_str_eq(err, "migration stream: timed out after 100 ms waiting for the peer");
+	cr_expect_str_eq(err,
+			 "migration stream: the peer did not complete the handshake within 100 ms");
+	close(sv[1]);
+}
+
+/* A byte of a genuine-looking hello every 30 ms: no single wait comes near the timeout, but the
+ * handshake as a whole (80 bytes, 2.4 s) cannot end within it. */
+static void *drip_main(void *arg)
+{
+	int fd = *(int *)arg;
+	uint8_t b[48 + 32] = "SBXMIG\x01\x00\x02"; /* version 1, a destination */
+	for (size_t i = 0; i < sizeof(b); i++) {
+		struct timespec ts = {0, 30 * 1000000};
+		nanosleep(&ts, NULL);
+		if (send(fd, b + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+	}
+	return NULL;
+}
+
+Test(handshake, a_peer_that_drips_is_timed_out_as_a_whole)
+{
+	int sv[2];
+	pair(sv);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, drip_main, &sv[1]), 0);
+	struct mig_stream *s;
+	char err[256];
+	cr_expect_eq(mig_stream_open(&s, sv[0], key_a, 1, 200, err, sizeof(err)), -ETIMEDOUT, "%s",
+		     err);
+	cr_expect(strstr(err, "did not complete the handshake within 200 ms"), "%s", err);
+	cr_expect_null(s);
+	shutdown(sv[1], SHUT_RDWR);
+	pthread_join(t, NULL);
 	close(sv[1]);
 }
 

@@ -9,6 +9,8 @@
 #   guestexit the guest ends on its own during the pre-copy: the source ends as it would have
 #   files     loopback, with the guest reading a file as it beats: the destination reopens it
 #             under its own --ro mount at the same offset
+#   stray     before the source, the destination gets an empty connection, random bytes and a
+#             connection that says nothing: it logs each and goes on listening; then loopback
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
 set -u
 B=$1
@@ -90,6 +92,21 @@ REF=$!
 
 "${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem ${MEM:-512M} "${MOUNT[@]}" >"$D/dst.out" 2>"$D/dst.err" &
 DST=$!
+if [ "$MODE" = stray ]; then
+  # The first connection that gets through is an empty one (it also waits for the listener).
+  for _ in $(seq 200); do (exec 5<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+  head -c 100 /dev/urandom >"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to the destination"
+  exec 6<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to the destination"
+  for _ in $(seq 1200); do
+    [ "$(grep -c 'refused (' "$D/dst.err")" -ge 3 ] && break
+    kill -0 $DST 2>/dev/null || fail "the destination ended on a stray connection"
+    sleep 0.05
+  done
+  exec 6>&-
+  [ "$(grep -c 'refused (' "$D/dst.err")" = 3 ] || fail "not one log line for each of 3 stray connections"
+  grep -q 'refused (1 of 16): .*closed the connection during the handshake' "$D/dst.err" || fail "no line for the empty connection"
+  grep -q 'refused (3 of 16): .*did not complete the handshake within 5000 ms' "$D/dst.err" || fail "no line for the silent connection"
+fi
 "${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem ${MEM:-512M} \
   "${MOUNT[@]}" "$HB" "$N" "$RATE" "$TOUCH" "${HBFILE[@]}" >"$D/src.out" 2>"$D/src.err" &
 SRC=$!
@@ -108,7 +125,8 @@ if [ "$MODE" = guestexit ]; then
   [ $CTL -ne 0 ] || fail "the migration of a guest that ended should have failed"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
   grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
-elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ]; then
+elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ] ||
+  [ "$MODE" = stray ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"

@@ -379,6 +379,13 @@ Test(migration, wrong_key)
 	migrate("wrongkey", "");
 }
 
+/* Stray connections (empty, random bytes, silent) before the source: each is logged, the
+ * destination listens on, and the real migration then succeeds. */
+Test(migration, stray_connections_leave_the_destination_listening)
+{
+	migrate("stray", "");
+}
+
 Test(migration, corrupted_stream)
 {
 	migrate("corrupt", "");
@@ -388,6 +395,36 @@ Test(migration, guest_ends_during_precopy)
 {
 	/* 2000 beats but 1.5 GiB to send: the guest is done long before the copy. */
 	migrate("guestexit", "N=300 TOUCH=1500 MEM=2G");
+}
+
+/* tests/monitor/ctl.sh MODE: sandbox-ctl's failures. */
+static void ctl_case(const char *mode)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), SBX_SOURCE_DIR "/tests/monitor/ctl.sh " SBX_BUILD_DIR " %s 2>&1",
+		 mode);
+	char *out = e2e_slurp(cmd, &st);
+	if (strstr(out, "SKIP: "))
+		cr_skip_test("%s", strstr(out, "SKIP: "));
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "PASS"), "%s", out);
+	free(out);
+}
+
+/* A dead control socket: exit 2, before the destination's connection or the snapshot file
+ * is touched; a destination or a file that fails: exit 1. */
+Test(control, a_dead_socket_exits_2_and_touches_nothing)
+{
+	ctl_case("deadsock");
+}
+
+/* sandbox-ctl killed while the monitor writes its snapshot: no file is left, and the sandbox
+ * that was to stop after the snapshot runs on. */
+Test(snapshot, a_killed_sandbox_ctl_leaves_nothing_and_the_sandbox_runs_on)
+{
+	ctl_case("killctl");
 }
 
 Test(control, pause_interrupts_a_long_sleep)
@@ -503,7 +540,8 @@ Test(migration, open_file_reopened_at_the_destination)
 }
 
 /* --leave-running: the source finishes; the compressed and the lazily mapped restores of the
- * same point finish the same way (the same beats from there on, the same memory checksum). */
+ * same point finish the same way (the same beats from there on, the same memory checksum), and
+ * --restore-lazy of the compressed one as --restore of it. */
 Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
 {
 	e2e_need_kvm();
@@ -516,11 +554,13 @@ Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
 		 "$C $D/c snapshot $D/z.snap --leave-running --compress >/dev/null; "
 		 "$C $D/c snapshot $D/r.snap --leave-running >/dev/null; wait $P; "
 		 "%s --restore $D/z.snap > $D/z; %s --restore-lazy $D/r.snap > $D/r; "
+		 "%s --restore-lazy $D/z.snap > $D/zl; cut -d' ' -f1,2 $D/z > $D/z2; "
+		 "cut -d' ' -f1,2 $D/zl > $D/zl2; cmp $D/z2 $D/zl2 && echo zl-same; "
 		 "echo \"src $(tail -1 $D/src | cut -d' ' -f2)\"; "
 		 "echo \"z $(head -1 $D/z) $(tail -1 $D/z | cut -d' ' -f2) $(grep -c . $D/z)\"; "
 		 "echo \"r $(head -1 $D/r) $(tail -1 $D/r | cut -d' ' -f2) $(grep -c . $D/r)\"; "
 		 "ls -s --block-size=1 $D/z.snap $D/r.snap",
-		 SANDBOX, SANDBOX, SANDBOX);
+		 SANDBOX, SANDBOX, SANDBOX, SANDBOX);
 	char *out = e2e_slurp(cmd, &st);
 	cr_assert_eq(st, 0, "%s", out);
 	char src[64] = "", zsum[64] = "", rsum[64] = "";
@@ -536,6 +576,8 @@ Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
 	/* Each restore prints its beats from its snapshot's point to 1200, then the checksum. */
 	cr_assert(z0 > 1 && zn == 1200 - z0 + 2, "%s", out);
 	cr_assert(r0 >= z0 && rn == 1200 - r0 + 2, "%s", out);
+	/* A compressed snapshot restores lazily too (read in: it has no image to map). */
+	cr_assert(strstr(out, "zl-same\n"), "%s", out);
 	free(out);
 }
 

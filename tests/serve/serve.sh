@@ -13,6 +13,9 @@
 #   reload     SIGHUP under load: the new handler binary answers, no request fails; a binary
 #              that cannot start keeps the old instances
 #   warm       --warm: the framing, a slow-init handler, a reload, isolation
+#   clients    one client address flooding connections (1100 request heads dripped line by
+#              line) leaves room for another address; a dripped request head is closed at
+#              --header-timeout
 # SERVE=path overrides the server (e.g. build/tests/serve/sandbox-serve-fake, no isolation).
 # Prints "PASS ..." or "FAIL: why" last; exit 0 on PASS, 77 to skip.
 set -u
@@ -198,6 +201,14 @@ raw() {
   exec 3<&- 3>&-
 }
 
+# rawall BYTES: sends them on a fresh connection, prints all it gets until the server closes it.
+rawall() {
+  exec 3<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect"
+  printf '%b' "$1" >&3
+  timeout 10 cat <&3 | tr -d '\r'
+  exec 3<&- 3>&-
+}
+
 mode_bad() {
   head -c 2097152 /dev/zero >"$D/2m"
   start --instances 1 --timeout 1s --max-body 1M --max-output 1M "$S/serve_bad-glibc"
@@ -208,6 +219,16 @@ mode_bad() {
   c=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n')
   [ "$c" = 400 ] || [ "$c" = "" ] || fail "malformed header: '$c'"
   alive "a malformed header"
+  # RFC 9112 6.3: a body length two headers disagree on is a 400 and the end of the
+  # connection (what follows the head is never read as a request of its own).
+  rawall 'POST /?mode=ok HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabcGET /?mode=ok HTTP/1.1\r\nHost: x\r\n\r\n' >"$D/cl2"
+  grep -q '^HTTP/1.1 400' "$D/cl2" || fail "two different Content-Length headers: $(head -1 "$D/cl2")"
+  [ "$(grep -c '^HTTP/1' "$D/cl2")" = 1 ] || fail "two different Content-Length headers: more than one response"
+  rawall 'POST /?mode=ok HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' >"$D/clte"
+  grep -q '^HTTP/1.1 400' "$D/clte" || fail "Content-Length with Transfer-Encoding: $(head -1 "$D/clte")"
+  grep -q "two different Content-Length headers" "$D/server.log" || fail "no log line for two Content-Length headers"
+  get samecl 200 -H 'Content-Length: 2' -H 'Content-Length: 2' -d 'ab' "$URL/?mode=ok"
+  alive "ambiguous body lengths"
   local big
   big=$(head -c 70000 /dev/zero | tr '\0' a)
   get bighdr 431 -H "X-Big: $big" "$URL/"
@@ -227,6 +248,10 @@ mode_bad() {
     alive "mode=$m"
   done
   grep -q "bad CGI response" "$D/server.log" || fail "no log line for a bad CGI response"
+  # --max-output is the response's (stdout): what the handler logs on stderr does not count.
+  get stderr 200 "$URL/?mode=stderr"
+  has stderr "ok"
+  grep -q "req [0-9a-f]*: guest: eeee" "$D/server.log" || fail "the handler's stderr is not in the log"
   get hang 504 "$URL/?mode=hang"
   get exit3 200 "$URL/?mode=exit3"
   has exit3 "ok"
@@ -339,7 +364,102 @@ mode_warm() {
   WARM=1 mode_isolation --warm
 }
 
+# clients.py PORT flood|loris: one hostile client (see mode_clients). Prints one result line.
+clients_py() {
+  python3 - "$@" <<'PY'
+import resource, select, socket, subprocess, sys, time
+port, what = int(sys.argv[1]), sys.argv[2]
+head = b"GET /?mode=ok HTTP/1.1\r\nHost: x\r\n"
+
+def closed(s):
+    """The server closed s (EOF or a reset), as far as can be seen now."""
+    p = select.poll()
+    p.register(s, select.POLLIN)
+    if not p.poll(0):
+        return False
+    try:
+        return s.recv(4096) == b""
+    except OSError:
+        return True
+
+if what == "flood":
+    # More connections than the server's 1024 in all, from 127.0.0.1, each a request head
+    # that never ends, dripped a line at a time (every byte restarts libmicrohttpd's own
+    # timeout); meanwhile a client at 127.0.0.2 asks for a page.
+    n = 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 100:
+        if hard != resource.RLIM_INFINITY and hard < n + 100:
+            print("SKIP: the open files limit is %d" % hard)
+            sys.exit(77)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 100, hard))
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(head)
+        except OSError:
+            pass
+        socks.append(s)
+    curl = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "30",
+                             "--interface", "127.0.0.2", "http://127.0.0.1:%d/?mode=ok" % port],
+                            stdout=subprocess.PIPE)
+    while curl.poll() is None:
+        for s in socks:
+            try:
+                s.sendall(b"X-Drip: 1\r\n")
+            except OSError:
+                pass
+        time.sleep(0.5)
+    code = curl.stdout.read().decode()
+    held = sum(1 for s in socks if not closed(s))
+    print("served=%s held=%d of %d" % (code, held, n))
+else:
+    # One request head dripped a line every half second for up to 60 s.
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head)
+    t0, result = time.monotonic(), "open"
+    while time.monotonic() - t0 < 60:
+        time.sleep(0.5)
+        try:
+            s.sendall(b"X-Drip: 1\r\n")
+        except OSError:
+            result = "closed"
+            break
+        if closed(s):
+            result = "closed"
+            break
+    print("%s after %.0f s" % (result, time.monotonic() - t0))
+PY
+}
+
+mode_clients() {
+  command -v python3 >/dev/null || skip "python3 is not installed"
+  start --instances 1 "$S/serve_bad-glibc"
+  local out rc
+  out=$(clients_py "$PORT" flood) && rc=0 || rc=$?
+  [ "$rc" = 77 ] && skip "$out"
+  echo "$out" | grep -q '^served=200 ' || fail "one client with 1100 connections locked another out: $out"
+  local held
+  held=$(echo "$out" | sed -n 's/.* held=\([0-9]*\) .*/\1/p')
+  [ "$held" -le 64 ] || fail "one client address holds $held connections (--max-connections-per-client is 64): $out"
+  alive "a flood of connections"
+  # A request head dripped line by line is closed at --header-timeout (10 s), from the
+  # connection's start, however often a byte comes.
+  out=$(clients_py "$PORT" loris)
+  echo "$out" | grep -q '^closed ' || fail "a request head dripped for 60 s was never closed: $out"
+  grep -q "connection from 127.0.0.1: no complete request head within --header-timeout 10000 ms" \
+    "$D/server.log" || fail "no log line for the connection closed at --header-timeout"
+  curl -s -m 10 "http://127.0.0.1:$APORT/-/metrics" | grep -q '^sandbox_serve_header_timeouts_total [1-9]' ||
+    fail "sandbox_serve_header_timeouts_total did not count it"
+  alive "a slow request head"
+  stop
+  echo "PASS clients: $(echo "$out" | head -1); one client's flood left room for another"
+}
+
 case "$MODE" in
-cgi | isolation | bad | load | reload | warm) "mode_$MODE" ;;
+cgi | isolation | bad | load | reload | warm | clients) "mode_$MODE" ;;
 *) echo "FAIL: unknown mode $MODE"; exit 2 ;;
 esac
