@@ -71,6 +71,34 @@ void sbx_vm_choose_cpus(struct sbx_vm *vm)
 	}
 }
 
+/* An absolute name for a host file, so that nothing after confinement needs the cwd to find it
+ * (libdw looks up debug info beside the program by its real path). "" when there is none. */
+static void absolute_path(const char *path, char *out, size_t len)
+{
+	char real[PATH_MAX], cwd[PATH_MAX];
+	out[0] = 0;
+	if (!path || !path[0])
+		return;
+	if (realpath(path, real))
+		snprintf(out, len, "%s", real);
+	else if (path[0] == '/')
+		snprintf(out, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)) &&
+		 (size_t)snprintf(out, len, "%.*s/%s", PATH_MAX, cwd, path) >= len)
+		out[0] = 0;
+}
+
+void sbx_host_facts(struct sbx_vm *vm)
+{
+	/* glibc looks for the time zone file on the first gmtime_r (the audit log's times)
+	 * whatever zone it then uses: once, now, rather than after confinement. */
+	tzset();
+	vm->host.uid = (uint32_t)getuid();
+	vm->host.gid = (uint32_t)getgid();
+	absolute_path(vm->cfg.prog, vm->host.prog, sizeof(vm->host.prog));
+	absolute_path(vm->cfg.debug_file, vm->host.debug_file, sizeof(vm->host.debug_file));
+}
+
 /* A VM without KVM: guest RAM, handle table and cwd only. Enough for the exit handler and the
  * hypercalls, so tests and fuzzers can drive them with made-up exits and requests. */
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
@@ -93,6 +121,7 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	pthread_mutex_init(&vm->ring_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
+	sbx_host_facts(vm);
 	*out = vm;
 
 	uint64_t mem = (cfg->mem_size + 2 * MIB - 1) & ~(2 * MIB - 1);
@@ -197,8 +226,8 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->stack_top = vm->mem_size;
 	b->pid = 1;
 	b->ppid = 0;
-	b->uid = (uint32_t)getuid();
-	b->gid = (uint32_t)getgid();
+	b->uid = vm->host.uid;
+	b->gid = vm->host.gid;
 	b->umask = 022;
 	b->nofile = sbx_fd_ceiling(vm);
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
@@ -246,10 +275,10 @@ void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
 	    .execfn = argv[0],
 	    .hwcap = edx,
 	    .hwcap2 = 2, /* HWCAP2_FSGSBASE: CR4.FSGSBASE is set */
-	    .uid = getuid(),
-	    .euid = getuid(),
-	    .gid = getgid(),
-	    .egid = getgid(),
+	    .uid = vm->host.uid,
+	    .euid = vm->host.uid,
+	    .gid = vm->host.gid,
+	    .egid = vm->host.gid,
 	    .clktck = 100,
 	    .sysinfo_ehdr = SBX_VDSO_ADDR,
 	    .minsigstksz = sbx_xstate_sigstack_min(sbx_xstate_bytes(&vm->xs, vm->xcr0)),

@@ -112,7 +112,10 @@ static void write_json(struct sbx_vm *vm, const struct sbx_fault *f, const char 
 void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 {
 	FILE *o = vm->cfg.log;
-	struct sbx_symbols *syms = sbx_sym_open(vm->cfg.prog, vm->img.bias, vm->cfg.debug_file);
+	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
+	struct sbx_symbols *syms =
+	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->img.bias,
+			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
 	int truncated = 0;
 	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);

@@ -199,7 +199,10 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	if (vm->cfg.control_path && vm->control_fd < 0 &&
 	    sbx_control_start(vm, err, sizeof(err)) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
-	/* Once: a second run after a reset is already confined (a filter cannot be removed). */
+	/* Once: a second run after a reset is already confined (a filter cannot be removed).
+	 * What the run reads of the host is read now (a restore named its program late). */
+	if (!vm->confined)
+		sbx_host_facts(vm);
 	if (!vm->cfg.no_confine && !vm->confined && sbx_confine(vm, err, sizeof(err)) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
 	vm->confined = 1;

@@ -98,12 +98,13 @@ static int vcpu_piece(struct sbx_vm *vm, struct sbx_sio *io)
 }
 
 /* The image section carries the ELF's host path too, so a restored sandbox's crash reports
- * can find its symbols (used only when the file's hash still matches). */
+ * can find its symbols (used only when the file's hash still matches). Absolute, so that a
+ * restore from another directory finds it. */
 static int image_piece(struct sbx_vm *vm, struct sbx_sio *io)
 {
 	char prog[POLICY_PATH_MAX] = "";
 	if (!io->load && vm->cfg.prog)
-		snprintf(prog, sizeof(prog), "%s", vm->cfg.prog);
+		snprintf(prog, sizeof(prog), "%s", vm->host.prog[0] ? vm->host.prog : vm->cfg.prog);
 	sbx_state_image(vm, io);
 	sbx_sio_str(io, prog, sizeof(prog));
 	return io->err;

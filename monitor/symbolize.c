@@ -42,6 +42,8 @@ static const Dwfl_Callbacks sbx_dwfl_callbacks = {
 
 struct sbx_symbols *sbx_sym_open(const char *path, uint64_t bias, const char *debug_file)
 {
+	if (!path)
+		return NULL; /* no symbols: the report says the program is stripped */
 	struct sbx_symbols *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;

@@ -94,6 +94,14 @@ struct sbx_vm {
 	uint64_t entry_rsp;
 	uint64_t stack_guard; /* guest address of the stack guard page */
 	char exe_path[256];
+	/* What the monitor knows of the host, read before it confines itself: after that, the
+	 * calls that would read it (getuid, getcwd for a relative path...) are forbidden, and
+	 * handlers and reports read these instead (sbx_host_facts). */
+	struct sbx_host {
+		uint32_t uid, gid;
+		char prog[POLICY_PATH_MAX];	  /* cfg.prog, absolute ("" if it cannot be) */
+		char debug_file[POLICY_PATH_MAX]; /* cfg.debug_file, absolute ("" if none) */
+	} host;
 
 	/* Ring state: `ring_lock` makes the polling thread and the vCPU thread take turns. */
 	pthread_mutex_t ring_lock;
@@ -289,6 +297,9 @@ void sbx_control_stop(struct sbx_vm *vm);
  * NULL means the policy's environment. */
 void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
 		    struct loader_stack_args *sa);
+/* Reads the host facts of vm->host (again: a restore names its program late). Before
+ * confinement only. */
+void sbx_host_facts(struct sbx_vm *vm);
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 
 /* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
