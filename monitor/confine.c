@@ -493,10 +493,14 @@ static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 /* Landlock domains are per thread and the kernel has no TSYNC for them (before ABI 8): every
  * other thread of the process is asked, by a signal whose handler calls landlock_restrict_self
  * itself, to take the same ruleset. */
+#define LL_MAX_THREADS 256
+
 struct ll_sync {
 	int ruleset_fd;
 	atomic_int done; /* futex word: threads that ran the handler */
 	atomic_int failed;
+	atomic_int nanswered;
+	atomic_int answered[LL_MAX_THREADS]; /* their tids */
 };
 
 static void ll_sync_handler(int sig, siginfo_t *si, void *uc)
@@ -511,6 +515,9 @@ static void ll_sync_handler(int sig, siginfo_t *si, void *uc)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_landlock_restrict_self, s->ruleset_fd, 0) < 0)
 		atomic_fetch_add(&s->failed, 1);
+	int i = atomic_fetch_add(&s->nanswered, 1);
+	if (i < LL_MAX_THREADS)
+		atomic_store(&s->answered[i], gettid());
 	atomic_fetch_add(&s->done, 1);
 	syscall(SYS_futex, &s->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	errno = e;
@@ -529,10 +536,28 @@ static int ll_pick_signal(struct sigaction *old)
 	return -1;
 }
 
+/* Threads that did not answer and no longer exist. A thread just joined is still listed in
+ * /proc/self/task (and takes signals) until the kernel releases it, but it never runs a
+ * handler again: it needs no restrictions, and waiting for it would fail confinement. */
+static int ll_gone(struct ll_sync *s, const pid_t *tids, int n)
+{
+	int gone = 0, answered = atomic_load(&s->nanswered);
+	if (answered > LL_MAX_THREADS)
+		answered = LL_MAX_THREADS;
+	for (int i = 0; i < n; i++) {
+		int a = 0;
+		for (int k = 0; k < answered && !a; k++)
+			a = atomic_load(&s->answered[k]) == tids[i];
+		if (!a && syscall(SYS_tgkill, getpid(), tids[i], 0) < 0 && errno == ESRCH)
+			gone++;
+	}
+	return gone;
+}
+
 static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
 {
 	pid_t self = gettid(), pid = getpid();
-	pid_t tids[256];
+	pid_t tids[LL_MAX_THREADS];
 	int n = 0;
 	DIR *d = opendir("/proc/self/task");
 	if (!d) {
@@ -585,20 +610,21 @@ static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
 		si.si_pid = pid;
 		si.si_uid = getuid();
 		si.si_value.sival_ptr = s;
+		/* ESRCH: the thread has ended meanwhile. The rest are waited for. */
 		if (syscall(SYS_rt_tgsigqueueinfo, pid, tids[i], sig, &si) == 0)
-			want++;
-		/* ESRCH: the thread has ended meanwhile. */
+			tids[want++] = tids[i];
 	}
 	struct timespec t0, now;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int done;
-	while ((done = atomic_load(&s->done)) < want) {
+	while ((done = atomic_load(&s->done)) + ll_gone(s, tids, want) < want) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - t0.tv_sec >= 2)
 			break;
-		struct timespec rel = {.tv_sec = 0, .tv_nsec = 50000000};
+		struct timespec rel = {.tv_sec = 0, .tv_nsec = 5000000};
 		syscall(SYS_futex, &s->done, FUTEX_WAIT_PRIVATE, done, &rel, NULL, 0);
 	}
+	done += ll_gone(s, tids, want);
 	/* SIG_IGN discards what is still pending, so no late delivery meets SIG_DFL (which would
 	 * end the process). */
 	struct sigaction ign;
