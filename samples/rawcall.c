@@ -6,24 +6,30 @@
  *   rawcall unknown  - an unknown call number: the monitor must end the run
  *   rawcall overrun  - a ring head far past the tail: the monitor must end the run
  *   rawcall exit V   - SBX_CALL_EXIT with status V as it is (decimal, or hex with 0x): the
- *                      monitor must end the run with V's meaning, or as an ABI violation */
-#include "sbx_abi.h"
-
-#define RING ((volatile struct sbx_ring *)SBX_RING_ADDR)
-#define BOOT ((volatile struct sbx_bootinfo *)SBX_BOOTINFO_ADDR)
+ *                      monitor must end the run with V's meaning, or as an ABI violation
+ *   rawcall calls NR [ARG] - every argument kind for call NR (rawcall_calls.c) */
+#include "rawcall.h"
 #define EFAULT 14
 #define EBADF 9
 #define EINVAL 22
 #define ENAMETOOLONG 36
 #define ENOENT 2
 
-/* The compiler may turn fill loops into calls to these; there is no libc. */
-void *memset(void *d, int c, unsigned long n);
+/* The compiler may turn fill loops and struct copies into calls to these; there is no libc. */
 void *memset(void *d, int c, unsigned long n)
 {
 	volatile unsigned char *p = d;
 	while (n--)
 		*p++ = (unsigned char)c;
+	return d;
+}
+
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+	volatile unsigned char *p = d;
+	const volatile unsigned char *q = s;
+	while (n--)
+		*p++ = *q++;
 	return d;
 }
 
@@ -38,18 +44,13 @@ static void doorbell(void)
 		*(volatile uint8_t *)SBX_DOORBELL_VA = 0;
 }
 
-static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
+int64_t rawcall7(uint32_t nr, const uint64_t a[7])
 {
 	volatile struct sbx_slot *s = &RING->slots[RING->head % SBX_RING_SLOTS];
 	s->nr = nr;
 	s->pad = 0;
-	s->u.a[0] = a0;
-	s->u.a[1] = a1;
-	s->u.a[2] = a2;
-	s->u.a[3] = a3;
-	s->u.a[4] = a4;
-	s->u.a[5] = 0;
-	s->u.a[6] = 0;
+	for (int i = 0; i < 7; i++)
+		s->u.a[i] = a[i];
 	s->seq = ++seq;
 	__atomic_store_n(&RING->head, RING->head + 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&RING->flags, __ATOMIC_SEQ_CST) & SBX_RING_NEED_WAKEUP)
@@ -63,6 +64,12 @@ static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t
 	return s->ret;
 }
 
+static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
+{
+	const uint64_t a[7] = {a0, a1, a2, a3, a4, 0, 0};
+	return rawcall7(nr, a);
+}
+
 static uint64_t len(const char *s)
 {
 	uint64_t n = 0;
@@ -71,13 +78,15 @@ static uint64_t len(const char *s)
 	return n;
 }
 
-static void say(const char *s)
+int rawcall_out = 1;
+
+void rawcall_say(const char *s)
 {
 	/* struct sbx_rw: fd and pad share a[0] */
-	call(SBX_CALL_WRITE, 1, (uint64_t)s, len(s), 0, 0);
+	call(SBX_CALL_WRITE, (uint32_t)rawcall_out, (uint64_t)s, len(s), 0, 0);
 }
 
-static void say_num(int64_t v)
+void rawcall_say_num(int64_t v)
 {
 	static char buf[24];
 	int i = 23, neg = v < 0;
@@ -89,7 +98,7 @@ static void say_num(int64_t v)
 	} while (u);
 	if (neg)
 		buf[--i] = '-';
-	say(buf + i);
+	rawcall_say(buf + i);
 }
 
 static void expect(const char *what, int64_t got, int64_t want)
@@ -98,16 +107,16 @@ static void expect(const char *what, int64_t got, int64_t want)
 	if (got == want)
 		return;
 	failures++;
-	say("FAIL ");
-	say(what);
-	say(": got ");
-	say_num(got);
-	say(", want ");
-	say_num(want);
-	say("\n");
+	rawcall_say("FAIL ");
+	rawcall_say(what);
+	rawcall_say(": got ");
+	rawcall_say_num(got);
+	rawcall_say(", want ");
+	rawcall_say_num(want);
+	rawcall_say("\n");
 }
 
-static void __attribute__((noreturn)) leave(uint64_t status)
+void rawcall_leave(uint64_t status)
 {
 	call(SBX_CALL_EXIT, status, 0, 0, 0, 0);
 	for (;;)
@@ -173,12 +182,31 @@ static void garbage(int calls)
 	for (int i = 0; i < calls; i++)
 		bad += call(SBX_CALL_GETCWD, 0, (uint64_t)cwdbuf, sizeof(cwdbuf), 0, 0) != 2;
 	expect("many getcwd calls", bad, 0);
-	say("rawcall: ");
-	say_num(checks);
-	say(" checks, ");
-	say_num(failures);
-	say(" failed\n");
-	leave(failures ? 1 : 0);
+	rawcall_say("rawcall: ");
+	rawcall_say_num(checks);
+	rawcall_say(" checks, ");
+	rawcall_say_num(failures);
+	rawcall_say(" failed\n");
+	rawcall_leave(failures ? 1 : 0);
+}
+
+/* Decimal, or hexadecimal after 0x. */
+static uint64_t number(const char *p)
+{
+	uint64_t v = 0;
+	if (p[0] == '0' && p[1] == 'x') {
+		for (p += 2;; p++) {
+			int d = *p >= '0' && *p <= '9'	 ? *p - '0'
+				: *p >= 'a' && *p <= 'f' ? *p - 'a' + 10
+							 : -1;
+			if (d < 0)
+				return v;
+			v = v * 16 + (uint64_t)d;
+		}
+	}
+	for (; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	return v;
 }
 
 void rawcall_main(uint64_t *sp);
@@ -188,31 +216,16 @@ void rawcall_main(uint64_t *sp)
 	const char *mode = argc > 1 ? (const char *)sp[2] : "";
 	if (streq(mode, "noabi")) {
 		call(SBX_CALL_WRITE, 1, (uint64_t) "x", 1, 0, 0); /* no handshake */
-		leave(0);
+		rawcall_leave(0);
 	}
 	RING->abi_version = SBX_ABI_VERSION;
-	if (streq(mode, "garbage")) {
-		int calls = 0;
-		for (const char *p = argc > 2 ? (const char *)sp[3] : "1000000";
-		     *p >= '0' && *p <= '9'; p++)
-			calls = calls * 10 + (*p - '0');
-		garbage(calls);
-	}
-	if (streq(mode, "exit") && argc > 2) {
-		const char *p = (const char *)sp[3];
-		uint64_t v = 0, base = 10;
-		if (p[0] == '0' && p[1] == 'x')
-			base = 16, p += 2;
-		for (; *p; p++) {
-			uint64_t d = *p >= '0' && *p <= '9'   ? (uint64_t)(*p - '0')
-				     : *p >= 'a' && *p <= 'f' ? (uint64_t)(*p - 'a' + 10)
-							      : 99;
-			if (d >= base)
-				break;
-			v = v * base + d;
-		}
-		leave(v);
-	}
+	if (streq(mode, "garbage"))
+		garbage((int)number(argc > 2 ? (const char *)sp[3] : "1000000"));
+	if (streq(mode, "exit") && argc > 2)
+		rawcall_leave(number((const char *)sp[3]));
+	if (streq(mode, "calls") && argc > 2)
+		rawcall_calls((uint32_t)number((const char *)sp[3]),
+			      argc > 3 ? number((const char *)sp[4]) : 0);
 	if (streq(mode, "unknown"))
 		call(9999, 0, 0, 0, 0, 0);
 	if (streq(mode, "overrun")) {
@@ -220,8 +233,8 @@ void rawcall_main(uint64_t *sp)
 		for (;;)
 			doorbell();
 	}
-	say("rawcall: unknown mode\n");
-	leave(2);
+	rawcall_say("rawcall: unknown mode\n");
+	rawcall_leave(2);
 }
 
 __asm__(".globl _start\n_start:\n\tmov %rsp, %rdi\n\tand $-16, %rsp\n\tcall rawcall_main\n\tud2\n");

@@ -1,0 +1,772 @@
+/* rawcall calls NR [ARG]: call NR with every kind of argument a hostile guest can give, so that
+ * every host call its handler can make is made by a confined monitor (the test is
+ * tests/confine/test_confine_e2e.c, which also makes the mounts below).
+ *
+ * Targets: stdio; the virtual root and /a, a virtual directory above the mount /a/b; a
+ * read-only mount /ro (a file, a directory, symlinks out of it), a file mount /single, a
+ * read-write mount /rw and a --tmp directory /scratch (files and directories); a closed
+ * descriptor and numbers that were never handles. Buffers: inside RAM, at address 0, across
+ * its end, past it, and wrapping around. Paths: absolute, relative to the cwd and to each
+ * handle, empty (the handle itself), escaping, too long, with a NUL, outside RAM.
+ *
+ * `rows` has one entry per call number of the ABI: a number without one ends the run with
+ * status 3 and says so, so a new call cannot go untested. Numbers past the ABI, and NONE, must
+ * end the run (the monitor's "unknown hypercall"). EXIT's ARG is its status word. Otherwise
+ * the last line is "rawcall: call NR: N requests (S succeeded), all answered" (exit 0) when
+ * every request came back with a result or an errno. */
+#include "rawcall.h"
+
+/* Linux x86-64 values: there are no libc headers here. */
+#define O_RDONLY 0
+#define O_WRONLY 1
+#define O_RDWR 2
+#define O_CREAT 0100
+#define O_EXCL 0200
+#define O_TRUNC 01000
+#define O_APPEND 02000
+#define O_NONBLOCK 04000
+#define O_DIRECTORY 0200000
+#define O_NOFOLLOW 0400000
+#define O_CLOEXEC 02000000
+#define O_TMPFILE 020200000
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define AT_REMOVEDIR 0x200
+#define AT_EACCESS 0x200
+#define AT_SYMLINK_FOLLOW 0x400
+#define AT_EMPTY_PATH 0x1000
+#define F_GETFD 1
+#define F_SETFD 2
+#define F_GETFL 3
+#define F_SETFL 4
+#define F_GETLK 5
+#define F_SETLK 6
+#define F_SETLKW 7
+#define F_DUPFD_CLOEXEC 1030
+#define TCGETS 0x5401
+#define TIOCSTI 0x5412
+#define TIOCGWINSZ 0x5413
+#define FIONREAD 0x541b
+#define FIONBIO 0x5421
+#define POLLIN 1
+#define POLLOUT 4
+#define UTIME_OMIT ((1l << 30) - 2l)
+#define UTIME_NOW ((1l << 30) - 1l)
+
+#define AT ((uint64_t)(uint32_t)SBX_AT_FDCWD)
+#define OUT_FD 900 /* the guest's stdout, kept where no row reaches it */
+#define CLOSED_FD 700
+
+/* Guest memory: the upper half of RAM is unused by this program (no kernel, no heap). */
+static uint64_t top, scratch;
+#define BUF (scratch)		       /* 64 KiB, filled with '.' */
+#define STR (scratch + 0x10000)	       /* strings made at run time */
+#define IOV (scratch + 0x20000)	       /* iovecs, pollfds, flocks, timespecs, trace args */
+#define PAGES (scratch + (4ull << 20)) /* DISCARD and POPULATE */
+
+/* ---- Requests and their answers ---- */
+
+static uint64_t requests, succeeded, unanswered;
+static uint32_t this_call;
+
+static int64_t req(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+		   uint64_t a5, uint64_t a6)
+{
+	const uint64_t a[7] = {a0, a1, a2, a3, a4, a5, a6};
+	int64_t r = rawcall7(nr, a);
+	requests++;
+	succeeded += r >= 0;
+	if (r < -4095) {
+		unanswered++;
+		rawcall_say("rawcall: request ");
+		rawcall_say_num((int64_t)requests);
+		rawcall_say(" got neither a result nor an errno: ");
+		rawcall_say_num(r);
+		rawcall_say("\n");
+	}
+	return r;
+}
+
+static int64_t req1(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+	return req(nr, a0, a1, a2, a3, 0, 0, 0);
+}
+
+static uint64_t slen(const char *s)
+{
+	uint64_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+/* struct sbx_path in the seven argument words. */
+static int64_t path_req(uint32_t nr, uint64_t dirfd, uint32_t flags, uint64_t path,
+			uint32_t path_len, uint32_t mode, uint64_t buf, uint64_t buf_len,
+			uint64_t dirfd2, uint64_t path2, uint32_t path2_len)
+{
+	return req(nr, (uint32_t)dirfd | (uint64_t)flags << 32, path,
+		   path_len | (uint64_t)mode << 32, buf, buf_len,
+		   (uint32_t)dirfd2 | (uint64_t)path2_len << 32, path2);
+}
+
+static void close_fd(int64_t fd)
+{
+	req1(SBX_CALL_CLOSE, (uint64_t)fd, 0, 0, 0);
+}
+
+/* ---- Targets: handles ---- */
+
+enum {
+	F_STDIN,
+	F_STDOUT,
+	F_STDERR,
+	F_ROOT,
+	F_VDIR,
+	F_NESTED,
+	F_NESTED_FILE,
+	F_RO,
+	F_RO_FILE,
+	F_RO_DIR,
+	F_SINGLE,
+	F_RW,
+	F_RW_FILE,
+	F_RW_DIR,
+	F_TMP,
+	F_TMP_FILE,
+	F_CLOSED,
+	F_UNUSED,
+	F_TOO_BIG,
+	F_NEGATIVE,
+	F_HIGH_BITS,
+	NFD
+};
+
+static const struct {
+	const char *path;
+	uint32_t flags;
+} fd_paths[NFD] = {
+    [F_ROOT] = {"/", O_RDONLY | O_DIRECTORY},
+    [F_VDIR] = {"/a", O_RDONLY},
+    [F_NESTED] = {"/a/b", O_RDONLY | O_DIRECTORY},
+    [F_NESTED_FILE] = {"/a/b/file", O_RDONLY},
+    [F_RO] = {"/ro", O_RDONLY | O_DIRECTORY},
+    [F_RO_FILE] = {"/ro/file", O_RDONLY},
+    [F_RO_DIR] = {"/ro/dir", O_RDONLY | O_DIRECTORY},
+    [F_SINGLE] = {"/single", O_RDONLY},
+    [F_RW] = {"/rw", O_RDONLY | O_DIRECTORY},
+    [F_RW_FILE] = {"/rw/file", O_RDWR},
+    [F_RW_DIR] = {"/rw/dir", O_RDONLY | O_DIRECTORY},
+    [F_TMP] = {"/scratch", O_RDONLY | O_DIRECTORY},
+    [F_TMP_FILE] = {"/scratch/file", O_RDWR | O_CREAT},
+};
+
+static int64_t fds[NFD];
+static int64_t saved_stdio[3];
+
+/* Every handle afresh (a row may have closed or replaced any of them), stdio included. */
+static void setup_fds(void)
+{
+	for (int i = F_ROOT; i <= F_TMP_FILE; i++)
+		if (fds[i] >= 3 && fds[i] < 1024)
+			close_fd(fds[i]);
+	for (int i = 0; i < 3; i++) {
+		if (saved_stdio[i] >= 0)
+			req1(SBX_CALL_DUP, (uint64_t)saved_stdio[i], (uint64_t)i, 0, 0);
+		fds[i] = i;
+	}
+	for (int i = F_ROOT; i <= F_TMP_FILE; i++)
+		fds[i] = path_req(SBX_CALL_OPEN, AT, fd_paths[i].flags, (uint64_t)fd_paths[i].path,
+				  (uint32_t)slen(fd_paths[i].path), 0644, 0, 0, 0, 0, 0);
+	req1(SBX_CALL_DUP, 1, CLOSED_FD, 0, 0);
+	close_fd(CLOSED_FD);
+	fds[F_CLOSED] = CLOSED_FD;
+	fds[F_UNUSED] = 999;
+	fds[F_TOO_BIG] = 5000;
+	fds[F_NEGATIVE] = -1;
+	fds[F_HIGH_BITS] = (int64_t)0x100000001ull;
+}
+
+/* ---- Targets: buffers ---- */
+
+enum { P_GOOD, P_ZERO, P_EDGE, P_PAST, P_WRAP, NPTR };
+
+static uint64_t ptr(int kind, uint64_t good)
+{
+	switch (kind) {
+	case P_GOOD:
+		return good;
+	case P_ZERO:
+		return 0; /* guest-physical 0 is RAM the program never maps */
+	case P_EDGE:
+		return top - 8;
+	case P_PAST:
+		return top + 4096;
+	default:
+		return ~0ull - 8;
+	}
+}
+
+/* Address 0 is RAM: a long write there would reach the descriptor tables and the ring. */
+static int harmless(int kind, uint64_t len)
+{
+	return kind != P_ZERO || len <= 4096;
+}
+
+/* ---- Targets: paths ---- */
+
+enum { B_NONE, B_PAST, B_EDGE, B_WRAP, B_LONG, B_NUL, B_DEEP, B_EMPTY };
+
+struct opnd {
+	int dir; /* -1: AT_FDCWD, else an F_* handle */
+	int bad; /* B_*: how the path itself is broken */
+	const char *path;
+};
+
+static const struct opnd opnds[] = {
+    {-1, 0, "/"},
+    {-1, 0, "/a"},
+    {-1, 0, "/a/b"},
+    {-1, 0, "/a/b/file"},
+    {-1, 0, "/a/new"},
+    {-1, 0, "/a/b/new"},
+    {-1, 0, "/ro"},
+    {-1, 0, "/ro/file"},
+    {-1, 0, "/ro/dir"},
+    {-1, 0, "/ro/link"},
+    {-1, 0, "/ro/dangling"},
+    {-1, 0, "/ro/new"},
+    {-1, 0, "/single"},
+    {-1, 0, "/single/x"},
+    {-1, 0, "/rw"},
+    {-1, 0, "/rw/file"},
+    {-1, 0, "/rw/dir"},
+    {-1, 0, "/rw/link"},
+    {-1, 0, "/rw/up"},
+    {-1, 0, "/rw/up/x"},
+    {-1, 0, "/rw/new"},
+    {-1, 0, "/rw/dir/new"},
+    {-1, 0, "/scratch"},
+    {-1, 0, "/scratch/file"},
+    {-1, 0, "/scratch/new"},
+    {-1, 0, "/etc/passwd"},
+    {-1, 0, "/ro/../../etc/passwd"},
+    {-1, 0, "//ro/./file/"},
+    {-1, 0, "ro/file"},
+    {-1, 0, "a"},
+    {-1, 0, "."},
+    {-1, 0, ".."},
+    {F_RO, 0, "file"},
+    {F_RO, 0, "new"},
+    {F_RO, 0, "../etc/passwd"},
+    {F_VDIR, 0, "b/file"},
+    {F_VDIR, 0, "new"},
+    {F_ROOT, 0, "ro"},
+    {F_RW, 0, "new2"},
+    {F_RW_DIR, 0, "new3"},
+    {F_TMP, 0, "new2"},
+    {F_NESTED, 0, "file"},
+    {F_RO_FILE, 0, "x"},
+    {F_STDOUT, 0, "x"},
+    {F_UNUSED, 0, "x"},
+    {F_CLOSED, 0, "x"},
+    {F_NEGATIVE, 0, "x"},
+    {-1, B_PAST, 0},
+    {-1, B_EDGE, 0},
+    {-1, B_WRAP, 0},
+    {-1, B_LONG, 0},
+    {-1, B_NUL, 0},
+    {-1, B_DEEP, 0},
+    {-1, B_EMPTY, 0},
+};
+#define NOPND (sizeof(opnds) / sizeof(opnds[0]))
+
+/* The second path of RENAME, LINK and SYMLINK. */
+static const struct opnd opnds2[] = {
+    {-1, 0, "/rw/new"}, {-1, 0, "/rw/dir/moved"}, {-1, 0, "/rw/file"}, {-1, 0, "/scratch/new"},
+    {-1, 0, "/ro/new"}, {-1, 0, "/a/new"},	  {-1, 0, "/"},	       {-1, 0, "/a/b/x"},
+    {-1, 0, "/single"}, {-1, 0, "/etc/x"},	  {F_RW, 0, "rel"},    {F_UNUSED, 0, "x"},
+    {-1, B_PAST, 0},	{-1, B_EMPTY, 0},
+};
+#define NOPND2 (sizeof(opnds2) / sizeof(opnds2[0]))
+
+/* Strings the broken kinds need, made once. */
+static uint64_t str_nul, str_long, str_deep;
+
+static void make_strings(void)
+{
+	char *s = (char *)STR;
+	const char nul[] = "/ro/file\0/x";
+	memcpy(s, nul, sizeof(nul));
+	str_nul = STR;
+	str_long = STR + 64;
+	for (int i = 0; i < 5000; i++)
+		s[64 + i] = i % 2 ? 'x' : '/';
+	str_deep = STR + 8192;
+	for (int i = 0; i < 4000; i++)
+		s[8192 + i] = "../"[i % 3];
+}
+
+/* The address, length and directory handle of an operand; `handle` gives the empty path. */
+static void operand(const struct opnd *o, uint64_t *dirfd, uint64_t *addr, uint32_t *len)
+{
+	*dirfd = o->dir < 0 ? AT : (uint64_t)fds[o->dir];
+	*addr = (uint64_t)o->path;
+	*len = o->path ? (uint32_t)slen(o->path) : 8;
+	switch (o->bad) {
+	case B_PAST:
+		*addr = top + 4096;
+		break;
+	case B_EDGE:
+		*addr = top - 4;
+		*len = 64;
+		break;
+	case B_WRAP:
+		*addr = ~0ull - 8;
+		*len = 64;
+		break;
+	case B_LONG:
+		*addr = str_long;
+		*len = 5000;
+		break;
+	case B_NUL:
+		*addr = str_nul;
+		*len = 11;
+		break;
+	case B_DEEP:
+		*addr = str_deep;
+		*len = 4000;
+		break;
+	case B_EMPTY:
+		*addr = STR;
+		*len = 0;
+		break;
+	}
+}
+
+/* ---- The rows ---- */
+
+struct pvar {
+	uint32_t flags, mode;
+	int buf; /* P_* kind, or -1 for none (0) */
+	uint64_t buf_len;
+};
+
+static const struct pvar v_open[] = {
+    {O_RDONLY, 0, -1, 0},
+    {O_RDONLY | O_DIRECTORY, 0, -1, 0},
+    {O_WRONLY, 0, -1, 0},
+    {O_RDWR | O_CREAT, 0644, -1, 0},
+    {O_WRONLY | O_CREAT | O_EXCL, 0600, -1, 0},
+    {O_RDWR | O_TRUNC, 0, -1, 0},
+    {O_TMPFILE | O_RDWR, 0600, -1, 0},
+    {O_RDONLY | O_NOFOLLOW, 0, -1, 0},
+    {O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0, -1, 0},
+    {0xffffffff, 07777, -1, 0},
+};
+static const struct pvar v_stat[] = {
+    {0, 0, P_GOOD, 144}, {AT_SYMLINK_NOFOLLOW, 0, P_GOOD, 144},
+    {0, 0, P_PAST, 144}, {0, 0, P_GOOD, 10},
+    {0, 0, P_ZERO, 144}, {0xffffffff, 0, P_EDGE, 144},
+};
+static const struct pvar v_readlink[] = {
+    {0, 0, P_GOOD, 64}, {0, 0, P_GOOD, 0}, {0, 0, P_PAST, 64}, {0, 0, P_EDGE, 64}};
+static const struct pvar v_mkdir[] = {{0, 0755, -1, 0}, {0, 07777, -1, 0}};
+static const struct pvar v_unlink[] = {{0, 0, -1, 0}, {AT_REMOVEDIR, 0, -1, 0}, {~0u, 0, -1, 0}};
+static const struct pvar v_chdir[] = {{0, 0, -1, 0}};
+static const struct pvar v_access[] = {{0, 0, -1, 0},
+				       {0, 4, -1, 0},
+				       {AT_EACCESS, 2, -1, 0},
+				       {AT_SYMLINK_NOFOLLOW, 5, -1, 0},
+				       {~0u, ~0u, -1, 0}};
+static const struct pvar v_chmod[] = {{0, 0644, -1, 0}, {AT_SYMLINK_NOFOLLOW, 06777, -1, 0}};
+static const struct pvar v_utimens[] = {
+    {0, 0, -1, 0}, {0, 0, P_GOOD, 32}, {0, 0, P_PAST, 32}, {0, 0, P_EDGE, 32}};
+static const struct pvar v_statfs[] = {
+    {0, 0, P_GOOD, 120}, {0, 0, P_GOOD, 8}, {0, 0, P_PAST, 120}, {0, 0, P_ZERO, 120}};
+static const struct pvar v_rename[] = {{0, 0, -1, 0}};
+static const struct pvar v_link[] = {
+    {0, 0, -1, 0}, {AT_SYMLINK_FOLLOW, 0, -1, 0}, {AT_EMPTY_PATH, 0, -1, 0}, {0x8000, 0, -1, 0}};
+
+static void path_vars(uint32_t nr, const struct pvar **v, int *n)
+{
+	switch (nr) {
+#define CASE(call, arr)                                                                            \
+	case call:                                                                                 \
+		*v = arr;                                                                          \
+		*n = (int)(sizeof(arr) / sizeof(arr[0]));                                          \
+		return;
+		CASE(SBX_CALL_OPEN, v_open)
+		CASE(SBX_CALL_STAT, v_stat)
+		CASE(SBX_CALL_READLINK, v_readlink)
+		CASE(SBX_CALL_MKDIR, v_mkdir)
+		CASE(SBX_CALL_UNLINK, v_unlink)
+		CASE(SBX_CALL_CHDIR, v_chdir)
+		CASE(SBX_CALL_ACCESS, v_access)
+		CASE(SBX_CALL_CHMOD, v_chmod)
+		CASE(SBX_CALL_UTIMENS, v_utimens)
+		CASE(SBX_CALL_STATFS, v_statfs)
+		CASE(SBX_CALL_RENAME, v_rename)
+		CASE(SBX_CALL_LINK, v_link)
+		CASE(SBX_CALL_SYMLINK, v_rename)
+#undef CASE
+	}
+	*v = 0;
+	*n = 0;
+}
+
+/* What a successful call leaves behind that would change the next one's meaning. */
+static void undo(uint32_t nr, int64_t r)
+{
+	if (nr == SBX_CALL_OPEN && r >= 3)
+		close_fd(r);
+	if (nr == SBX_CALL_CHDIR)
+		path_req(SBX_CALL_CHDIR, AT, 0, (uint64_t) "/", 1, 0, 0, 0, 0, 0, 0);
+}
+
+/* Calls that name one path: every operand, and every handle with an empty path (the handle
+ * itself for CHDIR, CHMOD, UTIMENS and STATFS), in each of the call's variants. */
+static void row_path(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const struct pvar *v;
+	int nv;
+	path_vars(nr, &v, &nv);
+	int64_t *times = (int64_t *)IOV;
+	times[0] = 0;
+	times[1] = UTIME_NOW;
+	times[2] = 0;
+	times[3] = UTIME_OMIT;
+	setup_fds();
+	for (int k = 0; k < nv; k++) {
+		for (unsigned i = 0; i < NOPND + NFD; i++) {
+			uint64_t dirfd, addr;
+			uint32_t len;
+			if (i < NOPND) {
+				operand(&opnds[i], &dirfd, &addr, &len);
+			} else {
+				dirfd = (uint64_t)fds[i - NOPND];
+				addr = STR;
+				len = 0;
+			}
+			/* UTIMENS reads two timespecs; the others write into the buffer. */
+			uint64_t good = nr == SBX_CALL_UTIMENS ? IOV : BUF;
+			uint64_t buf = v[k].buf < 0 ? 0 : ptr(v[k].buf, good);
+			undo(nr, path_req(nr, dirfd, v[k].flags, addr, len, v[k].mode, buf,
+					  v[k].buf_len, 0, 0, 0));
+		}
+		setup_fds();
+	}
+}
+
+/* RENAME, LINK, SYMLINK: each first operand against each second one. SYMLINK's first path is
+ * the link's text. */
+static void row_path2(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const struct pvar *v;
+	int nv;
+	path_vars(nr, &v, &nv);
+	setup_fds();
+	for (int k = 0; k < nv; k++) {
+		for (unsigned i = 0; i < NOPND; i++) {
+			for (unsigned j = 0; j < NOPND2; j++) {
+				uint64_t d1, a1, d2, a2;
+				uint32_t l1, l2;
+				operand(&opnds[i], &d1, &a1, &l1);
+				operand(&opnds2[j], &d2, &a2, &l2);
+				path_req(nr, d1, v[k].flags, a1, l1, 0, 0, 0, d2, a2, l2);
+			}
+		}
+		setup_fds();
+	}
+}
+
+/* READ, WRITE, PREAD, PWRITE, GETDENTS: each handle, each buffer, lengths and offsets. */
+static void row_rw(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t lens[] = {0, 1, 64, 512, ~0ull};
+	static const int64_t offs[] = {0, 3, -1};
+	int positioned = nr == SBX_CALL_PREAD || nr == SBX_CALL_PWRITE;
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (int p = 0; p < NPTR; p++)
+			for (unsigned l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+				for (int o = 0; o < (positioned ? 3 : 1); o++)
+					if (harmless(p, lens[l]))
+						req1(nr, (uint32_t)fds[f], ptr(p, BUF), lens[l],
+						     (uint64_t)offs[o]);
+}
+
+/* READV, WRITEV: vectors with good and bad entries, bad arrays, too many entries. */
+static void row_rwv(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	struct sbx_iovec *iov = (struct sbx_iovec *)IOV;
+	iov[0] = (struct sbx_iovec){BUF, 8};
+	iov[1] = (struct sbx_iovec){BUF + 8, 8};
+	iov[2] = (struct sbx_iovec){top + 4096, 8};
+	iov[3] = (struct sbx_iovec){BUF, ~0ull - 2};
+	iov[4] = (struct sbx_iovec){BUF, 0};
+	static const struct {
+		uint64_t at, cnt;
+	} vs[] = {{0, 0}, {0, 1}, {0, 2}, {2, 1}, {3, 2}, {4, 1}, {0, SBX_IOV_MAX + 1}, {0, ~0ull}};
+	setup_fds();
+	for (int f = 0; f < NFD; f++) {
+		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
+			req1(nr, (uint32_t)fds[f], IOV + vs[i].at * sizeof(*iov), vs[i].cnt, 0);
+		for (int p = P_ZERO; p < NPTR; p++)
+			req1(nr, (uint32_t)fds[f], ptr(p, IOV), 1, 0);
+	}
+}
+
+static void row_close(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	for (int f = 0; f < NFD; f++) {
+		setup_fds();
+		req1(nr, (uint64_t)fds[f], 0, 0, 0);
+	}
+}
+
+/* FSTAT: the handle is sbx_path.dirfd. */
+static void row_fstat(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t lens[] = {144, 100};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (int p = 0; p < NPTR; p++)
+			for (int l = 0; l < 2; l++)
+				path_req(nr, (uint64_t)fds[f], 0, 0, 0, 0, ptr(p, BUF), lens[l], 0,
+					 0, 0);
+}
+
+static void row_lseek(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t vs[][2] = {{0, 0},  {5, 1},	   {0, 2},
+					 {0, 3},  {0, 4},	   {~0ull, 0},
+					 {0, 99}, {1ull << 62, 0}, {0, 0xffffffff00000000ull}};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
+			req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], 0);
+}
+
+/* FTRUNCATE, FSYNC, FDATASYNC: a handle and a number. */
+static void row_fd_num(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t ns[] = {0, 3, ~0ull, 1ull << 62};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+			req1(nr, (uint64_t)fds[f], ns[i], 0, 0);
+}
+
+static void row_dup(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t vs[][3] = {
+	    {~0ull, 0, 0},     {~0ull, 3, 1}, {~0ull, 1023, 0}, {~0ull, 5000, 0},
+	    {800, 0, 0},       {1023, 0, 1},  {5000, 0, 0},	{0x80000000ull, 0, 0},
+	    {CLOSED_FD, 0, 0}, {1, 0, 0},     {~1ull, 0, 0},
+	};
+	for (int f = 0; f < NFD; f++) {
+		setup_fds();
+		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+			int64_t r = req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], vs[i][2]);
+			if (r >= 3 && r != fds[f])
+				close_fd(r);
+		}
+		/* onto itself */
+		req1(nr, (uint64_t)fds[f], (uint64_t)fds[f], 0, 0);
+	}
+}
+
+static void row_fcntl(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	/* struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid */
+	uint8_t *fl = (uint8_t *)IOV;
+	memset(fl, 0, 96);
+	fl[0] = 1;  /* F_WRLCK */
+	fl[32] = 0; /* F_RDLCK */
+	fl[64] = 2; /* F_UNLCK */
+	const uint64_t vs[][2] = {
+	    {F_GETFD, 0},	  {F_SETFD, 1},
+	    {F_GETFL, 0},	  {F_SETFL, O_NONBLOCK | O_APPEND},
+	    {F_SETFL, 0},	  {F_GETLK, IOV},
+	    {F_SETLK, IOV},	  {F_SETLK, IOV + 32},
+	    {F_SETLKW, IOV + 64}, {F_GETLK, top + 4096},
+	    {F_SETLK, top - 8},	  {F_SETLKW, 0},
+	    {F_DUPFD_CLOEXEC, 5}, {999, 0},
+	    {~0ull, 0},
+	};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
+			req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], 0);
+}
+
+static void row_ioctl(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t reqs[] = {
+	    TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, TIOCSTI, 0xdeadbeef, TCGETS | (1ull << 32)};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+			for (int p = 0; p < NPTR; p++)
+				req1(nr, (uint64_t)fds[f], reqs[i], ptr(p, BUF), 0);
+}
+
+static void row_poll(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	struct pfd {
+		int32_t fd;
+		int16_t events, revents;
+	} *p = (struct pfd *)IOV;
+	setup_fds();
+	for (int f = 0; f < NFD; f++) {
+		p[f] = (struct pfd){(int32_t)fds[f], POLLIN | POLLOUT, 0};
+		req1(nr, IOV + (uint64_t)f * sizeof(*p), 1, 0, 0);
+		p[f].events = -1;
+		req1(nr, IOV + (uint64_t)f * sizeof(*p), 1, 0, 0);
+		p[f].events = POLLIN | POLLOUT;
+	}
+	req1(nr, IOV, NFD, 0, 0);
+	req1(nr, IOV, NFD, 5, 0);
+	/* Waits with no end only where something is ready at once: a regular file is. */
+	p[0] = (struct pfd){(int32_t)fds[F_RO_FILE], POLLIN, 0};
+	req1(nr, IOV, 1, ~0ull, 0);
+	req1(nr, IOV, 0, 0, 0);
+	req1(nr, top + 4096, 0, 0, 0);
+	req1(nr, IOV, SBX_MAX_POLL + 1, 0, 0);
+	req1(nr, IOV, ~0ull, 0, 0);
+	for (int k = P_ZERO; k < NPTR; k++)
+		req1(nr, ptr(k, IOV), 2, 0, 0);
+}
+
+/* GETCWD, RANDOM: a buffer and a length. */
+static void row_buf(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t lens[] = {0, 1, 2, 64, 4096, 2ull << 20, ~0ull};
+	for (int p = 0; p < NPTR; p++)
+		for (unsigned l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+			if (harmless(p, lens[l]))
+				req1(nr, 0, ptr(p, BUF), lens[l], 0);
+}
+
+/* TRACE: what --strace prints, from syscall numbers and arguments the guest makes up. */
+static void row_trace(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t sys[] = {0, 1, 2, 9, 60, 231, 257, 262, 316, 511, 512, 9999, ~0ull};
+	static const uint64_t rets[] = {0, (uint64_t)-2, 5, 1ull << 40};
+	uint64_t *args = (uint64_t *)IOV;
+	const uint64_t fills[] = {(uint64_t) "/ro/file", top + 4096, top - 3, 0};
+	for (unsigned fi = 0; fi < sizeof(fills) / sizeof(fills[0]); fi++) {
+		for (int i = 0; i < 6; i++)
+			args[i] = fills[fi];
+		for (unsigned s = 0; s < sizeof(sys) / sizeof(sys[0]); s++)
+			for (unsigned r = 0; r < sizeof(rets) / sizeof(rets[0]); r++)
+				for (int p = 0; p < NPTR; p++)
+					req1(nr, sys[s], rets[r], ptr(p, IOV), 0);
+	}
+}
+
+/* DISCARD, POPULATE: pages of the scratch area, and addresses that are not user pages. */
+static void row_pages(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t addrs[] = {PAGES, PAGES + 1,  SBX_RING_ADDR,    SBX_USER_ADDR - 4096,
+				  top,	 top + 4096, ~0ull & ~4095ull, 0};
+	const uint64_t lens[] = {4096, 3 * 4096, 0, 1, top / 4, 1ull << 40, ~0ull & ~4095ull};
+	for (unsigned a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++)
+		for (unsigned l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+			req1(nr, addrs[a], lens[l], 0, 0);
+}
+
+static void row_sleep(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t ns[] = {0, 1000, 2000000};
+	for (unsigned i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		req1(nr, ns[i], 0, 0, 0);
+}
+
+/* EXIT ends the run: ARG is the status word (a status, or a signal with SBX_EXIT_*). */
+static void row_exit(uint32_t nr, uint64_t arg)
+{
+	req1(nr, arg, 0, 0, 0);
+	rawcall_say("rawcall: the monitor answered EXIT and the run went on\n");
+	rawcall_leave(4);
+}
+
+/* A number with no handler: the monitor must end the run, not answer. */
+static void row_unknown(uint32_t nr, uint64_t arg)
+{
+	req1(nr, arg, arg, arg, arg);
+	rawcall_say("rawcall: the monitor answered an unknown call\n");
+	rawcall_leave(4);
+}
+
+typedef void (*row_fn)(uint32_t nr, uint64_t arg);
+
+static const row_fn rows[SBX_CALL_COUNT] = {
+    [SBX_CALL_NONE] = row_unknown,     [SBX_CALL_EXIT] = row_exit,
+    [SBX_CALL_READ] = row_rw,	       [SBX_CALL_WRITE] = row_rw,
+    [SBX_CALL_PREAD] = row_rw,	       [SBX_CALL_PWRITE] = row_rw,
+    [SBX_CALL_READV] = row_rwv,	       [SBX_CALL_WRITEV] = row_rwv,
+    [SBX_CALL_OPEN] = row_path,	       [SBX_CALL_CLOSE] = row_close,
+    [SBX_CALL_FSTAT] = row_fstat,      [SBX_CALL_STAT] = row_path,
+    [SBX_CALL_LSEEK] = row_lseek,      [SBX_CALL_GETDENTS] = row_rw,
+    [SBX_CALL_READLINK] = row_path,    [SBX_CALL_MKDIR] = row_path,
+    [SBX_CALL_UNLINK] = row_path,      [SBX_CALL_RENAME] = row_path2,
+    [SBX_CALL_FTRUNCATE] = row_fd_num, [SBX_CALL_FSYNC] = row_fd_num,
+    [SBX_CALL_DUP] = row_dup,	       [SBX_CALL_FCNTL] = row_fcntl,
+    [SBX_CALL_CHDIR] = row_path,       [SBX_CALL_GETCWD] = row_buf,
+    [SBX_CALL_ACCESS] = row_path,      [SBX_CALL_RANDOM] = row_buf,
+    [SBX_CALL_IOCTL] = row_ioctl,      [SBX_CALL_TRACE] = row_trace,
+    [SBX_CALL_DISCARD] = row_pages,    [SBX_CALL_FDATASYNC] = row_fd_num,
+    [SBX_CALL_SLEEP] = row_sleep,      [SBX_CALL_SYMLINK] = row_path2,
+    [SBX_CALL_LINK] = row_path2,       [SBX_CALL_CHMOD] = row_path,
+    [SBX_CALL_UTIMENS] = row_path,     [SBX_CALL_STATFS] = row_path,
+    [SBX_CALL_POLL] = row_poll,	       [SBX_CALL_POPULATE] = row_pages,
+};
+
+void rawcall_calls(uint32_t nr, uint64_t arg)
+{
+	top = BOOT->mem_size;
+	scratch = (top / 2) & ~((2ull << 20) - 1);
+	this_call = nr;
+	memset((void *)BUF, '.', 0x10000);
+	make_strings();
+	/* Output goes to a copy of stdout no row touches; stdio are targets like the rest. */
+	for (int i = 0; i < 3; i++)
+		saved_stdio[i] = req1(SBX_CALL_DUP, (uint64_t)i, 901 + (uint64_t)i, 0, 0);
+	if (req1(SBX_CALL_DUP, 1, OUT_FD, 0, 0) == OUT_FD)
+		rawcall_out = OUT_FD;
+	requests = succeeded = 0;
+	if (nr >= SBX_CALL_COUNT) {
+		row_unknown(nr, arg);
+	} else if (!rows[nr]) {
+		rawcall_say("rawcall: call ");
+		rawcall_say_num(nr);
+		rawcall_say(" has no row of argument kinds in samples/rawcall_calls.c: add one\n");
+		rawcall_leave(3);
+	}
+	rows[nr](nr, arg);
+	rawcall_say("\nrawcall: call ");
+	rawcall_say_num(this_call);
+	rawcall_say(": ");
+	rawcall_say_num((int64_t)requests);
+	rawcall_say(" requests (");
+	rawcall_say_num((int64_t)succeeded);
+	rawcall_say(unanswered ? " succeeded), some unanswered\n" : " succeeded), all answered\n");
+	rawcall_leave(unanswered ? 1 : 0);
+}
