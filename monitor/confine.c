@@ -32,6 +32,16 @@
 
 #include "vm.h"
 
+/* clang before 15 says "ASan" only through __has_feature. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SBX_CLANG_ASAN 1
+#endif
+#endif
+#ifndef SBX_CLANG_ASAN
+#define SBX_CLANG_ASAN 0
+#endif
+
 /* ---- The seccomp allowlist -------------------------------------------------------------- */
 
 /* How an entry narrows its arguments. */
@@ -150,8 +160,8 @@ static const struct sbx_rule {
     {SCMP_SYS(getpeername), ARG_ANY, 0, "the migration stream's peer, for messages"},
     {SCMP_SYS(shutdown), ARG_ANY, 0, "the end of a migration stream"},
     {SCMP_SYS(memfd_create), ARG_ANY, 0, "the state of a migration, built in memory"},
-#if defined(__SANITIZE_ADDRESS__)
-    /* SBX_SANITIZE builds only: what the ASan runtime itself calls. */
+#if defined(__SANITIZE_ADDRESS__) || SBX_CLANG_ASAN
+    /* Sanitizer builds only: what the ASan runtime itself calls. */
     {SCMP_SYS(sigaltstack), ARG_ANY, 0, "ASan: an alternate signal stack per thread"},
 #endif
 };
@@ -687,6 +697,23 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 
 /* ---- Both ------------------------------------------------------------------------------ */
 
+/* Loads a built filter (and releases it either way). */
+static int seccomp_install(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+	int r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r > 0 || r == -ESRCH) {
+		snprintf(err, errlen,
+			 "seccomp: another thread of the monitor has a filter of its own");
+		return -ESRCH;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "seccomp: loading the filter: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -710,19 +737,17 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 	}
 	/* Last, since it forbids what Landlock needed. TSYNC: the poller and the watchdog get the
 	 * same filter (and NO_NEW_PRIVS) at once. */
-	r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r > 0 || r == -ESRCH) {
-		snprintf(err, errlen,
-			 "seccomp: another thread of the monitor has a filter of its own");
-		return -ESRCH;
-	}
-	if (r < 0) {
-		snprintf(err, errlen, "seccomp: loading the filter: %s", strerror(-r));
+	if ((r = seccomp_install(ctx, err, errlen)) < 0)
 		return r;
-	}
 	sbx_log(vm, 1, "confined: seccomp allowlist (%zu entries); %s",
 		sizeof(sbx_rules) / sizeof(sbx_rules[0]),
 		abi ? "Landlock on the mount roots" : "no Landlock in this kernel");
 	return 0;
+}
+
+int sbx_confine_seccomp(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx;
+	int r = seccomp_build(vm, &ctx, err, errlen);
+	return r < 0 ? r : seccomp_install(ctx, err, errlen);
 }

@@ -376,6 +376,10 @@ int sbx_kick_signal(void);
 /* confine.c: after loading, before the first guest instruction, the monitor confines itself
  * (seccomp allowlist, Landlock on the mount roots). Returns 0 or -errno with err set. */
 int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen);
+/* The seccomp allowlist alone, with the same table and SIGSYS report, on the calling thread
+ * only when vm->confine_thread. Never skipped in sanitizer builds: the ring fuzzer runs the
+ * dispatcher under it (tests/fuzz/fuzz_ring.c). */
+int sbx_confine_seccomp(struct sbx_vm *vm, char *err, size_t errlen);
 
 /* limits.c */
 int sbx_limits_start(struct sbx_vm *vm);

@@ -1,11 +1,21 @@
 /* libFuzzer target for the monitor's request decoding: each input is one ring slot (the
  * request as a hostile guest kernel could write it) followed by bytes placed in guest RAM for
- * its pointers to find. It is served exactly as a doorbell would serve it. */
+ * its pointers to find. It is served exactly as a doorbell would serve it, under the monitor's
+ * own seccomp allowlist (monitor/confine.c): the dispatcher runs on a worker thread that
+ * installed the real filter once, so a handler that makes a host call off the list is a finding
+ * (the input is the reproducer). libFuzzer's own thread stays unconfined: it reports the finding
+ * and writes the artifact. Landlock is left out: it would keep libFuzzer from writing artifacts
+ * when a sanitizer stops the worker, and it refuses with an errno, never a kill. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -41,6 +51,10 @@ static struct sbx_vm *fuzz_vm(void)
 	snprintf(spec, sizeof(spec), "%s:/w", rw);
 	if (policy_add_mount(&pol, spec, 1, err, sizeof(err)) < 0)
 		abort();
+	/* /n is then a virtual directory above a mount, as / is. */
+	snprintf(spec, sizeof(spec), "%s:/n/m", ro);
+	if (policy_add_mount(&pol, spec, 0, err, sizeof(err)) < 0)
+		abort();
 	static struct sbx_config cfg;
 	cfg.prog = "fuzz";
 	cfg.policy = &pol;
@@ -56,9 +70,104 @@ static struct sbx_vm *fuzz_vm(void)
 	return vm;
 }
 
+/* ---- The confined worker ---- */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	struct sbx_vm *vm;
+	int state; /* 0: starting, 1: idle, 2: an input to serve, -1: confinement failed */
+	char err[256];
+} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+/* The first syscall the filter trapped (+1), for the libFuzzer thread to report. */
+static volatile sig_atomic_t forbidden;
+
+/* A trapped call fails with ENOSYS and the input runs to its end, so that the report comes
+ * from the unconfined thread, with the input in hand. */
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	if (!forbidden)
+		forbidden = si->si_syscall + 1;
+	((ucontext_t *)uc)->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+}
+
+static void set_state(int s)
+{
+	pthread_mutex_lock(&worker.lock);
+	worker.state = s;
+	pthread_cond_broadcast(&worker.cond);
+	pthread_mutex_unlock(&worker.lock);
+}
+
+static void *worker_main(void *arg)
+{
+	(void)arg;
+	struct sbx_vm *vm = worker.vm;
+	/* Asynchronous signals (libFuzzer's SIGALRM, a ^C) go to libFuzzer's thread. */
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	vm->confine_thread = 1;
+	if (sbx_confine_seccomp(vm, worker.err, sizeof(worker.err)) < 0) {
+		set_state(-1);
+		return NULL;
+	}
+	/* Never returns: a thread's exit would need calls the filter forbids. */
+	pthread_mutex_lock(&worker.lock);
+	for (;;) {
+		worker.state = 1;
+		pthread_cond_broadcast(&worker.cond);
+		while (worker.state != 2)
+			pthread_cond_wait(&worker.cond, &worker.lock);
+		pthread_mutex_unlock(&worker.lock);
+		sbx_ring_serve(vm);
+		pthread_mutex_lock(&worker.lock);
+	}
+}
+
+static void worker_start(struct sbx_vm *vm)
+{
+	worker.vm = vm;
+	if (pthread_create(&worker.thread, NULL, worker_main, NULL) != 0)
+		abort();
+	pthread_mutex_lock(&worker.lock);
+	while (worker.state == 0)
+		pthread_cond_wait(&worker.cond, &worker.lock);
+	int s = worker.state;
+	pthread_mutex_unlock(&worker.lock);
+	if (s < 0) {
+		fprintf(stderr, "fuzz_ring: cannot confine the dispatcher's thread: %s\n",
+			worker.err);
+		abort();
+	}
+	/* After the filter, which installed the monitor's own (fatal) report. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSYS, &sa, NULL);
+}
+
+/* Serves the published request on the worker and waits for it. */
+static void worker_serve(void)
+{
+	pthread_mutex_lock(&worker.lock);
+	worker.state = 2;
+	pthread_cond_broadcast(&worker.cond);
+	while (worker.state != 1)
+		pthread_cond_wait(&worker.cond, &worker.lock);
+	pthread_mutex_unlock(&worker.lock);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sbx_vm *vm = fuzz_vm();
+	if (!worker.vm)
+		worker_start(vm);
 	struct sbx_slot s;
 	if (size < sizeof(s))
 		return 0;
@@ -73,7 +182,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));
 	r->slots[r->head % SBX_RING_SLOTS] = s;
 	r->head++;
-	sbx_ring_serve(vm);
+	worker_serve();
+	if (forbidden) {
+		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, forbidden - 1);
+		fprintf(stderr,
+			"fuzz_ring: hypercall %u made syscall %d (%s), which the monitor's seccomp "
+			"filter forbids (monitor/confine.c)\n",
+			s.nr, forbidden - 1, name ? name : "?");
+		free(name);
+		abort();
+	}
 	/* Reset what one request may leave behind: a stop, open handles, the cwd. */
 	atomic_store(&vm->stopping, 0);
 	memset(&vm->stop, 0, sizeof(vm->stop));
