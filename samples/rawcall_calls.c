@@ -699,6 +699,20 @@ static void row_sleep(uint32_t nr, uint64_t arg)
 		req1(nr, ns[i], 0, 0, 0);
 }
 
+/* NOFILE: read and set the limits, with the old ones written to each kind of buffer. */
+static void row_nofile(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t sets[] = {0, 1, 2, ~0ull};
+	static const uint64_t lims[] = {0, 16, 1024, 1ull << 20, ~0ull};
+	for (unsigned s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
+		for (unsigned soft = 0; soft < sizeof(lims) / sizeof(lims[0]); soft++)
+			for (unsigned hard = 0; hard < sizeof(lims) / sizeof(lims[0]); hard++)
+				for (int p = 0; p < NPTR; p++)
+					req1(nr, sets[s], lims[soft], lims[hard], ptr(p, IOV));
+	req1(nr, 0, 0, 0, 0);
+}
+
 /* EXIT ends the run: ARG is the status word (a status, or a signal with SBX_EXIT_*). */
 static void row_exit(uint32_t nr, uint64_t arg)
 {
@@ -737,6 +751,7 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_LINK] = row_path2,       [SBX_CALL_CHMOD] = row_path,
     [SBX_CALL_UTIMENS] = row_path,     [SBX_CALL_STATFS] = row_path,
     [SBX_CALL_POLL] = row_poll,	       [SBX_CALL_POPULATE] = row_pages,
+    [SBX_CALL_NOFILE] = row_nofile,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)
