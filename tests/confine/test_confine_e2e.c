@@ -316,6 +316,18 @@ Test(confine_e2e, a_crash_of_a_fuzz_target_by_relative_path)
 	       77, "SUMMARY: sandbox: SIGSEGV in planted_bug");
 }
 
+/* A signal a user sends: the confined monitor stops the guest, cleans up (--tmp) and dies of
+ * it. */
+Test(confine_e2e, a_signal_to_the_monitor)
+{
+	e2e_need_kvm();
+	run_in("SIGTERM while the guest runs",
+	       "$S --tmp /t --control c $B/samples/heartbeat-glibc 100000 >/dev/null & P=$!; "
+	       "for i in $(seq 200); do [ -S c ] && break; sleep 0.02; done; kill -TERM $P; "
+	       "wait $P",
+	       143, NULL);
+}
+
 /* sandbox-ctl's commands, served by the control thread of a confined monitor. */
 Test(confine_e2e, control_socket_commands)
 {
