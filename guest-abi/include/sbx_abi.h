@@ -1,7 +1,9 @@
 /* The hypercall ABI between the in-guest kernel and the monitor: the one contract both sides
  * build against. Fixed-width little-endian fields only; every struct size is pinned by a
  * _Static_assert. Comments say IN (guest -> monitor) or OUT (monitor -> guest). A call number
- * never changes meaning; new calls get new numbers and bump SBX_ABI_MINOR. */
+ * never changes meaning; new calls get new numbers and bump SBX_ABI_MINOR. A minor bump only
+ * adds: new calls, and fields in reserved bytes (each offset pinned by a _Static_assert) that a
+ * kernel of an older minor never reads, so its snapshots still restore. */
 #ifndef SBX_ABI_H
 #define SBX_ABI_H
 
@@ -13,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 2
+#define SBX_ABI_MINOR 3
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -135,7 +137,22 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #define SBX_BOOT_WARM 16       /* flags: the first read of fd 0 is the snapshot point (1.2) */
 #define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
 
+/* Protections, as PROT_READ, PROT_WRITE and PROT_EXEC. */
+#define SBX_PROT_READ 1
+#define SBX_PROT_WRITE 2
+#define SBX_PROT_EXEC 4
+/* Every page range a 16-PT_LOAD program can need (loader.h: LOADER_MAX_RANGES). */
+#define SBX_BOOT_MAX_SEGS 32
+
 #ifndef __ASSEMBLER__
+/* One page range of the program's image, in pages (guest RAM is at most 64 GiB). */
+struct sbx_boot_seg {
+	uint32_t page;	 /* OUT: first page (address >> 12) */
+	uint32_t npages; /* OUT: > 0 */
+	uint32_t prot;	 /* OUT: SBX_PROT_* */
+};
+_Static_assert(sizeof(struct sbx_boot_seg) == 12, "boot segment size");
+
 struct sbx_bootinfo {
 	uint32_t abi_version; /* OUT: SBX_ABI_VERSION of the monitor */
 	uint32_t flags;	      /* OUT: SBX_BOOT_* */
@@ -170,12 +187,28 @@ struct sbx_bootinfo {
 	 * reports (1.2) */
 	uint32_t enomem;
 	uint32_t pad1;
-	uint8_t reserved[1024 - 472];
+	uint8_t reserved_lead[512 - 472]; /* reserved for 1.3's extended-state fields */
+	/* 1.3: the program's layout, from which the kernel builds its table of mappings (which
+	 * buffers a syscall may read or write). A kernel of 1.2 or older never reads these. */
+	uint32_t nsegs;	     /* OUT: entries used in segs (<= SBX_BOOT_MAX_SEGS) */
+	uint32_t stack_prot; /* OUT: SBX_PROT_* of the stack [mmap_top + page, stack_top) */
+	uint64_t vdso_end;   /* OUT: page-rounded end of the vDSO image at SBX_VDSO_ADDR */
+	/* OUT: the ELF's pages, sorted and disjoint, as the monitor's page tables map them (a
+	 * page two PT_LOADs share has the union of their protections); gaps are unmapped. */
+	struct sbx_boot_seg segs[SBX_BOOT_MAX_SEGS];
+	uint8_t reserved[1024 - 528 - 12 * SBX_BOOT_MAX_SEGS];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, enomem) == 464, "bootinfo enomem");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, reserved_lead) == 472, "bootinfo lead");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, nsegs) == 512, "bootinfo nsegs");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, stack_prot) == 516, "bootinfo stack_prot");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, vdso_end) == 520, "bootinfo vdso_end");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, segs) == 528, "bootinfo segs");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
 /* ---- Hypercall numbers ------------------------------------------------------------------ */
