@@ -188,6 +188,7 @@ static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 static void fill_layout(const struct sbx_vm *vm, struct sbx_bootinfo *b)
 {
 	_Static_assert(SBX_BOOT_MAX_SEGS >= LOADER_MAX_RANGES, "every loader range fits bootinfo");
+	_Static_assert(SBX_MEM_MAX / SBX_PAGE_SIZE <= UINT32_MAX, "page numbers fit 32 bits");
 	_Static_assert(SBX_PROT_READ == PROT_READ && SBX_PROT_WRITE == PROT_WRITE &&
 			   SBX_PROT_EXEC == PROT_EXEC,
 		       "SBX_PROT_* are the PROT_* bits");

@@ -52,12 +52,6 @@ static long path_call(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags,
 	return k_call_path(nr, &p);
 }
 
-/* A transfer to or from a program buffer covers only its bytes up to the first one it may not
- * have (`need`: K_WRITE for a read). Linux stops there too: it transfers what comes before the
- * bad byte and fails with EFAULT only when that is nothing. (Unlike Linux, a read that would
- * have found no data, at end of file, is EFAULT too, and so is nothing else: a pipe on Linux
- * drops the part of a page it could not fill and fails the write with EFAULT.) */
-
 /* Nothing can be transferred: EFAULT, but a bad or unsuitable fd comes first, as on Linux (a
  * call of 0 bytes tells). */
 static long efault_after(uint32_t nr, int32_t fd, int64_t off)
@@ -66,6 +60,11 @@ static long efault_after(uint32_t nr, int32_t fd, int64_t off)
 	return r < 0 ? r : -EFAULT;
 }
 
+/* A transfer to or from a program buffer covers its bytes up to the first one the program may
+ * not access (`need`: K_WRITE for a read), and is EFAULT when that leaves none. Linux, too,
+ * transfers what comes before a bad byte and fails only when that is nothing, but for two
+ * cases not followed here: a read at end of file is 0 there even into a bad buffer, and a
+ * write to a pipe fails with EFAULT rather than take part of a page. */
 static long rw_call(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off, unsigned need)
 {
 	uint64_t ok = k_user_span(buf, len, need);
