@@ -212,6 +212,28 @@ static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* The mappings the kernel starts its table with (1.3): the ELF's pages as the page tables map
+ * them, the vDSO and the stack. */
+static void fill_layout(const struct sbx_vm *vm, struct sbx_bootinfo *b)
+{
+	_Static_assert(SBX_BOOT_MAX_SEGS >= LOADER_MAX_RANGES, "every loader range fits bootinfo");
+	_Static_assert(SBX_MEM_MAX / SBX_PAGE_SIZE <= UINT32_MAX, "page numbers fit 32 bits");
+	_Static_assert(SBX_PROT_READ == PROT_READ && SBX_PROT_WRITE == PROT_WRITE &&
+			   SBX_PROT_EXEC == PROT_EXEC,
+		       "SBX_PROT_* are the PROT_* bits");
+	const struct loader_image *img = &vm->img;
+	b->nsegs = img->nsegs;
+	for (unsigned i = 0; i < img->nsegs; i++) {
+		b->segs[i].page = (uint32_t)(img->segs[i].start / SBX_PAGE_SIZE);
+		b->segs[i].npages =
+		    (uint32_t)((img->segs[i].end - img->segs[i].start) / SBX_PAGE_SIZE);
+		b->segs[i].prot = img->segs[i].prot;
+	}
+	b->stack_prot = PROT_READ | PROT_WRITE | (img->exec_stack ? PROT_EXEC : 0);
+	uint64_t vlen = (uint64_t)(sbx_vdso_blob_end - sbx_vdso_blob);
+	b->vdso_end = SBX_VDSO_ADDR + ((vlen + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1));
+}
+
 static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
@@ -233,6 +255,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
 	sbx_xstate_bootinfo(&vm->xs, vm->xcr0, b);
+	fill_layout(vm, b);
 
 	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
 	if (khz <= 0) {

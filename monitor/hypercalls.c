@@ -44,7 +44,8 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 			    "killed by SIG%s (signal %u)",
 			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
 	else if (st & SBX_EXIT_NODELIVER) {
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
+		/* The frame would go where the program may not write: Linux kills with SIGSEGV. */
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
 			    "SIG%s could not be delivered: no room for the signal frame",
 			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
 		vm->stop.nodeliver = 1;

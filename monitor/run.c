@@ -277,9 +277,20 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		vm->stop.status = 128 + f.signal;
 		sbx_report(vm, &f);
 	} else if (vm->stop.end == SBX_END_SIGNAL && vm->stop.nodeliver && vm->upcall_pending) {
+		/* The fault's handler could not run (no room for its frame): reported as the fault,
+		 * but, as on Linux, the program dies of SIGSEGV. */
 		f = vm->upcall_fault;
-		vm->stop.signal = f.signal;
-		vm->stop.status = 128 + f.signal;
+		if (f.signal != SIGSEGV) {
+			char cause[sizeof(f.cause)];
+			snprintf(cause, sizeof(cause),
+				 "%.*s; no room for the SIG%s handler's frame",
+				 (int)sizeof(cause) / 2, f.cause,
+				 sigabbrev_np(f.signal) ? sigabbrev_np(f.signal) : "?");
+			memcpy(f.cause, cause, sizeof(cause));
+			f.signal = SIGSEGV;
+		}
+		vm->stop.signal = SIGSEGV;
+		vm->stop.status = 128 + SIGSEGV;
 		sbx_report(vm, &f);
 	} else if (vm->stop.end == SBX_END_SIGNAL && dumps_core(vm->stop.signal)) {
 		sbx_fault_from_syscall(vm, vm->stop.signal, &f);

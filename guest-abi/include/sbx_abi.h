@@ -1,7 +1,9 @@
 /* The hypercall ABI between the in-guest kernel and the monitor: the one contract both sides
  * build against. Fixed-width little-endian fields only; every struct size is pinned by a
  * _Static_assert. Comments say IN (guest -> monitor) or OUT (monitor -> guest). A call number
- * never changes meaning; new calls get new numbers and bump SBX_ABI_MINOR. */
+ * never changes meaning; new calls get new numbers and bump SBX_ABI_MINOR. A minor bump only
+ * adds: new calls, and fields in reserved bytes (each offset pinned by a _Static_assert) that a
+ * kernel of an older minor never reads, so its snapshots still restore. */
 #ifndef SBX_ABI_H
 #define SBX_ABI_H
 
@@ -140,8 +142,22 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 /* XSAVE components (the bit numbers of XCR0). */
 #define SBX_XFEATURES_LINUX SBX_U64(0xe7)  /* x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM */
 #define SBX_XFEATURES_AMX SBX_U64(0x60000) /* XTILECFG, XTILEDATA: only on request */
+/* Protections, as PROT_READ, PROT_WRITE and PROT_EXEC. */
+#define SBX_PROT_READ 1
+#define SBX_PROT_WRITE 2
+#define SBX_PROT_EXEC 4
+/* Every page range a 16-PT_LOAD program can need (loader.h: LOADER_MAX_RANGES). */
+#define SBX_BOOT_MAX_SEGS 32
 
 #ifndef __ASSEMBLER__
+/* One page range of the program's image, in pages (guest RAM is at most 64 GiB). */
+struct sbx_boot_seg {
+	uint32_t page;	 /* OUT: first page (address >> 12) */
+	uint32_t npages; /* OUT: > 0 */
+	uint32_t prot;	 /* OUT: SBX_PROT_* */
+};
+_Static_assert(sizeof(struct sbx_boot_seg) == 12, "boot segment size");
+
 struct sbx_bootinfo {
 	uint32_t abi_version; /* OUT: SBX_ABI_VERSION of the monitor */
 	uint32_t flags;	      /* OUT: SBX_BOOT_* */
@@ -186,7 +202,14 @@ struct sbx_bootinfo {
 	uint32_t xsave_bytes;	     /* OUT: bytes of a standard-format XSAVE of `xfeatures` */
 	uint32_t xsave_bytes_max;    /* OUT: the same with every dynamic component added */
 	uint64_t xfeatures_reserved; /* zero */
-	uint8_t reserved0[768 - 512];
+	/* 1.3: the program's layout, from which the kernel builds its table of mappings (which
+	 * buffers a syscall may read or write). A kernel of 1.2 or older never reads these. */
+	uint32_t nsegs;	     /* OUT: entries used in segs (<= SBX_BOOT_MAX_SEGS) */
+	uint32_t stack_prot; /* OUT: SBX_PROT_* of the stack [mmap_top + page, stack_top) */
+	uint64_t vdso_end;   /* OUT: page-rounded end of the vDSO image at SBX_VDSO_ADDR */
+	/* OUT: the ELF's pages, sorted and disjoint, as the monitor's page tables map them (a
+	 * page two PT_LOADs share has the union of their protections); gaps are unmapped. */
+	struct sbx_boot_seg segs[SBX_BOOT_MAX_SEGS];
 	/* CPU time (1.3): CLOCK_PROCESS_CPUTIME_ID and its kin are the time since start_ns less
 	 * the time the guest spent waiting on the host, still read without an exit.
 	 * OUT: nanoseconds (the monitor's CLOCK_MONOTONIC) the monitor spent waiting for the
@@ -197,7 +220,7 @@ struct sbx_bootinfo {
 	 * capped at the request's own duration on the guest's clock (the two clocks run at
 	 * slightly different rates, and CPU time must never go back). Reset with start_ns. */
 	uint64_t idle_ns;
-	uint8_t reserved[1024 - 784];
+	uint8_t reserved[1024 - 928];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -206,8 +229,14 @@ _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xfeatures) == SBX_BOOT_XFEATURES,
 	       "xfeatures offset (entry.S reads it)");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xsave_bytes) == 496, "xsave_bytes offset");
-_Static_assert(__builtin_offsetof(struct sbx_bootinfo, waited_ns) == 768, "waited_ns at 768");
-_Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 776, "idle_ns at 776");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, enomem) == 464, "bootinfo enomem");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, nsegs) == 512, "bootinfo nsegs");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, stack_prot) == 516, "bootinfo stack_prot");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, vdso_end) == 520, "bootinfo vdso_end");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, segs) == 528, "bootinfo segs");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, waited_ns) == 912, "waited_ns at 912");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 920, "idle_ns at 920");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
 /* ---- Hypercall numbers ------------------------------------------------------------------ */

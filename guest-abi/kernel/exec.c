@@ -43,6 +43,9 @@ long k_sys_exec(struct k_frame *f)
 	case SBX_EXEC_OP_POINT: {
 		if (k_point_taken)
 			return -EBUSY;
+		/* The monitor writes both before every run. */
+		if (!k_user_ok(f->rsi, f->rdx, K_WRITE) || !k_user_ok(f->r10, f->r8, K_WRITE))
+			return -EFAULT;
 		CTL->counters = f->rsi;
 		CTL->ncounters = f->rdx;
 		CTL->input = f->r10;

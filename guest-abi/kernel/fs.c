@@ -1,5 +1,6 @@
-/* File syscalls: the kernel only measures strings and reshapes arguments; the monitor checks
- * every address and path itself and owns the handle table. */
+/* File syscalls: the kernel checks the program's buffers against its mappings, measures
+ * strings and reshapes arguments; the monitor checks every address against guest RAM and every
+ * path against the policy itself, and owns the handle table. */
 #include "kernel.h"
 
 #define AT_SYMLINK_NOFOLLOW 0x100
@@ -11,6 +12,19 @@
 #define F_DUPFD 0
 #define F_DUPFD_CLOEXEC 1030
 #define O_CLOEXEC 02000000
+#define F_GETLK 5
+#define F_SETLK 6
+#define F_SETLKW 7
+#define TCGETS 0x5401
+#define TIOCGWINSZ 0x5413
+#define FIONREAD 0x541b
+/* x86-64 Linux's TASK_SIZE_MAX: an iovec reaching above it is EFAULT before any transfer. */
+#define K_TASK_SIZE 0x7ffffffff000ull
+
+/* Where the monitor writes results whose size the kernel only learns from it (a link target,
+ * the cwd): the program's buffer is then checked for the bytes Linux would copy, no more. One
+ * thread, so one static buffer. */
+static char k_bounce[SBX_PATH_MAX];
 
 static long path_arg(struct sbx_path *p, int32_t dirfd, uint64_t path, uint32_t flags)
 {
@@ -38,11 +52,59 @@ static long path_call(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags,
 	return k_call_path(nr, &p);
 }
 
+/* Nothing can be transferred: EFAULT, but a bad or unsuitable fd comes first, as on Linux (a
+ * call of 0 bytes tells). */
+static long efault_after(uint32_t nr, int32_t fd, int64_t off)
+{
+	long r = k_call_rw(nr, fd, 0, 0, off);
+	return r < 0 ? r : -EFAULT;
+}
+
+/* A transfer to or from a program buffer covers its bytes up to the first one the program may
+ * not access (`need`: K_WRITE for a read), and is EFAULT when that leaves none. Linux, too,
+ * transfers what comes before a bad byte and fails only when that is nothing, but for two
+ * cases not followed here: a read at end of file is 0 there even into a bad buffer, and a
+ * write to a pipe fails with EFAULT rather than take part of a page. */
+static long rw_call(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off, unsigned need)
+{
+	uint64_t ok = k_user_span(buf, len, need);
+	if (!ok && len)
+		return efault_after(nr, fd, off);
+	return k_call_rw(nr, fd, buf, ok, off);
+}
+
+/* The same for a vector: the monitor reads the kernel's checked copy of it, cut at the first
+ * element the program may not access wholly (that element shortened to what it may). */
+static long rwv_call(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt, unsigned need)
+{
+	static struct sbx_iovec v[SBX_IOV_MAX]; /* one thread: a static copy is safe */
+	if (cnt > SBX_IOV_MAX)
+		return -EINVAL;
+	if (k_copy_from_user(v, iov, cnt * sizeof(v[0])) < 0)
+		return efault_after(nr, fd, 0);
+	for (uint64_t i = 0; i < cnt; i++)
+		if (v[i].len && (v[i].len > K_TASK_SIZE || v[i].base > K_TASK_SIZE - v[i].len))
+			return efault_after(nr, fd, 0);
+	uint64_t total = 0;
+	for (uint64_t i = 0; i < cnt; i++) {
+		uint64_t ok = k_user_span(v[i].base, v[i].len, need);
+		if (ok < v[i].len) {
+			if (!total && !ok)
+				return efault_after(nr, fd, 0);
+			v[i].len = ok;
+			cnt = i + 1;
+			break;
+		}
+		total += ok;
+	}
+	return k_call_rw(nr, fd, (uint64_t)v, cnt, 0);
+}
+
 long k_sys_read(struct k_frame *f)
 {
 	if (f->rdi == 0)
 		k_exec_stdin_point();
-	return k_call_rw(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+	return rw_call(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_WRITE);
 }
 
 /* A write to a pipe nobody reads: EPIPE, and SIGPIPE to the writer (the monitor ignores its
@@ -54,30 +116,30 @@ static long epipe(struct k_frame *f, long r)
 
 long k_sys_write(struct k_frame *f)
 {
-	return epipe(f, k_call_rw(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0));
+	return epipe(f, rw_call(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_READ));
 }
 
 long k_sys_readv(struct k_frame *f)
 {
 	if (f->rdi == 0)
 		k_exec_stdin_point();
-	return k_call_rw(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+	return rwv_call(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx, K_WRITE);
 }
 
 long k_sys_writev(struct k_frame *f)
 {
-	return epipe(f, k_call_rw(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, 0));
+	return epipe(f, rwv_call(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, K_READ));
 }
 
 long k_sys_pread64(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_PREAD, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10);
+	return rw_call(SBX_CALL_PREAD, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10, K_WRITE);
 }
 
 long k_sys_pwrite64(struct k_frame *f)
 {
-	return epipe(f, k_call_rw(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx,
-				  (int64_t)f->r10));
+	return epipe(
+	    f, rw_call(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10, K_READ));
 }
 
 long k_sys_open(struct k_frame *f)
@@ -104,19 +166,42 @@ long k_sys_close(struct k_frame *f)
 	return k_call(SBX_CALL_CLOSE, a, 1);
 }
 
+/* struct stat as x86-64 Linux lays it out. */
+struct k_stat {
+	uint64_t dev, ino, nlink;
+	uint32_t mode, uid, gid, pad0;
+	uint64_t rdev;
+	int64_t size, blksize, blocks;
+	int64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+	int64_t unused[3];
+};
+_Static_assert(sizeof(struct k_stat) == 144, "struct stat");
+
+static long fstat_call(int32_t fd, struct k_stat *st)
+{
+	struct sbx_path p;
+	k_memset(&p, 0, sizeof(p));
+	p.dirfd = fd;
+	p.buf = (uint64_t)st;
+	p.buf_len = sizeof(*st);
+	return k_call_path(SBX_CALL_FSTAT, &p);
+}
+
+/* Into the kernel's stack (guest RAM too) first: as on Linux, a missing file is ENOENT whatever
+ * the buffer, and the buffer is EFAULT only when there is a result to copy. */
+static long stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_stat *st)
+{
+	if ((flags & AT_EMPTY_PATH) && path && k_user_ok(path, 1, K_READ) &&
+	    *(const char *)path == 0)
+		return fstat_call(dirfd, st);
+	return path_call(SBX_CALL_STAT, dirfd, path, flags, 0, (uint64_t)st, sizeof(*st));
+}
+
 static long stat_call(int32_t dirfd, uint64_t path, uint32_t flags, uint64_t buf)
 {
-	if (!k_user_ok(buf, 144))
-		return -EFAULT;
-	if ((flags & AT_EMPTY_PATH) && path && k_user_ok(path, 1) && *(const char *)path == 0) {
-		struct sbx_path p;
-		k_memset(&p, 0, sizeof(p));
-		p.dirfd = dirfd;
-		p.buf = buf;
-		p.buf_len = 144;
-		return k_call_path(SBX_CALL_FSTAT, &p);
-	}
-	return path_call(SBX_CALL_STAT, dirfd, path, flags, 0, buf, 144);
+	struct k_stat st;
+	long r = stat_kernel(dirfd, path, flags, &st);
+	return r < 0 ? r : k_copy_to_user(buf, &st, sizeof(st));
 }
 
 long k_sys_stat(struct k_frame *f)
@@ -131,29 +216,15 @@ long k_sys_lstat(struct k_frame *f)
 
 long k_sys_fstat(struct k_frame *f)
 {
-	struct sbx_path p;
-	k_memset(&p, 0, sizeof(p));
-	p.dirfd = (int32_t)f->rdi;
-	p.buf = f->rsi;
-	p.buf_len = 144;
-	return k_call_path(SBX_CALL_FSTAT, &p);
+	struct k_stat st;
+	long r = fstat_call((int32_t)f->rdi, &st);
+	return r < 0 ? r : k_copy_to_user(f->rsi, &st, sizeof(st));
 }
 
 long k_sys_newfstatat(struct k_frame *f)
 {
 	return stat_call((int32_t)f->rdi, f->rsi, (uint32_t)f->r10, f->rdx);
 }
-
-/* struct stat as x86-64 Linux lays it out. */
-struct k_stat {
-	uint64_t dev, ino, nlink;
-	uint32_t mode, uid, gid, pad0;
-	uint64_t rdev;
-	int64_t size, blksize, blocks;
-	int64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
-	int64_t unused[3];
-};
-_Static_assert(sizeof(struct k_stat) == 144, "struct stat");
 
 struct k_statx_ts {
 	int64_t sec;
@@ -185,26 +256,12 @@ static uint32_t dev_minor(uint64_t d)
 long k_sys_statx(struct k_frame *f)
 {
 	struct k_stat st;
-	uint64_t out = f->r8;
-	if (!k_user_ok(out, sizeof(struct k_statx)))
-		return -EFAULT;
-	/* The monitor writes into guest RAM, and the kernel stack is guest RAM too. */
+	struct k_statx xs;
 	uint32_t flags = (uint32_t)f->rdx & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
-	long r;
-	if ((flags & AT_EMPTY_PATH) && k_user_ok(f->rsi, 1) && *(const char *)f->rsi == 0) {
-		struct sbx_path p;
-		k_memset(&p, 0, sizeof(p));
-		p.dirfd = (int32_t)f->rdi;
-		p.buf = (uint64_t)&st;
-		p.buf_len = sizeof(st);
-		r = k_call_path(SBX_CALL_FSTAT, &p);
-	} else {
-		r = path_call(SBX_CALL_STAT, (int32_t)f->rdi, f->rsi, flags, 0, (uint64_t)&st,
-			      sizeof(st));
-	}
+	long r = stat_kernel((int32_t)f->rdi, f->rsi, flags, &st);
 	if (r < 0)
 		return r;
-	struct k_statx *x = (struct k_statx *)out;
+	struct k_statx *x = &xs;
 	k_memset(x, 0, sizeof(*x));
 	x->mask = 0x7ff; /* STATX_BASIC_STATS */
 	x->blksize = (uint32_t)st.blksize;
@@ -225,7 +282,7 @@ long k_sys_statx(struct k_frame *f)
 	x->rdev_minor = dev_minor(st.rdev);
 	x->dev_major = dev_major(st.dev);
 	x->dev_minor = dev_minor(st.dev);
-	return 0;
+	return k_copy_to_user(f->r8, x, sizeof(*x));
 }
 
 long k_sys_lseek(struct k_frame *f)
@@ -236,7 +293,11 @@ long k_sys_lseek(struct k_frame *f)
 
 long k_sys_getdents64(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_GETDENTS, (int32_t)f->rdi, f->rsi, f->rdx, 0);
+	/* Not rw_call: getdents calls 0 bytes too small a buffer. */
+	uint64_t ok = k_user_span(f->rsi, f->rdx, K_WRITE);
+	if (!ok && f->rdx)
+		return -EFAULT;
+	return k_call_rw(SBX_CALL_GETDENTS, (int32_t)f->rdi, f->rsi, ok, 0);
 }
 
 static long readlink_common(int32_t dirfd, uint64_t path, uint64_t buf, uint64_t len)
@@ -246,18 +307,22 @@ static long readlink_common(int32_t dirfd, uint64_t path, uint64_t buf, uint64_t
 	long n = k_user_strlen(path, SBX_PATH_MAX);
 	if (n < 0)
 		return n;
+	long r;
+	const char *src = k_bounce;
 	if (k_streq((const char *)path, "/proc/self/exe")) {
 		/* Answered here: the program's own guest path, as Linux would give it. */
-		const char *exe = (const char *)BOOT->exe_path;
-		uint64_t l = k_strlen(exe);
-		if (l > len)
-			l = len;
-		if (!k_user_ok(buf, l))
-			return -EFAULT;
-		k_memcpy((void *)buf, exe, l);
-		return (long)l;
+		src = (const char *)BOOT->exe_path;
+		uint64_t l = k_strlen(src);
+		r = (long)(l < len ? l : len);
+	} else {
+		/* A link's target is shorter than SBX_PATH_MAX. */
+		r = path_call(SBX_CALL_READLINK, dirfd, path, 0, 0, (uint64_t)k_bounce,
+			      len < sizeof(k_bounce) ? len : sizeof(k_bounce));
 	}
-	return path_call(SBX_CALL_READLINK, dirfd, path, 0, 0, buf, len);
+	if (r <= 0)
+		return r;
+	long c = k_copy_to_user(buf, src, (uint64_t)r);
+	return c < 0 ? c : r;
 }
 
 long k_sys_readlink(struct k_frame *f)
@@ -272,7 +337,13 @@ long k_sys_readlinkat(struct k_frame *f)
 
 long k_sys_getcwd(struct k_frame *f)
 {
-	return k_call_rw(SBX_CALL_GETCWD, 0, f->rdi, f->rsi, 0);
+	/* The cwd with its NUL fits SBX_PATH_MAX; a smaller buffer is ERANGE. */
+	uint64_t len = f->rsi < sizeof(k_bounce) ? f->rsi : sizeof(k_bounce);
+	long r = k_call_rw(SBX_CALL_GETCWD, 0, (uint64_t)k_bounce, len, 0);
+	if (r <= 0)
+		return r;
+	long c = k_copy_to_user(f->rdi, k_bounce, (uint64_t)r);
+	return c < 0 ? c : r;
 }
 
 long k_sys_chdir(struct k_frame *f)
@@ -405,19 +476,45 @@ long k_sys_fcntl(struct k_frame *f)
 		uint64_t a[4] = {f->rdi, (uint64_t)-1, (uint32_t)f->rdx, f->rsi == F_DUPFD_CLOEXEC};
 		return k_call(SBX_CALL_DUP, a, 4);
 	}
+	if (f->rsi == F_GETLK || f->rsi == F_SETLK || f->rsi == F_SETLKW) {
+		/* struct flock: read, and written back by F_GETLK only. */
+		uint64_t fl[4];
+		if (k_copy_from_user(fl, f->rdx, sizeof(fl)) < 0)
+			return -EFAULT;
+		uint64_t a[3] = {f->rdi, f->rsi, (uint64_t)fl};
+		long r = k_call(SBX_CALL_FCNTL, a, 3);
+		if (r < 0 || f->rsi != F_GETLK)
+			return r;
+		long c = k_copy_to_user(f->rdx, fl, sizeof(fl));
+		return c < 0 ? c : r;
+	}
 	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};
 	return k_call(SBX_CALL_FCNTL, a, 3);
 }
 
 long k_sys_ioctl(struct k_frame *f)
 {
-	uint64_t a[3] = {f->rdi, f->rsi, f->rdx};
-	return k_call(SBX_CALL_IOCTL, a, 3);
+	/* The requests the monitor answers, with the bytes each writes; it never touches the
+	 * argument of any other, so it gets none. */
+	uint64_t size = f->rsi == TCGETS       ? 36
+			: f->rsi == TIOCGWINSZ ? 8
+			: f->rsi == FIONREAD   ? 4
+					       : 0;
+	uint64_t out[8] = {0};
+	uint64_t a[3] = {f->rdi, f->rsi, size ? (uint64_t)out : 0};
+	long r = k_call(SBX_CALL_IOCTL, a, 3);
+	if (r < 0 || !size)
+		return r;
+	long c = k_copy_to_user(f->rdx, out, size);
+	return c < 0 ? c : r;
 }
 
 long k_sys_getrandom(struct k_frame *f)
 {
 	if (f->rdx & ~(uint64_t)7)
 		return -EINVAL;
-	return k_call_rw(SBX_CALL_RANDOM, 0, f->rdi, f->rsi, 0);
+	uint64_t ok = k_user_span(f->rdi, f->rsi, K_WRITE);
+	if (!ok && f->rsi)
+		return -EFAULT;
+	return k_call_rw(SBX_CALL_RANDOM, 0, f->rdi, ok, 0);
 }

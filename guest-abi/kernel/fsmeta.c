@@ -1,5 +1,6 @@
 /* File metadata and readiness syscalls: links, modes, times, filesystem statistics, poll and
- * select, sendfile. Like fs.c, the kernel only reshapes arguments; the monitor decides. */
+ * select, sendfile. Like fs.c, the kernel checks buffers and reshapes arguments; the monitor
+ * decides. */
 #include "clock.h"
 #include "kernel.h"
 
@@ -110,23 +111,23 @@ long k_sys_fchownat(struct k_frame *f)
 	return k_sys_chown(&g);
 }
 
+/* The times are copied to the kernel stack (guest RAM, which the monitor reads like any other
+ * buffer) before the path is looked at, as Linux does. */
 long k_sys_utimensat(struct k_frame *f)
 {
-	if (f->rdx && !k_user_ok(f->rdx, 32))
+	int64_t ts[4];
+	if (f->rdx && k_copy_from_user(ts, f->rdx, sizeof(ts)) < 0)
 		return -EFAULT;
-	return path_or_fd(SBX_CALL_UTIMENS, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10, 0, f->rdx,
-			  f->rdx ? 32 : 0);
+	return path_or_fd(SBX_CALL_UTIMENS, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10, 0,
+			  f->rdx ? (uint64_t)ts : 0, f->rdx ? sizeof(ts) : 0);
 }
 
-/* utimes/futimesat take microseconds: convert on the kernel stack (guest RAM, which the
- * monitor reads like any other buffer). */
-static long utimes_common(int32_t dirfd, uint64_t path, uint64_t tv)
+/* utimes/futimesat/utime take microseconds (t: two timevals, or NULL for now): converted on
+ * the kernel stack. */
+static long utimes_kernel(int32_t dirfd, uint64_t path, const int64_t *t)
 {
 	int64_t ts[4];
-	if (tv) {
-		if (!k_user_ok(tv, 32))
-			return -EFAULT;
-		const int64_t *t = (const int64_t *)tv;
+	if (t) {
 		for (int i = 0; i < 2; i++) {
 			if (t[2 * i + 1] < 0 || t[2 * i + 1] >= 1000000)
 				return -EINVAL;
@@ -134,7 +135,15 @@ static long utimes_common(int32_t dirfd, uint64_t path, uint64_t tv)
 			ts[2 * i + 1] = t[2 * i + 1] * 1000;
 		}
 	}
-	return path_or_fd(SBX_CALL_UTIMENS, dirfd, path, 0, 0, tv ? (uint64_t)ts : 0, tv ? 32 : 0);
+	return path_or_fd(SBX_CALL_UTIMENS, dirfd, path, 0, 0, t ? (uint64_t)ts : 0, t ? 32 : 0);
+}
+
+static long utimes_common(int32_t dirfd, uint64_t path, uint64_t tv)
+{
+	int64_t t[4];
+	if (tv && k_copy_from_user(t, tv, sizeof(t)) < 0)
+		return -EFAULT;
+	return utimes_kernel(dirfd, path, tv ? t : NULL);
 }
 
 long k_sys_utimes(struct k_frame *f)
@@ -149,31 +158,34 @@ long k_sys_futimesat(struct k_frame *f)
 
 long k_sys_utime(struct k_frame *f)
 {
-	int64_t tv[4];
+	int64_t u[2]; /* struct utimbuf: actime, modtime */
 	if (!f->rsi)
-		return utimes_common(SBX_AT_FDCWD, f->rdi, 0);
-	if (!k_user_ok(f->rsi, 16))
+		return utimes_kernel(SBX_AT_FDCWD, f->rdi, NULL);
+	if (k_copy_from_user(u, f->rsi, sizeof(u)) < 0)
 		return -EFAULT;
-	const int64_t *u = (const int64_t *)f->rsi;
-	tv[0] = u[0];
-	tv[1] = 0;
-	tv[2] = u[1];
-	tv[3] = 0;
-	return utimes_common(SBX_AT_FDCWD, f->rdi, (uint64_t)tv);
+	const int64_t t[4] = {u[0], 0, u[1], 0};
+	return utimes_kernel(SBX_AT_FDCWD, f->rdi, t);
+}
+
+/* struct statfs (120 bytes) through the kernel stack: a missing path is ENOENT whatever the
+ * buffer, as on Linux. */
+static long statfs_call(int32_t dirfd, uint64_t path, uint64_t buf)
+{
+	uint64_t st[15];
+	long r = path_or_fd(SBX_CALL_STATFS, dirfd, path, 0, 0, (uint64_t)st, sizeof(st));
+	return r < 0 ? r : k_copy_to_user(buf, st, sizeof(st));
 }
 
 long k_sys_statfs(struct k_frame *f)
 {
-	if (!k_user_ok(f->rsi, 120))
+	if (!f->rdi)
 		return -EFAULT;
-	return path_or_fd(SBX_CALL_STATFS, SBX_AT_FDCWD, f->rdi, 0, 0, f->rsi, 120);
+	return statfs_call(SBX_AT_FDCWD, f->rdi, f->rsi);
 }
 
 long k_sys_fstatfs(struct k_frame *f)
 {
-	if (!k_user_ok(f->rsi, 120))
-		return -EFAULT;
-	return path_or_fd(SBX_CALL_STATFS, (int32_t)f->rdi, 0, 0, 0, f->rsi, 120);
+	return statfs_call((int32_t)f->rdi, 0, f->rsi);
 }
 
 long k_sys_truncate(struct k_frame *f)
@@ -195,7 +207,8 @@ static long do_poll(uint64_t fds, uint64_t n, int64_t ms)
 {
 	if (n > SBX_MAX_POLL)
 		return -EINVAL;
-	if (n && !k_user_ok(fds, n * 8))
+	/* The monitor reads the pollfds and writes their revents back. */
+	if (!k_user_ok(fds, n * 8, K_WRITE))
 		return -EFAULT;
 	uint64_t a[3] = {fds, n, (uint64_t)ms};
 	return k_call(SBX_CALL_POLL, a, 3);
@@ -208,12 +221,12 @@ long k_sys_poll(struct k_frame *f)
 
 static long ts_to_ms(uint64_t p, int64_t *ms)
 {
+	int64_t t[2];
 	*ms = -1;
 	if (!p)
 		return 0;
-	if (!k_user_ok(p, 16))
+	if (k_copy_from_user(t, p, sizeof(t)) < 0)
 		return -EFAULT;
-	const int64_t *t = (const int64_t *)p;
 	if (t[0] < 0 || t[1] < 0 || t[1] >= NSEC)
 		return -EINVAL;
 	*ms = t[0] > 1000000000ll ? 1000000000ll * 1000 : t[0] * 1000 + (t[1] + 999999) / 1000000;
@@ -241,7 +254,7 @@ static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int6
 	uint64_t bytes = (nfds + 63) / 64 * 8;
 	uint64_t *sets[3] = {(uint64_t *)rd, (uint64_t *)wr, (uint64_t *)ex};
 	for (int i = 0; i < 3; i++)
-		if (sets[i] && !k_user_ok((uint64_t)sets[i], bytes))
+		if (sets[i] && !k_user_ok((uint64_t)sets[i], bytes, K_WRITE))
 			return -EFAULT;
 	unsigned n = 0;
 	for (uint64_t fd = 0; fd < nfds; fd++) {
@@ -291,11 +304,11 @@ static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int6
 
 long k_sys_select(struct k_frame *f)
 {
-	int64_t ms = -1;
+	int64_t ms = -1, tv[2];
 	if (f->r8) {
-		if (!k_user_ok(f->r8, 16))
+		/* Linux writes the time left back, but leaves a read-only timeval alone. */
+		if (k_copy_from_user(tv, f->r8, sizeof(tv)) < 0)
 			return -EFAULT;
-		const int64_t *tv = (const int64_t *)f->r8;
 		if (tv[0] < 0 || tv[1] < 0)
 			return -EINVAL;
 		ms = tv[0] * 1000 + (tv[1] + 999) / 1000;
@@ -318,9 +331,8 @@ long k_sys_sendfile(struct k_frame *f)
 	uint64_t offp = f->rdx, count = f->r10, done = 0;
 	int64_t off = 0;
 	if (offp) {
-		if (!k_user_ok(offp, 8))
+		if (k_copy_from_user(&off, offp, sizeof(off)) < 0)
 			return -EFAULT;
-		off = *(const int64_t *)offp;
 		if (off < 0)
 			return -EINVAL;
 	}
@@ -344,8 +356,10 @@ long k_sys_sendfile(struct k_frame *f)
 		if (w < n)
 			break;
 	}
-	if (offp)
-		*(int64_t *)offp = off + (int64_t)done;
+	/* The new offset is stored after the transfer, and its failure is EFAULT, as on Linux. */
+	int64_t end = off + (int64_t)done;
+	if (offp && k_copy_to_user(offp, &end, sizeof(end)) < 0)
+		return -EFAULT;
 	return (long)done;
 }
 
@@ -369,26 +383,20 @@ static void put_tv(int64_t *tv, int64_t ns)
 
 long k_sys_getrusage(struct k_frame *f)
 {
-	if (!k_user_ok(f->rsi, 144))
-		return -EFAULT;
-	int64_t *ru = (int64_t *)f->rsi;
-	k_memset(ru, 0, 144);
-	if ((int64_t)f->rdi != 0 && (int64_t)f->rdi != 1) /* RUSAGE_SELF, RUSAGE_THREAD */
-		return 0;
-	put_tv(ru, sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID)); /* ru_utime */
-	return 0;
+	int64_t ru[18];
+	k_memset(ru, 0, sizeof(ru));
+	if ((int64_t)f->rdi == 0 || (int64_t)f->rdi == 1) /* RUSAGE_SELF, RUSAGE_THREAD */
+		put_tv(ru, sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID)); /* ru_utime */
+	return k_copy_to_user(f->rsi, ru, sizeof(ru));
 }
 
 long k_sys_times(struct k_frame *f)
 {
 	/* The result is elapsed time; tms_utime the CPU time. */
 	int64_t ticks = (k_now_ns(0) - BOOT->start_ns) / (NSEC / 100);
-	if (f->rdi) {
-		if (!k_user_ok(f->rdi, 32))
-			return -EFAULT;
-		int64_t *t = (int64_t *)f->rdi;
-		t[0] = sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID) / (NSEC / 100);
-		t[1] = t[2] = t[3] = 0;
-	}
+	int64_t t[4] = {sbx_clock_ns(BOOT, 0, SBX_CLOCK_PROCESS_CPUTIME_ID) / (NSEC / 100), 0, 0,
+			0};
+	if (f->rdi && k_copy_to_user(f->rdi, t, sizeof(t)) < 0)
+		return -EFAULT;
 	return ticks;
 }

@@ -86,10 +86,56 @@ void *k_memset(void *d, int c, size_t n);
 void *k_memcpy(void *d, const void *s, size_t n);
 size_t k_strlen(const char *s);
 int k_streq(const char *a, const char *b);
-/* Checks that [p, p+n) is user memory (no wrap, inside RAM, above the kernel area). */
-int k_user_ok(uint64_t p, uint64_t n);
-/* Length of a user string, or -EFAULT / -ENAMETOOLONG. */
+
+/* vma.c: the program's mappings, and the checks of every user buffer against them. */
+enum k_vma_kind { K_VMA_ELF = 1, K_VMA_VDSO, K_VMA_HEAP, K_VMA_STACK, K_VMA_ANON, K_VMA_FILE };
+struct k_vma {
+	uint64_t start, end; /* page aligned, start < end */
+	uint8_t prot;	     /* SBX_PROT_*: as mmap and mprotect set it */
+	/* SBX_PROT_* the monitor's page tables give these pages. They never change after boot
+	 * (mprotect does not reach them yet), so a buffer is writable only if both say so: the
+	 * kernel must never fault on a pointer it was given. */
+	uint8_t ptprot;
+	uint8_t kind; /* enum k_vma_kind */
+	uint8_t pad[5];
+};
+#define K_READ SBX_PROT_READ   /* a buffer the kernel or the monitor reads */
+#define K_WRITE SBX_PROT_WRITE /* one they write (writable pages are readable too) */
+/* Bytes of [p, p+n) from p on, up to the first one `need` may not touch: 0 when p itself is
+ * bad. A few compares when p is in the mapping of the previous lookup. */
+uint64_t k_user_span(uint64_t p, uint64_t n, unsigned need);
+/* All of [p, p+n) may be accessed as `need` says (n == 0 always may). */
+int k_user_ok(uint64_t p, uint64_t n, unsigned need);
+/* Length of a readable user string, or -EFAULT / -ENAMETOOLONG. */
 long k_user_strlen(uint64_t p, uint64_t max);
+/* 0, or -EFAULT with nothing copied. */
+long k_copy_from_user(void *dst, uint64_t src, uint64_t n);
+long k_copy_to_user(uint64_t dst, const void *src, uint64_t n);
+
+/* (Re)builds the table from the boot page's layout; done at first use. */
+void k_vma_reset(const volatile struct sbx_bootinfo *b);
+/* The mapping containing addr, or NULL. Valid until the table next changes. */
+const struct k_vma *k_vma_find(uint64_t addr);
+/* Start of the first mapping at or above addr (UINT64_MAX if none). */
+uint64_t k_vma_next(uint64_t addr);
+/* Nothing is mapped in [start, end). */
+int k_vma_free(uint64_t start, uint64_t end);
+/* Highest start of a free range of len bytes inside [floor, top), or 0. */
+uint64_t k_vma_gap(uint64_t floor, uint64_t top, uint64_t len);
+/* Maps [start, end), which must be free. 0 or -ENOMEM (the table is full). */
+int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind);
+/* Unmaps whatever is mapped in [start, end), releasing the memory of heap and mmap ranges
+ * (k_mem_release). 0 or -ENOMEM (a split would not fit), with nothing changed. */
+int k_vma_unmap(uint64_t start, uint64_t end);
+/* Sets the protection of [start, end), all of which must be mapped: 0, or -ENOMEM with nothing
+ * changed (a hole, or the table is full). */
+int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
+/* Releases the memory of heap and mmap ranges inside [start, end), which must all be mapped
+ * (MADV_DONTNEED): 0 or -ENOMEM. */
+int k_vma_discard(uint64_t start, uint64_t end);
+
+/* mem.c: gives [start, end) back (zeroed, or to the host). */
+void k_mem_release(uint64_t start, uint64_t end);
 
 /* The syscall handlers, grouped by file. */
 long k_sys_brk(struct k_frame *f);

@@ -58,26 +58,3 @@ int k_streq(const char *a, const char *b)
 	}
 	return *a == *b;
 }
-
-int k_user_ok(uint64_t p, uint64_t n)
-{
-	uint64_t end = p + n;
-	if (end < p)
-		return 0;
-	return p >= SBX_USER_ADDR && end <= BOOT->mem_size;
-}
-
-long k_user_strlen(uint64_t p, uint64_t max)
-{
-	if (!k_user_ok(p, 1))
-		return -EFAULT;
-	uint64_t lim = BOOT->mem_size - p;
-	const char *s = (const char *)p;
-	for (uint64_t i = 0; i < max; i++) {
-		if (i >= lim)
-			return -EFAULT;
-		if (!s[i])
-			return (long)i;
-	}
-	return -ENAMETOOLONG;
-}

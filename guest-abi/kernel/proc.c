@@ -31,6 +31,7 @@
 #define FUTEX_WAIT_BITSET 9
 #define FUTEX_WAKE_BITSET 10
 #define FUTEX_CMD_MASK 0x7f
+#define FUTEX_PRIVATE_FLAG 128
 
 #define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 #define SS_ONSTACK 1
@@ -76,6 +77,8 @@ long k_sys_getgid(struct k_frame *f)
 	return BOOT->gid;
 }
 
+/* Linux only stores the pointer (it is written when the thread exits, failures ignored): not
+ * checked here either. */
 long k_sys_set_tid_address(struct k_frame *f)
 {
 	(void)f;
@@ -106,9 +109,7 @@ static void put_field(char *dst, const char *src)
 
 long k_sys_uname(struct k_frame *f)
 {
-	if (!k_user_ok(f->rdi, 6 * 65))
-		return -EFAULT;
-	char *u = (char *)f->rdi;
+	char u[6 * 65];
 	char host[65];
 	const volatile char *h = BOOT->hostname;
 	size_t i = 0;
@@ -121,21 +122,19 @@ long k_sys_uname(struct k_frame *f)
 	put_field(u + 195, "#1 SMP sandbox micro-VM");
 	put_field(u + 260, "x86_64");
 	put_field(u + 325, "(none)");
-	return 0;
+	return k_copy_to_user(f->rdi, u, sizeof(u));
 }
 
 long k_sys_sysinfo(struct k_frame *f)
 {
-	if (!k_user_ok(f->rdi, 112))
-		return -EFAULT;
-	uint64_t *s = (uint64_t *)f->rdi;
-	k_memset(s, 0, 112);
+	uint64_t s[14];
+	k_memset(s, 0, sizeof(s));
 	s[0] = (uint64_t)((k_now_ns(0) - BOOT->start_ns) / 1000000000ll); /* uptime */
 	s[4] = BOOT->mem_size;						  /* totalram */
 	s[5] = BOOT->mem_size / 2;					  /* freeram (estimate) */
 	((uint16_t *)s)[40] = 1;					  /* procs */
 	((uint32_t *)s)[26] = 1;					  /* mem_unit */
-	return 0;
+	return k_copy_to_user(f->rdi, s, sizeof(s));
 }
 
 /* AT_MINSIGSTKSZ's formula (the monitor's sbx_xstate_sigstack_min): the frame, the XSAVE area
@@ -164,10 +163,7 @@ static long xcomp_request(uint64_t idx)
 
 static long put_u64(uint64_t uaddr, uint64_t v)
 {
-	if (!k_user_ok(uaddr, 8))
-		return -EFAULT;
-	*(uint64_t *)uaddr = v;
-	return 0;
+	return k_copy_to_user(uaddr, &v, sizeof(v));
 }
 
 long k_sys_arch_prctl(struct k_frame *f)
@@ -187,17 +183,11 @@ long k_sys_arch_prctl(struct k_frame *f)
 		__asm__ volatile("wrgsbase %0" ::"r"(f->rsi));
 		return 0;
 	case ARCH_GET_FS:
-		if (!k_user_ok(f->rsi, 8))
-			return -EFAULT;
 		__asm__ volatile("rdfsbase %0" : "=r"(v));
-		*(uint64_t *)f->rsi = v;
-		return 0;
+		return k_copy_to_user(f->rsi, &v, sizeof(v));
 	case ARCH_GET_GS:
-		if (!k_user_ok(f->rsi, 8))
-			return -EFAULT;
 		__asm__ volatile("rdgsbase %0" : "=r"(v));
-		*(uint64_t *)f->rsi = v;
-		return 0;
+		return k_copy_to_user(f->rsi, &v, sizeof(v));
 	}
 	return -EINVAL;
 }
@@ -209,11 +199,13 @@ long k_sys_rseq(struct k_frame *f)
 	uint64_t rs = f->rdi, len = f->rsi;
 	if (f->rdx & 1) /* RSEQ_FLAG_UNREGISTER */
 		return 0;
-	if (len < 32 || (rs & 31) || !k_user_ok(rs, len))
+	if (len < 32 || (rs & 31))
 		return -EINVAL;
-	uint32_t *r = (uint32_t *)rs;
-	r[0] = 0; /* cpu_id_start */
-	r[1] = 0; /* cpu_id */
+	/* Linux accepts any user address and, when it cannot write the area on the way back to
+	 * the program, kills it with SIGSEGV. */
+	uint32_t cpu[2] = {0, 0}; /* cpu_id_start, cpu_id */
+	if (!k_user_ok(rs, len, K_WRITE) || k_copy_to_user(rs, cpu, sizeof(cpu)) < 0)
+		k_exit(SBX_EXIT_SIGNALED | 11);
 	return 0;
 }
 
@@ -244,17 +236,12 @@ static long rlim_get(unsigned res, uint64_t out[2])
 static long rlim_set(unsigned res, uint64_t new_at, uint64_t old_at)
 {
 	uint64_t n[2] = {0, 0}, o[2];
+	if (new_at && k_copy_from_user(n, new_at, sizeof(n)) < 0)
+		return -EFAULT;
 	if (res >= RLIM_NLIMITS)
 		return -EINVAL;
-	if (new_at) {
-		if (!k_user_ok(new_at, 16))
-			return -EFAULT;
-		k_memcpy(n, (const void *)new_at, 16);
-		if (n[0] > n[1])
-			return -EINVAL;
-	}
-	if (old_at && !k_user_ok(old_at, 16))
-		return -EFAULT;
+	if (new_at && n[0] > n[1])
+		return -EINVAL;
 	long r;
 	if (res == RLIMIT_NOFILE) {
 		r = nofile(new_at != 0, n, o);
@@ -267,10 +254,11 @@ static long rlim_set(unsigned res, uint64_t new_at, uint64_t old_at)
 		}
 	}
 	if (r == 0 && old_at)
-		k_memcpy((void *)old_at, o, 16);
+		r = k_copy_to_user(old_at, o, sizeof(o));
 	return r;
 }
 
+/* As Linux: the new limit is read first, the old one written last (after the new one took). */
 long k_sys_prlimit64(struct k_frame *f)
 {
 	if (f->rdi != 0 && f->rdi != BOOT->pid)
@@ -294,28 +282,24 @@ long k_sys_getrlimit(struct k_frame *f)
 	return rlim_set((unsigned)f->rdi, 0, f->rsi);
 }
 
+/* In Linux's order: the new action is read, checked and installed, then the old one written
+ * (EFAULT then, with the new action in place). */
 long k_sys_rt_sigaction(struct k_frame *f)
 {
 	uint64_t sig = f->rdi;
-	if (sig < 1 || sig > NSIG || f->r10 != 8)
+	struct sbx_sigaction old, nw;
+	if (f->r10 != 8)
+		return -EINVAL;
+	if (f->rsi && k_copy_from_user(&nw, f->rsi, sizeof(nw)) < 0)
+		return -EFAULT;
+	if (sig < 1 || sig > NSIG)
 		return -EINVAL;
 	if (f->rsi && (sig == SIGKILL || sig == SIGSTOP))
 		return -EINVAL;
-	struct sbx_sigaction old, nw;
 	k_memcpy(&old, (const void *)&SIGS->act[sig], sizeof(old));
-	if (f->rsi) {
-		if (!k_user_ok(f->rsi, sizeof(nw)))
-			return -EFAULT;
-		k_memcpy(&nw, (const void *)f->rsi, sizeof(nw));
-	}
-	if (f->rdx) {
-		if (!k_user_ok(f->rdx, sizeof(old)))
-			return -EFAULT;
-		k_memcpy((void *)f->rdx, &old, sizeof(old));
-	}
 	if (f->rsi)
 		k_memcpy((void *)&SIGS->act[sig], &nw, sizeof(nw));
-	return 0;
+	return f->rdx ? k_copy_to_user(f->rdx, &old, sizeof(old)) : 0;
 }
 
 long k_sys_rt_sigprocmask(struct k_frame *f)
@@ -324,9 +308,9 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 		return -EINVAL;
 	uint64_t old = SIGS->blocked, cur = old;
 	if (f->rsi) {
-		if (!k_user_ok(f->rsi, 8))
+		uint64_t set;
+		if (k_copy_from_user(&set, f->rsi, sizeof(set)) < 0)
 			return -EFAULT;
-		uint64_t set = *(const uint64_t *)f->rsi;
 		switch (f->rdi) {
 		case SIG_BLOCK:
 			cur |= set;
@@ -342,11 +326,8 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 		}
 		SIGS->blocked = cur & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	}
-	if (f->rdx) {
-		if (!k_user_ok(f->rdx, 8))
-			return -EFAULT;
-		*(uint64_t *)f->rdx = old;
-	}
+	if (f->rdx && k_copy_to_user(f->rdx, &old, sizeof(old)) < 0)
+		return -EFAULT;
 	if (SIGS->pending & ~SIGS->blocked) {
 		/* Unblocking a pending signal delivers it now, as this call returns. */
 		struct k_resume r;
@@ -356,25 +337,23 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 	return 0;
 }
 
+/* stack_t: ss_sp, ss_flags (int) and padding, ss_size. In Linux's order: the new one is read,
+ * checked and set, then the old one written. */
 long k_sys_sigaltstack(struct k_frame *f)
 {
 	/* The stack pointer of the code that called us: is it on the alternate stack? */
 	uint64_t sp = f->user_rsp;
 	int on = SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
-	if (f->rsi) {
-		if (!k_user_ok(f->rsi, 24))
-			return -EFAULT;
-		uint64_t *o = (uint64_t *)f->rsi;
-		o[0] = SIGS->ss_sp;
-		((int32_t *)o)[2] = on ? SS_ONSTACK : SIGS->ss_size ? 0 : SS_DISABLE;
-		((int32_t *)o)[3] = 0;
-		o[2] = SIGS->ss_size;
-	}
+	uint64_t o[3] = {SIGS->ss_sp,
+			 (uint32_t)(on		    ? SS_ONSTACK
+				    : SIGS->ss_size ? 0
+						    : SS_DISABLE),
+			 SIGS->ss_size};
 	if (f->rdi) {
-		if (!k_user_ok(f->rdi, 24))
+		uint64_t n[3];
+		if (k_copy_from_user(n, f->rdi, sizeof(n)) < 0)
 			return -EFAULT;
-		const uint64_t *n = (const uint64_t *)f->rdi;
-		int32_t flags = ((const int32_t *)n)[2];
+		int32_t flags = (int32_t)n[1];
 		if (on)
 			return -EPERM;
 		if (flags != 0 && flags != SS_ONSTACK && flags != SS_DISABLE)
@@ -394,7 +373,7 @@ long k_sys_sigaltstack(struct k_frame *f)
 		}
 		SIGS->ss_flags = 0;
 	}
-	return 0;
+	return f->rsi ? k_copy_to_user(f->rsi, o, sizeof(o)) : 0;
 }
 
 static int sig_ignored_by_default(uint64_t sig)
@@ -455,23 +434,28 @@ long k_sys_tkill(struct k_frame *f)
 
 long k_sys_sched_getaffinity(struct k_frame *f)
 {
+	uint64_t mask = 1; /* cpu 0 */
 	if (f->rsi < 8)
 		return -EINVAL;
-	if (!k_user_ok(f->rdx, 8))
-		return -EFAULT;
-	*(uint64_t *)f->rdx = 1;
-	return 8;
+	return k_copy_to_user(f->rdx, &mask, sizeof(mask)) < 0 ? -EFAULT : 8;
 }
 
 long k_sys_futex(struct k_frame *f)
 {
 	unsigned cmd = (unsigned)f->rsi & FUTEX_CMD_MASK;
-	if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET)
-		return 0;
-	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
-		if (!k_user_ok(f->rdi, 4))
+	if (f->rdi & 3)
+		return -EINVAL;
+	if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
+		/* A private futex is only a key to Linux; a shared one must be mapped. */
+		if (!(f->rsi & FUTEX_PRIVATE_FLAG) && !k_user_ok(f->rdi, 4, K_READ))
 			return -EFAULT;
-		if (*(volatile uint32_t *)f->rdi != (uint32_t)f->rdx)
+		return 0;
+	}
+	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+		uint32_t val;
+		if (k_copy_from_user(&val, f->rdi, sizeof(val)) < 0)
+			return -EFAULT;
+		if (val != (uint32_t)f->rdx)
 			return -EAGAIN;
 		if (f->r10) {
 			struct k_frame s = *f;
@@ -500,21 +484,19 @@ static uint64_t k_dumpable = 1, k_no_new_privs, k_pdeathsig;
 long k_sys_prctl(struct k_frame *f)
 {
 	switch (f->rdi) {
-	case PR_SET_NAME:
-		if (!k_user_ok(f->rsi, 1))
+	case PR_SET_NAME: {
+		/* Up to 15 bytes or the NUL, as strncpy_from_user reads them. */
+		char c[16] = {0};
+		uint64_t ok = k_user_span(f->rsi, 15, K_READ);
+		uint64_t i = 0;
+		for (; i < ok && ((const char *)f->rsi)[i]; i++)
+			c[i] = ((const char *)f->rsi)[i];
+		if (i == ok && ok < 15)
 			return -EFAULT;
-		for (int i = 0; i < 15; i++) {
-			if (!k_user_ok(f->rsi + (uint64_t)i, 1))
-				return -EFAULT;
-			k_comm[i] = ((const char *)f->rsi)[i];
-			if (!k_comm[i])
-				break;
-		}
-		k_comm[15] = 0;
+		k_memcpy(k_comm, c, sizeof(c));
 		return 0;
+	}
 	case PR_GET_NAME:
-		if (!k_user_ok(f->rsi, 16))
-			return -EFAULT;
 		if (!k_comm[0]) {
 			const volatile char *e = BOOT->exe_path, *b = e;
 			for (; *e; e++)
@@ -523,8 +505,7 @@ long k_sys_prctl(struct k_frame *f)
 			for (int i = 0; i < 15 && b[i]; i++)
 				k_comm[i] = b[i];
 		}
-		k_memcpy((void *)f->rsi, k_comm, 16);
-		return 0;
+		return k_copy_to_user(f->rsi, k_comm, 16);
 	case PR_SET_DUMPABLE:
 		if (f->rsi > 1)
 			return -EINVAL;
@@ -544,11 +525,10 @@ long k_sys_prctl(struct k_frame *f)
 			return -EINVAL;
 		k_pdeathsig = f->rsi;
 		return 0;
-	case PR_GET_PDEATHSIG:
-		if (!k_user_ok(f->rsi, 4))
-			return -EFAULT;
-		*(int32_t *)f->rsi = (int32_t)k_pdeathsig;
-		return 0;
+	case PR_GET_PDEATHSIG: {
+		int32_t sig = (int32_t)k_pdeathsig;
+		return k_copy_to_user(f->rsi, &sig, sizeof(sig));
+	}
 	}
 	return -EINVAL;
 }

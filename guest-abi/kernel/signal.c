@@ -130,9 +130,10 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	uint64_t fpsz = (uint64_t)xbytes + 4;
 	uint64_t fp = (sp - fpsz) & ~63ull;
 	sp = ((fp - sizeof(struct k_rt_sigframe)) & ~15ull) - 8;
-	uint64_t guard = BOOT->mmap_top, top = fp + fpsz;
-	if (!k_user_ok(sp, top - sp) || (sp < guard + SBX_PAGE_SIZE && top > guard))
-		k_exit(SBX_EXIT_NODELIVER | sig); /* Linux would kill with SIGSEGV too */
+	/* The frame goes only where the program may write (never the stack's guard page, the
+	 * text, or the kernel); otherwise Linux kills with SIGSEGV, and so does the monitor. */
+	if (!k_user_ok(sp, fp + fpsz - sp, K_WRITE) || sp > fp)
+		k_exit(SBX_EXIT_NODELIVER | sig);
 	xsave_frame(fp, xbytes);
 	struct k_rt_sigframe *fr = (struct k_rt_sigframe *)sp;
 	k_memset(fr, 0, sizeof(*fr));
@@ -228,7 +229,7 @@ void k_deliver_pending(const struct k_resume *r)
 long k_sys_rt_sigreturn(struct k_frame *f)
 {
 	uint64_t ucp = f->user_rsp; /* the handler's `ret` popped pretcode */
-	if (!k_user_ok(ucp, sizeof(struct k_ucontext)))
+	if (!k_user_ok(ucp, sizeof(struct k_ucontext), K_READ))
 		k_exit(SBX_EXIT_SIGNALED | 11);
 	const struct k_ucontext *uc = (const struct k_ucontext *)ucp;
 	const struct k_sigcontext *m = &uc->mc;
@@ -243,7 +244,8 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	r.ss = cur_ss();
 	SIGS->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	/* A bad fpstate faults here, in the kernel: the monitor then reports the crash. */
-	if (m->fpstate && (m->fpstate & 63) == 0 && k_user_ok(m->fpstate, BOOT->xsave_bytes))
+	if (m->fpstate && (m->fpstate & 63) == 0 &&
+	    k_user_ok(m->fpstate, BOOT->xsave_bytes, K_READ))
 		xrstor(m->fpstate);
 	k_deliver_pending(&r);
 	k_resume = r;

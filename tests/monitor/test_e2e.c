@@ -129,6 +129,20 @@ Test(e2e, exit_statuses)
 	same_as_native("", SAMPLES "nullptr-@LIBC@", "");
 }
 
+/* Every buffer a syscall reads or writes is checked against the program's mappings and their
+ * permissions: text, rodata, read-only and PROT_NONE mappings, holes, the kernel's own pages,
+ * ranges off the end of a mapping and bad iovec elements give what Linux gives (EFAULT, or a
+ * partial transfer), valid buffers of every kind still work, and a signal frame that cannot be
+ * written kills with SIGSEGV. */
+Test(e2e, bad_buffers_are_efault_as_on_linux)
+{
+	same_as_native("--ro " SBX_BUILD_DIR "/samples",
+		       SAMPLES "badbuf-@LIBC@ " SBX_BUILD_DIR "/samples",
+		       "< " SAMPLES "hello-glibc");
+	same_as_native("", SAMPLES "badbuf-@LIBC@ sigframe", "");
+	same_as_native("", SAMPLES "badbuf-@LIBC@ sigframe-fault", "");
+}
+
 Test(e2e, large_output_and_stdin)
 {
 	same_as_native("", SAMPLES "bigout-@LIBC@ 3", "");
