@@ -35,7 +35,7 @@ if(EXISTS ${SBX_KVM_BTF})
 endif()
 
 set(SBX_BPF_GEN_DIR ${CMAKE_CURRENT_BINARY_DIR}/bpf)
-set(SBX_BPF_SRC ${CMAKE_CURRENT_SOURCE_DIR}/bpf)
+set(SBX_BPF_SRC ${CMAKE_CURRENT_SOURCE_DIR}/trace/bpf)
 file(MAKE_DIRECTORY ${SBX_BPF_GEN_DIR})
 add_custom_command(OUTPUT ${SBX_BPF_GEN_DIR}/vmlinux.h
   COMMAND sh -c "out=\"$0\"; \"$@\" format c > \"$out.tmp\" && mv \"$out.tmp\" \"$out\""
@@ -56,7 +56,7 @@ add_custom_command(OUTPUT ${SBX_BPF_GEN_DIR}/exits.skel.h
   COMMENT "Generating the libbpf skeleton exits.skel.h"
   VERBATIM)
 add_custom_target(sbx_exits_skel DEPENDS ${SBX_BPF_GEN_DIR}/exits.skel.h)
-set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/trace_exits.c PROPERTIES
+set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/trace/trace_exits.c PROPERTIES
   OBJECT_DEPENDS ${SBX_BPF_GEN_DIR}/exits.skel.h)
 # What compiles trace_exits.c, wherever it is compiled (the fuzz build recompiles libsandbox's
 # sources): the generated headers' directory, and the skeleton built first.

@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "hypercalls.h"
+#include "calls.h"
 
 /* The statuses the kernel may send: 0..255, a fatal signal 1..64 with SBX_EXIT_SIGNALED or
  * SBX_EXIT_NODELIVER, or SBX_EXIT_DEADLOCK alone. */

@@ -14,7 +14,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "hypercalls.h"
+#include "calls.h"
 
 /* Linux caps a single read/write at this many bytes too. */
 #define SBX_RW_MAX 0x7ffff000ull
