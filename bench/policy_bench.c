@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
 
 #define N 20000
 

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "migrate.h"
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 static double now_us(void)
 {
@@ -55,7 +57,7 @@ static void *run_thread(void *arg)
 
 static void mark_first_run(struct sbx_vm *vm)
 {
-	struct runner *r = vm->on_first_run_ctx;
+	struct runner *r = vm->hooks.first_run_ctx;
 	r->t_first_run = now_us();
 }
 
@@ -129,16 +131,16 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 				fprintf(stderr, "snap_bench: %s\n", err);
 				return 1;
 			}
-			r2.vm->on_first_run = mark_first_run;
-			r2.vm->on_first_run_ctx = &r2;
-			r2.vm->first_call_pending = 1;
+			r2.vm->hooks.first_run = mark_first_run;
+			r2.vm->hooks.first_run_ctx = &r2;
+			r2.vm->life.first_call_pending = 1;
 			pthread_t t2h;
 			pthread_create(&t2h, NULL, run_thread, &r2);
 			/* Not a spin: this thread must not take the vCPU's CPU. */
-			while (__atomic_load_n(&r2.vm->first_call_pending, __ATOMIC_ACQUIRE))
+			while (__atomic_load_n(&r2.vm->life.first_call_pending, __ATOMIC_ACQUIRE))
 				usleep(200);
-			double s2 = (double)r2.vm->first_call_at.tv_sec * 1e6 +
-				    (double)r2.vm->first_call_at.tv_nsec / 1e3;
+			double s2 = (double)r2.vm->life.first_call_at.tv_sec * 1e6 +
+				    (double)r2.vm->life.first_call_at.tv_nsec / 1e3;
 			(lazy ? rl : re)[i] = r2.t_first_run - s0;
 			if (lazy)
 				hc[i] = s2 - s0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "exec.h"
 #include "sandbox.h"
 
 /* libFuzzer's exit codes (its -error_exitcode and -timeout_exitcode defaults, and the

@@ -11,7 +11,9 @@
 
 #include "migrate.h"
 #include "cli.h"
+#include "persist.h"
 #include "sandbox.h"
+#include "trace.h"
 
 #define EXIT_USAGE 125
 
@@ -184,12 +186,24 @@ static void catch_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* The VM the handler stops; a signal that came before it existed stops it at once. */
-static void hold_vm(struct sbx_vm *vm)
+/* The VM the handler stops; a signal that came before it existed stops it at once. With
+ * --control, its socket is bound here, before the monitor confines itself. */
+static int hold_vm(struct sbx_vm *vm, void *ctx)
 {
+	(void)ctx;
 	run_vm = vm;
 	if (vm && run_signal)
 		sbx_vm_interrupt(vm, run_signal);
+	if (vm && vm->cfg.control_path) {
+		char err[300];
+		int r = sbx_control_attach(vm, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "sandbox-run: --control %s: %s\n", vm->cfg.control_path,
+				err);
+			return r;
+		}
+	}
+	return 0;
 }
 
 static void die_of_signal(void)
@@ -210,37 +224,6 @@ static void say_end(const char *what, const struct sbx_result *res)
 	fprintf(stderr, "sandbox-run: %s: %s\n", what, res->reason);
 }
 
-/* A new sandbox from the program: sbx_run's steps, with the VM held for the handler. */
-static int run_program(const struct sbx_config *cfg, struct sbx_result *res)
-{
-	struct sbx_vm *vm = NULL;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	memset(res, 0, sizeof(*res));
-	int r = sbx_vm_create(cfg, &vm, res->reason, sizeof(res->reason));
-	hold_vm(vm);
-	if (r == 0)
-		r = sbx_vm_load(vm, res->reason, sizeof(res->reason));
-	if (r < 0) {
-		res->end = SBX_END_ERROR;
-		res->status = SBX_STATUS_ERROR;
-		hold_vm(NULL);
-		sbx_vm_destroy(vm);
-		return r;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double setup =
-	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	r = sbx_vm_run(vm, res);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	res->stats.setup_ms = setup;
-	res->stats.run_ms =
-	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6 - setup;
-	hold_vm(NULL);
-	sbx_vm_destroy(vm);
-	return r;
-}
-
 /* --restore and --incoming: the sandbox comes from a file or a stream, then runs as usual. */
 static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_json)
 {
@@ -255,7 +238,10 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 		fprintf(stderr, "sandbox-run: %s\n", err);
 		return 125;
 	}
-	hold_vm(vm);
+	if (hold_vm(vm, NULL) < 0) {
+		sbx_vm_destroy(vm);
+		return 125;
+	}
 	struct sbx_result res;
 	memset(&res, 0, sizeof(res));
 	struct timespec t0, t1;
@@ -266,7 +252,7 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res.stats.run_ms =
 	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	hold_vm(NULL);
+	hold_vm(NULL, NULL);
 	sbx_vm_destroy(vm);
 	if (trace)
 		sbx_trace_report(trace, trace_json ? NULL : stderr, trace_json, res.stats.run_ms,
@@ -364,7 +350,7 @@ int main(int argc, char **argv)
 
 	/* 4. The run. */
 	struct sbx_result res;
-	r = run_program(&f.cli.cfg, &res);
+	r = sbx_run_with(&f.cli.cfg, &res, hold_vm, NULL);
 	status = res.status;
 	if (r < 0) {
 		fprintf(stderr, "sandbox-run: %s: %s\n", f.cli.cfg.prog, res.reason);

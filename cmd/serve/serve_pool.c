@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exec.h"
 #include "serve.h"
 
 struct instance {

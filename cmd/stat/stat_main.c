@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "trace.h"
 
 static volatile sig_atomic_t sbx_stat_stop;
 

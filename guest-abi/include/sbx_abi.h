@@ -239,56 +239,12 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 920, "idle_ns
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
-/* ---- Hypercall numbers ------------------------------------------------------------------ */
+/* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */
+#include "sbx_calls.h"
 #ifndef __ASSEMBLER__
-enum sbx_call {
-	SBX_CALL_NONE = 0,
-	SBX_CALL_EXIT = 1,	/* a0: status (0..255) or 0x100|signal for a fatal signal */
-	SBX_CALL_READ = 2,	/* struct sbx_rw (off ignored) */
-	SBX_CALL_WRITE = 3,	/* struct sbx_rw */
-	SBX_CALL_PREAD = 4,	/* struct sbx_rw */
-	SBX_CALL_PWRITE = 5,	/* struct sbx_rw */
-	SBX_CALL_READV = 6,	/* struct sbx_rw: buf = iovec array, len = iovcnt */
-	SBX_CALL_WRITEV = 7,	/* struct sbx_rw: buf = iovec array, len = iovcnt */
-	SBX_CALL_OPEN = 8,	/* struct sbx_path: dirfd, path, flags, mode -> new fd */
-	SBX_CALL_CLOSE = 9,	/* a0: fd */
-	SBX_CALL_FSTAT = 10,	/* struct sbx_path: fd in dirfd, buf -> struct stat */
-	SBX_CALL_STAT = 11,	/* struct sbx_path: dirfd, path, flags (AT_*), buf -> struct stat */
-	SBX_CALL_LSEEK = 12,	/* a0: fd, a1: offset, a2: whence -> new offset */
-	SBX_CALL_GETDENTS = 13, /* struct sbx_rw: fd, buf, len -> bytes of linux_dirent64 */
-	SBX_CALL_READLINK = 14, /* struct sbx_path: dirfd, path, buf, buf_len */
-	SBX_CALL_MKDIR = 15,	/* struct sbx_path: dirfd, path, mode */
-	SBX_CALL_UNLINK = 16,	/* struct sbx_path: dirfd, path, flags (AT_REMOVEDIR) */
-	SBX_CALL_RENAME = 17,	/* struct sbx_path (old) + path2 fields (new) */
-	SBX_CALL_FTRUNCATE = 18, /* a0: fd, a1: length */
-	SBX_CALL_FSYNC = 19,	 /* a0: fd */
-	SBX_CALL_DUP = 20,	 /* a0: oldfd, a1: newfd or -1 for lowest >= a2, a3: O_CLOEXEC */
-	SBX_CALL_FCNTL = 21,	 /* a0: fd, a1: F_GETFL/F_SETFL/F_GETFD/F_SETFD, a2: arg */
-	SBX_CALL_CHDIR = 22,	 /* struct sbx_path: dirfd (fchdir if path_len == 0), path */
-	SBX_CALL_GETCWD = 23,	 /* struct sbx_rw: buf, len -> bytes including the NUL */
-	SBX_CALL_ACCESS = 24,	 /* struct sbx_path: dirfd, path, mode (R_OK...), flags */
-	SBX_CALL_RANDOM = 25,	 /* struct sbx_rw: buf, len -> bytes */
-	SBX_CALL_IOCTL = 26,	 /* a0: fd, a1: request (TCGETS, TIOCGWINSZ...), a2: buf */
-	SBX_CALL_TRACE = 27,	 /* a0: syscall nr, a1: ret, buf at a2: uint64_t args[6] */
-	SBX_CALL_DISCARD = 28,	 /* a0: addr, a1: len: give the pages back, they read as zero */
-	SBX_CALL_FDATASYNC = 29, /* a0: fd */
-	SBX_CALL_SLEEP = 30, /* a0: nanoseconds to sleep on the host (the vCPU waits in an exit) */
-	SBX_CALL_SYMLINK = 31, /* struct sbx_path: path = link text, dirfd2/path2 = the new link */
-	SBX_CALL_LINK = 32,    /* struct sbx_path: old dirfd/path, new dirfd2/path2, flags AT_* */
-	SBX_CALL_CHMOD = 33,   /* struct sbx_path: dirfd/path (path_len 0: the handle), mode */
-	SBX_CALL_UTIMENS = 34, /* struct sbx_path: dirfd/path, buf = 2 timespecs or 0, flags */
-	SBX_CALL_STATFS = 35,  /* struct sbx_path: dirfd/path (path_len 0: the handle), buf */
-	SBX_CALL_POLL = 36, /* a0: struct pollfd array, a1: count, a2: timeout in ms (<0: none) */
-	SBX_CALL_POPULATE =
-	    37, /* a0: addr, a1: len: a hint, not waited for: back these pages now */
-	/* 1.3: RLIMIT_NOFILE, kept and enforced where fd numbers are handed out. a0: 1 to set
-	 * (0: only read), a1: new soft limit, a2: new hard limit, a3: 0 or the guest address of
-	 * uint64_t[2] that gets the limits as they were (soft, hard), written only on success.
-	 * -EINVAL for soft > hard, -EPERM for a hard limit above the current one without
-	 * privilege or above the sandbox's own (--max-files, the handle table). */
-	SBX_CALL_NOFILE = 38,
-	SBX_CALL_COUNT
-};
+#define SBX_CALL_ENUM(NAME, nr, name, fn, flags, args) SBX_CALL_##NAME = nr,
+enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
+#undef SBX_CALL_ENUM
 #endif
 
 /* ---- Repeated runs from one snapshot (1.2; monitor/exec.c, docs/exec.md) ---------------

@@ -6,29 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vm.h"
-
-static const char *const call_names[SBX_CALL_COUNT] = {
-    [SBX_CALL_EXIT] = "exit",		[SBX_CALL_READ] = "read",
-    [SBX_CALL_WRITE] = "write",		[SBX_CALL_PREAD] = "pread",
-    [SBX_CALL_PWRITE] = "pwrite",	[SBX_CALL_READV] = "readv",
-    [SBX_CALL_WRITEV] = "writev",	[SBX_CALL_OPEN] = "open",
-    [SBX_CALL_CLOSE] = "close",		[SBX_CALL_FSTAT] = "fstat",
-    [SBX_CALL_STAT] = "stat",		[SBX_CALL_LSEEK] = "lseek",
-    [SBX_CALL_GETDENTS] = "getdents",	[SBX_CALL_READLINK] = "readlink",
-    [SBX_CALL_MKDIR] = "mkdir",		[SBX_CALL_UNLINK] = "unlink",
-    [SBX_CALL_RENAME] = "rename",	[SBX_CALL_FTRUNCATE] = "ftruncate",
-    [SBX_CALL_FSYNC] = "fsync",		[SBX_CALL_DUP] = "dup",
-    [SBX_CALL_FCNTL] = "fcntl",		[SBX_CALL_CHDIR] = "chdir",
-    [SBX_CALL_GETCWD] = "getcwd",	[SBX_CALL_ACCESS] = "access",
-    [SBX_CALL_RANDOM] = "random",	[SBX_CALL_IOCTL] = "ioctl",
-    [SBX_CALL_TRACE] = "trace",		[SBX_CALL_DISCARD] = "discard",
-    [SBX_CALL_FDATASYNC] = "fdatasync", [SBX_CALL_SLEEP] = "sleep",
-    [SBX_CALL_SYMLINK] = "symlink",	[SBX_CALL_LINK] = "link",
-    [SBX_CALL_CHMOD] = "chmod",		[SBX_CALL_UTIMENS] = "utimens",
-    [SBX_CALL_STATFS] = "statfs",	[SBX_CALL_POLL] = "poll",
-    [SBX_CALL_POPULATE] = "populate",	[SBX_CALL_NOFILE] = "nofile",
-};
+#include "calls.h"
 
 static void put_json_string(FILE *f, const char *s)
 {
@@ -46,7 +24,7 @@ static void put_json_string(FILE *f, const char *s)
 
 void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t)
 {
-	struct sbx_audit_ctx *a = &vm->audit;
+	struct sbx_audit *a = vm->audit;
 	if (!vm->cfg.audit)
 		return;
 	a->valid = 1;
@@ -75,14 +53,15 @@ void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t, const str
 {
 	if (!vm->cfg.audit || !m || m == t->mount)
 		return;
-	snprintf(vm->audit.rule, sizeof(vm->audit.rule), "%s mount %.120s, reached through %.120s",
-		 m->rw ? "rw" : "ro", m->guest, t->mount->guest);
+	snprintf(vm->audit->rule, sizeof(vm->audit->rule),
+		 "%s mount %.120s, reached through %.120s", m->rw ? "rw" : "ro", m->guest,
+		 t->mount->guest);
 }
 
 void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 {
 	FILE *f = vm->cfg.audit;
-	struct sbx_audit_ctx *a = &vm->audit;
+	struct sbx_audit *a = vm->audit;
 	if (!f || s->nr == SBX_CALL_TRACE)
 		return;
 	/* A denial is the policy saying no; other errors are the file system's own answers. */
@@ -99,7 +78,7 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 	fprintf(f,
 		"{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"call\":", tm.tm_year + 1900,
 		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	put_json_string(f, s->nr < SBX_CALL_COUNT && call_names[s->nr] ? call_names[s->nr] : "?");
+	put_json_string(f, sbx_call_name((int)s->nr) ? sbx_call_name((int)s->nr) : "?");
 	if (a->valid) {
 		fputs(",\"guest_path\":", f);
 		put_json_string(f, a->gpath);
@@ -116,9 +95,4 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 	fputs("}\n", f);
 	fflush(f);
 	a->valid = 0;
-}
-
-const char *sbx_call_name(int nr)
-{
-	return nr >= 0 && nr < SBX_CALL_COUNT ? call_names[nr] : NULL;
 }

@@ -1,8 +1,62 @@
-/* Handlers behind the hypercall table (hypercalls.c), grouped by what they touch. */
-#ifndef SBX_HYPERCALLS_H
-#define SBX_HYPERCALLS_H
+/* Host calls: the hypercall table and its handlers (dispatch.c, hc_*.c), the handle table
+ * (fdtable.c), the limits that count what the calls do (limits.c), the audit log (audit.c)
+ * and --strace (strace.c). Everything the guest asks of the host goes through here. */
+#ifndef SBX_CALLS_H
+#define SBX_CALLS_H
 
 #include "vm.h"
+
+#define SBX_MAX_FDS 1024
+
+enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
+
+struct sbx_handle {
+	enum sbx_handle_kind kind;
+	int fd;	      /* host fd (SBX_H_HOST) */
+	int cloexec;  /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
+	int writable; /* opened on a rw mount or stdio */
+	int stdio;    /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
+	char *gpath;  /* normalised guest path (NULL for stdio) */
+	/* stdio: O_APPEND and O_NONBLOCK as the guest set them. The file description is the
+	 * user's own (a shell's, a terminal), so the guest's status flags never reach it. */
+	int vflags;
+	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
+};
+
+/* The handle table of a process, with its RLIMIT_NOFILE. */
+struct sbx_files {
+	struct sbx_handle fds[SBX_MAX_FDS];
+	/* RLIMIT_NOFILE as the guest set it (SBX_CALL_NOFILE); until then, and never above it,
+	 * the sandbox's own limit (sbx_fd_ceiling). */
+	int nofile_set;
+	uint32_t nofile_soft, nofile_hard;
+	int nofile_priv; /* CAP_SYS_RESOURCE: it may raise its hard limit (up to the ceiling) */
+};
+
+/* What the byte and time limits have counted (limits.c). */
+struct sbx_limits {
+	uint64_t out_bytes, write_bytes;
+	uint64_t err_bytes; /* stderr's, counted apart only with cfg.output_stdout_only */
+	int hit;	    /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	int on_stderr;	    /* ... and it was stderr's own budget */
+	uint64_t value;
+	pthread_t watchdog;
+	int watchdog_started;
+	int64_t cpu_base_ms;
+};
+
+/* The path and rule of the call being audited (audit.c). */
+struct sbx_audit {
+	int valid;
+	char gpath[POLICY_PATH_MAX];
+	char host[POLICY_PATH_MAX];
+	char rule[300];
+};
+
+/* Gives a sandbox its handle table, limits and audit state, and the core its dispatch hook;
+ * detach closes every handle and frees them. */
+int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_calls_detach(struct sbx_vm *vm);
 
 /* hc_io.c: calls on an open handle */
 int64_t sbx_hc_read(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -41,5 +95,47 @@ int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s);
 struct stat;
 void sbx_vdir_stat(struct sbx_vm *vm, const char *gpath, struct stat *st);
 int sbx_put_stat(struct sbx_vm *vm, uint64_t buf, uint64_t len, const struct stat *st);
+
+/* dispatch.c, limits.c, audit.c, fdtable.c, strace.c */
+/* hypercalls.c and hc_*.c */
+int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
+/* Audit's and strace's name of a hypercall. */
+const char *sbx_call_name(int nr);
+
+/* limits.c */
+int sbx_limits_start(struct sbx_vm *vm);
+void sbx_limits_stop(struct sbx_vm *vm);
+/* How much of a write of len bytes the limits allow (ending the run when that is less). */
+uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len);
+void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written);
+
+/* audit.c */
+void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t);
+/* The path led into another mount's object (a nested mount): its rule is the one applied. */
+void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t,
+		     const struct policy_mount *m);
+void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
+
+/* fdtable.c */
+void sbx_fd_init(struct sbx_vm *vm);
+void sbx_fd_close_all(struct sbx_vm *vm);
+struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd);
+/* The lowest free fd >= lowest and below the soft RLIMIT_NOFILE, or -EMFILE (also when
+ * --max-files ended the run). */
+int sbx_fd_alloc(struct sbx_vm *vm, int lowest);
+/* The most handles the sandbox allows at once: --max-files, or the handle table's size. */
+uint32_t sbx_fd_ceiling(const struct sbx_vm *vm);
+/* RLIMIT_NOFILE in force: lim[0] soft, lim[1] hard. */
+void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2]);
+/* 0 if one more handle fits --max-files; else ends the run and returns -1. */
+int sbx_fd_room(struct sbx_vm *vm);
+void sbx_fd_release(struct sbx_vm *vm, int fd);
+
+/* strace.c */
+void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);
+/* x86-64 Linux syscall names and --strace's argument kinds (sbx_syscalls.h); NULL for a number
+ * no call has. */
+const char *sbx_syscall_name(uint64_t nr);
+const char *sbx_syscall_args(uint64_t nr);
 
 #endif

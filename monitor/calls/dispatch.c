@@ -12,6 +12,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
 			    "SIG%s could not be delivered: no room for the signal frame",
 			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
-		vm->stop.nodeliver = 1;
+		vm->life.stop.nodeliver = 1;
 	} else if (st & SBX_EXIT_DEADLOCK)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
 			    "deadlock: futex wait with no timeout and no other thread to wake it");
@@ -56,7 +57,7 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 		sbx_vm_kill(vm, SBX_END_EXIT, (int)(st & 0xff), 0, "exited with status %u",
 			    (unsigned)(st & 0xff));
 	/* Only if this exit was the first reason to stop (sbx_vm_kill keeps the first). */
-	vm->stop.status_set_by_exit = vm->stop.end == SBX_END_EXIT && !(st & ~0xffull);
+	vm->life.stop.status_set_by_exit = vm->life.stop.end == SBX_END_EXIT && !(st & ~0xffull);
 	return 0;
 }
 
@@ -68,17 +69,17 @@ static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint8_t *p = sbx_gptr(vm, s->u.rw.buf, len);
 	if (!p)
 		return -EFAULT;
-	if (vm->det_random) {
+	if (vm->opts.det_random) {
 		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed.
 		 */
 		for (uint64_t i = 0; i < len; i++) {
 			if (i % 8 == 0) {
-				uint64_t z = (vm->det_state += 0x9e3779b97f4a7c15ull);
+				uint64_t z = (vm->opts.det_state += 0x9e3779b97f4a7c15ull);
 				z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 				z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-				vm->det_out = z ^ (z >> 31);
+				vm->opts.det_out = z ^ (z >> 31);
 			}
-			p[i] = (uint8_t)(vm->det_out >> (8 * (i % 8)));
+			p[i] = (uint8_t)(vm->opts.det_out >> (8 * (i % 8)));
 		}
 		return (int64_t)len;
 	}
@@ -101,14 +102,14 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Only user pages, whole pages: the kernel area and page tables are never given back. */
 	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || !sbx_gptr(vm, addr, len))
 		return -EINVAL;
-	if (vm->mem_fd < 0) {
+	if (vm->proc.mem.fd < 0) {
 		/* RAM is a private mapping of a snapshot (lazy restore): dropping pages would
 		 * bring the file's bytes back, so map fresh zero pages over them instead. */
-		void *p = mmap(vm->mem + addr, len, PROT_READ | PROT_WRITE,
+		void *p = mmap(vm->proc.mem.base + addr, len, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 		return p == MAP_FAILED ? -errno : 0;
 	}
-	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)addr,
+	if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)addr,
 		      (off_t)len) < 0)
 		return -errno;
 	return 0;
@@ -121,7 +122,7 @@ static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
 	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || len > (64ull << 20) ||
 	    !sbx_gptr(vm, addr, len))
 		return -EINVAL;
-	return madvise(vm->mem + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;
+	return madvise(vm->proc.mem.base + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;
 }
 
 static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -140,9 +141,9 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause or a
 	 * nudge (a migration round wanting ring_lock) ends it early, and the guest kernel
 	 * sleeps again for the rest by its own clock. */
-	int nudge = atomic_load(&vm->nudge);
-	while (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req) &&
-	       atomic_load(&vm->nudge) == nudge) {
+	int nudge = atomic_load(&vm->life.nudge);
+	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
+	       atomic_load(&vm->life.nudge) == nudge) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		int64_t left =
 		    (int64_t)(end.tv_sec - now.tv_sec) * 1000000000ll + (end.tv_nsec - now.tv_nsec);
@@ -150,53 +151,28 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 			break;
 		struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ll),
 				       .tv_nsec = (long)(left % 1000000000ll)};
-		syscall(SYS_futex, &vm->stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+		syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
 	}
 	return 0;
 }
 
 typedef int64_t (*sbx_hc_fn)(struct sbx_vm *vm, const struct sbx_slot *s);
 
-static const sbx_hc_fn sbx_hc_table[SBX_CALL_COUNT] = {
-    [SBX_CALL_EXIT] = hc_exit,
-    [SBX_CALL_READ] = sbx_hc_read,
-    [SBX_CALL_WRITE] = sbx_hc_write,
-    [SBX_CALL_PREAD] = sbx_hc_read,
-    [SBX_CALL_PWRITE] = sbx_hc_write,
-    [SBX_CALL_READV] = sbx_hc_readv,
-    [SBX_CALL_WRITEV] = sbx_hc_writev,
-    [SBX_CALL_OPEN] = sbx_hc_open,
-    [SBX_CALL_CLOSE] = sbx_hc_close,
-    [SBX_CALL_FSTAT] = sbx_hc_fstat,
-    [SBX_CALL_STAT] = sbx_hc_stat,
-    [SBX_CALL_LSEEK] = sbx_hc_lseek,
-    [SBX_CALL_GETDENTS] = sbx_hc_getdents,
-    [SBX_CALL_READLINK] = sbx_hc_readlink,
-    [SBX_CALL_MKDIR] = sbx_hc_mkdir,
-    [SBX_CALL_UNLINK] = sbx_hc_unlink,
-    [SBX_CALL_RENAME] = sbx_hc_rename,
-    [SBX_CALL_FTRUNCATE] = sbx_hc_ftruncate,
-    [SBX_CALL_FSYNC] = sbx_hc_fsync,
-    [SBX_CALL_DUP] = sbx_hc_dup,
-    [SBX_CALL_FCNTL] = sbx_hc_fcntl,
-    [SBX_CALL_CHDIR] = sbx_hc_chdir,
-    [SBX_CALL_GETCWD] = sbx_hc_getcwd,
-    [SBX_CALL_ACCESS] = sbx_hc_access,
-    [SBX_CALL_RANDOM] = hc_random,
-    [SBX_CALL_IOCTL] = sbx_hc_ioctl,
-    [SBX_CALL_TRACE] = hc_trace,
-    [SBX_CALL_DISCARD] = hc_discard,
-    [SBX_CALL_FDATASYNC] = sbx_hc_fsync,
-    [SBX_CALL_SLEEP] = hc_sleep,
-    [SBX_CALL_SYMLINK] = sbx_hc_symlink,
-    [SBX_CALL_LINK] = sbx_hc_link,
-    [SBX_CALL_CHMOD] = sbx_hc_chmod,
-    [SBX_CALL_UTIMENS] = sbx_hc_utimens,
-    [SBX_CALL_STATFS] = sbx_hc_statfs,
-    [SBX_CALL_POLL] = sbx_hc_poll,
-    [SBX_CALL_POPULATE] = hc_populate,
-    [SBX_CALL_NOFILE] = sbx_hc_nofile,
+/* Every call, from its one line in sbx_calls.h. */
+static const struct sbx_call_desc {
+	sbx_hc_fn fn;
+	const char *name;
+	unsigned flags;
+} sbx_calls[SBX_CALL_COUNT] = {
+#define SBX_CALL_DESC(NAME, nr, name, fn, flags, args) [SBX_CALL_##NAME] = {fn, #name, flags},
+    SBX_CALLS(SBX_CALL_DESC)
+#undef SBX_CALL_DESC
 };
+
+const char *sbx_call_name(int nr)
+{
+	return nr > 0 && nr < SBX_CALL_COUNT ? sbx_calls[nr].name : NULL;
+}
 
 /* How a call's time counts for the guest's CPU-time clocks (the boot page's waited_ns, which
  * the kernel takes off them): a sleep or a poll is all waiting; a read or write of the
@@ -206,20 +182,14 @@ enum sbx_wait { SBX_WAIT_NONE, SBX_WAIT_ALL, SBX_WAIT_OFF_CPU };
 
 static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	switch (s->nr) {
-	case SBX_CALL_SLEEP:
-	case SBX_CALL_POLL:
+	unsigned f = sbx_calls[s->nr].flags;
+	if (f & SBX_CF_WAIT)
 		return SBX_WAIT_ALL;
-	case SBX_CALL_READ:
-	case SBX_CALL_READV:
-	case SBX_CALL_WRITE:
-	case SBX_CALL_WRITEV: {
+	if (f & SBX_CF_WAIT_STDIO) {
 		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
 		return h && h->stdio >= 0 ? SBX_WAIT_OFF_CPU : SBX_WAIT_NONE;
 	}
-	default:
-		return SBX_WAIT_NONE;
-	}
+	return SBX_WAIT_NONE;
 }
 
 static int64_t ts_ns(clockid_t c)
@@ -244,51 +214,38 @@ static void note_wait(struct sbx_vm *vm, enum sbx_wait k, int64_t wall0, int64_t
 /* Might this call have changed a file on a writable mount? (Writes to stdio do not.) */
 static int sbx_hc_changes_fs(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	switch (s->nr) {
-	case SBX_CALL_WRITE:
-	case SBX_CALL_PWRITE:
-	case SBX_CALL_WRITEV: {
+	unsigned f = sbx_calls[s->nr].flags;
+	if (f & SBX_CF_FS_HANDLE) {
 		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
 		return h && h->gpath;
 	}
-	case SBX_CALL_OPEN:
+	if (f & SBX_CF_FS_OPEN)
 		return (s->u.path.flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
-	case SBX_CALL_MKDIR:
-	case SBX_CALL_UNLINK:
-	case SBX_CALL_RENAME:
-	case SBX_CALL_FTRUNCATE:
-	case SBX_CALL_SYMLINK:
-	case SBX_CALL_LINK:
-	case SBX_CALL_CHMOD:
-	case SBX_CALL_UTIMENS:
-		return 1;
-	default:
-		return 0;
-	}
+	return (f & SBX_CF_FS) != 0;
 }
 
 int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	if (s->nr >= SBX_CALL_COUNT || !sbx_hc_table[s->nr]) {
+	if (s->nr >= SBX_CALL_COUNT || !sbx_calls[s->nr].fn) {
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "guest ABI violation: unknown hypercall %u", s->nr);
 		return -ENOSYS;
 	}
 	vm->stats.calls++;
 	vm->call_count[s->nr]++;
-	if (__builtin_expect(vm->first_call_pending, 0)) {
+	if (__builtin_expect(vm->life.first_call_pending, 0)) {
 		/* For the restore benchmark: time to the first hypercall after a resume. */
-		clock_gettime(CLOCK_MONOTONIC, &vm->first_call_at);
-		__atomic_store_n(&vm->first_call_pending, 0, __ATOMIC_RELEASE);
+		clock_gettime(CLOCK_MONOTONIC, &vm->life.first_call_at);
+		__atomic_store_n(&vm->life.first_call_pending, 0, __ATOMIC_RELEASE);
 	}
 	/* Before the call and whatever it returns: a call may change a directory and still
 	 * fail (a file created, then no handle left for it). */
-	if (!vm->fs_changed)
-		vm->fs_changed = sbx_hc_changes_fs(vm, s);
+	if (!vm->opts.fs_changed)
+		vm->opts.fs_changed = sbx_hc_changes_fs(vm, s);
 	enum sbx_wait wk = wait_kind(vm, s);
 	int64_t wall0 = wk ? ts_ns(CLOCK_MONOTONIC) : 0;
 	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? ts_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-	int64_t ret = sbx_hc_table[s->nr](vm, s);
+	int64_t ret = sbx_calls[s->nr].fn(vm, s);
 	if (wk)
 		note_wait(vm, wk, wall0, cpu0);
 	if (vm->cfg.audit)
@@ -296,47 +253,29 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	return ret;
 }
 
-void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	/* The first reason wins: later ones are consequences. */
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
-		return;
-	vm->stop.end = end;
-	vm->stop.status = status;
-	vm->stop.signal = sig;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(vm->stop.reason, sizeof(vm->stop.reason), fmt, ap);
-	va_end(ap);
-	/* Wake whatever waits: a SLEEP, and a vCPU still in KVM_RUN (a kill decided on the
-	 * polling thread would otherwise wait for the guest's next exit, which may never come). */
-	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	if (vm->vcpu_thread_set && !pthread_equal(pthread_self(), vm->vcpu_thread)) {
-		if (vm->run)
-			vm->run->immediate_exit = 1;
-		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+	vm->proc.files = calloc(1, sizeof(*vm->proc.files));
+	vm->limits = calloc(1, sizeof(*vm->limits));
+	vm->audit = calloc(1, sizeof(*vm->audit));
+	if (!vm->proc.files || !vm->limits || !vm->audit) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	/* A paused vCPU thread waits for resume or for this. */
-	pthread_mutex_lock(&vm->pause_lock);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
+	sbx_fd_init(vm);
+	vm->opts.nofile = sbx_fd_ceiling(vm);
+	vm->hooks.dispatch = sbx_hypercall;
+	return 0;
 }
 
-void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
+void sbx_calls_detach(struct sbx_vm *vm)
 {
-	/* Only what a signal handler may do: atomics, plain stores, two syscalls. */
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
-		return;
-	vm->stop.end = SBX_END_KILLED;
-	vm->stop.status = 128 + sig;
-	vm->stop.signal = sig;
-	static const char why[] = "stopped by a signal to the monitor";
-	memcpy(vm->stop.reason, why, sizeof(why));
-	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	if (vm->run)
-		vm->run->immediate_exit = 1;
-	if (vm->vcpu_thread_set)
-		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+	if (vm->proc.files)
+		sbx_fd_close_all(vm);
+	free(vm->proc.files);
+	free(vm->limits);
+	free(vm->audit);
+	vm->proc.files = NULL;
+	vm->limits = NULL;
+	vm->audit = NULL;
 }

@@ -7,17 +7,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
 
 void sbx_fd_init(struct sbx_vm *vm)
 {
-	memset(vm->fds, 0, sizeof(vm->fds));
+	memset(vm->proc.files->fds, 0, sizeof(vm->proc.files->fds));
 	/* Raising a hard RLIMIT_NOFILE takes CAP_SYS_RESOURCE: the program has it in the
 	 * sandbox when it would natively, run by this user. Asked now: the confined monitor
 	 * may not call capget. */
 	struct __user_cap_header_struct ch = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct cd[_LINUX_CAPABILITY_U32S_3] = {0};
-	vm->nofile_priv =
+	vm->proc.files->nofile_priv =
 	    syscall(SYS_capget, &ch, cd) == 0 &&
 	    (cd[CAP_TO_INDEX(CAP_SYS_RESOURCE)].effective & CAP_TO_MASK(CAP_SYS_RESOURCE));
 	const int host[3] = {vm->cfg.stdin_fd, vm->cfg.stdout_fd, vm->cfg.stderr_fd};
@@ -29,16 +29,16 @@ void sbx_fd_init(struct sbx_vm *vm)
 		int fd = fcntl(host[i], F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
 			continue;
-		vm->fds[i] =
+		vm->proc.files->fds[i] =
 		    (struct sbx_handle){.kind = SBX_H_HOST, .fd = fd, .writable = 1, .stdio = i};
 	}
 }
 
 struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd)
 {
-	if (fd < 0 || fd >= SBX_MAX_FDS || vm->fds[fd].kind == SBX_H_FREE)
+	if (fd < 0 || fd >= SBX_MAX_FDS || vm->proc.files->fds[fd].kind == SBX_H_FREE)
 		return NULL;
-	return &vm->fds[fd];
+	return &vm->proc.files->fds[fd];
 }
 
 int sbx_fd_room(struct sbx_vm *vm)
@@ -48,7 +48,7 @@ int sbx_fd_room(struct sbx_vm *vm)
 		return 0;
 	int used = 0;
 	for (int i = 0; i < SBX_MAX_FDS; i++)
-		used += vm->fds[i].kind != SBX_H_FREE;
+		used += vm->proc.files->fds[i].kind != SBX_H_FREE;
 	if (max && (uint64_t)used >= max) {
 		sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_FILES, 0,
 			    "open-files limit reached: --max-files %llu", (unsigned long long)max);
@@ -67,8 +67,12 @@ void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2])
 {
 	uint32_t c = sbx_fd_ceiling(vm);
 	/* A restore under a narrower policy than the snapshot's: the narrower one holds. */
-	lim[0] = vm->nofile_set && vm->nofile_soft < c ? vm->nofile_soft : c;
-	lim[1] = vm->nofile_set && vm->nofile_hard < c ? vm->nofile_hard : c;
+	lim[0] = vm->proc.files->nofile_set && vm->proc.files->nofile_soft < c
+		     ? vm->proc.files->nofile_soft
+		     : c;
+	lim[1] = vm->proc.files->nofile_set && vm->proc.files->nofile_hard < c
+		     ? vm->proc.files->nofile_hard
+		     : c;
 }
 
 int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
@@ -80,14 +84,14 @@ int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 	uint64_t lim[2];
 	sbx_fd_limits(vm, lim);
 	for (int i = lowest < 0 ? 0 : lowest; i < (int)lim[0]; i++)
-		if (vm->fds[i].kind == SBX_H_FREE)
+		if (vm->proc.files->fds[i].kind == SBX_H_FREE)
 			return i;
 	return -EMFILE;
 }
 
 void sbx_fd_release(struct sbx_vm *vm, int fd)
 {
-	struct sbx_handle *h = &vm->fds[fd];
+	struct sbx_handle *h = &vm->proc.files->fds[fd];
 	if (h->kind == SBX_H_HOST && h->fd >= 0)
 		close(h->fd);
 	free(h->gpath);
@@ -97,6 +101,6 @@ void sbx_fd_release(struct sbx_vm *vm, int fd)
 void sbx_fd_close_all(struct sbx_vm *vm)
 {
 	for (int i = 0; i < SBX_MAX_FDS; i++)
-		if (vm->fds[i].kind != SBX_H_FREE)
+		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 }

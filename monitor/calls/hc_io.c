@@ -306,7 +306,7 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 	} else {
 		if ((uint64_t)newfd >= lim[0])
 			return -EBADF;
-		if (vm->fds[newfd].kind == SBX_H_FREE && sbx_fd_room(vm) < 0)
+		if (vm->proc.files->fds[newfd].kind == SBX_H_FREE && sbx_fd_room(vm) < 0)
 			return -EMFILE;
 		target = (int)newfd;
 	}
@@ -322,9 +322,9 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -errno;
 		}
 	}
-	if (vm->fds[target].kind != SBX_H_FREE)
+	if (vm->proc.files->fds[target].kind != SBX_H_FREE)
 		sbx_fd_release(vm, target);
-	vm->fds[target] = copy;
+	vm->proc.files->fds[target] = copy;
 	return target;
 }
 
@@ -354,8 +354,9 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (h->stdio >= 0) {
 			/* Every dup of it shares the flags, as one file description would. */
 			for (int i = 0; i < SBX_MAX_FDS; i++)
-				if (vm->fds[i].kind == SBX_H_HOST && vm->fds[i].stdio == h->stdio)
-					vm->fds[i].vflags = (int)arg & SBX_VFLAGS;
+				if (vm->proc.files->fds[i].kind == SBX_H_HOST &&
+				    vm->proc.files->fds[i].stdio == h->stdio)
+					vm->proc.files->fds[i].vflags = (int)arg & SBX_VFLAGS;
 			return 0;
 		}
 		int allowed = SBX_VFLAGS;
@@ -394,15 +395,15 @@ int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -EINVAL;
 		/* Raising the hard limit takes CAP_SYS_RESOURCE (nofile_priv); nobody goes above
 		 * the sandbox's own limit (Linux: nr_open). */
-		if (hard > cur[1] && (!vm->nofile_priv || hard > sbx_fd_ceiling(vm)))
+		if (hard > cur[1] && (!vm->proc.files->nofile_priv || hard > sbx_fd_ceiling(vm)))
 			return -EPERM;
 	}
 	if (s->u.a[3] && sbx_copy_to_guest(vm, s->u.a[3], cur, sizeof(cur)) < 0)
 		return -EFAULT;
 	if (set) {
-		vm->nofile_set = 1;
-		vm->nofile_soft = (uint32_t)soft;
-		vm->nofile_hard = (uint32_t)hard;
+		vm->proc.files->nofile_set = 1;
+		vm->proc.files->nofile_soft = (uint32_t)soft;
+		vm->proc.files->nofile_hard = (uint32_t)hard;
 	}
 	return 0;
 }

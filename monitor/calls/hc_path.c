@@ -34,7 +34,7 @@ static int guest_target(struct sbx_vm *vm, int32_t dirfd, uint64_t addr, uint32_
 		return -EFAULT;
 	if (memchr(raw, 0, len))
 		return -EINVAL;
-	const char *base = vm->cwd;
+	const char *base = vm->proc.cwd;
 	if (raw[0] != '/' && dirfd != SBX_AT_FDCWD) {
 		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
 		if (!h)
@@ -67,12 +67,12 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 		free(g);
 		return n < 0 ? n : -ENOMEM;
 	}
-	vm->fds[n] = (struct sbx_handle){.kind = kind,
-					 .fd = fd,
-					 .gpath = g,
-					 .cloexec = cloexec,
-					 .writable = writable,
-					 .stdio = -1};
+	vm->proc.files->fds[n] = (struct sbx_handle){.kind = kind,
+						     .fd = fd,
+						     .gpath = g,
+						     .cloexec = cloexec,
+						     .writable = writable,
+						     .stdio = -1};
 	return n;
 }
 
@@ -308,16 +308,16 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 			return fd;
 		close(fd);
 	}
-	snprintf(vm->cwd, sizeof(vm->cwd), "%s", g);
+	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s", g);
 	return 0;
 }
 
 int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	uint64_t len = strlen(vm->cwd) + 1;
+	uint64_t len = strlen(vm->proc.cwd) + 1;
 	if (s->u.rw.len < len)
 		return -ERANGE;
-	if (sbx_copy_to_guest(vm, s->u.rw.buf, vm->cwd, len) < 0)
+	if (sbx_copy_to_guest(vm, s->u.rw.buf, vm->proc.cwd, len) < 0)
 		return -EFAULT;
 	return (int64_t)len;
 }

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
 
 static int64_t mono_ms(void)
 {
@@ -32,7 +32,7 @@ static void *watchdog_main(void *arg)
 	struct sbx_vm *vm = arg;
 	const struct policy_limits *l = &vm->cfg.policy->lim;
 	int64_t start = mono_ms();
-	while (!atomic_load(&vm->stopping)) {
+	while (!atomic_load(&vm->life.stopping)) {
 		int64_t now = mono_ms(), wait = 50;
 		if (l->wall_ms) {
 			int64_t left = start + (int64_t)l->wall_ms - now;
@@ -45,10 +45,10 @@ static void *watchdog_main(void *arg)
 			if (left < wait)
 				wait = left;
 		}
-		if (l->cpu_ms && vm->vcpu_clock_set) {
+		if (l->cpu_ms && vm->proc.vcpu.clock_set) {
 			/* The guest's CPU time is the vCPU thread's (the guest runs inside
 			 * KVM_RUN). */
-			int64_t used = thread_cpu_ms(vm->vcpu_clock) - vm->cpu_base_ms;
+			int64_t used = thread_cpu_ms(vm->proc.vcpu.clock) - vm->limits->cpu_base_ms;
 			if (used >= (int64_t)l->cpu_ms) {
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
 					    "CPU time limit reached: --cpu-time %llu ms",
@@ -59,7 +59,7 @@ static void *watchdog_main(void *arg)
 				wait = (int64_t)l->cpu_ms - used;
 		}
 		struct timespec rel = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-		syscall(SYS_futex, &vm->stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+		syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
 	}
 	return NULL;
 }
@@ -69,23 +69,23 @@ int sbx_limits_start(struct sbx_vm *vm)
 	const struct policy_limits *l = &vm->cfg.policy->lim;
 	if (!l->wall_ms && !l->cpu_ms)
 		return 0;
-	vm->vcpu_clock_set = pthread_getcpuclockid(pthread_self(), &vm->vcpu_clock) == 0;
+	vm->proc.vcpu.clock_set = pthread_getcpuclockid(pthread_self(), &vm->proc.vcpu.clock) == 0;
 	/* From this run's start: not the restore's work, nor earlier runs before a reset. */
-	vm->cpu_base_ms = vm->vcpu_clock_set ? thread_cpu_ms(vm->vcpu_clock) : 0;
-	int e = pthread_create(&vm->watchdog, NULL, watchdog_main, vm);
+	vm->limits->cpu_base_ms = vm->proc.vcpu.clock_set ? thread_cpu_ms(vm->proc.vcpu.clock) : 0;
+	int e = pthread_create(&vm->limits->watchdog, NULL, watchdog_main, vm);
 	if (e)
 		return -e;
-	vm->watchdog_started = 1;
+	vm->limits->watchdog_started = 1;
 	return 0;
 }
 
 void sbx_limits_stop(struct sbx_vm *vm)
 {
-	if (!vm->watchdog_started)
+	if (!vm->limits->watchdog_started)
 		return;
-	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	pthread_join(vm->watchdog, NULL);
-	vm->watchdog_started = 0;
+	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	pthread_join(vm->limits->watchdog, NULL);
+	vm->limits->watchdog_started = 0;
 }
 
 /* The byte count a write to h adds to: the files' for --max-write, the output's for
@@ -94,10 +94,10 @@ void sbx_limits_stop(struct sbx_vm *vm)
 static uint64_t *counter_of(struct sbx_vm *vm, const struct sbx_handle *h)
 {
 	if (h->gpath)
-		return &vm->write_bytes;
+		return &vm->limits->write_bytes;
 	if (vm->cfg.output_stdout_only && h->stdio == 2)
-		return &vm->err_bytes;
-	return &vm->out_bytes;
+		return &vm->limits->err_bytes;
+	return &vm->limits->out_bytes;
 }
 
 uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len)
@@ -113,9 +113,9 @@ uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 		return len;
 	/* The allowed part is written first (ending the run now could interrupt that write);
 	 * sbx_limit_account then ends the run, naming the limit. */
-	vm->limit_hit = stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE;
-	vm->limit_value = lim;
-	vm->limit_on_stderr = counter_of(vm, h) == &vm->err_bytes;
+	vm->limits->hit = stdio ? SBX_STATUS_LIMIT_OUTPUT : SBX_STATUS_LIMIT_WRITE;
+	vm->limits->value = lim;
+	vm->limits->on_stderr = counter_of(vm, h) == &vm->limits->err_bytes;
 	if (left == 0)
 		sbx_limit_account(vm, h, 0);
 	return left;
@@ -125,12 +125,12 @@ void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t wr
 {
 	if (written > 0)
 		*counter_of(vm, h) += (uint64_t)written;
-	if (vm->limit_hit) {
-		int out = vm->limit_hit == SBX_STATUS_LIMIT_OUTPUT;
-		sbx_vm_kill(vm, SBX_END_LIMIT, vm->limit_hit, 0,
+	if (vm->limits->hit) {
+		int out = vm->limits->hit == SBX_STATUS_LIMIT_OUTPUT;
+		sbx_vm_kill(vm, SBX_END_LIMIT, vm->limits->hit, 0,
 			    "%s limit reached: %s %llu bytes%s", out ? "output" : "file write",
 			    out ? "--max-output" : "--max-write",
-			    (unsigned long long)vm->limit_value,
-			    out && vm->limit_on_stderr ? " on stderr" : "");
+			    (unsigned long long)vm->limits->value,
+			    out && vm->limits->on_stderr ? " on stderr" : "");
 	}
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vm.h"
+#include "calls.h"
 
 /* Names and argument kinds (sbx_syscalls.h says what each letter prints) of every call. */
 #define SBX_SYSCALL(nr, name, args, handler) [nr] = {#name, args},
@@ -56,8 +56,8 @@ static void fmt_buf(struct sbx_vm *vm, char *out, size_t cap, uint64_t addr, uin
 	if (string) {
 		/* A path: up to 256 bytes or the end of RAM, whichever comes first. */
 		uint64_t n = 256;
-		if (addr < vm->mem_size && vm->mem_size - addr < n)
-			n = vm->mem_size - addr;
+		if (addr < vm->proc.mem.size && vm->proc.mem.size - addr < n)
+			n = vm->proc.mem.size - addr;
 		p = sbx_gptr(vm, addr, n);
 		show = n;
 	}

@@ -30,7 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
 
 /* clang before 15 says "ASan" only through __has_feature. */
 #if defined(__has_feature)
@@ -229,16 +230,18 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 					     SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_tty_ioctls[i]));
 		/* A bare VM (tests, fuzzers) has no vCPU fd. */
 		for (size_t i = 0;
-		     rc == 0 && vm->vcpu_fd >= 0 && i < sizeof(sbx_vcpu_ioctls) / sizeof(long); i++)
+		     rc == 0 && vm->proc.vcpu.fd >= 0 && i < sizeof(sbx_vcpu_ioctls) / sizeof(long);
+		     i++)
 			rc = seccomp_rule_add(
 			    ctx, act, r->nr, 2,
-			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->vcpu_fd),
+			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->proc.vcpu.fd),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vcpu_ioctls[i]));
 		for (size_t i = 0;
-		     rc == 0 && vm->vm_fd >= 0 && i < sizeof(sbx_vm_ioctls) / sizeof(long); i++)
+		     rc == 0 && vm->proc.kvm.vm_fd >= 0 && i < sizeof(sbx_vm_ioctls) / sizeof(long);
+		     i++)
 			rc = seccomp_rule_add(
 			    ctx, act, r->nr, 2,
-			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->vm_fd),
+			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->proc.kvm.vm_fd),
 			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vm_ioctls[i]));
 		return rc;
 	}
@@ -291,7 +294,7 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 	if (rc == 0) /* the kernel's own errno from seccomp_load, not ECANCELED */
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
 	if (rc == 0)
-		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, !vm->confine_thread);
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, !vm->opts.confine_thread);
 	if (rc < 0) {
 		snprintf(err, errlen, "seccomp: setting filter attributes: %s", strerror(-rc));
 		seccomp_release(ctx);
@@ -682,7 +685,7 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 		r = -errno;
 		snprintf(err, errlen, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(-r));
 	}
-	if (r == 0 && !vm->confine_thread)
+	if (r == 0 && !vm->opts.confine_thread)
 		r = ll_sync_threads(l.fd, err, errlen);
 	if (r == 0 && syscall(SYS_landlock_restrict_self, l.fd, 0) < 0) {
 		r = -errno;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vm.h"
+#include <xxhash.h>
 
 extern const uint8_t sbx_kernel_blob[], sbx_kernel_blob_end[];
 extern const uint8_t sbx_vdso_blob[], sbx_vdso_blob_end[];
@@ -41,7 +42,7 @@ void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
 void sbx_vm_choose_cpus(struct sbx_vm *vm)
 {
 	cpu_set_t set;
-	vm->cpu_vcpu = vm->cpu_poller = -1;
+	vm->proc.vcpu.cpu = vm->proc.ring.cpu = -1;
 	int n = 0, first = -1, second = -1;
 	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
 		for (int i = 0; i < CPU_SETSIZE; i++) {
@@ -56,18 +57,18 @@ void sbx_vm_choose_cpus(struct sbx_vm *vm)
 	}
 	switch (vm->cfg.poll) {
 	case SBX_POLL_ON:
-		vm->polling = 1;
+		vm->proc.ring.polling = 1;
 		break;
 	case SBX_POLL_OFF:
-		vm->polling = 0;
+		vm->proc.ring.polling = 0;
 		break;
 	case SBX_POLL_AUTO:
-		vm->polling = n >= 2;
+		vm->proc.ring.polling = n >= 2;
 		break;
 	}
-	if (vm->polling && n >= 2) {
-		vm->cpu_vcpu = first;
-		vm->cpu_poller = second;
+	if (vm->proc.ring.polling && n >= 2) {
+		vm->proc.vcpu.cpu = first;
+		vm->proc.ring.cpu = second;
 	}
 }
 
@@ -99,9 +100,7 @@ void sbx_host_facts(struct sbx_vm *vm)
 	absolute_path(vm->cfg.debug_file, vm->host.debug_file, sizeof(vm->host.debug_file));
 }
 
-/* A VM without KVM: guest RAM, handle table and cwd only. Enough for the exit handler and the
- * hypercalls, so tests and fuzzers can drive them with made-up exits and requests. */
-int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -115,12 +114,11 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 		policy_init(&vm->own_policy);
 		vm->cfg.policy = &vm->own_policy;
 	}
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->mem_fd = -1;
-	vm->stop.vector = -1;
-	vm->control_fd = -1;
-	pthread_mutex_init(&vm->ring_lock, NULL);
-	pthread_mutex_init(&vm->pause_lock, NULL);
-	pthread_cond_init(&vm->pause_cond, NULL);
+	vm->proc.kvm.kvm_fd = vm->proc.kvm.vm_fd = vm->proc.vcpu.fd = vm->proc.mem.fd = -1;
+	vm->life.stop.vector = -1;
+	pthread_mutex_init(&vm->proc.ring.lock, NULL);
+	pthread_mutex_init(&vm->life.pause_lock, NULL);
+	pthread_cond_init(&vm->life.pause_cond, NULL);
 	sbx_host_facts(vm);
 	*out = vm;
 
@@ -135,64 +133,60 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	int r = sbx_mem_create(vm, mem, err, errlen);
 	if (r < 0)
 		return r;
-	snprintf(vm->cwd, sizeof(vm->cwd), "%s",
+	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s",
 		 cfg->policy && cfg->policy->cwd ? cfg->policy->cwd : "/");
-	sbx_fd_init(vm);
 	return 0;
 }
 
 static void *kvm_thread_main(void *arg)
 {
 	struct sbx_vm *vm = arg;
-	char *e = vm->kvm_err;
-	size_t el = sizeof(vm->kvm_err);
+	char *e = vm->proc.kvm.err;
+	size_t el = sizeof(vm->proc.kvm.err);
 	int r;
 	if ((r = sbx_kvm_open(vm, e, el)) == 0 && (r = sbx_kvm_create_vcpu(vm, e, el)) == 0)
 		r = sbx_x86_set_cpuid(vm, e, el);
-	vm->kvm_result = r;
+	vm->proc.kvm.result = r;
 	return NULL;
 }
 
-static int kvm_join(struct sbx_vm *vm, char *err, size_t errlen)
+int sbx_core_join_kvm(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	if (vm->kvm_thread_started) {
-		pthread_join(vm->kvm_thread, NULL);
-		vm->kvm_thread_started = 0;
-		if (vm->kvm_result < 0)
-			snprintf(err, errlen, "%s", vm->kvm_err);
+	if (vm->proc.kvm.thread_started) {
+		pthread_join(vm->proc.kvm.thread, NULL);
+		vm->proc.kvm.thread_started = 0;
+		if (vm->proc.kvm.result < 0)
+			snprintf(err, errlen, "%s", vm->proc.kvm.err);
 	}
-	return vm->kvm_result;
+	return vm->proc.kvm.result;
 }
 
-int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+void sbx_core_start_kvm(struct sbx_vm *vm)
 {
-	int r = sbx_vm_create_bare(cfg, out, err, errlen);
-	if (r < 0)
-		return r;
-	struct sbx_vm *vm = *out;
-	vm->is_pvm = sbx_kvm_is_pvm();
+	const struct sbx_config *cfg = &vm->cfg;
+	vm->proc.kvm.is_pvm = sbx_kvm_is_pvm();
 	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
 	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
-	vm->cpl = cpl >= 0 ? cpl : vm->is_pvm ? 3 : 0;
+	vm->proc.vcpu.cpl = cpl >= 0 ? cpl : vm->proc.kvm.is_pvm ? 3 : 0;
 	sbx_vm_choose_cpus(vm);
-	if (pthread_create(&vm->kvm_thread, NULL, kvm_thread_main, vm) == 0)
-		vm->kvm_thread_started = 1;
+	if (pthread_create(&vm->proc.kvm.thread, NULL, kvm_thread_main, vm) == 0)
+		vm->proc.kvm.thread_started = 1;
 	else
 		kvm_thread_main(vm);
 	sbx_log(vm, 1, "KVM backend: %s; guest runs at CPL%d; ring polling %s",
-		vm->is_pvm ? "PVM" : "hardware", vm->cpl, vm->polling ? "on" : "off");
-	return 0;
+		vm->proc.kvm.is_pvm ? "PVM" : "hardware", vm->proc.vcpu.cpl,
+		vm->proc.ring.polling ? "on" : "off");
 }
 
 static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	size_t len = (size_t)(sbx_kernel_blob_end - sbx_kernel_blob);
-	if (len < sizeof(vm->khdr)) {
+	if (len < sizeof(vm->proc.image.khdr)) {
 		snprintf(err, errlen, "embedded kernel image is truncated");
 		return -EINVAL;
 	}
-	memcpy(&vm->khdr, sbx_kernel_blob, sizeof(vm->khdr));
-	const struct sbx_kernel_header *h = &vm->khdr;
+	memcpy(&vm->proc.image.khdr, sbx_kernel_blob, sizeof(vm->proc.image.khdr));
+	const struct sbx_kernel_header *h = &vm->proc.image.khdr;
 	if (h->magic != SBX_KERNEL_MAGIC || h->abi_version != SBX_ABI_VERSION ||
 	    h->bss_end > SBX_KERNEL_END || h->image_end < SBX_KERNEL_ADDR + len ||
 	    h->bss_end < h->image_end || h->nvectors > 32) {
@@ -221,7 +215,7 @@ static void fill_layout(const struct sbx_vm *vm, struct sbx_bootinfo *b)
 	_Static_assert(SBX_PROT_READ == PROT_READ && SBX_PROT_WRITE == PROT_WRITE &&
 			   SBX_PROT_EXEC == PROT_EXEC,
 		       "SBX_PROT_* are the PROT_* bits");
-	const struct loader_image *img = &vm->img;
+	const struct loader_image *img = &vm->proc.image.img;
 	b->nsegs = img->nsegs;
 	for (unsigned i = 0; i < img->nsegs; i++) {
 		b->segs[i].page = (uint32_t)(img->segs[i].start / SBX_PAGE_SIZE);
@@ -239,25 +233,26 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	memset(b, 0, sizeof(*b));
 	b->abi_version = SBX_ABI_VERSION;
-	b->flags = (vm->cpl == 0 ? SBX_BOOT_CPL0 : 0) | (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
-		   (vm->polling ? SBX_BOOT_POLLING : 0) | vm->exec_boot_flags;
-	b->mem_size = vm->mem_size;
-	b->brk_start = vm->img.brk;
-	b->mmap_base = vm->img.brk;
-	b->mmap_top = vm->stack_guard;
-	b->stack_top = vm->mem_size;
+	b->flags = (vm->proc.vcpu.cpl == 0 ? SBX_BOOT_CPL0 : 0) |
+		   (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
+		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) | vm->opts.boot_flags;
+	b->mem_size = vm->proc.mem.size;
+	b->brk_start = vm->proc.image.img.brk;
+	b->mmap_base = vm->proc.image.img.brk;
+	b->mmap_top = vm->proc.image.stack_guard;
+	b->stack_top = vm->proc.mem.size;
 	b->pid = 1;
 	b->ppid = 0;
 	b->uid = vm->host.uid;
 	b->gid = vm->host.gid;
 	b->umask = 022;
-	b->nofile = sbx_fd_ceiling(vm);
-	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->exe_path);
+	b->nofile = vm->opts.nofile;
+	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->proc.image.exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
-	sbx_xstate_bootinfo(&vm->xs, vm->xcr0, b);
+	sbx_xstate_bootinfo(&vm->proc.kvm.xs, vm->proc.vcpu.xcr0, b);
 	fill_layout(vm, b);
 
-	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	int khz = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
 	if (khz <= 0) {
 		snprintf(err, errlen, "KVM_GET_TSC_KHZ: %s", strerror(errno));
 		return -EINVAL;
@@ -279,7 +274,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->start_ns = b->monotonic_ns;
 	/* A front end that polls the ring itself for the whole run (exec's fast runs) answers
 	 * slow host calls too: the guest waits longer before it rings. */
-	b->spin_us = vm->spin_us ? vm->spin_us : SBX_SPIN_US;
+	b->spin_us = vm->opts.spin_us ? vm->opts.spin_us : SBX_SPIN_US;
 	b->spin_tsc = b->tsc_hz / 1000000 * b->spin_us;
 	return 0;
 }
@@ -304,9 +299,10 @@ void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
 	    .egid = vm->host.gid,
 	    .clktck = 100,
 	    .sysinfo_ehdr = SBX_VDSO_ADDR,
-	    .minsigstksz = sbx_xstate_sigstack_min(sbx_xstate_bytes(&vm->xs, vm->xcr0)),
-	    .stack_top = vm->mem_size,
-	    .stack_limit = vm->stack_guard + SBX_PAGE_SIZE,
+	    .minsigstksz =
+		sbx_xstate_sigstack_min(sbx_xstate_bytes(&vm->proc.kvm.xs, vm->proc.vcpu.xcr0)),
+	    .stack_top = vm->proc.mem.size,
+	    .stack_limit = vm->proc.image.stack_guard + SBX_PAGE_SIZE,
 	};
 }
 
@@ -314,10 +310,11 @@ static void guest_exe_path(struct sbx_vm *vm)
 {
 	char real[PATH_MAX], tmp[PATH_MAX];
 	if (vm->cfg.policy && realpath(vm->cfg.prog, real) &&
-	    policy_guest_path_of(vm->cfg.policy, real, vm->exe_path, sizeof(vm->exe_path)) == 0)
+	    policy_guest_path_of(vm->cfg.policy, real, vm->proc.image.exe_path,
+				 sizeof(vm->proc.image.exe_path)) == 0)
 		return;
 	snprintf(tmp, sizeof(tmp), "%s", vm->cfg.prog);
-	snprintf(vm->exe_path, sizeof(vm->exe_path), "/%s", basename(tmp));
+	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "/%s", basename(tmp));
 }
 
 /* Static programs load at SBX_USER_ADDR, about as many bytes as the file has. Populating that
@@ -330,9 +327,9 @@ static void prefault_image(struct sbx_vm *vm)
 	if (stat(vm->cfg.prog, &st) < 0 || st.st_size <= 0)
 		return;
 	uint64_t len = ((uint64_t)st.st_size + 2 * SBX_PAGE_SIZE) & ~(SBX_PAGE_SIZE - 1);
-	if (len > vm->stack_guard - SBX_USER_ADDR)
+	if (len > vm->proc.image.stack_guard - SBX_USER_ADDR)
 		return;
-	madvise(vm->mem + SBX_USER_ADDR, len, MADV_POPULATE_WRITE);
+	madvise(vm->proc.mem.base + SBX_USER_ADDR, len, MADV_POPULATE_WRITE);
 }
 
 int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
@@ -341,24 +338,27 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	if ((r = load_kernel(vm, err, errlen)) < 0)
 		return r;
 
-	uint64_t stack = vm->mem_size / 8 < SBX_STACK_MAX ? vm->mem_size / 8 : SBX_STACK_MAX;
-	vm->stack_guard = vm->mem_size - stack - SBX_PAGE_SIZE;
-	struct loader_mem lm = {.base = vm->mem, .size = vm->mem_size};
+	uint64_t stack =
+	    vm->proc.mem.size / 8 < SBX_STACK_MAX ? vm->proc.mem.size / 8 : SBX_STACK_MAX;
+	vm->proc.image.stack_guard = vm->proc.mem.size - stack - SBX_PAGE_SIZE;
+	struct loader_mem lm = {.base = vm->proc.mem.base, .size = vm->proc.mem.size};
 	struct loader_params lp = {
 	    .min_addr = SBX_USER_ADDR,
-	    .max_addr = vm->stack_guard,
+	    .max_addr = vm->proc.image.stack_guard,
 	    .pie_base = SBX_USER_ADDR,
 	    .mem_is_zero = 1,
 	};
 	char lerr[400];
 	prefault_image(vm);
-	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->img, lerr, sizeof(lerr))) < 0) {
+	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
+				  sizeof(lerr))) < 0) {
 		snprintf(err, errlen, "%s", lerr);
 		return r;
 	}
 	guest_exe_path(vm);
 
-	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 || (r = kvm_join(vm, err, errlen)) < 0)
+	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 ||
+	    (r = sbx_core_join_kvm(vm, err, errlen)) < 0)
 		return r;
 	/* The stack after the vCPU: AT_MINSIGSTKSZ depends on the extended state KVM offers. */
 	struct loader_stack_args sa;
@@ -367,68 +367,66 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));
 		return -EIO;
 	}
-	if ((r = loader_build_stack(&lm, &vm->img, &sa, &vm->entry_rsp, lerr, sizeof(lerr))) < 0) {
+	if ((r = loader_build_stack(&lm, &vm->proc.image.img, &sa, &vm->proc.image.entry_rsp, lerr,
+				    sizeof(lerr))) < 0) {
 		snprintf(err, errlen, "%s", lerr);
 		return r;
 	}
 	if ((r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
 	sbx_kvm_close_dev(vm);
-	sbx_elf_hash(vm->cfg.prog, vm->elf_hash);
+	sbx_elf_hash(vm->cfg.prog, vm->origin.elf_hash);
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
-		vm->cfg.prog, (unsigned long long)vm->img.entry, (unsigned long long)vm->img.brk,
-		(unsigned long long)vm->entry_rsp, vm->img.nsegs);
+		vm->cfg.prog, (unsigned long long)vm->proc.image.img.entry,
+		(unsigned long long)vm->proc.image.img.brk,
+		(unsigned long long)vm->proc.image.entry_rsp, vm->proc.image.img.nsegs);
 	return 0;
 }
 
-void sbx_vm_destroy(struct sbx_vm *vm)
+void sbx_core_free(struct sbx_vm *vm)
 {
-	if (!vm)
-		return;
-	char err[sizeof(vm->kvm_err)];
-	/* The control thread may be reading RAM and handles (a snapshot, a migration): it
-	 * goes first. */
-	sbx_control_stop(vm);
-	kvm_join(vm, err, sizeof(err));
+	char err[sizeof(vm->proc.kvm.err)];
+	sbx_core_join_kvm(vm, err, sizeof(err));
 	sbx_ring_stop(vm);
-	sbx_fd_close_all(vm);
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);
 	sbx_dirty_stop(vm);
-	free(vm->mon_dirty);
-	free(vm->dirty_buf);
-	pthread_mutex_destroy(&vm->ring_lock);
-	pthread_mutex_destroy(&vm->pause_lock);
-	pthread_cond_destroy(&vm->pause_cond);
+	free(vm->proc.mem.mon_dirty);
+	free(vm->proc.mem.dirty_buf);
+	pthread_mutex_destroy(&vm->proc.ring.lock);
+	pthread_mutex_destroy(&vm->life.pause_lock);
+	pthread_cond_destroy(&vm->life.pause_cond);
 	free(vm);
 }
 
-static double ms_since(const struct timespec *t0)
+void sbx_elf_hash(const char *path, uint8_t out[16])
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-int sbx_run(const struct sbx_config *cfg, struct sbx_result *res)
-{
-	struct sbx_vm *vm = NULL;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	memset(res, 0, sizeof(*res));
-	int r = sbx_vm_create(cfg, &vm, res->reason, sizeof(res->reason));
-	if (r == 0)
-		r = sbx_vm_load(vm, res->reason, sizeof(res->reason));
-	if (r < 0) {
-		res->end = SBX_END_ERROR;
-		res->status = SBX_STATUS_ERROR;
-		sbx_vm_destroy(vm);
-		return r;
+	memset(out, 0, 16);
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+	struct stat st0;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st0) < 0 || !S_ISREG(st0.st_mode) || st0.st_size > (1ll << 30)) {
+		close(fd);
+		return;
 	}
-	double setup = ms_since(&t0);
-	r = sbx_vm_run(vm, res);
-	res->stats.setup_ms = setup;
-	res->stats.run_ms = ms_since(&t0) - setup;
-	sbx_vm_destroy(vm);
-	return r;
+	XXH3_state_t *st = XXH3_createState();
+	char buf[1 << 16];
+	ssize_t n = 0;
+	int64_t total = 0;
+	XXH3_128bits_reset(st);
+	while (total <= st0.st_size && (n = read(fd, buf, sizeof(buf))) > 0) {
+		XXH3_128bits_update(st, buf, (size_t)n);
+		total += n;
+	}
+	if (n < 0 || total != st0.st_size) {
+		XXH3_freeState(st);
+		close(fd);
+		return;
+	}
+	XXH128_hash_t h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	close(fd);
+	memcpy(out, &h.low64, 8);
+	memcpy(out + 8, &h.high64, 8);
 }

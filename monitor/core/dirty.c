@@ -14,7 +14,7 @@
 
 static uint64_t words_of(const struct sbx_vm *vm)
 {
-	return (vm->mem_size / SBX_PAGE_SIZE + 63) / 64;
+	return (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64;
 }
 
 static int set_slot(struct sbx_vm *vm, uint32_t flags, uint64_t size)
@@ -24,71 +24,73 @@ static int set_slot(struct sbx_vm *vm, uint32_t flags, uint64_t size)
 	    .flags = flags,
 	    .guest_phys_addr = 0,
 	    .memory_size = size,
-	    .userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+	    .userspace_addr = (uint64_t)(uintptr_t)vm->proc.mem.base,
 	};
-	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
+	return ioctl(vm->proc.kvm.vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0 ? -errno : 0;
 }
 
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	if (vm->dirty_logging)
+	if (vm->proc.mem.dirty_logging)
 		return 0;
-	if (!vm->mon_dirty && !(vm->mon_dirty = calloc(words_of(vm), sizeof(uint64_t)))) {
+	if (!vm->proc.mem.mon_dirty &&
+	    !(vm->proc.mem.mon_dirty = calloc(words_of(vm), sizeof(uint64_t)))) {
 		snprintf(err, errlen, "out of memory for the dirty bitmap");
 		return -ENOMEM;
 	}
 	/* Manual protection must be enabled before logging starts. */
-	if (!vm->manual_protect &&
-	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+	if (!vm->proc.mem.manual_protect &&
+	    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
 		struct kvm_enable_cap cap = {.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 					     .args = {KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE}};
-		vm->manual_protect = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+		vm->proc.mem.manual_protect = ioctl(vm->proc.kvm.vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 	}
-	int r = set_slot(vm, KVM_MEM_LOG_DIRTY_PAGES, vm->mem_size);
+	int r = set_slot(vm, KVM_MEM_LOG_DIRTY_PAGES, vm->proc.mem.size);
 	if (r < 0) {
 		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION with dirty logging: %s",
 			 strerror(-r));
 		return r;
 	}
-	vm->dirty_logging = 1;
-	atomic_store(&vm->tracking, 1);
+	vm->proc.mem.dirty_logging = 1;
+	atomic_store(&vm->proc.mem.tracking, 1);
 	/* Start from a clean log: what happened before this point is not "since". */
 	uint64_t *scratch = calloc(words_of(vm), sizeof(uint64_t));
 	if (scratch) {
 		sbx_dirty_collect(vm, scratch, 1);
 		free(scratch);
 	}
-	memset(vm->mon_dirty, 0, words_of(vm) * sizeof(uint64_t));
+	memset(vm->proc.mem.mon_dirty, 0, words_of(vm) * sizeof(uint64_t));
 	return 0;
 }
 
 void sbx_dirty_stop(struct sbx_vm *vm)
 {
-	if (vm->dirty_logging && vm->vm_fd >= 0)
-		set_slot(vm, 0, vm->mem_size);
-	vm->dirty_logging = 0;
+	if (vm->proc.mem.dirty_logging && vm->proc.kvm.vm_fd >= 0)
+		set_slot(vm, 0, vm->proc.mem.size);
+	vm->proc.mem.dirty_logging = 0;
 	/* Other threads may be marking right now: the bitmap stays until sbx_vm_destroy. */
-	atomic_store(&vm->tracking, 0);
+	atomic_store(&vm->proc.mem.tracking, 0);
 }
 
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 {
 	uint64_t nw = words_of(vm);
 	/* KVM writes the whole bitmap: no need to clear it first. */
-	if (!vm->dirty_buf && !(vm->dirty_buf = malloc(nw * sizeof(uint64_t))))
+	if (!vm->proc.mem.dirty_buf && !(vm->proc.mem.dirty_buf = malloc(nw * sizeof(uint64_t))))
 		return -ENOMEM;
-	uint64_t *log = vm->dirty_buf;
+	uint64_t *log = vm->proc.mem.dirty_buf;
 	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+	if (ioctl(vm->proc.kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
 		return -errno;
 	int64_t n = 0;
 	uint64_t first = nw, last = 0;
 	for (uint64_t i = 0; i < nw; i++) {
 		/* A plain load first: the exchange (a locked instruction) only where bits are. */
-		uint64_t m =
-		    vm->mon_dirty ? __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_ACQUIRE) : 0;
+		uint64_t m = vm->proc.mem.mon_dirty
+				 ? __atomic_load_n(&vm->proc.mem.mon_dirty[i], __ATOMIC_ACQUIRE)
+				 : 0;
 		if (m && take_mon)
-			m = __atomic_exchange_n(&vm->mon_dirty[i], 0, __ATOMIC_ACQ_REL);
+			m = __atomic_exchange_n(&vm->proc.mem.mon_dirty[i], 0, __ATOMIC_ACQ_REL);
 		if (log[i]) {
 			if (first == nw)
 				first = i;
@@ -98,16 +100,16 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 		n += __builtin_popcountll(w & ~bitmap[i]);
 		bitmap[i] |= w;
 	}
-	if (vm->manual_protect && first < nw) {
+	if (vm->proc.mem.manual_protect && first < nw) {
 		/* The range must start at a multiple of 64 pages; clear only what we read. */
 		struct kvm_clear_dirty_log cl = {.slot = 0,
 						 .first_page = first * 64,
 						 .num_pages = (uint32_t)((last - first + 1) * 64),
 						 .dirty_bitmap = log + first};
-		uint64_t pages = vm->mem_size / SBX_PAGE_SIZE;
+		uint64_t pages = vm->proc.mem.size / SBX_PAGE_SIZE;
 		if (cl.first_page + cl.num_pages > pages)
 			cl.num_pages = (uint32_t)(pages - cl.first_page);
-		if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0)
+		if (ioctl(vm->proc.kvm.vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0)
 			return -errno;
 	}
 	return n;
@@ -115,24 +117,25 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (!atomic_load_explicit(&vm->tracking, memory_order_relaxed) || !len ||
-	    gpa >= vm->mem_size)
+	if (!atomic_load_explicit(&vm->proc.mem.tracking, memory_order_relaxed) || !len ||
+	    gpa >= vm->proc.mem.size)
 		return;
-	uint64_t end = gpa + len > vm->mem_size ? vm->mem_size : gpa + len;
+	uint64_t end = gpa + len > vm->proc.mem.size ? vm->proc.mem.size : gpa + len;
 	for (uint64_t p = gpa / SBX_PAGE_SIZE; p <= (end - 1) / SBX_PAGE_SIZE; p++)
-		__atomic_fetch_or(&vm->mon_dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+		__atomic_fetch_or(&vm->proc.mem.mon_dirty[p / 64], 1ull << (p % 64),
+				  __ATOMIC_RELAXED);
 }
 
 int sbx_memslot_reload(struct sbx_vm *vm)
 {
-	uint32_t flags = vm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	uint32_t flags = vm->proc.mem.dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0;
 	int r = set_slot(vm, 0, 0);
-	return r < 0 ? r : set_slot(vm, flags, vm->mem_size);
+	return r < 0 ? r : set_slot(vm, flags, vm->proc.mem.size);
 }
 
 int64_t sbx_dirty_peek(struct sbx_vm *vm)
 {
-	if (!vm->dirty_logging || !vm->manual_protect)
+	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect)
 		return -1;
 	uint64_t nw = words_of(vm);
 	uint64_t *log = calloc(nw, sizeof(uint64_t));
@@ -141,11 +144,11 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm)
 	/* With manual protection a read of the log takes nothing away. */
 	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
 	int64_t n = -1;
-	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &dl) == 0) {
+	if (ioctl(vm->proc.kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) == 0) {
 		n = 0;
 		for (uint64_t i = 0; i < nw; i++)
 			n += __builtin_popcountll(
-			    log[i] | __atomic_load_n(&vm->mon_dirty[i], __ATOMIC_RELAXED));
+			    log[i] | __atomic_load_n(&vm->proc.mem.mon_dirty[i], __ATOMIC_RELAXED));
 	}
 	free(log);
 	return n;

@@ -10,55 +10,55 @@
 
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
 {
-	vm->mem_fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
-	if (vm->mem_fd < 0) {
+	vm->proc.mem.fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
+	if (vm->proc.mem.fd < 0) {
 		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
 		return -errno;
 	}
-	if (ftruncate(vm->mem_fd, (off_t)size) < 0) {
+	if (ftruncate(vm->proc.mem.fd, (off_t)size) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot size guest RAM to %llu bytes: %s",
 			 (unsigned long long)size, strerror(e));
 		return -e;
 	}
-	void *p =
-	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem_fd, 0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       vm->proc.mem.fd, 0);
 	if (p == MAP_FAILED) {
 		int e = errno;
 		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
 			 (unsigned long long)size, strerror(e));
 		return -e;
 	}
-	vm->mem = p;
-	vm->mem_size = size;
+	vm->proc.mem.base = p;
+	vm->proc.mem.size = size;
 	return 0;
 }
 
 void sbx_mem_destroy(struct sbx_vm *vm)
 {
-	if (vm->mem)
-		munmap(vm->mem, vm->mem_size);
-	if (vm->mem_fd >= 0)
-		close(vm->mem_fd);
-	vm->mem = NULL;
-	vm->mem_fd = -1;
+	if (vm->proc.mem.base)
+		munmap(vm->proc.mem.base, vm->proc.mem.size);
+	if (vm->proc.mem.fd >= 0)
+		close(vm->proc.mem.fd);
+	vm->proc.mem.base = NULL;
+	vm->proc.mem.fd = -1;
 }
 
 void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (gpa >= vm->mem_size || len > vm->mem_size - gpa)
+	if (gpa >= vm->proc.mem.size || len > vm->proc.mem.size - gpa)
 		return NULL;
 	/* Any pointer handed out may be written through: with dirty tracking on, the pages
 	 * count as the monitor's writes (a read-only use costs a needless page copy at most). */
 	sbx_mem_dirty(vm, gpa, len);
-	return vm->mem + gpa;
+	return vm->proc.mem.base + gpa;
 }
 
 const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (gpa >= vm->mem_size || len > vm->mem_size - gpa)
+	if (gpa >= vm->proc.mem.size || len > vm->proc.mem.size - gpa)
 		return NULL;
-	return vm->mem + gpa;
+	return vm->proc.mem.base + gpa;
 }
 
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len)
@@ -85,15 +85,15 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
 int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 		    int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx)
 {
-	off_t at = (off_t)from, end = (off_t)vm->mem_size;
+	off_t at = (off_t)from, end = (off_t)vm->proc.mem.size;
 	/* RAM mapped from a snapshot (lazy restore) has no memfd: all of it counts. */
-	if (vm->mem_fd < 0)
+	if (vm->proc.mem.fd < 0)
 		return at < end ? fn(ctx, (uint64_t)at, (uint64_t)(end - at)) : 0;
 	while (at < end) {
-		off_t d = lseek(vm->mem_fd, at, SEEK_DATA);
+		off_t d = lseek(vm->proc.mem.fd, at, SEEK_DATA);
 		if (d < 0 || d >= end)
 			break;
-		off_t h = lseek(vm->mem_fd, d, SEEK_HOLE);
+		off_t h = lseek(vm->proc.mem.fd, d, SEEK_HOLE);
 		if (h < 0 || h > end)
 			h = end;
 		int r = fn(ctx, (uint64_t)d, (uint64_t)(h - d));

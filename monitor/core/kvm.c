@@ -27,8 +27,8 @@ static const struct {
 
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (vm->kvm_fd < 0) {
+	vm->proc.kvm.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->proc.kvm.kvm_fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open /dev/kvm: %s%s", strerror(e),
 			 e == ENOENT   ? " (no KVM on this machine)"
@@ -36,20 +36,20 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 				       : "");
 		return -e;
 	}
-	int v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	int v = ioctl(vm->proc.kvm.kvm_fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION) {
 		snprintf(err, errlen, "/dev/kvm API version %d, need %d", v, KVM_API_VERSION);
 		return -ENOTSUP;
 	}
 	for (size_t i = 0; i < sizeof(sbx_kvm_caps) / sizeof(sbx_kvm_caps[0]); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, sbx_kvm_caps[i].cap) <= 0) {
+		if (ioctl(vm->proc.kvm.kvm_fd, KVM_CHECK_EXTENSION, sbx_kvm_caps[i].cap) <= 0) {
 			snprintf(err, errlen, "/dev/kvm lacks %s", sbx_kvm_caps[i].name);
 			return -ENOTSUP;
 		}
 	}
 	sbx_xstate_prepare();
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
+	vm->proc.kvm.vm_fd = ioctl(vm->proc.kvm.kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->proc.kvm.vm_fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(e));
 		return -e;
@@ -57,13 +57,13 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 	struct kvm_userspace_memory_region region = {
 	    .slot = 0,
 	    .guest_phys_addr = 0,
-	    .memory_size = vm->mem_size,
-	    .userspace_addr = (uint64_t)(uintptr_t)vm->mem,
+	    .memory_size = vm->proc.mem.size,
+	    .userspace_addr = (uint64_t)(uintptr_t)vm->proc.mem.base,
 	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+	if (ioctl(vm->proc.kvm.vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
-			 (unsigned long long)vm->mem_size, strerror(e));
+			 (unsigned long long)vm->proc.mem.size, strerror(e));
 		return -e;
 	}
 	return 0;
@@ -71,48 +71,48 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
-	if (vm->vcpu_fd < 0) {
+	vm->proc.vcpu.fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm->proc.vcpu.fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(e));
 		return -e;
 	}
-	int sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int sz = ioctl(vm->proc.kvm.kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz < (int)sizeof(struct kvm_run)) {
 		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %d", sz);
 		return -EINVAL;
 	}
-	void *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+	void *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vm->proc.vcpu.fd, 0);
 	if (run == MAP_FAILED) {
 		int e = errno;
 		snprintf(err, errlen, "mmap of kvm_run: %s", strerror(e));
 		return -e;
 	}
-	vm->run = run;
-	vm->run_size = (size_t)sz;
+	vm->proc.vcpu.run = run;
+	vm->proc.vcpu.run_size = (size_t)sz;
 	return 0;
 }
 
 /* /dev/kvm itself is not needed once the VM and its vCPU exist. */
 void sbx_kvm_close_dev(struct sbx_vm *vm)
 {
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
-	vm->kvm_fd = -1;
+	if (vm->proc.kvm.kvm_fd >= 0)
+		close(vm->proc.kvm.kvm_fd);
+	vm->proc.kvm.kvm_fd = -1;
 }
 
 void sbx_kvm_close(struct sbx_vm *vm)
 {
-	if (vm->run)
-		munmap(vm->run, vm->run_size);
-	vm->run = NULL;
-	if (vm->vcpu_fd >= 0)
-		close(vm->vcpu_fd);
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
-	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
+	if (vm->proc.vcpu.run)
+		munmap(vm->proc.vcpu.run, vm->proc.vcpu.run_size);
+	vm->proc.vcpu.run = NULL;
+	if (vm->proc.vcpu.fd >= 0)
+		close(vm->proc.vcpu.fd);
+	if (vm->proc.kvm.vm_fd >= 0)
+		close(vm->proc.kvm.vm_fd);
+	if (vm->proc.kvm.kvm_fd >= 0)
+		close(vm->proc.kvm.kvm_fd);
+	vm->proc.vcpu.fd = vm->proc.kvm.vm_fd = vm->proc.kvm.kvm_fd = -1;
 }
 
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n)
@@ -130,11 +130,20 @@ int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val,
 		m.h.entries[i].index = idx[i];
 		m.h.entries[i].data = set ? val[i] : 0;
 	}
-	int r = ioctl(vm->vcpu_fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
+	int r = ioctl(vm->proc.vcpu.fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
 	if (r < 0)
 		return -errno;
 	if (!set)
 		for (unsigned i = 0; i < n; i++)
 			val[i] = m.h.entries[i].data;
 	return r; /* how many were processed */
+}
+
+/* KVM objects once RAM is in place (its mapping is what the memslot points at). */
+int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	int r = sbx_kvm_open(vm, err, errlen);
+	if (r == 0)
+		r = sbx_kvm_create_vcpu(vm, err, errlen);
+	return r;
 }

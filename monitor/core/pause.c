@@ -16,19 +16,20 @@
 
 void sbx_pause_point(struct sbx_vm *vm)
 {
-	vm->run->immediate_exit = 1;
-	while (ioctl(vm->vcpu_fd, KVM_RUN, 0) == 0)
+	vm->proc.vcpu.run->immediate_exit = 1;
+	while (ioctl(vm->proc.vcpu.fd, KVM_RUN, 0) == 0)
 		; /* cannot happen with immediate_exit; EINTR is the answer */
-	vm->run->immediate_exit = 0;
-	clock_gettime(CLOCK_REALTIME, &vm->last_exit_at);
-	pthread_mutex_lock(&vm->ring_lock);
-	pthread_mutex_lock(&vm->pause_lock);
-	vm->paused = 1;
-	pthread_cond_broadcast(&vm->pause_cond);
+	vm->proc.vcpu.run->immediate_exit = 0;
+	clock_gettime(CLOCK_REALTIME, &vm->life.last_exit_at);
+	pthread_mutex_lock(&vm->proc.ring.lock);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	vm->life.paused = 1;
+	pthread_cond_broadcast(&vm->life.pause_cond);
 	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
 	 * it: they read the state this thread would tear down. */
 	/* Timed: sbx_vm_interrupt, run from a signal handler, cannot signal the condition. */
-	while ((atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping)) || vm->pause_hold) {
+	while ((atomic_load(&vm->life.pause_req) && !atomic_load(&vm->life.stopping)) ||
+	       vm->life.pause_hold) {
 		struct timespec dl;
 		clock_gettime(CLOCK_REALTIME, &dl);
 		dl.tv_nsec += 50000000;
@@ -36,12 +37,12 @@ void sbx_pause_point(struct sbx_vm *vm)
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &dl);
+		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
 	}
-	vm->paused = 0;
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
-	pthread_mutex_unlock(&vm->ring_lock);
+	vm->life.paused = 0;
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	pthread_mutex_unlock(&vm->life.pause_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
@@ -54,19 +55,19 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&vm->pause_lock);
-	if (!vm->running || atomic_load(&vm->stopping)) {
-		pthread_mutex_unlock(&vm->pause_lock);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	if (!vm->life.running || atomic_load(&vm->life.stopping)) {
+		pthread_mutex_unlock(&vm->life.pause_lock);
 		return -ESRCH;
 	}
-	atomic_store(&vm->pause_req, 1);
+	atomic_store(&vm->life.pause_req, 1);
 	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
-	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	int r = 0;
-	while (!vm->paused && !atomic_load(&vm->stopping) && r != ETIMEDOUT) {
+	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && r != ETIMEDOUT) {
 		/* immediate_exit covers a kick that lands just before KVM_RUN. */
-		vm->run->immediate_exit = 1;
-		pthread_kill(vm->vcpu_thread, sbx_kick_signal());
+		vm->proc.vcpu.run->immediate_exit = 1;
+		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
 		struct timespec step;
 		clock_gettime(CLOCK_REALTIME, &step);
 		step.tv_nsec += 2000000;
@@ -77,14 +78,14 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		if (step.tv_sec > dl.tv_sec ||
 		    (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec))
 			step = dl;
-		int w = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &step);
+		int w = pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
 		if (w == ETIMEDOUT && (step.tv_sec == dl.tv_sec && step.tv_nsec == dl.tv_nsec))
 			r = ETIMEDOUT;
 	}
-	int paused = vm->paused;
+	int paused = vm->life.paused;
 	if (!paused)
-		atomic_store(&vm->pause_req, 0);
-	pthread_mutex_unlock(&vm->pause_lock);
+		atomic_store(&vm->life.pause_req, 0);
+	pthread_mutex_unlock(&vm->life.pause_lock);
 	if (paused)
 		return 0;
 	return r == ETIMEDOUT ? -ETIMEDOUT : -ESRCH;
@@ -92,30 +93,30 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 
 void sbx_vm_resume(struct sbx_vm *vm)
 {
-	pthread_mutex_lock(&vm->pause_lock);
-	atomic_store(&vm->pause_req, 0);
-	vm->pause_hold = 0;
-	pthread_cond_broadcast(&vm->pause_cond);
-	while (vm->paused)
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	pthread_mutex_unlock(&vm->pause_lock);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	atomic_store(&vm->life.pause_req, 0);
+	vm->life.pause_hold = 0;
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	while (vm->life.paused)
+		pthread_cond_wait(&vm->life.pause_cond, &vm->life.pause_lock);
+	pthread_mutex_unlock(&vm->life.pause_lock);
 }
 
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused)
 {
-	pthread_mutex_lock(&vm->pause_lock);
-	*was_paused = vm->paused && atomic_load(&vm->pause_req);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	*was_paused = vm->life.paused && atomic_load(&vm->life.pause_req);
 	if (*was_paused)
-		vm->pause_hold = 1;
-	pthread_mutex_unlock(&vm->pause_lock);
+		vm->life.pause_hold = 1;
+	pthread_mutex_unlock(&vm->life.pause_lock);
 	if (*was_paused)
 		return 0;
 	int r = sbx_vm_pause(vm, timeout_ms);
 	if (r == 0) {
-		pthread_mutex_lock(&vm->pause_lock);
+		pthread_mutex_lock(&vm->life.pause_lock);
 		/* Paused already: a kill that came in between is held off until the release. */
-		vm->pause_hold = 1;
-		pthread_mutex_unlock(&vm->pause_lock);
+		vm->life.pause_hold = 1;
+		pthread_mutex_unlock(&vm->life.pause_lock);
 	}
 	return r;
 }
@@ -127,8 +128,8 @@ void sbx_pause_release(struct sbx_vm *vm, int was_paused)
 		return;
 	}
 	/* The operator's pause goes on; a kill that waited for us may proceed. */
-	pthread_mutex_lock(&vm->pause_lock);
-	vm->pause_hold = 0;
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	vm->life.pause_hold = 0;
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	pthread_mutex_unlock(&vm->life.pause_lock);
 }

@@ -28,7 +28,7 @@ int sbx_ring_serve(struct sbx_vm *vm)
 	volatile struct sbx_ring *r = ring_of(vm);
 	int served = 0;
 	uint32_t abi = __atomic_load_n(&r->abi_version, __ATOMIC_ACQUIRE);
-	if (!sbx_abi_ok(abi) && r->head != vm->ring_tail) {
+	if (!sbx_abi_ok(abi) && r->head != vm->proc.ring.tail) {
 		/* The kernel announces its ABI with its first request; a guest may bring its own.
 		 */
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
@@ -36,9 +36,9 @@ int sbx_ring_serve(struct sbx_vm *vm)
 			    abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);
 		return 0;
 	}
-	while (!atomic_load(&vm->stopping)) {
+	while (!atomic_load(&vm->life.stopping)) {
 		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
-		uint32_t pending = head - vm->ring_tail;
+		uint32_t pending = head - vm->proc.ring.tail;
 		if (pending == 0)
 			break;
 		if (pending > SBX_RING_SLOTS) {
@@ -46,22 +46,22 @@ int sbx_ring_serve(struct sbx_vm *vm)
 			    vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "guest ABI violation: ring head %u is %u slots past tail %u (ring "
 			    "has %u)",
-			    head, pending, vm->ring_tail, SBX_RING_SLOTS);
+			    head, pending, vm->proc.ring.tail, SBX_RING_SLOTS);
 			break;
 		}
-		volatile struct sbx_slot *gs = &r->slots[vm->ring_tail % SBX_RING_SLOTS];
+		volatile struct sbx_slot *gs = &r->slots[vm->proc.ring.tail % SBX_RING_SLOTS];
 		/* One copy out of guest memory: every check below sees these bytes only. */
 		struct sbx_slot s;
 		memcpy(&s, (const void *)gs, sizeof(s));
-		int64_t ret = sbx_hypercall(vm, &s);
+		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		gs->ret = ret;
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
-		__atomic_store_n(&vm->ring_tail, vm->ring_tail + 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&r->tail, vm->ring_tail, __ATOMIC_RELEASE);
-		if (__builtin_expect(atomic_load_explicit(&vm->remark_all, memory_order_relaxed),
-				     0) &&
-		    atomic_exchange(&vm->remark_all, 0))
-			sbx_mem_dirty(vm, 0, vm->mem_size);
+		__atomic_store_n(&vm->proc.ring.tail, vm->proc.ring.tail + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->tail, vm->proc.ring.tail, __ATOMIC_RELEASE);
+		if (__builtin_expect(
+			atomic_load_explicit(&vm->proc.mem.remark_all, memory_order_relaxed), 0) &&
+		    atomic_exchange(&vm->proc.mem.remark_all, 0))
+			sbx_mem_dirty(vm, 0, vm->proc.mem.size);
 		served++;
 	}
 	return served;
@@ -70,7 +70,7 @@ int sbx_ring_serve(struct sbx_vm *vm)
 /* The poller peeks at the tail without the lock; the writer holds it. */
 static uint32_t tail_of(struct sbx_vm *vm)
 {
-	return __atomic_load_n(&vm->ring_tail, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&vm->proc.ring.tail, __ATOMIC_ACQUIRE);
 }
 
 static int64_t now_ns(void)
@@ -102,28 +102,28 @@ static void *poller_main(void *arg)
 {
 	struct sbx_vm *vm = arg;
 	volatile struct sbx_ring *r = ring_of(vm);
-	if (vm->cpu_poller >= 0) {
+	if (vm->proc.ring.cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
-		CPU_SET(vm->cpu_poller, &set);
+		CPU_SET(vm->proc.ring.cpu, &set);
 		sched_setaffinity(0, sizeof(set), &set);
 	}
-	while (!atomic_load(&vm->poll_stop)) {
-		int wake = atomic_load(&vm->poll_wake);
+	while (!atomic_load(&vm->proc.ring.stop)) {
+		int wake = atomic_load(&vm->proc.ring.wake);
 		/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox
 		 * holds the lock, and its RAM must not change while a snapshot reads it. */
-		pthread_mutex_lock(&vm->ring_lock);
+		pthread_mutex_lock(&vm->proc.ring.lock);
 		set_need_wakeup(r, 0);
-		pthread_mutex_unlock(&vm->ring_lock);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 		int64_t idle_since = now_ns();
-		while (!atomic_load(&vm->poll_stop)) {
-			if (atomic_load(&vm->stopping))
+		while (!atomic_load(&vm->proc.ring.stop)) {
+			if (atomic_load(&vm->life.stopping))
 				break;
 			if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != tail_of(vm)) {
-				pthread_mutex_lock(&vm->ring_lock);
+				pthread_mutex_lock(&vm->proc.ring.lock);
 				int n = sbx_ring_serve(vm);
 				vm->stats.polled += (uint64_t)n;
-				pthread_mutex_unlock(&vm->ring_lock);
+				pthread_mutex_unlock(&vm->proc.ring.lock);
 				idle_since = now_ns();
 				continue;
 			}
@@ -133,18 +133,18 @@ static void *poller_main(void *arg)
 			}
 			/* Going idle: ask for doorbells, then look once more, since a request
 			 * published before the flag was visible would otherwise wait forever. */
-			pthread_mutex_lock(&vm->ring_lock);
+			pthread_mutex_lock(&vm->proc.ring.lock);
 			set_need_wakeup(r, 1);
 			int more = __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm);
 			if (more)
 				set_need_wakeup(r, 0);
-			pthread_mutex_unlock(&vm->ring_lock);
+			pthread_mutex_unlock(&vm->proc.ring.lock);
 			if (more)
 				continue;
 			break;
 		}
-		if (!atomic_load(&vm->poll_stop))
-			futex_wait(&vm->poll_wake, wake);
+		if (!atomic_load(&vm->proc.ring.stop))
+			futex_wait(&vm->proc.ring.wake, wake);
 	}
 	return NULL;
 }
@@ -161,18 +161,18 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000;
 		}
-		if (pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0)
+		if (pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0)
 			break;
-		if (atomic_load(&vm->stopping))
+		if (atomic_load(&vm->life.stopping))
 			return;
 	}
 	sbx_ring_serve(vm);
-	pthread_mutex_unlock(&vm->ring_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
-	if (vm->polling) {
+	if (vm->proc.ring.polling) {
 		/* Calls are coming again: let the poller take the next ones without exits. */
-		atomic_fetch_add(&vm->poll_wake, 1);
-		futex_wake(&vm->poll_wake);
+		atomic_fetch_add(&vm->proc.ring.wake, 1);
+		futex_wake(&vm->proc.ring.wake);
 	}
 }
 
@@ -180,35 +180,35 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	volatile struct sbx_ring *r = ring_of(vm);
 	set_need_wakeup(r, 1);
-	if (!vm->polling)
+	if (!vm->proc.ring.polling)
 		return 0;
-	if (vm->cpu_vcpu >= 0) {
+	if (vm->proc.vcpu.cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
-		CPU_SET(vm->cpu_vcpu, &set);
+		CPU_SET(vm->proc.vcpu.cpu, &set);
 		sched_setaffinity(0, sizeof(set), &set);
 	}
-	atomic_store(&vm->poll_stop, 0);
-	int e = pthread_create(&vm->poller, NULL, poller_main, vm);
+	atomic_store(&vm->proc.ring.stop, 0);
+	int e = pthread_create(&vm->proc.ring.poller, NULL, poller_main, vm);
 	if (e) {
 		snprintf(err, errlen, "cannot start the ring polling thread: %s", strerror(e));
-		vm->polling = 0;
+		vm->proc.ring.polling = 0;
 		return -e;
 	}
-	vm->poller_started = 1;
+	vm->proc.ring.poller_started = 1;
 	return 0;
 }
 
 void sbx_ring_stop(struct sbx_vm *vm)
 {
-	if (!vm->poller_started)
+	if (!vm->proc.ring.poller_started)
 		return;
-	atomic_store(&vm->poll_stop, 1);
-	atomic_fetch_add(&vm->poll_wake, 1);
-	futex_wake(&vm->poll_wake);
+	atomic_store(&vm->proc.ring.stop, 1);
+	atomic_fetch_add(&vm->proc.ring.wake, 1);
+	futex_wake(&vm->proc.ring.wake);
 	/* A host call the guest asked for (a read of an idle pipe) may block the poller: the
 	 * kick signal interrupts it, and the guest is not resumed to see the EINTR. */
-	pthread_kill(vm->poller, sbx_kick_signal());
-	pthread_join(vm->poller, NULL);
-	vm->poller_started = 0;
+	pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
+	pthread_join(vm->proc.ring.poller, NULL);
+	vm->proc.ring.poller_started = 0;
 }

@@ -61,10 +61,10 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 	u.rflags = f->rflags;
 	if (sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u)) < 0)
 		return 0;
-	if (sbx_x86_enter(vm, vm->khdr.upcall_entry, SBX_UPCALL_STACK_TOP) < 0)
+	if (sbx_x86_enter(vm, vm->proc.image.khdr.upcall_entry, SBX_UPCALL_STACK_TOP) < 0)
 		return 0;
-	vm->upcall_pending = 1;
-	vm->upcall_fault = *f;
+	vm->proc.vcpu.upcall_pending = 1;
+	vm->proc.vcpu.upcall_fault = *f;
 	vm->stats.upcalls++;
 	return 1;
 }

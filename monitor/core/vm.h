@@ -11,11 +11,10 @@
 #include <stdint.h>
 
 #include "loader.h"
+#include "policy.h"
 #include "sandbox.h"
-#include "report.h"
 #include "sbx_abi.h"
 
-#define SBX_MAX_FDS 1024
 /* A guest kernel of the same major version and an older or equal minor one is understood:
  * minors only add (a 1.1 snapshot restores under a 1.2 monitor). */
 static inline int sbx_abi_ok(uint32_t v)
@@ -23,20 +22,45 @@ static inline int sbx_abi_ok(uint32_t v)
 	return v >> 16 == SBX_ABI_MAJOR && (v & 0xffff) <= SBX_ABI_MINOR;
 }
 
-enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
-
-struct sbx_handle {
-	enum sbx_handle_kind kind;
-	int fd;	      /* host fd (SBX_H_HOST) */
-	int cloexec;  /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
-	int writable; /* opened on a rw mount or stdio */
-	int stdio;    /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
-	char *gpath;  /* normalised guest path (NULL for stdio) */
-	/* stdio: O_APPEND and O_NONBLOCK as the guest set them. The file description is the
-	 * user's own (a shell's, a terminal), so the guest's status flags never reach it. */
-	int vflags;
-	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
+/* Registers in DWARF order, so the unwinder takes them as they are. */
+enum {
+	SBX_R_RAX,
+	SBX_R_RDX,
+	SBX_R_RCX,
+	SBX_R_RBX,
+	SBX_R_RSI,
+	SBX_R_RDI,
+	SBX_R_RBP,
+	SBX_R_RSP,
+	SBX_R_R8,
+	SBX_R_R9,
+	SBX_R_R10,
+	SBX_R_R11,
+	SBX_R_R12,
+	SBX_R_R13,
+	SBX_R_R14,
+	SBX_R_R15,
+	SBX_R_RIP,
+	SBX_NREGS
 };
+
+struct sbx_fault {
+	int vector;   /* CPU exception, or -1 for a signal the program sent itself */
+	int signal;   /* what Linux would deliver */
+	int from_cpu; /* registers from the vCPU and the CPU-pushed frame (else the syscall frame)
+		       */
+	uint64_t err, cr2;
+	uint64_t r[SBX_NREGS];
+	uint64_t rflags, fs_base, gs_base;
+	uint16_t cs, ss;
+	char cause[200]; /* "write to unmapped address 0x0 (null pointer)" */
+};
+
+/* fault.c: a fault as the vCPU and the CPU-pushed frame show it, or as the syscall frame
+ * shows a program that ended itself. */
+void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
+void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);
+void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f);
 
 struct sbx_stop {
 	enum sbx_end end;
@@ -57,17 +81,21 @@ struct sbx_xstate {
 	uint32_t offset[64], size[64];
 };
 
-struct sbx_vm {
-	struct sbx_config cfg;
-	int kvm_fd, vm_fd, vcpu_fd;
-	struct kvm_run *run;
-	size_t run_size;
-	int is_pvm;
-	int cpl; /* 0 or 3: the level of program and kernel */
+/* What the monitor knows of the host, read before it confines itself: after that, the calls
+ * that would read it (getuid, getcwd for a relative path...) are forbidden, and handlers and
+ * reports read these instead (sbx_host_facts). */
+struct sbx_host {
+	uint32_t uid, gid;
+	char prog[POLICY_PATH_MAX];	  /* cfg.prog, absolute ("" if it cannot be) */
+	char debug_file[POLICY_PATH_MAX]; /* cfg.debug_file, absolute ("" if none) */
+};
 
-	int mem_fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore) */
-	uint8_t *mem;
-	uint64_t mem_size;
+/* Guest RAM: one memfd mapped shared (guest_mem.c), and the dirty tracking of resets and
+ * migration (dirty.c). */
+struct sbx_mem {
+	int fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore) */
+	uint8_t *base;
+	uint64_t size;
 	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
 	 * log does not see (NULL unless dirty tracking is on). */
 	uint64_t *mon_dirty;
@@ -77,142 +105,155 @@ struct sbx_vm {
 	/* Tracking began while a request was being served: its writes may have no mark, so
 	 * when it completes every page is marked. */
 	atomic_int remark_all;
-	atomic_int nudge; /* bumped to end a SLEEP in progress early */
 	int manual_protect;
+};
 
-	/* KVM objects are created on a helper thread while the ELF loads (on PVM they cost
-	 * ~1 ms); sbx_vm_load joins it before touching the vCPU. */
-	pthread_t kvm_thread;
-	int kvm_thread_started;
-	int kvm_result;
-	char kvm_err[256];
+/* The KVM VM (kvm.c). Its objects are created on a helper thread while the ELF loads (on PVM
+ * they cost ~1 ms); loading joins it before touching the vCPU. */
+struct sbx_kvm {
+	int kvm_fd, vm_fd;
+	int is_pvm;
+	pthread_t thread;
+	int thread_started;
+	int result;
+	char err[256];
+	struct sbx_xstate xs; /* what this host offers (xstate.c) */
+};
+
+/* One vCPU and the host thread that runs it. */
+struct sbx_vcpu {
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	int cpl; /* 0 or 3: the level of program and kernel */
 	uint64_t xcr0;
-	struct sbx_xstate xs;
+	pthread_t thread;
+	int thread_set;
+	int cpu;	 /* the host CPU it is pinned to, or -1 */
+	int parked;	 /* the thread holds the vCPU in a park exit (exec) */
+	clockid_t clock; /* the thread's CPU clock (--cpu-time) */
+	int clock_set;
+	/* The last CPU fault handed back to the guest as a signal, for the report when the
+	 * delivery itself fails. */
+	int upcall_pending;
+	struct sbx_fault upcall_fault;
+	uint64_t exit_count[64]; /* by KVM exit reason */
+};
 
+/* The monitor's side of the request ring (ring.c): `lock` makes the polling thread and the
+ * vCPU thread take turns. */
+struct sbx_ring_srv {
+	pthread_mutex_t lock;
+	uint32_t tail;
+	int polling;
+	pthread_t poller;
+	int poller_started;
+	atomic_int stop;
+	atomic_int wake; /* futex word: bumped to wake the poller */
+	int cpu;	 /* the host CPU the poller is pinned to, or -1 */
+};
+
+/* What was loaded: the guest kernel, the program's image, its initial stack. */
+struct sbx_image {
 	struct sbx_kernel_header khdr;
 	struct loader_image img;
 	uint64_t entry_rsp;
 	uint64_t stack_guard; /* guest address of the stack guard page */
 	char exe_path[256];
-	/* What the monitor knows of the host, read before it confines itself: after that, the
-	 * calls that would read it (getuid, getcwd for a relative path...) are forbidden, and
-	 * handlers and reports read these instead (sbx_host_facts). */
-	struct sbx_host {
-		uint32_t uid, gid;
-		char prog[POLICY_PATH_MAX];	  /* cfg.prog, absolute ("" if it cannot be) */
-		char debug_file[POLICY_PATH_MAX]; /* cfg.debug_file, absolute ("" if none) */
-	} host;
+};
 
-	/* Ring state: `ring_lock` makes the polling thread and the vCPU thread take turns. */
-	pthread_mutex_t ring_lock;
-	uint32_t ring_tail;
-	int polling;
-	pthread_t poller;
-	int poller_started;
-	atomic_int poll_stop;
-	atomic_int poll_wake; /* futex word: bumped to wake the poller */
-	int cpu_vcpu, cpu_poller;
-
-	struct sbx_handle fds[SBX_MAX_FDS];
-	/* RLIMIT_NOFILE as the guest set it (SBX_CALL_NOFILE); until then, and never above it,
-	 * the sandbox's own limit (sbx_fd_ceiling). */
-	int nofile_set;
-	uint32_t nofile_soft, nofile_hard;
-	int nofile_priv; /* CAP_SYS_RESOURCE: it may raise its hard limit (up to the ceiling) */
-
-	/* Limits (limits.c). */
-	uint64_t out_bytes, write_bytes;
-	uint64_t err_bytes;  /* stderr's, counted apart only with cfg.output_stdout_only */
-	int limit_hit;	     /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
-	int limit_on_stderr; /* ... and it was stderr's own budget */
-	uint64_t limit_value;
-	pthread_t watchdog;
-	int watchdog_started;
-	clockid_t vcpu_clock;
-	int64_t cpu_base_ms;
-	int vcpu_clock_set;
-
-	struct sbx_audit_ctx {
-		int valid;
-		char gpath[POLICY_PATH_MAX];
-		char host[POLICY_PATH_MAX];
-		char rule[300];
-	} audit;
+/* A process: its address space (a KVM VM and its RAM), its image, its handle table and
+ * working directory, the ring it calls through, and its vCPU. */
+struct sbx_files;
+struct sbx_proc {
+	struct sbx_kvm kvm;
+	struct sbx_mem mem;
+	struct sbx_image image;
+	struct sbx_ring_srv ring;
+	struct sbx_vcpu vcpu;
+	struct sbx_files *files; /* the handle table (calls/fdtable.c) */
 	char cwd[POLICY_PATH_MAX];
+};
 
+/* How a sandbox runs, stops and pauses (stop.c, pause.c). */
+struct sbx_life {
 	atomic_int stopping; /* also a futex word: SLEEP waits on it */
-	pthread_t vcpu_thread;
-	int vcpu_thread_set;
-	struct policy own_policy; /* used when the config brings none: no mounts */
 	struct sbx_stop stop;
-	/* The last CPU fault handed back to the guest as a signal, for the report when the
-	 * delivery itself fails. */
-	int upcall_pending;
-	struct sbx_fault upcall_fault;
-	struct sbx_stats stats;
-	uint64_t call_count[SBX_CALL_COUNT];
-	uint64_t exit_count[64]; /* by KVM exit reason */
-
-	/* Pause (pause.c): the control thread asks, the vCPU thread stops at an instruction
-	 * boundary with the ring quiesced and waits. */
+	atomic_int nudge; /* bumped to end a SLEEP in progress early */
+	/* Pause: the control thread asks, the vCPU thread stops at an instruction boundary with
+	 * the ring quiesced and waits. */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	atomic_int pause_req;
 	int paused, running, confined;
 	int pause_hold; /* the pauser is using the state: a kill waits for its resume */
-	/* Run just before the first KVM_RUN (a migration destination says RESUMED there). */
-	void (*on_first_run)(struct sbx_vm *vm);
-	void *on_first_run_ctx;
 	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
 	int first_call_pending;			    /* set by whoever wants first_call_at */
 	struct timespec first_call_at;		    /* CLOCK_MONOTONIC */
+};
 
-	/* The control socket (control.c). */
-	int control_fd;
-	pthread_t control_thread;
-	int control_started;
-	atomic_int control_stop;
+/* Where the sandbox comes from: its snapshot lineage and its program's file. */
+struct sbx_origin {
 	uint8_t snap_id[16], parent_id[16];
 	uint8_t elf_hash[16];
 	char snap_prog[POLICY_PATH_MAX]; /* the ELF a restored snapshot names */
-	struct mig_stream *incoming;	 /* a migration destination's stream until RESUMED */
-	/* Repeated runs (exec.c). */
-	struct sbx_exec *exec;
-	uint32_t exec_boot_flags; /* SBX_BOOT_EXEC... for the boot page */
-	int parked;		  /* the vCPU thread holds the vCPU in a park exit */
-	int confine_thread;	  /* confine the vCPU thread and its children only */
-	int det_random;		  /* getrandom answers from det_state, not the host */
-	uint32_t spin_us; /* the guest's spin on a request before the doorbell (0: default) */
-	int full_reset;	  /* a reset puts back all vCPU state CPL0 can change (untrusted runs) */
-	int fs_changed;	  /* a call may have changed a writable mount since the reset */
-	uint64_t det_state, det_out;
 };
 
-/* state.c: one function per piece of state serves both save and restore. */
-struct mig_stream;
-struct sbx_sio {
-	int load;
-	uint8_t *buf;
-	size_t len, cap, pos;
-	int err;
-	char msg[256];
+/* How the sandbox is driven, set by whoever drives it (the exec engine). */
+struct sbx_run_opts {
+	uint32_t boot_flags; /* SBX_BOOT_EXEC... for the boot page */
+	uint32_t spin_us;    /* the guest's spin on a request before the doorbell (0: default) */
+	int confine_thread;  /* confine the vCPU thread and its children only */
+	int full_reset;	     /* a reset puts back all vCPU state CPL0 can change (untrusted) */
+	int det_random;	     /* getrandom answers from det_state, not the host */
+	uint64_t det_state, det_out;
+	int fs_changed;	 /* a call may have changed a writable mount since the reset */
+	uint32_t nofile; /* the RLIMIT_NOFILE the boot page reports (calls/ sets it) */
 };
-void sbx_sio_bytes(struct sbx_sio *io, void *p, size_t n);
-void sbx_sio_u64(struct sbx_sio *io, uint64_t *v);
-void sbx_sio_u32(struct sbx_sio *io, uint32_t *v);
-void sbx_sio_i32(struct sbx_sio *io, int32_t *v);
-void sbx_sio_str(struct sbx_sio *io, char *s, size_t cap);
-/* A string from input fit for a one-line message: control bytes shown as '?'. */
-const char *sbx_shown(const char *s, char *buf, size_t n);
-void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset);
-int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io);
-int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io);
-int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io);
-/* The clock fields of the boot page, moved so that the guest's clocks go on from where they
- * were when guest_tsc was read: realtime follows the host's, monotonic and CPU time do not
- * count the time the sandbox was stopped. */
-void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_then);
+
+/* What the modules above the core ask it to call: the core never names them. */
+/* What an exit handler (or a hook on one) tells the run loop. */
+enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
+struct sbx_hooks {
+	/* Serves one request of the ring (calls/dispatch.c). */
+	int64_t (*dispatch)(struct sbx_vm *vm, const struct sbx_slot *s);
+	/* A doorbell, after the ring is served (the exec engine parks there). */
+	enum sbx_action (*doorbell)(struct sbx_vm *vm);
+	/* Just before the first KVM_RUN (a migration destination says RESUMED there). */
+	void (*first_run)(struct sbx_vm *vm);
+	void *first_run_ctx;
+	/* Once the monitor is confined, before the first instruction; and when the run is over
+	 * (the control socket's thread). */
+	int (*run_start)(struct sbx_vm *vm, char *err, size_t errlen);
+	void (*run_end)(struct sbx_vm *vm);
+	/* Before the sandbox goes away. */
+	void (*close)(struct sbx_vm *vm);
+};
+
+/* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
+ * module above the core keeps (opaque here). */
+struct sbx_limits;
+struct sbx_audit;
+struct sbx_control;
+struct mig_stream;
+struct sbx_exec;
+struct sbx_vm {
+	struct sbx_config cfg;
+	struct policy own_policy; /* used when the config brings none: no mounts */
+	struct sbx_host host;
+	struct sbx_proc proc;
+	struct sbx_life life;
+	struct sbx_origin origin;
+	struct sbx_run_opts opts;
+	struct sbx_hooks hooks;
+	struct sbx_stats stats;
+	uint64_t call_count[SBX_CALL_COUNT];
+	struct sbx_limits *limits;   /* calls/limits.c */
+	struct sbx_audit *audit;     /* calls/audit.c */
+	struct sbx_control *control; /* persist/control.c */
+	struct mig_stream *incoming; /* persist/migration.c: the stream until RESUMED */
+	struct sbx_exec *exec;	     /* exec/ */
+};
 
 /* pause.c */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
@@ -223,24 +264,6 @@ void sbx_pause_point(struct sbx_vm *vm);
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
 void sbx_pause_release(struct sbx_vm *vm, int was_paused);
 
-/* reset.c: the pieces of sbx_reset, for exec.c, which resets with the vCPU parked or
- * spinning. */
-int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
-		    char *err, size_t errlen);
-int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
-int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
-/* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */
-void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page);
-/* The snapshot's copy of the page at gpa. */
-const uint8_t *sbx_snapshot_page(const struct sbx_snap *s, uint64_t gpa);
-/* exec.c: a doorbell while runs are served from a snapshot; the vCPU thread parks there
- * between runs. */
-enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);
-/* exec_fs.c: the --tmp directories as they were at the snapshot (NULL-terminated paths of
- * copies), put back after a run that changed the file system. */
-int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen);
-int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen);
-void sbx_tmp_free(char **saved);
 /* dirty.c: dirty tracking for reset and migration. */
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_dirty_stop(struct sbx_vm *vm);
@@ -255,44 +278,22 @@ void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
  * back (docs/architecture.md, "The guest address space"). */
 int sbx_memslot_reload(struct sbx_vm *vm);
 
-/* snapshot.c */
-/* The snapshot into fd. With watch_fd >= 0 (the connection of the client that asked), the
- * write is abandoned with -ECANCELED as soon as that client hangs up. */
-int sbx_snapshot_write_fd(struct sbx_vm *vm, int fd, int zstd_level, int watch_fd, uint64_t *pages,
-			  char *err, size_t errlen);
-/* The state sections (no RAM) as a snapshot file image in memory, for migration. */
-int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, size_t errlen);
-/* Applies every state section of an opened snapshot to a VM whose RAM is in place. */
-struct mig_snap_reader;
-int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, size_t errlen);
-/* A VM shell for a restore: RAM of mem_size, KVM objects, no program loaded. */
-int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct sbx_vm **out,
-			char *err, size_t errlen);
+/* run.c: the exit handler, free of KVM side effects so tests can feed it made-up exits. */
+enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run);
 
-/* XXH3-128 of a file (zeros if it cannot be read). */
-void sbx_elf_hash(const char *path, uint8_t out[16]);
-void sbx_vm_choose_cpus(struct sbx_vm *vm);
-/* Closes /dev/kvm itself once the VM and vCPU exist. */
-void sbx_kvm_close_dev(struct sbx_vm *vm);
-
-const char *sbx_call_name(int nr);
-/* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
-int64_t sbx_dirty_peek(struct sbx_vm *vm);
-/* Pages of guest RAM the host holds (non-holes of the memfd). */
-uint64_t sbx_resident_pages(struct sbx_vm *vm);
-int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
-
-/* migration.c: the source side, run on the control thread; the stream takes over fd. msg gets
- * one line either way. */
-int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size_t msglen);
-
-/* control.c */
-/* Binds the socket (before confinement), then serves it from a thread (after). */
-int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen);
-int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen);
-void sbx_control_stop(struct sbx_vm *vm);
-
-/* boot.c */
+/* boot.c: a sandbox's core, created in steps, so that the host calls can attach between
+ * them (sandbox/sandbox.c). A core without KVM (sbx_core_new alone) has guest RAM and a cwd:
+ * enough for the exit handler and the hypercalls, so tests and fuzzers can drive them with
+ * made-up exits and requests. */
+int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
+/* Creates the KVM objects on a helper thread while the program loads (sbx_vm_load joins it). */
+void sbx_core_start_kvm(struct sbx_vm *vm);
+int sbx_core_join_kvm(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_core_free(struct sbx_vm *vm);
+/* run.c: the calling thread becomes the vCPU thread; then runs it until the sandbox stops. A
+ * CPU fault the program handles goes back to it; one it does not ends the run with f filled. */
+void sbx_core_enter(struct sbx_vm *vm);
+void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f);
 /* The initial stack's arguments as Linux gives them (AT_RANDOM left for the caller); envp
  * NULL means the policy's environment. */
 void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
@@ -361,11 +362,6 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);
 
-/* hypercalls.c and hc_*.c */
-int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s);
-void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
 /* signal.c: hands a CPU fault back to the guest kernel when the program has a handler. */
 int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f);
 int sbx_in_kernel(uint64_t rip);
@@ -373,49 +369,20 @@ int sbx_in_kernel(uint64_t rip);
 /* run.c: the signal that interrupts KVM_RUN and blocking host calls (no-op handler). */
 int sbx_kick_signal(void);
 
-/* confine.c: after loading, before the first guest instruction, the monitor confines itself
- * (seccomp allowlist, Landlock on the mount roots). Returns 0 or -errno with err set. */
-int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen);
-/* The seccomp allowlist alone, with the same table and SIGSYS report, on the calling thread
- * only when vm->confine_thread. Never skipped in sanitizer builds: the ring fuzzer runs the
- * dispatcher under it (tests/fuzz/fuzz_ring.c). */
-int sbx_confine_seccomp(struct sbx_vm *vm, char *err, size_t errlen);
+/* XXH3-128 of a file (zeros if it cannot be read). */
+void sbx_elf_hash(const char *path, uint8_t out[16]);
+void sbx_vm_choose_cpus(struct sbx_vm *vm);
+/* Closes /dev/kvm itself once the VM and vCPU exist. */
+void sbx_kvm_close_dev(struct sbx_vm *vm);
+/* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
+int64_t sbx_dirty_peek(struct sbx_vm *vm);
+/* Pages of guest RAM the host holds (non-holes of the memfd). */
+uint64_t sbx_resident_pages(struct sbx_vm *vm);
+int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
 
-/* limits.c */
-int sbx_limits_start(struct sbx_vm *vm);
-void sbx_limits_stop(struct sbx_vm *vm);
-/* How much of a write of len bytes the limits allow (ending the run when that is less). */
-uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len);
-void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written);
-
-/* audit.c */
-void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t);
-/* The path led into another mount's object (a nested mount): its rule is the one applied. */
-void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t,
-		     const struct policy_mount *m);
-void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
-
-/* fdtable.c */
-void sbx_fd_init(struct sbx_vm *vm);
-void sbx_fd_close_all(struct sbx_vm *vm);
-struct sbx_handle *sbx_fd_get(struct sbx_vm *vm, int64_t fd);
-/* The lowest free fd >= lowest and below the soft RLIMIT_NOFILE, or -EMFILE (also when
- * --max-files ended the run). */
-int sbx_fd_alloc(struct sbx_vm *vm, int lowest);
-/* The most handles the sandbox allows at once: --max-files, or the handle table's size. */
-uint32_t sbx_fd_ceiling(const struct sbx_vm *vm);
-/* RLIMIT_NOFILE in force: lim[0] soft, lim[1] hard. */
-void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2]);
-/* 0 if one more handle fits --max-files; else ends the run and returns -1. */
-int sbx_fd_room(struct sbx_vm *vm);
-void sbx_fd_release(struct sbx_vm *vm, int fd);
-
-/* strace.c */
-void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);
-/* x86-64 Linux syscall names and --strace's argument kinds (sbx_syscalls.h); NULL for a number
- * no call has. */
-const char *sbx_syscall_name(uint64_t nr);
-const char *sbx_syscall_args(uint64_t nr);
+/* stop.c: ends the run (the first reason wins) and wakes whatever waits; from any thread. */
+void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define sbx_log(vm, level, ...)                                                                    \
 	do {                                                                                       \

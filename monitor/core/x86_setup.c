@@ -74,9 +74,9 @@ static int pt_new(struct pt_alloc *a, uint64_t *gpa)
 /* The leaf entry for one 4 KiB page at `va` (identity-mapped except the doorbell). */
 static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 {
-	uint64_t user = vm->cpl == 3 ? PTE_U : 0;
+	uint64_t user = vm->proc.vcpu.cpl == 3 ? PTE_U : 0;
 	uint64_t base = PTE_P | PTE_A | user;
-	if (va < SBX_MIN_ADDR || va >= vm->mem_size || va == vm->stack_guard)
+	if (va < SBX_MIN_ADDR || va >= vm->proc.mem.size || va == vm->proc.image.stack_guard)
 		return 0;
 	if (va == SBX_DOORBELL_VA)
 		return SBX_DOORBELL_GPA | base | PTE_W | PTE_D | PTE_NX;
@@ -87,8 +87,8 @@ static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 	}
 	uint32_t prot = 0;
 	int in_seg = 0;
-	for (unsigned i = 0; i < vm->img.nsegs; i++) {
-		const struct loader_segment *s = &vm->img.segs[i];
+	for (unsigned i = 0; i < vm->proc.image.img.nsegs; i++) {
+		const struct loader_segment *s = &vm->proc.image.img.segs[i];
 		if (va >= s->start && va < s->end) {
 			prot |= s->prot;
 			in_seg = 1;
@@ -104,12 +104,12 @@ static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 static int region_special(struct sbx_vm *vm, uint64_t r)
 {
 	uint64_t e = r + HUGE;
-	if (r < SBX_USER_ADDR || e > vm->mem_size)
+	if (r < SBX_USER_ADDR || e > vm->proc.mem.size)
 		return 1;
-	if (vm->stack_guard >= r && vm->stack_guard < e)
+	if (vm->proc.image.stack_guard >= r && vm->proc.image.stack_guard < e)
 		return 1;
-	for (unsigned i = 0; i < vm->img.nsegs; i++)
-		if (vm->img.segs[i].start < e && vm->img.segs[i].end > r)
+	for (unsigned i = 0; i < vm->proc.image.img.nsegs; i++)
+		if (vm->proc.image.img.segs[i].start < e && vm->proc.image.img.segs[i].end > r)
 			return 1;
 	return 0;
 }
@@ -122,7 +122,7 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 	if (pt_new(&a, &pml4) || pt_new(&a, &pdpt))
 		goto full;
 	pt_page(vm, pml4)[0] = pdpt | table;
-	uint64_t ngib = (vm->mem_size + (1ull << 30) - 1) >> 30;
+	uint64_t ngib = (vm->proc.mem.size + (1ull << 30) - 1) >> 30;
 	for (uint64_t g = 0; g < ngib; g++) {
 		uint64_t pd;
 		if (pt_new(&a, &pd))
@@ -130,7 +130,7 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 		pt_page(vm, pdpt)[g] = pd | table;
 		for (uint64_t j = 0; j < 512; j++) {
 			uint64_t r = (g << 30) + j * HUGE;
-			if (r >= vm->mem_size)
+			if (r >= vm->proc.mem.size)
 				break;
 			if (!region_special(vm, r)) {
 				pt_page(vm, pd)[j] = page_entry(vm, r) | PTE_PS;
@@ -148,7 +148,7 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 full:
 	snprintf(err, errlen, "page tables for %llu MiB of RAM do not fit in the page-table area",
-		 (unsigned long long)(vm->mem_size >> 20));
+		 (unsigned long long)(vm->proc.mem.size >> 20));
 	return -ENOMEM;
 }
 
@@ -185,8 +185,9 @@ static void build_descriptor_tables(struct sbx_vm *vm)
 
 	uint64_t *idt = sbx_gptr(vm, SBX_IDT_ADDR, PAGE);
 	memset(idt, 0, PAGE);
-	for (uint32_t v = 0; v < vm->khdr.nvectors && v < 32; v++) {
-		uint64_t off = vm->khdr.vectors + (uint64_t)v * vm->khdr.vector_stride;
+	for (uint32_t v = 0; v < vm->proc.image.khdr.nvectors && v < 32; v++) {
+		uint64_t off =
+		    vm->proc.image.khdr.vectors + (uint64_t)v * vm->proc.image.khdr.vector_stride;
 		uint64_t dpl = (v == 3 || v == 4) ? 3 : 0; /* int3 and into work from user code */
 		uint64_t istn = v == 8 ? 2 : (v == 2 || v == 18) ? 3 : 1;
 		idt[2 * v] = (off & 0xffff) | ((uint64_t)SBX_SEL_KCODE << 16) | (istn << 32) |
@@ -216,9 +217,9 @@ static void seg(struct kvm_segment *s, uint16_t sel, int code)
 static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	struct kvm_sregs sr;
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0)
 		goto fail;
-	int u = vm->cpl == 3;
+	int u = vm->proc.vcpu.cpl == 3;
 	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
 	seg(&sr.ss, u ? SBX_SEL_UDATA : SBX_SEL_KDATA, 0);
 	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
@@ -238,7 +239,7 @@ static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
 	sr.cr3 = SBX_PT_ADDR;
 	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE | CR4_OSXSAVE;
 	sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -252,7 +253,7 @@ static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
 				 MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
 	uint64_t val[7] = {
 	    ((uint64_t)(SBX_SEL_UDATA - 8 - 3) << 48) | ((uint64_t)SBX_SEL_KCODE << 32),
-	    vm->khdr.syscall_entry,
+	    vm->proc.image.khdr.syscall_entry,
 	    0,
 	    /* IF stays set: a CPL3 popfq could never set it again. */
 	    RFLAGS_TF | RFLAGS_DF | RFLAGS_AC,
@@ -276,14 +277,14 @@ static int set_cpuid(struct sbx_vm *vm, uint64_t *xcr0, char *err, size_t errlen
 	if (!c)
 		return -ENOMEM;
 	c->nent = (uint32_t)nent;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	if (ioctl(vm->proc.kvm.kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		free(c);
 		return -errno;
 	}
-	sbx_xstate_from_cpuid(&vm->xs, c->entries, c->nent);
-	*xcr0 = sbx_xstate_default(&vm->xs);
-	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, c) < 0) {
+	sbx_xstate_from_cpuid(&vm->proc.kvm.xs, c->entries, c->nent);
+	*xcr0 = sbx_xstate_default(&vm->proc.kvm.xs);
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_CPUID2, c) < 0) {
 		snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(errno));
 		free(c);
 		return -errno;
@@ -301,7 +302,7 @@ static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errle
 	/* x87, SSE, AVX and the AVX-512 states when offered; AMX only once the program asks
 	 * (xstate.c). */
 	x.xcrs[0].value = xcr0;
-	if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &x) < 0) {
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_XCRS, &x) < 0) {
 		snprintf(err, errlen, "KVM_SET_XCRS (XCR0=0x%llx): %s",
 			 (unsigned long long)x.xcrs[0].value, strerror(errno));
 		return -errno;
@@ -310,7 +311,7 @@ static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errle
 	memset(&f, 0, sizeof(f));
 	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */
 	f.mxcsr = 0x1f80;
-	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &f) < 0) {
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_FPU, &f) < 0) {
 		snprintf(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
 		return -errno;
 	}
@@ -321,10 +322,10 @@ static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	struct kvm_regs r;
 	memset(&r, 0, sizeof(r));
-	r.rip = vm->img.entry;
-	r.rsp = vm->entry_rsp;
+	r.rip = vm->proc.image.img.entry;
+	r.rsp = vm->proc.image.entry_rsp;
 	r.rflags = 0x2 | RFLAGS_IF;
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0) {
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0) {
 		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
 		return -errno;
 	}
@@ -342,15 +343,15 @@ int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	return set_cpuid(vm, &vm->xcr0, err, errlen);
+	return set_cpuid(vm, &vm->proc.vcpu.xcr0, err, errlen);
 }
 
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 {
 	struct kvm_sregs sr;
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
-	int u = vm->cpl == 3;
+	int u = vm->proc.vcpu.cpl == 3;
 	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
 	seg(&sr.ss, u ? SBX_SEL_UDATA : SBX_SEL_KDATA, 0);
 	/* fs and gs keep their bases: the program's TLS. */
@@ -358,21 +359,22 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
 	sr.fs.base = fsb;
 	sr.gs.base = gsb;
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
 		return -errno;
 	struct kvm_regs r;
 	memset(&r, 0, sizeof(r));
 	r.rip = rip;
 	r.rsp = rsp;
 	r.rflags = 0x2 | RFLAGS_IF;
-	return ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+	return ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
 }
 
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	int r;
 	if ((r = set_sregs(vm, err, errlen)) < 0 || (r = set_msrs(vm, err, errlen)) < 0 ||
-	    (r = set_fpu_xcr(vm, vm->xcr0, err, errlen)) < 0 || (r = set_regs(vm, err, errlen)) < 0)
+	    (r = set_fpu_xcr(vm, vm->proc.vcpu.xcr0, err, errlen)) < 0 ||
+	    (r = set_regs(vm, err, errlen)) < 0)
 		return r;
 	return 0;
 }

@@ -101,9 +101,9 @@ int sbx_xstate_set_xcr0(struct sbx_vm *vm, uint64_t xcr0)
 	xc.nr_xcrs = 1;
 	xc.xcrs[0].xcr = 0;
 	xc.xcrs[0].value = xcr0;
-	if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &xc) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_XCRS, &xc) < 0)
 		return -errno;
-	vm->xcr0 = xcr0;
+	vm->proc.vcpu.xcr0 = xcr0;
 	return 0;
 }
 
@@ -113,21 +113,22 @@ void sbx_xstate_doorbell(struct sbx_vm *vm)
 {
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	uint64_t want = __atomic_load_n(&b->xfeatures_request, __ATOMIC_RELAXED);
-	if (!want || !sbx_abi_ok(vm->khdr.abi_version) || (vm->khdr.abi_version & 0xffff) < 3)
+	if (!want || !sbx_abi_ok(vm->proc.image.khdr.abi_version) ||
+	    (vm->proc.image.khdr.abi_version & 0xffff) < 3)
 		return;
 	b->xfeatures_request = 0;
-	uint64_t base = sbx_xstate_default(&vm->xs);
-	uint64_t allowed = base | sbx_xstate_dynamic(&vm->xs);
+	uint64_t base = sbx_xstate_default(&vm->proc.kvm.xs);
+	uint64_t allowed = base | sbx_xstate_dynamic(&vm->proc.kvm.xs);
 	/* Only whole sets the kernel may hold: the default one, plus whole dynamic features. */
 	if ((want & ~allowed) || (want & base) != base)
 		return;
-	if (want != vm->xcr0 && sbx_xstate_set_xcr0(vm, want) < 0) {
+	if (want != vm->proc.vcpu.xcr0 && sbx_xstate_set_xcr0(vm, want) < 0) {
 		sbx_log(vm, 1, "XCR0 0x%llx refused by KVM: the program keeps 0x%llx",
-			(unsigned long long)want, (unsigned long long)vm->xcr0);
+			(unsigned long long)want, (unsigned long long)vm->proc.vcpu.xcr0);
 		return;
 	}
 	b->xfeatures = want;
-	b->xsave_bytes = sbx_xstate_bytes(&vm->xs, want);
+	b->xsave_bytes = sbx_xstate_bytes(&vm->proc.kvm.xs, want);
 	sbx_log(vm, 1, "extended state 0x%llx enabled on the program's request (%u bytes)",
 		(unsigned long long)want, b->xsave_bytes);
 }
@@ -318,13 +319,13 @@ int sbx_cpu_check_snapshot(struct sbx_vm *vm, const struct kvm_cpuid_entry2 *sna
 		return -ENOMEM;
 	}
 	c->nent = nent;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+	if (ioctl(vm->proc.kvm.kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
 		int e = errno;
 		snprintf(msg, msglen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(e));
 		free(c);
 		return -e;
 	}
-	sbx_xstate_from_cpuid(&vm->xs, c->entries, c->nent);
+	sbx_xstate_from_cpuid(&vm->proc.kvm.xs, c->entries, c->nent);
 	add_native_features(c, nent);
 	int r = sbx_cpu_compatible(c->entries, c->nent, snap, nsnap, snap_xcr0, msg, msglen);
 	free(c);

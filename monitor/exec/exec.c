@@ -29,7 +29,9 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "exec.h"
+#include "persist.h"
 
 struct sbx_exec {
 	struct sbx_vm *vm;
@@ -64,7 +66,7 @@ struct sbx_exec {
 static volatile struct sbx_exec_ctl *ctl_of(struct sbx_vm *vm)
 {
 	/* The mailbox page is never put back, so writing it needs no dirty mark. */
-	return (volatile struct sbx_exec_ctl *)(vm->mem + SBX_EXEC_ADDR);
+	return (volatile struct sbx_exec_ctl *)(vm->proc.mem.base + SBX_EXEC_ADDR);
 }
 
 static double us_since(const struct timespec *t0)
@@ -88,26 +90,26 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm)
 {
 	struct sbx_exec *x = vm->exec;
-	if (atomic_load(&vm->stopping))
+	if (atomic_load(&vm->life.stopping))
 		return SBX_ACT_STOP;
 	if (__atomic_load_n(&ctl_of(vm)->done, __ATOMIC_ACQUIRE) == x->done_seen)
 		return SBX_ACT_CONTINUE; /* an ordinary doorbell */
 	/* Parked. Finish the doorbell's instruction first, so the vCPU's state is whole for a
 	 * snapshot or a reset of its registers. */
-	vm->run->immediate_exit = 1;
-	while (ioctl(vm->vcpu_fd, KVM_RUN, 0) == 0)
+	vm->proc.vcpu.run->immediate_exit = 1;
+	while (ioctl(vm->proc.vcpu.fd, KVM_RUN, 0) == 0)
 		; /* cannot happen with immediate_exit; EINTR is the answer */
-	vm->run->immediate_exit = atomic_load(&vm->stopping);
+	vm->proc.vcpu.run->immediate_exit = atomic_load(&vm->life.stopping);
 	pthread_mutex_lock(&x->lock);
-	vm->parked = 1;
+	vm->proc.vcpu.parked = 1;
 	x->parked = 1;
 	pthread_cond_broadcast(&x->cond);
-	while (x->parked && !atomic_load(&vm->stopping))
+	while (x->parked && !atomic_load(&vm->life.stopping))
 		pthread_cond_wait(&x->cond, &x->lock);
 	x->parked = 0;
-	vm->parked = 0;
+	vm->proc.vcpu.parked = 0;
 	pthread_mutex_unlock(&x->lock);
-	return atomic_load(&vm->stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
+	return atomic_load(&vm->life.stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
 }
 
 static void *vcpu_main(void *arg)
@@ -186,13 +188,14 @@ void sbx_exec_kill(struct sbx_exec *x, enum sbx_end end, int status, const char 
  * spinning, not stopped). */
 static void lock_ring(struct sbx_vm *vm)
 {
-	if (pthread_mutex_trylock(&vm->ring_lock) == 0)
+	if (pthread_mutex_trylock(&vm->proc.ring.lock) == 0)
 		return;
 	for (;;) {
-		atomic_fetch_add(&vm->nudge, 1);
-		syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-		if (vm->poller_started)
-			pthread_kill(vm->poller, sbx_kick_signal());
+		atomic_fetch_add(&vm->life.nudge, 1);
+		syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL,
+			0);
+		if (vm->proc.ring.poller_started)
+			pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
 		struct timespec dl;
 		clock_gettime(CLOCK_REALTIME, &dl);
 		dl.tv_nsec += 10000000;
@@ -200,7 +203,7 @@ static void lock_ring(struct sbx_vm *vm)
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000;
 		}
-		if (pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0)
+		if (pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0)
 			return;
 	}
 }
@@ -250,7 +253,7 @@ static int msrs_capture(struct sbx_exec *x, char *err, size_t errlen)
 	/* Keep those that also write back: KVM stops at the first it refuses. */
 	for (;;) {
 		x->msrs->nmsrs = n;
-		r = ioctl(x->vm->vcpu_fd, KVM_SET_MSRS, x->msrs);
+		r = ioctl(x->vm->proc.vcpu.fd, KVM_SET_MSRS, x->msrs);
 		if (r < 0)
 			return fail(err, errlen, -errno, "KVM_SET_MSRS: %s", strerror(errno));
 		if ((unsigned)r >= n)
@@ -335,18 +338,19 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	}
 	struct sbx_vm *vm = x->vm;
 	vm->exec = x;
-	vm->confine_thread = 1;
+	vm->hooks.doorbell = sbx_exec_doorbell;
+	vm->opts.confine_thread = 1;
 	if (x->spin)
-		vm->spin_us = 1000;
+		vm->opts.spin_us = 1000;
 	if (!o->fast)
-		vm->full_reset = 1; /* the program may be hostile: it may reach CPL0 */
-	vm->exec_boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
+		vm->opts.full_reset = 1; /* the program may be hostile: it may reach CPL0 */
+	vm->opts.boot_flags = SBX_BOOT_EXEC | (o->point == SBX_POINT_STDIN ? SBX_BOOT_WARM : 0) |
 			      (o->point != SBX_POINT_CALL ? SBX_BOOT_EXIT_PARKS : 0);
 	if ((r = sbx_vm_load(vm, err, errlen)) < 0) {
 		sbx_exec_close(x);
 		return r;
 	}
-	if (!vm->khdr.exec_start) {
+	if (!vm->proc.image.khdr.exec_start) {
 		sbx_exec_close(x);
 		return fail(err, errlen, -ENOTSUP, "the guest kernel cannot run from a snapshot");
 	}
@@ -358,8 +362,9 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		/* The kernel saves the start's extended state and parks at once; every run then
 		 * starts at the entry on a stack of its own. */
 		struct kvm_regs regs;
-		if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
-		    (regs.rip = vm->khdr.exec_start, ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)) {
+		if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
+		    (regs.rip = vm->proc.image.khdr.exec_start,
+		     ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &regs) < 0)) {
 			r = -errno;
 			sbx_exec_close(x);
 			return fail(err, errlen, r, "setting the vCPU's start: %s", strerror(-r));
@@ -405,7 +410,7 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	}
 	/* The snapshot's counters are zero, as every run's start: a reset compares equal. */
 	if (x->o.point == SBX_POINT_CALL && x->ncounters)
-		memset(vm->mem + x->counters, 0, x->ncounters);
+		memset(vm->proc.mem.base + x->counters, 0, x->ncounters);
 	if ((r = sbx_snapshot_take(vm, &x->snap, err, errlen)) < 0) {
 		sbx_exec_close(x);
 		return r;
@@ -423,8 +428,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		sbx_exec_close(x);
 		return r;
 	}
-	vm->fs_changed = 0;
-	x->enomem = ((const struct sbx_bootinfo *)(vm->mem + SBX_BOOTINFO_ADDR))->enomem;
+	vm->opts.fs_changed = 0;
+	x->enomem = ((const struct sbx_bootinfo *)(vm->proc.mem.base + SBX_BOOTINFO_ADDR))->enomem;
 	x->done_seen = ctl->done;
 	x->snap_pages = sbx_resident_pages(vm);
 	x->open_ms = us_since(&t0) / 1e3;
@@ -439,12 +444,12 @@ static int set_stdio(struct sbx_vm *vm, const struct sbx_exec_run *run, char *er
 	for (int i = 0; i < 3; i++) {
 		if (fds[i] < 0)
 			continue;
-		if (vm->fds[i].kind != SBX_H_FREE)
+		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
 		if (d < 0)
 			return fail(err, errlen, -errno, "run: fd %d: %s", i, strerror(errno));
-		vm->fds[i] =
+		vm->proc.files->fds[i] =
 		    (struct sbx_handle){.kind = SBX_H_HOST, .fd = d, .writable = i > 0, .stdio = i};
 	}
 	return 0;
@@ -463,17 +468,18 @@ static int set_stack(struct sbx_exec *x, const struct sbx_exec_run *run, char *e
 	} else if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
 		return fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));
 	}
-	struct loader_mem lm = {.base = vm->mem, .size = vm->mem_size};
+	struct loader_mem lm = {.base = vm->proc.mem.base, .size = vm->proc.mem.size};
 	uint64_t rsp;
 	char lerr[300];
-	int r = loader_build_stack(&lm, &vm->img, &sa, &rsp, lerr, sizeof(lerr));
+	int r = loader_build_stack(&lm, &vm->proc.image.img, &sa, &rsp, lerr, sizeof(lerr));
 	if (r < 0)
 		return fail(err, errlen, r, "run: building the stack: %s", lerr);
 	/* Written behind KVM's back: put back before the next run like the guest's writes. */
-	sbx_mem_dirty(vm, rsp & ~(SBX_PAGE_SIZE - 1), vm->mem_size - (rsp & ~(SBX_PAGE_SIZE - 1)));
+	sbx_mem_dirty(vm, rsp & ~(SBX_PAGE_SIZE - 1),
+		      vm->proc.mem.size - (rsp & ~(SBX_PAGE_SIZE - 1)));
 	volatile struct sbx_exec_ctl *c = ctl_of(vm);
 	c->entry_rsp = rsp;
-	c->entry_rip = vm->img.entry;
+	c->entry_rip = vm->proc.image.img.entry;
 	return 0;
 }
 
@@ -487,7 +493,7 @@ static int set_input(struct sbx_exec *x, const struct sbx_exec_run *run, char *e
 						run->input, run->input_len) < 0)
 		return fail(err, errlen, -EFAULT, "run: the input buffer left guest RAM");
 	if (x->ncounters) {
-		uint8_t *cnt = vm->mem + x->counters;
+		uint8_t *cnt = vm->proc.mem.base + x->counters;
 		memset(cnt, 0, x->ncounters);
 	}
 	ctl_of(vm)->input_len = run->input_len;
@@ -513,16 +519,16 @@ static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 	struct sbx_vm *vm = x->vm;
 	/* The mailbox as at the snapshot, but for the words the parked kernel may be reading
 	 * (go, done, flags): nothing a run leaves there reaches the next. */
-	uint8_t *mb = vm->mem + SBX_EXEC_ADDR;
+	uint8_t *mb = vm->proc.mem.base + SBX_EXEC_ADDR;
 	const uint8_t *sp = sbx_snapshot_page(x->snap, SBX_EXEC_ADDR);
 	memcpy(mb + SBX_EXEC_STATUS, sp + SBX_EXEC_STATUS, SBX_PAGE_SIZE - SBX_EXEC_STATUS);
 	int r = sbx_reset_monitor(vm, x->snap, err, errlen);
-	if (r == 0 && vm->fs_changed && x->tmp_saved) {
+	if (r == 0 && vm->opts.fs_changed && x->tmp_saved) {
 		/* The handles are closed: put the --tmp directories back as they were. A failure
 		 * is the sandbox's: its next run would see this one's files. */
 		r = sbx_tmp_restore(vm, x->tmp_saved, err, errlen);
 		if (r == 0)
-			vm->fs_changed = 0;
+			vm->opts.fs_changed = 0;
 		else
 			x->broken = 1;
 	}
@@ -534,8 +540,8 @@ static int prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 		r = set_input(x, run, err, errlen);
 	if (r == 0 && x->o.deterministic) {
 		set_clock(x);
-		vm->det_random = 1;
-		vm->det_state = run->seed;
+		vm->opts.det_random = 1;
+		vm->opts.det_state = run->seed;
 	}
 	return r;
 }
@@ -564,7 +570,7 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 	int pt = 0, r;
 	/* The poller writes the ring's flags under ring_lock: not while pages go back. */
 	if (stopped)
-		pthread_mutex_lock(&vm->ring_lock);
+		pthread_mutex_lock(&vm->proc.ring.lock);
 	else
 		lock_ring(vm);
 	r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
@@ -572,13 +578,14 @@ static int reset_stopped(struct sbx_exec *x, struct sbx_exec_run *run, int stopp
 	 * program they are put back every time, all of them. */
 	if (r == 0 && (stopped || !x->o.fast))
 		r = sbx_reset_vcpu(vm, x->snap, err, errlen);
-	if (r == 0 && x->msrs && ioctl(vm->vcpu_fd, KVM_SET_MSRS, x->msrs) != (int)x->msrs->nmsrs)
+	if (r == 0 && x->msrs &&
+	    ioctl(vm->proc.vcpu.fd, KVM_SET_MSRS, x->msrs) != (int)x->msrs->nmsrs)
 		r = fail(err, errlen, -EIO, "reset: KVM_SET_MSRS refused an MSR it took before");
 	if (r == 0)
 		r = prepare(x, run, err, errlen);
 	if (r == 0)
 		go(x);
-	pthread_mutex_unlock(&vm->ring_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 	if (r < 0) {
 		x->broken = 1;
 		return r;
@@ -606,8 +613,8 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 	lock_ring(vm);
 	/* A request published after the run's end is not served (it could block this thread):
 	 * the reset waits for the vCPU to stop, and the ring goes back with its page. */
-	if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) != vm->ring_tail) {
-		pthread_mutex_unlock(&vm->ring_lock);
+	if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) != vm->proc.ring.tail) {
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 		return -EAGAIN;
 	}
 	int r = sbx_reset_pages(vm, x->snap, 0, &run->reset_pages, &pt, err, errlen);
@@ -615,7 +622,7 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 		r = prepare(x, run, err, errlen);
 	if (r == 0)
 		go(x);
-	pthread_mutex_unlock(&vm->ring_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 	if (r < 0 && r != -EAGAIN)
 		x->broken = 1;
 	return r;
@@ -629,11 +636,11 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 static void ring_idle(struct sbx_vm *vm)
 {
 	volatile struct sbx_ring *ring = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*ring));
-	pthread_mutex_lock(&vm->ring_lock);
+	pthread_mutex_lock(&vm->proc.ring.lock);
 	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&ring->head, __ATOMIC_SEQ_CST) != vm->ring_tail)
+	if (__atomic_load_n(&ring->head, __ATOMIC_SEQ_CST) != vm->proc.ring.tail)
 		vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
-	pthread_mutex_unlock(&vm->ring_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
 /* Waits for the run to end: 0 ended by parking, 1 stopped, with the time limit applied. */
@@ -654,7 +661,7 @@ static int wait_end(struct sbx_exec *x)
 		/* The run is short and a core is ours: spin on the mailbox and serve the ring,
 		 * no exit. Parked runs: for SBX_POLL_RUN_US at most, then the guest rings. */
 		const volatile struct sbx_ring *ring =
-		    (const volatile struct sbx_ring *)(vm->mem + SBX_RING_ADDR);
+		    (const volatile struct sbx_ring *)(vm->proc.mem.base + SBX_RING_ADDR);
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (uint64_t i = 0;; i++) {
@@ -664,10 +671,10 @@ static int wait_end(struct sbx_exec *x)
 				break; /* the kernel is ringing to park: wait for it below */
 			}
 			if (__atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) !=
-			    __atomic_load_n(&vm->ring_tail, __ATOMIC_ACQUIRE)) {
-				pthread_mutex_lock(&vm->ring_lock);
+			    __atomic_load_n(&vm->proc.ring.tail, __ATOMIC_ACQUIRE)) {
+				pthread_mutex_lock(&vm->proc.ring.lock);
 				vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
-				pthread_mutex_unlock(&vm->ring_lock);
+				pthread_mutex_unlock(&vm->proc.ring.lock);
 				continue;
 			}
 			if ((i & 1023) == 1023) {
@@ -766,8 +773,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	x->running = 0;
 	pthread_mutex_unlock(&x->lock);
 	run->exits = vm->stats.exits - exits0;
-	run->oom = ((const volatile struct sbx_bootinfo *)(vm->mem + SBX_BOOTINFO_ADDR))->enomem !=
-		   x->enomem;
+	run->oom = ((const volatile struct sbx_bootinfo *)(vm->proc.mem.base + SBX_BOOTINFO_ADDR))
+		       ->enomem != x->enomem;
 	if (ended == 0) {
 		uint32_t st = ctl_of(vm)->status;
 		run->parked = 1;
@@ -791,11 +798,11 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		if (p)
 			lock_ring(vm);
 		else
-			pthread_mutex_lock(&vm->ring_lock);
+			pthread_mutex_lock(&vm->proc.ring.lock);
 		r = sbx_reset_pages(vm, x->snap, 1, &pages, &pt, err, errlen);
 		if (r == 0)
 			r = sbx_reset_verify(vm, x->snap, err, errlen);
-		pthread_mutex_unlock(&vm->ring_lock);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 		if (r < 0)
 			return r;
 	}
@@ -806,7 +813,7 @@ void sbx_exec_info(const struct sbx_exec *x, struct sbx_exec_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	if (x->o.point == SBX_POINT_CALL && x->ncounters) {
-		info->counters = x->vm->mem + x->counters;
+		info->counters = x->vm->proc.mem.base + x->counters;
 		info->ncounters = x->ncounters;
 	}
 	info->input_max = x->input_max;

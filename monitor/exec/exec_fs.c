@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "exec.h"
+#include "persist.h"
 
 /* Removes everything inside dirfd (not dirfd itself). */
 static int tree_clear(int dirfd)

@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include "migrate.h"
-#include "vm.h"
+#include "calls.h"
+#include "persist.h"
 
 #define SBX_PAUSE_TIMEOUT_MS 5000
 /* A client has this long to send its command once connected: sandbox-ctl connects here before
@@ -25,21 +26,6 @@
  * destination its connection. */
 #define SBX_COMMAND_WAIT_MS 15000
 #define SBX_COMMIT_TIMEOUT_MS 60000 /* from "wrote" to the client's "committed" */
-
-int sbx_control_start(struct sbx_vm *vm, char *err, size_t errlen)
-{
-	struct mig_addr a;
-	char spec[sizeof(a.path) + 8];
-	snprintf(spec, sizeof(spec), "unix:%s", vm->cfg.control_path);
-	int r = mig_addr_parse(spec, &a, err, errlen);
-	if (r < 0)
-		return r;
-	int fd = mig_listen(&a, err, errlen);
-	if (fd < 0)
-		return fd;
-	vm->control_fd = fd;
-	return 0;
-}
 
 static void reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(int fd, const char *fmt, ...)
@@ -73,16 +59,16 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 						   [KVM_EXIT_FAIL_ENTRY] = "fail_entry"};
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	reply(c, "run time: %.1f ms%s", ms_between(&vm->first_run_at, &now),
-	      vm->paused ? " (paused)" : "");
+	reply(c, "run time: %.1f ms%s", ms_between(&vm->life.first_run_at, &now),
+	      vm->life.paused ? " (paused)" : "");
 	char line[900];
 	size_t o = 0;
 	for (int i = 0; i < 64; i++) {
-		if (!vm->exit_count[i])
+		if (!vm->proc.vcpu.exit_count[i])
 			continue;
 		int w = snprintf(line + o, sizeof(line) - o, ", %s %llu",
 				 exit_names[i] ? exit_names[i] : "other",
-				 (unsigned long long)vm->exit_count[i]);
+				 (unsigned long long)vm->proc.vcpu.exit_count[i]);
 		if (w < 0 || (size_t)w >= sizeof(line) - o)
 			break;
 		o += (size_t)w;
@@ -260,11 +246,11 @@ static void serve(struct sbx_vm *vm, int c)
 static void *control_main(void *arg)
 {
 	struct sbx_vm *vm = arg;
-	while (!atomic_load(&vm->control_stop) && !atomic_load(&vm->stopping)) {
-		struct pollfd p = {.fd = vm->control_fd, .events = POLLIN};
+	while (!atomic_load(&vm->control->stop) && !atomic_load(&vm->life.stopping)) {
+		struct pollfd p = {.fd = vm->control->fd, .events = POLLIN};
 		if (poll(&p, 1, 100) <= 0)
 			continue;
-		int c = accept4(vm->control_fd, NULL, NULL, SOCK_CLOEXEC);
+		int c = accept4(vm->control->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
 		serve(vm, c);
@@ -273,29 +259,68 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
-int sbx_control_run(struct sbx_vm *vm, char *err, size_t errlen)
+static int control_run(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	atomic_store(&vm->control_stop, 0);
-	int e = pthread_create(&vm->control_thread, NULL, control_main, vm);
+	struct sbx_control *c = vm->control;
+	if (c->started)
+		return 0; /* a second run, after a reset */
+	atomic_store(&c->stop, 0);
+	int e = pthread_create(&c->thread, NULL, control_main, vm);
 	if (e) {
 		snprintf(err, errlen, "cannot start the control thread: %s", strerror(e));
 		return -e;
 	}
-	vm->control_started = 1;
+	c->started = 1;
 	return 0;
 }
 
-void sbx_control_stop(struct sbx_vm *vm)
+/* A snapshot or migration in progress finishes (or fails) before anything goes away. */
+static void control_end(struct sbx_vm *vm)
 {
-	if (vm->control_started) {
-		atomic_store(&vm->control_stop, 1);
-		pthread_join(vm->control_thread, NULL);
-		vm->control_started = 0;
+	struct sbx_control *c = vm->control;
+	if (c->started) {
+		atomic_store(&c->stop, 1);
+		pthread_join(c->thread, NULL);
+		c->started = 0;
 	}
-	if (vm->control_fd >= 0) {
-		close(vm->control_fd);
-		vm->control_fd = -1;
+}
+
+static void control_close(struct sbx_vm *vm)
+{
+	struct sbx_control *c = vm->control;
+	control_end(vm);
+	if (c->fd >= 0) {
+		close(c->fd);
 		/* Landlock may refuse outside the mounts; a stale socket is replaced next time. */
 		unlink(vm->cfg.control_path);
 	}
+	free(c);
+	vm->control = NULL;
+}
+
+int sbx_control_attach(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct mig_addr a;
+	char spec[sizeof(a.path) + 8];
+	snprintf(spec, sizeof(spec), "unix:%s", vm->cfg.control_path);
+	int r = mig_addr_parse(spec, &a, err, errlen);
+	if (r < 0)
+		return r;
+	struct sbx_control *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Bound now, before the monitor confines itself; served from a thread once it has. */
+	c->fd = mig_listen(&a, err, errlen);
+	if (c->fd < 0) {
+		r = c->fd;
+		free(c);
+		return r;
+	}
+	vm->control = c;
+	vm->hooks.run_start = control_run;
+	vm->hooks.run_end = control_end;
+	vm->hooks.close = control_close;
+	return 0;
 }

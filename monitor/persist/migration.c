@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #include "migrate.h"
-#include "vm.h"
+#include "calls.h"
+#include "persist.h"
 
 enum {
 	MSG_HELLO = 1,
@@ -94,13 +95,13 @@ static int batch_flush(struct mig_stream *s, struct batch *b, char *err, size_t 
 static int send_pages(struct sbx_vm *vm, struct mig_stream *s, uint64_t *bitmap, int first,
 		      struct batch *b, uint64_t *sent, char *err, size_t errlen)
 {
-	uint64_t nw = (vm->mem_size / SBX_PAGE_SIZE + 63) / 64;
+	uint64_t nw = (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64;
 	for (uint64_t i = 0; i < nw; i++) {
 		while (bitmap[i]) {
 			int bit = __builtin_ctzll(bitmap[i]);
 			bitmap[i] &= bitmap[i] - 1;
 			uint64_t gpa = (i * 64 + (uint64_t)bit) * SBX_PAGE_SIZE;
-			const uint8_t *p = vm->mem + gpa;
+			const uint8_t *p = vm->proc.mem.base + gpa;
 			if (page_is_zero(p)) {
 				if (first)
 					continue;
@@ -126,8 +127,8 @@ static int lock_briefly(struct sbx_vm *vm, int ms)
 {
 	/* A SLEEP holds the lock for as long as it sleeps: cut it short (the guest kernel
 	 * sleeps again for the rest). */
-	atomic_fetch_add(&vm->nudge, 1);
-	syscall(SYS_futex, &vm->stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	atomic_fetch_add(&vm->life.nudge, 1);
+	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_nsec += ms * 1000000l;
@@ -135,7 +136,7 @@ static int lock_briefly(struct sbx_vm *vm, int ms)
 		dl.tv_sec++;
 		dl.tv_nsec -= 1000000000;
 	}
-	return pthread_mutex_timedlock(&vm->ring_lock, &dl) == 0;
+	return pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0;
 }
 
 /* Every page the host holds for guest RAM goes in round 0. */
@@ -188,10 +189,11 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		return -EPERM;
 	}
 	struct mig_stream *s = NULL;
-	uint64_t nw = (vm->mem_size / SBX_PAGE_SIZE + 63) / 64, sent = 0, prev_n = UINT64_MAX;
+	uint64_t nw = (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64, sent = 0, prev_n = UINT64_MAX;
 	uint64_t *bitmap = calloc(nw, sizeof(uint64_t));
 	struct batch b = {.data = malloc(BATCH * SBX_PAGE_SIZE)};
-	int had_logging = vm->dirty_logging, paused = 0, was_paused = 0, gave_up = 0, r = -ENOMEM;
+	int had_logging = vm->proc.mem.dirty_logging, paused = 0, was_paused = 0, gave_up = 0,
+	    r = -ENOMEM;
 	unsigned rounds = 0, max_rounds = vm->cfg.max_rounds ? vm->cfg.max_rounds : 30;
 	double target = vm->cfg.max_downtime_ms ? (double)vm->cfg.max_downtime_ms : 20.0;
 	double t0 = mono_ms();
@@ -213,8 +215,8 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 				 sizeof(err))) < 0)
 		goto fail;
 	uint8_t hello[12];
-	uint32_t abi = vm->khdr.abi_version;
-	memcpy(hello, &vm->mem_size, 8);
+	uint32_t abi = vm->proc.image.khdr.abi_version;
+	memcpy(hello, &vm->proc.mem.size, 8);
 	memcpy(hello + 8, &abi, 4);
 	if ((r = mig_stream_send(s, MSG_HELLO, hello, sizeof(hello), NULL, 0, err, sizeof(err))) <
 	    0)
@@ -225,9 +227,9 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	/* A request being served since before tracking began may write without a mark. */
 	/* Not in a hurry here: marking all of RAM again costs a whole extra round. */
 	if (lock_briefly(vm, 50))
-		pthread_mutex_unlock(&vm->ring_lock);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 	else
-		atomic_store(&vm->remark_all, 1);
+		atomic_store(&vm->proc.mem.remark_all, 1);
 	sbx_mem_extents(vm, 0, mark_range, bitmap);
 	double rt0 = mono_ms();
 	uint64_t before = mig_stream_bytes_sent(s);
@@ -236,7 +238,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 	/* Bytes per millisecond, from the last round that moved enough to measure. */
 	double bw = (double)(mig_stream_bytes_sent(s) - before) / (mono_ms() - rt0 + 1e-3);
 	for (rounds = 1;; rounds++) {
-		if (atomic_load(&vm->stopping)) {
+		if (atomic_load(&vm->life.stopping)) {
 			snprintf(err, sizeof(err), "the sandbox ended during the migration");
 			r = -ESRCH;
 			goto fail;
@@ -249,7 +251,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		int locked = lock_briefly(vm, 1);
 		int64_t n = sbx_dirty_collect(vm, bitmap, locked);
 		if (locked)
-			pthread_mutex_unlock(&vm->ring_lock);
+			pthread_mutex_unlock(&vm->proc.ring.lock);
 		if (n < 0) {
 			r = (int)n;
 			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
@@ -300,17 +302,17 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		goto fail;
 	double t_sent = mono_ms();
 	uint8_t sh[12];
-	int64_t last_exit = rt_ns(&vm->last_exit_at);
+	int64_t last_exit = rt_ns(&vm->life.last_exit_at);
 	memcpy(sh, &last_exit, 8);
 	memcpy(sh + 8, &rounds, 4);
 	if ((r = mig_stream_send(s, MSG_STATE, sh, sizeof(sh), blob, blen, err, sizeof(err))) < 0)
 		goto fail;
 	if ((r = expect(s, MSG_READY, &body, &len, err, sizeof(err))) < 0)
 		goto fail;
-	if (atomic_load(&vm->stopping)) {
+	if (atomic_load(&vm->life.stopping)) {
 		/* Ended while paused (a time limit): it ends here, not there. */
 		snprintf(err, sizeof(err), "the sandbox ended during the migration: %.300s",
-			 vm->stop.reason);
+			 vm->life.stop.reason);
 		r = -ESRCH;
 		goto fail;
 	}
@@ -328,7 +330,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 			    "migration to %s: the destination did not confirm that it resumed "
 			    "(%s); the sandbox may be lost",
 			    addr, err[0] ? err : "short RESUMED");
-		snprintf(msg, msglen, "%s", vm->stop.reason);
+		snprintf(msg, msglen, "%s", vm->life.stop.reason);
 		r = r < 0 ? r : -EPROTO;
 		goto out;
 	}
@@ -341,7 +343,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		    "%.1f MiB in %.0f ms",
 		    addr, downtime, wire_ms, rounds, (double)mig_stream_bytes_sent(s) / 1048576,
 		    mono_ms() - t0);
-	snprintf(msg, msglen, "%s", vm->stop.reason);
+	snprintf(msg, msglen, "%s", vm->life.stop.reason);
 	r = 0;
 	goto out;
 fail:
@@ -440,13 +442,13 @@ static void say_resumed(struct sbx_vm *vm)
 {
 	char err[200];
 	uint8_t b[8];
-	int64_t t = rt_ns(&vm->first_run_at);
+	int64_t t = rt_ns(&vm->life.first_run_at);
 	memcpy(b, &t, 8);
-	if (atomic_load(&vm->stopping)) {
+	if (atomic_load(&vm->life.stopping)) {
 		/* Setup here failed after GO (confinement, threads): the source must not report
 		 * a success. */
-		mig_stream_send(vm->incoming, MSG_ERROR, vm->stop.reason, strlen(vm->stop.reason),
-				NULL, 0, err, sizeof(err));
+		mig_stream_send(vm->incoming, MSG_ERROR, vm->life.stop.reason,
+				strlen(vm->life.stop.reason), NULL, 0, err, sizeof(err));
 	} else if (mig_stream_send(vm->incoming, MSG_RESUMED, b, 8, NULL, 0, err, sizeof(err)) <
 		   0) {
 		sbx_log(vm, 0, "migration: telling the source we resumed: %s", err);
@@ -598,7 +600,7 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 	}
 	sbx_kvm_close_dev(vm);
 	vm->incoming = s;
-	vm->on_first_run = say_resumed;
+	vm->hooks.first_run = say_resumed;
 	*out = vm;
 	return 0;
 fail:

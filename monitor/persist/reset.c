@@ -11,7 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "persist.h"
 
 struct sbx_snap {
 	uint64_t mem_size;
@@ -20,12 +21,7 @@ struct sbx_snap {
 	struct sbx_sio vcpu; /* the vCPU, as sbx_state_vcpu saves it */
 	struct sbx_handle fds[SBX_MAX_FDS]; /* fds are our own dups */
 	int64_t offs[SBX_MAX_FDS];
-	char cwd[POLICY_PATH_MAX];
-	uint32_t ring_tail;
-	uint64_t out_bytes, err_bytes,
-	    write_bytes; /* the byte limits count from the snapshot again */
-	int nofile_set;	 /* RLIMIT_NOFILE as the guest had set it */
-	uint32_t nofile_soft, nofile_hard;
+	struct sbx_sio mon; /* the rest of the monitor's state, as sbx_state_monitor saves it */
 	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 };
 
@@ -47,6 +43,7 @@ void sbx_snapshot_free(struct sbx_snap *s)
 	}
 	free(s->dirty);
 	free(s->vcpu.buf);
+	free(s->mon.buf);
 	free(s);
 }
 
@@ -84,7 +81,7 @@ static int copy_range(void *ctx, uint64_t gpa, uint64_t len)
 int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (vm->running && !vm->paused && !vm->parked) {
+	if (vm->life.running && !vm->life.paused && !vm->proc.vcpu.parked) {
 		snprintf(err, errlen, "snapshot: the vCPU is running (pause it first)");
 		return -EBUSY;
 	}
@@ -93,19 +90,19 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	s->mem_size = vm->mem_size;
-	s->ram = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
+	s->mem_size = vm->proc.mem.size;
+	s->ram = mmap(NULL, vm->proc.mem.size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	s->dirty = calloc(nwords(vm->mem_size), sizeof(uint64_t));
+	s->dirty = calloc(nwords(vm->proc.mem.size), sizeof(uint64_t));
 	if (s->ram == MAP_FAILED || !s->dirty) {
 		s->ram = s->ram == MAP_FAILED ? NULL : s->ram;
 		sbx_snapshot_free(s);
 		snprintf(err, errlen, "out of memory for a copy of %llu MiB of guest RAM",
-			 (unsigned long long)(vm->mem_size >> 20));
+			 (unsigned long long)(vm->proc.mem.size >> 20));
 		return -ENOMEM;
 	}
 	/* Only what the host holds: holes of the memfd are zeros in the copy already. */
-	struct copy_ctx c = {s->ram, vm->mem};
+	struct copy_ctx c = {s->ram, vm->proc.mem.base};
 	sbx_mem_extents(vm, 0, copy_range, &c);
 	int r = sbx_state_vcpu(vm, &s->vcpu, 0);
 	if (r < 0) {
@@ -114,19 +111,18 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		return r;
 	}
 	for (int i = 0; i < SBX_MAX_FDS && r == 0; i++) {
-		if (vm->fds[i].kind == SBX_H_FREE)
+		if (vm->proc.files->fds[i].kind == SBX_H_FREE)
 			continue;
-		r = handle_copy(&s->fds[i], &vm->fds[i]);
-		s->offs[i] = vm->fds[i].kind == SBX_H_HOST ? lseek(vm->fds[i].fd, 0, SEEK_CUR) : -1;
+		r = handle_copy(&s->fds[i], &vm->proc.files->fds[i]);
+		s->offs[i] = vm->proc.files->fds[i].kind == SBX_H_HOST
+				 ? lseek(vm->proc.files->fds[i].fd, 0, SEEK_CUR)
+				 : -1;
 	}
-	memcpy(s->cwd, vm->cwd, sizeof(s->cwd));
-	s->ring_tail = vm->ring_tail;
-	s->out_bytes = vm->out_bytes;
-	s->err_bytes = vm->err_bytes;
-	s->write_bytes = vm->write_bytes;
-	s->nofile_set = vm->nofile_set;
-	s->nofile_soft = vm->nofile_soft;
-	s->nofile_hard = vm->nofile_hard;
+	s->mon.reset = 1;
+	if (r == 0 && sbx_state_monitor(vm, &s->mon) < 0) {
+		snprintf(err, errlen, "snapshot: %s", s->mon.msg);
+		r = s->mon.err;
+	}
 	if (r < 0 || (r = sbx_dirty_start(vm, err, errlen)) < 0) {
 		if (!err[0])
 			snprintf(err, errlen, "snapshot: copying the handle table: %s",
@@ -135,9 +131,9 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		return r;
 	}
 	/* From here on the log counts from this point. */
-	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
+	memset(s->dirty, 0, nwords(vm->proc.mem.size) * sizeof(uint64_t));
 	sbx_dirty_collect(vm, s->dirty, 1);
-	memset(s->dirty, 0, nwords(vm->mem_size) * sizeof(uint64_t));
+	memset(s->dirty, 0, nwords(vm->proc.mem.size) * sizeof(uint64_t));
 	*out = s;
 	return 0;
 }
@@ -148,7 +144,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
 		    char *err, size_t errlen)
 {
-	uint64_t nw = nwords(vm->mem_size), n = 0;
+	uint64_t nw = nwords(vm->proc.mem.size), n = 0;
 	int64_t r = sbx_dirty_collect(vm, s->dirty, 1);
 	if (r < 0) {
 		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-r));
@@ -173,14 +169,14 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 			uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(s->dirty[i]);
 			s->dirty[i] &= s->dirty[i] - 1;
 			uint64_t gpa = p * SBX_PAGE_SIZE;
-			memcpy(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE);
+			memcpy(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE);
 			sbx_log(vm, 3, "reset: page 0x%llx", (unsigned long long)gpa);
 			n++;
 		}
 	}
 	/* Our own copies just now were monitor writes too; KVM did not log them, and they
 	 * are what the snapshot holds, so nothing is left to track. */
-	memset(vm->mon_dirty, 0, nw * sizeof(uint64_t));
+	memset(vm->proc.mem.mon_dirty, 0, nw * sizeof(uint64_t));
 	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
 	 * makes it read the ones put back (docs/architecture.md, "The guest address space"). */
 	if (*pt && (r = sbx_memslot_reload(vm)) < 0) {
@@ -204,35 +200,32 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 {
 	/* The handle table as it was, with its offsets. */
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
-		if (vm->fds[i].kind != SBX_H_FREE)
+		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 		if (s->fds[i].kind == SBX_H_FREE)
 			continue;
-		int r = handle_copy(&vm->fds[i], &s->fds[i]);
+		int r = handle_copy(&vm->proc.files->fds[i], &s->fds[i]);
 		if (r < 0) {
 			snprintf(err, errlen, "reset: fd %d: %s", i, strerror(-r));
 			return r;
 		}
 		/* Not the monitor's own stdio: its output so far stays where it went. */
 		if (s->offs[i] >= 0 && s->fds[i].stdio < 0)
-			lseek(vm->fds[i].fd, s->offs[i], SEEK_SET);
+			lseek(vm->proc.files->fds[i].fd, s->offs[i], SEEK_SET);
 	}
-	memcpy(vm->cwd, s->cwd, sizeof(vm->cwd));
-	vm->ring_tail = s->ring_tail;
-	vm->out_bytes = s->out_bytes;
-	vm->err_bytes = s->err_bytes;
-	vm->write_bytes = s->write_bytes;
-	vm->nofile_set = s->nofile_set;
-	vm->nofile_soft = s->nofile_soft;
-	vm->nofile_hard = s->nofile_hard;
-	atomic_store(&vm->pause_req, 0);
-	memset(&vm->stop, 0, sizeof(vm->stop));
-	vm->stop.vector = -1;
-	vm->upcall_pending = 0;
-	vm->limit_hit = 0;
-	if (vm->run)
-		vm->run->immediate_exit = 0;
-	atomic_store(&vm->stopping, 0);
+	struct sbx_sio mon = {.load = 1, .reset = 1, .buf = s->mon.buf, .len = s->mon.len};
+	if (sbx_state_monitor(vm, &mon) < 0) {
+		snprintf(err, errlen, "reset: %s", mon.msg);
+		return mon.err;
+	}
+	atomic_store(&vm->life.pause_req, 0);
+	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
+	vm->life.stop.vector = -1;
+	vm->proc.vcpu.upcall_pending = 0;
+	vm->limits->hit = 0;
+	if (vm->proc.vcpu.run)
+		vm->proc.vcpu.run->immediate_exit = 0;
+	atomic_store(&vm->life.stopping, 0);
 	return 0;
 }
 
@@ -253,11 +246,11 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (vm->running && !vm->paused) {
+	if (vm->life.running && !vm->life.paused) {
 		snprintf(err, errlen, "reset: the vCPU is running (pause it first)");
 		return -EBUSY;
 	}
-	if (s->mem_size != vm->mem_size || !vm->dirty_logging) {
+	if (s->mem_size != vm->proc.mem.size || !vm->proc.mem.dirty_logging) {
 		snprintf(err, errlen, "reset: this snapshot was not taken of this sandbox");
 		return -EINVAL;
 	}
@@ -279,11 +272,11 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 
 int sbx_reset_verify(struct sbx_vm *vm, const struct sbx_snap *s, char *err, size_t errlen)
 {
-	for (uint64_t gpa = 0; gpa < vm->mem_size; gpa += SBX_PAGE_SIZE) {
+	for (uint64_t gpa = 0; gpa < vm->proc.mem.size; gpa += SBX_PAGE_SIZE) {
 		if ((gpa >= s->keep_lo && gpa < s->keep_hi) ||
 		    (s->keep_page && gpa == s->keep_page))
 			continue;
-		if (memcmp(vm->mem + gpa, s->ram + gpa, SBX_PAGE_SIZE)) {
+		if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE)) {
 			snprintf(err, errlen,
 				 "reset check: guest page 0x%llx differs from the snapshot",
 				 (unsigned long long)gpa);

@@ -20,7 +20,8 @@
 #include <xxhash.h>
 
 #include "migrate.h"
-#include "vm.h"
+#include "calls.h"
+#include "persist.h"
 
 #define SBX_STATE_VERSION 1
 
@@ -46,37 +47,6 @@ static void cpuid_sig(uint8_t out[32])
 
 /* Zeros when the file cannot be hashed: not a regular file (a FIFO, a device, a directory
  * named by a hostile snapshot), too large, unreadable. */
-void sbx_elf_hash(const char *path, uint8_t out[16])
-{
-	memset(out, 0, 16);
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
-	struct stat st0;
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st0) < 0 || !S_ISREG(st0.st_mode) || st0.st_size > (1ll << 30)) {
-		close(fd);
-		return;
-	}
-	XXH3_state_t *st = XXH3_createState();
-	char buf[1 << 16];
-	ssize_t n = 0;
-	int64_t total = 0;
-	XXH3_128bits_reset(st);
-	while (total <= st0.st_size && (n = read(fd, buf, sizeof(buf))) > 0) {
-		XXH3_128bits_update(st, buf, (size_t)n);
-		total += n;
-	}
-	if (n < 0 || total != st0.st_size) {
-		XXH3_freeState(st);
-		close(fd);
-		return;
-	}
-	XXH128_hash_t h = XXH3_128bits_digest(st);
-	XXH3_freeState(st);
-	close(fd);
-	memcpy(out, &h.low64, 8);
-	memcpy(out + 8, &h.high64, 8);
-}
 
 static int add_piece(struct mig_snap_writer *w, uint32_t type, uint16_t flags,
 		     int (*piece)(struct sbx_vm *, struct sbx_sio *), struct sbx_vm *vm, char *err,
@@ -132,15 +102,15 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, int
 {
 	struct mig_snap_header h = {.major = MIG_SNAP_MAJOR,
 				    .minor = MIG_SNAP_MINOR,
-				    .abi_version = vm->khdr.abi_version,
-				    .mem_size = vm->mem_size};
-	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+				    .abi_version = vm->proc.image.khdr.abi_version,
+				    .mem_size = vm->proc.mem.size};
+	int khz = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
 	h.tsc_khz = khz > 0 ? (uint64_t)khz : 0;
 	cpuid_sig(h.cpuid_sig);
-	memcpy(h.elf_hash, vm->elf_hash, 16);
+	memcpy(h.elf_hash, vm->origin.elf_hash, 16);
 	if (getrandom(h.snap_id, sizeof(h.snap_id), 0) != (ssize_t)sizeof(h.snap_id))
 		memset(h.snap_id, 0, sizeof(h.snap_id));
-	memcpy(h.parent_id, vm->parent_id, 16);
+	memcpy(h.parent_id, vm->origin.parent_id, 16);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	h.created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
@@ -166,8 +136,8 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, int
 	if ((r = mig_snap_add(w, MIG_SEC_POLICY, SBX_STATE_VERSION, req, pj, pjlen, err, errlen)) <
 	    0)
 		goto out;
-	if (with_ram && (r = mig_snap_add_pages(w, vm->mem, vm->mem_size, vm->mem_fd, zstd, pages,
-						err, errlen)) < 0)
+	if (with_ram && (r = mig_snap_add_pages(w, vm->proc.mem.base, vm->proc.mem.size,
+						vm->proc.mem.fd, zstd, pages, err, errlen)) < 0)
 		goto out;
 	/* No fsync here: mig_snap_commit makes it durable (in sandbox-ctl, or
 	 * sbx_vm_snapshot), and a migration's state never touches a disk. */
@@ -339,7 +309,7 @@ static int apply_piece(struct sbx_vm *vm, struct mig_snap_reader *r, uint32_t ty
 static int image_load(struct sbx_vm *vm, struct sbx_sio *io)
 {
 	sbx_state_image(vm, io);
-	sbx_sio_str(io, vm->snap_prog, sizeof(vm->snap_prog));
+	sbx_sio_str(io, vm->origin.snap_prog, sizeof(vm->origin.snap_prog));
 	return io->err;
 }
 
@@ -354,9 +324,9 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 			 SBX_ABI_MINOR);
 		return -EINVAL;
 	}
-	if (h->mem_size != vm->mem_size) {
+	if (h->mem_size != vm->proc.mem.size) {
 		snprintf(err, errlen, "header: guest RAM %llu bytes, expected %llu",
-			 (unsigned long long)h->mem_size, (unsigned long long)vm->mem_size);
+			 (unsigned long long)h->mem_size, (unsigned long long)vm->proc.mem.size);
 		return -EINVAL;
 	}
 	/* The kernel that runs is the one inside the snapshot: its header, from guest RAM, says
@@ -372,7 +342,7 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	}
 	if (kh.header_size < sizeof(kh))
 		kh.exec_start = 0; /* a 1.1 kernel: no repeated runs */
-	vm->khdr = kh;
+	vm->proc.image.khdr = kh;
 	uint8_t sig[32];
 	cpuid_sig(sig);
 	if (memcmp(sig, h->cpuid_sig, 12)) {
@@ -397,27 +367,27 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	    (e = apply_piece(vm, r, MIG_SEC_VCPU, vcpu_piece, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_CLOCK, sbx_state_clock, err, errlen)) < 0)
 		return e;
-	if (vm->cpl == 0 && vm->is_pvm) {
+	if (vm->proc.vcpu.cpl == 0 && vm->proc.kvm.is_pvm) {
 		snprintf(err, errlen,
 			 "section monitor: the snapshot runs its kernel at CPL0, which this host's "
 			 "KVM (PVM) cannot run");
 		return -EINVAL;
 	}
-	memcpy(vm->parent_id, h->snap_id, 16);
-	memcpy(vm->elf_hash, h->elf_hash, 16);
+	memcpy(vm->origin.parent_id, h->snap_id, 16);
+	memcpy(vm->origin.elf_hash, h->elf_hash, 16);
 	/* Symbols for crash reports, from the ELF the snapshot names, if it is the same file. */
-	if (!vm->cfg.prog && vm->snap_prog[0]) {
+	if (!vm->cfg.prog && vm->origin.snap_prog[0]) {
 		static const uint8_t none[16];
 		uint8_t hash[16];
 		char shown_prog[200];
-		sbx_elf_hash(vm->snap_prog, hash);
+		sbx_elf_hash(vm->origin.snap_prog, hash);
 		if (memcmp(hash, none, 16) && !memcmp(hash, h->elf_hash, 16))
-			vm->cfg.prog = vm->snap_prog;
+			vm->cfg.prog = vm->origin.snap_prog;
 		else
 			sbx_log(vm, 1,
 				"%s is not the program the snapshot ran: crash reports will "
 				"have no symbols",
-				sbx_shown(vm->snap_prog, shown_prog, sizeof(shown_prog)));
+				sbx_shown(vm->origin.snap_prog, shown_prog, sizeof(shown_prog)));
 	}
 	return 0;
 }
@@ -441,26 +411,17 @@ int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct 
 	if (r < 0)
 		return r;
 	struct sbx_vm *vm = *out;
-	if (vm->mem_size != mem_size) {
+	if (vm->proc.mem.size != mem_size) {
 		snprintf(err, errlen, "header: guest RAM of %llu bytes is not a multiple of 2 MiB",
 			 (unsigned long long)mem_size);
 		return -EINVAL;
 	}
-	vm->is_pvm = sbx_kvm_is_pvm();
-	vm->cpl = vm->is_pvm ? 3 : 0;
+	vm->proc.kvm.is_pvm = sbx_kvm_is_pvm();
+	vm->proc.vcpu.cpl = vm->proc.kvm.is_pvm ? 3 : 0;
 	sbx_vm_choose_cpus(vm);
 	/* The handle table comes from the snapshot, not from this monitor's stdio. */
 	sbx_fd_close_all(vm);
 	return 0;
-}
-
-/* KVM objects once RAM is in place (its mapping is what the memslot points at). */
-int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen)
-{
-	int r = sbx_kvm_open(vm, err, errlen);
-	if (r == 0)
-		r = sbx_kvm_create_vcpu(vm, err, errlen);
-	return r;
 }
 
 /* Allocating guest RAM in bulk for the pages the file stores (its data ranges: holes are zero
@@ -469,7 +430,7 @@ static void prefault_stored(struct sbx_vm *vm, struct mig_snap_reader *rd, int f
 {
 	uint64_t off, len;
 	char e[200];
-	if (mig_snap_pages_extent(rd, 0, &off, &len, e, sizeof(e)) < 0 || len > vm->mem_size)
+	if (mig_snap_pages_extent(rd, 0, &off, &len, e, sizeof(e)) < 0 || len > vm->proc.mem.size)
 		return; /* compressed: no layout to follow */
 	off_t at = (off_t)off, end = (off_t)(off + len);
 	while (at < end) {
@@ -479,7 +440,7 @@ static void prefault_stored(struct sbx_vm *vm, struct mig_snap_reader *rd, int f
 		off_t h = lseek(fd, d, SEEK_HOLE);
 		if (h < 0 || h > end)
 			h = end;
-		madvise(vm->mem + (d - (off_t)off), (size_t)(h - d), MADV_POPULATE_WRITE);
+		madvise(vm->proc.mem.base + (d - (off_t)off), (size_t)(h - d), MADV_POPULATE_WRITE);
 		at = h;
 	}
 }
@@ -515,18 +476,19 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
 	if (lazy) {
 		/* Copy-on-write from the file: pages come in on first touch, and many
 		 * sandboxes restored from one file share its page cache. */
-		void *p = mmap(vm->mem, vm->mem_size, PROT_READ | PROT_WRITE,
+		void *p = mmap(vm->proc.mem.base, vm->proc.mem.size, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)off);
 		if (p == MAP_FAILED) {
 			r = -errno;
 			snprintf(e2, sizeof(e2), "section pages: mmap: %s", strerror(errno));
 			goto out;
 		}
-		close(vm->mem_fd);
-		vm->mem_fd = -1;
+		close(vm->proc.mem.fd);
+		vm->proc.mem.fd = -1;
 	} else {
 		prefault_stored(vm, rd, fd);
-		if ((r = mig_snap_read_pages(rd, vm->mem, vm->mem_size, e2, sizeof(e2))) < 0)
+		if ((r = mig_snap_read_pages(rd, vm->proc.mem.base, vm->proc.mem.size, e2,
+					     sizeof(e2))) < 0)
 			goto out;
 	}
 	if ((r = sbx_vm_empty_kvm(vm, e2, sizeof(e2))) < 0 ||

@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "persist.h"
 
 void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...)
 {
@@ -129,7 +130,7 @@ static int vcpu_ioctl(struct sbx_vm *vm, struct sbx_sio *io, unsigned long req, 
 {
 	if (io->err)
 		return io->err;
-	if (ioctl(vm->vcpu_fd, req, arg) < 0) {
+	if (ioctl(vm->proc.vcpu.fd, req, arg) < 0) {
 		int e = errno;
 		io->err = -e;
 		snprintf(io->msg, sizeof(io->msg), "%s: %s", name, strerror(e));
@@ -140,7 +141,7 @@ static int vcpu_ioctl(struct sbx_vm *vm, struct sbx_sio *io, unsigned long req, 
 
 static int xsave_size(struct sbx_vm *vm)
 {
-	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	return n > (int)sizeof(struct kvm_xsave) ? n : (int)sizeof(struct kvm_xsave);
 }
 
@@ -242,12 +243,13 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		 * CPL3 code can change: registers, FPU/vector state, the FS/GS bases (as MSRs),
 		 * and the pending events. MP state, control and segment registers, XCR0 and
 		 * debug registers need CPL0 to change. */
-		int abnormal = atomic_load(&vm->stopping) && vm->stop.end != SBX_END_EXIT &&
-			       vm->stop.end != SBX_END_SIGNAL;
+		int abnormal = atomic_load(&vm->life.stopping) &&
+			       vm->life.stop.end != SBX_END_EXIT &&
+			       vm->life.stop.end != SBX_END_SIGNAL;
 		/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub; and a
 		 * program that may be hostile can reach CPL0 itself (under PVM it can write its
 		 * page tables and IDT): then everything CPL0 can change goes back too. */
-		int full = !reset || vm->cpl == 0 || abnormal || vm->full_reset;
+		int full = !reset || vm->proc.vcpu.cpl == 0 || abnormal || vm->opts.full_reset;
 		uint64_t xcr0 = 1;
 		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
 			if (xcrs.xcrs[i].xcr == 0)
@@ -259,7 +261,7 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 				sbx_sio_fail(io, "%s", m);
 		}
 		/* The program may have asked for more state (AMX) since the point. */
-		if (reset && xcr0 != vm->xcr0)
+		if (reset && xcr0 != vm->proc.vcpu.xcr0)
 			full = 1;
 		if (!reset && !io->err) {
 			cpuid->nent = ncpuid;
@@ -271,7 +273,7 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		/* Setting special registers resets KVM's MMU context, which under PVM throws away
 		 * the shadow page tables: a reset skips it when nothing changed. */
 		struct kvm_sregs cur;
-		if (!reset || (full && (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &cur) < 0 ||
+		if (!reset || (full && (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &cur) < 0 ||
 					memcmp(&cur, &sregs, sizeof(cur)))))
 			vcpu_ioctl(vm, io, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
 		vcpu_ioctl(vm, io, KVM_SET_XSAVE, xs, "KVM_SET_XSAVE");
@@ -296,10 +298,11 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		/* A run that ended in an exit hypercall, or parked, left no exception or interrupt
 		 * pending:
 		 * a reset after it keeps the events as they are (one ioctl less). */
-		if (!reset || vm->full_reset || !(vm->stop.status_set_by_exit || vm->parked))
+		if (!reset || vm->opts.full_reset ||
+		    !(vm->life.stop.status_set_by_exit || vm->proc.vcpu.parked))
 			vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
 		if (!io->err)
-			vm->xcr0 = xcr0;
+			vm->proc.vcpu.xcr0 = xcr0;
 	}
 	free(xs);
 	free(cpuid);
@@ -431,36 +434,55 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 	*h = n;
 }
 
-int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
+/* The monitor's counters of the sandbox: a snapshot file keeps them, a reset does not (a
+ * sandbox run many times counts all its runs). */
+static void stats_io(struct sbx_vm *vm, struct sbx_sio *io)
 {
-	uint32_t tail = vm->ring_tail, cpl = (uint32_t)vm->cpl, nfd = 0;
-	sbx_sio_str(io, vm->cwd, sizeof(vm->cwd));
-	sbx_sio_str(io, vm->exe_path, sizeof(vm->exe_path));
-	sbx_sio_u32(io, &tail);
-	sbx_sio_u32(io, &cpl);
-	sbx_sio_u64(io, &vm->entry_rsp);
-	sbx_sio_u64(io, &vm->stack_guard);
-	sbx_sio_u64(io, &vm->stats.exits);
-	sbx_sio_u64(io, &vm->stats.doorbells);
-	sbx_sio_u64(io, &vm->stats.polled);
-	sbx_sio_u64(io, &vm->stats.calls);
-	sbx_sio_u64(io, &vm->stats.upcalls);
-	sbx_sio_u64(io, &vm->out_bytes);
-	sbx_sio_u64(io, &vm->write_bytes);
+	struct sbx_stats st = vm->stats;
+	uint64_t calls[SBX_CALL_COUNT];
+	memcpy(calls, vm->call_count, sizeof(calls));
+	sbx_sio_u64(io, &st.exits);
+	sbx_sio_u64(io, &st.doorbells);
+	sbx_sio_u64(io, &st.polled);
+	sbx_sio_u64(io, &st.calls);
+	sbx_sio_u64(io, &st.upcalls);
+	uint64_t out = vm->limits->out_bytes, wr = vm->limits->write_bytes;
+	sbx_sio_u64(io, &out);
+	sbx_sio_u64(io, &wr);
 	uint32_t ncalls = SBX_CALL_COUNT, extra = 0;
 	sbx_sio_u32(io, &ncalls);
 	if (io->load && ncalls > SBX_CALL_COUNT) {
 		extra = ncalls - SBX_CALL_COUNT; /* a newer monitor's calls: skipped */
 		ncalls = SBX_CALL_COUNT;
 	}
-	sbx_sio_bytes(io, vm->call_count, ncalls * sizeof(uint64_t));
+	sbx_sio_bytes(io, calls, ncalls * sizeof(uint64_t));
 	for (uint32_t i = 0; i < extra && !io->err; i++) {
 		uint64_t skip;
 		sbx_sio_u64(io, &skip);
 	}
-	if (!io->load)
+	/* The byte limits count from the snapshot again, after a reset as after a restore. */
+	vm->limits->out_bytes = out;
+	vm->limits->write_bytes = wr;
+	if (io->load && !io->reset) {
+		vm->stats = st;
+		memcpy(vm->call_count, calls, sizeof(calls));
+	}
+}
+
+int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	uint32_t tail = vm->proc.ring.tail, cpl = (uint32_t)vm->proc.vcpu.cpl, nfd = 0;
+	sbx_sio_str(io, vm->proc.cwd, sizeof(vm->proc.cwd));
+	sbx_sio_str(io, vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path));
+	sbx_sio_u32(io, &tail);
+	sbx_sio_u32(io, &cpl);
+	sbx_sio_u64(io, &vm->proc.image.entry_rsp);
+	sbx_sio_u64(io, &vm->proc.image.stack_guard);
+	stats_io(vm, io);
+	/* A reset copies the handle table itself (reset.c): its own dups, offsets kept. */
+	if (!io->load && !io->reset)
 		for (int i = 0; i < SBX_MAX_FDS; i++)
-			nfd += vm->fds[i].kind != SBX_H_FREE;
+			nfd += vm->proc.files->fds[i].kind != SBX_H_FREE;
 	sbx_sio_u32(io, &nfd);
 	if (io->load && !io->err) {
 		char norm[POLICY_PATH_MAX];
@@ -468,19 +490,21 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			sbx_sio_fail(io, "%u handles (limit %d)", nfd, SBX_MAX_FDS);
 		if (cpl != 0 && cpl != 3)
 			sbx_sio_fail(io, "privilege level %u", cpl);
-		if (vm->cwd[0] != '/' ||
-		    policy_normalize("/", vm->cwd, strlen(vm->cwd), norm, sizeof(norm)) < 0 ||
-		    strcmp(norm, vm->cwd))
+		if (vm->proc.cwd[0] != '/' ||
+		    policy_normalize("/", vm->proc.cwd, strlen(vm->proc.cwd), norm, sizeof(norm)) <
+			0 ||
+		    strcmp(norm, vm->proc.cwd))
 			sbx_sio_fail(io, "working directory is not a normalised guest path");
-		if (vm->stack_guard >= vm->mem_size || vm->entry_rsp > vm->mem_size)
+		if (vm->proc.image.stack_guard >= vm->proc.mem.size ||
+		    vm->proc.image.entry_rsp > vm->proc.mem.size)
 			sbx_sio_fail(io, "stack outside guest RAM");
-		vm->ring_tail = tail;
-		vm->cpl = (int)cpl;
+		vm->proc.ring.tail = tail;
+		vm->proc.vcpu.cpl = (int)cpl;
 	}
 	int32_t prev = -1;
 	for (uint32_t i = 0, done = 0; done < nfd && !io->err; i++) {
 		int32_t num = (int32_t)i;
-		if (!io->load && vm->fds[i].kind == SBX_H_FREE)
+		if (!io->load && vm->proc.files->fds[i].kind == SBX_H_FREE)
 			continue;
 		sbx_sio_i32(io, &num);
 		if (io->load && (num <= prev || num >= SBX_MAX_FDS)) {
@@ -488,14 +512,15 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			break;
 		}
 		prev = num;
-		handle_io(vm, io, num, &vm->fds[num]);
+		handle_io(vm, io, num, &vm->proc.files->fds[num]);
 		done++;
 		if (io->load)
 			i = (uint32_t)num;
 	}
 	/* RLIMIT_NOFILE (ABI 1.3). A section of an older snapshot ends before it: the guest
 	 * never set one, and the sandbox's own limit applies. */
-	uint32_t nofile[3] = {(uint32_t)vm->nofile_set, vm->nofile_soft, vm->nofile_hard};
+	uint32_t nofile[3] = {(uint32_t)vm->proc.files->nofile_set, vm->proc.files->nofile_soft,
+			      vm->proc.files->nofile_hard};
 	if (io->err || (io->load && io->pos == io->len))
 		return io->err;
 	for (int i = 0; i < 3; i++)
@@ -504,17 +529,21 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 		if (nofile[0] > 1 || nofile[1] > nofile[2] || nofile[2] > SBX_MAX_FDS)
 			sbx_sio_fail(io, "RLIMIT_NOFILE %u/%u (set %u): not a limit of %d handles",
 				     nofile[1], nofile[2], nofile[0], SBX_MAX_FDS);
-		vm->nofile_set = (int)nofile[0];
-		vm->nofile_soft = nofile[1];
-		vm->nofile_hard = nofile[2];
+		vm->proc.files->nofile_set = (int)nofile[0];
+		vm->proc.files->nofile_soft = nofile[1];
+		vm->proc.files->nofile_hard = nofile[2];
 	}
+	/* stderr's own byte budget (sandbox-serve); absent from older sections: zero. */
+	if (io->err || (io->load && io->pos == io->len))
+		return io->err;
+	sbx_sio_u64(io, &vm->limits->err_bytes);
 	return io->err;
 }
 
 /* ---- What the loader found in the ELF (reports, core files) ------------------------------- */
 int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io)
 {
-	struct loader_image *im = &vm->img;
+	struct loader_image *im = &vm->proc.image.img;
 	uint32_t n = im->nsegs;
 	sbx_sio_u64(io, &im->entry);
 	sbx_sio_u64(io, &im->bias);
@@ -531,7 +560,7 @@ int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io)
 		sbx_sio_u32(io, &prot);
 		im->segs[i].prot = (int)prot;
 		if (io->load &&
-		    (im->segs[i].start >= im->segs[i].end || im->segs[i].end > vm->mem_size))
+		    (im->segs[i].start >= im->segs[i].end || im->segs[i].end > vm->proc.mem.size))
 			sbx_sio_fail(io, "segment %u outside guest RAM", i);
 	}
 	im->nsegs = io->err ? 0 : n;
@@ -550,7 +579,7 @@ int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io)
 		rt = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
 		if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1)
 			sbx_sio_fail(io, "reading the guest TSC: %s", strerror(errno));
-		int k = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+		int k = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
 		khz = k > 0 ? (uint64_t)k : 0;
 	}
 	sbx_sio_u64(io, &tsc);
@@ -576,7 +605,7 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	/* The guest's clocks at guest_tsc, by its own (old) parameters. */
 	uint64_t d = guest_tsc - b->tsc_at_boot;
 	int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);
-	int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	int khz = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
 	uint64_t hz = khz > 0 ? (uint64_t)khz * 1000 : b->tsc_hz;
 	b->clock_seq += 2;
 	/* Unsigned arithmetic: these numbers come from the snapshot and may be anything. */
@@ -589,12 +618,13 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	 * the value just set; under PVM the guest's rdtsc is the host's own TSC whatever the MSR
 	 * says, so anchoring at the saved value made monotonic time jump by however long the
 	 * snapshot sat on disk. */
-	b->tsc_at_boot = vm->is_pvm ? __rdtsc() : guest_tsc;
+	b->tsc_at_boot = vm->proc.kvm.is_pvm ? __rdtsc() : guest_tsc;
 	if (hz) {
 		b->tsc_hz = hz;
 		b->tsc_mult = (1000000000ull << 32) / hz;
 		b->spin_tsc = hz / 1000000 * b->spin_us;
 	}
-	b->flags = (b->flags & ~(uint32_t)SBX_BOOT_POLLING) | (vm->polling ? SBX_BOOT_POLLING : 0);
+	b->flags = (b->flags & ~(uint32_t)SBX_BOOT_POLLING) |
+		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0);
 	sbx_mem_dirty(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 }

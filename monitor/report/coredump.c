@@ -45,7 +45,7 @@ static int note_add(struct note_buf *b, uint32_t type, const void *desc, uint32_
 /* The auxv the loader built, found again past argv and envp on the initial stack. */
 static size_t initial_auxv(struct sbx_vm *vm, uint64_t *out, size_t max)
 {
-	uint64_t p = vm->entry_rsp, v, argc;
+	uint64_t p = vm->proc.image.entry_rsp, v, argc;
 	if (sbx_copy_from_guest(vm, &argc, p, 8) < 0 || argc > 1 << 20)
 		return 0;
 	p += 8 * (argc + 2); /* argc, argv[], NULL */
@@ -124,7 +124,7 @@ static int add_load(void *ctx, uint64_t gpa, uint64_t len)
 			  .p_filesz = len,
 			  .p_memsz = len,
 			  .p_align = SBX_PAGE_SIZE};
-	const struct loader_image *im = &lc->vm->img;
+	const struct loader_image *im = &lc->vm->proc.image.img;
 	for (unsigned i = 0; i < im->nsegs; i++)
 		if ((im->segs[i].prot & PROT_EXEC) && im->segs[i].start < gpa + len &&
 		    im->segs[i].end > gpa)
@@ -143,8 +143,9 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 	memset(&pi, 0, sizeof(pi));
 	pi.pr_pid = 1;
 	pi.pr_sname = 'R';
-	const char *base = strrchr(vm->exe_path, '/');
-	snprintf(pi.pr_fname, sizeof(pi.pr_fname), "%.15s", base ? base + 1 : vm->exe_path);
+	const char *base = strrchr(vm->proc.image.exe_path, '/');
+	snprintf(pi.pr_fname, sizeof(pi.pr_fname), "%.15s",
+		 base ? base + 1 : vm->proc.image.exe_path);
 	size_t o = 0;
 	for (char *const *a = vm->cfg.argv; *a && o + 1 < sizeof(pi.pr_psargs); a++)
 		o += (size_t)snprintf(pi.pr_psargs + o, sizeof(pi.pr_psargs) - o, "%s%s",

@@ -58,9 +58,9 @@ int sbx_disasm_around(struct sbx_vm *vm, struct sbx_symbols *s, uint64_t rip, st
 	cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
 	/* The readable bytes around rip, clipped to guest RAM. */
 	uint64_t lo = rip > WINDOW ? rip - WINDOW : 0, hi = rip + 64;
-	if (hi > vm->mem_size)
-		hi = vm->mem_size;
-	if (rip >= vm->mem_size || lo >= hi) {
+	if (hi > vm->proc.mem.size)
+		hi = vm->proc.mem.size;
+	if (rip >= vm->proc.mem.size || lo >= hi) {
 		cs_close(&h);
 		return 0;
 	}

@@ -114,7 +114,7 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	FILE *o = vm->cfg.log;
 	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
 	struct sbx_symbols *syms =
-	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->img.bias,
+	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->proc.image.img.bias,
 			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
 	int truncated = 0;
@@ -208,12 +208,12 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	if (vm->cfg.report_json)
 		write_json(vm, f, headline, ins, nins, at, frames, nfr, summary, token, stripped);
 	/* The reason is the headline, cut to fit. */
-	memcpy(vm->stop.reason, headline, sizeof(vm->stop.reason) - 1);
-	vm->stop.reason[sizeof(vm->stop.reason) - 1] = 0;
-	vm->stop.reported = 1;
-	snprintf(vm->stop.dedup, sizeof(vm->stop.dedup), "%.*s", (int)sizeof(vm->stop.dedup) - 1,
-		 token);
-	snprintf(vm->stop.summary, sizeof(vm->stop.summary), "%.*s",
-		 (int)sizeof(vm->stop.summary) - 1, summary);
+	memcpy(vm->life.stop.reason, headline, sizeof(vm->life.stop.reason) - 1);
+	vm->life.stop.reason[sizeof(vm->life.stop.reason) - 1] = 0;
+	vm->life.stop.reported = 1;
+	snprintf(vm->life.stop.dedup, sizeof(vm->life.stop.dedup), "%.*s",
+		 (int)sizeof(vm->life.stop.dedup) - 1, token);
+	snprintf(vm->life.stop.summary, sizeof(vm->life.stop.summary), "%.*s",
+		 (int)sizeof(vm->life.stop.summary) - 1, summary);
 	sbx_sym_close(syms);
 }

@@ -5,41 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct sbx_vm;
-
-/* Registers in DWARF order, so the unwinder takes them as they are. */
-enum {
-	SBX_R_RAX,
-	SBX_R_RDX,
-	SBX_R_RCX,
-	SBX_R_RBX,
-	SBX_R_RSI,
-	SBX_R_RDI,
-	SBX_R_RBP,
-	SBX_R_RSP,
-	SBX_R_R8,
-	SBX_R_R9,
-	SBX_R_R10,
-	SBX_R_R11,
-	SBX_R_R12,
-	SBX_R_R13,
-	SBX_R_R14,
-	SBX_R_R15,
-	SBX_R_RIP,
-	SBX_NREGS
-};
-
-struct sbx_fault {
-	int vector;   /* CPU exception, or -1 for a signal the program sent itself */
-	int signal;   /* what Linux would deliver */
-	int from_cpu; /* registers from the vCPU and the CPU-pushed frame (else the syscall frame)
-		       */
-	uint64_t err, cr2;
-	uint64_t r[SBX_NREGS];
-	uint64_t rflags, fs_base, gs_base;
-	uint16_t cs, ss;
-	char cause[200]; /* "write to unmapped address 0x0 (null pointer)" */
-};
+#include "vm.h"
 
 #define SBX_MAX_FRAMES 64
 struct sbx_frame {
@@ -82,9 +48,6 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 		   size_t errlen);
 
 /* report.c */
-void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
-void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);
-void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f);
 void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f);
 
 #endif

@@ -106,9 +106,9 @@ int sbx_pc_in_code(struct sbx_vm *vm, uint64_t pc)
 {
 	if (pc >= SBX_VDSO_ADDR && pc < SBX_VDSO_END)
 		return 1;
-	for (unsigned i = 0; i < vm->img.nsegs; i++)
-		if ((vm->img.segs[i].prot & PROT_EXEC) && pc >= vm->img.segs[i].start &&
-		    pc < vm->img.segs[i].end)
+	for (unsigned i = 0; i < vm->proc.image.img.nsegs; i++)
+		if ((vm->proc.image.img.segs[i].prot & PROT_EXEC) &&
+		    pc >= vm->proc.image.img.segs[i].start && pc < vm->proc.image.img.segs[i].end)
 			return 1;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "exits.skel.h"
 #include "report.h"
 #include "sandbox.h"
+#include "trace.h"
 #include "sbx_abi.h"
 
 struct sbx_trace {

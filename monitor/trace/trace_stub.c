@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "sandbox.h"
+#include "trace.h"
 
 int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char *err, size_t errlen)
 {

@@ -18,7 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 /* Exit statuses of the children. */
 enum { OK = 0, E_SETUP = 10, E_CONFINE, E_OUTSIDE_OPENED, E_OUTSIDE_ERRNO, E_INSIDE, E_CALL };
@@ -325,23 +327,23 @@ static int64_t call(struct sbx_vm *vm, struct sbx_slot s)
 	s.seq = ++seq;
 	r->slots[slot] = s;
 	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
-	if (vm->poller_started) {
+	if (vm->proc.ring.poller_started) {
 		/* An idle poller sleeps until a doorbell: wake it as the doorbell would, but let it
 		 * serve the request itself. */
-		atomic_fetch_add(&vm->poll_wake, 1);
-		syscall(SYS_futex, &vm->poll_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		atomic_fetch_add(&vm->proc.ring.wake, 1);
+		syscall(SYS_futex, &vm->proc.ring.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 		for (int i = 0; i < 2000000 &&
 				__atomic_load_n(&r->slots[slot].done, __ATOMIC_ACQUIRE) != s.seq;
 		     i++)
 			sched_yield();
 	} else {
-		pthread_mutex_lock(&vm->ring_lock);
+		pthread_mutex_lock(&vm->proc.ring.lock);
 		sbx_ring_serve(vm);
-		pthread_mutex_unlock(&vm->ring_lock);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 	}
 	if (__atomic_load_n(&r->slots[slot].done, __ATOMIC_ACQUIRE) != s.seq)
 		return -ETIMEDOUT;
-	served_by_poller += vm->poller_started;
+	served_by_poller += vm->proc.ring.poller_started;
 	return r->slots[slot].ret;
 }
 
@@ -456,8 +458,8 @@ static int try_hypercalls_polled(struct fixture *f)
 	sigaction(sbx_kick_signal(), &sa, NULL);
 	if (child_vm(f) < 0)
 		return E_SETUP;
-	f->vm->polling = 1;
-	f->vm->cpu_vcpu = f->vm->cpu_poller = -1;
+	f->vm->proc.ring.polling = 1;
+	f->vm->proc.vcpu.cpu = f->vm->proc.ring.cpu = -1;
 	if (sbx_ring_start(f->vm, err, sizeof(err)) < 0)
 		return E_SETUP;
 	if (sbx_confine(f->vm, err, sizeof(err)) < 0) {

@@ -18,7 +18,9 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 /* The fuzz build leaves the embedded guest kernel and vDSO out: nothing here boots a VM. */
 const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1], sbx_vdso_blob[1], sbx_vdso_blob_end[1];
@@ -111,7 +113,7 @@ static void *worker_main(void *arg)
 	sigfillset(&all);
 	sigdelset(&all, SIGSYS);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	vm->confine_thread = 1;
+	vm->opts.confine_thread = 1;
 	if (sbx_confine_seccomp(vm, worker.err, sizeof(worker.err)) < 0) {
 		set_state(-1);
 		return NULL;
@@ -193,11 +195,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	/* Reset what one request may leave behind: a stop, open handles, the cwd. */
-	atomic_store(&vm->stopping, 0);
-	memset(&vm->stop, 0, sizeof(vm->stop));
+	atomic_store(&vm->life.stopping, 0);
+	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 	for (int fd = 3; fd < SBX_MAX_FDS; fd++)
-		if (vm->fds[fd].kind != SBX_H_FREE)
+		if (vm->proc.files->fds[fd].kind != SBX_H_FREE)
 			sbx_fd_release(vm, fd);
-	snprintf(vm->cwd, sizeof(vm->cwd), "/");
+	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "/");
 	return 0;
 }

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1], sbx_vdso_blob[1], sbx_vdso_blob_end[1];
 

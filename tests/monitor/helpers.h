@@ -2,7 +2,9 @@
 #ifndef SBX_TEST_HELPERS_H
 #define SBX_TEST_HELPERS_H
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 struct test_vm {
 	struct sbx_vm *vm;

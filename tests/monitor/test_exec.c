@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "exec.h"
 #include "sandbox.h"
 
 #define PROBE SBX_BUILD_DIR "/samples/exec_probe-glibc"

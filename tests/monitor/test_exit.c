@@ -74,8 +74,8 @@ Test(exit_handler, exit_request_stops_with_status)
 	test_ring_post(&T, &s);
 	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert_eq(T.vm->stop.end, SBX_END_EXIT);
-	cr_assert_eq(T.vm->stop.status, 42);
+	cr_assert_eq(T.vm->life.stop.end, SBX_END_EXIT);
+	cr_assert_eq(T.vm->life.stop.status, 42);
 }
 
 Test(exit_handler, fatal_signal_exit_is_128_plus_signal)
@@ -84,9 +84,9 @@ Test(exit_handler, fatal_signal_exit_is_128_plus_signal)
 	test_ring_post(&T, &s);
 	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert_eq(T.vm->stop.end, SBX_END_SIGNAL);
-	cr_assert_eq(T.vm->stop.status, 134);
-	cr_assert(strstr(T.vm->stop.reason, "SIGABRT"), "%s", T.vm->stop.reason);
+	cr_assert_eq(T.vm->life.stop.end, SBX_END_SIGNAL);
+	cr_assert_eq(T.vm->life.stop.status, 134);
+	cr_assert(strstr(T.vm->life.stop.reason, "SIGABRT"), "%s", T.vm->life.stop.reason);
 }
 
 /* A status the kernel can never send is a broken ABI (125), not a death by SIGKILL. */
@@ -106,13 +106,14 @@ Test(exit_handler, an_exit_status_outside_the_abi_is_a_violation)
 		test_ring_post(&T, &s);
 		struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 		cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-		cr_assert_eq(T.vm->stop.end, SBX_END_ERROR, "0x%llx", (unsigned long long)bad[i]);
-		cr_assert_eq(T.vm->stop.status, SBX_STATUS_ERROR);
+		cr_assert_eq(T.vm->life.stop.end, SBX_END_ERROR, "0x%llx",
+			     (unsigned long long)bad[i]);
+		cr_assert_eq(T.vm->life.stop.status, SBX_STATUS_ERROR);
 		char want[64];
 		snprintf(want, sizeof(want), "exit status 0x%llx ", (unsigned long long)bad[i]);
-		cr_assert(strstr(T.vm->stop.reason, "ABI violation") &&
-			      strstr(T.vm->stop.reason, want),
-			  "%s", T.vm->stop.reason);
+		cr_assert(strstr(T.vm->life.stop.reason, "ABI violation") &&
+			      strstr(T.vm->life.stop.reason, want),
+			  "%s", T.vm->life.stop.reason);
 	}
 }
 
@@ -135,9 +136,9 @@ Test(exit_handler, every_status_the_abi_allows_ends_the_run_as_it_says)
 		test_ring_post(&T, &s);
 		struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 		cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-		cr_assert_eq(T.vm->stop.end, ok[i].end, "0x%llx: %s", (unsigned long long)ok[i].st,
-			     T.vm->stop.reason);
-		cr_assert_eq(T.vm->stop.status, ok[i].status, "0x%llx",
+		cr_assert_eq(T.vm->life.stop.end, ok[i].end, "0x%llx: %s",
+			     (unsigned long long)ok[i].st, T.vm->life.stop.reason);
+		cr_assert_eq(T.vm->life.stop.status, ok[i].status, "0x%llx",
 			     (unsigned long long)ok[i].st);
 	}
 }
@@ -146,8 +147,8 @@ Test(exit_handler, fault_port_names_the_vector)
 {
 	struct kvm_run run = io_exit(SBX_PORT_FAULT_BASE + 14, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert_eq(T.vm->stop.end, SBX_END_FAULT);
-	cr_assert_eq(T.vm->stop.vector, 14);
+	cr_assert_eq(T.vm->life.stop.end, SBX_END_FAULT);
+	cr_assert_eq(T.vm->life.stop.vector, 14);
 }
 
 Test(exit_handler, ring_head_far_ahead_is_an_abi_violation)
@@ -156,8 +157,8 @@ Test(exit_handler, ring_head_far_ahead_is_an_abi_violation)
 	r->head = 1000;
 	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert_eq(T.vm->stop.end, SBX_END_ERROR);
-	cr_assert(strstr(T.vm->stop.reason, "ABI violation"), "%s", T.vm->stop.reason);
+	cr_assert_eq(T.vm->life.stop.end, SBX_END_ERROR);
+	cr_assert(strstr(T.vm->life.stop.reason, "ABI violation"), "%s", T.vm->life.stop.reason);
 }
 
 Test(exit_handler, unknown_hypercall_kills)
@@ -166,7 +167,8 @@ Test(exit_handler, unknown_hypercall_kills)
 	test_ring_post(&T, &s);
 	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert(strstr(T.vm->stop.reason, "unknown hypercall 9999"), "%s", T.vm->stop.reason);
+	cr_assert(strstr(T.vm->life.stop.reason, "unknown hypercall 9999"), "%s",
+		  T.vm->life.stop.reason);
 }
 
 /* Every exit that is not ours ends the sandbox with a message naming it. Criterion passes
@@ -220,8 +222,9 @@ ParameterizedTest(int *i, exit_handler, stray_exits)
 	struct kvm_run run;
 	const char *msg = stray_exit(*i, &run);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert(strstr(T.vm->stop.reason, msg), "'%s' lacks '%s'", T.vm->stop.reason, msg);
-	cr_assert_eq(T.vm->stop.status, SBX_STATUS_ERROR);
+	cr_assert(strstr(T.vm->life.stop.reason, msg), "'%s' lacks '%s'", T.vm->life.stop.reason,
+		  msg);
+	cr_assert_eq(T.vm->life.stop.status, SBX_STATUS_ERROR);
 }
 
 Test(exit_handler, a_kernel_with_another_abi_is_refused)
@@ -232,7 +235,8 @@ Test(exit_handler, a_kernel_with_another_abi_is_refused)
 	test_ring_post(&T, &s);
 	struct kvm_run run = io_exit(SBX_PORT_DOORBELL, KVM_EXIT_IO_OUT, 1);
 	cr_assert_eq(sbx_handle_exit(T.vm, &run), SBX_ACT_STOP);
-	cr_assert(strstr(T.vm->stop.reason, "hypercall ABI 2.0"), "%s", T.vm->stop.reason);
+	cr_assert(strstr(T.vm->life.stop.reason, "hypercall ABI 2.0"), "%s",
+		  T.vm->life.stop.reason);
 }
 
 Test(exit_handler, interrupted_run_continues)

@@ -245,14 +245,15 @@ Test(hypercalls, nofile_limit_rules)
 		  (unsigned long long)old[1]);
 	/* Never above the sandbox's own limit; above the current hard one only as root. */
 	cr_assert_eq(test_call(&T, nofile_req(1, 64, SBX_MAX_FDS + 1, buf)), -EPERM);
-	cr_assert_eq(T.vm->nofile_priv, has_cap_sys_resource(), "privileged as this process is");
-	T.vm->nofile_priv = 0;
+	cr_assert_eq(T.vm->proc.files->nofile_priv, has_cap_sys_resource(),
+		     "privileged as this process is");
+	T.vm->proc.files->nofile_priv = 0;
 	cr_assert_eq(test_call(&T, nofile_req(1, 64, 100, buf)), -EPERM);
-	T.vm->nofile_priv = 1;
+	T.vm->proc.files->nofile_priv = 1;
 	cr_assert_eq(test_call(&T, nofile_req(1, 64, 100, buf)), 0);
 	cr_assert_eq(test_call(&T, nofile_req(1, 64, SBX_MAX_FDS + 1, buf)), -EPERM);
 	cr_assert_eq(test_call(&T, nofile_req(1, 8, 64, buf)), 0);
-	cr_assert_eq(test_call(&T, nofile_req(1, 64, 64, T.vm->mem_size - 8)), -EFAULT,
+	cr_assert_eq(test_call(&T, nofile_req(1, 64, 64, T.vm->proc.mem.size - 8)), -EFAULT,
 		     "the old limits cannot be written: nothing is set");
 	cr_assert_eq(test_call(&T, nofile_req(0, 0, 0, buf)), 0);
 	cr_assert(old[0] == 8 && old[1] == 64);
@@ -309,16 +310,17 @@ Test(hypercalls, nofile_limit_in_the_monitor_state)
 	struct sbx_sio in = {.load = 1, .buf = old + 1, .len = n - 1}; /* byte 0: fuzz_state's */
 	cr_assert_eq(sbx_state_monitor(T.vm, &in), 0, "%s", in.msg);
 	cr_assert_eq(in.pos, in.len);
-	cr_assert_eq(T.vm->nofile_set, 0);
+	cr_assert_eq(T.vm->proc.files->nofile_set, 0);
 	cr_assert_eq(test_call(&T, nofile_req(1, 42, 64, 0)), 0);
 	struct sbx_sio out = {0};
 	cr_assert_eq(sbx_state_monitor(T.vm, &out), 0, "%s", out.msg);
-	T.vm->nofile_set = 0;
+	T.vm->proc.files->nofile_set = 0;
 	sbx_fd_close_all(T.vm);
 	struct sbx_sio again = {.load = 1, .buf = out.buf, .len = out.len};
 	cr_assert_eq(sbx_state_monitor(T.vm, &again), 0, "%s", again.msg);
 	cr_assert_eq(again.pos, again.len);
-	cr_assert(T.vm->nofile_set && T.vm->nofile_soft == 42 && T.vm->nofile_hard == 64);
+	cr_assert(T.vm->proc.files->nofile_set && T.vm->proc.files->nofile_soft == 42 &&
+		  T.vm->proc.files->nofile_hard == 64);
 	/* A limit no sandbox can have is refused, in one line. */
 	memcpy(out.buf + out.len - 4, &(uint32_t){SBX_MAX_FDS + 1}, 4);
 	sbx_fd_close_all(T.vm);

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "e2e_util.h"
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 #define HB SBX_BUILD_DIR "/samples/heartbeat-glibc"
 
@@ -191,25 +193,25 @@ Test(snapshot, mid_run_round_trip_keeps_registers_memory_and_output)
 	cr_assert_eq(sbx_vm_pause(r.vm, 5000), 0);
 	struct kvm_regs ra, rb;
 	struct kvm_sregs sa, sb;
-	cr_assert_eq(ioctl(r.vm->vcpu_fd, KVM_GET_REGS, &ra), 0);
-	cr_assert_eq(ioctl(r.vm->vcpu_fd, KVM_GET_SREGS, &sa), 0);
+	cr_assert_eq(ioctl(r.vm->proc.vcpu.fd, KVM_GET_REGS, &ra), 0);
+	cr_assert_eq(ioctl(r.vm->proc.vcpu.fd, KVM_GET_SREGS, &sa), 0);
 	cr_assert_eq(sbx_vm_snapshot(r.vm, path, err, sizeof(err)), 0, "%s", err);
 
 	struct sbx_config cfg2 = hb_config(argv, out2);
 	cfg2.prog = NULL;
 	struct sbx_vm *vm2;
 	cr_assert_eq(sbx_vm_restore(&cfg2, path, 0, &vm2, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(ioctl(vm2->vcpu_fd, KVM_GET_REGS, &rb), 0);
-	cr_assert_eq(ioctl(vm2->vcpu_fd, KVM_GET_SREGS, &sb), 0);
+	cr_assert_eq(ioctl(vm2->proc.vcpu.fd, KVM_GET_REGS, &rb), 0);
+	cr_assert_eq(ioctl(vm2->proc.vcpu.fd, KVM_GET_SREGS, &sb), 0);
 	cr_assert_eq(memcmp(&ra, &rb, sizeof(ra)), 0, "registers differ after restore");
 	cr_assert_eq(memcmp(&sa.cs, &sb.cs, sizeof(sa.cs)), 0);
 	cr_assert_eq(sa.cr3, sb.cr3);
 	cr_assert_eq(sa.efer, sb.efer);
 	/* Memory: the whole of RAM, except the boot page whose clock fields a restore moves. */
-	for (uint64_t a = 0; a < r.vm->mem_size; a += 4096)
+	for (uint64_t a = 0; a < r.vm->proc.mem.size; a += 4096)
 		if (a != SBX_BOOTINFO_ADDR)
-			cr_assert_eq(memcmp(r.vm->mem + a, vm2->mem + a, 4096), 0,
-				     "page 0x%llx differs after restore", (unsigned long long)a);
+			cr_assert_eq(memcmp(r.vm->proc.mem.base + a, vm2->proc.mem.base + a, 4096),
+				     0, "page 0x%llx differs after restore", (unsigned long long)a);
 	/* The original stops here; the restored one finishes the job. */
 	sbx_vm_kill(r.vm, SBX_END_DETACHED, 0, 0, "stopped after a snapshot");
 	sbx_vm_resume(r.vm);

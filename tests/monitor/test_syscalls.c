@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "sbx_syscalls.h"
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 /* x86-64 leaves these numbers unassigned (kept in step with the other architectures). */
 static int reserved(uint64_t nr)

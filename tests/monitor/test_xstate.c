@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vm.h"
+#include "calls.h"
+#include "confine.h"
+#include "persist.h"
 
 struct table {
 	struct kvm_cpuid_entry2 e[32];

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "sandbox.h"
 
 struct sbx_exec {

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "report.h"
 #include "vm.h"
 
 static const struct {
@@ -49,7 +48,7 @@ static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	uint64_t a = f->cr2, e = f->err;
 	const char *null = a < 4096 ? " (null pointer)" : "";
-	if (a >= vm->stack_guard && a < vm->stack_guard + SBX_PAGE_SIZE)
+	if (a >= vm->proc.image.stack_guard && a < vm->proc.image.stack_guard + SBX_PAGE_SIZE)
 		snprintf(f->cause, sizeof(f->cause),
 			 "stack overflow: %s at 0x%llx hit the guard page below the stack",
 			 (e & 2) ? "write" : "read", (unsigned long long)a);
@@ -80,8 +79,8 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 		has_err = sbx_vectors[vector].has_error_code;
 	}
 	snprintf(f->cause, sizeof(f->cause), "%s", name);
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0) {
 		snprintf(f->cause, sizeof(f->cause), "%s (vCPU state unreadable)", name);
 		return;
 	}
@@ -124,8 +123,8 @@ void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct s
 	f->signal = sig;
 	f->from_cpu = 1;
 	snprintf(f->cause, sizeof(f->cause), "%s", cause);
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0)
 		return;
 	const uint64_t gpr[SBX_NREGS] = {regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi,
 					 regs.rbp, regs.rsp, regs.r8,  regs.r9,	 regs.r10, regs.r11,
@@ -152,6 +151,6 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
 	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = sf.rflags;
-	if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) == 0)
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) == 0)
 		fill_segments(&sregs, f);
 }

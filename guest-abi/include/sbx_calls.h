@@ -1,0 +1,63 @@
+/* The hypercalls, one line each: the one place a call is described. sbx_abi.h makes the enum
+ * of call numbers from it; the monitor (monitor/calls/dispatch.c) makes its dispatch table, the
+ * names the audit log and --strace print, and what it knows of each call's effects. A call
+ * number never changes meaning; a new call gets a new number and bumps SBX_ABI_MINOR.
+ *
+ * X(NAME, number, name, monitor handler, flags, arguments) */
+#ifndef SBX_ABI_CALLS_H
+#define SBX_ABI_CALLS_H
+
+/* Flags: what the monitor must know of a call without running it. */
+#define SBX_CF_FS 1	     /* may change a writable mount (a reset puts --tmp back) */
+#define SBX_CF_FS_HANDLE 2   /* ... when its handle is a file of a mount (not stdio) */
+#define SBX_CF_FS_OPEN 4     /* ... when it opens for writing, creating or truncating */
+#define SBX_CF_WAIT 8	     /* all its time is waiting (not the guest's CPU time) */
+#define SBX_CF_WAIT_STDIO 16 /* on stdio, its time off the CPU is waiting */
+
+/* clang-format off */
+#define SBX_CALLS(X)                                                                               \
+	X(EXIT, 1, exit, hc_exit, 0,		/* a0: status (0..255) or 0x100|signal */)         \
+	X(READ, 2, read, sbx_hc_read, SBX_CF_WAIT_STDIO, /* struct sbx_rw (off ignored) */)         \
+	X(WRITE, 3, write, sbx_hc_write, SBX_CF_FS_HANDLE | SBX_CF_WAIT_STDIO, /* sbx_rw */)        \
+	X(PREAD, 4, pread, sbx_hc_read, 0, /* struct sbx_rw */)                                     \
+	X(PWRITE, 5, pwrite, sbx_hc_write, SBX_CF_FS_HANDLE, /* struct sbx_rw */)                   \
+	X(READV, 6, readv, sbx_hc_readv, SBX_CF_WAIT_STDIO, /* sbx_rw: buf iovecs, len count */)    \
+	X(WRITEV, 7, writev, sbx_hc_writev, SBX_CF_FS_HANDLE | SBX_CF_WAIT_STDIO, /* as readv */)   \
+	X(OPEN, 8, open, sbx_hc_open, SBX_CF_FS_OPEN, /* sbx_path: dirfd, path, flags, mode */)     \
+	X(CLOSE, 9, close, sbx_hc_close, 0, /* a0: fd */)                                           \
+	X(FSTAT, 10, fstat, sbx_hc_fstat, 0, /* sbx_path: fd in dirfd, buf -> struct stat */)       \
+	X(STAT, 11, stat, sbx_hc_stat, 0, /* sbx_path: dirfd, path, flags (AT_*), buf */)           \
+	X(LSEEK, 12, lseek, sbx_hc_lseek, 0, /* a0: fd, a1: offset, a2: whence */)                  \
+	X(GETDENTS, 13, getdents, sbx_hc_getdents, 0, /* sbx_rw: fd, buf, len */)                   \
+	X(READLINK, 14, readlink, sbx_hc_readlink, 0, /* sbx_path: dirfd, path, buf, buf_len */)    \
+	X(MKDIR, 15, mkdir, sbx_hc_mkdir, SBX_CF_FS, /* sbx_path: dirfd, path, mode */)             \
+	X(UNLINK, 16, unlink, sbx_hc_unlink, SBX_CF_FS, /* sbx_path: dirfd, path, AT_REMOVEDIR */)  \
+	X(RENAME, 17, rename, sbx_hc_rename, SBX_CF_FS, /* sbx_path (old) + path2 fields (new) */)  \
+	X(FTRUNCATE, 18, ftruncate, sbx_hc_ftruncate, SBX_CF_FS, /* a0: fd, a1: length */)          \
+	X(FSYNC, 19, fsync, sbx_hc_fsync, 0, /* a0: fd */)                                          \
+	X(DUP, 20, dup, sbx_hc_dup, 0, /* a0: old, a1: new or -1 for lowest >= a2, a3: cloexec */) \
+	X(FCNTL, 21, fcntl, sbx_hc_fcntl, 0, /* a0: fd, a1: F_GETFL/F_SETFL/..., a2: arg */)        \
+	X(CHDIR, 22, chdir, sbx_hc_chdir, 0, /* sbx_path: dirfd (fchdir if path_len 0), path */)    \
+	X(GETCWD, 23, getcwd, sbx_hc_getcwd, 0, /* sbx_rw: buf, len -> bytes with the NUL */)       \
+	X(ACCESS, 24, access, sbx_hc_access, 0, /* sbx_path: dirfd, path, mode, flags */)           \
+	X(RANDOM, 25, random, hc_random, 0, /* sbx_rw: buf, len -> bytes */)                        \
+	X(IOCTL, 26, ioctl, sbx_hc_ioctl, 0, /* a0: fd, a1: request (TCGETS...), a2: buf */)        \
+	X(TRACE, 27, trace, hc_trace, 0, /* a0: syscall nr, a1: ret, a2: uint64_t args[6] */)       \
+	X(DISCARD, 28, discard, hc_discard, 0, /* a0: addr, a1: len: back to zero pages */)         \
+	X(FDATASYNC, 29, fdatasync, sbx_hc_fsync, 0, /* a0: fd */)                                  \
+	X(SLEEP, 30, sleep, hc_sleep, SBX_CF_WAIT, /* a0: ns to sleep (the vCPU in an exit) */)     \
+	X(SYMLINK, 31, symlink, sbx_hc_symlink, SBX_CF_FS, /* path: text; dirfd2/path2: link */)    \
+	X(LINK, 32, link, sbx_hc_link, SBX_CF_FS, /* old dirfd/path, new dirfd2/path2, AT_* */)     \
+	X(CHMOD, 33, chmod, sbx_hc_chmod, SBX_CF_FS, /* dirfd/path (len 0: the handle), mode */)    \
+	X(UTIMENS, 34, utimens, sbx_hc_utimens, SBX_CF_FS, /* dirfd/path, buf: 2 timespecs */)      \
+	X(STATFS, 35, statfs, sbx_hc_statfs, 0, /* dirfd/path (len 0: the handle), buf */)          \
+	X(POLL, 36, poll, sbx_hc_poll, SBX_CF_WAIT, /* a0: pollfds, a1: count, a2: ms (<0) */)      \
+	X(POPULATE, 37, populate, hc_populate, 0, /* a0: addr, a1: len: a hint, back them now */)   \
+	/* 1.3: RLIMIT_NOFILE, kept and enforced where fd numbers are handed out. a0: 1 to set   \
+	 * (0: only read), a1: soft, a2: hard, a3: 0 or where uint64_t[2] gets the old limits    \
+	 * (on success). -EINVAL for soft > hard, -EPERM for a hard limit above the current one  \
+	 * without privilege or above the sandbox's own (--max-files, the handle table). */      \
+	X(NOFILE, 38, nofile, sbx_hc_nofile, 0, )
+/* clang-format on */
+
+#endif

@@ -1,0 +1,231 @@
+/* A sandbox put together: the core VM with the host calls attached, run with the monitor
+ * confined, its limits enforced, and its end told (a fault report, the ENOSYS summary). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "calls.h"
+#include "confine.h"
+#include "report.h"
+#include "sandbox.h"
+
+int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+{
+	int r = sbx_core_new(cfg, out, err, errlen);
+	if (r == 0)
+		r = sbx_calls_attach(*out, err, errlen);
+	return r;
+}
+
+int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+{
+	int r = sbx_vm_create_bare(cfg, out, err, errlen);
+	if (r == 0)
+		sbx_core_start_kvm(*out);
+	return r;
+}
+
+void sbx_vm_destroy(struct sbx_vm *vm)
+{
+	if (!vm)
+		return;
+	/* The control thread may be reading RAM and handles (a snapshot, a migration): it
+	 * goes first. */
+	if (vm->hooks.close)
+		vm->hooks.close(vm);
+	char err[sizeof(vm->proc.kvm.err)];
+	sbx_core_join_kvm(vm, err, sizeof(err));
+	sbx_ring_stop(vm);
+	sbx_calls_detach(vm);
+	sbx_core_free(vm);
+}
+/* The signals whose default action writes a core file on Linux get a report (abort(), a
+ * raise(SIGSEGV)); the others (SIGTERM, SIGPIPE...) end the program as quietly as natively. */
+static int dumps_core(int sig)
+{
+	return sig == SIGQUIT || sig == SIGILL || sig == SIGTRAP || sig == SIGABRT ||
+	       sig == SIGBUS || sig == SIGFPE || sig == SIGSEGV || sig == SIGXCPU ||
+	       sig == SIGXFSZ || sig == SIGSYS;
+}
+
+static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
+{
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	char line[512];
+	size_t o = 0;
+	line[0] = 0;
+	for (int i = 0; i < SBX_MAX_SYSCALL; i++) {
+		uint32_t n = b->nosys_count[i];
+		if (!n)
+			continue;
+		res->stats.nosys += n;
+		const char *name = sbx_syscall_name((uint64_t)i);
+		int w =
+		    name ? snprintf(line + o, sizeof(line) - o, "%s%s x%u", o ? ", " : "", name, n)
+			 : snprintf(line + o, sizeof(line) - o, "%ssyscall %d x%u", o ? ", " : "",
+				    i, n);
+		if (w < 0 || (size_t)w >= sizeof(line) - o)
+			break;
+		o += (size_t)w;
+	}
+	if (o)
+		fprintf(vm->cfg.log,
+			"sandbox-run: %s: unimplemented syscalls called (returned ENOSYS): %s\n",
+			vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
+}
+
+/* Measured before teardown. Guest RAM is a shared memfd mapping, so it shows as RssShmem. */
+static void measure_rss(struct sbx_result *res)
+{
+	long rss = 0, shmem = 0;
+	char line[256];
+	FILE *st = fopen("/proc/self/status", "r");
+	while (st && fgets(line, sizeof(line), st)) {
+		sscanf(line, "VmRSS: %ld", &rss);
+		sscanf(line, "RssShmem: %ld", &shmem);
+	}
+	if (st)
+		fclose(st);
+	res->stats.monitor_rss_kib = (uint64_t)(rss - shmem);
+	res->stats.guest_rss_kib = (uint64_t)shmem;
+}
+
+int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
+{
+	char err[256];
+	sbx_core_enter(vm);
+	/* The monitor confines itself before the guest's first instruction, and before it starts
+	 * its other threads: they inherit the filter and the Landlock domain, so nothing has to
+	 * be synchronised across threads (which costs ~0.5 ms). Once: a second run after a
+	 * reset is already confined (a filter cannot be removed). What the run reads of the
+	 * host is read now (a restore named its program late). */
+	if (!vm->life.confined)
+		sbx_host_facts(vm);
+	if (!vm->cfg.no_confine && !vm->life.confined && sbx_confine(vm, err, sizeof(err)) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "%s", err);
+	vm->life.confined = 1;
+	if (sbx_ring_start(vm, err, sizeof(err)) < 0)
+		sbx_log(vm, 1, "%s; serving the ring from doorbells only", err);
+	if (sbx_limits_start(vm) < 0)
+		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "cannot start the thread that enforces the time limits");
+	struct sbx_fault f;
+	sbx_core_run(vm, &f);
+	sbx_limits_stop(vm);
+	sbx_ring_stop(vm);
+	struct timespec r0, r1;
+	clock_gettime(CLOCK_MONOTONIC, &r0);
+	if (vm->life.stop.end == SBX_END_FAULT) {
+		/* A fault inside the kernel while it delivered a signal: the original one counts.
+		 */
+		if (vm->proc.vcpu.upcall_pending && sbx_in_kernel(f.r[SBX_R_RIP]))
+			f = vm->proc.vcpu.upcall_fault;
+		vm->life.stop.signal = f.signal;
+		vm->life.stop.status = 128 + f.signal;
+		sbx_report(vm, &f);
+	} else if (vm->life.stop.end == SBX_END_SIGNAL && vm->life.stop.nodeliver &&
+		   vm->proc.vcpu.upcall_pending) {
+		/* The fault's handler could not run (no room for its frame): reported as the fault,
+		 * but, as on Linux, the program dies of SIGSEGV. */
+		f = vm->proc.vcpu.upcall_fault;
+		if (f.signal != SIGSEGV) {
+			char cause[sizeof(f.cause)];
+			snprintf(cause, sizeof(cause),
+				 "%.*s; no room for the SIG%s handler's frame",
+				 (int)sizeof(cause) / 2, f.cause,
+				 sigabbrev_np(f.signal) ? sigabbrev_np(f.signal) : "?");
+			memcpy(f.cause, cause, sizeof(cause));
+			f.signal = SIGSEGV;
+		}
+		vm->life.stop.signal = SIGSEGV;
+		vm->life.stop.status = 128 + SIGSEGV;
+		sbx_report(vm, &f);
+	} else if (vm->life.stop.end == SBX_END_SIGNAL && dumps_core(vm->life.stop.signal)) {
+		sbx_fault_from_syscall(vm, vm->life.stop.signal, &f);
+		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
+			 vm->life.stop.reason);
+		sbx_report(vm, &f);
+	} else if (vm->life.stop.end == SBX_END_VM && vm->life.stop.shutdown) {
+		/* The guest wrecked its own descriptor tables, IST stacks or page tables: a crash
+		 * of the program, reported with whatever the vCPU still shows. */
+		sbx_fault_from_regs(vm, SIGSEGV,
+				    "triple fault: an exception while delivering an exception (the "
+				    "guest overwrote its descriptor tables, stacks or page tables)",
+				    &f);
+		vm->life.stop.signal = SIGSEGV;
+		vm->life.stop.status = 128 + SIGSEGV;
+		vm->life.stop.end = SBX_END_FAULT;
+		sbx_report(vm, &f);
+	} else if (vm->life.stop.end == SBX_END_VM) {
+		struct kvm_regs regs;
+		if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) == 0) {
+			size_t l = strlen(vm->life.stop.reason);
+			snprintf(vm->life.stop.reason + l, sizeof(vm->life.stop.reason) - l,
+				 " at rip 0x%llx", (unsigned long long)regs.rip);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &r1);
+	if (vm->life.stop.reported)
+		res->stats.report_ms =
+		    (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6;
+	report_nosys(vm, res);
+	if (vm->cfg.stats)
+		measure_rss(res);
+	res->end = vm->life.stop.end;
+	res->status = vm->life.stop.status;
+	res->signal = vm->life.stop.signal;
+	res->reported = vm->life.stop.reported;
+	snprintf(res->reason, sizeof(res->reason), "%s", vm->life.stop.reason);
+	snprintf(res->dedup, sizeof(res->dedup), "%s", vm->life.stop.dedup);
+	snprintf(res->summary, sizeof(res->summary), "%s", vm->life.stop.summary);
+	res->stats.exits = vm->stats.exits;
+	res->stats.doorbells = vm->stats.doorbells;
+	res->stats.polled = vm->stats.polled;
+	res->stats.calls = vm->stats.calls;
+	return 0;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+int sbx_run_with(const struct sbx_config *cfg, struct sbx_result *res,
+		 int (*hold)(struct sbx_vm *vm, void *ctx), void *ctx)
+{
+	struct sbx_vm *vm = NULL;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(res, 0, sizeof(*res));
+	int r = sbx_vm_create(cfg, &vm, res->reason, sizeof(res->reason));
+	if (r == 0 && hold)
+		r = hold(vm, ctx);
+	if (r == 0)
+		r = sbx_vm_load(vm, res->reason, sizeof(res->reason));
+	if (r < 0) {
+		if (!res->reason[0])
+			snprintf(res->reason, sizeof(res->reason), "%s", strerror(-r));
+		res->end = SBX_END_ERROR;
+		res->status = SBX_STATUS_ERROR;
+	} else {
+		double setup = ms_since(&t0);
+		r = sbx_vm_run(vm, res);
+		res->stats.setup_ms = setup;
+		res->stats.run_ms = ms_since(&t0) - setup;
+	}
+	if (hold && vm)
+		hold(NULL, ctx);
+	sbx_vm_destroy(vm);
+	return r;
+}
+
+int sbx_run(const struct sbx_config *cfg, struct sbx_result *res)
+{
+	return sbx_run_with(cfg, res, NULL, NULL);
+}
