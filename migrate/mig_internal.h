@@ -3,7 +3,8 @@
  * Calls go one way, never back (no file calls a file that calls it):
  *   container  snap_write.c, snap_read.c -> snap_pages.c -> snap_format.c -> common.c
  *              snap_commit.c -> common.c
- *   stream     handshake.c -> frame.c -> addr.c -> common.c;  handshake.c -> keys.c -> common.c */
+ *   stream     handshake.c -> frame.c -> addr.c -> common.c;  handshake.c -> keys.c -> common.c
+ *   control    control_proto.c -> addr.c */
 #ifndef SBX_MIG_INTERNAL_H
 #define SBX_MIG_INTERNAL_H
 

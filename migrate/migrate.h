@@ -8,7 +8,8 @@
  *                       section table, checksums), snap_commit.c (temporary file and commit);
  *   migration stream    addr.c (tcp:/unix: addresses, listen, accept, connect), keys.c (the key
  *                       file), handshake.c (hellos, key derivation and confirmation), frame.c
- *                       (sealed frames, timeouts).
+ *                       (sealed frames, timeouts);
+ *   control socket      control_proto.h (its wire protocol, with control_proto.c).
  * mig_internal.h holds what the files share privately; common.c the one-line error and whole
  * reads and writes.
  * Both parts treat their input as hostile: every length and offset is checked against caps and
