@@ -2,11 +2,18 @@
  * migration runs over. Nothing here knows the monitor's internals: the monitor hands in bytes
  * (one blob per piece of state) and guest RAM, and gets them back after every check.
  *
- * Two parts, each with its own files:
- *   snapfile.c  the container: header, section table, checksums, page-aligned RAM with holes;
- *   stream.c    addresses, connect/listen, and an authenticated, encrypted message stream.
- * Both treat their input as hostile: every length and offset is checked against caps and the
- * real file or message size before use, and failures are one line naming what was wrong. */
+ * This is the module's API; each part has its files, named for what they hold:
+ *   snapshot container  snap_write.c (writer), snap_read.c (reader and its checks),
+ *                       snap_pages.c (guest RAM: raw with holes, zstd), snap_format.c (header,
+ *                       section table, checksums), snap_commit.c (temporary file and commit);
+ *   migration stream    addr.c (tcp:/unix: addresses, listen, accept, connect), keys.c (the key
+ *                       file), handshake.c (hellos, key derivation and confirmation), frame.c
+ *                       (sealed frames, timeouts);
+ *   control socket      control_proto.h (its wire protocol, with control_proto.c).
+ * mig_internal.h holds what the files share privately; common.c the one-line error and whole
+ * reads and writes.
+ * Both parts treat their input as hostile: every length and offset is checked against caps and
+ * the real file or message size before use, and failures are one line naming what was wrong. */
 #ifndef SBX_MIGRATE_H
 #define SBX_MIGRATE_H
 
@@ -43,6 +50,8 @@ enum mig_sec_type {
 };
 #define MIG_SEC_F_REQUIRED 0x1 /* a reader that does not know the type rejects the file */
 #define MIG_SEC_F_ZSTD 0x2     /* PAGES only: body is a zstd frame */
+/* A one-line name for a section type ("vcpu", "pages", ...), for messages. */
+const char *mig_sec_name(uint32_t type);
 
 struct mig_snap_header {
 	uint16_t major, minor;
@@ -65,6 +74,8 @@ struct mig_section {
 	uint64_t checksum; /* XXH3-64 */
 };
 
+/* ---- writing a snapshot (snap_write.c) ------------------------------------------------------- */
+
 /* Writer: sections are appended in order; finish writes the table and the header and fsyncs.
  * The fd is a regular file opened for writing (see mig_snap_tmp_open / mig_snap_commit). */
 struct mig_snap_writer;
@@ -83,6 +94,8 @@ int mig_snap_writer_finish(struct mig_snap_writer *w, int do_fsync, char *err, s
 void mig_snap_writer_watch(struct mig_snap_writer *w, int (*stop)(void *ctx), void *ctx);
 void mig_snap_writer_free(struct mig_snap_writer *w);
 
+/* ---- putting it in place (snap_commit.c) ----------------------------------------------------- */
+
 /* A temporary file for `path`, in its directory (O_CLOEXEC, mode 0600). Where the file system
  * has O_TMPFILE the file has no name until the commit (tmp is set to ""): a process killed
  * before then leaves nothing behind, whatever it wrote. Elsewhere it is named in tmp,
@@ -92,6 +105,8 @@ void mig_snap_writer_free(struct mig_snap_writer *w);
 int mig_snap_tmp_open(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen);
 int mig_snap_commit(int fd, const char *tmp, const char *path, char *err, size_t errlen);
 void mig_snap_abort(int fd, const char *tmp);
+
+/* ---- reading a snapshot (snap_read.c) -------------------------------------------------------- */
 
 /* Reader: opens and validates header and section table (every offset and length within the
  * file and the caps, no overlaps, known required types), but no section bodies yet. */
@@ -111,8 +126,6 @@ int mig_snap_read_pages(struct mig_snap_reader *r, uint8_t *dst, uint64_t mem_si
 int mig_snap_pages_extent(struct mig_snap_reader *r, int verify, uint64_t *offset, uint64_t *len,
 			  char *err, size_t errlen);
 void mig_snap_reader_free(struct mig_snap_reader *r);
-/* A one-line name for a section type ("vcpu", "pages", ...), for messages. */
-const char *mig_sec_name(uint32_t type);
 
 /* ---------------------------------------------------------------------------------------------
  * Migration stream: "tcp:HOST:PORT" or "unix:PATH". Every message after the handshake is
@@ -121,6 +134,8 @@ const char *mig_sec_name(uint32_t type);
  * bytes are returned). */
 #define MIG_KEY_BYTES 32
 #define MIG_MSG_MAX (8u << 20) /* cap on one message's plaintext */
+
+/* ---- addresses and sockets (addr.c) ---------------------------------------------------------- */
 
 struct mig_addr {
 	int family; /* AF_INET, AF_INET6 (literals), AF_UNSPEC (a host name) or AF_UNIX */
@@ -134,8 +149,12 @@ int mig_listen(const struct mig_addr *a, char *err, size_t errlen);
 /* Waits up to timeout_ms (-1: forever) for one connection. */
 int mig_accept(int lfd, int timeout_ms, char *err, size_t errlen);
 int mig_connect(const struct mig_addr *a, int timeout_ms, char *err, size_t errlen);
+/* ---- the key (keys.c) ------------------------------------------------------------------------ */
+
 /* A key file: at least 32 bytes of secret (raw or text); hashed to the key. */
 int mig_key_load(const char *path, uint8_t key[MIG_KEY_BYTES], char *err, size_t errlen);
+
+/* ---- the stream (handshake.c, frame.c) ------------------------------------------------------- */
 
 struct mig_stream;
 /* Runs the handshake on a connected fd (the stream takes it over); both sides prove they hold

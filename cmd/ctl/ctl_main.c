@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control_proto.h"
 #include "migrate.h"
 
 /* Exit statuses (usage() says them too). */
@@ -40,42 +41,24 @@ static void usage(FILE *f)
 static int ctl_connect(const char *sock)
 {
 	struct mig_addr a;
-	char spec[200], err[300];
-	snprintf(spec, sizeof(spec), "unix:%s", sock);
-	if (mig_addr_parse(spec, &a, err, sizeof(err)) < 0) {
+	char err[300];
+	if (mig_ctl_addr(sock, &a, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-ctl: %s\n", err);
 		return -1;
 	}
-	int c = mig_connect(&a, 5000, err, sizeof(err));
+	int c = mig_connect(&a, MIG_CTL_CONNECT_MS, err, sizeof(err));
 	if (c < 0)
 		fprintf(stderr, "sandbox-ctl: %s (is the sandbox running with --control?)\n", err);
 	return c;
 }
 
-/* The command line, with fd attached if >= 0. */
+/* The command line (no '\n'), with fd attached if >= 0. */
 static int send_cmd(int c, const char *sock, const char *line, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = {.iov_base = (void *)line, .iov_len = strlen(line)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.b;
-		mh.msg_controllen = sizeof(ctl.b);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	if (sendmsg(c, &mh, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "sandbox-ctl: %s: %s\n", sock, strerror(errno));
-		return -1;
-	}
-	return 0;
+	int r = mig_ctl_send(c, fd, "%s", line);
+	if (r < 0)
+		fprintf(stderr, "sandbox-ctl: %s: %s\n", sock, strerror(-r));
+	return r;
 }
 
 /* A snapshot's file, between the monitor's "wrote" and the client's "committed". */
@@ -92,12 +75,12 @@ static void snap_commit(int c, struct snap_file *f)
 	char err[400];
 	if (mig_snap_commit(f->fd, f->tmp, f->path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-ctl: %s\n", err);
-		(void)!send(c, "abort\n", 6, MSG_NOSIGNAL);
+		(void)mig_ctl_send(c, -1, MIG_CTL_ABORT);
 		return;
 	}
 	f->fd = -1; /* the commit closed it */
 	f->committed = 1;
-	(void)!send(c, "committed\n", 10, MSG_NOSIGNAL);
+	(void)mig_ctl_send(c, -1, MIG_CTL_COMMITTED);
 }
 
 /* Copies the monitor's reply to stdout until it ends; the connection is closed. A snapshot's
@@ -110,17 +93,17 @@ static int replies(int c, const char *sock, struct snap_file *f)
 		close(c);
 		return ST_NO_MONITOR;
 	}
-	char buf[1200];
+	char buf[MIG_CTL_LINE_MAX];
 	int status = ST_NO_MONITOR;
 	while (fgets(buf, sizeof(buf), in)) {
-		if (f && !strncmp(buf, "wrote ", 6)) {
+		if (f && mig_ctl_is(buf, MIG_CTL_WROTE " ")) {
 			snap_commit(c, f);
 			continue;
 		}
 		fputs(buf, stdout);
-		if (!strncmp(buf, "ok", 2))
+		if (mig_ctl_is(buf, MIG_CTL_OK))
 			status = ST_OK;
-		else if (!strncmp(buf, "error", 5))
+		else if (mig_ctl_is(buf, MIG_CTL_ERROR))
 			status = ST_FAILED;
 	}
 	fclose(in);
@@ -138,9 +121,9 @@ static int cmd_snapshot(const char *sock, int argc, char **argv)
 	int leave = 0, compress = 0;
 	char err[400], line[128];
 	for (int i = 3; i < argc; i++) {
-		if (!strcmp(argv[i], "--leave-running"))
+		if (!strcmp(argv[i], MIG_CTL_LEAVE_RUNNING))
 			leave = 1;
-		else if (!strcmp(argv[i], "--compress"))
+		else if (!strcmp(argv[i], MIG_CTL_COMPRESS))
 			compress = 1;
 		else if (!f.path && argv[i][0] != '-')
 			f.path = argv[i];
@@ -164,8 +147,8 @@ static int cmd_snapshot(const char *sock, int argc, char **argv)
 		close(c);
 		return ST_FAILED;
 	}
-	snprintf(line, sizeof(line), "snapshot%s%s\n", leave ? " --leave-running" : "",
-		 compress ? " --compress" : "");
+	snprintf(line, sizeof(line), MIG_CTL_SNAPSHOT "%s%s",
+		 leave ? " " MIG_CTL_LEAVE_RUNNING : "", compress ? " " MIG_CTL_COMPRESS : "");
 	int st = ST_NO_MONITOR;
 	if (send_cmd(c, sock, line, f.fd) < 0)
 		close(c);
@@ -180,7 +163,7 @@ static int cmd_snapshot(const char *sock, int argc, char **argv)
 
 static int cmd_migrate(const char *sock, int argc, char **argv)
 {
-	char err[400], line[1024];
+	char err[400], line[MIG_CTL_LINE_MAX];
 	if (argc != 4) {
 		fprintf(stderr, "sandbox-ctl: migrate needs one ADDR\n");
 		return ST_NO_MONITOR;
@@ -193,13 +176,13 @@ static int cmd_migrate(const char *sock, int argc, char **argv)
 	int c = ctl_connect(sock);
 	if (c < 0)
 		return ST_NO_MONITOR;
-	int fd = mig_connect(&a, 5000, err, sizeof(err));
+	int fd = mig_connect(&a, MIG_CTL_CONNECT_MS, err, sizeof(err));
 	if (fd < 0) {
 		fprintf(stderr, "sandbox-ctl: %s\n", err);
 		close(c);
 		return ST_FAILED;
 	}
-	snprintf(line, sizeof(line), "migrate %s\n", argv[3]);
+	snprintf(line, sizeof(line), MIG_CTL_MIGRATE " %s", argv[3]);
 	int st = ST_NO_MONITOR;
 	if (send_cmd(c, sock, line, fd) < 0)
 		close(c);
@@ -220,25 +203,24 @@ int main(int argc, char **argv)
 		return ST_NO_MONITOR;
 	}
 	const char *sock = argv[1], *cmd = argv[2];
-	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "stats")) {
+	if (!strcmp(cmd, MIG_CTL_PAUSE) || !strcmp(cmd, MIG_CTL_RESUME) ||
+	    !strcmp(cmd, MIG_CTL_STATS)) {
 		if (argc != 3) {
 			fprintf(stderr, "sandbox-ctl: %s takes no arguments\n", cmd);
 			return ST_NO_MONITOR;
 		}
-		char line[32];
-		snprintf(line, sizeof(line), "%s\n", cmd);
 		int c = ctl_connect(sock);
 		if (c < 0)
 			return ST_NO_MONITOR;
-		if (send_cmd(c, sock, line, -1) < 0) {
+		if (send_cmd(c, sock, cmd, -1) < 0) {
 			close(c);
 			return ST_NO_MONITOR;
 		}
 		return replies(c, sock, NULL);
 	}
-	if (!strcmp(cmd, "snapshot"))
+	if (!strcmp(cmd, MIG_CTL_SNAPSHOT))
 		return cmd_snapshot(sock, argc, argv);
-	if (!strcmp(cmd, "migrate"))
+	if (!strcmp(cmd, MIG_CTL_MIGRATE))
 		return cmd_migrate(sock, argc, argv);
 	fprintf(stderr, "sandbox-ctl: unknown command '%s'; try 'sandbox-ctl --help'\n", cmd);
 	return ST_NO_MONITOR;

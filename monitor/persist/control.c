@@ -2,12 +2,10 @@
  * a time sends one command line, with a file descriptor attached for the commands that write
  * somewhere (the snapshot file, the connection to a migration destination): the client opens
  * them with its own rights, so the confined monitor never opens a path or a connection itself.
- * Replies are lines; the last starts with "ok" or "error". A snapshot has one step more: the
- * monitor says "wrote N pages" and waits for the client's "committed" (the file is in place)
- * before it stops the sandbox. */
+ * The protocol (commands, replies, the snapshot's "wrote"/"committed", limits and timeouts) is
+ * migrate/control_proto.h, which sandbox-ctl speaks too. */
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,32 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "control_proto.h"
 #include "calls.h"
 #include "persist.h"
 
-#define SBX_PAUSE_TIMEOUT_MS 5000
-/* A client has this long to send its command once connected: sandbox-ctl connects here before
- * it connects to a migration destination (up to 5 s), so that a dead socket costs no
- * destination its connection. */
-#define SBX_COMMAND_WAIT_MS 15000
-#define SBX_COMMIT_TIMEOUT_MS 60000 /* from "wrote" to the client's "committed" */
-
-static void reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply(int fd, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	(void)!send(fd, line, (size_t)n, MSG_NOSIGNAL);
-}
+/* A reply line; a client that hung up notices nothing missing. */
+#define reply(c, ...) ((void)mig_ctl_send((c), -1, __VA_ARGS__))
 
 static double ms_between(const struct timespec *a, const struct timespec *b)
 {
@@ -100,7 +78,7 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 	else
 		reply(c, "pages dirtied: %llu resident (dirty tracking is off)",
 		      (unsigned long long)sbx_resident_pages(vm));
-	reply(c, "ok");
+	reply(c, MIG_CTL_OK);
 }
 
 /* After the snapshot is written, the client puts the file in place and says "committed". A
@@ -109,14 +87,9 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 static int client_committed(int c)
 {
 	char buf[64];
-	struct pollfd p = {.fd = c, .events = POLLIN};
-	if (poll(&p, 1, SBX_COMMIT_TIMEOUT_MS) <= 0)
+	if (mig_ctl_recv(c, buf, sizeof(buf), NULL, MIG_CTL_COMMIT_WAIT_MS) <= 0)
 		return 0;
-	ssize_t n = recv(c, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return !strncmp(buf, "committed\n", 10);
+	return mig_ctl_is(buf, MIG_CTL_COMMITTED "\n");
 }
 
 /* The snapshot, in two steps with the client (sandbox-ctl) that holds the file: the monitor
@@ -125,26 +98,28 @@ static int client_committed(int c)
  * abandons the write at once. */
 static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 {
-	int leave = strstr(args, "--leave-running") != NULL;
+	int leave = strstr(args, MIG_CTL_LEAVE_RUNNING) != NULL;
 	if (fd < 0) {
-		reply(c, "error: snapshot: no file descriptor came with the command");
+		reply(c, MIG_CTL_ERROR ": snapshot: no file descriptor came with the command");
 		return;
 	}
 	struct timespec t0, t1, t2;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int was_paused;
-	int r = sbx_pause_hold(vm, SBX_PAUSE_TIMEOUT_MS, &was_paused);
-	if (r < 0) {
-		reply(c, "error: cannot pause: %s",
-		      r == -ETIMEDOUT ? "the vCPU did not stop within 5 s (a host call in "
-					"progress?)"
-				      : "the sandbox is not running");
+	int r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
+	if (r == -ETIMEDOUT)
+		reply(c,
+		      MIG_CTL_ERROR ": cannot pause: the vCPU did not stop within %d s (a host "
+				    "call in progress?)",
+		      MIG_CTL_PAUSE_MS / 1000);
+	else if (r < 0)
+		reply(c, MIG_CTL_ERROR ": cannot pause: the sandbox is not running");
+	if (r < 0)
 		return;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	char err[512];
 	uint64_t pages = 0;
-	int zstd = strstr(args, "--compress") ? 3 : vm->cfg.snapshot_zstd;
+	int zstd = strstr(args, MIG_CTL_COMPRESS) ? 3 : vm->cfg.snapshot_zstd;
 	r = sbx_snapshot_write_fd(vm, fd, zstd, c, &pages, err, sizeof(err));
 	/* A sandbox that stops here must be on disk first: sandbox-ctl's commit fsyncs again,
 	 * but by then there is nothing left to go back to. */
@@ -162,19 +137,20 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 			sbx_logf(vm,
 				 "snapshot abandoned: sandbox-ctl hung up while it was written; "
 				 "the sandbox runs on");
-		reply(c, "error: snapshot: %s", err);
+		reply(c, MIG_CTL_ERROR ": snapshot: %s", err);
 		return;
 	}
 	if (leave)
 		sbx_pause_release(vm, was_paused); /* the guest is not needed for the commit */
-	reply(c, "wrote %llu pages", (unsigned long long)pages);
+	reply(c, MIG_CTL_WROTE " %llu pages", (unsigned long long)pages);
 	if (!client_committed(c)) {
 		if (!leave)
 			sbx_pause_release(vm, was_paused);
 		sbx_logf(vm,
 			 "snapshot: sandbox-ctl did not put the file in place; the sandbox runs "
 			 "on");
-		reply(c, "error: snapshot: the file was not put in place; the sandbox runs on");
+		reply(c, MIG_CTL_ERROR
+		      ": snapshot: the file was not put in place; the sandbox runs on");
 		return;
 	}
 	if (!leave) {
@@ -182,62 +158,45 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 			    (unsigned long long)pages);
 		sbx_vm_resume(vm); /* the vCPU thread sees the kill and ends */
 	}
-	reply(c, "ok snapshot: %llu pages, %.1f MiB of RAM, written in %.1f ms (pause %.1f ms)%s",
+	reply(c,
+	      MIG_CTL_OK
+	      " snapshot: %llu pages, %.1f MiB of RAM, written in %.1f ms (pause %.1f ms)%s",
 	      (unsigned long long)pages, (double)pages * 4096 / 1048576, ms_between(&t1, &t2),
 	      ms_between(&t0, &t2), leave ? "; the sandbox runs on" : "; the sandbox stopped");
 }
 
 static void serve(struct sbx_vm *vm, int c)
 {
-	char buf[1024];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf) - 1};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = ctl.b,
-			    .msg_controllen = sizeof(ctl.b)};
-	struct pollfd p = {.fd = c, .events = POLLIN};
-	if (poll(&p, 1, SBX_COMMAND_WAIT_MS) <= 0)
+	char buf[MIG_CTL_LINE_MAX];
+	int fd;
+	if (mig_ctl_recv(c, buf, sizeof(buf), &fd, MIG_CTL_COMMAND_WAIT_MS) <= 0)
 		return;
-	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	int fd = -1;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0)
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 	buf[strcspn(buf, "\r\n")] = 0;
 	char *args = buf + strcspn(buf, " ");
 	if (*args)
 		*args++ = 0;
-	if (!strcmp(buf, "pause")) {
-		int r = sbx_vm_pause(vm, SBX_PAUSE_TIMEOUT_MS);
+	if (!strcmp(buf, MIG_CTL_PAUSE)) {
+		int r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
 		if (r < 0)
-			reply(c, "error: cannot pause: %s", strerror(-r));
+			reply(c, MIG_CTL_ERROR ": cannot pause: %s", strerror(-r));
 		else
-			reply(c, "ok paused");
-	} else if (!strcmp(buf, "resume")) {
+			reply(c, MIG_CTL_OK " paused");
+	} else if (!strcmp(buf, MIG_CTL_RESUME)) {
 		sbx_vm_resume(vm);
-		reply(c, "ok resumed");
-	} else if (!strcmp(buf, "stats")) {
+		reply(c, MIG_CTL_OK " resumed");
+	} else if (!strcmp(buf, MIG_CTL_STATS)) {
 		cmd_stats(vm, c);
-	} else if (!strcmp(buf, "snapshot")) {
+	} else if (!strcmp(buf, MIG_CTL_SNAPSHOT)) {
 		cmd_snapshot(vm, c, fd, args);
-	} else if (!strcmp(buf, "migrate")) {
+	} else if (!strcmp(buf, MIG_CTL_MIGRATE)) {
 		char msg[512] = "";
 		int r = fd < 0 ? -EBADF : sbx_migrate_out(vm, fd, args, msg, sizeof(msg));
 		fd = -1; /* the stream owns it */
 		if (r == -EBADF && !msg[0])
 			snprintf(msg, sizeof(msg), "no connection came with the command");
-		reply(c, "%s %s", r < 0 ? "error: migrate:" : "ok", msg);
+		reply(c, "%s %s", r < 0 ? MIG_CTL_ERROR ": migrate:" : MIG_CTL_OK, msg);
 	} else {
-		reply(c, "error: unknown command '%.40s' (pause, resume, stats, snapshot, migrate)",
-		      buf);
+		reply(c, MIG_CTL_ERROR ": unknown command '%.40s' (" MIG_CTL_COMMANDS ")", buf);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -301,9 +260,7 @@ static void control_close(struct sbx_vm *vm)
 int sbx_control_attach(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	struct mig_addr a;
-	char spec[sizeof(a.path) + 8];
-	snprintf(spec, sizeof(spec), "unix:%s", vm->cfg.control_path);
-	int r = mig_addr_parse(spec, &a, err, errlen);
+	int r = mig_ctl_addr(vm->cfg.control_path, &a, err, errlen);
 	if (r < 0)
 		return r;
 	struct sbx_control *c = calloc(1, sizeof(*c));

@@ -5,6 +5,6 @@ set -eu
 d=tests/data/snapshot
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cc -std=gnu17 -O1 -D_GNU_SOURCE -Imigrate -o "$tmp/gen" "$d/gen_fixtures.c" migrate/snapfile.c \
+cc -std=gnu17 -O1 -D_GNU_SOURCE -Imigrate -o "$tmp/gen" "$d/gen_fixtures.c" migrate/snap_*.c migrate/common.c \
 	-lxxhash -lzstd
 "$tmp/gen" "$d" "$tmp"
