@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "sandbox_priv.h"
 
 #define N 20000
 

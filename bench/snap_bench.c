@@ -20,6 +20,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox.h"
 
 static double now_us(void)
 {

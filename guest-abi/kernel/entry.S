@@ -2,6 +2,43 @@
  * to LSTAR at the program's own level (PVM keeps CPL3; at CPL0 it stays CPL0). */
 #include "sbx_abi.h"
 
+/* The frame of struct sbx_syscall_frame and struct k_resume, in two halves: the registers a
+ * syscall takes its arguments in (and rcx), and those a call preserves. */
+.macro push_call_regs
+	pushq %rcx
+	pushq %rdi
+	pushq %rsi
+	pushq %rdx
+	pushq %r10
+	pushq %r8
+	pushq %r9
+.endm
+.macro pop_call_regs
+	popq %r9
+	popq %r8
+	popq %r10
+	popq %rdx
+	popq %rsi
+	popq %rdi
+	popq %rcx
+.endm
+.macro push_saved_regs
+	pushq %rbx
+	pushq %rbp
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+.endm
+.macro pop_saved_regs
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+.endm
+
 	.section .bss
 	.align 8
 k_user_rsp:
@@ -17,39 +54,17 @@ sbx_syscall_entry:
 	movq $SBX_SYSCALL_STACK_TOP, %rsp
 	pushq k_user_rsp(%rip)
 	pushq %r11
-	pushq %rcx
-	pushq %rdi
-	pushq %rsi
-	pushq %rdx
-	pushq %r10
-	pushq %r8
-	pushq %r9
+	push_call_regs
 	/* The rest too, so the monitor can report the registers of a program that ends itself
 	 * (abort) from struct sbx_syscall_frame at a fixed address. 16 words: aligned. */
 	pushq %rax
-	pushq %rbx
-	pushq %rbp
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	push_saved_regs
 	movq %rax, %rdi
 	movq %rsp, %rsi
 	call k_syscall
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbp
-	popq %rbx
+	pop_saved_regs
 	addq $8, %rsp /* rax holds the result */
-	popq %r9
-	popq %r8
-	popq %r10
-	popq %rdx
-	popq %rsi
-	popq %rdi
-	popq %rcx
+	pop_call_regs
 	/* At CPL3 (PVM) or with the program at CPL0 return by popfq + jmp; sysretq would #GP on
 	 * PVM. Only a CPL3 program under a CPL0 kernel (hardware KVM, --cpl 3) uses sysretq. */
 	movl %cs, %r11d
@@ -83,20 +98,9 @@ sbx_upcall_entry:
 	.type k_resume_full, @function
 k_resume_full:
 	leaq k_resume(%rip), %rsp
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbp
-	popq %rbx
+	pop_saved_regs
 	popq %rax
-	popq %r9
-	popq %r8
-	popq %r10
-	popq %rdx
-	popq %rsi
-	popq %rdi
-	popq %rcx
+	pop_call_regs
 	popq %r11
 	iretq
 	.size k_resume_full, . - k_resume_full
@@ -131,6 +135,22 @@ sbx_vectors_end:
 #define CTX_VALID 80
 #define K_XSAVE_BYTES 16384
 
+/* The registers a call preserves, to or from the point's context. */
+.macro movq_to_ctx reg, off
+	movq %\reg, k_exec_ctx + \off(%rip)
+.endm
+.macro movq_from_ctx reg, off
+	movq k_exec_ctx + \off(%rip), %\reg
+.endm
+.macro ctx_saved_regs op
+	\op rbx, CTX_RBX
+	\op rbp, CTX_RBP
+	\op r12, CTX_R12
+	\op r13, CTX_R13
+	\op r14, CTX_R14
+	\op r15, CTX_R15
+.endm
+
 	.section .bss
 	.align 64
 	.globl k_exec_xsave
@@ -146,12 +166,7 @@ k_exec_ctx:
 	.globl k_exec_save
 	.type k_exec_save, @function
 k_exec_save:
-	movq %rbx, k_exec_ctx + CTX_RBX(%rip)
-	movq %rbp, k_exec_ctx + CTX_RBP(%rip)
-	movq %r12, k_exec_ctx + CTX_R12(%rip)
-	movq %r13, k_exec_ctx + CTX_R13(%rip)
-	movq %r14, k_exec_ctx + CTX_R14(%rip)
-	movq %r15, k_exec_ctx + CTX_R15(%rip)
+	ctx_saved_regs movq_to_ctx
 	leaq 8(%rsp), %rax
 	movq %rax, k_exec_ctx + CTX_RSP(%rip)
 	movq (%rsp), %rax
@@ -214,12 +229,7 @@ k_exec_park:
 	wrfsbase %rax
 	movq k_exec_ctx + CTX_GS(%rip), %rax
 	wrgsbase %rax
-	movq k_exec_ctx + CTX_RBX(%rip), %rbx
-	movq k_exec_ctx + CTX_RBP(%rip), %rbp
-	movq k_exec_ctx + CTX_R12(%rip), %r12
-	movq k_exec_ctx + CTX_R13(%rip), %r13
-	movq k_exec_ctx + CTX_R14(%rip), %r14
-	movq k_exec_ctx + CTX_R15(%rip), %r15
+	ctx_saved_regs movq_from_ctx
 	movq k_exec_ctx + CTX_RSP(%rip), %rsp
 	movl $1, %eax
 	jmpq *k_exec_ctx + CTX_RIP(%rip)

@@ -41,48 +41,26 @@ static uint32_t k_umask_set, k_umask_val;
 static uint64_t k_rlim[RLIM_NLIMITS][2];
 static uint64_t k_rlim_set; /* bit per limit set by the program */
 
-long k_sys_zero(struct k_frame *f)
-{
-	(void)f;
-	return 0;
-}
+/* Calls whose answer is one value: the process's ids from the boot page (one process, one
+ * user). set_tid_address: Linux only stores the pointer (written when the thread exits,
+ * failures ignored): not checked here either. */
+#define K_ANSWER(name, value)                                                                      \
+	long k_sys_##name(struct k_frame *f)                                                       \
+	{                                                                                          \
+		(void)f;                                                                           \
+		return (value);                                                                    \
+	}
+K_ANSWER(zero, 0)
+K_ANSWER(getpid, BOOT->pid)
+K_ANSWER(getppid, BOOT->ppid)
+K_ANSWER(getuid, BOOT->uid)
+K_ANSWER(getgid, BOOT->gid)
+K_ANSWER(set_tid_address, BOOT->pid)
 
 long k_sys_exit(struct k_frame *f)
 {
 	k_exec_exit((uint32_t)f->rdi & 0xff);
 	k_exit((uint32_t)f->rdi & 0xff);
-}
-
-long k_sys_getpid(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->pid;
-}
-
-long k_sys_getppid(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->ppid;
-}
-
-long k_sys_getuid(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->uid;
-}
-
-long k_sys_getgid(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->gid;
-}
-
-/* Linux only stores the pointer (it is written when the thread exits, failures ignored): not
- * checked here either. */
-long k_sys_set_tid_address(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->pid;
 }
 
 uint32_t k_cur_umask(void)
@@ -92,7 +70,7 @@ uint32_t k_cur_umask(void)
 
 long k_sys_umask(struct k_frame *f)
 {
-	uint32_t old = k_umask_set ? k_umask_val : BOOT->umask;
+	uint32_t old = k_cur_umask();
 	k_umask_val = (uint32_t)f->rdi & 0777;
 	k_umask_set = 1;
 	return old;

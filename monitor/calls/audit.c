@@ -58,7 +58,7 @@ void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t, const str
 		 t->mount->guest);
 }
 
-void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
+void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *name, int64_t ret)
 {
 	FILE *f = vm->cfg.audit;
 	struct sbx_audit *a = vm->audit;
@@ -78,7 +78,7 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret)
 	fprintf(f,
 		"{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"call\":", tm.tm_year + 1900,
 		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	put_json_string(f, sbx_call_name((int)s->nr) ? sbx_call_name((int)s->nr) : "?");
+	put_json_string(f, name ? name : "?");
 	if (a->valid) {
 		fputs(",\"guest_path\":", f);
 		put_json_string(f, a->gpath);

@@ -114,7 +114,8 @@ void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_ta
 /* The path led into another mount's object (a nested mount): its rule is the one applied. */
 void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t,
 		     const struct policy_mount *m);
-void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, int64_t ret);
+/* The call's line (name: the hypercall's, from the dispatch table). */
+void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *name, int64_t ret);
 
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);

@@ -127,26 +127,16 @@ static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
 
 static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	uint64_t ns = s->u.a[0];
-	struct timespec end, now;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	if (ns > 1000000000ull * 3600 * 24 * 365)
-		ns = 1000000000ull * 3600 * 24 * 365;
-	end.tv_sec += (time_t)(ns / 1000000000ull);
-	end.tv_nsec += (long)(ns % 1000000000ull);
-	if (end.tv_nsec >= 1000000000) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000;
-	}
+	const uint64_t year_ns = 1000000000ull * 3600 * 24 * 365;
+	int64_t end =
+	    sbx_now_ns(CLOCK_MONOTONIC) + (int64_t)(s->u.a[0] < year_ns ? s->u.a[0] : year_ns);
 	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause or a
 	 * nudge (a migration round wanting ring_lock) ends it early, and the guest kernel
 	 * sleeps again for the rest by its own clock. */
 	int nudge = atomic_load(&vm->life.nudge);
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
 	       atomic_load(&vm->life.nudge) == nudge) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t left =
-		    (int64_t)(end.tv_sec - now.tv_sec) * 1000000000ll + (end.tv_nsec - now.tv_nsec);
+		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
 		if (left <= 0)
 			break;
 		struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ll),
@@ -192,19 +182,12 @@ static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 	return SBX_WAIT_NONE;
 }
 
-static int64_t ts_ns(clockid_t c)
-{
-	struct timespec t;
-	clock_gettime(c, &t);
-	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
-
 /* Before the reply is published: the kernel reads waited_ns once the request is done. */
 static void note_wait(struct sbx_vm *vm, enum sbx_wait k, int64_t wall0, int64_t cpu0)
 {
-	int64_t d = ts_ns(CLOCK_MONOTONIC) - wall0;
+	int64_t d = sbx_now_ns(CLOCK_MONOTONIC) - wall0;
 	if (k == SBX_WAIT_OFF_CPU)
-		d -= ts_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+		d -= sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	if (d <= 0)
 		return;
 	volatile struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
@@ -243,13 +226,13 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (!vm->opts.fs_changed)
 		vm->opts.fs_changed = sbx_hc_changes_fs(vm, s);
 	enum sbx_wait wk = wait_kind(vm, s);
-	int64_t wall0 = wk ? ts_ns(CLOCK_MONOTONIC) : 0;
-	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? ts_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
+	int64_t wall0 = wk ? sbx_now_ns(CLOCK_MONOTONIC) : 0;
+	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
 	int64_t ret = sbx_calls[s->nr].fn(vm, s);
 	if (wk)
 		note_wait(vm, wk, wall0, cpu0);
 	if (vm->cfg.audit)
-		sbx_audit_record(vm, s, ret);
+		sbx_audit_record(vm, s, sbx_call_name((int)s->nr), ret);
 	return ret;
 }
 
@@ -258,10 +241,8 @@ int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->proc.files = calloc(1, sizeof(*vm->proc.files));
 	vm->limits = calloc(1, sizeof(*vm->limits));
 	vm->audit = calloc(1, sizeof(*vm->audit));
-	if (!vm->proc.files || !vm->limits || !vm->audit) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!vm->proc.files || !vm->limits || !vm->audit)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	sbx_fd_init(vm);
 	vm->opts.nofile = sbx_fd_ceiling(vm);
 	vm->hooks.dispatch = sbx_hypercall;

@@ -51,6 +51,43 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
 	return 0;
 }
 
+/* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
+ * total bytes): a write is cut at what the limits allow, then the stdio flags apply. `off` is
+ * the position of a PREAD/PWRITE (positioned), else the file's own is used. */
+static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov, int cnt,
+		     uint64_t total, int is_write, int positioned, int64_t off)
+{
+	if (is_write) {
+		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
+		if (allow == 0 && total)
+			return -EFBIG;
+		for (int i = 0; i < cnt; i++) {
+			if (acc + iov[i].iov_len > allow) {
+				iov[i].iov_len = allow - acc;
+				cnt = i + 1;
+				break;
+			}
+			acc += iov[i].iov_len;
+		}
+	}
+	if (positioned && off < 0)
+		return -EINVAL;
+	int64_t e = stdio_flags(h, is_write, positioned);
+	if (e < 0)
+		return e;
+	ssize_t n;
+	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
+	if (positioned && is_write)
+		n = pwrite(h->fd, iov[0].iov_base, iov[0].iov_len, off);
+	else if (positioned)
+		n = pread(h->fd, iov[0].iov_base, iov[0].iov_len, off);
+	else
+		n = is_write ? writev(h->fd, iov, cnt) : readv(h->fd, iov, cnt);
+	if (is_write)
+		sbx_limit_account(vm, h, n);
+	return n < 0 ? -errno : n;
+}
+
 static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
@@ -58,24 +95,11 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!h)
 		return e;
 	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
-	void *p = sbx_gptr(vm, s->u.rw.buf, len);
-	if (!p && len)
+	struct iovec iov = {.iov_base = sbx_gptr(vm, s->u.rw.buf, len), .iov_len = len};
+	if (!iov.iov_base && len)
 		return -EFAULT;
-	if (is_write && (len = sbx_limit_write(vm, h, len)) == 0 && s->u.rw.len)
-		return -EFBIG;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
-	if (positioned && s->u.rw.off < 0)
-		return -EINVAL;
-	if ((e = stdio_flags(h, is_write, positioned)) < 0)
-		return e;
-	ssize_t n;
-	if (is_write)
-		n = positioned ? pwrite(h->fd, p, len, s->u.rw.off) : write(h->fd, p, len);
-	else
-		n = positioned ? pread(h->fd, p, len, s->u.rw.off) : read(h->fd, p, len);
-	if (is_write)
-		sbx_limit_account(vm, h, n);
-	return n < 0 ? -errno : n;
+	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
 }
 
 int64_t sbx_hc_read(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -114,26 +138,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
-	if (is_write) {
-		/* Cut the vector at what the limits allow. */
-		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
-		if (allow == 0 && total)
-			return -EFBIG;
-		for (uint64_t i = 0; i < cnt; i++) {
-			if (acc + hiov[i].iov_len > allow) {
-				hiov[i].iov_len = allow - acc;
-				cnt = i + 1;
-				break;
-			}
-			acc += hiov[i].iov_len;
-		}
-	}
-	if ((e = stdio_flags(h, is_write, 0)) < 0)
-		return e;
-	ssize_t n = is_write ? writev(h->fd, hiov, (int)cnt) : readv(h->fd, hiov, (int)cnt);
-	if (is_write)
-		sbx_limit_account(vm, h, n);
-	return n < 0 ? -errno : n;
+	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
 }
 
 int64_t sbx_hc_readv(struct sbx_vm *vm, const struct sbx_slot *s)

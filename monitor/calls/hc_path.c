@@ -21,19 +21,37 @@
 	(O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC |     \
 	 O_SYNC | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_LARGEFILE | O_NOATIME | O_TMPFILE)
 
-/* Reads a guest path and resolves it to a target. `out` receives the normalised guest path. */
-static int guest_target(struct sbx_vm *vm, int32_t dirfd, uint64_t addr, uint32_t len,
-			char out[POLICY_PATH_MAX], struct policy_target *t)
+/* A string the guest names by address and length (no NUL inside), copied out once. */
+static int guest_string(struct sbx_vm *vm, uint64_t addr, uint32_t len, char out[SBX_PATH_MAX])
 {
-	char raw[SBX_PATH_MAX];
 	if (len == 0)
 		return -ENOENT;
 	if (len >= SBX_PATH_MAX)
 		return -ENAMETOOLONG;
-	if (sbx_copy_from_guest(vm, raw, addr, len) < 0)
+	if (sbx_copy_from_guest(vm, out, addr, len) < 0)
 		return -EFAULT;
-	if (memchr(raw, 0, len))
+	if (memchr(out, 0, len))
 		return -EINVAL;
+	out[len] = 0;
+	return 0;
+}
+
+/* A path the guest named, resolved: its normalised guest path and where that leads. */
+struct named {
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+};
+
+/* The call's path (or its second one) copied out of guest memory, normalised against the cwd
+ * or a directory handle, and looked up in the policy. */
+static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, struct named *n)
+{
+	char raw[SBX_PATH_MAX];
+	int32_t dirfd = second ? a->dirfd2 : a->dirfd;
+	uint32_t len = second ? a->path2_len : a->path_len;
+	int r = guest_string(vm, second ? a->path2 : a->path, len, raw);
+	if (r < 0)
+		return r;
 	const char *base = vm->proc.cwd;
 	if (raw[0] != '/' && dirfd != SBX_AT_FDCWD) {
 		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
@@ -48,11 +66,11 @@ static int guest_target(struct sbx_vm *vm, int32_t dirfd, uint64_t addr, uint32_
 		}
 		base = h->gpath;
 	}
-	int r = policy_normalize(base, raw, len, out, POLICY_PATH_MAX);
+	r = policy_normalize(base, raw, len, n->g, POLICY_PATH_MAX);
 	if (r < 0)
 		return r;
-	policy_lookup(vm->cfg.policy, out, t);
-	sbx_audit_note(vm, out, t);
+	policy_lookup(vm->cfg.policy, n->g, &n->t);
+	sbx_audit_note(vm, n->g, &n->t);
 	return 0;
 }
 
@@ -95,31 +113,30 @@ static int open_check(const struct policy_node *n, int *flags, void *ctx)
 
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	char g[POLICY_PATH_MAX];
-	struct policy_target t;
+	struct named p;
 	const struct sbx_path *a = &s->u.path;
-	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
 	int flags = (int)a->flags & SBX_OPEN_FLAGS;
 	int acc = flags & O_ACCMODE;
 	int wants_write = acc != O_RDONLY || (flags & (O_TRUNC | O_TMPFILE)) == O_TRUNC ||
 			  (flags & O_TMPFILE) == O_TMPFILE;
-	if (t.kind == POLICY_VDIR) {
+	if (p.t.kind == POLICY_VDIR) {
 		if (wants_write || (flags & O_CREAT))
 			return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-		return install(vm, SBX_H_VDIR, -1, g, (flags & O_CLOEXEC) != 0, 0);
+		return install(vm, SBX_H_VDIR, -1, p.g, (flags & O_CLOEXEC) != 0, 0);
 	}
-	if (t.kind != POLICY_MOUNT)
+	if (p.t.kind != POLICY_MOUNT)
 		return -ENOENT;
 	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
 	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
-	const struct policy_mount *m = t.mount;
+	const struct policy_mount *m = p.t.mount;
 	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. */
-	int fd = policy_open(vm->cfg.policy, &t, follow ? POLICY_FOLLOW : POLICY_NOFOLLOW,
+	int fd = policy_open(vm->cfg.policy, &p.t, follow ? POLICY_FOLLOW : POLICY_NOFOLLOW,
 			     (flags & ~O_CLOEXEC) | O_NONBLOCK, a->mode & 01777, open_check,
 			     &wants_write, &m);
-	sbx_audit_mount(vm, &t, m);
+	sbx_audit_mount(vm, &p.t, m);
 	if (fd < 0)
 		return fd;
 	if (!(flags & O_NONBLOCK)) {
@@ -127,7 +144,7 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (fl >= 0)
 			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	}
-	return install(vm, SBX_H_HOST, fd, g, (flags & O_CLOEXEC) != 0, m->rw);
+	return install(vm, SBX_H_HOST, fd, p.g, (flags & O_CLOEXEC) != 0, m->rw);
 }
 
 /* Opens a target as an O_PATH fd, following a final symlink unless told not to, and gives the
@@ -144,18 +161,17 @@ static int open_path(struct sbx_vm *vm, const struct policy_target *t, int nofol
 
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	char g[POLICY_PATH_MAX];
-	struct policy_target t;
+	struct named p;
 	const struct sbx_path *a = &s->u.path;
-	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
 	struct stat st;
 	const struct policy_mount *m;
-	if (t.kind == POLICY_VDIR) {
-		sbx_vdir_stat(vm, g, &st);
+	if (p.t.kind == POLICY_VDIR) {
+		sbx_vdir_stat(vm, p.g, &st);
 	} else {
-		int fd = open_path(vm, &t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
+		int fd = open_path(vm, &p.t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
 		if (fd < 0)
 			return fd;
 		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -169,16 +185,16 @@ int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	char g[POLICY_PATH_MAX], target[SBX_PATH_MAX];
-	struct policy_target t;
+	char target[SBX_PATH_MAX];
+	struct named p;
 	const struct sbx_path *a = &s->u.path;
-	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	if (t.kind == POLICY_VDIR)
+	if (p.t.kind == POLICY_VDIR)
 		return -EINVAL;
 	const struct policy_mount *m;
-	int fd = open_path(vm, &t, 1, &m);
+	int fd = open_path(vm, &p.t, 1, &m);
 	if (fd < 0)
 		return fd;
 	ssize_t n = readlinkat(fd, "", target, sizeof(target));
@@ -198,13 +214,13 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second,
 			   struct policy_target *t, struct policy_node *n)
 {
-	char g[POLICY_PATH_MAX];
-	int r = second ? guest_target(vm, a->dirfd2, a->path2, a->path2_len, g, t)
-		       : guest_target(vm, a->dirfd, a->path, a->path_len, g, t);
+	struct named p;
+	int r = guest_target(vm, a, second, &p);
 	if (r < 0)
 		return r;
+	*t = p.t;
 	if (t->kind == POLICY_VDIR)
-		return strcmp(g, "/") == 0 ? -EBUSY : -EROFS;
+		return strcmp(p.g, "/") == 0 ? -EBUSY : -EROFS;
 	if (t->kind != POLICY_MOUNT)
 		return -ENOENT;
 	/* -EBUSY for the mount point itself: its parent is not the guest's. */
@@ -283,32 +299,31 @@ int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
 int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
-	char g[POLICY_PATH_MAX];
-	struct policy_target t;
+	struct named p;
 	if (a->path_len == 0) { /* fchdir */
 		struct sbx_handle *h = sbx_fd_get(vm, a->dirfd);
 		if (!h)
 			return -EBADF;
 		if (!h->gpath)
 			return -ENOTDIR;
-		snprintf(g, sizeof(g), "%s", h->gpath);
-		policy_lookup(vm->cfg.policy, g, &t);
+		snprintf(p.g, sizeof(p.g), "%s", h->gpath);
+		policy_lookup(vm->cfg.policy, p.g, &p.t);
 	} else {
-		int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+		int r = guest_target(vm, a, 0, &p);
 		if (r < 0)
 			return r;
 	}
-	if (t.kind == POLICY_NONE)
+	if (p.t.kind == POLICY_NONE)
 		return -ENOENT;
-	if (t.kind == POLICY_MOUNT) {
+	if (p.t.kind == POLICY_MOUNT) {
 		const struct policy_mount *m;
-		int fd = policy_open(vm->cfg.policy, &t, POLICY_FOLLOW, O_PATH | O_DIRECTORY, 0,
+		int fd = policy_open(vm->cfg.policy, &p.t, POLICY_FOLLOW, O_PATH | O_DIRECTORY, 0,
 				     NULL, NULL, &m);
 		if (fd < 0)
 			return fd;
 		close(fd);
 	}
-	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s", g);
+	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s", p.g);
 	return 0;
 }
 
@@ -324,17 +339,16 @@ int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	char g[POLICY_PATH_MAX];
-	struct policy_target t;
+	struct named p;
 	const struct sbx_path *a = &s->u.path;
-	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
 	unsigned mode = a->mode & 7;
-	if (t.kind == POLICY_VDIR)
+	if (p.t.kind == POLICY_VDIR)
 		return (mode & W_OK) ? -EROFS : 0;
 	const struct policy_mount *m;
-	int fd = open_path(vm, &t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
+	int fd = open_path(vm, &p.t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
 	if (fd < 0)
 		return fd;
 	if ((mode & W_OK) && !m->rw) {
@@ -367,18 +381,17 @@ static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow
 		}
 		return h->fd;
 	}
-	char g[POLICY_PATH_MAX];
-	struct policy_target t;
-	int r = guest_target(vm, a->dirfd, a->path, a->path_len, g, &t);
+	struct named p;
+	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	if (t.kind == POLICY_VDIR) {
+	if (p.t.kind == POLICY_VDIR) {
 		*vdir = 1;
 		*rw = 0;
 		return -1;
 	}
 	const struct policy_mount *m;
-	int fd = open_path(vm, &t, nofollow, &m);
+	int fd = open_path(vm, &p.t, nofollow, &m);
 	if (fd < 0)
 		return fd;
 	*rw = m->rw;
@@ -480,19 +493,13 @@ int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
 	char text[SBX_PATH_MAX];
-	if (a->path_len == 0)
-		return -ENOENT;
-	if (a->path_len >= sizeof(text))
-		return -ENAMETOOLONG;
-	if (sbx_copy_from_guest(vm, text, a->path, a->path_len) < 0)
-		return -EFAULT;
-	if (memchr(text, 0, a->path_len))
-		return -EINVAL;
-	text[a->path_len] = 0;
+	int r = guest_string(vm, a->path, a->path_len, text);
+	if (r < 0)
+		return r;
 	/* The link text is stored verbatim; resolving it later stays beneath the mount. */
 	struct policy_target t;
 	struct policy_node n;
-	int r = writable_parent(vm, a, 1, &t, &n);
+	r = writable_parent(vm, a, 1, &t, &n);
 	if (r == -EBUSY)
 		return -EEXIST;
 	if (r < 0)

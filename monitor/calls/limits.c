@@ -12,28 +12,18 @@
 
 #include "calls.h"
 
-static int64_t mono_ms(void)
+static int64_t clock_ms(clockid_t c)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static int64_t thread_cpu_ms(clockid_t c)
-{
-	struct timespec t;
-	if (clock_gettime(c, &t) < 0)
-		return 0;
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return sbx_now_ns(c) / SBX_NS_PER_MS;
 }
 
 static void *watchdog_main(void *arg)
 {
 	struct sbx_vm *vm = arg;
 	const struct policy_limits *l = &vm->cfg.policy->lim;
-	int64_t start = mono_ms();
+	int64_t start = clock_ms(CLOCK_MONOTONIC);
 	while (!atomic_load(&vm->life.stopping)) {
-		int64_t now = mono_ms(), wait = 50;
+		int64_t now = clock_ms(CLOCK_MONOTONIC), wait = 50;
 		if (l->wall_ms) {
 			int64_t left = start + (int64_t)l->wall_ms - now;
 			if (left <= 0) {
@@ -48,7 +38,7 @@ static void *watchdog_main(void *arg)
 		if (l->cpu_ms && vm->proc.vcpu.clock_set) {
 			/* The guest's CPU time is the vCPU thread's (the guest runs inside
 			 * KVM_RUN). */
-			int64_t used = thread_cpu_ms(vm->proc.vcpu.clock) - vm->limits->cpu_base_ms;
+			int64_t used = clock_ms(vm->proc.vcpu.clock) - vm->limits->cpu_base_ms;
 			if (used >= (int64_t)l->cpu_ms) {
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
 					    "CPU time limit reached: --cpu-time %llu ms",
@@ -71,7 +61,7 @@ int sbx_limits_start(struct sbx_vm *vm)
 		return 0;
 	vm->proc.vcpu.clock_set = pthread_getcpuclockid(pthread_self(), &vm->proc.vcpu.clock) == 0;
 	/* From this run's start: not the restore's work, nor earlier runs before a reset. */
-	vm->limits->cpu_base_ms = vm->proc.vcpu.clock_set ? thread_cpu_ms(vm->proc.vcpu.clock) : 0;
+	vm->limits->cpu_base_ms = vm->proc.vcpu.clock_set ? clock_ms(vm->proc.vcpu.clock) : 0;
 	int e = pthread_create(&vm->limits->watchdog, NULL, watchdog_main, vm);
 	if (e)
 		return -e;

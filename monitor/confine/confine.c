@@ -168,8 +168,8 @@ static const struct sbx_rule {
 };
 
 /* The fcntl commands the hypercalls and glibc use. */
-static const int sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL,
-				     F_SETFL,	      F_GETLK, F_SETLK, F_SETLKW};
+static const unsigned long sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL,
+					       F_SETFL,		F_GETLK, F_SETLK, F_SETLKW};
 /* Terminal queries of the IOCTL hypercall and of stdio (isatty), on any fd. */
 static const unsigned long sbx_tty_ioctls[] = {TCGETS, TIOCGWINSZ, FIONREAD};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
@@ -191,6 +191,22 @@ static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION, KVM_ENABLE_CA
 #define LOW32 0xffffffffull
 
 #define LL_CREATE_RULESET_VERSION (1u << 0)
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* One rule for each command in cmds (argument 1: an fcntl or ioctl command), on the file
+ * descriptor fd only when fd >= 0. */
+static int add_each(scmp_filter_ctx ctx, uint32_t act, int nr, int fd, const unsigned long *cmds,
+		    size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct scmp_arg_cmp c[2] = {SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, cmds[i]),
+					    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)fd)};
+		rc = seccomp_rule_add_array(ctx, act, nr, fd >= 0 ? 2 : 1, c);
+	}
+	return rc;
+}
 
 static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct sbx_vm *vm)
 {
@@ -218,31 +234,16 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 		    ctx, act, r->nr, 3, SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A1(SCMP_CMP_EQ, 0),
 		    SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, LL_CREATE_RULESET_VERSION));
 	case ARG_FCNTL:
-		for (size_t i = 0; rc == 0 && i < sizeof(sbx_fcntl_cmds) / sizeof(int); i++)
-			rc = seccomp_rule_add(
-			    ctx, act, r->nr, 1,
-			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)sbx_fcntl_cmds[i]));
-		return rc;
+		return add_each(ctx, act, r->nr, -1, sbx_fcntl_cmds, N_OF(sbx_fcntl_cmds));
 	case ARG_IOCTL:
-		for (size_t i = 0; rc == 0 && i < sizeof(sbx_tty_ioctls) / sizeof(long); i++)
-			rc =
-			    seccomp_rule_add(ctx, act, r->nr, 1,
-					     SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_tty_ioctls[i]));
+		rc = add_each(ctx, act, r->nr, -1, sbx_tty_ioctls, N_OF(sbx_tty_ioctls));
 		/* A bare VM (tests, fuzzers) has no vCPU fd. */
-		for (size_t i = 0;
-		     rc == 0 && vm->proc.vcpu.fd >= 0 && i < sizeof(sbx_vcpu_ioctls) / sizeof(long);
-		     i++)
-			rc = seccomp_rule_add(
-			    ctx, act, r->nr, 2,
-			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->proc.vcpu.fd),
-			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vcpu_ioctls[i]));
-		for (size_t i = 0;
-		     rc == 0 && vm->proc.kvm.vm_fd >= 0 && i < sizeof(sbx_vm_ioctls) / sizeof(long);
-		     i++)
-			rc = seccomp_rule_add(
-			    ctx, act, r->nr, 2,
-			    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)vm->proc.kvm.vm_fd),
-			    SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, sbx_vm_ioctls[i]));
+		if (rc == 0 && vm->proc.vcpu.fd >= 0)
+			rc = add_each(ctx, act, r->nr, vm->proc.vcpu.fd, sbx_vcpu_ioctls,
+				      N_OF(sbx_vcpu_ioctls));
+		if (rc == 0 && vm->proc.kvm.vm_fd >= 0)
+			rc = add_each(ctx, act, r->nr, vm->proc.kvm.vm_fd, sbx_vm_ioctls,
+				      N_OF(sbx_vm_ioctls));
 		return rc;
 	}
 	return -EINVAL;
@@ -286,10 +287,8 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 	}
 	/* A trap, not a silent kill, so that a violation is named before the monitor dies. */
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx) {
-		snprintf(err, errlen, "seccomp_init failed");
-		return -ENOMEM;
-	}
+	if (!ctx)
+		return sbx_fail(err, errlen, -ENOMEM, "seccomp_init failed");
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	if (rc == 0) /* the kernel's own errno from seccomp_load, not ECANCELED */
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
@@ -300,7 +299,7 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 		seccomp_release(ctx);
 		return rc;
 	}
-	for (size_t i = 0; i < sizeof(sbx_rules) / sizeof(sbx_rules[0]); i++) {
+	for (size_t i = 0; i < N_OF(sbx_rules); i++) {
 		rc = add_rule(ctx, &sbx_rules[i], vm);
 		if (rc < 0) {
 			const char *name =
@@ -400,8 +399,7 @@ static int ll_allow_fd(struct ll *l, int fd, uint64_t access, const char *what, 
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "Landlock: %s: %s", what, strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "Landlock: %s: %s", what, strerror(e));
 	}
 	if (!S_ISDIR(st.st_mode))
 		access &= LL_FILE_RIGHTS;
@@ -410,8 +408,8 @@ static int ll_allow_fd(struct ll *l, int fd, uint64_t access, const char *what, 
 		return 0;
 	if (syscall(SYS_landlock_add_rule, l->fd, LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "Landlock: cannot add a rule for %s: %s", what, strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "Landlock: cannot add a rule for %s: %s", what,
+				strerror(e));
 	}
 	l->nrules++;
 	return 0;
@@ -465,8 +463,8 @@ static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 		int fd = openat(m->root_fd, m->leaf, O_PATH | O_CLOEXEC);
 		if (fd < 0) {
 			int e = errno;
-			snprintf(err, errlen, "Landlock: mount %s: %s", m->host, strerror(e));
-			return -e;
+			return sbx_fail(err, errlen, -e, "Landlock: mount %s: %s", m->host,
+					strerror(e));
 		}
 		r = ll_allow_fd(l, fd, acc, m->host, err, errlen);
 		close(fd);
@@ -567,53 +565,36 @@ static int ll_gone(struct ll_sync *s, const pid_t *tids, int n)
 	return gone;
 }
 
-static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
+/* The monitor's threads but the calling one, by tid. */
+static int ll_list_threads(pid_t *tids, int max, char *err, size_t errlen)
 {
-	pid_t self = gettid(), pid = getpid();
-	pid_t tids[LL_MAX_THREADS];
+	pid_t self = gettid();
 	int n = 0;
 	DIR *d = opendir("/proc/self/task");
-	if (!d) {
-		int e = errno;
-		snprintf(err, errlen, "Landlock: cannot list the monitor's threads: %s",
-			 strerror(e));
-		return -e;
-	}
+	if (!d)
+		return sbx_fail(err, errlen, -errno,
+				"Landlock: cannot list the monitor's threads: %s", strerror(errno));
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		pid_t t = (pid_t)atoi(de->d_name);
 		if (t <= 0 || t == self)
 			continue;
-		if (n == (int)(sizeof(tids) / sizeof(tids[0]))) {
+		if (n == max) {
 			closedir(d);
-			snprintf(err, errlen, "Landlock: the monitor has too many threads");
-			return -E2BIG;
+			return sbx_fail(err, errlen, -E2BIG,
+					"Landlock: the monitor has too many threads");
 		}
 		tids[n++] = t;
 	}
 	closedir(d);
-	if (n == 0)
-		return 0;
+	return n;
+}
 
-	struct sigaction old, sa;
-	int sig = ll_pick_signal(&old);
-	if (sig < 0) {
-		snprintf(err, errlen, "Landlock: no free real-time signal to reach the threads");
-		return -EBUSY;
-	}
-	/* Heap, not stack: a thread that answers after the timeout must not write a dead frame.
-	 * It is leaked in that case. */
-	struct ll_sync *s = calloc(1, sizeof(*s));
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	s->ruleset_fd = ruleset_fd;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = ll_sync_handler;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigfillset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL);
+/* Asks each thread, by sig, to take the ruleset; keeps in tids those that were asked (one
+ * that has ended meanwhile is not). Returns how many. */
+static int ll_ask_threads(struct ll_sync *s, int sig, pid_t *tids, int n)
+{
+	pid_t pid = getpid();
 	int want = 0;
 	for (int i = 0; i < n; i++) {
 		siginfo_t si;
@@ -623,21 +604,49 @@ static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
 		si.si_pid = pid;
 		si.si_uid = getuid();
 		si.si_value.sival_ptr = s;
-		/* ESRCH: the thread has ended meanwhile. The rest are waited for. */
 		if (syscall(SYS_rt_tgsigqueueinfo, pid, tids[i], sig, &si) == 0)
 			tids[want++] = tids[i];
 	}
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	return want;
+}
+
+/* Waits up to 2 s for the `want` threads asked to answer or be gone; returns how many did. */
+static int ll_wait_answers(struct ll_sync *s, const pid_t *tids, int want)
+{
+	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + 2000 * SBX_NS_PER_MS;
 	int done;
-	while ((done = atomic_load(&s->done)) + ll_gone(s, tids, want) < want) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec >= 2)
-			break;
+	while ((done = atomic_load(&s->done)) + ll_gone(s, tids, want) < want &&
+	       sbx_now_ns(CLOCK_MONOTONIC) < end) {
 		struct timespec rel = {.tv_sec = 0, .tv_nsec = 5000000};
 		syscall(SYS_futex, &s->done, FUTEX_WAIT_PRIVATE, done, &rel, NULL, 0);
 	}
-	done += ll_gone(s, tids, want);
+	return done + ll_gone(s, tids, want);
+}
+
+static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
+{
+	pid_t tids[LL_MAX_THREADS];
+	int n = ll_list_threads(tids, LL_MAX_THREADS, err, errlen);
+	if (n <= 0)
+		return n;
+	struct sigaction old, sa;
+	int sig = ll_pick_signal(&old);
+	if (sig < 0)
+		return sbx_fail(err, errlen, -EBUSY,
+				"Landlock: no free real-time signal to reach the threads");
+	/* Heap, not stack: a thread that answers after the timeout must not write a dead frame.
+	 * It is leaked in that case. */
+	struct ll_sync *s = calloc(1, sizeof(*s));
+	if (!s)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	s->ruleset_fd = ruleset_fd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = ll_sync_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+	int want = ll_ask_threads(s, sig, tids, n);
+	int done = ll_wait_answers(s, tids, want);
 	/* SIG_IGN discards what is still pending, so no late delivery meets SIG_DFL (which would
 	 * end the process). */
 	struct sigaction ign;
@@ -646,16 +655,14 @@ static int ll_sync_threads(int ruleset_fd, char *err, size_t errlen)
 	sigaction(sig, &ign, NULL);
 	sigaction(sig, &old, NULL);
 	int failed = atomic_load(&s->failed);
-	if (done < want || failed) {
-		snprintf(err, errlen,
-			 "Landlock: %d of the monitor's %d other threads did not take the "
-			 "restrictions%s",
-			 want - done + failed, n, done < want ? " (they block signals)" : "");
-		if (done >= want)
-			free(s);
-		return -EPERM;
-	}
-	free(s);
+	if (done >= want)
+		free(s);
+	if (done < want || failed)
+		return sbx_fail(err, errlen, -EPERM,
+				"Landlock: %d of the monitor's %d other threads did not take the "
+				"restrictions%s",
+				want - done + failed, n,
+				done < want ? " (they block signals)" : "");
 	return 0;
 }
 
@@ -676,9 +683,8 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 	l.fd = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
 	if (l.fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "Landlock: cannot create a ruleset (ABI %d): %s", l.abi,
-			 strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "Landlock: cannot create a ruleset (ABI %d): %s",
+				l.abi, strerror(e));
 	}
 	int r = ll_rules(vm, &l, err, errlen);
 	if (r == 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -710,10 +716,8 @@ static int seccomp_install(scmp_filter_ctx ctx, char *err, size_t errlen)
 			 "seccomp: another thread of the monitor has a filter of its own");
 		return -ESRCH;
 	}
-	if (r < 0) {
-		snprintf(err, errlen, "seccomp: loading the filter: %s", strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "seccomp: loading the filter: %s", strerror(-r));
 	return 0;
 }
 
@@ -742,8 +746,7 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 	 * same filter (and NO_NEW_PRIVS) at once. */
 	if ((r = seccomp_install(ctx, err, errlen)) < 0)
 		return r;
-	sbx_log(vm, 1, "confined: seccomp allowlist (%zu entries); %s",
-		sizeof(sbx_rules) / sizeof(sbx_rules[0]),
+	sbx_log(vm, 1, "confined: seccomp allowlist (%zu entries); %s", N_OF(sbx_rules),
 		abi ? "Landlock on the mount roots" : "no Landlock in this kernel");
 	return 0;
 }

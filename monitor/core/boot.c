@@ -28,33 +28,47 @@ extern const uint8_t sbx_vdso_blob[], sbx_vdso_blob_end[];
 #define SBX_STACK_MAX (8 * MIB)
 #define SBX_SPIN_US 50
 
-void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
+/* The host CPUs this thread may run on: how many, and the first two. */
+static int allowed_cpus(int *first, int *second)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(vm->cfg.log, "sandbox-run: ");
-	vfprintf(vm->cfg.log, fmt, ap);
-	fputc('\n', vm->cfg.log);
-	va_end(ap);
+	cpu_set_t set;
+	int n = 0;
+	*first = *second = -1;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 0;
+	for (int i = 0; i < CPU_SETSIZE; i++) {
+		if (!CPU_ISSET(i, &set))
+			continue;
+		n++;
+		if (*first < 0)
+			*first = i;
+		else if (*second < 0)
+			*second = i;
+	}
+	return n;
+}
+
+int sbx_cpu_count(void)
+{
+	int first, second;
+	return allowed_cpus(&first, &second);
+}
+
+void sbx_pin_cpu(int cpu)
+{
+	if (cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 }
 
 /* On two or more CPUs the poller and the vCPU get one each; on one, nobody spins. */
 void sbx_vm_choose_cpus(struct sbx_vm *vm)
 {
-	cpu_set_t set;
+	int first, second, n = allowed_cpus(&first, &second);
 	vm->proc.vcpu.cpu = vm->proc.ring.cpu = -1;
-	int n = 0, first = -1, second = -1;
-	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-		for (int i = 0; i < CPU_SETSIZE; i++) {
-			if (!CPU_ISSET(i, &set))
-				continue;
-			n++;
-			if (first < 0)
-				first = i;
-			else if (second < 0)
-				second = i;
-		}
-	}
 	switch (vm->cfg.poll) {
 	case SBX_POLL_ON:
 		vm->proc.ring.polling = 1;
@@ -103,10 +117,8 @@ void sbx_host_facts(struct sbx_vm *vm)
 int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!vm)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	vm->cfg = *cfg;
 	if (!vm->cfg.log)
 		vm->cfg.log = stderr;
@@ -123,13 +135,12 @@ int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, s
 	*out = vm;
 
 	uint64_t mem = (cfg->mem_size + 2 * MIB - 1) & ~(2 * MIB - 1);
-	if (mem < SBX_MEM_MIN || mem > SBX_MEM_MAX) {
-		snprintf(err, errlen, "guest memory %llu MiB is outside %llu MiB .. %llu GiB",
-			 (unsigned long long)(cfg->mem_size >> 20),
-			 (unsigned long long)(SBX_MEM_MIN >> 20),
-			 (unsigned long long)(SBX_MEM_MAX >> 30));
-		return -EINVAL;
-	}
+	if (mem < SBX_MEM_MIN || mem > SBX_MEM_MAX)
+		return sbx_fail(err, errlen, -EINVAL,
+				"guest memory %llu MiB is outside %llu MiB .. %llu GiB",
+				(unsigned long long)(cfg->mem_size >> 20),
+				(unsigned long long)(SBX_MEM_MIN >> 20),
+				(unsigned long long)(SBX_MEM_MAX >> 30));
 	int r = sbx_mem_create(vm, mem, err, errlen);
 	if (r < 0)
 		return r;
@@ -181,27 +192,21 @@ void sbx_core_start_kvm(struct sbx_vm *vm)
 static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	size_t len = (size_t)(sbx_kernel_blob_end - sbx_kernel_blob);
-	if (len < sizeof(vm->proc.image.khdr)) {
-		snprintf(err, errlen, "embedded kernel image is truncated");
-		return -EINVAL;
-	}
+	if (len < sizeof(vm->proc.image.khdr))
+		return sbx_fail(err, errlen, -EINVAL, "embedded kernel image is truncated");
 	memcpy(&vm->proc.image.khdr, sbx_kernel_blob, sizeof(vm->proc.image.khdr));
 	const struct sbx_kernel_header *h = &vm->proc.image.khdr;
 	if (h->magic != SBX_KERNEL_MAGIC || h->abi_version != SBX_ABI_VERSION ||
 	    h->bss_end > SBX_KERNEL_END || h->image_end < SBX_KERNEL_ADDR + len ||
-	    h->bss_end < h->image_end || h->nvectors > 32) {
-		snprintf(err, errlen, "embedded kernel image: bad header (ABI 0x%x, want 0x%x)",
-			 h->abi_version, SBX_ABI_VERSION);
-		return -EINVAL;
-	}
+	    h->bss_end < h->image_end || h->nvectors > 32)
+		return sbx_fail(err, errlen, -EINVAL,
+				"embedded kernel image: bad header (ABI 0x%x, want 0x%x)",
+				h->abi_version, SBX_ABI_VERSION);
 	sbx_copy_to_guest(vm, SBX_KERNEL_ADDR, sbx_kernel_blob, len);
 	size_t vlen = (size_t)(sbx_vdso_blob_end - sbx_vdso_blob);
-	if (vlen < 4 || vlen > SBX_VDSO_END - SBX_VDSO_ADDR ||
-	    memcmp(sbx_vdso_blob, "\177ELF", 4)) {
-		snprintf(err, errlen, "embedded vDSO image is missing or too large (%zu bytes)",
-			 vlen);
-		return -EINVAL;
-	}
+	if (vlen < 4 || vlen > SBX_VDSO_END - SBX_VDSO_ADDR || memcmp(sbx_vdso_blob, "\177ELF", 4))
+		return sbx_fail(err, errlen, -EINVAL,
+				"embedded vDSO image is missing or too large (%zu bytes)", vlen);
 	sbx_copy_to_guest(vm, SBX_VDSO_ADDR, sbx_vdso_blob, vlen);
 	return 0;
 }
@@ -253,24 +258,18 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	fill_layout(vm, b);
 
 	int khz = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
-	if (khz <= 0) {
-		snprintf(err, errlen, "KVM_GET_TSC_KHZ: %s", strerror(errno));
-		return -EINVAL;
-	}
+	if (khz <= 0)
+		return sbx_fail(err, errlen, -EINVAL, "KVM_GET_TSC_KHZ: %s", strerror(errno));
 	const uint32_t tsc_msr = 0x10; /* IA32_TSC */
 	uint64_t tsc = 0;
-	struct timespec rt, mono;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1) {
-		snprintf(err, errlen, "reading the guest TSC: %s", strerror(errno));
-		return -EINVAL;
-	}
+	int64_t rt = sbx_now_ns(CLOCK_REALTIME), mono = sbx_now_ns(CLOCK_MONOTONIC);
+	if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1)
+		return sbx_fail(err, errlen, -EINVAL, "reading the guest TSC: %s", strerror(errno));
 	b->tsc_hz = (uint64_t)khz * 1000;
 	b->tsc_mult = (1000000000ull << 32) / b->tsc_hz;
 	b->tsc_at_boot = tsc;
-	b->realtime_ns = (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec;
-	b->monotonic_ns = (int64_t)mono.tv_sec * 1000000000ll + mono.tv_nsec;
+	b->realtime_ns = rt;
+	b->monotonic_ns = mono;
 	b->start_ns = b->monotonic_ns;
 	/* A front end that polls the ring itself for the whole run (exec's fast runs) answers
 	 * slow host calls too: the guest waits longer before it rings. */
@@ -351,10 +350,8 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	char lerr[400];
 	prefault_image(vm);
 	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
-				  sizeof(lerr))) < 0) {
-		snprintf(err, errlen, "%s", lerr);
-		return r;
-	}
+				  sizeof(lerr))) < 0)
+		return sbx_fail(err, errlen, r, "%s", lerr);
 	guest_exe_path(vm);
 
 	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 ||
@@ -363,15 +360,11 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	/* The stack after the vCPU: AT_MINSIGSTKSZ depends on the extended state KVM offers. */
 	struct loader_stack_args sa;
 	sbx_stack_args(vm, vm->cfg.argv, NULL, &sa);
-	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random)) {
-		snprintf(err, errlen, "getrandom: %s", strerror(errno));
-		return -EIO;
-	}
+	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random))
+		return sbx_fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));
 	if ((r = loader_build_stack(&lm, &vm->proc.image.img, &sa, &vm->proc.image.entry_rsp, lerr,
-				    sizeof(lerr))) < 0) {
-		snprintf(err, errlen, "%s", lerr);
-		return r;
-	}
+				    sizeof(lerr))) < 0)
+		return sbx_fail(err, errlen, r, "%s", lerr);
 	if ((r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
 	sbx_kvm_close_dev(vm);

@@ -34,10 +34,8 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 	if (vm->proc.mem.dirty_logging)
 		return 0;
 	if (!vm->proc.mem.mon_dirty &&
-	    !(vm->proc.mem.mon_dirty = calloc(words_of(vm), sizeof(uint64_t)))) {
-		snprintf(err, errlen, "out of memory for the dirty bitmap");
-		return -ENOMEM;
-	}
+	    !(vm->proc.mem.mon_dirty = calloc(words_of(vm), sizeof(uint64_t))))
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory for the dirty bitmap");
 	/* Manual protection must be enabled before logging starts. */
 	if (!vm->proc.mem.manual_protect &&
 	    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
@@ -46,11 +44,9 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 		vm->proc.mem.manual_protect = ioctl(vm->proc.kvm.vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 	}
 	int r = set_slot(vm, KVM_MEM_LOG_DIRTY_PAGES, vm->proc.mem.size);
-	if (r < 0) {
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION with dirty logging: %s",
-			 strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "KVM_SET_USER_MEMORY_REGION with dirty logging: %s",
+				strerror(-r));
 	vm->proc.mem.dirty_logging = 1;
 	atomic_store(&vm->proc.mem.tracking, 1);
 	/* Start from a clean log: what happened before this point is not "since". */
@@ -151,19 +147,5 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm)
 			    log[i] | __atomic_load_n(&vm->proc.mem.mon_dirty[i], __ATOMIC_RELAXED));
 	}
 	free(log);
-	return n;
-}
-
-static int count_pages(void *ctx, uint64_t gpa, uint64_t len)
-{
-	(void)gpa;
-	*(uint64_t *)ctx += len / SBX_PAGE_SIZE;
-	return 0;
-}
-
-uint64_t sbx_resident_pages(struct sbx_vm *vm)
-{
-	uint64_t n = 0;
-	sbx_mem_extents(vm, 0, count_pages, &n);
 	return n;
 }

@@ -44,6 +44,25 @@ static void fill_segments(const struct kvm_sregs *sr, struct sbx_fault *f)
 	f->gs_base = sr->gs.base;
 }
 
+/* A fault of `vector` (-1: none) that Linux would deliver as `sig`, its cause to be told. */
+static void fault_start(struct sbx_fault *f, int vector, int sig, int from_cpu)
+{
+	memset(f, 0, sizeof(*f));
+	f->vector = vector;
+	f->signal = sig;
+	f->from_cpu = from_cpu;
+}
+
+/* The general registers in DWARF order, rsp and rip as given (the CPU-pushed frame's, after
+ * an exception). */
+static void fill_gprs(const struct kvm_regs *r, uint64_t rsp, uint64_t rip, struct sbx_fault *f)
+{
+	const uint64_t gpr[SBX_NREGS] = {r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi,
+					 r->rbp, rsp,	 r->r8,	 r->r9,	 r->r10, r->r11,
+					 r->r12, r->r13, r->r14, r->r15, rip};
+	memcpy(f->r, gpr, sizeof(gpr));
+}
+
 static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	uint64_t a = f->cr2, e = f->err;
@@ -67,10 +86,7 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	memset(f, 0, sizeof(*f));
-	f->vector = vector;
-	f->from_cpu = 1;
-	f->signal = SIGSEGV;
+	fault_start(f, vector, SIGSEGV, 1);
 	const char *name = "unknown exception";
 	int has_err = 0;
 	if (vector >= 0 && vector < 32 && sbx_vectors[vector].name) {
@@ -94,15 +110,11 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 	const uint64_t *fr = has_err ? frame + 1 : frame;
 	f->err = has_err ? frame[0] : 0;
 	f->cr2 = sregs.cr2;
-	const uint64_t gpr[SBX_NREGS] = {regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi,
-					 regs.rbp, fr[3],    regs.r8,  regs.r9,	 regs.r10, regs.r11,
-					 regs.r12, regs.r13, regs.r14, regs.r15, fr[0]};
-	memcpy(f->r, gpr, sizeof(gpr));
+	fill_gprs(&regs, fr[3], fr[0], f);
+	fill_segments(&sregs, f);
 	f->cs = (uint16_t)fr[1];
 	f->rflags = fr[2];
 	f->ss = (uint16_t)fr[4];
-	f->fs_base = sregs.fs.base;
-	f->gs_base = sregs.gs.base;
 	if (vector == 14)
 		page_fault_cause(vm, f);
 	else if (vector == 13 && f->err)
@@ -118,18 +130,12 @@ void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct s
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	memset(f, 0, sizeof(*f));
-	f->vector = -1;
-	f->signal = sig;
-	f->from_cpu = 1;
+	fault_start(f, -1, sig, 1);
 	snprintf(f->cause, sizeof(f->cause), "%s", cause);
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
 	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0)
 		return;
-	const uint64_t gpr[SBX_NREGS] = {regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi,
-					 regs.rbp, regs.rsp, regs.r8,  regs.r9,	 regs.r10, regs.r11,
-					 regs.r12, regs.r13, regs.r14, regs.r15, regs.rip};
-	memcpy(f->r, gpr, sizeof(gpr));
+	fill_gprs(&regs, regs.rsp, regs.rip, f);
 	f->rflags = regs.rflags;
 	fill_segments(&sregs, f);
 	f->cr2 = sregs.cr2;
@@ -139,17 +145,28 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 {
 	struct sbx_syscall_frame sf;
 	struct kvm_sregs sregs;
-	memset(f, 0, sizeof(*f));
-	f->vector = -1;
-	f->signal = sig;
+	fault_start(f, -1, sig, 0);
 	snprintf(f->cause, sizeof(f->cause), "%s sent by the program to itself",
 		 sig == SIGABRT ? "abort()" : "a fatal signal");
 	if (sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
-	const uint64_t gpr[SBX_NREGS] = {sf.rax, sf.rdx, sf.rip, sf.rbx, sf.rsi, sf.rdi,
-					 sf.rbp, sf.rsp, sf.r8,	 sf.r9,	 sf.r10, sf.rflags,
-					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
-	memcpy(f->r, gpr, sizeof(gpr));
+	/* syscall left rip in rcx and rflags in r11. */
+	const struct kvm_regs r = {.rax = sf.rax,
+				   .rdx = sf.rdx,
+				   .rcx = sf.rip,
+				   .rbx = sf.rbx,
+				   .rsi = sf.rsi,
+				   .rdi = sf.rdi,
+				   .rbp = sf.rbp,
+				   .r8 = sf.r8,
+				   .r9 = sf.r9,
+				   .r10 = sf.r10,
+				   .r11 = sf.rflags,
+				   .r12 = sf.r12,
+				   .r13 = sf.r13,
+				   .r14 = sf.r14,
+				   .r15 = sf.r15};
+	fill_gprs(&r, sf.rsp, sf.rip, f);
 	f->rflags = sf.rflags;
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) == 0)
 		fill_segments(&sregs, f);

@@ -11,23 +11,19 @@
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
 {
 	vm->proc.mem.fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
-	if (vm->proc.mem.fd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		return -errno;
-	}
+	if (vm->proc.mem.fd < 0)
+		return sbx_fail(err, errlen, -errno, "memfd_create: %s", strerror(errno));
 	if (ftruncate(vm->proc.mem.fd, (off_t)size) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot size guest RAM to %llu bytes: %s",
-			 (unsigned long long)size, strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "cannot size guest RAM to %llu bytes: %s",
+				(unsigned long long)size, strerror(e));
 	}
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 		       vm->proc.mem.fd, 0);
 	if (p == MAP_FAILED) {
 		int e = errno;
-		snprintf(err, errlen, "cannot map %llu bytes of guest RAM: %s",
-			 (unsigned long long)size, strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "cannot map %llu bytes of guest RAM: %s",
+				(unsigned long long)size, strerror(e));
 	}
 	vm->proc.mem.base = p;
 	vm->proc.mem.size = size;
@@ -102,4 +98,18 @@ int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 		at = h;
 	}
 	return 0;
+}
+
+static int count_pages(void *ctx, uint64_t gpa, uint64_t len)
+{
+	(void)gpa;
+	*(uint64_t *)ctx += len / SBX_PAGE_SIZE;
+	return 0;
+}
+
+uint64_t sbx_resident_pages(struct sbx_vm *vm)
+{
+	uint64_t n = 0;
+	sbx_mem_extents(vm, 0, count_pages, &n);
+	return n;
 }

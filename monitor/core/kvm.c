@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -30,29 +31,25 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->proc.kvm.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->proc.kvm.kvm_fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot open /dev/kvm: %s%s", strerror(e),
-			 e == ENOENT   ? " (no KVM on this machine)"
-			 : e == EACCES ? " (add yourself to the kvm group)"
-				       : "");
-		return -e;
+		return sbx_fail(err, errlen, -e, "cannot open /dev/kvm: %s%s", strerror(e),
+				e == ENOENT   ? " (no KVM on this machine)"
+				: e == EACCES ? " (add yourself to the kvm group)"
+					      : "");
 	}
 	int v = ioctl(vm->proc.kvm.kvm_fd, KVM_GET_API_VERSION, 0);
-	if (v != KVM_API_VERSION) {
-		snprintf(err, errlen, "/dev/kvm API version %d, need %d", v, KVM_API_VERSION);
-		return -ENOTSUP;
-	}
+	if (v != KVM_API_VERSION)
+		return sbx_fail(err, errlen, -ENOTSUP, "/dev/kvm API version %d, need %d", v,
+				KVM_API_VERSION);
 	for (size_t i = 0; i < sizeof(sbx_kvm_caps) / sizeof(sbx_kvm_caps[0]); i++) {
-		if (ioctl(vm->proc.kvm.kvm_fd, KVM_CHECK_EXTENSION, sbx_kvm_caps[i].cap) <= 0) {
-			snprintf(err, errlen, "/dev/kvm lacks %s", sbx_kvm_caps[i].name);
-			return -ENOTSUP;
-		}
+		if (ioctl(vm->proc.kvm.kvm_fd, KVM_CHECK_EXTENSION, sbx_kvm_caps[i].cap) <= 0)
+			return sbx_fail(err, errlen, -ENOTSUP, "/dev/kvm lacks %s",
+					sbx_kvm_caps[i].name);
 	}
 	sbx_xstate_prepare();
 	vm->proc.kvm.vm_fd = ioctl(vm->proc.kvm.kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->proc.kvm.vm_fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "KVM_CREATE_VM: %s", strerror(e));
 	}
 	struct kvm_userspace_memory_region region = {
 	    .slot = 0,
@@ -62,9 +59,8 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 	};
 	if (ioctl(vm->proc.kvm.vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
-			 (unsigned long long)vm->proc.mem.size, strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
+				(unsigned long long)vm->proc.mem.size, strerror(e));
 	}
 	return 0;
 }
@@ -74,19 +70,15 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->proc.vcpu.fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, 0);
 	if (vm->proc.vcpu.fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "KVM_CREATE_VCPU: %s", strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "KVM_CREATE_VCPU: %s", strerror(e));
 	}
 	int sz = ioctl(vm->proc.kvm.kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (sz < (int)sizeof(struct kvm_run)) {
-		snprintf(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %d", sz);
-		return -EINVAL;
-	}
+	if (sz < (int)sizeof(struct kvm_run))
+		return sbx_fail(err, errlen, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d", sz);
 	void *run = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE, MAP_SHARED, vm->proc.vcpu.fd, 0);
 	if (run == MAP_FAILED) {
 		int e = errno;
-		snprintf(err, errlen, "mmap of kvm_run: %s", strerror(e));
-		return -e;
+		return sbx_fail(err, errlen, -e, "mmap of kvm_run: %s", strerror(e));
 	}
 	vm->proc.vcpu.run = run;
 	vm->proc.vcpu.run_size = (size_t)sz;
@@ -146,4 +138,68 @@ int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen)
 	if (r == 0)
 		r = sbx_kvm_create_vcpu(vm, err, errlen);
 	return r;
+}
+
+/* The MSR indices KVM lists for a vCPU (a list the caller frees), or NULL with err set. */
+static struct kvm_msr_list *msr_index_list(char *err, size_t errlen)
+{
+	int kfd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	struct kvm_msr_list probe = {.nmsrs = 0}, *list = NULL;
+	if (kfd < 0) {
+		sbx_fail(err, errlen, -errno, "/dev/kvm: %s", strerror(errno));
+		return NULL;
+	}
+	if (ioctl(kfd, KVM_GET_MSR_INDEX_LIST, &probe) == 0 || errno == E2BIG)
+		list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+	if (list && (list->nmsrs = probe.nmsrs, ioctl(kfd, KVM_GET_MSR_INDEX_LIST, list) < 0)) {
+		int e = errno;
+		free(list);
+		list = NULL;
+		errno = e;
+	}
+	if (!list)
+		sbx_fail(err, errlen, -errno, "KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	close(kfd);
+	return list;
+}
+
+int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, size_t errlen)
+{
+	struct kvm_msr_list *list = msr_index_list(err, errlen);
+	if (!list)
+		return -EIO;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + list->nmsrs * sizeof(struct kvm_msr_entry));
+	*out = m;
+	if (!m) {
+		free(list);
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	unsigned n = 0;
+	for (uint32_t i = 0; i < list->nmsrs; i++) {
+		uint32_t idx = list->indices[i];
+		uint64_t v;
+		/* Time (TSC, its adjust and deadline) goes on; kvmclock's MSRs make KVM write
+		 * guest memory. */
+		if (idx == 0x10 || idx == 0x3b || idx == 0x6e0 || idx == 0x11 || idx == 0x12 ||
+		    (idx >= 0x4b564d00 && idx <= 0x4b564dff))
+			continue;
+		if (sbx_kvm_msrs(vm, 0, &idx, &v, 1) != 1)
+			continue;
+		m->entries[n].index = idx;
+		m->entries[n].data = v;
+		n++;
+	}
+	free(list);
+	/* Keep those that also write back: KVM stops at the first it refuses. */
+	for (;;) {
+		m->nmsrs = n;
+		int r = ioctl(vm->proc.vcpu.fd, KVM_SET_MSRS, m);
+		if (r < 0)
+			return sbx_fail(err, errlen, -errno, "KVM_SET_MSRS: %s", strerror(errno));
+		if ((unsigned)r >= n)
+			return 0;
+		memmove(&m->entries[r], &m->entries[r + 1],
+			(n - (unsigned)r - 1) * sizeof(m->entries[0]));
+		n--;
+	}
 }

@@ -4,22 +4,24 @@
  * and the ring is quiesced (it holds ring_lock, so the poller serves nothing until resume).
  * The asking thread may then read and write vCPU state and guest RAM. */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <signal.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
 #include "vm.h"
 
-void sbx_pause_point(struct sbx_vm *vm)
+void sbx_vcpu_complete(struct sbx_vm *vm)
 {
 	vm->proc.vcpu.run->immediate_exit = 1;
 	while (ioctl(vm->proc.vcpu.fd, KVM_RUN, 0) == 0)
 		; /* cannot happen with immediate_exit; EINTR is the answer */
-	vm->proc.vcpu.run->immediate_exit = 0;
+	/* A kill meanwhile keeps the next KVM_RUN from entering the guest. */
+	vm->proc.vcpu.run->immediate_exit = atomic_load(&vm->life.stopping);
+}
+
+void sbx_pause_point(struct sbx_vm *vm)
+{
+	sbx_vcpu_complete(vm);
 	clock_gettime(CLOCK_REALTIME, &vm->life.last_exit_at);
 	pthread_mutex_lock(&vm->proc.ring.lock);
 	pthread_mutex_lock(&vm->life.pause_lock);
@@ -31,12 +33,7 @@ void sbx_pause_point(struct sbx_vm *vm)
 	while ((atomic_load(&vm->life.pause_req) && !atomic_load(&vm->life.stopping)) ||
 	       vm->life.pause_hold) {
 		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_nsec += 50000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
+		sbx_deadline(&dl, 50 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
 	}
 	vm->life.paused = 0;
@@ -47,14 +44,7 @@ void sbx_pause_point(struct sbx_vm *vm)
 
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	int64_t end = sbx_now_ns(CLOCK_REALTIME) + timeout_ms * SBX_NS_PER_MS;
 	pthread_mutex_lock(&vm->life.pause_lock);
 	if (!vm->life.running || atomic_load(&vm->life.stopping)) {
 		pthread_mutex_unlock(&vm->life.pause_lock);
@@ -62,25 +52,16 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 	}
 	atomic_store(&vm->life.pause_req, 1);
 	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
-	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	int r = 0;
-	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && r != ETIMEDOUT) {
+	sbx_wake_sleepers(vm);
+	int64_t left = end - sbx_now_ns(CLOCK_REALTIME);
+	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && left > 0) {
 		/* immediate_exit covers a kick that lands just before KVM_RUN. */
 		vm->proc.vcpu.run->immediate_exit = 1;
 		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
 		struct timespec step;
-		clock_gettime(CLOCK_REALTIME, &step);
-		step.tv_nsec += 2000000;
-		if (step.tv_nsec >= 1000000000) {
-			step.tv_sec++;
-			step.tv_nsec -= 1000000000;
-		}
-		if (step.tv_sec > dl.tv_sec ||
-		    (step.tv_sec == dl.tv_sec && step.tv_nsec > dl.tv_nsec))
-			step = dl;
-		int w = pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
-		if (w == ETIMEDOUT && (step.tv_sec == dl.tv_sec && step.tv_nsec == dl.tv_nsec))
-			r = ETIMEDOUT;
+		sbx_deadline(&step, left < 2 * SBX_NS_PER_MS ? left : 2 * SBX_NS_PER_MS);
+		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
+		left = end - sbx_now_ns(CLOCK_REALTIME);
 	}
 	int paused = vm->life.paused;
 	if (!paused)
@@ -88,7 +69,7 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	if (paused)
 		return 0;
-	return r == ETIMEDOUT ? -ETIMEDOUT : -ESRCH;
+	return atomic_load(&vm->life.stopping) ? -ESRCH : -ETIMEDOUT;
 }
 
 void sbx_vm_resume(struct sbx_vm *vm)

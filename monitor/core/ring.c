@@ -73,19 +73,25 @@ static uint32_t tail_of(struct sbx_vm *vm)
 	return __atomic_load_n(&vm->proc.ring.tail, __ATOMIC_ACQUIRE);
 }
 
-static int64_t now_ns(void)
+void sbx_ring_need_wakeup(struct sbx_vm *vm, int on)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static void set_need_wakeup(volatile struct sbx_ring *r, int on)
-{
+	volatile struct sbx_ring *r = ring_of(vm);
 	if (on)
 		__atomic_or_fetch(&r->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
 	else
 		__atomic_and_fetch(&r->flags, ~SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+}
+
+int sbx_ring_pending(struct sbx_vm *vm)
+{
+	return __atomic_load_n(&ring_of(vm)->head, __ATOMIC_SEQ_CST) != tail_of(vm);
+}
+
+void sbx_ring_poll(struct sbx_vm *vm)
+{
+	pthread_mutex_lock(&vm->proc.ring.lock);
+	vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
 static void futex_wait(atomic_int *w, int val)
@@ -98,74 +104,86 @@ static void futex_wake(atomic_int *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Serves requests as they come; after SBX_POLL_IDLE_NS without one, asks for doorbells and
+ * returns. */
+static void poll_until_idle(struct sbx_vm *vm)
+{
+	/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox holds the
+	 * lock, and its RAM must not change while a snapshot reads it. */
+	pthread_mutex_lock(&vm->proc.ring.lock);
+	sbx_ring_need_wakeup(vm, 0);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+	int64_t idle_since = sbx_now_ns(CLOCK_MONOTONIC);
+	while (!atomic_load(&vm->proc.ring.stop) && !atomic_load(&vm->life.stopping)) {
+		if (sbx_ring_pending(vm)) {
+			sbx_ring_poll(vm);
+			idle_since = sbx_now_ns(CLOCK_MONOTONIC);
+			continue;
+		}
+		if (sbx_now_ns(CLOCK_MONOTONIC) - idle_since < SBX_POLL_IDLE_NS) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		/* Going idle: ask for doorbells, then look once more, since a request published
+		 * before the flag was visible would otherwise wait forever. */
+		pthread_mutex_lock(&vm->proc.ring.lock);
+		sbx_ring_need_wakeup(vm, 1);
+		int more = sbx_ring_pending(vm);
+		if (more)
+			sbx_ring_need_wakeup(vm, 0);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
+		if (!more)
+			return;
+	}
+}
+
 static void *poller_main(void *arg)
 {
 	struct sbx_vm *vm = arg;
-	volatile struct sbx_ring *r = ring_of(vm);
-	if (vm->proc.ring.cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(vm->proc.ring.cpu, &set);
-		sched_setaffinity(0, sizeof(set), &set);
-	}
+	sbx_pin_cpu(vm->proc.ring.cpu);
 	while (!atomic_load(&vm->proc.ring.stop)) {
 		int wake = atomic_load(&vm->proc.ring.wake);
-		/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox
-		 * holds the lock, and its RAM must not change while a snapshot reads it. */
-		pthread_mutex_lock(&vm->proc.ring.lock);
-		set_need_wakeup(r, 0);
-		pthread_mutex_unlock(&vm->proc.ring.lock);
-		int64_t idle_since = now_ns();
-		while (!atomic_load(&vm->proc.ring.stop)) {
-			if (atomic_load(&vm->life.stopping))
-				break;
-			if (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) != tail_of(vm)) {
-				pthread_mutex_lock(&vm->proc.ring.lock);
-				int n = sbx_ring_serve(vm);
-				vm->stats.polled += (uint64_t)n;
-				pthread_mutex_unlock(&vm->proc.ring.lock);
-				idle_since = now_ns();
-				continue;
-			}
-			if (now_ns() - idle_since < SBX_POLL_IDLE_NS) {
-				__builtin_ia32_pause();
-				continue;
-			}
-			/* Going idle: ask for doorbells, then look once more, since a request
-			 * published before the flag was visible would otherwise wait forever. */
-			pthread_mutex_lock(&vm->proc.ring.lock);
-			set_need_wakeup(r, 1);
-			int more = __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm);
-			if (more)
-				set_need_wakeup(r, 0);
-			pthread_mutex_unlock(&vm->proc.ring.lock);
-			if (more)
-				continue;
-			break;
-		}
+		poll_until_idle(vm);
 		if (!atomic_load(&vm->proc.ring.stop))
 			futex_wait(&vm->proc.ring.wake, wake);
 	}
 	return NULL;
 }
 
+void sbx_ring_nudge(struct sbx_vm *vm, int how)
+{
+	atomic_fetch_add(&vm->life.nudge, 1);
+	sbx_wake_sleepers(vm);
+	if ((how & SBX_RING_KICK) && vm->proc.ring.poller_started)
+		pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
+}
+
+int sbx_ring_lock(struct sbx_vm *vm, int how, int timeout_ms)
+{
+	if (pthread_mutex_trylock(&vm->proc.ring.lock) == 0)
+		return 0;
+	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + timeout_ms * SBX_NS_PER_MS;
+	for (;;) {
+		if (how & (SBX_RING_NUDGE | SBX_RING_KICK))
+			sbx_ring_nudge(vm, how);
+		int64_t step = 10 * SBX_NS_PER_MS, left = end - sbx_now_ns(CLOCK_MONOTONIC);
+		if (timeout_ms && left <= 0)
+			return -ETIMEDOUT;
+		struct timespec dl;
+		sbx_deadline(&dl, timeout_ms && left < step ? left : step);
+		if (pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0)
+			return 0;
+		if ((how & SBX_RING_UNLESS_STOPPING) && atomic_load(&vm->life.stopping))
+			return -ESRCH;
+	}
+}
+
 void sbx_ring_doorbell(struct sbx_vm *vm)
 {
 	/* The poller may be blocked in a host call the guest asked for (a poll with no end)
 	 * while it holds the lock: a kill must still get this thread out. */
-	for (;;) {
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_nsec += 10000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-		if (pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0)
-			break;
-		if (atomic_load(&vm->life.stopping))
-			return;
-	}
+	if (sbx_ring_lock(vm, SBX_RING_UNLESS_STOPPING, 0) < 0)
+		return;
 	sbx_ring_serve(vm);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
@@ -178,16 +196,10 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	volatile struct sbx_ring *r = ring_of(vm);
-	set_need_wakeup(r, 1);
+	sbx_ring_need_wakeup(vm, 1);
 	if (!vm->proc.ring.polling)
 		return 0;
-	if (vm->proc.vcpu.cpu >= 0) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET(vm->proc.vcpu.cpu, &set);
-		sched_setaffinity(0, sizeof(set), &set);
-	}
+	sbx_pin_cpu(vm->proc.vcpu.cpu);
 	atomic_store(&vm->proc.ring.stop, 0);
 	int e = pthread_create(&vm->proc.ring.poller, NULL, poller_main, vm);
 	if (e) {

@@ -117,29 +117,9 @@ enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run)
 	return SBX_ACT_STOP;
 }
 
-static void sbx_kick_handler(int sig)
-{
-	(void)sig;
-}
-
-static void sbx_kick_install(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = sbx_kick_handler; /* no SA_RESTART: blocking calls return EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(sbx_kick_signal(), &sa, NULL);
-}
-
-int sbx_kick_signal(void)
-{
-	return SIGRTMIN;
-}
-
 void sbx_core_enter(struct sbx_vm *vm)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, sbx_kick_install);
+	sbx_kick_install();
 	vm->proc.vcpu.thread = pthread_self();
 	vm->proc.vcpu.thread_set = 1;
 }

@@ -1,4 +1,6 @@
-/* Ending a run: from the vCPU thread, another thread of the monitor, or a signal handler. */
+/* Ending a run: from the vCPU thread, another thread of the monitor, or a signal handler; and
+ * the means to wake the threads that wait: the futex word a SLEEP waits on, and the kick
+ * signal that interrupts KVM_RUN and blocking host calls. */
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +12,37 @@
 #include <unistd.h>
 
 #include "vm.h"
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void kick_handler_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler; /* no SA_RESTART: blocking calls return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(sbx_kick_signal(), &sa, NULL);
+}
+
+void sbx_kick_install(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, kick_handler_install);
+}
+
+int sbx_kick_signal(void)
+{
+	return SIGRTMIN;
+}
+
+void sbx_wake_sleepers(struct sbx_vm *vm)
+{
+	/* A raw syscall: async-signal-safe (sbx_vm_interrupt). */
+	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
 
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
 {
@@ -26,7 +59,7 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	va_end(ap);
 	/* Wake whatever waits: a SLEEP, and a vCPU still in KVM_RUN (a kill decided on the
 	 * polling thread would otherwise wait for the guest's next exit, which may never come). */
-	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	sbx_wake_sleepers(vm);
 	if (vm->proc.vcpu.thread_set && !pthread_equal(pthread_self(), vm->proc.vcpu.thread)) {
 		if (vm->proc.vcpu.run)
 			vm->proc.vcpu.run->immediate_exit = 1;
@@ -49,7 +82,7 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
 	vm->life.stop.signal = sig;
 	static const char why[] = "stopped by a signal to the monitor";
 	memcpy(vm->life.stop.reason, why, sizeof(why));
-	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	sbx_wake_sleepers(vm);
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 1;
 	if (vm->proc.vcpu.thread_set)

@@ -1,6 +1,7 @@
-/* Internal state of one sandbox. The monitor core includes this, and so do white-box tests
- * (tests/monitor, tests/confine, tests/fuzz/fuzz_ring.c and fuzz_state.c) and benchmarks
- * (bench/policy_bench.c, bench/snap_bench.c); the front ends use sandbox.h only. */
+/* Internal state of one sandbox, and the core's functions. Every module of the monitor includes
+ * this, and so do white-box tests (tests/monitor, tests/confine, tests/fuzz/fuzz_ring.c and
+ * fuzz_state.c) and benchmarks (bench/policy_bench.c, bench/snap_bench.c); the front ends use
+ * sandbox.h only. The core includes nothing of the monitor above it. */
 #ifndef SBX_VM_H
 #define SBX_VM_H
 
@@ -12,8 +13,10 @@
 
 #include "loader.h"
 #include "policy.h"
-#include "sandbox.h"
 #include "sbx_abi.h"
+#include "sbx_types.h"
+
+struct sbx_vm;
 
 /* A guest kernel of the same major version and an older or equal minor one is understood:
  * minors only add (a 1.1 snapshot restores under a 1.2 monitor). */
@@ -255,10 +258,13 @@ struct sbx_vm {
 	struct sbx_exec *exec;	     /* exec/ */
 };
 
-/* pause.c */
+/* pause.c (sbx_vm_pause and sbx_vm_resume are public: sandbox.h) */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
 void sbx_pause_point(struct sbx_vm *vm);
+/* On the vCPU thread after an exit: completes the exit's instruction (a pending port or MMIO
+ * access) without entering the guest, so that the vCPU's state is whole. */
+void sbx_vcpu_complete(struct sbx_vm *vm);
 /* For a snapshot or migration: pauses (unless an operator has) and holds the pause, so that a
  * kill meanwhile waits; the release resumes only a pause it made. */
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
@@ -286,6 +292,8 @@ enum sbx_action sbx_handle_exit(struct sbx_vm *vm, struct kvm_run *run);
  * enough for the exit handler and the hypercalls, so tests and fuzzers can drive them with
  * made-up exits and requests. */
 int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
+/* Loads the guest kernel and the program (public: sandbox.h). */
+int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen);
 /* Creates the KVM objects on a helper thread while the program loads (sbx_vm_load joins it). */
 void sbx_core_start_kvm(struct sbx_vm *vm);
 int sbx_core_join_kvm(struct sbx_vm *vm, char *err, size_t errlen);
@@ -301,7 +309,6 @@ void sbx_stack_args(struct sbx_vm *vm, char *const *argv, char *const *envp,
 /* Reads the host facts of vm->host (again: a restore names its program late). Before
  * confinement only. */
 void sbx_host_facts(struct sbx_vm *vm);
-int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 
 /* guest_mem.c: the only way to touch guest RAM. Addresses are guest-physical integers. */
 int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen);
@@ -347,6 +354,10 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
+/* Every MSR KVM lists for the vCPU that reads and writes back as it is now, but the clock's
+ * (*out, which the caller frees, takes them back in one KVM_SET_MSRS). A program that reaches
+ * CPL0 could leave any of them changed. */
+int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, size_t errlen);
 
 /* x86_setup.c: page tables and descriptor tables (guest memory only), then the vCPU. */
 int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
@@ -356,33 +367,70 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
  * a CPL0 stub). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
 
-/* ring.c */
+/* ring.c. sbx_ring_serve's caller holds ring_lock. */
 int sbx_ring_serve(struct sbx_vm *vm);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);
+/* For a thread that polls the ring: a request is published and not served yet; serve what is
+ * (takes ring_lock); doorbells wanted (on) or not. */
+int sbx_ring_pending(struct sbx_vm *vm);
+void sbx_ring_poll(struct sbx_vm *vm);
+void sbx_ring_need_wakeup(struct sbx_vm *vm, int on);
+/* Takes ring_lock from another thread than the poller, which may hold it while blocked in a
+ * host call the guest asked for (a SLEEP, a poll with no end). Tries every 10 ms, first
+ * cutting such a call short as `how` allows (sbx_ring_nudge); gives up with -ETIMEDOUT after
+ * timeout_ms (0: never), or -ESRCH with SBX_RING_UNLESS_STOPPING once the sandbox stops. */
+#define SBX_RING_NUDGE 1 /* end a SLEEP early (the guest sleeps again for the rest) */
+#define SBX_RING_KICK                                                                              \
+	2 /* also interrupt a blocking host call: only when the run                                \
+	   * is over (its guest never sees the EINTR) */
+#define SBX_RING_UNLESS_STOPPING 4
+int sbx_ring_lock(struct sbx_vm *vm, int how, int timeout_ms);
+void sbx_ring_nudge(struct sbx_vm *vm, int how);
 
 /* signal.c: hands a CPU fault back to the guest kernel when the program has a handler. */
 int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f);
 int sbx_in_kernel(uint64_t rip);
 
-/* run.c: the signal that interrupts KVM_RUN and blocking host calls (no-op handler). */
-int sbx_kick_signal(void);
-
 /* XXH3-128 of a file (zeros if it cannot be read). */
 void sbx_elf_hash(const char *path, uint8_t out[16]);
 void sbx_vm_choose_cpus(struct sbx_vm *vm);
-/* Closes /dev/kvm itself once the VM and vCPU exist. */
+/* The host CPUs the calling thread may run on (0 if unknown); pins it to one (cpu >= 0). */
+int sbx_cpu_count(void);
+void sbx_pin_cpu(int cpu);
+/* kvm.c: closes /dev/kvm itself once the VM and vCPU exist; 1 when it is PVM (public). */
 void sbx_kvm_close_dev(struct sbx_vm *vm);
+int sbx_kvm_is_pvm(void);
 /* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
 int64_t sbx_dirty_peek(struct sbx_vm *vm);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
 
-/* stop.c: ends the run (the first reason wins) and wakes whatever waits; from any thread. */
+/* stop.c: ends the run (the first reason wins) and wakes whatever waits; from any thread.
+ * sbx_vm_interrupt does the same from a signal handler (public: sandbox.h). */
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
+/* Wakes every SLEEP (they wait on life.stopping) to look at the sandbox again. */
+void sbx_wake_sleepers(struct sbx_vm *vm);
+/* The signal that interrupts KVM_RUN and blocking host calls (a handler that does nothing,
+ * installed once per process by sbx_kick_install). */
+int sbx_kick_signal(void);
+void sbx_kick_install(void);
+
+/* clock.c: one way to read the clocks. A deadline is CLOCK_REALTIME, for pthread's timed
+ * waits. */
+#define SBX_NS_PER_MS 1000000ll
+int64_t sbx_ts_ns(const struct timespec *t);
+int64_t sbx_now_ns(clockid_t c);
+double sbx_ms_since(const struct timespec *t0); /* CLOCK_MONOTONIC */
+void sbx_deadline(struct timespec *dl, int64_t ns_from_now);
+
+/* log.c: sbx_fail writes a one-line error into err and returns r (a -errno). */
+int sbx_fail(char *err, size_t errlen, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #define sbx_log(vm, level, ...)                                                                    \
 	do {                                                                                       \

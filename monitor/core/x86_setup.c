@@ -147,9 +147,9 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 	}
 	return 0;
 full:
-	snprintf(err, errlen, "page tables for %llu MiB of RAM do not fit in the page-table area",
-		 (unsigned long long)(vm->proc.mem.size >> 20));
-	return -ENOMEM;
+	return sbx_fail(err, errlen, -ENOMEM,
+			"page tables for %llu MiB of RAM do not fit in the page-table area",
+			(unsigned long long)(vm->proc.mem.size >> 20));
 }
 
 static uint64_t gdt_entry(uint32_t flags_access)
@@ -243,8 +243,8 @@ static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
 		goto fail;
 	return 0;
 fail:
-	snprintf(err, errlen, "setting segment/control registers: %s", strerror(errno));
-	return -errno;
+	return sbx_fail(err, errlen, -errno, "setting segment/control registers: %s",
+			strerror(errno));
 }
 
 static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
@@ -262,11 +262,9 @@ static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
 	    0,
 	};
 	int n = sbx_kvm_msrs(vm, 1, idx, val, 7);
-	if (n != 7) {
-		snprintf(err, errlen, "KVM_SET_MSRS set %d of 7 (MSR 0x%x): %s", n,
-			 n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(-n) : "refused");
-		return -EINVAL;
-	}
+	if (n != 7)
+		return sbx_fail(err, errlen, -EINVAL, "KVM_SET_MSRS set %d of 7 (MSR 0x%x): %s", n,
+				n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(-n) : "refused");
 	return 0;
 }
 
@@ -302,19 +300,15 @@ static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errle
 	/* x87, SSE, AVX and the AVX-512 states when offered; AMX only once the program asks
 	 * (xstate.c). */
 	x.xcrs[0].value = xcr0;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_XCRS, &x) < 0) {
-		snprintf(err, errlen, "KVM_SET_XCRS (XCR0=0x%llx): %s",
-			 (unsigned long long)x.xcrs[0].value, strerror(errno));
-		return -errno;
-	}
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_XCRS, &x) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS (XCR0=0x%llx): %s",
+				(unsigned long long)x.xcrs[0].value, strerror(errno));
 	struct kvm_fpu f;
 	memset(&f, 0, sizeof(f));
 	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */
 	f.mxcsr = 0x1f80;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_FPU, &f) < 0) {
-		snprintf(err, errlen, "KVM_SET_FPU: %s", strerror(errno));
-		return -errno;
-	}
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_FPU, &f) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_FPU: %s", strerror(errno));
 	return 0;
 }
 
@@ -325,10 +319,8 @@ static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
 	r.rip = vm->proc.image.img.entry;
 	r.rsp = vm->proc.image.entry_rsp;
 	r.rflags = 0x2 | RFLAGS_IF;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0) {
-		snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
-		return -errno;
-	}
+	if (ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_REGS: %s", strerror(errno));
 	return 0;
 }
 

@@ -1,11 +1,11 @@
-/* The exec engine's internals: many runs of one sandbox from one snapshot (exec.c), and the
- * --tmp directories put back between runs (exec_fs.c). */
+/* The exec engine: many runs of one sandbox from one snapshot (its files: exec_priv.h). */
 #ifndef SBX_EXEC_H
 #define SBX_EXEC_H
 
+#include "sandbox.h"
 #include "vm.h"
 
-/* Many runs of one program from one snapshot (exec.c, docs/exec.md): the engine behind
+/* Many runs of one program from one snapshot (docs/exec.md): the engine behind
  * sandbox-serve and sandbox-fuzz. The snapshot is taken once at a "point"; every run starts
  * there with RAM, vCPU and handle table as they were, and ends when the program exits (or,
  * at SBX_POINT_CALL, calls sbx_exec_done). A run is reset in place: only the pages it wrote
@@ -75,17 +75,5 @@ struct sbx_vm *sbx_exec_vm(struct sbx_exec *x);
  * given: SBX_END_LIMIT with SBX_STATUS_LIMIT_TIME for a deadline of its own). */
 void sbx_exec_kill(struct sbx_exec *x, enum sbx_end end, int status, const char *why);
 void sbx_exec_close(struct sbx_exec *x);
-
-/* ---- Inside the monitor ---------------------------------------------------------------- */
-
-/* exec.c: a doorbell while runs are served from a snapshot; the vCPU thread parks there
- * between runs. */
-enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);
-
-/* exec_fs.c: the --tmp directories as they were at the snapshot (NULL-terminated paths of
- * copies), put back after a run that changed the file system. */
-int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen);
-int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen);
-void sbx_tmp_free(char **saved);
 
 #endif

@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calls.h"
-#include "exec.h"
-#include "persist.h"
+#include "exec_priv.h"
 
-/* Removes everything inside dirfd (not dirfd itself). */
-static int tree_clear(int dirfd)
+/* Calls fn for each entry of dirfd but "." and "..". With `stop`, the first error ends the
+ * walk; without, the walk goes on. Either way the first error is the result. */
+static int each_entry(int dirfd, int stop, int (*fn)(int dirfd, const struct dirent *e, void *ctx),
+		      void *ctx)
 {
 	int dfd = dup(dirfd);
 	if (dfd < 0)
@@ -29,98 +29,112 @@ static int tree_clear(int dirfd)
 	int r = 0;
 	struct dirent *e;
 	rewinddir(d);
-	while ((e = readdir(d))) {
+	while ((!stop || !r) && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (e->d_type == DT_DIR) {
-			/* A run may have taken its own permissions away: give them back first. */
-			fchmodat(dirfd, e->d_name, 0700, 0);
-			int sub = openat(dirfd, e->d_name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0) {
-				int q = tree_clear(sub);
-				close(sub);
-				r = r ? r : q;
-			}
-			if (unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 && !r)
-				r = -errno;
-		} else if (unlinkat(dirfd, e->d_name, 0) < 0 && !r) {
-			r = -errno;
-		}
+		int q = fn(dirfd, e, ctx);
+		r = r ? r : q;
 	}
 	closedir(d);
 	return r;
+}
+
+static int open_dir_at(int at, const char *path)
+{
+	return openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* op(a, b) on two directories, opened beneath at_a and at_b (AT_FDCWD: by path). */
+static int with_dirs(int at_a, const char *a, int at_b, const char *b, int (*op)(int a, int b))
+{
+	int fa = open_dir_at(at_a, a), fb = open_dir_at(at_b, b);
+	int r = fa < 0 || fb < 0 ? -errno : op(fa, fb);
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	return r;
+}
+
+static int tree_clear(int dirfd);
+
+static int clear_entry(int dirfd, const struct dirent *e, void *ctx)
+{
+	(void)ctx;
+	if (e->d_type != DT_DIR)
+		return unlinkat(dirfd, e->d_name, 0) < 0 ? -errno : 0;
+	/* A run may have taken its own permissions away: give them back first. */
+	fchmodat(dirfd, e->d_name, 0700, 0);
+	int r = 0, sub = open_dir_at(dirfd, e->d_name);
+	if (sub >= 0) {
+		r = tree_clear(sub);
+		close(sub);
+	}
+	if (unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0 && !r)
+		r = -errno;
+	return r;
+}
+
+/* Removes everything inside dirfd (not dirfd itself). */
+static int tree_clear(int dirfd)
+{
+	return each_entry(dirfd, 0, clear_entry, NULL);
+}
+
+static int tree_copy(int src, int dst);
+
+static int copy_file(int src, int dst, const char *name, const struct stat *st)
+{
+	int a = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int b = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+	int r = a < 0 || b < 0 ? -errno : 0;
+	for (off_t left = st->st_size; !r && left > 0;) {
+		ssize_t n = sendfile(b, a, NULL, (size_t)left);
+		if (n <= 0)
+			r = n < 0 ? -errno : -EIO;
+		left -= n;
+	}
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	return r;
+}
+
+static int copy_entry(int src, const struct dirent *e, void *ctx)
+{
+	int dst = *(const int *)ctx;
+	struct stat st;
+	if (fstatat(src, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdirat(dst, e->d_name, st.st_mode & 07777) < 0)
+			return -errno;
+		return with_dirs(src, e->d_name, dst, e->d_name, tree_copy);
+	}
+	if (S_ISREG(st.st_mode))
+		return copy_file(src, dst, e->d_name, &st);
+	if (S_ISLNK(st.st_mode)) {
+		char t[4096];
+		ssize_t n = readlinkat(src, e->d_name, t, sizeof(t) - 1);
+		if (n < 0)
+			return -errno;
+		t[n] = 0;
+		return symlinkat(t, dst, e->d_name) < 0 ? -errno : 0;
+	}
+	return 0; /* sockets, fifos and devices are not something a run can make there */
 }
 
 /* Copies the contents of src into dst: directories, regular files, symlinks, with modes. */
 static int tree_copy(int src, int dst)
 {
-	int dfd = dup(src);
-	if (dfd < 0)
-		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	int r = 0;
-	struct dirent *e;
-	rewinddir(d);
-	while (!r && (e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		struct stat st;
-		if (fstatat(src, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			break;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			if (mkdirat(dst, e->d_name, st.st_mode & 07777) < 0) {
-				r = -errno;
-				break;
-			}
-			int a =
-			    openat(src, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			int b =
-			    openat(dst, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			r = a < 0 || b < 0 ? -errno : tree_copy(a, b);
-			if (a >= 0)
-				close(a);
-			if (b >= 0)
-				close(b);
-		} else if (S_ISREG(st.st_mode)) {
-			int a = openat(src, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			int b = openat(dst, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				       st.st_mode & 07777);
-			if (a < 0 || b < 0)
-				r = -errno;
-			for (off_t left = st.st_size; !r && left > 0;) {
-				ssize_t n = sendfile(b, a, NULL, (size_t)left);
-				if (n <= 0)
-					r = n < 0 ? -errno : -EIO;
-				left -= n;
-			}
-			if (a >= 0)
-				close(a);
-			if (b >= 0)
-				close(b);
-		} else if (S_ISLNK(st.st_mode)) {
-			char t[4096];
-			ssize_t n = readlinkat(src, e->d_name, t, sizeof(t) - 1);
-			if (n < 0)
-				r = -errno;
-			else if (t[n] = 0, symlinkat(t, dst, e->d_name) < 0)
-				r = -errno;
-		}
-		/* Sockets, fifos and devices are not something a run can make there. */
-	}
-	closedir(d);
-	return r;
+	return each_entry(src, 1, copy_entry, &dst);
 }
 
-static int open_dir(const char *path)
+static int clear_and_copy(int src, int dst)
 {
-	return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = tree_clear(dst);
+	return r ? r : tree_copy(src, dst);
 }
 
 int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen)
@@ -139,17 +153,12 @@ int sbx_tmp_save(struct sbx_vm *vm, char ***saved, char *err, size_t errlen)
 			return -ENOMEM;
 		}
 		int r = mkdir(s[i], 0700) < 0 ? -errno : 0;
-		int a = open_dir(p->tmp_host[i]), b = open_dir(s[i]);
 		if (!r)
-			r = a < 0 || b < 0 ? -errno : tree_copy(a, b);
-		if (a >= 0)
-			close(a);
-		if (b >= 0)
-			close(b);
+			r = with_dirs(AT_FDCWD, p->tmp_host[i], AT_FDCWD, s[i], tree_copy);
 		if (r < 0) {
-			snprintf(err, errlen, "copying --tmp %s as it is at the snapshot: %s",
-				 p->tmp[i], strerror(-r));
-			return r;
+			return sbx_fail(err, errlen, r,
+					"copying --tmp %s as it is at the snapshot: %s", p->tmp[i],
+					strerror(-r));
 		}
 	}
 	return 0;
@@ -163,17 +172,10 @@ int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen)
 		/* The directory itself as it was made (a run may have chmod'ed it). */
 		if (stat(saved[i], &st) == 0)
 			chmod(p->tmp_host[i], st.st_mode & 07777);
-		int a = open_dir(saved[i]), b = open_dir(p->tmp_host[i]);
-		int r = a < 0 || b < 0 ? -errno : tree_clear(b);
-		if (!r)
-			r = tree_copy(a, b);
-		if (a >= 0)
-			close(a);
-		if (b >= 0)
-			close(b);
+		int r = with_dirs(AT_FDCWD, saved[i], AT_FDCWD, p->tmp_host[i], clear_and_copy);
 		if (r < 0) {
-			snprintf(err, errlen, "putting back --tmp %s: %s", p->tmp[i], strerror(-r));
-			return r;
+			return sbx_fail(err, errlen, r, "putting back --tmp %s: %s", p->tmp[i],
+					strerror(-r));
 		}
 	}
 	return 0;
@@ -182,7 +184,7 @@ int sbx_tmp_restore(struct sbx_vm *vm, char **saved, char *err, size_t errlen)
 void sbx_tmp_free(char **saved)
 {
 	for (size_t i = 0; saved && saved[i]; i++) {
-		int d = open_dir(saved[i]);
+		int d = open_dir_at(AT_FDCWD, saved[i]);
 		if (d >= 0) {
 			tree_clear(d);
 			close(d);

@@ -23,7 +23,7 @@
 
 static double ms_between(const struct timespec *a, const struct timespec *b)
 {
-	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+	return (double)(sbx_ts_ns(b) - sbx_ts_ns(a)) / 1e6;
 }
 
 static void cmd_stats(struct sbx_vm *vm, int c)
@@ -225,10 +225,9 @@ static int control_run(struct sbx_vm *vm, char *err, size_t errlen)
 		return 0; /* a second run, after a reset */
 	atomic_store(&c->stop, 0);
 	int e = pthread_create(&c->thread, NULL, control_main, vm);
-	if (e) {
-		snprintf(err, errlen, "cannot start the control thread: %s", strerror(e));
-		return -e;
-	}
+	if (e)
+		return sbx_fail(err, errlen, -e, "cannot start the control thread: %s",
+				strerror(e));
 	c->started = 1;
 	return 0;
 }
@@ -264,10 +263,8 @@ int sbx_control_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	struct sbx_control *c = calloc(1, sizeof(*c));
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!c)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	/* Bound now, before the monitor confines itself; served from a thread once it has. */
 	c->fd = mig_listen(&a, err, errlen);
 	if (c->fd < 0) {

@@ -31,6 +31,7 @@
 #include "migrate.h"
 #include "calls.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 enum {
 	MSG_HELLO = 1,
@@ -49,16 +50,9 @@ enum {
 #define SBX_HANDSHAKE_TIMEOUT_MS 5000 /* default of --handshake-timeout */
 #define SBX_INCOMING_MAX_FAILURES 16  /* failed handshakes before --incoming gives up */
 
-static int64_t rt_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000ll + t->tv_nsec;
-}
-
 static double mono_ms(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+	return (double)sbx_now_ns(CLOCK_MONOTONIC) / 1e6;
 }
 
 static int page_is_zero(const uint8_t *p)
@@ -122,21 +116,12 @@ static int send_pages(struct sbx_vm *vm, struct mig_stream *s, uint64_t *bitmap,
 	return batch_flush(s, b, err, errlen);
 }
 
-/* ring_lock within a millisecond, or not: a host call that blocks holds it for long. */
+/* ring_lock within ms, or not: a host call that blocks holds it for long. A SLEEP holds the
+ * lock for as long as it sleeps: it is cut short (the guest kernel sleeps again for the
+ * rest). */
 static int lock_briefly(struct sbx_vm *vm, int ms)
 {
-	/* A SLEEP holds the lock for as long as it sleeps: cut it short (the guest kernel
-	 * sleeps again for the rest). */
-	atomic_fetch_add(&vm->life.nudge, 1);
-	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += ms * 1000000l;
-	while (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
-	return pthread_mutex_timedlock(&vm->proc.ring.lock, &dl) == 0;
+	return sbx_ring_lock(vm, SBX_RING_NUDGE, ms) == 0;
 }
 
 /* Every page the host holds for guest RAM goes in round 0. */
@@ -168,14 +153,11 @@ static int expect(struct mig_stream *s, uint32_t want, const uint8_t **body, siz
 	if (type == MSG_ERROR) {
 		char t[300];
 		error_text(*body, *len, t, sizeof(t));
-		snprintf(err, errlen, "the destination refused: %s", t);
-		return -ECONNABORTED;
+		return sbx_fail(err, errlen, -ECONNABORTED, "the destination refused: %s", t);
 	}
-	if (type != want) {
-		snprintf(err, errlen, "migration stream: message type %u where %u was due", type,
-			 want);
-		return -EPROTO;
-	}
+	if (type != want)
+		return sbx_fail(err, errlen, -EPROTO,
+				"migration stream: message type %u where %u was due", type, want);
 	return 0;
 }
 
@@ -302,7 +284,7 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		goto fail;
 	double t_sent = mono_ms();
 	uint8_t sh[12];
-	int64_t last_exit = rt_ns(&vm->life.last_exit_at);
+	int64_t last_exit = sbx_ts_ns(&vm->life.last_exit_at);
 	memcpy(sh, &last_exit, 8);
 	memcpy(sh + 8, &rounds, 4);
 	if ((r = mig_stream_send(s, MSG_STATE, sh, sizeof(sh), blob, blen, err, sizeof(err))) < 0)
@@ -370,15 +352,12 @@ out:
 static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
 	uint32_t n;
-	if (len < 4) {
-		snprintf(err, errlen, "PAGES message of %zu bytes", len);
-		return -EPROTO;
-	}
+	if (len < 4)
+		return sbx_fail(err, errlen, -EPROTO, "PAGES message of %zu bytes", len);
 	memcpy(&n, body, 4);
-	if (n == 0 || n > BATCH || len < 4 + 8ull * n) {
-		snprintf(err, errlen, "PAGES message with %u pages in %zu bytes", n, len);
-		return -EPROTO;
-	}
+	if (n == 0 || n > BATCH || len < 4 + 8ull * n)
+		return sbx_fail(err, errlen, -EPROTO, "PAGES message with %u pages in %zu bytes", n,
+				len);
 	const uint8_t *data = body + 4 + 8ull * n;
 	size_t ndata = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -386,11 +365,10 @@ static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char 
 		memcpy(&e, body + 4 + 8ull * i, 8);
 		ndata += !(e & 1);
 	}
-	if (len != 4 + 8ull * n + ndata * SBX_PAGE_SIZE) {
-		snprintf(err, errlen, "PAGES message of %zu bytes for %u pages (%zu with data)",
-			 len, n, ndata);
-		return -EPROTO;
-	}
+	if (len != 4 + 8ull * n + ndata * SBX_PAGE_SIZE)
+		return sbx_fail(err, errlen, -EPROTO,
+				"PAGES message of %zu bytes for %u pages (%zu with data)", len, n,
+				ndata);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t e, gpa;
 		memcpy(&e, body + 4 + 8ull * i, 8);
@@ -414,15 +392,11 @@ static int apply_pages(struct sbx_vm *vm, const uint8_t *body, size_t len, char 
 
 static int apply_state(struct sbx_vm *vm, const uint8_t *body, size_t len, char *err, size_t errlen)
 {
-	if (len < 12) {
-		snprintf(err, errlen, "STATE message of %zu bytes", len);
-		return -EPROTO;
-	}
+	if (len < 12)
+		return sbx_fail(err, errlen, -EPROTO, "STATE message of %zu bytes", len);
 	int fd = memfd_create("sandbox-state", MFD_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		return -errno;
-	}
+	if (fd < 0)
+		return sbx_fail(err, errlen, -errno, "memfd_create: %s", strerror(errno));
 	int r = 0;
 	if (write(fd, body + 12, len - 12) != (ssize_t)(len - 12)) {
 		snprintf(err, errlen, "buffering the state: %s", strerror(errno));
@@ -442,7 +416,7 @@ static void say_resumed(struct sbx_vm *vm)
 {
 	char err[200];
 	uint8_t b[8];
-	int64_t t = rt_ns(&vm->life.first_run_at);
+	int64_t t = sbx_ts_ns(&vm->life.first_run_at);
 	memcpy(b, &t, 8);
 	if (atomic_load(&vm->life.stopping)) {
 		/* Setup here failed after GO (confinement, threads): the source must not report
@@ -516,10 +490,8 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 	struct mig_stream *s = NULL;
 	struct sbx_vm *vm = NULL;
 	int r, lfd = -1;
-	if (!cfg->migrate_key) {
-		snprintf(err, errlen, "--incoming needs --migrate-key");
-		return -EPERM;
-	}
+	if (!cfg->migrate_key)
+		return sbx_fail(err, errlen, -EPERM, "--incoming needs --migrate-key");
 	if ((r = mig_addr_parse(addr, &a, e, sizeof(e))) < 0 ||
 	    (r = lfd = mig_listen(&a, e, sizeof(e))) < 0)
 		goto fail;

@@ -81,15 +81,12 @@ static int copy_range(void *ctx, uint64_t gpa, uint64_t len)
 int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (vm->life.running && !vm->life.paused && !vm->proc.vcpu.parked) {
-		snprintf(err, errlen, "snapshot: the vCPU is running (pause it first)");
-		return -EBUSY;
-	}
+	if (vm->life.running && !vm->life.paused && !vm->proc.vcpu.parked)
+		return sbx_fail(err, errlen, -EBUSY,
+				"snapshot: the vCPU is running (pause it first)");
 	struct sbx_snap *s = calloc(1, sizeof(*s));
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!s)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	s->mem_size = vm->proc.mem.size;
 	s->ram = mmap(NULL, vm->proc.mem.size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -97,9 +94,9 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	if (s->ram == MAP_FAILED || !s->dirty) {
 		s->ram = s->ram == MAP_FAILED ? NULL : s->ram;
 		sbx_snapshot_free(s);
-		snprintf(err, errlen, "out of memory for a copy of %llu MiB of guest RAM",
-			 (unsigned long long)(vm->proc.mem.size >> 20));
-		return -ENOMEM;
+		return sbx_fail(err, errlen, -ENOMEM,
+				"out of memory for a copy of %llu MiB of guest RAM",
+				(unsigned long long)(vm->proc.mem.size >> 20));
 	}
 	/* Only what the host holds: holes of the memfd are zeros in the copy already. */
 	struct copy_ctx c = {s->ram, vm->proc.mem.base};
@@ -146,10 +143,9 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 {
 	uint64_t nw = nwords(vm->proc.mem.size), n = 0;
 	int64_t r = sbx_dirty_collect(vm, s->dirty, 1);
-	if (r < 0) {
-		snprintf(err, errlen, "reset: KVM_GET_DIRTY_LOG: %s", strerror((int)-r));
-		return (int)r;
-	}
+	if (r < 0)
+		return sbx_fail(err, errlen, (int)r, "reset: KVM_GET_DIRTY_LOG: %s",
+				strerror((int)-r));
 	*pt = 0;
 	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++)
 		if (p / 64 < nw && (s->dirty[p / 64] >> (p % 64) & 1))
@@ -179,10 +175,9 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 	memset(vm->proc.mem.mon_dirty, 0, nw * sizeof(uint64_t));
 	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
 	 * makes it read the ones put back (docs/architecture.md, "The guest address space"). */
-	if (*pt && (r = sbx_memslot_reload(vm)) < 0) {
-		snprintf(err, errlen, "reset: re-adding the memslot: %s", strerror((int)-r));
-		return (int)r;
-	}
+	if (*pt && (r = sbx_memslot_reload(vm)) < 0)
+		return sbx_fail(err, errlen, (int)r, "reset: re-adding the memslot: %s",
+				strerror((int)-r));
 	*pages = n;
 	return 0;
 }
@@ -205,19 +200,15 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 		if (s->fds[i].kind == SBX_H_FREE)
 			continue;
 		int r = handle_copy(&vm->proc.files->fds[i], &s->fds[i]);
-		if (r < 0) {
-			snprintf(err, errlen, "reset: fd %d: %s", i, strerror(-r));
-			return r;
-		}
+		if (r < 0)
+			return sbx_fail(err, errlen, r, "reset: fd %d: %s", i, strerror(-r));
 		/* Not the monitor's own stdio: its output so far stays where it went. */
 		if (s->offs[i] >= 0 && s->fds[i].stdio < 0)
 			lseek(vm->proc.files->fds[i].fd, s->offs[i], SEEK_SET);
 	}
 	struct sbx_sio mon = {.load = 1, .reset = 1, .buf = s->mon.buf, .len = s->mon.len};
-	if (sbx_state_monitor(vm, &mon) < 0) {
-		snprintf(err, errlen, "reset: %s", mon.msg);
-		return mon.err;
-	}
+	if (sbx_state_monitor(vm, &mon) < 0)
+		return sbx_fail(err, errlen, mon.err, "reset: %s", mon.msg);
 	atomic_store(&vm->life.pause_req, 0);
 	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 	vm->life.stop.vector = -1;
@@ -244,28 +235,23 @@ void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t pa
 int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st, char *err,
 	      size_t errlen)
 {
-	struct timespec t0, t1;
+	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (vm->life.running && !vm->life.paused) {
-		snprintf(err, errlen, "reset: the vCPU is running (pause it first)");
-		return -EBUSY;
-	}
-	if (s->mem_size != vm->proc.mem.size || !vm->proc.mem.dirty_logging) {
-		snprintf(err, errlen, "reset: this snapshot was not taken of this sandbox");
-		return -EINVAL;
-	}
+	if (vm->life.running && !vm->life.paused)
+		return sbx_fail(err, errlen, -EBUSY, "reset: the vCPU is running (pause it first)");
+	if (s->mem_size != vm->proc.mem.size || !vm->proc.mem.dirty_logging)
+		return sbx_fail(err, errlen, -EINVAL,
+				"reset: this snapshot was not taken of this sandbox");
 	uint64_t pages = 0;
 	int pt = 0, r;
 	if ((r = sbx_reset_pages(vm, s, 1, &pages, &pt, err, errlen)) < 0 ||
 	    (r = sbx_reset_vcpu(vm, s, err, errlen)) < 0 ||
 	    (r = sbx_reset_monitor(vm, s, err, errlen)) < 0)
 		return r;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (st) {
 		st->pages = pages;
 		st->slot_reload = pt;
-		st->us =
-		    (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+		st->us = sbx_ms_since(&t0) * 1e3;
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "migrate.h"
 #include "calls.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 #define SBX_STATE_VERSION 1
 
@@ -177,10 +178,8 @@ int sbx_vm_snapshot(struct sbx_vm *vm, const char *path, char *err, size_t errle
 int sbx_state_blob(struct sbx_vm *vm, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
 	int fd = memfd_create("sandbox-state", MFD_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "memfd_create: %s", strerror(errno));
-		return -errno;
-	}
+	if (fd < 0)
+		return sbx_fail(err, errlen, -errno, "memfd_create: %s", strerror(errno));
 	int r = write_sections(vm, fd, 0, 0, -1, NULL, err, errlen);
 	struct stat st;
 	if (r == 0 && fstat(fd, &st) < 0)
@@ -289,18 +288,15 @@ static int apply_piece(struct sbx_vm *vm, struct mig_snap_reader *r, uint32_t ty
 		snprintf(err, errlen, "section %s: missing", mig_sec_name(type));
 	if (e < 0)
 		return e;
-	if (version != SBX_STATE_VERSION) {
-		snprintf(err, errlen, "section %s: version %u, this monitor reads %u",
-			 mig_sec_name(type), version, SBX_STATE_VERSION);
-		return -EINVAL;
-	}
+	if (version != SBX_STATE_VERSION)
+		return sbx_fail(err, errlen, -EINVAL,
+				"section %s: version %u, this monitor reads %u", mig_sec_name(type),
+				version, SBX_STATE_VERSION);
 	struct sbx_sio io = {.load = 1, .buf = (uint8_t *)data, .len = (size_t)len};
 	e = piece(vm, &io);
-	if (e == 0 && io.pos != io.len) {
-		snprintf(err, errlen, "section %s: %zu bytes left over", mig_sec_name(type),
-			 io.len - io.pos);
-		return -EINVAL;
-	}
+	if (e == 0 && io.pos != io.len)
+		return sbx_fail(err, errlen, -EINVAL, "section %s: %zu bytes left over",
+				mig_sec_name(type), io.len - io.pos);
 	if (e < 0)
 		snprintf(err, errlen, "section %s: %s", mig_sec_name(type), io.msg);
 	return e;
@@ -324,32 +320,29 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 			 SBX_ABI_MINOR);
 		return -EINVAL;
 	}
-	if (h->mem_size != vm->proc.mem.size) {
-		snprintf(err, errlen, "header: guest RAM %llu bytes, expected %llu",
-			 (unsigned long long)h->mem_size, (unsigned long long)vm->proc.mem.size);
-		return -EINVAL;
-	}
+	if (h->mem_size != vm->proc.mem.size)
+		return sbx_fail(err, errlen, -EINVAL, "header: guest RAM %llu bytes, expected %llu",
+				(unsigned long long)h->mem_size,
+				(unsigned long long)vm->proc.mem.size);
 	/* The kernel that runs is the one inside the snapshot: its header, from guest RAM, says
 	 * where signals are handed back; it is guest data, so every field is checked. */
 	struct sbx_kernel_header kh;
 	if (sbx_copy_from_guest(vm, &kh, SBX_KERNEL_ADDR, sizeof(kh)) < 0 ||
 	    kh.magic != SBX_KERNEL_MAGIC || !sbx_abi_ok(kh.abi_version) ||
 	    kh.upcall_entry < SBX_KERNEL_ADDR || kh.upcall_entry >= SBX_KERNEL_END ||
-	    kh.syscall_entry < SBX_KERNEL_ADDR || kh.syscall_entry >= SBX_KERNEL_END) {
-		snprintf(err, errlen, "section pages: no valid guest kernel at 0x%llx",
-			 (unsigned long long)SBX_KERNEL_ADDR);
-		return -EINVAL;
-	}
+	    kh.syscall_entry < SBX_KERNEL_ADDR || kh.syscall_entry >= SBX_KERNEL_END)
+		return sbx_fail(err, errlen, -EINVAL,
+				"section pages: no valid guest kernel at 0x%llx",
+				(unsigned long long)SBX_KERNEL_ADDR);
 	if (kh.header_size < sizeof(kh))
 		kh.exec_start = 0; /* a 1.1 kernel: no repeated runs */
 	vm->proc.image.khdr = kh;
 	uint8_t sig[32];
 	cpuid_sig(sig);
-	if (memcmp(sig, h->cpuid_sig, 12)) {
-		snprintf(err, errlen, "header: written on a CPU of another vendor (%.12s)",
-			 (const char *)h->cpuid_sig);
-		return -EINVAL;
-	}
+	if (memcmp(sig, h->cpuid_sig, 12))
+		return sbx_fail(err, errlen, -EINVAL,
+				"header: written on a CPU of another vendor (%.12s)",
+				(const char *)h->cpuid_sig);
 	if (memcmp(sig, h->cpuid_sig, 32))
 		sbx_log(vm, 1,
 			"the snapshot was written on a different CPU model: the guest keeps "
@@ -411,11 +404,10 @@ int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct 
 	if (r < 0)
 		return r;
 	struct sbx_vm *vm = *out;
-	if (vm->proc.mem.size != mem_size) {
-		snprintf(err, errlen, "header: guest RAM of %llu bytes is not a multiple of 2 MiB",
-			 (unsigned long long)mem_size);
-		return -EINVAL;
-	}
+	if (vm->proc.mem.size != mem_size)
+		return sbx_fail(err, errlen, -EINVAL,
+				"header: guest RAM of %llu bytes is not a multiple of 2 MiB",
+				(unsigned long long)mem_size);
 	vm->proc.kvm.is_pvm = sbx_kvm_is_pvm();
 	vm->proc.vcpu.cpl = vm->proc.kvm.is_pvm ? 3 : 0;
 	sbx_vm_choose_cpus(vm);
@@ -451,10 +443,8 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
 	*out = NULL;
 	char e2[400];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -errno;
-	}
+	if (fd < 0)
+		return sbx_fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
 	struct mig_snap_reader *rd = NULL;
 	int r = mig_snap_open(&rd, fd, e2, sizeof(e2));
 	struct sbx_vm *vm = NULL;
@@ -505,9 +495,4 @@ out:
 	close(fd);
 	*out = vm;
 	return r;
-}
-
-const char *sbx_vm_program(const struct sbx_vm *vm)
-{
-	return vm->cfg.prog;
 }

@@ -574,9 +574,7 @@ int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io)
 	uint64_t tsc = 0, khz = 0;
 	int64_t rt = 0;
 	if (!io->load) {
-		struct timespec t;
-		clock_gettime(CLOCK_REALTIME, &t);
-		rt = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+		rt = sbx_now_ns(CLOCK_REALTIME);
 		if (sbx_kvm_msrs(vm, 0, &tsc_msr, &tsc, 1) != 1)
 			sbx_sio_fail(io, "reading the guest TSC: %s", strerror(errno));
 		int k = ioctl(vm->proc.vcpu.fd, KVM_GET_TSC_KHZ, 0);
@@ -599,9 +597,7 @@ int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io)
 void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_then)
 {
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	int64_t now = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+	int64_t now = sbx_now_ns(CLOCK_REALTIME);
 	/* The guest's clocks at guest_tsc, by its own (old) parameters. */
 	uint64_t d = guest_tsc - b->tsc_at_boot;
 	int64_t ns = (int64_t)(((unsigned __int128)d * b->tsc_mult) >> 32);

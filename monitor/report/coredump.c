@@ -155,8 +155,7 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 	    note_add(&notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
 	    (nauxv && note_add(&notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0)) {
 		free(notes.p);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	}
 	/* The touched parts of user memory, from the memfd's data extents. */
 	struct load_ctx lc = {.vm = vm, .nph = 1};

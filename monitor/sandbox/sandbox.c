@@ -11,7 +11,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "report.h"
-#include "sandbox.h"
+#include "sandbox_priv.h"
 
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
@@ -43,6 +43,11 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 	sbx_calls_detach(vm);
 	sbx_core_free(vm);
 }
+const char *sbx_vm_program(const struct sbx_vm *vm)
+{
+	return vm->cfg.prog;
+}
+
 /* The signals whose default action writes a core file on Linux get a report (abort(), a
  * raise(SIGSEGV)); the others (SIGTERM, SIGPIPE...) end the program as quietly as natively. */
 static int dumps_core(int sig)
@@ -94,15 +99,15 @@ static void measure_rss(struct sbx_result *res)
 	res->stats.guest_rss_kib = (uint64_t)shmem;
 }
 
-int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
+/* Before the guest's first instruction: the monitor confines itself, and before it starts its
+ * other threads, which inherit the filter and the Landlock domain, so that nothing has to be
+ * synchronised across threads (which costs ~0.5 ms). Once: a second run after a reset is
+ * already confined (a filter cannot be removed). What the run reads of the host is read now (a
+ * restore named its program late). */
+static void start(struct sbx_vm *vm)
 {
 	char err[256];
 	sbx_core_enter(vm);
-	/* The monitor confines itself before the guest's first instruction, and before it starts
-	 * its other threads: they inherit the filter and the Landlock domain, so nothing has to
-	 * be synchronised across threads (which costs ~0.5 ms). Once: a second run after a
-	 * reset is already confined (a filter cannot be removed). What the run reads of the
-	 * host is read now (a restore named its program late). */
 	if (!vm->life.confined)
 		sbx_host_facts(vm);
 	if (!vm->cfg.no_confine && !vm->life.confined && sbx_confine(vm, err, sizeof(err)) < 0)
@@ -113,87 +118,100 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	if (sbx_limits_start(vm) < 0)
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "cannot start the thread that enforces the time limits");
-	struct sbx_fault f;
-	sbx_core_run(vm, &f);
-	sbx_limits_stop(vm);
-	sbx_ring_stop(vm);
-	struct timespec r0, r1;
-	clock_gettime(CLOCK_MONOTONIC, &r0);
-	if (vm->life.stop.end == SBX_END_FAULT) {
+}
+
+/* The program died of sig with the fault f told: reported as a crash. */
+static void crash(struct sbx_vm *vm, int sig, const struct sbx_fault *f)
+{
+	vm->life.stop.signal = sig;
+	vm->life.stop.status = 128 + sig;
+	sbx_report(vm, f);
+}
+
+/* A fault's handler could not run (no room for its frame): reported as the fault, but, as on
+ * Linux, the program dies of SIGSEGV. */
+static void undeliverable(struct sbx_vm *vm, struct sbx_fault *f)
+{
+	*f = vm->proc.vcpu.upcall_fault;
+	if (f->signal != SIGSEGV) {
+		char cause[sizeof(f->cause)];
+		snprintf(cause, sizeof(cause), "%.*s; no room for the SIG%s handler's frame",
+			 (int)sizeof(cause) / 2, f->cause,
+			 sigabbrev_np(f->signal) ? sigabbrev_np(f->signal) : "?");
+		memcpy(f->cause, cause, sizeof(cause));
+		f->signal = SIGSEGV;
+	}
+	crash(vm, SIGSEGV, f);
+}
+
+/* How the run ended, told: a crash gets its report, a VM failure the place it happened. */
+static void tell_end(struct sbx_vm *vm, struct sbx_fault *f)
+{
+	struct sbx_stop *st = &vm->life.stop;
+	if (st->end == SBX_END_FAULT) {
 		/* A fault inside the kernel while it delivered a signal: the original one counts.
 		 */
-		if (vm->proc.vcpu.upcall_pending && sbx_in_kernel(f.r[SBX_R_RIP]))
-			f = vm->proc.vcpu.upcall_fault;
-		vm->life.stop.signal = f.signal;
-		vm->life.stop.status = 128 + f.signal;
-		sbx_report(vm, &f);
-	} else if (vm->life.stop.end == SBX_END_SIGNAL && vm->life.stop.nodeliver &&
-		   vm->proc.vcpu.upcall_pending) {
-		/* The fault's handler could not run (no room for its frame): reported as the fault,
-		 * but, as on Linux, the program dies of SIGSEGV. */
-		f = vm->proc.vcpu.upcall_fault;
-		if (f.signal != SIGSEGV) {
-			char cause[sizeof(f.cause)];
-			snprintf(cause, sizeof(cause),
-				 "%.*s; no room for the SIG%s handler's frame",
-				 (int)sizeof(cause) / 2, f.cause,
-				 sigabbrev_np(f.signal) ? sigabbrev_np(f.signal) : "?");
-			memcpy(f.cause, cause, sizeof(cause));
-			f.signal = SIGSEGV;
-		}
-		vm->life.stop.signal = SIGSEGV;
-		vm->life.stop.status = 128 + SIGSEGV;
-		sbx_report(vm, &f);
-	} else if (vm->life.stop.end == SBX_END_SIGNAL && dumps_core(vm->life.stop.signal)) {
-		sbx_fault_from_syscall(vm, vm->life.stop.signal, &f);
-		snprintf(f.cause, sizeof(f.cause), "%.*s", (int)sizeof(f.cause) - 1,
-			 vm->life.stop.reason);
-		sbx_report(vm, &f);
-	} else if (vm->life.stop.end == SBX_END_VM && vm->life.stop.shutdown) {
+		if (vm->proc.vcpu.upcall_pending && sbx_in_kernel(f->r[SBX_R_RIP]))
+			*f = vm->proc.vcpu.upcall_fault;
+		crash(vm, f->signal, f);
+	} else if (st->end == SBX_END_SIGNAL && st->nodeliver && vm->proc.vcpu.upcall_pending) {
+		undeliverable(vm, f);
+	} else if (st->end == SBX_END_SIGNAL && dumps_core(st->signal)) {
+		sbx_fault_from_syscall(vm, st->signal, f);
+		snprintf(f->cause, sizeof(f->cause), "%.*s", (int)sizeof(f->cause) - 1, st->reason);
+		sbx_report(vm, f);
+	} else if (st->end == SBX_END_VM && st->shutdown) {
 		/* The guest wrecked its own descriptor tables, IST stacks or page tables: a crash
 		 * of the program, reported with whatever the vCPU still shows. */
 		sbx_fault_from_regs(vm, SIGSEGV,
 				    "triple fault: an exception while delivering an exception (the "
 				    "guest overwrote its descriptor tables, stacks or page tables)",
-				    &f);
-		vm->life.stop.signal = SIGSEGV;
-		vm->life.stop.status = 128 + SIGSEGV;
-		vm->life.stop.end = SBX_END_FAULT;
-		sbx_report(vm, &f);
-	} else if (vm->life.stop.end == SBX_END_VM) {
+				    f);
+		st->end = SBX_END_FAULT;
+		crash(vm, SIGSEGV, f);
+	} else if (st->end == SBX_END_VM) {
 		struct kvm_regs regs;
 		if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) == 0) {
-			size_t l = strlen(vm->life.stop.reason);
-			snprintf(vm->life.stop.reason + l, sizeof(vm->life.stop.reason) - l,
-				 " at rip 0x%llx", (unsigned long long)regs.rip);
+			size_t l = strlen(st->reason);
+			snprintf(st->reason + l, sizeof(st->reason) - l, " at rip 0x%llx",
+				 (unsigned long long)regs.rip);
 		}
 	}
-	clock_gettime(CLOCK_MONOTONIC, &r1);
-	if (vm->life.stop.reported)
-		res->stats.report_ms =
-		    (double)(r1.tv_sec - r0.tv_sec) * 1e3 + (double)(r1.tv_nsec - r0.tv_nsec) / 1e6;
-	report_nosys(vm, res);
-	if (vm->cfg.stats)
-		measure_rss(res);
-	res->end = vm->life.stop.end;
-	res->status = vm->life.stop.status;
-	res->signal = vm->life.stop.signal;
-	res->reported = vm->life.stop.reported;
-	snprintf(res->reason, sizeof(res->reason), "%s", vm->life.stop.reason);
-	snprintf(res->dedup, sizeof(res->dedup), "%s", vm->life.stop.dedup);
-	snprintf(res->summary, sizeof(res->summary), "%s", vm->life.stop.summary);
+}
+
+static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
+{
+	const struct sbx_stop *st = &vm->life.stop;
+	res->end = st->end;
+	res->status = st->status;
+	res->signal = st->signal;
+	res->reported = st->reported;
+	snprintf(res->reason, sizeof(res->reason), "%s", st->reason);
+	snprintf(res->dedup, sizeof(res->dedup), "%s", st->dedup);
+	snprintf(res->summary, sizeof(res->summary), "%s", st->summary);
 	res->stats.exits = vm->stats.exits;
 	res->stats.doorbells = vm->stats.doorbells;
 	res->stats.polled = vm->stats.polled;
 	res->stats.calls = vm->stats.calls;
-	return 0;
 }
 
-static double ms_since(const struct timespec *t0)
+int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+	start(vm);
+	struct sbx_fault f;
+	sbx_core_run(vm, &f);
+	sbx_limits_stop(vm);
+	sbx_ring_stop(vm);
+	struct timespec r0;
+	clock_gettime(CLOCK_MONOTONIC, &r0);
+	tell_end(vm, &f);
+	if (vm->life.stop.reported)
+		res->stats.report_ms = sbx_ms_since(&r0);
+	report_nosys(vm, res);
+	if (vm->cfg.stats)
+		measure_rss(res);
+	fill_result(vm, res);
+	return 0;
 }
 
 int sbx_run_with(const struct sbx_config *cfg, struct sbx_result *res,
@@ -214,10 +232,10 @@ int sbx_run_with(const struct sbx_config *cfg, struct sbx_result *res,
 		res->end = SBX_END_ERROR;
 		res->status = SBX_STATUS_ERROR;
 	} else {
-		double setup = ms_since(&t0);
+		double setup = sbx_ms_since(&t0);
 		r = sbx_vm_run(vm, res);
 		res->stats.setup_ms = setup;
-		res->stats.run_ms = ms_since(&t0) - setup;
+		res->stats.run_ms = sbx_ms_since(&t0) - setup;
 	}
 	if (hold && vm)
 		hold(NULL, ctx);

@@ -51,10 +51,8 @@ static int btf_has(const struct btf *btf, const char *name)
  * it is done only to explain a failed load. */
 static int check_kernel(char *err, size_t errlen)
 {
-	if (syscall(SYS_bpf, -1, NULL, 0) < 0 && errno == ENOSYS) {
-		snprintf(err, errlen, "the kernel has no BPF (CONFIG_BPF_SYSCALL)");
-		return -ENOSYS;
-	}
+	if (syscall(SYS_bpf, -1, NULL, 0) < 0 && errno == ENOSYS)
+		return sbx_fail(err, errlen, -ENOSYS, "the kernel has no BPF (CONFIG_BPF_SYSCALL)");
 	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
 		snprintf(err, errlen,
 			 "the kernel has no BTF (/sys/kernel/btf/vmlinux: %s; "
@@ -63,10 +61,9 @@ static int check_kernel(char *err, size_t errlen)
 		return -ENOENT;
 	}
 	struct btf *vmlinux = btf__load_vmlinux_btf();
-	if (!vmlinux) {
-		snprintf(err, errlen, "cannot read the kernel's BTF: %s", strerror(errno));
-		return -errno;
-	}
+	if (!vmlinux)
+		return sbx_fail(err, errlen, -errno, "cannot read the kernel's BTF: %s",
+				strerror(errno));
 	/* kvm may be a module with BTF of its own. */
 	struct btf *kvm = btf__load_module_btf("kvm", vmlinux);
 	int have = btf_has(vmlinux, "btf_trace_kvm_fpu") || btf_has(kvm, "btf_trace_kvm_fpu");
@@ -98,10 +95,8 @@ int sbx_trace_open(const struct sbx_trace_opts *o, struct sbx_trace **out, char 
 	}
 	libbpf_set_print(quiet_libbpf);
 	struct sbx_trace *t = calloc(1, sizeof(*t));
-	if (!t) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!t)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	int r;
 	t->pvm = o->pvm;
 	t->skel = sbx_exits_bpf__open();
@@ -301,28 +296,18 @@ static const char *svm_name(unsigned code, char *buf, size_t len)
 	return buf;
 }
 
+/* KVM's exit reasons by their own names. */
+#define EXIT_NAME(n) [KVM_EXIT_##n] = #n
+/* clang-format off */
 static const char *const user_names[] = {
-    [KVM_EXIT_UNKNOWN] = "UNKNOWN",
-    [KVM_EXIT_EXCEPTION] = "EXCEPTION",
-    [KVM_EXIT_IO] = "IO",
-    [KVM_EXIT_HYPERCALL] = "HYPERCALL",
-    [KVM_EXIT_DEBUG] = "DEBUG",
-    [KVM_EXIT_HLT] = "HLT",
-    [KVM_EXIT_MMIO] = "MMIO",
-    [KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
-    [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
-    [KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
-    [KVM_EXIT_INTR] = "INTR",
-    [KVM_EXIT_SET_TPR] = "SET_TPR",
-    [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
-    [KVM_EXIT_NMI] = "NMI",
-    [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
-    [KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
-    [KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
-    [KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
-    [KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
-    [KVM_EXIT_X86_BUS_LOCK] = "X86_BUS_LOCK",
+    EXIT_NAME(UNKNOWN), EXIT_NAME(EXCEPTION), EXIT_NAME(IO), EXIT_NAME(HYPERCALL),
+    EXIT_NAME(DEBUG), EXIT_NAME(HLT), EXIT_NAME(MMIO), EXIT_NAME(IRQ_WINDOW_OPEN),
+    EXIT_NAME(SHUTDOWN), EXIT_NAME(FAIL_ENTRY), EXIT_NAME(INTR), EXIT_NAME(SET_TPR),
+    EXIT_NAME(TPR_ACCESS), EXIT_NAME(NMI), EXIT_NAME(INTERNAL_ERROR), EXIT_NAME(SYSTEM_EVENT),
+    EXIT_NAME(X86_RDMSR), EXIT_NAME(X86_WRMSR), EXIT_NAME(DIRTY_RING_FULL),
+    EXIT_NAME(X86_BUS_LOCK),
 };
+/* clang-format on */
 
 static const char *const pvm_names[] = {
     [SBX_TR_PVM_PF] = "shadow page fault",

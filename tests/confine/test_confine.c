@@ -21,6 +21,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 /* Exit statuses of the children. */
 enum { OK = 0, E_SETUP = 10, E_CONFINE, E_OUTSIDE_OPENED, E_OUTSIDE_ERRNO, E_INSIDE, E_CALL };

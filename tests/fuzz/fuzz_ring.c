@@ -21,6 +21,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 /* The fuzz build leaves the embedded guest kernel and vDSO out: nothing here boots a VM. */
 const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1], sbx_vdso_blob[1], sbx_vdso_blob_end[1];

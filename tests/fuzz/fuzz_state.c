@@ -13,6 +13,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 const uint8_t sbx_kernel_blob[1], sbx_kernel_blob_end[1], sbx_vdso_blob[1], sbx_vdso_blob_end[1];
 

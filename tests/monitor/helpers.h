@@ -5,6 +5,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 struct test_vm {
 	struct sbx_vm *vm;

@@ -16,6 +16,7 @@
 #include "calls.h"
 #include "confine.h"
 #include "persist.h"
+#include "sandbox.h"
 
 #define HB SBX_BUILD_DIR "/samples/heartbeat-glibc"
 

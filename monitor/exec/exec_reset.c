@@ -1,0 +1,128 @@
+/* Between two runs of an exec sandbox: the pages the last run wrote go back, and with the vCPU
+ * held its registers too; then this run is set up and let go. Held, any reset is safe; while
+ * the guest spins in its park loop only pages that are not page tables can go back. */
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "exec_priv.h"
+#include "persist.h"
+
+/* ring_lock for a reset: the poller writes the ring's flags under it, so nothing it serves
+ * may overlap pages going back. A poller still blocked in a host call for the last run is cut
+ * short (that run is over). */
+static void lock_ring(struct sbx_exec *x, int stopped)
+{
+	if (stopped)
+		pthread_mutex_lock(&x->vm->proc.ring.lock);
+	else
+		sbx_ring_lock(x->vm, SBX_RING_KICK, 0);
+}
+
+/* The vCPU registers and MSRs as at the snapshot: after a crash they are wherever it left
+ * them; without trust in the program they are put back every time, all of them. */
+static int reset_registers(struct sbx_exec *x, int stopped, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int r = 0;
+	if (stopped || !x->o.fast)
+		r = sbx_reset_vcpu(vm, x->snap, err, errlen);
+	if (r == 0 && x->msrs &&
+	    ioctl(vm->proc.vcpu.fd, KVM_SET_MSRS, x->msrs) != (int)x->msrs->nmsrs)
+		r = sbx_fail(err, errlen, -EIO,
+			     "reset: KVM_SET_MSRS refused an MSR it took before");
+	return r;
+}
+
+/* Lets the held vCPU thread go on: a stopped one runs the sandbox again. */
+static void release(struct sbx_exec *x, int stopped)
+{
+	pthread_mutex_lock(&x->lock);
+	if (stopped) {
+		x->stopped = 0;
+		x->run_req = 1;
+	} else {
+		x->parked = 0;
+	}
+	pthread_cond_broadcast(&x->cond);
+	pthread_mutex_unlock(&x->lock);
+}
+
+/* The vCPU is held (parked or stopped): any reset is safe. */
+static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped, char *err,
+		      size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int pt = 0;
+	lock_ring(x, stopped);
+	int r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
+	if (r == 0)
+		r = reset_registers(x, stopped, err, errlen);
+	if (r == 0)
+		r = sbx_exec_prepare(x, run, err, errlen);
+	if (r == 0)
+		sbx_exec_go(x);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+	if (r < 0) {
+		x->broken = 1;
+		return r;
+	}
+	run->slow = 1;
+	release(x, stopped);
+	return 0;
+}
+
+/* The vCPU spins in the park loop: reset under it. -EAGAIN when it must be stopped first. */
+static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int pt = 0;
+	/* The poller must not be serving anything while the ring's page goes back. */
+	lock_ring(x, 0);
+	/* A request published after the run's end is not served (it could block this thread):
+	 * the reset waits for the vCPU to stop, and the ring goes back with its page. */
+	if (sbx_ring_pending(vm)) {
+		pthread_mutex_unlock(&vm->proc.ring.lock);
+		return -EAGAIN;
+	}
+	int r = sbx_reset_pages(vm, x->snap, 0, &run->reset_pages, &pt, err, errlen);
+	if (r == 0)
+		r = sbx_exec_prepare(x, run, err, errlen);
+	if (r == 0)
+		sbx_exec_go(x);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+	if (r < 0 && r != -EAGAIN)
+		x->broken = 1;
+	return r;
+}
+
+int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&x->lock);
+	int stopped = x->stopped, parked = x->parked;
+	pthread_mutex_unlock(&x->lock);
+	if (stopped || parked)
+		return reset_held(x, run, stopped, err, errlen);
+	/* Fast: the last run parked spinning. */
+	int r = reset_spinning(x, run, err, errlen);
+	if (r != -EAGAIN)
+		return r;
+	/* Page tables among the pages: have the kernel ring, then reset held. */
+	sbx_exec_ctl(x->vm)->flags = SBX_EXEC_NEED_WAKEUP;
+	return reset_held(x, run, sbx_exec_wait_parked(x, 0) == 0, err, errlen);
+}
+
+int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen)
+{
+	/* The debug compare needs the next reset done with the vCPU held. */
+	sbx_exec_ctl(x->vm)->flags = SBX_EXEC_NEED_WAKEUP;
+	int p = parked ? sbx_exec_wait_parked(x, 0) : 0;
+	uint64_t pages;
+	int pt;
+	lock_ring(x, !p);
+	int r = sbx_reset_pages(x->vm, x->snap, 1, &pages, &pt, err, errlen);
+	if (r == 0)
+		r = sbx_reset_verify(x->vm, x->snap, err, errlen);
+	pthread_mutex_unlock(&x->vm->proc.ring.lock);
+	return r;
+}

@@ -1,0 +1,13 @@
+/* How sandbox.c puts a sandbox together, for those inside the monitor that put one together
+ * otherwise (a restore, persist/snapshot.c) and for white-box tests and fuzzers. */
+#ifndef SBX_SANDBOX_PRIV_H
+#define SBX_SANDBOX_PRIV_H
+
+#include "sandbox.h"
+#include "vm.h"
+
+/* A sandbox with guest RAM and its host calls but no KVM: enough for the exit handler and the
+ * hypercalls, so that tests and fuzzers drive them with made-up exits and requests. */
+int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
+
+#endif
