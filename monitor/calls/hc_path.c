@@ -113,12 +113,12 @@ static int open_check(const struct policy_node *n, int *flags, void *ctx)
 
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct named p;
 	const struct sbx_path *a = &s->u.path;
+	int flags = (int)a->flags & SBX_OPEN_FLAGS;
+	struct named p;
 	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	int flags = (int)a->flags & SBX_OPEN_FLAGS;
 	int acc = flags & O_ACCMODE;
 	int wants_write = acc != O_RDONLY || (flags & (O_TRUNC | O_TMPFILE)) == O_TRUNC ||
 			  (flags & O_TMPFILE) == O_TMPFILE;
@@ -161,12 +161,12 @@ static int open_path(struct sbx_vm *vm, const struct policy_target *t, int nofol
 
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct named p;
 	const struct sbx_path *a = &s->u.path;
+	struct stat st;
+	struct named p;
 	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	struct stat st;
 	const struct policy_mount *m;
 	if (p.t.kind == POLICY_VDIR) {
 		sbx_vdir_stat(vm, p.g, &st);
@@ -339,12 +339,12 @@ int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct named p;
 	const struct sbx_path *a = &s->u.path;
+	unsigned mode = a->mode & 7;
+	struct named p;
 	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	unsigned mode = a->mode & 7;
 	if (p.t.kind == POLICY_VDIR)
 		return (mode & W_OK) ? -EROFS : 0;
 	const struct policy_mount *m;

@@ -12,7 +12,7 @@
 
 #include "vm.h"
 
-static uint64_t words_of(const struct sbx_vm *vm)
+uint64_t sbx_dirty_words(const struct sbx_vm *vm)
 {
 	return (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64;
 }
@@ -34,7 +34,7 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 	if (vm->proc.mem.dirty_logging)
 		return 0;
 	if (!vm->proc.mem.mon_dirty &&
-	    !(vm->proc.mem.mon_dirty = calloc(words_of(vm), sizeof(uint64_t))))
+	    !(vm->proc.mem.mon_dirty = calloc(sbx_dirty_words(vm), sizeof(uint64_t))))
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory for the dirty bitmap");
 	/* Manual protection must be enabled before logging starts. */
 	if (!vm->proc.mem.manual_protect &&
@@ -50,12 +50,12 @@ int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->proc.mem.dirty_logging = 1;
 	atomic_store(&vm->proc.mem.tracking, 1);
 	/* Start from a clean log: what happened before this point is not "since". */
-	uint64_t *scratch = calloc(words_of(vm), sizeof(uint64_t));
+	uint64_t *scratch = calloc(sbx_dirty_words(vm), sizeof(uint64_t));
 	if (scratch) {
 		sbx_dirty_collect(vm, scratch, 1);
 		free(scratch);
 	}
-	memset(vm->proc.mem.mon_dirty, 0, words_of(vm) * sizeof(uint64_t));
+	memset(vm->proc.mem.mon_dirty, 0, sbx_dirty_words(vm) * sizeof(uint64_t));
 	return 0;
 }
 
@@ -70,7 +70,7 @@ void sbx_dirty_stop(struct sbx_vm *vm)
 
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 {
-	uint64_t nw = words_of(vm);
+	uint64_t nw = sbx_dirty_words(vm);
 	/* KVM writes the whole bitmap: no need to clear it first. */
 	if (!vm->proc.mem.dirty_buf && !(vm->proc.mem.dirty_buf = malloc(nw * sizeof(uint64_t))))
 		return -ENOMEM;
@@ -133,7 +133,7 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm)
 {
 	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect)
 		return -1;
-	uint64_t nw = words_of(vm);
+	uint64_t nw = sbx_dirty_words(vm);
 	uint64_t *log = calloc(nw, sizeof(uint64_t));
 	if (!log)
 		return -1;

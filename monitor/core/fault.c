@@ -151,22 +151,10 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 	if (sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
 	/* syscall left rip in rcx and rflags in r11. */
-	const struct kvm_regs r = {.rax = sf.rax,
-				   .rdx = sf.rdx,
-				   .rcx = sf.rip,
-				   .rbx = sf.rbx,
-				   .rsi = sf.rsi,
-				   .rdi = sf.rdi,
-				   .rbp = sf.rbp,
-				   .r8 = sf.r8,
-				   .r9 = sf.r9,
-				   .r10 = sf.r10,
-				   .r11 = sf.rflags,
-				   .r12 = sf.r12,
-				   .r13 = sf.r13,
-				   .r14 = sf.r14,
-				   .r15 = sf.r15};
-	fill_gprs(&r, sf.rsp, sf.rip, f);
+	const uint64_t gpr[SBX_NREGS] = {sf.rax, sf.rdx, sf.rip, sf.rbx, sf.rsi, sf.rdi,
+					 sf.rbp, sf.rsp, sf.r8,	 sf.r9,	 sf.r10, sf.rflags,
+					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
+	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = sf.rflags;
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) == 0)
 		fill_segments(&sregs, f);

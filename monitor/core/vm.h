@@ -278,6 +278,8 @@ void sbx_dirty_stop(struct sbx_vm *vm);
  * take_mon: also clear the monitor's marks (only when no monitor write is in progress:
  * ring_lock held or the sandbox stopped); else they are read and stay. */
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon);
+/* 64-bit words of a bitmap of guest RAM's pages. */
+uint64_t sbx_dirty_words(const struct sbx_vm *vm);
 /* Marks [gpa, gpa+len) as written by the monitor. */
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* Re-adds the memslot: under PVM the only way for KVM to see page tables the monitor put

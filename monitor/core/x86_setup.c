@@ -293,16 +293,12 @@ static int set_cpuid(struct sbx_vm *vm, uint64_t *xcr0, char *err, size_t errlen
 
 static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errlen)
 {
-	struct kvm_xcrs x;
-	memset(&x, 0, sizeof(x));
-	x.nr_xcrs = 1;
-	x.xcrs[0].xcr = 0;
 	/* x87, SSE, AVX and the AVX-512 states when offered; AMX only once the program asks
 	 * (xstate.c). */
-	x.xcrs[0].value = xcr0;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_XCRS, &x) < 0)
-		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS (XCR0=0x%llx): %s",
-				(unsigned long long)x.xcrs[0].value, strerror(errno));
+	int r = sbx_xstate_set_xcr0(vm, xcr0);
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "KVM_SET_XCRS (XCR0=0x%llx): %s",
+				(unsigned long long)xcr0, strerror(-r));
 	struct kvm_fpu f;
 	memset(&f, 0, sizeof(f));
 	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */

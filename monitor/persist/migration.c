@@ -89,7 +89,7 @@ static int batch_flush(struct mig_stream *s, struct batch *b, char *err, size_t 
 static int send_pages(struct sbx_vm *vm, struct mig_stream *s, uint64_t *bitmap, int first,
 		      struct batch *b, uint64_t *sent, char *err, size_t errlen)
 {
-	uint64_t nw = (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64;
+	uint64_t nw = sbx_dirty_words(vm);
 	for (uint64_t i = 0; i < nw; i++) {
 		while (bitmap[i]) {
 			int bit = __builtin_ctzll(bitmap[i]);
@@ -161,190 +161,248 @@ static int expect(struct mig_stream *s, uint32_t want, const uint8_t **body, siz
 	return 0;
 }
 
-int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size_t msglen)
+/* One outgoing migration: its stream, the pages still to send, and what it measured. */
+struct mig_out {
+	struct sbx_vm *vm;
+	struct mig_stream *s;
+	uint64_t *bitmap;
+	struct batch b;
+	uint64_t sent;
+	unsigned rounds;
+	int had_logging; /* a reset snapshot's dirty log: not ours to stop */
+	int paused, was_paused, gave_up;
+	double t0;	   /* ms, when it began */
+	double bw;	   /* bytes per ms, from the last round that moved enough to measure */
+	double wire_ms;	   /* paused until READY */
+	int64_t last_exit; /* ns, the guest's last instruction here */
+	uint8_t *blob;
+	char err[400];
+};
+
+/* The stream to the destination, its greeting sent. Takes fd either way. */
+static int out_open(struct mig_out *m, int fd)
 {
-	char err[400] = "";
-	msg[0] = 0;
-	if (!vm->cfg.migrate_key) {
+	struct sbx_vm *vm = m->vm;
+	m->bitmap = calloc(sbx_dirty_words(vm), sizeof(uint64_t));
+	m->b.data = malloc(BATCH * SBX_PAGE_SIZE);
+	if (!m->bitmap || !m->b.data) {
 		close(fd);
-		snprintf(msg, msglen, "sandbox-run was started without --migrate-key");
-		return -EPERM;
+		return sbx_fail(m->err, sizeof(m->err), -ENOMEM, "out of memory");
 	}
-	struct mig_stream *s = NULL;
-	uint64_t nw = (vm->proc.mem.size / SBX_PAGE_SIZE + 63) / 64, sent = 0, prev_n = UINT64_MAX;
-	uint64_t *bitmap = calloc(nw, sizeof(uint64_t));
-	struct batch b = {.data = malloc(BATCH * SBX_PAGE_SIZE)};
-	int had_logging = vm->proc.mem.dirty_logging, paused = 0, was_paused = 0, gave_up = 0,
-	    r = -ENOMEM;
-	unsigned rounds = 0, max_rounds = vm->cfg.max_rounds ? vm->cfg.max_rounds : 30;
-	double target = vm->cfg.max_downtime_ms ? (double)vm->cfg.max_downtime_ms : 20.0;
-	double t0 = mono_ms();
-	uint8_t *blob = NULL;
-	if (!bitmap || !b.data) {
-		close(fd);
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	if (had_logging) {
+	if (m->had_logging) {
 		/* Its dirty log belongs to a reset snapshot, whose next reset would miss the
 		 * pages this migration's rounds took from it. */
 		close(fd);
-		snprintf(err, sizeof(err), "a reset snapshot is tracking this sandbox's pages");
-		r = -EBUSY;
-		goto fail;
+		return sbx_fail(m->err, sizeof(m->err), -EBUSY,
+				"a reset snapshot is tracking this sandbox's pages");
 	}
-	if ((r = mig_stream_open(&s, fd, vm->cfg.migrate_key, 1, STREAM_TIMEOUT_MS, err,
-				 sizeof(err))) < 0)
-		goto fail;
+	int r = mig_stream_open(&m->s, fd, vm->cfg.migrate_key, 1, STREAM_TIMEOUT_MS, m->err,
+				sizeof(m->err));
+	if (r < 0)
+		return r;
 	uint8_t hello[12];
 	uint32_t abi = vm->proc.image.khdr.abi_version;
 	memcpy(hello, &vm->proc.mem.size, 8);
 	memcpy(hello + 8, &abi, 4);
-	if ((r = mig_stream_send(s, MSG_HELLO, hello, sizeof(hello), NULL, 0, err, sizeof(err))) <
-	    0)
-		goto fail;
-	/* Logging first, then the copy: a page written during the copy is sent again. */
-	if ((r = sbx_dirty_start(vm, err, sizeof(err))) < 0)
-		goto fail;
-	/* A request being served since before tracking began may write without a mark. */
-	/* Not in a hurry here: marking all of RAM again costs a whole extra round. */
+	return mig_stream_send(m->s, MSG_HELLO, hello, sizeof(hello), NULL, 0, m->err,
+			       sizeof(m->err));
+}
+
+/* Sends the pages marked in the bitmap; measures the bandwidth when enough moved (always,
+ * for round 0). */
+static int out_send(struct mig_out *m, int first)
+{
+	double rt0 = mono_ms();
+	uint64_t before = mig_stream_bytes_sent(m->s);
+	int r = send_pages(m->vm, m->s, m->bitmap, first, &m->b, &m->sent, m->err, sizeof(m->err));
+	uint64_t moved = mig_stream_bytes_sent(m->s) - before;
+	if (r == 0 && (first || moved > (1u << 20)))
+		m->bw = (double)moved / (mono_ms() - rt0 + 1e-3);
+	return r;
+}
+
+/* Round 0: dirty logging first, then every page the host holds, so that a page written
+ * during the copy is sent again. */
+static int out_round0(struct mig_out *m)
+{
+	struct sbx_vm *vm = m->vm;
+	int r = sbx_dirty_start(vm, m->err, sizeof(m->err));
+	if (r < 0)
+		return r;
+	/* A request being served since before tracking began may write without a mark. Not in
+	 * a hurry here: marking all of RAM again costs a whole extra round. */
 	if (lock_briefly(vm, 50))
 		pthread_mutex_unlock(&vm->proc.ring.lock);
 	else
 		atomic_store(&vm->proc.mem.remark_all, 1);
-	sbx_mem_extents(vm, 0, mark_range, bitmap);
-	double rt0 = mono_ms();
-	uint64_t before = mig_stream_bytes_sent(s);
-	if ((r = send_pages(vm, s, bitmap, 1, &b, &sent, err, sizeof(err))) < 0)
-		goto fail;
-	/* Bytes per millisecond, from the last round that moved enough to measure. */
-	double bw = (double)(mig_stream_bytes_sent(s) - before) / (mono_ms() - rt0 + 1e-3);
-	for (rounds = 1;; rounds++) {
-		if (atomic_load(&vm->life.stopping)) {
-			snprintf(err, sizeof(err), "the sandbox ended during the migration");
-			r = -ESRCH;
-			goto fail;
-		}
+	sbx_mem_extents(vm, 0, mark_range, m->bitmap);
+	return out_send(m, 1);
+}
+
+/* The pages dirtied since the last call, into the bitmap: how many, or -errno. take_mon:
+ * see sbx_dirty_collect. */
+static int64_t out_collect(struct mig_out *m, int take_mon)
+{
+	int64_t n = sbx_dirty_collect(m->vm, m->bitmap, take_mon);
+	if (n < 0)
+		sbx_fail(m->err, sizeof(m->err), (int)n, "KVM_GET_DIRTY_LOG: %s",
+			 strerror((int)-n));
+	return n;
+}
+
+/* Pre-copy rounds while the guest runs, until what is left fits the downtime target. */
+static int out_precopy(struct mig_out *m)
+{
+	struct sbx_vm *vm = m->vm;
+	unsigned max_rounds = vm->cfg.max_rounds ? vm->cfg.max_rounds : 30;
+	double target = vm->cfg.max_downtime_ms ? (double)vm->cfg.max_downtime_ms : 20.0;
+	uint64_t prev_n = UINT64_MAX;
+	for (m->rounds = 1;; m->rounds++) {
+		if (atomic_load(&vm->life.stopping))
+			return sbx_fail(m->err, sizeof(m->err), -ESRCH,
+					"the sandbox ended during the migration");
 		/* The monitor marks a page before it writes it, and its writes happen under
 		 * ring_lock: holding it, the marks can be taken. A host call that blocks (a
 		 * read of an idle pipe, a SLEEP) holds the lock for long: then the marks are
 		 * only read, those pages go again in later rounds, and the paused last round
 		 * takes them for good. */
 		int locked = lock_briefly(vm, 1);
-		int64_t n = sbx_dirty_collect(vm, bitmap, locked);
+		int64_t n = out_collect(m, locked);
 		if (locked)
 			pthread_mutex_unlock(&vm->proc.ring.lock);
-		if (n < 0) {
-			r = (int)n;
-			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
-			goto fail;
-		}
-		double est = (double)n * (SBX_PAGE_SIZE + 8) / bw;
-		sbx_log(vm, 1, "migration round %u: %lld dirty pages, ~%.2f ms to send", rounds,
+		if (n < 0)
+			return (int)n;
+		double est = (double)n * (SBX_PAGE_SIZE + 8) / m->bw;
+		sbx_log(vm, 1, "migration round %u: %lld dirty pages, ~%.2f ms to send", m->rounds,
 			(long long)n, est);
 		/* Stop when what is left fits the target, but keep going while rounds still
 		 * shrink it well: each one leaves less to send while the guest is paused. */
-		if (rounds >= max_rounds ||
+		if (m->rounds >= max_rounds ||
 		    (est <= target / 2 && (n <= 64 || n > (int64_t)(prev_n / 2))))
-			break;
+			return 0;
 		prev_n = (uint64_t)n;
-		rt0 = mono_ms();
-		before = mig_stream_bytes_sent(s);
-		if ((r = send_pages(vm, s, bitmap, 0, &b, &sent, err, sizeof(err))) < 0)
-			goto fail;
-		uint64_t moved = mig_stream_bytes_sent(s) - before;
-		if (moved > (1u << 20))
-			bw = (double)moved / (mono_ms() - rt0 + 1e-3);
+		int r = out_send(m, 0);
+		if (r < 0)
+			return r;
 	}
+}
+
+/* Stop and copy: the guest paused, its last pages and its state sent, until the destination
+ * is READY. Past this point this monitor never runs the guest again (m->gave_up). */
+static int out_stop_and_copy(struct mig_out *m)
+{
+	struct sbx_vm *vm = m->vm;
+	const uint8_t *body;
+	size_t len, blen;
 	/* Drain the destination's backlog (a few MB of socket buffers) while the guest still
 	 * runs, then stop and copy. */
-	const uint8_t *body;
-	size_t len;
-	if ((r = mig_stream_send(s, MSG_SYNC, NULL, 0, NULL, 0, err, sizeof(err))) < 0 ||
-	    (r = expect(s, MSG_SYNCED, &body, &len, err, sizeof(err))) < 0)
-		goto fail;
-	if ((r = sbx_pause_hold(vm, 5000, &was_paused)) < 0) {
-		snprintf(err, sizeof(err), "cannot pause the sandbox: %s", strerror(-r));
-		goto fail;
-	}
-	paused = 1;
+	int r = mig_stream_send(m->s, MSG_SYNC, NULL, 0, NULL, 0, m->err, sizeof(m->err));
+	if (r < 0 || (r = expect(m->s, MSG_SYNCED, &body, &len, m->err, sizeof(m->err))) < 0)
+		return r;
+	if ((r = sbx_pause_hold(vm, 5000, &m->was_paused)) < 0)
+		return sbx_fail(m->err, sizeof(m->err), r, "cannot pause the sandbox: %s",
+				strerror(-r));
+	m->paused = 1;
 	double pause_at = mono_ms();
-	int64_t n = sbx_dirty_collect(vm, bitmap, 1); /* paused: every write is done */
-	if (n < 0) {
-		r = (int)n;
-		snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror((int)-n));
-		goto fail;
-	}
+	int64_t n = out_collect(m, 1); /* paused: every write is done */
+	if (n < 0)
+		return (int)n;
 	double t_pages = mono_ms();
-	if ((r = send_pages(vm, s, bitmap, 0, &b, &sent, err, sizeof(err))) < 0)
-		goto fail;
+	if ((r = out_send(m, 0)) < 0)
+		return r;
 	double t_state = mono_ms();
-	size_t blen;
-	if ((r = sbx_state_blob(vm, &blob, &blen, err, sizeof(err))) < 0)
-		goto fail;
+	if ((r = sbx_state_blob(vm, &m->blob, &blen, m->err, sizeof(m->err))) < 0)
+		return r;
 	double t_sent = mono_ms();
 	uint8_t sh[12];
-	int64_t last_exit = sbx_ts_ns(&vm->life.last_exit_at);
-	memcpy(sh, &last_exit, 8);
-	memcpy(sh + 8, &rounds, 4);
-	if ((r = mig_stream_send(s, MSG_STATE, sh, sizeof(sh), blob, blen, err, sizeof(err))) < 0)
-		goto fail;
-	if ((r = expect(s, MSG_READY, &body, &len, err, sizeof(err))) < 0)
-		goto fail;
-	if (atomic_load(&vm->life.stopping)) {
-		/* Ended while paused (a time limit): it ends here, not there. */
-		snprintf(err, sizeof(err), "the sandbox ended during the migration: %.300s",
-			 vm->life.stop.reason);
-		r = -ESRCH;
-		goto fail;
-	}
-	/* The point of no return: from here on this monitor never runs the guest again. */
-	gave_up = 1;
+	m->last_exit = sbx_ts_ns(&vm->life.last_exit_at);
+	memcpy(sh, &m->last_exit, 8);
+	memcpy(sh + 8, &m->rounds, 4);
+	if ((r = mig_stream_send(m->s, MSG_STATE, sh, sizeof(sh), m->blob, blen, m->err,
+				 sizeof(m->err))) < 0 ||
+	    (r = expect(m->s, MSG_READY, &body, &len, m->err, sizeof(m->err))) < 0)
+		return r;
+	if (atomic_load(&vm->life.stopping)) /* ended while paused (a time limit): here */
+		return sbx_fail(m->err, sizeof(m->err), -ESRCH,
+				"the sandbox ended during the migration: %.300s",
+				vm->life.stop.reason);
+	m->gave_up = 1;
 	sbx_log(vm, 1,
 		"migration stop-and-copy: pause %.2f ms, %lld last pages %.2f ms, state (%zu "
 		"bytes) %.2f ms, until READY %.2f ms",
 		t_pages - pause_at, (long long)n, t_state - t_pages, blen, t_sent - t_state,
 		mono_ms() - t_sent);
-	double wire_ms = mono_ms() - pause_at;
-	if ((r = mig_stream_send(s, MSG_GO, NULL, 0, NULL, 0, err, sizeof(err))) < 0 ||
-	    (r = expect(s, MSG_RESUMED, &body, &len, err, sizeof(err))) < 0 || len < 8) {
+	m->wire_ms = mono_ms() - pause_at;
+	return 0;
+}
+
+/* GO, and the destination's word that the guest runs there: the sandbox here is detached,
+ * or, without that word, lost. msg tells which. */
+static int out_handover(struct mig_out *m, const char *addr, char *msg, size_t msglen)
+{
+	struct sbx_vm *vm = m->vm;
+	const uint8_t *body;
+	size_t len;
+	int r = mig_stream_send(m->s, MSG_GO, NULL, 0, NULL, 0, m->err, sizeof(m->err));
+	if (r == 0)
+		r = expect(m->s, MSG_RESUMED, &body, &len, m->err, sizeof(m->err));
+	if (r < 0 || len < 8) {
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "migration to %s: the destination did not confirm that it resumed "
 			    "(%s); the sandbox may be lost",
-			    addr, err[0] ? err : "short RESUMED");
+			    addr, m->err[0] ? m->err : "short RESUMED");
 		snprintf(msg, msglen, "%s", vm->life.stop.reason);
-		r = r < 0 ? r : -EPROTO;
-		goto out;
+		return r < 0 ? r : -EPROTO;
 	}
 	int64_t first_run;
 	memcpy(&first_run, body, 8);
 	/* Unsigned: the peer's number may be anything. */
-	double downtime = (double)(int64_t)((uint64_t)first_run - (uint64_t)last_exit) / 1e6;
+	double downtime = (double)(int64_t)((uint64_t)first_run - (uint64_t)m->last_exit) / 1e6;
 	sbx_vm_kill(vm, SBX_END_DETACHED, 0, 0,
 		    "migrated to %s: downtime %.2f ms (%.2f ms paused before READY), %u rounds, "
 		    "%.1f MiB in %.0f ms",
-		    addr, downtime, wire_ms, rounds, (double)mig_stream_bytes_sent(s) / 1048576,
-		    mono_ms() - t0);
+		    addr, downtime, m->wire_ms, m->rounds,
+		    (double)mig_stream_bytes_sent(m->s) / 1048576, mono_ms() - m->t0);
 	snprintf(msg, msglen, "%s", vm->life.stop.reason);
-	r = 0;
-	goto out;
-fail:
-	snprintf(msg, msglen, "%s", err);
-	if (s && r != -ECONNABORTED) {
-		char e2[100];
-		mig_stream_send(s, MSG_ERROR, err, strlen(err), NULL, 0, e2, sizeof(e2));
+	return 0;
+}
+
+int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size_t msglen)
+{
+	msg[0] = 0;
+	if (!vm->cfg.migrate_key) {
+		close(fd);
+		return sbx_fail(msg, msglen, -EPERM,
+				"sandbox-run was started without --migrate-key");
 	}
-out:
-	if (!had_logging && !gave_up)
+	struct mig_out m = {.vm = vm, .t0 = mono_ms(), .had_logging = vm->proc.mem.dirty_logging};
+	int r = out_open(&m, fd);
+	if (r == 0)
+		r = out_round0(&m);
+	if (r == 0)
+		r = out_precopy(&m);
+	if (r == 0)
+		r = out_stop_and_copy(&m);
+	if (r == 0) {
+		r = out_handover(&m, addr, msg, msglen);
+	} else {
+		snprintf(msg, msglen, "%s", m.err);
+		if (m.s && r != -ECONNABORTED) {
+			char e2[100];
+			mig_stream_send(m.s, MSG_ERROR, m.err, strlen(m.err), NULL, 0, e2,
+					sizeof(e2));
+		}
+	}
+	if (!m.had_logging && !m.gave_up)
 		sbx_dirty_stop(vm);
-	if (paused && gave_up)
+	if (m.paused && m.gave_up)
 		sbx_vm_resume(vm); /* the kill is set: the vCPU thread sees it and ends */
-	else if (paused)
-		sbx_pause_release(vm, was_paused);
-	mig_stream_close(s);
-	free(blob);
-	free(bitmap);
-	free(b.data);
+	else if (m.paused)
+		sbx_pause_release(vm, m.was_paused);
+	mig_stream_close(m.s);
+	free(m.blob);
+	free(m.bitmap);
+	free(m.b.data);
 	return r;
 }
 
@@ -481,107 +539,120 @@ static int accept_source(const struct sbx_config *cfg, const char *addr, int lfd
 	}
 }
 
+/* The connection from a source that proved the key, on addr. */
+static int in_connect(const struct sbx_config *cfg, const char *addr, struct mig_stream **s,
+		      char *e, size_t elen)
+{
+	struct mig_addr a;
+	int r = mig_addr_parse(addr, &a, e, elen);
+	int lfd = r < 0 ? r : mig_listen(&a, e, elen);
+	if (lfd < 0)
+		return lfd;
+	r = accept_source(cfg, addr, lfd, s, e, elen);
+	close(lfd);
+	if (a.family == AF_UNIX)
+		unlink(a.path);
+	if (r == 0)
+		mig_stream_set_timeout(*s, STREAM_TIMEOUT_MS);
+	return r;
+}
+
+/* HELLO: the size of guest RAM, checked, and a guest kernel this monitor speaks to. */
+static int in_hello(struct mig_stream *s, uint64_t *mem_size, char *e, size_t elen)
+{
+	const uint8_t *body;
+	size_t len;
+	uint32_t type, abi;
+	int r = mig_stream_recv(s, &type, &body, &len, e, elen);
+	if (r < 0)
+		return r;
+	if (type != MSG_HELLO || len != 12)
+		return sbx_fail(e, elen, -EPROTO,
+				"migration stream: no HELLO first (type %u, %zu bytes)", type, len);
+	memcpy(mem_size, body, 8);
+	memcpy(&abi, body + 8, 4);
+	if (!sbx_abi_ok(abi))
+		return sbx_fail(e, elen, -EINVAL,
+				"the source's guest kernel speaks ABI %u.%u, this monitor %u.%u",
+				abi >> 16, abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);
+	if (*mem_size > MIG_SNAP_MAX_MEM)
+		return sbx_fail(e, elen, -EINVAL, "guest RAM of %llu bytes is over the limit",
+				(unsigned long long)*mem_size);
+	return 0;
+}
+
+static int source_gave_up(const uint8_t *body, size_t len, char *e, size_t elen)
+{
+	char t[300];
+	error_text(body, len, t, sizeof(t));
+	return sbx_fail(e, elen, -ECONNABORTED, "the source gave up: %s", t);
+}
+
+/* Pages (and SYNCs) until the state, applied; then READY, and the source's GO. */
+static int in_receive(struct sbx_vm *vm, struct mig_stream *s, char *e, size_t elen)
+{
+	const uint8_t *body;
+	size_t len;
+	uint32_t type;
+	int r;
+	for (;;) {
+		if ((r = mig_stream_recv(s, &type, &body, &len, e, elen)) < 0)
+			return r;
+		if (type == MSG_PAGES)
+			r = apply_pages(vm, body, len, e, elen);
+		else if (type == MSG_SYNC)
+			r = mig_stream_send(s, MSG_SYNCED, NULL, 0, NULL, 0, e, elen);
+		else if (type == MSG_STATE)
+			break;
+		else if (type == MSG_ERROR)
+			return source_gave_up(body, len, e, elen);
+		else
+			return sbx_fail(e, elen, -EPROTO,
+					"migration stream: unexpected message type %u", type);
+		if (r < 0)
+			return r;
+	}
+	if ((r = apply_state(vm, body, len, e, elen)) < 0 ||
+	    (r = mig_stream_send(s, MSG_READY, NULL, 0, NULL, 0, e, elen)) < 0 ||
+	    (r = mig_stream_recv(s, &type, &body, &len, e, elen)) < 0)
+		return r;
+	if (type != MSG_GO)
+		return sbx_fail(e, elen, -EPROTO,
+				"migration stream: the source sent type %u instead of GO", type);
+	return 0;
+}
+
 int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_vm **out, char *err,
 		    size_t errlen)
 {
 	*out = NULL;
 	char e[400] = "";
-	struct mig_addr a;
 	struct mig_stream *s = NULL;
 	struct sbx_vm *vm = NULL;
-	int r, lfd = -1;
+	uint64_t mem_size = 0;
 	if (!cfg->migrate_key)
 		return sbx_fail(err, errlen, -EPERM, "--incoming needs --migrate-key");
-	if ((r = mig_addr_parse(addr, &a, e, sizeof(e))) < 0 ||
-	    (r = lfd = mig_listen(&a, e, sizeof(e))) < 0)
-		goto fail;
-	r = accept_source(cfg, addr, lfd, &s, e, sizeof(e));
-	close(lfd);
-	if (a.family == AF_UNIX)
-		unlink(a.path);
-	if (r < 0)
-		goto fail;
-	mig_stream_set_timeout(s, STREAM_TIMEOUT_MS);
-	const uint8_t *body;
-	size_t len;
-	uint32_t type;
-	if ((r = mig_stream_recv(s, &type, &body, &len, e, sizeof(e))) < 0)
-		goto fail;
-	uint64_t mem_size;
-	uint32_t abi;
-	if (type != MSG_HELLO || len != 12) {
-		snprintf(e, sizeof(e), "migration stream: no HELLO first (type %u, %zu bytes)",
-			 type, len);
-		r = -EPROTO;
-		goto fail;
-	}
-	memcpy(&mem_size, body, 8);
-	memcpy(&abi, body + 8, 4);
-	if (!sbx_abi_ok(abi)) {
-		snprintf(e, sizeof(e),
-			 "the source's guest kernel speaks ABI %u.%u, this monitor %u.%u",
-			 abi >> 16, abi & 0xffff, SBX_ABI_MAJOR, SBX_ABI_MINOR);
-		r = -EINVAL;
-		goto fail;
-	}
-	if (mem_size > MIG_SNAP_MAX_MEM) {
-		snprintf(e, sizeof(e), "guest RAM of %llu bytes is over the limit",
-			 (unsigned long long)mem_size);
-		r = -EINVAL;
-		goto fail;
-	}
+	int r = in_connect(cfg, addr, &s, e, sizeof(e));
+	if (r == 0)
+		r = in_hello(s, &mem_size, e, sizeof(e));
 	/* The VM exists before the pages arrive, so creating it costs no downtime. */
-	if ((r = sbx_vm_create_empty(cfg, mem_size, &vm, e, sizeof(e))) < 0 ||
-	    (r = sbx_vm_empty_kvm(vm, e, sizeof(e))) < 0)
-		goto fail;
-	for (;;) {
-		if ((r = mig_stream_recv(s, &type, &body, &len, e, sizeof(e))) < 0)
-			goto fail;
-		if (type == MSG_PAGES) {
-			if ((r = apply_pages(vm, body, len, e, sizeof(e))) < 0)
-				goto fail;
-		} else if (type == MSG_SYNC) {
-			if ((r = mig_stream_send(s, MSG_SYNCED, NULL, 0, NULL, 0, e, sizeof(e))) <
-			    0)
-				goto fail;
-		} else if (type == MSG_STATE) {
-			if ((r = apply_state(vm, body, len, e, sizeof(e))) < 0)
-				goto fail;
-			break;
-		} else if (type == MSG_ERROR) {
-			char t[300];
-			error_text(body, len, t, sizeof(t));
-			snprintf(e, sizeof(e), "the source gave up: %s", t);
-			r = -ECONNABORTED;
-			goto fail;
-		} else {
-			snprintf(e, sizeof(e), "migration stream: unexpected message type %u",
-				 type);
-			r = -EPROTO;
-			goto fail;
+	if (r == 0 && (r = sbx_vm_create_empty(cfg, mem_size, &vm, e, sizeof(e))) == 0)
+		r = sbx_vm_empty_kvm(vm, e, sizeof(e));
+	if (r == 0)
+		r = in_receive(vm, s, e, sizeof(e));
+	if (r < 0) {
+		snprintf(err, errlen, "incoming migration on %s: %s", addr, e);
+		if (s && r != -ECONNABORTED) {
+			char e2[100];
+			mig_stream_send(s, MSG_ERROR, e, strlen(e), NULL, 0, e2, sizeof(e2));
 		}
-	}
-	if ((r = mig_stream_send(s, MSG_READY, NULL, 0, NULL, 0, e, sizeof(e))) < 0 ||
-	    (r = mig_stream_recv(s, &type, &body, &len, e, sizeof(e))) < 0)
-		goto fail;
-	if (type != MSG_GO) {
-		snprintf(e, sizeof(e), "migration stream: the source sent type %u instead of GO",
-			 type);
-		r = -EPROTO;
-		goto fail;
+		mig_stream_close(s);
+		sbx_vm_destroy(vm);
+		return r;
 	}
 	sbx_kvm_close_dev(vm);
 	vm->incoming = s;
 	vm->hooks.first_run = say_resumed;
 	*out = vm;
 	return 0;
-fail:
-	snprintf(err, errlen, "incoming migration on %s: %s", addr, e);
-	if (s && r != -ECONNABORTED) {
-		char e2[100];
-		mig_stream_send(s, MSG_ERROR, e, strlen(e), NULL, 0, e2, sizeof(e2));
-	}
-	mig_stream_close(s);
-	sbx_vm_destroy(vm);
-	return r;
 }

@@ -25,11 +25,6 @@ struct sbx_snap {
 	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 };
 
-static uint64_t nwords(uint64_t mem_size)
-{
-	return (mem_size / SBX_PAGE_SIZE + 63) / 64;
-}
-
 void sbx_snapshot_free(struct sbx_snap *s)
 {
 	if (!s)
@@ -90,7 +85,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	s->mem_size = vm->proc.mem.size;
 	s->ram = mmap(NULL, vm->proc.mem.size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	s->dirty = calloc(nwords(vm->proc.mem.size), sizeof(uint64_t));
+	s->dirty = calloc(sbx_dirty_words(vm), sizeof(uint64_t));
 	if (s->ram == MAP_FAILED || !s->dirty) {
 		s->ram = s->ram == MAP_FAILED ? NULL : s->ram;
 		sbx_snapshot_free(s);
@@ -128,9 +123,9 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		return r;
 	}
 	/* From here on the log counts from this point. */
-	memset(s->dirty, 0, nwords(vm->proc.mem.size) * sizeof(uint64_t));
+	memset(s->dirty, 0, sbx_dirty_words(vm) * sizeof(uint64_t));
 	sbx_dirty_collect(vm, s->dirty, 1);
-	memset(s->dirty, 0, nwords(vm->proc.mem.size) * sizeof(uint64_t));
+	memset(s->dirty, 0, sbx_dirty_words(vm) * sizeof(uint64_t));
 	*out = s;
 	return 0;
 }
@@ -141,7 +136,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
 		    char *err, size_t errlen)
 {
-	uint64_t nw = nwords(vm->proc.mem.size), n = 0;
+	uint64_t nw = sbx_dirty_words(vm), n = 0;
 	int64_t r = sbx_dirty_collect(vm, s->dirty, 1);
 	if (r < 0)
 		return sbx_fail(err, errlen, (int)r, "reset: KVM_GET_DIRTY_LOG: %s",

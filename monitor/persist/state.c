@@ -148,164 +148,184 @@ static int xsave_size(struct sbx_vm *vm)
 /* Everything of the vCPU, in the order Firecracker restores it: CPUID, MP state, registers,
  * special registers, XSAVE, XCRs, debug registers, MSRs, and the pending events last. A reset
  * skips CPUID (it cannot change) and the TSC (guest time must not go backwards). */
-int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
-{
+/* The vCPU's state as a snapshot holds it. */
+struct vcpu_state {
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_xcrs xcrs;
 	struct kvm_debugregs dregs;
 	struct kvm_vcpu_events ev;
-	uint32_t xlen = (uint32_t)xsave_size(vm), ncpuid = 0, nmsr = 0;
+	uint32_t xlen, ncpuid, nmsr;
 	uint32_t msr_idx[SBX_NMSRS];
 	uint64_t msr_val[SBX_NMSRS];
-	struct kvm_xsave *xs = calloc(1, xlen > SBX_XSAVE_MAX ? xlen : SBX_XSAVE_MAX);
-	struct kvm_cpuid2 *cpuid =
-	    calloc(1, sizeof(*cpuid) + SBX_CPUID_MAX * sizeof(struct kvm_cpuid_entry2));
-	if (!xs || !cpuid) {
-		free(xs);
-		free(cpuid);
-		io->err = -ENOMEM;
-		snprintf(io->msg, sizeof(io->msg), "out of memory");
-		return -ENOMEM;
-	}
-	memset(&mp, 0, sizeof(mp));
-	memset(&regs, 0, sizeof(regs));
-	memset(&sregs, 0, sizeof(sregs));
-	memset(&xcrs, 0, sizeof(xcrs));
-	memset(&dregs, 0, sizeof(dregs));
-	memset(&ev, 0, sizeof(ev));
+	struct kvm_xsave *xs;
+	struct kvm_cpuid2 *cpuid;
+};
 
-	if (!io->load) {
-		cpuid->nent = SBX_CPUID_MAX;
-		vcpu_ioctl(vm, io, KVM_GET_CPUID2, cpuid, "KVM_GET_CPUID2");
-		ncpuid = cpuid->nent;
-		vcpu_ioctl(vm, io, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
-		vcpu_ioctl(vm, io, KVM_GET_REGS, &regs, "KVM_GET_REGS");
-		vcpu_ioctl(vm, io, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
-		/* KVM_GET_XSAVE2 gives the whole area (AMX included) where KVM_GET_FPU would lose
-		 * MXCSR and the upper halves of the vector registers. */
-		vcpu_ioctl(vm, io, xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
-			   xs, "KVM_GET_XSAVE2");
-		vcpu_ioctl(vm, io, KVM_GET_XCRS, &xcrs, "KVM_GET_XCRS");
-		vcpu_ioctl(vm, io, KVM_GET_DEBUGREGS, &dregs, "KVM_GET_DEBUGREGS");
-		for (unsigned i = 0; i < SBX_NMSRS && !io->err; i++) {
-			uint64_t v;
-			if (sbx_kvm_msrs(vm, 0, &sbx_state_msrs[i], &v, 1) == 1) {
-				msr_idx[nmsr] = sbx_state_msrs[i];
-				msr_val[nmsr++] = v;
-			}
+static void vcpu_read(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state *v)
+{
+	v->cpuid->nent = SBX_CPUID_MAX;
+	vcpu_ioctl(vm, io, KVM_GET_CPUID2, v->cpuid, "KVM_GET_CPUID2");
+	v->ncpuid = v->cpuid->nent;
+	vcpu_ioctl(vm, io, KVM_GET_MP_STATE, &v->mp, "KVM_GET_MP_STATE");
+	vcpu_ioctl(vm, io, KVM_GET_REGS, &v->regs, "KVM_GET_REGS");
+	vcpu_ioctl(vm, io, KVM_GET_SREGS, &v->sregs, "KVM_GET_SREGS");
+	/* KVM_GET_XSAVE2 gives the whole area (AMX included) where KVM_GET_FPU would lose MXCSR
+	 * and the upper halves of the vector registers. */
+	vcpu_ioctl(vm, io, v->xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
+		   v->xs, "KVM_GET_XSAVE2");
+	vcpu_ioctl(vm, io, KVM_GET_XCRS, &v->xcrs, "KVM_GET_XCRS");
+	vcpu_ioctl(vm, io, KVM_GET_DEBUGREGS, &v->dregs, "KVM_GET_DEBUGREGS");
+	for (unsigned i = 0; i < SBX_NMSRS && !io->err; i++) {
+		uint64_t val;
+		if (sbx_kvm_msrs(vm, 0, &sbx_state_msrs[i], &val, 1) == 1) {
+			v->msr_idx[v->nmsr] = sbx_state_msrs[i];
+			v->msr_val[v->nmsr++] = val;
 		}
-		vcpu_ioctl(vm, io, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
 	}
+	vcpu_ioctl(vm, io, KVM_GET_VCPU_EVENTS, &v->ev, "KVM_GET_VCPU_EVENTS");
+}
 
-	sbx_sio_u32(io, &ncpuid);
-	if (io->load && ncpuid > SBX_CPUID_MAX)
-		sbx_sio_fail(io, "%u CPUID entries (limit %u)", ncpuid, SBX_CPUID_MAX);
+/* Saves or loads the section; a load checks every count before it uses it. */
+static void vcpu_sio(struct sbx_sio *io, struct vcpu_state *v)
+{
+	sbx_sio_u32(io, &v->ncpuid);
+	if (io->load && v->ncpuid > SBX_CPUID_MAX)
+		sbx_sio_fail(io, "%u CPUID entries (limit %u)", v->ncpuid, SBX_CPUID_MAX);
 	if (!io->err)
-		sbx_sio_bytes(io, cpuid->entries, ncpuid * sizeof(cpuid->entries[0]));
-	sbx_sio_bytes(io, &mp, sizeof(mp));
-	sbx_sio_bytes(io, &regs, sizeof(regs));
-	sbx_sio_bytes(io, &sregs, sizeof(sregs));
-	uint32_t slen = xlen;
+		sbx_sio_bytes(io, v->cpuid->entries, v->ncpuid * sizeof(v->cpuid->entries[0]));
+	sbx_sio_bytes(io, &v->mp, sizeof(v->mp));
+	sbx_sio_bytes(io, &v->regs, sizeof(v->regs));
+	sbx_sio_bytes(io, &v->sregs, sizeof(v->sregs));
+	uint32_t slen = v->xlen;
 	sbx_sio_u32(io, &slen);
 	/* A larger area than this host's is fine when what lies past it is unused: the CPU check
-	 * below refuses a snapshot whose XCR0 enables a component this host lacks. */
+	 * refuses a snapshot whose XCR0 enables a component this host lacks. */
 	if (io->load && (slen < sizeof(struct kvm_xsave) || slen > SBX_XSAVE_MAX))
 		sbx_sio_fail(io, "XSAVE area of %u bytes (limit %u)", slen, SBX_XSAVE_MAX);
 	if (!io->err)
-		sbx_sio_bytes(io, xs, slen);
-	if (io->load && slen > xlen)
-		memset((uint8_t *)xs + xlen, 0, slen - xlen);
-	sbx_sio_bytes(io, &xcrs, sizeof(xcrs));
-	sbx_sio_bytes(io, &dregs, sizeof(dregs));
-	sbx_sio_u32(io, &nmsr);
-	if (io->load && nmsr > SBX_NMSRS)
-		sbx_sio_fail(io, "%u MSRs (limit %zu)", nmsr, SBX_NMSRS);
+		sbx_sio_bytes(io, v->xs, slen);
+	if (io->load && slen > v->xlen)
+		memset((uint8_t *)v->xs + v->xlen, 0, slen - v->xlen);
+	sbx_sio_bytes(io, &v->xcrs, sizeof(v->xcrs));
+	sbx_sio_bytes(io, &v->dregs, sizeof(v->dregs));
+	sbx_sio_u32(io, &v->nmsr);
+	if (io->load && v->nmsr > SBX_NMSRS)
+		sbx_sio_fail(io, "%u MSRs (limit %zu)", v->nmsr, SBX_NMSRS);
 	if (!io->err) {
-		sbx_sio_bytes(io, msr_idx, nmsr * sizeof(msr_idx[0]));
-		sbx_sio_bytes(io, msr_val, nmsr * sizeof(msr_val[0]));
+		sbx_sio_bytes(io, v->msr_idx, v->nmsr * sizeof(v->msr_idx[0]));
+		sbx_sio_bytes(io, v->msr_val, v->nmsr * sizeof(v->msr_val[0]));
 	}
-	sbx_sio_bytes(io, &ev, sizeof(ev));
+	sbx_sio_bytes(io, &v->ev, sizeof(v->ev));
+	if (io->load && !io->err && v->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		sbx_sio_fail(io, "%u XCRs (limit %d)", v->xcrs.nr_xcrs, KVM_MAX_XCRS);
+	for (uint32_t i = 0; io->load && !io->err && i < v->nmsr; i++) {
+		int known = 0;
+		for (unsigned k = 0; k < SBX_NMSRS; k++)
+			known |= v->msr_idx[i] == sbx_state_msrs[k];
+		if (!known)
+			sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds", v->msr_idx[i]);
+	}
+}
 
-	if (io->load && !io->err) {
-		if (xcrs.nr_xcrs > KVM_MAX_XCRS)
-			sbx_sio_fail(io, "%u XCRs (limit %d)", xcrs.nr_xcrs, KVM_MAX_XCRS);
-		for (uint32_t i = 0; i < nmsr; i++) {
-			int known = 0;
-			for (unsigned k = 0; k < SBX_NMSRS; k++)
-				known |= msr_idx[i] == sbx_state_msrs[k];
-			if (!known)
-				sbx_sio_fail(io, "MSR 0x%x is not one a snapshot holds",
-					     msr_idx[i]);
-		}
-		/* Each vCPU ioctl costs 4-7 us on PVM, so a reset of a CPL3 guest sets only what
-		 * CPL3 code can change: registers, FPU/vector state, the FS/GS bases (as MSRs),
-		 * and the pending events. MP state, control and segment registers, XCR0 and
-		 * debug registers need CPL0 to change. */
-		int abnormal = atomic_load(&vm->life.stopping) &&
-			       vm->life.stop.end != SBX_END_EXIT &&
-			       vm->life.stop.end != SBX_END_SIGNAL;
-		/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub; and a
-		 * program that may be hostile can reach CPL0 itself (under PVM it can write its
-		 * page tables and IDT): then everything CPL0 can change goes back too. */
-		int full = !reset || vm->proc.vcpu.cpl == 0 || abnormal || vm->opts.full_reset;
-		uint64_t xcr0 = 1;
-		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
-			if (xcrs.xcrs[i].xcr == 0)
-				xcr0 = xcrs.xcrs[i].value;
-		if (!reset && !io->err) {
-			char m[sizeof(io->msg)];
-			if (sbx_cpu_check_snapshot(vm, cpuid->entries, ncpuid, xcr0, m, sizeof(m)) <
-			    0)
-				sbx_sio_fail(io, "%s", m);
-		}
-		/* The program may have asked for more state (AMX) since the point. */
-		if (reset && xcr0 != vm->proc.vcpu.xcr0)
-			full = 1;
-		if (!reset && !io->err) {
-			cpuid->nent = ncpuid;
-			vcpu_ioctl(vm, io, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
-		}
-		if (full)
-			vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
-		vcpu_ioctl(vm, io, KVM_SET_REGS, &regs, "KVM_SET_REGS");
-		/* Setting special registers resets KVM's MMU context, which under PVM throws away
-		 * the shadow page tables: a reset skips it when nothing changed. */
-		struct kvm_sregs cur;
-		if (!reset || (full && (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &cur) < 0 ||
-					memcmp(&cur, &sregs, sizeof(cur)))))
-			vcpu_ioctl(vm, io, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
-		vcpu_ioctl(vm, io, KVM_SET_XSAVE, xs, "KVM_SET_XSAVE");
-		if (full) {
-			vcpu_ioctl(vm, io, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
-			vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &dregs, "KVM_SET_DEBUGREGS");
-		}
-		unsigned n = 0;
-		for (uint32_t i = 0; i < nmsr; i++) {
-			if (reset && msr_idx[i] == SBX_MSR_TSC)
-				continue;
-			msr_idx[n] = msr_idx[i];
-			msr_val[n++] = msr_val[i];
-		}
-		int done = io->err ? 0 : sbx_kvm_msrs(vm, 1, msr_idx, msr_val, n);
-		if (!io->err && done != (int)n)
-			sbx_sio_fail(io, "KVM_SET_MSRS: MSR 0x%x refused",
-				     done >= 0 && done < (int)n ? msr_idx[done] : 0);
-		ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
-			    KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
-			    KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
-		/* A run that ended in an exit hypercall, or parked, left no exception or interrupt
-		 * pending:
-		 * a reset after it keeps the events as they are (one ioctl less). */
-		if (!reset || vm->opts.full_reset ||
-		    !(vm->life.stop.status_set_by_exit || vm->proc.vcpu.parked))
-			vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
-		if (!io->err)
-			vm->proc.vcpu.xcr0 = xcr0;
+/* The MSRs back (but the TSC on a reset: the guest's clock goes on). */
+static void vcpu_write_msrs(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state *v, int reset)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < v->nmsr; i++) {
+		if (reset && v->msr_idx[i] == SBX_MSR_TSC)
+			continue;
+		v->msr_idx[n] = v->msr_idx[i];
+		v->msr_val[n++] = v->msr_val[i];
 	}
-	free(xs);
-	free(cpuid);
+	int done = io->err ? 0 : sbx_kvm_msrs(vm, 1, v->msr_idx, v->msr_val, n);
+	if (!io->err && done != (int)n)
+		sbx_sio_fail(io, "KVM_SET_MSRS: MSR 0x%x refused",
+			     done >= 0 && done < (int)n ? v->msr_idx[done] : 0);
+}
+
+/* Puts the loaded state into the vCPU. Each vCPU ioctl costs 4-7 us on PVM, so a reset of a
+ * CPL3 guest sets only what CPL3 code can change: registers, FPU/vector state, the FS/GS bases
+ * (as MSRs), and the pending events. MP state, control and segment registers, XCR0 and debug
+ * registers need CPL0 to change. */
+static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state *v, int reset)
+{
+	int abnormal = atomic_load(&vm->life.stopping) && vm->life.stop.end != SBX_END_EXIT &&
+		       vm->life.stop.end != SBX_END_SIGNAL;
+	/* A fault, a kill or a triple fault may have left the vCPU in a CPL0 stub; and a program
+	 * that may be hostile can reach CPL0 itself (under PVM it can write its page tables and
+	 * IDT): then everything CPL0 can change goes back too. */
+	int full = !reset || vm->proc.vcpu.cpl == 0 || abnormal || vm->opts.full_reset;
+	uint64_t xcr0 = 1;
+	for (uint32_t i = 0; i < v->xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
+		if (v->xcrs.xcrs[i].xcr == 0)
+			xcr0 = v->xcrs.xcrs[i].value;
+	if (!reset && !io->err) {
+		char m[sizeof(io->msg)];
+		if (sbx_cpu_check_snapshot(vm, v->cpuid->entries, v->ncpuid, xcr0, m, sizeof(m)) <
+		    0)
+			sbx_sio_fail(io, "%s", m);
+	}
+	/* The program may have asked for more state (AMX) since the point. */
+	if (reset && xcr0 != vm->proc.vcpu.xcr0)
+		full = 1;
+	if (!reset && !io->err) {
+		v->cpuid->nent = v->ncpuid;
+		vcpu_ioctl(vm, io, KVM_SET_CPUID2, v->cpuid, "KVM_SET_CPUID2");
+	}
+	if (full)
+		vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &v->mp, "KVM_SET_MP_STATE");
+	vcpu_ioctl(vm, io, KVM_SET_REGS, &v->regs, "KVM_SET_REGS");
+	/* Setting special registers resets KVM's MMU context, which under PVM throws away the
+	 * shadow page tables: a reset skips it when nothing changed. */
+	struct kvm_sregs cur;
+	if (!reset || (full && (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &cur) < 0 ||
+				memcmp(&cur, &v->sregs, sizeof(cur)))))
+		vcpu_ioctl(vm, io, KVM_SET_SREGS, &v->sregs, "KVM_SET_SREGS");
+	vcpu_ioctl(vm, io, KVM_SET_XSAVE, v->xs, "KVM_SET_XSAVE");
+	if (full) {
+		vcpu_ioctl(vm, io, KVM_SET_XCRS, &v->xcrs, "KVM_SET_XCRS");
+		vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &v->dregs, "KVM_SET_DEBUGREGS");
+	}
+	vcpu_write_msrs(vm, io, v, reset);
+	v->ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+		       KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
+		       KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
+	/* A run that ended in an exit hypercall, or parked, left no exception or interrupt
+	 * pending: a reset after it keeps the events as they are (one ioctl less). */
+	if (!reset || vm->opts.full_reset ||
+	    !(vm->life.stop.status_set_by_exit || vm->proc.vcpu.parked))
+		vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &v->ev, "KVM_SET_VCPU_EVENTS");
+	if (!io->err)
+		vm->proc.vcpu.xcr0 = xcr0;
+}
+
+int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
+{
+	struct vcpu_state *v = calloc(1, sizeof(*v));
+	uint32_t xlen = (uint32_t)xsave_size(vm);
+	if (v) {
+		v->xlen = xlen;
+		v->xs = calloc(1, xlen > SBX_XSAVE_MAX ? xlen : SBX_XSAVE_MAX);
+		v->cpuid =
+		    calloc(1, sizeof(*v->cpuid) + SBX_CPUID_MAX * sizeof(struct kvm_cpuid_entry2));
+	}
+	if (!v || !v->xs || !v->cpuid) {
+		sbx_sio_fail(io, "out of memory");
+		io->err = -ENOMEM;
+	} else {
+		if (!io->load)
+			vcpu_read(vm, io, v);
+		vcpu_sio(io, v);
+		if (io->load && !io->err)
+			vcpu_write(vm, io, v, reset);
+	}
+	if (v) {
+		free(v->xs);
+		free(v->cpuid);
+	}
+	free(v);
 	return io->err;
 }
 

@@ -132,10 +132,9 @@ static int add_load(void *ctx, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
-int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,
-		   size_t errlen)
+/* NT_PRSTATUS, NT_PRPSINFO and NT_AUXV. */
+static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, struct note_buf *notes)
 {
-	struct note_buf notes = {0};
 	struct elf_prstatus ps;
 	struct elf_prpsinfo pi;
 	uint64_t auxv[128];
@@ -151,9 +150,18 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 		o += (size_t)snprintf(pi.pr_psargs + o, sizeof(pi.pr_psargs) - o, "%s%s",
 				      o ? " " : "", *a);
 	size_t nauxv = initial_auxv(vm, auxv, 128);
-	if (note_add(&notes, NT_PRSTATUS, &ps, sizeof(ps)) < 0 ||
-	    note_add(&notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
-	    (nauxv && note_add(&notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0)) {
+	if (note_add(notes, NT_PRSTATUS, &ps, sizeof(ps)) < 0 ||
+	    note_add(notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
+	    (nauxv && note_add(notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
+int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,
+		   size_t errlen)
+{
+	struct note_buf notes = {0};
+	if (core_notes(vm, f, &notes) < 0) {
 		free(notes.p);
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	}

@@ -109,33 +109,19 @@ static void write_json(struct sbx_vm *vm, const struct sbx_fault *f, const char 
 	json_decref(root);
 }
 
-void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
+static void print_notes(FILE *o, struct sbx_symbols *syms, const struct sbx_fault *f)
 {
-	FILE *o = vm->cfg.log;
-	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
-	struct sbx_symbols *syms =
-	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->proc.image.img.bias,
-			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
-	static struct sbx_frame frames[SBX_MAX_FRAMES];
-	int truncated = 0;
-	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);
-	struct sbx_frame top;
-	sbx_sym_lookup(syms, f->r[SBX_R_RIP], &top);
-	int stripped = sbx_sym_stripped(syms);
-
-	char where[400], headline[700];
-	place(&top, where, sizeof(where));
-	snprintf(headline, sizeof(headline), "SIG%s: %s in %s", sig_name(f->signal), f->cause,
-		 where);
-	fprintf(o, "==sandbox==ERROR: %s\n", headline);
-	if (stripped)
+	if (sbx_sym_stripped(syms))
 		fprintf(o, "  (the program has no symbol table: it is stripped; --debug-file gives "
 			   "separate debug info)\n");
 	else if (!sbx_sym_has_lines(syms))
 		fprintf(o, "  (no DWARF line information: build with -g for file:line)\n");
 	if (!f->from_cpu)
 		fprintf(o, "  (registers as the program's last syscall left them)\n");
+}
 
+static void print_registers(FILE *o, const struct sbx_fault *f)
+{
 	fprintf(o, "registers:\n");
 	for (int i = 0; i < SBX_NREGS; i++)
 		fprintf(o, "  %-3s 0x%016llx%s", reg_names[reg_order[i]],
@@ -148,13 +134,15 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	if (f->vector == 14 || f->vector == 13)
 		fprintf(o, "  error code 0x%llx%s\n", (unsigned long long)f->err,
 			f->vector == 14 ? ((f->err & 4) ? " (user)" : " (supervisor)") : "");
+}
 
-	struct sbx_insn ins[16];
-	int at = -1, nins = sbx_disasm_around(vm, syms, f->r[SBX_R_RIP], ins, 16, &at);
+static void print_code(FILE *o, struct sbx_symbols *syms, uint64_t rip, const struct sbx_insn *ins,
+		       int nins, int at)
+{
 	fprintf(o, "code around rip:\n");
 	if (nins == 0)
 		fprintf(o, "  (no code at 0x%llx: it is not in guest memory or does not decode)\n",
-			(unsigned long long)f->r[SBX_R_RIP]);
+			(unsigned long long)rip);
 	for (int i = 0; i < nins; i++) {
 		char bytes[48] = "", label[200] = "";
 		for (int b = 0, n = 0; b < ins[i].len && b < 12; b++)
@@ -169,7 +157,10 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 			(unsigned long long)ins[i].addr, label, bytes, ins[i].text,
 			ins[i].target[0] ? " " : "", ins[i].target);
 	}
+}
 
+static void print_backtrace(FILE *o, const struct sbx_frame *frames, int nfr, int truncated)
+{
 	fprintf(o, "backtrace:\n");
 	for (int i = 0, j; i < nfr; i = j) {
 		/* A run of identical frames (a deep recursion) is one line, as the sanitizers
@@ -187,33 +178,69 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	}
 	if (truncated)
 		fprintf(o, "  ... more frames not shown (%d at most)\n", SBX_MAX_FRAMES);
+}
+
+static void write_core(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	char err[300];
+	if (sbx_write_core(vm, f, vm->cfg.core_file, err, sizeof(err)) < 0)
+		fprintf(vm->cfg.log, "sandbox-run: %s\n", err);
+	else
+		fprintf(vm->cfg.log, "core written to %s (gdb %s %s)\n", vm->cfg.core_file,
+			vm->cfg.prog, vm->cfg.core_file);
+}
+
+/* The run's reason becomes the headline, cut to fit; the summary and token are kept. */
+static void note_reported(struct sbx_vm *vm, const char *headline, const char *summary,
+			  const char *token)
+{
+	struct sbx_stop *st = &vm->life.stop;
+	memcpy(st->reason, headline, sizeof(st->reason) - 1);
+	st->reason[sizeof(st->reason) - 1] = 0;
+	st->reported = 1;
+	snprintf(st->dedup, sizeof(st->dedup), "%.*s", (int)sizeof(st->dedup) - 1, token);
+	snprintf(st->summary, sizeof(st->summary), "%.*s", (int)sizeof(st->summary) - 1, summary);
+}
+
+void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	FILE *o = vm->cfg.log;
+	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
+	struct sbx_symbols *syms =
+	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->proc.image.img.bias,
+			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
+	static struct sbx_frame frames[SBX_MAX_FRAMES];
+	int truncated = 0;
+	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);
+	struct sbx_frame top;
+	sbx_sym_lookup(syms, f->r[SBX_R_RIP], &top);
+
+	char where[400], headline[700];
+	place(&top, where, sizeof(where));
+	snprintf(headline, sizeof(headline), "SIG%s: %s in %s", sig_name(f->signal), f->cause,
+		 where);
+	fprintf(o, "==sandbox==ERROR: %s\n", headline);
+	print_notes(o, syms, f);
+	print_registers(o, f);
+	struct sbx_insn ins[16];
+	int at = -1, nins = sbx_disasm_around(vm, syms, f->r[SBX_R_RIP], ins, 16, &at);
+	print_code(o, syms, f->r[SBX_R_RIP], ins, nins, at);
+	print_backtrace(o, frames, nfr, truncated);
 	char summary[600], token[600];
-	snprintf(summary, sizeof(summary), "SIG%s %s%s%d in %s", sig_name(f->signal),
-		 top.file[0] ? top.file : "", top.file[0] ? ":" : "", top.file[0] ? top.line : 0,
-		 top.func[0] ? top.func : "??");
-	if (!top.file[0])
+	if (top.file[0])
+		snprintf(summary, sizeof(summary), "SIG%s %s:%d in %s", sig_name(f->signal),
+			 top.file, top.line, top.func[0] ? top.func : "??");
+	else
 		snprintf(summary, sizeof(summary), "SIG%s in %s", sig_name(f->signal),
 			 top.func[0] ? top.func : "??");
 	dedup_token(f, frames, nfr, token, sizeof(token));
 	fprintf(o, "SUMMARY: sandbox: %s\nDEDUP_TOKEN: %s\n", summary, token);
 	fflush(o);
-	if (vm->cfg.core_file) {
-		char err[300];
-		if (sbx_write_core(vm, f, vm->cfg.core_file, err, sizeof(err)) < 0)
-			fprintf(o, "sandbox-run: %s\n", err);
-		else
-			fprintf(o, "core written to %s (gdb %s %s)\n", vm->cfg.core_file,
-				vm->cfg.prog, vm->cfg.core_file);
-	}
+	if (vm->cfg.core_file)
+		write_core(vm, f);
 	if (vm->cfg.report_json)
-		write_json(vm, f, headline, ins, nins, at, frames, nfr, summary, token, stripped);
-	/* The reason is the headline, cut to fit. */
-	memcpy(vm->life.stop.reason, headline, sizeof(vm->life.stop.reason) - 1);
-	vm->life.stop.reason[sizeof(vm->life.stop.reason) - 1] = 0;
-	vm->life.stop.reported = 1;
-	snprintf(vm->life.stop.dedup, sizeof(vm->life.stop.dedup), "%.*s",
-		 (int)sizeof(vm->life.stop.dedup) - 1, token);
-	snprintf(vm->life.stop.summary, sizeof(vm->life.stop.summary), "%.*s",
-		 (int)sizeof(vm->life.stop.summary) - 1, summary);
+		write_json(vm, f, headline, ins, nins, at, frames, nfr, summary, token,
+			   sbx_sym_stripped(syms));
+	note_reported(vm, headline, summary, token);
 	sbx_sym_close(syms);
 }

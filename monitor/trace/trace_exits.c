@@ -469,131 +469,154 @@ static void fmt_ns(double ns, char *buf, size_t len)
 		snprintf(buf, len, "%.0fns", ns);
 }
 
+/* What one report tells: the exits since the start (or the last report), by reason. */
+struct tally {
+	struct sbx_tr_data *cur;
+	struct sbx_tr_slot *d; /* the difference, slot by slot */
+	struct row rows[SBX_TR_NSLOTS];
+	int n;
+	unsigned long long runs, run_ns;
+	double run_ms, wall_ns;
+};
+
+static void tally_rows(struct tally *y, const struct sbx_tr_data *prev)
+{
+	for (int i = 0; i < SBX_TR_NSLOTS; i++) {
+		if (!y->cur->slot[i].key)
+			continue;
+		diff_slot(&y->d[i], &y->cur->slot[i], prev ? &prev->slot[i] : NULL);
+		if (!y->d[i].count && !y->d[i].total_ns)
+			continue;
+		char tmp[64];
+		struct row *r = &y->rows[y->n++];
+		r->s = &y->d[i];
+		snprintf(r->name, sizeof(r->name), "%s",
+			 reason_name(y->d[i].key, &r->kind, tmp, sizeof(tmp)));
+		r->p50 = quantile(y->d[i].hist, 0.5);
+		r->p99 = quantile(y->d[i].hist, 0.99);
+	}
+	qsort(y->rows, (size_t)y->n, sizeof(y->rows[0]), row_order);
+	y->runs = y->cur->runs - (prev ? prev->runs : 0);
+	y->run_ns = y->cur->run_ns - (prev ? prev->run_ns : 0);
+}
+
+static void table_row(struct sbx_trace *t, FILE *table, const struct row *row, double wall_ns)
+{
+	const struct sbx_tr_slot *s = row->s;
+	char a[32] = "-", b[32] = "-", c[32] = "-", share[16] = "-", w[512];
+	if (s->timed) {
+		fmt_ns((double)s->total_ns, a, sizeof(a));
+		fmt_ns(row->p50, b, sizeof(b));
+		fmt_ns(row->p99, c, sizeof(c));
+	}
+	/* An exit's time counts where it ends: one that began before a sandbox-stat interval
+	 * can make that interval's share pass 100%. */
+	double pct = wall_ns > 0 ? 100.0 * (double)s->total_ns / wall_ns : 0;
+	if (s->timed && wall_ns > 0)
+		snprintf(share, sizeof(share), pct > 100 ? ">100%%" : "%.2f%%", pct);
+	fprintf(table, "  %-6s %-34s %10llu %10s %9s %9s %7s\n", row->kind, row->name, s->count, a,
+		b, c, share);
+	int idx[TOP_RIPS], k = top_rips(s, idx);
+	for (int j = 0; j < k; j++) {
+		where(t, s->rip[idx[j]], w, sizeof(w));
+		fprintf(table, "  %6s   %8llu at %s\n", "", s->rip_count[idx[j]], w);
+	}
+}
+
+static void print_table(struct sbx_trace *t, FILE *table, const struct tally *y)
+{
+	fprintf(table, "VM exits (%s; %.3f ms run, %llu KVM_RUN calls, %.3f ms in KVM_RUN)\n",
+		t->pvm ? "PVM: the exits PVM handles itself are counted from the vCPU's "
+			 "counters, not timed"
+		       : "hardware KVM",
+		y->run_ms, y->runs, (double)y->run_ns / 1e6);
+	fprintf(table, "  %-6s %-34s %10s %10s %9s %9s %7s\n", "side", "reason", "count", "total",
+		"p50", "p99", "share");
+	for (int i = 0; i < y->n; i++)
+		table_row(t, table, &y->rows[i], y->wall_ns);
+	if (y->cur->lost || y->cur->vcpu_missing)
+		fprintf(table,
+			"VM exits: %llu events had no free slot, %llu KVM_RUN calls had no vCPU "
+			"found\n",
+			y->cur->lost, y->cur->vcpu_missing);
+	fflush(table);
+}
+
+static json_t *json_row(struct sbx_trace *t, const struct row *row, double wall_ns)
+{
+	const struct sbx_tr_slot *s = row->s;
+	json_t *o = json_object(), *rips = json_array();
+	json_object_set_new(o, "side", json_string(row->kind));
+	json_object_set_new(o, "reason", json_string(row->name));
+	json_object_set_new(o, "key", json_integer(s->key));
+	json_object_set_new(o, "count", json_integer((json_int_t)s->count));
+	json_object_set_new(o, "timed", json_boolean(s->timed));
+	if (s->timed) {
+		json_object_set_new(o, "total_ns", json_integer((json_int_t)s->total_ns));
+		json_object_set_new(o, "p50_ns", json_real(row->p50));
+		json_object_set_new(o, "p99_ns", json_real(row->p99));
+		if (wall_ns > 0)
+			json_object_set_new(o, "share", json_real((double)s->total_ns / wall_ns));
+	}
+	int idx[TOP_RIPS], k = top_rips(s, idx);
+	for (int j = 0; j < k; j++) {
+		char w[512];
+		json_t *x = json_object();
+		where(t, s->rip[idx[j]], w, sizeof(w));
+		json_object_set_new(x, "rip", json_integer((json_int_t)s->rip[idx[j]]));
+		json_object_set_new(x, "count", json_integer((json_int_t)s->rip_count[idx[j]]));
+		json_object_set_new(x, "where", json_string(w));
+		json_array_append_new(rips, x);
+	}
+	json_object_set_new(o, "top_rips", rips);
+	return o;
+}
+
+static int print_json(struct sbx_trace *t, FILE *json, const struct tally *y)
+{
+	json_t *root = json_object(), *arr = json_array();
+	json_object_set_new(root, "backend", json_string(t->pvm ? "pvm" : "hardware"));
+	json_object_set_new(root, "run_ms", json_real(y->run_ms));
+	json_object_set_new(root, "kvm_run_calls", json_integer((json_int_t)y->runs));
+	json_object_set_new(root, "kvm_run_ms", json_real((double)y->run_ns / 1e6));
+	json_object_set_new(root, "lost", json_integer((json_int_t)y->cur->lost));
+	for (int i = 0; i < y->n; i++)
+		json_array_append_new(arr, json_row(t, &y->rows[i], y->wall_ns));
+	json_object_set_new(root, "exits", arr);
+	int r = 0;
+	if (json_dumpf(root, json, JSON_INDENT(2)) < 0 || fputc('\n', json) == EOF ||
+	    fflush(json) == EOF)
+		r = -EIO;
+	json_decref(root);
+	return r;
+}
+
 int sbx_trace_report(struct sbx_trace *t, FILE *table, FILE *json, double run_ms, int since_last)
 {
-	struct sbx_tr_data *cur = malloc(sizeof(*cur));
-	struct row rows[SBX_TR_NSLOTS];
-	struct sbx_tr_slot *d = calloc(SBX_TR_NSLOTS, sizeof(*d));
-	if (!cur || !d) {
-		free(cur);
-		free(d);
+	struct tally *y = calloc(1, sizeof(*y));
+	if (y) {
+		y->cur = malloc(sizeof(*y->cur));
+		y->d = calloc(SBX_TR_NSLOTS, sizeof(*y->d));
+	}
+	if (!y || !y->cur || !y->d) {
+		if (y) {
+			free(y->cur);
+			free(y->d);
+		}
+		free(y);
 		return -ENOMEM;
 	}
 	/* The BPF side keeps adding while we read: a copy first, so the numbers agree. */
-	memcpy(cur, &t->skel->bss->data, sizeof(*cur));
-	const struct sbx_tr_data *prev = since_last ? t->prev : NULL;
-	int n = 0;
-	for (int i = 0; i < SBX_TR_NSLOTS; i++) {
-		if (!cur->slot[i].key)
-			continue;
-		diff_slot(&d[i], &cur->slot[i], prev ? &prev->slot[i] : NULL);
-		if (!d[i].count && !d[i].total_ns)
-			continue;
-		char tmp[64];
-		rows[n].s = &d[i];
-		snprintf(rows[n].name, sizeof(rows[n].name), "%s",
-			 reason_name(d[i].key, &rows[n].kind, tmp, sizeof(tmp)));
-		rows[n].p50 = quantile(d[i].hist, 0.5);
-		rows[n].p99 = quantile(d[i].hist, 0.99);
-		n++;
-	}
-	qsort(rows, (size_t)n, sizeof(rows[0]), row_order);
-	unsigned long long runs = cur->runs - (prev ? prev->runs : 0);
-	unsigned long long run_ns = cur->run_ns - (prev ? prev->run_ns : 0);
-	double wall_ns = run_ms * 1e6;
-	char a[32], b[32], c[32], w[512];
-
-	if (table) {
-		fprintf(table,
-			"VM exits (%s; %.3f ms run, %llu KVM_RUN calls, %.3f ms in "
-			"KVM_RUN)\n",
-			t->pvm ? "PVM: the exits PVM handles itself are counted from the vCPU's "
-				 "counters, not timed"
-			       : "hardware KVM",
-			run_ms, runs, (double)run_ns / 1e6);
-		fprintf(table, "  %-6s %-34s %10s %10s %9s %9s %7s\n", "side", "reason", "count",
-			"total", "p50", "p99", "share");
-		for (int i = 0; i < n; i++) {
-			const struct sbx_tr_slot *s = rows[i].s;
-			if (s->timed) {
-				fmt_ns((double)s->total_ns, a, sizeof(a));
-				fmt_ns(rows[i].p50, b, sizeof(b));
-				fmt_ns(rows[i].p99, c, sizeof(c));
-			} else {
-				snprintf(a, sizeof(a), "-");
-				snprintf(b, sizeof(b), "-");
-				snprintf(c, sizeof(c), "-");
-			}
-			char share[16] = "-";
-			/* An exit's time counts where it ends: one that began before a
-			 * sandbox-stat interval can make that interval's share pass 100%. */
-			double pct = wall_ns > 0 ? 100.0 * (double)s->total_ns / wall_ns : 0;
-			if (s->timed && wall_ns > 0)
-				snprintf(share, sizeof(share), pct > 100 ? ">100%%" : "%.2f%%",
-					 pct);
-			fprintf(table, "  %-6s %-34s %10llu %10s %9s %9s %7s\n", rows[i].kind,
-				rows[i].name, s->count, a, b, c, share);
-			int idx[TOP_RIPS], k = top_rips(s, idx);
-			for (int j = 0; j < k; j++) {
-				where(t, s->rip[idx[j]], w, sizeof(w));
-				fprintf(table, "  %6s   %8llu at %s\n", "", s->rip_count[idx[j]],
-					w);
-			}
-		}
-		if (cur->lost || cur->vcpu_missing)
-			fprintf(table,
-				"VM exits: %llu events had no free slot, %llu KVM_RUN "
-				"calls had no vCPU found\n",
-				cur->lost, cur->vcpu_missing);
-		fflush(table);
-	}
-	int r = 0;
-	if (json) {
-		json_t *root = json_object(), *arr = json_array();
-		json_object_set_new(root, "backend", json_string(t->pvm ? "pvm" : "hardware"));
-		json_object_set_new(root, "run_ms", json_real(run_ms));
-		json_object_set_new(root, "kvm_run_calls", json_integer((json_int_t)runs));
-		json_object_set_new(root, "kvm_run_ms", json_real((double)run_ns / 1e6));
-		json_object_set_new(root, "lost", json_integer((json_int_t)cur->lost));
-		for (int i = 0; i < n; i++) {
-			const struct sbx_tr_slot *s = rows[i].s;
-			json_t *o = json_object(), *rips = json_array();
-			json_object_set_new(o, "side", json_string(rows[i].kind));
-			json_object_set_new(o, "reason", json_string(rows[i].name));
-			json_object_set_new(o, "key", json_integer(s->key));
-			json_object_set_new(o, "count", json_integer((json_int_t)s->count));
-			json_object_set_new(o, "timed", json_boolean(s->timed));
-			if (s->timed) {
-				json_object_set_new(o, "total_ns",
-						    json_integer((json_int_t)s->total_ns));
-				json_object_set_new(o, "p50_ns", json_real(rows[i].p50));
-				json_object_set_new(o, "p99_ns", json_real(rows[i].p99));
-				if (wall_ns > 0)
-					json_object_set_new(
-					    o, "share", json_real((double)s->total_ns / wall_ns));
-			}
-			int idx[TOP_RIPS], k = top_rips(s, idx);
-			for (int j = 0; j < k; j++) {
-				json_t *x = json_object();
-				where(t, s->rip[idx[j]], w, sizeof(w));
-				json_object_set_new(x, "rip",
-						    json_integer((json_int_t)s->rip[idx[j]]));
-				json_object_set_new(x, "count",
-						    json_integer((json_int_t)s->rip_count[idx[j]]));
-				json_object_set_new(x, "where", json_string(w));
-				json_array_append_new(rips, x);
-			}
-			json_object_set_new(o, "top_rips", rips);
-			json_array_append_new(arr, o);
-		}
-		json_object_set_new(root, "exits", arr);
-		if (json_dumpf(root, json, JSON_INDENT(2)) < 0 || fputc('\n', json) == EOF ||
-		    fflush(json) == EOF)
-			r = -EIO;
-		json_decref(root);
-	}
+	memcpy(y->cur, &t->skel->bss->data, sizeof(*y->cur));
+	y->run_ms = run_ms;
+	y->wall_ns = run_ms * 1e6;
+	tally_rows(y, since_last ? t->prev : NULL);
+	if (table)
+		print_table(t, table, y);
+	int r = json ? print_json(t, json, y) : 0;
 	free(t->prev);
-	t->prev = cur;
-	free(d);
+	t->prev = y->cur;
+	free(y->d);
+	free(y);
 	return r;
 }

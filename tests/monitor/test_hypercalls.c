@@ -321,8 +321,9 @@ Test(hypercalls, nofile_limit_in_the_monitor_state)
 	cr_assert_eq(again.pos, again.len);
 	cr_assert(T.vm->proc.files->nofile_set && T.vm->proc.files->nofile_soft == 42 &&
 		  T.vm->proc.files->nofile_hard == 64);
-	/* A limit no sandbox can have is refused, in one line. */
-	memcpy(out.buf + out.len - 4, &(uint32_t){SBX_MAX_FDS + 1}, 4);
+	/* A limit no sandbox can have is refused, in one line. The hard limit is the last word
+	 * before stderr's byte budget (a u64), which ends the section. */
+	memcpy(out.buf + out.len - 8 - 4, &(uint32_t){SBX_MAX_FDS + 1}, 4);
 	sbx_fd_close_all(T.vm);
 	struct sbx_sio bad = {.load = 1, .buf = out.buf, .len = out.len};
 	cr_assert_lt(sbx_state_monitor(T.vm, &bad), 0);
