@@ -134,7 +134,7 @@ int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
  * (MADV_DONTNEED): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
 
-/* mem.c: gives [start, end) back (zeroed, or to the host). */
+/* release.c: gives [start, end) back (zeroed, or to the host). */
 void k_mem_release(uint64_t start, uint64_t end);
 
 /* The syscall handlers, grouped by file. */

@@ -20,8 +20,6 @@
 #define RWX (SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC)
 /* What the monitor's page tables give the heap and the mmap area. */
 #define PT_RW (SBX_PROT_READ | SBX_PROT_WRITE)
-/* Releasing this much or more goes back to the host instead of being zeroed in the guest. */
-#define K_DISCARD_MIN (256 * 1024ull)
 
 static uint64_t k_brk; /* current break as the program set it */
 
@@ -58,18 +56,6 @@ static void k_populate(uint64_t start, uint64_t len)
 	 * a touch without it. */
 	if (k_call_async(SBX_CALL_POPULATE, a, 2) < 0)
 		k_call(SBX_CALL_POPULATE, a, 2);
-}
-
-void k_mem_release(uint64_t start, uint64_t end)
-{
-	if (end <= start)
-		return;
-	if (end - start >= K_DISCARD_MIN) {
-		uint64_t a[2] = {start, end - start};
-		if (k_call(SBX_CALL_DISCARD, a, 2) == 0)
-			return;
-	}
-	k_memset((void *)start, 0, end - start);
 }
 
 static int range_free(uint64_t start, uint64_t end)
