@@ -161,14 +161,9 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	struct sbx_exec *x = calloc(1, sizeof(*x));
 	if (!x)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
-	int r = exec_new(cfg, o, x, err, errlen);
-	if (r == 0)
-		r = load(x, err, errlen);
-	if (r == 0)
-		r = run_to_point(x, err, errlen);
-	if (r == 0)
-		r = snapshot_point(x, err, errlen);
-	if (r < 0) {
+	int r;
+	if ((r = exec_new(cfg, o, x, err, errlen)) < 0 || (r = load(x, err, errlen)) < 0 ||
+	    (r = run_to_point(x, err, errlen)) < 0 || (r = snapshot_point(x, err, errlen)) < 0) {
 		sbx_exec_close(x);
 		return r;
 	}
