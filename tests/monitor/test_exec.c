@@ -276,6 +276,33 @@ Test(exec, a_program_without_its_point_is_an_error)
 	policy_free(&pol);
 }
 
+/* The way to the point is bounded like a run: a program that never gets there is stopped at the
+ * time limit, and opening fails saying so (it used to wait for ever). */
+Test(exec, a_program_that_never_reaches_its_point_is_stopped_at_the_time_limit, .timeout = 300)
+{
+	e2e_need_kvm();
+	struct policy pol;
+	policy_init(&pol);
+	char *argv[] = {SBX_BUILD_DIR "/samples/limits-glibc", "spin", NULL};
+	struct sbx_config cfg = {.prog = argv[0],
+				 .argv = argv,
+				 .policy = &pol,
+				 .mem_size = 64ull << 20,
+				 .stdin_fd = -1,
+				 .stdout_fd = -1,
+				 .stderr_fd = -1,
+				 .log = stderr,
+				 .name = "spin"};
+	struct sbx_exec_opts o = {.point = SBX_POINT_STDIN, .timeout_ms = 300};
+	struct sbx_exec *x = NULL;
+	char err[512];
+	cr_assert_lt(sbx_exec_open(&cfg, &o, &x, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "spin ended before its snapshot point: wall-clock limit reached: "
+			      "--timeout 300 ms"),
+		  "%s", err);
+	policy_free(&pol);
+}
+
 Test(exec, warm_program_that_never_reads_stdin_is_an_error)
 {
 	e2e_need_kvm();
