@@ -84,7 +84,9 @@ void sbx_ring_need_wakeup(struct sbx_vm *vm, int on)
 
 int sbx_ring_pending(struct sbx_vm *vm)
 {
-	return __atomic_load_n(&ring_of(vm)->head, __ATOMIC_SEQ_CST) != tail_of(vm);
+	/* A read only: no dirty mark, which a polling thread would make at every turn. */
+	const volatile struct sbx_ring *r = sbx_gptr_ro(vm, SBX_RING_ADDR, sizeof(*r));
+	return __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm);
 }
 
 void sbx_ring_poll(struct sbx_vm *vm)
