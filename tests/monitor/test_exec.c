@@ -252,13 +252,15 @@ Test(exec, noop_fast_path_has_no_exits)
 	fx_close(&f);
 }
 
-Test(exec, a_program_without_its_point_is_an_error)
+/* Opening a sandbox of prog (argv: prog, arg) that must fail: err says why. */
+static void open_fails(const char *prog, const char *arg, const char *name,
+		       const struct sbx_exec_opts *o, char *err, size_t errlen)
 {
 	e2e_need_kvm();
 	struct policy pol;
 	policy_init(&pol);
-	char *argv[] = {PROBE, NULL};
-	struct sbx_config cfg = {.prog = PROBE,
+	char *argv[] = {(char *)prog, (char *)arg, NULL};
+	struct sbx_config cfg = {.prog = prog,
 				 .argv = argv,
 				 .policy = &pol,
 				 .mem_size = 64ull << 20,
@@ -266,63 +268,37 @@ Test(exec, a_program_without_its_point_is_an_error)
 				 .stdout_fd = -1,
 				 .stderr_fd = -1,
 				 .log = stderr,
-				 .name = "exec-test"};
-	struct sbx_exec_opts o = {.point = SBX_POINT_CALL, .fast = 1};
+				 .name = name};
 	struct sbx_exec *x = NULL;
-	char err[512];
-	int r = sbx_exec_open(&cfg, &o, &x, err, sizeof(err));
-	cr_assert_lt(r, 0);
-	cr_assert(strstr(err, "ended before its snapshot point"), "%s", err);
+	cr_assert_lt(sbx_exec_open(&cfg, o, &x, err, errlen), 0);
 	policy_free(&pol);
+}
+
+Test(exec, a_program_without_its_point_is_an_error)
+{
+	struct sbx_exec_opts o = {.point = SBX_POINT_CALL, .fast = 1};
+	char err[512];
+	open_fails(PROBE, NULL, "exec-test", &o, err, sizeof(err));
+	cr_assert(strstr(err, "ended before its snapshot point"), "%s", err);
 }
 
 /* The way to the point is bounded like a run: a program that never gets there is stopped at the
  * time limit, and opening fails saying so (it used to wait for ever). */
 Test(exec, a_program_that_never_reaches_its_point_is_stopped_at_the_time_limit, .timeout = 300)
 {
-	e2e_need_kvm();
-	struct policy pol;
-	policy_init(&pol);
-	char *argv[] = {SBX_BUILD_DIR "/samples/limits-glibc", "spin", NULL};
-	struct sbx_config cfg = {.prog = argv[0],
-				 .argv = argv,
-				 .policy = &pol,
-				 .mem_size = 64ull << 20,
-				 .stdin_fd = -1,
-				 .stdout_fd = -1,
-				 .stderr_fd = -1,
-				 .log = stderr,
-				 .name = "spin"};
 	struct sbx_exec_opts o = {.point = SBX_POINT_STDIN, .timeout_ms = 300};
-	struct sbx_exec *x = NULL;
 	char err[512];
-	cr_assert_lt(sbx_exec_open(&cfg, &o, &x, err, sizeof(err)), 0);
+	open_fails(SBX_BUILD_DIR "/samples/limits-glibc", "spin", "spin", &o, err, sizeof(err));
 	cr_assert(strstr(err, "spin ended before its snapshot point: wall-clock limit reached: "
 			      "--timeout 300 ms"),
 		  "%s", err);
-	policy_free(&pol);
 }
 
 Test(exec, warm_program_that_never_reads_stdin_is_an_error)
 {
-	e2e_need_kvm();
-	struct policy pol;
-	policy_init(&pol);
-	char *argv[] = {SBX_BUILD_DIR "/samples/hello-glibc", NULL};
-	struct sbx_config cfg = {.prog = argv[0],
-				 .argv = argv,
-				 .policy = &pol,
-				 .mem_size = 64ull << 20,
-				 .stdin_fd = -1,
-				 .stdout_fd = -1,
-				 .stderr_fd = -1,
-				 .log = stderr,
-				 .name = "hello"};
 	struct sbx_exec_opts o = {.point = SBX_POINT_STDIN};
-	struct sbx_exec *x = NULL;
 	char err[512];
-	cr_assert_lt(sbx_exec_open(&cfg, &o, &x, err, sizeof(err)), 0);
+	open_fails(SBX_BUILD_DIR "/samples/hello-glibc", NULL, "hello", &o, err, sizeof(err));
 	cr_assert(strstr(err, "hello ended before its snapshot point: exited with status 0"), "%s",
 		  err);
-	policy_free(&pol);
 }
