@@ -42,15 +42,7 @@ fail() {
   exit 1
 }
 
-# wait_for WHAT CMD...: runs CMD until it succeeds.
-wait_for() {
-  local what=$1 t0=$SECONDS
-  shift
-  until "$@"; do
-    [ $((SECONDS - t0)) -lt "$WAIT" ] || fail "no $what after $WAIT s"
-    sleep 0.02
-  done
-}
+. "$(dirname "$0")/../wait_for.sh"
 running() { kill -0 "$1" 2>/dev/null || fail "$2 exited early"; }
 
 head -c 48 /dev/urandom >"$D/key" && chmod 600 "$D/key"
