@@ -16,6 +16,9 @@
 #include "vm.h"
 
 #define HB SBX_BUILD_DIR "/samples/heartbeat-glibc"
+/* The shell tests' exit, however they end: the sandbox started in the background ($P) is
+ * killed, the scratch directory ($D) removed. */
+#define KILL_AND_CLEAN "trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; "
 
 static char *fd_text(int fd)
 {
@@ -349,8 +352,7 @@ Test(snapshot, cli_snapshot_restore_keeps_file_offsets)
 	/* The heartbeat holds its last beat until /data/gate/go exists: the snapshot, taken once
 	 * it has beaten 10 times, is certain to find it running. */
 	snprintf(cmd, sizeof(cmd),
-		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null || :; rm "
-		 "-rf $D' EXIT; mkdir $D/gate; "
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; " KILL_AND_CLEAN "mkdir $D/gate; "
 		 "seq -f 'line-%%g' 1 1500 > $D/in.txt; "
 		 "%s --control $D/c --ro $D:/data " HB
 		 " 1500 5 4 /data/in.txt /data/gate/go > $D/a 2>$D/ea & "
@@ -379,9 +381,7 @@ Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
 	snprintf(
 	    cmd, sizeof(cmd),
 	    E2E_SH_WAIT
-	    "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; mkdir $D/x "
-	    "$D/gate; "
-	    "seq 1 3000 > $D/in.txt; "
+	    "D=$(mktemp -d); P=; " KILL_AND_CLEAN "mkdir $D/x $D/gate; seq 1 3000 > $D/in.txt; "
 	    "%s --control $D/c --ro $D:/data " HB " 3000 1 4 /data/in.txt /data/gate/go > $D/a "
 	    "2>&1 & P=$!; wait_for \"grep -q '^10 ' $D/a\"; " SBX_BUILD_DIR
 	    "/sandbox-ctl $D/c snapshot $D/s.snap >/dev/null; wait $P; touch $D/gate/go; "
@@ -503,8 +503,8 @@ Test(control, pause_interrupts_a_long_sleep)
 	char cmd[2048];
 	snprintf(cmd, sizeof(cmd),
 		 E2E_SH_WAIT
-		 "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; "
-		 "C=" SBX_BUILD_DIR "/sandbox-ctl; sleeps() { $C $D/c stats 2>/dev/null | "
+		 "D=$(mktemp -d); P=; " KILL_AND_CLEAN "C=" SBX_BUILD_DIR
+		 "/sandbox-ctl; sleeps() { $C $D/c stats 2>/dev/null | "
 		 "sed -n 's/.*, sleep \\([0-9]*\\).*/\\1/p'; }; "
 		 "%s --control $D/c /bin/busybox sleep 86400 & P=$!; "
 		 "wait_for '[ \"$(sleeps)\" = 1 ]'; $C $D/c pause || exit 1; $C $D/c stats; "
@@ -528,8 +528,7 @@ Test(control, pause_resume_and_stats)
 	 * parts. */
 	snprintf(cmd, sizeof(cmd),
 		 E2E_SH_WAIT
-		 "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; mkdir "
-		 "$D/gate; "
+		 "D=$(mktemp -d); P=; " KILL_AND_CLEAN "mkdir $D/gate; "
 		 "%s --control $D/c --ro $D/gate:/gate " HB
 		 " 1500 1 4 - /gate/go > $D/out 2>$D/err & P=$!; "
 		 "wait_for \"grep -q '^10$' $D/out\"; "
@@ -622,8 +621,7 @@ Test(snapshot, leave_running_compressed_and_lazy_restores_agree)
 	char cmd[4096];
 	snprintf(
 	    cmd, sizeof(cmd),
-	    "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null || :; rm -rf "
-	    "$D' EXIT; mkdir $D/gate; "
+	    "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; " KILL_AND_CLEAN "mkdir $D/gate; "
 	    "C=" SBX_BUILD_DIR "/sandbox-ctl; "
 	    "%s --control $D/c --ro $D/gate:/gate " HB
 	    " 1200 20 8 - /gate/go > $D/src 2>$D/err & P=$!; "
