@@ -12,6 +12,7 @@
 set -u
 B=$1
 MODE=$2
+WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
 CTL=$B/sandbox-ctl
 D=$(mktemp -d /tmp/sbx-ctl.XXXXXX)

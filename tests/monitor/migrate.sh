@@ -18,15 +18,16 @@
 # finds it running and the script decides when it ends. Where a scenario needs the stream cut
 # or the guest ended at a given point of the pre-copy, a proxy stops forwarding 1 MiB into the
 # first round (which holds all of the guest's touched RAM, far more than the socket buffers)
-# until the script has done it. Every wait is for a condition, bounded by WAIT seconds only to
-# turn a hang into a failure.
+# until the script has done it. Every wait is for a condition, bounded by SBX_TEST_WAIT seconds
+# only to turn a hang into a failure.
 set -u
 B=$1
 MODE=$2
-N=${N:-2500}
-RATE=${RATE:-10}
-TOUCH=${TOUCH:-32}
-WAIT=${WAIT:-300}
+# Settings from the environment, by names no other program uses.
+N=${MIG_BEATS:-2500}
+RATE=${MIG_RATE:-10}
+TOUCH=${MIG_TOUCH:-32}
+WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
 D=$(mktemp -d /tmp/sbx-mig.XXXXXX)
 NS=sbxm$$
@@ -76,7 +77,7 @@ killdst | guestexit)
   ;;
 corrupt) PROXY=flip ;;
 esac
-MEM=${MEM:-$((TOUCH + 256))M}
+MEM=${MIG_MEM:-$((TOUCH + 256))M}
 
 LISTEN=tcp:127.0.0.1:0
 case "$MODE" in

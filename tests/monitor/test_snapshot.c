@@ -411,14 +411,13 @@ Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
 	free(out);
 }
 
-static void migrate(const char *mode, const char *env)
+static void migrate(const char *mode)
 {
 	e2e_need_kvm();
 	int st;
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
-		 "%s " SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR " %s 2>&1", env,
-		 mode);
+		 SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR " %s 2>&1", mode);
 	char *out = e2e_slurp(cmd, &st);
 	cr_assert_eq(st, 0, "%s", out);
 	cr_assert(strstr(out, "PASS"), "%s", out);
@@ -427,47 +426,47 @@ static void migrate(const char *mode, const char *env)
 
 Test(migration, loopback_tcp)
 {
-	migrate("loopback", "");
+	migrate("loopback");
 }
 
 Test(migration, unix_socket)
 {
-	migrate("unix", "");
+	migrate("unix");
 }
 
 Test(migration, between_network_namespaces)
 {
 	if (geteuid() != 0)
 		cr_skip_test("network namespaces need root");
-	migrate("netns", "");
+	migrate("netns");
 }
 
 Test(migration, destination_killed_mid_stream)
 {
-	migrate("killdst", "");
+	migrate("killdst");
 }
 
 Test(migration, wrong_key)
 {
-	migrate("wrongkey", "");
+	migrate("wrongkey");
 }
 
 /* Stray connections (empty, random bytes, silent) before the source: each is logged, the
  * destination listens on, and the real migration then succeeds. */
 Test(migration, stray_connections_leave_the_destination_listening)
 {
-	migrate("stray", "");
+	migrate("stray");
 }
 
 Test(migration, corrupted_stream)
 {
-	migrate("corrupt", "");
+	migrate("corrupt");
 }
 
 Test(migration, guest_ends_during_precopy)
 {
 	/* The script ends the guest while a proxy holds the pre-copy inside its first round. */
-	migrate("guestexit", "");
+	migrate("guestexit");
 }
 
 /* tests/monitor/ctl.sh MODE: sandbox-ctl's failures. */
@@ -616,7 +615,7 @@ Test(snapshot, fixtures_of_earlier_versions_still_restore)
 
 Test(migration, open_file_reopened_at_the_destination)
 {
-	migrate("files", "");
+	migrate("files");
 }
 
 /* --leave-running: the source finishes; the compressed and the lazily mapped restores of the

@@ -26,7 +26,7 @@
 set -u
 B=$1
 MODE=$2
-WAIT=${WAIT:-300}
+WAIT=${SBX_TEST_WAIT:-300}
 SERVE=${SERVE:-$B/sandbox-serve}
 S=$B/samples
 skip() { echo "SKIP: $*"; exit 77; }
