@@ -748,6 +748,14 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	/* Before the run can start: a short one may be over before we look again. */
 	uint64_t exits0 = vm->stats.exits;
 	pthread_mutex_lock(&x->lock);
+	/* A kill for the last run that came after it had ended, before `running` was cleared
+	 * (its watcher a moment late) has the vCPU thread stopping: the stopped reset clears it,
+	 * where it would otherwise end this run. */
+	if (atomic_load(&vm->life.stopping) && !x->stopped) {
+		pthread_cond_broadcast(&x->cond); /* a vCPU thread parked in an exit waits on it */
+		while (atomic_load(&vm->life.stopping) && !x->stopped)
+			pthread_cond_wait(&x->cond, &x->lock);
+	}
 	int stopped = x->stopped, parked = x->parked;
 	pthread_mutex_unlock(&x->lock);
 	int r;
