@@ -65,8 +65,8 @@ struct policy {
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
 			    policy_free */
 	size_t ntmp_host;
-	char *tmp_run;	 /* the run directory holding them (tmp.c) */
-	int tmp_lock_fd; /* held while the sandbox lives (valid when tmp_run is set) */
+	char *tmp_run;		 /* the run directory holding them (tmp.c) */
+	int tmp_lock_fd;	 /* held while the sandbox lives (valid when tmp_run is set) */
 	struct policy_pin *pins; /* sorted by id (nesting.c) */
 	size_t npins;
 };

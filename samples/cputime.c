@@ -5,7 +5,8 @@
  *   cputime read       print "reading", then read stdin to its end
  *   cputime busy MS    compute until CLOCK_MONOTONIC has moved MS milliseconds
  * then "process N", "thread N" (clock_gettime), "rusage N" (ru_utime + ru_stime), "times N"
- * (tms_utime + tms_stime), "clock N" (clock()), one a line. */
+ * (tms_utime + tms_stime), "clock N" (clock()), one a line, and "span cpu N wall N": the CPU
+ * time and the CLOCK_MONOTONIC time that passed from the start of main() to here. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	long ms = argc > 2 ? atol(argv[2]) : 0;
+	long cpu0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID), wall0 = clock_ms(CLOCK_MONOTONIC);
 	if (strcmp(argv[1], "sleep") == 0) {
 		struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000};
 		while (nanosleep(&t, &t) != 0)
@@ -62,5 +64,7 @@ int main(int argc, char **argv)
 				   (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000);
 	printf("times %ld\n", (long)(tm.tms_utime + tm.tms_stime) * 1000 / hz);
 	printf("clock %ld\n", (long)(clock() / (CLOCKS_PER_SEC / 1000)));
+	long cpu1 = clock_ms(CLOCK_PROCESS_CPUTIME_ID), wall1 = clock_ms(CLOCK_MONOTONIC);
+	printf("span cpu %ld wall %ld\n", cpu1 - cpu0, wall1 - wall0);
 	return 0;
 }

@@ -1,16 +1,19 @@
-/* heartbeat COUNT [DIRTY_MB_PER_S] [TOUCH_MB] [FILE]: prints a sequence number every millisecond,
- * COUNT times, while writing DIRTY_MB_PER_S (default 10) megabytes a second into a buffer of
- * TOUCH_MB (default 64) megabytes, all of it touched first. At the end it prints a checksum of
- * the buffer (which depends on COUNT only, not on timing) and the largest gap it saw between
- * two beats, by CLOCK_REALTIME: a pause of the sandbox (a snapshot, a migration) shows there.
- * With FILE, each beat also reads one line of it and prints it after the number, so a restore
- * that lost the file's offset shows. The migration tests and benchmark run it: every number
- * must appear exactly once, in order. */
+/* heartbeat COUNT [DIRTY_MB_PER_S] [TOUCH_MB] [FILE|-] [HOLD]: prints a sequence number every
+ * millisecond, COUNT times, while writing DIRTY_MB_PER_S (default 10) megabytes a second into a
+ * buffer of TOUCH_MB (default 64) megabytes, all of it touched first. At the end it prints a
+ * checksum of the buffer (which depends on COUNT only, not on timing) and the largest gap it saw
+ * between two beats, by CLOCK_REALTIME: a pause of the sandbox (a snapshot, a migration) shows
+ * there. With FILE (not "-"), each beat also reads one line of it and prints it after the
+ * number, so a restore that lost the file's offset shows. With HOLD, the last beat waits until
+ * the file HOLD exists, looking once a millisecond: a test decides when the program ends, so a
+ * snapshot or a migration it starts is certain to find it running, however slow the host. The
+ * migration tests and benchmark run it: every number must appear exactly once, in order. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t now_ns(clockid_t c)
 {
@@ -25,12 +28,15 @@ int main(int argc, char **argv)
 	double rate = argc > 2 ? atof(argv[2]) : 10;
 	long touch = argc > 3 ? atol(argv[3]) : 64;
 	if (count < 1 || rate < 0 || touch < 1) {
-		fprintf(stderr, "usage: heartbeat COUNT [DIRTY_MB_PER_S] [TOUCH_MB]\n");
+		fprintf(stderr,
+			"usage: heartbeat COUNT [DIRTY_MB_PER_S] [TOUCH_MB] [FILE|-] [HOLD]\n");
 		return 2;
 	}
 	size_t size = (size_t)touch << 20, pages = size / 4096;
-	FILE *in = argc > 4 ? fopen(argv[4], "r") : NULL;
-	if (argc > 4 && !in) {
+	int with_file = argc > 4 && strcmp(argv[4], "-") != 0;
+	const char *hold = argc > 5 ? argv[5] : NULL;
+	FILE *in = with_file ? fopen(argv[4], "r") : NULL;
+	if (with_file && !in) {
 		perror(argv[4]);
 		return 1;
 	}
@@ -47,6 +53,10 @@ int main(int argc, char **argv)
 	int64_t start = now_ns(CLOCK_MONOTONIC);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (long i = 1; i <= count; i++) {
+		while (hold && i == count && access(hold, F_OK) != 0) {
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		}
 		for (owed += per_beat; owed >= 1; owed--) {
 			/* One write per page; the value depends on i only. */
 			buf[next * 4096 + (size_t)(i % 4096)] = (uint8_t)(i * 31 + next);

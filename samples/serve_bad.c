@@ -1,9 +1,11 @@
 /* serve_bad: a CGI handler that misbehaves as the query asks ("?mode=M"): crash (a null write),
- * abort, hang (spins), slow (200 ms, then a response), noheaders (a body without headers),
- * invalid (a malformed header), infinite (headers, then output without end), empty (no output
- * at all), exit3 (a good response, then exit status 3), stderr (768 KiB to stderr, then a good
- * response of 512 KiB); anything else answers "ok". */
+ * abort, hang (spins), slow (200 ms, then a response), gate (waits until /gate/open exists, then
+ * answers: a request that stays in flight until a test lets it go), noheaders (a body without
+ * headers), invalid (a malformed header), infinite (headers, then output without end), empty
+ * (no output at all), exit3 (a good response, then exit status 3), stderr (768 KiB to stderr,
+ * then a good response of 512 KiB); anything else answers "ok". */
 #include <time.h>
+#include <unistd.h>
 
 #include "serve_req.h"
 
@@ -25,6 +27,10 @@ int main(void)
 			;
 	if (strcmp(mode, "slow") == 0) {
 		struct timespec ts = {0, 200 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	while (strcmp(mode, "gate") == 0 && access("/gate/open", F_OK) != 0) {
+		struct timespec ts = {0, 1000000};
 		nanosleep(&ts, NULL);
 	}
 	if (strcmp(mode, "noheaders") == 0) {

@@ -5,7 +5,11 @@
  * the snapshot, fold the guest's counters into AFL's map and answer a wait status.
  *
  * AFL kills the child pid it was given when an input takes too long: that pid is a sleeping
- * process of ours, and its death ends the run (the monitor kicks the vCPU out of KVM_RUN). */
+ * process of ours, and its death ends the run (the monitor kicks the vCPU out of KVM_RUN).
+ * AFL sends that kill after its time limit ran out and before it reads the status, but the
+ * sleeper may take a while to die on a busy host: the next input must not be given a sleeper
+ * with a kill on its way, whose death would end that input too and be reported to AFL as a
+ * SIGKILL crash it never asked for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,8 +21,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -36,6 +42,7 @@ struct afl_child {
 	pthread_cond_t cv;
 	pid_t pid;
 	int pidfd;
+	int ping;     /* our end of a socket pair: the sleeper echoes each byte */
 	uint64_t gen; /* the input being run; a death seen for another one is ignored */
 	int running;  /* an input is being run: the child's death ends it */
 	int quit;
@@ -44,20 +51,66 @@ struct afl_child {
 
 static int spawn_sleeper(struct afl_child *c)
 {
-	pid_t p = fork();
-	if (p < 0)
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	pid_t p = fork();
+	if (p < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
 	if (p == 0) {
 		/* It must not outlive us (afl-fuzz ends a forkserver with SIGKILL). */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() == 1)
 			_exit(0);
-		for (;;)
-			pause();
+		close(sv[0]);
+		for (;;) {
+			char b;
+			ssize_t k = recv(sv[1], &b, 1, 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k != 1 || send(sv[1], &b, 1, MSG_NOSIGNAL) != 1)
+				_exit(0);
+		}
 	}
+	close(sv[1]);
+	c->ping = sv[0];
 	c->pid = p;
 	c->pidfd = (int)syscall(SYS_pidfd_open, p, 0);
 	return c->pidfd < 0 ? -errno : 0;
+}
+
+/* 1 if the sleeper answers a ping. One with a kill pending never does: SIGKILL is taken on
+ * the way back to user space, before it could answer; it dies instead, and its end closes. */
+static int sleeper_answers(struct afl_child *c)
+{
+	char b = 'p';
+	if (send(c->ping, &b, 1, MSG_NOSIGNAL) != 1)
+		return 0;
+	for (;;) {
+		ssize_t k = recv(c->ping, &b, 1, 0);
+		if (k == 1)
+			return 1;
+		if (k < 0 && errno == EINTR)
+			continue;
+		return 0;
+	}
+}
+
+/* A run that took less than this cannot have met AFL's time limit, which afl-fuzz refuses
+ * to set below 5 ms (-t), so its sleeper needs no ping (which costs a round trip to another
+ * process on every input). AFL's clock starts once it has read the pid we write before the
+ * run, and runs out only if the status we write after the run has not come by then. */
+#define AFL_QUIET_MS 1.0
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 /* Watches the sleeper: AFL's timeout kills it, which ends the run in progress (only that
@@ -105,6 +158,8 @@ static void afl_quit(struct afl_child *c, pthread_t watcher)
 	pthread_join(watcher, NULL);
 	kill(c->pid, SIGKILL);
 	waitpid(c->pid, NULL, 0);
+	close(c->ping);
+	close(c->pidfd);
 }
 
 static int read_all(int fd, uint8_t *buf, size_t cap, size_t *len)
@@ -184,7 +239,7 @@ int fuzz_afl_main(struct fuzz *fz)
 	struct sbx_exec_info info;
 	sbx_exec_info(fz->x, &info);
 	uint8_t *buf = malloc(info.input_max ? info.input_max : 1);
-	struct afl_child c = {.x = fz->x, .pidfd = -1};
+	struct afl_child c = {.x = fz->x, .pidfd = -1, .ping = -1};
 	pthread_mutex_init(&c.m, NULL);
 	pthread_cond_init(&c.cv, NULL);
 	if (!buf || spawn_sleeper(&c) < 0) {
@@ -206,18 +261,26 @@ int fuzz_afl_main(struct fuzz *fz)
 	uint32_t ack;
 	if (forkserver && tc && read(AFL_CTL_FD, &ack, 4) != 4)
 		forkserver = 0; /* AFL confirms shared-memory test cases */
+	int long_run = 0;	/* the last run may have met AFL's time limit */
 	for (;;) {
 		uint32_t req;
 		if (forkserver && read(AFL_CTL_FD, &req, 4) != 4)
 			break; /* afl-fuzz is gone */
-		if (waitpid(c.pid, NULL, WNOHANG) == c.pid) {
+		/* Any kill AFL sent for the last input was sent before this request came. */
+		pid_t dead = waitpid(c.pid, NULL, WNOHANG);
+		if (dead != c.pid && long_run && !sleeper_answers(&c))
+			dead = waitpid(c.pid, NULL, 0); /* dying: SIGKILL is pending */
+		if (dead == c.pid) {
 			pthread_mutex_lock(&c.m);
 			close(c.pidfd);
+			close(c.ping);
 			int e = spawn_sleeper(&c);
 			pthread_mutex_unlock(&c.m);
 			if (e < 0)
 				break;
 		}
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int32_t pid = c.pid;
 		if (forkserver && write(AFL_ST_FD, &pid, 4) != 4)
 			break;
@@ -264,6 +327,7 @@ int fuzz_afl_main(struct fuzz *fz)
 		}
 		if (write(AFL_ST_FD, &st, 4) != 4)
 			break;
+		long_run = ms_since(&t0) >= AFL_QUIET_MS;
 	}
 	afl_quit(&c, watcher);
 	sbx_exec_close(fz->x);

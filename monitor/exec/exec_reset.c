@@ -99,6 +99,14 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&x->lock);
+	/* A kill for the last run that came after it had ended, before `running` was cleared
+	 * (its watcher a moment late) has the vCPU thread stopping: the stopped reset clears it,
+	 * where it would otherwise end this run. */
+	if (atomic_load(&x->vm->life.stopping) && !x->stopped) {
+		pthread_cond_broadcast(&x->cond); /* a vCPU thread parked in an exit waits on it */
+		while (atomic_load(&x->vm->life.stopping) && !x->stopped)
+			pthread_cond_wait(&x->cond, &x->lock);
+	}
 	int stopped = x->stopped, parked = x->parked;
 	pthread_mutex_unlock(&x->lock);
 	if (stopped || parked)

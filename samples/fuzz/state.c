@@ -4,7 +4,8 @@
  * and an input "P" prints what it sees, so a test can compare input 1 with input 100,000.
  * With STATE_COMMANDS=1 in its environment, inputs starting with 'E' call exit(3), 'A' abort(),
  * 'L' loop forever, 'M' allocate without end, 'C' write through a null pointer, 'R' leave a
- * page of its data read-only (a page-table change the reset must undo). */
+ * page of its data read-only (a page-table change the reset must undo), 'S' sleep 300 ms and
+ * return (an input slow enough to meet a fuzzer's time limit). */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sbx_fuzz.h"
@@ -69,6 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'C':
 		*(volatile int *)(uintptr_t)(size * 0 + 8) = 1;
 		break;
+	case 'S': {
+		struct timespec t = {0, 300 * 1000000};
+		nanosleep(&t, NULL);
+		break;
+	}
 	}
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -333,10 +334,16 @@ static int64_t call(struct sbx_vm *vm, struct sbx_slot s)
 		 * serve the request itself. */
 		atomic_fetch_add(&vm->proc.ring.wake, 1);
 		syscall(SYS_futex, &vm->proc.ring.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-		for (int i = 0; i < 2000000 &&
-				__atomic_load_n(&r->slots[slot].done, __ATOMIC_ACQUIRE) != s.seq;
-		     i++)
+		/* However busy the host: 120 s only turn a poller that never answers into a
+		 * failure. */
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (__atomic_load_n(&r->slots[slot].done, __ATOMIC_ACQUIRE) != s.seq) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec > 120)
+				break;
 			sched_yield();
+		}
 	} else {
 		pthread_mutex_lock(&vm->proc.ring.lock);
 		sbx_ring_serve(vm);

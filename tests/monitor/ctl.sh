@@ -12,6 +12,7 @@
 set -u
 B=$1
 MODE=$2
+WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
 CTL=$B/sandbox-ctl
 D=$(mktemp -d /tmp/sbx-ctl.XXXXXX)
@@ -24,13 +25,18 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$D"/*.err "$D"/*.out; do [ -f "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5; done; exit 1; }
+. "$(dirname "$0")/../wait_for.sh"
 
 # [MEM=SIZE] start ARGS...: a heartbeat with a control socket at $D/c.
 start() {
   "$B/sandbox-run" --control "$D/c" --mem "${MEM:-256M}" "$HB" "$@" >"$D/src.out" 2>"$D/src.err" &
   SRC=$!
-  for _ in $(seq 200); do [ -S "$D/c" ] && grep -q '^5\b' "$D/src.out" 2>/dev/null && break; sleep 0.05; done
-  [ -S "$D/c" ] || fail "no control socket"
+  # The control socket listens before the guest's first instruction: a beat means it is there.
+  beating() {
+    kill -0 $SRC 2>/dev/null || fail "the sandbox exited early"
+    grep -q '^5\b' "$D/src.out" 2>/dev/null
+  }
+  wait_for "beat 5 from the sandbox" beating
 }
 
 mode_deadsock() {
@@ -51,8 +57,7 @@ except BlockingIOError:
     print("untouched")
 PY
   local py=$! st
-  for _ in $(seq 200); do [ -e "$D/dst.sock.ready" ] && break; sleep 0.05; done
-  [ -e "$D/dst.sock.ready" ] || fail "the listener did not start"
+  wait_for "listener" test -e "$D/dst.sock.ready"
   "$CTL" "$D/nosuch.sock" migrate "unix:$D/dst.sock" >"$D/m.out" 2>&1
   st=$?
   touch "$D/dst.sock.done"
@@ -81,15 +86,14 @@ mode_killctl() {
   MEM=2G start 4000 1 1024
   "$CTL" "$D/c" snapshot "$D/s.snap" >"$D/ctl.out" 2>&1 &
   local ctl=$! fdpath= size=0
-  for _ in $(seq 2000); do
+  growing() {
     for f in /proc/$ctl/fd/*; do
       case "$(readlink "$f" 2>/dev/null)" in "$D"/*) fdpath=$f ;; esac
     done
     [ -n "$fdpath" ] && size=$(stat -L -c %s "$fdpath" 2>/dev/null || echo 0)
-    [ "${size:-0}" -gt 0 ] && break
-    kill -0 $ctl 2>/dev/null || break
-    sleep 0.01
-  done
+    [ "${size:-0}" -gt 0 ] || ! kill -0 $ctl 2>/dev/null
+  }
+  wait_for "snapshot being written" growing
   [ "${size:-0}" -gt 0 ] || fail "the snapshot's file never grew (ctl: $(cat "$D/ctl.out"))"
   kill -STOP "$SRC"
   kill -9 $ctl

@@ -10,4 +10,12 @@ char *e2e_slurp(const char *cmd, int *status);
 /* Skips the test with a reason when /dev/kvm is not there. */
 void e2e_need_kvm(void);
 
+/* A shell function for e2e_slurp commands: `wait_for 'CONDITION'` evaluates CONDITION until it
+ * holds. Tests wait for what they need this way, never for a time; the bound (300 s) only turns
+ * a hang into a failure (the command exits 1 naming the condition) and is never reached when
+ * things work, however slow the host. No '%' in it: it can go into a printf format. */
+#define E2E_SH_WAIT                                                                                \
+	"wait_for() { _w=0; until eval \"$1\"; do _w=$((_w + 1)); if [ $_w -ge 15000 ]; then "     \
+	"echo \"timed out waiting for: $1\"; exit 1; fi; sleep 0.02; done; }; "
+
 #endif

@@ -12,15 +12,24 @@
 #   stray     before the source, the destination gets an empty connection, random bytes and a
 #             connection that says nothing: it logs each and goes on listening; then loopback
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
+#
+# Nothing here depends on how fast the host is. The heartbeat holds its last beat until the
+# file gate/go appears (on both sides, through the same --ro mount), so a migration always
+# finds it running and the script decides when it ends. Where a scenario needs the stream cut
+# or the guest ended at a given point of the pre-copy, a proxy stops forwarding 1 MiB into the
+# first round (which holds all of the guest's touched RAM, far more than the socket buffers)
+# until the script has done it. Every wait is for a condition, bounded by SBX_TEST_WAIT seconds
+# only to turn a hang into a failure.
 set -u
 B=$1
 MODE=$2
-N=${N:-2500}
-RATE=${RATE:-10}
-TOUCH=${TOUCH:-32}
+# Settings from the environment, by names no other program uses.
+N=${MIG_BEATS:-2500}
+RATE=${MIG_RATE:-10}
+TOUCH=${MIG_TOUCH:-32}
+WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
 D=$(mktemp -d /tmp/sbx-mig.XXXXXX)
-PORT=$((20000 + RANDOM % 20000))
 NS=sbxm$$
 cleanup() {
   jobs -p | xargs -r kill -9 2>/dev/null
@@ -28,7 +37,14 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$D"/*.err "$D"/ctl.out; do [ -f "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5; done; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  for f in "$D"/*.err "$D"/ctl.out; do [ -f "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5; done
+  exit 1
+}
+
+. "$(dirname "$0")/../wait_for.sh"
+running() { kill -0 "$1" 2>/dev/null || fail "$2 exited early"; }
 
 head -c 48 /dev/urandom >"$D/key" && chmod 600 "$D/key"
 head -c 48 /dev/urandom >"$D/otherkey" && chmod 600 "$D/otherkey"
@@ -36,17 +52,36 @@ DSTKEY=$D/key
 [ "$MODE" = wrongkey ] && DSTKEY=$D/otherkey
 SRCRUN=()
 DSTRUN=()
-MOUNT=()
-HBFILE=()
+mkdir "$D/gate"
+MOUNT=(--ro "$D/gate:/gate")
+HBFILE=-
+REFFILE=-
 if [ "$MODE" = files ]; then
   mkdir "$D/data" && seq -f 'line-%g' 1 "$N" >"$D/data/in.txt"
-  MOUNT=(--ro "$D/data:/data")
-  HBFILE=(/data/in.txt)
+  MOUNT+=(--ro "$D/data:/data")
+  HBFILE=/data/in.txt
+  REFFILE=$D/data/in.txt
 fi
-ADDR=tcp:127.0.0.1:$PORT
-LISTEN=$ADDR
+SRCOPT=()
+PROXY=
 case "$MODE" in
-unix) ADDR=unix:$D/mig.sock; LISTEN=$ADDR ;;
+killdst | guestexit)
+  PROXY=stall
+  # The first round must outlast what the kernel buffers between the source and the stalled
+  # proxy (the source's send buffer can grow to tcp_wmem's maximum).
+  WMEM=$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem 2>/dev/null || echo 4194304)
+  NEED=$(((WMEM / 1048576 + 2) * 4 + 16))
+  [ "$TOUCH" -ge "$NEED" ] || TOUCH=$NEED
+  # The guest's exit hypercall is audited after the monitor marked the sandbox as ending.
+  [ "$MODE" = guestexit ] && SRCOPT=(--audit "$D/audit" --audit-all)
+  ;;
+corrupt) PROXY=flip ;;
+esac
+MEM=${MIG_MEM:-$((TOUCH + 256))M}
+
+LISTEN=tcp:127.0.0.1:0
+case "$MODE" in
+unix) LISTEN=unix:$D/mig.sock ;;
 netns)
   ip netns add ${NS}a && ip netns add ${NS}b || fail "cannot make network namespaces"
   ip link add ${NS}x type veth peer name ${NS}y || fail "cannot make a veth pair"
@@ -56,70 +91,142 @@ netns)
   ip -n ${NS}a link set lo up && ip -n ${NS}b link set lo up
   SRCRUN=(ip netns exec ${NS}a)
   DSTRUN=(ip netns exec ${NS}b)
-  ADDR=tcp:10.231.0.2:$PORT
-  LISTEN=$ADDR ;;
-corrupt)
-  # The proxy listens where the source connects and flips one byte 200 KiB into the stream.
-  PPORT=$((PORT + 1))
-  python3 - "$PPORT" "$PORT" >"$D/proxy.err" 2>&1 <<'PY' &
-import socket, sys, threading
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", int(sys.argv[1]))); ls.listen(1)
-c, _ = ls.accept()
-d = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
-def pump(a, b, flip):
-    seen = 0
-    while True:
-        x = a.recv(65536)
-        if not x:
-            break
-        if flip and seen <= 200000 < seen + len(x):
-            x = bytearray(x); x[200000 - seen] ^= 0x40; x = bytes(x)
-        seen += len(x)
-        try: b.sendall(x)
-        except OSError: break
-    try: b.shutdown(socket.SHUT_WR)
-    except OSError: pass
-t = threading.Thread(target=pump, args=(d, c, False)); t.start()
-pump(c, d, True); t.join()
-PY
-  ADDR=tcp:127.0.0.1:$PPORT ;;
+  LISTEN=tcp:10.231.0.2:0 ;;
 esac
 
-# The reference: the same heartbeat without a migration, for its memory checksum.
-"$HB" "$N" "$RATE" "$TOUCH" "${HBFILE[@]/#/$D}" | grep checksum | cut -d' ' -f2 >"$D/want" &
+# The reference: the same heartbeat without a migration (nor a hold), for its memory checksum.
+"$HB" "$N" "$RATE" "$TOUCH" "$REFFILE" | grep checksum | cut -d' ' -f2 >"$D/want" &
 REF=$!
 
-"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem ${MEM:-512M} "${MOUNT[@]}" >"$D/dst.out" 2>"$D/dst.err" &
+# The destination, on a port of the kernel's choosing (no clash with anything else running).
+"${DSTRUN[@]}" "$B/sandbox-run" --incoming "$LISTEN" --migrate-key "$DSTKEY" --mem "$MEM" \
+  "${MOUNT[@]}" >"$D/dst.out" 2>"$D/dst.err" &
 DST=$!
+dst_listening() {
+  running $DST "the destination"
+  if [ "$MODE" = unix ]; then
+    ss -Hlxp 2>/dev/null | grep -F "$D/mig.sock" | grep -q "pid=$DST,"
+  else
+    DPORT=$("${DSTRUN[@]}" ss -Hltnp 2>/dev/null |
+      awk -v p="pid=$DST," 'index($0, p) { n = split($4, a, ":"); print a[n]; exit }')
+    [ -n "$DPORT" ]
+  fi
+}
+wait_for "listening destination" dst_listening
+case "$MODE" in
+unix) ADDR=$LISTEN ;;
+netns) ADDR=tcp:10.231.0.2:$DPORT ;;
+*) ADDR=tcp:127.0.0.1:$DPORT ;;
+esac
+
 if [ "$MODE" = stray ]; then
-  # The first connection that gets through is an empty one (it also waits for the listener).
-  for _ in $(seq 200); do (exec 5<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
-  head -c 100 /dev/urandom >"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to the destination"
-  exec 6<>"/dev/tcp/127.0.0.1/$PORT" || fail "cannot connect to the destination"
-  for _ in $(seq 1200); do
-    [ "$(grep -c 'refused (' "$D/dst.err")" -ge 3 ] && break
-    kill -0 $DST 2>/dev/null || fail "the destination ended on a stray connection"
-    sleep 0.05
-  done
+  (exec 5<>"/dev/tcp/127.0.0.1/$DPORT") 2>/dev/null || fail "cannot connect to the destination"
+  head -c 100 /dev/urandom >"/dev/tcp/127.0.0.1/$DPORT" || fail "cannot connect to the destination"
+  exec 6<>"/dev/tcp/127.0.0.1/$DPORT" || fail "cannot connect to the destination"
+  # The silent one is refused by the destination's own handshake limit.
+  refused3() {
+    running $DST "the destination (on a stray connection)"
+    [ "$(grep -c 'refused (' "$D/dst.err")" -ge 3 ]
+  }
+  wait_for "log line for each of 3 stray connections" refused3
   exec 6>&-
   [ "$(grep -c 'refused (' "$D/dst.err")" = 3 ] || fail "not one log line for each of 3 stray connections"
   grep -q 'refused (1 of 16): .*closed the connection during the handshake' "$D/dst.err" || fail "no line for the empty connection"
   grep -q 'refused (3 of 16): .*did not complete the handshake within 5000 ms' "$D/dst.err" || fail "no line for the silent connection"
 fi
-"${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem ${MEM:-512M} \
-  "${MOUNT[@]}" "$HB" "$N" "$RATE" "$TOUCH" "${HBFILE[@]}" >"$D/src.out" 2>"$D/src.err" &
-SRC=$!
-for _ in $(seq 100); do [ -S "$D/ctl" ] && grep -q '^50\b' "$D/src.out" 2>/dev/null && break; sleep 0.02; done
-[ -S "$D/ctl" ] || fail "no control socket"
-sleep 0.2
-if [ "$MODE" = killdst ]; then
-  (sleep 0.03; kill -9 $DST) &
-  TOUCH_NOTE="destination killed"
+
+if [ -n "$PROXY" ]; then
+  # flip: one byte 200 KiB into the source's stream flipped. stall: the source's stream
+  # forwarded up to 1 MiB, then "stalled" written and nothing more until "go" appears.
+  python3 - "$PROXY" "$DPORT" "$D" >"$D/proxy.err" 2>&1 <<'PY' &
+import os, socket, sys, threading, time
+mode, dport, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # inherited by the accepted one
+ls.bind(("127.0.0.1", 0))
+ls.listen(1)
+with open(d + "/proxy.port.tmp", "w") as f:
+    f.write(str(ls.getsockname()[1]))
+os.rename(d + "/proxy.port.tmp", d + "/proxy.port")
+c, _ = ls.accept()
+s = socket.create_connection(("127.0.0.1", dport))
+FLIP, STALL = 200000, 1 << 20
+def pump(a, b, upstream):
+    seen = 0
+    try:
+        while True:
+            want = 65536
+            if upstream and mode == "stall" and seen < STALL:
+                want = min(want, STALL - seen)
+            x = a.recv(want)
+            if not x:
+                b.shutdown(socket.SHUT_WR)
+                return
+            if upstream and mode == "flip" and seen <= FLIP < seen + len(x):
+                x = bytearray(x)
+                x[FLIP - seen] ^= 0x40
+                x = bytes(x)
+            seen += len(x)
+            b.sendall(x)
+            if upstream and mode == "stall" and seen == STALL:
+                open(d + "/stalled", "w").close()
+                while not os.path.exists(d + "/go"):
+                    time.sleep(0.01)
+    except OSError:
+        # A peer went away: the other one must see the connection end too.
+        for x in (c, s):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+t = threading.Thread(target=pump, args=(s, c, False))
+t.start()
+pump(c, s, True)
+t.join()
+PY
+  wait_for "proxy port" test -s "$D/proxy.port"
+  ADDR=tcp:127.0.0.1:$(cat "$D/proxy.port")
 fi
-"${SRCRUN[@]}" "$B/sandbox-ctl" "$D/ctl" migrate "$ADDR" >"$D/ctl.out" 2>&1
-CTL=$?
-wait $SRC; SRCST=$?
+
+"${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem "$MEM" \
+  "${SRCOPT[@]}" "${MOUNT[@]}" "$HB" "$N" "$RATE" "$TOUCH" "$HBFILE" /gate/go \
+  >"$D/src.out" 2>"$D/src.err" &
+SRC=$!
+# The control socket listens before the guest's first instruction: a beat means it is there.
+beating() {
+  running $SRC "the source"
+  grep -q '^50\b' "$D/src.out"
+}
+wait_for "beat 50 from the source" beating
+[ -S "$D/ctl" ] || fail "no control socket"
+
+release() { touch "$D/gate/go"; }
+CTL=
+if [ -n "$PROXY" ]; then
+  "${SRCRUN[@]}" "$B/sandbox-ctl" "$D/ctl" migrate "$ADDR" >"$D/ctl.out" 2>&1 &
+  CTLPID=$!
+  if [ "$PROXY" = stall ]; then
+    wait_for "stalled stream" test -e "$D/stalled"
+    # The pre-copy is in its first round and cannot leave it until "go".
+    if [ "$MODE" = killdst ]; then
+      kill -9 $DST
+      wait $DST 2>/dev/null
+    else
+      release
+      wait_for "end of the guest" grep -q '"call":"exit"' "$D/audit"
+    fi
+    touch "$D/go"
+  fi
+  wait $CTLPID
+  CTL=$?
+else
+  "${SRCRUN[@]}" "$B/sandbox-ctl" "$D/ctl" migrate "$ADDR" >"$D/ctl.out" 2>&1
+  CTL=$?
+fi
+release
+wait $SRC
+SRCST=$?
 if [ "$MODE" = guestexit ]; then
   kill -9 $DST 2>/dev/null; wait $DST 2>/dev/null
   [ $CTL -ne 0 ] || fail "the migration of a guest that ended should have failed"

@@ -250,14 +250,18 @@ Test(policy_e2e, audit_log_records_denials_as_json_lines)
 Test(policy_e2e, tmp_directories_are_private_and_removed)
 {
 	e2e_need_kvm();
+	/* A TMPDIR of its own: other sandboxes (parallel tests, other users of /tmp) come and go
+	 * in /tmp meanwhile. The run's directories live in $TMPDIR/sandbox-UID/run-*. */
 	int st;
-	char *out = e2e_slurp("ls -d ${TMPDIR:-/tmp}/sandbox-tmp-* 2>/dev/null | wc -l", &st);
-	int before = atoi(out);
-	free(out);
-	expect_run(SANDBOX " --tmp /scratch " SBX_BUILD_DIR "/samples/writefile-musl /scratch", 0,
-		   NULL);
-	out = e2e_slurp("ls -d ${TMPDIR:-/tmp}/sandbox-tmp-* 2>/dev/null | wc -l", &st);
-	cr_expect_eq(atoi(out), before, "a --tmp directory was left behind");
+	char *out =
+	    e2e_slurp("T=$(mktemp -d) && TMPDIR=$T " SANDBOX " --tmp /scratch " SBX_BUILD_DIR
+		      "/samples/writefile-musl /scratch >/dev/null 2>&1; echo \"status $?\"; "
+		      "echo \"base $(ls -d $T/sandbox-* | wc -l)\"; "
+		      "echo \"runs $(ls -d $T/sandbox-*/run-* 2>/dev/null | wc -l)\"; rm -rf $T",
+		      &st);
+	cr_expect(strstr(out, "status 0\n"), "%s", out);
+	cr_expect(strstr(out, "base 1\n"), "the run's --tmp was not under TMPDIR: %s", out);
+	cr_expect(strstr(out, "runs 0\n"), "a --tmp directory was left behind: %s", out);
 	free(out);
 }
 
@@ -314,16 +318,19 @@ Test(policy_e2e, status_flags_on_stdio_stay_in_the_sandbox)
 	for (int libc = 0; libc < 2; libc++) {
 		char cmd[1024];
 		const char *l = libc ? "musl" : "glibc";
-		snprintf(
-		    cmd, sizeof(cmd),
-		    "D=$(mktemp -d); trap 'rm -rf $D' EXIT; "
-		    "(sleep 2 | (" SBX_BUILD_DIR "/samples/stdioflags-%s; "
-		    "grep flags /proc/self/fdinfo/0)) > $D/native; "
-		    "(sleep 2 | (" SANDBOX " " SBX_BUILD_DIR "/samples/stdioflags-%s; "
-		    "grep flags /proc/self/fdinfo/0; grep flags /proc/self/fdinfo/1)) > $D/sbx; "
-		    "head -5 $D/native > $D/n5; head -5 $D/sbx > $D/s5; cmp $D/n5 $D/s5 && "
-		    "echo SAME; tail -2 $D/sbx",
-		    l, l);
+		snprintf(cmd, sizeof(cmd),
+			 /* stdin: a FIFO with a writer (fd 3) that never writes and stays open
+			  * until the end, so an empty read can only be EAGAIN, however long the
+			  * program takes to get to it; each run opens it anew. */
+			 "D=$(mktemp -d); trap 'rm -rf $D' EXIT; mkfifo $D/in; exec 3<>$D/in; "
+			 "(" SBX_BUILD_DIR "/samples/stdioflags-%s; "
+			 "grep flags /proc/self/fdinfo/0) < $D/in > $D/native; "
+			 "(" SANDBOX " " SBX_BUILD_DIR "/samples/stdioflags-%s; "
+			 "grep flags /proc/self/fdinfo/0; grep flags /proc/self/fdinfo/1) < $D/in "
+			 "> $D/sbx; "
+			 "head -5 $D/native > $D/n5; head -5 $D/sbx > $D/s5; cmp $D/n5 $D/s5 && "
+			 "echo SAME; tail -2 $D/sbx",
+			 l, l);
 		int st;
 		char *out = e2e_slurp(cmd, &st);
 		cr_assert(strstr(out, "SAME\n"), "%s", out);
@@ -347,22 +354,22 @@ Test(policy_e2e, tmp_directories_go_on_every_signal_and_after_a_kill)
 {
 	e2e_need_kvm();
 	char cmd[4096];
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "export TMPDIR=$(mktemp -d); trap 'rm -rf $TMPDIR' EXIT; "
-	    "runs() { ls -d $TMPDIR/sandbox-*/run-* 2>/dev/null | wc -l; }; "
-	    "start() { " SANDBOX " $1 --tmp /t " LIMITS " spin 2>/dev/null & P=$!; "
-	    "  for i in $(seq 600); do [ $(runs) -ge 1 ] && break; sleep 0.05; done; }; "
-	    "for s in TERM INT HUP QUIT USR1 ALRM; do start; kill -$s $P; wait $P; "
-	    "  echo \"$s $? $(runs)\"; done; "
-	    "start \"--control $TMPDIR/c\"; for i in $(seq 600); do [ -S $TMPDIR/c ] && break; "
-	    "  sleep 0.05; done; " SBX_BUILD_DIR "/sandbox-ctl $TMPDIR/c pause >/dev/null; "
-	    "kill -TERM $P; wait $P; echo \"paused-TERM $? $(runs)\"; "
-	    "(" SANDBOX " --tmp /t " SBX_BUILD_DIR "/samples/bigout-glibc 3; echo $? > "
-	    "$TMPDIR/pipe) | head -c 1 >/dev/null; echo \"PIPE $(cat $TMPDIR/pipe) $(runs)\"; "
-	    "start; kill -KILL $P; wait $P; echo \"KILL $? $(runs)\"; " SANDBOX
-	    " --tmp /t " SBX_BUILD_DIR "/samples/hello-glibc >/dev/null; "
-	    "echo \"next $? $(runs)\"");
+	snprintf(cmd, sizeof(cmd),
+		 E2E_SH_WAIT
+		 "export TMPDIR=$(mktemp -d); trap 'rm -rf $TMPDIR' EXIT; "
+		 "runs() { ls -d $TMPDIR/sandbox-*/run-* 2>/dev/null | wc -l; }; "
+		 "start() { " SANDBOX " $1 --tmp /t " LIMITS " spin 2>/dev/null & P=$!; "
+		 "  wait_for '[ $(runs) -ge 1 ]'; }; "
+		 "for s in TERM INT HUP QUIT USR1 ALRM; do start; kill -$s $P; wait $P; "
+		 "  echo \"$s $? $(runs)\"; done; "
+		 "start \"--control $TMPDIR/c\"; wait_for '[ -S $TMPDIR/c ]'; " SBX_BUILD_DIR
+		 "/sandbox-ctl $TMPDIR/c pause >/dev/null; "
+		 "kill -TERM $P; wait $P; echo \"paused-TERM $? $(runs)\"; "
+		 "(" SANDBOX " --tmp /t " SBX_BUILD_DIR "/samples/bigout-glibc 3; echo $? > "
+		 "$TMPDIR/pipe) | head -c 1 >/dev/null; echo \"PIPE $(cat $TMPDIR/pipe) $(runs)\"; "
+		 "start; kill -KILL $P; wait $P; echo \"KILL $? $(runs)\"; " SANDBOX
+		 " --tmp /t " SBX_BUILD_DIR "/samples/hello-glibc >/dev/null; "
+		 "echo \"next $? $(runs)\"");
 	int st;
 	char *out = e2e_slurp(cmd, &st);
 	static const char *const want[] = {
