@@ -1,4 +1,4 @@
-/* Building the policy from command-line pieces. */
+/* The mount table: host objects shown at guest paths, and the working directory among them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -10,31 +10,40 @@
 #include <unistd.h>
 
 #include "nesting.h"
+#include "policy_int.h"
 
-void policy_init(struct policy *p)
+void policy_mount_release(struct policy_mount *m)
 {
-	memset(p, 0, sizeof(*p));
+	if (m->root_fd >= 0)
+		close(m->root_fd);
+	free(m->host);
+	free(m->guest);
+	free(m->leaf);
+	free(m->up);
+	m->root_fd = -1;
+	m->host = m->guest = m->leaf = NULL;
+	m->up = NULL;
 }
 
-void policy_free(struct policy *p)
+int policy_mount_copy(struct policy_mount *dst, const struct policy_mount *src, char *err,
+		      size_t errlen)
 {
-	policy_remove_tmp(p);
-	for (size_t i = 0; i < p->nmounts; i++) {
-		struct policy_mount *m = &p->mounts[i];
-		if (m->root_fd >= 0)
-			close(m->root_fd);
-		free(m->host);
-		free(m->guest);
-		free(m->leaf);
-		free(m->up);
-	}
-	free(p->mounts);
-	free(p->pins);
-	for (size_t i = 0; i < p->nenv; i++)
-		free(p->env[i]);
-	free(p->env);
-	free(p->cwd);
-	memset(p, 0, sizeof(*p));
+	*dst = *src;
+	dst->host = strdup(src->host);
+	dst->guest = strdup(src->guest);
+	dst->leaf = src->leaf ? strdup(src->leaf) : NULL;
+	dst->up = src->nup ? malloc(src->nup * sizeof(*dst->up)) : NULL;
+	dst->root_fd = fcntl(src->root_fd, F_DUPFD_CLOEXEC, 0);
+	int e = dst->root_fd < 0 ? errno : 0;
+	if (dst->up)
+		memcpy(dst->up, src->up, src->nup * sizeof(*dst->up));
+	if (!e && dst->host && dst->guest && (dst->leaf || !src->leaf) && (dst->up || !src->nup))
+		return 0;
+	policy_mount_release(dst);
+	if (!e)
+		e = ENOMEM;
+	snprintf(err, errlen, "copying mount %s: %s", src->guest, strerror(e));
+	return -e;
 }
 
 int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size_t errlen)
@@ -102,11 +111,7 @@ int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size
 	if (!n || !m.guest || (!m.is_dir && !m.leaf) || policy_nest_add(p) < 0) {
 		if (n)
 			p->nmounts--;
-		close(m.root_fd);
-		free(m.host);
-		free(m.guest);
-		free(m.leaf);
-		free(m.up);
+		policy_mount_release(&m);
 		if (r != -ENOMEM && r < 0)
 			return r;
 		snprintf(err, errlen, "out of memory");
@@ -128,43 +133,5 @@ int policy_set_cwd(struct policy *p, const char *guest, char *err, size_t errlen
 		return -ENOMEM;
 	free(p->cwd);
 	p->cwd = c;
-	return 0;
-}
-
-int policy_has_env(const struct policy *p, const char *key)
-{
-	size_t kl = strlen(key);
-	for (size_t i = 0; i < p->nenv; i++)
-		if (strncmp(p->env[i], key, kl) == 0 && p->env[i][kl] == '=')
-			return 1;
-	return 0;
-}
-
-int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen)
-{
-	const char *eq = strchr(kv, '=');
-	if (!eq || eq == kv) {
-		snprintf(err, errlen, "--env '%s': expected NAME=VALUE", kv);
-		return -EINVAL;
-	}
-	size_t kl = (size_t)(eq - kv) + 1;
-	char *dup = strdup(kv);
-	if (!dup)
-		return -ENOMEM;
-	for (size_t i = 0; i < p->nenv; i++) {
-		if (strncmp(p->env[i], kv, kl) == 0) {
-			free(p->env[i]);
-			p->env[i] = dup;
-			return 0;
-		}
-	}
-	char **n = realloc(p->env, (p->nenv + 2) * sizeof(*n));
-	if (!n) {
-		free(dup);
-		return -ENOMEM;
-	}
-	p->env = n;
-	p->env[p->nenv++] = dup;
-	p->env[p->nenv] = NULL;
 	return 0;
 }

@@ -75,9 +75,9 @@ struct policy {
  * -> milliseconds. -EINVAL for anything else (negative, overflow, unknown unit). */
 int policy_parse_size(const char *s, uint64_t *out);
 int policy_parse_duration(const char *s, uint64_t *ms);
-/* Appends a --tmp guest path (normalised). */
+/* tmp.c: appends a --tmp guest path (normalised). */
 int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen);
-/* tmp.c: creates a private host directory for each --tmp path and mounts it read-write
+/* Creates a private host directory for each --tmp path and mounts it read-write
  * there; first removes those of sandboxes that died without removing theirs (SIGKILL). */
 int policy_make_tmp(struct policy *p, char *err, size_t errlen);
 /* Removes them (policy_free does; a front end's signal handler may, before re-raising). */
@@ -92,24 +92,37 @@ struct policy_target {
 	char rel[POLICY_PATH_MAX];
 };
 
+/* policy.c: a policy's life. */
 void policy_init(struct policy *p);
 void policy_free(struct policy *p);
+/* A policy of its own for another sandbox with the same rules (sandbox-serve's instances):
+ * the same host objects (every mount's root fd dup'ed, not opened again by path), environment,
+ * limits, and --tmp paths, whose directories policy_make_tmp makes anew for the copy. src's
+ * own --tmp directories must not be made yet (-EBUSY: the copy would share them). dst is
+ * initialised here; on failure it is left empty, with err set. */
+int policy_copy(struct policy *dst, const struct policy *src, char *err, size_t errlen);
+/* mounts.c */
 /* "HOST[:GUEST]"; GUEST defaults to HOST. Fails with a message if HOST cannot be opened. */
 int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size_t errlen);
 int policy_set_cwd(struct policy *p, const char *guest, char *err, size_t errlen);
-/* policy_json.c: reusable policies (docs/policy.md). Loading merges the file into p; the caller
- * applies command-line flags afterwards so that they override it. Errors name the key, the line
- * and the column. */
+/* json_load.c, json_write.c: reusable policies (docs/policy.md). Loading merges the file into p;
+ * the caller applies command-line flags afterwards so that they override it. Errors name the key,
+ * the line and the column. */
 int policy_load_json(struct policy *p, const char *path, char *err, size_t errlen);
 int policy_load_json_text(struct policy *p, const char *text, size_t len, const char *name,
 			  char *err, size_t errlen);
 /* The effective policy as JSON (--print-policy), in the same schema the loader reads. */
 int policy_write_json(const struct policy *p, FILE *out);
 
-/* Is K set in the guest environment? */
+/* env.c: is K set in the guest environment? */
 int policy_has_env(const struct policy *p, const char *key);
 /* "K=V" replaces an earlier K. */
 int policy_set_env(struct policy *p, const char *kv, char *err, size_t errlen);
+/* A name without '=', not empty. */
+int policy_valid_env_name(const char *name);
+/* Sets NAME to its value in the host environment (--env-pass); nothing when the host has no
+ * NAME. -EINVAL for a bad name. */
+int policy_pass_env(struct policy *p, const char *name, char *err, size_t errlen);
 
 /* Joins `path` (len bytes, not NUL-terminated) to the absolute `base` unless it is absolute,
  * and removes ".", ".." and repeated slashes. -ENAMETOOLONG, -ENOENT for an empty path. */

@@ -19,21 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy.h"
+#include "policy_int.h"
 
 /* A run directory without a lock file yet is being made: leave it this long. */
 #define TMP_UNLOCKED_GRACE_S 60
-
-static int push(char ***arr, size_t *n, char *s)
-{
-	char **a = realloc(*arr, (*n + 2) * sizeof(*a));
-	if (!a)
-		return -ENOMEM;
-	*arr = a;
-	a[(*n)++] = s;
-	a[*n] = NULL;
-	return 0;
-}
 
 int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen)
 {
@@ -44,7 +33,7 @@ int policy_add_tmp(struct policy *p, const char *guest, char *err, size_t errlen
 		return -EINVAL;
 	}
 	char *g = strdup(norm);
-	if (!g || push(&p->tmp, &p->ntmp, g) < 0) {
+	if (!g || policy_strv_push(&p->tmp, &p->ntmp, g) < 0) {
 		free(g);
 		return -ENOMEM;
 	}
@@ -164,7 +153,7 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 			return -e;
 		}
 		char *h = strdup(dir);
-		if (!h || push(&p->tmp_host, &p->ntmp_host, h) < 0) {
+		if (!h || policy_strv_push(&p->tmp_host, &p->ntmp_host, h) < 0) {
 			free(h);
 			rmdir(dir);
 			return -ENOMEM;
@@ -186,12 +175,6 @@ void policy_remove_tmp(struct policy *p)
 		p->tmp_run = NULL;
 		close(p->tmp_lock_fd);
 	}
-	for (size_t i = 0; i < p->ntmp_host; i++)
-		free(p->tmp_host[i]);
-	free(p->tmp_host);
-	for (size_t i = 0; i < p->ntmp; i++)
-		free(p->tmp[i]);
-	free(p->tmp);
-	p->tmp_host = p->tmp = NULL;
-	p->ntmp_host = p->ntmp = 0;
+	policy_strv_free(&p->tmp_host, &p->ntmp_host);
+	policy_strv_free(&p->tmp, &p->ntmp);
 }

@@ -1,7 +1,10 @@
-/* The flags every front end that runs a program under a policy shares (cli.h). */
+/* The flags every front end that runs a program under a policy shares, and the parser of a
+ * front end's own from its table (cli.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -43,42 +46,76 @@ void sbx_cli_usage(FILE *f)
 	    "  -h, --help           this text\n");
 }
 
-static const struct option shared_opts[] = {
-    {"ro", required_argument, 0, SBX_OPT_RO},
-    {"rw", required_argument, 0, SBX_OPT_RW},
-    {"cwd", required_argument, 0, SBX_OPT_CWD},
-    {"env", required_argument, 0, SBX_OPT_ENV},
-    {"mem", required_argument, 0, SBX_OPT_MEM},
-    {"cpl", required_argument, 0, SBX_OPT_CPL},
-    {"io-poll", required_argument, 0, SBX_OPT_POLL},
-    {"strace", no_argument, 0, SBX_OPT_STRACE},
-    {"stats", no_argument, 0, SBX_OPT_STATS},
-    {"debug-file", required_argument, 0, SBX_OPT_DEBUG_FILE},
-    {"report-json", required_argument, 0, SBX_OPT_REPORT_JSON},
-    {"core", required_argument, 0, SBX_OPT_CORE},
-    {"policy", required_argument, 0, SBX_OPT_POLICY},
-    {"tmp", required_argument, 0, SBX_OPT_TMP},
-    {"env-pass", required_argument, 0, SBX_OPT_ENV_PASS},
-    {"no-stdin", no_argument, 0, SBX_OPT_NO_STDIN},
-    {"cpu-time", required_argument, 0, SBX_OPT_CPU_TIME},
-    {"timeout", required_argument, 0, SBX_OPT_TIMEOUT},
-    {"max-output", required_argument, 0, SBX_OPT_MAX_OUTPUT},
-    {"max-write", required_argument, 0, SBX_OPT_MAX_WRITE},
-    {"max-files", required_argument, 0, SBX_OPT_MAX_FILES},
-    {"audit", required_argument, 0, SBX_OPT_AUDIT},
-    {"audit-all", no_argument, 0, SBX_OPT_AUDIT_ALL},
-    {"no-confine", no_argument, 0, SBX_OPT_NO_CONFINE},
-    {"verbose", no_argument, 0, 'v'},
-    {"help", no_argument, 0, 'h'},
+/* The shared options' own ids. */
+enum {
+	OWN_RO,
+	OWN_RW,
+	OWN_CWD,
+	OWN_ENV,
+	OWN_ENV_PASS,
+	OWN_TMP,
+	OWN_MAX_FILES,
+	OWN_CPL,
+	OWN_POLL,
+	OWN_STATS,
+	OWN_POLICY,
 };
-#define NSHARED (sizeof(shared_opts) / sizeof(shared_opts[0]))
 
-void sbx_cli_init(struct sbx_cli *c)
+static const struct sbx_cli_opt shared_opts[] = {
+    SBX_CLI_OWN("ro", required_argument, OWN_RO),
+    SBX_CLI_OWN("rw", required_argument, OWN_RW),
+    SBX_CLI_OWN("cwd", required_argument, OWN_CWD),
+    SBX_CLI_OWN("env", required_argument, OWN_ENV),
+    SBX_CLI_SIZE("mem", struct sbx_cli, pol.lim.mem),
+    SBX_CLI_OWN("cpl", required_argument, OWN_CPL),
+    SBX_CLI_OWN("io-poll", required_argument, OWN_POLL),
+    SBX_CLI_FLAG("strace", struct sbx_cli, cfg.strace),
+    SBX_CLI_OWN("stats", no_argument, OWN_STATS),
+    SBX_CLI_STRING("debug-file", struct sbx_cli, cfg.debug_file),
+    SBX_CLI_STRING("report-json", struct sbx_cli, cfg.report_json),
+    SBX_CLI_STRING("core", struct sbx_cli, cfg.core_file),
+    SBX_CLI_OWN("policy", required_argument, OWN_POLICY),
+    SBX_CLI_OWN("tmp", required_argument, OWN_TMP),
+    SBX_CLI_OWN("env-pass", required_argument, OWN_ENV_PASS),
+    SBX_CLI_FLAG("no-stdin", struct sbx_cli, pol.no_stdin),
+    SBX_CLI_DURATION("cpu-time", struct sbx_cli, pol.lim.cpu_ms),
+    SBX_CLI_DURATION("timeout", struct sbx_cli, pol.lim.wall_ms),
+    SBX_CLI_SIZE("max-output", struct sbx_cli, pol.lim.max_output),
+    SBX_CLI_SIZE("max-write", struct sbx_cli, pol.lim.max_write),
+    SBX_CLI_OWN("max-files", required_argument, OWN_MAX_FILES),
+    SBX_CLI_STRING("audit", struct sbx_cli, audit_path),
+    SBX_CLI_FLAG("audit-all", struct sbx_cli, cfg.audit_all),
+    SBX_CLI_FLAG("no-confine", struct sbx_cli, cfg.no_confine),
+    {0},
+};
+#define NSHARED (sizeof(shared_opts) / sizeof(shared_opts[0]) - 1)
+
+/* getopt's values: the shared options from SHARED_VAL, the front's from FRONT_VAL, by index. */
+#define SHARED_VAL 256
+#define FRONT_VAL 1024
+
+void sbx_cli_init(struct sbx_cli *c, const char *tool)
 {
 	memset(c, 0, sizeof(*c));
 	policy_init(&c->pol);
-	c->cfg = (struct sbx_config){
-	    .policy = &c->pol, .stdin_fd = 0, .stdout_fd = 1, .stderr_fd = 2, .log = stderr};
+	c->cfg = (struct sbx_config){.policy = &c->pol,
+				     .stdin_fd = 0,
+				     .stdout_fd = 1,
+				     .stderr_fd = 2,
+				     .log = stderr,
+				     .tool = tool};
+}
+
+void sbx_cli_say(const struct sbx_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	flockfile(stderr);
+	fprintf(stderr, "%s: ", c->cfg.tool ? c->cfg.tool : "sandbox");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+	va_end(ap);
 }
 
 static int pick(const char *opt, const char *v, const char *const *names, int n, char *err,
@@ -110,116 +147,163 @@ int sbx_cli_duration(const char *opt, const char *v, uint64_t *out, char *err, s
 	return 0;
 }
 
-/* One shared option onto the policy and config. Returns 0, 1 for --help, 2 when c is not a
- * shared option, or -errno with err set. */
-static int apply(struct sbx_cli *f, int c, const char *arg, char *err, size_t errlen)
+static int count(const char *opt, const char *v, uint64_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end || end == v || n == 0 || n > 4096) {
+		snprintf(err, errlen, "%s %s: expected a number from 1 to 4096", opt, v);
+		return -EINVAL;
+	}
+	*out = n;
+	return 0;
+}
+
+/* A stored option's value into base. */
+static int store(const struct sbx_cli_opt *o, void *base, const char *arg, char *err, size_t errlen)
+{
+	void *at = (char *)base + o->off;
+	char flag[64];
+	snprintf(flag, sizeof(flag), "--%s", o->name);
+	switch (o->kind) {
+	case SBX_CLI_K_FLAG:
+		*(int *)at = 1;
+		return 0;
+	case SBX_CLI_K_STRING:
+		*(const char **)at = arg;
+		return 0;
+	case SBX_CLI_K_SIZE:
+		return sbx_cli_size(flag, arg, at, err, errlen);
+	case SBX_CLI_K_DURATION:
+		return sbx_cli_duration(flag, arg, at, err, errlen);
+	case SBX_CLI_K_COUNT:
+		return count(flag, arg, at, err, errlen);
+	case SBX_CLI_K_OWN:
+		break;
+	}
+	return -EINVAL;
+}
+
+static int max_files(struct policy *p, const char *arg, char *err, size_t errlen)
+{
+	int r = sbx_cli_size("--max-files", arg, &p->lim.max_files, err, errlen);
+	if (r == 0 && (p->lim.max_files < 3 || p->lim.max_files > 1024)) {
+		snprintf(err, errlen, "--max-files %s: must be between 3 and 1024", arg);
+		r = -EINVAL;
+	}
+	return r;
+}
+
+/* One of the shared options the table does not store. */
+static int own(struct sbx_cli *f, int id, const char *arg, char *err, size_t errlen)
 {
 	static const char *const cpls[] = {"auto", "0", "3"};
 	static const char *const polls[] = {"auto", "on", "off"};
 	struct policy *p = &f->pol;
-	int r = 0;
-	switch (c) {
-	case SBX_OPT_RO:
-	case SBX_OPT_RW:
-		return policy_add_mount(p, arg, c == SBX_OPT_RW, err, errlen);
-	case SBX_OPT_CWD:
+	int r;
+	switch (id) {
+	case OWN_RO:
+	case OWN_RW:
+		return policy_add_mount(p, arg, id == OWN_RW, err, errlen);
+	case OWN_CWD:
 		return policy_set_cwd(p, arg, err, errlen);
-	case SBX_OPT_ENV:
-		f->have_path |= strncmp(arg, "PATH=", 5) == 0;
+	case OWN_ENV:
 		return policy_set_env(p, arg, err, errlen);
-	case SBX_OPT_ENV_PASS: {
-		const char *v = getenv(arg);
-		if (!v)
-			return 0; /* not set on the host: nothing to pass */
-		size_t n = strlen(arg) + strlen(v) + 2;
-		char *kv = malloc(n);
-		if (!kv)
-			return -ENOMEM;
-		snprintf(kv, n, "%s=%s", arg, v);
-		f->have_path |= strcmp(arg, "PATH") == 0;
-		r = policy_set_env(p, kv, err, errlen);
-		free(kv);
-		return r;
-	}
-	case SBX_OPT_TMP:
+	case OWN_ENV_PASS:
+		return policy_pass_env(p, arg, err, errlen);
+	case OWN_TMP:
 		return policy_add_tmp(p, arg, err, errlen);
-	case SBX_OPT_NO_STDIN:
-		p->no_stdin = 1;
-		return 0;
-	case SBX_OPT_MEM:
-		return sbx_cli_size("--mem", arg, &p->lim.mem, err, errlen);
-	case SBX_OPT_CPU_TIME:
-		return sbx_cli_duration("--cpu-time", arg, &p->lim.cpu_ms, err, errlen);
-	case SBX_OPT_TIMEOUT:
-		return sbx_cli_duration("--timeout", arg, &p->lim.wall_ms, err, errlen);
-	case SBX_OPT_MAX_OUTPUT:
-		return sbx_cli_size("--max-output", arg, &p->lim.max_output, err, errlen);
-	case SBX_OPT_MAX_WRITE:
-		return sbx_cli_size("--max-write", arg, &p->lim.max_write, err, errlen);
-	case SBX_OPT_MAX_FILES:
-		r = sbx_cli_size("--max-files", arg, &p->lim.max_files, err, errlen);
-		if (r == 0 && (p->lim.max_files < 3 || p->lim.max_files > 1024)) {
-			snprintf(err, errlen, "--max-files %s: must be between 3 and 1024", arg);
-			r = -EINVAL;
-		}
-		return r;
-	case SBX_OPT_CPL:
+	case OWN_MAX_FILES:
+		return max_files(p, arg, err, errlen);
+	case OWN_CPL:
 		r = pick("--cpl", arg, cpls, 3, err, errlen);
 		f->cfg.cpl = (enum sbx_cpl_mode)(r < 0 ? 0 : r);
 		return r < 0 ? r : 0;
-	case SBX_OPT_POLL:
+	case OWN_POLL:
 		r = pick("--io-poll", arg, polls, 3, err, errlen);
 		f->cfg.poll = (enum sbx_poll_mode)(r < 0 ? 0 : r);
 		return r < 0 ? r : 0;
-	case SBX_OPT_STRACE:
-		f->cfg.strace = 1;
-		return 0;
-	case SBX_OPT_STATS:
+	case OWN_STATS:
 		f->stats = f->cfg.stats = 1;
 		return 0;
-	case SBX_OPT_DEBUG_FILE:
-		f->cfg.debug_file = arg;
-		return 0;
-	case SBX_OPT_REPORT_JSON:
-		f->cfg.report_json = arg;
-		return 0;
-	case SBX_OPT_CORE:
-		f->cfg.core_file = arg;
-		return 0;
-	case SBX_OPT_AUDIT:
-		f->audit_path = arg;
-		return 0;
-	case SBX_OPT_AUDIT_ALL:
-		f->cfg.audit_all = 1;
-		return 0;
-	case SBX_OPT_NO_CONFINE:
-		f->cfg.no_confine = 1;
-		return 0;
-	case SBX_OPT_POLICY:
+	case OWN_POLICY:
 		return 0; /* loaded before the other flags */
-	case 'v':
-		f->cfg.verbose++;
-		return 0;
-	case 'h':
-		return 1;
 	}
-	return 2;
+	return -EINVAL;
 }
 
-int sbx_cli_parse(struct sbx_cli *f, int argc, char **argv, const struct option *front_opts,
-		  sbx_cli_front_fn front, void *ctx, char *err, size_t errlen)
+/* Is getopt's c the shared option `id` takes? */
+static int is_shared(int c, int id)
+{
+	return c >= SHARED_VAL && c < SHARED_VAL + (int)NSHARED &&
+	       shared_opts[c - SHARED_VAL].kind == SBX_CLI_K_OWN &&
+	       shared_opts[c - SHARED_VAL].id == id;
+}
+
+/* One option of either table. Returns 0, 1 for --help, or -errno with err set. */
+static int apply(struct sbx_cli *f, const struct sbx_cli_front *front, void *ctx, int c,
+		 const char *arg, char *err, size_t errlen)
+{
+	if (c == 'v') {
+		f->cfg.verbose++;
+		return 0;
+	}
+	if (c == 'h')
+		return 1;
+	if (c >= SHARED_VAL && c < SHARED_VAL + (int)NSHARED) {
+		const struct sbx_cli_opt *o = &shared_opts[c - SHARED_VAL];
+		return o->kind == SBX_CLI_K_OWN ? own(f, o->id, arg, err, errlen)
+						: store(o, f, arg, err, errlen);
+	}
+	if (!front || c < FRONT_VAL)
+		return -EINVAL;
+	const struct sbx_cli_opt *o = &front->opts[c - FRONT_VAL];
+	if (o->kind != SBX_CLI_K_OWN)
+		return store(o, ctx, arg, err, errlen);
+	return front->own ? front->own(ctx, o->id, arg, err, errlen) : -EINVAL;
+}
+
+/* getopt's table: the shared options, the front's, -v and -h. */
+static struct option *getopt_table(const struct sbx_cli_front *front)
 {
 	size_t nfront = 0;
-	while (front_opts && front_opts[nfront].name)
+	while (front && front->opts[nfront].name)
 		nfront++;
-	struct option *opts = calloc(NSHARED + nfront + 1, sizeof(*opts));
+	struct option *opts = calloc(NSHARED + nfront + 3, sizeof(*opts));
+	if (!opts)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < NSHARED; i++, n++)
+		opts[n] = (struct option){shared_opts[i].name, shared_opts[i].has_arg, NULL,
+					  SHARED_VAL + (int)i};
+	for (size_t i = 0; i < nfront; i++, n++)
+		opts[n] = (struct option){front->opts[i].name, front->opts[i].has_arg, NULL,
+					  FRONT_VAL + (int)i};
+	opts[n++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	opts[n] = (struct option){"help", no_argument, NULL, 'h'};
+	return opts;
+}
+
+/* What the config takes from the policy once all is parsed. */
+static int finish(struct sbx_cli *f, char *err, size_t errlen)
+{
+	f->cfg.mem_size = f->pol.lim.mem ? f->pol.lim.mem : 256ull << 20;
+	if (f->pol.no_stdin)
+		f->cfg.stdin_fd = -1;
+	if (policy_has_env(&f->pol, "PATH"))
+		return 0;
+	return policy_set_env(&f->pol, "PATH=/bin:/usr/bin", err, errlen);
+}
+
+int sbx_cli_parse(struct sbx_cli *f, int argc, char **argv, const struct sbx_cli_front *front,
+		  void *ctx, char *err, size_t errlen)
+{
+	struct option *opts = getopt_table(front);
 	if (!opts) {
 		snprintf(err, errlen, "out of memory parsing the options");
 		return -ENOMEM;
 	}
-	memcpy(opts, shared_opts, sizeof(shared_opts));
-	if (nfront)
-		memcpy(opts + NSHARED, front_opts, nfront * sizeof(*opts));
 	int c, r = 0;
 	err[0] = 0;
 	const char *prog = argv[0] ? argv[0] : "sandbox";
@@ -228,29 +312,66 @@ int sbx_cli_parse(struct sbx_cli *f, int argc, char **argv, const struct option 
 
 	/* 1. The policy files, so that every flag can override them. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		if (c == SBX_OPT_POLICY && (r = policy_load_json(&f->pol, optarg, err, errlen)) < 0)
-			goto out;
-		if (c == '?') {
-			snprintf(err, errlen, "try '%s --help'", prog);
+	while (r == 0 && (c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		if (is_shared(c, OWN_POLICY))
+			r = policy_load_json(&f->pol, optarg, err, errlen);
+		else if (c == '?')
 			r = -EINVAL;
-			goto out;
-		}
 	}
 	/* 2. The flags, in order. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-		r = apply(f, c, optarg, err, errlen);
-		if (r == 2)
-			r = front ? front(ctx, c, optarg, err, errlen) : -EINVAL;
-		if (r == -EINVAL && !err[0])
-			snprintf(err, errlen, "try '%s --help'", prog);
-		if (r != 0)
-			goto out;
-	}
-	if (!f->have_path && !policy_has_env(&f->pol, "PATH"))
-		r = policy_set_env(&f->pol, "PATH=/bin:/usr/bin", err, errlen);
-out:
+	while (r == 0 && (c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1)
+		r = apply(f, front, ctx, c, optarg, err, errlen);
+	if (r == -EINVAL && !err[0])
+		snprintf(err, errlen, "try '%s --help'", prog);
+	if (r == 0)
+		r = finish(f, err, errlen);
 	free(opts);
 	return r;
+}
+
+int sbx_cli_args(struct sbx_cli *c, int argc, char **argv, const struct sbx_cli_front *front,
+		 void *ctx)
+{
+	char err[600];
+	int r = sbx_cli_parse(c, argc, argv, front, ctx, err, sizeof(err));
+	if (r == 1 && front && front->usage)
+		front->usage(stdout);
+	if (r < 0)
+		sbx_cli_say(c, "%s", err);
+	return r < 0 ? -1 : r;
+}
+
+int sbx_cli_copy(struct sbx_cli *dst, const struct sbx_cli *src, char *err, size_t errlen)
+{
+	*dst = *src;
+	int r = policy_copy(&dst->pol, &src->pol, err, errlen);
+	dst->cfg.policy = &dst->pol;
+	return r;
+}
+
+int sbx_cli_program(const struct sbx_cli *c, const char *prog)
+{
+	if (access(prog, R_OK) == 0)
+		return 0;
+	int e = errno;
+	sbx_cli_say(c, "%s: %s", prog, strerror(e));
+	return e == ENOENT ? 127 : 126;
+}
+
+int sbx_cli_open_audit(const struct sbx_cli *c, FILE **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!c->audit_path || (*out = fopen(c->audit_path, "ae")))
+		return 0;
+	int e = errno;
+	snprintf(err, errlen, "--audit %s: %s", c->audit_path, strerror(e));
+	return -e;
+}
+
+void sbx_cli_warn_unconfined(const struct sbx_cli *c)
+{
+	if (c->cfg.no_confine)
+		sbx_cli_say(c, "WARNING: --no-confine: the monitor runs without its seccomp filter "
+			       "and Landlock rules; a bug in it is not contained");
 }

@@ -44,15 +44,22 @@ struct fuzz {
 	struct timespec start, last_progress;
 };
 
-/* fuzz_main.c */
+/* The files call one another in one order: fuzz_main.c (the command line, libFuzzer) ->
+ * fuzz_afl.c, fuzz_ci.c -> fuzz_run.c -> fuzz_crash.c. */
+
+/* fuzz_run.c: the engine on the target, its snapshot taken. */
 int fuzz_open(struct fuzz *fz, char *err, size_t errlen);
 /* Runs one input; what libFuzzer's callback returns (0, or -1: not for the corpus), or does
  * not return (a crash, a timeout, out of memory: libFuzzer's own exits). */
 int fuzz_one(struct fuzz *fz, const uint8_t *data, size_t size);
-/* The monitor's messages for the run just done: shown on stderr (show) and cleared. */
-void fuzz_log_flush(struct fuzz *fz, int show);
+/* The progress line, at most every 5 s unless forced. */
+void fuzz_progress(struct fuzz *fz, int force);
 
 /* fuzz_crash.c: what a run's end means, and the files it leaves. */
+/* The monitor's messages for the run just done: shown on stderr (show), copied to `copy` (if
+ * not NULL), and cleared. */
+void fuzz_log_take(struct fuzz *fz, int show, FILE *copy);
+void fuzz_log_flush(struct fuzz *fz, int show);
 enum fuzz_kind { FUZZ_OK, FUZZ_CRASH, FUZZ_TIMEOUT, FUZZ_OOM };
 enum fuzz_kind fuzz_classify(const struct sbx_exec_run *run);
 const char *fuzz_kind_name(enum fuzz_kind k); /* "crash", "timeout", "oom" */
@@ -66,6 +73,7 @@ void fuzz_save_report(struct fuzz *fz, const char *path, const struct sbx_exec_r
 void fuzz_repro_command(const struct fuzz *fz, const char *input, char *out, size_t outlen);
 int fuzz_known_load(struct fuzz *fz, char *err, size_t errlen);
 int fuzz_token_in(char *const *list, size_t n, const char *token);
+int fuzz_token_add(char ***list, size_t *n, const char *token);
 
 /* fuzz_ci.c: --ci, a supervisor of libFuzzer runs. */
 int fuzz_ci_main(struct fuzz *fz, const char *self);

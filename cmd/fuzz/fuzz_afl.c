@@ -195,42 +195,119 @@ static int afl_status(const struct sbx_exec_run *run)
 	return SIGABRT; /* the sandbox ended it otherwise: a crash to look at */
 }
 
+/* A System V segment named by an environment variable, attached: NULL when the variable is
+ * not set, (void *)-1 (errno set) when it cannot be attached. */
+static uint8_t *shm_from_env(const char *var, size_t *size)
+{
+	const char *id_s = getenv(var);
+	if (!id_s)
+		return NULL;
+	int id = atoi(id_s);
+	struct shmid_ds ds;
+	uint8_t *p = shmat(id, NULL, 0);
+	if (p == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0)
+		return (void *)-1;
+	*size = ds.shm_segsz;
+	return p;
+}
+
+/* What afl-fuzz gives us: its coverage map, the test cases' place, the forkserver's pipes. */
+struct afl {
+	uint8_t *map; /* NULL without afl-fuzz (a run by hand) */
+	size_t map_size;
+	uint8_t *tc; /* the test case in shared memory: a 4-byte length, then the bytes */
+	size_t tc_size;
+	int in_fd; /* else stdin (AFL's .cur_input), or the file AFL names for "@@" */
+	int forkserver;
+};
+
+static int afl_attach(struct afl *a, const struct fuzz *fz)
+{
+	a->map = shm_from_env("__AFL_SHM_ID", &a->map_size);
+	if (a->map == (void *)-1) {
+		fprintf(stderr, "sandbox-fuzz --afl: cannot attach AFL's map (shm %s): %s\n",
+			getenv("__AFL_SHM_ID"), strerror(errno));
+		return -1;
+	}
+	a->tc = shm_from_env("__AFL_SHM_FUZZ_ID", &a->tc_size);
+	if (a->tc == (void *)-1 || (a->tc && a->tc_size < 4))
+		a->tc = NULL;
+	a->in_fd = 0;
+	for (int i = 0; i < fz->nlf; i++)
+		if (fz->lf[i][0] != '-')
+			a->in_fd = open(fz->lf[i], O_RDONLY | O_CLOEXEC);
+	return 0;
+}
+
+/* The forkserver's hello. Our map is as large as the guest's counters: AFL then hashes no
+ * more than that. */
+static void afl_hello(struct afl *a, const struct sbx_exec_info *info)
+{
+	uint32_t hello = AFL_OPT_ENABLED;
+	size_t want = info->ncounters < 64 ? 64 : (info->ncounters + 63) / 64 * 64;
+	if (a->map && want <= a->map_size && want <= AFL_OPT_MAX_MAPSIZE) {
+		hello |= AFL_OPT_MAPSIZE | (uint32_t)((want - 1) << 1);
+		a->map_size = want;
+	}
+	if (a->tc)
+		hello |= AFL_OPT_SHDMEM_FUZZ;
+	a->forkserver = write(AFL_ST_FD, &hello, 4) == 4;
+	uint32_t ack;
+	if (a->forkserver && a->tc && read(AFL_CTL_FD, &ack, 4) != 4)
+		a->forkserver = 0; /* AFL confirms shared-memory test cases */
+}
+
+static size_t afl_input(const struct afl *a, uint8_t *buf, size_t max)
+{
+	size_t len = 0;
+	if (a->tc) {
+		uint32_t n;
+		memcpy(&n, a->tc, 4);
+		len = n < a->tc_size - 4 ? n : a->tc_size - 4;
+		len = len < max ? len : max;
+		memcpy(buf, a->tc + 4, len);
+	} else if (read_all(a->in_fd, buf, max, &len) < 0) {
+		len = 0;
+	}
+	return len;
+}
+
+/* The guest's counters into AFL's map (folded when it is smaller). */
+static void afl_fold(const struct afl *a, const struct sbx_exec_info *info)
+{
+	if (!a->map)
+		return;
+	for (size_t i = 0; i < info->ncounters; i++)
+		if (info->counters[i]) {
+			uint8_t *m = &a->map[i % a->map_size];
+			unsigned v = *m + info->counters[i];
+			*m = (uint8_t)(v > 255 ? 255 : v);
+		}
+}
+
+/* A sleeper for this input: the last one may have been killed by AFL's timeout. Any kill
+ * AFL sent for the last input was sent before this request came. */
+static int afl_child_ready(struct afl_child *c, int long_run)
+{
+	pid_t dead = waitpid(c->pid, NULL, WNOHANG);
+	if (dead != c->pid && long_run && !sleeper_answers(c))
+		dead = waitpid(c->pid, NULL, 0); /* dying: SIGKILL is pending */
+	if (dead != c->pid)
+		return 0;
+	pthread_mutex_lock(&c->m);
+	close(c->pidfd);
+	close(c->ping);
+	int e = spawn_sleeper(c);
+	pthread_mutex_unlock(&c->m);
+	return e;
+}
+
 int fuzz_afl_main(struct fuzz *fz)
 {
 	char err[1024];
-	const char *shm = getenv("__AFL_SHM_ID");
-	uint8_t *map = NULL;
-	size_t map_size = 0;
-	if (shm) {
-		int id = atoi(shm);
-		struct shmid_ds ds;
-		map = shmat(id, NULL, 0);
-		if (map == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0) {
-			fprintf(stderr,
-				"sandbox-fuzz --afl: cannot attach AFL's map (shm %s): %s\n", shm,
-				strerror(errno));
-			return 1;
-		}
-		map_size = ds.shm_segsz;
-	}
-	/* The test case: in shared memory (a 4-byte length, then the bytes) when AFL offers it,
-	 * else stdin (AFL's .cur_input), or the file AFL names for "@@". */
-	const char *fshm = getenv("__AFL_SHM_FUZZ_ID");
-	uint8_t *tc = NULL;
-	size_t tc_size = 0;
-	if (fshm) {
-		int id = atoi(fshm);
-		struct shmid_ds ds;
-		tc = shmat(id, NULL, 0);
-		if (tc == (void *)-1 || shmctl(id, IPC_STAT, &ds) < 0 || ds.shm_segsz < 4)
-			tc = NULL;
-		else
-			tc_size = ds.shm_segsz;
-	}
-	int in_fd = 0;
-	for (int i = 0; i < fz->nlf; i++)
-		if (fz->lf[i][0] != '-')
-			in_fd = open(fz->lf[i], O_RDONLY | O_CLOEXEC);
+	struct afl a = {0};
+	if (afl_attach(&a, fz) < 0)
+		return 1;
 	fz->deterministic = 1; /* AFL compares runs of one input: they must agree */
 	if (fuzz_open(fz, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-fuzz --afl: %s: %s\n", fz->target, err);
@@ -248,58 +325,25 @@ int fuzz_afl_main(struct fuzz *fz)
 	}
 	pthread_t watcher;
 	pthread_create(&watcher, NULL, watch_main, &c);
-	/* Our map is as large as the guest's counters: AFL then hashes no more than that. */
-	uint32_t hello = AFL_OPT_ENABLED;
-	size_t want = info.ncounters < 64 ? 64 : (info.ncounters + 63) / 64 * 64;
-	if (map && want <= map_size && want <= AFL_OPT_MAX_MAPSIZE) {
-		hello |= AFL_OPT_MAPSIZE | (uint32_t)((want - 1) << 1);
-		map_size = want;
-	}
-	if (tc)
-		hello |= AFL_OPT_SHDMEM_FUZZ;
-	int forkserver = write(AFL_ST_FD, &hello, 4) == 4;
-	uint32_t ack;
-	if (forkserver && tc && read(AFL_CTL_FD, &ack, 4) != 4)
-		forkserver = 0; /* AFL confirms shared-memory test cases */
-	int long_run = 0;	/* the last run may have met AFL's time limit */
+	afl_hello(&a, &info);
+	int long_run = 0; /* the last run may have met AFL's time limit */
 	for (;;) {
 		uint32_t req;
-		if (forkserver && read(AFL_CTL_FD, &req, 4) != 4)
+		if (a.forkserver && read(AFL_CTL_FD, &req, 4) != 4)
 			break; /* afl-fuzz is gone */
-		/* Any kill AFL sent for the last input was sent before this request came. */
-		pid_t dead = waitpid(c.pid, NULL, WNOHANG);
-		if (dead != c.pid && long_run && !sleeper_answers(&c))
-			dead = waitpid(c.pid, NULL, 0); /* dying: SIGKILL is pending */
-		if (dead == c.pid) {
-			pthread_mutex_lock(&c.m);
-			close(c.pidfd);
-			close(c.ping);
-			int e = spawn_sleeper(&c);
-			pthread_mutex_unlock(&c.m);
-			if (e < 0)
-				break;
-		}
+		if (afl_child_ready(&c, long_run) < 0)
+			break;
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int32_t pid = c.pid;
-		if (forkserver && write(AFL_ST_FD, &pid, 4) != 4)
+		if (a.forkserver && write(AFL_ST_FD, &pid, 4) != 4)
 			break;
-		size_t len = 0;
-		if (tc) {
-			uint32_t n;
-			memcpy(&n, tc, 4);
-			len = n < tc_size - 4 ? n : tc_size - 4;
-			len = len < info.input_max ? len : info.input_max;
-			memcpy(buf, tc + 4, len);
-		} else if (read_all(in_fd, buf, info.input_max, &len) < 0) {
-			len = 0;
-		}
 		struct sbx_exec_run run = {
 		    .stdin_fd = -1,
 		    .stdout_fd = -1,
 		    .stderr_fd = -1,
 		    .input = buf,
-		    .input_len = len,
+		    .input_len = afl_input(&a, buf, info.input_max),
 		    .seed = 0x5eed,
 		};
 		set_running(&c, 1);
@@ -309,17 +353,10 @@ int fuzz_afl_main(struct fuzz *fz)
 			fprintf(stderr, "sandbox-fuzz --afl: %s: %s\n", fz->target, err);
 			break;
 		}
-		/* The guest's counters into AFL's map (folded when it is smaller). */
-		if (map)
-			for (size_t i = 0; i < info.ncounters; i++)
-				if (info.counters[i]) {
-					uint8_t *m = &map[i % map_size];
-					unsigned v = *m + info.counters[i];
-					*m = (uint8_t)(v > 255 ? 255 : v);
-				}
+		afl_fold(&a, &info);
 		int st = afl_status(&run);
 		fuzz_log_flush(fz, 0);
-		if (!forkserver) {
+		if (!a.forkserver) {
 			/* Run once without afl-fuzz (afl-showmap, a check by hand). */
 			fprintf(stderr, "sandbox-fuzz --afl: %s\n", run.res.reason);
 			afl_quit(&c, watcher);

@@ -105,21 +105,12 @@ static void report_token(const char *report, char *out, size_t outlen)
 	fclose(f);
 }
 
-int fuzz_ci_main(struct fuzz *fz, const char *self_arg)
+/* 1. The campaign: a deterministic libFuzzer run for the budget, stopping at the first new
+ * finding, which it names in `last`. Returns its exit status. */
+static int ci_fuzz(struct fuzz *fz, const char *self, uint64_t budget, const char *a_prefix)
 {
-	char self[4096];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (sl <= 0)
-		snprintf(self, sizeof(self), "%s", self_arg);
-	else
-		self[sl] = 0;
-	uint64_t budget = fz->max_total_time ? fz->max_total_time : 300;
-	char last[4200], a_time[64], a_prefix[4200];
-	snprintf(last, sizeof(last), "%s.sandbox-fuzz-last", fz->artifact_prefix);
-	unlink(last);
-	setenv("SANDBOX_FUZZ_LAST", last, 1);
+	char a_time[64];
 	snprintf(a_time, sizeof(a_time), "-max_total_time=%llu", (unsigned long long)budget);
-	snprintf(a_prefix, sizeof(a_prefix), "-artifact_prefix=%s", fz->artifact_prefix);
 	const char **lf = calloc((size_t)fz->nlf + 4, sizeof(*lf));
 	if (!lf)
 		return 1;
@@ -137,6 +128,76 @@ int fuzz_ci_main(struct fuzz *fz, const char *self_arg)
 		fz->target, (unsigned long long)budget);
 	int rc = run_self(fz, self, lf, n, NULL);
 	free(lf);
+	return rc;
+}
+
+/* 2. A crash made smaller (libFuzzer's -minimize_crash keeps its DEDUP_TOKEN): `final` names
+ * the smaller input when there is one, else art. */
+static void ci_minimise(struct fuzz *fz, const char *self, uint64_t budget, const char *art,
+			char *final, size_t finallen)
+{
+	char min[4300], log[4300], a_exact[4400], a_mt[64];
+	snprintf(min, sizeof(min), "%s.min", art);
+	snprintf(log, sizeof(log), "%s.minimize.log", art);
+	snprintf(a_exact, sizeof(a_exact), "-exact_artifact_path=%s", min);
+	uint64_t mt = budget / 5 < 60 ? (budget / 5 ? budget / 5 : 1) : 60;
+	snprintf(a_mt, sizeof(a_mt), "-max_total_time=%llu", (unsigned long long)mt);
+	const char *mlf[] = {"-minimize_crash=1", a_mt, a_exact, art};
+	fprintf(stderr, "sandbox-fuzz --ci: minimising %s (%llu s at most; log %s)\n", art,
+		(unsigned long long)mt, log);
+	run_self(fz, self, mlf, 4, log);
+	uint8_t *d = NULL;
+	size_t len = 0;
+	struct stat a, b;
+	if (stat(min, &b) == 0 && stat(art, &a) == 0 && b.st_size < a.st_size &&
+	    read_file(min, &d, &len) == 0) {
+		fuzz_artifact_name(fz->artifact_prefix, "crash", d, len, final, finallen);
+		fuzz_write_file(final, d, len);
+		free(d);
+		fprintf(stderr, "sandbox-fuzz --ci: minimised from %lld to %lld bytes\n",
+			(long long)a.st_size, (long long)b.st_size);
+	}
+	unlink(min);
+}
+
+/* 3. The final report: the input run once more, as the reproduction command does. */
+static void ci_report(struct fuzz *fz, const char *self, const char *kind, const char *final,
+		      const char *a_prefix)
+{
+	char rlog[4300];
+	snprintf(rlog, sizeof(rlog), "%s.log", final);
+	const char *rlf[] = {a_prefix, final};
+	unsetenv("SANDBOX_FUZZ_LAST");
+	int rrc = run_self(fz, self, rlf, 2, rlog);
+	unlink(rlog);
+	char txt[4300], token[256], cmd[8192];
+	snprintf(txt, sizeof(txt), "%s.txt", final);
+	report_token(txt, token, sizeof(token));
+	fuzz_repro_command(fz, final, cmd, sizeof(cmd));
+	fprintf(stderr,
+		"sandbox-fuzz --ci: new %s%s%s\n  input:  %s\n  report: %s, %s.json\n"
+		"  reproduce: %s\n",
+		kind, token[0] ? " in bucket " : "", token, final, txt, final, cmd);
+	if (rrc == 0)
+		fprintf(stderr, "sandbox-fuzz --ci: warning: the input did not fail again when "
+				"run alone (flaky?)\n");
+}
+
+int fuzz_ci_main(struct fuzz *fz, const char *self_arg)
+{
+	char self[4096];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0)
+		snprintf(self, sizeof(self), "%s", self_arg);
+	else
+		self[sl] = 0;
+	uint64_t budget = fz->max_total_time ? fz->max_total_time : 300;
+	char last[4200], a_prefix[4200];
+	snprintf(last, sizeof(last), "%s.sandbox-fuzz-last", fz->artifact_prefix);
+	unlink(last);
+	setenv("SANDBOX_FUZZ_LAST", last, 1);
+	snprintf(a_prefix, sizeof(a_prefix), "-artifact_prefix=%s", fz->artifact_prefix);
+	int rc = ci_fuzz(fz, self, budget, a_prefix);
 	if (rc == 0) {
 		fprintf(stderr, "sandbox-fuzz --ci: no new crash in %llu s\n",
 			(unsigned long long)budget);
@@ -159,48 +220,8 @@ int fuzz_ci_main(struct fuzz *fz, const char *self_arg)
 	}
 	char final[4200];
 	snprintf(final, sizeof(final), "%s", art);
-	if (!strcmp(kind, "crash")) {
-		char min[4300], log[4300], a_exact[4400], a_mt[64];
-		snprintf(min, sizeof(min), "%s.min", art);
-		snprintf(log, sizeof(log), "%s.minimize.log", art);
-		snprintf(a_exact, sizeof(a_exact), "-exact_artifact_path=%s", min);
-		uint64_t mt = budget / 5 < 60 ? (budget / 5 ? budget / 5 : 1) : 60;
-		snprintf(a_mt, sizeof(a_mt), "-max_total_time=%llu", (unsigned long long)mt);
-		const char *mlf[] = {"-minimize_crash=1", a_mt, a_exact, art};
-		fprintf(stderr, "sandbox-fuzz --ci: minimising %s (%llu s at most; log %s)\n", art,
-			(unsigned long long)mt, log);
-		run_self(fz, self, mlf, 4, log);
-		uint8_t *d = NULL;
-		size_t len = 0;
-		struct stat a, b;
-		if (stat(min, &b) == 0 && stat(art, &a) == 0 && b.st_size < a.st_size &&
-		    read_file(min, &d, &len) == 0) {
-			fuzz_artifact_name(fz->artifact_prefix, "crash", d, len, final,
-					   sizeof(final));
-			fuzz_write_file(final, d, len);
-			free(d);
-			fprintf(stderr, "sandbox-fuzz --ci: minimised from %lld to %lld bytes\n",
-				(long long)a.st_size, (long long)b.st_size);
-		}
-		unlink(min);
-	}
-	/* The final report: the input run once more, as the reproduction command does. */
-	char rlog[4300];
-	snprintf(rlog, sizeof(rlog), "%s.log", final);
-	const char *rlf[] = {a_prefix, final};
-	unsetenv("SANDBOX_FUZZ_LAST");
-	int rrc = run_self(fz, self, rlf, 2, rlog);
-	unlink(rlog);
-	char txt[4300], token[256], cmd[8192];
-	snprintf(txt, sizeof(txt), "%s.txt", final);
-	report_token(txt, token, sizeof(token));
-	fuzz_repro_command(fz, final, cmd, sizeof(cmd));
-	fprintf(stderr,
-		"sandbox-fuzz --ci: new %s%s%s\n  input:  %s\n  report: %s, %s.json\n"
-		"  reproduce: %s\n",
-		kind, token[0] ? " in bucket " : "", token, final, txt, final, cmd);
-	if (rrc == 0)
-		fprintf(stderr, "sandbox-fuzz --ci: warning: the input did not fail again when "
-				"run alone (flaky?)\n");
+	if (!strcmp(kind, "crash"))
+		ci_minimise(fz, self, budget, art, final, sizeof(final));
+	ci_report(fz, self, kind, final, a_prefix);
 	return rc;
 }

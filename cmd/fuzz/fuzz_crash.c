@@ -62,25 +62,38 @@ int fuzz_write_file(const char *path, const void *data, size_t size)
 	return close(fd) < 0 ? -errno : 0;
 }
 
+void fuzz_log_take(struct fuzz *fz, int show, FILE *copy)
+{
+	if (!fz->log)
+		return;
+	fflush(fz->log);
+	if (ftell(fz->log) <= 0)
+		return;
+	rewind(fz->log);
+	char b[4096];
+	size_t n;
+	while ((show || copy) && (n = fread(b, 1, sizeof(b), fz->log)) > 0) {
+		if (show)
+			fwrite(b, 1, n, stderr);
+		if (copy)
+			fwrite(b, 1, n, copy);
+	}
+	rewind(fz->log);
+	if (ftruncate(fileno(fz->log), 0) < 0)
+		fz->log = NULL;
+}
+
+void fuzz_log_flush(struct fuzz *fz, int show)
+{
+	fuzz_log_take(fz, show, NULL);
+}
+
 void fuzz_save_report(struct fuzz *fz, const char *path, const struct sbx_exec_run *run)
 {
 	char p[4300];
 	snprintf(p, sizeof(p), "%s.txt", path);
 	FILE *out = fopen(p, "w");
-	if (fz->log) {
-		fflush(fz->log);
-		rewind(fz->log);
-		char b[4096];
-		size_t n;
-		while ((n = fread(b, 1, sizeof(b), fz->log)) > 0) {
-			fwrite(b, 1, n, stderr);
-			if (out)
-				fwrite(b, 1, n, out);
-		}
-		rewind(fz->log);
-		if (ftruncate(fileno(fz->log), 0) < 0)
-			fz->log = NULL;
-	}
+	fuzz_log_take(fz, 1, out);
 	if (out) {
 		if (!run->res.reported)
 			fprintf(out, "%s\n", run->res.reason);
@@ -167,6 +180,18 @@ int fuzz_token_in(char *const *list, size_t n, const char *token)
 	return 0;
 }
 
+int fuzz_token_add(char ***list, size_t *n, const char *token)
+{
+	char **l = realloc(*list, (*n + 1) * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*list = l;
+	if (!(l[*n] = strdup(token)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
 int fuzz_known_load(struct fuzz *fz, char *err, size_t errlen)
 {
 	if (!fz->known_path)
@@ -185,14 +210,11 @@ int fuzz_known_load(struct fuzz *fz, char *err, size_t errlen)
 		s += strspn(s, " \t");
 		if (!*s || *s == '#')
 			continue;
-		char **k = realloc(fz->known, (fz->nknown + 1) * sizeof(*k));
-		if (!k || !(k[fz->nknown] = strdup(s))) {
+		if (fuzz_token_add(&fz->known, &fz->nknown, s) < 0) {
 			fclose(f);
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		fz->known = k;
-		fz->nknown++;
 	}
 	fclose(f);
 	return 0;

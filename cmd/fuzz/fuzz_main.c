@@ -39,29 +39,6 @@ void __sanitizer_set_death_callback(void (*cb)(void))
 /* libFuzzer's callbacks carry no context: the one fuzzer of this process. */
 static struct fuzz *fuzz_self;
 
-enum {
-	OPT_AFL = SBX_OPT_FRONT,
-	OPT_CI,
-	OPT_DET,
-	OPT_KNOWN,
-	OPT_MAXTIME,
-	OPT_STRICT,
-	OPT_VERIFY,
-	OPT_KEEP,
-};
-
-static const struct option fuzz_opts[] = {
-    {"afl", no_argument, NULL, OPT_AFL},
-    {"ci", no_argument, NULL, OPT_CI},
-    {"deterministic", no_argument, NULL, OPT_DET},
-    {"known-crashes", required_argument, NULL, OPT_KNOWN},
-    {"max-total-time", required_argument, NULL, OPT_MAXTIME},
-    {"strict-reset", no_argument, NULL, OPT_STRICT},
-    {"verify-reset", required_argument, NULL, OPT_VERIFY},
-    {"keep-going", no_argument, NULL, OPT_KEEP},
-    {NULL, 0, NULL, 0},
-};
-
 static void usage(FILE *f)
 {
 	fprintf(
@@ -90,46 +67,42 @@ static void usage(FILE *f)
 	sbx_cli_usage(f);
 }
 
-static int front(void *ctx, int opt, const char *arg, char *err, size_t errlen)
+/* Its options that the table does not store (the shared ones are in cli.c). */
+enum { OWN_MAX_TIME, OWN_VERIFY };
+
+static int own(void *ctx, int id, const char *arg, char *err, size_t errlen)
 {
 	struct fuzz *fz = ctx;
 	char *end;
-	switch (opt) {
-	case OPT_AFL:
-		fz->afl = 1;
-		return 0;
-	case OPT_CI:
-		fz->ci = 1;
-		return 0;
-	case OPT_DET:
-		fz->deterministic = 1;
-		return 0;
-	case OPT_KNOWN:
-		fz->known_path = arg;
-		return 0;
-	case OPT_MAXTIME:
+	if (id == OWN_MAX_TIME) {
 		fz->max_total_time = strtoull(arg, &end, 10);
 		if (*end || !fz->max_total_time) {
 			snprintf(err, errlen, "--max-total-time %s: not a number of seconds", arg);
 			return -EINVAL;
 		}
 		return 0;
-	case OPT_STRICT:
-		fz->strict = 1;
-		return 0;
-	case OPT_VERIFY:
-		fz->verify_every = (unsigned)strtoul(arg, &end, 10);
-		if (*end || !fz->verify_every) {
-			snprintf(err, errlen, "--verify-reset %s: not a count of inputs", arg);
-			return -EINVAL;
-		}
-		return 0;
-	case OPT_KEEP:
-		fz->keep_going = 1;
-		return 0;
 	}
-	return -EINVAL;
+	fz->verify_every = (unsigned)strtoul(arg, &end, 10);
+	if (*end || !fz->verify_every) {
+		snprintf(err, errlen, "--verify-reset %s: not a count of inputs", arg);
+		return -EINVAL;
+	}
+	return 0;
 }
+
+static const struct sbx_cli_opt fuzz_opts[] = {
+    SBX_CLI_FLAG("afl", struct fuzz, afl),
+    SBX_CLI_FLAG("ci", struct fuzz, ci),
+    SBX_CLI_FLAG("deterministic", struct fuzz, deterministic),
+    SBX_CLI_STRING("known-crashes", struct fuzz, known_path),
+    SBX_CLI_OWN("max-total-time", required_argument, OWN_MAX_TIME),
+    SBX_CLI_FLAG("strict-reset", struct fuzz, strict),
+    SBX_CLI_OWN("verify-reset", required_argument, OWN_VERIFY),
+    SBX_CLI_FLAG("keep-going", struct fuzz, keep_going),
+    {0},
+};
+
+static const struct sbx_cli_front fuzz_front = {fuzz_opts, own, usage};
 
 /* libFuzzer's own flags that matter here too. */
 static void lf_flags(struct fuzz *fz)
@@ -147,193 +120,11 @@ static void lf_flags(struct fuzz *fz)
 	}
 }
 
-int fuzz_open(struct fuzz *fz, char *err, size_t errlen)
-{
-	struct sbx_config *c = &fz->cli.cfg;
-	static char *gargv[2];
-	gargv[0] = (char *)fz->target;
-	c->prog = fz->target;
-	c->mem_size = fz->cli.pol.lim.mem ? fz->cli.pol.lim.mem : 256ull << 20;
-	c->argv = gargv;
-	c->name = "sandbox-fuzz";
-	fz->log = tmpfile();
-	if (fz->log)
-		c->log = fz->log;
-	/* The monitor writes a crash's JSON report here, next to the artifacts (the user's own
-	 * directory, not a shared one like /tmp), and it is renamed to the artifact's name. */
-	const char *slash = strrchr(fz->artifact_prefix, '/');
-	snprintf(fz->json_tmp, sizeof(fz->json_tmp), "%.*s.sandbox-fuzz-%d.json",
-		 slash ? (int)(slash - fz->artifact_prefix + 1) : 0, fz->artifact_prefix,
-		 (int)getpid());
-	c->report_json = fz->json_tmp;
-	struct sbx_exec_opts o = {
-	    .point = SBX_POINT_CALL,
-	    .fast = !fz->strict,
-	    .deterministic = fz->deterministic,
-	    .verify_every = fz->verify_every,
-	    .timeout_ms = fz->timeout_s * 1000,
-	};
-	int r = sbx_exec_open(c, &o, &fz->x, err, errlen);
-	if (fz->log) {
-		/* What the monitor said while opening (-v), shown now. */
-		fflush(fz->log);
-		rewind(fz->log);
-		char b[4096];
-		size_t n;
-		while ((n = fread(b, 1, sizeof(b), fz->log)) > 0)
-			fwrite(b, 1, n, stderr);
-		rewind(fz->log);
-		if (ftruncate(fileno(fz->log), 0) < 0)
-			fz->log = NULL;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &fz->start);
-	fz->last_progress = fz->start;
-	return r;
-}
-
-static double secs_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static void progress(struct fuzz *fz, int force)
-{
-	if (!force && secs_since(&fz->last_progress) < 5)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &fz->last_progress);
-	double t = secs_since(&fz->start), n = fz->execs ? (double)fz->execs : 1;
-	struct sbx_exec_info info;
-	sbx_exec_info(fz->x, &info);
-	fprintf(stderr,
-		"sandbox-fuzz: %llu execs in %.0f s, %.0f exec/s; per input: reset %.1f us, %.1f "
-		"pages, %.2f VM exits; %llu slow resets; crashes %llu in %zu new buckets\n",
-		(unsigned long long)fz->execs, t, t > 0 ? (double)fz->execs / t : 0,
-		fz->reset_us / n, (double)fz->pages / n, (double)fz->exits / n,
-		(unsigned long long)fz->slow, (unsigned long long)fz->crashes, fz->nseen);
-}
-
-/* The monitor's messages for the run just done: to stderr (and kept for a report). */
-void fuzz_log_flush(struct fuzz *fz, int show)
-{
-	if (!fz->log)
-		return;
-	fflush(fz->log);
-	if (ftell(fz->log) <= 0)
-		return;
-	if (show) {
-		rewind(fz->log);
-		char b[4096];
-		size_t n;
-		while ((n = fread(b, 1, sizeof(b), fz->log)) > 0)
-			fwrite(b, 1, n, stderr);
-	}
-	rewind(fz->log);
-	if (ftruncate(fileno(fz->log), 0) < 0)
-		fz->log = NULL;
-}
-
-static void __attribute__((noreturn))
-die_like_libfuzzer(struct fuzz *fz, enum fuzz_kind k, const uint8_t *data, size_t size,
-		   const struct sbx_exec_run *run)
-{
-	char path[4200];
-	if (fz->exact_artifact)
-		snprintf(path, sizeof(path), "%s", fz->exact_artifact);
-	else
-		fuzz_artifact_name(fz->artifact_prefix, fuzz_kind_name(k), data, size, path,
-				   sizeof(path));
-	fuzz_save_report(fz, path, run);
-	const char *last = getenv("SANDBOX_FUZZ_LAST");
-	FILE *lf = last ? fopen(last, "w") : NULL;
-	if (lf) {
-		/* For the --ci supervisor: what was found, and where. */
-		fprintf(lf, "%s %s\n", fuzz_kind_name(k), path);
-		fclose(lf);
-	}
-	char cmd[8192];
-	fuzz_repro_command(fz, path, cmd, sizeof(cmd));
-	fprintf(stderr, "sandbox-fuzz: reproduce with: %s\n", cmd);
-	if (k == FUZZ_CRASH) {
-		/* libFuzzer's crash path writes the artifact and exits with its crash code. */
-		abort();
-	}
-	if (k == FUZZ_TIMEOUT) {
-		/* libFuzzer's alarm reports it (its -timeout is ours): give it the time. */
-		for (int i = 0; i < (int)fz->timeout_s + 2; i++)
-			sleep(1);
-	}
-	/* Out of memory (or no alarm came): what libFuzzer prints and leaves. */
-	fprintf(stderr, "==%d== ERROR: libFuzzer: %s\n", (int)getpid(),
-		k == FUZZ_OOM ? "out-of-memory (the guest's RAM, --mem, ran out)" : "timeout");
-	fuzz_write_file(path, data, size);
-	fprintf(stderr, "artifact_prefix='%s'; Test unit written to %s\n", fz->artifact_prefix,
-		path);
-	fprintf(stderr, "SUMMARY: libFuzzer: %s\n", k == FUZZ_OOM ? "out-of-memory" : "timeout");
-	_exit(k == FUZZ_OOM ? FUZZ_EXIT_OOM : FUZZ_EXIT_TIMEOUT);
-}
-
-int fuzz_one(struct fuzz *fz, const uint8_t *data, size_t size)
-{
-	struct sbx_exec_info info;
-	sbx_exec_info(fz->x, &info);
-	struct sbx_exec_run run = {
-	    .stdin_fd = -1,
-	    .stdout_fd = -1,
-	    .stderr_fd = -1,
-	    .input = data,
-	    .input_len = size < info.input_max ? size : info.input_max,
-	    .seed = 0x5eed,
-	};
-	char err[512];
-	if (sbx_exec_one(fz->x, &run, err, sizeof(err)) < 0) {
-		fuzz_log_flush(fz, 1);
-		fprintf(stderr, "sandbox-fuzz: %s: %s\n", fz->target, err);
-		_exit(1);
-	}
-	fz->execs++;
-	fz->reset_us += run.reset_us;
-	fz->pages += run.reset_pages;
-	fz->exits += run.exits;
-	fz->slow += (uint64_t)run.slow;
-	enum fuzz_kind k = fuzz_classify(&run);
-	if (k == FUZZ_OK) {
-		fuzz_log_flush(fz, 1);
-		progress(fz, 0);
-		return 0;
-	}
-	fz->crashes++;
-	if (k == FUZZ_CRASH && run.res.dedup[0] &&
-	    (fuzz_token_in(fz->known, fz->nknown, run.res.dedup) ||
-	     fuzz_token_in(fz->seen, fz->nseen, run.res.dedup))) {
-		/* A bucket already known: counted, not reported again. */
-		fuzz_log_flush(fz, 0);
-		progress(fz, 0);
-		return -1;
-	}
-	if (k == FUZZ_CRASH && fz->keep_going && run.res.dedup[0]) {
-		char **s = realloc(fz->seen, (fz->nseen + 1) * sizeof(*s));
-		if (s && (s[fz->nseen] = strdup(run.res.dedup))) {
-			fz->seen = s;
-			fz->nseen++;
-		}
-		char path[4200];
-		fuzz_artifact_name(fz->artifact_prefix, "crash", data, size, path, sizeof(path));
-		fuzz_write_file(path, data, size);
-		fuzz_save_report(fz, path, &run);
-		fprintf(stderr, "sandbox-fuzz: new bucket %s: %s\n", run.res.dedup, path);
-		progress(fz, 1);
-		return -1;
-	}
-	die_like_libfuzzer(fz, k, data, size, &run);
-}
-
 /* libFuzzer ends a -runs or -max_total_time run with exit(): the totals, once more. */
 static void final_progress(void)
 {
 	if (fuzz_self && fuzz_self->x && fuzz_self->execs)
-		progress(fuzz_self, 1);
+		fuzz_progress(fuzz_self, 1);
 }
 
 static int lf_callback(const uint8_t *data, size_t size)
@@ -415,72 +206,80 @@ static int split_reexec(struct fuzz *fz, int argc, char **argv, char ***own_argv
 	return 1;
 }
 
-int main(int argc, char **argv)
+/* The command line: ours (the shared flags and fuzz's own) up to the target, libFuzzer's after
+ * it (or from a re-execution's --sbx-arg= flags). 0 to go on, else the exit status. */
+static int fuzz_args(struct fuzz *fz, int argc, char **argv)
 {
-	static struct fuzz fz;
-	char err[1024];
-	sbx_cli_init(&fz.cli);
 	char **pargv = argv;
 	int pargc = argc;
-	int re = split_reexec(&fz, argc, argv, &pargv, &pargc);
+	int re = split_reexec(fz, argc, argv, &pargv, &pargc);
 	if (re < 0) {
-		fprintf(stderr, "sandbox-fuzz: %s\n",
-			re == -EINVAL ? "--sbx-arg= needs --sbx-target= (they are for libFuzzer's "
-					"re-executions of sandbox-fuzz)"
-				      : "out of memory");
+		sbx_cli_say(&fz->cli, "%s",
+			    re == -EINVAL ? "--sbx-arg= needs --sbx-target= (they are for "
+					    "libFuzzer's re-executions of sandbox-fuzz)"
+					  : "out of memory");
 		return 2;
 	}
-	int r = sbx_cli_parse(&fz.cli, pargc, pargv, fuzz_opts, front, &fz, err, sizeof(err));
-	if (r == 1) {
-		usage(stdout);
-		return 0;
-	}
-	if (r < 0) {
-		fprintf(stderr, "sandbox-fuzz: %s\n", err);
-		return 2;
-	}
+	int r = sbx_cli_args(&fz->cli, pargc, pargv, &fuzz_front, fz);
+	if (r != 0)
+		return r > 0 ? -1 : 2;
 	if (optind >= pargc) {
 		usage(stderr);
 		return 2;
 	}
-	fz.target = pargv[optind];
-	fz.own = pargv + 1;
-	fz.nown = optind - 1;
+	fz->target = pargv[optind];
+	fz->own = pargv + 1;
+	fz->nown = optind - 1;
 	if (!re) {
-		fz.lf = pargv + optind + 1;
-		fz.nlf = pargc - optind - 1;
+		fz->lf = pargv + optind + 1;
+		fz->nlf = pargc - optind - 1;
 	}
-	lf_flags(&fz);
-	if (access(fz.target, R_OK) < 0) {
-		fprintf(stderr, "sandbox-fuzz: %s: %s\n", fz.target, strerror(errno));
+	lf_flags(fz);
+	char err[1024];
+	if (sbx_cli_program(&fz->cli, fz->target) != 0)
+		return 2;
+	if (fuzz_known_load(fz, err, sizeof(err)) < 0) {
+		sbx_cli_say(&fz->cli, "%s", err);
 		return 2;
 	}
-	if (fuzz_known_load(&fz, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sandbox-fuzz: %s\n", err);
-		return 2;
-	}
+	return 0;
+}
+
+/* libFuzzer's argv: our arguments folded into flags it passes on untouched. */
+static char **libfuzzer_argv(const struct fuzz *fz, const char *self, int *argc)
+{
+	int n = 0;
+	char **v = calloc((size_t)(fz->nown + fz->nlf + 3), sizeof(*v));
+	if (!v)
+		return NULL;
+	v[n++] = (char *)self;
+	for (int i = 0; i < fz->nown; i++, n++)
+		if (asprintf(&v[n], "--sbx-arg=%s", fz->own[i]) < 0)
+			return NULL;
+	if (asprintf(&v[n++], "--sbx-target=%s", fz->target) < 0)
+		return NULL;
+	for (int i = 0; i < fz->nlf; i++)
+		v[n++] = fz->lf[i];
+	v[n] = NULL;
+	*argc = n;
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static struct fuzz fz;
+	sbx_cli_init(&fz.cli, "sandbox-fuzz");
+	int r = fuzz_args(&fz, argc, argv);
+	if (r != 0)
+		return r < 0 ? 0 : r;
 	if (fz.afl)
 		return fuzz_afl_main(&fz);
 	if (fz.ci)
 		return fuzz_ci_main(&fz, argv[0]);
-
-	/* libFuzzer's argv: our arguments folded into flags it passes on untouched. */
-	int n = 0;
-	char **lfargv = calloc((size_t)(fz.nown + fz.nlf + 3), sizeof(*lfargv));
+	int n;
+	char **lfargv = libfuzzer_argv(&fz, argv[0], &n);
 	if (!lfargv)
 		return 1;
-	lfargv[n++] = argv[0];
-	for (int i = 0; i < fz.nown; i++) {
-		if (asprintf(&lfargv[n], "--sbx-arg=%s", fz.own[i]) < 0)
-			return 1;
-		n++;
-	}
-	if (asprintf(&lfargv[n], "--sbx-target=%s", fz.target) < 0)
-		return 1;
-	n++;
-	for (int i = 0; i < fz.nlf; i++)
-		lfargv[n++] = fz.lf[i];
-	lfargv[n] = NULL;
 	fuzz_self = &fz;
 	return LLVMFuzzerRunDriver(&n, &lfargv, lf_callback);
 }

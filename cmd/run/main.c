@@ -47,36 +47,6 @@ static void usage(FILE *f)
 	    "included); 119-123 when a limit ended it; 125 when the sandbox itself failed.\n");
 }
 
-enum {
-	OPT_PRINT_POLICY = SBX_OPT_FRONT,
-	OPT_CONTROL,
-	OPT_RESTORE,
-	OPT_RESTORE_LAZY,
-	OPT_INCOMING,
-	OPT_MIGRATE_KEY,
-	OPT_MAX_DOWNTIME,
-	OPT_HANDSHAKE_TIMEOUT,
-	OPT_ALLOW_WIDER,
-	OPT_COMPRESS,
-	OPT_TRACE_EXITS,
-};
-
-/* sandbox-run's own options; the shared ones are in cli.c. */
-static const struct option opts[] = {
-    {"print-policy", no_argument, 0, OPT_PRINT_POLICY},
-    {"control", required_argument, 0, OPT_CONTROL},
-    {"restore", required_argument, 0, OPT_RESTORE},
-    {"restore-lazy", required_argument, 0, OPT_RESTORE_LAZY},
-    {"incoming", required_argument, 0, OPT_INCOMING},
-    {"migrate-key", required_argument, 0, OPT_MIGRATE_KEY},
-    {"max-downtime", required_argument, 0, OPT_MAX_DOWNTIME},
-    {"handshake-timeout", required_argument, 0, OPT_HANDSHAKE_TIMEOUT},
-    {"allow-wider-policy", no_argument, 0, OPT_ALLOW_WIDER},
-    {"snapshot-compress", no_argument, 0, OPT_COMPRESS},
-    {"trace-exits", optional_argument, 0, OPT_TRACE_EXITS},
-    {0, 0, 0, 0},
-};
-
 struct front {
 	struct sbx_cli cli;
 	int print_policy;
@@ -87,32 +57,40 @@ struct front {
 	const char *trace_json;
 };
 
-/* One of sandbox-run's own options. Returns 0 or -errno with err set. */
-static int apply(void *ctx, int c, const char *arg, char *err, size_t errlen)
+/* sandbox-run's options that the table does not store (the shared ones are in cli.c). */
+enum { OWN_RESTORE, OWN_RESTORE_LAZY, OWN_MIGRATE_KEY, OWN_HANDSHAKE, OWN_COMPRESS, OWN_TRACE };
+
+static const struct sbx_cli_opt opts[] = {
+    SBX_CLI_FLAG("print-policy", struct front, print_policy),
+    SBX_CLI_STRING("control", struct front, cli.cfg.control_path),
+    SBX_CLI_OWN("restore", required_argument, OWN_RESTORE),
+    SBX_CLI_OWN("restore-lazy", required_argument, OWN_RESTORE_LAZY),
+    SBX_CLI_STRING("incoming", struct front, incoming),
+    SBX_CLI_OWN("migrate-key", required_argument, OWN_MIGRATE_KEY),
+    SBX_CLI_DURATION("max-downtime", struct front, cli.cfg.max_downtime_ms),
+    SBX_CLI_OWN("handshake-timeout", required_argument, OWN_HANDSHAKE),
+    SBX_CLI_FLAG("allow-wider-policy", struct front, cli.cfg.allow_wider_policy),
+    SBX_CLI_OWN("snapshot-compress", no_argument, OWN_COMPRESS),
+    SBX_CLI_OWN("trace-exits", optional_argument, OWN_TRACE),
+    {0},
+};
+
+static int own(void *ctx, int id, const char *arg, char *err, size_t errlen)
 {
 	struct front *f = ctx;
 	int r = 0;
-	switch (c) {
-	case OPT_CONTROL:
-		f->cli.cfg.control_path = arg;
-		return 0;
-	case OPT_RESTORE:
-	case OPT_RESTORE_LAZY:
+	switch (id) {
+	case OWN_RESTORE:
+	case OWN_RESTORE_LAZY:
 		f->restore = arg;
-		f->restore_flags = c == OPT_RESTORE_LAZY ? SBX_RESTORE_LAZY : 0;
+		f->restore_flags = id == OWN_RESTORE_LAZY ? SBX_RESTORE_LAZY : 0;
 		return 0;
-	case OPT_INCOMING:
-		f->incoming = arg;
-		return 0;
-	case OPT_MIGRATE_KEY:
+	case OWN_MIGRATE_KEY:
 		if ((r = mig_key_load(arg, f->key, err, errlen)) < 0)
 			return r;
 		f->cli.cfg.migrate_key = f->key;
 		return 0;
-	case OPT_MAX_DOWNTIME:
-		return sbx_cli_duration("--max-downtime", arg, &f->cli.cfg.max_downtime_ms, err,
-					errlen);
-	case OPT_HANDSHAKE_TIMEOUT:
+	case OWN_HANDSHAKE:
 		if ((r = sbx_cli_duration("--handshake-timeout", arg,
 					  &f->cli.cfg.handshake_timeout_ms, err, errlen)) < 0)
 			return r;
@@ -121,23 +99,18 @@ static int apply(void *ctx, int c, const char *arg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 		return 0;
-	case OPT_ALLOW_WIDER:
-		f->cli.cfg.allow_wider_policy = 1;
-		return 0;
-	case OPT_COMPRESS:
+	case OWN_COMPRESS:
 		f->cli.cfg.snapshot_zstd = 3;
 		return 0;
-	case OPT_TRACE_EXITS:
+	case OWN_TRACE:
 		f->trace_exits = 1;
 		f->trace_json = arg;
 		return 0;
-	case OPT_PRINT_POLICY:
-		f->print_policy = 1;
-		return 0;
 	}
-	snprintf(err, errlen, "try 'sandbox-run --help'");
 	return -EINVAL;
 }
+
+static const struct sbx_cli_front run_front = {opts, own, usage};
 
 static void print_stats(const struct sbx_result *res)
 {
@@ -263,77 +236,81 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 	return res.status;
 }
 
+/* The arguments besides the flags: a program, or --restore or --incoming. 0 or EXIT_USAGE. */
+static int check_program(const struct front *f, int argc, char **argv)
+{
+	if (f->restore && f->incoming) {
+		fprintf(stderr, "sandbox-run: --restore and --incoming exclude each other\n");
+		return EXIT_USAGE;
+	}
+	if (optind >= argc && !f->restore && !f->incoming) {
+		fprintf(stderr, "sandbox-run: no program given; try 'sandbox-run --help'\n");
+		return EXIT_USAGE;
+	}
+	if (optind < argc && (f->restore || f->incoming)) {
+		fprintf(stderr, "sandbox-run: %s brings its own program; '%s' is one too many\n",
+			f->restore ? "--restore" : "--incoming", argv[optind]);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* --trace-exits, before the monitor confines itself (and before a restore, so that the
+ * restored vCPU's exits count too); without it the sandbox runs untraced. */
+static void open_trace(struct front *f, const char *prog, struct sbx_trace **trace,
+		       FILE **trace_json)
+{
+	char err[512];
+	if (!f->trace_exits)
+		return;
+	if (f->trace_json && !(*trace_json = fopen(f->trace_json, "we"))) {
+		fprintf(stderr, "sandbox-run: --trace-exits=%s: %s; the sandbox runs untraced\n",
+			f->trace_json, strerror(errno));
+		return;
+	}
+	struct sbx_trace_opts to = {.tgid = getpid(), .pvm = sbx_kvm_is_pvm()};
+	if (sbx_trace_open(&to, trace, err, sizeof(err)) < 0)
+		fprintf(stderr,
+			"sandbox-run: --trace-exits: cannot trace: %s; the sandbox runs "
+			"untraced\n",
+			err);
+	else
+		sbx_trace_set_program(*trace, prog, f->cli.cfg.debug_file);
+}
+
 int main(int argc, char **argv)
 {
 	static struct front f;
 	char err[512];
 	int status = EXIT_USAGE;
-	sbx_cli_init(&f.cli);
+	sbx_cli_init(&f.cli, "sandbox-run");
 	FILE *audit = NULL, *trace_json = NULL;
 	struct sbx_trace *trace = NULL;
 
 	/* 1. The policy file, then the flags over it. */
-	int r = sbx_cli_parse(&f.cli, argc, argv, opts, apply, &f, err, sizeof(err));
-	if (r == 1) {
-		usage(stdout);
-		status = 0;
-		goto out;
-	}
-	if (r < 0) {
-		fprintf(stderr, "sandbox-run: %s\n", err);
+	int r = sbx_cli_args(&f.cli, argc, argv, &run_front, &f);
+	if (r != 0) {
+		status = r > 0 ? 0 : EXIT_USAGE;
 		goto out;
 	}
 	if (f.print_policy) {
 		status = policy_write_json(&f.cli.pol, stdout) < 0 ? EXIT_USAGE : 0;
 		goto out;
 	}
-	if (f.restore && f.incoming) {
-		fprintf(stderr, "sandbox-run: --restore and --incoming exclude each other\n");
+	if ((status = check_program(&f, argc, argv)) != 0)
 		goto out;
-	}
-	if (optind >= argc && !f.restore && !f.incoming) {
-		fprintf(stderr, "sandbox-run: no program given; try 'sandbox-run --help'\n");
-		goto out;
-	}
-	if (optind < argc && (f.restore || f.incoming)) {
-		fprintf(stderr, "sandbox-run: %s brings its own program; '%s' is one too many\n",
-			f.restore ? "--restore" : "--incoming", argv[optind]);
-		goto out;
-	}
+	status = EXIT_USAGE;
 	/* 2. What the policy needs on the host; from here on a signal cleans up first. */
 	catch_signals();
-	if (policy_make_tmp(&f.cli.pol, err, sizeof(err)) < 0) {
+	if (policy_make_tmp(&f.cli.pol, err, sizeof(err)) < 0 ||
+	    sbx_cli_open_audit(&f.cli, &audit, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-run: %s\n", err);
 		goto out;
 	}
-	if (f.cli.audit_path && !(audit = fopen(f.cli.audit_path, "ae"))) {
-		fprintf(stderr, "sandbox-run: --audit %s: %s\n", f.cli.audit_path, strerror(errno));
-		goto out;
-	}
 	f.cli.cfg.audit = audit;
-	f.cli.cfg.mem_size = f.cli.pol.lim.mem ? f.cli.pol.lim.mem : 256ull << 20;
-	if (f.cli.pol.no_stdin)
-		f.cli.cfg.stdin_fd = -1;
-	if (f.cli.cfg.no_confine)
-		fprintf(stderr,
-			"sandbox-run: WARNING: --no-confine: the monitor runs without its "
-			"seccomp filter and Landlock rules; a bug in it is not contained\n");
-	/* 3. Tracing, before the monitor confines itself (and before a restore, so that the
-	 * restored vCPU's exits count too); without it the sandbox runs untraced. */
-	if (f.trace_exits && f.trace_json && !(trace_json = fopen(f.trace_json, "we")))
-		fprintf(stderr, "sandbox-run: --trace-exits=%s: %s; the sandbox runs untraced\n",
-			f.trace_json, strerror(errno));
-	else if (f.trace_exits) {
-		struct sbx_trace_opts to = {.tgid = getpid(), .pvm = sbx_kvm_is_pvm()};
-		if (sbx_trace_open(&to, &trace, err, sizeof(err)) < 0)
-			fprintf(stderr,
-				"sandbox-run: --trace-exits: cannot trace: %s; the sandbox runs "
-				"untraced\n",
-				err);
-		else
-			sbx_trace_set_program(trace, argv[optind < argc ? optind : 0],
-					      f.cli.cfg.debug_file);
-	}
+	sbx_cli_warn_unconfined(&f.cli);
+	/* 3. Tracing. */
+	open_trace(&f, argv[optind < argc ? optind : 0], &trace, &trace_json);
 
 	if (f.restore || f.incoming) {
 		status = run_restored(&f, trace, trace_json);
@@ -342,11 +319,8 @@ int main(int argc, char **argv)
 	f.cli.cfg.prog = argv[optind];
 	f.cli.cfg.argv = argv + optind;
 	f.cli.cfg.name = argv[optind];
-	if (access(f.cli.cfg.prog, R_OK) < 0) {
-		fprintf(stderr, "sandbox-run: %s: %s\n", f.cli.cfg.prog, strerror(errno));
-		status = errno == ENOENT ? 127 : 126;
+	if ((status = sbx_cli_program(&f.cli, f.cli.cfg.prog)) != 0)
 		goto out;
-	}
 
 	/* 4. The run. */
 	struct sbx_result res;

@@ -1,10 +1,12 @@
 /* sandbox-serve's parts (docs/serve.md): the CGI environment and response parser
- * (serve_cgi.c), metrics (serve_metrics.c), the instance pool and its queue (serve_pool.c), the
- * HTTP front (serve_http.c), and main (serve_main.c). */
+ * (serve_cgi.c), metrics (serve_metrics.c), the log (serve_log.c), the instance pool and its
+ * queue (serve_pool.c), the HTTP front (serve_http.c with serve_conn.c and serve_respond.c,
+ * serve_http.h), and main (serve_main.c). Each calls only the ones listed before it. */
 #ifndef SBX_SERVE_H
 #define SBX_SERVE_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +95,11 @@ struct serve_gauges {
 };
 int serve_metrics_write(struct serve_metrics *m, const struct serve_gauges *g, FILE *out);
 
+/* ---- serve_log.c ---- */
+/* "sandbox-serve: " and the message, one line, flushed. */
+void serve_logf(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void serve_vlogf(FILE *log, const char *fmt, va_list ap);
+
 /* ---- serve_pool.c ---- */
 struct sbx_cli;
 struct serve_pool;
@@ -111,19 +118,15 @@ struct serve_job {
 	struct serve_run_cost cost;
 };
 struct serve_pool_opts {
-	int argc;
-	char **argv;	     /* the command line, parsed again for every instance's policy */
-	unsigned instances;  /* VMs */
-	unsigned queue;	     /* requests waiting at most */
-	int warm;	     /* SBX_POINT_STDIN rather than SBX_POINT_ENTRY */
-	uint64_t timeout_ms; /* per request */
-	FILE *log;	     /* server log */
+	const struct sbx_cli *cli; /* the command line parsed: each instance runs with a copy */
+	char *const *argv;	   /* the handler and its arguments */
+	unsigned instances;	   /* VMs */
+	unsigned queue;		   /* requests waiting at most */
+	int warm;		   /* SBX_POINT_STDIN rather than SBX_POINT_ENTRY */
+	uint64_t timeout_ms;	   /* per request */
+	FILE *log;		   /* server log */
 	struct serve_metrics *metrics;
-	int verbose;
 };
-/* Parses the command line into c (shared flags and serve's own): serve_main.c. */
-int serve_parse_cli(struct sbx_cli *c, int argc, char **argv, void *serve_opts, char *err,
-		    size_t errlen);
 int serve_pool_open(const struct serve_pool_opts *o, struct serve_pool **out, char *err,
 		    size_t errlen);
 /* Runs a job on the calling thread once an instance is free (waiting in line for one).

@@ -53,33 +53,6 @@ static void usage(FILE *f)
 	sbx_cli_usage(f);
 }
 
-enum {
-	OPT_LISTEN = SBX_OPT_FRONT,
-	OPT_ADMIN,
-	OPT_INSTANCES,
-	OPT_QUEUE,
-	OPT_WARM,
-	OPT_MAX_BODY,
-	OPT_ACCESS_LOG,
-	OPT_MAX_CONNECTIONS,
-	OPT_MAX_PER_CLIENT,
-	OPT_HEADER_TIMEOUT,
-};
-
-static const struct option opts[] = {
-    {"listen", required_argument, 0, OPT_LISTEN},
-    {"admin", required_argument, 0, OPT_ADMIN},
-    {"instances", required_argument, 0, OPT_INSTANCES},
-    {"queue", required_argument, 0, OPT_QUEUE},
-    {"warm", no_argument, 0, OPT_WARM},
-    {"max-body", required_argument, 0, OPT_MAX_BODY},
-    {"access-log", required_argument, 0, OPT_ACCESS_LOG},
-    {"max-connections", required_argument, 0, OPT_MAX_CONNECTIONS},
-    {"max-connections-per-client", required_argument, 0, OPT_MAX_PER_CLIENT},
-    {"header-timeout", required_argument, 0, OPT_HEADER_TIMEOUT},
-    {0, 0, 0, 0},
-};
-
 struct serve_opts {
 	const char *listen, *admin, *access_log;
 	uint64_t instances, queue, max_body;
@@ -87,62 +60,21 @@ struct serve_opts {
 	int warm;
 };
 
-static int count_opt(const char *opt, const char *v, uint64_t *out, char *err, size_t errlen)
-{
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || *end || end == v || n == 0 || n > 4096) {
-		snprintf(err, errlen, "%s %s: expected a number from 1 to 4096", opt, v);
-		return -EINVAL;
-	}
-	*out = n;
-	return 0;
-}
+static const struct sbx_cli_opt opts[] = {
+    SBX_CLI_STRING("listen", struct serve_opts, listen),
+    SBX_CLI_STRING("admin", struct serve_opts, admin),
+    SBX_CLI_COUNT("instances", struct serve_opts, instances),
+    SBX_CLI_COUNT("queue", struct serve_opts, queue),
+    SBX_CLI_FLAG("warm", struct serve_opts, warm),
+    SBX_CLI_SIZE("max-body", struct serve_opts, max_body),
+    SBX_CLI_STRING("access-log", struct serve_opts, access_log),
+    SBX_CLI_COUNT("max-connections", struct serve_opts, max_connections),
+    SBX_CLI_COUNT("max-connections-per-client", struct serve_opts, max_per_client),
+    SBX_CLI_DURATION("header-timeout", struct serve_opts, header_timeout_ms),
+    {0},
+};
 
-static int apply(void *ctx, int c, const char *arg, char *err, size_t errlen)
-{
-	struct serve_opts *s = ctx;
-	struct serve_opts ignored;
-	if (!s)
-		s = &ignored; /* an instance's policy: serve's own flags are known already */
-	switch (c) {
-	case OPT_LISTEN:
-		s->listen = arg;
-		return 0;
-	case OPT_ADMIN:
-		s->admin = arg;
-		return 0;
-	case OPT_INSTANCES:
-		return count_opt("--instances", arg, &s->instances, err, errlen);
-	case OPT_QUEUE:
-		return count_opt("--queue", arg, &s->queue, err, errlen);
-	case OPT_WARM:
-		s->warm = 1;
-		return 0;
-	case OPT_MAX_BODY:
-		return sbx_cli_size("--max-body", arg, &s->max_body, err, errlen);
-	case OPT_ACCESS_LOG:
-		s->access_log = arg;
-		return 0;
-	case OPT_MAX_CONNECTIONS:
-		return count_opt("--max-connections", arg, &s->max_connections, err, errlen);
-	case OPT_MAX_PER_CLIENT:
-		return count_opt("--max-connections-per-client", arg, &s->max_per_client, err,
-				 errlen);
-	case OPT_HEADER_TIMEOUT:
-		return sbx_cli_duration("--header-timeout", arg, &s->header_timeout_ms, err,
-					errlen);
-	}
-	snprintf(err, errlen, "try 'sandbox-serve --help'");
-	return -EINVAL;
-}
-
-int serve_parse_cli(struct sbx_cli *c, int argc, char **argv, void *serve_opts, char *err,
-		    size_t errlen)
-{
-	return sbx_cli_parse(c, argc, argv, opts, apply, serve_opts, err, errlen);
-}
+static const struct sbx_cli_front serve_front = {opts, NULL, usage};
 
 /* What all connections may hold of request bodies at once: enough for every instance and
  * every queued request to have a whole one, at least 64 MiB, at most 1 GiB (or one body). */
@@ -178,6 +110,121 @@ static void raise_nofile(const struct serve_opts *so)
 			(unsigned long long)so->max_connections, (unsigned long long)so->instances);
 }
 
+/* The flags, once: serve's own into so, the policy and the run flags into cli (every instance
+ * gets a copy). 1 to go on, else 0 with the exit status set. */
+static int serve_args(struct sbx_cli *cli, struct serve_opts *so, int argc, char **argv,
+		      int *status)
+{
+	int r = sbx_cli_args(cli, argc, argv, &serve_front, so);
+	*status = r > 0 ? 0 : EXIT_USAGE;
+	if (r != 0)
+		return 0;
+	if (optind >= argc) {
+		sbx_cli_say(cli, "no handler given; try 'sandbox-serve --help'");
+		return 0;
+	}
+	if ((*status = sbx_cli_program(cli, argv[optind])) != 0)
+		return 0;
+	*status = EXIT_USAGE;
+	if (!so->instances) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		so->instances = n > 0 ? (uint64_t)n : 1;
+	}
+	if (!so->queue)
+		so->queue = 4 * so->instances;
+	if (so->max_per_client > so->max_connections) {
+		sbx_cli_say(cli,
+			    "--max-connections-per-client %llu is more than --max-connections %llu",
+			    (unsigned long long)so->max_per_client,
+			    (unsigned long long)so->max_connections);
+		return 0;
+	}
+	return 1;
+}
+
+/* Until SIGTERM or SIGINT; SIGHUP reloads the handler. */
+static void serve_signals(const sigset_t *sigs, struct serve_pool *pool, const char *prog)
+{
+	char err[600];
+	for (;;) {
+		int sig = 0;
+		if (sigwait(sigs, &sig) != 0)
+			continue;
+		if (sig != SIGHUP) {
+			fprintf(stderr, "sandbox-serve: %s: finishing the requests in flight\n",
+				strsignal(sig));
+			return;
+		}
+		fprintf(stderr, "sandbox-serve: SIGHUP: reloading %s\n", prog);
+		if (serve_pool_reload(pool, err, sizeof(err)) < 0)
+			fprintf(stderr,
+				"sandbox-serve: reload failed, the old instances stay: %s\n", err);
+		else
+			fprintf(stderr, "sandbox-serve: reloaded %s\n", prog);
+	}
+}
+
+/* The pool: every instance created from a copy of the parsed command line, run to its point
+ * and snapshotted. */
+static int open_pool(const struct sbx_cli *cli, const struct serve_opts *so, char **argv,
+		     struct serve_metrics *metrics, struct serve_pool **pool)
+{
+	char err[600];
+	struct serve_pool_opts po = {
+	    .cli = cli,
+	    .argv = argv,
+	    .instances = (unsigned)so->instances,
+	    .queue = (unsigned)so->queue,
+	    .warm = so->warm,
+	    .timeout_ms = cli->pol.lim.wall_ms ? cli->pol.lim.wall_ms : 10000,
+	    .log = stderr,
+	    .metrics = metrics,
+	};
+	int r = serve_pool_open(&po, pool, err, sizeof(err));
+	if (r < 0)
+		sbx_cli_say(cli, "%s", err);
+	return r;
+}
+
+/* The HTTP front and the admin address. */
+static int open_http(const struct sbx_cli *cli, const struct serve_opts *so, FILE *alog,
+		     struct serve_pool *pool, struct serve_metrics *metrics,
+		     struct serve_http **http)
+{
+	char err[600];
+	struct serve_http_opts ho = {
+	    .listen = so->listen,
+	    .admin = so->admin,
+	    .max_body = so->max_body,
+	    .body_budget = body_budget(so),
+	    .access_log = alog,
+	    .log = stderr,
+	    .pool = pool,
+	    .metrics = metrics,
+	    .base_env = cli->pol.env,
+	    .warm = so->warm,
+	    .max_connections = (unsigned)so->max_connections,
+	    .max_per_client = (unsigned)so->max_per_client,
+	    .header_timeout_ms = so->header_timeout_ms,
+	};
+	int r = serve_http_start(&ho, http, err, sizeof(err));
+	if (r < 0)
+		sbx_cli_say(cli, "%s", err);
+	return r;
+}
+
+/* --access-log: stdout by default and for "-". 0, or -1 with the message said. */
+static int open_access_log(const struct sbx_cli *cli, const struct serve_opts *so, FILE **alog)
+{
+	*alog = stdout;
+	if (!so->access_log || strcmp(so->access_log, "-") == 0)
+		return 0;
+	if ((*alog = fopen(so->access_log, "ae")))
+		return 0;
+	sbx_cli_say(cli, "--access-log %s: %s", so->access_log, strerror(errno));
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct sbx_cli cli;
@@ -186,66 +233,27 @@ int main(int argc, char **argv)
 				.max_connections = 1024,
 				.max_per_client = 64,
 				.header_timeout_ms = 10000};
-	char err[600];
-	int status = EXIT_USAGE;
 	struct serve_metrics metrics;
 	struct serve_pool *pool = NULL;
 	struct serve_http *http = NULL;
-	FILE *alog = stdout;
+	FILE *alog = NULL;
 	serve_metrics_init(&metrics);
 
-	/* 1. The flags (every instance parses them again for a policy of its own). */
-	sbx_cli_init(&cli);
-	int r = serve_parse_cli(&cli, argc, argv, &so, err, sizeof(err));
-	if (r == 1) {
-		usage(stdout);
-		status = 0;
+	/* 1. The flags, parsed once. */
+	sbx_cli_init(&cli, "sandbox-serve");
+	int status;
+	if (!serve_args(&cli, &so, argc, argv, &status))
 		goto out;
-	}
-	if (r < 0) {
-		fprintf(stderr, "sandbox-serve: %s\n", err);
-		goto out;
-	}
-	if (optind >= argc) {
-		fprintf(stderr, "sandbox-serve: no handler given; try 'sandbox-serve --help'\n");
-		goto out;
-	}
 	const char *prog = argv[optind];
-	if (access(prog, R_OK) < 0) {
-		fprintf(stderr, "sandbox-serve: %s: %s\n", prog, strerror(errno));
-		status = errno == ENOENT ? 127 : 126;
-		goto out;
-	}
-	if (!so.instances) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		so.instances = n > 0 ? (uint64_t)n : 1;
-	}
-	if (!so.queue)
-		so.queue = 4 * so.instances;
-	if (so.max_per_client > so.max_connections) {
-		fprintf(stderr,
-			"sandbox-serve: --max-connections-per-client %llu is more than "
-			"--max-connections %llu\n",
-			(unsigned long long)so.max_per_client,
-			(unsigned long long)so.max_connections);
-		goto out;
-	}
 	raise_nofile(&so);
-	if (so.access_log && strcmp(so.access_log, "-") != 0 &&
-	    !(alog = fopen(so.access_log, "ae"))) {
-		fprintf(stderr, "sandbox-serve: --access-log %s: %s\n", so.access_log,
-			strerror(errno));
-		alog = NULL;
+	if (open_access_log(&cli, &so, &alog) < 0)
 		goto out;
-	}
-	if (cli.cfg.no_confine)
-		fprintf(stderr, "sandbox-serve: WARNING: --no-confine: the monitor runs without "
-				"its seccomp filter and Landlock rules\n");
+	sbx_cli_warn_unconfined(&cli);
 	if (so.warm)
-		fprintf(stderr,
-			"sandbox-serve: --warm: whatever %s initialises before its first read of "
-			"stdin (random seeds included) is shared by every request\n",
-			prog);
+		sbx_cli_say(&cli,
+			    "--warm: whatever %s initialises before its first read of stdin "
+			    "(random seeds included) is shared by every request",
+			    prog);
 
 	/* 2. Signals are taken by this thread only (every thread made from here on blocks
 	 * them), before the pool makes its threads. */
@@ -257,78 +265,20 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* 3. The pool: every instance created, run to its point and snapshotted. */
-	struct serve_pool_opts po = {
-	    .argc = argc,
-	    .argv = argv,
-	    .instances = (unsigned)so.instances,
-	    .queue = (unsigned)so.queue,
-	    .warm = so.warm,
-	    .timeout_ms = cli.pol.lim.wall_ms ? cli.pol.lim.wall_ms : 10000,
-	    .log = stderr,
-	    .metrics = &metrics,
-	    .verbose = cli.cfg.verbose,
-	};
-	if ((r = serve_pool_open(&po, &pool, err, sizeof(err))) < 0) {
-		fprintf(stderr, "sandbox-serve: %s\n", err);
-		status = 1;
+	/* 3. The pool, 4. the HTTP front. */
+	status = 1;
+	if (open_pool(&cli, &so, argv + optind, &metrics, &pool) < 0 ||
+	    open_http(&cli, &so, alog, pool, &metrics, &http) < 0)
 		goto out;
-	}
-
-	/* 4. The HTTP front and the admin address. */
-	struct serve_http_opts ho = {
-	    .listen = so.listen,
-	    .admin = so.admin,
-	    .max_body = so.max_body,
-	    .body_budget = body_budget(&so),
-	    .access_log = alog,
-	    .log = stderr,
-	    .pool = pool,
-	    .metrics = &metrics,
-	    .base_env = cli.pol.env,
-	    .warm = so.warm,
-	    .max_connections = (unsigned)so.max_connections,
-	    .max_per_client = (unsigned)so.max_per_client,
-	    .header_timeout_ms = so.header_timeout_ms,
-	};
-	if ((r = serve_http_start(&ho, &http, err, sizeof(err))) < 0) {
-		fprintf(stderr, "sandbox-serve: %s\n", err);
-		status = 1;
-		goto out;
-	}
 	fprintf(stderr, "sandbox-serve: %s mode, %u instances of %s, listening on port %u",
-		so.warm ? "warm" : "CGI", po.instances, prog, serve_http_port(http));
+		so.warm ? "warm" : "CGI", (unsigned)so.instances, prog, serve_http_port(http));
 	if (so.admin)
 		fprintf(stderr, ", metrics on port %u", serve_http_admin_port(http));
 	fprintf(stderr, "\n");
 
-	/* 5. Until SIGTERM. */
-	for (;;) {
-		int sig = 0;
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			fprintf(stderr, "sandbox-serve: SIGHUP: reloading %s\n", prog);
-			if (serve_pool_reload(pool, err, sizeof(err)) < 0)
-				fprintf(stderr,
-					"sandbox-serve: reload failed, the old instances stay: "
-					"%s\n",
-					err);
-			else
-				fprintf(stderr, "sandbox-serve: reloaded %s\n", prog);
-			continue;
-		}
-		fprintf(stderr, "sandbox-serve: %s: finishing the requests in flight\n",
-			strsignal(sig));
-		break;
-	}
-
-	/* 6. Drain and stop. */
+	/* 5. Until SIGTERM, then drain and stop. */
+	serve_signals(&sigs, pool, prog);
 	serve_http_drain(http, 60000);
-	serve_http_stop(http);
-	http = NULL;
-	serve_pool_close(pool);
-	pool = NULL;
 	status = 0;
 out:
 	serve_http_stop(http);

@@ -1,5 +1,6 @@
 /* sandbox-serve's counters and their Prometheus text exposition (GET /-/metrics). */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "serve.h"
@@ -76,14 +77,56 @@ static void histogram(FILE *o, const char *name, const char *help, const double 
 		(unsigned long long)cum, name, sum, name, (unsigned long long)count);
 }
 
-static void counter(FILE *o, const char *name, const char *help, double v)
-{
-	fprintf(o, "# HELP %s %s\n# TYPE %s counter\n%s %.17g\n", name, help, name, name, v);
-}
+#define COUNT(field) offsetof(struct serve_metrics, field), 0
+#define SECONDS(field) offsetof(struct serve_metrics, field), 1
+/* The counters: a uint64_t count, or a double of microseconds shown in seconds. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+	int us;
+} counters[] = {
+    {"runs_total", "Runs of the handler (engine sbx_exec_one calls).", COUNT(runs)},
+    {"resets_total", "Resets to the snapshot before a run.", COUNT(resets)},
+    {"slow_resets_total", "Resets that needed the vCPU stopped (crash, timeout, page tables).",
+     COUNT(slow_resets)},
+    {"reset_seconds_total", "Time spent resetting.", SECONDS(reset_us)},
+    {"run_seconds_total", "Time in sbx_exec_one (reset included).", SECONDS(run_us)},
+    {"vm_exits_total", "VM exits during runs.", COUNT(exits)},
+    {"copy_in_seconds_total", "Time writing request bodies (and warm framing) for the guest.",
+     SECONDS(copy_in_us)},
+    {"copy_out_seconds_total", "Time reading the guest's output.", SECONDS(copy_out_us)},
+    {"copy_in_bytes_total", "Bytes given to the guest on stdin.", COUNT(copy_in_bytes)},
+    {"copy_out_bytes_total", "Bytes the guest wrote to stdout.", COUNT(copy_out_bytes)},
+    {"crashes_total", "Runs that ended in a fault or signal (502).", COUNT(crashes)},
+    {"timeouts_total", "Runs over --timeout (504).", COUNT(timeouts)},
+    {"bad_output_total", "Runs whose output was not a CGI response or over the cap (502).",
+     COUNT(bad_output)},
+    {"rejected_total", "Requests refused with a full queue (503).", COUNT(rejected)},
+    {"engine_errors_total", "Instances that failed and were rebuilt.", COUNT(engine_errors)},
+    {"header_timeouts_total",
+     "Connections closed with no complete request head within --header-timeout.",
+     COUNT(slow_heads)},
+    {"reloads_total", "Successful SIGHUP reloads.", COUNT(reloads)},
+};
 
-static void gauge(FILE *o, const char *name, const char *help, double v)
+/* The pool's gauges. */
+static const struct {
+	const char *name, *help;
+	size_t off;
+} gauges[] = {
+    {"instances", "Instances (VMs) in the pool.", offsetof(struct serve_gauges, instances)},
+    {"instances_busy", "Instances running a request now.", offsetof(struct serve_gauges, busy)},
+    {"queue_depth", "Requests waiting for an instance.",
+     offsetof(struct serve_gauges, queue_depth)},
+    {"queue_capacity", "--queue.", offsetof(struct serve_gauges, queue_cap)},
+};
+
+/* One sample with its HELP and TYPE lines; every name is sandbox_serve_ and the table's. */
+static void sample(FILE *o, const char *type, const char *name, const char *help, double v)
 {
-	fprintf(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+	fprintf(o,
+		"# HELP sandbox_serve_%s %s\n# TYPE sandbox_serve_%s %s\nsandbox_serve_%s %.17g\n",
+		name, help, name, type, name, v);
 }
 
 int serve_metrics_write(struct serve_metrics *m, const struct serve_gauges *g, FILE *o)
@@ -102,46 +145,16 @@ int serve_metrics_write(struct serve_metrics *m, const struct serve_gauges *g, F
 	histogram(o, "sandbox_serve_request_duration_seconds",
 		  "Time from the request line to the response, per request.", lat_le,
 		  SERVE_LAT_BUCKETS, s.lat_bucket, s.lat_sum_s, s.lat_count);
-	counter(o, "sandbox_serve_runs_total", "Runs of the handler (engine sbx_exec_one calls).",
-		(double)s.runs);
-	counter(o, "sandbox_serve_resets_total", "Resets to the snapshot before a run.",
-		(double)s.resets);
-	counter(o, "sandbox_serve_slow_resets_total",
-		"Resets that needed the vCPU stopped (crash, timeout, page tables).",
-		(double)s.slow_resets);
 	histogram(o, "sandbox_serve_reset_dirty_pages", "Pages put back per reset.", page_le,
 		  SERVE_PAGE_BUCKETS, s.page_bucket, (double)s.reset_pages, s.resets);
-	counter(o, "sandbox_serve_reset_seconds_total", "Time spent resetting.", s.reset_us / 1e6);
-	counter(o, "sandbox_serve_run_seconds_total", "Time in sbx_exec_one (reset included).",
-		s.run_us / 1e6);
-	counter(o, "sandbox_serve_vm_exits_total", "VM exits during runs.", (double)s.exits);
-	counter(o, "sandbox_serve_copy_in_seconds_total",
-		"Time writing request bodies (and warm framing) for the guest.",
-		s.copy_in_us / 1e6);
-	counter(o, "sandbox_serve_copy_out_seconds_total", "Time reading the guest's output.",
-		s.copy_out_us / 1e6);
-	counter(o, "sandbox_serve_copy_in_bytes_total", "Bytes given to the guest on stdin.",
-		(double)s.copy_in_bytes);
-	counter(o, "sandbox_serve_copy_out_bytes_total", "Bytes the guest wrote to stdout.",
-		(double)s.copy_out_bytes);
-	counter(o, "sandbox_serve_crashes_total", "Runs that ended in a fault or signal (502).",
-		(double)s.crashes);
-	counter(o, "sandbox_serve_timeouts_total", "Runs over --timeout (504).",
-		(double)s.timeouts);
-	counter(o, "sandbox_serve_bad_output_total",
-		"Runs whose output was not a CGI response or over the cap (502).",
-		(double)s.bad_output);
-	counter(o, "sandbox_serve_rejected_total", "Requests refused with a full queue (503).",
-		(double)s.rejected);
-	counter(o, "sandbox_serve_engine_errors_total", "Instances that failed and were rebuilt.",
-		(double)s.engine_errors);
-	counter(o, "sandbox_serve_header_timeouts_total",
-		"Connections closed with no complete request head within --header-timeout.",
-		(double)s.slow_heads);
-	counter(o, "sandbox_serve_reloads_total", "Successful SIGHUP reloads.", (double)s.reloads);
-	gauge(o, "sandbox_serve_instances", "Instances (VMs) in the pool.", g->instances);
-	gauge(o, "sandbox_serve_instances_busy", "Instances running a request now.", g->busy);
-	gauge(o, "sandbox_serve_queue_depth", "Requests waiting for an instance.", g->queue_depth);
-	gauge(o, "sandbox_serve_queue_capacity", "--queue.", g->queue_cap);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		const char *at = (const char *)&s + counters[i].off;
+		double v =
+		    counters[i].us ? *(const double *)at / 1e6 : (double)*(const uint64_t *)at;
+		sample(o, "counter", counters[i].name, counters[i].help, v);
+	}
+	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+		sample(o, "gauge", gauges[i].name, gauges[i].help,
+		       *(const unsigned *)((const char *)g + gauges[i].off));
 	return ferror(o) ? -EIO : 0;
 }

@@ -4,7 +4,6 @@
  * instances without dropping what is queued. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,7 +19,7 @@ struct instance {
 	int id;
 	unsigned gen;
 	struct serve_pool *pool;
-	struct sbx_cli cli; /* its own policy: its own --tmp directories */
+	struct sbx_cli cli; /* a copy of the command line's, its own policy: its own --tmp */
 	struct sbx_exec *x; /* NULL after the engine failed and a rebuild did too */
 	int in_fd, out_fd, err_fd, log_fd;
 	FILE *log, *audit;
@@ -32,7 +31,7 @@ struct instance {
 
 struct serve_pool {
 	struct serve_pool_opts o;
-	pthread_mutex_t mu, parse_mu;
+	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct instance *idle;	       /* of the serving set, free */
 	uint64_t next_ticket, serving; /* waiters are served in the order they came */
@@ -59,20 +58,6 @@ static double us_since(uint64_t t0)
 	return (double)(now_ns() - t0) / 1e3;
 }
 
-static void logf_(struct serve_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(struct serve_pool *p, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	flockfile(p->o.log);
-	fputs("sandbox-serve: ", p->o.log);
-	vfprintf(p->o.log, fmt, ap);
-	fputc('\n', p->o.log);
-	funlockfile(p->o.log);
-	fflush(p->o.log);
-	va_end(ap);
-}
-
 /* Lines of text a guest or the engine wrote, to the server log with a prefix, escaped, at most
  * `cap` bytes. Only lines starting with `only` (if given). */
 static void log_lines(struct serve_pool *p, const char *prefix, const char *s, size_t n,
@@ -94,7 +79,7 @@ static void log_lines(struct serve_pool *p, const char *prefix, const char *s, s
 							      c);
 			}
 			line[o] = 0;
-			logf_(p, "%s%s", prefix, line);
+			serve_logf(p->o.log, "%s%s", prefix, line);
 			shown += ll;
 		}
 		if (!nl)
@@ -174,7 +159,8 @@ static void drain_log(struct instance *in, uint64_t req, int all)
 	free(b);
 	fseeko(in->log, 0, SEEK_SET);
 	if (ftruncate(in->log_fd, 0) < 0)
-		logf_(in->pool, "instance %d: ftruncate of its log: %s", in->id, strerror(errno));
+		serve_logf(in->pool->o.log, "instance %d: ftruncate of its log: %s", in->id,
+			   strerror(errno));
 }
 
 static void inst_close(struct instance *in)
@@ -239,13 +225,10 @@ static int inst_open(struct serve_pool *p, struct instance **out, char *err, siz
 		return -ENOMEM;
 	in->pool = p;
 	in->in_fd = in->out_fd = in->err_fd = in->log_fd = -1;
-	int r;
-	pthread_mutex_lock(&p->parse_mu);
-	sbx_cli_init(&in->cli);
-	r = serve_parse_cli(&in->cli, p->o.argc, p->o.argv, NULL, err, errlen);
-	int prog = optind;
-	pthread_mutex_unlock(&p->parse_mu);
-	if (r != 0)
+	/* A copy, not a parse: the instances share no parser state and see the host objects the
+	 * command line named when it was parsed, however the paths change after. */
+	int r = sbx_cli_copy(&in->cli, p->o.cli, err, errlen);
+	if (r < 0)
 		goto fail;
 	struct sbx_config *cfg = &in->cli.cfg;
 	struct policy *pol = &in->cli.pol;
@@ -257,11 +240,8 @@ static int inst_open(struct serve_pool *p, struct instance **out, char *err, siz
 	/* --max-output is the response's: the handler's log lines on stderr do not eat into it
 	 * (they have a budget of the same size of their own, of which 4 KiB reach the log). */
 	in->cli.cfg.output_stdout_only = 1;
-	if (in->cli.audit_path && !(in->audit = fopen(in->cli.audit_path, "ae"))) {
-		r = -errno;
-		snprintf(err, errlen, "--audit %s: %s", in->cli.audit_path, strerror(errno));
+	if ((r = sbx_cli_open_audit(&in->cli, &in->audit, err, errlen)) < 0)
 		goto fail;
-	}
 	in->in_fd = memfd_create("serve-stdin", MFD_CLOEXEC);
 	in->out_fd = memfd_create("serve-stdout", MFD_CLOEXEC);
 	in->err_fd = memfd_create("serve-stderr", MFD_CLOEXEC);
@@ -272,10 +252,9 @@ static int inst_open(struct serve_pool *p, struct instance **out, char *err, siz
 		snprintf(err, errlen, "memfds for an instance: %s", strerror(errno));
 		goto fail;
 	}
-	cfg->prog = p->o.argv[prog];
-	cfg->argv = p->o.argv + prog;
-	cfg->name = p->o.argv[prog];
-	cfg->mem_size = pol->lim.mem ? pol->lim.mem : 256ull << 20;
+	cfg->prog = p->o.argv[0];
+	cfg->argv = p->o.argv;
+	cfg->name = p->o.argv[0];
 	/* A polling thread per instance competes with the instances for the cores (2 cores, 2
 	 * warm hello instances, wrk -c4: 2600-3000 req/s polling, 4480-4590 without): off
 	 * unless asked for. */
@@ -298,25 +277,14 @@ fail:
 	return r < 0 ? r : -EINVAL;
 }
 
-/* One request on one instance. */
-static void run_job(struct instance *in, struct serve_job *j)
+/* Copy in: the body (CGI), or the framed request then the body (warm); the output memfds
+ * emptied. */
+static int copy_in(struct instance *in, struct serve_job *j)
 {
-	struct serve_pool *p = in->pool;
-	char err[512];
-	j->instance = in->id;
-	if (!in->x) { /* the engine failed before: try again */
-		if (inst_exec_open(p, in, err, sizeof(err)) < 0) {
-			logf_(p, "req %llx: instance %d: cannot be rebuilt: %s",
-			      (unsigned long long)j->id, in->id, err);
-			j->http = 502;
-			return;
-		}
-	}
-	/* Copy in: the body (CGI), or the framed request then the body (warm). */
 	uint64_t t0 = now_ns();
 	int r = reset_fd(in->in_fd);
 	size_t off = 0;
-	if (r == 0 && p->o.warm) {
+	if (r == 0 && in->pool->o.warm) {
 		size_t fl = serve_env_frame_len(j->env);
 		char *f = malloc(fl);
 		if (!f)
@@ -333,40 +301,40 @@ static void run_job(struct instance *in, struct serve_job *j)
 		r = reset_fd(in->out_fd);
 	if (r == 0)
 		r = reset_fd(in->err_fd);
-	if (r < 0) {
-		logf_(p, "req %llx: the guest's stdin/stdout memfds: %s", (unsigned long long)j->id,
-		      strerror(-r));
-		j->http = 502;
-		return;
-	}
 	j->cost.in_bytes = off + j->body_len;
 	j->cost.copy_in_us = us_since(t0);
+	return r;
+}
 
-	/* The run. */
-	struct sbx_exec_run run = {
-	    .envp = p->o.warm ? NULL : j->envp,
-	    .stdin_fd = in->cli.pol.no_stdin ? -1 : in->in_fd,
-	    .stdout_fd = in->out_fd,
-	    .stderr_fd = in->err_fd,
-	};
+/* The run, under the watchdog's deadline. Returns sbx_exec_one's result; *killed when the
+ * watchdog ended it. */
+static int run_one(struct instance *in, struct serve_job *j, struct sbx_exec_run *run, int *killed,
+		   char *err, size_t errlen)
+{
+	struct serve_pool *p = in->pool;
 	uint64_t t1 = now_ns();
 	pthread_mutex_lock(&p->mu);
 	in->deadline_ns = p->o.timeout_ms ? t1 + (p->o.timeout_ms + 1000) * 1000000ull : 0;
 	in->killed = 0;
 	pthread_mutex_unlock(&p->mu);
 	err[0] = 0;
-	r = sbx_exec_one(in->x, &run, err, sizeof(err));
+	int r = sbx_exec_one(in->x, run, err, errlen);
 	pthread_mutex_lock(&p->mu);
 	in->deadline_ns = 0;
-	int killed = in->killed;
+	*killed = in->killed;
 	pthread_mutex_unlock(&p->mu);
 	j->cost.run_us = us_since(t1);
-	j->cost.reset_pages = run.reset_pages;
-	j->cost.reset_us = run.reset_us;
-	j->cost.exits = run.exits;
-	j->cost.slow = run.slow;
+	j->cost.reset_pages = run->reset_pages;
+	j->cost.reset_us = run->reset_us;
+	j->cost.exits = run->exits;
+	j->cost.slow = run->slow;
+	return r;
+}
 
-	/* Copy out. */
+/* Copy out: the response (at most --max-output) and 4 KiB of the handler's stderr, to the
+ * log. */
+static void copy_out(struct instance *in, struct serve_job *j)
+{
 	uint64_t t2 = now_ns();
 	size_t cap = (size_t)in->cli.pol.lim.max_output;
 	if (slurp(in->out_fd, cap, &j->out, &j->out_len) < 0) {
@@ -380,59 +348,94 @@ static void run_job(struct instance *in, struct serve_job *j)
 	char *eb;
 	size_t en;
 	if (slurp(in->err_fd, 4096, &eb, &en) == 0) {
-		log_lines(p, prefix, eb, en, NULL, 4096);
+		log_lines(in->pool, prefix, eb, en, NULL, 4096);
 		free(eb);
 	}
+}
 
+/* What the run's end answers (0: the handler's output), said in the log and counted. */
+static int judge(struct instance *in, uint64_t req, const struct sbx_result *res, int killed)
+{
+	struct serve_pool *p = in->pool;
+	struct serve_metrics *m = p->o.metrics;
+	unsigned long long id = (unsigned long long)req;
+	int timeout = res->status == SBX_STATUS_LIMIT_TIME || res->status == SBX_STATUS_LIMIT_CPU;
+	switch (res->end) {
+	case SBX_END_EXIT:
+		drain_log(in, req, p->o.cli->cfg.verbose);
+		if (res->status != 0)
+			serve_logf(p->o.log, "req %llx: the handler exited with status %d", id,
+				   res->status);
+		return 0;
+	case SBX_END_LIMIT:
+		drain_log(in, req, p->o.cli->cfg.verbose);
+		serve_logf(p->o.log, "req %llx: %s%s%s", id, timeout ? "timeout: " : "",
+			   res->reason, timeout && killed ? " (killed by the watchdog)" : "");
+		serve_metrics_count(m, timeout ? &m->timeouts : &m->bad_output);
+		return timeout ? 504 : 502;
+	case SBX_END_FAULT:
+	case SBX_END_SIGNAL:
+		serve_logf(p->o.log, "req %llx: the handler crashed: %s", id, res->reason);
+		drain_log(in, req, p->o.cli->cfg.verbose);
+		serve_metrics_count(m, &m->crashes);
+		return 502;
+	default:
+		drain_log(in, req, 1);
+		serve_logf(p->o.log, "req %llx: the run ended: %s", id, res->reason);
+		serve_metrics_count(m, &m->crashes);
+		return 502;
+	}
+}
+
+/* The engine failed (not the handler): what it said, and a new engine for the next request. */
+static void rebuild(struct instance *in, uint64_t req, int r, const char *why)
+{
+	struct serve_pool *p = in->pool;
+	char err[512];
+	drain_log(in, req, 1);
+	serve_logf(p->o.log, "req %llx: instance %d: the sandbox failed: %s; rebuilding it",
+		   (unsigned long long)req, in->id, why[0] ? why : strerror(-r));
+	serve_metrics_count(p->o.metrics, &p->o.metrics->engine_errors);
+	sbx_exec_close(in->x);
+	in->x = NULL;
+	if (inst_exec_open(p, in, err, sizeof(err)) < 0)
+		serve_logf(p->o.log, "instance %d: cannot be rebuilt: %s", in->id, err);
+}
+
+/* One request on one instance. */
+static void run_job(struct instance *in, struct serve_job *j)
+{
+	struct serve_pool *p = in->pool;
+	char err[512];
+	j->instance = in->id;
+	j->http = 502;
+	if (!in->x && inst_exec_open(p, in, err, sizeof(err)) < 0) {
+		/* the engine failed before, and again now */
+		serve_logf(p->o.log, "req %llx: instance %d: cannot be rebuilt: %s",
+			   (unsigned long long)j->id, in->id, err);
+		return;
+	}
+	int r = copy_in(in, j);
 	if (r < 0) {
-		drain_log(in, j->id, 1);
-		logf_(p, "req %llx: instance %d: the sandbox failed: %s; rebuilding it",
-		      (unsigned long long)j->id, in->id, err[0] ? err : strerror(-r));
-		serve_metrics_count(p->o.metrics, &p->o.metrics->engine_errors);
-		sbx_exec_close(in->x);
-		in->x = NULL;
-		if (inst_exec_open(p, in, err, sizeof(err)) < 0)
-			logf_(p, "instance %d: cannot be rebuilt: %s", in->id, err);
-		j->http = 502;
+		serve_logf(p->o.log, "req %llx: the guest's stdin/stdout memfds: %s",
+			   (unsigned long long)j->id, strerror(-r));
+		return;
+	}
+	struct sbx_exec_run run = {
+	    .envp = p->o.warm ? NULL : j->envp,
+	    .stdin_fd = in->cli.pol.no_stdin ? -1 : in->in_fd,
+	    .stdout_fd = in->out_fd,
+	    .stderr_fd = in->err_fd,
+	};
+	int killed;
+	r = run_one(in, j, &run, &killed, err, sizeof(err));
+	copy_out(in, j);
+	if (r < 0) {
+		rebuild(in, j->id, r, err);
 		return;
 	}
 	serve_metrics_run(p->o.metrics, &j->cost);
-	const struct sbx_result *res = &run.res;
-	unsigned long long id = (unsigned long long)j->id;
-	switch (res->end) {
-	case SBX_END_EXIT:
-		drain_log(in, j->id, p->o.verbose);
-		if (res->status != 0)
-			logf_(p, "req %llx: the handler exited with status %d", id, res->status);
-		j->http = 0;
-		return;
-	case SBX_END_LIMIT:
-		drain_log(in, j->id, p->o.verbose);
-		if (res->status == SBX_STATUS_LIMIT_TIME || res->status == SBX_STATUS_LIMIT_CPU) {
-			logf_(p, "req %llx: timeout: %s%s", id, res->reason,
-			      killed ? " (killed by the watchdog)" : "");
-			serve_metrics_count(p->o.metrics, &p->o.metrics->timeouts);
-			j->http = 504;
-		} else {
-			logf_(p, "req %llx: %s", id, res->reason);
-			serve_metrics_count(p->o.metrics, &p->o.metrics->bad_output);
-			j->http = 502;
-		}
-		return;
-	case SBX_END_FAULT:
-	case SBX_END_SIGNAL:
-		logf_(p, "req %llx: the handler crashed: %s", id, res->reason);
-		drain_log(in, j->id, p->o.verbose);
-		serve_metrics_count(p->o.metrics, &p->o.metrics->crashes);
-		j->http = 502;
-		return;
-	default:
-		drain_log(in, j->id, 1);
-		logf_(p, "req %llx: the run ended: %s", id, res->reason);
-		serve_metrics_count(p->o.metrics, &p->o.metrics->crashes);
-		j->http = 502;
-		return;
-	}
+	j->http = judge(in, j->id, &run.res, killed);
 }
 
 static void watch_set(struct instance **set, unsigned n, uint64_t now)
@@ -479,11 +482,12 @@ static int open_set(struct serve_pool *p, struct instance ***out, char *err, siz
 			free(set);
 			return r;
 		}
-		if (p->o.verbose) {
+		if (p->o.cli->cfg.verbose) {
 			struct sbx_exec_info info;
 			sbx_exec_info(set[i]->x, &info);
-			logf_(p, "instance %d: ready in %.3f ms, snapshot of %llu pages",
-			      set[i]->id, info.open_ms, (unsigned long long)info.snapshot_pages);
+			serve_logf(
+			    p->o.log, "instance %d: ready in %.3f ms, snapshot of %llu pages",
+			    set[i]->id, info.open_ms, (unsigned long long)info.snapshot_pages);
 		}
 	}
 	*out = set;
@@ -516,7 +520,6 @@ int serve_pool_open(const struct serve_pool_opts *o, struct serve_pool **out, ch
 		return -ENOMEM;
 	p->o = *o;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_mutex_init(&p->parse_mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	int r = open_set(p, &p->cur, err, errlen);
 	if (r < 0)
@@ -536,7 +539,6 @@ int serve_pool_open(const struct serve_pool_opts *o, struct serve_pool **out, ch
 	return 0;
 fail:
 	pthread_mutex_destroy(&p->mu);
-	pthread_mutex_destroy(&p->parse_mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
 	return r;
@@ -641,7 +643,6 @@ void serve_pool_close(struct serve_pool *p)
 		pthread_join(p->watchdog, NULL);
 	close_set(p->cur, p->ncur);
 	pthread_mutex_destroy(&p->mu);
-	pthread_mutex_destroy(&p->parse_mu);
 	pthread_cond_destroy(&p->cv);
 	free(p);
 }

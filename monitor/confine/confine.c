@@ -250,7 +250,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 }
 
 /* A syscall off the list traps here: the monitor says which one and dies of SIGSYS. Only
- * async-signal-safe work: fixed strings, digits by hand, write, tgkill. */
+ * async-signal-safe work: fixed strings, digits by hand, write, tgkill. The handler has no
+ * context: the front end's name (a string that lives as long as the process) is set with it. */
+static const char *volatile sigsys_tool = "sandbox-run";
 static void sigsys_report(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
@@ -261,8 +263,10 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
 		nr /= 10;
 	} while (nr > 0 && i > 0);
 	const char *name = sbx_syscall_name((uint64_t)si->si_syscall);
-	static const char a[] = "sandbox-run: the monitor made syscall ",
+	static const char a[] = ": the monitor made syscall ",
 			  b[] = ", which its seccomp filter forbids (monitor/confine.c): killed\n";
+	const char *tool = sigsys_tool;
+	(void)!write(2, tool, strlen(tool));
 	(void)!write(2, a, sizeof(a) - 1);
 	(void)!write(2, num + i, sizeof(num) - (size_t)i);
 	if (name) {
@@ -313,6 +317,7 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
+	sigsys_tool = sbx_config_tool(&vm->cfg);
 	sa.sa_sigaction = sigsys_report;
 	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
 	sigaction(SIGSYS, &sa, NULL);

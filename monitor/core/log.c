@@ -8,7 +8,7 @@ void sbx_logf(struct sbx_vm *vm, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(vm->cfg.log, "sandbox-run: ");
+	fprintf(vm->cfg.log, "%s: ", sbx_config_tool(&vm->cfg));
 	vfprintf(vm->cfg.log, fmt, ap);
 	fputc('\n', vm->cfg.log);
 	va_end(ap);

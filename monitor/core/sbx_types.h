@@ -31,6 +31,7 @@ struct sbx_config {
 	int stdin_fd, stdout_fd, stderr_fd; /* host fds behind guest 0/1/2 (-1: closed) */
 	FILE *log;			    /* monitor messages (stderr) */
 	const char *name;		    /* program name for messages */
+	const char *tool; /* the front end's name, first in every message (NULL: "sandbox-run") */
 	/* Snapshots and migration (docs/snapshots.md). */
 	const char *control_path;      /* unix socket for sandbox-ctl (--control), or NULL */
 	const uint8_t *migrate_key;    /* 32-byte stream key (--migrate-key), or NULL */
@@ -44,6 +45,12 @@ struct sbx_config {
 	 * both together (sandbox-run's --max-output). */
 	int output_stdout_only;
 };
+
+/* The name the library's messages start with: the front end's, never a guess. */
+static inline const char *sbx_config_tool(const struct sbx_config *cfg)
+{
+	return cfg->tool ? cfg->tool : "sandbox-run";
+}
 
 /* How a run ended. `status` is what a shell would report: the guest's exit status, or
  * 128+signal for a guest killed by a fault or a fatal signal, or SBX_STATUS_ERROR. */

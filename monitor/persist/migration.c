@@ -531,9 +531,10 @@ static int accept_source(const struct sbx_config *cfg, const char *addr, int lfd
 		}
 		if (cfg->log) {
 			fprintf(cfg->log,
-				"sandbox-run: incoming migration on %s: connection from %s refused "
+				"%s: incoming migration on %s: connection from %s refused "
 				"(%u of %u): %s; still listening\n",
-				addr, peer, failed, SBX_INCOMING_MAX_FAILURES, why);
+				sbx_config_tool(cfg), addr, peer, failed, SBX_INCOMING_MAX_FAILURES,
+				why);
 			fflush(cfg->log);
 		}
 	}

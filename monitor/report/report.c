@@ -104,8 +104,7 @@ static void write_json(struct sbx_vm *vm, const struct sbx_fault *f, const char 
 	    "stripped", stripped, "registers_from",
 	    f->from_cpu ? "vcpu" : "syscall frame (the guest's own account)");
 	if (!root || json_dump_file(root, vm->cfg.report_json, JSON_INDENT(2)) < 0)
-		fprintf(vm->cfg.log, "sandbox-run: cannot write the JSON report to %s\n",
-			vm->cfg.report_json);
+		sbx_logf(vm, "cannot write the JSON report to %s", vm->cfg.report_json);
 	json_decref(root);
 }
 
@@ -184,7 +183,7 @@ static void write_core(struct sbx_vm *vm, const struct sbx_fault *f)
 {
 	char err[300];
 	if (sbx_write_core(vm, f, vm->cfg.core_file, err, sizeof(err)) < 0)
-		fprintf(vm->cfg.log, "sandbox-run: %s\n", err);
+		sbx_logf(vm, "%s", err);
 	else
 		fprintf(vm->cfg.log, "core written to %s (gdb %s %s)\n", vm->cfg.core_file,
 			vm->cfg.prog, vm->cfg.core_file);

@@ -78,9 +78,8 @@ static void report_nosys(struct sbx_vm *vm, struct sbx_result *res)
 		o += (size_t)w;
 	}
 	if (o)
-		fprintf(vm->cfg.log,
-			"sandbox-run: %s: unimplemented syscalls called (returned ENOSYS): %s\n",
-			vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
+		sbx_logf(vm, "%s: unimplemented syscalls called (returned ENOSYS): %s",
+			 vm->cfg.name ? vm->cfg.name : vm->cfg.prog, line);
 }
 
 /* Measured before teardown. Guest RAM is a shared memfd mapping, so it shows as RssShmem. */

@@ -354,3 +354,15 @@ Test(fuzz, bad_target_is_one_line)
 	cr_assert(strstr(o, "ended before its snapshot point"), "%s", o);
 	free(o);
 }
+
+/* The monitor's messages (-v) carry sandbox-fuzz's name, not sandbox-run's. */
+Test(fuzz, messages_carry_the_front_ends_name, .init = setup, .fini = teardown, .timeout = 60)
+{
+	int st;
+	free(run("mkdir %s/corpus && printf 'x' > %s/corpus/x", &st, dir, dir));
+	char *o = run("cd %s && %s -v --tmp /tmp %s -runs=1 corpus 2>&1", &st, dir, FUZZ, STATE);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "sandbox-fuzz: KVM backend: "), "%s", o);
+	cr_assert(!strstr(o, "sandbox-run:"), "%s", o);
+	free(o);
+}

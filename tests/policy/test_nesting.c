@@ -3,7 +3,6 @@
  * policy library on a scratch host tree. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,16 +14,15 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "scratch.h"
 
 static char dir[64];
 static struct policy pol;
 static char bound[128]; /* a host bind mount a test made, undone before the tree goes */
 
-static void sh(const char *fmt)
+static void sh(const char *cmd)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "cd %s && %s", dir, fmt);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	scratch_sh(dir, cmd);
 }
 
 /* For a test of its own layout: the fixture's policy goes (teardown frees this one). */
@@ -45,8 +43,7 @@ static void mount_(const char *host, const char *guest, int rw)
  * holds w/ (rw at /ro/w). Symlinks the guest could have made are already there. */
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/sbx-nesting-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	scratch_make(dir, sizeof(dir), "nesting");
 	sh("mkdir -p h/rw/prot/sub h/rw/d h/ro/w && echo protected > h/rw/prot/p.txt && "
 	   "echo protected > h/rw/f.txt && echo protected > h/ro/o.txt && echo mine > h/rw/mine && "
 	   "ln -s prot h/rw/pl && ln -s . h/rw/self && ln -s prot/p.txt h/rw/fl && "
@@ -66,9 +63,7 @@ static void teardown(void)
 	policy_free(&pol);
 	if (bound[0])
 		umount2(bound, MNT_DETACH);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(nesting, .init = setup, .fini = teardown);
@@ -331,24 +326,13 @@ Test(nesting, a_bind_mount_of_the_same_file_system_may_hide_nesting)
 	cr_expect_str_eq(rule_of("/o/mine", &e), "/o");
 }
 
-static int open_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 Test(nesting, no_descriptor_is_left_open)
 {
 	static const char *const paths[] = {"/rw/pl/p.txt", "/rw/symlink-chain", "/rw/loop",
 					    "/rw/al/p.txt", "/rw/self/prot",	 "/rw/pl/new",
 					    "/ro/lnk/x.txt"};
 	sh("ln -s pl h/rw/l2 && ln -s l2/p.txt h/rw/symlink-chain");
-	int before = open_fds();
+	int before = scratch_open_fds();
 	for (int round = 0; round < 3; round++) {
 		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 			struct policy_target t;
@@ -362,5 +346,5 @@ Test(nesting, no_descriptor_is_left_open)
 				policy_node_release(&n);
 		}
 	}
-	cr_expect_eq(open_fds(), before);
+	cr_expect_eq(scratch_open_fds(), before);
 }

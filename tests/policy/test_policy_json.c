@@ -234,14 +234,30 @@ Test(policy_json, enough_fixtures)
 
 /* ---- what the fixtures load to ------------------------------------------------------------ */
 
+/* A fixture loaded into a fresh policy; the test fails if it does not load. */
+static void load_fixture(struct policy *p, const char *name)
+{
+	char err[1024] = "", path[512];
+	snprintf(path, sizeof(path), "%s/%s", SBX_POLICY_DATA_DIR, name);
+	policy_init(p);
+	cr_assert_eq(policy_load_json(p, path, err, sizeof(err)), 0, "%s: %s", name, err);
+}
+
+static void expect_limits(const struct policy *p, struct policy_limits want)
+{
+	cr_expect_eq(p->lim.mem, want.mem);
+	cr_expect_eq(p->lim.cpu_ms, want.cpu_ms);
+	cr_expect_eq(p->lim.wall_ms, want.wall_ms);
+	cr_expect_eq(p->lim.max_output, want.max_output);
+	cr_expect_eq(p->lim.max_write, want.max_write);
+	cr_expect_eq(p->lim.max_files, want.max_files);
+}
+
 Test(policy_json, full_example)
 {
-	char err[1024] = "";
 	struct policy p;
-	policy_init(&p);
 	setenv("TERM", "vt100", 1);
-	int r = policy_load_json(&p, SBX_POLICY_DATA_DIR "/pass-full.json", err, sizeof(err));
-	cr_assert_eq(r, 0, "%s", err);
+	load_fixture(&p, "pass-full.json");
 	cr_assert_eq(p.nmounts, 2);
 	cr_assert_str_eq(p.mounts[0].host, "/");
 	cr_assert_str_eq(p.mounts[0].guest, "/data");
@@ -258,56 +274,32 @@ Test(policy_json, full_example)
 	cr_assert_str_eq(env_get(&p, "TERM"), "vt100");
 	cr_assert_null(p.env[p.nenv]);
 	cr_assert_eq(p.no_stdin, 0);
-	cr_assert_eq(p.lim.mem, 256ull << 20);
-	cr_assert_eq(p.lim.cpu_ms, 10000);
-	cr_assert_eq(p.lim.wall_ms, 30000);
-	cr_assert_eq(p.lim.max_output, 10ull << 20);
-	cr_assert_eq(p.lim.max_write, 100ull << 20);
-	cr_assert_eq(p.lim.max_files, 256);
+	expect_limits(
+	    &p, (struct policy_limits){256ull << 20, 10000, 30000, 10ull << 20, 100ull << 20, 256});
 	policy_free(&p);
 }
 
 Test(policy_json, integers_are_bytes_and_seconds)
 {
-	char err[1024] = "";
 	struct policy p;
-	policy_init(&p);
-	int r = policy_load_json(&p, SBX_POLICY_DATA_DIR "/pass-integers.json", err, sizeof(err));
-	cr_assert_eq(r, 0, "%s", err);
-	cr_assert_eq(p.lim.mem, 268435456);
-	cr_assert_eq(p.lim.cpu_ms, 10000);
-	cr_assert_eq(p.lim.wall_ms, 3600000);
-	cr_assert_eq(p.lim.max_output, 0);
-	cr_assert_eq(p.lim.max_write, 1048576);
-	cr_assert_eq(p.lim.max_files, 64);
+	load_fixture(&p, "pass-integers.json");
+	expect_limits(&p, (struct policy_limits){268435456, 10000, 3600000, 0, 1048576, 64});
 	cr_assert_eq(p.no_stdin, 1);
 	policy_free(&p);
 }
 
 Test(policy_json, units)
 {
-	char err[1024] = "";
 	struct policy p;
-	policy_init(&p);
-	int r = policy_load_json(&p, SBX_POLICY_DATA_DIR "/pass-limits.json", err, sizeof(err));
-	cr_assert_eq(r, 0, "%s", err);
-	cr_assert_eq(p.lim.mem, 1ull << 30);
-	cr_assert_eq(p.lim.cpu_ms, 500);
-	cr_assert_eq(p.lim.wall_ms, 120000);
-	cr_assert_eq(p.lim.max_output, 64 << 10);
-	cr_assert_eq(p.lim.max_write, 4096);
-	cr_assert_eq(p.lim.max_files, 16);
+	load_fixture(&p, "pass-limits.json");
+	expect_limits(&p, (struct policy_limits){1ull << 30, 500, 120000, 64 << 10, 4096, 16});
 	policy_free(&p);
 }
 
 Test(policy_json, defaults_and_normalisation)
 {
-	char err[1024] = "";
 	struct policy p;
-	policy_init(&p);
-	int r =
-	    policy_load_json(&p, SBX_POLICY_DATA_DIR "/pass-mount-defaults.json", err, sizeof(err));
-	cr_assert_eq(r, 0, "%s", err);
+	load_fixture(&p, "pass-mount-defaults.json");
 	cr_assert_eq(p.nmounts, 2);
 	cr_assert_str_eq(p.mounts[0].guest, "/tmp", "guest defaults to host");
 	cr_assert_eq(p.mounts[0].rw, 0, "mode defaults to ro");

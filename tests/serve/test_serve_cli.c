@@ -1,49 +1,51 @@
-/* The flags sandbox-run and sandbox-serve share (monitor/cli.c): the policy file first, then the
- * flags over it in order, a front end's own options through its callback. */
+/* The flags the front ends share (cmd/cli/cli.c): the policy file first, then the flags over it
+ * in order, a front end's own options from its table, stored or through its callback; the
+ * parsed command line copied for another sandbox. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
 #include "cli.h"
 
-enum { OPT_MINE = SBX_OPT_FRONT, OPT_FLAG };
-static const struct option mine[] = {
-    {"mine", required_argument, 0, OPT_MINE},
-    {"flag", no_argument, 0, OPT_FLAG},
-    {0, 0, 0, 0},
-};
-
 struct seen {
-	const char *mine;
+	const char *mine, *name;
 	int flag;
+	uint64_t size, ms, count;
 };
 
-static int front(void *ctx, int opt, const char *arg, char *err, size_t errlen)
+enum { OWN_MINE };
+static const struct sbx_cli_opt mine[] = {
+    SBX_CLI_OWN("mine", required_argument, OWN_MINE),
+    SBX_CLI_FLAG("flag", struct seen, flag),
+    SBX_CLI_STRING("name", struct seen, name),
+    SBX_CLI_SIZE("size", struct seen, size),
+    SBX_CLI_DURATION("wait", struct seen, ms),
+    SBX_CLI_COUNT("count", struct seen, count),
+    {0},
+};
+
+static int own(void *ctx, int id, const char *arg, char *err, size_t errlen)
 {
 	struct seen *s = ctx;
-	if (opt == OPT_MINE) {
-		if (strcmp(arg, "bad") == 0) {
-			snprintf(err, errlen, "--mine bad: no");
-			return -EINVAL;
-		}
-		s->mine = arg;
-		return 0;
+	cr_assert_eq(id, OWN_MINE);
+	if (strcmp(arg, "bad") == 0) {
+		snprintf(err, errlen, "--mine bad: no");
+		return -EINVAL;
 	}
-	if (opt == OPT_FLAG) {
-		s->flag = 1;
-		return 0;
-	}
-	return -EINVAL;
+	s->mine = arg;
+	return 0;
 }
+
+static const struct sbx_cli_front front = {mine, own, NULL};
 
 static int parse(struct sbx_cli *c, struct seen *s, char **argv, char *err)
 {
 	int argc = 0;
 	while (argv[argc])
 		argc++;
-	sbx_cli_init(c);
+	sbx_cli_init(c, "sandbox-test");
 	memset(s, 0, sizeof(*s));
-	return sbx_cli_parse(c, argc, argv, mine, front, s, err, 256);
+	return sbx_cli_parse(c, argc, argv, &front, s, err, 256);
 }
 
 Test(cli, shared_and_own_flags)
@@ -63,7 +65,59 @@ Test(cli, shared_and_own_flags)
 	cr_assert_eq(c.cfg.verbose, 1);
 	cr_assert(policy_has_env(&c.pol, "A"));
 	cr_assert(policy_has_env(&c.pol, "PATH"), "PATH is added by default");
+	cr_assert_eq(c.cfg.mem_size, 64ull << 20, "the config takes --mem");
+	cr_assert_str_eq(c.cfg.tool, "sandbox-test", "messages carry the front end's name");
 	policy_free(&c.pol);
+}
+
+Test(cli, a_front_ends_table_stores_its_options)
+{
+	struct sbx_cli c;
+	struct seen s;
+	char err[256];
+	char *argv[] = {"t",  "--name",	 "n",  "--size",     "64K", "--wait",
+			"2m", "--count", "12", "--no-stdin", "p",   NULL};
+	cr_assert_eq(parse(&c, &s, argv, err), 0, "%s", err);
+	cr_assert_str_eq(s.name, "n");
+	cr_assert_eq(s.size, 65536);
+	cr_assert_eq(s.ms, 120000);
+	cr_assert_eq(s.count, 12);
+	cr_assert_eq(c.cfg.mem_size, 256ull << 20, "256 MiB without --mem");
+	cr_assert_eq(c.cfg.stdin_fd, -1, "--no-stdin closes the guest's stdin");
+	policy_free(&c.pol);
+	char *bad_count[] = {"t", "--count", "4097", "p", NULL};
+	cr_assert_eq(parse(&c, &s, bad_count, err), -EINVAL);
+	cr_assert_str_eq(err, "--count 4097: expected a number from 1 to 4096");
+	policy_free(&c.pol);
+	char *bad_wait[] = {"t", "--wait", "0", "p", NULL};
+	cr_assert_eq(parse(&c, &s, bad_wait, err), -EINVAL);
+	cr_assert(strstr(err, "--wait 0: expected a duration"), "%s", err);
+	policy_free(&c.pol);
+	char *bad_pass[] = {"t", "--env-pass", "A=B", "p", NULL};
+	cr_assert_eq(parse(&c, &s, bad_pass, err), -EINVAL);
+	cr_assert(strstr(err, "not a variable name"), "%s", err);
+	policy_free(&c.pol);
+}
+
+Test(cli, a_copy_has_a_policy_of_its_own)
+{
+	struct sbx_cli c, d;
+	struct seen s;
+	char err[256];
+	char *argv[] = {"t",	    "--ro",  "/tmp:/data", "--env", "A=1",
+			"--strace", "--tmp", "/scratch",   "p",	    NULL};
+	cr_assert_eq(parse(&c, &s, argv, err), 0, "%s", err);
+	cr_assert_eq(sbx_cli_copy(&d, &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.cfg.policy, &d.pol, "the copy's config runs under the copy's policy");
+	cr_assert_eq(d.cfg.strace, 1);
+	cr_assert_str_eq(d.cfg.tool, "sandbox-test");
+	cr_assert_eq(d.pol.nmounts, 1);
+	cr_assert_neq(d.pol.mounts[0].root_fd, c.pol.mounts[0].root_fd);
+	cr_assert_neq((void *)d.pol.env, (void *)c.pol.env);
+	cr_assert_eq(d.pol.ntmp, 1);
+	policy_free(&c.pol);
+	cr_assert(policy_has_env(&d.pol, "A"), "the copy outlives the original");
+	policy_free(&d.pol);
 }
 
 Test(cli, errors_and_help)
