@@ -282,15 +282,22 @@ static int follow_link(int dirfd, const char *last, char *path, int has_parent)
 	target[len] = 0;
 	if (len == 0)
 		return -ENOENT;
+	/* RESOLVE_BENEATH refuses absolute links (EXDEV, shown as ENOENT). */
 	if (target[0] == '/')
-		return -ENOENT; /* RESOLVE_BENEATH refuses absolute links (EXDEV, shown as ENOENT)
-				 */
+		return -ENOENT;
 	int n = has_parent ? snprintf(joined, sizeof(joined), "%s/%s", path, target)
 			   : snprintf(joined, sizeof(joined), "%s", target);
 	if (n < 0 || (size_t)n >= sizeof(joined))
 		return -ENAMETOOLONG;
 	memcpy(path, joined, (size_t)n + 1);
 	return 0;
+}
+
+void policy_node_release(struct policy_node *n)
+{
+	if (n->owned && n->dirfd >= 0)
+		close(n->dirfd);
+	n->dirfd = -1;
 }
 
 int policy_resolve_full(const struct policy *p, const struct policy_target *t, enum policy_walk how,

@@ -154,13 +154,6 @@ int policy_node_open(const struct policy_node *n, int flags, unsigned mode)
 	return errno == EXDEV && !n->guarded ? -ENOENT : -errno;
 }
 
-void policy_node_release(struct policy_node *n)
-{
-	if (n->owned && n->dirfd >= 0)
-		close(n->dirfd);
-	n->dirfd = -1;
-}
-
 int policy_open(const struct policy *p, const struct policy_target *t, enum policy_walk how,
 		int flags, unsigned mode, policy_check_fn check, void *ctx,
 		const struct policy_mount **mount)

@@ -11,6 +11,9 @@ JOBS=$(nproc)
 
 step() { printf '\n=== %s\n' "$*"; }
 
+step "layering: monitor/ folders include downwards only"
+./scripts/check-layers.sh
+
 step "gcc build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSBX_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"
