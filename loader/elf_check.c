@@ -120,18 +120,38 @@ static int check_ehdr(const GElf_Ehdr *eh, size_t size, char *err, size_t errlen
 	return 0;
 }
 
-static int check_interp(unsigned i, const GElf_Phdr *ph, const uint8_t *raw, size_t size, char *err,
-			size_t errlen)
+/* PT_INTERP as Linux's load_elf_binary() takes it (2 to PATH_MAX bytes, NUL-terminated), a
+ * little stricter: one only, absolute, no NUL inside, since the path is opened by name. */
+static int check_interp(unsigned i, const GElf_Phdr *ph, const uint8_t *raw, size_t size,
+			struct loader_image *img, char *err, size_t errlen)
 {
 	char shown[INTERP_SHOWN * 4 + 4];
 
+	if (img->interp[0])
+		return FAIL("program header %u: a second PT_INTERP (one names the interpreter)", i);
 	if (ph->p_offset > size || ph->p_filesz > size - ph->p_offset)
-		return FAIL("ELF has PT_INTERP (program header %u, file range 0x%" PRIx64
-			    "+0x%" PRIx64 " past the end of the file): dynamic binaries are not "
-			    "supported yet",
-			    i, (uint64_t)ph->p_offset, (uint64_t)ph->p_filesz);
-	loader_escape(shown, sizeof(shown), raw + ph->p_offset, ph->p_filesz, INTERP_SHOWN);
-	return FAIL("ELF has PT_INTERP %s: dynamic binaries are not supported yet", shown);
+		return FAIL("PT_INTERP %u: file range 0x%" PRIx64 "+0x%" PRIx64
+			    " extends past the end of the file (0x%zx bytes)",
+			    i, (uint64_t)ph->p_offset, (uint64_t)ph->p_filesz, size);
+	const uint8_t *s = raw + ph->p_offset;
+	uint64_t n = ph->p_filesz;
+	loader_escape(shown, sizeof(shown), s, n, INTERP_SHOWN);
+	if (n < 2)
+		return FAIL("PT_INTERP %u: the interpreter path is empty", i);
+	if (n > LOADER_INTERP_MAX)
+		return FAIL("PT_INTERP %u: the interpreter path %s has 0x%" PRIx64
+			    " bytes, more than %d",
+			    i, shown, n, LOADER_INTERP_MAX);
+	if (s[n - 1] != 0)
+		return FAIL("PT_INTERP %u: the interpreter path %s is not NUL-terminated", i,
+			    shown);
+	if (strlen((const char *)s) != n - 1)
+		return FAIL("PT_INTERP %u: the interpreter path %s has a NUL byte before its end",
+			    i, shown);
+	if (s[0] != '/')
+		return FAIL("PT_INTERP %u: the interpreter path %s is not absolute", i, shown);
+	memcpy(img->interp, s, n);
+	return 0;
 }
 
 /* Checks of one PT_LOAD that need nothing but the header and the file size. */
@@ -182,6 +202,38 @@ static int pie_bias(const GElf_Phdr *ph, unsigned phnum, uint64_t pie_base, uint
 	uint64_t base = (pie_base + align - 1) & ~(align - 1);
 	lo &= ~(align - 1);
 	*bias = base > lo ? base - lo : 0;
+	return 0;
+}
+
+/* The placement mmap gives the interpreter on Linux: as high as it fits, its page-rounded end
+ * at or below `top`, its start aligned to the largest p_align. */
+static int pie_bias_top(const GElf_Phdr *ph, unsigned phnum, uint64_t top, uint64_t *bias,
+			char *err, size_t errlen)
+{
+	uint64_t align = LOADER_PAGE, lo = UINT64_MAX, hi = 0;
+
+	for (unsigned i = 0; i < phnum; i++) {
+		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
+			continue;
+		if (ph[i].p_align > align)
+			align = ph[i].p_align;
+		if (ph[i].p_vaddr < lo)
+			lo = ph[i].p_vaddr;
+		/* check_load_alone() has made sure this neither wraps nor rounds past 2^64. */
+		if (ph[i].p_vaddr + ph[i].p_memsz > hi)
+			hi = ph[i].p_vaddr + ph[i].p_memsz;
+	}
+	lo &= ~(align - 1);
+	hi = (hi + LOADER_PAGE - 1) & ~(LOADER_PAGE - 1);
+	if (hi - lo > top)
+		return FAIL("the image spans 0x%" PRIx64 " bytes: more than fit below 0x%" PRIx64,
+			    hi - lo, top);
+	uint64_t base = (top - (hi - lo)) & ~(align - 1);
+	if (base < lo)
+		return FAIL("the image is linked at 0x%" PRIx64 ", above the highest place it fits "
+			    "below 0x%" PRIx64,
+			    lo, top);
+	*bias = base - lo;
 	return 0;
 }
 
@@ -266,12 +318,13 @@ static int check_phdrs(const GElf_Phdr *ph, unsigned phnum, const uint8_t *raw, 
 	unsigned n = 0, nonempty = 0;
 	int rc;
 
-	/* The interpreter first: a dynamic binary deserves that reason, not a side issue. */
-	for (unsigned i = 0; i < phnum; i++)
-		if (ph[i].p_type == PT_INTERP)
-			return check_interp(i, &ph[i], raw, size, err, errlen);
 	for (unsigned i = 0; i < phnum; i++) {
 		switch (ph[i].p_type) {
+		case PT_INTERP:
+			rc = check_interp(i, &ph[i], raw, size, img, err, errlen);
+			if (rc < 0)
+				return rc;
+			break;
 		case PT_LOAD:
 			if (++n > LOADER_MAX_SEGS)
 				return FAIL("more than %d PT_LOAD segments", LOADER_MAX_SEGS);
@@ -328,7 +381,9 @@ int elf_check(Elf *e, const uint8_t *raw, size_t size, const struct loader_param
 	if (rc < 0)
 		return rc;
 	if (eh.e_type == ET_DYN) {
-		rc = pie_bias(ph, eh.e_phnum, params->pie_base, &bias, err, errlen);
+		rc = params->pie_top
+			 ? pie_bias_top(ph, eh.e_phnum, params->pie_top, &bias, err, errlen)
+			 : pie_bias(ph, eh.e_phnum, params->pie_base, &bias, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -351,6 +406,7 @@ int elf_check(Elf *e, const uint8_t *raw, size_t size, const struct loader_param
 
 	struct loader_image *img = &plan->img;
 	img->entry = eh.e_entry + bias;
+	img->prog_entry = img->entry;
 	img->bias = bias;
 	img->phdr = find_phdr(&eh, ph, bias);
 	img->phnum = eh.e_phnum;

@@ -119,12 +119,45 @@ static int read_ident(int fd, const char *path, size_t size, char *err, size_t e
 	return elf_check_ident(id, (size_t)n, err, errlen);
 }
 
-int loader_load_file(const char *path, const struct loader_params *params, struct loader_mem *mem,
-		     struct loader_image *out, char *err, size_t errlen)
+int loader_load_fd(int fd, const char *name, const struct loader_params *params,
+		   struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t size;
 	Elf *e;
+	int rc;
+
+	rc = check_args(params, mem, out, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (fstat(fd, &st) < 0)
+		return loader_fail(err, errlen, -errno, "cannot stat %s: %s", name,
+				   strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return loader_fail(err, errlen, -EACCES, "%s is not a regular file", name);
+	size = (size_t)st.st_size;
+	/* libelf cannot map an empty file, and the ident check gives the better message. */
+	rc = read_ident(fd, name, size, err, errlen);
+	if (rc < 0)
+		return rc;
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e)
+		return loader_fail(err, errlen, -ENOEXEC, "libelf cannot parse the file: %s",
+				   elf_errmsg(-1));
+	/* Check and copy the same mapped bytes libelf parses, not what pread saw earlier. */
+	const uint8_t *raw = (const uint8_t *)elf_rawfile(e, &size);
+	if (!raw)
+		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot map the file: %s",
+				 elf_errmsg(-1));
+	else if ((rc = elf_check_ident(raw, size, err, errlen)) == 0)
+		rc = load_elf(e, raw, size, params, mem, out, err, errlen);
+	elf_end(e);
+	return rc;
+}
+
+int loader_load_file(const char *path, const struct loader_params *params, struct loader_mem *mem,
+		     struct loader_image *out, char *err, size_t errlen)
+{
 	int fd, rc;
 
 	rc = check_args(params, mem, out, err, errlen);
@@ -134,34 +167,7 @@ int loader_load_file(const char *path, const struct loader_params *params, struc
 	if (fd < 0)
 		return loader_fail(err, errlen, -errno, "cannot open %s: %s", path,
 				   strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		rc = loader_fail(err, errlen, -errno, "cannot stat %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = loader_fail(err, errlen, -EACCES, "%s is not a regular file", path);
-		goto out;
-	}
-	size = (size_t)st.st_size;
-	/* libelf cannot map an empty file, and the ident check gives the better message. */
-	rc = read_ident(fd, path, size, err, errlen);
-	if (rc < 0)
-		goto out;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e) {
-		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot parse the file: %s",
-				 elf_errmsg(-1));
-		goto out;
-	}
-	/* Check and copy the same mapped bytes libelf parses, not what pread saw earlier. */
-	const uint8_t *raw = (const uint8_t *)elf_rawfile(e, &size);
-	if (!raw)
-		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot map the file: %s",
-				 elf_errmsg(-1));
-	else if ((rc = elf_check_ident(raw, size, err, errlen)) == 0)
-		rc = load_elf(e, raw, size, params, mem, out, err, errlen);
-	elf_end(e);
-out:
+	rc = loader_load_fd(fd, path, params, mem, out, err, errlen);
 	close(fd);
 	return rc;
 }

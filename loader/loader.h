@@ -1,6 +1,10 @@
-/* The ELF loader: checks a static x86-64 Linux program, copies its PT_LOAD segments into guest
- * RAM and builds the initial stack the way Linux's binfmt_elf does, so an unmodified static
- * glibc or musl program can start at its entry point with nothing else set up.
+/* The ELF loader: checks an x86-64 Linux program, copies its PT_LOAD segments into guest RAM
+ * and builds the initial stack the way Linux's binfmt_elf does, so an unmodified static glibc or
+ * musl program can start at its entry point with nothing else set up. A dynamic program names
+ * its interpreter (PT_INTERP): the caller opens that file, loads it with pie_top set, and joins
+ * the two with loader_add_interp(), so execution starts in ld.so with AT_BASE and AT_ENTRY
+ * pointing where Linux would have them. The libraries ld.so will open are found beforehand by
+ * loader_needed_resolve() (needed.c), which reads ELF files and ld.so.cache as ld.so does.
  *
  * The loader knows nothing of the monitor: it sees guest RAM only as the window the caller
  * passes in, and every byte it writes there is bounds-checked against that window, because
@@ -27,8 +31,14 @@ struct loader_params {
 	uint64_t min_addr; /* lowest address a segment may occupy (SBX_USER_ADDR) */
 	uint64_t max_addr; /* page-rounded segment ends must be at or below this (and mem.size) */
 	uint64_t pie_base; /* static-PIE (ET_DYN) placement: rounded up to the largest p_align */
-	int mem_is_zero;   /* nonzero: guest RAM is fresh zeroes, so skip zeroing bss and padding */
+	/* Nonzero: place an ET_DYN image top-down instead, as high as it fits with its
+	 * page-rounded end at or below pie_top (where Linux's mmap puts the interpreter). */
+	uint64_t pie_top;
+	int mem_is_zero; /* nonzero: guest RAM is fresh zeroes, so skip zeroing bss and padding */
 };
+
+/* PT_INTERP: at most PATH_MAX bytes with the NUL, as Linux allows. */
+#define LOADER_INTERP_MAX 4096
 
 /* At most this many PT_LOAD program headers; more are refused. */
 #define LOADER_MAX_SEGS 16
@@ -44,14 +54,19 @@ struct loader_segment {
 
 /* What was loaded, in guest addresses (the bias already applied). */
 struct loader_image {
-	uint64_t entry; /* e_entry + bias: where the program starts */
-	uint64_t bias;	/* added to every p_vaddr: 0 for ET_EXEC, the placement for static-PIE */
+	/* Where the first instruction runs: e_entry + bias, or once loader_add_interp() joined
+	 * an interpreter, the interpreter's entry. */
+	uint64_t entry;
+	uint64_t prog_entry;  /* AT_ENTRY: the program's own e_entry + bias */
+	uint64_t interp_base; /* AT_BASE: the interpreter's load bias, 0 without one */
+	uint64_t bias;	      /* added to every p_vaddr: 0 for ET_EXEC, the placement for ET_DYN */
 	uint64_t phdr;	/* AT_PHDR: guest address of the program headers, or 0 if not loaded */
 	uint64_t phnum; /* AT_PHNUM: e_phnum */
 	uint64_t phent; /* AT_PHENT: e_phentsize (always sizeof(Elf64_Phdr)) */
-	uint64_t lo;	/* page-rounded start of the lowest PT_LOAD */
-	uint64_t hi;	/* page-rounded end of the highest PT_LOAD */
-	uint64_t brk; /* where the program break starts: page-rounded end of the highest segment */
+	uint64_t lo;	/* page-rounded start of the lowest PT_LOAD (of program or interpreter) */
+	uint64_t hi;	/* page-rounded end of the highest PT_LOAD (of program or interpreter) */
+	/* Where the program break starts: page-rounded end of the program's highest segment. */
+	uint64_t brk;
 	/* The pages to map, sorted by address and disjoint. Each PT_LOAD covers its page-rounded
 	 * range; a page two segments share (Linux allows it) is split out with the union of their
 	 * protections. Gaps between segments are not listed and stay unmapped. */
@@ -61,6 +76,9 @@ struct loader_image {
 	int exec_stack;	    /* 1 if PT_GNU_STACK asks for an executable stack (PF_X) */
 	uint64_t tls_memsz; /* PT_TLS p_memsz (0 without PT_TLS) */
 	uint64_t tls_align; /* PT_TLS p_align (0 without PT_TLS) */
+	/* The PT_INTERP path, NUL-terminated, absolute, "" for a static program. Loading never
+	 * follows it: the caller opens it (under its policy) and calls loader_add_interp(). */
+	char interp[LOADER_INTERP_MAX];
 };
 
 /* Load the ELF file at `path`: check every header, then copy its segments into `mem`.
@@ -68,9 +86,21 @@ struct loader_image {
 int loader_load_file(const char *path, const struct loader_params *params, struct loader_mem *mem,
 		     struct loader_image *out, char *err, size_t errlen);
 
+/* The same for an open file; `name` is only for messages. The fd is not closed. */
+int loader_load_fd(int fd, const char *name, const struct loader_params *params,
+		   struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
+
 /* The same for an ELF image already in host memory (`buf` is only read). */
 int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
 		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
+
+/* Join the interpreter `interp` (loaded with loader_load_* at its own place) to the program
+ * `prog`, which named it: prog's page list gains the interpreter's pages, execution starts at
+ * the interpreter's entry, AT_BASE is its bias; brk, AT_PHDR and AT_ENTRY stay the program's.
+ * -ENOEXEC (and nothing changed) if the interpreter has a PT_INTERP of its own, overlaps the
+ * program, or the two need more than LOADER_MAX_RANGES page ranges. `name` is for messages. */
+int loader_add_interp(struct loader_image *prog, const struct loader_image *interp,
+		      const char *name, char *err, size_t errlen);
 
 /* The initial process stack. */
 struct loader_stack_args {

@@ -1,5 +1,9 @@
 /* The page list the monitor maps: PT_LOADs rounded out to pages, with a page that two
  * segments share (Linux allows it) given the union of their protections. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
 #include "loader_priv.h"
 
 static uint64_t page_down(uint64_t a)
@@ -63,4 +67,46 @@ void loader_make_segments(struct loader_plan *plan)
 	img->lo = cut[0];
 	img->hi = cut[ncut - 1];
 	img->brk = img->hi;
+}
+
+int loader_add_interp(struct loader_image *prog, const struct loader_image *interp,
+		      const char *name, char *err, size_t errlen)
+{
+	struct loader_segment merged[LOADER_MAX_RANGES];
+	unsigned n = 0, a = 0, b = 0;
+
+	if (interp->interp[0])
+		return loader_fail(err, errlen, -ENOEXEC,
+				   "the interpreter %s has a PT_INTERP of its own: an interpreter "
+				   "must load without one",
+				   name);
+	if (prog->nsegs + interp->nsegs > LOADER_MAX_RANGES)
+		return loader_fail(err, errlen, -ENOEXEC,
+				   "the program and its interpreter %s have %u page ranges "
+				   "together, more than %d",
+				   name, prog->nsegs + interp->nsegs, LOADER_MAX_RANGES);
+	/* Both lists are sorted and disjoint: merge them, refusing any overlap. */
+	while (a < prog->nsegs || b < interp->nsegs) {
+		const struct loader_segment *p = a < prog->nsegs ? &prog->segs[a] : NULL;
+		const struct loader_segment *q = b < interp->nsegs ? &interp->segs[b] : NULL;
+		if (p && q && p->start < q->end && q->start < p->end)
+			return loader_fail(err, errlen, -ENOEXEC,
+					   "the interpreter %s at 0x%" PRIx64 "-0x%" PRIx64
+					   " overlaps the program at 0x%" PRIx64 "-0x%" PRIx64,
+					   name, q->start, q->end, p->start, p->end);
+		if (p && (!q || p->start < q->start)) {
+			merged[n++] = *p;
+			a++;
+		} else {
+			merged[n++] = *q;
+			b++;
+		}
+	}
+	memcpy(prog->segs, merged, n * sizeof(merged[0]));
+	prog->nsegs = n;
+	prog->lo = prog->lo < interp->lo ? prog->lo : interp->lo;
+	prog->hi = prog->hi > interp->hi ? prog->hi : interp->hi;
+	prog->entry = interp->entry;
+	prog->interp_base = interp->bias;
+	return 0;
 }

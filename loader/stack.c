@@ -87,9 +87,9 @@ static unsigned make_auxv(uint64_t (*auxv)[2], const struct loader_image *img,
 	AUX(AT_PHDR, img->phdr);
 	AUX(AT_PHENT, img->phent);
 	AUX(AT_PHNUM, img->phnum);
-	AUX(AT_BASE, 0);
+	AUX(AT_BASE, img->interp_base);
 	AUX(AT_FLAGS, 0);
-	AUX(AT_ENTRY, img->entry);
+	AUX(AT_ENTRY, img->prog_entry);
 	AUX(AT_UID, a->uid);
 	AUX(AT_EUID, a->euid);
 	AUX(AT_GID, a->gid);

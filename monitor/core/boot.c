@@ -272,6 +272,50 @@ static void prefault_image(struct sbx_vm *vm)
 	madvise(vm->proc.mem.base + SBX_USER_ADDR, len, MADV_POPULATE_WRITE);
 }
 
+/* A dynamic program's interpreter, opened as the guest would open it (through the policy, so
+ * the file ld.so then finds at that path is the one loaded) and checked as hostile as the
+ * program: placed top-down below the stack guard, where Linux's mmap would put it. */
+static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
+		       struct loader_mem *lm, char *err, size_t errlen)
+{
+	struct loader_image *img = &vm->proc.image.img;
+	const char *path = img->interp;
+	char norm[POLICY_PATH_MAX], lerr[400];
+	struct policy_target *t = malloc(sizeof(*t));
+	if (!t)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	int fd = policy_normalize("/", path, strlen(path), norm, sizeof(norm));
+	const struct policy_mount *m = NULL;
+	if (fd == 0) {
+		policy_lookup(vm->cfg.policy, norm, t);
+		fd = t->kind == POLICY_MOUNT ? policy_open(vm->cfg.policy, t, POLICY_FOLLOW,
+							   O_RDONLY | O_CLOEXEC, 0, NULL, NULL, &m)
+					     : -ENOENT;
+	}
+	free(t);
+	if (fd < 0)
+		return sbx_fail(err, errlen, -ENOEXEC,
+				"the program's interpreter %s is not visible in the sandbox (%s): "
+				"add --ro %s",
+				path, strerror(-fd), path);
+	struct loader_params lp = *prog_lp;
+	lp.pie_top = vm->proc.image.stack_guard;
+	struct loader_image *in = malloc(sizeof(*in));
+	int r = in ? loader_load_fd(fd, path, &lp, lm, in, lerr, sizeof(lerr)) : -ENOMEM;
+	close(fd);
+	if (r == 0)
+		r = loader_add_interp(img, in, path, lerr, sizeof(lerr));
+	if (r == 0)
+		sbx_log(vm, 2, "interpreter %s at 0x%llx, entry 0x%llx", path,
+			(unsigned long long)img->interp_base, (unsigned long long)img->entry);
+	free(in);
+	if (r == -ENOMEM)
+		return sbx_fail(err, errlen, r, "out of memory");
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "interpreter %s: %s", path, lerr);
+	return 0;
+}
+
 int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	int r;
@@ -293,6 +337,8 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
 				  sizeof(lerr))) < 0)
 		return sbx_fail(err, errlen, r, "%s", lerr);
+	if (vm->proc.image.img.interp[0] && (r = load_interp(vm, &lp, &lm, err, errlen)) < 0)
+		return r;
 	guest_exe_path(vm);
 
 	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 ||

@@ -74,8 +74,12 @@ static void walk_stack(const struct loader_mem *mem, uint64_t rsp, struct walk *
 
 static struct loader_image fake_image(void)
 {
-	return (struct loader_image){
-	    .entry = 0x401000, .phdr = 0x400040, .phnum = 3, .phent = 56, .brk = 0x405000};
+	return (struct loader_image){.entry = 0x401000,
+				     .prog_entry = 0x401000,
+				     .phdr = 0x400040,
+				     .phnum = 3,
+				     .phent = 56,
+				     .brk = 0x405000};
 }
 
 static struct loader_stack_args default_args(const char *const *argv, const char *const *envp)

@@ -132,6 +132,9 @@ GOOD = {
     "good-minimal.elf": Elf().build(),
     "good-pie.elf": pie().build(),
     "good-shared-page.elf": shared_page().build(),
+    # Dynamic programs: the loader records PT_INTERP; the caller loads the interpreter.
+    "good-interp.elf": mutate(interp(b"/lib64/ld-linux-x86-64.so.2\0")),
+    "good-interp-dyn.elf": mutate(interp(b"/lib/ld-musl-x86_64.so.1\0"), pie),
 }
 
 BAD = {
@@ -156,10 +159,16 @@ BAD = {
     "bad-phnum-zero.elf": mutate(attr("phnum", 0)),
     "bad-phoff-past-end.elf": mutate(attr("phoff", 0x2000)),
     "bad-phoff-overflow.elf": mutate(attr("phoff", 0xFFFFFFFFFFFFFF00)),
-    "bad-interp.elf": mutate(interp(b"/lib64/ld-linux-x86-64.so.2\0")),
-    "bad-interp-dyn.elf": mutate(interp(b"/lib/ld-musl-x86_64.so.1\0"), pie),
-    "bad-interp-escape.elf": mutate(interp(b"/lib/\x01\xff\\ld" + b"x" * 300 + b"\0")),
+    "bad-interp-escape.elf": mutate(interp(b"/lib/\x01\xff\\ld" + b"x" * 300)),
     "bad-interp-past-end.elf": mutate(interp(b"/lib64/ld-linux-x86-64.so.2\0", 0x10000)),
+    "bad-interp-empty.elf": mutate(interp(b"\0")),
+    "bad-interp-relative.elf": mutate(interp(b"ld-linux-x86-64.so.2\0")),
+    "bad-interp-inner-nul.elf": mutate(interp(b"/lib/ld.so\0/etc/passwd\0")),
+    "bad-interp-long.elf": mutate(
+        lambda e: (setattr(e, "size", 0x3000 + 5002), interp(b"/" + b"a" * 5000 + b"\0", 0x3000)(e))),
+    "bad-interp-two.elf": mutate(
+        lambda e: (interp(b"/lib/a.so\0")(e),
+                   e.phdrs.append([PT_INTERP, PF_R, 0x900, 0, 0, 10, 10, 1]))),
     "bad-load-past-end.elf": mutate(setf(1, "filesz", 0x50000)),
     "bad-load-offset-overflow.elf": mutate(
         lambda e: (setf(1, "offset", 0xFFFFFFFFFFFFF000)(e), setf(1, "vaddr", 0x402000)(e))),
