@@ -130,4 +130,67 @@ int loader_build_stack(struct loader_mem *mem, const struct loader_image *img,
 		       const struct loader_stack_args *args, uint64_t *rsp_out, char *err,
 		       size_t errlen);
 
+/* needed.c, dynamic.c, ldcache.c: the files ld.so will open for a dynamic program, found the
+ * way ld.so finds them, so a sandbox can show exactly those. Every file is as untrusted as the
+ * program: sizes, counts and string offsets are bounded and checked. */
+
+/* What ld.so reads from one ELF object: its interpreter and the dynamic-section strings that
+ * decide which libraries it needs and where they are searched. All strings are malloc'd. */
+#define LOADER_DYN_MAX_NEEDED 1024 /* DT_NEEDED entries of one object */
+struct loader_dyninfo {
+	int is_dyn;	/* ET_DYN (a shared object or PIE), else ET_EXEC */
+	char *interp;	/* PT_INTERP, or NULL */
+	char **needed;	/* DT_NEEDED names, in order */
+	size_t nneeded; /* entries in needed */
+	char *runpath;	/* DT_RUNPATH, DT_RPATH, DT_SONAME, or NULL */
+	char *rpath;
+	char *soname;
+};
+/* From an ELF image in memory, or from an open file (read with pread, never mapped). A file
+ * with no PT_DYNAMIC gives no names. -ENOEXEC with a one-line reason for anything malformed. */
+int loader_dyninfo_mem(const void *buf, size_t len, const char *name, struct loader_dyninfo *out,
+		       char *err, size_t errlen);
+int loader_dyninfo_fd(int fd, const char *name, struct loader_dyninfo *out, char *err,
+		      size_t errlen);
+void loader_dyninfo_free(struct loader_dyninfo *d);
+
+/* glibc's /etc/ld.so.cache (the "glibc-ld.so.cache1.1" format, alone or after the old
+ * "ld.so-1.7.0" one): the path of the x86-64 library `soname`, as ld.so's cache lookup gives it
+ * (baseline entries: glibc-hwcaps subdirectory entries are not chosen). 0 and the path in out,
+ * -ENOENT when the cache has no entry, -EINVAL for a malformed cache. */
+int loader_ldcache_lookup(const void *cache, size_t len, const char *soname, char *out,
+			  size_t outlen);
+
+/* How the resolver sees the file system: `open` opens a path read-only as the sandbox will see
+ * it and returns an fd (the resolver closes it) or -errno. */
+struct loader_needed_io {
+	int (*open)(void *ctx, const char *path);
+	void *ctx;
+	/* ld.so's search directories after the cache (NULL: the Debian x86-64 glibc list, or musl's
+	 * /lib, /usr/local/lib, /usr/lib for a musl interpreter). NULL-terminated. */
+	const char *const *default_dirs;
+	const char *cwd; /* where relative names and directories start (NULL: "/") */
+};
+
+#define LOADER_NEEDED_MAX 256 /* objects in one closure, the program included */
+struct loader_needed {
+	char **paths;	 /* every file ld.so opens to start the program, by the path it uses: the
+			    interpreter, ld.so.cache or musl's path file if read, the libraries */
+	size_t npaths;	 /* entries in paths */
+	int origin_used; /* a library was found through the program's own $ORIGIN */
+	int musl;	 /* the interpreter is musl's */
+};
+/* The DT_NEEDED closure of the program open at `prog_fd`, whose path in the sandbox is
+ * `prog_path` (for $ORIGIN and messages), resolved as its interpreter will: for glibc, a name
+ * with a slash as it is; else DT_RPATH of the object and its loaders (unless it has
+ * DT_RUNPATH), DT_RUNPATH, /etc/ld.so.cache, then the default directories; for musl, RPATH and
+ * RUNPATH alike, /etc/ld-musl-x86_64.path or the defaults, and libc's own names are the
+ * interpreter. $ORIGIN, $LIB and $PLATFORM are expanded; paths are normalised lexically. A
+ * static program gives no paths. -ENOENT with a line naming the library, who needs it and where
+ * it was looked for when one is missing; -ENOEXEC for a malformed object; -E2BIG past
+ * LOADER_NEEDED_MAX objects. out is empty on failure. */
+int loader_needed_resolve(const char *prog_path, int prog_fd, const struct loader_needed_io *io,
+			  struct loader_needed *out, char *err, size_t errlen);
+void loader_needed_free(struct loader_needed *n);
+
 #endif

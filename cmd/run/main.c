@@ -293,6 +293,14 @@ int main(int argc, char **argv)
 		status = r > 0 ? 0 : EXIT_USAGE;
 		goto out;
 	}
+	/* A dynamic program's default view is part of the effective policy. */
+	if (optind < argc && !f.restore && !f.incoming && access(argv[optind], R_OK) == 0 &&
+	    sbx_dynamic_view(&f.cli.pol, argv[optind], "sandbox-run",
+			     f.cli.cfg.verbose ? stderr : NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sandbox-run: %s: %s\n", argv[optind], err);
+		status = SBX_STATUS_ERROR;
+		goto out;
+	}
 	if (f.print_policy) {
 		status = policy_write_json(&f.cli.pol, stdout) < 0 ? EXIT_USAGE : 0;
 		goto out;

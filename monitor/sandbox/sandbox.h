@@ -5,6 +5,8 @@
 #ifndef SBX_SANDBOX_H
 #define SBX_SANDBOX_H
 
+#include <stdio.h>
+
 #include "sbx_types.h"
 
 struct sbx_vm;
@@ -33,6 +35,17 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 /* Pause and resume from another thread than the one in sbx_vm_run. */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
+
+/* The default view of a dynamic program (dynview.c): the files its interpreter opens to start
+ * it (the interpreter, /etc/ld.so.cache, the DT_NEEDED closure, found as ld.so finds them
+ * through what `p` already shows, else on the host) are added to `p` read-only at their paths,
+ * each one a file mount; what `p` already shows is left to it. A static program adds nothing.
+ * When `log` is set, each added file is named there, one line each, after `tool`. -ENOENT with
+ * a line naming a missing library and the flag to add; other -errno for an unreadable or
+ * malformed program or library. */
+struct policy;
+int sbx_dynamic_view(struct policy *p, const char *prog, const char *tool, FILE *log, char *err,
+		     size_t errlen);
 
 /* 1 when /dev/kvm is the PVM backend. */
 int sbx_kvm_is_pvm(void);
