@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BenchError, Report, interleave  # noqa: E402
+from run import BenchError, Report, entry, interleave  # noqa: E402
 
 EPS_RE = re.compile(r"stat::average_exec_per_sec:\s+(\d+)")
 BREAK_RE = re.compile(r"per input: reset ([\d.]+) us, ([\d.]+) pages, ([\d.]+) VM exits")
@@ -78,14 +78,20 @@ def find_libfuzzer(cmd, seed, limit, work):
     return t if found and p.returncode != 0 else float("inf")
 
 
-def find_afl(cmd, seed, limit, work):
-    """Seconds until afl-fuzz saves its first crash."""
+def afl_dirs(work, seed):
+    """afl-fuzz's input folder holding seed, and an output folder emptied of an earlier run."""
     out_dir = os.path.join(work, "afl-out")
     in_dir = os.path.join(work, "afl-in")
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(in_dir, exist_ok=True)
     with open(os.path.join(in_dir, "seed"), "wb") as f:
-        f.write(b"hello")
+        f.write(seed)
+    return in_dir, out_dir
+
+
+def find_afl(cmd, seed, limit, work):
+    """Seconds until afl-fuzz saves its first crash."""
+    in_dir, out_dir = afl_dirs(work, b"hello")
     env = dict(os.environ, **dict(AFL_ENV, AFL_BENCH_UNTIL_CRASH="1"))
     t0 = time.perf_counter()
     subprocess.run(["afl-fuzz", "-V", str(limit), "-s", str(seed), "-i", in_dir, "-o", out_dir,
@@ -98,12 +104,7 @@ def find_afl(cmd, seed, limit, work):
 
 def afl(cmd, seconds, work, one_cpu=False):
     """exec/s of afl-fuzz over seconds (its own execs_per_sec)."""
-    out_dir = os.path.join(work, "afl-out")
-    in_dir = os.path.join(work, "afl-in")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.makedirs(in_dir, exist_ok=True)
-    with open(os.path.join(in_dir, "seed"), "wb") as f:
-        f.write(b"SBXF\x01\x00hello")
+    in_dir, out_dir = afl_dirs(work, b"SBXF\x01\x00hello")
     env = dict(os.environ, **AFL_ENV)
     pin = ["taskset", "-c", "0"] if one_cpu else []
     p = subprocess.run([*pin, "afl-fuzz", "-V", str(seconds), "-s", "1", "-i", in_dir, "-o",
@@ -219,8 +220,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BenchError as e:
-        print(f"fuzz.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    entry(main, "fuzz.py")

@@ -29,6 +29,14 @@ class BenchError(Exception):
     pass
 
 
+def entry(main, name):
+    """Run a bench script's main: a BenchError ends it with exit 1 and one line naming name."""
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"{name}: {e}")
+
+
 def run(cmd):
     """Run cmd once, stdout to /dev/null. Returns (wall seconds, stderr text)."""
     t0 = time.perf_counter()

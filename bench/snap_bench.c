@@ -74,21 +74,29 @@ static struct sbx_config config(const char *prog, char *const *argv, int out)
 				   .log = stderr};
 }
 
+/* Creates and loads a VM for prog and runs it on a thread of its own: 0, or 1 once said why. */
+static int start(struct runner *r, pthread_t *t, const char *prog, char *const *argv, int out)
+{
+	char err[512];
+	struct sbx_config cfg = config(prog, argv, out);
+	if (sbx_vm_create(&cfg, &r->vm, err, sizeof(err)) < 0 ||
+	    sbx_vm_load(r->vm, err, sizeof(err)) < 0) {
+		fprintf(stderr, "snap_bench: %s\n", err);
+		return 1;
+	}
+	pthread_create(t, NULL, run_thread, r);
+	return 0;
+}
+
 static int write_restore(const char *hb, int mib, int runs, const char *dir)
 {
 	char touch[16], err[512], path[4096];
 	snprintf(touch, sizeof(touch), "%d", mib);
 	char *const argv[] = {"heartbeat", "1000000", "0", touch, NULL};
-	int out = open("/dev/null", O_WRONLY);
-	struct sbx_config cfg = config(hb, argv, out);
 	struct runner r = {0};
-	if (sbx_vm_create(&cfg, &r.vm, err, sizeof(err)) < 0 ||
-	    sbx_vm_load(r.vm, err, sizeof(err)) < 0) {
-		fprintf(stderr, "snap_bench: %s\n", err);
-		return 1;
-	}
 	pthread_t t;
-	pthread_create(&t, NULL, run_thread, &r);
+	if (start(&r, &t, hb, argv, open("/dev/null", O_WRONLY)))
+		return 1;
 	/* The buffer is touched before the first beat (a WRITE). */
 	while (r.vm->call_count[SBX_CALL_WRITE] < 2)
 		usleep(1000);
@@ -151,19 +159,23 @@ static int write_restore(const char *hb, int mib, int runs, const char *dir)
 			close(o2);
 		}
 	}
-	char name[64];
-	snprintf(name, sizeof(name), "write_%dM", mib);
-	report(name, w, runs, 1e3, "ms");
-	snprintf(name, sizeof(name), "fsync_%dM", mib);
-	report(name, f, runs, 1e3, "ms");
-	snprintf(name, sizeof(name), "stored_%dM", mib);
-	report(name, mb, runs, 1, "MiB");
-	snprintf(name, sizeof(name), "restore_first_insn_%dM", mib);
-	report(name, re, runs, 1e3, "ms");
-	snprintf(name, sizeof(name), "restore_lazy_first_insn_%dM", mib);
-	report(name, rl, runs, 1e3, "ms");
-	snprintf(name, sizeof(name), "restore_lazy_first_call_%dM", mib);
-	report(name, hc, runs, 1e3, "ms");
+	const struct {
+		const char *name;
+		double *v, scale;
+		const char *unit;
+	} measures[] = {
+	    {"write", w, 1e3, "ms"},
+	    {"fsync", f, 1e3, "ms"},
+	    {"stored", mb, 1, "MiB"},
+	    {"restore_first_insn", re, 1e3, "ms"},
+	    {"restore_lazy_first_insn", rl, 1e3, "ms"},
+	    {"restore_lazy_first_call", hc, 1e3, "ms"},
+	};
+	for (size_t k = 0; k < sizeof(measures) / sizeof(measures[0]); k++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%s_%dM", measures[k].name, mib);
+		report(name, measures[k].v, runs, measures[k].scale, measures[k].unit);
+	}
 	unlink(path);
 	sbx_vm_kill(r.vm, SBX_END_DETACHED, 0, 0, "bench");
 	sbx_vm_resume(r.vm);
@@ -180,15 +192,10 @@ static int reset_bench(const char *prog, int runs, int argc, char **argv)
 		char err[512];
 		char *const gargv[] = {"dirty", argv[k], NULL};
 		int out = open("/dev/null", O_WRONLY);
-		struct sbx_config cfg = config(prog, gargv, out);
 		struct runner r = {0};
-		if (sbx_vm_create(&cfg, &r.vm, err, sizeof(err)) < 0 ||
-		    sbx_vm_load(r.vm, err, sizeof(err)) < 0) {
-			fprintf(stderr, "snap_bench: %s\n", err);
-			return 1;
-		}
 		pthread_t t;
-		pthread_create(&t, NULL, run_thread, &r);
+		if (start(&r, &t, prog, gargv, out))
+			return 1;
 		while (__atomic_load_n(&r.vm->call_count[SBX_CALL_WRITE], __ATOMIC_RELAXED) < 1)
 			usleep(200);
 		if (sbx_vm_pause(r.vm, 5000) < 0) {

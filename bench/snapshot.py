@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BenchError, Report, summary  # noqa: E402
+from run import BenchError, Report, entry, summary  # noqa: E402
 
 MIGRATED_RE = re.compile(r"downtime ([\d.]+) ms \(([\d.]+) ms paused before READY\), (\d+) rounds, "
                          r"([\d.]+) MiB in (\d+) ms")
@@ -251,8 +251,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BenchError as e:
-        print(f"snapshot.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    entry(main, "snapshot.py")

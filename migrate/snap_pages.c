@@ -358,7 +358,7 @@ static int unstored_zero(const struct mig_pages_src *p, uint64_t i, uint64_t e, 
 int mig_pages_check_unstored(const struct mig_pages_src *p, char *err, size_t errlen)
 {
 	const struct mig_section *s = p->sec;
-	uint64_t pos = s->offset, end = s->offset + s->length, d, h;
+	uint64_t pos = s->offset, end = s->offset + s->length, d = 0, h = 0;
 	uint8_t *buf = malloc(IO_CHUNK);
 	int rc = 0;
 	if (!buf)

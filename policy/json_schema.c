@@ -125,7 +125,7 @@ static int load_mount(struct pj *j, const json_t *m, size_t pos, const char *key
 static int load_tmp(struct pj *j, const json_t *t, size_t pos, const char *key)
 {
 	char q[80], why[512] = "", norm[POLICY_PATH_MAX];
-	const char *s;
+	const char *s = NULL;
 	int r = guest_path(j, t, pos, key, &s);
 	if (r < 0)
 		return r;
@@ -141,7 +141,7 @@ static int load_tmp(struct pj *j, const json_t *t, size_t pos, const char *key)
 static int load_cwd(struct pj *j, const json_t *v, size_t pos)
 {
 	char why[512] = "";
-	const char *s;
+	const char *s = NULL;
 	int r = guest_path(j, v, pos, "cwd", &s);
 	if (r < 0)
 		return r;

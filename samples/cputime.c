@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A global so the busy loop is not optimised away (and clang does not call it unused). */
+static volatile unsigned long cputime_sink;
+
 static long clock_ms(clockid_t c)
 {
 	struct timespec t;
@@ -46,10 +49,9 @@ int main(int argc, char **argv)
 			;
 	} else if (strcmp(argv[1], "busy") == 0) {
 		long end = clock_ms(CLOCK_MONOTONIC) + ms;
-		volatile unsigned long x = 0;
 		while (clock_ms(CLOCK_MONOTONIC) < end)
 			for (int i = 0; i < 10000; i++)
-				x += (unsigned long)i;
+				cputime_sink += (unsigned long)i;
 	} else {
 		return 2;
 	}

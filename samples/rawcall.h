@@ -1,5 +1,5 @@
-/* rawcall's parts: the ring, output and exit (rawcall.c), and the table of every call with
- * every argument kind (rawcall_calls.c). Freestanding: no libc. */
+/* rawcall's parts: the ring, output and exit (rawcall_ring.c), the modes (rawcall.c), and the table
+ * of every call with every argument kind (rawcall_calls.c). Freestanding: no libc. */
 #ifndef RAWCALL_H
 #define RAWCALL_H
 
@@ -10,6 +10,10 @@
 
 /* One request with all seven argument words; returns what the monitor answered. */
 int64_t rawcall7(uint32_t nr, const uint64_t a[7]);
+/* The same with five words (the last two zero). */
+int64_t rawcall_call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4);
+uint64_t rawcall_len(const char *s);
+void rawcall_doorbell(void);
 /* Where rawcall_say writes (the guest's fd 1 unless changed). */
 extern int rawcall_out;
 void rawcall_say(const char *s);

@@ -542,16 +542,22 @@ static void row_fstat(uint32_t nr, uint64_t arg)
 					 0, 0);
 }
 
+/* Every handle, each with every pair of arguments in vs. */
+static void each_fd_with(uint32_t nr, const uint64_t (*vs)[2], unsigned n)
+{
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned i = 0; i < n; i++)
+			req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], 0);
+}
+
 static void row_lseek(uint32_t nr, uint64_t arg)
 {
 	(void)arg;
 	static const uint64_t vs[][2] = {{0, 0},  {5, 1},	   {0, 2},
 					 {0, 3},  {0, 4},	   {~0ull, 0},
 					 {0, 99}, {1ull << 62, 0}, {0, 0xffffffff00000000ull}};
-	setup_fds();
-	for (int f = 0; f < NFD; f++)
-		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
-			req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], 0);
+	each_fd_with(nr, vs, sizeof(vs) / sizeof(vs[0]));
 }
 
 /* FTRUNCATE, FSYNC, FDATASYNC: a handle and a number. */
@@ -604,10 +610,7 @@ static void row_fcntl(uint32_t nr, uint64_t arg)
 	    {F_DUPFD_CLOEXEC, 5}, {999, 0},
 	    {~0ull, 0},
 	};
-	setup_fds();
-	for (int f = 0; f < NFD; f++)
-		for (unsigned i = 0; i < sizeof(vs) / sizeof(vs[0]); i++)
-			req1(nr, (uint64_t)fds[f], vs[i][0], vs[i][1], 0);
+	each_fd_with(nr, vs, sizeof(vs) / sizeof(vs[0]));
 }
 
 static void row_ioctl(uint32_t nr, uint64_t arg)

@@ -19,10 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "calls.h"
-#include "confine.h"
-#include "persist.h"
-#include "sandbox_priv.h"
+#include "helpers.h"
 
 /* Exit statuses of the children. */
 enum { OK = 0, E_SETUP = 10, E_CONFINE, E_OUTSIDE_OPENED, E_OUTSIDE_ERRNO, E_INSIDE, E_CALL };
@@ -52,12 +49,7 @@ static void fixture_init(struct fixture *f)
 
 static void fixture_fini(struct fixture *f)
 {
-	close(f->out[0]);
-	close(f->out[1]);
-	fclose(f->log);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	cr_assert_eq(system(cmd), 0);
+	test_scratch_free(f->out, f->log, f->dir);
 }
 
 /* In the child: a bare VM (no KVM) with the scratch directory mounted rw at /w. */
@@ -68,20 +60,8 @@ static int child_vm(struct fixture *f)
 	snprintf(spec, sizeof(spec), "%s:/w", f->dir);
 	if (policy_add_mount(&f->pol, spec, 1, err, sizeof(err)) < 0)
 		return -1;
-	struct sbx_config cfg = {
-	    .prog = "/nonexistent/prog",
-	    .policy = &f->pol,
-	    .mem_size = 16 << 20,
-	    .stdin_fd = -1,
-	    .stdout_fd = f->out[1],
-	    .stderr_fd = -1,
-	    .log = f->log,
-	};
-	if (sbx_vm_create_bare(&cfg, &f->vm, err, sizeof(err)) < 0)
-		return -1;
-	struct sbx_ring *r = sbx_gptr(f->vm, SBX_RING_ADDR, sizeof(*r));
-	r->abi_version = SBX_ABI_VERSION; /* as the guest kernel announces it */
-	return 0;
+	return test_vm_bare(&f->vm, "/nonexistent/prog", &f->pol, f->out[1], f->log, err,
+			    sizeof(err));
 }
 
 static int child_confine(struct fixture *f)
@@ -357,81 +337,64 @@ static int64_t call(struct sbx_vm *vm, struct sbx_slot s)
 
 #define BUF 0x200000ull
 
+/* A request on path (put at BUF), relative to the cwd; the caller sets what nr needs besides. */
+static struct sbx_slot path_slot(struct sbx_vm *vm, uint32_t nr, const char *path)
+{
+	struct sbx_slot s = {.nr = nr};
+	s.u.path.dirfd = SBX_AT_FDCWD;
+	s.u.path.path = put(vm, BUF, path);
+	s.u.path.path_len = (uint32_t)strlen(path);
+	return s;
+}
+
 static int hypercalls(struct fixture *f)
 {
 	struct sbx_vm *vm = f->vm;
 	char want[] = "inside\n";
 	/* OPEN /w/inside.txt, READ it, WRITE it to stdout, CLOSE. */
-	struct sbx_slot s = {.nr = SBX_CALL_OPEN};
-	s.u.path.dirfd = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/w/inside.txt");
-	s.u.path.path_len = (uint32_t)strlen("/w/inside.txt");
+	struct sbx_slot s = path_slot(vm, SBX_CALL_OPEN, "/w/inside.txt");
 	s.u.path.flags = O_RDONLY;
 	int64_t fd = call(vm, s);
 	if (fd < 0)
 		return E_CALL;
-	s = (struct sbx_slot){.nr = SBX_CALL_READ};
-	s.u.rw.fd = fd;
-	s.u.rw.buf = BUF + 0x1000;
-	s.u.rw.len = 64;
-	if (call(vm, s) != (int64_t)strlen(want) ||
+	if (call(vm, test_rw_req(SBX_CALL_READ, (int32_t)fd, BUF + 0x1000, 64)) !=
+		(int64_t)strlen(want) ||
 	    memcmp(sbx_gptr(vm, BUF + 0x1000, strlen(want)), want, strlen(want)))
 		return E_CALL + 1;
-	s = (struct sbx_slot){.nr = SBX_CALL_WRITE};
-	s.u.rw.fd = 1;
-	s.u.rw.buf = BUF + 0x1000;
-	s.u.rw.len = strlen(want);
-	if (call(vm, s) != (int64_t)strlen(want))
+	if (call(vm, test_rw_req(SBX_CALL_WRITE, 1, BUF + 0x1000, strlen(want))) !=
+	    (int64_t)strlen(want))
 		return E_CALL + 2;
 	s = (struct sbx_slot){.nr = SBX_CALL_CLOSE};
 	s.u.a[0] = (uint64_t)fd;
 	if (call(vm, s) != 0)
 		return E_CALL + 3;
 	/* Create, write and rename a file on the rw mount; mkdir; stat. */
-	s = (struct sbx_slot){.nr = SBX_CALL_OPEN};
-	s.u.path.dirfd = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/w/new.txt");
-	s.u.path.path_len = (uint32_t)strlen("/w/new.txt");
+	s = path_slot(vm, SBX_CALL_OPEN, "/w/new.txt");
 	s.u.path.flags = O_WRONLY | O_CREAT | O_TRUNC;
 	s.u.path.mode = 0644;
 	fd = call(vm, s);
 	if (fd < 0)
 		return E_CALL + 4;
-	s = (struct sbx_slot){.nr = SBX_CALL_WRITE};
-	s.u.rw.fd = fd;
-	s.u.rw.buf = BUF + 0x1000;
-	s.u.rw.len = strlen(want);
-	if (call(vm, s) != (int64_t)strlen(want))
+	if (call(vm, test_rw_req(SBX_CALL_WRITE, (int32_t)fd, BUF + 0x1000, strlen(want))) !=
+	    (int64_t)strlen(want))
 		return E_CALL + 5;
-	s = (struct sbx_slot){.nr = SBX_CALL_MKDIR};
-	s.u.path.dirfd = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/w/sub");
-	s.u.path.path_len = (uint32_t)strlen("/w/sub");
+	s = path_slot(vm, SBX_CALL_MKDIR, "/w/sub");
 	s.u.path.mode = 0755;
 	if (call(vm, s) != 0)
 		return E_CALL + 6;
-	s = (struct sbx_slot){.nr = SBX_CALL_RENAME};
-	s.u.path.dirfd = s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/w/new.txt");
-	s.u.path.path_len = (uint32_t)strlen("/w/new.txt");
+	s = path_slot(vm, SBX_CALL_RENAME, "/w/new.txt");
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
 	s.u.path.path2 = put(vm, BUF + 0x100, "/w/sub/moved.txt");
 	s.u.path.path2_len = (uint32_t)strlen("/w/sub/moved.txt");
 	if (call(vm, s) != 0)
 		return E_CALL + 7;
-	s = (struct sbx_slot){.nr = SBX_CALL_STAT};
-	s.u.path.dirfd = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/w/sub/moved.txt");
-	s.u.path.path_len = (uint32_t)strlen("/w/sub/moved.txt");
+	s = path_slot(vm, SBX_CALL_STAT, "/w/sub/moved.txt");
 	s.u.path.buf = BUF + 0x2000;
 	s.u.path.buf_len = 144;
 	if (call(vm, s) != 0)
 		return E_CALL + 8;
 	/* A path outside every mount stays ENOENT (the policy, not Landlock, answers). */
-	s = (struct sbx_slot){.nr = SBX_CALL_OPEN};
-	s.u.path.dirfd = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, "/etc/hostname");
-	s.u.path.path_len = (uint32_t)strlen("/etc/hostname");
-	if (call(vm, s) != -ENOENT)
+	if (call(vm, path_slot(vm, SBX_CALL_OPEN, "/etc/hostname")) != -ENOENT)
 		return E_CALL + 9;
 	s = (struct sbx_slot){.nr = SBX_CALL_RANDOM};
 	s.u.rw.buf = BUF;
@@ -516,10 +479,8 @@ Test(confine, hypercalls_work_from_the_polling_thread)
 static struct sbx_slot path_req(struct sbx_vm *vm, uint32_t nr, const char *path, const char *path2,
 				uint32_t flags)
 {
-	struct sbx_slot s = {.nr = nr};
-	s.u.path.dirfd = s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path = put(vm, BUF, path);
-	s.u.path.path_len = (uint32_t)strlen(path);
+	struct sbx_slot s = path_slot(vm, nr, path);
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
 	if (path2) {
 		s.u.path.path2 = put(vm, BUF + 0x100, path2);
 		s.u.path.path2_len = (uint32_t)strlen(path2);

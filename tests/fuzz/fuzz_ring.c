@@ -7,7 +7,6 @@
  * and writes the artifact. Landlock is left out: it would keep libFuzzer from writing artifacts
  * when a sanitizer stops the worker, and it refuses with an errno, never a kill. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 
 #include "calls.h"
 #include "confine.h"
+#include "fuzz_vm.h"
 #include "persist.h"
 #include "sandbox_priv.h"
 
@@ -36,36 +36,21 @@ static struct sbx_vm *fuzz_vm(void)
 	static struct policy pol;
 	if (vm)
 		return vm;
-	char ro[] = "/tmp/sbx-fuzz-ro-XXXXXX", rw[] = "/tmp/sbx-fuzz-rw-XXXXXX", spec[128];
+	char ro[] = "/tmp/sbx-fuzz-ro-XXXXXX", rw[] = "/tmp/sbx-fuzz-rw-XXXXXX";
 	char err[256], path[128];
 	if (!mkdtemp(ro) || !mkdtemp(rw))
 		abort();
-	snprintf(path, sizeof(path), "%s/file", ro);
-	FILE *f = fopen(path, "w");
-	fputs("hello\n", f);
-	fclose(f);
+	fuzz_hello_file(ro);
 	snprintf(path, sizeof(path), "%s/link", ro);
 	if (symlink("/etc/passwd", path) < 0)
 		abort();
 	policy_init(&pol);
-	snprintf(spec, sizeof(spec), "%s:/r", ro);
-	if (policy_add_mount(&pol, spec, 0, err, sizeof(err)) < 0)
-		abort();
-	snprintf(spec, sizeof(spec), "%s:/w", rw);
-	if (policy_add_mount(&pol, spec, 1, err, sizeof(err)) < 0)
-		abort();
+	fuzz_mount(&pol, ro, "/r", 0);
+	fuzz_mount(&pol, rw, "/w", 1);
 	/* /n is then a virtual directory above a mount, as / is. */
-	snprintf(spec, sizeof(spec), "%s:/n/m", ro);
-	if (policy_add_mount(&pol, spec, 0, err, sizeof(err)) < 0)
-		abort();
+	fuzz_mount(&pol, ro, "/n/m", 0);
 	static struct sbx_config cfg;
-	cfg.prog = "fuzz";
-	cfg.policy = &pol;
-	cfg.mem_size = 16 << 20;
-	cfg.stdin_fd = -1;
-	cfg.stdout_fd = open("/dev/null", O_WRONLY);
-	cfg.stderr_fd = cfg.stdout_fd;
-	cfg.log = fopen("/dev/null", "w");
+	fuzz_config(&cfg, &pol);
 	if (sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)) < 0)
 		abort();
 	struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));

@@ -3,7 +3,6 @@
  * segments), the rest is its body, loaded into a VM without KVM exactly as a restore would.
  * Whatever loads must also save, and the saved bytes must load again. (The vCPU and clock
  * pieces go straight to KVM, which validates them itself; the container is fuzz_snapshot.) */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "calls.h"
 #include "confine.h"
+#include "fuzz_vm.h"
 #include "persist.h"
 #include "sandbox_priv.h"
 
@@ -24,27 +24,16 @@ static struct sbx_vm *fuzz_vm(void)
 	static struct policy pol;
 	static struct sbx_config cfg;
 	struct sbx_vm *vm;
-	char err[256], spec[128], ro[] = "/tmp/sbx-fuzz-state-XXXXXX";
+	char err[256], ro[] = "/tmp/sbx-fuzz-state-XXXXXX";
 	static char dir[64];
 	if (!dir[0]) {
 		if (!mkdtemp(ro))
 			abort();
 		snprintf(dir, sizeof(dir), "%s", ro);
-		snprintf(spec, sizeof(spec), "%s/file", dir);
-		FILE *f = fopen(spec, "w");
-		fputs("hello\n", f);
-		fclose(f);
+		fuzz_hello_file(dir);
 		policy_init(&pol);
-		snprintf(spec, sizeof(spec), "%s:/r", dir);
-		if (policy_add_mount(&pol, spec, 0, err, sizeof(err)) < 0)
-			abort();
-		cfg.prog = "fuzz";
-		cfg.policy = &pol;
-		cfg.mem_size = 16 << 20;
-		cfg.stdin_fd = -1;
-		cfg.stdout_fd = open("/dev/null", O_WRONLY);
-		cfg.stderr_fd = cfg.stdout_fd;
-		cfg.log = fopen("/dev/null", "w");
+		fuzz_mount(&pol, dir, "/r", 0);
+		fuzz_config(&cfg, &pol);
 	}
 	if (sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)) < 0)
 		abort();

@@ -9,6 +9,11 @@
 char *e2e_slurp(const char *cmd, int *status);
 /* Skips the test with a reason when /dev/kvm is not there. */
 void e2e_need_kvm(void);
+/* Runs cmd as e2e_slurp does and expects its exit status and, in its output, each string of
+ * the NULL-ended list. Returns the output for any further check: free it. */
+char *e2e_expect_output(const char *cmd, int status, ...) __attribute__((sentinel));
+/* Makes the scratch folder dir (a mkdtemp template, filled in) and runs `cd DIR && setup`. */
+void e2e_scratch(char *dir, const char *setup);
 
 /* A shell function for e2e_slurp commands: `wait_for 'CONDITION'` evaluates CONDITION until it
  * holds. Tests wait for what they need this way, never for a time; the bound (300 s) only turns

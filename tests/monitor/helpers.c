@@ -19,29 +19,45 @@ void test_vm_setup(struct test_vm *t)
 	cr_assert_eq(policy_add_mount(&t->pol, spec, 1, err, sizeof(err)), 0, "%s", err);
 	snprintf(spec, sizeof(spec), "%s:/r", t->dir);
 	cr_assert_eq(policy_add_mount(&t->pol, spec, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+	    test_vm_bare(&t->vm, "test", &t->pol, t->out_pipe[1], t->log, err, sizeof(err)), 0,
+	    "%s", err);
+}
+
+int test_vm_bare(struct sbx_vm **vm, const char *prog, struct policy *pol, int out, FILE *log,
+		 char *err, size_t errlen)
+{
 	struct sbx_config cfg = {
-	    .prog = "test",
-	    .policy = &t->pol,
+	    .prog = prog,
+	    .policy = pol,
 	    .mem_size = 16 << 20,
 	    .stdin_fd = -1,
-	    .stdout_fd = t->out_pipe[1],
+	    .stdout_fd = out,
 	    .stderr_fd = -1,
-	    .log = t->log,
+	    .log = log,
 	};
-	cr_assert_eq(sbx_vm_create_bare(&cfg, &t->vm, err, sizeof(err)), 0, "%s", err);
-	struct sbx_ring *r = sbx_gptr(t->vm, SBX_RING_ADDR, sizeof(*r));
+	int rc = sbx_vm_create_bare(&cfg, vm, err, errlen);
+	if (rc < 0)
+		return rc;
+	struct sbx_ring *r = sbx_gptr(*vm, SBX_RING_ADDR, sizeof(*r));
 	r->abi_version = SBX_ABI_VERSION; /* as the guest kernel announces it */
+	return 0;
 }
 
 void test_vm_teardown(struct test_vm *t)
 {
 	sbx_vm_destroy(t->vm);
 	policy_free(&t->pol);
-	close(t->out_pipe[0]);
-	close(t->out_pipe[1]);
-	fclose(t->log);
+	test_scratch_free(t->out_pipe, t->log, t->dir);
+}
+
+void test_scratch_free(int out_pipe[2], FILE *log, const char *dir)
+{
+	close(out_pipe[0]);
+	close(out_pipe[1]);
+	fclose(log);
 	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
 
@@ -68,4 +84,13 @@ uint64_t test_put(struct test_vm *t, uint64_t gpa, const char *str)
 {
 	cr_assert_eq(sbx_copy_to_guest(t->vm, gpa, str, strlen(str)), 0);
 	return gpa;
+}
+
+struct sbx_slot test_rw_req(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+{
+	struct sbx_slot s = {.nr = nr};
+	s.u.rw.fd = fd;
+	s.u.rw.buf = buf;
+	s.u.rw.len = len;
+	return s;
 }

@@ -7,7 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SANDBOX SBX_BUILD_DIR "/sandbox-run"
+#include "e2e_util.h"
+
 #define SAMPLES SBX_BUILD_DIR "/samples/"
 
 struct out {
@@ -48,11 +49,7 @@ static void run(const char *cmd, struct out *o)
 	unlink(errf);
 }
 
-static void need_kvm(void)
-{
-	if (access("/dev/kvm", R_OK | W_OK) != 0)
-		cr_skip_test("/dev/kvm is not available here: end-to-end tests need KVM");
-}
+#define need_kvm e2e_need_kvm
 
 static const char *const polls[] = {"on", "off"};
 static const char *const libcs[] = {"glibc", "musl"};
@@ -177,14 +174,9 @@ static char scratch[64];
 static void make_tree(void)
 {
 	snprintf(scratch, sizeof(scratch), "/tmp/sbx-e2e-XXXXXX");
-	cr_assert_not_null(mkdtemp(scratch));
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && mkdir -p fs/d1 w && printf 'one\\n' > fs/f1 && printf 'two two\\n' > "
-		 "fs/f2 && ln -s f1 fs/link && seq 1 3000 | sort -R --random-source=/dev/zero > "
-		 "nums",
-		 scratch);
-	cr_assert_eq(system(cmd), 0);
+	e2e_scratch(scratch, "mkdir -p fs/d1 w && printf 'one\\n' > fs/f1 && printf 'two two\\n' > "
+			     "fs/f2 && ln -s f1 fs/link && seq 1 3000 | sort -R "
+			     "--random-source=/dev/zero > nums");
 }
 
 static void remove_tree(void)

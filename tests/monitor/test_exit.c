@@ -175,6 +175,18 @@ Test(exit_handler, unknown_hypercall_kills)
  * parameters to a fresh process, so the table holds indices and the exits are built here. */
 static const char *stray_exit(int i, struct kvm_run *run)
 {
+	/* Indices 5 and up: exits that carry nothing but their reason (and a suberror). */
+	static const struct {
+		uint32_t reason, suberror;
+		const char *msg;
+	} bare[] = {
+	    {KVM_EXIT_HLT, 0, "HLT"},
+	    {KVM_EXIT_SHUTDOWN, 0, "triple fault"},
+	    {KVM_EXIT_FAIL_ENTRY, 0, "VM entry failed"},
+	    {KVM_EXIT_INTERNAL_ERROR, KVM_INTERNAL_ERROR_EMULATION,
+	     "KVM internal error 1: instruction emulation failed"},
+	    {99, 0, "unexpected KVM exit reason 99"},
+	};
 	memset(run, 0, sizeof(*run));
 	switch (i) {
 	case 0:
@@ -192,22 +204,10 @@ static const char *stray_exit(int i, struct kvm_run *run)
 	case 4:
 		*run = mmio_exit(0xfee00000, 1);
 		return "stray MMIO write of 1 byte(s) at 0xfee00000";
-	case 5:
-		run->exit_reason = KVM_EXIT_HLT;
-		return "HLT";
-	case 6:
-		run->exit_reason = KVM_EXIT_SHUTDOWN;
-		return "triple fault";
-	case 7:
-		run->exit_reason = KVM_EXIT_FAIL_ENTRY;
-		return "VM entry failed";
-	case 8:
-		run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
-		run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
-		return "KVM internal error 1: instruction emulation failed";
 	default:
-		run->exit_reason = 99;
-		return "unexpected KVM exit reason 99";
+		run->exit_reason = bare[i - 5].reason;
+		run->internal.suberror = bare[i - 5].suberror;
+		return bare[i - 5].msg;
 	}
 }
 

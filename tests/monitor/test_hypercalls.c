@@ -44,12 +44,14 @@ static struct sbx_slot open_req(const char *path, uint32_t flags)
 	return s;
 }
 
-static struct sbx_slot rw_req(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+/* A request on two paths from the cwd (RENAME, LINK, SYMLINK), path2 being the new name. */
+static struct sbx_slot two_path_req(uint32_t nr, const char *path, const char *path2)
 {
-	struct sbx_slot s = {.nr = nr};
-	s.u.rw.fd = fd;
-	s.u.rw.buf = buf;
-	s.u.rw.len = len;
+	struct sbx_slot s = open_req(path, 0);
+	s.nr = nr;
+	s.u.path.dirfd2 = SBX_AT_FDCWD;
+	s.u.path.path2 = test_put(&T, 0x401000, path2);
+	s.u.path.path2_len = (uint32_t)strlen(path2);
 	return s;
 }
 
@@ -57,7 +59,7 @@ Test(hypercalls, open_and_read_a_file_in_a_mount)
 {
 	int64_t fd = test_call(&T, open_req("/r/file", O_RDONLY));
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, (int32_t)fd, BUF, 100)), 8);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, (int32_t)fd, BUF, 100)), 8);
 	cr_assert_eq(memcmp(sbx_gptr(T.vm, BUF, 8), "content\n", 8), 0);
 }
 
@@ -83,7 +85,7 @@ Test(hypercalls, the_root_is_a_virtual_directory_listing_the_mounts)
 {
 	int64_t fd = test_call(&T, open_req("/", O_RDONLY | O_DIRECTORY));
 	cr_assert_geq(fd, 0);
-	int64_t n = test_call(&T, rw_req(SBX_CALL_GETDENTS, (int32_t)fd, BUF, 4096));
+	int64_t n = test_call(&T, test_rw_req(SBX_CALL_GETDENTS, (int32_t)fd, BUF, 4096));
 	cr_assert_gt(n, 0);
 	const uint8_t *p = sbx_gptr(T.vm, BUF, (uint64_t)n);
 	int seen_r = 0, seen_w = 0;
@@ -94,16 +96,17 @@ Test(hypercalls, the_root_is_a_virtual_directory_listing_the_mounts)
 		o += *(const uint16_t *)(p + o + 16);
 	}
 	cr_assert(seen_r && seen_w);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_GETDENTS, (int32_t)fd, BUF, 4096)), 0);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_GETDENTS, (int32_t)fd, BUF, 4096)), 0);
 	cr_assert_eq(test_call(&T, open_req("/", O_WRONLY)), -EISDIR);
 }
 
 Test(hypercalls, bad_buffers_are_efault_not_crashes)
 {
 	int64_t fd = test_call(&T, open_req("/r/file", O_RDONLY));
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, (int32_t)fd, 16 << 20, 10)), -EFAULT);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, (int32_t)fd, ~0ull - 4, 10)), -EFAULT);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_WRITE, 1, (16 << 20) - 4, 8)), -EFAULT);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, (int32_t)fd, 16 << 20, 10)), -EFAULT);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, (int32_t)fd, ~0ull - 4, 10)),
+		     -EFAULT);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_WRITE, 1, (16 << 20) - 4, 8)), -EFAULT);
 	struct sbx_slot s = open_req("/r/file", O_RDONLY);
 	s.u.path.path = (16 << 20) - 2;
 	s.u.path.path_len = 10;
@@ -114,9 +117,9 @@ Test(hypercalls, bad_buffers_are_efault_not_crashes)
 
 Test(hypercalls, bad_handles_are_ebadf)
 {
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, 77, BUF, 1)), -EBADF);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, -1, BUF, 1)), -EBADF);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_READ, 1 << 30, BUF, 1)), -EBADF);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, 77, BUF, 1)), -EBADF);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, -1, BUF, 1)), -EBADF);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_READ, 1 << 30, BUF, 1)), -EBADF);
 	struct sbx_slot c = {.nr = SBX_CALL_CLOSE, .u.a = {5000}};
 	cr_assert_eq(test_call(&T, c), -EBADF);
 }
@@ -125,11 +128,11 @@ Test(hypercalls, iovec_counts_and_entries_are_checked)
 {
 	struct sbx_iovec iov[2] = {{0x400000, 2}, {16 << 20, 4}};
 	sbx_copy_to_guest(T.vm, BUF, iov, sizeof(iov));
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_WRITEV, 1, BUF, 2)), -EFAULT);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_WRITEV, 1, BUF, SBX_IOV_MAX + 1)), -EINVAL);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_WRITEV, 1, BUF, 2)), -EFAULT);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_WRITEV, 1, BUF, SBX_IOV_MAX + 1)), -EINVAL);
 	iov[1] = (struct sbx_iovec){0x400000, ~0ull};
 	sbx_copy_to_guest(T.vm, BUF, iov, sizeof(iov));
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_WRITEV, 1, BUF, 2)), -EINVAL);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_WRITEV, 1, BUF, 2)), -EINVAL);
 }
 
 Test(hypercalls, a_file_mount_point_cannot_be_removed)
@@ -154,11 +157,7 @@ Test(hypercalls, mkdir_rename_unlink_on_a_rw_mount)
 	s = open_req("/r/d2", 0);
 	s.nr = SBX_CALL_MKDIR;
 	cr_assert_eq(test_call(&T, s), -EROFS);
-	s = open_req("/w/d", 0);
-	s.nr = SBX_CALL_RENAME;
-	s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path2 = test_put(&T, 0x401000, "/w/e");
-	s.u.path.path2_len = 4;
+	s = two_path_req(SBX_CALL_RENAME, "/w/d", "/w/e");
 	cr_assert_eq(test_call(&T, s), 0);
 	s.u.path.path2 = test_put(&T, 0x401000, "/r/f");
 	s = open_req("/w/e", 0);
@@ -177,9 +176,9 @@ Test(hypercalls, cwd_and_relative_paths)
 	cr_assert_eq(test_call(&T, s), 0);
 	cr_assert_geq(test_call(&T, open_req("file", O_RDONLY)), 0);
 	cr_assert_eq(test_call(&T, open_req("../../../etc/passwd", O_RDONLY)), -ENOENT);
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_GETCWD, 0, BUF, 100)), 3);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_GETCWD, 0, BUF, 100)), 3);
 	cr_assert_str_eq((const char *)sbx_gptr(T.vm, BUF, 3), "/r");
-	cr_assert_eq(test_call(&T, rw_req(SBX_CALL_GETCWD, 0, BUF, 2)), -ERANGE);
+	cr_assert_eq(test_call(&T, test_rw_req(SBX_CALL_GETCWD, 0, BUF, 2)), -ERANGE);
 }
 
 Test(hypercalls, stat_of_a_symlink_and_its_target)
@@ -390,30 +389,18 @@ Test(hypercalls, a_fifo_does_not_block_the_monitor)
 
 Test(hypercalls, links_modes_times_and_statfs)
 {
-	struct sbx_slot s = open_req("/r/file", 0); /* link text */
-	s.nr = SBX_CALL_SYMLINK;
-	s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path2 = test_put(&T, 0x401000, "/w/ln");
-	s.u.path.path2_len = 5;
+	/* "/r/file" is the link text. */
+	struct sbx_slot s = two_path_req(SBX_CALL_SYMLINK, "/r/file", "/w/ln");
 	cr_assert_eq(test_call(&T, s), 0);
 	cr_assert(S_ISLNK(host_stat("ln").st_mode));
-	s.u.path.path2 = test_put(&T, 0x401000, "/r/ln2");
-	s.u.path.path2_len = 6;
+	s = two_path_req(SBX_CALL_SYMLINK, "/r/file", "/r/ln2");
 	cr_assert_eq(test_call(&T, s), -EROFS);
 
 	/* A hard link that follows a guest symlink resolves it beneath the mount only. */
-	s = open_req("/w/escape", 0);
-	s.nr = SBX_CALL_LINK;
+	s = two_path_req(SBX_CALL_LINK, "/w/escape", "/w/stolen");
 	s.u.path.flags = AT_SYMLINK_FOLLOW;
-	s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path2 = test_put(&T, 0x401000, "/w/stolen");
-	s.u.path.path2_len = 9;
 	cr_assert_eq(test_call(&T, s), -ENOENT);
-	s = open_req("/w/file", 0);
-	s.nr = SBX_CALL_LINK;
-	s.u.path.dirfd2 = SBX_AT_FDCWD;
-	s.u.path.path2 = test_put(&T, 0x401000, "/w/hard");
-	s.u.path.path2_len = 7;
+	s = two_path_req(SBX_CALL_LINK, "/w/file", "/w/hard");
 	cr_assert_eq(test_call(&T, s), 0);
 	cr_assert_eq(host_stat("hard").st_nlink, 2);
 

@@ -180,13 +180,10 @@ static char *nest_snapshot(const char *dir)
 static void nest_run(const char *libc, const struct nest_case *c)
 {
 	char dir[] = "/tmp/sbx-nest-XXXXXX", cmd[2048];
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd),
-		 "cd %s && mkdir -p h/rw/prot/sub h/ro/w && "
+	e2e_scratch(
+	    dir, "mkdir -p h/rw/prot/sub h/ro/w && "
 		 "printf 'protected\\n' | tee h/rw/prot/p.txt h/rw/f.txt h/ro/o.txt >/dev/null && "
-		 "printf 'mine\\n' > h/ro/w/x.txt && ln -s w h/ro/lnk && ln -s w/.. h/ro/wup",
-		 dir);
-	cr_assert_eq(system(cmd), 0);
+		 "printf 'mine\\n' > h/ro/w/x.txt && ln -s w h/ro/lnk && ln -s w/.. h/ro/wup");
 	char *before = nest_snapshot(dir);
 	snprintf(cmd, sizeof(cmd),
 		 SANDBOX " --rw %s/h/rw:/rw --ro %s/h/rw/prot:/rw/prot --ro %s/h/rw/f.txt:/rw/f.txt"

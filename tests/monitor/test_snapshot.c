@@ -414,17 +414,25 @@ Test(snapshot, restore_refuses_a_wider_policy_and_a_missing_file)
 	free(out);
 }
 
-static void migrate(const char *mode)
+/* tests/monitor/SCRIPT BUILD_DIR MODE exits 0 and says PASS, or says "SKIP: why" (ctl.sh). */
+static void script_case(const char *script, const char *mode)
 {
 	e2e_need_kvm();
 	int st;
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd),
-		 SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR " %s 2>&1", mode);
+	snprintf(cmd, sizeof(cmd), SBX_SOURCE_DIR "/tests/monitor/%s " SBX_BUILD_DIR " %s 2>&1",
+		 script, mode);
 	char *out = e2e_slurp(cmd, &st);
+	if (strstr(out, "SKIP: "))
+		cr_skip_test("%s", strstr(out, "SKIP: "));
 	cr_assert_eq(st, 0, "%s", out);
 	cr_assert(strstr(out, "PASS"), "%s", out);
 	free(out);
+}
+
+static void migrate(const char *mode)
+{
+	script_case("migrate.sh", mode);
 }
 
 Test(migration, loopback_tcp)
@@ -475,17 +483,7 @@ Test(migration, guest_ends_during_precopy)
 /* tests/monitor/ctl.sh MODE: sandbox-ctl's failures. */
 static void ctl_case(const char *mode)
 {
-	e2e_need_kvm();
-	int st;
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), SBX_SOURCE_DIR "/tests/monitor/ctl.sh " SBX_BUILD_DIR " %s 2>&1",
-		 mode);
-	char *out = e2e_slurp(cmd, &st);
-	if (strstr(out, "SKIP: "))
-		cr_skip_test("%s", strstr(out, "SKIP: "));
-	cr_assert_eq(st, 0, "%s", out);
-	cr_assert(strstr(out, "PASS"), "%s", out);
-	free(out);
+	script_case("ctl.sh", mode);
 }
 
 /* A dead control socket: exit 2, before the destination's connection or the snapshot file

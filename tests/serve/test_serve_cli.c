@@ -48,15 +48,35 @@ static int parse(struct sbx_cli *c, struct seen *s, char **argv, char *err)
 	return sbx_cli_parse(c, argc, argv, &front, s, err, 256);
 }
 
-Test(cli, shared_and_own_flags)
+/* parse accepts argv. */
+static void parse_ok(struct sbx_cli *c, struct seen *s, char **argv)
+{
+	char err[256];
+	cr_assert_eq(parse(c, s, argv, err), 0, "%s", err);
+}
+
+/* parse refuses argv with -EINVAL and says why: err is want, or holds it where !whole. */
+static void expect_refused(char **argv, const char *want, int whole)
 {
 	struct sbx_cli c;
 	struct seen s;
 	char err[256];
+	cr_assert_eq(parse(&c, &s, argv, err), -EINVAL, "%s %s", argv[1], argv[2]);
+	if (whole)
+		cr_assert_str_eq(err, want);
+	else
+		cr_assert(strstr(err, want), "%s", err);
+	policy_free(&c.pol);
+}
+
+Test(cli, shared_and_own_flags)
+{
+	struct sbx_cli c;
+	struct seen s;
 	char *argv[] = {"sandbox-serve", "--env",     "A=1", "--mine", "x",  "--mem",
 			"64M",		 "--timeout", "2s",  "--flag", "-v", "prog",
 			"--mine",	 "arg",	      NULL};
-	cr_assert_eq(parse(&c, &s, argv, err), 0, "%s", err);
+	parse_ok(&c, &s, argv);
 	cr_assert_str_eq(argv[optind], "prog", "parsing stops at the program");
 	cr_assert_str_eq(s.mine, "x");
 	cr_assert_eq(s.flag, 1);
@@ -74,10 +94,9 @@ Test(cli, a_front_ends_table_stores_its_options)
 {
 	struct sbx_cli c;
 	struct seen s;
-	char err[256];
 	char *argv[] = {"t",  "--name",	 "n",  "--size",     "64K", "--wait",
 			"2m", "--count", "12", "--no-stdin", "p",   NULL};
-	cr_assert_eq(parse(&c, &s, argv, err), 0, "%s", err);
+	parse_ok(&c, &s, argv);
 	cr_assert_str_eq(s.name, "n");
 	cr_assert_eq(s.size, 65536);
 	cr_assert_eq(s.ms, 120000);
@@ -86,17 +105,11 @@ Test(cli, a_front_ends_table_stores_its_options)
 	cr_assert_eq(c.cfg.stdin_fd, -1, "--no-stdin closes the guest's stdin");
 	policy_free(&c.pol);
 	char *bad_count[] = {"t", "--count", "4097", "p", NULL};
-	cr_assert_eq(parse(&c, &s, bad_count, err), -EINVAL);
-	cr_assert_str_eq(err, "--count 4097: expected a number from 1 to 4096");
-	policy_free(&c.pol);
+	expect_refused(bad_count, "--count 4097: expected a number from 1 to 4096", 1);
 	char *bad_wait[] = {"t", "--wait", "0", "p", NULL};
-	cr_assert_eq(parse(&c, &s, bad_wait, err), -EINVAL);
-	cr_assert(strstr(err, "--wait 0: expected a duration"), "%s", err);
-	policy_free(&c.pol);
+	expect_refused(bad_wait, "--wait 0: expected a duration", 0);
 	char *bad_pass[] = {"t", "--env-pass", "A=B", "p", NULL};
-	cr_assert_eq(parse(&c, &s, bad_pass, err), -EINVAL);
-	cr_assert(strstr(err, "not a variable name"), "%s", err);
-	policy_free(&c.pol);
+	expect_refused(bad_pass, "not a variable name", 0);
 }
 
 Test(cli, a_copy_has_a_policy_of_its_own)
@@ -126,17 +139,11 @@ Test(cli, errors_and_help)
 	struct seen s;
 	char err[256];
 	char *bad_own[] = {"x/sandbox-serve", "--mine", "bad", "prog", NULL};
-	cr_assert_eq(parse(&c, &s, bad_own, err), -EINVAL);
-	cr_assert_str_eq(err, "--mine bad: no");
-	policy_free(&c.pol);
+	expect_refused(bad_own, "--mine bad: no", 1);
 	char *bad_size[] = {"sandbox-serve", "--mem", "12Q", "prog", NULL};
-	cr_assert_eq(parse(&c, &s, bad_size, err), -EINVAL);
-	cr_assert(strstr(err, "--mem 12Q"));
-	policy_free(&c.pol);
+	expect_refused(bad_size, "--mem 12Q", 0);
 	char *unknown[] = {"x/sandbox-serve", "--nope", "prog", NULL};
-	cr_assert_eq(parse(&c, &s, unknown, err), -EINVAL);
-	cr_assert_str_eq(err, "try 'sandbox-serve --help'");
-	policy_free(&c.pol);
+	expect_refused(unknown, "try 'sandbox-serve --help'", 1);
 	char *help[] = {"sandbox-serve", "--help", NULL};
 	cr_assert_eq(parse(&c, &s, help, err), 1);
 	policy_free(&c.pol);
