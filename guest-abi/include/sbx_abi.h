@@ -20,6 +20,15 @@
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
 #define SBX_PAGE_SIZE SBX_U64(0x1000)
+/* x86-64 page-table entry bits, as the monitor builds the tables and the kernel edits them. */
+#define SBX_PTE_P SBX_U64(0x1)
+#define SBX_PTE_W SBX_U64(0x2)
+#define SBX_PTE_U SBX_U64(0x4)
+#define SBX_PTE_A SBX_U64(0x20)
+#define SBX_PTE_D SBX_U64(0x40)
+#define SBX_PTE_PS SBX_U64(0x80)
+#define SBX_PTE_NX (SBX_U64(1) << 63)
+#define SBX_PTE_ADDR SBX_U64(0x000ffffffffff000)
 #define SBX_MIN_ADDR SBX_U64(0x10000)	   /* [0, 64 KiB) is never mapped, like vm.mmap_min_addr */
 #define SBX_GDT_ADDR SBX_U64(0x10000)	   /* GDT page (supervisor-only accesses by the CPU) */
 #define SBX_TSS_ADDR SBX_U64(0x11000)	   /* 64-bit TSS with the IST stack pointers */

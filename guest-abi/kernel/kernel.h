@@ -92,9 +92,10 @@ enum k_vma_kind { K_VMA_ELF = 1, K_VMA_VDSO, K_VMA_HEAP, K_VMA_STACK, K_VMA_ANON
 struct k_vma {
 	uint64_t start, end; /* page aligned, start < end */
 	uint8_t prot;	     /* SBX_PROT_*: as mmap and mprotect set it */
-	/* SBX_PROT_* the monitor's page tables give these pages. They never change after boot
-	 * (mprotect does not reach them yet), so a buffer is writable only if both say so: the
-	 * kernel must never fault on a pointer it was given. */
+	/* SBX_PROT_* the page tables give these pages: a buffer is writable only if both say
+	 * so, since the kernel must never fault on a pointer it was given. The memory syscalls
+	 * keep the page tables following `prot` (pt.c), so the two differ only where the
+	 * monitor's initial tables were wider (the stack). */
 	uint8_t ptprot;
 	uint8_t kind; /* enum k_vma_kind */
 	uint8_t pad[5];
@@ -134,8 +135,21 @@ int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
  * (MADV_DONTNEED): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
 
-/* release.c: gives [start, end) back (zeroed, or to the host). */
+/* release.c: gives [start, end) back (zeroed, or to the host). Leaves the range's page
+ * tables writable: the caller makes them follow the table of mappings again. */
 void k_mem_release(uint64_t start, uint64_t end);
+
+/* pt.c: the page tables, kept following the table of mappings. */
+/* [start, end) (page aligned) gets protection prot (0: not present). 0, or -ENOMEM when a
+ * 2 MiB page had to be split and no page-table page was left (or the address is outside the
+ * tables): that region keeps its old entries, the rest is done. */
+int k_pt_set(uint64_t start, uint64_t end, unsigned prot);
+/* [start, end) as the table of mappings says: each mapping's protection, nothing elsewhere. */
+int k_pt_follow(uint64_t start, uint64_t end);
+/* Page-table pages left for splits; one call needs at most two per range it changes. */
+unsigned k_pt_free_pages(void);
+/* The TLB flush the changes of this syscall owe, if any: once per syscall, at its end. */
+void k_pt_commit(void);
 
 /* The syscall handlers, grouped by file. */
 long k_sys_brk(struct k_frame *f);

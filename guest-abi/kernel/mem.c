@@ -1,8 +1,8 @@
 /* Memory syscalls: they keep the table of mappings (vma.c), which decides what a syscall may
- * read or write. The monitor mapped all of RAM before the first instruction and the page tables
- * never change on these paths (a later change makes them follow this table), so brk/mmap only
- * hand out address ranges. Freed ranges are zeroed (or given back to the host) when released,
- * so every free byte is zero and a new anonymous mapping needs no work at all. */
+ * read or write, and the page tables follow it (pt.c): what is unmapped or PROT_NONE is not
+ * present, read-only is read-only, only PROT_EXEC executes. Changes of one call cost at most
+ * one TLB flush, at its end (k_pt_commit). Freed ranges are zeroed (or given back to the host)
+ * when released, so every free byte is zero and a new anonymous mapping needs no work. */
 #include "kernel.h"
 
 #define PROT_GROWSDOWN 0x01000000
@@ -18,8 +18,8 @@
 #define MADV_REMOVE 9
 #define PAGE 4096ull
 #define RWX (SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC)
-/* What the monitor's page tables give the heap and the mmap area. */
-#define PT_RW (SBX_PROT_READ | SBX_PROT_WRITE)
+/* A split of a 2 MiB page at each end of the range: what one change may need. */
+#define PT_PAGES_PER_CALL 2
 
 static uint64_t k_brk; /* current break as the program set it */
 
@@ -99,6 +99,8 @@ long k_sys_mmap(struct k_frame *f)
 	int anon = (flags & MAP_ANONYMOUS) != 0;
 	if (!anon && (flags & MAP_SHARED) && (prot & SBX_PROT_WRITE))
 		return -ENODEV; /* shared writable file mappings need a page cache we do not have */
+	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
+		return -ENOMEM;
 	uint64_t start;
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
 		if (addr + plen < addr || addr < BOOT->mmap_base || addr + plen > BOOT->mmap_top)
@@ -120,18 +122,25 @@ long k_sys_mmap(struct k_frame *f)
 			return -ENOMEM;
 		}
 	}
-	long r = k_vma_map(start, start + plen, (unsigned)prot & RWX, PT_RW,
+	long r = k_vma_map(start, start + plen, (unsigned)prot & RWX, (unsigned)prot & RWX,
 			   anon ? K_VMA_ANON : K_VMA_FILE);
 	if (r < 0)
 		return r;
+	/* The monitor writes a file's bytes into RAM directly, whatever the protection. */
 	if (!anon) {
 		r = map_fill_from_file(start, len, fd, off);
 		if (r < 0) {
 			k_vma_unmap(start, start + plen);
+			k_pt_follow(start, start + plen);
 			return r;
 		}
-	} else {
+	} else if (prot & RWX) {
 		k_populate(start, plen);
+	}
+	if (k_pt_follow(start, start + plen) < 0) {
+		k_vma_unmap(start, start + plen);
+		k_pt_follow(start, start + plen);
+		return -ENOMEM;
 	}
 	return (long)start;
 }
@@ -141,21 +150,45 @@ long k_sys_munmap(struct k_frame *f)
 	uint64_t addr = f->rdi, len = page_up(f->rsi);
 	if ((addr & (PAGE - 1)) || len == 0 || addr + len < addr)
 		return -EINVAL;
-	return k_vma_unmap(addr, addr + len);
+	long r = k_vma_unmap(addr, addr + len);
+	if (r == 0)
+		k_pt_follow(addr, addr + len); /* short of page-table pages: stays mapped, zeroed */
+	return r;
 }
 
 long k_sys_mprotect(struct k_frame *f)
 {
-	/* Recorded in the table of mappings, which every syscall's buffers are checked against;
-	 * the page tables keep the ELF's permissions (text RX, data NX) for now. */
 	uint64_t addr = f->rdi, len = page_up(f->rsi), prot = f->rdx;
 	if ((addr & (PAGE - 1)) || (prot & ~(uint64_t)(RWX | PROT_GROWSDOWN | PROT_GROWSUP)))
 		return -EINVAL;
 	if (!f->rsi)
 		return 0;
-	if (!len || addr + len < addr)
+	if (!len || addr + len < addr || k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	return k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
+	long r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
+	if (r == 0 && k_pt_follow(addr, addr + len) < 0)
+		return -ENOMEM; /* the table says prot, the page tables only partly: rare */
+	return r;
+}
+
+/* The move of mremap, once [to, to + nlen) is in the table: the kernel copies through the
+ * program's page tables, so the source is made readable and the target writable for it
+ * (widenings, which owe no flush), then both follow the table. */
+static long move(uint64_t old, uint64_t olen, uint64_t to, uint64_t nlen)
+{
+	if (k_pt_set(to, to + nlen, SBX_PROT_READ | SBX_PROT_WRITE) < 0 ||
+	    (!(k_vma_find(old)->prot & SBX_PROT_READ) &&
+	     k_pt_set(old, old + olen, SBX_PROT_READ) < 0)) {
+		k_vma_unmap(to, to + nlen);
+		k_pt_follow(to, to + nlen);
+		k_pt_follow(old, old + olen);
+		return -ENOMEM;
+	}
+	k_memcpy((void *)to, (void *)old, olen < nlen ? olen : nlen);
+	k_vma_unmap(old, old + olen);
+	k_pt_follow(old, old + olen);
+	k_pt_follow(to, to + nlen);
+	return (long)to;
 }
 
 /* mremap works on one anonymous or file mapping, as Linux's works on one VMA. */
@@ -178,19 +211,25 @@ long k_sys_mremap(struct k_frame *f)
 			return -EINVAL;
 		long r = k_vma_unmap(to, to + nlen);
 		if (r == 0)
-			r = k_vma_map(to, to + nlen, prot, PT_RW, kind);
-		if (r < 0)
+			r = k_vma_map(to, to + nlen, prot, prot, kind);
+		if (r < 0) {
+			k_pt_follow(to, to + nlen);
 			return r;
-		k_memcpy((void *)to, (void *)old, olen < nlen ? olen : nlen);
-		k_vma_unmap(old, old + olen);
-		return (long)to;
+		}
+		return move(old, olen, to, nlen);
 	}
 	if (nlen <= olen) {
 		long r = k_vma_unmap(old + nlen, old + olen);
+		k_pt_follow(old + nlen, old + olen);
 		return r < 0 ? r : (long)old;
 	}
 	if (range_free(old + olen, old + nlen)) {
-		long r = k_vma_map(old + olen, old + nlen, prot, PT_RW, kind);
+		long r = k_vma_map(old + olen, old + nlen, prot, prot, kind);
+		if (r == 0 && k_pt_follow(old + olen, old + nlen) < 0) {
+			k_vma_unmap(old + olen, old + nlen);
+			k_pt_follow(old + olen, old + nlen);
+			r = -ENOMEM;
+		}
 		return r < 0 ? r : (long)old;
 	}
 	if (!(flags & MREMAP_MAYMOVE))
@@ -198,12 +237,10 @@ long k_sys_mremap(struct k_frame *f)
 	uint64_t to = find_gap(nlen);
 	if (!to)
 		return -ENOMEM;
-	long r = k_vma_map(to, to + nlen, prot, PT_RW, kind);
+	long r = k_vma_map(to, to + nlen, prot, prot, kind);
 	if (r < 0)
 		return r;
-	k_memcpy((void *)to, (void *)old, olen);
-	k_vma_unmap(old, old + olen);
-	return (long)to;
+	return move(old, olen, to, nlen);
 }
 
 long k_sys_madvise(struct k_frame *f)
@@ -211,8 +248,13 @@ long k_sys_madvise(struct k_frame *f)
 	uint64_t addr = f->rdi, len = page_up(f->rsi);
 	if (addr & (PAGE - 1))
 		return -EINVAL;
-	if ((f->rdx == MADV_DONTNEED || f->rdx == MADV_FREE || f->rdx == MADV_REMOVE) && len)
-		return addr + len < addr ? -EINVAL : k_vma_discard(addr, addr + len);
+	if ((f->rdx == MADV_DONTNEED || f->rdx == MADV_FREE || f->rdx == MADV_REMOVE) && len) {
+		if (addr + len < addr)
+			return -EINVAL;
+		long r = k_vma_discard(addr, addr + len);
+		k_pt_follow(addr, addr + len); /* releasing made the range writable */
+		return r;
+	}
 	return 0;
 }
 
@@ -230,13 +272,22 @@ long k_sys_brk(struct k_frame *f)
 		return (long)cur;
 	}
 	if (nend > oend) {
-		if (k_vma_map(oend, nend, SBX_PROT_READ | SBX_PROT_WRITE, PT_RW, K_VMA_HEAP) < 0) {
+		const unsigned rw = SBX_PROT_READ | SBX_PROT_WRITE;
+		if (k_vma_map(oend, nend, rw, rw, K_VMA_HEAP) < 0) {
+			BOOT->enomem++;
+			return (long)cur;
+		}
+		if (k_pt_follow(oend, nend) < 0) {
+			k_vma_unmap(oend, nend);
+			k_pt_follow(oend, nend);
 			BOOT->enomem++;
 			return (long)cur;
 		}
 		k_populate(oend, nend - oend);
-	} else if (nend < oend && k_vma_unmap(nend, oend) < 0) {
-		return (long)cur;
+	} else if (nend < oend) {
+		if (k_vma_unmap(nend, oend) < 0)
+			return (long)cur;
+		k_pt_follow(nend, oend);
 	}
 	k_brk = want;
 	return (long)want;

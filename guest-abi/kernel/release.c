@@ -15,5 +15,13 @@ void k_mem_release(uint64_t start, uint64_t end)
 		if (k_call(SBX_CALL_DISCARD, a, 2) == 0)
 			return;
 	}
+	/* The kernel zeroes through the program's own page tables: a read-only or PROT_NONE
+	 * range must be writable first (a widening, so no flush). */
+	if (k_pt_set(start, end, SBX_PROT_READ | SBX_PROT_WRITE) < 0) {
+		/* No page-table page for a split: the host zeroes it instead. */
+		uint64_t a[2] = {start, end - start};
+		k_call(SBX_CALL_DISCARD, a, 2);
+		return;
+	}
 	k_memset((void *)start, 0, end - start);
 }

@@ -185,6 +185,10 @@ void k_fault_upcall(void)
 	k_memcpy(&u, (const void *)UPCALL, sizeof(u));
 	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo))
 		k_exit(SBX_EXIT_NODELIVER | (u.signo & 0xff));
+	/* The CPU says "not present" for a PROT_NONE page too, where Linux says SEGV_ACCERR:
+	 * only the table of mappings knows which. */
+	if (u.signo == 11 && u.code == 1 /* SEGV_MAPERR */ && k_vma_find(u.addr))
+		u.code = 2; /* SEGV_ACCERR */
 	struct k_resume r;
 	/* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
 	r.rax = u.r[0], r.rdx = u.r[1], r.rcx = u.r[2], r.rbx = u.r[3], r.rsi = u.r[4];

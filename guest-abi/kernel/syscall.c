@@ -31,6 +31,7 @@ long k_syscall(uint64_t nr, struct k_frame *f)
 			BOOT->nosys_count[nr]++;
 		ret = -ENOSYS;
 	}
+	k_pt_commit();
 	if (BOOT->flags & SBX_BOOT_STRACE) {
 		uint64_t args[6] = {f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9};
 		uint64_t t[3] = {nr, (uint64_t)ret, (uint64_t)args};

@@ -330,8 +330,9 @@ int k_vma_protect(uint64_t start, uint64_t end, unsigned prot)
 	if (!vma_covered(start, end) || vma_split_both(start, end) < 0)
 		return -ENOMEM;
 	unsigned i = vma_upper(start), j = i;
+	/* The memory syscalls make the page tables follow (pt.c). */
 	for (; j < k_nvmas && k_vmas[j].start < end; j++)
-		k_vmas[j].prot = (uint8_t)(prot & RWX);
+		k_vmas[j].prot = k_vmas[j].ptprot = (uint8_t)(prot & RWX);
 	/* What became alike merges, from the one after the range down to the first in it. */
 	for (unsigned m = j < k_nvmas ? j : j - 1; m >= i && m > 0; m--)
 		merge_with_prev(m);

@@ -10,13 +10,6 @@
 
 #include "vm.h"
 
-#define PTE_P 0x1ull
-#define PTE_W 0x2ull
-#define PTE_U 0x4ull
-#define PTE_A 0x20ull
-#define PTE_D 0x40ull
-#define PTE_PS 0x80ull
-#define PTE_NX (1ull << 63)
 #define PAGE 0x1000ull
 #define HUGE 0x200000ull
 
@@ -74,16 +67,16 @@ static int pt_new(struct pt_alloc *a, uint64_t *gpa)
 /* The leaf entry for one 4 KiB page at `va` (identity-mapped except the doorbell). */
 static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 {
-	uint64_t user = vm->proc.vcpu.cpl == 3 ? PTE_U : 0;
-	uint64_t base = PTE_P | PTE_A | user;
+	uint64_t user = vm->proc.vcpu.cpl == 3 ? SBX_PTE_U : 0;
+	uint64_t base = SBX_PTE_P | SBX_PTE_A | user;
 	if (va < SBX_MIN_ADDR || va >= vm->proc.mem.size || va == vm->proc.image.stack_guard)
 		return 0;
 	if (va == SBX_DOORBELL_VA)
-		return SBX_DOORBELL_GPA | base | PTE_W | PTE_D | PTE_NX;
+		return SBX_DOORBELL_GPA | base | SBX_PTE_W | SBX_PTE_D | SBX_PTE_NX;
 	if (va < SBX_USER_ADDR) {
 		/* The kernel image and the vDSO are executable; data, stacks and tables not. */
 		int text = va >= SBX_KERNEL_ADDR && va < SBX_VDSO_END;
-		return va | base | PTE_W | PTE_D | (text ? 0 : PTE_NX);
+		return va | base | SBX_PTE_W | SBX_PTE_D | (text ? 0 : SBX_PTE_NX);
 	}
 	uint32_t prot = 0;
 	int in_seg = 0;
@@ -95,9 +88,9 @@ static uint64_t page_entry(struct sbx_vm *vm, uint64_t va)
 		}
 	}
 	if (!in_seg)
-		return va | base | PTE_W | PTE_D | PTE_NX;
-	return va | base | ((prot & PROT_WRITE) ? PTE_W | PTE_D : 0) |
-	       ((prot & PROT_EXEC) ? 0 : PTE_NX);
+		return va | base | SBX_PTE_W | SBX_PTE_D | SBX_PTE_NX;
+	return va | base | ((prot & PROT_WRITE) ? SBX_PTE_W | SBX_PTE_D : 0) |
+	       ((prot & PROT_EXEC) ? 0 : SBX_PTE_NX);
 }
 
 /* Does anything in [r, r + 2 MiB) differ from plain anonymous memory? */
@@ -118,7 +111,7 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	struct pt_alloc a = {.vm = vm, .next = SBX_PT_ADDR};
 	uint64_t pml4, pdpt;
-	const uint64_t table = PTE_P | PTE_W | PTE_U | PTE_A;
+	const uint64_t table = SBX_PTE_P | SBX_PTE_W | SBX_PTE_U | SBX_PTE_A;
 	if (pt_new(&a, &pml4) || pt_new(&a, &pdpt))
 		goto full;
 	pt_page(vm, pml4)[0] = pdpt | table;
@@ -133,7 +126,7 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 			if (r >= vm->proc.mem.size)
 				break;
 			if (!region_special(vm, r)) {
-				pt_page(vm, pd)[j] = page_entry(vm, r) | PTE_PS;
+				pt_page(vm, pd)[j] = page_entry(vm, r) | SBX_PTE_PS;
 				continue;
 			}
 			uint64_t pt;

@@ -142,9 +142,18 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 		return sbx_fail(err, errlen, (int)r, "reset: KVM_GET_DIRTY_LOG: %s",
 				strerror((int)-r));
 	*pt = 0;
-	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++)
-		if (p / 64 < nw && (s->dirty[p / 64] >> (p % 64) & 1))
+	/* The guest kernel writes page tables (guest-abi/kernel/pt.c), and a run often leaves
+	 * them as it found them (mprotect there and back): such a page needs neither a copy nor
+	 * the memslot re-added, since KVM saw the guest's own writes. */
+	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++) {
+		if (p / 64 >= nw || !(s->dirty[p / 64] >> (p % 64) & 1))
+			continue;
+		uint64_t gpa = p * SBX_PAGE_SIZE;
+		if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE) == 0)
+			s->dirty[p / 64] &= ~(1ull << (p % 64));
+		else
 			*pt = 1;
+	}
 	if (*pt && !allow_pt)
 		return -EAGAIN;
 	/* Pages the caller keeps as they are (the exec mailbox, whole pages of coverage

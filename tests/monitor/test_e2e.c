@@ -140,6 +140,16 @@ Test(e2e, bad_buffers_are_efault_as_on_linux)
 	same_as_native("", SAMPLES "badbuf-@LIBC@ sigframe-fault", "");
 }
 
+/* The page tables follow mmap, mprotect, munmap, mremap, madvise and brk: guard pages,
+ * read-only pages, a W^X JIT, a file mapped PROT_EXEC, memory after munmap, and a fault with
+ * no handler, all as natively (samples/memprot.c). */
+Test(e2e, page_protections_hold_as_on_linux)
+{
+	same_as_native("--ro " SBX_BUILD_DIR "/samples",
+		       SAMPLES "memprot-@LIBC@ " SAMPLES "memprot-@LIBC@", "");
+	same_as_native("", SAMPLES "memprot-@LIBC@ guard", "");
+}
+
 Test(e2e, large_output_and_stdin)
 {
 	same_as_native("", SAMPLES "bigout-@LIBC@ 3", "");
