@@ -180,21 +180,33 @@ static int check_load_alone(unsigned i, const GElf_Phdr *ph, size_t size, char *
 	return 0;
 }
 
+/* The PT_LOAD segments' extent [lo, hi) and their largest alignment (at least a page).
+ * check_load_alone() has made sure no end wraps or rounds past 2^64. */
+static void load_extent(const GElf_Phdr *ph, unsigned phnum, uint64_t *align, uint64_t *lo,
+			uint64_t *hi)
+{
+	*align = LOADER_PAGE;
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (unsigned i = 0; i < phnum; i++) {
+		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
+			continue;
+		if (ph[i].p_align > *align)
+			*align = ph[i].p_align;
+		if (ph[i].p_vaddr < *lo)
+			*lo = ph[i].p_vaddr;
+		if (ph[i].p_vaddr + ph[i].p_memsz > *hi)
+			*hi = ph[i].p_vaddr + ph[i].p_memsz;
+	}
+}
+
 /* The static-PIE placement: at or above pie_base, aligned to the largest p_align so every
  * segment keeps the alignment it was linked for. */
 static int pie_bias(const GElf_Phdr *ph, unsigned phnum, uint64_t pie_base, uint64_t *bias,
 		    char *err, size_t errlen)
 {
-	uint64_t align = LOADER_PAGE, lo = UINT64_MAX;
-
-	for (unsigned i = 0; i < phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
-			continue;
-		if (ph[i].p_align > align)
-			align = ph[i].p_align;
-		if (ph[i].p_vaddr < lo)
-			lo = ph[i].p_vaddr;
-	}
+	uint64_t align, lo, hi;
+	load_extent(ph, phnum, &align, &lo, &hi);
 	if (pie_base > UINT64_MAX - (align - 1))
 		return FAIL("static-PIE base 0x%" PRIx64 " rounded up to p_align 0x%" PRIx64
 			    " wraps around the address space",
@@ -210,19 +222,8 @@ static int pie_bias(const GElf_Phdr *ph, unsigned phnum, uint64_t pie_base, uint
 static int pie_bias_top(const GElf_Phdr *ph, unsigned phnum, uint64_t top, uint64_t *bias,
 			char *err, size_t errlen)
 {
-	uint64_t align = LOADER_PAGE, lo = UINT64_MAX, hi = 0;
-
-	for (unsigned i = 0; i < phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
-			continue;
-		if (ph[i].p_align > align)
-			align = ph[i].p_align;
-		if (ph[i].p_vaddr < lo)
-			lo = ph[i].p_vaddr;
-		/* check_load_alone() has made sure this neither wraps nor rounds past 2^64. */
-		if (ph[i].p_vaddr + ph[i].p_memsz > hi)
-			hi = ph[i].p_vaddr + ph[i].p_memsz;
-	}
+	uint64_t align, lo, hi;
+	load_extent(ph, phnum, &align, &lo, &hi);
 	lo &= ~(align - 1);
 	hi = (hi + LOADER_PAGE - 1) & ~(LOADER_PAGE - 1);
 	if (hi - lo > top)
