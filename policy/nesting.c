@@ -263,7 +263,7 @@ static int open_dir(const struct policy_mount *m, const char *rel, int *fd)
 	};
 	long r = syscall(SYS_openat2, m->root_fd, rel, &how, sizeof(how));
 	if (r < 0)
-		return errno == EXDEV ? -ENOENT : -errno;
+		return -errno; /* EXDEV: a symlink leaves the mount (policy_walk) */
 	*fd = (int)r;
 	return 0;
 }
@@ -282,9 +282,9 @@ static int follow_link(int dirfd, const char *last, char *path, int has_parent)
 	target[len] = 0;
 	if (len == 0)
 		return -ENOENT;
-	/* RESOLVE_BENEATH refuses absolute links (EXDEV, shown as ENOENT). */
+	/* Resolved in the guest's namespace instead (policy_walk). */
 	if (target[0] == '/')
-		return -ENOENT;
+		return -EXDEV;
 	int n = has_parent ? snprintf(joined, sizeof(joined), "%s/%s", path, target)
 			   : snprintf(joined, sizeof(joined), "%s", target);
 	if (n < 0 || (size_t)n >= sizeof(joined))

@@ -2,7 +2,9 @@
  * read-write), the working directory and the environment. Path resolution lives here too: a
  * guest path is normalised lexically, matched to a mount, and then opened beneath that mount's
  * root fd with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so `..` and symlinks never
- * leave it. Nothing outside the table exists for the guest. When one mount's host object lies
+ * leave it; a symlink that would is followed in the guest's namespace instead (policy_walk),
+ * and the path it leads to opened beneath its own mount. Nothing outside the table exists for
+ * the guest. When one mount's host object lies
  * beneath another's root (a nested mount), the rule is the one of the mount the object the path
  * finally reaches belongs to (policy_resolve, nesting.c). */
 #ifndef SBX_POLICY_H
@@ -134,7 +136,9 @@ void policy_lookup(const struct policy *p, const char *gpath, struct policy_targ
  * object it finally reaches, whichever mount's path led there (docs/policy.md, "Nested
  * mounts"); the operation is then done relative to the directory fd that was decided on, so
  * nothing can change in between. On a mount that cannot reach another mount's object this
- * costs what a single openat2 does. EXDEV (an attempt to leave the mount) reads as ENOENT. */
+ * costs what a single openat2 does. -EXDEV: a symlink on the way leaves the mount (absolute, or
+ * ".." past its root); the path is then resolved in the guest's namespace (policy_walk) and
+ * looked up again, or policy_open_guest does both. */
 enum policy_walk {
 	POLICY_FOLLOW,	 /* the object, following a final symlink */
 	POLICY_NOFOLLOW, /* the object, a final symlink itself */
@@ -170,6 +174,22 @@ int policy_resolve_parent(const struct policy *p, const struct policy_target *t,
  * Host fd or -errno. */
 int policy_node_open(const struct policy_node *n, int flags, unsigned mode);
 void policy_node_release(struct policy_node *n);
+/* The fallback when policy_open or policy_resolve_parent answers -EXDEV: resolves a normalised
+ * guest path's symlinks in the guest's namespace, as the kernel does in a mount namespace (an
+ * absolute target from the guest's root, a relative one from its directory, ".." on the guest
+ * path resolved so far, at most 40 links: -ELOOP after). `how` says whether a final symlink is
+ * followed (POLICY_FOLLOW) or left (POLICY_NOFOLLOW, POLICY_PARENT). Writes the resolved guest
+ * path to out, which the caller looks up and opens again: what it reaches there, and under
+ * which mount's rule, is decided by that opening, never by this walk. -ENOENT when the path
+ * leaves every mount (walk.c). */
+int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how, char *out,
+		size_t outlen);
+/* policy_lookup and policy_open of a normalised guest path, resolved again by policy_walk when
+ * a symlink leaves its mount. For callers that want a file: a virtual directory is -EISDIR,
+ * nothing -ENOENT. */
+int policy_open_guest(const struct policy *p, const char *gpath, enum policy_walk how, int flags,
+		      unsigned mode, policy_check_fn check, void *ctx,
+		      const struct policy_mount **mount);
 /* Child names of a virtual directory, for getdents: calls fn for each distinct name. */
 void policy_vdir_children(const struct policy *p, const char *gpath,
 			  void (*fn)(void *ctx, const char *name, size_t len), void *ctx);

@@ -151,7 +151,7 @@ int policy_node_open(const struct policy_node *n, int flags, unsigned mode)
 		return (int)fd;
 	/* EXDEV: the path tried to leave the mount (absolute symlink, ".." past the root), or,
 	 * guarded, crossed a host mount. */
-	return errno == EXDEV && !n->guarded ? -ENOENT : -errno;
+	return -errno;
 }
 
 int policy_open(const struct policy *p, const struct policy_target *t, enum policy_walk how,
@@ -178,7 +178,7 @@ int policy_open(const struct policy *p, const struct policy_target *t, enum poli
 		if (r != -EXDEV)
 			return r;
 		if (full || !n.guarded)
-			return -ENOENT;
+			return -EXDEV; /* a symlink leaves the mount: policy_walk */
 	}
 }
 

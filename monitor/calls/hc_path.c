@@ -40,6 +40,7 @@ static int guest_string(struct sbx_vm *vm, uint64_t addr, uint32_t len, char out
 struct named {
 	char g[POLICY_PATH_MAX];
 	struct policy_target t;
+	int walked; /* g was resolved in the guest's namespace (walk_again) */
 };
 
 /* The call's path (or its second one) copied out of guest memory, normalised against the cwd
@@ -69,6 +70,26 @@ static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second,
 	r = policy_normalize(base, raw, len, n->g, POLICY_PATH_MAX);
 	if (r < 0)
 		return r;
+	n->walked = 0;
+	policy_lookup(vm->cfg.policy, n->g, &n->t);
+	sbx_audit_note(vm, n->g, &n->t);
+	return 0;
+}
+
+/* After -EXDEV from the policy (a symlink on n's path leaves its mount): n resolved again in
+ * the guest's namespace (policy_walk), for the caller to try once more from the lookup on. A
+ * second -EXDEV means a link changed since the walk: -ENOENT, as the path then leads nowhere
+ * the walk saw. Handles and the cwd keep the walked path, as the kernel's name the object. */
+static int walk_again(struct sbx_vm *vm, struct named *n, enum policy_walk how)
+{
+	char g[POLICY_PATH_MAX];
+	if (n->walked)
+		return -ENOENT;
+	int r = policy_walk(vm->cfg.policy, n->g, how, g, sizeof(g));
+	if (r < 0)
+		return r;
+	memcpy(n->g, g, strlen(g) + 1);
+	n->walked = 1;
 	policy_lookup(vm->cfg.policy, n->g, &n->t);
 	sbx_audit_note(vm, n->g, &n->t);
 	return 0;
@@ -122,6 +143,10 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 	int acc = flags & O_ACCMODE;
 	int wants_write = acc != O_RDONLY || (flags & (O_TRUNC | O_TMPFILE)) == O_TRUNC ||
 			  (flags & O_TMPFILE) == O_TMPFILE;
+	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
+	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+	enum policy_walk how = follow ? POLICY_FOLLOW : POLICY_NOFOLLOW;
+again:
 	if (p.t.kind == POLICY_VDIR) {
 		if (wants_write || (flags & O_CREAT))
 			return (flags & O_EXCL) ? -EEXIST : -EISDIR;
@@ -129,14 +154,13 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	if (p.t.kind != POLICY_MOUNT)
 		return -ENOENT;
-	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
-	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
 	const struct policy_mount *m = p.t.mount;
 	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. */
-	int fd = policy_open(vm->cfg.policy, &p.t, follow ? POLICY_FOLLOW : POLICY_NOFOLLOW,
-			     (flags & ~O_CLOEXEC) | O_NONBLOCK, a->mode & 01777, open_check,
-			     &wants_write, &m);
+	int fd = policy_open(vm->cfg.policy, &p.t, how, (flags & ~O_CLOEXEC) | O_NONBLOCK,
+			     a->mode & 01777, open_check, &wants_write, &m);
 	sbx_audit_mount(vm, &p.t, m);
+	if (fd == -EXDEV && (fd = walk_again(vm, &p, how)) == 0)
+		goto again;
 	if (fd < 0)
 		return fd;
 	if (!(flags & O_NONBLOCK)) {
@@ -148,15 +172,30 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 }
 
 /* Opens a target as an O_PATH fd, following a final symlink unless told not to, and gives the
- * mount whose rule applies to what it reached. */
-static int open_path(struct sbx_vm *vm, const struct policy_target *t, int nofollow,
-		     const struct policy_mount **m)
+ * mount whose rule applies to what it reached. A path whose symlinks lead out of its mount is
+ * resolved in the guest's namespace first: then p is the walked path and may be a virtual
+ * directory (-EISDIR, *vdir set) or nothing (-ENOENT). */
+static int open_path(struct sbx_vm *vm, struct named *p, int nofollow,
+		     const struct policy_mount **m, int *vdir)
 {
-	*m = t->mount;
-	int fd = policy_open(vm->cfg.policy, t, nofollow ? POLICY_NOFOLLOW : POLICY_FOLLOW, O_PATH,
-			     0, NULL, NULL, m);
-	sbx_audit_mount(vm, t, *m);
-	return fd;
+	enum policy_walk how = nofollow ? POLICY_NOFOLLOW : POLICY_FOLLOW;
+	*vdir = 0;
+	for (;;) {
+		if (p->t.kind == POLICY_VDIR) {
+			*vdir = 1;
+			return -EISDIR;
+		}
+		if (p->t.kind != POLICY_MOUNT)
+			return -ENOENT;
+		*m = p->t.mount;
+		int fd = policy_open(vm->cfg.policy, &p->t, how, O_PATH, 0, NULL, NULL, m);
+		sbx_audit_mount(vm, &p->t, *m);
+		if (fd != -EXDEV)
+			return fd;
+		int r = walk_again(vm, p, how);
+		if (r < 0)
+			return r;
+	}
 }
 
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -168,10 +207,12 @@ int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r < 0)
 		return r;
 	const struct policy_mount *m;
-	if (p.t.kind == POLICY_VDIR) {
+	int vdir = p.t.kind == POLICY_VDIR, fd = -1;
+	if (!vdir)
+		fd = open_path(vm, &p, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m, &vdir);
+	if (vdir) {
 		sbx_vdir_stat(vm, p.g, &st);
 	} else {
-		int fd = open_path(vm, &p.t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
 		if (fd < 0)
 			return fd;
 		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
@@ -194,9 +235,10 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (p.t.kind == POLICY_VDIR)
 		return -EINVAL;
 	const struct policy_mount *m;
-	int fd = open_path(vm, &p.t, 1, &m);
+	int vdir;
+	int fd = open_path(vm, &p, 1, &m, &vdir);
 	if (fd < 0)
-		return fd;
+		return vdir ? -EINVAL : fd;
 	ssize_t n = readlinkat(fd, "", target, sizeof(target));
 	int e = errno;
 	close(fd);
@@ -211,23 +253,24 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 /* For calls that change a directory entry: the directory holding the last component, which
  * must be on a writable mount. The node's name is never a mount's own object or a directory on
  * the way to one (node->pinned): callers refuse to remove, move or replace those. */
-static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second,
-			   struct policy_target *t, struct policy_node *n)
+static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second, struct named *p,
+			   struct policy_node *n)
 {
-	struct named p;
-	int r = guest_target(vm, a, second, &p);
+	int r = guest_target(vm, a, second, p);
+	while (r == 0) {
+		if (p->t.kind == POLICY_VDIR)
+			return strcmp(p->g, "/") == 0 ? -EBUSY : -EROFS;
+		if (p->t.kind != POLICY_MOUNT)
+			return -ENOENT;
+		/* -EBUSY for the mount point itself: its parent is not the guest's. */
+		r = policy_resolve_parent(vm->cfg.policy, &p->t, n);
+		if (r != -EXDEV)
+			break;
+		r = walk_again(vm, p, POLICY_PARENT);
+	}
 	if (r < 0)
 		return r;
-	*t = p.t;
-	if (t->kind == POLICY_VDIR)
-		return strcmp(p.g, "/") == 0 ? -EBUSY : -EROFS;
-	if (t->kind != POLICY_MOUNT)
-		return -ENOENT;
-	/* -EBUSY for the mount point itself: its parent is not the guest's. */
-	r = policy_resolve_parent(vm->cfg.policy, t, n);
-	if (r < 0)
-		return r;
-	sbx_audit_mount(vm, t, n->mount);
+	sbx_audit_mount(vm, &p->t, n->mount);
 	if (!n->mount->rw) {
 		policy_node_release(n);
 		return -EROFS;
@@ -251,7 +294,7 @@ static int refuse(int e)
 
 int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct policy_target t;
+	struct named t;
 	struct policy_node n;
 	int r = writable_parent(vm, &s->u.path, 0, &t, &n);
 	if (r == -EBUSY)
@@ -264,7 +307,7 @@ int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct policy_target t;
+	struct named t;
 	struct policy_node n;
 	int r = writable_parent(vm, &s->u.path, 0, &t, &n);
 	if (r < 0)
@@ -276,7 +319,7 @@ int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	struct policy_target from, to;
+	struct named from, to;
 	struct policy_node nf, nt;
 	int r = writable_parent(vm, &s->u.path, 0, &from, &nf);
 	if (r < 0)
@@ -313,15 +356,24 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (r < 0)
 			return r;
 	}
-	if (p.t.kind == POLICY_NONE)
-		return -ENOENT;
-	if (p.t.kind == POLICY_MOUNT) {
+	p.walked = 0;
+	for (;;) {
+		if (p.t.kind == POLICY_NONE)
+			return -ENOENT;
+		if (p.t.kind == POLICY_VDIR)
+			break;
 		const struct policy_mount *m;
 		int fd = policy_open(vm->cfg.policy, &p.t, POLICY_FOLLOW, O_PATH | O_DIRECTORY, 0,
 				     NULL, NULL, &m);
-		if (fd < 0)
+		if (fd >= 0) {
+			close(fd);
+			break;
+		}
+		if (fd != -EXDEV)
 			return fd;
-		close(fd);
+		int r = walk_again(vm, &p, POLICY_FOLLOW);
+		if (r < 0)
+			return r;
 	}
 	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s", p.g);
 	return 0;
@@ -345,10 +397,12 @@ int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	if (p.t.kind == POLICY_VDIR)
-		return (mode & W_OK) ? -EROFS : 0;
 	const struct policy_mount *m;
-	int fd = open_path(vm, &p.t, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m);
+	int vdir = p.t.kind == POLICY_VDIR, fd = -1;
+	if (!vdir)
+		fd = open_path(vm, &p, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m, &vdir);
+	if (vdir)
+		return (mode & W_OK) ? -EROFS : 0;
 	if (fd < 0)
 		return fd;
 	if ((mode & W_OK) && !m->rw) {
@@ -385,13 +439,15 @@ static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow
 	int r = guest_target(vm, a, 0, &p);
 	if (r < 0)
 		return r;
-	if (p.t.kind == POLICY_VDIR) {
-		*vdir = 1;
+	const struct policy_mount *m;
+	int fd = -1;
+	*vdir = p.t.kind == POLICY_VDIR;
+	if (!*vdir)
+		fd = open_path(vm, &p, nofollow, &m, vdir);
+	if (*vdir) {
 		*rw = 0;
 		return -1;
 	}
-	const struct policy_mount *m;
-	int fd = open_path(vm, &p.t, nofollow, &m);
 	if (fd < 0)
 		return fd;
 	*rw = m->rw;
@@ -497,7 +553,7 @@ int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r < 0)
 		return r;
 	/* The link text is stored verbatim; resolving it later stays beneath the mount. */
-	struct policy_target t;
+	struct named t;
 	struct policy_node n;
 	r = writable_parent(vm, a, 1, &t, &n);
 	if (r == -EBUSY)
@@ -510,7 +566,7 @@ int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
 int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
-	struct policy_target from, to;
+	struct named from, to;
 	struct policy_node nf, nt;
 	if (a->flags & ~(uint32_t)(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH))
 		return -EINVAL;
@@ -528,9 +584,11 @@ int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
 		/* Follow the old path beneath the mount here; the host's linkat must never follow
 		 * a guest-made symlink itself. What it reaches must be of the new name's mount. */
 		const struct policy_mount *m;
-		int fd = open_path(vm, &from, 0, &m);
+		int vdir;
+		from.walked = 0; /* its last component is followed now: walked anew if need be */
+		int fd = open_path(vm, &from, 0, &m, &vdir);
 		if (fd < 0) {
-			r = refuse(-fd);
+			r = refuse(vdir ? EPERM : -fd);
 		} else {
 			char p[64];
 			proc_fd_path(p, sizeof(p), fd);

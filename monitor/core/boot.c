@@ -281,18 +281,11 @@ static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
 	struct loader_image *img = &vm->proc.image.img;
 	const char *path = img->interp;
 	char norm[POLICY_PATH_MAX], lerr[400];
-	struct policy_target *t = malloc(sizeof(*t));
-	if (!t)
-		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	int fd = policy_normalize("/", path, strlen(path), norm, sizeof(norm));
 	const struct policy_mount *m = NULL;
-	if (fd == 0) {
-		policy_lookup(vm->cfg.policy, norm, t);
-		fd = t->kind == POLICY_MOUNT ? policy_open(vm->cfg.policy, t, POLICY_FOLLOW,
-							   O_RDONLY | O_CLOEXEC, 0, NULL, NULL, &m)
-					     : -ENOENT;
-	}
-	free(t);
+	if (fd == 0)
+		fd = policy_open_guest(vm->cfg.policy, norm, POLICY_FOLLOW, O_RDONLY | O_CLOEXEC, 0,
+				       NULL, NULL, &m);
 	if (fd < 0)
 		return sbx_fail(err, errlen, -ENOEXEC,
 				"the program's interpreter %s is not visible in the sandbox (%s): "

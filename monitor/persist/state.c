@@ -374,8 +374,8 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 	/* The file as it is now: no O_CREAT, O_TRUNC or O_EXCL the second time. */
 	int keep = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECTORY | O_NOATIME;
 	const struct policy_mount *m = t.mount;
-	int fd = policy_open(vm->cfg.policy, &t, POLICY_FOLLOW, (oflags & keep) | O_NONBLOCK, 0,
-			     reopen_check, &writes, &m);
+	int fd = policy_open_guest(vm->cfg.policy, h->gpath, POLICY_FOLLOW,
+				   (oflags & keep) | O_NONBLOCK, 0, reopen_check, &writes, &m);
 	if (fd == -EROFS) {
 		sbx_sio_fail(io, "fd %d: %s is open for writing but its mount is read-only here",
 			     num, g);

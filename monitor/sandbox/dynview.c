@@ -26,8 +26,8 @@ static int view_open(void *ctx, const char *path)
 	const struct policy_mount *m = NULL;
 	policy_lookup(v->p, path, &v->t);
 	if (v->t.kind == POLICY_MOUNT)
-		return policy_open(v->p, &v->t, POLICY_FOLLOW, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0,
-				   NULL, NULL, &m);
+		return policy_open_guest(v->p, path, POLICY_FOLLOW,
+					 O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, NULL, NULL, &m);
 	/* Not shown yet: the host's file, which the view will show if it is used. Never
 	 * blocking on a FIFO, never becoming a controlling terminal. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
