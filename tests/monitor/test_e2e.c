@@ -501,6 +501,20 @@ Test(e2e, dynamic_true)
 		       "/lib64/ld-linux-x86-64.so.2 " SAMPLES "hello-dyn-glibc", "");
 }
 
+/* Debian's layout given as mounts: /lib64 -> usr/lib64, whose ld-linux-x86-64.so.2 is an
+ * absolute link into /lib, resolved in the sandbox's own namespace as a mount namespace would
+ * (issue 18's "given --ro /usr --ro /lib --ro /lib64"). */
+Test(e2e, dynamic_with_the_system_directories_mounted)
+{
+	need_kvm();
+	if (access("/lib64/ld-linux-x86-64.so.2", R_OK) != 0 || access("/lib", R_OK) != 0)
+		cr_skip_test("no /lib64/ld-linux-x86-64.so.2 or /lib on this host");
+	same_as_native("--ro /usr --ro /lib --ro /lib64", "/bin/true", "");
+	same_as_native("--ro /usr --ro /lib --ro /lib64", "/bin/ls /lib64 /usr", "");
+	same_as_native("--ro /usr --ro /lib --ro /lib64", "/bin/ls -L /lib64/ld-linux-x86-64.so.2",
+		       "");
+}
+
 Test(e2e, dynamic_ls_with_data)
 {
 	need_kvm();

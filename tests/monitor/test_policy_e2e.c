@@ -222,6 +222,77 @@ Test(policy_e2e, nested_mounts_hold_however_reached)
 			nest_run(libcs[l], &nest_cases[i]);
 }
 
+/* Symlinks that leave their mount resolve in the sandbox's own namespace (docs/policy.md,
+ * "Symlinks"), with the rule of the mount they land in, for every call that takes a path. The
+ * layout of samples/symlinks.c; the host's b/ lies beside a/, so that a link resolved on the
+ * host instead would read it. */
+static const char symlink_want[] = "read_absolute ok\n"
+				   "read_relative_dotdot ok\n"
+				   "read_host_relative ENOENT\n"
+				   "read_out_of_every_mount ENOENT\n"
+				   "read_dir_link ok\n"
+				   "read_dotdot_in_target ok\n"
+				   "read_bouncing ok\n"
+				   "loop ELOOP\n"
+				   "chain_40 ok\n"
+				   "chain_41 ELOOP\n"
+				   "stat_lstat ok\n"
+				   "readlink ok\n"
+				   "access_read ok\n"
+				   "access_write_ro EROFS\n"
+				   "chdir ok\n"
+				   "dirfd ok\n"
+				   "root ok\n"
+				   "statfs_ro EROFS\n"
+				   "write_ro EROFS\n"
+				   "truncate_ro EROFS\n"
+				   "create_ro EROFS\n"
+				   "create_rw ok\n"
+				   "create_excl_nofollow EEXIST\n"
+				   "nofollow ELOOP\n"
+				   "chmod_ro EROFS\n"
+				   "chmod_rw ok\n"
+				   "utimens_ro EROFS\n"
+				   "utimens_rw ok\n"
+				   "mkdir_ro EROFS\n"
+				   "mkdir_rw ok\n"
+				   "unlink_ro EROFS\n"
+				   "symlink_rw ok\n"
+				   "rename_across EXDEV\n"
+				   "rename_within ok\n"
+				   "link_across EXDEV\n"
+				   "unlink_rw ok\n";
+
+Test(policy_e2e, symlinks_resolve_in_the_guests_namespace)
+{
+	e2e_need_kvm();
+	static const char *const libcs[] = {"glibc", "musl"};
+	for (size_t l = 0; l < 2; l++) {
+		char dir[] = "/tmp/sbx-symlinks-XXXXXX", cmd[2048];
+		e2e_scratch(dir, "mkdir -p h/a h/b h/c/sub && printf 'data\\n' > h/b/data.txt && "
+				 "printf 'mine\\n' > h/c/sub/f && printf 'top\\n' > h/c/top.txt");
+		snprintf(cmd, sizeof(cmd),
+			 SANDBOX " --rw %s/h/a:/a --ro %s/h/b:/m/b --rw %s/h/c:/m/c " SBX_BUILD_DIR
+				 "/samples/symlinks-%s 2>&1",
+			 dir, dir, dir, libcs[l]);
+		int st;
+		char *out = e2e_slurp(cmd, &st);
+		cr_expect_eq(st, 0, "%s: status %d\n%s", libcs[l], st, out);
+		cr_expect_str_eq(out, symlink_want, "%s", libcs[l]);
+		free(out);
+		/* The read-only mount unchanged; what the rw ones got, where the links led. */
+		snprintf(cmd, sizeof(cmd),
+			 "cd %s/h && test \"$(ls b)\" = data.txt && grep -qx data b/data.txt && "
+			 "grep -qx pwned c/made && test -d c/newdir && test -L c/made_link && "
+			 "test -f c/sub/f && ! test -e c/sub/top.txt && ! test -e a/hard && "
+			 "test \"$(stat -c %%a c/sub/f)\" = 600",
+			 dir);
+		cr_expect_eq(system(cmd), 0, "%s: the host tree is not as expected", libcs[l]);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		cr_assert_eq(system(cmd), 0);
+	}
+}
+
 Test(policy_e2e, audit_log_records_denials_as_json_lines)
 {
 	e2e_need_kvm();
