@@ -44,6 +44,18 @@ static struct sbx_vm *fuzz_vm(void)
 	snprintf(path, sizeof(path), "%s/link", ro);
 	if (symlink("/etc/passwd", path) < 0)
 		abort();
+	/* Links that leave their mount, resolved in the guest's namespace (policy_walk): into
+	 * another mount, a loop through two mounts, ".." past the root. */
+	static const char *const links[][2] = {
+	    {"/w", "tow"}, {"/w/back", "loop"}, {"../../r/file", "up"}, {"/", "root"}};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ro, links[i][1]);
+		if (symlink(links[i][0], path) < 0)
+			abort();
+	}
+	snprintf(path, sizeof(path), "%s/back", rw);
+	if (symlink("/r/loop", path) < 0)
+		abort();
 	policy_init(&pol);
 	fuzz_mount(&pol, ro, "/r", 0);
 	fuzz_mount(&pol, rw, "/w", 1);
