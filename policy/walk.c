@@ -3,13 +3,15 @@
  * mount's root, is refused there (EXDEV). In a mount namespace the kernel would follow such a
  * link through the namespace itself (Debian's /lib64/ld-linux-x86-64.so.2 is an absolute link
  * into /lib), so when that happens the path is walked here, component by component, at the
- * guest level: each step looked up in the mount table and opened O_PATH | O_NOFOLLOW beneath
- * the mount it lands in, a symlink read and its target spliced in (an absolute one at the
- * guest's root, a relative one at its directory), ".." taken on the guest path already
- * resolved. The result is a guest path free of symlinks (but a last one not followed), which
- * the caller looks up and opens again under the rule of the mount it lands in: this walk
- * decides nothing, so a link swapped behind its back changes only which guest path is
- * opened, never the mount that opening is checked against. docs/policy.md, "Symlinks". */
+ * guest level: each step looked up in the mount table; a mount's root is its root fd, a
+ * directory is opened O_PATH | O_DIRECTORY | O_NOFOLLOW beneath the mount it lands in, one
+ * component at a time from the directory before; anything else is asked readlinkat, and a
+ * symlink's target is spliced in (an absolute one at the guest's root, a relative one at its
+ * directory); ".." is taken on the guest path already resolved. The result is a guest path free of
+ * symlinks (but a last one not followed), which the caller looks up and opens again under the rule
+ * of the mount it lands in: this walk decides nothing, so a link swapped behind its back changes
+ * only which guest path is opened, never the mount that opening is checked against. docs/policy.md,
+ * "Symlinks". */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -27,15 +29,26 @@
 struct walk {
 	char done[POLICY_PATH_MAX]; /* the guest path resolved so far, normalised */
 	size_t dlen;
-	int fd; /* O_PATH of `done` on mount `fm`, or -1 when not held */
+	int fd;	   /* O_PATH of directory `done` on mount `fm`, or -1 when not held */
+	int owned; /* fd is the walk's (else a mount's root_fd) */
 	const struct policy_mount *fm;
 };
 
 static void walk_drop(struct walk *w)
 {
-	if (w->fd >= 0)
+	if (w->fd >= 0 && w->owned)
 		close(w->fd);
 	w->fd = -1;
+}
+
+/* `done` is now directory fd, on mount m. */
+static void walk_hold(struct walk *w, int fd, int owned, const struct policy_mount *m)
+{
+	if (fd != w->fd)
+		walk_drop(w);
+	w->fd = fd;
+	w->owned = owned;
+	w->fm = m;
 }
 
 static void walk_pop(struct walk *w)
@@ -60,43 +73,57 @@ static int walk_push(struct walk *w, const char *c, size_t len)
 	return 0;
 }
 
-/* The object `name` beneath dirfd, a final symlink itself. */
-static int step_open(int dirfd, const char *name)
+static int beneath(int dirfd, const char *path, uint64_t flags)
 {
 	struct open_how how = {
-	    .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	    .flags = flags | O_PATH | O_NOFOLLOW | O_CLOEXEC,
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
-	long r = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	long r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 	if (r >= 0)
 		return (int)r;
-	/* Only a component swapped for a link since it was looked at leaves the mount here. */
+	/* Only a directory swapped for a link since it was walked leaves the mount here. */
 	return errno == EXDEV ? -ENOENT : -errno;
 }
 
-/* Opens the component just pushed onto w->done: from the directory held when it is on the
- * same mount (one component), else from the root of the mount its guest path lands in. */
-static int walk_open(struct walk *w, const struct policy_target *t, const char *c, size_t len)
+/* The directory that holds the component just pushed onto w->done (landing at target t) and the
+ * component's name in it: the directory held when on the same mount, else one opened beneath
+ * the mount's root (*tmp then owns it). A name is one component, looked up by the kernel in
+ * that directory alone, so nothing done with it leaves the mount. */
+static int walk_parent(struct walk *w, const struct policy_target *t, const char *c, size_t len,
+		       char name[256], int *tmp)
 {
-	if (w->fd >= 0 && w->fm == t->mount) {
-		char name[256];
-		if (len >= sizeof(name))
+	const char *rel = t->rel, *slash = strrchr(rel, '/');
+	*tmp = -1;
+	if (w->fd >= 0 && w->fm == t->mount && t->mount->is_dir) {
+		if (len >= 256)
 			return -ENAMETOOLONG;
 		memcpy(name, c, len);
 		name[len] = 0;
-		return step_open(w->fd, name);
+		return w->fd;
 	}
-	return step_open(t->mount->root_fd, t->rel);
+	const char *leaf = slash ? slash + 1 : rel;
+	size_t ll = strlen(leaf);
+	if (ll >= 256)
+		return -ENAMETOOLONG;
+	memcpy(name, leaf, ll + 1);
+	if (!slash)
+		return t->mount->root_fd;
+	char head[POLICY_PATH_MAX];
+	snprintf(head, sizeof(head), "%.*s", (int)(slash - rel), rel);
+	*tmp = beneath(t->mount->root_fd, head, O_DIRECTORY);
+	return *tmp;
 }
 
-/* Replaces the link just read (the last component of w->done) by its target: *rest becomes
- * target/rest, in buf. */
-static int splice_link(struct walk *w, int linkfd, const char **rest, char *buf, size_t buflen)
+/* Replaces the link `name` in dirfd (the last component of w->done) by its target: *rest
+ * becomes target/rest, in buf. Returns 1 if it was a link, 0 if not (EINVAL), or -errno. */
+static int splice_link(struct walk *w, int dirfd, const char *name, const char **rest, char *buf,
+		       size_t buflen)
 {
 	char target[POLICY_PATH_MAX], joined[POLICY_PATH_MAX];
-	ssize_t len = readlinkat(linkfd, "", target, sizeof(target));
+	ssize_t len = readlinkat(dirfd, name, target, sizeof(target));
 	if (len < 0)
-		return -errno;
+		return errno == EINVAL ? 0 : -errno;
 	if ((size_t)len >= sizeof(target))
 		return -ENAMETOOLONG;
 	if (len == 0)
@@ -107,20 +134,15 @@ static int splice_link(struct walk *w, int linkfd, const char **rest, char *buf,
 		return -ENAMETOOLONG;
 	memcpy(buf, joined, (size_t)n + 1);
 	*rest = buf;
-	walk_pop(w); /* the link's directory, which w->fd still is */
-	if (target[0] == '/') {
-		w->dlen = 1;
-		w->done[1] = 0;
-		walk_drop(w);
-	}
-	return 0;
+	walk_pop(w); /* the link's directory */
+	return 1;
 }
 
 int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how, char *out,
 		size_t outlen)
 {
 	struct walk w = {.done = "/", .dlen = 1, .fd = -1};
-	char todo[POLICY_PATH_MAX];
+	char todo[POLICY_PATH_MAX], name[256];
 	const char *s = gpath;
 	int links = 0, r = 0;
 	for (;;) {
@@ -158,35 +180,50 @@ int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how,
 			r = -ENOENT;
 			break;
 		}
-		int fd = walk_open(&w, &t, s, len);
-		if (fd == -ENOENT && last)
-			break; /* a name to create: the path is resolved */
-		if (fd < 0) {
-			r = fd;
+		if (t.mount->is_dir && strcmp(t.rel, ".") == 0) {
+			/* A mount's own directory: its root fd, opened (and resolved) at setup. */
+			walk_hold(&w, t.mount->root_fd, 0, t.mount);
+			s = next;
+			continue;
+		}
+		int tmp, dirfd = walk_parent(&w, &t, s, len, name, &tmp);
+		if (dirfd < 0) {
+			r = dirfd;
 			break;
 		}
-		struct stat st;
-		if (fstat(fd, &st) < 0) {
-			r = -errno;
-			close(fd);
-			break;
+		/* Not the last component: a directory (opened) or a link. The last: a link, or
+		 * whatever else is there, or nothing yet (a name to create). */
+		int fd = last ? -ENOTDIR : beneath(dirfd, name, O_DIRECTORY);
+		if (fd >= 0) {
+			if (tmp >= 0)
+				close(tmp);
+			walk_hold(&w, fd, 1, t.mount);
+			s = next;
+			continue;
 		}
-		if (S_ISLNK(st.st_mode)) {
-			r = ++links > WALK_LINKS_MAX
-				? -ELOOP
-				: splice_link(&w, fd, &next, todo, sizeof(todo));
-			close(fd);
-			if (r < 0)
-				break;
-		} else if (!last && !S_ISDIR(st.st_mode)) {
-			close(fd);
-			r = -ENOTDIR;
-			break;
-		} else {
+		/* Not a directory: a link, or the last component's object, or nothing. */
+		int end_here = 0;
+		r = fd != -ENOTDIR && fd != -ELOOP
+			? fd
+			: splice_link(&w, dirfd, name, &next, todo, sizeof(todo));
+		if (r == 1 && ++links > WALK_LINKS_MAX)
+			r = -ELOOP;
+		if (r == 1 && todo[0] != '/') {
+			/* A relative target: from the link's directory, which dirfd is. */
+			walk_hold(&w, dirfd, tmp >= 0 ? 1 : dirfd == w.fd && w.owned, t.mount);
+			tmp = -1;
+		} else if (r == 1) {
+			w.dlen = 1;
+			w.done[1] = 0;
 			walk_drop(&w);
-			w.fd = fd;
-			w.fm = t.mount;
+		} else if (r == 0 || (r == -ENOENT && last)) {
+			r = last ? 0 : -ENOTDIR; /* the object itself, or a name to create */
+			end_here = 1;
 		}
+		if (tmp >= 0)
+			close(tmp);
+		if (r < 0 || end_here)
+			break;
 		s = next;
 	}
 	walk_drop(&w);
