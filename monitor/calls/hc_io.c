@@ -377,18 +377,11 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -EMFILE;
 		target = (int)newfd;
 	}
-	struct sbx_handle copy = *h;
+	struct sbx_handle copy;
+	int r = sbx_fd_copy(&copy, h);
+	if (r < 0)
+		return r;
 	copy.cloexec = s->u.a[3] != 0;
-	copy.gpath = h->gpath ? strdup(h->gpath) : NULL;
-	if (h->gpath && !copy.gpath)
-		return -ENOMEM;
-	if (h->kind == SBX_H_HOST) {
-		copy.fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 3);
-		if (copy.fd < 0) {
-			free(copy.gpath);
-			return -errno;
-		}
-	}
 	if (vm->proc.files->fds[target].kind != SBX_H_FREE)
 		sbx_fd_release(vm, target);
 	vm->proc.files->fds[target] = copy;
