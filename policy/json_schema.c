@@ -301,6 +301,14 @@ static int load_stdin(struct pj *j, const json_t *v, size_t pos)
 	return 0;
 }
 
+static int load_dev(struct pj *j, const json_t *v, size_t pos)
+{
+	if (!json_is_boolean(v))
+		return pj_wrong_type(j, pos, "dev", v, "true or false");
+	j->p->no_dev = json_is_false(v);
+	return 0;
+}
+
 static int load_version(struct pj *j, const json_t *v, size_t pos)
 {
 	if (!json_is_integer(v))
@@ -330,17 +338,18 @@ static int load_env_passes(struct pj *j, const json_t *v, size_t pos)
 
 int pj_load_root(struct pj *j, const json_t *root, size_t pos)
 {
-	static const char *const known[] = {"version",	"mounts", "tmp",    "cwd", "env",
-					    "env_pass", "stdin",  "limits", NULL};
+	static const char *const known[] = {"version",	"mounts", "tmp", "cwd",	   "env",
+					    "env_pass", "stdin",  "dev", "limits", NULL};
 	/* A fixed order, whatever the file's: env after env_pass, so that a value written in the
 	 * file wins over the host's. */
 	static const struct {
 		const char *key;
 		int (*load)(struct pj *j, const json_t *v, size_t pos);
 	} pieces[] = {
-	    {"mounts", load_mounts},	   {"tmp", load_tmps}, {"cwd", load_cwd},
-	    {"env_pass", load_env_passes}, {"env", load_env},  {"stdin", load_stdin},
-	    {"limits", load_limits},
+	    {"mounts", load_mounts}, {"tmp", load_tmps},
+	    {"cwd", load_cwd},	     {"env_pass", load_env_passes},
+	    {"env", load_env},	     {"stdin", load_stdin},
+	    {"dev", load_dev},	     {"limits", load_limits},
 	};
 	if (!json_is_object(root))
 		return pj_fail(j, pos, NULL, -EINVAL, "a policy is a JSON object, not %s",
@@ -349,7 +358,7 @@ int pj_load_root(struct pj *j, const json_t *root, size_t pos)
 	int r = v ? load_version(j, v, pj_value_at(j, pos, "version")) : 0;
 	if (r == 0)
 		r = pj_check_keys(j, root, pos, NULL, known,
-				  "version, mounts, tmp, cwd, env, env_pass, stdin, limits");
+				  "version, mounts, tmp, cwd, env, env_pass, stdin, dev, limits");
 	for (size_t i = 0; r == 0 && i < sizeof(pieces) / sizeof(pieces[0]); i++)
 		if ((v = json_object_get(root, pieces[i].key)))
 			r = pieces[i].load(j, v, pj_value_at(j, pos, pieces[i].key));

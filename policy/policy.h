@@ -62,7 +62,10 @@ struct policy {
 	size_t nenv;
 	struct policy_limits lim;
 	int no_stdin; /* guest fd 0 is closed (--no-stdin) */
-	char **tmp;   /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
+	/* no virtual /dev and /proc/self (--no-dev); by default the monitor shows them where no
+	 * mount does (monitor/calls/vfs.c) */
+	int no_dev;
+	char **tmp; /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
 	size_t ntmp;
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by
 			    policy_free */

@@ -21,6 +21,7 @@ void sbx_cli_usage(FILE *f)
 	    "  --env K=V            set a guest environment variable (default: PATH only)\n"
 	    "  --env-pass K         pass K from the host environment\n"
 	    "  --no-stdin           the guest's stdin is closed\n"
+	    "  --no-dev             no virtual /dev and /proc/self (shown by default)\n"
 	    "Limits (exit status 119-123 when one ends the run, see docs/policy.md):\n"
 	    "  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
 	    "  --cpu-time DURATION  guest CPU time, e.g. 10s, 500ms\n"
@@ -78,6 +79,7 @@ static const struct sbx_cli_opt shared_opts[] = {
     SBX_CLI_OWN("tmp", required_argument, OWN_TMP),
     SBX_CLI_OWN("env-pass", required_argument, OWN_ENV_PASS),
     SBX_CLI_FLAG("no-stdin", struct sbx_cli, pol.no_stdin),
+    SBX_CLI_FLAG("no-dev", struct sbx_cli, pol.no_dev),
     SBX_CLI_DURATION("cpu-time", struct sbx_cli, pol.lim.cpu_ms),
     SBX_CLI_DURATION("timeout", struct sbx_cli, pol.lim.wall_ms),
     SBX_CLI_SIZE("max-output", struct sbx_cli, pol.lim.max_output),

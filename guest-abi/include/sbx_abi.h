@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 3
+#define SBX_ABI_MINOR 4
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -137,6 +137,26 @@ struct sbx_upcall {
 _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #endif
 
+/* ---- The kernel's table of mappings (1.4): one entry per range, sorted and disjoint ---- */
+#define SBX_MAX_VMAS 4096 /* Linux allows 65530 by default; more here is ENOMEM */
+#define SBX_VMA_ELF 1	  /* kinds: the program's or its interpreter's pages */
+#define SBX_VMA_VDSO 2
+#define SBX_VMA_HEAP 3
+#define SBX_VMA_STACK 4
+#define SBX_VMA_ANON 5
+#define SBX_VMA_FILE 6
+#ifndef __ASSEMBLER__
+struct sbx_vma {
+	uint64_t start, end; /* page aligned, start < end */
+	uint8_t prot;	     /* SBX_PROT_*: as mmap and mprotect set it */
+	/* SBX_PROT_* the page tables give these pages (the kernel's own bookkeeping) */
+	uint8_t ptprot;
+	uint8_t kind; /* SBX_VMA_* */
+	uint8_t pad[5];
+};
+_Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
+#endif
+
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */
 #define SBX_MAX_SYSCALL 512
 #define SBX_BOOT_CPL0 1	       /* flags: user code and kernel run at CPL0 */
@@ -229,7 +249,12 @@ struct sbx_bootinfo {
 	 * capped at the request's own duration on the guest's clock (the two clocks run at
 	 * slightly different rates, and CPU time must never go back). Reset with start_ns. */
 	uint64_t idle_ns;
-	uint8_t reserved[1024 - 928];
+	/* 1.4: where the kernel keeps its table of mappings (struct sbx_vma), so that the monitor
+	 * can show /proc/self/maps and the Vm* lines of /proc/self/status. The monitor only reads
+	 * them, copies them out once and checks every entry. */
+	uint64_t vma_table; /* IN: guest address of struct sbx_vma[SBX_MAX_VMAS], or 0 */
+	uint64_t vma_count; /* IN: guest address of the uint32_t count of entries in use */
+	uint8_t reserved[1024 - 944];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -245,6 +270,8 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vdso_end) == 520, "bootin
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, segs) == 528, "bootinfo segs");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, waited_ns) == 912, "waited_ns at 912");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 920, "idle_ns at 920");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_table) == 928, "vma_table at 928");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_count) == 936, "vma_count at 936");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 

@@ -88,7 +88,15 @@ size_t k_strlen(const char *s);
 int k_streq(const char *a, const char *b);
 
 /* vma.c: the program's mappings, and the checks of every user buffer against them. */
-enum k_vma_kind { K_VMA_ELF = 1, K_VMA_VDSO, K_VMA_HEAP, K_VMA_STACK, K_VMA_ANON, K_VMA_FILE };
+enum k_vma_kind {
+	K_VMA_ELF = SBX_VMA_ELF,
+	K_VMA_VDSO = SBX_VMA_VDSO,
+	K_VMA_HEAP = SBX_VMA_HEAP,
+	K_VMA_STACK = SBX_VMA_STACK,
+	K_VMA_ANON = SBX_VMA_ANON,
+	K_VMA_FILE = SBX_VMA_FILE
+};
+/* The monitor reads the table as struct sbx_vma (the boot page's vma_table, 1.4). */
 struct k_vma {
 	uint64_t start, end; /* page aligned, start < end */
 	uint8_t prot;	     /* SBX_PROT_*: as mmap and mprotect set it */
@@ -100,6 +108,10 @@ struct k_vma {
 	uint8_t kind; /* enum k_vma_kind */
 	uint8_t pad[5];
 };
+_Static_assert(sizeof(struct k_vma) == sizeof(struct sbx_vma) &&
+		   __builtin_offsetof(struct k_vma, kind) ==
+		       __builtin_offsetof(struct sbx_vma, kind),
+	       "the table is the ABI's struct sbx_vma");
 #define K_READ SBX_PROT_READ   /* a buffer the kernel or the monitor reads */
 #define K_WRITE SBX_PROT_WRITE /* one they write (writable pages are readable too) */
 /* Bytes of [p, p+n) from p on, up to the first one `need` may not touch: 0 when p itself is
@@ -114,7 +126,7 @@ long k_copy_from_user(void *dst, uint64_t src, uint64_t n);
 long k_copy_to_user(uint64_t dst, const void *src, uint64_t n);
 
 /* (Re)builds the table from the boot page's layout; done at first use. */
-void k_vma_reset(const volatile struct sbx_bootinfo *b);
+void k_vma_reset(volatile struct sbx_bootinfo *b);
 /* The mapping containing addr, or NULL. Valid until the table next changes. */
 const struct k_vma *k_vma_find(uint64_t addr);
 /* Start of the first mapping at or above addr (UINT64_MAX if none). */

@@ -12,11 +12,10 @@
 #define PAGE SBX_PAGE_SIZE
 #define RWX (SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC)
 #define RW (SBX_PROT_READ | SBX_PROT_WRITE)
-/* Linux allows 65530 by default; more than this many mappings here is ENOMEM. */
-#define K_MAX_VMAS 4096
+#define K_MAX_VMAS SBX_MAX_VMAS
 
 static struct k_vma k_vmas[K_MAX_VMAS]; /* sorted, disjoint */
-static unsigned k_nvmas;
+static uint32_t k_nvmas;
 static unsigned k_hint; /* the previous lookup's mapping: a program's buffers come in runs */
 static int k_vma_ready;
 
@@ -33,10 +32,13 @@ static void vma_push(uint64_t start, uint64_t end, unsigned prot, unsigned ptpro
 
 /* The layout the monitor set up before the first instruction (sbx_bootinfo, 1.3), taking only
  * what is sorted, disjoint and in user space. */
-void k_vma_reset(const volatile struct sbx_bootinfo *b)
+void k_vma_reset(volatile struct sbx_bootinfo *b)
 {
 	k_nvmas = 0;
 	k_hint = 0;
+	/* Where the monitor finds the table for /proc/self/maps (1.4). */
+	b->vma_table = (uint64_t)k_vmas;
+	b->vma_count = (uint64_t)&k_nvmas;
 	uint64_t vend = b->vdso_end;
 	if (vend > SBX_VDSO_ADDR && vend <= SBX_VDSO_END)
 		vma_push(SBX_VDSO_ADDR, vend, SBX_PROT_READ | SBX_PROT_EXEC, RWX, K_VMA_VDSO);

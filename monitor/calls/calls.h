@@ -8,7 +8,9 @@
 
 #define SBX_MAX_FDS 1024
 
-enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR };
+/* VDIR: a directory of the policy's tree above mounts; VFILE: a node of the virtual /dev and
+ * /proc (vfs.c), its vnode in `vnode`. */
+enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR, SBX_H_VFILE };
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -19,8 +21,9 @@ struct sbx_handle {
 	char *gpath;  /* normalised guest path (NULL for stdio) */
 	/* stdio: O_APPEND and O_NONBLOCK as the guest set them. The file description is the
 	 * user's own (a shell's, a terminal), so the guest's status flags never reach it. */
-	int vflags;
-	uint64_t vdir_pos; /* SBX_H_VDIR: next entry index */
+	int vflags;	   /* SBX_H_VFILE: the open flags (O_ACCMODE, O_APPEND, O_NONBLOCK) */
+	uint64_t vdir_pos; /* SBX_H_VDIR, VFILE directory: next entry index; VFILE file: position */
+	int vnode;	   /* SBX_H_VFILE: enum sbx_vnode_type */
 };
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */
@@ -95,6 +98,60 @@ int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s);
 struct stat;
 void sbx_vdir_stat(struct sbx_vm *vm, const char *gpath, struct stat *st);
 int sbx_put_stat(struct sbx_vm *vm, uint64_t buf, uint64_t len, const struct stat *st);
+/* What fstat of the handle gives (h may be NULL: -EBADF). */
+int sbx_handle_stat(struct sbx_vm *vm, const struct sbx_handle *h, struct stat *st);
+
+/* vfs.c: the virtual /dev and /proc/self (on unless the policy's no_dev). Directories, then
+ * files, then links, in that order. */
+enum sbx_vnode_type {
+	SBX_V_NONE,
+	SBX_V_ROOT, /* not a node of its own: "/" lists dev and proc (sbx_vfs_children) */
+	SBX_V_DIR_DEV,
+	SBX_V_DIR_PROC,
+	SBX_V_DIR_PID, /* /proc/1, which /proc/self names */
+	SBX_V_DIR_FD,
+	SBX_V_NULL,
+	SBX_V_ZERO,
+	SBX_V_FULL,
+	SBX_V_RANDOM,
+	SBX_V_URANDOM,
+	SBX_V_CMDLINE,
+	SBX_V_STATUS,
+	SBX_V_MAPS,
+	SBX_V_LNK_STD,	 /* /dev/stdin..stderr: num 0..2 */
+	SBX_V_LNK_DEVFD, /* /dev/fd */
+	SBX_V_LNK_SELF,	 /* /proc/self */
+	SBX_V_LNK_EXE,	 /* /proc/1/exe */
+	SBX_V_LNK_FD,	 /* /proc/1/fd/N: num is N, an open handle */
+};
+struct sbx_vnode {
+	int type; /* enum sbx_vnode_type */
+	int num;
+};
+struct iovec;
+typedef void (*sbx_vfs_emit)(void *ctx, const char *name, size_t nlen, unsigned char type);
+int sbx_vfs_enabled(const struct sbx_vm *vm);
+/* A normalised guest path among the virtual nodes, intermediate links followed (/dev/fd/3 is
+ * /proc/1/fd/3), the final one not: 0, or -ENOENT, -ENOTDIR. Callers look here only where the
+ * policy has no mount. */
+int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn);
+/* A final link followed where the target is a node itself (/dev/stdout becomes the magic link
+ * /proc/1/fd/1, /proc/self the directory /proc/1); /proc/1/exe and /proc/1/fd/N stay. */
+void sbx_vfs_follow(struct sbx_vnode *vn);
+int sbx_vfs_is_dir(int type);
+int sbx_vfs_is_file(int type);
+int sbx_vfs_readlink(struct sbx_vm *vm, const struct sbx_vnode *vn, char *out, size_t len);
+void sbx_vfs_stat(struct sbx_vm *vm, const struct sbx_vnode *vn, const char *gpath,
+		  struct stat *st);
+/* Entries of a virtual directory (SBX_V_ROOT: what the root adds to the policy's). */
+void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_emit emit, void *ctx);
+/* A read or write of a VFILE handle into host iovecs already checked against guest RAM. */
+int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *iov, int cnt,
+		   uint64_t total, int is_write, int positioned, int64_t off);
+int64_t sbx_vfs_lseek(struct sbx_handle *h, int64_t off, int whence);
+
+/* dispatch.c: getrandom's bytes (the run's seeded stream when deterministic); bytes or -errno */
+int64_t sbx_random_fill(struct sbx_vm *vm, uint8_t *p, uint64_t len);
 
 /* dispatch.c, limits.c, audit.c, fdtable.c, strace.c */
 /* hypercalls.c and hc_*.c */
@@ -131,6 +188,9 @@ void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2]);
 /* 0 if one more handle fits --max-files; else ends the run and returns -1. */
 int sbx_fd_room(struct sbx_vm *vm);
 void sbx_fd_release(struct sbx_vm *vm, int fd);
+/* dst becomes a copy of src with resources of its own (a dup of the host fd, its own path):
+ * 0, or -errno with dst holding nothing. */
+int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src);
 
 /* strace.c */
 void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);

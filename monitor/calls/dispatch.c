@@ -69,6 +69,13 @@ static int64_t hc_random(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint8_t *p = sbx_gptr(vm, s->u.rw.buf, len);
 	if (!p)
 		return -EFAULT;
+	return sbx_random_fill(vm, p, len);
+}
+
+int64_t sbx_random_fill(struct sbx_vm *vm, uint8_t *p, uint64_t len)
+{
+	if (len > 1 << 20)
+		len = 1 << 20;
 	if (vm->opts.det_random) {
 		/* A fuzzing run's randomness is part of its input: splitmix64 from the run's seed.
 		 */
@@ -200,7 +207,7 @@ static int sbx_hc_changes_fs(struct sbx_vm *vm, const struct sbx_slot *s)
 	unsigned f = sbx_calls[s->nr].flags;
 	if (f & SBX_CF_FS_HANDLE) {
 		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-		return h && h->gpath;
+		return h && h->gpath && h->kind == SBX_H_HOST; /* /dev/null is no file of a mount */
 	}
 	if (f & SBX_CF_FS_OPEN)
 		return (s->u.path.flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;

@@ -89,6 +89,25 @@ int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 	return -EMFILE;
 }
 
+int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
+{
+	*dst = *src;
+	dst->fd = -1;
+	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
+	if (src->gpath && !dst->gpath)
+		return -ENOMEM;
+	if (src->kind == SBX_H_HOST) {
+		dst->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3);
+		if (dst->fd < 0) {
+			int e = errno;
+			free(dst->gpath);
+			dst->gpath = NULL;
+			return -e;
+		}
+	}
+	return 0;
+}
+
 void sbx_fd_release(struct sbx_vm *vm, int fd)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[fd];

@@ -88,10 +88,19 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	return n < 0 ? -errno : n;
 }
 
+/* The handle of a read or write: a host file's, or a virtual file's (*virt set). */
+static struct sbx_handle *io_handle(struct sbx_vm *vm, int64_t fd, int *virt, int64_t *err)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, fd);
+	*virt = h && h->kind == SBX_H_VFILE;
+	return *virt ? h : host_handle(vm, fd, err);
+}
+
 static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
-	struct sbx_handle *h = host_handle(vm, s->u.rw.fd, &e);
+	int virt;
+	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &virt, &e);
 	if (!h)
 		return e;
 	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
@@ -99,6 +108,8 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!iov.iov_base && len)
 		return -EFAULT;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
+	if (virt)
+		return sbx_vfs_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
 	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
 }
 
@@ -115,7 +126,8 @@ int64_t sbx_hc_write(struct sbx_vm *vm, const struct sbx_slot *s)
 static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
-	struct sbx_handle *h = host_handle(vm, s->u.rw.fd, &e);
+	int virt;
+	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &virt, &e);
 	if (!h)
 		return e;
 	uint64_t cnt = s->u.rw.len;
@@ -138,6 +150,8 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
+	if (virt)
+		return sbx_vfs_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
 	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
 }
 
@@ -184,16 +198,27 @@ int sbx_put_stat(struct sbx_vm *vm, uint64_t buf, uint64_t len, const struct sta
 	return sbx_copy_to_guest(vm, buf, st, sizeof(*st));
 }
 
-int64_t sbx_hc_fstat(struct sbx_vm *vm, const struct sbx_slot *s)
+int sbx_handle_stat(struct sbx_vm *vm, const struct sbx_handle *h, struct stat *st)
 {
-	struct sbx_handle *h = sbx_fd_get(vm, s->u.path.dirfd);
 	if (!h)
 		return -EBADF;
-	struct stat st;
-	if (h->kind == SBX_H_VDIR)
-		sbx_vdir_stat(vm, h->gpath, &st);
-	else if (fstat(h->fd, &st) < 0)
+	if (h->kind == SBX_H_VDIR) {
+		sbx_vdir_stat(vm, h->gpath, st);
+	} else if (h->kind == SBX_H_VFILE) {
+		struct sbx_vnode vn = {h->vnode, -1};
+		sbx_vfs_stat(vm, &vn, h->gpath, st);
+	} else if (fstat(h->fd, st) < 0) {
 		return -errno;
+	}
+	return 0;
+}
+
+int64_t sbx_hc_fstat(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct stat st;
+	int r = sbx_handle_stat(vm, sbx_fd_get(vm, s->u.path.dirfd), &st);
+	if (r < 0)
+		return r;
 	return sbx_put_stat(vm, s->u.path.buf, s->u.path.buf_len, &st);
 }
 
@@ -202,6 +227,8 @@ int64_t sbx_hc_lseek(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);
 	if (!h)
 		return -EBADF;
+	if (h->kind == SBX_H_VFILE)
+		return sbx_vfs_lseek(h, (int64_t)s->u.a[1], s->u.a[2] > 4 ? -1 : (int)s->u.a[2]);
 	if (h->kind == SBX_H_VDIR) {
 		if (s->u.a[2] != SEEK_SET || s->u.a[1] != 0)
 			return -EINVAL;
@@ -218,9 +245,11 @@ struct vdir_fill {
 	uint8_t *buf;
 	uint64_t len, used, index, skip;
 	int full;
+	struct sbx_vm *vm;
+	const char *dir; /* a policy directory a virtual one's entries are added to */
 };
 
-static void vdir_emit(void *ctx, const char *name, size_t nlen)
+static void vdir_emit_typed(void *ctx, const char *name, size_t nlen, unsigned char type)
 {
 	struct vdir_fill *f = ctx;
 	if (f->full)
@@ -238,9 +267,28 @@ static void vdir_emit(void *ctx, const char *name, size_t nlen)
 	d->d_ino = 1 + f->index;
 	d->d_off = (int64_t)f->index;
 	d->d_reclen = (unsigned short)reclen;
-	d->d_type = DT_DIR;
+	d->d_type = type;
 	memcpy(d->d_name, name, nlen);
 	f->used += reclen;
+}
+
+static void vdir_emit(void *ctx, const char *name, size_t nlen)
+{
+	vdir_emit_typed(ctx, name, nlen, DT_DIR);
+}
+
+/* A virtual node's entry in a directory the policy shows too: only where it shows nothing. */
+static void vdir_emit_merged(void *ctx, const char *name, size_t nlen, unsigned char type)
+{
+	struct vdir_fill *f = ctx;
+	char g[POLICY_PATH_MAX];
+	struct policy_target t;
+	if (snprintf(g, sizeof(g), "%s/%.*s", strcmp(f->dir, "/") ? f->dir : "", (int)nlen, name) >=
+	    (int)sizeof(g))
+		return;
+	policy_lookup(f->vm->cfg.policy, g, &t);
+	if (t.kind == POLICY_NONE)
+		vdir_emit_typed(ctx, name, nlen, type);
 }
 
 int64_t sbx_hc_getdents(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -256,10 +304,24 @@ int64_t sbx_hc_getdents(struct sbx_vm *vm, const struct sbx_slot *s)
 		long n = syscall(SYS_getdents64, h->fd, p, len);
 		return n < 0 ? -errno : n;
 	}
-	struct vdir_fill f = {.buf = p, .len = len, .skip = h->vdir_pos};
+	struct vdir_fill f = {.buf = p, .len = len, .skip = h->vdir_pos, .vm = vm, .dir = h->gpath};
 	vdir_emit(&f, ".", 1);
 	vdir_emit(&f, "..", 2);
-	policy_vdir_children(vm->cfg.policy, h->gpath, vdir_emit, &f);
+	if (h->kind == SBX_H_VFILE) {
+		if (!sbx_vfs_is_dir(h->vnode))
+			return -ENOTDIR;
+		sbx_vfs_children(vm, h->gpath, h->vnode, vdir_emit_typed, &f);
+	} else {
+		policy_vdir_children(vm->cfg.policy, h->gpath, vdir_emit, &f);
+		/* The virtual /dev and /proc where the policy has no mount of that name. */
+		struct sbx_vnode vn;
+		int type = strcmp(h->gpath, "/") == 0		    ? SBX_V_ROOT
+			   : sbx_vfs_lookup(vm, h->gpath, &vn) == 0 ? (sbx_vfs_follow(&vn), vn.type)
+								    : SBX_V_NONE;
+		if (type != SBX_V_NONE && sbx_vfs_enabled(vm) &&
+		    (type == SBX_V_ROOT || sbx_vfs_is_dir(type)))
+			sbx_vfs_children(vm, h->gpath, type, vdir_emit_merged, &f);
+	}
 	if (f.full && f.used == 0)
 		return -EINVAL;
 	h->vdir_pos = f.index;
@@ -315,18 +377,11 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -EMFILE;
 		target = (int)newfd;
 	}
-	struct sbx_handle copy = *h;
+	struct sbx_handle copy;
+	int r = sbx_fd_copy(&copy, h);
+	if (r < 0)
+		return r;
 	copy.cloexec = s->u.a[3] != 0;
-	copy.gpath = h->gpath ? strdup(h->gpath) : NULL;
-	if (h->gpath && !copy.gpath)
-		return -ENOMEM;
-	if (h->kind == SBX_H_HOST) {
-		copy.fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 3);
-		if (copy.fd < 0) {
-			free(copy.gpath);
-			return -errno;
-		}
-	}
 	if (vm->proc.files->fds[target].kind != SBX_H_FREE)
 		sbx_fd_release(vm, target);
 	vm->proc.files->fds[target] = copy;
@@ -346,6 +401,9 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 		h->cloexec = (arg & FD_CLOEXEC) != 0;
 		return 0;
 	case F_GETFL: {
+		if (h->kind == SBX_H_VFILE)
+			return h->vflags | O_LARGEFILE |
+			       (sbx_vfs_is_dir(h->vnode) ? O_DIRECTORY : 0);
 		if (h->kind != SBX_H_HOST)
 			return O_RDONLY | O_DIRECTORY;
 		int fl = fcntl(h->fd, F_GETFL);
@@ -354,6 +412,8 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 		return fl < 0 ? -errno : (fl & ~O_CLOEXEC);
 	}
 	case F_SETFL: {
+		if (h->kind == SBX_H_VFILE)
+			h->vflags = (h->vflags & ~SBX_VFLAGS) | ((int)arg & SBX_VFLAGS);
 		if (h->kind != SBX_H_HOST)
 			return 0;
 		if (h->stdio >= 0) {
@@ -464,7 +524,7 @@ int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (!h) {
 			gp[i].revents = POLLNVAL;
 			ready_now++;
-		} else if (h->kind == SBX_H_VDIR) {
+		} else if (h->kind == SBX_H_VDIR || h->kind == SBX_H_VFILE) {
 			gp[i].revents = (short)(gp[i].events & (POLLIN | POLLOUT));
 			ready_now += gp[i].revents != 0;
 		} else {

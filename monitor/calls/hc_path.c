@@ -40,12 +40,44 @@ static int guest_string(struct sbx_vm *vm, uint64_t addr, uint32_t len, char out
 struct named {
 	char g[POLICY_PATH_MAX];
 	struct policy_target t;
-	int walked; /* g was resolved in the guest's namespace (walk_again) */
+	int walked;	     /* g was resolved in the guest's namespace (walk_again) */
+	struct sbx_vnode vn; /* a node of the virtual /dev or /proc, where t is POLICY_NONE */
 };
 
+/* Where a normalised guest path leads: the policy's mounts first, else the virtual nodes. With
+ * `follow`, a final virtual link to a file of a mount (/proc/self/exe, /proc/self/fd/N of a
+ * file) is followed to that file's guest path, which is then the policy's alone. */
+static int classify(struct sbx_vm *vm, struct named *n, int follow)
+{
+	n->vn = (struct sbx_vnode){SBX_V_NONE, -1};
+	policy_lookup(vm->cfg.policy, n->g, &n->t);
+	if (n->t.kind == POLICY_NONE) {
+		int r = sbx_vfs_lookup(vm, n->g, &n->vn);
+		if (r == -ENOTDIR)
+			return r;
+		if (r == 0 && follow) {
+			sbx_vfs_follow(&n->vn);
+			const struct sbx_handle *h =
+			    n->vn.type == SBX_V_LNK_FD ? sbx_fd_get(vm, n->vn.num) : NULL;
+			const char *to = n->vn.type == SBX_V_LNK_EXE  ? vm->proc.image.exe_path
+					 : h && h->kind == SBX_H_HOST ? h->gpath
+								      : NULL;
+			char norm[POLICY_PATH_MAX];
+			if (to && policy_normalize("/", to, strlen(to), norm, sizeof(norm)) == 0) {
+				memcpy(n->g, norm, sizeof(norm));
+				n->vn = (struct sbx_vnode){SBX_V_NONE, -1};
+				policy_lookup(vm->cfg.policy, n->g, &n->t);
+			}
+		}
+	}
+	sbx_audit_note(vm, n->g, &n->t);
+	return 0;
+}
+
 /* The call's path (or its second one) copied out of guest memory, normalised against the cwd
- * or a directory handle, and looked up in the policy. */
-static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, struct named *n)
+ * or a directory handle, and looked up in the policy (and the virtual nodes). */
+static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, int follow,
+			struct named *n)
 {
 	char raw[SBX_PATH_MAX];
 	int32_t dirfd = second ? a->dirfd2 : a->dirfd;
@@ -65,21 +97,23 @@ static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second,
 			if (fstat(h->fd, &st) < 0 || !S_ISDIR(st.st_mode))
 				return -ENOTDIR;
 		}
+		if (h->kind == SBX_H_VFILE && !sbx_vfs_is_dir(h->vnode))
+			return -ENOTDIR;
 		base = h->gpath;
 	}
 	r = policy_normalize(base, raw, len, n->g, POLICY_PATH_MAX);
 	if (r < 0)
 		return r;
 	n->walked = 0;
-	policy_lookup(vm->cfg.policy, n->g, &n->t);
-	sbx_audit_note(vm, n->g, &n->t);
-	return 0;
+	/* "link/" names what the link points to, as on Linux. */
+	return classify(vm, n, follow || raw[len - 1] == '/');
 }
 
 /* After -EXDEV from the policy (a symlink on n's path leaves its mount): n resolved again in
- * the guest's namespace (policy_walk), for the caller to try once more from the lookup on. A
- * second -EXDEV means a link changed since the walk: -ENOENT, as the path then leads nowhere
- * the walk saw. Handles and the cwd keep the walked path, as the kernel's name the object. */
+ * the guest's namespace (policy_walk), for the caller to try once more from the lookup on
+ * (it may now name a virtual node). A second -EXDEV means a link changed since the walk:
+ * -ENOENT, as the path then leads nowhere the walk saw. Handles and the cwd keep the walked
+ * path, as the kernel's name the object. */
 static int walk_again(struct sbx_vm *vm, struct named *n, enum policy_walk how)
 {
 	char g[POLICY_PATH_MAX];
@@ -90,9 +124,7 @@ static int walk_again(struct sbx_vm *vm, struct named *n, enum policy_walk how)
 		return r;
 	memcpy(n->g, g, strlen(g) + 1);
 	n->walked = 1;
-	policy_lookup(vm->cfg.policy, n->g, &n->t);
-	sbx_audit_note(vm, n->g, &n->t);
-	return 0;
+	return classify(vm, n, how == POLICY_FOLLOW);
 }
 
 static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const char *gpath,
@@ -112,6 +144,60 @@ static int install(struct sbx_vm *vm, enum sbx_handle_kind kind, int fd, const c
 						     .cloexec = cloexec,
 						     .writable = writable,
 						     .stdio = -1};
+	return n;
+}
+
+/* A new handle to what the guest's handle fd is (Linux's /proc/self/fd/N "magic" link): a
+ * copy of it, with its own position where the monitor keeps one. Files of mounts never come
+ * here (classify follows them to their path). */
+static int reopen_handle(struct sbx_vm *vm, int fd, int flags, int wants_write)
+{
+	const struct sbx_handle *h = sbx_fd_get(vm, fd);
+	if (!h)
+		return -ENOENT;
+	if (h->kind == SBX_H_VDIR || (h->kind == SBX_H_VFILE && sbx_vfs_is_dir(h->vnode))) {
+		if (wants_write)
+			return -EISDIR;
+	} else if (flags & O_DIRECTORY) {
+		return -ENOTDIR;
+	}
+	int n = sbx_fd_alloc(vm, 0);
+	if (n < 0)
+		return n;
+	struct sbx_handle copy;
+	int r = sbx_fd_copy(&copy, h);
+	if (r < 0)
+		return r;
+	copy.cloexec = (flags & O_CLOEXEC) != 0;
+	if (h->kind != SBX_H_HOST) {
+		copy.vdir_pos = 0;
+		copy.vflags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+	}
+	vm->proc.files->fds[n] = copy;
+	return n;
+}
+
+/* open of a node of the virtual /dev or /proc. */
+static int open_virtual(struct sbx_vm *vm, const struct named *p, int flags, int wants_write)
+{
+	int type = p->vn.type;
+	if (type == SBX_V_LNK_FD)
+		return reopen_handle(vm, p->vn.num, flags, wants_write);
+	if (type >= SBX_V_LNK_STD) /* a final link not followed (O_NOFOLLOW, O_EXCL) */
+		return (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) ? -EEXIST : -ELOOP;
+	if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		return -EEXIST;
+	if (sbx_vfs_is_dir(type) && (wants_write || (flags & O_CREAT)))
+		return -EISDIR;
+	if (!sbx_vfs_is_dir(type) && (flags & O_DIRECTORY))
+		return -ENOTDIR;
+	if (type >= SBX_V_CMDLINE && wants_write)
+		return -EACCES; /* r--r--r-- */
+	int n = install(vm, SBX_H_VFILE, -1, p->g, (flags & O_CLOEXEC) != 0, 0);
+	if (n >= 0) {
+		vm->proc.files->fds[n].vnode = type;
+		vm->proc.files->fds[n].vflags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+	}
 	return n;
 }
 
@@ -136,17 +222,19 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
 	int flags = (int)a->flags & SBX_OPEN_FLAGS;
+	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
+	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
 	struct named p;
-	int r = guest_target(vm, a, 0, &p);
+	int r = guest_target(vm, a, 0, follow, &p);
 	if (r < 0)
 		return r;
 	int acc = flags & O_ACCMODE;
 	int wants_write = acc != O_RDONLY || (flags & (O_TRUNC | O_TMPFILE)) == O_TRUNC ||
 			  (flags & O_TMPFILE) == O_TMPFILE;
-	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
-	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
 	enum policy_walk how = follow ? POLICY_FOLLOW : POLICY_NOFOLLOW;
 again:
+	if (p.vn.type != SBX_V_NONE)
+		return open_virtual(vm, &p, flags, wants_write);
 	if (p.t.kind == POLICY_VDIR) {
 		if (wants_write || (flags & O_CREAT))
 			return (flags & O_EXCL) ? -EEXIST : -EISDIR;
@@ -181,7 +269,7 @@ static int open_path(struct sbx_vm *vm, struct named *p, int nofollow,
 	enum policy_walk how = nofollow ? POLICY_NOFOLLOW : POLICY_FOLLOW;
 	*vdir = 0;
 	for (;;) {
-		if (p->t.kind == POLICY_VDIR) {
+		if (p->t.kind == POLICY_VDIR || p->vn.type != SBX_V_NONE) {
 			*vdir = 1;
 			return -EISDIR;
 		}
@@ -203,14 +291,20 @@ int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 	const struct sbx_path *a = &s->u.path;
 	struct stat st;
 	struct named p;
-	int r = guest_target(vm, a, 0, &p);
+	int r = guest_target(vm, a, 0, !(a->flags & AT_SYMLINK_NOFOLLOW), &p);
 	if (r < 0)
 		return r;
 	const struct policy_mount *m;
-	int vdir = p.t.kind == POLICY_VDIR, fd = -1;
-	if (!vdir)
-		fd = open_path(vm, &p, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m, &vdir);
-	if (vdir) {
+	int nofollow = (a->flags & AT_SYMLINK_NOFOLLOW) != 0, vdir, fd = -1;
+	if (p.vn.type == SBX_V_NONE && p.t.kind != POLICY_VDIR)
+		fd = open_path(vm, &p, nofollow, &m, &vdir); /* may walk into a virtual node */
+	if (p.vn.type == SBX_V_LNK_FD && !nofollow) {
+		r = sbx_handle_stat(vm, sbx_fd_get(vm, p.vn.num), &st);
+		if (r < 0)
+			return r;
+	} else if (p.vn.type != SBX_V_NONE) {
+		sbx_vfs_stat(vm, &p.vn, p.g, &st);
+	} else if (p.t.kind == POLICY_VDIR) {
 		sbx_vdir_stat(vm, p.g, &st);
 	} else {
 		if (fd < 0)
@@ -229,25 +323,50 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	char target[SBX_PATH_MAX];
 	struct named p;
 	const struct sbx_path *a = &s->u.path;
-	int r = guest_target(vm, a, 0, &p);
+	int r = guest_target(vm, a, 0, 0, &p);
 	if (r < 0)
 		return r;
 	if (p.t.kind == POLICY_VDIR)
 		return -EINVAL;
+	ssize_t n;
 	const struct policy_mount *m;
-	int vdir;
-	int fd = open_path(vm, &p, 1, &m, &vdir);
-	if (fd < 0)
-		return vdir ? -EINVAL : fd;
-	ssize_t n = readlinkat(fd, "", target, sizeof(target));
-	int e = errno;
-	close(fd);
-	if (n < 0)
-		return e == ENOENT ? -EINVAL : -e;
+	int vdir, fd = -1;
+	if (p.vn.type == SBX_V_NONE)
+		fd = open_path(vm, &p, 1, &m, &vdir);
+	if (p.vn.type != SBX_V_NONE) {
+		r = sbx_vfs_readlink(vm, &p.vn, target, sizeof(target));
+		if (r < 0)
+			return r;
+		n = (ssize_t)strlen(target);
+	} else {
+		if (fd < 0)
+			return vdir ? -EINVAL : fd;
+		n = readlinkat(fd, "", target, sizeof(target));
+		int e = errno;
+		close(fd);
+		if (n < 0)
+			return e == ENOENT ? -EINVAL : -e;
+	}
 	uint64_t len = (uint64_t)n < a->buf_len ? (uint64_t)n : a->buf_len;
 	if (sbx_copy_to_guest(vm, a->buf, target, len) < 0)
 		return -EFAULT;
 	return (int64_t)len;
+}
+
+/* A name (that is nothing yet) directly in a virtual directory of /dev or /proc. */
+static int in_virtual_dir(struct sbx_vm *vm, const char *g)
+{
+	char parent[POLICY_PATH_MAX];
+	struct sbx_vnode vn;
+	struct policy_target t;
+	const char *slash = strrchr(g, '/');
+	if (!slash || slash == g)
+		return 0;
+	memcpy(parent, g, (size_t)(slash - g));
+	parent[slash - g] = 0;
+	policy_lookup(vm->cfg.policy, parent, &t);
+	return t.kind == POLICY_NONE && sbx_vfs_lookup(vm, parent, &vn) == 0 &&
+	       (sbx_vfs_follow(&vn), sbx_vfs_is_dir(vn.type));
 }
 
 /* For calls that change a directory entry: the directory holding the last component, which
@@ -256,8 +375,10 @@ int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s)
 static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second, struct named *p,
 			   struct policy_node *n)
 {
-	int r = guest_target(vm, a, second, p);
+	int r = guest_target(vm, a, second, 0, p);
 	while (r == 0) {
+		if (p->vn.type != SBX_V_NONE || in_virtual_dir(vm, p->g))
+			return -EACCES; /* root's directories, as /dev and /proc are on Linux */
 		if (p->t.kind == POLICY_VDIR)
 			return strcmp(p->g, "/") == 0 ? -EBUSY : -EROFS;
 		if (p->t.kind != POLICY_MOUNT)
@@ -350,14 +471,21 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (!h->gpath)
 			return -ENOTDIR;
 		snprintf(p.g, sizeof(p.g), "%s", h->gpath);
-		policy_lookup(vm->cfg.policy, p.g, &p.t);
+		int r = classify(vm, &p, 1);
+		if (r < 0)
+			return r;
 	} else {
-		int r = guest_target(vm, a, 0, &p);
+		int r = guest_target(vm, a, 0, 1, &p);
 		if (r < 0)
 			return r;
 	}
 	p.walked = 0;
 	for (;;) {
+		if (p.vn.type != SBX_V_NONE) {
+			if (!sbx_vfs_is_dir(p.vn.type))
+				return -ENOTDIR;
+			break;
+		}
 		if (p.t.kind == POLICY_NONE)
 			return -ENOENT;
 		if (p.t.kind == POLICY_VDIR)
@@ -389,19 +517,34 @@ int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s)
 	return (int64_t)len;
 }
 
+/* access of a node of the virtual /dev or /proc. */
+static int access_virtual(const struct named *p, unsigned mode)
+{
+	int t = p->vn.type;
+	if (t == SBX_V_LNK_FD || t == SBX_V_LNK_EXE)
+		return 0; /* a handle's object: its own rule was checked when it was opened */
+	if ((mode & X_OK) && !sbx_vfs_is_dir(t))
+		return -EACCES;
+	if ((mode & W_OK) && (sbx_vfs_is_dir(t) || t >= SBX_V_CMDLINE))
+		return -EACCES;
+	return 0;
+}
+
 int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
 	unsigned mode = a->mode & 7;
 	struct named p;
-	int r = guest_target(vm, a, 0, &p);
+	int r = guest_target(vm, a, 0, !(a->flags & AT_SYMLINK_NOFOLLOW), &p);
 	if (r < 0)
 		return r;
 	const struct policy_mount *m;
-	int vdir = p.t.kind == POLICY_VDIR, fd = -1;
-	if (!vdir)
+	int vdir, fd = -1;
+	if (p.vn.type == SBX_V_NONE && p.t.kind != POLICY_VDIR)
 		fd = open_path(vm, &p, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, &m, &vdir);
-	if (vdir)
+	if (p.vn.type != SBX_V_NONE)
+		return access_virtual(&p, mode);
+	if (p.t.kind == POLICY_VDIR)
 		return (mode & W_OK) ? -EROFS : 0;
 	if (fd < 0)
 		return fd;
@@ -429,22 +572,22 @@ static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow
 		if (!h)
 			return -EBADF;
 		*rw = h->writable && h->gpath; /* stdio is not a file the guest may change */
-		if (h->kind == SBX_H_VDIR) {
+		if (h->kind == SBX_H_VDIR || h->kind == SBX_H_VFILE) {
 			*vdir = 1;
 			return -1;
 		}
 		return h->fd;
 	}
 	struct named p;
-	int r = guest_target(vm, a, 0, &p);
+	int r = guest_target(vm, a, 0, !nofollow, &p);
 	if (r < 0)
 		return r;
 	const struct policy_mount *m;
 	int fd = -1;
-	*vdir = p.t.kind == POLICY_VDIR;
-	if (!*vdir)
-		fd = open_path(vm, &p, nofollow, &m, vdir);
-	if (*vdir) {
+	if (p.vn.type == SBX_V_NONE && p.t.kind != POLICY_VDIR)
+		fd = open_path(vm, &p, nofollow, &m, vdir); /* may walk into a virtual node */
+	if (p.t.kind == POLICY_VDIR || p.vn.type != SBX_V_NONE) {
+		*vdir = 1;
 		*rw = 0;
 		return -1;
 	}

@@ -42,25 +42,6 @@ void sbx_snapshot_free(struct sbx_snap *s)
 	free(s);
 }
 
-/* Copies one handle table entry, with a host fd of its own. */
-static int handle_copy(struct sbx_handle *dst, const struct sbx_handle *src)
-{
-	*dst = *src;
-	dst->fd = -1;
-	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
-	if (src->gpath && !dst->gpath)
-		return -ENOMEM;
-	if (src->kind == SBX_H_HOST) {
-		dst->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3);
-		if (dst->fd < 0) {
-			free(dst->gpath);
-			dst->gpath = NULL;
-			return -errno;
-		}
-	}
-	return 0;
-}
-
 struct copy_ctx {
 	uint8_t *dst;
 	const uint8_t *src;
@@ -105,7 +86,7 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	for (int i = 0; i < SBX_MAX_FDS && r == 0; i++) {
 		if (vm->proc.files->fds[i].kind == SBX_H_FREE)
 			continue;
-		r = handle_copy(&s->fds[i], &vm->proc.files->fds[i]);
+		r = sbx_fd_copy(&s->fds[i], &vm->proc.files->fds[i]);
 		s->offs[i] = vm->proc.files->fds[i].kind == SBX_H_HOST
 				 ? lseek(vm->proc.files->fds[i].fd, 0, SEEK_CUR)
 				 : -1;
@@ -203,7 +184,7 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 			sbx_fd_release(vm, i);
 		if (s->fds[i].kind == SBX_H_FREE)
 			continue;
-		int r = handle_copy(&vm->proc.files->fds[i], &s->fds[i]);
+		int r = sbx_fd_copy(&vm->proc.files->fds[i], &s->fds[i]);
 		if (r < 0)
 			return sbx_fail(err, errlen, r, "reset: fd %d: %s", i, strerror(-r));
 		/* Not the monitor's own stdio: its output so far stays where it went. */

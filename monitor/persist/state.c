@@ -357,6 +357,19 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 	char g[160];
 	sbx_shown(h->gpath, g, sizeof(g));
 	policy_lookup(vm->cfg.policy, h->gpath, &t);
+	if (h->kind == SBX_H_VFILE) {
+		/* A node of the virtual /dev or /proc: there still, and no mount in its place. */
+		struct sbx_vnode vn;
+		if (t.kind != POLICY_NONE || sbx_vfs_lookup(vm, h->gpath, &vn) < 0 ||
+		    (sbx_vfs_follow(&vn), !sbx_vfs_is_dir(vn.type) && !sbx_vfs_is_file(vn.type))) {
+			sbx_sio_fail(io, "fd %d: %s is not a virtual file of this policy", num, g);
+			return -1;
+		}
+		h->fd = -1;
+		h->vnode = vn.type;
+		h->vflags = oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
+		return 0;
+	}
 	if (h->kind == SBX_H_VDIR) {
 		if (t.kind != POLICY_VDIR) {
 			sbx_sio_fail(io, "fd %d: directory %s is not part of this policy", num, g);
@@ -414,6 +427,8 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 				oflags = (oflags & ~(O_APPEND | O_NONBLOCK)) | h->vflags;
 			off = lseek(h->fd, 0, SEEK_CUR); /* -1 for pipes and terminals */
 		}
+		if (h->kind == SBX_H_VFILE)
+			oflags = h->vflags;
 	}
 	sbx_sio_u32(io, &kind);
 	sbx_sio_i32(io, &stdio);
@@ -425,8 +440,8 @@ static void handle_io(struct sbx_vm *vm, struct sbx_sio *io, int32_t num, struct
 	sbx_sio_str(io, gpath, sizeof(gpath));
 	if (!io->load || io->err)
 		return;
-	if ((kind != SBX_H_HOST && kind != SBX_H_VDIR) || stdio < -1 || stdio > 2 ||
-	    (stdio >= 0 && kind != SBX_H_HOST) || (stdio < 0 && gpath[0] != '/')) {
+	if ((kind != SBX_H_HOST && kind != SBX_H_VDIR && kind != SBX_H_VFILE) || stdio < -1 ||
+	    stdio > 2 || (stdio >= 0 && kind != SBX_H_HOST) || (stdio < 0 && gpath[0] != '/')) {
 		sbx_sio_fail(io, "fd %d: malformed handle (kind %u, stdio %d)", num, kind, stdio);
 		return;
 	}

@@ -531,3 +531,35 @@ Test(e2e, dynamic_ls_with_data)
 	cr_expect(!strstr(o.err, "xattr") && !strstr(o.err, "not implemented"), "%s", o.err);
 	free(o.data);
 }
+
+/* The virtual /dev and /proc/self (monitor/calls/vfs.c): each node as natively, for both libcs
+ * and both I/O modes. */
+Test(e2e, dev_and_proc_self)
+{
+	same_as_native("", SAMPLES "devproc-@LIBC@ a 'b c'", "");
+	/* /proc/self/maps lists what the program maps itself, as Linux does. */
+	need_kvm();
+	struct out o;
+	run(SANDBOX " " SAMPLES "cat-glibc /proc/self/maps", &o);
+	cr_expect_eq(o.status, 0, "%s", o.err);
+	cr_expect(strstr(o.data, "r-xp 00000000 00:00 0") && strstr(o.data, "/cat-glibc\n") &&
+		      strstr(o.data, "[stack]\n") && strstr(o.data, "[vdso]\n"),
+		  "%s", o.data);
+	free(o.data);
+	/* --no-dev: nothing there, as before. */
+	run(SANDBOX " --no-dev " SAMPLES "cat-glibc /dev/null", &o);
+	cr_expect_neq(o.status, 0, "%s", o.err);
+	free(o.data);
+}
+
+/* perl opens /dev/null at start and dies without it. */
+Test(e2e, dynamic_perl_opens_dev_null)
+{
+	if (access("/usr/bin/perl", X_OK) != 0)
+		cr_skip_test("no /usr/bin/perl");
+	same_as_native("--ro /usr",
+		       "/usr/bin/perl -e 'open F, \"</dev/null\" or die \"null: $!\"; "
+		       "open Z, \"</dev/zero\" or die; read Z, $b, 4; print length($b), \"\\n\"; "
+		       "print readlink(\"/proc/self/exe\"), \"\\n\"'",
+		       "");
+}

@@ -100,6 +100,7 @@ static void assert_same_policy(const struct policy *a, const struct policy *b)
 	for (size_t i = 0; i < a->nenv; i++)
 		cr_assert(env_has(b, a->env[i]), "%s lost", a->env[i]);
 	cr_assert_eq(a->no_stdin, b->no_stdin);
+	cr_assert_eq(a->no_dev, b->no_dev);
 	cr_assert_eq(a->ntmp, b->ntmp);
 	for (size_t i = 0; i < a->ntmp; i++)
 		cr_assert_str_eq(a->tmp[i], b->tmp[i]);
@@ -274,6 +275,7 @@ Test(policy_json, full_example)
 	cr_assert_str_eq(env_get(&p, "TERM"), "vt100");
 	cr_assert_null(p.env[p.nenv]);
 	cr_assert_eq(p.no_stdin, 0);
+	cr_assert_eq(p.no_dev, 0);
 	expect_limits(
 	    &p, (struct policy_limits){256ull << 20, 10000, 30000, 10ull << 20, 100ull << 20, 256});
 	policy_free(&p);
@@ -388,6 +390,7 @@ ParameterizedTestParameters(policy_json, positions)
 	     "t.json:1:31: mounts[1]: a mount needs \"host\""},
 	    {"{\"mounts\": [{\"host\": \"/tmp\", \"bind\": true}]}",
 	     "t.json:1:30: mounts[0]: unknown key \"bind\""},
+	    {"{\"dev\": \"no\"}", "t.json:1:9: dev: expected true or false"},
 	    {"{\"version\": 1.0}",
 	     "t.json:1:13: version: expected the integer 1, not a fractional"},
 	    {"{\"limits\": {\"memory\": \"-1M\"}}", "limits.memory: \"-1M\" is not a size"},
@@ -526,6 +529,7 @@ Test(policy_json, round_trip)
 	cr_assert_eq(policy_set_env(&p, "A=x=y \"q\" \\ \t\xe2\x82\xac", err, sizeof(err)), 0);
 	cr_assert_eq(policy_set_env(&p, "EMPTY=", err, sizeof(err)), 0);
 	p.no_stdin = 1;
+	p.no_dev = 1;
 	p.lim.mem = 256ull << 20;
 	p.lim.cpu_ms = 1500;
 	p.lim.wall_ms = 2 * 3600000;
@@ -541,6 +545,7 @@ Test(policy_json, round_trip)
 	cr_assert_not_null(strstr(text, "\"max_output\": 4097"), "%s", text);
 	cr_assert_not_null(strstr(text, "\"max_write\": \"18446744073709551615\""), "%s", text);
 	cr_assert_not_null(strstr(text, "\"stdin\": false"), "%s", text);
+	cr_assert_not_null(strstr(text, "\"dev\": false"), "%s", text);
 	cr_assert_not_null(strstr(text, "\"mode\": \"rw\""), "%s", text);
 	/* sorted keys */
 	cr_assert(strstr(text, "\"cwd\"") < strstr(text, "\"env\"") &&
