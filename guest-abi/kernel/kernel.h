@@ -246,9 +246,9 @@ long k_sys_tgkill(struct k_frame *f);
 long k_sys_tkill(struct k_frame *f);
 long k_sys_sched_getaffinity(struct k_frame *f);
 long k_sys_futex(struct k_frame *f);
-long k_sys_umask(struct k_frame *f);
 long k_sys_prctl(struct k_frame *f);
-uint32_t k_cur_umask(void);
+long k_sys_umask(struct k_frame *f);
+uint32_t k_cur_umask(void); /* for the calls that create files */
 
 long k_sys_symlink(struct k_frame *f);
 long k_sys_symlinkat(struct k_frame *f);

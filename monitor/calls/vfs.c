@@ -85,22 +85,34 @@ static int fd_number(struct sbx_vm *vm, const char *c, size_t n)
 	return sbx_fd_get(vm, v) ? v : -1;
 }
 
+/* The path ended at this node (a directory, or a link it may continue through). */
+static int at_node(struct sbx_vnode *vn, int type)
+{
+	vn->type = type;
+	return 0;
+}
+
+/* A node that is no directory: the path must end at it. */
+static int leaf(const char *p, struct sbx_vnode *vn, int type, int num)
+{
+	const char *rest;
+	if (component(&p, &rest))
+		return -ENOTDIR;
+	*vn = (struct sbx_vnode){type, num};
+	return 0;
+}
+
 /* /proc/self/fd/... and /proc/1/fd/... after "fd". */
 static int lookup_fd(struct sbx_vm *vm, const char *p, struct sbx_vnode *vn)
 {
 	const char *c;
 	size_t n = component(&p, &c);
-	if (n == 0) {
-		vn->type = SBX_V_DIR_FD;
-		return 0;
-	}
+	if (n == 0)
+		return at_node(vn, SBX_V_DIR_FD);
 	int fd = fd_number(vm, c, n);
 	if (fd < 0)
 		return -ENOENT;
-	if (component(&p, &c))
-		return -ENOTDIR; /* a magic link names a file, not a directory */
-	*vn = (struct sbx_vnode){SBX_V_LNK_FD, fd};
-	return 0;
+	return leaf(p, vn, SBX_V_LNK_FD, fd); /* a magic link names a file, not a directory */
 }
 
 /* /proc/1/... after the pid. */
@@ -108,19 +120,14 @@ static int lookup_pid(struct sbx_vm *vm, const char *p, struct sbx_vnode *vn)
 {
 	const char *c;
 	size_t n = component(&p, &c);
-	if (n == 0) {
-		vn->type = SBX_V_DIR_PID;
-		return 0;
-	}
+	if (n == 0)
+		return at_node(vn, SBX_V_DIR_PID);
 	for (size_t i = 0; i < sizeof(pid_entries) / sizeof(pid_entries[0]); i++) {
 		if (!is(c, n, pid_entries[i].name))
 			continue;
 		if (pid_entries[i].type == SBX_V_DIR_FD)
 			return lookup_fd(vm, p, vn);
-		if (component(&p, &c))
-			return -ENOTDIR;
-		vn->type = pid_entries[i].type;
-		return 0;
+		return leaf(p, vn, pid_entries[i].type, -1);
 	}
 	return -ENOENT;
 }
@@ -134,48 +141,28 @@ int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn)
 	size_t n = component(&p, &c);
 	if (is(c, n, "dev")) {
 		n = component(&p, &c);
-		if (n == 0) {
-			vn->type = SBX_V_DIR_DEV;
-			return 0;
-		}
+		if (n == 0)
+			return at_node(vn, SBX_V_DIR_DEV);
 		if (is(c, n, "fd")) {
-			if (*p == 0 || strspn(p, "/") == strlen(p)) {
-				vn->type = SBX_V_LNK_DEVFD;
-				return 0;
-			}
+			if (*p == 0 || strspn(p, "/") == strlen(p))
+				return at_node(vn, SBX_V_LNK_DEVFD);
 			return lookup_fd(vm, p, vn);
 		}
-		for (int i = 0; i < 3; i++) {
-			if (!is(c, n, std_names[i]))
-				continue;
-			const char *rest;
-			if (component(&p, &rest))
-				return -ENOTDIR;
-			*vn = (struct sbx_vnode){SBX_V_LNK_STD, i};
-			return 0;
-		}
-		for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
-			if (!is(c, n, devs[i].name))
-				continue;
-			const char *rest;
-			if (component(&p, &rest))
-				return -ENOTDIR;
-			vn->type = devs[i].type;
-			return 0;
-		}
+		for (int i = 0; i < 3; i++)
+			if (is(c, n, std_names[i]))
+				return leaf(p, vn, SBX_V_LNK_STD, i);
+		for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+			if (is(c, n, devs[i].name))
+				return leaf(p, vn, devs[i].type, -1);
 		return -ENOENT;
 	}
 	if (is(c, n, "proc")) {
 		n = component(&p, &c);
-		if (n == 0) {
-			vn->type = SBX_V_DIR_PROC;
-			return 0;
-		}
+		if (n == 0)
+			return at_node(vn, SBX_V_DIR_PROC);
 		if (is(c, n, "self")) {
-			if (strspn(p, "/") == strlen(p)) {
-				vn->type = SBX_V_LNK_SELF;
-				return 0;
-			}
+			if (strspn(p, "/") == strlen(p))
+				return at_node(vn, SBX_V_LNK_SELF);
 			return lookup_pid(vm, p, vn);
 		}
 		if (is(c, n, "1"))

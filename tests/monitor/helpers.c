@@ -94,3 +94,13 @@ struct sbx_slot test_rw_req(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 	s.u.rw.len = len;
 	return s;
 }
+
+void test_vm_file(struct test_vm *t, const char *name, const char *text)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "%s/%s", t->dir, name);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f, "%s", p);
+	fputs(text, f);
+	fclose(f);
+}

@@ -17,6 +17,8 @@ struct test_vm {
 
 void test_vm_setup(struct test_vm *t);
 void test_vm_teardown(struct test_vm *t);
+/* t's scratch directory gets a file NAME holding TEXT. */
+void test_vm_file(struct test_vm *t, const char *name, const char *text);
 /* A VM without KVM for prog under pol, its stdout to out, its ring announced as the guest
  * kernel would: 0 or -errno (err says why). Asserts nothing, so that a forked child may call it. */
 int test_vm_bare(struct sbx_vm **vm, const char *prog, struct policy *pol, int out, FILE *log,

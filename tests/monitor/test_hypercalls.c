@@ -13,11 +13,8 @@ static struct test_vm T;
 static void setup(void)
 {
 	test_vm_setup(&T);
+	test_vm_file(&T, "file", "content\n");
 	char p[128];
-	snprintf(p, sizeof(p), "%s/file", T.dir);
-	FILE *f = fopen(p, "w");
-	fputs("content\n", f);
-	fclose(f);
 	snprintf(p, sizeof(p), "%s/escape", T.dir);
 	cr_assert_eq(symlink("/etc/passwd", p), 0);
 	snprintf(p, sizeof(p), "%s/up", T.dir);

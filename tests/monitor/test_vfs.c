@@ -17,11 +17,7 @@ static struct test_vm T;
 static void setup(void)
 {
 	test_vm_setup(&T);
-	char p[128];
-	snprintf(p, sizeof(p), "%s/file", T.dir);
-	FILE *f = fopen(p, "w");
-	fputs("content\n", f);
-	fclose(f);
+	test_vm_file(&T, "file", "content\n");
 }
 
 static void teardown(void)
@@ -220,14 +216,14 @@ Test(vfs, dev_fd_and_stdout_reopen_the_handle)
 Test(vfs, links_read_as_on_linux)
 {
 	char t[256];
-	cr_assert_eq(readlink_("/proc/self", t, sizeof(t)), 1);
-	cr_assert_str_eq(t, "1");
-	readlink_("/dev/stdin", t, sizeof(t));
-	cr_assert_str_eq(t, "/proc/self/fd/0");
-	readlink_("/dev/fd", t, sizeof(t));
-	cr_assert_str_eq(t, "/proc/self/fd");
-	readlink_("/proc/self/exe", t, sizeof(t));
-	cr_assert_str_eq(t, T.vm->proc.image.exe_path);
+	const char *const links[][2] = {{"/proc/self", "1"},
+					{"/dev/stdin", "/proc/self/fd/0"},
+					{"/dev/fd", "/proc/self/fd"},
+					{"/proc/self/exe", T.vm->proc.image.exe_path}};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		cr_assert_eq(readlink_(links[i][0], t, sizeof(t)), (int64_t)strlen(links[i][1]));
+		cr_assert_str_eq(t, links[i][1]);
+	}
 	int64_t fd = open_("/w/file", O_RDONLY);
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/1/fd/%lld", (long long)fd);

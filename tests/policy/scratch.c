@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "policy.h"
 #include "scratch.h"
 
 void scratch_make(char *dir, size_t len, const char *name)
@@ -35,4 +36,11 @@ int scratch_open_fds(void)
 		n++;
 	closedir(d);
 	return n;
+}
+
+void scratch_mount(struct policy *p, const char *dir, const char *host, const char *guest, int rw)
+{
+	char spec[256], err[256];
+	snprintf(spec, sizeof(spec), "%s/%s:%s", dir, host, guest);
+	cr_assert_eq(policy_add_mount(p, spec, rw, err, sizeof(err)), 0, "%s", err);
 }

@@ -11,5 +11,8 @@ void scratch_make(char *dir, size_t len, const char *name);
 void scratch_sh(const char *dir, const char *cmd);
 void scratch_remove(const char *dir);
 int scratch_open_fds(void);
+/* Mounts dir/HOST at GUEST in p (read-write if rw); the test fails if the policy refuses. */
+struct policy;
+void scratch_mount(struct policy *p, const char *dir, const char *host, const char *guest, int rw);
 
 #endif

@@ -32,13 +32,6 @@ static void new_policy(void)
 	policy_init(&pol);
 }
 
-static void mount_(const char *host, const char *guest, int rw)
-{
-	char spec[256], err[256];
-	snprintf(spec, sizeof(spec), "%s/%s:%s", dir, host, guest);
-	cr_assert_eq(policy_add_mount(&pol, spec, rw, err, sizeof(err)), 0, "%s", err);
-}
-
 /* h/rw (rw at /rw) holds prot/ (ro at /rw/prot) and f.txt (ro at /rw/f.txt); h/ro (ro at /ro)
  * holds w/ (rw at /ro/w). Symlinks the guest could have made are already there. */
 static void setup(void)
@@ -51,11 +44,11 @@ static void setup(void)
 	   "ln -s ../.. h/rw/up && ln -s loop h/rw/loop && ln -s prot/new h/rw/dang && "
 	   "ln -s w h/ro/lnk && ln -s w/.. h/ro/wup && echo mine > h/ro/w/x.txt");
 	policy_init(&pol);
-	mount_("h/rw", "/rw", 1);
-	mount_("h/rw/prot", "/rw/prot", 0);
-	mount_("h/rw/f.txt", "/rw/f.txt", 0);
-	mount_("h/ro", "/ro", 0);
-	mount_("h/ro/w", "/ro/w", 1);
+	scratch_mount(&pol, dir, "h/rw", "/rw", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/rw/prot", 0);
+	scratch_mount(&pol, dir, "h/rw/f.txt", "/rw/f.txt", 0);
+	scratch_mount(&pol, dir, "h/ro", "/ro", 0);
+	scratch_mount(&pol, dir, "h/ro/w", "/ro/w", 1);
 }
 
 static void teardown(void)
@@ -88,9 +81,9 @@ Test(nesting, a_mount_that_can_reach_another_is_marked)
 Test(nesting, siblings_and_the_same_directory_twice_are_not_nested)
 {
 	new_policy();
-	mount_("h/rw/prot", "/a", 0);
-	mount_("h/rw/d", "/b", 1);
-	mount_("h/rw/prot", "/c", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/a", 0);
+	scratch_mount(&pol, dir, "h/rw/d", "/b", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/c", 1);
 	for (size_t i = 0; i < pol.nmounts; i++)
 		cr_expect(!pol.mounts[i].holds_mounts, "%s", pol.mounts[i].guest);
 }
@@ -99,8 +92,8 @@ Test(nesting, directories_on_the_way_to_a_nested_mount_are_pinned)
 {
 	sh("mkdir -p h/deep/a/b/c");
 	new_policy();
-	mount_("h/deep", "/x", 1);
-	mount_("h/deep/a/b/c", "/y", 0);
+	scratch_mount(&pol, dir, "h/deep", "/x", 1);
+	scratch_mount(&pol, dir, "h/deep/a/b/c", "/y", 0);
 	/* Two mount objects, and a and b between them. */
 	cr_expect_eq(pol.npins, 4);
 	size_t roots = 0;
@@ -244,7 +237,7 @@ Test(nesting, the_directory_decided_on_is_the_one_changed)
 Test(nesting, a_policy_without_nesting_takes_the_fast_way)
 {
 	new_policy();
-	mount_("h/rw/d", "/d", 1);
+	scratch_mount(&pol, dir, "h/rw/d", "/d", 1);
 	struct policy_target t;
 	policy_lookup(&pol, "/d/x", &t);
 	struct policy_node n;
@@ -271,8 +264,8 @@ static const char *rule_of(const char *gpath, int *err)
 Test(nesting, nested_on_the_host_only_counts_too)
 {
 	new_policy();
-	mount_("h/rw", "/a", 1);
-	mount_("h/rw/prot", "/b", 0);
+	scratch_mount(&pol, dir, "h/rw", "/a", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/b", 0);
 	cr_expect(pol.mounts[0].holds_mounts);
 	int e;
 	cr_expect_str_eq(rule_of("/a/prot/p.txt", &e), "/b");
@@ -303,8 +296,8 @@ Test(nesting, a_host_mount_point_inside_a_mount_is_crossed_the_long_way)
 	sh("mkdir -p h/other/bindprot");
 	bind("h/rw/prot", "h/other/bindprot");
 	new_policy();
-	mount_("h/other", "/o", 1);
-	mount_("h/rw/prot", "/p", 0);
+	scratch_mount(&pol, dir, "h/other", "/o", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/p", 0);
 	/* ".." from prot never meets h/other: only resolution can tell. */
 	cr_expect(!pol.mounts[0].holds_mounts);
 	int e;
@@ -325,8 +318,8 @@ Test(nesting, a_bind_mount_of_the_same_file_system_may_hide_nesting)
 	sh("mkdir -p h/bindrw");
 	bind("h/rw", "h/bindrw");
 	new_policy();
-	mount_("h/bindrw", "/o", 1);
-	mount_("h/rw/prot", "/p", 0);
+	scratch_mount(&pol, dir, "h/bindrw", "/o", 1);
+	scratch_mount(&pol, dir, "h/rw/prot", "/p", 0);
 	/* The same file system through another host mount: possibly nested. */
 	cr_expect(pol.mounts[0].holds_mounts);
 	int e;

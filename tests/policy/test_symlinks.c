@@ -23,13 +23,6 @@ static void sh(const char *cmd)
 	scratch_sh(dir, cmd);
 }
 
-static void mount_(const char *host, const char *guest, int rw)
-{
-	char spec[256], err[256];
-	snprintf(spec, sizeof(spec), "%s/%s:%s", dir, host, guest);
-	cr_assert_eq(policy_add_mount(&pol, spec, rw, err, sizeof(err)), 0, "%s", err);
-}
-
 /* Three separate mounts, so that a guest path and the host path its text would name differ:
  * h/a (rw at /a), h/b (ro at /m/b), h/c (rw at /m/c). h/a/secret is reachable on the host by
  * ../a/secret from h/b, but at no guest path through /m/b. And Debian's layout: h/usr with
@@ -45,13 +38,14 @@ static void setup(void)
 	   "ln -s /m/c/sub h/a/dirl && ln -s ../m/c/sub/.. h/a/up && ln -s / h/a/root && "
 	   "ln -s /m/c/l2 h/a/l1 && ln -s /a/l1 h/c/l2 && ln -s /m/c/new h/a/dang && "
 	   "ln -s /a/abs h/c/bounce && ln -s /m/b h/a/bdir");
+	static const struct {
+		const char *host, *guest;
+		int rw;
+	} mounts[] = {{"h/a", "/a", 1},	    {"h/b", "/m/b", 0},	      {"h/c", "/m/c", 1},
+		      {"h/usr", "/usr", 0}, {"h/usr/lib", "/lib", 0}, {"h/usr/lib64", "/lib64", 0}};
 	policy_init(&pol);
-	mount_("h/a", "/a", 1);
-	mount_("h/b", "/m/b", 0);
-	mount_("h/c", "/m/c", 1);
-	mount_("h/usr", "/usr", 0);
-	mount_("h/usr/lib", "/lib", 0);
-	mount_("h/usr/lib64", "/lib64", 0);
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
+		scratch_mount(&pol, dir, mounts[i].host, mounts[i].guest, mounts[i].rw);
 }
 
 static void teardown(void)
