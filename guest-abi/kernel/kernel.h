@@ -147,9 +147,10 @@ int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
  * (MADV_DONTNEED): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
 
-/* release.c: gives [start, end) back (zeroed, or to the host). Leaves the range's page
- * tables writable: the caller makes them follow the table of mappings again. */
-void k_mem_release(uint64_t start, uint64_t end);
+/* release.c: gives [start, end) back (zeroed, or to the host), its page tables unchanged
+ * (writable: whether they let the kernel write it); the caller makes them follow the table of
+ * mappings again. */
+void k_mem_release(uint64_t start, uint64_t end, int writable);
 
 /* pt.c: the page tables, kept following the table of mappings. */
 /* [start, end) (page aligned) gets protection prot (0: not present). 0, or -ENOMEM when a

@@ -6,22 +6,17 @@
 /* Releasing this much or more goes back to the host instead of being zeroed in the guest. */
 #define K_DISCARD_MIN (256 * 1024ull)
 
-void k_mem_release(uint64_t start, uint64_t end)
+void k_mem_release(uint64_t start, uint64_t end, int writable)
 {
 	if (end <= start)
 		return;
-	if (end - start >= K_DISCARD_MIN) {
+	/* The kernel zeroes through the program's own page tables, so a range they do not let
+	 * it write goes to the host whatever its size (a hole in RAM's memfd, which the monitor
+	 * refuses only for what is not whole user pages: never a mapping's range). */
+	if (!writable || end - start >= K_DISCARD_MIN) {
 		uint64_t a[2] = {start, end - start};
-		if (k_call(SBX_CALL_DISCARD, a, 2) == 0)
+		if (k_call(SBX_CALL_DISCARD, a, 2) == 0 || !writable)
 			return;
-	}
-	/* The kernel zeroes through the program's own page tables: a read-only or PROT_NONE
-	 * range must be writable first (a widening, so no flush). */
-	if (k_pt_set(start, end, SBX_PROT_READ | SBX_PROT_WRITE) < 0) {
-		/* No page-table page for a split: the host zeroes it instead. */
-		uint64_t a[2] = {start, end - start};
-		k_call(SBX_CALL_DISCARD, a, 2);
-		return;
 	}
 	k_memset((void *)start, 0, end - start);
 }

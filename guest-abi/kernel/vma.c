@@ -309,7 +309,8 @@ int k_vma_unmap(uint64_t start, uint64_t end)
 	unsigned i = vma_upper(start), j = i;
 	for (; j < k_nvmas && k_vmas[j].start < end; j++)
 		if (releasable(&k_vmas[j]))
-			k_mem_release(k_vmas[j].start, k_vmas[j].end);
+			k_mem_release(k_vmas[j].start, k_vmas[j].end,
+				      k_vmas[j].ptprot & SBX_PROT_WRITE);
 	vma_remove_at(i, j - i);
 	return 0;
 }
@@ -352,7 +353,7 @@ int k_vma_discard(uint64_t start, uint64_t end)
 			continue;
 		uint64_t lo = k_vmas[j].start > start ? k_vmas[j].start : start;
 		uint64_t hi = k_vmas[j].end < end ? k_vmas[j].end : end;
-		k_mem_release(lo, hi);
+		k_mem_release(lo, hi, k_vmas[j].ptprot & SBX_PROT_WRITE);
 	}
 	return 0;
 }

@@ -16,8 +16,9 @@ void *k_memcpy(void *d, const void *s, size_t n)
 static uint64_t released[16][2];
 static unsigned nreleased;
 
-void k_mem_release(uint64_t start, uint64_t end)
+void k_mem_release(uint64_t start, uint64_t end, int writable)
 {
+	(void)writable;
 	cr_assert_lt(nreleased, 16);
 	released[nreleased][0] = start;
 	released[nreleased][1] = end;
