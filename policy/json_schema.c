@@ -309,6 +309,14 @@ static int load_dev(struct pj *j, const json_t *v, size_t pos)
 	return 0;
 }
 
+static int load_libs(struct pj *j, const json_t *v, size_t pos)
+{
+	if (!json_is_boolean(v))
+		return pj_wrong_type(j, pos, "libs", v, "true or false");
+	j->p->no_libs = json_is_false(v);
+	return 0;
+}
+
 static int load_version(struct pj *j, const json_t *v, size_t pos)
 {
 	if (!json_is_integer(v))
@@ -338,8 +346,9 @@ static int load_env_passes(struct pj *j, const json_t *v, size_t pos)
 
 int pj_load_root(struct pj *j, const json_t *root, size_t pos)
 {
-	static const char *const known[] = {"version",	"mounts", "tmp", "cwd",	   "env",
-					    "env_pass", "stdin",  "dev", "limits", NULL};
+	static const char *const known[] = {"version", "mounts",   "tmp",   "cwd",
+					    "env",     "env_pass", "stdin", "dev",
+					    "libs",    "limits",   NULL};
 	/* A fixed order, whatever the file's: env after env_pass, so that a value written in the
 	 * file wins over the host's. */
 	static const struct {
@@ -349,7 +358,8 @@ int pj_load_root(struct pj *j, const json_t *root, size_t pos)
 	    {"mounts", load_mounts}, {"tmp", load_tmps},
 	    {"cwd", load_cwd},	     {"env_pass", load_env_passes},
 	    {"env", load_env},	     {"stdin", load_stdin},
-	    {"dev", load_dev},	     {"limits", load_limits},
+	    {"dev", load_dev},	     {"libs", load_libs},
+	    {"limits", load_limits},
 	};
 	if (!json_is_object(root))
 		return pj_fail(j, pos, NULL, -EINVAL, "a policy is a JSON object, not %s",

@@ -140,6 +140,7 @@ static json_t *policy_to_json(const struct policy *p, int *rc)
 	put_env(root, p, rc);
 	put(root, "stdin", json_boolean(!p->no_stdin), rc);
 	put(root, "dev", json_boolean(!p->no_dev), rc);
+	put(root, "libs", json_boolean(!p->no_libs), rc);
 	put_limits(root, p, rc);
 	return root;
 }

@@ -66,6 +66,7 @@ int policy_copy(struct policy *dst, const struct policy *src, char *err, size_t 
 	dst->lim = src->lim;
 	dst->no_stdin = src->no_stdin;
 	dst->no_dev = src->no_dev;
+	dst->no_libs = src->no_libs;
 	int r = src->cwd && !(dst->cwd = strdup(src->cwd)) ? -ENOMEM : 0;
 	if (r == 0)
 		r = policy_strv_copy(&dst->env, &dst->nenv, src->env, src->nenv);

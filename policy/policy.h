@@ -65,6 +65,9 @@ struct policy {
 	/* no virtual /dev and /proc/self (--no-dev); by default the monitor shows them where no
 	 * mount does (monitor/calls/vfs.c) */
 	int no_dev;
+	/* no default view of a dynamic program's libraries (--no-libs): the user's mounts must
+	 * show ld.so and every library (monitor/sandbox/dynview.c) */
+	int no_libs;
 	char **tmp; /* guest paths of private writable temp dirs (--tmp), NULL-terminated */
 	size_t ntmp;
 	char **tmp_host; /* the host directories made for them (policy_make_tmp), removed by

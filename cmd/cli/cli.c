@@ -22,6 +22,8 @@ void sbx_cli_usage(FILE *f)
 	    "  --env-pass K         pass K from the host environment\n"
 	    "  --no-stdin           the guest's stdin is closed\n"
 	    "  --no-dev             no virtual /dev and /proc/self (shown by default)\n"
+	    "  --no-libs            a dynamic program's interpreter and libraries are not shown\n"
+	    "                       by default: the mounts must show them\n"
 	    "Limits (exit status 119-123 when one ends the run, see docs/policy.md):\n"
 	    "  --mem SIZE           guest RAM, e.g. 256M, 1G (default 256M)\n"
 	    "  --cpu-time DURATION  guest CPU time, e.g. 10s, 500ms\n"
@@ -80,6 +82,7 @@ static const struct sbx_cli_opt shared_opts[] = {
     SBX_CLI_OWN("env-pass", required_argument, OWN_ENV_PASS),
     SBX_CLI_FLAG("no-stdin", struct sbx_cli, pol.no_stdin),
     SBX_CLI_FLAG("no-dev", struct sbx_cli, pol.no_dev),
+    SBX_CLI_FLAG("no-libs", struct sbx_cli, pol.no_libs),
     SBX_CLI_DURATION("cpu-time", struct sbx_cli, pol.lim.cpu_ms),
     SBX_CLI_DURATION("timeout", struct sbx_cli, pol.lim.wall_ms),
     SBX_CLI_SIZE("max-output", struct sbx_cli, pol.lim.max_output),
@@ -352,13 +355,21 @@ int sbx_cli_copy(struct sbx_cli *dst, const struct sbx_cli *src, char *err, size
 	return r;
 }
 
-int sbx_cli_program(const struct sbx_cli *c, const char *prog)
+int sbx_cli_program(struct sbx_cli *c, const char *prog)
 {
-	if (access(prog, R_OK) == 0)
+	char err[512];
+	if (access(prog, R_OK) != 0) {
+		int e = errno;
+		sbx_cli_say(c, "%s: %s", prog, strerror(e));
+		return e == ENOENT ? 127 : 126;
+	}
+	if (c->pol.no_libs)
 		return 0;
-	int e = errno;
-	sbx_cli_say(c, "%s: %s", prog, strerror(e));
-	return e == ENOENT ? 127 : 126;
+	if (sbx_dynamic_view(&c->pol, prog, c->cfg.tool, c->cfg.verbose ? stderr : NULL, err,
+			     sizeof(err)) == 0)
+		return 0;
+	sbx_cli_say(c, "%s: %s", prog, err);
+	return SBX_STATUS_ERROR;
 }
 
 int sbx_cli_open_audit(const struct sbx_cli *c, FILE **out, char *err, size_t errlen)

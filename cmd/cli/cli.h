@@ -92,8 +92,10 @@ int sbx_cli_copy(struct sbx_cli *dst, const struct sbx_cli *src, char *err, size
 /* "TOOL: message" on stderr, one line. */
 void sbx_cli_say(const struct sbx_cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* The program must be readable: 0, or a message and the shell's status (127: missing, 126). */
-int sbx_cli_program(const struct sbx_cli *c, const char *prog);
+/* The program must be readable: 0, or a message and the shell's status (127: missing, 126).
+ * A dynamic program's default view joins the policy here (unless --no-libs), so every front
+ * end runs `/bin/ls` as `sandbox-run` does; a view that cannot be made is SBX_STATUS_ERROR. */
+int sbx_cli_program(struct sbx_cli *c, const char *prog);
 /* --audit: the file opened for appending (*out NULL without --audit). 0 or -errno, err set. */
 int sbx_cli_open_audit(const struct sbx_cli *c, FILE **out, char *err, size_t errlen);
 /* --no-confine's warning, when it was given. */

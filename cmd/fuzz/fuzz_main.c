@@ -46,7 +46,7 @@ static void usage(FILE *f)
 	    "usage: sandbox-fuzz [SANDBOX OPTIONS] [FUZZ OPTIONS] TARGET [libFuzzer flags] "
 	    "[CORPUS_DIR... | FILE...]\n"
 	    "       afl-fuzz -i IN -o OUT -- sandbox-fuzz --afl [OPTIONS] TARGET\n"
-	    "Fuzzes TARGET, a static program built with clang's -fsanitize-coverage=\n"
+	    "Fuzzes TARGET, a program built with clang's -fsanitize-coverage=\n"
 	    "inline-8bit-counters and linked with libsandbox-fuzz-guest.a, inside a micro-VM\n"
 	    "reset to a snapshot after every input. Flags after TARGET are libFuzzer's own\n"
 	    "(-runs, -max_total_time, -max_len, -timeout, -dict, -artifact_prefix, -seed,\n"

@@ -20,7 +20,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sandbox-run [OPTIONS] PROGRAM [ARGS...]\n"
-		   "Runs a static x86-64 Linux program in its own KVM micro-VM.\n"
+		   "Runs an x86-64 Linux program (static or dynamic) in its own KVM micro-VM.\n"
 		   "\n");
 	sbx_cli_usage(f);
 	fprintf(
@@ -294,13 +294,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* A dynamic program's default view is part of the effective policy. */
-	if (optind < argc && !f.restore && !f.incoming && access(argv[optind], R_OK) == 0 &&
-	    sbx_dynamic_view(&f.cli.pol, argv[optind], "sandbox-run",
-			     f.cli.cfg.verbose ? stderr : NULL, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sandbox-run: %s: %s\n", argv[optind], err);
-		status = SBX_STATUS_ERROR;
+	if (optind < argc && !f.restore && !f.incoming &&
+	    (status = sbx_cli_program(&f.cli, argv[optind])) != 0)
 		goto out;
-	}
 	if (f.print_policy) {
 		status = policy_write_json(&f.cli.pol, stdout) < 0 ? EXIT_USAGE : 0;
 		goto out;
@@ -327,8 +323,6 @@ int main(int argc, char **argv)
 	f.cli.cfg.prog = argv[optind];
 	f.cli.cfg.argv = argv + optind;
 	f.cli.cfg.name = argv[optind];
-	if ((status = sbx_cli_program(&f.cli, f.cli.cfg.prog)) != 0)
-		goto out;
 
 	/* 4. The run. */
 	struct sbx_result res;

@@ -1,4 +1,4 @@
-/* sandbox-serve: a fresh, isolated instance of a static handler for every HTTP request
+/* sandbox-serve: a fresh, isolated instance of a handler for every HTTP request
  * (docs/serve.md). main() reads as the boot sequence: the flags, the pool of instances (each a
  * VM with its snapshot), the HTTP front, then signals until SIGTERM. */
 #include <errno.h>
@@ -18,7 +18,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: sandbox-serve [OPTIONS] --listen HOST:PORT HANDLER [ARGS...]\n"
-	    "Serves HTTP/1.1 with a fresh, isolated micro-VM instance of a static CGI handler\n"
+	    "Serves HTTP/1.1 with a fresh, isolated micro-VM instance of a CGI handler\n"
 	    "for every request, reset from a snapshot (docs/serve.md).\n"
 	    "\n"
 	    "Serving:\n"

@@ -19,6 +19,7 @@
 #define EBADF 9
 #define EAGAIN 11
 #define ENOMEM 12
+#define EACCES 13
 #define EFAULT 14
 #define EEXIST 17
 #define ENOTDIR 20
@@ -236,6 +237,13 @@ long k_sys_arch_prctl(struct k_frame *f);
 long k_sys_set_tid_address(struct k_frame *f);
 long k_sys_zero(struct k_frame *f);
 long k_sys_rseq(struct k_frame *f);
+long k_sys_membarrier(struct k_frame *f);
+long k_sys_mlock(struct k_frame *f);
+long k_sys_munlock(struct k_frame *f);
+long k_sys_mlock2(struct k_frame *f);
+long k_sys_mlockall(struct k_frame *f);
+long k_sys_munlockall(struct k_frame *f);
+long k_sys_socket(struct k_frame *f);
 long k_sys_prlimit64(struct k_frame *f);
 long k_sys_getrlimit(struct k_frame *f);
 long k_sys_setrlimit(struct k_frame *f);

@@ -484,6 +484,15 @@ Test(e2e, dynamic_users_mount_wins_and_errors_are_named)
 		  "%s", o.err);
 	cr_expect_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1, "one line: %s", o.err);
 	free(o.data);
+	/* --no-libs: no default view, so the program names what it lacks; the policy says so. */
+	run(SANDBOX " --no-libs " SAMPLES "hello-dyn-glibc", &o);
+	cr_expect_eq(o.status, 125, "%s", o.err);
+	cr_expect(strstr(o.err, "/lib64/ld-linux-x86-64.so.2 is not visible in the sandbox"), "%s",
+		  o.err);
+	free(o.data);
+	run(SANDBOX " --no-libs --print-policy /bin/true", &o);
+	cr_expect(strstr(o.data, "\"libs\": false") && !strstr(o.data, "libc.so.6"), "%s", o.data);
+	free(o.data);
 }
 
 /* Code ld.so maps from a file (libc.so.6, PROT_EXEC) executes: the page tables follow mmap. */
@@ -530,6 +539,28 @@ Test(e2e, dynamic_ls_with_data)
 	cr_expect(strstr(o.data, "README.md"), "%s", o.data);
 	cr_expect(!strstr(o.err, "xattr") && !strstr(o.err, "not implemented"), "%s", o.err);
 	free(o.data);
+}
+
+/* mlock's family and membarrier answer as Linux does; socket() is refused (no network), said
+ * under -v and not among the unimplemented calls. */
+Test(e2e, memory_locks_barriers_and_refused_sockets)
+{
+	need_kvm();
+	for (int verbose = 0; verbose < 2; verbose++) {
+		struct out o;
+		run(verbose ? SANDBOX " -v " SAMPLES "memcalls-musl socket"
+			    : SANDBOX " " SAMPLES "memcalls-musl socket",
+		    &o);
+		cr_expect(strstr(o.data, "socket: EACCES") && o.status == 0, "%d %s", o.status,
+			  o.data);
+		/* Said under -v only, and never as an unimplemented call. */
+		cr_expect(!strstr(o.err, "unimplemented") &&
+			      !strstr(o.err, "network calls refused") == !verbose &&
+			      !!strstr(o.err, "socket x1") == verbose,
+			  "%s", o.err);
+		free(o.data);
+	}
+	same_as_native("", SAMPLES "memcalls-@LIBC@", "");
 }
 
 /* The virtual /dev and /proc/self (monitor/calls/vfs.c): each node as natively, for both libcs

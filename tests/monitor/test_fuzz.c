@@ -107,6 +107,21 @@ Test(fuzz, libfuzzer_finds_the_planted_bug_and_the_repro_reproduces, .init = set
 	free(o);
 }
 
+/* A dynamic target needs no flag: its interpreter and libraries are shown read-only, as
+ * sandbox-run shows them, and reset with the rest of the VM after every input. */
+Test(fuzz, a_dynamic_target_is_fuzzed_with_no_flags, .init = setup, .fini = teardown,
+     .timeout = 3600)
+{
+	near_seed();
+	int st;
+	char *o = run("cd %s && %s %s-dyn -seed=1 -runs=1000000 -artifact_prefix=%s/ corpus 2>&1",
+		      &st, dir, FUZZ, PLANTED, dir);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "DEDUP_TOKEN: SIGSEGV--planted_bug--LLVMFuzzerTestOneInput"), "%s", o);
+	cr_assert_eq(artifacts(dir, "crash-", NULL, 0), 1, "%s", o);
+	free(o);
+}
+
 /* AFL sets its own time limit per input (-t) from how fast the first ones ran; on a busy host
  * some inputs meet it (hangs, not crashes): every crash it saves must be the planted bug. Its
  * deterministic stages (-D) find the bug at the same input on every host (a 4-bit flip of the

@@ -101,6 +101,7 @@ static void assert_same_policy(const struct policy *a, const struct policy *b)
 		cr_assert(env_has(b, a->env[i]), "%s lost", a->env[i]);
 	cr_assert_eq(a->no_stdin, b->no_stdin);
 	cr_assert_eq(a->no_dev, b->no_dev);
+	cr_assert_eq(a->no_libs, b->no_libs);
 	cr_assert_eq(a->ntmp, b->ntmp);
 	for (size_t i = 0; i < a->ntmp; i++)
 		cr_assert_str_eq(a->tmp[i], b->tmp[i]);
@@ -276,6 +277,7 @@ Test(policy_json, full_example)
 	cr_assert_null(p.env[p.nenv]);
 	cr_assert_eq(p.no_stdin, 0);
 	cr_assert_eq(p.no_dev, 0);
+	cr_assert_eq(p.no_libs, 0);
 	expect_limits(
 	    &p, (struct policy_limits){256ull << 20, 10000, 30000, 10ull << 20, 100ull << 20, 256});
 	policy_free(&p);
@@ -391,6 +393,7 @@ ParameterizedTestParameters(policy_json, positions)
 	    {"{\"mounts\": [{\"host\": \"/tmp\", \"bind\": true}]}",
 	     "t.json:1:30: mounts[0]: unknown key \"bind\""},
 	    {"{\"dev\": \"no\"}", "t.json:1:9: dev: expected true or false"},
+	    {"{\"libs\": 0}", "t.json:1:10: libs: expected true or false"},
 	    {"{\"version\": 1.0}",
 	     "t.json:1:13: version: expected the integer 1, not a fractional"},
 	    {"{\"limits\": {\"memory\": \"-1M\"}}", "limits.memory: \"-1M\" is not a size"},
@@ -530,6 +533,7 @@ Test(policy_json, round_trip)
 	cr_assert_eq(policy_set_env(&p, "EMPTY=", err, sizeof(err)), 0);
 	p.no_stdin = 1;
 	p.no_dev = 1;
+	p.no_libs = 1;
 	p.lim.mem = 256ull << 20;
 	p.lim.cpu_ms = 1500;
 	p.lim.wall_ms = 2 * 3600000;

@@ -186,6 +186,11 @@ mode_cgi() {
     ! grep -q "sandbox-run:" "$D/server.log" ||
       fail "sandbox-run in sandbox-serve's log: $(grep -m1 sandbox-run: "$D/server.log")"
     stop
+    # A dynamic handler needs no flag: its interpreter and libc are shown read-only.
+    start --instances 1 "$S/serve_echo-dyn-glibc"
+    get dyn 200 "$URL/d?token=dyn"
+    has dyn "env QUERY_STRING=token=dyn"
+    stop
     ;;
   esac
   echo "PASS cgi: $n requests, conformance table and metrics"
