@@ -190,6 +190,13 @@ void policy_node_release(struct policy_node *n);
  * leaves every mount (walk.c). */
 int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how, char *out,
 		size_t outlen);
+/* dotdot.c: does path have a ".." component? */
+int policy_has_dotdot(const char *path, size_t len);
+/* policy_normalize for a path with "..": a ".." after a prefix in a mount climbs from where
+ * that prefix leads in the guest's namespace (symlinks followed), as the kernel does; a missing
+ * prefix is -ENOENT and a file -ENOTDIR. 0 or -errno. */
+int policy_normalize_walked(const struct policy *p, const char *base, const char *path, size_t len,
+			    char *out, size_t outlen);
 /* policy_lookup and policy_open of a normalised guest path, resolved again by policy_walk when
  * a symlink leaves its mount. For callers that want a file: a virtual directory is -EISDIR,
  * nothing -ENOENT. */

@@ -101,7 +101,9 @@ static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second,
 			return -ENOTDIR;
 		base = h->gpath;
 	}
-	r = policy_normalize(base, raw, len, n->g, POLICY_PATH_MAX);
+	r = policy_has_dotdot(raw, len)
+		? policy_normalize_walked(vm->cfg.policy, base, raw, len, n->g, POLICY_PATH_MAX)
+		: policy_normalize(base, raw, len, n->g, POLICY_PATH_MAX);
 	if (r < 0)
 		return r;
 	n->walked = 0;
