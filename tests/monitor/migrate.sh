@@ -9,6 +9,8 @@
 #   guestexit the guest ends on its own during the pre-copy: the source ends as it would have
 #   files     loopback, with the guest reading a file as it beats: the destination reopens it
 #             under its own --ro mount at the same offset
+#   dynamic   loopback, with the heartbeat linked dynamically (ld.so, libc.so in guest memory,
+#             shown by the default view at the source)
 #   stray     before the source, the destination gets an empty connection, random bytes and a
 #             connection that says nothing: it logs each and goes on listening; then loopback
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
@@ -29,6 +31,7 @@ RATE=${MIG_RATE:-10}
 TOUCH=${MIG_TOUCH:-32}
 WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
+[ "$MODE" = dynamic ] && HB=$B/samples/heartbeat-dyn-glibc
 D=$(mktemp -d /tmp/sbx-mig.XXXXXX)
 NS=sbxm$$
 cleanup() {
@@ -233,7 +236,7 @@ if [ "$MODE" = guestexit ]; then
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
   grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
 elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ] ||
-  [ "$MODE" = stray ]; then
+  [ "$MODE" = stray ] || [ "$MODE" = dynamic ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
