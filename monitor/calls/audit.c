@@ -25,6 +25,9 @@ static void put_json_string(FILE *f, const char *s)
 void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t)
 {
 	struct sbx_audit *a = vm->audit;
+	a->outside = t->kind == POLICY_NONE;
+	if (a->outside)
+		snprintf(a->outside_path, sizeof(a->outside_path), "%s", gpath);
 	if (!vm->cfg.audit)
 		return;
 	a->valid = 1;

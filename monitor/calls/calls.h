@@ -48,12 +48,18 @@ struct sbx_limits {
 	int64_t cpu_base_ms;
 };
 
-/* The path and rule of the call being audited (audit.c). */
+/* The path and rule of the call being audited (audit.c), and the paths outside every mount
+ * that the program looked for in vain (missing.c). */
+#define SBX_MISSING_MAX 64
 struct sbx_audit {
 	int valid;
 	char gpath[POLICY_PATH_MAX];
 	char host[POLICY_PATH_MAX];
 	char rule[300];
+	int outside; /* the call's path, in outside_path, lies outside every mount */
+	char outside_path[POLICY_PATH_MAX];
+	char *missing[SBX_MISSING_MAX];
+	unsigned nmissing;
 };
 
 /* Gives a sandbox its handle table, limits and audit state, and the core its dispatch hook;
@@ -165,6 +171,14 @@ void sbx_limits_stop(struct sbx_vm *vm);
 /* How much of a write of len bytes the limits allow (ending the run when that is less). */
 uint64_t sbx_limit_write(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t len);
 void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t written);
+
+/* missing.c: a call on a path outside every mount (sbx_audit_note) that ended in ENOENT is
+ * remembered, up to SBX_MISSING_MAX paths; sbx_missing_free forgets them. */
+void sbx_missing_note(struct sbx_vm *vm, int64_t ret);
+void sbx_missing_free(struct sbx_vm *vm);
+/* After the run, when the program failed (or always under -v): one line naming the remembered
+ * paths that exist on the host, each with the flag that would show it. */
+void sbx_missing_report(struct sbx_vm *vm, int failed);
 
 /* audit.c */
 void sbx_audit_note(struct sbx_vm *vm, const char *gpath, const struct policy_target *t);

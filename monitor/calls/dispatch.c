@@ -235,9 +235,12 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	enum sbx_wait wk = wait_kind(vm, s);
 	int64_t wall0 = wk ? sbx_now_ns(CLOCK_MONOTONIC) : 0;
 	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
+	vm->audit->outside = 0;
 	int64_t ret = sbx_calls[s->nr].fn(vm, s);
 	if (wk)
 		note_wait(vm, wk, wall0, cpu0);
+	if (vm->audit->outside)
+		sbx_missing_note(vm, ret);
 	if (vm->cfg.audit)
 		sbx_audit_record(vm, s, sbx_call_name((int)s->nr), ret);
 	return ret;
@@ -260,6 +263,8 @@ void sbx_calls_detach(struct sbx_vm *vm)
 {
 	if (vm->proc.files)
 		sbx_fd_close_all(vm);
+	if (vm->audit)
+		sbx_missing_free(vm);
 	free(vm->proc.files);
 	free(vm->limits);
 	free(vm->audit);

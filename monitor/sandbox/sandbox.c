@@ -220,6 +220,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 		res->stats.report_ms = sbx_ms_since(&r0);
 	report_refused(vm, res, 0);
 	report_refused(vm, res, 1);
+	sbx_missing_report(vm, vm->life.stop.status != 0 || vm->life.stop.signal != 0);
 	if (vm->cfg.stats)
 		measure_rss(res);
 	fill_result(vm, res);

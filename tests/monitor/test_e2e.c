@@ -495,6 +495,22 @@ Test(e2e, dynamic_users_mount_wins_and_errors_are_named)
 	free(o.data);
 }
 
+/* A library loaded with dlopen is not in the default view: the program fails with its own
+ * message, and the sandbox names the file and the flag; with the flag it runs as natively. */
+Test(e2e, dynamic_dlopen_needs_a_mount_and_says_which)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " " SAMPLES "dlopen-dyn-glibc", &o);
+	cr_expect_eq(o.status, 1, "%s", o.err);
+	cr_expect(strstr(o.data, "libm.so.6: cannot open shared object file"), "%s", o.data);
+	cr_expect(strstr(o.err, "looked for files the host has but the sandbox does not show") &&
+		      strstr(o.err, "--ro /lib/x86_64-linux-gnu/libm.so.6"),
+		  "%s", o.err);
+	free(o.data);
+	same_as_native("--ro /lib --ro /usr/lib", SAMPLES "dlopen-dyn-glibc", "");
+}
+
 /* Code ld.so maps from a file (libc.so.6, PROT_EXEC) executes: the page tables follow mmap. */
 Test(e2e, dynamic_true)
 {
