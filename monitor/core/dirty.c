@@ -70,6 +70,12 @@ void sbx_dirty_stop(struct sbx_vm *vm)
 
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 {
+	return sbx_dirty_collect_keep(vm, bitmap, take_mon, NULL);
+}
+
+int64_t sbx_dirty_collect_keep(struct sbx_vm *vm, uint64_t *bitmap, int take_mon,
+			       const uint64_t *writable)
+{
 	uint64_t nw = sbx_dirty_words(vm);
 	/* KVM writes the whole bitmap: no need to clear it first. */
 	if (!vm->proc.mem.dirty_buf && !(vm->proc.mem.dirty_buf = malloc(nw * sizeof(uint64_t))))
@@ -87,14 +93,16 @@ int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon)
 				 : 0;
 		if (m && take_mon)
 			m = __atomic_exchange_n(&vm->proc.mem.mon_dirty[i], 0, __ATOMIC_ACQ_REL);
+		uint64_t w = log[i] | m;
+		n += __builtin_popcountll(w & ~bitmap[i]);
+		bitmap[i] |= w;
+		if (writable)
+			log[i] &= ~writable[i]; /* not cleared: not protected again */
 		if (log[i]) {
 			if (first == nw)
 				first = i;
 			last = i;
 		}
-		uint64_t w = log[i] | m;
-		n += __builtin_popcountll(w & ~bitmap[i]);
-		bitmap[i] |= w;
 	}
 	if (vm->proc.mem.manual_protect && first < nw) {
 		/* The range must start at a multiple of 64 pages; clear only what we read. */

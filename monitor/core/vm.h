@@ -278,6 +278,12 @@ void sbx_dirty_stop(struct sbx_vm *vm);
  * take_mon: also clear the monitor's marks (only when no monitor write is in progress:
  * ring_lock held or the sandbox stopped); else they are read and stay. */
 int64_t sbx_dirty_collect(struct sbx_vm *vm, uint64_t *bitmap, int take_mon);
+/* The same, but the pages in `writable` (NULL: none) stay as they are in KVM's log: logged and
+ * not write-protected again, so the guest writes them without a fault and every later
+ * collect reports them dirty (reset.c's pages written in every run). Needs manual protection
+ * (vm->proc.mem.manual_protect); without it every page is protected again. */
+int64_t sbx_dirty_collect_keep(struct sbx_vm *vm, uint64_t *bitmap, int take_mon,
+			       const uint64_t *writable);
 /* 64-bit words of a bitmap of guest RAM's pages. */
 uint64_t sbx_dirty_words(const struct sbx_vm *vm);
 /* Marks [gpa, gpa+len) as written by the monitor. */
