@@ -36,6 +36,8 @@ struct sbx_exec {
 	uint64_t gen;			    /* the last `go` written */
 	uint64_t counters, ncounters, input, input_max;
 	uint64_t runs;
+	int verify_due; /* the next run starts with the debug compare (verify_every) */
+	int verify_parked;
 	int64_t tsc_offset; /* guest TSC - host TSC, for deterministic clocks */
 	double open_ms;
 	uint64_t snap_pages;

@@ -42,6 +42,14 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* Before the run can start: a short one may be over before we look again. */
 	uint64_t exits0 = vm->stats.exits;
+	/* The debug compare of the run before, done now rather than when it ended: the caller
+	 * has read that run's coverage counters since, which the compare's reset puts back. */
+	if (x->verify_due) {
+		x->verify_due = 0;
+		int v = sbx_exec_verify(x, x->verify_parked, err, errlen);
+		if (v < 0)
+			return v;
+	}
 	int r = sbx_exec_reset(x, run, err, errlen);
 	if (r < 0)
 		return r;
@@ -53,8 +61,10 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	pthread_mutex_unlock(&x->lock);
 	run->exits = vm->stats.exits - exits0;
 	outcome(x, run, ended);
-	if (x->o.verify_every && x->runs % x->o.verify_every == 0)
-		return sbx_exec_verify(x, ended == 0, err, errlen);
+	if (x->o.verify_every && x->runs % x->o.verify_every == 0) {
+		x->verify_due = 1;
+		x->verify_parked = ended == 0;
+	}
 	return 0;
 }
 

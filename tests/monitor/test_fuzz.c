@@ -357,6 +357,21 @@ Test(fuzz, state_never_leaks_between_inputs, .init = setup, .fini = teardown, .t
 	free(o);
 }
 
+/* The compare runs before the next input, not right after one: libFuzzer has read the
+ * coverage counters by then (they were put back with the page, and no input found anything). */
+Test(fuzz, verifying_every_reset_keeps_the_coverage, .init = setup, .fini = teardown,
+     .timeout = 900)
+{
+	int st;
+	char *o = run("cd %s && mkdir corpus && printf 'SBXF' > corpus/x && %s --mem 32M "
+		      "--verify-reset=1 %s -seed=1 -runs=200 -artifact_prefix=%s/ corpus 2>&1",
+		      &st, dir, FUZZ, PLANTED, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert(!strstr(o, "no interesting inputs") && !strstr(o, "reset check"), "%s", o);
+	cr_assert(strstr(o, "200 execs"), "%s", o);
+	free(o);
+}
+
 Test(fuzz, bad_target_is_one_line)
 {
 	int st;
