@@ -248,12 +248,10 @@ Test(e2e, unimplemented_syscalls_are_enosys_and_named)
 Test(e2e, strace_names_every_call)
 {
 	need_kvm();
-	struct out o;
-	run(SANDBOX " --strace " SAMPLES "traceme-musl fchown 1", &o);
-	cr_assert_eq(o.status, 0, "%s", o.err);
-	cr_assert(strstr(o.err, "fchown(1, -1, -1) = 0"), "%s", o.err);
-	cr_assert(!strstr(o.err, "syscall_"), "%s", o.err);
-	free(o.data);
+	char *out = e2e_expect_output(SANDBOX " --strace " SAMPLES "traceme-musl fchown 1 2>&1", 0,
+				      "fchown(1, -1, -1) = 0", NULL);
+	cr_expect(!strstr(out, "syscall_"), "%s", out);
+	free(out);
 }
 
 /* RLIMIT_NOFILE set by the program is the limit its fds get: the answers Linux gives. */
@@ -475,15 +473,15 @@ Test(e2e, dynamic_default_view_is_least)
 Test(e2e, dynamic_users_mount_wins_and_errors_are_named)
 {
 	need_kvm();
-	struct out o;
 	/* The user's mount at the interpreter's path decides what it is: here not ld.so. */
-	run(SANDBOX " --ro /dev/null:/lib64/ld-linux-x86-64.so.2 " SAMPLES "hello-dyn-glibc", &o);
-	cr_expect_eq(o.status, 125, "%s", o.err);
-	cr_expect(strstr(o.err, "the interpreter /lib64/ld-linux-x86-64.so.2 is not an x86-64 "
-				"shared object: add --ro /lib64/ld-linux-x86-64.so.2"),
-		  "%s", o.err);
-	cr_expect_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1, "one line: %s", o.err);
-	free(o.data);
+	char *out = e2e_expect_output(
+	    SANDBOX " --ro /dev/null:/lib64/ld-linux-x86-64.so.2 " SAMPLES "hello-dyn-glibc 2>&1",
+	    125,
+	    "the interpreter /lib64/ld-linux-x86-64.so.2 is not an x86-64 shared object: add --ro "
+	    "/lib64/ld-linux-x86-64.so.2",
+	    NULL);
+	cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+	free(out);
 }
 
 /* Code ld.so maps from a file (libc.so.6, PROT_EXEC) executes: the page tables follow mmap. */
