@@ -225,6 +225,22 @@ static int resolve(const char *prog, struct loader_needed *n, char *err, size_t 
 
 #define LDSO "/lib/ld.so"
 
+/* Writes the program prog as c says and resolves its closure, which must succeed, hold `want`
+ * and only normalised paths. Returns whether $ORIGIN of the program was used. */
+static int finds(const char *prog, const struct craft *c, const char *want)
+{
+	struct loader_needed n;
+	char err[512] = "";
+	write_elf(prog, c);
+	cr_assert_eq(resolve(prog, &n, err, sizeof(err)), 0, "%s: %s", prog, err);
+	cr_expect(has(&n, want), "%s: %s not found", prog, want);
+	for (size_t i = 0; i < n.npaths; i++)
+		cr_expect(!strstr(n.paths[i], "..") && !strstr(n.paths[i], "//"), "%s", n.paths[i]);
+	int used = n.origin_used;
+	loader_needed_free(&n);
+	return used;
+}
+
 Test(needed, loop_is_visited_once, .init = mk_root, .fini = rm_root)
 {
 	struct loader_needed n;
@@ -296,50 +312,32 @@ Test(needed, missing_library_named, .init = mk_root, .fini = rm_root)
 	cr_expect(strstr(err, "the interpreter /lib/none.so is not in"), "%s", err);
 }
 
-Test(needed, origin_and_runpath, .init = mk_root, .fini = rm_root)
+/* Where RUNPATH, RPATH and $ORIGIN lead. However many "..", a path stops at "/"; unknown
+ * tokens are skipped, as ld.so skips them; a name with a slash is a path. */
+Test(needed, origin_runpath_and_rpath, .init = mk_root, .fini = rm_root)
 {
-	struct loader_needed n;
-	char err[512] = "";
+	static const struct {
+		const char *prog, *needed, *runpath, *rpath, *want;
+		int origin_used;
+	} c[] = {
+	    {"/opt/app/bin/app", "libapp.so", "/nowhere:$ORIGIN/../lib", NULL,
+	     "/opt/app/lib/libapp.so", 1},
+	    {"/opt/app/bin/app2", "libapp.so", NULL, "${ORIGIN}/../lib", "/opt/app/lib/libapp.so",
+	     1},
+	    {"/a/b/prog", "libesc.so", "$ORIGIN/../../../../../../../lib", NULL, "/lib/libesc.so",
+	     1},
+	    {"/a/b/prog2", "../../lib/libesc.so", "$EVIL/x", NULL, "/lib/libesc.so", 0},
+	};
 	write_elf(LDSO, &(struct craft){.needed = {NULL}});
 	write_elf("/opt/app/lib/libapp.so", &(struct craft){.needed = {NULL}});
-	write_elf("/opt/app/bin/app", &(struct craft){.interp = LDSO,
-						      .needed = {"libapp.so", NULL},
-						      .runpath = "/nowhere:$ORIGIN/../lib"});
-	cr_assert_eq(resolve("/opt/app/bin/app", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/opt/app/lib/libapp.so"));
-	cr_expect(n.origin_used);
-	loader_needed_free(&n);
-	/* ${ORIGIN} and DT_RPATH alike. */
-	write_elf("/opt/app/bin/app2", &(struct craft){.interp = LDSO,
-						       .needed = {"libapp.so", NULL},
-						       .rpath = "${ORIGIN}/../lib"});
-	cr_assert_eq(resolve("/opt/app/bin/app2", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/opt/app/lib/libapp.so"));
-	loader_needed_free(&n);
-}
-
-Test(needed, origin_escape_stays_normalised, .init = mk_root, .fini = rm_root)
-{
-	struct loader_needed n;
-	char err[512] = "";
-	write_elf(LDSO, &(struct craft){.needed = {NULL}});
 	write_elf("/lib/libesc.so", &(struct craft){.needed = {NULL}});
-	/* However many "..", a path stops at "/": it is /lib/libesc.so, opened as such. */
-	write_elf("/a/b/prog", &(struct craft){.interp = LDSO,
-					       .needed = {"libesc.so", NULL},
-					       .runpath = "$ORIGIN/../../../../../../../lib"});
-	cr_assert_eq(resolve("/a/b/prog", &n, err, sizeof(err)), 0, "%s", err);
-	for (size_t i = 0; i < n.npaths; i++)
-		cr_expect(!strstr(n.paths[i], "..") && !strstr(n.paths[i], "//"), "%s", n.paths[i]);
-	cr_expect(has(&n, "/lib/libesc.so"));
-	loader_needed_free(&n);
-	/* Unknown tokens are skipped, as ld.so skips them; a name with a slash is a path. */
-	write_elf("/a/b/prog2", &(struct craft){.interp = LDSO,
-						.needed = {"../../lib/libesc.so", NULL},
-						.runpath = "$EVIL/x"});
-	cr_assert_eq(resolve("/a/b/prog2", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/lib/libesc.so"));
-	loader_needed_free(&n);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct craft cr = {.interp = LDSO,
+				   .needed = {c[i].needed, NULL},
+				   .runpath = c[i].runpath,
+				   .rpath = c[i].rpath};
+		cr_expect_eq(finds(c[i].prog, &cr, c[i].want), c[i].origin_used, "%s", c[i].prog);
+	}
 }
 
 Test(needed, musl_rules, .init = mk_root, .fini = rm_root)
