@@ -372,3 +372,54 @@ Test(needed, crafted_cache)
 		     "a 32-bit entry is not an x86-64 one");
 	free(c);
 }
+
+/* A new-format cache of the given keys (each with the value "/v/KEY"), key i's text at the
+ * offset the entry names; keys[i] == NULL: an entry whose key is the buffer's last bytes,
+ * "libc.so.6" with no NUL after it. */
+static uint8_t *make_cache(const char *const *keys, size_t n, size_t *len)
+{
+	size_t cap = 48 + n * 24 + 4096, at = 48 + n * 24;
+	uint8_t *c = calloc(1, cap);
+	memcpy(c, "glibc-ld.so.cache1.1", 20);
+	uint32_t nn = (uint32_t)n;
+	memcpy(c + 20, &nn, 4);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *e = c + 48 + i * 24;
+		uint32_t fl = 0x0303, key, val;
+		memcpy(e, &fl, 4);
+		if (!keys[i]) {
+			key = (uint32_t)(cap - 9);
+			memcpy(c + key, "libc.so.6", 9);
+			val = key;
+		} else {
+			key = (uint32_t)at;
+			at += (size_t)sprintf((char *)c + at, "%s", keys[i]) + 1;
+			val = (uint32_t)at;
+			at += (size_t)sprintf((char *)c + at, "/v/%s", keys[i]) + 1;
+		}
+		memcpy(e + 4, &key, 4);
+		memcpy(e + 8, &val, 4);
+	}
+	*len = cap;
+	return c;
+}
+
+/* A key is compared with the name and no further: one that runs to the end of the cache
+ * without a NUL, or that only starts with the name, is not it. */
+Test(needed, cache_keys_match_whole_and_terminated)
+{
+	const char *const keys[] = {NULL, "libc.so.6x", "libc.so", "libc.so.6"};
+	size_t len;
+	char out[256];
+	uint8_t *c = make_cache(keys, 4, &len);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6", out, sizeof(out)), 0);
+	cr_expect_str_eq(out, "/v/libc.so.6");
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so", out, sizeof(out)), 0);
+	cr_expect_str_eq(out, "/v/libc.so");
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6x", out, sizeof(out)), 0);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc", out, sizeof(out)), -ENOENT);
+	free(c);
+	c = make_cache(keys, 1, &len);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6", out, sizeof(out)), -ENOENT);
+	free(c);
+}
