@@ -423,3 +423,32 @@ Test(needed, cache_keys_match_whole_and_terminated)
 	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6", out, sizeof(out)), -ENOENT);
 	free(c);
 }
+
+/* A path too long to join is no path: never the file a cut-off prefix of it would name (ld.so's
+ * open of the whole path fails). Here the whole name ends in /zzz... under libesc.so, which is
+ * nothing; its first 3700 bytes, after a cwd of 600, normalise to /lib/libesc.so. */
+Test(needed, a_path_too_long_is_not_cut, .init = mk_root, .fini = rm_root)
+{
+	char name[3901], cwd[602], err[512] = "";
+	size_t o = (size_t)sprintf(name, "../lib/libesc.so");
+	while (o < 3800)
+		o += (size_t)sprintf(name + o, "/.");
+	memset(name + o, 'z', sizeof(name) - 1 - o);
+	name[o] = '/';
+	name[sizeof(name) - 1] = 0;
+	cwd[0] = '/';
+	memset(cwd + 1, 'c', sizeof(cwd) - 2);
+	cwd[sizeof(cwd) - 1] = 0;
+	write_elf(LDSO, &(struct craft){.needed = {NULL}});
+	write_elf("/lib/libesc.so", &(struct craft){.needed = {NULL}});
+	write_elf("/bin/prog", &(struct craft){.interp = LDSO, .needed = {name, NULL}});
+	struct loader_needed_io io = {.open = root_open, .default_dirs = test_dirs, .cwd = cwd};
+	struct loader_needed n;
+	int fd = root_open(NULL, "/bin/prog");
+	cr_assert_geq(fd, 0);
+	int rc = loader_needed_resolve("/bin/prog", fd, &io, &n, err, sizeof(err));
+	close(fd);
+	cr_expect_eq(rc, -ENOENT, "%.40s", err);
+	if (rc == 0)
+		loader_needed_free(&n);
+}
