@@ -41,6 +41,14 @@ static const char *str_in(const uint8_t *base, uint64_t len, uint64_t off)
 	return (const char *)base + off;
 }
 
+/* Whether the string at `off` of [base, base+len) is s (slen bytes and a NUL). Reads no more
+ * than s has: a key that runs on without a NUL costs no more than a short one, where finding
+ * its end first made a lookup quadratic in the cache's size (minutes for a few MiB). */
+static int str_is(const uint8_t *base, uint64_t len, uint64_t off, const char *s, size_t slen)
+{
+	return off < len && len - off > slen && memcmp(base + off, s, slen + 1) == 0;
+}
+
 int loader_ldcache_lookup(const void *cache, size_t len, const char *soname, char *out,
 			  size_t outlen)
 {
@@ -62,6 +70,7 @@ int loader_ldcache_lookup(const void *cache, size_t len, const char *soname, cha
 	const uint8_t *base = p + at;
 	uint64_t blen = len - at;
 	uint64_t n = u32(base + 20);
+	size_t slen = strlen(soname);
 	if (n > (blen - NEW_HDR) / NEW_ENTRY)
 		return -EINVAL;
 	for (uint64_t i = 0; i < n; i++) {
@@ -70,8 +79,7 @@ int loader_ldcache_lookup(const void *cache, size_t len, const char *soname, cha
 		if ((flags & FLAG_TYPE_MASK) != FLAG_ELF_LIBC6 ||
 		    (flags & FLAG_REQUIRED_MASK) != FLAG_X8664_LIB64 || u64(e + 16) != 0)
 			continue;
-		const char *key = str_in(base, blen, u32(e + 4));
-		if (!key || strcmp(key, soname) != 0)
+		if (!str_is(base, blen, u32(e + 4), soname, slen))
 			continue;
 		const char *val = str_in(base, blen, u32(e + 8));
 		if (!val || val[0] != '/')

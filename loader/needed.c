@@ -161,6 +161,17 @@ static int add_path(struct res *r, const char *path)
 	return 0;
 }
 
+/* a b c joined and normalised into out: -ENAMETOOLONG when the join does not fit, never a cut
+ * path (which could name another file than ld.so's open of the whole one, which fails). */
+static int join(const char *a, const char *b, const char *c, char *out, size_t outlen)
+{
+	char full[PATH_MAX_ + 256];
+	int n = snprintf(full, sizeof(full), "%s%s%s", a, b, c);
+	if (n < 0 || (size_t)n >= sizeof(full))
+		return -ENAMETOOLONG;
+	return norm(full, out, outlen);
+}
+
 /* Reads a whole small file opened through io. */
 static int slurp(struct res *r, const char *path, size_t max, uint8_t **buf, size_t *len)
 {
@@ -227,11 +238,11 @@ static int try_list(struct res *r, const char *list, const char *origin, const c
 	const char *p = list;
 	for (unsigned k = 0; p && *p && k < MAX_DIRS; k++) {
 		const char *e = strchrnul(p, ':');
-		char dir[PATH_MAX_], full[PATH_MAX_ + 256];
+		char dir[PATH_MAX_];
 		if (e > p && expand(p, (size_t)(e - p), origin, r->io->cwd ? r->io->cwd : "/", dir,
 				    sizeof(dir)) == 0) {
-			snprintf(full, sizeof(full), "%s/%s", strcmp(dir, "/") ? dir : "", name);
-			if (norm(full, found, flen) == 0 && try_open(r, found, d, malformed) == 0) {
+			if (join(dir, "/", name, found, flen) == 0 &&
+			    try_open(r, found, d, malformed) == 0) {
 				if (origin == r->objs[0].origin &&
 				    (strstr(list, "$ORIGIN") || strstr(list, "${ORIGIN}")))
 					r->out->origin_used = 1;
@@ -246,12 +257,10 @@ static int try_list(struct res *r, const char *list, const char *origin, const c
 static int try_dirs(struct res *r, const char *const *dirs, const char *name, char *found,
 		    size_t flen, struct loader_dyninfo *d, int *malformed)
 {
-	for (size_t i = 0; dirs && dirs[i]; i++) {
-		char full[PATH_MAX_ + 256];
-		snprintf(full, sizeof(full), "%s/%s", dirs[i], name);
-		if (norm(full, found, flen) == 0 && try_open(r, found, d, malformed) == 0)
+	for (size_t i = 0; dirs && dirs[i]; i++)
+		if (join(dirs[i], "/", name, found, flen) == 0 &&
+		    try_open(r, found, d, malformed) == 0)
 			return 0;
-	}
 	return -ENOENT;
 }
 
@@ -262,10 +271,8 @@ static int search(struct res *r, size_t req, const char *name, char *found, size
 	const char *cwd = r->io->cwd ? r->io->cwd : "/";
 
 	if (strchr(name, '/')) {
-		char full[PATH_MAX_ + 256];
-		snprintf(full, sizeof(full), "%s%s%s", name[0] == '/' ? "" : cwd,
-			 name[0] == '/' ? "" : "/", name);
-		if (norm(full, found, flen) < 0)
+		int abs = name[0] == '/';
+		if (join(abs ? "" : cwd, abs ? "" : "/", name, found, flen) < 0)
 			return -ENOENT;
 		return try_open(r, found, d, malformed);
 	}

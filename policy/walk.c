@@ -142,7 +142,7 @@ int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how,
 		size_t outlen)
 {
 	struct walk w = {.done = "/", .dlen = 1, .fd = -1};
-	char todo[POLICY_PATH_MAX], name[256];
+	char rest[POLICY_PATH_MAX], name[256];
 	const char *s = gpath;
 	int links = 0, r = 0;
 	for (;;) {
@@ -205,10 +205,10 @@ int policy_walk(const struct policy *p, const char *gpath, enum policy_walk how,
 		int end_here = 0;
 		r = fd != -ENOTDIR && fd != -ELOOP
 			? fd
-			: splice_link(&w, dirfd, name, &next, todo, sizeof(todo));
+			: splice_link(&w, dirfd, name, &next, rest, sizeof(rest));
 		if (r == 1 && ++links > WALK_LINKS_MAX)
 			r = -ELOOP;
-		if (r == 1 && todo[0] != '/') {
+		if (r == 1 && rest[0] != '/') {
 			/* A relative target: from the link's directory, which dirfd is. */
 			walk_hold(&w, dirfd, tmp >= 0 ? 1 : dirfd == w.fd && w.owned, t.mount);
 			tmp = -1;

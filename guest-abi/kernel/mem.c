@@ -58,6 +58,14 @@ static void k_populate(uint64_t start, uint64_t len)
 		k_call(SBX_CALL_POPULATE, a, 2);
 }
 
+/* [start, end) out of the table of mappings, and the page tables following. */
+static long unmap(uint64_t start, uint64_t end)
+{
+	long r = k_vma_unmap(start, end);
+	k_pt_follow(start, end);
+	return r;
+}
+
 static int range_free(uint64_t start, uint64_t end)
 {
 	if (start < mmap_floor() || end > BOOT->mmap_top || end < start)
@@ -130,16 +138,14 @@ long k_sys_mmap(struct k_frame *f)
 	if (!anon) {
 		r = map_fill_from_file(start, len, fd, off);
 		if (r < 0) {
-			k_vma_unmap(start, start + plen);
-			k_pt_follow(start, start + plen);
+			unmap(start, start + plen);
 			return r;
 		}
 	} else if (prot & RWX) {
 		k_populate(start, plen);
 	}
 	if (k_pt_follow(start, start + plen) < 0) {
-		k_vma_unmap(start, start + plen);
-		k_pt_follow(start, start + plen);
+		unmap(start, start + plen);
 		return -ENOMEM;
 	}
 	return (long)start;
@@ -179,14 +185,12 @@ static long move(uint64_t old, uint64_t olen, uint64_t to, uint64_t nlen)
 	if (k_pt_set(to, to + nlen, SBX_PROT_READ | SBX_PROT_WRITE) < 0 ||
 	    (!(k_vma_find(old)->prot & SBX_PROT_READ) &&
 	     k_pt_set(old, old + olen, SBX_PROT_READ) < 0)) {
-		k_vma_unmap(to, to + nlen);
-		k_pt_follow(to, to + nlen);
+		unmap(to, to + nlen);
 		k_pt_follow(old, old + olen);
 		return -ENOMEM;
 	}
 	k_memcpy((void *)to, (void *)old, olen < nlen ? olen : nlen);
-	k_vma_unmap(old, old + olen);
-	k_pt_follow(old, old + olen);
+	unmap(old, old + olen);
 	k_pt_follow(to, to + nlen);
 	return (long)to;
 }
@@ -219,15 +223,13 @@ long k_sys_mremap(struct k_frame *f)
 		return move(old, olen, to, nlen);
 	}
 	if (nlen <= olen) {
-		long r = k_vma_unmap(old + nlen, old + olen);
-		k_pt_follow(old + nlen, old + olen);
+		long r = unmap(old + nlen, old + olen);
 		return r < 0 ? r : (long)old;
 	}
 	if (range_free(old + olen, old + nlen)) {
 		long r = k_vma_map(old + olen, old + nlen, prot, prot, kind);
 		if (r == 0 && k_pt_follow(old + olen, old + nlen) < 0) {
-			k_vma_unmap(old + olen, old + nlen);
-			k_pt_follow(old + olen, old + nlen);
+			unmap(old + olen, old + nlen);
 			r = -ENOMEM;
 		}
 		return r < 0 ? r : (long)old;
@@ -278,8 +280,7 @@ long k_sys_brk(struct k_frame *f)
 			return (long)cur;
 		}
 		if (k_pt_follow(oend, nend) < 0) {
-			k_vma_unmap(oend, nend);
-			k_pt_follow(oend, nend);
+			unmap(oend, nend);
 			BOOT->enomem++;
 			return (long)cur;
 		}

@@ -23,8 +23,8 @@
 static uint8_t k_pt_used[NPT]; /* page-table pages in use, from the first scan on */
 static int k_pt_scanned;
 static unsigned k_pt_nfree;
-/* The flush owed by this syscall: none, one page, or everything. */
-static int k_pt_flush_owed;
+/* The flush owed by this syscall: none, one page, or everything (read inline by k_pt_commit). */
+int k_pt_flush_owed;
 static uint64_t k_pt_flush_page;
 
 void k_tlb_flush_cpl3(uint64_t page); /* entry.S: 0 flushes everything */
@@ -233,10 +233,8 @@ int k_pt_follow(uint64_t start, uint64_t end)
 	return ret;
 }
 
-void k_pt_commit(void)
+void k_pt_flush(void)
 {
-	if (!k_pt_flush_owed)
-		return;
 	uint64_t page = k_pt_flush_owed == 1 ? k_pt_flush_page : 0;
 	k_pt_flush_owed = 0;
 	if (!kernel_at_cpl0()) {

@@ -52,11 +52,14 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
 }
 
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
- * total bytes): a write is cut at what the limits allow, then the stdio flags apply. `off` is
- * the position of a PREAD/PWRITE (positioned), else the file's own is used. */
+ * total bytes): a virtual file answers itself; for a host file a write is cut at what the
+ * limits allow, then the stdio flags apply. `off` is the position of a PREAD/PWRITE
+ * (positioned), else the file's own is used. */
 static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov, int cnt,
 		     uint64_t total, int is_write, int positioned, int64_t off)
 {
+	if (h->kind == SBX_H_VFILE)
+		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
 	if (is_write) {
 		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
 		if (allow == 0 && total)
@@ -88,19 +91,17 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	return n < 0 ? -errno : n;
 }
 
-/* The handle of a read or write: a host file's, or a virtual file's (*virt set). */
-static struct sbx_handle *io_handle(struct sbx_vm *vm, int64_t fd, int *virt, int64_t *err)
+/* The handle of a read or write: a host file's or a virtual file's. */
+static struct sbx_handle *io_handle(struct sbx_vm *vm, int64_t fd, int64_t *err)
 {
 	struct sbx_handle *h = sbx_fd_get(vm, fd);
-	*virt = h && h->kind == SBX_H_VFILE;
-	return *virt ? h : host_handle(vm, fd, err);
+	return h && h->kind == SBX_H_VFILE ? h : host_handle(vm, fd, err);
 }
 
 static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
-	int virt;
-	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &virt, &e);
+	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &e);
 	if (!h)
 		return e;
 	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
@@ -108,8 +109,6 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!iov.iov_base && len)
 		return -EFAULT;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
-	if (virt)
-		return sbx_vfs_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
 	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
 }
 
@@ -126,8 +125,7 @@ int64_t sbx_hc_write(struct sbx_vm *vm, const struct sbx_slot *s)
 static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 {
 	int64_t e;
-	int virt;
-	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &virt, &e);
+	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &e);
 	if (!h)
 		return e;
 	uint64_t cnt = s->u.rw.len;
@@ -150,8 +148,6 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
-	if (virt)
-		return sbx_vfs_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
 	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
 }
 

@@ -587,7 +587,7 @@ int64_t sbx_vfs_lseek(struct sbx_handle *h, int64_t off, int whence)
 	}
 	/* Generated files: no end to seek from (a seq file's answer). */
 	int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)h->vdir_pos : -1;
-	if (base < 0 || (off < 0 && -off > base) || (off > 0 && off > INT64_MAX - base))
+	if (base < 0 || off < -base || (off > 0 && off > INT64_MAX - base))
 		return -EINVAL;
 	h->vdir_pos = (uint64_t)(base + off);
 	return (int64_t)h->vdir_pos;

@@ -283,9 +283,12 @@ static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
 	char norm[POLICY_PATH_MAX], lerr[400];
 	int fd = policy_normalize("/", path, strlen(path), norm, sizeof(norm));
 	const struct policy_mount *m = NULL;
+	/* O_NONBLOCK: a FIFO there (a program can leave one in a --rw mount) opens at once and is
+	 * refused as no regular file, where a blocking open would wait for a writer forever. */
 	if (fd == 0)
-		fd = policy_open_guest(vm->cfg.policy, norm, POLICY_FOLLOW, O_RDONLY | O_CLOEXEC, 0,
-				       NULL, NULL, &m);
+		fd = policy_open_guest(vm->cfg.policy, norm, POLICY_FOLLOW,
+				       O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0, NULL, NULL,
+				       &m);
 	if (fd < 0)
 		return sbx_fail(err, errlen, -ENOEXEC,
 				"the program's interpreter %s is not visible in the sandbox (%s): "

@@ -59,3 +59,23 @@ int test_all_bytes(const uint8_t *p, size_t len, uint8_t b)
 			return 0;
 	return 1;
 }
+
+void test_env_init(struct test_env *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->mem = test_mem_new(0);
+	e->p = test_params(&e->mem, 1);
+}
+
+void test_env_free(struct test_env *e)
+{
+	test_mem_free(&e->mem);
+}
+
+int test_env_load(struct test_env *e, const char *name, struct loader_image *img)
+{
+	char path[4096];
+	e->err[0] = 0;
+	return loader_load_file(test_data_path(name, path, sizeof(path)), &e->p, &e->mem, img,
+				e->err, sizeof(e->err));
+}

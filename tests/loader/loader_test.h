@@ -24,6 +24,19 @@ uint8_t *test_read_file(const char *path, size_t *len);
 /* A fixture under tests/data/elf/. */
 const char *test_data_path(const char *name, char *buf, size_t len);
 
+/* One test's guest RAM, the parameters it starts from, an image and room for an error. */
+struct test_env {
+	struct loader_mem mem;
+	struct loader_params p;
+	struct loader_image img;
+	char err[512];
+};
+void test_env_init(struct test_env *e);
+void test_env_free(struct test_env *e);
+
+/* loader_load_file of the fixture `name` (tests/data/elf/) into *img, e->err its message. */
+int test_env_load(struct test_env *e, const char *name, struct loader_image *img);
+
 /* Whether every byte of [p, p+len) equals b. */
 int test_all_bytes(const uint8_t *p, size_t len, uint8_t b);
 

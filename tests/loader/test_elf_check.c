@@ -125,37 +125,28 @@ Test(elf_check, bad_files_all_listed)
 
 Test(elf_check, interp_recorded)
 {
-	struct loader_mem mem = test_mem_new(0);
-	struct loader_params params = test_params(&mem, 1);
-	struct loader_image img;
-	char path[4096], err[256];
+	struct test_env e;
 
-	int rc = loader_load_file(test_data_path("good-interp.elf", path, sizeof(path)), &params,
-				  &mem, &img, err, sizeof(err));
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_expect_str_eq(img.interp, "/lib64/ld-linux-x86-64.so.2");
-	cr_expect_eq(img.entry, 0x401000);
-	cr_expect_eq(img.prog_entry, 0x401000);
-	cr_expect_eq(img.interp_base, 0);
-	rc = loader_load_file(test_data_path("good-minimal.elf", path, sizeof(path)), &params, &mem,
-			      &img, err, sizeof(err));
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_expect_str_eq(img.interp, "");
-	test_mem_free(&mem);
+	test_env_init(&e);
+	cr_assert_eq(test_env_load(&e, "good-interp.elf", &e.img), 0, "%s", e.err);
+	cr_expect_str_eq(e.img.interp, "/lib64/ld-linux-x86-64.so.2");
+	cr_expect_eq(e.img.entry, 0x401000);
+	cr_expect_eq(e.img.prog_entry, 0x401000);
+	cr_expect_eq(e.img.interp_base, 0);
+	cr_assert_eq(test_env_load(&e, "good-minimal.elf", &e.img), 0, "%s", e.err);
+	cr_expect_str_eq(e.img.interp, "");
+	test_env_free(&e);
 }
 
 Test(elf_check, long_interp_is_capped)
 {
-	struct loader_mem mem = test_mem_new(0);
-	struct loader_params params = test_params(&mem, 1);
-	struct loader_image img;
-	char path[4096], err[1024];
+	struct test_env e;
 
-	loader_load_file(test_data_path("bad-interp-escape.elf", path, sizeof(path)), &params, &mem,
-			 &img, err, sizeof(err));
-	cr_expect(strstr(err, "x... is not NUL-terminated"), "%s", err);
-	cr_expect_lt(strlen(err), 200);
-	test_mem_free(&mem);
+	test_env_init(&e);
+	test_env_load(&e, "bad-interp-escape.elf", &e.img);
+	cr_expect(strstr(e.err, "x... is not NUL-terminated"), "%s", e.err);
+	cr_expect_lt(strlen(e.err), 200);
+	test_env_free(&e);
 }
 
 Test(elf_check, small_err_buffer_and_null_err)
@@ -190,20 +181,17 @@ Test(elf_check, missing_file_and_directory)
 
 Test(elf_check, guest_ram_smaller_than_max_addr)
 {
-	struct loader_mem mem = test_mem_new(0);
-	struct loader_params params = test_params(&mem, 1);
-	struct loader_image img;
-	char path[4096], err[512];
+	struct test_env e;
 
-	mem.size = 0x403000; /* the data segment needs up to 0x405000 */
-	int rc = loader_load_file(test_data_path("good-minimal.elf", path, sizeof(path)), &params,
-				  &mem, &img, err, sizeof(err));
-	mem.size = TEST_MEM_SIZE;
+	test_env_init(&e);
+	e.mem.size = 0x403000; /* the data segment needs up to 0x405000 */
+	int rc = test_env_load(&e, "good-minimal.elf", &e.img);
+	e.mem.size = TEST_MEM_SIZE;
 	cr_expect_eq(rc, -ENOEXEC);
-	cr_expect(strstr(err, "PT_LOAD 1: pages 0x402000-0x405000 lie outside the allowed range "
-			      "0x400000-0x403000 (the end of guest RAM)"),
-		  "%s", err);
-	test_mem_free(&mem);
+	cr_expect(strstr(e.err, "PT_LOAD 1: pages 0x402000-0x405000 lie outside the allowed range "
+				"0x400000-0x403000 (the end of guest RAM)"),
+		  "%s", e.err);
+	test_env_free(&e);
 }
 
 static void load_good(const char *name, struct loader_mem *mem, struct loader_params *params,

@@ -161,16 +161,14 @@ Test(elf_load, load_mem_matches_load_file)
 
 Test(elf_load, truncated_real_binary)
 {
-	struct loader_mem mem = test_mem_new(0);
-	struct loader_params params = test_params(&mem, 1);
-	struct loader_image img;
-	char err[512] = "";
+	struct test_env e;
 	size_t len;
 
+	test_env_init(&e);
 	uint8_t *file = test_read_file(SBX_HELLO_GLIBC, &len);
-	cr_expect_eq(loader_load_mem(file, len / 2, &params, &mem, &img, err, sizeof(err)),
+	cr_expect_eq(loader_load_mem(file, len / 2, &e.p, &e.mem, &e.img, e.err, sizeof(e.err)),
 		     -ENOEXEC);
-	cr_expect(strstr(err, "extends past the end of the file"), "%s", err);
+	cr_expect(strstr(e.err, "extends past the end of the file"), "%s", e.err);
 	free(file);
-	test_mem_free(&mem);
+	test_env_free(&e);
 }

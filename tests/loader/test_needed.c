@@ -225,6 +225,22 @@ static int resolve(const char *prog, struct loader_needed *n, char *err, size_t 
 
 #define LDSO "/lib/ld.so"
 
+/* Writes the program prog as c says and resolves its closure, which must succeed, hold `want`
+ * and only normalised paths. Returns whether $ORIGIN of the program was used. */
+static int finds(const char *prog, const struct craft *c, const char *want)
+{
+	struct loader_needed n;
+	char err[512] = "";
+	write_elf(prog, c);
+	cr_assert_eq(resolve(prog, &n, err, sizeof(err)), 0, "%s: %s", prog, err);
+	cr_expect(has(&n, want), "%s: %s not found", prog, want);
+	for (size_t i = 0; i < n.npaths; i++)
+		cr_expect(!strstr(n.paths[i], "..") && !strstr(n.paths[i], "//"), "%s", n.paths[i]);
+	int used = n.origin_used;
+	loader_needed_free(&n);
+	return used;
+}
+
 Test(needed, loop_is_visited_once, .init = mk_root, .fini = rm_root)
 {
 	struct loader_needed n;
@@ -296,50 +312,32 @@ Test(needed, missing_library_named, .init = mk_root, .fini = rm_root)
 	cr_expect(strstr(err, "the interpreter /lib/none.so is not in"), "%s", err);
 }
 
-Test(needed, origin_and_runpath, .init = mk_root, .fini = rm_root)
+/* Where RUNPATH, RPATH and $ORIGIN lead. However many "..", a path stops at "/"; unknown
+ * tokens are skipped, as ld.so skips them; a name with a slash is a path. */
+Test(needed, origin_runpath_and_rpath, .init = mk_root, .fini = rm_root)
 {
-	struct loader_needed n;
-	char err[512] = "";
+	static const struct {
+		const char *prog, *needed, *runpath, *rpath, *want;
+		int origin_used;
+	} c[] = {
+	    {"/opt/app/bin/app", "libapp.so", "/nowhere:$ORIGIN/../lib", NULL,
+	     "/opt/app/lib/libapp.so", 1},
+	    {"/opt/app/bin/app2", "libapp.so", NULL, "${ORIGIN}/../lib", "/opt/app/lib/libapp.so",
+	     1},
+	    {"/a/b/prog", "libesc.so", "$ORIGIN/../../../../../../../lib", NULL, "/lib/libesc.so",
+	     1},
+	    {"/a/b/prog2", "../../lib/libesc.so", "$EVIL/x", NULL, "/lib/libesc.so", 0},
+	};
 	write_elf(LDSO, &(struct craft){.needed = {NULL}});
 	write_elf("/opt/app/lib/libapp.so", &(struct craft){.needed = {NULL}});
-	write_elf("/opt/app/bin/app", &(struct craft){.interp = LDSO,
-						      .needed = {"libapp.so", NULL},
-						      .runpath = "/nowhere:$ORIGIN/../lib"});
-	cr_assert_eq(resolve("/opt/app/bin/app", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/opt/app/lib/libapp.so"));
-	cr_expect(n.origin_used);
-	loader_needed_free(&n);
-	/* ${ORIGIN} and DT_RPATH alike. */
-	write_elf("/opt/app/bin/app2", &(struct craft){.interp = LDSO,
-						       .needed = {"libapp.so", NULL},
-						       .rpath = "${ORIGIN}/../lib"});
-	cr_assert_eq(resolve("/opt/app/bin/app2", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/opt/app/lib/libapp.so"));
-	loader_needed_free(&n);
-}
-
-Test(needed, origin_escape_stays_normalised, .init = mk_root, .fini = rm_root)
-{
-	struct loader_needed n;
-	char err[512] = "";
-	write_elf(LDSO, &(struct craft){.needed = {NULL}});
 	write_elf("/lib/libesc.so", &(struct craft){.needed = {NULL}});
-	/* However many "..", a path stops at "/": it is /lib/libesc.so, opened as such. */
-	write_elf("/a/b/prog", &(struct craft){.interp = LDSO,
-					       .needed = {"libesc.so", NULL},
-					       .runpath = "$ORIGIN/../../../../../../../lib"});
-	cr_assert_eq(resolve("/a/b/prog", &n, err, sizeof(err)), 0, "%s", err);
-	for (size_t i = 0; i < n.npaths; i++)
-		cr_expect(!strstr(n.paths[i], "..") && !strstr(n.paths[i], "//"), "%s", n.paths[i]);
-	cr_expect(has(&n, "/lib/libesc.so"));
-	loader_needed_free(&n);
-	/* Unknown tokens are skipped, as ld.so skips them; a name with a slash is a path. */
-	write_elf("/a/b/prog2", &(struct craft){.interp = LDSO,
-						.needed = {"../../lib/libesc.so", NULL},
-						.runpath = "$EVIL/x"});
-	cr_assert_eq(resolve("/a/b/prog2", &n, err, sizeof(err)), 0, "%s", err);
-	cr_expect(has(&n, "/lib/libesc.so"));
-	loader_needed_free(&n);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct craft cr = {.interp = LDSO,
+				   .needed = {c[i].needed, NULL},
+				   .runpath = c[i].runpath,
+				   .rpath = c[i].rpath};
+		cr_expect_eq(finds(c[i].prog, &cr, c[i].want), c[i].origin_used, "%s", c[i].prog);
+	}
 }
 
 Test(needed, musl_rules, .init = mk_root, .fini = rm_root)
@@ -373,4 +371,84 @@ Test(needed, crafted_cache)
 	cr_expect_eq(loader_ldcache_lookup(c, len, "libz.so.1", out, sizeof(out)), -ENOENT,
 		     "a 32-bit entry is not an x86-64 one");
 	free(c);
+}
+
+/* A new-format cache of the given keys (each with the value "/v/KEY"), key i's text at the
+ * offset the entry names; keys[i] == NULL: an entry whose key is the buffer's last bytes,
+ * "libc.so.6" with no NUL after it. */
+static uint8_t *make_cache(const char *const *keys, size_t n, size_t *len)
+{
+	size_t cap = 48 + n * 24 + 4096, at = 48 + n * 24;
+	uint8_t *c = calloc(1, cap);
+	memcpy(c, "glibc-ld.so.cache1.1", 20);
+	uint32_t nn = (uint32_t)n;
+	memcpy(c + 20, &nn, 4);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *e = c + 48 + i * 24;
+		uint32_t fl = 0x0303, key, val;
+		memcpy(e, &fl, 4);
+		if (!keys[i]) {
+			key = (uint32_t)(cap - 9);
+			memcpy(c + key, "libc.so.6", 9);
+			val = key;
+		} else {
+			key = (uint32_t)at;
+			at += (size_t)sprintf((char *)c + at, "%s", keys[i]) + 1;
+			val = (uint32_t)at;
+			at += (size_t)sprintf((char *)c + at, "/v/%s", keys[i]) + 1;
+		}
+		memcpy(e + 4, &key, 4);
+		memcpy(e + 8, &val, 4);
+	}
+	*len = cap;
+	return c;
+}
+
+/* A key is compared with the name and no further: one that runs to the end of the cache
+ * without a NUL, or that only starts with the name, is not it. */
+Test(needed, cache_keys_match_whole_and_terminated)
+{
+	const char *const keys[] = {NULL, "libc.so.6x", "libc.so", "libc.so.6"};
+	size_t len;
+	char out[256];
+	uint8_t *c = make_cache(keys, 4, &len);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6", out, sizeof(out)), 0);
+	cr_expect_str_eq(out, "/v/libc.so.6");
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so", out, sizeof(out)), 0);
+	cr_expect_str_eq(out, "/v/libc.so");
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6x", out, sizeof(out)), 0);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc", out, sizeof(out)), -ENOENT);
+	free(c);
+	c = make_cache(keys, 1, &len);
+	cr_expect_eq(loader_ldcache_lookup(c, len, "libc.so.6", out, sizeof(out)), -ENOENT);
+	free(c);
+}
+
+/* A path too long to join is no path: never the file a cut-off prefix of it would name (ld.so's
+ * open of the whole path fails). Here the whole name ends in /zzz... under libesc.so, which is
+ * nothing; its first 3700 bytes, after a cwd of 600, normalise to /lib/libesc.so. */
+Test(needed, a_path_too_long_is_not_cut, .init = mk_root, .fini = rm_root)
+{
+	char name[3901], cwd[602], err[512] = "";
+	size_t o = (size_t)sprintf(name, "../lib/libesc.so");
+	while (o < 3800)
+		o += (size_t)sprintf(name + o, "/.");
+	memset(name + o, 'z', sizeof(name) - 1 - o);
+	name[o] = '/';
+	name[sizeof(name) - 1] = 0;
+	cwd[0] = '/';
+	memset(cwd + 1, 'c', sizeof(cwd) - 2);
+	cwd[sizeof(cwd) - 1] = 0;
+	write_elf(LDSO, &(struct craft){.needed = {NULL}});
+	write_elf("/lib/libesc.so", &(struct craft){.needed = {NULL}});
+	write_elf("/bin/prog", &(struct craft){.interp = LDSO, .needed = {name, NULL}});
+	struct loader_needed_io io = {.open = root_open, .default_dirs = test_dirs, .cwd = cwd};
+	struct loader_needed n;
+	int fd = root_open(NULL, "/bin/prog");
+	cr_assert_geq(fd, 0);
+	int rc = loader_needed_resolve("/bin/prog", fd, &io, &n, err, sizeof(err));
+	close(fd);
+	cr_expect_eq(rc, -ENOENT, "%.40s", err);
+	if (rc == 0)
+		loader_needed_free(&n);
 }

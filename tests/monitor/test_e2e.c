@@ -248,12 +248,10 @@ Test(e2e, unimplemented_syscalls_are_enosys_and_named)
 Test(e2e, strace_names_every_call)
 {
 	need_kvm();
-	struct out o;
-	run(SANDBOX " --strace " SAMPLES "traceme-musl fchown 1", &o);
-	cr_assert_eq(o.status, 0, "%s", o.err);
-	cr_assert(strstr(o.err, "fchown(1, -1, -1) = 0"), "%s", o.err);
-	cr_assert(!strstr(o.err, "syscall_"), "%s", o.err);
-	free(o.data);
+	char *out = e2e_expect_output(SANDBOX " --strace " SAMPLES "traceme-musl fchown 1 2>&1", 0,
+				      "fchown(1, -1, -1) = 0", NULL);
+	cr_expect(!strstr(out, "syscall_"), "%s", out);
+	free(out);
 }
 
 /* RLIMIT_NOFILE set by the program is the limit its fds get: the answers Linux gives. */
@@ -475,24 +473,22 @@ Test(e2e, dynamic_default_view_is_least)
 Test(e2e, dynamic_users_mount_wins_and_errors_are_named)
 {
 	need_kvm();
-	struct out o;
 	/* The user's mount at the interpreter's path decides what it is: here not ld.so. */
-	run(SANDBOX " --ro /dev/null:/lib64/ld-linux-x86-64.so.2 " SAMPLES "hello-dyn-glibc", &o);
-	cr_expect_eq(o.status, 125, "%s", o.err);
-	cr_expect(strstr(o.err, "the interpreter /lib64/ld-linux-x86-64.so.2 is not an x86-64 "
-				"shared object: add --ro /lib64/ld-linux-x86-64.so.2"),
-		  "%s", o.err);
-	cr_expect_eq(strchr(o.err, '\n'), o.err + strlen(o.err) - 1, "one line: %s", o.err);
-	free(o.data);
+	char *out = e2e_expect_output(
+	    SANDBOX " --ro /dev/null:/lib64/ld-linux-x86-64.so.2 " SAMPLES "hello-dyn-glibc 2>&1",
+	    125,
+	    "the interpreter /lib64/ld-linux-x86-64.so.2 is not an x86-64 shared object: add --ro "
+	    "/lib64/ld-linux-x86-64.so.2",
+	    NULL);
+	cr_expect_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+	free(out);
 	/* --no-libs: no default view, so the program names what it lacks; the policy says so. */
-	run(SANDBOX " --no-libs " SAMPLES "hello-dyn-glibc", &o);
-	cr_expect_eq(o.status, 125, "%s", o.err);
-	cr_expect(strstr(o.err, "/lib64/ld-linux-x86-64.so.2 is not visible in the sandbox"), "%s",
-		  o.err);
-	free(o.data);
-	run(SANDBOX " --no-libs --print-policy /bin/true", &o);
-	cr_expect(strstr(o.data, "\"libs\": false") && !strstr(o.data, "libc.so.6"), "%s", o.data);
-	free(o.data);
+	free(e2e_expect_output(SANDBOX " --no-libs " SAMPLES "hello-dyn-glibc 2>&1", 125,
+			       "/lib64/ld-linux-x86-64.so.2 is not visible in the sandbox", NULL));
+	out = e2e_expect_output(SANDBOX " --no-libs --print-policy /bin/true", 0, "\"libs\": false",
+				NULL);
+	cr_expect(!strstr(out, "libc.so.6"), "%s", out);
+	free(out);
 }
 
 /* A library loaded with dlopen is not in the default view: the program fails with its own
@@ -500,14 +496,10 @@ Test(e2e, dynamic_users_mount_wins_and_errors_are_named)
 Test(e2e, dynamic_dlopen_needs_a_mount_and_says_which)
 {
 	need_kvm();
-	struct out o;
-	run(SANDBOX " " SAMPLES "dlopen-dyn-glibc", &o);
-	cr_expect_eq(o.status, 1, "%s", o.err);
-	cr_expect(strstr(o.data, "libm.so.6: cannot open shared object file"), "%s", o.data);
-	cr_expect(strstr(o.err, "looked for files the host has but the sandbox does not show") &&
-		      strstr(o.err, "--ro /lib/x86_64-linux-gnu/libm.so.6"),
-		  "%s", o.err);
-	free(o.data);
+	free(e2e_expect_output(SANDBOX " " SAMPLES "dlopen-dyn-glibc 2>&1", 1,
+			       "libm.so.6: cannot open shared object file",
+			       "looked for files the host has but the sandbox does not show",
+			       "--ro /lib/x86_64-linux-gnu/libm.so.6", NULL));
 	same_as_native("--ro /lib --ro /usr/lib", SAMPLES "dlopen-dyn-glibc", "");
 }
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -356,6 +357,10 @@ Test(vfs, generated_files_seek_and_pread)
 	cr_assert_eq(test_call(&T, ls), -EINVAL);
 	ls.u.a[2] = 99;
 	cr_assert_eq(test_call(&T, ls), -EINVAL);
+	/* The most negative offset has no positive counterpart to compare with. */
+	ls.u.a[1] = (uint64_t)INT64_MIN;
+	for (ls.u.a[2] = SEEK_SET; ls.u.a[2] <= SEEK_CUR; ls.u.a[2]++)
+		cr_assert_eq(test_call(&T, ls), -EINVAL, "whence %d", (int)ls.u.a[2]);
 	struct sbx_slot pr = test_rw_req(SBX_CALL_PREAD, (int32_t)fd, BUF, 4);
 	pr.u.rw.off = 0;
 	cr_assert_eq(test_call(&T, pr), 4);
