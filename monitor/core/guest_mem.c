@@ -100,6 +100,14 @@ int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 	return 0;
 }
 
+uint64_t sbx_mem_next_data(struct sbx_vm *vm, uint64_t gpa)
+{
+	if (vm->proc.mem.fd < 0 || gpa >= vm->proc.mem.size)
+		return gpa;
+	off_t d = lseek(vm->proc.mem.fd, (off_t)gpa, SEEK_DATA);
+	return d < 0 ? vm->proc.mem.size : (uint64_t)d;
+}
+
 static int count_pages(void *ctx, uint64_t gpa, uint64_t len)
 {
 	(void)gpa;
