@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "report.h"
@@ -169,8 +170,15 @@ static Dwfl_Module *report_object(struct sbx_symbols *s, struct sbx_vm *vm,
 	if (o->name[0] != '/' || !vm->cfg.policy ||
 	    policy_normalize("/", o->name, strlen(o->name), norm, sizeof(norm)) < 0)
 		return NULL;
-	int fd = policy_open_guest(vm->cfg.policy, norm, POLICY_FOLLOW, O_RDONLY | O_CLOEXEC, 0,
-				   NULL, NULL, &m);
+	/* The name is the guest's to choose: never block on a FIFO it made, read only a
+	 * regular file. */
+	int fd = policy_open_guest(vm->cfg.policy, norm, POLICY_FOLLOW,
+				   O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0, NULL, NULL, &m);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		return NULL;
+	}
 	if (fd < 0)
 		return NULL;
 	const char *base = strrchr(o->name, '/');

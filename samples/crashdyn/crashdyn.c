@@ -1,10 +1,13 @@
 /* A dynamic program that crashes inside shared objects: `lib` in its own library (libsbxcrash),
  * `callback` in itself called back from that library, `qsort` in a comparator libc's qsort
  * calls, `strlen` inside libc. `maps` prints the paths of /proc/self/maps, one per line,
- * sorted and deduplicated by the caller. */
+ * sorted and deduplicated by the caller. `hostile PATH` (a FIFO the test made) renames libc's
+ * link-map entry to it and links the list's end back to its start, then crashes as `lib`. */
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "crashlib.h"
 
@@ -36,6 +39,19 @@ static int maps(void)
 	return 0;
 }
 
+static int wreck_link_map(const char *fifo)
+{
+	struct stat st;
+	if (stat(fifo, &st) < 0)
+		return 1;
+	struct link_map *l = _r_debug.r_map, *first = l;
+	for (; l->l_next; l = l->l_next)
+		if (strstr(l->l_name, "libc.so"))
+			l->l_name = (char *)fifo;
+	l->l_next = first;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *how = argc > 1 ? argv[1] : "";
@@ -49,10 +65,14 @@ int main(int argc, char **argv)
 		printf("%d\n", v[0]);
 	} else if (!strcmp(how, "strlen")) {
 		printf("%zu\n", strlen((const char *)nowhere));
-	} else if (!strcmp(how, "maps"))
+	} else if (!strcmp(how, "maps")) {
 		return maps();
-	else {
-		fprintf(stderr, "usage: crash-dyn lib|callback|qsort|strlen|maps\n");
+	} else if (!strcmp(how, "hostile") && argc > 2) {
+		if (wreck_link_map(argv[2]))
+			return 1;
+		sbx_lib_store(nowhere, 1);
+	} else {
+		fprintf(stderr, "usage: crash-dyn lib|callback|qsort|strlen|maps|hostile FIFO\n");
 		return 2;
 	}
 	return 0;
