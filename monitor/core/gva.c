@@ -63,6 +63,23 @@ int sbx_gva_translate(struct sbx_vm *vm, uint64_t root, uint64_t va, unsigned ac
 	return -EFAULT;
 }
 
+int sbx_gva_run(struct sbx_vm *vm, uint64_t root, uint64_t va, uint64_t len, uint64_t *gpa,
+		uint64_t *run)
+{
+	uint64_t span;
+	int r = sbx_gva_translate(vm, root, va, 0, gpa, &span);
+	if (r < 0)
+		return r;
+	*run = span;
+	uint64_t next, nspan;
+	while (*run < len && va + *run > va &&
+	       sbx_gva_translate(vm, root, va + *run, 0, &next, &nspan) == 0 && next == *gpa + *run)
+		*run += nspan;
+	if (*run > len)
+		*run = len;
+	return 0;
+}
+
 /* Copies len bytes at va, page by page; out is the host side, to_guest the direction. */
 static int gva_copy(struct sbx_vm *vm, uint64_t root, uint64_t va, void *host, uint64_t len,
 		    int to_guest)

@@ -322,9 +322,9 @@ void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
  * is the result. */
 int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 		    int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx);
-/* The first byte at or after gpa the host holds (mem.size if none): gpa itself when it is
- * held, or when RAM has no memfd. */
-uint64_t sbx_mem_next_data(struct sbx_vm *vm, uint64_t gpa);
+/* The first byte at or after gpa the host holds (mem.size if none; gpa itself when RAM has
+ * no memfd), and in *data_end where that held run ends. */
+uint64_t sbx_mem_next_data(struct sbx_vm *vm, uint64_t gpa, uint64_t *data_end);
 /* For reads only: not counted as a monitor write by dirty tracking. */
 const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
@@ -342,6 +342,9 @@ uint64_t sbx_guest_root(struct sbx_vm *vm);
  * RAM); -EFAULT if not mapped as access asks, non-canonical, or any table is outside RAM. */
 int sbx_gva_translate(struct sbx_vm *vm, uint64_t root, uint64_t va, unsigned access, uint64_t *gpa,
 		      uint64_t *span);
+/* The longest run from va (at most len) that is mapped to contiguous guest-physical RAM. */
+int sbx_gva_run(struct sbx_vm *vm, uint64_t root, uint64_t va, uint64_t len, uint64_t *gpa,
+		uint64_t *run);
 /* All or nothing over a range that may cross pages: 0 or -EFAULT. */
 int sbx_gva_read(struct sbx_vm *vm, uint64_t root, uint64_t va, void *buf, uint64_t len);
 int sbx_gva_write(struct sbx_vm *vm, uint64_t root, uint64_t va, const void *buf, uint64_t len);

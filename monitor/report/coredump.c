@@ -237,20 +237,19 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t roo
 static int write_load(struct sbx_vm *vm, uint64_t root, int fd, const Elf64_Phdr *ph, uint64_t *end)
 {
 	for (uint64_t done = 0; done < ph->p_filesz;) {
-		uint64_t gpa, span, va = ph->p_vaddr + done;
-		if (sbx_gva_translate(vm, root, va, 0, &gpa, &span) < 0) {
+		uint64_t gpa, n, va = ph->p_vaddr + done;
+		if (sbx_gva_run(vm, root, va, ph->p_filesz - done, &gpa, &n) < 0) {
 			done = (va | (SBX_PAGE_SIZE - 1)) + 1 - ph->p_vaddr;
 			continue;
 		}
-		uint64_t n = span < ph->p_filesz - done ? span : ph->p_filesz - done;
 		const uint8_t *src = sbx_gptr_ro(vm, gpa, n);
 		for (uint64_t k = 0; src && k < n;) {
-			uint64_t data = sbx_mem_next_data(vm, gpa + k);
+			uint64_t data_end, data = sbx_mem_next_data(vm, gpa + k, &data_end);
 			if (data > gpa + k) {
 				k = data - gpa;
 				continue;
 			}
-			uint64_t m = n - k < SBX_PAGE_SIZE ? n - k : SBX_PAGE_SIZE;
+			uint64_t m = data_end - (gpa + k) < n - k ? data_end - (gpa + k) : n - k;
 			if (pwrite(fd, src + k, m, (off_t)(ph->p_offset + done + k)) != (ssize_t)m)
 				return -EIO;
 			k += m;

@@ -94,6 +94,13 @@ Test(gva, a_high_window_reads_and_writes_scattered_pages)
 	cr_assert_eq(sbx_gva_read(T.vm, ROOT, HI_VA + 0x3ff0, buf, 0x20), -EFAULT);
 	cr_assert_eq(sbx_gva_read_max(T.vm, ROOT, HI_VA + 0x3ff0, buf, 0x20), 0x10);
 	cr_assert_eq(xlate(HI_VA - 1, 0, &gpa), -EFAULT);
+	/* Runs: the scattered pages are one page each; identity is one run across leaves. */
+	uint64_t run;
+	cr_assert_eq(sbx_gva_run(T.vm, ROOT, HI_VA + 0x10, 0x3000, &gpa, &run), 0);
+	cr_assert_eq(run, 0xff0);
+	cr_assert_eq(sbx_gva_run(T.vm, ROOT, 0x1ff000, 0x401000, &gpa, &run), 0);
+	cr_assert_eq(gpa, 0x1ff000);
+	cr_assert_eq(run, 0x401000);
 	char s[8];
 	memcpy(sbx_gptr(T.vm, 0x900000 - 0x3000, 4), "ok\0", 3);
 	cr_assert_eq(sbx_gva_string(T.vm, ROOT, HI_VA + 0x1000, s, sizeof(s)), 0);
