@@ -113,7 +113,7 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 	f->cr2 = sregs.cr2;
 	fill_gprs(&regs, fr[3], fr[0], f);
 	fill_segments(&sregs, f);
-	vm->proc.vcpu.cr3 = sregs.cr3;
+	sbx_set_guest_root(vm, sregs.cr3);
 	f->cs = (uint16_t)fr[1];
 	f->rflags = fr[2];
 	f->ss = (uint16_t)fr[4];

@@ -14,9 +14,16 @@
 #define PS_1G_RSVD 0x3fffe000ull /* bits 29:13 of a 1 GiB leaf */
 #define PS_2M_RSVD 0x1fe000ull	 /* bits 20:13 of a 2 MiB leaf */
 
+/* Set on the vCPU thread, read by whichever thread serves the ring (/proc/self/maps). */
 uint64_t sbx_guest_root(struct sbx_vm *vm)
 {
-	return vm->proc.vcpu.cr3 ? vm->proc.vcpu.cr3 : SBX_PT_ADDR;
+	uint64_t cr3 = __atomic_load_n(&vm->proc.vcpu.cr3, __ATOMIC_RELAXED);
+	return cr3 ? cr3 : SBX_PT_ADDR;
+}
+
+void sbx_set_guest_root(struct sbx_vm *vm, uint64_t cr3)
+{
+	__atomic_store_n(&vm->proc.vcpu.cr3, cr3, __ATOMIC_RELAXED);
 }
 
 int sbx_gva_translate(struct sbx_vm *vm, uint64_t root, uint64_t va, unsigned access, uint64_t *gpa,

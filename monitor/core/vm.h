@@ -338,6 +338,7 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
 #define SBX_GVA_EXEC 4u	 /* ... executable pages */
 /* The root the vCPU was last seen with (set up, restored, or read at a fault). */
 uint64_t sbx_guest_root(struct sbx_vm *vm);
+void sbx_set_guest_root(struct sbx_vm *vm, uint64_t cr3);
 /* The guest-physical address of va, and how many bytes from it the same leaf maps (within
  * RAM); -EFAULT if not mapped as access asks, non-canonical, or any table is outside RAM. */
 int sbx_gva_translate(struct sbx_vm *vm, uint64_t root, uint64_t va, unsigned access, uint64_t *gpa,

@@ -284,7 +284,7 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 				memcmp(&cur, &v->sregs, sizeof(cur)))))
 		vcpu_ioctl(vm, io, KVM_SET_SREGS, &v->sregs, "KVM_SET_SREGS");
 	if (!io->err)
-		vm->proc.vcpu.cr3 = v->sregs.cr3;
+		sbx_set_guest_root(vm, v->sregs.cr3);
 	vcpu_ioctl(vm, io, KVM_SET_XSAVE, v->xs, "KVM_SET_XSAVE");
 	if (full) {
 		vcpu_ioctl(vm, io, KVM_SET_XCRS, &v->xcrs, "KVM_SET_XCRS");
