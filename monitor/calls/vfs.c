@@ -375,39 +375,6 @@ static void put_bytes(struct text *t, const char *b, size_t n)
 	t->buf[t->len] = 0;
 }
 
-/* The kernel's table of mappings (the boot page's vma_table, 1.4), copied out once and cut
- * to the entries that are sorted, disjoint, page aligned and in user space. Returns how many
- * were kept (0 with a kernel that does not publish it); *out is the caller's to free. */
-static unsigned guest_vmas(struct sbx_vm *vm, struct sbx_vma **out)
-{
-	*out = NULL;
-	const volatile struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	if (!b)
-		return 0;
-	uint64_t table = b->vma_table, count_at = b->vma_count;
-	uint32_t n;
-	if (!table || sbx_copy_from_guest(vm, &n, count_at, sizeof(n)) < 0)
-		return 0;
-	if (n > SBX_MAX_VMAS)
-		n = SBX_MAX_VMAS;
-	struct sbx_vma *v = calloc(n ? n : 1, sizeof(*v));
-	if (!v || (n && sbx_copy_from_guest(vm, v, table, (uint64_t)n * sizeof(*v)) < 0)) {
-		free(v);
-		return 0;
-	}
-	unsigned kept = 0;
-	uint64_t prev_end = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (v[i].start >= v[i].end || ((v[i].start | v[i].end) & (SBX_PAGE_SIZE - 1)) ||
-		    v[i].start < prev_end || v[i].end > (1ull << 47))
-			continue;
-		prev_end = v[i].end;
-		v[kept++] = v[i];
-	}
-	*out = v;
-	return kept;
-}
-
 /* Which object an ELF page range is of: the interpreter's lie at or above its bias and on the
  * far side of the program (whose pages end at brk and start below its program headers). */
 static const char *elf_name(struct sbx_vm *vm, const struct sbx_vma *v)
@@ -419,24 +386,49 @@ static const char *elf_name(struct sbx_vm *vm, const struct sbx_vma *v)
 	return vm->proc.image.exe_path;
 }
 
+/* The object a file-backed range is of, from the program's link map: the name and the file
+ * offset of start, as Linux shows them. */
+static const char *object_name(const struct sbx_object *objs, int nobj, const struct sbx_vma *v,
+			       uint64_t *offset)
+{
+	for (int i = 0; i < nobj; i++)
+		for (unsigned k = 0; k < objs[i].nloads; k++) {
+			const struct sbx_object_load *l = &objs[i].loads[k];
+			if (v->start >= l->start && v->start < l->end && objs[i].name[0] == '/') {
+				*offset = l->offset + (v->start - l->start);
+				return objs[i].name;
+			}
+		}
+	return NULL;
+}
+
 static void gen_maps(struct sbx_vm *vm, struct text *t)
 {
 	struct sbx_vma *v;
-	unsigned n = guest_vmas(vm, &v);
+	unsigned n = sbx_guest_vmas(vm, &v);
+	struct sbx_object *objs = n ? calloc(SBX_MAX_OBJECTS, sizeof(*objs)) : NULL;
+	int nobj = objs ? sbx_link_map(vm, sbx_guest_root(vm), objs, SBX_MAX_OBJECTS) : 0;
 	for (unsigned i = 0; i < n; i++) {
-		const char *name = v[i].kind == SBX_VMA_ELF	? elf_name(vm, &v[i])
+		uint64_t offset = 0;
+		const char *obj = v[i].kind == SBX_VMA_ELF || v[i].kind == SBX_VMA_FILE
+				      ? object_name(objs, nobj, &v[i], &offset)
+				      : NULL;
+		const char *name = obj				? obj
+				   : v[i].kind == SBX_VMA_ELF	? elf_name(vm, &v[i])
 				   : v[i].kind == SBX_VMA_VDSO	? "[vdso]"
 				   : v[i].kind == SBX_VMA_HEAP	? "[heap]"
 				   : v[i].kind == SBX_VMA_STACK ? "[stack]"
 								: "";
 		size_t at = t->len;
-		put(t, "%08" PRIx64 "-%08" PRIx64 " %c%c%cp 00000000 00:00 0 ", v[i].start,
+		put(t, "%08" PRIx64 "-%08" PRIx64 " %c%c%cp %08" PRIx64 " 00:00 0 ", v[i].start,
 		    v[i].end, v[i].prot & SBX_PROT_READ ? 'r' : '-',
-		    v[i].prot & SBX_PROT_WRITE ? 'w' : '-', v[i].prot & SBX_PROT_EXEC ? 'x' : '-');
+		    v[i].prot & SBX_PROT_WRITE ? 'w' : '-', v[i].prot & SBX_PROT_EXEC ? 'x' : '-',
+		    offset);
 		if (name[0]) /* Linux pads the name to column 73 */
 			put(t, "%*s%s", t->len - at < 73 ? (int)(73 - (t->len - at)) : 0, "", name);
 		put(t, "\n");
 	}
+	free(objs);
 	free(v);
 }
 
@@ -451,7 +443,7 @@ static void gen_status(struct sbx_vm *vm, struct text *t)
 	    uid, uid, gid, gid, gid, gid);
 	put(t, "FDSize:\t%d\nGroups:\t\n", SBX_MAX_FDS);
 	struct sbx_vma *v;
-	unsigned n = guest_vmas(vm, &v);
+	unsigned n = sbx_guest_vmas(vm, &v);
 	uint64_t size = 0, stk = 0, exe_kb = 0, data = 0;
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t kb = (v[i].end - v[i].start) >> 10;

@@ -42,6 +42,7 @@ static void fill_segments(const struct kvm_sregs *sr, struct sbx_fault *f)
 	f->ss = sr->ss.selector;
 	f->fs_base = sr->fs.base;
 	f->gs_base = sr->gs.base;
+	f->cr3 = sr->cr3;
 }
 
 /* A fault of `vector` (-1: none) that Linux would deliver as `sig`, its cause to be told. */
@@ -112,6 +113,7 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 	f->cr2 = sregs.cr2;
 	fill_gprs(&regs, fr[3], fr[0], f);
 	fill_segments(&sregs, f);
+	sbx_set_guest_root(vm, sregs.cr3);
 	f->cs = (uint16_t)fr[1];
 	f->rflags = fr[2];
 	f->ss = (uint16_t)fr[4];

@@ -100,6 +100,20 @@ int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 	return 0;
 }
 
+uint64_t sbx_mem_next_data(struct sbx_vm *vm, uint64_t gpa, uint64_t *data_end)
+{
+	*data_end = vm->proc.mem.size;
+	if (vm->proc.mem.fd < 0 || gpa >= vm->proc.mem.size)
+		return gpa;
+	off_t d = lseek(vm->proc.mem.fd, (off_t)gpa, SEEK_DATA);
+	if (d < 0)
+		return vm->proc.mem.size;
+	off_t h = lseek(vm->proc.mem.fd, d, SEEK_HOLE);
+	if (h > d && (uint64_t)h < vm->proc.mem.size)
+		*data_end = (uint64_t)h;
+	return (uint64_t)d;
+}
+
 static int count_pages(void *ctx, uint64_t gpa, uint64_t len)
 {
 	(void)gpa;

@@ -52,7 +52,7 @@ struct sbx_fault {
 	int signal;   /* what Linux would deliver */
 	int from_cpu; /* registers from the vCPU and the CPU-pushed frame (else the syscall frame)
 		       */
-	uint64_t err, cr2;
+	uint64_t err, cr2, cr3;
 	uint64_t r[SBX_NREGS];
 	uint64_t rflags, fs_base, gs_base;
 	uint16_t cs, ss;
@@ -128,7 +128,8 @@ struct sbx_vcpu {
 	int fd;
 	struct kvm_run *run;
 	size_t run_size;
-	int cpl; /* 0 or 3: the level of program and kernel */
+	int cpl;      /* 0 or 3: the level of program and kernel */
+	uint64_t cr3; /* the page-table root last set or seen (sbx_guest_root) */
 	uint64_t xcr0;
 	pthread_t thread;
 	int thread_set;
@@ -327,10 +328,61 @@ void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
  * is the result. */
 int sbx_mem_extents(struct sbx_vm *vm, uint64_t from,
 		    int (*fn)(void *ctx, uint64_t gpa, uint64_t len), void *ctx);
+/* The first byte at or after gpa the host holds (mem.size if none; gpa itself when RAM has
+ * no memfd), and in *data_end where that held run ends. */
+uint64_t sbx_mem_next_data(struct sbx_vm *vm, uint64_t gpa, uint64_t *data_end);
 /* For reads only: not counted as a monitor write by dirty tracking. */
 const void *sbx_gptr_ro(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_copy_from_guest(struct sbx_vm *vm, void *dst, uint64_t gpa, uint64_t len);
 int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t len);
+
+/* gva.c: the program's memory by its virtual addresses, through the guest's page tables
+ * (root: a CR3 value). For what names program memory as the program does (reports, core
+ * files, the link map); the ring's addresses are guest-physical (sbx_gptr). */
+#define SBX_GVA_WRITE 1u /* the walk needs writable pages */
+#define SBX_GVA_USER 2u	 /* ... user pages */
+#define SBX_GVA_EXEC 4u	 /* ... executable pages */
+/* The root the vCPU was last seen with (set up, restored, or read at a fault). */
+uint64_t sbx_guest_root(struct sbx_vm *vm);
+void sbx_set_guest_root(struct sbx_vm *vm, uint64_t cr3);
+/* The guest-physical address of va, and how many bytes from it the same leaf maps (within
+ * RAM); -EFAULT if not mapped as access asks, non-canonical, or any table is outside RAM. */
+int sbx_gva_translate(struct sbx_vm *vm, uint64_t root, uint64_t va, unsigned access, uint64_t *gpa,
+		      uint64_t *span);
+/* The longest run from va (at most len) that is mapped to contiguous guest-physical RAM. */
+int sbx_gva_run(struct sbx_vm *vm, uint64_t root, uint64_t va, uint64_t len, uint64_t *gpa,
+		uint64_t *run);
+/* All or nothing over a range that may cross pages: 0 or -EFAULT. */
+int sbx_gva_read(struct sbx_vm *vm, uint64_t root, uint64_t va, void *buf, uint64_t len);
+int sbx_gva_write(struct sbx_vm *vm, uint64_t root, uint64_t va, const void *buf, uint64_t len);
+/* As much as is mapped from va on, up to len: the count of bytes read. */
+uint64_t sbx_gva_read_max(struct sbx_vm *vm, uint64_t root, uint64_t va, void *buf, uint64_t len);
+/* A NUL-terminated string at va: 0, -EFAULT, or -ENAMETOOLONG (cut to outlen - 1). */
+int sbx_gva_string(struct sbx_vm *vm, uint64_t root, uint64_t va, char *out, size_t outlen);
+/* The kernel's table of mappings, checked (sorted, disjoint, aligned, user space): how many
+ * entries were kept (0 with a kernel that publishes none); *out is the caller's to free. */
+unsigned sbx_guest_vmas(struct sbx_vm *vm, struct sbx_vma **out);
+
+/* linkmap.c: the loaded objects of a dynamic program, from its linker's r_debug (DT_DEBUG);
+ * before the linker has set it up, or for a static program, the program and interpreter as
+ * the monitor placed them. Everything read from guest memory by VA, bounded. */
+#define SBX_MAX_OBJECTS 256
+#define SBX_OBJ_LOADS 8
+struct sbx_object_load {
+	uint64_t start, end, offset; /* page-rounded guest range, file offset of start */
+	uint8_t prot;		     /* SBX_PROT_* from p_flags */
+};
+struct sbx_object {
+	uint64_t l_addr, l_ld;
+	char name[256]; /* the path the guest loaded it by; the program's exe path for the main */
+	int is_main;
+	struct sbx_object_load loads[SBX_OBJ_LOADS];
+	unsigned nloads; /* 0 when its program headers could not be read */
+};
+/* Fills out[0..max) (out[0] is the program); returns how many. */
+int sbx_link_map(struct sbx_vm *vm, uint64_t root, struct sbx_object *out, int max);
+/* The object whose PT_LOAD ranges hold addr, or NULL. */
+const struct sbx_object *sbx_object_at(const struct sbx_object *objs, int n, uint64_t addr);
 
 /* xstate.c: the guest's extended state (docs/architecture.md, "Extended state"). */
 void sbx_xstate_from_cpuid(struct sbx_xstate *x, const struct kvm_cpuid_entry2 *e, uint32_t n);

@@ -234,6 +234,7 @@ static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
 	sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
 		goto fail;
+	sbx_set_guest_root(vm, sr.cr3);
 	return 0;
 fail:
 	return sbx_fail(err, errlen, -errno, "setting segment/control registers: %s",

@@ -283,6 +283,8 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	if (!reset || (full && (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &cur) < 0 ||
 				memcmp(&cur, &v->sregs, sizeof(cur)))))
 		vcpu_ioctl(vm, io, KVM_SET_SREGS, &v->sregs, "KVM_SET_SREGS");
+	if (!io->err)
+		sbx_set_guest_root(vm, v->sregs.cr3);
 	vcpu_ioctl(vm, io, KVM_SET_XSAVE, v->xs, "KVM_SET_XSAVE");
 	if (full) {
 		vcpu_ioctl(vm, io, KVM_SET_XCRS, &v->xcrs, "KVM_SET_XCRS");

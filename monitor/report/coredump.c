@@ -1,7 +1,10 @@
 /* --core FILE: an ELF core file of the crashed guest that gdb reads with the program's own ELF:
- * PT_NOTE with NT_PRSTATUS (the faulting registers), NT_PRPSINFO and NT_AUXV, then one PT_LOAD
- * per run of user memory the guest ever touched (the memfd's data extents, so untouched RAM
- * costs nothing). Written to a temporary name and renamed, so a partial file never remains. */
+ * PT_NOTE with NT_PRSTATUS (the faulting registers), NT_PRPSINFO, NT_AUXV and NT_FILE (the
+ * program's and its shared objects' file-backed ranges, from the link map), then one PT_LOAD
+ * per mapping of the kernel's table, read by virtual address through the page tables (pages
+ * that are not mapped, or that the host never held, stay holes in the file: zeros). Without
+ * the kernel's table, one PT_LOAD per run of touched RAM at its identity address. Written to a
+ * temporary name and renamed, so a partial file never remains. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,18 +46,18 @@ static int note_add(struct note_buf *b, uint32_t type, const void *desc, uint32_
 }
 
 /* The auxv the loader built, found again past argv and envp on the initial stack. */
-static size_t initial_auxv(struct sbx_vm *vm, uint64_t *out, size_t max)
+static size_t initial_auxv(struct sbx_vm *vm, uint64_t root, uint64_t *out, size_t max)
 {
 	uint64_t p = vm->proc.image.entry_rsp, v, argc;
-	if (sbx_copy_from_guest(vm, &argc, p, 8) < 0 || argc > 1 << 20)
+	if (sbx_gva_read(vm, root, p, &argc, 8) < 0 || argc > 1 << 20)
 		return 0;
 	p += 8 * (argc + 2); /* argc, argv[], NULL */
 	for (int i = 0; i < 1 << 16; i++, p += 8)
-		if (sbx_copy_from_guest(vm, &v, p, 8) < 0 || v == 0)
+		if (sbx_gva_read(vm, root, p, &v, 8) < 0 || v == 0)
 			break;
 	p += 8;
 	size_t n = 0;
-	while (n + 2 <= max && sbx_copy_from_guest(vm, out + n, p, 16) == 0) {
+	while (n + 2 <= max && sbx_gva_read(vm, root, p, out + n, 16) == 0) {
 		n += 2;
 		p += 16;
 		if (out[n - 2] == AT_NULL)
@@ -104,8 +107,8 @@ static void fill_prstatus(const struct sbx_fault *f, struct elf_prstatus *ps)
 	memcpy(ps->pr_reg, r, sizeof(r));
 }
 
-/* One PT_LOAD per touched part of user memory (a memfd data extent), executable where a
- * program segment is. */
+/* The PT_LOADs: one per mapping of the kernel's table, or without it one per touched part of
+ * user memory (a memfd data extent), executable where a program segment is. */
 struct load_ctx {
 	struct sbx_vm *vm;
 	Elf64_Phdr ph[MAX_LOADS + 1];
@@ -132,8 +135,79 @@ static int add_load(void *ctx, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
-/* NT_PRSTATUS, NT_PRPSINFO and NT_AUXV. */
-static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, struct note_buf *notes)
+static void vma_loads(struct sbx_vm *vm, struct load_ctx *lc)
+{
+	struct sbx_vma *v;
+	unsigned n = sbx_guest_vmas(vm, &v);
+	for (unsigned i = 0; i < n && lc->nph <= MAX_LOADS; i++) {
+		uint64_t len = v[i].end - v[i].start;
+		lc->ph[lc->nph++] =
+		    (Elf64_Phdr){.p_type = PT_LOAD,
+				 .p_flags = (v[i].prot & SBX_PROT_READ ? PF_R : 0) |
+					    (v[i].prot & SBX_PROT_WRITE ? PF_W : 0) |
+					    (v[i].prot & SBX_PROT_EXEC ? PF_X : 0),
+				 .p_vaddr = v[i].start,
+				 /* Linux writes no contents for a mapping nobody can read. */
+				 .p_filesz = v[i].prot & SBX_PROT_READ ? len : 0,
+				 .p_memsz = len,
+				 .p_align = SBX_PAGE_SIZE};
+	}
+	free(v);
+	if (n == 0)
+		sbx_mem_extents(vm, SBX_USER_ADDR, add_load, lc);
+}
+
+/* The file an object's ranges are of, for a debugger on the host: the program's host path,
+ * a shared object's path as the guest loaded it (the same file under the default view). */
+static const char *file_of(struct sbx_vm *vm, const struct sbx_object *o)
+{
+	if (o->is_main && vm->host.prog[0])
+		return vm->host.prog;
+	return o->name[0] == '/' ? o->name : NULL; /* the vDSO and other names of no file */
+}
+
+/* NT_FILE: count, page size, then (start, end, offset in pages) per range, then the names. */
+static int file_note(struct sbx_vm *vm, uint64_t root, struct note_buf *notes)
+{
+	struct sbx_object *objs = calloc(SBX_MAX_OBJECTS, sizeof(*objs));
+	if (!objs)
+		return -ENOMEM;
+	int n = sbx_link_map(vm, root, objs, SBX_MAX_OBJECTS), r = 0;
+	size_t count = 0, names = 0;
+	for (int i = 0; i < n; i++)
+		if (file_of(vm, &objs[i])) {
+			count += objs[i].nloads;
+			names += objs[i].nloads * (strlen(file_of(vm, &objs[i])) + 1);
+		}
+	uint8_t *d = count ? calloc(1, 16 + count * 24 + names) : NULL;
+	if (count && !d)
+		r = -ENOMEM;
+	if (d) {
+		uint64_t *w = (uint64_t *)d;
+		w[0] = count;
+		w[1] = SBX_PAGE_SIZE;
+		size_t k = 0, at = 16 + count * 24;
+		for (int i = 0; i < n; i++) {
+			const char *file = file_of(vm, &objs[i]);
+			for (unsigned j = 0; file && j < objs[i].nloads; j++, k++) {
+				w[2 + 3 * k] = objs[i].loads[j].start;
+				w[3 + 3 * k] = objs[i].loads[j].end;
+				w[4 + 3 * k] = objs[i].loads[j].offset / SBX_PAGE_SIZE;
+				size_t l = strlen(file) + 1;
+				memcpy(d + at, file, l);
+				at += l;
+			}
+		}
+		r = note_add(notes, NT_FILE, d, (uint32_t)at);
+	}
+	free(d);
+	free(objs);
+	return r;
+}
+
+/* NT_PRSTATUS, NT_PRPSINFO, NT_AUXV and NT_FILE. */
+static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t root,
+		      struct note_buf *notes)
 {
 	struct elf_prstatus ps;
 	struct elf_prpsinfo pi;
@@ -149,11 +223,40 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, struct note_
 	for (char *const *a = vm->cfg.argv; *a && o + 1 < sizeof(pi.pr_psargs); a++)
 		o += (size_t)snprintf(pi.pr_psargs + o, sizeof(pi.pr_psargs) - o, "%s%s",
 				      o ? " " : "", *a);
-	size_t nauxv = initial_auxv(vm, auxv, 128);
+	size_t nauxv = initial_auxv(vm, root, auxv, 128);
 	if (note_add(notes, NT_PRSTATUS, &ps, sizeof(ps)) < 0 ||
 	    note_add(notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
-	    (nauxv && note_add(notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0))
+	    (nauxv && note_add(notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0) ||
+	    file_note(vm, root, notes) < 0)
 		return -ENOMEM;
+	return 0;
+}
+
+/* A PT_LOAD's contents, leaf by leaf through the page tables: what is not mapped, or what the
+ * host never held (a memfd hole), is left a hole of the file. */
+static int write_load(struct sbx_vm *vm, uint64_t root, int fd, const Elf64_Phdr *ph, uint64_t *end)
+{
+	for (uint64_t done = 0; done < ph->p_filesz;) {
+		uint64_t gpa, n, va = ph->p_vaddr + done;
+		if (sbx_gva_run(vm, root, va, ph->p_filesz - done, &gpa, &n) < 0) {
+			done = (va | (SBX_PAGE_SIZE - 1)) + 1 - ph->p_vaddr;
+			continue;
+		}
+		const uint8_t *src = sbx_gptr_ro(vm, gpa, n);
+		for (uint64_t k = 0; src && k < n;) {
+			uint64_t data_end, data = sbx_mem_next_data(vm, gpa + k, &data_end);
+			if (data > gpa + k) {
+				k = data - gpa;
+				continue;
+			}
+			uint64_t m = data_end - (gpa + k) < n - k ? data_end - (gpa + k) : n - k;
+			if (pwrite(fd, src + k, m, (off_t)(ph->p_offset + done + k)) != (ssize_t)m)
+				return -EIO;
+			k += m;
+			*end = ph->p_offset + done + k;
+		}
+		done += n;
+	}
 	return 0;
 }
 
@@ -161,13 +264,13 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 		   size_t errlen)
 {
 	struct note_buf notes = {0};
-	if (core_notes(vm, f, &notes) < 0) {
+	uint64_t root = f->cr3 ? f->cr3 : sbx_guest_root(vm);
+	if (core_notes(vm, f, root, &notes) < 0) {
 		free(notes.p);
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	}
-	/* The touched parts of user memory, from the memfd's data extents. */
 	struct load_ctx lc = {.vm = vm, .nph = 1};
-	sbx_mem_extents(vm, SBX_USER_ADDR, add_load, &lc);
+	vma_loads(vm, &lc);
 	Elf64_Phdr *ph = lc.ph;
 	int nph = lc.nph;
 	uint64_t off = sizeof(Elf64_Ehdr) + (uint64_t)nph * sizeof(Elf64_Phdr);
@@ -204,12 +307,12 @@ int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *pat
 		(ssize_t)((size_t)nph * sizeof(ph[0])) ||
 	    pwrite(fd, notes.p, notes.len, (off_t)ph[0].p_offset) != (ssize_t)notes.len)
 		r = -errno;
-	for (int i = 1; i < nph && r == 0; i++) {
-		const void *src = sbx_gptr(vm, ph[i].p_vaddr, ph[i].p_filesz);
-		if (!src || pwrite(fd, src, ph[i].p_filesz, (off_t)ph[i].p_offset) !=
-				(ssize_t)ph[i].p_filesz)
-			r = -EIO;
-	}
+	uint64_t end = 0;
+	for (int i = 1; i < nph && r == 0; i++)
+		r = write_load(vm, root, fd, &ph[i], &end);
+	/* A trailing hole still counts in the file's size (the policy forbids ftruncate). */
+	if (r == 0 && end < off && pwrite(fd, "", 1, (off_t)off - 1) != 1)
+		r = -EIO;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	close(fd);

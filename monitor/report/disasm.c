@@ -48,40 +48,44 @@ static void branch_target(csh h, cs_insn *in, struct sbx_symbols *s, char *out, 
 		snprintf(out, len, "<%s>", f.func);
 }
 
-int sbx_disasm_around(struct sbx_vm *vm, struct sbx_symbols *s, uint64_t rip, struct sbx_insn *out,
-		      int max, int *fault_index)
+int sbx_disasm_around(struct sbx_vm *vm, uint64_t root, struct sbx_symbols *s, uint64_t rip,
+		      struct sbx_insn *out, int max, int *fault_index)
 {
 	csh h;
 	*fault_index = -1;
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
 		return 0;
 	cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
-	/* The readable bytes around rip, clipped to guest RAM. */
-	uint64_t lo = rip > WINDOW ? rip - WINDOW : 0, hi = rip + 64;
-	if (hi > vm->proc.mem.size)
-		hi = vm->proc.mem.size;
-	if (rip >= vm->proc.mem.size || lo >= hi) {
+	/* The readable bytes around rip, as the program's page tables map them: from the
+	 * earliest mapped start within WINDOW before it to the first unmapped byte after. */
+	uint8_t code[WINDOW + 64];
+	uint64_t lo = rip > WINDOW ? rip - WINDOW : 0;
+	uint64_t after = sbx_gva_read_max(vm, root, rip, code + WINDOW, 64);
+	if (after == 0) {
 		cs_close(&h);
 		return 0;
 	}
-	const uint8_t *code = sbx_gptr(vm, lo, hi - lo);
+	while (lo < rip && sbx_gva_read(vm, root, lo, code + WINDOW - (rip - lo), rip - lo) < 0)
+		lo = (lo | (SBX_PAGE_SIZE - 1)) + 1 < rip ? (lo | (SBX_PAGE_SIZE - 1)) + 1 : rip;
+	uint64_t hi = rip + after;
+	const uint8_t *code_at = code + WINDOW - (rip - lo);
 	struct sbx_frame sym;
 	sbx_sym_lookup(s, rip, &sym);
 	uint64_t start = rip;
-	if (sym.func[0] && sym.off <= WINDOW &&
-	    lands_on(h, code + (rip - sym.off - lo), hi - (rip - sym.off), rip - sym.off, rip) >=
+	if (sym.func[0] && sym.off <= rip - lo &&
+	    lands_on(h, code_at + (rip - sym.off - lo), hi - (rip - sym.off), rip - sym.off, rip) >=
 		0) {
 		start = rip - sym.off;
 	} else {
 		for (uint64_t a = lo; a < rip; a++) {
-			if (lands_on(h, code + (a - lo), hi - a, a, rip) >= 0) {
+			if (lands_on(h, code_at + (a - lo), hi - a, a, rip) >= 0) {
 				start = a;
 				break;
 			}
 		}
 	}
 	cs_insn *insn;
-	size_t n = cs_disasm(h, code + (start - lo), hi - start, start, 0, &insn);
+	size_t n = cs_disasm(h, code_at + (start - lo), hi - start, start, 0, &insn);
 	int at = -1;
 	for (size_t i = 0; i < n; i++)
 		if (insn[i].address == rip)

@@ -17,7 +17,18 @@ static const char *sig_name(int sig)
 
 static void place(const struct sbx_frame *fr, char *out, size_t len)
 {
-	if (fr->func[0] && fr->file[0])
+	/* In a shared object: "libfoo.so.6+0x1234 (function+0x10, file.c:3)", as the
+	 * sanitizers name module offsets; in the program, the function first as before. */
+	if (fr->obj[0] && fr->func[0] && fr->file[0])
+		snprintf(out, len, "%s+0x%llx (%s+0x%llx, %s:%d)", fr->obj,
+			 (unsigned long long)fr->obj_off, fr->func, (unsigned long long)fr->off,
+			 fr->file, fr->line);
+	else if (fr->obj[0] && fr->func[0])
+		snprintf(out, len, "%s+0x%llx (%s+0x%llx)", fr->obj,
+			 (unsigned long long)fr->obj_off, fr->func, (unsigned long long)fr->off);
+	else if (fr->obj[0])
+		snprintf(out, len, "%s+0x%llx", fr->obj, (unsigned long long)fr->obj_off);
+	else if (fr->func[0] && fr->file[0])
 		snprintf(out, len, "%s+0x%llx (%s:%d)", fr->func, (unsigned long long)fr->off,
 			 fr->file, fr->line);
 	else if (fr->func[0])
@@ -89,10 +100,11 @@ static void write_json(struct sbx_vm *vm, const struct sbx_fault *f, const char 
 	}
 	for (int i = 0; i < nfr; i++) {
 		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)fr[i].pc);
-		json_array_append_new(bt,
-				      json_pack("{s:s, s:s, s:I, s:s, s:i}", "pc", hex, "function",
-						fr[i].func, "offset", (json_int_t)fr[i].off, "file",
-						fr[i].file, "line", fr[i].line));
+		json_array_append_new(bt, json_pack("{s:s, s:s, s:I, s:s, s:i, s:s, s:I}", "pc",
+						    hex, "function", fr[i].func, "offset",
+						    (json_int_t)fr[i].off, "file", fr[i].file,
+						    "line", fr[i].line, "object", fr[i].obj,
+						    "object_offset", (json_int_t)fr[i].obj_off));
 	}
 	char addr[32];
 	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)f->cr2);
@@ -201,13 +213,20 @@ static void note_reported(struct sbx_vm *vm, const char *headline, const char *s
 	snprintf(st->summary, sizeof(st->summary), "%.*s", (int)sizeof(st->summary) - 1, summary);
 }
 
-void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
+void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 {
 	FILE *o = vm->cfg.log;
+	/* Program memory is read by its virtual addresses through the page tables the vCPU
+	 * had; a fault told without special registers takes the last root seen. */
+	struct sbx_fault fx = *fault;
+	if (!fx.cr3)
+		fx.cr3 = sbx_guest_root(vm);
+	const struct sbx_fault *f = &fx;
 	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
 	struct sbx_symbols *syms =
 	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->proc.image.img.bias,
 			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
+	sbx_sym_add_objects(syms, vm, f->cr3);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
 	int truncated = 0;
 	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);
@@ -222,16 +241,19 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *f)
 	print_notes(o, syms, f);
 	print_registers(o, f);
 	struct sbx_insn ins[16];
-	int at = -1, nins = sbx_disasm_around(vm, syms, f->r[SBX_R_RIP], ins, 16, &at);
+	int at = -1, nins = sbx_disasm_around(vm, f->cr3, syms, f->r[SBX_R_RIP], ins, 16, &at);
 	print_code(o, syms, f->r[SBX_R_RIP], ins, nins, at);
 	print_backtrace(o, frames, nfr, truncated);
 	char summary[600], token[600];
 	if (top.file[0])
 		snprintf(summary, sizeof(summary), "SIG%s %s:%d in %s", sig_name(f->signal),
 			 top.file, top.line, top.func[0] ? top.func : "??");
-	else
+	else if (top.func[0] || !top.obj[0])
 		snprintf(summary, sizeof(summary), "SIG%s in %s", sig_name(f->signal),
 			 top.func[0] ? top.func : "??");
+	else
+		snprintf(summary, sizeof(summary), "SIG%s in %s+0x%llx", sig_name(f->signal),
+			 top.obj, (unsigned long long)top.obj_off);
 	dedup_token(f, frames, nfr, token, sizeof(token));
 	fprintf(o, "SUMMARY: sandbox: %s\nDEDUP_TOKEN: %s\n", summary, token);
 	fflush(o);

@@ -14,6 +14,8 @@ struct sbx_frame {
 	uint64_t off;
 	char file[160];
 	int line;
+	char obj[64];	  /* a shared object's file name ("" for the program itself) */
+	uint64_t obj_off; /* pc minus that object's load bias */
 };
 
 /* symbolize.c: the guest ELF's symbols and DWARF, through libdw. */
@@ -26,6 +28,12 @@ int sbx_sym_has_lines(const struct sbx_symbols *s);
 void sbx_sym_lookup(struct sbx_symbols *s, uint64_t pc, struct sbx_frame *f);
 struct Dwfl;
 struct Dwfl *sbx_sym_dwfl(struct sbx_symbols *s);
+/* Adds the program's shared objects (and its interpreter) from its link map, each opened by
+ * the name the guest loaded it by, through the sandbox's policy; one that cannot be opened is
+ * still named in frames, without symbols. Returns how many objects were found. */
+int sbx_sym_add_objects(struct sbx_symbols *s, struct sbx_vm *vm, uint64_t root);
+/* Is pc inside one of the objects (any of its segments)? */
+int sbx_sym_covers(struct sbx_symbols *s, uint64_t pc);
 
 /* unwind.c: DWARF CFI through libdw, frame pointers where that stops early. */
 int sbx_unwind(struct sbx_vm *vm, struct sbx_symbols *s, const struct sbx_fault *f,
@@ -40,8 +48,8 @@ struct sbx_insn {
 	char text[200];
 	char target[160]; /* symbolized branch or call target, if any */
 };
-int sbx_disasm_around(struct sbx_vm *vm, struct sbx_symbols *s, uint64_t rip, struct sbx_insn *out,
-		      int max, int *fault_index);
+int sbx_disasm_around(struct sbx_vm *vm, uint64_t root, struct sbx_symbols *s, uint64_t rip,
+		      struct sbx_insn *out, int max, int *fault_index);
 
 /* coredump.c */
 int sbx_write_core(struct sbx_vm *vm, const struct sbx_fault *f, const char *path, char *err,

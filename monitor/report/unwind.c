@@ -31,7 +31,7 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *a
 {
 	(void)dwfl;
 	struct unwind_ctx *c = arg;
-	return sbx_copy_from_guest(c->vm, result, addr, sizeof(*result)) == 0;
+	return sbx_gva_read(c->vm, c->f->cr3, addr, result, sizeof(*result)) == 0;
 }
 
 static bool set_initial_registers(Dwfl_Thread *thread, void *arg)
@@ -48,6 +48,12 @@ static const Dwfl_Thread_Callbacks sbx_thread_callbacks = {
     .memory_read = memory_read,
     .set_initial_registers = set_initial_registers,
 };
+
+/* Code of the program, its vDSO, or one of its shared objects. */
+static int in_code(struct unwind_ctx *c, uint64_t pc)
+{
+	return sbx_pc_in_code(c->vm, pc) || sbx_sym_covers(c->syms, pc);
+}
 
 static void add_frame(struct unwind_ctx *c, uint64_t pc, int activation)
 {
@@ -66,16 +72,16 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 	bool activation;
 	if (!dwfl_frame_pc(state, &pc, &activation) || pc == 0)
 		return DWARF_CB_ABORT; /* pc 0: the outermost frame's made-up return address */
-	if (c->n > 0 && !sbx_pc_in_code(c->vm, pc))
+	if (c->n > 0 && !in_code(c, pc))
 		return DWARF_CB_ABORT; /* a frame without unwind info gave garbage: stop here */
 	if (c->n >= c->max) {
 		c->truncated = 1;
 		return DWARF_CB_ABORT;
 	}
 	uint64_t ret;
-	if (c->n == 1 && !sbx_pc_in_code(c->vm, c->frames[0].pc) &&
-	    sbx_copy_from_guest(c->vm, &ret, c->f->r[SBX_R_RSP], sizeof(ret)) == 0 && ret != pc &&
-	    sbx_pc_in_code(c->vm, ret))
+	if (c->n == 1 && !in_code(c, c->frames[0].pc) &&
+	    sbx_gva_read(c->vm, c->f->cr3, c->f->r[SBX_R_RSP], &ret, sizeof(ret)) == 0 &&
+	    ret != pc && in_code(c, ret))
 		add_frame(c, ret, 0); /* a call through a bad pointer: its caller comes first */
 	add_frame(c, pc, activation);
 	return DWARF_CB_OK;
@@ -87,8 +93,8 @@ static void walk_rbp(struct unwind_ctx *c, uint64_t rbp)
 	uint64_t lo = c->f->r[SBX_R_RSP];
 	while (rbp >= lo && (rbp & 7) == 0) {
 		uint64_t pair[2];
-		if (sbx_copy_from_guest(c->vm, pair, rbp, sizeof(pair)) < 0 ||
-		    !sbx_pc_in_code(c->vm, pair[1]))
+		if (sbx_gva_read(c->vm, c->f->cr3, rbp, pair, sizeof(pair)) < 0 ||
+		    !in_code(c, pair[1]))
 			break;
 		if (c->n >= c->max) {
 			c->truncated = 1;
@@ -127,9 +133,9 @@ int sbx_unwind(struct sbx_vm *vm, struct sbx_symbols *s, const struct sbx_fault 
 		c.n = 0;
 		add_frame(&c, f->r[SBX_R_RIP], 1);
 		uint64_t ret;
-		if (!sbx_pc_in_code(vm, f->r[SBX_R_RIP]) &&
-		    sbx_copy_from_guest(vm, &ret, f->r[SBX_R_RSP], sizeof(ret)) == 0 &&
-		    sbx_pc_in_code(vm, ret))
+		if (!in_code(&c, f->r[SBX_R_RIP]) &&
+		    sbx_gva_read(vm, f->cr3, f->r[SBX_R_RSP], &ret, sizeof(ret)) == 0 &&
+		    in_code(&c, ret))
 			add_frame(&c, ret, 0);
 		walk_rbp(&c, f->r[SBX_R_RBP]);
 	}
