@@ -73,8 +73,8 @@ static void mode_rw(const char *dir)
 	char buf[16] = {0};
 	step("pread sees the mapping's write",
 	     pread(fd, buf, 6, 0) == 6 && memcmp(buf, "SHARED", 6) == 0);
-	step("pread sees the second page", pread(fd, buf, 6, PAGE + 10) == 6 &&
-						memcmp(buf, "second", 6) == 0);
+	step("pread sees the second page",
+	     pread(fd, buf, 6, PAGE + 10) == 6 && memcmp(buf, "second", 6) == 0);
 	step("pwrite", pwrite(fd, "pwrite", 6, 100) == 6);
 	step("the mapping sees pwrite", memcmp(m + 100, "pwrite", 6) == 0);
 	step("msync", msync(m, 2 * PAGE, MS_SYNC) == 0);
@@ -88,8 +88,8 @@ static void mode_rw(const char *dir)
 
 	int ro = open(path, O_RDONLY);
 	step("open O_RDONLY", ro >= 0);
-	expect_err("mmap shared rw of O_RDONLY", mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-						      MAP_SHARED, ro, 0) == MAP_FAILED,
+	expect_err("mmap shared rw of O_RDONLY",
+		   mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED,
 		   EACCES);
 	char *r = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, ro, 0);
 	if (step("mmap shared ro of O_RDONLY", r != MAP_FAILED)) {
@@ -116,15 +116,15 @@ static void mode_rw(const char *dir)
 		}
 		step("ftruncate to two pages", ftruncate(fd, 2 * PAGE) == 0);
 		s[PAGE + 8] = 'p';
-		step("the grown page is written", pread(fd, buf, 1, PAGE + 8) == 1 && buf[0] == 'p');
+		step("the grown page is written",
+		     pread(fd, buf, 1, PAGE + 8) == 1 && buf[0] == 'p');
 		munmap(s, 2 * PAGE);
 	}
 	close(fd);
 	unlink(path);
 
 	int z = open("/dev/zero", O_RDWR);
-	char *zm = z < 0 ? MAP_FAILED
-			 : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, z, 0);
+	char *zm = z < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, z, 0);
 	if (step("mmap /dev/zero shared", zm != MAP_FAILED)) {
 		step("reads zero", zm[10] == 0);
 		zm[10] = 7;
@@ -156,8 +156,8 @@ static void mode_ro(const char *file)
 	int fd = open(file, O_RDONLY);
 	if (!step("open O_RDONLY", fd >= 0))
 		return;
-	expect_err("mmap shared rw", mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) ==
-					 MAP_FAILED,
+	expect_err("mmap shared rw",
+		   mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED,
 		   EACCES);
 	char *r = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
 	if (step("mmap shared ro", r != MAP_FAILED))

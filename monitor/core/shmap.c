@@ -68,10 +68,10 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	if (!m || !at)
 		return -ENOMEM;
 	if (!s->count)
-		s->readonly_mem = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION,
-					KVM_CAP_READONLY_MEM) > 0;
-	void *host = mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd,
-			  (off_t)off);
+		s->readonly_mem =
+		    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+	void *host =
+	    mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, (off_t)off);
 	if (host == MAP_FAILED)
 		return -errno;
 	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);

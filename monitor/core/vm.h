@@ -171,7 +171,7 @@ struct sbx_files;
 /* Shared file mappings (shmap.c): each a host MAP_SHARED mapping of the file registered as a
  * memslot of its own in a guest-physical window above RAM, so the guest's loads and stores
  * reach the host page cache directly. */
-#define SBX_SHMAP_MAX 64			/* mappings at once (memslots 1..64) */
+#define SBX_SHMAP_MAX 64		    /* mappings at once (memslots 1..64) */
 #define SBX_SHMAP_WINDOW (SBX_U64(1) << 30) /* guest-physical bytes for all of them */
 struct sbx_shmap {
 	uint64_t gpa, len; /* len: page aligned, 0 for a free entry */
@@ -185,7 +185,7 @@ struct sbx_shmap {
 struct sbx_shmaps {
 	struct sbx_shmap m[SBX_SHMAP_MAX];
 	unsigned count;
-	int readonly_mem; /* KVM_CAP_READONLY_MEM: a read-only mapping is a read-only memslot */
+	int readonly_mem;  /* KVM_CAP_READONLY_MEM: a read-only mapping is a read-only memslot */
 	uint64_t bus_addr; /* the address of the last SIGBUS past a file's end */
 };
 /* Not a CPU vector: the pseudo-vector of a fault KVM_RUN returned as EFAULT on a shared

@@ -118,14 +118,22 @@ static int reg_value(const struct kvm_regs *r, uint64_t rip_next, x86_reg reg, u
 		x86_reg reg;
 		size_t off;
 	} regs[] = {
-	    {X86_REG_RAX, offsetof(struct kvm_regs, rax)}, {X86_REG_RBX, offsetof(struct kvm_regs, rbx)},
-	    {X86_REG_RCX, offsetof(struct kvm_regs, rcx)}, {X86_REG_RDX, offsetof(struct kvm_regs, rdx)},
-	    {X86_REG_RSI, offsetof(struct kvm_regs, rsi)}, {X86_REG_RDI, offsetof(struct kvm_regs, rdi)},
-	    {X86_REG_RSP, offsetof(struct kvm_regs, rsp)}, {X86_REG_RBP, offsetof(struct kvm_regs, rbp)},
-	    {X86_REG_R8, offsetof(struct kvm_regs, r8)},   {X86_REG_R9, offsetof(struct kvm_regs, r9)},
-	    {X86_REG_R10, offsetof(struct kvm_regs, r10)}, {X86_REG_R11, offsetof(struct kvm_regs, r11)},
-	    {X86_REG_R12, offsetof(struct kvm_regs, r12)}, {X86_REG_R13, offsetof(struct kvm_regs, r13)},
-	    {X86_REG_R14, offsetof(struct kvm_regs, r14)}, {X86_REG_R15, offsetof(struct kvm_regs, r15)},
+	    {X86_REG_RAX, offsetof(struct kvm_regs, rax)},
+	    {X86_REG_RBX, offsetof(struct kvm_regs, rbx)},
+	    {X86_REG_RCX, offsetof(struct kvm_regs, rcx)},
+	    {X86_REG_RDX, offsetof(struct kvm_regs, rdx)},
+	    {X86_REG_RSI, offsetof(struct kvm_regs, rsi)},
+	    {X86_REG_RDI, offsetof(struct kvm_regs, rdi)},
+	    {X86_REG_RSP, offsetof(struct kvm_regs, rsp)},
+	    {X86_REG_RBP, offsetof(struct kvm_regs, rbp)},
+	    {X86_REG_R8, offsetof(struct kvm_regs, r8)},
+	    {X86_REG_R9, offsetof(struct kvm_regs, r9)},
+	    {X86_REG_R10, offsetof(struct kvm_regs, r10)},
+	    {X86_REG_R11, offsetof(struct kvm_regs, r11)},
+	    {X86_REG_R12, offsetof(struct kvm_regs, r12)},
+	    {X86_REG_R13, offsetof(struct kvm_regs, r13)},
+	    {X86_REG_R14, offsetof(struct kvm_regs, r14)},
+	    {X86_REG_R15, offsetof(struct kvm_regs, r15)},
 	};
 	if (reg == X86_REG_INVALID) {
 		*v = 0;
@@ -169,7 +177,7 @@ int sbx_mem_operand(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr)
 			    reg_value(&r, r.rip + in->size, op->mem.index, &index) < 0)
 				continue;
 			a = base + index * (uint64_t)op->mem.scale + (uint64_t)op->mem.disp;
-			a += op->mem.segment == X86_REG_FS ? sr.fs.base
+			a += op->mem.segment == X86_REG_FS   ? sr.fs.base
 			     : op->mem.segment == X86_REG_GS ? sr.gs.base
 							     : 0;
 			/* An access across the end: the first byte past it faults. */
