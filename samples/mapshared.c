@@ -9,6 +9,8 @@
  *              exits with neither msync nor munmap: the write must reach the file anyway.
  *   ro FILE    FILE is on a read-only mount: a shared PROT_WRITE mapping is EACCES, a
  *              read-only one shows its first bytes.
+ *   hold DIR   maps DIR/h.dat shared, says "mapped", and keeps the mapping until DIR/go
+ *              exists (a snapshot taken meanwhile must refuse), then writes through it.
  * Exits 0 when every step gave the expected result, 1 otherwise. */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -164,11 +166,26 @@ static void mode_ro(const char *file)
 		printf("reads: %.3s\n", r);
 }
 
+static void mode_hold(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/h.dat", dir);
+	int fd = make_file(path, PAGE);
+	char *m = fd < 0 ? MAP_FAILED : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (!step("mapped", m != MAP_FAILED))
+		return;
+	snprintf(path, sizeof(path), "%s/go", dir);
+	while (access(path, F_OK) != 0)
+		usleep(20000);
+	memcpy(m, "held", 4);
+	step("munmap", munmap(m, PAGE) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc != 3) {
-		fprintf(stderr, "usage: mapshared rw|leave|ro PATH\n");
+		fprintf(stderr, "usage: mapshared rw|leave|ro|hold PATH\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "rw"))
@@ -177,6 +194,8 @@ int main(int argc, char **argv)
 		mode_leave(argv[2]);
 	else if (!strcmp(argv[1], "ro"))
 		mode_ro(argv[2]);
+	else if (!strcmp(argv[1], "hold"))
+		mode_hold(argv[2]);
 	else
 		return 2;
 	return failures ? 1 : 0;

@@ -507,6 +507,20 @@ static void stats_io(struct sbx_vm *vm, struct sbx_sio *io)
 int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 {
 	uint32_t tail = vm->proc.ring.tail, cpl = (uint32_t)vm->proc.vcpu.cpl, nfd = 0;
+	/* A shared file mapping is a host mapping and a memslot, not guest RAM: no state records
+	 * one yet, so none is saved, and what is loaded (a reset too) had none. */
+	if (!io->load && vm->proc.shmaps.count) {
+		const struct sbx_shmap *m = NULL;
+		for (unsigned i = 0; i < SBX_SHMAP_MAX && !m; i++)
+			m = vm->proc.shmaps.m[i].len ? &vm->proc.shmaps.m[i] : NULL;
+		sbx_sio_fail(io,
+			     "the program has %u shared file mapping(s) (mmap MAP_SHARED of %s), "
+			     "which snapshots and migration cannot record yet",
+			     vm->proc.shmaps.count, m && m->gpath ? m->gpath : "a file");
+		return io->err;
+	}
+	if (io->load)
+		sbx_shmap_clear(vm);
 	sbx_sio_str(io, vm->proc.cwd, sizeof(vm->proc.cwd));
 	sbx_sio_str(io, vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path));
 	sbx_sio_u32(io, &tail);

@@ -697,3 +697,26 @@ Test(snapshot, monotonic_continues_and_realtime_follows_the_host_after_a_restore
 	cr_assert(ahead_boot >= 2000, "boottime counted the time on disk: %s", out);
 	free(out);
 }
+
+/* A shared file mapping is a host mapping, not guest RAM: a snapshot refuses it in one line,
+ * and the sandbox runs on. */
+Test(snapshot, refuses_a_shared_file_mapping_and_the_sandbox_runs_on)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; " KILL_AND_CLEAN
+		 "%s --control $D/c --rw $D " SBX_BUILD_DIR "/samples/mapshared-glibc hold $D "
+		 "> $D/a 2>$D/ea & P=$!; wait_for \"grep -q mapped $D/a\"; "
+		 "if " SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/s.snap >$D/ctl 2>&1; then "
+		 "echo snapshot taken; fi; test ! -e $D/s.snap; touch $D/go; wait $P; "
+		 "cat $D/a $D/ctl; head -c 4 $D/h.dat; echo",
+		 SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(!strstr(out, "snapshot taken"), "%s", out);
+	cr_assert(strstr(out, "shared file mapping(s) (mmap MAP_SHARED of "), "%s", out);
+	cr_assert(strstr(out, "munmap: ok\n") && strstr(out, "held\n"), "%s", out);
+	free(out);
+}
