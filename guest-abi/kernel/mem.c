@@ -97,14 +97,15 @@ long k_sys_mmap(struct k_frame *f)
 	if (plen < len)
 		return -ENOMEM;
 	int anon = (flags & MAP_ANONYMOUS) != 0;
-	/* A read-only shared mapping the monitor cannot make a window of (a virtual file, or
-	 * MAP_FIXED) is a copy, as before windows existed: it misses later changes of the file. */
+	/* A read-only shared mapping the monitor cannot make a window of (a virtual file,
+	 * MAP_FIXED, no window left) is a copy, as before windows existed: it misses later
+	 * changes of the file. */
 	int shared_copy = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && !(prot & SBX_PROT_WRITE);
 	if (!anon && (flags & MAP_SHARED) && !shared_copy) {
 		long g = k_shmap_mmap(len, (unsigned)prot & RWX, flags, fd, off);
 		if (g == 0)
 			anon = 1; /* /dev/zero */
-		else if (g != -ENODEV || (prot & SBX_PROT_WRITE))
+		else if ((g != -ENODEV && g != -ENOMEM) || (prot & SBX_PROT_WRITE))
 			return g;
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
