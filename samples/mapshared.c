@@ -79,6 +79,17 @@ static void mode_rw(const char *dir)
 	     pread(fd, buf, 6, PAGE + 10) == 6 && memcmp(buf, "second", 6) == 0);
 	step("pwrite", pwrite(fd, "pwrite", 6, 100) == 6);
 	step("the mapping sees pwrite", memcmp(m + 100, "pwrite", 6) == 0);
+	/* A mapping as the buffer of write and read on another file. */
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s/copy.dat", dir);
+	int cfd = open(copy, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	step("write from the mapping", cfd >= 0 && write(cfd, m, 6) == 6 &&
+					   pread(cfd, buf, 6, 0) == 6 &&
+					   memcmp(buf, "SHARED", 6) == 0);
+	step("read into the mapping",
+	     pread(cfd, m + 300, 6, 0) == 6 && memcmp(m + 300, "SHARED", 6) == 0);
+	close(cfd);
+	unlink(copy);
 	step("msync", msync(m, 2 * PAGE, MS_SYNC) == 0);
 	expect_err("msync unaligned", msync(m + 1, PAGE, MS_SYNC) < 0, EINVAL);
 	step("mprotect read-only", mprotect(m, 2 * PAGE, PROT_READ) == 0);
@@ -116,6 +127,7 @@ static void mode_rw(const char *dir)
 			printf("no SIGBUS\n");
 			failures++;
 		}
+		expect_err("write from past the end", write(fd, s + PAGE, 8) < 0, EFAULT);
 		step("ftruncate to two pages", ftruncate(fd, 2 * PAGE) == 0);
 		s[PAGE + 8] = 'p';
 		step("the grown page is written",

@@ -98,6 +98,16 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	return 0;
 }
 
+void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into)
+{
+	if (gpa < vm->proc.mem.size)
+		return sbx_gptr(vm, gpa, len);
+	struct sbx_shmap *m = sbx_shmap_find(vm, gpa);
+	if (!m || len > m->len - (gpa - m->gpa) || (into && !m->writable))
+		return NULL;
+	return m->host + (gpa - m->gpa);
+}
+
 struct sbx_shmap *sbx_shmap_at(struct sbx_vm *vm, uint64_t gpa)
 {
 	struct sbx_shmap *m = sbx_shmap_find(vm, gpa);

@@ -362,6 +362,10 @@ uint64_t sbx_shmap_base(const struct sbx_vm *vm);
  * (ENOMEM: no room in the window or no free slot). */
 int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
 		  const char *gpath, uint64_t *gpa);
+/* A buffer only a host system call will read (or, `into`, write): guest RAM as sbx_gptr, or
+ * a range inside one window. Never for the monitor's own loads and stores: a page of a window
+ * past its file's end makes a system call fail with EFAULT, but the monitor itself SIGBUS. */
+void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into);
 /* The mapping starting exactly at gpa, or NULL. */
 struct sbx_shmap *sbx_shmap_at(struct sbx_vm *vm, uint64_t gpa);
 /* The mapping holding gpa, or NULL. */

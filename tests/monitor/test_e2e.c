@@ -588,7 +588,8 @@ Test(e2e, shared_file_mappings, .init = make_tree, .fini = remove_tree)
 	size_t n = host_file(path, buf, sizeof(buf));
 	cr_assert_eq(n, 8192);
 	cr_expect(memcmp(buf, "SHARED", 6) == 0 && memcmp(buf + 100, "pwrite", 6) == 0 &&
-		      buf[200] == 'x' && memcmp(buf + 4096 + 10, "second", 6) == 0,
+		      buf[200] == 'x' && memcmp(buf + 300, "SHARED", 6) == 0 &&
+		      memcmp(buf + 4096 + 10, "second", 6) == 0,
 		  "m.dat: %.8s / %.8s", buf, buf + 100);
 
 	/* Neither msync nor munmap: the write still reaches the file. */
