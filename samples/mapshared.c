@@ -1,7 +1,8 @@
 /* mapshared MODE PATH: shared file mappings (mmap MAP_SHARED), one step per line.
- *   rw DIR     makes DIR/m.dat (two pages), maps it shared read-write, writes through the
- *              mapping and reads with pread, writes with pwrite and reads through the mapping,
- *              msyncs and unmaps, then: a read-only mapping of an O_RDONLY fd (PROT_WRITE and
+ *   rw DIR     makes DIR/m.dat (two pages), maps it shared read-write (/proc/self/maps shows
+ *              it), writes through the mapping and reads with pread, writes with pwrite and
+ *              reads through the mapping, uses it as write's and pread's buffer on another
+ *              file, msyncs and unmaps, then: a read-only mapping of an O_RDONLY fd (PROT_WRITE and
  *              mprotect are EACCES), SIGBUS past the end of the file (si_code, and si_addr
  *              relative to the mapping), /dev/zero and anonymous shared memory. Leaves
  *              DIR/m.dat as "SHARED...": the caller checks the host file.
@@ -52,6 +53,21 @@ static void on_bus(int sig, siginfo_t *si, void *uc)
 	siglongjmp(bus_jump, 1);
 }
 
+/* Does /proc/self/maps have a line for the mapping at m with these permissions and path? */
+static int maps_line(const void *m, const char *perms, const char *path)
+{
+	char line[8192], want[64];
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)m);
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found =
+		    !strncmp(line, want, strlen(want)) && strstr(line, perms) && strstr(line, path);
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static int make_file(const char *path, size_t size)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -71,6 +87,7 @@ static void mode_rw(const char *dir)
 	if (!step("mmap shared rw", m != MAP_FAILED))
 		return;
 	memcpy(m, "SHARED", 6);
+	step("/proc/self/maps shows it", maps_line(m, "rw-s", path));
 	memcpy(m + PAGE + 10, "second", 6);
 	char buf[16] = {0};
 	step("pread sees the mapping's write",
