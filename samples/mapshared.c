@@ -10,6 +10,8 @@
  *              exits with neither msync nor munmap: the write must reach the file anyway.
  *   ro FILE    FILE is on a read-only mount: a shared PROT_WRITE mapping is EACCES, a
  *              read-only one shows its first bytes.
+ *   bus DIR    reads past the end of DIR/b.dat through a shared mapping, with no handler:
+ *              the program dies of SIGBUS.
  *   hold DIR   maps DIR/h.dat shared, says "mapped", and keeps the mapping until DIR/go
  *              exists (a snapshot taken meanwhile must refuse), then writes through it.
  * Exits 0 when every step gave the expected result, 1 otherwise. */
@@ -195,6 +197,16 @@ static void mode_ro(const char *file)
 		printf("reads: %.3s\n", r);
 }
 
+static void mode_bus(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/b.dat", dir);
+	int fd = make_file(path, 100);
+	volatile char *m = fd < 0 ? MAP_FAILED : mmap(NULL, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (step("mmap", m != MAP_FAILED))
+		printf("read %d\n", m[PAGE + 17]);
+}
+
 static void mode_hold(const char *dir)
 {
 	char path[4096];
@@ -214,7 +226,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc != 3) {
-		fprintf(stderr, "usage: mapshared rw|leave|ro|hold PATH\n");
+		fprintf(stderr, "usage: mapshared rw|leave|ro|bus|hold PATH\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "rw"))
@@ -223,6 +235,8 @@ int main(int argc, char **argv)
 		mode_leave(argv[2]);
 	else if (!strcmp(argv[1], "ro"))
 		mode_ro(argv[2]);
+	else if (!strcmp(argv[1], "bus"))
+		mode_bus(argv[2]);
 	else if (!strcmp(argv[1], "hold"))
 		mode_hold(argv[2]);
 	else

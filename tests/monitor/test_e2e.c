@@ -601,6 +601,14 @@ Test(e2e, shared_file_mappings, .init = make_tree, .fini = remove_tree)
 	n = host_file(path, buf, sizeof(buf));
 	cr_expect(n == 4096 && memcmp(buf, "left", 4) == 0, "l.dat: %zu bytes, %.4s", n, buf);
 
+	/* Past the end without a handler: the program dies of SIGBUS, the report says why. */
+	snprintf(prog, sizeof(prog), SAMPLES "mapshared-@LIBC@ bus %s/w", scratch);
+	same_as_native(opts, prog, "");
+	snprintf(prog, sizeof(prog), SANDBOX " %s " SAMPLES "mapshared-glibc bus %s/w 2>&1", opts,
+		 scratch);
+	free(e2e_expect_output(prog, 135, "SIGBUS: bus error: access to 0x", "past the end of ",
+			       "/w/b.dat", NULL));
+
 	/* A read-only mount: a descriptor opened for reading only, so PROT_WRITE is EACCES. */
 	snprintf(prog, sizeof(prog), SANDBOX " --ro %s " SAMPLES "mapshared-glibc ro %s/fs/f1",
 		 scratch, scratch);
