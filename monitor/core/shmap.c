@@ -60,16 +60,20 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	struct sbx_shmaps *s = &vm->proc.shmaps;
 	if (!len || (len | off) & (SBX_PAGE_SIZE - 1) || len > SBX_SHMAP_WINDOW)
 		return -EINVAL;
+	if (!s->count) {
+		s->readonly_mem =
+		    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+		/* Slot i + 1 for entry i: no more entries than KVM has slots beside RAM's. */
+		int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+		s->max = n > SBX_SHMAP_MAX ? SBX_SHMAP_MAX : n > 1 ? (unsigned)n - 1 : 0;
+	}
 	struct sbx_shmap *m = NULL;
-	for (unsigned i = 0; i < SBX_SHMAP_MAX && !m; i++)
+	for (unsigned i = 0; i < s->max && !m; i++)
 		if (!s->m[i].len)
 			m = &s->m[i];
 	uint64_t at = window_fit(vm, len);
 	if (!m || !at)
 		return -ENOMEM;
-	if (!s->count)
-		s->readonly_mem =
-		    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
 	void *host =
 	    mmap(NULL, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, (off_t)off);
 	if (host == MAP_FAILED)

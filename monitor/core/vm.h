@@ -186,6 +186,7 @@ struct sbx_shmaps {
 	struct sbx_shmap m[SBX_SHMAP_MAX];
 	unsigned count;
 	int readonly_mem;  /* KVM_CAP_READONLY_MEM: a read-only mapping is a read-only memslot */
+	unsigned max;	   /* entries usable: SBX_SHMAP_MAX, fewer if KVM has fewer slots */
 	uint64_t bus_addr; /* the address of the last SIGBUS past a file's end */
 };
 /* Not a CPU vector: the pseudo-vector of a fault KVM_RUN returned as EFAULT on a shared
