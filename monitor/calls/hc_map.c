@@ -50,7 +50,7 @@ int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r;
 	/* Writable on the host whenever the guest may make it writable later (mprotect). */
 	int may_write = (fl & O_ACCMODE) == O_RDWR && h->writable;
-	uint64_t gpa;
+	uint64_t gpa = 0;
 	r = sbx_shmap_add(vm, h->fd, off, len, may_write, h->gpath, &gpa);
 	return r < 0 ? r : (int64_t)(gpa | (uint64_t)may_write);
 }

@@ -34,11 +34,18 @@ static int set_slot(struct sbx_vm *vm, const struct sbx_shmap *m, uint64_t size)
 	return ioctl(vm->proc.kvm.vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
-/* First fit in the window: the lowest free range of len bytes. */
-static uint64_t window_fit(struct sbx_vm *vm, uint64_t len)
+/* First fit in the window: the lowest free range of len bytes at or above `at` (0: the
+ * window's start); with `exact`, `at` itself or nothing. */
+static uint64_t window_fit(struct sbx_vm *vm, uint64_t len, uint64_t at, int exact)
 {
-	uint64_t base = sbx_shmap_base(vm), at = base;
-	for (;;) {
+	uint64_t base = sbx_shmap_base(vm);
+	if (at < base || (at & (SBX_PAGE_SIZE - 1)))
+		at = exact ? 0 : base;
+	if (!at)
+		return 0;
+	for (uint64_t first = at;;) {
+		if (exact && at != first)
+			return 0;
 		int moved = 0;
 		for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
 			const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
@@ -71,7 +78,7 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	for (unsigned i = 0; i < s->max && !m; i++)
 		if (!s->m[i].len)
 			m = &s->m[i];
-	uint64_t at = window_fit(vm, len);
+	uint64_t at = window_fit(vm, len, *gpa, *gpa != 0);
 	if (!m || !at)
 		return -ENOMEM;
 	void *host =

@@ -359,8 +359,8 @@ int sbx_copy_to_guest(struct sbx_vm *vm, uint64_t gpa, const void *src, uint64_t
  * boundary at or above the end of RAM. */
 uint64_t sbx_shmap_base(const struct sbx_vm *vm);
 /* Maps len bytes (page aligned, > 0) of host fd at off (page aligned) MAP_SHARED and makes
- * them guest-physical memory: *gpa gets where. fd is duplicated; gpath copied. 0 or -errno
- * (ENOMEM: no room in the window or no free slot). */
+ * them guest-physical memory at *gpa (0: where there is room, and *gpa gets where). fd is
+ * duplicated; gpath copied. 0 or -errno (ENOMEM: no room there, or no free slot). */
 int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
 		  const char *gpath, uint64_t *gpa);
 /* A buffer only a host system call will read (or, `into`, write): guest RAM as sbx_gptr, or
