@@ -724,3 +724,30 @@ Test(snapshot, a_shared_file_mapping_is_mapped_again_unless_its_file_changed)
 	cr_assert(strstr(out, "/h.dat: the file changed since the snapshot"), "%s", out);
 	free(out);
 }
+
+/* A live migration carries a shared file mapping the same way: the destination maps the file
+ * again and the program goes on writing through it. */
+Test(snapshot, a_migration_carries_a_shared_file_mapping)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; Q=; "
+		 "trap 'kill -9 $P $Q 2>/dev/null || :; rm -rf $D' EXIT; "
+		 "head -c 32 /dev/urandom > $D/key; chmod 600 $D/key; "
+		 "%s --incoming unix:$D/m --migrate-key $D/key --rw $D > $D/b 2>$D/eb & Q=$!; "
+		 "%s --control $D/c --migrate-key $D/key --rw $D " SBX_BUILD_DIR
+		 "/samples/mapshared-glibc hold $D > $D/a 2>$D/ea & P=$!; "
+		 "wait_for \"grep -q mapped $D/a\"; wait_for 'test -S $D/m'; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c migrate unix:$D/m > $D/ctl 2>&1; touch $D/go; wait $P; "
+		 "wait $Q; cat $D/a $D/b $D/ctl; head -c 4 $D/h.dat; echo",
+		 SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "ok migrated to unix:"), "%s", out);
+	cr_assert(strstr(out, "mapped: ok\n") && strstr(out, "munmap: ok\n") &&
+		      strstr(out, "held\n"),
+		  "%s", out);
+	free(out);
+}
