@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 4
+#define SBX_ABI_MINOR 5
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
@@ -145,6 +145,7 @@ _Static_assert(sizeof(struct sbx_upcall) == 176, "upcall size");
 #define SBX_VMA_STACK 4
 #define SBX_VMA_ANON 5
 #define SBX_VMA_FILE 6
+#define SBX_VMA_SHARED 7 /* 1.5: a shared file mapping, VA == its window's GPA */
 #ifndef __ASSEMBLER__
 struct sbx_vma {
 	uint64_t start, end; /* page aligned, start < end */

@@ -57,7 +57,14 @@
 	 * (0: only read), a1: soft, a2: hard, a3: 0 or where uint64_t[2] gets the old limits    \
 	 * (on success). -EINVAL for soft > hard, -EPERM for a hard limit above the current one  \
 	 * without privilege or above the sandbox's own (--max-files, the handle table). */      \
-	X(NOFILE, 38, nofile, sbx_hc_nofile, 0, )
+	X(NOFILE, 38, nofile, sbx_hc_nofile, 0, )                                                  \
+	/* 1.5: shared file mappings (docs/architecture.md, "Shared file mappings"). MMAP_SHARED   \
+	 * a0: fd, a1: offset, a2: length, a3: SBX_PROT_*: the guest-physical address of a new    \
+	 * window onto the file (above RAM), 0 for /dev/zero (anonymous memory), or -errno.       \
+	 * MUNMAP_SHARED a0: that address. MSYNC a0: address, a1: length (inside one mapping). */ \
+	X(MMAP_SHARED, 39, mmap_shared, sbx_hc_mmap_shared, SBX_CF_FS, )                           \
+	X(MUNMAP_SHARED, 40, munmap_shared, sbx_hc_munmap_shared, 0, )                             \
+	X(MSYNC, 41, msync, sbx_hc_msync, 0, )
 /* clang-format on */
 
 #endif

@@ -44,7 +44,7 @@ SBX_SYSCALL(22, pipe, "p", nosys)
 SBX_SYSCALL(23, select, "dpppp", select)
 SBX_SYSCALL(24, sched_yield, "", zero) /* one thread: nothing to yield to */
 SBX_SYSCALL(25, mremap, "pxxxp", mremap)
-SBX_SYSCALL(26, msync, "pxx", nosys)
+SBX_SYSCALL(26, msync, "pxx", msync)
 SBX_SYSCALL(27, mincore, "pxp", nosys)
 SBX_SYSCALL(28, madvise, "pxd", madvise)
 SBX_SYSCALL(29, shmget, "xux", nosys)

@@ -13,6 +13,7 @@
 
 /* Linux errno values (x86-64). */
 #define EPERM 1
+#define EACCES 13
 #define ENOENT 2
 #define ESRCH 3
 #define EINTR 4
@@ -95,7 +96,8 @@ enum k_vma_kind {
 	K_VMA_HEAP = SBX_VMA_HEAP,
 	K_VMA_STACK = SBX_VMA_STACK,
 	K_VMA_ANON = SBX_VMA_ANON,
-	K_VMA_FILE = SBX_VMA_FILE
+	K_VMA_FILE = SBX_VMA_FILE,
+	K_VMA_SHARED = SBX_VMA_SHARED
 };
 /* The monitor reads the table as struct sbx_vma (the boot page's vma_table, 1.4). */
 struct k_vma {
@@ -171,6 +173,21 @@ static inline void k_pt_commit(void)
 	if (__builtin_expect(k_pt_flush_owed != 0, 0))
 		k_pt_flush();
 }
+/* [va, va + len) onto guest-physical [gpa, gpa + len) with protection prot, making the
+ * table levels it lacks (4 KiB leaves): 0 or -ENOMEM. k_pt_phys_need: the page-table pages
+ * that may take at most. */
+int k_pt_map_phys(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot);
+unsigned k_pt_phys_need(uint64_t va, uint64_t len);
+
+/* shmap.c: shared file mappings, windows onto host files above RAM (VA == GPA). */
+/* mmap(MAP_SHARED) of fd: the address, -errno, or 0 when the file is /dev/zero (then the
+ * caller makes anonymous memory). */
+long k_shmap_mmap(uint64_t len, unsigned prot, uint64_t flags, int32_t fd, int64_t off);
+/* After [start, end) was unmapped: windows with nothing mapped left are given back. */
+void k_shmap_unmapped(uint64_t start, uint64_t end);
+/* 0, or -EACCES when prot adds PROT_WRITE to a window of a file not open for writing. */
+long k_shmap_protect_ok(uint64_t start, uint64_t end, unsigned prot);
+long k_sys_msync(struct k_frame *f);
 
 /* The syscall handlers, grouped by file. */
 long k_sys_brk(struct k_frame *f);

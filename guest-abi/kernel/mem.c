@@ -105,8 +105,17 @@ long k_sys_mmap(struct k_frame *f)
 	if (plen < len)
 		return -ENOMEM;
 	int anon = (flags & MAP_ANONYMOUS) != 0;
-	if (!anon && (flags & MAP_SHARED) && (prot & SBX_PROT_WRITE))
-		return -ENODEV; /* shared writable file mappings need a page cache we do not have */
+	/* A read-only shared mapping the monitor cannot make a window of (a virtual file,
+	 * MAP_FIXED, no window left) is a copy, as before windows existed: it misses later
+	 * changes of the file. */
+	int shared_copy = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && !(prot & SBX_PROT_WRITE);
+	if (!anon && (flags & MAP_SHARED) && !shared_copy) {
+		long g = k_shmap_mmap(len, (unsigned)prot & RWX, flags, fd, off);
+		if (g == 0)
+			anon = 1; /* /dev/zero */
+		else if ((g != -ENODEV && g != -ENOMEM) || (prot & SBX_PROT_WRITE))
+			return g;
+	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
 	uint64_t start;
@@ -157,8 +166,10 @@ long k_sys_munmap(struct k_frame *f)
 	if ((addr & (PAGE - 1)) || len == 0 || addr + len < addr)
 		return -EINVAL;
 	long r = k_vma_unmap(addr, addr + len);
-	if (r == 0)
+	if (r == 0) {
 		k_pt_follow(addr, addr + len); /* short of page-table pages: stays mapped, zeroed */
+		k_shmap_unmapped(addr, addr + len);
+	}
 	return r;
 }
 
@@ -171,7 +182,9 @@ long k_sys_mprotect(struct k_frame *f)
 		return 0;
 	if (!len || addr + len < addr || k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	long r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
+	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
+	if (r == 0)
+		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0 && k_pt_follow(addr, addr + len) < 0)
 		return -ENOMEM; /* the table says prot, the page tables only partly: rare */
 	return r;
@@ -202,8 +215,11 @@ long k_sys_mremap(struct k_frame *f)
 	if ((old & (PAGE - 1)) || nlen == 0 || (flags & ~(uint64_t)(MREMAP_MAYMOVE | MREMAP_FIXED)))
 		return -EINVAL;
 	const struct k_vma *v = k_vma_find(old);
-	if (!v || old + olen < old || old + olen > v->end ||
-	    (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE))
+	if (!v || old + olen < old || old + olen > v->end)
+		return -EFAULT;
+	if (v->kind == K_VMA_SHARED)
+		return -ENOMEM; /* a window onto a file stays where the monitor put it */
+	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
 	unsigned prot = v->prot;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;

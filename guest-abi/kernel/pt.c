@@ -246,3 +246,43 @@ void k_pt_flush(void)
 		__asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3)::"memory");
 	}
 }
+
+/* Shared file mappings (shmap.c) map a range onto guest-physical memory the monitor placed
+ * above RAM, where the monitor built no tables: the missing levels are made here, with
+ * 4 KiB leaves (a window is page aligned, not 2 MiB aligned). The tables needed are counted
+ * by the caller beforehand (k_pt_phys_need), so this fails only on a table the program broke. */
+unsigned k_pt_phys_need(uint64_t va, uint64_t len)
+{
+	uint64_t first = va & ~(HUGE - 1), last = (va + len - 1) & ~(HUGE - 1);
+	return (unsigned)((last - first) / HUGE) + 1 + 2; /* leaf tables, a directory and a PDPT */
+}
+
+static uint64_t *level(uint64_t *e)
+{
+	if (!(*e & SBX_PTE_P)) {
+		uint64_t *t = pt_alloc();
+		if (!t)
+			return 0;
+		*e = (uint64_t)t | PTE_TABLE;
+	}
+	return (*e & SBX_PTE_PS) ? 0 : table(*e);
+}
+
+int k_pt_map_phys(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot)
+{
+	scan();
+	uint64_t bits = leaf_bits(prot);
+	for (uint64_t off = 0; off < len; off += SBX_PAGE_SIZE) {
+		uint64_t v = va + off;
+		uint64_t *pdpt = level(&((uint64_t *)SBX_PT_ADDR)[(v >> 39) & 511]);
+		uint64_t *pd = pdpt ? level(&pdpt[(v >> 30) & 511]) : 0;
+		uint64_t *pde = pd ? &pd[(v >> 21) & 511] : 0;
+		if (!pde || ((*pde & SBX_PTE_PS) && !split(pde, v & ~(HUGE - 1))))
+			return -ENOMEM;
+		uint64_t *pt = level(pde);
+		if (!pt)
+			return -ENOMEM;
+		set_entry(&pt[(v >> 12) & 511], bits ? (gpa + off) | bits : 0, v);
+	}
+	return 0;
+}

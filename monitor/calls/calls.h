@@ -84,6 +84,14 @@ int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s);
 
+/* hc_map.c: shared file mappings. sbx_shmap_check is the argument check alone: 0 or -errno
+ * for a mapping of len bytes at off with prot, of a file opened with accmode (O_RDONLY...) on
+ * a mount the policy lets it write (mount_writable) or not. */
+int sbx_shmap_check(uint64_t off, uint64_t len, uint64_t prot, int accmode, int mount_writable);
+int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_munmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s);
+
 /* hc_path.c: calls that name a path */
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s);

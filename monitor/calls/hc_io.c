@@ -105,7 +105,11 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!h)
 		return e;
 	uint64_t len = s->u.rw.len > SBX_RW_MAX ? SBX_RW_MAX : s->u.rw.len;
-	struct iovec iov = {.iov_base = sbx_gptr(vm, s->u.rw.buf, len), .iov_len = len};
+	/* A virtual file's bytes are the monitor's own copies: guest RAM only. */
+	int virt = h->kind == SBX_H_VFILE;
+	struct iovec iov = {.iov_base = virt ? sbx_gptr(vm, s->u.rw.buf, len)
+					     : sbx_gptr_io(vm, s->u.rw.buf, len, !is_write),
+			    .iov_len = len};
 	if (!iov.iov_base && len)
 		return -EFAULT;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
@@ -133,6 +137,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		return -EINVAL;
 	if (cnt == 0)
 		return 0;
+	int virt = h->kind == SBX_H_VFILE; /* guest RAM only, as in rw() */
 	struct sbx_iovec giov[SBX_IOV_MAX];
 	struct iovec hiov[SBX_IOV_MAX];
 	if (sbx_copy_from_guest(vm, giov, s->u.rw.buf, cnt * sizeof(giov[0])) < 0)
@@ -143,7 +148,9 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l > SBX_RW_MAX - total)
 			return -EINVAL;
 		total += l;
-		hiov[i].iov_base = l ? sbx_gptr(vm, giov[i].base, l) : NULL;
+		hiov[i].iov_base = !l	  ? NULL
+				   : virt ? sbx_gptr(vm, giov[i].base, l)
+					  : sbx_gptr_io(vm, giov[i].base, l, !is_write);
 		hiov[i].iov_len = l;
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;

@@ -419,11 +419,17 @@ static void gen_maps(struct sbx_vm *vm, struct text *t)
 				   : v[i].kind == SBX_VMA_HEAP	? "[heap]"
 				   : v[i].kind == SBX_VMA_STACK ? "[stack]"
 								: "";
+		/* A shared file mapping: its file and offset as the monitor's own table says. */
+		const struct sbx_shmap *m =
+		    v[i].kind == SBX_VMA_SHARED ? sbx_shmap_find(vm, v[i].start) : NULL;
+		uint64_t off = m ? m->off + (v[i].start - m->gpa) : 0;
+		if (m && m->gpath)
+			name = m->gpath;
 		size_t at = t->len;
-		put(t, "%08" PRIx64 "-%08" PRIx64 " %c%c%cp %08" PRIx64 " 00:00 0 ", v[i].start,
+		put(t, "%08" PRIx64 "-%08" PRIx64 " %c%c%c%c %08" PRIx64 " 00:00 0 ", v[i].start,
 		    v[i].end, v[i].prot & SBX_PROT_READ ? 'r' : '-',
 		    v[i].prot & SBX_PROT_WRITE ? 'w' : '-', v[i].prot & SBX_PROT_EXEC ? 'x' : '-',
-		    offset);
+		    m ? 's' : 'p', m ? off : offset);
 		if (name[0]) /* Linux pads the name to column 73 */
 			put(t, "%*s%s", t->len - at < 73 ? (int)(73 - (t->len - at)) : 0, "", name);
 		put(t, "\n");

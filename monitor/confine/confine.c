@@ -116,6 +116,7 @@ static const struct sbx_rule {
     {SCMP_SYS(ftruncate), ARG_ANY, 0, "FTRUNCATE"},
     {SCMP_SYS(fsync), ARG_ANY, 0, "FSYNC; the core file"},
     {SCMP_SYS(fdatasync), ARG_ANY, 0, "FDATASYNC"},
+    {SCMP_SYS(msync), ARG_ANY, 0, "MSYNC: writing back a shared file mapping"},
     {SCMP_SYS(fcntl), ARG_FCNTL, 0, "FCNTL and DUP (F_DUPFD_CLOEXEC), O_NONBLOCK on open"},
     {SCMP_SYS(poll), ARG_ANY, 0, "POLL"},
     {SCMP_SYS(ppoll), ARG_ANY, 0, "POLL (glibc may use ppoll)"},

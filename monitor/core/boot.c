@@ -364,6 +364,7 @@ void sbx_core_free(struct sbx_vm *vm)
 	char err[sizeof(vm->proc.kvm.err)];
 	sbx_core_join_kvm(vm, err, sizeof(err));
 	sbx_ring_stop(vm);
+	sbx_shmap_clear(vm);
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);
 	sbx_dirty_stop(vm);

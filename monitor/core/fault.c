@@ -95,6 +95,18 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 		f->signal = sbx_vectors[vector].sig;
 		has_err = sbx_vectors[vector].has_error_code;
 	}
+	if (vector == SBX_VEC_SHMAP_BUS) {
+		/* No exception frame: KVM_RUN failed at the instruction itself. */
+		uint64_t a = vm->proc.shmaps.bus_addr;
+		char cause[sizeof(f->cause)];
+		const struct sbx_shmap *m = sbx_shmap_find(vm, a);
+		snprintf(cause, sizeof(cause), "bus error: access to 0x%llx, past the end of %s",
+			 (unsigned long long)a, m && m->gpath ? m->gpath : "a mapped file");
+		sbx_fault_from_regs(vm, SIGBUS, cause, f);
+		f->vector = vector;
+		f->cr2 = a;
+		return;
+	}
 	snprintf(f->cause, sizeof(f->cause), "%s", name);
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
 	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0) {

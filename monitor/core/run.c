@@ -154,6 +154,15 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 					    atomic_load(&vm->life.stopping);
 					continue;
 				}
+				/* KVM could not fault in a host page: under PVM a plain EFAULT, no
+				 * address. A shared window's page past its file's end is SIGBUS. */
+				if (errno == EFAULT &&
+				    sbx_shmap_bus(vm, &vm->proc.shmaps.bus_addr)) {
+					vm->life.stop.vector = SBX_VEC_SHMAP_BUS;
+					sbx_vm_kill(vm, SBX_END_FAULT, 0, 0,
+						    "access past the end of a mapped file");
+					break;
+				}
 				sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",
 					    strerror(errno));
 				break;

@@ -35,6 +35,10 @@ static void siginfo_of(const struct sbx_fault *f, int32_t *code, uint64_t *addr)
 	case 17:
 		*code = 1; /* BUS_ADRALN */
 		break;
+	case SBX_VEC_SHMAP_BUS:
+		*code = 2; /* BUS_ADRERR */
+		*addr = f->cr2;
+		break;
 	}
 }
 
@@ -56,7 +60,7 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 	u.signo = (uint32_t)sig;
 	siginfo_of(f, &u.code, &u.addr);
 	u.err = f->err;
-	u.trapno = (uint64_t)f->vector;
+	u.trapno = f->vector == SBX_VEC_SHMAP_BUS ? 14 : (uint64_t)f->vector; /* Linux's */
 	memcpy(u.r, f->r, sizeof(u.r));
 	u.rflags = f->rflags;
 	if (sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u)) < 0)

@@ -169,9 +169,35 @@ struct sbx_image {
 /* A process: its address space (a KVM VM and its RAM), its image, its handle table and
  * working directory, the ring it calls through, and its vCPU. */
 struct sbx_files;
+/* Shared file mappings (shmap.c): each a host MAP_SHARED mapping of the file registered as a
+ * memslot of its own in a guest-physical window above RAM, so the guest's loads and stores
+ * reach the host page cache directly. */
+#define SBX_SHMAP_MAX 64		    /* mappings at once (memslots 1..64) */
+#define SBX_SHMAP_WINDOW (SBX_U64(1) << 30) /* guest-physical bytes for all of them */
+struct sbx_shmap {
+	uint64_t gpa, len; /* len: page aligned, 0 for a free entry */
+	uint8_t *host;	   /* the monitor's MAP_SHARED mapping */
+	int fd;		   /* a duplicate of the handle's host fd (size checks, msync) */
+	int writable;
+	uint64_t off;
+	uint32_t slot;
+	char *gpath; /* the guest path, for messages */
+};
+struct sbx_shmaps {
+	struct sbx_shmap m[SBX_SHMAP_MAX];
+	unsigned count;
+	int readonly_mem;  /* KVM_CAP_READONLY_MEM: a read-only mapping is a read-only memslot */
+	unsigned max;	   /* entries usable: SBX_SHMAP_MAX, fewer if KVM has fewer slots */
+	uint64_t bus_addr; /* the address of the last SIGBUS past a file's end */
+};
+/* Not a CPU vector: the pseudo-vector of a fault KVM_RUN returned as EFAULT on a shared
+ * window's page past the end of its file (SIGBUS, BUS_ADRERR). */
+#define SBX_VEC_SHMAP_BUS 32
+
 struct sbx_proc {
 	struct sbx_kvm kvm;
 	struct sbx_mem mem;
+	struct sbx_shmaps shmaps;
 	struct sbx_image image;
 	struct sbx_ring_srv ring;
 	struct sbx_vcpu vcpu;
@@ -232,6 +258,9 @@ struct sbx_hooks {
 	void (*run_end)(struct sbx_vm *vm);
 	/* Before the sandbox goes away. */
 	void (*close)(struct sbx_vm *vm);
+	/* The address in [lo, hi) that the instruction at the vCPU's rip accesses: 0 and *addr,
+	 * or -1 (report/disasm.c decodes it). */
+	int (*mem_operand)(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -383,6 +412,31 @@ struct sbx_object {
 int sbx_link_map(struct sbx_vm *vm, uint64_t root, struct sbx_object *out, int max);
 /* The object whose PT_LOAD ranges hold addr, or NULL. */
 const struct sbx_object *sbx_object_at(const struct sbx_object *objs, int n, uint64_t addr);
+
+/* shmap.c: shared file mappings as memslots above RAM. The window starts at the first 1 GiB
+ * boundary at or above the end of RAM. */
+uint64_t sbx_shmap_base(const struct sbx_vm *vm);
+/* Maps len bytes (page aligned, > 0) of host fd at off (page aligned) MAP_SHARED and makes
+ * them guest-physical memory at *gpa (0: where there is room, and *gpa gets where). fd is
+ * duplicated; gpath copied. 0 or -errno (ENOMEM: no room there, or no free slot). */
+int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
+		  const char *gpath, uint64_t *gpa);
+/* A buffer only a host system call will read (or, `into`, write): guest RAM as sbx_gptr, or
+ * a range inside one window. Never for the monitor's own loads and stores: a page of a window
+ * past its file's end makes a system call fail with EFAULT, but the monitor itself SIGBUS. */
+void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into);
+/* The mapping starting exactly at gpa, or NULL. */
+struct sbx_shmap *sbx_shmap_at(struct sbx_vm *vm, uint64_t gpa);
+/* The mapping holding gpa, or NULL. */
+struct sbx_shmap *sbx_shmap_find(struct sbx_vm *vm, uint64_t gpa);
+/* Drops a mapping's memslot and host mapping (the host page cache keeps what was written). */
+void sbx_shmap_remove(struct sbx_vm *vm, struct sbx_shmap *m);
+/* Drops them all (the end of a sandbox, a reset to a snapshot that had none). */
+void sbx_shmap_clear(struct sbx_vm *vm);
+/* After KVM_RUN failed with EFAULT: 1 with *addr set when a window has pages past the end of
+ * its file and the instruction at rip accesses one (hooks.mem_operand says which byte; without
+ * it, the first such page), else 0. */
+int sbx_shmap_bus(struct sbx_vm *vm, uint64_t *addr);
 
 /* xstate.c: the guest's extended state (docs/architecture.md, "Extended state"). */
 void sbx_xstate_from_cpuid(struct sbx_xstate *x, const struct kvm_cpuid_entry2 *e, uint32_t n);

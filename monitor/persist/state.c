@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -506,9 +507,119 @@ static void stats_io(struct sbx_vm *vm, struct sbx_sio *io)
 	}
 }
 
+/* ---- Shared file mappings: the window, the file by guest path, and the file's identity ---- */
+struct shmap_rec {
+	uint64_t gpa, len, off, dev, ino, size, mtime_ns;
+	uint32_t writable;
+	char gpath[POLICY_PATH_MAX];
+};
+
+static uint64_t mtime_ns(const struct stat *st)
+{
+	return (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/* Maps the file again at the same place, if it is the same file as when it was recorded. */
+static void shmap_restore(struct sbx_vm *vm, struct sbx_sio *io, const struct shmap_rec *r)
+{
+	char g[160];
+	sbx_shown(r->gpath, g, sizeof(g));
+	uint64_t base = sbx_shmap_base(vm);
+	if (!r->len || ((r->gpa | r->len | r->off) & (SBX_PAGE_SIZE - 1)) || r->gpa < base ||
+	    r->len > SBX_SHMAP_WINDOW || r->gpa - base > SBX_SHMAP_WINDOW - r->len ||
+	    r->writable > 1 || r->gpath[0] != '/') {
+		sbx_sio_fail(io, "shared mapping of %s: not a window of this sandbox", g);
+		return;
+	}
+	int writes = (int)r->writable;
+	const struct policy_mount *m = NULL;
+	int fd = policy_open_guest(vm->cfg.policy, r->gpath, POLICY_FOLLOW,
+				   writes ? O_RDWR : O_RDONLY, 0, reopen_check, &writes, &m);
+	if (fd < 0) {
+		sbx_sio_fail(io, "shared mapping of %s: cannot reopen it: %s", g,
+			     fd == -EROFS ? "it is writable but its mount is read-only here"
+					  : strerror(-fd));
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_dev != r->dev ||
+	    (uint64_t)st.st_ino != r->ino || (uint64_t)st.st_size != r->size ||
+	    mtime_ns(&st) != r->mtime_ns) {
+		sbx_sio_fail(io,
+			     "shared mapping of %s: the file changed since the snapshot (another "
+			     "file, size or modification time)",
+			     g);
+		close(fd);
+		return;
+	}
+	uint64_t gpa = r->gpa;
+	int e = sbx_shmap_add(vm, fd, r->off, r->len, writes, r->gpath, &gpa);
+	close(fd);
+	if (e < 0)
+		sbx_sio_fail(io, "shared mapping of %s: cannot map it again: %s", g, strerror(-e));
+}
+
+static void shmaps_io(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	uint32_t n = vm->proc.shmaps.count;
+	sbx_sio_u32(io, &n);
+	if (io->load && n > SBX_SHMAP_MAX)
+		sbx_sio_fail(io, "%u shared mappings (limit %d)", n, SBX_SHMAP_MAX);
+	for (uint32_t i = 0, k = 0; k < n && !io->err; i++) {
+		struct shmap_rec r;
+		memset(&r, 0, sizeof(r));
+		if (!io->load) {
+			const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
+			struct stat st;
+			if (!m->len)
+				continue;
+			if (fstat(m->fd, &st) < 0) {
+				sbx_sio_fail(io, "shared mapping of %s: fstat: %s", m->gpath,
+					     strerror(errno));
+				return;
+			}
+			r = (struct shmap_rec){.gpa = m->gpa,
+					       .len = m->len,
+					       .off = m->off,
+					       .dev = (uint64_t)st.st_dev,
+					       .ino = (uint64_t)st.st_ino,
+					       .size = (uint64_t)st.st_size,
+					       .mtime_ns = mtime_ns(&st),
+					       .writable = (uint32_t)m->writable};
+			snprintf(r.gpath, sizeof(r.gpath), "%s", m->gpath ? m->gpath : "");
+		}
+		sbx_sio_u64(io, &r.gpa);
+		sbx_sio_u64(io, &r.len);
+		sbx_sio_u64(io, &r.off);
+		sbx_sio_u64(io, &r.dev);
+		sbx_sio_u64(io, &r.ino);
+		sbx_sio_u64(io, &r.size);
+		sbx_sio_u64(io, &r.mtime_ns);
+		sbx_sio_u32(io, &r.writable);
+		sbx_sio_str(io, r.gpath, sizeof(r.gpath));
+		if (io->load && !io->err)
+			shmap_restore(vm, io, &r);
+		k++;
+	}
+}
+
 int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 {
 	uint32_t tail = vm->proc.ring.tail, cpl = (uint32_t)vm->proc.vcpu.cpl, nfd = 0;
+	/* A reset would have to put the windows' files back too: it keeps to states without
+	 * windows, and drops those a run made. Snapshots and migration record them (shmaps_io). */
+	if (!io->load && io->reset && vm->proc.shmaps.count) {
+		const struct sbx_shmap *m = NULL;
+		for (unsigned i = 0; i < SBX_SHMAP_MAX && !m; i++)
+			m = vm->proc.shmaps.m[i].len ? &vm->proc.shmaps.m[i] : NULL;
+		sbx_sio_fail(io,
+			     "the program has %u shared file mapping(s) (mmap MAP_SHARED of %s), "
+			     "which repeated runs cannot put back",
+			     vm->proc.shmaps.count, m && m->gpath ? m->gpath : "a file");
+		return io->err;
+	}
+	if (io->load)
+		sbx_shmap_clear(vm);
 	sbx_sio_str(io, vm->proc.cwd, sizeof(vm->proc.cwd));
 	sbx_sio_str(io, vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path));
 	sbx_sio_u32(io, &tail);
@@ -574,6 +685,11 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 	if (io->err || (io->load && io->pos == io->len))
 		return io->err;
 	sbx_sio_u64(io, &vm->limits->err_bytes);
+	/* Shared file mappings (ABI 1.5): only when there are some, so a state without is the
+	 * same bytes as before them. */
+	if (io->err || (io->load ? io->pos == io->len : !vm->proc.shmaps.count))
+		return io->err;
+	shmaps_io(vm, io);
 	return io->err;
 }
 

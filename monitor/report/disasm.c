@@ -2,6 +2,8 @@
  * the window starts at the function's symbol when it is near, else at the nearest earlier
  * offset whose decoding lands exactly on RIP. */
 #include <capstone/capstone.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,4 +113,86 @@ int sbx_disasm_around(struct sbx_vm *vm, uint64_t root, struct sbx_symbols *s, u
 		cs_free(insn, n);
 	cs_close(&h);
 	return count;
+}
+
+/* A 64-bit general register's value (capstone's name for it), or 0 for none. */
+static int reg_value(const struct kvm_regs *r, uint64_t rip_next, x86_reg reg, uint64_t *v)
+{
+	static const struct {
+		x86_reg reg;
+		size_t off;
+	} regs[] = {
+	    {X86_REG_RAX, offsetof(struct kvm_regs, rax)},
+	    {X86_REG_RBX, offsetof(struct kvm_regs, rbx)},
+	    {X86_REG_RCX, offsetof(struct kvm_regs, rcx)},
+	    {X86_REG_RDX, offsetof(struct kvm_regs, rdx)},
+	    {X86_REG_RSI, offsetof(struct kvm_regs, rsi)},
+	    {X86_REG_RDI, offsetof(struct kvm_regs, rdi)},
+	    {X86_REG_RSP, offsetof(struct kvm_regs, rsp)},
+	    {X86_REG_RBP, offsetof(struct kvm_regs, rbp)},
+	    {X86_REG_R8, offsetof(struct kvm_regs, r8)},
+	    {X86_REG_R9, offsetof(struct kvm_regs, r9)},
+	    {X86_REG_R10, offsetof(struct kvm_regs, r10)},
+	    {X86_REG_R11, offsetof(struct kvm_regs, r11)},
+	    {X86_REG_R12, offsetof(struct kvm_regs, r12)},
+	    {X86_REG_R13, offsetof(struct kvm_regs, r13)},
+	    {X86_REG_R14, offsetof(struct kvm_regs, r14)},
+	    {X86_REG_R15, offsetof(struct kvm_regs, r15)},
+	};
+	if (reg == X86_REG_INVALID) {
+		*v = 0;
+		return 0;
+	}
+	if (reg == X86_REG_RIP) {
+		*v = rip_next;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+		if (regs[i].reg == reg) {
+			memcpy(v, (const uint8_t *)r + regs[i].off, sizeof(*v));
+			return 0;
+		}
+	}
+	return -1; /* a 32-bit address: not worth decoding */
+}
+
+int sbx_mem_operand(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	uint8_t code[16];
+	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0 ||
+	    sbx_copy_from_guest(vm, code, r.rip, sizeof(code)) < 0)
+		return -1;
+	csh h;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
+		return -1;
+	cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
+	cs_insn *in;
+	int ret = -1;
+	if (cs_disasm(h, code, sizeof(code), r.rip, 1, &in) == 1) {
+		const cs_x86 *x = &in->detail->x86;
+		for (unsigned i = 0; i < x->op_count && ret < 0; i++) {
+			const cs_x86_op *op = &x->operands[i];
+			uint64_t base, index, a;
+			if (op->type != X86_OP_MEM ||
+			    reg_value(&r, r.rip + in->size, op->mem.base, &base) < 0 ||
+			    reg_value(&r, r.rip + in->size, op->mem.index, &index) < 0)
+				continue;
+			a = base + index * (uint64_t)op->mem.scale + (uint64_t)op->mem.disp;
+			a += op->mem.segment == X86_REG_FS   ? sr.fs.base
+			     : op->mem.segment == X86_REG_GS ? sr.gs.base
+							     : 0;
+			/* An access across the end: the first byte past it faults. */
+			uint64_t last = a + (op->size ? op->size : 1) - 1;
+			if (a < hi && last >= lo) {
+				*addr = a > lo ? a : lo;
+				ret = 0;
+			}
+		}
+		cs_free(in, 1);
+	}
+	cs_close(&h);
+	return ret;
 }

@@ -41,6 +41,9 @@ int sbx_unwind(struct sbx_vm *vm, struct sbx_symbols *s, const struct sbx_fault 
 int sbx_pc_in_code(struct sbx_vm *vm, uint64_t pc);
 
 /* disasm.c: Capstone around the faulting instruction. */
+/* The address in [lo, hi) that the instruction at the vCPU's rip reads or writes: 0 and
+ * *addr, or -1 (none of its memory operands is there, or it cannot be decoded). */
+int sbx_mem_operand(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr);
 struct sbx_insn {
 	uint64_t addr;
 	uint8_t bytes[16];

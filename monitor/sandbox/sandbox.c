@@ -18,6 +18,8 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 	int r = sbx_core_new(cfg, out, err, errlen);
 	if (r == 0)
 		r = sbx_calls_attach(*out, err, errlen);
+	if (r == 0)
+		(*out)->hooks.mem_operand = sbx_mem_operand;
 	return r;
 }
 

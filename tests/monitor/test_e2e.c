@@ -1,6 +1,7 @@
 /* End-to-end: real VMs running the samples and real-world static binaries, compared with the
  * same binaries run natively (stdout and exit status must be identical). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -601,4 +602,76 @@ Test(e2e, dynamic_perl_opens_dev_null)
 		       "open Z, \"</dev/zero\" or die; read Z, $b, 4; print length($b), \"\\n\"; "
 		       "print readlink(\"/proc/self/exe\"), \"\\n\"'",
 		       "");
+}
+
+/* The bytes of a host file (at most 64 KiB), for checks after a sandbox wrote it. */
+static size_t host_file(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	size_t n = fread(buf, 1, cap, f);
+	fclose(f);
+	return n;
+}
+
+/* mmap(MAP_SHARED) of files: coherent with read and write, written back to the host file, SIGBUS
+ * past the end, EACCES where writing is not allowed. */
+Test(e2e, shared_file_mappings, .init = make_tree, .fini = remove_tree)
+{
+	char opts[256], prog[512], path[256], buf[65536];
+	snprintf(opts, sizeof(opts), "--rw %s", scratch);
+	snprintf(prog, sizeof(prog), SAMPLES "mapshared-@LIBC@ rw %s/w", scratch);
+	same_as_native(opts, prog, "");
+	/* The sandbox ran last: what it wrote through the mapping is in the host file. */
+	snprintf(path, sizeof(path), "%s/w/m.dat", scratch);
+	size_t n = host_file(path, buf, sizeof(buf));
+	cr_assert_eq(n, 8192);
+	cr_expect(memcmp(buf, "SHARED", 6) == 0 && memcmp(buf + 100, "pwrite", 6) == 0 &&
+		      buf[200] == 'x' && memcmp(buf + 300, "SHARED", 6) == 0 &&
+		      memcmp(buf + 4096 + 10, "second", 6) == 0,
+		  "m.dat: %.8s / %.8s", buf, buf + 100);
+
+	/* Neither msync nor munmap: the write still reaches the file. */
+	snprintf(path, sizeof(path), "%s/w/l.dat", scratch);
+	unlink(path);
+	snprintf(prog, sizeof(prog), SANDBOX " %s " SAMPLES "mapshared-musl leave %s/w", opts,
+		 scratch);
+	free(e2e_expect_output(prog, 0, "mmap shared rw: ok", NULL));
+	n = host_file(path, buf, sizeof(buf));
+	cr_expect(n == 4096 && memcmp(buf, "left", 4) == 0, "l.dat: %zu bytes, %.4s", n, buf);
+
+	/* Past the end without a handler: the program dies of SIGBUS, the report says why. */
+	snprintf(prog, sizeof(prog), SAMPLES "mapshared-@LIBC@ bus %s/w", scratch);
+	same_as_native(opts, prog, "");
+	snprintf(prog, sizeof(prog), SANDBOX " %s " SAMPLES "mapshared-glibc bus %s/w 2>&1", opts,
+		 scratch);
+	free(e2e_expect_output(prog, 135, "SIGBUS: bus error: access to 0x", "past the end of ",
+			       "/w/b.dat", NULL));
+
+	/* A read-only mount: a descriptor opened for reading only, so PROT_WRITE is EACCES. */
+	snprintf(prog, sizeof(prog), SANDBOX " --ro %s " SAMPLES "mapshared-glibc ro %s/fs/f1",
+		 scratch, scratch);
+	free(e2e_expect_output(prog, 0, "mmap shared rw: EACCES", "reads: one", NULL));
+}
+
+/* sqlite's WAL mode keeps its index in a shared mapping of the -shm file (the database is
+ * used again by each run: the output must not depend on its history). */
+Test(e2e, sqlite_wal_mode, .init = make_tree, .fini = remove_tree)
+{
+	if (access("/usr/bin/sqlite3", X_OK) != 0)
+		cr_skip_test("no /usr/bin/sqlite3");
+	char opts[256], prog[512], redir[300], sql[256];
+	snprintf(sql, sizeof(sql), "%s/wal.sql", scratch);
+	FILE *f = fopen(sql, "w");
+	cr_assert_not_null(f);
+	fputs("PRAGMA journal_mode=WAL;\ndrop table if exists t;\ncreate table t(x);\n"
+	      "insert into t values(1),(2),(3);\ninsert into t select x*10 from t;\n"
+	      "select count(*), sum(x) from t;\n"
+	      "select * from t order by x;\nPRAGMA journal_mode;\n",
+	      f);
+	fclose(f);
+	snprintf(opts, sizeof(opts), "--rw %s --ro /usr --ro /lib --ro /lib64", scratch);
+	snprintf(prog, sizeof(prog), "/usr/bin/sqlite3 %s/w/t.db", scratch);
+	snprintf(redir, sizeof(redir), "< %s", sql);
+	same_as_native(opts, prog, redir);
 }

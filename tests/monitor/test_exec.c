@@ -27,11 +27,11 @@ struct fx {
 	struct policy pol;
 	struct sbx_config cfg;
 	struct sbx_exec *x;
-	char *argv[3];
+	char *argv[4];
 };
 
-static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_exec_point point,
-		    int fast, uint64_t timeout_ms, unsigned verify)
+static void fx_open2(struct fx *f, const char *prog, const char *arg, const char *arg2,
+		     enum sbx_exec_point point, int fast, uint64_t timeout_ms, unsigned verify)
 {
 	e2e_need_kvm();
 	char err[512];
@@ -41,7 +41,8 @@ static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_ex
 	cr_assert_eq(policy_set_env(&f->pol, "STATE_COMMANDS=1", err, sizeof(err)), 0, "%s", err);
 	f->argv[0] = (char *)prog;
 	f->argv[1] = (char *)arg;
-	f->argv[2] = NULL;
+	f->argv[2] = arg ? (char *)arg2 : NULL;
+	f->argv[3] = NULL;
 	f->cfg = (struct sbx_config){.prog = prog,
 				     .argv = f->argv,
 				     .policy = &f->pol,
@@ -55,6 +56,12 @@ static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_ex
 	    .point = point, .fast = fast, .timeout_ms = timeout_ms, .verify_every = verify};
 	int r = sbx_exec_open(&f->cfg, &o, &f->x, err, sizeof(err));
 	cr_assert_eq(r, 0, "sbx_exec_open: %s", err);
+}
+
+static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_exec_point point,
+		    int fast, uint64_t timeout_ms, unsigned verify)
+{
+	fx_open2(f, prog, arg, NULL, point, fast, timeout_ms, verify);
 }
 
 static void fx_close(struct fx *f)
@@ -339,4 +346,20 @@ Test(exec, warm_program_that_never_reads_stdin_is_an_error)
 	open_fails(SBX_BUILD_DIR "/samples/hello-glibc", NULL, "hello", &o, err, sizeof(err));
 	cr_assert(strstr(err, "hello ended before its snapshot point: exited with status 0"), "%s",
 		  err);
+}
+
+/* A run that leaves a shared file mapping behind: the reset drops its memslot, so more runs
+ * than there are memslots for mappings all map. */
+Test(exec, a_reset_drops_the_runs_shared_file_mappings, .timeout = 600)
+{
+	struct fx f;
+	fx_open2(&f, SBX_BUILD_DIR "/samples/mapshared-musl", "leave", "/tmp", SBX_POINT_ENTRY, 0,
+		 NO_LIMIT_MS, 0);
+	for (int i = 0; i < 80; i++) {
+		struct sbx_exec_run r;
+		char *out = fx_run(&f, "", NULL, &r);
+		cr_assert_str_eq(out, "mmap shared rw: ok\n", "run %d", i);
+		free(out);
+	}
+	fx_close(&f);
 }

@@ -446,3 +446,67 @@ Test(hypercalls, poll_maps_handles_and_flags_bad_ones)
 	s.u.a[1] = SBX_MAX_POLL + 1;
 	cr_assert_eq(test_call(&T, s), -EINVAL);
 }
+
+static int64_t mmap_shared(int64_t fd, uint64_t off, uint64_t len, uint64_t prot)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_MMAP_SHARED};
+	s.u.a[0] = (uint64_t)fd;
+	s.u.a[1] = off;
+	s.u.a[2] = len;
+	s.u.a[3] = prot;
+	return test_call(&T, s);
+}
+
+#define RW_PROT (SBX_PROT_READ | SBX_PROT_WRITE)
+
+/* Everything a shared mapping is refused for is refused before any host mapping is made. */
+Test(hypercalls, mmap_shared_checks_its_arguments_and_the_descriptor)
+{
+	int64_t rw = test_call(&T, open_req("/w/file", O_RDWR));
+	int64_t rd = test_call(&T, open_req("/w/file", O_RDONLY));
+	int64_t wr = test_call(&T, open_req("/w/file", O_WRONLY));
+	int64_t ro = test_call(&T, open_req("/r/file", O_RDONLY));
+	char sub[128];
+	snprintf(sub, sizeof(sub), "%s/sub", T.dir);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	int64_t dir = test_call(&T, open_req("/w/sub", O_RDONLY));
+	cr_assert(rw >= 0 && rd >= 0 && wr >= 0 && ro >= 0 && dir >= 0, "%ld %ld %ld %ld %ld",
+		  (long)rw, (long)rd, (long)wr, (long)ro, (long)dir);
+	cr_expect_eq(mmap_shared(999, 0, 4096, RW_PROT), -EBADF);
+	cr_expect_eq(mmap_shared(-1, 0, 4096, RW_PROT), -EBADF);
+	cr_expect_eq(mmap_shared(rw, 1, 4096, RW_PROT), -EINVAL);
+	cr_expect_eq(mmap_shared(rw, 0, 0, RW_PROT), -EINVAL);
+	cr_expect_eq(mmap_shared(rw, 0, 4096, 0x80), -EINVAL);
+	cr_expect_eq(mmap_shared(rw, UINT64_MAX & ~4095ull, 4096, RW_PROT), -EINVAL);
+	cr_expect_eq(mmap_shared(rw, 0, UINT64_MAX, RW_PROT), -ENOMEM);
+	cr_expect_eq(mmap_shared(rw, 0, SBX_SHMAP_WINDOW + 4096, RW_PROT), -ENOMEM);
+	cr_expect_eq(mmap_shared(wr, 0, 4096, SBX_PROT_READ), -EACCES);
+	cr_expect_eq(mmap_shared(rd, 0, 4096, RW_PROT), -EACCES);
+	cr_expect_eq(mmap_shared(ro, 0, 4096, RW_PROT), -EACCES);
+	cr_expect_eq(mmap_shared(dir, 0, 4096, SBX_PROT_READ), -ENODEV);
+	cr_expect_eq(mmap_shared(1, 0, 4096, SBX_PROT_READ), -ENODEV); /* the user's stdout */
+	int64_t zero = test_call(&T, open_req("/dev/zero", O_RDWR));
+	cr_assert_geq(zero, 0);
+	cr_expect_eq(mmap_shared(zero, 0, 4096, RW_PROT), 0); /* anonymous memory */
+	/* A read-write descriptor on a mount the policy keeps read-only. */
+	cr_expect_eq(sbx_shmap_check(0, 4096, RW_PROT, O_RDWR, 0), -EACCES);
+	cr_expect_eq(sbx_shmap_check(0, 4096, SBX_PROT_READ, O_RDWR, 0), 0);
+	cr_expect_eq(sbx_shmap_check(0, 4096, RW_PROT, O_RDWR, 1), 0);
+	cr_expect_eq(T.vm->proc.shmaps.count, 0);
+}
+
+Test(hypercalls, munmap_shared_and_msync_only_name_windows)
+{
+	uint64_t base = sbx_shmap_base(T.vm);
+	const uint64_t gpas[] = {0, 4096, BUF, base, base + 4096, UINT64_MAX & ~4095ull};
+	for (size_t i = 0; i < sizeof(gpas) / sizeof(gpas[0]); i++) {
+		struct sbx_slot s = {.nr = SBX_CALL_MUNMAP_SHARED, .u.a = {gpas[i]}};
+		cr_expect_eq(test_call(&T, s), -EINVAL, "munmap 0x%llx",
+			     (unsigned long long)gpas[i]);
+		struct sbx_slot m = {.nr = SBX_CALL_MSYNC, .u.a = {gpas[i], 4096}};
+		cr_expect_eq(test_call(&T, m), -ENOMEM, "msync 0x%llx",
+			     (unsigned long long)gpas[i]);
+	}
+	cr_expect_geq(base, T.vm->proc.mem.size);
+	cr_expect_eq(base % (1ull << 30), 0);
+}

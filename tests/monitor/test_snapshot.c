@@ -713,3 +713,57 @@ Test(snapshot, monotonic_continues_and_realtime_follows_the_host_after_a_restore
 	cr_assert(ahead_boot >= 2000, "boottime counted the time on disk: %s", out);
 	free(out);
 }
+
+/* A shared file mapping is recorded by its file's guest path and identity: the restored
+ * program writes through it into the same file; a file changed since is refused in one line. */
+Test(snapshot, a_shared_file_mapping_is_mapped_again_unless_its_file_changed)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; " KILL_AND_CLEAN
+		 "%s --control $D/c --rw $D " SBX_BUILD_DIR "/samples/mapshared-glibc hold $D "
+		 "> $D/a 2>$D/ea & P=$!; wait_for \"grep -q mapped $D/a\"; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c snapshot $D/s.snap >$D/ctl 2>&1; wait $P || :; cp $D/s.snap "
+		 "$D/t.snap; touch $D/go; %s --restore $D/s.snap --rw $D > $D/b 2>$D/eb; "
+		 "cat $D/a $D/b $D/ctl; head -c 4 $D/h.dat; echo; "
+		 "if %s --restore $D/t.snap --rw $D > $D/c2 2>&1; then echo restored twice; fi; "
+		 "cat $D/c2",
+		 SANDBOX, SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "ok snapshot"), "%s", out);
+	cr_assert(strstr(out, "munmap: ok\n") && strstr(out, "held\n"), "%s", out);
+	/* The restored run wrote through the mapping: the file is not the one recorded. */
+	cr_assert(!strstr(out, "restored twice"), "%s", out);
+	cr_assert(strstr(out, "/h.dat: the file changed since the snapshot"), "%s", out);
+	free(out);
+}
+
+/* A live migration carries a shared file mapping the same way: the destination maps the file
+ * again and the program goes on writing through it. */
+Test(snapshot, a_migration_carries_a_shared_file_mapping)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; Q=; "
+		 "trap 'kill -9 $P $Q 2>/dev/null || :; rm -rf $D' EXIT; "
+		 "head -c 32 /dev/urandom > $D/key; chmod 600 $D/key; "
+		 "%s --incoming unix:$D/m --migrate-key $D/key --rw $D > $D/b 2>$D/eb & Q=$!; "
+		 "%s --control $D/c --migrate-key $D/key --rw $D " SBX_BUILD_DIR
+		 "/samples/mapshared-glibc hold $D > $D/a 2>$D/ea & P=$!; "
+		 "wait_for \"grep -q mapped $D/a\"; wait_for 'test -S $D/m'; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c migrate unix:$D/m > $D/ctl 2>&1; touch $D/go; wait $P; "
+		 "wait $Q; cat $D/a $D/b $D/ctl; head -c 4 $D/h.dat; echo",
+		 SANDBOX, SANDBOX);
+	char *out = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", out);
+	cr_assert(strstr(out, "ok migrated to unix:"), "%s", out);
+	cr_assert(strstr(out, "mapped: ok\n") && strstr(out, "munmap: ok\n") &&
+		      strstr(out, "held\n"),
+		  "%s", out);
+	free(out);
+}
