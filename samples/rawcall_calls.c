@@ -717,6 +717,45 @@ static void row_nofile(uint32_t nr, uint64_t arg)
 }
 
 /* EXIT ends the run: ARG is the status word (a status, or a signal with SBX_EXIT_*). */
+/* MMAP_SHARED: every handle, offsets and lengths good and bad, each protection. A window made
+ * is synced and dropped at once, so that the next ones find a memslot. */
+static void row_map(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const uint64_t offs[] = {0, 4096, 1, ~0ull & ~4095ull};
+	static const uint64_t lens[] = {4096, 3 * 4096, 0, 1, 1ull << 40};
+	static const uint64_t prots[] = {1, 3, 7, 0, ~0ull};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned o = 0; o < sizeof(offs) / sizeof(offs[0]); o++)
+			for (unsigned l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+				for (unsigned p = 0; p < sizeof(prots) / sizeof(prots[0]); p++) {
+					int64_t w =
+					    req1(nr, (uint64_t)fds[f], offs[o], lens[l], prots[p]);
+					if (w <= 0)
+						continue;
+					req1(SBX_CALL_MSYNC, (uint64_t)w, 4096, 0, 0);
+					req1(SBX_CALL_MUNMAP_SHARED, (uint64_t)w, 0, 0, 0);
+				}
+}
+
+/* MUNMAP_SHARED and MSYNC: a window of their own, then addresses and lengths around it. */
+static void row_window(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	setup_fds();
+	int64_t w = req1(SBX_CALL_MMAP_SHARED, (uint64_t)fds[F_RW_FILE], 0, 2 * 4096, 3);
+	uint64_t base = w > 0 ? (uint64_t)w : top;
+	const uint64_t addrs[] = {base, base + 4096, base + 1,	      base - 4096,
+				  0,	top,	     ~0ull & ~4095ull};
+	const uint64_t lens[] = {4096, 2 * 4096, 3 * 4096, 0, ~0ull};
+	for (unsigned a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++)
+		for (unsigned l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+			req1(nr, addrs[a], lens[l], 0, 0);
+	if (w > 0)
+		req1(SBX_CALL_MUNMAP_SHARED, (uint64_t)w, 0, 0, 0);
+}
+
 static void row_exit(uint32_t nr, uint64_t arg)
 {
 	req1(nr, arg, 0, 0, 0);
@@ -735,26 +774,48 @@ static void row_unknown(uint32_t nr, uint64_t arg)
 typedef void (*row_fn)(uint32_t nr, uint64_t arg);
 
 static const row_fn rows[SBX_CALL_COUNT] = {
-    [SBX_CALL_NONE] = row_unknown,     [SBX_CALL_EXIT] = row_exit,
-    [SBX_CALL_READ] = row_rw,	       [SBX_CALL_WRITE] = row_rw,
-    [SBX_CALL_PREAD] = row_rw,	       [SBX_CALL_PWRITE] = row_rw,
-    [SBX_CALL_READV] = row_rwv,	       [SBX_CALL_WRITEV] = row_rwv,
-    [SBX_CALL_OPEN] = row_path,	       [SBX_CALL_CLOSE] = row_close,
-    [SBX_CALL_FSTAT] = row_fstat,      [SBX_CALL_STAT] = row_path,
-    [SBX_CALL_LSEEK] = row_lseek,      [SBX_CALL_GETDENTS] = row_rw,
-    [SBX_CALL_READLINK] = row_path,    [SBX_CALL_MKDIR] = row_path,
-    [SBX_CALL_UNLINK] = row_path,      [SBX_CALL_RENAME] = row_path2,
-    [SBX_CALL_FTRUNCATE] = row_fd_num, [SBX_CALL_FSYNC] = row_fd_num,
-    [SBX_CALL_DUP] = row_dup,	       [SBX_CALL_FCNTL] = row_fcntl,
-    [SBX_CALL_CHDIR] = row_path,       [SBX_CALL_GETCWD] = row_buf,
-    [SBX_CALL_ACCESS] = row_path,      [SBX_CALL_RANDOM] = row_buf,
-    [SBX_CALL_IOCTL] = row_ioctl,      [SBX_CALL_TRACE] = row_trace,
-    [SBX_CALL_DISCARD] = row_pages,    [SBX_CALL_FDATASYNC] = row_fd_num,
-    [SBX_CALL_SLEEP] = row_sleep,      [SBX_CALL_SYMLINK] = row_path2,
-    [SBX_CALL_LINK] = row_path2,       [SBX_CALL_CHMOD] = row_path,
-    [SBX_CALL_UTIMENS] = row_path,     [SBX_CALL_STATFS] = row_path,
-    [SBX_CALL_POLL] = row_poll,	       [SBX_CALL_POPULATE] = row_pages,
+    [SBX_CALL_NONE] = row_unknown,
+    [SBX_CALL_EXIT] = row_exit,
+    [SBX_CALL_READ] = row_rw,
+    [SBX_CALL_WRITE] = row_rw,
+    [SBX_CALL_PREAD] = row_rw,
+    [SBX_CALL_PWRITE] = row_rw,
+    [SBX_CALL_READV] = row_rwv,
+    [SBX_CALL_WRITEV] = row_rwv,
+    [SBX_CALL_OPEN] = row_path,
+    [SBX_CALL_CLOSE] = row_close,
+    [SBX_CALL_FSTAT] = row_fstat,
+    [SBX_CALL_STAT] = row_path,
+    [SBX_CALL_LSEEK] = row_lseek,
+    [SBX_CALL_GETDENTS] = row_rw,
+    [SBX_CALL_READLINK] = row_path,
+    [SBX_CALL_MKDIR] = row_path,
+    [SBX_CALL_UNLINK] = row_path,
+    [SBX_CALL_RENAME] = row_path2,
+    [SBX_CALL_FTRUNCATE] = row_fd_num,
+    [SBX_CALL_FSYNC] = row_fd_num,
+    [SBX_CALL_DUP] = row_dup,
+    [SBX_CALL_FCNTL] = row_fcntl,
+    [SBX_CALL_CHDIR] = row_path,
+    [SBX_CALL_GETCWD] = row_buf,
+    [SBX_CALL_ACCESS] = row_path,
+    [SBX_CALL_RANDOM] = row_buf,
+    [SBX_CALL_IOCTL] = row_ioctl,
+    [SBX_CALL_TRACE] = row_trace,
+    [SBX_CALL_DISCARD] = row_pages,
+    [SBX_CALL_FDATASYNC] = row_fd_num,
+    [SBX_CALL_SLEEP] = row_sleep,
+    [SBX_CALL_SYMLINK] = row_path2,
+    [SBX_CALL_LINK] = row_path2,
+    [SBX_CALL_CHMOD] = row_path,
+    [SBX_CALL_UTIMENS] = row_path,
+    [SBX_CALL_STATFS] = row_path,
+    [SBX_CALL_POLL] = row_poll,
+    [SBX_CALL_POPULATE] = row_pages,
     [SBX_CALL_NOFILE] = row_nofile,
+    [SBX_CALL_MMAP_SHARED] = row_map,
+    [SBX_CALL_MUNMAP_SHARED] = row_window,
+    [SBX_CALL_MSYNC] = row_window,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)
