@@ -482,6 +482,10 @@ int k_pt_map(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot)
 uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot)
 {
 	scan();
+	/* The tables above: a PD per GiB, a PDPT per 512 GiB, and the splits at both ends. */
+	uint64_t tables = (end - start) / (1ull << 30) + 6, most = (end - start) / PAGE * 2;
+	if (k_frames_nfree() >= most + tables)
+		return most + tables; /* enough even if every page needed one: no need to look */
 	uint64_t n = 0;
 	for (uint64_t at = start; at < end;) {
 		const struct k_vma *v = k_vma_find(at);
@@ -505,8 +509,7 @@ uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot)
 		}
 		at = e;
 	}
-	/* The tables above: a PD per GiB, a PDPT per 512 GiB, and the splits at both ends. */
-	return n + (end - start) / (1ull << 30) + 6;
+	return n + tables;
 }
 
 int k_pt_move(uint64_t from, uint64_t to, uint64_t len)
