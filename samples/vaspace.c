@@ -79,8 +79,12 @@ static void reservations(void)
 	if (!r)
 		return;
 	char *use = r + 128 * MiB;
-	check("  mprotect 64 MiB of it read-write",
-	      mprotect(use, 64 * MiB, PROT_READ | PROT_WRITE) == 0);
+	int ok = mprotect(use, 64 * MiB, PROT_READ | PROT_WRITE) == 0;
+	check("  mprotect 64 MiB of it read-write", ok);
+	if (!ok) {
+		munmap(r, 512 * MiB);
+		return;
+	}
 	int zero = 1;
 	for (size_t i = 0; i < 64 * MiB; i += PAGE)
 		zero &= use[i] == 0;
