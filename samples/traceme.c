@@ -2,7 +2,9 @@
  * (docs/tracing.md).
  *   traceme write N     N writes of one byte to stdout (one doorbell each with --io-poll off)
  *   traceme getpid N    N raw getpid system calls (PVM traps each one in the kernel)
- *   traceme pf N        first touches of N pages 64 KiB apart (a shadow page fault each)
+ *   traceme pf N        first touches of N pages 64 KiB apart (a shadow page fault each), in
+ *                       a mapping of the same size for every N up to 2048 (linking each 2 MiB
+ *                       of a new mapping into the page tables is a shadow page fault too)
  *   traceme trap N      N int3 caught by a SIGTRAP handler (an exception each)
  *   traceme spin MS     compute for MS milliseconds, then exit
  *   traceme fchown N    N fchown(1, -1, -1) (changes nothing: for --strace's names) */
@@ -47,7 +49,9 @@ int main(int argc, char **argv)
 			syscall(SYS_getpid);
 	} else if (strcmp(op, "pf") == 0) {
 		const size_t stride = 64 << 10;
-		volatile char *p = mmap(NULL, (size_t)n * stride, PROT_READ | PROT_WRITE,
+		if (n > 2048)
+			return 1;
+		volatile char *p = mmap(NULL, 2048 * stride, PROT_READ | PROT_WRITE,
 					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return 1;

@@ -18,7 +18,10 @@
 #define SBX_ABI_MINOR 5
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
-/* ---- Guest address space (user addresses are identity-mapped: VA == GPA) ---------------- */
+/* ---- Guest address space ----------------------------------------------------------------
+ * The kernel's pages, the ELF image, the brk heap and the stack are identity-mapped (VA == GPA);
+ * since 1.5 mmap'ed memory has its own virtual addresses, backed by RAM pages the kernel hands
+ * out, and every address in a ring request is guest-physical. */
 #define SBX_PAGE_SIZE SBX_U64(0x1000)
 /* x86-64 page-table entry bits, as the monitor builds the tables and the kernel edits them. */
 #define SBX_PTE_P SBX_U64(0x1)
@@ -29,6 +32,15 @@
 #define SBX_PTE_PS SBX_U64(0x80)
 #define SBX_PTE_NX (SBX_U64(1) << 63)
 #define SBX_PTE_ADDR SBX_U64(0x000ffffffffff000)
+/* Software bits of a 4 KiB entry the kernel writes (1.5): the page is the kernel's allocator's
+ * (given back with the mapping), and, in an entry that is not present, the page stays (a
+ * PROT_NONE page keeps its bytes). */
+#define SBX_PTE_OWNED SBX_U64(0x200)
+#define SBX_PTE_KEEP SBX_U64(0x400)
+/* 1.5: the kernel maps all of RAM at SBX_PHYSMAP_VA + gpa (its own access to page tables and
+ * pages it hands out); user mappings end below it. */
+#define SBX_PHYSMAP_VA SBX_U64(0x7f8000000000)
+#define SBX_USER_TOP SBX_PHYSMAP_VA
 #define SBX_MIN_ADDR SBX_U64(0x10000)	   /* [0, 64 KiB) is never mapped, like vm.mmap_min_addr */
 #define SBX_GDT_ADDR SBX_U64(0x10000)	   /* GDT page (supervisor-only accesses by the CPU) */
 #define SBX_TSS_ADDR SBX_U64(0x11000)	   /* 64-bit TSS with the IST stack pointers */
@@ -255,7 +267,11 @@ struct sbx_bootinfo {
 	 * them, copies them out once and checks every entry. */
 	uint64_t vma_table; /* IN: guest address of struct sbx_vma[SBX_MAX_VMAS], or 0 */
 	uint64_t vma_count; /* IN: guest address of the uint32_t count of entries in use */
-	uint8_t reserved[1024 - 944];
+	/* 1.5: page-table pages the kernel took from RAM outside [SBX_PT_ADDR, SBX_PT_END): a
+	 * reset that puts one back must make KVM read the tables again. Read like vma_table. */
+	uint64_t pt_table; /* IN: guest address of uint32_t page numbers, or 0 */
+	uint64_t pt_count; /* IN: guest address of the uint32_t count of them */
+	uint8_t reserved[1024 - 960];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -273,6 +289,8 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, waited_ns) == 912, "waite
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, idle_ns) == 920, "idle_ns at 920");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_table) == 928, "vma_table at 928");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_count) == 936, "vma_count at 936");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_table) == 944, "pt_table at 944");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_count) == 952, "pt_count at 952");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
@@ -339,7 +357,7 @@ _Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
 struct sbx_rw {
 	int32_t fd;   /* IN */
 	uint32_t pad; /* IN: zero */
-	uint64_t buf; /* IN: guest address */
+	uint64_t buf; /* IN: guest-physical address (1.5; VA == GPA before) */
 	uint64_t len; /* IN: bytes (or iovcnt for READV/WRITEV) */
 	int64_t off;  /* IN: file offset for PREAD/PWRITE */
 };

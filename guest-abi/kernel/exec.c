@@ -46,9 +46,15 @@ long k_sys_exec(struct k_frame *f)
 		/* The monitor writes both before every run. */
 		if (!k_user_ok(f->rsi, f->rdx, K_WRITE) || !k_user_ok(f->r10, f->r8, K_WRITE))
 			return -EFAULT;
-		CTL->counters = f->rsi;
+		/* ... at guest-physical addresses: each must be one run of pages (an mmap'ed
+		 * buffer is, as the allocator hands its pages out in order). */
+		uint64_t counters = 0, input = 0;
+		if ((f->rdx && k_gpa_run(f->rsi, f->rdx, &counters) != f->rdx) ||
+		    (f->r8 && k_gpa_run(f->r10, f->r8, &input) != f->r8))
+			return -ENOMEM;
+		CTL->counters = counters;
 		CTL->ncounters = f->rdx;
-		CTL->input = f->r10;
+		CTL->input = input;
 		CTL->input_max = f->r8;
 		int r = k_exec_point();
 		if (r < 0)

@@ -207,11 +207,15 @@ static long do_poll(uint64_t fds, uint64_t n, int64_t ms)
 {
 	if (n > SBX_MAX_POLL)
 		return -EINVAL;
-	/* The monitor reads the pollfds and writes their revents back. */
-	if (!k_user_ok(fds, n * 8, K_WRITE))
+	/* The monitor reads the pollfds and writes their revents back, in a kernel copy (guest-
+	 * physical addresses are the kernel's own there, and one thread makes a static safe). */
+	static uint64_t pfd[SBX_MAX_POLL];
+	if (k_copy_from_user(pfd, fds, n * 8) < 0 || !k_user_ok(fds, n * 8, K_WRITE))
 		return -EFAULT;
-	uint64_t a[3] = {fds, n, (uint64_t)ms};
-	return k_call(SBX_CALL_POLL, a, 3);
+	uint64_t a[3] = {(uint64_t)pfd, n, (uint64_t)ms};
+	long r = k_call(SBX_CALL_POLL, a, 3);
+	k_memcpy((void *)fds, pfd, n * 8);
+	return r;
 }
 
 long k_sys_poll(struct k_frame *f)

@@ -74,7 +74,9 @@ long k_signal_self(struct k_frame *f, uint64_t sig, long ret);
 /* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
 void k_deliver_pending(const struct k_resume *r);
 
-/* ring.c */
+/* ring.c. Requests carry guest-physical addresses: k_call_rw and k_call_path translate the
+ * buffers and paths they are given; k_call's pointer arguments must be kernel buffers (below
+ * SBX_USER_ADDR, identity-mapped). */
 long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
 int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
@@ -115,6 +117,12 @@ _Static_assert(sizeof(struct k_vma) == sizeof(struct sbx_vma) &&
 		   __builtin_offsetof(struct k_vma, kind) ==
 		       __builtin_offsetof(struct sbx_vma, kind),
 	       "the table is the ABI's struct sbx_vma");
+/* Is the memory of v its own pages from the allocator (mmap), or the same guest-physical
+ * addresses (the image, heap and stack)? */
+static inline int k_vma_paged(const struct k_vma *v)
+{
+	return v->kind == K_VMA_ANON || v->kind == K_VMA_FILE;
+}
 #define K_READ SBX_PROT_READ   /* a buffer the kernel or the monitor reads */
 #define K_WRITE SBX_PROT_WRITE /* one they write (writable pages are readable too) */
 /* Bytes of [p, p+n) from p on, up to the first one `need` may not touch: 0 when p itself is
@@ -140,20 +148,48 @@ int k_vma_free(uint64_t start, uint64_t end);
 uint64_t k_vma_gap(uint64_t floor, uint64_t top, uint64_t len);
 /* Maps [start, end), which must be free. 0 or -ENOMEM (the table is full). */
 int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind);
-/* Unmaps whatever is mapped in [start, end), releasing the memory of heap and mmap ranges
- * (k_mem_release). 0 or -ENOMEM (a split would not fit), with nothing changed. */
+/* Unmaps whatever is mapped in [start, end), releasing the heap's memory (k_mem_release; an
+ * mmap'ed range's pages go when the page tables follow). 0 or -ENOMEM (a split would not
+ * fit), with nothing changed. */
 int k_vma_unmap(uint64_t start, uint64_t end);
 /* Sets the protection of [start, end), all of which must be mapped: 0, or -ENOMEM with nothing
  * changed (a hole, or the table is full). */
 int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
-/* Releases the memory of heap and mmap ranges inside [start, end), which must all be mapped
- * (MADV_DONTNEED): 0 or -ENOMEM. */
+/* Releases the heap's memory inside [start, end), which must all be mapped (MADV_DONTNEED;
+ * an mmap'ed range's pages are zeroed by k_pt_discard): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
 
 /* release.c: gives [start, end) back (zeroed, or to the host), its page tables unchanged
  * (writable: whether they let the kernel write it); the caller makes them follow the table of
  * mappings again. */
 void k_mem_release(uint64_t start, uint64_t end, int writable);
+
+/* walk.c: reading the page tables (the kernel reaches them, and every RAM page, through its map
+ * of RAM at SBX_PHYSMAP_VA, once pt.c has built it; before that VA == GPA everywhere). */
+extern int k_physmap_on;
+static inline void *k_phys(uint64_t gpa)
+{
+	return (void *)((k_physmap_on ? SBX_PHYSMAP_VA : 0) + gpa);
+}
+/* The entry mapping va (a 4 KiB, 2 MiB or 1 GiB leaf: *size says), present or keeping its page
+ * (SBX_PTE_KEEP); NULL if there is none. */
+uint64_t *k_pt_leaf(uint64_t va, uint64_t *size);
+/* Bytes of [va, va + len) that are physically contiguous from va (0: va has no page), and the
+ * guest-physical address of va in *gpa: what a ring request may carry. */
+uint64_t k_gpa_run(uint64_t va, uint64_t len, uint64_t *gpa);
+
+/* phys.c: the RAM pages nobody else owns (not the kernel's, the image's, the heap's or the
+ * stack's), handed out for mmap'ed memory and page tables. A free page reads as zero. */
+void k_frames_init(uint64_t bitmap_gpa, uint64_t npages);
+void k_frames_add(uint64_t gpa, uint64_t n); /* at init: zero pages nobody owns */
+uint64_t k_frame_alloc(void);		     /* a zero page's address, or 0 */
+/* Gives n pages from gpa back; `zeroed` when they already read as zero. */
+void k_frames_free(uint64_t gpa, uint64_t n, int zeroed);
+/* Takes [gpa, gpa + n pages) if all of it is free (the heap growing): 0 or -ENOMEM. */
+int k_frames_claim(uint64_t gpa, uint64_t n);
+/* [gpa, gpa + n pages) reads as zero again (given to the host when large), staying taken. */
+void k_frames_zero(uint64_t gpa, uint64_t n);
+uint64_t k_frames_nfree(void);
 
 /* pt.c: the page tables, kept following the table of mappings. */
 /* [start, end) (page aligned) gets protection prot (0: not present). 0, or -ENOMEM when a
@@ -164,6 +200,19 @@ int k_pt_set(uint64_t start, uint64_t end, unsigned prot);
 int k_pt_follow(uint64_t start, uint64_t end);
 /* Page-table pages left for splits; one call needs at most two per range it changes. */
 unsigned k_pt_free_pages(void);
+/* Maps [va, va + len) onto [gpa, gpa + len) with protection prot (0: not present, the page
+ * kept), replacing what the page tables had there (a page of the allocator there is given
+ * back). Page aligned; the pages are the caller's: they are never given to the allocator.
+ * 0, or -ENOMEM when a page-table page was missing (the range then partly mapped). */
+int k_pt_map(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot);
+/* RAM pages [start, end) would need under protection prot, page tables included: what
+ * mmap and mprotect check is free before changing anything. */
+uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot);
+/* Moves the pages of [from, from + len) to [to, to + len) (mremap): the entries move, the
+ * bytes stay where they are. 0, or -ENOMEM with nothing moved. */
+int k_pt_move(uint64_t from, uint64_t to, uint64_t len);
+/* The allocator's pages of [start, end) read as zero again (MADV_DONTNEED), staying mapped. */
+void k_pt_discard(uint64_t start, uint64_t end);
 /* The TLB flush the changes of this syscall owe, if any: once per syscall, at its end. Every
  * syscall passes here, so with nothing owed it is one load and one branch, inline, no call. */
 extern int k_pt_flush_owed;
@@ -173,10 +222,8 @@ static inline void k_pt_commit(void)
 	if (__builtin_expect(k_pt_flush_owed != 0, 0))
 		k_pt_flush();
 }
-/* [va, va + len) onto guest-physical [gpa, gpa + len) with protection prot, making the
- * table levels it lacks (4 KiB leaves): 0 or -ENOMEM. k_pt_phys_need: the page-table pages
- * that may take at most. */
-int k_pt_map_phys(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot);
+/* The page-table pages k_pt_map of [va, va + len) onto memory outside the allocator (a
+ * shared mapping's window) may take at most. */
 unsigned k_pt_phys_need(uint64_t va, uint64_t len);
 
 /* shmap.c: shared file mappings, windows onto host files above RAM (VA == GPA). */

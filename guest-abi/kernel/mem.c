@@ -1,8 +1,11 @@
 /* Memory syscalls: they keep the table of mappings (vma.c), which decides what a syscall may
  * read or write, and the page tables follow it (pt.c): what is unmapped or PROT_NONE is not
  * present, read-only is read-only, only PROT_EXEC executes. Changes of one call cost at most
- * one TLB flush, at its end (k_pt_commit). Freed ranges are zeroed (or given back to the host)
- * when released, so every free byte is zero and a new anonymous mapping needs no work. */
+ * one TLB flush, at its end (k_pt_commit). The heap grows in place (identity-mapped RAM above
+ * the image); mmap'ed ranges take their virtual addresses anywhere below SBX_USER_TOP (top
+ * down, as Linux does) and their pages from the allocator (phys.c), at mmap or when a
+ * PROT_NONE reservation gets a protection. Freed pages are zeroed (or given back to the host),
+ * so every free page is zero and a new anonymous mapping needs no work but its entries. */
 #include "kernel.h"
 
 #define PROT_GROWSDOWN 0x01000000
@@ -51,11 +54,29 @@ static void k_populate(uint64_t start, uint64_t len)
 {
 	if (len < K_POPULATE_MIN)
 		return;
-	uint64_t a[2] = {start, len < K_POPULATE_MAX ? len : K_POPULATE_MAX};
-	/* Waiting for it still wins: ~0.3 us a page on the host, then ~1 us a touch, against ~5 us
-	 * a touch without it. */
-	if (k_call_async(SBX_CALL_POPULATE, a, 2) < 0)
-		k_call(SBX_CALL_POPULATE, a, 2);
+	if (len > K_POPULATE_MAX)
+		len = K_POPULATE_MAX;
+	/* The monitor backs guest-physical pages: one hint per contiguous run of them (the
+	 * allocator hands a mapping's pages out in order: one run, or a few). */
+	for (uint64_t done = 0, runs = 0; done < len && runs < 4; runs++) {
+		uint64_t g, n = k_gpa_run(start + done, len - done, &g);
+		if (!n)
+			return;
+		uint64_t a[2] = {g, n};
+		/* Waiting for it still wins: ~0.3 us a page on the host, then ~1 us a touch,
+		 * against ~5 us a touch without it. */
+		if (n >= K_POPULATE_MIN && k_call_async(SBX_CALL_POPULATE, a, 2) < 0)
+			k_call(SBX_CALL_POPULATE, a, 2);
+		done += n;
+	}
+}
+
+/* May a mapping take [start, end)? Above the break's page, below SBX_USER_TOP, and not over
+ * the stack or its guard page. */
+static int user_range(uint64_t start, uint64_t end)
+{
+	return end > start && start >= mmap_floor() && end <= SBX_USER_TOP &&
+	       (end <= BOOT->mmap_top || start >= BOOT->stack_top);
 }
 
 /* [start, end) out of the table of mappings, and the page tables following. */
@@ -68,15 +89,30 @@ static long unmap(uint64_t start, uint64_t end)
 
 static int range_free(uint64_t start, uint64_t end)
 {
-	if (start < mmap_floor() || end > BOOT->mmap_top || end < start)
-		return 0;
-	return k_vma_free(start, end);
+	return user_range(start, end) && k_vma_free(start, end);
 }
 
-/* Top-down first fit below mmap_top, as Linux's default layout does. */
+/* Top-down first fit below SBX_USER_TOP, as Linux's default layout does. */
 static uint64_t find_gap(uint64_t len)
 {
-	return k_vma_gap(mmap_floor(), BOOT->mmap_top, len);
+	return k_vma_gap(mmap_floor(), SBX_USER_TOP, len);
+}
+
+/* RAM pages a new mapping of len bytes takes at once (its page tables included), when it
+ * gets its pages at once: anything but an anonymous PROT_NONE reservation. */
+static uint64_t pages_for(uint64_t len, unsigned prot, int anon)
+{
+	if (!prot && anon)
+		return 0;
+	return len / PAGE + len / (1ull << 30) + len / (512 * PAGE) + 6;
+}
+
+static int enough(uint64_t pages)
+{
+	if (pages <= k_frames_nfree())
+		return 1;
+	BOOT->enomem++;
+	return 0;
 }
 
 static long map_fill_from_file(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
@@ -118,17 +154,18 @@ long k_sys_mmap(struct k_frame *f)
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
+	if (!enough(pages_for(plen, (unsigned)prot & RWX, anon)))
+		return -ENOMEM;
 	uint64_t start;
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
-		if (addr + plen < addr || addr < BOOT->mmap_base || addr + plen > BOOT->mmap_top)
-			return -ENOMEM;
-		if (addr < page_up(cur_brk()))
+		if (!user_range(addr, addr + plen))
 			return -ENOMEM;
 		if ((flags & MAP_FIXED_NOREPLACE) && !range_free(addr, addr + plen))
 			return -EEXIST;
 		long r = k_vma_unmap(addr, addr + plen);
 		if (r < 0)
 			return r;
+		k_pt_follow(addr, addr + plen); /* the old pages go back: the new ones read zero */
 		start = addr;
 	} else if (addr && range_free(addr, addr + plen)) {
 		start = addr;
@@ -143,7 +180,12 @@ long k_sys_mmap(struct k_frame *f)
 			   anon ? K_VMA_ANON : K_VMA_FILE);
 	if (r < 0)
 		return r;
-	/* The monitor writes a file's bytes into RAM directly, whatever the protection. */
+	if (k_pt_follow(start, start + plen) < 0) {
+		k_vma_unmap(start, start + plen);
+		k_pt_follow(start, start + plen);
+		return -ENOMEM;
+	}
+	/* The monitor writes a file's bytes into its pages directly, whatever the protection. */
 	if (!anon) {
 		r = map_fill_from_file(start, len, fd, off);
 		if (r < 0) {
@@ -152,10 +194,6 @@ long k_sys_mmap(struct k_frame *f)
 		}
 	} else if (prot & RWX) {
 		k_populate(start, plen);
-	}
-	if (k_pt_follow(start, start + plen) < 0) {
-		unmap(start, start + plen);
-		return -ENOMEM;
 	}
 	return (long)start;
 }
@@ -182,6 +220,8 @@ long k_sys_mprotect(struct k_frame *f)
 		return 0;
 	if (!len || addr + len < addr || k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
+	if (!enough(k_pt_need(addr, addr + len, (unsigned)prot & RWX)))
+		return -ENOMEM;
 	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0)
 		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
@@ -190,19 +230,15 @@ long k_sys_mprotect(struct k_frame *f)
 	return r;
 }
 
-/* The move of mremap, once [to, to + nlen) is in the table: the kernel copies through the
- * program's page tables, so the source is made readable and the target writable for it
- * (widenings, which owe no flush), then both follow the table. */
+/* The move of mremap, once [to, to + nlen) is in the table: the pages move with their
+ * entries (no byte is copied), then the rest of the old range goes and a longer new one gets
+ * pages for its growth. */
 static long move(uint64_t old, uint64_t olen, uint64_t to, uint64_t nlen)
 {
-	if (k_pt_set(to, to + nlen, SBX_PROT_READ | SBX_PROT_WRITE) < 0 ||
-	    (!(k_vma_find(old)->prot & SBX_PROT_READ) &&
-	     k_pt_set(old, old + olen, SBX_PROT_READ) < 0)) {
+	if (k_pt_move(old, to, olen < nlen ? olen : nlen) < 0) {
 		unmap(to, to + nlen);
-		k_pt_follow(old, old + olen);
 		return -ENOMEM;
 	}
-	k_memcpy((void *)to, (void *)old, olen < nlen ? olen : nlen);
 	unmap(old, old + olen);
 	k_pt_follow(to, to + nlen);
 	return (long)to;
@@ -223,13 +259,18 @@ long k_sys_mremap(struct k_frame *f)
 		return -EFAULT;
 	unsigned prot = v->prot;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;
+	/* The growth's pages, and page tables for the whole new range. */
+	uint64_t more = nlen > olen ? nlen - olen : 0;
+	if (!enough(pages_for(more, prot, kind == K_VMA_ANON) + nlen / (512 * PAGE) + 6))
+		return -ENOMEM;
 	if (flags & MREMAP_FIXED) {
 		uint64_t to = f->r8;
-		if (!(flags & MREMAP_MAYMOVE) || (to & (PAGE - 1)) || to + nlen < to ||
-		    to < mmap_floor() || to + nlen > BOOT->mmap_top ||
+		if (!(flags & MREMAP_MAYMOVE) || (to & (PAGE - 1)) || !user_range(to, to + nlen) ||
 		    (to < old + olen && to + nlen > old))
 			return -EINVAL;
 		long r = k_vma_unmap(to, to + nlen);
+		if (r == 0)
+			k_pt_follow(to, to + nlen); /* what was there goes */
 		if (r == 0)
 			r = k_vma_map(to, to + nlen, prot, prot, kind);
 		if (r < 0) {
@@ -270,7 +311,8 @@ long k_sys_madvise(struct k_frame *f)
 		if (addr + len < addr)
 			return -EINVAL;
 		long r = k_vma_discard(addr, addr + len);
-		k_pt_follow(addr, addr + len); /* releasing made the range writable */
+		if (r == 0)
+			k_pt_discard(addr, addr + len);
 		return r;
 	}
 	return 0;
@@ -289,14 +331,23 @@ long k_sys_brk(struct k_frame *f)
 		BOOT->enomem++;
 		return (long)cur;
 	}
+	/* The heap is identity-mapped: it grows onto its own pages, which the allocator must
+	 * have free (it hands pages out from the top of RAM, far from here). */
+	k_pt_free_pages(); /* the allocator exists from here on */
 	if (nend > oend) {
 		const unsigned rw = SBX_PROT_READ | SBX_PROT_WRITE;
+		if (k_frames_claim(oend, (nend - oend) / PAGE) < 0) {
+			BOOT->enomem++;
+			return (long)cur;
+		}
 		if (k_vma_map(oend, nend, rw, rw, K_VMA_HEAP) < 0) {
+			k_frames_free(oend, (nend - oend) / PAGE, 1);
 			BOOT->enomem++;
 			return (long)cur;
 		}
 		if (k_pt_follow(oend, nend) < 0) {
 			unmap(oend, nend);
+			k_frames_free(oend, (nend - oend) / PAGE, 1);
 			BOOT->enomem++;
 			return (long)cur;
 		}
@@ -305,6 +356,7 @@ long k_sys_brk(struct k_frame *f)
 		if (k_vma_unmap(nend, oend) < 0)
 			return (long)cur;
 		k_pt_follow(nend, oend);
+		k_frames_free(nend, (oend - nend) / PAGE, 1); /* released: zero already */
 	}
 	k_brk = want;
 	return (long)want;

@@ -1,9 +1,18 @@
 /* Live page tables: the memory syscalls make the page tables follow the table of mappings
  * (vma.c), so a PROT_NONE or unmapped page faults, a read-only page faults on write and an
  * executable mapping executes. The monitor built the tables before the first instruction
- * (identity mapping, 2 MiB pages where it could, in [SBX_PT_ADDR, SBX_PT_END)); here a 2 MiB
- * page is split into 4 KiB ones when a change covers part of it, with a page-table page
- * taken from what the monitor left free in that area.
+ * (identity mapping of RAM, 2 MiB pages where it could, in [SBX_PT_ADDR, SBX_PT_END)).
+ *
+ * The image, the heap and the stack stay identity-mapped; an mmap'ed range has virtual
+ * addresses of its own (anywhere below SBX_USER_TOP) and its pages come from the allocator
+ * (phys.c), one 4 KiB entry each, marked SBX_PTE_OWNED. A PROT_NONE page keeps its page in an
+ * entry that is not present (SBX_PTE_KEEP); a reservation that never had a protection has no
+ * pages at all, so reserving costs nothing but its entry in the table of mappings. At first use
+ * the kernel maps all of RAM at SBX_PHYSMAP_VA (its way to page tables and free pages), puts
+ * the pages nobody owns in the allocator, and unmaps them from the identity map. A 2 MiB page
+ * is split into 4 KiB ones when a change covers part of it; page-table pages come from what
+ * the monitor left free in [SBX_PT_ADDR, SBX_PT_END), then from the allocator (listed in the
+ * boot page's pt_table, so that a reset knows them).
  *
  * Under PVM the guest's page tables are shadowed by KVM: a new permission is honoured at the
  * next access (KVM's fault handler re-reads the entry), but a permission taken away is not,
@@ -17,12 +26,18 @@
 #define PTE_TABLE                                                                                  \
 	(SBX_PTE_P | SBX_PTE_W | SBX_PTE_U | SBX_PTE_A) /* as the monitor writes non-leaf entries  \
 							 */
+#define PAGE SBX_PAGE_SIZE
 #define HUGE (2ull << 20)
 #define NPT ((SBX_PT_END - SBX_PT_ADDR) / SBX_PAGE_SIZE)
+/* Page-table pages the allocator may give: 64 MiB of them, enough to map 32 GiB in 4 KiB. */
+#define K_MAX_PT 16384
 
 static uint8_t k_pt_used[NPT]; /* page-table pages in use, from the first scan on */
 static int k_pt_scanned;
 static unsigned k_pt_nfree;
+/* Page-table pages from the allocator, by page number (the boot page's pt_table, 1.5). */
+static uint32_t k_pt_list[K_MAX_PT];
+static uint32_t k_pt_nlist;
 /* The flush owed by this syscall: none, one page, or everything (read inline by k_pt_commit). */
 int k_pt_flush_owed;
 static uint64_t k_pt_flush_page;
@@ -31,7 +46,12 @@ void k_tlb_flush_cpl3(uint64_t page); /* entry.S: 0 flushes everything */
 
 static inline uint64_t *table(uint64_t entry)
 {
-	return (uint64_t *)(entry & SBX_PTE_ADDR);
+	return (uint64_t *)k_phys(entry & SBX_PTE_ADDR);
+}
+
+static uint64_t *pml4(void)
+{
+	return (uint64_t *)k_phys(SBX_PT_ADDR);
 }
 
 static int in_area(uint64_t pa)
@@ -45,6 +65,8 @@ static void mark(uint64_t pa)
 		k_pt_used[(pa - SBX_PT_ADDR) / SBX_PAGE_SIZE] = 1;
 }
 
+static void init_phys(void);
+
 /* Which pages of the area the tables use: the monitor allocated them from the bottom, and
  * the kernel's own splits since live in guest RAM with the tables. */
 static void scan(void)
@@ -53,12 +75,12 @@ static void scan(void)
 		return;
 	k_memset(k_pt_used, 0, sizeof(k_pt_used));
 	mark(SBX_PT_ADDR);
-	uint64_t *pml4 = (uint64_t *)SBX_PT_ADDR;
+	uint64_t *l4 = pml4();
 	for (int i = 0; i < 512; i++) {
-		if (!(pml4[i] & SBX_PTE_P) || !in_area(pml4[i] & SBX_PTE_ADDR))
+		if (!(l4[i] & SBX_PTE_P) || !in_area(l4[i] & SBX_PTE_ADDR))
 			continue;
-		mark(pml4[i] & SBX_PTE_ADDR);
-		uint64_t *pdpt = table(pml4[i]);
+		mark(l4[i] & SBX_PTE_ADDR);
+		uint64_t *pdpt = table(l4[i]);
 		for (int j = 0; j < 512; j++) {
 			if (!(pdpt[j] & SBX_PTE_P) || (pdpt[j] & SBX_PTE_PS) ||
 			    !in_area(pdpt[j] & SBX_PTE_ADDR))
@@ -74,26 +96,50 @@ static void scan(void)
 	for (unsigned i = 0; i < NPT; i++)
 		k_pt_nfree += !k_pt_used[i];
 	k_pt_scanned = 1;
+	if (!k_physmap_on)
+		init_phys();
 }
 
 unsigned k_pt_free_pages(void)
 {
 	scan();
-	return k_pt_nfree;
+	uint64_t n = k_pt_nfree + k_frames_nfree();
+	return n > 0xffffffffu ? 0xffffffffu : (unsigned)n;
 }
 
-static uint64_t *pt_alloc(void)
+/* Before the allocator exists (init_phys), page-table pages come from the top of the highest
+ * free range, while it is still identity-mapped: [k_boot_lo, k_boot_hi) is what was taken. */
+static uint64_t k_boot_lo, k_boot_hi, k_boot_floor;
+
+static uint64_t boot_page(void)
+{
+	if (k_boot_lo < k_boot_floor + PAGE || k_vma_find(k_boot_lo - PAGE))
+		return 0;
+	k_boot_lo -= PAGE;
+	return k_boot_lo;
+}
+
+/* A zeroed page for a page table (its guest-physical address), or 0. */
+static uint64_t pt_alloc(void)
 {
 	for (unsigned i = 0; i < NPT; i++) {
 		if (k_pt_used[i])
 			continue;
 		k_pt_used[i] = 1;
 		k_pt_nfree--;
-		uint64_t *p = (uint64_t *)(SBX_PT_ADDR + (uint64_t)i * SBX_PAGE_SIZE);
-		k_memset(p, 0, SBX_PAGE_SIZE);
-		return p;
+		uint64_t pa = SBX_PT_ADDR + (uint64_t)i * SBX_PAGE_SIZE;
+		k_memset(k_phys(pa), 0, SBX_PAGE_SIZE);
+		return pa;
 	}
-	return 0;
+	if (k_pt_nlist == K_MAX_PT)
+		return 0;
+	uint64_t pa = k_physmap_on ? k_frame_alloc() : boot_page();
+	if (!pa)
+		return 0;
+	if (!k_physmap_on)
+		k_memset((void *)pa, 0, SBX_PAGE_SIZE);
+	k_pt_list[k_pt_nlist++] = (uint32_t)(pa / SBX_PAGE_SIZE);
+	return pa;
 }
 
 static int kernel_at_cpl0(void)
@@ -118,14 +164,16 @@ static uint64_t leaf_bits(unsigned prot)
 	return e;
 }
 
-/* Does going from old to new take a permission away (or, at CPL0, change one at all)? */
+/* Does going from old to new take a permission away or move the page (or, at CPL0, change
+ * anything at all)? */
 static int needs_flush(uint64_t old, uint64_t nw)
 {
 	if (!(old & SBX_PTE_P) || old == nw)
 		return 0;
 	if (kernel_at_cpl0())
 		return 1;
-	return !(nw & SBX_PTE_P) || ((old & SBX_PTE_W) && !(nw & SBX_PTE_W)) ||
+	return !(nw & SBX_PTE_P) || ((old ^ nw) & SBX_PTE_ADDR) ||
+	       ((old & SBX_PTE_W) && !(nw & SBX_PTE_W)) ||
 	       (!(old & SBX_PTE_NX) && (nw & SBX_PTE_NX));
 }
 
@@ -151,34 +199,77 @@ static void set_entry(uint64_t *e, uint64_t nw, uint64_t va)
 	*e = nw;
 }
 
-/* The 2 MiB region at r as a table of 4 KiB entries, splitting a 2 MiB page (same
+/* A 2 MiB region as a table of 4 KiB entries, splitting a 2 MiB page (same
  * permissions, so nothing to flush) or filling an empty one with non-present entries. */
-static uint64_t *split(uint64_t *pde, uint64_t r)
+static uint64_t *split(uint64_t *pde)
 {
-	uint64_t *pt = pt_alloc();
-	if (!pt)
+	uint64_t pa = pt_alloc();
+	if (!pa)
 		return 0;
+	uint64_t *pt = (uint64_t *)k_phys(pa);
 	uint64_t e = *pde;
 	if (e & SBX_PTE_P) {
 		uint64_t bits = e & ~(SBX_PTE_ADDR | SBX_PTE_PS);
+		uint64_t base = e & SBX_PTE_ADDR & ~(HUGE - 1);
 		for (uint64_t k = 0; k < 512; k++)
-			pt[k] = (r + k * SBX_PAGE_SIZE) | bits;
+			pt[k] = (base + k * SBX_PAGE_SIZE) | bits;
 	}
-	*pde = (uint64_t)pt | PTE_TABLE;
+	*pde = pa | PTE_TABLE;
 	return pt;
 }
 
-/* [start, end) inside the 2 MiB region at r gets protection prot. */
+/* The table an entry points to, made (empty) if there is none; NULL if it maps a large page
+ * or no page-table page is left. */
+static uint64_t *below(uint64_t *e)
+{
+	if (*e & SBX_PTE_P)
+		return (*e & SBX_PTE_PS) ? 0 : table(*e);
+	uint64_t pa = pt_alloc();
+	if (!pa)
+		return 0;
+	*e = pa | PTE_TABLE; /* was not present: nothing to flush */
+	return table(*e);
+}
+
+/* The entry of the 2 MiB region holding va, or NULL (no table above it, unless create). */
+static uint64_t *pde_of(uint64_t va, int create)
+{
+	if (va >> 47)
+		return 0;
+	uint64_t *e = &pml4()[(va >> 39) & 511];
+	for (int shift = 30; shift >= 21; shift -= 9) {
+		uint64_t *t;
+		if (create)
+			t = below(e);
+		else
+			t = (*e & SBX_PTE_P) && !(*e & SBX_PTE_PS) ? table(*e) : 0;
+		if (!t)
+			return 0;
+		e = &t[(va >> shift) & 511];
+	}
+	return e;
+}
+
+/* The 4 KiB entry of va: NULL if there is no table for it (made if create, splitting a 2 MiB
+ * page, when page-table pages are left). */
+static uint64_t *pte_of(uint64_t va, int create)
+{
+	uint64_t *pde = pde_of(va, create);
+	if (!pde)
+		return 0;
+	if ((*pde & SBX_PTE_PS) || !(*pde & SBX_PTE_P)) {
+		if (!create || !split(pde))
+			return 0;
+	}
+	return &table(*pde)[(va >> 12) & 511];
+}
+
+/* [start, end) inside the 2 MiB region at r gets protection prot, mapped to itself. */
 static int set_region(uint64_t r, uint64_t start, uint64_t end, unsigned prot)
 {
-	uint64_t *pml4 = (uint64_t *)SBX_PT_ADDR;
-	uint64_t l4 = pml4[(r >> 39) & 511];
-	if (!(l4 & SBX_PTE_P))
+	uint64_t *pde = pde_of(r, 0);
+	if (!pde)
 		return prot ? -ENOMEM : 0;
-	uint64_t l3 = table(l4)[(r >> 30) & 511];
-	if (!(l3 & SBX_PTE_P) || (l3 & SBX_PTE_PS))
-		return prot ? -ENOMEM : 0;
-	uint64_t *pde = &table(l3)[(r >> 21) & 511];
 	uint64_t bits = leaf_bits(prot);
 	if (!(*pde & SBX_PTE_P) || (*pde & SBX_PTE_PS)) {
 		uint64_t want = bits ? r | bits | SBX_PTE_PS : 0;
@@ -186,7 +277,7 @@ static int set_region(uint64_t r, uint64_t start, uint64_t end, unsigned prot)
 			set_entry(pde, want, r);
 			return 0;
 		}
-		if (!split(pde, r))
+		if (!split(pde))
 			return -ENOMEM;
 	}
 	uint64_t *pt = table(*pde);
@@ -210,27 +301,369 @@ int k_pt_set(uint64_t start, uint64_t end, unsigned prot)
 	return ret;
 }
 
+/* Pages of the allocator being given back, gathered into runs (one DISCARD for a run). */
+struct k_run {
+	uint64_t gpa, n;
+};
+
+static void run_add(struct k_run *r, uint64_t gpa)
+{
+	if (r->n && gpa == r->gpa + r->n * PAGE) {
+		r->n++;
+		return;
+	}
+	k_frames_free(r->gpa, r->n, 0);
+	r->gpa = gpa;
+	r->n = 1;
+}
+
+static void run_end(struct k_run *r)
+{
+	k_frames_free(r->gpa, r->n, 0);
+	r->n = 0;
+}
+
+/* Nothing is mapped in [start, end): the allocator's pages there go back to it. */
+static void clear(uint64_t start, uint64_t end)
+{
+	struct k_run run = {0, 0};
+	for (uint64_t at = start; at < end;) {
+		uint64_t r = at & ~(HUGE - 1);
+		uint64_t e = r + HUGE < end ? r + HUGE : end;
+		uint64_t *pde = pde_of(r, 0);
+		if (!pde) {
+			/* No table: nothing mapped (skip as far as the missing level reaches). */
+			at = e;
+			continue;
+		}
+		if (!(*pde & SBX_PTE_P) || (*pde & SBX_PTE_PS)) {
+			set_region(r, at, e, 0);
+		} else {
+			uint64_t *pt = table(*pde);
+			for (uint64_t va = at; va < e; va += PAGE) {
+				uint64_t *pte = &pt[(va >> 12) & 511];
+				if (*pte & SBX_PTE_OWNED)
+					run_add(&run, *pte & SBX_PTE_ADDR);
+				set_entry(pte, 0, va);
+			}
+		}
+		at = e;
+	}
+	run_end(&run);
+}
+
+/* A page of an mmap'ed range: the page it has or, when `fill`, a new one from the allocator
+ * (0: none). */
+static uint64_t page_entry(uint64_t old, uint64_t bits, int fill)
+{
+	uint64_t page = old & SBX_PTE_ADDR, own = old & SBX_PTE_OWNED;
+	if (!(old & (SBX_PTE_P | SBX_PTE_KEEP))) {
+		if (!fill || !(page = k_frame_alloc()))
+			return 0;
+		own = SBX_PTE_OWNED;
+	}
+	return page | own | (bits ? bits : SBX_PTE_KEEP);
+}
+
+/* The pages of an mmap'ed range get protection prot, keeping the page each has; one that has
+ * none gets one when `fill` says so. Top down: the allocator hands pages out from the top,
+ * so the range's pages come out in ascending order, contiguous for the monitor's I/O. A new
+ * page table is filled before it is linked: under PVM a write to a linked one costs a shadow
+ * page fault (~6 us) the first time. */
+static int paged_set(uint64_t start, uint64_t end, unsigned prot, int fill)
+{
+	/* The new tables first, so that they do not cut the pages into runs of 2 MiB. */
+	uint64_t pre[64];
+	unsigned npre = 0, used = 0;
+	for (uint64_t re = end; fill && re > start && npre < 64;) {
+		uint64_t r = (re - 1) & ~(HUGE - 1), *pde = pde_of(r, 1);
+		if (pde && *pde == 0 && !(pre[npre++] = pt_alloc()))
+			return -ENOMEM;
+		re = r > start ? r : start;
+	}
+	uint64_t bits = leaf_bits(prot);
+	for (uint64_t re = end; re > start;) {
+		uint64_t r = (re - 1) & ~(HUGE - 1), rs = r > start ? r : start;
+		uint64_t *pde = pde_of(r, fill), *pt = 0, pa = 0;
+		if (!pde) {
+			if (fill)
+				return -ENOMEM;
+			re = rs;
+			continue;
+		}
+		if (*pde == 0 && fill) {
+			if (!(pa = used < npre ? pre[used++] : pt_alloc()))
+				return -ENOMEM;
+			pt = (uint64_t *)k_phys(pa);
+		} else if ((*pde & SBX_PTE_P) && !(*pde & SBX_PTE_PS)) {
+			pt = table(*pde);
+		} else if (fill) {
+			if (!split(pde))
+				return -ENOMEM;
+			pt = table(*pde);
+		}
+		int ret = 0;
+		for (uint64_t va = re; pt && va > rs;) {
+			va -= PAGE;
+			uint64_t *e = &pt[(va >> 12) & 511], nw = page_entry(*e, bits, fill);
+			if (!nw) {
+				ret = fill ? -ENOMEM : 0;
+				continue;
+			}
+			if (pa)
+				*e = nw; /* not linked yet */
+			else
+				set_entry(e, nw, va);
+		}
+		if (pa)
+			*pde = pa | PTE_TABLE;
+		if (ret < 0)
+			return ret;
+		re = rs;
+	}
+	return 0;
+}
+
+/* Does an mmap'ed mapping with protection prot have its pages now? A PROT_NONE anonymous
+ * range is a reservation (none until a protection is given); a file's bytes are read in at
+ * mmap, so its pages exist whatever the protection. */
+static int filled(unsigned prot, unsigned kind)
+{
+	return prot != 0 || kind == K_VMA_FILE;
+}
+
 int k_pt_follow(uint64_t start, uint64_t end)
 {
+	scan();
 	int ret = 0;
 	for (uint64_t at = start; at < end;) {
 		const struct k_vma *v = k_vma_find(at);
 		uint64_t e;
-		unsigned prot = 0;
+		int x = 0;
 		if (v) {
-			e = v->end;
-			prot = v->prot;
+			e = v->end < end ? v->end : end;
+			if (k_vma_paged(v))
+				x = paged_set(at, e, v->prot, filled(v->prot, v->kind));
+			else
+				x = k_pt_set(at, e, v->prot);
 		} else {
 			e = k_vma_next(at);
+			if (e > end)
+				e = end;
+			clear(at, e);
 		}
-		if (e > end)
-			e = end;
-		int x = k_pt_set(at, e, prot);
 		if (x < 0)
 			ret = x;
 		at = e;
 	}
 	return ret;
+}
+
+int k_pt_map(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot)
+{
+	scan();
+	struct k_run run = {0, 0};
+	uint64_t bits = leaf_bits(prot);
+	int ret = 0;
+	for (uint64_t off = 0; off < len; off += PAGE) {
+		uint64_t *e = pte_of(va + off, 1);
+		if (!e) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (*e & SBX_PTE_OWNED)
+			run_add(&run, *e & SBX_PTE_ADDR);
+		set_entry(e, (gpa + off) | (bits ? bits : SBX_PTE_KEEP), va + off);
+	}
+	run_end(&run);
+	return ret;
+}
+
+uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot)
+{
+	scan();
+	/* The tables above: a PD per GiB, a PDPT per 512 GiB, and the splits at both ends. */
+	uint64_t tables = (end - start) / (1ull << 30) + 6, most = (end - start) / PAGE * 2;
+	if (k_frames_nfree() >= most + tables)
+		return most + tables; /* enough even if every page needed one: no need to look */
+	uint64_t n = 0;
+	for (uint64_t at = start; at < end;) {
+		const struct k_vma *v = k_vma_find(at);
+		uint64_t e = v ? v->end : k_vma_next(at);
+		if (e > end)
+			e = end;
+		if (v && k_vma_paged(v) && filled(prot, v->kind)) {
+			for (uint64_t va = at; va < e;) {
+				uint64_t *pde = pde_of(va, 0), r = (va & ~(HUGE - 1)) + HUGE;
+				uint64_t stop = r < e ? r : e;
+				if (!pde || !(*pde & SBX_PTE_P) || (*pde & SBX_PTE_PS)) {
+					n += (stop - va) / PAGE + 1; /* the pages and their table */
+				} else {
+					uint64_t *pt = table(*pde);
+					for (uint64_t p = va; p < stop; p += PAGE)
+						n += !(pt[(p >> 12) & 511] &
+						       (SBX_PTE_P | SBX_PTE_KEEP));
+				}
+				va = stop;
+			}
+		}
+		at = e;
+	}
+	return n + tables;
+}
+
+int k_pt_move(uint64_t from, uint64_t to, uint64_t len)
+{
+	scan();
+	for (uint64_t off = 0; off < len; off += PAGE) {
+		uint64_t size, *src = k_pt_leaf(from + off, &size);
+		if (src && !pte_of(to + off, 1))
+			return -ENOMEM;
+	}
+	for (uint64_t off = 0; off < len; off += PAGE) {
+		uint64_t *src = pte_of(from + off, 0);
+		if (!src || !(*src & (SBX_PTE_P | SBX_PTE_KEEP)))
+			continue;
+		uint64_t v = *src;
+		set_entry(src, 0, from + off);
+		set_entry(pte_of(to + off, 0), v, to + off);
+	}
+	return 0;
+}
+
+void k_pt_discard(uint64_t start, uint64_t end)
+{
+	scan();
+	uint64_t gpa = 0, n = 0;
+	for (uint64_t va = start; va < end; va += PAGE) {
+		uint64_t *e = pte_of(va, 0);
+		uint64_t g = e && (*e & SBX_PTE_OWNED) ? *e & SBX_PTE_ADDR : 0;
+		if (n && g == gpa + n * PAGE) {
+			n++;
+			continue;
+		}
+		k_frames_zero(gpa, n);
+		gpa = g;
+		n = g != 0;
+	}
+	k_frames_zero(gpa, n);
+}
+
+/* All of RAM mapped at SBX_PHYSMAP_VA, in 2 MiB pages. Its tables come from the area, else
+ * from the top of the free range (boot_page). */
+static int build_physmap(uint64_t mem)
+{
+	uint64_t *pdpt = below(&pml4()[(SBX_PHYSMAP_VA >> 39) & 511]);
+	if (!pdpt)
+		return -ENOMEM;
+	uint64_t leaf = leaf_bits(SBX_PROT_READ | SBX_PROT_WRITE) | SBX_PTE_PS;
+	for (uint64_t g = 0; g < mem; g += HUGE) {
+		uint64_t *pd = below(&pdpt[(g >> 30) & 511]);
+		if (!pd)
+			return -ENOMEM;
+		pd[(g >> 21) & 511] = g | leaf; /* new entries: nothing to flush */
+	}
+	return 0;
+}
+
+/* Is the page at va one nobody owns (init_phys)? */
+static int unowned(uint64_t va, uint64_t top)
+{
+	return va >= SBX_USER_ADDR && va < top && !k_vma_find(va);
+}
+
+/* Takes the pages nobody owns below top off the identity map. Writing a directory KVM shadows
+ * traps, one entry at a time (~1.6 ms for 256 MiB of RAM), so each GiB gets a new directory,
+ * built before it is linked, and one write links it; then one full flush. */
+static void unmap_free(uint64_t top)
+{
+	for (uint64_t g = SBX_USER_ADDR & ~((1ull << 30) - 1); g < top; g += 1ull << 30) {
+		uint64_t *l4 = &pml4()[(g >> 39) & 511];
+		if (!(*l4 & SBX_PTE_P))
+			return;
+		uint64_t *pdpte = &table(*l4)[(g >> 30) & 511], pa = 0;
+		if (!(*pdpte & SBX_PTE_P) || (*pdpte & SBX_PTE_PS) || !(pa = pt_alloc()))
+			return;
+		uint64_t *old = table(*pdpte), *pd = (uint64_t *)k_phys(pa);
+		k_memcpy(pd, old, SBX_PAGE_SIZE);
+		for (uint64_t k = 0; k < 512; k++) {
+			uint64_t r = g + k * HUGE, e = pd[k];
+			if (r + HUGE <= SBX_USER_ADDR || r >= top || !(e & SBX_PTE_P))
+				continue;
+			if (r >= SBX_USER_ADDR && r + HUGE <= top && k_vma_free(r, r + HUGE)) {
+				pd[k] = 0;
+				continue;
+			}
+			uint64_t *pt, tpa = 0;
+			if (e & SBX_PTE_PS) {
+				if (!(tpa = pt_alloc()))
+					continue;
+				pt = (uint64_t *)k_phys(tpa);
+				uint64_t bits = e & ~(SBX_PTE_ADDR | SBX_PTE_PS);
+				for (uint64_t i = 0; i < 512; i++)
+					pt[i] =
+					    ((e & SBX_PTE_ADDR & ~(HUGE - 1)) + i * PAGE) | bits;
+			} else {
+				pt = table(
+				    e); /* linked already: its writes trap, but they are few */
+			}
+			for (uint64_t i = 0; i < 512; i++)
+				if (unowned(r + i * PAGE, top))
+					set_entry(&pt[i], 0, r + i * PAGE);
+			if (tpa)
+				pd[k] = tpa | PTE_TABLE;
+		}
+		/* The old directory stays unused: a paging-structure cache may hold it until the
+		 * flush, so it is not handed out again. */
+		*pdpte = pa | PTE_TABLE;
+		k_pt_flush_owed = 2;
+	}
+}
+
+/* At first use: the map of RAM, the allocator (its bitmap at the top of the highest free
+ * range) holding every page below the stack that no mapping owns, and those pages unmapped
+ * from the identity map, so that the program faults there as on Linux. Without a map of RAM
+ * (no page for its tables) the kernel stays as it was: mmap'ed memory then gets no pages. */
+static void init_phys(void)
+{
+	volatile struct sbx_bootinfo *b = BOOT;
+	b->pt_table = (uint64_t)k_pt_list;
+	b->pt_count = (uint64_t)&k_pt_nlist;
+	uint64_t mem = b->mem_size & ~(HUGE - 1), top = b->mmap_top;
+	if (top > mem || top <= SBX_USER_ADDR)
+		return;
+	uint64_t hi = top;
+	for (const struct k_vma *v; hi > SBX_USER_ADDR && (v = k_vma_find(hi - PAGE));)
+		hi = v->start;
+	k_boot_lo = k_boot_hi = hi;
+	k_boot_floor = SBX_USER_ADDR;
+	if (build_physmap(mem) < 0)
+		return;
+	uint64_t npages = mem / PAGE, nb = ((npages + 63) / 64 * 8 + PAGE - 1) / PAGE;
+	for (uint64_t i = 0; i < nb; i++)
+		if (!boot_page())
+			return;
+	k_physmap_on = 1;
+	k_boot_floor = k_boot_lo; /* from here on page tables come from the allocator */
+	k_memset(k_phys(k_boot_lo), 0, nb * PAGE);
+	k_frames_init(k_boot_lo, npages);
+	for (uint64_t at = SBX_USER_ADDR; at < top;) {
+		const struct k_vma *v = k_vma_find(at);
+		if (v) {
+			at = v->end;
+			continue;
+		}
+		uint64_t e = k_vma_next(at);
+		if (e > top)
+			e = top;
+		if (at < k_boot_lo)
+			k_frames_add(at, ((e < k_boot_lo ? e : k_boot_lo) - at) / PAGE);
+		if (e > k_boot_hi)
+			k_frames_add(at > k_boot_hi ? at : k_boot_hi,
+				     (e - (at > k_boot_hi ? at : k_boot_hi)) / PAGE);
+		at = e;
+	}
+	unmap_free(top);
 }
 
 void k_pt_flush(void)
@@ -248,41 +681,11 @@ void k_pt_flush(void)
 }
 
 /* Shared file mappings (shmap.c) map a range onto guest-physical memory the monitor placed
- * above RAM, where the monitor built no tables: the missing levels are made here, with
- * 4 KiB leaves (a window is page aligned, not 2 MiB aligned). The tables needed are counted
- * by the caller beforehand (k_pt_phys_need), so this fails only on a table the program broke. */
+ * above RAM (k_pt_map, which makes the levels it lacks, with 4 KiB leaves). The tables needed
+ * are counted by the caller beforehand, so that mapping fails only on a table the program
+ * broke. */
 unsigned k_pt_phys_need(uint64_t va, uint64_t len)
 {
 	uint64_t first = va & ~(HUGE - 1), last = (va + len - 1) & ~(HUGE - 1);
 	return (unsigned)((last - first) / HUGE) + 1 + 2; /* leaf tables, a directory and a PDPT */
-}
-
-static uint64_t *level(uint64_t *e)
-{
-	if (!(*e & SBX_PTE_P)) {
-		uint64_t *t = pt_alloc();
-		if (!t)
-			return 0;
-		*e = (uint64_t)t | PTE_TABLE;
-	}
-	return (*e & SBX_PTE_PS) ? 0 : table(*e);
-}
-
-int k_pt_map_phys(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot)
-{
-	scan();
-	uint64_t bits = leaf_bits(prot);
-	for (uint64_t off = 0; off < len; off += SBX_PAGE_SIZE) {
-		uint64_t v = va + off;
-		uint64_t *pdpt = level(&((uint64_t *)SBX_PT_ADDR)[(v >> 39) & 511]);
-		uint64_t *pd = pdpt ? level(&pdpt[(v >> 30) & 511]) : 0;
-		uint64_t *pde = pd ? &pd[(v >> 21) & 511] : 0;
-		if (!pde || ((*pde & SBX_PTE_PS) && !split(pde, v & ~(HUGE - 1))))
-			return -ENOMEM;
-		uint64_t *pt = level(pde);
-		if (!pt)
-			return -ENOMEM;
-		set_entry(&pt[(v >> 12) & 511], bits ? (gpa + off) | bits : 0, v);
-	}
-	return 0;
 }

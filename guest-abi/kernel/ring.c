@@ -85,7 +85,7 @@ long k_call(uint32_t nr, const uint64_t *args, unsigned nargs)
 	return k_submit(s);
 }
 
-long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
+static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	volatile struct sbx_slot *s = k_slot(nr);
 	s->u.a[0] = 0;
@@ -96,10 +96,107 @@ long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 	return k_submit(s);
 }
 
+/* Requests carry guest-physical addresses (1.5). The kernel's own buffers, below
+ * SBX_USER_ADDR, are identity-mapped; a program's buffer is translated through its page
+ * tables, and one that is not one run of RAM is split (a vector of runs) or bounced. */
+static int kernel_addr(uint64_t p)
+{
+	return p < SBX_USER_ADDR;
+}
+
+static struct sbx_iovec k_xiov[SBX_IOV_MAX]; /* one thread: statics are safe */
+static uint8_t k_xbuf[65536];
+static char k_xpath[2][SBX_PATH_MAX];
+
+/* [base, base + len) as runs of RAM appended to k_xiov from *m: 0 when all of it went. */
+static int add_runs(uint64_t base, uint64_t len, unsigned *m)
+{
+	while (len && *m < SBX_IOV_MAX) {
+		uint64_t g = base, n = len;
+		if (!kernel_addr(base) && !(n = k_gpa_run(base, len, &g)))
+			return -1;
+		k_xiov[*m].base = g;
+		k_xiov[(*m)++].len = n;
+		base += n;
+		len -= n;
+	}
+	return len ? -1 : 0;
+}
+
+/* READV/WRITEV: the kernel's checked copy of the vector, each element as its runs (cut where
+ * the runs no longer fit: a shorter transfer, as Linux may do). */
+static long rw_vector(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt)
+{
+	const struct sbx_iovec *v = (const struct sbx_iovec *)iov;
+	unsigned m = 0;
+	for (uint64_t i = 0; i < cnt; i++)
+		if (add_runs(v[i].base, v[i].len, &m) < 0)
+			break;
+	if (!m && cnt)
+		for (uint64_t i = 0; i < cnt; i++)
+			if (v[i].len)
+				return -EFAULT;
+	return submit_rw(nr, fd, (uint64_t)k_xiov, m, 0);
+}
+
+long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
+{
+	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
+		return rw_vector(nr, fd, buf, len);
+	uint64_t g = buf;
+	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
+		return submit_rw(nr, fd, g, len, off);
+	if (nr == SBX_CALL_READ || nr == SBX_CALL_WRITE) {
+		unsigned m = 0;
+		add_runs(buf, len, &m);
+		if (!m)
+			return -EFAULT;
+		return submit_rw(nr == SBX_CALL_READ ? SBX_CALL_READV : SBX_CALL_WRITEV, fd,
+				 (uint64_t)k_xiov, m, 0);
+	}
+	if (nr == SBX_CALL_PREAD || nr == SBX_CALL_PWRITE) {
+		/* A positioned transfer takes one buffer: one request per run, up to a short one.
+		 */
+		uint64_t done = 0;
+		while (done < len) {
+			uint64_t n = k_gpa_run(buf + done, len - done, &g);
+			long r = n ? submit_rw(nr, fd, g, n, off + (int64_t)done) : -EFAULT;
+			if (r < 0)
+				return done ? (long)done : r;
+			done += (uint64_t)r;
+			if ((uint64_t)r < n)
+				break;
+		}
+		return (long)done;
+	}
+	/* GETDENTS, RANDOM: through a kernel buffer. */
+	uint64_t n = len < sizeof(k_xbuf) ? len : sizeof(k_xbuf);
+	long r = submit_rw(nr, fd, (uint64_t)k_xbuf, n, off);
+	if (r > 0)
+		k_memcpy((void *)buf, k_xbuf, (uint64_t)r);
+	return r;
+}
+
+/* A path the monitor reads: its guest-physical address, or a kernel copy of it. */
+static uint64_t path_gpa(uint64_t p, uint64_t len, char *bounce)
+{
+	uint64_t g = p;
+	if (!len || kernel_addr(p) || k_gpa_run(p, len, &g) == len)
+		return g;
+	k_memcpy(bounce, (const void *)p, len < SBX_PATH_MAX ? len : SBX_PATH_MAX);
+	return (uint64_t)bounce;
+}
+
 long k_call_path(uint32_t nr, const struct sbx_path *p)
 {
+	struct sbx_path x = *p;
+	x.path = path_gpa(p->path, p->path_len, k_xpath[0]);
+	x.path2 = path_gpa(p->path2, p->path2_len, k_xpath[1]);
+	/* Results go to kernel buffers; anything else must be one run. */
+	if (x.buf_len && !kernel_addr(x.buf) && k_gpa_run(p->buf, p->buf_len, &x.buf) != p->buf_len)
+		return -EFAULT;
 	volatile struct sbx_slot *s = k_slot(nr);
-	const uint64_t *src = (const uint64_t *)p;
+	const uint64_t *src = (const uint64_t *)&x;
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = src[i];
 	return k_submit(s);

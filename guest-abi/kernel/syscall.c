@@ -12,16 +12,41 @@ static const k_syscall_fn k_table[SBX_MAX_SYSCALL] = {
 #undef SBX_SYSCALL
 _Static_assert(SBX_SYSCALL_LAST < SBX_MAX_SYSCALL, "every syscall number fits the tables");
 
+/* How --strace prints each call's arguments (sbx_syscalls.h). */
+#define SBX_SYSCALL(nr, name, args, handler) [nr] = args,
+static const char *const k_trace_kinds[SBX_MAX_SYSCALL] = {
+#include "sbx_syscalls.h"
+};
+#undef SBX_SYSCALL
+
+/* --strace: the monitor prints the bytes of path and buffer arguments from the addresses it is
+ * given, which are guest-physical; it gets kernel copies of them (256 bytes, more than it
+ * shows), the other arguments as the program passed them. */
+static void trace(uint64_t nr, long ret, const struct k_frame *f)
+{
+	static char copy[6][257]; /* one thread: a static is safe */
+	uint64_t args[6] = {f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9};
+	const char *k = nr < SBX_MAX_SYSCALL ? k_trace_kinds[nr] : 0;
+	for (int i = 0; k && k[i] && i < 6; i++) {
+		if (k[i] != 's' && k[i] != 'w' && (k[i] != 'r' || ret < 0))
+			continue;
+		uint64_t n = k_user_span(args[i], 256, K_READ);
+		if (!n)
+			continue;
+		k_memcpy(copy[i], (const void *)args[i], n);
+		copy[i][n] = 0;
+		args[i] = (uint64_t)copy[i];
+	}
+	uint64_t t[3] = {nr, (uint64_t)ret, (uint64_t)args};
+	k_call(SBX_CALL_TRACE, t, 3);
+}
+
 long k_syscall(uint64_t nr, struct k_frame *f);
 long k_syscall(uint64_t nr, struct k_frame *f)
 {
 	long ret;
-	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231)) {
-		/* exit never returns: trace it on the way in. */
-		uint64_t args[6] = {f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9};
-		uint64_t t[3] = {nr, 0, (uint64_t)args};
-		k_call(SBX_CALL_TRACE, t, 3);
-	}
+	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231))
+		trace(nr, 0, f); /* exit never returns: trace it on the way in */
 	if (nr < SBX_MAX_SYSCALL && k_table[nr]) {
 		ret = k_table[nr](f);
 	} else if (nr == SBX_SYS_EXEC) {
@@ -32,10 +57,7 @@ long k_syscall(uint64_t nr, struct k_frame *f)
 		ret = -ENOSYS;
 	}
 	k_pt_commit();
-	if (BOOT->flags & SBX_BOOT_STRACE) {
-		uint64_t args[6] = {f->rdi, f->rsi, f->rdx, f->r10, f->r8, f->r9};
-		uint64_t t[3] = {nr, (uint64_t)ret, (uint64_t)args};
-		k_call(SBX_CALL_TRACE, t, 3);
-	}
+	if (BOOT->flags & SBX_BOOT_STRACE)
+		trace(nr, ret, f);
 	return ret;
 }

@@ -293,10 +293,12 @@ static int vma_split_both(uint64_t start, uint64_t end)
 	return 0;
 }
 
-/* Memory a program can map again, which must read as zero when it does. */
+/* Memory a program can map again, which must read as zero when it does, released here: the
+ * heap's (identity-mapped). An mmap'ed range's pages go back when the page tables follow
+ * (pt.c), since only they know which pages those are. */
 static int releasable(const struct k_vma *v)
 {
-	return v->kind == K_VMA_HEAP || v->kind == K_VMA_ANON || v->kind == K_VMA_FILE;
+	return v->kind == K_VMA_HEAP;
 }
 
 int k_vma_unmap(uint64_t start, uint64_t end)

@@ -127,6 +127,41 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	return 0;
 }
 
+/* A dirty page-table page: one that differs from the snapshot's needs the memslot re-added
+ * (*pt); one that does not needs nothing, not even a copy. */
+static void pt_page(struct sbx_vm *vm, struct sbx_snap *s, uint64_t nw, uint64_t p, int *pt)
+{
+	if (p / 64 >= nw || !(s->dirty[p / 64] >> (p % 64) & 1))
+		return;
+	uint64_t gpa = p * SBX_PAGE_SIZE;
+	if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE) == 0)
+		s->dirty[p / 64] &= ~(1ull << (p % 64));
+	else
+		*pt = 1;
+}
+
+/* The page-table pages a 1.5 kernel took from RAM, as the RAM at `ram` lists them (the boot
+ * page's pt_table and pt_count: guest values, checked against RAM, used only to decide which
+ * pages are page tables). */
+static void kernel_pt_pages(struct sbx_vm *vm, struct sbx_snap *s, const uint8_t *ram, uint64_t nw,
+			    int *pt)
+{
+	const struct sbx_bootinfo *b = (const struct sbx_bootinfo *)(ram + SBX_BOOTINFO_ADDR);
+	uint64_t size = vm->proc.mem.size, table = b->pt_table, count = b->pt_count;
+	uint32_t n;
+	if (!table || count > size - sizeof(n) || table > size)
+		return;
+	memcpy(&n, ram + count, sizeof(n));
+	if (n > (size - table) / sizeof(uint32_t))
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t p;
+		memcpy(&p, ram + table + (uint64_t)i * sizeof(p), sizeof(p));
+		if ((uint64_t)p < size / SBX_PAGE_SIZE)
+			pt_page(vm, s, nw, p, pt);
+	}
+}
+
 /* Puts back the pages written since the last reset. Without allow_pt a page-table page among
  * them stops it with -EAGAIN before anything is copied (the caller stops the vCPU and tries
  * again); the pages taken stay in s->dirty. */
@@ -152,15 +187,11 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 	/* The guest kernel writes page tables (guest-abi/kernel/pt.c), and a run often leaves
 	 * them as it found them (mprotect there and back): such a page needs neither a copy nor
 	 * the memslot re-added, since KVM saw the guest's own writes. */
-	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++) {
-		if (p / 64 >= nw || !(s->dirty[p / 64] >> (p % 64) & 1))
-			continue;
-		uint64_t gpa = p * SBX_PAGE_SIZE;
-		if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE) == 0)
-			s->dirty[p / 64] &= ~(1ull << (p % 64));
-		else
-			*pt = 1;
-	}
+	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++)
+		pt_page(vm, s, nw, p, pt);
+	/* Those the kernel took from RAM since (1.5), and before the run (freed in it). */
+	kernel_pt_pages(vm, s, vm->proc.mem.base, nw, pt);
+	kernel_pt_pages(vm, s, s->ram, nw, pt);
 	if (*pt && !allow_pt)
 		return -EAGAIN;
 	/* Pages the caller keeps as they are (the exec mailbox, whole pages of coverage

@@ -135,8 +135,8 @@ Test(vma, mappings_merge_split_and_keep_their_kind)
 
 	cr_assert_eq(k_vma_unmap(0x1001000, 0x1002000), 0);
 	cr_expect(!readable(0x1001000, 1) && writable(0x1000000, P) && writable(0x1002000, P));
-	cr_expect_eq(nreleased, 1);
-	cr_expect(released[0][0] == 0x1001000 && released[0][1] == 0x1002000);
+	/* An mmap'ed range's pages go back when the page tables follow (pt.c), not here. */
+	cr_expect_eq(nreleased, 0);
 	cr_expect_eq(k_user_span(0x1000000, 0x3000, K_READ), P, "stops at the hole");
 }
 

@@ -151,6 +151,15 @@ Test(e2e, page_protections_hold_as_on_linux)
 	same_as_native("", SAMPLES "memprot-@LIBC@ guard", "");
 }
 
+/* The address space is larger than RAM (256 MiB here): reservations of 8 GiB and 512 MiB,
+ * MAP_FIXED far above RAM, 2 GiB mapped and unmapped in turn, mremap, and I/O into memory
+ * whose pages are scattered in RAM, all as natively (samples/vaspace.c). */
+Test(e2e, the_address_space_is_larger_than_ram)
+{
+	same_as_native("--mem 256M --tmp /tmp --ro " SBX_BUILD_DIR "/samples",
+		       SAMPLES "vaspace-@LIBC@ " SAMPLES "vaspace-@LIBC@ /tmp/sbx-vaspace.out", "");
+}
+
 Test(e2e, large_output_and_stdin)
 {
 	same_as_native("", SAMPLES "bigout-@LIBC@ 3", "");
