@@ -46,9 +46,14 @@ long k_sys_exec(struct k_frame *f)
 		/* The monitor writes both before every run. */
 		if (!k_user_ok(f->rsi, f->rdx, K_WRITE) || !k_user_ok(f->r10, f->r8, K_WRITE))
 			return -EFAULT;
-		/* ... at guest-physical addresses: each must be one run of pages (an mmap'ed
-		 * buffer is, as the allocator hands its pages out in order). */
+		/* ... at guest-physical addresses: each must be one run of pages. An mmap'ed
+		 * buffer usually is, as the allocator hands its pages out in order, but not in
+		 * RAM a dynamic program's loader left in holes: its pages are moved onto a run. */
 		uint64_t counters = 0, input = 0;
+		if (f->r8 && k_gpa_run(f->r10, f->r8, &input) != f->r8 &&
+		    !(f->r10 & (SBX_PAGE_SIZE - 1)) && !(f->r8 & (SBX_PAGE_SIZE - 1)) &&
+		    k_pt_make_run(f->r10, f->r8) == 0)
+			k_pt_commit();
 		if ((f->rdx && k_gpa_run(f->rsi, f->rdx, &counters) != f->rdx) ||
 		    (f->r8 && k_gpa_run(f->r10, f->r8, &input) != f->r8))
 			return -ENOMEM;

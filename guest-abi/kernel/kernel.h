@@ -177,6 +177,10 @@ uint64_t *k_pt_leaf(uint64_t va, uint64_t *size);
 /* Bytes of [va, va + len) that are physically contiguous from va (0: va has no page), and the
  * guest-physical address of va in *gpa: what a ring request may carry. */
 uint64_t k_gpa_run(uint64_t va, uint64_t len, uint64_t *gpa);
+/* The allocator's pages of the mmap'ed range [va, va + len) (page aligned) moved, bytes and
+ * all, onto one run of RAM: for a buffer the monitor addresses as one guest-physical block.
+ * 0, -ENOMEM (no such run), or -EINVAL (a page of the range is not the allocator's). */
+int k_pt_make_run(uint64_t va, uint64_t len);
 
 /* phys.c: the RAM pages nobody else owns (not the kernel's, the image's, the heap's or the
  * stack's), handed out for mmap'ed memory and page tables. A free page reads as zero. */
@@ -190,6 +194,8 @@ int k_frames_claim(uint64_t gpa, uint64_t n);
 /* [gpa, gpa + n pages) reads as zero again (given to the host when large), staying taken. */
 void k_frames_zero(uint64_t gpa, uint64_t n);
 uint64_t k_frames_nfree(void);
+/* n free pages in a row, taken: the first one's address, or 0 when RAM has no such run. */
+uint64_t k_frames_run(uint64_t n);
 
 /* pt.c: the page tables, kept following the table of mappings. */
 /* [start, end) (page aligned) gets protection prot (0: not present). 0, or -ENOMEM when a

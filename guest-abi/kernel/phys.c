@@ -89,6 +89,20 @@ int k_frames_claim(uint64_t gpa, uint64_t n)
 	return 0;
 }
 
+uint64_t k_frames_run(uint64_t n)
+{
+	if (!n || n > k_fnfree)
+		return 0;
+	/* The highest n free pages in a row, as k_frame_alloc would start there. */
+	uint64_t len = 0;
+	for (uint64_t i = k_ftop; i-- > 0;) {
+		len = (bits()[i / 64] >> (i % 64) & 1) ? len + 1 : 0;
+		if (len == n)
+			return k_frames_claim(i * PAGE, n) == 0 ? i * PAGE : 0;
+	}
+	return 0;
+}
+
 uint64_t k_frames_nfree(void)
 {
 	return k_fnfree;

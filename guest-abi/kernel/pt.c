@@ -479,6 +479,27 @@ int k_pt_map(uint64_t va, uint64_t gpa, uint64_t len, unsigned prot)
 	return ret;
 }
 
+int k_pt_make_run(uint64_t va, uint64_t len)
+{
+	uint64_t n = len / PAGE;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t *e = pte_of(va + i * PAGE, 0);
+		if (!e || !(*e & SBX_PTE_OWNED))
+			return -EINVAL;
+	}
+	uint64_t base = k_frames_run(n);
+	if (!base)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t *e = pte_of(va + i * PAGE, 0), old = *e & SBX_PTE_ADDR,
+			 to = base + i * PAGE;
+		k_memcpy(k_phys(to), k_phys(old), PAGE);
+		set_entry(e, (*e & ~SBX_PTE_ADDR) | to, va + i * PAGE);
+		k_frames_free(old, 1, 0);
+	}
+	return 0;
+}
+
 uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot)
 {
 	scan();

@@ -84,3 +84,17 @@ Test(phys, freeing_zeroes_small_runs_here)
 	cr_expect(page[0] == 0 && page[sizeof(page) - 1] == 0);
 	cr_expect_eq(ncalls, 0, "8 KiB is zeroed, not given to the host");
 }
+
+/* A buffer the monitor addresses as one block: the highest run of free pages long enough,
+ * past holes a loader left; none when no run is that long. */
+Test(phys, a_run_of_pages_skips_the_holes)
+{
+	k_frames_claim(120 * P, 1); /* a hole: 100..119 and 121..127 stay free */
+	cr_expect_eq(k_frames_run(7), 121 * P, "121..127 fit 7");
+	cr_expect_eq(k_frames_run(8), 112 * P, "8 need the range below the hole: 112..119");
+	cr_expect_eq(k_frames_nfree(), 35 - 15);
+	cr_expect_eq(k_frames_run(13), 0, "100..111 is 12 long, 16..23 is 8");
+	cr_expect_eq(k_frames_run(12), 100 * P);
+	cr_expect_eq(k_frames_run(0), 0);
+	cr_expect_eq(k_frames_nfree(), 8);
+}
