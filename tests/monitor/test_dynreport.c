@@ -73,7 +73,13 @@ Test(dynreport, the_backtrace_goes_through_libraries)
 	/* A crash inside libc itself. */
 	out = e2e_expect_output(SANDBOX " " DYN " strlen 2>&1 >/dev/null", 139,
 				"read of unmapped address 0x0 (null pointer) in libc.so.6+0x",
-				"SUMMARY: sandbox: SIGSEGV in libc.so.6+0x", NULL);
+				"SUMMARY: sandbox: SIGSEGV ", NULL);
+	/* The summary names libc's place: by object and offset, or, where libc's debug info is
+	 * found (a debuginfod cache a gdb run filled), by its function and line. */
+	const char *sum = strstr(out, "SUMMARY: sandbox: SIGSEGV ");
+	cr_expect(sum && (strncmp(sum, "SUMMARY: sandbox: SIGSEGV in libc.so.6+0x", 41) == 0 ||
+			  strstr(sum, "strlen")),
+		  "%s", out);
 	cr_expect(frame_has(out, 1, "in main+0x"), "%s", out);
 	free(out);
 }
