@@ -22,25 +22,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include "errname.h"
+#include "step.h"
 
 #define PAGE 4096
-
-static int failures;
-
-static int step(const char *what, int ok)
-{
-	printf("%s: %s\n", what, ok ? "ok" : errname(errno));
-	if (!ok)
-		failures++;
-	return ok;
-}
 
 static void expect_err(const char *what, int failed, int want)
 {
 	printf("%s: %s\n", what, failed ? errname(errno) : "succeeded");
 	if (!failed || errno != want)
-		failures++;
+		step_failures++;
 }
 
 static sigjmp_buf bus_jump;
@@ -144,7 +134,7 @@ static void mode_rw(const char *dir)
 		if (sigsetjmp(bus_jump, 1) == 0) {
 			s[PAGE + 8] = 'p';
 			printf("no SIGBUS\n");
-			failures++;
+			step_failures++;
 		}
 		expect_err("write from past the end", write(fd, s + PAGE, 8) < 0, EFAULT);
 		step("ftruncate to two pages", ftruncate(fd, 2 * PAGE) == 0);
@@ -241,5 +231,5 @@ int main(int argc, char **argv)
 		mode_hold(argv[2]);
 	else
 		return 2;
-	return failures ? 1 : 0;
+	return step_failures ? 1 : 0;
 }

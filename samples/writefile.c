@@ -8,18 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "errname.h"
-
-static int failures;
-
-/* prints "what: ok" or "what: ENAME"; returns ok */
-static int step(const char *what, int ok)
-{
-	printf("%s: %s\n", what, ok ? "ok" : errname(errno));
-	if (!ok)
-		failures++;
-	return ok;
-}
+#include "step.h"
 
 static void print_escaped(const char *label, const char *buf, size_t n)
 {
@@ -59,17 +48,17 @@ int main(int argc, char **argv)
 	ssize_t n = write(fd, text, strlen(text));
 	printf("write: %zd\n", n);
 	if (n != (ssize_t)strlen(text))
-		failures++;
+		step_failures++;
 	/* past the end: leaves a hole of zero bytes at 12..19 */
 	n = pwrite(fd, "XYZ", 3, 20);
 	printf("pwrite 3 bytes at 20: %zd\n", n);
 	if (n != 3)
-		failures++;
+		step_failures++;
 	/* pwrite must not move the file offset */
 	off_t pos = lseek(fd, 0, SEEK_CUR);
 	printf("offset after pwrite: %lld\n", (long long)pos);
 	if (pos != 12)
-		failures++;
+		step_failures++;
 	step("fsync", fsync(fd) == 0);
 	step("ftruncate 22", ftruncate(fd, 22) == 0);
 	step("close", close(fd) == 0);
@@ -81,45 +70,45 @@ int main(int argc, char **argv)
 	n = read(fd, buf, sizeof(buf));
 	printf("read: %zd\n", n);
 	if (n != 22)
-		failures++;
+		step_failures++;
 	if (n > 0)
 		print_escaped("content", buf, (size_t)n);
 	n = read(fd, buf, sizeof(buf));
 	printf("read at end: %zd\n", n);
 	if (n != 0)
-		failures++;
+		step_failures++;
 	struct stat st;
 	if (step("fstat", fstat(fd, &st) == 0)) {
 		printf("fstat size: %lld\n", (long long)st.st_size);
 		printf("fstat regular file: %s\n", S_ISREG(st.st_mode) ? "yes" : "no");
 		if (st.st_size != 22 || !S_ISREG(st.st_mode))
-			failures++;
+			step_failures++;
 	}
 	pos = lseek(fd, 0, SEEK_END);
 	printf("lseek SEEK_END: %lld\n", (long long)pos);
 	if (pos != 22)
-		failures++;
+		step_failures++;
 	step("close", close(fd) == 0);
 
 	step("rename sub/a.txt sub/b.txt", rename(a, b) == 0);
 	int ra = stat(a, &st);
 	printf("stat sub/a.txt: %s\n", ra == 0 ? "exists" : errname(errno));
 	if (ra == 0 || errno != ENOENT)
-		failures++;
+		step_failures++;
 	int rb = stat(b, &st);
 	printf("stat sub/b.txt: %s\n", rb == 0 ? "exists" : errname(errno));
 	if (rb != 0)
-		failures++;
+		step_failures++;
 	else if (st.st_size != 22)
-		failures++;
+		step_failures++;
 
 	step("unlink sub/b.txt", unlink(b) == 0);
 	step("rmdir sub", rmdir(sub) == 0);
 	int rs = stat(sub, &st);
 	printf("stat sub after rmdir: %s\n", rs == 0 ? "exists" : errname(errno));
 	if (rs == 0)
-		failures++;
+		step_failures++;
 
-	printf("%s\n", failures ? "FAILED" : "ok");
-	return failures ? 1 : 0;
+	printf("%s\n", step_failures ? "FAILED" : "ok");
+	return step_failures ? 1 : 0;
 }
