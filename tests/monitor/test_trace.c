@@ -134,8 +134,10 @@ Test(trace, doorbells_match_the_monitor)
 	json_decref(t.root);
 }
 
-/* N more of something shows as exactly N more exits of its reason: two runs, so that what the
- * C library does at start-up cancels out. */
+/* N more of something shows as N more exits of its reason: two runs, so that what the C library
+ * does at start-up cancels out. The kernel's counter for a reason also counts what the host does
+ * to either run meanwhile (a shadow page dropped and refaulted, an exception that shares the
+ * reason), so 1% either way is the host's noise; none, or two exits per call, is a finding. */
 static void more_of(const char *op, long n1, long n2, const char *reason, long per)
 {
 	struct traced a, b;
@@ -145,8 +147,11 @@ static void more_of(const char *op, long n1, long n2, const char *reason, long p
 	snprintf(args, sizeof(args), "%s %ld", op, n2);
 	run_traced(args, &b);
 	long long got = (long long)count_of(&b, reason) - (long long)count_of(&a, reason);
-	cr_assert_eq(got, (n2 - n1) * per, "%s: %ld more %s gave %lld more '%s' exits (want %ld)",
-		     op, n2 - n1, op, got, reason, (n2 - n1) * per);
+	long want = (n2 - n1) * per;
+	long slack = want / 100;
+	cr_assert(got >= want - slack && got <= want + slack,
+		  "%s: %ld more %s gave %lld more '%s' exits (want %ld, +-%ld)", op, n2 - n1, op,
+		  got, reason, want, slack);
 	json_decref(a.root);
 	json_decref(b.root);
 }
