@@ -1,18 +1,22 @@
-/* vaspace [FILE [OUT]]: an address space larger than RAM, as on Linux. Reservations of 8 GiB and
- * 512 MiB (PROT_NONE) succeed under the sandbox's 256 MiB and cost nothing until a protection
- * is given (64 MiB of the second is then used); MAP_FIXED works far above RAM; mapping and
- * unmapping more than RAM in total leaks nothing; mremap keeps the bytes; a page made
- * PROT_NONE and back keeps its bytes; MADV_DONTNEED zeroes; FILE (this program's binary) read
- * with read, pread and readv into memory whose pages are scattered in RAM, and written from
+/* vaspace [FILE [OUT]] | vaspace touch MiB: an address space larger than RAM, as on Linux.
+ * Reservations of 8 GiB and 512 MiB (PROT_NONE) succeed under the sandbox's 256 MiB and cost
+ * nothing until a protection is given (64 MiB of the second is then used); MAP_FIXED works far
+ * above RAM; mapping and unmapping more than RAM in total leaks nothing; mremap keeps the bytes; a
+ * page made PROT_NONE and back keeps its bytes; MADV_DONTNEED zeroes; FILE (this program's binary)
+ * read with read, pread and readv into memory whose pages are scattered in RAM, and written from
  * there to OUT (created, read back and removed), arrives intact; a guard page and unmapped memory
- * still fault. Each check prints one line, the same natively and in the sandbox; the exit status is
- * the number that failed. */
+ * still fault. MAP_NORESERVE takes pages on first touch: 16 TiB of it is mapped, written sparsely
+ * and read into; 3 x 100 MiB without it (more than the sandbox's RAM) work while only touched
+ * sparsely. Each check prints one line, the same natively and in the sandbox; the exit status
+ * is the number that failed. `touch MiB` writes every page of that much MAP_NORESERVE memory
+ * (the sandbox ends it when RAM runs out, as Linux's OOM killer would). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -236,6 +240,65 @@ static void scattered_io(const char *file, const char *out)
 		munmap(pages[i], PAGE);
 }
 
+/* Pages on first touch: a reservation far larger than RAM whose touched pages alone count. */
+static void noreserve(const char *file)
+{
+	const size_t big = 16ul << 40, step = big / 64;
+	char *p = map(NULL, big, PROT_READ | PROT_WRITE, MAP_NORESERVE);
+	check("16 TiB MAP_NORESERVE read-write", p != NULL);
+	if (!p)
+		return;
+	for (size_t at = 0; at < big; at += step)
+		p[at + 4095] = (char)(at / step + 1);
+	int ok = 1;
+	for (size_t at = 0; at < big; at += step)
+		ok &= p[at + 4095] == (char)(at / step + 1) && p[at + 4094] == 0;
+	check("  64 pages written far apart keep their bytes", ok);
+	check("  an untouched page reads zero", p[5 * step + 3 * PAGE + 7] == 0);
+	int fd = open(file, O_RDONLY);
+	char head[64];
+	ssize_t want = fd >= 0 ? pread(fd, head, sizeof(head), 0) : -1;
+	char *dst = p + 7 * step + 10 * PAGE - 8; /* across untouched pages */
+	ssize_t got = fd >= 0 ? pread(fd, dst, 3 * PAGE, 0) : -1;
+	check("  pread into untouched pages", want == (ssize_t)sizeof(head) &&
+						  got > 2 * (ssize_t)PAGE &&
+						  !memcmp(dst, head, sizeof(head)));
+	if (fd >= 0)
+		close(fd);
+	p[9 * step] = 9;
+	check("  MADV_DONTNEED: reads zero again",
+	      madvise(p + 9 * step, PAGE, MADV_DONTNEED) == 0 && p[9 * step] == 0);
+	check("  mprotect read-only", mprotect(p + 11 * step, 16 * PAGE, PROT_READ) == 0);
+	check("  an untouched read-only page reads zero", p[11 * step + 5 * PAGE] == 0);
+	expect_write("  a write to an untouched read-only page", p + 11 * step + 6 * PAGE);
+	check("  munmap", munmap(p, big) == 0);
+	char *m[3];
+	ok = 1;
+	for (int i = 0; i < 3; i++) {
+		m[i] = map(NULL, 100 * MiB, PROT_READ | PROT_WRITE, 0);
+		ok &= m[i] != NULL;
+		for (size_t at = 0; m[i] && at < 100 * MiB; at += 8 * MiB)
+			m[i][at] = 1;
+	}
+	check("3 x 100 MiB read-write, touched every 8 MiB", ok);
+	for (int i = 0; i < 3; i++)
+		if (m[i])
+			munmap(m[i], 100 * MiB);
+}
+
+/* Writes every page of mib MiB of MAP_NORESERVE memory. */
+static int touch(size_t mib)
+{
+	char *p = map(NULL, mib * MiB, PROT_READ | PROT_WRITE, MAP_NORESERVE);
+	if (!p)
+		return 2;
+	printf("mapped %zu MiB\n", mib);
+	for (size_t at = 0; at < mib * MiB; at += PAGE)
+		p[at] = 1;
+	printf("touched %zu MiB\n", mib);
+	return 0;
+}
+
 static void guards(void)
 {
 	char *p = map(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, 0);
@@ -251,12 +314,16 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_NODEFER};
 	sigaction(SIGSEGV, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 2 && !strcmp(argv[1], "touch"))
+		return touch((size_t)atol(argv[2]));
 	reservations();
 	fixed_high();
 	cycles();
 	remap();
-	if (argc > 1)
+	if (argc > 1) {
 		scattered_io(argv[1], argc > 2 ? argv[2] : NULL);
+		noreserve(argv[1]);
+	}
 	guards();
 	return failures;
 }

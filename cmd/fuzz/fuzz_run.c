@@ -17,8 +17,13 @@ int fuzz_open(struct fuzz *fz, char *err, size_t errlen)
 	c->argv = gargv;
 	c->name = fz->target;
 	fz->log = tmpfile();
-	if (fz->log)
+	/* The target's own stderr (a sanitizer's report) goes with the monitor's: both are shown
+	 * and saved next to the artifact, in the order written. */
+	if (fz->log) {
 		c->log = fz->log;
+		if (c->stderr_fd == STDERR_FILENO)
+			c->stderr_fd = fileno(fz->log);
+	}
 	/* The monitor writes a crash's JSON report here, next to the artifacts (the user's own
 	 * directory, not a shared one like /tmp), and it is renamed to the artifact's name. */
 	const char *slash = strrchr(fz->artifact_prefix, '/');

@@ -37,6 +37,10 @@
  * PROT_NONE page keeps its bytes). */
 #define SBX_PTE_OWNED SBX_U64(0x200)
 #define SBX_PTE_KEEP SBX_U64(0x400)
+/* The page-fault error code's bits the kernel reads. */
+#define SBX_PF_PRESENT 0x1
+#define SBX_PF_WRITE 0x2
+#define SBX_PF_FETCH 0x10
 /* 1.5: the kernel maps all of RAM at SBX_PHYSMAP_VA + gpa (its own access to page tables and
  * pages it hands out); user mappings end below it. */
 #define SBX_PHYSMAP_VA SBX_U64(0x7f8000000000)
@@ -164,10 +168,14 @@ struct sbx_vma {
 	uint8_t prot;	     /* SBX_PROT_*: as mmap and mprotect set it */
 	/* SBX_PROT_* the page tables give these pages (the kernel's own bookkeeping) */
 	uint8_t ptprot;
-	uint8_t kind; /* SBX_VMA_* */
-	uint8_t pad[5];
+	uint8_t kind;  /* SBX_VMA_* */
+	uint8_t flags; /* SBX_VMA_F_* (1.5; zero before) */
+	uint8_t pad[4];
 };
 _Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
+/* Pages on first touch: the kernel takes a page when the program first touches one (its
+ * page-fault handler), not at mmap: MAP_NORESERVE, or more than RAM has free. */
+#define SBX_VMA_F_LAZY 1
 #endif
 
 /* ---- Boot information: the monitor fills this page before the first instruction ------- */

@@ -115,6 +115,8 @@ sbx_vectors:
 	.align 16
 	.if vec == 3
 	jmp k_breakpoint
+	.elseif vec == 14
+	jmp k_page_fault
 	.else
 	outb %al, $(SBX_PORT_FAULT_BASE + vec)
 2:	hlt
@@ -154,6 +156,88 @@ k_breakpoint:
 2:	outb %al, $(SBX_PORT_FAULT_BASE + 3)
 3:	hlt
 	jmp 3b
+
+/* Vector 14. A first touch of a page of a mapping with pages on first touch gets its page (and
+ * its neighbours: k_pt_fault_in) and the access is retried; any other page fault is reported
+ * like every exception, with the frame and every register as the CPU left them. Under PVM each
+ * instruction at CPL0 is emulated (~1.2 us), so the stub does the least that needs CPL0 (read
+ * CR2, 13 instructions) and hands the rest to k_pf_handler at the privilege level that faulted,
+ * on a stack of its own below the frame. That returns straight to the faulting instruction, at
+ * its level, without iretq. When it declines, the access faults again and k_pf_decline sends
+ * that second fault to the monitor, the frame untouched. All of this runs with one vCPU. */
+#define K_PF_FRAME (SBX_SYSCALL_STACK_TOP + SBX_IST_STACK_BYTES - 48) /* IST1: err, rip... */
+#define K_PF_STACK (K_PF_FRAME - 64)
+	.section .bss
+k_pf_rax:
+	.quad 0
+k_pf_addr:
+	.quad 0
+k_pf_decline:
+	.byte 0
+
+	.text
+k_page_fault:
+	testq $SBX_PF_PRESENT, (%rsp)
+	jnz 2f
+	cmpb $0, k_pf_decline(%rip)
+	jne 1f
+	movq %rax, k_pf_rax(%rip)
+	movq %cr2, %rax
+	movq %rax, k_pf_addr(%rip)
+	/* An iret frame to k_pf_handler at the faulting level: ss, rsp, rflags, cs, rip. */
+	pushq 40(%rsp)
+	pushq $K_PF_STACK
+	pushq 40(%rsp)
+	pushq 40(%rsp)
+	pushq $k_pf_handler
+	iretq
+1:	movb $0, k_pf_decline(%rip)
+2:	outb %al, $(SBX_PORT_FAULT_BASE + 14)
+3:	hlt
+	jmp 3b
+
+k_pf_handler:
+	pushq %rbx
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %rbp
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	cld
+	movq k_pf_addr(%rip), %rdi
+	movq K_PF_FRAME, %rsi
+	call k_pt_fault_in
+	cmpl $1, %eax
+	je 1f
+	movb $1, k_pf_decline(%rip)
+1:	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rbp
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rbx
+	/* The faulting context's flags, %rax, %rsp and %rip, from the frame the CPU pushed. */
+	pushq K_PF_FRAME + 24
+	popfq
+	movq k_pf_rax(%rip), %rax
+	movq K_PF_FRAME + 32, %rsp
+	jmpq *K_PF_FRAME + 8
 
 /* ---- Repeated runs from one snapshot (struct sbx_exec_ctl) ----------------------------- */
 #define CTX_RBX 0

@@ -110,9 +110,11 @@ struct k_vma {
 	 * keep the page tables following `prot` (pt.c), so the two differ only where the
 	 * monitor's initial tables were wider (the stack). */
 	uint8_t ptprot;
-	uint8_t kind; /* enum k_vma_kind */
-	uint8_t pad[5];
+	uint8_t kind;  /* enum k_vma_kind */
+	uint8_t flags; /* K_VMA_LAZY */
+	uint8_t pad[4];
 };
+#define K_VMA_LAZY SBX_VMA_F_LAZY
 _Static_assert(sizeof(struct k_vma) == sizeof(struct sbx_vma) &&
 		   __builtin_offsetof(struct k_vma, kind) ==
 		       __builtin_offsetof(struct sbx_vma, kind),
@@ -147,14 +149,15 @@ int k_vma_free(uint64_t start, uint64_t end);
 /* Highest start of a free range of len bytes inside [floor, top), or 0. */
 uint64_t k_vma_gap(uint64_t floor, uint64_t top, uint64_t len);
 /* Maps [start, end), which must be free. 0 or -ENOMEM (the table is full). */
-int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind);
+int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind,
+	      unsigned flags);
 /* Unmaps whatever is mapped in [start, end), releasing the heap's memory (k_mem_release; an
  * mmap'ed range's pages go when the page tables follow). 0 or -ENOMEM (a split would not
  * fit), with nothing changed. */
 int k_vma_unmap(uint64_t start, uint64_t end);
 /* Sets the protection of [start, end), all of which must be mapped: 0, or -ENOMEM with nothing
  * changed (a hole, or the table is full). */
-int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
+int k_vma_protect(uint64_t start, uint64_t end, unsigned prot, unsigned flags);
 /* Releases the heap's memory inside [start, end), which must all be mapped (MADV_DONTNEED;
  * an mmap'ed range's pages are zeroed by k_pt_discard): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
@@ -194,6 +197,7 @@ int k_frames_claim(uint64_t gpa, uint64_t n);
 /* [gpa, gpa + n pages) reads as zero again (given to the host when large), staying taken. */
 void k_frames_zero(uint64_t gpa, uint64_t n);
 uint64_t k_frames_nfree(void);
+uint64_t k_frames_total(void); /* pages of RAM (0 before the allocator exists) */
 /* n free pages in a row, taken: the first one's address, or 0 when RAM has no such run. */
 uint64_t k_frames_run(uint64_t n);
 
@@ -217,8 +221,15 @@ uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot);
 /* Moves the pages of [from, from + len) to [to, to + len) (mremap): the entries move, the
  * bytes stay where they are. 0, or -ENOMEM with nothing moved. */
 int k_pt_move(uint64_t from, uint64_t to, uint64_t len);
-/* The allocator's pages of [start, end) read as zero again (MADV_DONTNEED), staying mapped. */
+/* The allocator's pages of [start, end) read as zero again (MADV_DONTNEED): staying mapped,
+ * or given back where the mapping takes its pages on first touch. */
 void k_pt_discard(uint64_t start, uint64_t end);
+/* A mapping with pages on first touch (K_VMA_LAZY): the page of va, when its mapping allows
+ * the access `err` describes (a #PF error code) and has no page there yet, gets a zero page
+ * from the allocator. 1: mapped, retry the access; 0: not such a page (the fault is the
+ * program's); -ENOMEM: RAM is used up. Called by the #PF stub (entry.S), whoever touched the
+ * page, and by k_gpa_run for the monitor's I/O. */
+int k_pt_fault_in(uint64_t va, uint64_t err);
 /* The TLB flush the changes of this syscall owe, if any: once per syscall, at its end. Every
  * syscall passes here, so with nothing owed it is one load and one branch, inline, no call. */
 extern int k_pt_flush_owed;

@@ -13,6 +13,7 @@
 #define MAP_SHARED 0x01
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
+#define MAP_NORESERVE 0x4000
 #define MAP_FIXED_NOREPLACE 0x100000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
@@ -115,6 +116,21 @@ static int enough(uint64_t pages)
 	return 0;
 }
 
+/* Does a new anonymous mapping take its pages on first touch instead of at once? When the
+ * program says it need not be backed (MAP_NORESERVE: ASan's shadow, allocators' arenas), or
+ * when its pages are not free now but RAM could hold them: Linux's default overcommit, which
+ * refuses only a mapping larger than RAM. A touch then costs a page fault in the guest
+ * (entry.S, k_pt_fault_in), dearer than a page taken at mmap (docs/architecture.md), so it is
+ * not the default. */
+static unsigned lazy_flags(uint64_t flags, uint64_t len, uint64_t need)
+{
+	if (flags & MAP_NORESERVE)
+		return K_VMA_LAZY;
+	if (need > k_frames_nfree() && len / PAGE <= k_frames_total())
+		return K_VMA_LAZY;
+	return 0;
+}
+
 static long map_fill_from_file(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
 {
 	uint64_t done = 0;
@@ -154,7 +170,9 @@ long k_sys_mmap(struct k_frame *f)
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	if (!enough(pages_for(plen, (unsigned)prot & RWX, anon)))
+	uint64_t need = pages_for(plen, (unsigned)prot & RWX, anon);
+	unsigned lazy = anon ? lazy_flags(flags, plen, need) : 0;
+	if (!lazy && !enough(need))
 		return -ENOMEM;
 	uint64_t start;
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
@@ -177,7 +195,7 @@ long k_sys_mmap(struct k_frame *f)
 		}
 	}
 	long r = k_vma_map(start, start + plen, (unsigned)prot & RWX, (unsigned)prot & RWX,
-			   anon ? K_VMA_ANON : K_VMA_FILE);
+			   anon ? K_VMA_ANON : K_VMA_FILE, lazy);
 	if (r < 0)
 		return r;
 	if (k_pt_follow(start, start + plen) < 0) {
@@ -192,7 +210,7 @@ long k_sys_mmap(struct k_frame *f)
 			unmap(start, start + plen);
 			return r;
 		}
-	} else if (prot & RWX) {
+	} else if ((prot & RWX) && !lazy) {
 		k_populate(start, plen);
 	}
 	return (long)start;
@@ -220,11 +238,15 @@ long k_sys_mprotect(struct k_frame *f)
 		return 0;
 	if (!len || addr + len < addr || k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	if (!enough(k_pt_need(addr, addr + len, (unsigned)prot & RWX)))
+	/* Pages the range lacks and cannot have now are taken on first touch (anonymous
+	 * memory only: the rest has its pages), as Linux overcommits. */
+	uint64_t need = k_pt_need(addr, addr + len, (unsigned)prot & RWX);
+	unsigned lazy = need > k_frames_nfree() && len / PAGE <= k_frames_total() ? K_VMA_LAZY : 0;
+	if (!lazy && !enough(need))
 		return -ENOMEM;
 	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0)
-		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
+		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX, lazy);
 	if (r == 0 && k_pt_follow(addr, addr + len) < 0)
 		return -ENOMEM; /* the table says prot, the page tables only partly: rare */
 	return r;
@@ -257,11 +279,13 @@ long k_sys_mremap(struct k_frame *f)
 		return -ENOMEM; /* a window onto a file stays where the monitor put it */
 	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
-	unsigned prot = v->prot;
+	unsigned prot = v->prot, vflags = v->flags;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;
-	/* The growth's pages, and page tables for the whole new range. */
+	/* The growth's pages, and page tables for the whole new range (at first touch instead,
+	 * for a mapping that takes its pages then). */
 	uint64_t more = nlen > olen ? nlen - olen : 0;
-	if (!enough(pages_for(more, prot, kind == K_VMA_ANON) + nlen / (512 * PAGE) + 6))
+	if (!(vflags & K_VMA_LAZY) &&
+	    !enough(pages_for(more, prot, kind == K_VMA_ANON) + nlen / (512 * PAGE) + 6))
 		return -ENOMEM;
 	if (flags & MREMAP_FIXED) {
 		uint64_t to = f->r8;
@@ -272,7 +296,7 @@ long k_sys_mremap(struct k_frame *f)
 		if (r == 0)
 			k_pt_follow(to, to + nlen); /* what was there goes */
 		if (r == 0)
-			r = k_vma_map(to, to + nlen, prot, prot, kind);
+			r = k_vma_map(to, to + nlen, prot, prot, kind, vflags);
 		if (r < 0) {
 			k_pt_follow(to, to + nlen);
 			return r;
@@ -284,7 +308,7 @@ long k_sys_mremap(struct k_frame *f)
 		return r < 0 ? r : (long)old;
 	}
 	if (range_free(old + olen, old + nlen)) {
-		long r = k_vma_map(old + olen, old + nlen, prot, prot, kind);
+		long r = k_vma_map(old + olen, old + nlen, prot, prot, kind, vflags);
 		if (r == 0 && k_pt_follow(old + olen, old + nlen) < 0) {
 			unmap(old + olen, old + nlen);
 			r = -ENOMEM;
@@ -296,7 +320,7 @@ long k_sys_mremap(struct k_frame *f)
 	uint64_t to = find_gap(nlen);
 	if (!to)
 		return -ENOMEM;
-	long r = k_vma_map(to, to + nlen, prot, prot, kind);
+	long r = k_vma_map(to, to + nlen, prot, prot, kind, vflags);
 	if (r < 0)
 		return r;
 	return move(old, olen, to, nlen);
@@ -340,7 +364,7 @@ long k_sys_brk(struct k_frame *f)
 			BOOT->enomem++;
 			return (long)cur;
 		}
-		if (k_vma_map(oend, nend, rw, rw, K_VMA_HEAP) < 0) {
+		if (k_vma_map(oend, nend, rw, rw, K_VMA_HEAP, 0) < 0) {
 			k_frames_free(oend, (nend - oend) / PAGE, 1);
 			BOOT->enomem++;
 			return (long)cur;

@@ -250,6 +250,23 @@ static uint64_t *pde_of(uint64_t va, int create)
 	return e;
 }
 
+/* The size of the aligned block around va that has no page table at some level above the
+ * 4 KiB ones (512 GiB or 1 GiB), or 0: how far a walk over a sparse range, such as a
+ * reservation of terabytes, may skip at once. */
+static uint64_t hole_size(uint64_t va)
+{
+	if (va >> 47)
+		return 0;
+	uint64_t e = pml4()[(va >> 39) & 511];
+	if (!(e & SBX_PTE_P))
+		return 1ull << 39;
+	if (e & SBX_PTE_PS)
+		return 0;
+	if (!(table(e)[(va >> 30) & 511] & SBX_PTE_P))
+		return 1ull << 30;
+	return 0;
+}
+
 /* The 4 KiB entry of va: NULL if there is no table for it (made if create, splitting a 2 MiB
  * page, when page-table pages are left). */
 static uint64_t *pte_of(uint64_t va, int create)
@@ -330,9 +347,13 @@ static void clear(uint64_t start, uint64_t end)
 	for (uint64_t at = start; at < end;) {
 		uint64_t r = at & ~(HUGE - 1);
 		uint64_t e = r + HUGE < end ? r + HUGE : end;
-		uint64_t *pde = pde_of(r, 0);
+		uint64_t *pde = pde_of(r, 0), h;
 		if (!pde) {
 			/* No table: nothing mapped (skip as far as the missing level reaches). */
+			if ((h = hole_size(at)) && (at & ~(h - 1)) + h < end)
+				e = (at & ~(h - 1)) + h;
+			else if (h)
+				e = end;
 			at = e;
 			continue;
 		}
@@ -388,7 +409,8 @@ static int paged_set(uint64_t start, uint64_t end, unsigned prot, int fill)
 		if (!pde) {
 			if (fill)
 				return -ENOMEM;
-			re = rs;
+			uint64_t h = hole_size(r), b = r & ~(h - 1);
+			re = h && b > start ? b : h ? start : rs;
 			continue;
 		}
 		if (*pde == 0 && fill) {
@@ -426,10 +448,11 @@ static int paged_set(uint64_t start, uint64_t end, unsigned prot, int fill)
 
 /* Does an mmap'ed mapping with protection prot have its pages now? A PROT_NONE anonymous
  * range is a reservation (none until a protection is given); a file's bytes are read in at
- * mmap, so its pages exist whatever the protection. */
-static int filled(unsigned prot, unsigned kind)
+ * mmap, so its pages exist whatever the protection; a mapping with pages on first touch gets
+ * each at its fault (k_pt_fault_in). */
+static int filled(unsigned prot, const struct k_vma *v)
 {
-	return prot != 0 || kind == K_VMA_FILE;
+	return !(v->flags & K_VMA_LAZY) && (prot != 0 || v->kind == K_VMA_FILE);
 }
 
 int k_pt_follow(uint64_t start, uint64_t end)
@@ -443,7 +466,7 @@ int k_pt_follow(uint64_t start, uint64_t end)
 		if (v) {
 			e = v->end < end ? v->end : end;
 			if (k_vma_paged(v))
-				x = paged_set(at, e, v->prot, filled(v->prot, v->kind));
+				x = paged_set(at, e, v->prot, filled(v->prot, v));
 			else
 				x = k_pt_set(at, e, v->prot);
 		} else {
@@ -483,6 +506,7 @@ int k_pt_make_run(uint64_t va, uint64_t len)
 {
 	uint64_t n = len / PAGE;
 	for (uint64_t i = 0; i < n; i++) {
+		k_pt_fault_in(va + i * PAGE, SBX_PF_WRITE);
 		uint64_t *e = pte_of(va + i * PAGE, 0);
 		if (!e || !(*e & SBX_PTE_OWNED))
 			return -EINVAL;
@@ -513,7 +537,7 @@ uint64_t k_pt_need(uint64_t start, uint64_t end, unsigned prot)
 		uint64_t e = v ? v->end : k_vma_next(at);
 		if (e > end)
 			e = end;
-		if (v && k_vma_paged(v) && filled(prot, v->kind)) {
+		if (v && k_vma_paged(v) && filled(prot, v)) {
 			for (uint64_t va = at; va < e;) {
 				uint64_t *pde = pde_of(va, 0), r = (va & ~(HUGE - 1)) + HUGE;
 				uint64_t stop = r < e ? r : e;
@@ -552,22 +576,99 @@ int k_pt_move(uint64_t from, uint64_t to, uint64_t len)
 	return 0;
 }
 
+/* The allocator's pages of [start, end) zeroed in place, in runs. */
+static void zero_owned(uint64_t start, uint64_t end)
+{
+	uint64_t gpa = 0, n = 0;
+	for (uint64_t va = start; va < end;) {
+		uint64_t *pde = pde_of(va, 0), r = (va & ~(HUGE - 1)) + HUGE, h;
+		if (!pde && (h = hole_size(va))) {
+			va = (va & ~(h - 1)) + h; /* no tables: no pages */
+			continue;
+		}
+		for (uint64_t stop = r < end ? r : end; va < stop; va += PAGE) {
+			uint64_t *e = pde && (*pde & SBX_PTE_P) && !(*pde & SBX_PTE_PS)
+					  ? &table(*pde)[(va >> 12) & 511]
+					  : 0;
+			uint64_t g = e && (*e & SBX_PTE_OWNED) ? *e & SBX_PTE_ADDR : 0;
+			if (n && g == gpa + n * PAGE) {
+				n++;
+				continue;
+			}
+			k_frames_zero(gpa, n);
+			gpa = g;
+			n = g != 0;
+		}
+	}
+	k_frames_zero(gpa, n);
+}
+
 void k_pt_discard(uint64_t start, uint64_t end)
 {
 	scan();
-	uint64_t gpa = 0, n = 0;
-	for (uint64_t va = start; va < end; va += PAGE) {
-		uint64_t *e = pte_of(va, 0);
-		uint64_t g = e && (*e & SBX_PTE_OWNED) ? *e & SBX_PTE_ADDR : 0;
-		if (n && g == gpa + n * PAGE) {
-			n++;
-			continue;
-		}
-		k_frames_zero(gpa, n);
-		gpa = g;
-		n = g != 0;
+	/* A mapping with pages on first touch gives its pages back, as Linux's anonymous memory
+	 * does; the others keep theirs, zeroed. */
+	for (uint64_t at = start; at < end;) {
+		const struct k_vma *v = k_vma_find(at);
+		uint64_t e = v ? v->end : k_vma_next(at);
+		if (e > end)
+			e = end;
+		if (v && (v->flags & K_VMA_LAZY) && k_vma_paged(v))
+			clear(at, e);
+		else if (v)
+			zero_owned(at, e);
+		at = e;
 	}
-	k_frames_zero(gpa, n);
+}
+
+/* Pages a first touch maps at once: the faulting one and the rest of its aligned 64 KiB that
+ * its mapping covers and lacks. A fault costs ~15 us under PVM, a page ~1 us, and memory is
+ * touched in runs (an ASan shadow, an arena); Linux maps 2 MiB at a first touch with THP. */
+#define K_FAULT_AROUND 16
+/* Pages kept back from fault-around: the last of RAM goes a page at a time. */
+#define K_FAULT_RESERVE 1024
+
+int k_pt_fault_in(uint64_t va, uint64_t err)
+{
+	if (!k_physmap_on)
+		return 0;
+	const struct k_vma *v = k_vma_find(va);
+	if (!v || !(v->flags & K_VMA_LAZY) || !k_vma_paged(v) || (err & SBX_PF_PRESENT))
+		return 0;
+	unsigned need = (err & SBX_PF_WRITE)   ? SBX_PROT_WRITE
+			: (err & SBX_PF_FETCH) ? SBX_PROT_EXEC
+					       : SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC;
+	if (!(v->prot & need))
+		return 0;
+	va &= ~(PAGE - 1);
+	uint64_t *e = pte_of(va, 1);
+	if (!e) {
+		BOOT->enomem++;
+		return -ENOMEM;
+	}
+	if (*e & (SBX_PTE_P | SBX_PTE_KEEP))
+		return 1; /* mapped already (the monitor's I/O got here first) */
+	uint64_t bits = leaf_bits(v->prot) | SBX_PTE_OWNED, page = k_frame_alloc();
+	if (!page) {
+		BOOT->enomem++;
+		return -ENOMEM;
+	}
+	*e = page | bits; /* not present before: nothing to flush */
+	if (k_frames_nfree() <= K_FAULT_RESERVE)
+		return 1;
+	/* The block is inside one aligned 2 MiB, so its entries are e's neighbours. */
+	uint64_t blk = K_FAULT_AROUND * PAGE, lo = va & ~(blk - 1), hi = lo + blk;
+	lo = lo > v->start ? lo : v->start;
+	hi = hi < v->end ? hi : v->end;
+	for (uint64_t a = lo; a < hi; a += PAGE) {
+		uint64_t *x = e + (int64_t)(a - va) / (int64_t)PAGE;
+		if (*x & (SBX_PTE_P | SBX_PTE_KEEP))
+			continue;
+		if (!(page = k_frame_alloc()))
+			break;
+		*x = page | bits;
+	}
+	return 1;
 }
 
 /* All of RAM mapped at SBX_PHYSMAP_VA, in 2 MiB pages. Its tables come from the area, else

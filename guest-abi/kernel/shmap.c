@@ -41,7 +41,7 @@ long k_shmap_mmap(uint64_t len, unsigned prot, uint64_t flags, int32_t fd, int64
 	int may_write = (int)((uint64_t)g & 1);
 	long r = -ENOMEM;
 	if (k_pt_free_pages() >= k_pt_phys_need(start, plen) + 2 &&
-	    (r = k_vma_map(start, start + plen, prot, prot, K_VMA_SHARED)) == 0) {
+	    (r = k_vma_map(start, start + plen, prot, prot, K_VMA_SHARED, 0)) == 0) {
 		r = k_pt_map(start, start, plen, prot);
 		if (r < 0) {
 			k_vma_unmap(start, start + plen);

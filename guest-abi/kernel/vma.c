@@ -28,6 +28,7 @@ static void vma_push(uint64_t start, uint64_t end, unsigned prot, unsigned ptpro
 	v->prot = (uint8_t)prot;
 	v->ptprot = (uint8_t)ptprot;
 	v->kind = (uint8_t)kind;
+	v->flags = 0;
 }
 
 /* The layout the monitor set up before the first instruction (sbx_bootinfo, 1.3), taking only
@@ -234,7 +235,7 @@ static int vma_insert_at(unsigned i, const struct k_vma *v)
 static int alike(const struct k_vma *a, const struct k_vma *b)
 {
 	return a->end == b->start && a->prot == b->prot && a->ptprot == b->ptprot &&
-	       a->kind == b->kind;
+	       a->kind == b->kind && a->flags == b->flags;
 }
 
 static void merge_with_prev(unsigned i)
@@ -245,7 +246,8 @@ static void merge_with_prev(unsigned i)
 	}
 }
 
-int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind)
+int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum k_vma_kind kind,
+	      unsigned flags)
 {
 	ready();
 	unsigned i = vma_upper(start);
@@ -256,7 +258,8 @@ int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum
 			  .end = end,
 			  .prot = (uint8_t)(prot & RWX),
 			  .ptprot = (uint8_t)(ptprot & RWX),
-			  .kind = (uint8_t)kind};
+			  .kind = (uint8_t)kind,
+			  .flags = (uint8_t)flags};
 	int prev = i > 0 && alike(&k_vmas[i - 1], &v), next = i < k_nvmas && alike(&v, &k_vmas[i]);
 	if (prev && next) {
 		k_vmas[i - 1].end = k_vmas[i].end;
@@ -329,15 +332,18 @@ static int vma_covered(uint64_t start, uint64_t end)
 	return 1;
 }
 
-int k_vma_protect(uint64_t start, uint64_t end, unsigned prot)
+int k_vma_protect(uint64_t start, uint64_t end, unsigned prot, unsigned flags)
 {
 	ready();
 	if (!vma_covered(start, end) || vma_split_both(start, end) < 0)
 		return -ENOMEM;
 	unsigned i = vma_upper(start), j = i;
 	/* The memory syscalls make the page tables follow (pt.c). */
-	for (; j < k_nvmas && k_vmas[j].start < end; j++)
+	for (; j < k_nvmas && k_vmas[j].start < end; j++) {
 		k_vmas[j].prot = k_vmas[j].ptprot = (uint8_t)(prot & RWX);
+		if (k_vmas[j].kind == K_VMA_ANON) /* only its pages can start as zero */
+			k_vmas[j].flags |= (uint8_t)flags;
+	}
 	/* What became alike merges, from the one after the range down to the first in it. */
 	for (unsigned m = j < k_nvmas ? j : j - 1; m >= i && m > 0; m--)
 		merge_with_prev(m);

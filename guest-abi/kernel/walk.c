@@ -1,7 +1,8 @@
 /* Reading the page tables: which guest-physical page backs a virtual address. The kernel runs
  * on the program's own tables, so it reads and writes user memory by its virtual address; only
  * what it hands the monitor (ring requests) must be guest-physical. Apart from pt.c, which
- * writes the tables, so that the ring (ring.c) can translate without depending on it. */
+ * writes the tables; a page of a mapping with pages on first touch that the program has not
+ * touched yet gets its page here (k_pt_fault_in), since the monitor touches it instead. */
 #include "kernel.h"
 
 int k_physmap_on;
@@ -48,12 +49,16 @@ uint64_t k_gpa_run(uint64_t va, uint64_t len, uint64_t *gpa)
 		return len;
 	}
 	uint64_t left, g = gpa_of(va, &left);
+	if (g == UINT64_MAX && k_pt_fault_in(va, 0) > 0)
+		g = gpa_of(va, &left);
 	if (g == UINT64_MAX)
 		return 0;
 	*gpa = g;
 	uint64_t n = left;
 	while (n < len) {
 		uint64_t l = 0, h = gpa_of(va + n, &l);
+		if (h == UINT64_MAX && k_pt_fault_in(va + n, 0) > 0)
+			h = gpa_of(va + n, &l);
 		if (h != g + n)
 			break;
 		n += l;

@@ -132,6 +132,7 @@ enum sbx_vnode_type {
 	SBX_V_CMDLINE,
 	SBX_V_STATUS,
 	SBX_V_MAPS,
+	SBX_V_ENVIRON,
 	SBX_V_LNK_STD,	 /* /dev/stdin..stderr: num 0..2 */
 	SBX_V_LNK_DEVFD, /* /dev/fd */
 	SBX_V_LNK_SELF,	 /* /proc/self */

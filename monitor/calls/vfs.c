@@ -9,7 +9,7 @@
  *   /dev/fd                              a link to /proc/self/fd
  *   /proc/self                           a link to /proc/1 (the guest's pid)
  *   /proc/1/exe                          a link to the program's guest path
- *   /proc/1/cmdline status maps          files, generated at each read
+ *   /proc/1/cmdline environ status maps  files, generated at each read
  *   /proc/1/fd/N                         the guest's handle N: opening it gives a new handle
  *                                        to the same file (Linux's "magic" links)
  *
@@ -51,8 +51,8 @@ static const struct {
 	const char *name;
 	int type;
 } pid_entries[] = {
-    {"cmdline", SBX_V_CMDLINE}, {"exe", SBX_V_LNK_EXE},	  {"fd", SBX_V_DIR_FD},
-    {"maps", SBX_V_MAPS},	{"status", SBX_V_STATUS},
+    {"cmdline", SBX_V_CMDLINE}, {"environ", SBX_V_ENVIRON}, {"exe", SBX_V_LNK_EXE},
+    {"fd", SBX_V_DIR_FD},	{"maps", SBX_V_MAPS},	    {"status", SBX_V_STATUS},
 };
 
 /* The next component of *p (advanced past it and its slash): its length, 0 at the end. */
@@ -194,7 +194,7 @@ int sbx_vfs_is_dir(int type)
 
 int sbx_vfs_is_file(int type)
 {
-	return type >= SBX_V_NULL && type <= SBX_V_MAPS;
+	return type >= SBX_V_NULL && type <= SBX_V_ENVIRON;
 }
 
 /* What a handle is, for readlink of /proc/self/fd/N: its guest path, or for the monitor's own
@@ -470,14 +470,24 @@ static void gen_status(struct sbx_vm *vm, struct text *t)
 	put(t, "Threads:\t1\nSigQ:\t0/0\n");
 }
 
-/* Linux's cmdline: the bytes of the argument strings as they are now in the program's memory,
- * from argv[0] to the end of the last one (found from the initial stack: argc, argv[]). */
-static void gen_cmdline(struct sbx_vm *vm, struct text *t)
+/* Linux's cmdline and environ: the bytes of the strings as they are now in the program's memory,
+ * from the first one to the end of the last one, found from the initial stack (argc, argv[],
+ * NULL, envp[], NULL). ASan reads its options from environ, before the C library is up. */
+static void gen_strings(struct sbx_vm *vm, struct text *t, int environ)
 {
-	uint64_t sp = vm->proc.image.entry_rsp, argc, first, last;
-	if (sbx_copy_from_guest(vm, &argc, sp, 8) < 0 || argc == 0 || argc > VFS_ARGS_MAX ||
-	    sbx_copy_from_guest(vm, &first, sp + 8, 8) < 0 ||
-	    sbx_copy_from_guest(vm, &last, sp + 8 * argc, 8) < 0 || last < first ||
+	uint64_t sp = vm->proc.image.entry_rsp, argc, n, first, last;
+	if (sbx_copy_from_guest(vm, &argc, sp, 8) < 0 || argc > VFS_ARGS_MAX)
+		return;
+	uint64_t at = environ ? sp + 8 * (argc + 2) : sp + 8;
+	n = argc;
+	if (environ) {
+		uint64_t p = 0;
+		for (n = 0;
+		     n < VFS_ARGS_MAX && sbx_copy_from_guest(vm, &p, at + 8 * n, 8) == 0 && p; n++)
+			;
+	}
+	if (n == 0 || sbx_copy_from_guest(vm, &first, at, 8) < 0 ||
+	    sbx_copy_from_guest(vm, &last, at + 8 * (n - 1), 8) < 0 || last < first ||
 	    last - first >= VFS_ARGS_MAX)
 		return;
 	uint64_t max = VFS_ARGS_MAX - (last - first);
@@ -512,7 +522,7 @@ static int generate(struct sbx_vm *vm, int type, struct text *t)
 	else if (type == SBX_V_STATUS)
 		gen_status(vm, t);
 	else
-		gen_cmdline(vm, t);
+		gen_strings(vm, t, type == SBX_V_ENVIRON);
 	return t->buf ? 0 : -ENOMEM;
 }
 
@@ -531,7 +541,7 @@ int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *
 	if (is_write) {
 		if (type == SBX_V_FULL)
 			return total ? -ENOSPC : 0;
-		if (type == SBX_V_CMDLINE || type == SBX_V_STATUS || type == SBX_V_MAPS)
+		if (type >= SBX_V_CMDLINE && type <= SBX_V_ENVIRON)
 			return -EINVAL;
 		return (int64_t)total; /* null, zero, random, urandom take everything */
 	}

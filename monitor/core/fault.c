@@ -4,6 +4,7 @@
  * the registers the kernel's syscall entry saved: the guest's own account, and said so. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -64,10 +65,41 @@ static void fill_gprs(const struct kvm_regs *r, uint64_t rsp, uint64_t rip, stru
 	memcpy(f->r, gpr, sizeof(gpr));
 }
 
+/* The kernel's mapping at a, if it takes its pages on first touch: its protection (SBX_PROT_*,
+ * with 0x80 set so that PROT_NONE still says "found"), or 0. The guest's own table: it only
+ * words the report and the program's own siginfo. */
+static unsigned lazy_prot(struct sbx_vm *vm, uint64_t a)
+{
+	struct sbx_vma *v;
+	unsigned n = sbx_guest_vmas(vm, &v), prot = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (a >= v[i].start && a < v[i].end && (v[i].flags & SBX_VMA_F_LAZY))
+			prot = 0x80 | v[i].prot;
+	free(v);
+	return prot;
+}
+
 static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	uint64_t a = f->cr2, e = f->err;
 	const char *null = a < 4096 ? " (null pointer)" : "";
+	unsigned lazy = (e & 1) ? 0 : lazy_prot(vm, a);
+	unsigned want = (e & 2) ? SBX_PROT_WRITE : (e & 0x10) ? SBX_PROT_EXEC : 7;
+	if (lazy && (lazy & want)) {
+		/* The kernel found no page for a first touch: Linux's OOM killer would end the
+		 * program, with SIGKILL. */
+		snprintf(
+		    f->cause, sizeof(f->cause),
+		    "out of memory: the first touch of 0x%llx found all %llu MiB of RAM in use "
+		    "(--mem; memory mapped with MAP_NORESERVE or beyond what was free counts "
+		    "as it is touched)",
+		    (unsigned long long)a, (unsigned long long)(vm->proc.mem.size >> 20));
+		f->signal = SIGKILL;
+		return;
+	}
+	f->accerr = lazy != 0;
+	if (lazy)
+		e |= 1; /* the mapping forbids the access: worded as for a present page */
 	if (a >= vm->proc.image.stack_guard && a < vm->proc.image.stack_guard + SBX_PAGE_SIZE)
 		snprintf(f->cause, sizeof(f->cause),
 			 "stack overflow: %s at 0x%llx hit the guard page below the stack",

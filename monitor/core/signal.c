@@ -21,7 +21,7 @@ static void siginfo_of(const struct sbx_fault *f, int32_t *code, uint64_t *addr)
 	*code = 0x80; /* SI_KERNEL */
 	switch (f->vector) {
 	case 14:
-		*code = (f->err & 1) ? 2 : 1; /* SEGV_ACCERR : SEGV_MAPERR */
+		*code = (f->err & 1) || f->accerr ? 2 : 1; /* SEGV_ACCERR : SEGV_MAPERR */
 		*addr = f->cr2;
 		break;
 	case 6:

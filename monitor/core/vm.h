@@ -56,6 +56,9 @@ struct sbx_fault {
 	uint64_t r[SBX_NREGS];
 	uint64_t rflags, fs_base, gs_base;
 	uint16_t cs, ss;
+	/* A page not present, in a mapping that forbids the access (pages on first touch):
+	 * SEGV_ACCERR, as Linux says. */
+	int accerr;
 	char cause[200]; /* "write to unmapped address 0x0 (null pointer)" */
 };
 

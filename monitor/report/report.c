@@ -62,12 +62,36 @@ static const int reg_order[SBX_NREGS] = {SBX_R_RAX, SBX_R_RBX, SBX_R_RCX, SBX_R_
 					 SBX_R_R10, SBX_R_R11, SBX_R_R12, SBX_R_R13, SBX_R_R14,
 					 SBX_R_R15, SBX_R_RIP};
 
+/* Frames that say how a signal was raised, not where the bug is: the C library's raise and
+ * abort, and a sanitizer's runtime between its report and abort() (its interceptors, such as
+ * __asan_memcpy, stay: ASan's own DEDUP_TOKEN starts there). */
+static int machinery(const char *fn)
+{
+	static const char *const exact[] = {"raise",
+					    "abort",
+					    "gsignal",
+					    "pthread_kill",
+					    "__pthread_kill",
+					    "__pthread_kill_implementation",
+					    "__pthread_kill_internal"};
+	static const char *const prefix[] = {"_ZN11__sanitizer", "_ZN6__asan", "_ZN7__ubsan",
+					     "_ZN6__lsan",	 "_ZN6__msan", "_ZN6__tsan",
+					     "__sanitizer::",	 "__asan::",   "__ubsan::"};
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (!strcmp(fn, exact[i]))
+			return 1;
+	for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+		if (!strncmp(fn, prefix[i], strlen(prefix[i])))
+			return 1;
+	return 0;
+}
+
 static void dedup_token(const struct sbx_fault *f, const struct sbx_frame *fr, int n, char *out,
 			size_t len)
 {
 	size_t o = (size_t)snprintf(out, len, "SIG%s", sig_name(f->signal));
 	for (int i = 0, k = 0; i < n && k < 3 && o < len; i++) {
-		if (!fr[i].func[0])
+		if (!fr[i].func[0] || (k == 0 && machinery(fr[i].func)))
 			continue;
 		o += (size_t)snprintf(out + o, len - o, "--%s", fr[i].func);
 		k++;

@@ -112,25 +112,25 @@ Test(vma, a_boot_page_with_bad_entries_gives_only_the_good_ones)
 
 Test(vma, mappings_merge_split_and_keep_their_kind)
 {
-	cr_assert_eq(k_vma_map(0x1000000, 0x1002000, R | W, R | W, K_VMA_ANON), 0);
-	cr_assert_eq(k_vma_map(0x1002000, 0x1003000, R | W, R | W, K_VMA_ANON), 0);
+	cr_assert_eq(k_vma_map(0x1000000, 0x1002000, R | W, R | W, K_VMA_ANON, 0), 0);
+	cr_assert_eq(k_vma_map(0x1002000, 0x1003000, R | W, R | W, K_VMA_ANON, 0), 0);
 	const struct k_vma *v = k_vma_find(0x1001000);
 	cr_assert(v);
 	cr_expect(v->start == 0x1000000 && v->end == 0x1003000, "merged with its neighbour");
-	cr_expect_eq(k_vma_map(0x1001000, 0x1004000, R, R | W, K_VMA_ANON), -EINVAL, "overlap");
-	cr_assert_eq(k_vma_map(0x1003000, 0x1004000, R | W, R | W, K_VMA_FILE), 0);
+	cr_expect_eq(k_vma_map(0x1001000, 0x1004000, R, R | W, K_VMA_ANON, 0), -EINVAL, "overlap");
+	cr_assert_eq(k_vma_map(0x1003000, 0x1004000, R | W, R | W, K_VMA_FILE, 0), 0);
 	cr_expect_eq(k_vma_find(0x1003000)->start, 0x1003000, "another kind: its own mapping");
 	cr_expect(writable(0x1000000, 0x4000), "one buffer across both");
 
-	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R), 0);
+	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R, 0), 0);
 	cr_expect(!writable(0x1001000, 1) && writable(0x1000000, P) && writable(0x1002000, P));
 	cr_expect_eq(k_user_span(0x1000800, 0x3000, K_WRITE), 0x800);
-	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R | W), 0);
+	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R | W, 0), 0);
 	v = k_vma_find(0x1001000);
 	cr_expect(v->start == 0x1000000 && v->end == 0x1003000, "merged back: %llx-%llx",
 		  (unsigned long long)v->start, (unsigned long long)v->end);
 
-	cr_expect_eq(k_vma_protect(0x1003000, 0x1006000, R), -ENOMEM, "a hole");
+	cr_expect_eq(k_vma_protect(0x1003000, 0x1006000, R, 0), -ENOMEM, "a hole");
 	cr_expect(writable(0x1003000, P), "nothing changed");
 
 	cr_assert_eq(k_vma_unmap(0x1001000, 0x1002000), 0);
@@ -142,19 +142,19 @@ Test(vma, mappings_merge_split_and_keep_their_kind)
 
 Test(vma, the_program_may_unmap_and_reprotect_its_image_but_its_memory_is_not_released)
 {
-	cr_assert_eq(k_vma_protect(0x418000, 0x419000, R), 0); /* RELRO */
+	cr_assert_eq(k_vma_protect(0x418000, 0x419000, R, 0), 0); /* RELRO */
 	cr_expect(!writable(0x418000, 1) && writable(0x419000, 1));
 	cr_assert_eq(k_vma_unmap(0x410000, 0x412000), 0);
 	cr_expect(!readable(0x410000, 1) && readable(0x412000, 1));
 	cr_expect_eq(nreleased, 0, "text and data are not handed out again");
 	/* Made writable by mprotect: the page tables follow (pt.c), so buffers may go there. */
-	cr_assert_eq(k_vma_protect(0x400000, 0x401000, R | W | X), 0);
+	cr_assert_eq(k_vma_protect(0x400000, 0x401000, R | W | X, 0), 0);
 	cr_expect(writable(0x400000, 1) && readable(0x400000, 1));
 }
 
 Test(vma, discard_releases_heap_and_mmap_memory_only)
 {
-	cr_assert_eq(k_vma_map(0x500000, 0x502000, R | W, R | W, K_VMA_HEAP), 0);
+	cr_assert_eq(k_vma_map(0x500000, 0x502000, R | W, R | W, K_VMA_HEAP, 0), 0);
 	cr_expect_eq(k_vma_discard(0x418000, 0x502000), -ENOMEM, "a hole at 0x420000");
 	cr_assert_eq(k_vma_discard(0x501000, 0x502000), 0);
 	cr_expect(nreleased == 1 && released[0][0] == 0x501000 && released[0][1] == 0x502000);
@@ -167,8 +167,8 @@ Test(vma, gaps_are_found_top_down_between_mappings)
 {
 	uint64_t floor = 0x600000, top = GUARD;
 	cr_expect_eq(k_vma_gap(floor, top, 0x3000), top - 0x3000);
-	cr_assert_eq(k_vma_map(top - 0x3000, top, R | W, R | W, K_VMA_ANON), 0);
-	cr_assert_eq(k_vma_map(top - 0x6000, top - 0x4000, R, R | W, K_VMA_FILE), 0);
+	cr_assert_eq(k_vma_map(top - 0x3000, top, R | W, R | W, K_VMA_ANON, 0), 0);
+	cr_assert_eq(k_vma_map(top - 0x6000, top - 0x4000, R, R | W, K_VMA_FILE, 0), 0);
 	cr_expect_eq(k_vma_gap(floor, top, P), top - 0x4000, "the one-page hole");
 	cr_expect_eq(k_vma_gap(floor, top, 0x2000), top - 0x8000, "below both");
 	cr_expect_eq(k_vma_gap(floor, floor + 0x1000, 0x2000), 0, "no room");
@@ -183,15 +183,15 @@ Test(vma, a_full_table_refuses_splits_and_changes_nothing)
 	uint64_t a = 0x1000000;
 	while (k_nvmas < K_MAX_VMAS) {
 		unsigned kind = k_nvmas % 2 ? K_VMA_ANON : K_VMA_FILE; /* never merged */
-		cr_assert_eq(k_vma_map(a, a + 2 * P, R | W, R | W, kind), 0);
+		cr_assert_eq(k_vma_map(a, a + 2 * P, R | W, R | W, kind, 0), 0);
 		a += 2 * P;
 	}
-	cr_expect_eq(k_vma_map(a + P, a + 2 * P, R, R | W, K_VMA_ANON), -ENOMEM);
-	cr_expect_eq(k_vma_protect(0x1000000 + P, 0x1000000 + 2 * P, R), -ENOMEM);
+	cr_expect_eq(k_vma_map(a + P, a + 2 * P, R, R | W, K_VMA_ANON, 0), -ENOMEM);
+	cr_expect_eq(k_vma_protect(0x1000000 + P, 0x1000000 + 2 * P, R, 0), -ENOMEM);
 	cr_expect_eq(k_vma_unmap(0x1000000 + P, 0x1000000 + 2 * P), -ENOMEM);
 	cr_expect(writable(0x1000000, 2 * P) && nreleased == 0, "nothing changed");
 	unsigned kind = k_vma_find(a - P)->kind;
-	cr_expect_eq(k_vma_map(a, a + P, R | W, R | W, kind), 0, "a merge needs no entry");
+	cr_expect_eq(k_vma_map(a, a + P, R | W, R | W, kind, 0), 0, "a merge needs no entry");
 	cr_expect_eq(k_vma_unmap(0x1000000, 0x1000000 + 2 * P), 0, "a whole one needs none");
 }
 
@@ -202,8 +202,8 @@ Test(vma, strings_are_measured_up_to_the_first_byte_that_cannot_be_read)
 	if (m == MAP_FAILED)
 		cr_skip_test("no host memory at 0x7e0000000000");
 	uint64_t a = (uint64_t)m;
-	cr_assert_eq(k_vma_map(a, a + P, R, R, K_VMA_ANON), 0);
-	cr_assert_eq(k_vma_map(a + P, a + 2 * P, R | W, R | W, K_VMA_ANON), 0);
+	cr_assert_eq(k_vma_map(a, a + P, R, R, K_VMA_ANON, 0), 0);
+	cr_assert_eq(k_vma_map(a + P, a + 2 * P, R | W, R | W, K_VMA_ANON, 0), 0);
 	memset(m, 'x', 2 * P);
 	strcpy(m + P + 10, "end");
 	cr_expect_eq(k_user_strlen(a + P - 5, 4096), 18, "across two mappings");

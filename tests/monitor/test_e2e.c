@@ -160,6 +160,26 @@ Test(e2e, the_address_space_is_larger_than_ram)
 		       SAMPLES "vaspace-@LIBC@ " SAMPLES "vaspace-@LIBC@ /tmp/sbx-vaspace.out", "");
 }
 
+/* Memory taken on first touch counts when touched: writing more MAP_NORESERVE memory than
+ * --mem holds ends the program as Linux's OOM killer would (SIGKILL, 137), and the report says
+ * that RAM ran out, not that the address was bad. */
+Test(e2e, first_touches_past_the_memory_limit_are_an_out_of_memory_kill)
+{
+	need_kvm();
+	struct out o;
+	run(SANDBOX " --mem 64M " SAMPLES "vaspace-glibc touch 32", &o);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	cr_assert(strstr(o.data, "touched 32 MiB"), "%s", o.data);
+	free(o.data);
+	run(SANDBOX " --mem 64M " SAMPLES "vaspace-glibc touch 200", &o);
+	cr_assert_eq(o.status, 137, "%s", o.err);
+	cr_assert(strstr(o.data, "mapped 200 MiB") && !strstr(o.data, "touched"), "%s", o.data);
+	cr_assert(strstr(o.err, "SIGKILL: out of memory: the first touch of 0x") &&
+		      strstr(o.err, "all 64 MiB of RAM in use"),
+		  "%s", o.err);
+	free(o.data);
+}
+
 Test(e2e, large_output_and_stdin)
 {
 	same_as_native("", SAMPLES "bigout-@LIBC@ 3", "");

@@ -122,6 +122,40 @@ Test(fuzz, a_dynamic_target_is_fuzzed_with_no_flags, .init = setup, .fini = tear
 	free(o);
 }
 
+/* A target built with AddressSanitizer (dynamic, its runtime linked in, the guest driver as
+ * main): ASan reserves terabytes with MAP_NORESERVE and reads its options from
+ * /proc/self/environ. Its planted heap overflow, which does not crash on its own, is found;
+ * the crash file holds ASan's own report and the bucket names the overflowing copy; the
+ * reproduction command reproduces it. */
+Test(fuzz, an_asan_target_s_heap_overflow_is_found_with_asan_s_report, .init = setup,
+     .fini = teardown, .timeout = 3600)
+{
+	int st;
+	free(
+	    run("mkdir -p %s/corpus && printf 'HEAPaaaaaaaaaaaa' > %s/corpus/seed", &st, dir, dir));
+	char *o = run("cd %s && %s %s -seed=1 -runs=1000000 -max_len=64 -artifact_prefix=%s/ "
+		      "corpus 2>&1",
+		      &st, dir, FUZZ, SBX_BUILD_DIR "/samples/fuzz-heap-asan", dir);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	const char *token = "DEDUP_TOKEN: SIGABRT--__asan_memcpy--LLVMFuzzerTestOneInput--main";
+	cr_assert(strstr(o, token), "%s", o);
+	char art[300];
+	cr_assert_eq(artifacts(dir, "crash-", art, sizeof(art)), 1, "%s", o);
+	free(o);
+	char *t = run("cat %s.txt", &st, art);
+	cr_assert(strstr(t, "ERROR: AddressSanitizer: heap-buffer-overflow") &&
+		      strstr(t, "is located 0 bytes to the right of 16-byte region") &&
+		      strstr(t, token),
+		  "%s", t);
+	free(t);
+	o = run("cd %s && %s %s %s 2>&1", &st, dir, FUZZ, SBX_BUILD_DIR "/samples/fuzz-heap-asan",
+		art);
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "ERROR: AddressSanitizer: heap-buffer-overflow") && strstr(o, token),
+		  "%s", o);
+	free(o);
+}
+
 /* AFL sets its own time limit per input (-t) from how fast the first ones ran; on a busy host
  * some inputs meet it (hangs, not crashes): every crash it saves must be the planted bug. Its
  * deterministic stages (-D) find the bug at the same input on every host (a 4-bit flip of the

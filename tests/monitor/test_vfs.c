@@ -301,14 +301,14 @@ Test(vfs, maps_lists_the_kernels_table_and_only_what_is_sane)
 {
 	strcpy(T.vm->proc.image.exe_path, "/bin/prog");
 	const struct sbx_vma v[] = {
-	    {0x400000, 0x401000, SBX_PROT_READ, 0, SBX_VMA_ELF, {0}},
-	    {0x401000, 0x403000, SBX_PROT_READ | SBX_PROT_EXEC, 0, SBX_VMA_ELF, {0}},
-	    {0x403000, 0x405000, SBX_PROT_READ | SBX_PROT_WRITE, 0, SBX_VMA_HEAP, {0}},
-	    {0x402000, 0x406000, SBX_PROT_READ, 0, SBX_VMA_ANON, {0}}, /* overlaps: dropped */
-	    {0x500001, 0x501000, SBX_PROT_READ, 0, SBX_VMA_ANON, {0}}, /* unaligned: dropped */
-	    {0x700000, 0x600000, SBX_PROT_READ, 0, SBX_VMA_ANON, {0}}, /* backwards: dropped */
-	    {0x800000, 0x900000, 0, 0, SBX_VMA_ANON, {0}},
-	    {0xa00000, 0xb00000, SBX_PROT_READ | SBX_PROT_WRITE, 0, SBX_VMA_STACK, {0}},
+	    {0x400000, 0x401000, SBX_PROT_READ, 0, SBX_VMA_ELF, 0, {0}},
+	    {0x401000, 0x403000, SBX_PROT_READ | SBX_PROT_EXEC, 0, SBX_VMA_ELF, 0, {0}},
+	    {0x403000, 0x405000, SBX_PROT_READ | SBX_PROT_WRITE, 0, SBX_VMA_HEAP, 0, {0}},
+	    {0x402000, 0x406000, SBX_PROT_READ, 0, SBX_VMA_ANON, 0, {0}}, /* overlaps: dropped */
+	    {0x500001, 0x501000, SBX_PROT_READ, 0, SBX_VMA_ANON, 0, {0}}, /* unaligned: dropped */
+	    {0x700000, 0x600000, SBX_PROT_READ, 0, SBX_VMA_ANON, 0, {0}}, /* backwards: dropped */
+	    {0x800000, 0x900000, 0, 0, SBX_VMA_ANON, 0, {0}},
+	    {0xa00000, 0xb00000, SBX_PROT_READ | SBX_PROT_WRITE, 0, SBX_VMA_STACK, 0, {0}},
 	};
 	plant_vmas(v, 8, 8);
 	char *m = slurp("/proc/self/maps", 37); /* chunks that end mid-line */
