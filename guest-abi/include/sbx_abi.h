@@ -173,8 +173,8 @@ struct sbx_vma {
 	uint8_t pad[4];
 };
 _Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
-/* Pages on first touch: the kernel takes a page when the program first touches one (its
- * page-fault handler), not at mmap: MAP_NORESERVE, or more than RAM has free. */
+/* Pages on first touch (MAP_NORESERVE): the kernel takes a page when the program first touches
+ * one (its page-fault handler), not at mmap. */
 #define SBX_VMA_F_LAZY 1
 #endif
 

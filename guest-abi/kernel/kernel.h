@@ -157,7 +157,7 @@ int k_vma_map(uint64_t start, uint64_t end, unsigned prot, unsigned ptprot, enum
 int k_vma_unmap(uint64_t start, uint64_t end);
 /* Sets the protection of [start, end), all of which must be mapped: 0, or -ENOMEM with nothing
  * changed (a hole, or the table is full). */
-int k_vma_protect(uint64_t start, uint64_t end, unsigned prot, unsigned flags);
+int k_vma_protect(uint64_t start, uint64_t end, unsigned prot);
 /* Releases the heap's memory inside [start, end), which must all be mapped (MADV_DONTNEED;
  * an mmap'ed range's pages are zeroed by k_pt_discard): 0 or -ENOMEM. */
 int k_vma_discard(uint64_t start, uint64_t end);
@@ -197,7 +197,6 @@ int k_frames_claim(uint64_t gpa, uint64_t n);
 /* [gpa, gpa + n pages) reads as zero again (given to the host when large), staying taken. */
 void k_frames_zero(uint64_t gpa, uint64_t n);
 uint64_t k_frames_nfree(void);
-uint64_t k_frames_total(void); /* pages of RAM (0 before the allocator exists) */
 /* n free pages in a row, taken: the first one's address, or 0 when RAM has no such run. */
 uint64_t k_frames_run(uint64_t n);
 

@@ -116,19 +116,15 @@ static int enough(uint64_t pages)
 	return 0;
 }
 
-/* Does a new anonymous mapping take its pages on first touch instead of at once? When the
- * program says it need not be backed (MAP_NORESERVE: ASan's shadow, allocators' arenas), or
- * when its pages are not free now but RAM could hold them: Linux's default overcommit, which
- * refuses only a mapping larger than RAM. A touch then costs a page fault in the guest
- * (entry.S, k_pt_fault_in), dearer than a page taken at mmap (docs/architecture.md), so it is
- * not the default. */
-static unsigned lazy_flags(uint64_t flags, uint64_t len, uint64_t need)
+/* Does a new anonymous mapping take its pages on first touch instead of at once? Only when the
+ * program says it need not be backed (MAP_NORESERVE: ASan's shadow and allocator, V8's
+ * reservations): the rest of memory is accounted strictly, as under Linux's
+ * overcommit_memory=2, so that a program that runs out sees ENOMEM from mmap and brk, not a
+ * kill. A touch then costs a page fault in the guest (entry.S, k_pt_fault_in), dearer than a
+ * page taken at mmap (docs/architecture.md). */
+static unsigned lazy_flags(uint64_t flags)
 {
-	if (flags & MAP_NORESERVE)
-		return K_VMA_LAZY;
-	if (need > k_frames_nfree() && len / PAGE <= k_frames_total())
-		return K_VMA_LAZY;
-	return 0;
+	return (flags & MAP_NORESERVE) ? K_VMA_LAZY : 0;
 }
 
 static long map_fill_from_file(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
@@ -170,9 +166,8 @@ long k_sys_mmap(struct k_frame *f)
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	uint64_t need = pages_for(plen, (unsigned)prot & RWX, anon);
-	unsigned lazy = anon ? lazy_flags(flags, plen, need) : 0;
-	if (!lazy && !enough(need))
+	unsigned lazy = anon ? lazy_flags(flags) : 0;
+	if (!lazy && !enough(pages_for(plen, (unsigned)prot & RWX, anon)))
 		return -ENOMEM;
 	uint64_t start;
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
@@ -238,15 +233,12 @@ long k_sys_mprotect(struct k_frame *f)
 		return 0;
 	if (!len || addr + len < addr || k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
-	/* Pages the range lacks and cannot have now are taken on first touch (anonymous
-	 * memory only: the rest has its pages), as Linux overcommits. */
-	uint64_t need = k_pt_need(addr, addr + len, (unsigned)prot & RWX);
-	unsigned lazy = need > k_frames_nfree() && len / PAGE <= k_frames_total() ? K_VMA_LAZY : 0;
-	if (!lazy && !enough(need))
+	/* A mapping that takes its pages on first touch needs none now (k_pt_need). */
+	if (!enough(k_pt_need(addr, addr + len, (unsigned)prot & RWX)))
 		return -ENOMEM;
 	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0)
-		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX, lazy);
+		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0 && k_pt_follow(addr, addr + len) < 0)
 		return -ENOMEM; /* the table says prot, the page tables only partly: rare */
 	return r;

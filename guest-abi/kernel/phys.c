@@ -107,8 +107,3 @@ uint64_t k_frames_nfree(void)
 {
 	return k_fnfree;
 }
-
-uint64_t k_frames_total(void)
-{
-	return k_fpages;
-}

@@ -332,18 +332,15 @@ static int vma_covered(uint64_t start, uint64_t end)
 	return 1;
 }
 
-int k_vma_protect(uint64_t start, uint64_t end, unsigned prot, unsigned flags)
+int k_vma_protect(uint64_t start, uint64_t end, unsigned prot)
 {
 	ready();
 	if (!vma_covered(start, end) || vma_split_both(start, end) < 0)
 		return -ENOMEM;
 	unsigned i = vma_upper(start), j = i;
 	/* The memory syscalls make the page tables follow (pt.c). */
-	for (; j < k_nvmas && k_vmas[j].start < end; j++) {
+	for (; j < k_nvmas && k_vmas[j].start < end; j++)
 		k_vmas[j].prot = k_vmas[j].ptprot = (uint8_t)(prot & RWX);
-		if (k_vmas[j].kind == K_VMA_ANON) /* only its pages can start as zero */
-			k_vmas[j].flags |= (uint8_t)flags;
-	}
 	/* What became alike merges, from the one after the range down to the first in it. */
 	for (unsigned m = j < k_nvmas ? j : j - 1; m >= i && m > 0; m--)
 		merge_with_prev(m);

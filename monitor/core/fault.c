@@ -91,8 +91,7 @@ static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 		snprintf(
 		    f->cause, sizeof(f->cause),
 		    "out of memory: the first touch of 0x%llx found all %llu MiB of RAM in use "
-		    "(--mem; memory mapped with MAP_NORESERVE or beyond what was free counts "
-		    "as it is touched)",
+		    "(--mem; memory mapped with MAP_NORESERVE counts as it is touched)",
 		    (unsigned long long)a, (unsigned long long)(vm->proc.mem.size >> 20));
 		f->signal = SIGKILL;
 		return;

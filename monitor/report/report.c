@@ -67,16 +67,10 @@ static const int reg_order[SBX_NREGS] = {SBX_R_RAX, SBX_R_RBX, SBX_R_RCX, SBX_R_
  * __asan_memcpy, stay: ASan's own DEDUP_TOKEN starts there). */
 static int machinery(const char *fn)
 {
-	static const char *const exact[] = {"raise",
-					    "abort",
-					    "gsignal",
-					    "pthread_kill",
-					    "__pthread_kill",
-					    "__pthread_kill_implementation",
-					    "__pthread_kill_internal"};
-	static const char *const prefix[] = {"_ZN11__sanitizer", "_ZN6__asan", "_ZN7__ubsan",
-					     "_ZN6__lsan",	 "_ZN6__msan", "_ZN6__tsan",
-					     "__sanitizer::",	 "__asan::",   "__ubsan::"};
+	static const char *const exact[] = {"raise", "abort", "gsignal", "pthread_kill"};
+	static const char *const prefix[] = {
+	    "__pthread_kill", "_ZN11__sanitizer", "_ZN6__asan",	   "_ZN7__ubsan", "_ZN6__lsan",
+	    "_ZN6__msan",     "_ZN6__tsan",	  "__sanitizer::", "__asan::",	  "__ubsan::"};
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (!strcmp(fn, exact[i]))
 			return 1;

@@ -122,15 +122,15 @@ Test(vma, mappings_merge_split_and_keep_their_kind)
 	cr_expect_eq(k_vma_find(0x1003000)->start, 0x1003000, "another kind: its own mapping");
 	cr_expect(writable(0x1000000, 0x4000), "one buffer across both");
 
-	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R, 0), 0);
+	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R), 0);
 	cr_expect(!writable(0x1001000, 1) && writable(0x1000000, P) && writable(0x1002000, P));
 	cr_expect_eq(k_user_span(0x1000800, 0x3000, K_WRITE), 0x800);
-	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R | W, 0), 0);
+	cr_assert_eq(k_vma_protect(0x1001000, 0x1002000, R | W), 0);
 	v = k_vma_find(0x1001000);
 	cr_expect(v->start == 0x1000000 && v->end == 0x1003000, "merged back: %llx-%llx",
 		  (unsigned long long)v->start, (unsigned long long)v->end);
 
-	cr_expect_eq(k_vma_protect(0x1003000, 0x1006000, R, 0), -ENOMEM, "a hole");
+	cr_expect_eq(k_vma_protect(0x1003000, 0x1006000, R), -ENOMEM, "a hole");
 	cr_expect(writable(0x1003000, P), "nothing changed");
 
 	cr_assert_eq(k_vma_unmap(0x1001000, 0x1002000), 0);
@@ -142,13 +142,13 @@ Test(vma, mappings_merge_split_and_keep_their_kind)
 
 Test(vma, the_program_may_unmap_and_reprotect_its_image_but_its_memory_is_not_released)
 {
-	cr_assert_eq(k_vma_protect(0x418000, 0x419000, R, 0), 0); /* RELRO */
+	cr_assert_eq(k_vma_protect(0x418000, 0x419000, R), 0); /* RELRO */
 	cr_expect(!writable(0x418000, 1) && writable(0x419000, 1));
 	cr_assert_eq(k_vma_unmap(0x410000, 0x412000), 0);
 	cr_expect(!readable(0x410000, 1) && readable(0x412000, 1));
 	cr_expect_eq(nreleased, 0, "text and data are not handed out again");
 	/* Made writable by mprotect: the page tables follow (pt.c), so buffers may go there. */
-	cr_assert_eq(k_vma_protect(0x400000, 0x401000, R | W | X, 0), 0);
+	cr_assert_eq(k_vma_protect(0x400000, 0x401000, R | W | X), 0);
 	cr_expect(writable(0x400000, 1) && readable(0x400000, 1));
 }
 
@@ -187,7 +187,7 @@ Test(vma, a_full_table_refuses_splits_and_changes_nothing)
 		a += 2 * P;
 	}
 	cr_expect_eq(k_vma_map(a + P, a + 2 * P, R, R | W, K_VMA_ANON, 0), -ENOMEM);
-	cr_expect_eq(k_vma_protect(0x1000000 + P, 0x1000000 + 2 * P, R, 0), -ENOMEM);
+	cr_expect_eq(k_vma_protect(0x1000000 + P, 0x1000000 + 2 * P, R), -ENOMEM);
 	cr_expect_eq(k_vma_unmap(0x1000000 + P, 0x1000000 + 2 * P), -ENOMEM);
 	cr_expect(writable(0x1000000, 2 * P) && nreleased == 0, "nothing changed");
 	unsigned kind = k_vma_find(a - P)->kind;

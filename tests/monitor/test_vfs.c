@@ -248,7 +248,7 @@ Test(vfs, directories_list_their_nodes)
 	list("/dev", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|null|zero|full|random|urandom|stdin|stdout|stderr|fd|");
 	list("/proc/self", names, sizeof(names));
-	cr_assert_str_eq(names, ".|..|cmdline|exe|fd|maps|status|");
+	cr_assert_str_eq(names, ".|..|cmdline|environ|exe|fd|maps|status|");
 	/* stdio, and the listing's own handle. */
 	list("/dev/fd/", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|0|1|2|3|");
@@ -260,7 +260,7 @@ Test(vfs, directories_list_their_nodes)
 	cr_assert_eq(open_("/dev/null/x", O_RDONLY), -ENOTDIR);
 	cr_assert_eq(open_("/dev/nul", O_RDONLY), -ENOENT);
 	cr_assert_eq(open_("/proc/2/maps", O_RDONLY), -ENOENT);
-	cr_assert_eq(open_("/proc/self/environ", O_RDONLY), -ENOENT);
+	cr_assert_eq(open_("/proc/self/mounts", O_RDONLY), -ENOENT);
 	/* Relative to a virtual directory's handle, and as the cwd. */
 	int64_t d = open_("/proc/self", O_RDONLY | O_DIRECTORY);
 	struct sbx_slot s = path_req(SBX_CALL_OPEN, "status", O_RDONLY);
