@@ -35,6 +35,9 @@ void k_exec_exit(uint32_t status)
 		k_exec_park(status & 0xff);
 }
 
+#define K_FILL_EACH (1ull << 20)
+#define K_FILL_BUDGET (32ull << 20)
+
 long k_sys_exec(struct k_frame *f)
 {
 	if (!(BOOT->flags & SBX_BOOT_EXEC))
@@ -57,6 +60,11 @@ long k_sys_exec(struct k_frame *f)
 		if ((f->rdx && k_gpa_run(f->rsi, f->rdx, &counters) != f->rdx) ||
 		    (f->r8 && k_gpa_run(f->r10, f->r8, &input) != f->r8))
 			return -ENOMEM;
+		/* Small arenas (ASan's allocator maps 64 KiB at a time) get their pages now, up
+		 * to a quarter of the free RAM. */
+		uint64_t quarter = k_frames_nfree() * SBX_PAGE_SIZE / 4;
+		k_pt_fill_lazy(K_FILL_EACH, quarter < K_FILL_BUDGET ? quarter : K_FILL_BUDGET);
+		k_pt_commit();
 		CTL->counters = counters;
 		CTL->ncounters = f->rdx;
 		CTL->input = input;

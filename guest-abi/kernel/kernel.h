@@ -229,6 +229,11 @@ void k_pt_discard(uint64_t start, uint64_t end);
  * program's); -ENOMEM: RAM is used up. Called by the #PF stub (entry.S), whoever touched the
  * page, and by k_gpa_run for the monitor's I/O. */
 int k_pt_fault_in(uint64_t va, uint64_t err);
+/* Every page of each writable mapping with pages on first touch no larger than max_each, up to
+ * budget bytes in all: the fuzz driver's snapshot point takes them, so that runs from it do
+ * not fault them in (a page-table change makes a reset slow): an allocator's arenas, not an
+ * ASan shadow of terabytes. */
+void k_pt_fill_lazy(uint64_t max_each, uint64_t budget);
 /* The TLB flush the changes of this syscall owe, if any: once per syscall, at its end. Every
  * syscall passes here, so with nothing owed it is one load and one branch, inline, no call. */
 extern int k_pt_flush_owed;
@@ -254,6 +259,8 @@ long k_sys_msync(struct k_frame *f);
 
 /* The syscall handlers, grouped by file. */
 long k_sys_brk(struct k_frame *f);
+/* fd is closed or replaced: what mem.c remembers of its last mapping goes. */
+void k_mem_forget_fd(int64_t fd);
 long k_sys_mmap(struct k_frame *f);
 long k_sys_munmap(struct k_frame *f);
 long k_sys_mprotect(struct k_frame *f);

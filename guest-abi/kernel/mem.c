@@ -127,6 +127,60 @@ static unsigned lazy_flags(uint64_t flags)
 	return (flags & MAP_NORESERVE) ? K_VMA_LAZY : 0;
 }
 
+/* The last private file mapping, while its pages still hold the file's bytes. ld.so maps a
+ * library whole, read-only, then each segment MAP_FIXED over it from the same fd: a segment
+ * keeps the pages read already instead of having them read again (for libc, 430 of 910 pages
+ * of a dynamic program's start-up copying). Forgotten when anything else maps over or changes
+ * the range, when a segment made writable may change its bytes, and when the fd is closed or
+ * replaced (k_mem_forget_fd). */
+static struct {
+	uint64_t start, end;
+	int64_t off;
+	int32_t fd;
+	int valid;
+} k_lastmap;
+
+void k_mem_forget_fd(int64_t fd)
+{
+	if (k_lastmap.fd == fd)
+		k_lastmap.valid = 0;
+}
+
+static void forget_range(uint64_t start, uint64_t end)
+{
+	if (start < k_lastmap.end && end > k_lastmap.start)
+		k_lastmap.valid = 0;
+}
+
+/* Is [addr, addr + len) of fd at off the same bytes as the part of the last file mapping at
+ * addr, still mapped read-only as one mapping? */
+static int same_bytes(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
+{
+	if (!k_lastmap.valid || fd != k_lastmap.fd || addr < k_lastmap.start ||
+	    addr + len > k_lastmap.end || off - k_lastmap.off != (int64_t)(addr - k_lastmap.start))
+		return 0;
+	const struct k_vma *v = k_vma_find(addr);
+	return v && v->kind == K_VMA_FILE && v->prot == SBX_PROT_READ && v->end >= addr + len;
+}
+
+/* A segment over the same bytes: only the protection changes, the pages stay. */
+static long remap_same(uint64_t addr, uint64_t plen, unsigned prot)
+{
+	long r = k_vma_unmap(addr, addr + plen);
+	if (r == 0)
+		r = k_vma_map(addr, addr + plen, prot, prot, K_VMA_FILE, 0);
+	if (r == 0 && k_pt_follow(addr, addr + plen) < 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		unmap(addr, addr + plen);
+		k_lastmap.valid = 0;
+		return r;
+	}
+	if (prot & SBX_PROT_WRITE)
+		k_lastmap.valid = 0;
+	return (long)addr;
+}
+
 static long map_fill_from_file(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
 {
 	uint64_t done = 0;
@@ -166,6 +220,9 @@ long k_sys_mmap(struct k_frame *f)
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
 		return -ENOMEM;
+	if (!anon && !(flags & MAP_SHARED) && (flags & MAP_FIXED) &&
+	    same_bytes(addr, plen, fd, off))
+		return remap_same(addr, plen, (unsigned)prot & RWX);
 	unsigned lazy = anon ? lazy_flags(flags) : 0;
 	if (!lazy && !enough(pages_for(plen, (unsigned)prot & RWX, anon)))
 		return -ENOMEM;
@@ -199,12 +256,15 @@ long k_sys_mmap(struct k_frame *f)
 		return -ENOMEM;
 	}
 	/* The monitor writes a file's bytes into its pages directly, whatever the protection. */
+	forget_range(start, start + plen);
 	if (!anon) {
 		r = map_fill_from_file(start, len, fd, off);
 		if (r < 0) {
 			unmap(start, start + plen);
 			return r;
 		}
+		if (!(flags & MAP_SHARED) && !(prot & SBX_PROT_WRITE))
+			k_lastmap = (__typeof__(k_lastmap)){start, start + plen, off, fd, 1};
 	} else if ((prot & RWX) && !lazy) {
 		k_populate(start, plen);
 	}
@@ -216,6 +276,7 @@ long k_sys_munmap(struct k_frame *f)
 	uint64_t addr = f->rdi, len = page_up(f->rsi);
 	if ((addr & (PAGE - 1)) || len == 0 || addr + len < addr)
 		return -EINVAL;
+	forget_range(addr, addr + len);
 	long r = k_vma_unmap(addr, addr + len);
 	if (r == 0) {
 		k_pt_follow(addr, addr + len); /* short of page-table pages: stays mapped, zeroed */
@@ -236,6 +297,7 @@ long k_sys_mprotect(struct k_frame *f)
 	/* A mapping that takes its pages on first touch needs none now (k_pt_need). */
 	if (!enough(k_pt_need(addr, addr + len, (unsigned)prot & RWX)))
 		return -ENOMEM;
+	forget_range(addr, addr + len);
 	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0)
 		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
@@ -271,6 +333,7 @@ long k_sys_mremap(struct k_frame *f)
 		return -ENOMEM; /* a window onto a file stays where the monitor put it */
 	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
+	k_lastmap.valid = 0;
 	unsigned prot = v->prot, vflags = v->flags;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;
 	/* The growth's pages, and page tables for the whole new range (at first touch instead,
@@ -326,6 +389,7 @@ long k_sys_madvise(struct k_frame *f)
 	if ((f->rdx == MADV_DONTNEED || f->rdx == MADV_FREE || f->rdx == MADV_REMOVE) && len) {
 		if (addr + len < addr)
 			return -EINVAL;
+		forget_range(addr, addr + len);
 		long r = k_vma_discard(addr, addr + len);
 		if (r == 0)
 			k_pt_discard(addr, addr + len);

@@ -628,6 +628,26 @@ void k_pt_discard(uint64_t start, uint64_t end)
 /* Pages kept back from fault-around: the last of RAM goes a page at a time. */
 #define K_FAULT_RESERVE 1024
 
+void k_pt_fill_lazy(uint64_t max_each, uint64_t budget)
+{
+	for (uint64_t at = SBX_USER_ADDR; at < SBX_USER_TOP;) {
+		const struct k_vma *v = k_vma_find(at);
+		if (!v) {
+			at = k_vma_next(at);
+			continue;
+		}
+		uint64_t s = v->start, e = v->end;
+		if ((v->flags & K_VMA_LAZY) && (v->prot & SBX_PROT_WRITE) && k_vma_paged(v) &&
+		    e - s <= max_each && e - s <= budget) {
+			for (uint64_t a = s; a < e; a += PAGE)
+				if (k_pt_fault_in(a, SBX_PF_WRITE) < 0)
+					return;
+			budget -= e - s;
+		}
+		at = e;
+	}
+}
+
 int k_pt_fault_in(uint64_t va, uint64_t err)
 {
 	if (!k_physmap_on)
