@@ -8,6 +8,10 @@
 2. mprotect of 1 and 1,000 touched pages there and back (bench/guest/ptflush), ns per call,
    timed in the program.
 3. python3 -c 'x = list(range(10**7))' (page-fault heavy) with --ro /usr. Goal: <= 1.5x native.
+4. first touch of MAP_NORESERVE memory (pages on first touch, bench/guest/touch), ns per touch:
+   every page of 64 MiB (a fault maps 64 KiB: the cost a page), and one byte every 64 KiB (each
+   touch a fault of its own: the cost of the guest's page-fault path), against native and
+   against ordinary memory (pages taken at mmap).
 """
 import argparse
 import json
@@ -35,6 +39,18 @@ def op_ns(cmd):
     return f
 
 
+def touch_ns(cmd):
+    def f():
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        n = [ln.split() for ln in p.stderr.splitlines() if ln.startswith("touches ")]
+        t = [ln.split() for ln in p.stderr.splitlines() if ln.startswith("touch ")]
+        if p.returncode != 0 or not n or not t:
+            raise BenchError(f"`{' '.join(cmd)}` exited with {p.returncode} without its "
+                             f"'touches N' and 'touch MIB ns' lines: {p.stderr[-300:]}")
+        return {"ns": float(t[-1][2]) / float(n[-1][1])}
+    return f
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
@@ -45,7 +61,8 @@ def main():
     runs = 3 if a.quick else a.runs
     sbx = os.path.join(a.build, "sandbox-run")
     ptflush = os.path.join(a.build, "bench", "guest", "ptflush-glibc")
-    for f in (sbx, ptflush):
+    touch = os.path.join(a.build, "bench", "guest", "touch-glibc")
+    for f in (sbx, ptflush, touch):
         if not os.access(f, os.X_OK):
             raise BenchError(f"{f} is missing: build the project first")
     rep = Report()
@@ -91,6 +108,22 @@ def main():
     rep.row(f"list(range({n})) sandbox", "ms", r["sandbox"]["ms"], r["native"]["ms"], "native",
             goal="ratio <= 1.5")
     rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= 1.5
+    rep.table()
+
+    rep.section("4. first touch, ns per touch (timed in the program)",
+                "sandbox: --mem 512M; noreserve = MAP_NORESERVE (pages on first touch, 64 KiB "
+                "a fault), plain = pages taken at mmap")
+    mib = "16" if a.quick else "64"
+    for stride, what in (("4096", "every page"), ("65536", "every 64 KiB")):
+        cmds = {"native": [touch, mib, "noreserve", stride],
+                "sandbox": [sbx, "--mem", "512M", touch, mib, "noreserve", stride],
+                "sandbox plain": [sbx, "--mem", "512M", touch, mib, "plain", stride]}
+        r = interleave({k: touch_ns(c) for k, c in cmds.items()}, runs)
+        rep.row(f"{what}: native", "ns", r["native"]["ns"], digits=0)
+        rep.row(f"{what}: sandbox noreserve", "ns", r["sandbox"]["ns"], r["native"]["ns"],
+                "native", digits=0)
+        rep.row(f"{what}: sandbox plain", "ns", r["sandbox plain"]["ns"], r["native"]["ns"],
+                "native", digits=0)
     rep.table()
 
     if a.json:

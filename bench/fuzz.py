@@ -3,8 +3,9 @@
 
     python3 bench/fuzz.py [--build DIR] [--runs N] [--seconds S] [--quick]
 
-For a no-op target and for the planted-bug parser (samples/fuzz/; its throughput build has the
-bug defused so a find does not cut the run short), each variant fuzzes for --seconds, --runs
+For a no-op target, for the planted-bug parser (samples/fuzz/; its throughput build has the
+bug defused so a find does not cut the run short) and for an AddressSanitizer target
+(samples/fuzz/heap.c, defused the same way; against libFuzzer with ASan), each variant fuzzes for --seconds, --runs
 times, interleaved (A B C ... A B C ...), and the median exec/s is compared with the baselines
 measured in the same run:
   - native libFuzzer, in process (clang -fsanitize=fuzzer): the upper bound, no isolation;
@@ -143,8 +144,9 @@ def main():
           f"{os.uname().release}")
     work = tempfile.mkdtemp(prefix="sbx-fuzzbench.")
     try:
-        for target in () if a.no_throughput else ("noop", "parser"):
+        for target in () if a.no_throughput else ("noop", "parser", "heap-asan-safe"):
             t = f"{b}/samples/fuzz-{target}"
+            afl_here = have_afl and os.path.exists(f"{t}-afl")
             variants = {
                 "libfuzzer": lambda t=t: libfuzzer([f"{t}-libfuzzer"], secs, work),
                 "sandbox": lambda t=t: libfuzzer([fuzz, t], secs, work),
@@ -152,7 +154,7 @@ def main():
                 "sandbox-1cpu": lambda t=t: libfuzzer(["taskset", "-c", "0", fuzz, t], secs,
                                                       work),
             }
-            if have_afl:
+            if afl_here:
                 variants["afl"] = lambda t=t: afl([f"{t}-afl"], secs, work)
                 variants["sandbox-afl"] = lambda t=t: afl([fuzz, "--afl", t], secs, work)
                 variants["afl-1cpu"] = lambda t=t: afl([f"{t}-afl"], secs, work, one_cpu=True)
@@ -161,13 +163,13 @@ def main():
                         "ratio: sandbox-fuzz's median over the baseline's")
             lf = res["libfuzzer"]["exec/s"]
             rep.row("native libFuzzer (in process, no isolation)", "exec/s", lf)
-            if have_afl:
+            if afl_here:
                 rep.row("native AFL++ forkserver (fork per input)", "exec/s",
                         res["afl"]["exec/s"])
             goal = "10000" if target == "noop" else ""
             rep.row("sandbox-fuzz vs native libFuzzer", "exec/s", res["sandbox"]["exec/s"],
                     base=lf, base_name="libFuzzer")
-            if have_afl:
+            if afl_here:
                 s = rep.row("sandbox-fuzz vs native AFL++", "exec/s", res["sandbox"]["exec/s"],
                             base=res["afl"]["exec/s"], base_name="AFL++",
                             goal=(">= 10000, > AFL++" if goal else "> AFL++"))
@@ -179,7 +181,7 @@ def main():
                         base_name="AFL++")
             rep.row("sandbox-fuzz --strict-reset vs native libFuzzer", "exec/s",
                     res["strict"]["exec/s"], base=lf, base_name="libFuzzer")
-            if have_afl:
+            if afl_here:
                 rep.row("one core (taskset -c 0): sandbox-fuzz vs native AFL++", "exec/s",
                         res["sandbox-1cpu"]["exec/s"], base=res["afl-1cpu"]["exec/s"],
                         base_name="AFL++ 1 core")

@@ -158,7 +158,7 @@ k_breakpoint:
 	jmp 3b
 
 /* Vector 14. A first touch of a page of a mapping with pages on first touch gets its page (and
- * its neighbours: k_pt_fault_in) and the access is retried; any other page fault is reported
+ * its neighbours: k_pf_fault) and the access is retried; any other page fault is reported
  * like every exception, with the frame and every register as the CPU left them. Under PVM each
  * instruction at CPL0 is emulated (~1.2 us), so the stub does the least that needs CPL0 (read
  * CR2, 13 instructions) and hands the rest to k_pf_handler at the privilege level that faulted,
@@ -214,7 +214,8 @@ k_pf_handler:
 	cld
 	movq k_pf_addr(%rip), %rdi
 	movq K_PF_FRAME, %rsi
-	call k_pt_fault_in
+	movq K_PF_FRAME + 8, %rdx
+	call k_pf_fault
 	cmpl $1, %eax
 	je 1f
 	movb $1, k_pf_decline(%rip)

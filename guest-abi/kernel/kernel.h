@@ -229,6 +229,9 @@ void k_pt_discard(uint64_t start, uint64_t end);
  * program's); -ENOMEM: RAM is used up. Called by the #PF stub (entry.S), whoever touched the
  * page, and by k_gpa_run for the monitor's I/O. */
 int k_pt_fault_in(uint64_t va, uint64_t err);
+/* The same for the #PF stub, given the faulting rip: a fault of the program's own code also
+ * asks a polling monitor to back the pages it mapped. */
+int k_pf_fault(uint64_t va, uint64_t err, uint64_t rip);
 /* Every page of each writable mapping with pages on first touch no larger than max_each, up to
  * budget bytes in all: the fuzz driver's snapshot point takes them, so that runs from it do
  * not fault them in (a page-table change makes a reset slow): an allocator's arenas, not an

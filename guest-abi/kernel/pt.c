@@ -648,7 +648,37 @@ void k_pt_fill_lazy(uint64_t max_each, uint64_t budget)
 	}
 }
 
-int k_pt_fault_in(uint64_t va, uint64_t err)
+/* Pages of [lo, hi) its entries (from e, the entry of va) lack, from the top down so that
+ * they come out of the allocator in ascending order: one run of guest-physical pages, whose
+ * host backing a polling monitor makes while the program goes on (`hint`: not while the kernel
+ * may be in the middle of a ring request of its own). */
+static void fault_around(uint64_t *e, uint64_t va, uint64_t lo, uint64_t hi, uint64_t bits,
+			 int hint)
+{
+	uint64_t run = 0, n = 0;
+	for (uint64_t a = hi; a > lo;) {
+		a -= PAGE;
+		uint64_t *x = e + (int64_t)(a - va) / (int64_t)PAGE, page;
+		if (a == va || (*x & (SBX_PTE_P | SBX_PTE_KEEP)))
+			continue;
+		if (!(page = k_frame_alloc()))
+			break;
+		*x = page | bits;
+		if (n && page == run - PAGE) {
+			run = page;
+			n++;
+		} else if (!n) {
+			run = page;
+			n = 1;
+		}
+	}
+	if (hint && n >= K_FAULT_AROUND / 2) {
+		uint64_t args[2] = {run, n * PAGE};
+		k_call_async(SBX_CALL_POPULATE, args, 2);
+	}
+}
+
+static int fault_in(uint64_t va, uint64_t err, int hint)
 {
 	if (!k_physmap_on)
 		return 0;
@@ -678,17 +708,18 @@ int k_pt_fault_in(uint64_t va, uint64_t err)
 		return 1;
 	/* The block is inside one aligned 2 MiB, so its entries are e's neighbours. */
 	uint64_t blk = K_FAULT_AROUND * PAGE, lo = va & ~(blk - 1), hi = lo + blk;
-	lo = lo > v->start ? lo : v->start;
-	hi = hi < v->end ? hi : v->end;
-	for (uint64_t a = lo; a < hi; a += PAGE) {
-		uint64_t *x = e + (int64_t)(a - va) / (int64_t)PAGE;
-		if (*x & (SBX_PTE_P | SBX_PTE_KEEP))
-			continue;
-		if (!(page = k_frame_alloc()))
-			break;
-		*x = page | bits;
-	}
+	fault_around(e, va, lo > v->start ? lo : v->start, hi < v->end ? hi : v->end, bits, hint);
 	return 1;
+}
+
+int k_pt_fault_in(uint64_t va, uint64_t err)
+{
+	return fault_in(va, err, 0);
+}
+
+int k_pf_fault(uint64_t va, uint64_t err, uint64_t rip)
+{
+	return fault_in(va, err, rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR);
 }
 
 /* All of RAM mapped at SBX_PHYSMAP_VA, in 2 MiB pages. Its tables come from the area, else
