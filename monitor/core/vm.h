@@ -149,6 +149,7 @@ struct sbx_vcpu {
 
 /* The monitor's side of the request ring (ring.c): `lock` makes the polling thread and the
  * vCPU thread take turns. */
+#define SBX_RING_POP_MAX 16
 struct sbx_ring_srv {
 	pthread_mutex_t lock;
 	uint32_t tail;
@@ -158,6 +159,12 @@ struct sbx_ring_srv {
 	atomic_int stop;
 	atomic_int wake; /* futex word: bumped to wake the poller */
 	int cpu;	 /* the host CPU the poller is pinned to, or -1 */
+	/* POPULATE hints a doorbell brought, for the poller to serve while the vCPU goes on
+	 * (under `lock`): offsets into guest RAM and lengths. */
+	struct {
+		uint64_t gpa, len;
+	} pop[SBX_RING_POP_MAX];
+	unsigned npop;
 };
 
 /* What was loaded: the guest kernel, the program's image, its initial stack. */
@@ -489,6 +496,10 @@ int sbx_ring_serve(struct sbx_vm *vm);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);
+/* A POPULATE hint served after a doorbell goes to the poller, which backs [gpa, gpa + len)
+ * while the vCPU goes on: 0, or -EAGAIN (no poller, this is the poller, or its queue is full:
+ * serve it here). Caller holds ring_lock. */
+int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* For a thread that polls the ring: a request is published and not served yet; serve what is
  * (takes ring_lock); doorbells wanted (on) or not. */
 int sbx_ring_pending(struct sbx_vm *vm);
