@@ -286,6 +286,27 @@ static int touch(size_t mib)
 	return 0;
 }
 
+/* A file mapped whole, changed, and a part mapped again over it from the same descriptor (as
+ * ld.so maps a library's segments): the new mapping shows the file as it is now. */
+static void remap_after_write(const char *out)
+{
+	int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	static char two[2 * PAGE];
+	memset(two, 'a', sizeof(two));
+	char *p = NULL;
+	if (fd >= 0 && write(fd, two, sizeof(two)) == (ssize_t)sizeof(two))
+		p = mmap(NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+	int ok = p && p != MAP_FAILED && pwrite(fd, "b", 1, PAGE) == 1;
+	char *q = ok ? mmap(p + PAGE, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, PAGE) : NULL;
+	check("a segment mapped again after the file changed shows the change",
+	      ok && q == p + PAGE && q[0] == 'b' && q[1] == 'a');
+	if (p && p != MAP_FAILED)
+		munmap(p, 2 * PAGE);
+	if (fd >= 0)
+		close(fd);
+	unlink(out);
+}
+
 static void guards(void)
 {
 	char *p = map(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, 0);
@@ -310,6 +331,8 @@ int main(int argc, char **argv)
 	if (argc > 1) {
 		scattered_io(argv[1], argc > 2 ? argv[2] : NULL);
 		noreserve(argv[1]);
+		if (argc > 2)
+			remap_after_write(argv[2]);
 	}
 	guards();
 	return failures;

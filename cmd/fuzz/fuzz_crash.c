@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuzz.h"
+
+#define FUZZ_LOG_MAX (4 << 20)
 
 enum fuzz_kind fuzz_classify(const struct sbx_exec_run *run)
 {
@@ -67,19 +70,33 @@ void fuzz_log_take(struct fuzz *fz, int show, FILE *copy)
 	if (!fz->log)
 		return;
 	fflush(fz->log);
-	if (ftell(fz->log) <= 0)
+	struct stat st;
+	int fd = fileno(fz->log);
+	if (fstat(fd, &st) < 0 || st.st_size <= 0)
 		return;
-	rewind(fz->log);
+	/* The target writes here too (its stderr, append-only): at most FUZZ_LOG_MAX of it is
+	 * shown and kept, whatever it wrote. */
 	char b[4096];
-	size_t n;
-	while ((show || copy) && (n = fread(b, 1, sizeof(b), fz->log)) > 0) {
+	off_t at = 0, end = st.st_size < FUZZ_LOG_MAX ? st.st_size : FUZZ_LOG_MAX;
+	ssize_t n;
+	while (
+	    (show || copy) && at < end &&
+	    (n = pread(fd, b, (size_t)(end - at < (off_t)sizeof(b) ? end - at : (off_t)sizeof(b)),
+		       at)) > 0) {
 		if (show)
-			fwrite(b, 1, n, stderr);
+			fwrite(b, 1, (size_t)n, stderr);
 		if (copy)
-			fwrite(b, 1, n, copy);
+			fwrite(b, 1, (size_t)n, copy);
+		at += n;
 	}
-	rewind(fz->log);
-	if (ftruncate(fileno(fz->log), 0) < 0)
+	if ((show || copy) && st.st_size > end) {
+		const char *cut = "sandbox-fuzz: [the rest of this input's output is cut]\n";
+		if (show)
+			fputs(cut, stderr);
+		if (copy)
+			fputs(cut, copy);
+	}
+	if (ftruncate(fd, 0) < 0)
 		fz->log = NULL;
 }
 

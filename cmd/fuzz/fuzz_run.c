@@ -1,5 +1,6 @@
 /* sandbox-fuzz's runs: the engine opened on the target, one input run from the snapshot, and
  * what a run's end makes of the process (progress, libFuzzer's way of dying on a finding). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,20 @@ int fuzz_open(struct fuzz *fz, char *err, size_t errlen)
 	c->name = fz->target;
 	fz->log = tmpfile();
 	/* The target's own stderr (a sanitizer's report) goes with the monitor's: both are shown
-	 * and saved next to the artifact, in the order written. */
+	 * and saved next to the artifact, in the order written. Both append; the target's is a
+	 * description of its own, write-only, so it can neither read the monitor's lines nor
+	 * seek and write far out (a huge sparse file). */
 	if (fz->log) {
 		c->log = fz->log;
-		if (c->stderr_fd == STDERR_FILENO)
-			c->stderr_fd = fileno(fz->log);
+		int fd = fileno(fz->log), fl = fcntl(fd, F_GETFL);
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		int g = -1;
+		if (fl >= 0 && fcntl(fd, F_SETFL, fl | O_APPEND) == 0 &&
+		    c->stderr_fd == STDERR_FILENO)
+			g = open(self, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (g >= 0)
+			c->stderr_fd = g; /* open as long as the process */
 	}
 	/* The monitor writes a crash's JSON report here, next to the artifacts (the user's own
 	 * directory, not a shared one like /tmp), and it is renamed to the artifact's name. */

@@ -161,7 +161,7 @@ k_breakpoint:
  * its neighbours: k_pf_fault) and the access is retried; any other page fault is reported
  * like every exception, with the frame and every register as the CPU left them. Under PVM each
  * instruction at CPL0 is emulated (~1.2 us), so the stub does the least that needs CPL0 (read
- * CR2, 13 instructions) and hands the rest to k_pf_handler at the privilege level that faulted,
+ * CR2, 14 instructions) and hands the rest to k_pf_handler at the privilege level that faulted,
  * on a stack of its own below the frame. That returns straight to the faulting instruction, at
  * its level, without iretq. When it declines, the access faults again and k_pf_decline sends
  * that second fault to the monitor, the frame untouched. All of this runs with one vCPU. */
@@ -188,6 +188,7 @@ k_page_fault:
 	pushq 40(%rsp)
 	pushq $K_PF_STACK
 	pushq 40(%rsp)
+	andq $~0x40100, (%rsp) /* no TF, no AC in the handler (SFMASK's job on a syscall) */
 	pushq 40(%rsp)
 	pushq $k_pf_handler
 	iretq

@@ -163,7 +163,6 @@ long k_sys_creat(struct k_frame *f)
 long k_sys_close(struct k_frame *f)
 {
 	uint64_t a[1] = {f->rdi};
-	k_mem_forget_fd((int64_t)(int32_t)f->rdi);
 	return k_call(SBX_CALL_CLOSE, a, 1);
 }
 
@@ -485,7 +484,6 @@ long k_sys_dup(struct k_frame *f)
 long k_sys_dup2(struct k_frame *f)
 {
 	uint64_t a[4] = {f->rdi, (uint32_t)f->rsi, 0, 0};
-	k_mem_forget_fd((int64_t)(int32_t)f->rsi);
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
@@ -494,7 +492,6 @@ long k_sys_dup3(struct k_frame *f)
 	if (f->rdi == f->rsi || (f->rdx & ~(uint64_t)O_CLOEXEC))
 		return -EINVAL;
 	uint64_t a[4] = {f->rdi, (uint32_t)f->rsi, 0, f->rdx ? 1 : 0};
-	k_mem_forget_fd((int64_t)(int32_t)f->rsi);
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 

@@ -262,8 +262,14 @@ long k_sys_msync(struct k_frame *f);
 
 /* The syscall handlers, grouped by file. */
 long k_sys_brk(struct k_frame *f);
-/* fd is closed or replaced: what mem.c remembers of its last mapping goes. */
-void k_mem_forget_fd(int64_t fd);
+/* Every syscall but mmap (9) forgets the file mapping mem.c remembers for the next segment:
+ * a load and a branch, no store (a reset need not put a page back for it). */
+extern int k_lastmap_valid;
+static inline void k_mem_syscall(uint64_t nr)
+{
+	if (__builtin_expect(k_lastmap_valid, 0) && nr != 9)
+		k_lastmap_valid = 0;
+}
 long k_sys_mmap(struct k_frame *f);
 long k_sys_munmap(struct k_frame *f);
 long k_sys_mprotect(struct k_frame *f);

@@ -128,35 +128,29 @@ static unsigned lazy_flags(uint64_t flags)
 }
 
 /* The last private file mapping, while its pages still hold the file's bytes. ld.so maps a
- * library whole, read-only, then each segment MAP_FIXED over it from the same fd: a segment
- * keeps the pages read already instead of having them read again (for libc, 430 of 910 pages
- * of a dynamic program's start-up copying). Forgotten when anything else maps over or changes
- * the range, when a segment made writable may change its bytes, and when the fd is closed or
- * replaced (k_mem_forget_fd). */
+ * library whole, read-only, then each segment MAP_FIXED over it from the same fd, with no
+ * other syscall between: a segment keeps the pages read already instead of having them read
+ * again (for libc, 430 of 910 pages of a dynamic program's start-up copying). Any syscall but
+ * mmap forgets it (k_mem_syscall: the file, the fd or the pages may change then), and so do a
+ * mapping over part of the range and a segment made writable. */
+int k_lastmap_valid;
 static struct {
 	uint64_t start, end;
 	int64_t off;
 	int32_t fd;
-	int valid;
 } k_lastmap;
-
-void k_mem_forget_fd(int64_t fd)
-{
-	if (k_lastmap.fd == fd)
-		k_lastmap.valid = 0;
-}
 
 static void forget_range(uint64_t start, uint64_t end)
 {
 	if (start < k_lastmap.end && end > k_lastmap.start)
-		k_lastmap.valid = 0;
+		k_lastmap_valid = 0;
 }
 
 /* Is [addr, addr + len) of fd at off the same bytes as the part of the last file mapping at
  * addr, still mapped read-only as one mapping? */
 static int same_bytes(uint64_t addr, uint64_t len, int32_t fd, int64_t off)
 {
-	if (!k_lastmap.valid || fd != k_lastmap.fd || addr < k_lastmap.start ||
+	if (!k_lastmap_valid || fd != k_lastmap.fd || addr < k_lastmap.start ||
 	    addr + len > k_lastmap.end || off - k_lastmap.off != (int64_t)(addr - k_lastmap.start))
 		return 0;
 	const struct k_vma *v = k_vma_find(addr);
@@ -173,11 +167,11 @@ static long remap_same(uint64_t addr, uint64_t plen, unsigned prot)
 		r = -ENOMEM;
 	if (r < 0) {
 		unmap(addr, addr + plen);
-		k_lastmap.valid = 0;
+		k_lastmap_valid = 0;
 		return r;
 	}
 	if (prot & SBX_PROT_WRITE)
-		k_lastmap.valid = 0;
+		k_lastmap_valid = 0;
 	return (long)addr;
 }
 
@@ -263,8 +257,10 @@ long k_sys_mmap(struct k_frame *f)
 			unmap(start, start + plen);
 			return r;
 		}
-		if (!(flags & MAP_SHARED) && !(prot & SBX_PROT_WRITE))
-			k_lastmap = (__typeof__(k_lastmap)){start, start + plen, off, fd, 1};
+		if (!(flags & MAP_SHARED) && !(prot & SBX_PROT_WRITE)) {
+			k_lastmap = (__typeof__(k_lastmap)){start, start + plen, off, fd};
+			k_lastmap_valid = 1;
+		}
 	} else if ((prot & RWX) && !lazy) {
 		k_populate(start, plen);
 	}
@@ -333,7 +329,7 @@ long k_sys_mremap(struct k_frame *f)
 		return -ENOMEM; /* a window onto a file stays where the monitor put it */
 	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
-	k_lastmap.valid = 0;
+	k_lastmap_valid = 0;
 	unsigned prot = v->prot, vflags = v->flags;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;
 	/* The growth's pages, and page tables for the whole new range (at first touch instead,

@@ -696,8 +696,11 @@ static int fault_in(uint64_t va, uint64_t err, int hint)
 		BOOT->enomem++;
 		return -ENOMEM;
 	}
-	if (*e & (SBX_PTE_P | SBX_PTE_KEEP))
+	if (*e & SBX_PTE_P)
 		return 1; /* mapped already (the monitor's I/O got here first) */
+	if (*e & SBX_PTE_KEEP)
+		return 0; /* a kept page the table of mappings disagrees with: the program's fault
+			   */
 	uint64_t bits = leaf_bits(v->prot) | SBX_PTE_OWNED, page = k_frame_alloc();
 	if (!page) {
 		BOOT->enomem++;

@@ -47,6 +47,7 @@ long k_syscall(uint64_t nr, struct k_frame *f)
 	long ret;
 	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231))
 		trace(nr, 0, f); /* exit never returns: trace it on the way in */
+	k_mem_syscall(nr);
 	if (nr < SBX_MAX_SYSCALL && k_table[nr]) {
 		ret = k_table[nr](f);
 	} else if (nr == SBX_SYS_EXEC) {

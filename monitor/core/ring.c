@@ -109,7 +109,7 @@ static void futex_wake(atomic_int *w)
 
 /* Backs the ranges doorbells left for this thread: outside the lock, since a range takes
  * ~3 us a page of fresh host memory and the vCPU thread may want the lock meanwhile. Backing
- * changes no byte (a page is zero before and after), so nothing guards it. */
+ * changes no byte (a page reads the same before and after), so nothing guards it. */
 static void populate_queued(struct sbx_vm *vm)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
@@ -121,7 +121,7 @@ static void populate_queued(struct sbx_vm *vm)
 	memcpy(pop, rs->pop, n * sizeof(pop[0]));
 	rs->npop = 0;
 	pthread_mutex_unlock(&rs->lock);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n && !atomic_load(&rs->stop); i++)
 		madvise(vm->proc.mem.base + pop[i].gpa, pop[i].len, MADV_POPULATE_WRITE);
 }
 
@@ -259,4 +259,5 @@ void sbx_ring_stop(struct sbx_vm *vm)
 	pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
 	pthread_join(vm->proc.ring.poller, NULL);
 	vm->proc.ring.poller_started = 0;
+	vm->proc.ring.npop = 0; /* hints for a run that is over */
 }

@@ -63,14 +63,16 @@ static const int reg_order[SBX_NREGS] = {SBX_R_RAX, SBX_R_RBX, SBX_R_RCX, SBX_R_
 					 SBX_R_R15, SBX_R_RIP};
 
 /* Frames that say how a signal was raised, not where the bug is: the C library's raise and
- * abort, and a sanitizer's runtime between its report and abort() (its interceptors, such as
- * __asan_memcpy, stay: ASan's own DEDUP_TOKEN starts there). */
+ * abort, and a sanitizer's runtime between its report and abort(), its report entry points
+ * included (__asan_report_load8: ASan's own stack starts at the instrumented function); its
+ * interceptors, such as __asan_memcpy, stay, as in ASan's own DEDUP_TOKEN. */
 static int machinery(const char *fn)
 {
 	static const char *const exact[] = {"raise", "abort", "gsignal", "pthread_kill"};
 	static const char *const prefix[] = {
-	    "__pthread_kill", "_ZN11__sanitizer", "_ZN6__asan",	   "_ZN7__ubsan", "_ZN6__lsan",
-	    "_ZN6__msan",     "_ZN6__tsan",	  "__sanitizer::", "__asan::",	  "__ubsan::"};
+	    "__pthread_kill", "_ZN11__sanitizer", "_ZN6__asan",	    "_ZN7__ubsan",
+	    "_ZN6__lsan",     "_ZN6__msan",	  "_ZN6__tsan",	    "__sanitizer::",
+	    "__asan::",	      "__ubsan::",	  "__asan_report_", "__ubsan_handle_"};
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (!strcmp(fn, exact[i]))
 			return 1;

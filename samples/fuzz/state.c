@@ -5,7 +5,9 @@
  * With STATE_COMMANDS=1 in its environment, inputs starting with 'E' call exit(3), 'A' abort(),
  * 'L' loop forever, 'M' allocate without end, 'C' write through a null pointer, 'R' leave a
  * page of its data read-only (a page-table change the reset must undo), 'S' sleep 300 ms and
- * return (an input slow enough to meet a fuzzer's time limit). */
+ * return (an input slow enough to meet a fuzzer's time limit), 'W' write to stderr, then seek
+ * it a terabyte on and write again, and abort if it can read its stderr back (under
+ * sandbox-fuzz, where the monitor's own report goes). */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +76,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'S': {
 		struct timespec t = {0, 300 * 1000000};
 		nanosleep(&t, NULL);
+		break;
+	}
+	case 'W': {
+		char back[64];
+		dprintf(2, "state: stderr\n");
+		lseek(2, 1ll << 40, SEEK_SET);
+		dprintf(2, "state: far\n");
+		if (pread(2, back, sizeof(back), 0) > 0 || read(2, back, sizeof(back)) > 0)
+			abort();
 		break;
 	}
 	}

@@ -156,6 +156,22 @@ Test(fuzz, an_asan_target_s_heap_overflow_is_found_with_asan_s_report, .init = s
 	free(o);
 }
 
+/* The target's stderr goes into the crash log next to the monitor's report, but through a
+ * write-only, append-only descriptor of its own: it cannot read the monitor's lines back, and
+ * seeking it a terabyte on makes no sparse file for the log's reader to copy. */
+Test(fuzz, the_target_s_stderr_is_kept_but_neither_readable_nor_seekable, .init = setup,
+     .fini = teardown, .timeout = 600)
+{
+	int st;
+	free(run("printf W > %s/w", &st, dir));
+	char *o =
+	    run("cd %s && %s --env STATE_COMMANDS=1 %s %s/w 2>&1", &st, dir, FUZZ, STATE, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "state: stderr") && strstr(o, "state: far"), "%s", o);
+	cr_assert_lt(strlen(o), 100000, "%zu bytes of output", strlen(o));
+	free(o);
+}
+
 /* AFL sets its own time limit per input (-t) from how fast the first ones ran; on a busy host
  * some inputs meet it (hangs, not crashes): every crash it saves must be the planted bug. Its
  * deterministic stages (-D) find the bug at the same input on every host (a 4-bit flip of the
