@@ -196,6 +196,13 @@ _Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
 #define SBX_PROT_READ 1
 #define SBX_PROT_WRITE 2
 #define SBX_PROT_EXEC 4
+/* The protection a page fault with error code err needed: write, execute, or any at all (on x86
+ * every mapping but PROT_NONE can be read). The guest's #PF entry and the monitor's report both
+ * judge a first touch by it. */
+#define SBX_PF_NEED(err)                                                                           \
+	(((err)&SBX_PF_WRITE)	? SBX_PROT_WRITE                                                   \
+	 : ((err)&SBX_PF_FETCH) ? SBX_PROT_EXEC                                                    \
+				: SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC)
 /* Every page range a 16-PT_LOAD program can need (loader.h: LOADER_MAX_RANGES). */
 #define SBX_BOOT_MAX_SEGS 32
 

@@ -160,7 +160,7 @@ k_breakpoint:
 /* Vector 14. A first touch of a page of a mapping with pages on first touch gets its page (and
  * its neighbours: k_pf_fault) and the access is retried; any other page fault is reported
  * like every exception, with the frame and every register as the CPU left them. Under PVM each
- * instruction at CPL0 is emulated (~1.2 us), so the stub does the least that needs CPL0 (read
+ * instruction at CPL0 is emulated (~1.2 us), so this entry does the least that needs CPL0 (read
  * CR2, 14 instructions) and hands the rest to k_pf_handler at the privilege level that faulted,
  * on a stack of its own below the frame. That returns straight to the faulting instruction, at
  * its level, without iretq. When it declines, the access faults again and k_pf_decline sends

@@ -226,11 +226,11 @@ void k_pt_discard(uint64_t start, uint64_t end);
 /* A mapping with pages on first touch (K_VMA_LAZY): the page of va, when its mapping allows
  * the access `err` describes (a #PF error code) and has no page there yet, gets a zero page
  * from the allocator. 1: mapped, retry the access; 0: not such a page (the fault is the
- * program's); -ENOMEM: RAM is used up. Called by the #PF stub (entry.S), whoever touched the
- * page, and by k_gpa_run for the monitor's I/O. */
+ * program's); -ENOMEM: RAM is used up. Called by the page-fault entry (k_page_fault in
+ * entry.S), whoever touched the page, and by k_gpa_run for the monitor's I/O. */
 int k_pt_fault_in(uint64_t va, uint64_t err);
-/* The same for the #PF stub, given the faulting rip: a fault of the program's own code also
- * asks a polling monitor to back the pages it mapped. */
+/* The same for the page-fault entry, given the faulting rip: a fault of the program's own code
+ * also asks a polling monitor to back the pages it mapped. */
 int k_pf_fault(uint64_t va, uint64_t err, uint64_t rip);
 /* Every page of each writable mapping with pages on first touch no larger than max_each, up to
  * budget bytes in all: the fuzz driver's snapshot point takes them, so that runs from it do

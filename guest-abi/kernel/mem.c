@@ -116,17 +116,6 @@ static int enough(uint64_t pages)
 	return 0;
 }
 
-/* Does a new anonymous mapping take its pages on first touch instead of at once? Only when the
- * program says it need not be backed (MAP_NORESERVE: ASan's shadow and allocator, V8's
- * reservations): the rest of memory is accounted strictly, as under Linux's
- * overcommit_memory=2, so that a program that runs out sees ENOMEM from mmap and brk, not a
- * kill. A touch then costs a page fault in the guest (entry.S, k_pt_fault_in), dearer than a
- * page taken at mmap (docs/architecture.md). */
-static unsigned lazy_flags(uint64_t flags)
-{
-	return (flags & MAP_NORESERVE) ? K_VMA_LAZY : 0;
-}
-
 /* The last private file mapping, while its pages still hold the file's bytes. ld.so maps a
  * library whole, read-only, then each segment MAP_FIXED over it from the same fd, with no
  * other syscall between: a segment keeps the pages read already instead of having them read
@@ -217,7 +206,12 @@ long k_sys_mmap(struct k_frame *f)
 	if (!anon && !(flags & MAP_SHARED) && (flags & MAP_FIXED) &&
 	    same_bytes(addr, plen, fd, off))
 		return remap_same(addr, plen, (unsigned)prot & RWX);
-	unsigned lazy = anon ? lazy_flags(flags) : 0;
+	/* Anonymous memory takes its pages on first touch only when the program says it need not
+	 * be backed (MAP_NORESERVE: ASan's shadow and allocator, V8's reservations): the rest is
+	 * accounted strictly, as under Linux's overcommit_memory=2, so that a program that runs
+	 * out sees ENOMEM from mmap and brk, not a kill. A touch then costs a page fault in the
+	 * guest (entry.S, k_pf_fault), dearer than a page taken at mmap. */
+	unsigned lazy = anon && (flags & MAP_NORESERVE) ? K_VMA_LAZY : 0;
 	if (!lazy && !enough(pages_for(plen, (unsigned)prot & RWX, anon)))
 		return -ENOMEM;
 	uint64_t start;
@@ -272,7 +266,6 @@ long k_sys_munmap(struct k_frame *f)
 	uint64_t addr = f->rdi, len = page_up(f->rsi);
 	if ((addr & (PAGE - 1)) || len == 0 || addr + len < addr)
 		return -EINVAL;
-	forget_range(addr, addr + len);
 	long r = k_vma_unmap(addr, addr + len);
 	if (r == 0) {
 		k_pt_follow(addr, addr + len); /* short of page-table pages: stays mapped, zeroed */
@@ -293,7 +286,6 @@ long k_sys_mprotect(struct k_frame *f)
 	/* A mapping that takes its pages on first touch needs none now (k_pt_need). */
 	if (!enough(k_pt_need(addr, addr + len, (unsigned)prot & RWX)))
 		return -ENOMEM;
-	forget_range(addr, addr + len);
 	long r = k_shmap_protect_ok(addr, addr + len, (unsigned)prot & RWX);
 	if (r == 0)
 		r = k_vma_protect(addr, addr + len, (unsigned)prot & RWX);
@@ -329,7 +321,6 @@ long k_sys_mremap(struct k_frame *f)
 		return -ENOMEM; /* a window onto a file stays where the monitor put it */
 	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
-	k_lastmap_valid = 0;
 	unsigned prot = v->prot, vflags = v->flags;
 	enum k_vma_kind kind = (enum k_vma_kind)v->kind;
 	/* The growth's pages, and page tables for the whole new range (at first touch instead,
@@ -385,7 +376,6 @@ long k_sys_madvise(struct k_frame *f)
 	if ((f->rdx == MADV_DONTNEED || f->rdx == MADV_FREE || f->rdx == MADV_REMOVE) && len) {
 		if (addr + len < addr)
 			return -EINVAL;
-		forget_range(addr, addr + len);
 		long r = k_vma_discard(addr, addr + len);
 		if (r == 0)
 			k_pt_discard(addr, addr + len);

@@ -347,13 +347,12 @@ static void clear(uint64_t start, uint64_t end)
 	for (uint64_t at = start; at < end;) {
 		uint64_t r = at & ~(HUGE - 1);
 		uint64_t e = r + HUGE < end ? r + HUGE : end;
-		uint64_t *pde = pde_of(r, 0), h;
+		uint64_t *pde = pde_of(r, 0);
 		if (!pde) {
 			/* No table: nothing mapped (skip as far as the missing level reaches). */
-			if ((h = hole_size(at)) && (at & ~(h - 1)) + h < end)
-				e = (at & ~(h - 1)) + h;
-			else if (h)
-				e = end;
+			uint64_t h = hole_size(at), b = (at & ~(h - 1)) + h;
+			if (h)
+				e = b < end ? b : end;
 			at = e;
 			continue;
 		}
@@ -409,8 +408,12 @@ static int paged_set(uint64_t start, uint64_t end, unsigned prot, int fill)
 		if (!pde) {
 			if (fill)
 				return -ENOMEM;
+			/* Going down: to the bottom of the missing level, or of its region. */
 			uint64_t h = hole_size(r), b = r & ~(h - 1);
-			re = h && b > start ? b : h ? start : rs;
+			if (h)
+				re = b > start ? b : start;
+			else
+				re = rs;
 			continue;
 		}
 		if (*pde == 0 && fill) {
@@ -622,8 +625,9 @@ void k_pt_discard(uint64_t start, uint64_t end)
 }
 
 /* Pages a first touch maps at once: the faulting one and the rest of its aligned 64 KiB that
- * its mapping covers and lacks. A fault costs ~15 us under PVM, a page ~1 us, and memory is
- * touched in runs (an ASan shadow, an arena); Linux maps 2 MiB at a first touch with THP. */
+ * its mapping covers and lacks. A fault costs ~46 us under PVM (measured: bench/dynamic.py),
+ * a page ~1-3 us, and memory is touched in runs (an ASan shadow, an arena); Linux maps 2 MiB
+ * at a first touch with THP. */
 #define K_FAULT_AROUND 16
 /* Pages kept back from fault-around: the last of RAM goes a page at a time. */
 #define K_FAULT_RESERVE 1024
@@ -685,10 +689,7 @@ static int fault_in(uint64_t va, uint64_t err, int hint)
 	const struct k_vma *v = k_vma_find(va);
 	if (!v || !(v->flags & K_VMA_LAZY) || !k_vma_paged(v) || (err & SBX_PF_PRESENT))
 		return 0;
-	unsigned need = (err & SBX_PF_WRITE)   ? SBX_PROT_WRITE
-			: (err & SBX_PF_FETCH) ? SBX_PROT_EXEC
-					       : SBX_PROT_READ | SBX_PROT_WRITE | SBX_PROT_EXEC;
-	if (!(v->prot & need))
+	if (!(v->prot & SBX_PF_NEED(err)))
 		return 0;
 	va &= ~(PAGE - 1);
 	uint64_t *e = pte_of(va, 1);

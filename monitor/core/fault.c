@@ -72,8 +72,8 @@ static unsigned lazy_prot(struct sbx_vm *vm, uint64_t a)
 {
 	struct sbx_vma *v;
 	unsigned n = sbx_guest_vmas(vm, &v), prot = 0;
-	for (unsigned i = 0; i < n; i++)
-		if (a >= v[i].start && a < v[i].end && (v[i].flags & SBX_VMA_F_LAZY))
+	for (unsigned i = 0; i < n && v[i].start <= a; i++)
+		if (a < v[i].end && (v[i].flags & SBX_VMA_F_LAZY))
 			prot = 0x80 | v[i].prot;
 	free(v);
 	return prot;
@@ -83,9 +83,8 @@ static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	uint64_t a = f->cr2, e = f->err;
 	const char *null = a < 4096 ? " (null pointer)" : "";
-	unsigned lazy = (e & 1) ? 0 : lazy_prot(vm, a);
-	unsigned want = (e & 2) ? SBX_PROT_WRITE : (e & 0x10) ? SBX_PROT_EXEC : 7;
-	if (lazy && (lazy & want)) {
+	unsigned lazy = (e & SBX_PF_PRESENT) ? 0 : lazy_prot(vm, a);
+	if (lazy && (lazy & SBX_PF_NEED(e))) {
 		/* The kernel found no page for a first touch: Linux's OOM killer would end the
 		 * program, with SIGKILL. */
 		snprintf(
@@ -98,7 +97,8 @@ static void page_fault_cause(struct sbx_vm *vm, struct sbx_fault *f)
 	}
 	f->accerr = lazy != 0;
 	if (lazy)
-		e |= 1; /* the mapping forbids the access: worded as for a present page */
+		e |= SBX_PF_PRESENT; /* the mapping forbids the access: worded as for a present page
+				      */
 	if (a >= vm->proc.image.stack_guard && a < vm->proc.image.stack_guard + SBX_PAGE_SIZE)
 		snprintf(f->cause, sizeof(f->cause),
 			 "stack overflow: %s at 0x%llx hit the guard page below the stack",
