@@ -222,15 +222,23 @@ def main():
     rep.table()
 
     # 3. in-guest syscalls
-    rep.section(f"3. in-guest syscalls: sysbench-glibc OP {sys_n}, ns per call (timed in the guest)")
+    rep.section(f"3. in-guest syscalls: sysbench-glibc OP {sys_n}, ns per call (timed in the guest)",
+                "getpid is glibc's syscall(): its site is patched at its first trap (docs/"
+                "guest-kernel.md); --no-patch traps every call")
     for op in ("getpid", "clock"):
         op_fn = lambda fn: lambda: {"ns": parse_op((r := fn())["err"]), "exits": r.get("exits")}
-        res = interleave({"native": op_fn(native(bins["sysbench-glibc"], op, str(sys_n))),
-                          "sandbox": op_fn(sandboxed(bins["sysbench-glibc"], op, str(sys_n)))},
-                         runs)
+        v = {"native": op_fn(native(bins["sysbench-glibc"], op, str(sys_n))),
+             "sandbox": op_fn(sandboxed(bins["sysbench-glibc"], op, str(sys_n)))}
+        if op == "getpid":
+            v["nopatch"] = op_fn(sandboxed("--no-patch", bins["sysbench-glibc"], op, str(sys_n)))
+        res = interleave(v, runs)
         rep.row(f"{op} native", "ns/op", res["native"]["ns"], digits=1)
         rep.row(f"{op} sandbox", "ns/op", res["sandbox"]["ns"], res["native"]["ns"], "native",
-                digits=1)
+                "<= 2x native" if op == "getpid" else "", digits=1)
+        if op == "getpid":
+            rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= 2
+            rep.row(f"{op} sandbox --no-patch", "ns/op", res["nopatch"]["ns"],
+                    res["native"]["ns"], "native", digits=1)
         s = rep.row(f"{op} sandbox VM exits", "exits", res["sandbox"]["exits"],
                     goal="~3 (start, exit), not per call", digits=0)
         rep.rows[-1]["met"] = s["median"] <= 5
@@ -255,13 +263,17 @@ def main():
                 "native": per_op(native(bins["sysbench-glibc"], *nat_args)),
                 "on": per_op(sandboxed("--io-poll", "on", *mount, bins["sysbench-glibc"],
                                        *sbx_args)),
+                "nopatch": per_op(sandboxed("--io-poll", "on", "--no-patch", *mount,
+                                            bins["sysbench-glibc"], *sbx_args)),
                 "off": per_op(sandboxed("--io-poll", "off", *mount, bins["sysbench-glibc"],
                                         *sbx_args))}, runs)
             nat = res["native"]["ns"]
             rep.row(f"{op} native", "ns/op", nat, digits=1)
             s = rep.row(f"{op} io-poll on", "ns/op", res["on"]["ns"], nat, "native",
-                        "<= 3000 ns", digits=1)
-            rep.rows[-1]["met"] = s["median"] <= 3000
+                        "<= 1000 ns", digits=1)
+            rep.rows[-1]["met"] = s["median"] <= 1000
+            rep.row(f"{op} io-poll on --no-patch", "ns/op", res["nopatch"]["ns"], nat, "native",
+                    digits=1)
             s = rep.row(f"{op} io-poll on", "exits/call", res["on"]["epc"], goal="~0 (< 0.01)",
                         digits=4)
             rep.rows[-1]["met"] = s["median"] < 0.01

@@ -1,7 +1,8 @@
 /* traceme: a known number of one kind of VM exit, for the exit tracing tests
  * (docs/tracing.md).
  *   traceme write N     N writes of one byte to stdout (one doorbell each with --io-poll off)
- *   traceme getpid N    N raw getpid system calls (PVM traps each one in the kernel)
+ *   traceme getpid N    N raw getpid system calls (PVM traps each one in the kernel, with
+ *                       --no-patch; else only the first, which patches the site)
  *   traceme pf N        first touches of N pages 64 KiB apart (a shadow page fault each), in
  *                       a mapping of the same size for every N up to 2048 (linking each 2 MiB
  *                       of a new mapping into the page tables is a shadow page fault too)

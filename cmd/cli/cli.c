@@ -40,6 +40,8 @@ void sbx_cli_usage(FILE *f)
 	    "  --io-poll auto|on|off  serve I/O from a polling thread without VM exits (auto: on\n"
 	    "                       with two or more CPUs)\n"
 	    "  --strace             print every syscall of the guest to stderr\n"
+	    "  --no-patch           never rewrite a syscall site to enter the kernel without a\n"
+	    "                       trap (every syscall then traps)\n"
 	    "  --stats              print exit and hypercall counts at the end\n"
 	    "Crashes:\n"
 	    "  --report-json FILE   also write a crash report as JSON\n"
@@ -73,6 +75,7 @@ static const struct sbx_cli_opt shared_opts[] = {
     SBX_CLI_OWN("cpl", required_argument, OWN_CPL),
     SBX_CLI_OWN("io-poll", required_argument, OWN_POLL),
     SBX_CLI_FLAG("strace", struct sbx_cli, cfg.strace),
+    SBX_CLI_FLAG("no-patch", struct sbx_cli, cfg.no_patch),
     SBX_CLI_OWN("stats", no_argument, OWN_STATS),
     SBX_CLI_STRING("debug-file", struct sbx_cli, cfg.debug_file),
     SBX_CLI_STRING("report-json", struct sbx_cli, cfg.report_json),

@@ -121,6 +121,12 @@ static void print_stats(const struct sbx_result *res)
 		(unsigned long long)res->stats.doorbells, (unsigned long long)res->stats.calls,
 		(unsigned long long)res->stats.polled, (unsigned long long)res->stats.nosys);
 	fprintf(stderr,
+		"sandbox-run: stats: %llu syscall sites patched (%llu more found no record left), "
+		"%llu jumps into a patched site's syscall\n",
+		(unsigned long long)res->stats.patched,
+		(unsigned long long)res->stats.patch_refused,
+		(unsigned long long)res->stats.patch_resumes);
+	fprintf(stderr,
 		"sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
 		(unsigned long long)res->stats.monitor_rss_kib,
 		(unsigned long long)res->stats.guest_rss_kib);

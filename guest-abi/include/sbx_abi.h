@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 5
+#define SBX_ABI_MINOR 6
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -65,6 +65,18 @@
 #define SBX_DOORBELL_GPA SBX_U64(0xfffffff000) /* outside every memslot */
 #define SBX_USER_ADDR SBX_U64(0x400000) /* lowest user address: ET_EXEC text, static-PIE base */
 
+/* 1.6: patched syscall sites. The first time a `syscall` traps, the kernel may rewrite its site
+ * (`mov $nr, %eax; syscall`, or `syscall; cmp $imm32, %rax`) into `jmp *disp32` through a record
+ * here, whose code enters the kernel as a call would (no trap). The window's address is chosen
+ * so that the two bytes the site's `syscall` leaves behind, disp32's upper half, are 0x37 0x00:
+ * an invalid instruction in 64-bit mode, so a jump straight to the old `syscall` traps (#UD)
+ * and the monitor turns it into the syscall it was (sbx_patch_resume). */
+#define SBX_PATCH_ADDR SBX_U64(0x370000)
+#define SBX_PATCH_BYTES SBX_U64(0x10000)
+#define SBX_PATCH_REC 64 /* bytes of one struct sbx_patch_rec */
+/* code[0] of a record of the first form (`mov $nr, %eax` re-done there). */
+#define SBX_PATCH_FORM_MOV 0xb8
+
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */
 #define SBX_SYSCALL_FRAME_ADDR (SBX_SYSCALL_STACK_TOP - 128) /* struct sbx_syscall_frame */
@@ -86,6 +98,13 @@ struct sbx_syscall_frame {
 	uint64_t rsp;	 /* the user's stack pointer */
 };
 _Static_assert(sizeof(struct sbx_syscall_frame) == 128, "syscall frame size");
+
+struct sbx_patch_rec {
+	uint64_t code_addr; /* the `jmp *disp32` target: &code */
+	uint8_t code[48];   /* what the site did, then a jump to the kernel's entry */
+	uint64_t site;	    /* the patched address */
+};
+_Static_assert(sizeof(struct sbx_patch_rec) == SBX_PATCH_REC, "patch record size");
 #endif
 
 /* ---- Ports (CPL0 exits; `out %al, $imm8` so no register is clobbered) ------------------ */
@@ -186,6 +205,7 @@ _Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
 #define SBX_BOOT_EXEC 8	       /* flags: run many times from a snapshot (sbx_exec_ctl, 1.2) */
 #define SBX_BOOT_WARM 16       /* flags: the first read of fd 0 is the snapshot point (1.2) */
 #define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
+#define SBX_BOOT_NOPATCH 64    /* flags: never patch a syscall site (--no-patch, 1.6) */
 
 /* Byte offset of sbx_bootinfo.xfeatures, for the kernel's assembly. */
 #define SBX_BOOT_XFEATURES 472
@@ -286,7 +306,11 @@ struct sbx_bootinfo {
 	 * reset that puts one back must make KVM read the tables again. Read like vma_table. */
 	uint64_t pt_table; /* IN: guest address of uint32_t page numbers, or 0 */
 	uint64_t pt_count; /* IN: guest address of the uint32_t count of them */
-	uint8_t reserved[1024 - 960];
+	/* 1.6: syscall sites patched (records in use at SBX_PATCH_ADDR), and traps at sites of a
+	 * patchable form that were not (the window full, a site across a page). */
+	uint32_t patched;
+	uint32_t patch_refused;
+	uint8_t reserved[1024 - 968];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];

@@ -59,6 +59,8 @@ sbx_syscall_entry:
 	 * (abort) from struct sbx_syscall_frame at a fixed address. 16 words: aligned. */
 	pushq %rax
 	push_saved_regs
+	movl $1, %edx /* came by a trap: the site may be patched */
+k_syscall_call:
 	movq %rax, %rdi
 	movq %rsp, %rsi
 	call k_syscall
@@ -81,6 +83,30 @@ sbx_syscall_entry:
 	popq %rsp
 	jmpq *%rcx
 	.size sbx_syscall_entry, . - sbx_syscall_entry
+
+/* A patched syscall site's way in (patch.c): its record's code jumps here with %eax the call's
+ * number, %rcx where to return and the program's flags as they were, at the program's level,
+ * without a trap. %r11 is free (a syscall clobbers it). The frame is the one a `syscall` makes,
+ * so everything after is shared: rflags are pushed where %r11 would be, and SFMASK's work (no
+ * TF, DF or AC in the kernel) done by popfq. */
+	.globl k_fast_entry
+	.type k_fast_entry, @function
+	.align 16
+k_fast_entry:
+	movq %rsp, k_user_rsp(%rip)
+	movq $SBX_SYSCALL_STACK_TOP, %rsp
+	pushq k_user_rsp(%rip)
+	pushfq
+	movq (%rsp), %r11
+	push_call_regs
+	pushq %rax
+	push_saved_regs
+	andq $~0x40500, %r11
+	pushq %r11
+	popfq
+	xorl %edx, %edx
+	jmp k_syscall_call
+	.size k_fast_entry, . - k_fast_entry
 
 /* A CPU fault whose signal has a handler: the monitor sets %rsp to SBX_UPCALL_STACK_TOP and
  * %rip here, at the program's privilege level, with struct sbx_upcall filled in. */

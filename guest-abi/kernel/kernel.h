@@ -85,6 +85,11 @@ void __attribute__((noreturn)) k_exit(uint32_t status);
 /* One exit to the monitor's vCPU thread (it also serves the ring). */
 void k_doorbell(void);
 
+/* patch.c: a `syscall` that trapped, at the site f->rcx returns to: rewritten, when its bytes
+ * have a known form, so that later calls there enter the kernel without a trap (f->rcx may be
+ * moved to the record's copy of what followed the `syscall`). */
+void k_patch_site(uint64_t nr, struct k_frame *f);
+
 /* lib.c */
 void *k_memset(void *d, int c, size_t n);
 void *k_memcpy(void *d, const void *s, size_t n);

@@ -41,10 +41,14 @@ static void trace(uint64_t nr, long ret, const struct k_frame *f)
 	k_call(SBX_CALL_TRACE, t, 3);
 }
 
-long k_syscall(uint64_t nr, struct k_frame *f);
-long k_syscall(uint64_t nr, struct k_frame *f)
+/* trapped: the call came by a `syscall` instruction (its site may be patched), not through a
+ * patched site's record. */
+long k_syscall(uint64_t nr, struct k_frame *f, int trapped);
+long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 {
 	long ret;
+	if (trapped)
+		k_patch_site(nr, f);
 	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231))
 		trace(nr, 0, f); /* exit never returns: trace it on the way in */
 	k_mem_syscall(nr);

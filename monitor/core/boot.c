@@ -138,7 +138,7 @@ static int load_kernel(struct sbx_vm *vm, char *err, size_t errlen)
 	memcpy(&vm->proc.image.khdr, sbx_kernel_blob, sizeof(vm->proc.image.khdr));
 	const struct sbx_kernel_header *h = &vm->proc.image.khdr;
 	if (h->magic != SBX_KERNEL_MAGIC || h->abi_version != SBX_ABI_VERSION ||
-	    h->bss_end > SBX_KERNEL_END || h->image_end < SBX_KERNEL_ADDR + len ||
+	    h->bss_end > SBX_PATCH_ADDR || h->image_end < SBX_KERNEL_ADDR + len ||
 	    h->bss_end < h->image_end || h->nvectors > 32)
 		return sbx_fail(err, errlen, -EINVAL,
 				"embedded kernel image: bad header (ABI 0x%x, want 0x%x)",
@@ -181,6 +181,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->abi_version = SBX_ABI_VERSION;
 	b->flags = (vm->proc.vcpu.cpl == 0 ? SBX_BOOT_CPL0 : 0) |
 		   (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
+		   (vm->cfg.no_patch ? SBX_BOOT_NOPATCH : 0) |
 		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) | vm->opts.boot_flags;
 	b->mem_size = vm->proc.mem.size;
 	b->brk_start = vm->proc.image.img.brk;

@@ -195,10 +195,12 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 		 sig == SIGABRT ? "abort()" : "a fatal signal");
 	if (sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
-	/* syscall left rip in rcx and rflags in r11. */
+	/* syscall left rip in rcx and rflags in r11; a patched site's call may return through
+	 * its record, which the report names by the site. */
+	uint64_t rip = sbx_patch_site_of(vm, sf.rip);
 	const uint64_t gpr[SBX_NREGS] = {sf.rax, sf.rdx, sf.rip, sf.rbx, sf.rsi, sf.rdi,
 					 sf.rbp, sf.rsp, sf.r8,	 sf.r9,	 sf.r10, sf.rflags,
-					 sf.r12, sf.r13, sf.r14, sf.r15, sf.rip};
+					 sf.r12, sf.r13, sf.r14, sf.r15, rip};
 	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = sf.rflags;
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) == 0)

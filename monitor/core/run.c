@@ -176,7 +176,7 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		if (vm->life.stop.end != SBX_END_FAULT)
 			break;
 		sbx_fault_from_cpu(vm, vm->life.stop.vector, f);
-		if (!sbx_signal_upcall(vm, f))
+		if (!sbx_patch_resume(vm, f) && !sbx_signal_upcall(vm, f))
 			break;
 		memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 		vm->life.stop.vector = -1;

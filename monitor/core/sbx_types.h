@@ -20,6 +20,7 @@ struct sbx_config {
 	enum sbx_cpl_mode cpl;
 	enum sbx_poll_mode poll;
 	int strace;		 /* print every syscall to `log` */
+	int no_patch;		 /* never patch a syscall site (--no-patch) */
 	int verbose;		 /* 0 quiet, 1 -v, 2 -vv */
 	int stats;		 /* also measure what costs time to measure (RSS) */
 	FILE *audit;		 /* JSON lines of policy decisions (--audit), or NULL */
@@ -79,6 +80,9 @@ struct sbx_stats {
 	uint64_t calls;		  /* hypercalls served */
 	uint64_t upcalls;	  /* CPU faults handed back to the program's signal handlers */
 	uint64_t nosys;		  /* syscalls answered -ENOSYS */
+	uint64_t patched;	  /* syscall sites the kernel patched (the boot page's count) */
+	uint64_t patch_refused;	  /* sites of a patchable form it could not patch */
+	uint64_t patch_resumes;	  /* jumps straight to a patched site's `syscall`, made one */
 	uint64_t monitor_rss_kib; /* resident memory of the monitor, guest RAM excluded */
 	uint64_t guest_rss_kib;	  /* guest RAM the run made resident */
 	double setup_ms, run_ms;

@@ -490,6 +490,14 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 /* Restarts the vCPU at rip/rsp at the program's privilege level (after an exception left it in
  * a CPL0 stub). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
+/* The same with every general register given. */
+int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r);
+
+/* patch.c: a #UD at the `syscall` of a site the kernel patched (a jump straight to it) made the
+ * syscall it was: 1 when the vCPU was set to enter the kernel so, 0 when f is another fault. */
+int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f);
+/* The patched site whose record's code holds rip, or rip itself: what reports name. */
+uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip);
 
 /* ring.c. sbx_ring_serve's caller holds ring_lock. */
 int sbx_ring_serve(struct sbx_vm *vm);

@@ -330,6 +330,16 @@ int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 {
+	struct kvm_regs r;
+	memset(&r, 0, sizeof(r));
+	r.rip = rip;
+	r.rsp = rsp;
+	r.rflags = 0x2 | RFLAGS_IF;
+	return sbx_x86_resume(vm, &r);
+}
+
+int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r)
+{
 	struct kvm_sregs sr;
 	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
@@ -343,12 +353,7 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 	sr.gs.base = gsb;
 	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
 		return -errno;
-	struct kvm_regs r;
-	memset(&r, 0, sizeof(r));
-	r.rip = rip;
-	r.rsp = rsp;
-	r.rflags = 0x2 | RFLAGS_IF;
-	return ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+	return ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
 }
 
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)

@@ -206,6 +206,12 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 	res->stats.doorbells = vm->stats.doorbells;
 	res->stats.polled = vm->stats.polled;
 	res->stats.calls = vm->stats.calls;
+	res->stats.patch_resumes = vm->stats.patch_resumes;
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b) {
+		res->stats.patched = b->patched;
+		res->stats.patch_refused = b->patch_refused;
+	}
 }
 
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)

@@ -1,0 +1,164 @@
+/* Syscall-site patching: a `syscall` that traps costs a trap into the host (1-2 us on an AMD
+ * host under PVM, ~21 us on an Intel one), a call into the kernel ~30 ns. The first time a site
+ * traps, if its bytes have one of two fixed forms, it is rewritten into `jmp *disp32` through a
+ * record in the window at SBX_PATCH_ADDR, whose code does what the site did and enters the
+ * kernel at k_fast_entry with the frame a `syscall` makes:
+ *
+ *   A  b8 nr32 0f 05               mov $nr, %eax; syscall    (glibc's and musl's wrappers, Go)
+ *   B  0f 05 48 3d imm32           syscall; cmp $imm32, %rax (glibc's read: xor %eax,%eax first)
+ *
+ * Only code mapped executable from the program's image or a private file mapping (its
+ * libraries) is patched; never anonymous memory (a JIT's code may change under us), a shared
+ * mapping (the host's file) or the kernel. The `syscall` of form A is left as 0x37 0x00, disp32's
+ * upper half: invalid in 64-bit mode, so a jump straight to it traps and the monitor makes it the
+ * syscall it was (sbx_patch_resume). One vCPU runs: nothing executes the site while it changes.
+ * The records and the patched code are guest RAM, so snapshots, resets and migration carry them
+ * as they carry the rest. */
+#include "kernel.h"
+
+#define K_PATCH_RECS (SBX_PATCH_BYTES / SBX_PATCH_REC)
+#define PAGE 4096ull
+
+extern char k_fast_entry[];
+static uint32_t k_patch_used; /* records handed out, in order */
+
+/* Instruction prefixes and REX: a byte before a form's first one that could make it part of a
+ * longer instruction (`41 b8 ..` is mov to %r8d). Such a site is left alone. */
+static int prefix(uint8_t b)
+{
+	return (b & 0xf0) == 0x40 || b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 ||
+	       b == 0xf3 || b == 0x2e || b == 0x3e || b == 0x26 || b == 0x36 || b == 0x64 ||
+	       b == 0x65;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint8_t *put64(uint8_t *p, uint64_t v)
+{
+	p = put32(p, (uint32_t)v);
+	return put32(p, (uint32_t)(v >> 32));
+}
+
+/* jmp rel32 from p (its opcode's address) to `to`, both in the kernel's low 4 MiB. */
+static uint8_t *jmp_rel(uint8_t *p, uint64_t to)
+{
+	*p = 0xe9;
+	return put32(p + 1, (uint32_t)(to - ((uint64_t)p + 5)));
+}
+
+/* Code that may be patched: [a, b) inside one executable mapping of the program's image or a
+ * private file mapping, and inside one page (one guest-physical page to write). */
+static int patchable(uint64_t a, uint64_t b)
+{
+	const struct k_vma *v = k_vma_find(a);
+	if (!v || b > v->end || (a & ~(PAGE - 1)) != ((b - 1) & ~(PAGE - 1)))
+		return 0;
+	return (v->kind == K_VMA_ELF || v->kind == K_VMA_FILE) && (v->prot & SBX_PROT_EXEC) &&
+	       (v->ptprot & SBX_PROT_EXEC);
+}
+
+static int enabled(void)
+{
+	if (BOOT->flags & SBX_BOOT_NOPATCH)
+		return 0;
+	/* The record's code enters the kernel with a jump: only where kernel and program run at
+	 * one level (PVM: both CPL3; --cpl 0: both CPL0), not a CPL3 program under a CPL0
+	 * kernel, where only a trap changes level. */
+	uint16_t cs;
+	__asm__("mov %%cs, %0" : "=r"(cs));
+	return (cs & 3) == 3 || (BOOT->flags & SBX_BOOT_CPL0);
+}
+
+/* Writes the site's new bytes through the kernel's map of RAM (the code is read-only in the page
+ * tables), the first byte last. */
+static void write_site(uint64_t site, const uint8_t *bytes, unsigned n)
+{
+	uint64_t gpa;
+	if (k_gpa_run(site, n, &gpa) < n)
+		return;
+	volatile uint8_t *p = k_phys(gpa);
+	for (unsigned i = n; i-- > 0;)
+		p[i] = bytes[i];
+}
+
+void k_patch_site(uint64_t nr, struct k_frame *f)
+{
+	uint64_t ret = f->rcx, site;
+	unsigned len;
+	uint8_t form;
+	/* The code is written through the kernel's map of RAM, built at the first memory call
+	 * (before it the image's text is mapped read-only, and only there). */
+	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8)
+		return;
+	/* Form A: the 7 bytes before the return address, and the byte before them if the
+	 * mapping has one. */
+	if (patchable(ret - 7, ret)) {
+		const uint8_t *p = (const uint8_t *)(ret - 7);
+		const struct k_vma *v = k_vma_find(ret - 7);
+		int first = v->start == ret - 7;
+		if (p[0] == 0xb8 && le32(p + 1) == (uint32_t)nr && p[5] == 0x0f && p[6] == 0x05 &&
+		    (first || !prefix(p[-1]))) {
+			site = ret - 7, len = 7, form = 'A';
+			goto found;
+		}
+	}
+	/* Form B: the syscall and the compare after it. */
+	if (patchable(ret - 2, ret + 6)) {
+		const uint8_t *p = (const uint8_t *)(ret - 2);
+		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d) {
+			site = ret - 2, len = 8, form = 'B';
+			goto found;
+		}
+	}
+	return;
+found:
+	if (k_patch_used >= K_PATCH_RECS) {
+		BOOT->patch_refused++;
+		return;
+	}
+	struct sbx_patch_rec *r =
+	    (struct sbx_patch_rec *)(SBX_PATCH_ADDR + (uint64_t)k_patch_used * SBX_PATCH_REC);
+	uint8_t *c = r->code;
+	if (form == 'A') {
+		*c = SBX_PATCH_FORM_MOV; /* mov $nr, %eax */
+		c = put32(c + 1, (uint32_t)nr);
+		*c++ = 0x48, *c++ = 0xb9; /* movabs $site + 7, %rcx */
+		c = put64(c, site + 7);
+		c = jmp_rel(c, (uint64_t)k_fast_entry);
+	} else {
+		/* lea 1f(%rip), %rcx; jmp k_fast_entry; 1: cmp $imm32, %rax; jmp *2f(%rip);
+		 * 2: .quad site + 8 */
+		*c++ = 0x48, *c++ = 0x8d, *c++ = 0x0d;
+		c = put32(c, 5);
+		c = jmp_rel(c, (uint64_t)k_fast_entry);
+		k_memcpy(c, (const void *)(site + 2), 6);
+		c += 6;
+		*c++ = 0xff, *c++ = 0x25;
+		c = put32(c, 0);
+		c = put64(c, site + 8);
+	}
+	while (c < r->code + sizeof(r->code))
+		*c++ = 0xcc;
+	r->code_addr = (uint64_t)r->code;
+	r->site = site;
+	k_patch_used++;
+	BOOT->patched = k_patch_used;
+	/* jmp *disp32: ff 24 25, the record's address (its upper half 0x37 0x00), then int3 for
+	 * form B's eighth byte. */
+	uint8_t b[8] = {0xff, 0x24, 0x25, 0, 0, 0, 0, 0xcc};
+	put32(b + 3, (uint32_t)(uint64_t)r);
+	write_site(site, b, len);
+	/* Form B's compare is inside the new bytes: this call returns through the record too. */
+	if (form == 'B')
+		f->rcx = (uint64_t)r->code + 12;
+}

@@ -1,0 +1,81 @@
+/* Syscall-site patching (guest-abi/kernel/patch.c) as programs see it: every result as on
+ * Linux, with the sites rewritten, and the same with --no-patch, which rewrites nothing. The
+ * checks are samples/patch.c's; the trap counts are test_trace.c's. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e_util.h"
+
+#define SAMPLES SBX_BUILD_DIR "/samples"
+#define PATCH SAMPLES "/patch-glibc"
+
+/* `patch op` under sandbox-run with opts: exit 0 (every check right), "WRONG" nowhere, and
+ * `yes` or `no` for whether the kernel rewrote the site. */
+static void run(const char *opts, const char *op, const char *what, int patched)
+{
+	e2e_need_kvm();
+	char cmd[1024], want[128];
+	snprintf(cmd, sizeof(cmd), SANDBOX " %s --ro " SAMPLES " --stats " PATCH " %s 2>&1", opts,
+		 op);
+	snprintf(want, sizeof(want), "%s patched %s", what, patched ? "yes" : "no");
+	char *o = e2e_expect_output(cmd, 0, want, NULL);
+	cr_assert_null(strstr(o, "WRONG"), "%s:\n%s", cmd, o);
+	free(o);
+}
+
+/* Patched, and with --no-patch not, with the same results. */
+static void both(const char *op, const char *what)
+{
+	run("", op, what, 1);
+	run("--no-patch", op, what, 0);
+}
+
+Test(patch, both_forms_are_patched_and_answer_as_before)
+{
+	both("sites", "form A");
+	both("sites", "form B");
+}
+
+/* A jump straight to a patched site's `syscall` meets the invalid instruction left there and is
+ * still that syscall, with the number the jumper put in %eax. */
+Test(patch, a_jump_into_a_patched_site_is_still_its_syscall)
+{
+	both("jump", "jump");
+	char *o = e2e_expect_output(SANDBOX " --stats " PATCH " jump 2>&1", 0,
+				    "3 jumps into a patched site's syscall", NULL);
+	free(o);
+}
+
+/* Anonymous code is never patched (a JIT may change it under us); a patched site of the
+ * program's own text that the program rewrites runs what it wrote, and is patched again. */
+Test(patch, self_modifying_code_runs_what_it_wrote)
+{
+	run("", "smc", "rewritten text", 1);
+	char *o = e2e_expect_output(SANDBOX " " PATCH " smc 2>&1", 0,
+				    "anonymous code unchanged: 0\n", NULL);
+	free(o);
+}
+
+/* Code mapped from a file after start-up (a library, here the program's own ELF again). */
+Test(patch, code_mapped_later_is_patched)
+{
+	both("later " PATCH, "mapped later");
+}
+
+/* A dynamic program's libraries are patched (the sites are in libc.so.6) and it runs as
+ * natively. */
+Test(patch, a_dynamic_program_s_library_sites_are_patched)
+{
+	e2e_need_kvm();
+	int st;
+	char *o = e2e_slurp(SANDBOX " --stats " SAMPLES "/hello-dyn-glibc 2>&1", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	const char *s = strstr(o, " syscall sites patched");
+	cr_assert_not_null(s, "%s", o);
+	while (s[-1] != ' ')
+		s--;
+	cr_assert_gt(atoi(s), 0, "no site of libc.so.6 was patched:\n%s", o);
+	free(o);
+}
