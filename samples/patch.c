@@ -45,7 +45,9 @@ __asm__(".text\n"
 	"site_cmp_syscall:\n"
 	"	syscall\n"
 	"	cmp $-4095, %rax\n"
+	"	jae 1f\n"
 	"	ret\n"
+	"1:	ret\n"
 	".balign 4096\n");
 
 static int failures;
@@ -81,11 +83,13 @@ static void jump(void)
 	long pid = getpid();
 	site_getpid(); /* patched now, unless --no-patch */
 	site_getpid();
+	said_patched("before the jumps", (const void *)site_getpid);
 	check("jump getuid", jump_in(102), (long)getuid());
 	check("jump getpid", jump_in(39), pid);
 	check("jump getppid", jump_in(110), (long)getppid());
 	check("after jump getpid", site_getpid(), pid);
-	said_patched("jump", (const void *)site_getpid);
+	/* The first jump gave the site its bytes back: it traps as it did, for good. */
+	said_patched("after the jumps", (const void *)site_getpid);
 }
 
 static void smc(void)
@@ -107,7 +111,7 @@ static void smc(void)
 	for (int i = 0; i < 3; i++)
 		check("rewritten anonymous code getuid", fn(), uid);
 	/* The program's own text, patched by now: made writable and given back its first form with
-	 * another number, it is that call. */
+	 * another number, it is that call (a trap each time: a site is patched once). */
 	for (int i = 0; i < 2; i++)
 		check("text getpid", site_getpid(), pid);
 	unsigned char *t = (unsigned char *)site_getpid;

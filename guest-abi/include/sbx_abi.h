@@ -76,6 +76,8 @@
 #define SBX_PATCH_REC 64 /* bytes of one struct sbx_patch_rec */
 /* code[0] of a record of the first form (`mov $nr, %eax` re-done there). */
 #define SBX_PATCH_FORM_MOV 0xb8
+/* Where in code a call through a record of the second form (`syscall; cmp ...`) returns. */
+#define SBX_PATCH_B_RET 14
 
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */

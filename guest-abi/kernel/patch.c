@@ -5,15 +5,21 @@
  * kernel at k_fast_entry with the frame a `syscall` makes:
  *
  *   A  b8 nr32 0f 05               mov $nr, %eax; syscall    (glibc's and musl's wrappers, Go)
- *   B  0f 05 48 3d imm32           syscall; cmp $imm32, %rax (glibc's read: xor %eax,%eax first)
+ *   B  0f 05 48 3d imm32 jcc ret   syscall; cmp $imm32, %rax; jcc; ret: the whole tail of a
+ *                                  wrapper (glibc's read and syscall(): any number)
  *
- * Only code mapped executable from the program's image or a private file mapping (its
- * libraries) is patched; never anonymous memory (a JIT's code may change under us), a shared
- * mapping (the host's file) or the kernel. The `syscall` of form A is left as 0x37 0x00, disp32's
- * upper half: invalid in 64-bit mode, so a jump straight to it traps and the monitor makes it the
- * syscall it was (sbx_patch_resume). One vCPU runs: nothing executes the site while it changes.
- * The records and the patched code are guest RAM, so snapshots, resets and migration carry them
- * as they carry the rest. */
+ * Form B's compare is overwritten, and a jump to it would run other bytes: it is taken only in
+ * the shape of a wrapper's end, whose compare nothing else jumps to (a tail merged by a compiler
+ * ends elsewhere). Only code mapped executable, and not writable, from the program's image or a
+ * private file mapping (its libraries) is patched; never anonymous memory (a JIT's code may
+ * change under us), code the program may copy or rewrite, a shared mapping (the host's file)
+ * or the kernel. A site patched once is never patched again: if its bytes are back (the program
+ * rewrote them, or the monitor put them back because code jumps straight to its `syscall`,
+ * which is then cheaper as a trap than as a #UD exit) it traps as it did. The `syscall` of form A
+ * is left as 0x37 0x00, disp32's upper half: invalid in 64-bit mode, so a jump straight to it traps
+ * and the monitor makes it the syscall it was (sbx_patch_resume). One vCPU runs: nothing executes
+ * the site while it changes. The records and the patched code are guest RAM, so snapshots, resets
+ * and migration carry them as they carry the rest. */
 #include "kernel.h"
 
 #define K_PATCH_RECS (SBX_PATCH_BYTES / SBX_PATCH_REC)
@@ -64,7 +70,7 @@ static int patchable(uint64_t a, uint64_t b)
 	if (!v || b > v->end || (a & ~(PAGE - 1)) != ((b - 1) & ~(PAGE - 1)))
 		return 0;
 	return (v->kind == K_VMA_ELF || v->kind == K_VMA_FILE) && (v->prot & SBX_PROT_EXEC) &&
-	       (v->ptprot & SBX_PROT_EXEC);
+	       (v->ptprot & SBX_PROT_EXEC) && !(v->prot & SBX_PROT_WRITE);
 }
 
 static int enabled(void)
@@ -80,15 +86,38 @@ static int enabled(void)
 }
 
 /* Writes the site's new bytes through the kernel's map of RAM (the code is read-only in the page
- * tables), the first byte last. */
-static void write_site(uint64_t site, const uint8_t *bytes, unsigned n)
+ * tables), the first byte last: 0, or -1 when the page is not there. */
+static int write_site(uint64_t site, const uint8_t *bytes, unsigned n)
 {
 	uint64_t gpa;
 	if (k_gpa_run(site, n, &gpa) < n)
-		return;
+		return -1;
 	volatile uint8_t *p = k_phys(gpa);
 	for (unsigned i = n; i-- > 0;)
 		p[i] = bytes[i];
+	return 0;
+}
+
+static struct sbx_patch_rec *record(uint32_t i)
+{
+	return (struct sbx_patch_rec *)(SBX_PATCH_ADDR + (uint64_t)i * SBX_PATCH_REC);
+}
+
+/* Was site patched before? Only traps look, once per site that has a form. */
+static int patched_before(uint64_t site)
+{
+	for (uint32_t i = 0; i < k_patch_used; i++)
+		if (record(i)->site == site)
+			return 1;
+	return 0;
+}
+
+/* A conditional jump at p (rel8 or rel32) followed by ret. */
+static int jcc_ret(const uint8_t *p)
+{
+	if (p[0] >= 0x70 && p[0] <= 0x7f)
+		return p[2] == 0xc3;
+	return p[0] == 0x0f && p[1] >= 0x80 && p[1] <= 0x8f && p[6] == 0xc3;
 }
 
 void k_patch_site(uint64_t nr, struct k_frame *f)
@@ -112,22 +141,25 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 			goto found;
 		}
 	}
-	/* Form B: the syscall and the compare after it. */
-	if (patchable(ret - 2, ret + 6)) {
+	/* Form B: the syscall, the compare after it, then a conditional jump and ret (read up to
+	 * 13 bytes on, inside the mapping). */
+	if (patchable(ret - 2, ret + 6) && ret + 13 <= k_vma_find(ret)->end) {
 		const uint8_t *p = (const uint8_t *)(ret - 2);
-		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d) {
+		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d &&
+		    jcc_ret(p + 8)) {
 			site = ret - 2, len = 8, form = 'B';
 			goto found;
 		}
 	}
 	return;
 found:
+	if (patched_before(site))
+		return;
 	if (k_patch_used >= K_PATCH_RECS) {
 		BOOT->patch_refused++;
 		return;
 	}
-	struct sbx_patch_rec *r =
-	    (struct sbx_patch_rec *)(SBX_PATCH_ADDR + (uint64_t)k_patch_used * SBX_PATCH_REC);
+	struct sbx_patch_rec *r = record(k_patch_used);
 	uint8_t *c = r->code;
 	if (form == 'A') {
 		*c = SBX_PATCH_FORM_MOV; /* mov $nr, %eax */
@@ -136,11 +168,14 @@ found:
 		c = put64(c, site + 7);
 		c = jmp_rel(c, (uint64_t)k_fast_entry);
 	} else {
-		/* lea 1f(%rip), %rcx; jmp k_fast_entry; 1: cmp $imm32, %rax; jmp *2f(%rip);
-		 * 2: .quad site + 8 */
+		/* lea 1f(%rip), %rcx; jmp k_fast_entry; jmp <start>; 1: cmp $imm32, %rax;
+		 * jmp *2f(%rip); 2: .quad site + 8. The call returns to 1 (SBX_PATCH_B_RET), and
+		 * the two bytes before it go back to the start: a handler that restarts the call
+		 * as Linux code does (rip - 2) makes it again. */
 		*c++ = 0x48, *c++ = 0x8d, *c++ = 0x0d;
-		c = put32(c, 5);
+		c = put32(c, 7);
 		c = jmp_rel(c, (uint64_t)k_fast_entry);
+		*c++ = 0xeb, *c++ = 0xf2; /* jmp -14: the record's first instruction */
 		k_memcpy(c, (const void *)(site + 2), 6);
 		c += 6;
 		*c++ = 0xff, *c++ = 0x25;
@@ -151,14 +186,15 @@ found:
 		*c++ = 0xcc;
 	r->code_addr = (uint64_t)r->code;
 	r->site = site;
-	k_patch_used++;
-	BOOT->patched = k_patch_used;
 	/* jmp *disp32: ff 24 25, the record's address (its upper half 0x37 0x00), then int3 for
 	 * form B's eighth byte. */
 	uint8_t b[8] = {0xff, 0x24, 0x25, 0, 0, 0, 0, 0xcc};
 	put32(b + 3, (uint32_t)(uint64_t)r);
-	write_site(site, b, len);
+	if (write_site(site, b, len) < 0)
+		return;
+	k_patch_used++;
+	BOOT->patched = k_patch_used;
 	/* Form B's compare is inside the new bytes: this call returns through the record too. */
 	if (form == 'B')
-		f->rcx = (uint64_t)r->code + 12;
+		f->rcx = (uint64_t)r->code + SBX_PATCH_B_RET;
 }

@@ -4,6 +4,7 @@
 #ifndef SBX_CALLS_H
 #define SBX_CALLS_H
 
+#include <stdatomic.h>
 #include "vm.h"
 
 #define SBX_MAX_FDS 1024
@@ -45,6 +46,7 @@ struct sbx_limits {
 	uint64_t value;
 	pthread_t watchdog;
 	int watchdog_started;
+	atomic_int watchdog_quit; /* the run is over: sbx_limits_stop */
 	int64_t cpu_base_ms;
 };
 

@@ -22,7 +22,17 @@ static void *watchdog_main(void *arg)
 	struct sbx_vm *vm = arg;
 	const struct policy_limits *l = &vm->cfg.policy->lim;
 	int64_t start = clock_ms(CLOCK_MONOTONIC);
-	while (!atomic_load(&vm->life.stopping)) {
+	/* Until the run is over, not only until it stops: a stop for a CPU fault that goes back
+	 * to the program (a signal handler, a jump into a patched syscall site) lets it run on,
+	 * and a kill made meanwhile lost to that stop; so the watchdog waits while stopped and
+	 * kills again when the run goes on. */
+	while (!atomic_load(&vm->limits->watchdog_quit)) {
+		if (atomic_load(&vm->life.stopping)) {
+			struct timespec rel = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+			syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 1, &rel, NULL,
+				0);
+			continue;
+		}
 		int64_t now = clock_ms(CLOCK_MONOTONIC), wait = 50;
 		if (l->wall_ms) {
 			int64_t left = start + (int64_t)l->wall_ms - now;
@@ -30,7 +40,7 @@ static void *watchdog_main(void *arg)
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_TIME, 0,
 					    "wall-clock limit reached: --timeout %llu ms",
 					    (unsigned long long)l->wall_ms);
-				break;
+				continue;
 			}
 			if (left < wait)
 				wait = left;
@@ -43,7 +53,7 @@ static void *watchdog_main(void *arg)
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
 					    "CPU time limit reached: --cpu-time %llu ms",
 					    (unsigned long long)l->cpu_ms);
-				break;
+				continue;
 			}
 			if ((int64_t)l->cpu_ms - used < wait)
 				wait = (int64_t)l->cpu_ms - used;
@@ -62,6 +72,7 @@ int sbx_limits_start(struct sbx_vm *vm)
 	vm->proc.vcpu.clock_set = pthread_getcpuclockid(pthread_self(), &vm->proc.vcpu.clock) == 0;
 	/* From this run's start: not the restore's work, nor earlier runs before a reset. */
 	vm->limits->cpu_base_ms = vm->proc.vcpu.clock_set ? clock_ms(vm->proc.vcpu.clock) : 0;
+	atomic_store(&vm->limits->watchdog_quit, 0);
 	int e = pthread_create(&vm->limits->watchdog, NULL, watchdog_main, vm);
 	if (e)
 		return -e;
@@ -73,6 +84,7 @@ void sbx_limits_stop(struct sbx_vm *vm)
 {
 	if (!vm->limits->watchdog_started)
 		return;
+	atomic_store(&vm->limits->watchdog_quit, 1);
 	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	pthread_join(vm->limits->watchdog, NULL);
 	vm->limits->watchdog_started = 0;

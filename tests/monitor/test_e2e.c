@@ -745,3 +745,18 @@ Test(e2e, sqlite_wal_mode, .init = make_tree, .fini = remove_tree)
 	snprintf(redir, sizeof(redir), "< %s", sql);
 	same_as_native(opts, prog, redir);
 }
+
+/* A CPU fault the program handles (here a million int3 with a SIGTRAP handler, as also a jump
+ * into a patched syscall site) stops the run for a moment and lets it go on: the time limits
+ * must still end it. The watchdog once ended at the first such stop and the program ran on
+ * without a limit (`timeout 120` turns that into a failure rather than a hang). */
+Test(e2e, time_limits_outlive_faults_the_program_handles)
+{
+	e2e_need_kvm();
+	free(e2e_expect_output("timeout 120 " SANDBOX " --timeout 1s " SAMPLES
+			       "traceme-glibc trap 1000000000 2>&1",
+			       121, "wall-clock limit reached", NULL));
+	free(e2e_expect_output("timeout 120 " SANDBOX " --cpu-time 1s " SAMPLES
+			       "traceme-glibc trap 1000000000 2>&1",
+			       120, "CPU time limit reached", NULL));
+}

@@ -42,17 +42,20 @@ Test(patch, both_forms_are_patched_and_answer_as_before)
  * still that syscall, with the number the jumper put in %eax. */
 Test(patch, a_jump_into_a_patched_site_is_still_its_syscall)
 {
-	both("jump", "jump");
+	both("jump", "before the jumps");
+	/* The first jump gave the site its bytes back (a #UD exit per call would cost more than
+	 * the trap), so the other two were plain syscalls. */
 	char *o = e2e_expect_output(SANDBOX " --stats " PATCH " jump 2>&1", 0,
-				    "3 jumps into a patched site's syscall", NULL);
+				    "after the jumps patched no",
+				    "1 jumps into a patched site's syscall", NULL);
 	free(o);
 }
 
 /* Anonymous code is never patched (a JIT may change it under us); a patched site of the
- * program's own text that the program rewrites runs what it wrote, and is patched again. */
+ * program's own text that the program rewrites runs what it wrote, and is not patched again. */
 Test(patch, self_modifying_code_runs_what_it_wrote)
 {
-	run("", "smc", "rewritten text", 1);
+	run("", "smc", "rewritten text", 0);
 	char *o = e2e_expect_output(SANDBOX " " PATCH " smc 2>&1", 0,
 				    "anonymous code unchanged: 0\n", NULL);
 	free(o);
