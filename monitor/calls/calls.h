@@ -25,6 +25,9 @@ struct sbx_handle {
 	int vflags;	   /* SBX_H_VFILE: the open flags (O_ACCMODE, O_APPEND, O_NONBLOCK) */
 	uint64_t vdir_pos; /* SBX_H_VDIR, VFILE directory: next entry index; VFILE file: position */
 	int vnode;	   /* SBX_H_VFILE: enum sbx_vnode_type */
+	/* stdio: whether a read or write of it may block (a pipe, socket or terminal), found at
+	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may. */
+	int may_block;
 };
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -181,14 +182,29 @@ const char *sbx_call_name(int nr)
  * work the guest would do in its own kernel. A FIFO inside a mount is not told apart. */
 enum sbx_wait { SBX_WAIT_NONE, SBX_WAIT_ALL, SBX_WAIT_OFF_CPU };
 
+/* Timing a wait off the CPU takes the thread's CPU clock twice, two host syscalls of ~1 us
+ * each (as much as the rest of a polled write): only for stdio that can block at all. */
+static int may_block(struct sbx_handle *h)
+{
+	if (!h->may_block) {
+		struct stat st;
+		int blocks = fstat(h->fd, &st) < 0 || S_ISFIFO(st.st_mode) ||
+			     S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(h->fd));
+		h->may_block = blocks ? 2 : 1;
+	}
+	return h->may_block == 2;
+}
+
 static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	unsigned f = sbx_calls[s->nr].flags;
 	if (f & SBX_CF_WAIT)
 		return SBX_WAIT_ALL;
 	if (f & SBX_CF_WAIT_STDIO) {
-		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-		return h && h->stdio >= 0 ? SBX_WAIT_OFF_CPU : SBX_WAIT_NONE;
+		struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
+		return h && h->stdio >= 0 && h->kind == SBX_H_HOST && may_block(h)
+			   ? SBX_WAIT_OFF_CPU
+			   : SBX_WAIT_NONE;
 	}
 	return SBX_WAIT_NONE;
 }
