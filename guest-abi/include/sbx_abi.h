@@ -64,6 +64,9 @@
 #define SBX_DOORBELL_VA SBX_U64(0x3ff000)      /* CPL3 doorbell: a write here is an MMIO exit */
 #define SBX_DOORBELL_GPA SBX_U64(0xfffffff000) /* outside every memslot */
 #define SBX_USER_ADDR SBX_U64(0x400000) /* lowest user address: ET_EXEC text, static-PIE base */
+/* The RFLAGS bits a syscall clears (the SFMASK MSR the monitor sets, and what a patched site's
+ * entry clears itself): TF, DF and AC. IF stays set: a CPL3 popfq could never set it again. */
+#define SBX_SFMASK_BITS 0x40500
 
 /* 1.6: patched syscall sites. The first time a `syscall` traps, the kernel may rewrite its site
  * (`mov $nr, %eax; syscall`, or `syscall; cmp $imm32, %rax`) into `jmp *disp32` through a record

@@ -101,7 +101,7 @@ k_fast_entry:
 	push_call_regs
 	pushq %rax
 	push_saved_regs
-	andq $~0x40500, %r11
+	andq $~SBX_SFMASK_BITS, %r11
 	pushq %r11
 	popfq
 	xorl %edx, %edx

@@ -63,14 +63,16 @@ static uint8_t *jmp_rel(uint8_t *p, uint64_t to)
 }
 
 /* Code that may be patched: [a, b) inside one executable mapping of the program's image or a
- * private file mapping, and inside one page (one guest-physical page to write). */
-static int patchable(uint64_t a, uint64_t b)
+ * private file mapping, and inside one page (one guest-physical page to write). That mapping,
+ * or NULL. */
+static const struct k_vma *patchable(uint64_t a, uint64_t b)
 {
 	const struct k_vma *v = k_vma_find(a);
 	if (!v || b > v->end || (a & ~(PAGE - 1)) != ((b - 1) & ~(PAGE - 1)))
 		return 0;
-	return (v->kind == K_VMA_ELF || v->kind == K_VMA_FILE) && (v->prot & SBX_PROT_EXEC) &&
-	       (v->ptprot & SBX_PROT_EXEC) && !(v->prot & SBX_PROT_WRITE);
+	int code = (v->kind == K_VMA_ELF || v->kind == K_VMA_FILE) && (v->prot & SBX_PROT_EXEC) &&
+		   (v->ptprot & SBX_PROT_EXEC) && !(v->prot & SBX_PROT_WRITE);
+	return code ? v : 0;
 }
 
 static int enabled(void)
@@ -131,19 +133,19 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 		return;
 	/* Form A: the 7 bytes before the return address, and the byte before them if the
 	 * mapping has one. */
-	if (patchable(ret - 7, ret)) {
+	const struct k_vma *v = patchable(ret - 7, ret);
+	if (v) {
 		const uint8_t *p = (const uint8_t *)(ret - 7);
-		const struct k_vma *v = k_vma_find(ret - 7);
-		int first = v->start == ret - 7;
 		if (p[0] == 0xb8 && le32(p + 1) == (uint32_t)nr && p[5] == 0x0f && p[6] == 0x05 &&
-		    (first || !prefix(p[-1]))) {
+		    (v->start == ret - 7 || !prefix(p[-1]))) {
 			site = ret - 7, len = 7, form = 'A';
 			goto found;
 		}
 	}
 	/* Form B: the syscall, the compare after it, then a conditional jump and ret (read up to
 	 * 13 bytes on, inside the mapping). */
-	if (patchable(ret - 2, ret + 6) && ret + 13 <= k_vma_find(ret)->end) {
+	v = patchable(ret - 2, ret + 6);
+	if (v && ret + 13 <= v->end) {
 		const uint8_t *p = (const uint8_t *)(ret - 2);
 		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d &&
 		    jcc_ret(p + 8)) {

@@ -12,12 +12,9 @@
 
 #include "vm.h"
 
-#define SFMASK_BITS 0x40500ull /* TF, DF, AC: what the kernel's SFMASK clears */
-#define RFLAGS_RF 0x10000ull
 /* What a program's own flags can hold (CF PF AF ZF SF TF IF DF OF AC ID): the frame is guest
  * memory, and no VM, VIF, VIP, IOPL, NT or reserved bit of it may reach the vCPU. */
 #define RFLAGS_USER 0x240fd5ull
-#define RFLAGS_IF 0x200ull
 
 /* The record `jmp *disp32` at va names, when the 7 bytes there are such a jump into the window:
  * 0 and *rec filled, or -1. */
@@ -69,7 +66,7 @@ int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 	    .r14 = f->r[SBX_R_R14],
 	    .r15 = f->r[SBX_R_R15],
 	    .rip = vm->proc.image.khdr.syscall_entry,
-	    .rflags = (flags & ~SFMASK_BITS) | RFLAGS_IF | 0x2,
+	    .rflags = (flags & ~SBX_SFMASK_BITS) | SBX_RFLAGS_IF | 0x2,
 	};
 	if (sbx_x86_resume(vm, &r) < 0)
 		return 0;

@@ -25,6 +25,8 @@ static inline int sbx_abi_ok(uint32_t v)
 	return v >> 16 == SBX_ABI_MAJOR && (v & 0xffff) <= SBX_ABI_MINOR;
 }
 
+#define SBX_RFLAGS_IF 0x200ull
+
 /* Registers in DWARF order, so the unwinder takes them as they are. */
 enum {
 	SBX_R_RAX,

@@ -39,10 +39,6 @@
 #define CR4_OSXMMEXCPT 0x400ull
 #define CR4_FSGSBASE 0x10000ull
 #define CR4_OSXSAVE 0x40000ull
-#define RFLAGS_TF 0x100ull
-#define RFLAGS_IF 0x200ull
-#define RFLAGS_DF 0x400ull
-#define RFLAGS_AC 0x40000ull
 
 struct pt_alloc {
 	struct sbx_vm *vm;
@@ -249,8 +245,7 @@ static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
 	    ((uint64_t)(SBX_SEL_UDATA - 8 - 3) << 48) | ((uint64_t)SBX_SEL_KCODE << 32),
 	    vm->proc.image.khdr.syscall_entry,
 	    0,
-	    /* IF stays set: a CPL3 popfq could never set it again. */
-	    RFLAGS_TF | RFLAGS_DF | RFLAGS_AC,
+	    SBX_SFMASK_BITS,
 	    0,
 	    0,
 	    0,
@@ -308,7 +303,7 @@ static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
 	memset(&r, 0, sizeof(r));
 	r.rip = vm->proc.image.img.entry;
 	r.rsp = vm->proc.image.entry_rsp;
-	r.rflags = 0x2 | RFLAGS_IF;
+	r.rflags = 0x2 | SBX_RFLAGS_IF;
 	if (ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_REGS: %s", strerror(errno));
 	return 0;
@@ -334,7 +329,7 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 	memset(&r, 0, sizeof(r));
 	r.rip = rip;
 	r.rsp = rsp;
-	r.rflags = 0x2 | RFLAGS_IF;
+	r.rflags = 0x2 | SBX_RFLAGS_IF;
 	return sbx_x86_resume(vm, &r);
 }
 
