@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 6
+#define SBX_ABI_MINOR 7
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -90,6 +90,18 @@
 #define SBX_UPCALL_STACK_TOP                                                                       \
 	SBX_U64(0x1a0000)		   /* where the kernel delivers a CPU fault's signal       \
 					    */
+/* 1.7: each vCPU's own view of the kernel's stacks and per-CPU data: the top GiB of the map of
+ * RAM's PML4 slot, which each vCPU's page tables point at its own pages. vCPU 0's window is
+ * guest-physical [0, 2 MiB) in one large page (window offset == GPA, so its stacks are the ones
+ * above); another vCPU's has only the pages the kernel gave it (SBX_CPU_* offsets). The entry
+ * code addresses the window with absolute 64-bit addresses, so it needs no free register. */
+#define SBX_WINDOW_VA SBX_U64(0x7fffc0000000)
+#define SBX_WINDOW_SYSCALL_TOP (SBX_WINDOW_VA + SBX_SYSCALL_STACK_TOP)
+#define SBX_WINDOW_IST_TOP(i) (SBX_WINDOW_SYSCALL_TOP + (i) * SBX_IST_STACK_BYTES)
+#define SBX_CPU_OFF SBX_U64(0x1ff000) /* the per-CPU page (struct k_cpu, kernel-private) */
+#define SBX_CPU_VA (SBX_WINDOW_VA + SBX_CPU_OFF)
+/* What of the syscall stack another vCPU's window maps: its top 128 KiB. */
+#define SBX_CPU_STACK_BYTES SBX_U64(0x20000)
 #define SBX_SIGSTATE_ADDR SBX_U64(0x16000) /* struct sbx_sigstate, kept by the kernel */
 #define SBX_UPCALL_ADDR SBX_U64(0x17000)   /* struct sbx_upcall, written by the monitor */
 
@@ -315,12 +327,20 @@ struct sbx_bootinfo {
 	 * patchable form that were not (the window full, a site across a page). */
 	uint32_t patched;
 	uint32_t patch_refused;
-	uint8_t reserved[1024 - 968];
+	/* 1.7: threads. OUT: guest threads (vCPUs) that may exist at once, main included
+	 * (--max-threads), and host CPUs they may run on (--cpus): sched_getaffinity's mask. */
+	uint32_t max_threads;
+	uint32_t ncpus;
+	/* IN: threads started, and the most alive at once, for --stats. */
+	uint32_t threads_started;
+	uint32_t threads_peak;
+	uint8_t reserved[1024 - 984];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xfeatures) == SBX_BOOT_XFEATURES,
 	       "xfeatures offset (entry.S reads it)");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xsave_bytes) == 496, "xsave_bytes offset");
@@ -444,11 +464,14 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
  * the doorbell after publishing (a full barrier between publishing head and reading flags). */
 #define SBX_RING_SLOTS 32
 #define SBX_RING_NEED_WAKEUP 1
+/* 1.7, in a slot's pad: a request that waits (PARK, SLEEP) with the monitor's lock released;
+ * only the calling vCPU's own thread serves it (after a doorbell), never the poller. */
+#define SBX_SLOT_OWN 1
 
 #ifndef __ASSEMBLER__
 struct sbx_slot {
 	uint32_t nr;  /* IN: enum sbx_call */
-	uint32_t pad; /* IN: zero */
+	uint32_t pad; /* IN: zero, or SBX_SLOT_OWN (1.7) */
 	uint64_t seq; /* IN: request sequence number, increasing from 1 */
 	union {	      /* IN: arguments */
 		uint64_t a[7];

@@ -64,7 +64,17 @@
 	 * MUNMAP_SHARED a0: that address. MSYNC a0: address, a1: length (inside one mapping). */ \
 	X(MMAP_SHARED, 39, mmap_shared, sbx_hc_mmap_shared, SBX_CF_FS, )                           \
 	X(MUNMAP_SHARED, 40, munmap_shared, sbx_hc_munmap_shared, 0, )                             \
-	X(MSYNC, 41, msync, sbx_hc_msync, 0, )
+	X(MSYNC, 41, msync, sbx_hc_msync, 0, )                                                     \
+	/* 1.7: threads (docs/architecture.md, "Threads"). THREAD_START a0: vCPU index (1..      \
+	 * max_threads-1, never used before), a1: its page-table root, a2: rip, a3: rsp (both in  \
+	 * its window, where the kernel starts it), a4: guest-physical address of its ring. PARK  \
+	 * a0: guest-physical address of a 4-byte-aligned u32, a1: the value it holds, a2: ns to  \
+	 * wait at most (~0: no end): returns once the word differs, UNPARK names it, the time is  \
+	 * up, or the run pauses or ends (0; the kernel looks at its word again). UNPARK a0: that  \
+	 * address. Both with SBX_SLOT_OWN for PARK. */                                           \
+	X(THREAD_START, 42, thread_start, sbx_hc_thread_start, 0, )                               \
+	X(PARK, 43, park, sbx_hc_park, SBX_CF_WAIT, )                                              \
+	X(UNPARK, 44, unpark, sbx_hc_unpark, 0, )
 /* clang-format on */
 
 #endif

@@ -1,6 +1,6 @@
 /* Syscall entry and exception stubs. The same code serves CPL0 and CPL3: `syscall` is a jump
  * to LSTAR at the program's own level (PVM keeps CPL3; at CPL0 it stays CPL0). */
-#include "sbx_abi.h"
+#include "cpu.h"
 
 /* The frame of struct sbx_syscall_frame and struct k_resume, in two halves: the registers a
  * syscall takes its arguments in (and rcx), and those a call preserves. */
@@ -39,10 +39,16 @@
 	popq %rbx
 .endm
 
-	.section .bss
-	.align 8
-k_user_rsp:
-	.quad 0
+/* Onto this vCPU's syscall stack, the user's %rsp pushed first. Its window is reached by
+ * absolute 64-bit addresses, which only %rax can load and store: %rax waits in the per-CPU
+ * page meanwhile. */
+.macro enter_kernel_stack
+	movabs %rax, SBX_CPU_VA + K_CPU_SCRATCH
+	movq %rsp, %rax
+	movabsq $SBX_WINDOW_SYSCALL_TOP, %rsp
+	pushq %rax
+	movabs SBX_CPU_VA + K_CPU_SCRATCH, %rax
+.endm
 
 	.text
 	.globl sbx_syscall_entry
@@ -50,9 +56,7 @@ k_user_rsp:
 	.align 16
 sbx_syscall_entry:
 	/* Never touch the user's stack: the 128 bytes below %rsp are its red zone. */
-	movq %rsp, k_user_rsp(%rip)
-	movq $SBX_SYSCALL_STACK_TOP, %rsp
-	pushq k_user_rsp(%rip)
+	enter_kernel_stack
 	pushq %r11
 	push_call_regs
 	/* The rest too, so the monitor can report the registers of a program that ends itself
@@ -93,9 +97,7 @@ k_syscall_call:
 	.type k_fast_entry, @function
 	.align 16
 k_fast_entry:
-	movq %rsp, k_user_rsp(%rip)
-	movq $SBX_SYSCALL_STACK_TOP, %rsp
-	pushq k_user_rsp(%rip)
+	enter_kernel_stack
 	pushfq
 	movq (%rsp), %r11
 	push_call_regs
@@ -107,6 +109,16 @@ k_fast_entry:
 	xorl %edx, %edx
 	jmp k_syscall_call
 	.size k_fast_entry, . - k_fast_entry
+
+/* A thread's vCPU starts here (THREAD_START), and an exiting thread's comes back here: onto its
+ * window's syscall stack, to wait for the next thread to run. */
+	.globl k_thread_entry
+	.type k_thread_entry, @function
+k_thread_entry:
+	movabsq $SBX_WINDOW_SYSCALL_TOP, %rsp
+	call k_thread_main
+	ud2
+	.size k_thread_entry, . - k_thread_entry
 
 /* A CPU fault whose signal has a handler: the monitor sets %rsp to SBX_UPCALL_STACK_TOP and
  * %rip here, at the program's privilege level, with struct sbx_upcall filled in. */
@@ -123,7 +135,7 @@ sbx_upcall_entry:
 	.globl k_resume_full
 	.type k_resume_full, @function
 k_resume_full:
-	leaq k_resume(%rip), %rsp
+	movabsq $(SBX_CPU_VA + K_CPU_RESUME), %rsp
 	pop_saved_regs
 	popq %rax
 	pop_call_regs
@@ -191,34 +203,28 @@ k_breakpoint:
  * on a stack of its own below the frame. That returns straight to the faulting instruction, at
  * its level, without iretq. When it declines, the access faults again and k_pf_decline sends
  * that second fault to the monitor, the frame untouched. All of this runs with one vCPU. */
-#define K_PF_FRAME (SBX_SYSCALL_STACK_TOP + SBX_IST_STACK_BYTES - 48) /* IST1: err, rip... */
-#define K_PF_STACK (K_PF_FRAME - 64)
-	.section .bss
-k_pf_rax:
-	.quad 0
-k_pf_addr:
-	.quad 0
-k_pf_decline:
-	.byte 0
-
 	.text
 k_page_fault:
 	testq $SBX_PF_PRESENT, (%rsp)
 	jnz 2f
-	cmpb $0, k_pf_decline(%rip)
-	jne 1f
-	movq %rax, k_pf_rax(%rip)
+	movabs %rax, SBX_CPU_VA + K_CPU_PF_RAX
+	movabs SBX_CPU_VA + K_CPU_PF_DECLINE, %al
+	testb %al, %al
+	jnz 1f
 	movq %cr2, %rax
-	movq %rax, k_pf_addr(%rip)
+	movabs %rax, SBX_CPU_VA + K_CPU_PF_ADDR
 	/* An iret frame to k_pf_handler at the faulting level: ss, rsp, rflags, cs, rip. */
 	pushq 40(%rsp)
-	pushq $K_PF_STACK
+	movabsq $K_PF_STACK, %rax
+	pushq %rax
 	pushq 40(%rsp)
 	andq $~0x40100, (%rsp) /* no TF, no AC in the handler (SFMASK's job on a syscall) */
 	pushq 40(%rsp)
 	pushq $k_pf_handler
 	iretq
-1:	movb $0, k_pf_decline(%rip)
+1:	xorl %eax, %eax
+	movabs %al, SBX_CPU_VA + K_CPU_PF_DECLINE
+	movabs SBX_CPU_VA + K_CPU_PF_RAX, %rax
 2:	outb %al, $(SBX_PORT_FAULT_BASE + 14)
 3:	hlt
 	jmp 3b
@@ -239,13 +245,16 @@ k_pf_handler:
 	pushq %r14
 	pushq %r15
 	cld
-	movq k_pf_addr(%rip), %rdi
-	movq K_PF_FRAME, %rsi
-	movq K_PF_FRAME + 8, %rdx
+	movabs SBX_CPU_VA + K_CPU_PF_ADDR, %rax
+	movq %rax, %rdi
+	movabsq $K_PF_FRAME, %rax
+	movq (%rax), %rsi
+	movq 8(%rax), %rdx
 	call k_pf_fault
 	cmpl $1, %eax
 	je 1f
-	movb $1, k_pf_decline(%rip)
+	movb $1, %al
+	movabs %al, SBX_CPU_VA + K_CPU_PF_DECLINE
 1:	popq %r15
 	popq %r14
 	popq %r13
@@ -260,12 +269,15 @@ k_pf_handler:
 	popq %rdx
 	popq %rcx
 	popq %rbx
-	/* The faulting context's flags, %rax, %rsp and %rip, from the frame the CPU pushed. */
-	pushq K_PF_FRAME + 24
+	/* The faulting context's flags, %rsp and %rip, from the frame the CPU pushed; %rax and
+	 * the jump back come from the per-CPU stub (k_cpu_stub), which addresses this vCPU's
+	 * frame and page rip-relative, as no register is left for an absolute address. */
+	movabsq $K_PF_FRAME, %rax
+	pushq 24(%rax)
 	popfq
-	movq k_pf_rax(%rip), %rax
-	movq K_PF_FRAME + 32, %rsp
-	jmpq *K_PF_FRAME + 8
+	movq 32(%rax), %rsp
+	movabsq $(SBX_CPU_VA + K_CPU_STUB), %rax
+	jmpq *%rax
 
 /* ---- Repeated runs from one snapshot (struct sbx_exec_ctl) ----------------------------- */
 #define CTX_RBX 0

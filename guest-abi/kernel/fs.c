@@ -526,7 +526,7 @@ long k_sys_ioctl(struct k_frame *f)
 			: f->rsi == FIONREAD   ? 4
 					       : 0;
 	uint64_t out[8] = {0};
-	uint64_t a[3] = {f->rdi, f->rsi, size ? (uint64_t)out : 0};
+	uint64_t a[3] = {f->rdi, f->rsi, size ? k_kaddr((uint64_t)out) : 0};
 	long r = k_call(SBX_CALL_IOCTL, a, 3);
 	if (r < 0 || !size)
 		return r;

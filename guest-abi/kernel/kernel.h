@@ -6,10 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu.h"
 #include "sbx_abi.h"
 
 #define BOOT ((volatile struct sbx_bootinfo *)SBX_BOOTINFO_ADDR)
-#define RING ((volatile struct sbx_ring *)SBX_RING_ADDR)
+#define RING ((volatile struct sbx_ring *)K_CPU->ring)
 
 /* Linux errno values (x86-64). */
 #define EPERM 1
@@ -48,13 +49,39 @@ _Static_assert(sizeof(struct k_frame) == sizeof(struct sbx_syscall_frame), "one 
 
 typedef long (*k_syscall_fn)(struct k_frame *f);
 
-/* Every user register, in the order k_resume_full pops them (an iret frame last). */
-struct k_resume {
-	uint64_t r15, r14, r13, r12, rbp, rbx, rax, r9, r8, r10, rdx, rsi, rdi, rcx, r11;
-	uint64_t rip, cs, rflags, rsp, ss;
-};
-extern struct k_resume k_resume;
+/* Every user register, in the order k_resume_full pops them (an iret frame last): struct
+ * k_resume (cpu.h), this vCPU's K_CPU->resume. k_resume_full drops the big kernel lock. */
 void __attribute__((noreturn)) k_resume_full(void);
+
+/* thread.c: threads, one per vCPU, and the big kernel lock every entry takes: the kernel's
+ * state is shared by all vCPUs and its code was written for one. A vCPU that already holds the
+ * lock takes it again (a page fault inside the kernel). */
+void k_lock(void);
+void k_unlock(void);
+/* Drops the lock whatever the depth (a path that does not return to its entry): the depth. */
+uint32_t k_unlock_all(void);
+void k_relock(uint32_t depth);
+/* Threads alive (1 until a clone). */
+extern uint32_t k_nthreads;
+/* A new top-level entry of the map of RAM's master copy: every vCPU's root gets it. */
+void k_cpu_root_set(unsigned slot, uint64_t entry);
+/* The thread running here ends (exit(2) of one thread of several); never returns. */
+void __attribute__((noreturn)) k_thread_exit(void);
+long k_sys_gettid(struct k_frame *f);
+
+/* futex.c: a thread waiting on a futex word (its own, in its struct k_thread); the monitor
+ * parks its vCPU on `state`. */
+struct k_futex_wait {
+	volatile uint32_t state; /* K_FW_*: futex.c */
+	uint32_t bits;
+	uint64_t key; /* the word's address */
+	struct k_futex_wait *next, *prev;
+};
+struct k_futex_wait *k_self_waiter(void);
+/* Wakes up to n waiters on uaddr whose bits meet `bits`: how many. */
+long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits);
+long k_sys_clone(struct k_frame *f);
+long k_sys_clone3(struct k_frame *f);
 
 /* exec.c: repeated runs from one snapshot */
 long k_sys_exec(struct k_frame *f);
@@ -78,9 +105,15 @@ void k_deliver_pending(const struct k_resume *r);
  * buffers and paths they are given; k_call's pointer arguments must be kernel buffers (below
  * SBX_USER_ADDR, identity-mapped). */
 long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
+/* A request that waits (PARK, SLEEP): served by this vCPU's own thread, with the big kernel lock
+ * released meanwhile so that the other threads go on. */
+long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs);
 int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);
+/* A kernel buffer's guest-physical address: identity below SBX_USER_ADDR, translated on this
+ * vCPU's stack (its window). What a k_call pointer argument must be given as. */
+uint64_t k_kaddr(uint64_t p);
 void __attribute__((noreturn)) k_exit(uint32_t status);
 /* One exit to the monitor's vCPU thread (it also serves the ring). */
 void k_doorbell(void);
@@ -335,6 +368,7 @@ long k_sys_ioctl(struct k_frame *f);
 long k_sys_getrandom(struct k_frame *f);
 
 long k_sys_exit(struct k_frame *f);
+long k_sys_exit_thread(struct k_frame *f);
 long k_sys_getpid(struct k_frame *f);
 long k_sys_getppid(struct k_frame *f);
 long k_sys_getuid(struct k_frame *f);

@@ -26,12 +26,6 @@
 #define SIG_BLOCK 0
 #define SIG_UNBLOCK 1
 #define SIG_SETMASK 2
-#define FUTEX_WAIT 0
-#define FUTEX_WAKE 1
-#define FUTEX_WAIT_BITSET 9
-#define FUTEX_WAKE_BITSET 10
-#define FUTEX_CMD_MASK 0x7f
-#define FUTEX_PRIVATE_FLAG 128
 
 #define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 #define SS_ONSTACK 1
@@ -55,12 +49,19 @@ K_ANSWER(getpid, BOOT->pid)
 K_ANSWER(getppid, BOOT->ppid)
 K_ANSWER(getuid, BOOT->uid)
 K_ANSWER(getgid, BOOT->gid)
-K_ANSWER(set_tid_address, BOOT->pid)
 
 long k_sys_exit(struct k_frame *f)
 {
 	k_exec_exit((uint32_t)f->rdi & 0xff);
 	k_exit((uint32_t)f->rdi & 0xff);
+}
+
+/* exit(2): the calling thread's end; the program's when it is the last. */
+long k_sys_exit_thread(struct k_frame *f)
+{
+	if (k_nthreads > 1)
+		k_thread_exit();
+	return k_sys_exit(f);
 }
 
 uint32_t k_cur_umask(void)
@@ -191,7 +192,8 @@ long k_sys_rseq(struct k_frame *f)
  * limit (and a snapshot or reset carries it). The rest are bookkeeping here. */
 static long nofile(int set, const uint64_t lim[2], uint64_t old[2])
 {
-	uint64_t a[4] = {(uint64_t)set, set ? lim[0] : 0, set ? lim[1] : 0, (uint64_t)old};
+	uint64_t a[4] = {(uint64_t)set, set ? lim[0] : 0, set ? lim[1] : 0,
+			 old ? k_kaddr((uint64_t)old) : 0};
 	return k_call(SBX_CALL_NOFILE, a, 4);
 }
 
@@ -408,43 +410,6 @@ long k_sys_tkill(struct k_frame *f)
 	if (f->rdi != BOOT->pid)
 		return -ESRCH;
 	return send_self(f, f->rsi);
-}
-
-long k_sys_sched_getaffinity(struct k_frame *f)
-{
-	uint64_t mask = 1; /* cpu 0 */
-	if (f->rsi < 8)
-		return -EINVAL;
-	return k_copy_to_user(f->rdx, &mask, sizeof(mask)) < 0 ? -EFAULT : 8;
-}
-
-long k_sys_futex(struct k_frame *f)
-{
-	unsigned cmd = (unsigned)f->rsi & FUTEX_CMD_MASK;
-	if (f->rdi & 3)
-		return -EINVAL;
-	if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
-		/* A private futex is only a key to Linux; a shared one must be mapped. */
-		if (!(f->rsi & FUTEX_PRIVATE_FLAG) && !k_user_ok(f->rdi, 4, K_READ))
-			return -EFAULT;
-		return 0;
-	}
-	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
-		uint32_t val;
-		if (k_copy_from_user(&val, f->rdi, sizeof(val)) < 0)
-			return -EFAULT;
-		if (val != (uint32_t)f->rdx)
-			return -EAGAIN;
-		if (f->r10) {
-			struct k_frame s = *f;
-			s.rdi = f->r10;
-			long r = k_sys_nanosleep(&s);
-			return r < 0 ? r : -ETIMEDOUT;
-		}
-		/* No other thread exists to wake us: Linux would hang forever. Say so instead. */
-		k_exit(SBX_EXIT_DEADLOCK);
-	}
-	return -ENOSYS;
 }
 
 #define PR_SET_PDEATHSIG 1

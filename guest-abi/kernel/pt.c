@@ -228,6 +228,10 @@ static uint64_t *below(uint64_t *e)
 	if (!pa)
 		return 0;
 	*e = pa | PTE_TABLE; /* was not present: nothing to flush */
+	/* A new top-level entry of the master root: the other vCPUs' roots copy it. */
+	uint64_t *root = pml4();
+	if (e >= root && e < root + 512)
+		k_cpu_root_set((unsigned)(e - root), *e);
 	return table(*e);
 }
 
@@ -723,7 +727,13 @@ int k_pt_fault_in(uint64_t va, uint64_t err)
 
 int k_pf_fault(uint64_t va, uint64_t err, uint64_t rip)
 {
-	return fault_in(va, err, rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR);
+	struct k_cpu *c = K_CPU;
+	if (__builtin_expect(!c->stub_ready, 0))
+		k_cpu_stub(c);
+	k_lock();
+	int r = fault_in(va, err, rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR);
+	k_unlock();
+	return r;
 }
 
 /* All of RAM mapped at SBX_PHYSMAP_VA, in 2 MiB pages. Its tables come from the area, else

@@ -1,9 +1,9 @@
-/* Guest side of the request ring. The program is single-threaded, so one request is in flight
+/* Guest side of the request rings, one per vCPU (K_CPU->ring), each with one request in flight
  * at a time: publish it, then either spin while a monitor thread polls (no exit) or ring the
- * doorbell (one exit) when the monitor asked for a wakeup or takes longer than spin_tsc. */
+ * doorbell (one exit) when the monitor asked for a wakeup or takes longer than spin_tsc. The
+ * bounce buffers below are shared: they are used under the big kernel lock only. */
 #include "kernel.h"
 
-static uint64_t k_seq;
 static uint64_t k_waited_seen; /* BOOT->waited_ns when last taken into idle_ns */
 
 static inline uint64_t k_rdtsc(void)
@@ -42,7 +42,7 @@ static void k_account_wait(uint64_t tsc_start)
 static long k_submit(volatile struct sbx_slot *s)
 {
 	volatile struct sbx_ring *r = RING;
-	uint64_t seq = ++k_seq, tsc_start = k_rdtsc();
+	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc();
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;
@@ -85,6 +85,30 @@ long k_call(uint32_t nr, const uint64_t *args, unsigned nargs)
 	return k_submit(s);
 }
 
+long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	uint32_t depth = k_unlock_all();
+	volatile struct sbx_ring *r = RING;
+	volatile struct sbx_slot *s = k_slot(nr);
+	s->pad = SBX_SLOT_OWN;
+	for (unsigned i = 0; i < 7; i++)
+		s->u.a[i] = i < nargs ? args[i] : 0;
+	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc();
+	if (seq == 1)
+		r->abi_version = SBX_ABI_VERSION;
+	s->seq = seq;
+	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+	/* No poller serves it: the doorbell at once, again if the exit ends early. */
+	do
+		k_doorbell();
+	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq);
+	long ret = s->ret;
+	k_relock(depth);
+	if (depth && BOOT->waited_ns != k_waited_seen)
+		k_account_wait(tsc_start);
+	return ret;
+}
+
 static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	volatile struct sbx_slot *s = k_slot(nr);
@@ -96,12 +120,20 @@ static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64
 	return k_submit(s);
 }
 
-/* Requests carry guest-physical addresses (1.5). The kernel's own buffers, below
- * SBX_USER_ADDR, are identity-mapped; a program's buffer is translated through its page
- * tables, and one that is not one run of RAM is split (a vector of runs) or bounced. */
+/* Requests carry guest-physical addresses (1.5). The kernel's own buffers are identity-mapped
+ * below SBX_USER_ADDR, or on this vCPU's stack in its window (k_kaddr); a program's buffer is
+ * translated through its page tables, and one that is not one run of RAM is split (a vector of
+ * runs) or bounced. */
 static int kernel_addr(uint64_t p)
 {
-	return p < SBX_USER_ADDR;
+	return p < SBX_USER_ADDR || p - SBX_WINDOW_VA < SBX_CPU_OFF;
+}
+
+uint64_t k_kaddr(uint64_t p)
+{
+	if (p - SBX_WINDOW_VA < SBX_CPU_OFF)
+		return K_CPU->window_gpa + (p - SBX_WINDOW_VA);
+	return p;
 }
 
 static struct sbx_iovec k_xiov[SBX_IOV_MAX]; /* one thread: statics are safe */
@@ -112,7 +144,7 @@ static char k_xpath[2][SBX_PATH_MAX];
 static int add_runs(uint64_t base, uint64_t len, unsigned *m)
 {
 	while (len && *m < SBX_IOV_MAX) {
-		uint64_t g = base, n = len;
+		uint64_t g = k_kaddr(base), n = len;
 		if (!kernel_addr(base) && !(n = k_gpa_run(base, len, &g)))
 			return -1;
 		k_xiov[*m].base = g;
@@ -143,7 +175,7 @@ long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
 		return rw_vector(nr, fd, buf, len);
-	uint64_t g = buf;
+	uint64_t g = k_kaddr(buf);
 	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
 		return submit_rw(nr, fd, g, len, off);
 	if (nr == SBX_CALL_READ || nr == SBX_CALL_WRITE) {
@@ -180,7 +212,7 @@ long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 /* A path the monitor reads: its guest-physical address, or a kernel copy of it. */
 static uint64_t path_gpa(uint64_t p, uint64_t len, char *bounce)
 {
-	uint64_t g = p;
+	uint64_t g = k_kaddr(p);
 	if (!len || kernel_addr(p) || k_gpa_run(p, len, &g) == len)
 		return g;
 	k_memcpy(bounce, (const void *)p, len < SBX_PATH_MAX ? len : SBX_PATH_MAX);
@@ -193,7 +225,9 @@ long k_call_path(uint32_t nr, const struct sbx_path *p)
 	x.path = path_gpa(p->path, p->path_len, k_xpath[0]);
 	x.path2 = path_gpa(p->path2, p->path2_len, k_xpath[1]);
 	/* Results go to kernel buffers; anything else must be one run. */
-	if (x.buf_len && !kernel_addr(x.buf) && k_gpa_run(p->buf, p->buf_len, &x.buf) != p->buf_len)
+	if (kernel_addr(x.buf))
+		x.buf = k_kaddr(x.buf);
+	else if (x.buf_len && k_gpa_run(p->buf, p->buf_len, &x.buf) != p->buf_len)
 		return -EFAULT;
 	volatile struct sbx_slot *s = k_slot(nr);
 	const uint64_t *src = (const uint64_t *)&x;
@@ -214,8 +248,8 @@ int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs)
 	volatile struct sbx_slot *s = k_slot(nr);
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = i < nargs ? args[i] : 0;
-	s->seq = ++k_seq;
-	if (k_seq == 1)
+	s->seq = ++K_CPU->seq;
+	if (s->seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
 	return 0;
@@ -229,7 +263,7 @@ void k_exit(uint32_t status)
 	volatile struct sbx_slot *s = k_slot(SBX_CALL_EXIT);
 	RING->abi_version = SBX_ABI_VERSION; /* exit may be the first request of all */
 	s->u.a[0] = a;
-	s->seq = ++k_seq;
+	s->seq = ++K_CPU->seq;
 	__atomic_store_n(&RING->head, RING->head + 1, __ATOMIC_RELEASE);
 	for (;;)
 		k_doorbell();

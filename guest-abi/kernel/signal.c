@@ -16,7 +16,6 @@
 #define SIGKILL 9
 #define SIGSTOP 19
 
-struct k_resume k_resume;
 
 struct k_sigcontext {
 	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip;
@@ -165,16 +164,18 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	if (a.flags & SA_RESETHAND)
 		SIGS->act[sig].handler = 0;
 
-	k_resume = *r;
-	k_resume.rip = a.handler;
-	k_resume.rsp = sp;
-	k_resume.rdi = sig;
-	k_resume.rsi = (uint64_t)&fr->info;
-	k_resume.rdx = (uint64_t)&fr->uc;
-	k_resume.rax = 0;
-	k_resume.rflags = (r->rflags & ~0x40500ull) | 0x202; /* clear TF, DF, AC */
-	k_resume.cs = cur_cs();
-	k_resume.ss = cur_ss();
+	struct k_resume *kr = &K_CPU->resume;
+	*kr = *r;
+	kr->rip = a.handler;
+	kr->rsp = sp;
+	kr->rdi = sig;
+	kr->rsi = (uint64_t)&fr->info;
+	kr->rdx = (uint64_t)&fr->uc;
+	kr->rax = 0;
+	kr->rflags = (r->rflags & ~0x40500ull) | 0x202; /* clear TF, DF, AC */
+	kr->cs = cur_cs();
+	kr->ss = cur_ss();
+	k_unlock_all();
 	k_resume_full();
 }
 
@@ -182,6 +183,7 @@ void k_fault_upcall(void);
 void k_fault_upcall(void)
 {
 	struct sbx_upcall u;
+	k_lock();
 	k_memcpy(&u, (const void *)UPCALL, sizeof(u));
 	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo))
 		k_exit(SBX_EXIT_NODELIVER | (u.signo & 0xff));
@@ -252,6 +254,7 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	    k_user_ok(m->fpstate, BOOT->xsave_bytes, K_READ))
 		xrstor(m->fpstate);
 	k_deliver_pending(&r);
-	k_resume = r;
+	K_CPU->resume = r;
+	k_unlock_all();
 	k_resume_full();
 }

@@ -37,7 +37,7 @@ static void trace(uint64_t nr, long ret, const struct k_frame *f)
 		copy[i][n] = 0;
 		args[i] = (uint64_t)copy[i];
 	}
-	uint64_t t[3] = {nr, (uint64_t)ret, (uint64_t)args};
+	uint64_t t[3] = {nr, (uint64_t)ret, k_kaddr((uint64_t)args)};
 	k_call(SBX_CALL_TRACE, t, 3);
 }
 
@@ -47,6 +47,7 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped);
 long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 {
 	long ret;
+	k_lock();
 	if (trapped)
 		k_patch_site(nr, f);
 	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231))
@@ -64,5 +65,6 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 	k_pt_commit();
 	if (BOOT->flags & SBX_BOOT_STRACE)
 		trace(nr, ret, f);
+	k_unlock();
 	return ret;
 }

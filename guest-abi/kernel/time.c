@@ -61,7 +61,7 @@ static long sleep_until(int kind, int64_t deadline)
 		if (now >= deadline)
 			return 0;
 		uint64_t a[1] = {(uint64_t)(deadline - now)};
-		long r = k_call(SBX_CALL_SLEEP, a, 1);
+		long r = k_call_own(SBX_CALL_SLEEP, a, 1);
 		if (r < 0)
 			return r;
 	}

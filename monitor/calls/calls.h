@@ -96,6 +96,10 @@ int sbx_shmap_check(uint64_t off, uint64_t len, uint64_t prot, int accmode, int 
 int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_munmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s);
+/* hc_thread.c */
+int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s);
 
 /* hc_path.c: calls that name a path */
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -41,6 +41,7 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 			    (unsigned long long)st);
 		return -EINVAL;
 	}
+	sbx_thread_blame(vm);
 	if (st & SBX_EXIT_SIGNALED)
 		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
 			    "killed by SIG%s (signal %u)",

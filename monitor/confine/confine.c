@@ -181,12 +181,14 @@ static const unsigned long sbx_vcpu_ioctls[] = {
      * (state.c). CPUID is only ever set before confinement. */
     KVM_GET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE, KVM_GET_XSAVE, KVM_GET_XSAVE2,
     KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, KVM_GET_MSRS,
-    KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ};
+    KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ,
+    /* A guest thread's new vCPU is set up after confinement (threads.c). */
+    KVM_SET_CPUID2, KVM_SET_FPU};
 /* On the VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
  * memslot's logging flag and re-adds it after page tables were put back. */
-static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION, KVM_ENABLE_CAP,
-					      KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG,
-					      KVM_SET_USER_MEMORY_REGION};
+static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION,	   KVM_ENABLE_CAP,
+					      KVM_GET_DIRTY_LOG,	   KVM_CLEAR_DIRTY_LOG,
+					      KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU};
 
 /* fds and ioctl commands are ints to the kernel: compare the low 32 bits only. */
 #define LOW32 0xffffffffull
@@ -238,10 +240,11 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 		return add_each(ctx, act, r->nr, -1, sbx_fcntl_cmds, N_OF(sbx_fcntl_cmds));
 	case ARG_IOCTL:
 		rc = add_each(ctx, act, r->nr, -1, sbx_tty_ioctls, N_OF(sbx_tty_ioctls));
-		/* A bare VM (tests, fuzzers) has no vCPU fd. */
+		/* A bare VM (tests, fuzzers) has no vCPU fd. The vCPUs of guest threads come
+		 * later, with fds unknown now: their ioctls are allowed on any fd (on anything
+		 * but a vCPU, KVM's ioctl numbers are refused by the file itself). */
 		if (rc == 0 && vm->proc.vcpu.fd >= 0)
-			rc = add_each(ctx, act, r->nr, vm->proc.vcpu.fd, sbx_vcpu_ioctls,
-				      N_OF(sbx_vcpu_ioctls));
+			rc = add_each(ctx, act, r->nr, -1, sbx_vcpu_ioctls, N_OF(sbx_vcpu_ioctls));
 		if (rc == 0 && vm->proc.kvm.vm_fd >= 0)
 			rc = add_each(ctx, act, r->nr, vm->proc.kvm.vm_fd, sbx_vm_ioctls,
 				      N_OF(sbx_vm_ioctls));

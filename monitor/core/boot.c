@@ -72,6 +72,7 @@ int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, s
 	pthread_mutex_init(&vm->proc.ring.lock, NULL);
 	pthread_mutex_init(&vm->life.pause_lock, NULL);
 	pthread_cond_init(&vm->life.pause_cond, NULL);
+	sbx_threads_init(vm);
 	sbx_host_facts(vm);
 	*out = vm;
 
@@ -194,6 +195,8 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->gid = vm->host.gid;
 	b->umask = 022;
 	b->nofile = vm->opts.nofile;
+	b->max_threads = vm->proc.threads.max;
+	b->ncpus = vm->proc.threads.ncpus;
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->proc.image.exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
 	sbx_xstate_bootinfo(&vm->proc.kvm.xs, vm->proc.vcpu.xcr0, b);
@@ -365,6 +368,7 @@ void sbx_core_free(struct sbx_vm *vm)
 	char err[sizeof(vm->proc.kvm.err)];
 	sbx_core_join_kvm(vm, err, sizeof(err));
 	sbx_ring_stop(vm);
+	sbx_threads_free(vm);
 	sbx_shmap_clear(vm);
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);

@@ -139,14 +139,15 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f)
 		return;
 	}
 	snprintf(f->cause, sizeof(f->cause), "%s", name);
-	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0) {
+	int fd = sbx_fault_fd(vm);
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
 		snprintf(f->cause, sizeof(f->cause), "%s (vCPU state unreadable)", name);
 		return;
 	}
 	/* [error code,] rip, cs, rflags, rsp, ss as the CPU pushed them on the IST stack. */
 	uint64_t frame[6] = {0};
-	if (sbx_copy_from_guest(vm, frame, regs.rsp, sizeof(frame)) < 0) {
+	/* The IST stack is in the vCPU's window: read through its own page tables. */
+	if (sbx_gva_read(vm, sregs.cr3, regs.rsp, frame, sizeof(frame)) < 0) {
 		snprintf(f->cause, sizeof(f->cause), "%s; its frame at 0x%llx is outside RAM", name,
 			 (unsigned long long)regs.rsp);
 		return;
@@ -177,8 +178,8 @@ void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct s
 	struct kvm_sregs sregs;
 	fault_start(f, -1, sig, 1);
 	snprintf(f->cause, sizeof(f->cause), "%s", cause);
-	if (ioctl(vm->proc.vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) < 0)
+	int fd = sbx_fault_fd(vm);
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return;
 	fill_gprs(&regs, regs.rsp, regs.rip, f);
 	f->rflags = regs.rflags;
@@ -193,7 +194,10 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 	fault_start(f, -1, sig, 0);
 	snprintf(f->cause, sizeof(f->cause), "%s sent by the program to itself",
 		 sig == SIGABRT ? "abort()" : "a fatal signal");
-	if (sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
+	/* The frame of the thread that ended the program, in its window. */
+	uint64_t root = vm->life.stop.thread_index > 0 ? vm->life.stop.thread_cr3 : 0;
+	if (root ? sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) < 0
+		 : sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
 	/* syscall left rip in rcx and rflags in r11; a patched site's call may return through
 	 * its record, which the report names by the site. */
@@ -203,6 +207,6 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 					 sf.r12, sf.r13, sf.r14, sf.r15, rip};
 	memcpy(f->r, gpr, sizeof(gpr));
 	f->rflags = sf.rflags;
-	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sregs) == 0)
+	if (ioctl(sbx_fault_fd(vm), KVM_GET_SREGS, &sregs) == 0)
 		fill_segments(&sregs, f);
 }

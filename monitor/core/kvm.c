@@ -95,6 +95,8 @@ void sbx_kvm_close_dev(struct sbx_vm *vm)
 
 void sbx_kvm_close(struct sbx_vm *vm)
 {
+	free(vm->proc.kvm.cpuid);
+	vm->proc.kvm.cpuid = NULL;
 	if (vm->proc.vcpu.run)
 		munmap(vm->proc.vcpu.run, vm->proc.vcpu.run_size);
 	vm->proc.vcpu.run = NULL;
@@ -109,6 +111,11 @@ void sbx_kvm_close(struct sbx_vm *vm)
 
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n)
 {
+	return sbx_kvm_msrs_fd(vm->proc.vcpu.fd, set, idx, val, n);
+}
+
+int sbx_kvm_msrs_fd(int fd, int set, const uint32_t *idx, uint64_t *val, unsigned n)
+{
 	/* struct kvm_msrs ends in a flexible array: build it in an aligned buffer. */
 	union {
 		struct kvm_msrs h;
@@ -122,7 +129,7 @@ int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val,
 		m.h.entries[i].index = idx[i];
 		m.h.entries[i].data = set ? val[i] : 0;
 	}
-	int r = ioctl(vm->proc.vcpu.fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
+	int r = ioctl(fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
 	if (r < 0)
 		return -errno;
 	if (!set)

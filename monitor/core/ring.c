@@ -1,7 +1,8 @@
-/* The monitor side of the request ring. Requests are served either by a polling thread (no VM
- * exit: the guest spins on the completion) or, after a doorbell exit, by the vCPU thread
- * itself. `ring_lock` makes the two take turns; the guest is single-threaded, so there is at
- * most one request in flight and ordering is the guest's own. */
+/* The monitor side of the request rings. vCPU 0's requests are served either by a polling
+ * thread (no VM exit: the guest spins on the completion) or, after a doorbell exit, by the vCPU
+ * thread itself; a thread's vCPU has a ring of its own, served after its doorbells by its own
+ * host thread (threads.c). `ring_lock` makes them all take turns: the handlers share the
+ * handle table and the policy. Each ring has at most one request in flight. */
 #include <errno.h>
 #include <signal.h>
 #include <linux/futex.h>
@@ -23,13 +24,18 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 	return sbx_gptr(vm, SBX_RING_ADDR, sizeof(struct sbx_ring));
 }
 
-/* Serves every published request. Caller holds ring_lock. Returns the number served. */
-int sbx_ring_serve(struct sbx_vm *vm)
+/* Serves every published request of the ring at gpa, whose tail the caller keeps. Caller holds
+ * ring_lock. A request marked SBX_SLOT_OWN waits (PARK, SLEEP): only the calling vCPU's thread
+ * serves it (own), with the lock released meanwhile, so that other vCPUs' requests and the
+ * poller go on; the poller leaves it where it is. Returns the number served. */
+int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 {
-	volatile struct sbx_ring *r = ring_of(vm);
+	volatile struct sbx_ring *r = sbx_gptr(vm, gpa, sizeof(struct sbx_ring));
 	int served = 0;
+	if (!r)
+		return 0;
 	uint32_t abi = __atomic_load_n(&r->abi_version, __ATOMIC_ACQUIRE);
-	if (!sbx_abi_ok(abi) && r->head != vm->proc.ring.tail) {
+	if (!sbx_abi_ok(abi) && r->head != *tailp) {
 		/* The kernel announces its ABI with its first request; a guest may bring its own.
 		 */
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
@@ -38,8 +44,9 @@ int sbx_ring_serve(struct sbx_vm *vm)
 		return 0;
 	}
 	while (!atomic_load(&vm->life.stopping)) {
+		uint32_t tail = *tailp;
 		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
-		uint32_t pending = head - vm->proc.ring.tail;
+		uint32_t pending = head - tail;
 		if (pending == 0)
 			break;
 		if (pending > SBX_RING_SLOTS) {
@@ -47,18 +54,27 @@ int sbx_ring_serve(struct sbx_vm *vm)
 			    vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "guest ABI violation: ring head %u is %u slots past tail %u (ring "
 			    "has %u)",
-			    head, pending, vm->proc.ring.tail, SBX_RING_SLOTS);
+			    head, pending, tail, SBX_RING_SLOTS);
 			break;
 		}
-		volatile struct sbx_slot *gs = &r->slots[vm->proc.ring.tail % SBX_RING_SLOTS];
+		volatile struct sbx_slot *gs = &r->slots[tail % SBX_RING_SLOTS];
 		/* One copy out of guest memory: every check below sees these bytes only. */
 		struct sbx_slot s;
 		memcpy(&s, (const void *)gs, sizeof(s));
-		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
+		int64_t ret;
+		if (s.pad & SBX_SLOT_OWN) {
+			if (!own)
+				break;
+			pthread_mutex_unlock(&vm->proc.ring.lock);
+			ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
+			pthread_mutex_lock(&vm->proc.ring.lock);
+		} else {
+			ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
+		}
 		gs->ret = ret;
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
-		__atomic_store_n(&vm->proc.ring.tail, vm->proc.ring.tail + 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&r->tail, vm->proc.ring.tail, __ATOMIC_RELEASE);
+		__atomic_store_n(tailp, tail + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->tail, tail + 1, __ATOMIC_RELEASE);
 		if (__builtin_expect(
 			atomic_load_explicit(&vm->proc.mem.remark_all, memory_order_relaxed), 0) &&
 		    atomic_exchange(&vm->proc.mem.remark_all, 0))
@@ -66,6 +82,11 @@ int sbx_ring_serve(struct sbx_vm *vm)
 		served++;
 	}
 	return served;
+}
+
+int sbx_ring_serve(struct sbx_vm *vm)
+{
+	return sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, 0);
 }
 
 /* The poller peeks at the tail without the lock; the writer holds it. */
@@ -87,7 +108,11 @@ int sbx_ring_pending(struct sbx_vm *vm)
 {
 	/* A read only: no dirty mark, which a polling thread would make at every turn. */
 	const volatile struct sbx_ring *r = sbx_gptr_ro(vm, SBX_RING_ADDR, sizeof(*r));
-	return __atomic_load_n(&r->head, __ATOMIC_SEQ_CST) != tail_of(vm);
+	uint32_t tail = tail_of(vm);
+	if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) == tail)
+		return 0;
+	/* A request only the vCPU's own thread serves is not the poller's to spin on. */
+	return !(r->slots[tail % SBX_RING_SLOTS].pad & SBX_SLOT_OWN);
 }
 
 void sbx_ring_poll(struct sbx_vm *vm)
@@ -220,7 +245,7 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	 * while it holds the lock: a kill must still get this thread out. */
 	if (sbx_ring_lock(vm, SBX_RING_UNLESS_STOPPING, 0) < 0)
 		return;
-	sbx_ring_serve(vm);
+	sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, 1);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
 	if (vm->proc.ring.polling) {

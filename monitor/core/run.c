@@ -176,12 +176,16 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		if (vm->life.stop.end != SBX_END_FAULT)
 			break;
 		sbx_fault_from_cpu(vm, vm->life.stop.vector, f);
+		/* Another thread's fault ends the run: signals go to vCPU 0 only, so far. */
+		if (vm->life.stop.thread_index > 0)
+			break;
 		if (!sbx_patch_resume(vm, f) && !sbx_signal_upcall(vm, f))
 			break;
 		memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 		vm->life.stop.vector = -1;
 		atomic_store(&vm->life.stopping, 0);
 	}
+	sbx_threads_end(vm);
 	pthread_mutex_lock(&vm->life.pause_lock);
 	vm->life.running = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);

@@ -65,6 +65,7 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 			vm->proc.vcpu.run->immediate_exit = 1;
 		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
 	}
+	sbx_threads_kick(vm);
 	/* A paused vCPU thread waits for resume or for this. */
 	pthread_mutex_lock(&vm->life.pause_lock);
 	pthread_cond_broadcast(&vm->life.pause_cond);
@@ -87,4 +88,5 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
 		vm->proc.vcpu.run->immediate_exit = 1;
 	if (vm->proc.vcpu.thread_set)
 		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
+	sbx_threads_kick(vm);
 }

@@ -78,6 +78,11 @@ struct sbx_stop {
 	int nodeliver;		/* the kernel could not deliver an upcall's signal */
 	int shutdown;		/* a triple fault */
 	int status_set_by_exit; /* the guest's own exit hypercall ended the run */
+	/* The thread whose vCPU faulted or ended the program (threads.c): its vCPU fd and
+	 * page-table root, or -1 for vCPU 0, and its index. */
+	int thread_fd;
+	uint64_t thread_cr3;
+	int thread_index;
 	char reason[400];
 	char dedup[200], summary[200]; /* the fault report's DEDUP_TOKEN and SUMMARY */
 };
@@ -126,6 +131,7 @@ struct sbx_kvm {
 	int result;
 	char err[256];
 	struct sbx_xstate xs; /* what this host offers (xstate.c) */
+	struct kvm_cpuid2 *cpuid; /* what vCPU 0 was given: every thread's vCPU gets the same */
 };
 
 /* One vCPU and the host thread that runs it. */
@@ -206,6 +212,19 @@ struct sbx_shmaps {
  * window's page past the end of its file (SIGBUS, BUS_ADRERR). */
 #define SBX_VEC_SHMAP_BUS 32
 
+/* Threads (threads.c): the vCPUs beyond vCPU 0, one per guest thread, each run by a host thread
+ * of its own. */
+#define SBX_MAX_VCPUS 1024
+struct sbx_tvcpu;
+struct sbx_threads {
+	pthread_mutex_t lock;		    /* creation and teardown */
+	struct sbx_tvcpu *v[SBX_MAX_VCPUS]; /* by vCPU index (0 unused: vCPU 0 is proc.vcpu) */
+	unsigned nv;			    /* indices below this may be in use */
+	atomic_int started;		    /* vCPUs beyond vCPU 0 ever started */
+	uint32_t max;			    /* --max-threads: vCPUs at once, vCPU 0's included */
+	uint32_t ncpus;			    /* --cpus: host CPUs the vCPUs may use */
+};
+
 struct sbx_proc {
 	struct sbx_kvm kvm;
 	struct sbx_mem mem;
@@ -213,6 +232,7 @@ struct sbx_proc {
 	struct sbx_image image;
 	struct sbx_ring_srv ring;
 	struct sbx_vcpu vcpu;
+	struct sbx_threads threads;
 	struct sbx_files *files; /* the handle table (calls/fdtable.c) */
 	char cwd[POLICY_PATH_MAX];
 };
@@ -299,6 +319,27 @@ struct sbx_vm {
 	struct mig_stream *incoming; /* persist/migration.c: the stream until RESUMED */
 	struct sbx_exec *exec;	     /* exec/ */
 };
+
+/* threads.c */
+void sbx_threads_init(struct sbx_vm *vm);
+/* THREAD_START: a new vCPU for the guest thread at index, started at rip/rsp in its window with
+ * page-table root cr3, its ring at ring_gpa, on a host thread of its own. 0 or -errno. */
+int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t rip, uint64_t rsp,
+		     uint64_t ring_gpa);
+/* Wakes every thread's vCPU out of KVM_RUN or a wait (async-signal-safe). */
+void sbx_threads_kick(struct sbx_vm *vm);
+/* After the run: stops and joins every thread's host thread. */
+void sbx_threads_end(struct sbx_vm *vm);
+/* At teardown (after the report, which reads a faulting thread's vCPU): closes them. */
+void sbx_threads_free(struct sbx_vm *vm);
+/* Threads whose vCPUs exist beyond vCPU 0 (0: the program never had a second thread). */
+int sbx_threads_count(struct sbx_vm *vm);
+/* The vCPU fd a report reads: the faulting thread's, else vCPU 0's. */
+int sbx_fault_fd(struct sbx_vm *vm);
+/* When the thread serving this request is a thread's vCPU: its index (0 for vCPU 0's ring). */
+int sbx_thread_current(void);
+/* The run is about to end by a request of the thread served here: the report is its. */
+void sbx_thread_blame(struct sbx_vm *vm);
 
 /* pause.c (sbx_vm_pause and sbx_vm_resume are public: sandbox.h) */
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
@@ -480,6 +521,7 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
+int sbx_kvm_msrs_fd(int fd, int set, const uint32_t *idx, uint64_t *val, unsigned n);
 /* Every MSR KVM lists for the vCPU that reads and writes back as it is now, but the clock's
  * (*out, which the caller frees, takes them back in one KVM_SET_MSRS). A program that reaches
  * CPL0 could leave any of them changed. */
@@ -492,6 +534,10 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 /* Restarts the vCPU at rip/rsp at the program's privilege level (after an exception left it in
  * a CPL0 stub). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
+/* A thread's new vCPU (threads.c): vCPU 0's CPUID, segments, MSRs and XCR0, the page-table
+ * root cr3, and rip/rsp in the kernel (its window). */
+int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
+			char *err, size_t errlen);
 /* The same with every general register given. */
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r);
 
@@ -503,6 +549,7 @@ uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip);
 
 /* ring.c. sbx_ring_serve's caller holds ring_lock. */
 int sbx_ring_serve(struct sbx_vm *vm);
+int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tail, int own);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);

@@ -111,6 +111,15 @@ static int build_page_tables(struct sbx_vm *vm, char *err, size_t errlen)
 	if (pt_new(&a, &pml4) || pt_new(&a, &pdpt))
 		goto full;
 	pt_page(vm, pml4)[0] = pdpt | table;
+	/* vCPU 0's window: guest-physical [0, 2 MiB) in one large page, executable for the
+	 * per-CPU page's stub (the kernel's stacks are in it). */
+	uint64_t wpdpt, wpd;
+	if (pt_new(&a, &wpdpt) || pt_new(&a, &wpd))
+		goto full;
+	pt_page(vm, pml4)[(SBX_WINDOW_VA >> 39) & 511] = wpdpt | table;
+	pt_page(vm, wpdpt)[(SBX_WINDOW_VA >> 30) & 511] = wpd | table;
+	pt_page(vm, wpd)[0] = SBX_PTE_P | SBX_PTE_W | SBX_PTE_A | SBX_PTE_D | SBX_PTE_PS |
+			      (vm->proc.vcpu.cpl == 3 ? SBX_PTE_U : 0);
 	uint64_t ngib = (vm->proc.mem.size + (1ull << 30) - 1) >> 30;
 	for (uint64_t g = 0; g < ngib; g++) {
 		uint64_t pd;
@@ -165,7 +174,7 @@ static void build_descriptor_tables(struct sbx_vm *vm)
 	memset(t, 0, PAGE);
 	uint64_t ist[SBX_IST_COUNT];
 	for (int i = 0; i < SBX_IST_COUNT; i++) {
-		ist[i] = SBX_SYSCALL_STACK_TOP + (uint64_t)(i + 1) * SBX_IST_STACK_BYTES;
+		ist[i] = SBX_WINDOW_IST_TOP(i + 1); /* each vCPU's own */
 		memcpy(t + 36 + 8 * i, &ist[i], 8);
 	}
 	memcpy(t + 4, &ist[0], 8); /* rsp0 */
@@ -203,10 +212,10 @@ static void seg(struct kvm_segment *s, uint16_t sel, int code)
 	}
 }
 
-static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
+static int set_sregs(struct sbx_vm *vm, int fd, uint64_t cr3, char *err, size_t errlen)
 {
 	struct kvm_sregs sr;
-	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(fd, KVM_GET_SREGS, &sr) < 0)
 		goto fail;
 	int u = vm->proc.vcpu.cpl == 3;
 	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
@@ -225,19 +234,18 @@ static int set_sregs(struct sbx_vm *vm, char *err, size_t errlen)
 	sr.idt.base = SBX_IDT_ADDR;
 	sr.idt.limit = 256 * 16 - 1;
 	sr.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
-	sr.cr3 = SBX_PT_ADDR;
+	sr.cr3 = cr3;
 	sr.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE | CR4_OSXSAVE;
 	sr.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &sr) < 0)
 		goto fail;
-	sbx_set_guest_root(vm, sr.cr3);
 	return 0;
 fail:
 	return sbx_fail(err, errlen, -errno, "setting segment/control registers: %s",
 			strerror(errno));
 }
 
-static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
+static int set_msrs(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
 	const uint32_t idx[7] = {MSR_STAR,    MSR_LSTAR,   MSR_CSTAR,	      MSR_SFMASK,
 				 MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
@@ -250,7 +258,7 @@ static int set_msrs(struct sbx_vm *vm, char *err, size_t errlen)
 	    0,
 	    0,
 	};
-	int n = sbx_kvm_msrs(vm, 1, idx, val, 7);
+	int n = sbx_kvm_msrs_fd(fd, 1, idx, val, 7);
 	if (n != 7)
 		return sbx_fail(err, errlen, -EINVAL, "KVM_SET_MSRS set %d of 7 (MSR 0x%x): %s", n,
 				n >= 0 && n < 7 ? idx[n] : 0, n < 0 ? strerror(-n) : "refused");
@@ -276,7 +284,19 @@ static int set_cpuid(struct sbx_vm *vm, uint64_t *xcr0, char *err, size_t errlen
 		free(c);
 		return -errno;
 	}
-	free(c);
+	free(vm->proc.kvm.cpuid);
+	vm->proc.kvm.cpuid = c;
+	return 0;
+}
+
+static int set_fpu(int fd, char *err, size_t errlen)
+{
+	struct kvm_fpu f;
+	memset(&f, 0, sizeof(f));
+	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */
+	f.mxcsr = 0x1f80;
+	if (ioctl(fd, KVM_SET_FPU, &f) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_FPU: %s", strerror(errno));
 	return 0;
 }
 
@@ -288,23 +308,17 @@ static int set_fpu_xcr(struct sbx_vm *vm, uint64_t xcr0, char *err, size_t errle
 	if (r < 0)
 		return sbx_fail(err, errlen, r, "KVM_SET_XCRS (XCR0=0x%llx): %s",
 				(unsigned long long)xcr0, strerror(-r));
-	struct kvm_fpu f;
-	memset(&f, 0, sizeof(f));
-	f.fcw = 0x37f; /* what Linux gives a new process; the reset value 0x40 is not it */
-	f.mxcsr = 0x1f80;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_FPU, &f) < 0)
-		return sbx_fail(err, errlen, -errno, "KVM_SET_FPU: %s", strerror(errno));
-	return 0;
+	return set_fpu(vm->proc.vcpu.fd, err, errlen);
 }
 
-static int set_regs(struct sbx_vm *vm, char *err, size_t errlen)
+static int set_regs(int fd, uint64_t rip, uint64_t rsp, char *err, size_t errlen)
 {
 	struct kvm_regs r;
 	memset(&r, 0, sizeof(r));
-	r.rip = vm->proc.image.img.entry;
-	r.rsp = vm->proc.image.entry_rsp;
+	r.rip = rip;
+	r.rsp = rsp;
 	r.rflags = 0x2 | SBX_RFLAGS_IF;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, &r) < 0)
+	if (ioctl(fd, KVM_SET_REGS, &r) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_REGS: %s", strerror(errno));
 	return 0;
 }
@@ -353,10 +367,32 @@ int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r)
 
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	int r;
-	if ((r = set_sregs(vm, err, errlen)) < 0 || (r = set_msrs(vm, err, errlen)) < 0 ||
+	int r, fd = vm->proc.vcpu.fd;
+	if ((r = set_sregs(vm, fd, SBX_PT_ADDR, err, errlen)) < 0 ||
+	    (r = set_msrs(vm, fd, err, errlen)) < 0 ||
 	    (r = set_fpu_xcr(vm, vm->proc.vcpu.xcr0, err, errlen)) < 0 ||
-	    (r = set_regs(vm, err, errlen)) < 0)
+	    (r = set_regs(fd, vm->proc.image.img.entry, vm->proc.image.entry_rsp, err, errlen)) < 0)
+		return r;
+	sbx_set_guest_root(vm, SBX_PT_ADDR);
+	return 0;
+}
+
+int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
+			char *err, size_t errlen)
+{
+	if (!vm->proc.kvm.cpuid)
+		return sbx_fail(err, errlen, -EINVAL, "no CPUID to give a new vCPU");
+	if (ioctl(fd, KVM_SET_CPUID2, vm->proc.kvm.cpuid) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
+	struct kvm_xcrs xc;
+	memset(&xc, 0, sizeof(xc));
+	xc.nr_xcrs = 1;
+	xc.xcrs[0].value = vm->proc.vcpu.xcr0;
+	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
+	int r;
+	if ((r = set_sregs(vm, fd, cr3, err, errlen)) < 0 || (r = set_msrs(vm, fd, err, errlen)) < 0 ||
+	    (r = set_fpu(fd, err, errlen)) < 0 || (r = set_regs(fd, rip, rsp, err, errlen)) < 0)
 		return r;
 	return 0;
 }

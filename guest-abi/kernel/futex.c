@@ -1,0 +1,260 @@
+/* futex(2) between the program's threads, inside the guest: waiters are a list under the big
+ * kernel lock, keyed by the word's address (one process: private and shared futexes alike). A
+ * waiter spins a little with the lock released, then parks its vCPU in the monitor on its own
+ * state word; a waker that finds it parked has the monitor wake it (UNPARK). An uncontended
+ * lock or unlock never gets here at all (the C library's fast path is one atomic). */
+#include "kernel.h"
+
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_REQUEUE 3
+#define FUTEX_CMP_REQUEUE 4
+#define FUTEX_WAKE_OP 5
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAKE_BITSET 10
+#define FUTEX_PRIVATE_FLAG 128
+#define FUTEX_CLOCK_REALTIME 256
+#define FUTEX_CMD_MASK 0x7f
+
+/* A waiter's state, the word its vCPU parks on. */
+#define K_FW_NONE 0
+#define K_FW_WAIT 1	/* queued, spinning */
+#define K_FW_PARKED 2	/* queued, its vCPU parked in the monitor: a waker must UNPARK it */
+#define K_FW_WOKEN 3	/* taken off the queue by a waker */
+#define K_SPIN_NS 30000 /* about an exit's round trip: a wake that soon costs no exit */
+
+static struct k_futex_wait *k_fq;
+
+static void fq_add(struct k_futex_wait *w)
+{
+	w->prev = 0;
+	w->next = k_fq;
+	if (k_fq)
+		k_fq->prev = w;
+	k_fq = w;
+}
+
+static void fq_del(struct k_futex_wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		k_fq = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = 0;
+}
+
+static void wake_one(struct k_futex_wait *w)
+{
+	fq_del(w);
+	uint32_t old = __atomic_exchange_n(&w->state, K_FW_WOKEN, __ATOMIC_SEQ_CST);
+	if (old == K_FW_PARKED) {
+		uint64_t a[1] = {(uint64_t)&w->state};
+		k_call(SBX_CALL_UNPARK, a, 1);
+	}
+}
+
+/* Linux wakes one even when asked for none or fewer. */
+static long wake_key(uint64_t uaddr, int32_t n, uint32_t bits)
+{
+	long woke = 0;
+	for (struct k_futex_wait *w = k_fq, *next; w; w = next) {
+		next = w->next;
+		if (w->key != uaddr || !(w->bits & bits))
+			continue;
+		wake_one(w);
+		if (++woke >= n)
+			break;
+	}
+	return woke;
+}
+
+long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits)
+{
+	return wake_key(uaddr, (int32_t)(n > 0x7fffffffu ? 0x7fffffffu : n), bits);
+}
+
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+/* deadline: ns on the clock `realtime` names, or -1 for none. */
+static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, uint32_t bits)
+{
+	uint32_t cur;
+	if (!bits)
+		return -EINVAL;
+	if (!k_user_ok(uaddr, 4, K_READ))
+		return -EFAULT;
+	cur = __atomic_load_n((const uint32_t *)uaddr, __ATOMIC_SEQ_CST);
+	if (cur != val)
+		return -EAGAIN;
+	/* No other thread exists to wake us: Linux would hang forever. Say so instead. */
+	if (k_nthreads == 1 && deadline < 0)
+		k_exit(SBX_EXIT_DEADLOCK);
+	struct k_futex_wait *w = k_self_waiter();
+	w->key = uaddr;
+	w->bits = bits;
+	w->state = K_FW_WAIT;
+	fq_add(w);
+	uint32_t depth = k_unlock_all();
+	long ret = 0;
+	uint64_t spin_end = rdtsc() + (uint64_t)K_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
+	for (;;) {
+		if (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == K_FW_WOKEN)
+			break;
+		int64_t left = deadline < 0 ? -1 : deadline - k_now_ns(realtime);
+		if (deadline >= 0 && left <= 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (rdtsc() < spin_end && k_nthreads > 1) {
+			__asm__ volatile("pause");
+			continue;
+		}
+		uint32_t exp = K_FW_WAIT;
+		if (!__atomic_compare_exchange_n(&w->state, &exp, K_FW_PARKED, 0, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST))
+			continue; /* woken meanwhile */
+		uint64_t a[3] = {(uint64_t)&w->state, K_FW_PARKED, left < 0 ? ~0ull : (uint64_t)left};
+		k_call_own(SBX_CALL_PARK, a, 3);
+		exp = K_FW_PARKED;
+		__atomic_compare_exchange_n(&w->state, &exp, K_FW_WAIT, 0, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST);
+	}
+	k_relock(depth);
+	if (ret == -ETIMEDOUT) {
+		if (w->state == K_FW_WOKEN)
+			ret = 0; /* its waker counted it */
+		else
+			fq_del(w);
+	}
+	w->state = K_FW_NONE;
+	return ret;
+}
+
+/* FUTEX_REQUEUE and FUTEX_CMP_REQUEUE: wake n, move up to m more to uaddr2. */
+static long requeue(uint64_t uaddr, int32_t n, int32_t m, uint64_t uaddr2, int cmp, uint32_t val3)
+{
+	if (n < 0 || m < 0)
+		return -EINVAL;
+	if (cmp) {
+		if (!k_user_ok(uaddr, 4, K_READ))
+			return -EFAULT;
+		if (__atomic_load_n((const uint32_t *)uaddr, __ATOMIC_SEQ_CST) != val3)
+			return -EAGAIN;
+	}
+	long woke = 0, moved = 0;
+	for (struct k_futex_wait *w = k_fq, *next; w; w = next) {
+		next = w->next;
+		if (w->key != uaddr)
+			continue;
+		if (woke < n) {
+			wake_one(w);
+			woke++;
+		} else if (moved < m) {
+			w->key = uaddr2;
+			moved++;
+		} else {
+			break;
+		}
+	}
+	return cmp ? woke + moved : woke;
+}
+
+/* FUTEX_WAKE_OP: *uaddr2 changed atomically by the op encoded in val3; wake n on uaddr, and m
+ * on uaddr2 when the old value meets the comparison. */
+static long wake_op(uint64_t uaddr, int32_t n, int32_t m, uint64_t uaddr2, uint32_t val3)
+{
+	uint32_t op = (val3 >> 28) & 7, cmp = (val3 >> 24) & 15;
+	uint32_t oparg = (val3 >> 12) & 0xfff, cmparg = val3 & 0xfff;
+	if ((val3 >> 28) & 8) /* FUTEX_OP_OPARG_SHIFT */
+		oparg = oparg > 31 ? 0 : 1u << oparg;
+	if (op > 4 || cmp > 5)
+		return -ENOSYS;
+	if (!k_user_ok(uaddr2, 4, K_READ | K_WRITE))
+		return -EFAULT;
+	uint32_t *p = (uint32_t *)uaddr2, old = __atomic_load_n(p, __ATOMIC_SEQ_CST), nv;
+	do {
+		switch (op) {
+		case 0: nv = oparg; break;
+		case 1: nv = old + oparg; break;
+		case 2: nv = old | oparg; break;
+		case 3: nv = old & ~oparg; break;
+		default: nv = old ^ oparg; break;
+		}
+	} while (!__atomic_compare_exchange_n(p, &old, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	long woke = wake_key(uaddr, n, ~0u);
+	int32_t o = (int32_t)old, c = (int32_t)cmparg;
+	int hit = cmp == 0 ? o == c : cmp == 1 ? o != c : cmp == 2 ? o < c
+					  : cmp == 3 ? o <= c : cmp == 4 ? o > c : o >= c;
+	if (hit)
+		woke += wake_key(uaddr2, m, ~0u);
+	return woke;
+}
+
+/* A timeout argument as a deadline on the clock the wait uses: -1 for none. */
+static long deadline_of(uint64_t ts, int absolute, int realtime, int64_t *out)
+{
+	int64_t t[2];
+	*out = -1;
+	if (!ts)
+		return 0;
+	if (k_copy_from_user(t, ts, sizeof(t)) < 0)
+		return -EFAULT;
+	if (t[0] < 0 || t[1] < 0 || t[1] >= 1000000000)
+		return -EINVAL;
+	int64_t ns = t[0] > 9000000000ll ? 9000000000ll * 1000000000ll : t[0] * 1000000000ll + t[1];
+	*out = absolute ? ns : k_now_ns(realtime) + ns;
+	return 0;
+}
+
+long k_sys_futex(struct k_frame *f)
+{
+	uint64_t uaddr = f->rdi, uaddr2 = f->r8;
+	unsigned op = (unsigned)f->rsi, cmd = op & FUTEX_CMD_MASK;
+	uint32_t val = (uint32_t)f->rdx, val3 = (uint32_t)f->r9;
+	int rt = (op & FUTEX_CLOCK_REALTIME) != 0;
+	int64_t dl;
+	long r;
+	if (uaddr & 3)
+		return -EINVAL;
+	if (rt && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET)
+		return -ENOSYS;
+	switch (cmd) {
+	case FUTEX_WAIT:
+	case FUTEX_WAIT_BITSET:
+		/* FUTEX_WAIT's timeout is relative, on the monotonic clock whatever the flag. */
+		if (cmd == FUTEX_WAIT)
+			rt = 0;
+		if ((r = deadline_of(f->r10, cmd == FUTEX_WAIT_BITSET, rt, &dl)) < 0)
+			return r;
+		return wait(uaddr, val, dl, rt, cmd == FUTEX_WAIT ? ~0u : val3);
+	case FUTEX_WAKE:
+	case FUTEX_WAKE_BITSET:
+		/* A private futex is only a key to Linux; a shared one must be mapped. */
+		if (!(op & FUTEX_PRIVATE_FLAG) && !k_user_ok(uaddr, 4, K_READ))
+			return -EFAULT;
+		if (cmd == FUTEX_WAKE_BITSET && !val3)
+			return -EINVAL;
+		return wake_key(uaddr, (int32_t)val, cmd == FUTEX_WAKE ? ~0u : val3);
+	case FUTEX_REQUEUE:
+	case FUTEX_CMP_REQUEUE:
+		if (uaddr2 & 3)
+			return -EINVAL;
+		return requeue(uaddr, (int32_t)val, (int32_t)f->r10, uaddr2,
+			       cmd == FUTEX_CMP_REQUEUE, val3);
+	case FUTEX_WAKE_OP:
+		if (uaddr2 & 3)
+			return -EINVAL;
+		return wake_op(uaddr, (int32_t)val, (int32_t)f->r10, uaddr2, val3);
+	default:
+		/* Priority-inheritance futexes (LOCK_PI, ...): not implemented, and counted so. */
+		BOOT->nosys_count[202]++;
+		return -ENOSYS;
+	}
+}

@@ -1,0 +1,361 @@
+/* Threads: each runs on a vCPU of its own, so they run in parallel on the host's cores. The
+ * kernel's state is shared and its code was written for one CPU, so every entry (syscall, page
+ * fault, signal upcall) takes one big lock, which a waiting thread (futex, sleep) releases.
+ * What must differ per vCPU (the entry's stacks, its scratch words, the request ring) lives in
+ * its window (SBX_WINDOW_VA), which each vCPU's page tables map onto its own pages. */
+#include "kernel.h"
+
+#define CLONE_VM 0x100ull
+#define CLONE_FS 0x200ull
+#define CLONE_FILES 0x400ull
+#define CLONE_SIGHAND 0x800ull
+#define CLONE_THREAD 0x10000ull
+#define CLONE_SYSVSEM 0x40000ull
+#define CLONE_SETTLS 0x80000ull
+#define CLONE_PARENT_SETTID 0x100000ull
+#define CLONE_CHILD_CLEARTID 0x200000ull
+#define CLONE_DETACHED 0x400000ull
+#define CLONE_CHILD_SETTID 0x1000000ull
+#define K_CLONE_NEED (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD)
+#define K_CLONE_OK                                                                                 \
+	(K_CLONE_NEED | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |                       \
+	 CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_CHILD_SETTID)
+
+#define K_MAX_THREADS 1024
+#define PAGE SBX_PAGE_SIZE
+#define K_RING_OFF (SBX_CPU_OFF - PAGE)
+
+struct k_thread {
+	uint32_t tid;		/* 0: the slot is free */
+	volatile uint32_t run;	/* an idle vCPU parks on this word until a clone sets it */
+	uint64_t clear_tid;	/* CLONE_CHILD_CLEARTID / set_tid_address */
+	uint64_t fs, gs;	/* the bases it starts with */
+	uint64_t root;		/* its vCPU's page-table root (0: never started) */
+	uint64_t cpu;		/* its per-CPU page (guest-physical) */
+	struct k_futex_wait fw; /* futex.c: this thread as a waiter */
+};
+
+static struct k_thread k_threads[K_MAX_THREADS];
+uint32_t k_nthreads = 1;
+static uint32_t k_next_tid;
+static volatile uint32_t k_bkl; /* 0, or the holder's vCPU index + 1 */
+
+static uint64_t page_bits(int exec)
+{
+	uint64_t e = SBX_PTE_P | SBX_PTE_W | SBX_PTE_A | SBX_PTE_D;
+	if (!(BOOT->flags & SBX_BOOT_CPL0))
+		e |= SBX_PTE_U;
+	return exec ? e : e | SBX_PTE_NX;
+}
+
+/* The first entry on vCPU 0: its per-CPU page (guest-physical, in the window's large page) is
+ * zero until now. */
+static void cpu0_init(struct k_cpu *c)
+{
+	c->index = 0;
+	c->ring = SBX_RING_ADDR;
+	c->self = &k_threads[0];
+	k_threads[0].tid = BOOT->pid;
+	k_threads[0].root = SBX_PT_ADDR;
+	if (!k_next_tid)
+		k_next_tid = BOOT->pid + 1;
+}
+
+void k_lock(void)
+{
+	struct k_cpu *c = K_CPU;
+	if (__builtin_expect(!c->self, 0))
+		cpu0_init(c);
+	if (c->bkl_depth++)
+		return;
+	uint32_t me = c->index + 1;
+	for (;;) {
+		uint32_t free = 0;
+		if (__atomic_compare_exchange_n(&k_bkl, &free, me, 0, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return;
+		while (__atomic_load_n(&k_bkl, __ATOMIC_RELAXED))
+			__asm__ volatile("pause");
+	}
+}
+
+void k_unlock(void)
+{
+	struct k_cpu *c = K_CPU;
+	if (--c->bkl_depth == 0)
+		__atomic_store_n(&k_bkl, 0, __ATOMIC_RELEASE);
+}
+
+uint32_t k_unlock_all(void)
+{
+	struct k_cpu *c = K_CPU;
+	uint32_t d = c->bkl_depth;
+	c->bkl_depth = 0;
+	if (d)
+		__atomic_store_n(&k_bkl, 0, __ATOMIC_RELEASE);
+	return d;
+}
+
+void k_relock(uint32_t depth)
+{
+	if (!depth)
+		return;
+	k_lock();
+	K_CPU->bkl_depth = depth;
+}
+
+void k_cpu_stub(struct k_cpu *c)
+{
+	/* movq rel32(%rip), %rax; jmpq *rel32(%rip), addressed from where the stub runs. */
+	uint64_t at = SBX_CPU_VA + K_CPU_STUB;
+	int32_t d1 = (int32_t)((int64_t)(SBX_CPU_VA + K_CPU_PF_RAX) - (int64_t)(at + 7));
+	int32_t d2 = (int32_t)((int64_t)(K_PF_FRAME + 8) - (int64_t)(at + 13));
+	uint8_t code[13] = {0x48, 0x8b, 0x05, 0, 0, 0, 0, 0xff, 0x25, 0, 0, 0, 0};
+	k_memcpy(code + 3, &d1, 4);
+	k_memcpy(code + 9, &d2, 4);
+	k_memcpy(c->stub, code, sizeof(code));
+	c->stub_ready = 1;
+}
+
+void k_cpu_root_set(unsigned slot, uint64_t entry)
+{
+	if (slot == (SBX_WINDOW_VA >> 39) % 512)
+		return;
+	for (unsigned i = 1; i < K_MAX_THREADS; i++)
+		if (k_threads[i].root)
+			((uint64_t *)k_phys(k_threads[i].root))[slot] = entry;
+}
+
+/* A page of RAM for the window being built, zeroed (k_frame_alloc's pages are). */
+static uint64_t take(uint64_t *got, unsigned *n)
+{
+	uint64_t pa = k_frame_alloc();
+	if (pa)
+		got[(*n)++] = pa;
+	return pa;
+}
+
+/* Pages a window takes: root, its PDPT, directory and table, the per-CPU page, the ring, the
+ * syscall stack's top and the IST stacks. */
+#define K_STACK_PAGES ((SBX_CPU_STACK_BYTES + SBX_IST_COUNT * SBX_IST_STACK_BYTES) / PAGE)
+#define K_WINDOW_PAGES 6
+
+/* The page tables and pages of vCPU i: a copy of the master root whose window slot leads to
+ * a copy of the map of RAM's PDPT whose last entry is this vCPU's own. 0 or -EAGAIN. */
+static int build_window(unsigned i, uint64_t *ring_gpa)
+{
+	uint64_t got[K_WINDOW_PAGES];
+	unsigned n = 0;
+	uint64_t *master = k_phys(SBX_PT_ADDR);
+	unsigned slot = (SBX_WINDOW_VA >> 39) % 512;
+	if (!k_physmap_on || !(master[slot] & SBX_PTE_P))
+		return -EAGAIN;
+	/* The stacks are one run, so that a kernel buffer on them is one guest-physical block. */
+	uint64_t stack = k_frames_run(K_STACK_PAGES);
+	if (!stack)
+		return -EAGAIN;
+	uint64_t root = take(got, &n), pdpt = take(got, &n), pd = take(got, &n),
+		 pt = take(got, &n), cpu = take(got, &n), ring = take(got, &n);
+	if (n < 6) {
+		for (unsigned k = 0; k < n; k++)
+			k_frames_free(got[k], 1, 1);
+		k_frames_free(stack, K_STACK_PAGES, 0);
+		return -EAGAIN;
+	}
+	uint64_t table = SBX_PTE_P | SBX_PTE_W | SBX_PTE_U | SBX_PTE_A;
+	k_memcpy(k_phys(root), master, PAGE);
+	k_memcpy(k_phys(pdpt), k_phys(master[slot] & SBX_PTE_ADDR), PAGE);
+	((uint64_t *)k_phys(root))[slot] = pdpt | (master[slot] & ~SBX_PTE_ADDR);
+	((uint64_t *)k_phys(pdpt))[(SBX_WINDOW_VA >> 30) % 512] = pd | table;
+	((uint64_t *)k_phys(pd))[0] = pt | table;
+	uint64_t *e = k_phys(pt);
+	e[SBX_CPU_OFF / PAGE] = cpu | page_bits(1);
+	e[K_RING_OFF / PAGE] = ring | page_bits(0);
+	uint64_t first = (SBX_SYSCALL_STACK_TOP - SBX_CPU_STACK_BYTES) / PAGE;
+	for (unsigned k = 0; k < K_STACK_PAGES; k++)
+		e[first + k] = (stack + k * PAGE) | page_bits(0);
+	struct k_cpu *c = k_phys(cpu);
+	c->index = i;
+	c->ring = SBX_WINDOW_VA + K_RING_OFF;
+	c->self = &k_threads[i];
+	c->window_gpa = stack - first * PAGE;
+	k_cpu_stub(c);
+	k_threads[i].root = root;
+	k_threads[i].cpu = cpu;
+	*ring_gpa = ring;
+	return 0;
+}
+
+void k_thread_entry(void); /* entry.S: onto the window's stack, then k_thread_main */
+void __attribute__((noreturn)) k_thread_main(void);
+
+/* Where a vCPU waits for a thread to run, and whence it starts one: with every register of
+ * the clone's child (set by the parent in this vCPU's K_CPU->resume). */
+void k_thread_main(void)
+{
+	struct k_cpu *c = K_CPU;
+	struct k_thread *t = c->self;
+	while (!__atomic_load_n(&t->run, __ATOMIC_ACQUIRE)) {
+		uint64_t a[3] = {(uint64_t)&t->run, 0, ~0ull};
+		k_call_own(SBX_CALL_PARK, a, 3);
+	}
+	__asm__ volatile("wrfsbase %0\n\twrgsbase %1" ::"r"(t->fs), "r"(t->gs));
+	/* A new thread's extended state is the initial one (Linux copies the parent's). */
+	static uint8_t k_xinit[4096] __attribute__((aligned(64))) = {[24] = 0x80, [25] = 0x1f};
+	uint32_t lo = (uint32_t)BOOT->xfeatures, hi = (uint32_t)(BOOT->xfeatures >> 32);
+	__asm__ volatile("xrstor64 %0" ::"m"(k_xinit), "a"(lo), "d"(hi));
+	k_resume_full();
+}
+
+struct k_futex_wait *k_self_waiter(void)
+{
+	return &K_CPU->self->fw;
+}
+
+long k_sys_gettid(struct k_frame *f)
+{
+	(void)f;
+	return K_CPU->self->tid;
+}
+
+long k_sys_set_tid_address(struct k_frame *f)
+{
+	K_CPU->self->clear_tid = f->rdi;
+	return K_CPU->self->tid;
+}
+
+static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
+		     uint64_t tls)
+{
+	if ((flags & CLONE_THREAD) && !(flags & CLONE_SIGHAND))
+		return -EINVAL;
+	if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM))
+		return -EINVAL;
+	if (!(flags & CLONE_THREAD)) {
+		/* A new process (fork, vfork, posix_spawn): not yet, and counted as such. */
+		BOOT->nosys_count[56]++;
+		return -ENOSYS;
+	}
+	/* A thread with its own working directory or descriptor table is not one we can run. */
+	if ((flags & K_CLONE_NEED) != K_CLONE_NEED || (flags & ~(K_CLONE_OK | 0xffull)))
+		return -EINVAL;
+	/* Repeated runs from a snapshot reset one vCPU. */
+	if (BOOT->flags & SBX_BOOT_EXEC)
+		return -EAGAIN;
+	uint32_t max = BOOT->max_threads;
+	if (max > K_MAX_THREADS)
+		max = K_MAX_THREADS;
+	if (k_nthreads >= max)
+		return -EAGAIN;
+	unsigned i = 1;
+	while (i < max && k_threads[i].tid)
+		i++;
+	if (i >= max)
+		return -EAGAIN;
+	struct k_thread *t = &k_threads[i];
+	int fresh = !t->root;
+	uint64_t ring_gpa = 0;
+	if (fresh && build_window(i, &ring_gpa) < 0)
+		return -EAGAIN;
+	uint32_t tid = k_next_tid++;
+	if ((flags & CLONE_PARENT_SETTID) && k_copy_to_user(ptid, &tid, 4) < 0)
+		return -EFAULT;
+	if ((flags & CLONE_CHILD_SETTID) && k_copy_to_user(ctid, &tid, 4) < 0)
+		return -EFAULT;
+	t->clear_tid = (flags & CLONE_CHILD_CLEARTID) ? ctid : 0;
+	uint64_t fs, gs;
+	__asm__ volatile("rdfsbase %0\n\trdgsbase %1" : "=r"(fs), "=r"(gs));
+	t->fs = (flags & CLONE_SETTLS) ? tls : fs;
+	t->gs = gs;
+	/* The child's registers: the parent's at this syscall, 0 in %rax, its own stack. */
+	struct k_resume r;
+	k_frame_regs(f, 0, &r);
+	if (sp)
+		r.rsp = sp;
+	struct k_cpu *c = k_phys(t->cpu);
+	c->resume = r;
+	t->tid = tid;
+	k_nthreads++;
+	BOOT->threads_started++;
+	if (k_nthreads > BOOT->threads_peak)
+		BOOT->threads_peak = k_nthreads;
+	__atomic_store_n(&t->run, 1, __ATOMIC_RELEASE);
+	long e;
+	if (fresh) {
+		uint64_t a[5] = {i, t->root, (uint64_t)k_thread_entry, SBX_WINDOW_SYSCALL_TOP,
+				 ring_gpa};
+		e = k_call(SBX_CALL_THREAD_START, a, 5);
+	} else {
+		uint64_t a[1] = {(uint64_t)&t->run};
+		e = k_call(SBX_CALL_UNPARK, a, 1);
+	}
+	if (e < 0) {
+		/* The monitor would not start it (--max-threads, or no host thread). */
+		t->tid = 0;
+		t->run = 0;
+		k_nthreads--;
+		if (fresh)
+			t->root = 0; /* its pages stay taken: a window is kept for reuse */
+		return e == -ENOMEM ? -EAGAIN : e;
+	}
+	return tid;
+}
+
+long k_sys_clone(struct k_frame *f)
+{
+	/* x86-64 order: flags, stack, parent_tid, child_tid, tls. */
+	return do_clone(f, f->rdi, f->rsi, f->rdx, f->r10, f->r8);
+}
+
+struct k_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+
+long k_sys_clone3(struct k_frame *f)
+{
+	struct k_clone_args a;
+	uint64_t size = f->rsi;
+	if (size < 64 || size > 4096)
+		return -EINVAL;
+	k_memset(&a, 0, sizeof(a));
+	if (k_copy_from_user(&a, f->rdi, size < sizeof(a) ? size : sizeof(a)) < 0)
+		return -EFAULT;
+	/* pidfd and cgroup mean something only with their flags (refused below); glibc leaves
+	 * pidfd uninitialised. */
+	if (a.set_tid || a.set_tid_size || (a.exit_signal & ~0xffull))
+		return -EINVAL;
+	if ((a.stack == 0) != (a.stack_size == 0))
+		return -EINVAL;
+	return do_clone(f, a.flags | a.exit_signal, a.stack ? a.stack + a.stack_size : 0,
+			a.parent_tid, a.child_tid, a.tls);
+}
+
+void k_thread_exit(void)
+{
+	struct k_thread *t = K_CPU->self;
+	if (t->clear_tid && k_user_ok(t->clear_tid, 4, K_WRITE)) {
+		__atomic_store_n((uint32_t *)t->clear_tid, 0, __ATOMIC_SEQ_CST);
+		k_futex_wake(t->clear_tid, 1, ~0u);
+	}
+	t->clear_tid = 0;
+	t->run = 0;
+	k_nthreads--;
+	/* vCPU 0 keeps the main thread's slot: its tid is the pid, which stays. */
+	if (t != &k_threads[0])
+		t->tid = 0;
+	k_pt_commit();
+	k_unlock_all();
+	k_thread_entry();
+	__builtin_unreachable();
+}
+
+/* The host CPUs the threads may run on (--cpus), as CPUs 0..n-1. */
+long k_sys_sched_getaffinity(struct k_frame *f)
+{
+	uint32_t n = BOOT->ncpus ? BOOT->ncpus : 1;
+	uint64_t mask = n >= 64 ? ~0ull : (1ull << n) - 1;
+	if (f->rsi < 8 || (f->rsi & 7))
+		return -EINVAL;
+	return k_copy_to_user(f->rdx, &mask, sizeof(mask)) < 0 ? -EFAULT : 8;
+}

@@ -1,0 +1,61 @@
+/* The hypercalls of guest threads: starting a thread's vCPU, and parking a vCPU until a word
+ * of guest RAM changes (a futex wait, an idle vCPU) or another vCPU wakes it. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calls.h"
+
+int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (s->u.a[0] > UINT32_MAX)
+		return -EINVAL;
+	return sbx_thread_start(vm, (uint32_t)s->u.a[0], s->u.a[1], s->u.a[2], s->u.a[3],
+				s->u.a[4]);
+}
+
+/* The word a PARK or UNPARK names: 4-byte aligned, inside RAM. */
+static atomic_uint *park_word(struct sbx_vm *vm, uint64_t gpa)
+{
+	if (gpa & 3)
+		return NULL;
+	return (atomic_uint *)(uintptr_t)sbx_gptr_ro(vm, gpa, 4);
+}
+
+int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	atomic_uint *w = park_word(vm, s->u.a[0]);
+	if (!w || s->u.a[1] > UINT32_MAX)
+		return -EINVAL;
+	uint32_t val = (uint32_t)s->u.a[1];
+	const uint64_t year_ns = 1000000000ull * 3600 * 24 * 365;
+	int64_t end =
+	    sbx_now_ns(CLOCK_MONOTONIC) + (int64_t)(s->u.a[2] < year_ns ? s->u.a[2] : year_ns);
+	/* Served by this vCPU's own thread with ring_lock released (SBX_SLOT_OWN). Returns at a
+	 * wake, at the deadline, and when the run pauses or ends (the kick's EINTR): the guest
+	 * looks at its word and parks again if it must. */
+	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
+	       atomic_load(w) == val) {
+		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
+		if (left <= 0)
+			break;
+		struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ll),
+				       .tv_nsec = (long)(left % 1000000000ll)};
+		if (syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, &rel, NULL, 0) < 0 &&
+		    errno == EINTR)
+			break;
+	}
+	return 0;
+}
+
+int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	atomic_uint *w = park_word(vm, s->u.a[0]);
+	if (!w)
+		return -EINVAL;
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	return 0;
+}

@@ -1,0 +1,320 @@
+/* Guest threads: each on a vCPU of its own, run by a host thread of its own, so that they run in
+ * parallel. vCPU 0 (proc.vcpu) is the main thread's and keeps the run loop of run.c; the others
+ * are created when the guest kernel asks (THREAD_START) and run the short loop below: KVM_RUN,
+ * their own ring on a doorbell, and the end of the run. Anything else they meet ends the run,
+ * reported as that thread's. */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+struct sbx_tvcpu {
+	struct sbx_vm *vm;
+	int index, fd;
+	struct kvm_run *run;
+	size_t run_size;
+	uint64_t cr3, ring_gpa;
+	uint32_t tail;
+	pthread_t thread;
+	int thread_started;
+};
+
+/* The vCPU index of the thread serving a request here, 0 on any other monitor thread. */
+static __thread int sbx_cur_index;
+
+int sbx_thread_current(void)
+{
+	return sbx_cur_index;
+}
+
+void sbx_thread_blame(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	int i = sbx_cur_index;
+	if (i <= 0 || i >= SBX_MAX_VCPUS || atomic_load(&vm->life.stopping) || !th->v[i])
+		return;
+	vm->life.stop.thread_fd = th->v[i]->fd;
+	vm->life.stop.thread_cr3 = th->v[i]->cr3;
+	vm->life.stop.thread_index = i;
+}
+
+void sbx_threads_init(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	pthread_mutex_init(&th->lock, NULL);
+	memset(th->v, 0, sizeof(th->v));
+	th->nv = 0;
+	atomic_store(&th->started, 0);
+	th->max = vm->cfg.max_threads ? (uint32_t)vm->cfg.max_threads : 256;
+	if (th->max > SBX_MAX_VCPUS)
+		th->max = SBX_MAX_VCPUS;
+	int n = sbx_cpu_count();
+	th->ncpus = vm->cfg.cpus && (int)vm->cfg.cpus < n ? (uint32_t)vm->cfg.cpus
+							   : (uint32_t)(n > 0 ? n : 1);
+}
+
+int sbx_threads_count(struct sbx_vm *vm)
+{
+	return atomic_load(&vm->proc.threads.started);
+}
+
+int sbx_fault_fd(struct sbx_vm *vm)
+{
+	return vm->life.stop.thread_index > 0 ? vm->life.stop.thread_fd : vm->proc.vcpu.fd;
+}
+
+/* The first ncpus host CPUs this process may use: where every vCPU thread runs (--cpus). */
+static void pin_threads(struct sbx_vm *vm)
+{
+	cpu_set_t all, set;
+	if (sched_getaffinity(0, sizeof(all), &all) < 0)
+		return;
+	CPU_ZERO(&set);
+	uint32_t n = 0;
+	for (int i = 0; i < CPU_SETSIZE && n < vm->proc.threads.ncpus; i++)
+		if (CPU_ISSET(i, &all)) {
+			CPU_SET(i, &set);
+			n++;
+		}
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* The run ends for what this thread's vCPU met, described as its own. */
+static void thread_kill(struct sbx_tvcpu *t, enum sbx_end end, int vector, const char *what)
+{
+	struct sbx_vm *vm = t->vm;
+	if (!atomic_load(&vm->life.stopping)) {
+		vm->life.stop.thread_fd = t->fd;
+		vm->life.stop.thread_cr3 = t->cr3;
+		vm->life.stop.thread_index = t->index;
+		if (vector >= 0)
+			vm->life.stop.vector = vector;
+	}
+	if (end == SBX_END_FAULT)
+		sbx_vm_kill(vm, SBX_END_FAULT, 0, 0, "CPU exception %d in thread %d", vector,
+			    t->index);
+	else
+		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "thread %d: %s", t->index, what);
+}
+
+static void doorbell(struct sbx_tvcpu *t)
+{
+	struct sbx_vm *vm = t->vm;
+	if (sbx_ring_lock(vm, SBX_RING_UNLESS_STOPPING, 0) < 0)
+		return;
+	sbx_ring_serve_at(vm, t->ring_gpa, &t->tail, 1);
+	vm->stats.doorbells++;
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+}
+
+/* 0: go on; -1: the run is over for this vCPU. */
+static int handle_exit(struct sbx_tvcpu *t)
+{
+	struct kvm_run *run = t->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		if (run->mmio.is_write && run->mmio.phys_addr >= SBX_DOORBELL_GPA &&
+		    run->mmio.phys_addr < SBX_DOORBELL_GPA + SBX_PAGE_SIZE) {
+			doorbell(t);
+			return 0;
+		}
+		thread_kill(t, SBX_END_VM, -1, "stray MMIO");
+		return -1;
+	case KVM_EXIT_IO:
+		if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1) {
+			if (run->io.port == SBX_PORT_DOORBELL) {
+				doorbell(t);
+				return 0;
+			}
+			if (run->io.port >= SBX_PORT_FAULT_BASE &&
+			    run->io.port < SBX_PORT_FAULT_BASE + 32) {
+				thread_kill(t, SBX_END_FAULT, run->io.port - SBX_PORT_FAULT_BASE,
+					    NULL);
+				return -1;
+			}
+		}
+		thread_kill(t, SBX_END_VM, -1, "stray port I/O");
+		return -1;
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		thread_kill(t, SBX_END_VM, -1,
+			    "triple fault: the vCPU shut down (an exception while delivering an "
+			    "exception)");
+		return -1;
+	default:
+		thread_kill(t, SBX_END_VM, -1, "unexpected KVM exit");
+		return -1;
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct sbx_tvcpu *t = arg;
+	struct sbx_vm *vm = t->vm;
+	sbx_cur_index = t->index;
+	pin_threads(vm);
+	while (!atomic_load(&vm->life.stopping)) {
+		if (ioctl(t->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				t->run->immediate_exit = atomic_load(&vm->life.stopping);
+				continue;
+			}
+			thread_kill(t, SBX_END_VM, -1, "KVM_RUN failed");
+			break;
+		}
+		__atomic_fetch_add(&vm->proc.vcpu.exit_count[t->run->exit_reason & 63], 1,
+				   __ATOMIC_RELAXED);
+		if (handle_exit(t) < 0)
+			break;
+	}
+	return NULL;
+}
+
+int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t rip, uint64_t rsp,
+		     uint64_t ring_gpa)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	/* Every value is the guest's: checked before anything is created. */
+	if (index == 0 || index >= th->max || index >= SBX_MAX_VCPUS)
+		return -EAGAIN;
+	if ((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1) || !sbx_gptr(vm, cr3, SBX_PAGE_SIZE) ||
+	    ring_gpa < SBX_USER_ADDR || !sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE) ||
+	    rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR || rsp != SBX_WINDOW_SYSCALL_TOP) {
+		sbx_log(vm, 1,
+			"guest ABI violation: THREAD_START %u with root 0x%llx, ring 0x%llx, rip "
+			"0x%llx, rsp 0x%llx",
+			index, (unsigned long long)cr3, (unsigned long long)ring_gpa,
+			(unsigned long long)rip, (unsigned long long)rsp);
+		return -EINVAL;
+	}
+	/* Repeated runs from a snapshot (fuzzing, serving) reset one vCPU. */
+	if (vm->opts.boot_flags & SBX_BOOT_EXEC)
+		return -EAGAIN;
+	pthread_mutex_lock(&th->lock);
+	int r = -EEXIST;
+	if (th->v[index])
+		goto out;
+	r = -EAGAIN;
+	if (atomic_load(&vm->life.stopping))
+		goto out; /* sbx_threads_end may be joining */
+	struct sbx_tvcpu *t = calloc(1, sizeof(*t));
+	r = -ENOMEM;
+	if (!t)
+		goto out;
+	t->vm = vm;
+	t->index = (int)index;
+	t->cr3 = cr3;
+	t->ring_gpa = ring_gpa;
+	t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	char err[256] = "";
+	if (t->fd < 0) {
+		r = -errno;
+		snprintf(err, sizeof(err), "KVM_CREATE_VCPU %u: %s", index, strerror(errno));
+		goto fail;
+	}
+	t->run_size = vm->proc.vcpu.run_size;
+	t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+	if (t->run == MAP_FAILED) {
+		t->run = NULL;
+		r = -errno;
+		snprintf(err, sizeof(err), "mapping the vCPU's run area: %s", strerror(errno));
+		goto fail;
+	}
+	r = sbx_x86_thread_vcpu(vm, t->fd, cr3, rip, rsp, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	/* Nobody polls this ring: every request comes with a doorbell. */
+	volatile struct sbx_ring *ring = sbx_gptr(vm, ring_gpa, sizeof(struct sbx_ring));
+	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+	t->tail = ring->head;
+	r = -pthread_create(&t->thread, NULL, thread_main, t);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot start a host thread: %s", strerror(-r));
+		goto fail;
+	}
+	t->thread_started = 1;
+	th->v[index] = t;
+	if (index >= th->nv)
+		th->nv = index + 1;
+	atomic_fetch_add(&th->started, 1);
+	/* A kill that came meanwhile did not see this thread. */
+	if (atomic_load(&vm->life.stopping)) {
+		t->run->immediate_exit = 1;
+		pthread_kill(t->thread, sbx_kick_signal());
+	}
+	r = 0;
+	goto out;
+fail:
+	sbx_log(vm, 0, "thread %u not started: %s", index, err);
+	if (t->run)
+		munmap(t->run, t->run_size);
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+	r = r == -ENOMEM || r == -EAGAIN ? r : -EAGAIN;
+out:
+	pthread_mutex_unlock(&th->lock);
+	return r;
+}
+
+void sbx_threads_kick(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	/* No lock (a signal handler calls this): entries are only added, and read whole. */
+	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
+		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
+		if (!t || !t->thread_started)
+			continue;
+		t->run->immediate_exit = 1;
+		pthread_kill(t->thread, sbx_kick_signal());
+	}
+}
+
+void sbx_threads_end(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!atomic_load(&th->started))
+		return;
+	/* One at a time, without the lock: a thread being joined may be starting another (it
+	 * then sees the stop and refuses). */
+	for (;;) {
+		pthread_mutex_lock(&th->lock);
+		sbx_threads_kick(vm);
+		struct sbx_tvcpu *t = NULL;
+		for (unsigned i = 1; i < th->nv && !t; i++)
+			if (th->v[i] && th->v[i]->thread_started)
+				t = th->v[i];
+		if (t)
+			t->thread_started = 0;
+		pthread_mutex_unlock(&th->lock);
+		if (!t)
+			break;
+		pthread_join(t->thread, NULL);
+	}
+}
+
+/* After the report: the vCPUs go (their fds are what a report of a thread reads). */
+void sbx_threads_free(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	sbx_threads_end(vm);
+	for (unsigned i = 1; i < th->nv; i++) {
+		struct sbx_tvcpu *t = th->v[i];
+		if (!t)
+			continue;
+		if (t->run)
+			munmap(t->run, t->run_size);
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+		th->v[i] = NULL;
+	}
+	th->nv = 0;
+}
