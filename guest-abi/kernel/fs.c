@@ -506,7 +506,7 @@ long k_sys_fcntl(struct k_frame *f)
 		uint64_t fl[4];
 		if (k_copy_from_user(fl, f->rdx, sizeof(fl)) < 0)
 			return -EFAULT;
-		uint64_t a[3] = {f->rdi, f->rsi, (uint64_t)fl};
+		uint64_t a[3] = {f->rdi, f->rsi, k_kaddr((uint64_t)fl)};
 		long r = k_call(SBX_CALL_FCNTL, a, 3);
 		if (r < 0 || f->rsi != F_GETLK)
 			return r;

@@ -4,6 +4,7 @@
  * and the ring is quiesced (it holds ring_lock, so the poller serves nothing until resume).
  * The asking thread may then read and write vCPU state and guest RAM. */
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -42,8 +43,24 @@ void sbx_pause_point(struct sbx_vm *vm)
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
+int sbx_vm_pausable(struct sbx_vm *vm, char *why, size_t len)
+{
+	int n = sbx_threads_count(vm);
+	if (!n)
+		return 0;
+	/* Only vCPU 0 stops at the pause point, and a snapshot holds one vCPU's state. */
+	snprintf(why, len,
+		 "the program has started %d thread%s: pausing, snapshots and migration of a "
+		 "multithreaded program are not supported yet",
+		 n, n == 1 ? "" : "s");
+	return -ENOTSUP;
+}
+
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 {
+	char why[160];
+	if (sbx_vm_pausable(vm, why, sizeof(why)) < 0)
+		return -ENOTSUP;
 	int64_t end = sbx_now_ns(CLOCK_REALTIME) + timeout_ms * SBX_NS_PER_MS;
 	pthread_mutex_lock(&vm->life.pause_lock);
 	if (!vm->life.running || atomic_load(&vm->life.stopping)) {

@@ -342,6 +342,8 @@ int sbx_thread_current(void);
 void sbx_thread_blame(struct sbx_vm *vm);
 
 /* pause.c (sbx_vm_pause and sbx_vm_resume are public: sandbox.h) */
+/* 0, or -ENOTSUP with the reason in why: the sandbox cannot be paused (several threads). */
+int sbx_vm_pausable(struct sbx_vm *vm, char *why, size_t len);
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
 void sbx_pause_point(struct sbx_vm *vm);

@@ -106,8 +106,13 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	struct timespec t0, t1, t2;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int was_paused;
-	int r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
-	if (r == -ETIMEDOUT)
+	char why[160];
+	int r = sbx_vm_pausable(vm, why, sizeof(why));
+	if (r == 0)
+		r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
+	if (r == -ENOTSUP)
+		reply(c, MIG_CTL_ERROR ": cannot snapshot: %s", why);
+	else if (r == -ETIMEDOUT)
 		reply(c,
 		      MIG_CTL_ERROR ": cannot pause: the vCPU did not stop within %d s (a host "
 				    "call in progress?)",
@@ -176,8 +181,13 @@ static void serve(struct sbx_vm *vm, int c)
 	if (*args)
 		*args++ = 0;
 	if (!strcmp(buf, MIG_CTL_PAUSE)) {
-		int r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
-		if (r < 0)
+		char why[160];
+		int r = sbx_vm_pausable(vm, why, sizeof(why));
+		if (r == 0)
+			r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
+		if (r == -ENOTSUP)
+			reply(c, MIG_CTL_ERROR ": cannot pause: %s", why);
+		else if (r < 0)
 			reply(c, MIG_CTL_ERROR ": cannot pause: %s", strerror(-r));
 		else
 			reply(c, MIG_CTL_OK " paused");

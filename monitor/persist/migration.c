@@ -375,6 +375,11 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		return sbx_fail(msg, msglen, -EPERM,
 				"sandbox-run was started without --migrate-key");
 	}
+	int r0 = sbx_vm_pausable(vm, msg, msglen);
+	if (r0 < 0) {
+		close(fd);
+		return r0;
+	}
 	struct mig_out m = {.vm = vm, .t0 = mono_ms(), .had_logging = vm->proc.mem.dirty_logging};
 	int r = out_open(&m, fd);
 	if (r == 0)
