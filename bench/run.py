@@ -152,11 +152,13 @@ def main():
     runs = 3 if a.quick else max(a.runs, 1)
     compute_runs = 2 if a.quick else min(runs, 7)
     sys_n, io_n, touch_mib = (20000, 2000, 64) if a.quick else (200000, 20000, 256)
+    cj_n, pp_n, par_work = (200, 2000, 10000000) if a.quick else (2000, 20000, 100000000)
 
     build = os.path.abspath(a.build)
     sbx = os.path.join(build, "sandbox-run")
     bins = {name: os.path.join(build, sub, name) for sub, names in (
-        ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc")),
+        ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
+                     "threads-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -367,6 +369,34 @@ def main():
             rep.row(f"policy overhead per {key}", "% exit", vals[key], goal="< 5%", digits=2)
             rep.rows[-1]["met"] = summary(vals[key])["median"] < 5
         rep.table()
+
+    # 9. threads
+    thr = bins["threads-glibc"]
+    rep.section(f"9. threads: pthread_create+join, futex ping-pong, 4 threads CPU-bound on "
+                f"{os.cpu_count()} cores",
+                f"createjoin {cj_n} and pingpong {pp_n} (a condvar round trip between two "
+                f"threads): ns/op timed in the guest; parallel 4 {par_work}: wall time, "
+                f"{compute_runs} runs only")
+    per_op = lambda fn: lambda: {"ns": parse_op(fn()["err"])}
+    for op, n, goal, limit in (("createjoin", cj_n, "<= 10x native", 10),
+                               ("pingpong", pp_n, "<= 5x native", 5)):
+        res = interleave({"native": per_op(native(thr, op, str(n))),
+                          "sandbox": per_op(sandboxed(thr, op, str(n)))}, runs)
+        rep.row(f"{op} native", "ns/op", res["native"]["ns"], digits=0)
+        rep.row(f"{op} sandbox", "ns/op", res["sandbox"]["ns"], res["native"]["ns"], "native",
+                goal, digits=0)
+        rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= limit
+    job = lambda fn: lambda: {"ms": parse_op((r := fn())["err"]) / 1e6, "wall": r["wall"]}
+    res = interleave({"native": job(native(thr, "parallel", "4", str(par_work))),
+                      "sandbox": job(sandboxed(thr, "parallel", "4", str(par_work)))},
+                     compute_runs)
+    rep.row("parallel 4 native", "s", res["native"]["wall"], digits=3)
+    rep.row("parallel 4 sandbox", "s", res["sandbox"]["wall"], res["native"]["wall"], "native",
+            "ratio <= 1.10", digits=3)
+    rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= 1.10
+    rep.row("parallel 4 sandbox, in the guest", "ms", res["sandbox"]["ms"], res["native"]["ms"],
+            "native", digits=1)
+    rep.table()
 
     failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"
               for s in rep.sections for r in s["rows"] if r["met"] is False]

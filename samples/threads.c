@@ -1,0 +1,1208 @@
+/* threads: POSIX threads as a program sees them (tests/monitor/test_threads.c, bench/run.py).
+ * Every subcommand prints lines that are the same natively and sandboxed (no tids, addresses or
+ * times on stdout) and exits 0 when every check holds; a check that fails prints
+ * "WRONG: <what>" and the exit status is 1.
+ *
+ *   create N            N threads, each a known sum from its index; every result and the total.
+ *                       A pthread_create failure stops the loop: "created K of N", "create
+ *                       failed: ENAME", the K threads joined, exit 2 (for --max-threads)
+ *   mutex N ITERS       N threads add 1 to a counter under a mutex ITERS times each
+ *   condvar ITERS       two threads hand a turn back and forth through a mutex and a condvar
+ *   tls                 __thread variables and pthread keys are per thread; key destructors run
+ *   ids                 getpid, gettid and pthread_self across threads
+ *   detach N            N detached threads, waited for through a semaphore
+ *   exit_in_thread      a thread calls exit(3) while main is in pthread_join: status 3
+ *   exitgroup_main      main returns 0 while one thread spins and one waits forever: status 0
+ *   timedwait           cond, sem and mutex waits with deadlines give ETIMEDOUT
+ *   many N              N threads in batches of 16, each batch joined
+ *   stacks              threads on a 64 KiB stack and on a stack of the program's own
+ *   parallel N WORK     N threads, WORK rounds of arithmetic each, no syscalls; a checksum
+ *                       (not checked here: compare it with a native run's)
+ *   pingpong ITERS      condvar round trips between two threads; "pingpong ITERS NS" on stderr
+ *   createjoin ITERS    pthread_create + pthread_join; "createjoin ITERS NS" on stderr
+ *   rawclone            clone flag sets Linux refuses: the errno of each
+ *   rawclone3           the same through clone3, and clone3 arguments Linux refuses
+ *   cancel              pthread_cancel of threads in pthread_cond_wait and in nanosleep
+ *   robust              robust mutexes whose owner exits holding them
+ *   sigthread           pthread_kill reaches its thread; kill() the one thread not blocking it
+ * The stderr lines of pingpong and createjoin are bench/run.py's "OP N value" (ns per op);
+ * parallel prints "parallel N NS" (the whole job, in ns) there too. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errname.h"
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+static int failures;
+
+static void wrong(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void wrong(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("WRONG: ", stdout);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+	va_end(ap);
+	failures++;
+}
+
+/* errname() with the errors of threads that errname.h does not know. */
+static const char *ename(int e)
+{
+	switch (e) {
+	case EOWNERDEAD:
+		return "EOWNERDEAD";
+	case ENOTRECOVERABLE:
+		return "ENOTRECOVERABLE";
+	case EDEADLK:
+		return "EDEADLK";
+	}
+	return errname(e);
+}
+
+/* A pthread call that must work: names it and its error otherwise. */
+static int ok(int r, const char *what)
+{
+	if (r != 0)
+		wrong("%s: %s", what, ename(r));
+	return r == 0;
+}
+
+static void must(int r, const char *what)
+{
+	if (!ok(r, what)) {
+		fflush(stdout);
+		exit(1);
+	}
+}
+
+static void spawn(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	must(pthread_create(t, attr, fn, arg), "pthread_create");
+}
+
+static void *join(pthread_t t)
+{
+	void *ret;
+	must(pthread_join(t, &ret), "pthread_join");
+	return ret;
+}
+
+static long gettid_(void)
+{
+	return syscall(SYS_gettid);
+}
+
+static long long now_ns(clockid_t clk)
+{
+	struct timespec t;
+	clock_gettime(clk, &t);
+	return (long long)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static struct timespec deadline_in(clockid_t clk, long ms)
+{
+	struct timespec t;
+	clock_gettime(clk, &t);
+	t.tv_nsec += ms * 1000000;
+	t.tv_sec += t.tv_nsec / 1000000000;
+	t.tv_nsec %= 1000000000;
+	return t;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+}
+
+static const char *yes(int b)
+{
+	return b ? "yes" : "no";
+}
+
+/* A one-shot gate threads wait at until main opens it. */
+struct gate {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int open;
+};
+#define GATE_INIT                                                                                  \
+	{                                                                                          \
+		PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0                             \
+	}
+
+static void gate_wait(struct gate *g)
+{
+	pthread_mutex_lock(&g->m);
+	while (!g->open)
+		pthread_cond_wait(&g->c, &g->m);
+	pthread_mutex_unlock(&g->m);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->m);
+	g->open = 1;
+	pthread_cond_broadcast(&g->c);
+	pthread_mutex_unlock(&g->m);
+}
+
+static long arg_long(const char *s, long min)
+{
+	char *end;
+	long v = s ? strtol(s, &end, 10) : 0;
+	if (!s || *end || v < min) {
+		fprintf(stderr, "threads: bad number '%s' (at least %ld)\n", s ? s : "", min);
+		exit(64);
+	}
+	return v;
+}
+
+/* ---- create ---- */
+
+static struct gate create_gate = GATE_INIT;
+
+static unsigned long long sum_to(long n)
+{
+	return (unsigned long long)n * (unsigned long long)(n + 1) / 2;
+}
+
+static void *create_fn(void *arg)
+{
+	long i = (long)(intptr_t)arg;
+	/* Every thread stays alive until all are created, so that a thread limit counts them
+	 * all whatever the order they run in. */
+	gate_wait(&create_gate);
+	unsigned long long s = 0;
+	for (long k = 1; k <= 1000 * (i + 1); k++)
+		s += (unsigned long long)k;
+	return (void *)(uintptr_t)s;
+}
+
+static int cmd_create(long n)
+{
+	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	long made = 0;
+	int err = 0;
+	for (; made < n; made++) {
+		err = pthread_create(&t[made], NULL, create_fn, (void *)(intptr_t)made);
+		if (err)
+			break;
+	}
+	gate_open(&create_gate);
+	if (err) {
+		printf("created %ld of %ld\n", made, n);
+		printf("create failed: %s\n", ename(err));
+	}
+	unsigned long long total = 0;
+	for (long i = 0; i < made; i++) {
+		unsigned long long s = (unsigned long long)(uintptr_t)join(t[i]);
+		printf("thread %ld: %llu\n", i, s);
+		if (s != sum_to(1000 * (i + 1)))
+			wrong("thread %ld: want %llu", i, sum_to(1000 * (i + 1)));
+		total += s;
+	}
+	printf("total: %llu\n", total);
+	free(t);
+	return err ? 2 : 0;
+}
+
+/* ---- mutex ---- */
+
+static pthread_mutex_t counter_lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter, mutex_iters;
+
+static void *mutex_fn(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < mutex_iters; i++) {
+		pthread_mutex_lock(&counter_lock);
+		/* A read and a write apart, so that a lock that does not exclude loses counts. */
+		long v = *(volatile long *)&counter;
+		*(volatile long *)&counter = v + 1;
+		pthread_mutex_unlock(&counter_lock);
+	}
+	return NULL;
+}
+
+static int cmd_mutex(long n, long iters)
+{
+	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	mutex_iters = iters;
+	for (long i = 0; i < n; i++)
+		spawn(&t[i], NULL, mutex_fn, NULL);
+	for (long i = 0; i < n; i++)
+		join(t[i]);
+	printf("counter: %ld\n", counter);
+	if (counter != n * iters)
+		wrong("counter: want %ld", n * iters);
+	free(t);
+	return 0;
+}
+
+/* ---- condvar, pingpong: a turn handed back and forth ---- */
+
+struct turns {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int turn; /* 1: the partner's, 0: main's */
+	long iters, partner_rounds;
+};
+
+static void *partner_fn(void *arg)
+{
+	struct turns *p = arg;
+	pthread_mutex_lock(&p->m);
+	for (long i = 0; i < p->iters; i++) {
+		while (p->turn != 1)
+			pthread_cond_wait(&p->c, &p->m);
+		p->turn = 0;
+		p->partner_rounds++;
+		pthread_cond_signal(&p->c);
+	}
+	pthread_mutex_unlock(&p->m);
+	return NULL;
+}
+
+/* Runs iters round trips; returns the ns they took. */
+static long long round_trips(long iters)
+{
+	static struct turns p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	p.iters = iters;
+	pthread_t t;
+	spawn(&t, NULL, partner_fn, &p);
+	long mine = 0;
+	long long t0 = now_ns(CLOCK_MONOTONIC);
+	pthread_mutex_lock(&p.m);
+	for (long i = 0; i < iters; i++) {
+		p.turn = 1;
+		pthread_cond_signal(&p.c);
+		while (p.turn != 0)
+			pthread_cond_wait(&p.c, &p.m);
+		mine++;
+	}
+	pthread_mutex_unlock(&p.m);
+	long long ns = now_ns(CLOCK_MONOTONIC) - t0;
+	join(t);
+	printf("round trips: %ld\n", mine);
+	if (mine != iters || p.partner_rounds != iters)
+		wrong("round trips: main %ld, partner %ld, want %ld", mine, p.partner_rounds,
+		      iters);
+	return ns;
+}
+
+static int cmd_condvar(long iters)
+{
+	round_trips(iters);
+	return 0;
+}
+
+static int cmd_pingpong(long iters)
+{
+	long long ns = round_trips(iters);
+	fprintf(stderr, "pingpong %ld %.1f\n", iters, (double)ns / (double)iters);
+	return 0;
+}
+
+/* ---- tls ---- */
+
+#define TLS_THREADS 4
+static __thread int tls_var = 42;
+static pthread_key_t tls_key;
+static atomic_int dtor_runs, dtor_bad;
+static pthread_barrier_t tls_barrier;
+
+struct tls_rec {
+	int index, initial, after, key_own, slot;
+	int *addr;
+};
+
+static void tls_dtor(void *v)
+{
+	struct tls_rec *r = v;
+	if (r->slot != r->index + 100)
+		atomic_fetch_add(&dtor_bad, 1);
+	atomic_fetch_add(&dtor_runs, 1);
+}
+
+static void *tls_fn(void *arg)
+{
+	struct tls_rec *r = arg;
+	r->initial = tls_var;
+	r->addr = &tls_var;
+	tls_var = r->index * 10 + 1;
+	r->slot = r->index + 100;
+	pthread_setspecific(tls_key, r);
+	/* Everyone has written their own values before anyone reads them back. */
+	pthread_barrier_wait(&tls_barrier);
+	r->after = tls_var;
+	r->key_own = pthread_getspecific(tls_key) == r;
+	pthread_barrier_wait(&tls_barrier);
+	return NULL;
+}
+
+static int cmd_tls(void)
+{
+	struct tls_rec rec[TLS_THREADS];
+	pthread_t t[TLS_THREADS];
+	int main_slot = 7;
+	must(pthread_key_create(&tls_key, tls_dtor), "pthread_key_create");
+	must(pthread_barrier_init(&tls_barrier, NULL, TLS_THREADS), "pthread_barrier_init");
+	tls_var = 7;
+	pthread_setspecific(tls_key, &main_slot);
+	for (int i = 0; i < TLS_THREADS; i++) {
+		memset(&rec[i], 0, sizeof(rec[i]));
+		rec[i].index = i;
+		spawn(&t[i], NULL, tls_fn, &rec[i]);
+	}
+	for (int i = 0; i < TLS_THREADS; i++)
+		join(t[i]);
+	int initial = 1, own = 1, key_own = 1, distinct = 1;
+	for (int i = 0; i < TLS_THREADS; i++) {
+		initial &= rec[i].initial == 42;
+		own &= rec[i].after == i * 10 + 1;
+		key_own &= rec[i].key_own;
+		for (int j = 0; j < i; j++)
+			distinct &= rec[i].addr != rec[j].addr;
+		distinct &= rec[i].addr != &tls_var;
+	}
+	printf("tls initial value in every thread: %s\n", yes(initial));
+	printf("tls own value in every thread: %s\n", yes(own));
+	printf("tls addresses distinct: %s\n", yes(distinct));
+	printf("main's tls value kept: %s\n", yes(tls_var == 7));
+	printf("key own value in every thread: %s\n", yes(key_own));
+	printf("main's key value kept: %s\n", yes(pthread_getspecific(tls_key) == &main_slot));
+	printf("key destructors run: %d\n", atomic_load(&dtor_runs));
+	if (!initial || !own || !distinct || tls_var != 7 || !key_own ||
+	    pthread_getspecific(tls_key) != &main_slot)
+		wrong("a thread saw another's thread-local value");
+	if (atomic_load(&dtor_runs) != TLS_THREADS || atomic_load(&dtor_bad))
+		wrong("key destructors: %d run, %d with a wrong value, want %d",
+		      atomic_load(&dtor_runs), atomic_load(&dtor_bad), TLS_THREADS);
+	return 0;
+}
+
+/* ---- ids ---- */
+
+#define ID_THREADS 4
+static pthread_barrier_t id_barrier;
+
+struct id_rec {
+	long pid, tid;
+	pthread_t self;
+};
+
+static void *id_fn(void *arg)
+{
+	struct id_rec *r = arg;
+	r->pid = getpid();
+	r->tid = gettid_();
+	r->self = pthread_self();
+	/* All alive at once when they were recorded, so that no tid was reused. */
+	pthread_barrier_wait(&id_barrier);
+	return NULL;
+}
+
+static int cmd_ids(void)
+{
+	struct id_rec rec[ID_THREADS];
+	pthread_t t[ID_THREADS];
+	must(pthread_barrier_init(&id_barrier, NULL, ID_THREADS + 1), "pthread_barrier_init");
+	for (int i = 0; i < ID_THREADS; i++)
+		spawn(&t[i], NULL, id_fn, &rec[i]);
+	pthread_barrier_wait(&id_barrier);
+	for (int i = 0; i < ID_THREADS; i++)
+		join(t[i]);
+	long pid = getpid(), mtid = gettid_();
+	int same_pid = 1, distinct = 1, not_pid = 1, self_distinct = 1, self_matches = 1;
+	for (int i = 0; i < ID_THREADS; i++) {
+		same_pid &= rec[i].pid == pid;
+		not_pid &= rec[i].tid != pid && rec[i].tid > 0;
+		self_distinct &= !pthread_equal(rec[i].self, pthread_self());
+		self_matches &= pthread_equal(rec[i].self, t[i]) != 0;
+		for (int j = 0; j < i; j++) {
+			distinct &= rec[i].tid != rec[j].tid;
+			self_distinct &= !pthread_equal(rec[i].self, rec[j].self);
+		}
+	}
+	printf("getpid same in every thread: %s\n", yes(same_pid));
+	printf("main's tid is the pid: %s\n", yes(mtid == pid));
+	printf("thread tids distinct: %s\n", yes(distinct));
+	printf("thread tids differ from the pid: %s\n", yes(not_pid));
+	printf("pthread_self distinct: %s\n", yes(self_distinct));
+	printf("pthread_self is what pthread_create gave: %s\n", yes(self_matches));
+	if (!same_pid || mtid != pid || !distinct || !not_pid || !self_distinct || !self_matches)
+		wrong("thread ids");
+	return 0;
+}
+
+/* ---- detach ---- */
+
+static sem_t detach_sem;
+static atomic_long detach_done;
+
+static void *detach_fn(void *arg)
+{
+	long i = (long)(intptr_t)arg;
+	volatile unsigned long x = (unsigned long)i;
+	for (int k = 0; k < 1000; k++)
+		x = x * 33 + 1;
+	atomic_fetch_add(&detach_done, 1);
+	sem_post(&detach_sem);
+	return NULL;
+}
+
+static int cmd_detach(long n)
+{
+	pthread_attr_t attr;
+	must(sem_init(&detach_sem, 0, 0) ? errno : 0, "sem_init");
+	pthread_attr_init(&attr);
+	must(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED), "setdetachstate");
+	/* Half detached at creation, half by pthread_detach afterwards. */
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		spawn(&t, i % 2 ? NULL : &attr, detach_fn, (void *)(intptr_t)i);
+		if (i % 2)
+			must(pthread_detach(t), "pthread_detach");
+	}
+	pthread_attr_destroy(&attr);
+	for (long i = 0; i < n; i++)
+		while (sem_wait(&detach_sem) != 0)
+			if (errno != EINTR)
+				must(errno, "sem_wait");
+	printf("detached threads done: %ld\n", atomic_load(&detach_done));
+	if (atomic_load(&detach_done) != n)
+		wrong("detached threads done: want %ld", n);
+	return 0;
+}
+
+/* ---- exit_in_thread, exitgroup_main ---- */
+
+static void *sleep_forever_fn(void *arg)
+{
+	(void)arg;
+	for (;;)
+		sleep_ms(3600 * 1000);
+	return NULL;
+}
+
+static void *exit3_fn(void *arg)
+{
+	(void)arg;
+	/* Likely (not needed) to find main in pthread_join already. */
+	sleep_ms(20);
+	printf("a thread calls exit(3)\n");
+	exit(3);
+}
+
+static int cmd_exit_in_thread(void)
+{
+	pthread_t sleeper, exiter;
+	printf("main joins a thread that sleeps forever\n");
+	spawn(&sleeper, NULL, sleep_forever_fn, NULL);
+	spawn(&exiter, NULL, exit3_fn, NULL);
+	join(sleeper);
+	wrong("pthread_join of a thread that sleeps forever returned");
+	return 1;
+}
+
+static atomic_int spinner_started;
+static struct gate never = GATE_INIT;
+
+static void *spin_forever_fn(void *arg)
+{
+	(void)arg;
+	atomic_store(&spinner_started, 1);
+	for (volatile unsigned long x = 0;; x++)
+		;
+	return NULL;
+}
+
+static void *wait_forever_fn(void *arg)
+{
+	(void)arg;
+	gate_wait(&never);
+	return NULL;
+}
+
+static int cmd_exitgroup_main(void)
+{
+	pthread_t spinner, waiter;
+	spawn(&spinner, NULL, spin_forever_fn, NULL);
+	spawn(&waiter, NULL, wait_forever_fn, NULL);
+	while (!atomic_load(&spinner_started))
+		sched_yield();
+	printf("main returns 0 while a thread spins and one waits\n");
+	return 0;
+}
+
+/* ---- timedwait ---- */
+
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static struct gate held_taken = GATE_INIT, held_release = GATE_INIT;
+
+static void *holder_fn(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&held);
+	gate_open(&held_taken);
+	gate_wait(&held_release);
+	pthread_mutex_unlock(&held);
+	return NULL;
+}
+
+/* Prints what a wait with a 50 ms deadline returned and checks it waited that long. */
+static void timed(const char *what, int err, long long t0)
+{
+	long long waited = now_ns(CLOCK_MONOTONIC) - t0;
+	printf("%s: %s\n", what, ename(err));
+	if (err != ETIMEDOUT)
+		wrong("%s: want ETIMEDOUT", what);
+	/* 1 ms of slack for CLOCK_REALTIME being slewed against CLOCK_MONOTONIC. */
+	if (waited < 49000000)
+		wrong("%s returned after %lld us, before its 50 ms deadline", what, waited / 1000);
+}
+
+static int cmd_timedwait(void)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t c = PTHREAD_COND_INITIALIZER, cm;
+	pthread_condattr_t ca;
+	sem_t s;
+
+	pthread_mutex_lock(&m);
+	struct timespec dl = deadline_in(CLOCK_REALTIME, 50);
+	long long t0 = now_ns(CLOCK_MONOTONIC);
+	int r;
+	do
+		r = pthread_cond_timedwait(&c, &m, &dl);
+	while (r == 0); /* a spurious wake-up */
+	timed("pthread_cond_timedwait CLOCK_REALTIME", r, t0);
+
+	pthread_condattr_init(&ca);
+	must(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC), "pthread_condattr_setclock");
+	must(pthread_cond_init(&cm, &ca), "pthread_cond_init");
+	dl = deadline_in(CLOCK_MONOTONIC, 50);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	do
+		r = pthread_cond_timedwait(&cm, &m, &dl);
+	while (r == 0);
+	timed("pthread_cond_timedwait CLOCK_MONOTONIC", r, t0);
+	pthread_mutex_unlock(&m);
+
+	must(sem_init(&s, 0, 0) ? errno : 0, "sem_init");
+	dl = deadline_in(CLOCK_REALTIME, 50);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	while ((r = sem_timedwait(&s, &dl) ? errno : 0) == EINTR)
+		;
+	timed("sem_timedwait", r, t0);
+
+	/* A mutex another thread holds. */
+	pthread_t holder;
+	spawn(&holder, NULL, holder_fn, NULL);
+	gate_wait(&held_taken);
+	dl = deadline_in(CLOCK_REALTIME, 50);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	r = pthread_mutex_timedlock(&held, &dl);
+	timed("pthread_mutex_timedlock", r, t0);
+	if (r == 0)
+		pthread_mutex_unlock(&held);
+	gate_open(&held_release);
+	join(holder);
+	/* And once it is free, it is taken at once. */
+	dl = deadline_in(CLOCK_REALTIME, 50);
+	r = pthread_mutex_timedlock(&held, &dl);
+	printf("pthread_mutex_timedlock once released: %s\n", ename(r));
+	if (r != 0)
+		wrong("pthread_mutex_timedlock of a free mutex: want 0");
+	else
+		pthread_mutex_unlock(&held);
+	return 0;
+}
+
+/* ---- many ---- */
+
+static void *index_fn(void *arg)
+{
+	return (void *)((intptr_t)arg + 1);
+}
+
+static int cmd_many(long n)
+{
+	pthread_t t[16];
+	long joined = 0;
+	unsigned long long sum = 0;
+	for (long base = 0; base < n; base += 16) {
+		long k = n - base < 16 ? n - base : 16;
+		for (long i = 0; i < k; i++)
+			spawn(&t[i], NULL, index_fn, (void *)(intptr_t)(base + i));
+		for (long i = 0; i < k; i++) {
+			sum += (unsigned long long)(intptr_t)join(t[i]);
+			joined++;
+		}
+	}
+	printf("threads created and joined: %ld\n", joined);
+	printf("sum of their results: %llu\n", sum);
+	if (joined != n || sum != sum_to(n))
+		wrong("many: want %ld joined, sum %llu", n, sum_to(n));
+	return 0;
+}
+
+/* ---- stacks ---- */
+
+struct stack_job {
+	char *lo, *hi; /* the stack the thread must be on, when known */
+	int on_it;
+	unsigned long sum;
+};
+
+static void *stack_fn(void *arg)
+{
+	struct stack_job *j = arg;
+	volatile unsigned char buf[32 * 1024];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)i;
+	unsigned long s = 0;
+	for (size_t i = 0; i < sizeof(buf); i += 64)
+		s += buf[i];
+	j->sum = s;
+	char *here = (char *)&s;
+	j->on_it = !j->lo || (here >= j->lo && here < j->hi);
+	return NULL;
+}
+
+static int cmd_stacks(void)
+{
+	unsigned long want = 0;
+	for (size_t i = 0; i < 32 * 1024; i += 64)
+		want += (unsigned char)i;
+
+	pthread_attr_t attr;
+	pthread_t t;
+	struct stack_job small = {0}, own = {0};
+	pthread_attr_init(&attr);
+	must(pthread_attr_setstacksize(&attr, 64 * 1024), "pthread_attr_setstacksize 64 KiB");
+	spawn(&t, &attr, stack_fn, &small);
+	join(t);
+	pthread_attr_destroy(&attr);
+	printf("64 KiB stack: ran, sum %s\n", small.sum == want ? "right" : "WRONG");
+	if (small.sum != want)
+		wrong("64 KiB stack: sum %lu, want %lu", small.sum, want);
+
+	size_t size = 256 * 1024;
+	char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (stack == MAP_FAILED)
+		must(errno, "mmap of a stack");
+	own.lo = stack;
+	own.hi = stack + size;
+	pthread_attr_init(&attr);
+	must(pthread_attr_setstack(&attr, stack, size), "pthread_attr_setstack");
+	spawn(&t, &attr, stack_fn, &own);
+	join(t);
+	pthread_attr_destroy(&attr);
+	printf("own stack: ran, sum %s, on that stack: %s\n", own.sum == want ? "right" : "WRONG",
+	       yes(own.on_it));
+	if (own.sum != want || !own.on_it)
+		wrong("own stack: sum %lu (want %lu), on it %d", own.sum, want, own.on_it);
+	munmap(stack, size);
+	return 0;
+}
+
+/* ---- parallel ---- */
+
+struct work {
+	unsigned long long seed, out;
+	long rounds;
+};
+
+static void *work_fn(void *arg)
+{
+	struct work *w = arg;
+	unsigned long long x = w->seed;
+	for (long i = 0; i < w->rounds; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		x += (unsigned long long)i;
+	}
+	w->out = x;
+	return NULL;
+}
+
+static int cmd_parallel(long n, long rounds)
+{
+	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	struct work *w = calloc((size_t)n, sizeof(*w));
+	long long t0 = now_ns(CLOCK_MONOTONIC);
+	for (long i = 0; i < n; i++) {
+		w[i].seed = 0x9e3779b97f4a7c15ULL * (unsigned long long)(i + 1);
+		w[i].rounds = rounds;
+		spawn(&t[i], NULL, work_fn, &w[i]);
+	}
+	for (long i = 0; i < n; i++)
+		join(t[i]);
+	long long ns = now_ns(CLOCK_MONOTONIC) - t0;
+	/* Not recomputed on one thread to check it: that would double the time bench/run.py
+	 * measures. The tests compare it with the native run's. */
+	unsigned long long sum = 0;
+	for (long i = 0; i < n; i++)
+		sum = sum * 31 + w[i].out;
+	printf("parallel %ld threads x %ld rounds: checksum %016llx\n", n, rounds, sum);
+	fprintf(stderr, "parallel %ld %lld\n", n, ns);
+	free(t);
+	free(w);
+	return 0;
+}
+
+/* ---- createjoin ---- */
+
+static void *empty_fn(void *arg)
+{
+	return arg;
+}
+
+static int cmd_createjoin(long iters)
+{
+	long long t0 = now_ns(CLOCK_MONOTONIC);
+	long right = 0;
+	for (long i = 0; i < iters; i++) {
+		pthread_t t;
+		spawn(&t, NULL, empty_fn, (void *)(intptr_t)i);
+		right += join(t) == (void *)(intptr_t)i;
+	}
+	long long ns = now_ns(CLOCK_MONOTONIC) - t0;
+	printf("created and joined: %ld\n", right);
+	if (right != iters)
+		wrong("created and joined: want %ld", iters);
+	fprintf(stderr, "createjoin %ld %.1f\n", iters, (double)ns / (double)iters);
+	return 0;
+}
+
+/* ---- rawclone, rawclone3 ---- */
+
+/* clone and clone3 with the child's path in assembly: should a call that must fail make a
+ * child after all, the child exits at once (status 99) without touching memory or the stack
+ * it shares, and the parent reports it. Returns the syscall's result (-errno on failure). */
+long raw_clone(unsigned long flags, void *stack, int *ptid, int *ctid, unsigned long tls);
+long raw_clone3(void *args, unsigned long size);
+__asm__(".text\n"
+	".globl raw_clone\n"
+	".type raw_clone, @function\n"
+	"raw_clone:\n"
+	"	mov %rcx, %r10\n"
+	"	mov $56, %eax\n"
+	"	jmp 1f\n"
+	".globl raw_clone3\n"
+	".type raw_clone3, @function\n"
+	"raw_clone3:\n"
+	"	mov $435, %eax\n"
+	"1:	syscall\n"
+	"	test %rax, %rax\n"
+	"	jnz 2f\n"
+	"	mov $60, %eax\n"
+	"	mov $99, %edi\n"
+	"	syscall\n"
+	"	ud2\n"
+	"2:	ret\n");
+
+struct clone_args_v0 {
+	unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+static void clone_refused(const char *what, long r, int want)
+{
+	if (r > 0) {
+		/* A child was made (and has exited, status 99): nothing of it to wait for. */
+		printf("%s: made a child\n", what);
+		wrong("%s: made a child, want %s", what, ename(want));
+		return;
+	}
+	printf("%s: %s\n", what, ename((int)-r));
+	if (-r != want)
+		wrong("%s: want %s", what, ename(want));
+}
+
+#define THREAD_FLAGS                                                                               \
+	(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)
+
+static int cmd_rawclone(void)
+{
+	static const struct {
+		const char *what;
+		unsigned long flags;
+	} cases[] = {
+	    {"CLONE_THREAD", CLONE_THREAD},
+	    {"CLONE_SIGHAND", CLONE_SIGHAND},
+	    {"CLONE_THREAD|CLONE_SIGHAND", CLONE_THREAD | CLONE_SIGHAND},
+	    {"CLONE_THREAD|CLONE_VM", CLONE_THREAD | CLONE_VM},
+	    {"CLONE_THREAD|CLONE_SIGHAND|CLONE_FS|CLONE_FILES",
+	     CLONE_THREAD | CLONE_SIGHAND | CLONE_FS | CLONE_FILES},
+	    {"CLONE_SIGHAND|CLONE_FILES", CLONE_SIGHAND | CLONE_FILES},
+	    {"CLONE_FS|CLONE_NEWNS", CLONE_FS | CLONE_NEWNS},
+	    {"thread flags|CLONE_NEWPID", THREAD_FLAGS | CLONE_NEWPID},
+	    {"thread flags|CLONE_NEWUSER", THREAD_FLAGS | CLONE_NEWUSER},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		clone_refused(cases[i].what, raw_clone(cases[i].flags, NULL, NULL, NULL, 0),
+			      EINVAL);
+	return 0;
+}
+
+static int cmd_rawclone3(void)
+{
+	struct clone_args_v0 a;
+	memset(&a, 0, sizeof(a));
+	a.flags = CLONE_THREAD;
+	clone_refused("clone3 CLONE_THREAD", raw_clone3(&a, sizeof(a)), EINVAL);
+	a.flags = CLONE_THREAD | CLONE_SIGHAND;
+	clone_refused("clone3 CLONE_THREAD|CLONE_SIGHAND", raw_clone3(&a, sizeof(a)), EINVAL);
+	a.flags = THREAD_FLAGS;
+	a.exit_signal = SIGCHLD;
+	clone_refused("clone3 thread flags with an exit signal", raw_clone3(&a, sizeof(a)), EINVAL);
+	a.exit_signal = 0;
+	a.flags = 1ULL << 40;
+	clone_refused("clone3 an unknown flag", raw_clone3(&a, sizeof(a)), EINVAL);
+	a.flags = THREAD_FLAGS;
+	clone_refused("clone3 size 32", raw_clone3(&a, 32), EINVAL);
+	a.stack = 0x10000;
+	a.stack_size = 0;
+	clone_refused("clone3 a stack of size 0", raw_clone3(&a, sizeof(a)), EINVAL);
+	clone_refused("clone3 arguments at NULL", raw_clone3(NULL, sizeof(a)), EFAULT);
+	return 0;
+}
+
+/* ---- cancel ---- */
+
+static pthread_mutex_t cancel_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cancel_c = PTHREAD_COND_INITIALIZER;
+static int cancel_waiting;
+static atomic_int cleanups;
+static sem_t cancel_sleeping;
+
+static void unlock_cleanup(void *m)
+{
+	atomic_fetch_add(&cleanups, 1);
+	pthread_mutex_unlock(m);
+}
+
+static void count_cleanup(void *unused)
+{
+	(void)unused;
+	atomic_fetch_add(&cleanups, 1);
+}
+
+static void *cond_waiter_fn(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&cancel_m);
+	pthread_cleanup_push(unlock_cleanup, &cancel_m);
+	cancel_waiting = 1;
+	pthread_cond_broadcast(&cancel_c);
+	for (;;) /* nobody signals c for this thread */
+		pthread_cond_wait(&cancel_c, &cancel_m);
+	pthread_cleanup_pop(1);
+	return NULL;
+}
+
+static void *sleeper_fn(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(count_cleanup, NULL);
+	sem_post(&cancel_sleeping);
+	for (;;)
+		sleep_ms(3600 * 1000);
+	pthread_cleanup_pop(1);
+	return NULL;
+}
+
+static int cmd_cancel(void)
+{
+	pthread_t waiter, sleeper;
+	must(sem_init(&cancel_sleeping, 0, 0) ? errno : 0, "sem_init");
+	spawn(&waiter, NULL, cond_waiter_fn, NULL);
+	pthread_mutex_lock(&cancel_m);
+	while (!cancel_waiting)
+		pthread_cond_wait(&cancel_c, &cancel_m);
+	/* The waiter is in pthread_cond_wait (it released the mutex we now hold) or about to be:
+	 * either way it acts on the cancel there. */
+	pthread_mutex_unlock(&cancel_m);
+	must(pthread_cancel(waiter), "pthread_cancel of the condvar waiter");
+	void *r = join(waiter);
+	printf("thread in pthread_cond_wait: %s\n", r == PTHREAD_CANCELED ? "canceled" : "WRONG");
+	if (r != PTHREAD_CANCELED)
+		wrong("pthread_cond_wait thread was not canceled");
+	int tr = pthread_mutex_trylock(&cancel_m);
+	printf("its mutex released by its cleanup handler: %s\n", yes(tr == 0));
+	if (tr != 0)
+		wrong("mutex left locked: trylock %s", ename(tr));
+	else
+		pthread_mutex_unlock(&cancel_m);
+
+	spawn(&sleeper, NULL, sleeper_fn, NULL);
+	while (sem_wait(&cancel_sleeping) != 0)
+		;
+	must(pthread_cancel(sleeper), "pthread_cancel of the sleeper");
+	r = join(sleeper);
+	printf("thread in nanosleep: %s\n", r == PTHREAD_CANCELED ? "canceled" : "WRONG");
+	if (r != PTHREAD_CANCELED)
+		wrong("nanosleep thread was not canceled");
+	printf("cleanup handlers run: %d\n", atomic_load(&cleanups));
+	if (atomic_load(&cleanups) != 2)
+		wrong("cleanup handlers run: want 2");
+	return 0;
+}
+
+/* ---- robust ---- */
+
+static pthread_mutex_t robust_m;
+static sem_t robust_locked;
+
+static void *lock_and_exit_fn(void *arg)
+{
+	long delay_ms = (long)(intptr_t)arg;
+	int r = pthread_mutex_lock(&robust_m);
+	if (r != 0)
+		printf("owner's pthread_mutex_lock: %s\n", ename(r));
+	sem_post(&robust_locked);
+	/* Likely (not needed) to have main waiting for the mutex when this thread exits. */
+	if (delay_ms)
+		sleep_ms(delay_ms);
+	return NULL;
+}
+
+static void robust_case(const char *what, long delay_ms)
+{
+	pthread_t t;
+	spawn(&t, NULL, lock_and_exit_fn, (void *)(intptr_t)delay_ms);
+	while (sem_wait(&robust_locked) != 0)
+		;
+	if (!delay_ms)
+		join(t);
+	int r = pthread_mutex_lock(&robust_m);
+	printf("%s: lock %s\n", what, ename(r));
+	if (r != EOWNERDEAD)
+		wrong("%s: want EOWNERDEAD", what);
+	if (delay_ms)
+		join(t);
+}
+
+static int cmd_robust(void)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	must(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST), "pthread_mutexattr_setrobust");
+	must(pthread_mutex_init(&robust_m, &a), "pthread_mutex_init");
+	must(sem_init(&robust_locked, 0, 0) ? errno : 0, "sem_init");
+
+	/* Owner gone before the lock; made consistent, the mutex works again. */
+	robust_case("owner exited", 0);
+	int r = pthread_mutex_consistent(&robust_m);
+	printf("pthread_mutex_consistent: %s\n", ename(r));
+	ok(r, "pthread_mutex_consistent");
+	ok(pthread_mutex_unlock(&robust_m), "unlock after consistent");
+	r = pthread_mutex_lock(&robust_m);
+	printf("lock again: %s\n", ename(r));
+	ok(r, "lock after consistent");
+	ok(pthread_mutex_unlock(&robust_m), "unlock");
+
+	/* Owner exits while main waits (likely) for the mutex. */
+	robust_case("owner exited while main waited", 30);
+	/* Unlocked without pthread_mutex_consistent: unusable for good. */
+	ok(pthread_mutex_unlock(&robust_m), "unlock without consistent");
+	r = pthread_mutex_lock(&robust_m);
+	printf("lock after an unlock without consistent: %s\n", ename(r));
+	if (r != ENOTRECOVERABLE)
+		wrong("lock after an unlock without consistent: want ENOTRECOVERABLE");
+	return 0;
+}
+
+/* ---- sigthread ---- */
+
+#define SIG_THREADS 3
+static atomic_long usr1_tid, usr2_tid;
+static atomic_int usr1_count, usr2_count, sig_stop;
+static pthread_barrier_t sig_barrier;
+
+struct sig_rec {
+	int index;
+	long tid;
+	int mask_own;
+};
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_store(&usr1_tid, gettid_());
+	atomic_fetch_add(&usr1_count, 1);
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	atomic_store(&usr2_tid, gettid_());
+	atomic_fetch_add(&usr2_count, 1);
+}
+
+static void *sig_fn(void *arg)
+{
+	struct sig_rec *r = arg;
+	r->tid = gettid_();
+	/* Every thread but the last keeps SIGUSR2 blocked (inherited from main); each also blocks
+	 * a signal of its own (SIGRTMIN+i): masks are per thread. */
+	sigset_t set, cur;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	if (r->index == SIG_THREADS - 1)
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + r->index);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_barrier_wait(&sig_barrier);
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	r->mask_own = 1;
+	for (int i = 0; i < SIG_THREADS; i++)
+		r->mask_own &= sigismember(&cur, SIGRTMIN + i) == (i == r->index);
+	r->mask_own &= sigismember(&cur, SIGUSR2) == (r->index != SIG_THREADS - 1);
+	pthread_barrier_wait(&sig_barrier);
+	while (!atomic_load(&sig_stop))
+		sleep_ms(1);
+	return NULL;
+}
+
+static int cmd_sigthread(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_usr2;
+	sigaction(SIGUSR2, &sa, NULL);
+	sigset_t usr2;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+
+	struct sig_rec rec[SIG_THREADS];
+	pthread_t t[SIG_THREADS];
+	must(pthread_barrier_init(&sig_barrier, NULL, SIG_THREADS + 1), "pthread_barrier_init");
+	for (int i = 0; i < SIG_THREADS; i++) {
+		rec[i].index = i;
+		spawn(&t[i], NULL, sig_fn, &rec[i]);
+	}
+	pthread_barrier_wait(&sig_barrier);
+	pthread_barrier_wait(&sig_barrier);
+	int masks = 1;
+	for (int i = 0; i < SIG_THREADS; i++)
+		masks &= rec[i].mask_own;
+	printf("signal masks per thread: %s\n", yes(masks));
+	if (!masks)
+		wrong("a thread's signal mask is not its own");
+
+	/* pthread_kill of the middle thread: its handler runs there. */
+	must(pthread_kill(t[1], SIGUSR1), "pthread_kill");
+	while (atomic_load(&usr1_count) == 0)
+		sleep_ms(1);
+	int right = atomic_load(&usr1_tid) == rec[1].tid;
+	printf("pthread_kill SIGUSR1 handled by its target: %s\n", yes(right));
+	if (!right)
+		wrong("SIGUSR1 handled by another thread than pthread_kill's target");
+
+	/* kill() of the process: only the last thread does not block SIGUSR2. */
+	kill(getpid(), SIGUSR2);
+	while (atomic_load(&usr2_count) == 0)
+		sleep_ms(1);
+	right = atomic_load(&usr2_tid) == rec[SIG_THREADS - 1].tid;
+	printf("kill SIGUSR2 handled by the one thread not blocking it: %s\n", yes(right));
+	if (!right)
+		wrong("SIGUSR2 handled by a thread that blocks it");
+
+	atomic_store(&sig_stop, 1);
+	for (int i = 0; i < SIG_THREADS; i++)
+		join(t[i]);
+	printf("handled: SIGUSR1 %d, SIGUSR2 %d\n", atomic_load(&usr1_count),
+	       atomic_load(&usr2_count));
+	if (atomic_load(&usr1_count) != 1 || atomic_load(&usr2_count) != 1)
+		wrong("each signal handled once");
+	return 0;
+}
+
+/* ---- main ---- */
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: threads create N | mutex N ITERS | condvar ITERS | tls | ids | "
+		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
+		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
+		"cancel | robust | sigthread\n");
+	return 64;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	const char *op = argv[1], *a1 = argc > 2 ? argv[2] : NULL, *a2 = argc > 3 ? argv[3] : NULL;
+	int r;
+	if (!strcmp(op, "create"))
+		r = cmd_create(arg_long(a1, 1));
+	else if (!strcmp(op, "mutex"))
+		r = cmd_mutex(arg_long(a1, 1), arg_long(a2, 0));
+	else if (!strcmp(op, "condvar"))
+		r = cmd_condvar(arg_long(a1, 1));
+	else if (!strcmp(op, "tls"))
+		r = cmd_tls();
+	else if (!strcmp(op, "ids"))
+		r = cmd_ids();
+	else if (!strcmp(op, "detach"))
+		r = cmd_detach(arg_long(a1, 1));
+	else if (!strcmp(op, "exit_in_thread"))
+		r = cmd_exit_in_thread();
+	else if (!strcmp(op, "exitgroup_main"))
+		r = cmd_exitgroup_main();
+	else if (!strcmp(op, "timedwait"))
+		r = cmd_timedwait();
+	else if (!strcmp(op, "many"))
+		r = cmd_many(arg_long(a1, 1));
+	else if (!strcmp(op, "stacks"))
+		r = cmd_stacks();
+	else if (!strcmp(op, "parallel"))
+		r = cmd_parallel(arg_long(a1, 1), arg_long(a2, 0));
+	else if (!strcmp(op, "pingpong"))
+		r = cmd_pingpong(arg_long(a1, 1));
+	else if (!strcmp(op, "createjoin"))
+		r = cmd_createjoin(arg_long(a1, 1));
+	else if (!strcmp(op, "rawclone"))
+		r = cmd_rawclone();
+	else if (!strcmp(op, "rawclone3"))
+		r = cmd_rawclone3();
+	else if (!strcmp(op, "cancel"))
+		r = cmd_cancel();
+	else if (!strcmp(op, "robust"))
+		r = cmd_robust();
+	else if (!strcmp(op, "sigthread"))
+		r = cmd_sigthread();
+	else
+		return usage();
+	return failures ? 1 : r;
+}
