@@ -37,7 +37,8 @@ struct k_cpu {
 	uint32_t bkl_depth;    /* the big kernel lock, held this many times over */
 	uint32_t pad1;
 	struct k_resume resume;
-	uint64_t window_gpa; /* guest-physical address of window offset 0 (its stacks are one run) */
+	uint64_t
+	    window_gpa; /* guest-physical address of window offset 0 (its stacks are one run) */
 	uint8_t pad2[K_CPU_STUB - K_CPU_RESUME - sizeof(struct k_resume) - 8];
 	uint8_t stub[K_CPU_STUB_BYTES];
 };

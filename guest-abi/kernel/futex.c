@@ -70,6 +70,13 @@ static long wake_key(uint64_t uaddr, int32_t n, uint32_t bits)
 	return woke;
 }
 
+void k_futex_cancel(struct k_futex_wait *w)
+{
+	uint32_t s = w->state;
+	if (s == K_FW_WAIT || s == K_FW_PARKED)
+		wake_one(w);
+}
+
 long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits)
 {
 	return wake_key(uaddr, (int32_t)(n > 0x7fffffffu ? 0x7fffffffu : n), bits);
@@ -120,7 +127,8 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 		if (!__atomic_compare_exchange_n(&w->state, &exp, K_FW_PARKED, 0, __ATOMIC_SEQ_CST,
 						 __ATOMIC_SEQ_CST))
 			continue; /* woken meanwhile */
-		uint64_t a[3] = {(uint64_t)&w->state, K_FW_PARKED, left < 0 ? ~0ull : (uint64_t)left};
+		uint64_t a[3] = {(uint64_t)&w->state, K_FW_PARKED,
+				 left < 0 ? ~0ull : (uint64_t)left};
 		k_call_own(SBX_CALL_PARK, a, 3);
 		exp = K_FW_PARKED;
 		__atomic_compare_exchange_n(&w->state, &exp, K_FW_WAIT, 0, __ATOMIC_SEQ_CST,
@@ -134,6 +142,9 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 			fq_del(w);
 	}
 	w->state = K_FW_NONE;
+	/* Woken for a signal (k_signal_thread): its handler runs as this call returns. */
+	if (ret == 0 && k_thread_interrupted())
+		ret = -EINTR;
 	return ret;
 }
 
@@ -181,17 +192,31 @@ static long wake_op(uint64_t uaddr, int32_t n, int32_t m, uint64_t uaddr2, uint3
 	uint32_t *p = (uint32_t *)uaddr2, old = __atomic_load_n(p, __ATOMIC_SEQ_CST), nv;
 	do {
 		switch (op) {
-		case 0: nv = oparg; break;
-		case 1: nv = old + oparg; break;
-		case 2: nv = old | oparg; break;
-		case 3: nv = old & ~oparg; break;
-		default: nv = old ^ oparg; break;
+		case 0:
+			nv = oparg;
+			break;
+		case 1:
+			nv = old + oparg;
+			break;
+		case 2:
+			nv = old | oparg;
+			break;
+		case 3:
+			nv = old & ~oparg;
+			break;
+		default:
+			nv = old ^ oparg;
+			break;
 		}
 	} while (!__atomic_compare_exchange_n(p, &old, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
 	long woke = wake_key(uaddr, n, ~0u);
 	int32_t o = (int32_t)old, c = (int32_t)cmparg;
-	int hit = cmp == 0 ? o == c : cmp == 1 ? o != c : cmp == 2 ? o < c
-					  : cmp == 3 ? o <= c : cmp == 4 ? o > c : o >= c;
+	int hit = cmp == 0   ? o == c
+		  : cmp == 1 ? o != c
+		  : cmp == 2 ? o < c
+		  : cmp == 3 ? o <= c
+		  : cmp == 4 ? o > c
+			     : o >= c;
 	if (hit)
 		woke += wake_key(uaddr2, m, ~0u);
 	return woke;

@@ -61,6 +61,32 @@ void k_unlock(void);
 /* Drops the lock whatever the depth (a path that does not return to its entry): the depth. */
 uint32_t k_unlock_all(void);
 void k_relock(uint32_t depth);
+/* A thread's own part of the signal state (its mask, alternate stack and pending signals):
+ * the main thread's is in the boot-time page (struct sbx_sigstate, from `blocked` on), the
+ * others' in their struct k_thread. The dispositions stay the process's. */
+struct k_sigthr {
+	uint64_t blocked, ss_sp;
+	uint32_t ss_flags, pad;
+	uint64_t ss_size, pending;
+};
+_Static_assert(__builtin_offsetof(struct sbx_sigstate, pending) -
+		       __builtin_offsetof(struct sbx_sigstate, blocked) ==
+		   __builtin_offsetof(struct k_sigthr, pending),
+	       "a thread's signal state has the page's layout");
+volatile struct k_sigthr *k_sig_self(void);
+#define TSIG k_sig_self()
+/* A signal for another thread of the program (tgkill, or kill() that the caller blocks):
+ * 1 if the thread with that tid (0: any that does not block sig) took it, pending, woken from
+ * a futex wait or a sleep to run its handler on its way out; 0 if there is no such thread.
+ * sig 0 only asks whether it exists. */
+int k_signal_thread(uint32_t tid, uint32_t sig);
+/* The signal mask of the thread with that tid (0 if none). */
+uint64_t k_thread_blocked(uint32_t tid);
+/* A thread woken for a signal: its futex wait or sleep ends with EINTR. */
+int k_thread_interrupted(void);
+/* Every syscall's way out: a signal another thread left pending for this one. */
+void k_signal_exit(struct k_frame *f, long ret);
+
 /* Threads alive (1 until a clone). */
 extern uint32_t k_nthreads;
 /* A new top-level entry of the map of RAM's master copy: every vCPU's root gets it. */
@@ -80,8 +106,14 @@ struct k_futex_wait {
 struct k_futex_wait *k_self_waiter(void);
 /* Wakes up to n waiters on uaddr whose bits meet `bits`: how many. */
 long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits);
+/* Takes w off its futex's queue, woken, if it waits (a signal for its thread). */
+void k_futex_cancel(struct k_futex_wait *w);
+/* The word a sleeping thread parks on (k_signal_thread sets it). */
+volatile uint32_t *k_kick_word(void);
 long k_sys_clone(struct k_frame *f);
 long k_sys_clone3(struct k_frame *f);
+long k_sys_set_robust_list(struct k_frame *f);
+long k_sys_get_robust_list(struct k_frame *f);
 
 /* exec.c: repeated runs from one snapshot */
 long k_sys_exec(struct k_frame *f);

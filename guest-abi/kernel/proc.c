@@ -133,7 +133,7 @@ static long xcomp_request(uint64_t idx)
 	if ((BOOT->xfeatures & SBX_XFEATURES_AMX) == SBX_XFEATURES_AMX)
 		return 0;
 	/* The frames the larger state needs must fit an alternate stack already set. */
-	if (SIGS->ss_size && SIGS->ss_size < sigframe_min(BOOT->xsave_bytes_max))
+	if (TSIG->ss_size && TSIG->ss_size < sigframe_min(BOOT->xsave_bytes_max))
 		return -ENOSPC;
 	BOOT->xfeatures_request = BOOT->xfeatures | SBX_XFEATURES_AMX;
 	k_doorbell();
@@ -286,7 +286,7 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 {
 	if (f->r10 != 8)
 		return -EINVAL;
-	uint64_t old = SIGS->blocked, cur = old;
+	uint64_t old = TSIG->blocked, cur = old;
 	if (f->rsi) {
 		uint64_t set;
 		if (k_copy_from_user(&set, f->rsi, sizeof(set)) < 0)
@@ -304,11 +304,11 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 		default:
 			return -EINVAL;
 		}
-		SIGS->blocked = cur & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+		TSIG->blocked = cur & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	}
 	if (f->rdx && k_copy_to_user(f->rdx, &old, sizeof(old)) < 0)
 		return -EFAULT;
-	if (SIGS->pending & ~SIGS->blocked) {
+	if (TSIG->pending & ~TSIG->blocked) {
 		/* Unblocking a pending signal delivers it now, as this call returns. */
 		struct k_resume r;
 		k_frame_regs(f, 0, &r);
@@ -323,12 +323,12 @@ long k_sys_sigaltstack(struct k_frame *f)
 {
 	/* The stack pointer of the code that called us: is it on the alternate stack? */
 	uint64_t sp = f->user_rsp;
-	int on = SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
-	uint64_t o[3] = {SIGS->ss_sp,
+	int on = TSIG->ss_size && sp > TSIG->ss_sp && sp - TSIG->ss_sp <= TSIG->ss_size;
+	uint64_t o[3] = {TSIG->ss_sp,
 			 (uint32_t)(on		    ? SS_ONSTACK
-				    : SIGS->ss_size ? 0
+				    : TSIG->ss_size ? 0
 						    : SS_DISABLE),
-			 SIGS->ss_size};
+			 TSIG->ss_size};
 	if (f->rdi) {
 		uint64_t n[3];
 		if (k_copy_from_user(n, f->rdi, sizeof(n)) < 0)
@@ -339,8 +339,8 @@ long k_sys_sigaltstack(struct k_frame *f)
 		if (flags != 0 && flags != SS_ONSTACK && flags != SS_DISABLE)
 			return -EINVAL; /* SS_ONSTACK means enable, as on Linux */
 		if (flags & SS_DISABLE) {
-			SIGS->ss_sp = 0;
-			SIGS->ss_size = 0;
+			TSIG->ss_sp = 0;
+			TSIG->ss_size = 0;
 		} else {
 			if (n[2] < 2048)
 				return -ENOMEM;
@@ -348,10 +348,10 @@ long k_sys_sigaltstack(struct k_frame *f)
 			if ((BOOT->xfeatures & SBX_XFEATURES_AMX) &&
 			    n[2] < sigframe_min(BOOT->xsave_bytes))
 				return -ENOMEM;
-			SIGS->ss_sp = n[0];
-			SIGS->ss_size = n[2];
+			TSIG->ss_sp = n[0];
+			TSIG->ss_size = n[2];
 		}
-		SIGS->ss_flags = 0;
+		TSIG->ss_flags = 0;
 	}
 	return f->rsi ? k_copy_to_user(f->rsi, o, sizeof(o)) : 0;
 }
@@ -373,8 +373,8 @@ long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
 		return ret;
 	/* Blocked: pending until the mask lets it through, whatever its action. */
-	if (SIGS->blocked & (1ull << (sig - 1)) && sig != SIGKILL && sig != SIGSTOP) {
-		SIGS->pending |= 1ull << (sig - 1);
+	if (TSIG->blocked & (1ull << (sig - 1)) && sig != SIGKILL && sig != SIGSTOP) {
+		TSIG->pending |= 1ull << (sig - 1);
 		return ret;
 	}
 	if (h != SIG_DFL) {
@@ -390,26 +390,55 @@ static long send_self(struct k_frame *f, uint64_t sig)
 	return k_signal_self(f, sig, 0);
 }
 
+/* A handled signal the caller blocks goes to another thread that does not block it. */
 long k_sys_kill(struct k_frame *f)
 {
 	int64_t pid = (int64_t)f->rdi;
+	uint64_t sig = f->rsi;
 	if (pid != 0 && pid != -1 && pid != (int64_t)BOOT->pid)
 		return -ESRCH;
-	return send_self(f, f->rsi);
+	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) &&
+	    k_signal_has_handler(sig) && k_nthreads > 1 && k_signal_thread(0, (uint32_t)sig))
+		return 0;
+	return send_self(f, sig);
+}
+
+/* To one thread: the caller itself, or another that runs its handler (a fatal or ignored
+ * signal is the process's whichever thread it names). */
+static long to_thread(struct k_frame *f, uint64_t tid, uint64_t sig)
+{
+	if ((int64_t)tid <= 0)
+		return -EINVAL;
+	if (tid == (uint64_t)k_sys_gettid(f))
+		return send_self(f, sig);
+	if (sig > NSIG)
+		return -EINVAL;
+	if (tid > 0xffffffffull || !k_signal_thread((uint32_t)tid, 0))
+		return -ESRCH;
+	uint64_t h = sig ? SIGS->act[sig].handler : SIG_IGN;
+	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
+		return 0;
+	/* The default action of any other is the end of the program, at once unless the
+	 * thread blocks it (then pending, like a handled one). */
+	if (h == SIG_DFL &&
+	    (sig == SIGKILL || !(k_thread_blocked((uint32_t)tid) & (1ull << (sig - 1)))))
+		k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
+	k_signal_thread((uint32_t)tid, (uint32_t)sig);
+	return 0;
 }
 
 long k_sys_tgkill(struct k_frame *f)
 {
-	if (f->rdi != BOOT->pid || f->rsi != BOOT->pid)
+	if ((int64_t)f->rdi <= 0 || (int64_t)f->rsi <= 0)
+		return -EINVAL;
+	if (f->rdi != BOOT->pid)
 		return -ESRCH;
-	return send_self(f, f->rdx);
+	return to_thread(f, f->rsi, f->rdx);
 }
 
 long k_sys_tkill(struct k_frame *f)
 {
-	if (f->rdi != BOOT->pid)
-		return -ESRCH;
-	return send_self(f, f->rsi);
+	return to_thread(f, f->rdi, f->rsi);
 }
 
 #define PR_SET_PDEATHSIG 1

@@ -16,7 +16,6 @@
 #define SIGKILL 9
 #define SIGSTOP 19
 
-
 struct k_sigcontext {
 	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip;
 	uint64_t eflags;
@@ -104,7 +103,7 @@ static void xsave_frame(uint64_t fp, uint32_t bytes)
 
 static int on_altstack(uint64_t sp)
 {
-	return SIGS->ss_size && sp > SIGS->ss_sp && sp - SIGS->ss_sp <= SIGS->ss_size;
+	return TSIG->ss_size && sp > TSIG->ss_sp && sp - TSIG->ss_sp <= TSIG->ss_size;
 }
 
 int k_signal_has_handler(uint64_t sig)
@@ -118,9 +117,9 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	struct sbx_sigaction a;
 	k_memcpy(&a, (const void *)&SIGS->act[sig], sizeof(a));
 	uint64_t sp = r->rsp;
-	if ((a.flags & SA_ONSTACK) && SIGS->ss_size && !(SIGS->ss_flags & SS_DISABLE) &&
+	if ((a.flags & SA_ONSTACK) && TSIG->ss_size && !(TSIG->ss_flags & SS_DISABLE) &&
 	    !on_altstack(sp))
-		sp = SIGS->ss_sp + SIGS->ss_size;
+		sp = TSIG->ss_sp + TSIG->ss_size;
 	else
 		sp -= 128; /* the red zone */
 	/* The FPU/SSE/AVX state goes first (64-byte aligned, as XSAVE wants), then the frame:
@@ -138,9 +137,9 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	k_memset(fr, 0, sizeof(*fr));
 	fr->pretcode = a.restorer;
 	fr->uc.uc_flags = UC_FP_XSTATE;
-	fr->uc.ss_sp = SIGS->ss_sp;
-	fr->uc.ss_size = SIGS->ss_size;
-	fr->uc.ss_flags = !SIGS->ss_size ? SS_DISABLE : on_altstack(r->rsp) ? SS_ONSTACK : 0;
+	fr->uc.ss_sp = TSIG->ss_sp;
+	fr->uc.ss_size = TSIG->ss_size;
+	fr->uc.ss_flags = !TSIG->ss_size ? SS_DISABLE : on_altstack(r->rsp) ? SS_ONSTACK : 0;
 	struct k_sigcontext *m = &fr->uc.mc;
 	m->r8 = r->r8, m->r9 = r->r9, m->r10 = r->r10, m->r11 = r->r11, m->r12 = r->r12;
 	m->r13 = r->r13, m->r14 = r->r14, m->r15 = r->r15, m->rdi = r->rdi, m->rsi = r->rsi;
@@ -150,17 +149,17 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	m->ss = (uint16_t)r->ss;
 	m->err = err;
 	m->trapno = trapno;
-	m->oldmask = SIGS->blocked;
+	m->oldmask = TSIG->blocked;
 	m->cr2 = addr;
 	m->fpstate = fp;
-	fr->uc.uc_sigmask = SIGS->blocked;
+	fr->uc.uc_sigmask = TSIG->blocked;
 	fr->info.si_signo = (int32_t)sig;
 	fr->info.si_code = code;
 	fr->info.si_addr = code == -6 ? ((uint64_t)BOOT->uid << 32) | BOOT->pid : addr;
 
 	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));
-	SIGS->blocked =
-	    (SIGS->blocked | add) & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	TSIG->blocked =
+	    (TSIG->blocked | add) & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	if (a.flags & SA_RESETHAND)
 		SIGS->act[sig].handler = 0;
 
@@ -220,11 +219,11 @@ static int ignored_by_default(uint32_t sig)
 
 void k_deliver_pending(const struct k_resume *r)
 {
-	uint64_t ready = SIGS->pending & ~SIGS->blocked;
+	uint64_t ready = TSIG->pending & ~TSIG->blocked;
 	if (!ready)
 		return;
 	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
-	SIGS->pending &= ~(1ull << (sig - 1));
+	TSIG->pending &= ~(1ull << (sig - 1));
 	uint64_t h = SIGS->act[sig].handler;
 	if (h > 1)
 		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
@@ -248,7 +247,7 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	r.rflags = (m->eflags & 0x40dd5ull) | 0x202;
 	r.cs = cur_cs();
 	r.ss = cur_ss();
-	SIGS->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	TSIG->blocked = uc->uc_sigmask & ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
 	/* A bad fpstate faults here, in the kernel: the monitor then reports the crash. */
 	if (m->fpstate && (m->fpstate & 63) == 0 &&
 	    k_user_ok(m->fpstate, BOOT->xsave_bytes, K_READ))

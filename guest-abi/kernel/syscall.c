@@ -65,6 +65,7 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 	k_pt_commit();
 	if (BOOT->flags & SBX_BOOT_STRACE)
 		trace(nr, ret, f);
+	k_signal_exit(f, ret);
 	k_unlock();
 	return ret;
 }

@@ -16,6 +16,11 @@
 #define CLONE_CHILD_CLEARTID 0x200000ull
 #define CLONE_DETACHED 0x400000ull
 #define CLONE_CHILD_SETTID 0x1000000ull
+#define CLONE_NEWNS 0x20000ull
+#define CLONE_NEWUSER 0x10000000ull
+#define CLONE_NEWPID 0x20000000ull
+#define CLONE_CLEAR_SIGHAND 0x100000000ull
+#define CLONE_INTO_CGROUP 0x200000000ull
 #define K_CLONE_NEED (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD)
 #define K_CLONE_OK                                                                                 \
 	(K_CLONE_NEED | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |                       \
@@ -33,6 +38,10 @@ struct k_thread {
 	uint64_t root;		/* its vCPU's page-table root (0: never started) */
 	uint64_t cpu;		/* its per-CPU page (guest-physical) */
 	struct k_futex_wait fw; /* futex.c: this thread as a waiter */
+	struct k_sigthr sig;	/* its mask, alternate stack, pending (thread 0: the page's) */
+	volatile uint32_t kick; /* a sleep parks on it; a signal for the thread sets it */
+	volatile uint32_t intr; /* a signal came for it: its wait ends with EINTR */
+	uint64_t robust;	/* set_robust_list: its list's head, or 0 */
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
@@ -154,8 +163,8 @@ static int build_window(unsigned i, uint64_t *ring_gpa)
 	uint64_t stack = k_frames_run(K_STACK_PAGES);
 	if (!stack)
 		return -EAGAIN;
-	uint64_t root = take(got, &n), pdpt = take(got, &n), pd = take(got, &n),
-		 pt = take(got, &n), cpu = take(got, &n), ring = take(got, &n);
+	uint64_t root = take(got, &n), pdpt = take(got, &n), pd = take(got, &n), pt = take(got, &n),
+		 cpu = take(got, &n), ring = take(got, &n);
 	if (n < 6) {
 		for (unsigned k = 0; k < n; k++)
 			k_frames_free(got[k], 1, 1);
@@ -212,6 +221,78 @@ struct k_futex_wait *k_self_waiter(void)
 	return &K_CPU->self->fw;
 }
 
+static volatile struct k_sigthr *sig_of(struct k_thread *t)
+{
+	if (!t || t == &k_threads[0])
+		return (volatile struct k_sigthr *)&(
+			   (volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
+		    ->blocked;
+	return &t->sig;
+}
+
+uint64_t k_thread_blocked(uint32_t tid)
+{
+	for (unsigned i = 0; i < K_MAX_THREADS; i++)
+		if (k_threads[i].tid == tid && k_threads[i].run)
+			return sig_of(&k_threads[i])->blocked;
+	return 0;
+}
+
+volatile struct k_sigthr *k_sig_self(void)
+{
+	return sig_of(K_CPU->self);
+}
+
+volatile uint32_t *k_kick_word(void)
+{
+	return &K_CPU->self->kick;
+}
+
+int k_thread_interrupted(void)
+{
+	struct k_thread *t = K_CPU->self;
+	t->kick = 0;
+	return __atomic_exchange_n(&t->intr, 0, __ATOMIC_SEQ_CST) != 0;
+}
+
+int k_signal_thread(uint32_t tid, uint32_t sig)
+{
+	uint64_t bit = sig ? 1ull << (sig - 1) : 0;
+	struct k_thread *me = K_CPU->self, *t = 0;
+	for (unsigned i = 0; i < K_MAX_THREADS && !t; i++) {
+		struct k_thread *c = &k_threads[i];
+		if (!c->tid || !c->run)
+			continue;
+		if (tid ? c->tid == tid : c != me && !(sig_of(c)->blocked & bit))
+			t = c;
+	}
+	if (!t || !sig)
+		return t != 0;
+	sig_of(t)->pending |= bit;
+	if (sig_of(t)->blocked & bit)
+		return 1; /* it runs when the thread unblocks it */
+	/* Out of a futex wait or a sleep, to its handler on the way out of that syscall. A
+	 * thread running its own code sees it at its next syscall. */
+	__atomic_store_n(&t->intr, 1, __ATOMIC_SEQ_CST);
+	k_futex_cancel(&t->fw);
+	if (__atomic_exchange_n(&t->kick, 1, __ATOMIC_SEQ_CST) == 0) {
+		uint64_t a[1] = {(uint64_t)&t->kick};
+		k_call(SBX_CALL_UNPARK, a, 1);
+	}
+	return 1;
+}
+
+void k_signal_exit(struct k_frame *f, long ret)
+{
+	volatile struct k_sigthr *s = k_sig_self();
+	if (__builtin_expect(!(s->pending & ~s->blocked), 1))
+		return;
+	K_CPU->self->intr = 0;
+	struct k_resume r;
+	k_frame_regs(f, ret, &r);
+	k_deliver_pending(&r);
+}
+
 long k_sys_gettid(struct k_frame *f)
 {
 	(void)f;
@@ -227,9 +308,17 @@ long k_sys_set_tid_address(struct k_frame *f)
 static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
 		     uint64_t tls)
 {
+	/* Linux's own checks of the combination come first, whatever the call would make. */
+	if ((flags & (CLONE_NEWNS | CLONE_FS)) == (CLONE_NEWNS | CLONE_FS) ||
+	    (flags & (CLONE_NEWUSER | CLONE_FS)) == (CLONE_NEWUSER | CLONE_FS))
+		return -EINVAL;
 	if ((flags & CLONE_THREAD) && !(flags & CLONE_SIGHAND))
 		return -EINVAL;
 	if ((flags & CLONE_SIGHAND) && !(flags & CLONE_VM))
+		return -EINVAL;
+	if ((flags & CLONE_THREAD) && (flags & (CLONE_NEWUSER | CLONE_NEWPID)))
+		return -EINVAL;
+	if ((flags & CLONE_SIGHAND) && (flags & CLONE_CLEAR_SIGHAND))
 		return -EINVAL;
 	if (!(flags & CLONE_THREAD)) {
 		/* A new process (fork, vfork, posix_spawn): not yet, and counted as such. */
@@ -267,6 +356,11 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	__asm__ volatile("rdfsbase %0\n\trdgsbase %1" : "=r"(fs), "=r"(gs));
 	t->fs = (flags & CLONE_SETTLS) ? tls : fs;
 	t->gs = gs;
+	/* The parent's mask; no alternate stack (Linux drops it for a CLONE_VM child). */
+	k_memset(&t->sig, 0, sizeof(t->sig));
+	t->sig.blocked = TSIG->blocked;
+	t->intr = 0;
+	t->kick = 0;
 	/* The child's registers: the parent's at this syscall, 0 in %rax, its own stack. */
 	struct k_resume r;
 	k_frame_regs(f, 0, &r);
@@ -322,8 +416,15 @@ long k_sys_clone3(struct k_frame *f)
 	if (k_copy_from_user(&a, f->rdi, size < sizeof(a) ? size : sizeof(a)) < 0)
 		return -EFAULT;
 	/* pidfd and cgroup mean something only with their flags (refused below); glibc leaves
-	 * pidfd uninitialised. */
+	 * pidfd uninitialised. As Linux: no unknown flags, no CLONE_DETACHED or signal bits in
+	 * the flags, and no exit signal for a thread. */
 	if (a.set_tid || a.set_tid_size || (a.exit_signal & ~0xffull))
+		return -EINVAL;
+	if ((a.flags >> 32) & ~((CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) >> 32))
+		return -EINVAL;
+	if (a.flags & (CLONE_DETACHED | 0xffull))
+		return -EINVAL;
+	if ((a.flags & CLONE_THREAD) && a.exit_signal)
 		return -EINVAL;
 	if ((a.stack == 0) != (a.stack_size == 0))
 		return -EINVAL;
@@ -331,9 +432,77 @@ long k_sys_clone3(struct k_frame *f)
 			a.parent_tid, a.child_tid, a.tls);
 }
 
+/* set_robust_list(2): where the C library keeps the robust mutexes this thread holds. */
+long k_sys_set_robust_list(struct k_frame *f)
+{
+	if (f->rsi != 24) /* sizeof(struct robust_list_head) */
+		return -EINVAL;
+	K_CPU->self->robust = f->rdi;
+	return 0;
+}
+
+long k_sys_get_robust_list(struct k_frame *f)
+{
+	struct k_thread *t = K_CPU->self;
+	if (f->rdi) {
+		t = 0;
+		for (unsigned i = 0; i < K_MAX_THREADS && !t; i++)
+			if (k_threads[i].tid == f->rdi && k_threads[i].run)
+				t = &k_threads[i];
+		if (!t)
+			return -ESRCH;
+	}
+	uint64_t len = 24;
+	if (k_copy_to_user(f->rsi, &t->robust, 8) < 0 || k_copy_to_user(f->rdx, &len, 8) < 0)
+		return -EFAULT;
+	return 0;
+}
+
+#define FUTEX_WAITERS 0x80000000u
+#define FUTEX_OWNER_DIED 0x40000000u
+#define FUTEX_TID_MASK 0x3fffffffu
+
+/* A robust mutex its dead owner held: marked OWNER_DIED, one waiter woken (it then gets
+ * EOWNERDEAD). */
+static void futex_death(uint64_t uaddr, uint32_t tid)
+{
+	if ((uaddr & 3) || !k_user_ok(uaddr, 4, K_READ | K_WRITE))
+		return;
+	uint32_t *p = (uint32_t *)uaddr, v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	do {
+		if ((v & FUTEX_TID_MASK) != tid)
+			return;
+	} while (!__atomic_compare_exchange_n(p, &v, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED, 0,
+					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	if (v & FUTEX_WAITERS)
+		k_futex_wake(uaddr, 1, ~0u);
+}
+
+/* Linux's walk of the list at a thread's end: bounded, every pointer checked, the entry an
+ * operation was pending on last. */
+static void robust_exit(struct k_thread *t)
+{
+	uint64_t head = t->robust, h[3], next;
+	if (!head || k_copy_from_user(h, head, sizeof(h)) < 0)
+		return;
+	int64_t off = (int64_t)h[1];
+	uint64_t entry = h[0] & ~1ull, pending = h[2] & ~1ull;
+	for (unsigned limit = 2048; entry != head && limit; limit--) {
+		if (k_copy_from_user(&next, entry, 8) < 0)
+			break;
+		if (entry != pending)
+			futex_death(entry + (uint64_t)off, t->tid);
+		entry = next & ~1ull;
+	}
+	if (pending)
+		futex_death(pending + (uint64_t)off, t->tid);
+}
+
 void k_thread_exit(void)
 {
 	struct k_thread *t = K_CPU->self;
+	robust_exit(t);
+	t->robust = 0;
 	if (t->clear_tid && k_user_ok(t->clear_tid, 4, K_WRITE)) {
 		__atomic_store_n((uint32_t *)t->clear_tid, 0, __ATOMIC_SEQ_CST);
 		k_futex_wake(t->clear_tid, 1, ~0u);

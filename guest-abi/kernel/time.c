@@ -60,10 +60,14 @@ static long sleep_until(int kind, int64_t deadline)
 		int64_t now = k_now_ns(kind);
 		if (now >= deadline)
 			return 0;
-		uint64_t a[1] = {(uint64_t)(deadline - now)};
-		long r = k_call_own(SBX_CALL_SLEEP, a, 1);
+		/* A park on this thread's own word, which a signal for it sets: the sleep then
+		 * ends with EINTR and the handler runs. */
+		uint64_t a[3] = {(uint64_t)k_kick_word(), 0, (uint64_t)(deadline - now)};
+		long r = k_call_own(SBX_CALL_PARK, a, 3);
 		if (r < 0)
 			return r;
+		if (k_thread_interrupted())
+			return -EINTR;
 	}
 }
 
@@ -78,15 +82,28 @@ static long read_ts(uint64_t p, int64_t *ns)
 	return 0;
 }
 
-/* The remaining time (rem) is written only when a signal cuts the sleep short, which never
- * happens here: like Linux then, it is not looked at. */
+/* The remaining time (rem) is written when a signal cuts the sleep short. */
+static long cut_short(uint64_t rem, int64_t left)
+{
+	if (rem) {
+		if (left < 0)
+			left = 0;
+		struct k_timespec ts = {left / NSEC, left % NSEC};
+		if (k_copy_to_user(rem, &ts, sizeof(ts)) < 0)
+			return -EFAULT;
+	}
+	return -EINTR;
+}
+
 long k_sys_nanosleep(struct k_frame *f)
 {
 	int64_t ns;
 	long r = read_ts(f->rdi, &ns);
 	if (r < 0)
 		return r;
-	return sleep_until(0, k_now_ns(0) + ns);
+	int64_t deadline = k_now_ns(0) + ns;
+	r = sleep_until(0, deadline);
+	return r == -EINTR ? cut_short(f->rsi, deadline - k_now_ns(0)) : r;
 }
 
 long k_sys_clock_nanosleep(struct k_frame *f)
@@ -99,5 +116,8 @@ long k_sys_clock_nanosleep(struct k_frame *f)
 	if (r < 0)
 		return r;
 	int64_t deadline = (f->rsi & TIMER_ABSTIME) ? ns : k_now_ns(kind) + ns;
-	return sleep_until(kind, deadline);
+	r = sleep_until(kind, deadline);
+	if (r == -EINTR && !(f->rsi & TIMER_ABSTIME))
+		return cut_short(f->r10, deadline - k_now_ns(kind));
+	return r;
 }
