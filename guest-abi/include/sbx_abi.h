@@ -88,8 +88,8 @@
 #define SBX_IST_STACK_BYTES SBX_U64(0x4000)
 #define SBX_IST_COUNT 3 /* IST1: faults, IST2: #DF, IST3: NMI/#MC */
 #define SBX_UPCALL_STACK_TOP                                                                       \
-	SBX_U64(0x1a0000)		   /* where the kernel delivers a CPU fault's signal       \
-					    */
+	SBX_U64(0x1a0000) /* where the kernel delivers a CPU fault's signal                        \
+			   */
 /* 1.7: each vCPU's own view of the kernel's stacks and per-CPU data: the top GiB of the map of
  * RAM's PML4 slot, which each vCPU's page tables point at its own pages. vCPU 0's window is
  * guest-physical [0, 2 MiB) in one large page (window offset == GPA, so its stacks are the ones
@@ -97,7 +97,7 @@
  * code addresses the window with absolute 64-bit addresses, so it needs no free register. */
 #define SBX_WINDOW_VA SBX_U64(0x7fffc0000000)
 #define SBX_WINDOW_SYSCALL_TOP (SBX_WINDOW_VA + SBX_SYSCALL_STACK_TOP)
-#define SBX_WINDOW_IST_TOP(i) (SBX_WINDOW_SYSCALL_TOP + (i) * SBX_IST_STACK_BYTES)
+#define SBX_WINDOW_IST_TOP(i) (SBX_WINDOW_SYSCALL_TOP + (i)*SBX_IST_STACK_BYTES)
 #define SBX_CPU_OFF SBX_U64(0x1ff000) /* the per-CPU page (struct k_cpu, kernel-private) */
 #define SBX_CPU_VA (SBX_WINDOW_VA + SBX_CPU_OFF)
 /* What of the syscall stack another vCPU's window maps: its top 128 KiB. */

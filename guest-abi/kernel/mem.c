@@ -14,6 +14,7 @@
 #define MAP_FIXED 0x10
 #define MAP_ANONYMOUS 0x20
 #define MAP_NORESERVE 0x4000
+#define MAP_STACK 0x20000
 #define MAP_FIXED_NOREPLACE 0x100000
 #define MREMAP_MAYMOVE 1
 #define MREMAP_FIXED 2
@@ -210,8 +211,10 @@ long k_sys_mmap(struct k_frame *f)
 	 * be backed (MAP_NORESERVE: ASan's shadow and allocator, V8's reservations): the rest is
 	 * accounted strictly, as under Linux's overcommit_memory=2, so that a program that runs
 	 * out sees ENOMEM from mmap and brk, not a kill. A touch then costs a page fault in the
-	 * guest (entry.S, k_pf_fault), dearer than a page taken at mmap. */
-	unsigned lazy = anon && (flags & MAP_NORESERVE) ? K_VMA_LAZY : 0;
+	 * guest (entry.S, k_pf_fault), dearer than a page taken at mmap. A thread's stack
+	 * (MAP_STACK: glibc's are 8 MiB each, of which a few pages are used) is the same: fifty
+	 * threads would otherwise need 400 MiB of RAM. */
+	unsigned lazy = anon && (flags & (MAP_NORESERVE | MAP_STACK)) ? K_VMA_LAZY : 0;
 	if (!lazy && !enough(pages_for(plen, (unsigned)prot & RWX, anon)))
 		return -ENOMEM;
 	uint64_t start;

@@ -186,8 +186,8 @@ static const unsigned long sbx_vcpu_ioctls[] = {
     KVM_SET_CPUID2, KVM_SET_FPU};
 /* On the VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
  * memslot's logging flag and re-adds it after page tables were put back. */
-static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION,	   KVM_ENABLE_CAP,
-					      KVM_GET_DIRTY_LOG,	   KVM_CLEAR_DIRTY_LOG,
+static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION,	  KVM_ENABLE_CAP,
+					      KVM_GET_DIRTY_LOG,	  KVM_CLEAR_DIRTY_LOG,
 					      KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU};
 
 /* fds and ioctl commands are ints to the kernel: compare the low 32 bits only. */

@@ -196,7 +196,8 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 		 sig == SIGABRT ? "abort()" : "a fatal signal");
 	/* The frame of the thread that ended the program, in its window. */
 	uint64_t root = vm->life.stop.thread_index > 0 ? vm->life.stop.thread_cr3 : 0;
-	if (root ? sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) < 0
+	if (root ? sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) <
+		       0
 		 : sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
 	/* syscall left rip in rcx and rflags in r11; a patched site's call may return through

@@ -56,7 +56,7 @@ void sbx_threads_init(struct sbx_vm *vm)
 		th->max = SBX_MAX_VCPUS;
 	int n = sbx_cpu_count();
 	th->ncpus = vm->cfg.cpus && (int)vm->cfg.cpus < n ? (uint32_t)vm->cfg.cpus
-							   : (uint32_t)(n > 0 ? n : 1);
+							  : (uint32_t)(n > 0 ? n : 1);
 }
 
 int sbx_threads_count(struct sbx_vm *vm)
@@ -181,8 +181,10 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 		     uint64_t ring_gpa)
 {
 	struct sbx_threads *th = &vm->proc.threads;
-	/* Every value is the guest's: checked before anything is created. */
-	if (index == 0 || index >= th->max || index >= SBX_MAX_VCPUS)
+	/* Every value is the guest's: checked before anything is created. A bare VM (tests,
+	 * fuzzers) has no vCPU 0 to copy. */
+	if (index == 0 || index >= th->max || index >= SBX_MAX_VCPUS || vm->proc.vcpu.fd < 0 ||
+	    !vm->proc.kvm.cpuid)
 		return -EAGAIN;
 	if ((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1) || !sbx_gptr(vm, cr3, SBX_PAGE_SIZE) ||
 	    ring_gpa < SBX_USER_ADDR || !sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE) ||

@@ -130,7 +130,7 @@ struct sbx_kvm {
 	int thread_started;
 	int result;
 	char err[256];
-	struct sbx_xstate xs; /* what this host offers (xstate.c) */
+	struct sbx_xstate xs;	  /* what this host offers (xstate.c) */
 	struct kvm_cpuid2 *cpuid; /* what vCPU 0 was given: every thread's vCPU gets the same */
 };
 

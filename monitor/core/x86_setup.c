@@ -391,8 +391,9 @@ int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, u
 	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
 	int r;
-	if ((r = set_sregs(vm, fd, cr3, err, errlen)) < 0 || (r = set_msrs(vm, fd, err, errlen)) < 0 ||
-	    (r = set_fpu(fd, err, errlen)) < 0 || (r = set_regs(fd, rip, rsp, err, errlen)) < 0)
+	if ((r = set_sregs(vm, fd, cr3, err, errlen)) < 0 ||
+	    (r = set_msrs(vm, fd, err, errlen)) < 0 || (r = set_fpu(fd, err, errlen)) < 0 ||
+	    (r = set_regs(fd, rip, rsp, err, errlen)) < 0)
 		return r;
 	return 0;
 }
