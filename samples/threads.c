@@ -1146,6 +1146,71 @@ static int cmd_sigthread(void)
 	return 0;
 }
 
+/* ---- unmapped: another thread's view of a munmap ---- */
+
+static _Atomic(volatile int *) unmapped_page;
+static atomic_int unmapped_phase;
+
+/* Reads the page until it is gone: once main has unmapped it, the read must fault (SIGSEGV
+ * ends the program); one that succeeds used a translation the unmap should have dropped. */
+static void *unmapped_reader(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int ph = atomic_load(&unmapped_phase);
+		volatile int *p = atomic_load(&unmapped_page);
+		if (p)
+			(void)*p;
+		if (ph == 2) {
+			printf("WRONG: a read of the unmapped page succeeded\n");
+			fflush(stdout);
+			_exit(1);
+		}
+	}
+}
+
+static int cmd_unmapped(void)
+{
+	pthread_t t;
+	int *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		wrong("mmap");
+	*m = 1;
+	atomic_store(&unmapped_page, m);
+	must(pthread_create(&t, NULL, unmapped_reader, NULL), "pthread_create");
+	struct timespec d = {0, 20 * 1000 * 1000};
+	nanosleep(&d, NULL); /* the reader has the page in its TLB by now */
+	printf("unmapping a page another thread reads\n");
+	fflush(stdout);
+	munmap(m, 4096);
+	atomic_store(&unmapped_phase, 2);
+	nanosleep(&d, NULL);
+	nanosleep(&d, NULL);
+	printf("WRONG: the reader did not fault\n");
+	return 1;
+}
+
+/* ---- hold: a multithreaded program that waits (for sandbox-ctl) ---- */
+
+static void *hold_thread(void *arg)
+{
+	(void)arg;
+	while (1)
+		pause();
+	return NULL;
+}
+
+static int cmd_hold(long secs)
+{
+	pthread_t t;
+	must(pthread_create(&t, NULL, hold_thread, NULL), "pthread_create");
+	printf("two threads holding\n");
+	fflush(stdout);
+	struct timespec d = {secs, 0};
+	nanosleep(&d, NULL);
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1154,7 +1219,7 @@ static int usage(void)
 		"usage: threads create N | mutex N ITERS | condvar ITERS | tls | ids | "
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
-		"cancel | robust | sigthread\n");
+		"cancel | robust | sigthread | unmapped | hold SECONDS\n");
 	return 64;
 }
 
@@ -1202,6 +1267,10 @@ int main(int argc, char **argv)
 		r = cmd_robust();
 	else if (!strcmp(op, "sigthread"))
 		r = cmd_sigthread();
+	else if (!strcmp(op, "unmapped"))
+		r = cmd_unmapped();
+	else if (!strcmp(op, "hold"))
+		r = cmd_hold(arg_long(a1, 1));
 	else
 		return usage();
 	return failures ? 1 : r;

@@ -126,6 +126,16 @@ static void print_stats(const struct sbx_result *res)
 		(unsigned long long)res->stats.patched,
 		(unsigned long long)res->stats.patch_refused,
 		(unsigned long long)res->stats.patch_resumes);
+	if (res->stats.threads)
+		fprintf(
+		    stderr,
+		    "sandbox-run: stats: %llu threads started (%llu alive at most), %llu VM exits "
+		    "of their vCPUs, %llu vCPU parks, %llu unparks, %llu TLB shootdowns\n",
+		    (unsigned long long)res->stats.threads,
+		    (unsigned long long)res->stats.threads_peak,
+		    (unsigned long long)res->stats.thread_exits,
+		    (unsigned long long)res->stats.parks, (unsigned long long)res->stats.unparks,
+		    (unsigned long long)res->stats.shootdowns);
 	fprintf(stderr,
 		"sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
 		(unsigned long long)res->stats.monitor_rss_kib,

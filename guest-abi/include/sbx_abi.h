@@ -100,6 +100,9 @@
 #define SBX_WINDOW_IST_TOP(i) (SBX_WINDOW_SYSCALL_TOP + (i)*SBX_IST_STACK_BYTES)
 #define SBX_CPU_OFF SBX_U64(0x1ff000) /* the per-CPU page (struct k_cpu, kernel-private) */
 #define SBX_CPU_VA (SBX_WINDOW_VA + SBX_CPU_OFF)
+/* In the per-CPU page, a u32 the monitor reads for reports: the tid of the thread the vCPU
+ * runs, 0 while it has none. */
+#define SBX_CPU_TID_OFF 0x800
 /* What of the syscall stack another vCPU's window maps: its top 128 KiB. */
 #define SBX_CPU_STACK_BYTES SBX_U64(0x20000)
 #define SBX_SIGSTATE_ADDR SBX_U64(0x16000) /* struct sbx_sigstate, kept by the kernel */
@@ -223,6 +226,9 @@ _Static_assert(sizeof(struct sbx_vma) == 24, "vma size");
 #define SBX_BOOT_WARM 16       /* flags: the first read of fd 0 is the snapshot point (1.2) */
 #define SBX_BOOT_EXIT_PARKS 32 /* flags: exit(status) ends a run, not the program (1.2) */
 #define SBX_BOOT_NOPATCH 64    /* flags: never patch a syscall site (--no-patch, 1.6) */
+/* flags: another vCPU may keep a translation a page-table change removed (hardware KVM: no
+ * shadow page tables): the kernel asks for TLB_SHOOTDOWN after such a change (1.7). */
+#define SBX_BOOT_SHOOTDOWN 128
 
 /* Byte offset of sbx_bootinfo.xfeatures, for the kernel's assembly. */
 #define SBX_BOOT_XFEATURES 472

@@ -74,7 +74,10 @@
 	 * address. Both with SBX_SLOT_OWN for PARK. */                                           \
 	X(THREAD_START, 42, thread_start, sbx_hc_thread_start, 0, )                               \
 	X(PARK, 43, park, sbx_hc_park, SBX_CF_WAIT, )                                              \
-	X(UNPARK, 44, unpark, sbx_hc_unpark, 0, )
+	X(UNPARK, 44, unpark, sbx_hc_unpark, 0, )                                                  \
+	/* 1.7: every other vCPU drops its translations before it runs the program again (after  \
+	 * a page-table change that removed or narrowed some, with SBX_BOOT_SHOOTDOWN). */       \
+	X(TLB_SHOOTDOWN, 45, tlb_shootdown, sbx_hc_tlb_shootdown, 0, )
 /* clang-format on */
 
 #endif

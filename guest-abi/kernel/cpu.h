@@ -45,6 +45,9 @@ struct k_cpu {
 _Static_assert(__builtin_offsetof(struct k_cpu, pf_decline) == K_CPU_PF_DECLINE, "k_cpu");
 _Static_assert(__builtin_offsetof(struct k_cpu, resume) == K_CPU_RESUME, "k_cpu");
 _Static_assert(__builtin_offsetof(struct k_cpu, stub) == K_CPU_STUB, "k_cpu");
+_Static_assert(sizeof(struct k_cpu) <= SBX_CPU_TID_OFF, "the tid word is past k_cpu");
+/* The tid the monitor reads (SBX_CPU_TID_OFF). */
+#define K_CPU_TID (*(volatile uint32_t *)(SBX_CPU_VA + SBX_CPU_TID_OFF))
 
 #define K_CPU ((struct k_cpu *)SBX_CPU_VA)
 

@@ -865,6 +865,9 @@ void k_pt_flush(void)
 		uint64_t cr3;
 		__asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3)::"memory");
 	}
+	/* The other threads' vCPUs, before the pages this change freed are handed out again. */
+	if ((BOOT->flags & SBX_BOOT_SHOOTDOWN) && k_nthreads > 1)
+		k_call(SBX_CALL_TLB_SHOOTDOWN, 0, 0);
 }
 
 /* Shared file mappings (shmap.c) map a range onto guest-physical memory the monitor placed

@@ -65,6 +65,7 @@ static void cpu0_init(struct k_cpu *c)
 	c->ring = SBX_RING_ADDR;
 	c->self = &k_threads[0];
 	k_threads[0].tid = BOOT->pid;
+	K_CPU_TID = BOOT->pid;
 	k_threads[0].root = SBX_PT_ADDR;
 	if (!k_next_tid)
 		k_next_tid = BOOT->pid + 1;
@@ -208,6 +209,7 @@ void k_thread_main(void)
 		uint64_t a[3] = {(uint64_t)&t->run, 0, ~0ull};
 		k_call_own(SBX_CALL_PARK, a, 3);
 	}
+	K_CPU_TID = t->tid;
 	__asm__ volatile("wrfsbase %0\n\twrgsbase %1" ::"r"(t->fs), "r"(t->gs));
 	/* A new thread's extended state is the initial one (Linux copies the parent's). */
 	static uint8_t k_xinit[4096] __attribute__((aligned(64))) = {[24] = 0x80, [25] = 0x1f};
@@ -514,6 +516,7 @@ void k_thread_exit(void)
 	if (t != &k_threads[0])
 		t->tid = 0;
 	k_pt_commit();
+	K_CPU_TID = 0;
 	k_unlock_all();
 	k_thread_entry();
 	__builtin_unreachable();

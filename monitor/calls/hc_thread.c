@@ -51,6 +51,12 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 	return 0;
 }
 
+int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	(void)s;
+	return sbx_tlb_shootdown(vm);
+}
+
 int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	atomic_uint *w = park_word(vm, s->u.a[0]);

@@ -118,6 +118,9 @@ void sbx_core_start_kvm(struct sbx_vm *vm)
 {
 	const struct sbx_config *cfg = &vm->cfg;
 	vm->proc.kvm.is_pvm = sbx_kvm_is_pvm();
+	/* Hardware KVM's EPT keeps translations PVM's shadow page tables would drop. */
+	if (!vm->proc.kvm.is_pvm)
+		vm->proc.threads.shootdown = 1;
 	/* PVM runs only CPL3 natively; hardware KVM runs CPL0 natively and exits cheaply. */
 	int cpl = cfg->cpl == SBX_CPL_0 ? 0 : cfg->cpl == SBX_CPL_3 ? 3 : -1;
 	vm->proc.vcpu.cpl = cpl >= 0 ? cpl : vm->proc.kvm.is_pvm ? 3 : 0;
@@ -183,7 +186,8 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->flags = (vm->proc.vcpu.cpl == 0 ? SBX_BOOT_CPL0 : 0) |
 		   (vm->cfg.strace ? SBX_BOOT_STRACE : 0) |
 		   (vm->cfg.no_patch ? SBX_BOOT_NOPATCH : 0) |
-		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) | vm->opts.boot_flags;
+		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) |
+		   (vm->proc.threads.shootdown ? SBX_BOOT_SHOOTDOWN : 0) | vm->opts.boot_flags;
 	b->mem_size = vm->proc.mem.size;
 	b->brk_start = vm->proc.image.img.brk;
 	b->mmap_base = vm->proc.image.img.brk;

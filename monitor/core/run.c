@@ -148,7 +148,11 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 				sbx_pause_point(vm);
 				continue;
 			}
-			if (ioctl(vm->proc.vcpu.fd, KVM_RUN, 0) < 0) {
+			if (sbx_tlb_enter(vm, vm->proc.vcpu.fd, &vm->proc.vcpu.tlb) < 0)
+				continue;
+			int r = ioctl(vm->proc.vcpu.fd, KVM_RUN, 0);
+			sbx_tlb_leave(vm, &vm->proc.vcpu.tlb);
+			if (r < 0) {
 				if (errno == EINTR || errno == EAGAIN) {
 					vm->proc.vcpu.run->immediate_exit =
 					    atomic_load(&vm->life.stopping);

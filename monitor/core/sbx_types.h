@@ -76,17 +76,21 @@ enum sbx_end {
 };
 
 struct sbx_stats {
-	uint64_t exits;		  /* KVM_RUN returns */
-	uint64_t doorbells;	  /* doorbell exits served by the vCPU thread */
-	uint64_t polled;	  /* requests served by the polling thread */
-	uint64_t calls;		  /* hypercalls served */
-	uint64_t upcalls;	  /* CPU faults handed back to the program's signal handlers */
-	uint64_t nosys;		  /* syscalls answered -ENOSYS */
-	uint64_t patched;	  /* syscall sites the kernel patched (the boot page's count) */
-	uint64_t patch_refused;	  /* sites of a patchable form it could not patch */
-	uint64_t patch_resumes;	  /* jumps straight to a patched site's `syscall`, made one */
-	uint64_t monitor_rss_kib; /* resident memory of the monitor, guest RAM excluded */
-	uint64_t guest_rss_kib;	  /* guest RAM the run made resident */
+	uint64_t exits;		/* KVM_RUN returns */
+	uint64_t doorbells;	/* doorbell exits served by the vCPU thread */
+	uint64_t polled;	/* requests served by the polling thread */
+	uint64_t calls;		/* hypercalls served */
+	uint64_t upcalls;	/* CPU faults handed back to the program's signal handlers */
+	uint64_t nosys;		/* syscalls answered -ENOSYS */
+	uint64_t patched;	/* syscall sites the kernel patched (the boot page's count) */
+	uint64_t patch_refused; /* sites of a patchable form it could not patch */
+	uint64_t patch_resumes; /* jumps straight to a patched site's `syscall`, made one */
+	uint64_t threads, threads_peak; /* threads the program started; most alive at once */
+	uint64_t thread_exits;		/* VM exits of the threads' vCPUs (not in `exits`) */
+	uint64_t parks, unparks;	/* futex waits and sleeps that parked a vCPU; wakes */
+	uint64_t shootdowns;		/* TLB shootdowns (hardware KVM) */
+	uint64_t monitor_rss_kib;	/* resident memory of the monitor, guest RAM excluded */
+	uint64_t guest_rss_kib;		/* guest RAM the run made resident */
 	double setup_ms, run_ms;
 	double report_ms; /* time to build the fault report, if there was one */
 };

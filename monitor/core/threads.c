@@ -16,6 +16,7 @@
 
 struct sbx_tvcpu {
 	struct sbx_vm *vm;
+	struct sbx_tlb_cpu tlb;
 	int index, fd;
 	struct kvm_run *run;
 	size_t run_size;
@@ -57,6 +58,103 @@ void sbx_threads_init(struct sbx_vm *vm)
 	int n = sbx_cpu_count();
 	th->ncpus = vm->cfg.cpus && (int)vm->cfg.cpus < n ? (uint32_t)vm->cfg.cpus
 							  : (uint32_t)(n > 0 ? n : 1);
+	/* The shootdown's own test knob: PVM does not need it, and CI runs there. */
+	const char *sd = getenv("SBX_SHOOTDOWN");
+	th->shootdown = sd && !strcmp(sd, "always");
+	atomic_store(&th->tlb_gen, 0);
+}
+
+/* Drops every translation the vCPU holds: a new page-table root makes KVM load its MMU again,
+ * which flushes the vCPU's TLB context (its write-through bit flipped, then put back). */
+static void tlb_flush(int fd)
+{
+	struct kvm_sregs sr;
+	if (ioctl(fd, KVM_GET_SREGS, &sr) < 0)
+		return;
+	uint64_t cr3 = sr.cr3;
+	sr.cr3 ^= 8; /* PWT */
+	if (ioctl(fd, KVM_SET_SREGS, &sr) < 0)
+		return;
+	sr.cr3 = cr3;
+	ioctl(fd, KVM_SET_SREGS, &sr);
+}
+
+int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!th->shootdown)
+		return 0;
+	uint64_t g = atomic_load(&th->tlb_gen);
+	if (atomic_load(&c->flushed) != g) {
+		tlb_flush(fd);
+		atomic_store(&c->flushed, g);
+	}
+	atomic_store(&c->in_run, 1);
+	/* A shootdown that came before in_run was visible did not wait for us: look again. */
+	if (atomic_load(&th->tlb_gen) != g) {
+		atomic_store(&c->in_run, 0);
+		return -1;
+	}
+	return 0;
+}
+
+void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c)
+{
+	if (vm->proc.threads.shootdown)
+		atomic_store(&c->in_run, 0);
+}
+
+/* Until c has left the guest or flushed for generation g (or the run ends). */
+static void tlb_wait(struct sbx_vm *vm, struct sbx_tlb_cpu *c, struct kvm_run *run, pthread_t t,
+		     uint64_t g)
+{
+	while (atomic_load(&c->in_run) && atomic_load(&c->flushed) < g &&
+	       !atomic_load(&vm->life.stopping)) {
+		run->immediate_exit = 1;
+		pthread_kill(t, sbx_kick_signal());
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int sbx_tlb_shootdown(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!th->shootdown)
+		return 0;
+	uint64_t g = atomic_fetch_add(&th->tlb_gen, 1) + 1;
+	int me = sbx_cur_index;
+	if (me != 0 && vm->proc.vcpu.thread_set)
+		tlb_wait(vm, &vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread, g);
+	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
+		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
+		if (t && t->thread_started && (int)i != me)
+			tlb_wait(vm, &t->tlb, t->run, t->thread, g);
+	}
+	return 0;
+}
+
+int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint32_t *tid)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (i == 0) {
+		*fd = vm->proc.vcpu.fd;
+		*root = SBX_PT_ADDR;
+	} else if (i < th->nv && i < SBX_MAX_VCPUS && th->v[i]) {
+		*fd = th->v[i]->fd;
+		*root = th->v[i]->cr3;
+	} else {
+		return -ENOENT;
+	}
+	*tid = 0;
+	if (sbx_gva_read(vm, *root, SBX_CPU_VA + SBX_CPU_TID_OFF, tid, sizeof(*tid)) < 0)
+		*tid = 0;
+	return 0;
+}
+
+unsigned sbx_threads_limit(struct sbx_vm *vm)
+{
+	return vm->proc.threads.nv ? vm->proc.threads.nv : 1;
 }
 
 int sbx_threads_count(struct sbx_vm *vm)
@@ -161,7 +259,11 @@ static void *thread_main(void *arg)
 	sbx_cur_index = t->index;
 	pin_threads(vm);
 	while (!atomic_load(&vm->life.stopping)) {
-		if (ioctl(t->fd, KVM_RUN, 0) < 0) {
+		if (sbx_tlb_enter(vm, t->fd, &t->tlb) < 0)
+			continue;
+		int r = ioctl(t->fd, KVM_RUN, 0);
+		sbx_tlb_leave(vm, &t->tlb);
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				t->run->immediate_exit = atomic_load(&vm->life.stopping);
 				continue;
@@ -169,6 +271,7 @@ static void *thread_main(void *arg)
 			thread_kill(t, SBX_END_VM, -1, "KVM_RUN failed");
 			break;
 		}
+		atomic_fetch_add(&vm->proc.threads.exits, 1);
 		__atomic_fetch_add(&vm->proc.vcpu.exit_count[t->run->exit_reason & 63], 1,
 				   __ATOMIC_RELAXED);
 		if (handle_exit(t) < 0)

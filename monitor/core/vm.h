@@ -134,6 +134,13 @@ struct sbx_kvm {
 	struct kvm_cpuid2 *cpuid; /* what vCPU 0 was given: every thread's vCPU gets the same */
 };
 
+/* A vCPU's part in TLB shootdowns (threads.c): whether it may be running the guest now, and
+ * the last shootdown generation it has flushed for. */
+struct sbx_tlb_cpu {
+	atomic_int in_run;
+	_Atomic uint64_t flushed;
+};
+
 /* One vCPU and the host thread that runs it. */
 struct sbx_vcpu {
 	int fd;
@@ -153,6 +160,7 @@ struct sbx_vcpu {
 	int upcall_pending;
 	struct sbx_fault upcall_fault;
 	uint64_t exit_count[64]; /* by KVM exit reason */
+	struct sbx_tlb_cpu tlb;
 };
 
 /* The monitor's side of the request ring (ring.c): `lock` makes the polling thread and the
@@ -223,6 +231,11 @@ struct sbx_threads {
 	atomic_int started;		    /* vCPUs beyond vCPU 0 ever started */
 	uint32_t max;			    /* --max-threads: vCPUs at once, vCPU 0's included */
 	uint32_t ncpus;			    /* --cpus: host CPUs the vCPUs may use */
+	/* Hardware KVM (or SBX_SHOOTDOWN=always): a page-table change is followed by a TLB
+	 * shootdown of the other vCPUs; PVM's shadow page tables make it needless. */
+	int shootdown;
+	_Atomic uint64_t tlb_gen; /* shootdowns asked for */
+	_Atomic uint64_t exits;	  /* KVM_RUN returns of these vCPUs */
 };
 
 struct sbx_proc {
@@ -332,6 +345,18 @@ void sbx_threads_kick(struct sbx_vm *vm);
 void sbx_threads_end(struct sbx_vm *vm);
 /* At teardown (after the report, which reads a faulting thread's vCPU): closes them. */
 void sbx_threads_free(struct sbx_vm *vm);
+/* Around each KVM_RUN of a vCPU (c: its part in shootdowns): sbx_tlb_enter flushes what a
+ * shootdown asked for and returns 0 to enter, -1 to look again; sbx_tlb_leave after. */
+int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c);
+void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c);
+/* TLB_SHOOTDOWN from the vCPU served here: returns once no other vCPU runs the guest with
+ * translations older than now. */
+int sbx_tlb_shootdown(struct sbx_vm *vm);
+/* vCPU i (0: vCPU 0): its fd, page-table root and the tid of the thread it runs (0: none),
+ * from its per-CPU page; -ENOENT if there is no such vCPU. For reports: vCPUs below
+ * sbx_threads_limit may exist. */
+int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint32_t *tid);
+unsigned sbx_threads_limit(struct sbx_vm *vm);
 /* Threads whose vCPUs exist beyond vCPU 0 (0: the program never had a second thread). */
 int sbx_threads_count(struct sbx_vm *vm);
 /* The vCPU fd a report reads: the faulting thread's, else vCPU 0's. */

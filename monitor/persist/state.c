@@ -773,7 +773,9 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 		b->tsc_mult = (1000000000ull << 32) / hz;
 		b->spin_tsc = hz / 1000000 * b->spin_us;
 	}
-	b->flags = (b->flags & ~(uint32_t)SBX_BOOT_POLLING) |
-		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0);
+	/* What this host's monitor does, not the saving one's. */
+	b->flags = (b->flags & ~(uint32_t)(SBX_BOOT_POLLING | SBX_BOOT_SHOOTDOWN)) |
+		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) |
+		   (vm->proc.threads.shootdown ? SBX_BOOT_SHOOTDOWN : 0);
 	sbx_mem_dirty(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 }

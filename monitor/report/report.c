@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "report.h"
 #include "vm.h"
@@ -190,6 +191,40 @@ static void print_code(FILE *o, struct sbx_symbols *syms, uint64_t rip, const st
 	}
 }
 
+/* A program with threads: which one faulted, and where each of the others was. */
+static void print_threads(FILE *o, struct sbx_vm *vm, struct sbx_symbols *syms,
+			  const struct sbx_fault *f)
+{
+	if (!sbx_threads_count(vm))
+		return;
+	int faulted = vm->life.stop.thread_index;
+	fprintf(o, "threads:\n");
+	for (unsigned i = 0; i < sbx_threads_limit(vm); i++) {
+		int fd;
+		uint64_t root;
+		uint32_t tid;
+		struct kvm_regs r;
+		if (sbx_thread_vcpu(vm, i, &fd, &root, &tid) < 0 || !tid ||
+		    ioctl(fd, KVM_GET_REGS, &r) < 0)
+			continue;
+		/* In the kernel (a syscall, a wait): where the program called it from. */
+		uint64_t rip = (int)i == faulted ? f->r[SBX_R_RIP] : r.rip;
+		struct sbx_syscall_frame sf;
+		int in_call = rip < SBX_USER_ADDR &&
+			      sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf,
+					   sizeof(sf)) == 0;
+		if (in_call)
+			rip = sbx_patch_site_of(vm, sf.rip);
+		struct sbx_frame fr;
+		char where[400];
+		sbx_sym_lookup(syms, rip, &fr);
+		place(&fr, where, sizeof(where));
+		fprintf(o, "  %s tid %u (vCPU %u): rip 0x%llx in %s%s\n",
+			(int)i == faulted ? "=>" : "  ", tid, i, (unsigned long long)rip, where,
+			in_call ? " (in a syscall)" : "");
+	}
+}
+
 static void print_backtrace(FILE *o, const struct sbx_frame *frames, int nfr, int truncated)
 {
 	fprintf(o, "backtrace:\n");
@@ -264,6 +299,7 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 	int at = -1, nins = sbx_disasm_around(vm, f->cr3, syms, f->r[SBX_R_RIP], ins, 16, &at);
 	print_code(o, syms, f->r[SBX_R_RIP], ins, nins, at);
 	print_backtrace(o, frames, nfr, truncated);
+	print_threads(o, vm, syms, f);
 	char summary[600], token[600];
 	if (top.file[0])
 		snprintf(summary, sizeof(summary), "SIG%s %s:%d in %s", sig_name(f->signal),

@@ -207,10 +207,16 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 	res->stats.polled = vm->stats.polled;
 	res->stats.calls = vm->stats.calls;
 	res->stats.patch_resumes = vm->stats.patch_resumes;
+	res->stats.thread_exits = atomic_load(&vm->proc.threads.exits);
+	res->stats.parks = vm->call_count[SBX_CALL_PARK];
+	res->stats.unparks = vm->call_count[SBX_CALL_UNPARK];
+	res->stats.shootdowns = vm->call_count[SBX_CALL_TLB_SHOOTDOWN];
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	if (b) {
 		res->stats.patched = b->patched;
 		res->stats.patch_refused = b->patch_refused;
+		res->stats.threads = b->threads_started;
+		res->stats.threads_peak = b->threads_peak;
 	}
 }
 

@@ -12,11 +12,6 @@
 
 #define SAMPLES SBX_BUILD_DIR "/samples"
 
-/* Parts of issue 19 that may land after the rest: set one to 1 to disable its test. */
-#define THREADS_CANCEL_DISABLED 0
-#define THREADS_ROBUST_DISABLED 0
-#define THREADS_SIGTHREAD_DISABLED 0
-
 static const char *const libcs[] = {"glibc", "musl"};
 
 /* stdout of `sh -c cmd`, and the first bytes of its stderr in err, for the messages. */
@@ -212,21 +207,81 @@ Test(threads, one_cpu_preempts_a_spinning_thread)
 
 /* Cancellation: a signal sent with tgkill to a thread in pthread_cond_wait and to one in
  * nanosleep; both end as PTHREAD_CANCELED with their cleanup handlers run. */
-Test(threads, later_cancel_threads_in_cond_wait_and_nanosleep, .disabled = THREADS_CANCEL_DISABLED)
+Test(threads, cancel_threads_in_cond_wait_and_nanosleep)
 {
 	same_as_native("", "cancel", 0);
 }
 
 /* Robust mutexes: the robust list's cleanup at thread exit (the kernel's for glibc, musl walks
  * it itself) gives EOWNERDEAD, then ENOTRECOVERABLE if not made consistent. */
-Test(threads, later_robust_mutex_owner_death, .disabled = THREADS_ROBUST_DISABLED)
+Test(threads, robust_mutex_owner_death)
 {
 	same_as_native("", "robust", 0);
 }
 
 /* Thread-directed signals reach their thread; a process-directed one the thread not blocking
  * it; signal masks are per thread. */
-Test(threads, later_signals_to_threads, .disabled = THREADS_SIGTHREAD_DISABLED)
+Test(threads, signals_to_threads)
 {
 	same_as_native("", "sigthread", 0);
+}
+
+/* A page one thread unmaps is gone for the others at once: the reader's next read faults
+ * (SIGSEGV, as natively), never a stale translation. On PVM KVM's shadow page tables see to
+ * it; SBX_SHOOTDOWN=always makes the kernel ask for the shootdown hardware KVM needs, so that
+ * its path runs here too. */
+Test(threads, an_unmapped_page_faults_in_every_thread)
+{
+	same_as_native("", "unmapped", 128 + 11);
+	setenv("SBX_SHOOTDOWN", "always", 1);
+	same_as_native("", "unmapped", 128 + 11);
+	same_as_native("", "many 40", 0);
+	same_as_native("", "mutex 4 20000", 0);
+	unsetenv("SBX_SHOOTDOWN");
+}
+
+/* A thread's fault is reported with its own registers and stack, and the report lists every
+ * thread with where it was. */
+Test(threads, a_fault_in_a_thread_is_reported_as_that_threads)
+{
+	e2e_need_kvm();
+	int st;
+	char *o = e2e_slurp(SANDBOX " " SAMPLES "/threads-glibc unmapped 2>&1", &st);
+	cr_assert_eq(st, 128 + 11, "%s", o);
+	cr_assert(strstr(o, "SIGSEGV: read of unmapped address"), "%s", o);
+	cr_assert(strstr(o, "in unmapped_reader"), "%s", o);
+	cr_assert(strstr(o, "threads:\n"), "%s", o);
+	cr_assert(strstr(o, "=> tid "), "%s", o);
+	cr_assert(strstr(o, "(vCPU 0): rip "), "%s", o);
+	cr_assert(strstr(o, "SUMMARY: sandbox: SIGSEGV "), "%s", o);
+	cr_assert(strstr(o, " in unmapped_reader\nDEDUP_TOKEN"), "%s", o);
+	free(o);
+}
+
+/* Pausing, snapshots and migration hold one vCPU's state: with a second thread running they
+ * are refused by name, and the program runs on to its end untouched. */
+Test(threads, ctl_refuses_to_pause_or_snapshot_a_multithreaded_program)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; "
+		 "trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; "
+		 "%s --control $D/c " SAMPLES "/threads-glibc hold 2 > $D/out 2>$D/err & P=$!; "
+		 "wait_for \"grep -q holding $D/out\"; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c pause > $D/ctl 2>&1 || :; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c snapshot $D/s.snap >> $D/ctl 2>&1 || :; "
+		 "wait $P; echo status $?; cat $D/ctl $D/out; test ! -e $D/s.snap && echo no file",
+		 SANDBOX);
+	char *o = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "status 0\n"), "%s", o);
+	cr_assert(strstr(o, "cannot pause: the program has started 1 thread: pausing, snapshots "
+			    "and migration of a multithreaded program are not supported yet"),
+		  "%s", o);
+	cr_assert(strstr(o, "cannot snapshot: the program has started 1 thread"), "%s", o);
+	cr_assert(strstr(o, "two threads holding\n"), "%s", o);
+	cr_assert(strstr(o, "no file"), "%s", o);
+	free(o);
 }
