@@ -175,6 +175,8 @@ static void poll_until_idle(struct sbx_vm *vm)
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	int64_t idle_since = sbx_now_ns(CLOCK_MONOTONIC);
 	while (!atomic_load(&vm->proc.ring.stop) && !atomic_load(&vm->life.stopping)) {
+		if (atomic_load(&vm->proc.ring.retired))
+			idle_since = 0; /* idle at once, for good */
 		populate_queued(vm);
 		if (sbx_ring_pending(vm)) {
 			sbx_ring_poll(vm);
@@ -248,7 +250,7 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, 1);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
-	if (vm->proc.ring.polling) {
+	if (vm->proc.ring.polling && !atomic_load(&vm->proc.ring.retired)) {
 		/* Calls are coming again: let the poller take the next ones without exits. */
 		atomic_fetch_add(&vm->proc.ring.wake, 1);
 		futex_wake(&vm->proc.ring.wake);

@@ -148,6 +148,8 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 				sbx_pause_point(vm);
 				continue;
 			}
+			if (__builtin_expect(atomic_load(&vm->proc.threads.repin0), 0))
+				sbx_threads_repin0(vm);
 			if (sbx_tlb_enter(vm, vm->proc.vcpu.fd, &vm->proc.vcpu.tlb) < 0)
 				continue;
 			int r = ioctl(vm->proc.vcpu.fd, KVM_RUN, 0);

@@ -58,6 +58,20 @@ void sbx_threads_init(struct sbx_vm *vm)
 	int n = sbx_cpu_count();
 	th->ncpus = vm->cfg.cpus && (int)vm->cfg.cpus < n ? (uint32_t)vm->cfg.cpus
 							  : (uint32_t)(n > 0 ? n : 1);
+	/* The first ncpus CPUs the process may use, taken now: later threads are made by threads
+	 * pinned to one CPU (vCPU 0's, the poller's), whose own sets are no guide. */
+	cpu_set_t all, set;
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(all), &all) == 0) {
+		uint32_t k = 0;
+		for (int i = 0; i < CPU_SETSIZE && k < th->ncpus; i++)
+			if (CPU_ISSET(i, &all)) {
+				CPU_SET(i, &set);
+				k++;
+			}
+	}
+	_Static_assert(sizeof(set) == sizeof(th->cpuset), "a cpu_set_t");
+	memcpy(th->cpuset, &set, sizeof(set));
 	/* The shootdown's own test knob: PVM does not need it, and CI runs there. */
 	const char *sd = getenv("SBX_SHOOTDOWN");
 	th->shootdown = sd && !strcmp(sd, "always");
@@ -170,17 +184,16 @@ int sbx_fault_fd(struct sbx_vm *vm)
 /* The first ncpus host CPUs this process may use: where every vCPU thread runs (--cpus). */
 static void pin_threads(struct sbx_vm *vm)
 {
-	cpu_set_t all, set;
-	if (sched_getaffinity(0, sizeof(all), &all) < 0)
-		return;
-	CPU_ZERO(&set);
-	uint32_t n = 0;
-	for (int i = 0; i < CPU_SETSIZE && n < vm->proc.threads.ncpus; i++)
-		if (CPU_ISSET(i, &all)) {
-			CPU_SET(i, &set);
-			n++;
-		}
-	sched_setaffinity(0, sizeof(set), &set);
+	cpu_set_t set;
+	memcpy(&set, vm->proc.threads.cpuset, sizeof(set));
+	if (CPU_COUNT(&set))
+		sched_setaffinity(0, sizeof(set), &set);
+}
+
+void sbx_threads_repin0(struct sbx_vm *vm)
+{
+	if (atomic_exchange(&vm->proc.threads.repin0, 0))
+		pin_threads(vm);
 }
 
 /* The run ends for what this thread's vCPU met, described as its own. */
@@ -348,7 +361,14 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	th->v[index] = t;
 	if (index >= th->nv)
 		th->nv = index + 1;
-	atomic_fetch_add(&th->started, 1);
+	if (!atomic_fetch_add(&th->started, 1)) {
+		/* The first thread: the poller stops spinning and vCPU 0 leaves its own CPU. */
+		atomic_store(&vm->proc.ring.retired, 1);
+		atomic_store(&th->repin0, 1);
+		if (vm->proc.vcpu.thread_set &&
+		    !pthread_equal(pthread_self(), vm->proc.vcpu.thread))
+			pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
+	}
 	/* A kill that came meanwhile did not see this thread. */
 	if (atomic_load(&vm->life.stopping)) {
 		t->run->immediate_exit = 1;

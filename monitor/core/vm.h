@@ -170,6 +170,10 @@ struct sbx_ring_srv {
 	pthread_mutex_t lock;
 	uint32_t tail;
 	int polling;
+	/* Set once the program has a second thread: the poller stops spinning for good (it would
+	 * compete with the threads' vCPUs for the cores, and a vCPU spinning on the guest's lock
+	 * would keep it off its core while it holds ring_lock). */
+	atomic_int retired;
 	pthread_t poller;
 	int poller_started;
 	atomic_int stop;
@@ -231,11 +235,13 @@ struct sbx_threads {
 	atomic_int started;		    /* vCPUs beyond vCPU 0 ever started */
 	uint32_t max;			    /* --max-threads: vCPUs at once, vCPU 0's included */
 	uint32_t ncpus;			    /* --cpus: host CPUs the vCPUs may use */
+	uint8_t cpuset[128];		    /* those CPUs (a cpu_set_t), from the process's own */
 	/* Hardware KVM (or SBX_SHOOTDOWN=always): a page-table change is followed by a TLB
 	 * shootdown of the other vCPUs; PVM's shadow page tables make it needless. */
 	int shootdown;
 	_Atomic uint64_t tlb_gen; /* shootdowns asked for */
 	_Atomic uint64_t exits;	  /* KVM_RUN returns of these vCPUs */
+	atomic_int repin0;	  /* vCPU 0's thread takes the threads' CPUs, not its own one */
 };
 
 struct sbx_proc {
@@ -349,6 +355,9 @@ void sbx_threads_free(struct sbx_vm *vm);
  * shootdown asked for and returns 0 to enter, -1 to look again; sbx_tlb_leave after. */
 int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c);
 void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c);
+/* On vCPU 0's thread, once the program has a second thread: it leaves the CPU it was pinned
+ * to (beside the poller) for the CPUs all the vCPUs share. */
+void sbx_threads_repin0(struct sbx_vm *vm);
 /* TLB_SHOOTDOWN from the vCPU served here: returns once no other vCPU runs the guest with
  * translations older than now. */
 int sbx_tlb_shootdown(struct sbx_vm *vm);
