@@ -1211,6 +1211,33 @@ static int cmd_hold(long secs)
 	return 0;
 }
 
+/* ---- blockedread: one thread waits for input, the others go on ---- */
+
+static void *blockedread_thread(void *arg)
+{
+	(void)arg;
+	char buf[256];
+	ssize_t n = read(0, buf, sizeof(buf));
+	if (n < 0)
+		wrong("read: %s", errname(errno));
+	printf("the reader got: %.*s", (int)(n > 0 ? n : 0), buf);
+	return NULL;
+}
+
+/* A thread in read(0) must not hold up the others' syscalls: main writes to stdout while the
+ * reader waits (the input comes only once main's line is out). */
+static int cmd_blockedread(void)
+{
+	pthread_t t;
+	must(pthread_create(&t, NULL, blockedread_thread, NULL), "pthread_create");
+	struct timespec d = {0, 50 * 1000 * 1000};
+	nanosleep(&d, NULL);
+	printf("main wrote while a thread waited for input\n");
+	fflush(stdout);
+	join(t);
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1219,7 +1246,7 @@ static int usage(void)
 		"usage: threads create N | mutex N ITERS | condvar ITERS | tls | ids | "
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
-		"cancel | robust | sigthread | unmapped | hold SECONDS\n");
+		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread\n");
 	return 64;
 }
 
@@ -1271,6 +1298,8 @@ int main(int argc, char **argv)
 		r = cmd_unmapped();
 	else if (!strcmp(op, "hold"))
 		r = cmd_hold(arg_long(a1, 1));
+	else if (!strcmp(op, "blockedread"))
+		r = cmd_blockedread();
 	else
 		return usage();
 	return failures ? 1 : r;

@@ -70,6 +70,8 @@ static long rw_call(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t
 	uint64_t ok = k_user_span(buf, len, need);
 	if (!ok && len)
 		return efault_after(nr, fd, off);
+	if (nr == SBX_CALL_READ || nr == SBX_CALL_WRITE)
+		return k_call_rw_wait(nr, fd, buf, ok);
 	return k_call_rw(nr, fd, buf, ok, off);
 }
 
@@ -77,7 +79,7 @@ static long rw_call(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t
  * element the program may not access wholly (that element shortened to what it may). */
 static long rwv_call(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt, unsigned need)
 {
-	static struct sbx_iovec v[SBX_IOV_MAX]; /* one thread: a static copy is safe */
+	struct sbx_iovec v[SBX_IOV_MAX]; /* this vCPU's own: the request may go without the lock */
 	if (cnt > SBX_IOV_MAX)
 		return -EINVAL;
 	if (k_copy_from_user(v, iov, cnt * sizeof(v[0])) < 0)
@@ -97,7 +99,7 @@ static long rwv_call(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt, unsign
 		}
 		total += ok;
 	}
-	return k_call_rw(nr, fd, (uint64_t)v, cnt, 0);
+	return k_call_rw_wait(nr, fd, (uint64_t)v, cnt);
 }
 
 long k_sys_read(struct k_frame *f)

@@ -207,13 +207,13 @@ static long do_poll(uint64_t fds, uint64_t n, int64_t ms)
 {
 	if (n > SBX_MAX_POLL)
 		return -EINVAL;
-	/* The monitor reads the pollfds and writes their revents back, in a kernel copy (guest-
-	 * physical addresses are the kernel's own there, and one thread makes a static safe). */
-	static uint64_t pfd[SBX_MAX_POLL];
+	/* The monitor reads the pollfds and writes their revents back, in a kernel copy on this
+	 * vCPU's stack (the wait goes without the big kernel lock when there are threads). */
+	uint64_t pfd[SBX_MAX_POLL];
 	if (k_copy_from_user(pfd, fds, n * 8) < 0 || !k_user_ok(fds, n * 8, K_WRITE))
 		return -EFAULT;
-	uint64_t a[3] = {(uint64_t)pfd, n, (uint64_t)ms};
-	long r = k_call(SBX_CALL_POLL, a, 3);
+	uint64_t a[3] = {k_kaddr((uint64_t)pfd), n, (uint64_t)ms};
+	long r = k_call_wait(SBX_CALL_POLL, a, 3);
 	k_memcpy((void *)fds, pfd, n * 8);
 	return r;
 }
@@ -252,7 +252,7 @@ struct k_pollfd {
 /* select over poll: fd_sets become a pollfd array on the kernel stack and back. */
 static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int64_t ms)
 {
-	static struct k_pollfd pfd[FD_SETSIZE]; /* one thread: a static buffer is safe */
+	struct k_pollfd pfd[FD_SETSIZE]; /* this vCPU's own (see do_poll) */
 	if (nfds > FD_SETSIZE)
 		return -EINVAL;
 	uint64_t bytes = (nfds + 63) / 64 * 8;
@@ -277,8 +277,8 @@ static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int6
 		pfd[n].revents = 0;
 		n++;
 	}
-	uint64_t a[3] = {(uint64_t)pfd, n, (uint64_t)ms};
-	long r = k_call(SBX_CALL_POLL, a, 3);
+	uint64_t a[3] = {k_kaddr((uint64_t)pfd), n, (uint64_t)ms};
+	long r = k_call_wait(SBX_CALL_POLL, a, 3);
 	if (r < 0)
 		return r;
 	for (int i = 0; i < 3; i++)

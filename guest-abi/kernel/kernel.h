@@ -137,6 +137,11 @@ void k_deliver_pending(const struct k_resume *r);
  * buffers and paths they are given; k_call's pointer arguments must be kernel buffers (below
  * SBX_USER_ADDR, identity-mapped). */
 long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
+/* Requests that may wait on the host (a read of a pipe, a poll): with other threads, made
+ * without the big kernel lock. Pointer arguments must be this vCPU's own (stack) or the
+ * program's: no shared kernel buffer. */
+long k_call_wait(uint32_t nr, const uint64_t *args, unsigned nargs);
+long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len);
 /* A request that waits (PARK, SLEEP): served by this vCPU's own thread, with the big kernel lock
  * released meanwhile so that the other threads go on. */
 long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs);

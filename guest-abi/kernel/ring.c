@@ -39,8 +39,11 @@ static void k_account_wait(uint64_t tsc_start)
 	k_waited_seen = w;
 }
 
-static long k_submit(volatile struct sbx_slot *s)
+/* unlocked: the big kernel lock is released while the request is out (it may wait: a read of
+ * a pipe), so that the other threads' syscalls go on. */
+static long k_submit(volatile struct sbx_slot *s, int unlocked)
 {
+	uint32_t depth = unlocked ? k_unlock_all() : 0;
 	volatile struct sbx_ring *r = RING;
 	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc();
 	if (seq == 1)
@@ -64,9 +67,11 @@ static long k_submit(volatile struct sbx_slot *s)
 	}
 	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq)
 		k_doorbell();
+	long ret = s->ret;
+	k_relock(depth);
 	if (BOOT->waited_ns != k_waited_seen)
 		k_account_wait(tsc_start);
-	return s->ret;
+	return ret;
 }
 
 static volatile struct sbx_slot *k_slot(uint32_t nr)
@@ -77,12 +82,22 @@ static volatile struct sbx_slot *k_slot(uint32_t nr)
 	return s;
 }
 
-long k_call(uint32_t nr, const uint64_t *args, unsigned nargs)
+static long call(uint32_t nr, const uint64_t *args, unsigned nargs, int unlocked)
 {
 	volatile struct sbx_slot *s = k_slot(nr);
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = i < nargs ? args[i] : 0;
-	return k_submit(s);
+	return k_submit(s, unlocked);
+}
+
+long k_call(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	return call(nr, args, nargs, 0);
+}
+
+long k_call_wait(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	return call(nr, args, nargs, k_nthreads > 1);
 }
 
 long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
@@ -109,7 +124,8 @@ long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
 	return ret;
 }
 
-static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
+static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off,
+		      int unlocked)
 {
 	volatile struct sbx_slot *s = k_slot(nr);
 	s->u.a[0] = 0;
@@ -117,7 +133,7 @@ static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64
 	s->u.rw.buf = buf;
 	s->u.rw.len = len;
 	s->u.rw.off = off;
-	return k_submit(s);
+	return k_submit(s, unlocked);
 }
 
 /* Requests carry guest-physical addresses (1.5). The kernel's own buffers are identity-mapped
@@ -136,19 +152,20 @@ uint64_t k_kaddr(uint64_t p)
 	return p;
 }
 
-static struct sbx_iovec k_xiov[SBX_IOV_MAX]; /* one thread: statics are safe */
+/* Shared, so used under the big kernel lock only; a request made without it has its own. */
+static struct sbx_iovec k_xiov[SBX_IOV_MAX];
 static uint8_t k_xbuf[65536];
 static char k_xpath[2][SBX_PATH_MAX];
 
-/* [base, base + len) as runs of RAM appended to k_xiov from *m: 0 when all of it went. */
-static int add_runs(uint64_t base, uint64_t len, unsigned *m)
+/* [base, base + len) as runs of RAM appended to xiov from *m: 0 when all of it went. */
+static int add_runs(struct sbx_iovec *xiov, uint64_t base, uint64_t len, unsigned *m)
 {
 	while (len && *m < SBX_IOV_MAX) {
 		uint64_t g = k_kaddr(base), n = len;
 		if (!kernel_addr(base) && !(n = k_gpa_run(base, len, &g)))
 			return -1;
-		k_xiov[*m].base = g;
-		k_xiov[(*m)++].len = n;
+		xiov[*m].base = g;
+		xiov[(*m)++].len = n;
 		base += n;
 		len -= n;
 	}
@@ -157,34 +174,55 @@ static int add_runs(uint64_t base, uint64_t len, unsigned *m)
 
 /* READV/WRITEV: the kernel's checked copy of the vector, each element as its runs (cut where
  * the runs no longer fit: a shorter transfer, as Linux may do). */
-static long rw_vector(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt)
+static long rw_vector(struct sbx_iovec *xiov, uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt,
+		      int unlocked)
 {
 	const struct sbx_iovec *v = (const struct sbx_iovec *)iov;
 	unsigned m = 0;
 	for (uint64_t i = 0; i < cnt; i++)
-		if (add_runs(v[i].base, v[i].len, &m) < 0)
+		if (add_runs(xiov, v[i].base, v[i].len, &m) < 0)
 			break;
 	if (!m && cnt)
 		for (uint64_t i = 0; i < cnt; i++)
 			if (v[i].len)
 				return -EFAULT;
-	return submit_rw(nr, fd, (uint64_t)k_xiov, m, 0);
+	return submit_rw(nr, fd, k_kaddr((uint64_t)xiov), m, 0, unlocked);
+}
+
+/* A read or write that may wait (a pipe, a terminal): without the big kernel lock when other
+ * threads exist, on a vector of runs of its own (on this vCPU's stack). */
+long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+{
+	if (k_nthreads == 1)
+		return k_call_rw(nr, fd, buf, len, 0);
+	struct sbx_iovec xiov[SBX_IOV_MAX];
+	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
+		return rw_vector(xiov, nr, fd, buf, len, 1);
+	uint64_t g = k_kaddr(buf);
+	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
+		return submit_rw(nr, fd, g, len, 0, 1);
+	unsigned m = 0;
+	add_runs(xiov, buf, len, &m);
+	if (!m)
+		return -EFAULT;
+	return submit_rw(nr == SBX_CALL_READ ? SBX_CALL_READV : SBX_CALL_WRITEV, fd,
+			 k_kaddr((uint64_t)xiov), m, 0, 1);
 }
 
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
-		return rw_vector(nr, fd, buf, len);
+		return rw_vector(k_xiov, nr, fd, buf, len, 0);
 	uint64_t g = k_kaddr(buf);
 	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
-		return submit_rw(nr, fd, g, len, off);
+		return submit_rw(nr, fd, g, len, off, 0);
 	if (nr == SBX_CALL_READ || nr == SBX_CALL_WRITE) {
 		unsigned m = 0;
-		add_runs(buf, len, &m);
+		add_runs(k_xiov, buf, len, &m);
 		if (!m)
 			return -EFAULT;
 		return submit_rw(nr == SBX_CALL_READ ? SBX_CALL_READV : SBX_CALL_WRITEV, fd,
-				 (uint64_t)k_xiov, m, 0);
+				 (uint64_t)k_xiov, m, 0, 0);
 	}
 	if (nr == SBX_CALL_PREAD || nr == SBX_CALL_PWRITE) {
 		/* A positioned transfer takes one buffer: one request per run, up to a short one.
@@ -192,7 +230,7 @@ long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 		uint64_t done = 0;
 		while (done < len) {
 			uint64_t n = k_gpa_run(buf + done, len - done, &g);
-			long r = n ? submit_rw(nr, fd, g, n, off + (int64_t)done) : -EFAULT;
+			long r = n ? submit_rw(nr, fd, g, n, off + (int64_t)done, 0) : -EFAULT;
 			if (r < 0)
 				return done ? (long)done : r;
 			done += (uint64_t)r;
@@ -203,7 +241,7 @@ long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 	}
 	/* GETDENTS, RANDOM: through a kernel buffer. */
 	uint64_t n = len < sizeof(k_xbuf) ? len : sizeof(k_xbuf);
-	long r = submit_rw(nr, fd, (uint64_t)k_xbuf, n, off);
+	long r = submit_rw(nr, fd, (uint64_t)k_xbuf, n, off, 0);
 	if (r > 0)
 		k_memcpy((void *)buf, k_xbuf, (uint64_t)r);
 	return r;
@@ -233,7 +271,7 @@ long k_call_path(uint32_t nr, const struct sbx_path *p)
 	const uint64_t *src = (const uint64_t *)&x;
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = src[i];
-	return k_submit(s);
+	return k_submit(s, 0);
 }
 
 /* Publishes a request without waiting for it: only while a monitor thread is polling (else

@@ -96,6 +96,9 @@ int sbx_shmap_check(uint64_t off, uint64_t len, uint64_t prot, int accmode, int 
 int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_munmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s);
+/* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
+ * terminal)? Asked once per handle (fstat). */
+int sbx_handle_may_block(struct sbx_handle *h);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);

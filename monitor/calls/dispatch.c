@@ -146,7 +146,7 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Wait on the stop word, so that ending the sandbox ends the sleep too; a pause or a
 	 * nudge (a migration round wanting ring_lock) ends it early, and the guest kernel
 	 * sleeps again for the rest by its own clock. */
-	int nudge = atomic_load(&vm->life.nudge);
+	int nudge = atomic_load(&vm->life.nudge), released = sbx_ring_release(vm);
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
 	       atomic_load(&vm->life.nudge) == nudge) {
 		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
@@ -156,6 +156,7 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 				       .tv_nsec = (long)(left % 1000000000ll)};
 		syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
 	}
+	sbx_ring_reacquire(vm, released);
 	return 0;
 }
 
@@ -185,7 +186,7 @@ enum sbx_wait { SBX_WAIT_NONE, SBX_WAIT_ALL, SBX_WAIT_OFF_CPU };
 
 /* Timing a wait off the CPU takes the thread's CPU clock twice, two host syscalls of ~1 us
  * each (as much as the rest of a polled write): only for stdio that can block at all. */
-static int may_block(struct sbx_handle *h)
+int sbx_handle_may_block(struct sbx_handle *h)
 {
 	if (!h->may_block) {
 		struct stat st;
@@ -203,7 +204,7 @@ static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 		return SBX_WAIT_ALL;
 	if (f & SBX_CF_WAIT_STDIO) {
 		struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-		return h && h->stdio >= 0 && h->kind == SBX_H_HOST && may_block(h)
+		return h && h->stdio >= 0 && h->kind == SBX_H_HOST && sbx_handle_may_block(h)
 			   ? SBX_WAIT_OFF_CPU
 			   : SBX_WAIT_NONE;
 	}

@@ -78,17 +78,28 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	int64_t e = stdio_flags(h, is_write, positioned);
 	if (e < 0)
 		return e;
+	/* With threads, a transfer that may block (a pipe, a socket, a terminal) waits without
+	 * ring_lock, so that the other threads' requests go on (the one that fills the pipe, say),
+	 * on a duplicate of the descriptor, which another thread may close meanwhile. */
+	int fd = h->fd, dfd = -1, released = 0;
+	if (!positioned && sbx_threads_count(vm) && sbx_handle_may_block(h) &&
+	    (dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) >= 0 && (released = sbx_ring_release(vm)))
+		fd = dfd;
 	ssize_t n;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
 	if (positioned && is_write)
-		n = pwrite(h->fd, iov[0].iov_base, iov[0].iov_len, off);
+		n = pwrite(fd, iov[0].iov_base, iov[0].iov_len, off);
 	else if (positioned)
-		n = pread(h->fd, iov[0].iov_base, iov[0].iov_len, off);
+		n = pread(fd, iov[0].iov_base, iov[0].iov_len, off);
 	else
-		n = is_write ? writev(h->fd, iov, cnt) : readv(h->fd, iov, cnt);
+		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
+	int err = errno;
+	sbx_ring_reacquire(vm, released);
+	if (dfd >= 0)
+		close(dfd);
 	if (is_write)
 		sbx_limit_account(vm, h, n);
-	return n < 0 ? -errno : n;
+	return n < 0 ? -err : n;
 }
 
 /* The handle of a read or write: a host file's or a virtual file's. */
@@ -534,11 +545,15 @@ int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s)
 			hp[i].fd = h->fd;
 		}
 	}
-	/* Something is ready already: look without waiting, as Linux would return at once. */
+	/* Something is ready already: look without waiting, as Linux would return at once. A wait
+	 * lets the other threads' requests go on (a descriptor another thread closes meanwhile
+	 * may be polled as whatever takes its number, as with Linux's own close during poll). */
 	int timeout = ready_now ? 0 : ms < 0 ? -1 : ms > 3600000 ? 3600000 : (int)ms;
-	int r = poll(hp, (nfds_t)n, timeout);
+	int released = timeout != 0 && sbx_threads_count(vm) ? sbx_ring_release(vm) : 0;
+	int r = poll(hp, (nfds_t)n, timeout), err = errno;
+	sbx_ring_reacquire(vm, released);
 	if (r < 0)
-		return -errno;
+		return -err;
 	int count = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		if (hp[i].fd >= 0)

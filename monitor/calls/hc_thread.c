@@ -37,6 +37,7 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Served by this vCPU's own thread with ring_lock released (SBX_SLOT_OWN). Returns at a
 	 * wake, at the deadline, and when the run pauses or ends (the kick's EINTR): the guest
 	 * looks at its word and parks again if it must. */
+	int released = sbx_ring_release(vm);
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
 	       atomic_load(w) == val) {
 		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
@@ -48,6 +49,7 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 		    errno == EINTR)
 			break;
 	}
+	sbx_ring_reacquire(vm, released);
 	return 0;
 }
 

@@ -46,9 +46,11 @@ static void *watchdog_main(void *arg)
 				wait = left;
 		}
 		if (l->cpu_ms && vm->proc.vcpu.clock_set) {
-			/* The guest's CPU time is the vCPU thread's (the guest runs inside
-			 * KVM_RUN). */
-			int64_t used = clock_ms(vm->proc.vcpu.clock) - vm->limits->cpu_base_ms;
+			/* The guest's CPU time is its vCPU threads' (the guest runs inside
+			 * KVM_RUN): vCPU 0's and every thread's. */
+			int64_t used = clock_ms(vm->proc.vcpu.clock) +
+				       sbx_threads_cpu_ns(vm) / SBX_NS_PER_MS -
+				       vm->limits->cpu_base_ms;
 			if (used >= (int64_t)l->cpu_ms) {
 				sbx_vm_kill(vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_CPU, 0,
 					    "CPU time limit reached: --cpu-time %llu ms",

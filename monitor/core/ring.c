@@ -24,10 +24,29 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 	return sbx_gptr(vm, SBX_RING_ADDR, sizeof(struct sbx_ring));
 }
 
+/* During a request's handler: may this thread release ring_lock around a wait (no other
+ * thread would serve the request's slot meanwhile)? */
+static __thread int ring_may_release;
+
+int sbx_ring_release(struct sbx_vm *vm)
+{
+	if (!ring_may_release)
+		return 0;
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+	return 1;
+}
+
+void sbx_ring_reacquire(struct sbx_vm *vm, int released)
+{
+	if (released)
+		pthread_mutex_lock(&vm->proc.ring.lock);
+}
+
 /* Serves every published request of the ring at gpa, whose tail the caller keeps. Caller holds
  * ring_lock. A request marked SBX_SLOT_OWN waits (PARK, SLEEP): only the calling vCPU's thread
- * serves it (own), with the lock released meanwhile, so that other vCPUs' requests and the
- * poller go on; the poller leaves it where it is. Returns the number served. */
+ * serves it (own); the poller leaves it where it is. The vCPU's own thread may release the lock
+ * while a handler waits (sbx_ring_release): for such a request, on a thread's ring (nobody else
+ * serves it), or once the poller has retired. Returns the number served. */
 int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 {
 	volatile struct sbx_ring *r = sbx_gptr(vm, gpa, sizeof(struct sbx_ring));
@@ -61,16 +80,12 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		/* One copy out of guest memory: every check below sees these bytes only. */
 		struct sbx_slot s;
 		memcpy(&s, (const void *)gs, sizeof(s));
-		int64_t ret;
-		if (s.pad & SBX_SLOT_OWN) {
-			if (!own)
-				break;
-			pthread_mutex_unlock(&vm->proc.ring.lock);
-			ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
-			pthread_mutex_lock(&vm->proc.ring.lock);
-		} else {
-			ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
-		}
+		if ((s.pad & SBX_SLOT_OWN) && !own)
+			break;
+		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != SBX_RING_ADDR ||
+					   atomic_load(&vm->proc.ring.retired));
+		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
+		ring_may_release = 0;
 		gs->ret = ret;
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
 		__atomic_store_n(tailp, tail + 1, __ATOMIC_RELEASE);
@@ -118,7 +133,9 @@ int sbx_ring_pending(struct sbx_vm *vm)
 void sbx_ring_poll(struct sbx_vm *vm)
 {
 	pthread_mutex_lock(&vm->proc.ring.lock);
-	vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
+	/* Retired (threads): vCPU 0's own thread serves, and may release the lock meanwhile. */
+	if (!atomic_load(&vm->proc.ring.retired))
+		vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 

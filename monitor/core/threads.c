@@ -24,6 +24,8 @@ struct sbx_tvcpu {
 	uint32_t tail;
 	pthread_t thread;
 	int thread_started;
+	clockid_t clock; /* its host thread's CPU clock, for --cpu-time */
+	atomic_int clock_set;
 };
 
 /* The vCPU index of the thread serving a request here, 0 on any other monitor thread. */
@@ -270,6 +272,8 @@ static void *thread_main(void *arg)
 	struct sbx_tvcpu *t = arg;
 	struct sbx_vm *vm = t->vm;
 	sbx_cur_index = t->index;
+	if (pthread_getcpuclockid(pthread_self(), &t->clock) == 0)
+		atomic_store(&t->clock_set, 1);
 	pin_threads(vm);
 	while (!atomic_load(&vm->life.stopping)) {
 		if (sbx_tlb_enter(vm, t->fd, &t->tlb) < 0)
@@ -387,6 +391,18 @@ fail:
 out:
 	pthread_mutex_unlock(&th->lock);
 	return r;
+}
+
+int64_t sbx_threads_cpu_ns(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	int64_t ns = 0;
+	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
+		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
+		if (t && atomic_load(&t->clock_set))
+			ns += sbx_now_ns(t->clock);
+	}
+	return ns;
 }
 
 void sbx_threads_kick(struct sbx_vm *vm)

@@ -345,6 +345,8 @@ void sbx_threads_init(struct sbx_vm *vm);
  * page-table root cr3, its ring at ring_gpa, on a host thread of its own. 0 or -errno. */
 int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t rip, uint64_t rsp,
 		     uint64_t ring_gpa);
+/* CPU time the threads' vCPUs (not vCPU 0's) have used, for --cpu-time. */
+int64_t sbx_threads_cpu_ns(struct sbx_vm *vm);
 /* Wakes every thread's vCPU out of KVM_RUN or a wait (async-signal-safe). */
 void sbx_threads_kick(struct sbx_vm *vm);
 /* After the run: stops and joins every thread's host thread. */
@@ -586,6 +588,11 @@ uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip);
 /* ring.c. sbx_ring_serve's caller holds ring_lock. */
 int sbx_ring_serve(struct sbx_vm *vm);
 int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tail, int own);
+/* In a handler about to wait on the host (a PARK, a read of a pipe): releases ring_lock if this
+ * thread may (sbx_ring_serve_at says when), so that other vCPUs' requests go on; 1 if it did.
+ * The handler then touches no monitor state until sbx_ring_reacquire. */
+int sbx_ring_release(struct sbx_vm *vm);
+void sbx_ring_reacquire(struct sbx_vm *vm, int released);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);

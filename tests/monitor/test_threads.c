@@ -285,3 +285,45 @@ Test(threads, ctl_refuses_to_pause_or_snapshot_a_multithreaded_program)
 	cr_assert(strstr(o, "no file"), "%s", o);
 	free(o);
 }
+
+/* --cpu-time counts every thread's CPU time: four threads computing while main waits in
+ * pthread_join reach the limit (status 120), though main itself uses almost none. */
+Test(threads, cpu_time_counts_every_thread)
+{
+	e2e_need_kvm();
+	int st;
+	char *o = e2e_slurp(
+	    SANDBOX " --cpu-time 400ms " SAMPLES "/threads-glibc parallel 4 2000000000 2>&1", &st);
+	cr_assert_eq(st, 120, "%s", o);
+	cr_assert(strstr(o, "CPU time limit reached"), "%s", o);
+	free(o);
+}
+
+/* A thread waiting in read() for input that only comes once another thread has written holds
+ * up neither the guest kernel nor the monitor: main's write goes out while the reader waits. */
+Test(threads, a_read_that_waits_holds_up_no_other_thread)
+{
+	e2e_need_kvm();
+	for (size_t l = 0; l < sizeof(libcs) / sizeof(libcs[0]); l++) {
+		char path[512], cmd[4096];
+		const char *bin = binary(libcs[l], path, sizeof(path));
+		if (!bin)
+			continue;
+		int st;
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "D=$(mktemp -d); P=; trap 'kill -9 $P 2>/dev/null; rm -rf $D' EXIT; "
+		    "mkfifo $D/in; %s %s blockedread < $D/in > $D/out 2>$D/err & P=$!; "
+		    "exec 3>$D/in; i=0; until grep -q 'main wrote' $D/out; do i=$((i + 1)); "
+		    "if [ $i -ge 500 ]; then echo 'main did not write'; break; fi; sleep 0.02; "
+		    "done; echo input >&3; exec 3>&-; wait $P; echo status $?; cat $D/out $D/err",
+		    SANDBOX, bin);
+		char *o = e2e_slurp(cmd, &st);
+		cr_assert(strstr(o, "status 0\n"), "%s:\n%s", bin, o);
+		cr_assert(strstr(o, "main wrote while a thread waited for input\nthe reader got: "
+				    "input\n"),
+			  "%s:\n%s", bin, o);
+		cr_assert_null(strstr(o, "did not write"), "%s:\n%s", bin, o);
+		free(o);
+	}
+}

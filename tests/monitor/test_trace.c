@@ -199,7 +199,8 @@ Test(trace, page_faults)
  * stub's `out` (a #GP that PVM emulates); whether the guest kernel's two iretq also trap, and
  * whether the host adds its own (an NMI), differs between hosts. So it must be 3 to 5 of them
  * per exception there, where a tracer that lost the counters would see 0 and one that counted
- * twice 6 or more. */
+ * twice 6 or more; a host's own trap or two during the shorter run (seen once in CI: 299 for
+ * 100) may take a little off the difference. */
 Test(trace, exceptions)
 {
 	need_bpf();
@@ -216,7 +217,7 @@ Test(trace, exceptions)
 	if (is_pvm()) {
 		const char *trap = "pvm: syscall/exception trap";
 		long long n = (long long)count_of(&b, trap) - (long long)count_of(&a, trap);
-		cr_assert(n >= 300 && n <= 500,
+		cr_assert(n >= 290 && n <= 500,
 			  "100 more exceptions gave %lld more '%s' exits (want 3 to 5 each)", n,
 			  trap);
 	}
