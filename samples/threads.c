@@ -1238,6 +1238,73 @@ static int cmd_blockedread(void)
 	return 0;
 }
 
+/* ---- segvmain: the main thread handles its own faults while another thread runs ---- */
+
+static volatile char *segv_page;
+static atomic_int segv_handled, segv_done;
+static atomic_long segv_rounds;
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if ((volatile char *)si->si_addr != segv_page)
+		_exit(3);
+	atomic_fetch_add(&segv_handled, 1);
+	mprotect((void *)segv_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+static void *segv_worker(void *arg)
+{
+	(void)arg;
+	/* Mostly asleep: in the kernel (and the monitor) when main's faults stop the run. */
+	struct timespec d = {0, 200 * 1000};
+	while (!atomic_load(&segv_done)) {
+		nanosleep(&d, NULL);
+		atomic_fetch_add(&segv_rounds, 1);
+	}
+	return NULL;
+}
+
+/* Until the worker has made more than `past` rounds: 1, or 0 after ten seconds. */
+static int segv_worker_past(long past)
+{
+	struct timespec d = {0, 1000 * 1000};
+	for (int i = 0; i < 10000; i++) {
+		if (atomic_load(&segv_rounds) > past)
+			return 1;
+		nanosleep(&d, NULL);
+	}
+	return 0;
+}
+
+static int cmd_segvmain(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = segv_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, NULL);
+	segv_page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (segv_page == MAP_FAILED)
+		wrong("mmap");
+	pthread_t t;
+	must(pthread_create(&t, NULL, segv_worker, NULL), "pthread_create");
+	int before = segv_worker_past(0);
+	for (int i = 0; i < 5; i++) {
+		segv_page[0] = (char)i; /* faults, the handler makes it writable */
+		mprotect((void *)segv_page, 4096, PROT_READ);
+	}
+	int after = segv_worker_past(atomic_load(&segv_rounds) + 10);
+	atomic_store(&segv_done, 1);
+	join(t);
+	printf("main handled %d faults; the other thread ran before: %s, after: %s\n",
+	       atomic_load(&segv_handled), before ? "yes" : "no", after ? "yes" : "no");
+	if (!before || !after)
+		wrong("the other thread stopped");
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1246,7 +1313,8 @@ static int usage(void)
 		"usage: threads create N | mutex N ITERS | condvar ITERS | tls | ids | "
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
-		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread\n");
+		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
+		"segvmain\n");
 	return 64;
 }
 
@@ -1300,6 +1368,8 @@ int main(int argc, char **argv)
 		r = cmd_hold(arg_long(a1, 1));
 	else if (!strcmp(op, "blockedread"))
 		r = cmd_blockedread();
+	else if (!strcmp(op, "segvmain"))
+		r = cmd_segvmain();
 	else
 		return usage();
 	return failures ? 1 : r;

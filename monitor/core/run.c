@@ -190,6 +190,7 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 		vm->life.stop.vector = -1;
 		atomic_store(&vm->life.stopping, 0);
+		sbx_wake_sleepers(vm); /* the threads' vCPUs wait for this */
 	}
 	sbx_threads_end(vm);
 	pthread_mutex_lock(&vm->life.pause_lock);

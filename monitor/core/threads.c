@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -54,6 +56,7 @@ void sbx_threads_init(struct sbx_vm *vm)
 	memset(th->v, 0, sizeof(th->v));
 	th->nv = 0;
 	atomic_store(&th->started, 0);
+	atomic_store(&th->end, 0);
 	th->max = vm->cfg.max_threads ? (uint32_t)vm->cfg.max_threads : 256;
 	if (th->max > SBX_MAX_VCPUS)
 		th->max = SBX_MAX_VCPUS;
@@ -275,7 +278,16 @@ static void *thread_main(void *arg)
 	if (pthread_getcpuclockid(pthread_self(), &t->clock) == 0)
 		atomic_store(&t->clock_set, 1);
 	pin_threads(vm);
-	while (!atomic_load(&vm->life.stopping)) {
+	/* A stop is not always the end: a fault vCPU 0's program handles stops the run until its
+	 * signal is delivered, and the threads wait meanwhile, stopped, as Linux's would not
+	 * notice. */
+	while (!atomic_load(&vm->proc.threads.end)) {
+		if (atomic_load(&vm->life.stopping)) {
+			struct timespec rel = {0, 10 * 1000 * 1000};
+			syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 1, &rel, NULL,
+				0);
+			continue;
+		}
 		if (sbx_tlb_enter(vm, t->fd, &t->tlb) < 0)
 			continue;
 		int r = ioctl(t->fd, KVM_RUN, 0);
@@ -324,7 +336,7 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (th->v[index])
 		goto out;
 	r = -EAGAIN;
-	if (atomic_load(&vm->life.stopping))
+	if (atomic_load(&th->end))
 		goto out; /* sbx_threads_end may be joining */
 	struct sbx_tvcpu *t = calloc(1, sizeof(*t));
 	r = -ENOMEM;
@@ -425,6 +437,7 @@ void sbx_threads_end(struct sbx_vm *vm)
 		return;
 	/* One at a time, without the lock: a thread being joined may be starting another (it
 	 * then sees the stop and refuses). */
+	atomic_store(&th->end, 1);
 	for (;;) {
 		pthread_mutex_lock(&th->lock);
 		sbx_threads_kick(vm);

@@ -242,6 +242,7 @@ struct sbx_threads {
 	_Atomic uint64_t tlb_gen; /* shootdowns asked for */
 	_Atomic uint64_t exits;	  /* KVM_RUN returns of these vCPUs */
 	atomic_int repin0;	  /* vCPU 0's thread takes the threads' CPUs, not its own one */
+	atomic_int end;		  /* the run is over: the vCPU threads return (sbx_threads_end) */
 };
 
 struct sbx_proc {

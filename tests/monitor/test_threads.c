@@ -327,3 +327,10 @@ Test(threads, a_read_that_waits_holds_up_no_other_thread)
 		free(o);
 	}
 }
+
+/* A fault the main thread's program handles stops the run only while its signal is delivered:
+ * the other threads go on afterwards, and are joined. */
+Test(threads, a_handled_fault_of_the_main_thread_leaves_the_others_running)
+{
+	same_as_native("", "segvmain", 0);
+}
