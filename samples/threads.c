@@ -1305,6 +1305,46 @@ static int cmd_segvmain(void)
 	return 0;
 }
 
+/* ---- sigbeforewait: a signal sent while its thread computes, then a wait ---- */
+
+static atomic_int sbw_go, sbw_handled;
+
+static void sbw_handler(int sig)
+{
+	(void)sig;
+	atomic_store(&sbw_handled, 1);
+}
+
+/* Spins (no syscall) while main signals it, then waits for what only the handler does: the
+ * handler must run, before the wait or out of it. */
+static void *sbw_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&sbw_go))
+		;
+	while (!atomic_load(&sbw_handled))
+		syscall(SYS_futex, &sbw_handled, 0 /* FUTEX_WAIT */, 0, NULL, NULL, 0);
+	return NULL;
+}
+
+static int cmd_sigbeforewait(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sbw_handler;
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_t t;
+	must(pthread_create(&t, NULL, sbw_thread, NULL), "pthread_create");
+	struct timespec d = {0, 20 * 1000 * 1000};
+	nanosleep(&d, NULL);
+	must(pthread_kill(t, SIGUSR1), "pthread_kill");
+	nanosleep(&d, NULL);
+	atomic_store(&sbw_go, 1);
+	join(t);
+	printf("the handler ran and the waiting thread was joined\n");
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1314,7 +1354,7 @@ static int usage(void)
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
-		"segvmain\n");
+		"segvmain | sigbeforewait\n");
 	return 64;
 }
 
@@ -1370,6 +1410,8 @@ int main(int argc, char **argv)
 		r = cmd_blockedread();
 	else if (!strcmp(op, "segvmain"))
 		r = cmd_segvmain();
+	else if (!strcmp(op, "sigbeforewait"))
+		r = cmd_sigbeforewait();
 	else
 		return usage();
 	return failures ? 1 : r;

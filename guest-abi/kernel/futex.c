@@ -100,6 +100,9 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	cur = __atomic_load_n((const uint32_t *)uaddr, __ATOMIC_SEQ_CST);
 	if (cur != val)
 		return -EAGAIN;
+	/* A signal already sent to this thread: its handler runs first, as on Linux. */
+	if (k_signal_waiting())
+		return -EINTR;
 	/* No other thread exists to wake us: Linux would hang forever. Say so instead. */
 	if (k_nthreads == 1 && deadline < 0)
 		k_exit(SBX_EXIT_DEADLOCK);

@@ -82,6 +82,8 @@ volatile struct k_sigthr *k_sig_self(void);
 int k_signal_thread(uint32_t tid, uint32_t sig);
 /* The signal mask of the thread with that tid (0 if none). */
 uint64_t k_thread_blocked(uint32_t tid);
+/* A signal this thread does not block is pending: a wait must not begin. */
+int k_signal_waiting(void);
 /* A thread woken for a signal: its futex wait or sleep ends with EINTR. */
 int k_thread_interrupted(void);
 /* Every syscall's way out: a signal another thread left pending for this one. */

@@ -866,7 +866,8 @@ void k_pt_flush(void)
 		__asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3)::"memory");
 	}
 	/* The other threads' vCPUs, before the pages this change freed are handed out again. */
-	if ((BOOT->flags & SBX_BOOT_SHOOTDOWN) && k_nthreads > 1)
+	/* Any vCPU that ever ran a thread may hold translations, parked or not. */
+	if ((BOOT->flags & SBX_BOOT_SHOOTDOWN) && BOOT->threads_started)
 		k_call(SBX_CALL_TLB_SHOOTDOWN, 0, 0);
 }
 

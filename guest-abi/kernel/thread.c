@@ -250,6 +250,12 @@ volatile uint32_t *k_kick_word(void)
 	return &K_CPU->self->kick;
 }
 
+int k_signal_waiting(void)
+{
+	volatile struct k_sigthr *s = k_sig_self();
+	return (s->pending & ~s->blocked) != 0;
+}
+
 int k_thread_interrupted(void)
 {
 	struct k_thread *t = K_CPU->self;

@@ -62,6 +62,8 @@ static long sleep_until(int kind, int64_t deadline)
 			return 0;
 		/* A park on this thread's own word, which a signal for it sets: the sleep then
 		 * ends with EINTR and the handler runs. */
+		if (k_signal_waiting())
+			return -EINTR;
 		uint64_t a[3] = {(uint64_t)k_kick_word(), 0, (uint64_t)(deadline - now)};
 		long r = k_call_own(SBX_CALL_PARK, a, 3);
 		if (r < 0)

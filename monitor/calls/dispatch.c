@@ -33,6 +33,9 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t st = s->u.a[0];
 	uint32_t sig = (uint32_t)(st & 0xff);
+	/* A thread's exit (abort() in it, say): the report reads that thread's frame. */
+	struct sbx_stop_who who;
+	const struct sbx_stop_who *w = sbx_thread_who(vm, &who) ? &who : NULL;
 	if (!exit_status_ok(st)) {
 		/* Not a program's end but a kernel breaking the contract: no status to pass on. */
 		sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
@@ -41,23 +44,23 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 			    (unsigned long long)st);
 		return -EINVAL;
 	}
-	sbx_thread_blame(vm);
 	if (st & SBX_EXIT_SIGNALED)
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
-			    "killed by SIG%s (signal %u)",
-			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
+		sbx_vm_kill_by(vm, w, SBX_END_SIGNAL, 128 + (int)sig, (int)sig,
+			       "killed by SIG%s (signal %u)",
+			       sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
 	else if (st & SBX_EXIT_NODELIVER) {
 		/* The frame would go where the program may not write: Linux kills with SIGSEGV. */
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
-			    "SIG%s could not be delivered: no room for the signal frame",
-			    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+		sbx_vm_kill_by(vm, w, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
+			       "SIG%s could not be delivered: no room for the signal frame",
+			       sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
 		vm->life.stop.nodeliver = 1;
 	} else if (st & SBX_EXIT_DEADLOCK)
-		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
-			    "deadlock: futex wait with no timeout and no other thread to wake it");
+		sbx_vm_kill_by(
+		    vm, w, SBX_END_SIGNAL, 128 + 9, 9,
+		    "deadlock: futex wait with no timeout and no other thread to wake it");
 	else
-		sbx_vm_kill(vm, SBX_END_EXIT, (int)(st & 0xff), 0, "exited with status %u",
-			    (unsigned)(st & 0xff));
+		sbx_vm_kill_by(vm, w, SBX_END_EXIT, (int)(st & 0xff), 0, "exited with status %u",
+			       (unsigned)(st & 0xff));
 	/* Only if this exit was the first reason to stop (sbx_vm_kill keeps the first). */
 	vm->life.stop.status_set_by_exit = vm->life.stop.end == SBX_END_EXIT && !(st & ~0xffull);
 	return 0;

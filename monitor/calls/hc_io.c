@@ -78,11 +78,12 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	int64_t e = stdio_flags(h, is_write, positioned);
 	if (e < 0)
 		return e;
-	/* With threads, a transfer that may block (a pipe, a socket, a terminal) waits without
-	 * ring_lock, so that the other threads' requests go on (the one that fills the pipe, say),
-	 * on a duplicate of the descriptor, which another thread may close meanwhile. */
+	/* With threads, a read that may block (a pipe, a socket, a terminal) waits without
+	 * ring_lock, so that the other threads' requests go on (the one whose output brings the
+	 * input, say), on a duplicate of the descriptor, which another thread may close meanwhile.
+	 * A write keeps the lock: the output limits are checked and counted under it. */
 	int fd = h->fd, dfd = -1, released = 0;
-	if (!positioned && sbx_threads_count(vm) && sbx_handle_may_block(h) &&
+	if (!positioned && !is_write && sbx_threads_count(vm) && sbx_handle_may_block(h) &&
 	    (dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) >= 0 && (released = sbx_ring_release(vm)))
 		fd = dfd;
 	ssize_t n;

@@ -28,7 +28,8 @@ static atomic_uint *park_word(struct sbx_vm *vm, uint64_t gpa)
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	atomic_uint *w = park_word(vm, s->u.a[0]);
-	if (!w || s->u.a[1] > UINT32_MAX)
+	/* Only the vCPU's own thread serves a wait (the poller would hold ring_lock through it). */
+	if (!w || s->u.a[1] > UINT32_MAX || !(s->pad & SBX_SLOT_OWN))
 		return -EINVAL;
 	uint32_t val = (uint32_t)s->u.a[1];
 	const uint64_t year_ns = 1000000000ull * 3600 * 24 * 365;
@@ -40,9 +41,12 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 	int released = sbx_ring_release(vm);
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
 	       atomic_load(w) == val) {
+		/* In slices: a kick that lands just before the wait is not lost for long. */
 		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
 		if (left <= 0)
 			break;
+		if (left > 50 * SBX_NS_PER_MS)
+			left = 50 * SBX_NS_PER_MS;
 		struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ll),
 				       .tv_nsec = (long)(left % 1000000000ll)};
 		if (syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, &rel, NULL, 0) < 0 &&

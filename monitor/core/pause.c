@@ -26,6 +26,16 @@ void sbx_pause_point(struct sbx_vm *vm)
 	clock_gettime(CLOCK_REALTIME, &vm->life.last_exit_at);
 	pthread_mutex_lock(&vm->proc.ring.lock);
 	pthread_mutex_lock(&vm->life.pause_lock);
+	/* A thread started after the pause was asked for (THREAD_START runs under ring_lock, so
+	 * none starts from here on): the pause is refused, as sbx_vm_pausable would have. */
+	if (sbx_threads_count(vm)) {
+		atomic_store(&vm->life.pause_req, 0);
+		vm->life.pause_refused = 1;
+		pthread_cond_broadcast(&vm->life.pause_cond);
+		pthread_mutex_unlock(&vm->life.pause_lock);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
+		return;
+	}
 	vm->life.paused = 1;
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
@@ -68,10 +78,12 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		return -ESRCH;
 	}
 	atomic_store(&vm->life.pause_req, 1);
+	vm->life.pause_refused = 0;
 	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
 	sbx_wake_sleepers(vm);
 	int64_t left = end - sbx_now_ns(CLOCK_REALTIME);
-	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && left > 0) {
+	while (!vm->life.paused && !vm->life.pause_refused && !atomic_load(&vm->life.stopping) &&
+	       left > 0) {
 		/* immediate_exit covers a kick that lands just before KVM_RUN. */
 		vm->proc.vcpu.run->immediate_exit = 1;
 		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
@@ -80,12 +92,14 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
 		left = end - sbx_now_ns(CLOCK_REALTIME);
 	}
-	int paused = vm->life.paused;
+	int paused = vm->life.paused, refused = vm->life.pause_refused;
 	if (!paused)
 		atomic_store(&vm->life.pause_req, 0);
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	if (paused)
 		return 0;
+	if (refused)
+		return -ENOTSUP;
 	return atomic_load(&vm->life.stopping) ? -ESRCH : -ETIMEDOUT;
 }
 

@@ -26,9 +26,10 @@ static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 		if (port == SBX_PORT_DOORBELL)
 			return doorbell(vm);
 		if (port >= SBX_PORT_FAULT_BASE && port < SBX_PORT_FAULT_BASE + 32) {
-			vm->life.stop.vector = port - SBX_PORT_FAULT_BASE;
-			sbx_vm_kill(vm, SBX_END_FAULT, 0, 0, "CPU exception %d",
-				    vm->life.stop.vector);
+			struct sbx_stop_who who = {.fd = vm->proc.vcpu.fd,
+						   .vector = port - SBX_PORT_FAULT_BASE};
+			sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d",
+				       who.vector);
 			return SBX_ACT_STOP;
 		}
 	}
@@ -164,9 +165,10 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 				 * address. A shared window's page past its file's end is SIGBUS. */
 				if (errno == EFAULT &&
 				    sbx_shmap_bus(vm, &vm->proc.shmaps.bus_addr)) {
-					vm->life.stop.vector = SBX_VEC_SHMAP_BUS;
-					sbx_vm_kill(vm, SBX_END_FAULT, 0, 0,
-						    "access past the end of a mapped file");
+					struct sbx_stop_who who = {.fd = vm->proc.vcpu.fd,
+								   .vector = SBX_VEC_SHMAP_BUS};
+					sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0,
+						       "access past the end of a mapped file");
 					break;
 				}
 				sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "KVM_RUN: %s",

@@ -44,7 +44,8 @@ void sbx_wake_sleepers(struct sbx_vm *vm)
 	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+static void vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		  int sig, const char *fmt, va_list ap)
 {
 	/* The first reason wins: later ones are consequences. */
 	int expected = 0;
@@ -53,10 +54,15 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	vm->life.stop.end = end;
 	vm->life.stop.status = status;
 	vm->life.stop.signal = sig;
-	va_list ap;
-	va_start(ap, fmt);
+	/* Only the winner says which thread: a report reads that thread's vCPU. */
+	if (who) {
+		vm->life.stop.thread_fd = who->fd;
+		vm->life.stop.thread_cr3 = who->cr3;
+		vm->life.stop.thread_index = who->index;
+		if (who->vector >= 0)
+			vm->life.stop.vector = who->vector;
+	}
 	vsnprintf(vm->life.stop.reason, sizeof(vm->life.stop.reason), fmt, ap);
-	va_end(ap);
 	/* Wake whatever waits: a SLEEP, and a vCPU still in KVM_RUN (a kill decided on the
 	 * polling thread would otherwise wait for the guest's next exit, which may never come). */
 	sbx_wake_sleepers(vm);
@@ -70,6 +76,23 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	pthread_mutex_lock(&vm->life.pause_lock);
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
+}
+
+void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vkill(vm, NULL, end, status, sig, fmt, ap);
+	va_end(ap);
+}
+
+void sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		    int sig, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vkill(vm, who, end, status, sig, fmt, ap);
+	va_end(ap);
 }
 
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig)

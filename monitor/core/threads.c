@@ -38,15 +38,15 @@ int sbx_thread_current(void)
 	return sbx_cur_index;
 }
 
-void sbx_thread_blame(struct sbx_vm *vm)
+int sbx_thread_who(struct sbx_vm *vm, struct sbx_stop_who *who)
 {
 	struct sbx_threads *th = &vm->proc.threads;
 	int i = sbx_cur_index;
-	if (i <= 0 || i >= SBX_MAX_VCPUS || atomic_load(&vm->life.stopping) || !th->v[i])
-		return;
-	vm->life.stop.thread_fd = th->v[i]->fd;
-	vm->life.stop.thread_cr3 = th->v[i]->cr3;
-	vm->life.stop.thread_index = i;
+	if (i <= 0 || i >= SBX_MAX_VCPUS || !th->v[i])
+		return 0;
+	*who = (struct sbx_stop_who){
+	    .fd = th->v[i]->fd, .cr3 = th->v[i]->cr3, .index = i, .vector = -1};
+	return 1;
 }
 
 void sbx_threads_init(struct sbx_vm *vm)
@@ -201,22 +201,18 @@ void sbx_threads_repin0(struct sbx_vm *vm)
 		pin_threads(vm);
 }
 
-/* The run ends for what this thread's vCPU met, described as its own. */
+/* The run ends for what this thread's vCPU met, described as its own (if this is the first
+ * reason: the fields are the winner's, set under stop_lock). */
 static void thread_kill(struct sbx_tvcpu *t, enum sbx_end end, int vector, const char *what)
 {
 	struct sbx_vm *vm = t->vm;
-	if (!atomic_load(&vm->life.stopping)) {
-		vm->life.stop.thread_fd = t->fd;
-		vm->life.stop.thread_cr3 = t->cr3;
-		vm->life.stop.thread_index = t->index;
-		if (vector >= 0)
-			vm->life.stop.vector = vector;
-	}
+	struct sbx_stop_who who = {.fd = t->fd, .cr3 = t->cr3, .index = t->index, .vector = vector};
 	if (end == SBX_END_FAULT)
-		sbx_vm_kill(vm, SBX_END_FAULT, 0, 0, "CPU exception %d in thread %d", vector,
-			    t->index);
+		sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d in thread %d",
+			       vector, t->index);
 	else
-		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "thread %d: %s", t->index, what);
+		sbx_vm_kill_by(vm, &who, SBX_END_VM, SBX_STATUS_ERROR, 0, "thread %d: %s", t->index,
+			       what);
 }
 
 static void doorbell(struct sbx_tvcpu *t)
@@ -450,7 +446,15 @@ void sbx_threads_end(struct sbx_vm *vm)
 		pthread_mutex_unlock(&th->lock);
 		if (!t)
 			break;
-		pthread_join(t->thread, NULL);
+		/* Kicked again until it is gone: a kick may land just before a blocking call. */
+		for (;;) {
+			struct timespec dl;
+			sbx_deadline(&dl, 50 * SBX_NS_PER_MS);
+			if (pthread_timedjoin_np(t->thread, NULL, &dl) != ETIMEDOUT)
+				break;
+			t->run->immediate_exit = 1;
+			pthread_kill(t->thread, sbx_kick_signal());
+		}
 	}
 }
 

@@ -70,6 +70,15 @@ void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
 void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);
 void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f);
 
+/* The thread whose vCPU ends a run (sbx_vm_kill_by): its vCPU fd, page-table root, index, and
+ * the CPU exception (-1: none). */
+struct sbx_stop_who {
+	int fd;
+	uint64_t cr3;
+	int index;
+	int vector;
+};
+
 struct sbx_stop {
 	enum sbx_end end;
 	int status, signal;
@@ -268,7 +277,8 @@ struct sbx_life {
 	pthread_cond_t pause_cond;
 	atomic_int pause_req;
 	int paused, running, confined;
-	int pause_hold; /* the pauser is using the state: a kill waits for its resume */
+	int pause_hold;	   /* the pauser is using the state: a kill waits for its resume */
+	int pause_refused; /* the pause point found a thread started meanwhile (sbx_vm_pause) */
 	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
 	int first_call_pending;			    /* set by whoever wants first_call_at */
 	struct timespec first_call_at;		    /* CLOCK_MONOTONIC */
@@ -375,8 +385,9 @@ int sbx_threads_count(struct sbx_vm *vm);
 int sbx_fault_fd(struct sbx_vm *vm);
 /* When the thread serving this request is a thread's vCPU: its index (0 for vCPU 0's ring). */
 int sbx_thread_current(void);
-/* The run is about to end by a request of the thread served here: the report is its. */
-void sbx_thread_blame(struct sbx_vm *vm);
+/* The thread served here, if it is a thread's vCPU: 1 and who; 0 for vCPU 0. */
+struct sbx_stop_who;
+int sbx_thread_who(struct sbx_vm *vm, struct sbx_stop_who *who);
 
 /* pause.c (sbx_vm_pause and sbx_vm_resume are public: sandbox.h) */
 /* 0, or -ENOTSUP with the reason in why: the sandbox cannot be paused (several threads). */
@@ -641,6 +652,10 @@ int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
  * sbx_vm_interrupt does the same from a signal handler (public: sandbox.h). */
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same, naming the vCPU that ends the run (who: NULL for none in particular), which the
+ * stop records only if it is the first reason. */
+void sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		    int sig, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 /* Wakes every SLEEP (they wait on life.stopping) to look at the sandbox again. */
 void sbx_wake_sleepers(struct sbx_vm *vm);

@@ -110,7 +110,7 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	int r = sbx_vm_pausable(vm, why, sizeof(why));
 	if (r == 0)
 		r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
-	if (r == -ENOTSUP)
+	if (r == -ENOTSUP && sbx_vm_pausable(vm, why, sizeof(why)) == -ENOTSUP)
 		reply(c, MIG_CTL_ERROR ": cannot snapshot: %s", why);
 	else if (r == -ETIMEDOUT)
 		reply(c,
@@ -185,7 +185,7 @@ static void serve(struct sbx_vm *vm, int c)
 		int r = sbx_vm_pausable(vm, why, sizeof(why));
 		if (r == 0)
 			r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
-		if (r == -ENOTSUP)
+		if (r == -ENOTSUP && sbx_vm_pausable(vm, why, sizeof(why)) == -ENOTSUP)
 			reply(c, MIG_CTL_ERROR ": cannot pause: %s", why);
 		else if (r < 0)
 			reply(c, MIG_CTL_ERROR ": cannot pause: %s", strerror(-r));

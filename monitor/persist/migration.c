@@ -299,9 +299,12 @@ static int out_stop_and_copy(struct mig_out *m)
 	int r = mig_stream_send(m->s, MSG_SYNC, NULL, 0, NULL, 0, m->err, sizeof(m->err));
 	if (r < 0 || (r = expect(m->s, MSG_SYNCED, &body, &len, m->err, sizeof(m->err))) < 0)
 		return r;
-	if ((r = sbx_pause_hold(vm, 5000, &m->was_paused)) < 0)
+	if ((r = sbx_pause_hold(vm, 5000, &m->was_paused)) < 0) {
+		if (r == -ENOTSUP && sbx_vm_pausable(vm, m->err, sizeof(m->err)) < 0)
+			return r; /* a thread started during the pre-copy */
 		return sbx_fail(m->err, sizeof(m->err), r, "cannot pause the sandbox: %s",
 				strerror(-r));
+	}
 	m->paused = 1;
 	double pause_at = mono_ms();
 	int64_t n = out_collect(m, 1); /* paused: every write is done */

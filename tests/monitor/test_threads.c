@@ -334,3 +334,10 @@ Test(threads, a_handled_fault_of_the_main_thread_leaves_the_others_running)
 {
 	same_as_native("", "segvmain", 0);
 }
+
+/* A signal sent to a thread that is computing, which then waits on a futex only its handler
+ * sets: the handler runs (the wait does not begin, or ends with EINTR), as natively. */
+Test(threads, a_signal_sent_before_a_wait_is_not_lost)
+{
+	same_as_native("--timeout 60s", "sigbeforewait", 0);
+}
