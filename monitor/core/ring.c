@@ -26,12 +26,13 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 
 /* During a request's handler: may this thread release ring_lock around a wait (no other
  * thread would serve the request's slot meanwhile)? */
-static __thread int ring_may_release;
+static __thread int ring_may_release, ring_released;
 
 int sbx_ring_release(struct sbx_vm *vm)
 {
 	if (!ring_may_release)
 		return 0;
+	ring_released = 1;
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	return 1;
 }
@@ -86,6 +87,14 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		ring_may_release = 0;
+		/* Without the lock, a migration round may have taken this page's dirty mark (made
+		 * when the pointer was handed out) and copied it: the reply about to be written
+		 * needs a mark of its own, or the destination resumes with the request unanswered
+		 * and the monitor's tail past it. */
+		if (ring_released) {
+			ring_released = 0;
+			sbx_mem_dirty(vm, gpa, sizeof(struct sbx_ring));
+		}
 		gs->ret = ret;
 		__atomic_store_n(&gs->done, s.seq, __ATOMIC_RELEASE);
 		__atomic_store_n(tailp, tail + 1, __ATOMIC_RELEASE);

@@ -517,9 +517,10 @@ Test(snapshot, a_killed_sandbox_ctl_leaves_nothing_and_the_sandbox_runs_on)
 }
 
 /* A guest in a day-long sleep: a pause that waited for the sleep to end would time out (the
- * monitor gives the vCPU 5 s), so "ok paused" shows the sleep was cut short; "sleep 2" in the
- * stats after the resume shows the guest kernel went back to sleep for the rest. The snapshot
- * ends it (interrupting the second sleep the same way). */
+ * monitor gives the vCPU 5 s), so "ok paused" shows the sleep was cut short; "park 2" in the
+ * stats after the resume shows the guest kernel went back to sleep for the rest (a sleep parks
+ * the vCPU on its thread's word, ABI 1.7). The snapshot ends it (interrupting the second sleep
+ * the same way). */
 Test(control, pause_interrupts_a_long_sleep)
 {
 	e2e_need_kvm();
@@ -529,7 +530,7 @@ Test(control, pause_interrupts_a_long_sleep)
 		 E2E_SH_WAIT
 		 "D=$(mktemp -d); P=; " KILL_AND_CLEAN "C=" SBX_BUILD_DIR
 		 "/sandbox-ctl; sleeps() { $C $D/c stats 2>/dev/null | "
-		 "sed -n 's/.*, sleep \\([0-9]*\\).*/\\1/p'; }; "
+		 "sed -n 's/.*, park \\([0-9]*\\).*/\\1/p'; }; "
 		 "%s --control $D/c /bin/busybox sleep 86400 & P=$!; "
 		 "wait_for '[ \"$(sleeps)\" = 1 ]'; $C $D/c pause || exit 1; $C $D/c stats; "
 		 "$C $D/c resume; wait_for '[ \"$(sleeps)\" = 2 ]'; echo asleep-again; "
