@@ -10,6 +10,8 @@
 
 /* One request with all seven argument words; returns what the monitor answered. */
 int64_t rawcall7(uint32_t nr, const uint64_t a[7]);
+/* The same with the slot's pad word (SBX_SLOT_OWN: served by the vCPU's own thread). */
+int64_t rawcall7_pad(uint32_t nr, uint32_t pad, const uint64_t a[7]);
 /* The same with five words (the last two zero). */
 int64_t rawcall_call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4);
 uint64_t rawcall_len(const char *s);

@@ -91,6 +91,18 @@ static int64_t req1(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t
 	return req(nr, a0, a1, a2, a3, 0, 0, 0);
 }
 
+/* A request the calling vCPU's own thread serves (SBX_SLOT_OWN), or not (own 0). */
+static int64_t req_own(uint32_t nr, int own, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	const uint64_t a[7] = {a0, a1, a2, 0, 0, 0, 0};
+	int64_t r = rawcall7_pad(nr, own ? SBX_SLOT_OWN : 0, a);
+	requests++;
+	succeeded += r >= 0;
+	if (r < -4095)
+		unanswered++;
+	return r;
+}
+
 static uint64_t slen(const char *s)
 {
 	uint64_t n = 0;
@@ -702,6 +714,43 @@ static void row_sleep(uint32_t nr, uint64_t arg)
 		req1(nr, ns[i], 0, 0, 0);
 }
 
+/* THREAD_START: each value wrong in turn, the others right, never all right (a new vCPU on a
+ * root and ring that this program never made would run into nothing it set up: its success is
+ * the threads tests', confined as well). */
+static void row_thread(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t idx[] = {0, 1, 1023, 1024, 1ull << 32, ~0ull};
+	const uint64_t roots[] = {SBX_PT_ADDR + 1, top, ~0ull & ~4095ull};
+	const uint64_t rips[] = {SBX_KERNEL_ADDR - 1, SBX_VDSO_ADDR, 0, ~0ull};
+	const uint64_t rsps[] = {0, SBX_WINDOW_SYSCALL_TOP - 8, ~0ull};
+	const uint64_t rings[] = {0, SBX_RING_ADDR, BUF + 1, top, ~0ull & ~4095ull};
+	for (unsigned i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
+		req(nr, idx[i], SBX_PT_ADDR, SBX_KERNEL_ADDR, SBX_WINDOW_SYSCALL_TOP, 0, 0, 0);
+	for (unsigned i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
+		req(nr, 1, roots[i], SBX_KERNEL_ADDR, SBX_WINDOW_SYSCALL_TOP, BUF, 0, 0);
+	for (unsigned i = 0; i < sizeof(rips) / sizeof(rips[0]); i++)
+		req(nr, 1, SBX_PT_ADDR, rips[i], SBX_WINDOW_SYSCALL_TOP, BUF, 0, 0);
+	for (unsigned i = 0; i < sizeof(rsps) / sizeof(rsps[0]); i++)
+		req(nr, 1, SBX_PT_ADDR, SBX_KERNEL_ADDR, rsps[i], BUF, 0, 0);
+	for (unsigned i = 0; i < sizeof(rings) / sizeof(rings[0]); i++)
+		req(nr, 1, SBX_PT_ADDR, SBX_KERNEL_ADDR, SBX_WINDOW_SYSCALL_TOP, rings[i], 0, 0);
+}
+
+/* PARK and UNPARK: words in RAM holding the value or not, misaligned, outside RAM; PARK as the
+ * vCPU's own request or not (refused), with short waits. TLB_SHOOTDOWN takes no argument. */
+static void row_park(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	*(volatile uint32_t *)IOV = 7;
+	const uint64_t words[] = {IOV, IOV + 2, 0, top - 4, top, ~0ull & ~3ull};
+	const uint64_t vals[] = {7, 8, 1ull << 32};
+	for (unsigned w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		for (unsigned v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+			for (int own = 0; own < 2; own++)
+				req_own(nr, own, words[w], vals[v], nr == SBX_CALL_PARK ? 1000 : 0);
+}
+
 /* NOFILE: read and set the limits, with the old ones written to each kind of buffer. */
 static void row_nofile(uint32_t nr, uint64_t arg)
 {
@@ -816,6 +865,10 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_MMAP_SHARED] = row_map,
     [SBX_CALL_MUNMAP_SHARED] = row_window,
     [SBX_CALL_MSYNC] = row_window,
+    [SBX_CALL_THREAD_START] = row_thread,
+    [SBX_CALL_PARK] = row_park,
+    [SBX_CALL_UNPARK] = row_park,
+    [SBX_CALL_TLB_SHOOTDOWN] = row_park,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)

@@ -32,9 +32,14 @@ void rawcall_doorbell(void)
 
 int64_t rawcall7(uint32_t nr, const uint64_t a[7])
 {
+	return rawcall7_pad(nr, 0, a);
+}
+
+int64_t rawcall7_pad(uint32_t nr, uint32_t pad, const uint64_t a[7])
+{
 	volatile struct sbx_slot *s = &RING->slots[RING->head % SBX_RING_SLOTS];
 	s->nr = nr;
-	s->pad = 0;
+	s->pad = pad;
 	for (int i = 0; i < 7; i++)
 		s->u.a[i] = a[i];
 	s->seq = ++seq;

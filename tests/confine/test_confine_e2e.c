@@ -117,8 +117,10 @@ static void one_call(unsigned nr, const char *poll)
 		const char *line = strstr(out, want);
 		cr_expect(st == 0 && line && strstr(line, "all answered"),
 			  "%s: status %d, want 0 and every request answered:\n%s", what, st, out);
-		/* A row whose every request failed would test nothing but the argument checks. */
-		if (line)
+		/* A row whose every request failed would test nothing but the argument checks;
+		 * THREAD_START's success is the threads tests' (a vCPU on state rawcall never set
+		 * up would only fault), which run confined too. */
+		if (line && nr != SBX_CALL_THREAD_START)
 			cr_expect(!strstr(line, "(0 succeeded)"),
 				  "%s: no request succeeded: the fixture is broken\n%s", what,
 				  line);
