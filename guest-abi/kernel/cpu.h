@@ -6,12 +6,12 @@
 #include "sbx_abi.h"
 
 #define K_CPU_SCRATCH 0	    /* the entry's %rax while it switches stacks */
-#define K_CPU_PF_RAX 8	    /* the page-fault entry's %rax, restored by the stub */
+#define K_CPU_PF_RAX 8	    /* the page-fault entry's %rax, restored by the trampoline */
 #define K_CPU_PF_ADDR 16    /* %cr2 of that fault */
 #define K_CPU_PF_DECLINE 24 /* byte: the next fault of the program goes to the monitor */
 #define K_CPU_RESUME 64	    /* struct k_resume: k_resume_full's registers */
-#define K_CPU_STUB 256	    /* code: restores %rax and jumps back to the faulting rip */
-#define K_CPU_STUB_BYTES 16
+#define K_CPU_TRAMP 256	    /* code: restores %rax and jumps back to the faulting rip */
+#define K_CPU_TRAMP_BYTES 16
 /* The page-fault entry's frame (IST1) and the handler's stack below it. */
 #define K_PF_FRAME (SBX_WINDOW_IST_TOP(1) - 48)
 #define K_PF_STACK (K_PF_FRAME - 64)
@@ -28,7 +28,7 @@ struct k_resume {
 struct k_cpu {
 	uint64_t scratch, pf_rax, pf_addr;
 	uint8_t pf_decline;
-	uint8_t stub_ready;
+	uint8_t tramp_ready;
 	uint8_t pad0[2];
 	uint32_t index;	       /* the vCPU: 0 for the first thread */
 	uint64_t ring;	       /* the address of this vCPU's request ring */
@@ -39,20 +39,20 @@ struct k_cpu {
 	struct k_resume resume;
 	uint64_t
 	    window_gpa; /* guest-physical address of window offset 0 (its stacks are one run) */
-	uint8_t pad2[K_CPU_STUB - K_CPU_RESUME - sizeof(struct k_resume) - 8];
-	uint8_t stub[K_CPU_STUB_BYTES];
+	uint8_t unused[K_CPU_TRAMP - K_CPU_RESUME - sizeof(struct k_resume) - 8];
+	uint8_t tramp[K_CPU_TRAMP_BYTES];
 };
 _Static_assert(__builtin_offsetof(struct k_cpu, pf_decline) == K_CPU_PF_DECLINE, "k_cpu");
 _Static_assert(__builtin_offsetof(struct k_cpu, resume) == K_CPU_RESUME, "k_cpu");
-_Static_assert(__builtin_offsetof(struct k_cpu, stub) == K_CPU_STUB, "k_cpu");
+_Static_assert(__builtin_offsetof(struct k_cpu, tramp) == K_CPU_TRAMP, "k_cpu");
 _Static_assert(sizeof(struct k_cpu) <= SBX_CPU_TID_OFF, "the tid word is past k_cpu");
 /* The tid the monitor reads (SBX_CPU_TID_OFF). */
 #define K_CPU_TID (*(volatile uint32_t *)(SBX_CPU_VA + SBX_CPU_TID_OFF))
 
 #define K_CPU ((struct k_cpu *)SBX_CPU_VA)
 
-/* The stub's bytes for the vCPU whose per-CPU page is at SBX_CPU_VA (rip-relative, so the same
- * bytes on every vCPU): movq pf_rax(%rip), %rax; jmpq *(K_PF_FRAME + 8)(%rip). */
-void k_cpu_stub(struct k_cpu *c);
+/* The trampoline's bytes for the vCPU whose per-CPU page is at SBX_CPU_VA (rip-relative, so the
+ * same bytes on every vCPU): movq pf_rax(%rip), %rax; jmpq *(K_PF_FRAME + 8)(%rip). */
+void k_cpu_tramp(struct k_cpu *c);
 #endif
 #endif

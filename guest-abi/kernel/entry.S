@@ -270,13 +270,13 @@ k_pf_handler:
 	popq %rcx
 	popq %rbx
 	/* The faulting context's flags, %rsp and %rip, from the frame the CPU pushed; %rax and
-	 * the jump back come from the per-CPU stub (k_cpu_stub), which addresses this vCPU's
+	 * the jump back come from the per-CPU trampoline (k_cpu_tramp), which addresses this vCPU's
 	 * frame and page rip-relative, as no register is left for an absolute address. */
 	movabsq $K_PF_FRAME, %rax
 	pushq 24(%rax)
 	popfq
 	movq 32(%rax), %rsp
-	movabsq $(SBX_CPU_VA + K_CPU_STUB), %rax
+	movabsq $(SBX_CPU_VA + K_CPU_TRAMP), %rax
 	jmpq *%rax
 
 /* ---- Repeated runs from one snapshot (struct sbx_exec_ctl) ----------------------------- */

@@ -728,8 +728,8 @@ int k_pt_fault_in(uint64_t va, uint64_t err)
 int k_pf_fault(uint64_t va, uint64_t err, uint64_t rip)
 {
 	struct k_cpu *c = K_CPU;
-	if (__builtin_expect(!c->stub_ready, 0))
-		k_cpu_stub(c);
+	if (__builtin_expect(!c->tramp_ready, 0))
+		k_cpu_tramp(c);
 	k_lock();
 	int r = fault_in(va, err, rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR);
 	k_unlock();

@@ -114,17 +114,17 @@ void k_relock(uint32_t depth)
 	K_CPU->bkl_depth = depth;
 }
 
-void k_cpu_stub(struct k_cpu *c)
+void k_cpu_tramp(struct k_cpu *c)
 {
-	/* movq rel32(%rip), %rax; jmpq *rel32(%rip), addressed from where the stub runs. */
-	uint64_t at = SBX_CPU_VA + K_CPU_STUB;
+	/* movq rel32(%rip), %rax; jmpq *rel32(%rip), addressed from where the trampoline runs. */
+	uint64_t at = SBX_CPU_VA + K_CPU_TRAMP;
 	int32_t d1 = (int32_t)((int64_t)(SBX_CPU_VA + K_CPU_PF_RAX) - (int64_t)(at + 7));
 	int32_t d2 = (int32_t)((int64_t)(K_PF_FRAME + 8) - (int64_t)(at + 13));
 	uint8_t code[13] = {0x48, 0x8b, 0x05, 0, 0, 0, 0, 0xff, 0x25, 0, 0, 0, 0};
 	k_memcpy(code + 3, &d1, 4);
 	k_memcpy(code + 9, &d2, 4);
-	k_memcpy(c->stub, code, sizeof(code));
-	c->stub_ready = 1;
+	k_memcpy(c->tramp, code, sizeof(code));
+	c->tramp_ready = 1;
 }
 
 void k_cpu_root_set(unsigned slot, uint64_t entry)
@@ -189,7 +189,7 @@ static int build_window(unsigned i, uint64_t *ring_gpa)
 	c->ring = SBX_WINDOW_VA + K_RING_OFF;
 	c->self = &k_threads[i];
 	c->window_gpa = stack - first * PAGE;
-	k_cpu_stub(c);
+	k_cpu_tramp(c);
 	k_threads[i].root = root;
 	k_threads[i].cpu = cpu;
 	*ring_gpa = ring;
