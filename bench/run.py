@@ -65,10 +65,11 @@ def parse_stats(err):
             "monitor_rss_kib": int(r[1]), "guest_ram_kib": int(r[2])}
 
 
-def parse_op(err):
-    m = OP_RE.findall(err)
+def parse_op(err, op=None):
+    m = [x for x in OP_RE.findall(err) if op is None or x[0] == op]
     if not m:
-        raise BenchError(f"no 'OP N value' line in the guest's stderr: {err.strip()[-300:]}")
+        raise BenchError(f"no '{op or 'OP'} N value' line in the guest's stderr: "
+                         f"{err.strip()[-300:]}")
     return float(m[-1][2])
 
 
@@ -158,7 +159,7 @@ def main():
     sbx = os.path.join(build, "sandbox-run")
     bins = {name: os.path.join(build, sub, name) for sub, names in (
         ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
-                     "threads-glibc")),
+                     "threads-glibc", "events-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -397,6 +398,45 @@ def main():
     rep.row("parallel 4 sandbox, in the guest", "ms", res["sandbox"]["ms"], res["native"]["ms"],
             "native", digits=1)
     rep.table()
+
+    # 10. pipes, eventfds and epoll
+    ev_n = 2000 if a.quick else 20000
+    rep.section(f"10. pipes and epoll: events-glibc pingpong {ev_n}, ns per round trip (timed "
+                f"in the guest)",
+                "pipe_rtt: one byte there and back between two threads over two pipes (4 "
+                "syscalls, 2 of them blocking reads); epoll_wake: an eventfd write, the other "
+                "thread's epoll_wait, read and write back, the first thread's read")
+    ops = lambda fn: lambda: (lambda e: {"pipe_rtt": parse_op(e, "pipe_rtt"),
+                                         "epoll_wake": parse_op(e, "epoll_wake")})(fn()["err"])
+    res = interleave({"native": ops(native(bins["events-glibc"], "pingpong", str(ev_n))),
+                      "sandbox": ops(sandboxed(bins["events-glibc"], "pingpong", str(ev_n)))},
+                     runs)
+    for op in ("pipe_rtt", "epoll_wake"):
+        rep.row(f"{op} native", "ns", res["native"][op], digits=0)
+        rep.row(f"{op} sandbox", "ns", res["sandbox"][op], res["native"][op], "native",
+                digits=0)
+    rep.table()
+
+    # 11. Go
+    gowork = os.path.join(build, "samples", "gowork")
+    if not os.access(gowork, os.X_OK):
+        print(f"\n11. Go: skipped ({gowork} not built: no `go` when cmake ran)")
+    else:
+        go_n = 20000 if a.quick else 200000
+        rep.section(f"11. Go (static, go1.19): start-up (gowork start, wall) and a goroutine "
+                    f"pipeline (gowork heavy {go_n}: 16 stages, ns per message, timed in Go)")
+        res = interleave({"native": native(gowork, "start"),
+                          "sandbox": sandboxed(gowork, "start")}, runs)
+        rep.row("start native", "ms", [w * 1e3 for w in res["native"]["wall"]], digits=2)
+        rep.row("start sandbox", "ms", [w * 1e3 for w in res["sandbox"]["wall"]],
+                [w * 1e3 for w in res["native"]["wall"]], "native", digits=2)
+        op = lambda fn: lambda: {"ns": parse_op(fn()["err"], "goheavy")}
+        res = interleave({"native": op(native(gowork, "heavy", str(go_n))),
+                          "sandbox": op(sandboxed(gowork, "heavy", str(go_n)))}, compute_runs)
+        rep.row("heavy native", "ns/msg", res["native"]["ns"], digits=0)
+        rep.row("heavy sandbox", "ns/msg", res["sandbox"]["ns"], res["native"]["ns"], "native",
+                digits=0)
+        rep.table()
 
     failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"
               for s in rep.sections for r in s["rows"] if r["met"] is False]

@@ -751,6 +751,96 @@ static void row_park(uint32_t nr, uint64_t arg)
 				req_own(nr, own, words[w], vals[v], nr == SBX_CALL_PARK ? 1000 : 0);
 }
 
+/* Closes what a request made: a handle, or a pipe's two (read | write << 32). */
+static void close_made(int64_t r, int pipe)
+{
+	if (r < 0)
+		return;
+	req1(SBX_CALL_CLOSE, (uint64_t)(pipe ? r & 0xffffffff : r), 0, 0, 0);
+	if (pipe)
+		req1(SBX_CALL_CLOSE, (uint64_t)(r >> 32), 0, 0, 0);
+}
+
+/* PIPE, EVENTFD, EPOLL_CREATE: every flag the call knows, others, and counts past 32 bits;
+ * what is made is closed again. */
+static void row_make(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t flags[] = {0, 1, 0x40, 04000, 040000, 02000000, 02004001, ~0ull};
+	const uint64_t counts[] = {0, 1, 0xffffffffull, 1ull << 32, ~0ull};
+	for (unsigned f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+		if (nr == SBX_CALL_EVENTFD)
+			for (unsigned c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
+				close_made(req1(nr, counts[c], flags[f], 0, 0), 0);
+		else
+			close_made(req1(nr, flags[f], 0, 0, 0), nr == SBX_CALL_PIPE);
+	}
+}
+
+/* An epoll instance watching an eventfd that is ready, and a pipe: *ep, *ev, *p (read end). */
+static void make_epoll(int64_t *ep, int64_t *ev, int64_t *p)
+{
+	*ep = req1(SBX_CALL_EPOLL_CREATE, 0, 0, 0, 0);
+	*ev = req1(SBX_CALL_EVENTFD, 1, 0, 0, 0);
+	*p = req1(SBX_CALL_PIPE, 0, 0, 0, 0);
+	req(SBX_CALL_EPOLL_CTL, (uint64_t)*ep, 1, (uint64_t)*ev, 1, 7, 0, 0);
+}
+
+static void drop_epoll(int64_t ep, int64_t ev, int64_t p)
+{
+	close_made(ep, 0);
+	close_made(ev, 0);
+	close_made(p, 1);
+}
+
+/* EPOLL_CTL: instances and not, each op and others, every kind of handle as the target (files,
+ * directories, virtual files, stdio, the instance itself), events and data of every width. */
+static void row_epoll_ctl(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	setup_fds();
+	int64_t ep, ev, p;
+	make_epoll(&ep, &ev, &p);
+	const uint64_t eps[] = {(uint64_t)ep, (uint64_t)ev, (uint64_t)fds[F_RW_FILE], 1023, ~0ull};
+	const uint64_t ops[] = {1, 3, 2, 0, 4, 1ull << 32, ~0ull};
+	const uint64_t evs[] = {1, 0x80000001ull, 1ull << 32, ~0ull};
+	uint64_t tgts[NFD + 6];
+	unsigned nt = 0;
+	for (int f = 0; f < NFD; f++)
+		tgts[nt++] = (uint64_t)fds[f];
+	tgts[nt++] = (uint64_t)ep;
+	tgts[nt++] = (uint64_t)ev;
+	tgts[nt++] = (uint64_t)(p & 0xffffffff);
+	tgts[nt++] = (uint64_t)(p >> 32);
+	tgts[nt++] = 1023;
+	tgts[nt++] = ~0ull;
+	for (unsigned e = 0; e < sizeof(eps) / sizeof(eps[0]); e++)
+		for (unsigned o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+			for (unsigned t = 0; t < nt; t++)
+				for (unsigned v = 0; v < sizeof(evs) / sizeof(evs[0]); v++)
+					req(nr, eps[e], ops[o], tgts[t], evs[v], ~0ull, 0, 0);
+	drop_epoll(ep, ev, p);
+}
+
+/* EPOLL_WAIT: with an event ready, into each kind of buffer, counts in and out of range, an
+ * epfd that is no instance; waits of 0 and 1 ms only (nothing here would end a longer one). */
+static void row_epoll_wait(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	int64_t ep, ev, p;
+	make_epoll(&ep, &ev, &p);
+	const uint64_t eps[] = {(uint64_t)ep, (uint64_t)ev, 1023, ~0ull};
+	const uint64_t ns[] = {1, 2, SBX_EPOLL_BATCH, SBX_EPOLL_BATCH + 1, 0, ~0ull};
+	const uint64_t ms[] = {0, 1, 1ull << 40};
+	for (unsigned e = 0; e < sizeof(eps) / sizeof(eps[0]); e++)
+		for (unsigned n = 0; n < sizeof(ns) / sizeof(ns[0]); n++)
+			for (int b = 0; b < NPTR; b++)
+				for (unsigned m = 0; m < sizeof(ms) / sizeof(ms[0]); m++)
+					if (harmless(b, ns[n] * 12) && (ms[m] < 2 || e > 0))
+						req1(nr, eps[e], ptr(b, IOV), ns[n], ms[m]);
+	drop_epoll(ep, ev, p);
+}
+
 /* NOFILE: read and set the limits, with the old ones written to each kind of buffer. */
 static void row_nofile(uint32_t nr, uint64_t arg)
 {
@@ -869,6 +959,11 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_PARK] = row_park,
     [SBX_CALL_UNPARK] = row_park,
     [SBX_CALL_TLB_SHOOTDOWN] = row_park,
+    [SBX_CALL_PIPE] = row_make,
+    [SBX_CALL_EVENTFD] = row_make,
+    [SBX_CALL_EPOLL_CREATE] = row_make,
+    [SBX_CALL_EPOLL_CTL] = row_epoll_ctl,
+    [SBX_CALL_EPOLL_WAIT] = row_epoll_wait,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)

@@ -45,24 +45,11 @@
 #include <unistd.h>
 
 #include "errname.h"
+#include "wrong.h"
 
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
-
-static int failures;
-
-static void wrong(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void wrong(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("WRONG: ", stdout);
-	vprintf(fmt, ap);
-	fputc('\n', stdout);
-	va_end(ap);
-	failures++;
-}
 
 /* errname() with the errors of threads that errname.h does not know. */
 static const char *ename(int e)

@@ -16,7 +16,7 @@ if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
     libcriterion-dev libzstd-dev libxxhash-dev libsodium-dev musl-tools \
     libmicrohttpd-dev wrk curl nettle-dev afl++ \
     busybox-static bubblewrap hyperfine clang-format python3 git gdb binutils criu iproute2 \
-    bpftool linux-perf >/dev/null
+    bpftool linux-perf golang-go >/dev/null
 fi
 
 if [ "${1:-}" != "--no-build" ]; then

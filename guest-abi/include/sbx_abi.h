@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 7
+#define SBX_ABI_MINOR 8
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -460,7 +460,8 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
 
 #define SBX_PATH_MAX 4096
 #define SBX_IOV_MAX 1024
-#define SBX_MAX_POLL 1024 /* pollfd entries in one SBX_CALL_POLL */
+#define SBX_MAX_POLL 1024   /* pollfd entries in one SBX_CALL_POLL */
+#define SBX_EPOLL_BATCH 128 /* struct epoll_event (12 bytes) in one SBX_CALL_EPOLL_WAIT */
 
 /* ---- The request ring ------------------------------------------------------------------ */
 /* The guest is the only producer (head), the monitor the only consumer (tail). A request is

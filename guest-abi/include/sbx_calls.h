@@ -77,7 +77,18 @@
 	X(UNPARK, 44, unpark, sbx_hc_unpark, 0, )                                                  \
 	/* 1.7: every other vCPU drops its translations before it runs the program again (after  \
 	 * a page-table change that removed or narrowed some, with SBX_BOOT_SHOOTDOWN). */       \
-	X(TLB_SHOOTDOWN, 45, tlb_shootdown, sbx_hc_tlb_shootdown, 0, )
+	X(TLB_SHOOTDOWN, 45, tlb_shootdown, sbx_hc_tlb_shootdown, 0, )                             \
+	/* 1.8: pipes, eventfds and epoll, host objects behind handles (docs/architecture.md,   \
+	 * "Pipes, eventfds and epoll"). PIPE a0: O_CLOEXEC|O_NONBLOCK|O_DIRECT: read end |     \
+	 * write end << 32. EVENTFD a0: initial count, a1: EFD_*: the handle. EPOLL_CREATE a0:   \
+	 * EPOLL_CLOEXEC. EPOLL_CTL a0: epoll handle, a1: op, a2: handle, a3: events, a4: data.  \
+	 * EPOLL_WAIT a0: epoll handle, a1: guest-physical address of struct epoll_event[a2]     \
+	 * (1..SBX_EPOLL_BATCH), a3: ms (<0: no end): the count written. */                     \
+	X(PIPE, 46, pipe, sbx_hc_pipe, 0, )                                                        \
+	X(EVENTFD, 47, eventfd, sbx_hc_eventfd, 0, )                                               \
+	X(EPOLL_CREATE, 48, epoll_create, sbx_hc_epoll_create, 0, )                                \
+	X(EPOLL_CTL, 49, epoll_ctl, sbx_hc_epoll_ctl, 0, )                                         \
+	X(EPOLL_WAIT, 50, epoll_wait, sbx_hc_epoll_wait, SBX_CF_WAIT, )
 /* clang-format on */
 
 #endif

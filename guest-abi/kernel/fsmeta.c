@@ -213,7 +213,7 @@ static long do_poll(uint64_t fds, uint64_t n, int64_t ms)
 	if (k_copy_from_user(pfd, fds, n * 8) < 0 || !k_user_ok(fds, n * 8, K_WRITE))
 		return -EFAULT;
 	uint64_t a[3] = {k_kaddr((uint64_t)pfd), n, (uint64_t)ms};
-	long r = k_call_wait(SBX_CALL_POLL, a, 3);
+	long r = k_call_wait_ms(SBX_CALL_POLL, a, 3, 2);
 	k_memcpy((void *)fds, pfd, n * 8);
 	return r;
 }
@@ -223,7 +223,7 @@ long k_sys_poll(struct k_frame *f)
 	return do_poll(f->rdi, f->rsi, (int64_t)(int32_t)f->rdx);
 }
 
-static long ts_to_ms(uint64_t p, int64_t *ms)
+long k_ts_to_ms(uint64_t p, int64_t *ms)
 {
 	int64_t t[2];
 	*ms = -1;
@@ -240,7 +240,7 @@ static long ts_to_ms(uint64_t p, int64_t *ms)
 long k_sys_ppoll(struct k_frame *f)
 {
 	int64_t ms;
-	long r = ts_to_ms(f->rdx, &ms);
+	long r = k_ts_to_ms(f->rdx, &ms);
 	return r < 0 ? r : do_poll(f->rdi, f->rsi, ms);
 }
 
@@ -278,7 +278,7 @@ static long do_select(uint64_t nfds, uint64_t rd, uint64_t wr, uint64_t ex, int6
 		n++;
 	}
 	uint64_t a[3] = {k_kaddr((uint64_t)pfd), n, (uint64_t)ms};
-	long r = k_call_wait(SBX_CALL_POLL, a, 3);
+	long r = k_call_wait_ms(SBX_CALL_POLL, a, 3, 2);
 	if (r < 0)
 		return r;
 	for (int i = 0; i < 3; i++)
@@ -323,7 +323,7 @@ long k_sys_select(struct k_frame *f)
 long k_sys_pselect6(struct k_frame *f)
 {
 	int64_t ms;
-	long r = ts_to_ms(f->r8, &ms);
+	long r = k_ts_to_ms(f->r8, &ms);
 	return r < 0 ? r : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
 }
 

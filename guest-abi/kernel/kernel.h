@@ -144,6 +144,10 @@ long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
  * program's: no shared kernel buffer. */
 long k_call_wait(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len);
+/* A k_call_wait whose args[ms_arg] is a timeout in ms (<0: none). The monitor ends its wait
+ * early when the run pauses (EINTR): it is made again for what is left, unless a signal for
+ * this thread came meanwhile, as Linux would interrupt it only for a signal. */
+long k_call_wait_ms(uint32_t nr, uint64_t *args, unsigned nargs, unsigned ms_arg);
 /* A request that waits (PARK, SLEEP): served by this vCPU's own thread, with the big kernel lock
  * released meanwhile so that the other threads go on. */
 long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs);
@@ -461,6 +465,20 @@ long k_sys_ppoll(struct k_frame *f);
 long k_sys_select(struct k_frame *f);
 long k_sys_pselect6(struct k_frame *f);
 long k_sys_sendfile(struct k_frame *f);
+/* ppoll's and epoll_pwait2's timespec as ms (-1 for NULL): 0 or -EFAULT, -EINVAL. */
+long k_ts_to_ms(uint64_t p, int64_t *ms);
+
+/* event.c: pipes, eventfds and epoll, host objects behind handles */
+long k_sys_pipe(struct k_frame *f);
+long k_sys_pipe2(struct k_frame *f);
+long k_sys_eventfd(struct k_frame *f);
+long k_sys_eventfd2(struct k_frame *f);
+long k_sys_epoll_create(struct k_frame *f);
+long k_sys_epoll_create1(struct k_frame *f);
+long k_sys_epoll_ctl(struct k_frame *f);
+long k_sys_epoll_wait(struct k_frame *f);
+long k_sys_epoll_pwait(struct k_frame *f);
+long k_sys_epoll_pwait2(struct k_frame *f);
 long k_sys_getgroups(struct k_frame *f);
 long k_sys_getpgrp(struct k_frame *f);
 long k_sys_getrusage(struct k_frame *f);

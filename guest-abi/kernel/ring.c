@@ -100,6 +100,20 @@ long k_call_wait(uint32_t nr, const uint64_t *args, unsigned nargs)
 	return call(nr, args, nargs, k_nthreads > 1);
 }
 
+long k_call_wait_ms(uint32_t nr, uint64_t *args, unsigned nargs, unsigned ms_arg)
+{
+	int64_t ms = (int64_t)args[ms_arg], end = ms > 0 ? k_now_ns(0) + ms * 1000000 : 0;
+	for (;;) {
+		long r = k_call_wait(nr, args, nargs);
+		if (r != -EINTR || k_signal_waiting())
+			return r;
+		if (ms > 0) {
+			int64_t left = end - k_now_ns(0);
+			args[ms_arg] = left > 0 ? (uint64_t)((left + 999999) / 1000000) : 0;
+		}
+	}
+}
+
 long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
 {
 	uint32_t depth = k_unlock_all();

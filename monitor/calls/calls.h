@@ -12,10 +12,14 @@
 /* VDIR: a directory of the policy's tree above mounts; VFILE: a node of the virtual /dev and
  * /proc (vfs.c), its vnode in `vnode`. */
 enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR, SBX_H_VFILE };
+/* What a SBX_H_HOST handle is: a file of a mount or stdio (found by path or given), or an
+ * object the program made, with no path to reopen it by (hc_event.c). */
+enum sbx_handle_obj { SBX_O_FILE, SBX_O_PIPE, SBX_O_EVENTFD, SBX_O_EPOLL };
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
-	int fd;	      /* host fd (SBX_H_HOST) */
+	int fd; /* host fd (SBX_H_HOST) */
+	enum sbx_handle_obj obj;
 	int cloexec;  /* FD_CLOEXEC as the guest set it (no exec, kept for F_GETFD) */
 	int writable; /* opened on a rw mount or stdio */
 	int stdio;    /* 0..2: a copy of the monitor's stdin/stdout/stderr; -1 otherwise */
@@ -99,6 +103,13 @@ int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s);
 /* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
  * terminal)? Asked once per handle (fstat). */
 int sbx_handle_may_block(struct sbx_handle *h);
+/* hc_event.c: pipes, eventfds and epoll. sbx_handle_obj_name: "a pipe", ... for messages. */
+int64_t sbx_hc_pipe(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_epoll_ctl(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s);
+const char *sbx_handle_obj_name(enum sbx_handle_obj o);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);

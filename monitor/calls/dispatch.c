@@ -207,7 +207,8 @@ static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 		return SBX_WAIT_ALL;
 	if (f & SBX_CF_WAIT_STDIO) {
 		struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-		return h && h->stdio >= 0 && h->kind == SBX_H_HOST && sbx_handle_may_block(h)
+		return h && (h->stdio >= 0 || h->obj != SBX_O_FILE) && h->kind == SBX_H_HOST &&
+			       sbx_handle_may_block(h)
 			   ? SBX_WAIT_OFF_CPU
 			   : SBX_WAIT_NONE;
 	}

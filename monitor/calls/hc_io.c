@@ -60,7 +60,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 {
 	if (h->kind == SBX_H_VFILE)
 		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
-	if (is_write) {
+	if (is_write && h->obj == SBX_O_FILE) {
 		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
 		if (allow == 0 && total)
 			return -EFBIG;
@@ -81,10 +81,13 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	/* With threads, a read that may block (a pipe, a socket, a terminal) waits without
 	 * ring_lock, so that the other threads' requests go on (the one whose output brings the
 	 * input, say), on a duplicate of the descriptor, which another thread may close meanwhile.
-	 * A write keeps the lock: the output limits are checked and counted under it. */
-	int fd = h->fd, dfd = -1, released = 0;
-	if (!positioned && !is_write && sbx_threads_count(vm) && sbx_handle_may_block(h) &&
-	    (dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) >= 0 && (released = sbx_ring_release(vm)))
+	 * A write keeps the lock (the output limits are checked and counted under it), but for
+	 * a pipe or eventfd of the program's own, which no limit counts: its reader may be one
+	 * of the other threads. */
+	int fd = h->fd, dfd = -1, released = 0, counted = h->obj == SBX_O_FILE;
+	if (!positioned && (!is_write || !counted) && sbx_threads_count(vm) &&
+	    sbx_handle_may_block(h) && (dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) >= 0 &&
+	    (released = sbx_ring_release(vm)))
 		fd = dfd;
 	ssize_t n;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
@@ -98,7 +101,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	sbx_ring_reacquire(vm, released);
 	if (dfd >= 0)
 		close(dfd);
-	if (is_write)
+	if (is_write && counted)
 		sbx_limit_account(vm, h, n);
 	return n < 0 ? -err : n;
 }

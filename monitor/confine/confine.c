@@ -121,6 +121,13 @@ static const struct sbx_rule {
     {SCMP_SYS(poll), ARG_ANY, 0, "POLL"},
     {SCMP_SYS(ppoll), ARG_ANY, 0, "POLL (glibc may use ppoll)"},
     {SCMP_SYS(fstatfs), ARG_ANY, 0, "STATFS"},
+    /* Pipes, eventfds and epoll (hc_event.c): objects of the program's own */
+    {SCMP_SYS(pipe2), ARG_ANY, 0, "PIPE"},
+    {SCMP_SYS(eventfd2), ARG_ANY, 0, "EVENTFD"},
+    {SCMP_SYS(epoll_create1), ARG_ANY, 0, "EPOLL_CREATE"},
+    {SCMP_SYS(epoll_ctl), ARG_ANY, 0, "EPOLL_CTL"},
+    {SCMP_SYS(epoll_wait), ARG_ANY, 0, "EPOLL_WAIT"},
+    {SCMP_SYS(epoll_pwait), ARG_ANY, 0, "EPOLL_WAIT (a libc may use epoll_pwait)"},
     {SCMP_SYS(fallocate), ARG_ANY, 0, "DISCARD punches holes in guest RAM"},
     {SCMP_SYS(getrandom), ARG_ANY, 0, "RANDOM"},
     /* Hypercalls on paths (hc_path.c): resolved beneath a mount's root fd */

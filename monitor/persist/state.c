@@ -618,6 +618,16 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			     vm->proc.shmaps.count, m && m->gpath ? m->gpath : "a file");
 		return io->err;
 	}
+	/* A pipe, eventfd or epoll instance has no path to reopen it by, and its contents (the
+	 * bytes in flight, the count, the interest list) are the host kernel's. */
+	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++) {
+		const struct sbx_handle *h = &vm->proc.files->fds[i];
+		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE) {
+			sbx_sio_fail(io, "fd %d is %s, which a snapshot cannot hold yet", i,
+				     sbx_handle_obj_name(h->obj));
+			return io->err;
+		}
+	}
 	if (io->load)
 		sbx_shmap_clear(vm);
 	sbx_sio_str(io, vm->proc.cwd, sizeof(vm->proc.cwd));

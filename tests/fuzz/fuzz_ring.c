@@ -173,12 +173,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(&s, data, sizeof(s));
 	/* Sleeping is the one call whose cost the guest may choose; it is tested elsewhere. A
-	 * PARK's checks are fuzzed, its wait kept short. SBX_SLOT_OWN only routes a request
-	 * to the calling vCPU's thread (this worker stands for the poller). */
+	 * PARK's and EPOLL_WAIT's checks are fuzzed, their waits kept short. SBX_SLOT_OWN only
+	 * routes a request to the calling vCPU's thread (this worker stands for the poller). */
 	if (s.nr == SBX_CALL_SLEEP)
 		return 0;
 	if (s.nr == SBX_CALL_PARK && s.u.a[2] > 1000)
 		s.u.a[2] = 1000;
+	if (s.nr == SBX_CALL_EPOLL_WAIT && s.u.a[3] > 1000)
+		s.u.a[3] = 1000; /* and no end (< 0) too */
 	s.pad &= ~(uint32_t)SBX_SLOT_OWN;
 	size_t extra = size - sizeof(s);
 	if (extra > 1 << 16)

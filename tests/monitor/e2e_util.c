@@ -51,3 +51,65 @@ void e2e_scratch(char *dir, const char *setup)
 	snprintf(cmd, sizeof(cmd), "cd %s && %s", dir, setup);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
+
+static const char *const e2e_libcs[] = {"glibc", "musl"};
+
+/* stdout of `sh -c cmd`, and the first bytes of its stderr in err, for the messages. */
+static char *run_err(const char *cmd, int *status, char *err, size_t errlen)
+{
+	char errf[] = "/tmp/sbx-e2e-err-XXXXXX", full[4096];
+	int fd = mkstemp(errf);
+	cr_assert_geq(fd, 0, "mkstemp %s", errf);
+	close(fd);
+	snprintf(full, sizeof(full), "exec 2>%s; %s", errf, cmd);
+	char *out = e2e_slurp(full, status);
+	FILE *f = fopen(errf, "r");
+	size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+	err[n] = 0;
+	if (f)
+		fclose(f);
+	unlink(errf);
+	return out;
+}
+
+const char *e2e_sample_binary(const char *sample, const char *libc, char *buf, size_t len)
+{
+	snprintf(buf, len, SBX_BUILD_DIR "/samples/%s-%s", sample, libc);
+	if (access(buf, X_OK) == 0)
+		return buf;
+	cr_assert_str_neq(libc, "glibc", "%s is missing: build the samples", buf);
+	return NULL;
+}
+
+void e2e_sample_expect(const char *sample, const char *opts, const char *args, int status,
+		       const char *want)
+{
+	e2e_need_kvm();
+	for (size_t l = 0; l < sizeof(e2e_libcs) / sizeof(e2e_libcs[0]); l++) {
+		char path[512], cmd[2048], err[2048];
+		const char *bin = e2e_sample_binary(sample, e2e_libcs[l], path, sizeof(path));
+		if (!bin)
+			continue;
+		int st;
+		char *native = NULL;
+		if (!want) {
+			snprintf(cmd, sizeof(cmd), "%s %s", bin, args);
+			native = run_err(cmd, &st, err, sizeof(err));
+			cr_assert_eq(st, status, "natively, `%s`: status %d, want %d:\n%s%s", cmd,
+				     st, status, native, err);
+		}
+		/* --cpl when scripts/test-cpl0.sh asks for it (hardware KVM). */
+		const char *cpl = getenv("SBX_TEST_CPL");
+		snprintf(cmd, sizeof(cmd), SANDBOX " %s%s %s %s %s", cpl ? "--cpl " : "",
+			 cpl ? cpl : "", opts, bin, args);
+		char *got = run_err(cmd, &st, err, sizeof(err));
+		cr_expect_eq(st, status, "`%s`: status %d, want %d\n--- stdout:\n%s--- stderr:\n%s",
+			     cmd, st, status, got, err);
+		cr_expect_str_eq(
+		    got, want ? want : native,
+		    "`%s`: stdout differs\n--- sandbox:\n%s--- want%s:\n%s--- stderr:\n%s", cmd,
+		    got, want ? "" : " (native)", want ? want : native, err);
+		free(got);
+		free(native);
+	}
+}

@@ -15,6 +15,15 @@ char *e2e_expect_output(const char *cmd, int status, ...) __attribute__((sentine
 /* Makes the scratch folder dir (a mkdtemp template, filled in) and runs `cd DIR && setup`. */
 void e2e_scratch(char *dir, const char *setup);
 
+/* samples/SAMPLE.c built for libc ("glibc", "musl") into buf, or NULL where this build has
+ * none (no musl-gcc; glibc's must be there). */
+const char *e2e_sample_binary(const char *sample, const char *libc, char *buf, size_t len);
+/* `SAMPLE ARGS` under `sandbox-run OPTS`, for both libcs: exit status `status` and exactly
+ * `want` on stdout or, with want NULL, the stdout of the same binary run natively, which must
+ * exit with `status` too (a check of the test itself). stderr is not compared. */
+void e2e_sample_expect(const char *sample, const char *opts, const char *args, int status,
+		       const char *want);
+
 /* A shell function for e2e_slurp commands: `wait_for 'CONDITION'` evaluates CONDITION until it
  * holds. Tests wait for what they need this way, never for a time; the bound (300 s) only turns
  * a hang into a failure (the command exits 1 naming the condition) and is never reached when

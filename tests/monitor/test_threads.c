@@ -14,77 +14,19 @@
 
 static const char *const libcs[] = {"glibc", "musl"};
 
-/* stdout of `sh -c cmd`, and the first bytes of its stderr in err, for the messages. */
-static char *run(const char *cmd, int *status, char *err, size_t errlen)
-{
-	char errf[] = "/tmp/sbx-threads-err-XXXXXX", full[4096];
-	int fd = mkstemp(errf);
-	cr_assert_geq(fd, 0, "mkstemp %s", errf);
-	close(fd);
-	snprintf(full, sizeof(full), "exec 2>%s; %s", errf, cmd);
-	char *out = e2e_slurp(full, status);
-	FILE *f = fopen(errf, "r");
-	size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
-	err[n] = 0;
-	if (f)
-		fclose(f);
-	unlink(errf);
-	return out;
-}
-
-/* The binary for libc, or NULL where this build has none (no musl-gcc). */
 static const char *binary(const char *libc, char *buf, size_t len)
 {
-	snprintf(buf, len, SAMPLES "/threads-%s", libc);
-	if (access(buf, X_OK) == 0)
-		return buf;
-	cr_assert_str_neq(libc, "glibc", "%s is missing: build the samples", buf);
-	return NULL;
+	return e2e_sample_binary("threads", libc, buf, len);
 }
 
-/* sandbox-run OPTS, with --cpl when scripts/test-cpl0.sh asks for it (hardware KVM). */
-static void sandbox_cmd(char *cmd, size_t len, const char *opts, const char *bin, const char *args)
-{
-	const char *cpl = getenv("SBX_TEST_CPL");
-	snprintf(cmd, len, SANDBOX " %s%s %s %s %s", cpl ? "--cpl " : "", cpl ? cpl : "", opts, bin,
-		 args);
-}
-
-/* `threads ARGS` under `sandbox-run OPTS`, for both libcs: exit status status and exactly want
- * on stdout or, with want NULL, the stdout of the same binary run natively, which must exit with
- * status (a check of the test itself). */
 static void expect(const char *opts, const char *args, int status, const char *want)
 {
-	e2e_need_kvm();
-	for (size_t l = 0; l < sizeof(libcs) / sizeof(libcs[0]); l++) {
-		char path[512], cmd[2048], err[2048];
-		const char *bin = binary(libcs[l], path, sizeof(path));
-		if (!bin)
-			continue;
-		int st;
-		char *native = NULL;
-		if (!want) {
-			snprintf(cmd, sizeof(cmd), "%s %s", bin, args);
-			native = run(cmd, &st, err, sizeof(err));
-			cr_assert_eq(st, status, "natively, `%s`: status %d, want %d:\n%s%s", cmd,
-				     st, status, native, err);
-		}
-		sandbox_cmd(cmd, sizeof(cmd), opts, bin, args);
-		char *got = run(cmd, &st, err, sizeof(err));
-		cr_expect_eq(st, status, "`%s`: status %d, want %d\n--- stdout:\n%s--- stderr:\n%s",
-			     cmd, st, status, got, err);
-		cr_expect_str_eq(
-		    got, want ? want : native,
-		    "`%s`: stdout differs\n--- sandbox:\n%s--- want%s:\n%s--- stderr:\n%s", cmd,
-		    got, want ? "" : " (native)", want ? want : native, err);
-		free(got);
-		free(native);
-	}
+	e2e_sample_expect("threads", opts, args, status, want);
 }
 
 static void same_as_native(const char *opts, const char *args, int status)
 {
-	expect(opts, args, status, NULL);
+	e2e_sample_expect("threads", opts, args, status, NULL);
 }
 
 /* Generous: PVM traps cost ~20 us here and 20x that on a slow host, and each thread may be a

@@ -1,0 +1,130 @@
+/* Pipes, eventfds and epoll: the monitor makes them as host objects behind handles (its
+ * hc_event.c), so waits on them are the host's and other threads' writes wake them. The kernel
+ * checks the program's pointers and copies through its own stack. */
+#include "kernel.h"
+
+#define O_NONBLOCK 04000
+#define O_CLOEXEC 02000000
+#define O_DIRECT 040000
+#define EFD_SEMAPHORE 1
+#define EPOLL_CTL_DEL 2
+#define EPOLL_EVENT_BYTES 12 /* struct epoll_event is packed on x86-64 */
+#define INT32_MAX_ 0x7fffffffll
+
+static long make_pipe(uint64_t p, uint64_t flags)
+{
+	if (flags & ~(uint64_t)(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
+		return -EINVAL;
+	if (!k_user_ok(p, 8, K_WRITE))
+		return -EFAULT;
+	uint64_t a[1] = {flags};
+	long r = k_call(SBX_CALL_PIPE, a, 1);
+	if (r < 0)
+		return r;
+	int32_t fds[2] = {(int32_t)(r & 0xffffffff), (int32_t)(r >> 32)};
+	if (k_copy_to_user(p, fds, sizeof(fds)) < 0) {
+		/* Another thread unmapped the array meanwhile: no descriptors it cannot name. */
+		for (int i = 0; i < 2; i++) {
+			uint64_t c[1] = {(uint64_t)fds[i]};
+			k_call(SBX_CALL_CLOSE, c, 1);
+		}
+		return -EFAULT;
+	}
+	return 0;
+}
+
+long k_sys_pipe(struct k_frame *f)
+{
+	return make_pipe(f->rdi, 0);
+}
+
+long k_sys_pipe2(struct k_frame *f)
+{
+	return make_pipe(f->rdi, f->rsi);
+}
+
+long k_sys_eventfd(struct k_frame *f)
+{
+	uint64_t a[2] = {(uint32_t)f->rdi, 0};
+	return k_call(SBX_CALL_EVENTFD, a, 2);
+}
+
+long k_sys_eventfd2(struct k_frame *f)
+{
+	uint64_t a[2] = {(uint32_t)f->rdi, (uint32_t)f->rsi};
+	return k_call(SBX_CALL_EVENTFD, a, 2);
+}
+
+long k_sys_epoll_create(struct k_frame *f)
+{
+	if ((int32_t)f->rdi <= 0)
+		return -EINVAL;
+	uint64_t a[1] = {0};
+	return k_call(SBX_CALL_EPOLL_CREATE, a, 1);
+}
+
+long k_sys_epoll_create1(struct k_frame *f)
+{
+	uint64_t a[1] = {(uint32_t)f->rdi};
+	return k_call(SBX_CALL_EPOLL_CREATE, a, 1);
+}
+
+long k_sys_epoll_ctl(struct k_frame *f)
+{
+	struct {
+		uint32_t events;
+		uint32_t data_lo, data_hi; /* packed: data is not 8-byte aligned */
+	} ev = {0, 0, 0};
+	/* DEL reads no event (Linux before 2.6.9 wanted one; NULL is fine since). */
+	if ((uint32_t)f->rsi != EPOLL_CTL_DEL && k_copy_from_user(&ev, f->r10, sizeof(ev)) < 0)
+		return -EFAULT;
+	uint64_t a[5] = {(uint64_t)(int64_t)(int32_t)f->rdi, (uint32_t)f->rsi,
+			 (uint64_t)(int64_t)(int32_t)f->rdx, ev.events,
+			 ev.data_lo | (uint64_t)ev.data_hi << 32};
+	return k_call(SBX_CALL_EPOLL_CTL, a, 5);
+}
+
+/* Up to SBX_EPOLL_BATCH events at a time, through this vCPU's stack (a wait goes without the
+ * big kernel lock when there are threads); the rest stay ready on the host for the next call,
+ * as Linux returns at most maxevents. The signal mask of epoll_pwait is not applied: no
+ * signal reaches a thread while it waits in the monitor (as with ppoll and pselect). */
+static long wait_events(uint64_t epfd, uint64_t events, uint64_t maxevents, int64_t ms)
+{
+	int32_t max = (int32_t)maxevents;
+	if (max <= 0 || max > INT32_MAX_ / EPOLL_EVENT_BYTES)
+		return -EINVAL;
+	/* As Linux: an array it cannot write is an error only once there are events for it
+	 * (they are lost then, as there). */
+	uint8_t buf[SBX_EPOLL_BATCH * EPOLL_EVENT_BYTES];
+	uint64_t n = max < SBX_EPOLL_BATCH ? (uint64_t)max : SBX_EPOLL_BATCH;
+	uint64_t a[4] = {(uint64_t)(int64_t)(int32_t)epfd, k_kaddr((uint64_t)buf), n, (uint64_t)ms};
+	long r = k_call_wait_ms(SBX_CALL_EPOLL_WAIT, a, 4, 3);
+	if (r > 0 && k_copy_to_user(events, buf, (uint64_t)r * EPOLL_EVENT_BYTES) < 0)
+		return -EFAULT;
+	return r;
+}
+
+static long sigset_ok(uint64_t set, uint64_t size)
+{
+	return set && size != 8 ? -EINVAL : 0;
+}
+
+long k_sys_epoll_wait(struct k_frame *f)
+{
+	return wait_events(f->rdi, f->rsi, f->rdx, (int32_t)f->r10);
+}
+
+long k_sys_epoll_pwait(struct k_frame *f)
+{
+	long r = sigset_ok(f->r8, f->r9);
+	return r < 0 ? r : wait_events(f->rdi, f->rsi, f->rdx, (int32_t)f->r10);
+}
+
+long k_sys_epoll_pwait2(struct k_frame *f)
+{
+	int64_t ms;
+	long r = sigset_ok(f->r8, f->r9);
+	if (r == 0)
+		r = k_ts_to_ms(f->r10, &ms);
+	return r < 0 ? r : wait_events(f->rdi, f->rsi, f->rdx, ms);
+}

@@ -1,0 +1,145 @@
+/* Pipes, eventfds and epoll instances: host objects behind handles. A wait on them is the
+ * host's own, so a thread blocked in epoll_wait wakes when another writes the eventfd without
+ * the monitor relaying anything; Go's netpoller and a program's pipes between its threads
+ * work as they do natively. Their bytes never leave the sandbox: no output limit counts them,
+ * and no path reopens them (snapshots refuse them, state.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "calls.h"
+
+const char *sbx_handle_obj_name(enum sbx_handle_obj o)
+{
+	switch (o) {
+	case SBX_O_PIPE:
+		return "a pipe";
+	case SBX_O_EVENTFD:
+		return "an eventfd";
+	case SBX_O_EPOLL:
+		return "an epoll instance";
+	default:
+		return "a file";
+	}
+}
+
+/* A guest handle for host fd `fd` (which it takes over): its number, or -errno (fd closed). */
+static int64_t add_handle(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
+			  int writable)
+{
+	int n = sbx_fd_alloc(vm, 0);
+	if (n < 0) {
+		close(fd);
+		return n;
+	}
+	vm->proc.files->fds[n] = (struct sbx_handle){.kind = SBX_H_HOST,
+						     .fd = fd,
+						     .obj = obj,
+						     .cloexec = cloexec,
+						     .writable = writable,
+						     .stdio = -1,
+						     .may_block = obj == SBX_O_EPOLL ? 1 : 2};
+	return n;
+}
+
+int64_t sbx_hc_pipe(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t fl = s->u.a[0];
+	if (fl & ~(uint64_t)(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
+		return -EINVAL;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | (int)(fl & (O_NONBLOCK | O_DIRECT))) < 0)
+		return -errno;
+	int cx = (fl & O_CLOEXEC) != 0;
+	int64_t r = add_handle(vm, p[0], SBX_O_PIPE, cx, 0);
+	if (r < 0) {
+		close(p[1]);
+		return r;
+	}
+	int64_t w = add_handle(vm, p[1], SBX_O_PIPE, cx, 1);
+	if (w < 0) {
+		sbx_fd_release(vm, (int)r);
+		return w;
+	}
+	return r | w << 32;
+}
+
+int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t init = s->u.a[0], fl = s->u.a[1];
+	if (init > UINT32_MAX || fl & ~(uint64_t)(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE))
+		return -EINVAL;
+	int fd = eventfd((unsigned)init, EFD_CLOEXEC | (int)(fl & (EFD_NONBLOCK | EFD_SEMAPHORE)));
+	if (fd < 0)
+		return -errno;
+	return add_handle(vm, fd, SBX_O_EVENTFD, (fl & EFD_CLOEXEC) != 0, 1);
+}
+
+int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (s->u.a[0] & ~(uint64_t)EPOLL_CLOEXEC)
+		return -EINVAL;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return add_handle(vm, fd, SBX_O_EPOLL, s->u.a[0] != 0, 0);
+}
+
+static struct sbx_handle *epoll_handle(struct sbx_vm *vm, uint64_t fd, int64_t *err)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)fd);
+	*err = !h ? -EBADF : h->kind != SBX_H_HOST || h->obj != SBX_O_EPOLL ? -EINVAL : 0;
+	return *err ? NULL : h;
+}
+
+int64_t sbx_hc_epoll_ctl(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_handle *ep = sbx_fd_get(vm, (int64_t)s->u.a[0]);
+	struct sbx_handle *t = sbx_fd_get(vm, (int64_t)s->u.a[2]);
+	if (!ep || !t)
+		return -EBADF;
+	/* A directory or virtual file of the sandbox is always ready, as a regular file is:
+	 * Linux refuses to watch those with EPERM, and so does the host for a mount's files. */
+	if (t->kind != SBX_H_HOST)
+		return -EPERM;
+	if (ep == t || ep->kind != SBX_H_HOST || ep->obj != SBX_O_EPOLL)
+		return -EINVAL;
+	if (s->u.a[1] > INT32_MAX || s->u.a[3] > UINT32_MAX)
+		return -EINVAL;
+	/* The registration is keyed by the host fd behind the guest's number, which stays the
+	 * same while the guest's number names it: ADD, MOD and DEL find the same entry. */
+	struct epoll_event ev = {.events = (uint32_t)s->u.a[3], .data.u64 = s->u.a[4]};
+	return epoll_ctl(ep->fd, (int)s->u.a[1], t->fd, &ev) < 0 ? -errno : 0;
+}
+
+int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	int64_t err;
+	struct sbx_handle *ep = epoll_handle(vm, s->u.a[0], &err);
+	if (!ep)
+		return err;
+	uint64_t n = s->u.a[2];
+	int64_t ms = (int64_t)s->u.a[3];
+	if (n == 0 || n > SBX_EPOLL_BATCH)
+		return -EINVAL;
+	struct epoll_event ev[SBX_EPOLL_BATCH];
+	_Static_assert(sizeof(ev[0]) == 12, "the guest's struct epoll_event is packed");
+	int timeout = ms < 0 ? -1 : ms > 3600000 ? 3600000 : (int)ms;
+	/* A look without waiting keeps the lock. A wait lets the other threads' requests go on,
+	 * on a duplicate of the instance, which another thread may close meanwhile. */
+	int fd = ep->fd, dfd = -1, released = 0;
+	if (timeout != 0 && sbx_threads_count(vm) &&
+	    (dfd = fcntl(ep->fd, F_DUPFD_CLOEXEC, 0)) >= 0 && (released = sbx_ring_release(vm)))
+		fd = dfd;
+	int r = epoll_wait(fd, ev, (int)n, timeout), e = errno;
+	sbx_ring_reacquire(vm, released);
+	if (dfd >= 0)
+		close(dfd);
+	if (r < 0)
+		return -e;
+	if (r && sbx_copy_to_guest(vm, s->u.a[1], ev, (uint64_t)r * sizeof(ev[0])) < 0)
+		return -EFAULT;
+	return r;
+}

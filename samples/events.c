@@ -1,0 +1,507 @@
+/* events: pipes, eventfds and epoll as a program sees them (tests/monitor/test_events.c,
+ * bench/run.py). Every subcommand prints lines that are the same natively and sandboxed and exits
+ * 0 when every check holds; a check that fails prints "WRONG: <what>" and the exit status is 1.
+ *
+ *   pipe          pipe/pipe2: bytes through, EOF, EAGAIN, EPIPE, status flags, bad arguments
+ *   eventfd       counting and semaphore modes, EAGAIN, the overflow limit, bad arguments
+ *   epoll [FILE]  interest list (ADD, MOD, DEL and their errors), level and edge triggering,
+ *                 EPOLLONESHOT, timeouts, maxevents, epoll_pwait2, an epoll inside an epoll;
+ *                 FILE (default: the program) is a regular file to be refused
+ *   threads       a thread asleep in epoll_wait woken by another's eventfd write; 4 MiB through
+ *                 a pipe between two threads (the writer blocks on a full pipe); a thread
+ *                 blocked in read woken by a write and then by the writer's close
+ *   hold          holds a pipe and an epoll, waiting 10 times 300 ms in epoll_wait (for pauses,
+ *                 and snapshots that must refuse it)
+ *   pingpong N    N round trips of one byte between two threads over two pipes, and N
+ *                 eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS"
+ *                 (ns per round trip) on stderr, for bench/run.py */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errname.h"
+#include "wrong.h"
+
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+
+/* A call that must succeed (r >= 0): names it and errno otherwise, and stops. */
+static long must(long r, const char *what)
+{
+	if (r < 0) {
+		wrong("%s: %s", what, errname(errno));
+		fflush(stdout);
+		exit(1);
+	}
+	return r;
+}
+
+/* A call that must fail with errno `want`: prints "what: ENAME". */
+static void fails(long r, int want, const char *what)
+{
+	int e = errno;
+	if (r >= 0)
+		wrong("%s: succeeded (%ld), wanted %s", what, r, errname(want));
+	else if (e != want)
+		wrong("%s: %s, wanted %s", what, errname(e), errname(want));
+	else
+		printf("%s: %s\n", what, errname(e));
+}
+
+static void expect(long got, long want, const char *what)
+{
+	if (got != want)
+		wrong("%s: %ld, wanted %ld", what, got, want);
+}
+
+static long long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+}
+
+/* An address no mapping holds. */
+static void *unmapped(void)
+{
+	void *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(p, 4096);
+	return p;
+}
+
+static int cmd_pipe(void)
+{
+	int p[2];
+	must(pipe(p), "pipe");
+	struct stat st;
+	must(fstat(p[0], &st), "fstat");
+	printf("fifo: %s\n", S_ISFIFO(st.st_mode) ? "yes" : "no");
+	expect(fcntl(p[0], F_GETFD), 0, "pipe: FD_CLOEXEC");
+	expect(fcntl(p[0], F_GETFL) & O_ACCMODE, O_RDONLY, "read end O_RDONLY");
+	expect(fcntl(p[1], F_GETFL) & O_ACCMODE, O_WRONLY, "write end O_WRONLY");
+	expect(write(p[1], "hello", 5), 5, "write");
+	char buf[64] = {0};
+	expect(read(p[0], buf, sizeof(buf)), 5, "read");
+	printf("read: %s\n", buf);
+	fails(write(p[0], "x", 1), EBADF, "write to the read end");
+	fails(read(p[1], buf, 1), EBADF, "read from the write end");
+	close(p[1]);
+	expect(read(p[0], buf, sizeof(buf)), 0, "read at EOF");
+	printf("eof: yes\n");
+	close(p[0]);
+
+	must(pipe2(p, O_CLOEXEC | O_NONBLOCK), "pipe2");
+	expect(fcntl(p[0], F_GETFD), FD_CLOEXEC, "pipe2: FD_CLOEXEC");
+	expect((fcntl(p[1], F_GETFL) & O_NONBLOCK) != 0, 1, "pipe2: O_NONBLOCK");
+	fails(read(p[0], buf, 1), EAGAIN, "empty nonblocking read");
+	/* Fill it: the default pipe holds 64 KiB. */
+	long total = 0, n;
+	static char big[65536];
+	while ((n = write(p[1], big, sizeof(big))) > 0)
+		total += n;
+	if (errno != EAGAIN)
+		wrong("filling: %s", errname(errno));
+	printf("full at: %ld\n", total);
+	must(fcntl(p[1], F_SETFL, 0), "F_SETFL 0");
+	expect(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0, "O_NONBLOCK cleared");
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	fails(write(p[1], "x", 1), EPIPE, "write with no reader");
+	close(p[1]);
+
+	fails(pipe2(p, 0x40), EINVAL, "pipe2 with O_CREAT");
+	fails(pipe(unmapped()), EFAULT, "pipe into an unmapped array");
+	/* dup2 of an end keeps the pipe open. */
+	must(pipe(p), "pipe");
+	int d = (int)must(dup(p[1]), "dup");
+	close(p[1]);
+	expect(write(d, "ab", 2), 2, "write through the dup");
+	close(d);
+	expect(read(p[0], buf, sizeof(buf)), 2, "read after the dup's write");
+	expect(read(p[0], buf, sizeof(buf)), 0, "EOF once every write end closed");
+	close(p[0]);
+	return failures ? 1 : 0;
+}
+
+static int cmd_eventfd(void)
+{
+	int e = (int)must(eventfd(3, 0), "eventfd");
+	uint64_t v = 0;
+	expect(read(e, &v, 8), 8, "read");
+	printf("count: %llu\n", (unsigned long long)v);
+	v = 5;
+	expect(write(e, &v, 8), 8, "write 5");
+	v = 7;
+	expect(write(e, &v, 8), 8, "write 7");
+	expect(read(e, &v, 8), 8, "read");
+	printf("sum: %llu\n", (unsigned long long)v);
+	fails(read(e, &v, 4), EINVAL, "read of 4 bytes");
+	v = UINT64_MAX;
+	fails(write(e, &v, 8), EINVAL, "write of 2^64-1");
+	close(e);
+
+	e = (int)must(eventfd(2, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC), "eventfd2");
+	expect(fcntl(e, F_GETFD), FD_CLOEXEC, "EFD_CLOEXEC");
+	for (int i = 0; i < 2; i++) {
+		expect(read(e, &v, 8), 8, "semaphore read");
+		printf("semaphore: %llu\n", (unsigned long long)v);
+	}
+	fails(read(e, &v, 8), EAGAIN, "read of a zero count");
+	/* UINT64_MAX - 1 is the most it holds: a write past it would wait. */
+	v = UINT64_MAX - 2;
+	expect(write(e, &v, 8), 8, "write up to the limit");
+	v = 1;
+	expect(write(e, &v, 8), 8, "write to the limit");
+	fails(write(e, &v, 8), EAGAIN, "write past the limit");
+	close(e);
+	fails(eventfd(0, 0x10), EINVAL, "eventfd2 with an unknown flag");
+	return failures ? 1 : 0;
+}
+
+/* The events epoll_wait reports now, as "name=events:data" in order of the data. */
+static void show(int ep, int max, int ms, const char *what)
+{
+	struct epoll_event ev[8];
+	int n = epoll_wait(ep, ev, max, ms);
+	if (n < 0) {
+		wrong("%s: epoll_wait: %s", what, errname(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (ev[j].data.u64 < ev[i].data.u64) {
+				struct epoll_event t = ev[i];
+				ev[i] = ev[j];
+				ev[j] = t;
+			}
+	printf("%s: %d", what, n);
+	for (int i = 0; i < n; i++)
+		printf(" %#x:%llx", ev[i].events, (unsigned long long)ev[i].data.u64);
+	printf("\n");
+}
+
+static int cmd_epoll(const char *self)
+{
+	fails(syscall(SYS_epoll_create, 0), EINVAL, "epoll_create(0)"); /* musl: epoll_create1 */
+	expect(syscall(SYS_epoll_create, 1) >= 0, 1, "epoll_create(1)");
+	fails(epoll_create1(1), EINVAL, "epoll_create1 with an unknown flag");
+	int ep = (int)must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+	expect(fcntl(ep, F_GETFD), FD_CLOEXEC, "EPOLL_CLOEXEC");
+	int p[2], q[2];
+	must(pipe2(p, O_NONBLOCK), "pipe2");
+	must(pipe2(q, O_NONBLOCK), "pipe2");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1122334455667788ull};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), "ADD p");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), EEXIST, "ADD twice");
+	fails(epoll_ctl(ep, EPOLL_CTL_MOD, q[0], &ev), ENOENT, "MOD of an fd not added");
+	fails(epoll_ctl(ep, EPOLL_CTL_DEL, q[0], NULL), ENOENT, "DEL of an fd not added");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, ep, &ev), EINVAL, "ADD of itself");
+	fails(epoll_ctl(p[0], EPOLL_CTL_ADD, q[0], &ev), EINVAL, "epfd not an epoll");
+	fails(epoll_ctl(ep, 99, q[0], &ev), EINVAL, "unknown op");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, 999, &ev), EBADF, "ADD of a closed fd");
+	fails(epoll_ctl(999, EPOLL_CTL_ADD, q[0], &ev), EBADF, "closed epfd");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, q[0], unmapped()), EFAULT, "event unmapped");
+	int f = (int)must(open(self, O_RDONLY), "open of the program");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, f, &ev), EPERM, "ADD of a regular file");
+	close(f);
+	f = (int)must(open("/dev/null", O_RDONLY), "open /dev/null");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, f, &ev), EPERM, "ADD of /dev/null");
+	close(f);
+	struct epoll_event out[4];
+	fails(epoll_wait(ep, out, 0, 0), EINVAL, "maxevents 0");
+	fails(epoll_wait(p[0], out, 1, 0), EINVAL, "wait on a pipe");
+	expect(epoll_wait(ep, unmapped(), 1, 0), 0, "nothing ready for an unmapped array");
+
+	show(ep, 4, 0, "nothing ready");
+	long long t0 = now_ns();
+	show(ep, 4, 60, "60 ms timeout");
+	if (now_ns() - t0 < 55000000)
+		wrong("the 60 ms wait ended after %lld ns", now_ns() - t0);
+	expect(write(p[1], "ab", 2), 2, "write p");
+	show(ep, 4, -1, "level p");
+	show(ep, 4, -1, "level p again");
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = 2;
+	must(epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev), "MOD p to edge");
+	show(ep, 4, 0, "edge p");
+	show(ep, 4, 0, "edge p again");
+	expect(write(p[1], "c", 1), 1, "write p");
+	show(ep, 4, 0, "edge p after a write");
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	ev.data.u64 = 3;
+	must(epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev), "MOD p to oneshot");
+	show(ep, 4, 0, "oneshot p");
+	show(ep, 4, 0, "oneshot p disarmed");
+	ev.events = EPOLLOUT;
+	ev.data.u64 = 4;
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, q[1], &ev), "ADD q out");
+	ev.events = EPOLLIN;
+	ev.data.u64 = 5;
+	must(epoll_ctl(ep, EPOLL_CTL_MOD, p[0], &ev), "rearm p");
+	fails(epoll_wait(ep, unmapped(), 1, 0), EFAULT, "events for an unmapped array");
+	show(ep, 4, 0, "p in and q out");
+	/* Which one comes first is the ready list's order (Linux puts events back at its head
+	 * after a failed copy, the sandbox's host at its tail): the count alone. */
+	expect(epoll_wait(ep, out, 1, 0), 1, "maxevents 1");
+	must(epoll_ctl(ep, EPOLL_CTL_DEL, q[1], NULL), "DEL q");
+	close(p[1]);
+	char buf[8];
+	expect(read(p[0], buf, sizeof(buf)), 3, "drain p");
+	show(ep, 4, 0, "p after its writer closed");
+	/* A closed fd leaves the interest list by itself. */
+	close(p[0]);
+	show(ep, 4, 0, "after p closed");
+	/* epoll_pwait2's timespec. */
+	struct timespec ts = {0, 30000000};
+	t0 = now_ns();
+	long r = syscall(SYS_epoll_pwait2, ep, out, 4, &ts, NULL, 8);
+	if (r < 0 && errno == ENOSYS)
+		printf("epoll_pwait2: 0\n"); /* a host kernel before 5.11 */
+	else
+		printf("epoll_pwait2: %ld\n", r);
+	if (r == 0 && now_ns() - t0 < 25000000)
+		wrong("epoll_pwait2's 30 ms wait ended after %lld ns", now_ns() - t0);
+	/* An epoll inside an epoll: readable when the inner one has events. */
+	int outer = (int)must(epoll_create1(0), "epoll_create1");
+	ev.events = EPOLLIN;
+	ev.data.u64 = 6;
+	must(epoll_ctl(outer, EPOLL_CTL_ADD, ep, &ev), "ADD an epoll");
+	int e = (int)must(eventfd(0, EFD_NONBLOCK), "eventfd");
+	ev.data.u64 = 7;
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev), "ADD eventfd");
+	show(outer, 4, 0, "outer, inner idle");
+	uint64_t one = 1;
+	expect(write(e, &one, 8), 8, "eventfd write");
+	show(outer, 4, 0, "outer, inner ready");
+	show(ep, 4, 0, "inner");
+	fails(epoll_ctl(ep, EPOLL_CTL_ADD, outer, &ev), ELOOP, "a loop of epolls");
+	close(outer);
+	close(e);
+	close(q[0]);
+	close(q[1]);
+	close(ep);
+	return failures ? 1 : 0;
+}
+
+struct waiter {
+	int ep;
+	int n;
+	uint64_t data;
+};
+
+static void *epoll_waiter(void *arg)
+{
+	struct waiter *w = arg;
+	struct epoll_event ev;
+	w->n = epoll_wait(w->ep, &ev, 1, -1);
+	w->data = ev.data.u64;
+	return NULL;
+}
+
+#define PIPE_BYTES (4 << 20)
+
+static void *pipe_writer(void *arg)
+{
+	int fd = *(int *)arg;
+	static char chunk[100000];
+	long sent = 0;
+	while (sent < PIPE_BYTES) {
+		long n = PIPE_BYTES - sent < (long)sizeof(chunk) ? PIPE_BYTES - sent
+								 : (long)sizeof(chunk);
+		for (long i = 0; i < n; i++)
+			chunk[i] = (char)((sent + i) * 7);
+		n = write(fd, chunk, (size_t)n);
+		if (n <= 0)
+			break;
+		sent += n;
+	}
+	close(fd);
+	return (void *)sent;
+}
+
+static void *reader(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[16];
+	long n = read(fd, buf, sizeof(buf));
+	long m = read(fd, buf, sizeof(buf)); /* EOF when the writer closes */
+	return (void *)(n * 100 + m);
+}
+
+static int cmd_threads(void)
+{
+	/* A thread asleep in epoll_wait, woken by an eventfd write from another. */
+	int ep = (int)must(epoll_create1(0), "epoll_create1");
+	int e = (int)must(eventfd(0, EFD_NONBLOCK), "eventfd");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 42};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev), "ADD");
+	struct waiter w = {.ep = ep};
+	pthread_t t;
+	must(-pthread_create(&t, NULL, epoll_waiter, &w), "pthread_create");
+	sleep_ms(50);
+	uint64_t one = 1;
+	expect(write(e, &one, 8), 8, "eventfd write");
+	pthread_join(t, NULL);
+	printf("woken: %d event, data %llu\n", w.n, (unsigned long long)w.data);
+	close(e);
+	close(ep);
+
+	/* 4 MiB through a 64 KiB pipe: the writer waits on a full pipe while the reader reads. */
+	int p[2];
+	must(pipe(p), "pipe");
+	must(-pthread_create(&t, NULL, pipe_writer, &p[1]), "pthread_create");
+	static char buf[65536];
+	long got = 0, bad = -1, n;
+	while ((n = read(p[0], buf, sizeof(buf))) > 0) {
+		for (long i = 0; i < n && bad < 0; i++)
+			if (buf[i] != (char)((got + i) * 7))
+				bad = got + i;
+		got += n;
+	}
+	void *sent;
+	pthread_join(t, &sent);
+	close(p[0]);
+	printf("pipe: %ld bytes sent, %ld received\n", (long)sent, got);
+	if (bad >= 0)
+		wrong("byte %ld differs", bad);
+
+	/* A thread blocked in read: the write wakes it, then the writer's close gives EOF. */
+	must(pipe(p), "pipe");
+	must(-pthread_create(&t, NULL, reader, &p[0]), "pthread_create");
+	sleep_ms(30);
+	expect(write(p[1], "wake", 4), 4, "write");
+	sleep_ms(30);
+	close(p[1]);
+	void *rr;
+	pthread_join(t, &rr);
+	printf("reader: %ld bytes, then %ld\n", (long)rr / 100, (long)rr % 100);
+	close(p[0]);
+	return failures ? 1 : 0;
+}
+
+static int cmd_hold(void)
+{
+	int p[2];
+	must(pipe(p), "pipe");
+	int ep = (int)must(epoll_create1(0), "epoll_create1");
+	struct epoll_event ev = {.events = EPOLLIN};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), "ADD");
+	printf("holding a pipe\n");
+	int shorter = 0;
+	for (int i = 0; i < 10; i++) {
+		long long t0 = now_ns();
+		if (epoll_wait(ep, &ev, 1, 300) != 0)
+			wrong("wait %d: %s", i, errname(errno));
+		shorter += now_ns() - t0 < 295000000;
+	}
+	printf("10 waits of 300 ms, %d short\n", shorter);
+	return failures ? 1 : 0;
+}
+
+struct pong {
+	int in, out;
+	long iters;
+};
+
+static void *ponger(void *arg)
+{
+	struct pong *p = arg;
+	char c;
+	for (long i = 0; i < p->iters; i++)
+		if (read(p->in, &c, 1) != 1 || write(p->out, &c, 1) != 1)
+			break;
+	return NULL;
+}
+
+static void *epoll_echo(void *arg)
+{
+	struct pong *p = arg; /* in: an epoll on an eventfd; out: the eventfd back */
+	struct epoll_event ev;
+	uint64_t v;
+	for (long i = 0; i < p->iters; i++) {
+		if (epoll_wait(p->in, &ev, 1, -1) != 1)
+			break;
+		if (read((int)ev.data.u64, &v, 8) != 8 || write(p->out, &v, 8) != 8)
+			break;
+	}
+	return NULL;
+}
+
+static int cmd_pingpong(long iters)
+{
+	int a[2], b[2];
+	must(pipe(a), "pipe");
+	must(pipe(b), "pipe");
+	struct pong pg = {a[0], b[1], iters};
+	pthread_t t;
+	must(-pthread_create(&t, NULL, ponger, &pg), "pthread_create");
+	char c = 'x';
+	long long t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (write(a[1], &c, 1) != 1 || read(b[0], &c, 1) != 1)
+			wrong("round trip %ld", i);
+	long long dt = now_ns() - t0;
+	pthread_join(t, NULL);
+	fprintf(stderr, "pipe_rtt %ld %lld\n", iters, dt / iters);
+
+	int ep = (int)must(epoll_create1(0), "epoll_create1");
+	int there = (int)must(eventfd(0, EFD_NONBLOCK), "eventfd");
+	int back = (int)must(eventfd(0, 0), "eventfd");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)there};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, there, &ev), "ADD");
+	struct pong pe = {ep, back, iters};
+	must(-pthread_create(&t, NULL, epoll_echo, &pe), "pthread_create");
+	uint64_t v = 1;
+	t0 = now_ns();
+	for (long i = 0; i < iters; i++)
+		if (write(there, &v, 8) != 8 || read(back, &v, 8) != 8)
+			wrong("wakeup %ld", i);
+	dt = now_ns() - t0;
+	pthread_join(t, NULL);
+	fprintf(stderr, "epoll_wake %ld %lld\n", iters, dt / iters);
+	printf("pingpong: %ld round trips each\n", iters);
+	return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	const char *c = argc > 1 ? argv[1] : "";
+	long n = argc > 2 ? atol(argv[2]) : 1000;
+	if (!strcmp(c, "pipe"))
+		return cmd_pipe();
+	if (!strcmp(c, "eventfd"))
+		return cmd_eventfd();
+	if (!strcmp(c, "epoll"))
+		return cmd_epoll(argc > 2 ? argv[2] : argv[0]);
+	if (!strcmp(c, "threads"))
+		return cmd_threads();
+	if (!strcmp(c, "hold"))
+		return cmd_hold();
+	if (!strcmp(c, "pingpong"))
+		return cmd_pingpong(n > 0 ? n : 1000);
+	fprintf(stderr, "usage: events pipe|eventfd|epoll|threads|hold|pingpong [N]\n");
+	return 2;
+}

@@ -1,0 +1,3 @@
+module sbx.example/gowork
+
+go 1.19

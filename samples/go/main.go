@@ -1,0 +1,203 @@
+// gowork: a static Go program as the Go runtime runs it (threads at start-up, the netpoller's
+// epoll and eventfd or pipe, timers, GC), for tests/monitor/test_go.c and bench/run.py. Output
+// on stdout is the same natively and sandboxed; a failed check prints "WRONG: ..." and exits 1.
+//
+//	gowork check [FILE]  timers, goroutines and channels, mutexes, GC, encoding/json, and
+//	                     os.ReadFile of FILE when given
+//	gowork start         prints "started" (start-up time)
+//	gowork heavy N       N messages through a pipeline of 16 goroutine stages with
+//	                     allocations; "goheavy N NS" (ns per message) on stderr
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+var failed bool
+
+func wrong(format string, a ...interface{}) {
+	fmt.Printf("WRONG: "+format+"\n", a...)
+	failed = true
+}
+
+func timers() {
+	t0 := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	if d := time.Since(t0); d < 20*time.Millisecond {
+		wrong("time.Sleep(20ms) returned after %v", d)
+	}
+	t := time.NewTimer(10 * time.Millisecond)
+	<-t.C
+	tick := time.NewTicker(5 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		<-tick.C
+	}
+	tick.Stop()
+	never := make(chan int)
+	select {
+	case <-never:
+		wrong("a channel nobody sends on")
+	case <-time.After(15 * time.Millisecond):
+	}
+	// A timer reset and stopped before it fires never fires.
+	s := time.AfterFunc(time.Hour, func() { wrong("a stopped timer fired") })
+	s.Reset(time.Hour)
+	s.Stop()
+	// Many goroutines sleeping at once: the timer heap across Ps.
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%5) * time.Millisecond)
+		}(i)
+	}
+	wg.Wait()
+	fmt.Println("timers: sleep, timer, ticker, after, stop, 50 sleepers")
+}
+
+func channels() {
+	ch := make(chan int)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := 0
+			for j := 0; j < 100000; j++ {
+				s += j % (i + 1)
+			}
+			ch <- s
+		}(i)
+	}
+	go func() { wg.Wait(); close(ch) }()
+	sum := 0
+	for v := range ch {
+		sum += v
+	}
+	var mu sync.Mutex
+	n := 0
+	var wg2 sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			for j := 0; j < 10000; j++ {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg2.Wait()
+	fmt.Println("channels: sum", sum, "mutex count", n)
+}
+
+type rec struct {
+	Name string            `json:"name"`
+	N    int               `json:"n"`
+	Tags map[string]string `json:"tags,omitempty"`
+}
+
+func gcAndJSON() {
+	var keep [][]byte
+	for i := 0; i < 2000; i++ {
+		b := make([]byte, 64<<10)
+		b[0] = byte(i)
+		if i%100 == 0 {
+			keep = append(keep, b)
+		}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.NumGC == 0 {
+		wrong("no GC cycle ran")
+	}
+	var m []rec
+	for i := 0; i < 1000; i++ {
+		m = append(m, rec{Name: "r" + strconv.Itoa(i), N: i, Tags: map[string]string{"k": "v"}})
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		wrong("json.Marshal: %v", err)
+	}
+	var back []rec
+	if err := json.Unmarshal(b, &back); err != nil {
+		wrong("json.Unmarshal: %v", err)
+	}
+	fmt.Println("gc: kept", len(keep), "json:", len(b), "bytes,", len(back), "records, last", back[999].Name)
+}
+
+func heavy(n int) {
+	const stages = 16
+	in := make(chan []int, 1)
+	cur := in
+	for s := 0; s < stages; s++ {
+		next := make(chan []int, 1)
+		go func(from <-chan []int, to chan<- []int) {
+			for v := range from {
+				w := make([]int, len(v)+1) // an allocation per hop: work for the GC
+				copy(w, v)
+				w[len(v)] = len(v)
+				to <- w
+			}
+			close(to)
+		}(cur, next)
+		cur = next
+	}
+	t0 := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			in <- []int{i}
+		}
+		close(in)
+	}()
+	sum := 0
+	for v := range cur {
+		sum += v[0] + len(v)
+	}
+	d := time.Since(t0)
+	fmt.Println("heavy:", n, "messages, checksum", sum)
+	fmt.Fprintf(os.Stderr, "goheavy %d %d\n", n, d.Nanoseconds()/int64(n))
+}
+
+func main() {
+	cmd := ""
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	switch cmd {
+	case "start":
+		fmt.Println("started")
+	case "check":
+		timers()
+		channels()
+		gcAndJSON()
+		if len(os.Args) > 2 {
+			d, err := os.ReadFile(os.Args[2])
+			if err != nil {
+				wrong("os.ReadFile: %v", err)
+			}
+			fmt.Println("readfile:", len(d), "bytes")
+		}
+	case "heavy":
+		n := 100000
+		if len(os.Args) > 2 {
+			n, _ = strconv.Atoi(os.Args[2])
+		}
+		heavy(n)
+	default:
+		fmt.Fprintln(os.Stderr, "usage: gowork check [FILE] | start | heavy N")
+		os.Exit(2)
+	}
+	if failed {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,82 @@
+/* Pipes, eventfds and epoll (host objects behind handles, monitor/calls/hc_event.c) as programs
+ * see them: samples/events.c's subcommands under sandbox-run give the exit status and stdout of
+ * the same binary run natively, for glibc and musl; a snapshot refuses them by name, and a pause
+ * during an epoll wait neither ends it early nor loses it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "e2e_util.h"
+
+#define SAMPLES SBX_BUILD_DIR "/samples"
+
+static void same_as_native(const char *opts, const char *args, int status)
+{
+	e2e_sample_expect("events", opts, args, status, NULL);
+}
+
+/* Generous: only a hang reaches it. */
+TestSuite(events, .timeout = 600);
+
+Test(events, pipes_carry_bytes_eof_eagain_and_epipe)
+{
+	same_as_native("", "pipe", 0);
+}
+
+Test(events, eventfds_count_and_block_as_linux_does)
+{
+	same_as_native("", "eventfd", 0);
+}
+
+/* The file epoll_ctl must refuse (a regular file) is the glibc sample binary, shown read-only
+ * at its own path. */
+Test(events, epoll_interest_lists_triggers_and_timeouts)
+{
+	const char *f = SAMPLES "/events-glibc";
+	char opts[1024], args[1024];
+	snprintf(opts, sizeof(opts), "--ro %s", f);
+	snprintf(args, sizeof(args), "epoll %s", f);
+	same_as_native(opts, args, 0);
+}
+
+/* A thread asleep in epoll_wait, a writer blocked on a full pipe and a reader blocked in
+ * read() each wait in the monitor without holding up the thread that will wake them. */
+Test(events, waits_on_pipes_and_eventfds_across_threads)
+{
+	same_as_native("", "threads", 0);
+}
+
+Test(events, pingpong_runs)
+{
+	same_as_native("", "pingpong 200", 0);
+}
+
+/* A pause lands while the program waits in epoll_wait: the wait goes on for what is left
+ * (never ends early, never returns EINTR). A snapshot of a program holding a pipe and an epoll
+ * instance is refused, naming the handle, and the program runs on. */
+Test(events, a_pause_keeps_an_epoll_wait_and_a_snapshot_refuses_a_pipe)
+{
+	e2e_need_kvm();
+	int st;
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; "
+		 "trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; "
+		 "%s --control $D/c " SAMPLES "/events-glibc hold > $D/out 2>$D/err & P=$!; "
+		 "wait_for \"grep -q holding $D/out\"; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c pause > $D/ctl 2>&1; sleep 0.4; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c resume >> $D/ctl 2>&1; " SBX_BUILD_DIR
+		 "/sandbox-ctl $D/c snapshot $D/s.snap >> $D/ctl 2>&1 || :; "
+		 "wait $P; echo status $?; cat $D/ctl $D/out $D/err; test ! -e $D/s.snap && echo "
+		 "no file",
+		 SANDBOX);
+	char *o = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "status 0\n"), "%s", o);
+	cr_assert(strstr(o, "10 waits of 300 ms, 0 short\n"), "%s", o);
+	cr_assert(strstr(o, "fd 3 is a pipe, which a snapshot cannot hold yet"), "%s", o);
+	cr_assert(strstr(o, "no file"), "%s", o);
+	cr_assert_null(strstr(o, "WRONG"), "%s", o);
+	free(o);
+}

@@ -1,0 +1,74 @@
+/* A static Go program (samples/go) runs as it does natively: the runtime's threads at start-up,
+ * its netpoller (epoll with an eventfd or a pipe) behind every timer, goroutines, channels, GC,
+ * encoding/json and os.ReadFile of a file the policy shows. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+
+#define GOWORK SBX_BUILD_DIR "/samples/gowork"
+
+static void need_go(void)
+{
+	e2e_need_kvm();
+	if (access(GOWORK, X_OK) != 0)
+		cr_skip_test("%s was not built: no `go` when cmake ran (scripts/setup.sh installs "
+			     "golang-go)",
+			     GOWORK);
+}
+
+/* stdout and status of `gowork ARGS`, natively and under sandbox-run OPTS: the same (stderr,
+ * where the timings go, only shown when they differ). */
+static void same_as_native(const char *opts, const char *args, int status)
+{
+	char cmd[2048], errf[] = "/tmp/sbx-go-err-XXXXXX";
+	int st, fd = mkstemp(errf);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), GOWORK " %s 2>/dev/null", args);
+	char *native = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, status, "natively, `%s`: status %d:\n%s", cmd, st, native);
+	snprintf(cmd, sizeof(cmd), SANDBOX " %s " GOWORK " %s 2>%s", opts, args, errf);
+	char *got = e2e_slurp(cmd, &st);
+	char cat[256];
+	snprintf(cat, sizeof(cat), "cat %s; rm -f %s", errf, errf);
+	int st2;
+	char *err = e2e_slurp(cat, &st2);
+	cr_expect_eq(st, status, "`%s`: status %d, want %d:\n%s%s", cmd, st, status, got, err);
+	cr_expect_str_eq(got, native,
+			 "`%s`: output differs\n--- sandbox:\n%s--- native:\n%s--- stderr:\n%s",
+			 cmd, got, native, err);
+	free(err);
+	free(got);
+	free(native);
+}
+
+TestSuite(go, .timeout = 600);
+
+Test(go, timers_goroutines_gc_json_and_readfile)
+{
+	need_go();
+	same_as_native("--ro " GOWORK, "check " GOWORK, 0);
+}
+
+Test(go, starts_and_exits)
+{
+	need_go();
+	same_as_native("", "start", 0);
+}
+
+Test(go, a_goroutine_pipeline)
+{
+	need_go();
+	same_as_native("", "heavy 20000", 0);
+}
+
+/* Go's threads and its netpoller together on one CPU: every goroutine still gets its turn. */
+Test(go, one_cpu)
+{
+	need_go();
+	same_as_native("--cpus 1 --ro " GOWORK, "check " GOWORK, 0);
+}
