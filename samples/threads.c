@@ -25,6 +25,9 @@
  *   cancel              pthread_cancel of threads in pthread_cond_wait and in nanosleep
  *   robust              robust mutexes whose owner exits holding them
  *   sigthread           pthread_kill reaches its thread; kill() the one thread not blocking it
+ *   segvthreads         4 threads each handle 50 SIGSEGVs at once (siglongjmp out), half of
+ *                       them on an alternate stack of their own
+ *   segvblocked         a thread faults with SIGSEGV blocked: the process dies of SIGSEGV
  * The stderr lines of pingpong and createjoin are bench/run.py's "OP N value" (ns per op);
  * parallel prints "parallel N NS" (the whole job, in ns) there too. */
 #define _GNU_SOURCE
@@ -32,6 +35,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1225,6 +1229,16 @@ static int cmd_blockedread(void)
 	return 0;
 }
 
+/* The program's SIGSEGV handler: fn with SA_SIGINFO and flags. */
+static void on_segv(void (*fn)(int, siginfo_t *, void *), int flags)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fn;
+	sa.sa_flags = SA_SIGINFO | flags;
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
 /* ---- segvmain: the main thread handles its own faults while another thread runs ---- */
 
 static volatile char *segv_page;
@@ -1267,11 +1281,7 @@ static int segv_worker_past(long past)
 
 static int cmd_segvmain(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = segv_handler;
-	sa.sa_flags = SA_SIGINFO;
-	sigaction(SIGSEGV, &sa, NULL);
+	on_segv(segv_handler, 0);
 	segv_page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (segv_page == MAP_FAILED)
 		wrong("mmap");
@@ -1332,6 +1342,86 @@ static int cmd_sigbeforewait(void)
 	return 0;
 }
 
+/* ---- segvthreads: faults every thread handles, several at once ---- */
+
+#define SEGV_THREADS 4
+#define SEGV_ROUNDS 50
+
+static __thread sigjmp_buf segv_jmp;
+static __thread volatile int segv_mine;
+static __thread char *segv_alt; /* this thread's alternate stack */
+static atomic_int segv_on_alt;
+/* Through a variable the compiler cannot see through: the fault is the point. */
+static volatile int *volatile segv_bad = (volatile int *)0x10;
+
+static void segv_jump(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	int x;
+	if (segv_alt && (char *)&x >= segv_alt && (char *)&x < segv_alt + 65536)
+		atomic_fetch_add(&segv_on_alt, 1);
+	if (si->si_addr != (void *)(uintptr_t)0x10)
+		wrong("si_addr %p, wanted 0x10", si->si_addr);
+	segv_mine++;
+	siglongjmp(segv_jmp, 1);
+}
+
+static void *segv_faulter(void *arg)
+{
+	long i = (long)arg;
+	/* Half the threads take the signal on an alternate stack of their own. */
+	if (i % 2) {
+		segv_alt = malloc(65536);
+		stack_t ss = {.ss_sp = segv_alt, .ss_size = 65536};
+		if (sigaltstack(&ss, NULL) != 0)
+			wrong("sigaltstack: %s", ename(errno));
+	}
+	for (int r = 0; r < SEGV_ROUNDS; r++)
+		if (!sigsetjmp(segv_jmp, 1))
+			*segv_bad = r; /* faults: the handler jumps back */
+	return (void *)(long)segv_mine;
+}
+
+static int cmd_segvthreads(void)
+{
+	on_segv(segv_jump, SA_ONSTACK | SA_NODEFER);
+	pthread_t t[SEGV_THREADS];
+	for (long i = 0; i < SEGV_THREADS; i++)
+		spawn(&t[i], NULL, segv_faulter, (void *)i);
+	long total = 0;
+	for (int i = 0; i < SEGV_THREADS; i++)
+		total += (long)join(t[i]);
+	printf("%d threads handled %ld faults, %d of them on an alternate stack\n", SEGV_THREADS,
+	       total, atomic_load(&segv_on_alt));
+	return 0;
+}
+
+/* ---- segvblocked: a thread that blocks SIGSEGV faults: the process dies of it ---- */
+
+static void *segv_blocked(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGSEGV);
+	pthread_sigmask(SIG_BLOCK, &s, NULL);
+	*segv_bad = 1;
+	return NULL;
+}
+
+static int cmd_segvblocked(void)
+{
+	on_segv(segv_jump, 0);
+	printf("a thread faults with SIGSEGV blocked\n");
+	fflush(stdout);
+	pthread_t t;
+	spawn(&t, NULL, segv_blocked, NULL);
+	join(t);
+	printf("still alive\n");
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1341,7 +1431,7 @@ static int usage(void)
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
-		"segvmain | sigbeforewait\n");
+		"segvmain | sigbeforewait | segvthreads | segvblocked\n");
 	return 64;
 }
 
@@ -1397,6 +1487,10 @@ int main(int argc, char **argv)
 		r = cmd_blockedread();
 	else if (!strcmp(op, "segvmain"))
 		r = cmd_segvmain();
+	else if (!strcmp(op, "segvthreads"))
+		r = cmd_segvthreads();
+	else if (!strcmp(op, "segvblocked"))
+		r = cmd_segvblocked();
 	else if (!strcmp(op, "sigbeforewait"))
 		r = cmd_sigbeforewait();
 	else

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -110,6 +111,13 @@ static const struct sbx_cli_opt shared_opts[] = {
 void sbx_cli_init(struct sbx_cli *c, const char *tool)
 {
 	memset(c, 0, sizeof(*c));
+	/* Every guest handle is a host fd, and a wait in the monitor duplicates one: a soft
+	 * limit of 1024 (a shell's default) would run out before a guest's 1024 handles do. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	policy_init(&c->pol);
 	c->cfg = (struct sbx_config){.policy = &c->pol,
 				     .stdin_fd = 0,

@@ -103,6 +103,11 @@
 /* In the per-CPU page, a u32 the monitor reads for reports: the tid of the thread the vCPU
  * runs, 0 while it has none. */
 #define SBX_CPU_TID_OFF 0x800
+/* 1.8: in the per-CPU page of a vCPU other than 0, the struct sbx_upcall of a CPU fault its
+ * thread's program handles (vCPU 0's stays at SBX_UPCALL_ADDR), and the stack the monitor
+ * starts the kernel's upcall entry on: below the syscall frame, free while the program runs. */
+#define SBX_CPU_UPCALL_OFF 0xc00
+#define SBX_WINDOW_UPCALL_TOP (SBX_WINDOW_SYSCALL_TOP - 256)
 /* What of the syscall stack another vCPU's window maps: its top 128 KiB. */
 #define SBX_CPU_STACK_BYTES SBX_U64(0x20000)
 #define SBX_SIGSTATE_ADDR SBX_U64(0x16000) /* struct sbx_sigstate, kept by the kernel */

@@ -93,8 +93,10 @@ static long wait_events(uint64_t epfd, uint64_t events, uint64_t maxevents, int6
 	int32_t max = (int32_t)maxevents;
 	if (max <= 0 || max > INT32_MAX_ / EPOLL_EVENT_BYTES)
 		return -EINVAL;
-	/* As Linux: an array it cannot write is an error only once there are events for it
-	 * (they are lost then, as there). */
+	/* Checked first: the host hands events out before the copy, and an edge-triggered one
+	 * lost to a failed copy would not come again (Linux puts them back). */
+	if (!k_user_ok(events, (uint64_t)max * EPOLL_EVENT_BYTES, K_WRITE))
+		return -EFAULT;
 	uint8_t buf[SBX_EPOLL_BATCH * EPOLL_EVENT_BYTES];
 	uint64_t n = max < SBX_EPOLL_BATCH ? (uint64_t)max : SBX_EPOLL_BATCH;
 	uint64_t a[4] = {(uint64_t)(int64_t)(int32_t)epfd, k_kaddr((uint64_t)buf), n, (uint64_t)ms};

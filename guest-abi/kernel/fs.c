@@ -18,6 +18,10 @@
 #define TCGETS 0x5401
 #define TIOCGWINSZ 0x5413
 #define FIONREAD 0x541b
+#define FIONBIO 0x5421
+#define O_NONBLOCK 04000
+#define FIONCLEX 0x5450
+#define FIOCLEX 0x5451
 /* x86-64 Linux's TASK_SIZE_MAX: an iovec reaching above it is EFAULT before any transfer. */
 #define K_TASK_SIZE 0x7ffffffff000ull
 
@@ -521,6 +525,24 @@ long k_sys_fcntl(struct k_frame *f)
 
 long k_sys_ioctl(struct k_frame *f)
 {
+	/* The generic file requests are fcntl's (libuv sets O_NONBLOCK with FIONBIO). */
+	if (f->rsi == FIONBIO) {
+		int32_t on;
+		if (k_copy_from_user(&on, f->rdx, sizeof(on)) < 0)
+			return -EFAULT;
+		uint64_t g[3] = {f->rdi, 3 /* F_GETFL */, 0};
+		long fl = k_call(SBX_CALL_FCNTL, g, 3);
+		if (fl < 0)
+			return fl;
+		uint64_t s[3] = {f->rdi, 4 /* F_SETFL */,
+				 on ? (uint64_t)fl | O_NONBLOCK
+				    : (uint64_t)fl & ~(uint64_t)O_NONBLOCK};
+		return k_call(SBX_CALL_FCNTL, s, 3);
+	}
+	if (f->rsi == FIOCLEX || f->rsi == FIONCLEX) {
+		uint64_t s[3] = {f->rdi, 2 /* F_SETFD */, f->rsi == FIOCLEX ? 1 : 0};
+		return k_call(SBX_CALL_FCNTL, s, 3);
+	}
 	/* The requests the monitor answers, with the bytes each writes; it never touches the
 	 * argument of any other, so it gets none. */
 	uint64_t size = f->rsi == TCGETS       ? 36

@@ -327,10 +327,16 @@ long k_sys_pselect6(struct k_frame *f)
 	return r < 0 ? r : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
 }
 
-/* sendfile through a bounce buffer: two ring calls per 64 KiB. */
+/* sendfile through a bounce buffer: two ring calls per 64 KiB. With threads, through this
+ * vCPU's stack and without the big kernel lock: either end may be a pipe that another thread
+ * of the program drains or fills. */
 long k_sys_sendfile(struct k_frame *f)
 {
-	static uint8_t buf[65536];
+	static uint8_t shared[65536];
+	uint8_t own[16384];
+	int threaded = k_nthreads > 1;
+	uint8_t *buf = threaded ? own : shared;
+	uint64_t cap = threaded ? sizeof(own) : sizeof(shared);
 	int32_t out = (int32_t)f->rdi, in = (int32_t)f->rsi;
 	uint64_t offp = f->rdx, count = f->r10, done = 0;
 	int64_t off = 0;
@@ -341,16 +347,18 @@ long k_sys_sendfile(struct k_frame *f)
 			return -EINVAL;
 	}
 	while (done < count) {
-		uint64_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+		uint64_t want = count - done < cap ? count - done : cap;
 		long n =
 		    offp ? k_call_rw(SBX_CALL_PREAD, in, (uint64_t)buf, want, off + (int64_t)done)
-			 : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
+		    : threaded ? k_call_rw_wait(SBX_CALL_READ, in, (uint64_t)buf, want)
+			       : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
 		if (n <= 0) {
 			if (n < 0 && done == 0)
 				return n;
 			break;
 		}
-		long w = k_call_rw(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n, 0);
+		long w = threaded ? k_call_rw_wait(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n)
+				  : k_call_rw(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n, 0);
 		if (w < 0) {
 			if (done == 0)
 				return w;

@@ -105,7 +105,9 @@ long k_call_wait_ms(uint32_t nr, uint64_t *args, unsigned nargs, unsigned ms_arg
 	int64_t ms = (int64_t)args[ms_arg], end = ms > 0 ? k_now_ns(0) + ms * 1000000 : 0;
 	for (;;) {
 		long r = k_call_wait(nr, args, nargs);
-		if (r != -EINTR || k_signal_waiting())
+		/* Nothing yet, but the monitor waits an hour at most in one request. */
+		int more = r == 0 && ms > 0 && end - k_now_ns(0) > 0;
+		if (!more && (r != -EINTR || k_signal_waiting()))
 			return r;
 		if (ms > 0) {
 			int64_t left = end - k_now_ns(0);

@@ -183,8 +183,16 @@ void k_fault_upcall(void)
 {
 	struct sbx_upcall u;
 	k_lock();
-	k_memcpy(&u, (const void *)UPCALL, sizeof(u));
-	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo))
+	/* vCPU 0's where it always was (a snapshot's kernel looks there); another's in its own
+	 * per-CPU page. */
+	k_memcpy(&u,
+		 K_CPU->index ? (const void *)(SBX_CPU_VA + SBX_CPU_UPCALL_OFF)
+			      : (const void *)UPCALL,
+		 sizeof(u));
+	/* The monitor checked the main thread's mask; a thread's own is here. Blocked, the
+	 * fault's signal kills, as on Linux. */
+	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo) ||
+	    (TSIG->blocked & (1ull << (u.signo - 1))))
 		k_exit(SBX_EXIT_NODELIVER | (u.signo & 0xff));
 	/* The CPU says "not present" for a PROT_NONE page too, where Linux says SEGV_ACCERR:
 	 * only the table of mappings knows which. */

@@ -49,10 +49,12 @@ static int64_t hc_exit(struct sbx_vm *vm, const struct sbx_slot *s)
 			       "killed by SIG%s (signal %u)",
 			       sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?", sig);
 	else if (st & SBX_EXIT_NODELIVER) {
-		/* The frame would go where the program may not write: Linux kills with SIGSEGV. */
-		sbx_vm_kill_by(vm, w, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
-			       "SIG%s could not be delivered: no room for the signal frame",
-			       sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
+		/* The frame would go where the program may not write, or the thread blocks the
+		 * fault's signal: Linux kills with SIGSEGV (with the fault's signal). */
+		sbx_vm_kill_by(
+		    vm, w, SBX_END_SIGNAL, 128 + SIGSEGV, SIGSEGV,
+		    "SIG%s could not be delivered: blocked, or no room for the signal frame",
+		    sigabbrev_np((int)sig) ? sigabbrev_np((int)sig) : "?");
 		vm->life.stop.nodeliver = 1;
 	} else if (st & SBX_EXIT_DEADLOCK)
 		sbx_vm_kill_by(

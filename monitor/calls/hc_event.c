@@ -127,12 +127,15 @@ int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct epoll_event ev[SBX_EPOLL_BATCH];
 	_Static_assert(sizeof(ev[0]) == 12, "the guest's struct epoll_event is packed");
 	int timeout = ms < 0 ? -1 : ms > 3600000 ? 3600000 : (int)ms;
-	/* A look without waiting keeps the lock. A wait lets the other threads' requests go on,
-	 * on a duplicate of the instance, which another thread may close meanwhile. */
+	/* A look without waiting keeps the lock. A wait lets the other threads' requests go on
+	 * (the one that will wake it, say), on a duplicate of the instance, which another thread
+	 * may close meanwhile; out of descriptors, on the instance's own. */
 	int fd = ep->fd, dfd = -1, released = 0;
-	if (timeout != 0 && sbx_threads_count(vm) &&
-	    (dfd = fcntl(ep->fd, F_DUPFD_CLOEXEC, 0)) >= 0 && (released = sbx_ring_release(vm)))
-		fd = dfd;
+	if (timeout != 0 && sbx_threads_count(vm)) {
+		dfd = fcntl(ep->fd, F_DUPFD_CLOEXEC, 0);
+		released = sbx_ring_release(vm);
+		fd = dfd >= 0 ? dfd : fd;
+	}
 	int r = epoll_wait(fd, ev, (int)n, timeout), e = errno;
 	sbx_ring_reacquire(vm, released);
 	if (dfd >= 0)

@@ -86,9 +86,13 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	 * of the other threads. */
 	int fd = h->fd, dfd = -1, released = 0, counted = h->obj == SBX_O_FILE;
 	if (!positioned && (!is_write || !counted) && sbx_threads_count(vm) &&
-	    sbx_handle_may_block(h) && (dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0)) >= 0 &&
-	    (released = sbx_ring_release(vm)))
-		fd = dfd;
+	    sbx_handle_may_block(h)) {
+		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
+		 * ever for the thread that needs it. */
+		dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+		released = sbx_ring_release(vm);
+		fd = dfd >= 0 ? dfd : fd;
+	}
 	ssize_t n;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
 	if (positioned && is_write)

@@ -212,7 +212,11 @@ static int handle_name(struct sbx_vm *vm, int fd, char *out, size_t len)
 		snprintf(out, len, "%s:[%llu]", S_ISFIFO(st.st_mode) ? "pipe" : "socket",
 			 (unsigned long long)st.st_ino);
 	else
-		snprintf(out, len, "anon_inode:[%s]", h->stdio >= 0 ? std_names[h->stdio] : "?");
+		snprintf(out, len, "anon_inode:[%s]",
+			 h->obj == SBX_O_EVENTFD ? "eventfd"
+			 : h->obj == SBX_O_EPOLL ? "eventpoll"
+			 : h->stdio >= 0	 ? std_names[h->stdio]
+						 : "?");
 	return 0;
 }
 

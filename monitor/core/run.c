@@ -19,6 +19,16 @@ static enum sbx_action doorbell(struct sbx_vm *vm)
 	return atomic_load(&vm->life.stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
 }
 
+/* vCPU 0 stopped at a CPU fault (the kernel's stub, at the port write): the run stops for it,
+ * or, when another thread's fault stopped it first, it is reported again once that one is
+ * dealt with. */
+static void fault_stop(struct sbx_vm *vm, int vector)
+{
+	struct sbx_stop_who who = {.fd = vm->proc.vcpu.fd, .vector = vector};
+	if (!sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d", vector))
+		vm->proc.vcpu.refault = vector + 1;
+}
+
 static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 {
 	uint16_t port = run->io.port;
@@ -26,10 +36,7 @@ static enum sbx_action exit_io(struct sbx_vm *vm, struct kvm_run *run)
 		if (port == SBX_PORT_DOORBELL)
 			return doorbell(vm);
 		if (port >= SBX_PORT_FAULT_BASE && port < SBX_PORT_FAULT_BASE + 32) {
-			struct sbx_stop_who who = {.fd = vm->proc.vcpu.fd,
-						   .vector = port - SBX_PORT_FAULT_BASE};
-			sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d",
-				       who.vector);
+			fault_stop(vm, (int)port - SBX_PORT_FAULT_BASE);
 			return SBX_ACT_STOP;
 		}
 	}
@@ -151,6 +158,12 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 			}
 			if (__builtin_expect(atomic_load(&vm->proc.threads.repin0), 0))
 				sbx_threads_repin0(vm);
+			if (__builtin_expect(vm->proc.vcpu.refault != 0, 0)) {
+				int v = vm->proc.vcpu.refault - 1;
+				vm->proc.vcpu.refault = 0;
+				fault_stop(vm, v);
+				continue;
+			}
 			if (sbx_tlb_enter(vm, vm->proc.vcpu.fd, &vm->proc.vcpu.tlb) < 0)
 				continue;
 			int r = ioctl(vm->proc.vcpu.fd, KVM_RUN, 0);
@@ -183,10 +196,9 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		/* A fault whose signal the program handles goes back to it, and the run goes on. */
 		if (vm->life.stop.end != SBX_END_FAULT)
 			break;
+		/* Any thread's: the faulting vCPU waits in its loop while this one sets it to
+		 * deliver the signal (sbx_fault_fd). */
 		sbx_fault_from_cpu(vm, vm->life.stop.vector, f);
-		/* Another thread's fault ends the run: signals go to vCPU 0 only, so far. */
-		if (vm->life.stop.thread_index > 0)
-			break;
 		if (!sbx_patch_resume(vm, f) && !sbx_signal_upcall(vm, f))
 			break;
 		memset(&vm->life.stop, 0, sizeof(vm->life.stop));

@@ -45,15 +45,17 @@ static void siginfo_of(const struct sbx_fault *f, int32_t *code, uint64_t *addr)
 int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 {
 	const struct sbx_sigstate *ss = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*ss));
-	int sig = f->signal;
-	if (!f->from_cpu || sig < 1 || sig > 64 || !ss || sbx_in_kernel(f->r[SBX_R_RIP]))
+	int sig = f->signal, index = vm->life.stop.thread_index;
+	struct sbx_upcall_state *us = sbx_upcall_state_of(vm, index);
+	if (!f->from_cpu || sig < 1 || sig > 64 || !ss || !us || sbx_in_kernel(f->r[SBX_R_RIP]))
 		return 0;
 	struct sbx_sigaction a;
 	memcpy(&a, &ss->act[sig], sizeof(a));
 	uint64_t blocked;
 	memcpy(&blocked, &ss->blocked, sizeof(blocked));
-	/* Blocked or ignored synchronous faults kill, as on Linux. */
-	if (a.handler <= 1 || (blocked & (1ull << (sig - 1))))
+	/* Blocked or ignored synchronous faults kill, as on Linux. The signal page holds the
+	 * main thread's mask; another thread's the kernel checks (k_fault_upcall). */
+	if (a.handler <= 1 || (index == 0 && (blocked & (1ull << (sig - 1)))))
 		return 0;
 	struct sbx_upcall u;
 	memset(&u, 0, sizeof(u));
@@ -63,12 +65,16 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 	u.trapno = f->vector == SBX_VEC_SHMAP_BUS ? 14 : (uint64_t)f->vector; /* Linux's */
 	memcpy(u.r, f->r, sizeof(u.r));
 	u.rflags = f->rflags;
-	if (sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u)) < 0)
+	/* Another vCPU's goes to its own per-CPU page and stack, through its page tables: the
+	 * same window addresses on every vCPU, so the kernel's entry needs no vCPU number. */
+	int put = index == 0 ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
+			     : sbx_gva_write(vm, vm->life.stop.thread_cr3,
+					     SBX_CPU_VA + SBX_CPU_UPCALL_OFF, &u, sizeof(u));
+	if (put < 0 || sbx_x86_enter(vm, vm->proc.image.khdr.upcall_entry,
+				     index == 0 ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP) < 0)
 		return 0;
-	if (sbx_x86_enter(vm, vm->proc.image.khdr.upcall_entry, SBX_UPCALL_STACK_TOP) < 0)
-		return 0;
-	vm->proc.vcpu.upcall_pending = 1;
-	vm->proc.vcpu.upcall_fault = *f;
+	us->pending = 1;
+	us->fault = *f;
 	vm->stats.upcalls++;
 	return 1;
 }

@@ -44,13 +44,13 @@ void sbx_wake_sleepers(struct sbx_vm *vm)
 	syscall(SYS_futex, &vm->life.stopping, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-static void vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
-		  int sig, const char *fmt, va_list ap)
+static int vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		 int sig, const char *fmt, va_list ap)
 {
 	/* The first reason wins: later ones are consequences. */
 	int expected = 0;
 	if (!atomic_compare_exchange_strong(&vm->life.stopping, &expected, 1))
-		return;
+		return 0;
 	vm->life.stop.end = end;
 	vm->life.stop.status = status;
 	vm->life.stop.signal = sig;
@@ -76,6 +76,7 @@ static void vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_en
 	pthread_mutex_lock(&vm->life.pause_lock);
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
+	return 1;
 }
 
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
@@ -86,13 +87,14 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 	va_end(ap);
 }
 
-void sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
-		    int sig, const char *fmt, ...)
+int sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		   int sig, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vkill(vm, who, end, status, sig, fmt, ap);
+	int won = vkill(vm, who, end, status, sig, fmt, ap);
 	va_end(ap);
+	return won;
 }
 
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig)

@@ -28,6 +28,10 @@ struct sbx_tvcpu {
 	int thread_started;
 	clockid_t clock; /* its host thread's CPU clock, for --cpu-time */
 	atomic_int clock_set;
+	struct sbx_upcall_state upcall;
+	/* A fault of this vCPU that came while another reason stopped the run: reported again
+	 * once that one is dealt with and the run goes on (-1: none). */
+	int refault;
 };
 
 /* The vCPU index of the thread serving a request here, 0 on any other monitor thread. */
@@ -186,6 +190,16 @@ int sbx_fault_fd(struct sbx_vm *vm)
 	return vm->life.stop.thread_index > 0 ? vm->life.stop.thread_fd : vm->proc.vcpu.fd;
 }
 
+struct sbx_upcall_state *sbx_upcall_state_of(struct sbx_vm *vm, int index)
+{
+	if (index == 0)
+		return &vm->proc.vcpu.upcall;
+	struct sbx_tvcpu *t = index > 0 && index < SBX_MAX_VCPUS
+				  ? __atomic_load_n(&vm->proc.threads.v[index], __ATOMIC_ACQUIRE)
+				  : NULL;
+	return t ? &t->upcall : NULL;
+}
+
 /* The first ncpus host CPUs this process may use: where every vCPU thread runs (--cpus). */
 static void pin_threads(struct sbx_vm *vm)
 {
@@ -207,10 +221,11 @@ static void thread_kill(struct sbx_tvcpu *t, enum sbx_end end, int vector, const
 {
 	struct sbx_vm *vm = t->vm;
 	struct sbx_stop_who who = {.fd = t->fd, .cr3 = t->cr3, .index = t->index, .vector = vector};
-	if (end == SBX_END_FAULT)
-		sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d in thread %d",
-			       vector, t->index);
-	else
+	if (end == SBX_END_FAULT) {
+		if (!sbx_vm_kill_by(vm, &who, SBX_END_FAULT, 0, 0, "CPU exception %d in thread %d",
+				    vector, t->index))
+			t->refault = vector;
+	} else
 		sbx_vm_kill_by(vm, &who, SBX_END_VM, SBX_STATUS_ERROR, 0, "thread %d: %s", t->index,
 			       what);
 }
@@ -244,11 +259,13 @@ static int handle_exit(struct sbx_tvcpu *t)
 				doorbell(t);
 				return 0;
 			}
+			/* The vCPU waits in its loop: vCPU 0's thread hands the fault to a
+			 * handler of the program's, or the run ends. */
 			if (run->io.port >= SBX_PORT_FAULT_BASE &&
 			    run->io.port < SBX_PORT_FAULT_BASE + 32) {
 				thread_kill(t, SBX_END_FAULT, run->io.port - SBX_PORT_FAULT_BASE,
 					    NULL);
-				return -1;
+				return 0;
 			}
 		}
 		thread_kill(t, SBX_END_VM, -1, "stray port I/O");
@@ -274,14 +291,20 @@ static void *thread_main(void *arg)
 	if (pthread_getcpuclockid(pthread_self(), &t->clock) == 0)
 		atomic_store(&t->clock_set, 1);
 	pin_threads(vm);
-	/* A stop is not always the end: a fault vCPU 0's program handles stops the run until its
-	 * signal is delivered, and the threads wait meanwhile, stopped, as Linux's would not
-	 * notice. */
+	/* A stop is not always the end: a fault a thread's program handles stops the run until
+	 * its signal is delivered, and the other threads wait meanwhile, stopped, as Linux's
+	 * would not notice. */
 	while (!atomic_load(&vm->proc.threads.end)) {
 		if (atomic_load(&vm->life.stopping)) {
 			struct timespec rel = {0, 10 * 1000 * 1000};
 			syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 1, &rel, NULL,
 				0);
+			continue;
+		}
+		if (t->refault >= 0) {
+			int v = t->refault;
+			t->refault = -1;
+			thread_kill(t, SBX_END_FAULT, v, NULL);
 			continue;
 		}
 		if (sbx_tlb_enter(vm, t->fd, &t->tlb) < 0)
@@ -340,6 +363,7 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 		goto out;
 	t->vm = vm;
 	t->index = (int)index;
+	t->refault = -1;
 	t->cr3 = cr3;
 	t->ring_gpa = ring_gpa;
 	t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);

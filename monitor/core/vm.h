@@ -72,6 +72,13 @@ void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct s
 
 /* The thread whose vCPU ends a run (sbx_vm_kill_by): its vCPU fd, page-table root, index, and
  * the CPU exception (-1: none). */
+/* The last CPU fault a vCPU handed back to its thread's program as a signal, for the report
+ * when the delivery itself fails. */
+struct sbx_upcall_state {
+	int pending;
+	struct sbx_fault fault;
+};
+
 struct sbx_stop_who {
 	int fd;
 	uint64_t cr3;
@@ -164,10 +171,10 @@ struct sbx_vcpu {
 	int parked;	 /* the thread holds the vCPU in a park exit (exec) */
 	clockid_t clock; /* the thread's CPU clock (--cpu-time) */
 	int clock_set;
-	/* The last CPU fault handed back to the guest as a signal, for the report when the
-	 * delivery itself fails. */
-	int upcall_pending;
-	struct sbx_fault upcall_fault;
+	struct sbx_upcall_state upcall;
+	/* A fault of vCPU 0 that came while another reason (a thread's fault) stopped the run:
+	 * its vector + 1, reported again once the run goes on (0: none). */
+	int refault;
 	uint64_t exit_count[64]; /* by KVM exit reason */
 	struct sbx_tlb_cpu tlb;
 };
@@ -383,6 +390,8 @@ unsigned sbx_threads_limit(struct sbx_vm *vm);
 int sbx_threads_count(struct sbx_vm *vm);
 /* The vCPU fd a report reads: the faulting thread's, else vCPU 0's. */
 int sbx_fault_fd(struct sbx_vm *vm);
+/* The upcall state of vCPU index (0: vCPU 0's), NULL for an index with no vCPU. */
+struct sbx_upcall_state *sbx_upcall_state_of(struct sbx_vm *vm, int index);
 /* When the thread serving this request is a thread's vCPU: its index (0 for vCPU 0's ring). */
 int sbx_thread_current(void);
 /* The thread served here, if it is a thread's vCPU: 1 and who; 0 for vCPU 0. */
@@ -581,14 +590,14 @@ int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, si
 int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
-/* Restarts the vCPU at rip/rsp at the program's privilege level (after an exception left it in
- * a CPL0 stub). */
+/* Restarts the vCPU that stopped the run (sbx_fault_fd: vCPU 0 or a thread's) at rip/rsp at the
+ * program's privilege level (after an exception left it in a CPL0 stub). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
 /* A thread's new vCPU (threads.c): vCPU 0's CPUID, segments, MSRs and XCR0, the page-table
  * root cr3, and rip/rsp in the kernel (its window). */
 int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
 			char *err, size_t errlen);
-/* The same with every general register given. */
+/* The same with every general register given (the same vCPU). */
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r);
 
 /* patch.c: a #UD at the `syscall` of a site the kernel patched (a jump straight to it) made the
@@ -654,8 +663,9 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
     __attribute__((format(printf, 5, 6)));
 /* The same, naming the vCPU that ends the run (who: NULL for none in particular), which the
  * stop records only if it is the first reason. */
-void sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
-		    int sig, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* 1 when this was the reason that stopped the run, 0 when another came first. */
+int sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
+		   int sig, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 /* Wakes every SLEEP (they wait on life.stopping) to look at the sandbox again. */
 void sbx_wake_sleepers(struct sbx_vm *vm);

@@ -349,8 +349,9 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r)
 {
+	int fd = sbx_fault_fd(vm);
 	struct kvm_sregs sr;
-	if (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
 	int u = vm->proc.vcpu.cpl == 3;
 	seg(&sr.cs, u ? SBX_SEL_UCODE : SBX_SEL_KCODE, 1);
@@ -360,9 +361,9 @@ int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r)
 	sr.ds = sr.es = sr.fs = sr.gs = sr.ss;
 	sr.fs.base = fsb;
 	sr.gs.base = gsb;
-	if (ioctl(vm->proc.vcpu.fd, KVM_SET_SREGS, &sr) < 0)
+	if (ioctl(fd, KVM_SET_SREGS, &sr) < 0)
 		return -errno;
-	return ioctl(vm->proc.vcpu.fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
+	return ioctl(fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
 }
 
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)

@@ -254,7 +254,8 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 	atomic_store(&vm->life.pause_req, 0);
 	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 	vm->life.stop.vector = -1;
-	vm->proc.vcpu.upcall_pending = 0;
+	vm->proc.vcpu.upcall.pending = 0;
+	vm->proc.vcpu.refault = 0;
 	vm->limits->hit = 0;
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 0;

@@ -143,9 +143,9 @@ static void crash(struct sbx_vm *vm, int sig, const struct sbx_fault *f)
 
 /* A fault's handler could not run (no room for its frame): reported as the fault, but, as on
  * Linux, the program dies of SIGSEGV. */
-static void undeliverable(struct sbx_vm *vm, struct sbx_fault *f)
+static void undeliverable(struct sbx_vm *vm, const struct sbx_upcall_state *us, struct sbx_fault *f)
 {
-	*f = vm->proc.vcpu.upcall_fault;
+	*f = us->fault;
 	if (f->signal != SIGSEGV) {
 		char cause[sizeof(f->cause)];
 		snprintf(cause, sizeof(cause), "%.*s; no room for the SIG%s handler's frame",
@@ -161,14 +161,17 @@ static void undeliverable(struct sbx_vm *vm, struct sbx_fault *f)
 static void tell_end(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	struct sbx_stop *st = &vm->life.stop;
+	/* The thread that stopped the run: its last signal from a fault. */
+	const struct sbx_upcall_state *us = sbx_upcall_state_of(vm, st->thread_index);
+	int pending = us && us->pending;
 	if (st->end == SBX_END_FAULT) {
 		/* A fault inside the kernel while it delivered a signal: the original one counts.
 		 */
-		if (vm->proc.vcpu.upcall_pending && sbx_in_kernel(f->r[SBX_R_RIP]))
-			*f = vm->proc.vcpu.upcall_fault;
+		if (pending && sbx_in_kernel(f->r[SBX_R_RIP]))
+			*f = us->fault;
 		crash(vm, f->signal, f);
-	} else if (st->end == SBX_END_SIGNAL && st->nodeliver && vm->proc.vcpu.upcall_pending) {
-		undeliverable(vm, f);
+	} else if (st->end == SBX_END_SIGNAL && st->nodeliver && pending) {
+		undeliverable(vm, us, f);
 	} else if (st->end == SBX_END_SIGNAL && dumps_core(st->signal)) {
 		sbx_fault_from_syscall(vm, st->signal, f);
 		snprintf(f->cause, sizeof(f->cause), "%.*s", (int)sizeof(f->cause) - 1, st->reason);

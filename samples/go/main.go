@@ -2,8 +2,8 @@
 // epoll and eventfd or pipe, timers, GC), for tests/monitor/test_go.c and bench/run.py. Output
 // on stdout is the same natively and sandboxed; a failed check prints "WRONG: ..." and exits 1.
 //
-//	gowork check [FILE]  timers, goroutines and channels, mutexes, GC, encoding/json, and
-//	                     os.ReadFile of FILE when given
+//	gowork check [FILE]  timers, goroutines and channels, mutexes, GC, encoding/json, nil
+//	                     dereferences recovered in goroutines, and os.ReadFile of FILE
 //	gowork start         prints "started" (start-up time)
 //	gowork heavy N       N messages through a pipeline of 16 goroutine stages with
 //	                     allocations; "goheavy N NS" (ns per message) on stderr
@@ -135,6 +135,46 @@ func gcAndJSON() {
 	fmt.Println("gc: kept", len(keep), "json:", len(b), "bytes,", len(back), "records, last", back[999].Name)
 }
 
+type node struct{ next *node }
+
+// deref dereferences p; a nil p is a SIGSEGV the runtime turns into a panic, recovered here.
+func deref(p *node) (err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			err = fmt.Errorf("%v", e)
+		}
+	}()
+	_ = p.next
+	return nil
+}
+
+// Nil dereferences in main and in goroutines on other threads, several at once: each a fault
+// the runtime's SIGSEGV handler catches on the thread that made it.
+func recovered() {
+	n := 0
+	if deref(nil) != nil {
+		n++
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if err := deref(nil); err != nil {
+					mu.Lock()
+					n++
+					mu.Unlock()
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("recovered:", n, "nil dereferences")
+}
+
 func heavy(n int) {
 	const stages = 16
 	in := make(chan []int, 1)
@@ -180,6 +220,7 @@ func main() {
 		timers()
 		channels()
 		gcAndJSON()
+		recovered()
 		if len(os.Args) > 2 {
 			d, err := os.ReadFile(os.Args[2])
 			if err != nil {

@@ -40,11 +40,16 @@ Test(events, epoll_interest_lists_triggers_and_timeouts)
 	same_as_native(opts, args, 0);
 }
 
-/* A thread asleep in epoll_wait, a writer blocked on a full pipe and a reader blocked in
- * read() each wait in the monitor without holding up the thread that will wake them. */
+/* A thread asleep in epoll_wait, a writer blocked on a full pipe, a reader blocked in read()
+ * and a sendfile into a full pipe each wait in the monitor without holding up the thread that
+ * will wake them. */
 Test(events, waits_on_pipes_and_eventfds_across_threads)
 {
-	same_as_native("", "threads", 0);
+	const char *f = SAMPLES "/events-glibc";
+	char opts[1024], args[1024];
+	snprintf(opts, sizeof(opts), "--ro %s", f);
+	snprintf(args, sizeof(args), "threads %s", f);
+	same_as_native(opts, args, 0);
 }
 
 Test(events, pingpong_runs)

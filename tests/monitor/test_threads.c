@@ -270,6 +270,29 @@ Test(threads, a_read_that_waits_holds_up_no_other_thread)
 	}
 }
 
+/* Faults that threads other than the main one handle, several at once (the ones that come
+ * while another is being delivered wait their turn), each on the thread's own alternate stack
+ * when it has one; Go's runtime recovers a goroutine's nil dereference this way. */
+Test(threads, every_thread_handles_its_own_faults)
+{
+	same_as_native("", "segvthreads", 0);
+}
+
+/* A thread that blocks SIGSEGV and faults kills the process with SIGSEGV, reported as that
+ * thread's fault. */
+Test(threads, a_fault_whose_signal_the_thread_blocks_kills)
+{
+	e2e_need_kvm();
+	int st;
+	char *o = e2e_slurp(SANDBOX " " SAMPLES "/threads-glibc segvblocked 2>&1", &st);
+	cr_assert_eq(st, 139, "%s", o);
+	cr_assert(strstr(o, "a thread faults with SIGSEGV blocked\n"), "%s", o);
+	cr_assert_null(strstr(o, "still alive"), "%s", o);
+	cr_assert(strstr(o, "=> tid 2 (vCPU 1): rip"), "%s", o);
+	cr_assert(strstr(o, "SUMMARY: sandbox: SIGSEGV threads.c:"), "%s", o);
+	free(o);
+}
+
 /* A fault the main thread's program handles stops the run only while its signal is delivered:
  * the other threads go on afterwards, and are joined. */
 Test(threads, a_handled_fault_of_the_main_thread_leaves_the_others_running)
