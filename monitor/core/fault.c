@@ -2,6 +2,7 @@
  * stack (the stub that reported it is one `out` instruction, so nothing in the guest could
  * have changed the frame in between). A program that ends itself (abort) is described from
  * the registers the kernel's syscall entry saved: the guest's own account, and said so. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,20 @@ static void fill_gprs(const struct kvm_regs *r, uint64_t rsp, uint64_t rip, stru
 					 r->rbp, rsp,	 r->r8,	 r->r9,	 r->r10, r->r11,
 					 r->r12, r->r13, r->r14, r->r15, rip};
 	memcpy(f->r, gpr, sizeof(gpr));
+}
+
+/* The program's registers at its latest syscall (the kernel's frame of it): syscall left rip
+ * in rcx and rflags in r11; a patched site's call may return through its record, which is
+ * named by the site. */
+static void fill_from_frame(struct sbx_vm *vm, const struct sbx_syscall_frame *sf,
+			    struct sbx_fault *f)
+{
+	uint64_t rip = sbx_patch_site_of(vm, sf->rip);
+	const uint64_t gpr[SBX_NREGS] = {sf->rax, sf->rdx, sf->rip, sf->rbx, sf->rsi, sf->rdi,
+					 sf->rbp, sf->rsp, sf->r8,  sf->r9,  sf->r10, sf->rflags,
+					 sf->r12, sf->r13, sf->r14, sf->r15, rip};
+	memcpy(f->r, gpr, sizeof(gpr));
+	f->rflags = sf->rflags;
 }
 
 /* The kernel's mapping at a, if it takes its pages on first touch: its protection (SBX_PROT_*,
@@ -200,14 +215,31 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 		       0
 		 : sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)
 		return;
-	/* syscall left rip in rcx and rflags in r11; a patched site's call may return through
-	 * its record, which the report names by the site. */
-	uint64_t rip = sbx_patch_site_of(vm, sf.rip);
-	const uint64_t gpr[SBX_NREGS] = {sf.rax, sf.rdx, sf.rip, sf.rbx, sf.rsi, sf.rdi,
-					 sf.rbp, sf.rsp, sf.r8,	 sf.r9,	 sf.r10, sf.rflags,
-					 sf.r12, sf.r13, sf.r14, sf.r15, rip};
-	memcpy(f->r, gpr, sizeof(gpr));
-	f->rflags = sf.rflags;
+	fill_from_frame(vm, &sf, f);
 	if (ioctl(sbx_fault_fd(vm), KVM_GET_SREGS, &sregs) == 0)
 		fill_segments(&sregs, f);
+}
+
+int sbx_thread_regs(struct sbx_vm *vm, unsigned i, struct sbx_fault *f, uint32_t *tid)
+{
+	int fd;
+	uint64_t root;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (sbx_thread_vcpu(vm, i, &fd, &root, tid) < 0 || !*tid)
+		return -ENOENT;
+	if (ioctl(fd, KVM_GET_REGS, &regs) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	fault_start(f, -1, 0, 1);
+	struct sbx_syscall_frame sf;
+	if (sbx_in_kernel(regs.rip) &&
+	    sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) == 0) {
+		fill_from_frame(vm, &sf, f);
+		f->from_cpu = 0;
+	} else {
+		fill_gprs(&regs, regs.rsp, regs.rip, f);
+		f->rflags = regs.rflags;
+	}
+	fill_segments(&sregs, f);
+	return 0;
 }

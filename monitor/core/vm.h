@@ -69,6 +69,10 @@ struct sbx_fault {
 void sbx_fault_from_cpu(struct sbx_vm *vm, int vector, struct sbx_fault *f);
 void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f);
 void sbx_fault_from_regs(struct sbx_vm *vm, int sig, const char *cause, struct sbx_fault *f);
+/* Thread i's registers (vCPU i; 0 is the main thread's) as its program sees them: the vCPU's,
+ * or, while it is in the kernel (a syscall, a wait), those of its syscall (from_cpu 0). With
+ * its tid; -ENOENT when vCPU i runs no thread. */
+int sbx_thread_regs(struct sbx_vm *vm, unsigned i, struct sbx_fault *f, uint32_t *tid);
 
 /* The thread whose vCPU ends a run (sbx_vm_kill_by): its vCPU fd, page-table root, index, and
  * the CPU exception (-1: none). */

@@ -224,11 +224,27 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t roo
 		o += (size_t)snprintf(pi.pr_psargs + o, sizeof(pi.pr_psargs) - o, "%s%s",
 				      o ? " " : "", *a);
 	size_t nauxv = initial_auxv(vm, root, auxv, 128);
+	/* The faulting thread first (the debugger's current one), then one NT_PRSTATUS per other
+	 * thread, as Linux writes them: gdb's `info threads`. */
+	int faulted = vm->life.stop.thread_index;
+	struct sbx_fault t;
+	uint32_t tid;
+	if (sbx_thread_regs(vm, (unsigned)faulted, &t, &tid) == 0)
+		ps.pr_pid = (int)tid;
 	if (note_add(notes, NT_PRSTATUS, &ps, sizeof(ps)) < 0 ||
 	    note_add(notes, NT_PRPSINFO, &pi, sizeof(pi)) < 0 ||
 	    (nauxv && note_add(notes, NT_AUXV, auxv, (uint32_t)(nauxv * 8)) < 0) ||
 	    file_note(vm, root, notes) < 0)
 		return -ENOMEM;
+	for (unsigned i = 0; sbx_threads_count(vm) && i < sbx_threads_limit(vm); i++) {
+		if ((int)i == faulted || sbx_thread_regs(vm, i, &t, &tid) < 0)
+			continue;
+		struct elf_prstatus tp;
+		fill_prstatus(&t, &tp);
+		tp.pr_pid = (int)tid;
+		if (note_add(notes, NT_PRSTATUS, &tp, sizeof(tp)) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }
 

@@ -200,21 +200,13 @@ static void print_threads(FILE *o, struct sbx_vm *vm, struct sbx_symbols *syms,
 	int faulted = vm->life.stop.thread_index;
 	fprintf(o, "threads:\n");
 	for (unsigned i = 0; i < sbx_threads_limit(vm); i++) {
-		int fd;
-		uint64_t root;
+		struct sbx_fault t;
 		uint32_t tid;
-		struct kvm_regs r;
-		if (sbx_thread_vcpu(vm, i, &fd, &root, &tid) < 0 || !tid ||
-		    ioctl(fd, KVM_GET_REGS, &r) < 0)
+		if (sbx_thread_regs(vm, i, &t, &tid) < 0)
 			continue;
 		/* In the kernel (a syscall, a wait): where the program called it from. */
-		uint64_t rip = (int)i == faulted ? f->r[SBX_R_RIP] : r.rip;
-		struct sbx_syscall_frame sf;
-		int in_call = rip < SBX_USER_ADDR &&
-			      sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf,
-					   sizeof(sf)) == 0;
-		if (in_call)
-			rip = sbx_patch_site_of(vm, sf.rip);
+		uint64_t rip = (int)i == faulted ? f->r[SBX_R_RIP] : t.r[SBX_R_RIP];
+		int in_call = (int)i != faulted && !t.from_cpu;
 		struct sbx_frame fr;
 		char where[400];
 		sbx_sym_lookup(syms, rip, &fr);

@@ -278,6 +278,31 @@ Test(threads, every_thread_handles_its_own_faults)
 	same_as_native("", "segvthreads", 0);
 }
 
+/* The core file of a crash in a thread holds every thread (one NT_PRSTATUS each, the faulting
+ * one first): gdb lists them, the faulting one current, the other where it waited. */
+Test(threads, the_core_file_has_every_thread)
+{
+	e2e_need_kvm();
+	if (access("/usr/bin/gdb", X_OK) != 0)
+		cr_skip_test("gdb is not installed (scripts/setup.sh installs it)");
+	char core[64], cmd[512];
+	int st;
+	snprintf(core, sizeof(core), "/tmp/sbx-thread-core-%d", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --core %s " SAMPLES "/threads-glibc unmapped >/dev/null 2>&1", core);
+	free(e2e_slurp(cmd, &st));
+	cr_assert_eq(st, 139);
+	snprintf(cmd, sizeof(cmd),
+		 "gdb -nx -batch -ex 'info threads' " SAMPLES "/threads-glibc %s 2>&1", core);
+	char *o = e2e_slurp(cmd, &st);
+	unlink(core);
+	const char *cur = strstr(o, "* 1    Thread");
+	cr_assert(cur, "no current thread 1:\n%s", o);
+	cr_assert(strstr(cur, "(LWP 2) unmapped_reader"), "the faulting thread first:\n%s", o);
+	cr_assert(strstr(o, "  2    Thread") && strstr(o, "(LWP 1)"), "the main thread:\n%s", o);
+	free(o);
+}
+
 /* A thread that blocks SIGSEGV and faults kills the process with SIGSEGV, reported as that
  * thread's fault. */
 Test(threads, a_fault_whose_signal_the_thread_blocks_kills)
