@@ -841,6 +841,16 @@ static void row_epoll_wait(uint32_t nr, uint64_t arg)
 	drop_epoll(ep, ev, p);
 }
 
+/* KICK: this vCPU (its kernel is the one running: nothing to deliver) and indexes with no
+ * vCPU or past every one. */
+static void row_kick(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t idx[] = {0, 1, 2, 1023, 1024, 1ull << 32, ~0ull};
+	for (unsigned i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
+		req1(nr, idx[i], 0, 0, 0);
+}
+
 /* NOFILE: read and set the limits, with the old ones written to each kind of buffer. */
 static void row_nofile(uint32_t nr, uint64_t arg)
 {
@@ -964,6 +974,7 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_EPOLL_CREATE] = row_make,
     [SBX_CALL_EPOLL_CTL] = row_epoll_ctl,
     [SBX_CALL_EPOLL_WAIT] = row_epoll_wait,
+    [SBX_CALL_KICK] = row_kick,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)

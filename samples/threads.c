@@ -28,6 +28,8 @@
  *   segvthreads         4 threads each handle 50 SIGSEGVs at once (siglongjmp out), half of
  *                       them on an alternate stack of their own
  *   segvblocked         a thread faults with SIGSEGV blocked: the process dies of SIGSEGV
+ *   sigspin             3 threads compute without syscalls until each has handled 3 signals
+ *                       that main sends it; then main computes while a thread signals it
  * The stderr lines of pingpong and createjoin are bench/run.py's "OP N value" (ns per op);
  * parallel prints "parallel N NS" (the whole job, in ns) there too. */
 #define _GNU_SOURCE
@@ -1422,6 +1424,75 @@ static int cmd_segvblocked(void)
 	return 0;
 }
 
+/* ---- sigspin: signals reach threads that run their own code, no syscalls ---- */
+
+#define SPIN_THREADS 3
+static atomic_int spin_started, spin_handled[SPIN_THREADS + 1]; /* the last: main's */
+static __thread int spin_me = -1;
+
+static void spin_handler(int sig)
+{
+	(void)sig;
+	if (spin_me >= 0)
+		atomic_fetch_add(&spin_handled[spin_me], 1);
+}
+
+/* Computes until its handler has run 3 times: no syscall, so only an interrupt of the code
+ * itself delivers the signals. */
+static void *spinner(void *arg)
+{
+	spin_me = (int)(long)arg;
+	atomic_fetch_add(&spin_started, 1);
+	volatile uint64_t x = 0;
+	while (atomic_load(&spin_handled[spin_me]) < 3)
+		x = x * 6364136223846793005ull + 1;
+	return NULL;
+}
+
+/* Sends main 3 signals while it computes, each once the last arrived. */
+static void *spin_sender(void *arg)
+{
+	pthread_t main_thread = *(pthread_t *)arg;
+	for (int round = 0; round < 3; round++) {
+		int before = atomic_load(&spin_handled[SPIN_THREADS]);
+		must(pthread_kill(main_thread, SIGUSR1), "pthread_kill of main");
+		while (atomic_load(&spin_handled[SPIN_THREADS]) == before)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static int cmd_sigspin(void)
+{
+	signal(SIGUSR1, spin_handler);
+	pthread_t t[SPIN_THREADS];
+	for (long i = 0; i < SPIN_THREADS; i++)
+		spawn(&t[i], NULL, spinner, (void *)i);
+	while (atomic_load(&spin_started) < SPIN_THREADS)
+		sched_yield();
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < SPIN_THREADS; i++) {
+			int before = atomic_load(&spin_handled[i]);
+			must(pthread_kill(t[i], SIGUSR1), "pthread_kill");
+			/* The next only once this one arrived: signals do not queue. */
+			while (atomic_load(&spin_handled[i]) == before)
+				sched_yield();
+		}
+	for (int i = 0; i < SPIN_THREADS; i++)
+		join(t[i]);
+	printf("%d spinning threads each handled 3 signals\n", SPIN_THREADS);
+	/* The main thread computing, another sending it the signals. */
+	spin_me = SPIN_THREADS;
+	pthread_t self = pthread_self(), s;
+	spawn(&s, NULL, spin_sender, &self);
+	volatile uint64_t x = 0;
+	while (atomic_load(&spin_handled[SPIN_THREADS]) < 3)
+		x = x * 6364136223846793005ull + 1;
+	join(s);
+	printf("the main thread, computing, handled 3 signals from another\n");
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int usage(void)
@@ -1431,7 +1502,7 @@ static int usage(void)
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
-		"segvmain | sigbeforewait | segvthreads | segvblocked\n");
+		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin\n");
 	return 64;
 }
 
@@ -1491,6 +1562,8 @@ int main(int argc, char **argv)
 		r = cmd_segvthreads();
 	else if (!strcmp(op, "segvblocked"))
 		r = cmd_segvblocked();
+	else if (!strcmp(op, "sigspin"))
+		r = cmd_sigspin();
 	else if (!strcmp(op, "sigbeforewait"))
 		r = cmd_sigbeforewait();
 	else

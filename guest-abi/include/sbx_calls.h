@@ -88,7 +88,11 @@
 	X(EVENTFD, 47, eventfd, sbx_hc_eventfd, 0, )                                               \
 	X(EPOLL_CREATE, 48, epoll_create, sbx_hc_epoll_create, 0, )                                \
 	X(EPOLL_CTL, 49, epoll_ctl, sbx_hc_epoll_ctl, 0, )                                         \
-	X(EPOLL_WAIT, 50, epoll_wait, sbx_hc_epoll_wait, SBX_CF_WAIT, )
+	X(EPOLL_WAIT, 50, epoll_wait, sbx_hc_epoll_wait, SBX_CF_WAIT, )                           \
+	/* 1.8: KICK a0: a vCPU index. Its thread has a signal to handle: if the vCPU runs the   \
+	 * program's code, the monitor stops it there and enters the kernel's upcall entry with a \
+	 * struct sbx_upcall of signo 0 holding its registers (docs/architecture.md, "Threads"). */ \
+	X(KICK, 51, kick, sbx_hc_kick, 0, )
 /* clang-format on */
 
 #endif

@@ -189,6 +189,23 @@ void k_fault_upcall(void)
 		 K_CPU->index ? (const void *)(SBX_CPU_VA + SBX_CPU_UPCALL_OFF)
 			      : (const void *)UPCALL,
 		 sizeof(u));
+	struct k_resume r;
+	/* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
+	r.rax = u.r[0], r.rdx = u.r[1], r.rcx = u.r[2], r.rbx = u.r[3], r.rsi = u.r[4];
+	r.rdi = u.r[5], r.rbp = u.r[6], r.rsp = u.r[7], r.r8 = u.r[8], r.r9 = u.r[9];
+	r.r10 = u.r[10], r.r11 = u.r[11], r.r12 = u.r[12], r.r13 = u.r[13], r.r14 = u.r[14];
+	r.r15 = u.r[15], r.rip = u.r[16], r.rflags = u.rflags;
+	r.cs = cur_cs();
+	r.ss = cur_ss();
+	/* Signo 0: a KICK stopped the thread in its own code for a signal another thread sent
+	 * it (Go preempts goroutines so): delivered here, or, if it went meanwhile (a syscall
+	 * took it), straight back. */
+	if (u.signo == 0) {
+		k_deliver_pending(&r);
+		K_CPU->resume = r;
+		k_unlock_all();
+		k_resume_full();
+	}
 	/* The monitor checked the main thread's mask; a thread's own is here. Blocked, the
 	 * fault's signal kills, as on Linux. */
 	if (u.signo < 1 || u.signo > 64 || !k_signal_has_handler(u.signo) ||
@@ -198,14 +215,6 @@ void k_fault_upcall(void)
 	 * only the table of mappings knows which. */
 	if (u.signo == 11 && u.code == 1 /* SEGV_MAPERR */ && k_vma_find(u.addr))
 		u.code = 2; /* SEGV_ACCERR */
-	struct k_resume r;
-	/* DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15 rip */
-	r.rax = u.r[0], r.rdx = u.r[1], r.rcx = u.r[2], r.rbx = u.r[3], r.rsi = u.r[4];
-	r.rdi = u.r[5], r.rbp = u.r[6], r.rsp = u.r[7], r.r8 = u.r[8], r.r9 = u.r[9];
-	r.r10 = u.r[10], r.r11 = u.r[11], r.r12 = u.r[12], r.r13 = u.r[13], r.r14 = u.r[14];
-	r.r15 = u.r[15], r.rip = u.r[16], r.rflags = u.rflags;
-	r.cs = cur_cs();
-	r.ss = cur_ss();
 	k_deliver(u.signo, &r, u.code, u.addr, u.err, u.trapno);
 }
 

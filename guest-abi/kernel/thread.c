@@ -65,6 +65,7 @@ static void cpu0_init(struct k_cpu *c)
 	c->ring = SBX_RING_ADDR;
 	c->self = &k_threads[0];
 	k_threads[0].tid = BOOT->pid;
+	k_threads[0].run = 1; /* it runs: tgkill and get_robust_list find it by its tid */
 	K_CPU_TID = BOOT->pid;
 	k_threads[0].root = SBX_PT_ADDR;
 	if (!k_next_tid)
@@ -286,6 +287,12 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 	if (__atomic_exchange_n(&t->kick, 1, __ATOMIC_SEQ_CST) == 0) {
 		uint64_t a[1] = {(uint64_t)&t->kick};
 		k_call(SBX_CALL_UNPARK, a, 1);
+	}
+	/* A thread running its own code (no syscall to take it): the monitor stops its vCPU
+	 * there and the kernel delivers it (k_fault_upcall, signo 0). */
+	if (t != me) {
+		uint64_t k[1] = {(uint64_t)(t - k_threads)};
+		k_call(SBX_CALL_KICK, k, 1);
 	}
 	return 1;
 }

@@ -115,6 +115,7 @@ int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s);
 
 /* hc_path.c: calls that name a path */
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -136,8 +136,9 @@ static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
 	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || len > (64ull << 20) ||
 	    !sbx_gptr(vm, addr, len))
 		return -EINVAL;
-	/* After a doorbell the vCPU would wait for it (~3 us a page of fresh host memory): the
-	 * poller backs the range on the other CPU while the guest goes on. */
+	/* The vCPU (after a doorbell) or the ring (served by the poller) would wait for it (~1-3
+	 * us a page of fresh host memory): the poller backs the range a piece at a time between
+	 * requests, on the other CPU, while the guest goes on. */
 	if (sbx_ring_defer_populate(vm, addr, len) == 0)
 		return 0;
 	return madvise(vm->proc.mem.base + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;

@@ -71,3 +71,8 @@ int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	return 0;
 }
+
+int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	return s->u.a[0] >= SBX_MAX_VCPUS ? -EINVAL : sbx_vcpu_kick(vm, (unsigned)s->u.a[0]);
+}

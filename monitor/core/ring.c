@@ -158,29 +158,38 @@ static void futex_wake(atomic_int *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Backs the ranges doorbells left for this thread: outside the lock, since a range takes
- * ~3 us a page of fresh host memory and the vCPU thread may want the lock meanwhile. Backing
- * changes no byte (a page reads the same before and after), so nothing guards it. */
+/* Backs the next piece of the ranges left for this thread: outside the lock, since a range
+ * takes ~1-3 us a page of fresh host memory and the vCPU thread may want the lock meanwhile;
+ * a piece at a time between looks at the ring, so that a request never waits behind a big
+ * range (Go's runtime maps 32 MiB at start-up and touches a few pages of it). Backing changes
+ * no byte (a page reads the same before and after), so nothing guards it. */
+#define SBX_POP_PIECE (512ull << 10)
 static void populate_queued(struct sbx_vm *vm)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
 	if (!__atomic_load_n(&rs->npop, __ATOMIC_ACQUIRE))
 		return;
-	__typeof__(rs->pop) pop;
 	pthread_mutex_lock(&rs->lock);
 	unsigned n = rs->npop;
-	memcpy(pop, rs->pop, n * sizeof(pop[0]));
-	rs->npop = 0;
+	uint64_t gpa = n ? rs->pop[0].gpa : 0, len = 0;
+	if (n) {
+		len = rs->pop[0].len < SBX_POP_PIECE ? rs->pop[0].len : SBX_POP_PIECE;
+		rs->pop[0].gpa += len;
+		rs->pop[0].len -= len;
+		if (!rs->pop[0].len) {
+			memmove(&rs->pop[0], &rs->pop[1], (n - 1) * sizeof(rs->pop[0]));
+			__atomic_store_n(&rs->npop, n - 1, __ATOMIC_RELEASE);
+		}
+	}
 	pthread_mutex_unlock(&rs->lock);
-	for (unsigned i = 0; i < n && !atomic_load(&rs->stop); i++)
-		madvise(vm->proc.mem.base + pop[i].gpa, pop[i].len, MADV_POPULATE_WRITE);
+	if (len)
+		madvise(vm->proc.mem.base + gpa, len, MADV_POPULATE_WRITE);
 }
 
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
-	if (!rs->poller_started || pthread_equal(pthread_self(), rs->poller) ||
-	    rs->npop == SBX_RING_POP_MAX)
+	if (!rs->poller_started || atomic_load(&rs->retired) || rs->npop == SBX_RING_POP_MAX)
 		return -EAGAIN;
 	rs->pop[rs->npop].gpa = gpa;
 	rs->pop[rs->npop].len = len;
@@ -209,7 +218,9 @@ static void poll_until_idle(struct sbx_vm *vm)
 			idle_since = sbx_now_ns(CLOCK_MONOTONIC);
 			continue;
 		}
-		if (sbx_now_ns(CLOCK_MONOTONIC) - idle_since < SBX_POLL_IDLE_NS) {
+		if (sbx_now_ns(CLOCK_MONOTONIC) - idle_since < SBX_POLL_IDLE_NS ||
+		    (__atomic_load_n(&vm->proc.ring.npop, __ATOMIC_ACQUIRE) &&
+		     !atomic_load(&vm->proc.ring.retired))) {
 			__builtin_ia32_pause();
 			continue;
 		}

@@ -3,6 +3,7 @@
  * struct sbx_upcall in guest RAM, the vCPU restarted at the kernel's upcall entry, at the
  * program's own level. The kernel then builds the Linux signal frame. Whatever the guest wrote
  * into its dispositions only decides its own fate. */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -75,6 +76,34 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 		return 0;
 	us->pending = 1;
 	us->fault = *f;
+	vm->stats.upcalls++;
+	return 1;
+}
+
+int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3)
+{
+	struct kvm_regs r;
+	if (ioctl(fd, KVM_GET_REGS, &r) < 0)
+		return -errno;
+	/* The program's own code only: the kernel (its image, its page-fault trampoline in the
+	 * window) delivers pending signals itself on its way back to the program. */
+	if (r.rip < SBX_USER_ADDR ? !(r.rip >= SBX_VDSO_ADDR && r.rip < SBX_VDSO_END)
+				  : r.rip - SBX_WINDOW_VA < (1ull << 30))
+		return 0;
+	struct sbx_upcall u;
+	memset(&u, 0, sizeof(u));
+	const uint64_t gpr[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+				  r.r9,	 r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
+	memcpy(u.r, gpr, sizeof(gpr));
+	u.rflags = r.rflags;
+	int put = index == 0
+		      ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
+		      : sbx_gva_write(vm, cr3, SBX_CPU_VA + SBX_CPU_UPCALL_OFF, &u, sizeof(u));
+	struct kvm_regs e = {.rip = vm->proc.image.khdr.upcall_entry,
+			     .rsp = index == 0 ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP,
+			     .rflags = 0x2 | SBX_RFLAGS_IF};
+	if (put < 0 || sbx_x86_resume_fd(vm, fd, &e) < 0)
+		return -EFAULT;
 	vm->stats.upcalls++;
 	return 1;
 }

@@ -105,8 +105,12 @@ static void tlb_flush(int fd)
 int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c)
 {
 	struct sbx_threads *th = &vm->proc.threads;
-	if (!th->shootdown)
+	/* Kept without shootdowns too: a KICK interrupts a vCPU only while it is in the guest
+	 * (not a host call of its thread's, which would end with EINTR). */
+	if (!th->shootdown) {
+		atomic_store(&c->in_run, 1);
 		return 0;
+	}
 	uint64_t g = atomic_load(&th->tlb_gen);
 	if (atomic_load(&c->flushed) != g) {
 		tlb_flush(fd);
@@ -123,8 +127,8 @@ int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c)
 
 void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c)
 {
-	if (vm->proc.threads.shootdown)
-		atomic_store(&c->in_run, 0);
+	(void)vm;
+	atomic_store(&c->in_run, 0);
 }
 
 /* Until c has left the guest or flushed for generation g (or the run ends). */
@@ -188,6 +192,45 @@ int sbx_threads_count(struct sbx_vm *vm)
 int sbx_fault_fd(struct sbx_vm *vm)
 {
 	return vm->life.stop.thread_index > 0 ? vm->life.stop.thread_fd : vm->proc.vcpu.fd;
+}
+
+int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
+{
+	struct sbx_tlb_cpu *c;
+	struct kvm_run *run;
+	pthread_t thr;
+	if (index == 0 && vm->proc.vcpu.thread_set) {
+		c = &vm->proc.vcpu.tlb;
+		run = vm->proc.vcpu.run;
+		thr = vm->proc.vcpu.thread;
+	} else {
+		struct sbx_tvcpu *t =
+		    index > 0 && index < SBX_MAX_VCPUS
+			? __atomic_load_n(&vm->proc.threads.v[index], __ATOMIC_ACQUIRE)
+			: NULL;
+		if (!t || !t->thread_started)
+			return -EINVAL;
+		c = &t->tlb;
+		run = t->run;
+		thr = t->thread;
+	}
+	/* Flag first, then look (the vCPU sets in_run, then looks at the flag): one of the two
+	 * sees the other. Only a vCPU in KVM_RUN is interrupted; one in a host call of its
+	 * thread sees the flag before it enters the guest again. */
+	atomic_store(&c->async, 1);
+	if (atomic_load(&c->in_run)) {
+		run->immediate_exit = 1;
+		pthread_kill(thr, sbx_kick_signal());
+	}
+	return 0;
+}
+
+void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3)
+{
+	if (__builtin_expect(atomic_load(&c->async), 0)) {
+		atomic_store(&c->async, 0);
+		sbx_signal_async(vm, index, fd, cr3);
+	}
 }
 
 struct sbx_upcall_state *sbx_upcall_state_of(struct sbx_vm *vm, int index)
@@ -309,6 +352,7 @@ static void *thread_main(void *arg)
 		}
 		if (sbx_tlb_enter(vm, t->fd, &t->tlb) < 0)
 			continue;
+		sbx_vcpu_async(vm, &t->tlb, t->index, t->fd, t->cr3);
 		int r = ioctl(t->fd, KVM_RUN, 0);
 		sbx_tlb_leave(vm, &t->tlb);
 		if (r < 0) {

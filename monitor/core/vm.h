@@ -154,11 +154,13 @@ struct sbx_kvm {
 	struct kvm_cpuid2 *cpuid; /* what vCPU 0 was given: every thread's vCPU gets the same */
 };
 
-/* A vCPU's part in TLB shootdowns (threads.c): whether it may be running the guest now, and
- * the last shootdown generation it has flushed for. */
+/* A vCPU as the other threads see it (threads.c): whether it may be running the guest now,
+ * the last TLB shootdown generation it has flushed for, and a KICK's signal waiting for it to
+ * stop in the program's code. */
 struct sbx_tlb_cpu {
 	atomic_int in_run;
 	_Atomic uint64_t flushed;
+	atomic_int async;
 };
 
 /* One vCPU and the host thread that runs it. */
@@ -601,8 +603,9 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
  * root cr3, and rip/rsp in the kernel (its window). */
 int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
 			char *err, size_t errlen);
-/* The same with every general register given (the same vCPU). */
+/* The same with every general register given (the same vCPU), or on vCPU fd. */
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r);
+int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r);
 
 /* patch.c: a #UD at the `syscall` of a site the kernel patched (a jump straight to it) made the
  * syscall it was: 1 when the vCPU was set to enter the kernel so, 0 when f is another fault. */
@@ -621,9 +624,9 @@ void sbx_ring_reacquire(struct sbx_vm *vm, int released);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);
-/* A POPULATE hint served after a doorbell goes to the poller, which backs [gpa, gpa + len)
- * while the vCPU goes on: 0, or -EAGAIN (no poller, this is the poller, or its queue is full:
- * serve it here). Caller holds ring_lock. */
+/* A POPULATE hint goes to the poller, which backs [gpa, gpa + len) a piece at a time between
+ * requests while the vCPU goes on: 0, or -EAGAIN (no poller, a retired one, or its queue is
+ * full: serve it here). Caller holds ring_lock. */
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* For a thread that polls the ring: a request is published and not served yet; serve what is
  * (takes ring_lock); doorbells wanted (on) or not. */
@@ -644,6 +647,16 @@ void sbx_ring_nudge(struct sbx_vm *vm, int how);
 
 /* signal.c: hands a CPU fault back to the guest kernel when the program has a handler. */
 int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f);
+/* A KICK for vCPU index (fd, page-table root cr3), on its own thread before it enters the
+ * guest: if it stopped in the program's code, it enters the kernel's upcall entry instead,
+ * which delivers its pending signals there. 1 if so, 0 if it is in the kernel (which delivers
+ * them on its way out), or -errno. */
+int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3);
+/* threads.c: asks vCPU index to stop in the program's code for a signal (KICK): 0 or
+ * -EINVAL for no such vCPU. Interrupts KVM_RUN only, never a host call of its thread. Then,
+ * on the vCPU's thread before KVM_RUN, sbx_vcpu_async. */
+int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index);
+void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3);
 int sbx_in_kernel(uint64_t rip);
 
 /* XXH3-128 of a file (zeros if it cannot be read). */

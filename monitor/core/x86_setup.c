@@ -349,7 +349,11 @@ int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp)
 
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r)
 {
-	int fd = sbx_fault_fd(vm);
+	return sbx_x86_resume_fd(vm, sbx_fault_fd(vm), r);
+}
+
+int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r)
+{
 	struct kvm_sregs sr;
 	if (ioctl(fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;

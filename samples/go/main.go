@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -175,6 +176,25 @@ func recovered() {
 	fmt.Println("recovered:", n, "nil dereferences")
 }
 
+// A goroutine in a loop with no calls has no point where it yields: the garbage collector's
+// stop-the-world gets it only by preempting it with a signal (SIGURG) that interrupts its code.
+func preempt() {
+	var stop, spinning int32
+	go func() {
+		atomic.StoreInt32(&spinning, 1)
+		for atomic.LoadInt32(&stop) == 0 {
+		}
+	}()
+	for atomic.LoadInt32(&spinning) == 0 {
+		runtime.Gosched()
+	}
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	atomic.StoreInt32(&stop, 1)
+	fmt.Println("preempt: 3 GCs stopped a goroutine spinning without calls")
+}
+
 func heavy(n int) {
 	const stages = 16
 	in := make(chan []int, 1)
@@ -221,6 +241,7 @@ func main() {
 		channels()
 		gcAndJSON()
 		recovered()
+		preempt()
 		if len(os.Args) > 2 {
 			d, err := os.ReadFile(os.Args[2])
 			if err != nil {

@@ -278,6 +278,15 @@ Test(threads, every_thread_handles_its_own_faults)
 	same_as_native("", "segvthreads", 0);
 }
 
+/* A signal reaches a thread that computes without syscalls (the monitor stops its vCPU in the
+ * program's code: KICK), and the main thread too, sent by another (Go's runtime preempts a
+ * goroutine in a loop without calls so). */
+Test(threads, signals_reach_threads_that_run_their_own_code)
+{
+	same_as_native("", "sigspin", 0);
+	same_as_native("--cpus 1", "sigspin", 0);
+}
+
 /* The core file of a crash in a thread holds every thread (one NT_PRSTATUS each, the faulting
  * one first): gdb lists them, the faulting one current, the other where it waited. */
 Test(threads, the_core_file_has_every_thread)
