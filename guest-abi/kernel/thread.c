@@ -233,12 +233,19 @@ static volatile struct k_sigthr *sig_of(struct k_thread *t)
 	return &t->sig;
 }
 
-uint64_t k_thread_blocked(uint32_t tid)
+/* The running thread with this tid, or NULL. */
+static struct k_thread *find_tid(uint64_t tid)
 {
 	for (unsigned i = 0; i < K_MAX_THREADS; i++)
 		if (k_threads[i].tid == tid && k_threads[i].run)
-			return sig_of(&k_threads[i])->blocked;
+			return &k_threads[i];
 	return 0;
+}
+
+uint64_t k_thread_blocked(uint32_t tid)
+{
+	struct k_thread *t = find_tid(tid);
+	return t ? sig_of(t)->blocked : 0;
 }
 
 volatile struct k_sigthr *k_sig_self(void)
@@ -267,12 +274,11 @@ int k_thread_interrupted(void)
 int k_signal_thread(uint32_t tid, uint32_t sig)
 {
 	uint64_t bit = sig ? 1ull << (sig - 1) : 0;
-	struct k_thread *me = K_CPU->self, *t = 0;
-	for (unsigned i = 0; i < K_MAX_THREADS && !t; i++) {
+	struct k_thread *me = K_CPU->self, *t = tid ? find_tid(tid) : 0;
+	/* No tid: the process's signal, to a thread other than the caller that takes it. */
+	for (unsigned i = 0; i < K_MAX_THREADS && !tid && !t; i++) {
 		struct k_thread *c = &k_threads[i];
-		if (!c->tid || !c->run)
-			continue;
-		if (tid ? c->tid == tid : c != me && !(sig_of(c)->blocked & bit))
+		if (c->tid && c->run && c != me && !(sig_of(c)->blocked & bit))
 			t = c;
 	}
 	if (!t || !sig)
@@ -458,15 +464,9 @@ long k_sys_set_robust_list(struct k_frame *f)
 
 long k_sys_get_robust_list(struct k_frame *f)
 {
-	struct k_thread *t = K_CPU->self;
-	if (f->rdi) {
-		t = 0;
-		for (unsigned i = 0; i < K_MAX_THREADS && !t; i++)
-			if (k_threads[i].tid == f->rdi && k_threads[i].run)
-				t = &k_threads[i];
-		if (!t)
-			return -ESRCH;
-	}
+	struct k_thread *t = f->rdi ? find_tid(f->rdi) : K_CPU->self;
+	if (!t)
+		return -ESRCH;
 	uint64_t len = 24;
 	if (k_copy_to_user(f->rsi, &t->robust, 8) < 0 || k_copy_to_user(f->rdx, &len, 8) < 0)
 		return -EFAULT;
