@@ -1385,10 +1385,22 @@ static void *segv_faulter(void *arg)
 	return (void *)(long)segv_mine;
 }
 
+static void *segv_pipe_reader(void *arg)
+{
+	char c;
+	long n = read(*(int *)arg, &c, 1);
+	return (void *)(n < 0 ? -(long)errno : n);
+}
+
 static int cmd_segvthreads(void)
 {
 	on_segv(segv_jump, SA_ONSTACK | SA_NODEFER);
-	pthread_t t[SEGV_THREADS];
+	/* A thread waiting in read() all along: the others' faults are none of its business. */
+	int p[2];
+	if (pipe(p) != 0)
+		wrong("pipe: %s", ename(errno));
+	pthread_t t[SEGV_THREADS], rd;
+	spawn(&rd, NULL, segv_pipe_reader, &p[0]);
 	for (long i = 0; i < SEGV_THREADS; i++)
 		spawn(&t[i], NULL, segv_faulter, (void *)i);
 	long total = 0;
@@ -1396,6 +1408,10 @@ static int cmd_segvthreads(void)
 		total += (long)join(t[i]);
 	printf("%d threads handled %ld faults, %d of them on an alternate stack\n", SEGV_THREADS,
 	       total, atomic_load(&segv_on_alt));
+	if (write(p[1], "x", 1) != 1)
+		wrong("write: %s", ename(errno));
+	long got = (long)join(rd);
+	printf("a read waiting meanwhile got %s\n", got == 1 ? "its byte" : ename((int)-got));
 	return 0;
 }
 

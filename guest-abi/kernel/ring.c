@@ -207,7 +207,7 @@ static long rw_vector(struct sbx_iovec *xiov, uint32_t nr, int32_t fd, uint64_t 
 
 /* A read or write that may wait (a pipe, a terminal): without the big kernel lock when other
  * threads exist, on a vector of runs of its own (on this vCPU's stack). */
-long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+static long rw_wait_once(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 {
 	if (k_nthreads == 1)
 		return k_call_rw(nr, fd, buf, len, 0);
@@ -223,6 +223,18 @@ long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 		return -EFAULT;
 	return submit_rw(nr == SBX_CALL_READ ? SBX_CALL_READV : SBX_CALL_WRITEV, fd,
 			 k_kaddr((uint64_t)xiov), m, 0, 1);
+}
+
+/* The monitor ends a wait early when the run stops for a while (a pause, another thread's
+ * fault that goes to its handler): nothing moved then, and unless a signal for this thread
+ * came, the call is made again, as Linux would not have noticed. */
+long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+{
+	long r;
+	do
+		r = rw_wait_once(nr, fd, buf, len);
+	while (r == -EINTR && !k_signal_waiting());
+	return r;
 }
 
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)

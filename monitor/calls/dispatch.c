@@ -141,7 +141,12 @@ static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * requests, on the other CPU, while the guest goes on. */
 	if (sbx_ring_defer_populate(vm, addr, len) == 0)
 		return 0;
-	return madvise(vm->proc.mem.base + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;
+	/* Here, without ring_lock where it may go: the other threads' requests need not wait
+	 * for this vCPU's hint. Backing changes no byte, so nothing guards it. */
+	int released = sbx_threads_count(vm) ? sbx_ring_release(vm) : 0;
+	int r = madvise(vm->proc.mem.base + addr, len, MADV_POPULATE_WRITE) < 0 ? -errno : 0;
+	sbx_ring_reacquire(vm, released);
+	return r;
 }
 
 static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -195,6 +195,7 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 				break;
 		}
 		/* A fault whose signal the program handles goes back to it, and the run goes on. */
+		sbx_stop_settle(vm);
 		if (vm->life.stop.end != SBX_END_FAULT)
 			break;
 		/* Any thread's: the faulting vCPU waits in its loop while this one sets it to

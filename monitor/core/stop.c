@@ -63,6 +63,7 @@ static int vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end
 			vm->life.stop.vector = who->vector;
 	}
 	vsnprintf(vm->life.stop.reason, sizeof(vm->life.stop.reason), fmt, ap);
+	atomic_store_explicit(&vm->life.stop.ready, 1, memory_order_release);
 	/* Wake whatever waits: a SLEEP, and a vCPU still in KVM_RUN (a kill decided on the
 	 * polling thread would otherwise wait for the guest's next exit, which may never come). */
 	sbx_wake_sleepers(vm);
@@ -77,6 +78,14 @@ static int vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	return 1;
+}
+
+void sbx_stop_settle(struct sbx_vm *vm)
+{
+	/* The writer is between its CAS and its last field: a few stores away. */
+	while (atomic_load(&vm->life.stopping) &&
+	       !atomic_load_explicit(&vm->life.stop.ready, memory_order_acquire))
+		__builtin_ia32_pause();
 }
 
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
@@ -108,6 +117,7 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
 	vm->life.stop.signal = sig;
 	static const char why[] = "stopped by a signal to the monitor";
 	memcpy(vm->life.stop.reason, why, sizeof(why));
+	atomic_store_explicit(&vm->life.stop.ready, 1, memory_order_release);
 	sbx_wake_sleepers(vm);
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 1;

@@ -91,6 +91,9 @@ struct sbx_stop_who {
 };
 
 struct sbx_stop {
+	/* Set (release) once the first reason's fields are written, after `stopping`: a thread
+	 * that saw `stopping` reads them only then (sbx_stop_settle). */
+	atomic_int ready;
 	enum sbx_end end;
 	int status, signal;
 	int vector; /* fault vector, -1 if none */
@@ -684,6 +687,8 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 int sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
 		   int sig, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
+/* Waits until the reason that set life.stopping has its fields written. */
+void sbx_stop_settle(struct sbx_vm *vm);
 /* Wakes every SLEEP (they wait on life.stopping) to look at the sandbox again. */
 void sbx_wake_sleepers(struct sbx_vm *vm);
 /* The signal that interrupts KVM_RUN and blocking host calls (a handler that does nothing,

@@ -256,6 +256,7 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 	vm->life.stop.vector = -1;
 	vm->proc.vcpu.upcall.pending = 0;
 	vm->proc.vcpu.refault = 0;
+	atomic_store(&vm->proc.vcpu.tlb.async, 0);
 	vm->limits->hit = 0;
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 0;
