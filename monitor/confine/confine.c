@@ -88,6 +88,9 @@ static const struct sbx_rule {
     {SCMP_SYS(gettimeofday), ARG_ANY, 0, "vDSO fallback"},
     {SCMP_SYS(clock_nanosleep), ARG_ANY, 0, "glibc nanosleep"},
     {SCMP_SYS(nanosleep), ARG_ANY, 0, "sleeps in libraries"},
+    {SCMP_SYS(timer_create), ARG_ANY, 0, "a vCPU thread's re-kick timer (threads.c)"},
+    {SCMP_SYS(timer_settime), ARG_ANY, 0, "arming and disarming it"},
+    {SCMP_SYS(timer_delete), ARG_ANY, 0, "at the vCPU thread's end"},
     /* Memory of the monitor itself */
     {SCMP_SYS(mmap), ARG_NO_EXEC, 0, "malloc, libdw/libelf reading ELF files, thread stacks"},
     {SCMP_SYS(mmap), ARG_EXEC, EPERM, "no new code: a lazy dlopen (libdebuginfod) fails"},

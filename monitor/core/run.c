@@ -209,6 +209,7 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		sbx_wake_sleepers(vm); /* the threads' vCPUs wait for this */
 	}
 	sbx_threads_end(vm);
+	sbx_vcpu_async_end(&vm->proc.vcpu.tlb);
 	pthread_mutex_lock(&vm->life.pause_lock);
 	vm->life.running = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);

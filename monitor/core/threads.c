@@ -129,6 +129,13 @@ void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c)
 {
 	(void)vm;
 	atomic_store(&c->in_run, 0);
+	/* Only KVM_RUN may be interrupted: never a host call of this thread's (EINTR). A fire
+	 * before this only runs the kick's empty handler. */
+	if (c->rekick_armed) {
+		struct itimerspec off = {0};
+		timer_settime(c->rekick, 0, &off, NULL);
+		c->rekick_armed = 0;
+	}
 }
 
 /* Until c has left the guest or flushed for generation g (or the run ends). */
@@ -227,10 +234,33 @@ int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 
 void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3)
 {
-	if (__builtin_expect(atomic_load(&c->async), 0)) {
-		atomic_store(&c->async, 0);
-		sbx_signal_async(vm, index, fd, cr3);
+	if (__builtin_expect(!atomic_load(&c->async), 1))
+		return;
+	if (sbx_signal_async(vm, index, fd, cr3) != 0) {
+		atomic_store(&c->async, 0); /* delivered, or no vCPU to look at */
+		return;
 	}
+	/* In the kernel: its way out delivers pending signals, unless it is past its last look
+	 * already (a rt_sigreturn returning). Look again soon, in the program's code by then. */
+	if (!c->rekick_made) {
+		struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID,
+				      .sigev_signo = sbx_kick_signal()};
+		ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+		c->rekick_made = timer_create(CLOCK_MONOTONIC, &ev, &c->rekick) == 0;
+	}
+	struct itimerspec in = {.it_value = {0, 200 * 1000}};
+	if (c->rekick_made && timer_settime(c->rekick, 0, &in, NULL) == 0)
+		c->rekick_armed = 1;
+	else
+		atomic_store(&c->async, 0);
+}
+
+void sbx_vcpu_async_end(struct sbx_tlb_cpu *c)
+{
+	if (c->rekick_made)
+		timer_delete(c->rekick);
+	c->rekick_made = c->rekick_armed = 0;
+	atomic_store(&c->async, 0);
 }
 
 struct sbx_upcall_state *sbx_upcall_state_of(struct sbx_vm *vm, int index)
@@ -369,6 +399,7 @@ static void *thread_main(void *arg)
 		if (handle_exit(t) < 0)
 			break;
 	}
+	sbx_vcpu_async_end(&t->tlb);
 	return NULL;
 }
 

@@ -164,6 +164,10 @@ struct sbx_tlb_cpu {
 	atomic_int in_run;
 	_Atomic uint64_t flushed;
 	atomic_int async;
+	/* A KICK that found the vCPU in the kernel looks again 200 us into the next KVM_RUN: a
+	 * one-shot timer of its own thread's, armed only for that KVM_RUN. */
+	timer_t rekick;
+	int rekick_made, rekick_armed;
 };
 
 /* One vCPU and the host thread that runs it. */
@@ -660,6 +664,8 @@ int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3);
  * on the vCPU's thread before KVM_RUN, sbx_vcpu_async. */
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index);
 void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3);
+/* On the vCPU's thread as it is done with it: its re-kick timer goes. */
+void sbx_vcpu_async_end(struct sbx_tlb_cpu *c);
 int sbx_in_kernel(uint64_t rip);
 
 /* XXH3-128 of a file (zeros if it cannot be read). */
