@@ -71,6 +71,7 @@ int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, s
 	vm->life.stop.vector = -1;
 	pthread_mutex_init(&vm->proc.ring.lock, NULL);
 	pthread_mutex_init(&vm->life.pause_lock, NULL);
+	pthread_mutex_init(&vm->life.late_lock, NULL);
 	pthread_cond_init(&vm->life.pause_cond, NULL);
 	sbx_threads_init(vm);
 	sbx_host_facts(vm);

@@ -203,6 +203,8 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		sbx_fault_from_cpu(vm, vm->life.stop.vector, f);
 		if (!sbx_patch_resume(vm, f) && !sbx_signal_upcall(vm, f))
 			break;
+		if (sbx_stop_take_late(vm))
+			continue;
 		memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 		vm->life.stop.vector = -1;
 		atomic_store(&vm->life.stopping, 0);

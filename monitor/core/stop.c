@@ -47,10 +47,26 @@ void sbx_wake_sleepers(struct sbx_vm *vm)
 static int vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
 		 int sig, const char *fmt, va_list ap)
 {
-	/* The first reason wins: later ones are consequences. */
+	/* The first reason wins: later ones are consequences, but for an end that comes while
+	 * a fault stops the run for the program's handler: kept for when the run goes on. */
 	int expected = 0;
-	if (!atomic_compare_exchange_strong(&vm->life.stopping, &expected, 1))
+	if (!atomic_compare_exchange_strong(&vm->life.stopping, &expected, 1)) {
+		if (end == SBX_END_FAULT)
+			return 0;
+		pthread_mutex_lock(&vm->life.late_lock);
+		if (!vm->life.late_set) {
+			vm->life.late_set = 1;
+			vm->life.late =
+			    (struct sbx_stop){.end = end, .status = status, .signal = sig};
+			vm->life.late.vector = -1;
+			vm->life.late_has_who = who != NULL;
+			if (who)
+				vm->life.late_who = *who;
+			vsnprintf(vm->life.late.reason, sizeof(vm->life.late.reason), fmt, ap);
+		}
+		pthread_mutex_unlock(&vm->life.late_lock);
 		return 0;
+	}
 	vm->life.stop.end = end;
 	vm->life.stop.status = status;
 	vm->life.stop.signal = sig;
@@ -88,6 +104,27 @@ void sbx_stop_settle(struct sbx_vm *vm)
 		__builtin_ia32_pause();
 }
 
+int sbx_stop_take_late(struct sbx_vm *vm)
+{
+	int sig = atomic_exchange(&vm->life.late_sig, 0);
+	pthread_mutex_lock(&vm->life.late_lock);
+	struct sbx_stop l = vm->life.late;
+	struct sbx_stop_who w = vm->life.late_who;
+	int set = vm->life.late_set, has_who = vm->life.late_has_who;
+	vm->life.late_set = 0;
+	pthread_mutex_unlock(&vm->life.late_lock);
+	if (!set && !sig)
+		return 0;
+	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
+	vm->life.stop.vector = -1;
+	atomic_store(&vm->life.stopping, 0);
+	if (sig)
+		sbx_vm_interrupt(vm, sig);
+	else
+		sbx_vm_kill_by(vm, has_who ? &w : NULL, l.end, l.status, l.signal, "%s", l.reason);
+	return 1;
+}
+
 void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const char *fmt, ...)
 {
 	va_list ap;
@@ -110,8 +147,10 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
 {
 	/* Only what a signal handler may do: atomics, plain stores, two syscalls. */
 	int expected = 0;
-	if (!atomic_compare_exchange_strong(&vm->life.stopping, &expected, 1))
+	if (!atomic_compare_exchange_strong(&vm->life.stopping, &expected, 1)) {
+		atomic_store(&vm->life.late_sig, sig); /* sbx_stop_take_late */
 		return;
+	}
 	vm->life.stop.end = SBX_END_KILLED;
 	vm->life.stop.status = 128 + sig;
 	vm->life.stop.signal = sig;

@@ -290,6 +290,14 @@ struct sbx_proc {
 struct sbx_life {
 	atomic_int stopping; /* also a futex word: SLEEP waits on it */
 	struct sbx_stop stop;
+	/* An end (an exit, a kill) that came while a stop the run may come back from held it (a
+	 * fault going to the program's handler): taken instead of going on (sbx_stop_take_late).
+	 * late_sig: a signal to the monitor's, set from its handler. */
+	pthread_mutex_t late_lock;
+	struct sbx_stop late;
+	struct sbx_stop_who late_who;
+	int late_set, late_has_who;
+	atomic_int late_sig;
 	atomic_int nudge; /* bumped to end a SLEEP in progress early */
 	/* Pause: the control thread asks, the vCPU thread stops at an instruction boundary with
 	 * the ring quiesced and waits. */
@@ -695,6 +703,9 @@ int sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_e
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 /* Waits until the reason that set life.stopping has its fields written. */
 void sbx_stop_settle(struct sbx_vm *vm);
+/* The run stopped for a fault that goes back to the program: an end that lost the race to it
+ * becomes the stop instead (1), or there was none (0: the caller resumes). */
+int sbx_stop_take_late(struct sbx_vm *vm);
 /* Wakes every SLEEP (they wait on life.stopping) to look at the sandbox again. */
 void sbx_wake_sleepers(struct sbx_vm *vm);
 /* The signal that interrupts KVM_RUN and blocking host calls (a handler that does nothing,

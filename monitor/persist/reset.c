@@ -256,6 +256,8 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 	vm->life.stop.vector = -1;
 	vm->proc.vcpu.upcall.pending = 0;
 	vm->proc.vcpu.refault = 0;
+	vm->life.late_set = 0; /* ends that came after the last run's end: consequences */
+	atomic_store(&vm->life.late_sig, 0);
 	atomic_store(&vm->proc.vcpu.tlb.async, 0);
 	vm->limits->hit = 0;
 	if (vm->proc.vcpu.run)
