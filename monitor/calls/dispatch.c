@@ -116,6 +116,7 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Only user pages, whole pages: the kernel area and page tables are never given back. */
 	if ((addr | len) & (SBX_PAGE_SIZE - 1) || addr < SBX_USER_ADDR || !sbx_gptr(vm, addr, len))
 		return -EINVAL;
+	sbx_ring_forget_populate(vm, addr, len);
 	if (vm->proc.mem.fd < 0) {
 		/* RAM is a private mapping of a snapshot (lazy restore): dropping pages would
 		 * bring the file's bytes back, so map fresh zero pages over them instead. */

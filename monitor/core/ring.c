@@ -186,6 +186,26 @@ static void populate_queued(struct sbx_vm *vm)
 		madvise(vm->proc.mem.base + gpa, len, MADV_POPULATE_WRITE);
 }
 
+void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
+{
+	struct sbx_ring_srv *rs = &vm->proc.ring;
+	unsigned n = rs->npop, k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t a = rs->pop[i].gpa, e = a + rs->pop[i].len, end = gpa + len;
+		if (e <= gpa || a >= end) {
+			rs->pop[k++] = rs->pop[i];
+			continue;
+		}
+		/* What lies before the hole stays; what lies after it too, in the same slot if
+		 * nothing lies before (a range the hole splits keeps its first part). */
+		if (a < gpa)
+			rs->pop[k++] = (__typeof__(rs->pop[0])){.gpa = a, .len = gpa - a};
+		else if (e > end)
+			rs->pop[k++] = (__typeof__(rs->pop[0])){.gpa = end, .len = e - end};
+	}
+	__atomic_store_n(&rs->npop, k, __ATOMIC_RELEASE);
+}
+
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;

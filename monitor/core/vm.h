@@ -643,6 +643,9 @@ void sbx_ring_doorbell(struct sbx_vm *vm);
  * requests while the vCPU goes on: 0, or -EAGAIN (no poller, a retired one, or its queue is
  * full: serve it here). Caller holds ring_lock. */
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
+/* Drops [gpa, gpa + len) from the ranges still to back (the guest gave the pages back: backing
+ * them would undo that). Caller holds ring_lock. */
+void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* For a thread that polls the ring: a request is published and not served yet; serve what is
  * (takes ring_lock); doorbells wanted (on) or not. */
 int sbx_ring_pending(struct sbx_vm *vm);

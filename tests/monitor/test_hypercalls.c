@@ -510,3 +510,32 @@ Test(hypercalls, munmap_shared_and_msync_only_name_windows)
 	cr_expect_geq(base, T.vm->proc.mem.size);
 	cr_expect_eq(base % (1ull << 30), 0);
 }
+
+/* The POPULATE ranges still queued for the poller lose what a DISCARD gives back: a range
+ * inside the hole goes, one across an edge is cut, one the hole splits keeps its first part,
+ * one beside it stays. */
+Test(hypercalls, a_discard_drops_the_populate_ranges_it_covers)
+{
+	struct sbx_ring_srv *rs = &T.vm->proc.ring;
+	const uint64_t M = 1ull << 20;
+	const uint64_t in[][2] = {{8 * M, 2 * M}, {1 * M, 8 * M}, {12 * M, 8 * M}, {40 * M, M}};
+	rs->npop = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		rs->pop[i].gpa = in[i][0];
+		rs->pop[i].len = in[i][1];
+		rs->npop++;
+	}
+	/* The hole: [6 MiB, 14 MiB), then [16 MiB, 18 MiB). */
+	sbx_ring_forget_populate(T.vm, 6 * M, 8 * M);
+	sbx_ring_forget_populate(T.vm, 16 * M, 2 * M);
+	const uint64_t want[][2] = {{1 * M, 5 * M}, {14 * M, 2 * M}, {40 * M, M}};
+	cr_assert_eq(rs->npop, 3);
+	for (unsigned i = 0; i < 3; i++)
+		cr_expect(rs->pop[i].gpa == want[i][0] && rs->pop[i].len == want[i][1],
+			  "range %u: [%llu, +%llu) MiB, want [%llu, +%llu)", i,
+			  (unsigned long long)(rs->pop[i].gpa / M),
+			  (unsigned long long)(rs->pop[i].len / M),
+			  (unsigned long long)(want[i][0] / M),
+			  (unsigned long long)(want[i][1] / M));
+	rs->npop = 0;
+}
