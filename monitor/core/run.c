@@ -19,8 +19,8 @@ static enum sbx_action doorbell(struct sbx_vm *vm)
 	return atomic_load(&vm->life.stopping) ? SBX_ACT_STOP : SBX_ACT_CONTINUE;
 }
 
-/* vCPU 0 stopped at a CPU fault (the kernel's stub, at the port write): the run stops for it,
- * or, when another thread's fault stopped it first, it is reported again once that one is
+/* vCPU 0 stopped at a CPU fault (the kernel's exception entry, at its port write): the run stops
+ * for it, or, when another thread's fault stopped it first, it is reported again once that one is
  * dealt with. */
 static void fault_stop(struct sbx_vm *vm, int vector)
 {

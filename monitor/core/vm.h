@@ -612,7 +612,7 @@ int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 /* Restarts the vCPU that stopped the run (sbx_fault_fd: vCPU 0 or a thread's) at rip/rsp at the
- * program's privilege level (after an exception left it in a CPL0 stub). */
+ * program's privilege level (after an exception left it in the kernel's CPL0 exception entry). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
 /* A thread's new vCPU (threads.c): vCPU 0's CPUID, segments, MSRs and XCR0, the page-table
  * root cr3, and rip/rsp in the kernel (its window). */

@@ -54,8 +54,7 @@ void e2e_scratch(char *dir, const char *setup)
 
 static const char *const e2e_libcs[] = {"glibc", "musl"};
 
-/* stdout of `sh -c cmd`, and the first bytes of its stderr in err, for the messages. */
-static char *run_err(const char *cmd, int *status, char *err, size_t errlen)
+char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen)
 {
 	char errf[] = "/tmp/sbx-e2e-err-XXXXXX", full[4096];
 	int fd = mkstemp(errf);
@@ -94,7 +93,7 @@ void e2e_sample_expect(const char *sample, const char *opts, const char *args, i
 		char *native = NULL;
 		if (!want) {
 			snprintf(cmd, sizeof(cmd), "%s %s", bin, args);
-			native = run_err(cmd, &st, err, sizeof(err));
+			native = e2e_slurp_err(cmd, &st, err, sizeof(err));
 			cr_assert_eq(st, status, "natively, `%s`: status %d, want %d:\n%s%s", cmd,
 				     st, status, native, err);
 		}
@@ -102,7 +101,7 @@ void e2e_sample_expect(const char *sample, const char *opts, const char *args, i
 		const char *cpl = getenv("SBX_TEST_CPL");
 		snprintf(cmd, sizeof(cmd), SANDBOX " %s%s %s %s %s", cpl ? "--cpl " : "",
 			 cpl ? cpl : "", opts, bin, args);
-		char *got = run_err(cmd, &st, err, sizeof(err));
+		char *got = e2e_slurp_err(cmd, &st, err, sizeof(err));
 		cr_expect_eq(st, status, "`%s`: status %d, want %d\n--- stdout:\n%s--- stderr:\n%s",
 			     cmd, st, status, got, err);
 		cr_expect_str_eq(

@@ -7,6 +7,8 @@
 /* stdout of `sh -c cmd`, NUL-terminated (redirect 2>&1 to get stderr); *status is the exit
  * status, or 128+signal. Free the result. */
 char *e2e_slurp(const char *cmd, int *status);
+/* The same with stderr apart: its first errlen - 1 bytes in err, for the messages. */
+char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen);
 /* Skips the test with a reason when /dev/kvm is not there. */
 void e2e_need_kvm(void);
 /* Runs cmd as e2e_slurp does and expects its exit status and, in its output, each string of

@@ -16,6 +16,17 @@ static void same_as_native(const char *opts, const char *args, int status)
 	e2e_sample_expect("events", opts, args, status, NULL);
 }
 
+/* `events SUB FILE`, FILE a regular file both runs can open: the glibc sample binary, shown
+ * read-only at its own path. */
+static void with_a_file(const char *sub)
+{
+	const char *f = SAMPLES "/events-glibc";
+	char opts[1024], args[1024];
+	snprintf(opts, sizeof(opts), "--ro %s", f);
+	snprintf(args, sizeof(args), "%s %s", sub, f);
+	same_as_native(opts, args, 0);
+}
+
 /* Generous: only a hang reaches it. */
 TestSuite(events, .timeout = 600);
 
@@ -29,15 +40,10 @@ Test(events, eventfds_count_and_block_as_linux_does)
 	same_as_native("", "eventfd", 0);
 }
 
-/* The file epoll_ctl must refuse (a regular file) is the glibc sample binary, shown read-only
- * at its own path. */
+/* The file epoll_ctl must refuse is a regular file. */
 Test(events, epoll_interest_lists_triggers_and_timeouts)
 {
-	const char *f = SAMPLES "/events-glibc";
-	char opts[1024], args[1024];
-	snprintf(opts, sizeof(opts), "--ro %s", f);
-	snprintf(args, sizeof(args), "epoll %s", f);
-	same_as_native(opts, args, 0);
+	with_a_file("epoll");
 }
 
 /* A thread asleep in epoll_wait, a writer blocked on a full pipe, a reader blocked in read()
@@ -45,11 +51,7 @@ Test(events, epoll_interest_lists_triggers_and_timeouts)
  * will wake them. */
 Test(events, waits_on_pipes_and_eventfds_across_threads)
 {
-	const char *f = SAMPLES "/events-glibc";
-	char opts[1024], args[1024];
-	snprintf(opts, sizeof(opts), "--ro %s", f);
-	snprintf(args, sizeof(args), "threads %s", f);
-	same_as_native(opts, args, 0);
+	with_a_file("threads");
 }
 
 Test(events, pingpong_runs)
