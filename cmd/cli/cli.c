@@ -35,6 +35,8 @@ void sbx_cli_usage(FILE *f)
 	    "  --max-threads N      threads at once, the main one included (default 256, at\n"
 	    "                       most 1024): pthread_create fails with EAGAIN beyond\n"
 	    "  --cpus N             host CPUs the program's threads may run on (default: all)\n"
+	    "  --max-procs N        processes at once, the first included (default 256): fork\n"
+	    "                       fails with EAGAIN beyond\n"
 	    "Audit and confinement:\n"
 	    "  --audit FILE         JSON lines of policy denials (--audit-all: every operation)\n"
 	    "  --no-confine         do not confine the monitor itself (debugging only)\n"
@@ -82,6 +84,7 @@ static const struct sbx_cli_opt shared_opts[] = {
     SBX_CLI_FLAG("no-patch", struct sbx_cli, cfg.no_patch),
     SBX_CLI_COUNT("max-threads", struct sbx_cli, cfg.max_threads),
     SBX_CLI_COUNT("cpus", struct sbx_cli, cfg.cpus),
+    SBX_CLI_COUNT("max-procs", struct sbx_cli, cfg.max_procs),
     SBX_CLI_OWN("stats", no_argument, OWN_STATS),
     SBX_CLI_STRING("debug-file", struct sbx_cli, cfg.debug_file),
     SBX_CLI_STRING("report-json", struct sbx_cli, cfg.report_json),

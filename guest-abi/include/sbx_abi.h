@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 8
+#define SBX_ABI_MINOR 9
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -345,7 +345,14 @@ struct sbx_bootinfo {
 	/* IN: threads started, and the most alive at once, for --stats. */
 	uint32_t threads_started;
 	uint32_t threads_peak;
-	uint8_t reserved[1024 - 984];
+	/* 1.9: processes. OUT: the process group and session (setpgid, setsid change them
+	 * through PGRP). sig_incoming, OUT: signals other processes of the sandbox sent (kill,
+	 * SIGCHLD), a bit per signal, set by the monitor with an atomic or; the kernel takes
+	 * them with an atomic exchange into its pending set. */
+	uint32_t pgid;
+	uint32_t sid;
+	uint64_t sig_incoming;
+	uint8_t reserved[1024 - 1000];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -366,6 +373,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_table) == 928, "vma_t
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_count) == 936, "vma_count at 936");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_table) == 944, "pt_table at 944");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_count) == 952, "pt_count at 952");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_incoming) == 992, "1.9 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 

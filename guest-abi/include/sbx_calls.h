@@ -92,7 +92,22 @@
 	/* 1.8: KICK a0: a vCPU index. Its thread has a signal to handle: if the vCPU runs the   \
 	 * program's code, the monitor stops it there and enters the kernel's upcall entry with a \
 	 * struct sbx_upcall of signo 0 holding its registers (docs/architecture.md, "Threads"). */ \
-	X(KICK, 51, kick, sbx_hc_kick, 0, )
+	X(KICK, 51, kick, sbx_hc_kick, 0, )                                                        \
+	/* 1.9: processes, each a VM of its own (docs/architecture.md, "Processes"). All four are \
+	 * served by the calling vCPU's own thread (SBX_SLOT_OWN).                                \
+	 * FORK a0: clone flags (CLONE_VFORK: returns once the child has exec'd or ended). The    \
+	 * child is a copy of the caller stopped in this call: it returns 0, the caller the pid.  \
+	 * EXECVE a0: dirfd, a1: path, a2: argv, a3: envp (the program's virtual addresses),      \
+	 * a4: AT_* flags, a5: the umask. Never returns on success: the vCPU starts the new image. \
+	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \
+	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came.                              \
+	 * PKILL a0: pid as kill takes it (not the caller's), a1: signal (0: a check).            \
+	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1). */                \
+	X(FORK, 52, fork, sbx_hc_proc, 0, )                                                        \
+	X(EXECVE, 53, execve, sbx_hc_execve, 0, )                                                  \
+	X(WAIT, 54, wait, sbx_hc_proc, SBX_CF_WAIT, )                                              \
+	X(PKILL, 55, pkill, sbx_hc_proc, 0, )                                                      \
+	X(PGRP, 56, pgrp, sbx_hc_proc, 0, )
 /* clang-format on */
 
 #endif

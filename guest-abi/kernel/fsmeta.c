@@ -381,12 +381,6 @@ long k_sys_getgroups(struct k_frame *f)
 	return 0; /* no supplementary groups */
 }
 
-long k_sys_getpgrp(struct k_frame *f)
-{
-	(void)f;
-	return BOOT->pid;
-}
-
 static void put_tv(int64_t *tv, int64_t ns)
 {
 	tv[0] = ns / NSEC;

@@ -18,6 +18,7 @@
 #define ENOENT 2
 #define ESRCH 3
 #define EINTR 4
+#define ECHILD 10
 #define EBADF 9
 #define EAGAIN 11
 #define ENOMEM 12
@@ -75,6 +76,7 @@ _Static_assert(__builtin_offsetof(struct sbx_sigstate, pending) -
 	       "a thread's signal state has the page's layout");
 volatile struct k_sigthr *k_sig_self(void);
 #define TSIG k_sig_self()
+#define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 /* A signal for another thread of the program (tgkill, or kill() that the caller blocks):
  * 1 if the thread with that tid (0: any that does not block sig) took it, pending, woken from
  * a futex wait or a sleep to run its handler on its way out; 0 if there is no such thread.
@@ -114,6 +116,23 @@ void k_futex_cancel(struct k_futex_wait *w);
 volatile uint32_t *k_kick_word(void);
 long k_sys_clone(struct k_frame *f);
 long k_sys_clone3(struct k_frame *f);
+/* fork.c: processes */
+long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
+		  uint64_t tls);
+long k_proc_kill(int64_t pid, uint64_t sig);
+void k_signal_take_incoming(void);
+int k_signal_default_ignored(uint32_t sig);
+void k_thread_forked(uint64_t clear_tid);
+long k_sys_fork(struct k_frame *f);
+long k_sys_vfork(struct k_frame *f);
+long k_sys_execve(struct k_frame *f);
+long k_sys_execveat(struct k_frame *f);
+long k_sys_wait4(struct k_frame *f);
+long k_sys_waitid(struct k_frame *f);
+long k_sys_setpgid(struct k_frame *f);
+long k_sys_getpgid(struct k_frame *f);
+long k_sys_setsid(struct k_frame *f);
+long k_sys_getsid(struct k_frame *f);
 long k_sys_set_robust_list(struct k_frame *f);
 long k_sys_get_robust_list(struct k_frame *f);
 

@@ -27,7 +27,6 @@
 #define SIG_UNBLOCK 1
 #define SIG_SETMASK 2
 
-#define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 #define SS_ONSTACK 1
 #define SS_DISABLE 2
 
@@ -395,8 +394,15 @@ long k_sys_kill(struct k_frame *f)
 {
 	int64_t pid = (int64_t)f->rdi;
 	uint64_t sig = f->rsi;
-	if (pid != 0 && pid != -1 && pid != (int64_t)BOOT->pid)
-		return -ESRCH;
+	if (sig > NSIG)
+		return -EINVAL;
+	/* Another process, a group, or all: the monitor's (the caller's own share of a group or
+	 * of -1 comes back through sig_incoming, or ends it). */
+	if (pid != (int64_t)BOOT->pid) {
+		long r = k_proc_kill(pid, sig);
+		if (r != 1)
+			return r; /* 1: the caller is among those the group or -1 names */
+	}
 	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) &&
 	    k_signal_has_handler(sig) && k_nthreads > 1 && k_signal_thread(0, (uint32_t)sig))
 		return 0;
@@ -432,7 +438,7 @@ long k_sys_tgkill(struct k_frame *f)
 	if ((int64_t)f->rdi <= 0 || (int64_t)f->rsi <= 0)
 		return -EINVAL;
 	if (f->rdi != BOOT->pid)
-		return -ESRCH;
+		return f->rdi == f->rsi ? k_proc_kill((int64_t)f->rdi, f->rdx) : -ESRCH;
 	return to_thread(f, f->rsi, f->rdx);
 }
 

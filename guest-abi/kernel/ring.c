@@ -231,6 +231,9 @@ static long rw_wait_once(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 {
 	long r;
+	/* A signal another process sent since this syscall began: no wait for it to cut short. */
+	if (__builtin_expect(BOOT->sig_incoming != 0, 0) && k_signal_waiting())
+		return -EINTR;
 	do
 		r = rw_wait_once(nr, fd, buf, len);
 	while (r == -EINTR && !k_signal_waiting());

@@ -4,7 +4,6 @@
  * syscall path) and a CPU fault the monitor hands back (sbx_upcall_entry). */
 #include "kernel.h"
 
-#define SIGS ((volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 #define UPCALL ((const volatile struct sbx_upcall *)SBX_UPCALL_ADDR)
 #define SA_SIGINFO 4
 #define SA_ONSTACK 0x08000000
@@ -201,6 +200,8 @@ void k_fault_upcall(void)
 	 * it (Go preempts goroutines so): delivered here, or, if it went meanwhile (a syscall
 	 * took it), straight back. */
 	if (u.signo == 0) {
+		if (BOOT->sig_incoming)
+			k_signal_take_incoming();
 		k_deliver_pending(&r);
 		K_CPU->resume = r;
 		k_unlock_all();
@@ -229,7 +230,7 @@ void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r)
 	r->ss = cur_ss();
 }
 
-static int ignored_by_default(uint32_t sig)
+int k_signal_default_ignored(uint32_t sig)
 {
 	return sig == 17 || sig == 18 || sig == 23 || sig == 28; /* CHLD CONT URG WINCH */
 }
@@ -244,7 +245,7 @@ void k_deliver_pending(const struct k_resume *r)
 	uint64_t h = SIGS->act[sig].handler;
 	if (h > 1)
 		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
-	if (h == 0 && !ignored_by_default(sig))
+	if (h == 0 && !k_signal_default_ignored(sig))
 		k_exit(SBX_EXIT_SIGNALED | sig);
 }
 

@@ -261,6 +261,8 @@ volatile uint32_t *k_kick_word(void)
 int k_signal_waiting(void)
 {
 	volatile struct k_sigthr *s = k_sig_self();
+	if (__builtin_expect(BOOT->sig_incoming != 0, 0))
+		k_signal_take_incoming();
 	return (s->pending & ~s->blocked) != 0;
 }
 
@@ -269,6 +271,13 @@ int k_thread_interrupted(void)
 	struct k_thread *t = K_CPU->self;
 	t->kick = 0;
 	return __atomic_exchange_n(&t->intr, 0, __ATOMIC_SEQ_CST) != 0;
+}
+
+/* fork.c, in the child: the one thread left is the caller, with the child's pid as tid. */
+void k_thread_forked(uint64_t clear_tid)
+{
+	k_threads[0].tid = BOOT->pid;
+	k_threads[0].clear_tid = clear_tid;
 }
 
 int k_signal_thread(uint32_t tid, uint32_t sig)
@@ -306,6 +315,8 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 void k_signal_exit(struct k_frame *f, long ret)
 {
 	volatile struct k_sigthr *s = k_sig_self();
+	if (__builtin_expect(BOOT->sig_incoming != 0, 0))
+		k_signal_take_incoming();
 	if (__builtin_expect(!(s->pending & ~s->blocked), 1))
 		return;
 	K_CPU->self->intr = 0;
@@ -341,11 +352,8 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 		return -EINVAL;
 	if ((flags & CLONE_SIGHAND) && (flags & CLONE_CLEAR_SIGHAND))
 		return -EINVAL;
-	if (!(flags & CLONE_THREAD)) {
-		/* A new process (fork, vfork, posix_spawn): not yet, and counted as such. */
-		BOOT->nosys_count[56]++;
-		return -ENOSYS;
-	}
+	if (!(flags & CLONE_THREAD))
+		return k_proc_clone(f, flags, sp, ptid, ctid, tls); /* fork.c */
 	/* A thread with its own working directory or descriptor table is not one we can run. */
 	if ((flags & K_CLONE_NEED) != K_CLONE_NEED || (flags & ~(K_CLONE_OK | 0xffull)))
 		return -EINVAL;

@@ -8,7 +8,7 @@
 
 #include "calls.h"
 
-static void put_json_string(FILE *f, const char *s)
+void sbx_audit_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -61,6 +61,18 @@ void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t, const str
 		 t->mount->guest);
 }
 
+void sbx_audit_begin(FILE *f, const char *call)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	fprintf(f,
+		"{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"call\":", tm.tm_year + 1900,
+		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	sbx_audit_string(f, call);
+}
+
 void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *name, int64_t ret)
 {
 	FILE *f = vm->cfg.audit;
@@ -74,26 +86,19 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *n
 		a->valid = 0;
 		return;
 	}
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	fprintf(f,
-		"{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"call\":", tm.tm_year + 1900,
-		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	put_json_string(f, name ? name : "?");
+	sbx_audit_begin(f, name ? name : "?");
 	if (a->valid) {
 		fputs(",\"guest_path\":", f);
-		put_json_string(f, a->gpath);
+		sbx_audit_string(f, a->gpath);
 		fputs(",\"host_path\":", f);
-		put_json_string(f, a->host);
+		sbx_audit_string(f, a->host);
 		fputs(",\"rule\":", f);
-		put_json_string(f, a->rule);
+		sbx_audit_string(f, a->rule);
 	}
 	fprintf(f, ",\"decision\":\"%s\",\"result\":%lld", deny ? "deny" : "allow", (long long)ret);
 	if (ret < 0 && ret > -4096) {
 		fputs(",\"errno\":", f);
-		put_json_string(f, strerrorname_np((int)-ret) ? strerrorname_np((int)-ret) : "?");
+		sbx_audit_string(f, strerrorname_np((int)-ret) ? strerrorname_np((int)-ret) : "?");
 	}
 	fputs("}\n", f);
 	fflush(f);

@@ -74,6 +74,8 @@ struct sbx_audit {
 /* Gives a sandbox its handle table, limits and audit state, and the core its dispatch hook;
  * detach closes every handle and frees them. */
 int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen);
+/* The same for a fork's child: its handle table a copy of parent's (sbx_fd_fork). */
+int sbx_calls_attach_fork(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t errlen);
 void sbx_calls_detach(struct sbx_vm *vm);
 
 /* hc_io.c: calls on an open handle */
@@ -116,6 +118,12 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_proc(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s);
+/* hc_path.c: the file at a guest path (relative to dirfd or the cwd), opened read-only for
+ * execve through the policy: a host fd, and its normalised guest path in gpath. */
+int sbx_path_open_ro(struct sbx_vm *vm, int32_t dirfd, const char *path, int follow,
+		     char gpath[POLICY_PATH_MAX]);
 
 /* hc_path.c: calls that name a path */
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -221,6 +229,9 @@ void sbx_audit_mount(struct sbx_vm *vm, const struct policy_target *t,
 		     const struct policy_mount *m);
 /* The call's line (name: the hypercall's, from the dispatch table). */
 void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *name, int64_t ret);
+/* A JSON line's start (time, call) and a guest string escaped, for lines of their own (execve). */
+void sbx_audit_begin(FILE *f, const char *call);
+void sbx_audit_string(FILE *f, const char *s);
 
 /* fdtable.c */
 void sbx_fd_init(struct sbx_vm *vm);
@@ -239,6 +250,10 @@ void sbx_fd_release(struct sbx_vm *vm, int fd);
 /* dst becomes a copy of src with resources of its own (a dup of the host fd, its own path):
  * 0, or -errno with dst holding nothing. */
 int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src);
+/* fork: child's table becomes a copy of parent's (host fds duplicated: offsets shared, as
+ * Linux's). execve: the close-on-exec handles close. */
+int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent);
+void sbx_fd_exec(struct sbx_vm *vm);
 
 /* strace.c */
 void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);

@@ -281,17 +281,35 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	return ret;
 }
 
-int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen)
+/* parent: a fork's, whose handles the new table copies; NULL: stdio only. */
+static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t errlen)
 {
 	vm->proc.files = calloc(1, sizeof(*vm->proc.files));
 	vm->limits = calloc(1, sizeof(*vm->limits));
 	vm->audit = calloc(1, sizeof(*vm->audit));
 	if (!vm->proc.files || !vm->limits || !vm->audit)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
-	sbx_fd_init(vm);
+	if (!parent) {
+		sbx_fd_init(vm);
+	} else {
+		int r = sbx_fd_fork(vm, parent);
+		if (r < 0)
+			return sbx_fail(err, errlen, r, "copying the handle table: %s",
+					strerror(-r));
+	}
 	vm->opts.nofile = sbx_fd_ceiling(vm);
 	vm->hooks.dispatch = sbx_hypercall;
 	return 0;
+}
+
+int sbx_calls_attach(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	return attach(vm, NULL, err, errlen);
+}
+
+int sbx_calls_attach_fork(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t errlen)
+{
+	return attach(vm, parent, err, errlen);
 }
 
 void sbx_calls_detach(struct sbx_vm *vm)

@@ -117,6 +117,33 @@ void sbx_fd_release(struct sbx_vm *vm, int fd)
 	memset(h, 0, sizeof(*h));
 }
 
+int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
+{
+	sbx_fd_close_all(child);
+	struct sbx_files *c = child->proc.files, *p = parent->proc.files;
+	c->nofile_set = p->nofile_set;
+	c->nofile_soft = p->nofile_soft;
+	c->nofile_hard = p->nofile_hard;
+	c->nofile_priv = p->nofile_priv;
+	for (int i = 0; i < SBX_MAX_FDS; i++) {
+		if (p->fds[i].kind == SBX_H_FREE)
+			continue;
+		int r = sbx_fd_copy(&c->fds[i], &p->fds[i]);
+		if (r < 0) {
+			memset(&c->fds[i], 0, sizeof(c->fds[i]));
+			return r;
+		}
+	}
+	return 0;
+}
+
+void sbx_fd_exec(struct sbx_vm *vm)
+{
+	for (int i = 0; i < SBX_MAX_FDS; i++)
+		if (vm->proc.files->fds[i].kind != SBX_H_FREE && vm->proc.files->fds[i].cloexec)
+			sbx_fd_release(vm, i);
+}
+
 void sbx_fd_close_all(struct sbx_vm *vm)
 {
 	for (int i = 0; i < SBX_MAX_FDS; i++)

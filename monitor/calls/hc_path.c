@@ -76,15 +76,10 @@ static int classify(struct sbx_vm *vm, struct named *n, int follow)
 
 /* The call's path (or its second one) copied out of guest memory, normalised against the cwd
  * or a directory handle, and looked up in the policy (and the virtual nodes). */
-static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, int follow,
-			struct named *n)
+static int resolve(struct sbx_vm *vm, int32_t dirfd, const char *raw, uint32_t len, int follow,
+		   struct named *n)
 {
-	char raw[SBX_PATH_MAX];
-	int32_t dirfd = second ? a->dirfd2 : a->dirfd;
-	uint32_t len = second ? a->path2_len : a->path_len;
-	int r = guest_string(vm, second ? a->path2 : a->path, len, raw);
-	if (r < 0)
-		return r;
+	int r;
 	const char *base = vm->proc.cwd;
 	if (raw[0] != '/' && dirfd != SBX_AT_FDCWD) {
 		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
@@ -109,6 +104,15 @@ static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second,
 	n->walked = 0;
 	/* "link/" names what the link points to, as on Linux. */
 	return classify(vm, n, follow || raw[len - 1] == '/');
+}
+
+static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, int follow,
+			struct named *n)
+{
+	char raw[SBX_PATH_MAX];
+	uint32_t len = second ? a->path2_len : a->path_len;
+	int r = guest_string(vm, second ? a->path2 : a->path, len, raw);
+	return r < 0 ? r : resolve(vm, second ? a->dirfd2 : a->dirfd, raw, len, follow, n);
 }
 
 /* After -EXDEV from the policy (a symlink on n's path leaves its mount): n resolved again in
@@ -259,6 +263,39 @@ again:
 			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	}
 	return install(vm, SBX_H_HOST, fd, p.g, (flags & O_CLOEXEC) != 0, m->rw);
+}
+
+int sbx_path_open_ro(struct sbx_vm *vm, int32_t dirfd, const char *path, int follow,
+		     char gpath[POLICY_PATH_MAX])
+{
+	struct named p;
+	size_t len = strlen(path);
+	if (!len)
+		return -ENOENT;
+	if (len >= SBX_PATH_MAX)
+		return -ENAMETOOLONG;
+	int r = resolve(vm, dirfd, path, (uint32_t)len, follow, &p);
+	if (r < 0)
+		return r;
+	enum policy_walk how = follow ? POLICY_FOLLOW : POLICY_NOFOLLOW;
+	for (;;) {
+		if (p.vn.type != SBX_V_NONE || p.t.kind == POLICY_VDIR)
+			return -EACCES;
+		if (p.t.kind != POLICY_MOUNT)
+			return -ENOENT;
+		const struct policy_mount *m = p.t.mount;
+		/* O_NONBLOCK: a FIFO opens at once (and is refused as no regular file). */
+		int fd = policy_open(vm->cfg.policy, &p.t, how,
+				     O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0, NULL, NULL, &m);
+		sbx_audit_mount(vm, &p.t, m);
+		if (fd == -EXDEV && (r = walk_again(vm, &p, how)) == 0)
+			continue;
+		if (fd == -EXDEV)
+			return r;
+		if (fd >= 0)
+			snprintf(gpath, POLICY_PATH_MAX, "%s", p.g);
+		return fd;
+	}
 }
 
 /* Opens a target as an O_PATH fd, following a final symlink unless told not to, and gives the

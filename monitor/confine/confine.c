@@ -194,11 +194,16 @@ static const unsigned long sbx_vcpu_ioctls[] = {
     KVM_SET_MSRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_TSC_KHZ,
     /* A guest thread's new vCPU is set up after confinement (threads.c). */
     KVM_SET_CPUID2, KVM_SET_FPU};
-/* On the VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
- * memslot's logging flag and re-adds it after page tables were put back. */
+/* On a VM fd: dirty-page tracking for reset and live migration (dirty.c), which toggles the
+ * memslot's logging flag and re-adds it after page tables were put back; a fork's child VM
+ * gets its memslot and vCPU (fork.c), and an execve re-adds the memslot. */
 static const unsigned long sbx_vm_ioctls[] = {KVM_CHECK_EXTENSION,	  KVM_ENABLE_CAP,
 					      KVM_GET_DIRTY_LOG,	  KVM_CLEAR_DIRTY_LOG,
 					      KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU};
+
+/* On /dev/kvm: a fork's child VM (fork.c). */
+static const unsigned long sbx_kvm_ioctls[] = {KVM_CREATE_VM, KVM_GET_VCPU_MMAP_SIZE,
+					       KVM_CHECK_EXTENSION};
 
 /* fds and ioctl commands are ints to the kernel: compare the low 32 bits only. */
 #define LOW32 0xffffffffull
@@ -255,9 +260,13 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 		 * but a vCPU, KVM's ioctl numbers are refused by the file itself). */
 		if (rc == 0 && vm->proc.vcpu.fd >= 0)
 			rc = add_each(ctx, act, r->nr, -1, sbx_vcpu_ioctls, N_OF(sbx_vcpu_ioctls));
+		/* Every process's VM fd: a fork's child VMs come later, with fds unknown now. */
 		if (rc == 0 && vm->proc.kvm.vm_fd >= 0)
-			rc = add_each(ctx, act, r->nr, vm->proc.kvm.vm_fd, sbx_vm_ioctls,
-				      N_OF(sbx_vm_ioctls));
+			rc = add_each(ctx, act, r->nr, -1, sbx_vm_ioctls, N_OF(sbx_vm_ioctls));
+		/* /dev/kvm stays open for the forks: a new VM, and what its vCPU needs. */
+		if (rc == 0 && vm->proc.kvm.kvm_fd >= 0)
+			rc = add_each(ctx, act, r->nr, vm->proc.kvm.kvm_fd, sbx_kvm_ioctls,
+				      N_OF(sbx_kvm_ioctls));
 		return rc;
 	}
 	return -EINVAL;

@@ -55,7 +55,10 @@ void sbx_host_facts(struct sbx_vm *vm)
 	absolute_path(vm->cfg.debug_file, vm->host.debug_file, sizeof(vm->host.debug_file));
 }
 
-int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+/* host: the facts a fork's child takes from its parent (the confined monitor may not ask the
+ * kernel again), or NULL to read them now. */
+static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, struct sbx_vm **out,
+		    char *err, size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -69,12 +72,16 @@ int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, s
 	}
 	vm->proc.kvm.kvm_fd = vm->proc.kvm.vm_fd = vm->proc.vcpu.fd = vm->proc.mem.fd = -1;
 	vm->life.stop.vector = -1;
+	vm->proc.pid = vm->proc.pgid = vm->proc.sid = 1;
 	pthread_mutex_init(&vm->proc.ring.lock, NULL);
 	pthread_mutex_init(&vm->life.pause_lock, NULL);
 	pthread_mutex_init(&vm->life.late_lock, NULL);
 	pthread_cond_init(&vm->life.pause_cond, NULL);
 	sbx_threads_init(vm);
-	sbx_host_facts(vm);
+	if (host)
+		vm->host = *host;
+	else
+		sbx_host_facts(vm);
 	*out = vm;
 
 	uint64_t mem = (cfg->mem_size + 2 * MIB - 1) & ~(2 * MIB - 1);
@@ -90,6 +97,16 @@ int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, s
 	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s",
 		 cfg->policy && cfg->policy->cwd ? cfg->policy->cwd : "/");
 	return 0;
+}
+
+int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
+{
+	return core_new(cfg, NULL, out, err, errlen);
+}
+
+int sbx_core_new_child(struct sbx_vm *parent, struct sbx_vm **out, char *err, size_t errlen)
+{
+	return core_new(&parent->cfg, &parent->host, out, err, errlen);
 }
 
 static void *kvm_thread_main(void *arg)
@@ -194,8 +211,10 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->mmap_base = vm->proc.image.img.brk;
 	b->mmap_top = vm->proc.image.stack_guard;
 	b->stack_top = vm->proc.mem.size;
-	b->pid = 1;
-	b->ppid = 0;
+	b->pid = vm->proc.pid;
+	b->ppid = vm->proc.ppid;
+	b->pgid = vm->proc.pgid;
+	b->sid = vm->proc.sid;
 	b->uid = vm->host.uid;
 	b->gid = vm->host.gid;
 	b->umask = 022;
@@ -284,12 +303,9 @@ static void prefault_image(struct sbx_vm *vm)
 /* A dynamic program's interpreter, opened as the guest would open it (through the policy, so
  * the file ld.so then finds at that path is the one loaded) and checked as hostile as the
  * program: placed top-down below the stack guard, where Linux's mmap would put it. */
-static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
-		       struct loader_mem *lm, char *err, size_t errlen)
+static int open_interp(struct sbx_vm *vm, const char *path, char *err, size_t errlen)
 {
-	struct loader_image *img = &vm->proc.image.img;
-	const char *path = img->interp;
-	char norm[POLICY_PATH_MAX], lerr[400];
+	char norm[POLICY_PATH_MAX];
 	int fd = policy_normalize("/", path, strlen(path), norm, sizeof(norm));
 	const struct policy_mount *m = NULL;
 	/* O_NONBLOCK: a FIFO there (a program can leave one in a --rw mount) opens at once and is
@@ -303,6 +319,18 @@ static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
 				"the program's interpreter %s is not visible in the sandbox (%s): "
 				"add --ro %s",
 				path, strerror(-fd), path);
+	return fd;
+}
+
+static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
+		       struct loader_mem *lm, char *err, size_t errlen)
+{
+	struct loader_image *img = &vm->proc.image.img;
+	const char *path = img->interp;
+	char lerr[400];
+	int fd = open_interp(vm, path, err, errlen);
+	if (fd < 0)
+		return fd;
 	struct loader_params lp = *prog_lp;
 	lp.pie_top = vm->proc.image.stack_guard;
 	struct loader_image *in = malloc(sizeof(*in));
@@ -321,7 +349,9 @@ static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
 	return 0;
 }
 
-int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
+/* Kernel, program (from fd, or the configuration's path), interpreter and page tables into
+ * zeroed RAM. */
+static int load_images(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
 	int r;
 	if ((r = load_kernel(vm, err, errlen)) < 0)
@@ -338,20 +368,34 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 	    .mem_is_zero = 1,
 	};
 	char lerr[400];
-	prefault_image(vm);
-	if ((r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
-				  sizeof(lerr))) < 0)
+	memset(&vm->proc.image.img, 0, sizeof(vm->proc.image.img));
+	if (fd < 0) {
+		prefault_image(vm);
+		r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
+				     sizeof(lerr));
+	} else {
+		r = loader_load_fd(fd, vm->proc.exec_path, &lp, &lm, &vm->proc.image.img, lerr,
+				   sizeof(lerr));
+	}
+	if (r < 0)
 		return sbx_fail(err, errlen, r, "%s", lerr);
 	if (vm->proc.image.img.interp[0] && (r = load_interp(vm, &lp, &lm, err, errlen)) < 0)
 		return r;
-	guest_exe_path(vm);
+	return sbx_x86_build_tables(vm, err, errlen);
+}
 
-	if ((r = sbx_x86_build_tables(vm, err, errlen)) < 0 ||
-	    (r = sbx_core_join_kvm(vm, err, errlen)) < 0)
-		return r;
+/* The initial stack, the vCPU at the entry point, the boot page. */
+static int enter_image(struct sbx_vm *vm, char *const *argv, char *const *envp, char *err,
+		       size_t errlen)
+{
+	int r;
+	char lerr[400];
+	struct loader_mem lm = {.base = vm->proc.mem.base, .size = vm->proc.mem.size};
 	/* The stack after the vCPU: AT_MINSIGSTKSZ depends on the extended state KVM offers. */
 	struct loader_stack_args sa;
-	sbx_stack_args(vm, vm->cfg.argv, NULL, &sa);
+	sbx_stack_args(vm, argv, envp, &sa);
+	if (vm->proc.exec_path)
+		sa.execfn = vm->proc.exec_path;
 	if (getrandom(sa.random, sizeof(sa.random), 0) != (ssize_t)sizeof(sa.random))
 		return sbx_fail(err, errlen, -EIO, "getrandom: %s", strerror(errno));
 	if ((r = loader_build_stack(&lm, &vm->proc.image.img, &sa, &vm->proc.image.entry_rsp, lerr,
@@ -359,12 +403,109 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 		return sbx_fail(err, errlen, r, "%s", lerr);
 	if ((r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
-	sbx_kvm_close_dev(vm);
+	return 0;
+}
+
+int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	int r;
+	if ((r = load_images(vm, -1, err, errlen)) < 0)
+		return r;
+	guest_exe_path(vm);
+	if ((r = sbx_core_join_kvm(vm, err, errlen)) < 0 ||
+	    (r = enter_image(vm, vm->cfg.argv, NULL, err, errlen)) < 0)
+		return r;
 	sbx_elf_hash(vm->cfg.prog, vm->origin.elf_hash);
 	sbx_log(vm, 2, "loaded %s: entry 0x%llx, brk 0x%llx, stack 0x%llx, %u segments",
 		vm->cfg.prog, (unsigned long long)vm->proc.image.img.entry,
 		(unsigned long long)vm->proc.image.img.brk,
 		(unsigned long long)vm->proc.image.entry_rsp, vm->proc.image.img.nsegs);
+	return 0;
+}
+
+/* What execve keeps of the old image's signal state (Linux: the mask, the pending set and the
+ * ignored signals; handlers go back to the default), put back after the boot page. */
+struct sig_keep {
+	uint64_t blocked, pending, ignored;
+};
+
+static void sig_save(struct sbx_vm *vm, struct sig_keep *k)
+{
+	const struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
+	memset(k, 0, sizeof(*k));
+	if (!s)
+		return;
+	k->blocked = s->blocked;
+	k->pending = s->pending;
+	for (int i = 1; i <= 64; i++)
+		if (s->act[i].handler == 1 /* SIG_IGN */)
+			k->ignored |= 1ull << (i - 1);
+}
+
+static void sig_restore(struct sbx_vm *vm, const struct sig_keep *k)
+{
+	struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
+	if (!s)
+		return;
+	s->blocked = k->blocked & ~((1ull << 8) | (1ull << 18)); /* never SIGKILL, SIGSTOP */
+	s->pending = k->pending;
+	for (int i = 1; i <= 64; i++)
+		if (k->ignored & (1ull << (i - 1)))
+			s->act[i].handler = 1;
+}
+
+int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+		   char *const *envp, int *lost, char *err, size_t errlen)
+{
+	*lost = 0;
+	/* Before the point of no return: the interpreter must be there too. */
+	struct loader_dyninfo di;
+	char lerr[400];
+	int r = loader_dyninfo_fd(fd, gpath, &di, lerr, sizeof(lerr));
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "%s", lerr);
+	if (di.interp) {
+		int ifd = open_interp(vm, di.interp, err, errlen);
+		loader_dyninfo_free(&di);
+		if (ifd < 0)
+			return ifd;
+		close(ifd);
+	} else {
+		loader_dyninfo_free(&di);
+	}
+	if (vm->proc.mem.fd < 0)
+		return sbx_fail(err, errlen, -ENOEXEC, "RAM is a snapshot file's mapping");
+	struct sig_keep keep;
+	sig_save(vm, &keep);
+	char *path = strdup(gpath);
+	if (!path)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	*lost = 1;
+	/* KVM may still owe the doorbell's MMIO write: finished before the registers change. */
+	sbx_vcpu_complete(vm);
+	sbx_shmap_clear(vm);
+	if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)vm->proc.mem.size) < 0) {
+		free(path);
+		return sbx_fail(err, errlen, -errno, "clearing guest RAM: %s", strerror(errno));
+	}
+	free(vm->proc.exec_path);
+	vm->proc.exec_path = path;
+	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "%s", path);
+	vm->proc.vcpu.xcr0 = sbx_xstate_default(&vm->proc.kvm.xs);
+	if ((r = load_images(vm, fd, err, errlen)) < 0 ||
+	    (r = enter_image(vm, argv, envp, err, errlen)) < 0)
+		return r;
+	sig_restore(vm, &keep);
+	/* KVM's shadow of the old page tables must go (docs/architecture.md, "The monitor's
+	 * writes are still unseen"). */
+	if ((r = sbx_memslot_reload(vm)) < 0)
+		return sbx_fail(err, errlen, r, "re-adding guest RAM: %s", strerror(-r));
+	vm->proc.ring.tail = 0;
+	vm->proc.ring.npop = 0;
+	vm->proc.ring.reimaged = 1;
+	sbx_ring_need_wakeup(vm, 1);
+	memset(vm->proc.vcpu.exit_count, 0, sizeof(vm->proc.vcpu.exit_count));
 	return 0;
 }
 
@@ -378,6 +519,8 @@ void sbx_core_free(struct sbx_vm *vm)
 	sbx_kvm_close(vm);
 	sbx_mem_destroy(vm);
 	sbx_dirty_stop(vm);
+	free(vm->proc.exec_path);
+	free(vm->proc.exec_args);
 	free(vm->proc.mem.mon_dirty);
 	free(vm->proc.mem.dirty_buf);
 	pthread_mutex_destroy(&vm->proc.ring.lock);

@@ -85,14 +85,6 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* /dev/kvm itself is not needed once the VM and its vCPU exist. */
-void sbx_kvm_close_dev(struct sbx_vm *vm)
-{
-	if (vm->proc.kvm.kvm_fd >= 0)
-		close(vm->proc.kvm.kvm_fd);
-	vm->proc.kvm.kvm_fd = -1;
-}
-
 void sbx_kvm_close(struct sbx_vm *vm)
 {
 	free(vm->proc.kvm.cpuid);
@@ -104,7 +96,7 @@ void sbx_kvm_close(struct sbx_vm *vm)
 		close(vm->proc.vcpu.fd);
 	if (vm->proc.kvm.vm_fd >= 0)
 		close(vm->proc.kvm.vm_fd);
-	if (vm->proc.kvm.kvm_fd >= 0)
+	if (vm->proc.kvm.kvm_fd >= 0 && !vm->proc.kvm.kvm_fd_borrowed)
 		close(vm->proc.kvm.kvm_fd);
 	vm->proc.vcpu.fd = vm->proc.kvm.vm_fd = vm->proc.kvm.kvm_fd = -1;
 }

@@ -87,6 +87,14 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		ring_may_release = 0;
+		if (__builtin_expect(vm->proc.ring.reimaged, 0)) {
+			/* An execve: this ring is the new image's, empty, and *tailp its start. */
+			vm->proc.ring.reimaged = 0;
+			ring_released = 0;
+			*tailp = 0;
+			served++;
+			break;
+		}
 		/* Without the lock, a migration round may have taken this page's dirty mark (made
 		 * when the pointer was handed out) and copied it: the reply about to be written
 		 * needs a mark of its own, or the destination resumes with the request unanswered

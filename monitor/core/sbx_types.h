@@ -23,6 +23,7 @@ struct sbx_config {
 	int no_patch;		 /* never patch a syscall site (--no-patch) */
 	uint64_t max_threads;	 /* guest threads at once, main included (0: 256) */
 	uint64_t cpus;		 /* host CPUs the threads may run on (0: all allowed) */
+	uint64_t max_procs;	 /* processes at once, the first included (0: 256) */
 	int verbose;		 /* 0 quiet, 1 -v, 2 -vv */
 	int stats;		 /* also measure what costs time to measure (RSS) */
 	FILE *audit;		 /* JSON lines of policy decisions (--audit), or NULL */

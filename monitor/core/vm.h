@@ -148,6 +148,7 @@ struct sbx_mem {
  * they cost ~1 ms); loading joins it before touching the vCPU. */
 struct sbx_kvm {
 	int kvm_fd, vm_fd;
+	int kvm_fd_borrowed; /* kvm_fd is the first process's (a fork's child): not closed here */
 	int is_pvm;
 	pthread_t thread;
 	int thread_started;
@@ -214,6 +215,8 @@ struct sbx_ring_srv {
 		uint64_t gpa, len;
 	} pop[SBX_RING_POP_MAX];
 	unsigned npop;
+	/* The request being served replaced the ring (an execve): no answer goes back. */
+	int reimaged;
 };
 
 /* What was loaded: the guest kernel, the program's image, its initial stack. */
@@ -284,6 +287,11 @@ struct sbx_proc {
 	struct sbx_threads threads;
 	struct sbx_files *files; /* the handle table (calls/fdtable.c) */
 	char cwd[POLICY_PATH_MAX];
+	/* The ids the guest sees (boot page): 1, 0, 1, 1 for the first process of a sandbox. */
+	uint32_t pid, ppid, pgid, sid;
+	/* execve: the guest path and arguments of the image now running (reports). */
+	char *exec_path;
+	char *exec_args;
 };
 
 /* How a sandbox runs, stops and pauses (stop.c, pause.c). */
@@ -351,6 +359,10 @@ struct sbx_hooks {
 	/* The address in [lo, hi) that the instruction at the vCPU's rip accesses: 0 and *addr,
 	 * or -1 (report/disasm.c decodes it). */
 	int (*mem_operand)(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr);
+	/* The process calls FORK, WAIT, PKILL, PGRP (sandbox/procs.c); and an EXECVE done (a
+	 * vfork's parent goes on). */
+	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);
+	void (*execed)(struct sbx_vm *vm);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -360,6 +372,7 @@ struct sbx_audit;
 struct sbx_control;
 struct mig_stream;
 struct sbx_exec;
+struct sbx_procs;
 struct sbx_vm {
 	struct sbx_config cfg;
 	struct policy own_policy; /* used when the config brings none: no mounts */
@@ -376,7 +389,23 @@ struct sbx_vm {
 	struct sbx_control *control; /* persist/control.c */
 	struct mig_stream *incoming; /* persist/migration.c: the stream until RESUMED */
 	struct sbx_exec *exec;	     /* exec/ */
+	struct sbx_procs *procs;     /* sandbox/procs.c: the process tree, shared by its VMs */
 };
+
+/* fork.c: child, made by sbx_core_new_child (boot.c: the parent's configuration and host
+ * facts, nothing asked of the kernel that the confined monitor may not ask), becomes a copy of
+ * parent stopped in the FORK request it is serving (seq, at the ring's tail): the same RAM,
+ * vCPU state, image and ids; the request answered 0 in the child's ring. On the parent's vCPU
+ * thread, which is out of KVM_RUN. 0 or -errno with err set. */
+int sbx_core_new_child(struct sbx_vm *parent, struct sbx_vm **out, char *err, size_t errlen);
+int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, char *err,
+		  size_t errlen);
+/* boot.c: execve: the image replaced by the ELF at fd (guest path gpath), with argv and envp,
+ * in the same VM; on the vCPU's own thread. Before anything is changed the file is checked:
+ * an error then leaves the process as it was (-errno, err set); after that point an error is
+ * the process's end (*lost set). */
+int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+		   char *const *envp, int *lost, char *err, size_t errlen);
 
 /* threads.c */
 void sbx_threads_init(struct sbx_vm *vm);
@@ -685,8 +714,8 @@ void sbx_vm_choose_cpus(struct sbx_vm *vm);
 /* The host CPUs the calling thread may run on (0 if unknown); pins it to one (cpu >= 0). */
 int sbx_cpu_count(void);
 void sbx_pin_cpu(int cpu);
-/* kvm.c: closes /dev/kvm itself once the VM and vCPU exist; 1 when it is PVM (public). */
-void sbx_kvm_close_dev(struct sbx_vm *vm);
+/* kvm.c: 1 when /dev/kvm is PVM (public). /dev/kvm stays open for the VM's life: a fork
+ * makes the child's VM from it (the confined monitor may not open it again). */
 int sbx_kvm_is_pvm(void);
 /* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
 int64_t sbx_dirty_peek(struct sbx_vm *vm);

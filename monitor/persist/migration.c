@@ -659,7 +659,6 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 		sbx_vm_destroy(vm);
 		return r;
 	}
-	sbx_kvm_close_dev(vm);
 	vm->incoming = s;
 	vm->hooks.first_run = say_resumed;
 	*out = vm;

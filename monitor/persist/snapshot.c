@@ -484,7 +484,6 @@ int sbx_vm_restore(const struct sbx_config *cfg, const char *path, int flags, st
 	if ((r = sbx_vm_empty_kvm(vm, e2, sizeof(e2))) < 0 ||
 	    (r = sbx_state_apply(vm, rd, e2, sizeof(e2))) < 0)
 		goto out;
-	sbx_kvm_close_dev(vm);
 out:
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", path, e2);

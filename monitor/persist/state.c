@@ -15,6 +15,7 @@
 
 #include "calls.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 void sbx_sio_fail(struct sbx_sio *io, const char *fmt, ...)
 {
@@ -616,6 +617,13 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			     "the program has %u shared file mapping(s) (mmap MAP_SHARED of %s), "
 			     "which repeated runs cannot put back",
 			     vm->proc.shmaps.count, m && m->gpath ? m->gpath : "a file");
+		return io->err;
+	}
+	/* The other processes are VMs of their own, not in this one's state. */
+	unsigned procs = io->load ? 1 : sbx_procs_count(vm);
+	if (procs > 1) {
+		sbx_sio_fail(io, "the sandbox has %u processes, which a snapshot cannot hold yet",
+			     procs);
 		return io->err;
 	}
 	/* A pipe, eventfd or epoll instance has no path to reopen it by, and its contents (the

@@ -27,6 +27,8 @@ int sbx_vm_create(const struct sbx_config *cfg, struct sbx_vm **out, char *err, 
 {
 	int r = sbx_vm_create_bare(cfg, out, err, errlen);
 	if (r == 0)
+		r = sbx_procs_attach(*out, err, errlen);
+	if (r == 0)
 		sbx_core_start_kvm(*out);
 	return r;
 }
@@ -35,6 +37,7 @@ void sbx_vm_destroy(struct sbx_vm *vm)
 {
 	if (!vm)
 		return;
+	sbx_procs_end(vm);
 	/* The control thread may be reading RAM and handles (a snapshot, a migration): it
 	 * goes first. */
 	if (vm->hooks.close)

@@ -10,4 +10,10 @@
  * hypercalls, so that tests and fuzzers drive them with made-up exits and requests. */
 int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen);
 
+/* procs.c: the process tree. Attached to the first process (sbx_vm_create); its end kills and
+ * joins every other process. sbx_procs_count: processes alive (1 without a tree). */
+int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen);
+void sbx_procs_end(struct sbx_vm *vm);
+unsigned sbx_procs_count(struct sbx_vm *vm);
+
 #endif

@@ -429,6 +429,7 @@ Test(fuzz, bad_target_is_one_line)
 	cr_assert_eq(st, 2, "%s", o);
 	cr_assert(strstr(o, "/nonexistent/target: No such file"), "%s", o);
 	free(o);
+	e2e_need_kvm(); /* the rest runs the target */
 	o = run("%s %s/samples/hello-glibc -runs=1 2>&1", &st, FUZZ, SBX_BUILD_DIR);
 	cr_assert_neq(st, 0, "%s", o);
 	cr_assert(strstr(o, "ended before its snapshot point"), "%s", o);

@@ -1,0 +1,296 @@
+/* Process calls: FORK, WAIT, PKILL and PGRP go to the process tree (sandbox/procs.c, through
+ * hooks.proc); EXECVE is served here: the file is found through the policy, checked, and its
+ * image replaces the process's in the same VM (core/boot.c, sbx_vm_reimage). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "calls.h"
+
+/* Linux's limits: one string at most MAX_ARG_STRLEN, all of them at most a quarter of the
+ * 8 MiB stack; a script's interpreter line at most BINPRM_BUF_SIZE, four levels of them. */
+#define SBX_ARG_STRLEN (128u << 10)
+#define SBX_ARG_TOTAL (2u << 20)
+#define SBX_SHEBANG_MAX 256
+#define SBX_SHEBANG_DEPTH 4
+#define SBX_AT_SYMLINK_NOFOLLOW 0x100
+#define SBX_AT_EMPTY_PATH 0x1000
+
+int64_t sbx_hc_proc(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	/* Each waits or stops this vCPU: only its own thread may serve it. */
+	if (!(s->pad & SBX_SLOT_OWN))
+		return -EINVAL;
+	return vm->hooks.proc ? vm->hooks.proc(vm, s) : -ENOSYS;
+}
+
+/* A vector of strings the program names (argv, envp), copied into one block: the pointers
+ * first, then the bytes. NULL vector: none. */
+struct strvec {
+	char **v;
+	size_t n, bytes;
+};
+
+static int read_vector(struct sbx_vm *vm, uint64_t root, uint64_t va, struct strvec *out,
+		       size_t *total)
+{
+	memset(out, 0, sizeof(*out));
+	size_t cap = 16;
+	out->v = calloc(cap + 1, sizeof(char *));
+	if (!out->v)
+		return -ENOMEM;
+	char *buf = malloc(SBX_ARG_STRLEN);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t i = 0; va; i++) {
+		uint64_t p;
+		if (sbx_gva_read(vm, root, va + 8 * i, &p, 8) < 0) {
+			r = -EFAULT;
+			break;
+		}
+		if (!p)
+			break;
+		r = sbx_gva_string(vm, root, p, buf, SBX_ARG_STRLEN);
+		if (r < 0) {
+			r = r == -ENAMETOOLONG ? -E2BIG : r;
+			break;
+		}
+		size_t len = strlen(buf) + 1;
+		*total += len + 8;
+		if (*total > SBX_ARG_TOTAL) {
+			r = -E2BIG;
+			break;
+		}
+		if (out->n == cap) {
+			char **nv = realloc(out->v, (2 * cap + 1) * sizeof(char *));
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			out->v = nv;
+			cap *= 2;
+		}
+		if (!(out->v[out->n] = strdup(buf))) {
+			r = -ENOMEM;
+			break;
+		}
+		out->v[++out->n] = NULL;
+	}
+	free(buf);
+	return r;
+}
+
+static void free_vector(struct strvec *v)
+{
+	for (size_t i = 0; v->v && i < v->n; i++)
+		free(v->v[i]);
+	free(v->v);
+	memset(v, 0, sizeof(*v));
+}
+
+/* argv with `first` (1 or 2 strings) in front and argv[0] replaced by `path`: a script's
+ * interpreter runs as `interp [arg] path argv[1]...`. */
+static int prepend(struct strvec *v, const char *interp, const char *arg, const char *path)
+{
+	size_t add = arg ? 3 : 2, keep = v->n ? v->n - 1 : 0;
+	char **nv = calloc(add + keep + 1, sizeof(char *));
+	if (!nv)
+		return -ENOMEM;
+	nv[0] = strdup(interp);
+	if (arg)
+		nv[1] = strdup(arg);
+	nv[add - 1] = strdup(path);
+	int bad = !nv[0] || !nv[add - 1] || (arg && !nv[1]);
+	for (size_t i = 0; i < keep; i++)
+		nv[add + i] = v->v[i + 1];
+	if (v->n)
+		free(v->v[0]);
+	free(v->v);
+	v->v = nv;
+	v->n = add + keep;
+	return bad ? -ENOMEM : 0;
+}
+
+/* The interpreter line of a script: "#!interp [one argument]", as Linux splits it. */
+static int shebang(const char *buf, size_t n, char *interp, size_t ilen, char *arg, size_t alen,
+		   int *has_arg)
+{
+	size_t end = 2;
+	while (end < n && buf[end] != '\n')
+		end++;
+	if (end == n && n == SBX_SHEBANG_MAX)
+		return -ENOEXEC; /* the line does not end within the buffer */
+	size_t i = 2;
+	while (i < end && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	size_t s = i;
+	while (i < end && buf[i] != ' ' && buf[i] != '\t')
+		i++;
+	if (i == s || i - s >= ilen)
+		return -ENOEXEC;
+	memcpy(interp, buf + s, i - s);
+	interp[i - s] = 0;
+	while (i < end && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	size_t e = end;
+	while (e > i && (buf[e - 1] == ' ' || buf[e - 1] == '\t' || buf[e - 1] == '\r'))
+		e--;
+	*has_arg = e > i;
+	if (e - i >= alen)
+		return -ENOEXEC;
+	memcpy(arg, buf + i, e - i);
+	arg[e - i] = 0;
+	return 0;
+}
+
+/* An executable file: regular, with an execute bit, readable by the monitor. */
+static int exec_file(struct sbx_vm *vm, int32_t dirfd, const char *path, int flags,
+		     char gpath[POLICY_PATH_MAX])
+{
+	int fd;
+	if (!path[0] && (flags & SBX_AT_EMPTY_PATH)) {
+		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
+		if (!h)
+			return -EBADF;
+		if (h->kind != SBX_H_HOST || !h->gpath)
+			return -EACCES;
+		snprintf(gpath, POLICY_PATH_MAX, "%s", h->gpath);
+		fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			return -errno;
+	} else {
+		fd = sbx_path_open_ro(vm, dirfd, path, !(flags & SBX_AT_SYMLINK_NOFOLLOW), gpath);
+		if (fd < 0)
+			return fd;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
+		close(fd);
+		return -EACCES;
+	}
+	return fd;
+}
+
+static void audit_exec(struct sbx_vm *vm, const char *gpath, const struct strvec *argv,
+		       int64_t ret)
+{
+	FILE *f = vm->cfg.audit;
+	if (!f)
+		return;
+	sbx_audit_begin(f, "execve");
+	fprintf(f, ",\"pid\":%u,\"guest_path\":", vm->proc.pid);
+	sbx_audit_string(f, gpath);
+	fputs(",\"argv\":[", f);
+	for (size_t i = 0; i < argv->n; i++) {
+		if (i)
+			fputc(',', f);
+		sbx_audit_string(f, argv->v[i]);
+	}
+	fprintf(f, "],\"decision\":\"%s\",\"result\":%lld}\n",
+		ret == -EACCES || ret == -ENOENT || ret == -EPERM ? "deny" : "allow",
+		(long long)ret);
+	fflush(f);
+}
+
+/* The label reports and the summary use for this process from now on. */
+static void set_label(struct sbx_vm *vm, const struct strvec *argv, const char *gpath)
+{
+	char l[512];
+	size_t o = (size_t)snprintf(l, sizeof(l), "%s (pid %u)", gpath, vm->proc.pid);
+	for (size_t i = 1; i < argv->n && o + 2 < sizeof(l); i++)
+		o += (size_t)snprintf(l + o, sizeof(l) - o, "%s%s", i == 1 ? ": " : " ",
+				      argv->v[i]);
+	free(vm->proc.exec_args);
+	vm->proc.exec_args = strdup(l);
+	vm->cfg.name = vm->proc.exec_args;
+	vm->cfg.prog = vm->proc.exec_path;
+	vm->host.prog[0] = 0; /* no host path for the symbols of a program exec'd inside */
+}
+
+int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (!(s->pad & SBX_SLOT_OWN))
+		return -EINVAL;
+	int32_t dirfd = (int32_t)s->u.a[0];
+	int flags = (int)s->u.a[4];
+	if (flags & ~(SBX_AT_SYMLINK_NOFOLLOW | SBX_AT_EMPTY_PATH))
+		return -EINVAL;
+	if (sbx_threads_count(vm)) {
+		sbx_log(vm, 1, "execve after a second thread ran is not supported yet");
+		return -ENOSYS;
+	}
+	uint64_t root = sbx_guest_root(vm);
+	char *path = malloc(SBX_PATH_MAX);
+	if (!path)
+		return -ENOMEM;
+	struct strvec argv = {0}, envp = {0};
+	size_t total = 0;
+	int64_t r = sbx_gva_string(vm, root, s->u.a[1], path, SBX_PATH_MAX);
+	if (r == 0)
+		r = read_vector(vm, root, s->u.a[2], &argv, &total);
+	if (r == 0)
+		r = read_vector(vm, root, s->u.a[3], &envp, &total);
+	char gpath[POLICY_PATH_MAX];
+	gpath[0] = 0;
+	int fd = -1;
+	if (r == 0 && !path[0] && !(flags & SBX_AT_EMPTY_PATH))
+		r = -ENOENT;
+	/* A script names its interpreter, which may be a script too, up to four deep. */
+	for (int depth = 0; r == 0; depth++) {
+		fd = exec_file(vm, dirfd, path, flags, gpath);
+		if (fd < 0) {
+			r = fd;
+			break;
+		}
+		char head[SBX_SHEBANG_MAX];
+		ssize_t n = pread(fd, head, sizeof(head), 0);
+		if (n >= 4 && memcmp(head, "\177ELF", 4) == 0)
+			break;
+		if (n < 2 || head[0] != '#' || head[1] != '!' || depth == SBX_SHEBANG_DEPTH) {
+			r = depth == SBX_SHEBANG_DEPTH ? -ELOOP : -ENOEXEC;
+			break;
+		}
+		char interp[SBX_SHEBANG_MAX], arg[SBX_SHEBANG_MAX];
+		int has_arg;
+		if ((r = shebang(head, (size_t)n, interp, sizeof(interp), arg, sizeof(arg),
+				 &has_arg)) < 0 ||
+		    (r = prepend(&argv, interp, has_arg ? arg : NULL, path)) < 0)
+			break;
+		close(fd);
+		fd = -1;
+		snprintf(path, SBX_PATH_MAX, "%s", interp);
+		dirfd = SBX_AT_FDCWD;
+		flags = 0;
+	}
+	if (r == 0) {
+		char err[512];
+		int lost = 0;
+		r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
+		if (r < 0 && lost)
+			sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
+				    "execve of %s failed after the old image was gone: %s", gpath,
+				    err);
+		else if (r < 0)
+			sbx_log(vm, 1, "execve %s: %s", gpath, err);
+		if (r == 0) {
+			struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+			b->umask = (uint32_t)s->u.a[5] & 0777;
+			sbx_fd_exec(vm);
+			set_label(vm, &argv, gpath);
+			if (vm->hooks.execed)
+				vm->hooks.execed(vm);
+		}
+	}
+	audit_exec(vm, gpath[0] ? gpath : path, &argv, r);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free_vector(&argv);
+	free_vector(&envp);
+	return r;
+}

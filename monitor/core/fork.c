@@ -1,0 +1,155 @@
+/* A process's copy: fork makes the child a VM of its own holding a copy of the parent's RAM
+ * and vCPU, stopped in the same FORK request (docs/architecture.md, "Processes"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+/* The MSRs a fork carries over: the syscall entry, the FS/GS bases, and the TSC last, so that
+ * the child's clock goes on from the parent's. */
+static const uint32_t fork_msrs[] = {0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+				     0xc0000102, 0xc0000100, 0xc0000101, 0x00000010};
+#define FORK_NMSRS (sizeof(fork_msrs) / sizeof(fork_msrs[0]))
+
+/* Only the pages the parent's RAM holds: a memfd's holes read as zeros and stay holes. A
+ * shell's process holds a few MiB of its --mem. */
+static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, char *err, size_t errlen)
+{
+	int fd = parent->proc.mem.fd;
+	off_t end = (off_t)parent->proc.mem.size, off = 0;
+	if (fd < 0) {
+		memcpy(child->proc.mem.base, parent->proc.mem.base, parent->proc.mem.size);
+		return 0;
+	}
+	while (off < end) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return sbx_fail(err, errlen, -errno, "SEEK_DATA in guest RAM: %s",
+					strerror(errno));
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		memcpy(child->proc.mem.base + data, parent->proc.mem.base + data,
+		       (size_t)(hole - data));
+		off = hole;
+	}
+	return 0;
+}
+
+static int copy_ioctl(int from, int to, unsigned long get, unsigned long set, void *buf,
+		      const char *name, char *err, size_t errlen)
+{
+	if (ioctl(from, get, buf) < 0 || ioctl(to, set, buf) < 0)
+		return sbx_fail(err, errlen, -errno, "copying %s to the child: %s", name,
+				strerror(errno));
+	return 0;
+}
+
+static int copy_vcpu(struct sbx_vm *parent, struct sbx_vm *child, char *err, size_t errlen)
+{
+	int from = parent->proc.vcpu.fd, to = child->proc.vcpu.fd, r;
+	if (ioctl(to, KVM_SET_CPUID2, parent->proc.kvm.cpuid) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
+	/* KVM may still owe the doorbell's MMIO write: done first, so the state is whole. */
+	sbx_vcpu_complete(parent);
+	struct kvm_sregs sr;
+	struct kvm_regs rg;
+	struct kvm_xcrs xc;
+	if ((r = copy_ioctl(from, to, KVM_GET_SREGS, KVM_SET_SREGS, &sr, "KVM_SREGS", err,
+			    errlen)) < 0 ||
+	    (r = copy_ioctl(from, to, KVM_GET_XCRS, KVM_SET_XCRS, &xc, "KVM_XCRS", err, errlen)) <
+		0 ||
+	    (r = copy_ioctl(from, to, KVM_GET_REGS, KVM_SET_REGS, &rg, "KVM_REGS", err, errlen)) < 0)
+		return r;
+	int n = ioctl(parent->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	size_t xlen = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+	void *xs = calloc(1, xlen);
+	if (!xs)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	r = copy_ioctl(from, to, xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
+		       KVM_SET_XSAVE, xs, "KVM_XSAVE", err, errlen);
+	free(xs);
+	if (r < 0)
+		return r;
+	uint64_t val[FORK_NMSRS];
+	if (sbx_kvm_msrs_fd(from, 0, fork_msrs, val, FORK_NMSRS) != (int)FORK_NMSRS ||
+	    sbx_kvm_msrs_fd(to, 1, fork_msrs, val, FORK_NMSRS) != (int)FORK_NMSRS)
+		return sbx_fail(err, errlen, -EIO, "copying the MSRs to the child");
+	child->proc.vcpu.xcr0 = parent->proc.vcpu.xcr0;
+	sbx_set_guest_root(child, sr.cr3);
+	return 0;
+}
+
+int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, char *err,
+		  size_t errlen)
+{
+	int r;
+	if (parent->proc.shmaps.count)
+		return sbx_fail(err, errlen, -ENOMEM,
+				"fork of a process with shared file mappings (MAP_SHARED of a "
+				"file) is not supported yet");
+	if ((r = copy_ram(parent, child, err, errlen)) < 0)
+		return r;
+	struct sbx_kvm *k = &child->proc.kvm;
+	k->kvm_fd = parent->proc.kvm.kvm_fd;
+	k->kvm_fd_borrowed = 1;
+	k->is_pvm = parent->proc.kvm.is_pvm;
+	k->xs = parent->proc.kvm.xs;
+	size_t clen = sizeof(*parent->proc.kvm.cpuid) +
+		      parent->proc.kvm.cpuid->nent * sizeof(parent->proc.kvm.cpuid->entries[0]);
+	k->cpuid = malloc(clen);
+	if (!k->cpuid)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	memcpy(k->cpuid, parent->proc.kvm.cpuid, clen);
+	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
+	struct kvm_userspace_memory_region region = {
+	    .slot = 0,
+	    .memory_size = child->proc.mem.size,
+	    .userspace_addr = (uint64_t)(uintptr_t)child->proc.mem.base,
+	};
+	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION: %s",
+				strerror(errno));
+	if ((r = sbx_kvm_create_vcpu(child, err, errlen)) < 0 ||
+	    (r = copy_vcpu(parent, child, err, errlen)) < 0)
+		return r;
+	child->proc.vcpu.cpl = parent->proc.vcpu.cpl;
+	child->proc.threads.shootdown = parent->proc.threads.shootdown;
+	child->proc.threads.max = parent->proc.threads.max;
+	child->proc.threads.ncpus = parent->proc.threads.ncpus;
+	child->proc.image = parent->proc.image;
+	memcpy(child->proc.cwd, parent->proc.cwd, sizeof(child->proc.cwd));
+	child->host = parent->host;
+	child->opts = parent->opts;
+	child->life.confined = parent->life.confined;
+	if (parent->proc.exec_path && !(child->proc.exec_path = strdup(parent->proc.exec_path)))
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	if (parent->proc.exec_args && !(child->proc.exec_args = strdup(parent->proc.exec_args)))
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	/* The request in the child's copy of the ring is answered 0; the monitor's tail moves
+	 * past it as the parent's will. */
+	uint32_t tail = parent->proc.ring.tail;
+	volatile struct sbx_ring *ring = sbx_gptr(child, SBX_RING_ADDR, sizeof(*ring));
+	volatile struct sbx_slot *s = &ring->slots[tail % SBX_RING_SLOTS];
+	s->ret = 0;
+	__atomic_store_n(&s->done, seq, __ATOMIC_RELEASE);
+	ring->tail = tail + 1;
+	child->proc.ring.tail = tail + 1;
+	struct sbx_bootinfo *b = sbx_gptr(child, SBX_BOOTINFO_ADDR, sizeof(*b));
+	b->pid = child->proc.pid;
+	b->ppid = child->proc.ppid;
+	b->pgid = child->proc.pgid;
+	b->sid = child->proc.sid;
+	b->sig_incoming = 0;
+	memset(b->nosys_count, 0, sizeof(b->nosys_count));
+	return 0;
+}

@@ -1,0 +1,507 @@
+/* The process tree of a sandbox: each process is a VM of its own (struct sbx_vm) run by a host
+ * thread of this monitor, all under the first process's policy. fork copies the caller's VM
+ * (core/fork.c), wait reaps, kill signals, and the first process's end ends them all
+ * (docs/architecture.md, "Processes"). The tree's lock is taken after a VM's ring_lock, never
+ * before: a handler holding the tree's lock never waits for a ring. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "calls.h"
+#include "sandbox_priv.h"
+
+#define SBX_PROCS_DEFAULT 256
+#define SBX_WNOHANG 1
+#define SBX_WNOWAIT 0x01000000
+#define SBX_CLONE_VFORK 0x4000ull
+
+struct sbx_pnode {
+	uint32_t pid, ppid, pgid, sid;
+	struct sbx_vm *vm; /* NULL once its run is over */
+	pthread_t thread;  /* runs vm (none for the first process) */
+	int has_thread;
+	int ended;    /* a zombie: status holds its wait status */
+	int status;   /* as wait4 gives it */
+	int released; /* exec'd or ended: a vfork parent goes on */
+	struct sbx_pnode *next;
+};
+
+struct sbx_procs {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a process ended, exec'd, or a signal came for a waiter */
+	struct sbx_vm *root;
+	struct sbx_pnode *list;
+	uint32_t next_pid;
+	unsigned live, max;
+	int ending;	 /* the first process ended: no new process */
+	cpu_set_t cpus; /* where a process's thread may run (the monitor's set at the start) */
+};
+
+static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
+{
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->pid == pid)
+			return n;
+	return NULL;
+}
+
+static struct sbx_pnode *self(struct sbx_vm *vm)
+{
+	return find(vm->procs, vm->proc.pid);
+}
+
+static int default_ignored(int sig)
+{
+	return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
+}
+
+static int stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/* A signal from another process (kill, SIGCHLD) to v: the default action of ending it is
+ * taken here; a handled one goes to the guest's kernel through sig_incoming, and the vCPU is
+ * stopped in the program's code, or its wait cut short, to take it. Tree lock held. */
+static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from)
+{
+	const struct sbx_sigstate *ss = sbx_gptr(v, SBX_SIGSTATE_ADDR, sizeof(*ss));
+	struct sbx_bootinfo *b = sbx_gptr(v, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (!ss || !b || sig < 1 || sig > 64)
+		return;
+	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
+	if (sig == SIGKILL || (h == 0 && !default_ignored(sig) && !stop_signal(sig) &&
+			       !(ss->blocked & bit))) {
+		sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig, "killed by SIG%s from process %u",
+			    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
+		return;
+	}
+	if (h == 1 || (h == 0 && default_ignored(sig)))
+		return;
+	if (h == 0 && stop_signal(sig)) {
+		sbx_log(v, 1, "SIG%s from process %u ignored: processes do not stop here",
+			sigabbrev_np(sig), from);
+		return;
+	}
+	__atomic_or_fetch(&b->sig_incoming, bit, __ATOMIC_SEQ_CST);
+	sbx_vcpu_kick(v, 0);
+	sbx_ring_nudge(v, SBX_RING_KICK);
+	if (v->proc.vcpu.thread_set && v->life.running)
+		pthread_kill(v->proc.vcpu.thread, sbx_kick_signal());
+	pthread_cond_broadcast(&t->cond);
+}
+
+static int wait_status(const struct sbx_result *res)
+{
+	if (res->signal)
+		return res->signal & 0x7f;
+	return (res->status & 0xff) << 8;
+}
+
+static void *proc_main(void *arg)
+{
+	struct sbx_pnode *n = arg;
+	struct sbx_vm *vm = n->vm;
+	struct sbx_procs *t = vm->procs;
+	sched_setaffinity(0, sizeof(t->cpus), &t->cpus);
+	struct sbx_result *res = calloc(1, sizeof(*res));
+	if (res)
+		sbx_vm_run(vm, res);
+	/* Its descriptors go before its parent hears of its end (a pipe's reader sees EOF). */
+	sbx_fd_close_all(vm);
+	pthread_mutex_lock(&t->lock);
+	n->status = res ? wait_status(res) : SIGKILL;
+	n->ended = n->released = 1;
+	n->vm = NULL;
+	t->live--;
+	/* Its children go to the first process, as to init. */
+	for (struct sbx_pnode *c = t->list; c; c = c->next)
+		if (c->ppid == n->pid)
+			c->ppid = 1;
+	struct sbx_pnode *p = find(t, n->ppid);
+	if (p && p->vm)
+		deliver(t, p->vm, SIGCHLD, n->pid);
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	free(res);
+	sbx_vm_destroy(vm);
+	return NULL;
+}
+
+static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
+{
+	for (struct sbx_pnode **pp = &t->list; *pp; pp = &(*pp)->next)
+		if (*pp == n) {
+			*pp = n->next;
+			break;
+		}
+}
+
+static void execed(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n)
+		n->released = 1;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
+
+static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_procs *t = vm->procs;
+	uint64_t flags = s->u.a[0];
+	if (vm->exec) {
+		sbx_log(vm, 1, "fork in a repeated run (serve, fuzz) is not supported yet");
+		return -EAGAIN;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (t->ending || t->live >= t->max) {
+		int ending = t->ending;
+		pthread_mutex_unlock(&t->lock);
+		if (!ending)
+			sbx_log(vm, 1, "fork refused: --max-procs %u reached", t->max);
+		return -EAGAIN;
+	}
+	uint32_t pid = t->next_pid++;
+	t->live++;
+	pthread_mutex_unlock(&t->lock);
+
+	char err[512];
+	struct sbx_vm *c = NULL;
+	struct sbx_pnode *n = calloc(1, sizeof(*n));
+	/* Nothing here may ask the kernel what the confined monitor may not (docs/confinement.md):
+	 * the child's facts and handles come from its parent. */
+	int r = n ? sbx_core_new_child(vm, &c, err, sizeof(err)) : -ENOMEM;
+	if (r == 0)
+		r = sbx_calls_attach_fork(c, vm, err, sizeof(err));
+	if (r == 0) {
+		c->hooks.mem_operand = vm->hooks.mem_operand;
+		c->proc.pid = pid;
+		c->proc.ppid = vm->proc.pid;
+		c->proc.pgid = vm->proc.pgid;
+		c->proc.sid = vm->proc.sid;
+		c->procs = t;
+		c->hooks.proc = proc_call;
+		c->hooks.execed = execed;
+		sbx_vm_choose_cpus(c);
+		/* Processes share the cores: none pins its vCPU or poller. */
+		c->proc.vcpu.cpu = c->proc.ring.cpu = -1;
+		r = sbx_core_fork(vm, c, s->seq, err, sizeof(err));
+	}
+	if (r == 0) {
+		/* The parent's strings may go with its next execve: the child's own copies. */
+		if (c->proc.exec_path)
+			c->cfg.prog = c->proc.exec_path;
+		char l[512];
+		snprintf(l, sizeof(l), "%s (pid %u)",
+			 vm->proc.exec_path ? vm->proc.exec_path : vm->cfg.prog, pid);
+		free(c->proc.exec_args);
+		c->proc.exec_args = strdup(l);
+		if (c->proc.exec_args)
+			c->cfg.name = c->proc.exec_args;
+		*n = (struct sbx_pnode){.pid = pid,
+					.ppid = vm->proc.pid,
+					.pgid = vm->proc.pgid,
+					.sid = vm->proc.sid,
+					.vm = c,
+					.has_thread = 1};
+		pthread_mutex_lock(&t->lock);
+		n->next = t->list;
+		t->list = n;
+		/* The sandbox may have begun to end meanwhile: then no process starts. */
+		int e = t->ending ? EAGAIN : pthread_create(&n->thread, NULL, proc_main, n);
+		if (e) {
+			unlink_node(t, n);
+			r = -e;
+			snprintf(err, sizeof(err), "no host thread for it: %s", strerror(e));
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	if (r < 0) {
+		sbx_log(vm, 1, "fork: %s", err);
+		if (c && !c->proc.files)
+			c->procs = NULL;
+		sbx_vm_destroy(c);
+		free(n);
+		pthread_mutex_lock(&t->lock);
+		t->live--;
+		pthread_mutex_unlock(&t->lock);
+		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
+	}
+	if (flags & SBX_CLONE_VFORK) {
+		/* The parent waits until the child has exec'd or ended, as vfork's. */
+		int released = sbx_ring_release(vm);
+		pthread_mutex_lock(&t->lock);
+		while (!n->released && !atomic_load(&vm->life.stopping))
+			pthread_cond_wait(&t->cond, &t->lock);
+		pthread_mutex_unlock(&t->lock);
+		sbx_ring_reacquire(vm, released);
+	}
+	return pid;
+}
+
+static int matches(const struct sbx_pnode *n, int64_t pid, uint32_t pgid)
+{
+	if (pid > 0)
+		return n->pid == (uint64_t)pid;
+	if (pid == -1)
+		return 1;
+	return n->pgid == (pid == 0 ? pgid : (uint64_t)-pid);
+}
+
+static int signal_waiting(struct sbx_vm *vm)
+{
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	return b && __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST) != 0;
+}
+
+static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_procs *t = vm->procs;
+	int64_t pid = (int64_t)s->u.a[0];
+	uint64_t opts = s->u.a[1];
+	if (pid < INT32_MIN || pid > INT32_MAX)
+		return -ECHILD;
+	int released = sbx_ring_release(vm);
+	int64_t r = 0;
+	pthread_t reap;
+	int join = 0;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct sbx_pnode *hit = NULL;
+		int any = 0;
+		for (struct sbx_pnode *n = t->list; n && !hit; n = n->next) {
+			if (n->ppid != vm->proc.pid || !matches(n, pid, vm->proc.pgid))
+				continue;
+			any = 1;
+			if (n->ended)
+				hit = n;
+		}
+		if (!any) {
+			r = -ECHILD;
+			break;
+		}
+		if (hit) {
+			r = ((int64_t)(uint32_t)hit->status << 32) | hit->pid;
+			if (!(opts & SBX_WNOWAIT)) {
+				unlink_node(t, hit);
+				reap = hit->thread;
+				join = hit->has_thread;
+				free(hit);
+			}
+			break;
+		}
+		if (opts & SBX_WNOHANG)
+			break;
+		if (atomic_load(&vm->life.stopping) || signal_waiting(vm) ||
+		    atomic_load(&vm->life.pause_req)) {
+			r = -EINTR;
+			break;
+		}
+		struct timespec dl;
+		sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
+		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (join)
+		pthread_join(reap, NULL);
+	sbx_ring_reacquire(vm, released);
+	return r;
+}
+
+static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_procs *t = vm->procs;
+	int64_t pid = (int64_t)s->u.a[0];
+	uint64_t sig = s->u.a[1];
+	if (sig > 64)
+		return -EINVAL;
+	if (pid < INT32_MIN || pid > INT32_MAX || pid == INT32_MIN)
+		return -ESRCH;
+	int found = 0, mine = 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct sbx_pnode *n = t->list; n; n = n->next) {
+		/* kill(-1, ...): every process but init and the caller. */
+		if (!matches(n, pid, vm->proc.pgid) || (pid == -1 && n->pid == 1))
+			continue;
+		if (n->pid == vm->proc.pid) {
+			mine = pid != -1;
+			continue;
+		}
+		found = 1;
+		if (sig && n->vm)
+			deliver(t, n->vm, (int)sig, vm->proc.pid);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (mine)
+		return 1; /* the guest's kernel takes the caller's share */
+	return found || pid == -1 ? 0 : -ESRCH;
+}
+
+/* setpgid, getpgid, setsid, getsid over the tree; the ids each process sees are in its boot
+ * page. Tree lock held. */
+static void set_ids(struct sbx_pnode *n, uint32_t pgid, uint32_t sid)
+{
+	n->pgid = pgid;
+	n->sid = sid;
+	if (!n->vm)
+		return;
+	n->vm->proc.pgid = pgid;
+	n->vm->proc.sid = sid;
+	struct sbx_bootinfo *b = sbx_gptr(n->vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b) {
+		__atomic_store_n(&b->pgid, pgid, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->sid, sid, __ATOMIC_RELAXED);
+	}
+}
+
+static int64_t do_pgrp(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_procs *t = vm->procs;
+	uint64_t op = s->u.a[0];
+	int64_t a = (int64_t)s->u.a[1], b = (int64_t)s->u.a[2];
+	if (a < 0 || a > INT32_MAX || ((op == 0) && (b < 0 || b > INT32_MAX)))
+		return op == 0 ? -EINVAL : -ESRCH;
+	int64_t r = 0;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *me = self(vm), *n = a ? find(t, (uint32_t)a) : me;
+	switch (op) {
+	case 0: /* setpgid(a, b): itself or a child of its session; into a group of it */
+		if (!n || !me || (n != me && n->ppid != me->pid)) {
+			r = -ESRCH;
+			break;
+		}
+		uint32_t pgid = b ? (uint32_t)b : n->pid;
+		int exists = pgid == n->pid;
+		for (struct sbx_pnode *g = t->list; g && !exists; g = g->next)
+			exists = g->pgid == pgid && g->sid == me->sid && !g->ended;
+		if (n->sid != me->sid || n->pid == n->sid || !exists)
+			r = -EPERM;
+		else
+			set_ids(n, pgid, n->sid);
+		break;
+	case 1:
+		r = n ? (int64_t)n->pgid : -ESRCH;
+		break;
+	case 2: /* setsid: not for a group's leader */
+		if (!me)
+			r = -ESRCH;
+		else if (me->pgid == me->pid)
+			r = -EPERM;
+		else {
+			set_ids(me, me->pid, me->pid);
+			r = me->pid;
+		}
+		break;
+	case 3:
+		r = n ? (int64_t)n->sid : -ESRCH;
+		break;
+	default:
+		r = -EINVAL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (!vm->procs)
+		return -ENOSYS;
+	switch (s->nr) {
+	case SBX_CALL_FORK:
+		return do_fork(vm, s);
+	case SBX_CALL_WAIT:
+		return do_wait(vm, s);
+	case SBX_CALL_PKILL:
+		return do_kill(vm, s);
+	case SBX_CALL_PGRP:
+		return do_pgrp(vm, s);
+	}
+	return -ENOSYS;
+}
+
+int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct sbx_procs *t = calloc(1, sizeof(*t));
+	struct sbx_pnode *n = calloc(1, sizeof(*n));
+	if (!t || !n) {
+		free(t);
+		free(n);
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	t->root = vm;
+	t->next_pid = 2;
+	t->live = 1;
+	t->max = vm->cfg.max_procs ? (unsigned)vm->cfg.max_procs : SBX_PROCS_DEFAULT;
+	if (sched_getaffinity(0, sizeof(t->cpus), &t->cpus) < 0)
+		CPU_ZERO(&t->cpus);
+	*n = (struct sbx_pnode){.pid = 1, .ppid = 0, .pgid = 1, .sid = 1, .vm = vm};
+	t->list = n;
+	vm->procs = t;
+	vm->hooks.proc = proc_call;
+	vm->hooks.execed = execed;
+	return 0;
+}
+
+unsigned sbx_procs_count(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t)
+		return 1;
+	pthread_mutex_lock(&t->lock);
+	unsigned n = t->live;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void sbx_procs_end(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t || t->root != vm)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->ending = 1;
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->vm && n->vm != vm)
+			sbx_vm_kill(n->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
+				    "killed: the sandbox's first process ended");
+	pthread_mutex_unlock(&t->lock);
+	/* No process outlives its sandbox: each thread is joined once its VM is gone. */
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		struct sbx_pnode *n = t->list;
+		while (n && !n->has_thread)
+			n = n->next;
+		if (n)
+			unlink_node(t, n);
+		pthread_mutex_unlock(&t->lock);
+		if (!n)
+			break;
+		pthread_join(n->thread, NULL);
+		free(n);
+	}
+	while (t->list) {
+		struct sbx_pnode *n = t->list;
+		t->list = n->next;
+		free(n);
+	}
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+	vm->procs = NULL;
+}

@@ -1,0 +1,398 @@
+/* Processes as programs use them: fork, exec, wait, pipes between processes, signals between
+ * them, process groups, posix_spawn and vfork. Each subcommand prints what it saw; run natively
+ * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
+ * program is this one again, through /proc/self/exe, so no other file needs to be shown.
+ *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
+ *         pgrp | orphan | many N       behaviour (compared with native)
+ *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait, microseconds each
+ *   procs echo ARGS... | fds | true    what the exec'd copy does */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *self = "/proc/self/exe";
+
+static void status(const char *what, int st)
+{
+	if (WIFEXITED(st))
+		printf("%s: exited %d\n", what, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		printf("%s: killed by signal %d\n", what, WTERMSIG(st));
+	else
+		printf("%s: status 0x%x\n", what, st);
+	fflush(stdout);
+}
+
+static int reap(pid_t pid, const char *what)
+{
+	int st;
+	pid_t r;
+	while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (r != pid) {
+		printf("%s: waitpid gave %d (%s)\n", what, (int)r, strerror(errno));
+		return -1;
+	}
+	status(what, st);
+	return st;
+}
+
+static int do_fork(void)
+{
+	pid_t me = getpid();
+	fflush(stdout);
+	pid_t c = fork();
+	if (c < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (c == 0) {
+		printf("child: ppid %s, pid %s\n", getppid() == me ? "is the parent" : "WRONG",
+		       getpid() != me ? "its own" : "WRONG");
+		fflush(stdout);
+		_exit(7);
+	}
+	reap(c, "child");
+	int st;
+	printf("again: %s\n", waitpid(-1, &st, 0) < 0 && errno == ECHILD ? "ECHILD" : "WRONG");
+	/* Memory is the child's own: a write there does not reach the parent. */
+	static volatile int shared = 1;
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		shared = 2;
+		_exit(shared);
+	}
+	reap(c, "writer");
+	printf("parent still sees %d\n", shared);
+	return 0;
+}
+
+static int do_pipe(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t w[2];
+	for (int i = 0; i < 2; i++) {
+		w[i] = fork();
+		if (w[i] == 0) {
+			close(p[0]);
+			for (int k = 0; k < 1000; k++)
+				if (write(p[1], "hello\n", 6) != 6)
+					_exit(1);
+			_exit(0);
+		}
+	}
+	close(p[1]);
+	char buf[4096];
+	long total = 0;
+	ssize_t n;
+	while ((n = read(p[0], buf, sizeof(buf))) > 0)
+		total += n;
+	printf("read %ld bytes, then EOF\n", total);
+	reap(w[0], "writer 1");
+	reap(w[1], "writer 2");
+	return 0;
+}
+
+static int do_exec(void)
+{
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		execl(self, "procs", "echo", "a b", "c", (char *)NULL);
+		_exit(127);
+	}
+	reap(c, "exec");
+	c = fork();
+	if (c == 0) {
+		execl("/nonexistent", "x", (char *)NULL);
+		printf("execve of a missing file: %s\n", strerror(errno));
+		fflush(stdout);
+		_exit(3);
+	}
+	reap(c, "missing");
+	return 0;
+}
+
+static int do_cloexec(void)
+{
+	int a[2], b[2];
+	if (pipe(a) < 0 || pipe2(b, O_CLOEXEC) < 0)
+		return 1;
+	if (dup2(a[1], 20) < 0 || dup2(b[1], 21) < 0 || fcntl(21, F_SETFD, FD_CLOEXEC) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		execl(self, "procs", "fds", (char *)NULL);
+		_exit(127);
+	}
+	reap(c, "fds");
+	return 0;
+}
+
+static int do_kill(void)
+{
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		for (;;)
+			pause();
+	}
+	printf("kill: %d\n", kill(c, SIGTERM));
+	reap(c, "paused child");
+	printf("kill of it now: %s\n", kill(c, 0) < 0 && errno == ESRCH ? "ESRCH" : "WRONG");
+	return 0;
+}
+
+static int note[2];
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (write(note[1], "x", 1) != 1)
+		_exit(9);
+}
+
+static int do_handler(void)
+{
+	int ready[2], never[2];
+	if (pipe(note) < 0 || pipe(ready) < 0 || pipe(never) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		struct sigaction sa = {.sa_handler = on_usr1};
+		sigaction(SIGUSR1, &sa, NULL);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		char x;
+		/* Blocked in a read the signal cuts short (no SA_RESTART): EINTR, then once more. */
+		ssize_t n = read(never[0], &x, 1);
+		printf("child's read: %s\n", n < 0 && errno == EINTR ? "EINTR" : "data");
+		fflush(stdout);
+		_exit(0);
+	}
+	char x;
+	if (read(ready[0], &x, 1) != 1)
+		return 1;
+	/* Sent again until it lands, should the child not be in its read yet (natively it is
+	 * caught there or before; either way one handler run is enough). */
+	struct pollfd pf = {.fd = note[0], .events = POLLIN};
+	do
+		kill(c, SIGUSR1);
+	while (poll(&pf, 1, 200) == 0);
+	int ran = read(note[0], &x, 1) == 1;
+	reap(c, "handler child"); /* first: the child prints too */
+	printf("handler ran in the child: %s\n", ran ? "yes" : "no");
+	return 0;
+}
+
+static volatile sig_atomic_t chld;
+static void on_chld(int sig)
+{
+	(void)sig;
+	chld = 1;
+}
+
+static int do_sigchld(void)
+{
+	struct sigaction sa = {.sa_handler = on_chld};
+	sigaction(SIGCHLD, &sa, NULL);
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0)
+		_exit(5);
+	while (!chld)
+		sigsuspend(&old);
+	printf("SIGCHLD came\n");
+	reap(c, "child");
+	return 0;
+}
+
+static int do_spawn(void)
+{
+	pid_t c;
+	char *argv[] = {"procs", "echo", "spawned", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	fflush(stdout);
+	int e = posix_spawn(&c, self, &fa, NULL, argv, environ);
+	if (!e)
+		reap(c, "spawned"); /* first: the child prints too */
+	printf("posix_spawn: %s\n", e ? strerror(e) : "ok");
+	return 0;
+}
+
+static int do_vfork(void)
+{
+	fflush(stdout);
+	pid_t c = vfork();
+	if (c == 0) {
+		execl(self, "procs", "echo", "from vfork", (char *)NULL);
+		_exit(127);
+	}
+	reap(c, "vfork child");
+	return 0;
+}
+
+static int do_wnohang(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		char x;
+		_exit(read(p[0], &x, 1) == 1 ? x : 1);
+	}
+	int st;
+	printf("WNOHANG before: %d\n", (int)waitpid(c, &st, WNOHANG));
+	if (write(p[1], "\x0b", 1) != 1)
+		return 1;
+	reap(c, "reader");
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	printf("waitid with none: %s\n",
+	       waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD ? "ECHILD" : "WRONG");
+	return 0;
+}
+
+static int do_pgrp(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return 1;
+	printf("own group: %s\n", getpgrp() == getpgid(0) ? "yes" : "WRONG");
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		int r = setpgid(0, 0);
+		printf("child setpgid: %d, leads its group: %s\n", r,
+		       getpgrp() == getpid() ? "yes" : "WRONG");
+		fflush(stdout);
+		if (write(p[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	char x;
+	if (read(p[0], &x, 1) != 1)
+		return 1;
+	printf("child's group from here: %s\n", getpgid(c) == c ? "its pid" : "WRONG");
+	printf("kill of the group: %d\n", kill(-c, SIGTERM));
+	reap(c, "group leader");
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	fflush(stdout);
+	c = fork();
+	if (c == 0)
+		_exit(4);
+	if (waitid(P_PID, (id_t)c, &si, WEXITED) == 0)
+		printf("waitid: code %s, status %d, pid %s\n",
+		       si.si_code == CLD_EXITED ? "CLD_EXITED" : "WRONG", si.si_status,
+		       si.si_pid == c ? "right" : "WRONG");
+	return 0;
+}
+
+static int do_many(int n)
+{
+	fflush(stdout);
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+		if (c < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (c == 0)
+			_exit(i & 0x7f);
+	}
+	int sum = 0, st;
+	pid_t r;
+	while ((r = wait(&st)) > 0)
+		sum += WEXITSTATUS(st);
+	printf("%d children, statuses sum to %d\n", n, sum);
+	return 0;
+}
+
+static double now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static int bench(int n, int exec)
+{
+	double t0 = now_us();
+	for (int i = 0; i < n; i++) {
+		pid_t c = fork();
+		if (c == 0) {
+			if (exec)
+				execl(self, "procs", "true", (char *)NULL);
+			_exit(0);
+		}
+		int st;
+		if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+			return 1;
+	}
+	printf("%s: %.1f us each\n", exec ? "fork+exec+wait" : "fork+_exit+wait",
+	       (now_us() - t0) / n);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	const char *c = argc > 1 ? argv[1] : "";
+	int n = argc > 2 ? atoi(argv[2]) : 0;
+	if (!strcmp(c, "echo")) {
+		for (int i = 2; i < argc; i++)
+			printf("arg %d: [%s]\n", i - 1, argv[i]);
+		printf("argv[0]: %s\n", argv[0]);
+		return 3;
+	}
+	if (!strcmp(c, "fds")) {
+		printf("fd 20: %s, fd 21: %s\n", fcntl(20, F_GETFD) >= 0 ? "open" : "closed",
+		       fcntl(21, F_GETFD) >= 0 ? "open" : "closed");
+		return 0;
+	}
+	if (!strcmp(c, "true"))
+		return 0;
+	int r = !strcmp(c, "fork")	  ? do_fork()
+		: !strcmp(c, "pipe")	  ? do_pipe()
+		: !strcmp(c, "exec")	  ? do_exec()
+		: !strcmp(c, "cloexec")	  ? do_cloexec()
+		: !strcmp(c, "kill")	  ? do_kill()
+		: !strcmp(c, "handler")	  ? do_handler()
+		: !strcmp(c, "sigchld")	  ? do_sigchld()
+		: !strcmp(c, "spawn")	  ? do_spawn()
+		: !strcmp(c, "vfork")	  ? do_vfork()
+		: !strcmp(c, "wnohang")	  ? do_wnohang()
+		: !strcmp(c, "pgrp")	  ? do_pgrp()
+		: !strcmp(c, "many")	  ? do_many(n > 0 ? n : 20)
+		: !strcmp(c, "bench")	  ? bench(n > 0 ? n : 100, 0)
+		: !strcmp(c, "execbench") ? bench(n > 0 ? n : 100, 1)
+					  : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);
+	fflush(stdout);
+	return r;
+}

@@ -1,0 +1,168 @@
+/* Processes (a VM each, monitor/sandbox/procs.c): samples/procs.c's subcommands under
+ * sandbox-run give the exit status and stdout of the same binary run natively, for glibc and
+ * musl; busybox's shell runs pipelines, command substitution, scripts and loops of external
+ * commands; the limits and the end of the first process hold for the whole tree. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e_util.h"
+
+#define BUSYBOX "/bin/busybox"
+
+static void same_as_native(const char *args)
+{
+	e2e_sample_expect("procs", "", args, 0, NULL);
+}
+
+/* Generous: only a hang reaches it. */
+TestSuite(procs, .timeout = 600);
+
+Test(procs, fork_gives_each_process_its_own_memory_and_ids)
+{
+	same_as_native("fork");
+}
+
+Test(procs, pipes_between_processes_end_in_eof)
+{
+	same_as_native("pipe");
+}
+
+Test(procs, exec_runs_a_new_image_with_its_arguments)
+{
+	same_as_native("exec");
+}
+
+Test(procs, close_on_exec_descriptors_close_at_exec)
+{
+	same_as_native("cloexec");
+}
+
+Test(procs, kill_ends_a_child_and_wait_tells_the_signal)
+{
+	same_as_native("kill");
+}
+
+Test(procs, a_signal_from_another_process_runs_its_handler)
+{
+	same_as_native("handler");
+}
+
+Test(procs, sigchld_reaches_a_handler)
+{
+	same_as_native("sigchld");
+}
+
+Test(procs, posix_spawn_and_vfork)
+{
+	same_as_native("spawn");
+	same_as_native("vfork");
+}
+
+Test(procs, wnohang_waitid_and_process_groups)
+{
+	same_as_native("wnohang");
+	same_as_native("pgrp");
+}
+
+Test(procs, many_children_are_all_reaped)
+{
+	same_as_native("many 40");
+}
+
+static char *shell(const char *opts, const char *script, int *st)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), SANDBOX " --ro " BUSYBOX ":/bin/busybox %s /bin/busybox sh -c '%s' 2>&1",
+		 opts, script);
+	return e2e_slurp(cmd, st);
+}
+
+static void need_busybox(void)
+{
+	e2e_need_kvm();
+	if (access(BUSYBOX, X_OK) != 0)
+		cr_skip_test(BUSYBOX " is not installed (scripts/setup.sh installs busybox-static)");
+}
+
+Test(procs, a_shell_runs_pipelines_substitutions_and_loops)
+{
+	need_busybox();
+	int st;
+	char *o = shell("", "B=/bin/busybox; echo $($B echo sub); $B echo a b c | $B wc -w; "
+			    "i=0; while [ $i -lt 20 ]; do $B true; i=$((i+1)); done; echo loop $i; "
+			    "$B false; echo false gave $?; exit 3",
+			&st);
+	cr_assert_eq(st, 3, "%s", o);
+	cr_assert_str_eq(o, "sub\n3\nloop 20\nfalse gave 1\n", "%s", o);
+	free(o);
+}
+
+Test(procs, a_script_runs_through_its_interpreter)
+{
+	need_busybox();
+	char dir[] = "/tmp/sbx-procs.XXXXXX";
+	e2e_scratch(dir, "printf '#!/bin/busybox sh\\necho script $0 $1\\nexit 6\\n' > s.sh && chmod +x s.sh"
+			 " && printf 'not a program' > plain && chmod +x plain");
+	char opts[256], cmd[8192];
+	snprintf(opts, sizeof(opts), "--ro %s:/d", dir);
+	int st;
+	char *o = shell(opts, "/d/s.sh arg; echo status $?; /d/plain; echo plain $?", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	/* busybox runs a file without #! as a script itself (execve says ENOEXEC). */
+	cr_assert(strstr(o, "script /d/s.sh arg\nstatus 6\n"), "%s", o);
+	free(o);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	free(e2e_slurp(cmd, &st));
+}
+
+Test(procs, max_procs_makes_fork_fail_with_eagain)
+{
+	need_busybox();
+	int st;
+	/* Two processes at once at most: the shell, and one command at a time. */
+	char *o = shell("--max-procs 2", "/bin/busybox true && echo one; "
+					 "/bin/busybox sleep 5 & /bin/busybox true; echo second $?",
+			&st);
+	cr_assert(strstr(o, "one\n"), "%s", o);
+	cr_assert(strstr(o, "can't fork") || strstr(o, "Resource temporarily unavailable"),
+		  "%s", o);
+	free(o);
+}
+
+/* The first process's end ends them all, and --timeout does too. */
+Test(procs, no_process_outlives_the_sandbox)
+{
+	need_busybox();
+	int st;
+	char *o = shell("--timeout 2s", "/bin/busybox sleep 100 & /bin/busybox sleep 100", &st);
+	cr_assert_eq(st, 121, "%s", o);
+	free(o);
+	o = shell("", "/bin/busybox sleep 100 & echo started", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert_str_eq(o, "started\n", "%s", o);
+	free(o);
+}
+
+Test(procs, the_audit_log_records_every_execve)
+{
+	need_busybox();
+	char path[] = "/tmp/sbx-audit.XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	char opts[256];
+	snprintf(opts, sizeof(opts), "--audit %s", path);
+	int st;
+	char *o = shell(opts, "/bin/busybox echo hi; /nope", &st);
+	free(o);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "cat %s; rm -f %s", path, path);
+	o = e2e_slurp(cmd, &st);
+	cr_assert(strstr(o, "\"call\":\"execve\"") && strstr(o, "\"argv\":[\"/bin/busybox\",\"echo\",\"hi\"]"),
+		  "%s", o);
+	cr_assert(strstr(o, "\"guest_path\":\"/nope\"") && strstr(o, "\"result\":-2"), "%s", o);
+	free(o);
+}

@@ -1,0 +1,86 @@
+/* The process calls' checks on a VM without KVM: requests that must come from the calling
+ * vCPU's own thread, and the process tree's answers (wait, kill, process groups) for a
+ * sandbox of one process. Forks and execs of real programs: test_procs.c. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static struct test_vm T;
+
+static void setup(void)
+{
+	test_vm_setup(&T);
+	char err[256];
+	cr_assert_eq(sbx_procs_attach(T.vm, err, sizeof(err)), 0, "%s", err);
+}
+
+static void teardown(void)
+{
+	test_vm_teardown(&T);
+}
+
+TestSuite(procs_unit, .init = setup, .fini = teardown);
+
+static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, int own)
+{
+	struct sbx_slot s = {.nr = nr, .pad = own ? SBX_SLOT_OWN : 0};
+	s.u.a[0] = a0;
+	s.u.a[1] = a1;
+	s.u.a[2] = a2;
+	return test_call(&T, s);
+}
+
+/* Served by another thread than the caller's (the poller), these would stop the wrong one. */
+Test(procs_unit, calls_not_marked_for_the_callers_thread_are_refused)
+{
+	const uint32_t nr[] = {SBX_CALL_FORK, SBX_CALL_EXECVE, SBX_CALL_WAIT, SBX_CALL_PKILL,
+			       SBX_CALL_PGRP};
+	for (size_t i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
+		cr_assert_eq(call(nr[i], 0, 0, 0, 0), -EINVAL, "call %u", nr[i]);
+}
+
+Test(procs_unit, wait_with_no_children_is_echild)
+{
+	cr_assert_eq(call(SBX_CALL_WAIT, (uint64_t)-1, 0, 0, 1), -ECHILD);
+	cr_assert_eq(call(SBX_CALL_WAIT, 5, 1 /* WNOHANG */, 0, 1), -ECHILD);
+	cr_assert_eq(call(SBX_CALL_WAIT, 1ull << 40, 0, 0, 1), -ECHILD);
+}
+
+Test(procs_unit, kill_finds_only_processes_that_exist)
+{
+	cr_assert_eq(call(SBX_CALL_PKILL, 99, 0, 0, 1), -ESRCH);
+	cr_assert_eq(call(SBX_CALL_PKILL, (uint64_t)-99, 15, 0, 1), -ESRCH);
+	cr_assert_eq(call(SBX_CALL_PKILL, 5, 65, 0, 1), -EINVAL);
+	cr_assert_eq(call(SBX_CALL_PKILL, 1ull << 40, 0, 0, 1), -ESRCH);
+	/* Its own group: the caller's share is its kernel's (1); -1 spares init and the caller. */
+	cr_assert_eq(call(SBX_CALL_PKILL, 0, 0, 0, 1), 1);
+	cr_assert_eq(call(SBX_CALL_PKILL, (uint64_t)-1, 0, 0, 1), 0);
+	cr_assert_eq(T.vm->life.stopping, 0);
+}
+
+Test(procs_unit, process_groups_and_sessions)
+{
+	cr_assert_eq(call(SBX_CALL_PGRP, 1, 0, 0, 1), 1);	/* getpgid(0) */
+	cr_assert_eq(call(SBX_CALL_PGRP, 1, 77, 0, 1), -ESRCH); /* no pid 77 */
+	cr_assert_eq(call(SBX_CALL_PGRP, 3, 0, 0, 1), 1);	/* getsid(0) */
+	cr_assert_eq(call(SBX_CALL_PGRP, 2, 0, 0, 1), -EPERM);	/* setsid of a leader */
+	cr_assert_eq(call(SBX_CALL_PGRP, 0, 0, 0, 1), -EPERM);	/* a session's leader */
+	cr_assert_eq(call(SBX_CALL_PGRP, 0, 8, 0, 1), -ESRCH);
+	cr_assert_eq(call(SBX_CALL_PGRP, 0, 0, (uint64_t)-3, 1), -EINVAL);
+	cr_assert_eq(call(SBX_CALL_PGRP, 9, 0, 0, 1), -EINVAL);
+}
+
+Test(procs_unit, execve_checks_its_arguments_before_anything)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_EXECVE, .pad = SBX_SLOT_OWN};
+	s.u.a[0] = (uint64_t)(int64_t)SBX_AT_FDCWD;
+	s.u.a[4] = 0x8000; /* no such AT_ flag */
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+	/* No page tables in this VM: no path can be read. */
+	s.u.a[4] = 0;
+	s.u.a[1] = 0x400000;
+	cr_assert_eq(test_call(&T, s), -EFAULT);
+	cr_assert_eq(T.vm->life.stopping, 0);
+}
