@@ -159,7 +159,7 @@ def main():
     sbx = os.path.join(build, "sandbox-run")
     bins = {name: os.path.join(build, sub, name) for sub, names in (
         ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
-                     "threads-glibc", "events-glibc")),
+                     "threads-glibc", "events-glibc", "procs-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -437,6 +437,39 @@ def main():
         rep.row("heavy sandbox", "ns/msg", res["sandbox"]["ns"], res["native"]["ns"], "native",
                 digits=0)
         rep.table()
+
+    # 12. processes
+    pr_n = 20 if a.quick else 200
+    bb = "/bin/busybox"
+    rep.section(f"12. processes: procs-glibc bench/execbench {pr_n} (ns each, timed in the "
+                f"guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
+                f"| cat (wall)",
+                "sandbox: --ro /bin/busybox; each process is a VM of its own (fork copies the "
+                "caller's RAM and vCPU)")
+    op = lambda fn, name: lambda: {"ns": parse_op(fn()["err"], name)}
+    for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
+                            ("fork+exec+wait", "execbench", "fork_exec_wait")):
+        res = interleave({"native": op(native(bins["procs-glibc"], sub, str(pr_n)), name),
+                          "sandbox": op(sandboxed(bins["procs-glibc"], sub, str(pr_n)), name)},
+                         compute_runs)
+        rep.row(f"{what} native", "ns", res["native"]["ns"], digits=0)
+        rep.row(f"{what} sandbox", "ns", res["sandbox"]["ns"], res["native"]["ns"], "native",
+                digits=0)
+    if not os.access(bb, os.X_OK):
+        print(f"   busybox rows skipped: no {bb} (scripts/setup.sh installs busybox-static)")
+    else:
+        loop = f"i=0; while [ $i -lt 100 ]; do {bb} true; i=$((i+1)); done"
+        pipe = f"{bb} dd if=/dev/zero bs=64k count=2000 2>/dev/null | {bb} cat > /dev/null"
+        for what, script, goal, lim in (("100 commands", loop, "<= 5x native", 5),
+                                        ("dd | cat 125 MiB", pipe, "throughput >= 25%", 4)):
+            res = interleave({"native": native(bb, "sh", "-c", script),
+                              "sandbox": native(sbx, "--ro", bb, bb, "sh", "-c", script)},
+                             compute_runs)
+            rep.row(f"{what} native", "s", res["native"]["wall"], digits=3)
+            rep.row(f"{what} sandbox", "s", res["sandbox"]["wall"], res["native"]["wall"],
+                    "native", goal, digits=3)
+            rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= lim
+    rep.table()
 
     failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"
               for s in rep.sections for r in s["rows"] if r["met"] is False]

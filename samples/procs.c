@@ -4,7 +4,7 @@
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
  *         pgrp | orphan | many N       behaviour (compared with native)
- *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait, microseconds each
+ *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait: "OP N ns" on stderr
  *   procs echo ARGS... | fds | true    what the exec'd copy does */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,7 +180,8 @@ static int do_handler(void)
 		if (write(ready[1], "r", 1) != 1)
 			_exit(1);
 		char x;
-		/* Blocked in a read the signal cuts short (no SA_RESTART): EINTR, then once more. */
+		/* Blocked in a read the signal cuts short (no SA_RESTART): EINTR, then once more.
+		 */
 		ssize_t n = read(never[0], &x, 1);
 		printf("child's read: %s\n", n < 0 && errno == EINTR ? "EINTR" : "data");
 		fflush(stdout);
@@ -273,7 +274,8 @@ static int do_wnohang(void)
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	printf("waitid with none: %s\n",
-	       waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD ? "ECHILD" : "WRONG");
+	       waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 && errno == ECHILD ? "ECHILD"
+									       : "WRONG");
 	return 0;
 }
 
@@ -355,8 +357,9 @@ static int bench(int n, int exec)
 		if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;
 	}
-	printf("%s: %.1f us each\n", exec ? "fork+exec+wait" : "fork+_exit+wait",
-	       (now_us() - t0) / n);
+	/* "op N ns-each" on stderr, as bench/run.py reads the samples' timings. */
+	fprintf(stderr, "%s %d %.0f\n", exec ? "fork_exec_wait" : "fork_wait", n,
+		(now_us() - t0) * 1e3 / n);
 	return 0;
 }
 
@@ -378,21 +381,22 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(c, "true"))
 		return 0;
-	int r = !strcmp(c, "fork")	  ? do_fork()
-		: !strcmp(c, "pipe")	  ? do_pipe()
-		: !strcmp(c, "exec")	  ? do_exec()
-		: !strcmp(c, "cloexec")	  ? do_cloexec()
-		: !strcmp(c, "kill")	  ? do_kill()
-		: !strcmp(c, "handler")	  ? do_handler()
-		: !strcmp(c, "sigchld")	  ? do_sigchld()
-		: !strcmp(c, "spawn")	  ? do_spawn()
-		: !strcmp(c, "vfork")	  ? do_vfork()
-		: !strcmp(c, "wnohang")	  ? do_wnohang()
-		: !strcmp(c, "pgrp")	  ? do_pgrp()
-		: !strcmp(c, "many")	  ? do_many(n > 0 ? n : 20)
-		: !strcmp(c, "bench")	  ? bench(n > 0 ? n : 100, 0)
-		: !strcmp(c, "execbench") ? bench(n > 0 ? n : 100, 1)
-					  : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);
+	int r = !strcmp(c, "fork")	? do_fork()
+		: !strcmp(c, "pipe")	? do_pipe()
+		: !strcmp(c, "exec")	? do_exec()
+		: !strcmp(c, "cloexec") ? do_cloexec()
+		: !strcmp(c, "kill")	? do_kill()
+		: !strcmp(c, "handler") ? do_handler()
+		: !strcmp(c, "sigchld") ? do_sigchld()
+		: !strcmp(c, "spawn")	? do_spawn()
+		: !strcmp(c, "vfork")	? do_vfork()
+		: !strcmp(c, "wnohang") ? do_wnohang()
+		: !strcmp(c, "pgrp")	? do_pgrp()
+		: !strcmp(c, "many")	? do_many(n > 0 ? n : 20)
+		: !strcmp(c, "bench")	? bench(n > 0 ? n : 100, 0)
+		: !strcmp(c, "execbench")
+		    ? bench(n > 0 ? n : 100, 1)
+		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);
 	fflush(stdout);
 	return r;
 }

@@ -61,7 +61,8 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	uint32_t id = (uint32_t)pid;
 	if (pid > 0) {
 		if ((flags & CLONE_PARENT_SETTID) && k_copy_to_user(ptid, &id, 4) < 0)
-			return pid; /* the child exists: as Linux, the failed write is the caller's */
+			return pid; /* the child exists: as Linux, the failed write is the caller's
+				     */
 		return pid;
 	}
 	/* The child: the monitor wrote its ids into its boot page. */
@@ -123,8 +124,8 @@ long k_sys_wait4(struct k_frame *f)
 {
 	int64_t pid = (int32_t)f->rdi;
 	uint64_t opts = f->rdx;
-	if (opts & ~(uint64_t)(WNOHANG | 2 /* WUNTRACED */ | WCONTINUED | K_WALL | K_WCLONE |
-			       K_WNOTHREAD))
+	if (opts &
+	    ~(uint64_t)(WNOHANG | 2 /* WUNTRACED */ | WCONTINUED | K_WALL | K_WCLONE | K_WNOTHREAD))
 		return -EINVAL;
 	if (pid == -2147483648ll)
 		return -ESRCH; /* INT_MIN: Linux refuses to negate it */
@@ -170,8 +171,9 @@ long k_sys_waitid(struct k_frame *f)
 	if (r > 0) {
 		uint32_t st = (uint32_t)((uint64_t)r >> 32);
 		si[0] = SIGCHLD;
-		si[2] = (st & 0x7f) == 0 ? 1 /* CLD_EXITED */ : (st & 0x80) ? 3 /* CLD_DUMPED */
-									: 2 /* CLD_KILLED */;
+		si[2] = (st & 0x7f) == 0 ? 1 /* CLD_EXITED */
+			: (st & 0x80)	 ? 3 /* CLD_DUMPED */
+					 : 2 /* CLD_KILLED */;
 		si[4] = (int32_t)(r & 0xffffffff);
 		si[5] = (int32_t)BOOT->uid;
 		si[6] = (st & 0x7f) == 0 ? (int32_t)((st >> 8) & 0xff) : (int32_t)(st & 0x7f);

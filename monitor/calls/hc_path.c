@@ -285,8 +285,9 @@ int sbx_path_open_ro(struct sbx_vm *vm, int32_t dirfd, const char *path, int fol
 			return -ENOENT;
 		const struct policy_mount *m = p.t.mount;
 		/* O_NONBLOCK: a FIFO opens at once (and is refused as no regular file). */
-		int fd = policy_open(vm->cfg.policy, &p.t, how,
-				     O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0, NULL, NULL, &m);
+		int fd =
+		    policy_open(vm->cfg.policy, &p.t, how,
+				O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0, NULL, NULL, &m);
 		sbx_audit_mount(vm, &p.t, m);
 		if (fd == -EXDEV && (r = walk_again(vm, &p, how)) == 0)
 			continue;

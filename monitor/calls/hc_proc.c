@@ -176,8 +176,7 @@ static int exec_file(struct sbx_vm *vm, int32_t dirfd, const char *path, int fla
 	return fd;
 }
 
-static void audit_exec(struct sbx_vm *vm, const char *gpath, const struct strvec *argv,
-		       int64_t ret)
+static void audit_exec(struct sbx_vm *vm, const char *gpath, const struct strvec *argv, int64_t ret)
 {
 	FILE *f = vm->cfg.audit;
 	if (!f)
@@ -203,8 +202,8 @@ static void set_label(struct sbx_vm *vm, const struct strvec *argv, const char *
 	char l[512];
 	size_t o = (size_t)snprintf(l, sizeof(l), "%s (pid %u)", gpath, vm->proc.pid);
 	for (size_t i = 1; i < argv->n && o + 2 < sizeof(l); i++)
-		o += (size_t)snprintf(l + o, sizeof(l) - o, "%s%s", i == 1 ? ": " : " ",
-				      argv->v[i]);
+		o +=
+		    (size_t)snprintf(l + o, sizeof(l) - o, "%s%s", i == 1 ? ": " : " ", argv->v[i]);
 	free(vm->proc.exec_args);
 	vm->proc.exec_args = strdup(l);
 	vm->cfg.name = vm->proc.exec_args;

@@ -66,7 +66,8 @@ static int copy_vcpu(struct sbx_vm *parent, struct sbx_vm *child, char *err, siz
 			    errlen)) < 0 ||
 	    (r = copy_ioctl(from, to, KVM_GET_XCRS, KVM_SET_XCRS, &xc, "KVM_XCRS", err, errlen)) <
 		0 ||
-	    (r = copy_ioctl(from, to, KVM_GET_REGS, KVM_SET_REGS, &rg, "KVM_REGS", err, errlen)) < 0)
+	    (r = copy_ioctl(from, to, KVM_GET_REGS, KVM_SET_REGS, &rg, "KVM_REGS", err, errlen)) <
+		0)
 		return r;
 	int n = ioctl(parent->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	size_t xlen = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);

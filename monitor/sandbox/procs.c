@@ -38,7 +38,7 @@ struct sbx_procs {
 	struct sbx_pnode *list;
 	uint32_t next_pid;
 	unsigned live, max;
-	int ending;	 /* the first process ended: no new process */
+	int ending;	/* the first process ended: no new process */
 	cpu_set_t cpus; /* where a process's thread may run (the monitor's set at the start) */
 };
 
@@ -75,8 +75,8 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
-	if (sig == SIGKILL || (h == 0 && !default_ignored(sig) && !stop_signal(sig) &&
-			       !(ss->blocked & bit))) {
+	if (sig == SIGKILL ||
+	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
 		sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig, "killed by SIG%s from process %u",
 			    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
 		return;

@@ -75,8 +75,9 @@ Test(procs, many_children_are_all_reaped)
 static char *shell(const char *opts, const char *script, int *st)
 {
 	char cmd[4096];
-	snprintf(cmd, sizeof(cmd), SANDBOX " --ro " BUSYBOX ":/bin/busybox %s /bin/busybox sh -c '%s' 2>&1",
-		 opts, script);
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --ro " BUSYBOX ":/bin/busybox %s /bin/busybox sh -c '%s' 2>&1", opts,
+		 script);
 	return e2e_slurp(cmd, st);
 }
 
@@ -84,16 +85,18 @@ static void need_busybox(void)
 {
 	e2e_need_kvm();
 	if (access(BUSYBOX, X_OK) != 0)
-		cr_skip_test(BUSYBOX " is not installed (scripts/setup.sh installs busybox-static)");
+		cr_skip_test(BUSYBOX
+			     " is not installed (scripts/setup.sh installs busybox-static)");
 }
 
 Test(procs, a_shell_runs_pipelines_substitutions_and_loops)
 {
 	need_busybox();
 	int st;
-	char *o = shell("", "B=/bin/busybox; echo $($B echo sub); $B echo a b c | $B wc -w; "
-			    "i=0; while [ $i -lt 20 ]; do $B true; i=$((i+1)); done; echo loop $i; "
-			    "$B false; echo false gave $?; exit 3",
+	char *o = shell("",
+			"B=/bin/busybox; echo $($B echo sub); $B echo a b c | $B wc -w; "
+			"i=0; while [ $i -lt 20 ]; do $B true; i=$((i+1)); done; echo loop $i; "
+			"$B false; echo false gave $?; exit 3",
 			&st);
 	cr_assert_eq(st, 3, "%s", o);
 	cr_assert_str_eq(o, "sub\n3\nloop 20\nfalse gave 1\n", "%s", o);
@@ -104,8 +107,10 @@ Test(procs, a_script_runs_through_its_interpreter)
 {
 	need_busybox();
 	char dir[] = "/tmp/sbx-procs.XXXXXX";
-	e2e_scratch(dir, "printf '#!/bin/busybox sh\\necho script $0 $1\\nexit 6\\n' > s.sh && chmod +x s.sh"
-			 " && printf 'not a program' > plain && chmod +x plain");
+	e2e_scratch(
+	    dir,
+	    "printf '#!/bin/busybox sh\\necho script $0 $1\\nexit 6\\n' > s.sh && chmod +x s.sh"
+	    " && printf 'not a program' > plain && chmod +x plain");
 	char opts[256], cmd[8192];
 	snprintf(opts, sizeof(opts), "--ro %s:/d", dir);
 	int st;
@@ -123,12 +128,13 @@ Test(procs, max_procs_makes_fork_fail_with_eagain)
 	need_busybox();
 	int st;
 	/* Two processes at once at most: the shell, and one command at a time. */
-	char *o = shell("--max-procs 2", "/bin/busybox true && echo one; "
-					 "/bin/busybox sleep 5 & /bin/busybox true; echo second $?",
+	char *o = shell("--max-procs 2",
+			"/bin/busybox true && echo one; "
+			"/bin/busybox sleep 5 & /bin/busybox true; echo second $?",
 			&st);
 	cr_assert(strstr(o, "one\n"), "%s", o);
-	cr_assert(strstr(o, "can't fork") || strstr(o, "Resource temporarily unavailable"),
-		  "%s", o);
+	cr_assert(strstr(o, "can't fork") || strstr(o, "Resource temporarily unavailable"), "%s",
+		  o);
 	free(o);
 }
 
@@ -161,7 +167,8 @@ Test(procs, the_audit_log_records_every_execve)
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "cat %s; rm -f %s", path, path);
 	o = e2e_slurp(cmd, &st);
-	cr_assert(strstr(o, "\"call\":\"execve\"") && strstr(o, "\"argv\":[\"/bin/busybox\",\"echo\",\"hi\"]"),
+	cr_assert(strstr(o, "\"call\":\"execve\"") &&
+		      strstr(o, "\"argv\":[\"/bin/busybox\",\"echo\",\"hi\"]"),
 		  "%s", o);
 	cr_assert(strstr(o, "\"guest_path\":\"/nope\"") && strstr(o, "\"result\":-2"), "%s", o);
 	free(o);
