@@ -42,8 +42,10 @@ static int copy_segments(const struct loader_plan *plan, const uint8_t *raw,
 	return 0;
 }
 
+/* copy 0: every check, nothing written (loader_check_mem). */
 static int load_elf(Elf *e, const uint8_t *raw, size_t size, const struct loader_params *params,
-		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen)
+		    struct loader_mem *mem, struct loader_image *out, int copy, char *err,
+		    size_t errlen)
 {
 	struct loader_plan *plan;
 	int rc;
@@ -53,7 +55,7 @@ static int load_elf(Elf *e, const uint8_t *raw, size_t size, const struct loader
 	if (!plan)
 		return loader_fail(err, errlen, -ENOMEM, "out of memory");
 	rc = elf_check(e, raw, size, params, mem, plan, err, errlen);
-	if (rc == 0)
+	if (rc == 0 && copy)
 		rc = copy_segments(plan, raw, params, mem, err, errlen);
 	if (rc == 0)
 		*out = plan->img;
@@ -74,8 +76,9 @@ static int check_args(const struct loader_params *params, struct loader_mem *mem
 	return 0;
 }
 
-int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
-		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen)
+static int from_mem(const void *buf, size_t len, const struct loader_params *params,
+		    struct loader_mem *mem, struct loader_image *out, int load, char *err,
+		    size_t errlen)
 {
 	uint8_t *copy;
 	Elf *e;
@@ -100,11 +103,23 @@ int loader_load_mem(const void *buf, size_t len, const struct loader_params *par
 		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot parse the file: %s",
 				 elf_errmsg(-1));
 	} else {
-		rc = load_elf(e, copy, len, params, mem, out, err, errlen);
+		rc = load_elf(e, copy, len, params, mem, out, load, err, errlen);
 		elf_end(e);
 	}
 	free(copy);
 	return rc;
+}
+
+int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
+		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen)
+{
+	return from_mem(buf, len, params, mem, out, 1, err, errlen);
+}
+
+int loader_check_mem(const void *buf, size_t len, const struct loader_params *params,
+		     struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen)
+{
+	return from_mem(buf, len, params, mem, out, 0, err, errlen);
 }
 
 static int read_ident(int fd, const char *path, size_t size, char *err, size_t errlen)
@@ -150,7 +165,7 @@ int loader_load_fd(int fd, const char *name, const struct loader_params *params,
 		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot map the file: %s",
 				 elf_errmsg(-1));
 	else if ((rc = elf_check_ident(raw, size, err, errlen)) == 0)
-		rc = load_elf(e, raw, size, params, mem, out, err, errlen);
+		rc = load_elf(e, raw, size, params, mem, out, 1, err, errlen);
 	elf_end(e);
 	return rc;
 }

@@ -94,6 +94,11 @@ int loader_load_fd(int fd, const char *name, const struct loader_params *params,
 int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
 		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
 
+/* Every check of loader_load_mem, and the image it would give, with nothing written: for an
+ * execve, which must fail whole before the old image goes. */
+int loader_check_mem(const void *buf, size_t len, const struct loader_params *params,
+		     struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
+
 /* Join the interpreter `interp` (loaded with loader_load_* at its own place) to the program
  * `prog`, which named it: prog's page list gains the interpreter's pages, execution starts at
  * the interpreter's entry, AT_BASE is its bias; brk, AT_PHDR and AT_ENTRY stay the program's.

@@ -109,13 +109,16 @@ long k_sys_execveat(struct k_frame *f)
 }
 
 /* One wait: (status << 32) | pid, 0, or -errno. A signal for this process ends it early
- * (EINTR), to be delivered on the way out. */
+ * (EINTR) unless its handler has SA_RESTART (then the wait goes on), to be delivered on the
+ * way out. */
 static long wait_one(int64_t pid, uint64_t opts)
 {
 	for (;;) {
+		if (k_signal_interrupts())
+			return -EINTR;
 		uint64_t a[2] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT)};
 		long r = k_call_own(SBX_CALL_WAIT, a, 2);
-		if (r != -EINTR || k_signal_waiting())
+		if (r != -EINTR || k_signal_interrupts())
 			return r;
 	}
 }

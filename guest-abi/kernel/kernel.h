@@ -122,6 +122,8 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 long k_proc_kill(int64_t pid, uint64_t sig);
 void k_signal_take_incoming(void);
 int k_signal_default_ignored(uint32_t sig);
+#define K_SA_RESTART 0x10000000ull
+int k_signal_interrupts(void);
 void k_thread_forked(uint64_t clear_tid);
 long k_sys_fork(struct k_frame *f);
 long k_sys_vfork(struct k_frame *f);

@@ -232,11 +232,11 @@ long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 {
 	long r;
 	/* A signal another process sent since this syscall began: no wait for it to cut short. */
-	if (__builtin_expect(BOOT->sig_incoming != 0, 0) && k_signal_waiting())
+	if (__builtin_expect(BOOT->sig_incoming != 0, 0) && k_signal_interrupts())
 		return -EINTR;
 	do
 		r = rw_wait_once(nr, fd, buf, len);
-	while (r == -EINTR && !k_signal_waiting());
+	while (r == -EINTR && !k_signal_interrupts());
 	return r;
 }
 

@@ -266,6 +266,26 @@ int k_signal_waiting(void)
 	return (s->pending & ~s->blocked) != 0;
 }
 
+/* A signal that cuts a blocking call short: one whose handler lacks SA_RESTART, or one that
+ * ends the process. Those with SA_RESTART run after the call completes instead (this kernel
+ * restarts the wait itself). */
+int k_signal_interrupts(void)
+{
+	if (!k_signal_waiting())
+		return 0;
+	volatile struct k_sigthr *s = k_sig_self();
+	uint64_t ready = s->pending & ~s->blocked;
+	while (ready) {
+		uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
+		ready &= ready - 1;
+		uint64_t h = SIGS->act[sig].handler;
+		if ((h > 1 && !(SIGS->act[sig].flags & K_SA_RESTART)) ||
+		    (h == 0 && !k_signal_default_ignored(sig)))
+			return 1;
+	}
+	return 0;
+}
+
 int k_thread_interrupted(void)
 {
 	struct k_thread *t = K_CPU->self;

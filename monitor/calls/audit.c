@@ -86,6 +86,7 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *n
 		a->valid = 0;
 		return;
 	}
+	flockfile(f); /* one line, whole: the processes of a sandbox share the file */
 	sbx_audit_begin(f, name ? name : "?");
 	if (a->valid) {
 		fputs(",\"guest_path\":", f);
@@ -102,5 +103,6 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *n
 	}
 	fputs("}\n", f);
 	fflush(f);
+	funlockfile(f);
 	a->valid = 0;
 }

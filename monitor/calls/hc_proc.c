@@ -181,6 +181,7 @@ static void audit_exec(struct sbx_vm *vm, const char *gpath, const struct strvec
 	FILE *f = vm->cfg.audit;
 	if (!f)
 		return;
+	flockfile(f); /* one line, whole, whatever the other processes write meanwhile */
 	sbx_audit_begin(f, "execve");
 	fprintf(f, ",\"pid\":%u,\"guest_path\":", vm->proc.pid);
 	sbx_audit_string(f, gpath);
@@ -194,6 +195,7 @@ static void audit_exec(struct sbx_vm *vm, const char *gpath, const struct strvec
 		ret == -EACCES || ret == -ENOENT || ret == -EPERM ? "deny" : "allow",
 		(long long)ret);
 	fflush(f);
+	funlockfile(f);
 }
 
 /* The label reports and the summary use for this process from now on. */
@@ -221,6 +223,10 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EINVAL;
 	if (sbx_threads_count(vm)) {
 		sbx_log(vm, 1, "execve after a second thread ran is not supported yet");
+		return -ENOSYS;
+	}
+	if (vm->exec) {
+		sbx_log(vm, 1, "execve in a repeated run (serve, fuzz) is not supported yet");
 		return -ENOSYS;
 	}
 	uint64_t root = sbx_guest_root(vm);

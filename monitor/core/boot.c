@@ -351,36 +351,65 @@ static int load_interp(struct sbx_vm *vm, const struct loader_params *prog_lp,
 
 /* Kernel, program (from fd, or the configuration's path), interpreter and page tables into
  * zeroed RAM. */
-static int load_images(struct sbx_vm *vm, int fd, char *err, size_t errlen)
+/* Where the program may go: below the stack (1/8 of RAM, at most 8 MiB) and its guard page. */
+static uint64_t stack_bytes(const struct sbx_vm *vm)
 {
-	int r;
-	if ((r = load_kernel(vm, err, errlen)) < 0)
-		return r;
+	return vm->proc.mem.size / 8 < SBX_STACK_MAX ? vm->proc.mem.size / 8 : SBX_STACK_MAX;
+}
 
-	uint64_t stack =
-	    vm->proc.mem.size / 8 < SBX_STACK_MAX ? vm->proc.mem.size / 8 : SBX_STACK_MAX;
-	vm->proc.image.stack_guard = vm->proc.mem.size - stack - SBX_PAGE_SIZE;
-	struct loader_mem lm = {.base = vm->proc.mem.base, .size = vm->proc.mem.size};
-	struct loader_params lp = {
+static void image_params(struct sbx_vm *vm, struct loader_params *lp, struct loader_mem *lm)
+{
+	vm->proc.image.stack_guard = vm->proc.mem.size - stack_bytes(vm) - SBX_PAGE_SIZE;
+	*lm = (struct loader_mem){.base = vm->proc.mem.base, .size = vm->proc.mem.size};
+	*lp = (struct loader_params){
 	    .min_addr = SBX_USER_ADDR,
 	    .max_addr = vm->proc.image.stack_guard,
 	    .pie_base = SBX_USER_ADDR,
 	    .mem_is_zero = 1,
 	};
-	char lerr[400];
-	memset(&vm->proc.image.img, 0, sizeof(vm->proc.image.img));
-	if (fd < 0) {
-		prefault_image(vm);
-		r = loader_load_file(vm->cfg.prog, &lp, &lm, &vm->proc.image.img, lerr,
-				     sizeof(lerr));
-	} else {
-		r = loader_load_fd(fd, vm->proc.exec_path, &lp, &lm, &vm->proc.image.img, lerr,
-				   sizeof(lerr));
-	}
-	if (r < 0)
-		return sbx_fail(err, errlen, r, "%s", lerr);
-	if (vm->proc.image.img.interp[0] && (r = load_interp(vm, &lp, &lm, err, errlen)) < 0)
+}
+
+/* An execve's program and interpreter, read whole before anything changes: no mapping of a
+ * file another process could truncate under the loader, and what was checked is loaded. */
+struct exec_files {
+	void *prog, *interp;
+	size_t plen, ilen;
+	const char *iname;
+};
+
+/* Kernel, program (the configuration's path, or an execve's files), interpreter and page
+ * tables into zeroed RAM. */
+static int load_images(struct sbx_vm *vm, const struct exec_files *x, char *err, size_t errlen)
+{
+	int r;
+	if ((r = load_kernel(vm, err, errlen)) < 0)
 		return r;
+	struct loader_mem lm;
+	struct loader_params lp;
+	image_params(vm, &lp, &lm);
+	char lerr[400];
+	struct loader_image *img = &vm->proc.image.img;
+	memset(img, 0, sizeof(*img));
+	if (!x) {
+		prefault_image(vm);
+		r = loader_load_file(vm->cfg.prog, &lp, &lm, img, lerr, sizeof(lerr));
+		if (r < 0)
+			return sbx_fail(err, errlen, r, "%s", lerr);
+		if (img->interp[0] && (r = load_interp(vm, &lp, &lm, err, errlen)) < 0)
+			return r;
+		return sbx_x86_build_tables(vm, err, errlen);
+	}
+	struct loader_image *in = malloc(sizeof(*in));
+	r = in ? loader_load_mem(x->prog, x->plen, &lp, &lm, img, lerr, sizeof(lerr)) : -ENOMEM;
+	if (r == 0 && img->interp[0]) {
+		lp.pie_top = vm->proc.image.stack_guard;
+		r = loader_load_mem(x->interp, x->ilen, &lp, &lm, in, lerr, sizeof(lerr));
+		if (r == 0)
+			r = loader_add_interp(img, in, x->iname, lerr, sizeof(lerr));
+	}
+	free(in);
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" : lerr);
 	return sbx_x86_build_tables(vm, err, errlen);
 }
 
@@ -409,7 +438,7 @@ static int enter_image(struct sbx_vm *vm, char *const *argv, char *const *envp, 
 int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	int r;
-	if ((r = load_images(vm, -1, err, errlen)) < 0)
+	if ((r = load_images(vm, NULL, err, errlen)) < 0)
 		return r;
 	guest_exe_path(vm);
 	if ((r = sbx_core_join_kvm(vm, err, errlen)) < 0 ||
@@ -426,13 +455,16 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
 /* What execve keeps of the old image's signal state (Linux: the mask, the pending set and the
  * ignored signals; handlers go back to the default), put back after the boot page. */
 struct sig_keep {
-	uint64_t blocked, pending, ignored;
+	uint64_t blocked, pending, ignored, incoming;
 };
 
 static void sig_save(struct sbx_vm *vm, struct sig_keep *k)
 {
 	const struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
 	memset(k, 0, sizeof(*k));
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b)
+		k->incoming = __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST);
 	if (!s)
 		return;
 	k->blocked = s->blocked;
@@ -445,6 +477,9 @@ static void sig_save(struct sbx_vm *vm, struct sig_keep *k)
 static void sig_restore(struct sbx_vm *vm, const struct sig_keep *k)
 {
 	struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b)
+		__atomic_or_fetch(&b->sig_incoming, k->incoming, __ATOMIC_SEQ_CST);
 	if (!s)
 		return;
 	s->blocked = k->blocked & ~((1ull << 8) | (1ull << 18)); /* never SIGKILL, SIGSTOP */
@@ -454,59 +489,138 @@ static void sig_restore(struct sbx_vm *vm, const struct sig_keep *k)
 			s->act[i].handler = 1;
 }
 
+static int read_whole(int fd, uint64_t cap, const char *name, void **out, size_t *len, char *err,
+		      size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return sbx_fail(err, errlen, -errno, "%s: %s", name, strerror(errno));
+	if ((uint64_t)st.st_size > cap)
+		return sbx_fail(err, errlen, -ENOMEM, "%s: %lld bytes do not fit in guest RAM",
+				name, (long long)st.st_size);
+	uint8_t *b = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!b)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory for %s", name);
+	size_t n = 0;
+	while (n < (size_t)st.st_size) {
+		ssize_t k = pread(fd, b + n, (size_t)st.st_size - n, (off_t)n);
+		if (k <= 0) {
+			free(b);
+			return sbx_fail(err, errlen, k < 0 ? -errno : -EIO, "reading %s: %s", name,
+					k < 0 ? strerror(errno) : "shorter than its size");
+		}
+		n += (size_t)k;
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+/* Everything the load will check, checked now, while the old image is still there: the
+ * program, its interpreter, and room on the stack for the arguments. */
+static int exec_check(struct sbx_vm *vm, int fd, const char *gpath, size_t argbytes,
+		      struct exec_files *x, char *err, size_t errlen)
+{
+	char lerr[400];
+	int r = read_whole(fd, vm->proc.mem.size, gpath, &x->prog, &x->plen, err, errlen);
+	if (r < 0)
+		return r;
+	struct loader_mem lm;
+	struct loader_params lp;
+	uint64_t guard = vm->proc.image.stack_guard;
+	image_params(vm, &lp, &lm);
+	vm->proc.image.stack_guard = guard; /* the running image's, until the load */
+	struct loader_image *img = malloc(sizeof(*img)), *in = malloc(sizeof(*in));
+	r = img && in ? loader_check_mem(x->prog, x->plen, &lp, &lm, img, lerr, sizeof(lerr))
+		      : -ENOMEM;
+	if (r < 0)
+		sbx_fail(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" : lerr);
+	if (r == 0 && img->interp[0]) {
+		int ifd = open_interp(vm, img->interp, err, errlen);
+		r = ifd;
+		if (ifd >= 0) {
+			r = read_whole(ifd, vm->proc.mem.size, img->interp, &x->interp, &x->ilen,
+				       err, errlen);
+			close(ifd);
+		}
+		lp.pie_top = lp.max_addr;
+		if (r == 0 &&
+		    ((r = loader_check_mem(x->interp, x->ilen, &lp, &lm, in, lerr, sizeof(lerr))) <
+			 0 ||
+		     (r = loader_add_interp(img, in, img->interp, lerr, sizeof(lerr))) < 0))
+			sbx_fail(err, errlen, r, "interpreter %s: %s", img->interp, lerr);
+		x->iname = img->interp[0] ? strdup(img->interp) : NULL;
+		if (r == 0 && !x->iname)
+			r = sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	/* The strings, their pointers and auxv with room to spare, as Linux's quarter of the
+	 * stack limit. */
+	if (r == 0 && argbytes > stack_bytes(vm) / 4)
+		r = sbx_fail(err, errlen, -E2BIG, "%zu bytes of arguments and environment",
+			     argbytes);
+	free(img);
+	free(in);
+	return r;
+}
+
 int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
 		   char *const *envp, int *lost, char *err, size_t errlen)
 {
 	*lost = 0;
-	/* Before the point of no return: the interpreter must be there too. */
-	struct loader_dyninfo di;
-	char lerr[400];
-	int r = loader_dyninfo_fd(fd, gpath, &di, lerr, sizeof(lerr));
-	if (r < 0)
-		return sbx_fail(err, errlen, r, "%s", lerr);
-	if (di.interp) {
-		int ifd = open_interp(vm, di.interp, err, errlen);
-		loader_dyninfo_free(&di);
-		if (ifd < 0)
-			return ifd;
-		close(ifd);
-	} else {
-		loader_dyninfo_free(&di);
-	}
 	if (vm->proc.mem.fd < 0)
 		return sbx_fail(err, errlen, -ENOEXEC, "RAM is a snapshot file's mapping");
+	size_t argbytes = 0;
+	for (char *const *v = argv; v && *v; v++)
+		argbytes += strlen(*v) + 1 + sizeof(char *);
+	for (char *const *v = envp; v && *v; v++)
+		argbytes += strlen(*v) + 1 + sizeof(char *);
+	struct exec_files x = {0};
+	char *path = strdup(gpath);
+	int r = path ? exec_check(vm, fd, gpath, argbytes, &x, err, errlen)
+		     : sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	if (r < 0)
+		goto out;
 	struct sig_keep keep;
 	sig_save(vm, &keep);
-	char *path = strdup(gpath);
-	if (!path)
-		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	/* The point of no return. KVM may still owe the doorbell's MMIO write: finished before
+	 * the registers change. */
 	*lost = 1;
-	/* KVM may still owe the doorbell's MMIO write: finished before the registers change. */
 	sbx_vcpu_complete(vm);
 	sbx_shmap_clear(vm);
 	if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)vm->proc.mem.size) < 0) {
-		free(path);
-		return sbx_fail(err, errlen, -errno, "clearing guest RAM: %s", strerror(errno));
+		r = sbx_fail(err, errlen, -errno, "clearing guest RAM: %s", strerror(errno));
+		goto out;
 	}
+	/* Dirty tracking (a migration's rounds, a reset point) sees the whole of RAM change. */
+	sbx_mem_dirty(vm, 0, vm->proc.mem.size);
 	free(vm->proc.exec_path);
 	vm->proc.exec_path = path;
-	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "%s", path);
+	path = NULL;
+	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "%s",
+		 vm->proc.exec_path);
 	vm->proc.vcpu.xcr0 = sbx_xstate_default(&vm->proc.kvm.xs);
-	if ((r = load_images(vm, fd, err, errlen)) < 0 ||
+	if ((r = load_images(vm, &x, err, errlen)) < 0 ||
 	    (r = enter_image(vm, argv, envp, err, errlen)) < 0)
-		return r;
+		goto out;
 	sig_restore(vm, &keep);
 	/* KVM's shadow of the old page tables must go (docs/architecture.md, "The monitor's
 	 * writes are still unseen"). */
-	if ((r = sbx_memslot_reload(vm)) < 0)
-		return sbx_fail(err, errlen, r, "re-adding guest RAM: %s", strerror(-r));
+	if ((r = sbx_memslot_reload(vm)) < 0) {
+		sbx_fail(err, errlen, r, "re-adding guest RAM: %s", strerror(-r));
+		goto out;
+	}
 	vm->proc.ring.tail = 0;
 	vm->proc.ring.npop = 0;
 	vm->proc.ring.reimaged = 1;
 	sbx_ring_need_wakeup(vm, 1);
 	memset(vm->proc.vcpu.exit_count, 0, sizeof(vm->proc.vcpu.exit_count));
-	return 0;
+out:
+	free(path);
+	free(x.prog);
+	free(x.interp);
+	free((char *)x.iname);
+	return r;
 }
 
 void sbx_core_free(struct sbx_vm *vm)

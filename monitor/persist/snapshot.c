@@ -401,6 +401,8 @@ int sbx_vm_create_empty(const struct sbx_config *cfg, uint64_t mem_size, struct 
 	}
 	c.mem_size = mem_size;
 	int r = sbx_vm_create_bare(&c, out, err, errlen);
+	if (r == 0)
+		r = sbx_procs_attach(*out, err, errlen); /* the restored process is the first */
 	if (r < 0)
 		return r;
 	struct sbx_vm *vm = *out;

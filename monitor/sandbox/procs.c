@@ -22,12 +22,10 @@
 
 struct sbx_pnode {
 	uint32_t pid, ppid, pgid, sid;
-	struct sbx_vm *vm; /* NULL once its run is over */
-	pthread_t thread;  /* runs vm (none for the first process) */
-	int has_thread;
-	int ended;    /* a zombie: status holds its wait status */
-	int status;   /* as wait4 gives it */
-	int released; /* exec'd or ended: a vfork parent goes on */
+	struct sbx_vm *vm; /* NULL once its run is over: nothing may signal its threads then */
+	int ended;	   /* a zombie: status holds its wait status */
+	int status;	   /* as wait4 gives it */
+	int released;	   /* exec'd or ended: a vfork parent goes on */
 	struct sbx_pnode *next;
 };
 
@@ -37,9 +35,10 @@ struct sbx_procs {
 	struct sbx_vm *root;
 	struct sbx_pnode *list;
 	uint32_t next_pid;
-	unsigned live, max;
-	int ending;	/* the first process ended: no new process */
-	cpu_set_t cpus; /* where a process's thread may run (the monitor's set at the start) */
+	unsigned live, max; /* processes not yet reaped (zombies count, as for RLIMIT_NPROC) */
+	unsigned threads;   /* host threads of processes still running or tearing down */
+	int ending;	    /* the first process ended: no new process */
+	cpu_set_t cpus;	    /* where a process's thread may run (the monitor's set at the start) */
 };
 
 static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
@@ -75,6 +74,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
+	/* As a pid namespace's init: only the signals it handles reach the first process. */
+	if (v->proc.pid == 1 && (h == 0 || sig == SIGKILL))
+		return;
 	if (sig == SIGKILL ||
 	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
 		sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig, "killed by SIG%s from process %u",
@@ -103,34 +105,67 @@ static int wait_status(const struct sbx_result *res)
 	return (res->status & 0xff) << 8;
 }
 
+/* The parent takes no zombies: SIGCHLD ignored, or SA_NOCLDWAIT. */
+static int parent_reaps(struct sbx_vm *parent)
+{
+	const struct sbx_sigstate *ss = sbx_gptr(parent, SBX_SIGSTATE_ADDR, sizeof(*ss));
+	return !ss || (ss->act[SIGCHLD].handler != 1 && !(ss->act[SIGCHLD].flags & SA_NOCLDWAIT));
+}
+
+static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n);
+
 static void *proc_main(void *arg)
 {
 	struct sbx_pnode *n = arg;
 	struct sbx_vm *vm = n->vm;
 	struct sbx_procs *t = vm->procs;
+	uint32_t pid = n->pid;
 	sched_setaffinity(0, sizeof(t->cpus), &t->cpus);
 	struct sbx_result *res = calloc(1, sizeof(*res));
 	if (res)
-		sbx_vm_run(vm, res);
+		sbx_vm_run(vm, res); /* n->vm is NULL from the run's end (sbx_procs_run_over) */
 	/* Its descriptors go before its parent hears of its end (a pipe's reader sees EOF). */
 	sbx_fd_close_all(vm);
 	pthread_mutex_lock(&t->lock);
-	n->status = res ? wait_status(res) : SIGKILL;
-	n->ended = n->released = 1;
-	n->vm = NULL;
-	t->live--;
+	n = find(t, pid);
+	if (n) {
+		n->status = res ? wait_status(res) : SIGKILL;
+		n->ended = n->released = 1;
+		n->vm = NULL;
+	}
 	/* Its children go to the first process, as to init. */
 	for (struct sbx_pnode *c = t->list; c; c = c->next)
-		if (c->ppid == n->pid)
+		if (c->ppid == pid)
 			c->ppid = 1;
-	struct sbx_pnode *p = find(t, n->ppid);
-	if (p && p->vm)
-		deliver(t, p->vm, SIGCHLD, n->pid);
+	struct sbx_pnode *p = n ? find(t, n->ppid) : NULL;
+	if (n && p && p->vm && !parent_reaps(p->vm)) {
+		unlink_node(t, n);
+		free(n);
+		t->live--;
+	} else if (p && p->vm) {
+		deliver(t, p->vm, SIGCHLD, pid);
+	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	free(res);
 	sbx_vm_destroy(vm);
+	pthread_mutex_lock(&t->lock);
+	t->threads--;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
 	return NULL;
+}
+
+void sbx_procs_run_over(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n)
+		n->vm = NULL;
+	pthread_mutex_unlock(&t->lock);
 }
 
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
@@ -162,6 +197,15 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (vm->exec) {
 		sbx_log(vm, 1, "fork in a repeated run (serve, fuzz) is not supported yet");
 		return -EAGAIN;
+	}
+	/* The copy is of vCPU 0, from its own thread: a second thread's vCPU, running or idle,
+	 * would have to stop and go too. */
+	struct sbx_stop_who who;
+	if (sbx_threads_count(vm) || sbx_thread_who(vm, &who)) {
+		sbx_log(vm, 1,
+			"fork from a process that started a second thread is not supported "
+			"yet");
+		return -ENOSYS;
 	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
@@ -208,23 +252,31 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->proc.exec_args = strdup(l);
 		if (c->proc.exec_args)
 			c->cfg.name = c->proc.exec_args;
+		else
+			c->cfg.name = NULL;
 		*n = (struct sbx_pnode){.pid = pid,
 					.ppid = vm->proc.pid,
 					.pgid = vm->proc.pgid,
 					.sid = vm->proc.sid,
-					.vm = c,
-					.has_thread = 1};
+					.vm = c};
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		pthread_t th;
 		pthread_mutex_lock(&t->lock);
 		n->next = t->list;
 		t->list = n;
 		/* The sandbox may have begun to end meanwhile: then no process starts. */
-		int e = t->ending ? EAGAIN : pthread_create(&n->thread, NULL, proc_main, n);
+		int e = t->ending ? EAGAIN : pthread_create(&th, &at, proc_main, n);
 		if (e) {
 			unlink_node(t, n);
 			r = -e;
 			snprintf(err, sizeof(err), "no host thread for it: %s", strerror(e));
+		} else {
+			t->threads++;
 		}
 		pthread_mutex_unlock(&t->lock);
+		pthread_attr_destroy(&at);
 	}
 	if (r < 0) {
 		sbx_log(vm, 1, "fork: %s", err);
@@ -238,11 +290,19 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
 	if (flags & SBX_CLONE_VFORK) {
-		/* The parent waits until the child has exec'd or ended, as vfork's. */
+		/* The parent waits until the child has exec'd or ended, as vfork's; a kill of
+		 * the parent ends the wait (looked at every 100 ms: a kill does not signal the
+		 * tree). The node may be reaped meanwhile: found by its pid each time. */
 		int released = sbx_ring_release(vm);
 		pthread_mutex_lock(&t->lock);
-		while (!n->released && !atomic_load(&vm->life.stopping))
-			pthread_cond_wait(&t->cond, &t->lock);
+		for (;;) {
+			struct sbx_pnode *m = find(t, pid);
+			if (!m || m->released || atomic_load(&vm->life.stopping))
+				break;
+			struct timespec dl;
+			sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
+			pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+		}
 		pthread_mutex_unlock(&t->lock);
 		sbx_ring_reacquire(vm, released);
 	}
@@ -273,8 +333,6 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -ECHILD;
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
-	pthread_t reap;
-	int join = 0;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct sbx_pnode *hit = NULL;
@@ -294,9 +352,8 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 			r = ((int64_t)(uint32_t)hit->status << 32) | hit->pid;
 			if (!(opts & SBX_WNOWAIT)) {
 				unlink_node(t, hit);
-				reap = hit->thread;
-				join = hit->has_thread;
 				free(hit);
+				t->live--;
 			}
 			break;
 		}
@@ -312,8 +369,6 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (join)
-		pthread_join(reap, NULL);
 	sbx_ring_reacquire(vm, released);
 	return r;
 }
@@ -480,21 +535,10 @@ void sbx_procs_end(struct sbx_vm *vm)
 		if (n->vm && n->vm != vm)
 			sbx_vm_kill(n->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
 				    "killed: the sandbox's first process ended");
+	/* No process outlives its sandbox: waited for until each thread has destroyed its VM. */
+	while (t->threads)
+		pthread_cond_wait(&t->cond, &t->lock);
 	pthread_mutex_unlock(&t->lock);
-	/* No process outlives its sandbox: each thread is joined once its VM is gone. */
-	for (;;) {
-		pthread_mutex_lock(&t->lock);
-		struct sbx_pnode *n = t->list;
-		while (n && !n->has_thread)
-			n = n->next;
-		if (n)
-			unlink_node(t, n);
-		pthread_mutex_unlock(&t->lock);
-		if (!n)
-			break;
-		pthread_join(n->thread, NULL);
-		free(n);
-	}
 	while (t->list) {
 		struct sbx_pnode *n = t->list;
 		t->list = n->next;

@@ -231,6 +231,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	start(vm);
 	struct sbx_fault f;
 	sbx_core_run(vm, &f);
+	sbx_procs_run_over(vm); /* no other process signals its threads from here on */
 	sbx_limits_stop(vm);
 	sbx_ring_stop(vm);
 	struct timespec r0;
