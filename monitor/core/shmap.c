@@ -67,6 +67,8 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	struct sbx_shmaps *s = &vm->proc.shmaps;
 	if (!len || (len | off) & (SBX_PAGE_SIZE - 1) || len > SBX_SHMAP_WINDOW)
 		return -EINVAL;
+	if (vm->proc.kvm.vm_fd < 0)
+		return -ENODEV; /* a VM without KVM (tests, fuzzers) has no memslots to add */
 	if (!s->count) {
 		s->readonly_mem =
 		    ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;

@@ -63,7 +63,8 @@ static struct sbx_vm *fuzz_vm(void)
 	fuzz_mount(&pol, ro, "/n/m", 0);
 	static struct sbx_config cfg;
 	fuzz_config(&cfg, &pol);
-	if (sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)) < 0)
+	if (sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)) < 0 ||
+	    sbx_procs_attach(vm, err, sizeof(err)) < 0)
 		abort();
 	struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));
 	r->abi_version = SBX_ABI_VERSION;
@@ -124,7 +125,13 @@ static void *worker_main(void *arg)
 		while (worker.state != 2)
 			pthread_cond_wait(&worker.cond, &worker.lock);
 		pthread_mutex_unlock(&worker.lock);
-		sbx_ring_serve(vm);
+		/* A process call is served as the vCPU's own thread serves it after a doorbell;
+		 * the rest as the poller would (which never waits long for a request). */
+		struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));
+		int own = (r->slots[vm->proc.ring.tail % SBX_RING_SLOTS].pad & SBX_SLOT_OWN) != 0;
+		pthread_mutex_lock(&vm->proc.ring.lock);
+		sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, own);
+		pthread_mutex_unlock(&vm->proc.ring.lock);
 		pthread_mutex_lock(&worker.lock);
 	}
 }
@@ -174,14 +181,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&s, data, sizeof(s));
 	/* Sleeping is the one call whose cost the guest may choose; it is tested elsewhere. A
 	 * PARK's and EPOLL_WAIT's checks are fuzzed, their waits kept short. SBX_SLOT_OWN only
-	 * routes a request to the calling vCPU's thread (this worker stands for the poller). */
+	 * routes a request to the calling vCPU's thread, which this worker stands for; the
+	 * process calls want it (FORK is left out: it makes a VM). */
 	if (s.nr == SBX_CALL_SLEEP)
 		return 0;
 	if (s.nr == SBX_CALL_PARK && s.u.a[2] > 1000)
 		s.u.a[2] = 1000;
 	if (s.nr == SBX_CALL_EPOLL_WAIT && s.u.a[3] > 1000)
 		s.u.a[3] = 1000; /* and no end (< 0) too */
-	s.pad &= ~(uint32_t)SBX_SLOT_OWN;
+	if (s.nr == SBX_CALL_POLL && s.u.a[2] > 1000)
+		s.u.a[2] = 1000;
+	if (s.nr == SBX_CALL_FORK)
+		return 0;
+	if (s.nr != SBX_CALL_EXECVE && s.nr != SBX_CALL_WAIT && s.nr != SBX_CALL_PKILL &&
+	    s.nr != SBX_CALL_PGRP)
+		s.pad &= ~(uint32_t)SBX_SLOT_OWN;
 	size_t extra = size - sizeof(s);
 	if (extra > 1 << 16)
 		extra = 1 << 16;
@@ -190,6 +204,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r->slots[r->head % SBX_RING_SLOTS] = s;
 	r->head++;
 	worker_serve();
+	/* An execve that got past its checks ends this VM (it has no kernel to load): the next
+	 * input starts from a running one, as a fresh request would. */
+	if (atomic_load(&vm->life.stopping)) {
+		memset(&vm->life.stop, 0, sizeof(vm->life.stop));
+		vm->life.stop.vector = -1;
+		atomic_store(&vm->life.stopping, 0);
+		vm->proc.ring.tail = r->head = r->tail = 0;
+		r->abi_version = SBX_ABI_VERSION;
+	}
 	if (forbidden) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, forbidden - 1);
 		fprintf(stderr,
