@@ -126,6 +126,10 @@ int k_signal_default_ignored(uint32_t sig);
 int k_signal_interrupts(void);
 void k_thread_forked(uint64_t clear_tid);
 long k_sys_fork(struct k_frame *f);
+long k_sys_rt_sigsuspend(struct k_frame *f);
+long k_sys_pause(struct k_frame *f);
+/* time.c: waits up to a second on the host, less if a signal for this thread comes. */
+long k_sleep_a_while(void);
 long k_sys_vfork(struct k_frame *f);
 long k_sys_execve(struct k_frame *f);
 long k_sys_execveat(struct k_frame *f);

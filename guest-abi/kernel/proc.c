@@ -392,8 +392,8 @@ static long send_self(struct k_frame *f, uint64_t sig)
 /* A handled signal the caller blocks goes to another thread that does not block it. */
 long k_sys_kill(struct k_frame *f)
 {
-	int64_t pid = (int64_t)f->rdi;
-	uint64_t sig = f->rsi;
+	int64_t pid = (int32_t)f->rdi; /* a pid_t: the register's upper half is not Linux's */
+	uint64_t sig = (uint32_t)f->rsi;
 	if (sig > NSIG)
 		return -EINVAL;
 	/* Another process, a group, or all: the monitor's (the caller's own share of a group or
@@ -437,8 +437,9 @@ long k_sys_tgkill(struct k_frame *f)
 {
 	if ((int64_t)f->rdi <= 0 || (int64_t)f->rsi <= 0)
 		return -EINVAL;
-	if (f->rdi != BOOT->pid)
-		return f->rdi == f->rsi ? k_proc_kill((int64_t)f->rdi, f->rdx) : -ESRCH;
+	if ((uint32_t)f->rdi != BOOT->pid)
+		return (uint32_t)f->rdi == (uint32_t)f->rsi ? k_proc_kill((int32_t)f->rdi, f->rdx)
+							       : -ESRCH;
 	return to_thread(f, f->rsi, f->rdx);
 }
 

@@ -249,6 +249,53 @@ void k_deliver_pending(const struct k_resume *r)
 		k_exit(SBX_EXIT_SIGNALED | sig);
 }
 
+/* The first pending signal the mask lets through, delivered with `saved` as the mask the
+ * handler's return puts back (sigsuspend's). Returns only if that signal is ignored. */
+static void deliver_pending_as(const struct k_resume *r, uint64_t saved)
+{
+	uint64_t ready = TSIG->pending & ~TSIG->blocked;
+	if (!ready)
+		return;
+	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
+	TSIG->pending &= ~(1ull << (sig - 1));
+	uint64_t h = SIGS->act[sig].handler;
+	if (h == 0 && !k_signal_default_ignored(sig))
+		k_exit(SBX_EXIT_SIGNALED | sig);
+	if (h > 1) {
+		TSIG->blocked = saved;
+		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
+	}
+}
+
+/* sigsuspend(2), pause(2): the mask replaced until a handler has run, which returns EINTR. */
+static long __attribute__((noreturn)) suspend(struct k_frame *f, uint64_t mask)
+{
+	uint64_t old = TSIG->blocked, keep = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+	for (;;) {
+		TSIG->blocked = mask & ~keep;
+		while (!k_signal_waiting())
+			k_sleep_a_while();
+		struct k_resume r;
+		k_frame_regs(f, -EINTR, &r);
+		deliver_pending_as(&r, old);
+	}
+}
+
+long k_sys_rt_sigsuspend(struct k_frame *f)
+{
+	uint64_t mask;
+	if (f->rsi != 8)
+		return -EINVAL;
+	if (k_copy_from_user(&mask, f->rdi, 8) < 0)
+		return -EFAULT;
+	return suspend(f, mask);
+}
+
+long k_sys_pause(struct k_frame *f)
+{
+	return suspend(f, TSIG->blocked);
+}
+
 long k_sys_rt_sigreturn(struct k_frame *f)
 {
 	uint64_t ucp = f->user_rsp; /* the handler's `ret` popped pretcode */

@@ -148,11 +148,31 @@ static int shebang(const char *buf, size_t n, char *interp, size_t ilen, char *a
 	return 0;
 }
 
+/* The sandbox's first program, which the guest sees at its exe path (and /proc/self/exe)
+ * though no mount shows it: the file sandbox-run was given (Landlock lets the monitor read
+ * it). -ENOENT for any other path. */
+static int first_program(struct sbx_vm *vm, int32_t dirfd, const char *path,
+			 char gpath[POLICY_PATH_MAX])
+{
+	char norm[POLICY_PATH_MAX];
+	if (!vm->host.prog[0] || (path[0] != '/' && dirfd != SBX_AT_FDCWD) ||
+	    policy_normalize(vm->proc.cwd, path, strlen(path), norm, sizeof(norm)) < 0)
+		return -ENOENT;
+	if (strcmp(norm, "/proc/self/exe") != 0 && strcmp(norm, vm->proc.image.exe_path) != 0)
+		return -ENOENT;
+	int fd = open(vm->host.prog, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -ENOENT;
+	snprintf(gpath, POLICY_PATH_MAX, "%s", vm->proc.image.exe_path);
+	return fd;
+}
+
 /* An executable file: regular, with an execute bit, readable by the monitor. */
 static int exec_file(struct sbx_vm *vm, int32_t dirfd, const char *path, int flags,
-		     char gpath[POLICY_PATH_MAX])
+		     char gpath[POLICY_PATH_MAX], int *first)
 {
 	int fd;
+	*first = 0;
 	if (!path[0] && (flags & SBX_AT_EMPTY_PATH)) {
 		struct sbx_handle *h = sbx_fd_get(vm, dirfd);
 		if (!h)
@@ -165,6 +185,8 @@ static int exec_file(struct sbx_vm *vm, int32_t dirfd, const char *path, int fla
 			return -errno;
 	} else {
 		fd = sbx_path_open_ro(vm, dirfd, path, !(flags & SBX_AT_SYMLINK_NOFOLLOW), gpath);
+		if (fd == -ENOENT && (fd = first_program(vm, dirfd, path, gpath)) >= 0)
+			*first = 1;
 		if (fd < 0)
 			return fd;
 	}
@@ -210,7 +232,6 @@ static void set_label(struct sbx_vm *vm, const struct strvec *argv, const char *
 	vm->proc.exec_args = strdup(l);
 	vm->cfg.name = vm->proc.exec_args;
 	vm->cfg.prog = vm->proc.exec_path;
-	vm->host.prog[0] = 0; /* no host path for the symbols of a program exec'd inside */
 }
 
 int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -242,12 +263,12 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		r = read_vector(vm, root, s->u.a[3], &envp, &total);
 	char gpath[POLICY_PATH_MAX];
 	gpath[0] = 0;
-	int fd = -1;
+	int fd = -1, first = 0;
 	if (r == 0 && !path[0] && !(flags & SBX_AT_EMPTY_PATH))
 		r = -ENOENT;
 	/* A script names its interpreter, which may be a script too, up to four deep. */
 	for (int depth = 0; r == 0; depth++) {
-		fd = exec_file(vm, dirfd, path, flags, gpath);
+		fd = exec_file(vm, dirfd, path, flags, gpath, &first);
 		if (fd < 0) {
 			r = fd;
 			break;
@@ -286,6 +307,9 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 			struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 			b->umask = (uint32_t)s->u.a[5] & 0777;
 			sbx_fd_exec(vm);
+			/* The symbols of the sandbox's first program are on the host; of another,
+			 * only by the guest's paths. */
+			vm->proc.other_image = !first;
 			set_label(vm, &argv, gpath);
 			if (vm->hooks.execed)
 				vm->hooks.execed(vm);

@@ -39,8 +39,10 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * wake, at the deadline, and when the run pauses or ends (the kick's EINTR): the guest
 	 * looks at its word and parks again if it must. */
 	int released = sbx_ring_release(vm);
+	const struct sbx_bootinfo *b = sbx_gptr_ro(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	/* A signal from another process (sig_incoming) ends it too, however its kick fell. */
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
-	       atomic_load(w) == val) {
+	       atomic_load(w) == val && !__atomic_load_n(&b->sig_incoming, __ATOMIC_RELAXED)) {
 		/* In slices: a kick that lands just before the wait is not lost for long. */
 		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
 		if (left <= 0)

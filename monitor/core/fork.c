@@ -128,6 +128,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	child->proc.threads.max = parent->proc.threads.max;
 	child->proc.threads.ncpus = parent->proc.threads.ncpus;
 	child->proc.image = parent->proc.image;
+	child->proc.other_image = parent->proc.other_image;
 	memcpy(child->proc.cwd, parent->proc.cwd, sizeof(child->proc.cwd));
 	child->host = parent->host;
 	child->opts = parent->opts;

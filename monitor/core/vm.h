@@ -289,9 +289,11 @@ struct sbx_proc {
 	char cwd[POLICY_PATH_MAX];
 	/* The ids the guest sees (boot page): 1, 0, 1, 1 for the first process of a sandbox. */
 	uint32_t pid, ppid, pgid, sid;
-	/* execve: the guest path and arguments of the image now running (reports). */
+	/* execve: the guest path and arguments of the image now running (reports), and whether
+	 * that image is another than host.prog, the sandbox's first program. */
 	char *exec_path;
 	char *exec_args;
+	int other_image;
 };
 
 /* How a sandbox runs, stops and pauses (stop.c, pause.c). */

@@ -161,7 +161,7 @@ static void vma_loads(struct sbx_vm *vm, struct load_ctx *lc)
  * a shared object's path as the guest loaded it (the same file under the default view). */
 static const char *file_of(struct sbx_vm *vm, const struct sbx_object *o)
 {
-	if (o->is_main && vm->host.prog[0])
+	if (o->is_main && vm->host.prog[0] && !vm->proc.other_image)
 		return vm->host.prog;
 	return o->name[0] == '/' ? o->name : NULL; /* the vDSO and other names of no file */
 }

@@ -271,7 +271,8 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 	const struct sbx_fault *f = &fx;
 	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
 	struct sbx_symbols *syms =
-	    sbx_sym_open(vm->host.prog[0] ? vm->host.prog : NULL, vm->proc.image.img.bias,
+	    sbx_sym_open(vm->host.prog[0] && !vm->proc.other_image ? vm->host.prog : NULL,
+			 vm->proc.image.img.bias,
 			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
 	sbx_sym_add_objects(syms, vm, f->cr3);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
