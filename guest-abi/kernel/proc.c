@@ -439,7 +439,7 @@ long k_sys_tgkill(struct k_frame *f)
 		return -EINVAL;
 	if ((uint32_t)f->rdi != BOOT->pid)
 		return (uint32_t)f->rdi == (uint32_t)f->rsi ? k_proc_kill((int32_t)f->rdi, f->rdx)
-							       : -ESRCH;
+							    : -ESRCH;
 	return to_thread(f, f->rsi, f->rdx);
 }
 

@@ -270,10 +270,9 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 		fx.cr3 = sbx_guest_root(vm);
 	const struct sbx_fault *f = &fx;
 	/* Absolute paths: libdw's search for debug info must not need the cwd (getcwd). */
-	struct sbx_symbols *syms =
-	    sbx_sym_open(vm->host.prog[0] && !vm->proc.other_image ? vm->host.prog : NULL,
-			 vm->proc.image.img.bias,
-			 vm->host.debug_file[0] ? vm->host.debug_file : NULL);
+	struct sbx_symbols *syms = sbx_sym_open(
+	    vm->host.prog[0] && !vm->proc.other_image ? vm->host.prog : NULL,
+	    vm->proc.image.img.bias, vm->host.debug_file[0] ? vm->host.debug_file : NULL);
 	sbx_sym_add_objects(syms, vm, f->cr3);
 	static struct sbx_frame frames[SBX_MAX_FRAMES];
 	int truncated = 0;
