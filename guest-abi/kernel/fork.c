@@ -123,6 +123,14 @@ static long wait_one(int64_t pid, uint64_t opts)
 	}
 }
 
+/* struct rusage, all zeros: the monitor keeps no account per child yet. */
+static long no_rusage(uint64_t addr)
+{
+	uint64_t ru[18];
+	k_memset(ru, 0, sizeof(ru));
+	return addr ? k_copy_to_user(addr, ru, sizeof(ru)) : 0;
+}
+
 long k_sys_wait4(struct k_frame *f)
 {
 	int64_t pid = (int32_t)f->rdi;
@@ -138,12 +146,8 @@ long k_sys_wait4(struct k_frame *f)
 	uint32_t st = (uint32_t)((uint64_t)r >> 32);
 	if (f->rsi && k_copy_to_user(f->rsi, &st, 4) < 0)
 		return -EFAULT;
-	if (f->r10) {
-		uint64_t ru[18];
-		k_memset(ru, 0, sizeof(ru));
-		if (k_copy_to_user(f->r10, ru, sizeof(ru)) < 0)
-			return -EFAULT;
-	}
+	if (no_rusage(f->r10) < 0)
+		return -EFAULT;
 	return r & 0xffffffff;
 }
 
@@ -183,12 +187,8 @@ long k_sys_waitid(struct k_frame *f)
 	}
 	if (info && k_copy_to_user(info, si, sizeof(si)) < 0)
 		return -EFAULT;
-	if (f->r8) {
-		uint64_t ru[18];
-		k_memset(ru, 0, sizeof(ru));
-		if (k_copy_to_user(f->r8, ru, sizeof(ru)) < 0)
-			return -EFAULT;
-	}
+	if (no_rusage(f->r8) < 0)
+		return -EFAULT;
 	return 0;
 }
 

@@ -235,23 +235,10 @@ int k_signal_default_ignored(uint32_t sig)
 	return sig == 17 || sig == 18 || sig == 23 || sig == 28; /* CHLD CONT URG WINCH */
 }
 
-void k_deliver_pending(const struct k_resume *r)
-{
-	uint64_t ready = TSIG->pending & ~TSIG->blocked;
-	if (!ready)
-		return;
-	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
-	TSIG->pending &= ~(1ull << (sig - 1));
-	uint64_t h = SIGS->act[sig].handler;
-	if (h > 1)
-		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
-	if (h == 0 && !k_signal_default_ignored(sig))
-		k_exit(SBX_EXIT_SIGNALED | sig);
-}
-
-/* The first pending signal the mask lets through, delivered with `saved` as the mask the
- * handler's return puts back (sigsuspend's). Returns only if that signal is ignored. */
-static void deliver_pending_as(const struct k_resume *r, uint64_t saved)
+/* The first pending signal the mask lets through: its handler entered (not returning), the
+ * process ended for a fatal default, or nothing for an ignored one. saved: the mask the
+ * handler's return puts back, when it is not the current one (sigsuspend's). */
+static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 {
 	uint64_t ready = TSIG->pending & ~TSIG->blocked;
 	if (!ready)
@@ -262,9 +249,15 @@ static void deliver_pending_as(const struct k_resume *r, uint64_t saved)
 	if (h == 0 && !k_signal_default_ignored(sig))
 		k_exit(SBX_EXIT_SIGNALED | sig);
 	if (h > 1) {
-		TSIG->blocked = saved;
+		if (saved)
+			TSIG->blocked = *saved;
 		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
 	}
+}
+
+void k_deliver_pending(const struct k_resume *r)
+{
+	deliver_first(r, 0);
 }
 
 /* sigsuspend(2), pause(2): the mask replaced until a handler has run, which returns EINTR. */
@@ -277,7 +270,7 @@ static long __attribute__((noreturn)) suspend(struct k_frame *f, uint64_t mask)
 			k_sleep_a_while();
 		struct k_resume r;
 		k_frame_regs(f, -EINTR, &r);
-		deliver_pending_as(&r, old);
+		deliver_first(&r, &old);
 	}
 }
 

@@ -177,6 +177,15 @@ static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
 		}
 }
 
+/* A wait for the tree to change, tree lock held: 100 ms at most, since a kill of the waiter
+ * does not signal the tree (the caller looks at its VM's stop each time). */
+static void wait_a_while(struct sbx_procs *t)
+{
+	struct timespec dl;
+	sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
+	pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+}
+
 static void execed(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
@@ -290,18 +299,15 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
 	if (flags & SBX_CLONE_VFORK) {
-		/* The parent waits until the child has exec'd or ended, as vfork's; a kill of
-		 * the parent ends the wait (looked at every 100 ms: a kill does not signal the
-		 * tree). The node may be reaped meanwhile: found by its pid each time. */
+		/* The parent waits until the child has exec'd or ended, as vfork's, or it is
+		 * killed. The node may be reaped meanwhile: found by its pid each time. */
 		int released = sbx_ring_release(vm);
 		pthread_mutex_lock(&t->lock);
 		for (;;) {
 			struct sbx_pnode *m = find(t, pid);
 			if (!m || m->released || atomic_load(&vm->life.stopping))
 				break;
-			struct timespec dl;
-			sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
-			pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+			wait_a_while(t);
 		}
 		pthread_mutex_unlock(&t->lock);
 		sbx_ring_reacquire(vm, released);
@@ -364,9 +370,7 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 			r = -EINTR;
 			break;
 		}
-		struct timespec dl;
-		sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
-		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+		wait_a_while(t);
 	}
 	pthread_mutex_unlock(&t->lock);
 	sbx_ring_reacquire(vm, released);
