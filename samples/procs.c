@@ -3,7 +3,9 @@
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
- *         pgrp | orphan | many N       behaviour (compared with native)
+ *         pgrp | many N | segv   behaviour (compared with native)
+ *   procs hog K M | spin K               K children hold M MiB each, or spin: the sandbox's
+ *                                        limits for all processes together
  *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait: "OP N ns" on stderr
  *   procs echo ARGS... | fds | true    what the exec'd copy does */
 #define _GNU_SOURCE
@@ -12,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +343,90 @@ static int do_many(int n)
 	return 0;
 }
 
+/* K children each touch M MiB and hold it until all have (each says so on a pipe of its own,
+ * or its pipe's end tells it died): over a sandbox's --mem for all of them together, some are
+ * killed (SIGKILL), as by an OOM killer. No timing: the parent waits for each child's word. */
+static int do_hog(int k, int m)
+{
+	int go[2], ready[64];
+	if (k > 64 || pipe(go) < 0)
+		return 1;
+	fflush(stdout);
+	for (int i = 0; i < k; i++) {
+		int p[2];
+		if (pipe(p) < 0)
+			return 1;
+		pid_t c = fork();
+		if (c < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (c == 0) {
+			close(go[1]);
+			close(p[0]);
+			volatile char *mem = malloc((size_t)m << 20);
+			for (size_t o = 0; mem && o < (size_t)m << 20; o += 4096)
+				mem[o] = 1;
+			char b = 'r', x;
+			if (write(p[1], &b, 1) != 1)
+				_exit(2);
+			while (read(go[0], &x, 1) < 0 && errno == EINTR)
+				;
+			_exit(mem ? 0 : 1);
+		}
+		close(p[1]);
+		ready[i] = p[0];
+	}
+	close(go[0]);
+	for (int i = 0; i < k; i++) {
+		char b;
+		while (read(ready[i], &b, 1) < 0 && errno == EINTR)
+			;
+		close(ready[i]);
+	}
+	close(go[1]);
+	int exited = 0, killed = 0, st;
+	while (wait(&st) > 0) {
+		exited += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+		killed += WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+	}
+	printf("%d children: %d exited, %d killed\n", k, exited, killed);
+	return 0;
+}
+
+/* K children spin for ever: only a limit on them all ends this. */
+static int do_spin(int k)
+{
+	fflush(stdout);
+	for (int i = 0; i < k; i++) {
+		pid_t c = fork();
+		if (c < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (c == 0)
+			for (volatile unsigned long x = 0;; x++)
+				;
+	}
+	while (wait(NULL) > 0)
+		;
+	return 0;
+}
+
+/* A child dies of SIGSEGV; the parent goes on. */
+static int do_segv(void)
+{
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		int *volatile bad = (int *)(uintptr_t)16;
+		*bad = 1;
+		_exit(0);
+	}
+	reap(c, "child");
+	return 0;
+}
+
 static double now_us(void)
 {
 	struct timespec t;
@@ -397,6 +484,9 @@ int main(int argc, char **argv)
 		: !strcmp(c, "wnohang") ? do_wnohang()
 		: !strcmp(c, "pgrp")	? do_pgrp()
 		: !strcmp(c, "many")	? do_many(n > 0 ? n : 20)
+		: !strcmp(c, "hog")	? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
+		: !strcmp(c, "spin")	? do_spin(n > 0 ? n : 2)
+		: !strcmp(c, "segv")	? do_segv()
 		: !strcmp(c, "bench")	? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")
 		    ? bench(n > 0 ? n : 100, 1)

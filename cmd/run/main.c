@@ -44,7 +44,7 @@ static void usage(FILE *f)
 	    "  --snapshot-compress  compress snapshot RAM with zstd (not mappable)\n"
 	    "\n"
 	    "Exit status: the program's own; 128+N when it was killed by signal N (faults\n"
-	    "included); 119-123 when a limit ended it; 125 when the sandbox itself failed.\n");
+	    "included); 118-123 when a limit ended it; 125 when the sandbox itself failed.\n");
 }
 
 struct front {

@@ -44,12 +44,17 @@ struct sbx_files {
 	int nofile_priv; /* CAP_SYS_RESOURCE: it may raise its hard limit (up to the ceiling) */
 };
 
-/* What the byte and time limits have counted (limits.c). */
+/* What the byte and time limits have counted (limits.c). The byte counters that count are the
+ * first process's: a limit is the sandbox's, all its processes together (`tree`, NULL in the
+ * first process, points to them in the others, which count there atomically). */
 struct sbx_limits {
 	uint64_t out_bytes, write_bytes;
 	uint64_t err_bytes; /* stderr's, counted apart only with cfg.output_stdout_only */
-	int hit;	    /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
-	int on_stderr;	    /* ... and it was stderr's own budget */
+	struct sbx_limits *tree;
+	struct sbx_vm *first; /* the first process, whose end is the sandbox's (NULL: this one) */
+	uint64_t reserved;    /* of the counter, by the write under way (its ring_lock held) */
+	int hit;	      /* a write was cut at a byte limit: SBX_STATUS_LIMIT_* */
+	int on_stderr;	      /* ... and it was stderr's own budget */
 	uint64_t value;
 	pthread_t watchdog;
 	int watchdog_started;

@@ -292,6 +292,8 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 	if (!parent) {
 		sbx_fd_init(vm);
 	} else {
+		vm->limits->tree = parent->limits->tree ? parent->limits->tree : parent->limits;
+		vm->limits->first = parent->limits->first ? parent->limits->first : parent;
 		int r = sbx_fd_fork(vm, parent);
 		if (r < 0)
 			return sbx_fail(err, errlen, r, "copying the handle table: %s",

@@ -52,14 +52,20 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
 }
 
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
- * total bytes): a virtual file answers itself; for a host file a write is cut at what the
- * limits allow, then the stdio flags apply. `off` is the position of a PREAD/PWRITE
+ * total bytes): a virtual file answers itself; for a host file the stdio flags apply, then
+ * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
  * (positioned), else the file's own is used. */
 static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov, int cnt,
 		     uint64_t total, int is_write, int positioned, int64_t off)
 {
 	if (h->kind == SBX_H_VFILE)
 		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
+	if (positioned && off < 0)
+		return -EINVAL;
+	int64_t e = stdio_flags(h, is_write, positioned);
+	if (e < 0)
+		return e;
+	/* Last before the write: what the limits allow is reserved now and counted after it. */
 	if (is_write && h->obj == SBX_O_FILE) {
 		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;
 		if (allow == 0 && total)
@@ -73,11 +79,6 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 			acc += iov[i].iov_len;
 		}
 	}
-	if (positioned && off < 0)
-		return -EINVAL;
-	int64_t e = stdio_flags(h, is_write, positioned);
-	if (e < 0)
-		return e;
 	/* With threads, a read that may block (a pipe, a socket, a terminal) waits without
 	 * ring_lock, so that the other threads' requests go on (the one whose output brings the
 	 * input, say), on a duplicate of the descriptor, which another thread may close meanwhile.

@@ -10,6 +10,8 @@
 
 #include "vm.h"
 
+#define SBX_FORK_DROPS ((uint32_t)(SBX_BOOT_EXEC | SBX_BOOT_WARM | SBX_BOOT_EXIT_PARKS))
+
 /* The MSRs a fork carries over: the syscall entry, the FS/GS bases, and the TSC last, so that
  * the child's clock goes on from the parent's. */
 static const uint32_t fork_msrs[] = {0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
@@ -132,6 +134,9 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	memcpy(child->proc.cwd, parent->proc.cwd, sizeof(child->proc.cwd));
 	child->host = parent->host;
 	child->opts = parent->opts;
+	/* A child of a repeated run's program (serve, fuzz) is a plain process: its exit ends it,
+	 * and no snapshot point is its; after an execve too (the boot page is made again). */
+	child->opts.boot_flags &= ~SBX_FORK_DROPS;
 	child->life.confined = parent->life.confined;
 	if (parent->proc.exec_path && !(child->proc.exec_path = strdup(parent->proc.exec_path)))
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
@@ -152,6 +157,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	b->pgid = child->proc.pgid;
 	b->sid = child->proc.sid;
 	b->sig_incoming = 0;
+	b->flags &= ~SBX_FORK_DROPS;
 	memset(b->nosys_count, 0, sizeof(b->nosys_count));
 	return 0;
 }

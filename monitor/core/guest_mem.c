@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -126,4 +127,12 @@ uint64_t sbx_resident_pages(struct sbx_vm *vm)
 	uint64_t n = 0;
 	sbx_mem_extents(vm, 0, count_pages, &n);
 	return n;
+}
+
+uint64_t sbx_mem_held_bytes(struct sbx_vm *vm)
+{
+	struct stat st;
+	if (vm->proc.mem.fd < 0 || fstat(vm->proc.mem.fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
 }

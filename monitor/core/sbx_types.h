@@ -60,6 +60,7 @@ static inline const char *sbx_config_tool(const struct sbx_config *cfg)
  * 128+signal for a guest killed by a fault or a fatal signal, or SBX_STATUS_ERROR. */
 #define SBX_STATUS_ERROR 125 /* the sandbox itself failed (bad ELF, KVM error, ABI violation) */
 /* A limit of the policy ended the run (docs/policy.md). */
+#define SBX_STATUS_LIMIT_MEM 118    /* --mem, all processes together */
 #define SBX_STATUS_LIMIT_FILES 119  /* --max-files */
 #define SBX_STATUS_LIMIT_CPU 120    /* --cpu-time */
 #define SBX_STATUS_LIMIT_TIME 121   /* --timeout */

@@ -365,6 +365,9 @@ struct sbx_hooks {
 	 * vfork's parent goes on). */
 	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);
 	void (*execed)(struct sbx_vm *vm);
+	/* The first process's: the CPU time in ns of the sandbox's other processes, the ended
+	 * ones' included (sandbox/procs.c), which --cpu-time counts with its own. */
+	int64_t (*others_cpu_ns)(struct sbx_vm *vm);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -723,6 +726,9 @@ int sbx_kvm_is_pvm(void);
 int64_t sbx_dirty_peek(struct sbx_vm *vm);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
+/* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough
+ * to ask often); 0 for RAM that is a private mapping of a snapshot. */
+uint64_t sbx_mem_held_bytes(struct sbx_vm *vm);
 int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
 
 /* stop.c: ends the run (the first reason wins) and wakes whatever waits; from any thread.

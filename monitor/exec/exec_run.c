@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "exec_priv.h"
+#include "sandbox_priv.h"
 
 /* How the run ended: where runs end (parked), or otherwise, as sbx_vm_run told. */
 static void outcome(struct sbx_exec *x, struct sbx_exec_run *run, int ended)
@@ -56,6 +57,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	run->reset_us = sbx_ms_since(&t0) * 1e3;
 	x->runs++;
 	int ended = sbx_exec_wait_end(x);
+	/* The processes the run started end with it (a CGI handler's children, a target's). */
+	sbx_procs_reset(vm);
 	pthread_mutex_lock(&x->lock);
 	x->running = 0;
 	pthread_mutex_unlock(&x->lock);

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -240,12 +241,17 @@ static void print_backtrace(FILE *o, const struct sbx_frame *frames, int nfr, in
 
 static void write_core(struct sbx_vm *vm, const struct sbx_fault *f)
 {
-	char err[300];
-	if (sbx_write_core(vm, f, vm->cfg.core_file, err, sizeof(err)) < 0)
+	char err[300], path[POLICY_PATH_MAX + 16];
+	/* The first process's core is the file named; another process's goes beside it with its
+	 * pid, as the kernel's core_uses_pid names them, so that no crash overwrites another's. */
+	if (vm->proc.pid > 1)
+		snprintf(path, sizeof(path), "%s.%u", vm->cfg.core_file, vm->proc.pid);
+	else
+		snprintf(path, sizeof(path), "%s", vm->cfg.core_file);
+	if (sbx_write_core(vm, f, path, err, sizeof(err)) < 0)
 		sbx_logf(vm, "%s", err);
 	else
-		fprintf(vm->cfg.log, "core written to %s (gdb %s %s)\n", vm->cfg.core_file,
-			vm->cfg.prog, vm->cfg.core_file);
+		fprintf(vm->cfg.log, "core written to %s (gdb %s %s)\n", path, vm->cfg.prog, path);
 }
 
 /* The run's reason becomes the headline, cut to fit; the summary and token are kept. */
@@ -274,9 +280,10 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 	    vm->host.prog[0] && !vm->proc.other_image ? vm->host.prog : NULL,
 	    vm->proc.image.img.bias, vm->host.debug_file[0] ? vm->host.debug_file : NULL);
 	sbx_sym_add_objects(syms, vm, f->cr3);
-	static struct sbx_frame frames[SBX_MAX_FRAMES];
+	/* One per report: processes of a sandbox crash on host threads of their own, at once. */
+	struct sbx_frame *frames = calloc(SBX_MAX_FRAMES, sizeof(*frames));
 	int truncated = 0;
-	int nfr = sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated);
+	int nfr = frames ? sbx_unwind(vm, syms, f, frames, SBX_MAX_FRAMES, &truncated) : 0;
 	struct sbx_frame top;
 	sbx_sym_lookup(syms, f->r[SBX_R_RIP], &top);
 
@@ -285,6 +292,9 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 	snprintf(headline, sizeof(headline), "SIG%s: %s in %s", sig_name(f->signal), f->cause,
 		 where);
 	fprintf(o, "==sandbox==ERROR: %s\n", headline);
+	/* Which of the sandbox's processes: its program, pid and arguments. */
+	if (vm->proc.pid > 1 && vm->cfg.name)
+		fprintf(o, "process: %s\n", vm->cfg.name);
 	print_notes(o, syms, f);
 	print_registers(o, f);
 	struct sbx_insn ins[16];
@@ -312,4 +322,5 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 			   sbx_sym_stripped(syms));
 	note_reported(vm, headline, summary, token);
 	sbx_sym_close(syms);
+	free(frames);
 }

@@ -26,6 +26,8 @@ struct sbx_pnode {
 	int ended;	   /* a zombie: status holds its wait status */
 	int status;	   /* as wait4 gives it */
 	int released;	   /* exec'd or ended: a vfork parent goes on */
+	clockid_t clock;   /* its vCPU thread's CPU clock (clock_set) */
+	int clock_set;
 	struct sbx_pnode *next;
 };
 
@@ -39,6 +41,10 @@ struct sbx_procs {
 	unsigned threads;   /* host threads of processes still running or tearing down */
 	int ending;	    /* the first process ended: no new process */
 	cpu_set_t cpus;	    /* where a process's thread may run (the monitor's set at the start) */
+	int64_t ended_cpu_ns; /* the CPU time of the processes whose run is over */
+	pthread_t keeper;     /* holds the tree to --mem (keeper_main), from the first fork */
+	int keeper_started;
+	uint32_t oom_pid; /* the process the keeper killed last, until its run is over */
 };
 
 static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
@@ -52,6 +58,14 @@ static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
 static struct sbx_pnode *self(struct sbx_vm *vm)
 {
 	return find(vm->procs, vm->proc.pid);
+}
+
+/* A deadline ns from now for the tree's condition variable, which waits on CLOCK_MONOTONIC. */
+static void tree_deadline(struct timespec *dl, int64_t ns)
+{
+	int64_t at = sbx_now_ns(CLOCK_MONOTONIC) + ns;
+	dl->tv_sec = (time_t)(at / 1000000000ll);
+	dl->tv_nsec = (long)(at % 1000000000ll);
 }
 
 static int default_ignored(int sig)
@@ -121,6 +135,13 @@ static void *proc_main(void *arg)
 	struct sbx_procs *t = vm->procs;
 	uint32_t pid = n->pid;
 	sched_setaffinity(0, sizeof(t->cpus), &t->cpus);
+	clockid_t clock;
+	if (pthread_getcpuclockid(pthread_self(), &clock) == 0) {
+		pthread_mutex_lock(&t->lock);
+		n->clock = clock;
+		n->clock_set = 1;
+		pthread_mutex_unlock(&t->lock);
+	}
 	struct sbx_result *res = calloc(1, sizeof(*res));
 	if (res)
 		sbx_vm_run(vm, res); /* n->vm is NULL from the run's end (sbx_procs_run_over) */
@@ -142,7 +163,9 @@ static void *proc_main(void *arg)
 		unlink_node(t, n);
 		free(n);
 		t->live--;
-	} else if (p && p->vm) {
+	} else if (p && p->vm && !t->ending) {
+		/* Not while the tree ends: a repeated run's parked first process would keep it
+		 * pending into the next run (the host's write is no page the reset puts back). */
 		deliver(t, p->vm, SIGCHLD, pid);
 	}
 	pthread_cond_broadcast(&t->cond);
@@ -156,16 +179,131 @@ static void *proc_main(void *arg)
 	return NULL;
 }
 
+void sbx_procs_run_start(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t || t->root != vm)
+		return;
+	/* A repeated run's sandbox runs again after a stop (a crash, a timeout): its first
+	 * process is back in the tree, to be signalled and counted. */
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n)
+		n->vm = vm;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void sbx_procs_run_over(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
 	if (!t)
 		return;
+	/* On its vCPU thread: the time it took is the first process's to count from now on. */
+	int64_t cpu = sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) + sbx_threads_cpu_ns(vm);
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
 	if (n)
 		n->vm = NULL;
+	if (vm != t->root)
+		t->ended_cpu_ns += cpu;
 	pthread_mutex_unlock(&t->lock);
+}
+
+static int64_t others_cpu_ns(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	int64_t ns = t->ended_cpu_ns;
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->vm && n->vm != t->root && n->clock_set)
+			ns += sbx_now_ns(n->clock) + sbx_threads_cpu_ns(n->vm);
+	pthread_mutex_unlock(&t->lock);
+	return ns;
+}
+
+/* The guest RAM the running processes hold together, and the one that holds the most. Tree
+ * lock held. */
+static uint64_t mem_held(struct sbx_procs *t, struct sbx_pnode **top, int *oom_pending)
+{
+	uint64_t sum = 0, most = 0;
+	*top = NULL;
+	*oom_pending = 0;
+	for (struct sbx_pnode *n = t->list; n; n = n->next) {
+		if (!n->vm)
+			continue;
+		uint64_t b = sbx_mem_held_bytes(n->vm);
+		sum += b;
+		if (b > most) {
+			most = b;
+			*top = n;
+		}
+		*oom_pending |= n->pid == t->oom_pid;
+	}
+	return sum;
+}
+
+/* --mem is the sandbox's, all its processes together: over it, the process that holds the most
+ * is killed, as by the kernel's OOM killer in a memory cgroup (the first process's end is the
+ * sandbox's, with the limit named). Each VM's own RAM is --mem, so one alone never goes over.
+ * Tree lock held. */
+static void hold_mem(struct sbx_procs *t)
+{
+	struct sbx_pnode *top;
+	int pending;
+	uint64_t lim = t->root->proc.mem.size, sum = mem_held(t, &top, &pending);
+	/* One at a time: a killed process's memory goes with its VM, some ms later. */
+	if (sum <= lim || !top || pending)
+		return;
+	uint64_t mib = 1ull << 20, held = sbx_mem_held_bytes(top->vm);
+	char why[256];
+	snprintf(
+	    why, sizeof(why),
+	    "the sandbox's processes hold %llu MiB of guest RAM together, over --mem %llu MiB; "
+	    "process %u held the most (%llu MiB)",
+	    (unsigned long long)(sum / mib), (unsigned long long)(lim / mib), top->pid,
+	    (unsigned long long)(held / mib));
+	t->oom_pid = top->pid;
+	/* A repeated run's first process (serve, fuzz) is not killed: it may be parked
+	 * between runs, and the run's children end with the run anyway. */
+	if (top->vm == t->root && t->root->exec) {
+		struct sbx_pnode *child = NULL;
+		uint64_t most = 0;
+		for (struct sbx_pnode *n = t->list; n; n = n->next) {
+			uint64_t b = n->vm && n->vm != t->root ? sbx_mem_held_bytes(n->vm) : 0;
+			if (n->vm && n->vm != t->root && (!child || b > most)) {
+				child = n;
+				most = b;
+			}
+		}
+		if (!child)
+			return;
+		top = child;
+	}
+	if (top->vm == t->root) {
+		sbx_vm_kill(top->vm, SBX_END_LIMIT, SBX_STATUS_LIMIT_MEM, 0,
+			    "memory limit reached: %s", why);
+		return;
+	}
+	/* By pid: its label may change under it (an execve on its own thread). */
+	sbx_logf(top->vm, "process %u killed, out of memory: %s", top->pid, why);
+	sbx_vm_kill(top->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL, "killed: out of memory: %s",
+		    why);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct sbx_procs *t = arg;
+	pthread_mutex_lock(&t->lock);
+	while (!t->ending) {
+		hold_mem(t);
+		struct timespec dl;
+		tree_deadline(&dl, 20 * SBX_NS_PER_MS);
+		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
 }
 
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
@@ -182,7 +320,7 @@ static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
 static void wait_a_while(struct sbx_procs *t)
 {
 	struct timespec dl;
-	sbx_deadline(&dl, 100 * SBX_NS_PER_MS);
+	tree_deadline(&dl, 100 * SBX_NS_PER_MS);
 	pthread_cond_timedwait(&t->cond, &t->lock, &dl);
 }
 
@@ -203,10 +341,6 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_procs *t = vm->procs;
 	uint64_t flags = s->u.a[0];
-	if (vm->exec) {
-		sbx_log(vm, 1, "fork in a repeated run (serve, fuzz) is not supported yet");
-		return -EAGAIN;
-	}
 	/* The copy is of vCPU 0, from its own thread: a second thread's vCPU, running or idle,
 	 * would have to stop and go too. */
 	struct sbx_stop_who who;
@@ -224,6 +358,23 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 			sbx_log(vm, 1, "fork refused: --max-procs %u reached", t->max);
 		return -EAGAIN;
 	}
+	/* The copy needs as much again as the parent holds: refused as a kernel that does not
+	 * overcommit would, rather than killing a process a moment later. */
+	struct sbx_pnode *top;
+	int pending;
+	uint64_t held = mem_held(t, &top, &pending), more = sbx_mem_held_bytes(vm);
+	if (held + more > t->root->proc.mem.size) {
+		pthread_mutex_unlock(&t->lock);
+		sbx_log(
+		    vm, 1,
+		    "fork refused: the copy would need %llu MiB more and the sandbox's processes "
+		    "hold %llu MiB, over --mem %llu MiB together",
+		    (unsigned long long)(more >> 20), (unsigned long long)(held >> 20),
+		    (unsigned long long)(vm->cfg.mem_size >> 20));
+		return -ENOMEM;
+	}
+	if (!t->keeper_started && pthread_create(&t->keeper, NULL, keeper_main, t) == 0)
+		t->keeper_started = 1;
 	uint32_t pid = t->next_pid++;
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
@@ -514,6 +665,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->procs = t;
 	vm->hooks.proc = proc_call;
 	vm->hooks.execed = execed;
+	vm->hooks.others_cpu_ns = others_cpu_ns;
 	return 0;
 }
 
@@ -528,21 +680,32 @@ unsigned sbx_procs_count(struct sbx_vm *vm)
 	return n;
 }
 
+/* Kills every process but the first and waits until each thread has destroyed its VM; no
+ * new process starts meanwhile. */
+static void end_others(struct sbx_procs *t, const char *why)
+{
+	pthread_mutex_lock(&t->lock);
+	t->ending = 1;
+	pthread_cond_broadcast(&t->cond); /* the keeper, which looks every 20 ms, goes now */
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->vm && n->vm != t->root)
+			sbx_vm_kill(n->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL, "killed: %s",
+				    why);
+	while (t->threads)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	if (t->keeper_started)
+		pthread_join(t->keeper, NULL);
+	t->keeper_started = 0;
+}
+
 void sbx_procs_end(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
 	if (!t || t->root != vm)
 		return;
-	pthread_mutex_lock(&t->lock);
-	t->ending = 1;
-	for (struct sbx_pnode *n = t->list; n; n = n->next)
-		if (n->vm && n->vm != vm)
-			sbx_vm_kill(n->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
-				    "killed: the sandbox's first process ended");
-	/* No process outlives its sandbox: waited for until each thread has destroyed its VM. */
-	while (t->threads)
-		pthread_cond_wait(&t->cond, &t->lock);
-	pthread_mutex_unlock(&t->lock);
+	/* No process outlives its sandbox. */
+	end_others(t, "the sandbox's first process ended");
 	while (t->list) {
 		struct sbx_pnode *n = t->list;
 		t->list = n->next;
@@ -552,4 +715,29 @@ void sbx_procs_end(struct sbx_vm *vm)
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 	vm->procs = NULL;
+}
+
+void sbx_procs_reset(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t || t->root != vm)
+		return;
+	end_others(t, "the run is over");
+	pthread_mutex_lock(&t->lock);
+	for (struct sbx_pnode **pp = &t->list; *pp;) {
+		struct sbx_pnode *n = *pp;
+		if (n->pid == 1) {
+			pp = &n->next;
+			continue;
+		}
+		*pp = n->next;
+		free(n);
+	}
+	/* Every run the same: its processes numbered from 2 again. */
+	t->next_pid = 2;
+	t->live = 1;
+	t->ended_cpu_ns = 0;
+	t->oom_pid = 0;
+	t->ending = 0;
+	pthread_mutex_unlock(&t->lock);
 }

@@ -228,6 +228,7 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 
 int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 {
+	sbx_procs_run_start(vm);
 	start(vm);
 	struct sbx_fault f;
 	sbx_core_run(vm, &f);

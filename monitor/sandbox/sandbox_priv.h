@@ -14,7 +14,12 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
  * joins every other process. sbx_procs_count: processes alive (1 without a tree). */
 int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_procs_end(struct sbx_vm *vm);
-/* At a process's run's end, before its threads go: no signal reaches it any more. */
+/* Between two runs of the exec engine: every process but the first is killed and forgotten,
+ * and pids start from 2 again. */
+void sbx_procs_reset(struct sbx_vm *vm);
+/* At a process's run's start (again, for a repeated run's), it is in the tree to be
+ * signalled; at its end, before its threads go, no signal reaches it any more. */
+void sbx_procs_run_start(struct sbx_vm *vm);
 void sbx_procs_run_over(struct sbx_vm *vm);
 unsigned sbx_procs_count(struct sbx_vm *vm);
 

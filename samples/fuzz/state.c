@@ -3,7 +3,8 @@
  * input sees the same world as the first: it aborts when it sees a trace of an earlier input,
  * and an input "P" prints what it sees, so a test can compare input 1 with input 100,000.
  * With STATE_COMMANDS=1 in its environment, inputs starting with 'E' call exit(3), 'A' abort(),
- * 'L' loop forever, 'M' allocate without end, 'C' write through a null pointer, 'R' leave a
+ * 'L' loop forever, 'M' allocate without end, 'C' write through a null pointer, 'F' start
+ * two children (one that never ends: it must end with the input), 'R' leave a
  * page of its data read-only (a page-table change the reset must undo), 'S' sleep 300 ms and
  * return (an input slow enough to meet a fuzzer's time limit), 'W' write to stderr, then seek
  * it a terabyte on and write again, and abort if it can read its stderr back (under
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +78,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'S': {
 		struct timespec t = {0, 300 * 1000000};
 		nanosleep(&t, NULL);
+		break;
+	}
+	case 'F': {
+		/* Children: one spins for ever, one exits 7. They must end with the input, so
+		 * every input's are numbered 2 and 3 and find room under --max-procs. */
+		pid_t spin = fork();
+		if (spin == 0)
+			for (volatile int x = 1; x;)
+				;
+		pid_t quick = fork();
+		if (quick == 0)
+			_exit(7);
+		int st = 0;
+		if (spin != 2 || quick != 3 || waitpid(quick, &st, 0) != quick || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 7)
+			abort();
 		break;
 	}
 	case 'W': {

@@ -393,6 +393,20 @@ Test(fuzz, oom_exit_code_and_artifact, .init = setup, .fini = teardown, .timeout
 	outcome("M", "--mem 64M", 71, "oom-");
 }
 
+/* A target's children end with its input: each input starts two (one never ends) and finds
+ * them numbered as the first input's, with room under --max-procs 4. */
+Test(fuzz, a_target_s_children_end_with_each_input, .init = setup, .fini = teardown, .timeout = 900)
+{
+	int st;
+	char *o = run("cd %s && for i in 1 2 3 4 5 6 7 8 9 10; do printf F > f$i; done && "
+		      "%s --tmp /tmp --max-procs 4 --env STATE_COMMANDS=1 %s -artifact_prefix=%s/ "
+		      "f1 f2 f3 f4 f5 f6 f7 f8 f9 f10 2>&1",
+		      &st, dir, FUZZ, STATE, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert_eq(artifacts(dir, "crash-", NULL, 0), 0, "%s", o);
+	free(o);
+}
+
 Test(fuzz, state_never_leaks_between_inputs, .init = setup, .fini = teardown, .timeout = 3600)
 {
 	int st;

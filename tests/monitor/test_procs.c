@@ -173,3 +173,85 @@ Test(procs, the_audit_log_records_every_execve)
 	cr_assert(strstr(o, "\"guest_path\":\"/nope\"") && strstr(o, "\"result\":-2"), "%s", o);
 	free(o);
 }
+
+static char *sample(const char *opts, const char *args, int *st)
+{
+	char bin[512], cmd[2048];
+	e2e_need_kvm();
+	e2e_sample_binary("procs", "glibc", bin, sizeof(bin));
+	snprintf(cmd, sizeof(cmd), SANDBOX " %s %s %s 2>&1", opts, bin, args);
+	return e2e_slurp(cmd, st);
+}
+
+/* --cpu-time counts every process's time: two spinning children end the sandbox, though the
+ * first process only waits. */
+Test(procs, cpu_time_counts_all_processes_together)
+{
+	int st;
+	char *o = sample("--cpu-time 1s --timeout 120s", "spin 2", &st);
+	cr_assert_eq(st, 120, "%s", o);
+	cr_assert(strstr(o, "--cpu-time 1000 ms (all processes together)"), "%s", o);
+	free(o);
+}
+
+/* --max-output is one budget for all: each command writes 41 bytes, six of them go over 100. */
+Test(procs, max_output_counts_all_processes_together)
+{
+	need_busybox();
+	int st;
+	char *o = shell("--max-output 100",
+			"for i in 1 2 3 4 5 6; do /bin/busybox echo "
+			"0123456789012345678901234567890123456789; done",
+			&st);
+	cr_assert_eq(st, 122, "%s", o);
+	cr_assert(strstr(o, "--max-output 100 bytes"), "%s", o);
+	/* What was written before the limit: 100 bytes exactly, then the message. */
+	cr_assert(!strncmp(o,
+			   "0123456789012345678901234567890123456789\n"
+			   "0123456789012345678901234567890123456789\n"
+			   "012345678901234567",
+			   100) &&
+		      !(o[100] >= '0' && o[100] <= '9'),
+		  "%s", o);
+	free(o);
+}
+
+/* --mem holds for all processes together: three children of 24 MiB each do not fit in 64 MiB,
+ * so the one that holds the most is killed as by an OOM killer, and the sandbox goes on; a fork
+ * that would not fit is refused. */
+Test(procs, mem_holds_for_all_processes_together)
+{
+	int st;
+	char *o = sample("--mem 64M", "hog 3 24", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "killed, out of memory: the sandbox's processes hold"), "%s", o);
+	cr_assert(strstr(o, "3 children: 2 exited, 1 killed") ||
+		      strstr(o, "3 children: 1 exited, 2 killed"),
+		  "%s", o);
+	free(o);
+	o = sample("--mem 64M", "hog 3 8", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "3 children: 3 exited, 0 killed"), "%s", o);
+	free(o);
+}
+
+/* A child's crash is reported with its pid, and --core writes its core beside the named file. */
+Test(procs, a_childs_crash_names_it_and_writes_its_core)
+{
+	char dir[] = "/tmp/sbx-core.XXXXXX";
+	e2e_scratch(dir, "true");
+	char opts[256], path[512];
+	snprintf(opts, sizeof(opts), "--core %s/core", dir);
+	int st;
+	char *o = sample(opts, "segv", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "child: killed by signal 11"), "%s", o);
+	cr_assert(strstr(o, "(pid 2)"), "%s", o);
+	snprintf(path, sizeof(path), "%s/core.2", dir);
+	cr_assert(strstr(o, path), "%s", o);
+	cr_assert_eq(access(path, R_OK), 0, "no %s: %s", path, o);
+	free(o);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	free(e2e_slurp(cmd, &st));
+}

@@ -13,6 +13,8 @@
 #   reload     SIGHUP under load: the new handler binary answers, no request fails; a binary
 #              that cannot start keeps the old instances
 #   warm       --warm: the framing, a slow-init handler, a reload, isolation
+#   children   a shell handler whose commands fork and exec, one left in the background: each
+#              request's processes end with it
 #   clients    one client address flooding connections (1100 request heads dripped line by
 #              line) leaves room for another address; a dripped request head is closed at
 #              --header-timeout
@@ -219,6 +221,24 @@ mode_isolation() {
   grep -q "req [0-9a-f]*: .*SUMMARY: " "$D/server.log" || fail "no SUMMARY line with a request id in the log"
   stop
   echo "PASS isolation${WARM:+ (warm)}: clean after a normal request, a crash and a timeout; fresh random bytes"
+}
+
+mode_children() {
+  [ -x /bin/busybox ] || skip "/bin/busybox is not installed (scripts/setup.sh installs busybox-static)"
+  # A shell handler: command substitution forks, a command runs in the background and would
+  # sleep on after the response; it must end with the request, and the next request's
+  # processes are numbered as the first's.
+  start --instances 1 --timeout 60s --ro /bin/busybox:/bin/busybox /bin/busybox sh -c \
+    'echo "Content-Type: text/plain"; echo; echo "kid $(/bin/busybox echo "$QUERY_STRING")"; /bin/busybox sleep 1000 & echo "bg $!"'
+  get a 200 "$URL/?one"
+  has a "kid one"
+  get b 200 "$URL/?two"
+  has b "kid two"
+  [ "$(grep '^bg ' "$D/a.body")" = "$(grep '^bg ' "$D/b.body")" ] ||
+    fail "the second request's processes are numbered otherwise: $(cat "$D/a.body" "$D/b.body")"
+  for i in 1 2 3 4 5 6 7 8; do get "c$i" 200 "$URL/?c$i"; has "c$i" "kid c$i"; done
+  stop
+  echo "PASS children: a handler's children run, and end with its request"
 }
 
 # send BYTES: to fd 3. bash writes them a line at a time, and the server may answer and close
@@ -512,6 +532,6 @@ mode_clients() {
 }
 
 case "$MODE" in
-cgi | isolation | bad | load | reload | warm | clients) "mode_$MODE" ;;
+cgi | isolation | bad | load | reload | warm | clients | children) "mode_$MODE" ;;
 *) echo "FAIL: unknown mode $MODE"; exit 2 ;;
 esac
