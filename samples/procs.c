@@ -3,7 +3,7 @@
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
- *         pgrp | many N | segv   behaviour (compared with native)
+ *         pgrp | many N | segv | ids  behaviour (compared with native)
  *   procs hog K M | spin K               K children hold M MiB each, or spin: the sandbox's
  *                                        limits for all processes together
  *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait: "OP N ns" on stderr
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -394,6 +395,34 @@ static int do_hog(int k, int m)
 	return 0;
 }
 
+/* The set*id calls that keep the ids (a sandbox has one user), and posix_spawn with
+ * POSIX_SPAWN_RESETIDS (GNU make spawns its commands so), which calls one of them. */
+static int do_ids(void)
+{
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+	uid_t u = getuid();
+	gid_t g = getgid();
+	printf("getresuid %d, same %d\n", getresuid(&r, &e, &sv), r == u && e == u && sv == u);
+	printf("getresgid %d, same %d\n", getresgid(&gr, &ge, &gs), gr == g && ge == g && gs == g);
+	printf("setresuid %d setresgid %d setreuid %d setregid %d setuid %d setgid %d\n",
+	       setresuid(-1, u, -1), setresgid(g, -1, g), setreuid(-1, -1), setregid(g, g),
+	       setuid(u), setgid(g));
+	printf("setfsuid gives uid %d\n", setfsuid(-1) == (int)u);
+	posix_spawnattr_t a;
+	posix_spawnattr_init(&a);
+	posix_spawnattr_setflags(&a, POSIX_SPAWN_RESETIDS);
+	char *args[] = {"procs", "echo", "reset", NULL};
+	pid_t c;
+	fflush(stdout);
+	int e2 = posix_spawn(&c, self, NULL, &a, args, environ);
+	printf("spawn: %s\n", e2 ? strerror(e2) : "ok");
+	if (!e2)
+		reap(c, "resetids child");
+	posix_spawnattr_destroy(&a);
+	return 0;
+}
+
 /* K children spin for ever: only a limit on them all ends this. */
 static int do_spin(int k)
 {
@@ -487,6 +516,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "hog")	? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
 		: !strcmp(c, "spin")	? do_spin(n > 0 ? n : 2)
 		: !strcmp(c, "segv")	? do_segv()
+		: !strcmp(c, "ids")	? do_ids()
 		: !strcmp(c, "bench")	? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")
 		    ? bench(n > 0 ? n : 100, 1)

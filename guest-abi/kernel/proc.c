@@ -49,6 +49,63 @@ K_ANSWER(getppid, BOOT->ppid)
 K_ANSWER(getuid, BOOT->uid)
 K_ANSWER(getgid, BOOT->gid)
 
+/* The set*id calls: the sandbox has one user and one group, so a call that keeps every id as
+ * it is (or leaves it, -1) succeeds, as glibc's posix_spawn with POSIX_SPAWN_RESETIDS and
+ * programs that drop privileges they do not have expect; any other id is EPERM, as for a
+ * process without CAP_SETUID. rdi, rsi, rdx: up to three ids. */
+static long k_keep_ids(struct k_frame *f, int n, uint32_t cur)
+{
+	uint64_t id[3] = {f->rdi, f->rsi, f->rdx};
+	for (int i = 0; i < n; i++)
+		if ((uint32_t)id[i] != (uint32_t)-1 && (uint32_t)id[i] != cur)
+			return -EPERM;
+	return 0;
+}
+long k_sys_setuid(struct k_frame *f)
+{
+	return (uint32_t)f->rdi == (uint32_t)-1 ? -EINVAL : k_keep_ids(f, 1, BOOT->uid);
+}
+long k_sys_setgid(struct k_frame *f)
+{
+	return (uint32_t)f->rdi == (uint32_t)-1 ? -EINVAL : k_keep_ids(f, 1, BOOT->gid);
+}
+long k_sys_setreuid(struct k_frame *f)
+{
+	return k_keep_ids(f, 2, BOOT->uid);
+}
+long k_sys_setregid(struct k_frame *f)
+{
+	return k_keep_ids(f, 2, BOOT->gid);
+}
+long k_sys_setresuid(struct k_frame *f)
+{
+	return k_keep_ids(f, 3, BOOT->uid);
+}
+long k_sys_setresgid(struct k_frame *f)
+{
+	return k_keep_ids(f, 3, BOOT->gid);
+}
+/* setfsuid/setfsgid never fail: they answer the id before the call, which stays. */
+K_ANSWER(setfsuid, BOOT->uid)
+K_ANSWER(setfsgid, BOOT->gid)
+
+static long k_put_ids(struct k_frame *f, uint32_t id)
+{
+	uint64_t p[3] = {f->rdi, f->rsi, f->rdx};
+	for (int i = 0; i < 3; i++)
+		if (k_copy_to_user(p[i], &id, sizeof(id)) < 0)
+			return -EFAULT;
+	return 0;
+}
+long k_sys_getresuid(struct k_frame *f)
+{
+	return k_put_ids(f, BOOT->uid);
+}
+long k_sys_getresgid(struct k_frame *f)
+{
+	return k_put_ids(f, BOOT->gid);
+}
+
 long k_sys_exit(struct k_frame *f)
 {
 	k_exec_exit((uint32_t)f->rdi & 0xff);

@@ -67,6 +67,11 @@ Test(procs, wnohang_waitid_and_process_groups)
 	same_as_native("pgrp");
 }
 
+Test(procs, ids_kept_by_set_id_calls_and_spawn_resetting_them)
+{
+	same_as_native("ids");
+}
+
 Test(procs, many_children_are_all_reaped)
 {
 	same_as_native("many 40");
