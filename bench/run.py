@@ -441,14 +441,15 @@ def main():
     # 12. processes
     pr_n = 20 if a.quick else 200
     bb = "/bin/busybox"
-    rep.section(f"12. processes: procs-glibc bench/execbench {pr_n} (ns each, timed in the "
+    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench {pr_n} (ns each, timed in the "
                 f"guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
                 f"| cat (wall)",
                 "sandbox: --ro /bin/busybox; each process is a VM of its own (fork copies the "
                 "caller's RAM and vCPU)")
     op = lambda fn, name: lambda: {"ns": parse_op(fn()["err"], name)}
     for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
-                            ("fork+exec+wait", "execbench", "fork_exec_wait")):
+                            ("fork+exec+wait", "execbench", "fork_exec_wait"),
+                            ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait")):
         res = interleave({"native": op(native(bins["procs-glibc"], sub, str(pr_n)), name),
                           "sandbox": op(sandboxed(bins["procs-glibc"], sub, str(pr_n)), name)},
                          compute_runs)

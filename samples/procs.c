@@ -3,22 +3,28 @@
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
- *         pgrp | many N | segv | ids  behaviour (compared with native)
- *   procs hog K M | spin K               K children hold M MiB each, or spin: the sandbox's
+ *         pgrp | many N | segv | ids | threaded | shared | closerange   behaviour (compared with
+ * native) procs hog K M | spin K               K children hold M MiB each, or spin: the sandbox's
  *                                        limits for all processes together
  *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait: "OP N ns" on stderr
+ *   procs spawnbench N                 posix_spawn+wait while two other threads run
  *   procs echo ARGS... | fds | true    what the exec'd copy does */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -424,6 +430,193 @@ static int do_ids(void)
 }
 
 /* K children spin for ever: only a limit on them all ends this. */
+/* threaded: fork, vfork and posix_spawn from a process whose other threads keep calling the
+ * kernel and allocating meanwhile (Go's os/exec, a threaded program's subprocess), from the
+ * main thread and from a second one. A plain fork's child has the caller's thread only, with
+ * the pid as its tid; it allocates, starts a thread of its own, and handles a fault. */
+static atomic_int busy_stop;
+
+static void *busy(void *arg)
+{
+	unsigned n = (unsigned)(uintptr_t)arg;
+	while (!atomic_load(&busy_stop)) {
+		free(malloc(64 + (n++ % 8192)));
+		getppid();
+	}
+	return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+	return arg;
+}
+
+static sigjmp_buf child_jmp;
+
+static void child_segv(int sig)
+{
+	siglongjmp(child_jmp, sig);
+}
+
+static void forked_child(const char *who)
+{
+	char *m = malloc(1 << 20);
+	memset(m, 7, 1 << 20);
+	pthread_t t;
+	void *got = NULL;
+	int e = pthread_create(&t, NULL, child_thread, m);
+	if (!e)
+		pthread_join(t, &got);
+	struct sigaction sa = {.sa_handler = child_segv};
+	sigaction(SIGSEGV, &sa, NULL);
+	int faulted = sigsetjmp(child_jmp, 1);
+	int *volatile bad = (int *)(uintptr_t)16;
+	if (!faulted)
+		*bad = 1;
+	printf("%s: fork child: tid is pid: %s, malloc'd %d, its thread: %s, fault handled: %s\n",
+	       who, syscall(SYS_gettid) == getpid() ? "yes" : "no", m[12345],
+	       e	  ? strerror(e)
+	       : got == m ? "ran"
+			  : "wrong",
+	       faulted == SIGSEGV ? "yes" : "no");
+	fflush(stdout);
+	_exit(5);
+}
+
+static void spawn_all(const char *who)
+{
+	char tag[64];
+	snprintf(tag, sizeof(tag), "%s: posix_spawn", who);
+	char *argv[] = {"procs", "echo", tag, NULL};
+	pid_t c;
+	fflush(stdout);
+	int e = posix_spawn(&c, self, NULL, NULL, argv, environ);
+	if (e)
+		printf("%s: %s\n", tag, strerror(e));
+	else
+		reap(c, tag);
+	for (int k = 0; k < 2; k++) {
+		snprintf(tag, sizeof(tag), k ? "%s: fork+exec" : "%s: vfork", who);
+		fflush(stdout);
+		c = k ? fork() : vfork();
+		if (c == 0) {
+			execl(self, "procs", "echo", tag, (char *)NULL);
+			_exit(127);
+		}
+		reap(c, tag);
+	}
+	snprintf(tag, sizeof(tag), "%s: fork", who);
+	c = fork();
+	if (c == 0)
+		forked_child(who);
+	reap(c, tag);
+}
+
+static void *spawner(void *arg)
+{
+	spawn_all(arg);
+	return NULL;
+}
+
+static int do_threaded(void)
+{
+	pthread_t b[2], s;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&b[i], NULL, busy, (void *)(uintptr_t)(i * 1000));
+	spawn_all("main thread");
+	pthread_create(&s, NULL, spawner, "second thread");
+	pthread_join(s, NULL);
+	atomic_store(&busy_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(b[i], NULL);
+	printf("threaded: done\n");
+	return 0;
+}
+
+/* shared: MAP_SHARED file mappings across fork (glibc's iconv maps its gconv cache so, and
+ * Python's subprocess forks with it): a file in /tmp mapped read-only, as iconv does, and
+ * writable, which parent and child both write, each seeing the other's bytes. */
+static int do_shared(void)
+{
+	char path[] = "/tmp/procs-shared-XXXXXX";
+	int wfd = mkstemp(path);
+	if (wfd < 0 || ftruncate(wfd, 8192) < 0 ||
+	    pwrite(wfd,
+		   "\x7f"
+		   "ELF",
+		   4, 4000) != 4) {
+		printf("shared: setting up: %s\n", strerror(errno));
+		return 1;
+	}
+	int fd = open(path, O_RDONLY);
+	const char *ro = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	unlink(path);
+	if (ro == MAP_FAILED) {
+		printf("shared: read-only mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	ro += 4000;
+	char *rw = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0);
+	if (rw == MAP_FAILED) {
+		printf("shared: mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	strcpy(rw, "parent before fork");
+	int go[2];
+	if (pipe(go) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		printf("child: read-only mapping starts %.3s, writable one says \"%s\"\n", ro + 1,
+		       rw);
+		fflush(stdout); /* before the parent, which waits for the bytes, prints */
+		strcpy(rw + 4096, "written by the child");
+		char b;
+		if (read(go[0], &b, 1) != 1)
+			_exit(1);
+		printf("child: after the parent wrote: \"%s\"\n", rw);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(go[0]);
+	while (!((volatile char *)rw)[4096])
+		usleep(1000);
+	printf("parent: the child wrote \"%s\"\n", rw + 4096);
+	strcpy(rw, "parent after fork");
+	fflush(stdout);
+	if (write(go[1], "x", 1) != 1)
+		return 1;
+	reap(c, "child");
+	char buf[32] = "";
+	if (pread(wfd, buf, sizeof(buf) - 1, 4096) < 0)
+		return 1;
+	printf("parent: the file says \"%s\"\n", buf);
+	return 0;
+}
+
+/* closerange: close_range(2), as Python's subprocess calls it in the child before exec. */
+static int do_closerange(void)
+{
+	for (int fd = 20; fd < 25; fd++)
+		dup2(1, fd);
+	long a = syscall(SYS_close_range, 21, 22, 0);
+	long b = syscall(SYS_close_range, 23, ~0u, 4 /* CLOSE_RANGE_CLOEXEC */);
+	long c = syscall(SYS_close_range, 30, 29, 0);
+	int ce = errno;
+	long d = syscall(SYS_close_range, 20, 20, 1 << 8);
+	printf("close_range: %ld %ld %ld (%s) %ld (%s)\n", a, b, c, strerror(ce), d,
+	       strerror(errno));
+	for (int fd = 20; fd < 25; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+		printf("fd %d: %s\n", fd,
+		       fl < 0		   ? "closed"
+		       : (fl & FD_CLOEXEC) ? "open, close-on-exec"
+					   : "open");
+	}
+	return 0;
+}
+
 static int do_spin(int k)
 {
 	fflush(stdout);
@@ -483,6 +676,32 @@ static int bench(int n, int exec)
 	return 0;
 }
 
+/* posix_spawn (CLONE_VM | CLONE_VFORK, then execve) of this program's `true` from a process
+ * whose two other threads keep calling the kernel: what os/exec and subprocess cost. */
+static int spawnbench(int n)
+{
+	pthread_t b[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&b[i], NULL, busy, (void *)(uintptr_t)(i * 1000));
+	char *argv[] = {"procs", "true", NULL};
+	double t0 = now_us();
+	int bad = 0;
+	for (int i = 0; i < n && !bad; i++) {
+		pid_t c;
+		int st;
+		bad = posix_spawn(&c, self, NULL, NULL, argv, environ) != 0 ||
+		      waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st);
+	}
+	double t1 = now_us();
+	atomic_store(&busy_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(b[i], NULL);
+	if (bad)
+		return 1;
+	fprintf(stderr, "spawn_threaded_wait %d %.0f\n", n, (t1 - t0) * 1e3 / n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
@@ -501,23 +720,27 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(c, "true"))
 		return 0;
-	int r = !strcmp(c, "fork")	? do_fork()
-		: !strcmp(c, "pipe")	? do_pipe()
-		: !strcmp(c, "exec")	? do_exec()
-		: !strcmp(c, "cloexec") ? do_cloexec()
-		: !strcmp(c, "kill")	? do_kill()
-		: !strcmp(c, "handler") ? do_handler()
-		: !strcmp(c, "sigchld") ? do_sigchld()
-		: !strcmp(c, "spawn")	? do_spawn()
-		: !strcmp(c, "vfork")	? do_vfork()
-		: !strcmp(c, "wnohang") ? do_wnohang()
-		: !strcmp(c, "pgrp")	? do_pgrp()
-		: !strcmp(c, "many")	? do_many(n > 0 ? n : 20)
-		: !strcmp(c, "hog")	? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
-		: !strcmp(c, "spin")	? do_spin(n > 0 ? n : 2)
-		: !strcmp(c, "segv")	? do_segv()
-		: !strcmp(c, "ids")	? do_ids()
-		: !strcmp(c, "bench")	? bench(n > 0 ? n : 100, 0)
+	int r = !strcmp(c, "fork")	   ? do_fork()
+		: !strcmp(c, "pipe")	   ? do_pipe()
+		: !strcmp(c, "exec")	   ? do_exec()
+		: !strcmp(c, "cloexec")	   ? do_cloexec()
+		: !strcmp(c, "kill")	   ? do_kill()
+		: !strcmp(c, "handler")	   ? do_handler()
+		: !strcmp(c, "sigchld")	   ? do_sigchld()
+		: !strcmp(c, "spawn")	   ? do_spawn()
+		: !strcmp(c, "vfork")	   ? do_vfork()
+		: !strcmp(c, "wnohang")	   ? do_wnohang()
+		: !strcmp(c, "pgrp")	   ? do_pgrp()
+		: !strcmp(c, "many")	   ? do_many(n > 0 ? n : 20)
+		: !strcmp(c, "hog")	   ? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
+		: !strcmp(c, "spin")	   ? do_spin(n > 0 ? n : 2)
+		: !strcmp(c, "segv")	   ? do_segv()
+		: !strcmp(c, "ids")	   ? do_ids()
+		: !strcmp(c, "threaded")   ? do_threaded()
+		: !strcmp(c, "shared")	   ? do_shared()
+		: !strcmp(c, "closerange") ? do_closerange()
+		: !strcmp(c, "spawnbench") ? spawnbench(n > 0 ? n : 100)
+		: !strcmp(c, "bench")	   ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")
 		    ? bench(n > 0 ? n : 100, 1)
 		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);

@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 9
+#define SBX_ABI_MINOR 10
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -426,6 +426,10 @@ _Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
 #define SBX_EXEC_STATUS 20
 #define SBX_EXEC_ENTRY_RIP 24
 #define SBX_EXEC_ENTRY_RSP 32
+
+/* SBX_CALL_CLOSE a2 (1.10): a range (close_range), with Linux's CLOSE_RANGE_CLOEXEC (4). */
+#define SBX_CLOSE_RANGE 0x80000000u
+#define SBX_CLOSE_RANGE_CLOEXEC 4u
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
 #define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */

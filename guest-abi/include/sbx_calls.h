@@ -24,7 +24,9 @@
 	X(READV, 6, readv, sbx_hc_readv, SBX_CF_WAIT_STDIO, /* sbx_rw: buf iovecs, len count */)    \
 	X(WRITEV, 7, writev, sbx_hc_writev, SBX_CF_FS_HANDLE | SBX_CF_WAIT_STDIO, /* as readv */)   \
 	X(OPEN, 8, open, sbx_hc_open, SBX_CF_FS_OPEN, /* sbx_path: dirfd, path, flags, mode */)     \
-	X(CLOSE, 9, close, sbx_hc_close, 0, /* a0: fd */)                                           \
+	/* CLOSE a0: fd. 1.10: a2 SBX_CLOSE_RANGE | CLOSE_RANGE_CLOEXEC: every open fd from a0 to \
+	 * a1 closes (or becomes close-on-exec): close_range. */                                 \
+	X(CLOSE, 9, close, sbx_hc_close, 0, )                                                      \
 	X(FSTAT, 10, fstat, sbx_hc_fstat, 0, /* sbx_path: fd in dirfd, buf -> struct stat */)       \
 	X(STAT, 11, stat, sbx_hc_stat, 0, /* sbx_path: dirfd, path, flags (AT_*), buf */)           \
 	X(LSEEK, 12, lseek, sbx_hc_lseek, 0, /* a0: fd, a1: offset, a2: whence */)                  \
@@ -97,6 +99,10 @@
 	 * served by the calling vCPU's own thread (SBX_SLOT_OWN).                                \
 	 * FORK a0: clone flags (CLONE_VFORK: returns once the child has exec'd or ended). The    \
 	 * child is a copy of the caller stopped in this call: it returns 0, the caller the pid.  \
+	 * The caller may be any thread's vCPU (1.10); the child's vCPU 0 then goes on with that  \
+	 * vCPU's page tables and ring until it execs. 1.10: a1, a pid: no copy, only the wait of \
+	 * CLONE_VFORK for that child (a threaded caller copies with its kernel's lock held, and  \
+	 * waits without it).                                                                     \
 	 * EXECVE a0: dirfd, a1: path, a2: argv, a3: envp (the program's virtual addresses),      \
 	 * a4: AT_* flags, a5: the umask. Never returns on success: the vCPU starts the new image. \
 	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \

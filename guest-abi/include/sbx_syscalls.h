@@ -367,7 +367,7 @@ SBX_SYSCALL(432, fsmount, "dxx", nosys)
 SBX_SYSCALL(433, fspick, "Dsx", nosys)
 SBX_SYSCALL(434, pidfd_open, "dx", nosys)
 SBX_SYSCALL(435, clone3, "pu", clone3)
-SBX_SYSCALL(436, close_range, "uux", nosys)
+SBX_SYSCALL(436, close_range, "uux", close_range)
 SBX_SYSCALL(437, openat2, "Dspu", nosys)
 SBX_SYSCALL(438, pidfd_getfd, "ddx", nosys)
 SBX_SYSCALL(439, faccessat2, "Dsxx", faccessat) /* faccessat's handler, flags in r10 */

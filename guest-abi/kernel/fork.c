@@ -47,22 +47,26 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	}
 	if (flags & ~K_PROC_OK)
 		return -EINVAL;
-	/* A copy of one vCPU cannot carry the others' threads along. Linux's child has only the
-	 * caller's thread, which a copy of this VM would give if the other vCPUs stopped first:
-	 * not done yet, counted and named. */
-	if (k_nthreads > 1) {
-		BOOT->nosys_count[57]++;
-		return -ENOSYS;
-	}
-	uint64_t a[1] = {flags};
-	long pid = k_call_own(SBX_CALL_FORK, a, 1);
+	/* With other threads (Go's os/exec, a threaded program's posix_spawn), the copy is made
+	 * holding the kernel's lock: no thread is halfway through changing the kernel's state
+	 * then, and the child's copy of the lock is its one thread's. A vfork's wait comes after,
+	 * without the lock, so that the other threads go on meanwhile. */
+	int threaded = k_nthreads > 1;
+	uint64_t a[1] = {threaded ? flags & ~CLONE_VFORK : flags};
+	long pid =
+	    threaded ? k_call_own_locked(SBX_CALL_FORK, a, 1) : k_call_own(SBX_CALL_FORK, a, 1);
 	if (pid < 0)
 		return pid;
 	uint32_t id = (uint32_t)pid;
 	if (pid > 0) {
-		if ((flags & CLONE_PARENT_SETTID) && k_copy_to_user(ptid, &id, 4) < 0)
-			return pid; /* the child exists: as Linux, the failed write is the caller's
-				     */
+		if (threaded && (flags & CLONE_VFORK)) {
+			uint64_t w[2] = {0, (uint64_t)pid};
+			while (k_call_own(SBX_CALL_FORK, w, 2) == -EINTR)
+				;
+		}
+		/* The child exists: as Linux, a failed write is the caller's. */
+		if (flags & CLONE_PARENT_SETTID)
+			k_copy_to_user(ptid, &id, 4);
 		return pid;
 	}
 	/* The child: the monitor wrote its ids into its boot page. */

@@ -25,6 +25,11 @@
 
 static struct k_futex_wait *k_fq;
 
+void k_futex_forget_all(void)
+{
+	k_fq = 0;
+}
+
 static void fq_add(struct k_futex_wait *w)
 {
 	w->prev = 0;

@@ -112,6 +112,8 @@ struct k_futex_wait *k_self_waiter(void);
 long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits);
 /* Takes w off its futex's queue, woken, if it waits (a signal for its thread). */
 void k_futex_cancel(struct k_futex_wait *w);
+/* A forked child's: the waiters were other threads', which it does not have. */
+void k_futex_forget_all(void);
 /* The word a sleeping thread parks on (k_signal_thread sets it). */
 volatile uint32_t *k_kick_word(void);
 long k_sys_clone(struct k_frame *f);
@@ -176,6 +178,9 @@ long k_call_wait_ms(uint32_t nr, uint64_t *args, unsigned nargs, unsigned ms_arg
 /* A request that waits (PARK, SLEEP): served by this vCPU's own thread, with the big kernel lock
  * released meanwhile so that the other threads go on. */
 long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs);
+/* The same, the kernel's lock held throughout: no other thread changes the kernel's state
+ * meanwhile (a fork's copy). */
+long k_call_own_locked(uint32_t nr, const uint64_t *args, unsigned nargs);
 int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);
@@ -400,6 +405,7 @@ long k_sys_open(struct k_frame *f);
 long k_sys_openat(struct k_frame *f);
 long k_sys_creat(struct k_frame *f);
 long k_sys_close(struct k_frame *f);
+long k_sys_close_range(struct k_frame *f);
 long k_sys_stat(struct k_frame *f);
 long k_sys_lstat(struct k_frame *f);
 long k_sys_fstat(struct k_frame *f);

@@ -116,9 +116,9 @@ long k_call_wait_ms(uint32_t nr, uint64_t *args, unsigned nargs, unsigned ms_arg
 	}
 }
 
-long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
+static long call_own(uint32_t nr, const uint64_t *args, unsigned nargs, int keep)
 {
-	uint32_t depth = k_unlock_all();
+	uint32_t depth = keep ? 0 : k_unlock_all();
 	volatile struct sbx_ring *r = RING;
 	volatile struct sbx_slot *s = k_slot(nr);
 	s->pad = SBX_SLOT_OWN;
@@ -138,6 +138,16 @@ long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
 	if (depth && BOOT->waited_ns != k_waited_seen)
 		k_account_wait(tsc_start);
 	return ret;
+}
+
+long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	return call_own(nr, args, nargs, 0);
+}
+
+long k_call_own_locked(uint32_t nr, const uint64_t *args, unsigned nargs)
+{
+	return call_own(nr, args, nargs, 1);
 }
 
 static long submit_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off,

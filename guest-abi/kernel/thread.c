@@ -45,6 +45,9 @@ struct k_thread {
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
+/* The thread whose signal state is the page's (struct sbx_sigstate): the first, or in a child
+ * a second thread forked, that one. */
+static struct k_thread *k_main = &k_threads[0];
 uint32_t k_nthreads = 1;
 static uint32_t k_next_tid;
 static volatile uint32_t k_bkl; /* 0, or the holder's vCPU index + 1 */
@@ -226,7 +229,7 @@ struct k_futex_wait *k_self_waiter(void)
 
 static volatile struct k_sigthr *sig_of(struct k_thread *t)
 {
-	if (!t || t == &k_threads[0])
+	if (!t || t == k_main)
 		return (volatile struct k_sigthr *)&(
 			   (volatile struct sbx_sigstate *)SBX_SIGSTATE_ADDR)
 		    ->blocked;
@@ -296,8 +299,42 @@ int k_thread_interrupted(void)
 /* fork.c, in the child: the one thread left is the caller, with the child's pid as tid. */
 void k_thread_forked(uint64_t clear_tid)
 {
-	k_threads[0].tid = BOOT->pid;
-	k_threads[0].clear_tid = clear_tid;
+	struct k_thread *me = K_CPU->self;
+	/* Linux's child has the calling thread only. The others' vCPUs are not in this VM: their
+	 * slots are free again, and a new thread gets a new window (their pages stay taken).
+	 * Slot 0 is never a clone's, so its root, the master's, may stay. */
+	for (unsigned i = 0; i < K_MAX_THREADS; i++) {
+		struct k_thread *t = &k_threads[i];
+		if (t == me)
+			continue;
+		t->tid = 0;
+		t->run = 0;
+		t->robust = 0;
+		k_memset(&t->fw, 0, sizeof(t->fw));
+		if (i)
+			t->root = 0;
+	}
+	k_futex_forget_all();
+	k_nthreads = 1;
+	k_next_tid = BOOT->pid + 1;
+	BOOT->threads_started = 0;
+	BOOT->threads_peak = 1;
+	/* A second thread's mask and alternate stack become the page's, which the monitor reads
+	 * (faults, execve) as the process's main thread's. */
+	if (me != k_main) {
+		volatile struct k_sigthr *page = sig_of(k_main);
+		page->blocked = me->sig.blocked;
+		page->ss_sp = me->sig.ss_sp;
+		page->ss_flags = me->sig.ss_flags;
+		page->ss_size = me->sig.ss_size;
+		page->pending = 0;
+		k_main = me;
+	}
+	me->tid = BOOT->pid;
+	me->clear_tid = clear_tid;
+	me->kick = 0;
+	me->intr = 0;
+	K_CPU_TID = BOOT->pid;
 }
 
 int k_signal_thread(uint32_t tid, uint32_t sig)
@@ -326,7 +363,8 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 	/* A thread running its own code (no syscall to take it): the monitor stops its vCPU
 	 * there and the kernel delivers it (k_fault_upcall, signo 0). */
 	if (t != me) {
-		uint64_t k[1] = {(uint64_t)(t - k_threads)};
+		/* The main thread of a child forked by a second thread runs on vCPU 0. */
+		uint64_t k[1] = {t == k_main ? 0 : (uint64_t)(t - k_threads)};
 		k_call(SBX_CALL_KICK, k, 1);
 	}
 	return 1;
@@ -553,8 +591,8 @@ void k_thread_exit(void)
 	t->clear_tid = 0;
 	t->run = 0;
 	k_nthreads--;
-	/* vCPU 0 keeps the main thread's slot: its tid is the pid, which stays. */
-	if (t != &k_threads[0])
+	/* The main thread keeps its slot: its tid is the pid, which stays. */
+	if (t != k_main)
 		t->tid = 0;
 	k_pt_commit();
 	K_CPU_TID = 0;

@@ -190,6 +190,20 @@ int64_t sbx_hc_writev(struct sbx_vm *vm, const struct sbx_slot *s)
 
 int64_t sbx_hc_close(struct sbx_vm *vm, const struct sbx_slot *s)
 {
+	uint64_t flags = s->u.a[2];
+	if (flags & SBX_CLOSE_RANGE) {
+		/* close_range: the guest checked first <= last; any value is safe here. */
+		if (flags & ~(uint64_t)(SBX_CLOSE_RANGE | SBX_CLOSE_RANGE_CLOEXEC))
+			return -EINVAL;
+		for (uint64_t fd = s->u.a[0]; fd <= s->u.a[1] && fd < SBX_MAX_FDS; fd++) {
+			struct sbx_handle *h = sbx_fd_get(vm, (int64_t)fd);
+			if (h && (flags & SBX_CLOSE_RANGE_CLOEXEC))
+				h->cloexec = 1;
+			else if (h)
+				sbx_fd_release(vm, (int)fd);
+		}
+		return 0;
+	}
 	if (!sbx_fd_get(vm, (int64_t)s->u.a[0]))
 		return -EBADF;
 	sbx_fd_release(vm, (int)s->u.a[0]);

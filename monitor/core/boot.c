@@ -610,6 +610,10 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 		sbx_fail(err, errlen, r, "re-adding guest RAM: %s", strerror(-r));
 		goto out;
 	}
+	/* vCPU 0 is at home again: the master root and SBX_RING_ADDR (a child forked by a
+	 * second thread ran on that thread's window until now). */
+	vm->proc.vcpu.home_root = 0;
+	vm->proc.ring.gpa = 0;
 	vm->proc.ring.tail = 0;
 	vm->proc.ring.npop = 0;
 	vm->proc.ring.reimaged = 1;

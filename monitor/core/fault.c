@@ -210,7 +210,8 @@ void sbx_fault_from_syscall(struct sbx_vm *vm, int sig, struct sbx_fault *f)
 	snprintf(f->cause, sizeof(f->cause), "%s sent by the program to itself",
 		 sig == SIGABRT ? "abort()" : "a fatal signal");
 	/* The frame of the thread that ended the program, in its window. */
-	uint64_t root = vm->life.stop.thread_index > 0 ? vm->life.stop.thread_cr3 : 0;
+	uint64_t root =
+	    vm->life.stop.thread_index > 0 ? vm->life.stop.thread_cr3 : vm->proc.vcpu.home_root;
 	if (root ? sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) <
 		       0
 		 : sbx_copy_from_guest(vm, &sf, SBX_SYSCALL_FRAME_ADDR, sizeof(sf)) < 0)

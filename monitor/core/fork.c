@@ -54,13 +54,14 @@ static int copy_ioctl(int from, int to, unsigned long get, unsigned long set, vo
 	return 0;
 }
 
-static int copy_vcpu(struct sbx_vm *parent, struct sbx_vm *child, char *err, size_t errlen)
+static int copy_vcpu(struct sbx_vm *parent, const struct sbx_fork_src *src, struct sbx_vm *child,
+		     char *err, size_t errlen)
 {
-	int from = parent->proc.vcpu.fd, to = child->proc.vcpu.fd, r;
+	int from = src->fd, to = child->proc.vcpu.fd, r;
 	if (ioctl(to, KVM_SET_CPUID2, parent->proc.kvm.cpuid) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
 	/* KVM may still owe the doorbell's MMIO write: done first, so the state is whole. */
-	sbx_vcpu_complete(parent);
+	sbx_vcpu_complete_fd(parent, src->fd, src->run);
 	struct kvm_sregs sr;
 	struct kvm_regs rg;
 	struct kvm_xcrs xc;
@@ -94,10 +95,15 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 		  size_t errlen)
 {
 	int r;
-	if (parent->proc.shmaps.count)
-		return sbx_fail(err, errlen, -ENOMEM,
-				"fork of a process with shared file mappings (MAP_SHARED of a "
-				"file) is not supported yet");
+	/* The caller's vCPU: vCPU 0, or a second thread's. The child's vCPU 0 goes on as that
+	 * thread, on its window (page tables, kernel stacks, per-CPU page and ring) until it
+	 * execs; the guest kernel forgets the other threads (k_thread_forked). The others were
+	 * not stopped: the caller holds the kernel's lock, so the kernel's state is whole, and
+	 * their own memory is copied as it is at that moment. */
+	struct sbx_fork_src src;
+	if (sbx_thread_fork_src(parent, &src) < 0)
+		return sbx_fail(err, errlen, -EINVAL,
+				"fork from a thread the monitor does not know");
 	if ((r = copy_ram(parent, child, err, errlen)) < 0)
 		return r;
 	struct sbx_kvm *k = &child->proc.kvm;
@@ -122,9 +128,14 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION: %s",
 				strerror(errno));
+	if ((r = sbx_shmap_fork(parent, child)) < 0)
+		return sbx_fail(err, errlen, r, "sharing the parent's shared file mappings: %s",
+				strerror(-r));
 	if ((r = sbx_kvm_create_vcpu(child, err, errlen)) < 0 ||
-	    (r = copy_vcpu(parent, child, err, errlen)) < 0)
+	    (r = copy_vcpu(parent, &src, child, err, errlen)) < 0)
 		return r;
+	child->proc.vcpu.home_root = src.index ? src.root : parent->proc.vcpu.home_root;
+	child->proc.ring.gpa = src.ring_gpa == SBX_RING_ADDR ? 0 : src.ring_gpa;
 	child->proc.vcpu.cpl = parent->proc.vcpu.cpl;
 	child->proc.threads.shootdown = parent->proc.threads.shootdown;
 	child->proc.threads.max = parent->proc.threads.max;
@@ -144,8 +155,10 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	/* The request in the child's copy of the ring is answered 0; the monitor's tail moves
 	 * past it as the parent's will. */
-	uint32_t tail = parent->proc.ring.tail;
-	volatile struct sbx_ring *ring = sbx_gptr(child, SBX_RING_ADDR, sizeof(*ring));
+	uint32_t tail = src.tail;
+	volatile struct sbx_ring *ring = sbx_gptr(child, src.ring_gpa, sizeof(*ring));
+	if (!ring)
+		return sbx_fail(err, errlen, -EINVAL, "the caller's ring is outside RAM");
 	volatile struct sbx_slot *s = &ring->slots[tail % SBX_RING_SLOTS];
 	s->ret = 0;
 	__atomic_store_n(&s->done, seq, __ATOMIC_RELEASE);

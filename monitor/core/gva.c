@@ -21,6 +21,11 @@ uint64_t sbx_guest_root(struct sbx_vm *vm)
 	return cr3 ? cr3 : SBX_PT_ADDR;
 }
 
+uint64_t sbx_vcpu0_root(struct sbx_vm *vm)
+{
+	return vm->proc.vcpu.home_root ? vm->proc.vcpu.home_root : SBX_PT_ADDR;
+}
+
 void sbx_set_guest_root(struct sbx_vm *vm, uint64_t cr3)
 {
 	__atomic_store_n(&vm->proc.vcpu.cr3, cr3, __ATOMIC_RELAXED);

@@ -11,13 +11,18 @@
 
 #include "vm.h"
 
-void sbx_vcpu_complete(struct sbx_vm *vm)
+void sbx_vcpu_complete_fd(struct sbx_vm *vm, int fd, struct kvm_run *run)
 {
-	vm->proc.vcpu.run->immediate_exit = 1;
-	while (ioctl(vm->proc.vcpu.fd, KVM_RUN, 0) == 0)
+	run->immediate_exit = 1;
+	while (ioctl(fd, KVM_RUN, 0) == 0)
 		; /* cannot happen with immediate_exit; EINTR is the answer */
 	/* A kill meanwhile keeps the next KVM_RUN from entering the guest. */
-	vm->proc.vcpu.run->immediate_exit = atomic_load(&vm->life.stopping);
+	run->immediate_exit = atomic_load(&vm->life.stopping);
+}
+
+void sbx_vcpu_complete(struct sbx_vm *vm)
+{
+	sbx_vcpu_complete_fd(vm, vm->proc.vcpu.fd, vm->proc.vcpu.run);
 }
 
 void sbx_pause_point(struct sbx_vm *vm)

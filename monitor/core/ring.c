@@ -19,9 +19,14 @@
 /* How long the poller keeps spinning after the last request before it asks for doorbells. */
 #define SBX_POLL_IDLE_NS 300000ll
 
+uint64_t sbx_ring_gpa(struct sbx_vm *vm)
+{
+	return vm->proc.ring.gpa ? vm->proc.ring.gpa : SBX_RING_ADDR;
+}
+
 static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 {
-	return sbx_gptr(vm, SBX_RING_ADDR, sizeof(struct sbx_ring));
+	return sbx_gptr(vm, sbx_ring_gpa(vm), sizeof(struct sbx_ring));
 }
 
 /* During a request's handler: may this thread release ring_lock around a wait (no other
@@ -83,7 +88,7 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		memcpy(&s, (const void *)gs, sizeof(s));
 		if ((s.pad & SBX_SLOT_OWN) && !own)
 			break;
-		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != SBX_RING_ADDR ||
+		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != sbx_ring_gpa(vm) ||
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		ring_may_release = 0;
@@ -118,7 +123,7 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 
 int sbx_ring_serve(struct sbx_vm *vm)
 {
-	return sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, 0);
+	return sbx_ring_serve_at(vm, sbx_ring_gpa(vm), &vm->proc.ring.tail, 0);
 }
 
 /* The poller peeks at the tail without the lock; the writer holds it. */
@@ -139,7 +144,7 @@ void sbx_ring_need_wakeup(struct sbx_vm *vm, int on)
 int sbx_ring_pending(struct sbx_vm *vm)
 {
 	/* A read only: no dirty mark, which a polling thread would make at every turn. */
-	const volatile struct sbx_ring *r = sbx_gptr_ro(vm, SBX_RING_ADDR, sizeof(*r));
+	const volatile struct sbx_ring *r = sbx_gptr_ro(vm, sbx_ring_gpa(vm), sizeof(*r));
 	uint32_t tail = tail_of(vm);
 	if (__atomic_load_n(&r->head, __ATOMIC_SEQ_CST) == tail)
 		return 0;
@@ -312,7 +317,7 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	 * while it holds the lock: a kill must still get this thread out. */
 	if (sbx_ring_lock(vm, SBX_RING_UNLESS_STOPPING, 0) < 0)
 		return;
-	sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, 1);
+	sbx_ring_serve_at(vm, sbx_ring_gpa(vm), &vm->proc.ring.tail, 1);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
 	if (vm->proc.ring.polling && !atomic_load(&vm->proc.ring.retired)) {

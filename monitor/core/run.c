@@ -166,7 +166,8 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 			}
 			if (sbx_tlb_enter(vm, vm->proc.vcpu.fd, &vm->proc.vcpu.tlb) < 0)
 				continue;
-			sbx_vcpu_async(vm, &vm->proc.vcpu.tlb, 0, vm->proc.vcpu.fd, SBX_PT_ADDR);
+			sbx_vcpu_async(vm, &vm->proc.vcpu.tlb, 0, vm->proc.vcpu.fd,
+				       sbx_vcpu0_root(vm));
 			int r = ioctl(vm->proc.vcpu.fd, KVM_RUN, 0);
 			sbx_tlb_leave(vm, &vm->proc.vcpu.tlb);
 			if (r < 0) {

@@ -174,6 +174,35 @@ int sbx_shmap_bus(struct sbx_vm *vm, uint64_t *addr)
 	return found && !vm->hooks.mem_operand;
 }
 
+int sbx_shmap_fork(struct sbx_vm *parent, struct sbx_vm *child)
+{
+	const struct sbx_shmaps *from = &parent->proc.shmaps;
+	struct sbx_shmaps *to = &child->proc.shmaps;
+	to->readonly_mem = from->readonly_mem;
+	to->max = from->max;
+	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
+		const struct sbx_shmap *m = &from->m[i];
+		if (!m->len)
+			continue;
+		void *host = mmap(NULL, m->len, PROT_READ | (m->writable ? PROT_WRITE : 0),
+				  MAP_SHARED, m->fd, (off_t)m->off);
+		if (host == MAP_FAILED)
+			return -errno;
+		struct sbx_shmap *c = &to->m[i];
+		*c = *m;
+		c->host = host;
+		c->fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+		c->gpath = strdup(m->gpath ? m->gpath : "");
+		to->count++; /* from here sbx_shmap_remove undoes it */
+		if (c->fd < 0 || !c->gpath)
+			return -ENOMEM;
+		int r = set_slot(child, c, c->len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 void sbx_shmap_clear(struct sbx_vm *vm)
 {
 	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++)

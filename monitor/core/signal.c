@@ -58,6 +58,9 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 	 * main thread's mask; another thread's the kernel checks (k_fault_upcall). */
 	if (a.handler <= 1 || (index == 0 && (blocked & (1ull << (sig - 1)))))
 		return 0;
+	/* vCPU 0 of a child forked by a second thread runs on that thread's window. */
+	uint64_t home = index ? 0 : vm->proc.vcpu.home_root;
+	int own = index == 0 && !home;
 	struct sbx_upcall u;
 	memset(&u, 0, sizeof(u));
 	u.signo = (uint32_t)sig;
@@ -68,11 +71,11 @@ int sbx_signal_upcall(struct sbx_vm *vm, const struct sbx_fault *f)
 	u.rflags = f->rflags;
 	/* Another vCPU's goes to its own per-CPU page and stack, through its page tables: the
 	 * same window addresses on every vCPU, so the kernel's entry needs no vCPU number. */
-	int put = index == 0 ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
-			     : sbx_gva_write(vm, vm->life.stop.thread_cr3,
-					     SBX_CPU_VA + SBX_CPU_UPCALL_OFF, &u, sizeof(u));
+	int put = own ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
+		      : sbx_gva_write(vm, index ? vm->life.stop.thread_cr3 : home,
+				      SBX_CPU_VA + SBX_CPU_UPCALL_OFF, &u, sizeof(u));
 	if (put < 0 || sbx_x86_enter(vm, vm->proc.image.khdr.upcall_entry,
-				     index == 0 ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP) < 0)
+				     own ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP) < 0)
 		return 0;
 	us->pending = 1;
 	us->fault = *f;
@@ -96,11 +99,11 @@ int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3)
 				  r.r9,	 r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
 	memcpy(u.r, gpr, sizeof(gpr));
 	u.rflags = r.rflags;
-	int put = index == 0
-		      ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
+	int own = index == 0 && !vm->proc.vcpu.home_root;
+	int put = own ? sbx_copy_to_guest(vm, SBX_UPCALL_ADDR, &u, sizeof(u))
 		      : sbx_gva_write(vm, cr3, SBX_CPU_VA + SBX_CPU_UPCALL_OFF, &u, sizeof(u));
 	struct kvm_regs e = {.rip = vm->proc.image.khdr.upcall_entry,
-			     .rsp = index == 0 ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP,
+			     .rsp = own ? SBX_UPCALL_STACK_TOP : SBX_WINDOW_UPCALL_TOP,
 			     .rflags = 0x2 | SBX_RFLAGS_IF};
 	if (put < 0 || sbx_x86_resume_fd(vm, fd, &e) < 0)
 		return -EFAULT;

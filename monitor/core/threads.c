@@ -173,7 +173,7 @@ int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint
 	struct sbx_threads *th = &vm->proc.threads;
 	if (i == 0) {
 		*fd = vm->proc.vcpu.fd;
-		*root = SBX_PT_ADDR;
+		*root = sbx_vcpu0_root(vm);
 	} else if (i < th->nv && i < SBX_MAX_VCPUS && th->v[i]) {
 		*fd = th->v[i]->fd;
 		*root = th->v[i]->cr3;
@@ -183,6 +183,32 @@ int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint
 	*tid = 0;
 	if (sbx_gva_read(vm, *root, SBX_CPU_VA + SBX_CPU_TID_OFF, tid, sizeof(*tid)) < 0)
 		*tid = 0;
+	return 0;
+}
+
+int sbx_thread_fork_src(struct sbx_vm *vm, struct sbx_fork_src *src)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	int i = sbx_cur_index;
+	if (i <= 0) {
+		*src = (struct sbx_fork_src){.fd = vm->proc.vcpu.fd,
+					     .run = vm->proc.vcpu.run,
+					     .root = vm->proc.vcpu.home_root,
+					     .ring_gpa = sbx_ring_gpa(vm),
+					     .tail = vm->proc.ring.tail};
+		return 0;
+	}
+	/* A started thread's entry stays until the VM goes: no lock needed on its own thread. */
+	struct sbx_tvcpu *t =
+	    i < SBX_MAX_VCPUS ? __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE) : NULL;
+	if (!t)
+		return -ENOENT;
+	*src = (struct sbx_fork_src){.index = i,
+				     .fd = t->fd,
+				     .run = t->run,
+				     .root = t->cr3,
+				     .ring_gpa = t->ring_gpa,
+				     .tail = t->tail};
 	return 0;
 }
 
@@ -412,9 +438,10 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (index == 0 || index >= th->max || index >= SBX_MAX_VCPUS || vm->proc.vcpu.fd < 0 ||
 	    !vm->proc.kvm.cpuid)
 		return -EAGAIN;
-	if ((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1) || !sbx_gptr(vm, cr3, SBX_PAGE_SIZE) ||
-	    ring_gpa < SBX_USER_ADDR || !sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE) ||
-	    rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR || rsp != SBX_WINDOW_SYSCALL_TOP) {
+	if ((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1) || cr3 < SBX_PT_ADDR ||
+	    !sbx_gptr(vm, cr3, SBX_PAGE_SIZE) || ring_gpa < SBX_USER_ADDR ||
+	    !sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE) || rip < SBX_KERNEL_ADDR ||
+	    rip >= SBX_VDSO_ADDR || rsp != SBX_WINDOW_SYSCALL_TOP) {
 		sbx_log(vm, 1,
 			"guest ABI violation: THREAD_START %u with root 0x%llx, ring 0x%llx, rip "
 			"0x%llx, rsp 0x%llx",

@@ -178,6 +178,10 @@ struct sbx_vcpu {
 	size_t run_size;
 	int cpl;      /* 0 or 3: the level of program and kernel */
 	uint64_t cr3; /* the page-table root last set or seen (sbx_guest_root) */
+	/* The root whose window holds this vCPU's kernel stacks, per-CPU page and ring: 0 for
+	 * vCPU 0's own (the master root; its window is guest-physical [0, 2 MiB)). In a child
+	 * forked by a second thread, that thread's root, until an execve. */
+	uint64_t home_root;
 	uint64_t xcr0;
 	pthread_t thread;
 	int thread_set;
@@ -199,6 +203,9 @@ struct sbx_vcpu {
 struct sbx_ring_srv {
 	pthread_mutex_t lock;
 	uint32_t tail;
+	/* The ring's guest-physical address: 0 for SBX_RING_ADDR; in a child forked by a second
+	 * thread, that thread's ring (its window's), until an execve. */
+	uint64_t gpa;
 	int polling;
 	/* Set once the program has a second thread: the poller stops spinning for good (it would
 	 * compete with the threads' vCPUs for the cores, and a vCPU spinning on the guest's lock
@@ -405,6 +412,19 @@ struct sbx_vm {
 int sbx_core_new_child(struct sbx_vm *parent, struct sbx_vm **out, char *err, size_t errlen);
 int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, char *err,
 		  size_t errlen);
+/* The vCPU a fork copies: the one whose thread serves the request (vCPU 0's or a second
+ * thread's), with its run area, page-table root, ring and the ring's tail (the FORK slot). */
+struct sbx_fork_src {
+	int index, fd;
+	struct kvm_run *run;
+	uint64_t root, ring_gpa;
+	uint32_t tail;
+};
+/* threads.c: the fork source for a request served on this thread. 0, or -ENOENT. */
+int sbx_thread_fork_src(struct sbx_vm *vm, struct sbx_fork_src *src);
+/* vCPU 0's home root (page tables and window) and its ring's address. */
+uint64_t sbx_vcpu0_root(struct sbx_vm *vm);
+uint64_t sbx_ring_gpa(struct sbx_vm *vm);
 /* boot.c: execve: the image replaced by the ELF at fd (guest path gpath), with argv and envp,
  * in the same VM; on the vCPU's own thread. Before anything is changed the file is checked:
  * an error then leaves the process as it was (-errno, err set); after that point an error is
@@ -462,6 +482,8 @@ void sbx_pause_point(struct sbx_vm *vm);
 /* On the vCPU thread after an exit: completes the exit's instruction (a pending port or MMIO
  * access) without entering the guest, so that the vCPU's state is whole. */
 void sbx_vcpu_complete(struct sbx_vm *vm);
+/* The same for any vCPU of the VM, on its own thread. */
+void sbx_vcpu_complete_fd(struct sbx_vm *vm, int fd, struct kvm_run *run);
 /* For a snapshot or migration: pauses (unless an operator has) and holds the pause, so that a
  * kill meanwhile waits; the release resumes only a pause it made. */
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
@@ -600,6 +622,10 @@ struct sbx_shmap *sbx_shmap_find(struct sbx_vm *vm, uint64_t gpa);
 void sbx_shmap_remove(struct sbx_vm *vm, struct sbx_shmap *m);
 /* Drops them all (the end of a sandbox, a reset to a snapshot that had none). */
 void sbx_shmap_clear(struct sbx_vm *vm);
+/* fork: the child maps the same files at the same guest-physical addresses, so that writes
+ * through either are the other's too, as after Linux's fork. 0 or -errno (the child's VM then
+ * holds what was made, which its destruction drops). */
+int sbx_shmap_fork(struct sbx_vm *parent, struct sbx_vm *child);
 /* After KVM_RUN failed with EFAULT: 1 with *addr set when a window has pages past the end of
  * its file and the instruction at rip accesses one (hooks.mem_operand says which byte; without
  * it, the first such page), else 0. */

@@ -337,18 +337,41 @@ static void execed(struct sbx_vm *vm)
 
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
 
+/* vfork's parent waits until its child has exec'd or ended: 0. The node may be reaped
+ * meanwhile: found by its pid each time; a pid that is not the caller's child ends the wait at
+ * once. -EINTR when the run stops: for good, or only while another thread's fault goes to its
+ * handler (the kernel then asks again). */
+static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid)
+{
+	struct sbx_procs *t = vm->procs;
+	int released = sbx_ring_release(vm);
+	int64_t r = 0;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct sbx_pnode *m = find(t, pid);
+		if (!m || m->ppid != vm->proc.pid || m->released)
+			break;
+		if (atomic_load(&vm->life.stopping)) {
+			r = -EINTR;
+			break;
+		}
+		wait_a_while(t);
+	}
+	pthread_mutex_unlock(&t->lock);
+	sbx_ring_reacquire(vm, released);
+	return r;
+}
+
 static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_procs *t = vm->procs;
 	uint64_t flags = s->u.a[0];
-	/* The copy is of vCPU 0, from its own thread: a second thread's vCPU, running or idle,
-	 * would have to stop and go too. */
-	struct sbx_stop_who who;
-	if (sbx_threads_count(vm) || sbx_thread_who(vm, &who)) {
-		sbx_log(vm, 1,
-			"fork from a process that started a second thread is not supported "
-			"yet");
-		return -ENOSYS;
+	/* a1: only the wait of a vfork whose copy was made already (a process with threads
+	 * makes the copy holding its kernel's lock, and waits without it). */
+	if (s->u.a[1]) {
+		if (s->u.a[1] > UINT32_MAX)
+			return -ESRCH;
+		return vfork_wait(vm, (uint32_t)s->u.a[1]);
 	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
@@ -449,20 +472,8 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		pthread_mutex_unlock(&t->lock);
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
-	if (flags & SBX_CLONE_VFORK) {
-		/* The parent waits until the child has exec'd or ended, as vfork's, or it is
-		 * killed. The node may be reaped meanwhile: found by its pid each time. */
-		int released = sbx_ring_release(vm);
-		pthread_mutex_lock(&t->lock);
-		for (;;) {
-			struct sbx_pnode *m = find(t, pid);
-			if (!m || m->released || atomic_load(&vm->life.stopping))
-				break;
-			wait_a_while(t);
-		}
-		pthread_mutex_unlock(&t->lock);
-		sbx_ring_reacquire(vm, released);
-	}
+	if (flags & SBX_CLONE_VFORK)
+		vfork_wait(vm, pid); /* one vCPU: a stop is the end */
 	return pid;
 }
 

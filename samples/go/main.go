@@ -7,14 +7,19 @@
 //	gowork start         prints "started" (start-up time)
 //	gowork heavy N       N messages through a pipeline of 16 goroutine stages with
 //	                     allocations; "goheavy N NS" (ns per message) on stderr
+//	gowork spawn PATH    os/exec of PATH (this program) from several goroutines at once,
+//	                     a missing program and an exit status: fork from a threaded process
+//	gowork echo ARGS     prints ARGS; gowork exit N: exits with N (what spawn runs)
 package main
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,6 +233,36 @@ func heavy(n int) {
 	fmt.Fprintf(os.Stderr, "goheavy %d %d\n", n, d.Nanoseconds()/int64(n))
 }
 
+// spawn runs PATH as os/exec does (clone with CLONE_VM|CLONE_VFORK, then execve in the child),
+// while the runtime's other threads go on, and from goroutines on several threads at once.
+func spawn(path string) {
+	out, err := exec.Command(path, "echo", "one").Output()
+	fmt.Printf("spawn: %q %v\n", out, err)
+	var wg sync.WaitGroup
+	res := make([]string, 4)
+	for i := range res {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			o, err := exec.Command(path, "echo", "goroutine", strconv.Itoa(i)).Output()
+			res[i] = fmt.Sprintf("%q %v", o, err)
+		}(i)
+	}
+	wg.Wait()
+	for i, r := range res {
+		fmt.Println("goroutine", i, r)
+	}
+	// The child's failed execve comes back through its pipe.
+	_, err = exec.Command("/nonexistent/prog").Output()
+	fmt.Println("missing:", err)
+	err = exec.Command(path, "exit", "3").Run()
+	fmt.Println("exit:", err)
+	cmd := exec.Command(path, "echo", "stdin")
+	cmd.Stdin = strings.NewReader("ignored")
+	o, err := cmd.CombinedOutput()
+	fmt.Printf("combined: %q %v\n", o, err)
+}
+
 func main() {
 	cmd := ""
 	if len(os.Args) > 1 {
@@ -255,8 +290,22 @@ func main() {
 			n, _ = strconv.Atoi(os.Args[2])
 		}
 		heavy(n)
+	case "spawn":
+		if len(os.Args) < 3 {
+			fmt.Fprintln(os.Stderr, "usage: gowork spawn PATH")
+			os.Exit(2)
+		}
+		spawn(os.Args[2])
+	case "echo":
+		fmt.Println(strings.Join(os.Args[2:], " "))
+	case "exit":
+		n := 0
+		if len(os.Args) > 2 {
+			n, _ = strconv.Atoi(os.Args[2])
+		}
+		os.Exit(n)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: gowork check [FILE] | start | heavy N")
+		fmt.Fprintln(os.Stderr, "usage: gowork check [FILE] | start | heavy N | spawn PATH")
 		os.Exit(2)
 	}
 	if failed {

@@ -584,6 +584,13 @@ Test(e2e, debian_programs_run_as_natively, .timeout = 300)
 	     "[(i,) for i in range(100)]); s = d.execute(\"select sum(x) from t\").fetchone(); "
 	     "print(json.dumps({\"sum\": s[0], \"md5\": hashlib.md5(b\"x\").hexdigest(), "
 	     "\"re\": re.findall(r\"\\d+\", \"a1b22c333\")}))'"},
+	    /* subprocess from threads: fork from a threaded process, with iconv's shared mapping.
+	     */
+	    {"/usr/bin/python3",
+	     "-c 'import subprocess, threading; r = {}; ts = [threading.Thread(target=lambda i=i: "
+	     "r.__setitem__(i, subprocess.run([\"/usr/bin/expr\", str(i), \"+\", \"1\"], "
+	     "capture_output=True).stdout)) for i in range(3)]; [t.start() for t in ts]; "
+	     "[t.join() for t in ts]; print(sorted(r.items()))'"},
 	    {"/usr/bin/perl", "-e 'use List::Util qw(sum); my %h = map { $_ => $_ * 2 } 1..50; "
 			      "print sum(values %h), \"\\n\"; exit 3'"},
 	    {"/usr/bin/sqlite3",

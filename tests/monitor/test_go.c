@@ -65,3 +65,11 @@ Test(go, one_cpu)
 	need_go();
 	same_as_native("--cpus 1 --ro " GOWORK, "check " GOWORK, 0);
 }
+
+/* os/exec: clone(CLONE_VM | CLONE_VFORK) from a thread of a threaded process, then execve, from
+ * several goroutines at once; a missing program's error through the child's pipe. */
+Test(go, os_exec_from_goroutines)
+{
+	need_go();
+	same_as_native("--ro " GOWORK, "spawn " GOWORK, 0);
+}

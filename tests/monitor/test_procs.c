@@ -72,6 +72,21 @@ Test(procs, ids_kept_by_set_id_calls_and_spawn_resetting_them)
 	same_as_native("ids");
 }
 
+Test(procs, fork_vfork_and_spawn_from_a_process_with_threads)
+{
+	same_as_native("threaded");
+}
+
+Test(procs, shared_file_mappings_stay_shared_across_fork)
+{
+	e2e_sample_expect("procs", "--tmp /tmp", "shared", 0, NULL);
+}
+
+Test(procs, close_range_closes_or_marks_a_range)
+{
+	same_as_native("closerange");
+}
+
 Test(procs, many_children_are_all_reaped)
 {
 	same_as_native("many 40");
