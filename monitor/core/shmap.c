@@ -176,27 +176,12 @@ int sbx_shmap_bus(struct sbx_vm *vm, uint64_t *addr)
 
 int sbx_shmap_fork(struct sbx_vm *parent, struct sbx_vm *child)
 {
-	const struct sbx_shmaps *from = &parent->proc.shmaps;
-	struct sbx_shmaps *to = &child->proc.shmaps;
-	to->readonly_mem = from->readonly_mem;
-	to->max = from->max;
 	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
-		const struct sbx_shmap *m = &from->m[i];
-		if (!m->len)
-			continue;
-		void *host = mmap(NULL, m->len, PROT_READ | (m->writable ? PROT_WRITE : 0),
-				  MAP_SHARED, m->fd, (off_t)m->off);
-		if (host == MAP_FAILED)
-			return -errno;
-		struct sbx_shmap *c = &to->m[i];
-		*c = *m;
-		c->host = host;
-		c->fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
-		c->gpath = strdup(m->gpath ? m->gpath : "");
-		to->count++; /* from here sbx_shmap_remove undoes it */
-		if (c->fd < 0 || !c->gpath)
-			return -ENOMEM;
-		int r = set_slot(child, c, c->len);
+		const struct sbx_shmap *m = &parent->proc.shmaps.m[i];
+		uint64_t gpa = m->gpa; /* exactly where the parent's page tables expect it */
+		int r = m->len ? sbx_shmap_add(child, m->fd, m->off, m->len, m->writable, m->gpath,
+					       &gpa)
+			       : 0;
 		if (r < 0)
 			return r;
 	}
