@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 10
+#define SBX_ABI_MINOR 11
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -430,6 +430,15 @@ _Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
 /* SBX_CALL_CLOSE a2 (1.10): a range (close_range), with Linux's CLOSE_RANGE_CLOEXEC (4). */
 #define SBX_CLOSE_RANGE 0x80000000u
 #define SBX_CLOSE_RANGE_CLOEXEC 4u
+
+/* SBX_CALL_ITIMER (1.11): the process's ITIMER_REAL, in nanoseconds. IN: the new timer (when
+ * setting); OUT: the one it replaces, value being the time left (0: disarmed). */
+#ifndef __ASSEMBLER__
+struct sbx_itimer {
+	int64_t value_ns, interval_ns;
+};
+_Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
+#endif
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */
 #define SBX_EXIT_SIGNALED 0x100	 /* | signal: killed by a fatal signal's default action */

@@ -108,12 +108,18 @@
 	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \
 	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came.                              \
 	 * PKILL a0: pid as kill takes it (not the caller's), a1: signal (0: a check).            \
-	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1). */                \
+	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1).                  \
+	 * 1.11: ITIMER a0: guest-physical address of a struct sbx_itimer, a1: 1 to set it, 0 to  \
+	 * read. The process's real-time timer (alarm, setitimer): kept across execve, not       \
+	 * inherited by fork; its SIGALRM comes like another process's kill.                     \
+	 * 1.11: FALLOCATE a0: fd, a1: mode (FALLOC_FL_*), a2: offset, a3: length. */             \
 	X(FORK, 52, fork, sbx_hc_proc, 0, )                                                        \
 	X(EXECVE, 53, execve, sbx_hc_execve, 0, )                                                  \
 	X(WAIT, 54, wait, sbx_hc_proc, SBX_CF_WAIT, )                                              \
 	X(PKILL, 55, pkill, sbx_hc_proc, 0, )                                                      \
-	X(PGRP, 56, pgrp, sbx_hc_proc, 0, )
+	X(PGRP, 56, pgrp, sbx_hc_proc, 0, )                                                        \
+	X(ITIMER, 57, itimer, sbx_hc_proc, 0, )                                                    \
+	X(FALLOCATE, 58, fallocate, sbx_hc_fallocate, SBX_CF_FS_HANDLE, )
 /* clang-format on */
 
 #endif

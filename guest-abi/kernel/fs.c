@@ -578,3 +578,17 @@ long k_sys_getrandom(struct k_frame *f)
 		return -EFAULT;
 	return k_call_rw(SBX_CALL_RANDOM, 0, f->rdi, ok, 0);
 }
+
+/* The file's data, which is all a program can have written to that filesystem through it;
+ * sync() itself (k_sys_zero) flushes nothing on the host for it, as the other processes of the
+ * host are not the sandbox's to wait for. */
+long k_sys_syncfs(struct k_frame *f)
+{
+	return k_sys_fsync(f);
+}
+
+long k_sys_fallocate(struct k_frame *f)
+{
+	uint64_t a[4] = {(uint64_t)(int64_t)(int32_t)f->rdi, (uint32_t)f->rsi, f->rdx, f->r10};
+	return k_call(SBX_CALL_FALLOCATE, a, 4);
+}

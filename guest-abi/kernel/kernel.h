@@ -37,6 +37,7 @@
 #define EBUSY 16
 #define ENOSPC 28
 #define EPIPE 32
+#define ENOTSOCK 88
 #define SIGPIPE 13
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
@@ -394,6 +395,22 @@ long k_sys_time(struct k_frame *f);
 long k_sys_nanosleep(struct k_frame *f);
 long k_sys_clock_nanosleep(struct k_frame *f);
 int64_t k_now_ns(int realtime);
+long k_sys_getitimer(struct k_frame *f);
+long k_sys_setitimer(struct k_frame *f);
+long k_sys_alarm(struct k_frame *f);
+
+/* sched.c */
+long k_sys_getpriority(struct k_frame *f);
+long k_sys_setpriority(struct k_frame *f);
+long k_sys_sched_getscheduler(struct k_frame *f);
+long k_sys_sched_getparam(struct k_frame *f);
+long k_sys_sched_setscheduler(struct k_frame *f);
+long k_sys_sched_setparam(struct k_frame *f);
+long k_sys_sched_get_priority_max(struct k_frame *f);
+long k_sys_sched_get_priority_min(struct k_frame *f);
+long k_sys_sched_rr_get_interval(struct k_frame *f);
+long k_sys_sched_setaffinity(struct k_frame *f);
+long k_sys_getcpu(struct k_frame *f);
 
 long k_sys_read(struct k_frame *f);
 long k_sys_write(struct k_frame *f);
@@ -433,6 +450,8 @@ long k_sys_renameat(struct k_frame *f);
 long k_sys_renameat2(struct k_frame *f);
 long k_sys_ftruncate(struct k_frame *f);
 long k_sys_fsync(struct k_frame *f);
+long k_sys_syncfs(struct k_frame *f);
+long k_sys_fallocate(struct k_frame *f);
 long k_sys_fdatasync(struct k_frame *f);
 long k_sys_dup(struct k_frame *f);
 long k_sys_dup2(struct k_frame *f);
@@ -458,6 +477,7 @@ long k_sys_getresuid(struct k_frame *f);
 long k_sys_getresgid(struct k_frame *f);
 long k_sys_getgid(struct k_frame *f);
 long k_sys_uname(struct k_frame *f);
+long k_sys_personality(struct k_frame *f);
 long k_sys_sysinfo(struct k_frame *f);
 long k_sys_arch_prctl(struct k_frame *f);
 long k_sys_set_tid_address(struct k_frame *f);
@@ -470,6 +490,7 @@ long k_sys_mlock2(struct k_frame *f);
 long k_sys_mlockall(struct k_frame *f);
 long k_sys_munlockall(struct k_frame *f);
 long k_sys_socket(struct k_frame *f);
+long k_sys_notsock(struct k_frame *f);
 long k_sys_prlimit64(struct k_frame *f);
 long k_sys_getrlimit(struct k_frame *f);
 long k_sys_setrlimit(struct k_frame *f);

@@ -12,3 +12,13 @@ long k_sys_socket(struct k_frame *f)
 	BOOT->nosys_count[NR_SOCKET]++;
 	return -EACCES;
 }
+
+/* The calls on a socket. No descriptor of the sandbox is one (socket() is refused and none is
+ * passed in as such), so each answers as Linux does for any other file: ENOTSOCK, or EBADF
+ * for a descriptor not open. bash, for one, asks getpeername of its stdin at every start. */
+long k_sys_notsock(struct k_frame *f)
+{
+	uint64_t a[3] = {(uint64_t)(int64_t)(int32_t)f->rdi, 1 /* F_GETFD */, 0};
+	long r = k_call(SBX_CALL_FCNTL, a, 3);
+	return r < 0 ? r : -ENOTSOCK;
+}

@@ -568,3 +568,18 @@ long k_sys_prctl(struct k_frame *f)
 	}
 	return -EINVAL;
 }
+
+/* The execution domain: Linux's own (PER_LINUX) with any of its flags, which are kept and read
+ * back (setarch -R, a debugger's ADDR_NO_RANDOMIZE); the other domains change what the kernel
+ * answers (PER_LINUX32's uname, say) and are refused. */
+long k_sys_personality(struct k_frame *f)
+{
+	static uint32_t persona;
+	uint32_t p = (uint32_t)f->rdi, old = persona;
+	if (p == 0xffffffffu)
+		return old;
+	if (p & 0xff)
+		return -EINVAL;
+	persona = p;
+	return old;
+}

@@ -128,3 +128,92 @@ long k_sys_clock_nanosleep(struct k_frame *f)
 		return cut_short(f->r10, deadline - k_now_ns(kind));
 	return r;
 }
+
+/* alarm, setitimer and getitimer. ITIMER_REAL is the monitor's: a timer of the process that
+ * goes on across execve and that fork does not copy, whose SIGALRM comes as another process's
+ * kill does, into a wait or into running code. The CPU-time timers (ITIMER_VIRTUAL,
+ * ITIMER_PROF: profilers) are not kept; they are counted with the missing calls. */
+#define ITIMER_REAL 0
+#define ITIMER_PROF 2
+#define NR_SETITIMER 38
+#define USEC 1000000
+
+struct k_timeval {
+	int64_t sec, usec;
+};
+
+static long itimer(int set, struct sbx_itimer *io)
+{
+	uint64_t a[2] = {k_kaddr((uint64_t)io), (uint64_t)set};
+	return k_call_own(SBX_CALL_ITIMER, a, 2);
+}
+
+static long timeval_ns(const struct k_timeval *tv, int64_t *ns)
+{
+	if (tv->sec < 0 || tv->usec < 0 || tv->usec >= USEC)
+		return -EINVAL;
+	*ns = tv->sec > INT64_MAX / NSEC - 1 ? INT64_MAX / 2 : tv->sec * NSEC + tv->usec * 1000;
+	return 0;
+}
+
+/* Rounded up: an armed timer never reads as 0. */
+static struct k_timeval ns_timeval(int64_t ns)
+{
+	int64_t us = (ns + 999) / 1000;
+	return (struct k_timeval){us / USEC, us % USEC};
+}
+
+static long itimer_out(uint64_t p, const struct sbx_itimer *t)
+{
+	struct k_timeval v[2] = {ns_timeval(t->interval_ns), ns_timeval(t->value_ns)};
+	return p ? k_copy_to_user(p, v, sizeof(v)) : 0;
+}
+
+static long which_ok(uint64_t which)
+{
+	if ((int32_t)which == ITIMER_REAL)
+		return 0;
+	if ((uint32_t)which > ITIMER_PROF)
+		return -EINVAL;
+	BOOT->nosys_count[NR_SETITIMER]++;
+	return -ENOSYS;
+}
+
+long k_sys_getitimer(struct k_frame *f)
+{
+	long r = which_ok(f->rdi);
+	struct sbx_itimer t;
+	if (r == 0)
+		r = itimer(0, &t);
+	return r < 0 ? r : f->rsi ? itimer_out(f->rsi, &t) : -EFAULT;
+}
+
+long k_sys_setitimer(struct k_frame *f)
+{
+	long r = which_ok(f->rdi);
+	if (r < 0)
+		return r;
+	/* No new value disarms it, as Linux takes it. */
+	struct k_timeval v[2] = {{0, 0}, {0, 0}};
+	if (f->rsi && k_copy_from_user(v, f->rsi, sizeof(v)) < 0)
+		return -EFAULT;
+	struct sbx_itimer t;
+	if ((r = timeval_ns(&v[0], &t.interval_ns)) < 0 || (r = timeval_ns(&v[1], &t.value_ns)) < 0)
+		return r;
+	if (f->rdx && !k_user_ok(f->rdx, sizeof(v), K_WRITE))
+		return -EFAULT;
+	if ((r = itimer(1, &t)) < 0)
+		return r;
+	return itimer_out(f->rdx, &t);
+}
+
+/* The seconds left of the previous alarm, rounded to the nearest and never 0 for one armed. */
+long k_sys_alarm(struct k_frame *f)
+{
+	struct sbx_itimer t = {(int64_t)(uint32_t)f->rdi * NSEC, 0};
+	long r = itimer(1, &t);
+	if (r < 0)
+		return r;
+	int64_t s = (t.value_ns + NSEC / 2) / NSEC;
+	return t.value_ns && !s ? 1 : s;
+}

@@ -94,6 +94,7 @@ int64_t sbx_hc_lseek(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_getdents(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_fsync(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -222,6 +223,8 @@ void sbx_limit_account(struct sbx_vm *vm, const struct sbx_handle *h, int64_t wr
 /* missing.c: a call on a path outside every mount (sbx_audit_note) that ended in ENOENT is
  * remembered, up to SBX_MISSING_MAX paths; sbx_missing_free forgets them. */
 void sbx_missing_note(struct sbx_vm *vm, int64_t ret);
+/* One path more, another process's (the first process's report names its children's). */
+void sbx_missing_add(struct sbx_vm *vm, const char *guest_path);
 void sbx_missing_free(struct sbx_vm *vm);
 /* After the run, when the program failed (or always under -v): one line naming the remembered
  * paths that exist on the host, each with the flag that would show it. */

@@ -376,6 +376,36 @@ int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s)
 	return ftruncate(h->fd, (off_t)s->u.a[1]) < 0 ? -errno : 0;
 }
 
+/* fallocate on a file of a mount, by the host. What it may add counts as bytes written for
+ * --max-write, whether or not the range was allocated already: without that a program could
+ * fill the host's disk with no write at all. Punching a hole adds nothing. */
+int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const uint64_t known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+			       FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE |
+			       FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE;
+	int64_t e, off = (int64_t)s->u.a[2], len = (int64_t)s->u.a[3];
+	uint64_t mode = s->u.a[1];
+	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
+	if (!h)
+		return e;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (!h->gpath)
+		return -ENODEV; /* stdio is the user's file, not the guest's to grow */
+	uint64_t add = mode & FALLOC_FL_PUNCH_HOLE ? 0 : (uint64_t)len;
+	if (add && sbx_limit_write(vm, h, add) < add) {
+		sbx_limit_account(vm, h, 0);
+		return -EFBIG;
+	}
+	int r = fallocate(h->fd, (int)mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
+	if (add)
+		sbx_limit_account(vm, h, r < 0 ? 0 : (int64_t)add);
+	return r;
+}
+
 int64_t sbx_hc_fsync(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);

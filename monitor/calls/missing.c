@@ -27,9 +27,14 @@ static int host_specific(const char *g)
 
 void sbx_missing_note(struct sbx_vm *vm, int64_t ret)
 {
+	if (ret == -ENOENT && !host_specific(vm->audit->outside_path))
+		sbx_missing_add(vm, vm->audit->outside_path);
+}
+
+void sbx_missing_add(struct sbx_vm *vm, const char *g)
+{
 	struct sbx_audit *a = vm->audit;
-	const char *g = a->outside_path;
-	if (ret != -ENOENT || a->nmissing >= SBX_MISSING_MAX || host_specific(g))
+	if (!a || a->nmissing >= SBX_MISSING_MAX)
 		return;
 	for (unsigned i = 0; i < a->nmissing; i++)
 		if (strcmp(a->missing[i], g) == 0)

@@ -626,6 +626,11 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			     procs);
 		return io->err;
 	}
+	if (!io->load && sbx_procs_timer_armed(vm)) {
+		sbx_sio_fail(io, "the program has an alarm or interval timer armed, which a "
+				 "snapshot cannot hold yet");
+		return io->err;
+	}
 	/* A pipe, eventfd or epoll instance has no path to reopen it by, and its contents (the
 	 * bytes in flight, the count, the interest list) are the host kernel's. */
 	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++) {

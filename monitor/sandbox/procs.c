@@ -28,6 +28,9 @@ struct sbx_pnode {
 	int released;	   /* exec'd or ended: a vfork parent goes on */
 	clockid_t clock;   /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
+	/* Its ITIMER_REAL (alarm, setitimer), on CLOCK_MONOTONIC: the keeper sends SIGALRM at
+	 * alarm_at (0: disarmed), then every alarm_every ns if that is not 0. */
+	int64_t alarm_at, alarm_every;
 	struct sbx_pnode *next;
 };
 
@@ -42,9 +45,15 @@ struct sbx_procs {
 	int ending;	    /* the first process ended: no new process */
 	cpu_set_t cpus;	    /* where a process's thread may run (the monitor's set at the start) */
 	int64_t ended_cpu_ns; /* the CPU time of the processes whose run is over */
-	pthread_t keeper;     /* holds the tree to --mem (keeper_main), from the first fork */
+	pthread_t keeper;     /* holds the tree to --mem and fires alarms (keeper_main), from the
+				 first fork or timer */
 	int keeper_started;
 	uint32_t oom_pid; /* the process the keeper killed last, until its run is over */
+	/* What ended processes left for the first's report (sbx_procs_leave_report). */
+	uint32_t nosys[SBX_MAX_SYSCALL];
+	char *missing[SBX_MISSING_MAX];
+	unsigned nmissing;
+	int left;
 };
 
 static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
@@ -78,9 +87,10 @@ static int stop_signal(int sig)
 	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
-/* A signal from another process (kill, SIGCHLD) to v: the default action of ending it is
- * taken here; a handled one goes to the guest's kernel through sig_incoming, and the vCPU is
- * stopped in the program's code, or its wait cut short, to take it. Tree lock held. */
+/* A signal from another process (kill, SIGCHLD), or from its own timer (from 0), to v: the
+ * default action of ending it is taken here; a handled one goes to the guest's kernel through
+ * sig_incoming, and the vCPU is stopped in the program's code, or its wait cut short, to take
+ * it. Tree lock held. */
 static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from)
 {
 	const struct sbx_sigstate *ss = sbx_gptr(v, SBX_SIGSTATE_ADDR, sizeof(*ss));
@@ -88,13 +98,20 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
-	/* As a pid namespace's init: only the signals it handles reach the first process. */
-	if (v->proc.pid == 1 && (h == 0 || sig == SIGKILL))
+	/* As a pid namespace's init: only the signals it handles reach the first process from
+	 * the others. Its own alarm ends it as it would end the program run natively. */
+	if (v->proc.pid == 1 && from && (h == 0 || sig == SIGKILL))
 		return;
 	if (sig == SIGKILL ||
 	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
-		sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig, "killed by SIG%s from process %u",
-			    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
+		if (from)
+			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
+				    "killed by SIG%s from process %u",
+				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
+		else
+			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
+				    "killed by SIG%s: its timer (alarm, setitimer) expired",
+				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 		return;
 	}
 	if (h == 1 || (h == 0 && default_ignored(sig)))
@@ -292,6 +309,33 @@ static void hold_mem(struct sbx_procs *t)
 		    why);
 }
 
+/* The alarms due now go off; the time until the next one, 20 ms at most. Tree lock held. */
+static int64_t fire_alarms(struct sbx_procs *t)
+{
+	int64_t now = sbx_now_ns(CLOCK_MONOTONIC), next = 20 * SBX_NS_PER_MS;
+	for (struct sbx_pnode *n = t->list; n; n = n->next) {
+		if (!n->alarm_at)
+			continue;
+		if (!n->vm) {
+			n->alarm_at = 0; /* its run is over */
+			continue;
+		}
+		if (n->alarm_at <= now) {
+			deliver(t, n->vm, SIGALRM, 0);
+			/* One signal for the ticks missed, as Linux's pending SIGALRM is one; no
+			 * faster than the keeper can send them. */
+			n->alarm_at = !n->alarm_every ? 0
+				      : n->alarm_at + n->alarm_every > now
+					  ? n->alarm_at + n->alarm_every
+					  : now + (n->alarm_every > SBX_NS_PER_MS ? n->alarm_every
+										  : SBX_NS_PER_MS);
+		}
+		if (n->alarm_at && n->alarm_at - now < next)
+			next = n->alarm_at - now;
+	}
+	return next;
+}
+
 static void *keeper_main(void *arg)
 {
 	struct sbx_procs *t = arg;
@@ -299,11 +343,19 @@ static void *keeper_main(void *arg)
 	while (!t->ending) {
 		hold_mem(t);
 		struct timespec dl;
-		tree_deadline(&dl, 20 * SBX_NS_PER_MS);
+		tree_deadline(&dl, fire_alarms(t));
 		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
+}
+
+/* Tree lock held. Not once the tree ends: end_others joins the keeper only once. */
+static void start_keeper(struct sbx_procs *t)
+{
+	if (!t->keeper_started && !t->ending &&
+	    pthread_create(&t->keeper, NULL, keeper_main, t) == 0)
+		t->keeper_started = 1;
 }
 
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
@@ -396,8 +448,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		    (unsigned long long)(vm->cfg.mem_size >> 20));
 		return -ENOMEM;
 	}
-	if (!t->keeper_started && pthread_create(&t->keeper, NULL, keeper_main, t) == 0)
-		t->keeper_started = 1;
+	start_keeper(t);
 	uint32_t pid = t->next_pid++;
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
@@ -633,6 +684,43 @@ static int64_t do_pgrp(struct sbx_vm *vm, const struct sbx_slot *s)
 	return r;
 }
 
+/* alarm, setitimer, getitimer of ITIMER_REAL (sbx_calls.h). Values past a century are a
+ * century: no timer that long ends within a sandbox's run. */
+static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const int64_t most = 100ll * 366 * 24 * 3600 * 1000000000ll;
+	struct sbx_procs *t = vm->procs;
+	struct sbx_itimer *io = sbx_gptr(vm, s->u.a[0], sizeof(*io));
+	if (!io)
+		return -EFAULT;
+	if (s->u.a[1] > 1)
+		return -EINVAL;
+	struct sbx_itimer in;
+	memcpy(&in, io, sizeof(in)); /* once: the guest may change it meanwhile */
+	if (s->u.a[1] && (in.value_ns < 0 || in.interval_ns < 0))
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *me = self(vm);
+	if (!me) {
+		pthread_mutex_unlock(&t->lock);
+		return -ESRCH;
+	}
+	int64_t now = sbx_now_ns(CLOCK_MONOTONIC);
+	/* An armed timer reads as at least 1 ns left, as Linux's never reads 0. */
+	struct sbx_itimer old = {me->alarm_at ? (me->alarm_at > now ? me->alarm_at - now : 1) : 0,
+				 me->alarm_every};
+	if (s->u.a[1]) {
+		me->alarm_every = in.interval_ns < most ? in.interval_ns : most;
+		me->alarm_at = in.value_ns ? now + (in.value_ns < most ? in.value_ns : most) : 0;
+		if (me->alarm_at)
+			start_keeper(t);
+		pthread_cond_broadcast(&t->cond); /* the keeper looks again */
+	}
+	pthread_mutex_unlock(&t->lock);
+	memcpy(io, &old, sizeof(old));
+	return 0;
+}
+
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	if (!vm->procs)
@@ -646,6 +734,8 @@ static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s)
 		return do_kill(vm, s);
 	case SBX_CALL_PGRP:
 		return do_pgrp(vm, s);
+	case SBX_CALL_ITIMER:
+		return do_itimer(vm, s);
 	}
 	return -ENOSYS;
 }
@@ -678,6 +768,68 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->hooks.execed = execed;
 	vm->hooks.others_cpu_ns = others_cpu_ns;
 	return 0;
+}
+
+void sbx_procs_leave_report(struct sbx_vm *vm, const uint32_t *nosys)
+{
+	struct sbx_procs *t = vm->procs;
+	const struct sbx_audit *a = vm->audit;
+	if (!t || t->root == vm)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < SBX_MAX_SYSCALL; i++) {
+		t->left |= nosys[i] != 0;
+		t->nosys[i] += nosys[i];
+	}
+	for (unsigned i = 0; a && i < a->nmissing && t->nmissing < SBX_MISSING_MAX; i++) {
+		int seen = 0;
+		for (unsigned j = 0; j < t->nmissing && !seen; j++)
+			seen = strcmp(t->missing[j], a->missing[i]) == 0;
+		char *c = seen ? NULL : strdup(a->missing[i]);
+		if (c) {
+			t->missing[t->nmissing++] = c;
+			t->left = 1;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Tree lock held. */
+static void forget_report(struct sbx_procs *t)
+{
+	for (unsigned i = 0; i < t->nmissing; i++)
+		free(t->missing[i]);
+	t->nmissing = 0;
+	memset(t->nosys, 0, sizeof(t->nosys));
+	t->left = 0;
+}
+
+int sbx_procs_take_report(struct sbx_vm *vm, uint32_t *nosys)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t || t->root != vm)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	int left = t->left;
+	for (int i = 0; i < SBX_MAX_SYSCALL; i++)
+		nosys[i] += t->nosys[i];
+	for (unsigned i = 0; i < t->nmissing; i++)
+		sbx_missing_add(vm, t->missing[i]);
+	forget_report(t);
+	pthread_mutex_unlock(&t->lock);
+	return left;
+}
+
+int sbx_procs_timer_armed(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	const struct sbx_pnode *n = self(vm);
+	int armed = n && n->alarm_at;
+	pthread_mutex_unlock(&t->lock);
+	return armed;
 }
 
 unsigned sbx_procs_count(struct sbx_vm *vm)
@@ -717,6 +869,7 @@ void sbx_procs_end(struct sbx_vm *vm)
 		return;
 	/* No process outlives its sandbox. */
 	end_others(t, "the sandbox's first process ended");
+	forget_report(t);
 	while (t->list) {
 		struct sbx_pnode *n = t->list;
 		t->list = n->next;
@@ -738,6 +891,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	for (struct sbx_pnode **pp = &t->list; *pp;) {
 		struct sbx_pnode *n = *pp;
 		if (n->pid == 1) {
+			n->alarm_at = n->alarm_every = 0; /* a run's alarm is not the next run's */
 			pp = &n->next;
 			continue;
 		}
@@ -750,5 +904,6 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	t->ended_cpu_ns = 0;
 	t->oom_pid = 0;
 	t->ending = 0;
+	forget_report(t);
 	pthread_mutex_unlock(&t->lock);
 }

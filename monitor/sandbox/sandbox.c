@@ -70,14 +70,14 @@ static int refused_by_policy(int nr)
 	return nr == 41;
 }
 
-static void report_refused(struct sbx_vm *vm, struct sbx_result *res, int policy)
+static void report_refused(struct sbx_vm *vm, const uint32_t *count, int all,
+			   struct sbx_result *res, int policy)
 {
-	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	char line[512];
 	size_t o = 0;
 	line[0] = 0;
 	for (int i = 0; i < SBX_MAX_SYSCALL; i++) {
-		uint32_t n = b->nosys_count[i];
+		uint32_t n = count[i];
 		if (!n || refused_by_policy(i) != policy)
 			continue;
 		if (!policy)
@@ -92,11 +92,36 @@ static void report_refused(struct sbx_vm *vm, struct sbx_result *res, int policy
 		o += (size_t)w;
 	}
 	const char *who = vm->cfg.name ? vm->cfg.name : vm->cfg.prog;
-	if (o && !policy)
-		sbx_logf(vm, "%s: unimplemented syscalls called (returned ENOSYS): %s", who, line);
-	else if (o)
-		sbx_log(vm, 1, "%s: network calls refused (the policy grants no network): %s", who,
+	const char *tree = all ? " (all processes)" : "";
+	/* Another process's are the first's to say (sbx_procs_leave_report). */
+	if (o && !policy && vm->proc.pid <= 1)
+		sbx_logf(vm, "%s: unimplemented syscalls called%s (returned ENOSYS): %s", who, tree,
+			 line);
+	else if (o && !policy)
+		sbx_log(vm, 1, "%s: unimplemented syscalls called (returned ENOSYS): %s", who,
 			line);
+	else if (o)
+		sbx_log(vm, 1, "%s: network calls refused%s (the policy grants no network): %s",
+			who, tree, line);
+}
+
+/* The calls the guest kernel refused, this process's and, for the first, those the others
+ * left; then the paths looked for in vain, the others' among them. */
+static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
+{
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	static const uint32_t none[SBX_MAX_SYSCALL];
+	uint32_t *count = calloc(SBX_MAX_SYSCALL, sizeof(*count));
+	if (count && b)
+		memcpy(count, (const void *)b->nosys_count, sizeof(*count) * SBX_MAX_SYSCALL);
+	int all = count ? sbx_procs_take_report(vm, count) : 0;
+	report_refused(vm, count ? count : none, all, res, 0);
+	report_refused(vm, count ? count : none, all, res, 1);
+	int failed = vm->life.stop.status != 0 || vm->life.stop.signal != 0;
+	sbx_missing_report(vm, failed && vm->proc.pid <= 1);
+	if (count)
+		sbx_procs_leave_report(vm, count);
+	free(count);
 }
 
 /* Measured before teardown. Guest RAM is a shared memfd mapping, so it shows as RssShmem. */
@@ -240,9 +265,7 @@ int sbx_vm_run(struct sbx_vm *vm, struct sbx_result *res)
 	tell_end(vm, &f);
 	if (vm->life.stop.reported)
 		res->stats.report_ms = sbx_ms_since(&r0);
-	report_refused(vm, res, 0);
-	report_refused(vm, res, 1);
-	sbx_missing_report(vm, vm->life.stop.status != 0 || vm->life.stop.signal != 0);
+	report_missing(vm, res);
 	if (vm->cfg.stats)
 		measure_rss(res);
 	fill_result(vm, res);

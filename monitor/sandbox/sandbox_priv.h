@@ -22,5 +22,14 @@ void sbx_procs_reset(struct sbx_vm *vm);
 void sbx_procs_run_start(struct sbx_vm *vm);
 void sbx_procs_run_over(struct sbx_vm *vm);
 unsigned sbx_procs_count(struct sbx_vm *vm);
+/* 1 if vm's process has its ITIMER_REAL armed (alarm, setitimer). */
+int sbx_procs_timer_armed(struct sbx_vm *vm);
+/* What a process other than the first leaves for the first's report at the end of its run:
+ * the counts of the calls it found missing, and the paths it looked for in vain (children's
+ * own reports are said under -v only: a script's commands fail by design, and would say so
+ * at every non-zero exit). sbx_procs_take_report gives the first process what they left since
+ * it last took it, adding the counts into nosys: 1 if any process left something. */
+void sbx_procs_leave_report(struct sbx_vm *vm, const uint32_t *nosys);
+int sbx_procs_take_report(struct sbx_vm *vm, uint32_t *nosys);
 
 #endif

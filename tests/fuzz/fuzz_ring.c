@@ -191,6 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.u.a[3] = 1000; /* and no end (< 0) too */
 	if (s.nr == SBX_CALL_POLL && s.u.a[2] > 1000)
 		s.u.a[2] = 1000;
+	if (s.nr == SBX_CALL_FALLOCATE && s.u.a[3] > 1 << 20)
+		s.u.a[3] = 1 << 20; /* the host's disk: a MiB a call at most */
 	if (s.nr == SBX_CALL_FORK && !s.u.a[1])
 		return 0; /* a copy; a1 alone is a vfork's wait, which ends for a pid not a child */
 	if (s.nr != SBX_CALL_EXECVE && s.nr != SBX_CALL_WAIT && s.nr != SBX_CALL_PKILL &&

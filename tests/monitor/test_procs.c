@@ -275,3 +275,55 @@ Test(procs, a_childs_crash_names_it_and_writes_its_core)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	free(e2e_slurp(cmd, &st));
 }
+
+/* alarm and setitimer: a pause, an interval, a read cut short or restarted, fork and execve;
+ * and the scheduling and socket calls answered as Linux answers an unprivileged process. */
+Test(procs, alarms_and_the_calls_programs_make_on_the_way)
+{
+	e2e_sample_expect("timers", "--tmp /tmp", "", 0, NULL);
+}
+
+/* The first process's own alarm ends it, as natively (not as a namespace's init, which only
+ * signals it handles reach), also across its execve. */
+Test(procs, an_alarm_with_no_handler_ends_the_process)
+{
+	e2e_sample_expect("timers", "", "spin", 128 + 14, NULL);
+	e2e_sample_expect("timers", "", "exec", 128 + 14, NULL);
+}
+
+#define BASH_STATIC "/bin/bash-static"
+
+/* samples/shell/bash-procs.sh under bash-static, with busybox's applets as the commands in
+ * /bin: its stdout is the same as natively, line for line. */
+Test(procs, bash_runs_its_process_machinery_as_natively)
+{
+	need_busybox();
+	if (access(BASH_STATIC, X_OK) != 0)
+		cr_skip_test(BASH_STATIC
+			     " is not installed (scripts/setup.sh installs bash-static)");
+	char dir[] = "/tmp/sbx-bash.XXXXXX";
+	e2e_scratch(dir, "mkdir bin t && cp " BUSYBOX " bin/busybox && cp " BASH_STATIC
+			 " bin/bash && for a in $(bin/busybox --list); do [ -e bin/$a ] || "
+			 "ln -s busybox bin/$a; done");
+	char cmd[4096];
+	int st;
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && env -i PATH=%s/bin TMPDIR=%s/t bin/bash " SBX_SOURCE_DIR
+		 "/samples/shell/bash-procs.sh 2>/dev/null",
+		 dir, dir, dir);
+	char *native = e2e_slurp(cmd, &st);
+	cr_assert_eq(st, 0, "natively: %s", native);
+	cr_assert(strstr(native, "\ndone\n"), "natively: %s", native);
+	snprintf(cmd, sizeof(cmd),
+		 SANDBOX " --ro %s/bin:/bin --ro " SBX_SOURCE_DIR
+			 "/samples/shell/bash-procs.sh:/s.sh --tmp /tmp --env PATH=/bin /bin/bash "
+			 "/s.sh 2>/dev/null",
+		 dir);
+	char *got = e2e_slurp(cmd, &st);
+	cr_expect_eq(st, 0, "%s", got);
+	cr_expect_str_eq(got, native, "--- sandbox:\n%s--- native:\n%s", got, native);
+	free(got);
+	free(native);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	free(e2e_slurp(cmd, &st));
+}

@@ -35,8 +35,8 @@ static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, int own)
 /* Served by another thread than the caller's (the poller), these would stop the wrong one. */
 Test(procs_unit, calls_not_marked_for_the_callers_thread_are_refused)
 {
-	const uint32_t nr[] = {SBX_CALL_FORK, SBX_CALL_EXECVE, SBX_CALL_WAIT, SBX_CALL_PKILL,
-			       SBX_CALL_PGRP};
+	const uint32_t nr[] = {SBX_CALL_FORK,  SBX_CALL_EXECVE, SBX_CALL_WAIT,
+			       SBX_CALL_PKILL, SBX_CALL_PGRP,	SBX_CALL_ITIMER};
 	for (size_t i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
 		cr_assert_eq(call(nr[i], 0, 0, 0, 0), -EINVAL, "call %u", nr[i]);
 }
@@ -82,5 +82,32 @@ Test(procs_unit, execve_checks_its_arguments_before_anything)
 	s.u.a[4] = 0;
 	s.u.a[1] = 0x400000;
 	cr_assert_eq(test_call(&T, s), -EFAULT);
+	cr_assert_eq(T.vm->life.stopping, 0);
+}
+
+/* The process's real-time timer: set, read back counting down, replaced, disarmed; bad
+ * values and addresses refused. No KVM: the alarm is disarmed before it could fire. */
+Test(procs_unit, the_real_time_timer_is_set_read_and_disarmed)
+{
+	const uint64_t at = 0x400000;
+	struct sbx_itimer *io = sbx_gptr(T.vm, at, sizeof(*io));
+	cr_assert_not_null(io);
+	*io = (struct sbx_itimer){.value_ns = 60000000000ll, .interval_ns = 5000000};
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 1, 0, 1), 0);
+	cr_assert_eq(io->value_ns, 0, "none was armed");
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 1), 0);
+	cr_assert(io->value_ns > 50000000000ll && io->value_ns <= 60000000000ll, "%lld",
+		  (long long)io->value_ns);
+	cr_assert_eq(io->interval_ns, 5000000);
+	*io = (struct sbx_itimer){0, 0};
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 1, 0, 1), 0);
+	cr_assert(io->value_ns > 0 && io->interval_ns == 5000000, "the one replaced");
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 1), 0);
+	cr_assert_eq(io->value_ns, 0);
+	*io = (struct sbx_itimer){-1, 0};
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 1, 0, 1), -EINVAL);
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 2, 0, 1), -EINVAL);
+	cr_assert_eq(call(SBX_CALL_ITIMER, 1ull << 50, 0, 0, 1), -EFAULT);
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 0), -EINVAL, "not the caller's own thread");
 	cr_assert_eq(T.vm->life.stopping, 0);
 }

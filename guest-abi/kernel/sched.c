@@ -1,0 +1,157 @@
+/* Scheduling: a program's view of it, for the calls build tools and runtimes make on the way
+ * (`nice make`, Python's os.nice, a runtime pinning its threads). The host schedules each vCPU
+ * thread as it likes, so what a program sets here changes no host decision: nice values are
+ * kept (and inherited by fork) and read back, policies other than the normal ones are refused
+ * as for a process without CAP_SYS_NICE, and an affinity naming one of the vCPUs is taken. */
+#include "kernel.h"
+
+#define PRIO_PROCESS 0
+#define PRIO_PGRP 1
+#define PRIO_USER 2
+#define SCHED_OTHER 0
+#define SCHED_FIFO 1
+#define SCHED_RR 2
+#define SCHED_BATCH 3
+#define SCHED_IDLE 5
+#define SCHED_RESET_ON_FORK 0x40000000
+
+/* -20..19, 0 at start. fork's child has its parent's (its kernel memory is a copy); unlike
+ * Linux's, it goes back to 0 at execve, whose new image has a new kernel. */
+static int32_t k_nice;
+
+/* pid 0 is the caller; another pid of the sandbox is asked of the monitor (kill's check). */
+static long pid_ok(uint64_t arg)
+{
+	int64_t pid = (int32_t)arg;
+	if (pid < 0)
+		return -EINVAL;
+	if (pid == 0 || pid == (int64_t)BOOT->pid)
+		return 0;
+	return k_proc_kill(pid, 0) < 0 ? -ESRCH : 1;
+}
+
+static long prio_who(uint64_t which, uint64_t who)
+{
+	uint32_t w = (uint32_t)who;
+	switch ((int32_t)which) {
+	case PRIO_PROCESS:
+		return w == 0 || w == BOOT->pid ? 0 : -ESRCH;
+	case PRIO_PGRP:
+		return w == 0 || w == BOOT->pgid ? 0 : -ESRCH;
+	case PRIO_USER:
+		return w == 0 || w == BOOT->uid ? 0 : -ESRCH;
+	}
+	return -EINVAL;
+}
+
+/* The raw call answers 20 - nice (1..40), as Linux's does; libc turns it back. */
+long k_sys_getpriority(struct k_frame *f)
+{
+	long r = prio_who(f->rdi, f->rsi);
+	return r < 0 ? r : 20 - k_nice;
+}
+
+long k_sys_setpriority(struct k_frame *f)
+{
+	long r = prio_who(f->rdi, f->rsi);
+	if (r < 0)
+		return r;
+	int32_t n = (int32_t)f->rdx;
+	n = n < -20 ? -20 : n > 19 ? 19 : n;
+	if (n < k_nice)
+		return -EACCES; /* RLIMIT_NICE 0: a user may only lower its priority */
+	k_nice = n;
+	return 0;
+}
+
+long k_sys_sched_getscheduler(struct k_frame *f)
+{
+	long r = pid_ok(f->rdi);
+	return r < 0 ? r : SCHED_OTHER;
+}
+
+long k_sys_sched_getparam(struct k_frame *f)
+{
+	long r = pid_ok(f->rdi);
+	int32_t prio = 0;
+	if (r < 0)
+		return r;
+	return f->rsi ? k_copy_to_user(f->rsi, &prio, sizeof(prio)) : -EINVAL;
+}
+
+static long param_ok(uint64_t policy, uint64_t p)
+{
+	int32_t prio;
+	if (!p)
+		return -EINVAL;
+	if (k_copy_from_user(&prio, p, sizeof(prio)) < 0)
+		return -EFAULT;
+	if (policy == SCHED_FIFO || policy == SCHED_RR)
+		return prio < 1 || prio > 99 ? -EINVAL : -EPERM;
+	return prio != 0 ? -EINVAL : 0;
+}
+
+long k_sys_sched_setscheduler(struct k_frame *f)
+{
+	uint64_t policy = (uint32_t)f->rsi & ~(uint32_t)SCHED_RESET_ON_FORK;
+	if ((int32_t)f->rsi < 0 ||
+	    (policy != SCHED_OTHER && policy != SCHED_FIFO && policy != SCHED_RR &&
+	     policy != SCHED_BATCH && policy != SCHED_IDLE))
+		return -EINVAL;
+	long r = pid_ok(f->rdi);
+	return r < 0 ? r : param_ok(policy, f->rdx);
+}
+
+long k_sys_sched_setparam(struct k_frame *f)
+{
+	long r = pid_ok(f->rdi);
+	return r < 0 ? r : param_ok(SCHED_OTHER, f->rsi);
+}
+
+long k_sys_sched_get_priority_max(struct k_frame *f)
+{
+	uint64_t p = f->rdi;
+	if (p == SCHED_FIFO || p == SCHED_RR)
+		return 99;
+	return p == SCHED_OTHER || p == SCHED_BATCH || p == SCHED_IDLE ? 0 : -EINVAL;
+}
+
+long k_sys_sched_get_priority_min(struct k_frame *f)
+{
+	uint64_t p = f->rdi;
+	if (p == SCHED_FIFO || p == SCHED_RR)
+		return 1;
+	return p == SCHED_OTHER || p == SCHED_BATCH || p == SCHED_IDLE ? 0 : -EINVAL;
+}
+
+long k_sys_sched_rr_get_interval(struct k_frame *f)
+{
+	long r = pid_ok(f->rdi);
+	int64_t ts[2] = {0, 0}; /* SCHED_OTHER has no round-robin slice */
+	return r < 0 ? r : k_copy_to_user(f->rsi, ts, sizeof(ts));
+}
+
+/* Taken when it names at least one of the vCPUs (sched_getaffinity's set), as Linux takes a
+ * mask with one allowed CPU in it. */
+long k_sys_sched_setaffinity(struct k_frame *f)
+{
+	long r = pid_ok(f->rdi);
+	if (r < 0)
+		return r;
+	uint64_t mask;
+	if (f->rsi < sizeof(mask))
+		return -EINVAL;
+	if (k_copy_from_user(&mask, f->rdx, sizeof(mask)) < 0)
+		return -EFAULT;
+	uint32_t n = BOOT->ncpus ? BOOT->ncpus : 1;
+	uint64_t have = n >= 64 ? ~0ull : (1ull << n) - 1;
+	return mask & have ? 0 : -EINVAL;
+}
+
+long k_sys_getcpu(struct k_frame *f)
+{
+	uint32_t cpu = K_CPU->index, node = 0;
+	if (f->rdi && k_copy_to_user(f->rdi, &cpu, sizeof(cpu)) < 0)
+		return -EFAULT;
+	return f->rsi ? k_copy_to_user(f->rsi, &node, sizeof(node)) : 0;
+}
