@@ -3,12 +3,11 @@
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
- *         pgrp | many N | segv | ids | threaded | shared | closerange   behaviour (compared with
- * native) procs hog K M | spin K               K children hold M MiB each, or spin: the sandbox's
- *                                        limits for all processes together
- *   procs bench N | execbench N        fork+_exit+wait and fork+exec+wait: "OP N ns" on stderr
- *   procs spawnbench N                 posix_spawn+wait while two other threads run
- *   procs echo ARGS... | fds | true    what the exec'd copy does */
+ *         pgrp | many N | segv | ids | threaded | shared | closerange | rusage   behaviour
+ * (compared with native) procs hog K M | spin K               K children hold M MiB each, or spin:
+ * the sandbox's limits for all processes together procs bench N | execbench N fork+_exit+wait and
+ * fork+exec+wait: "OP N ns" on stderr procs spawnbench N                 posix_spawn+wait while two
+ * other threads run procs echo ARGS... | fds | true    what the exec'd copy does */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +23,8 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/times.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -617,6 +618,55 @@ static int do_closerange(void)
 	return 0;
 }
 
+/* rusage: a child that burns ~0.2 s of CPU, then a grandchild's, reach the parent through
+ * wait4's rusage, getrusage(RUSAGE_CHILDREN) and times(); WNOHANG with none ended gives 0. */
+static void burn(double s)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	do
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	while ((double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9 < s);
+}
+
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static int do_rusage(void)
+{
+	struct rusage ru, ch;
+	getrusage(RUSAGE_CHILDREN, &ch);
+	printf("before: children's CPU %s\n",
+	       tv_s(ch.ru_utime) + tv_s(ch.ru_stime) < 0.05 ? "none" : "some");
+	pid_t c = fork();
+	if (c == 0) {
+		pid_t g = fork();
+		if (g == 0) {
+			burn(0.2);
+			_exit(0);
+		}
+		waitpid(g, NULL, 0);
+		burn(0.2);
+		_exit(3);
+	}
+	int st;
+	pid_t w = wait4(c, &st, 0, &ru);
+	double used = tv_s(ru.ru_utime) + tv_s(ru.ru_stime);
+	printf("wait4: %s, status %d, CPU %s\n", w == c ? "the child" : "WRONG", WEXITSTATUS(st),
+	       used >= 0.3 && used < 5 ? "0.4 s (the child and its own)" : "WRONG");
+	getrusage(RUSAGE_CHILDREN, &ch);
+	used = tv_s(ch.ru_utime) + tv_s(ch.ru_stime);
+	printf("RUSAGE_CHILDREN: CPU %s\n", used >= 0.3 && used < 5 ? "0.4 s" : "WRONG");
+	struct tms t;
+	times(&t);
+	printf("times: children %s\n", t.tms_cutime + t.tms_cstime >= 30 ? ">= 0.3 s" : "WRONG");
+	errno = 0;
+	printf("getrusage(7): %s\n", getrusage(7, &ch) < 0 && errno == EINVAL ? "EINVAL" : "WRONG");
+	return 0;
+}
+
 static int do_spin(int k)
 {
 	fflush(stdout);
@@ -739,6 +789,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "threaded")   ? do_threaded()
 		: !strcmp(c, "shared")	   ? do_shared()
 		: !strcmp(c, "closerange") ? do_closerange()
+		: !strcmp(c, "rusage")	   ? do_rusage()
 		: !strcmp(c, "spawnbench") ? spawnbench(n > 0 ? n : 100)
 		: !strcmp(c, "bench")	   ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")

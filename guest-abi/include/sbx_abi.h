@@ -352,7 +352,11 @@ struct sbx_bootinfo {
 	uint32_t pgid;
 	uint32_t sid;
 	uint64_t sig_incoming;
-	uint8_t reserved[1024 - 1000];
+	/* 1.11: OUT: the CPU time and the largest RAM of the children this process waited for,
+	 * and theirs (getrusage RUSAGE_CHILDREN, times). */
+	uint64_t children_cpu_ns;
+	uint64_t children_maxrss_kib;
+	uint8_t reserved[1024 - 1016];
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -374,6 +378,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, vma_count) == 936, "vma_c
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_table) == 944, "pt_table at 944");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_count) == 952, "pt_count at 952");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_incoming) == 992, "1.9 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, children_cpu_ns) == 1000, "1.11 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
@@ -438,6 +443,13 @@ struct sbx_itimer {
 	int64_t value_ns, interval_ns;
 };
 _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
+
+/* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
+ * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */
+struct sbx_rusage {
+	int64_t cpu_ns, maxrss_kib;
+};
+_Static_assert(sizeof(struct sbx_rusage) == 16, "sbx_rusage");
 #endif
 
 /* Exit status encoding for SBX_CALL_EXIT: a status 0..255, or one of these with a signal. */

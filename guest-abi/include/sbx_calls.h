@@ -106,7 +106,8 @@
 	 * EXECVE a0: dirfd, a1: path, a2: argv, a3: envp (the program's virtual addresses),      \
 	 * a4: AT_* flags, a5: the umask. Never returns on success: the vCPU starts the new image. \
 	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \
-	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came.                              \
+	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came. 1.11: a2: 0, or the          \
+	 * guest-physical address of a struct sbx_rusage for the child's usage.                    \
 	 * PKILL a0: pid as kill takes it (not the caller's), a1: signal (0: a check).            \
 	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1).                  \
 	 * 1.11: ITIMER a0: guest-physical address of a struct sbx_itimer, a1: 1 to set it, 0 to  \

@@ -115,24 +115,25 @@ long k_sys_execveat(struct k_frame *f)
 /* One wait: (status << 32) | pid, 0, or -errno. A signal for this process ends it early
  * (EINTR) unless its handler has SA_RESTART (then the wait goes on), to be delivered on the
  * way out. */
-static long wait_one(int64_t pid, uint64_t opts)
+static long wait_one(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
 {
 	for (;;) {
 		if (k_signal_interrupts())
 			return -EINTR;
-		uint64_t a[2] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT)};
-		long r = k_call_own(SBX_CALL_WAIT, a, 2);
+		uint64_t a[3] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT),
+				 ru ? k_kaddr((uint64_t)ru) : 0};
+		long r = k_call_own(SBX_CALL_WAIT, a, 3);
 		if (r != -EINTR || k_signal_interrupts())
 			return r;
 	}
 }
 
-/* struct rusage, all zeros: the monitor keeps no account per child yet. */
-static long no_rusage(uint64_t addr)
+/* The reaped child's usage, when the caller asks for it. */
+static long put_rusage(uint64_t addr, long r, const struct sbx_rusage *ru)
 {
-	uint64_t ru[18];
-	k_memset(ru, 0, sizeof(ru));
-	return addr ? k_copy_to_user(addr, ru, sizeof(ru)) : 0;
+	if (!addr)
+		return 0;
+	return r > 0 ? k_rusage_put(addr, ru->cpu_ns, ru->maxrss_kib) : k_rusage_put(addr, 0, 0);
 }
 
 long k_sys_wait4(struct k_frame *f)
@@ -144,13 +145,14 @@ long k_sys_wait4(struct k_frame *f)
 		return -EINVAL;
 	if (pid == -2147483648ll)
 		return -ESRCH; /* INT_MIN: Linux refuses to negate it */
-	long r = wait_one(pid, opts);
+	struct sbx_rusage ru;
+	long r = wait_one(pid, opts, f->r10 ? &ru : NULL);
 	if (r <= 0)
 		return r;
 	uint32_t st = (uint32_t)((uint64_t)r >> 32);
 	if (f->rsi && k_copy_to_user(f->rsi, &st, 4) < 0)
 		return -EFAULT;
-	if (no_rusage(f->r10) < 0)
+	if (put_rusage(f->r10, r, &ru) < 0)
 		return -EFAULT;
 	return r & 0xffffffff;
 }
@@ -173,7 +175,8 @@ long k_sys_waitid(struct k_frame *f)
 	else
 		return -EINVAL;
 	/* Stops are never reported (no process stops here): only ends. */
-	long r = (opts & WEXITED) ? wait_one(pid, opts) : -ECHILD;
+	struct sbx_rusage ru;
+	long r = (opts & WEXITED) ? wait_one(pid, opts, f->r8 ? &ru : NULL) : -ECHILD;
 	if (r < 0)
 		return r;
 	/* siginfo_t: signo, errno, code, then pid, uid, status (the _sigchld member). */
@@ -191,7 +194,7 @@ long k_sys_waitid(struct k_frame *f)
 	}
 	if (info && k_copy_to_user(info, si, sizeof(si)) < 0)
 		return -EFAULT;
-	if (no_rusage(f->r8) < 0)
+	if (put_rusage(f->r8, r, &ru) < 0)
 		return -EFAULT;
 	return 0;
 }

@@ -478,6 +478,8 @@ long k_sys_getresgid(struct k_frame *f);
 long k_sys_getgid(struct k_frame *f);
 long k_sys_uname(struct k_frame *f);
 long k_sys_personality(struct k_frame *f);
+/* fsmeta.c: a struct rusage at addr with that CPU time and RAM. */
+long k_rusage_put(uint64_t addr, int64_t cpu_ns, int64_t maxrss_kib);
 long k_sys_sysinfo(struct k_frame *f);
 long k_sys_arch_prctl(struct k_frame *f);
 long k_sys_set_tid_address(struct k_frame *f);

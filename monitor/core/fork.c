@@ -170,6 +170,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	b->pgid = child->proc.pgid;
 	b->sid = child->proc.sid;
 	b->sig_incoming = 0;
+	b->children_cpu_ns = b->children_maxrss_kib = 0; /* a new process has reaped none */
 	b->flags &= ~SBX_FORK_DROPS;
 	memset(b->nosys_count, 0, sizeof(b->nosys_count));
 	return 0;

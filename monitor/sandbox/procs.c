@@ -31,6 +31,8 @@ struct sbx_pnode {
 	/* Its ITIMER_REAL (alarm, setitimer), on CLOCK_MONOTONIC: the keeper sends SIGALRM at
 	 * alarm_at (0: disarmed), then every alarm_every ns if that is not 0. */
 	int64_t alarm_at, alarm_every;
+	/* Its usage at its end, and its reaped children's (sbx_rusage). */
+	int64_t cpu_ns, maxrss_kib, children_cpu_ns, children_maxrss_kib;
 	struct sbx_pnode *next;
 };
 
@@ -217,10 +219,14 @@ void sbx_procs_run_over(struct sbx_vm *vm)
 		return;
 	/* On its vCPU thread: the time it took is the first process's to count from now on. */
 	int64_t cpu = sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) + sbx_threads_cpu_ns(vm);
+	int64_t kib = (int64_t)(sbx_mem_held_bytes(vm) >> 10);
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
-	if (n)
+	if (n) {
 		n->vm = NULL;
+		n->cpu_ns = cpu;
+		n->maxrss_kib = kib;
+	}
 	if (vm != t->root)
 		t->ended_cpu_ns += cpu;
 	pthread_mutex_unlock(&t->lock);
@@ -376,13 +382,26 @@ static void wait_a_while(struct sbx_procs *t)
 	pthread_cond_timedwait(&t->cond, &t->lock, &dl);
 }
 
+/* The usage of the children it reaped, where its kernel reads it (boot page). Tree lock held. */
+static void put_children_usage(struct sbx_vm *vm, const struct sbx_pnode *n)
+{
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (!b)
+		return;
+	__atomic_store_n(&b->children_cpu_ns, (uint64_t)n->children_cpu_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->children_maxrss_kib, (uint64_t)n->children_maxrss_kib,
+			 __ATOMIC_RELAXED);
+}
+
 static void execed(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
-	if (n)
+	if (n) {
 		n->released = 1;
+		put_children_usage(vm, n); /* the new image's boot page: kept across execve */
+	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 }
@@ -550,6 +569,10 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint64_t opts = s->u.a[1];
 	if (pid < INT32_MIN || pid > INT32_MAX)
 		return -ECHILD;
+	struct sbx_rusage *ru = s->u.a[2] ? sbx_gptr(vm, s->u.a[2], sizeof(*ru)) : NULL;
+	if (s->u.a[2] && !ru)
+		return -EFAULT; /* before a child is reaped and its status lost */
+	struct sbx_rusage use = {0, 0};
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -569,6 +592,18 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		}
 		if (hit) {
 			r = ((int64_t)(uint32_t)hit->status << 32) | hit->pid;
+			/* Linux's RUSAGE_BOTH: the child's, and its own reaped children's. */
+			use.cpu_ns = hit->cpu_ns + hit->children_cpu_ns;
+			use.maxrss_kib = hit->maxrss_kib > hit->children_maxrss_kib
+					     ? hit->maxrss_kib
+					     : hit->children_maxrss_kib;
+			struct sbx_pnode *me = self(vm);
+			if (!(opts & SBX_WNOWAIT) && me) {
+				me->children_cpu_ns += use.cpu_ns;
+				if (use.maxrss_kib > me->children_maxrss_kib)
+					me->children_maxrss_kib = use.maxrss_kib;
+				put_children_usage(vm, me);
+			}
 			if (!(opts & SBX_WNOWAIT)) {
 				unlink_node(t, hit);
 				free(hit);
@@ -587,6 +622,8 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	pthread_mutex_unlock(&t->lock);
 	sbx_ring_reacquire(vm, released);
+	if (ru && r > 0)
+		memcpy(ru, &use, sizeof(use));
 	return r;
 }
 

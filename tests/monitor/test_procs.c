@@ -87,6 +87,12 @@ Test(procs, close_range_closes_or_marks_a_range)
 	same_as_native("closerange");
 }
 
+/* wait4's rusage, getrusage(RUSAGE_CHILDREN) and times() count a child and its own child. */
+Test(procs, children_s_cpu_time_reaches_rusage_and_times)
+{
+	same_as_native("rusage");
+}
+
 Test(procs, many_children_are_all_reaped)
 {
 	same_as_native("many 40");
