@@ -441,17 +441,19 @@ def main():
     # 12. processes
     pr_n = 20 if a.quick else 200
     bb = "/bin/busybox"
-    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench {pr_n} (ns each, timed in the "
-                f"guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
+    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench {pr_n}, sockbench "
+                f"{pr_n * 10} (ns each, timed in the guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
                 f"| cat (wall)",
                 "sandbox: --ro /bin/busybox; each process is a VM of its own (fork copies the "
                 "caller's RAM and vCPU)")
     op = lambda fn, name: lambda: {"ns": parse_op(fn()["err"], name)}
     for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
                             ("fork+exec+wait", "execbench", "fork_exec_wait"),
-                            ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait")):
-        res = interleave({"native": op(native(bins["procs-glibc"], sub, str(pr_n)), name),
-                          "sandbox": op(sandboxed(bins["procs-glibc"], sub, str(pr_n)), name)},
+                            ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait"),
+                            ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k")):
+        cnt = str(pr_n * 10 if sub == "sockbench" else pr_n)
+        res = interleave({"native": op(native(bins["procs-glibc"], sub, cnt), name),
+                          "sandbox": op(sandboxed(bins["procs-glibc"], sub, cnt), name)},
                          compute_runs)
         rep.row(f"{what} native", "ns", res["native"]["ns"], digits=0)
         rep.row(f"{what} sandbox", "ns", res["sandbox"]["ns"], res["native"]["ns"], "native",

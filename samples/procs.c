@@ -2,12 +2,17 @@
  * them, process groups, posix_spawn and vfork. Each subcommand prints what it saw; run natively
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
- *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang |
- *         pgrp | many N | segv | ids | threaded | shared | closerange | rusage   behaviour
- * (compared with native) procs hog K M | spin K               K children hold M MiB each, or spin:
- * the sandbox's limits for all processes together procs bench N | execbench N fork+_exit+wait and
- * fork+exec+wait: "OP N ns" on stderr procs spawnbench N                 posix_spawn+wait while two
- * other threads run procs echo ARGS... | fds | true    what the exec'd copy does */
+ * Behaviour, compared with native:
+ *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
+ *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
+ * The sandbox's limits for all processes together:
+ *   procs hog K M | spin K       K children hold M MiB each, or spin
+ * Benchmarks, "OP N ns" (each) on stderr:
+ *   procs bench N | execbench N  fork+_exit+wait, fork+exec+wait
+ *   procs spawnbench N           posix_spawn+wait while two other threads run
+ *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
+ * What the exec'd copy does:
+ *   procs echo ARGS... | fds | true */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/times.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -667,6 +673,119 @@ static int do_rusage(void)
 	return 0;
 }
 
+/* socketpair: a connected pair of local sockets between a parent and its child, as asyncio,
+ * multiprocessing and libuv use them. */
+static int do_socketpair(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		printf("socketpair: %s\n", strerror(errno));
+		return 1;
+	}
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	getsockopt(sv[0], SOL_SOCKET, SO_TYPE, &type, &tl);
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	getsockname(sv[0], (struct sockaddr *)&sa, &sl);
+	printf("SO_TYPE %s, family %s\n", type == SOCK_STREAM ? "stream" : "?",
+	       sa.ss_family == AF_UNIX ? "unix" : "?");
+	pid_t c = fork();
+	if (c == 0) {
+		close(sv[0]);
+		char b[64];
+		ssize_t n = recv(sv[1], b, sizeof(b), 0);
+		/* Two buffers out in one message. */
+		struct iovec io[2] = {{"re: ", 4}, {b, (size_t)(n > 0 ? n : 0)}};
+		struct msghdr m = {.msg_iov = io, .msg_iovlen = 2};
+		sendmsg(sv[1], &m, 0);
+		shutdown(sv[1], SHUT_WR);
+		_exit(0);
+	}
+	close(sv[1]);
+	char b[64] = {0};
+	errno = 0;
+	ssize_t n = recv(sv[0], b, sizeof(b), MSG_DONTWAIT);
+	printf("recv with nothing there, MSG_DONTWAIT: %zd %s\n", n,
+	       errno == EAGAIN ? "EAGAIN" : "?");
+	send(sv[0], "ping", 4, 0);
+	struct pollfd p = {.fd = sv[0], .events = POLLIN};
+	poll(&p, 1, 5000);
+	n = recv(sv[0], b, 3, MSG_PEEK);
+	printf("peek: %zd %.3s\n", n, b);
+	memset(b, 0, sizeof(b));
+	struct iovec io = {b, sizeof(b) - 1};
+	struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1};
+	size_t got = 0;
+	while ((n = recvmsg(sv[0], &m, MSG_WAITALL)) > 0) {
+		got += (size_t)n;
+		io.iov_base = b + got;
+		io.iov_len = sizeof(b) - 1 - got;
+	}
+	printf("recvmsg: %s, then end of stream %zd\n", b, n);
+	waitpid(c, NULL, 0);
+	errno = 0;
+	n = send(sv[0], "x", 1, MSG_NOSIGNAL);
+	printf("send to a closed peer with MSG_NOSIGNAL: %zd %s\n", n,
+	       errno == EPIPE ? "EPIPE" : strerror(errno));
+	close(sv[0]);
+
+	/* Datagrams keep their bounds. */
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+		return 1;
+	send(sv[0], "one", 3, 0);
+	send(sv[0], "three", 5, 0);
+	char d[16] = {0};
+	ssize_t a = recv(sv[1], d, sizeof(d), 0), z = recv(sv[1], d + 8, sizeof(d) - 8, 0);
+	printf("datagrams: %zd %.3s, %zd %.5s\n", a, d, z, d + 8);
+	errno = 0;
+	printf("recv of a closed fd: %s\n",
+	       recv(sv[1] + 100, d, 1, 0) < 0 && errno == EBADF ? "EBADF" : "?");
+	int pp[2];
+	if (pipe(pp) == 0) {
+		errno = 0;
+		printf("send on a pipe: %s\n",
+		       send(pp[1], "x", 1, 0) < 0 && errno == ENOTSOCK ? "ENOTSOCK" : "?");
+	}
+	errno = 0;
+	printf("socketpair(AF_INET): %s\n",
+	       socketpair(AF_INET, SOCK_STREAM, 0, sv) < 0 ? "refused" : "made");
+	return 0;
+}
+
+/* sockbench N: N sends of 64 KiB from a parent to its child over a socketpair, the child
+ * reading to the end: "socketpair_64k N ns" (each) on stderr. */
+static int sockbench(int n)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return 1;
+	static char buf[65536];
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	pid_t c = fork();
+	if (c == 0) {
+		close(sv[0]);
+		while (read(sv[1], buf, sizeof(buf)) > 0)
+			;
+		_exit(0);
+	}
+	close(sv[1]);
+	for (int i = 0; i < n; i++)
+		for (size_t off = 0; off < sizeof(buf);) {
+			ssize_t w = send(sv[0], buf + off, sizeof(buf) - off, 0);
+			if (w <= 0)
+				return 1;
+			off += (size_t)w;
+		}
+	close(sv[0]);
+	waitpid(c, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+	fprintf(stderr, "socketpair_64k %d %.0f\n", n, ns / n);
+	return 0;
+}
+
 static int do_spin(int k)
 {
 	fflush(stdout);
@@ -790,6 +909,8 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shared")	   ? do_shared()
 		: !strcmp(c, "closerange") ? do_closerange()
 		: !strcmp(c, "rusage")	   ? do_rusage()
+		: !strcmp(c, "socketpair") ? do_socketpair()
+		: !strcmp(c, "sockbench")  ? sockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench") ? spawnbench(n > 0 ? n : 100)
 		: !strcmp(c, "bench")	   ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")

@@ -5,11 +5,13 @@
  *   timers spin       alarm(1), then spin: killed by SIGALRM (status 142)
  *   timers exec       alarm(1), then execve of "timers pause": the alarm outlives the exec
  *   timers pause      pause() with SIGALRM's default action (ends by it)
+ *   timers falloc N   posix_fallocate of N bytes in /tmp
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,15 @@ static void timers(char *self)
 	waitpid(pid, &st, 0);
 	check("SA_RESTART read goes on after the alarm", n == 1 && c == 'x' && alarms == 1);
 
+	/* A wait on a semaphore nobody posts: the alarm ends it, no deadlock. */
+	handle(0);
+	alarms = 0;
+	sem_t sem;
+	sem_init(&sem, 0, 0);
+	alarm(1);
+	r = sem_wait(&sem);
+	check("alarm cuts a sem_wait of a single thread", r == -1 && errno == EINTR && alarms == 1);
+
 	/* nice: raised only, as an unprivileged process may. */
 	errno = 0;
 	int pr = getpriority(PRIO_PROCESS, 0);
@@ -193,13 +204,23 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "pause") == 0) {
 		struct itimerval cur;
 		getitimer(ITIMER_REAL, &cur);
-		printf("after exec, the alarm is %s\n",
-		       cur.it_value.tv_sec || cur.it_value.tv_usec ? "still armed" : "gone");
+		printf("after exec, the alarm is %s, nice %d\n",
+		       cur.it_value.tv_sec || cur.it_value.tv_usec ? "still armed" : "gone",
+		       getpriority(PRIO_PROCESS, 0));
 		pause();
 		return 0;
 	}
+	if (argc > 2 && strcmp(argv[1], "falloc") == 0) {
+		int fd = open("/tmp/timers-falloc", O_RDWR | O_CREAT | O_TRUNC, 0600);
+		int e = fd < 0 ? errno : posix_fallocate(fd, 0, atol(argv[2]));
+		unlink("/tmp/timers-falloc");
+		printf("posix_fallocate %s: %s\n", argv[2], e ? strerror(e) : "ok");
+		return e != 0;
+	}
 	if (argc > 1 && strcmp(argv[1], "exec") == 0) {
 		alarm(1);
+		if (nice(2) != 2)
+			return 1;
 		execl("/proc/self/exe", argv[0], "pause", (char *)NULL);
 		perror("execl");
 		return 1;

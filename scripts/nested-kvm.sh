@@ -67,7 +67,7 @@ cd /newroot
 /bin/busybox ln -sf /proc/self/fd/0 dev/stdin
 /bin/busybox ln -sf /proc/self/fd/1 dev/stdout
 /bin/busybox ln -sf /proc/self/fd/2 dev/stderr
-[ -c dev/kvm ] || echo "nested-kvm: /dev/kvm did not appear" >$run/out
+[ -c dev/kvm ] || echo "nested-kvm: /dev/kvm did not appear" >/newroot$run/out
 /bin/busybox chroot /newroot $run/busybox sh -c 'cd "$PWD" && export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin && $run/busybox ip link set lo up; sh $run/cmd >>$run/out 2>&1; echo \$? >$run/rc; sync'
 echo o >/proc/sysrq-trigger
 /bin/busybox poweroff -f

@@ -25,7 +25,7 @@ if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
   esac
 fi
 
-if [ "${1:-}" != "--no-build" ]; then
+case " $* " in *" --no-build "*) ;; *)
   cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build -j"$(nproc)"
-fi
+  cmake --build build -j"$(nproc)" ;;
+esac

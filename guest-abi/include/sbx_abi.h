@@ -356,7 +356,10 @@ struct sbx_bootinfo {
 	 * and theirs (getrusage RUSAGE_CHILDREN, times). */
 	uint64_t children_cpu_ns;
 	uint64_t children_maxrss_kib;
-	uint8_t reserved[1024 - 1016];
+	/* IN and OUT: the nice value and the personality the program set, which fork copies
+	 * with the page and the monitor carries across execve. */
+	int32_t nice;
+	uint32_t persona;
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
 	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
@@ -379,6 +382,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_table) == 944, "pt_tab
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pt_count) == 952, "pt_count at 952");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_incoming) == 992, "1.9 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, children_cpu_ns) == 1000, "1.11 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, persona) == 1020, "1.11 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 #endif
 
@@ -443,6 +447,14 @@ struct sbx_itimer {
 	int64_t value_ns, interval_ns;
 };
 _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
+
+/* SBX_CALL_READV/WRITEV off (1.11): with SBX_RW_SOCK, a recvmsg/sendmsg of a socket with the
+ * MSG_* flags in the low 32 bits (ENOTSOCK on any other handle). SBX_CALL_SOCKOP a0. */
+#define SBX_RW_SOCK (SBX_U64(1) << 62)
+#define SBX_SOCKOP_CHECK 0    /* is a1 a socket: 0, ENOTSOCK, EBADF */
+#define SBX_SOCKOP_SHUTDOWN 1 /* a2: how */
+#define SBX_SOCKOP_GETOPT 2   /* a2: level, a3: name: the int value */
+#define SBX_SOCKOP_SETOPT 3   /* a2: level, a3: name, a4: the int value */
 
 /* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
  * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */

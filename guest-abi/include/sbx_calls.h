@@ -113,14 +113,18 @@
 	 * 1.11: ITIMER a0: guest-physical address of a struct sbx_itimer, a1: 1 to set it, 0 to  \
 	 * read. The process's real-time timer (alarm, setitimer): kept across execve, not       \
 	 * inherited by fork; its SIGALRM comes like another process's kill.                     \
-	 * 1.11: FALLOCATE a0: fd, a1: mode (FALLOC_FL_*), a2: offset, a3: length. */             \
+	 * 1.11: FALLOCATE a0: fd, a1: mode (FALLOC_FL_*), a2: offset, a3: length.               \
+	 * 1.11: SOCKETPAIR a0: SOCK_STREAM|DGRAM|SEQPACKET with SOCK_NONBLOCK, SOCK_CLOEXEC: an \
+	 * AF_UNIX pair, first | second << 32. SOCKOP a0: SBX_SOCKOP_*, a1: the handle. */       \
 	X(FORK, 52, fork, sbx_hc_proc, 0, )                                                        \
 	X(EXECVE, 53, execve, sbx_hc_execve, 0, )                                                  \
 	X(WAIT, 54, wait, sbx_hc_proc, SBX_CF_WAIT, )                                              \
 	X(PKILL, 55, pkill, sbx_hc_proc, 0, )                                                      \
 	X(PGRP, 56, pgrp, sbx_hc_proc, 0, )                                                        \
 	X(ITIMER, 57, itimer, sbx_hc_proc, 0, )                                                    \
-	X(FALLOCATE, 58, fallocate, sbx_hc_fallocate, SBX_CF_FS_HANDLE, )
+	X(FALLOCATE, 58, fallocate, sbx_hc_fallocate, SBX_CF_FS_HANDLE, )                          \
+	X(SOCKETPAIR, 59, socketpair, sbx_hc_socketpair, 0, )                                      \
+	X(SOCKOP, 60, sockop, sbx_hc_sockop, 0, )
 /* clang-format on */
 
 #endif

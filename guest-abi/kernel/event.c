@@ -18,7 +18,11 @@ static long make_pipe(uint64_t p, uint64_t flags)
 	if (!k_user_ok(p, 8, K_WRITE))
 		return -EFAULT;
 	uint64_t a[1] = {flags};
-	long r = k_call(SBX_CALL_PIPE, a, 1);
+	return k_put_fd_pair(p, k_call(SBX_CALL_PIPE, a, 1));
+}
+
+long k_put_fd_pair(uint64_t p, long r)
+{
 	if (r < 0)
 		return r;
 	int32_t fds[2] = {(int32_t)(r & 0xffffffff), (int32_t)(r >> 32)};

@@ -31,8 +31,10 @@ void k_exec_stdin_point(void)
 
 void k_exec_exit(uint32_t status)
 {
-	if (BOOT->flags & SBX_BOOT_EXIT_PARKS)
+	if (BOOT->flags & SBX_BOOT_EXIT_PARKS) {
+		k_itimer_disarm(); /* no SIGALRM into the parked process or the next run */
 		k_exec_park(status & 0xff);
+	}
 }
 
 #define K_FILL_EACH (1ull << 20)

@@ -80,30 +80,37 @@ static long rw_call(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t
 }
 
 /* The same for a vector: the monitor reads the kernel's checked copy of it, cut at the first
- * element the program may not access wholly (that element shortened to what it may). */
-static long rwv_call(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt, unsigned need)
+ * element the program may not access wholly (that element shortened to what it may). v is
+ * on this vCPU's own stack: the request may go without the lock. off: READV/WRITEV's. */
+long k_rwv_checked(uint32_t nr, int32_t fd, struct sbx_iovec *v, uint64_t cnt, int64_t off)
 {
-	struct sbx_iovec v[SBX_IOV_MAX]; /* this vCPU's own: the request may go without the lock */
-	if (cnt > SBX_IOV_MAX)
-		return -EINVAL;
-	if (k_copy_from_user(v, iov, cnt * sizeof(v[0])) < 0)
-		return efault_after(nr, fd, 0);
+	unsigned need = nr == SBX_CALL_READV ? K_WRITE : K_READ;
 	for (uint64_t i = 0; i < cnt; i++)
 		if (v[i].len && (v[i].len > K_TASK_SIZE || v[i].base > K_TASK_SIZE - v[i].len))
-			return efault_after(nr, fd, 0);
+			return efault_after(nr, fd, off);
 	uint64_t total = 0;
 	for (uint64_t i = 0; i < cnt; i++) {
 		uint64_t ok = k_user_span(v[i].base, v[i].len, need);
 		if (ok < v[i].len) {
 			if (!total && !ok)
-				return efault_after(nr, fd, 0);
+				return efault_after(nr, fd, off);
 			v[i].len = ok;
 			cnt = i + 1;
 			break;
 		}
 		total += ok;
 	}
-	return k_call_rw_wait(nr, fd, (uint64_t)v, cnt);
+	return k_call_rwf_wait(nr, fd, (uint64_t)v, cnt, off);
+}
+
+static long rwv_call(uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt)
+{
+	struct sbx_iovec v[SBX_IOV_MAX];
+	if (cnt > SBX_IOV_MAX)
+		return -EINVAL;
+	if (k_copy_from_user(v, iov, cnt * sizeof(v[0])) < 0)
+		return efault_after(nr, fd, 0);
+	return k_rwv_checked(nr, fd, v, cnt, 0);
 }
 
 long k_sys_read(struct k_frame *f)
@@ -115,26 +122,26 @@ long k_sys_read(struct k_frame *f)
 
 /* A write to a pipe nobody reads: EPIPE, and SIGPIPE to the writer (the monitor ignores its
  * own, so the decision is the program's, as on Linux). */
-static long epipe(struct k_frame *f, long r)
+long k_epipe(struct k_frame *f, long r)
 {
 	return r == -EPIPE ? k_signal_self(f, SIGPIPE, r) : r;
 }
 
 long k_sys_write(struct k_frame *f)
 {
-	return epipe(f, rw_call(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_READ));
+	return k_epipe(f, rw_call(SBX_CALL_WRITE, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_READ));
 }
 
 long k_sys_readv(struct k_frame *f)
 {
 	if (f->rdi == 0)
 		k_exec_stdin_point();
-	return rwv_call(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx, K_WRITE);
+	return rwv_call(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx);
 }
 
 long k_sys_writev(struct k_frame *f)
 {
-	return epipe(f, rwv_call(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx, K_READ));
+	return k_epipe(f, rwv_call(SBX_CALL_WRITEV, (int32_t)f->rdi, f->rsi, f->rdx));
 }
 
 long k_sys_pread64(struct k_frame *f)
@@ -144,7 +151,7 @@ long k_sys_pread64(struct k_frame *f)
 
 long k_sys_pwrite64(struct k_frame *f)
 {
-	return epipe(
+	return k_epipe(
 	    f, rw_call(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10, K_READ));
 }
 
@@ -584,7 +591,8 @@ long k_sys_getrandom(struct k_frame *f)
  * host are not the sandbox's to wait for. */
 long k_sys_syncfs(struct k_frame *f)
 {
-	return k_sys_fsync(f);
+	long r = k_sys_fsync(f);
+	return r == -EINVAL ? 0 : r; /* a pipe or terminal: nothing to write, as Linux says */
 }
 
 long k_sys_fallocate(struct k_frame *f)

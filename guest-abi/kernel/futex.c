@@ -108,8 +108,9 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	/* A signal already sent to this thread: its handler runs first, as on Linux. */
 	if (k_signal_waiting())
 		return -EINTR;
-	/* No other thread exists to wake us: Linux would hang forever. Say so instead. */
-	if (k_nthreads == 1 && deadline < 0)
+	/* No other thread exists to wake us: Linux would hang forever. Say so instead; unless
+	 * an alarm is to come (alarm(5); sem_wait(): its SIGALRM ends the wait). */
+	if (k_nthreads == 1 && deadline < 0 && !k_itimer_armed())
 		k_exit(SBX_EXIT_DEADLOCK);
 	struct k_futex_wait *w = k_self_waiter();
 	w->key = uaddr;
@@ -118,6 +119,7 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	fq_add(w);
 	uint32_t depth = k_unlock_all();
 	long ret = 0;
+	int incoming = 0;
 	uint64_t spin_end = rdtsc() + (uint64_t)K_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
 	for (;;) {
 		if (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == K_FW_WOKEN)
@@ -141,13 +143,22 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 		exp = K_FW_PARKED;
 		__atomic_compare_exchange_n(&w->state, &exp, K_FW_WAIT, 0, __ATOMIC_SEQ_CST,
 					    __ATOMIC_SEQ_CST);
+		/* Another process's signal, or the alarm's: looked at under the lock below. */
+		if (__atomic_load_n(&BOOT->sig_incoming, __ATOMIC_SEQ_CST)) {
+			incoming = 1;
+			break;
+		}
 	}
 	k_relock(depth);
-	if (ret == -ETIMEDOUT) {
+	if (ret == -ETIMEDOUT || incoming) {
 		if (w->state == K_FW_WOKEN)
 			ret = 0; /* its waker counted it */
 		else
 			fq_del(w);
+		/* A handler to run cuts the wait (EINTR); else it is a spurious wake-up, which
+		 * every futex caller takes (another thread may have taken the signal). */
+		if (incoming && ret == 0 && w->state != K_FW_WOKEN && k_signal_interrupts())
+			ret = -EINTR;
 	}
 	w->state = K_FW_NONE;
 	/* Woken for a signal (k_signal_thread): its handler runs as this call returns. */

@@ -38,6 +38,7 @@
 #define ENOSPC 28
 #define EPIPE 32
 #define ENOTSOCK 88
+#define EMSGSIZE 90
 #define SIGPIPE 13
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
@@ -172,6 +173,8 @@ long k_call(uint32_t nr, const uint64_t *args, unsigned nargs);
  * program's: no shared kernel buffer. */
 long k_call_wait(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len);
+/* The same with the request's offset: READV/WRITEV's socket flags (SBX_RW_SOCK). */
+long k_call_rwf_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 /* A k_call_wait whose args[ms_arg] is a timeout in ms (<0: none). The monitor ends its wait
  * early when the run pauses (EINTR): it is made again for what is left, unless a signal for
  * this thread came meanwhile, as Linux would interrupt it only for a signal. */
@@ -398,6 +401,9 @@ int64_t k_now_ns(int realtime);
 long k_sys_getitimer(struct k_frame *f);
 long k_sys_setitimer(struct k_frame *f);
 long k_sys_alarm(struct k_frame *f);
+/* Is the process's ITIMER_REAL armed (one exit); disarm it if this image armed it. */
+int k_itimer_armed(void);
+void k_itimer_disarm(void);
 
 /* sched.c */
 long k_sys_getpriority(struct k_frame *f);
@@ -450,6 +456,10 @@ long k_sys_renameat(struct k_frame *f);
 long k_sys_renameat2(struct k_frame *f);
 long k_sys_ftruncate(struct k_frame *f);
 long k_sys_fsync(struct k_frame *f);
+/* fs.c: a transfer of a vector the kernel copied (READV, WRITEV; off: SBX_RW_SOCK|flags or 0),
+ * and a write's EPIPE turned into SIGPIPE for the writer. */
+long k_rwv_checked(uint32_t nr, int32_t fd, struct sbx_iovec *v, uint64_t cnt, int64_t off);
+long k_epipe(struct k_frame *f, long r);
 long k_sys_syncfs(struct k_frame *f);
 long k_sys_fallocate(struct k_frame *f);
 long k_sys_fdatasync(struct k_frame *f);
@@ -493,6 +503,18 @@ long k_sys_mlockall(struct k_frame *f);
 long k_sys_munlockall(struct k_frame *f);
 long k_sys_socket(struct k_frame *f);
 long k_sys_notsock(struct k_frame *f);
+long k_sys_socketpair(struct k_frame *f);
+long k_sys_sendto(struct k_frame *f);
+long k_sys_recvfrom(struct k_frame *f);
+long k_sys_sendmsg(struct k_frame *f);
+long k_sys_recvmsg(struct k_frame *f);
+long k_sys_shutdown(struct k_frame *f);
+long k_sys_getsockopt(struct k_frame *f);
+long k_sys_setsockopt(struct k_frame *f);
+long k_sys_sockname(struct k_frame *f);
+/* event.c: a pair of descriptors (first | second << 32, or -errno) into the program's int[2]
+ * at p, checked writable before the call made them: 0 or -errno. */
+long k_put_fd_pair(uint64_t p, long r);
 long k_sys_prlimit64(struct k_frame *f);
 long k_sys_getrlimit(struct k_frame *f);
 long k_sys_setrlimit(struct k_frame *f);

@@ -569,17 +569,17 @@ long k_sys_prctl(struct k_frame *f)
 	return -EINVAL;
 }
 
-/* The execution domain: Linux's own (PER_LINUX) with any of its flags, which are kept and read
- * back (setarch -R, a debugger's ADDR_NO_RANDOMIZE); the other domains change what the kernel
- * answers (PER_LINUX32's uname, say) and are refused. */
+/* The execution domain: Linux's own (PER_LINUX) with any of its flags, which are kept (across
+ * execve too, by the monitor) and read back, and change nothing here (setarch -R's
+ * ADDR_NO_RANDOMIZE: the sandbox's layout does not depend on it); the other domains would
+ * change what the kernel answers (PER_LINUX32's uname, say) and are refused. */
 long k_sys_personality(struct k_frame *f)
 {
-	static uint32_t persona;
-	uint32_t p = (uint32_t)f->rdi, old = persona;
+	uint32_t p = (uint32_t)f->rdi, old = BOOT->persona;
 	if (p == 0xffffffffu)
 		return old;
 	if (p & 0xff)
 		return -EINVAL;
-	persona = p;
+	BOOT->persona = p;
 	return old;
 }

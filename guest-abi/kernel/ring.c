@@ -201,7 +201,7 @@ static int add_runs(struct sbx_iovec *xiov, uint64_t base, uint64_t len, unsigne
 /* READV/WRITEV: the kernel's checked copy of the vector, each element as its runs (cut where
  * the runs no longer fit: a shorter transfer, as Linux may do). */
 static long rw_vector(struct sbx_iovec *xiov, uint32_t nr, int32_t fd, uint64_t iov, uint64_t cnt,
-		      int unlocked)
+		      int64_t off, int unlocked)
 {
 	const struct sbx_iovec *v = (const struct sbx_iovec *)iov;
 	unsigned m = 0;
@@ -212,18 +212,18 @@ static long rw_vector(struct sbx_iovec *xiov, uint32_t nr, int32_t fd, uint64_t 
 		for (uint64_t i = 0; i < cnt; i++)
 			if (v[i].len)
 				return -EFAULT;
-	return submit_rw(nr, fd, k_kaddr((uint64_t)xiov), m, 0, unlocked);
+	return submit_rw(nr, fd, k_kaddr((uint64_t)xiov), m, off, unlocked);
 }
 
 /* A read or write that may wait (a pipe, a terminal): without the big kernel lock when other
  * threads exist, on a vector of runs of its own (on this vCPU's stack). */
-static long rw_wait_once(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
+static long rw_wait_once(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	if (k_nthreads == 1)
-		return k_call_rw(nr, fd, buf, len, 0);
+		return k_call_rw(nr, fd, buf, len, off);
 	struct sbx_iovec xiov[SBX_IOV_MAX];
 	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
-		return rw_vector(xiov, nr, fd, buf, len, 1);
+		return rw_vector(xiov, nr, fd, buf, len, off, 1);
 	uint64_t g = k_kaddr(buf);
 	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
 		return submit_rw(nr, fd, g, len, 0, 1);
@@ -240,12 +240,17 @@ static long rw_wait_once(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
  * came, the call is made again, as Linux would not have noticed. */
 long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 {
+	return k_call_rwf_wait(nr, fd, buf, len, 0);
+}
+
+long k_call_rwf_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
+{
 	long r;
 	/* A signal another process sent since this syscall began: no wait for it to cut short. */
 	if (__builtin_expect(BOOT->sig_incoming != 0, 0) && k_signal_interrupts())
 		return -EINTR;
 	do
-		r = rw_wait_once(nr, fd, buf, len);
+		r = rw_wait_once(nr, fd, buf, len, off);
 	while (r == -EINTR && !k_signal_interrupts());
 	return r;
 }
@@ -253,7 +258,7 @@ long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	if (nr == SBX_CALL_READV || nr == SBX_CALL_WRITEV)
-		return rw_vector(k_xiov, nr, fd, buf, len, 0);
+		return rw_vector(k_xiov, nr, fd, buf, len, off, 0);
 	uint64_t g = k_kaddr(buf);
 	if (!len || kernel_addr(buf) || k_gpa_run(buf, len, &g) == len)
 		return submit_rw(nr, fd, g, len, off, 0);

@@ -15,17 +15,18 @@
 #define SCHED_IDLE 5
 #define SCHED_RESET_ON_FORK 0x40000000
 
-/* -20..19, 0 at start. fork's child has its parent's (its kernel memory is a copy); unlike
- * Linux's, it goes back to 0 at execve, whose new image has a new kernel. */
-static int32_t k_nice;
+/* The nice value, -20..19, is the boot page's: fork's child has its parent's, and the monitor
+ * keeps it across execve. */
+#define k_nice (BOOT->nice)
 
-/* pid 0 is the caller; another pid of the sandbox is asked of the monitor (kill's check). */
+/* pid 0 is the caller; a thread of its own is its (pthread_setaffinity_np names one by its
+ * tid); another pid of the sandbox is asked of the monitor (kill's check). */
 static long pid_ok(uint64_t arg)
 {
 	int64_t pid = (int32_t)arg;
 	if (pid < 0)
 		return -EINVAL;
-	if (pid == 0 || pid == (int64_t)BOOT->pid)
+	if (pid == 0 || pid == (int64_t)BOOT->pid || k_signal_thread((uint32_t)pid, 0))
 		return 0;
 	return k_proc_kill(pid, 0) < 0 ? -ESRCH : 1;
 }
@@ -64,10 +65,13 @@ long k_sys_setpriority(struct k_frame *f)
 	return 0;
 }
 
+/* The caller's policy: SCHED_OTHER, or the BATCH or IDLE it chose (kept like the nice value). */
+static uint32_t k_policy;
+
 long k_sys_sched_getscheduler(struct k_frame *f)
 {
 	long r = pid_ok(f->rdi);
-	return r < 0 ? r : SCHED_OTHER;
+	return r < 0 ? r : r == 0 ? (long)k_policy : SCHED_OTHER;
 }
 
 long k_sys_sched_getparam(struct k_frame *f)
@@ -99,7 +103,11 @@ long k_sys_sched_setscheduler(struct k_frame *f)
 	     policy != SCHED_BATCH && policy != SCHED_IDLE))
 		return -EINVAL;
 	long r = pid_ok(f->rdi);
-	return r < 0 ? r : param_ok(policy, f->rdx);
+	if (r < 0 || (r = param_ok(policy, f->rdx)) < 0)
+		return r;
+	if (pid_ok(f->rdi) == 0)
+		k_policy = (uint32_t)policy;
+	return 0;
 }
 
 long k_sys_sched_setparam(struct k_frame *f)
@@ -138,10 +146,8 @@ long k_sys_sched_setaffinity(struct k_frame *f)
 	long r = pid_ok(f->rdi);
 	if (r < 0)
 		return r;
-	uint64_t mask;
-	if (f->rsi < sizeof(mask))
-		return -EINVAL;
-	if (k_copy_from_user(&mask, f->rdx, sizeof(mask)) < 0)
+	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);
+	if (k_copy_from_user(&mask, f->rdx, n8) < 0)
 		return -EFAULT;
 	uint32_t n = BOOT->ncpus ? BOOT->ncpus : 1;
 	uint64_t have = n >= 64 ? ~0ull : (1ull << n) - 1;

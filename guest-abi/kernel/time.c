@@ -179,13 +179,33 @@ static long which_ok(uint64_t which)
 	return -ENOSYS;
 }
 
+/* The CPU-time timers read as disarmed: none can be set. */
 long k_sys_getitimer(struct k_frame *f)
 {
-	long r = which_ok(f->rdi);
-	struct sbx_itimer t;
-	if (r == 0)
-		r = itimer(0, &t);
+	if ((uint32_t)f->rdi > ITIMER_PROF)
+		return -EINVAL;
+	struct sbx_itimer t = {0, 0};
+	long r = (int32_t)f->rdi == ITIMER_REAL ? itimer(0, &t) : 0;
 	return r < 0 ? r : f->rsi ? itimer_out(f->rsi, &t) : -EFAULT;
+}
+
+/* Set by this image when it arms the timer, so that a repeated run's end disarms it (one
+ * exit, for programs that use one). */
+static int k_alarm_set;
+
+int k_itimer_armed(void)
+{
+	struct sbx_itimer t = {0, 0};
+	return itimer(0, &t) == 0 && t.value_ns != 0;
+}
+
+void k_itimer_disarm(void)
+{
+	if (!k_alarm_set)
+		return;
+	struct sbx_itimer t = {0, 0};
+	itimer(1, &t);
+	k_alarm_set = 0;
 }
 
 long k_sys_setitimer(struct k_frame *f)
@@ -202,6 +222,7 @@ long k_sys_setitimer(struct k_frame *f)
 		return r;
 	if (f->rdx && !k_user_ok(f->rdx, sizeof(v), K_WRITE))
 		return -EFAULT;
+	k_alarm_set |= t.value_ns != 0;
 	if ((r = itimer(1, &t)) < 0)
 		return r;
 	return itimer_out(f->rdx, &t);
@@ -211,6 +232,7 @@ long k_sys_setitimer(struct k_frame *f)
 long k_sys_alarm(struct k_frame *f)
 {
 	struct sbx_itimer t = {(int64_t)(uint32_t)f->rdi * NSEC, 0};
+	k_alarm_set |= t.value_ns != 0;
 	long r = itimer(1, &t);
 	if (r < 0)
 		return r;

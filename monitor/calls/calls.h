@@ -14,7 +14,7 @@
 enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR, SBX_H_VFILE };
 /* What a SBX_H_HOST handle is: a file of a mount or stdio (found by path or given), or an
  * object the program made, with no path to reopen it by (hc_event.c). */
-enum sbx_handle_obj { SBX_O_FILE, SBX_O_PIPE, SBX_O_EVENTFD, SBX_O_EPOLL };
+enum sbx_handle_obj { SBX_O_FILE, SBX_O_PIPE, SBX_O_EVENTFD, SBX_O_EPOLL, SBX_O_SOCKET };
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -117,6 +117,15 @@ int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_epoll_ctl(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s);
+/* hc_socket.c: connected pairs of local sockets (socketpair) and what is asked of them. */
+int64_t sbx_hc_socketpair(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s);
+/* hc_event.c: a guest handle for host fd (taken over), or -errno (fd closed). */
+int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
+		       int writable);
+/* Both ends of a pipe or socket pair (the second writable): first | second << 32. */
+int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_obj obj, int cloexec,
+			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -20,14 +20,16 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 		return "an eventfd";
 	case SBX_O_EPOLL:
 		return "an epoll instance";
+	case SBX_O_SOCKET:
+		return "a socket";
 	default:
 		return "a file";
 	}
 }
 
 /* A guest handle for host fd `fd` (which it takes over): its number, or -errno (fd closed). */
-static int64_t add_handle(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
-			  int writable)
+int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
+		       int writable)
 {
 	int n = sbx_fd_alloc(vm, 0);
 	if (n < 0) {
@@ -52,18 +54,23 @@ int64_t sbx_hc_pipe(struct sbx_vm *vm, const struct sbx_slot *s)
 	int p[2];
 	if (pipe2(p, O_CLOEXEC | (int)(fl & (O_NONBLOCK | O_DIRECT))) < 0)
 		return -errno;
-	int cx = (fl & O_CLOEXEC) != 0;
-	int64_t r = add_handle(vm, p[0], SBX_O_PIPE, cx, 0);
-	if (r < 0) {
+	return sbx_handle_add_pair(vm, p, SBX_O_PIPE, (fl & O_CLOEXEC) != 0, 0);
+}
+
+int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_obj obj, int cloexec,
+			    int first_writable)
+{
+	int64_t a = sbx_handle_add(vm, p[0], obj, cloexec, first_writable);
+	if (a < 0) {
 		close(p[1]);
-		return r;
+		return a;
 	}
-	int64_t w = add_handle(vm, p[1], SBX_O_PIPE, cx, 1);
-	if (w < 0) {
-		sbx_fd_release(vm, (int)r);
-		return w;
+	int64_t b = sbx_handle_add(vm, p[1], obj, cloexec, 1);
+	if (b < 0) {
+		sbx_fd_release(vm, (int)a);
+		return b;
 	}
-	return r | w << 32;
+	return a | b << 32;
 }
 
 int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -74,7 +81,7 @@ int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	int fd = eventfd((unsigned)init, EFD_CLOEXEC | (int)(fl & (EFD_NONBLOCK | EFD_SEMAPHORE)));
 	if (fd < 0)
 		return -errno;
-	return add_handle(vm, fd, SBX_O_EVENTFD, (fl & EFD_CLOEXEC) != 0, 1);
+	return sbx_handle_add(vm, fd, SBX_O_EVENTFD, (fl & EFD_CLOEXEC) != 0, 1);
 }
 
 int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -84,7 +91,7 @@ int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s)
 	int fd = epoll_create1(EPOLL_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	return add_handle(vm, fd, SBX_O_EPOLL, s->u.a[0] != 0, 0);
+	return sbx_handle_add(vm, fd, SBX_O_EPOLL, s->u.a[0] != 0, 0);
 }
 
 static struct sbx_handle *epoll_handle(struct sbx_vm *vm, uint64_t fd, int64_t *err)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -56,7 +57,7 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
  * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
  * (positioned), else the file's own is used. */
 static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov, int cnt,
-		     uint64_t total, int is_write, int positioned, int64_t off)
+		     uint64_t total, int is_write, int positioned, int64_t off, int sock)
 {
 	if (h->kind == SBX_H_VFILE)
 		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
@@ -100,7 +101,11 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		n = pwrite(fd, iov[0].iov_base, iov[0].iov_len, off);
 	else if (positioned)
 		n = pread(fd, iov[0].iov_base, iov[0].iov_len, off);
-	else
+	else if (sock >= 0) {
+		/* A socket's own send or receive; the monitor takes no SIGPIPE of the guest's. */
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+		n = is_write ? sendmsg(fd, &m, sock | MSG_NOSIGNAL) : recvmsg(fd, &m, sock);
+	} else
 		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
 	int err = errno;
 	sbx_ring_reacquire(vm, released);
@@ -133,7 +138,7 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!iov.iov_base && len)
 		return -EFAULT;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
-	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off);
+	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off, -1);
 }
 
 int64_t sbx_hc_read(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -152,9 +157,20 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	struct sbx_handle *h = io_handle(vm, s->u.rw.fd, &e);
 	if (!h)
 		return e;
-	uint64_t cnt = s->u.rw.len;
+	uint64_t cnt = s->u.rw.len, sf = (uint64_t)s->u.rw.off;
 	if (cnt > SBX_IOV_MAX)
 		return -EINVAL;
+	/* send and recv: the flags a local socket takes (no MSG_TRUNC: never more than asked). */
+	const uint64_t flags = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_NOSIGNAL | MSG_MORE |
+			       MSG_EOR | MSG_CMSG_CLOEXEC;
+	int sock = -1;
+	if (sf) {
+		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | flags)))
+			return sf & SBX_RW_SOCK ? -EOPNOTSUPP : -EINVAL;
+		if (h->kind != SBX_H_HOST || h->obj != SBX_O_SOCKET)
+			return -ENOTSOCK;
+		sock = (int)(sf & flags & ~(uint64_t)MSG_CMSG_CLOEXEC);
+	}
 	if (cnt == 0)
 		return 0;
 	int virt = h->kind == SBX_H_VFILE; /* guest RAM only, as in rw() */
@@ -175,7 +191,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
-	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0);
+	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock);
 }
 
 int64_t sbx_hc_readv(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -376,9 +392,10 @@ int64_t sbx_hc_ftruncate(struct sbx_vm *vm, const struct sbx_slot *s)
 	return ftruncate(h->fd, (off_t)s->u.a[1]) < 0 ? -errno : 0;
 }
 
-/* fallocate on a file of a mount, by the host. What it may add counts as bytes written for
- * --max-write, whether or not the range was allocated already: without that a program could
- * fill the host's disk with no write at all. Punching a hole adds nothing. */
+/* fallocate on a file of a mount, by the host. The blocks it adds count as bytes written for
+ * --max-write (without that a program could fill the host's disk with no write at all): the
+ * whole length is reserved first, as a write's is, and what the file did not grow by is given
+ * back. Punching a hole or collapsing a range adds nothing. */
 int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const uint64_t known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
@@ -395,14 +412,21 @@ int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EINVAL;
 	if (!h->gpath)
 		return -ENODEV; /* stdio is the user's file, not the guest's to grow */
-	uint64_t add = mode & FALLOC_FL_PUNCH_HOLE ? 0 : (uint64_t)len;
+	uint64_t add = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE) ? 0 : (uint64_t)len;
+	struct stat before, after;
+	if (add && fstat(h->fd, &before) < 0)
+		return -errno;
 	if (add && sbx_limit_write(vm, h, add) < add) {
-		sbx_limit_account(vm, h, 0);
+		sbx_limit_account(vm, h, 0); /* over the limit: the sandbox ends, named */
 		return -EFBIG;
 	}
 	int r = fallocate(h->fd, (int)mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
-	if (add)
-		sbx_limit_account(vm, h, r < 0 ? 0 : (int64_t)add);
+	if (add) {
+		int64_t grew = r == 0 && fstat(h->fd, &after) == 0
+				   ? ((int64_t)after.st_blocks - (int64_t)before.st_blocks) * 512
+				   : 0;
+		sbx_limit_account(vm, h, grew < 0 ? 0 : grew > len ? len : grew);
+	}
 	return r;
 }
 

@@ -296,6 +296,10 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r == 0) {
 		char err[512];
 		int lost = 0;
+		/* What the boot page holds of the process, not of its image: carried over. */
+		const struct sbx_bootinfo *ob = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*ob));
+		int32_t nice = ob ? ob->nice : 0;
+		uint32_t persona = ob ? ob->persona : 0;
 		r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
 		if (r < 0 && lost)
 			sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
@@ -306,6 +310,8 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (r == 0) {
 			struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 			b->umask = (uint32_t)s->u.a[5] & 0777;
+			b->nice = nice < -20 ? -20 : nice > 19 ? 19 : nice;
+			b->persona = persona & ~0xffu;
 			sbx_fd_exec(vm);
 			/* The symbols of the sandbox's first program are on the host; of another,
 			 * only by the guest's paths. */

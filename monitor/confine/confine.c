@@ -13,6 +13,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 
 /* libseccomp's SCMP_A0()..SCMP_A5() leave the second datum out for single-value comparisons. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -56,6 +57,7 @@ enum sbx_arg {
 	ARG_FCNTL,	   /* fcntl: the commands in sbx_fcntl_cmds */
 	ARG_IOCTL,	   /* ioctl: sbx_tty_ioctls on any fd, sbx_vcpu_ioctls on the vCPU fd */
 	ARG_VERSION_QUERY, /* landlock_create_ruleset: the ABI version query only */
+	ARG_UNIX,	   /* socketpair: AF_UNIX only (arg 0) */
 };
 
 static const struct sbx_rule {
@@ -158,6 +160,7 @@ static const struct sbx_rule {
     {SCMP_SYS(rmdir), ARG_ANY, 0, "--tmp directories are removed at the end"},
     {SCMP_SYS(sysinfo), ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
     {SCMP_SYS(landlock_create_ruleset), ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
+    {SCMP_SYS(socketpair), ARG_UNIX, 0, "SOCKETPAIR: a connected pair, no network"},
     {SCMP_SYS(socket), ARG_ANY, EACCES, "libdw's debuginfod client: no network, no crash"},
     /* The control socket and the migration stream: bound or connected before confinement
      * (or handed over by sandbox-ctl), so no socket, bind or connect is needed here. */
@@ -244,6 +247,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	case ARG_CALLER:
 		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, 0));
+	case ARG_UNIX:
+		return seccomp_rule_add(ctx, act, r->nr, 1,
+					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX));
 	case ARG_OWN_PROCESS:
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid()));

@@ -356,12 +356,14 @@ static void *keeper_main(void *arg)
 	return NULL;
 }
 
-/* Tree lock held. Not once the tree ends: end_others joins the keeper only once. */
-static void start_keeper(struct sbx_procs *t)
+/* Tree lock held. Not once the tree ends: end_others joins the keeper only once. 0, or
+ * -EAGAIN when no thread could be made. */
+static int start_keeper(struct sbx_procs *t)
 {
 	if (!t->keeper_started && !t->ending &&
 	    pthread_create(&t->keeper, NULL, keeper_main, t) == 0)
 		t->keeper_started = 1;
+	return t->keeper_started || t->ending ? 0 : -EAGAIN;
 }
 
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
@@ -746,11 +748,13 @@ static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* An armed timer reads as at least 1 ns left, as Linux's never reads 0. */
 	struct sbx_itimer old = {me->alarm_at ? (me->alarm_at > now ? me->alarm_at - now : 1) : 0,
 				 me->alarm_every};
+	if (s->u.a[1] && in.value_ns && start_keeper(t) < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return -EAGAIN;
+	}
 	if (s->u.a[1]) {
 		me->alarm_every = in.interval_ns < most ? in.interval_ns : most;
 		me->alarm_at = in.value_ns ? now + (in.value_ns < most ? in.value_ns : most) : 0;
-		if (me->alarm_at)
-			start_keeper(t);
 		pthread_cond_broadcast(&t->cond); /* the keeper looks again */
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -896,7 +900,9 @@ static void end_others(struct sbx_procs *t, const char *why)
 	pthread_mutex_unlock(&t->lock);
 	if (t->keeper_started)
 		pthread_join(t->keeper, NULL);
+	pthread_mutex_lock(&t->lock);
 	t->keeper_started = 0;
+	pthread_mutex_unlock(&t->lock);
 }
 
 void sbx_procs_end(struct sbx_vm *vm)
@@ -928,7 +934,13 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	for (struct sbx_pnode **pp = &t->list; *pp;) {
 		struct sbx_pnode *n = *pp;
 		if (n->pid == 1) {
-			n->alarm_at = n->alarm_every = 0; /* a run's alarm is not the next run's */
+			/* A run's alarm is not the next run's, nor its SIGALRM on the way (the
+			 * host's write is no page the reset puts back). */
+			n->alarm_at = n->alarm_every = 0;
+			struct sbx_bootinfo *b = sbx_gptr(t->root, SBX_BOOTINFO_ADDR, sizeof(*b));
+			if (b)
+				__atomic_and_fetch(&b->sig_incoming, ~(1ull << (SIGALRM - 1)),
+						   __ATOMIC_SEQ_CST);
 			pp = &n->next;
 			continue;
 		}

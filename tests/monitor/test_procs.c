@@ -93,6 +93,13 @@ Test(procs, children_s_cpu_time_reaches_rusage_and_times)
 	same_as_native("rusage");
 }
 
+/* A stream pair between parent and child (recv, MSG_DONTWAIT, MSG_PEEK, sendmsg and recvmsg
+ * of vectors, shutdown, EPIPE with MSG_NOSIGNAL), datagrams, and the errors around them. */
+Test(procs, socketpairs_connect_parent_and_child)
+{
+	same_as_native("socketpair");
+}
+
 Test(procs, many_children_are_all_reaped)
 {
 	same_as_native("many 40");
@@ -287,6 +294,14 @@ Test(procs, a_childs_crash_names_it_and_writes_its_core)
 Test(procs, alarms_and_the_calls_programs_make_on_the_way)
 {
 	e2e_sample_expect("timers", "--tmp /tmp", "", 0, NULL);
+}
+
+/* fallocate's blocks count as written bytes: over --max-write the sandbox ends, named. */
+Test(procs, fallocate_counts_toward_max_write)
+{
+	e2e_sample_expect("timers", "--tmp /tmp --max-write 1M", "falloc 65536", 0,
+			  "posix_fallocate 65536: ok\n");
+	e2e_sample_expect("timers", "--tmp /tmp --max-write 1M", "falloc 8388608", 123, "");
 }
 
 /* The first process's own alarm ends it, as natively (not as a namespace's init, which only
