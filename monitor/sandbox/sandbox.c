@@ -110,18 +110,15 @@ static void report_refused(struct sbx_vm *vm, const uint32_t *count, int all,
 static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
 {
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	static const uint32_t none[SBX_MAX_SYSCALL];
-	uint32_t *count = calloc(SBX_MAX_SYSCALL, sizeof(*count));
-	if (count && b)
-		memcpy(count, (const void *)b->nosys_count, sizeof(*count) * SBX_MAX_SYSCALL);
-	int all = count ? sbx_procs_take_report(vm, count) : 0;
-	report_refused(vm, count ? count : none, all, res, 0);
-	report_refused(vm, count ? count : none, all, res, 1);
+	uint32_t count[SBX_MAX_SYSCALL] = {0};
+	if (b)
+		memcpy(count, (const void *)b->nosys_count, sizeof(count));
+	int all = sbx_procs_take_report(vm, count);
+	report_refused(vm, count, all, res, 0);
+	report_refused(vm, count, all, res, 1);
 	int failed = vm->life.stop.status != 0 || vm->life.stop.signal != 0;
 	sbx_missing_report(vm, failed && vm->proc.pid <= 1);
-	if (count)
-		sbx_procs_leave_report(vm, count);
-	free(count);
+	sbx_procs_leave_report(vm, count);
 }
 
 /* Measured before teardown. Guest RAM is a shared memfd mapping, so it shows as RssShmem. */
