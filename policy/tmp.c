@@ -60,9 +60,9 @@ static void remove_tree(const char *path)
 }
 
 /* $TMPDIR/sandbox-UID: ours alone (a directory we own, mode 0700, not a link), or nothing. */
-static int base_dir(char *out, size_t len, char *err, size_t errlen)
+static int base_dir(char *out, size_t len, int on_shm, char *err, size_t errlen)
 {
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = on_shm ? "/dev/shm" : getenv("TMPDIR");
 	snprintf(out, len, "%s/sandbox-%u", tmp && *tmp ? tmp : "/tmp", (unsigned)getuid());
 	if (mkdir(out, 0700) < 0 && errno != EEXIST) {
 		int e = errno;
@@ -109,39 +109,88 @@ static void sweep(const char *base)
 	closedir(d);
 }
 
+/* Linux systems have a /dev/shm (shm_open, sem_open, Python's multiprocessing locks): a
+ * sandbox gets a private one, unless it shows no virtual /dev, or a /dev or /dev/shm of its
+ * own. */
+static int add_dev_shm(struct policy *p, char *err, size_t errlen)
+{
+	if (p->no_dev)
+		return 0;
+	for (size_t i = 0; i < p->ntmp; i++)
+		if (!strcmp(p->tmp[i], "/dev/shm") || !strcmp(p->tmp[i], "/dev") ||
+		    !strcmp(p->tmp[i], "/"))
+			return 0;
+	struct policy_target *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	policy_lookup(p, "/dev/shm", t);
+	int r = t->kind == POLICY_MOUNT ? 0 : policy_add_tmp(p, "/dev/shm", err, errlen);
+	free(t);
+	return r;
+}
+
+/* The run directory and its lock, under $TMPDIR/sandbox-UID, or the host's /dev/shm. */
+static int make_run(struct policy *p, int on_shm, char *err, size_t errlen)
+{
+	char base[POLICY_PATH_MAX], run[POLICY_PATH_MAX + 16], lock[POLICY_PATH_MAX + 24];
+	int r = base_dir(base, sizeof(base), on_shm, err, errlen);
+	if (r < 0)
+		return r;
+	sweep(base);
+	snprintf(run, sizeof(run), "%s/run-XXXXXX", base);
+	if (!mkdtemp(run)) {
+		int e = errno;
+		snprintf(err, errlen, "--tmp: cannot create %s: %s", run, strerror(e));
+		return -e;
+	}
+	snprintf(lock, sizeof(lock), "%s/lock", run);
+	int fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "--tmp: cannot lock %s: %s", lock, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		remove_tree(run);
+		return -e;
+	}
+	p->tmp_run = strdup(run);
+	if (!p->tmp_run) {
+		close(fd);
+		remove_tree(run);
+		return -ENOMEM;
+	}
+	p->tmp_lock_fd = fd;
+	return 0;
+}
+
 int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 {
+	size_t had = p->ntmp;
+	int r0 = add_dev_shm(p, err, errlen);
+	if (r0 < 0)
+		return r0;
+	int shm_only = p->ntmp > had && p->ntmp == 1;
 	if (p->ntmp_host >= p->ntmp)
 		return 0;
 	if (!p->tmp_run) {
-		char base[POLICY_PATH_MAX], run[POLICY_PATH_MAX + 16], lock[POLICY_PATH_MAX + 24];
-		int r = base_dir(base, sizeof(base), err, errlen);
+		/* The sandbox's own /dev/shm alone goes on the host's, a tmpfs as it is in the
+		 * sandbox: a directory made and removed there costs ~10 us, on a disk's file
+		 * system ~0.3 ms (measured on ext4), which every run would pay. It is no
+		 * directory the user asked for: where none can be made, there is none. */
+		struct stat sh;
+		int on_shm = shm_only && stat("/dev/shm", &sh) == 0 && S_ISDIR(sh.st_mode) &&
+			     access("/dev/shm", W_OK | X_OK) == 0;
+		int r = make_run(p, on_shm, err, errlen);
+		if (r < 0 && on_shm)
+			r = make_run(p, 0, err, errlen);
+		if (r < 0 && shm_only) {
+			free(p->tmp[--p->ntmp]);
+			p->tmp[p->ntmp] = NULL;
+			err[0] = 0;
+			return 0;
+		}
 		if (r < 0)
 			return r;
-		sweep(base);
-		snprintf(run, sizeof(run), "%s/run-XXXXXX", base);
-		if (!mkdtemp(run)) {
-			int e = errno;
-			snprintf(err, errlen, "--tmp: cannot create %s: %s", run, strerror(e));
-			return -e;
-		}
-		snprintf(lock, sizeof(lock), "%s/lock", run);
-		int fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			int e = errno;
-			snprintf(err, errlen, "--tmp: cannot lock %s: %s", lock, strerror(e));
-			if (fd >= 0)
-				close(fd);
-			remove_tree(run);
-			return -e;
-		}
-		p->tmp_run = strdup(run);
-		if (!p->tmp_run) {
-			close(fd);
-			remove_tree(run);
-			return -ENOMEM;
-		}
-		p->tmp_lock_fd = fd;
 	}
 	for (size_t i = p->ntmp_host; i < p->ntmp; i++) {
 		char dir[POLICY_PATH_MAX + 32], spec[2 * POLICY_PATH_MAX + 40];
@@ -169,8 +218,17 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 void policy_remove_tmp(struct policy *p)
 {
 	if (p->tmp_run) {
-		/* The lock goes last: until the tree is gone, no other sandbox may take it. */
-		remove_tree(p->tmp_run);
+		/* Empty directories (most runs leave them so) go without a walk, which costs
+		 * ~0.2 ms. The lock goes last: until the tree is gone, no other sandbox may take
+		 * it. */
+		char lock[POLICY_PATH_MAX + 24];
+		int empty = 1;
+		for (size_t i = 0; i < p->ntmp_host; i++)
+			if (rmdir(p->tmp_host[i]) < 0)
+				empty = 0;
+		snprintf(lock, sizeof(lock), "%s/lock", p->tmp_run);
+		if (!empty || unlink(lock) < 0 || rmdir(p->tmp_run) < 0)
+			remove_tree(p->tmp_run);
 		free(p->tmp_run);
 		p->tmp_run = NULL;
 		close(p->tmp_lock_fd);

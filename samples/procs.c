@@ -5,6 +5,7 @@
  * Behaviour, compared with native:
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
  *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
+ *   procs shm | locks
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -26,10 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <semaphore.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/times.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -602,6 +606,292 @@ static int do_shared(void)
 	return 0;
 }
 
+/* shm: memory that processes share and the locks in it, as Python's multiprocessing, a
+ * pre-forking server or a test harness use them: POSIX semaphores (sem_open, in /dev/shm),
+ * shm_open, MAP_SHARED | MAP_ANONYMOUS memory with process-shared mutexes and condition
+ * variables, timed waits, and a wait that a signal cuts short. */
+struct shm_area {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int ready;
+	long count;
+	sem_t sem;
+};
+
+static void shm_on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static void shm_fill(struct shm_area *a, int rounds)
+{
+	for (int i = 0; i < rounds; i++) {
+		pthread_mutex_lock(&a->mu);
+		a->count++;
+		pthread_mutex_unlock(&a->mu);
+	}
+}
+
+static int do_shm(void)
+{
+	struct statvfs vfs;
+	printf("statvfs /dev/shm: %s\n", statvfs("/dev/shm", &vfs) == 0 ? "ok" : strerror(errno));
+	/* A named semaphore that a child posts after writing to shm_open's memory. */
+	char name[64], oname[64]; /* musl's semaphores and objects share one namespace */
+	snprintf(name, sizeof(name), "/procs-sem-%d", (int)getpid());
+	snprintf(oname, sizeof(oname), "/procs-shm-%d", (int)getpid());
+	sem_t *s = sem_open(name, O_CREAT | O_EXCL, 0600, 0);
+	int fd = shm_open(oname, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (s == SEM_FAILED || fd < 0 || ftruncate(fd, 4096) < 0) {
+		printf("sem_open/shm_open: %s\n", strerror(errno));
+		return 1;
+	}
+	char *obj = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (obj == MAP_FAILED)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		sem_t *cs = sem_open(name, 0);
+		strcpy(obj, "from the child, through shm_open");
+		_exit(cs != SEM_FAILED && sem_post(cs) == 0 ? 0 : 1);
+	}
+	int w = sem_wait(s);
+	printf("sem_wait: %d; the object says \"%s\"\n", w, obj);
+	reap(c, "poster");
+	sem_close(s);
+	printf("sem_unlink: %d, shm_unlink: %d\n", sem_unlink(name), shm_unlink(oname));
+	printf("sem_open after unlink: %s\n",
+	       sem_open(name, 0) == SEM_FAILED ? strerror(errno) : "opened");
+
+	/* Shared anonymous memory: two children count under one process-shared mutex. */
+	struct shm_area *a =
+	    mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (a == MAP_FAILED)
+		return 1;
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+	pthread_mutex_init(&a->mu, &ma);
+	pthread_cond_init(&a->cv, &ca);
+	sem_init(&a->sem, 1, 0);
+	fflush(stdout);
+	pid_t k[2];
+	for (int i = 0; i < 2; i++)
+		if ((k[i] = fork()) == 0) {
+			shm_fill(a, 20000);
+			_exit(0);
+		}
+	shm_fill(a, 20000);
+	reap(k[0], "counter 1");
+	reap(k[1], "counter 2");
+	printf("count: %ld (three processes, 20000 each)\n", a->count);
+
+	/* A condition variable: the child waits for the parent's signal, in another process. */
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		pthread_mutex_lock(&a->mu);
+		while (!a->ready)
+			pthread_cond_wait(&a->cv, &a->mu);
+		pthread_mutex_unlock(&a->mu);
+		_exit(a->ready);
+	}
+	usleep(20000);
+	pthread_mutex_lock(&a->mu);
+	a->ready = 5;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	reap(c, "condition waiter");
+
+	/* An unnamed semaphore in shared memory: a timed wait ends, a post wakes another
+	 * process's wait, and a signal with a handler cuts a wait short (EINTR). */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_nsec += 50000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	int tw = sem_timedwait(&a->sem, &dl);
+	printf("sem_timedwait: %d (%s)\n", tw, tw ? strerror(errno) : "posted");
+	fflush(stdout);
+	c = fork();
+	if (c == 0)
+		_exit(sem_wait(&a->sem) == 0 ? 6 : 1);
+	usleep(20000);
+	sem_post(&a->sem);
+	reap(c, "semaphore waiter");
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = shm_on_usr1;
+		sigaction(SIGUSR1, &sa, NULL);
+		a->ready = 0;
+		int r = sem_wait(&a->sem);
+		_exit(r < 0 && errno == EINTR ? 7 : 1);
+	}
+	while (a->ready)
+		usleep(1000);
+	usleep(20000);
+	kill(c, SIGUSR1);
+	reap(c, "interrupted waiter");
+
+	/* /proc/self/maps names shared anonymous memory as Linux does. */
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[512];
+	int named = 0;
+	while (m && fgets(line, sizeof(line), m))
+		named |= strstr(line, "/dev/zero (deleted)") != NULL;
+	if (m)
+		fclose(m);
+	printf("maps: %s\n", named ? "/dev/zero (deleted)" : "not named");
+	return 0;
+}
+
+/* locks: record locks (fcntl) and flock between processes, as sqlite, make's jobserver
+ * clients, cargo and the flock command take them: who owns a lock, what a child inherits, a
+ * close that drops them, waits that end when the holder lets go. */
+static int lk(int fd, int cmd, short type, off_t start, off_t len)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+	return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
+}
+
+static const char *lkres(int r)
+{
+	return r == 0 ? "granted" : strerror(-r);
+}
+
+/* A child waits for the lock the parent holds on held_fd (F_SETLKW, or flock), which the
+ * parent lets go 50 ms after the child said it was about to wait. */
+static int wait_for_release(const char *path, int use_flock, int held_fd)
+{
+	int go[2];
+	char b;
+	if (pipe(go) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		close(go[0]);
+		if (write(go[1], "w", 1) != 1)
+			_exit(1);
+		int r = use_flock ? (flock(own, LOCK_SH) ? -errno : 0)
+				  : lk(own, F_SETLKW, F_WRLCK, 0, 0);
+		printf("child's %s: %s\n", use_flock ? "waiting flock" : "F_SETLKW", lkres(r));
+		fflush(stdout);
+		_exit(r == 0 ? 0 : 1);
+	}
+	close(go[1]);
+	if (read(go[0], &b, 1) != 1)
+		return 1;
+	close(go[0]);
+	usleep(50000);
+	if (use_flock)
+		flock(held_fd, LOCK_UN);
+	else
+		lk(held_fd, F_SETLK, F_UNLCK, 0, 0);
+	return reap(c, "waiter");
+}
+
+static int do_locks(void)
+{
+	char path[] = "/tmp/procs-locks-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, 100) < 0)
+		return 1;
+	printf("parent write-locks 0-9: %s\n", lkres(lk(fd, F_SETLK, F_WRLCK, 0, 10)));
+	int again = open(path, O_RDWR);
+	printf("parent, another descriptor, same range: %s\n",
+	       lkres(lk(again, F_SETLK, F_WRLCK, 0, 10)));
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 5};
+		fcntl(own, F_GETLK, &q);
+		printf("child: F_GETLK says %s at %lld\n",
+		       q.l_type == F_WRLCK ? "write lock" : "other", (long long)q.l_start);
+		printf("child, its own open: %s\n", lkres(lk(own, F_SETLK, F_WRLCK, 0, 10)));
+		printf("child, the inherited descriptor: %s\n",
+		       lkres(lk(fd, F_SETLK, F_RDLCK, 0, 1)));
+		printf("child, bytes 10-19: %s\n", lkres(lk(own, F_SETLK, F_WRLCK, 10, 10)));
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "child");
+	/* Closing any descriptor of the file drops the process's locks on it. */
+	close(again);
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		printf("child after the parent's close: %s\n",
+		       lkres(lk(own, F_SETLK, F_WRLCK, 0, 10)));
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "child");
+	/* A wait that ends when the holder unlocks. */
+	printf("parent locks again: %s\n", lkres(lk(fd, F_SETLK, F_WRLCK, 0, 0)));
+	if (wait_for_release(path, 0, fd) != 0)
+		return 1;
+	int ro = open(path, O_RDONLY);
+	printf("write lock on a read-only descriptor: %s\n", lkres(lk(ro, F_SETLK, F_WRLCK, 0, 1)));
+	int tl = lockf(fd, F_TLOCK, 0);
+	printf("lockf F_TLOCK: %d, F_ULOCK: %d\n", tl, lockf(fd, F_ULOCK, 0));
+	/* lockf locks from the current position. */
+	lseek(fd, 100, SEEK_SET);
+	tl = lockf(fd, F_TLOCK, 10);
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		int low = lk(own, F_SETLK, F_WRLCK, 0, 10), mid = lk(own, F_SETLK, F_WRLCK, 105, 1);
+		printf("lockf at 100: %d; child, bytes 0-9: %s, byte 105: %s\n", tl, lkres(low),
+		       lkres(mid));
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "child");
+	lockf(fd, F_ULOCK, 10);
+	lseek(fd, 0, SEEK_SET);
+
+	/* Open file description locks: two opens conflict even in one process. */
+	int o1 = open(path, O_RDWR), o2 = open(path, O_RDWR);
+	printf("OFD lock: %s, ", lkres(lk(o1, F_OFD_SETLK, F_WRLCK, 50, 1)));
+	printf("from another open: %s\n", lkres(lk(o2, F_OFD_SETLK, F_WRLCK, 50, 1)));
+	close(o1);
+	close(o2);
+
+	/* flock belongs to the open file description: a child shares its parent's. */
+	int f1 = open(path, O_RDWR);
+	printf("flock LOCK_EX: %d\n", flock(f1, LOCK_EX));
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		int r = flock(own, LOCK_EX | LOCK_NB);
+		printf("child's own open, LOCK_NB: %s\n", r ? strerror(errno) : "granted");
+		printf("child, the inherited description: %d\n", flock(f1, LOCK_EX | LOCK_NB));
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "child");
+	if (wait_for_release(path, 1, f1) != 0)
+		return 1;
+	printf("flock with no operation: %s\n", flock(f1, 0) ? strerror(errno) : "granted");
+	unlink(path);
+	return 0;
+}
+
 /* closerange: close_range(2), as Python's subprocess calls it in the child before exec. */
 static int do_closerange(void)
 {
@@ -907,6 +1197,8 @@ int main(int argc, char **argv)
 		: !strcmp(c, "ids")	   ? do_ids()
 		: !strcmp(c, "threaded")   ? do_threaded()
 		: !strcmp(c, "shared")	   ? do_shared()
+		: !strcmp(c, "shm")	   ? do_shm()
+		: !strcmp(c, "locks")	   ? do_locks()
 		: !strcmp(c, "closerange") ? do_closerange()
 		: !strcmp(c, "rusage")	   ? do_rusage()
 		: !strcmp(c, "socketpair") ? do_socketpair()

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +56,10 @@ struct front {
 	uint8_t key[MIG_KEY_BYTES];
 	int trace_exits;
 	const char *trace_json;
+	/* The modes of the terminals on stdin, stdout and stderr before the run: the program
+	 * may change them (raw mode) and die before it puts them back. */
+	struct termios tty[3];
+	int tty_saved[3];
 };
 
 /* sandbox-run's options that the table does not store (the shared ones are in cli.c). */
@@ -195,6 +200,30 @@ static int hold_vm(struct sbx_vm *vm, void *ctx)
 	return 0;
 }
 
+static void save_terminals(struct front *f)
+{
+	for (int fd = 0; fd < 3; fd++)
+		f->tty_saved[fd] = isatty(fd) && tcgetattr(fd, &f->tty[fd]) == 0;
+}
+
+/* As soon as the run is over, before anything is printed; only where they changed, and only
+ * while sandbox-run is the terminal's foreground job (another job's modes are its own). */
+static void restore_terminals(struct front *f)
+{
+	sigset_t ttou, old;
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &ttou, &old);
+	for (int fd = 0; fd < 3; fd++) {
+		struct termios now;
+		if (f->tty_saved[fd] && tcgetpgrp(fd) == getpgrp() && tcgetattr(fd, &now) == 0 &&
+		    memcmp(&now, &f->tty[fd], sizeof(now)) != 0)
+			tcsetattr(fd, TCSADRAIN, &f->tty[fd]);
+		f->tty_saved[fd] = 0;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void die_of_signal(void)
 {
 	if (!run_signal)
@@ -238,6 +267,7 @@ static int run_restored(struct front *f, struct sbx_trace *trace, FILE *trace_js
 	if (trace)
 		sbx_trace_set_program(trace, sbx_vm_program(vm), f->cli.cfg.debug_file);
 	sbx_vm_run(vm, &res);
+	restore_terminals(f);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res.stats.run_ms =
 	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
@@ -322,6 +352,7 @@ int main(int argc, char **argv)
 	status = EXIT_USAGE;
 	/* 2. What the policy needs on the host; from here on a signal cleans up first. */
 	catch_signals();
+	save_terminals(&f);
 	if (policy_make_tmp(&f.cli.pol, err, sizeof(err)) < 0 ||
 	    sbx_cli_open_audit(&f.cli, &audit, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-run: %s\n", err);
@@ -343,6 +374,7 @@ int main(int argc, char **argv)
 	/* 4. The run. */
 	struct sbx_result res;
 	r = sbx_run_with(&f.cli.cfg, &res, hold_vm, NULL);
+	restore_terminals(&f);
 	status = res.status;
 	if (r < 0) {
 		fprintf(stderr, "sandbox-run: %s: %s\n", f.cli.cfg.prog, res.reason);
@@ -361,6 +393,7 @@ out:
 	if (audit)
 		fclose(audit);
 	policy_free(&f.cli.pol);
+	restore_terminals(&f);
 	die_of_signal();
 	return status;
 }

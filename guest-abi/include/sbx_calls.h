@@ -63,6 +63,8 @@
 	/* 1.5: shared file mappings (docs/architecture.md, "Shared file mappings"). MMAP_SHARED   \
 	 * a0: fd, a1: offset, a2: length, a3: SBX_PROT_*: the guest-physical address of a new    \
 	 * window onto the file (above RAM), 0 for /dev/zero (anonymous memory), or -errno.       \
+	 * 1.12: a0 -1 (or /dev/zero's fd): shared anonymous memory, a window onto a memfd that   \
+	 * a fork's child shares (ENOMEM when there is no room: the kernel makes it private).     \
 	 * MUNMAP_SHARED a0: that address. MSYNC a0: address, a1: length (inside one mapping). */ \
 	X(MMAP_SHARED, 39, mmap_shared, sbx_hc_mmap_shared, SBX_CF_FS, )                           \
 	X(MUNMAP_SHARED, 40, munmap_shared, sbx_hc_munmap_shared, 0, )                             \
@@ -124,7 +126,18 @@
 	X(ITIMER, 57, itimer, sbx_hc_proc, 0, )                                                    \
 	X(FALLOCATE, 58, fallocate, sbx_hc_fallocate, SBX_CF_FS_HANDLE, )                          \
 	X(SOCKETPAIR, 59, socketpair, sbx_hc_socketpair, 0, )                                      \
-	X(SOCKOP, 60, sockop, sbx_hc_sockop, 0, )
+	X(SOCKOP, 60, sockop, sbx_hc_sockop, 0, )                                                  \
+	/* 1.12: FUTEX, a futex on a shared window (processes share it): a0: FUTEX_WAIT,          \
+	 * _WAKE, _WAIT_BITSET, _WAKE_BITSET, _REQUEUE, _CMP_REQUEUE or _WAKE_OP, a1: the word's  \
+	 * address, a2: val, a3: a wait's ns to wait (~0: no end) or val2, a4: uaddr2, a5: val3.  \
+	 * A wait is served by the vCPU's own thread (SBX_SLOT_OWN) and ends early with -EINTR    \
+	 * (a signal, a pause); the host's futex does the rest, keyed by the file's page. */      \
+	X(FUTEX, 61, futex, sbx_hc_futex, SBX_CF_WAIT, )                                            \
+	/* 1.12: FLOCK a0: fd, a1: LOCK_SH, LOCK_EX or LOCK_UN, with LOCK_NB. Without LOCK_NB it   \
+	 * waits (SBX_SLOT_OWN), as FCNTL's F_SETLKW and F_OFD_SETLKW do since 1.12, and ends     \
+	 * early with -EINTR (a signal, a pause). FCNTL's record locks are the process's own,     \
+	 * between the sandbox's processes too (monitor/calls/locks.c). */                        \
+	X(FLOCK, 62, flock, sbx_hc_flock, SBX_CF_WAIT, )
 /* clang-format on */
 
 #endif

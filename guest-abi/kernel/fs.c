@@ -15,8 +15,15 @@
 #define F_GETLK 5
 #define F_SETLK 6
 #define F_SETLKW 7
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#define F_OFD_SETLKW 38
+#define LOCK_NB 4
 #define TCGETS 0x5401
 #define TIOCGWINSZ 0x5413
+#define TCSETS 0x5402
+#define TCSETSW 0x5403
+#define TCSETSF 0x5404
 #define FIONREAD 0x541b
 #define FIONBIO 0x5421
 #define O_NONBLOCK 04000
@@ -519,20 +526,38 @@ long k_sys_dup3(struct k_frame *f)
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
+/* A lock request; one that waits is served by the vCPU's own thread, which the monitor lets go
+ * with EINTR for a signal or a pause: it is made again unless a signal is there to handle. */
+static long lock_call(uint32_t nr, uint64_t a[3], int waits)
+{
+	for (;;) {
+		long r = waits ? k_call_own(nr, a, 3) : k_call(nr, a, 3);
+		if (r != -EINTR || !waits || k_signal_waiting())
+			return r;
+	}
+}
+
+long k_sys_flock(struct k_frame *f)
+{
+	uint64_t a[3] = {f->rdi, (uint32_t)f->rsi, 0};
+	return lock_call(SBX_CALL_FLOCK, a, !(f->rsi & LOCK_NB));
+}
+
 long k_sys_fcntl(struct k_frame *f)
 {
 	if (f->rsi == F_DUPFD || f->rsi == F_DUPFD_CLOEXEC) {
 		uint64_t a[4] = {f->rdi, (uint64_t)-1, (uint32_t)f->rdx, f->rsi == F_DUPFD_CLOEXEC};
 		return k_call(SBX_CALL_DUP, a, 4);
 	}
-	if (f->rsi == F_GETLK || f->rsi == F_SETLK || f->rsi == F_SETLKW) {
+	if (f->rsi == F_GETLK || f->rsi == F_SETLK || f->rsi == F_SETLKW || f->rsi == F_OFD_GETLK ||
+	    f->rsi == F_OFD_SETLK || f->rsi == F_OFD_SETLKW) {
 		/* struct flock: read, and written back by F_GETLK only. */
 		uint64_t fl[4];
 		if (k_copy_from_user(fl, f->rdx, sizeof(fl)) < 0)
 			return -EFAULT;
 		uint64_t a[3] = {f->rdi, f->rsi, k_kaddr((uint64_t)fl)};
-		long r = k_call(SBX_CALL_FCNTL, a, 3);
-		if (r < 0 || f->rsi != F_GETLK)
+		long r = lock_call(SBX_CALL_FCNTL, a, f->rsi == F_SETLKW || f->rsi == F_OFD_SETLKW);
+		if (r < 0 || (f->rsi != F_GETLK && f->rsi != F_OFD_GETLK))
 			return r;
 		long c = k_copy_to_user(f->rdx, fl, sizeof(fl));
 		return c < 0 ? c : r;
@@ -560,6 +585,13 @@ long k_sys_ioctl(struct k_frame *f)
 	if (f->rsi == FIOCLEX || f->rsi == FIONCLEX) {
 		uint64_t s[3] = {f->rdi, 2 /* F_SETFD */, f->rsi == FIOCLEX ? 1 : 0};
 		return k_call(SBX_CALL_FCNTL, s, 3);
+	}
+	if (f->rsi == TCSETS || f->rsi == TCSETSW || f->rsi == TCSETSF) {
+		uint64_t t[5]; /* the kernel's struct termios, 36 bytes */
+		if (k_copy_from_user(t, f->rdx, 36) < 0)
+			return -EFAULT;
+		uint64_t a[3] = {f->rdi, f->rsi, k_kaddr((uint64_t)t)};
+		return k_call(SBX_CALL_IOCTL, a, 3);
 	}
 	/* The requests the monitor answers, with the bytes each writes; it never touches the
 	 * argument of any other, so it gets none. */

@@ -82,8 +82,15 @@ void k_futex_cancel(struct k_futex_wait *w)
 		wake_one(w);
 }
 
+/* The kernel's own wakes (a thread's clear_tid, a robust mutex's owner gone) of a word in
+ * shared memory wake other processes' waiters too. */
 long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits)
 {
+	if (__builtin_expect(k_shmap_holds(uaddr), 0)) {
+		uint64_t a[6] = {
+		    FUTEX_WAKE_BITSET, uaddr, n > 0x7fffffffu ? 0x7fffffffu : n, 0, 0, bits};
+		return k_call(SBX_CALL_FUTEX, a, 6);
+	}
 	return wake_key(uaddr, (int32_t)(n > 0x7fffffffu ? 0x7fffffffu : n), bits);
 }
 
@@ -257,6 +264,39 @@ static long deadline_of(uint64_t ts, int absolute, int realtime, int64_t *out)
 	return 0;
 }
 
+/* A futex in a shared window (k_shmap_holds): other processes may wait on it or wake it, so
+ * it is the host's futex, keyed by the file's page, whether the program said private or not.
+ * Both words of a requeue or wake-op must be in windows (EINVAL otherwise). */
+static long host_futex(struct k_frame *f, unsigned cmd, int rt)
+{
+	uint64_t a[6] = {cmd, f->rdi, (uint32_t)f->rdx, f->r10, f->r8, (uint32_t)f->r9};
+	if (cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET)
+		return k_call(SBX_CALL_FUTEX, a, 6);
+	int64_t dl;
+	long r = deadline_of(f->r10, cmd == FUTEX_WAIT_BITSET, cmd == FUTEX_WAIT ? 0 : rt, &dl);
+	if (r < 0)
+		return r;
+	/* As Linux and the guest's own waits: a changed word first, then a signal waiting. */
+	if (!k_user_ok(f->rdi, 4, K_READ))
+		return -EFAULT;
+	if (__atomic_load_n((const uint32_t *)f->rdi, __ATOMIC_SEQ_CST) != (uint32_t)f->rdx)
+		return -EAGAIN;
+	if (k_signal_waiting())
+		return -EINTR;
+	int64_t left = dl < 0 ? -1 : dl - k_now_ns(cmd == FUTEX_WAIT ? 0 : rt);
+	if (dl >= 0 && left <= 0)
+		return -ETIMEDOUT;
+	a[3] = left < 0 ? ~0ull : (uint64_t)left;
+	r = k_call_own(SBX_CALL_FUTEX, a, 6);
+	/* Cut short by a signal or a pause: EINTR if a handler is to interrupt it, else a
+	 * spurious wake-up, which every futex caller takes. */
+	if (r == -EINTR && !k_signal_interrupts() && !k_thread_interrupted())
+		return 0;
+	if (r == 0 && k_thread_interrupted())
+		return -EINTR;
+	return r;
+}
+
 long k_sys_futex(struct k_frame *f)
 {
 	uint64_t uaddr = f->rdi, uaddr2 = f->r8;
@@ -269,6 +309,8 @@ long k_sys_futex(struct k_frame *f)
 		return -EINVAL;
 	if (rt && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET)
 		return -ENOSYS;
+	if (__builtin_expect(k_shmap_holds(uaddr), 0))
+		return host_futex(f, cmd, rt);
 	switch (cmd) {
 	case FUTEX_WAIT:
 	case FUTEX_WAIT_BITSET:

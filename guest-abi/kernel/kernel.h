@@ -366,11 +366,14 @@ static inline void k_pt_commit(void)
 unsigned k_pt_phys_need(uint64_t va, uint64_t len);
 
 /* shmap.c: shared file mappings, windows onto host files above RAM (VA == GPA). */
-/* mmap(MAP_SHARED) of fd: the address, -errno, or 0 when the file is /dev/zero (then the
- * caller makes anonymous memory). */
+/* mmap(MAP_SHARED) of fd (-1: anonymous memory): the address, -errno, or 0 when the monitor
+ * keeps shared anonymous memory private (a repeated run, or no window left for /dev/zero):
+ * the caller then makes private anonymous memory. */
 long k_shmap_mmap(uint64_t len, unsigned prot, uint64_t flags, int32_t fd, int64_t off);
 /* After [start, end) was unmapped: windows with nothing mapped left are given back. */
 void k_shmap_unmapped(uint64_t start, uint64_t end);
+/* Is addr inside a window (memory other processes may share)? */
+int k_shmap_holds(uint64_t addr);
 /* 0, or -EACCES when prot adds PROT_WRITE to a window of a file not open for writing. */
 long k_shmap_protect_ok(uint64_t start, uint64_t end, unsigned prot);
 long k_sys_msync(struct k_frame *f);
@@ -388,6 +391,9 @@ static inline void k_mem_syscall(uint64_t nr)
 long k_sys_mmap(struct k_frame *f);
 long k_sys_munmap(struct k_frame *f);
 long k_sys_mprotect(struct k_frame *f);
+long k_sys_pkey_mprotect(struct k_frame *f);
+long k_sys_pkey_alloc(struct k_frame *f);
+long k_sys_pkey_free(struct k_frame *f);
 long k_sys_mremap(struct k_frame *f);
 long k_sys_madvise(struct k_frame *f);
 
@@ -467,6 +473,7 @@ long k_sys_dup(struct k_frame *f);
 long k_sys_dup2(struct k_frame *f);
 long k_sys_dup3(struct k_frame *f);
 long k_sys_fcntl(struct k_frame *f);
+long k_sys_flock(struct k_frame *f);
 long k_sys_ioctl(struct k_frame *f);
 long k_sys_getrandom(struct k_frame *f);
 
@@ -520,6 +527,10 @@ long k_sys_getrlimit(struct k_frame *f);
 long k_sys_setrlimit(struct k_frame *f);
 long k_sys_rt_sigaction(struct k_frame *f);
 long k_sys_rt_sigprocmask(struct k_frame *f);
+long k_sys_rt_sigpending(struct k_frame *f);
+long k_pid_ok(uint64_t pid);
+long k_sys_capget(struct k_frame *f);
+long k_sys_capset(struct k_frame *f);
 long k_sys_sigaltstack(struct k_frame *f);
 long k_sys_kill(struct k_frame *f);
 long k_sys_tgkill(struct k_frame *f);

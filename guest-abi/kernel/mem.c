@@ -191,6 +191,8 @@ long k_sys_mmap(struct k_frame *f)
 	if (plen < len)
 		return -ENOMEM;
 	int anon = (flags & MAP_ANONYMOUS) != 0;
+	if (!anon && fd < 0)
+		return -EBADF; /* the monitor takes fd -1 for shared anonymous memory */
 	/* A read-only shared mapping the monitor cannot make a window of (a virtual file,
 	 * MAP_FIXED, no window left) is a copy, as before windows existed: it misses later
 	 * changes of the file. */
@@ -200,6 +202,14 @@ long k_sys_mmap(struct k_frame *f)
 		if (g == 0)
 			anon = 1; /* /dev/zero */
 		else if ((g != -ENODEV && g != -ENOMEM) || (prot & SBX_PROT_WRITE))
+			return g;
+	}
+	/* Shared anonymous memory is a window onto a memfd, so that a fork's child shares it;
+	 * where the monitor has no room for one (or in a repeated run) it is private, which it
+	 * is all the same for one process. */
+	if (anon && (flags & MAP_SHARED) && !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))) {
+		long g = k_shmap_mmap(len, (unsigned)prot & RWX, flags, -1, 0);
+		if (g > 0 || (g != 0 && g != -ENODEV && g != -ENOMEM))
 			return g;
 	}
 	if (k_pt_free_pages() < PT_PAGES_PER_CALL)
@@ -295,6 +305,23 @@ long k_sys_mprotect(struct k_frame *f)
 	if (r == 0 && k_pt_follow(addr, addr + len) < 0)
 		return -ENOMEM; /* the table says prot, the page tables only partly: rare */
 	return r;
+}
+
+/* Memory protection keys: the vCPU offers no PKU (CPUID says so), so as Linux on such a CPU,
+ * there is no key to allocate, only the default key -1 stands for, and pkey_mprotect with it
+ * is mprotect. */
+long k_sys_pkey_alloc(struct k_frame *f)
+{
+	return f->rdi || (f->rsi & ~(uint64_t)3) ? -EINVAL : -ENOSPC;
+}
+long k_sys_pkey_free(struct k_frame *f)
+{
+	(void)f;
+	return -EINVAL;
+}
+long k_sys_pkey_mprotect(struct k_frame *f)
+{
+	return (int32_t)f->r10 == -1 ? k_sys_mprotect(f) : -EINVAL;
 }
 
 /* The move of mremap, once [to, to + nlen) is in the table: the pages move with their

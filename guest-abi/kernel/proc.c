@@ -85,6 +85,55 @@ long k_sys_setresgid(struct k_frame *f)
 {
 	return k_keep_ids(f, 3, BOOT->gid);
 }
+/* Capabilities: the program has none, as a process of an unprivileged user has none (the
+ * set*id calls above answer as such a process's would). header: version, pid; data: v1 one
+ * {effective, permitted, inheritable}, v2 and v3 two (capabilities 0-31, 32-63). A version
+ * the kernel does not know gets v3 written back and EINVAL, but 0 when data is NULL: how
+ * libcap asks which version to use. */
+#define K_CAP_V1 0x19980330u
+#define K_CAP_V3 0x20080522u
+static long cap_header(struct k_frame *f, int *structs)
+{
+	uint32_t h[2];
+	if (k_copy_from_user(h, f->rdi, sizeof(h)) < 0)
+		return -EFAULT;
+	*structs = h[0] == K_CAP_V1 ? 1 : 2;
+	if (h[0] != K_CAP_V1 && h[0] != 0x20071026u && h[0] != K_CAP_V3) {
+		uint32_t v = K_CAP_V3;
+		if (k_copy_to_user(f->rdi, &v, sizeof(v)) < 0)
+			return -EFAULT;
+		return f->rsi ? -EINVAL : 0;
+	}
+	long r = k_pid_ok(h[1]);
+	return r < 0 ? r : r + 1; /* 1: itself; 2: another process, which has none either */
+}
+long k_sys_capget(struct k_frame *f)
+{
+	int n;
+	long r = cap_header(f, &n);
+	if (r <= 0 || !f->rsi)
+		return r;
+	uint32_t none[6] = {0};
+	return k_copy_to_user(f->rsi, none, (uint64_t)n * 12);
+}
+/* Setting the empty sets it has is allowed; any capability is EPERM. */
+long k_sys_capset(struct k_frame *f)
+{
+	int n;
+	long r = cap_header(f, &n);
+	if (r == -ESRCH || r == 2)
+		return -EPERM; /* Linux: only the caller's own */
+	if (r <= 0)
+		return r == 0 ? -EINVAL : r;
+	uint32_t want[6];
+	if (k_copy_from_user(want, f->rsi, (uint64_t)n * 12) < 0)
+		return -EFAULT;
+	for (int i = 0; i < n * 3; i++)
+		if (want[i])
+			return -EPERM;
+	return 0;
+}
+
 /* setfsuid/setfsgid never fail: they answer the id before the call, which stays. */
 K_ANSWER(setfsuid, BOOT->uid)
 K_ANSWER(setfsgid, BOOT->gid)
@@ -371,6 +420,17 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 		k_deliver_pending(&r);
 	}
 	return 0;
+}
+
+/* The blocked signals that wait for this thread, with those another process sent meanwhile
+ * (Linux: the thread's and the process's pending sets, masked by the blocked set). */
+long k_sys_rt_sigpending(struct k_frame *f)
+{
+	if (f->rsi > 8)
+		return -EINVAL;
+	k_signal_take_incoming();
+	uint64_t set = TSIG->pending & TSIG->blocked;
+	return k_copy_to_user(f->rdi, &set, f->rsi);
 }
 
 /* stack_t: ss_sp, ss_flags (int) and padding, ss_size. In Linux's order: the new one is read,

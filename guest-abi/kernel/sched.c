@@ -19,9 +19,10 @@
  * keeps it across execve. */
 #define k_nice (BOOT->nice)
 
-/* pid 0 is the caller; a thread of its own is its (pthread_setaffinity_np names one by its
+/* 0: pid 0, the caller or a thread of its own; 1: another process of the sandbox; or an
+ * error. pid 0 is the caller; a thread of its own is its (pthread_setaffinity_np names one by its
  * tid); another pid of the sandbox is asked of the monitor (kill's check). */
-static long pid_ok(uint64_t arg)
+long k_pid_ok(uint64_t arg)
 {
 	int64_t pid = (int32_t)arg;
 	if (pid < 0)
@@ -70,13 +71,13 @@ static uint32_t k_policy;
 
 long k_sys_sched_getscheduler(struct k_frame *f)
 {
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	return r < 0 ? r : r == 0 ? (long)k_policy : SCHED_OTHER;
 }
 
 long k_sys_sched_getparam(struct k_frame *f)
 {
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	int32_t prio = 0;
 	if (r < 0)
 		return r;
@@ -102,17 +103,17 @@ long k_sys_sched_setscheduler(struct k_frame *f)
 	    (policy != SCHED_OTHER && policy != SCHED_FIFO && policy != SCHED_RR &&
 	     policy != SCHED_BATCH && policy != SCHED_IDLE))
 		return -EINVAL;
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	if (r < 0 || (r = param_ok(policy, f->rdx)) < 0)
 		return r;
-	if (pid_ok(f->rdi) == 0)
+	if (k_pid_ok(f->rdi) == 0)
 		k_policy = (uint32_t)policy;
 	return 0;
 }
 
 long k_sys_sched_setparam(struct k_frame *f)
 {
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	return r < 0 ? r : param_ok(SCHED_OTHER, f->rsi);
 }
 
@@ -134,7 +135,7 @@ long k_sys_sched_get_priority_min(struct k_frame *f)
 
 long k_sys_sched_rr_get_interval(struct k_frame *f)
 {
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	int64_t ts[2] = {0, 0}; /* SCHED_OTHER has no round-robin slice */
 	return r < 0 ? r : k_copy_to_user(f->rsi, ts, sizeof(ts));
 }
@@ -143,7 +144,7 @@ long k_sys_sched_rr_get_interval(struct k_frame *f)
  * mask with one allowed CPU in it. */
 long k_sys_sched_setaffinity(struct k_frame *f)
 {
-	long r = pid_ok(f->rdi);
+	long r = k_pid_ok(f->rdi);
 	if (r < 0)
 		return r;
 	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);

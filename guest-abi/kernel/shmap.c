@@ -20,6 +20,7 @@ static struct {
 	uint64_t start, end; /* end 0: a free entry */
 	int may_write;
 } k_shmaps[K_MAX_SHMAPS];
+static unsigned k_nshmaps; /* entries in use: most programs have none */
 
 long k_shmap_mmap(uint64_t len, unsigned prot, uint64_t flags, int32_t fd, int64_t off)
 {
@@ -53,10 +54,19 @@ long k_shmap_mmap(uint64_t len, unsigned prot, uint64_t flags, int32_t fd, int64
 		k_call(SBX_CALL_MUNMAP_SHARED, &u, 1);
 		return r;
 	}
+	k_nshmaps++;
 	k_shmaps[slot].start = start;
 	k_shmaps[slot].end = start + plen;
 	k_shmaps[slot].may_write = may_write;
 	return (long)start;
+}
+
+int k_shmap_holds(uint64_t addr)
+{
+	for (unsigned i = 0; k_nshmaps && i < K_MAX_SHMAPS; i++)
+		if (k_shmaps[i].end && addr >= k_shmaps[i].start && addr < k_shmaps[i].end)
+			return 1;
+	return 0;
 }
 
 /* Is any page of [start, end) still a shared mapping? */
@@ -80,6 +90,7 @@ void k_shmap_unmapped(uint64_t start, uint64_t end)
 		uint64_t u = k_shmaps[i].start;
 		k_call(SBX_CALL_MUNMAP_SHARED, &u, 1);
 		k_shmaps[i].end = 0;
+		k_nshmaps--;
 	}
 }
 

@@ -42,6 +42,11 @@ struct sbx_files {
 	int nofile_set;
 	uint32_t nofile_soft, nofile_hard;
 	int nofile_priv; /* CAP_SYS_RESOURCE: it may raise its hard limit (up to the ceiling) */
+	/* The descriptions that own the process's record locks, one per file (locks.c). */
+	struct sbx_lockfd *locks;
+	unsigned nlocks, locks_cap;
+	uint64_t locks_gen;
+	int locked; /* a lock was taken since the last reset (sbx_locks_reset) */
 };
 
 /* What the byte and time limits have counted (limits.c). The byte counters that count are the
@@ -108,6 +113,16 @@ int sbx_shmap_check(uint64_t off, uint64_t len, uint64_t prot, int accmode, int 
 int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_munmap_shared(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_futex(struct sbx_vm *vm, const struct sbx_slot *s);
+/* locks.c: record locks (F_GETLK, F_SETLK, F_SETLKW and their F_OFD_ forms) and flock. */
+int64_t sbx_fcntl_lock(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_flock(struct sbx_vm *vm, const struct sbx_slot *s);
+/* A handle of h's file is closing: the process's record locks on it go (POSIX). */
+void sbx_locks_closing(struct sbx_vm *vm, const struct sbx_handle *h);
+void sbx_locks_free(struct sbx_vm *vm);
+/* A repeated run's reset: every lock the run took goes, flock's and OFD locks on the
+ * descriptions the snapshot shares too. Nothing to do unless a lock was taken. */
+void sbx_locks_reset(struct sbx_vm *vm);
 /* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
  * terminal)? Asked once per handle (fstat). */
 int sbx_handle_may_block(struct sbx_handle *h);

@@ -111,6 +111,7 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 void sbx_fd_release(struct sbx_vm *vm, int fd)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[fd];
+	sbx_locks_closing(vm, h);
 	if (h->kind == SBX_H_HOST && h->fd >= 0)
 		close(h->fd);
 	free(h->gpath);
@@ -149,4 +150,5 @@ void sbx_fd_close_all(struct sbx_vm *vm)
 	for (int i = 0; i < SBX_MAX_FDS; i++)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
+	sbx_locks_free(vm);
 }

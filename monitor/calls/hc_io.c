@@ -524,18 +524,11 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	case F_GETLK:
 	case F_SETLK:
-	case F_SETLKW: {
-		if (h->kind != SBX_H_HOST)
-			return -EBADF;
-		struct flock fl;
-		if (sbx_copy_from_guest(vm, &fl, arg, sizeof(fl)) < 0)
-			return -EFAULT;
-		/* Never block the monitor on another host process's lock. */
-		int cmd = s->u.a[1] == F_SETLKW ? F_SETLK : (int)s->u.a[1];
-		if (fcntl(h->fd, cmd, &fl) < 0)
-			return -errno;
-		return sbx_copy_to_guest(vm, arg, &fl, sizeof(fl));
-	}
+	case F_SETLKW:
+	case F_OFD_GETLK:
+	case F_OFD_SETLK:
+	case F_OFD_SETLKW:
+		return sbx_fcntl_lock(vm, s);
 	}
 	return -EINVAL;
 }
@@ -570,10 +563,20 @@ int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
 	if (!h)
 		return e == -EISDIR ? -ENOTTY : e;
-	/* Terminal queries only: enough for isatty(), line buffering and window sizes. */
+	/* Terminal queries, enough for isatty(), line buffering and window sizes, and the
+	 * terminal's modes (an editor's raw mode, a REPL's, node restoring them at its exit);
+	 * sandbox-run puts the modes back when the sandbox ends. */
 	uint8_t buf[64];
 	size_t size;
 	switch (s->u.a[1]) {
+	case TCSETS:
+	case TCSETSW:
+	case TCSETSF:
+		if (sbx_copy_from_guest(vm, buf, s->u.a[2], 36) < 0)
+			return -EFAULT;
+		if (!isatty(h->fd))
+			return -ENOTTY;
+		return ioctl(h->fd, (unsigned long)s->u.a[1], buf) < 0 ? -errno : 0;
 	case TCGETS:
 		size = 36; /* the kernel's struct termios, not glibc's */
 		break;

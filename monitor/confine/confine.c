@@ -119,6 +119,7 @@ static const struct sbx_rule {
     {SCMP_SYS(statx), ARG_ANY, 0, "libraries that stat with statx"},
     {SCMP_SYS(getdents64), ARG_ANY, 0, "GETDENTS; removing --tmp directories"},
     {SCMP_SYS(ftruncate), ARG_ANY, 0, "FTRUNCATE"},
+    {SCMP_SYS(flock), ARG_ANY, 0, "FLOCK"},
     {SCMP_SYS(fsync), ARG_ANY, 0, "FSYNC; the core file"},
     {SCMP_SYS(fdatasync), ARG_ANY, 0, "FDATASYNC"},
     {SCMP_SYS(msync), ARG_ANY, 0, "MSYNC: writing back a shared file mapping"},
@@ -182,10 +183,13 @@ static const struct sbx_rule {
 };
 
 /* The fcntl commands the hypercalls and glibc use. */
-static const unsigned long sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL,
-					       F_SETFL,		F_GETLK, F_SETLK, F_SETLKW};
-/* Terminal queries of the IOCTL hypercall and of stdio (isatty), on any fd. */
-static const unsigned long sbx_tty_ioctls[] = {TCGETS, TIOCGWINSZ, FIONREAD};
+static const unsigned long sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD,    F_SETFD, F_GETFL,
+					       F_SETFL,		F_GETLK,    F_SETLK, F_SETLKW,
+					       F_OFD_GETLK,	F_OFD_SETLK};
+/* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), on any
+ * fd: on anything but a terminal the file refuses them itself. */
+static const unsigned long sbx_tty_ioctls[] = {TCGETS,	TCSETS,	    TCSETSW,
+					       TCSETSF, TIOCGWINSZ, FIONREAD};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
  * (signal.c, x86_setup.c sbx_x86_enter), on the vCPU fd only. */
 static const unsigned long sbx_vcpu_ioctls[] = {

@@ -76,6 +76,7 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, s
 	pthread_mutex_init(&vm->proc.ring.lock, NULL);
 	pthread_mutex_init(&vm->life.pause_lock, NULL);
 	pthread_mutex_init(&vm->life.late_lock, NULL);
+	pthread_mutex_init(&vm->proc.shmaps.lock, NULL);
 	pthread_cond_init(&vm->life.pause_cond, NULL);
 	sbx_threads_init(vm);
 	if (host)
@@ -643,6 +644,7 @@ void sbx_core_free(struct sbx_vm *vm)
 	free(vm->proc.mem.dirty_buf);
 	pthread_mutex_destroy(&vm->proc.ring.lock);
 	pthread_mutex_destroy(&vm->life.pause_lock);
+	pthread_mutex_destroy(&vm->proc.shmaps.lock);
 	pthread_cond_destroy(&vm->life.pause_cond);
 	free(vm);
 }

@@ -129,10 +129,15 @@ uint64_t sbx_resident_pages(struct sbx_vm *vm)
 	return n;
 }
 
-uint64_t sbx_mem_held_bytes(struct sbx_vm *vm)
+uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 {
 	struct stat st;
 	if (vm->proc.mem.fd < 0 || fstat(vm->proc.mem.fd, &st) < 0)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
+}
+
+uint64_t sbx_mem_held_bytes(struct sbx_vm *vm)
+{
+	return sbx_mem_ram_bytes(vm) + sbx_shmap_anon_bytes(vm);
 }

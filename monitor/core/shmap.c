@@ -6,6 +6,8 @@
  * which the host writes back. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -61,8 +63,8 @@ static uint64_t window_fit(struct sbx_vm *vm, uint64_t len, uint64_t at, int exa
 	}
 }
 
-int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
-		  const char *gpath, uint64_t *gpa)
+static int shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
+		     const char *gpath, uint64_t *gpa)
 {
 	struct sbx_shmaps *s = &vm->proc.shmaps;
 	if (!len || (len | off) & (SBX_PAGE_SIZE - 1) || len > SBX_SHMAP_WINDOW)
@@ -111,6 +113,62 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
 	return 0;
 }
 
+int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
+		  const char *gpath, uint64_t *gpa)
+{
+	pthread_mutex_lock(&vm->proc.shmaps.lock);
+	int r = shmap_add(vm, fd, off, len, writable, gpath, gpa);
+	pthread_mutex_unlock(&vm->proc.shmaps.lock);
+	return r;
+}
+
+int sbx_shmap_add_anon(struct sbx_vm *vm, uint64_t len, uint64_t *gpa)
+{
+	uint64_t held = 0;
+	unsigned n = 0;
+	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++)
+		if (vm->proc.shmaps.m[i].anon_holders) {
+			held += vm->proc.shmaps.m[i].len;
+			n++;
+		}
+	/* Half the slots at most: the rest stay for files (sqlite's -shm has no fallback). */
+	if (len > vm->proc.mem.size || held > vm->proc.mem.size - len ||
+	    len > SBX_SHMAP_WINDOW / 2 || n >= SBX_SHMAP_MAX / 2)
+		return -ENOMEM;
+	atomic_uint *holders = malloc(sizeof(*holders));
+	int fd = memfd_create("sbx-shm", MFD_CLOEXEC);
+	int r = !holders || fd < 0 ? -ENOMEM : ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
+	/* Linux names such a mapping so in /proc/PID/maps. */
+	pthread_mutex_lock(&vm->proc.shmaps.lock);
+	if (r == 0 && (r = shmap_add(vm, fd, 0, len, 1, "/dev/zero (deleted)", gpa)) == 0) {
+		atomic_init(holders, 1);
+		sbx_shmap_at(vm, *gpa)->anon_holders = holders;
+		holders = NULL;
+	}
+	pthread_mutex_unlock(&vm->proc.shmaps.lock);
+	if (fd >= 0)
+		close(fd); /* the window keeps its own duplicate */
+	free(holders);
+	if (r == 0 && vm->hooks.mem_outside)
+		vm->hooks.mem_outside(vm);
+	return r;
+}
+
+uint64_t sbx_shmap_anon_bytes(struct sbx_vm *vm)
+{
+	uint64_t sum = 0;
+	pthread_mutex_lock(&vm->proc.shmaps.lock);
+	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
+		const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
+		struct stat st;
+		unsigned n = m->anon_holders ? atomic_load(m->anon_holders) : 0;
+		if (n && fstat(m->fd, &st) == 0)
+			sum += (uint64_t)st.st_blocks * 512 / n;
+	}
+	pthread_mutex_unlock(&vm->proc.shmaps.lock);
+	return sum;
+}
+
 void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into)
 {
 	if (gpa < vm->proc.mem.size)
@@ -141,14 +199,18 @@ void sbx_shmap_remove(struct sbx_vm *vm, struct sbx_shmap *m)
 {
 	if (!m->len)
 		return;
+	pthread_mutex_lock(&vm->proc.shmaps.lock);
 	if (vm->proc.kvm.vm_fd >= 0)
 		set_slot(vm, m, 0); /* size 0 deletes the slot */
 	munmap(m->host, m->len);
 	if (m->fd >= 0)
 		close(m->fd);
+	if (m->anon_holders && atomic_fetch_sub(m->anon_holders, 1) == 1)
+		free((void *)m->anon_holders);
 	free(m->gpath);
 	memset(m, 0, sizeof(*m));
 	vm->proc.shmaps.count--;
+	pthread_mutex_unlock(&vm->proc.shmaps.lock);
 }
 
 int sbx_shmap_bus(struct sbx_vm *vm, uint64_t *addr)
@@ -179,9 +241,15 @@ int sbx_shmap_fork(struct sbx_vm *parent, struct sbx_vm *child)
 	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
 		const struct sbx_shmap *m = &parent->proc.shmaps.m[i];
 		uint64_t gpa = m->gpa; /* exactly where the parent's page tables expect it */
-		int r = m->len ? sbx_shmap_add(child, m->fd, m->off, m->len, m->writable, m->gpath,
-					       &gpa)
-			       : 0;
+		if (!m->len)
+			continue;
+		pthread_mutex_lock(&child->proc.shmaps.lock);
+		int r = shmap_add(child, m->fd, m->off, m->len, m->writable, m->gpath, &gpa);
+		if (r == 0 && m->anon_holders) { /* the same memory, now one holder more */
+			atomic_fetch_add(m->anon_holders, 1);
+			sbx_shmap_at(child, gpa)->anon_holders = m->anon_holders;
+		}
+		pthread_mutex_unlock(&child->proc.shmaps.lock);
 		if (r < 0)
 			return r;
 	}

@@ -251,6 +251,9 @@ struct sbx_shmap {
 	uint64_t off;
 	uint32_t slot;
 	char *gpath; /* the guest path, for messages */
+	/* Shared anonymous memory (a memfd): how many windows of all the tree's processes map
+	 * it, so that each counts its share of the pages toward --mem; NULL for a file. */
+	atomic_uint *anon_holders;
 };
 struct sbx_shmaps {
 	struct sbx_shmap m[SBX_SHMAP_MAX];
@@ -258,6 +261,9 @@ struct sbx_shmaps {
 	int readonly_mem;  /* KVM_CAP_READONLY_MEM: a read-only mapping is a read-only memslot */
 	unsigned max;	   /* entries usable: SBX_SHMAP_MAX, fewer if KVM has fewer slots */
 	uint64_t bus_addr; /* the address of the last SIGBUS past a file's end */
+	/* Taken to add or remove a window, and by the tree's keeper, which counts another
+	 * process's anonymous windows (sbx_shmap_anon_bytes) while that process runs. */
+	pthread_mutex_t lock;
 };
 /* Not a CPU vector: the pseudo-vector of a fault KVM_RUN returned as EFAULT on a shared
  * window's page past the end of its file (SIGBUS, BUS_ADRERR). */
@@ -372,6 +378,9 @@ struct sbx_hooks {
 	 * vfork's parent goes on). */
 	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);
 	void (*execed)(struct sbx_vm *vm);
+	/* Memory outside the process's RAM came (shared anonymous memory): the tree's keeper
+	 * holds the sandbox to --mem from now on, even with one process. */
+	void (*mem_outside)(struct sbx_vm *vm);
 	/* The first process's: the CPU time in ns of the sandbox's other processes, the ended
 	 * ones' included (sandbox/procs.c), which --cpu-time counts with its own. */
 	int64_t (*others_cpu_ns)(struct sbx_vm *vm);
@@ -608,6 +617,11 @@ uint64_t sbx_shmap_base(const struct sbx_vm *vm);
 /* Maps len bytes (page aligned, > 0) of host fd at off (page aligned) MAP_SHARED and makes
  * them guest-physical memory at *gpa (0: where there is room, and *gpa gets where). fd is
  * duplicated; gpath copied. 0 or -errno (ENOMEM: no room there, or no free slot). */
+/* Shared anonymous memory of len bytes (MAP_SHARED | MAP_ANONYMOUS): a memfd's window, at
+ * *gpa. -ENOMEM when this process's anonymous windows would hold more than its RAM. */
+int sbx_shmap_add_anon(struct sbx_vm *vm, uint64_t len, uint64_t *gpa);
+/* This process's share of the pages its anonymous windows hold. */
+uint64_t sbx_shmap_anon_bytes(struct sbx_vm *vm);
 int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int writable,
 		  const char *gpath, uint64_t *gpa);
 /* A buffer only a host system call will read (or, `into`, write): guest RAM as sbx_gptr, or
@@ -754,6 +768,8 @@ int64_t sbx_dirty_peek(struct sbx_vm *vm);
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 /* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough
  * to ask often); 0 for RAM that is a private mapping of a snapshot. */
+uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm);
+/* With the process's share of its shared anonymous memory (what --mem counts). */
 uint64_t sbx_mem_held_bytes(struct sbx_vm *vm);
 int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen);
 

@@ -235,6 +235,7 @@ int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errl
 
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
 {
+	sbx_locks_reset(vm);
 	/* The handle table as it was, with its offsets. */
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE)

@@ -631,6 +631,17 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 				 "snapshot cannot hold yet");
 		return io->err;
 	}
+	/* Its pages are in a memfd, not in RAM nor in a file to reopen. */
+	for (unsigned i = 0; i < SBX_SHMAP_MAX && !io->load; i++) {
+		const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
+		if (m->len && m->anon_holders) {
+			sbx_sio_fail(io,
+				     "the program has shared anonymous memory (mmap MAP_SHARED | "
+				     "MAP_ANONYMOUS, %llu KiB), which a snapshot cannot hold yet",
+				     (unsigned long long)(m->len >> 10));
+			return io->err;
+		}
+	}
 	/* A pipe, eventfd or epoll instance has no path to reopen it by, and its contents (the
 	 * bytes in flight, the count, the interest list) are the host kernel's. */
 	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++) {

@@ -269,8 +269,8 @@ static uint64_t mem_held(struct sbx_procs *t, struct sbx_pnode **top, int *oom_p
 
 /* --mem is the sandbox's, all its processes together: over it, the process that holds the most
  * is killed, as by the kernel's OOM killer in a memory cgroup (the first process's end is the
- * sandbox's, with the limit named). Each VM's own RAM is --mem, so one alone never goes over.
- * Tree lock held. */
+ * sandbox's, with the limit named). Each VM's own RAM is --mem, so one alone goes over only
+ * with shared anonymous memory, which starts the keeper too (mem_outside). Tree lock held. */
 static void hold_mem(struct sbx_procs *t)
 {
 	struct sbx_pnode *top;
@@ -366,6 +366,14 @@ static int start_keeper(struct sbx_procs *t)
 	return t->keeper_started || t->ending ? 0 : -EAGAIN;
 }
 
+static void mem_outside(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	start_keeper(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
 {
 	for (struct sbx_pnode **pp = &t->list; *pp; pp = &(*pp)->next)
@@ -458,7 +466,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * overcommit would, rather than killing a process a moment later. */
 	struct sbx_pnode *top;
 	int pending;
-	uint64_t held = mem_held(t, &top, &pending), more = sbx_mem_held_bytes(vm);
+	uint64_t held = mem_held(t, &top, &pending), more = sbx_mem_ram_bytes(vm);
 	if (held + more > t->root->proc.mem.size) {
 		pthread_mutex_unlock(&t->lock);
 		sbx_log(
@@ -491,6 +499,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->procs = t;
 		c->hooks.proc = proc_call;
 		c->hooks.execed = execed;
+		c->hooks.mem_outside = mem_outside;
 		sbx_vm_choose_cpus(c);
 		/* Processes share the cores: none pins its vCPU or poller. */
 		c->proc.vcpu.cpu = c->proc.ring.cpu = -1;
@@ -807,6 +816,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->procs = t;
 	vm->hooks.proc = proc_call;
 	vm->hooks.execed = execed;
+	vm->hooks.mem_outside = mem_outside;
 	vm->hooks.others_cpu_ns = others_cpu_ns;
 	return 0;
 }

@@ -591,6 +591,20 @@ Test(e2e, debian_programs_run_as_natively, .timeout = 300)
 	     "r.__setitem__(i, subprocess.run([\"/usr/bin/expr\", str(i), \"+\", \"1\"], "
 	     "capture_output=True).stdout)) for i in range(3)]; [t.start() for t in ts]; "
 	     "[t.join() for t in ts]; print(sorted(r.items()))'"},
+	    /* multiprocessing: its locks are sem_open's (/dev/shm), a Value is a /dev/shm file
+	     * mapped MAP_SHARED, and their futexes are waited on and woken across processes. */
+	    {"/usr/bin/python3",
+	     "-c 'import multiprocessing as mp, concurrent.futures as cf\n"
+	     "def inc(v, n):\n"
+	     "    for _ in range(n):\n"
+	     "        with v.get_lock(): v.value += 1\n"
+	     "q = mp.Queue(); p = mp.Process(target=q.put, args=(41,)); p.start(); "
+	     "print(q.get() + 1); p.join()\n"
+	     "with mp.Pool(2) as pool: print(sum(pool.map(abs, range(-50, 0))))\n"
+	     "with cf.ProcessPoolExecutor(2) as ex: print(sum(ex.map(abs, range(-10, 0))))\n"
+	     "v = mp.Value(\"i\", 0); ps = [mp.Process(target=inc, args=(v, 500)) for _ in "
+	     "range(2)]\n"
+	     "[x.start() for x in ps]; [x.join() for x in ps]; print(v.value)'"},
 	    {"/usr/bin/perl", "-e 'use List::Util qw(sum); my %h = map { $_ => $_ * 2 } 1..50; "
 			      "print sum(values %h), \"\\n\"; exit 3'"},
 	    {"/usr/bin/sqlite3",

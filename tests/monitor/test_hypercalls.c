@@ -473,7 +473,11 @@ Test(hypercalls, mmap_shared_checks_its_arguments_and_the_descriptor)
 	cr_assert(rw >= 0 && rd >= 0 && wr >= 0 && ro >= 0 && dir >= 0, "%ld %ld %ld %ld %ld",
 		  (long)rw, (long)rd, (long)wr, (long)ro, (long)dir);
 	cr_expect_eq(mmap_shared(999, 0, 4096, RW_PROT), -EBADF);
-	cr_expect_eq(mmap_shared(-1, 0, 4096, RW_PROT), -EBADF);
+	/* fd -1: shared anonymous memory, a window onto a memfd: no room for more than RAM,
+	 * and a VM without KVM has no memslots (the guest then makes it private). */
+	cr_expect_eq(mmap_shared(-1, 0, T.vm->proc.mem.size + 4096, RW_PROT), -ENOMEM);
+	cr_expect_eq(mmap_shared(-1, 0, 4096, RW_PROT), -ENODEV);
+	cr_expect_eq(mmap_shared(-2, 0, 4096, RW_PROT), -EBADF);
 	cr_expect_eq(mmap_shared(rw, 1, 4096, RW_PROT), -EINVAL);
 	cr_expect_eq(mmap_shared(rw, 0, 0, RW_PROT), -EINVAL);
 	cr_expect_eq(mmap_shared(rw, 0, 4096, 0x80), -EINVAL);
@@ -487,7 +491,13 @@ Test(hypercalls, mmap_shared_checks_its_arguments_and_the_descriptor)
 	cr_expect_eq(mmap_shared(1, 0, 4096, SBX_PROT_READ), -ENODEV); /* the user's stdout */
 	int64_t zero = test_call(&T, open_req("/dev/zero", O_RDWR));
 	cr_assert_geq(zero, 0);
-	cr_expect_eq(mmap_shared(zero, 0, 4096, RW_PROT), 0); /* anonymous memory */
+	/* /dev/zero's is private memory where no window can be made (0), not an error. */
+	cr_expect_eq(mmap_shared(zero, 0, 4096, RW_PROT), 0);
+	/* A repeated run keeps it private: its reset could not put a memfd back. */
+	T.vm->opts.boot_flags |= SBX_BOOT_EXEC;
+	cr_expect_eq(mmap_shared(zero, 0, 4096, RW_PROT), 0);
+	cr_expect_eq(mmap_shared(-1, 0, 4096, RW_PROT), 0);
+	T.vm->opts.boot_flags &= ~(uint32_t)SBX_BOOT_EXEC;
 	/* A read-write descriptor on a mount the policy keeps read-only. */
 	cr_expect_eq(sbx_shmap_check(0, 4096, RW_PROT, O_RDWR, 0), -EACCES);
 	cr_expect_eq(sbx_shmap_check(0, 4096, SBX_PROT_READ, O_RDWR, 0), 0);
@@ -506,6 +516,14 @@ Test(hypercalls, munmap_shared_and_msync_only_name_windows)
 		struct sbx_slot m = {.nr = SBX_CALL_MSYNC, .u.a = {gpas[i], 4096}};
 		cr_expect_eq(test_call(&T, m), -ENOMEM, "msync 0x%llx",
 			     (unsigned long long)gpas[i]);
+		/* A FUTEX names a word in a window: in RAM the guest kernel keeps its own. */
+		for (uint64_t op = 0; op <= 10; op++) {
+			struct sbx_slot f = {.nr = SBX_CALL_FUTEX,
+					     .pad = SBX_SLOT_OWN,
+					     .u.a = {op, gpas[i], 0, 1000}};
+			cr_expect_eq(test_call(&T, f), -EINVAL, "futex op %llu at 0x%llx",
+				     (unsigned long long)op, (unsigned long long)gpas[i]);
+		}
 	}
 	cr_expect_geq(base, T.vm->proc.mem.size);
 	cr_expect_eq(base % (1ull << 30), 0);

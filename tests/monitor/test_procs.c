@@ -82,6 +82,21 @@ Test(procs, shared_file_mappings_stay_shared_across_fork)
 	e2e_sample_expect("procs", "--tmp /tmp", "shared", 0, NULL);
 }
 
+/* sem_open and shm_open in the sandbox's own /dev/shm, MAP_SHARED | MAP_ANONYMOUS memory
+ * shared with fork's children, process-shared mutexes, condition variables and semaphores
+ * whose waits and wakes cross processes, a timed wait, and a wait a signal cuts short. */
+Test(procs, shared_memory_and_its_locks_work_between_processes)
+{
+	same_as_native("shm");
+}
+
+/* Record locks are each process's own (a second process's conflict, a child inherits none, a
+ * close drops them, F_SETLKW waits for the holder), OFD locks and flock the description's. */
+Test(procs, file_locks_exclude_other_processes)
+{
+	e2e_sample_expect("procs", "--tmp /tmp", "locks", 0, NULL);
+}
+
 Test(procs, close_range_closes_or_marks_a_range)
 {
 	same_as_native("closerange");

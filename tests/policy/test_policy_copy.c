@@ -162,6 +162,56 @@ Test(copy, tmp_directories_are_the_copys_own)
 	policy_free(&a);
 }
 
+/* Every sandbox with the virtual /dev has a private, empty /dev/shm (sem_open, shm_open),
+ * on the host's tmpfs when it is the only private directory; none without /dev, or where
+ * the policy shows /dev or /dev/shm itself. */
+Test(copy, a_private_dev_shm_comes_with_the_virtual_dev)
+{
+	char err[512] = "", spec[256];
+	struct policy a, b, c, d;
+	policy_init(&a);
+	cr_assert_eq(policy_make_tmp(&a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(a.ntmp, 1);
+	cr_assert_str_eq(a.tmp[0], "/dev/shm");
+	char made[512];
+	snprintf(made, sizeof(made), "%s", a.tmp_host[0]);
+	struct stat st;
+	cr_assert_eq(stat(made, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+	struct stat shm;
+	if (stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode) && access("/dev/shm", W_OK) == 0)
+		cr_expect(!strncmp(made, "/dev/shm/sandbox-", 17), "%s", made);
+	struct policy_target t;
+	policy_lookup(&a, "/dev/shm", &t);
+	cr_expect(t.kind == POLICY_MOUNT && t.mount->rw);
+	policy_free(&a);
+	cr_expect_neq(stat(made, &st), 0, "the directory goes with its sandbox");
+
+	policy_init(&b);
+	b.no_dev = 1;
+	cr_assert_eq(policy_make_tmp(&b, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(b.ntmp, 0);
+	policy_free(&b);
+
+	policy_init(&c);
+	snprintf(spec, sizeof(spec), "%s/h/rw:/dev", dir);
+	cr_assert_eq(policy_add_mount(&c, spec, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_make_tmp(&c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(c.ntmp, 0, "the policy's own /dev is shown as it is");
+	policy_free(&c);
+
+	/* Beside --tmp directories it goes where they go ($TMPDIR), and once. */
+	policy_init(&d);
+	cr_assert_eq(policy_add_tmp(&d, "/scratch", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_make_tmp(&d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(d.ntmp, 2);
+	cr_expect_str_eq(d.tmp[1], "/dev/shm");
+	cr_expect(strncmp(d.tmp_host[1], dir, strlen(dir)) == 0, "%s", d.tmp_host[1]);
+	cr_assert_eq(policy_make_tmp(&d, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(d.ntmp, 2);
+	policy_free(&d);
+}
+
 Test(copy, no_descriptor_is_left_open)
 {
 	struct policy a, b;

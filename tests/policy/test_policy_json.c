@@ -582,15 +582,16 @@ Test(policy_json, made_tmp_directories_are_not_written_as_mounts)
 	policy_init(&p);
 	cr_assert_eq(policy_add_tmp(&p, "/scratch", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_make_tmp(&p, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(p.nmounts, 1);
+	cr_assert_eq(p.nmounts, 2); /* with the sandbox's own /dev/shm */
 	char *text = dump(&p);
 	cr_assert_null(strstr(text, "\"host\""), "%s", text);
 	cr_assert_not_null(strstr(text, "\"/scratch\""), "%s", text);
+	cr_assert_not_null(strstr(text, "\"/dev/shm\""), "%s", text);
 	struct policy q;
 	policy_init(&q);
 	cr_assert_eq(load_str(&q, text, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(q.nmounts, 0);
-	cr_assert_eq(q.ntmp, 1);
+	cr_assert_eq(q.ntmp, 2);
 	free(text);
 	policy_free(&q);
 	policy_free(&p);
