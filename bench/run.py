@@ -441,8 +441,8 @@ def main():
     # 12. processes
     pr_n = 20 if a.quick else 200
     bb = "/bin/busybox"
-    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench {pr_n}, sockbench "
-                f"{pr_n * 10} (ns each, timed in the guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
+    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench {pr_n}, sockbench, "
+                f"shmbench, lockbench {pr_n * 10} (ns each, timed in the guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
                 f"| cat (wall)",
                 "sandbox: --ro /bin/busybox; each process is a VM of its own (fork copies the "
                 "caller's RAM and vCPU)")
@@ -450,8 +450,12 @@ def main():
     for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
                             ("fork+exec+wait", "execbench", "fork_exec_wait"),
                             ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait"),
-                            ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k")):
-        cnt = str(pr_n * 10 if sub == "sockbench" else pr_n)
+                            ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k"),
+                            ("process-shared semaphore round trip", "shmbench",
+                             "shm_sem_pingpong"),
+                            ("fcntl lock+unlock", "lockbench", "fcntl_lock_unlock"),
+                            ("flock lock+unlock", "lockbench", "flock_lock_unlock")):
+        cnt = str(pr_n * 10 if sub in ("sockbench", "shmbench", "lockbench") else pr_n)
         res = interleave({"native": op(native(bins["procs-glibc"], sub, cnt), name),
                           "sandbox": op(sandboxed(bins["procs-glibc"], sub, cnt), name)},
                          compute_runs)

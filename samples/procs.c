@@ -12,6 +12,8 @@
  *   procs bench N | execbench N  fork+_exit+wait, fork+exec+wait
  *   procs spawnbench N           posix_spawn+wait while two other threads run
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
+ *   procs shmbench N             N round trips of two process-shared semaphores
+ *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
  * What the exec'd copy does:
  *   procs echo ARGS... | fds | true */
 #define _GNU_SOURCE
@@ -228,6 +230,13 @@ static int do_handler(void)
 }
 
 static volatile sig_atomic_t chld;
+static siginfo_t got_info[2]; /* SIGCHLD's, SIGUSR1's */
+
+static void on_info(int sig, siginfo_t *i, void *uc)
+{
+	(void)uc;
+	got_info[sig == SIGUSR1] = *i;
+}
 static void on_chld(int sig)
 {
 	(void)sig;
@@ -250,6 +259,36 @@ static int do_sigchld(void)
 		sigsuspend(&old);
 	printf("SIGCHLD came\n");
 	reap(c, "child");
+	/* What SA_SIGINFO handlers learn: who ended and how, who sent a kill. */
+	struct sigaction si = {.sa_sigaction = on_info, .sa_flags = SA_SIGINFO};
+	sigaction(SIGCHLD, &si, NULL);
+	sigaction(SIGUSR1, &si, NULL);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	for (int how = 0; how < 3; how++) {
+		memset(got_info, 0, sizeof(got_info));
+		fflush(stdout);
+		c = fork();
+		if (c == 0) {
+			if (how == 2)
+				kill(getppid(), SIGUSR1);
+			else if (how == 1)
+				raise(SIGTERM);
+			_exit(how == 2 ? 0 : 3);
+		}
+		int want = how == 2 ? SIGUSR1 : SIGCHLD;
+		while (got_info[want == SIGUSR1].si_signo != want)
+			sigsuspend(&old);
+		siginfo_t i = got_info[want == SIGUSR1];
+		printf("%s: code %s, from the child: %s, status %d\n",
+		       want == SIGCHLD ? "SIGCHLD" : "SIGUSR1",
+		       i.si_code == CLD_EXITED	 ? "CLD_EXITED"
+		       : i.si_code == CLD_KILLED ? "CLD_KILLED"
+		       : i.si_code == SI_USER	 ? "SI_USER"
+						 : "other",
+		       i.si_pid == c ? "yes" : "no", want == SIGCHLD ? i.si_status : 0);
+		reap(c, "child");
+	}
 	return 0;
 }
 
@@ -1043,6 +1082,13 @@ static int do_socketpair(void)
 	return 0;
 }
 
+/* "OP N ns" on stderr, ns each of n from a to b: what bench/run.py reads. */
+static void bench_line(const char *op, int n, const struct timespec *a, const struct timespec *b)
+{
+	double ns = (double)(b->tv_sec - a->tv_sec) * 1e9 + (double)(b->tv_nsec - a->tv_nsec);
+	fprintf(stderr, "%s %d %.0f\n", op, n, ns / n);
+}
+
 /* sockbench N: N sends of 64 KiB from a parent to its child over a socketpair, the child
  * reading to the end: "socketpair_64k N ns" (each) on stderr. */
 static int sockbench(int n)
@@ -1071,8 +1117,60 @@ static int sockbench(int n)
 	close(sv[0]);
 	waitpid(c, NULL, 0);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
-	fprintf(stderr, "socketpair_64k %d %.0f\n", n, ns / n);
+	bench_line("socketpair_64k", n, &a, &b);
+	return 0;
+}
+
+/* Two processes take turns through two process-shared semaphores in MAP_SHARED |
+ * MAP_ANONYMOUS memory: each turn is a post that wakes the other's wait (the host's futex in
+ * the sandbox). */
+static int shmbench(int n)
+{
+	sem_t *s = mmap(NULL, 2 * sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			-1, 0);
+	if (s == MAP_FAILED || sem_init(&s[0], 1, 0) < 0 || sem_init(&s[1], 1, 0) < 0)
+		return 1;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	pid_t c = fork();
+	if (c == 0) {
+		for (int i = 0; i < n; i++) {
+			sem_wait(&s[0]);
+			sem_post(&s[1]);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < n; i++) {
+		sem_post(&s[0]);
+		sem_wait(&s[1]);
+	}
+	waitpid(c, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	bench_line("shm_sem_pingpong", n, &a, &b);
+	return 0;
+}
+
+/* Uncontended record locks and flock on a file in /dev/shm: lock and unlock, each. */
+static int lockbench(int n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/dev/shm/procs-lockbench-%d", (int)getpid());
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return 1;
+	unlink(path);
+	struct timespec a, b, c;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		if (lk(fd, F_SETLK, F_WRLCK, 0, 1) || lk(fd, F_SETLK, F_UNLCK, 0, 1))
+			return 1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	for (int i = 0; i < n; i++)
+		if (flock(fd, LOCK_EX) || flock(fd, LOCK_UN))
+			return 1;
+	clock_gettime(CLOCK_MONOTONIC, &c);
+	bench_line("fcntl_lock_unlock", n, &a, &b);
+	bench_line("flock_lock_unlock", n, &b, &c);
 	return 0;
 }
 
@@ -1203,6 +1301,8 @@ int main(int argc, char **argv)
 		: !strcmp(c, "rusage")	   ? do_rusage()
 		: !strcmp(c, "socketpair") ? do_socketpair()
 		: !strcmp(c, "sockbench")  ? sockbench(n > 0 ? n : 2000)
+		: !strcmp(c, "shmbench")   ? shmbench(n > 0 ? n : 2000)
+		: !strcmp(c, "lockbench")  ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench") ? spawnbench(n > 0 ? n : 100)
 		: !strcmp(c, "bench")	   ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")

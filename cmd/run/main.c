@@ -60,6 +60,7 @@ struct front {
 	 * may change them (raw mode) and die before it puts them back. */
 	struct termios tty[3];
 	int tty_saved[3];
+	pid_t pgrp; /* sandbox-run's process group, asked before the monitor confines itself */
 };
 
 /* sandbox-run's options that the table does not store (the shared ones are in cli.c). */
@@ -202,6 +203,7 @@ static int hold_vm(struct sbx_vm *vm, void *ctx)
 
 static void save_terminals(struct front *f)
 {
+	f->pgrp = getpgrp();
 	for (int fd = 0; fd < 3; fd++)
 		f->tty_saved[fd] = isatty(fd) && tcgetattr(fd, &f->tty[fd]) == 0;
 }
@@ -216,7 +218,7 @@ static void restore_terminals(struct front *f)
 	sigprocmask(SIG_BLOCK, &ttou, &old);
 	for (int fd = 0; fd < 3; fd++) {
 		struct termios now;
-		if (f->tty_saved[fd] && tcgetpgrp(fd) == getpgrp() && tcgetattr(fd, &now) == 0 &&
+		if (f->tty_saved[fd] && tcgetpgrp(fd) == f->pgrp && tcgetattr(fd, &now) == 0 &&
 		    memcmp(&now, &f->tty[fd], sizeof(now)) != 0)
 			tcsetattr(fd, TCSADRAIN, &f->tty[fd]);
 		f->tty_saved[fd] = 0;

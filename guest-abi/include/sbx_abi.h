@@ -362,7 +362,14 @@ struct sbx_bootinfo {
 	uint32_t persona;
 	/* IN: per-syscall counters of calls the kernel did not implement (ENOSYS) */
 	uint32_t nosys_count[SBX_MAX_SYSCALL];
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL];
+	/* 1.12: OUT: who sent each signal of sig_incoming, for its siginfo (the last sender: a
+	 * standard signal does not queue), written by the monitor before it sets the bit. */
+	struct sbx_sigfrom {
+		uint32_t pid; /* the sender, or the child that ended (SIGCHLD); 0: a timer */
+		int16_t code; /* si_code: SI_USER, SI_KERNEL, CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+		int16_t status; /* SIGCHLD: the child's exit code, or the signal that ended it */
+	} sig_from[64];
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
@@ -384,6 +391,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_incoming) == 992, "1.
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, children_cpu_ns) == 1000, "1.11 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, persona) == 1020, "1.11 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_from) == 3072, "1.12 fields");
 #endif
 
 /* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */

@@ -255,6 +255,7 @@ void k_signal_take_incoming(void)
 		uint64_t h = SIGS->act[sig].handler;
 		if (h == 1 /* SIG_IGN */ || (h == 0 && k_signal_default_ignored(sig)))
 			continue;
+		k_signal_note_from(sig, BOOT->sig_from[sig - 1]);
 		TSIG->pending |= 1ull << (sig - 1);
 	}
 }

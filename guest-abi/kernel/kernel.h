@@ -163,6 +163,8 @@ long k_sys_rt_sigreturn(struct k_frame *f);
 long k_signal_self(struct k_frame *f, uint64_t sig, long ret);
 /* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
 void k_deliver_pending(const struct k_resume *r);
+/* A signal another process (or a timer) sent, with who sent it, for its siginfo. */
+void k_signal_note_from(uint32_t sig, struct sbx_sigfrom from);
 
 /* ring.c. Requests carry guest-physical addresses: k_call_rw and k_call_path translate the
  * buffers and paths they are given; k_call's pointer arguments must be kernel buffers (below

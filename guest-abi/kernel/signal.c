@@ -110,6 +110,19 @@ int k_signal_has_handler(uint64_t sig)
 	return sig >= 1 && sig <= 64 && SIGS->act[sig].handler > 1;
 }
 
+/* Who sent the signals taken from other processes (k_signal_take_incoming), kept until each
+ * is delivered: its siginfo says so (a SIGCHLD's child and how it ended, a kill's sender). */
+#define K_SIGCHLD 17
+#define K_SI_FROM (-1000) /* k_deliver's code for such a signal: not one of Linux's */
+static struct sbx_sigfrom k_sig_from[65];
+static uint64_t k_sig_from_set;
+
+void k_signal_note_from(uint32_t sig, struct sbx_sigfrom from)
+{
+	k_sig_from[sig] = from;
+	k_sig_from_set |= 1ull << (sig - 1);
+}
+
 void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t addr, uint64_t err,
 	       uint64_t trapno)
 {
@@ -155,6 +168,14 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	fr->info.si_signo = (int32_t)sig;
 	fr->info.si_code = code;
 	fr->info.si_addr = code == -6 ? ((uint64_t)BOOT->uid << 32) | BOOT->pid : addr;
+	if (code == K_SI_FROM) { /* si_pid, si_uid; SIGCHLD's si_status after them */
+		struct sbx_sigfrom w = k_sig_from[sig];
+		int32_t status = w.status;
+		fr->info.si_code = w.code;
+		fr->info.si_addr = ((uint64_t)BOOT->uid << 32) | w.pid;
+		if (sig == K_SIGCHLD)
+			k_memcpy(fr->info.rest, &status, sizeof(status));
+	}
 
 	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));
 	TSIG->blocked =
@@ -248,10 +269,12 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 	uint64_t h = SIGS->act[sig].handler;
 	if (h == 0 && !k_signal_default_ignored(sig))
 		k_exit(SBX_EXIT_SIGNALED | sig);
+	uint64_t bit = 1ull << (sig - 1), from = k_sig_from_set & bit;
+	k_sig_from_set &= ~bit;
 	if (h > 1) {
 		if (saved)
 			TSIG->blocked = *saved;
-		k_deliver(sig, r, -6 /* SI_TKILL */, 0, 0, 0);
+		k_deliver(sig, r, from ? K_SI_FROM : -6 /* SI_TKILL */, 0, 0, 0);
 	}
 }
 

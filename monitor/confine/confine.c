@@ -186,10 +186,11 @@ static const struct sbx_rule {
 static const unsigned long sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD,    F_SETFD, F_GETFL,
 					       F_SETFL,		F_GETLK,    F_SETLK, F_SETLKW,
 					       F_OFD_GETLK,	F_OFD_SETLK};
-/* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), on any
- * fd: on anything but a terminal the file refuses them itself. */
-static const unsigned long sbx_tty_ioctls[] = {TCGETS,	TCSETS,	    TCSETSW,
-					       TCSETSF, TIOCGWINSZ, FIONREAD};
+/* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), and
+ * sandbox-run's own restoring of the modes at the end (tcgetpgrp: only as the foreground
+ * job), on any fd: on anything but a terminal the file refuses them itself. */
+static const unsigned long sbx_tty_ioctls[] = {TCGETS,	   TCSETS,   TCSETSW,  TCSETSF,
+					       TIOCGWINSZ, FIONREAD, TIOCGPGRP};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
  * (signal.c, x86_setup.c sbx_x86_enter), on the vCPU fd only. */
 static const unsigned long sbx_vcpu_ioctls[] = {

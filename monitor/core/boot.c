@@ -457,6 +457,7 @@ int sbx_vm_load(struct sbx_vm *vm, char *err, size_t errlen)
  * ignored signals; handlers go back to the default), put back after the boot page. */
 struct sig_keep {
 	uint64_t blocked, pending, ignored, incoming;
+	struct sbx_sigfrom from[64]; /* the senders of incoming's signals */
 };
 
 static void sig_save(struct sbx_vm *vm, struct sig_keep *k)
@@ -464,8 +465,10 @@ static void sig_save(struct sbx_vm *vm, struct sig_keep *k)
 	const struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
 	memset(k, 0, sizeof(*k));
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	if (b)
+	if (b) {
 		k->incoming = __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST);
+		memcpy(k->from, b->sig_from, sizeof(k->from));
+	}
 	if (!s)
 		return;
 	k->blocked = s->blocked;
@@ -479,8 +482,10 @@ static void sig_restore(struct sbx_vm *vm, const struct sig_keep *k)
 {
 	struct sbx_sigstate *s = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*s));
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	if (b)
+	if (b) {
+		memcpy(b->sig_from, k->from, sizeof(k->from));
 		__atomic_or_fetch(&b->sig_incoming, k->incoming, __ATOMIC_SEQ_CST);
+	}
 	if (!s)
 		return;
 	s->blocked = k->blocked & ~((1ull << 8) | (1ull << 18)); /* never SIGKILL, SIGSTOP */

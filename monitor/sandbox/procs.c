@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,8 @@ static int stop_signal(int sig)
  * default action of ending it is taken here; a handled one goes to the guest's kernel through
  * sig_incoming, and the vCPU is stopped in the program's code, or its wait cut short, to take
  * it. Tree lock held. */
-static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from)
+static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from, int code,
+		    int status)
 {
 	const struct sbx_sigstate *ss = sbx_gptr(v, SBX_SIGSTATE_ADDR, sizeof(*ss));
 	struct sbx_bootinfo *b = sbx_gptr(v, SBX_BOOTINFO_ADDR, sizeof(*b));
@@ -123,6 +125,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 			sigabbrev_np(sig), from);
 		return;
 	}
+	/* Before the bit: the kernel reads it once it has taken the bit. */
+	b->sig_from[sig - 1] =
+	    (struct sbx_sigfrom){.pid = from, .code = (int16_t)code, .status = (int16_t)status};
 	__atomic_or_fetch(&b->sig_incoming, bit, __ATOMIC_SEQ_CST);
 	sbx_vcpu_kick(v, 0);
 	sbx_ring_nudge(v, SBX_RING_KICK);
@@ -185,7 +190,12 @@ static void *proc_main(void *arg)
 	} else if (p && p->vm && !t->ending) {
 		/* Not while the tree ends: a repeated run's parked first process would keep it
 		 * pending into the next run (the host's write is no page the reset puts back). */
-		deliver(t, p->vm, SIGCHLD, pid);
+		int st = n->status;
+		deliver(t, p->vm, SIGCHLD, pid,
+			WIFEXITED(st)	? CLD_EXITED
+			: WCOREDUMP(st) ? CLD_DUMPED
+					: CLD_KILLED,
+			WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -327,7 +337,7 @@ static int64_t fire_alarms(struct sbx_procs *t)
 			continue;
 		}
 		if (n->alarm_at <= now) {
-			deliver(t, n->vm, SIGALRM, 0);
+			deliver(t, n->vm, SIGALRM, 0, SI_KERNEL, 0);
 			/* One signal for the ticks missed, as Linux's pending SIGALRM is one; no
 			 * faster than the keeper can send them. */
 			n->alarm_at = !n->alarm_every ? 0
@@ -659,7 +669,7 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 		}
 		found = 1;
 		if (sig && n->vm)
-			deliver(t, n->vm, (int)sig, vm->proc.pid);
+			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0);
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (mine)

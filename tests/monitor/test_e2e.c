@@ -551,6 +551,27 @@ Test(e2e, dynamic_true)
 /* Debian's layout given as mounts: /lib64 -> usr/lib64, whose ld-linux-x86-64.so.2 is an
  * absolute link into /lib, resolved in the sandbox's own namespace as a mount namespace would
  * (issue 18's "given --ro /usr --ro /lib --ro /lib64"). */
+/* A program that changes its terminal's modes (an editor's raw mode, a REPL's) and ends
+ * without putting them back: sandbox-run does, once the run is over. script(1) gives both
+ * a pseudo-terminal. */
+Test(e2e, terminal_modes_the_program_changes_are_put_back)
+{
+	need_kvm();
+	if (access("/usr/bin/script", X_OK) != 0 || access("/bin/busybox", X_OK) != 0)
+		cr_skip_test("script(1) or /bin/busybox is not installed");
+	struct out o;
+	run("/usr/bin/script -qec \"" SANDBOX " --ro /bin/busybox /bin/busybox sh -c "
+	    "'/bin/busybox stty -echo; /bin/busybox stty -a'; echo rc=\\$?; /bin/busybox stty -a\" "
+	    "/dev/null",
+	    &o);
+	const char *rc = strstr(o.data, "rc=0");
+	cr_assert_not_null(rc, "%s\n%s", o.data, o.err);
+	cr_expect(memmem(o.data, (size_t)(rc - o.data), "-echo ", 6) != NULL,
+		  "the program's stty did not take: %s", o.data);
+	cr_expect(strstr(rc, " echo ") && !strstr(rc, "-echo "), "modes not put back: %s", rc);
+	free(o.data);
+}
+
 Test(e2e, dynamic_with_the_system_directories_mounted)
 {
 	need_kvm();
