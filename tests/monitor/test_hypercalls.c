@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -556,4 +557,102 @@ Test(hypercalls, a_discard_drops_the_populate_ranges_it_covers)
 			  (unsigned long long)(want[i][0] / M),
 			  (unsigned long long)(want[i][1] / M));
 	rs->npop = 0;
+}
+
+/* An FCNTL lock request on the guest's handle fd (struct flock at BUF). */
+static int64_t lock_req(int64_t fd, int cmd, short type, short whence, off_t start, off_t len,
+			int own)
+{
+	struct flock fl = {.l_type = type, .l_whence = whence, .l_start = start, .l_len = len};
+	memcpy(sbx_gptr(T.vm, BUF, sizeof(fl)), &fl, sizeof(fl));
+	struct sbx_slot s = {.nr = SBX_CALL_FCNTL, .u.a = {(uint64_t)fd, (uint64_t)cmd, BUF}};
+	if (own)
+		s.pad = SBX_SLOT_OWN;
+	return test_call(&T, s);
+}
+
+static int64_t flock_req(int64_t fd, uint64_t op)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_FLOCK, .u.a = {(uint64_t)fd, op}};
+	return test_call(&T, s);
+}
+
+/* What another process finds: the lock type that would stand in its way, asked on a
+ * description of its own. */
+static short seen_outside(short type, off_t start, off_t len)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/file", T.dir);
+	int fd = open(path, O_RDWR);
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+	cr_assert(fd >= 0 && fcntl(fd, F_OFD_GETLK, &fl) == 0);
+	close(fd);
+	return fl.l_type;
+}
+
+/* All the sandbox's processes are the monitor: a record lock must still stand in the way of
+ * everyone but its own process, and be its process's (every handle of the file shares it, any
+ * close drops it). */
+Test(hypercalls, record_locks_are_the_process_s_own_and_exclude_the_rest)
+{
+	int64_t a = test_call(&T, open_req("/w/file", O_RDWR));
+	int64_t b = test_call(&T, open_req("/w/file", O_RDWR));
+	int64_t ro = test_call(&T, open_req("/r/file", O_RDONLY));
+	cr_assert(a >= 0 && b >= 0 && ro >= 0);
+	cr_expect_eq(lock_req(a, F_SETLK, F_WRLCK, SEEK_SET, 0, 10, 0), 0);
+	cr_expect_eq(seen_outside(F_WRLCK, 0, 10), F_WRLCK);
+	cr_expect_eq(lock_req(b, F_SETLK, F_WRLCK, SEEK_SET, 0, 10, 0), 0, "same owner");
+	cr_expect_eq(lock_req(ro, F_SETLK, F_WRLCK, SEEK_SET, 0, 1, 0), -EBADF);
+	cr_expect_eq(lock_req(a, F_SETLK, 7, SEEK_SET, 0, 1, 0), -EINVAL);
+	struct sbx_slot c = {.nr = SBX_CALL_CLOSE, .u.a = {(uint64_t)b}};
+	cr_assert_eq(test_call(&T, c), 0);
+	cr_expect_eq(seen_outside(F_WRLCK, 0, 10), F_UNLCK, "a close drops the process's locks");
+	/* lockf's SEEK_CUR counts from the handle's offset, not the owner's. */
+	struct sbx_slot sk = {.nr = SBX_CALL_LSEEK, .u.a = {(uint64_t)a, 100, SEEK_SET}};
+	cr_assert_eq(test_call(&T, sk), 100);
+	cr_expect_eq(lock_req(a, F_SETLK, F_WRLCK, SEEK_CUR, 0, 10, 0), 0);
+	cr_expect_eq(seen_outside(F_WRLCK, 105, 1), F_WRLCK);
+	cr_expect_eq(seen_outside(F_WRLCK, 0, 100), F_UNLCK);
+	/* Someone else's lock: refused, named by F_GETLK without a pid. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/file", T.dir);
+	int h = open(path, O_RDWR);
+	struct flock hl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 1};
+	cr_assert_eq(fcntl(h, F_OFD_SETLK, &hl), 0);
+	cr_expect_eq(lock_req(a, F_SETLK, F_RDLCK, SEEK_SET, 50, 1, 0), -EAGAIN);
+	cr_expect_eq(lock_req(a, F_GETLK, F_RDLCK, SEEK_SET, 50, 1, 0), 0);
+	struct flock got;
+	memcpy(&got, sbx_gptr(T.vm, BUF, sizeof(got)), sizeof(got));
+	cr_expect(got.l_type == F_WRLCK && got.l_pid == -1 && got.l_start == 50);
+	/* A wait only the vCPU's own thread may serve; served so, it takes the lock once the
+	 * holder lets go. */
+	cr_expect_eq(lock_req(a, F_SETLKW, F_WRLCK, SEEK_SET, 50, 1, 0), -EINVAL);
+	hl.l_type = F_UNLCK;
+	cr_assert_eq(fcntl(h, F_OFD_SETLK, &hl), 0);
+	cr_expect_eq(lock_req(a, F_SETLKW, F_WRLCK, SEEK_SET, 50, 1, 1), 0);
+	cr_expect_eq(seen_outside(F_RDLCK, 50, 1), F_WRLCK);
+	close(h);
+}
+
+/* flock is the open file description's, which is the handle's host descriptor. */
+Test(hypercalls, flock_is_the_description_s_and_checks_its_operation)
+{
+	int64_t a = test_call(&T, open_req("/w/file", O_RDWR));
+	cr_assert_geq(a, 0);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/file", T.dir);
+	int h = open(path, O_RDWR);
+	cr_assert_geq(h, 0);
+	cr_expect_eq(flock_req(a, LOCK_EX | LOCK_NB), 0);
+	cr_expect(flock(h, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK);
+	cr_expect_eq(flock_req(a, LOCK_UN), 0);
+	cr_expect_eq(flock(h, LOCK_EX | LOCK_NB), 0);
+	cr_expect_eq(flock_req(a, LOCK_SH | LOCK_NB), -EAGAIN);
+	cr_expect_eq(flock_req(a, LOCK_SH), -EINVAL, "a wait the poller would serve");
+	cr_expect_eq(flock_req(a, 0), -EINVAL);
+	cr_expect_eq(flock_req(a, LOCK_SH | 8), -EINVAL);
+	cr_expect_eq(flock_req(a, 32 /* LOCK_MAND */), 0);
+	cr_expect_eq(flock_req(999, LOCK_SH), -EBADF);
+	cr_expect_eq(flock_req(1, LOCK_EX | LOCK_NB), 0, "stdio: nothing to conflict with");
+	close(h);
 }
