@@ -7,6 +7,7 @@
  * and writes the artifact. Landlock is left out: it would keep libFuzzer from writing artifacts
  * when a sanitizer stops the worker, and it refuses with an errno, never a kill. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -193,6 +195,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.u.a[2] = 1000;
 	if (s.nr == SBX_CALL_FALLOCATE && s.u.a[3] > 1 << 20)
 		s.u.a[3] = 1 << 20; /* the host's disk: a MiB a call at most */
+	/* The worker serves one request at a time with every signal blocked: nothing would end
+	 * a read of an empty pipe or eventfd, so whatever could wait for bytes is non-blocking. */
+	if (s.nr == SBX_CALL_PIPE)
+		s.u.a[0] |= O_NONBLOCK;
+	if (s.nr == SBX_CALL_EVENTFD)
+		s.u.a[1] |= O_NONBLOCK; /* EFD_NONBLOCK */
+	if (s.nr == SBX_CALL_SOCKETPAIR)
+		s.u.a[0] |= SOCK_NONBLOCK;
+	if (s.nr == SBX_CALL_FCNTL && s.u.a[1] == F_SETFL)
+		s.u.a[2] |= O_NONBLOCK;
 	if (s.nr == SBX_CALL_FORK && !s.u.a[1])
 		return 0; /* a copy; a1 alone is a vfork's wait, which ends for a pid not a child */
 	if (s.nr != SBX_CALL_EXECVE && s.nr != SBX_CALL_WAIT && s.nr != SBX_CALL_PKILL &&
