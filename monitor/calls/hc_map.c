@@ -97,10 +97,16 @@ int64_t sbx_hc_msync(struct sbx_vm *vm, const struct sbx_slot *s)
 	return msync(m->host + at, len, MS_SYNC) < 0 ? -errno : 0;
 }
 
+/* The window holding a futex word (4-byte aligned), or NULL. */
+static struct sbx_shmap *futex_window(struct sbx_vm *vm, uint64_t gpa)
+{
+	return (gpa & 3) ? NULL : sbx_shmap_find(vm, gpa);
+}
+
 /* A futex word inside a window: its address in the monitor's mapping of the file. */
 static uint32_t *futex_word(struct sbx_vm *vm, uint64_t gpa)
 {
-	struct sbx_shmap *m = (gpa & 3) ? NULL : sbx_shmap_find(vm, gpa);
+	struct sbx_shmap *m = futex_window(vm, gpa);
 	return m ? (uint32_t *)(void *)(m->host + (gpa - m->gpa)) : NULL;
 }
 
@@ -109,7 +115,7 @@ static uint32_t *futex_word(struct sbx_vm *vm, uint64_t gpa)
  * so it is the same futex), which nothing else unmaps. */
 static uint32_t *futex_pin(struct sbx_vm *vm, uint64_t gpa, void **page)
 {
-	struct sbx_shmap *m = (gpa & 3) ? NULL : sbx_shmap_find(vm, gpa);
+	struct sbx_shmap *m = futex_window(vm, gpa);
 	if (!m)
 		return NULL;
 	uint64_t in = (gpa - m->gpa) & ~(uint64_t)(SBX_PAGE_SIZE - 1);

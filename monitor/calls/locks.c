@@ -38,6 +38,15 @@ struct sbx_lockfd {
 	uint64_t gen; /* which one: a close may drop it and a later lock open another */
 };
 
+static struct sbx_lockfd *owner_of(struct sbx_files *f, const struct stat *st)
+{
+	for (unsigned i = 0; i < f->nlocks; i++)
+		if (f->locks[i].dev == (uint64_t)st->st_dev &&
+		    f->locks[i].ino == (uint64_t)st->st_ino)
+			return &f->locks[i];
+	return NULL;
+}
+
 /* The description that owns the process's record locks on h's file, opened at its first
  * lock, and which one it is (*gen); -errno if it cannot be (the lock is then refused:
  * ENOLCK). */
@@ -51,12 +60,11 @@ static int owner_fd(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t *gen
 	 * line's DTR): there the handle's own description owns the locks. */
 	if (!S_ISREG(st.st_mode))
 		return h->fd;
-	for (unsigned i = 0; i < f->nlocks; i++)
-		if (f->locks[i].dev == (uint64_t)st.st_dev &&
-		    f->locks[i].ino == (uint64_t)st.st_ino) {
-			*gen = f->locks[i].gen;
-			return f->locks[i].fd;
-		}
+	const struct sbx_lockfd *had = owner_of(f, &st);
+	if (had) {
+		*gen = had->gen;
+		return had->fd;
+	}
 	if (f->nlocks == f->locks_cap) {
 		unsigned cap = f->locks_cap ? 2 * f->locks_cap : 4;
 		struct sbx_lockfd *n = realloc(f->locks, cap * sizeof(*n));
@@ -89,13 +97,11 @@ void sbx_locks_closing(struct sbx_vm *vm, const struct sbx_handle *h)
 	struct stat st;
 	if (!f->nlocks || h->kind != SBX_H_HOST || h->fd < 0 || fstat(h->fd, &st) < 0)
 		return;
-	for (unsigned i = 0; i < f->nlocks; i++)
-		if (f->locks[i].dev == (uint64_t)st.st_dev &&
-		    f->locks[i].ino == (uint64_t)st.st_ino) {
-			close(f->locks[i].fd); /* POSIX: any close drops the process's locks */
-			f->locks[i] = f->locks[--f->nlocks];
-			return;
-		}
+	struct sbx_lockfd *l = owner_of(f, &st);
+	if (l) {
+		close(l->fd); /* POSIX: any close drops the process's locks */
+		*l = f->locks[--f->nlocks];
+	}
 }
 
 void sbx_locks_free(struct sbx_vm *vm)
@@ -145,8 +151,11 @@ static int try_flock(int fd, void *arg)
 static int owner_still(struct sbx_vm *vm, int64_t guest_fd, uint64_t gen)
 {
 	struct sbx_handle *h = sbx_fd_get(vm, guest_fd);
-	uint64_t now = 0;
-	return h && h->kind == SBX_H_HOST && owner_fd(vm, h, &now) >= 0 && now == gen;
+	struct stat st;
+	const struct sbx_lockfd *l = h && h->kind == SBX_H_HOST && fstat(h->fd, &st) == 0
+					 ? owner_of(vm->proc.files, &st)
+					 : NULL;
+	return l && l->gen == gen;
 }
 
 /* Tries, and unless `wait` is 0 waits for it as the comment at the top says. gen: the record
