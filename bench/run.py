@@ -420,13 +420,16 @@ def main():
                 f"in the guest)",
                 "pipe_rtt: one byte there and back between two threads over two pipes (4 "
                 "syscalls, 2 of them blocking reads); epoll_wake: an eventfd write, the other "
-                "thread's epoll_wait, read and write back, the first thread's read")
+                "thread's epoll_wait, read and write back, the first thread's read; "
+                f"timer_late: {max(ev_n // 100, 1)} one-shot timerfds 200 us ahead, how late a "
+                "blocking read of each returns (ns)")
     ops = lambda fn: lambda: (lambda e: {"pipe_rtt": parse_op(e, "pipe_rtt"),
-                                         "epoll_wake": parse_op(e, "epoll_wake")})(fn()["err"])
+                                         "epoll_wake": parse_op(e, "epoll_wake"),
+                                         "timer_late": parse_op(e, "timer_late")})(fn()["err"])
     res = interleave({"native": ops(native(bins["events-glibc"], "pingpong", str(ev_n))),
                       "sandbox": ops(sandboxed(bins["events-glibc"], "pingpong", str(ev_n)))},
                      runs)
-    for op in ("pipe_rtt", "epoll_wake"):
+    for op in ("pipe_rtt", "epoll_wake", "timer_late"):
         rep.row(f"{op} native", "ns", res["native"][op], digits=0)
         rep.row(f"{op} sandbox", "ns", res["sandbox"][op], res["native"][op], "native",
                 digits=0)

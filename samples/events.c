@@ -4,6 +4,8 @@
  *
  *   pipe          pipe/pipe2: bytes through, EOF, EAGAIN, EPIPE, status flags, bad arguments
  *   eventfd       counting and semaphore modes, EAGAIN, the overflow limit, bad arguments
+ *   timerfd       relative and absolute timers on three clocks, intervals counted, blocking
+ *                 and non-blocking reads, poll and epoll of one, the old value, bad arguments
  *   epoll [FILE]  interest list (ADD, MOD, DEL and their errors), level and edge triggering,
  *                 EPOLLONESHOT, timeouts, maxevents, epoll_pwait2, an epoll inside an epoll;
  *                 FILE (default: the program) is a regular file to be refused
@@ -15,10 +17,13 @@
  *                 and snapshots that must refuse it)
  *   pingpong N    N round trips of one byte between two threads over two pipes, and N
  *                 eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS"
- *                 (ns per round trip) on stderr, for bench/run.py */
+ *                 (ns per round trip) on stderr, for bench/run.py; and N/100 one-shot
+ *                 timerfds 200 us ahead, each read when it fires: "timer_late N NS", how
+ *                 late the reader woke */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +38,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,6 +175,16 @@ static int cmd_pipe(void)
 	return failures ? 1 : 0;
 }
 
+/* What /proc/self/fd says fd is. */
+static void show_link(int fd)
+{
+	char link[64], path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	long n = readlink(path, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = 0;
+	printf("/proc/self/fd: %s\n", link);
+}
+
 static int cmd_eventfd(void)
 {
 	int e = (int)must(eventfd(3, 0), "eventfd");
@@ -203,16 +219,111 @@ static int cmd_eventfd(void)
 	fails(eventfd(0, 0x10), EINVAL, "eventfd2 with an unknown flag");
 	e = (int)must(eventfd(0, 0), "eventfd");
 	int ep = (int)must(epoll_create1(0), "epoll_create1");
-	const int fds[2] = {e, ep};
-	for (int i = 0; i < 2; i++) {
-		char link[64], path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[i]);
-		long n = readlink(path, link, sizeof(link) - 1);
-		link[n > 0 ? n : 0] = 0;
-		printf("/proc/self/fd: %s\n", link);
-	}
+	show_link(e);
+	show_link(ep);
 	close(e);
 	close(ep);
+	return failures ? 1 : 0;
+}
+
+static long long ts_ns(struct timespec t)
+{
+	return (long long)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static struct itimerspec tspec(long long value_ns, long long interval_ns)
+{
+	return (struct itimerspec){{interval_ns / 1000000000, interval_ns % 1000000000},
+				   {value_ns / 1000000000, value_ns % 1000000000}};
+}
+
+/* Whether fd becomes readable within ms, through poll or through an epoll. */
+static int ready_within(int fd, int ms, int use_epoll)
+{
+	if (!use_epoll) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+	}
+	int ep = (int)must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl ADD timerfd");
+	int n = epoll_wait(ep, &ev, 1, ms);
+	close(ep);
+	return n == 1 && ev.data.u64 == 7;
+}
+
+static int cmd_timerfd(void)
+{
+	int t = (int)must(timerfd_create(CLOCK_MONOTONIC, 0), "timerfd_create");
+	struct itimerspec cur, old;
+	must(timerfd_gettime(t, &cur), "timerfd_gettime");
+	printf("new timer disarmed: %s\n",
+	       ts_ns(cur.it_value) || ts_ns(cur.it_interval) ? "no" : "yes");
+	struct itimerspec nv = tspec(30000000, 10000000);
+	long long t0 = now_ns();
+	must(timerfd_settime(t, 0, &nv, &old), "timerfd_settime");
+	expect(ts_ns(old.it_value), 0, "the old value of a disarmed timer");
+	uint64_t v = 0;
+	expect(read(t, &v, 8), 8, "a blocking read");
+	if (now_ns() - t0 < 25000000)
+		wrong("a 30 ms timer fired after %lld ns", now_ns() - t0);
+	printf("fired: %s\n", v >= 1 ? "yes" : "no");
+	usleep(35000);
+	expect(read(t, &v, 8), 8, "a read after 35 ms");
+	printf("ticks of a 10 ms interval in 35 ms counted: %s\n", v >= 2 ? "yes" : "no");
+	must(timerfd_gettime(t, &cur), "timerfd_gettime");
+	printf("interval %lld ms, next within it: %s\n", ts_ns(cur.it_interval) / 1000000,
+	       ts_ns(cur.it_value) > 0 && ts_ns(cur.it_value) <= 10000000 ? "yes" : "no");
+	nv = tspec(0, 0);
+	must(timerfd_settime(t, 0, &nv, &old), "disarming");
+	printf("disarming gives the old interval: %lld ms\n", ts_ns(old.it_interval) / 1000000);
+	must(fcntl(t, F_SETFL, O_NONBLOCK), "F_SETFL O_NONBLOCK");
+	fails(read(t, &v, 8), EAGAIN, "read of a disarmed timer");
+	fails(read(t, &v, 4), EINVAL, "read of 4 bytes");
+	close(t);
+
+	/* Absolute times, on each clock; a time gone by fires at once. */
+	const clockid_t clocks[3] = {CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME};
+	const char *names[3] = {"CLOCK_MONOTONIC", "CLOCK_REALTIME", "CLOCK_BOOTTIME"};
+	for (int i = 0; i < 3; i++) {
+		t = (int)must(timerfd_create(clocks[i], TFD_NONBLOCK | TFD_CLOEXEC), names[i]);
+		expect(fcntl(t, F_GETFD), FD_CLOEXEC, "TFD_CLOEXEC");
+		fails(read(t, &v, 8), EAGAIN, "read before it fires");
+		struct timespec now;
+		t0 = now_ns(); /* before: time lost after the clock's reading counts toward 40 ms */
+		clock_gettime(clocks[i], &now);
+		nv = tspec(ts_ns(now) + 40000000, 0);
+		must(timerfd_settime(t, TFD_TIMER_ABSTIME, &nv, NULL), "TFD_TIMER_ABSTIME");
+		int ok = ready_within(t, 2000, i == 1);
+		long long dt = now_ns() - t0;
+		if (dt < 30000000)
+			wrong("%s: an absolute time 40 ms ahead fired after %lld ns", names[i], dt);
+		printf("%s: absolute time 40 ms ahead fired: %s\n", names[i], ok ? "yes" : "no");
+		expect(read(t, &v, 8), 8, "read");
+		nv = tspec(ts_ns(now) - 1000000000ll, 0);
+		must(timerfd_settime(t, TFD_TIMER_ABSTIME, &nv, NULL), "an absolute time gone by");
+		printf("%s: a time gone by fires at once: %s\n", names[i],
+		       ready_within(t, 1000, 0) ? "yes" : "no");
+		close(t);
+	}
+
+	/* What Linux refuses. */
+	fails(timerfd_create(42, 0), EINVAL, "timerfd_create of clock 42");
+	fails(timerfd_create(CLOCK_MONOTONIC, 0x10), EINVAL, "timerfd_create with an unknown flag");
+	t = (int)must(timerfd_create(CLOCK_MONOTONIC, 0), "timerfd_create");
+	nv = tspec(1000000000, 0);
+	fails(timerfd_settime(t, 0x10, &nv, NULL), EINVAL, "timerfd_settime with an unknown flag");
+	nv.it_value.tv_nsec = 1000000000;
+	fails(timerfd_settime(t, 0, &nv, NULL), EINVAL, "timerfd_settime of 10^9 ns");
+	nv.it_value = (struct timespec){-1, 0};
+	fails(timerfd_settime(t, 0, &nv, NULL), EINVAL, "timerfd_settime of -1 s");
+	fails(timerfd_settime(t, 0, (void *)16, NULL), EFAULT, "timerfd_settime of a bad address");
+	int e = (int)must(eventfd(0, 0), "eventfd");
+	fails(timerfd_gettime(e, &cur), EINVAL, "timerfd_gettime of an eventfd");
+	fails(timerfd_gettime(999, &cur), EBADF, "timerfd_gettime of a closed fd");
+	show_link(t);
+	close(e);
+	close(t);
 	return failures ? 1 : 0;
 }
 
@@ -560,6 +671,20 @@ static int cmd_pingpong(long iters)
 	dt = now_ns() - t0;
 	pthread_join(t, NULL);
 	fprintf(stderr, "epoll_wake %ld %lld\n", iters, dt / iters);
+
+	/* A one-shot timerfd 200 us ahead and a blocking read of it: how late the reader wakes. */
+	long shots = iters / 100 > 0 ? iters / 100 : 1;
+	int tf = (int)must(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), "timerfd_create");
+	struct itimerspec its = tspec(200000, 0);
+	long long late = 0;
+	for (long i = 0; i < shots; i++) {
+		t0 = now_ns();
+		if (timerfd_settime(tf, 0, &its, NULL) < 0 || read(tf, &v, 8) != 8)
+			wrong("timer shot %ld", i);
+		late += now_ns() - t0 - 200000;
+	}
+	close(tf);
+	fprintf(stderr, "timer_late %ld %lld\n", shots, late / shots);
 	printf("pingpong: %ld round trips each\n", iters);
 	return failures ? 1 : 0;
 }
@@ -573,6 +698,8 @@ int main(int argc, char **argv)
 		return cmd_pipe();
 	if (!strcmp(c, "eventfd"))
 		return cmd_eventfd();
+	if (!strcmp(c, "timerfd"))
+		return cmd_timerfd();
 	if (!strcmp(c, "epoll"))
 		return cmd_epoll(argc > 2 ? argv[2] : argv[0]);
 	if (!strcmp(c, "threads"))
@@ -581,6 +708,6 @@ int main(int argc, char **argv)
 		return cmd_hold();
 	if (!strcmp(c, "pingpong"))
 		return cmd_pingpong(n > 0 ? n : 1000);
-	fprintf(stderr, "usage: events pipe|eventfd|epoll|threads|hold|pingpong [N]\n");
+	fprintf(stderr, "usage: events pipe|eventfd|timerfd|epoll|threads|hold|pingpong [N]\n");
 	return 2;
 }

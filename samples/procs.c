@@ -5,7 +5,7 @@
  * Behaviour, compared with native:
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
  *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
- *   procs shm | locks
+ *   procs shm | locks | tids | execthreads
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -15,7 +15,7 @@
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
  * What the exec'd copy does:
- *   procs echo ARGS... | fds | true */
+ *   procs echo ARGS... | fds | true | threadsagain */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 #include <sys/resource.h>
 #include <semaphore.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/times.h>
 #include <sys/syscall.h>
@@ -844,6 +845,143 @@ static int wait_for_release(const char *path, int use_flock, int held_fd)
 	return reap(c, "waiter");
 }
 
+/* tids: thread ids and pids are one space. The first process starts a thread, then forks: a
+ * child whose pid were that thread's id would own a process-shared recursive mutex as if it
+ * were that thread, which would then take it as its own. */
+struct tid_arena {
+	pthread_mutex_t mu;
+	atomic_int locked, release, n;
+	pid_t ids[8];
+};
+
+static struct tid_arena *tida;
+
+static void tid_note(pid_t id)
+{
+	tida->ids[atomic_fetch_add(&tida->n, 1) % 8] = id;
+}
+
+static void *tid_noter(void *arg)
+{
+	(void)arg;
+	tid_note((pid_t)syscall(SYS_gettid));
+	return NULL;
+}
+
+static void *tid_contender(void *arg)
+{
+	*(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+	tid_note(*(pid_t *)arg);
+	while (!atomic_load(&tida->locked))
+		usleep(1000);
+	int r = pthread_mutex_trylock(&tida->mu);
+	if (r == 0)
+		pthread_mutex_unlock(&tida->mu);
+	return (void *)(intptr_t)r;
+}
+
+static int do_tids(void)
+{
+	tida = mmap(NULL, sizeof(*tida), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tida == MAP_FAILED) {
+		printf("tids: mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&tida->mu, &ma);
+	tid_note(getpid());
+	pid_t ttid = 0;
+	pthread_t t;
+	if (pthread_create(&t, NULL, tid_contender, &ttid)) {
+		printf("tids: pthread_create failed\n");
+		return 1;
+	}
+	while (!atomic_load(&tida->n) || !__atomic_load_n(&ttid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		tid_note(getpid());
+		pthread_t u;
+		if (!pthread_create(&u, NULL, tid_noter, NULL))
+			pthread_join(u, NULL);
+		/* The first process's thread, by its id: a signal 0 finds its process. */
+		int k = kill(ttid, 0);
+		pthread_mutex_lock(&tida->mu);
+		atomic_store(&tida->locked, 1);
+		while (!atomic_load(&tida->release))
+			usleep(1000);
+		pthread_mutex_unlock(&tida->mu);
+		_exit(k == 0 ? 0 : 3);
+	}
+	void *got;
+	pthread_join(t, &got);
+	atomic_store(&tida->release, 1);
+	int st = 0;
+	waitpid(c, &st, 0);
+	int n = atomic_load(&tida->n), distinct = n == 4;
+	for (int i = 0; i < n && i < 8; i++)
+		for (int j = 0; j < i; j++)
+			distinct &= tida->ids[i] != tida->ids[j];
+	printf("tids: %d ids, distinct: %s\n", n, distinct ? "yes" : "no");
+	printf("tids: the first process's thread tries the child's lock: %s\n",
+	       strerror((int)(intptr_t)got));
+	printf("tids: kill(thread id, 0) from the child: %s\n",
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "found" : "not found");
+	/* Past any pid_max, so that no host process has it either. */
+	printf("tids: kill(unused id, 0): %s\n", kill(2000000000, 0) < 0 ? strerror(errno) : "ok");
+	return 0;
+}
+
+/* execthreads: execve once the other threads have ended, as Linux allows (it would end them
+ * itself). Threads start again after a failed execve, and in the new image. */
+static void *tid_of(void *arg)
+{
+	*(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+	return arg;
+}
+
+static int threads_ran(int n)
+{
+	pthread_t t[4];
+	pid_t ids[4] = {0};
+	int ok = 1;
+	for (int i = 0; i < n && i < 4; i++)
+		ok &= pthread_create(&t[i], NULL, tid_of, &ids[i]) == 0;
+	for (int i = 0; ok && i < n && i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; ok && i < n && i < 4; i++)
+		ok &= ids[i] > 0 && ids[i] != getpid();
+	return ok;
+}
+
+static int do_execthreads(void)
+{
+	printf("before execve: %s\n", threads_ran(2) ? "2 threads ran" : "threads failed");
+	char path[] = "/tmp/procs-badelf-XXXXXX";
+	int fd = mkstemp(path);
+	char head[64] = "\x7f"
+			"ELF";
+	if (fd < 0 || write(fd, head, sizeof(head)) != (ssize_t)sizeof(head) ||
+	    fchmod(fd, 0700) < 0) {
+		printf("execthreads: setting up: %s\n", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	fflush(stdout);
+	execl(path, "bad", (char *)NULL);
+	printf("execve of a bad ELF: %s\n", strerror(errno));
+	unlink(path);
+	printf("after it: %s\n", threads_ran(3) ? "3 threads ran" : "threads failed");
+	fflush(stdout);
+	execl(self, "procs", "threadsagain", (char *)NULL);
+	printf("execve: %s\n", strerror(errno));
+	return 1;
+}
+
 static int do_locks(void)
 {
 	char path[] = "/tmp/procs-locks-XXXXXX";
@@ -1281,34 +1419,42 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(c, "true"))
 		return 0;
-	int r = !strcmp(c, "fork")	   ? do_fork()
-		: !strcmp(c, "pipe")	   ? do_pipe()
-		: !strcmp(c, "exec")	   ? do_exec()
-		: !strcmp(c, "cloexec")	   ? do_cloexec()
-		: !strcmp(c, "kill")	   ? do_kill()
-		: !strcmp(c, "handler")	   ? do_handler()
-		: !strcmp(c, "sigchld")	   ? do_sigchld()
-		: !strcmp(c, "spawn")	   ? do_spawn()
-		: !strcmp(c, "vfork")	   ? do_vfork()
-		: !strcmp(c, "wnohang")	   ? do_wnohang()
-		: !strcmp(c, "pgrp")	   ? do_pgrp()
-		: !strcmp(c, "many")	   ? do_many(n > 0 ? n : 20)
-		: !strcmp(c, "hog")	   ? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
-		: !strcmp(c, "spin")	   ? do_spin(n > 0 ? n : 2)
-		: !strcmp(c, "segv")	   ? do_segv()
-		: !strcmp(c, "ids")	   ? do_ids()
-		: !strcmp(c, "threaded")   ? do_threaded()
-		: !strcmp(c, "shared")	   ? do_shared()
-		: !strcmp(c, "shm")	   ? do_shm()
-		: !strcmp(c, "locks")	   ? do_locks()
-		: !strcmp(c, "closerange") ? do_closerange()
-		: !strcmp(c, "rusage")	   ? do_rusage()
-		: !strcmp(c, "socketpair") ? do_socketpair()
-		: !strcmp(c, "sockbench")  ? sockbench(n > 0 ? n : 2000)
-		: !strcmp(c, "shmbench")   ? shmbench(n > 0 ? n : 2000)
-		: !strcmp(c, "lockbench")  ? lockbench(n > 0 ? n : 2000)
-		: !strcmp(c, "spawnbench") ? spawnbench(n > 0 ? n : 100)
-		: !strcmp(c, "bench")	   ? bench(n > 0 ? n : 100, 0)
+	if (!strcmp(c, "threadsagain")) {
+		printf("the new image: %s, tid is pid: %s\n",
+		       threads_ran(4) ? "4 threads ran" : "threads failed",
+		       syscall(SYS_gettid) == getpid() ? "yes" : "no");
+		return 0;
+	}
+	int r = !strcmp(c, "fork")	    ? do_fork()
+		: !strcmp(c, "pipe")	    ? do_pipe()
+		: !strcmp(c, "exec")	    ? do_exec()
+		: !strcmp(c, "cloexec")	    ? do_cloexec()
+		: !strcmp(c, "kill")	    ? do_kill()
+		: !strcmp(c, "handler")	    ? do_handler()
+		: !strcmp(c, "sigchld")	    ? do_sigchld()
+		: !strcmp(c, "spawn")	    ? do_spawn()
+		: !strcmp(c, "vfork")	    ? do_vfork()
+		: !strcmp(c, "wnohang")	    ? do_wnohang()
+		: !strcmp(c, "pgrp")	    ? do_pgrp()
+		: !strcmp(c, "many")	    ? do_many(n > 0 ? n : 20)
+		: !strcmp(c, "hog")	    ? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
+		: !strcmp(c, "spin")	    ? do_spin(n > 0 ? n : 2)
+		: !strcmp(c, "segv")	    ? do_segv()
+		: !strcmp(c, "ids")	    ? do_ids()
+		: !strcmp(c, "threaded")    ? do_threaded()
+		: !strcmp(c, "shared")	    ? do_shared()
+		: !strcmp(c, "shm")	    ? do_shm()
+		: !strcmp(c, "locks")	    ? do_locks()
+		: !strcmp(c, "tids")	    ? do_tids()
+		: !strcmp(c, "execthreads") ? do_execthreads()
+		: !strcmp(c, "closerange")  ? do_closerange()
+		: !strcmp(c, "rusage")	    ? do_rusage()
+		: !strcmp(c, "socketpair")  ? do_socketpair()
+		: !strcmp(c, "sockbench")   ? sockbench(n > 0 ? n : 2000)
+		: !strcmp(c, "shmbench")    ? shmbench(n > 0 ? n : 2000)
+		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
+		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
+		: !strcmp(c, "bench")	    ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")
 		    ? bench(n > 0 ? n : 100, 1)
 		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);

@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 12
+#define SBX_ABI_MINOR 13
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -369,7 +369,12 @@ struct sbx_bootinfo {
 		int16_t code; /* si_code: SI_USER, SI_KERNEL, CLD_EXITED, CLD_KILLED, CLD_DUMPED */
 		int16_t status; /* SIGCHLD: the child's exit code, or the signal that ended it */
 	} sig_from[64];
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64];
+	/* 1.13: OUT: the tid the process's next thread gets, which the monitor holds for it in
+	 * the sandbox's pid space (0: none yet, TID asks). THREAD_START and THREAD_RUN name the
+	 * tid they give and write the next one here. */
+	uint32_t tid_next;
+	uint32_t pad13;
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
@@ -392,6 +397,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, children_cpu_ns) == 1000,
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, persona) == 1020, "1.11 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_from) == 3072, "1.12 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, tid_next) == 3584, "1.13 fields");
 #endif
 
 /* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */
@@ -455,6 +461,10 @@ struct sbx_itimer {
 	int64_t value_ns, interval_ns;
 };
 _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
+/* SBX_CALL_TIMERFD a0 (1.13). */
+#define SBX_TIMERFD_CREATE 0
+#define SBX_TIMERFD_SETTIME 1
+#define SBX_TIMERFD_GETTIME 2
 
 /* SBX_CALL_READV/WRITEV off (1.11): with SBX_RW_SOCK, a recvmsg/sendmsg of a socket with the
  * MSG_* flags in the low 32 bits (ENOTSOCK on any other handle). SBX_CALL_SOCKOP a0. */

@@ -75,7 +75,9 @@
 	 * a0: guest-physical address of a 4-byte-aligned u32, a1: the value it holds, a2: ns to  \
 	 * wait at most (~0: no end): returns once the word differs, UNPARK names it, the time is  \
 	 * up, or the run pauses or ends (0; the kernel looks at its word again). UNPARK a0: that  \
-	 * address. Both with SBX_SLOT_OWN for PARK. */                                           \
+	 * address. Both with SBX_SLOT_OWN for PARK. 1.13: THREAD_START a5: the thread's tid   \
+	 * (bootinfo tid_next), and it returns the next; PARK a3: the tid of a thread that just   \
+	 * ended on this vCPU (0: none), which the monitor forgets. */                            \
 	X(THREAD_START, 42, thread_start, sbx_hc_thread_start, 0, )                               \
 	X(PARK, 43, park, sbx_hc_park, SBX_CF_WAIT, )                                              \
 	X(UNPARK, 44, unpark, sbx_hc_unpark, 0, )                                                  \
@@ -137,7 +139,20 @@
 	 * waits (SBX_SLOT_OWN), as FCNTL's F_SETLKW and F_OFD_SETLKW do since 1.12, and ends     \
 	 * early with -EINTR (a signal, a pause). FCNTL's record locks are the process's own,     \
 	 * between the sandbox's processes too (monitor/calls/locks.c). */                        \
-	X(FLOCK, 62, flock, sbx_hc_flock, SBX_CF_WAIT, )
+	X(FLOCK, 62, flock, sbx_hc_flock, SBX_CF_WAIT, )                                            \
+	/* 1.13: thread ids from the sandbox's pid space, so that no tid is another process's    \
+	 * pid. TID: returns the tid reserved for the process's next thread (bootinfo tid_next),  \
+	 * reserving one if there is none. THREAD_RUN a0: guest-physical address of a parked     \
+	 * vCPU's run word (UNPARK's a0), a1: its vCPU index, a2: the reserved tid, which the     \
+	 * thread now has: sets the word to 1, wakes the vCPU, returns the next reserved tid. */  \
+	X(TID, 63, tid, sbx_hc_tid, 0, )                                                            \
+	X(THREAD_RUN, 64, thread_run, sbx_hc_thread_run, 0, )                                      \
+	/* 1.13: TIMERFD, a host timerfd behind a handle. a0 SBX_TIMERFD_CREATE: a1 the clock     \
+	 * (REALTIME, MONOTONIC, BOOTTIME), a2 TFD_CLOEXEC|TFD_NONBLOCK: the handle. SETTIME: a1  \
+	 * handle, a2 TFD_TIMER_ABSTIME|TFD_TIMER_CANCEL_ON_SET, a3 guest-physical address of a   \
+	 * struct sbx_itimer, the new timer in and the old out, a4 and a5 the guest's monotonic   \
+	 * and real time now (an absolute time is the guest's). GETTIME: a1, a3: the timer out. */ \
+	X(TIMERFD, 65, timerfd, sbx_hc_timerfd, 0, )
 /* clang-format on */
 
 #endif

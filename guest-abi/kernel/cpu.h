@@ -35,7 +35,7 @@ struct k_cpu {
 	uint64_t seq;	       /* its requests' sequence */
 	struct k_thread *self; /* the thread this vCPU runs */
 	uint32_t bkl_depth;    /* the big kernel lock, held this many times over */
-	uint32_t pad1;
+	uint32_t gone;	       /* the tid of a thread that ended here, for the monitor to forget */
 	struct k_resume resume;
 	uint64_t
 	    window_gpa; /* guest-physical address of window offset 0 (its stacks are one run) */

@@ -1,6 +1,7 @@
 /* Pipes, eventfds and epoll: the monitor makes them as host objects behind handles (its
  * hc_event.c), so waits on them are the host's and other threads' writes wake them. The kernel
  * checks the program's pointers and copies through its own stack. */
+#include "clock.h"
 #include "kernel.h"
 
 #define O_NONBLOCK 04000
@@ -57,6 +58,63 @@ long k_sys_eventfd2(struct k_frame *f)
 {
 	uint64_t a[2] = {(uint32_t)f->rdi, (uint32_t)f->rsi};
 	return k_call(SBX_CALL_EVENTFD, a, 2);
+}
+
+/* timerfds are host timerfds (ABI 1.13): a read, poll or epoll of one is the host's. The
+ * kernel converts between the program's struct itimerspec and nanoseconds; an absolute time is
+ * on the guest's clocks, which the monitor turns into the host's. */
+#define TFD_TIMER_ABSTIME 1
+
+struct k_itimerspec {
+	int64_t interval_sec, interval_nsec, value_sec, value_nsec;
+};
+
+static int spec_ns(int64_t sec, int64_t nsec, int64_t *ns)
+{
+	if (sec < 0 || nsec < 0 || nsec >= SBX_NSEC)
+		return -EINVAL;
+	*ns = sec > (INT64_MAX - nsec) / SBX_NSEC ? INT64_MAX : sec * SBX_NSEC + nsec;
+	return 0;
+}
+
+static long timer_out(uint64_t uaddr, const struct sbx_itimer *t)
+{
+	struct k_itimerspec o = {t->interval_ns / SBX_NSEC, t->interval_ns % SBX_NSEC,
+				 t->value_ns / SBX_NSEC, t->value_ns % SBX_NSEC};
+	return k_copy_to_user(uaddr, &o, sizeof(o)) < 0 ? -EFAULT : 0;
+}
+
+long k_sys_timerfd_create(struct k_frame *f)
+{
+	uint64_t a[3] = {SBX_TIMERFD_CREATE, (uint64_t)(int64_t)(int32_t)f->rdi, (uint32_t)f->rsi};
+	return k_call(SBX_CALL_TIMERFD, a, 3);
+}
+
+long k_sys_timerfd_settime(struct k_frame *f)
+{
+	struct k_itimerspec in;
+	struct sbx_itimer t;
+	if (k_copy_from_user(&in, f->rdx, sizeof(in)) < 0)
+		return -EFAULT;
+	if (spec_ns(in.value_sec, in.value_nsec, &t.value_ns) < 0 ||
+	    spec_ns(in.interval_sec, in.interval_nsec, &t.interval_ns) < 0)
+		return -EINVAL;
+	uint64_t a[6] = {SBX_TIMERFD_SETTIME,	(uint64_t)(int64_t)(int32_t)f->rdi,
+			 (uint32_t)f->rsi,	k_kaddr((uint64_t)&t),
+			 (uint64_t)k_now_ns(0), (uint64_t)k_now_ns(1)};
+	long r = k_call(SBX_CALL_TIMERFD, a, 6);
+	if (r < 0 || !f->r10)
+		return r;
+	return timer_out(f->r10, &t);
+}
+
+long k_sys_timerfd_gettime(struct k_frame *f)
+{
+	struct sbx_itimer t = {0, 0};
+	uint64_t a[4] = {SBX_TIMERFD_GETTIME, (uint64_t)(int64_t)(int32_t)f->rdi, 0,
+			 k_kaddr((uint64_t)&t)};
+	long r = k_call(SBX_CALL_TIMERFD, a, 4);
+	return r < 0 ? r : timer_out(f->rsi, &t);
 }
 
 long k_sys_epoll_create(struct k_frame *f)

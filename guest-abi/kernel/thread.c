@@ -5,6 +5,8 @@
  * its window (SBX_WINDOW_VA), which each vCPU's page tables map onto its own pages. */
 #include "kernel.h"
 
+#define FUTEX_TID_MASK 0x3fffffffu /* a robust futex's owner field */
+
 #define CLONE_VM 0x100ull
 #define CLONE_FS 0x200ull
 #define CLONE_FILES 0x400ull
@@ -49,7 +51,6 @@ static struct k_thread k_threads[K_MAX_THREADS];
  * a second thread forked, that one. */
 static struct k_thread *k_main = &k_threads[0];
 uint32_t k_nthreads = 1;
-static uint32_t k_next_tid;
 static volatile uint32_t k_bkl; /* 0, or the holder's vCPU index + 1 */
 
 static uint64_t page_bits(int exec)
@@ -71,8 +72,6 @@ static void cpu0_init(struct k_cpu *c)
 	k_threads[0].run = 1; /* it runs: tgkill and get_robust_list find it by its tid */
 	K_CPU_TID = BOOT->pid;
 	k_threads[0].root = SBX_PT_ADDR;
-	if (!k_next_tid)
-		k_next_tid = BOOT->pid + 1;
 }
 
 void k_lock(void)
@@ -210,8 +209,9 @@ void k_thread_main(void)
 	struct k_cpu *c = K_CPU;
 	struct k_thread *t = c->self;
 	while (!__atomic_load_n(&t->run, __ATOMIC_ACQUIRE)) {
-		uint64_t a[3] = {(uint64_t)&t->run, 0, ~0ull};
-		k_call_own(SBX_CALL_PARK, a, 3);
+		uint64_t a[4] = {(uint64_t)&t->run, 0, ~0ull, c->gone};
+		k_call_own(SBX_CALL_PARK, a, 4);
+		c->gone = 0;
 	}
 	K_CPU_TID = t->tid;
 	__asm__ volatile("wrfsbase %0\n\twrgsbase %1" ::"r"(t->fs), "r"(t->gs));
@@ -316,7 +316,6 @@ void k_thread_forked(uint64_t clear_tid)
 	}
 	k_futex_forget_all();
 	k_nthreads = 1;
-	k_next_tid = BOOT->pid + 1;
 	BOOT->threads_started = 0;
 	BOOT->threads_peak = 1;
 	/* A second thread's mask and alternate stack become the page's, which the monitor reads
@@ -433,7 +432,15 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	uint64_t ring_gpa = 0;
 	if (fresh && build_window(i, &ring_gpa) < 0)
 		return -EAGAIN;
-	uint32_t tid = k_next_tid++;
+	/* Its id is the monitor's, from the pid space of the whole sandbox, held for it ahead so
+	 * that the ids are written before it runs, as Linux does. */
+	uint32_t tid = __atomic_load_n(&BOOT->tid_next, __ATOMIC_ACQUIRE);
+	if (!tid) {
+		long r = k_call(SBX_CALL_TID, 0, 0);
+		if (r <= 0 || r > FUTEX_TID_MASK)
+			return -EAGAIN;
+		tid = (uint32_t)r;
+	}
 	if ((flags & CLONE_PARENT_SETTID) && k_copy_to_user(ptid, &tid, 4) < 0)
 		return -EFAULT;
 	if ((flags & CLONE_CHILD_SETTID) && k_copy_to_user(ctid, &tid, 4) < 0)
@@ -460,15 +467,17 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	BOOT->threads_started++;
 	if (k_nthreads > BOOT->threads_peak)
 		BOOT->threads_peak = k_nthreads;
-	__atomic_store_n(&t->run, 1, __ATOMIC_RELEASE);
 	long e;
 	if (fresh) {
-		uint64_t a[5] = {i, t->root, (uint64_t)k_thread_entry, SBX_WINDOW_SYSCALL_TOP,
-				 ring_gpa};
-		e = k_call(SBX_CALL_THREAD_START, a, 5);
+		__atomic_store_n(&t->run, 1,
+				 __ATOMIC_RELEASE); /* no vCPU runs it before the call */
+		uint64_t a[6] = {
+		    i, t->root, (uint64_t)k_thread_entry, SBX_WINDOW_SYSCALL_TOP, ring_gpa, tid};
+		e = k_call(SBX_CALL_THREAD_START, a, 6);
 	} else {
-		uint64_t a[1] = {(uint64_t)&t->run};
-		e = k_call(SBX_CALL_UNPARK, a, 1);
+		/* The monitor sets run once the thread is sure to start. */
+		uint64_t a[3] = {(uint64_t)&t->run, i, tid};
+		e = k_call(SBX_CALL_THREAD_RUN, a, 3);
 	}
 	if (e < 0) {
 		/* The monitor would not start it (--max-threads, or no host thread). */
@@ -541,7 +550,6 @@ long k_sys_get_robust_list(struct k_frame *f)
 
 #define FUTEX_WAITERS 0x80000000u
 #define FUTEX_OWNER_DIED 0x40000000u
-#define FUTEX_TID_MASK 0x3fffffffu
 
 /* A robust mutex its dead owner held: marked OWNER_DIED, one waiter woken (it then gets
  * EOWNERDEAD). */
@@ -592,8 +600,10 @@ void k_thread_exit(void)
 	t->run = 0;
 	k_nthreads--;
 	/* The main thread keeps its slot: its tid is the pid, which stays. */
-	if (t != k_main)
+	if (t != k_main) {
+		K_CPU->gone = t->tid;
 		t->tid = 0;
+	}
 	k_pt_commit();
 	K_CPU_TID = 0;
 	k_unlock_all();

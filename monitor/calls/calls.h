@@ -14,7 +14,14 @@
 enum sbx_handle_kind { SBX_H_FREE, SBX_H_HOST, SBX_H_VDIR, SBX_H_VFILE };
 /* What a SBX_H_HOST handle is: a file of a mount or stdio (found by path or given), or an
  * object the program made, with no path to reopen it by (hc_event.c). */
-enum sbx_handle_obj { SBX_O_FILE, SBX_O_PIPE, SBX_O_EVENTFD, SBX_O_EPOLL, SBX_O_SOCKET };
+enum sbx_handle_obj {
+	SBX_O_FILE,
+	SBX_O_PIPE,
+	SBX_O_EVENTFD,
+	SBX_O_EPOLL,
+	SBX_O_SOCKET,
+	SBX_O_TIMERFD
+};
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -32,6 +39,7 @@ struct sbx_handle {
 	/* stdio: whether a read or write of it may block (a pipe, socket or terminal), found at
 	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may. */
 	int may_block;
+	int clock; /* SBX_O_TIMERFD: its clock */
 };
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */
@@ -142,10 +150,13 @@ int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int c
 int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_obj obj, int cloexec,
 			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
+int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_tid(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_thread_run(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_proc(struct sbx_vm *vm, const struct sbx_slot *s);

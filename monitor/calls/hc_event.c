@@ -1,4 +1,4 @@
-/* Pipes, eventfds and epoll instances: host objects behind handles. A wait on them is the
+/* Pipes, eventfds, timerfds and epoll instances: host objects behind handles. A wait on them is the
  * host's own, so a thread blocked in epoll_wait wakes when another writes the eventfd without
  * the monitor relaying anything; Go's netpoller and a program's pipes between its threads
  * work as they do natively. Their bytes never leave the sandbox: no output limit counts them,
@@ -7,6 +7,9 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -22,6 +25,8 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 		return "an epoll instance";
 	case SBX_O_SOCKET:
 		return "a socket";
+	case SBX_O_TIMERFD:
+		return "a timerfd";
 	default:
 		return "a file";
 	}
@@ -82,6 +87,103 @@ int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (fd < 0)
 		return -errno;
 	return sbx_handle_add(vm, fd, SBX_O_EVENTFD, (fl & EFD_CLOEXEC) != 0, 1);
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	return (struct timespec){.tv_sec = ns / 1000000000ll, .tv_nsec = ns % 1000000000ll};
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t r;
+	return !__builtin_add_overflow(a, b, &r) ? r : b > 0 ? INT64_MAX : INT64_MIN;
+}
+
+/* The host's times fit: it gives none past its own limits. */
+static int64_t ts_ns(struct timespec t)
+{
+	int64_t ns;
+	if (__builtin_mul_overflow((int64_t)t.tv_sec, 1000000000ll, &ns))
+		return INT64_MAX;
+	return sat_add(ns, t.tv_nsec);
+}
+
+static int64_t timerfd_create_(struct sbx_vm *vm, uint64_t clock, uint64_t fl)
+{
+	if (fl & ~(uint64_t)(TFD_CLOEXEC | TFD_NONBLOCK))
+		return -EINVAL;
+	/* The alarm clocks wake a suspended machine: CAP_WAKE_ALARM, which the sandbox has not. */
+	if (clock == CLOCK_REALTIME_ALARM || clock == CLOCK_BOOTTIME_ALARM)
+		return -EPERM;
+	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME)
+		return -EINVAL;
+	int fd = timerfd_create((int)clock, TFD_CLOEXEC | (int)(fl & TFD_NONBLOCK));
+	if (fd < 0)
+		return -errno;
+	int64_t h = sbx_handle_add(vm, fd, SBX_O_TIMERFD, (fl & TFD_CLOEXEC) != 0, 0);
+	if (h >= 0)
+		sbx_fd_get(vm, h)->clock = (int)clock;
+	return h;
+}
+
+int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t op = s->u.a[0];
+	if (op == SBX_TIMERFD_CREATE)
+		return timerfd_create_(vm, s->u.a[1], s->u.a[2]);
+	if (op != SBX_TIMERFD_SETTIME && op != SBX_TIMERFD_GETTIME)
+		return -EINVAL;
+	uint64_t fl = s->u.a[2];
+	if (op == SBX_TIMERFD_SETTIME &&
+	    (fl & ~(uint64_t)(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)))
+		return -EINVAL;
+	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[1]);
+	if (!h)
+		return -EBADF;
+	if (h->kind != SBX_H_HOST || h->obj != SBX_O_TIMERFD)
+		return -EINVAL;
+	/* The guest's buffer may be anywhere in RAM, unaligned: copied once each way. */
+	uint8_t *io = sbx_gptr(vm, s->u.a[3], sizeof(struct sbx_itimer));
+	if (!io)
+		return -EFAULT;
+	struct itimerspec old;
+	if (op == SBX_TIMERFD_GETTIME) {
+		if (timerfd_gettime(h->fd, &old) < 0)
+			return -errno;
+	} else {
+		struct sbx_itimer in;
+		memcpy(&in, io, sizeof(in));
+		if (in.value_ns < 0 || in.interval_ns < 0)
+			return -EINVAL;
+		int64_t value = in.value_ns;
+		int hflags = 0;
+		/* An absolute time is on the guest's clock, which a snapshot, a migration or a
+		 * repeated run sets apart from the host's: made relative, except a real-time one
+		 * that asks to hear of clock changes, which only the host's absolute timer can.
+		 * The guest's times may be anything: the sums saturate. */
+		if ((fl & TFD_TIMER_ABSTIME) && value) {
+			int64_t gnow =
+			    (int64_t)(h->clock == CLOCK_REALTIME ? s->u.a[5] : s->u.a[4]);
+			int64_t rel;
+			if (__builtin_sub_overflow(value, gnow, &rel))
+				rel = gnow < 0 ? INT64_MAX : INT64_MIN;
+			if (h->clock == CLOCK_REALTIME && (fl & TFD_TIMER_CANCEL_ON_SET)) {
+				hflags = TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET;
+				value = sat_add(sbx_now_ns(CLOCK_REALTIME), rel);
+			} else {
+				value = rel;
+			}
+			if (value <= 0)
+				value = 1; /* gone by: it fires at once */
+		}
+		struct itimerspec nv = {ns_ts(in.interval_ns), ns_ts(value)};
+		if (timerfd_settime(h->fd, hflags, &nv, &old) < 0)
+			return -errno;
+	}
+	struct sbx_itimer out = {ts_ns(old.it_value), ts_ns(old.it_interval)};
+	memcpy(io, &out, sizeof(out));
+	return 0;
 }
 
 int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s)

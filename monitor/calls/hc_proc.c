@@ -242,8 +242,10 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 	int flags = (int)s->u.a[4];
 	if (flags & ~(SBX_AT_SYMLINK_NOFOLLOW | SBX_AT_EMPTY_PATH))
 		return -EINVAL;
-	if (sbx_threads_count(vm)) {
-		sbx_log(vm, 1, "execve after a second thread ran is not supported yet");
+	/* The kernel asks only once it has no other thread left (Linux would end them first);
+	 * their vCPUs stop at the image's change. The new image runs on vCPU 0. */
+	if (sbx_threads_count(vm) && sbx_thread_current() != 0) {
+		sbx_log(vm, 1, "execve from a thread other than the first is not supported yet");
 		return -ENOSYS;
 	}
 	if (vm->exec) {
@@ -300,7 +302,19 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		const struct sbx_bootinfo *ob = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*ob));
 		int32_t nice = ob ? ob->nice : 0;
 		uint32_t persona = ob ? ob->persona : 0;
-		r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
+		/* Their windows, which the new image does not keep, must not run meanwhile. A
+		 * thread ends at its next request, which takes ring_lock. */
+		int released = sbx_ring_release(vm);
+		if (!released && sbx_threads_count(vm))
+			r = sbx_fail(err, sizeof(err), -ENOSYS,
+				     "its threads' vCPUs cannot be stopped from here");
+		else
+			sbx_threads_stop(vm);
+		sbx_ring_reacquire(vm, released);
+		if (r == 0)
+			r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
+		if (r < 0 && !lost)
+			sbx_threads_keep(vm);
 		if (r < 0 && lost)
 			sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
 				    "execve of %s failed after the old image was gone: %s", gpath,

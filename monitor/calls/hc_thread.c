@@ -11,10 +11,18 @@
 
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	if (s->u.a[0] > UINT32_MAX)
+	uint64_t tid = s->u.a[5]; /* 0: a kernel before 1.13, which counts its own */
+	if (s->u.a[0] > UINT32_MAX || (tid && tid != atomic_load(&vm->proc.threads.tid_next)))
 		return -EINVAL;
-	return sbx_thread_start(vm, (uint32_t)s->u.a[0], s->u.a[1], s->u.a[2], s->u.a[3],
-				s->u.a[4]);
+	int r =
+	    sbx_thread_start(vm, (uint32_t)s->u.a[0], s->u.a[1], s->u.a[2], s->u.a[3], s->u.a[4]);
+	return r < 0 || !tid ? r : sbx_thread_tid_take(vm, (uint32_t)s->u.a[0], tid);
+}
+
+int64_t sbx_hc_tid(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	(void)s;
+	return sbx_thread_tid_next(vm);
 }
 
 /* The word a PARK or UNPARK names: 4-byte aligned, inside RAM. */
@@ -32,6 +40,7 @@ int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (!w || s->u.a[1] > UINT32_MAX || !(s->pad & SBX_SLOT_OWN))
 		return -EINVAL;
 	uint32_t val = (uint32_t)s->u.a[1];
+	sbx_thread_tid_gone(vm, s->u.a[3]);
 	const uint64_t year_ns = 1000000000ull * 3600 * 24 * 365;
 	int64_t end =
 	    sbx_now_ns(CLOCK_MONOTONIC) + (int64_t)(s->u.a[2] < year_ns ? s->u.a[2] : year_ns);
@@ -72,6 +81,31 @@ int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EINVAL;
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	return 0;
+}
+
+/* A parked vCPU runs a new thread, with the id held for it: one request for both. a0 is its
+ * run word, which the kernel leaves 0 and this sets. */
+int64_t sbx_hc_thread_run(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	uint64_t i = s->u.a[1];
+	if (!park_word(vm, s->u.a[0]) || i == 0 || i >= SBX_MAX_VCPUS ||
+	    !__atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE))
+		return -EINVAL;
+	if (!s->u.a[2] || s->u.a[2] != atomic_load(&th->tid_next))
+		return -EINVAL;
+	int r = sbx_thread_resume(vm, (uint32_t)i);
+	if (r < 0)
+		return r;
+	int64_t next = sbx_thread_tid_take(vm, (uint32_t)i, s->u.a[2]);
+	if (next < 0)
+		return next;
+	/* The run word is set here, once nothing can fail: the kernel takes the slot back
+	 * after a failure, which a vCPU that saw it set could already be running. */
+	atomic_uint *w = sbx_gptr(vm, s->u.a[0], 4);
+	atomic_store(w, 1);
+	sbx_hc_unpark(vm, s);
+	return next;
 }
 
 int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -213,10 +213,11 @@ static int handle_name(struct sbx_vm *vm, int fd, char *out, size_t len)
 			 (unsigned long long)st.st_ino);
 	else
 		snprintf(out, len, "anon_inode:[%s]",
-			 h->obj == SBX_O_EVENTFD ? "eventfd"
-			 : h->obj == SBX_O_EPOLL ? "eventpoll"
-			 : h->stdio >= 0	 ? std_names[h->stdio]
-						 : "?");
+			 h->obj == SBX_O_EVENTFD   ? "eventfd"
+			 : h->obj == SBX_O_TIMERFD ? "timerfd"
+			 : h->obj == SBX_O_EPOLL   ? "eventpoll"
+			 : h->stdio >= 0	   ? std_names[h->stdio]
+						   : "?");
 	return 0;
 }
 

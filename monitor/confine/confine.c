@@ -130,6 +130,9 @@ static const struct sbx_rule {
     /* Pipes, eventfds and epoll (hc_event.c): objects of the program's own */
     {SCMP_SYS(pipe2), ARG_ANY, 0, "PIPE"},
     {SCMP_SYS(eventfd2), ARG_ANY, 0, "EVENTFD"},
+    {SCMP_SYS(timerfd_create), ARG_ANY, 0, "TIMERFD"},
+    {SCMP_SYS(timerfd_settime), ARG_ANY, 0, "TIMERFD"},
+    {SCMP_SYS(timerfd_gettime), ARG_ANY, 0, "TIMERFD"},
     {SCMP_SYS(epoll_create1), ARG_ANY, 0, "EPOLL_CREATE"},
     {SCMP_SYS(epoll_ctl), ARG_ANY, 0, "EPOLL_CTL"},
     {SCMP_SYS(epoll_wait), ARG_ANY, 0, "EPOLL_WAIT"},

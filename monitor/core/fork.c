@@ -166,6 +166,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	child->proc.ring.tail = tail + 1;
 	struct sbx_bootinfo *b = sbx_gptr(child, SBX_BOOTINFO_ADDR, sizeof(*b));
 	b->pid = child->proc.pid;
+	b->tid_next = 0; /* the parent's is the parent's: the child asks for its own */
 	b->ppid = child->proc.ppid;
 	b->pgid = child->proc.pgid;
 	b->sid = child->proc.sid;

@@ -32,6 +32,9 @@ struct sbx_tvcpu {
 	/* A fault of this vCPU that came while another reason stopped the run: reported again
 	 * once that one is dealt with and the run goes on (-1: none). */
 	int refault;
+	/* Its host thread ended at an execve, whose new image has not started it afresh: the
+	 * old image's state may not run (sbx_thread_resume). */
+	int stale;
 };
 
 /* The vCPU index of the thread serving a request here, 0 on any other monitor thread. */
@@ -61,6 +64,12 @@ void sbx_threads_init(struct sbx_vm *vm)
 	th->nv = 0;
 	atomic_store(&th->started, 0);
 	atomic_store(&th->end, 0);
+	atomic_store(&th->tid_next, 0);
+	for (unsigned i = 0; i < SBX_MAX_VCPUS; i++)
+		atomic_store(&th->tid[i], 0);
+	atomic_store(&th->tid_hi, 0);
+	atomic_store(&th->ended_cpu_ns, 0);
+	th->tid_count = 0;
 	th->max = vm->cfg.max_threads ? (uint32_t)vm->cfg.max_threads : 256;
 	if (th->max > SBX_MAX_VCPUS)
 		th->max = SBX_MAX_VCPUS;
@@ -426,6 +435,10 @@ static void *thread_main(void *arg)
 			break;
 	}
 	sbx_vcpu_async_end(&t->tlb);
+	/* What it used stays counted (--cpu-time) once its clock is gone with it. */
+	if (atomic_exchange(&t->clock_set, 0))
+		atomic_fetch_add(&vm->proc.threads.ended_cpu_ns,
+				 sbx_now_ns(CLOCK_THREAD_CPUTIME_ID));
 	return NULL;
 }
 
@@ -453,39 +466,56 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (vm->opts.boot_flags & SBX_BOOT_EXEC)
 		return -EAGAIN;
 	pthread_mutex_lock(&th->lock);
+	struct sbx_tvcpu *t = th->v[index];
+	/* A vCPU whose thread an execve stopped (sbx_threads_stop) is this image's to start
+	 * again: KVM cannot take a vCPU away, nor make one with the same index twice. */
+	int again = t != NULL;
 	int r = -EEXIST;
-	if (th->v[index])
+	if (t && t->thread_started)
 		goto out;
 	r = -EAGAIN;
 	if (atomic_load(&th->end))
 		goto out; /* sbx_threads_end may be joining */
-	struct sbx_tvcpu *t = calloc(1, sizeof(*t));
-	r = -ENOMEM;
-	if (!t)
-		goto out;
-	t->vm = vm;
-	t->index = (int)index;
+	char err[256] = "";
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		r = -ENOMEM;
+		if (!t)
+			goto out;
+		t->vm = vm;
+		t->index = (int)index;
+		t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+		if (t->fd < 0) {
+			r = -errno;
+			snprintf(err, sizeof(err), "KVM_CREATE_VCPU %u: %s", index,
+				 strerror(errno));
+			goto fail;
+		}
+		t->run_size = vm->proc.vcpu.run_size;
+		t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+		if (t->run == MAP_FAILED) {
+			t->run = NULL;
+			r = -errno;
+			snprintf(err, sizeof(err), "mapping the vCPU's run area: %s",
+				 strerror(errno));
+			goto fail;
+		}
+	}
 	t->refault = -1;
+	memset(&t->upcall, 0, sizeof(t->upcall));
 	t->cr3 = cr3;
 	t->ring_gpa = ring_gpa;
-	t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
-	char err[256] = "";
-	if (t->fd < 0) {
-		r = -errno;
-		snprintf(err, sizeof(err), "KVM_CREATE_VCPU %u: %s", index, strerror(errno));
-		goto fail;
-	}
-	t->run_size = vm->proc.vcpu.run_size;
-	t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
-	if (t->run == MAP_FAILED) {
-		t->run = NULL;
-		r = -errno;
-		snprintf(err, sizeof(err), "mapping the vCPU's run area: %s", strerror(errno));
-		goto fail;
-	}
-	r = sbx_x86_thread_vcpu(vm, t->fd, cr3, rip, rsp, err, sizeof(err));
+	r = sbx_x86_thread_vcpu(vm, t->fd, cr3, rip, rsp, again, err, sizeof(err));
 	if (r < 0)
 		goto fail;
+	if (again) {
+		/* The new image's root may be at the old one's address: no CR3 change would drop
+		 * the old translations. */
+		tlb_flush(t->fd);
+		atomic_store(&t->tlb.flushed, atomic_load(&th->tlb_gen));
+		t->run->immediate_exit = 0;
+		t->stale = 0;
+	}
 	/* Nobody polls this ring: every request comes with a doorbell. */
 	volatile struct sbx_ring *ring = sbx_gptr(vm, ring_gpa, sizeof(struct sbx_ring));
 	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
@@ -499,7 +529,7 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	th->v[index] = t;
 	if (index >= th->nv)
 		th->nv = index + 1;
-	if (!atomic_fetch_add(&th->started, 1)) {
+	if (!again && !atomic_fetch_add(&th->started, 1)) {
 		/* The first thread: the poller stops spinning and vCPU 0 leaves its own CPU. */
 		atomic_store(&vm->proc.ring.retired, 1);
 		atomic_store(&th->repin0, 1);
@@ -516,21 +546,82 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	goto out;
 fail:
 	sbx_log(vm, 0, "thread %u not started: %s", index, err);
-	if (t->run)
-		munmap(t->run, t->run_size);
-	if (t->fd >= 0)
-		close(t->fd);
-	free(t);
+	if (!again) {
+		if (t->run)
+			munmap(t->run, t->run_size);
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+	}
 	r = r == -ENOMEM || r == -EAGAIN ? r : -EAGAIN;
 out:
 	pthread_mutex_unlock(&th->lock);
 	return r;
 }
 
+static uint32_t new_tid(struct sbx_vm *vm)
+{
+	if (vm->hooks.new_tid)
+		return vm->hooks.new_tid(vm);
+	return vm->proc.pid + 1 + vm->proc.threads.tid_count++;
+}
+
+/* The boot page says which id is held, so that a kernel that has none (a fork's child, a
+ * restored snapshot) asks for one. */
+static uint32_t hold_tid(struct sbx_vm *vm, uint32_t tid)
+{
+	atomic_store(&vm->proc.threads.tid_next, tid);
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b)
+		__atomic_store_n(&b->tid_next, tid, __ATOMIC_RELEASE);
+	return tid;
+}
+
+int64_t sbx_thread_tid_next(struct sbx_vm *vm)
+{
+	uint32_t tid = atomic_load(&vm->proc.threads.tid_next);
+	return hold_tid(vm, tid ? tid : new_tid(vm));
+}
+
+int64_t sbx_thread_tid_take(struct sbx_vm *vm, uint32_t index, uint64_t tid)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (index == 0 || index >= SBX_MAX_VCPUS || !tid || tid != atomic_load(&th->tid_next))
+		return -EINVAL;
+	atomic_store(&th->tid[index], (uint32_t)tid);
+	unsigned hi = atomic_load(&th->tid_hi);
+	while (hi <= index && !atomic_compare_exchange_weak(&th->tid_hi, &hi, index + 1))
+		;
+	return hold_tid(vm, new_tid(vm));
+}
+
+void sbx_thread_tid_gone(struct sbx_vm *vm, uint64_t tid)
+{
+	/* Only the vCPU's own record: another's thread may still be alive. */
+	int i = sbx_cur_index;
+	unsigned want = (unsigned)tid;
+	if (i > 0 && i < SBX_MAX_VCPUS && tid && tid <= UINT32_MAX)
+		atomic_compare_exchange_strong(&vm->proc.threads.tid[i], &want, 0);
+}
+
+int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!tid)
+		return 0;
+	if (held && atomic_load(&th->tid_next) == tid)
+		return 1;
+	unsigned hi = atomic_load(&th->tid_hi);
+	for (unsigned i = 1; i < hi && i < SBX_MAX_VCPUS; i++)
+		if (atomic_load(&th->tid[i]) == tid)
+			return 1;
+	return 0;
+}
+
 int64_t sbx_threads_cpu_ns(struct sbx_vm *vm)
 {
 	struct sbx_threads *th = &vm->proc.threads;
-	int64_t ns = 0;
+	int64_t ns = atomic_load(&th->ended_cpu_ns);
 	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
 		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
 		if (t && atomic_load(&t->clock_set))
@@ -552,11 +643,34 @@ void sbx_threads_kick(struct sbx_vm *vm)
 	}
 }
 
-void sbx_threads_end(struct sbx_vm *vm)
+int sbx_thread_resume(struct sbx_vm *vm, uint32_t index)
 {
 	struct sbx_threads *th = &vm->proc.threads;
-	if (!atomic_load(&th->started))
-		return;
+	if (index == 0 || index >= SBX_MAX_VCPUS)
+		return -EINVAL;
+	pthread_mutex_lock(&th->lock);
+	struct sbx_tvcpu *t = th->v[index];
+	int r = !t || t->stale		? -EINVAL
+		: t->thread_started	? 0
+		: atomic_load(&th->end) ? -EAGAIN
+					: 1;
+	if (r == 1) {
+		t->thread_started = 1; /* a kick from now on finds it */
+		r = -pthread_create(&t->thread, NULL, thread_main, t);
+		if (r < 0)
+			t->thread_started = 0;
+		else if (atomic_load(&vm->life.stopping)) {
+			t->run->immediate_exit = 1;
+			pthread_kill(t->thread, sbx_kick_signal());
+		}
+	}
+	pthread_mutex_unlock(&th->lock);
+	return r < 0 ? r : 0;
+}
+
+static void join_all(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
 	/* One at a time, without the lock: a thread being joined may be starting another (it
 	 * then sees the stop and refuses). */
 	atomic_store(&th->end, 1);
@@ -582,6 +696,42 @@ void sbx_threads_end(struct sbx_vm *vm)
 			pthread_kill(t->thread, sbx_kick_signal());
 		}
 	}
+}
+
+void sbx_threads_end(struct sbx_vm *vm)
+{
+	if (atomic_load(&vm->proc.threads.started))
+		join_all(vm);
+}
+
+void sbx_threads_stop(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!atomic_load(&th->started))
+		return;
+	join_all(vm);
+	/* Their threads are gone, whether or not their ends reached PARK. */
+	for (unsigned i = 0; i < SBX_MAX_VCPUS; i++)
+		atomic_store(&th->tid[i], 0);
+	pthread_mutex_lock(&th->lock);
+	for (unsigned i = 1; i < th->nv; i++)
+		if (th->v[i]) {
+			th->v[i]->run->immediate_exit = 0;
+			th->v[i]->stale = 1;
+		}
+	/* A kill meanwhile is seen by every start (stopping) and ends them at the run's end. */
+	atomic_store(&th->end, 0);
+	pthread_mutex_unlock(&th->lock);
+}
+
+void sbx_threads_keep(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	pthread_mutex_lock(&th->lock);
+	for (unsigned i = 1; i < th->nv; i++)
+		if (th->v[i])
+			th->v[i]->stale = 0;
+	pthread_mutex_unlock(&th->lock);
 }
 
 /* After the report: the vCPUs go (their fds are what a report of a thread reads). */

@@ -288,6 +288,13 @@ struct sbx_threads {
 	_Atomic uint64_t exits;	  /* KVM_RUN returns of these vCPUs */
 	atomic_int repin0;	  /* vCPU 0's thread takes the threads' CPUs, not its own one */
 	atomic_int end;		  /* the run is over: the vCPU threads return (sbx_threads_end) */
+	/* Thread ids (ABI 1.13): the one held for the next thread (0: none), and each vCPU's
+	 * thread's until it ends, which the sandbox's pid allocator skips and kill finds. */
+	atomic_uint tid_next;
+	atomic_uint tid[SBX_MAX_VCPUS];
+	atomic_uint tid_hi; /* the indices below this may have an id */
+	_Atomic int64_t ended_cpu_ns; /* CPU time of host threads that ended (sbx_threads_stop) */
+	uint32_t tid_count; /* without hooks.new_tid: the ids given, counted from pid + 1 */
 };
 
 struct sbx_proc {
@@ -384,6 +391,9 @@ struct sbx_hooks {
 	/* The first process's: the CPU time in ns of the sandbox's other processes, the ended
 	 * ones' included (sandbox/procs.c), which --cpu-time counts with its own. */
 	int64_t (*others_cpu_ns)(struct sbx_vm *vm);
+	/* An id for a thread of this process from the sandbox's pid space, which no process or
+	 * other thread has (sandbox/procs.c). Without it, ids count from the pid + 1. */
+	uint32_t (*new_tid)(struct sbx_vm *vm);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -447,12 +457,31 @@ void sbx_threads_init(struct sbx_vm *vm);
  * page-table root cr3, its ring at ring_gpa, on a host thread of its own. 0 or -errno. */
 int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t rip, uint64_t rsp,
 		     uint64_t ring_gpa);
+/* TID: the id held for the process's next thread, held now if none is (also written to the
+ * boot page's tid_next). */
+int64_t sbx_thread_tid_next(struct sbx_vm *vm);
+/* The thread on vCPU index took the held id tid: recorded for it, and the next one held and
+ * returned. -EINVAL if tid is not the one held. */
+int64_t sbx_thread_tid_take(struct sbx_vm *vm, uint32_t index, uint64_t tid);
+/* The thread with this id ended on the calling vCPU (PARK's a3): forgotten. */
+void sbx_thread_tid_gone(struct sbx_vm *vm, uint64_t tid);
+/* Whether a thread of this process has this id, or it is held for the next one (held). */
+int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held);
 /* CPU time the threads' vCPUs (not vCPU 0's) have used, for --cpu-time. */
 int64_t sbx_threads_cpu_ns(struct sbx_vm *vm);
 /* Wakes every thread's vCPU out of KVM_RUN or a wait (async-signal-safe). */
 void sbx_threads_kick(struct sbx_vm *vm);
 /* After the run: stops and joins every thread's host thread. */
 void sbx_threads_end(struct sbx_vm *vm);
+/* execve with no other thread left: their vCPUs' host threads end, and the vCPUs stay, for the
+ * new image's THREAD_START (or, if the old image goes on, a THREAD_RUN) to start again. Called
+ * by vCPU 0's own thread. */
+void sbx_threads_stop(struct sbx_vm *vm);
+/* THREAD_RUN of a vCPU whose host thread sbx_threads_stop ended (the execve failed and the old
+ * image went on): its thread again, the vCPU as it was. 0 or -errno. */
+int sbx_thread_resume(struct sbx_vm *vm, uint32_t index);
+/* The execve failed and the old image goes on: its stopped vCPUs may be resumed. */
+void sbx_threads_keep(struct sbx_vm *vm);
 /* At teardown (after the report, which reads a faulting thread's vCPU): closes them. */
 void sbx_threads_free(struct sbx_vm *vm);
 /* Around each KVM_RUN of a vCPU (c: its part in shootdowns): sbx_tlb_enter flushes what a
@@ -689,9 +718,10 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
  * program's privilege level (after an exception left it in the kernel's CPL0 exception entry). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);
 /* A thread's new vCPU (threads.c): vCPU 0's CPUID, segments, MSRs and XCR0, the page-table
- * root cr3, and rip/rsp in the kernel (its window). */
+ * root cr3, and rip/rsp in the kernel (its window). again: a vCPU that ran an earlier image,
+ * which keeps its CPUID and XCR0. */
 int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
-			char *err, size_t errlen);
+			int again, char *err, size_t errlen);
 /* The same with every general register given (the same vCPU), or on vCPU fd. */
 int sbx_x86_resume(struct sbx_vm *vm, const struct kvm_regs *r);
 int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r);

@@ -383,17 +383,19 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 }
 
 int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
-			char *err, size_t errlen)
+			int again, char *err, size_t errlen)
 {
 	if (!vm->proc.kvm.cpuid)
 		return sbx_fail(err, errlen, -EINVAL, "no CPUID to give a new vCPU");
-	if (ioctl(fd, KVM_SET_CPUID2, vm->proc.kvm.cpuid) < 0)
+	/* A vCPU that has run keeps its CPUID and XCR0 (the same for every image): some host
+	 * kernels refuse KVM_SET_CPUID2 once it has. */
+	if (!again && ioctl(fd, KVM_SET_CPUID2, vm->proc.kvm.cpuid) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
 	struct kvm_xcrs xc;
 	memset(&xc, 0, sizeof(xc));
 	xc.nr_xcrs = 1;
 	xc.xcrs[0].value = vm->proc.vcpu.xcr0;
-	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
+	if (!again && ioctl(fd, KVM_SET_XCRS, &xc) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
 	int r;
 	if ((r = set_sregs(vm, fd, cr3, err, errlen)) < 0 ||

@@ -811,5 +811,7 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 	b->flags = (b->flags & ~(uint32_t)(SBX_BOOT_POLLING | SBX_BOOT_SHOOTDOWN)) |
 		   (vm->proc.ring.polling ? SBX_BOOT_POLLING : 0) |
 		   (vm->proc.threads.shootdown ? SBX_BOOT_SHOOTDOWN : 0);
+	/* The thread id held in this monitor's pid space, if any: the saved one is the old's. */
+	b->tid_next = atomic_load(&vm->proc.threads.tid_next);
 	sbx_mem_dirty(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 }

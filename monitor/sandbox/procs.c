@@ -42,7 +42,9 @@ struct sbx_procs {
 	pthread_cond_t cond; /* a process ended, exec'd, or a signal came for a waiter */
 	struct sbx_vm *root;
 	struct sbx_pnode *list;
-	uint32_t next_pid;
+	uint32_t next_pid;  /* process ids and thread ids come from here (alloc_pid) */
+	int wrapped;	    /* next_pid came round: an id may be in use */
+	uint32_t pid_max;   /* ids are below this (SBX_PID_MAX; tests set less) */
 	unsigned live, max; /* processes not yet reaped (zombies count, as for RLIMIT_NPROC) */
 	unsigned threads;   /* host threads of processes still running or tearing down */
 	int ending;	    /* the first process ended: no new process */
@@ -70,6 +72,54 @@ static struct sbx_pnode *find(struct sbx_procs *t, uint32_t pid)
 static struct sbx_pnode *self(struct sbx_vm *vm)
 {
 	return find(vm->procs, vm->proc.pid);
+}
+
+/* Linux's largest pid_max: a tid must also fit a robust futex's FUTEX_TID_MASK. From there the
+ * ids start again above Linux's RESERVED_PIDS. */
+#define SBX_PID_MAX 4194304u
+#define SBX_PID_AGAIN 300u
+
+/* Whether an id is a process's, a group's or session's, or a thread's. Tree lock held. */
+static int id_in_use(struct sbx_procs *t, uint32_t id)
+{
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->pid == id || n->pgid == id || n->sid == id ||
+		    (n->vm && sbx_thread_has_tid(n->vm, id, 1)))
+			return 1;
+	return 0;
+}
+
+/* The next free id, for a process or a thread: one space for both, as Linux has, so that no
+ * thread's id is another process's pid (a process-shared mutex's owner, kill). Tree lock held. */
+static uint32_t alloc_pid(struct sbx_procs *t)
+{
+	for (uint32_t tries = 0; tries < t->pid_max; tries++) {
+		uint32_t id = t->next_pid++;
+		if (t->next_pid >= t->pid_max) {
+			t->next_pid = SBX_PID_AGAIN < t->pid_max / 2 ? SBX_PID_AGAIN : 2;
+			t->wrapped = 1;
+		}
+		if (!t->wrapped || !id_in_use(t, id))
+			return id;
+	}
+	return 0; /* every id taken: fork and clone say EAGAIN */
+}
+
+void sbx_procs_set_pid_max(struct sbx_vm *vm, uint32_t max)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	t->pid_max = max > 2 && max < SBX_PID_MAX ? max : SBX_PID_MAX;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static uint32_t new_tid(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	uint32_t id = alloc_pid(t);
+	pthread_mutex_unlock(&t->lock);
+	return id;
 }
 
 /* A deadline ns from now for the tree's condition variable, which waits on CLOCK_MONOTONIC. */
@@ -488,7 +538,11 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -ENOMEM;
 	}
 	start_keeper(t);
-	uint32_t pid = t->next_pid++;
+	uint32_t pid = alloc_pid(t);
+	if (!pid) {
+		pthread_mutex_unlock(&t->lock);
+		return -EAGAIN;
+	}
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
 
@@ -510,6 +564,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->hooks.proc = proc_call;
 		c->hooks.execed = execed;
 		c->hooks.mem_outside = mem_outside;
+		c->hooks.new_tid = new_tid;
 		sbx_vm_choose_cpus(c);
 		/* Processes share the cores: none pins its vCPU or poller. */
 		c->proc.vcpu.cpu = c->proc.ring.cpu = -1;
@@ -671,6 +726,15 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (sig && n->vm)
 			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0);
 	}
+	/* A thread's id names its process, as on Linux. */
+	for (struct sbx_pnode *n = t->list; pid > 0 && !found && !mine && n; n = n->next) {
+		if (!n->vm || !sbx_thread_has_tid(n->vm, (uint32_t)pid, 0))
+			continue;
+		mine = n->vm == vm;
+		found = !mine;
+		if (sig && found)
+			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0);
+	}
 	pthread_mutex_unlock(&t->lock);
 	if (mine)
 		return 1; /* the guest's kernel takes the caller's share */
@@ -817,6 +881,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	t->root = vm;
 	t->next_pid = 2;
+	t->pid_max = SBX_PID_MAX;
 	t->live = 1;
 	t->max = vm->cfg.max_procs ? (unsigned)vm->cfg.max_procs : SBX_PROCS_DEFAULT;
 	if (sched_getaffinity(0, sizeof(t->cpus), &t->cpus) < 0)
@@ -828,6 +893,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->hooks.execed = execed;
 	vm->hooks.mem_outside = mem_outside;
 	vm->hooks.others_cpu_ns = others_cpu_ns;
+	vm->hooks.new_tid = new_tid;
 	return 0;
 }
 
@@ -969,6 +1035,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	}
 	/* Every run the same: its processes numbered from 2 again. */
 	t->next_pid = 2;
+	t->wrapped = 0;
 	t->live = 1;
 	t->ended_cpu_ns = 0;
 	t->oom_pid = 0;

@@ -22,6 +22,8 @@ void sbx_procs_reset(struct sbx_vm *vm);
 void sbx_procs_run_start(struct sbx_vm *vm);
 void sbx_procs_run_over(struct sbx_vm *vm);
 unsigned sbx_procs_count(struct sbx_vm *vm);
+/* Tests: ids (pids and tids) below max from now on, so that they come round sooner. */
+void sbx_procs_set_pid_max(struct sbx_vm *vm, uint32_t max);
 /* 1 if vm's process has its ITIMER_REAL armed (alarm, setitimer). */
 int sbx_procs_timer_armed(struct sbx_vm *vm);
 /* What a process other than the first leaves for the first's report at the end of its run:

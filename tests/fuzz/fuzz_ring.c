@@ -196,13 +196,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s.nr == SBX_CALL_FALLOCATE && s.u.a[3] > 1 << 20)
 		s.u.a[3] = 1 << 20; /* the host's disk: a MiB a call at most */
 	/* The worker serves one request at a time with every signal blocked: nothing would end
-	 * a read of an empty pipe or eventfd, so whatever could wait for bytes is non-blocking. */
+	 * a read of an empty pipe, eventfd or timerfd, so whatever could wait for bytes is
+	 * non-blocking. */
 	if (s.nr == SBX_CALL_PIPE)
 		s.u.a[0] |= O_NONBLOCK;
 	if (s.nr == SBX_CALL_EVENTFD)
 		s.u.a[1] |= O_NONBLOCK; /* EFD_NONBLOCK */
 	if (s.nr == SBX_CALL_SOCKETPAIR)
 		s.u.a[0] |= SOCK_NONBLOCK;
+	if (s.nr == SBX_CALL_TIMERFD && s.u.a[0] == SBX_TIMERFD_CREATE)
+		s.u.a[2] |= O_NONBLOCK; /* TFD_NONBLOCK */
 	if (s.nr == SBX_CALL_FCNTL && s.u.a[1] == F_SETFL)
 		s.u.a[2] |= O_NONBLOCK;
 	if (s.nr == SBX_CALL_FORK && !s.u.a[1])

@@ -40,6 +40,12 @@ Test(events, eventfds_count_and_block_as_linux_does)
 	same_as_native("", "eventfd", 0);
 }
 
+/* Host timerfds behind handles: absolute times on the guest's clocks, reads, poll, epoll. */
+Test(events, timerfds_fire_count_and_poll_as_linux_does)
+{
+	same_as_native("", "timerfd", 0);
+}
+
 /* The file epoll_ctl must refuse is a regular file. */
 Test(events, epoll_interest_lists_triggers_and_timeouts)
 {

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -655,4 +657,75 @@ Test(hypercalls, flock_is_the_description_s_and_checks_its_operation)
 	cr_expect_eq(flock_req(999, LOCK_SH), -EBADF);
 	cr_expect_eq(flock_req(1, LOCK_EX | LOCK_NB), 0, "stdio: nothing to conflict with");
 	close(h);
+}
+
+static int64_t timerfd_req(uint64_t op, uint64_t a1, uint64_t a2, uint64_t io, int64_t mono,
+			   int64_t rt)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_TIMERFD,
+			     .u.a = {op, a1, a2, io, (uint64_t)mono, (uint64_t)rt}};
+	return test_call(&T, s);
+}
+
+/* TIMERFD's arguments are checked before any host call; an absolute time is the guest's. */
+Test(hypercalls, timerfd_arguments_are_checked_and_absolute_times_are_the_guest_s)
+{
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, 0x10, 0, 0, 0), -EINVAL);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_CREATE, 42, 0, 0, 0, 0), -EINVAL);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_CREATE, 1ull << 40, 0, 0, 0, 0), -EINVAL);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_CREATE, CLOCK_BOOTTIME_ALARM, 0, 0, 0, 0), -EPERM);
+	int64_t t = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, TFD_NONBLOCK, 0, 0, 0);
+	cr_assert(t >= 0, "%lld", (long long)t);
+	struct sbx_itimer *io = sbx_gptr(T.vm, BUF, sizeof(*io));
+	cr_assert_not_null(io);
+	cr_assert_eq(timerfd_req(7, (uint64_t)t, 0, BUF, 0, 0), -EINVAL, "no such operation");
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, 99, 0, BUF, 0, 0), -EBADF);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)t, 0, 1ull << 50, 0, 0), -EFAULT);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)t, 0x10, BUF, 0, 0), -EINVAL);
+	*io = (struct sbx_itimer){.value_ns = -1};
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)t, 0, BUF, 0, 0), -EINVAL);
+	/* An hour ahead on a guest clock that reads 5 s: an hour less 5 s on the host's. */
+	*io = (struct sbx_itimer){.value_ns = 3600000000000ll + 5000000000ll, .interval_ns = 0};
+	cr_assert_eq(
+	    timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)t, TFD_TIMER_ABSTIME, BUF, 5000000000ll, 0),
+	    0);
+	cr_assert_eq(io->value_ns, 0, "the old timer was disarmed");
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)t, 0, BUF, 0, 0), 0);
+	cr_assert(io->value_ns > 3590000000000ll && io->value_ns <= 3600000000000ll, "%lld",
+		  (long long)io->value_ns);
+	/* Gone by on the guest's clock: it fires at once. */
+	*io = (struct sbx_itimer){.value_ns = 1000, .interval_ns = 0};
+	cr_assert_eq(
+	    timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)t, TFD_TIMER_ABSTIME, BUF, 5000000000ll, 0),
+	    0);
+	struct pollfd p = {.fd = sbx_fd_get(T.vm, t)->fd, .events = POLLIN};
+	cr_assert_eq(poll(&p, 1, 1000), 1);
+	/* The ends of the range, and guest clocks anywhere: no overflow, no early firing. What
+	 * systemd asks to hear of clock changes: the end of time, on the real-time clock. */
+	*io = (struct sbx_itimer){.value_ns = INT64_MAX, .interval_ns = INT64_MAX};
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)t, TFD_TIMER_ABSTIME, BUF,
+				 INT64_MIN, INT64_MIN),
+		     0);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)t, 0, BUF, 0, 0), 0);
+	cr_assert(io->value_ns > 1000000000000000000ll, "%lld", (long long)io->value_ns);
+	int64_t rt = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_REALTIME, TFD_NONBLOCK, 0, 0, 0);
+	cr_assert(rt >= 0);
+	*io = (struct sbx_itimer){.value_ns = INT64_MAX};
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)rt,
+				 TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, BUF, 0, -5000000000ll),
+		     0);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)rt, 0, BUF, 0, 0), 0);
+	cr_assert(io->value_ns > 1000000000000000000ll, "%lld", (long long)io->value_ns);
+	*io = (struct sbx_itimer){.value_ns = 1, .interval_ns = 0};
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)rt, TFD_TIMER_ABSTIME, BUF, 0,
+				 INT64_MAX),
+		     0);
+	p.fd = sbx_fd_get(T.vm, rt)->fd;
+	cr_assert_eq(poll(&p, 1, 1000), 1, "long gone by on the guest's clock");
+	/* An unaligned buffer is copied, not stored through. */
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)t, 0, BUF + 3, 0, 0), 0);
+	/* Not a timerfd. */
+	int64_t f = test_call(&T, open_req("/w/file", O_RDWR | O_CREAT));
+	cr_assert(f >= 0);
+	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)f, 0, BUF, 0, 0), -EINVAL);
 }

@@ -97,6 +97,25 @@ Test(procs, file_locks_exclude_other_processes)
 	e2e_sample_expect("procs", "--tmp /tmp", "locks", 0, NULL);
 }
 
+/* Thread ids and pids are one space: a thread started before a fork does not share its id
+ * with the child, whose process-shared recursive mutex it therefore cannot take as its own, and
+ * kill finds a thread of another process by its id. */
+Test(procs, thread_ids_are_never_another_process_s_pid)
+{
+	same_as_native("tids");
+}
+
+/* execve once the other threads have ended: the new image starts threads of its own, and so
+ * does the old one after an execve that failed. */
+Test(procs, execve_after_threads_ended_works)
+{
+	e2e_sample_expect("procs", "--tmp /tmp", "execthreads", 0,
+			  "before execve: 2 threads ran\n"
+			  "execve of a bad ELF: Exec format error\n"
+			  "after it: 3 threads ran\n"
+			  "the new image: 4 threads ran, tid is pid: yes\n");
+}
+
 Test(procs, close_range_closes_or_marks_a_range)
 {
 	same_as_native("closerange");

@@ -111,3 +111,44 @@ Test(procs_unit, the_real_time_timer_is_set_read_and_disarmed)
 	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 0), -EINVAL, "not the caller's own thread");
 	cr_assert_eq(T.vm->life.stopping, 0);
 }
+
+/* Thread ids (ABI 1.13) come from the pid space: one held ahead for the next thread, taken by
+ * it, forgotten at its end; kill finds a thread's process by its id; past the largest id they
+ * start again and skip every id a process or thread has. */
+Test(procs_unit, thread_ids_come_from_the_pid_space)
+{
+	struct sbx_vm *vm = T.vm;
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	cr_assert_not_null(b);
+	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 2);
+	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 2, "held until a thread takes it");
+	cr_assert_eq(b->tid_next, 2);
+	cr_assert_eq(sbx_thread_tid_take(vm, 1, 3), -EINVAL, "not the id held");
+	cr_assert_eq(sbx_thread_tid_take(vm, 0, 2), -EINVAL, "vCPU 0's thread has the pid");
+	cr_assert_eq(sbx_thread_tid_take(vm, SBX_MAX_VCPUS, 2), -EINVAL);
+	cr_assert_eq(sbx_thread_tid_take(vm, 1, 2), 3);
+	cr_assert_eq(b->tid_next, 3);
+	cr_assert_eq(call(SBX_CALL_PKILL, 2, 0, 0, 1), 1, "a thread of the caller's own process");
+	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), -ESRCH, "a held id is no thread yet");
+	/* Only a thread's own vCPU says it ended: this is no vCPU's thread. */
+	sbx_thread_tid_gone(vm, 2);
+	cr_assert_eq(call(SBX_CALL_PKILL, 2, 0, 0, 1), 1, "forgotten by another than its vCPU");
+	/* A THREAD_RUN of a vCPU that was never started is refused before anything. */
+	struct sbx_slot s = {.nr = SBX_CALL_THREAD_RUN, .u.a = {0x400000, 1, 3}};
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+	cr_assert_eq(b->tid_next, 3);
+
+	sbx_procs_set_pid_max(vm, 12);
+	atomic_store(&vm->proc.threads.tid[1], 0);
+	uint32_t held = 3;
+	for (unsigned k = 0; k < 40; k++) {
+		uint32_t idx = 1 + k % 4;
+		int64_t next = sbx_thread_tid_take(vm, idx, held);
+		cr_assert(next >= 2 && next < 12, "id %lld", (long long)next);
+		for (unsigned i = 1; i <= 4; i++)
+			cr_assert_neq(atomic_load(&vm->proc.threads.tid[i]), (unsigned)next,
+				      "id %lld is vCPU %u's thread's", (long long)next, i);
+		held = (uint32_t)next;
+	}
+	cr_assert_eq(T.vm->life.stopping, 0);
+}
