@@ -469,8 +469,8 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 		BOOT->threads_peak = k_nthreads;
 	long e;
 	if (fresh) {
-		__atomic_store_n(&t->run, 1,
-				 __ATOMIC_RELEASE); /* no vCPU runs it before the call */
+		/* No vCPU can run it before the call: set first. */
+		__atomic_store_n(&t->run, 1, __ATOMIC_RELEASE);
 		uint64_t a[6] = {
 		    i, t->root, (uint64_t)k_thread_entry, SBX_WINDOW_SYSCALL_TOP, ring_gpa, tid};
 		e = k_call(SBX_CALL_THREAD_START, a, 6);

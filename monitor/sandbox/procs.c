@@ -99,7 +99,7 @@ static uint32_t alloc_pid(struct sbx_procs *t)
 			t->next_pid = SBX_PID_AGAIN < t->pid_max / 2 ? SBX_PID_AGAIN : 2;
 			t->wrapped = 1;
 		}
-		if (!t->wrapped || !id_in_use(t, id))
+		if (id < t->pid_max && (!t->wrapped || !id_in_use(t, id)))
 			return id;
 	}
 	return 0; /* every id taken: fork and clone say EAGAIN */

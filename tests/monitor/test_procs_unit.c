@@ -150,5 +150,11 @@ Test(procs_unit, thread_ids_come_from_the_pid_space)
 				      "id %lld is vCPU %u's thread's", (long long)next, i);
 		held = (uint32_t)next;
 	}
+	/* Every id taken: none is given (clone and fork say EAGAIN), and nothing spins. */
+	sbx_procs_set_pid_max(vm, 3);
+	for (unsigned i = 1; i <= 4; i++)
+		atomic_store(&vm->proc.threads.tid[i], 2);
+	cr_assert_eq(sbx_thread_tid_take(vm, 1, held), 0);
+	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 0);
 	cr_assert_eq(T.vm->life.stopping, 0);
 }
