@@ -5,7 +5,7 @@
  * Behaviour, compared with native:
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
  *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
- *   procs shm | locks | tids | execthreads
+ *   procs shm | locks | tids | execthreads | ptimers
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -982,6 +982,91 @@ static int do_execthreads(void)
 	return 1;
 }
 
+/* ptimers: POSIX timers with a signal, an interval, an absolute time and none (SIGEV_NONE);
+ * what Linux refuses; a fork's child has none of them. */
+static volatile sig_atomic_t pt_count, pt_code, pt_value, pt_alrm;
+
+static void pt_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (sig == SIGALRM) {
+		pt_alrm++;
+		return;
+	}
+	pt_count++;
+	pt_code = si->si_code;
+	pt_value = si->si_value.sival_int;
+}
+
+static int do_ptimers(void)
+{
+	struct sigaction sa = {.sa_sigaction = pt_handler, .sa_flags = SA_SIGINFO | SA_RESTART};
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+	ev.sigev_value.sival_int = 77;
+	timer_t t;
+	if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0) {
+		printf("timer_create: %s\n", strerror(errno));
+		return 1;
+	}
+	struct itimerspec its = {{0, 5000000}, {0, 5000000}}, cur;
+	timer_settime(t, 0, &its, NULL);
+	while (pt_count < 3)
+		usleep(1000);
+	timer_gettime(t, &cur);
+	printf("ptimers: 3 ticks, si_code SI_TIMER: %s, si_value %d, interval %ld ms\n",
+	       pt_code == SI_TIMER ? "yes" : "no", (int)pt_value,
+	       cur.it_interval.tv_nsec / 1000000);
+	printf("ptimers: overrun: %s\n", timer_getoverrun(t) >= 0 ? "a count" : strerror(errno));
+	printf("ptimers: delete %d\n", timer_delete(t));
+	int n = pt_count;
+	usleep(30000);
+	printf("ptimers: none after the delete: %s\n", pt_count == n ? "yes" : "no");
+
+	/* No sigevent: SIGALRM; an absolute time on the real-time clock. */
+	timer_t r;
+	timer_create(CLOCK_REALTIME, NULL, &r);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	its = (struct itimerspec){{0, 0}, {now.tv_sec, now.tv_nsec + 20000000}};
+	if (its.it_value.tv_nsec >= 1000000000) {
+		its.it_value.tv_sec++;
+		its.it_value.tv_nsec -= 1000000000;
+	}
+	timer_settime(r, TIMER_ABSTIME, &its, NULL);
+	while (!pt_alrm)
+		usleep(1000);
+	printf("ptimers: absolute real time: SIGALRM\n");
+	timer_delete(r);
+
+	/* SIGEV_NONE: it counts down and says nothing. */
+	struct sigevent none = {.sigev_notify = SIGEV_NONE};
+	timer_t q;
+	timer_create(CLOCK_BOOTTIME, &none, &q);
+	its = (struct itimerspec){{0, 0}, {5, 0}};
+	timer_settime(q, 0, &its, NULL);
+	timer_gettime(q, &cur);
+	printf("ptimers: SIGEV_NONE counts down: %s\n",
+	       cur.it_value.tv_sec >= 4 && cur.it_value.tv_sec <= 5 ? "yes" : "no");
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		printf("ptimers: the child has its parent's timer: %s\n",
+		       timer_gettime(q, &cur) < 0 && errno == EINVAL ? "no" : "yes");
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "ptimers child");
+	timer_delete(q);
+
+	struct sigevent bad = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = 99};
+	printf("ptimers: signal 99: %s\n",
+	       timer_create(CLOCK_MONOTONIC, &bad, &t) < 0 ? strerror(errno) : "ok");
+	printf("ptimers: clock 42: %s\n", timer_create(42, NULL, &t) < 0 ? strerror(errno) : "ok");
+	return 0;
+}
+
 static int do_locks(void)
 {
 	char path[] = "/tmp/procs-locks-XXXXXX";
@@ -1446,6 +1531,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shm")	    ? do_shm()
 		: !strcmp(c, "locks")	    ? do_locks()
 		: !strcmp(c, "tids")	    ? do_tids()
+		: !strcmp(c, "ptimers")	    ? do_ptimers()
 		: !strcmp(c, "execthreads") ? do_execthreads()
 		: !strcmp(c, "closerange")  ? do_closerange()
 		: !strcmp(c, "rusage")	    ? do_rusage()

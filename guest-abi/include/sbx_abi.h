@@ -461,6 +461,11 @@ struct sbx_itimer {
 	int64_t value_ns, interval_ns;
 };
 _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
+/* SBX_CALL_ITIMER a2 (1.13): 0 ITIMER_REAL, 1..SBX_PTIMERS the POSIX timer a2 - 1, whose
+ * signal (a3; 0: none, SIGEV_NONE) comes with si_code SI_TIMER, its id and a4 as si_value's
+ * int (struct sbx_sigfrom: pid the value, status the id). */
+#define SBX_PTIMERS 8
+
 /* SBX_CALL_TIMERFD a0 (1.13). */
 #define SBX_TIMERFD_CREATE 0
 #define SBX_TIMERFD_SETTIME 1

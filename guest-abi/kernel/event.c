@@ -77,7 +77,18 @@ static int spec_ns(int64_t sec, int64_t nsec, int64_t *ns)
 	return 0;
 }
 
-static long timer_out(uint64_t uaddr, const struct sbx_itimer *t)
+long k_itimerspec_in(uint64_t uaddr, struct sbx_itimer *t)
+{
+	struct k_itimerspec in;
+	if (k_copy_from_user(&in, uaddr, sizeof(in)) < 0)
+		return -EFAULT;
+	if (spec_ns(in.value_sec, in.value_nsec, &t->value_ns) < 0 ||
+	    spec_ns(in.interval_sec, in.interval_nsec, &t->interval_ns) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+long k_itimerspec_out(uint64_t uaddr, const struct sbx_itimer *t)
 {
 	struct k_itimerspec o = {t->interval_ns / SBX_NSEC, t->interval_ns % SBX_NSEC,
 				 t->value_ns / SBX_NSEC, t->value_ns % SBX_NSEC};
@@ -92,20 +103,17 @@ long k_sys_timerfd_create(struct k_frame *f)
 
 long k_sys_timerfd_settime(struct k_frame *f)
 {
-	struct k_itimerspec in;
 	struct sbx_itimer t;
-	if (k_copy_from_user(&in, f->rdx, sizeof(in)) < 0)
-		return -EFAULT;
-	if (spec_ns(in.value_sec, in.value_nsec, &t.value_ns) < 0 ||
-	    spec_ns(in.interval_sec, in.interval_nsec, &t.interval_ns) < 0)
-		return -EINVAL;
+	long r = k_itimerspec_in(f->rdx, &t);
+	if (r < 0)
+		return r;
 	uint64_t a[6] = {SBX_TIMERFD_SETTIME,	(uint64_t)(int64_t)(int32_t)f->rdi,
 			 (uint32_t)f->rsi,	k_kaddr((uint64_t)&t),
 			 (uint64_t)k_now_ns(0), (uint64_t)k_now_ns(1)};
-	long r = k_call(SBX_CALL_TIMERFD, a, 6);
+	r = k_call(SBX_CALL_TIMERFD, a, 6);
 	if (r < 0 || !f->r10)
 		return r;
-	return timer_out(f->r10, &t);
+	return k_itimerspec_out(f->r10, &t);
 }
 
 long k_sys_timerfd_gettime(struct k_frame *f)
@@ -114,7 +122,7 @@ long k_sys_timerfd_gettime(struct k_frame *f)
 	uint64_t a[4] = {SBX_TIMERFD_GETTIME, (uint64_t)(int64_t)(int32_t)f->rdi, 0,
 			 k_kaddr((uint64_t)&t)};
 	long r = k_call(SBX_CALL_TIMERFD, a, 4);
-	return r < 0 ? r : timer_out(f->rsi, &t);
+	return r < 0 ? r : k_itimerspec_out(f->rsi, &t);
 }
 
 long k_sys_epoll_create(struct k_frame *f)

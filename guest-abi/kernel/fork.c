@@ -72,6 +72,7 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	/* The child: the monitor wrote its ids into its boot page. */
 	id = BOOT->pid;
 	k_thread_forked((flags & CLONE_CHILD_CLEARTID) ? ctid : 0);
+	k_ptimers_forget();
 	TSIG->pending = 0; /* a child starts with no pending signal */
 	if (sp)
 		f->user_rsp = sp;

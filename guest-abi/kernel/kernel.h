@@ -572,6 +572,17 @@ long k_sys_pipe(struct k_frame *f);
 long k_sys_pipe2(struct k_frame *f);
 long k_sys_eventfd(struct k_frame *f);
 long k_sys_eventfd2(struct k_frame *f);
+long k_sys_timer_create(struct k_frame *f);
+long k_sys_timer_settime(struct k_frame *f);
+long k_sys_timer_gettime(struct k_frame *f);
+long k_sys_timer_getoverrun(struct k_frame *f);
+long k_sys_timer_delete(struct k_frame *f);
+/* time.c: a fork's child has none of its parent's POSIX timers. */
+void k_ptimers_forget(void);
+/* event.c: a struct itimerspec's two halves to ns (EINVAL as Linux), and ns back to one. */
+struct sbx_itimer;
+long k_itimerspec_in(uint64_t uaddr, struct sbx_itimer *t);
+long k_itimerspec_out(uint64_t uaddr, const struct sbx_itimer *t);
 long k_sys_timerfd_create(struct k_frame *f);
 long k_sys_timerfd_settime(struct k_frame *f);
 long k_sys_timerfd_gettime(struct k_frame *f);

@@ -114,6 +114,7 @@ int k_signal_has_handler(uint64_t sig)
  * is delivered: its siginfo says so (a SIGCHLD's child and how it ended, a kill's sender). */
 #define K_SIGCHLD 17
 #define K_SI_FROM (-1000) /* k_deliver's code for such a signal: not one of Linux's */
+#define K_SI_TIMER (-2)
 static struct sbx_sigfrom k_sig_from[65];
 static uint64_t k_sig_from_set;
 
@@ -175,6 +176,11 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 		fr->info.si_addr = ((uint64_t)BOOT->uid << 32) | w.pid;
 		if (sig == K_SIGCHLD)
 			k_memcpy(fr->info.rest, &status, sizeof(status));
+		if (w.code == K_SI_TIMER) { /* si_timerid, si_overrun 0, si_value */
+			uint64_t value = w.pid;
+			fr->info.si_addr = (uint32_t)status;
+			k_memcpy(fr->info.rest, &value, sizeof(value));
+		}
 	}
 
 	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));

@@ -239,3 +239,134 @@ long k_sys_alarm(struct k_frame *f)
 	int64_t s = (t.value_ns + NSEC / 2) / NSEC;
 	return t.value_ns && !s ? 1 : s;
 }
+
+/* POSIX timers (timer_create): the monitor's keeper fires them as it fires ITIMER_REAL, each
+ * with its own signal, si_code SI_TIMER, its id and si_value's int; this kernel keeps each
+ * one's clock and notification. GHC's runtime ticks on one. Only a signal to the process (or
+ * none) is kept: SIGEV_THREAD_ID, glibc's way to SIGEV_THREAD, needs a thread target and
+ * si_value's whole pointer, which the monitor does not carry (counted, EINVAL). They end at
+ * execve and a fork's child has none, as on Linux. */
+#define SIGEV_SIGNAL 0
+#define SIGEV_NONE 1
+#define SIGEV_THREAD_ID 4
+#define K_SIGALRM 14
+#define K_CLOCK_REALTIME_ALARM 8
+#define K_CLOCK_BOOTTIME_ALARM 9
+#define NR_TIMER_CREATE 222
+
+struct k_sigevent {
+	uint64_t value;
+	int32_t signo, notify;
+};
+
+static struct k_ptimer {
+	int used;
+	int kind; /* sbx_clock_kind: 1 real time */
+	uint32_t signo, value;
+} k_ptimers[SBX_PTIMERS];
+
+void k_ptimers_forget(void)
+{
+	k_memset(k_ptimers, 0, sizeof(k_ptimers));
+}
+
+static long ptimer(int set, unsigned id, struct sbx_itimer *io)
+{
+	uint64_t a[5] = {k_kaddr((uint64_t)io), (uint64_t)set, id + 1, k_ptimers[id].signo,
+			 k_ptimers[id].value};
+	return k_call_own(SBX_CALL_ITIMER, a, 5);
+}
+
+static struct k_ptimer *ptimer_of(uint64_t id)
+{
+	return (uint64_t)(int64_t)(int32_t)id < SBX_PTIMERS && k_ptimers[(uint32_t)id].used
+		   ? &k_ptimers[(uint32_t)id]
+		   : 0;
+}
+
+long k_sys_timer_create(struct k_frame *f)
+{
+	int32_t clock = (int32_t)f->rdi;
+	if (clock == K_CLOCK_REALTIME_ALARM || clock == K_CLOCK_BOOTTIME_ALARM)
+		return -EPERM;
+	/* CPU-time clocks (a profiler's) are not kept: counted with the missing calls. */
+	if (clock == SBX_CLOCK_PROCESS_CPUTIME_ID || clock == SBX_CLOCK_THREAD_CPUTIME_ID ||
+	    clock < 0) {
+		BOOT->nosys_count[NR_TIMER_CREATE]++;
+		return -EINVAL;
+	}
+	if (clock != SBX_CLOCK_REALTIME && clock != SBX_CLOCK_MONOTONIC &&
+	    clock != SBX_CLOCK_BOOTTIME)
+		return -EINVAL;
+	struct k_sigevent ev = {0, K_SIGALRM, SIGEV_SIGNAL};
+	if (f->rsi && k_copy_from_user(&ev, f->rsi, sizeof(ev)) < 0)
+		return -EFAULT;
+	if (ev.notify == SIGEV_THREAD_ID) {
+		BOOT->nosys_count[NR_TIMER_CREATE]++;
+		return -EINVAL;
+	}
+	if ((ev.notify != SIGEV_SIGNAL && ev.notify != SIGEV_NONE) ||
+	    (ev.notify == SIGEV_SIGNAL && (ev.signo < 1 || ev.signo > 64)))
+		return -EINVAL;
+	unsigned id = 0;
+	while (id < SBX_PTIMERS && k_ptimers[id].used)
+		id++;
+	if (id == SBX_PTIMERS)
+		return -EAGAIN;
+	int32_t out = (int32_t)id;
+	if (k_copy_to_user(f->rdx, &out, sizeof(out)) < 0)
+		return -EFAULT;
+	k_ptimers[id] = (struct k_ptimer){1, sbx_clock_kind((uint64_t)(int64_t)clock),
+					  ev.notify == SIGEV_NONE ? 0 : (uint32_t)ev.signo,
+					  f->rsi ? (uint32_t)ev.value : id};
+	return 0;
+}
+
+long k_sys_timer_settime(struct k_frame *f)
+{
+	struct k_ptimer *p = ptimer_of(f->rdi);
+	if (!p)
+		return -EINVAL;
+	if (f->rsi & ~(uint64_t)TIMER_ABSTIME)
+		return -EINVAL;
+	struct sbx_itimer t;
+	long r = k_itimerspec_in(f->rdx, &t);
+	if (r < 0)
+		return r;
+	if ((f->rsi & TIMER_ABSTIME) && t.value_ns) {
+		int64_t now = k_now_ns(p->kind), rel;
+		if (__builtin_sub_overflow(t.value_ns, now, &rel))
+			rel = INT64_MAX;
+		t.value_ns = rel > 0 ? rel : 1; /* gone by: at once */
+	}
+	if ((r = ptimer(1, (unsigned)(p - k_ptimers), &t)) < 0)
+		return r;
+	return f->r10 ? k_itimerspec_out(f->r10, &t) : 0;
+}
+
+long k_sys_timer_gettime(struct k_frame *f)
+{
+	struct k_ptimer *p = ptimer_of(f->rdi);
+	if (!p)
+		return -EINVAL;
+	struct sbx_itimer t = {0, 0};
+	long r = ptimer(0, (unsigned)(p - k_ptimers), &t);
+	return r < 0 ? r : k_itimerspec_out(f->rsi, &t);
+}
+
+/* The keeper sends one signal for the ticks missed and does not count them. */
+long k_sys_timer_getoverrun(struct k_frame *f)
+{
+	return ptimer_of(f->rdi) ? 0 : -EINVAL;
+}
+
+long k_sys_timer_delete(struct k_frame *f)
+{
+	struct k_ptimer *p = ptimer_of(f->rdi);
+	if (!p)
+		return -EINVAL;
+	struct sbx_itimer t = {0, 0};
+	ptimer(1, (unsigned)(p - k_ptimers), &t);
+	p->used = 0;
+	return 0;
+}

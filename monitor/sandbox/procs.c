@@ -29,9 +29,14 @@ struct sbx_pnode {
 	int released;	   /* exec'd or ended: a vfork parent goes on */
 	clockid_t clock;   /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
-	/* Its ITIMER_REAL (alarm, setitimer), on CLOCK_MONOTONIC: the keeper sends SIGALRM at
-	 * alarm_at (0: disarmed), then every alarm_every ns if that is not 0. */
-	int64_t alarm_at, alarm_every;
+	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
+	 * timers (timer_create). The keeper sends each one's signal at `at` (0: disarmed), then
+	 * every `every` ns if that is not 0. */
+	struct sbx_ptimer {
+		int64_t at, every;
+		int signo;	/* 0: none (SIGEV_NONE) */
+		uint32_t value; /* si_value's int */
+	} timer[1 + SBX_PTIMERS];
 	/* Its usage at its end, and its reaped children's (sbx_rusage). */
 	int64_t cpu_ns, maxrss_kib, children_cpu_ns, children_maxrss_kib;
 	struct sbx_pnode *next;
@@ -145,7 +150,7 @@ static int stop_signal(int sig)
  * sig_incoming, and the vCPU is stopped in the program's code, or its wait cut short, to take
  * it. Tree lock held. */
 static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from, int code,
-		    int status)
+		    int status, uint32_t value)
 {
 	const struct sbx_sigstate *ss = sbx_gptr(v, SBX_SIGSTATE_ADDR, sizeof(*ss));
 	struct sbx_bootinfo *b = sbx_gptr(v, SBX_BOOTINFO_ADDR, sizeof(*b));
@@ -176,8 +181,8 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 		return;
 	}
 	/* Before the bit: the kernel reads it once it has taken the bit. */
-	b->sig_from[sig - 1] =
-	    (struct sbx_sigfrom){.pid = from, .code = (int16_t)code, .status = (int16_t)status};
+	b->sig_from[sig - 1] = (struct sbx_sigfrom){
+	    .pid = from ? from : value, .code = (int16_t)code, .status = (int16_t)status};
 	__atomic_or_fetch(&b->sig_incoming, bit, __ATOMIC_SEQ_CST);
 	sbx_vcpu_kick(v, 0);
 	sbx_ring_nudge(v, SBX_RING_KICK);
@@ -245,7 +250,7 @@ static void *proc_main(void *arg)
 			WIFEXITED(st)	? CLD_EXITED
 			: WCOREDUMP(st) ? CLD_DUMPED
 					: CLD_KILLED,
-			WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+			WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), 0);
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -380,24 +385,31 @@ static int64_t fire_alarms(struct sbx_procs *t)
 {
 	int64_t now = sbx_now_ns(CLOCK_MONOTONIC), next = 20 * SBX_NS_PER_MS;
 	for (struct sbx_pnode *n = t->list; n; n = n->next) {
-		if (!n->alarm_at)
-			continue;
-		if (!n->vm) {
-			n->alarm_at = 0; /* its run is over */
-			continue;
+		for (unsigned k = 0; k <= SBX_PTIMERS; k++) {
+			struct sbx_ptimer *p = &n->timer[k];
+			if (!p->at)
+				continue;
+			if (!n->vm) {
+				p->at = 0; /* its run is over */
+				continue;
+			}
+			if (p->at <= now) {
+				if (k == 0)
+					deliver(t, n->vm, SIGALRM, 0, SI_KERNEL, 0, 0);
+				else if (p->signo)
+					deliver(t, n->vm, p->signo, 0, SI_TIMER, (int)k - 1,
+						p->value);
+				/* One signal for the ticks missed, as Linux's pending signal is
+				 * one; no faster than the keeper can send them. */
+				p->at = !p->every ? 0
+					: p->at + p->every > now
+					    ? p->at + p->every
+					    : now + (p->every > SBX_NS_PER_MS ? p->every
+									      : SBX_NS_PER_MS);
+			}
+			if (p->at && p->at - now < next)
+				next = p->at - now;
 		}
-		if (n->alarm_at <= now) {
-			deliver(t, n->vm, SIGALRM, 0, SI_KERNEL, 0);
-			/* One signal for the ticks missed, as Linux's pending SIGALRM is one; no
-			 * faster than the keeper can send them. */
-			n->alarm_at = !n->alarm_every ? 0
-				      : n->alarm_at + n->alarm_every > now
-					  ? n->alarm_at + n->alarm_every
-					  : now + (n->alarm_every > SBX_NS_PER_MS ? n->alarm_every
-										  : SBX_NS_PER_MS);
-		}
-		if (n->alarm_at && n->alarm_at - now < next)
-			next = n->alarm_at - now;
 	}
 	return next;
 }
@@ -471,6 +483,8 @@ static void execed(struct sbx_vm *vm)
 	if (n) {
 		n->released = 1;
 		put_children_usage(vm, n); /* the new image's boot page: kept across execve */
+		/* POSIX timers end at execve (ITIMER_REAL stays, as on Linux). */
+		memset(&n->timer[1], 0, sizeof(n->timer) - sizeof(n->timer[0]));
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -724,7 +738,7 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 		}
 		found = 1;
 		if (sig && n->vm)
-			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0);
+			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0, 0);
 	}
 	/* A thread's id names its process, as on Linux. */
 	for (struct sbx_pnode *n = t->list; pid > 0 && !found && !mine && n; n = n->next) {
@@ -733,7 +747,7 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 		mine = n->vm == vm;
 		found = !mine;
 		if (sig && found)
-			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0);
+			deliver(t, n->vm, (int)sig, vm->proc.pid, SI_USER, 0, 0);
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (mine)
@@ -806,8 +820,8 @@ static int64_t do_pgrp(struct sbx_vm *vm, const struct sbx_slot *s)
 	return r;
 }
 
-/* alarm, setitimer, getitimer of ITIMER_REAL (sbx_calls.h). Values past a century are a
- * century: no timer that long ends within a sandbox's run. */
+/* alarm, setitimer, getitimer of ITIMER_REAL, and the POSIX timers (sbx_calls.h). Values
+ * past a century are a century: no timer that long ends within a sandbox's run. */
 static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const int64_t most = 100ll * 366 * 24 * 3600 * 1000000000ll;
@@ -815,7 +829,8 @@ static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_itimer *io = sbx_gptr(vm, s->u.a[0], sizeof(*io));
 	if (!io)
 		return -EFAULT;
-	if (s->u.a[1] > 1)
+	uint64_t k = s->u.a[2], signo = s->u.a[3];
+	if (s->u.a[1] > 1 || k > SBX_PTIMERS || signo > 64 || s->u.a[4] > UINT32_MAX)
 		return -EINVAL;
 	struct sbx_itimer in;
 	memcpy(&in, io, sizeof(in)); /* once: the guest may change it meanwhile */
@@ -829,15 +844,19 @@ static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	int64_t now = sbx_now_ns(CLOCK_MONOTONIC);
 	/* An armed timer reads as at least 1 ns left, as Linux's never reads 0. */
-	struct sbx_itimer old = {me->alarm_at ? (me->alarm_at > now ? me->alarm_at - now : 1) : 0,
-				 me->alarm_every};
+	struct sbx_ptimer *p = &me->timer[k];
+	struct sbx_itimer old = {p->at ? (p->at > now ? p->at - now : 1) : 0, p->every};
 	if (s->u.a[1] && in.value_ns && start_keeper(t) < 0) {
 		pthread_mutex_unlock(&t->lock);
 		return -EAGAIN;
 	}
 	if (s->u.a[1]) {
-		me->alarm_every = in.interval_ns < most ? in.interval_ns : most;
-		me->alarm_at = in.value_ns ? now + (in.value_ns < most ? in.value_ns : most) : 0;
+		p->every = in.interval_ns < most ? in.interval_ns : most;
+		p->at = in.value_ns ? now + (in.value_ns < most ? in.value_ns : most) : 0;
+		if (k) {
+			p->signo = (int)signo;
+			p->value = (uint32_t)s->u.a[4];
+		}
 		pthread_cond_broadcast(&t->cond); /* the keeper looks again */
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -954,7 +973,9 @@ int sbx_procs_timer_armed(struct sbx_vm *vm)
 		return 0;
 	pthread_mutex_lock(&t->lock);
 	const struct sbx_pnode *n = self(vm);
-	int armed = n && n->alarm_at;
+	int armed = 0;
+	for (unsigned k = 0; n && k <= SBX_PTIMERS; k++)
+		armed |= n->timer[k].at != 0;
 	pthread_mutex_unlock(&t->lock);
 	return armed;
 }
@@ -1022,7 +1043,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 		if (n->pid == 1) {
 			/* A run's alarm is not the next run's, nor its SIGALRM on the way (the
 			 * host's write is no page the reset puts back). */
-			n->alarm_at = n->alarm_every = 0;
+			memset(n->timer, 0, sizeof(n->timer));
 			struct sbx_bootinfo *b = sbx_gptr(t->root, SBX_BOOTINFO_ADDR, sizeof(*b));
 			if (b)
 				__atomic_and_fetch(&b->sig_incoming, ~(1ull << (SIGALRM - 1)),

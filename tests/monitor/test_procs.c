@@ -116,6 +116,13 @@ Test(procs, execve_after_threads_ended_works)
 			  "the new image: 4 threads ran, tid is pid: yes\n");
 }
 
+/* POSIX timers: a signal with SI_TIMER and si_value, an interval, an absolute time, SIGEV_NONE,
+ * none left after timer_delete or in a fork's child. */
+Test(procs, posix_timers_signal_as_linux_does)
+{
+	same_as_native("ptimers");
+}
+
 Test(procs, close_range_closes_or_marks_a_range)
 {
 	same_as_native("closerange");

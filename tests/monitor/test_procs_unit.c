@@ -109,6 +109,29 @@ Test(procs_unit, the_real_time_timer_is_set_read_and_disarmed)
 	cr_assert_eq(call(SBX_CALL_ITIMER, at, 2, 0, 1), -EINVAL);
 	cr_assert_eq(call(SBX_CALL_ITIMER, 1ull << 50, 0, 0, 1), -EFAULT);
 	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 0), -EINVAL, "not the caller's own thread");
+	/* The POSIX timers (a2 1..SBX_PTIMERS) are each their own; a3 is a signal number. */
+	struct sbx_slot p = {
+	    .nr = SBX_CALL_ITIMER, .pad = SBX_SLOT_OWN, .u.a = {at, 1, SBX_PTIMERS + 1, 10, 0}};
+	*io = (struct sbx_itimer){.value_ns = 60000000000ll};
+	cr_assert_eq(test_call(&T, p), -EINVAL, "no such timer");
+	p.u.a[2] = 1;
+	p.u.a[3] = 65;
+	cr_assert_eq(test_call(&T, p), -EINVAL, "no such signal");
+	p.u.a[3] = 10;
+	p.u.a[4] = 1ull << 32;
+	cr_assert_eq(test_call(&T, p), -EINVAL, "si_value is an int");
+	p.u.a[4] = 77;
+	cr_assert_eq(test_call(&T, p), 0);
+	cr_assert_eq(sbx_procs_timer_armed(T.vm), 1);
+	cr_assert_eq(call(SBX_CALL_ITIMER, at, 0, 0, 1), 0);
+	cr_assert_eq(io->value_ns, 0, "ITIMER_REAL is another timer");
+	p.u.a[1] = 0;
+	cr_assert_eq(test_call(&T, p), 0);
+	cr_assert(io->value_ns > 50000000000ll, "%lld", (long long)io->value_ns);
+	*io = (struct sbx_itimer){0, 0};
+	p.u.a[1] = 1;
+	cr_assert_eq(test_call(&T, p), 0);
+	cr_assert_eq(sbx_procs_timer_armed(T.vm), 0);
 	cr_assert_eq(T.vm->life.stopping, 0);
 }
 
