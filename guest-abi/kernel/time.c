@@ -193,14 +193,19 @@ long k_sys_getitimer(struct k_frame *f)
  * exit, for programs that use one). */
 static int k_alarm_set;
 
+static int ptimers_signal(void);
+static void ptimers_disarm(void);
+
+/* A timer whose signal may come: the alarm, or a POSIX timer with a signal. */
 int k_itimer_armed(void)
 {
 	struct sbx_itimer t = {0, 0};
-	return itimer(0, &t) == 0 && t.value_ns != 0;
+	return ptimers_signal() || (itimer(0, &t) == 0 && t.value_ns != 0);
 }
 
 void k_itimer_disarm(void)
 {
+	ptimers_disarm();
 	if (!k_alarm_set)
 		return;
 	struct sbx_itimer t = {0, 0};
@@ -277,6 +282,24 @@ static long ptimer(int set, unsigned id, struct sbx_itimer *io)
 	return k_call_own(SBX_CALL_ITIMER, a, 5);
 }
 
+static int ptimers_signal(void)
+{
+	for (unsigned i = 0; i < SBX_PTIMERS; i++)
+		if (k_ptimers[i].used && k_ptimers[i].signo)
+			return 1;
+	return 0;
+}
+
+/* A repeated run's end: no signal into the parked process or the next run. */
+static void ptimers_disarm(void)
+{
+	for (unsigned i = 0; i < SBX_PTIMERS; i++) {
+		struct sbx_itimer t = {0, 0};
+		if (k_ptimers[i].used)
+			ptimer(1, i, &t);
+	}
+}
+
 static struct k_ptimer *ptimer_of(uint64_t id)
 {
 	return (uint64_t)(int64_t)(int32_t)id < SBX_PTIMERS && k_ptimers[(uint32_t)id].used
@@ -319,7 +342,9 @@ long k_sys_timer_create(struct k_frame *f)
 	k_ptimers[id] = (struct k_ptimer){1, sbx_clock_kind((uint64_t)(int64_t)clock),
 					  ev.notify == SIGEV_NONE ? 0 : (uint32_t)ev.signo,
 					  f->rsi ? (uint32_t)ev.value : id};
-	return 0;
+	/* Disarmed, whatever a delete racing another thread left in the monitor's slot. */
+	struct sbx_itimer t = {0, 0};
+	return ptimer(1, id, &t) < 0 ? -EAGAIN : 0;
 }
 
 long k_sys_timer_settime(struct k_frame *f)
@@ -327,8 +352,8 @@ long k_sys_timer_settime(struct k_frame *f)
 	struct k_ptimer *p = ptimer_of(f->rdi);
 	if (!p)
 		return -EINVAL;
-	if (f->rsi & ~(uint64_t)TIMER_ABSTIME)
-		return -EINVAL;
+	if (!f->rdx)
+		return -EINVAL; /* Linux ignores flags it does not know */
 	struct sbx_itimer t;
 	long r = k_itimerspec_in(f->rdx, &t);
 	if (r < 0)
@@ -365,8 +390,9 @@ long k_sys_timer_delete(struct k_frame *f)
 	struct k_ptimer *p = ptimer_of(f->rdi);
 	if (!p)
 		return -EINVAL;
+	/* Free first: the call lets the kernel's lock go, and no other thread may arm it. */
+	p->used = 0;
 	struct sbx_itimer t = {0, 0};
 	ptimer(1, (unsigned)(p - k_ptimers), &t);
-	p->used = 0;
 	return 0;
 }

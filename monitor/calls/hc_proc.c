@@ -311,6 +311,8 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		else
 			sbx_threads_stop(vm);
 		sbx_ring_reacquire(vm, released);
+		if (r == 0 && vm->hooks.exec_begin)
+			vm->hooks.exec_begin(vm);
 		if (r == 0)
 			r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
 		if (r < 0 && !lost)

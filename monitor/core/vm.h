@@ -292,7 +292,7 @@ struct sbx_threads {
 	 * thread's until it ends, which the sandbox's pid allocator skips and kill finds. */
 	atomic_uint tid_next;
 	atomic_uint tid[SBX_MAX_VCPUS];
-	atomic_uint tid_hi; /* the indices below this may have an id */
+	atomic_uint tid_hi;	      /* the indices below this may have an id */
 	_Atomic int64_t ended_cpu_ns; /* CPU time of host threads that ended (sbx_threads_stop) */
 	uint32_t tid_count; /* without hooks.new_tid: the ids given, counted from pid + 1 */
 };
@@ -385,6 +385,8 @@ struct sbx_hooks {
 	 * vfork's parent goes on). */
 	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);
 	void (*execed)(struct sbx_vm *vm);
+	/* An EXECVE is about to replace the image (sandbox/procs.c: its POSIX timers end). */
+	void (*exec_begin)(struct sbx_vm *vm);
 	/* Memory outside the process's RAM came (shared anonymous memory): the tree's keeper
 	 * holds the sandbox to --mem from now on, even with one process. */
 	void (*mem_outside)(struct sbx_vm *vm);

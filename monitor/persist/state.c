@@ -627,8 +627,8 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 		return io->err;
 	}
 	if (!io->load && sbx_procs_timer_armed(vm)) {
-		sbx_sio_fail(io, "the program has an alarm or interval timer armed, which a "
-				 "snapshot cannot hold yet");
+		sbx_sio_fail(io, "the program has a timer armed (alarm, setitimer or "
+				 "timer_create), which a snapshot cannot hold yet");
 		return io->err;
 	}
 	/* Its pages are in a memfd, not in RAM nor in a file to reopen. */

@@ -167,6 +167,10 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
 				    "killed by SIG%s from process %u",
 				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
+		else if (code == SI_TIMER)
+			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
+				    "killed by SIG%s: its POSIX timer %d expired",
+				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", status);
 		else
 			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
 				    "killed by SIG%s: its timer (alarm, setitimer) expired",
@@ -475,6 +479,18 @@ static void put_children_usage(struct sbx_vm *vm, const struct sbx_pnode *n)
 			 __ATOMIC_RELAXED);
 }
 
+/* An image is about to go: its POSIX timers go first, so that none fires into the next
+ * image's default actions (they end at execve; a failed one loses them too). */
+static void exec_begin(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n)
+		memset(&n->timer[1], 0, sizeof(n->timer) - sizeof(n->timer[0]));
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void execed(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
@@ -483,8 +499,6 @@ static void execed(struct sbx_vm *vm)
 	if (n) {
 		n->released = 1;
 		put_children_usage(vm, n); /* the new image's boot page: kept across execve */
-		/* POSIX timers end at execve (ITIMER_REAL stays, as on Linux). */
-		memset(&n->timer[1], 0, sizeof(n->timer) - sizeof(n->timer[0]));
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
@@ -577,6 +591,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->procs = t;
 		c->hooks.proc = proc_call;
 		c->hooks.execed = execed;
+		c->hooks.exec_begin = exec_begin;
 		c->hooks.mem_outside = mem_outside;
 		c->hooks.new_tid = new_tid;
 		sbx_vm_choose_cpus(c);
@@ -910,6 +925,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->procs = t;
 	vm->hooks.proc = proc_call;
 	vm->hooks.execed = execed;
+	vm->hooks.exec_begin = exec_begin;
 	vm->hooks.mem_outside = mem_outside;
 	vm->hooks.others_cpu_ns = others_cpu_ns;
 	vm->hooks.new_tid = new_tid;
@@ -1041,13 +1057,16 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	for (struct sbx_pnode **pp = &t->list; *pp;) {
 		struct sbx_pnode *n = *pp;
 		if (n->pid == 1) {
-			/* A run's alarm is not the next run's, nor its SIGALRM on the way (the
+			/* A run's timers are not the next run's, nor their signals on the way (the
 			 * host's write is no page the reset puts back). */
+			uint64_t bits = 1ull << (SIGALRM - 1);
+			for (unsigned k = 1; k <= SBX_PTIMERS; k++)
+				if (n->timer[k].signo)
+					bits |= 1ull << (n->timer[k].signo - 1);
 			memset(n->timer, 0, sizeof(n->timer));
 			struct sbx_bootinfo *b = sbx_gptr(t->root, SBX_BOOTINFO_ADDR, sizeof(*b));
 			if (b)
-				__atomic_and_fetch(&b->sig_incoming, ~(1ull << (SIGALRM - 1)),
-						   __ATOMIC_SEQ_CST);
+				__atomic_and_fetch(&b->sig_incoming, ~bits, __ATOMIC_SEQ_CST);
 			pp = &n->next;
 			continue;
 		}
