@@ -712,14 +712,15 @@ Test(hypercalls, timerfd_arguments_are_checked_and_absolute_times_are_the_guest_
 	cr_assert(rt >= 0);
 	*io = (struct sbx_itimer){.value_ns = INT64_MAX};
 	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)rt,
-				 TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, BUF, 0, -5000000000ll),
+				 TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, BUF, 0,
+				 -5000000000ll),
 		     0);
 	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)rt, 0, BUF, 0, 0), 0);
 	cr_assert(io->value_ns > 1000000000000000000ll, "%lld", (long long)io->value_ns);
 	*io = (struct sbx_itimer){.value_ns = 1, .interval_ns = 0};
-	cr_assert_eq(timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)rt, TFD_TIMER_ABSTIME, BUF, 0,
-				 INT64_MAX),
-		     0);
+	cr_assert_eq(
+	    timerfd_req(SBX_TIMERFD_SETTIME, (uint64_t)rt, TFD_TIMER_ABSTIME, BUF, 0, INT64_MAX),
+	    0);
 	p.fd = sbx_fd_get(T.vm, rt)->fd;
 	cr_assert_eq(poll(&p, 1, 1000), 1, "long gone by on the guest's clock");
 	/* An unaligned buffer is copied, not stored through. */
