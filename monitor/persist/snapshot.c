@@ -253,7 +253,12 @@ static int check_policy(struct sbx_vm *vm, const void *text, uint64_t len, char 
 	char why[600] = "";
 	for (size_t i = 0; i < p->nmounts && !why[0]; i++) {
 		const struct policy_mount *m = &p->mounts[i];
-		if (!snap_grants(root, m->guest, m->rw))
+		/* A --tmp (the private /dev/shm too) is a fresh empty directory: it shows nothing
+		 * of the host, so a snapshot taken without one is not widened by it. */
+		int tmp = 0;
+		for (size_t k = 0; k < p->ntmp && !tmp; k++)
+			tmp = !strcmp(p->tmp[k], m->guest);
+		if (!tmp && !snap_grants(root, m->guest, m->rw))
 			snprintf(why, sizeof(why), "%s %s", m->rw ? "--rw" : "--ro", m->guest);
 	}
 	json_t *lim = json_object_get(root, "limits");
