@@ -182,13 +182,15 @@ const char *mig_sec_name(uint32_t type)
 		return "pagemap";
 	case MIG_SEC_PAGES:
 		return "pages";
+	case MIG_SEC_THREADS:
+		return "threads";
 	}
 	return "unknown";
 }
 
 int mig_sec_known(uint32_t type)
 {
-	return type >= MIG_SEC_VCPU && type <= MIG_SEC_PAGES;
+	return type >= MIG_SEC_VCPU && type <= MIG_SEC_THREADS;
 }
 
 const char *mig_sec_tname(uint32_t type, char buf[24])

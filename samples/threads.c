@@ -30,6 +30,10 @@
  *   segvblocked         a thread faults with SIGSEGV blocked: the process dies of SIGSEGV
  *   sigspin             3 threads compute without syscalls until each has handled 3 signals
  *                       that main sends it; then main computes while a thread signals it
+ *   beat N ROUNDS [HOLD] N threads and main meet at a barrier twice a round, a millisecond
+ *                       apart; main prints "ROUND VALUE" from every thread's state each round
+ *                       and "checksum C" at the end. With HOLD, the last round waits until the
+ *                       file HOLD exists (tests/monitor/migrate.sh, snapshots of threads)
  * The stderr lines of pingpong and createjoin are bench/run.py's "OP N value" (ns per op);
  * parallel prints "parallel N NS" (the whole job, in ns) there too. */
 #define _GNU_SOURCE
@@ -1204,6 +1208,68 @@ static int cmd_hold(long secs)
 	return 0;
 }
 
+/* ---- beat: a multithreaded heartbeat, for snapshots and migration ---- */
+
+#define BEAT_MAX 16
+static long beat_rounds;
+static int beat_n;
+static const char *beat_hold;
+static uint64_t beat_acc[BEAT_MAX];
+static __thread uint64_t beat_mine; /* the same value in TLS: each vCPU's FS base kept */
+static pthread_barrier_t beat_bar;
+static pthread_mutex_t beat_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t beat_shared;
+
+static void *beat_fn(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	long tid = gettid_();
+	for (long r = 1; r <= beat_rounds; r++) {
+		beat_mine = beat_mine * 6364136223846793005ull + (uint64_t)(r * (id + 1));
+		beat_acc[id] = beat_mine;
+		pthread_mutex_lock(&beat_lock);
+		beat_shared += (uint64_t)r ^ (uint64_t)id;
+		pthread_mutex_unlock(&beat_lock);
+		pthread_barrier_wait(&beat_bar); /* round r computed */
+		pthread_barrier_wait(&beat_bar); /* printed: the next round may start */
+	}
+	if (beat_mine != beat_acc[id])
+		wrong("thread %d: its thread-local value changed", id);
+	if (gettid_() != tid)
+		wrong("thread %d: its thread id changed", id);
+	return NULL;
+}
+
+static int cmd_beat(long n, long rounds, const char *hold)
+{
+	if (n > BEAT_MAX)
+		n = BEAT_MAX;
+	beat_n = (int)n;
+	beat_rounds = rounds;
+	beat_hold = hold;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	must(pthread_barrier_init(&beat_bar, NULL, (unsigned)n + 1), "pthread_barrier_init");
+	pthread_t t[BEAT_MAX];
+	for (int i = 0; i < beat_n; i++)
+		spawn(&t[i], NULL, beat_fn, (void *)(intptr_t)i);
+	for (long r = 1; r <= rounds; r++) {
+		pthread_barrier_wait(&beat_bar);
+		uint64_t x = 0;
+		for (int i = 0; i < beat_n; i++)
+			x += beat_acc[i];
+		printf("%ld %llu\n", r, (unsigned long long)(x & 0xffffffffu));
+		/* The last round waits for the gate: a test decides when the program ends. */
+		while (hold && r == rounds - 1 && access(hold, F_OK) != 0)
+			sleep_ms(1);
+		sleep_ms(1);
+		pthread_barrier_wait(&beat_bar);
+	}
+	for (int i = 0; i < beat_n; i++)
+		join(t[i]);
+	printf("checksum %llu\n", (unsigned long long)beat_shared);
+	return 0;
+}
+
 /* ---- blockedread: one thread waits for input, the others go on ---- */
 
 static void *blockedread_thread(void *arg)
@@ -1518,7 +1584,8 @@ static int usage(void)
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
-		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin\n");
+		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
+		"beat N ROUNDS [HOLD]\n");
 	return 64;
 }
 
@@ -1570,6 +1637,8 @@ int main(int argc, char **argv)
 		r = cmd_unmapped();
 	else if (!strcmp(op, "hold"))
 		r = cmd_hold(arg_long(a1, 1));
+	else if (!strcmp(op, "beat"))
+		r = cmd_beat(arg_long(a1, 1), arg_long(a2, 2), argc > 4 ? argv[4] : NULL);
 	else if (!strcmp(op, "blockedread"))
 		r = cmd_blockedread();
 	else if (!strcmp(op, "segvmain"))

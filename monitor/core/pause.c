@@ -25,24 +25,8 @@ void sbx_vcpu_complete(struct sbx_vm *vm)
 	sbx_vcpu_complete_fd(vm, vm->proc.vcpu.fd, vm->proc.vcpu.run);
 }
 
-void sbx_pause_point(struct sbx_vm *vm)
+void sbx_pause_wait(struct sbx_vm *vm)
 {
-	sbx_vcpu_complete(vm);
-	clock_gettime(CLOCK_REALTIME, &vm->life.last_exit_at);
-	pthread_mutex_lock(&vm->proc.ring.lock);
-	pthread_mutex_lock(&vm->life.pause_lock);
-	/* A thread started after the pause was asked for (THREAD_START runs under ring_lock, so
-	 * none starts from here on): the pause is refused, as sbx_vm_pausable would have. */
-	if (sbx_threads_count(vm)) {
-		atomic_store(&vm->life.pause_req, 0);
-		vm->life.pause_refused = 1;
-		pthread_cond_broadcast(&vm->life.pause_cond);
-		pthread_mutex_unlock(&vm->life.pause_lock);
-		pthread_mutex_unlock(&vm->proc.ring.lock);
-		return;
-	}
-	vm->life.paused = 1;
-	pthread_cond_broadcast(&vm->life.pause_cond);
 	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
 	 * it: they read the state this thread would tear down. */
 	/* Timed: sbx_vm_interrupt, run from a signal handler, cannot signal the condition. */
@@ -52,30 +36,51 @@ void sbx_pause_point(struct sbx_vm *vm)
 		sbx_deadline(&dl, 50 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
 	}
+}
+
+/* vCPU 0's pause point: the pause holds once every thread's vCPU is at its own (threads.c)
+ * with ring_lock held here, so that none is serving a request and none can start. */
+static int gather(struct sbx_vm *vm)
+{
+	for (;;) {
+		pthread_mutex_lock(&vm->proc.ring.lock);
+		pthread_mutex_lock(&vm->life.pause_lock);
+		if (!atomic_load(&vm->life.pause_req) || atomic_load(&vm->life.stopping))
+			break;
+		/* Under ring_lock no THREAD_START or THREAD_RUN is served: the set is whole. */
+		if (sbx_threads_all_paused(vm))
+			return 1;
+		/* A thread may be waiting for ring_lock to serve its last request. */
+		pthread_mutex_unlock(&vm->proc.ring.lock);
+		sbx_threads_kick(vm);
+		struct timespec dl;
+		sbx_deadline(&dl, 2 * SBX_NS_PER_MS);
+		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
+		pthread_mutex_unlock(&vm->life.pause_lock);
+	}
+	/* The pause was given up (timed out) or the run is ending. */
+	pthread_mutex_unlock(&vm->life.pause_lock);
+	pthread_mutex_unlock(&vm->proc.ring.lock);
+	return 0;
+}
+
+void sbx_pause_point(struct sbx_vm *vm)
+{
+	sbx_vcpu_complete(vm);
+	clock_gettime(CLOCK_REALTIME, &vm->life.last_exit_at);
+	if (!gather(vm))
+		return;
+	vm->life.paused = 1;
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	sbx_pause_wait(vm);
 	vm->life.paused = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
-int sbx_vm_pausable(struct sbx_vm *vm, char *why, size_t len)
-{
-	int n = sbx_threads_count(vm);
-	if (!n)
-		return 0;
-	/* Only vCPU 0 stops at the pause point, and a snapshot holds one vCPU's state. */
-	snprintf(why, len,
-		 "the program has started %d thread%s: pausing, snapshots and migration of a "
-		 "multithreaded program are not supported yet",
-		 n, n == 1 ? "" : "s");
-	return -ENOTSUP;
-}
-
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 {
-	char why[160];
-	if (sbx_vm_pausable(vm, why, sizeof(why)) < 0)
-		return -ENOTSUP;
 	int64_t end = sbx_now_ns(CLOCK_REALTIME) + timeout_ms * SBX_NS_PER_MS;
 	pthread_mutex_lock(&vm->life.pause_lock);
 	if (!vm->life.running || atomic_load(&vm->life.stopping)) {
@@ -83,28 +88,28 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		return -ESRCH;
 	}
 	atomic_store(&vm->life.pause_req, 1);
-	vm->life.pause_refused = 0;
 	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
 	sbx_wake_sleepers(vm);
 	int64_t left = end - sbx_now_ns(CLOCK_REALTIME);
-	while (!vm->life.paused && !vm->life.pause_refused && !atomic_load(&vm->life.stopping) &&
-	       left > 0) {
-		/* immediate_exit covers a kick that lands just before KVM_RUN. */
+	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && left > 0) {
+		/* immediate_exit covers a kick that lands just before KVM_RUN. Threads' vCPUs
+		 * waiting in PARK return on the kick. */
 		vm->proc.vcpu.run->immediate_exit = 1;
 		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
+		sbx_threads_kick(vm);
 		struct timespec step;
 		sbx_deadline(&step, left < 2 * SBX_NS_PER_MS ? left : 2 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
 		left = end - sbx_now_ns(CLOCK_REALTIME);
 	}
-	int paused = vm->life.paused, refused = vm->life.pause_refused;
-	if (!paused)
+	int paused = vm->life.paused;
+	if (!paused) {
 		atomic_store(&vm->life.pause_req, 0);
+		pthread_cond_broadcast(&vm->life.pause_cond); /* the threads that stopped go on */
+	}
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	if (paused)
 		return 0;
-	if (refused)
-		return -ENOTSUP;
 	return atomic_load(&vm->life.stopping) ? -ESRCH : -ETIMEDOUT;
 }
 

@@ -150,6 +150,9 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 		vm->hooks.first_run(vm);
 		vm->hooks.first_run = NULL;
 	}
+	char terr[256];
+	if (sbx_threads_launch(vm, terr, sizeof(terr)) < 0)
+		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "%s", terr);
 	for (;;) {
 		while (!atomic_load(&vm->life.stopping)) {
 			if (atomic_load(&vm->life.pause_req)) {

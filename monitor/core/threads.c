@@ -35,6 +35,9 @@ struct sbx_tvcpu {
 	/* Its host thread ended at an execve, whose new image has not started it afresh: the
 	 * old image's state may not run (sbx_thread_resume). */
 	int stale;
+	/* Made from a snapshot: its host thread starts with the run (sbx_threads_launch). */
+	int restored;
+	atomic_int at_pause; /* stopped at its pause point (thread_pause) */
 };
 
 /* The vCPU index of the thread serving a request here, 0 on any other monitor thread. */
@@ -391,6 +394,32 @@ static int handle_exit(struct sbx_tvcpu *t)
 	}
 }
 
+/* Where a pause finds this vCPU (pause.c): its last exit finished, nothing of its ring in
+ * service, until the pause ends. vCPU 0's pause point waits for every started one. */
+static void thread_pause(struct sbx_tvcpu *t)
+{
+	struct sbx_vm *vm = t->vm;
+	sbx_vcpu_complete_fd(vm, t->fd, t->run);
+	pthread_mutex_lock(&vm->life.pause_lock);
+	atomic_store(&t->at_pause, 1);
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	sbx_pause_wait(vm);
+	atomic_store(&t->at_pause, 0);
+	pthread_mutex_unlock(&vm->life.pause_lock);
+}
+
+int sbx_threads_all_paused(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	int all = 1;
+	pthread_mutex_lock(&th->lock);
+	for (unsigned i = 1; i < th->nv && all; i++)
+		if (th->v[i] && th->v[i]->thread_started && !atomic_load(&th->v[i]->at_pause))
+			all = 0;
+	pthread_mutex_unlock(&th->lock);
+	return all;
+}
+
 static void *thread_main(void *arg)
 {
 	struct sbx_tvcpu *t = arg;
@@ -407,6 +436,10 @@ static void *thread_main(void *arg)
 			struct timespec rel = {0, 10 * 1000 * 1000};
 			syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 1, &rel, NULL,
 				0);
+			continue;
+		}
+		if (atomic_load(&vm->life.pause_req)) {
+			thread_pause(t);
 			continue;
 		}
 		if (t->refault >= 0) {
@@ -442,6 +475,82 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* A new vCPU of this index and its run area; KVM makes each index once per VM. */
+static int tvcpu_new(struct sbx_vm *vm, uint32_t index, struct sbx_tvcpu **out, char *err,
+		     size_t errlen)
+{
+	struct sbx_tvcpu *t = calloc(1, sizeof(*t));
+	if (!t)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	t->vm = vm;
+	t->index = (int)index;
+	t->refault = -1;
+	t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (t->fd < 0) {
+		int e = errno;
+		free(t);
+		return sbx_fail(err, errlen, -e, "KVM_CREATE_VCPU %u: %s", index, strerror(e));
+	}
+	t->run_size = vm->proc.vcpu.run_size;
+	t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+	if (t->run == MAP_FAILED) {
+		int e = errno;
+		close(t->fd);
+		free(t);
+		return sbx_fail(err, errlen, -e, "mapping the vCPU's run area: %s", strerror(e));
+	}
+	*out = t;
+	return 0;
+}
+
+static void tvcpu_free(struct sbx_tvcpu *t)
+{
+	munmap(t->run, t->run_size);
+	close(t->fd);
+	free(t);
+}
+
+/* The page-table root and ring of a thread's vCPU, from the guest or a snapshot. */
+static int thread_where_ok(struct sbx_vm *vm, uint64_t cr3, uint64_t ring_gpa)
+{
+	return !((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1)) && cr3 >= SBX_PT_ADDR &&
+	       sbx_gptr(vm, cr3, SBX_PAGE_SIZE) && ring_gpa >= SBX_USER_ADDR &&
+	       sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE);
+}
+
+/* Nobody polls a thread's ring: every request comes with a doorbell. */
+static void ring_take(struct sbx_vm *vm, struct sbx_tvcpu *t)
+{
+	volatile struct sbx_ring *ring = sbx_gptr(vm, t->ring_gpa, sizeof(struct sbx_ring));
+	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
+	t->tail = ring->head;
+}
+
+/* The first thread: the poller stops spinning and vCPU 0 leaves its own CPU. */
+static void first_thread(struct sbx_vm *vm)
+{
+	atomic_store(&vm->proc.ring.retired, 1);
+	atomic_store(&vm->proc.threads.repin0, 1);
+	if (vm->proc.vcpu.thread_set && !pthread_equal(pthread_self(), vm->proc.vcpu.thread))
+		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
+}
+
+/* Its host thread, under th->lock; a kill that came meanwhile did not see it. */
+static int thread_launch(struct sbx_vm *vm, struct sbx_tvcpu *t)
+{
+	t->thread_started = 1; /* a kick from now on finds it */
+	int r = -pthread_create(&t->thread, NULL, thread_main, t);
+	if (r < 0) {
+		t->thread_started = 0;
+		return r;
+	}
+	if (atomic_load(&vm->life.stopping)) {
+		t->run->immediate_exit = 1;
+		pthread_kill(t->thread, sbx_kick_signal());
+	}
+	return 0;
+}
+
 int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t rip, uint64_t rsp,
 		     uint64_t ring_gpa)
 {
@@ -451,10 +560,8 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (index == 0 || index >= th->max || index >= SBX_MAX_VCPUS || vm->proc.vcpu.fd < 0 ||
 	    !vm->proc.kvm.cpuid)
 		return -EAGAIN;
-	if ((cr3 | ring_gpa) & (SBX_PAGE_SIZE - 1) || cr3 < SBX_PT_ADDR ||
-	    !sbx_gptr(vm, cr3, SBX_PAGE_SIZE) || ring_gpa < SBX_USER_ADDR ||
-	    !sbx_gptr(vm, ring_gpa, SBX_PAGE_SIZE) || rip < SBX_KERNEL_ADDR ||
-	    rip >= SBX_VDSO_ADDR || rsp != SBX_WINDOW_SYSCALL_TOP) {
+	if (!thread_where_ok(vm, cr3, ring_gpa) || rip < SBX_KERNEL_ADDR || rip >= SBX_VDSO_ADDR ||
+	    rsp != SBX_WINDOW_SYSCALL_TOP) {
 		sbx_log(vm, 1,
 			"guest ABI violation: THREAD_START %u with root 0x%llx, ring 0x%llx, rip "
 			"0x%llx, rsp 0x%llx",
@@ -477,30 +584,8 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (atomic_load(&th->end))
 		goto out; /* sbx_threads_end may be joining */
 	char err[256] = "";
-	if (!t) {
-		t = calloc(1, sizeof(*t));
-		r = -ENOMEM;
-		if (!t)
-			goto out;
-		t->vm = vm;
-		t->index = (int)index;
-		t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
-		if (t->fd < 0) {
-			r = -errno;
-			snprintf(err, sizeof(err), "KVM_CREATE_VCPU %u: %s", index,
-				 strerror(errno));
-			goto fail;
-		}
-		t->run_size = vm->proc.vcpu.run_size;
-		t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
-		if (t->run == MAP_FAILED) {
-			t->run = NULL;
-			r = -errno;
-			snprintf(err, sizeof(err), "mapping the vCPU's run area: %s",
-				 strerror(errno));
-			goto fail;
-		}
-	}
+	if (!t && (r = tvcpu_new(vm, index, &t, err, sizeof(err))) < 0)
+		goto fail;
 	t->refault = -1;
 	memset(&t->upcall, 0, sizeof(t->upcall));
 	t->cr3 = cr3;
@@ -516,45 +601,111 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 		t->run->immediate_exit = 0;
 		t->stale = 0;
 	}
-	/* Nobody polls this ring: every request comes with a doorbell. */
-	volatile struct sbx_ring *ring = sbx_gptr(vm, ring_gpa, sizeof(struct sbx_ring));
-	__atomic_or_fetch(&ring->flags, SBX_RING_NEED_WAKEUP, __ATOMIC_SEQ_CST);
-	t->tail = ring->head;
-	r = -pthread_create(&t->thread, NULL, thread_main, t);
+	ring_take(vm, t);
+	r = thread_launch(vm, t);
 	if (r < 0) {
 		snprintf(err, sizeof(err), "cannot start a host thread: %s", strerror(-r));
 		goto fail;
 	}
-	t->thread_started = 1;
 	th->v[index] = t;
 	if (index >= th->nv)
 		th->nv = index + 1;
-	if (!again && !atomic_fetch_add(&th->started, 1)) {
-		/* The first thread: the poller stops spinning and vCPU 0 leaves its own CPU. */
-		atomic_store(&vm->proc.ring.retired, 1);
-		atomic_store(&th->repin0, 1);
-		if (vm->proc.vcpu.thread_set &&
-		    !pthread_equal(pthread_self(), vm->proc.vcpu.thread))
-			pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
-	}
-	/* A kill that came meanwhile did not see this thread. */
-	if (atomic_load(&vm->life.stopping)) {
-		t->run->immediate_exit = 1;
-		pthread_kill(t->thread, sbx_kick_signal());
-	}
+	if (!again && !atomic_fetch_add(&th->started, 1))
+		first_thread(vm);
 	r = 0;
 	goto out;
 fail:
 	sbx_log(vm, 0, "thread %u not started: %s", index, err);
-	if (!again) {
-		if (t->run)
-			munmap(t->run, t->run_size);
-		if (t->fd >= 0)
-			close(t->fd);
-		free(t);
-	}
+	if (!again && t)
+		tvcpu_free(t);
 	r = r == -ENOMEM || r == -EAGAIN ? r : -EAGAIN;
 out:
+	pthread_mutex_unlock(&th->lock);
+	return r;
+}
+
+unsigned sbx_threads_records(struct sbx_vm *vm, struct sbx_thread_rec *out, unsigned max)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	unsigned n = 0;
+	pthread_mutex_lock(&th->lock);
+	for (unsigned i = 1; i < th->nv && n < max; i++) {
+		struct sbx_tvcpu *t = th->v[i];
+		/* A stale vCPU (its image gone at an execve) has no thread to keep. */
+		if (!t || (!t->thread_started && !t->restored))
+			continue;
+		out[n++] = (struct sbx_thread_rec){.index = i,
+						   .tid = atomic_load(&th->tid[i]),
+						   .tail = t->tail,
+						   .cr3 = t->cr3,
+						   .ring_gpa = t->ring_gpa,
+						   .fd = t->fd};
+	}
+	pthread_mutex_unlock(&th->lock);
+	return n;
+}
+
+int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err, size_t errlen)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	uint32_t i = rec->index;
+	if (i == 0 || i >= SBX_MAX_VCPUS)
+		return sbx_fail(err, errlen, -EINVAL, "thread on vCPU %u (limit %u)", i,
+				SBX_MAX_VCPUS - 1);
+	if (i >= th->max)
+		return sbx_fail(err, errlen, -EINVAL,
+				"a thread on vCPU %u, more than --max-threads %u allows", i,
+				th->max);
+	if (!thread_where_ok(vm, rec->cr3, rec->ring_gpa))
+		return sbx_fail(err, errlen, -EINVAL,
+				"thread on vCPU %u: page-table root 0x%llx or ring 0x%llx outside "
+				"guest RAM",
+				i, (unsigned long long)rec->cr3, (unsigned long long)rec->ring_gpa);
+	/* 0: an idle vCPU, whose thread ended, parked until THREAD_RUN gives it another. */
+	if (rec->tid >= SBX_PID_LIMIT || (rec->tid && rec->tid == vm->proc.pid))
+		return sbx_fail(err, errlen, -EINVAL, "thread on vCPU %u: thread id %u", i,
+				rec->tid);
+	pthread_mutex_lock(&th->lock);
+	int r = th->v[i] ? -EEXIST : 0;
+	if (r < 0)
+		snprintf(err, errlen, "two threads on vCPU %u", i);
+	for (unsigned k = 1; k < th->nv && r == 0; k++)
+		if (rec->tid && th->v[k] && atomic_load(&th->tid[k]) == rec->tid)
+			r = sbx_fail(err, errlen, -EEXIST, "two threads with id %u", rec->tid);
+	struct sbx_tvcpu *t = NULL;
+	if (r == 0 && (r = tvcpu_new(vm, i, &t, err, errlen)) == 0) {
+		t->cr3 = rec->cr3;
+		t->ring_gpa = rec->ring_gpa;
+		t->tail = rec->tail;
+		t->restored = 1;
+		th->v[i] = t;
+		if (i >= th->nv)
+			th->nv = i + 1;
+		atomic_store(&th->tid[i], rec->tid);
+		if (i >= atomic_load(&th->tid_hi))
+			atomic_store(&th->tid_hi, i + 1);
+		if (!atomic_fetch_add(&th->started, 1))
+			first_thread(vm);
+		rec->fd = t->fd;
+	}
+	pthread_mutex_unlock(&th->lock);
+	return r;
+}
+
+int sbx_threads_launch(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	int r = 0;
+	pthread_mutex_lock(&th->lock);
+	for (unsigned i = 1; i < th->nv && r == 0; i++) {
+		struct sbx_tvcpu *t = th->v[i];
+		if (!t || !t->restored)
+			continue;
+		t->restored = 0;
+		if ((r = thread_launch(vm, t)) < 0)
+			snprintf(err, errlen, "thread on vCPU %u: cannot start a host thread: %s",
+				 i, strerror(-r));
+	}
 	pthread_mutex_unlock(&th->lock);
 	return r;
 }
@@ -654,16 +805,8 @@ int sbx_thread_resume(struct sbx_vm *vm, uint32_t index)
 		: t->thread_started	? 0
 		: atomic_load(&th->end) ? -EAGAIN
 					: 1;
-	if (r == 1) {
-		t->thread_started = 1; /* a kick from now on finds it */
-		r = -pthread_create(&t->thread, NULL, thread_main, t);
-		if (r < 0)
-			t->thread_started = 0;
-		else if (atomic_load(&vm->life.stopping)) {
-			t->run->immediate_exit = 1;
-			pthread_kill(t->thread, sbx_kick_signal());
-		}
-	}
+	if (r == 1)
+		r = thread_launch(vm, t);
 	pthread_mutex_unlock(&th->lock);
 	return r < 0 ? r : 0;
 }
@@ -740,14 +883,8 @@ void sbx_threads_free(struct sbx_vm *vm)
 	struct sbx_threads *th = &vm->proc.threads;
 	sbx_threads_end(vm);
 	for (unsigned i = 1; i < th->nv; i++) {
-		struct sbx_tvcpu *t = th->v[i];
-		if (!t)
-			continue;
-		if (t->run)
-			munmap(t->run, t->run_size);
-		if (t->fd >= 0)
-			close(t->fd);
-		free(t);
+		if (th->v[i])
+			tvcpu_free(th->v[i]);
 		th->v[i] = NULL;
 	}
 	th->nv = 0;

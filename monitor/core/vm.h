@@ -272,6 +272,8 @@ struct sbx_shmaps {
 /* Threads (threads.c): the vCPUs beyond vCPU 0, one per guest thread, each run by a host thread
  * of its own. */
 #define SBX_MAX_VCPUS 1024
+/* Linux's largest pid_max: a thread id must also fit a robust futex's FUTEX_TID_MASK. */
+#define SBX_PID_LIMIT 4194304u
 struct sbx_tvcpu;
 struct sbx_threads {
 	pthread_mutex_t lock;		    /* creation and teardown */
@@ -335,8 +337,7 @@ struct sbx_life {
 	pthread_cond_t pause_cond;
 	atomic_int pause_req;
 	int paused, running, confined;
-	int pause_hold;	   /* the pauser is using the state: a kill waits for its resume */
-	int pause_refused; /* the pause point found a thread started meanwhile (sbx_vm_pause) */
+	int pause_hold; /* the pauser is using the state: a kill waits for its resume */
 	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
 	int first_call_pending;			    /* set by whoever wants first_call_at */
 	struct timespec first_call_at;		    /* CLOCK_MONOTONIC */
@@ -396,6 +397,8 @@ struct sbx_hooks {
 	/* An id for a thread of this process from the sandbox's pid space, which no process or
 	 * other thread has (sandbox/procs.c). Without it, ids count from the pid + 1. */
 	uint32_t (*new_tid)(struct sbx_vm *vm);
+	/* A restored snapshot's threads have ids below next: new ids start there. */
+	void (*ids_from)(struct sbx_vm *vm, uint32_t next);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -486,6 +489,21 @@ int sbx_thread_resume(struct sbx_vm *vm, uint32_t index);
 void sbx_threads_keep(struct sbx_vm *vm);
 /* At teardown (after the report, which reads a faulting thread's vCPU): closes them. */
 void sbx_threads_free(struct sbx_vm *vm);
+/* What a snapshot keeps of a thread beside its vCPU's registers. */
+struct sbx_thread_rec {
+	uint32_t index, tid, tail; /* vCPU index, thread id, the monitor's place in its ring */
+	uint64_t cr3, ring_gpa;
+	int fd; /* its vCPU, for the state of its registers */
+};
+/* The threads whose vCPUs run (or will, restored), in index order: at most max. */
+unsigned sbx_threads_records(struct sbx_vm *vm, struct sbx_thread_rec *out, unsigned max);
+/* A snapshot's thread, before the run: its vCPU made (rec->fd set) and its host thread left
+ * for sbx_threads_launch. Checks every field: 0 or -errno with the reason in err. */
+int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err, size_t errlen);
+/* At the run's start: the restored threads' host threads. */
+int sbx_threads_launch(struct sbx_vm *vm, char *err, size_t errlen);
+/* Whether every thread's vCPU is at its pause point (pause.c). */
+int sbx_threads_all_paused(struct sbx_vm *vm);
 /* Around each KVM_RUN of a vCPU (c: its part in shootdowns): sbx_tlb_enter flushes what a
  * shootdown asked for and returns 0 to enter, -1 to look again; sbx_tlb_leave after. */
 int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c);
@@ -514,11 +532,12 @@ struct sbx_stop_who;
 int sbx_thread_who(struct sbx_vm *vm, struct sbx_stop_who *who);
 
 /* pause.c (sbx_vm_pause and sbx_vm_resume are public: sandbox.h) */
-/* 0, or -ENOTSUP with the reason in why: the sandbox cannot be paused (several threads). */
-int sbx_vm_pausable(struct sbx_vm *vm, char *why, size_t len);
 int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
 void sbx_pause_point(struct sbx_vm *vm);
+/* With pause_lock held, at a vCPU's pause point: until the pause ends (or a kill ends one
+ * nobody holds). */
+void sbx_pause_wait(struct sbx_vm *vm);
 /* On the vCPU thread after an exit: completes the exit's instruction (a pending port or MMIO
  * access) without entering the guest, so that the vCPU's state is whole. */
 void sbx_vcpu_complete(struct sbx_vm *vm);

@@ -106,15 +106,10 @@ static void cmd_snapshot(struct sbx_vm *vm, int c, int fd, const char *args)
 	struct timespec t0, t1, t2;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int was_paused;
-	char why[160];
-	int r = sbx_vm_pausable(vm, why, sizeof(why));
-	if (r == 0)
-		r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
-	if (r == -ENOTSUP && sbx_vm_pausable(vm, why, sizeof(why)) == -ENOTSUP)
-		reply(c, MIG_CTL_ERROR ": cannot snapshot: %s", why);
-	else if (r == -ETIMEDOUT)
+	int r = sbx_pause_hold(vm, MIG_CTL_PAUSE_MS, &was_paused);
+	if (r == -ETIMEDOUT)
 		reply(c,
-		      MIG_CTL_ERROR ": cannot pause: the vCPU did not stop within %d s (a host "
+		      MIG_CTL_ERROR ": cannot pause: the vCPUs did not stop within %d s (a host "
 				    "call in progress?)",
 		      MIG_CTL_PAUSE_MS / 1000);
 	else if (r < 0)
@@ -181,13 +176,8 @@ static void serve(struct sbx_vm *vm, int c)
 	if (*args)
 		*args++ = 0;
 	if (!strcmp(buf, MIG_CTL_PAUSE)) {
-		char why[160];
-		int r = sbx_vm_pausable(vm, why, sizeof(why));
-		if (r == 0)
-			r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
-		if (r == -ENOTSUP && sbx_vm_pausable(vm, why, sizeof(why)) == -ENOTSUP)
-			reply(c, MIG_CTL_ERROR ": cannot pause: %s", why);
-		else if (r < 0)
+		int r = sbx_vm_pause(vm, MIG_CTL_PAUSE_MS);
+		if (r < 0)
 			reply(c, MIG_CTL_ERROR ": cannot pause: %s", strerror(-r));
 		else
 			reply(c, MIG_CTL_OK " paused");

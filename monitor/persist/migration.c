@@ -299,12 +299,9 @@ static int out_stop_and_copy(struct mig_out *m)
 	int r = mig_stream_send(m->s, MSG_SYNC, NULL, 0, NULL, 0, m->err, sizeof(m->err));
 	if (r < 0 || (r = expect(m->s, MSG_SYNCED, &body, &len, m->err, sizeof(m->err))) < 0)
 		return r;
-	if ((r = sbx_pause_hold(vm, 5000, &m->was_paused)) < 0) {
-		if (r == -ENOTSUP && sbx_vm_pausable(vm, m->err, sizeof(m->err)) < 0)
-			return r; /* a thread started during the pre-copy */
+	if ((r = sbx_pause_hold(vm, 5000, &m->was_paused)) < 0)
 		return sbx_fail(m->err, sizeof(m->err), r, "cannot pause the sandbox: %s",
 				strerror(-r));
-	}
 	m->paused = 1;
 	double pause_at = mono_ms();
 	int64_t n = out_collect(m, 1); /* paused: every write is done */
@@ -377,11 +374,6 @@ int sbx_migrate_out(struct sbx_vm *vm, int fd, const char *addr, char *msg, size
 		close(fd);
 		return sbx_fail(msg, msglen, -EPERM,
 				"sandbox-run was started without --migrate-key");
-	}
-	int r0 = sbx_vm_pausable(vm, msg, msglen);
-	if (r0 < 0) {
-		close(fd);
-		return r0;
 	}
 	struct mig_out m = {.vm = vm, .t0 = mono_ms(), .had_logging = vm->proc.mem.dirty_logging};
 	int r = out_open(&m, fd);

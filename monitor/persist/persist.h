@@ -64,6 +64,8 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset);
 int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io);
 int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io);
 int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io);
+/* The threads' vCPUs (a section only a program with threads has). */
+int sbx_state_threads(struct sbx_vm *vm, struct sbx_sio *io);
 /* The clock fields of the boot page, moved so that the guest's clocks go on from where they
  * were when guest_tsc was read: realtime follows the host's, monotonic and CPU time do not
  * count the time the sandbox was stopped. */

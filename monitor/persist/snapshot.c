@@ -130,6 +130,11 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, int
 	    (r = add_piece(w, MIG_SEC_MONITOR, req, sbx_state_monitor, vm, err, errlen)) < 0 ||
 	    (r = add_piece(w, MIG_SEC_IMAGE, 0, image_piece, vm, err, errlen)) < 0)
 		goto out;
+	/* Only with threads: a single-threaded snapshot stays readable by older monitors. */
+	struct sbx_thread_rec one;
+	if (sbx_threads_records(vm, &one, 1) &&
+	    (r = add_piece(w, MIG_SEC_THREADS, req, sbx_state_threads, vm, err, errlen)) < 0)
+		goto out;
 	if ((r = policy_json(vm, &pj, &pjlen)) < 0) {
 		snprintf(err, errlen, "section policy: the policy cannot be written as JSON");
 		goto out;
@@ -287,7 +292,7 @@ static int apply_piece(struct sbx_vm *vm, struct mig_snap_reader *r, uint32_t ty
 	uint64_t len;
 	uint16_t version;
 	int e = mig_snap_section(r, type, &version, &data, &len, err, errlen);
-	if (e == -ENOENT && type == MIG_SEC_IMAGE)
+	if (e == -ENOENT && (type == MIG_SEC_IMAGE || type == MIG_SEC_THREADS))
 		return 0;
 	if (e == -ENOENT)
 		snprintf(err, errlen, "section %s: missing", mig_sec_name(type));
@@ -363,7 +368,8 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	if ((e = apply_piece(vm, r, MIG_SEC_IMAGE, image_load, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_MONITOR, sbx_state_monitor, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_VCPU, vcpu_piece, err, errlen)) < 0 ||
-	    (e = apply_piece(vm, r, MIG_SEC_CLOCK, sbx_state_clock, err, errlen)) < 0)
+	    (e = apply_piece(vm, r, MIG_SEC_CLOCK, sbx_state_clock, err, errlen)) < 0 ||
+	    (e = apply_piece(vm, r, MIG_SEC_THREADS, sbx_state_threads, err, errlen)) < 0)
 		return e;
 	if (vm->proc.vcpu.cpl == 0 && vm->proc.kvm.is_pvm) {
 		snprintf(err, errlen,

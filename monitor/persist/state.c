@@ -127,12 +127,11 @@ static const uint32_t sbx_state_msrs[] = {
 #define SBX_XSAVE_MAX (64u << 10)
 #define SBX_CPUID_MAX 256u
 
-static int vcpu_ioctl(struct sbx_vm *vm, struct sbx_sio *io, unsigned long req, void *arg,
-		      const char *name)
+static int vcpu_ioctl(int fd, struct sbx_sio *io, unsigned long req, void *arg, const char *name)
 {
 	if (io->err)
 		return io->err;
-	if (ioctl(vm->proc.vcpu.fd, req, arg) < 0) {
+	if (ioctl(fd, req, arg) < 0) {
 		int e = errno;
 		io->err = -e;
 		snprintf(io->msg, sizeof(io->msg), "%s: %s", name, strerror(e));
@@ -152,6 +151,7 @@ static int xsave_size(struct sbx_vm *vm)
  * skips CPUID (it cannot change) and the TSC (guest time must not go backwards). */
 /* The vCPU's state as a snapshot holds it. */
 struct vcpu_state {
+	int fd, main; /* which vCPU; main: vCPU 0 */
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -165,28 +165,28 @@ struct vcpu_state {
 	struct kvm_cpuid2 *cpuid;
 };
 
-static void vcpu_read(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state *v)
+static void vcpu_read(struct sbx_sio *io, struct vcpu_state *v)
 {
 	v->cpuid->nent = SBX_CPUID_MAX;
-	vcpu_ioctl(vm, io, KVM_GET_CPUID2, v->cpuid, "KVM_GET_CPUID2");
+	vcpu_ioctl(v->fd, io, KVM_GET_CPUID2, v->cpuid, "KVM_GET_CPUID2");
 	v->ncpuid = v->cpuid->nent;
-	vcpu_ioctl(vm, io, KVM_GET_MP_STATE, &v->mp, "KVM_GET_MP_STATE");
-	vcpu_ioctl(vm, io, KVM_GET_REGS, &v->regs, "KVM_GET_REGS");
-	vcpu_ioctl(vm, io, KVM_GET_SREGS, &v->sregs, "KVM_GET_SREGS");
+	vcpu_ioctl(v->fd, io, KVM_GET_MP_STATE, &v->mp, "KVM_GET_MP_STATE");
+	vcpu_ioctl(v->fd, io, KVM_GET_REGS, &v->regs, "KVM_GET_REGS");
+	vcpu_ioctl(v->fd, io, KVM_GET_SREGS, &v->sregs, "KVM_GET_SREGS");
 	/* KVM_GET_XSAVE2 gives the whole area (AMX included) where KVM_GET_FPU would lose MXCSR
 	 * and the upper halves of the vector registers. */
-	vcpu_ioctl(vm, io, v->xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
+	vcpu_ioctl(v->fd, io, v->xlen > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE,
 		   v->xs, "KVM_GET_XSAVE2");
-	vcpu_ioctl(vm, io, KVM_GET_XCRS, &v->xcrs, "KVM_GET_XCRS");
-	vcpu_ioctl(vm, io, KVM_GET_DEBUGREGS, &v->dregs, "KVM_GET_DEBUGREGS");
+	vcpu_ioctl(v->fd, io, KVM_GET_XCRS, &v->xcrs, "KVM_GET_XCRS");
+	vcpu_ioctl(v->fd, io, KVM_GET_DEBUGREGS, &v->dregs, "KVM_GET_DEBUGREGS");
 	for (unsigned i = 0; i < SBX_NMSRS && !io->err; i++) {
 		uint64_t val;
-		if (sbx_kvm_msrs(vm, 0, &sbx_state_msrs[i], &val, 1) == 1) {
+		if (sbx_kvm_msrs_fd(v->fd, 0, &sbx_state_msrs[i], &val, 1) == 1) {
 			v->msr_idx[v->nmsr] = sbx_state_msrs[i];
 			v->msr_val[v->nmsr++] = val;
 		}
 	}
-	vcpu_ioctl(vm, io, KVM_GET_VCPU_EVENTS, &v->ev, "KVM_GET_VCPU_EVENTS");
+	vcpu_ioctl(v->fd, io, KVM_GET_VCPU_EVENTS, &v->ev, "KVM_GET_VCPU_EVENTS");
 }
 
 /* Saves or loads the section; a load checks every count before it uses it. */
@@ -231,17 +231,18 @@ static void vcpu_sio(struct sbx_sio *io, struct vcpu_state *v)
 	}
 }
 
-/* The MSRs back (but the TSC on a reset: the guest's clock goes on). */
-static void vcpu_write_msrs(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state *v, int reset)
+/* The MSRs back (but the TSC on a reset: the guest's clock goes on; and a thread's, which
+ * follows vCPU 0's, sbx_state_threads). */
+static void vcpu_write_msrs(struct sbx_sio *io, struct vcpu_state *v, int no_tsc)
 {
 	unsigned n = 0;
 	for (uint32_t i = 0; i < v->nmsr; i++) {
-		if (reset && v->msr_idx[i] == SBX_MSR_TSC)
+		if (no_tsc && v->msr_idx[i] == SBX_MSR_TSC)
 			continue;
 		v->msr_idx[n] = v->msr_idx[i];
 		v->msr_val[n++] = v->msr_val[i];
 	}
-	int done = io->err ? 0 : sbx_kvm_msrs(vm, 1, v->msr_idx, v->msr_val, n);
+	int done = io->err ? 0 : sbx_kvm_msrs_fd(v->fd, 1, v->msr_idx, v->msr_val, n);
 	if (!io->err && done != (int)n)
 		sbx_sio_fail(io, "KVM_SET_MSRS: MSR 0x%x refused",
 			     done >= 0 && done < (int)n ? v->msr_idx[done] : 0);
@@ -259,6 +260,8 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	 * that may be hostile can reach CPL0 itself (under PVM it can write its page tables and
 	 * IDT): then everything CPL0 can change goes back too. */
 	int full = !reset || vm->proc.vcpu.cpl == 0 || abnormal || vm->opts.full_reset;
+	if (!v->main)
+		reset = 0, full = 1; /* a thread's vCPU is only ever loaded whole */
 	uint64_t xcr0 = 1;
 	for (uint32_t i = 0; i < v->xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
 		if (v->xcrs.xcrs[i].xcr == 0)
@@ -274,25 +277,25 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 		full = 1;
 	if (!reset && !io->err) {
 		v->cpuid->nent = v->ncpuid;
-		vcpu_ioctl(vm, io, KVM_SET_CPUID2, v->cpuid, "KVM_SET_CPUID2");
+		vcpu_ioctl(v->fd, io, KVM_SET_CPUID2, v->cpuid, "KVM_SET_CPUID2");
 	}
 	if (full)
-		vcpu_ioctl(vm, io, KVM_SET_MP_STATE, &v->mp, "KVM_SET_MP_STATE");
-	vcpu_ioctl(vm, io, KVM_SET_REGS, &v->regs, "KVM_SET_REGS");
+		vcpu_ioctl(v->fd, io, KVM_SET_MP_STATE, &v->mp, "KVM_SET_MP_STATE");
+	vcpu_ioctl(v->fd, io, KVM_SET_REGS, &v->regs, "KVM_SET_REGS");
 	/* Setting special registers resets KVM's MMU context, which under PVM throws away the
 	 * shadow page tables: a reset skips it when nothing changed. */
 	struct kvm_sregs cur;
-	if (!reset || (full && (ioctl(vm->proc.vcpu.fd, KVM_GET_SREGS, &cur) < 0 ||
+	if (!reset || (full && (ioctl(v->fd, KVM_GET_SREGS, &cur) < 0 ||
 				memcmp(&cur, &v->sregs, sizeof(cur)))))
-		vcpu_ioctl(vm, io, KVM_SET_SREGS, &v->sregs, "KVM_SET_SREGS");
-	if (!io->err)
+		vcpu_ioctl(v->fd, io, KVM_SET_SREGS, &v->sregs, "KVM_SET_SREGS");
+	if (!io->err && v->main)
 		sbx_set_guest_root(vm, v->sregs.cr3);
-	vcpu_ioctl(vm, io, KVM_SET_XSAVE, v->xs, "KVM_SET_XSAVE");
+	vcpu_ioctl(v->fd, io, KVM_SET_XSAVE, v->xs, "KVM_SET_XSAVE");
 	if (full) {
-		vcpu_ioctl(vm, io, KVM_SET_XCRS, &v->xcrs, "KVM_SET_XCRS");
-		vcpu_ioctl(vm, io, KVM_SET_DEBUGREGS, &v->dregs, "KVM_SET_DEBUGREGS");
+		vcpu_ioctl(v->fd, io, KVM_SET_XCRS, &v->xcrs, "KVM_SET_XCRS");
+		vcpu_ioctl(v->fd, io, KVM_SET_DEBUGREGS, &v->dregs, "KVM_SET_DEBUGREGS");
 	}
-	vcpu_write_msrs(vm, io, v, reset);
+	vcpu_write_msrs(io, v, reset || !v->main);
 	v->ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
 		       KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |
 		       KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
@@ -300,16 +303,18 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	 * pending: a reset after it keeps the events as they are (one ioctl less). */
 	if (!reset || vm->opts.full_reset ||
 	    !(vm->life.stop.status_set_by_exit || vm->proc.vcpu.parked))
-		vcpu_ioctl(vm, io, KVM_SET_VCPU_EVENTS, &v->ev, "KVM_SET_VCPU_EVENTS");
-	if (!io->err)
+		vcpu_ioctl(v->fd, io, KVM_SET_VCPU_EVENTS, &v->ev, "KVM_SET_VCPU_EVENTS");
+	if (!io->err && v->main)
 		vm->proc.vcpu.xcr0 = xcr0;
 }
 
-int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
+static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main, int reset)
 {
 	struct vcpu_state *v = calloc(1, sizeof(*v));
 	uint32_t xlen = (uint32_t)xsave_size(vm);
 	if (v) {
+		v->fd = fd;
+		v->main = main;
 		v->xlen = xlen;
 		v->xs = calloc(1, xlen > SBX_XSAVE_MAX ? xlen : SBX_XSAVE_MAX);
 		v->cpuid =
@@ -320,7 +325,7 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		io->err = -ENOMEM;
 	} else {
 		if (!io->load)
-			vcpu_read(vm, io, v);
+			vcpu_read(io, v);
 		vcpu_sio(io, v);
 		if (io->load && !io->err)
 			vcpu_write(vm, io, v, reset);
@@ -330,6 +335,63 @@ int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 		free(v->cpuid);
 	}
 	free(v);
+	return io->err;
+}
+
+int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
+{
+	return vcpu_state_io(vm, io, vm->proc.vcpu.fd, 1, reset);
+}
+
+/* ---- Threads: the vCPUs beyond vCPU 0 (ABI 1.13) -------------------------------------------
+ * Each with what the monitor keeps of it (vCPU index, thread id, page-table root, ring and the
+ * place in it) and its registers. What a thread is to the guest (its stack, TLS, signal mask,
+ * a futex it parks on) is in guest RAM. Loaded after vCPU 0 and the clock. */
+int sbx_state_threads(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	struct sbx_thread_rec *recs = calloc(SBX_MAX_VCPUS, sizeof(*recs));
+	if (!recs) {
+		sbx_sio_fail(io, "out of memory");
+		return io->err = -ENOMEM;
+	}
+	uint32_t n = io->load ? 0 : sbx_threads_records(vm, recs, SBX_MAX_VCPUS), zero = 0;
+	sbx_sio_u32(io, &n);
+	sbx_sio_u32(io, &zero);
+	if (io->load && !io->err && (n == 0 || n >= SBX_MAX_VCPUS))
+		sbx_sio_fail(io, "%u threads (limit %u)", n, SBX_MAX_VCPUS - 1);
+	uint32_t last = 0, top = 0;
+	for (uint32_t i = 0; i < n && !io->err; i++) {
+		struct sbx_thread_rec *r = &recs[i];
+		sbx_sio_u32(io, &r->index);
+		sbx_sio_u32(io, &r->tid);
+		sbx_sio_u32(io, &r->tail);
+		sbx_sio_u32(io, &zero);
+		sbx_sio_u64(io, &r->cr3);
+		sbx_sio_u64(io, &r->ring_gpa);
+		if (io->load && !io->err) {
+			char m[200];
+			if (r->index <= last)
+				sbx_sio_fail(io, "thread on vCPU %u after vCPU %u", r->index, last);
+			else if (sbx_thread_restore(vm, r, m, sizeof(m)) < 0)
+				sbx_sio_fail(io, "%s", m);
+			last = r->index;
+			top = r->tid > top ? r->tid : top;
+		}
+		if (!io->err)
+			vcpu_state_io(vm, io, r->fd, 0, 0);
+		if (io->load && !io->err) {
+			/* Its TSC is vCPU 0's (set by the clock section): KVM keeps the vCPUs' TSCs
+			 * in step when they are written together. */
+			const uint32_t msr = SBX_MSR_TSC;
+			uint64_t tsc;
+			if (sbx_kvm_msrs(vm, 0, &msr, &tsc, 1) != 1 ||
+			    sbx_kvm_msrs_fd(r->fd, 1, &msr, &tsc, 1) != 1)
+				sbx_sio_fail(io, "thread on vCPU %u: setting its TSC", r->index);
+		}
+	}
+	if (io->load && !io->err && vm->hooks.ids_from)
+		vm->hooks.ids_from(vm, top + 1);
+	free(recs);
 	return io->err;
 }
 

@@ -49,7 +49,7 @@ struct sbx_procs {
 	struct sbx_pnode *list;
 	uint32_t next_pid;  /* process ids and thread ids come from here (alloc_pid) */
 	int wrapped;	    /* next_pid came round: an id may be in use */
-	uint32_t pid_max;   /* ids are below this (SBX_PID_MAX; tests set less) */
+	uint32_t pid_max;   /* ids are below this (SBX_PID_LIMIT; tests set less) */
 	unsigned live, max; /* processes not yet reaped (zombies count, as for RLIMIT_NPROC) */
 	unsigned threads;   /* host threads of processes still running or tearing down */
 	int ending;	    /* the first process ended: no new process */
@@ -79,9 +79,7 @@ static struct sbx_pnode *self(struct sbx_vm *vm)
 	return find(vm->procs, vm->proc.pid);
 }
 
-/* Linux's largest pid_max: a tid must also fit a robust futex's FUTEX_TID_MASK. From there the
- * ids start again above Linux's RESERVED_PIDS. */
-#define SBX_PID_MAX 4194304u
+/* Past SBX_PID_LIMIT the ids start again above Linux's RESERVED_PIDS. */
 #define SBX_PID_AGAIN 300u
 
 /* Whether an id is a process's, a group's or session's, or a thread's. Tree lock held. */
@@ -114,7 +112,7 @@ void sbx_procs_set_pid_max(struct sbx_vm *vm, uint32_t max)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
-	t->pid_max = max > 2 && max < SBX_PID_MAX ? max : SBX_PID_MAX;
+	t->pid_max = max > 2 && max < SBX_PID_LIMIT ? max : SBX_PID_LIMIT;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -125,6 +123,15 @@ static uint32_t new_tid(struct sbx_vm *vm)
 	uint32_t id = alloc_pid(t);
 	pthread_mutex_unlock(&t->lock);
 	return id;
+}
+
+static void ids_from(struct sbx_vm *vm, uint32_t next)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	if (next > t->next_pid && next < t->pid_max)
+		t->next_pid = next;
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* A deadline ns from now for the tree's condition variable, which waits on CLOCK_MONOTONIC. */
@@ -915,7 +922,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	t->root = vm;
 	t->next_pid = 2;
-	t->pid_max = SBX_PID_MAX;
+	t->pid_max = SBX_PID_LIMIT;
 	t->live = 1;
 	t->max = vm->cfg.max_procs ? (unsigned)vm->cfg.max_procs : SBX_PROCS_DEFAULT;
 	if (sched_getaffinity(0, sizeof(t->cpus), &t->cpus) < 0)
@@ -929,6 +936,7 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	vm->hooks.mem_outside = mem_outside;
 	vm->hooks.others_cpu_ns = others_cpu_ns;
 	vm->hooks.new_tid = new_tid;
+	vm->hooks.ids_from = ids_from;
 	return 0;
 }
 

@@ -13,6 +13,8 @@
 #             shown by the default view at the source)
 #   stray     before the source, the destination gets an empty connection, random bytes and a
 #             connection that says nothing: it logs each and goes on listening; then loopback
+#   threads   loopback, with a multithreaded heartbeat (samples/threads beat: 4 threads and main
+#             meet at a barrier twice a round): both outputs together must be a native run's
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
 #
 # Nothing here depends on how fast the host is. The heartbeat holds its last beat until the
@@ -32,6 +34,10 @@ TOUCH=${MIG_TOUCH:-32}
 WAIT=${SBX_TEST_WAIT:-300}
 HB=$B/samples/heartbeat-glibc
 [ "$MODE" = dynamic ] && HB=$B/samples/heartbeat-dyn-glibc
+if [ "$MODE" = threads ]; then
+  HB=$B/samples/threads-glibc
+  N=${MIG_BEATS:-600}
+fi
 D=$(mktemp -d /tmp/sbx-mig.XXXXXX)
 NS=sbxm$$
 cleanup() {
@@ -97,8 +103,15 @@ netns)
   LISTEN=tcp:10.231.0.2:0 ;;
 esac
 
-# The reference: the same heartbeat without a migration (nor a hold), for its memory checksum.
-"$HB" "$N" "$RATE" "$TOUCH" "$REFFILE" | grep checksum | cut -d' ' -f2 >"$D/want" &
+# The reference: the same heartbeat without a migration (nor a hold), for its memory checksum
+# (the threaded one's whole output).
+if [ "$MODE" = threads ]; then
+  "$HB" beat 4 "$N" / >"$D/want" &
+  HBARGS=(beat 4 "$N" /gate/go)
+else
+  "$HB" "$N" "$RATE" "$TOUCH" "$REFFILE" | grep checksum | cut -d' ' -f2 >"$D/want" &
+  HBARGS=("$N" "$RATE" "$TOUCH" "$HBFILE" /gate/go)
+fi
 REF=$!
 
 # The destination, on a port of the kernel's choosing (no clash with anything else running).
@@ -193,7 +206,7 @@ PY
 fi
 
 "${SRCRUN[@]}" "$B/sandbox-run" --control "$D/ctl" --migrate-key "$D/key" --mem "$MEM" \
-  "${SRCOPT[@]}" "${MOUNT[@]}" "$HB" "$N" "$RATE" "$TOUCH" "$HBFILE" /gate/go \
+  "${SRCOPT[@]}" "${MOUNT[@]}" "$HB" "${HBARGS[@]}" \
   >"$D/src.out" 2>"$D/src.err" &
 SRC=$!
 # The control socket listens before the guest's first instruction: a beat means it is there.
@@ -236,7 +249,7 @@ if [ "$MODE" = guestexit ]; then
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
   grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
 elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ] ||
-  [ "$MODE" = stray ] || [ "$MODE" = dynamic ]; then
+  [ "$MODE" = stray ] || [ "$MODE" = dynamic ] || [ "$MODE" = threads ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
@@ -256,6 +269,11 @@ else
 fi
 wait $REF
 cat "$D/src.out" "$D/dst.out" >"$D/all"
+if [ "$MODE" = threads ]; then
+  cmp -s "$D/all" "$D/want" || fail "the outputs together are not a native run's ($(wc -l <"$D/all") lines, $(wc -l <"$D/want") natively)"
+  echo "PASS $MODE: $(grep -h 'migrated to' "$D/src.err" | head -1)"
+  exit 0
+fi
 grep -v '^checksum' "$D/all" >"$D/seq"
 if [ "$MODE" = files ]; then
   # Each beat printed the line of the file it read: the offset went along.
