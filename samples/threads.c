@@ -30,6 +30,8 @@
  *   segvblocked         a thread faults with SIGSEGV blocked: the process dies of SIGSEGV
  *   sigspin             3 threads compute without syscalls until each has handled 3 signals
  *                       that main sends it; then main computes while a thread signals it
+ *   cgi N               a CGI handler: a header, "query QUERY_STRING", then create N and ids;
+ *                       with QUERY_STRING "spin", threads that never end (a request's limit)
  *   beat N ROUNDS [HOLD] N threads and main meet at a barrier twice a round, a millisecond
  *                       apart; main prints "ROUND VALUE" from every thread's state each round
  *                       and "checksum C" at the end. With HOLD, the last round waits until the
@@ -1270,6 +1272,25 @@ static int cmd_beat(long n, long rounds, const char *hold)
 	return 0;
 }
 
+/* ---- cgi: a CGI handler with threads (sandbox-serve) ---- */
+
+static int cmd_cgi(long n)
+{
+	const char *q = getenv("QUERY_STRING");
+	printf("Content-Type: text/plain\r\n\r\nquery %s\n", q ? q : "");
+	fflush(stdout);
+	if (q && !strcmp(q, "spin")) {
+		/* Threads that never end: the request's time limit must end them all. */
+		pthread_t t;
+		spawn(&t, NULL, spin_forever_fn, NULL);
+		spawn(&t, NULL, wait_forever_fn, NULL);
+		spin_forever_fn(NULL);
+	}
+	int r = cmd_create(n);
+	r |= cmd_ids();
+	return r;
+}
+
 /* ---- blockedread: one thread waits for input, the others go on ---- */
 
 static void *blockedread_thread(void *arg)
@@ -1585,7 +1606,7 @@ static int usage(void)
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
 		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
-		"beat N ROUNDS [HOLD]\n");
+		"beat N ROUNDS [HOLD] | cgi N\n");
 	return 64;
 }
 
@@ -1637,6 +1658,8 @@ int main(int argc, char **argv)
 		r = cmd_unmapped();
 	else if (!strcmp(op, "hold"))
 		r = cmd_hold(arg_long(a1, 1));
+	else if (!strcmp(op, "cgi"))
+		r = cmd_cgi(arg_long(a1, 1));
 	else if (!strcmp(op, "beat"))
 		r = cmd_beat(arg_long(a1, 1), arg_long(a2, 2), argc > 4 ? argv[4] : NULL);
 	else if (!strcmp(op, "blockedread"))

@@ -31,7 +31,9 @@ void k_exec_stdin_point(void)
 
 void k_exec_exit(uint32_t status)
 {
-	if (BOOT->flags & SBX_BOOT_EXIT_PARKS) {
+	/* Parked, the other threads' vCPUs would run on under the reset: a run that started a
+	 * thread ends by the exit hypercall, and the next starts from a full reset. */
+	if ((BOOT->flags & SBX_BOOT_EXIT_PARKS) && BOOT->threads_peak <= 1) {
 		k_itimer_disarm(); /* no SIGALRM into the parked process or the next run */
 		k_exec_park(status & 0xff);
 	}

@@ -327,6 +327,15 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	}
 }
 
+void sbx_ring_unretire(struct sbx_vm *vm)
+{
+	if (!atomic_exchange(&vm->proc.ring.retired, 0) || !vm->proc.ring.polling)
+		return;
+	/* An idle poller waits for a doorbell: this one stands for the next run's first. */
+	atomic_fetch_add(&vm->proc.ring.wake, 1);
+	futex_wake(&vm->proc.ring.wake);
+}
+
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	sbx_ring_need_wakeup(vm, 1);

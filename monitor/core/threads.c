@@ -569,8 +569,9 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 			(unsigned long long)rip, (unsigned long long)rsp);
 		return -EINVAL;
 	}
-	/* Repeated runs from a snapshot (fuzzing, serving) reset one vCPU. */
-	if (vm->opts.boot_flags & SBX_BOOT_EXEC)
+	/* Repeated runs from a snapshot: only those that end in the program's exit, which stop
+	 * the threads (sbx_threads_reset); a fuzz driver's park would leave them running. */
+	if ((vm->opts.boot_flags & SBX_BOOT_EXEC) && !(vm->opts.boot_flags & SBX_BOOT_EXIT_PARKS))
 		return -EAGAIN;
 	pthread_mutex_lock(&th->lock);
 	struct sbx_tvcpu *t = th->v[index];
@@ -865,6 +866,18 @@ void sbx_threads_stop(struct sbx_vm *vm)
 	/* A kill meanwhile is seen by every start (stopping) and ends them at the run's end. */
 	atomic_store(&th->end, 0);
 	pthread_mutex_unlock(&th->lock);
+}
+
+void sbx_threads_reset(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!atomic_load(&th->started))
+		return;
+	sbx_threads_stop(vm);
+	/* The next run's ids come from a pid space counted from the start again. */
+	atomic_store(&th->tid_next, 0);
+	atomic_store(&th->tid_hi, 0);
+	sbx_ring_unretire(vm);
 }
 
 void sbx_threads_keep(struct sbx_vm *vm)

@@ -482,6 +482,10 @@ void sbx_threads_end(struct sbx_vm *vm);
  * new image's THREAD_START (or, if the old image goes on, a THREAD_RUN) to start again. Called
  * by vCPU 0's own thread. */
 void sbx_threads_stop(struct sbx_vm *vm);
+/* Between two runs from a snapshot with no thread (the exec engine), after a run that started
+ * some: their host threads end, their vCPUs wait for the next run's THREAD_START, no id is
+ * held, and the poller serves vCPU 0's ring again. */
+void sbx_threads_reset(struct sbx_vm *vm);
 /* THREAD_RUN of a vCPU whose host thread sbx_threads_stop ended (the execve failed and the old
  * image went on): its thread again, the vCPU as it was. 0 or -errno. */
 int sbx_thread_resume(struct sbx_vm *vm, uint32_t index);
@@ -776,6 +780,9 @@ void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_ring_pending(struct sbx_vm *vm);
 void sbx_ring_poll(struct sbx_vm *vm);
 void sbx_ring_need_wakeup(struct sbx_vm *vm, int on);
+/* The poller, retired when the first thread started, serves vCPU 0's ring again (the threads
+ * are gone: sbx_threads_reset). */
+void sbx_ring_unretire(struct sbx_vm *vm);
 /* Takes ring_lock from another thread than the poller, which may hold it while blocked in a
  * host call the guest asked for (a SLEEP, a poll with no end). Tries every 10 ms, first
  * cutting such a call short as `how` allows (sbx_ring_nudge); gives up with -ETIMEDOUT after

@@ -46,6 +46,8 @@ static void *vcpu_main(void *arg)
 		struct sbx_result res;
 		memset(&res, 0, sizeof(res));
 		sbx_vm_run(x->vm, &res);
+		/* A run that started threads ended here (never parked): theirs end with it. */
+		sbx_threads_reset(x->vm);
 		pthread_mutex_lock(&x->lock);
 		x->res = res;
 		x->stopped = 1;

@@ -73,11 +73,14 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	if (vm->life.running && !vm->life.paused && !vm->proc.vcpu.parked)
 		return sbx_fail(err, errlen, -EBUSY,
 				"snapshot: the vCPU is running (pause it first)");
-	/* A reset puts back vCPU 0 only (and the exec engine's runs start no thread). */
+	/* A reset puts back vCPU 0 only: the point of repeated runs is taken single-threaded
+	 * (a run's threads end with it, sbx_threads_reset). */
 	if (sbx_threads_count(vm))
-		return sbx_fail(err, errlen, -ENOTSUP,
-				"snapshot: the program has started threads, whose vCPUs an "
-				"in-memory reset does not put back yet");
+		return sbx_fail(
+		    err, errlen, -ENOTSUP,
+		    "snapshot: the program started a thread before its snapshot point, "
+		    "and repeated runs start from one vCPU (--warm needs a program that "
+		    "reads stdin before it starts threads)");
 	struct sbx_snap *s = calloc(1, sizeof(*s));
 	if (!s)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");

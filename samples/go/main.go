@@ -10,6 +10,8 @@
 //	gowork spawn PATH    os/exec of PATH (this program) from several goroutines at once,
 //	                     a missing program and an exit status: fork from a threaded process
 //	gowork echo ARGS     prints ARGS; gowork exit N: exits with N (what spawn runs)
+//	gowork cgi           a CGI handler: a header, then timers, channels, GC and JSON,
+//	                     and "go cgi: QUERY_STRING" (tests/serve/serve.sh threads)
 package main
 
 import (
@@ -296,6 +298,13 @@ func main() {
 			os.Exit(2)
 		}
 		spawn(os.Args[2])
+	case "cgi":
+		// A CGI handler (sandbox-serve): the same checks, each request on its own threads.
+		fmt.Print("Content-Type: text/plain\r\n\r\n")
+		timers()
+		channels()
+		gcAndJSON()
+		fmt.Println("go cgi:", os.Getenv("QUERY_STRING"), "threads:", runtime.GOMAXPROCS(0) > 0)
 	case "echo":
 		fmt.Println(strings.Join(os.Args[2:], " "))
 	case "exit":

@@ -15,6 +15,8 @@
 #   warm       --warm: the framing, a slow-init handler, a reload, isolation
 #   children   a shell handler whose commands fork and exec, one left in the background: each
 #              request's processes end with it
+#   threads    CGI handlers that start threads (samples/threads cgi, and gowork cgi when Go is
+#              built): every request's threads run and end with it, a timeout among them
 #   clients    one client address flooding connections (1100 request heads dripped line by
 #              line) leaves room for another address; a dripped request head is closed at
 #              --header-timeout
@@ -239,6 +241,38 @@ mode_children() {
   for i in 1 2 3 4 5 6 7 8; do get "c$i" 200 "$URL/?c$i"; has "c$i" "kid c$i"; done
   stop
   echo "PASS children: a handler's children run, and end with its request"
+}
+
+mode_threads() {
+  # One instance, so that every request after the first reuses the vCPUs a request before it
+  # made; a request whose threads never end meets --timeout, and the next one runs as well.
+  start --instances 1 --timeout 5s "$S/threads-glibc" cgi 4
+  for i in 1 2 3 4 5 6; do
+    get "t$i" 200 "$URL/?t$i"
+    has "t$i" "query t$i"
+    has "t$i" "total: 15005000"
+    has "t$i" "thread tids distinct: yes"
+    hasnt "t$i" "WRONG"
+  done
+  get spin 504 "$URL/?spin"
+  get after 200 "$URL/?after"
+  has after "total: 15005000"
+  # Every request's threads are numbered as the first's: nothing of a run reaches the next.
+  [ "$(grep -c . "$D/t1.body")" = "$(grep -c . "$D/after.body")" ] || fail "after the timeout: $(cat "$D/after.body")"
+  stop
+  local with=C
+  if [ -x "$S/gowork" ]; then
+    with="C and Go"
+    # The Go runtime starts its threads, netpoller and timers in every request.
+    start --instances 1 --timeout 30s "$S/gowork" cgi
+    for i in 1 2 3 4; do
+      get "g$i" 200 "$URL/?g$i"
+      has "g$i" "go cgi: g$i threads: true"
+      hasnt "g$i" "WRONG"
+    done
+    stop
+  fi
+  echo "PASS threads: CGI handlers that start threads ($with), a timeout among them"
 }
 
 # send BYTES: to fd 3. bash writes them a line at a time, and the server may answer and close
@@ -532,6 +566,6 @@ mode_clients() {
 }
 
 case "$MODE" in
-cgi | isolation | bad | load | reload | warm | clients | children) "mode_$MODE" ;;
+cgi | isolation | bad | load | reload | warm | clients | children | threads) "mode_$MODE" ;;
 *) echo "FAIL: unknown mode $MODE"; exit 2 ;;
 esac
