@@ -46,6 +46,9 @@ long k_sys_exec(struct k_frame *f)
 {
 	if (!(BOOT->flags & SBX_BOOT_EXEC))
 		return -ENOSYS; /* a plain run: the driver runs its inputs itself */
+	/* A park leaves the other threads' vCPUs running (the monitor ends such a run too). */
+	if (BOOT->threads_peak > 1)
+		return -EBUSY;
 	switch (f->rdi) {
 	case SBX_EXEC_OP_POINT: {
 		if (k_point_taken)

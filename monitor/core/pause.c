@@ -25,13 +25,14 @@ void sbx_vcpu_complete(struct sbx_vm *vm)
 	sbx_vcpu_complete_fd(vm, vm->proc.vcpu.fd, vm->proc.vcpu.run);
 }
 
-void sbx_pause_wait(struct sbx_vm *vm)
+void sbx_pause_wait(struct sbx_vm *vm, atomic_int *quit)
 {
 	/* A kill (a time limit) ends the pause, but not while a snapshot or migration holds
 	 * it: they read the state this thread would tear down. */
 	/* Timed: sbx_vm_interrupt, run from a signal handler, cannot signal the condition. */
-	while ((atomic_load(&vm->life.pause_req) && !atomic_load(&vm->life.stopping)) ||
-	       vm->life.pause_hold) {
+	while (((atomic_load(&vm->life.pause_req) && !atomic_load(&vm->life.stopping)) ||
+		vm->life.pause_hold) &&
+	       !(quit && atomic_load(quit))) {
 		struct timespec dl;
 		sbx_deadline(&dl, 50 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
@@ -72,7 +73,7 @@ void sbx_pause_point(struct sbx_vm *vm)
 		return;
 	vm->life.paused = 1;
 	pthread_cond_broadcast(&vm->life.pause_cond);
-	sbx_pause_wait(vm);
+	sbx_pause_wait(vm, NULL);
 	vm->life.paused = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
@@ -136,8 +137,13 @@ int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused)
 	int r = sbx_vm_pause(vm, timeout_ms);
 	if (r == 0) {
 		pthread_mutex_lock(&vm->life.pause_lock);
-		/* Paused already: a kill that came in between is held off until the release. */
-		vm->life.pause_hold = 1;
+		/* A kill that came in between may have ended the pause already (the threads'
+		 * host threads joined): there is nothing whole to hold. From here on a kill waits
+		 * for the release. */
+		if (vm->life.paused)
+			vm->life.pause_hold = 1;
+		else
+			r = -ESRCH;
 		pthread_mutex_unlock(&vm->life.pause_lock);
 	}
 	return r;

@@ -145,14 +145,15 @@ void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 			sbx_log(vm, 0, "%s", err);
 	}
 	clock_gettime(CLOCK_REALTIME, &vm->life.first_run_at);
+	/* A restored snapshot's threads, before a migration's destination says it runs. */
+	char terr[256];
+	if (sbx_threads_launch(vm, terr, sizeof(terr)) < 0)
+		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "%s", terr);
 	if (vm->hooks.first_run) {
 		/* Called even when setup already ended the run: it must say so to its peer. */
 		vm->hooks.first_run(vm);
 		vm->hooks.first_run = NULL;
 	}
-	char terr[256];
-	if (sbx_threads_launch(vm, terr, sizeof(terr)) < 0)
-		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "%s", terr);
 	for (;;) {
 		while (!atomic_load(&vm->life.stopping)) {
 			if (atomic_load(&vm->life.pause_req)) {

@@ -403,21 +403,34 @@ static void thread_pause(struct sbx_tvcpu *t)
 	pthread_mutex_lock(&vm->life.pause_lock);
 	atomic_store(&t->at_pause, 1);
 	pthread_cond_broadcast(&vm->life.pause_cond);
-	sbx_pause_wait(vm);
+	/* An execve or the run's end joins the threads: a pause waits for no one then. */
+	sbx_pause_wait(vm, &vm->proc.threads.end);
 	atomic_store(&t->at_pause, 0);
 	pthread_mutex_unlock(&vm->life.pause_lock);
 }
 
-int sbx_threads_all_paused(struct sbx_vm *vm)
+/* Started host threads; only those not at their pause point (running). */
+static unsigned count_started(struct sbx_vm *vm, int running)
 {
 	struct sbx_threads *th = &vm->proc.threads;
-	int all = 1;
+	unsigned n = 0;
 	pthread_mutex_lock(&th->lock);
-	for (unsigned i = 1; i < th->nv && all; i++)
-		if (th->v[i] && th->v[i]->thread_started && !atomic_load(&th->v[i]->at_pause))
-			all = 0;
+	for (unsigned i = 1; i < th->nv; i++)
+		if (th->v[i] && th->v[i]->thread_started &&
+		    !(running && atomic_load(&th->v[i]->at_pause)))
+			n++;
 	pthread_mutex_unlock(&th->lock);
-	return all;
+	return n;
+}
+
+int sbx_threads_all_paused(struct sbx_vm *vm)
+{
+	return count_started(vm, 1) == 0;
+}
+
+unsigned sbx_threads_running(struct sbx_vm *vm)
+{
+	return count_started(vm, 0);
 }
 
 static void *thread_main(void *arg)
@@ -538,12 +551,13 @@ static void first_thread(struct sbx_vm *vm)
 /* Its host thread, under th->lock; a kill that came meanwhile did not see it. */
 static int thread_launch(struct sbx_vm *vm, struct sbx_tvcpu *t)
 {
-	t->thread_started = 1; /* a kick from now on finds it */
-	int r = -pthread_create(&t->thread, NULL, thread_main, t);
-	if (r < 0) {
-		t->thread_started = 0;
+	/* The kickers take no lock: thread_started is set once t->thread holds the new id. */
+	pthread_t id;
+	int r = -pthread_create(&id, NULL, thread_main, t);
+	if (r < 0)
 		return r;
-	}
+	t->thread = id;
+	__atomic_store_n(&t->thread_started, 1, __ATOMIC_RELEASE);
 	if (atomic_load(&vm->life.stopping)) {
 		t->run->immediate_exit = 1;
 		pthread_kill(t->thread, sbx_kick_signal());
@@ -611,7 +625,10 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	th->v[index] = t;
 	if (index >= th->nv)
 		th->nv = index + 1;
-	if (!again && !atomic_fetch_add(&th->started, 1))
+	if (!again)
+		atomic_fetch_add(&th->started, 1);
+	/* The first thread of the image, or of a run from a snapshot (sbx_threads_reset). */
+	if (!atomic_load(&vm->proc.ring.retired))
 		first_thread(vm);
 	r = 0;
 	goto out;
@@ -666,6 +683,11 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 	if (rec->tid >= SBX_PID_LIMIT || (rec->tid && rec->tid == vm->proc.pid))
 		return sbx_fail(err, errlen, -EINVAL, "thread on vCPU %u: thread id %u", i,
 				rec->tid);
+	const volatile struct sbx_ring *ring = sbx_gptr(vm, rec->ring_gpa, sizeof(*ring));
+	if (ring->head - rec->tail > SBX_RING_SLOTS)
+		return sbx_fail(err, errlen, -EINVAL,
+				"thread on vCPU %u: ring tail %u is %u slots behind its head", i,
+				rec->tail, ring->head - rec->tail);
 	pthread_mutex_lock(&th->lock);
 	int r = th->v[i] ? -EEXIST : 0;
 	if (r < 0)

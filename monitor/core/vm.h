@@ -508,6 +508,8 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 int sbx_threads_launch(struct sbx_vm *vm, char *err, size_t errlen);
 /* Whether every thread's vCPU is at its pause point (pause.c). */
 int sbx_threads_all_paused(struct sbx_vm *vm);
+/* How many threads' vCPUs have a host thread now (the exec engine: none may at a park). */
+unsigned sbx_threads_running(struct sbx_vm *vm);
 /* Around each KVM_RUN of a vCPU (c: its part in shootdowns): sbx_tlb_enter flushes what a
  * shootdown asked for and returns 0 to enter, -1 to look again; sbx_tlb_leave after. */
 int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c);
@@ -540,8 +542,8 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms);
 void sbx_vm_resume(struct sbx_vm *vm);
 void sbx_pause_point(struct sbx_vm *vm);
 /* With pause_lock held, at a vCPU's pause point: until the pause ends (or a kill ends one
- * nobody holds). */
-void sbx_pause_wait(struct sbx_vm *vm);
+ * nobody holds, or *quit is set). */
+void sbx_pause_wait(struct sbx_vm *vm, atomic_int *quit);
 /* On the vCPU thread after an exit: completes the exit's instruction (a pending port or MMIO
  * access) without entering the guest, so that the vCPU's state is whole. */
 void sbx_vcpu_complete(struct sbx_vm *vm);

@@ -379,6 +379,12 @@ int sbx_state_threads(struct sbx_vm *vm, struct sbx_sio *io)
 		}
 		if (!io->err)
 			vcpu_state_io(vm, io, r->fd, 0, 0);
+		struct kvm_sregs sr;
+		if (io->load && !io->err &&
+		    (ioctl(r->fd, KVM_GET_SREGS, &sr) < 0 || sr.cr3 != r->cr3))
+			sbx_sio_fail(io,
+				     "thread on vCPU %u: its CR3 is not its page-table root 0x%llx",
+				     r->index, (unsigned long long)r->cr3);
 		if (io->load && !io->err) {
 			/* Its TSC is vCPU 0's (set by the clock section): KVM keeps the vCPUs' TSCs
 			 * in step when they are written together. */
