@@ -129,7 +129,12 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 	uint8_t form;
 	/* The code is written through the kernel's map of RAM, built at the first memory call
 	 * (before it the image's text is mapped read-only, and only there). */
-	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8)
+	/* Only while the program has one thread. Another thread could be fetching the site's
+	 * bytes while they change, or be in the kernel by this very site: a form B site's return
+	 * address is inside the new bytes (the `and` of the jump's tail, then int3). Until the
+	 * rewrite is the cross-modifying sequence with the other vCPUs held, threaded programs'
+	 * new sites trap (issue 21). */
+	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8 || k_nthreads > 1)
 		return;
 	/* Form A: the 7 bytes before the return address, and the byte before them if the
 	 * mapping has one. */
