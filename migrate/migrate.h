@@ -48,6 +48,7 @@ enum mig_sec_type {
 	MIG_SEC_PAGEMAP = 6, /* bitmap of stored RAM pages (written with PAGES) */
 	MIG_SEC_PAGES = 7,   /* guest RAM */
 	MIG_SEC_THREADS = 8, /* the vCPUs of a program's other threads (monitor-defined blob) */
+	MIG_SEC_OBJECTS = 9, /* pipes, eventfds, epoll instances (monitor-defined blob) */
 };
 #define MIG_SEC_F_REQUIRED 0x1 /* a reader that does not know the type rejects the file */
 #define MIG_SEC_F_ZSTD 0x2     /* PAGES only: body is a zstd frame */

@@ -184,13 +184,15 @@ const char *mig_sec_name(uint32_t type)
 		return "pages";
 	case MIG_SEC_THREADS:
 		return "threads";
+	case MIG_SEC_OBJECTS:
+		return "objects";
 	}
 	return "unknown";
 }
 
 int mig_sec_known(uint32_t type)
 {
-	return type >= MIG_SEC_VCPU && type <= MIG_SEC_THREADS;
+	return type >= MIG_SEC_VCPU && type <= MIG_SEC_OBJECTS;
 }
 
 const char *mig_sec_tname(uint32_t type, char buf[24])

@@ -13,8 +13,11 @@
  *                 through a pipe between two threads (the writer blocks on a full pipe); a
  *                 thread blocked in read woken by a write and then by the writer's close;
  *                 with FILE, sendfile of it into a pipe another thread drains
- *   hold          holds a pipe and an epoll, waiting 10 times 300 ms in epoll_wait (for pauses,
- *                 and snapshots that must refuse it)
+ *   hold          holds a pipe and an epoll, waiting 10 times 300 ms in epoll_wait (for pauses
+ *                 and snapshots)
+ *   snap N [HOLD] pipes (one with bytes in flight, one without a reader), an eventfd and a dup
+ *                 of it, an epoll watching them; N beats of 1 ms, the last held until the file
+ *                 HOLD exists; then what each holds (a snapshot taken meanwhile keeps it all)
  *   pingpong N    N round trips of one byte between two threads over two pipes, and N
  *                 eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS"
  *                 (ns per round trip) on stderr, for bench/run.py; and N/100 one-shot
@@ -610,6 +613,63 @@ static int cmd_hold(void)
 	return failures ? 1 : 0;
 }
 
+/* snap N HOLD: a pipe with bytes in flight, a pipe whose reader is gone, an eventfd with a
+ * count and a dup of it, an epoll watching them; N beats of 1 ms, the last held until the file
+ * HOLD exists (a test takes a snapshot meanwhile); then what each object holds, which a
+ * restore must have kept. */
+static int cmd_snap(long n, const char *hold)
+{
+	signal(SIGPIPE, SIG_IGN);
+	int p[2], q[2];
+	must(pipe(p), "pipe");
+	must(pipe2(q, O_NONBLOCK), "pipe2");
+	close(q[0]);
+	int e = (int)must(eventfd(0, EFD_NONBLOCK), "eventfd");
+	int e2 = (int)must(dup(e), "dup");
+	int ep = (int)must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1111};
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), "ADD pipe");
+	ev.data.u64 = 0x2222;
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, e, &ev), "ADD eventfd");
+	/* A registration on a descriptor closed since: gone with it. */
+	int gone = (int)must(eventfd(1, 0), "eventfd");
+	ev.data.u64 = 0x3333;
+	must(epoll_ctl(ep, EPOLL_CTL_ADD, gone, &ev), "ADD gone");
+	close(gone);
+	if (write(p[1], "in flight", 9) != 9)
+		wrong("write: %s", errname(errno));
+	uint64_t v = 5;
+	if (write(e2, &v, 8) != 8)
+		wrong("eventfd write: %s", errname(errno));
+	for (long i = 1; i <= n; i++) {
+		printf("beat %ld\n", i);
+		while (hold && i == n - 1 && access(hold, F_OK) != 0)
+			usleep(1000);
+		usleep(1000);
+	}
+	struct epoll_event out[4];
+	int k = epoll_wait(ep, out, 4, 0);
+	uint64_t sum = 0;
+	for (int i = 0; i < k; i++)
+		sum += out[i].data.u64;
+	printf("ready %d, data sum 0x%llx\n", k, (unsigned long long)sum);
+	char buf[32] = "";
+	ssize_t r = read(p[0], buf, sizeof(buf) - 1);
+	printf("pipe: %zd \"%s\"\n", r, r > 0 ? buf : "");
+	v = 2;
+	if (write(e, &v, 8) != 8 || read(e2, &v, 8) != 8)
+		wrong("eventfd: %s", errname(errno));
+	printf("eventfd count %llu through its dup\n", (unsigned long long)v);
+	r = write(q[1], "x", 1);
+	printf("pipe without a reader: %s\n", r < 0 ? errname(errno) : "written");
+	int fl = fcntl(q[1], F_GETFL);
+	printf("its O_NONBLOCK: %s\n", fl >= 0 && (fl & O_NONBLOCK) ? "kept" : "lost");
+	close(p[1]);
+	r = read(p[0], buf, sizeof(buf));
+	printf("pipe after its writer closed: %zd\n", r);
+	return failures ? 1 : 0;
+}
+
 struct pong {
 	int in, out;
 	long iters;
@@ -708,6 +768,10 @@ int main(int argc, char **argv)
 		return cmd_hold();
 	if (!strcmp(c, "pingpong"))
 		return cmd_pingpong(n > 0 ? n : 1000);
-	fprintf(stderr, "usage: events pipe|eventfd|timerfd|epoll|threads|hold|pingpong [N]\n");
+	if (!strcmp(c, "snap"))
+		return cmd_snap(n > 2 ? n : 3, argc > 3 ? argv[3] : NULL);
+	fprintf(stderr,
+		"usage: events pipe|eventfd|timerfd|epoll|threads|hold|pingpong [N] | snap N "
+		"[HOLD]\n");
 	return 2;
 }

@@ -89,10 +89,29 @@ int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 	return -EMFILE;
 }
 
+static void eset_put(struct sbx_eset *es)
+{
+	if (!es || atomic_fetch_sub(&es->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&es->lock);
+	free(es->e);
+	free(es);
+}
+
+void sbx_fd_drop(struct sbx_handle *h)
+{
+	if (h->kind == SBX_H_HOST && h->fd >= 0)
+		close(h->fd);
+	free(h->gpath);
+	eset_put(h->eset);
+	memset(h, 0, sizeof(*h));
+}
+
 int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 {
 	*dst = *src;
 	dst->fd = -1;
+	dst->eset = NULL;
 	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
 	if (src->gpath && !dst->gpath)
 		return -ENOMEM;
@@ -105,6 +124,10 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 			return -e;
 		}
 	}
+	if (src->eset) {
+		atomic_fetch_add(&src->eset->refs, 1);
+		dst->eset = src->eset;
+	}
 	return 0;
 }
 
@@ -112,10 +135,7 @@ void sbx_fd_release(struct sbx_vm *vm, int fd)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[fd];
 	sbx_locks_closing(vm, h);
-	if (h->kind == SBX_H_HOST && h->fd >= 0)
-		close(h->fd);
-	free(h->gpath);
-	memset(h, 0, sizeof(*h));
+	sbx_fd_drop(h);
 }
 
 int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)

@@ -133,6 +133,7 @@ static const struct sbx_rule {
     {SCMP_SYS(timerfd_create), ARG_ANY, 0, "TIMERFD"},
     {SCMP_SYS(timerfd_settime), ARG_ANY, 0, "TIMERFD"},
     {SCMP_SYS(timerfd_gettime), ARG_ANY, 0, "TIMERFD"},
+    {SCMP_SYS(tee), ARG_ANY, 0, "a snapshot copies a pipe's bytes, leaving them (objects.c)"},
     {SCMP_SYS(epoll_create1), ARG_ANY, 0, "EPOLL_CREATE"},
     {SCMP_SYS(epoll_ctl), ARG_ANY, 0, "EPOLL_CTL"},
     {SCMP_SYS(epoll_wait), ARG_ANY, 0, "EPOLL_WAIT"},
@@ -186,9 +187,9 @@ static const struct sbx_rule {
 };
 
 /* The fcntl commands the hypercalls and glibc use. */
-static const unsigned long sbx_fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFD,    F_SETFD, F_GETFL,
-					       F_SETFL,		F_GETLK,    F_SETLK, F_SETLKW,
-					       F_OFD_GETLK,	F_OFD_SETLK};
+static const unsigned long sbx_fcntl_cmds[] = {
+    F_DUPFD_CLOEXEC, F_GETFD,  F_SETFD,	    F_GETFL,	 F_SETFL,      F_GETLK,
+    F_SETLK,	     F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_GETPIPE_SZ, F_SETPIPE_SZ};
 /* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), and
  * sandbox-run's own restoring of the modes at the end (tcgetpgrp: only as the foreground
  * job), on any fd: on anything but a terminal the file refuses them itself. */

@@ -66,6 +66,11 @@ int sbx_state_image(struct sbx_vm *vm, struct sbx_sio *io);
 int sbx_state_clock(struct sbx_vm *vm, struct sbx_sio *io);
 /* The threads' vCPUs (a section only a program with threads has). */
 int sbx_state_threads(struct sbx_vm *vm, struct sbx_sio *io);
+/* objects.c: the pipes, eventfds and epoll instances the program made (a section only a
+ * program with some has); which handles those are. */
+int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io);
+struct sbx_handle;
+int sbx_handle_is_object(const struct sbx_handle *h);
 /* The clock fields of the boot page, moved so that the guest's clocks go on from where they
  * were when guest_tsc was read: realtime follows the host's, monotonic and CPU time do not
  * count the time the sandbox was stopped. */

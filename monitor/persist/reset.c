@@ -42,9 +42,7 @@ void sbx_snapshot_free(struct sbx_snap *s)
 	if (s->ram)
 		munmap(s->ram, s->mem_size);
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
-		if (s->fds[i].kind == SBX_H_HOST && s->fds[i].fd >= 0)
-			close(s->fds[i].fd);
-		free(s->fds[i].gpath);
+		sbx_fd_drop(&s->fds[i]);
 	}
 	free(s->dirty);
 	free(s->hot);

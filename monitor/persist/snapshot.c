@@ -135,6 +135,12 @@ static int write_sections(struct sbx_vm *vm, int fd, int with_ram, int zstd, int
 	if (sbx_threads_records(vm, &one, 1) &&
 	    (r = add_piece(w, MIG_SEC_THREADS, req, sbx_state_threads, vm, err, errlen)) < 0)
 		goto out;
+	int objects = 0;
+	for (int i = 0; i < SBX_MAX_FDS && !objects; i++)
+		objects = sbx_handle_is_object(&vm->proc.files->fds[i]);
+	if (objects &&
+	    (r = add_piece(w, MIG_SEC_OBJECTS, req, sbx_state_objects, vm, err, errlen)) < 0)
+		goto out;
 	if ((r = policy_json(vm, &pj, &pjlen)) < 0) {
 		snprintf(err, errlen, "section policy: the policy cannot be written as JSON");
 		goto out;
@@ -292,7 +298,8 @@ static int apply_piece(struct sbx_vm *vm, struct mig_snap_reader *r, uint32_t ty
 	uint64_t len;
 	uint16_t version;
 	int e = mig_snap_section(r, type, &version, &data, &len, err, errlen);
-	if (e == -ENOENT && (type == MIG_SEC_IMAGE || type == MIG_SEC_THREADS))
+	if (e == -ENOENT &&
+	    (type == MIG_SEC_IMAGE || type == MIG_SEC_THREADS || type == MIG_SEC_OBJECTS))
 		return 0;
 	if (e == -ENOENT)
 		snprintf(err, errlen, "section %s: missing", mig_sec_name(type));
@@ -367,6 +374,7 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 		return e;
 	if ((e = apply_piece(vm, r, MIG_SEC_IMAGE, image_load, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_MONITOR, sbx_state_monitor, err, errlen)) < 0 ||
+	    (e = apply_piece(vm, r, MIG_SEC_OBJECTS, sbx_state_objects, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_VCPU, vcpu_piece, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_CLOCK, sbx_state_clock, err, errlen)) < 0 ||
 	    (e = apply_piece(vm, r, MIG_SEC_THREADS, sbx_state_threads, err, errlen)) < 0)

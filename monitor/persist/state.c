@@ -710,11 +710,12 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			return io->err;
 		}
 	}
-	/* A pipe, eventfd or epoll instance has no path to reopen it by, and its contents (the
-	 * bytes in flight, the count, the interest list) are the host kernel's. */
+	/* Pipes, eventfds and epoll instances have a section of their own (objects.c), which
+	 * repeated runs do not put back; sockets and timerfds none yet. */
 	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++) {
 		const struct sbx_handle *h = &vm->proc.files->fds[i];
-		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE) {
+		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE &&
+		    (io->reset || !sbx_handle_is_object(h))) {
 			sbx_sio_fail(io, "fd %d is %s, which a snapshot cannot hold yet", i,
 				     sbx_handle_obj_name(h->obj));
 			return io->err;
@@ -732,7 +733,8 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 	/* A reset copies the handle table itself (reset.c): its own dups, offsets kept. */
 	if (!io->load && !io->reset)
 		for (int i = 0; i < SBX_MAX_FDS; i++)
-			nfd += vm->proc.files->fds[i].kind != SBX_H_FREE;
+			nfd += vm->proc.files->fds[i].kind != SBX_H_FREE &&
+			       !sbx_handle_is_object(&vm->proc.files->fds[i]);
 	sbx_sio_u32(io, &nfd);
 	if (io->load && !io->err) {
 		char norm[POLICY_PATH_MAX];
@@ -754,7 +756,8 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 	int32_t prev = -1;
 	for (uint32_t i = 0, done = 0; done < nfd && !io->err; i++) {
 		int32_t num = (int32_t)i;
-		if (!io->load && vm->proc.files->fds[i].kind == SBX_H_FREE)
+		if (!io->load && (vm->proc.files->fds[i].kind == SBX_H_FREE ||
+				  sbx_handle_is_object(&vm->proc.files->fds[i])))
 			continue;
 		sbx_sio_i32(io, &num);
 		if (io->load && (num <= prev || num >= SBX_MAX_FDS)) {

@@ -10,6 +10,8 @@
 //	gowork spawn PATH    os/exec of PATH (this program) from several goroutines at once,
 //	                     a missing program and an exit status: fork from a threaded process
 //	gowork echo ARGS     prints ARGS; gowork exit N: exits with N (what spawn runs)
+//	gowork beat N [HOLD] N beats 1 ms apart through goroutines and a ticker, the last held
+//	                     until the file HOLD exists; "checksum C" (tests/monitor/migrate.sh go)
 //	gowork cgi           a CGI handler: a header, then timers, channels, GC and JSON,
 //	                     and "go cgi: QUERY_STRING" (tests/serve/serve.sh threads)
 package main
@@ -265,6 +267,42 @@ func spawn(path string) {
 	fmt.Printf("combined: %q %v\n", o, err)
 }
 
+func beat(n int, hold string) {
+	in := make(chan int)
+	mid := make(chan int)
+	out := make(chan int)
+	go func() {
+		for v := range in {
+			mid <- v * 3
+		}
+		close(mid)
+	}()
+	go func() {
+		for v := range mid {
+			out <- v + 1
+		}
+		close(out)
+	}()
+	sum := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 1; i <= n; i++ {
+		<-tick.C
+		for hold != "" && i == n-1 {
+			if _, err := os.Stat(hold); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		in <- i
+		sum += <-out
+		fmt.Println(i)
+	}
+	close(in)
+	runtime.GC()
+	fmt.Println("checksum", sum)
+}
+
 func main() {
 	cmd := ""
 	if len(os.Args) > 1 {
@@ -298,6 +336,17 @@ func main() {
 			os.Exit(2)
 		}
 		spawn(os.Args[2])
+	case "beat":
+		// A heartbeat on goroutines and timers (tests/monitor/migrate.sh go): N beats 1 ms
+		// apart through a pipeline of goroutines, the last held until the file HOLD exists.
+		n, hold := 1000, ""
+		if len(os.Args) > 2 {
+			n, _ = strconv.Atoi(os.Args[2])
+		}
+		if len(os.Args) > 3 {
+			hold = os.Args[3]
+		}
+		beat(n, hold)
 	case "cgi":
 		// A CGI handler (sandbox-serve): the same checks, each request on its own threads.
 		fmt.Print("Content-Type: text/plain\r\n\r\n")

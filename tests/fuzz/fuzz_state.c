@@ -1,6 +1,7 @@
 /* libFuzzer target for the monitor's state sections as a snapshot file or a migration stream
  * brings them: the first byte picks the piece (monitor: handle table, cwd, counters; image:
- * segments; threads: each thread's record, checked before its vCPU is made, which needs KVM),
+ * segments; threads: each thread's record, checked before its vCPU is made, which needs KVM;
+ * objects: pipes with their bytes, eventfds, epoll instances and their registrations),
  * the rest is its body, loaded into a VM without KVM exactly as a restore would.
  * Whatever loads must also save, and the saved bytes must load again. (The vCPU and clock
  * pieces go straight to KVM, which validates them itself; the container is fuzz_snapshot.) */
@@ -46,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	struct sbx_vm *vm = fuzz_vm();
-	int (*const pieces[3])(struct sbx_vm *, struct sbx_sio *) = {
-	    sbx_state_monitor, sbx_state_image, sbx_state_threads};
-	int (*piece)(struct sbx_vm *, struct sbx_sio *) = pieces[data[0] % 3];
+	int (*const pieces[4])(struct sbx_vm *, struct sbx_sio *) = {
+	    sbx_state_monitor, sbx_state_image, sbx_state_threads, sbx_state_objects};
+	int (*piece)(struct sbx_vm *, struct sbx_sio *) = pieces[data[0] % 4];
 	sbx_fd_close_all(vm);
 	struct sbx_sio in = {.load = 1, .buf = (uint8_t *)data + 1, .len = size - 1};
 	int r = piece(vm, &in);

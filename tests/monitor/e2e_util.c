@@ -112,3 +112,24 @@ void e2e_sample_expect(const char *sample, const char *opts, const char *args, i
 		free(native);
 	}
 }
+
+char *e2e_snapshot_round_trip(const char *prog, const char *args, const char *ready,
+			      const char *mid, const char *after, int *status)
+{
+	char *cmd = NULL;
+	int n = asprintf(
+	    &cmd,
+	    "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; "
+	    "trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; mkdir $D/gate; "
+	    "%s --control $D/c --ro $D/gate:/gate %s %s /gate/go > $D/a 2>$D/ea & P=$!; "
+	    "wait_for \"grep -q '%s' $D/a\"; %s; " SBX_BUILD_DIR
+	    "/sandbox-ctl $D/c snapshot $D/s.snap >> $D/ctl; wait $P && echo first 0; "
+	    "touch $D/gate/go; %s --restore $D/s.snap --ro $D/gate:/gate > $D/b 2>$D/eb && "
+	    "echo second 0; %s %s / > $D/n; cat $D/a $D/b | cmp - $D/n && echo same; %s; "
+	    "cat $D/ctl $D/ea $D/eb",
+	    SANDBOX, prog, args, ready, mid, SANDBOX, prog, args, after);
+	cr_assert(n > 0);
+	char *o = e2e_slurp(cmd, status);
+	free(cmd);
+	return o;
+}

@@ -34,4 +34,14 @@ void e2e_sample_expect(const char *sample, const char *opts, const char *args, i
 	"wait_for() { _w=0; until eval \"$1\"; do _w=$((_w + 1)); if [ $_w -ge 15000 ]; then "     \
 	"echo \"timed out waiting for: $1\"; exit 1; fi; sleep 0.02; done; }; "
 
+/* A snapshot round trip of `prog ARGS HOLD`, a program that holds its last lines until the
+ * file HOLD exists: run under --control with the gate directory at /gate (HOLD /gate/go), once
+ * a line matching the grep pattern `ready` is out, the shell snippet `mid` runs ($D the work
+ * directory, $D/c the control socket; it may take snapshots of its own), then a stopping
+ * snapshot, the gate opens, and the restore runs to the end. Its output: "first 0", "second 0"
+ * for the two runs' statuses, "same" when both runs' stdout together are a native run's of
+ * `prog ARGS /`, then what `after` prints, then sandbox-ctl's replies and both stderrs. */
+char *e2e_snapshot_round_trip(const char *prog, const char *args, const char *ready,
+			      const char *mid, const char *after, int *status);
+
 #endif

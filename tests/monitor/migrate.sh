@@ -15,6 +15,8 @@
 #             connection that says nothing: it logs each and goes on listening; then loopback
 #   threads   loopback, with a multithreaded heartbeat (samples/threads beat: 4 threads and main
 #             meet at a barrier twice a round): both outputs together must be a native run's
+#   go        loopback, with a Go heartbeat (gowork beat: goroutines, a ticker, the runtime's
+#             threads, epoll and pipe): both outputs together must be a native run's
 # Prints "PASS ..." or "FAIL: why" as its last line; exit status 0 only on PASS.
 #
 # Nothing here depends on how fast the host is. The heartbeat holds its last beat until the
@@ -36,6 +38,10 @@ HB=$B/samples/heartbeat-glibc
 [ "$MODE" = dynamic ] && HB=$B/samples/heartbeat-dyn-glibc
 if [ "$MODE" = threads ]; then
   HB=$B/samples/threads-glibc
+  N=${MIG_BEATS:-600}
+elif [ "$MODE" = go ]; then
+  HB=$B/samples/gowork
+  [ -x "$HB" ] || { echo "SKIP: $HB was not built (golang-go missing?)"; exit 77; }
   N=${MIG_BEATS:-600}
 fi
 D=$(mktemp -d /tmp/sbx-mig.XXXXXX)
@@ -108,6 +114,9 @@ esac
 if [ "$MODE" = threads ]; then
   "$HB" beat 4 "$N" / >"$D/want" &
   HBARGS=(beat 4 "$N" /gate/go)
+elif [ "$MODE" = go ]; then
+  "$HB" beat "$N" / >"$D/want" &
+  HBARGS=(beat "$N" /gate/go)
 else
   "$HB" "$N" "$RATE" "$TOUCH" "$REFFILE" | grep checksum | cut -d' ' -f2 >"$D/want" &
   HBARGS=("$N" "$RATE" "$TOUCH" "$HBFILE" /gate/go)
@@ -249,7 +258,7 @@ if [ "$MODE" = guestexit ]; then
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
   grep -q 'ended during the migration' "$D/ctl.out" || fail "sandbox-ctl did not say the guest ended"
 elif [ "$MODE" = loopback ] || [ "$MODE" = unix ] || [ "$MODE" = netns ] || [ "$MODE" = files ] ||
-  [ "$MODE" = stray ] || [ "$MODE" = dynamic ] || [ "$MODE" = threads ]; then
+  [ "$MODE" = stray ] || [ "$MODE" = dynamic ] || [ "$MODE" = threads ] || [ "$MODE" = go ]; then
   wait $DST; DSTST=$?
   [ $CTL -eq 0 ] || fail "sandbox-ctl migrate failed ($CTL)"
   [ $SRCST -eq 0 ] || fail "source exit status $SRCST"
@@ -269,7 +278,7 @@ else
 fi
 wait $REF
 cat "$D/src.out" "$D/dst.out" >"$D/all"
-if [ "$MODE" = threads ]; then
+if [ "$MODE" = threads ] || [ "$MODE" = go ]; then
   cmp -s "$D/all" "$D/want" || fail "the outputs together are not a native run's ($(wc -l <"$D/all") lines, $(wc -l <"$D/want") natively)"
   echo "PASS $MODE: $(grep -h 'migrated to' "$D/src.err" | head -1)"
   exit 0

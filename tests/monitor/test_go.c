@@ -73,3 +73,17 @@ Test(go, os_exec_from_goroutines)
 	need_go();
 	same_as_native("--ro " GOWORK, "spawn " GOWORK, 0);
 }
+
+/* A Go program, its runtime's threads parked in futexes and its netpoller's epoll and pipe
+ * included, goes on after a live migration as if nothing happened (tests/monitor/migrate.sh
+ * go: both outputs together are a native run's). */
+Test(go, a_live_migration_keeps_a_go_program)
+{
+	need_go();
+	int st;
+	char *o =
+	    e2e_slurp(SBX_SOURCE_DIR "/tests/monitor/migrate.sh " SBX_BUILD_DIR " go 2>&1", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "PASS"), "%s", o);
+	free(o);
+}

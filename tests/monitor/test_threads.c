@@ -208,24 +208,12 @@ Test(threads, pause_snapshot_and_restore_keep_every_thread)
 {
 	e2e_need_kvm();
 	int st;
-	char cmd[4096];
-	snprintf(
-	    cmd, sizeof(cmd),
-	    "set -e; " E2E_SH_WAIT "D=$(mktemp -d); P=; "
-	    "trap 'kill -9 $P 2>/dev/null || :; rm -rf $D' EXIT; mkdir $D/gate; "
-	    "%s --control $D/c --ro $D/gate:/gate " SAMPLES "/threads-glibc beat 3 300 "
-	    "/gate/go > $D/a 2>$D/ea & P=$!; "
-	    "wait_for \"grep -q '^50 ' $D/a\"; " SBX_BUILD_DIR "/sandbox-ctl $D/c pause; "
-	    "n=$(wc -l < $D/a); sleep 0.3; test $(wc -l < $D/a) = $n && echo still; " SBX_BUILD_DIR
-	    "/sandbox-ctl $D/c resume; "
-	    "wait_for \"grep -q '^100 ' $D/a\"; " SBX_BUILD_DIR
-	    "/sandbox-ctl $D/c snapshot $D/s.snap > $D/ctl; "
-	    "wait $P && echo first 0; touch $D/gate/go; "
-	    "%s --restore $D/s.snap --ro $D/gate:/gate > $D/b 2>$D/eb && echo second 0; " SAMPLES
-	    "/threads-glibc beat 3 300 / > $D/n; "
-	    "cat $D/a $D/b | cmp - $D/n && echo same; wc -l < $D/b; cat $D/ctl $D/ea $D/eb",
-	    SANDBOX, SANDBOX);
-	char *o = e2e_slurp(cmd, &st);
+	char *o = e2e_snapshot_round_trip(
+	    SAMPLES "/threads-glibc", "beat 3 300", "^50 ",
+	    SBX_BUILD_DIR "/sandbox-ctl $D/c pause; n=$(wc -l < $D/a); sleep 0.3; "
+			  "test $(wc -l < $D/a) = $n && echo still; " SBX_BUILD_DIR
+			  "/sandbox-ctl $D/c resume; wait_for \"grep -q '^100 ' $D/a\"",
+	    "wc -l < $D/b", &st);
 	cr_assert_eq(st, 0, "%s", o);
 	cr_assert(strstr(o, "still\n"), "a paused program went on printing: %s", o);
 	cr_assert(strstr(o, "first 0\n"), "%s", o);

@@ -1,0 +1,414 @@
+/* The objects a program made, in a snapshot: pipes (the bytes in flight), eventfds (the count)
+ * and epoll instances (the interest list). They have no path to reopen them by, so their own
+ * state goes into the `objects` section, read from the host's objects without changing them:
+ * a pipe's bytes through tee(2), an eventfd's count read and written back (the vCPUs are
+ * paused, so nothing of the program's sees it), an epoll's list from what the guest
+ * registered (sbx_eset). A restore makes each object anew, then every handle of it (dup'd
+ * handles share one object, as they did), then the registrations. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "calls.h"
+#include "persist.h"
+
+#define OBJ_PIPE_MAX (1u << 20) /* Linux's default pipe-max-size */
+#define OBJ_EPOLL_MAX 65536u	/* registrations of one instance */
+
+int sbx_handle_is_object(const struct sbx_handle *h)
+{
+	return h->kind == SBX_H_HOST && h->stdio < 0 &&
+	       (h->obj == SBX_O_PIPE || h->obj == SBX_O_EVENTFD || h->obj == SBX_O_EPOLL);
+}
+
+/* One object handle as the section holds it. like: the handle (lower) whose object this one
+ * shares, -1 for the first handle of an object, which carries the object's state. */
+struct obj_rec {
+	int32_t num, like, oflags;
+	uint32_t obj, cloexec;
+};
+
+/* The same object as handle b: a pipe by its inode, an eventfd by its id, an epoll by its
+ * interest list. */
+static int same_object(const struct sbx_handle *a, const struct sbx_handle *b)
+{
+	if (a->obj != b->obj)
+		return 0;
+	if (a->obj == SBX_O_EVENTFD)
+		return a->oid == b->oid;
+	if (a->obj == SBX_O_EPOLL)
+		return a->eset == b->eset;
+	struct stat x, y;
+	return fstat(a->fd, &x) == 0 && fstat(b->fd, &y) == 0 && x.st_ino == y.st_ino &&
+	       x.st_dev == y.st_dev;
+}
+
+/* ---- saving ------------------------------------------------------------------------------ */
+
+static void pipe_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
+{
+	struct sbx_handle *fds = vm->proc.files->fds, *h = &fds[num];
+	int cap = fcntl(h->fd, F_GETPIPE_SZ);
+	if (cap <= 0 || (uint32_t)cap > OBJ_PIPE_MAX) {
+		sbx_sio_fail(io, "fd %d (a pipe): its size: %s", num, strerror(errno));
+		return;
+	}
+	/* The bytes in flight, from a read end of it if the program has one (without one
+	 * nobody can read them). */
+	int rd = -1;
+	for (int i = 0; i < SBX_MAX_FDS && rd < 0; i++)
+		if (sbx_handle_is_object(&fds[i]) && same_object(&fds[i], h) &&
+		    (fcntl(fds[i].fd, F_GETFL) & O_ACCMODE) == O_RDONLY)
+			rd = fds[i].fd;
+	uint8_t *buf = NULL;
+	ssize_t n = 0;
+	int t[2] = {-1, -1};
+	if (rd >= 0) {
+		buf = malloc((size_t)cap);
+		if (!buf || pipe2(t, O_CLOEXEC | O_NONBLOCK) < 0 ||
+		    fcntl(t[1], F_SETPIPE_SZ, cap) < cap) {
+			sbx_sio_fail(io, "fd %d (a pipe): a pipe to copy its bytes: %s", num,
+				     buf ? strerror(errno) : "out of memory");
+			goto out;
+		}
+		/* tee duplicates them: the pipe keeps its bytes for the program. */
+		n = tee(rd, t[1], (size_t)cap, SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			n = 0;
+		if (n < 0 || (n > 0 && read(t[0], buf, (size_t)n) != n)) {
+			sbx_sio_fail(io, "fd %d (a pipe): copying its bytes: %s", num,
+				     strerror(errno));
+			goto out;
+		}
+	}
+	uint32_t c = (uint32_t)cap, len = (uint32_t)n;
+	sbx_sio_u32(io, &c);
+	sbx_sio_u32(io, &len);
+	if (len)
+		sbx_sio_bytes(io, buf, len);
+out:
+	if (t[0] >= 0)
+		close(t[0]);
+	if (t[1] >= 0)
+		close(t[1]);
+	free(buf);
+}
+
+static void eventfd_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
+{
+	struct sbx_handle *h = &vm->proc.files->fds[num];
+	if (h->sema) {
+		sbx_sio_fail(io,
+			     "fd %d is an eventfd in semaphore mode (EFD_SEMAPHORE), whose count a "
+			     "snapshot cannot read yet",
+			     num);
+		return;
+	}
+	/* Read (it empties) and written back at once: the program is paused. */
+	uint64_t count = 0;
+	struct pollfd p = {.fd = h->fd, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+	    (read(h->fd, &count, 8) != 8 || write(h->fd, &count, 8) != 8)) {
+		sbx_sio_fail(io, "fd %d (an eventfd): its count: %s", num, strerror(errno));
+		return;
+	}
+	sbx_sio_u64(io, &count);
+}
+
+static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
+{
+	struct sbx_handle *fds = vm->proc.files->fds;
+	struct sbx_eent *e;
+	int n = sbx_eset_copy(fds[num].eset, &e);
+	if (n < 0) {
+		sbx_sio_fail(io, "fd %d (an epoll instance): its interest list: out of memory",
+			     num);
+		return;
+	}
+	/* Only the registrations whose handle is still the one they were made on. */
+	uint32_t live = 0;
+	for (int i = 0; i < n; i++)
+		live += e[i].fd >= 0 && e[i].fd < SBX_MAX_FDS && fds[e[i].fd].kind == SBX_H_HOST &&
+			fds[e[i].fd].oid == e[i].oid;
+	sbx_sio_u32(io, &live);
+	for (int i = 0; i < n; i++) {
+		if (!(e[i].fd >= 0 && e[i].fd < SBX_MAX_FDS && fds[e[i].fd].kind == SBX_H_HOST &&
+		      fds[e[i].fd].oid == e[i].oid))
+			continue;
+		sbx_sio_i32(io, &e[i].fd);
+		sbx_sio_u32(io, &e[i].events);
+		sbx_sio_u64(io, &e[i].data);
+	}
+	free(e);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+/* What a restore has made so far: per handle number, the object's own fds (both ends of a
+ * pipe), and the registrations still to make. */
+struct obj_load {
+	int end[SBX_MAX_FDS][2];
+	struct {
+		int32_t ep, fd;
+		uint32_t events;
+		uint64_t data;
+	} * reg;
+	uint32_t nreg, capreg;
+};
+
+/* The handle's own host fd: a dup of its object's (the read or write end of a pipe). */
+static int obj_host(const struct obj_rec *r, struct obj_load *L, struct sbx_sio *io)
+{
+	int base = r->like >= 0 ? r->like : r->num;
+	int src = L->end[base][0];
+	if (r->obj == SBX_O_PIPE && (r->oflags & O_ACCMODE) == O_WRONLY)
+		src = L->end[base][1];
+	int fd = fcntl(src, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || fcntl(fd, F_SETFL, r->oflags & O_NONBLOCK) < 0) {
+		sbx_sio_fail(io, "fd %d: %s", r->num, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
+{
+	uint32_t cap = 0, len = 0;
+	sbx_sio_u32(io, &cap);
+	sbx_sio_u32(io, &len);
+	if (io->err)
+		return;
+	if (cap < 4096 || cap > OBJ_PIPE_MAX || len > cap) {
+		sbx_sio_fail(io, "fd %d: a pipe of %u bytes holding %u", r->num, cap, len);
+		return;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+		sbx_sio_fail(io, "fd %d: pipe2: %s", r->num, strerror(errno));
+		return;
+	}
+	L->end[r->num][0] = p[0];
+	L->end[r->num][1] = p[1];
+	if (fcntl(p[1], F_SETPIPE_SZ, (int)cap) < (int)len) {
+		sbx_sio_fail(io, "fd %d: a pipe of %u bytes: %s", r->num, cap, strerror(errno));
+		return;
+	}
+	if (!len)
+		return;
+	uint8_t *bytes = malloc(len);
+	if (!bytes) {
+		sbx_sio_fail(io, "out of memory");
+		return;
+	}
+	sbx_sio_bytes(io, bytes, len);
+	if (!io->err && write(p[1], bytes, len) != (ssize_t)len)
+		sbx_sio_fail(io, "fd %d: refilling the pipe: %s", r->num, strerror(errno));
+	free(bytes);
+}
+
+static void eventfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
+{
+	uint64_t count = 0;
+	sbx_sio_u64(io, &count);
+	if (io->err)
+		return;
+	if (count == UINT64_MAX) {
+		sbx_sio_fail(io, "fd %d: an eventfd count of 2^64-1", r->num);
+		return;
+	}
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0 || (count && write(fd, &count, 8) != 8)) {
+		sbx_sio_fail(io, "fd %d: eventfd: %s", r->num, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	L->end[r->num][0] = fd;
+}
+
+static void epoll_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
+{
+	uint32_t n = 0;
+	sbx_sio_u32(io, &n);
+	if (!io->err && n > OBJ_EPOLL_MAX)
+		sbx_sio_fail(io, "fd %d: %u registrations (limit %u)", r->num, n, OBJ_EPOLL_MAX);
+	if (io->err)
+		return;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0) {
+		sbx_sio_fail(io, "fd %d: epoll_create1: %s", r->num, strerror(errno));
+		return;
+	}
+	L->end[r->num][0] = fd;
+	for (uint32_t i = 0; i < n && !io->err; i++) {
+		int32_t t = -1;
+		uint32_t events = 0;
+		uint64_t data = 0;
+		sbx_sio_i32(io, &t);
+		sbx_sio_u32(io, &events);
+		sbx_sio_u64(io, &data);
+		if (io->err)
+			return;
+		if (L->nreg == L->capreg) {
+			uint32_t c = L->capreg ? L->capreg * 2 : 16;
+			void *m = realloc(L->reg, c * sizeof(*L->reg));
+			if (!m) {
+				sbx_sio_fail(io, "out of memory");
+				return;
+			}
+			L->reg = m;
+			L->capreg = c;
+		}
+		L->reg[L->nreg].ep = r->num;
+		L->reg[L->nreg].fd = t;
+		L->reg[L->nreg].events = events;
+		L->reg[L->nreg++].data = data;
+	}
+}
+
+/* The registrations, once every handle is in place (they may name any of them). */
+static void epoll_register(struct sbx_vm *vm, struct sbx_sio *io, struct obj_load *L)
+{
+	struct sbx_handle *fds = vm->proc.files->fds;
+	for (uint32_t i = 0; i < L->nreg && !io->err; i++) {
+		int32_t ep = L->reg[i].ep, t = L->reg[i].fd;
+		if (t < 0 || t >= SBX_MAX_FDS || fds[t].kind != SBX_H_HOST || t == ep) {
+			sbx_sio_fail(io, "fd %d: a registration of fd %d, which is no handle", ep,
+				     t);
+			return;
+		}
+		struct epoll_event ev = {.events = L->reg[i].events, .data.u64 = L->reg[i].data};
+		if (epoll_ctl(fds[ep].fd, EPOLL_CTL_ADD, fds[t].fd, &ev) < 0) {
+			sbx_sio_fail(io, "fd %d: watching fd %d again: %s", ep, t, strerror(errno));
+			return;
+		}
+		sbx_eset_note(fds[ep].eset, EPOLL_CTL_ADD, t, fds[t].oid, ev.events, ev.data.u64);
+	}
+}
+
+/* One record: checked against what came before it, then its object (if first) and handle. */
+static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *r,
+			 struct obj_load *L, int32_t prev)
+{
+	struct sbx_handle *fds = vm->proc.files->fds;
+	int acc = r->oflags & O_ACCMODE;
+	if (r->num <= prev || r->num >= SBX_MAX_FDS || fds[r->num].kind != SBX_H_FREE ||
+	    (r->obj != SBX_O_PIPE && r->obj != SBX_O_EVENTFD && r->obj != SBX_O_EPOLL) ||
+	    (r->obj == SBX_O_PIPE && acc != O_RDONLY && acc != O_WRONLY) ||
+	    (r->like >= 0 && (r->like >= r->num || !sbx_handle_is_object(&fds[r->like]) ||
+			      fds[r->like].obj != r->obj || L->end[r->like][0] < 0)) ||
+	    r->like < -1) {
+		sbx_sio_fail(io, "fd %d: malformed object handle (%u, like fd %d)", r->num, r->obj,
+			     r->like);
+		return;
+	}
+	if (r->like < 0) {
+		if (r->obj == SBX_O_PIPE)
+			pipe_load(io, r, L);
+		else if (r->obj == SBX_O_EVENTFD)
+			eventfd_load(io, r, L);
+		else
+			epoll_load(io, r, L);
+	}
+	if (io->err)
+		return;
+	int fd = obj_host(r, L, io);
+	if (fd < 0)
+		return;
+	struct sbx_handle h = {.kind = SBX_H_HOST,
+			       .fd = fd,
+			       .obj = (enum sbx_handle_obj)r->obj,
+			       .cloexec = r->cloexec != 0,
+			       .writable = r->obj != SBX_O_EPOLL &&
+					   !(r->obj == SBX_O_PIPE && acc == O_RDONLY),
+			       .stdio = -1,
+			       .may_block = r->obj == SBX_O_EPOLL ? 1 : 2};
+	if (r->like >= 0) {
+		h.oid = fds[r->like].oid;
+		if ((h.eset = fds[r->like].eset))
+			atomic_fetch_add(&h.eset->refs, 1);
+	} else {
+		h.oid = ++vm->proc.files->next_oid;
+		if (r->obj == SBX_O_EPOLL && sbx_eset_new(&h) < 0) {
+			close(fd);
+			sbx_sio_fail(io, "out of memory");
+			return;
+		}
+	}
+	fds[r->num] = h;
+}
+
+int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
+{
+	struct sbx_handle *fds = vm->proc.files->fds;
+	uint32_t n = 0;
+	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++)
+		n += sbx_handle_is_object(&fds[i]);
+	sbx_sio_u32(io, &n);
+	if (io->load && !io->err && (n == 0 || n > SBX_MAX_FDS))
+		sbx_sio_fail(io, "%u object handles (limit %d)", n, SBX_MAX_FDS);
+	struct obj_load *L = io->load ? calloc(1, sizeof(*L)) : NULL;
+	if (io->load && !L) {
+		sbx_sio_fail(io, "out of memory");
+		return io->err;
+	}
+	for (int i = 0; L && i < SBX_MAX_FDS; i++)
+		L->end[i][0] = L->end[i][1] = -1;
+	int32_t prev = -1;
+	for (uint32_t k = 0, i = 0; k < n && !io->err; k++) {
+		struct obj_rec r = {0};
+		if (!io->load) {
+			while (!sbx_handle_is_object(&fds[i]))
+				i++;
+			struct sbx_handle *h = &fds[i];
+			r.num = (int32_t)i++;
+			r.like = -1;
+			for (int j = 0; j < r.num && r.like < 0; j++)
+				if (sbx_handle_is_object(&fds[j]) && same_object(&fds[j], h))
+					r.like = j;
+			r.oflags = fcntl(h->fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK);
+			r.obj = (uint32_t)h->obj;
+			r.cloexec = (uint32_t)h->cloexec;
+		}
+		sbx_sio_i32(io, &r.num);
+		sbx_sio_i32(io, &r.like);
+		sbx_sio_i32(io, &r.oflags);
+		sbx_sio_u32(io, &r.obj);
+		sbx_sio_u32(io, &r.cloexec);
+		if (io->err)
+			break;
+		if (io->load) {
+			obj_load_one(vm, io, &r, L, prev);
+			prev = r.num;
+			continue;
+		}
+		if (r.like >= 0)
+			continue;
+		if (r.obj == SBX_O_PIPE)
+			pipe_save(vm, io, r.num);
+		else if (r.obj == SBX_O_EVENTFD)
+			eventfd_save(vm, io, r.num);
+		else
+			epoll_save(vm, io, r.num);
+	}
+	if (L) {
+		if (!io->err)
+			epoll_register(vm, io, L);
+		/* The handles hold dups; the objects' own fds go. */
+		for (int i = 0; i < SBX_MAX_FDS; i++)
+			for (int e = 0; e < 2; e++)
+				if (L->end[i][e] >= 0)
+					close(L->end[i][e]);
+		free(L->reg);
+		free(L);
+	}
+	return io->err;
+}
