@@ -7,8 +7,12 @@
    over --runs, via build/bench/snap_bench), against writing the same bytes to a fresh file with
    plain write(2) (the floor any checkpointer pays), against a cold start of the same program,
    and against CRIU dump/restore of it running natively where CRIU runs.
-2. Reset latency against the number of pages the run dirtied (1 .. 10000).
-3. Live migration of a heartbeat guest with 256 MiB touched, dirtying 1, 10 and 100 MB/s, on
+2. Snapshots of running programs by kind: the single-threaded heartbeat, a 5-thread program
+   parked at barriers (threads beat 4) and a Go program (the runtime's threads, epoll and pipe):
+   the pause, the write and a restore to the end, as ratios to the heartbeat's; CRIU dump of the
+   threaded program natively where CRIU runs.
+3. Reset latency against the number of pages the run dirtied (1 .. 10000).
+4. Live migration of a heartbeat guest with 256 MiB touched, dirtying 1, 10 and 100 MB/s, on
    loopback: total time, rounds, bytes, downtime as the monitors measure it (source's last exit
    to destination's first KVM_RUN) and as the guest sees it (largest gap between 1 ms beats),
    against the gap the guest sees without a migration and with a cold one (snapshot, restore).
@@ -100,6 +104,74 @@ def criu_times(build, mib, runs, directory):
         p.wait()
         shutil.rmtree(d, ignore_errors=True)
     return dumps, restores
+
+
+SNAP_RE = re.compile(r"written in ([\d.]+) ms \(pause ([\d.]+) ms\)")
+
+
+def program_snapshots(build, argv, ready, runs, directory):
+    """Snapshots of a running program that holds its last line until /gate/go exists: runs
+    left-running snapshots (pause and write, as sandbox-ctl reports them), then one that stops
+    it and a restore of that to the program's end (wall time). Returns (pause, write, restore)
+    lists in ms."""
+    d = tempfile.mkdtemp(dir=directory)
+    gate = os.path.join(d, "gate")
+    os.mkdir(gate)
+    ctl = os.path.join(d, "c")
+    pauses, writes, restores = [], [], []
+    try:
+        p = subprocess.Popen([f"{build}/sandbox-run", "--control", ctl, "--ro", f"{gate}:/gate",
+                              *argv, "/gate/go"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        while True:
+            line = p.stdout.readline()
+            if not line:
+                raise BenchError(f"{' '.join(argv)} ended before {ready!r}")
+            if re.match(ready, line):
+                break
+        snap = os.path.join(d, "s.snap")
+        for i in range(runs + 1):
+            last = i == runs
+            c = subprocess.run([f"{build}/sandbox-ctl", ctl, "snapshot", snap,
+                                *([] if last else ["--leave-running"])], capture_output=True,
+                               text=True)
+            m = SNAP_RE.search(c.stdout)
+            if c.returncode != 0 or not m:
+                raise BenchError(f"snapshot of {' '.join(argv)}: {c.stdout} {c.stderr}")
+            writes.append(float(m[1]))
+            pauses.append(float(m[2]))
+        p.communicate()
+        open(os.path.join(gate, "go"), "w").close()
+        for _ in range(max(3, runs // 2)):
+            t0 = time.perf_counter()
+            r = subprocess.run([f"{build}/sandbox-run", "--restore", snap, "--ro",
+                                f"{gate}:/gate"], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise BenchError(f"restore of {' '.join(argv)}: {r.stderr.strip()[-300:]}")
+            restores.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        subprocess.run(["pkill", "-9", "-f", ctl], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+    return pauses, writes, restores
+
+
+def criu_program(argv, runs, directory):
+    """criu dump of a program running natively (it holds until its gate: a missing file)."""
+    dumps = []
+    for _ in range(runs):
+        d = tempfile.mkdtemp(dir=directory)
+        p = subprocess.Popen([*argv, os.path.join(d, "never")], stdout=subprocess.DEVNULL,
+                             start_new_session=True)
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        r = subprocess.run(["criu", "dump", "-t", str(p.pid), "-D", d, "--shell-job"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            dumps.append((time.perf_counter() - t0) * 1e3)
+        p.kill()
+        p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+    return dumps
 
 
 def migrate_once(build, rate, touch, count, directory, key, cold=False, none=False):
@@ -202,6 +274,37 @@ def main():
             rep.row(f"CRIU restore {mib} MiB (native)", "ms", restores)
     if criu_err:
         print(f"   CRIU: not runnable here: {criu_err}")
+    rep.table()
+
+    rep.section("Snapshots of running programs by kind: one thread, five threads, Go",
+                "pause: to every vCPU stopped; write: the whole file (left running); restore: "
+                "wall time of sandbox-run --restore to the program's end (its last beat)")
+    # Each holds before its last beat: the snapshots find it waiting there, and a restore
+    # runs only that beat.
+    progs = [("heartbeat (1 thread)", [f"{build}/samples/heartbeat-glibc", "100", "0", "16",
+                                      "-"], "^99$"),
+             ("threads beat 4 (5 threads)", [f"{build}/samples/threads-glibc", "beat", "4",
+                                            "100"], "^99 "),
+             ("Go beat (runtime threads, epoll, pipe)", [f"{build}/samples/gowork", "beat",
+                                                        "100"], "^98$")]
+    base = None
+    for name, argv, ready in progs:
+        if not os.access(argv[0], os.X_OK):
+            print(f"   {name}: {argv[0]} was not built")
+            continue
+        pa, wr, rs = program_snapshots(build, argv, ready, max(3, runs // 3), a.dir)
+        rep.row(f"{name}: pause", "ms", pa, base[0] if base else None,
+                "1 thread" if base else "")
+        rep.row(f"{name}: write", "ms", wr, base[1] if base else None,
+                "1 thread" if base else "")
+        rep.row(f"{name}: restore to end", "ms", rs, base[2] if base else None,
+                "1 thread" if base else "")
+        base = base or (pa, wr, rs)
+    if criu_err is None:
+        dumps = criu_program([f"{build}/samples/threads-glibc", "beat", "4", "100"],
+                             max(3, runs // 5), a.dir)
+        if dumps:
+            rep.row("CRIU dump, threads beat 4 (native)", "ms", dumps)
     rep.table()
 
     rep.section("Reset to a snapshot against pages dirtied (dirty guest)",
