@@ -40,30 +40,11 @@ struct sbx_handle {
 	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may. */
 	int may_block;
 	int clock; /* SBX_O_TIMERFD: its clock */
-	/* An object's id in its table (sbx_handle_add), kept by the copies dup and fork make: an
-	 * eventfd's instance, and which handle an epoll registration was made on. */
+	/* An object's id in its table (sbx_handle_add), kept by the copies dup and fork make:
+	 * which eventfd instance a handle is. SBX_O_EVENTFD: EFD_SEMAPHORE. For snapshots
+	 * (persist/objects.c). */
 	uint64_t oid;
-	/* SBX_O_EVENTFD: EFD_SEMAPHORE. SBX_O_EPOLL: its interest list as the guest made it.
-	 * For snapshots (persist/objects.c). */
 	int sema;
-	struct sbx_eset *eset;
-};
-
-/* An epoll instance's interest list, shared by the handles that name the instance (dup, fork)
- * and counted by them: what the guest registered, by its own descriptor numbers, as Linux keys
- * registrations (the host's keys are host fds, which a copy of the table changes). */
-struct sbx_eent {
-	int32_t fd;
-	uint32_t events;
-	uint64_t data;
-	uint64_t oid; /* the handle's at fd then: another there since means it was closed */
-};
-struct sbx_eset {
-	pthread_mutex_t lock;
-	atomic_int refs;
-	unsigned n, cap;
-	int lost; /* a registration could not be recorded (out of memory) */
-	struct sbx_eent *e;
 };
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */
@@ -175,14 +156,6 @@ int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int c
 int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_obj obj, int cloexec,
 			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
-/* An epoll handle's interest list: a new one (0 or -ENOMEM), and a successful EPOLL_CTL
- * op on guest descriptor fd recorded in it. */
-int sbx_eset_new(struct sbx_handle *h);
-void sbx_eset_note(struct sbx_eset *es, int op, int32_t fd, uint64_t oid, uint32_t events,
-		   uint64_t data);
-/* A copy of the list under its lock: *out (malloc'd, NULL when empty) and the count, or
- * -ENOMEM (here, or a registration the list could not record). */
-int sbx_eset_copy(struct sbx_eset *es, struct sbx_eent **out);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -323,7 +296,7 @@ void sbx_fd_limits(const struct sbx_vm *vm, uint64_t lim[2]);
 /* 0 if one more handle fits --max-files; else ends the run and returns -1. */
 int sbx_fd_room(struct sbx_vm *vm);
 void sbx_fd_release(struct sbx_vm *vm, int fd);
-/* What a handle holds (host fd, path, interest list) let go, outside any table. */
+/* What a handle holds (host fd, path) let go, outside any table. */
 void sbx_fd_drop(struct sbx_handle *h);
 /* dst becomes a copy of src with resources of its own (a dup of the host fd, its own path):
  * 0, or -errno with dst holding nothing. */

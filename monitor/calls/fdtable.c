@@ -89,21 +89,11 @@ int sbx_fd_alloc(struct sbx_vm *vm, int lowest)
 	return -EMFILE;
 }
 
-static void eset_put(struct sbx_eset *es)
-{
-	if (!es || atomic_fetch_sub(&es->refs, 1) != 1)
-		return;
-	pthread_mutex_destroy(&es->lock);
-	free(es->e);
-	free(es);
-}
-
 void sbx_fd_drop(struct sbx_handle *h)
 {
 	if (h->kind == SBX_H_HOST && h->fd >= 0)
 		close(h->fd);
 	free(h->gpath);
-	eset_put(h->eset);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -111,7 +101,6 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 {
 	*dst = *src;
 	dst->fd = -1;
-	dst->eset = NULL;
 	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
 	if (src->gpath && !dst->gpath)
 		return -ENOMEM;
@@ -123,10 +112,6 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 			dst->gpath = NULL;
 			return -e;
 		}
-	}
-	if (src->eset) {
-		atomic_fetch_add(&src->eset->refs, 1);
-		dst->eset = src->eset;
 	}
 	return 0;
 }
@@ -146,6 +131,7 @@ int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
 	c->nofile_soft = p->nofile_soft;
 	c->nofile_hard = p->nofile_hard;
 	c->nofile_priv = p->nofile_priv;
+	c->next_oid = p->next_oid; /* the inherited handles keep theirs */
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
 		if (p->fds[i].kind == SBX_H_FREE)
 			continue;

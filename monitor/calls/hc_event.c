@@ -5,7 +5,6 @@
  * and no path reopens them (snapshots refuse them, state.c). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <string.h>
@@ -91,68 +90,6 @@ int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	int64_t n = sbx_handle_add(vm, fd, SBX_O_EVENTFD, (fl & EFD_CLOEXEC) != 0, 1);
 	if (n >= 0)
 		vm->proc.files->fds[n].sema = (fl & EFD_SEMAPHORE) != 0;
-	return n;
-}
-
-int sbx_eset_new(struct sbx_handle *h)
-{
-	struct sbx_eset *es = calloc(1, sizeof(*es));
-	if (!es)
-		return -ENOMEM;
-	pthread_mutex_init(&es->lock, NULL);
-	atomic_store(&es->refs, 1);
-	h->eset = es;
-	return 0;
-}
-
-void sbx_eset_note(struct sbx_eset *es, int op, int32_t fd, uint64_t oid, uint32_t events,
-		   uint64_t data)
-{
-	if (!es)
-		return;
-	pthread_mutex_lock(&es->lock);
-	unsigned i = 0;
-	/* A registration on a handle closed since is gone (the host dropped it with the file):
-	 * a new one on the number replaces it. */
-	while (i < es->n && es->e[i].fd != fd)
-		i++;
-	if (i < es->n && es->e[i].oid != oid && op == EPOLL_CTL_ADD)
-		es->e[i] = es->e[--es->n], i = es->n;
-	if (op == EPOLL_CTL_DEL && i < es->n) {
-		es->e[i] = es->e[--es->n];
-	} else if (op == EPOLL_CTL_MOD && i < es->n) {
-		es->e[i].events = events;
-		es->e[i].data = data;
-	} else if (op == EPOLL_CTL_ADD && i == es->n) {
-		if (es->n == es->cap) {
-			unsigned cap = es->cap ? es->cap * 2 : 8;
-			struct sbx_eent *e = realloc(es->e, cap * sizeof(*e));
-			if (!e) {
-				/* The host has the registration: a snapshot would lose it. */
-				es->lost = 1;
-				pthread_mutex_unlock(&es->lock);
-				return;
-			}
-			es->e = e;
-			es->cap = cap;
-		}
-		if (es->n < es->cap)
-			es->e[es->n++] =
-			    (struct sbx_eent){.fd = fd, .events = events, .data = data, .oid = oid};
-	}
-	pthread_mutex_unlock(&es->lock);
-}
-
-int sbx_eset_copy(struct sbx_eset *es, struct sbx_eent **out)
-{
-	*out = NULL;
-	pthread_mutex_lock(&es->lock);
-	int n = es->lost ? -ENOMEM : (int)es->n;
-	if (n > 0 && !(*out = malloc((size_t)n * sizeof(**out))))
-		n = -ENOMEM;
-	if (n > 0)
-		memcpy(*out, es->e, (size_t)n * sizeof(**out));
-	pthread_mutex_unlock(&es->lock);
 	return n;
 }
 
@@ -260,12 +197,7 @@ int64_t sbx_hc_epoll_create(struct sbx_vm *vm, const struct sbx_slot *s)
 	int fd = epoll_create1(EPOLL_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	int64_t n = sbx_handle_add(vm, fd, SBX_O_EPOLL, s->u.a[0] != 0, 0);
-	if (n >= 0 && sbx_eset_new(&vm->proc.files->fds[n]) < 0) {
-		sbx_fd_release(vm, (int)n);
-		return -ENOMEM;
-	}
-	return n;
+	return sbx_handle_add(vm, fd, SBX_O_EPOLL, s->u.a[0] != 0, 0);
 }
 
 static struct sbx_handle *epoll_handle(struct sbx_vm *vm, uint64_t fd, int64_t *err)
@@ -292,10 +224,7 @@ int64_t sbx_hc_epoll_ctl(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* The registration is keyed by the host fd behind the guest's number, which stays the
 	 * same while the guest's number names it: ADD, MOD and DEL find the same entry. */
 	struct epoll_event ev = {.events = (uint32_t)s->u.a[3], .data.u64 = s->u.a[4]};
-	if (epoll_ctl(ep->fd, (int)s->u.a[1], t->fd, &ev) < 0)
-		return -errno;
-	sbx_eset_note(ep->eset, (int)s->u.a[1], (int32_t)s->u.a[2], t->oid, ev.events, ev.data.u64);
-	return 0;
+	return epoll_ctl(ep->fd, (int)s->u.a[1], t->fd, &ev) < 0 ? -errno : 0;
 }
 
 int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -541,6 +541,13 @@ static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 		if (fd >= 0)
 			r = ll_allow_fd(l, fd, LL_READ_FILE, "/proc/self/status", err, errlen);
 	}
+	/* A snapshot reads an eventfd's count and an epoll's registrations from the host's
+	 * /proc/self/fdinfo/N (persist/objects.c): kept open for the same reason. */
+	if (r == 0) {
+		int fd = open("/proc/self/fdinfo", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			r = ll_allow_fd(l, fd, LL_READ_FILE, "/proc/self/fdinfo", err, errlen);
+	}
 	return r;
 }
 

@@ -1,10 +1,11 @@
 /* The objects a program made, in a snapshot: pipes (the bytes in flight), eventfds (the count)
  * and epoll instances (the interest list). They have no path to reopen them by, so their own
  * state goes into the `objects` section, read from the host's objects without changing them:
- * a pipe's bytes through tee(2), an eventfd's count read and written back (the vCPUs are
- * paused, so nothing of the program's sees it), an epoll's list from what the guest
- * registered (sbx_eset). A restore makes each object anew, then every handle of it (dup'd
- * handles share one object, as they did), then the registrations. */
+ * a pipe's bytes through tee(2), an eventfd's count and an epoll's registrations (with the
+ * events a fired EPOLLONESHOT left, and those on a descriptor closed since but whose file a
+ * dup keeps open) from the host's /proc/self/fdinfo (Landlock lets the confined monitor read
+ * it). A restore makes each object anew, then every handle of it (dup'd handles share one
+ * object, as they did), then the registrations. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -34,16 +36,14 @@ struct obj_rec {
 	uint32_t obj, cloexec;
 };
 
-/* The same object as handle b: a pipe by its inode, an eventfd by its id, an epoll by its
- * interest list. */
+/* The same object as handle b: a pipe by its inode, an eventfd or epoll instance by its id
+ * (anonymous inodes are one for all). */
 static int same_object(const struct sbx_handle *a, const struct sbx_handle *b)
 {
 	if (a->obj != b->obj)
 		return 0;
-	if (a->obj == SBX_O_EVENTFD)
+	if (a->obj != SBX_O_PIPE)
 		return a->oid == b->oid;
-	if (a->obj == SBX_O_EPOLL)
-		return a->eset == b->eset;
 	struct stat x, y;
 	return fstat(a->fd, &x) == 0 && fstat(b->fd, &y) == 0 && x.st_ino == y.st_ino &&
 	       x.st_dev == y.st_dev;
@@ -100,52 +100,112 @@ out:
 	free(buf);
 }
 
+/* The host's /proc/self/fdinfo of host fd, NUL-terminated (malloc'd), or NULL. */
+static char *fdinfo(int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n = 0;
+	while (buf && (n = read(f, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *b = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+	}
+	close(f);
+	if (buf && n < 0) {
+		free(buf);
+		buf = NULL;
+	}
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
 static void eventfd_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[num];
-	if (h->sema) {
-		sbx_sio_fail(io,
-			     "fd %d is an eventfd in semaphore mode (EFD_SEMAPHORE), whose count a "
-			     "snapshot cannot read yet",
-			     num);
+	unsigned long long count = 0;
+	char *info = fdinfo(h->fd), *c = info ? strstr(info, "eventfd-count:") : NULL;
+	if (!c || sscanf(c, "eventfd-count: %llx", &count) != 1) {
+		sbx_sio_fail(io, "fd %d (an eventfd): its count: /proc/self/fdinfo/%d: %s", num,
+			     h->fd, info ? "no eventfd-count" : strerror(errno));
+		free(info);
 		return;
 	}
-	/* Read (it empties) and written back at once: the program is paused. */
-	uint64_t count = 0;
-	struct pollfd p = {.fd = h->fd, .events = POLLIN};
-	if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
-	    (read(h->fd, &count, 8) != 8 || write(h->fd, &count, 8) != 8)) {
-		sbx_sio_fail(io, "fd %d (an eventfd): its count: %s", num, strerror(errno));
-		return;
+	free(info);
+	uint64_t v = count;
+	uint32_t sema = (uint32_t)h->sema;
+	sbx_sio_u64(io, &v);
+	sbx_sio_u32(io, &sema);
+}
+
+/* The handle behind a registration's host descriptor: that descriptor's, else (it was closed,
+ * a dup keeps the file open, so Linux keeps the registration) one of the same inode. */
+static int guest_fd_of(struct sbx_vm *vm, int tfd, unsigned long ino, unsigned sdev)
+{
+	struct sbx_handle *fds = vm->proc.files->fds;
+	for (int i = 0; i < SBX_MAX_FDS; i++)
+		if (fds[i].kind == SBX_H_HOST && fds[i].fd == tfd)
+			return i;
+	for (int i = 0; i < SBX_MAX_FDS; i++) {
+		struct stat st;
+		if (fds[i].kind == SBX_H_HOST && fstat(fds[i].fd, &st) == 0 && st.st_ino == ino &&
+		    major(st.st_dev) == sdev >> 20 && minor(st.st_dev) == (sdev & 0xfffff))
+			return i;
 	}
-	sbx_sio_u64(io, &count);
+	return -1;
 }
 
 static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
-	struct sbx_handle *fds = vm->proc.files->fds;
-	struct sbx_eent *e;
-	int n = sbx_eset_copy(fds[num].eset, &e);
-	if (n < 0) {
-		sbx_sio_fail(io, "fd %d (an epoll instance): its interest list: out of memory",
-			     num);
+	struct sbx_handle *h = &vm->proc.files->fds[num];
+	char *info = fdinfo(h->fd);
+	if (!info) {
+		sbx_sio_fail(io, "fd %d (an epoll instance): /proc/self/fdinfo/%d: %s", num, h->fd,
+			     strerror(errno));
 		return;
 	}
-	/* Only the registrations whose handle is still the one they were made on. */
-	uint32_t live = 0;
-	for (int i = 0; i < n; i++)
-		live += e[i].fd >= 0 && e[i].fd < SBX_MAX_FDS && fds[e[i].fd].kind == SBX_H_HOST &&
-			fds[e[i].fd].oid == e[i].oid;
-	sbx_sio_u32(io, &live);
-	for (int i = 0; i < n; i++) {
-		if (!(e[i].fd >= 0 && e[i].fd < SBX_MAX_FDS && fds[e[i].fd].kind == SBX_H_HOST &&
-		      fds[e[i].fd].oid == e[i].oid))
-			continue;
-		sbx_sio_i32(io, &e[i].fd);
-		sbx_sio_u32(io, &e[i].events);
-		sbx_sio_u64(io, &e[i].data);
+	/* Two passes over the lines: the count first. */
+	for (int pass = 0; pass < 2 && !io->err; pass++) {
+		uint32_t n = 0;
+		for (char *l = strstr(info, "tfd:"); l; l = strstr(l + 4, "tfd:")) {
+			int tfd;
+			unsigned events, sdev;
+			unsigned long long data;
+			long long pos;
+			unsigned long ino;
+			if (sscanf(l, "tfd: %d events: %x data: %llx pos:%lli ino:%lx sdev:%x",
+				   &tfd, &events, &data, &pos, &ino, &sdev) != 6)
+				continue;
+			int32_t g = guest_fd_of(vm, tfd, ino, sdev);
+			if (g < 0)
+				continue; /* a file no handle of this process holds */
+			n++;
+			if (pass == 0)
+				continue;
+			uint32_t ev = events;
+			uint64_t d = data;
+			sbx_sio_i32(io, &g);
+			sbx_sio_u32(io, &ev);
+			sbx_sio_u64(io, &d);
+		}
+		if (pass == 0)
+			sbx_sio_u32(io, &n);
 	}
-	free(e);
+	free(info);
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
@@ -154,6 +214,7 @@ static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
  * pipe), and the registrations still to make. */
 struct obj_load {
 	int end[SBX_MAX_FDS][2];
+	int sema[SBX_MAX_FDS];
 	struct {
 		int32_t ep, fd;
 		uint32_t events;
@@ -191,7 +252,7 @@ static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_lo
 		return;
 	}
 	int p[2];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK | (r->oflags & O_DIRECT)) < 0) {
 		sbx_sio_fail(io, "fd %d: pipe2: %s", r->num, strerror(errno));
 		return;
 	}
@@ -217,14 +278,18 @@ static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_lo
 static void eventfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
 {
 	uint64_t count = 0;
+	uint32_t sema = 0;
 	sbx_sio_u64(io, &count);
+	sbx_sio_u32(io, &sema);
 	if (io->err)
 		return;
-	if (count == UINT64_MAX) {
-		sbx_sio_fail(io, "fd %d: an eventfd count of 2^64-1", r->num);
+	if (count == UINT64_MAX || sema > 1) {
+		sbx_sio_fail(io, "fd %d: an eventfd count of %llu (semaphore %u)", r->num,
+			     (unsigned long long)count, sema);
 		return;
 	}
-	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	L->sema[r->num] = (int)sema;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | (sema ? EFD_SEMAPHORE : 0));
 	if (fd < 0 || (count && write(fd, &count, 8) != 8)) {
 		sbx_sio_fail(io, "fd %d: eventfd: %s", r->num, strerror(errno));
 		if (fd >= 0)
@@ -290,7 +355,6 @@ static void epoll_register(struct sbx_vm *vm, struct sbx_sio *io, struct obj_loa
 			sbx_sio_fail(io, "fd %d: watching fd %d again: %s", ep, t, strerror(errno));
 			return;
 		}
-		sbx_eset_note(fds[ep].eset, EPOLL_CTL_ADD, t, fds[t].oid, ev.events, ev.data.u64);
 	}
 }
 
@@ -331,18 +395,8 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 					   !(r->obj == SBX_O_PIPE && acc == O_RDONLY),
 			       .stdio = -1,
 			       .may_block = r->obj == SBX_O_EPOLL ? 1 : 2};
-	if (r->like >= 0) {
-		h.oid = fds[r->like].oid;
-		if ((h.eset = fds[r->like].eset))
-			atomic_fetch_add(&h.eset->refs, 1);
-	} else {
-		h.oid = ++vm->proc.files->next_oid;
-		if (r->obj == SBX_O_EPOLL && sbx_eset_new(&h) < 0) {
-			close(fd);
-			sbx_sio_fail(io, "out of memory");
-			return;
-		}
-	}
+	h.oid = r->like >= 0 ? fds[r->like].oid : ++vm->proc.files->next_oid;
+	h.sema = L->sema[r->like >= 0 ? r->like : r->num];
 	fds[r->num] = h;
 }
 
@@ -374,7 +428,7 @@ int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
 			for (int j = 0; j < r.num && r.like < 0; j++)
 				if (sbx_handle_is_object(&fds[j]) && same_object(&fds[j], h))
 					r.like = j;
-			r.oflags = fcntl(h->fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK);
+			r.oflags = fcntl(h->fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK | O_DIRECT);
 			r.obj = (uint32_t)h->obj;
 			r.cloexec = (uint32_t)h->cloexec;
 		}
