@@ -281,7 +281,7 @@ def main():
                 "wall time of sandbox-run --restore to the program's end (its last beat)")
     # Each holds before its last beat: the snapshots find it waiting there, and a restore
     # runs only that beat.
-    progs = [("heartbeat (1 thread)", [f"{build}/samples/heartbeat-glibc", "100", "0", "16",
+    progs = [("heartbeat (1 thread)", [f"{build}/samples/heartbeat-glibc", "100", "0", "1",
                                       "-"], "^99$"),
              ("threads beat 4 (5 threads)", [f"{build}/samples/threads-glibc", "beat", "4",
                                             "100"], "^99 "),
