@@ -16,13 +16,12 @@
  *   hold          holds a pipe and an epoll, waiting 10 times 300 ms in epoll_wait (for pauses
  *                 and snapshots)
  *   snap N [HOLD] pipes (one with bytes in flight, one without a reader), an eventfd and a dup
- *                 of it, an epoll watching them; N beats of 1 ms, the last held until the file
- *                 HOLD exists; then what each holds (a snapshot taken meanwhile keeps it all)
- *   pingpong N    N round trips of one byte between two threads over two pipes, and N
- *                 eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS"
- *                 (ns per round trip) on stderr, for bench/run.py; and N/100 one-shot
- *                 timerfds 200 us ahead, each read when it fires: "timer_late N NS", how
- *                 late the reader woke */
+ *                 of it, an epoll watching them, socket pairs (bytes queued in a stream one); N
+ * beats of 1 ms, the last held until the file HOLD exists; then what each holds (a snapshot taken
+ * meanwhile keeps it all) pingpong N    N round trips of one byte between two threads over two
+ * pipes, and N eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS" (ns per
+ * round trip) on stderr, for bench/run.py; and N/100 one-shot timerfds 200 us ahead, each read when
+ * it fires: "timer_late N NS", how late the reader woke */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -627,6 +627,11 @@ static int cmd_snap(long n, const char *hold)
 	int e = (int)must(eventfd(0, EFD_NONBLOCK), "eventfd");
 	int e2 = (int)must(dup(e), "dup");
 	int ep = (int)must(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+	int sv[2], dg[2];
+	must(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair");
+	must(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg), "socketpair");
+	if (write(sv[0], "ping", 4) != 4)
+		wrong("socket write: %s", errname(errno));
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x1111};
 	must(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), "ADD pipe");
 	ev.data.u64 = 0x2222;
@@ -664,6 +669,12 @@ static int cmd_snap(long n, const char *hold)
 	printf("pipe without a reader: %s\n", r < 0 ? errname(errno) : "written");
 	int fl = fcntl(q[1], F_GETFL);
 	printf("its O_NONBLOCK: %s\n", fl >= 0 && (fl & O_NONBLOCK) ? "kept" : "lost");
+	char d = 0;
+	int dgram = send(dg[0], "d", 1, 0) == 1 && recv(dg[1], &d, 1, 0) == 1 && d == 'd';
+	memset(buf, 0, sizeof(buf));
+	r = read(sv[1], buf, sizeof(buf) - 1);
+	printf("socket pair: %zd \"%s\", datagram pair %s\n", r, r > 0 ? buf : "",
+	       dgram ? "works" : "broken");
 	close(p[1]);
 	r = read(p[0], buf, sizeof(buf));
 	printf("pipe after its writer closed: %zd\n", r);

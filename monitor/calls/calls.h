@@ -45,6 +45,7 @@ struct sbx_handle {
 	 * (persist/objects.c). */
 	uint64_t oid;
 	int sema;
+	int end; /* SBX_O_SOCKET: which end of its pair (both ends share the pair's oid) */
 };
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */

@@ -76,6 +76,9 @@ int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_o
 		sbx_fd_release(vm, (int)a);
 		return b;
 	}
+	/* One object, two ends (a socket pair's; a pipe is known by its inode). */
+	vm->proc.files->fds[b].oid = vm->proc.files->fds[a].oid;
+	vm->proc.files->fds[b].end = 1;
 	return a | b << 32;
 }
 

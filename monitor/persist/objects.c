@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -26,7 +28,8 @@
 int sbx_handle_is_object(const struct sbx_handle *h)
 {
 	return h->kind == SBX_H_HOST && h->stdio < 0 &&
-	       (h->obj == SBX_O_PIPE || h->obj == SBX_O_EVENTFD || h->obj == SBX_O_EPOLL);
+	       (h->obj == SBX_O_PIPE || h->obj == SBX_O_EVENTFD || h->obj == SBX_O_EPOLL ||
+		h->obj == SBX_O_SOCKET);
 }
 
 /* One object handle as the section holds it. like: the handle (lower) whose object this one
@@ -34,10 +37,11 @@ int sbx_handle_is_object(const struct sbx_handle *h)
 struct obj_rec {
 	int32_t num, like, oflags;
 	uint32_t obj, cloexec;
+	uint32_t end; /* a socket pair's end (only sockets' records carry it) */
 };
 
-/* The same object as handle b: a pipe by its inode, an eventfd or epoll instance by its id
- * (anonymous inodes are one for all). */
+/* The same object as handle b: a pipe by its inode, an eventfd, epoll instance or socket pair
+ * by its id (anonymous inodes are one for all; a pair's two ends share theirs). */
 static int same_object(const struct sbx_handle *a, const struct sbx_handle *b)
 {
 	if (a->obj != b->obj)
@@ -208,6 +212,61 @@ static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 	free(info);
 }
 
+#define OBJ_SOCK_MAX (4u << 20) /* bytes queued at one end of a socket pair */
+
+/* A socket pair: its type and, for each end a handle of the program holds, the bytes queued
+ * to be read there, peeked (they stay). Datagrams would need each message apart: a pair of
+ * them is held only while nothing is queued. */
+static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
+{
+	struct sbx_handle *fds = vm->proc.files->fds, *h = &fds[num];
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
+		sbx_sio_fail(io, "fd %d (a socket pair): its type: %s", num, strerror(errno));
+		return;
+	}
+	uint32_t t = (uint32_t)type;
+	sbx_sio_u32(io, &t);
+	uint8_t *buf = malloc(OBJ_SOCK_MAX);
+	if (!buf) {
+		sbx_sio_fail(io, "out of memory");
+		return;
+	}
+	for (int e = 0; e < 2 && !io->err; e++) {
+		int fd = -1;
+		for (int i = 0; i < SBX_MAX_FDS && fd < 0; i++)
+			if (sbx_handle_is_object(&fds[i]) && same_object(&fds[i], h) &&
+			    fds[i].end == e)
+				fd = fds[i].fd;
+		ssize_t n = 0;
+		int queued = 0;
+		if (fd >= 0 && type != SOCK_STREAM && ioctl(fd, FIONREAD, &queued) == 0 && queued) {
+			sbx_sio_fail(
+			    io,
+			    "fd %d is a socket pair of datagrams with %d bytes queued, which a "
+			    "snapshot cannot hold yet",
+			    num, queued);
+			break;
+		}
+		if (fd >= 0 && type == SOCK_STREAM) {
+			n = recv(fd, buf, OBJ_SOCK_MAX, MSG_PEEK | MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				n = 0;
+			if (n < 0 || (size_t)n == OBJ_SOCK_MAX) {
+				sbx_sio_fail(io, "fd %d (a socket pair): its queued bytes: %s", num,
+					     n < 0 ? strerror(errno) : "more than 4 MiB");
+				break;
+			}
+		}
+		uint32_t len = (uint32_t)n;
+		sbx_sio_u32(io, &len);
+		if (len)
+			sbx_sio_bytes(io, buf, len);
+	}
+	free(buf);
+}
+
 /* ---- loading ------------------------------------------------------------------------------ */
 
 /* What a restore has made so far: per handle number, the object's own fds (both ends of a
@@ -228,7 +287,8 @@ static int obj_host(const struct obj_rec *r, struct obj_load *L, struct sbx_sio 
 {
 	int base = r->like >= 0 ? r->like : r->num;
 	int src = L->end[base][0];
-	if (r->obj == SBX_O_PIPE && (r->oflags & O_ACCMODE) == O_WRONLY)
+	if ((r->obj == SBX_O_PIPE && (r->oflags & O_ACCMODE) == O_WRONLY) ||
+	    (r->obj == SBX_O_SOCKET && r->end == 1))
 		src = L->end[base][1];
 	int fd = fcntl(src, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0 || fcntl(fd, F_SETFL, r->oflags & O_NONBLOCK) < 0) {
@@ -238,6 +298,29 @@ static int obj_host(const struct obj_rec *r, struct obj_load *L, struct sbx_sio 
 		return -1;
 	}
 	return fd;
+}
+
+/* The next len bytes of the section written to fd (non-blocking: they fit, as they did). */
+static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
+{
+	if (!len)
+		return;
+	uint8_t *bytes = malloc(len);
+	if (!bytes) {
+		sbx_sio_fail(io, "out of memory");
+		return;
+	}
+	sbx_sio_bytes(io, bytes, len);
+	for (uint32_t off = 0; !io->err && off < len;) {
+		ssize_t w = write(fd, bytes + off, len - off);
+		if (w <= 0) {
+			sbx_sio_fail(io, "fd %d: refilling it: %s", num,
+				     w < 0 ? strerror(errno) : "no room");
+			break;
+		}
+		off += (uint32_t)w;
+	}
+	free(bytes);
 }
 
 static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
@@ -262,17 +345,7 @@ static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_lo
 		sbx_sio_fail(io, "fd %d: a pipe of %u bytes: %s", r->num, cap, strerror(errno));
 		return;
 	}
-	if (!len)
-		return;
-	uint8_t *bytes = malloc(len);
-	if (!bytes) {
-		sbx_sio_fail(io, "out of memory");
-		return;
-	}
-	sbx_sio_bytes(io, bytes, len);
-	if (!io->err && write(p[1], bytes, len) != (ssize_t)len)
-		sbx_sio_fail(io, "fd %d: refilling the pipe: %s", r->num, strerror(errno));
-	free(bytes);
+	refill(io, p[1], len, r->num);
 }
 
 static void eventfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
@@ -339,6 +412,38 @@ static void epoll_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_l
 	}
 }
 
+static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
+{
+	uint32_t type = 0;
+	sbx_sio_u32(io, &type);
+	if (io->err)
+		return;
+	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+		sbx_sio_fail(io, "fd %d: a socket pair of type %u", r->num, type);
+		return;
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, (int)type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+		sbx_sio_fail(io, "fd %d: socketpair: %s", r->num, strerror(errno));
+		return;
+	}
+	L->end[r->num][0] = sv[0];
+	L->end[r->num][1] = sv[1];
+	for (int e = 0; e < 2 && !io->err; e++) {
+		uint32_t len = 0;
+		sbx_sio_u32(io, &len);
+		if (io->err || !len)
+			continue;
+		if (len >= OBJ_SOCK_MAX || type != SOCK_STREAM) {
+			sbx_sio_fail(io, "fd %d: %u bytes queued at a socket pair's end", r->num,
+				     len);
+			return;
+		}
+		/* Written into the other end, they wait at this one. */
+		refill(io, sv[1 - e], len, r->num);
+	}
+}
+
 /* The registrations, once every handle is in place (they may name any of them). */
 static void epoll_register(struct sbx_vm *vm, struct sbx_sio *io, struct obj_load *L)
 {
@@ -365,8 +470,9 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 	struct sbx_handle *fds = vm->proc.files->fds;
 	int acc = r->oflags & O_ACCMODE;
 	if (r->num <= prev || r->num >= SBX_MAX_FDS || fds[r->num].kind != SBX_H_FREE ||
-	    (r->obj != SBX_O_PIPE && r->obj != SBX_O_EVENTFD && r->obj != SBX_O_EPOLL) ||
-	    (r->obj == SBX_O_PIPE && acc != O_RDONLY && acc != O_WRONLY) ||
+	    (r->obj != SBX_O_PIPE && r->obj != SBX_O_EVENTFD && r->obj != SBX_O_EPOLL &&
+	     r->obj != SBX_O_SOCKET) ||
+	    r->end > 1 || (r->obj == SBX_O_PIPE && acc != O_RDONLY && acc != O_WRONLY) ||
 	    (r->like >= 0 && (r->like >= r->num || !sbx_handle_is_object(&fds[r->like]) ||
 			      fds[r->like].obj != r->obj || L->end[r->like][0] < 0)) ||
 	    r->like < -1) {
@@ -379,6 +485,8 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 			pipe_load(io, r, L);
 		else if (r->obj == SBX_O_EVENTFD)
 			eventfd_load(io, r, L);
+		else if (r->obj == SBX_O_SOCKET)
+			socket_load(io, r, L);
 		else
 			epoll_load(io, r, L);
 	}
@@ -396,6 +504,7 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 			       .stdio = -1,
 			       .may_block = r->obj == SBX_O_EPOLL ? 1 : 2};
 	h.oid = r->like >= 0 ? fds[r->like].oid : ++vm->proc.files->next_oid;
+	h.end = (int)r->end;
 	h.sema = L->sema[r->like >= 0 ? r->like : r->num];
 	fds[r->num] = h;
 }
@@ -431,12 +540,15 @@ int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
 			r.oflags = fcntl(h->fd, F_GETFL) & (O_ACCMODE | O_NONBLOCK | O_DIRECT);
 			r.obj = (uint32_t)h->obj;
 			r.cloexec = (uint32_t)h->cloexec;
+			r.end = (uint32_t)h->end;
 		}
 		sbx_sio_i32(io, &r.num);
 		sbx_sio_i32(io, &r.like);
 		sbx_sio_i32(io, &r.oflags);
 		sbx_sio_u32(io, &r.obj);
 		sbx_sio_u32(io, &r.cloexec);
+		if (r.obj == SBX_O_SOCKET)
+			sbx_sio_u32(io, &r.end);
 		if (io->err)
 			break;
 		if (io->load) {
@@ -450,6 +562,8 @@ int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
 			pipe_save(vm, io, r.num);
 		else if (r.obj == SBX_O_EVENTFD)
 			eventfd_save(vm, io, r.num);
+		else if (r.obj == SBX_O_SOCKET)
+			socket_save(vm, io, r.num);
 		else
 			epoll_save(vm, io, r.num);
 	}

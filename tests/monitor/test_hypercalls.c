@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -740,10 +741,10 @@ static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t
 }
 
 /* The objects section (persist/objects.c) without a VM running: a pipe's bytes in flight and
- * its reader's dup, an eventfd's count, an epoll's list (without a registration whose handle
- * was closed since, and with a fired one-shot still off) survive a save, the table's end and a
- * load; the save changed nothing of them; a record that names what is not there, or a pipe fuller
- * than its size, is refused in one line. */
+ * its reader's dup, a socket pair's bytes queued at each end, an eventfd's count, an epoll's list
+ * (without a registration whose handle was closed since, and with a fired one-shot still off)
+ * survive a save, the table's end and a load; the save changed nothing of them; a record that names
+ * what is not there, or a pipe fuller than its size, is refused in one line. */
 Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 {
 	int64_t pp = call(SBX_CALL_PIPE, O_NONBLOCK, 0, 0, 0, 0);
@@ -754,9 +755,13 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t ev = call(SBX_CALL_EVENTFD, 0, EFD_NONBLOCK, 0, 0, 0);
 	int64_t gone = call(SBX_CALL_EVENTFD, 1, 0, 0, 0, 0);
 	int64_t ep = call(SBX_CALL_EPOLL_CREATE, 0, 0, 0, 0, 0);
-	cr_assert(ev >= 0 && gone >= 0 && ep >= 0);
+	int64_t sp = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
+	cr_assert(ev >= 0 && gone >= 0 && ep >= 0 && sp >= 0);
+	int s0 = (int)(sp & 0xffffffff), s1 = (int)(sp >> 32);
 	struct sbx_handle *fds = T.vm->proc.files->fds;
 	cr_assert_eq(write(fds[wr].fd, "in flight", 9), 9);
+	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
+	cr_assert_eq(write(fds[s0].fd, "to 1", 4), 4);
 	uint64_t v = 41;
 	cr_assert_eq(write(fds[ev].fd, &v, 8), 8);
 	cr_assert_eq(call(SBX_CALL_EPOLL_CTL, (uint64_t)ep, EPOLL_CTL_ADD, (uint64_t)rd,
@@ -801,6 +806,13 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert(fcntl(fds[rd].fd, F_GETFL) & O_NONBLOCK);
 	cr_assert_eq(read(fds[ev].fd, &v, 8), 8);
 	cr_assert_eq(v, 41);
+	/* Each end of the socket pair has what was queued for it, and they still talk. */
+	cr_assert_eq(read(fds[s0].fd, buf, sizeof(buf)), 8);
+	cr_assert_eq(memcmp(buf, "to end 0", 8), 0);
+	cr_assert_eq(read(fds[s1].fd, buf, sizeof(buf)), 4);
+	cr_assert_eq(memcmp(buf, "to 1", 4), 0);
+	cr_assert_eq(write(fds[s0].fd, "x", 1), 1);
+	cr_assert_eq(read(fds[s1].fd, buf, sizeof(buf)), 1);
 	cr_assert_eq(fds[wr].writable, 1);
 	cr_assert_eq(fds[rd].writable, 0);
 
