@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -29,7 +30,7 @@ int sbx_handle_is_object(const struct sbx_handle *h)
 {
 	return h->kind == SBX_H_HOST && h->stdio < 0 &&
 	       (h->obj == SBX_O_PIPE || h->obj == SBX_O_EVENTFD || h->obj == SBX_O_EPOLL ||
-		h->obj == SBX_O_SOCKET);
+		h->obj == SBX_O_SOCKET || h->obj == SBX_O_TIMERFD);
 }
 
 /* One object handle as the section holds it. like: the handle (lower) whose object this one
@@ -267,6 +268,34 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 	free(buf);
 }
 
+/* A timerfd: its clock, what is left of its timer and its interval (relative: the guest's
+ * clocks go on from the snapshot, the host's do not), and whether an expiry is unread. Two or
+ * more unread expiries cannot be made again with the timer armed (arming clears the count). */
+static void timerfd_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
+{
+	struct sbx_handle *h = &vm->proc.files->fds[num];
+	struct itimerspec it;
+	unsigned long long ticks = 0;
+	char *info = fdinfo(h->fd), *c = info ? strstr(info, "ticks:") : NULL;
+	int ok = c && sscanf(c, "ticks: %llu", &ticks) == 1 && timerfd_gettime(h->fd, &it) == 0;
+	free(info);
+	if (!ok || ticks > 1) {
+		sbx_sio_fail(io, "fd %d (a timerfd): %s", num,
+			     ok ? "more than one expiry unread, which a snapshot cannot hold yet"
+				: "its timer cannot be read");
+		return;
+	}
+	uint32_t clock = (uint32_t)h->clock, pending = (uint32_t)ticks;
+	uint64_t value =
+		     (uint64_t)it.it_value.tv_sec * 1000000000ull + (uint64_t)it.it_value.tv_nsec,
+		 interval = (uint64_t)it.it_interval.tv_sec * 1000000000ull +
+			    (uint64_t)it.it_interval.tv_nsec;
+	sbx_sio_u32(io, &clock);
+	sbx_sio_u32(io, &pending);
+	sbx_sio_u64(io, &value);
+	sbx_sio_u64(io, &interval);
+}
+
 /* ---- loading ------------------------------------------------------------------------------ */
 
 /* What a restore has made so far: per handle number, the object's own fds (both ends of a
@@ -274,6 +303,7 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 struct obj_load {
 	int end[SBX_MAX_FDS][2];
 	int sema[SBX_MAX_FDS];
+	int clock[SBX_MAX_FDS];
 	struct {
 		int32_t ep, fd;
 		uint32_t events;
@@ -444,6 +474,42 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 	}
 }
 
+static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
+{
+	uint32_t clock = 0, pending = 0;
+	uint64_t value = 0, interval = 0;
+	sbx_sio_u32(io, &clock);
+	sbx_sio_u32(io, &pending);
+	sbx_sio_u64(io, &value);
+	sbx_sio_u64(io, &interval);
+	if (io->err)
+		return;
+	const uint64_t max = 1000000000ull * 3600 * 24 * 365 * 100; /* a century */
+	if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) ||
+	    pending > 1 || value > max || interval > max) {
+		sbx_sio_fail(io,
+			     "fd %d: a timerfd on clock %u (%u unread, %llu ns left, every %llu)",
+			     r->num, clock, pending, (unsigned long long)value,
+			     (unsigned long long)interval);
+		return;
+	}
+	int fd = timerfd_create((int)clock, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (fd < 0) {
+		sbx_sio_fail(io, "fd %d: timerfd_create: %s", r->num, strerror(errno));
+		return;
+	}
+	L->end[r->num][0] = fd;
+	L->clock[r->num] = (int)clock;
+	/* An unread expiry is one at once (the next one then comes an interval later). */
+	if (pending)
+		value = 1;
+	struct itimerspec it = {
+	    .it_value = {(time_t)(value / 1000000000ull), (long)(value % 1000000000ull)},
+	    .it_interval = {(time_t)(interval / 1000000000ull), (long)(interval % 1000000000ull)}};
+	if ((value || interval) && timerfd_settime(fd, 0, &it, NULL) < 0)
+		sbx_sio_fail(io, "fd %d: timerfd_settime: %s", r->num, strerror(errno));
+}
+
 /* The registrations, once every handle is in place (they may name any of them). */
 static void epoll_register(struct sbx_vm *vm, struct sbx_sio *io, struct obj_load *L)
 {
@@ -471,7 +537,7 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 	int acc = r->oflags & O_ACCMODE;
 	if (r->num <= prev || r->num >= SBX_MAX_FDS || fds[r->num].kind != SBX_H_FREE ||
 	    (r->obj != SBX_O_PIPE && r->obj != SBX_O_EVENTFD && r->obj != SBX_O_EPOLL &&
-	     r->obj != SBX_O_SOCKET) ||
+	     r->obj != SBX_O_SOCKET && r->obj != SBX_O_TIMERFD) ||
 	    r->end > 1 || (r->obj == SBX_O_PIPE && acc != O_RDONLY && acc != O_WRONLY) ||
 	    (r->like >= 0 && (r->like >= r->num || !sbx_handle_is_object(&fds[r->like]) ||
 			      fds[r->like].obj != r->obj || L->end[r->like][0] < 0)) ||
@@ -487,6 +553,8 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 			eventfd_load(io, r, L);
 		else if (r->obj == SBX_O_SOCKET)
 			socket_load(io, r, L);
+		else if (r->obj == SBX_O_TIMERFD)
+			timerfd_load(io, r, L);
 		else
 			epoll_load(io, r, L);
 	}
@@ -499,12 +567,13 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 			       .fd = fd,
 			       .obj = (enum sbx_handle_obj)r->obj,
 			       .cloexec = r->cloexec != 0,
-			       .writable = r->obj != SBX_O_EPOLL &&
+			       .writable = r->obj != SBX_O_EPOLL && r->obj != SBX_O_TIMERFD &&
 					   !(r->obj == SBX_O_PIPE && acc == O_RDONLY),
 			       .stdio = -1,
 			       .may_block = r->obj == SBX_O_EPOLL ? 1 : 2};
 	h.oid = r->like >= 0 ? fds[r->like].oid : ++vm->proc.files->next_oid;
 	h.end = (int)r->end;
+	h.clock = L->clock[r->like >= 0 ? r->like : r->num];
 	h.sema = L->sema[r->like >= 0 ? r->like : r->num];
 	fds[r->num] = h;
 }
@@ -564,6 +633,8 @@ int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
 			eventfd_save(vm, io, r.num);
 		else if (r.obj == SBX_O_SOCKET)
 			socket_save(vm, io, r.num);
+		else if (r.obj == SBX_O_TIMERFD)
+			timerfd_save(vm, io, r.num);
 		else
 			epoll_save(vm, io, r.num);
 	}

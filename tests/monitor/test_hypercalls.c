@@ -734,6 +734,11 @@ Test(hypercalls, timerfd_arguments_are_checked_and_absolute_times_are_the_guest_
 	cr_assert_eq(timerfd_req(SBX_TIMERFD_GETTIME, (uint64_t)f, 0, BUF, 0, 0), -EINVAL);
 }
 
+static int fds_of(int64_t h)
+{
+	return T.vm->proc.files->fds[h].fd;
+}
+
 static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
 {
 	struct sbx_slot s = {.nr = nr, .u.a = {a0, a1, a2, a3, a4}};
@@ -758,6 +763,16 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t sp = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(ev >= 0 && gone >= 0 && ep >= 0 && sp >= 0);
 	int s0 = (int)(sp & 0xffffffff), s1 = (int)(sp >> 32);
+	/* A timer an hour ahead every 10 minutes, and one that fired unread. */
+	int64_t t1 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, 0, 0, 0, 0);
+	int64_t t2 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_BOOTTIME, TFD_NONBLOCK, 0, 0, 0);
+	cr_assert(t1 >= 0 && t2 >= 0);
+	struct itimerspec hour = {.it_value = {3600, 0}, .it_interval = {600, 0}},
+			  now = {.it_value = {0, 1}};
+	cr_assert_eq(timerfd_settime(fds_of(t1), 0, &hour, NULL), 0);
+	cr_assert_eq(timerfd_settime(fds_of(t2), 0, &now, NULL), 0);
+	struct pollfd fired = {.fd = fds_of(t2), .events = POLLIN};
+	cr_assert_eq(poll(&fired, 1, 1000), 1);
 	struct sbx_handle *fds = T.vm->proc.files->fds;
 	cr_assert_eq(write(fds[wr].fd, "in flight", 9), 9);
 	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
@@ -806,6 +821,15 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert(fcntl(fds[rd].fd, F_GETFL) & O_NONBLOCK);
 	cr_assert_eq(read(fds[ev].fd, &v, 8), 8);
 	cr_assert_eq(v, 41);
+	struct itimerspec left;
+	cr_assert_eq(timerfd_gettime(fds[t1].fd, &left), 0);
+	cr_assert(left.it_value.tv_sec > 3500 && left.it_interval.tv_sec == 600, "%ld %ld",
+		  (long)left.it_value.tv_sec, (long)left.it_interval.tv_sec);
+	cr_assert_eq(fds[t2].clock, CLOCK_BOOTTIME);
+	cr_assert_eq(poll(&(struct pollfd){.fd = fds[t2].fd, .events = POLLIN}, 1, 1000), 1,
+		     "the unread expiry is there again");
+	cr_assert_eq(read(fds[t2].fd, &v, 8), 8);
+	cr_assert_eq(v, 1);
 	/* Each end of the socket pair has what was queued for it, and they still talk. */
 	cr_assert_eq(read(fds[s0].fd, buf, sizeof(buf)), 8);
 	cr_assert_eq(memcmp(buf, "to end 0", 8), 0);
