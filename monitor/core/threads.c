@@ -414,6 +414,10 @@ static unsigned count_started(struct sbx_vm *vm, int running)
 {
 	struct sbx_threads *th = &vm->proc.threads;
 	unsigned n = 0;
+	/* The exec engine asks at every run's end: a program that never had a thread pays one
+	 * load, not the lock. */
+	if (!atomic_load(&th->started))
+		return 0;
 	pthread_mutex_lock(&th->lock);
 	for (unsigned i = 1; i < th->nv; i++)
 		if (th->v[i] && th->v[i]->thread_started &&
