@@ -6,11 +6,20 @@
  * code: anonymous RWX code is run, rewritten and run again; a patched site of the program's own
  * text is rewritten and run again patch later [SELF]  code mapped after start-up from a file (the
  * program's own ELF, SELF or /proc/self/exe, private, PROT_EXEC) is patched too patch loop N    N
- * calls through a patched site (for timing and trap counts) Each check also says whether the site's
+ * calls through a patched site (for timing and trap counts) patch race THREADS ITERS   THREADS
+ * threads call 48 fresh sites (forms A and B, and Go's `cmp $-4095; jbe`) at once patch blocked
+ * a thread waits in a read by a form B site another thread then patches, and returns through
+ * it patch handler   the same for a signal handler's saved context (rt_sigreturn), the
+ * handler of a signal that ended a pause() made by that site
+ * Each check also says whether the site's
  * bytes were rewritten ("patched yes|no"), which is the kernel's business: --no-patch makes it "no"
  * and every result stays the same. */
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +59,64 @@ __asm__(".text\n"
 	"1:	ret\n"
 	".balign 4096\n");
 
+/* Fresh sites for the race: 16 of each form, each returning getpid for nr 39 (form B and Go's
+ * take the number in %rdi), on a page of their own. */
+__asm__(".text\n"
+	".balign 4096\n"
+	".irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
+	"race_a\\n:\n"
+	"	mov $39, %eax\n"
+	"	syscall\n"
+	"	ret\n"
+	"race_b\\n:\n"
+	"	mov %rdi, %rax\n"
+	"	syscall\n"
+	"	cmp $-4095, %rax\n"
+	"	jae 1f\n"
+	"	ret\n"
+	"1:	ret\n"
+	"race_g\\n:\n"
+	"	mov %rdi, %rax\n"
+	"	syscall\n"
+	"	cmp $-4095, %rax\n"
+	"	jbe 2f\n"
+	"	neg %rax\n"
+	"2:	ret\n"
+	".endr\n"
+	".balign 4096\n"
+	/* read(fd, buf, n) or any call by a form B site, alone on its page (made writable) */
+	".globl site_call3\n"
+	"site_call3:\n"
+	"	mov %rdi, %rax\n"
+	"	mov %rsi, %rdi\n"
+	"	mov %rdx, %rsi\n"
+	"	mov %rcx, %rdx\n"
+	".globl site_call3_syscall\n"
+	"site_call3_syscall:\n"
+	"	syscall\n"
+	"	cmp $-4095, %rax\n"
+	"	jae 1f\n"
+	"	ret\n"
+	"1:	ret\n"
+	".balign 4096\n"
+	".section .data.rel.ro,\"aw\"\n"
+	".balign 8\n"
+	"race_sites:\n"
+	".irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
+	"	.quad race_a\\n, race_b\\n, race_g\\n\n"
+	".endr\n"
+	".text\n");
+extern long (*const race_sites[48])(long);
+long site_call3(long nr, long a, long b, long c);
+extern char site_call3_syscall[];
+
 static int failures;
+
+/* Where a site's `jmp` would start: form A at its first byte, the others after the mov. */
+static const unsigned char *race_site(int i)
+{
+	return (const unsigned char *)race_sites[i] + (i % 3 ? 3 : 0);
+}
 
 static void check(const char *what, long got, long want)
 {
@@ -76,6 +142,11 @@ static void sites(void)
 		check("form B getuid", site_syscall_cmp(102), (long)getuid());
 	check("form B getpid", site_syscall_cmp(39), pid);
 	said_patched("form B", site_cmp_syscall);
+	/* Go's shape: cmp $-4095 and jbe, whatever follows (here neg %rax for an error). */
+	for (int i = 0; i < 3; i++)
+		check("form B (Go) getuid", race_sites[2](102), (long)getuid());
+	check("form B (Go) error", race_sites[2](-1), ENOSYS); /* Go's errno is positive */
+	said_patched("form B (Go)", race_site(2));
 }
 
 static void jump(void)
@@ -165,6 +236,116 @@ static void later(const char *self)
 	said_patched("mapped later", p);
 }
 
+static atomic_int race_go, race_wrong, race_ready;
+static long race_iters;
+
+static void *racer(void *arg)
+{
+	int k = (int)(long)arg;
+	long pid = getpid();
+	atomic_fetch_add(&race_ready, 1);
+	while (!atomic_load(&race_go))
+		;
+	for (long it = 0; it < race_iters; it++)
+		for (int j = 0; j < 48; j++) {
+			/* Every thread starts at the same site: the first calls race. */
+			int i = (j + (int)(it % 3) * k) % 48;
+			if (race_sites[i](39) != pid)
+				atomic_fetch_add(&race_wrong, 1);
+		}
+	return NULL;
+}
+
+static void race(int n, long iters)
+{
+	pthread_t t[64];
+	if (n < 1 || n > 64) {
+		fprintf(stderr, "race: 1..64 threads\n");
+		exit(2);
+	}
+	race_iters = iters;
+	for (int i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, racer, (void *)(long)i);
+	while (atomic_load(&race_ready) < n)
+		;
+	atomic_store(&race_go, 1);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	check("race wrong results", atomic_load(&race_wrong), 0);
+	int patched = 0;
+	for (int i = 0; i < 48; i++)
+		patched += *race_site(i) == 0xff;
+	printf("race sites patched %d of 48\n", patched);
+}
+
+/* The page of site_call3 made writable (not patched while so), or back to code. */
+static void call3_page(int writable)
+{
+	void *pg = (void *)((unsigned long)site_call3 & ~4095ul);
+	if (mprotect(pg, 4096, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0)) != 0) {
+		perror("mprotect");
+		exit(1);
+	}
+}
+
+static int call3_fds[2];
+static atomic_int call3_state;
+static long call3_result;
+
+static void *blocked_caller(void *arg)
+{
+	char c = 0;
+	atomic_store(&call3_state, 1);
+	if (arg) { /* pause(): a wait a signal ends (its handler runs first) */
+		call3_result = site_call3(34, 0, 0, 0);
+		return NULL;
+	}
+	call3_result = site_call3(0 /* read */, call3_fds[0], (long)&c, 1);
+	if (call3_result == 1 && c != 'x')
+		call3_result = -1000;
+	return NULL;
+}
+
+/* Another thread patches the site while this one waits in its `syscall` (and then while this
+ * one's handler runs, its saved context just after that `syscall`): it must come back as the
+ * old bytes would have brought it. */
+static void patched_under(int handler)
+{
+	long pid = getpid();
+	if (pipe(call3_fds) != 0) {
+		perror("pipe");
+		exit(1);
+	}
+	call3_page(1);
+	pthread_t t;
+	pthread_create(&t, NULL, blocked_caller, (void *)(long)handler);
+	while (!atomic_load(&call3_state))
+		;
+	usleep(300 * 1000); /* in the call by now, which nothing ends until we do */
+	if (handler) {
+		pthread_kill(t, SIGUSR1);
+		while (atomic_load(&call3_state) != 2)
+			;
+	}
+	call3_page(0);
+	check("call by the site getpid", site_call3(39, 0, 0, 0), pid);
+	said_patched(handler ? "under a handler" : "under a read", site_call3_syscall);
+	if (handler)
+		atomic_store(&call3_state, 3);
+	else if (write(call3_fds[1], "x", 1) != 1)
+		perror("write");
+	pthread_join(t, NULL);
+	check(handler ? "interrupted pause" : "read", call3_result, handler ? -EINTR : 1);
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_store(&call3_state, 2);
+	while (atomic_load(&call3_state) != 3)
+		;
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -174,7 +355,15 @@ int main(int argc, char **argv)
 		jump();
 	else if (strcmp(op, "smc") == 0)
 		smc();
-	else if (strcmp(op, "later") == 0)
+	else if (strcmp(op, "race") == 0 && argc > 3)
+		race(atoi(argv[2]), atol(argv[3]));
+	else if (strcmp(op, "blocked") == 0)
+		patched_under(0);
+	else if (strcmp(op, "handler") == 0) {
+		struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART: EINTR */
+		sigaction(SIGUSR1, &sa, NULL);
+		patched_under(1);
+	} else if (strcmp(op, "later") == 0)
 		later(argc > 2 ? argv[2] : "/proc/self/exe");
 	else if (strcmp(op, "loop") == 0 && argc > 2) {
 		long n = atol(argv[2]), pid = getpid(), bad = 0;
@@ -182,7 +371,10 @@ int main(int argc, char **argv)
 			bad += site_getpid() != pid;
 		check("loop wrong results", bad, 0);
 	} else {
-		fprintf(stderr, "usage: patch sites|jump|smc|later [SELF]|loop N\n");
+		fprintf(
+		    stderr,
+		    "usage: patch sites|jump|smc|later [SELF]|loop N|race THREADS ITERS|blocked|"
+		    "handler\n");
 		return 2;
 	}
 	return failures ? 1 : 0;

@@ -20,6 +20,8 @@
  *                       (not checked here: compare it with a native run's)
  *   pingpong ITERS      condvar round trips between two threads; "pingpong ITERS NS" on stderr
  *   createjoin ITERS    pthread_create + pthread_join; "createjoin ITERS NS" on stderr
+ *   syscalls N ITERS    N threads, started before any calls getppid, each make ITERS getppid()
+ *                       and syscall(SYS_getppid); "syscalls ITERS NS" (ns per call) on stderr
  *   rawclone            clone flag sets Linux refuses: the errno of each
  *   rawclone3           the same through clone3, and clone3 arguments Linux refuses
  *   cancel              pthread_cancel of threads in pthread_cond_wait and in nanosleep
@@ -36,8 +38,8 @@
  *                       apart; main prints "ROUND VALUE" from every thread's state each round
  *                       and "checksum C" at the end. With HOLD, the last round waits until the
  *                       file HOLD exists (tests/monitor/migrate.sh, snapshots of threads)
- * The stderr lines of pingpong and createjoin are bench/run.py's "OP N value" (ns per op);
- * parallel prints "parallel N NS" (the whole job, in ns) there too. */
+ * The stderr lines of pingpong, createjoin and syscalls are bench/run.py's "OP N value" (ns per
+ * op); parallel prints "parallel N NS" (the whole job, in ns) there too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -770,6 +772,54 @@ static int cmd_parallel(long n, long rounds)
 	fprintf(stderr, "parallel %ld %lld\n", n, ns);
 	free(t);
 	free(w);
+	return 0;
+}
+
+/* ---- syscalls: calls from threads that all started before the first ---- */
+
+struct sysloop {
+	pthread_barrier_t *go;
+	long iters, wrong;
+	long long ns;
+};
+
+static void *sysloop_fn(void *arg)
+{
+	struct sysloop *l = arg;
+	long ppid = getppid(); /* the first call of getppid's site, from a thread */
+	pthread_barrier_wait(l->go);
+	long long t0 = now_ns(CLOCK_MONOTONIC);
+	for (long i = 0; i < l->iters; i++) {
+		l->wrong += getppid() != ppid;		  /* glibc: mov $110, %eax; syscall */
+		l->wrong += syscall(SYS_getppid) != ppid; /* syscall(): syscall; cmp; jcc; ret */
+	}
+	l->ns = now_ns(CLOCK_MONOTONIC) - t0;
+	return NULL;
+}
+
+static int cmd_syscalls(long n, long iters)
+{
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, (unsigned)n);
+	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	struct sysloop *l = calloc((size_t)n, sizeof(*l));
+	for (long i = 0; i < n; i++) {
+		l[i] = (struct sysloop){.go = &go, .iters = iters};
+		spawn(&t[i], NULL, sysloop_fn, &l[i]);
+	}
+	long wrong_results = 0;
+	double ns = 0;
+	for (long i = 0; i < n; i++) {
+		join(t[i]);
+		wrong_results += l[i].wrong;
+		ns += (double)l[i].ns / (double)(2 * iters);
+	}
+	printf("syscalls %ld threads x %ld: wrong results %ld\n", n, iters, wrong_results);
+	if (wrong_results)
+		wrong("%ld calls gave another result than the first", wrong_results);
+	fprintf(stderr, "syscalls %ld %.1f\n", iters, ns / (double)n);
+	free(t);
+	free(l);
 	return 0;
 }
 
@@ -1603,7 +1653,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: threads create N | mutex N ITERS | condvar ITERS | tls | ids | "
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
-		"parallel N WORK | pingpong ITERS | createjoin ITERS | rawclone | rawclone3 | "
+		"parallel N WORK | pingpong ITERS | createjoin ITERS | syscalls N ITERS | "
+		"rawclone | rawclone3 | "
 		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
 		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
 		"beat N ROUNDS [HOLD] | cgi N\n");
@@ -1644,6 +1695,8 @@ int main(int argc, char **argv)
 		r = cmd_pingpong(arg_long(a1, 1));
 	else if (!strcmp(op, "createjoin"))
 		r = cmd_createjoin(arg_long(a1, 1));
+	else if (!strcmp(op, "syscalls"))
+		r = cmd_syscalls(arg_long(a1, 1), arg_long(a2, 1));
 	else if (!strcmp(op, "rawclone"))
 		r = cmd_rawclone();
 	else if (!strcmp(op, "rawclone3"))

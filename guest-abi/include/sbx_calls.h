@@ -152,7 +152,13 @@
 	 * handle, a2 TFD_TIMER_ABSTIME|TFD_TIMER_CANCEL_ON_SET, a3 guest-physical address of a   \
 	 * struct sbx_itimer, the new timer in and the old out, a4 and a5 the guest's monotonic   \
 	 * and real time now (an absolute time is the guest's). GETTIME: a1, a3: the timer out. */ \
-	X(TIMERFD, 65, timerfd, sbx_hc_timerfd, 0, )
+	X(TIMERFD, 65, timerfd, sbx_hc_timerfd, 0, )                                              \
+	/* 1.14: PATCH, a syscall site rewritten while the program has other threads (guest-abi/   \
+	 * kernel/patch.c): a0 the site's address, a1 its guest-physical address, a2 its new      \
+	 * bytes (little-endian), a3 how many (1..8, inside one page), a4 0 or an address inside  \
+	 * the site, a5 where a vCPU stopped at a4 goes on. No vCPU runs the program meanwhile.   \
+	 * 0, or -EINVAL, -EFAULT. */                                                              \
+	X(PATCH, 66, patch, sbx_hc_patch, 0, )
 /* clang-format on */
 
 #endif

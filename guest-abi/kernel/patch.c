@@ -5,28 +5,45 @@
  * kernel at k_fast_entry with the frame a `syscall` makes:
  *
  *   A  b8 nr32 0f 05               mov $nr, %eax; syscall    (glibc's and musl's wrappers, Go)
- *   B  0f 05 48 3d imm32 jcc ret   syscall; cmp $imm32, %rax; jcc; ret: the whole tail of a
- *                                  wrapper (glibc's read and syscall(): any number)
+ *   B  0f 05 48 3d imm32 jcc ...   syscall; cmp $imm32, %rax; jcc: glibc's read and syscall()
+ *                                  (any number) when `ret` follows the jcc, and Go's
+ *                                  Syscall6 (cmp $-4095; jbe) whatever follows
  *
  * Form B's compare is overwritten, and a jump to it would run other bytes: it is taken only in
- * the shape of a wrapper's end, whose compare nothing else jumps to (a tail merged by a compiler
- * ends elsewhere). Only code mapped executable, and not writable, from the program's image or a
- * private file mapping (its libraries) is patched; never anonymous memory (a JIT's code may
- * change under us), code the program may copy or rewrite, a shared mapping (the host's file)
- * or the kernel. A site patched once is never patched again: if its bytes are back (the program
- * rewrote them, or the monitor put them back because code jumps straight to its `syscall`,
- * which is then cheaper as a trap than as a #UD exit) it traps as it did. The `syscall` of form A
- * is left as 0x37 0x00, disp32's upper half: invalid in 64-bit mode, so a jump straight to it traps
- * and the monitor makes it the syscall it was (sbx_patch_resume). One vCPU runs: nothing executes
- * the site while it changes. The records and the patched code are guest RAM, so snapshots, resets
- * and migration carry them as they carry the rest. */
+ * shapes whose compare nothing else jumps to, a wrapper's end (a tail merged by a compiler
+ * ends elsewhere) or Go's hand-written assembly. Only code mapped executable, and not writable,
+ * from the program's image or a private file mapping (its libraries) is patched; never
+ * anonymous memory (a JIT's code may change under us), code the program may copy or rewrite, a
+ * shared mapping (the host's file) or the kernel. A site patched once is never patched again:
+ * if its bytes are back (the program rewrote them, or the monitor put them back because code
+ * jumps straight to its `syscall`, which is then cheaper as a trap than as a #UD exit) it traps
+ * as it did. The `syscall` of form A is left as 0x37 0x00, disp32's upper half: invalid in
+ * 64-bit mode, so a jump straight to it traps and the monitor makes it the syscall it was
+ * (sbx_patch_resume). The records and the patched code are guest RAM, so snapshots, resets and
+ * migration carry them as they carry the rest.
+ *
+ * With one thread nothing executes the site while it changes. With several, the monitor writes
+ * it (PATCH) while no vCPU runs the program; a vCPU stopped inside the old instructions (at
+ * form A's `syscall`, after form B's) goes on in the record. What no register shows is mended
+ * by the kernel where it goes back to a saved address (k_patch_moved): a thread in the kernel
+ * by form B's `syscall` returns into the new bytes, as does a signal's saved context. */
 #include "kernel.h"
 
 #define K_PATCH_RECS (SBX_PATCH_BYTES / SBX_PATCH_REC)
 #define PAGE 4096ull
+/* Form A's record after its `mov $nr, %eax` (5 bytes): what the site's `syscall` did. */
+#define K_PATCH_A_SYSCALL 5
 
 extern char k_fast_entry[];
 static uint32_t k_patch_used; /* records handed out, in order */
+
+/* Where each vCPU last set out to return to the program, written under the kernel lock just
+ * before it lets the lock go (k_patch_returning). From then until its jump it runs kernel code,
+ * where no register the monitor looks at shows where it is going: a site must not be patched
+ * under it. A stale entry only puts a patch off to a later trap. */
+#define K_PATCH_CPUS 1024
+static uint64_t k_ret_rip[K_PATCH_CPUS];
+static uint32_t k_ret_hi; /* entries below this were written */
 
 /* Instruction prefixes and REX: a byte before a form's first one that could make it part of a
  * longer instruction (`41 b8 ..` is mov to %r8d). Such a site is left alone. */
@@ -122,6 +139,14 @@ static int jcc_ret(const uint8_t *p)
 	return p[0] == 0x0f && p[1] >= 0x80 && p[1] <= 0x8f && p[6] == 0xc3;
 }
 
+/* Go's check after its `syscall` (runtime/internal/syscall.Syscall6, syscall.RawSyscall6, the
+ * runtime's own calls): cmp $-4095, %rax (imm32 0xfffff001), then jbe. A C compiler writes
+ * that test as cmp $-4096 and ja or jbe. p: the cmp's imm32. */
+static int go_check(const uint8_t *p)
+{
+	return le32(p) == 0xfffff001u && (p[4] == 0x76 || (p[4] == 0x0f && p[5] == 0x86));
+}
+
 void k_patch_site(uint64_t nr, struct k_frame *f)
 {
 	uint64_t ret = f->rcx, site;
@@ -129,12 +154,7 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 	uint8_t form;
 	/* The code is written through the kernel's map of RAM, built at the first memory call
 	 * (before it the image's text is mapped read-only, and only there). */
-	/* Only while the program has one thread. Another thread could be fetching the site's
-	 * bytes while they change, or be in the kernel by this very site: a form B site's return
-	 * address is inside the new bytes (the `and` of the jump's tail, then int3). Until the
-	 * rewrite is the cross-modifying sequence with the other vCPUs held, threaded programs'
-	 * new sites trap (issue 21). */
-	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8 || k_nthreads > 1)
+	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8)
 		return;
 	/* Form A: the 7 bytes before the return address, and the byte before them if the
 	 * mapping has one. */
@@ -153,7 +173,7 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 	if (v && ret + 13 <= v->end) {
 		const uint8_t *p = (const uint8_t *)(ret - 2);
 		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d &&
-		    jcc_ret(p + 8)) {
+		    (jcc_ret(p + 8) || go_check(p + 4))) {
 			site = ret - 2, len = 8, form = 'B';
 			goto found;
 		}
@@ -197,11 +217,85 @@ found:
 	 * form B's eighth byte. */
 	uint8_t b[8] = {0xff, 0x24, 0x25, 0, 0, 0, 0, 0xcc};
 	put32(b + 3, (uint32_t)(uint64_t)r);
-	if (write_site(site, b, len) < 0)
+	if (k_nthreads > 1) {
+		uint64_t inside = form == 'A' ? site + 5 : site + 2;
+		for (uint32_t i = 0; i < k_ret_hi; i++)
+			if (i != K_CPU->index && k_ret_rip[i] == inside)
+				return;
+		/* Where a vCPU stopped inside the old instructions goes on: at form A's
+		 * `syscall`, the record's code after its mov (%eax may be another number, if
+		 * code jumped there); after form B's, its compare. */
+		uint64_t gpa, bytes = 0;
+		if (k_gpa_run(site, len, &gpa) < len)
+			return;
+		k_memcpy(&bytes, b, len);
+		uint64_t a[6] = {
+		    site,
+		    gpa,
+		    bytes,
+		    len,
+		    inside,
+		    (uint64_t)r->code + (form == 'A' ? K_PATCH_A_SYSCALL : SBX_PATCH_B_RET)};
+		if (k_call(SBX_CALL_PATCH, a, 6) < 0)
+			return;
+	} else if (write_site(site, b, len) < 0) {
 		return;
+	}
 	k_patch_used++;
 	BOOT->patched = k_patch_used;
 	/* Form B's compare is inside the new bytes: this call returns through the record too. */
 	if (form == 'B')
 		f->rcx = (uint64_t)r->code + SBX_PATCH_B_RET;
+}
+
+/* The bytes at [va, va + n) of the program's code, read through the map of RAM: -1 unless
+ * they are in one present page of RAM (not a shared file's window above it). Nothing is
+ * faulted in. */
+static int peek(uint64_t va, uint8_t *out, unsigned n)
+{
+	uint64_t size = 0, *e = k_pt_leaf(va, &size);
+	if (!e || !(*e & SBX_PTE_P) || (va & (size - 1)) + n > size)
+		return -1;
+	uint64_t gpa = (*e & SBX_PTE_ADDR & ~(size - 1)) + (va & (size - 1));
+	if (gpa >= BOOT->mem_size || BOOT->mem_size - gpa < n)
+		return -1;
+	k_memcpy(out, k_phys(gpa), n);
+	return 0;
+}
+
+void k_patch_returning(uint64_t rip)
+{
+	uint32_t i = K_CPU->index;
+	if (i >= K_PATCH_CPUS)
+		return;
+	k_ret_rip[i] = rip;
+	if (i >= k_ret_hi)
+		k_ret_hi = i + 1;
+}
+
+uint64_t k_patch_moved(uint64_t rip)
+{
+	if (!k_patch_used || rip < SBX_USER_ADDR + 8)
+		return rip;
+	/* Form A's site starts 5 bytes before (its `syscall` was at rip), form B's 2 (rip is
+	 * after its `syscall`): [rip - 5, rip + 5) holds both, read at once where it can be. */
+	uint8_t b[10];
+	int whole = peek(rip - 5, b, sizeof(b)) == 0;
+	for (unsigned back = 2; back <= 5; back += 3) {
+		uint8_t own[7];
+		const uint8_t *p = whole ? b + 5 - back : own;
+		uint64_t site = rip - back;
+		if ((!whole && peek(site, own, sizeof(own)) < 0) || p[0] != 0xff || p[1] != 0x24 ||
+		    p[2] != 0x25)
+			continue;
+		uint64_t a = le32(p + 3);
+		if (a < SBX_PATCH_ADDR || (a - SBX_PATCH_ADDR) % SBX_PATCH_REC ||
+		    (a - SBX_PATCH_ADDR) / SBX_PATCH_REC >= k_patch_used)
+			continue;
+		const struct sbx_patch_rec *r = (const struct sbx_patch_rec *)a;
+		int form_a = r->code[0] == SBX_PATCH_FORM_MOV;
+		if (r->site == site && form_a == (back == 5))
+			return (uint64_t)r->code + (form_a ? K_PATCH_A_SYSCALL : SBX_PATCH_B_RET);
+	}
+	return rip;
 }

@@ -124,6 +124,14 @@ void k_signal_note_from(uint32_t sig, struct sbx_sigfrom from)
 	k_sig_from_set |= 1ull << (sig - 1);
 }
 
+/* Back to the program with K_CPU->resume, letting the kernel lock go on the way. */
+static void __attribute__((noreturn)) resume_user(void)
+{
+	k_patch_returning(K_CPU->resume.rip);
+	k_unlock_all();
+	k_resume_full();
+}
+
 void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t addr, uint64_t err,
 	       uint64_t trapno)
 {
@@ -200,8 +208,7 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	kr->rflags = (r->rflags & ~0x40500ull) | 0x202; /* clear TF, DF, AC */
 	kr->cs = cur_cs();
 	kr->ss = cur_ss();
-	k_unlock_all();
-	k_resume_full();
+	resume_user();
 }
 
 void k_fault_upcall(void);
@@ -220,7 +227,7 @@ void k_fault_upcall(void)
 	r.rax = u.r[0], r.rdx = u.r[1], r.rcx = u.r[2], r.rbx = u.r[3], r.rsi = u.r[4];
 	r.rdi = u.r[5], r.rbp = u.r[6], r.rsp = u.r[7], r.r8 = u.r[8], r.r9 = u.r[9];
 	r.r10 = u.r[10], r.r11 = u.r[11], r.r12 = u.r[12], r.r13 = u.r[13], r.r14 = u.r[14];
-	r.r15 = u.r[15], r.rip = u.r[16], r.rflags = u.rflags;
+	r.r15 = u.r[15], r.rip = k_patch_moved(u.r[16]), r.rflags = u.rflags;
 	r.cs = cur_cs();
 	r.ss = cur_ss();
 	/* Signo 0: a KICK stopped the thread in its own code for a signal another thread sent
@@ -231,8 +238,7 @@ void k_fault_upcall(void)
 			k_signal_take_incoming();
 		k_deliver_pending(&r);
 		K_CPU->resume = r;
-		k_unlock_all();
-		k_resume_full();
+		resume_user();
 	}
 	/* The monitor checked the main thread's mask; a thread's own is here. Blocked, the
 	 * fault's signal kills, as on Linux. */
@@ -252,7 +258,7 @@ void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r)
 	r->r15 = f->r15, r->r14 = f->r14, r->r13 = f->r13, r->r12 = f->r12, r->rbp = f->rbp;
 	r->rbx = f->rbx, r->rax = (uint64_t)ret, r->r9 = f->r9, r->r8 = f->r8, r->r10 = f->r10;
 	r->rdx = f->rdx, r->rsi = f->rsi, r->rdi = f->rdi, r->rcx = f->rcx, r->r11 = f->rflags;
-	r->rip = f->rcx, r->rflags = f->rflags, r->rsp = f->user_rsp;
+	r->rip = k_patch_moved(f->rcx), r->rflags = f->rflags, r->rsp = f->user_rsp;
 	r->cs = cur_cs();
 	r->ss = cur_ss();
 }
@@ -329,7 +335,8 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 	r.r8 = m->r8, r.r9 = m->r9, r.r10 = m->r10, r.r11 = m->r11, r.r12 = m->r12;
 	r.r13 = m->r13, r.r14 = m->r14, r.r15 = m->r15, r.rdi = m->rdi, r.rsi = m->rsi;
 	r.rbp = m->rbp, r.rbx = m->rbx, r.rdx = m->rdx, r.rax = m->rax, r.rcx = m->rcx;
-	r.rsp = m->rsp, r.rip = m->rip;
+	/* Saved before a site there was patched: it goes on in the site's record. */
+	r.rsp = m->rsp, r.rip = k_patch_moved(m->rip);
 	/* Only the flags a program may change; IF stays set. */
 	r.rflags = (m->eflags & 0x40dd5ull) | 0x202;
 	r.cs = cur_cs();
@@ -341,6 +348,5 @@ long k_sys_rt_sigreturn(struct k_frame *f)
 		xrstor(m->fpstate);
 	k_deliver_pending(&r);
 	K_CPU->resume = r;
-	k_unlock_all();
-	k_resume_full();
+	resume_user();
 }

@@ -63,9 +63,14 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 		ret = -ENOSYS;
 	}
 	k_pt_commit();
+	/* Trapped at a site another thread patched meanwhile (this one waited in the call, or
+	 * for the lock): form B's return point is inside the new bytes. */
+	if (trapped)
+		f->rcx = k_patch_moved(f->rcx);
 	if (BOOT->flags & SBX_BOOT_STRACE)
 		trace(nr, ret, f);
 	k_signal_exit(f, ret);
+	k_patch_returning(f->rcx);
 	k_unlock();
 	return ret;
 }

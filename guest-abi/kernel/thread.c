@@ -219,6 +219,12 @@ void k_thread_main(void)
 	static uint8_t k_xinit[4096] __attribute__((aligned(64))) = {[24] = 0x80, [25] = 0x1f};
 	uint32_t lo = (uint32_t)BOOT->xfeatures, hi = (uint32_t)(BOOT->xfeatures >> 32);
 	__asm__ volatile("xrstor64 %0" ::"m"(k_xinit), "a"(lo), "d"(hi));
+	/* The clone's return address, taken before another thread may have patched its site;
+	 * under the lock, as every return to the program is. */
+	k_lock();
+	c->resume.rip = k_patch_moved(c->resume.rip);
+	k_patch_returning(c->resume.rip);
+	k_unlock_all();
 	k_resume_full();
 }
 

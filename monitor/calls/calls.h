@@ -165,6 +165,7 @@ int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_tid(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_thread_run(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_patch(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_kick(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_proc(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s);

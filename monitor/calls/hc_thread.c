@@ -2,6 +2,7 @@
  * of guest RAM changes (a futex wait, an idle vCPU) or another vCPU wakes it. */
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -72,6 +73,22 @@ int64_t sbx_hc_tlb_shootdown(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	(void)s;
 	return sbx_tlb_shootdown(vm);
+}
+
+int64_t sbx_hc_patch(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t va = s->u.a[0], gpa = s->u.a[1], n = s->u.a[3], from = s->u.a[4];
+	uint8_t bytes[8];
+	memcpy(bytes, &s->u.a[2], sizeof(bytes));
+	uint64_t to = s->u.a[5];
+	/* One page of RAM; `from` strictly inside the site, in the program's half; `to` in the
+	 * records' window. */
+	if (n < 1 || n > 8 || (gpa & 4095) + n > 4096 || va < SBX_USER_ADDR ||
+	    va > UINT64_MAX - n ||
+	    (from && (from <= va || from >= va + n || to < SBX_PATCH_ADDR ||
+		      to >= SBX_PATCH_ADDR + SBX_PATCH_BYTES)))
+		return -EINVAL;
+	return sbx_patch_write(vm, gpa, bytes, n, from, to);
 }
 
 int64_t sbx_hc_unpark(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -7,6 +7,7 @@
  * guest RAM, which the program can write: they are only believed about what they claim (this
  * site was patched), and all they can do is run the program's own syscall entry with its own
  * registers, which a `syscall` instruction could do anyway. */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -33,6 +34,25 @@ static int record_at(struct sbx_vm *vm, uint64_t va, struct sbx_patch_rec *rec)
 	return 0;
 }
 
+int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n, uint64_t from,
+		    uint64_t to)
+{
+	if (n > 8 || !sbx_gptr_ro(vm, gpa, n))
+		return -EFAULT;
+	/* Another vCPU could be fetching these bytes, or stopped inside the old instructions:
+	 * none runs the guest meanwhile, and the KVM_RUN each enters next serializes it. */
+	int others = sbx_threads_count(vm) > 0;
+	if (others)
+		sbx_threads_hold(vm);
+	/* Marked dirty after the write too (a migration round may be copying meanwhile). */
+	sbx_copy_to_guest(vm, gpa, bytes, n);
+	if (others && from)
+		sbx_threads_move_rip(vm, from, to);
+	if (others)
+		sbx_threads_release(vm);
+	return 0;
+}
+
 int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 {
 	uint64_t rip = f->r[SBX_R_RIP];
@@ -45,7 +65,7 @@ int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 			   rec.code[4],	       0x0f,	    0x05};
 	uint64_t gpa, span;
 	if (sbx_gva_translate(vm, sbx_guest_root(vm), rip - 5, 0, &gpa, &span) < 0 ||
-	    span < sizeof(orig) || sbx_copy_to_guest(vm, gpa, orig, sizeof(orig)) < 0)
+	    span < sizeof(orig) || sbx_patch_write(vm, gpa, orig, sizeof(orig), 0, 0) < 0)
 		return 0;
 	uint64_t flags = f->rflags & RFLAGS_USER;
 	struct kvm_regs r = {

@@ -63,6 +63,8 @@ void sbx_threads_init(struct sbx_vm *vm)
 {
 	struct sbx_threads *th = &vm->proc.threads;
 	pthread_mutex_init(&th->lock, NULL);
+	pthread_mutex_init(&th->hold_lock, NULL);
+	atomic_store(&th->hold, 0);
 	memset(th->v, 0, sizeof(th->v));
 	th->nv = 0;
 	atomic_store(&th->started, 0);
@@ -114,23 +116,39 @@ static void tlb_flush(int fd)
 	ioctl(fd, KVM_SET_SREGS, &sr);
 }
 
+/* A vCPU that found the guest held: until the release (or the run's end, or a stop). */
+static void hold_wait(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	while (atomic_load(&th->hold) && !atomic_load(&th->end) &&
+	       !atomic_load(&vm->life.stopping)) {
+		struct timespec rel = {0, 10 * 1000 * 1000};
+		syscall(SYS_futex, &th->hold, FUTEX_WAIT_PRIVATE, 1, &rel, NULL, 0);
+	}
+}
+
 int sbx_tlb_enter(struct sbx_vm *vm, int fd, struct sbx_tlb_cpu *c)
 {
 	struct sbx_threads *th = &vm->proc.threads;
+	uint64_t g = 0;
+	if (th->shootdown) {
+		g = atomic_load(&th->tlb_gen);
+		if (atomic_load(&c->flushed) != g) {
+			tlb_flush(fd);
+			atomic_store(&c->flushed, g);
+		}
+	}
 	/* Kept without shootdowns too: a KICK interrupts a vCPU only while it is in the guest
-	 * (not a host call of its thread's, which would end with EINTR). */
-	if (!th->shootdown) {
-		atomic_store(&c->in_run, 1);
-		return 0;
-	}
-	uint64_t g = atomic_load(&th->tlb_gen);
-	if (atomic_load(&c->flushed) != g) {
-		tlb_flush(fd);
-		atomic_store(&c->flushed, g);
-	}
+	 * (not a host call of its thread's, which would end with EINTR). Set, then the hold
+	 * looked at; the holder sets the hold, then looks at in_run: one sees the other. */
 	atomic_store(&c->in_run, 1);
+	if (__builtin_expect(atomic_load(&th->hold) != 0, 0)) {
+		atomic_store(&c->in_run, 0);
+		hold_wait(vm);
+		return -1;
+	}
 	/* A shootdown that came before in_run was visible did not wait for us: look again. */
-	if (atomic_load(&th->tlb_gen) != g) {
+	if (th->shootdown && atomic_load(&th->tlb_gen) != g) {
 		atomic_store(&c->in_run, 0);
 		return -1;
 	}
@@ -178,6 +196,64 @@ int sbx_tlb_shootdown(struct sbx_vm *vm)
 			tlb_wait(vm, &t->tlb, t->run, t->thread, g);
 	}
 	return 0;
+}
+
+/* Until c is out of the guest: kicked, again if a kick lands just before its KVM_RUN. Only
+ * the run's end stops the wait; a stop (a fault) kicks every vCPU out anyway. */
+static void hold_out(struct sbx_vm *vm, struct sbx_tlb_cpu *c, struct kvm_run *run, pthread_t t)
+{
+	while (atomic_load(&c->in_run) && !atomic_load(&vm->proc.threads.end)) {
+		run->immediate_exit = 1;
+		pthread_kill(t, sbx_kick_signal());
+		struct timespec ts = {0, 20000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+void sbx_threads_hold(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	pthread_mutex_lock(&th->hold_lock);
+	atomic_store(&th->hold, 1);
+	if (vm->proc.vcpu.thread_set)
+		hold_out(vm, &vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread);
+	/* Entries are only added. One added after this loop is started by a THREAD_START,
+	 * served under ring_lock, which a PATCH holder holds; during a stop (sbx_patch_resume's
+	 * hold) none is started. */
+	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
+		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
+		if (t && __atomic_load_n(&t->thread_started, __ATOMIC_ACQUIRE))
+			hold_out(vm, &t->tlb, t->run, t->thread);
+	}
+}
+
+void sbx_threads_release(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	atomic_store(&th->hold, 0);
+	syscall(SYS_futex, &th->hold, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	pthread_mutex_unlock(&th->hold_lock);
+}
+
+static void move_rip(int fd, uint64_t from, uint64_t to)
+{
+	struct kvm_regs r;
+	if (ioctl(fd, KVM_GET_REGS, &r) == 0 && r.rip == from) {
+		r.rip = to;
+		ioctl(fd, KVM_SET_REGS, &r);
+	}
+}
+
+void sbx_threads_move_rip(struct sbx_vm *vm, uint64_t from, uint64_t to)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	move_rip(vm->proc.vcpu.fd, from, to);
+	/* Every vCPU made, running a thread or not: a stale one's state may run again. */
+	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
+		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
+		if (t)
+			move_rip(t->fd, from, to);
+	}
 }
 
 int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint32_t *tid)

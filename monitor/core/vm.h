@@ -290,6 +290,9 @@ struct sbx_threads {
 	_Atomic uint64_t exits;	  /* KVM_RUN returns of these vCPUs */
 	atomic_int repin0;	  /* vCPU 0's thread takes the threads' CPUs, not its own one */
 	atomic_int end;		  /* the run is over: the vCPU threads return (sbx_threads_end) */
+	/* Every vCPU held out of the guest (sbx_threads_hold): one holder at a time. */
+	pthread_mutex_t hold_lock;
+	atomic_uint hold;
 	/* Thread ids (ABI 1.13): the one held for the next thread (0: none), and each vCPU's
 	 * thread's until it ends, which the sandbox's pid allocator skips and kill finds. */
 	atomic_uint tid_next;
@@ -520,6 +523,13 @@ void sbx_threads_repin0(struct sbx_vm *vm);
 /* TLB_SHOOTDOWN from the vCPU served here: returns once no other vCPU runs the guest with
  * translations older than now. */
 int sbx_tlb_shootdown(struct sbx_vm *vm);
+/* Until sbx_threads_release no vCPU runs the guest: those in KVM_RUN are kicked out and waited
+ * for, the others wait at their next entry. From any monitor thread that runs no vCPU then
+ * (a vCPU's thread serving its own exit does not); one holder at a time. */
+void sbx_threads_hold(struct sbx_vm *vm);
+void sbx_threads_release(struct sbx_vm *vm);
+/* While held: every vCPU stopped at rip `from` goes on at `to` (a patched site's inside). */
+void sbx_threads_move_rip(struct sbx_vm *vm, uint64_t from, uint64_t to);
 /* vCPU i (0: vCPU 0): its fd, page-table root and the tid of the thread it runs (0: none),
  * from its per-CPU page; -ENOENT if there is no such vCPU. For reports: vCPUs below
  * sbx_threads_limit may exist. */
@@ -756,6 +766,10 @@ int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r);
 /* patch.c: a #UD at the `syscall` of a site the kernel patched (a jump straight to it) made the
  * syscall it was: 1 when the vCPU was set to enter the kernel so, 0 when f is another fault. */
 int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f);
+/* A site's n (<= 8) new bytes at gpa, written while no other vCPU runs the guest; a vCPU
+ * stopped at `from` (not 0: an address inside the site) goes on at `to`. 0 or -EFAULT. */
+int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n, uint64_t from,
+		    uint64_t to);
 /* The patched site whose record's code holds rip, or rip itself: what reports name. */
 uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip);
 

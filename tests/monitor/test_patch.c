@@ -36,6 +36,37 @@ Test(patch, both_forms_are_patched_and_answer_as_before)
 {
 	both("sites", "form A");
 	both("sites", "form B");
+	both("sites", "form B (Go)");
+}
+
+/* Threads: four threads call 48 fresh sites at once, so that first calls race each other and
+ * a patch; every site is patched (by whichever thread trapped first, with the others held out
+ * of the guest) and every result is right. */
+Test(patch, sites_are_patched_while_threads_race_through_them)
+{
+	e2e_need_kvm();
+	char *o =
+	    e2e_expect_output(SANDBOX " --ro " SAMPLES " " PATCH " race 4 200 2>&1", 0,
+			      "race wrong results: 0\n", "race sites patched 48 of 48\n", NULL);
+	free(o);
+	o = e2e_expect_output(SANDBOX " --no-patch --ro " SAMPLES " " PATCH " race 4 50 2>&1", 0,
+			      "race wrong results: 0\n", "race sites patched 0 of 48\n", NULL);
+	free(o);
+}
+
+/* A thread waits in a read it entered by a form B site's `syscall` (not patched then: its
+ * page was writable); another thread patches the site; the read returns where the old bytes
+ * would have taken it, not into the new ones (an `and`, then int3). */
+Test(patch, a_thread_waiting_by_a_site_another_patches_returns_through_it)
+{
+	both("blocked", "under a read");
+}
+
+/* The same for a signal handler's saved context, just after that `syscall`: rt_sigreturn
+ * goes on in the site's record. */
+Test(patch, a_handler_s_saved_context_by_a_site_patched_meanwhile_goes_on)
+{
+	both("handler", "under a handler");
 }
 
 /* A jump straight to a patched site's `syscall` meets the invalid instruction left there and is
