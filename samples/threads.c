@@ -27,6 +27,8 @@
  *   cancel              pthread_cancel of threads in pthread_cond_wait and in nanosleep
  *   robust              robust mutexes whose owner exits holding them
  *   sigthread           pthread_kill reaches its thread; kill() the one thread not blocking it
+ *   interrupt           a handled signal ends a thread's read and poll of an idle pipe (EINTR),
+ *                       an SA_RESTART one lets the read go on; pthread_cancel ends a read
  *   segvthreads         4 threads each handle 50 SIGSEGVs at once (siglongjmp out), half of
  *                       them on an alternate stack of their own
  *   segvblocked         a thread faults with SIGSEGV blocked: the process dies of SIGSEGV
@@ -42,6 +44,7 @@
  * op); parallel prints "parallel N NS" (the whole job, in ns) there too. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -1195,6 +1198,92 @@ static int cmd_sigthread(void)
 	return 0;
 }
 
+/* ---- interrupt: signals and cancellation reach threads waiting in read and poll ---- */
+
+static atomic_int intr_handled;
+
+static void on_intr(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&intr_handled, 1);
+}
+
+struct intr_wait {
+	int fd, poll; /* poll(fd) instead of read(fd) */
+	atomic_int started;
+	long result;
+	int err;
+};
+
+static void *intr_fn(void *arg)
+{
+	struct intr_wait *w = arg;
+	char c;
+	atomic_store(&w->started, 1);
+	if (w->poll) {
+		struct pollfd p = {.fd = w->fd, .events = POLLIN};
+		w->result = poll(&p, 1, -1);
+	} else {
+		w->result = read(w->fd, &c, 1);
+	}
+	w->err = w->result < 0 ? errno : 0;
+	return NULL;
+}
+
+/* A thread is started into its wait, given time to be there (nothing ends it but us). */
+static void intr_start(pthread_t *t, struct intr_wait *w, int fd, int poll)
+{
+	*w = (struct intr_wait){.fd = fd, .poll = poll};
+	spawn(t, NULL, intr_fn, w);
+	while (!atomic_load(&w->started))
+		sleep_ms(1);
+	sleep_ms(200);
+}
+
+static int cmd_interrupt(void)
+{
+	int p[2];
+	must(pipe(p), "pipe");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_intr; /* no SA_RESTART: the wait ends with EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_flags = SA_RESTART; /* the read goes on after the handler */
+	sigaction(SIGUSR2, &sa, NULL);
+	struct intr_wait w;
+	pthread_t t;
+	const char *what[] = {"read", "poll"};
+	for (int k = 0; k < 2; k++) {
+		intr_start(&t, &w, p[0], k);
+		must(pthread_kill(t, SIGUSR1), "pthread_kill");
+		join(t);
+		printf("%s interrupted by a handled signal: %ld %s\n", what[k], w.result,
+		       errname(w.err));
+		if (w.result != -1 || w.err != EINTR)
+			wrong("%s: want -1 EINTR", what[k]);
+	}
+	int before = atomic_load(&intr_handled);
+	intr_start(&t, &w, p[0], 0);
+	must(pthread_kill(t, SIGUSR2), "pthread_kill");
+	while (atomic_load(&intr_handled) == before)
+		sleep_ms(1);
+	sleep_ms(50);
+	if (write(p[1], "x", 1) != 1)
+		wrong("write: %s", errname(errno));
+	join(t);
+	printf("SA_RESTART read after its handler: %ld\n", w.result);
+	if (w.result != 1)
+		wrong("restarted read: want 1");
+	intr_start(&t, &w, p[0], 0);
+	must(pthread_cancel(t), "pthread_cancel");
+	void *ret = join(t);
+	printf("read cancelled: %s\n", yes(ret == PTHREAD_CANCELED));
+	if (ret != PTHREAD_CANCELED)
+		wrong("pthread_cancel of a thread in read");
+	printf("handlers run: %d\n", atomic_load(&intr_handled));
+	return 0;
+}
+
 /* ---- unmapped: another thread's view of a munmap ---- */
 
 static _Atomic(volatile int *) unmapped_page;
@@ -1655,7 +1744,7 @@ static int usage(void)
 		"detach N | exit_in_thread | exitgroup_main | timedwait | many N | stacks | "
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | syscalls N ITERS | "
 		"rawclone | rawclone3 | "
-		"cancel | robust | sigthread | unmapped | hold SECONDS | blockedread | "
+		"cancel | robust | sigthread | interrupt | unmapped | hold SECONDS | blockedread | "
 		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
 		"beat N ROUNDS [HOLD] | cgi N\n");
 	return 64;
@@ -1709,6 +1798,8 @@ int main(int argc, char **argv)
 		r = cmd_sigthread();
 	else if (!strcmp(op, "unmapped"))
 		r = cmd_unmapped();
+	else if (!strcmp(op, "interrupt"))
+		r = cmd_interrupt();
 	else if (!strcmp(op, "hold"))
 		r = cmd_hold(arg_long(a1, 1));
 	else if (!strcmp(op, "cgi"))

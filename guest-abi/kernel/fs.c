@@ -527,13 +527,16 @@ long k_sys_dup3(struct k_frame *f)
 }
 
 /* A lock request; one that waits is served by the vCPU's own thread, which the monitor lets go
- * with EINTR for a signal or a pause: it is made again unless a signal is there to handle. */
+ * with EINTR for a signal or a pause: it is made again unless a signal is there to handle,
+ * then EINTR, or made again after the handler for one with SA_RESTART. */
 static long lock_call(uint32_t nr, uint64_t a[3], int waits)
 {
 	for (;;) {
 		long r = waits ? k_call_own(nr, a, 3) : k_call(nr, a, 3);
-		if (r != -EINTR || !waits || k_signal_waiting())
+		if (r != -EINTR || !waits)
 			return r;
+		if (k_signal_waiting())
+			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
 	}
 }
 

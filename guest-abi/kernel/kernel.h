@@ -127,6 +127,9 @@ long k_proc_kill(int64_t pid, uint64_t sig);
 void k_signal_take_incoming(void);
 int k_signal_default_ignored(uint32_t sig);
 #define K_SA_RESTART 0x10000000ull
+/* A handler's result: the call was cut short by a signal whose handler has SA_RESTART, and is
+ * made again once that handler has run (Linux's ERESTARTSYS; never seen by the program). */
+#define K_ERESTARTSYS 512
 int k_signal_interrupts(void);
 void k_thread_forked(uint64_t clear_tid);
 long k_sys_fork(struct k_frame *f);

@@ -251,8 +251,10 @@ long k_call_rwf_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_
 		return -EINTR;
 	do
 		r = rw_wait_once(nr, fd, buf, len, off);
-	while (r == -EINTR && !k_signal_interrupts());
-	return r;
+	while (r == -EINTR && !k_signal_waiting());
+	/* A signal with SA_RESTART: its handler runs now, and the call is made again after it
+	 * (k_syscall), as on Linux; not once the transfer is over. */
+	return r == -EINTR && !k_signal_interrupts() ? -K_ERESTARTSYS : r;
 }
 
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)

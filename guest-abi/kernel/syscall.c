@@ -63,10 +63,18 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 		ret = -ENOSYS;
 	}
 	k_pt_commit();
-	/* Trapped at a site another thread patched meanwhile (this one waited in the call, or
-	 * for the lock): form B's return point is inside the new bytes. */
-	if (trapped)
+	if (__builtin_expect(ret == -K_ERESTARTSYS, 0)) {
+		/* Back to the `syscall` with its number, which the handler's return (or the
+		 * return itself, if the signal went meanwhile) makes again: the instruction, or
+		 * the place in its site's record that makes it (a form B record's two bytes
+		 * before its return point jump back to its start). */
+		f->rcx = k_patch_moved(f->rcx - 2);
+		ret = (long)nr;
+	} else if (trapped) {
+		/* Trapped at a site another thread patched meanwhile (this one waited in the
+		 * call, or for the lock): form B's return point is inside the new bytes. */
 		f->rcx = k_patch_moved(f->rcx);
+	}
 	if (BOOT->flags & SBX_BOOT_STRACE)
 		trace(nr, ret, f);
 	k_signal_exit(f, ret);

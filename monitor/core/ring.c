@@ -39,13 +39,16 @@ int sbx_ring_release(struct sbx_vm *vm)
 		return 0;
 	ring_released = 1;
 	pthread_mutex_unlock(&vm->proc.ring.lock);
+	sbx_vcpu_waiting(vm, 1);
 	return 1;
 }
 
 void sbx_ring_reacquire(struct sbx_vm *vm, int released)
 {
-	if (released)
-		pthread_mutex_lock(&vm->proc.ring.lock);
+	if (!released)
+		return;
+	sbx_vcpu_waiting(vm, 0);
+	pthread_mutex_lock(&vm->proc.ring.lock);
 }
 
 /* Serves every published request of the ring at gpa, whose tail the caller keeps. Caller holds

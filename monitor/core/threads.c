@@ -315,6 +315,24 @@ int sbx_fault_fd(struct sbx_vm *vm)
 	return vm->life.stop.thread_index > 0 ? vm->life.stop.thread_fd : vm->proc.vcpu.fd;
 }
 
+/* vCPU index's part in kicks and shootdowns, or NULL. */
+static struct sbx_tlb_cpu *cpu_of(struct sbx_vm *vm, int index)
+{
+	if (index == 0)
+		return &vm->proc.vcpu.tlb;
+	struct sbx_tvcpu *t = index > 0 && index < SBX_MAX_VCPUS
+				  ? __atomic_load_n(&vm->proc.threads.v[index], __ATOMIC_ACQUIRE)
+				  : NULL;
+	return t ? &t->tlb : NULL;
+}
+
+void sbx_vcpu_waiting(struct sbx_vm *vm, int on)
+{
+	struct sbx_tlb_cpu *c = cpu_of(vm, sbx_cur_index);
+	if (c)
+		atomic_store(&c->waiting, on);
+}
+
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 {
 	struct sbx_tlb_cpu *c;
@@ -342,6 +360,17 @@ int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 	if (atomic_load(&c->in_run)) {
 		run->immediate_exit = 1;
 		pthread_kill(thr, sbx_kick_signal());
+		return 0;
+	}
+	/* Waiting on the host for the guest (a read of a pipe, a poll, an accept): the kick's
+	 * EINTR ends the wait, and the guest kernel, seeing the signal, returns EINTR or
+	 * restarts the call (SA_RESTART), as Linux does. A kick that lands just before the wait
+	 * begins is lost: kicked again while the wait lasts, for 2 ms at most (a wait that no
+	 * signal ends, a vfork's, goes on). */
+	for (int i = 0; i < 20 && atomic_load(&c->waiting) && atomic_load(&c->async); i++) {
+		pthread_kill(thr, sbx_kick_signal());
+		struct timespec ts = {0, 100 * 1000};
+		nanosleep(&ts, NULL);
 	}
 	return 0;
 }

@@ -165,6 +165,9 @@ struct sbx_tlb_cpu {
 	atomic_int in_run;
 	_Atomic uint64_t flushed;
 	atomic_int async;
+	/* Its thread waits on the host for the guest (a read of a pipe, a poll: ring_lock
+	 * released), where a kick's EINTR cuts the wait short for a signal to the thread. */
+	atomic_int waiting;
 	/* A KICK that found the vCPU in the kernel looks again 200 us into the next KVM_RUN: a
 	 * one-shot timer of its own thread's, armed only for that KVM_RUN. */
 	timer_t rekick;
@@ -535,6 +538,8 @@ void sbx_threads_move_rip(struct sbx_vm *vm, uint64_t from, uint64_t to);
  * sbx_threads_limit may exist. */
 int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint32_t *tid);
 unsigned sbx_threads_limit(struct sbx_vm *vm);
+/* The vCPU served on this thread begins (1) or ends (0) a wait on the host (ring.c). */
+void sbx_vcpu_waiting(struct sbx_vm *vm, int on);
 /* Threads whose vCPUs exist beyond vCPU 0 (0: the program never had a second thread). */
 int sbx_threads_count(struct sbx_vm *vm);
 /* The vCPU fd a report reads: the faulting thread's, else vCPU 0's. */

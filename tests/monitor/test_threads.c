@@ -168,6 +168,15 @@ Test(threads, signals_to_threads)
 	same_as_native("", "sigthread", 0);
 }
 
+/* A thread waiting on the host for the guest (a read of an idle pipe, a poll) is cut short by
+ * a signal sent to it, as on Linux: EINTR without SA_RESTART, the read going on with it, and
+ * pthread_cancel (a signal too) ends a read. The kick reaches the vCPU's host thread in its
+ * wait, not only a vCPU in the guest. */
+Test(threads, a_signal_ends_a_thread_s_wait_in_read_or_poll)
+{
+	same_as_native("", "interrupt", 0);
+}
+
 /* A page one thread unmaps is gone for the others at once: the reader's next read faults
  * (SIGSEGV, as natively), never a stale translation. On PVM KVM's shadow page tables see to
  * it; SBX_SHOOTDOWN=always makes the kernel ask for the shootdown hardware KVM needs, so that
