@@ -168,15 +168,20 @@ void sbx_tlb_leave(struct sbx_vm *vm, struct sbx_tlb_cpu *c)
 	}
 }
 
-/* Until c has left the guest or flushed for generation g (or the run ends). */
-static void tlb_wait(struct sbx_vm *vm, struct sbx_tlb_cpu *c, struct kvm_run *run, pthread_t t,
-		     uint64_t g)
+/* Until c has left the guest or flushed for generation g (UINT64_MAX: left it), or *quit. One
+ * kick, then again every 2 ms: a vCPU may take long to leave the guest (a slow host), and a
+ * storm of signals only slows it further (kicks every 20 us stalled a nested VM's whole events
+ * suite). */
+static void kick_out(struct sbx_tlb_cpu *c, struct kvm_run *run, pthread_t t, uint64_t g,
+		     atomic_int *quit)
 {
-	while (atomic_load(&c->in_run) && atomic_load(&c->flushed) < g &&
-	       !atomic_load(&vm->life.stopping)) {
-		run->immediate_exit = 1;
-		pthread_kill(t, sbx_kick_signal());
-		struct timespec ts = {0, 20000};
+	for (unsigned i = 0;
+	     atomic_load(&c->in_run) && atomic_load(&c->flushed) < g && !atomic_load(quit); i++) {
+		if (i % 40 == 0) {
+			run->immediate_exit = 1;
+			pthread_kill(t, sbx_kick_signal());
+		}
+		struct timespec ts = {0, 50000};
 		nanosleep(&ts, NULL);
 	}
 }
@@ -189,30 +194,14 @@ int sbx_tlb_shootdown(struct sbx_vm *vm)
 	uint64_t g = atomic_fetch_add(&th->tlb_gen, 1) + 1;
 	int me = sbx_cur_index;
 	if (me != 0 && vm->proc.vcpu.thread_set)
-		tlb_wait(vm, &vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread, g);
+		kick_out(&vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread, g,
+			 &vm->life.stopping);
 	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
 		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
 		if (t && t->thread_started && (int)i != me)
-			tlb_wait(vm, &t->tlb, t->run, t->thread, g);
+			kick_out(&t->tlb, t->run, t->thread, g, &vm->life.stopping);
 	}
 	return 0;
-}
-
-/* Until c is out of the guest: kicked, again if a kick lands just before its KVM_RUN. Only
- * the run's end stops the wait; a stop (a fault) kicks every vCPU out anyway. */
-static void hold_out(struct sbx_vm *vm, struct sbx_tlb_cpu *c, struct kvm_run *run, pthread_t t)
-{
-	/* One kick, then again every 2 ms: a vCPU may take long to leave the guest (a slow
-	 * host), and a storm of signals only slows it further (kicks every 20 us stalled a
-	 * nested VM's whole events suite). */
-	for (unsigned i = 0; atomic_load(&c->in_run) && !atomic_load(&vm->proc.threads.end); i++) {
-		if (i % 40 == 0) {
-			run->immediate_exit = 1;
-			pthread_kill(t, sbx_kick_signal());
-		}
-		struct timespec ts = {0, 50000};
-		nanosleep(&ts, NULL);
-	}
 }
 
 void sbx_threads_hold(struct sbx_vm *vm)
@@ -221,14 +210,15 @@ void sbx_threads_hold(struct sbx_vm *vm)
 	pthread_mutex_lock(&th->hold_lock);
 	atomic_store(&th->hold, 1);
 	if (vm->proc.vcpu.thread_set)
-		hold_out(vm, &vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread);
+		kick_out(&vm->proc.vcpu.tlb, vm->proc.vcpu.run, vm->proc.vcpu.thread, UINT64_MAX,
+			 &vm->proc.threads.end);
 	/* Entries are only added. One added after this loop is started by a THREAD_START,
 	 * served under ring_lock, which a PATCH holder holds; during a stop (sbx_patch_resume's
 	 * hold) none is started. */
 	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
 		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
 		if (t && __atomic_load_n(&t->thread_started, __ATOMIC_ACQUIRE))
-			hold_out(vm, &t->tlb, t->run, t->thread);
+			kick_out(&t->tlb, t->run, t->thread, UINT64_MAX, &vm->proc.threads.end);
 	}
 }
 
