@@ -5,7 +5,7 @@
  * Behaviour, compared with native:
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
  *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
- *   procs shm | locks | tids | execthreads | ptimers
+ *   procs shm | locks | tids | execthreads | execlive | ptimers
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -15,7 +15,7 @@
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
  * What the exec'd copy does:
- *   procs echo ARGS... | fds | true | threadsagain */
+ *   procs echo ARGS... | fds | true | threadsagain | execd LABEL */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -982,6 +982,194 @@ static int do_execthreads(void)
 	return 1;
 }
 
+/* execlive: execve while other threads still run, as Linux allows: they end (in a futex wait,
+ * a read of a pipe, a sleep with every signal blocked, their own code, waitpid), the caller
+ * goes on in the new image as the main thread, with its own signal mask. From the main thread,
+ * from a second one while main waits to join it, after main has ended, and from two threads at
+ * once; a failed execve leaves every thread running. Each case runs in a child of its own. */
+static pthread_mutex_t el_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t el_cond = PTHREAD_COND_INITIALIZER;
+static int el_pipe[2], el_gate[2];
+static atomic_int el_ready, el_spin = 1;
+
+static void *el_waiter(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&el_lock);
+	atomic_fetch_add(&el_ready, 1);
+	for (;;)
+		pthread_cond_wait(&el_cond, &el_lock);
+	return NULL;
+}
+
+static void *el_reader(void *arg)
+{
+	(void)arg;
+	char c;
+	atomic_fetch_add(&el_ready, 1);
+	return read(el_pipe[0], &c, 1) == 0 ? NULL : arg;
+}
+
+static void *el_spinner(void *arg)
+{
+	atomic_fetch_add(&el_ready, 1);
+	while (atomic_load(&el_spin))
+		;
+	return arg;
+}
+
+static void *el_sleeper(void *arg)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	atomic_fetch_add(&el_ready, 1);
+	struct timespec ts = {100, 0};
+	nanosleep(&ts, NULL);
+	return arg;
+}
+
+/* Waits for a child that ends at the execve, whose close-on-exec pipe it reads. */
+static void *el_reaper(void *arg)
+{
+	pid_t pid = *(pid_t *)arg;
+	atomic_fetch_add(&el_ready, 1);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void el_start(pthread_t *t, int n)
+{
+	static pid_t child;
+	atomic_store(&el_ready, 0);
+	if (pipe(el_pipe) < 0 || pipe2(el_gate, O_CLOEXEC) < 0)
+		exit(90);
+	child = fork();
+	if (child == 0) {
+		close(el_gate[1]);
+		close(el_pipe[1]);
+		char c;
+		_exit(read(el_gate[0], &c, 1) == 0 ? 0 : 1);
+	}
+	void *(*fn[5])(void *) = {el_waiter, el_reader, el_spinner, el_sleeper, el_reaper};
+	for (int i = 0; i < n && i < 5; i++)
+		if (pthread_create(&t[i], NULL, fn[i], i == 4 ? (void *)&child : NULL) != 0)
+			exit(91);
+	while (atomic_load(&el_ready) < n)
+		usleep(1000);
+	usleep(20000); /* into their waits */
+}
+
+static char el_path[4096]; /* not /proc/self/exe: once main has ended, Linux has none */
+
+static void el_exec(const char *label)
+{
+	fflush(stdout);
+	execl(el_path, "procs", "execd", label, (char *)NULL);
+	printf("%s: execve: %s\n", label, strerror(errno));
+	fflush(stdout);
+	_exit(1);
+}
+
+static void *el_second(void *arg)
+{
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* the new image keeps this thread's mask */
+	el_exec(arg);
+	return NULL;
+}
+
+static void *el_second_after_main(void *arg)
+{
+	usleep(50000); /* main has ended by then */
+	el_exec(arg);
+	return NULL;
+}
+
+static void *el_racer(void *arg)
+{
+	while (atomic_load(&el_spin) == 1)
+		;
+	el_exec(arg);
+	return NULL;
+}
+
+static int el_case(int which)
+{
+	pid_t pid = fork();
+	if (pid != 0) {
+		if (pid < 0)
+			return 1;
+		reap(pid, "execlive");
+		return 0;
+	}
+	pthread_t t[7];
+	el_start(t, 5);
+	switch (which) {
+	case 0:
+		el_exec("from main");
+		break;
+	case 1:
+		if (pthread_create(&t[5], NULL, el_second, "from a second thread") != 0)
+			_exit(92);
+		pthread_join(t[5], NULL);
+		break;
+	case 2:
+		if (pthread_create(&t[5], NULL, el_second_after_main, "after main ended") != 0)
+			_exit(92);
+		pthread_exit(NULL);
+		break;
+	case 3:
+		/* Both wait for the word, then race: one execve wins, the other thread ends. */
+		atomic_store(&el_spin, 2);
+		if (pthread_create(&t[5], NULL, el_racer, "from two threads") != 0 ||
+		    pthread_create(&t[6], NULL, el_racer, "from two threads") != 0)
+			_exit(92);
+		usleep(10000);
+		atomic_store(&el_spin, 3);
+		pthread_join(t[5], NULL);
+		break;
+	case 4: {
+		/* Failures from a second thread keep every thread. */
+		char path[] = "/tmp/procs-noexec-XXXXXX";
+		int fd = mkstemp(path);
+		if (fd < 0)
+			_exit(93);
+		close(fd);
+		errno = 0;
+		execl("/nonexistent/prog", "x", (char *)NULL);
+		int e1 = errno;
+		execl(path, "x", (char *)NULL);
+		int e2 = errno;
+		unlink(path);
+		atomic_store(&el_spin, 0);
+		close(el_pipe[1]);
+		printf("failed execve: %s, %s; the spinner and reader end: %s\n", strerror(e1),
+		       strerror(e2),
+		       !pthread_join(t[1], NULL) && !pthread_join(t[2], NULL) ? "yes" : "no");
+		fflush(stdout);
+		_exit(0);
+	}
+	}
+	_exit(1);
+}
+
+static int do_execlive(void)
+{
+	ssize_t n = readlink(self, el_path, sizeof(el_path) - 1);
+	if (n <= 0)
+		return 1;
+	el_path[n] = 0;
+	for (int i = 0; i < 5; i++)
+		if (el_case(i))
+			return 1;
+	return 0;
+}
+
 /* ptimers: POSIX timers with a signal, an interval, an absolute time and none (SIGEV_NONE);
  * what Linux refuses; a fork's child has none of them. */
 static volatile sig_atomic_t pt_count, pt_code, pt_value, pt_alrm;
@@ -1512,10 +1700,20 @@ int main(int argc, char **argv)
 		       syscall(SYS_gettid) == getpid() ? "yes" : "no");
 		return 0;
 	}
+	if (!strcmp(c, "execd") && argc > 2) {
+		sigset_t cur;
+		sigprocmask(SIG_SETMASK, NULL, &cur);
+		printf("%s: the new image, tid is pid: %s, SIGUSR1 blocked: %s, %s\n", argv[2],
+		       syscall(SYS_gettid) == getpid() ? "yes" : "no",
+		       sigismember(&cur, SIGUSR1) ? "yes" : "no",
+		       threads_ran(2) ? "2 threads ran" : "threads failed");
+		return 0;
+	}
 	int r = !strcmp(c, "fork")	    ? do_fork()
 		: !strcmp(c, "pipe")	    ? do_pipe()
 		: !strcmp(c, "exec")	    ? do_exec()
 		: !strcmp(c, "cloexec")	    ? do_cloexec()
+		: !strcmp(c, "execlive")    ? do_execlive()
 		: !strcmp(c, "kill")	    ? do_kill()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()

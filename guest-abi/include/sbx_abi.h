@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 14
+#define SBX_ABI_MINOR 15
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -494,6 +494,14 @@ _Static_assert(sizeof(struct sbx_rusage) == 16, "sbx_rusage");
 
 /* Linux-compatible constants the two sides share (values are the x86-64 Linux ones). */
 #define SBX_AT_FDCWD (-100)
+
+/* SBX_CALL_EXECVE a4, beside the AT_* flags (1.15), for a process with other threads, which
+ * Linux ends at the point of no return. CHECK: everything up to that point (the file, the
+ * policy, the interpreters, the ELF), then 0 or the error, nothing changed; the kernel ends
+ * the other threads only after it. FINAL: they have ended, so a failure now ends the process
+ * (SIGKILL, named) as Linux's does past that point. */
+#define SBX_EXECVE_CHECK (1u << 30)
+#define SBX_EXECVE_FINAL (1u << 29)
 
 /* ---- Argument structs (all live inside a ring slot) ------------------------------------ */
 #ifndef __ASSEMBLER__

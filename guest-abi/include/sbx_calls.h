@@ -109,6 +109,8 @@
 	 * waits without it).                                                                     \
 	 * EXECVE a0: dirfd, a1: path, a2: argv, a3: envp (the program's virtual addresses),      \
 	 * a4: AT_* flags, a5: the umask. Never returns on success: the vCPU starts the new image. \
+	 * 1.15: a4 | SBX_EXECVE_CHECK from any vCPU: the checks only; | SBX_EXECVE_FINAL: the   \
+	 * other threads have ended (the kernel hands the call to vCPU 0 first).                 \
 	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \
 	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came. 1.11: a2: 0, or the          \
 	 * guest-physical address of a struct sbx_rusage for the child's usage.                    \

@@ -47,6 +47,8 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	}
 	if (flags & ~K_PROC_OK)
 		return -EINVAL;
+	if (k_exec_ends_me())
+		return -EAGAIN; /* this thread ends on its way out: no child of its */
 	/* With other threads (Go's os/exec, a threaded program's posix_spawn), the copy is made
 	 * holding the kernel's lock: no thread is halfway through changing the kernel's state
 	 * then, and the child's copy of the lock is its one thread's. A vfork's wait comes after,
@@ -61,7 +63,8 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	if (pid > 0) {
 		if (threaded && (flags & CLONE_VFORK)) {
 			uint64_t w[2] = {0, (uint64_t)pid};
-			while (k_call_own(SBX_CALL_FORK, w, 2) == -EINTR)
+			/* Only another thread's execve ends this wait: Linux's is killable. */
+			while (k_call_own(SBX_CALL_FORK, w, 2) == -EINTR && !k_exec_ends_me())
 				;
 		}
 		/* The child exists: as Linux, a failed write is the caller's. */
@@ -95,11 +98,12 @@ long k_sys_vfork(struct k_frame *f)
 
 static long exec_common(int32_t dirfd, uint64_t path, uint64_t argv, uint64_t envp, uint64_t flags)
 {
-	if (k_nthreads > 1) {
-		BOOT->nosys_count[59]++;
-		return -ENOSYS; /* the other threads would have to end first: not done yet */
-	}
+	/* Only the AT_* flags (the monitor's own bits are above them). */
+	if (flags > 0xffffffffull || (flags & (SBX_EXECVE_CHECK | SBX_EXECVE_FINAL)))
+		return -EINVAL;
 	uint64_t a[6] = {(uint64_t)(int64_t)dirfd, path, argv, envp, flags, k_cur_umask()};
+	if (k_nthreads > 1 || !k_thread_is_main())
+		return k_exec_threaded(a);
 	return k_call_own(SBX_CALL_EXECVE, a, 6);
 }
 

@@ -99,6 +99,13 @@ extern uint32_t k_nthreads;
 void k_cpu_root_set(unsigned slot, uint64_t entry);
 /* The thread running here ends (exit(2) of one thread of several); never returns. */
 void __attribute__((noreturn)) k_thread_exit(void);
+/* execve with other threads, or from a thread other than the main one: a holds EXECVE's six
+ * arguments. Returns an error only, with every thread still there. */
+long k_exec_threaded(uint64_t *a);
+/* Another thread's execve is ending this one. */
+int k_exec_ends_me(void);
+/* The caller is the process's main thread (vCPU 0's). */
+int k_thread_is_main(void);
 long k_sys_gettid(struct k_frame *f);
 
 /* futex.c: a thread waiting on a futex word (its own, in its struct k_thread); the monitor

@@ -276,6 +276,9 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 	uint64_t ready = TSIG->pending & ~TSIG->blocked;
 	if (!ready)
 		return;
+	/* Another thread's execve: this thread's SIGKILL ends it alone. */
+	if (__builtin_expect(k_exec_ends_me(), 0))
+		k_thread_exit();
 	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
 	TSIG->pending &= ~(1ull << (sig - 1));
 	uint64_t h = SIGS->act[sig].handler;

@@ -28,6 +28,7 @@
 	(K_CLONE_NEED | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |                       \
 	 CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_CHILD_SETTID)
 
+#define SIGKILL 9
 #define K_MAX_THREADS 1024
 #define PAGE SBX_PAGE_SIZE
 #define K_RING_OFF (SBX_CPU_OFF - PAGE)
@@ -52,6 +53,11 @@ static struct k_thread k_threads[K_MAX_THREADS];
 static struct k_thread *k_main = &k_threads[0];
 uint32_t k_nthreads = 1;
 static volatile uint32_t k_bkl; /* 0, or the holder's vCPU index + 1 */
+/* An execve with other threads (k_exec_threaded): its caller, and the call it hands to vCPU 0. */
+static struct k_thread *k_exec_owner;
+static uint64_t k_exec_args[6];
+static volatile uint32_t k_exec_handed;
+static void __attribute__((noreturn)) exec_final(uint64_t *a);
 
 static uint64_t page_bits(int exec)
 {
@@ -213,6 +219,10 @@ void k_thread_main(void)
 		k_call_own(SBX_CALL_PARK, a, 4);
 		c->gone = 0;
 	}
+	if (t == k_main && k_exec_handed) {
+		k_lock(); /* the caller's writes before it let go are seen */
+		exec_final(k_exec_args);
+	}
 	K_CPU_TID = t->tid;
 	__asm__ volatile("wrfsbase %0\n\twrgsbase %1" ::"r"(t->fs), "r"(t->gs));
 	/* A new thread's extended state is the initial one (Linux copies the parent's). */
@@ -342,6 +352,25 @@ void k_thread_forked(uint64_t clear_tid)
 	K_CPU_TID = BOOT->pid;
 }
 
+/* A signal is pending for t: out of a futex wait or a sleep, to its handler on the way out of
+ * that syscall; a host wait (a read, a poll) the monitor cuts short. */
+static void wake(struct k_thread *t, struct k_thread *me)
+{
+	__atomic_store_n(&t->intr, 1, __ATOMIC_SEQ_CST);
+	k_futex_cancel(&t->fw);
+	if (__atomic_exchange_n(&t->kick, 1, __ATOMIC_SEQ_CST) == 0) {
+		uint64_t a[1] = {(uint64_t)&t->kick};
+		k_call(SBX_CALL_UNPARK, a, 1);
+	}
+	/* A thread running its own code (no syscall to take it): the monitor stops its vCPU
+	 * there and the kernel delivers it (k_fault_upcall, signo 0). */
+	if (t != me) {
+		/* The main thread of a child forked by a second thread runs on vCPU 0. */
+		uint64_t k[1] = {t == k_main ? 0 : (uint64_t)(t - k_threads)};
+		k_call(SBX_CALL_KICK, k, 1);
+	}
+}
+
 int k_signal_thread(uint32_t tid, uint32_t sig)
 {
 	uint64_t bit = sig ? 1ull << (sig - 1) : 0;
@@ -357,21 +386,7 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 	sig_of(t)->pending |= bit;
 	if (sig_of(t)->blocked & bit)
 		return 1; /* it runs when the thread unblocks it */
-	/* Out of a futex wait or a sleep, to its handler on the way out of that syscall. A
-	 * thread running its own code sees it at its next syscall. */
-	__atomic_store_n(&t->intr, 1, __ATOMIC_SEQ_CST);
-	k_futex_cancel(&t->fw);
-	if (__atomic_exchange_n(&t->kick, 1, __ATOMIC_SEQ_CST) == 0) {
-		uint64_t a[1] = {(uint64_t)&t->kick};
-		k_call(SBX_CALL_UNPARK, a, 1);
-	}
-	/* A thread running its own code (no syscall to take it): the monitor stops its vCPU
-	 * there and the kernel delivers it (k_fault_upcall, signo 0). */
-	if (t != me) {
-		/* The main thread of a child forked by a second thread runs on vCPU 0. */
-		uint64_t k[1] = {t == k_main ? 0 : (uint64_t)(t - k_threads)};
-		k_call(SBX_CALL_KICK, k, 1);
-	}
+	wake(t, me);
 	return 1;
 }
 
@@ -386,6 +401,82 @@ void k_signal_exit(struct k_frame *f, long ret)
 	struct k_resume r;
 	k_frame_regs(f, ret, &r);
 	k_deliver_pending(&r);
+}
+
+/* execve in a process with other threads. Linux ends them at the point of no return (each
+ * dies at its next way out of the kernel, as for SIGKILL, robust futexes and clear_tid
+ * included) and the caller goes on as the main thread, the pid its tid. Here the new image
+ * runs on vCPU 0, the main thread's: a caller on another vCPU hands the call over once the
+ * main thread has ended and its vCPU waits in k_thread_main. */
+int k_exec_ends_me(void)
+{
+	return k_exec_owner && K_CPU->self != k_exec_owner;
+}
+
+int k_thread_is_main(void)
+{
+	return K_CPU->self == k_main;
+}
+
+/* Each other thread gets SIGKILL's bit, which no mask blocks: every wait it may be in ends,
+ * and its way out (deliver_first) sees that it is to end. Again while they take long, since a
+ * kick that lands just before a host wait begins may be lost. */
+static void end_others(struct k_thread *me)
+{
+	for (unsigned i = 0; i < K_MAX_THREADS; i++) {
+		struct k_thread *t = &k_threads[i];
+		if (t == me || !t->tid || !t->run)
+			continue;
+		sig_of(t)->pending |= 1ull << (SIGKILL - 1);
+		wake(t, me);
+	}
+}
+
+static void __attribute__((noreturn)) exec_final(uint64_t *a)
+{
+	a[4] |= SBX_EXECVE_FINAL;
+	/* The page's signals go on into the new image: not the bit that ended the others. */
+	sig_of(k_main)->pending &= ~(1ull << (SIGKILL - 1));
+	k_call_own(SBX_CALL_EXECVE, a, 6);
+	/* The monitor ends the process at a failure now; a refusal before that ends it too. */
+	k_exit(SBX_EXIT_SIGNALED | SIGKILL);
+}
+
+long k_exec_threaded(uint64_t *a)
+{
+	struct k_thread *me = K_CPU->self;
+	if (k_exec_owner)
+		return -EINTR; /* another thread's execve ends this one on its way out */
+	/* First whatever may fail for the file's sake: an execvp trying each PATH entry keeps
+	 * its threads. The lock is let go meanwhile. */
+	a[4] |= SBX_EXECVE_CHECK;
+	long r = k_call_own(SBX_CALL_EXECVE, a, 6);
+	a[4] &= ~(uint64_t)SBX_EXECVE_CHECK;
+	if (r < 0 || k_exec_owner)
+		return r < 0 ? r : -EINTR;
+	k_exec_owner = me;
+	/* Threads being started now are in k_threads already: they end too. */
+	while (k_nthreads > 1) {
+		end_others(me);
+		uint64_t p[4] = {(uint64_t)&k_nthreads, k_nthreads, 10 * 1000 * 1000, 0};
+		k_call_own(SBX_CALL_PARK, p, 4); /* k_thread_exit wakes it */
+	}
+	if (me == k_main)
+		exec_final(a);
+	for (unsigned i = 0; i < 6; i++)
+		k_exec_args[i] = a[i];
+	/* The new image keeps the caller's mask and pending signals, which the monitor reads
+	 * from the page, the main thread's. */
+	sig_of(k_main)->blocked = sig_of(me)->blocked;
+	sig_of(k_main)->pending = sig_of(me)->pending;
+	k_exec_handed = 1;
+	/* Nothing of this thread goes on: its futex words are the old image's. */
+	me->robust = 0;
+	me->clear_tid = 0;
+	__atomic_store_n(&k_main->run, 1, __ATOMIC_RELEASE);
+	uint64_t w[1] = {(uint64_t)&k_main->run};
+	k_call(SBX_CALL_UNPARK, w, 1);
+	k_thread_exit();
 }
 
 long k_sys_gettid(struct k_frame *f)
@@ -426,6 +517,8 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	 * with nothing to stop the threads: one vCPU there. */
 	if ((BOOT->flags & SBX_BOOT_EXEC) && !(BOOT->flags & SBX_BOOT_EXIT_PARKS))
 		return -EAGAIN;
+	if (k_exec_owner)
+		return -EAGAIN; /* the caller ends on its way out, and would leave this one */
 	uint32_t max = BOOT->max_threads;
 	if (max > K_MAX_THREADS)
 		max = K_MAX_THREADS;
@@ -608,6 +701,10 @@ void k_thread_exit(void)
 	t->clear_tid = 0;
 	t->run = 0;
 	k_nthreads--;
+	if (k_exec_owner) {
+		uint64_t w[1] = {(uint64_t)&k_nthreads};
+		k_call(SBX_CALL_UNPARK, w, 1);
+	}
 	/* The main thread keeps its slot: its tid is the pid, which stays. */
 	if (t != k_main) {
 		K_CPU->gone = t->tid;

@@ -239,14 +239,19 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (!(s->pad & SBX_SLOT_OWN))
 		return -EINVAL;
 	int32_t dirfd = (int32_t)s->u.a[0];
-	int flags = (int)s->u.a[4];
-	if (flags & ~(SBX_AT_SYMLINK_NOFOLLOW | SBX_AT_EMPTY_PATH))
+	int flags = (int)(s->u.a[4] & ~(uint64_t)(SBX_EXECVE_CHECK | SBX_EXECVE_FINAL));
+	int check = !!(s->u.a[4] & SBX_EXECVE_CHECK), final = !!(s->u.a[4] & SBX_EXECVE_FINAL);
+	if (s->u.a[4] > UINT32_MAX || (check && final) ||
+	    (flags & ~(SBX_AT_SYMLINK_NOFOLLOW | SBX_AT_EMPTY_PATH)))
 		return -EINVAL;
-	/* The kernel asks only once it has no other thread left (Linux would end them first);
-	 * their vCPUs stop at the image's change. The new image runs on vCPU 0. */
-	if (sbx_threads_count(vm) && sbx_thread_current() != 0) {
-		sbx_log(vm, 1, "execve from a thread other than the first is not supported yet");
-		return -ENOSYS;
+	/* A process with threads checks first from any vCPU; its kernel then ends the other
+	 * threads and makes the call itself from vCPU 0, where the new image runs, once they are
+	 * gone (their vCPUs stop at the image's change). */
+	if (!check && sbx_threads_count(vm) && sbx_thread_current() != 0) {
+		sbx_log(vm, 1,
+			"guest ABI violation: EXECVE from vCPU %d: the kernel hands it to vCPU 0",
+			sbx_thread_current());
+		return -EINVAL;
 	}
 	if (vm->exec) {
 		sbx_log(vm, 1, "execve in a repeated run (serve, fuzz) is not supported yet");
@@ -295,7 +300,12 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		dirfd = SBX_AT_FDCWD;
 		flags = 0;
 	}
-	if (r == 0) {
+	if (r == 0 && check) {
+		char err[512];
+		r = sbx_vm_exec_check(vm, fd, gpath, argv.v, envp.v, err, sizeof(err));
+		if (r < 0)
+			sbx_log(vm, 1, "execve %s: %s", gpath, err);
+	} else if (r == 0) {
 		char err[512];
 		int lost = 0;
 		/* What the boot page holds of the process, not of its image: carried over. */
@@ -317,9 +327,10 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 			r = sbx_vm_reimage(vm, fd, gpath, argv.v, envp.v, &lost, err, sizeof(err));
 		if (r < 0 && !lost)
 			sbx_threads_keep(vm);
-		if (r < 0 && lost)
+		if (r < 0 && (lost || final))
 			sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
-				    "execve of %s failed after the old image was gone: %s", gpath,
+				    "execve of %s failed after %s: %s", gpath,
+				    lost ? "the old image was gone" : "the other threads had ended",
 				    err);
 		else if (r < 0)
 			sbx_log(vm, 1, "execve %s: %s", gpath, err);
@@ -337,7 +348,13 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 				vm->hooks.execed(vm);
 		}
 	}
-	audit_exec(vm, gpath[0] ? gpath : path, &argv, r);
+	/* A check that passed is followed by the execve itself, audited then. */
+	if (!check || r < 0)
+		audit_exec(vm, gpath[0] ? gpath : path, &argv, r);
+	if (final && r < 0 && !atomic_load(&vm->life.stopping))
+		sbx_vm_kill(vm, SBX_END_SIGNAL, 128 + 9, 9,
+			    "execve of %s failed after the other threads had ended: %s",
+			    gpath[0] ? gpath : path, strerror((int)-r));
 	if (fd >= 0)
 		close(fd);
 	free(path);

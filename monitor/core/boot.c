@@ -569,10 +569,17 @@ static int exec_check(struct sbx_vm *vm, int fd, const char *gpath, size_t argby
 	return r;
 }
 
-int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
-		   char *const *envp, int *lost, char *err, size_t errlen)
+static void exec_files_free(struct exec_files *x)
 {
-	*lost = 0;
+	free(x->prog);
+	free(x->interp);
+	free((char *)x->iname);
+}
+
+/* Everything an execve checks before the image goes, the files read into x. */
+static int exec_prepare(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+			char *const *envp, struct exec_files *x, char *err, size_t errlen)
+{
 	if (vm->proc.mem.fd < 0)
 		return sbx_fail(err, errlen, -ENOEXEC, "RAM is a snapshot file's mapping");
 	size_t argbytes = 0;
@@ -580,9 +587,25 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 		argbytes += strlen(*v) + 1 + sizeof(char *);
 	for (char *const *v = envp; v && *v; v++)
 		argbytes += strlen(*v) + 1 + sizeof(char *);
+	return exec_check(vm, fd, gpath, argbytes, x, err, errlen);
+}
+
+int sbx_vm_exec_check(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+		      char *const *envp, char *err, size_t errlen)
+{
+	struct exec_files x = {0};
+	int r = exec_prepare(vm, fd, gpath, argv, envp, &x, err, errlen);
+	exec_files_free(&x);
+	return r;
+}
+
+int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+		   char *const *envp, int *lost, char *err, size_t errlen)
+{
+	*lost = 0;
 	struct exec_files x = {0};
 	char *path = strdup(gpath);
-	int r = path ? exec_check(vm, fd, gpath, argbytes, &x, err, errlen)
+	int r = path ? exec_prepare(vm, fd, gpath, argv, envp, &x, err, errlen)
 		     : sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	if (r < 0)
 		goto out;
@@ -627,9 +650,7 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 	memset(vm->proc.vcpu.exit_count, 0, sizeof(vm->proc.vcpu.exit_count));
 out:
 	free(path);
-	free(x.prog);
-	free(x.interp);
-	free((char *)x.iname);
+	exec_files_free(&x);
 	return r;
 }
 

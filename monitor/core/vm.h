@@ -168,6 +168,8 @@ struct sbx_tlb_cpu {
 	/* Its thread waits on the host for the guest (a read of a pipe, a poll: ring_lock
 	 * released), where a kick's EINTR cuts the wait short for a signal to the thread. */
 	atomic_int waiting;
+	/* KICKs so far: a wait no signal of the host's ends (wait4's) looks at it. */
+	atomic_uint kicks;
 	/* A KICK that found the vCPU in the kernel looks again 200 us into the next KVM_RUN: a
 	 * one-shot timer of its own thread's, armed only for that KVM_RUN. */
 	timer_t rekick;
@@ -461,6 +463,10 @@ uint64_t sbx_ring_gpa(struct sbx_vm *vm);
  * the process's end (*lost set). */
 int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
 		   char *const *envp, int *lost, char *err, size_t errlen);
+/* The checks alone, nothing changed: a process with other threads asks first (they end only
+ * once the execve cannot fail for what the file holds). */
+int sbx_vm_exec_check(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
+		      char *const *envp, char *err, size_t errlen);
 
 /* threads.c */
 void sbx_threads_init(struct sbx_vm *vm);
@@ -827,6 +833,8 @@ int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3);
  * -EINVAL for no such vCPU. Interrupts KVM_RUN only, never a host call of its thread. Then,
  * on the vCPU's thread before KVM_RUN, sbx_vcpu_async. */
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index);
+/* The KICKs of the vCPU served on this thread so far (0 on another thread). */
+unsigned sbx_vcpu_kicks(struct sbx_vm *vm);
 void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3);
 /* On the vCPU's thread as it is done with it: its re-kick timer goes. */
 void sbx_vcpu_async_end(struct sbx_tlb_cpu *c);

@@ -516,10 +516,12 @@ static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
 /* vfork's parent waits until its child has exec'd or ended: 0. The node may be reaped
  * meanwhile: found by its pid each time; a pid that is not the caller's child ends the wait at
  * once. -EINTR when the run stops: for good, or only while another thread's fault goes to its
- * handler (the kernel then asks again). */
-static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid)
+ * handler (the kernel then asks again), or (kick_ends: a threaded caller's separate wait, which
+ * the kernel makes again) at a KICK of the thread, for another thread's execve. */
+static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, int kick_ends)
 {
 	struct sbx_procs *t = vm->procs;
+	unsigned kicks = sbx_vcpu_kicks(vm);
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -527,7 +529,7 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid)
 		struct sbx_pnode *m = find(t, pid);
 		if (!m || m->ppid != vm->proc.pid || m->released)
 			break;
-		if (atomic_load(&vm->life.stopping)) {
+		if (atomic_load(&vm->life.stopping) || (kick_ends && sbx_vcpu_kicks(vm) != kicks)) {
 			r = -EINTR;
 			break;
 		}
@@ -547,7 +549,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (s->u.a[1]) {
 		if (s->u.a[1] > UINT32_MAX)
 			return -ESRCH;
-		return vfork_wait(vm, (uint32_t)s->u.a[1]);
+		return vfork_wait(vm, (uint32_t)s->u.a[1], 1);
 	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
@@ -655,7 +657,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
 	if (flags & SBX_CLONE_VFORK)
-		vfork_wait(vm, pid); /* one vCPU: a stop is the end */
+		vfork_wait(vm, pid, 0); /* one vCPU: a stop is the end */
 	return pid;
 }
 
@@ -685,6 +687,9 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (s->u.a[2] && !ru)
 		return -EFAULT; /* before a child is reaped and its status lost */
 	struct sbx_rusage use = {0, 0};
+	/* A signal for this thread (a KICK: tgkill, another thread's execve) ends the wait at the
+	 * next look; the kernel waits again unless the signal is one that interrupts. */
+	unsigned kicks = sbx_vcpu_kicks(vm);
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -726,7 +731,7 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (opts & SBX_WNOHANG)
 			break;
 		if (atomic_load(&vm->life.stopping) || signal_waiting(vm) ||
-		    atomic_load(&vm->life.pause_req)) {
+		    atomic_load(&vm->life.pause_req) || sbx_vcpu_kicks(vm) != kicks) {
 			r = -EINTR;
 			break;
 		}

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -267,6 +268,31 @@ func spawn(path string) {
 	fmt.Printf("combined: %q %v\n", o, err)
 }
 
+// reexec replaces the program with PATH (syscall.Exec, as a re-executing tool or a shim does)
+// from a goroutine on a thread of its own, while the runtime's other threads and goroutines
+// run: first a missing program, whose error comes back with every thread still there.
+func reexec(path string) {
+	for i := 0; i < 4; i++ {
+		go func() {
+			for {
+				runtime.Gosched()
+			}
+		}()
+	}
+	go time.Sleep(time.Hour)
+	done := make(chan error)
+	go func() {
+		done <- syscall.Exec("/nonexistent/prog", []string{"x"}, os.Environ())
+	}()
+	fmt.Println("missing:", <-done)
+	go func() {
+		runtime.LockOSThread()
+		done <- syscall.Exec(path, []string{path, "echo", "reexec", "done"}, os.Environ())
+	}()
+	fmt.Println("exec:", <-done)
+	os.Exit(1)
+}
+
 func beat(n int, hold string) {
 	in := make(chan int)
 	mid := make(chan int)
@@ -336,6 +362,12 @@ func main() {
 			os.Exit(2)
 		}
 		spawn(os.Args[2])
+	case "reexec":
+		if len(os.Args) < 3 {
+			fmt.Fprintln(os.Stderr, "usage: gowork reexec PATH")
+			os.Exit(2)
+		}
+		reexec(os.Args[2])
 	case "beat":
 		// A heartbeat on goroutines and timers (tests/monitor/migrate.sh go): N beats 1 ms
 		// apart through a pipeline of goroutines, the last held until the file HOLD exists.

@@ -74,6 +74,14 @@ Test(go, os_exec_from_goroutines)
 	same_as_native("--ro " GOWORK, "spawn " GOWORK, 0);
 }
 
+/* syscall.Exec from a goroutine while the runtime's threads run: a missing program's error
+ * with every thread kept, then the new image. */
+Test(go, syscall_exec_from_a_goroutine_ends_the_other_threads)
+{
+	need_go();
+	same_as_native("--ro " GOWORK, "reexec " GOWORK, 0);
+}
+
 /* A Go program, its runtime's threads parked in futexes and its netpoller's epoll and pipe
  * included, goes on after a live migration as if nothing happened (tests/monitor/migrate.sh
  * go: both outputs together are a native run's). */

@@ -116,6 +116,15 @@ Test(procs, execve_after_threads_ended_works)
 			  "the new image: 4 threads ran, tid is pid: yes\n");
 }
 
+/* execve while other threads run (in a futex wait, a read, a sleep with every signal blocked,
+ * their own code, waitpid): they end, the caller goes on as the new image's main thread with
+ * its own mask, from main, from a second thread, after main ended, from two threads at once;
+ * failed ones keep every thread. */
+Test(procs, execve_while_other_threads_run_ends_them)
+{
+	same_as_native("execlive");
+}
+
 /* POSIX timers: a signal with SI_TIMER and si_value, an interval, an absolute time, SIGEV_NONE,
  * none left after timer_delete or in a fork's child. */
 Test(procs, posix_timers_signal_as_linux_does)
