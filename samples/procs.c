@@ -5,7 +5,7 @@
  * Behaviour, compared with native:
  *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
  *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
- *   procs shm | locks | tids | execthreads | execlive | ptimers
+ *   procs shm | locks | tids | execthreads | execlive | restart | ptimers
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
@@ -37,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/time.h>
 #include <sys/times.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1170,6 +1172,104 @@ static int do_execlive(void)
 	return 0;
 }
 
+/* restart: a handler's SA_RESTART makes a blocking waitpid or an untimed futex wait go on
+ * after the handler, as Linux does (no EINTR); without it, or with a timeout, EINTR. The
+ * alarm's handler kills the child being waited for, as a test harness's watchdog does. */
+#define RS_FUTEX_WAIT 128 /* FUTEX_WAIT_PRIVATE: musl has no <linux/futex.h> */
+#define RS_FUTEX_WAKE 129
+static volatile sig_atomic_t rs_child, rs_ran;
+static atomic_int rs_word;
+
+static void rs_kill_child(int sig)
+{
+	(void)sig;
+	rs_ran++;
+	if (rs_child > 0)
+		kill(rs_child, SIGKILL);
+}
+
+static void rs_count(int sig)
+{
+	(void)sig;
+	rs_ran++;
+}
+
+static void rs_on(int sig, void (*fn)(int), int flags)
+{
+	struct sigaction sa = {.sa_handler = fn, .sa_flags = flags};
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+}
+
+static void rs_waitpid(int flags)
+{
+	rs_on(SIGALRM, rs_kill_child, flags);
+	rs_ran = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		sleep(5); /* the handler ends it first */
+		_exit(7);
+	}
+	rs_child = pid;
+	struct itimerval it = {.it_value = {0, 100000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	int st = 0;
+	pid_t r = waitpid(pid, &st, 0);
+	int e = errno;
+	printf("waitpid%s: %s", flags ? " (SA_RESTART)" : "", r == pid ? "the child" : strerror(e));
+	if (r != pid)
+		waitpid(pid, &st, 0);
+	printf(" %s %d, the handler ran %d time(s)\n", WIFSIGNALED(st) ? "killed by" : "exited",
+	       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), (int)rs_ran);
+}
+
+struct rs_futex {
+	int flags, timed;
+	long r;
+	int e;
+};
+
+static void *rs_futex_wait(void *arg)
+{
+	struct rs_futex *w = arg;
+	struct timespec ts = {5, 0};
+	errno = 0;
+	w->r = syscall(SYS_futex, &rs_word, RS_FUTEX_WAIT, 0, w->timed ? &ts : NULL, NULL, 0);
+	w->e = errno;
+	return NULL;
+}
+
+static void rs_futex(int flags, int timed)
+{
+	rs_on(SIGUSR1, rs_count, flags);
+	rs_ran = 0;
+	atomic_store(&rs_word, 0);
+	struct rs_futex w = {flags, timed, 0, 0};
+	pthread_t t;
+	if (pthread_create(&t, NULL, rs_futex_wait, &w) != 0)
+		return;
+	usleep(100000); /* in its wait */
+	pthread_kill(t, SIGUSR1);
+	for (int i = 0; i < 500 && !rs_ran; i++)
+		usleep(10000);
+	usleep(100000); /* back in its wait, unless it returned */
+	atomic_store(&rs_word, 1);
+	syscall(SYS_futex, &rs_word, RS_FUTEX_WAKE, 1, NULL, NULL, 0);
+	pthread_join(t, NULL);
+	printf("futex wait%s%s: %s, the handler ran %d time(s)\n", timed ? " with a timeout" : "",
+	       flags ? " (SA_RESTART)" : "", w.r == 0 ? "woken" : strerror(w.e), (int)rs_ran);
+}
+
+static int do_restart(void)
+{
+	rs_waitpid(SA_RESTART);
+	rs_waitpid(0);
+	rs_futex(SA_RESTART, 0);
+	rs_futex(0, 0);
+	rs_futex(SA_RESTART, 1);
+	return 0;
+}
+
 /* ptimers: POSIX timers with a signal, an interval, an absolute time and none (SIGEV_NONE);
  * what Linux refuses; a fork's child has none of them. */
 static volatile sig_atomic_t pt_count, pt_code, pt_value, pt_alrm;
@@ -1714,6 +1814,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "exec")	    ? do_exec()
 		: !strcmp(c, "cloexec")	    ? do_cloexec()
 		: !strcmp(c, "execlive")    ? do_execlive()
+		: !strcmp(c, "restart")	    ? do_restart()
 		: !strcmp(c, "kill")	    ? do_kill()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()

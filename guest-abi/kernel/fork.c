@@ -117,18 +117,18 @@ long k_sys_execveat(struct k_frame *f)
 	return exec_common((int32_t)f->rdi, f->rsi, f->rdx, f->r10, f->r8);
 }
 
-/* One wait: (status << 32) | pid, 0, or -errno. A signal for this process ends it early
- * (EINTR) unless its handler has SA_RESTART (then the wait goes on), to be delivered on the
- * way out. */
+/* One wait: (status << 32) | pid, 0, or -errno. A signal for this thread ends it: EINTR, or,
+ * when its handler has SA_RESTART, the call made again after the handler (ERESTARTSYS), as on
+ * Linux, so that an alarm's handler may kill the child being waited for. */
 static long wait_one(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
 {
 	for (;;) {
-		if (k_signal_interrupts())
-			return -EINTR;
+		if (!(opts & WNOHANG) && k_signal_waiting())
+			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
 		uint64_t a[3] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT),
 				 ru ? k_kaddr((uint64_t)ru) : 0};
 		long r = k_call_own(SBX_CALL_WAIT, a, 3);
-		if (r != -EINTR || k_signal_interrupts())
+		if (r != -EINTR)
 			return r;
 	}
 }

@@ -101,6 +101,14 @@ static uint64_t rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+/* A wait a signal for the thread cut short: EINTR, or, for a wait without a timeout whose
+ * signal's handler has SA_RESTART, the call made again after the handler (ERESTARTSYS), as
+ * Linux does; a timed one is EINTR after any handler (Linux's restart block). */
+static long cut(int64_t deadline)
+{
+	return deadline < 0 && !k_signal_interrupts() ? -K_ERESTARTSYS : -EINTR;
+}
+
 /* deadline: ns on the clock `realtime` names, or -1 for none. */
 static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, uint32_t bits)
 {
@@ -114,7 +122,7 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 		return -EAGAIN;
 	/* A signal already sent to this thread: its handler runs first, as on Linux. */
 	if (k_signal_waiting())
-		return -EINTR;
+		return cut(deadline);
 	/* No other thread exists to wake us: Linux would hang forever. Say so instead; unless
 	 * an alarm is to come (alarm(5); sem_wait(): its SIGALRM ends the wait). */
 	if (k_nthreads == 1 && deadline < 0 && !k_itimer_armed())
@@ -170,7 +178,7 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	w->state = K_FW_NONE;
 	/* Woken for a signal (k_signal_thread): its handler runs as this call returns. */
 	if (ret == 0 && k_thread_interrupted())
-		ret = -EINTR;
+		ret = cut(deadline);
 	return ret;
 }
 
@@ -282,7 +290,7 @@ static long host_futex(struct k_frame *f, unsigned cmd, int rt)
 	if (__atomic_load_n((const uint32_t *)f->rdi, __ATOMIC_SEQ_CST) != (uint32_t)f->rdx)
 		return -EAGAIN;
 	if (k_signal_waiting())
-		return -EINTR;
+		return cut(dl);
 	int64_t left = dl < 0 ? -1 : dl - k_now_ns(cmd == FUTEX_WAIT ? 0 : rt);
 	if (dl >= 0 && left <= 0)
 		return -ETIMEDOUT;
@@ -292,8 +300,8 @@ static long host_futex(struct k_frame *f, unsigned cmd, int rt)
 	 * spurious wake-up, which every futex caller takes. */
 	if (r == -EINTR && !k_signal_interrupts() && !k_thread_interrupted())
 		return 0;
-	if (r == 0 && k_thread_interrupted())
-		return -EINTR;
+	if (r == -EINTR || (r == 0 && k_thread_interrupted()))
+		return cut(dl);
 	return r;
 }
 

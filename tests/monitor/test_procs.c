@@ -125,6 +125,13 @@ Test(procs, execve_while_other_threads_run_ends_them)
 	e2e_sample_expect("procs", "--tmp /tmp", "execlive", 0, NULL);
 }
 
+/* SA_RESTART makes a blocking waitpid (whose child the alarm's handler kills) and an untimed
+ * futex wait go on after the handler; without it, or timed, they end with EINTR. */
+Test(procs, sa_restart_restarts_waitpid_and_futex_waits_after_the_handler)
+{
+	same_as_native("restart");
+}
+
 /* POSIX timers: a signal with SI_TIMER and si_value, an interval, an absolute time, SIGEV_NONE,
  * none left after timer_delete or in a fork's child. */
 Test(procs, posix_timers_signal_as_linux_does)
