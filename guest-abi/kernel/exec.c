@@ -46,12 +46,13 @@ long k_sys_exec(struct k_frame *f)
 {
 	if (!(BOOT->flags & SBX_BOOT_EXEC))
 		return -ENOSYS; /* a plain run: the driver runs its inputs itself */
-	/* A park leaves the other threads' vCPUs running (the monitor ends such a run too). */
-	if (BOOT->threads_peak > 1)
-		return -EBUSY;
+	/* vCPU 0 parks: the monitor stops the other threads' vCPUs there before the reset. */
+	if (!k_thread_is_main())
+		return -EINVAL;
 	switch (f->rdi) {
 	case SBX_EXEC_OP_POINT: {
-		if (k_point_taken)
+		/* The reset puts back vCPU 0 alone: no thread may run at the point. */
+		if (k_point_taken || BOOT->threads_peak > 1)
 			return -EBUSY;
 		/* The monitor writes both before every run. */
 		if (!k_user_ok(f->rsi, f->rdx, K_WRITE) || !k_user_ok(f->r10, f->r8, K_WRITE))

@@ -511,12 +511,6 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	/* A thread with its own working directory or descriptor table is not one we can run. */
 	if ((flags & K_CLONE_NEED) != K_CLONE_NEED || (flags & ~(K_CLONE_OK | 0xffull)))
 		return -EINVAL;
-	/* Repeated runs whose end is the program's exit (serving) may start threads: such a run
-	 * ends by the exit hypercall rather than parked (k_exec_exit), and the monitor stops
-	 * the threads' vCPUs before it puts the pages back. A fuzz driver's runs end parked,
-	 * with nothing to stop the threads: one vCPU there. */
-	if ((BOOT->flags & SBX_BOOT_EXEC) && !(BOOT->flags & SBX_BOOT_EXIT_PARKS))
-		return -EAGAIN;
 	if (k_exec_owner)
 		return -EAGAIN; /* the caller ends on its way out, and would leave this one */
 	uint32_t max = BOOT->max_threads;

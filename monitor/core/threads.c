@@ -694,10 +694,6 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 			(unsigned long long)rip, (unsigned long long)rsp);
 		return -EINVAL;
 	}
-	/* Repeated runs from a snapshot: only those that end in the program's exit, which stop
-	 * the threads (sbx_threads_reset); a fuzz driver's park would leave them running. */
-	if ((vm->opts.boot_flags & SBX_BOOT_EXEC) && !(vm->opts.boot_flags & SBX_BOOT_EXIT_PARKS))
-		return -EAGAIN;
 	pthread_mutex_lock(&th->lock);
 	struct sbx_tvcpu *t = th->v[index];
 	/* A vCPU whose thread an execve stopped (sbx_threads_stop) is this image's to start

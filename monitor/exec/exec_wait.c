@@ -204,17 +204,12 @@ int sbx_exec_wait_end(struct sbx_exec *x)
 			pthread_cond_wait(&x->cond, &x->lock);
 		r = 0;
 	}
-	if (r == 1 && sbx_threads_running(x->vm)) {
-		/* Parked with other threads' vCPUs running (a program that made the fuzz
-		 * driver's call itself): they must not run on under the reset. The run ends
-		 * stopped, and sbx_threads_reset ends them. */
-		sbx_vm_kill(x->vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
-			    "the program parked its run while its threads ran");
-		pthread_cond_broadcast(&x->cond);
-		while (!x->stopped)
-			pthread_cond_wait(&x->cond, &x->lock);
-		r = 0;
-	}
 	pthread_mutex_unlock(&x->lock);
+	/* Parked (a fuzz input done) with threads the input started still running: they must
+	 * not run on under the reset. vCPU 0 waits in its park meanwhile, holding the guest's
+	 * kernel lock, so the others are in the program's code, spinning for the lock, or in a
+	 * host call, which the kicks end; their vCPUs wait for the next input's THREAD_START. */
+	if (r == 1 && sbx_threads_running(x->vm))
+		sbx_threads_reset(x->vm);
 	return r ? 0 : 1;
 }

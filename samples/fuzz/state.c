@@ -8,8 +8,11 @@
  * page of its data read-only (a page-table change the reset must undo), 'S' sleep 300 ms and
  * return (an input slow enough to meet a fuzzer's time limit), 'W' write to stderr, then seek
  * it a terabyte on and write again, and abort if it can read its stderr back (under
- * sandbox-fuzz, where the monitor's own report goes). */
+ * sandbox-fuzz, where the monitor's own report goes), 'T' start a thread and join it, 'U' leave
+ * threads running (one spinning on a global, one asleep, one waiting on a futex): they must end
+ * with the input, and no later input may see their writes. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,13 +26,45 @@
 #include "sbx_fuzz.h"
 
 static int counter;
+static volatile long spun; /* 'U''s spinning thread's count: 0 at every input's start */
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+
+static void *sum_to(void *arg)
+{
+	long n = (long)arg, s = 0;
+	for (long i = 1; i <= n; i++)
+		s += i;
+	return (void *)s;
+}
+
+static void *spin_on(void *arg)
+{
+	for (;;)
+		spun++;
+	return arg;
+}
+
+static void *sleep_long(void *arg)
+{
+	struct timespec t = {3600, 0};
+	nanosleep(&t, NULL);
+	spun = -1;
+	return arg;
+}
+
+static void *lock_held(void *arg)
+{
+	pthread_mutex_lock(&held); /* the input holds it: a futex wait */
+	spun = -2;
+	return arg;
+}
 static char *volatile sink;
 static char page[2 * 4096] __attribute__((aligned(4096)));
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (counter != 0 || getenv("STATE_SEEN"))
-		abort(); /* an earlier input's global or environment survived */
+	if (counter != 0 || getenv("STATE_SEEN") || spun != 0)
+		abort(); /* an earlier input's global, environment or thread survived */
 	counter++;
 	page[0] = 1; /* faults if an earlier 'R' survived */
 	setenv("STATE_SEEN", "1", 1);
@@ -95,6 +130,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    WEXITSTATUS(st) != 7)
 			abort();
 		break;
+	}
+	case 'T': {
+		pthread_t t;
+		void *r = NULL;
+		if (pthread_create(&t, NULL, sum_to, (void *)1000l) != 0 ||
+		    pthread_join(t, &r) != 0 || (long)r != 500500)
+			abort();
+		break;
+	}
+	case 'U': {
+		pthread_t t[3];
+		pthread_mutex_lock(&held);
+		if (pthread_create(&t[0], NULL, spin_on, NULL) != 0 ||
+		    pthread_create(&t[1], NULL, sleep_long, NULL) != 0 ||
+		    pthread_create(&t[2], NULL, lock_held, NULL) != 0)
+			abort();
+		while (spun < 1000)
+			;
+		break; /* held stays locked: the reset puts it back */
 	}
 	case 'W': {
 		char back[64];

@@ -407,6 +407,24 @@ Test(fuzz, a_target_s_children_end_with_each_input, .init = setup, .fini = teard
 	free(o);
 }
 
+/* A target's threads end with each input: one joined, and three left running (spinning on a
+ * global, asleep, waiting on a futex), whose writes no later input sees; every reset compared
+ * with the snapshot. */
+Test(fuzz, a_target_s_threads_end_with_each_input, .init = setup, .fini = teardown, .timeout = 900)
+{
+	int st;
+	char *o =
+	    run("cd %s && for i in 1 2 3 4 5 6 7 8 9 10; do printf T > t$i; printf U > u$i; "
+		"done && %s --tmp /tmp --verify-reset=1 --env STATE_COMMANDS=1 %s "
+		"-artifact_prefix=%s/ t1 u1 t2 u2 u3 t3 u4 u5 u6 t4 t5 u7 u8 t6 u9 u10 t7 t8 t9 "
+		"t10 2>&1",
+		&st, dir, FUZZ, STATE, dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert_eq(artifacts(dir, "crash-", NULL, 0), 0, "%s", o);
+	cr_assert(!strstr(o, "reset check"), "%s", o);
+	free(o);
+}
+
 Test(fuzz, state_never_leaks_between_inputs, .init = setup, .fini = teardown, .timeout = 3600)
 {
 	int st;
