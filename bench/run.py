@@ -481,6 +481,8 @@ def main():
     op = lambda fn, name: lambda: {"ns": parse_op(fn()["err"], name)}
     for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
                             ("fork+exec+wait", "execbench", "fork_exec_wait"),
+                            ("fork+exec from a 2nd thread+wait", "execlivebench",
+                             "fork_thread_exec_wait"),
                             ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait"),
                             ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k"),
                             ("process-shared semaphore round trip", "shmbench",

@@ -10,6 +10,8 @@
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
  *   procs bench N | execbench N  fork+_exit+wait, fork+exec+wait
+ *   procs execlivebench N        fork, two threads, execve from the second while the other
+ *                                waits in a futex, wait
  *   procs spawnbench N           posix_spawn+wait while two other threads run
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
  *   procs shmbench N             N round trips of two process-shared semaphores
@@ -1730,12 +1732,27 @@ static double now_us(void)
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
+static void *lb_exec(void *arg)
+{
+	execl(arg, "procs", "true", (char *)NULL);
+	_exit(1);
+}
+
+/* exec: 0 none, 1 from the only thread, 2 from a second thread while main waits to join it. */
 static int bench(int n, int exec)
 {
+	char path[4096];
+	ssize_t len = readlink(self, path, sizeof(path) - 1);
+	if (len <= 0)
+		return 1;
+	path[len] = 0;
 	double t0 = now_us();
 	for (int i = 0; i < n; i++) {
 		pid_t c = fork();
 		if (c == 0) {
+			pthread_t t;
+			if (exec == 2 && pthread_create(&t, NULL, lb_exec, path) == 0)
+				pthread_join(t, NULL);
 			if (exec)
 				execl(self, "procs", "true", (char *)NULL);
 			_exit(0);
@@ -1745,8 +1762,11 @@ static int bench(int n, int exec)
 			return 1;
 	}
 	/* "op N ns-each" on stderr, as bench/run.py reads the samples' timings. */
-	fprintf(stderr, "%s %d %.0f\n", exec ? "fork_exec_wait" : "fork_wait", n,
-		(now_us() - t0) * 1e3 / n);
+	fprintf(stderr, "%s %d %.0f\n",
+		exec == 2 ? "fork_thread_exec_wait"
+		: exec	  ? "fork_exec_wait"
+			  : "fork_wait",
+		n, (now_us() - t0) * 1e3 / n);
 	return 0;
 }
 
@@ -1842,8 +1862,9 @@ int main(int argc, char **argv)
 		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
 		: !strcmp(c, "bench")	    ? bench(n > 0 ? n : 100, 0)
-		: !strcmp(c, "execbench")
-		    ? bench(n > 0 ? n : 100, 1)
+		: !strcmp(c, "execbench")   ? bench(n > 0 ? n : 100, 1)
+		: !strcmp(c, "execlivebench")
+		    ? bench(n > 0 ? n : 100, 2)
 		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);
 	fflush(stdout);
 	return r;
