@@ -113,7 +113,9 @@
 	 * other threads have ended (the kernel hands the call to vCPU 0 first).                 \
 	 * WAIT a0: pid as wait4 takes it, a1: WNOHANG | WNOWAIT: (status << 32) | pid, 0 for     \
 	 * none yet (WNOHANG), -ECHILD, or -EINTR when a signal came. 1.11: a2: 0, or the          \
-	 * guest-physical address of a struct sbx_rusage for the child's usage.                    \
+	 * guest-physical address of a struct sbx_rusage for the child's usage. 1.15: a3 (and     \
+	 * FORK's a2 with a1): 0, or the guest-physical address of a 4-byte word that a signal for \
+	 * the waiting thread sets: non-zero ends the wait with -EINTR.                            \
 	 * PKILL a0: pid as kill takes it (not the caller's), a1: signal (0: a check).            \
 	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1).                  \
 	 * 1.11: ITIMER a0: guest-physical address of a struct sbx_itimer, a1: 1 to set it, 0 to  \

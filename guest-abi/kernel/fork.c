@@ -62,10 +62,11 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	uint32_t id = (uint32_t)pid;
 	if (pid > 0) {
 		if (threaded && (flags & CLONE_VFORK)) {
-			uint64_t w[2] = {0, (uint64_t)pid};
+			uint64_t w[3] = {0, (uint64_t)pid, (uint64_t)k_intr_word()};
 			/* Only another thread's execve ends this wait: Linux's is killable. */
-			while (k_call_own(SBX_CALL_FORK, w, 2) == -EINTR && !k_exec_ends_me())
-				;
+			do
+				k_thread_interrupted();
+			while (k_call_own(SBX_CALL_FORK, w, 3) == -EINTR && !k_exec_ends_me());
 		}
 		/* The child exists: as Linux, a failed write is the caller's. */
 		if (flags & CLONE_PARENT_SETTID)
@@ -123,11 +124,13 @@ long k_sys_execveat(struct k_frame *f)
 static long wait_one(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
 {
 	for (;;) {
+		/* Cleared, then the look: a signal after it sets the word the monitor watches. */
+		k_thread_interrupted();
 		if (!(opts & WNOHANG) && k_signal_waiting())
 			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
-		uint64_t a[3] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT),
-				 ru ? k_kaddr((uint64_t)ru) : 0};
-		long r = k_call_own(SBX_CALL_WAIT, a, 3);
+		uint64_t a[4] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT),
+				 ru ? k_kaddr((uint64_t)ru) : 0, (uint64_t)k_intr_word()};
+		long r = k_call_own(SBX_CALL_WAIT, a, 4);
 		if (r != -EINTR)
 			return r;
 	}
@@ -249,10 +252,15 @@ long k_sys_getsid(struct k_frame *f)
 }
 
 /* Signals from other processes, into this thread's pending set: at every syscall's end, in a
- * wait, and when the monitor stops the program's code for them (signo 0 upcall). Ignored ones
+ * wait, when the monitor stops the program's code for them (signo 0 upcall), and while an
+ * execve waits for the other threads to end. Ignored ones
  * go; the monitor already ended the process for one whose default action ends it. */
 void k_signal_take_incoming(void)
 {
+	/* A thread another's execve is ending leaves them to the caller, whose new image gets
+	 * them as Linux's would. */
+	if (k_exec_ends_me())
+		return;
 	uint64_t in = __atomic_exchange_n(&BOOT->sig_incoming, 0, __ATOMIC_SEQ_CST);
 	while (in) {
 		uint32_t sig = (uint32_t)__builtin_ctzll(in) + 1;

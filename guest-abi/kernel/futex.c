@@ -78,8 +78,10 @@ static long wake_key(uint64_t uaddr, int32_t n, uint32_t bits)
 void k_futex_cancel(struct k_futex_wait *w)
 {
 	uint32_t s = w->state;
-	if (s == K_FW_WAIT || s == K_FW_PARKED)
+	if (s == K_FW_WAIT || s == K_FW_PARKED) {
+		w->cancelled = 1;
 		wake_one(w);
+	}
 }
 
 /* The kernel's own wakes (a thread's clear_tid, a robust mutex's owner gone) of a word in
@@ -103,9 +105,12 @@ static uint64_t rdtsc(void)
 
 /* A wait a signal for the thread cut short: EINTR, or, for a wait without a timeout whose
  * signal's handler has SA_RESTART, the call made again after the handler (ERESTARTSYS), as
- * Linux does; a timed one is EINTR after any handler (Linux's restart block). */
+ * Linux does; a timed one is EINTR after any handler (Linux's restart block). A signal that
+ * went meanwhile (another path took it) leaves a spurious wake-up, 0. */
 static long cut(int64_t deadline)
 {
+	if (!k_signal_waiting())
+		return 0;
 	return deadline < 0 && !k_signal_interrupts() ? -K_ERESTARTSYS : -EINTR;
 }
 
@@ -130,6 +135,7 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	struct k_futex_wait *w = k_self_waiter();
 	w->key = uaddr;
 	w->bits = bits;
+	w->cancelled = 0;
 	w->state = K_FW_WAIT;
 	fq_add(w);
 	uint32_t depth = k_unlock_all();
@@ -176,8 +182,10 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 			ret = -EINTR;
 	}
 	w->state = K_FW_NONE;
-	/* Woken for a signal (k_signal_thread): its handler runs as this call returns. */
-	if (ret == 0 && k_thread_interrupted())
+	/* Woken for a signal (k_signal_thread's cancel): its handler runs as this call returns.
+	 * A FUTEX_WAKE that took it first is a wake, as on Linux, whatever else is pending. */
+	int intr = k_thread_interrupted();
+	if (ret == 0 && intr && w->cancelled)
 		ret = cut(deadline);
 	return ret;
 }
@@ -296,12 +304,11 @@ static long host_futex(struct k_frame *f, unsigned cmd, int rt)
 		return -ETIMEDOUT;
 	a[3] = left < 0 ? ~0ull : (uint64_t)left;
 	r = k_call_own(SBX_CALL_FUTEX, a, 6);
-	/* Cut short by a signal or a pause: EINTR if a handler is to interrupt it, else a
-	 * spurious wake-up, which every futex caller takes. */
-	if (r == -EINTR && !k_signal_interrupts() && !k_thread_interrupted())
-		return 0;
-	if (r == -EINTR || (r == 0 && k_thread_interrupted()))
-		return cut(dl);
+	/* Cut short by a signal or a pause: as the signal's handler says (cut), or, for a
+	 * pause, a spurious wake-up, which every futex caller takes. A wake is a wake. */
+	int intr = k_thread_interrupted();
+	if (r == -EINTR)
+		return intr || k_signal_interrupts() ? cut(dl) : 0;
 	return r;
 }
 

@@ -113,7 +113,9 @@ long k_sys_gettid(struct k_frame *f);
 struct k_futex_wait {
 	volatile uint32_t state; /* K_FW_*: futex.c */
 	uint32_t bits;
-	uint64_t key; /* the word's address */
+	uint64_t key;		     /* the word's address */
+	volatile uint32_t cancelled; /* woken by k_futex_cancel, not by a FUTEX_WAKE */
+	uint32_t pad;
 	struct k_futex_wait *next, *prev;
 };
 struct k_futex_wait *k_self_waiter(void);
@@ -124,6 +126,9 @@ void k_futex_cancel(struct k_futex_wait *w);
 /* A forked child's: the waiters were other threads', which it does not have. */
 void k_futex_forget_all(void);
 /* The word a sleeping thread parks on (k_signal_thread sets it). */
+/* The word a signal for the thread sets (k_thread_interrupted clears it): the monitor's waits
+ * that no host signal ends look at it. */
+volatile uint32_t *k_intr_word(void);
 volatile uint32_t *k_kick_word(void);
 long k_sys_clone(struct k_frame *f);
 long k_sys_clone3(struct k_frame *f);

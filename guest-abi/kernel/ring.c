@@ -343,6 +343,10 @@ int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs)
 
 void k_exit(uint32_t status)
 {
+	/* Another thread's execve is ending this one: its exit_group, a fatal signal or a fault
+	 * ends it alone, as on Linux once the execve has begun. */
+	if (k_exec_ends_me())
+		k_thread_exit();
 	uint64_t a = status;
 	/* The monitor never resumes the vCPU after EXIT; ring the doorbell even while polled so
 	 * the vCPU thread sees the end at once. */

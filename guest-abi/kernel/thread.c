@@ -277,6 +277,11 @@ volatile uint32_t *k_kick_word(void)
 	return &K_CPU->self->kick;
 }
 
+volatile uint32_t *k_intr_word(void)
+{
+	return &K_CPU->self->intr;
+}
+
 int k_signal_waiting(void)
 {
 	volatile struct k_sigthr *s = k_sig_self();
@@ -378,7 +383,9 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 	/* No tid: the process's signal, to a thread other than the caller that takes it. */
 	for (unsigned i = 0; i < K_MAX_THREADS && !tid && !t; i++) {
 		struct k_thread *c = &k_threads[i];
-		if (c->tid && c->run && c != me && !(sig_of(c)->blocked & bit))
+		/* Not one an execve is ending: the signal goes on with the caller. */
+		if (c->tid && c->run && c != me && !(sig_of(c)->blocked & bit) &&
+		    !(k_exec_owner && c != k_exec_owner))
 			t = c;
 	}
 	if (!t || !sig)
@@ -458,6 +465,9 @@ long k_exec_threaded(uint64_t *a)
 	/* Threads being started now are in k_threads already: they end too. */
 	while (k_nthreads > 1) {
 		end_others(me);
+		/* Another process's signals wait here for the new image; taken, they no longer
+		 * end the park at once (PARK returns while any is incoming). */
+		k_signal_take_incoming();
 		uint64_t p[4] = {(uint64_t)&k_nthreads, k_nthreads, 10 * 1000 * 1000, 0};
 		k_call_own(SBX_CALL_PARK, p, 4); /* k_thread_exit wakes it */
 	}

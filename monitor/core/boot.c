@@ -358,13 +358,16 @@ static uint64_t stack_bytes(const struct sbx_vm *vm)
 	return vm->proc.mem.size / 8 < SBX_STACK_MAX ? vm->proc.mem.size / 8 : SBX_STACK_MAX;
 }
 
-static void image_params(struct sbx_vm *vm, struct loader_params *lp, struct loader_mem *lm)
+/* The new image's stack guard comes back in *guard: an execve's check must not change the
+ * running image's, which the other threads' faults read meanwhile. */
+static void image_params(const struct sbx_vm *vm, struct loader_params *lp, struct loader_mem *lm,
+			 uint64_t *guard)
 {
-	vm->proc.image.stack_guard = vm->proc.mem.size - stack_bytes(vm) - SBX_PAGE_SIZE;
+	*guard = vm->proc.mem.size - stack_bytes(vm) - SBX_PAGE_SIZE;
 	*lm = (struct loader_mem){.base = vm->proc.mem.base, .size = vm->proc.mem.size};
 	*lp = (struct loader_params){
 	    .min_addr = SBX_USER_ADDR,
-	    .max_addr = vm->proc.image.stack_guard,
+	    .max_addr = *guard,
 	    .pie_base = SBX_USER_ADDR,
 	    .mem_is_zero = 1,
 	};
@@ -387,7 +390,7 @@ static int load_images(struct sbx_vm *vm, const struct exec_files *x, char *err,
 		return r;
 	struct loader_mem lm;
 	struct loader_params lp;
-	image_params(vm, &lp, &lm);
+	image_params(vm, &lp, &lm, &vm->proc.image.stack_guard);
 	char lerr[400];
 	struct loader_image *img = &vm->proc.image.img;
 	memset(img, 0, sizeof(*img));
@@ -533,9 +536,8 @@ static int exec_check(struct sbx_vm *vm, int fd, const char *gpath, size_t argby
 		return r;
 	struct loader_mem lm;
 	struct loader_params lp;
-	uint64_t guard = vm->proc.image.stack_guard;
-	image_params(vm, &lp, &lm);
-	vm->proc.image.stack_guard = guard; /* the running image's, until the load */
+	uint64_t guard;
+	image_params(vm, &lp, &lm, &guard);
 	struct loader_image *img = malloc(sizeof(*img)), *in = malloc(sizeof(*in));
 	r = img && in ? loader_check_mem(x->prog, x->plen, &lp, &lm, img, lerr, sizeof(lerr))
 		      : -ENOMEM;

@@ -328,12 +328,6 @@ void sbx_vcpu_waiting(struct sbx_vm *vm, int on)
 		atomic_store(&c->waiting, on);
 }
 
-unsigned sbx_vcpu_kicks(struct sbx_vm *vm)
-{
-	struct sbx_tlb_cpu *c = cpu_of(vm, sbx_cur_index);
-	return c ? atomic_load(&c->kicks) : 0;
-}
-
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 {
 	struct sbx_tlb_cpu *c;
@@ -354,7 +348,6 @@ int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 		run = t->run;
 		thr = t->thread;
 	}
-	atomic_fetch_add(&c->kicks, 1);
 	/* Flag first, then look (the vCPU sets in_run, then looks at the flag): one of the two
 	 * sees the other. Only a vCPU in KVM_RUN is interrupted; one in a host call of its
 	 * thread sees the flag before it enters the guest again. */

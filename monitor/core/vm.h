@@ -168,8 +168,6 @@ struct sbx_tlb_cpu {
 	/* Its thread waits on the host for the guest (a read of a pipe, a poll: ring_lock
 	 * released), where a kick's EINTR cuts the wait short for a signal to the thread. */
 	atomic_int waiting;
-	/* KICKs so far: a wait no signal of the host's ends (wait4's) looks at it. */
-	atomic_uint kicks;
 	/* A KICK that found the vCPU in the kernel looks again 200 us into the next KVM_RUN: a
 	 * one-shot timer of its own thread's, armed only for that KVM_RUN. */
 	timer_t rekick;
@@ -833,8 +831,6 @@ int sbx_signal_async(struct sbx_vm *vm, int index, int fd, uint64_t cr3);
  * -EINVAL for no such vCPU. Interrupts KVM_RUN only, never a host call of its thread. Then,
  * on the vCPU's thread before KVM_RUN, sbx_vcpu_async. */
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index);
-/* The KICKs of the vCPU served on this thread so far (0 on another thread). */
-unsigned sbx_vcpu_kicks(struct sbx_vm *vm);
 void sbx_vcpu_async(struct sbx_vm *vm, struct sbx_tlb_cpu *c, int index, int fd, uint64_t cr3);
 /* On the vCPU's thread as it is done with it: its re-kick timer goes. */
 void sbx_vcpu_async_end(struct sbx_tlb_cpu *c);

@@ -468,10 +468,12 @@ static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
 
 /* A wait for the tree to change, tree lock held: 100 ms at most, since a kill of the waiter
  * does not signal the tree (the caller looks at its VM's stop each time). */
-static void wait_a_while(struct sbx_procs *t)
+/* Until the tree changes, or a while. A signal for the thread (intr) sets a word and kicks, which
+ * cannot signal the condition: it is looked at every 10 ms. */
+static void wait_a_while(struct sbx_procs *t, const atomic_uint *intr)
 {
 	struct timespec dl;
-	tree_deadline(&dl, 100 * SBX_NS_PER_MS);
+	tree_deadline(&dl, (intr ? 10 : 100) * SBX_NS_PER_MS);
 	pthread_cond_timedwait(&t->cond, &t->lock, &dl);
 }
 
@@ -513,15 +515,25 @@ static void execed(struct sbx_vm *vm)
 
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
 
+/* The word a signal for the waiting thread sets (WAIT a3, FORK a2: ABI 1.15), or NULL. */
+static const atomic_uint *intr_word(struct sbx_vm *vm, uint64_t gpa)
+{
+	return gpa && !(gpa & 3) ? sbx_gptr_ro(vm, gpa, 4) : NULL;
+}
+
+static int interrupted(const atomic_uint *intr)
+{
+	return intr && atomic_load(intr);
+}
+
 /* vfork's parent waits until its child has exec'd or ended: 0. The node may be reaped
  * meanwhile: found by its pid each time; a pid that is not the caller's child ends the wait at
  * once. -EINTR when the run stops: for good, or only while another thread's fault goes to its
- * handler (the kernel then asks again), or (kick_ends: a threaded caller's separate wait, which
- * the kernel makes again) at a KICK of the thread, for another thread's execve. */
-static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, int kick_ends)
+ * handler (the kernel then asks again), or when a signal for the thread sets intr (the kernel
+ * looks: only another thread's execve ends the wait). */
+static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *intr)
 {
 	struct sbx_procs *t = vm->procs;
-	unsigned kicks = sbx_vcpu_kicks(vm);
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -529,11 +541,11 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, int kick_ends)
 		struct sbx_pnode *m = find(t, pid);
 		if (!m || m->ppid != vm->proc.pid || m->released)
 			break;
-		if (atomic_load(&vm->life.stopping) || (kick_ends && sbx_vcpu_kicks(vm) != kicks)) {
+		if (atomic_load(&vm->life.stopping) || interrupted(intr)) {
 			r = -EINTR;
 			break;
 		}
-		wait_a_while(t);
+		wait_a_while(t, intr);
 	}
 	pthread_mutex_unlock(&t->lock);
 	sbx_ring_reacquire(vm, released);
@@ -549,7 +561,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (s->u.a[1]) {
 		if (s->u.a[1] > UINT32_MAX)
 			return -ESRCH;
-		return vfork_wait(vm, (uint32_t)s->u.a[1], 1);
+		return vfork_wait(vm, (uint32_t)s->u.a[1], intr_word(vm, s->u.a[2]));
 	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
@@ -657,7 +669,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
 	if (flags & SBX_CLONE_VFORK)
-		vfork_wait(vm, pid, 0); /* one vCPU: a stop is the end */
+		vfork_wait(vm, pid, NULL); /* one vCPU: a stop is the end */
 	return pid;
 }
 
@@ -687,9 +699,9 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (s->u.a[2] && !ru)
 		return -EFAULT; /* before a child is reaped and its status lost */
 	struct sbx_rusage use = {0, 0};
-	/* A signal for this thread (a KICK: tgkill, another thread's execve) ends the wait at the
-	 * next look; the kernel waits again unless the signal is one that interrupts. */
-	unsigned kicks = sbx_vcpu_kicks(vm);
+	/* A signal for this thread (tgkill, another thread's execve) ends the wait too: the
+	 * kernel waits again unless the signal is one that interrupts. */
+	const atomic_uint *intr = intr_word(vm, s->u.a[3]);
 	int released = sbx_ring_release(vm);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -731,11 +743,11 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (opts & SBX_WNOHANG)
 			break;
 		if (atomic_load(&vm->life.stopping) || signal_waiting(vm) ||
-		    atomic_load(&vm->life.pause_req) || sbx_vcpu_kicks(vm) != kicks) {
+		    atomic_load(&vm->life.pause_req) || interrupted(intr)) {
 			r = -EINTR;
 			break;
 		}
-		wait_a_while(t);
+		wait_a_while(t, intr);
 	}
 	pthread_mutex_unlock(&t->lock);
 	sbx_ring_reacquire(vm, released);
