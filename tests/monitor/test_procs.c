@@ -213,6 +213,38 @@ Test(procs, a_script_runs_through_its_interpreter)
 	free(e2e_slurp(cmd, &st));
 }
 
+/* A build inside one sandbox, the system mounted read-only: make -j2 runs two gcc at once,
+ * each with its cc1 and as children, then ld through collect2; gcc -c alone too. What it
+ * builds runs natively. */
+Test(procs, make_j2_builds_a_c_project_with_gcc, .timeout = 900)
+{
+	e2e_need_kvm();
+	if (access("/usr/bin/make", X_OK) != 0 || access("/usr/bin/gcc", X_OK) != 0)
+		cr_skip_test("make or gcc is not installed");
+	char dir[] = "/tmp/sbx-make.XXXXXX";
+	e2e_scratch(dir, "printf 'int add(int a, int b);\n' > util.h && "
+			 "printf '#include \"util.h\"\nint add(int a, int b) { return a + b; }\n' "
+			 "> util.c && "
+			 "printf '#include <stdio.h>\n#include \"util.h\"\nint main(void) { "
+			 "printf(\"sum %%d\\\\n\", add(40, 2)); return 0; }\n' > main.c && "
+			 "printf 'prog: main.o util.o\n\tgcc -o $@ main.o util.o\n%%.o: %%.c "
+			 "util.h\n\tgcc -O2 -c $<\n' > Makefile");
+	char cmd[2048];
+	int st;
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && " SANDBOX " --ro /usr --ro /lib --ro /lib64 --rw %s --cwd %s --mem 1G "
+		 "--env PATH=/usr/bin /usr/bin/make -j2 2>&1 && ./prog && " SANDBOX
+		 " --ro /usr --ro /lib --ro /lib64 --rw %s --cwd %s --mem 1G --env PATH=/usr/bin "
+		 "/usr/bin/gcc -O2 -c main.c -o again.o 2>&1 && cmp -s main.o again.o && echo same",
+		 dir, dir, dir, dir, dir);
+	char *o = e2e_slurp(cmd, &st);
+	cr_expect_eq(st, 0, "%s", o);
+	cr_expect(strstr(o, "sum 42\nsame\n"), "%s", o);
+	free(o);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	free(e2e_slurp(cmd, &st));
+}
+
 Test(procs, max_procs_makes_fork_fail_with_eagain)
 {
 	need_busybox();
