@@ -18,7 +18,7 @@ if [ -z "${SANDBOX_SKIP_APT:-}" ]; then
     libcriterion-dev libzstd-dev libxxhash-dev libsodium-dev musl-tools \
     libmicrohttpd-dev wrk curl nettle-dev afl++ \
     busybox-static bash-static bubblewrap hyperfine clang-format python3 git gdb binutils criu iproute2 \
-    bpftool linux-perf golang-go >/dev/null
+    bpftool linux-perf golang-go rustc >/dev/null
   case " $* " in *" --nested "*)
     $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 \
       cpio kmod file xz-utils zstd >/dev/null ;;
