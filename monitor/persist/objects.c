@@ -23,6 +23,10 @@
 #include "calls.h"
 #include "persist.h"
 
+#ifndef TFD_IOC_SET_TICKS /* <linux/timerfd.h>'s, which clashes with <sys/timerfd.h> */
+#define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
+#endif
+
 #define OBJ_PIPE_MAX (1u << 20) /* Linux's default pipe-max-size */
 #define OBJ_EPOLL_MAX 65536u	/* registrations of one instance */
 
@@ -269,20 +273,21 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 }
 
 /* A timerfd: its clock, what is left of its timer and its interval (relative: the guest's
- * clocks go on from the snapshot, the host's do not), and whether an expiry is unread. Two or
- * more unread expiries cannot be made again with the timer armed (arming clears the count). */
+ * clocks go on from the snapshot, the host's do not), and how many expiries are unread. */
 static void timerfd_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[num];
 	struct itimerspec it;
 	unsigned long long ticks = 0;
-	char *info = fdinfo(h->fd), *c = info ? strstr(info, "ticks:") : NULL;
-	int ok = c && sscanf(c, "ticks: %llu", &ticks) == 1 && timerfd_gettime(h->fd, &it) == 0;
+	/* gettime first: an interval timer that fired counts the expiries since its first only
+	 * when it is next looked at (read or gettime), which re-arms it. */
+	int ok = timerfd_gettime(h->fd, &it) == 0;
+	char *info = ok ? fdinfo(h->fd) : NULL, *c = info ? strstr(info, "ticks:") : NULL;
+	ok = c && sscanf(c, "ticks: %llu", &ticks) == 1;
 	free(info);
-	if (!ok || ticks > 1) {
+	if (!ok || ticks > UINT32_MAX) {
 		sbx_sio_fail(io, "fd %d (a timerfd): %s", num,
-			     ok ? "more than one expiry unread, which a snapshot cannot hold yet"
-				: "its timer cannot be read");
+			     ok ? "more than 2^32 expiries unread" : "its timer cannot be read");
 		return;
 	}
 	uint32_t clock = (uint32_t)h->clock, pending = (uint32_t)ticks;
@@ -486,7 +491,7 @@ static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj
 		return;
 	const uint64_t max = 1000000000ull * 3600 * 24 * 365 * 100; /* a century */
 	if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) ||
-	    pending > 1 || value > max || interval > max) {
+	    value > max || interval > max) {
 		sbx_sio_fail(io,
 			     "fd %d: a timerfd on clock %u (%u unread, %llu ns left, every %llu)",
 			     r->num, clock, pending, (unsigned long long)value,
@@ -500,13 +505,27 @@ static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj
 	}
 	L->end[r->num][0] = fd;
 	L->clock[r->num] = (int)clock;
-	/* An unread expiry is one at once (the next one then comes an interval later). */
-	if (pending)
-		value = 1;
 	struct itimerspec it = {
 	    .it_value = {(time_t)(value / 1000000000ull), (long)(value % 1000000000ull)},
 	    .it_interval = {(time_t)(interval / 1000000000ull), (long)(interval % 1000000000ull)}};
-	if ((value || interval) && timerfd_settime(fd, 0, &it, NULL) < 0)
+	if ((value || interval) && timerfd_settime(fd, 0, &it, NULL) < 0) {
+		sbx_sio_fail(io, "fd %d: timerfd_settime: %s", r->num, strerror(errno));
+		return;
+	}
+	/* The unread count after the arming, which clears it: what CRIU does. A kernel without
+	 * CONFIG_CHECKPOINT_RESTORE has no such ioctl: one unread expiry is then one at once
+	 * (the next comes an interval later), more cannot be made. */
+	uint64_t ticks = pending;
+	if (!pending || ioctl(fd, TFD_IOC_SET_TICKS, &ticks) == 0)
+		return;
+	if (pending > 1) {
+		sbx_sio_fail(io, "fd %d: a timerfd with %u expiries unread, which this host's kernel "
+				 "cannot set (TFD_IOC_SET_TICKS: %s)",
+			     r->num, pending, strerror(errno));
+		return;
+	}
+	it.it_value = (struct timespec){0, 1};
+	if (timerfd_settime(fd, 0, &it, NULL) < 0)
 		sbx_sio_fail(io, "fd %d: timerfd_settime: %s", r->num, strerror(errno));
 }
 

@@ -763,16 +763,21 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t sp = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(ev >= 0 && gone >= 0 && ep >= 0 && sp >= 0);
 	int s0 = (int)(sp & 0xffffffff), s1 = (int)(sp >> 32);
-	/* A timer an hour ahead every 10 minutes, and one that fired unread. */
+	/* A timer an hour ahead every 10 minutes, one that fired unread, and one every 2 ms
+	 * whose expiries pile up unread. */
 	int64_t t1 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, 0, 0, 0, 0);
 	int64_t t2 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_BOOTTIME, TFD_NONBLOCK, 0, 0, 0);
-	cr_assert(t1 >= 0 && t2 >= 0);
+	int64_t t3 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, TFD_NONBLOCK, 0, 0, 0);
+	cr_assert(t1 >= 0 && t2 >= 0 && t3 >= 0);
 	struct itimerspec hour = {.it_value = {3600, 0}, .it_interval = {600, 0}},
-			  now = {.it_value = {0, 1}};
+			  now = {.it_value = {0, 1}},
+			  often = {.it_value = {0, 2000000}, .it_interval = {0, 2000000}};
 	cr_assert_eq(timerfd_settime(fds_of(t1), 0, &hour, NULL), 0);
 	cr_assert_eq(timerfd_settime(fds_of(t2), 0, &now, NULL), 0);
+	cr_assert_eq(timerfd_settime(fds_of(t3), 0, &often, NULL), 0);
 	struct pollfd fired = {.fd = fds_of(t2), .events = POLLIN};
 	cr_assert_eq(poll(&fired, 1, 1000), 1);
+	usleep(20000); /* some 10 expiries of t3 */
 	struct sbx_handle *fds = T.vm->proc.files->fds;
 	cr_assert_eq(write(fds[wr].fd, "in flight", 9), 9);
 	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
@@ -830,6 +835,10 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 		     "the unread expiry is there again");
 	cr_assert_eq(read(fds[t2].fd, &v, 8), 8);
 	cr_assert_eq(v, 1);
+	/* Every expiry that was unread at the save is there (and those since), and it goes on. */
+	cr_assert_eq(read(fds[t3].fd, &v, 8), 8);
+	cr_assert(v >= 5, "%llu expiries", (unsigned long long)v);
+	cr_assert_eq(poll(&(struct pollfd){.fd = fds[t3].fd, .events = POLLIN}, 1, 1000), 1);
 	/* Each end of the socket pair has what was queued for it, and they still talk. */
 	cr_assert_eq(read(fds[s0].fd, buf, sizeof(buf)), 8);
 	cr_assert_eq(memcmp(buf, "to end 0", 8), 0);
