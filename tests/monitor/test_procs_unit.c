@@ -78,11 +78,25 @@ Test(procs_unit, execve_checks_its_arguments_before_anything)
 	s.u.a[0] = (uint64_t)(int64_t)SBX_AT_FDCWD;
 	s.u.a[4] = 0x8000; /* no such AT_ flag */
 	cr_assert_eq(test_call(&T, s), -EINVAL);
-	/* No page tables in this VM: no path can be read. */
-	s.u.a[4] = 0;
+	/* 1.15: the check and the final call are one or the other; a4 is 32 bits. */
+	s.u.a[4] = SBX_EXECVE_CHECK | SBX_EXECVE_FINAL;
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+	s.u.a[4] = 1ull << 32 | SBX_EXECVE_CHECK;
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+	/* No page tables in this VM: no path can be read. A check changes nothing. */
+	s.u.a[4] = SBX_EXECVE_CHECK;
 	s.u.a[1] = 0x400000;
 	cr_assert_eq(test_call(&T, s), -EFAULT);
 	cr_assert_eq(T.vm->life.stopping, 0);
+	s.u.a[4] = 0;
+	cr_assert_eq(test_call(&T, s), -EFAULT);
+	cr_assert_eq(T.vm->life.stopping, 0);
+	/* The final call after the other threads ended: a failure ends the process, named. */
+	s.u.a[4] = SBX_EXECVE_FINAL;
+	cr_assert_eq(test_call(&T, s), -EFAULT);
+	cr_assert_eq(T.vm->life.stopping, 1, "a failed final execve ends the process");
+	cr_assert(strstr(T.vm->life.stop.reason, "after the other threads had ended"), "%s",
+		  T.vm->life.stop.reason);
 }
 
 /* The process's real-time timer: set, read back counting down, replaced, disarmed; bad
