@@ -519,8 +519,9 @@ static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj
 	if (!pending || ioctl(fd, TFD_IOC_SET_TICKS, &ticks) == 0)
 		return;
 	if (pending > 1) {
-		sbx_sio_fail(io, "fd %d: a timerfd with %u expiries unread, which this host's kernel "
-				 "cannot set (TFD_IOC_SET_TICKS: %s)",
+		sbx_sio_fail(io,
+			     "fd %d: a timerfd with %u expiries unread, which this host's kernel "
+			     "cannot set (TFD_IOC_SET_TICKS: %s)",
 			     r->num, pending, strerror(errno));
 		return;
 	}
