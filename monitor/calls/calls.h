@@ -46,7 +46,12 @@ struct sbx_handle {
 	uint64_t oid;
 	int sema;
 	int end; /* SBX_O_SOCKET: which end of its pair (both ends share the pair's oid) */
+	/* SBX_O_SOCKET: this end's shutdown, SBX_SHUT_RD | SBX_SHUT_WR, on every handle of it
+	 * (the host keeps it on the socket; a snapshot needs it from here). */
+	int shut;
 };
+#define SBX_SHUT_RD 1
+#define SBX_SHUT_WR 2
 
 /* The handle table of a process, with its RLIMIT_NOFILE. */
 struct sbx_files {

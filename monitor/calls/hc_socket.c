@@ -50,10 +50,20 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 	switch (op) {
 	case SBX_SOCKOP_CHECK:
 		return 0;
-	case SBX_SOCKOP_SHUTDOWN:
+	case SBX_SOCKOP_SHUTDOWN: {
 		if (a2 > SHUT_RDWR)
 			return -EINVAL;
-		return shutdown(h->fd, (int)a2) < 0 ? -errno : 0;
+		if (shutdown(h->fd, (int)a2) < 0)
+			return -errno;
+		/* SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2: as bits, on every handle of this end. */
+		int bits = a2 == SHUT_RD ? SBX_SHUT_RD : a2 == SHUT_WR ? SBX_SHUT_WR : 3;
+		struct sbx_handle *fds = vm->proc.files->fds;
+		for (int i = 0; i < SBX_MAX_FDS; i++)
+			if (fds[i].kind == SBX_H_HOST && fds[i].obj == SBX_O_SOCKET &&
+			    fds[i].oid == h->oid && fds[i].end == h->end)
+				fds[i].shut |= bits;
+		return 0;
+	}
 	case SBX_SOCKOP_GETOPT:
 		if (a2 != SOL_SOCKET || !readable_opt(a3))
 			return -ENOPROTOOPT;

@@ -219,9 +219,10 @@ static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 
 #define OBJ_SOCK_MAX (4u << 20) /* bytes queued at one end of a socket pair */
 
-/* A socket pair: its type and, for each end a handle of the program holds, the bytes queued
- * to be read there, peeked (they stay). Datagrams would need each message apart: a pair of
- * them is held only while nothing is queued. */
+/* A socket pair: its type with each end's shutdown (bits 8-9 end 0's, 10-11 end 1's) and, for
+ * each end a handle of the program holds, the bytes queued to be read there, peeked (they
+ * stay). Datagrams would need each message apart: a pair of them is held only while nothing
+ * is queued. */
 static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
 	struct sbx_handle *fds = vm->proc.files->fds, *h = &fds[num];
@@ -231,7 +232,10 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 		sbx_sio_fail(io, "fd %d (a socket pair): its type: %s", num, strerror(errno));
 		return;
 	}
-	uint32_t t = (uint32_t)type;
+	uint32_t t = (uint32_t)type & 0xff;
+	for (int i = 0; i < SBX_MAX_FDS; i++)
+		if (sbx_handle_is_object(&fds[i]) && same_object(&fds[i], h))
+			t |= (uint32_t)(fds[i].shut & 3) << (8 + 2 * (fds[i].end & 1));
 	sbx_sio_u32(io, &t);
 	uint8_t *buf = malloc(OBJ_SOCK_MAX);
 	if (!buf) {
@@ -309,6 +313,7 @@ struct obj_load {
 	int end[SBX_MAX_FDS][2];
 	int sema[SBX_MAX_FDS];
 	int clock[SBX_MAX_FDS];
+	int shut[SBX_MAX_FDS][2]; /* a socket pair's ends' shutdowns */
 	struct {
 		int32_t ep, fd;
 		uint32_t events;
@@ -453,8 +458,10 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 	sbx_sio_u32(io, &type);
 	if (io->err)
 		return;
-	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
-		sbx_sio_fail(io, "fd %d: a socket pair of type %u", r->num, type);
+	uint32_t shut = type >> 8;
+	type &= 0xff;
+	if ((type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) || shut > 15) {
+		sbx_sio_fail(io, "fd %d: a socket pair of type 0x%x", r->num, type | shut << 8);
 		return;
 	}
 	int sv[2];
@@ -476,6 +483,15 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 		}
 		/* Written into the other end, they wait at this one. */
 		refill(io, sv[1 - e], len, r->num);
+	}
+	/* Shut down once the bytes are in: a write end shut would refuse them. */
+	for (int e = 0; e < 2 && !io->err; e++) {
+		uint32_t b = shut >> (2 * e) & 3;
+		if (b && shutdown(sv[e], b == 3		    ? SHUT_RDWR
+					 : b == SBX_SHUT_WR ? SHUT_WR
+							    : SHUT_RD) < 0)
+			sbx_sio_fail(io, "fd %d: shutdown: %s", r->num, strerror(errno));
+		L->shut[r->num][e] = (int)b;
 	}
 }
 
@@ -505,6 +521,10 @@ static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj
 	}
 	L->end[r->num][0] = fd;
 	L->clock[r->num] = (int)clock;
+	/* A periodic timer is always armed: none left is one due now (gettime says 0 for a
+	 * timer past its time whose expiry the host has not counted yet), not a disarmed one. */
+	if (interval && !value)
+		value = 1;
 	struct itimerspec it = {
 	    .it_value = {(time_t)(value / 1000000000ull), (long)(value % 1000000000ull)},
 	    .it_interval = {(time_t)(interval / 1000000000ull), (long)(interval % 1000000000ull)}};
@@ -593,6 +613,7 @@ static void obj_load_one(struct sbx_vm *vm, struct sbx_sio *io, struct obj_rec *
 			       .may_block = r->obj == SBX_O_EPOLL ? 1 : 2};
 	h.oid = r->like >= 0 ? fds[r->like].oid : ++vm->proc.files->next_oid;
 	h.end = (int)r->end;
+	h.shut = L->shut[r->like >= 0 ? r->like : r->num][r->end & 1];
 	h.clock = L->clock[r->like >= 0 ? r->like : r->num];
 	h.sema = L->sema[r->like >= 0 ? r->like : r->num];
 	fds[r->num] = h;

@@ -763,6 +763,11 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t sp = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(ev >= 0 && gone >= 0 && ep >= 0 && sp >= 0);
 	int s0 = (int)(sp & 0xffffffff), s1 = (int)(sp >> 32);
+	/* A second pair whose end 0 is shut for writing once its last bytes are out: end 1
+	 * reads them, then end of file. */
+	int64_t sq = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
+	cr_assert(sq >= 0);
+	int q0 = (int)(sq & 0xffffffff), q1 = (int)(sq >> 32);
 	/* A timer an hour ahead every 10 minutes, one that fired unread, and one every 2 ms
 	 * whose expiries pile up unread. */
 	int64_t t1 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, 0, 0, 0, 0);
@@ -782,6 +787,8 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(write(fds[wr].fd, "in flight", 9), 9);
 	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
 	cr_assert_eq(write(fds[s0].fd, "to 1", 4), 4);
+	cr_assert_eq(write(fds[q0].fd, "last", 4), 4);
+	cr_assert_eq(call(SBX_CALL_SOCKOP, SBX_SOCKOP_SHUTDOWN, (uint64_t)q0, SHUT_WR, 0, 0), 0);
 	uint64_t v = 41;
 	cr_assert_eq(write(fds[ev].fd, &v, 8), 8);
 	cr_assert_eq(call(SBX_CALL_EPOLL_CTL, (uint64_t)ep, EPOLL_CTL_ADD, (uint64_t)rd,
@@ -846,6 +853,11 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(memcmp(buf, "to 1", 4), 0);
 	cr_assert_eq(write(fds[s0].fd, "x", 1), 1);
 	cr_assert_eq(read(fds[s1].fd, buf, sizeof(buf)), 1);
+	cr_assert_eq(read(fds[q1].fd, buf, sizeof(buf)), 4, "the bytes before the shutdown");
+	cr_assert_eq(read(fds[q1].fd, buf, sizeof(buf)), 0, "then end of file: the shutdown");
+	cr_assert_eq(fds[q0].shut, SBX_SHUT_WR);
+	cr_assert(send(fds[q0].fd, "x", 1, MSG_NOSIGNAL) < 0 && errno == EPIPE,
+		  "the shut end still refuses");
 	cr_assert_eq(fds[wr].writable, 1);
 	cr_assert_eq(fds[rd].writable, 0);
 
