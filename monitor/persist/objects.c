@@ -219,10 +219,56 @@ static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 
 #define OBJ_SOCK_MAX (4u << 20) /* bytes queued at one end of a socket pair */
 
+#define OBJ_DGRAM_MAX 4096 /* datagrams queued at one end */
+
+/* A 0 peeked at a socket of this type: a message of no bytes, or (sequenced packets only)
+ * the end of what its peer sent, once it has shut down or gone. That end makes a message of
+ * no bytes queued just before it unseen. */
+static int empty_message(int fd, int type)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+	return type == SOCK_DGRAM || poll(&p, 1, 0) != 1 || !(p.revents & (POLLRDHUP | POLLHUP));
+}
+
+/* The datagrams queued at fd, each as its length (u32) and bytes, into buf: peeked one after
+ * the other with a peek offset (SO_PEEK_OFF), so they stay. The bytes, or -errno. */
+static ssize_t dgrams_peek(int fd, int type, uint8_t *buf, size_t cap)
+{
+	int zero = 0, off = -1, count = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
+		return -errno;
+	size_t n = 0;
+	ssize_t r = 0;
+	for (; count < OBJ_DGRAM_MAX; count++) {
+		if (n + 4 >= cap) {
+			r = -E2BIG;
+			break;
+		}
+		r = recv(fd, buf + n + 4, cap - n - 4, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+		if (r < 0) {
+			r = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+			break;
+		}
+		if ((size_t)r > cap - n - 4) {
+			r = -E2BIG;
+			break;
+		}
+		uint32_t len = (uint32_t)r;
+		r = 0;
+		if (len == 0 && !empty_message(fd, type))
+			break;
+		memcpy(buf + n, &len, 4);
+		n += 4 + len;
+	}
+	if (r == 0 && count == OBJ_DGRAM_MAX)
+		r = -E2BIG;
+	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+	return r < 0 ? r : (ssize_t)n;
+}
+
 /* A socket pair: its type with each end's shutdown (bits 8-9 end 0's, 10-11 end 1's) and, for
- * each end a handle of the program holds, the bytes queued to be read there, peeked (they
- * stay). Datagrams would need each message apart: a pair of them is held only while nothing
- * is queued. */
+ * each end a handle of the program holds, what is queued to be read there, peeked (it stays):
+ * a stream's bytes, or each datagram (or sequenced packet) as its length and bytes. */
 static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
 	struct sbx_handle *fds = vm->proc.files->fds, *h = &fds[num];
@@ -249,14 +295,15 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 			    fds[i].end == e)
 				fd = fds[i].fd;
 		ssize_t n = 0;
-		int queued = 0;
-		if (fd >= 0 && type != SOCK_STREAM && ioctl(fd, FIONREAD, &queued) == 0 && queued) {
-			sbx_sio_fail(
-			    io,
-			    "fd %d is a socket pair of datagrams with %d bytes queued, which a "
-			    "snapshot cannot hold yet",
-			    num, queued);
-			break;
+		if (fd >= 0 && type != SOCK_STREAM) {
+			n = dgrams_peek(fd, type, buf, OBJ_SOCK_MAX);
+			if (n < 0) {
+				sbx_sio_fail(io, "fd %d (a socket pair): its queued messages: %s",
+					     num,
+					     n == -E2BIG ? "more than 4 MiB or 4096 of them"
+							 : strerror((int)-n));
+				break;
+			}
 		}
 		if (fd >= 0 && type == SOCK_STREAM) {
 			n = recv(fd, buf, OBJ_SOCK_MAX, MSG_PEEK | MSG_DONTWAIT);
@@ -361,6 +408,31 @@ static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
 		off += (uint32_t)w;
 	}
 	free(bytes);
+}
+
+/* Messages as dgrams_peek wrote them, each sent whole (they fit, as they did). */
+static void refill_dgrams(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
+{
+	uint8_t *m = malloc(len);
+	if (!m) {
+		sbx_sio_fail(io, "out of memory");
+		return;
+	}
+	sbx_sio_bytes(io, m, len);
+	for (uint32_t off = 0; !io->err && off < len;) {
+		uint32_t n;
+		if (len - off < 4 || (memcpy(&n, m + off, 4), n > len - off - 4)) {
+			sbx_sio_fail(io, "fd %d: a malformed queued message at byte %u", num, off);
+			break;
+		}
+		if (send(fd, m + off + 4, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n) {
+			sbx_sio_fail(io, "fd %d: putting a queued message back: %s", num,
+				     strerror(errno));
+			break;
+		}
+		off += 4 + n;
+	}
+	free(m);
 }
 
 static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
@@ -476,13 +548,16 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 		sbx_sio_u32(io, &len);
 		if (io->err || !len)
 			continue;
-		if (len >= OBJ_SOCK_MAX || type != SOCK_STREAM) {
+		if (len >= OBJ_SOCK_MAX) {
 			sbx_sio_fail(io, "fd %d: %u bytes queued at a socket pair's end", r->num,
 				     len);
 			return;
 		}
 		/* Written into the other end, they wait at this one. */
-		refill(io, sv[1 - e], len, r->num);
+		if (type == SOCK_STREAM)
+			refill(io, sv[1 - e], len, r->num);
+		else
+			refill_dgrams(io, sv[1 - e], len, r->num);
 	}
 	/* Shut down once the bytes are in: a write end shut would refuse them. */
 	for (int e = 0; e < 2 && !io->err; e++) {

@@ -768,6 +768,12 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t sq = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(sq >= 0);
 	int q0 = (int)(sq & 0xffffffff), q1 = (int)(sq >> 32);
+	/* Pairs of datagrams and of sequenced packets with messages queued, one of no bytes. */
+	int64_t dg = call(SBX_CALL_SOCKETPAIR, SOCK_DGRAM | SOCK_NONBLOCK, 0, 0, 0, 0);
+	int64_t sqp = call(SBX_CALL_SOCKETPAIR, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, 0, 0, 0);
+	cr_assert(dg >= 0 && sqp >= 0);
+	int d0 = (int)(dg & 0xffffffff), d1 = (int)(dg >> 32);
+	int p0 = (int)(sqp & 0xffffffff), p1 = (int)(sqp >> 32);
 	/* A timer an hour ahead every 10 minutes, one that fired unread, and one every 2 ms
 	 * whose expiries pile up unread. */
 	int64_t t1 = timerfd_req(SBX_TIMERFD_CREATE, CLOCK_MONOTONIC, 0, 0, 0, 0);
@@ -788,6 +794,12 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
 	cr_assert_eq(write(fds[s0].fd, "to 1", 4), 4);
 	cr_assert_eq(write(fds[q0].fd, "last", 4), 4);
+	static const char *const msgs[] = {"one", "", "second message"};
+	for (int m = 0; m < 3; m++) {
+		size_t l = strlen(msgs[m]);
+		cr_assert_eq(send(fds[d1].fd, msgs[m], l, 0), (ssize_t)l);
+		cr_assert_eq(send(fds[p0].fd, msgs[m], l, 0), (ssize_t)l);
+	}
 	cr_assert_eq(call(SBX_CALL_SOCKOP, SBX_SOCKOP_SHUTDOWN, (uint64_t)q0, SHUT_WR, 0, 0), 0);
 	uint64_t v = 41;
 	cr_assert_eq(write(fds[ev].fd, &v, 8), 8);
@@ -813,6 +825,11 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(read(fds[ev].fd, &v, 8), 8);
 	cr_assert_eq(v, 41);
 	cr_assert_eq(write(fds[ev].fd, &v, 8), 8);
+	cr_assert_eq(recv(fds[d0].fd, buf, sizeof(buf), MSG_PEEK), 3, "the datagrams stay");
+	int po = 7;
+	socklen_t pl = sizeof(po);
+	cr_assert_eq(getsockopt(fds[d0].fd, SOL_SOCKET, SO_PEEK_OFF, &po, &pl), 0);
+	cr_assert_eq(po, -1, "the peek offset is off again");
 
 	/* The monitor section leaves them out; the objects section brings them back. */
 	for (int i = 0; i < SBX_MAX_FDS; i++)
@@ -853,6 +870,16 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(memcmp(buf, "to 1", 4), 0);
 	cr_assert_eq(write(fds[s0].fd, "x", 1), 1);
 	cr_assert_eq(read(fds[s1].fd, buf, sizeof(buf)), 1);
+	for (int m = 0; m < 3; m++) {
+		ssize_t l = (ssize_t)strlen(msgs[m]);
+		char mb[32];
+		cr_assert_eq(recv(fds[d0].fd, mb, sizeof(mb), 0), l, "datagram %d", m);
+		cr_assert_eq(memcmp(mb, msgs[m], (size_t)l), 0);
+		cr_assert_eq(recv(fds[p1].fd, mb, sizeof(mb), 0), l, "packet %d", m);
+		cr_assert_eq(memcmp(mb, msgs[m], (size_t)l), 0);
+	}
+	cr_assert(recv(fds[d0].fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+	cr_assert(recv(fds[p1].fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN);
 	cr_assert_eq(read(fds[q1].fd, buf, sizeof(buf)), 4, "the bytes before the shutdown");
 	cr_assert_eq(read(fds[q1].fd, buf, sizeof(buf)), 0, "then end of file: the shutdown");
 	cr_assert_eq(fds[q0].shut, SBX_SHUT_WR);
