@@ -162,7 +162,13 @@
 	 * bytes (little-endian), a3 how many (1..8, inside one page), a4 0 or an address inside  \
 	 * the site, a5 where a vCPU stopped at a4 goes on. No vCPU runs the program meanwhile.   \
 	 * 0, or -EINVAL, -EFAULT. */                                                              \
-	X(PATCH, 66, patch, sbx_hc_patch, 0, )
+	X(PATCH, 66, patch, sbx_hc_patch, 0, )                                                    \
+	/* 1.15: VFORK_EXIT, from a vfork's child ending without an execve while its mappings are \
+	 * its parent's (no mmap, munmap, mprotect, mremap, brk or madvise since): what it wrote  \
+	 * to the pages the parent maps writable goes to the parent, stopped in its vfork, as     \
+	 * the memory they share on Linux. The number of pages, 0 if the parent is not one      \
+	 * thread waiting for it. */                                                            \
+	X(VFORK_EXIT, 67, vfork_exit, sbx_hc_proc, 0, )
 /* clang-format on */
 
 #endif

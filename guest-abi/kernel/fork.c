@@ -36,6 +36,28 @@
 #define P_PGID 2
 #define SIGCHLD 17
 
+/* A vfork's child of a parent of one thread: 1 while its mappings are the parent's (what it
+ * writes then goes back to the parent if it ends without an execve: VFORK_EXIT), 2 once it
+ * changed one. */
+uint32_t k_vfork_child;
+
+void k_vfork_mapping(uint64_t nr)
+{
+	/* mmap, mprotect, munmap, brk, mremap, madvise, shmat, shmdt, remap_file_pages,
+	 * pkey_mprotect */
+	if (nr == 9 || nr == 10 || nr == 11 || nr == 12 || nr == 25 || nr == 28 || nr == 30 ||
+	    nr == 67 || nr == 216 || nr == 329)
+		k_vfork_child = 2;
+}
+
+void k_vfork_exit(void)
+{
+	if (k_vfork_child != 1)
+		return;
+	k_vfork_child = 0;
+	k_call_own(SBX_CALL_VFORK_EXIT, 0, 0);
+}
+
 long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid, uint64_t ctid,
 		  uint64_t tls)
 {
@@ -75,6 +97,7 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	}
 	/* The child: the monitor wrote its ids into its boot page. */
 	id = BOOT->pid;
+	k_vfork_child = (flags & CLONE_VFORK) && !threaded ? 1 : 0;
 	k_thread_forked((flags & CLONE_CHILD_CLEARTID) ? ctid : 0);
 	k_ptimers_forget();
 	TSIG->pending = 0; /* a child starts with no pending signal */
@@ -118,19 +141,30 @@ long k_sys_execveat(struct k_frame *f)
 	return exec_common((int32_t)f->rdi, f->rsi, f->rdx, f->r10, f->r8);
 }
 
+static long wait_call(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
+{
+	uint64_t a[4] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT), ru ? k_kaddr((uint64_t)ru) : 0,
+			 (uint64_t)k_intr_word()};
+	return k_call_own(SBX_CALL_WAIT, a, 4);
+}
+
 /* One wait: (status << 32) | pid, 0, or -errno. A signal for this thread ends it: EINTR, or,
  * when its handler has SA_RESTART, the call made again after the handler (ERESTARTSYS), as on
- * Linux, so that an alarm's handler may kill the child being waited for. */
+ * Linux, so that an alarm's handler may kill the child being waited for. A child that has
+ * ended comes first, as on Linux: the SIGCHLD of the very child waited for is pending then, and
+ * its handler (a shell's reaps with WNOHANG) must not take it from under the wait. */
 static long wait_one(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
 {
 	for (;;) {
 		/* Cleared, then the look: a signal after it sets the word the monitor watches. */
 		k_thread_interrupted();
-		if (!(opts & WNOHANG) && k_signal_waiting())
+		if (!(opts & WNOHANG) && k_signal_waiting()) {
+			long r = wait_call(pid, opts | WNOHANG, ru);
+			if (r != 0)
+				return r;
 			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
-		uint64_t a[4] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT),
-				 ru ? k_kaddr((uint64_t)ru) : 0, (uint64_t)k_intr_word()};
-		long r = k_call_own(SBX_CALL_WAIT, a, 4);
+		}
+		long r = wait_call(pid, opts, ru);
 		if (r != -EINTR)
 			return r;
 	}

@@ -106,6 +106,11 @@ long k_exec_threaded(uint64_t *a);
 int k_exec_ends_me(void);
 /* The caller is the process's main thread (vCPU 0's). */
 int k_thread_is_main(void);
+/* fork.c: a vfork's child (k_vfork_child non-zero) notes a syscall that may change its
+ * mappings; k_vfork_exit, on its way out without an execve, gives its writes to the parent. */
+extern uint32_t k_vfork_child;
+void k_vfork_mapping(uint64_t nr);
+void k_vfork_exit(void);
 long k_sys_gettid(struct k_frame *f);
 
 /* futex.c: a thread waiting on a futex word (its own, in its struct k_thread); the monitor

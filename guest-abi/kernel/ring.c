@@ -347,6 +347,7 @@ void k_exit(uint32_t status)
 	 * ends it alone, as on Linux once the execve has begun. */
 	if (k_exec_ends_me())
 		k_thread_exit();
+	k_vfork_exit();
 	uint64_t a = status;
 	/* The monitor never resumes the vCPU after EXIT; ring the doorbell even while polled so
 	 * the vCPU thread sees the end at once. */

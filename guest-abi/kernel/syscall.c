@@ -53,6 +53,8 @@ long k_syscall(uint64_t nr, struct k_frame *f, int trapped)
 	if ((BOOT->flags & SBX_BOOT_STRACE) && (nr == 60 || nr == 231))
 		trace(nr, 0, f); /* exit never returns: trace it on the way in */
 	k_mem_syscall(nr);
+	if (__builtin_expect(k_vfork_child != 0, 0))
+		k_vfork_mapping(nr);
 	if (nr < SBX_MAX_SYSCALL && k_table[nr]) {
 		ret = k_table[nr](f);
 	} else if (nr == SBX_SYS_EXEC) {

@@ -160,7 +160,7 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * sleeps again for the rest by its own clock. */
 	int nudge = atomic_load(&vm->life.nudge), released = sbx_ring_release(vm);
 	while (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req) &&
-	       atomic_load(&vm->life.nudge) == nudge) {
+	       atomic_load(&vm->life.nudge) == nudge && !sbx_threads_ending(vm)) {
 		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
 		if (left <= 0)
 			break;

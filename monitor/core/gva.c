@@ -196,3 +196,50 @@ unsigned sbx_guest_vmas(struct sbx_vm *vm, struct sbx_vma **out)
 	*out = v;
 	return kept;
 }
+
+/* One table of the walk: entries whose rights so far (W and U of every level) allow the
+ * program to write. Depth-bounded, so a table that names itself ends; *budget bounds the
+ * entries and pages looked at, since tables that all name one table would multiply them. */
+static int each_writable(struct sbx_vm *vm, uint64_t table, int level, unsigned lo, unsigned hi,
+			 int (*fn)(void *ctx, uint64_t gpa), void *ctx, uint64_t *budget)
+{
+	for (unsigned i = lo; i < hi; i++) {
+		if (!*budget)
+			return -E2BIG;
+		(*budget)--;
+		uint64_t e;
+		if (sbx_copy_from_guest(vm, &e, (table & SBX_PTE_ADDR) + i * 8, sizeof(e)) < 0)
+			return 0;
+		if ((e & (SBX_PTE_P | SBX_PTE_W | SBX_PTE_U)) !=
+		    (SBX_PTE_P | SBX_PTE_W | SBX_PTE_U))
+			continue;
+		int leaf = level == 0 || (level < 3 && (e & SBX_PTE_PS));
+		if (!leaf) {
+			int r = each_writable(vm, e, level - 1, 0, 512, fn, ctx, budget);
+			if (r)
+				return r;
+			continue;
+		}
+		uint64_t size = 1ull << (12 + 9 * level);
+		uint64_t base = e & SBX_PTE_ADDR & ~(size - 1);
+		for (uint64_t p = base; p < base + size && p + SBX_PAGE_SIZE <= vm->proc.mem.size;
+		     p += SBX_PAGE_SIZE) {
+			if (!*budget)
+				return -E2BIG;
+			(*budget)--;
+			int r = fn(ctx, p);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int sbx_gva_each_writable(struct sbx_vm *vm, uint64_t root, int (*fn)(void *ctx, uint64_t gpa),
+			  void *ctx)
+{
+	/* Every page mapped four times over, and as many table entries: far more than a
+	 * program's own tables hold. */
+	uint64_t budget = vm->proc.mem.size / SBX_PAGE_SIZE * 8 + (1u << 20);
+	return each_writable(vm, root, 3, 0, 256, fn, ctx, &budget);
+}

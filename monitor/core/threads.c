@@ -63,6 +63,7 @@ void sbx_threads_init(struct sbx_vm *vm)
 {
 	struct sbx_threads *th = &vm->proc.threads;
 	pthread_mutex_init(&th->lock, NULL);
+	pthread_mutex_init(&th->join_lock, NULL);
 	pthread_mutex_init(&th->hold_lock, NULL);
 	atomic_store(&th->hold, 0);
 	memset(th->v, 0, sizeof(th->v));
@@ -298,6 +299,16 @@ int sbx_thread_fork_src(struct sbx_vm *vm, struct sbx_fork_src *src)
 unsigned sbx_threads_limit(struct sbx_vm *vm)
 {
 	return vm->proc.threads.nv ? vm->proc.threads.nv : 1;
+}
+
+unsigned sbx_threads_launches(struct sbx_vm *vm)
+{
+	return atomic_load(&vm->proc.threads.launches);
+}
+
+int sbx_threads_ending(struct sbx_vm *vm)
+{
+	return atomic_load(&vm->proc.threads.end);
 }
 
 int sbx_threads_count(struct sbx_vm *vm)
@@ -662,6 +673,7 @@ static int thread_launch(struct sbx_vm *vm, struct sbx_tvcpu *t)
 		return r;
 	t->thread = id;
 	__atomic_store_n(&t->thread_started, 1, __ATOMIC_RELEASE);
+	atomic_fetch_add(&vm->proc.threads.launches, 1);
 	if (atomic_load(&vm->life.stopping)) {
 		t->run->immediate_exit = 1;
 		pthread_kill(t->thread, sbx_kick_signal());
@@ -966,8 +978,12 @@ static void join_all(struct sbx_vm *vm)
 
 void sbx_threads_end(struct sbx_vm *vm)
 {
-	if (atomic_load(&vm->proc.threads.started))
-		join_all(vm);
+	struct sbx_threads *th = &vm->proc.threads;
+	if (!atomic_load(&th->started))
+		return;
+	pthread_mutex_lock(&th->join_lock);
+	join_all(vm);
+	pthread_mutex_unlock(&th->join_lock);
 }
 
 void sbx_threads_stop(struct sbx_vm *vm)
@@ -975,6 +991,7 @@ void sbx_threads_stop(struct sbx_vm *vm)
 	struct sbx_threads *th = &vm->proc.threads;
 	if (!atomic_load(&th->started))
 		return;
+	pthread_mutex_lock(&th->join_lock);
 	join_all(vm);
 	/* Their threads are gone, whether or not their ends reached PARK. */
 	for (unsigned i = 0; i < SBX_MAX_VCPUS; i++)
@@ -988,6 +1005,7 @@ void sbx_threads_stop(struct sbx_vm *vm)
 	/* A kill meanwhile is seen by every start (stopping) and ends them at the run's end. */
 	atomic_store(&th->end, 0);
 	pthread_mutex_unlock(&th->lock);
+	pthread_mutex_unlock(&th->join_lock);
 }
 
 void sbx_threads_reset(struct sbx_vm *vm)

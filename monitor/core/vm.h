@@ -279,7 +279,11 @@ struct sbx_shmaps {
 #define SBX_PID_LIMIT 4194304u
 struct sbx_tvcpu;
 struct sbx_threads {
-	pthread_mutex_t lock;		    /* creation and teardown */
+	pthread_mutex_t lock; /* creation and teardown */
+	/* One ending of the threads at a time: the run's end (vCPU 0's thread) and a fuzz
+	 * input's park (the front end's) may both end them, and `end` is cleared at the last. */
+	pthread_mutex_t join_lock;
+	atomic_uint launches;		    /* host threads started for vCPUs so far */
 	struct sbx_tvcpu *v[SBX_MAX_VCPUS]; /* by vCPU index (0 unused: vCPU 0 is proc.vcpu) */
 	unsigned nv;			    /* indices below this may be in use */
 	atomic_int started;		    /* vCPUs beyond vCPU 0 ever started */
@@ -544,6 +548,11 @@ int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint
 unsigned sbx_threads_limit(struct sbx_vm *vm);
 /* The vCPU served on this thread begins (1) or ends (0) a wait on the host (ring.c). */
 void sbx_vcpu_waiting(struct sbx_vm *vm, int on);
+/* The threads' vCPUs are being ended (sbx_threads_stop, the run's end): a wait of a thread's
+ * that no kick ends (wait4, a vfork's, SLEEP) must end. Never while vCPU 0 waits. */
+int sbx_threads_ending(struct sbx_vm *vm);
+/* Host threads started for threads' vCPUs so far: a change means a run started threads. */
+unsigned sbx_threads_launches(struct sbx_vm *vm);
 /* Threads whose vCPUs exist beyond vCPU 0 (0: the program never had a second thread). */
 int sbx_threads_count(struct sbx_vm *vm);
 /* The vCPU fd a report reads: the faulting thread's, else vCPU 0's. */
@@ -664,6 +673,11 @@ int sbx_gva_string(struct sbx_vm *vm, uint64_t root, uint64_t va, char *out, siz
 /* The kernel's table of mappings, checked (sorted, disjoint, aligned, user space): how many
  * entries were kept (0 with a kernel that publishes none); *out is the caller's to free. */
 unsigned sbx_guest_vmas(struct sbx_vm *vm, struct sbx_vma **out);
+/* Calls fn for each page of RAM the program's half of root maps writable to it (4 KiB each,
+ * a large page's one by one), with its guest-physical address; stops at fn's non-zero, which
+ * it returns, or with -E2BIG once it has looked at more than the tables of RAM could hold. */
+int sbx_gva_each_writable(struct sbx_vm *vm, uint64_t root, int (*fn)(void *ctx, uint64_t gpa),
+			  void *ctx);
 
 /* linkmap.c: the loaded objects of a dynamic program, from its linker's r_debug (DT_DEBUG);
  * before the linker has set it up, or for a static program, the program and interpreter as

@@ -32,8 +32,11 @@ struct sbx_exec {
 	pthread_cond_t cond;
 	int parked, run_req, stopped, quit; /* under lock */
 	struct sbx_result res;		    /* the last sbx_vm_run's */
-	uint64_t done_seen;		    /* ctl->done when the current run was started */
-	uint64_t gen;			    /* the last `go` written */
+	/* sbx_threads_launches when the run was let go: a run that started a thread took
+	 * page-table pages for its window that the reset's page-table check does not list. */
+	unsigned launches;
+	uint64_t done_seen; /* ctl->done when the current run was started */
+	uint64_t gen;	    /* the last `go` written */
 	uint64_t counters, ncounters, input, input_max;
 	uint64_t runs;
 	int verify_due; /* the next run starts with the debug compare (verify_every) */

@@ -56,6 +56,11 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	int pt = 0;
 	lock_ring(x, stopped);
 	int r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
+	/* KVM's shadow of the windows' tables goes with them (sbx_reset_pages re-adds the
+	 * memslot for the tables it knows). */
+	if (r == 0 && !pt && sbx_threads_launches(vm) != x->launches &&
+	    (r = sbx_memslot_reload(vm)) < 0)
+		sbx_fail(err, errlen, r, "reset: re-adding the memslot: %s", strerror(-r));
 	if (r == 0)
 		r = reset_registers(x, stopped, err, errlen);
 	if (r == 0)
@@ -77,6 +82,8 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 {
 	struct sbx_vm *vm = x->vm;
 	int pt = 0;
+	if (sbx_threads_launches(vm) != x->launches)
+		return -EAGAIN; /* a thread's window: page tables the check does not see */
 	/* The poller must not be serving anything while the ring's page goes back. */
 	lock_ring(x, 0);
 	/* A request published after the run's end is not served (it could block this thread):

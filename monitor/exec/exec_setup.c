@@ -135,6 +135,7 @@ void sbx_exec_go(struct sbx_exec *x)
 		sbx_ring_need_wakeup(x->vm, 0); /* we poll the ring while the run lasts */
 	c->flags = x->spin ? 0 : SBX_EXEC_NEED_WAKEUP;
 	x->done_seen = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+	x->launches = sbx_threads_launches(x->vm);
 	pthread_mutex_lock(&x->lock);
 	x->running = 1;
 	pthread_mutex_unlock(&x->lock);

@@ -161,10 +161,19 @@ static int spin_end(struct sbx_exec *x, const struct timespec *dl)
 	volatile struct sbx_exec_ctl *c = sbx_exec_ctl(vm);
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rings = 0;
 	for (uint64_t i = 0;; i++) {
 		if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) != x->done_seen)
 			return x->spin ? 1 : -EAGAIN; /* not spinning: the kernel rings to park */
-		if (sbx_ring_pending(vm)) {
+		/* Once the input started a thread, vCPU 0 serves its own ring after doorbells
+		 * (the poller retired): it is told to ring at once, and nothing is served here. */
+		if (!rings && atomic_load(&vm->proc.ring.retired)) {
+			pthread_mutex_lock(&vm->proc.ring.lock);
+			sbx_ring_need_wakeup(vm, 1);
+			pthread_mutex_unlock(&vm->proc.ring.lock);
+			rings = 1;
+		}
+		if (!rings && sbx_ring_pending(vm)) {
 			sbx_ring_poll(vm);
 			continue;
 		}

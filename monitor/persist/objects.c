@@ -222,8 +222,7 @@ static void epoll_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 #define OBJ_DGRAM_MAX 4096 /* datagrams queued at one end */
 
 /* A 0 peeked at a socket of this type: a message of no bytes, or (sequenced packets only)
- * the end of what its peer sent, once it has shut down or gone. That end makes a message of
- * no bytes queued just before it unseen. */
+ * the end of what its peer sent, once it has shut down or gone. */
 static int empty_message(int fd, int type)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
@@ -231,7 +230,9 @@ static int empty_message(int fd, int type)
 }
 
 /* The datagrams queued at fd, each as its length (u32) and bytes, into buf: peeked one after
- * the other with a peek offset (SO_PEEK_OFF), so they stay. The bytes, or -errno. */
+ * the other with a peek offset (SO_PEEK_OFF), so they stay. The bytes, -errno, or -ENOMSG for
+ * a message of no bytes: a peek with an offset passes over one the program peeked already, so
+ * the walk could not be sure to see them all. */
 static ssize_t dgrams_peek(int fd, int type, uint8_t *buf, size_t cap)
 {
 	int zero = 0, off = -1, count = 0;
@@ -239,7 +240,7 @@ static ssize_t dgrams_peek(int fd, int type, uint8_t *buf, size_t cap)
 		return -errno;
 	size_t n = 0;
 	ssize_t r = 0;
-	for (; count < OBJ_DGRAM_MAX; count++) {
+	for (;; count++) {
 		if (n + 4 >= cap) {
 			r = -E2BIG;
 			break;
@@ -255,13 +256,17 @@ static ssize_t dgrams_peek(int fd, int type, uint8_t *buf, size_t cap)
 		}
 		uint32_t len = (uint32_t)r;
 		r = 0;
-		if (len == 0 && !empty_message(fd, type))
+		if (len == 0) {
+			r = empty_message(fd, type) ? -ENOMSG : 0;
+			break; /* or the end of a sequenced-packet stream */
+		}
+		if (count == OBJ_DGRAM_MAX) {
+			r = -E2BIG;
 			break;
+		}
 		memcpy(buf + n, &len, 4);
 		n += 4 + len;
 	}
-	if (r == 0 && count == OBJ_DGRAM_MAX)
-		r = -E2BIG;
 	setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
 	return r < 0 ? r : (ssize_t)n;
 }
@@ -298,10 +303,12 @@ static void socket_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 		if (fd >= 0 && type != SOCK_STREAM) {
 			n = dgrams_peek(fd, type, buf, OBJ_SOCK_MAX);
 			if (n < 0) {
-				sbx_sio_fail(io, "fd %d (a socket pair): its queued messages: %s",
-					     num,
-					     n == -E2BIG ? "more than 4 MiB or 4096 of them"
-							 : strerror((int)-n));
+				sbx_sio_fail(
+				    io, "fd %d (a socket pair): its queued messages: %s", num,
+				    n == -E2BIG ? "more than 4 MiB or 4096 of them"
+				    : n == -ENOMSG
+					? "one of no bytes, which a snapshot cannot hold yet"
+					: strerror((int)-n));
 				break;
 			}
 		}

@@ -27,7 +27,10 @@ struct sbx_pnode {
 	int ended;	   /* a zombie: status holds its wait status */
 	int status;	   /* as wait4 gives it */
 	int released;	   /* exec'd or ended: a vfork parent goes on */
-	clockid_t clock;   /* its vCPU thread's CPU clock (clock_set) */
+	/* A vfork's child whose parent, one thread, waits for it: its writes are logged, and
+	 * what it wrote goes back to the parent if it ends without an execve (VFORK_EXIT). */
+	int vfork_share;
+	clockid_t clock; /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
 	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
 	 * timers (timer_create). The keeper sends each one's signal at `at` (0: disarmed), then
@@ -497,7 +500,15 @@ static void exec_begin(struct sbx_vm *vm)
 	struct sbx_pnode *n = self(vm);
 	if (n)
 		memset(&n->timer[1], 0, sizeof(n->timer) - sizeof(n->timer[0]));
+	/* A vfork's child shares nothing with its parent from here: the new image pays no
+	 * logged first write. (Stopped before the image goes, whose memslot is then re-added
+	 * without the log.) */
+	int share = n && n->vfork_share;
+	if (n)
+		n->vfork_share = 0;
 	pthread_mutex_unlock(&t->lock);
+	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
+		sbx_dirty_stop(vm);
 }
 
 static void execed(struct sbx_vm *vm)
@@ -541,7 +552,8 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *in
 		struct sbx_pnode *m = find(t, pid);
 		if (!m || m->ppid != vm->proc.pid || m->released)
 			break;
-		if (atomic_load(&vm->life.stopping) || interrupted(intr)) {
+		if (atomic_load(&vm->life.stopping) || interrupted(intr) ||
+		    sbx_threads_ending(vm)) {
 			r = -EINTR;
 			break;
 		}
@@ -638,6 +650,11 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 					.pgid = vm->proc.pgid,
 					.sid = vm->proc.sid,
 					.vm = c};
+		/* CLONE_VFORK comes only from a parent of one thread (a threaded one asks for a
+		 * copy and waits apart), which stays stopped until the child execs or ends: the
+		 * memory the two would share on Linux is the child's until then. */
+		n->vfork_share =
+		    (flags & SBX_CLONE_VFORK) && sbx_dirty_start(c, err, sizeof(err)) == 0;
 		pthread_attr_t at;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -743,7 +760,8 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (opts & SBX_WNOHANG)
 			break;
 		if (atomic_load(&vm->life.stopping) || signal_waiting(vm) ||
-		    atomic_load(&vm->life.pause_req) || interrupted(intr)) {
+		    atomic_load(&vm->life.pause_req) || interrupted(intr) ||
+		    sbx_threads_ending(vm)) {
 			r = -EINTR;
 			break;
 		}
@@ -903,11 +921,60 @@ static int64_t do_itimer(struct sbx_vm *vm, const struct sbx_slot *s)
 	return 0;
 }
 
+struct share_ctx {
+	struct sbx_vm *from, *to;
+	const uint64_t *dirty;
+	uint64_t pages;
+};
+
+static int share_page(void *ctx, uint64_t gpa)
+{
+	struct share_ctx *c = ctx;
+	uint64_t p = gpa / SBX_PAGE_SIZE;
+	if (gpa + SBX_PAGE_SIZE > c->from->proc.mem.size || !(c->dirty[p / 64] >> (p % 64) & 1))
+		return 0;
+	memcpy(c->to->proc.mem.base + gpa, c->from->proc.mem.base + gpa, SBX_PAGE_SIZE);
+	sbx_mem_dirty(c->to, gpa, SBX_PAGE_SIZE);
+	c->pages++;
+	return 0;
+}
+
+/* VFORK_EXIT (1.15), from a vfork's child about to end without an execve, whose mappings are
+ * still its parent's: what it wrote to memory they share on Linux goes to the parent, stopped
+ * in its vfork meanwhile (glibc's posix_spawn reports a failed execve so, and Rust's Command
+ * with it). The pages the parent's tables map writable to the program and the child wrote; a
+ * page only the child mapped is not the parent's. The number of pages. */
+static int64_t do_vfork_exit(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	uint64_t *dirty = calloc(sbx_dirty_words(vm), sizeof(uint64_t));
+	if (!dirty)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *me = self(vm), *parent = find(t, vm->proc.ppid);
+	int64_t r = 0;
+	/* The parent's VM is gone only under the lock, and waits while we hold it. */
+	if (me && me->vfork_share && !me->released && parent && parent->vm &&
+	    !atomic_load(&parent->vm->life.stopping) &&
+	    parent->vm->proc.mem.size == vm->proc.mem.size &&
+	    sbx_dirty_collect(vm, dirty, 1) >= 0) {
+		struct share_ctx c = {.from = vm, .to = parent->vm, .dirty = dirty};
+		r = sbx_gva_each_writable(parent->vm, sbx_guest_root(parent->vm), share_page, &c);
+		r = r < 0 ? r : (int64_t)c.pages;
+		me->vfork_share = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(dirty);
+	return r;
+}
+
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	if (!vm->procs)
 		return -ENOSYS;
 	switch (s->nr) {
+	case SBX_CALL_VFORK_EXIT:
+		return do_vfork_exit(vm);
 	case SBX_CALL_FORK:
 		return do_fork(vm, s);
 	case SBX_CALL_WAIT:

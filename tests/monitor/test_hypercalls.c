@@ -768,7 +768,7 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	int64_t sq = call(SBX_CALL_SOCKETPAIR, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(sq >= 0);
 	int q0 = (int)(sq & 0xffffffff), q1 = (int)(sq >> 32);
-	/* Pairs of datagrams and of sequenced packets with messages queued, one of no bytes. */
+	/* Pairs of datagrams and of sequenced packets with messages queued. */
 	int64_t dg = call(SBX_CALL_SOCKETPAIR, SOCK_DGRAM | SOCK_NONBLOCK, 0, 0, 0, 0);
 	int64_t sqp = call(SBX_CALL_SOCKETPAIR, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, 0, 0, 0);
 	cr_assert(dg >= 0 && sqp >= 0);
@@ -794,7 +794,7 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_eq(write(fds[s1].fd, "to end 0", 8), 8);
 	cr_assert_eq(write(fds[s0].fd, "to 1", 4), 4);
 	cr_assert_eq(write(fds[q0].fd, "last", 4), 4);
-	static const char *const msgs[] = {"one", "", "second message"};
+	static const char *const msgs[] = {"one", "two", "the third message"};
 	for (int m = 0; m < 3; m++) {
 		size_t l = strlen(msgs[m]);
 		cr_assert_eq(send(fds[d1].fd, msgs[m], l, 0), (ssize_t)l);
@@ -906,4 +906,13 @@ Test(hypercalls, pipes_eventfds_and_epoll_survive_the_objects_section)
 	cr_assert_lt(sbx_state_objects(T.vm, &b2), 0);
 	cr_assert(strstr(b2.msg, "malformed object handle"), "%s", b2.msg);
 	free(out.buf);
+
+	/* A message of no bytes is refused by name: a peek with an offset could pass over one. */
+	int64_t de = call(SBX_CALL_SOCKETPAIR, SOCK_DGRAM | SOCK_NONBLOCK, 0, 0, 0, 0);
+	cr_assert(de >= 0);
+	cr_assert_eq(send(fds[de >> 32].fd, "", 0, 0), 0);
+	struct sbx_sio e = {0};
+	cr_assert_lt(sbx_state_objects(T.vm, &e), 0);
+	cr_assert(strstr(e.msg, "one of no bytes") && !strchr(e.msg, '\n'), "%s", e.msg);
+	free(e.buf);
 }

@@ -125,6 +125,13 @@ Test(procs, execve_while_other_threads_run_ends_them)
 	e2e_sample_expect("procs", "--tmp /tmp", "execlive", 0, NULL);
 }
 
+/* A vfork's child's writes before its _exit are its parent's, as on Linux: posix_spawn of a
+ * missing program says ENOENT (glibc's child reports it so). */
+Test(procs, a_vfork_child_s_writes_reach_its_parent)
+{
+	same_as_native("vforkshare");
+}
+
 /* SA_RESTART makes a blocking waitpid (whose child the alarm's handler kills) and an untimed
  * futex wait go on after the handler; without it, or timed, they end with EINTR. */
 Test(procs, sa_restart_restarts_waitpid_and_futex_waits_after_the_handler)

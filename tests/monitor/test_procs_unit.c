@@ -35,10 +35,17 @@ static int64_t call(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, int own)
 /* Served by another thread than the caller's (the poller), these would stop the wrong one. */
 Test(procs_unit, calls_not_marked_for_the_callers_thread_are_refused)
 {
-	const uint32_t nr[] = {SBX_CALL_FORK,  SBX_CALL_EXECVE, SBX_CALL_WAIT,
-			       SBX_CALL_PKILL, SBX_CALL_PGRP,	SBX_CALL_ITIMER};
+	const uint32_t nr[] = {SBX_CALL_FORK, SBX_CALL_EXECVE, SBX_CALL_WAIT,	   SBX_CALL_PKILL,
+			       SBX_CALL_PGRP, SBX_CALL_ITIMER, SBX_CALL_VFORK_EXIT};
 	for (size_t i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
 		cr_assert_eq(call(nr[i], 0, 0, 0, 0), -EINVAL, "call %u", nr[i]);
+}
+
+/* VFORK_EXIT from a process that is no vfork's child: nothing to give, nothing changed. */
+Test(procs_unit, vfork_exit_of_no_vfork_child_copies_nothing)
+{
+	cr_assert_eq(call(SBX_CALL_VFORK_EXIT, 0, 0, 0, 1), 0);
+	cr_assert_eq(T.vm->life.stopping, 0);
 }
 
 Test(procs_unit, wait_with_no_children_is_echild)
