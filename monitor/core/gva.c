@@ -197,37 +197,42 @@ unsigned sbx_guest_vmas(struct sbx_vm *vm, struct sbx_vma **out)
 	return kept;
 }
 
-/* One table of the walk: entries whose rights so far (W and U of every level) allow the
- * program to write. Depth-bounded, so a table that names itself ends; *budget bounds the
- * entries and pages looked at, since tables that all name one table would multiply them. */
-static int each_writable(struct sbx_vm *vm, uint64_t table, int level, unsigned lo, unsigned hi,
+/* One table of the walk, mapping from va: entries whose rights so far (W, and U where the
+ * program runs at CPL3) let the program write, inside its half [SBX_USER_ADDR, SBX_USER_TOP).
+ * Depth-bounded, so a table that names itself ends; *budget bounds the entries and pages
+ * looked at, since tables that all name one table would multiply them. */
+static int each_writable(struct sbx_vm *vm, uint64_t table, int level, uint64_t va, uint64_t need,
 			 int (*fn)(void *ctx, uint64_t gpa), void *ctx, uint64_t *budget)
 {
-	for (unsigned i = lo; i < hi; i++) {
+	unsigned shift = 12 + 9 * (unsigned)level;
+	for (unsigned i = 0; i < 512; i++) {
+		uint64_t lo = va + ((uint64_t)i << shift), hi = lo + (1ull << shift);
+		if (hi <= SBX_USER_ADDR || lo >= SBX_USER_TOP)
+			continue;
 		if (!*budget)
 			return -E2BIG;
 		(*budget)--;
 		uint64_t e;
 		if (sbx_copy_from_guest(vm, &e, (table & SBX_PTE_ADDR) + i * 8, sizeof(e)) < 0)
 			return 0;
-		if ((e & (SBX_PTE_P | SBX_PTE_W | SBX_PTE_U)) !=
-		    (SBX_PTE_P | SBX_PTE_W | SBX_PTE_U))
+		if ((e & need) != need)
 			continue;
-		int leaf = level == 0 || (level < 3 && (e & SBX_PTE_PS));
-		if (!leaf) {
-			int r = each_writable(vm, e, level - 1, 0, 512, fn, ctx, budget);
+		if (level > 0 && !(level < 3 && (e & SBX_PTE_PS))) {
+			int r = each_writable(vm, e, level - 1, lo, need, fn, ctx, budget);
 			if (r)
 				return r;
 			continue;
 		}
-		uint64_t size = 1ull << (12 + 9 * level);
-		uint64_t base = e & SBX_PTE_ADDR & ~(size - 1);
-		for (uint64_t p = base; p < base + size && p + SBX_PAGE_SIZE <= vm->proc.mem.size;
-		     p += SBX_PAGE_SIZE) {
+		uint64_t base = e & SBX_PTE_ADDR & ~((1ull << shift) - 1);
+		for (uint64_t p = 0; p < (1ull << shift); p += SBX_PAGE_SIZE) {
+			if (base + p + SBX_PAGE_SIZE > vm->proc.mem.size)
+				break;
+			if (lo + p < SBX_USER_ADDR || lo + p >= SBX_USER_TOP)
+				continue;
 			if (!*budget)
 				return -E2BIG;
 			(*budget)--;
-			int r = fn(ctx, p);
+			int r = fn(ctx, base + p);
 			if (r)
 				return r;
 		}
@@ -241,5 +246,6 @@ int sbx_gva_each_writable(struct sbx_vm *vm, uint64_t root, int (*fn)(void *ctx,
 	/* Every page mapped four times over, and as many table entries: far more than a
 	 * program's own tables hold. */
 	uint64_t budget = vm->proc.mem.size / SBX_PAGE_SIZE * 8 + (1u << 20);
-	return each_writable(vm, root, 3, 0, 256, fn, ctx, &budget);
+	uint64_t need = SBX_PTE_P | SBX_PTE_W | (vm->proc.vcpu.cpl == 0 ? 0 : SBX_PTE_U);
+	return each_writable(vm, root, 3, 0, need, fn, ctx, &budget);
 }
