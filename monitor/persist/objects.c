@@ -394,8 +394,9 @@ static int obj_host(const struct obj_rec *r, struct obj_load *L, struct sbx_sio 
 	return fd;
 }
 
-/* The next len bytes of the section written to fd (non-blocking: they fit, as they did). */
-static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
+/* The next len bytes of the section written to fd (non-blocking: they fit, as they did): a
+ * stream's as they come, or (framed) messages as dgrams_peek wrote them, each sent whole. */
+static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num, int framed)
 {
 	if (!len)
 		return;
@@ -406,6 +407,22 @@ static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
 	}
 	sbx_sio_bytes(io, bytes, len);
 	for (uint32_t off = 0; !io->err && off < len;) {
+		if (framed) {
+			uint32_t n;
+			if (len - off < 4 || (memcpy(&n, bytes + off, 4), n > len - off - 4)) {
+				sbx_sio_fail(io, "fd %d: a malformed queued message at byte %u",
+					     num, off);
+				break;
+			}
+			if (send(fd, bytes + off + 4, n, MSG_DONTWAIT | MSG_NOSIGNAL) !=
+			    (ssize_t)n) {
+				sbx_sio_fail(io, "fd %d: putting a queued message back: %s", num,
+					     strerror(errno));
+				break;
+			}
+			off += 4 + n;
+			continue;
+		}
 		ssize_t w = write(fd, bytes + off, len - off);
 		if (w <= 0) {
 			sbx_sio_fail(io, "fd %d: refilling it: %s", num,
@@ -415,31 +432,6 @@ static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
 		off += (uint32_t)w;
 	}
 	free(bytes);
-}
-
-/* Messages as dgrams_peek wrote them, each sent whole (they fit, as they did). */
-static void refill_dgrams(struct sbx_sio *io, int fd, uint32_t len, int32_t num)
-{
-	uint8_t *m = malloc(len);
-	if (!m) {
-		sbx_sio_fail(io, "out of memory");
-		return;
-	}
-	sbx_sio_bytes(io, m, len);
-	for (uint32_t off = 0; !io->err && off < len;) {
-		uint32_t n;
-		if (len - off < 4 || (memcpy(&n, m + off, 4), n > len - off - 4)) {
-			sbx_sio_fail(io, "fd %d: a malformed queued message at byte %u", num, off);
-			break;
-		}
-		if (send(fd, m + off + 4, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n) {
-			sbx_sio_fail(io, "fd %d: putting a queued message back: %s", num,
-				     strerror(errno));
-			break;
-		}
-		off += 4 + n;
-	}
-	free(m);
 }
 
 static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
@@ -464,7 +456,7 @@ static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_lo
 		sbx_sio_fail(io, "fd %d: a pipe of %u bytes: %s", r->num, cap, strerror(errno));
 		return;
 	}
-	refill(io, p[1], len, r->num);
+	refill(io, p[1], len, r->num, 0);
 }
 
 static void eventfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_load *L)
@@ -561,10 +553,7 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 			return;
 		}
 		/* Written into the other end, they wait at this one. */
-		if (type == SOCK_STREAM)
-			refill(io, sv[1 - e], len, r->num);
-		else
-			refill_dgrams(io, sv[1 - e], len, r->num);
+		refill(io, sv[1 - e], len, r->num, type != SOCK_STREAM);
 	}
 	/* Shut down once the bytes are in: a write end shut would refuse them. */
 	for (int e = 0; e < 2 && !io->err; e++) {
