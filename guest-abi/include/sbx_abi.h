@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 15
+#define SBX_ABI_MINOR 16
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------

@@ -168,7 +168,12 @@
 	 * to the pages the parent maps writable goes to the parent, stopped in its vfork, as     \
 	 * the memory they share on Linux. The number of pages, 0 if the parent is not one      \
 	 * thread waiting for it. */                                                            \
-	X(VFORK_EXIT, 67, vfork_exit, sbx_hc_proc, 0, )
+	X(VFORK_EXIT, 67, vfork_exit, sbx_hc_proc, 0, )                                            \
+	/* 1.16: POINT, from a thread at the snapshot point of repeated runs (SBX_BOOT_WARM: the  \
+	 * first read of fd 0) in a program that has had threads: 0 go on (the run from the       \
+	 * snapshot has begun), -EAGAIN ask again (the monitor pauses every vCPU to take the      \
+	 * snapshot with this thread asking), -EINVAL or -ENOSYS: no such point. */                \
+	X(POINT, 68, point, hc_point, SBX_CF_WAIT, )
 /* clang-format on */
 
 #endif

@@ -25,8 +25,20 @@ static int k_exec_point(void)
 
 void k_exec_stdin_point(void)
 {
-	if ((BOOT->flags & SBX_BOOT_WARM) && !k_point_taken)
+	if (!(BOOT->flags & SBX_BOOT_WARM) || __atomic_load_n(&k_point_taken, __ATOMIC_ACQUIRE))
+		return;
+	if (BOOT->threads_peak <= 1) {
 		k_exec_point();
+		return;
+	}
+	/* With threads this vCPU cannot park the process: the monitor pauses every vCPU while
+	 * this one asks and takes the snapshot there; each run then begins with the question
+	 * asked again, answered 0. Any thread reading fd 0 before that asks too. */
+	long r;
+	do
+		r = k_call_own(SBX_CALL_POINT, 0, 0);
+	while (r == -EAGAIN);
+	__atomic_store_n(&k_point_taken, 1, __ATOMIC_RELEASE);
 }
 
 void k_exec_exit(uint32_t status)

@@ -172,6 +172,12 @@ static int64_t hc_sleep(struct sbx_vm *vm, const struct sbx_slot *s)
 	return 0;
 }
 
+static int64_t hc_point(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	(void)s;
+	return vm->hooks.point ? vm->hooks.point(vm) : -ENOSYS;
+}
+
 typedef int64_t (*sbx_hc_fn)(struct sbx_vm *vm, const struct sbx_slot *s);
 
 /* Every call, from its one line in sbx_calls.h. */

@@ -801,14 +801,30 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 				"thread on vCPU %u: ring tail %u is %u slots behind its head", i,
 				rec->tail, ring->head - rec->tail);
 	pthread_mutex_lock(&th->lock);
-	int r = th->v[i] ? -EEXIST : 0;
+	struct sbx_tvcpu *t = th->v[i];
+	/* A vCPU whose thread a reset stopped (the exec engine puts a snapshot's threads back
+	 * before each run) is taken again: KVM makes each index once per VM. */
+	int again = t && t->stale && !t->thread_started && !t->restored;
+	int r = t && !again ? -EEXIST : 0;
 	if (r < 0)
 		snprintf(err, errlen, "two threads on vCPU %u", i);
 	for (unsigned k = 1; k < th->nv && r == 0; k++)
-		if (rec->tid && th->v[k] && atomic_load(&th->tid[k]) == rec->tid)
+		if (rec->tid && th->v[k] && k != i && !th->v[k]->stale &&
+		    atomic_load(&th->tid[k]) == rec->tid)
 			r = sbx_fail(err, errlen, -EEXIST, "two threads with id %u", rec->tid);
-	struct sbx_tvcpu *t = NULL;
-	if (r == 0 && (r = tvcpu_new(vm, i, &t, err, errlen)) == 0) {
+	if (r == 0 && !again)
+		r = tvcpu_new(vm, i, &t, err, errlen);
+	if (r == 0) {
+		if (again) {
+			/* Its registers, CR3 included, are set from the record next; what the
+			 * monitor kept of the thread before goes. */
+			tlb_flush(t->fd);
+			atomic_store(&t->tlb.flushed, atomic_load(&th->tlb_gen));
+			t->run->immediate_exit = 0;
+			t->refault = -1;
+			memset(&t->upcall, 0, sizeof(t->upcall));
+			t->stale = 0;
+		}
 		t->cr3 = rec->cr3;
 		t->ring_gpa = rec->ring_gpa;
 		t->tail = rec->tail;
@@ -819,7 +835,9 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 		atomic_store(&th->tid[i], rec->tid);
 		if (i >= atomic_load(&th->tid_hi))
 			atomic_store(&th->tid_hi, i + 1);
-		if (!atomic_fetch_add(&th->started, 1))
+		if (!again)
+			atomic_fetch_add(&th->started, 1);
+		if (!atomic_load(&vm->proc.ring.retired))
 			first_thread(vm);
 		rec->fd = t->fd;
 	}

@@ -392,6 +392,8 @@ struct sbx_hooks {
 	/* The address in [lo, hi) that the instruction at the vCPU's rip accesses: 0 and *addr,
 	 * or -1 (report/disasm.c decodes it). */
 	int (*mem_operand)(struct sbx_vm *vm, uint64_t lo, uint64_t hi, uint64_t *addr);
+	/* POINT: a thread at --warm's snapshot point in a program with threads (exec/). */
+	int64_t (*point)(struct sbx_vm *vm);
 	/* The process calls FORK, WAIT, PKILL, PGRP (sandbox/procs.c); and an EXECVE done (a
 	 * vfork's parent goes on). */
 	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);

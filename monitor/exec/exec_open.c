@@ -2,6 +2,7 @@
  * guest kernel parks it: struct sbx_exec_ctl in sbx_abi.h), and snapshotted there; and
  * closing it. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -39,6 +40,7 @@ static int exec_new(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 	struct sbx_vm *vm = x->vm;
 	vm->exec = x;
 	vm->hooks.doorbell = sbx_exec_doorbell;
+	vm->hooks.point = sbx_exec_point;
 	vm->opts.confine_thread = 1;
 	if (x->spin)
 		vm->opts.spin_us = 1000;
@@ -114,16 +116,19 @@ static int check_point(struct sbx_exec *x, char *err, size_t errlen)
 	return 0;
 }
 
-/* Runs the program to its point, bounded like a run (a program that never reaches it). */
+/* Runs the program to its point, bounded like a run (a program that never reaches it): 1 the
+ * kernel parked there, 2 a thread of a program with threads asked (POINT). */
 static int run_to_point(struct sbx_exec *x, char *err, size_t errlen)
 {
 	int r = sbx_exec_start_vcpu(x, err, errlen);
 	if (r < 0)
 		return r;
-	if (sbx_exec_wait_parked(x, x->o.timeout_ms) != 1)
+	int w = sbx_exec_wait_parked(x, x->o.timeout_ms);
+	if (w == 0)
 		return sbx_fail(err, errlen, -ECANCELED, "%s ended before its snapshot point: %s",
 				x->vm->cfg.name ? x->vm->cfg.name : x->vm->cfg.prog, x->res.reason);
-	return check_point(x, err, errlen);
+	r = w == 1 ? check_point(x, err, errlen) : 0;
+	return r < 0 ? r : w;
 }
 
 /* The snapshot at the point, and what each run compares with it. */
@@ -152,6 +157,33 @@ static int snapshot_point(struct sbx_exec *x, char *err, size_t errlen)
 	return 0;
 }
 
+/* The point of a program with threads: the kernel cannot park every thread, so the monitor
+ * pauses every vCPU where the asking thread waits for its answer, takes the snapshot there, and
+ * ends this run. Each run then starts from a full reset that puts every thread back
+ * (sbx_reset_threads), the asking one to ask again and go on. */
+static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
+{
+	struct sbx_vm *vm = x->vm;
+	int was = 0;
+	uint64_t ms = x->o.timeout_ms ? x->o.timeout_ms : 10000;
+	int r = sbx_pause_hold(vm, ms > INT32_MAX ? INT32_MAX : (int)ms, &was);
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "%s: pausing its threads at the snapshot point: %s",
+				vm->cfg.name ? vm->cfg.name : vm->cfg.prog,
+				r == -ETIMEDOUT ? "they did not stop in time" : "it ended");
+	r = snapshot_point(x, err, errlen);
+	/* Nothing the threads would do from here reaches a run: the kill comes before they go on,
+	 * and no one enters the guest again. */
+	sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "snapshot taken");
+	sbx_pause_release(vm, was);
+	pthread_mutex_lock(&x->lock);
+	while (!x->stopped)
+		pthread_cond_wait(&x->cond, &x->lock);
+	x->point_wanted = 0;
+	pthread_mutex_unlock(&x->lock);
+	return r;
+}
+
 int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		  struct sbx_exec **out, char *err, size_t errlen)
 {
@@ -163,7 +195,8 @@ int sbx_exec_open(const struct sbx_config *cfg, const struct sbx_exec_opts *o,
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	int r;
 	if ((r = exec_new(cfg, o, x, err, errlen)) < 0 || (r = load(x, err, errlen)) < 0 ||
-	    (r = run_to_point(x, err, errlen)) < 0 || (r = snapshot_point(x, err, errlen)) < 0) {
+	    (r = run_to_point(x, err, errlen)) < 0 ||
+	    (r = r == 2 ? snapshot_paused(x, err, errlen) : snapshot_point(x, err, errlen)) < 0) {
 		sbx_exec_close(x);
 		return r;
 	}

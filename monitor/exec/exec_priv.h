@@ -31,7 +31,10 @@ struct sbx_exec {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int parked, run_req, stopped, quit; /* under lock */
-	struct sbx_result res;		    /* the last sbx_vm_run's */
+	/* A thread of a program with threads reached the point (POINT): the snapshot is taken
+	 * with every vCPU paused (under lock; only before the snapshot). */
+	int point_wanted;
+	struct sbx_result res; /* the last sbx_vm_run's */
 	/* sbx_threads_launches when the run was let go: a run that started a thread took
 	 * page-table pages for its window that the reset's page-table check does not list. */
 	unsigned launches;
@@ -67,9 +70,12 @@ static inline volatile struct sbx_exec_ctl *sbx_exec_ctl(struct sbx_vm *vm)
 enum sbx_action sbx_exec_doorbell(struct sbx_vm *vm);
 int sbx_exec_start_vcpu(struct sbx_exec *x, char *err, size_t errlen);
 void sbx_exec_stop_vcpu(struct sbx_exec *x);
-/* Until the vCPU thread is parked or stopped: 1 if parked. A time limit (ms, 0: none) kills a
- * sandbox that takes longer (and so stops it). */
+/* Until the vCPU thread is parked or stopped: 1 if parked, 0 stopped, and before the snapshot
+ * 2 when a thread asked for it (POINT). A time limit (ms, 0: none) kills a sandbox that takes
+ * longer (and so stops it). */
 int sbx_exec_wait_parked(struct sbx_exec *x, uint64_t ms);
+/* POINT (hooks.point): 0 once the snapshot is taken, -EAGAIN before (the guest asks again). */
+int64_t sbx_exec_point(struct sbx_vm *vm);
 /* Until the run ends, with its time limit: 0 it parked, 1 it stopped. */
 int sbx_exec_wait_end(struct sbx_exec *x);
 

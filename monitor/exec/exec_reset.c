@@ -63,6 +63,10 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 		sbx_fail(err, errlen, r, "reset: re-adding the memslot: %s", strerror(-r));
 	if (r == 0)
 		r = reset_registers(x, stopped, err, errlen);
+	/* A snapshot with threads: every run ends stopped (with threads the kernel never
+	 * parks), and they start again with it. */
+	if (r == 0 && stopped)
+		r = sbx_reset_threads(vm, x->snap, err, errlen);
 	if (r == 0)
 		r = sbx_exec_prepare(x, run, err, errlen);
 	if (r == 0)

@@ -3,10 +3,13 @@
  * spins in the guest's park loop (fast runs); the thread that asked for a run waits here for
  * its end, serving the ring meanwhile when it has a core to spin on. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "exec_priv.h"
 
@@ -113,15 +116,40 @@ static void kill_for_time(struct sbx_exec *x, uint64_t ms)
 	pthread_cond_broadcast(&x->cond);
 }
 
-/* Waits under x->lock until the vCPU thread parks or stops, or the deadline passes (dl NULL:
- * none). 1 parked, 0 stopped, -ETIMEDOUT. */
+/* Waits under x->lock until the vCPU thread parks or stops, a thread asks for the snapshot, or
+ * the deadline passes (dl NULL: none). 1 parked, 0 stopped, 2 asked, -ETIMEDOUT. */
 static int wait_locked(struct sbx_exec *x, const struct timespec *dl)
 {
 	int w = 0;
-	while (!x->parked && !x->stopped && w != ETIMEDOUT)
+	while (!x->parked && !x->stopped && !x->point_wanted && w != ETIMEDOUT)
 		w = dl ? pthread_cond_timedwait(&x->cond, &x->lock, dl)
 		       : pthread_cond_wait(&x->cond, &x->lock);
-	return x->parked ? 1 : x->stopped ? 0 : -ETIMEDOUT;
+	return x->parked ? 1 : x->stopped ? 0 : x->point_wanted ? 2 : -ETIMEDOUT;
+}
+
+int64_t sbx_exec_point(struct sbx_vm *vm)
+{
+	struct sbx_exec *x = vm->exec;
+	/* Only --warm's point is a thread's to ask for: the fuzz driver's is its own call. */
+	if (x->o.point != SBX_POINT_STDIN)
+		return -EINVAL;
+	pthread_mutex_lock(&x->lock);
+	int taken = x->snap != NULL;
+	if (!taken) {
+		x->point_wanted = 1;
+		pthread_cond_broadcast(&x->cond);
+	}
+	pthread_mutex_unlock(&x->lock);
+	if (taken)
+		return 0; /* a run from the snapshot: its read of stdin goes on */
+	/* The front end now pauses every vCPU, which ends this wait (as a SLEEP's): the snapshot
+	 * holds this thread asking again. Bounded, so that nothing depends on the wake. */
+	int released = sbx_ring_release(vm);
+	struct timespec rel = {0, 10 * 1000 * 1000};
+	if (!atomic_load(&vm->life.stopping) && !atomic_load(&vm->life.pause_req))
+		syscall(SYS_futex, &vm->life.stopping, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+	sbx_ring_reacquire(vm, released);
+	return -EAGAIN;
 }
 
 int sbx_exec_wait_parked(struct sbx_exec *x, uint64_t ms)

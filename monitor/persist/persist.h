@@ -21,7 +21,8 @@ int sbx_vm_incoming(const struct sbx_config *cfg, const char *addr, struct sbx_v
 		    size_t errlen);
 /* Reset to a snapshot kept in memory: after sbx_snapshot_take, sbx_reset puts back only the
  * pages written since (KVM's dirty log and the monitor's own writes), the vCPU and the
- * monitor's state. Both need the vCPU stopped. */
+ * monitor's state. Both need the vCPU stopped; a program with threads, every vCPU paused
+ * (and then only the exec engine's stopped reset puts them back: sbx_reset_threads). */
 struct sbx_snap;
 struct sbx_reset_stats {
 	uint64_t pages;	 /* pages put back */
@@ -82,6 +83,11 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 		    char *err, size_t errlen);
 int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
+/* A snapshot taken paused with threads: 1 if it holds them. Putting them back needs their host
+ * threads ended (sbx_threads_reset) and vCPU 0 put back first; they start with the next
+ * sbx_vm_run. */
+int sbx_snapshot_threads(const struct sbx_snap *s);
+int sbx_reset_threads(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */
 void sbx_snapshot_keep(struct sbx_snap *s, uint64_t lo, uint64_t hi, uint64_t page);
 /* The snapshot's copy of the page at gpa. */

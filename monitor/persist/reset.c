@@ -26,7 +26,12 @@ struct sbx_snap {
 	struct sbx_sio vcpu; /* the vCPU, as sbx_state_vcpu saves it */
 	struct sbx_handle fds[SBX_MAX_FDS]; /* fds are our own dups */
 	int64_t offs[SBX_MAX_FDS];
-	struct sbx_sio mon; /* the rest of the monitor's state, as sbx_state_monitor saves it */
+	struct sbx_sio mon;	/* the rest of the monitor's state, as sbx_state_monitor saves it */
+	struct sbx_sio threads; /* the other vCPUs, as sbx_state_threads saves them (len 0: none) */
+	/* The pipes, eventfds, epoll instances, socket pairs and timerfds, as sbx_state_objects
+	 * saves them (len 0: none): made afresh at each reset, since a dup would share the
+	 * last run's. Their handles are not in fds. */
+	struct sbx_sio objects;
 	uint64_t keep_lo, keep_hi, keep_page; /* never put back (sbx_snapshot_keep) */
 	/* Pages written in each of the last RESET_HOT_RUNS runs are copied back at every reset
 	 * without being write-protected again: a 4 KiB copy costs ~0.1 us, a write-protection
@@ -50,6 +55,8 @@ void sbx_snapshot_free(struct sbx_snap *s)
 		free(s->seen[k]);
 	free(s->vcpu.buf);
 	free(s->mon.buf);
+	free(s->threads.buf);
+	free(s->objects.buf);
 	free(s);
 }
 
@@ -71,14 +78,13 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	if (vm->life.running && !vm->life.paused && !vm->proc.vcpu.parked)
 		return sbx_fail(err, errlen, -EBUSY,
 				"snapshot: the vCPU is running (pause it first)");
-	/* A reset puts back vCPU 0 only: the point of repeated runs is taken single-threaded
-	 * (a run's threads end with it, sbx_threads_reset). */
-	if (sbx_threads_count(vm))
-		return sbx_fail(
-		    err, errlen, -ENOTSUP,
-		    "snapshot: the program started a thread before its snapshot point, "
-		    "and repeated runs start from one vCPU (--warm needs a program that "
-		    "reads stdin before it starts threads)");
+	/* Threads are taken with every vCPU paused at its pause point (sbx_pause_hold), where
+	 * none is inside a request: parked, vCPU 0 alone is whole. */
+	struct sbx_thread_rec one;
+	int threads = sbx_threads_count(vm) && sbx_threads_records(vm, &one, 1);
+	if (threads && !vm->life.paused)
+		return sbx_fail(err, errlen, -EBUSY,
+				"snapshot: the program has threads: pause every vCPU first");
 	struct sbx_snap *s = calloc(1, sizeof(*s));
 	if (!s)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
@@ -105,9 +111,14 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 		sbx_snapshot_free(s);
 		return r;
 	}
+	int objects = 0;
 	for (int i = 0; i < SBX_MAX_FDS && r == 0; i++) {
 		if (vm->proc.files->fds[i].kind == SBX_H_FREE)
 			continue;
+		if (sbx_handle_is_object(&vm->proc.files->fds[i])) {
+			objects = 1;
+			continue;
+		}
 		r = sbx_fd_copy(&s->fds[i], &vm->proc.files->fds[i]);
 		s->offs[i] = vm->proc.files->fds[i].kind == SBX_H_HOST
 				 ? lseek(vm->proc.files->fds[i].fd, 0, SEEK_CUR)
@@ -117,6 +128,14 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	if (r == 0 && sbx_state_monitor(vm, &s->mon) < 0) {
 		snprintf(err, errlen, "snapshot: %s", s->mon.msg);
 		r = s->mon.err;
+	}
+	if (r == 0 && objects && sbx_state_objects(vm, &s->objects) < 0) {
+		snprintf(err, errlen, "snapshot: %s", s->objects.msg);
+		r = s->objects.err;
+	}
+	if (r == 0 && threads && sbx_state_threads(vm, &s->threads) < 0) {
+		snprintf(err, errlen, "snapshot: %s", s->threads.msg);
+		r = s->threads.err;
 	}
 	if (r < 0 || (r = sbx_dirty_start(vm, err, errlen)) < 0) {
 		if (!err[0])
@@ -239,6 +258,29 @@ int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errl
 	return r;
 }
 
+int sbx_snapshot_threads(const struct sbx_snap *s)
+{
+	return s->threads.len != 0;
+}
+
+int sbx_reset_threads(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
+{
+	if (!sbx_snapshot_threads(s))
+		return 0;
+	if (sbx_threads_running(vm))
+		return sbx_fail(err, errlen, -EBUSY, "reset: the last run's threads still run");
+	struct sbx_sio io = {.load = 1, .buf = s->threads.buf, .len = s->threads.len};
+	if (sbx_state_threads(vm, &io) < 0)
+		return sbx_fail(err, errlen, io.err, "reset: %s", io.msg);
+	/* The thread id the guest holds for its next thread was this monitor's at the
+	 * snapshot; the pid space counts afresh for each run (sbx_threads_reset): the kernel
+	 * asks for one again. */
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	b->tid_next = atomic_load(&vm->proc.threads.tid_next);
+	sbx_mem_dirty(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	return 0;
+}
+
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
 {
 	sbx_locks_reset(vm);
@@ -254,6 +296,13 @@ int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 		/* Not the monitor's own stdio: its output so far stays where it went. */
 		if (s->offs[i] >= 0 && s->fds[i].stdio < 0)
 			lseek(vm->proc.files->fds[i].fd, s->offs[i], SEEK_SET);
+	}
+	/* New objects with what the old held at the snapshot (bytes in a pipe, a count, the
+	 * registrations, a timer), onto the handles left free above. */
+	if (s->objects.len) {
+		struct sbx_sio io = {.load = 1, .buf = s->objects.buf, .len = s->objects.len};
+		if (sbx_state_objects(vm, &io) < 0)
+			return sbx_fail(err, errlen, io.err, "reset: %s", io.msg);
 	}
 	struct sbx_sio mon = {.load = 1, .reset = 1, .buf = s->mon.buf, .len = s->mon.len};
 	if (sbx_state_monitor(vm, &mon) < 0)
@@ -292,6 +341,11 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (vm->life.running && !vm->life.paused)
 		return sbx_fail(err, errlen, -EBUSY, "reset: the vCPU is running (pause it first)");
+	/* Paused threads still have their host threads, which a load would run over. */
+	if (sbx_snapshot_threads(s))
+		return sbx_fail(err, errlen, -ENOTSUP,
+				"reset: the snapshot holds threads, which only a stopped sandbox "
+				"takes back");
 	if (s->mem_size != vm->proc.mem.size || !vm->proc.mem.dirty_logging)
 		return sbx_fail(err, errlen, -EINVAL,
 				"reset: this snapshot was not taken of this sandbox");

@@ -710,12 +710,11 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 			return io->err;
 		}
 	}
-	/* Pipes, eventfds and epoll instances have a section of their own (objects.c), which
-	 * repeated runs do not put back; sockets and timerfds none yet. */
+	/* Pipes, eventfds, epoll instances, socket pairs and timerfds have a section of their
+	 * own (objects.c), which a reset makes afresh too (reset.c). */
 	for (int i = 0; i < SBX_MAX_FDS && !io->load; i++) {
 		const struct sbx_handle *h = &vm->proc.files->fds[i];
-		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE &&
-		    (io->reset || !sbx_handle_is_object(h))) {
+		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE && !sbx_handle_is_object(h)) {
 			sbx_sio_fail(io, "fd %d is %s, which a snapshot cannot hold yet", i,
 				     sbx_handle_obj_name(h->obj));
 			return io->err;

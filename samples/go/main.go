@@ -14,11 +14,15 @@
 //	                     until the file HOLD exists; "checksum C" (tests/monitor/migrate.sh go)
 //	gowork cgi           a CGI handler: a header, then timers, channels, GC and JSON,
 //	                     and "go cgi: QUERY_STRING" (tests/serve/serve.sh threads)
+//	gowork warm          a --warm handler: builds a table and starts a worker pool and a
+//	                     ticker before its first read of stdin (the snapshot point), then
+//	                     per request "go warm: QUERY_STRING body=BODY runs=1 ..." (serve.sh)
 package main
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -386,6 +390,8 @@ func main() {
 		channels()
 		gcAndJSON()
 		fmt.Println("go cgi:", os.Getenv("QUERY_STRING"), "threads:", runtime.GOMAXPROCS(0) > 0)
+	case "warm":
+		warm()
 	case "echo":
 		fmt.Println(strings.Join(os.Args[2:], " "))
 	case "exit":
@@ -398,6 +404,59 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: gowork check [FILE] | start | heavy N | spawn PATH")
 		os.Exit(2)
 	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// warm: a sandbox-serve --warm handler (docs/serve.md). Its initialisation (a table, a pool of
+// goroutines waiting on a channel, a ticker) is in the snapshot taken at its first read of
+// stdin, with every thread the runtime started; each request then comes framed on stdin.
+var warmRuns int
+
+func warm() {
+	table := make(map[int]int, 1<<14)
+	for i := 0; i < 1<<14; i++ {
+		table[i] = i * i
+	}
+	jobs := make(chan string)
+	results := make(chan string)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			for j := range jobs {
+				results <- fmt.Sprintf("%d:%s", w, strings.ToUpper(j))
+			}
+		}(w)
+	}
+	var ticks atomic.Int64
+	go func() {
+		for range time.NewTicker(time.Millisecond).C {
+			ticks.Add(1)
+		}
+	}()
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
+	in, err := io.ReadAll(os.Stdin) // the snapshot point
+	if err != nil {
+		wrong("reading stdin: %v", err)
+	}
+	warmRuns++
+	head, body, _ := strings.Cut(string(in), "\n\n")
+	for _, l := range strings.Split(head, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+	fmt.Print("Content-Type: text/plain\r\n\r\n")
+	go func() { jobs <- body }()
+	got := <-results
+	t0 := ticks.Load()
+	time.Sleep(10 * time.Millisecond)
+	channels()
+	gcAndJSON()
+	fmt.Printf("go warm: %s body=%s runs=%d table=%d job=%v ticking=%v\n",
+		os.Getenv("QUERY_STRING"), body, warmRuns, table[1<<13],
+		strings.HasSuffix(got, ":"+strings.ToUpper(body)), ticks.Load() > t0)
 	if failed {
 		os.Exit(1)
 	}

@@ -165,6 +165,59 @@ Test(exec, warm_point_is_the_first_read_of_stdin)
 	fx_close(&f);
 }
 
+/* A pipe with bytes in it, an eventfd's count and an epoll instance's registration at the
+ * point: each run finds them as they were, whatever the last one read and wrote. */
+Test(exec, warm_point_objects_come_back_fresh_each_run)
+{
+	struct fx f;
+	fx_open(&f, PROBE, "warmobj", SBX_POINT_STDIN, 0, NO_LIMIT_MS, 0);
+	for (int i = 0; i < 6; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "req%d", i);
+		char *o = fx_run(&f, in, NULL, NULL);
+		char want[128];
+		snprintf(want, sizeof(want),
+			 "objects=ok argc=2 argv1=warmobj qs=- in=req%d leak=none", i);
+		cr_assert(strstr(o, want), "run %d: wanted \"%s\", got: %s", i, want, o);
+		free(o);
+	}
+	fx_close(&f);
+}
+
+/* A program whose threads start before its point: the snapshot holds them all (a pool waiting
+ * on a condition variable, a thread sleeping in a loop), and every run gets them back as they
+ * were, with its own request. With "warmreader" the read that is the point is a pool thread's. */
+static void check_warm_threads(const char *prog, const char *mode)
+{
+	struct fx f;
+	fx_open(&f, prog, mode, SBX_POINT_STDIN, 0, NO_LIMIT_MS, 0);
+	for (int i = 0; i < 8; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "req%d", i);
+		struct sbx_exec_run run;
+		char *o = fx_run(&f, in, NULL, &run);
+		cr_assert_eq(run.res.end, SBX_END_EXIT, "run %d: %s", i, run.res.reason);
+		cr_assert_eq(run.res.status, 0, "run %d: %s", i, run.res.reason);
+		char want[160];
+		snprintf(want, sizeof(want),
+			 "pool=ok objects=ok argc=2 argv1=%s qs=- in=req%d leak=none table=%u",
+			 mode, i, 4095u * 2654435761u);
+		cr_assert(strstr(o, want), "run %d: wanted \"%s\", got: %s", i, want, o);
+		free(o);
+	}
+	fx_close(&f);
+}
+
+Test(exec, warm_point_holds_the_threads_started_before_it, .timeout = 300)
+{
+	check_warm_threads(PROBE, "warmpool");
+}
+
+Test(exec, warm_point_on_another_thread_than_main, .timeout = 300)
+{
+	check_warm_threads(PROBE_MUSL, "warmreader");
+}
+
 /* The fuzz driver's point: input 1 and input 100,000 see the very same world (globals, heap,
  * environment, a file on --tmp), and RAM equals the snapshot after every 1,000th reset. */
 static void check_state(int fast, int inputs)

@@ -350,6 +350,14 @@ Test(hypercalls, discard_only_whole_user_pages)
 	cr_assert_eq(test_call(&T, s), -EINVAL);
 }
 
+/* POINT belongs to repeated runs' --warm point: a plain sandbox has none to give. */
+Test(hypercalls, point_outside_repeated_runs_is_enosys)
+{
+	struct sbx_slot s = {.nr = SBX_CALL_POINT};
+	cr_assert_eq(test_call(&T, s), -ENOSYS);
+	cr_assert_eq(T.vm->life.stopping, 0);
+}
+
 static struct stat host_stat(const char *rel)
 {
 	char p[256];

@@ -466,7 +466,21 @@ mode_warm() {
     fail "warm: a handler that never reads stdin was accepted"
   fi
   grep -q "before its snapshot point" "$D/nopoint.log" || fail "warm: $(cat "$D/nopoint.log")"
+  # Threads started before the point (Go's runtime, a pool of goroutines, a ticker) are in the
+  # snapshot and come back with every request (a C pool: test_exec's warm_point_* tests).
+  local with=
+  if [ -x "$S/gowork" ]; then
+    with=" (and a Go handler, its threads started before the point)"
+    start --warm --instances 1 --timeout 30s "$S/gowork" warm
+    for i in 1 2 3 4; do
+      get "gw$i" 200 -d "body$i" "$URL/?gw$i"
+      has "gw$i" "go warm: gw$i body=body$i runs=1 table=67108864 job=true ticking=true"
+      hasnt "gw$i" "WRONG"
+    done
+    stop
+  fi
   WARM=1 mode_isolation --warm
+  echo "PASS warm: the point, a reload, a handler with no point refused$with"
 }
 
 # clients.py PORT flood|loris: one hostile client (see mode_clients). Prints one result line.
