@@ -14,6 +14,8 @@
 //	                     until the file HOLD exists; "checksum C" (tests/monitor/migrate.sh go)
 //	gowork cgi           a CGI handler: a header, then timers, channels, GC and JSON,
 //	                     and "go cgi: QUERY_STRING" (tests/serve/serve.sh threads)
+//	gowork hello         a CGI or --warm handler that answers "hello from go" (bench/serve.py;
+//	                     the mode without arguments when GATEWAY_INTERFACE is set)
 //	gowork warm          a --warm handler: builds a table and starts a worker pool and a
 //	                     ticker before its first read of stdin (the snapshot point), then
 //	                     per request "go warm: QUERY_STRING body=BODY runs=1 ..." (serve.sh)
@@ -337,10 +339,17 @@ func main() {
 	cmd := ""
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
+	} else if os.Getenv("GATEWAY_INTERFACE") != "" {
+		cmd = "hello" // a CGI server that passes no arguments (bench/serve.py's native one)
 	}
 	switch cmd {
 	case "start":
 		fmt.Println("started")
+	case "hello":
+		// The lightest handler, the same in CGI and --warm mode: stdin read (the body, or
+		// warm mode's framed request and its snapshot point), one answer.
+		io.ReadAll(os.Stdin)
+		fmt.Print("Content-Type: text/plain\r\n\r\nhello from go\n")
 	case "check":
 		timers()
 		channels()
