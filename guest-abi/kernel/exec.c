@@ -9,6 +9,7 @@ long k_exec_save(void) __attribute__((returns_twice));
 void k_exec_park(uint32_t status) __attribute__((noreturn));
 
 static int k_point_taken;
+static int k_point_paused; /* taken by the monitor, every vCPU paused (POINT) */
 
 /* Where the snapshot is taken; every run returns from here. */
 static int k_exec_point(void)
@@ -35,6 +36,7 @@ void k_exec_stdin_point(void)
 	 * this one asks and takes the snapshot there; each run then begins with the question
 	 * asked again, answered 0. Any thread reading fd 0 before that asks too. */
 	long r;
+	k_point_paused = 1;
 	do
 		r = k_call_own(SBX_CALL_POINT, 0, 0);
 	while (r == -EAGAIN);
@@ -96,7 +98,8 @@ long k_sys_exec(struct k_frame *f)
 		return (long)(n > f->r8 ? f->r8 : n);
 	}
 	case SBX_EXEC_OP_DONE:
-		if (!k_point_taken)
+		/* A point taken with threads has no parked context to go back to. */
+		if (!k_point_taken || k_point_paused)
 			return -EINVAL;
 		k_exec_park(0);
 	}

@@ -829,6 +829,7 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 		t->ring_gpa = rec->ring_gpa;
 		t->tail = rec->tail;
 		t->restored = 1;
+		rec->ran = again;
 		th->v[i] = t;
 		if (i >= th->nv)
 			th->nv = i + 1;
@@ -1019,6 +1020,8 @@ void sbx_threads_stop(struct sbx_vm *vm)
 		if (th->v[i]) {
 			th->v[i]->run->immediate_exit = 0;
 			th->v[i]->stale = 1;
+			/* One a failed launch left unstarted is as stale as the others. */
+			th->v[i]->restored = 0;
 		}
 	/* A kill meanwhile is seen by every start (stopping) and ends them at the run's end. */
 	atomic_store(&th->end, 0);

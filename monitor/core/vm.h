@@ -513,7 +513,8 @@ void sbx_threads_free(struct sbx_vm *vm);
 struct sbx_thread_rec {
 	uint32_t index, tid, tail; /* vCPU index, thread id, the monitor's place in its ring */
 	uint64_t cr3, ring_gpa;
-	int fd; /* its vCPU, for the state of its registers */
+	int fd;	 /* its vCPU, for the state of its registers */
+	int ran; /* restored onto a vCPU that has run before (a reset's): its CPUID stays */
 };
 /* The threads whose vCPUs run (or will, restored), in index order: at most max. */
 unsigned sbx_threads_records(struct sbx_vm *vm, struct sbx_thread_rec *out, unsigned max);

@@ -181,6 +181,12 @@ static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
 		pthread_cond_wait(&x->cond, &x->lock);
 	x->point_wanted = 0;
 	pthread_mutex_unlock(&x->lock);
+	/* What the first request's reset would refuse (a vCPU that will not take its state back,
+	 * an object the host cannot make again) fails the open instead, by name; the threads
+	 * then stop again, as after a run. */
+	if (r == 0 && (r = sbx_reset_threads(vm, x->snap, err, errlen)) == 0)
+		r = sbx_reset_monitor(vm, x->snap, err, errlen);
+	sbx_threads_reset(vm);
 	return r;
 }
 

@@ -110,6 +110,12 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&x->lock);
+	/* A snapshot with threads is put back by the stopped reset only (its threads start with
+	 * the run); the kernel never parks such a run, but a hostile one could ring as if parked.
+	 * It is stopped instead, below. */
+	if (sbx_snapshot_threads(x->snap) && !x->stopped)
+		sbx_vm_kill(x->vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
+			    "a run of a program with threads parked");
 	/* A kill for the last run that came after it had ended, before `running` was cleared
 	 * (its watcher a moment late) has the vCPU thread stopping: the stopped reset clears it,
 	 * where it would otherwise end this run. */

@@ -121,10 +121,12 @@ static void kill_for_time(struct sbx_exec *x, uint64_t ms)
 static int wait_locked(struct sbx_exec *x, const struct timespec *dl)
 {
 	int w = 0;
-	while (!x->parked && !x->stopped && !x->point_wanted && w != ETIMEDOUT)
+	/* Only while there is no snapshot yet: a guest that asked and then parked anyway has
+	 * its snapshot taken parked. */
+	while (!x->parked && !x->stopped && !(x->point_wanted && !x->snap) && w != ETIMEDOUT)
 		w = dl ? pthread_cond_timedwait(&x->cond, &x->lock, dl)
 		       : pthread_cond_wait(&x->cond, &x->lock);
-	return x->parked ? 1 : x->stopped ? 0 : x->point_wanted ? 2 : -ETIMEDOUT;
+	return x->parked ? 1 : x->stopped ? 0 : x->point_wanted && !x->snap ? 2 : -ETIMEDOUT;
 }
 
 int64_t sbx_exec_point(struct sbx_vm *vm)

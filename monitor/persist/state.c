@@ -152,6 +152,7 @@ static int xsave_size(struct sbx_vm *vm)
 /* The vCPU's state as a snapshot holds it. */
 struct vcpu_state {
 	int fd, main; /* which vCPU; main: vCPU 0 */
+	int ran;      /* it has run: KVM keeps its CPUID (some hosts refuse setting it again) */
 	struct kvm_mp_state mp;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
@@ -275,7 +276,7 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	/* The program may have asked for more state (AMX) since the point. */
 	if (reset && xcr0 != vm->proc.vcpu.xcr0)
 		full = 1;
-	if (!reset && !io->err) {
+	if (!reset && !v->ran && !io->err) {
 		v->cpuid->nent = v->ncpuid;
 		vcpu_ioctl(v->fd, io, KVM_SET_CPUID2, v->cpuid, "KVM_SET_CPUID2");
 	}
@@ -308,13 +309,15 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 		vm->proc.vcpu.xcr0 = xcr0;
 }
 
-static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main, int reset)
+static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main, int reset,
+			 int ran)
 {
 	struct vcpu_state *v = calloc(1, sizeof(*v));
 	uint32_t xlen = (uint32_t)xsave_size(vm);
 	if (v) {
 		v->fd = fd;
 		v->main = main;
+		v->ran = ran;
 		v->xlen = xlen;
 		v->xs = calloc(1, xlen > SBX_XSAVE_MAX ? xlen : SBX_XSAVE_MAX);
 		v->cpuid =
@@ -340,7 +343,7 @@ static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main
 
 int sbx_state_vcpu(struct sbx_vm *vm, struct sbx_sio *io, int reset)
 {
-	return vcpu_state_io(vm, io, vm->proc.vcpu.fd, 1, reset);
+	return vcpu_state_io(vm, io, vm->proc.vcpu.fd, 1, reset, 0);
 }
 
 /* ---- Threads: the vCPUs beyond vCPU 0 (ABI 1.13) -------------------------------------------
@@ -378,7 +381,7 @@ int sbx_state_threads(struct sbx_vm *vm, struct sbx_sio *io)
 			top = r->tid > top ? r->tid : top;
 		}
 		if (!io->err)
-			vcpu_state_io(vm, io, r->fd, 0, 0);
+			vcpu_state_io(vm, io, r->fd, 0, 0, io->load && r->ran);
 		struct kvm_sregs sr;
 		if (io->load && !io->err &&
 		    (ioctl(r->fd, KVM_GET_SREGS, &sr) < 0 || sr.cr3 != r->cr3))
