@@ -11,6 +11,8 @@
  * thread's, not main's. "warmobj" (and the two above) holds a pipe with bytes in it, an eventfd
  * with a count and an epoll instance watching the pipe at the point: "objects=ok" says each run
  * finds them as at the snapshot, whatever the last run read or wrote. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,11 +78,27 @@ static void *sleeper(void *arg)
 
 static int obj_pipe[2], obj_efd = -1, obj_ep = -1;
 
+/* Above stdio: a sandbox opened without stdio has fds 0-2 free until a run brings its own. */
+static int high(int fd)
+{
+	int h = fd < 0 ? -1 : fcntl(fd, F_DUPFD, 10);
+	if (fd >= 0)
+		close(fd);
+	return h;
+}
+
 static int objects_make(void)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x5eed};
-	if (pipe(obj_pipe) || write(obj_pipe[1], "xyz", 3) != 3 || (obj_efd = eventfd(5, 0)) < 0 ||
-	    (obj_ep = epoll_create1(0)) < 0 || epoll_ctl(obj_ep, EPOLL_CTL_ADD, obj_pipe[0], &ev))
+	int p[2];
+	if (pipe(p))
+		return -1;
+	obj_pipe[0] = high(p[0]);
+	obj_pipe[1] = high(p[1]);
+	obj_efd = high(eventfd(5, 0));
+	obj_ep = high(epoll_create1(0));
+	if (obj_pipe[0] < 0 || obj_pipe[1] < 0 || obj_efd < 0 || obj_ep < 0 ||
+	    write(obj_pipe[1], "xyz", 3) != 3 || epoll_ctl(obj_ep, EPOLL_CTL_ADD, obj_pipe[0], &ev))
 		return -1;
 	return 0;
 }
@@ -91,8 +109,14 @@ static const char *objects_check(void)
 	struct epoll_event ev;
 	char b[8];
 	uint64_t n = 0;
-	if (epoll_wait(obj_ep, &ev, 1, 0) != 1 || ev.data.u64 != 0x5eed)
-		return "WRONG(epoll)";
+	static char why[64];
+	ev.data.u64 = 0;
+	int got = epoll_wait(obj_ep, &ev, 1, 0);
+	if (got != 1 || ev.data.u64 != 0x5eed) {
+		snprintf(why, sizeof(why), "WRONG(epoll:%d:%llx:%d)", got,
+			 (unsigned long long)ev.data.u64, got < 0 ? errno : 0);
+		return why;
+	}
 	if (read(obj_pipe[0], b, sizeof(b)) != 3 || memcmp(b, "xyz", 3))
 		return "WRONG(pipe)";
 	if (read(obj_efd, &n, sizeof(n)) != sizeof(n) || n != 5)
