@@ -10,6 +10,7 @@
 
 #include "exec_priv.h"
 #include "persist.h"
+#include "sandbox_priv.h"
 
 /* The engine and its sandbox, configured for repeated runs (not started). */
 static int exec_new(const struct sbx_config *cfg, const struct sbx_exec_opts *o, struct sbx_exec *x,
@@ -181,6 +182,8 @@ static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
 		pthread_cond_wait(&x->cond, &x->lock);
 	x->point_wanted = 0;
 	pthread_mutex_unlock(&x->lock);
+	/* The pid space as every run after a reset has it: run 1's thread ids are run 2's. */
+	sbx_procs_reset(vm);
 	/* What the first request's reset would refuse (a vCPU that will not take its state back,
 	 * an object the host cannot make again) fails the open instead, by name; the threads
 	 * then stop again, as after a run. */

@@ -80,36 +80,42 @@ const char *e2e_sample_binary(const char *sample, const char *libc, char *buf, s
 	return NULL;
 }
 
+void e2e_binary_expect(const char *bin, const char *opts, const char *args, int status,
+		       const char *want)
+{
+	e2e_need_kvm();
+	char cmd[2048], err[2048];
+	int st;
+	char *native = NULL;
+	if (!want) {
+		snprintf(cmd, sizeof(cmd), "%s %s", bin, args);
+		native = e2e_slurp_err(cmd, &st, err, sizeof(err));
+		cr_assert_eq(st, status, "natively, `%s`: status %d, want %d:\n%s%s", cmd, st,
+			     status, native, err);
+	}
+	/* --cpl when scripts/test-cpl0.sh asks for it (hardware KVM). */
+	const char *cpl = getenv("SBX_TEST_CPL");
+	snprintf(cmd, sizeof(cmd), SANDBOX " %s%s %s %s %s", cpl ? "--cpl " : "", cpl ? cpl : "",
+		 opts, bin, args);
+	char *got = e2e_slurp_err(cmd, &st, err, sizeof(err));
+	cr_expect_eq(st, status, "`%s`: status %d, want %d\n--- stdout:\n%s--- stderr:\n%s", cmd,
+		     st, status, got, err);
+	cr_expect_str_eq(got, want ? want : native,
+			 "`%s`: stdout differs\n--- sandbox:\n%s--- want%s:\n%s--- stderr:\n%s",
+			 cmd, got, want ? "" : " (native)", want ? want : native, err);
+	free(got);
+	free(native);
+}
+
 void e2e_sample_expect(const char *sample, const char *opts, const char *args, int status,
 		       const char *want)
 {
 	e2e_need_kvm();
 	for (size_t l = 0; l < sizeof(e2e_libcs) / sizeof(e2e_libcs[0]); l++) {
-		char path[512], cmd[2048], err[2048];
+		char path[512];
 		const char *bin = e2e_sample_binary(sample, e2e_libcs[l], path, sizeof(path));
-		if (!bin)
-			continue;
-		int st;
-		char *native = NULL;
-		if (!want) {
-			snprintf(cmd, sizeof(cmd), "%s %s", bin, args);
-			native = e2e_slurp_err(cmd, &st, err, sizeof(err));
-			cr_assert_eq(st, status, "natively, `%s`: status %d, want %d:\n%s%s", cmd,
-				     st, status, native, err);
-		}
-		/* --cpl when scripts/test-cpl0.sh asks for it (hardware KVM). */
-		const char *cpl = getenv("SBX_TEST_CPL");
-		snprintf(cmd, sizeof(cmd), SANDBOX " %s%s %s %s %s", cpl ? "--cpl " : "",
-			 cpl ? cpl : "", opts, bin, args);
-		char *got = e2e_slurp_err(cmd, &st, err, sizeof(err));
-		cr_expect_eq(st, status, "`%s`: status %d, want %d\n--- stdout:\n%s--- stderr:\n%s",
-			     cmd, st, status, got, err);
-		cr_expect_str_eq(
-		    got, want ? want : native,
-		    "`%s`: stdout differs\n--- sandbox:\n%s--- want%s:\n%s--- stderr:\n%s", cmd,
-		    got, want ? "" : " (native)", want ? want : native, err);
-		free(got);
-		free(native);
+		if (bin)
+			e2e_binary_expect(bin, opts, args, status, want);
 	}
 }
 

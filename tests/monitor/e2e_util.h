@@ -25,6 +25,9 @@ const char *e2e_sample_binary(const char *sample, const char *libc, char *buf, s
  * exit with `status` too (a check of the test itself). stderr is not compared. */
 void e2e_sample_expect(const char *sample, const char *opts, const char *args, int status,
 		       const char *want);
+/* The same for one prebuilt binary (a Go or Rust program). */
+void e2e_binary_expect(const char *bin, const char *opts, const char *args, int status,
+		       const char *want);
 
 /* A shell function for e2e_slurp commands: `wait_for 'CONDITION'` evaluates CONDITION until it
  * holds. Tests wait for what they need this way, never for a time; the bound (300 s) only turns

@@ -24,19 +24,7 @@ static void need_go(void)
  * where the timings go, only shown when they differ). */
 static void same_as_native(const char *opts, const char *args, int status)
 {
-	char cmd[2048], err[2048];
-	int st;
-	snprintf(cmd, sizeof(cmd), GOWORK " %s", args);
-	char *native = e2e_slurp_err(cmd, &st, err, sizeof(err));
-	cr_assert_eq(st, status, "natively, `%s`: status %d:\n%s%s", cmd, st, native, err);
-	snprintf(cmd, sizeof(cmd), SANDBOX " %s " GOWORK " %s", opts, args);
-	char *got = e2e_slurp_err(cmd, &st, err, sizeof(err));
-	cr_expect_eq(st, status, "`%s`: status %d, want %d:\n%s%s", cmd, st, status, got, err);
-	cr_expect_str_eq(got, native,
-			 "`%s`: output differs\n--- sandbox:\n%s--- native:\n%s--- stderr:\n%s",
-			 cmd, got, native, err);
-	free(got);
-	free(native);
+	e2e_binary_expect(GOWORK, opts, args, status, NULL);
 }
 
 TestSuite(go, .timeout = 600);

@@ -20,19 +20,7 @@ static void same_as_native(const char *args)
 		    "%s was not built: no `rustc` when cmake ran (scripts/setup.sh installs "
 		    "rustc)",
 		    RUSTWORK);
-	char cmd[1024], err[2048];
-	int st;
-	snprintf(cmd, sizeof(cmd), RUSTWORK " %s", args);
-	char *native = e2e_slurp_err(cmd, &st, err, sizeof(err));
-	cr_assert_eq(st, 0, "natively, `%s`: status %d:\n%s%s", cmd, st, native, err);
-	snprintf(cmd, sizeof(cmd), SANDBOX " --ro " RUSTWORK " " RUSTWORK " %s", args);
-	char *got = e2e_slurp_err(cmd, &st, err, sizeof(err));
-	cr_expect_eq(st, 0, "`%s`: status %d:\n%s%s", cmd, st, got, err);
-	cr_expect_str_eq(got, native,
-			 "`%s`: output differs\n--- sandbox:\n%s--- native:\n%s--- stderr:\n%s",
-			 cmd, got, native, err);
-	free(got);
-	free(native);
+	e2e_binary_expect(RUSTWORK, "--ro " RUSTWORK, args, 0, NULL);
 }
 
 TestSuite(rust, .timeout = 600);
