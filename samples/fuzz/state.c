@@ -52,6 +52,17 @@ static void *sleep_long(void *arg)
 	return arg;
 }
 
+/* STATE_INIT_THREAD set: a thread started before the fuzz point, which the driver refuses. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	pthread_t t;
+	if (getenv("STATE_INIT_THREAD") && pthread_create(&t, NULL, sleep_long, NULL) == 0)
+		pthread_detach(t);
+	return 0;
+}
+
 static void *lock_held(void *arg)
 {
 	pthread_mutex_lock(&held); /* the input holds it: a futex wait */

@@ -468,6 +468,18 @@ Test(fuzz, bad_target_is_one_line)
 	free(o);
 }
 
+/* A thread started before the fuzz point (in LLVMFuzzerInitialize): refused in one line that
+ * says so, not as a bare errno. */
+Test(fuzz, a_thread_before_the_point_is_refused_by_name, .timeout = 120)
+{
+	e2e_need_kvm();
+	int st;
+	char *o = run("%s --env STATE_INIT_THREAD=1 %s -runs=1 2>&1", &st, FUZZ, STATE);
+	cr_assert_neq(st, 0, "%s", o);
+	cr_assert(strstr(o, "the target started a thread before it"), "%s", o);
+	free(o);
+}
+
 /* The monitor's messages (-v) carry sandbox-fuzz's name, not sandbox-run's. */
 Test(fuzz, messages_carry_the_front_ends_name, .init = setup, .fini = teardown, .timeout = 60)
 {
