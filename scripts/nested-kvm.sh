@@ -85,5 +85,9 @@ timeout -k 10 "$timeout" qemu-system-x86_64 -machine q35,accel=tcg -cpu max \
     >"$run/console.log" 2>&1 </dev/null || true
 cat "$run/out"
 rm -rf "$ird" "$run/initrd.gz"
+# Under TCG the VM's own kernel can stop for minutes (seen with an idle host: soft lockups of
+# its idle task): say so, since the command then looks hung while it is the VM that is.
+stalled=$(grep -a -m1 -E 'soft lockup|rcu_preempt detected stalls|Kernel panic' "$run/console.log" || true)
+[ -z "$stalled" ] || echo "nested-kvm: the VM's own kernel stalled or panicked (QEMU TCG), not the command: ${stalled#*] }" >&2
 [ -s "$run/rc" ] || { echo "nested-kvm: the VM ended without a status; see $run/console.log" >&2; exit 125; }
 exit "$(cat "$run/rc")"
