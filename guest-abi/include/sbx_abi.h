@@ -408,11 +408,12 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 #undef SBX_CALL_ENUM
 #endif
 
-/* ---- Repeated runs from one snapshot (1.2; monitor/exec.c, docs/exec.md) ---------------
+/* ---- Repeated runs from one snapshot (1.2; monitor/exec/, docs/exec.md) ----------------
  * A sandbox that serves many requests or fuzz inputs is snapshotted once, at a point, and
- * every run starts there. A run ends when the kernel "parks": it bumps `done`, then waits,
- * touching nothing but this page, until the monitor bumps `go`. Meanwhile the monitor puts back
- * the pages the run wrote (never this page). The kernel then restores the point's context
+ * every run starts there. (A program that has had threads does not park: its point is POINT's
+ * and its runs end at its exit, 1.16.) A run ends when the kernel "parks": it bumps `done`, then
+ * waits, touching nothing but this page, until the monitor bumps `go`. Meanwhile the monitor puts
+ * back the pages the run wrote (never this page). The kernel then restores the point's context
  * itself (registers, FS/GS bases, extended state), so a run can start without a VM exit. When
  * SBX_EXEC_NEED_WAKEUP is set the kernel rings the doorbell once parked, and the monitor holds
  * the vCPU in that exit until the next run. Every field the kernel reads is rewritten by the

@@ -65,7 +65,8 @@ long k_sys_exec(struct k_frame *f)
 		return -EINVAL;
 	switch (f->rdi) {
 	case SBX_EXEC_OP_POINT: {
-		/* The reset puts back vCPU 0 alone: no thread may run at the point. */
+		/* An input ends parked, and a parked reset puts back vCPU 0 alone: no thread may
+		 * run at the point. */
 		if (k_point_taken || BOOT->threads_peak > 1)
 			return -EBUSY;
 		/* The monitor writes both before every run. */

@@ -162,7 +162,7 @@ static struct kvm_msr_list *msr_index_list(char *err, size_t errlen)
 	return list;
 }
 
-int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, size_t errlen)
+int sbx_kvm_msrs_capture(int fd, struct kvm_msrs **out, char *err, size_t errlen)
 {
 	struct kvm_msr_list *list = msr_index_list(err, errlen);
 	if (!list)
@@ -182,7 +182,7 @@ int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, si
 		if (idx == 0x10 || idx == 0x3b || idx == 0x6e0 || idx == 0x11 || idx == 0x12 ||
 		    (idx >= 0x4b564d00 && idx <= 0x4b564dff))
 			continue;
-		if (sbx_kvm_msrs(vm, 0, &idx, &v, 1) != 1)
+		if (sbx_kvm_msrs_fd(fd, 0, &idx, &v, 1) != 1)
 			continue;
 		m->entries[n].index = idx;
 		m->entries[n].data = v;
@@ -192,7 +192,7 @@ int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, si
 	/* Keep those that also write back: KVM stops at the first it refuses. */
 	for (;;) {
 		m->nmsrs = n;
-		int r = ioctl(vm->proc.vcpu.fd, KVM_SET_MSRS, m);
+		int r = ioctl(fd, KVM_SET_MSRS, m);
 		if (r < 0)
 			return sbx_fail(err, errlen, -errno, "KVM_SET_MSRS: %s", strerror(errno));
 		if ((unsigned)r >= n)

@@ -768,10 +768,10 @@ void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
 int sbx_kvm_msrs_fd(int fd, int set, const uint32_t *idx, uint64_t *val, unsigned n);
-/* Every MSR KVM lists for the vCPU that reads and writes back as it is now, but the clock's
- * (*out, which the caller frees, takes them back in one KVM_SET_MSRS). A program that reaches
- * CPL0 could leave any of them changed. */
-int sbx_kvm_msrs_capture(struct sbx_vm *vm, struct kvm_msrs **out, char *err, size_t errlen);
+/* Every MSR KVM lists for the vCPU fd that reads and writes back as it is now, but the
+ * clock's (*out, which the caller frees, takes them back in one KVM_SET_MSRS). A program that
+ * reaches CPL0 could leave any of them changed. */
+int sbx_kvm_msrs_capture(int fd, struct kvm_msrs **out, char *err, size_t errlen);
 
 /* x86_setup.c: page tables and descriptor tables (guest memory only), then the vCPU. */
 int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);

@@ -1,6 +1,6 @@
 /* Opening an exec sandbox: created from the front end's config, run to its point (where the
- * guest kernel parks it: struct sbx_exec_ctl in sbx_abi.h), and snapshotted there; and
- * closing it. */
+ * guest kernel parks it: struct sbx_exec_ctl in sbx_abi.h; or, in a program with threads, where
+ * the monitor pauses every vCPU: POINT), and snapshotted there; and closing it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -147,7 +147,7 @@ static int snapshot_point(struct sbx_exec *x, char *err, size_t errlen)
 	uint64_t klo = (x->counters + SBX_PAGE_SIZE - 1) & ~(SBX_PAGE_SIZE - 1);
 	uint64_t khi = (x->counters + x->ncounters) & ~(SBX_PAGE_SIZE - 1);
 	sbx_snapshot_keep(x->snap, x->ncounters ? klo : 0, x->ncounters ? khi : 0, SBX_EXEC_ADDR);
-	if (!x->o.fast && (r = sbx_kvm_msrs_capture(vm, &x->msrs, err, errlen)) < 0)
+	if (!x->o.fast && (r = sbx_kvm_msrs_capture(vm->proc.vcpu.fd, &x->msrs, err, errlen)) < 0)
 		return r;
 	if ((r = sbx_tmp_save(vm, &x->tmp_saved, err, errlen)) < 0)
 		return r;
@@ -156,6 +156,19 @@ static int snapshot_point(struct sbx_exec *x, char *err, size_t errlen)
 	x->done_seen = sbx_exec_ctl(vm)->done;
 	x->snap_pages = sbx_resident_pages(vm);
 	return 0;
+}
+
+static int capture_thread_msrs(struct sbx_exec *x, char *err, size_t errlen)
+{
+	struct sbx_thread_rec *recs = calloc(SBX_MAX_VCPUS, sizeof(*recs));
+	if (!recs)
+		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	unsigned n = sbx_threads_records(x->vm, recs, SBX_MAX_VCPUS);
+	int r = 0;
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = sbx_kvm_msrs_capture(recs[i].fd, &x->tmsrs[recs[i].index], err, errlen);
+	free(recs);
+	return r;
 }
 
 /* The point of a program with threads: the kernel cannot park every thread, so the monitor
@@ -173,6 +186,10 @@ static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
 				vm->cfg.name ? vm->cfg.name : vm->cfg.prog,
 				r == -ETIMEDOUT ? "they did not stop in time" : "it ended");
 	r = snapshot_point(x, err, errlen);
+	/* Untrusted runs put back every MSR of every vCPU: a handler that reaches CPL0 on a
+	 * thread's vCPU could change more than the snapshot's threads section holds. */
+	if (r == 0 && !x->o.fast)
+		r = capture_thread_msrs(x, err, errlen);
 	/* Nothing the threads would do from here reaches a run: the kill comes before they go on,
 	 * and no one enters the guest again. */
 	sbx_vm_kill(vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0, "snapshot taken");
@@ -222,6 +239,8 @@ void sbx_exec_close(struct sbx_exec *x)
 	sbx_snapshot_free(x->snap);
 	sbx_tmp_free(x->tmp_saved);
 	free(x->msrs);
+	for (unsigned i = 0; i < SBX_MAX_VCPUS; i++)
+		free(x->tmsrs[i]);
 	sbx_vm_destroy(x->vm);
 	pthread_mutex_destroy(&x->lock);
 	pthread_cond_destroy(&x->cond);

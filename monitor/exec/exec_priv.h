@@ -4,7 +4,7 @@
  *   exec_run.c    one run: reset, go, wait for its end, tell how it ended
  *   exec_reset.c  putting the sandbox back between runs, with the vCPU spinning or held
  *   exec_setup.c  what each run gets of its own: stdio, stack or input, clocks
- *   exec_wait.c   the vCPU thread, where it parks, and the waits for a run's end
+ *   exec_wait.c   the vCPU thread, where it parks, the waits for a run's end, and POINT
  *   exec_fs.c     the --tmp directories put back
  *
  * Three ways a run ends and the next begins, cheapest first:
@@ -13,8 +13,9 @@
  * - parked: the kernel rang the doorbell and the vCPU thread holds the vCPU in that exit
  *   (sbx_exec_doorbell). With the vCPU stopped the monitor may also put back page tables and,
  *   unless fast, the vCPU's registers: nothing of a run, not even a register, reaches the next.
- * - stopped: the run ended otherwise (a crash, a signal, a limit, a kill): sbx_vm_run returned
- *   on the vCPU thread; a full reset, and sbx_vm_run again. */
+ * - stopped: the run ended otherwise (a crash, a signal, a limit, a kill, or the exit of a
+ *   program with threads, so every run from a point taken with threads): sbx_vm_run returned
+ *   on the vCPU thread; a full reset (the threads' vCPUs too), and sbx_vm_run again. */
 #ifndef SBX_EXEC_PRIV_H
 #define SBX_EXEC_PRIV_H
 
@@ -54,8 +55,10 @@ struct sbx_exec {
 	 * then, and the registers are still the guest kernel's to restore. */
 	int spin;
 	int broken; /* a reset failed: no more runs */
-	/* Untrusted runs: every MSR the vCPU has, as at the snapshot, put back in one ioctl. */
+	/* Untrusted runs: every MSR the vCPU has, as at the snapshot, put back in one ioctl; and
+	 * each thread's of a point taken with threads, by vCPU index (NULL: none there). */
 	struct kvm_msrs *msrs;
+	struct kvm_msrs *tmsrs[SBX_MAX_VCPUS];
 	uint32_t enomem; /* the boot page's count at the snapshot */
 };
 

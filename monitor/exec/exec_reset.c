@@ -67,6 +67,19 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	 * parks), and they start again with it. */
 	if (r == 0 && stopped)
 		r = sbx_reset_threads(vm, x->snap, err, errlen);
+	for (unsigned i = 1; i < SBX_MAX_VCPUS && r == 0 && stopped; i++) {
+		int fd;
+		uint64_t root;
+		uint32_t tid;
+		if (x->tmsrs[i] &&
+		    (sbx_thread_vcpu(vm, i, &fd, &root, &tid) < 0 ||
+		     ioctl(fd, KVM_SET_MSRS, x->tmsrs[i]) != (int)x->tmsrs[i]->nmsrs))
+			r = sbx_fail(
+			    err, errlen, -EIO,
+			    "reset: thread on vCPU %u: KVM_SET_MSRS refused an MSR it took "
+			    "before",
+			    i);
+	}
 	if (r == 0)
 		r = sbx_exec_prepare(x, run, err, errlen);
 	if (r == 0)

@@ -84,8 +84,8 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* A snapshot taken paused with threads: 1 if it holds them. Putting them back needs their host
- * threads ended (sbx_threads_reset) and vCPU 0 put back first; they start with the next
- * sbx_vm_run. */
+ * threads ended (sbx_threads_reset), and for a run vCPU 0 put back first (their clocks follow
+ * its); they start with the next sbx_vm_run. */
 int sbx_snapshot_threads(const struct sbx_snap *s);
 int sbx_reset_threads(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* Guest pages [lo, hi) and the page at `page` (if non-zero) are never put back. */

@@ -12,7 +12,8 @@
 #   load       wrk at twice the pool's size in connections, 5 s, every response checked
 #   reload     SIGHUP under load: the new handler binary answers, no request fails; a binary
 #              that cannot start keeps the old instances
-#   warm       --warm: the framing, a slow-init handler, a reload, isolation
+#   warm       --warm: the framing, a slow-init handler, a reload, isolation, and a Go
+#              handler whose threads start before the point (when Go is built)
 #   children   a shell handler whose commands fork and exec, one left in the background: each
 #              request's processes end with it
 #   threads    CGI handlers that start threads (samples/threads cgi, and gowork cgi when Go is
