@@ -631,6 +631,19 @@ static int tvcpu_new(struct sbx_vm *vm, uint32_t index, struct sbx_tvcpu **out, 
 	return 0;
 }
 
+/* A vCPU taken again for a thread (after an execve, or a reset to a snapshot with threads):
+ * nothing the monitor kept of its last thread goes on, and neither do its translations, since
+ * the new root may be at the old one's address, where no CR3 change would drop them. */
+static void tvcpu_again(struct sbx_threads *th, struct sbx_tvcpu *t)
+{
+	tlb_flush(t->fd);
+	atomic_store(&t->tlb.flushed, atomic_load(&th->tlb_gen));
+	t->run->immediate_exit = 0;
+	t->refault = -1;
+	memset(&t->upcall, 0, sizeof(t->upcall));
+	t->stale = 0;
+}
+
 static void tvcpu_free(struct sbx_tvcpu *t)
 {
 	munmap(t->run, t->run_size);
@@ -713,21 +726,13 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	char err[256] = "";
 	if (!t && (r = tvcpu_new(vm, index, &t, err, sizeof(err))) < 0)
 		goto fail;
-	t->refault = -1;
-	memset(&t->upcall, 0, sizeof(t->upcall));
 	t->cr3 = cr3;
 	t->ring_gpa = ring_gpa;
 	r = sbx_x86_thread_vcpu(vm, t->fd, cr3, rip, rsp, again, err, sizeof(err));
 	if (r < 0)
 		goto fail;
-	if (again) {
-		/* The new image's root may be at the old one's address: no CR3 change would drop
-		 * the old translations. */
-		tlb_flush(t->fd);
-		atomic_store(&t->tlb.flushed, atomic_load(&th->tlb_gen));
-		t->run->immediate_exit = 0;
-		t->stale = 0;
-	}
+	if (again)
+		tvcpu_again(th, t);
 	ring_take(vm, t);
 	r = thread_launch(vm, t);
 	if (r < 0) {
@@ -815,16 +820,8 @@ int sbx_thread_restore(struct sbx_vm *vm, struct sbx_thread_rec *rec, char *err,
 	if (r == 0 && !again)
 		r = tvcpu_new(vm, i, &t, err, errlen);
 	if (r == 0) {
-		if (again) {
-			/* Its registers, CR3 included, are set from the record next; what the
-			 * monitor kept of the thread before goes. */
-			tlb_flush(t->fd);
-			atomic_store(&t->tlb.flushed, atomic_load(&th->tlb_gen));
-			t->run->immediate_exit = 0;
-			t->refault = -1;
-			memset(&t->upcall, 0, sizeof(t->upcall));
-			t->stale = 0;
-		}
+		if (again)
+			tvcpu_again(th, t); /* its registers come from the record next */
 		t->cr3 = rec->cr3;
 		t->ring_gpa = rec->ring_gpa;
 		t->tail = rec->tail;

@@ -34,6 +34,25 @@ static int reset_registers(struct sbx_exec *x, int stopped, char *err, size_t er
 	return r;
 }
 
+/* Every MSR of each thread's vCPU as at a point taken with threads (untrusted runs), once
+ * sbx_reset_threads has put the threads back. */
+static int reset_thread_msrs(struct sbx_exec *x, char *err, size_t errlen)
+{
+	for (unsigned i = 1; i < SBX_MAX_VCPUS; i++) {
+		int fd;
+		uint64_t root;
+		uint32_t tid;
+		if (x->tmsrs[i] &&
+		    (sbx_thread_vcpu(x->vm, i, &fd, &root, &tid) < 0 ||
+		     ioctl(fd, KVM_SET_MSRS, x->tmsrs[i]) != (int)x->tmsrs[i]->nmsrs))
+			return sbx_fail(err, errlen, -EIO,
+					"reset: thread on vCPU %u: KVM_SET_MSRS refused an MSR it "
+					"took before",
+					i);
+	}
+	return 0;
+}
+
 /* Lets the held vCPU thread go on: a stopped one runs the sandbox again. */
 static void release(struct sbx_exec *x, int stopped)
 {
@@ -67,19 +86,8 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	 * parks), and they start again with it. */
 	if (r == 0 && stopped)
 		r = sbx_reset_threads(vm, x->snap, err, errlen);
-	for (unsigned i = 1; i < SBX_MAX_VCPUS && r == 0 && stopped; i++) {
-		int fd;
-		uint64_t root;
-		uint32_t tid;
-		if (x->tmsrs[i] &&
-		    (sbx_thread_vcpu(vm, i, &fd, &root, &tid) < 0 ||
-		     ioctl(fd, KVM_SET_MSRS, x->tmsrs[i]) != (int)x->tmsrs[i]->nmsrs))
-			r = sbx_fail(
-			    err, errlen, -EIO,
-			    "reset: thread on vCPU %u: KVM_SET_MSRS refused an MSR it took "
-			    "before",
-			    i);
-	}
+	if (r == 0 && stopped)
+		r = reset_thread_msrs(x, err, errlen);
 	if (r == 0)
 		r = sbx_exec_prepare(x, run, err, errlen);
 	if (r == 0)
