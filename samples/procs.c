@@ -184,6 +184,27 @@ static int do_kill(void)
 	printf("kill: %d\n", kill(c, SIGTERM));
 	reap(c, "paused child");
 	printf("kill of it now: %s\n", kill(c, 0) < 0 && errno == ESRCH ? "ESRCH" : "WRONG");
+	/* tkill and tgkill reach another process's thread by its id, as Linux's do (musl's
+	 * raise() in a vfork child names the parent's). */
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		for (;;)
+			pause();
+	}
+	printf("tkill of a child: %ld\n",
+	       syscall(SYS_tkill, c, 0) == 0 ? syscall(SYS_tkill, c, SIGTERM) : -1L);
+	reap(c, "paused child");
+	printf("tkill of it now: %s\n",
+	       syscall(SYS_tkill, c, 0) < 0 && errno == ESRCH ? "ESRCH" : "WRONG");
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		for (;;)
+			pause();
+	}
+	printf("tgkill of a child: %ld\n", syscall(SYS_tgkill, c, c, SIGUSR2));
+	reap(c, "paused child");
 	return 0;
 }
 
@@ -1405,12 +1426,31 @@ static int do_locks(void)
 		int own = open(path, O_RDWR);
 		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 5};
 		fcntl(own, F_GETLK, &q);
-		printf("child: F_GETLK says %s at %lld\n",
-		       q.l_type == F_WRLCK ? "write lock" : "other", (long long)q.l_start);
+		printf("child: F_GETLK says %s at %lld, %lld bytes, held by the parent: %s\n",
+		       q.l_type == F_WRLCK ? "write lock" : "other", (long long)q.l_start,
+		       (long long)q.l_len, q.l_pid == getppid() ? "yes" : "no");
 		printf("child, its own open: %s\n", lkres(lk(own, F_SETLK, F_WRLCK, 0, 10)));
 		printf("child, the inherited descriptor: %s\n",
 		       lkres(lk(fd, F_SETLK, F_RDLCK, 0, 1)));
 		printf("child, bytes 10-19: %s\n", lkres(lk(own, F_SETLK, F_WRLCK, 10, 10)));
+		fflush(stdout);
+		_exit(0);
+	}
+	reap(c, "child");
+	/* An unlock in the middle leaves two locks: F_GETLK names the parent for each. */
+	printf("parent unlocks 3-5: %s\n", lkres(lk(fd, F_SETLK, F_UNLCK, 3, 3)));
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		int own = open(path, O_RDWR);
+		for (int at = 1; at < 10; at += 3) {
+			struct flock q = {
+			    .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+			fcntl(own, F_GETLK, &q);
+			printf("child: byte %d: %s, held by the parent: %s\n", at,
+			       q.l_type == F_UNLCK ? "free" : "locked",
+			       q.l_type != F_UNLCK && q.l_pid == getppid() ? "yes" : "no");
+		}
 		fflush(stdout);
 		_exit(0);
 	}

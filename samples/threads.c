@@ -26,6 +26,10 @@
  *   rawclone3           the same through clone3, and clone3 arguments Linux refuses
  *   cancel              pthread_cancel of threads in pthread_cond_wait and in nanosleep
  *   robust              robust mutexes whose owner exits holding them
+ *   pi                  priority-inheritance mutexes (FUTEX_LOCK_PI and the rest): exclusion
+ *                       between 4 threads, relock and foreign unlock by type, trylock, timed
+ *                       lock, an owner that ends holding a robust one and a plain one while
+ *                       main waits; then the raw futex calls' errors
  *   sigthread           pthread_kill reaches its thread; kill() the one thread not blocking it
  *   interrupt           a handled signal ends a thread's read and poll of an idle pipe (EINTR),
  *                       an SA_RESTART one lets the read go on; pthread_cancel ends a read
@@ -67,6 +71,11 @@
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
+/* linux/futex.h's, which musl's headers lack. */
+#define FUTEX_LOCK_PI 6
+#define FUTEX_UNLOCK_PI 7
+#define FUTEX_TRYLOCK_PI 8
+#define FUTEX_CLOCK_REALTIME 256
 
 /* errname() with the errors of threads that errname.h does not know. */
 static const char *ename(int e)
@@ -1088,6 +1097,177 @@ static int cmd_robust(void)
 	return 0;
 }
 
+/* ---- pi ---- */
+
+#define PI_THREADS 4
+#define PI_ITERS 3000
+static pthread_mutex_t pi_m;
+static long pi_counter;
+static sem_t pi_sem, pi_go;
+
+/* The mutex's futex word, to see a waiter queued in the kernel (FUTEX_WAITERS) without a
+ * sleep that a slow host could outlast: glibc keeps it first, musl second. */
+static volatile unsigned *pi_word(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return (volatile unsigned *)m;
+#else
+	return (volatile unsigned *)m + 1;
+#endif
+}
+
+static void pi_init(pthread_mutex_t *m, int type, int robust)
+{
+	pthread_mutexattr_t a;
+	must(pthread_mutexattr_init(&a), "pthread_mutexattr_init");
+	must(pthread_mutexattr_settype(&a, type), "pthread_mutexattr_settype");
+	must(pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT),
+	     "pthread_mutexattr_setprotocol(PTHREAD_PRIO_INHERIT)");
+	if (robust)
+		must(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST),
+		     "pthread_mutexattr_setrobust");
+	must(pthread_mutex_init(m, &a), "pthread_mutex_init");
+	pthread_mutexattr_destroy(&a);
+}
+
+static void *pi_adder(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < PI_ITERS; i++) {
+		ok(pthread_mutex_lock(&pi_m), "pi lock");
+		long v = pi_counter;
+		if (i % 64 == 0)
+			sched_yield(); /* held a while, so that the others queue in the kernel */
+		pi_counter = v + 1;
+		ok(pthread_mutex_unlock(&pi_m), "pi unlock");
+	}
+	return NULL;
+}
+
+static void *pi_other_unlocks(void *arg)
+{
+	return (void *)(intptr_t)pthread_mutex_unlock(arg);
+}
+
+/* Holds the mutex until main waits for it in the kernel, then ends without unlocking. */
+static void *pi_hold_and_end(void *arg)
+{
+	pthread_mutex_t *m = arg;
+	int r = pthread_mutex_lock(m);
+	if (r)
+		printf("owner's lock: %s\n", ename(r));
+	sem_post(&pi_sem);
+	while (!(*pi_word(m) & 0x80000000u))
+		sched_yield();
+	return NULL;
+}
+
+static void *pi_hold(void *arg)
+{
+	ok(pthread_mutex_lock(arg), "holder's lock");
+	sem_post(&pi_sem);
+	while (sem_wait(&pi_go) != 0)
+		;
+	ok(pthread_mutex_unlock(arg), "holder's unlock");
+	return NULL;
+}
+
+static long raw_futex(void *w, int op, unsigned val, const struct timespec *ts)
+{
+	long r = syscall(SYS_futex, w, op, val, ts, NULL, 0);
+	return r < 0 ? -errno : r;
+}
+
+static int cmd_pi(void)
+{
+	pthread_t t[PI_THREADS];
+	must(sem_init(&pi_sem, 0, 0) || sem_init(&pi_go, 0, 0) ? errno : 0, "sem_init");
+
+	pi_init(&pi_m, PTHREAD_MUTEX_NORMAL, 0);
+	for (int i = 0; i < PI_THREADS; i++)
+		spawn(&t[i], NULL, pi_adder, NULL);
+	for (int i = 0; i < PI_THREADS; i++)
+		join(t[i]);
+	printf("counter %ld (want %d)\n", pi_counter, PI_THREADS * PI_ITERS);
+	if (pi_counter != PI_THREADS * PI_ITERS)
+		wrong("a PI mutex let two threads in");
+
+	static const struct {
+		int type;
+		const char *name;
+	} types[] = {{PTHREAD_MUTEX_ERRORCHECK, "errorcheck"},
+		     {PTHREAD_MUTEX_RECURSIVE, "recursive"}};
+	for (unsigned i = 0; i < 2; i++) {
+		pthread_mutex_t m;
+		pi_init(&m, types[i].type, 0);
+		ok(pthread_mutex_lock(&m), "lock");
+		int r = pthread_mutex_lock(&m);
+		printf("%s relock: %s\n", types[i].name, ename(r));
+		if (r == 0)
+			pthread_mutex_unlock(&m);
+		pthread_t o;
+		spawn(&o, NULL, pi_other_unlocks, &m);
+		printf("%s unlock by another thread: %s\n", types[i].name,
+		       ename((int)(intptr_t)join(o)));
+		ok(pthread_mutex_unlock(&m), "unlock");
+		spawn(&o, NULL, pi_other_unlocks, &m);
+		printf("%s unlock of an unlocked one: %s\n", types[i].name,
+		       ename((int)(intptr_t)join(o)));
+		pthread_mutex_destroy(&m);
+	}
+
+	/* Held by another thread: trylock is EBUSY, a timed lock times out on either clock. */
+	pthread_mutex_t h;
+	pi_init(&h, PTHREAD_MUTEX_NORMAL, 0);
+	pthread_t ht;
+	spawn(&ht, NULL, pi_hold, &h);
+	while (sem_wait(&pi_sem) != 0)
+		;
+	printf("trylock of a held one: %s\n", ename(pthread_mutex_trylock(&h)));
+	struct timespec dl = deadline_in(CLOCK_REALTIME, 50);
+	printf("timedlock of a held one: %s\n", ename(pthread_mutex_timedlock(&h, &dl)));
+	sem_post(&pi_go);
+	join(ht);
+	printf("lock once free: %s\n", ename(pthread_mutex_lock(&h)));
+	pthread_mutex_unlock(&h);
+
+	/* The owner ends holding a robust one while main waits in the kernel: it comes to main
+	 * with EOWNERDEAD. (A plain one comes with OWNER_DIED too, as Linux hands it over, which
+	 * glibc takes for a broken mutex and aborts.) */
+	pthread_mutex_t rm;
+	pi_init(&rm, PTHREAD_MUTEX_NORMAL, 1);
+	spawn(&ht, NULL, pi_hold_and_end, &rm);
+	while (sem_wait(&pi_sem) != 0)
+		;
+	int r = pthread_mutex_lock(&rm);
+	printf("robust PI mutex, owner ended: lock %s\n", ename(r));
+	if (r == EOWNERDEAD)
+		ok(pthread_mutex_consistent(&rm), "pthread_mutex_consistent");
+	join(ht);
+	ok(pthread_mutex_unlock(&rm), "unlock after the owner ended");
+
+	/* The calls themselves. */
+	unsigned w = 0;
+	printf("UNLOCK_PI of a free word: %s\n", ename((int)-raw_futex(&w, FUTEX_UNLOCK_PI, 0, 0)));
+	int e = (int)-raw_futex(&w, FUTEX_LOCK_PI, 0, 0);
+	printf("LOCK_PI of a free word: %s, word is the tid: %s\n", ename(e),
+	       w == (unsigned)gettid_() ? "yes" : "no");
+	printf("LOCK_PI of one's own: %s\n", ename((int)-raw_futex(&w, FUTEX_LOCK_PI, 0, 0)));
+	e = (int)-raw_futex(&w, FUTEX_UNLOCK_PI, 0, 0);
+	printf("UNLOCK_PI of one's own: %s, word %u\n", ename(e), w);
+	w = 0x3ffffff0u; /* no such thread */
+	printf("LOCK_PI owned by no thread: %s\n", ename((int)-raw_futex(&w, FUTEX_LOCK_PI, 0, 0)));
+	printf("TRYLOCK_PI owned by no thread: %s\n",
+	       ename((int)-raw_futex(&w, FUTEX_TRYLOCK_PI, 0, 0)));
+	printf("UNLOCK_PI of another's: %s\n", ename((int)-raw_futex(&w, FUTEX_UNLOCK_PI, 0, 0)));
+	w = 0;
+	printf("LOCK_PI with FUTEX_CLOCK_REALTIME: %s\n",
+	       ename((int)-raw_futex(&w, FUTEX_LOCK_PI | FUTEX_CLOCK_REALTIME, 0, 0)));
+	printf("LOCK_PI of an unmapped word: %s\n",
+	       ename((int)-raw_futex((void *)16, FUTEX_LOCK_PI, 0, 0)));
+	return 0;
+}
+
 /* ---- sigthread ---- */
 
 #define SIG_THREADS 3
@@ -1794,6 +1974,8 @@ int main(int argc, char **argv)
 		r = cmd_cancel();
 	else if (!strcmp(op, "robust"))
 		r = cmd_robust();
+	else if (!strcmp(op, "pi"))
+		r = cmd_pi();
 	else if (!strcmp(op, "sigthread"))
 		r = cmd_sigthread();
 	else if (!strcmp(op, "unmapped"))

@@ -10,8 +10,12 @@
 #define FUTEX_REQUEUE 3
 #define FUTEX_CMP_REQUEUE 4
 #define FUTEX_WAKE_OP 5
+#define FUTEX_LOCK_PI 6
+#define FUTEX_UNLOCK_PI 7
+#define FUTEX_TRYLOCK_PI 8
 #define FUTEX_WAIT_BITSET 9
 #define FUTEX_WAKE_BITSET 10
+#define FUTEX_LOCK_PI2 13
 #define FUTEX_PRIVATE_FLAG 128
 #define FUTEX_CLOCK_REALTIME 256
 #define FUTEX_CMD_MASK 0x7f
@@ -48,6 +52,16 @@ static void fq_del(struct k_futex_wait *w)
 	if (w->next)
 		w->next->prev = w->prev;
 	w->next = w->prev = 0;
+}
+
+/* The PI waiter on uaddr queued first (fq_add puts the newest first), or NULL. */
+static struct k_futex_wait *pi_oldest(uint64_t uaddr)
+{
+	struct k_futex_wait *o = 0;
+	for (struct k_futex_wait *w = k_fq; w; w = w->next)
+		if (w->key == uaddr && !w->bits)
+			o = w;
+	return o;
 }
 
 static void wake_one(struct k_futex_wait *w)
@@ -114,30 +128,12 @@ static long cut(int64_t deadline)
 	return deadline < 0 && !k_signal_interrupts() ? -K_ERESTARTSYS : -EINTR;
 }
 
-/* deadline: ns on the clock `realtime` names, or -1 for none. */
-static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, uint32_t bits)
+/* Sleeps on w, which the caller has just queued: until a waker takes it off the queue (0), the
+ * deadline (-ETIMEDOUT), or a signal (-EINTR, or a spurious wake-up, 0, when its signal went
+ * to another thread); a waker that came first wins over both. deadline: ns on the clock
+ * `realtime` names, or -1 for none. */
+static long sleep_queued(struct k_futex_wait *w, int64_t deadline, int realtime)
 {
-	uint32_t cur;
-	if (!bits)
-		return -EINVAL;
-	if (!k_user_ok(uaddr, 4, K_READ))
-		return -EFAULT;
-	cur = __atomic_load_n((const uint32_t *)uaddr, __ATOMIC_SEQ_CST);
-	if (cur != val)
-		return -EAGAIN;
-	/* A signal already sent to this thread: its handler runs first, as on Linux. */
-	if (k_signal_waiting())
-		return cut(deadline);
-	/* No other thread exists to wake us: Linux would hang forever. Say so instead; unless
-	 * an alarm is to come (alarm(5); sem_wait(): its SIGALRM ends the wait). */
-	if (k_nthreads == 1 && deadline < 0 && !k_itimer_armed())
-		k_exit(SBX_EXIT_DEADLOCK);
-	struct k_futex_wait *w = k_self_waiter();
-	w->key = uaddr;
-	w->bits = bits;
-	w->cancelled = 0;
-	w->state = K_FW_WAIT;
-	fq_add(w);
 	uint32_t depth = k_unlock_all();
 	long ret = 0;
 	int incoming = 0;
@@ -186,8 +182,159 @@ static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, u
 	 * A FUTEX_WAKE that took it first is a wake, as on Linux, whatever else is pending. */
 	int intr = k_thread_interrupted();
 	if (ret == 0 && intr && w->cancelled)
-		ret = cut(deadline);
+		ret = -EINTR;
 	return ret;
+}
+
+static void queue_self(struct k_futex_wait *w, uint64_t uaddr, uint32_t bits)
+{
+	w->key = uaddr;
+	w->bits = bits;
+	w->tid = K_CPU_TID;
+	w->cancelled = 0;
+	w->state = K_FW_WAIT;
+	fq_add(w);
+}
+
+static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, uint32_t bits)
+{
+	uint32_t cur;
+	if (!bits)
+		return -EINVAL;
+	if (!k_user_ok(uaddr, 4, K_READ))
+		return -EFAULT;
+	cur = __atomic_load_n((const uint32_t *)uaddr, __ATOMIC_SEQ_CST);
+	if (cur != val)
+		return -EAGAIN;
+	if (pi_oldest(uaddr))
+		return -EINVAL; /* as Linux: a PI futex's waiters are not a plain futex's */
+	/* A signal already sent to this thread: its handler runs first, as on Linux. */
+	if (k_signal_waiting())
+		return cut(deadline);
+	/* No other thread exists to wake us: Linux would hang forever. Say so instead; unless
+	 * an alarm is to come (alarm(5); sem_wait(): its SIGALRM ends the wait). */
+	if (k_nthreads == 1 && deadline < 0 && !k_itimer_armed())
+		k_exit(SBX_EXIT_DEADLOCK);
+	struct k_futex_wait *w = k_self_waiter();
+	queue_self(w, uaddr, bits);
+	long ret = sleep_queued(w, deadline, realtime);
+	return ret == -EINTR ? cut(deadline) : ret;
+}
+
+/* Priority-inheritance futexes (FUTEX_LOCK_PI and the rest): the word is the lock, its owner's
+ * tid with FUTEX_WAITERS while threads wait in the kernel and FUTEX_OWNER_DIED once a holder
+ * ended without unlocking. The sandbox's threads have no priorities to lend, so what is left
+ * is the protocol the C library relies on: the unlock hands the lock to the oldest waiter,
+ * writing its tid into the word; a lock of one's own lock is EDEADLK, an unlock of another's
+ * EPERM, a lock whose owner is no thread ESRCH. PI waiters queue with no bits, so that no
+ * plain wake takes one. */
+static long lock_pi(uint64_t uaddr, int64_t deadline, int realtime, int try)
+{
+	if (!k_user_ok(uaddr, 4, K_READ | K_WRITE))
+		return -EFAULT;
+	uint32_t *p = (uint32_t *)uaddr, me = K_CPU_TID;
+	struct k_futex_wait *w = k_self_waiter();
+	for (;;) {
+		uint32_t v = __atomic_load_n(p, __ATOMIC_SEQ_CST), owner = v & FUTEX_TID_MASK;
+		if (owner == me)
+			return -EDEADLK;
+		if (!owner) {
+			/* Free, or its holder died: taken, OWNER_DIED kept for the C library to
+			 * report (EOWNERDEAD), WAITERS kept while others still queue. */
+			uint32_t nv =
+			    me | (v & FUTEX_OWNER_DIED) | (pi_oldest(uaddr) ? FUTEX_WAITERS : 0);
+			if (__atomic_compare_exchange_n(p, &v, nv, 0, __ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST))
+				return 0;
+			continue;
+		}
+		if (!k_thread_live(owner))
+			return -ESRCH;
+		if (try)
+			return -EAGAIN;
+		if (!(v & FUTEX_WAITERS) &&
+		    !__atomic_compare_exchange_n(p, &v, v | FUTEX_WAITERS, 0, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST))
+			continue;
+		/* A signal's handler runs first and the lock is asked again after it (Linux's
+		 * ERESTARTNOINTR: whatever SA_RESTART says; the timeout is absolute). */
+		if (k_signal_waiting())
+			return -K_ERESTARTSYS;
+		queue_self(w, uaddr, 0);
+		long r = sleep_queued(w, deadline, realtime);
+		if ((__atomic_load_n(p, __ATOMIC_SEQ_CST) & FUTEX_TID_MASK) == me)
+			return 0; /* handed over, whatever else happened meanwhile */
+		if (r == -ETIMEDOUT)
+			return r;
+		if (r == -EINTR)
+			return -K_ERESTARTSYS;
+		/* A spurious wake-up: ask again. */
+	}
+}
+
+static long unlock_pi(uint64_t uaddr)
+{
+	if (!k_user_ok(uaddr, 4, K_READ | K_WRITE))
+		return -EFAULT;
+	uint32_t *p = (uint32_t *)uaddr, me = K_CPU_TID;
+	uint32_t v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	for (;;) {
+		if ((v & FUTEX_TID_MASK) != me)
+			return -EPERM;
+		struct k_futex_wait *w = pi_oldest(uaddr);
+		/* As Linux: the new owner's word says WAITERS, so its unlock comes here. */
+		uint32_t nv = w ? w->tid | FUTEX_WAITERS : 0;
+		if (!__atomic_compare_exchange_n(p, &v, nv, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			continue;
+		if (w)
+			wake_one(w);
+		return 0;
+	}
+}
+
+/* A PI lock its holder left behind: the oldest waiter gets it marked OWNER_DIED, robust or
+ * not, as Linux's exit hands it over (the C library's EOWNERDEAD). 1 if one did. */
+static int pi_hand_over(uint64_t uaddr, uint32_t holder)
+{
+	struct k_futex_wait *to = pi_oldest(uaddr);
+	if (!to || !k_user_ok(uaddr, 4, K_READ | K_WRITE))
+		return 0;
+	uint32_t *p = (uint32_t *)uaddr, v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	do {
+		if ((v & FUTEX_TID_MASK) != holder)
+			return 0;
+	} while (!__atomic_compare_exchange_n(p, &v, to->tid | FUTEX_WAITERS | FUTEX_OWNER_DIED, 0,
+					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	wake_one(to);
+	return 1;
+}
+
+/* Linux's handle_futex_death, for each robust mutex a thread still held at its end: marked
+ * OWNER_DIED; then a PI one goes to its oldest waiter, a plain one wakes one (either then
+ * gets EOWNERDEAD from the C library). */
+void k_futex_death(uint64_t uaddr, uint32_t tid, int pi)
+{
+	if ((uaddr & 3) || !k_user_ok(uaddr, 4, K_READ | K_WRITE))
+		return;
+	uint32_t *p = (uint32_t *)uaddr, v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	do {
+		if ((v & FUTEX_TID_MASK) != tid)
+			return;
+	} while (!__atomic_compare_exchange_n(p, &v, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED, 0,
+					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+	if (pi && !k_shmap_holds(uaddr))
+		pi_hand_over(uaddr, 0);
+	else if (v & FUTEX_WAITERS)
+		k_futex_wake(uaddr, 1, ~0u);
+}
+
+/* After the robust walk: any other PI lock the ended thread holds with threads waiting for it
+ * goes to the oldest (Linux's exit_pi_state_list and its waiter's fixup); a handover changes the
+ * queue, so the walk starts over, and each takes one waiter off. */
+void k_futex_pi_exit(uint32_t tid)
+{
+	for (struct k_futex_wait *w = k_fq; w;)
+		w = !w->bits && pi_hand_over(w->key, tid) ? k_fq : w->next;
 }
 
 /* FUTEX_REQUEUE and FUTEX_CMP_REQUEUE: wake n, move up to m more to uaddr2. */
@@ -204,7 +351,7 @@ static long requeue(uint64_t uaddr, int32_t n, int32_t m, uint64_t uaddr2, int c
 	long woke = 0, moved = 0;
 	for (struct k_futex_wait *w = k_fq, *next; w; w = next) {
 		next = w->next;
-		if (w->key != uaddr)
+		if (w->key != uaddr || !w->bits) /* a PI waiter is the lock's, never moved */
 			continue;
 		if (woke < n) {
 			wake_one(w);
@@ -322,10 +469,18 @@ long k_sys_futex(struct k_frame *f)
 	long r;
 	if (uaddr & 3)
 		return -EINVAL;
-	if (rt && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET)
+	int pi = cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2 || cmd == FUTEX_TRYLOCK_PI ||
+		 cmd == FUTEX_UNLOCK_PI;
+	if (rt && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_LOCK_PI2)
 		return -ENOSYS;
-	if (__builtin_expect(k_shmap_holds(uaddr), 0))
+	if (__builtin_expect(k_shmap_holds(uaddr), 0)) {
+		/* A PI lock between processes would need the host to know the sandbox's tids. */
+		if (pi) {
+			BOOT->nosys_count[202]++;
+			return -ENOSYS;
+		}
 		return host_futex(f, cmd, rt);
+	}
 	switch (cmd) {
 	case FUTEX_WAIT:
 	case FUTEX_WAIT_BITSET:
@@ -353,8 +508,21 @@ long k_sys_futex(struct k_frame *f)
 		if (uaddr2 & 3)
 			return -EINVAL;
 		return wake_op(uaddr, (int32_t)val, (int32_t)f->r10, uaddr2, val3);
+	case FUTEX_LOCK_PI:
+	case FUTEX_LOCK_PI2:
+		/* Absolute: LOCK_PI's on the realtime clock, LOCK_PI2's on the monotonic one
+		 * unless FUTEX_CLOCK_REALTIME says otherwise. */
+		rt = rt || cmd == FUTEX_LOCK_PI;
+		if ((r = deadline_of(f->r10, 1, rt, &dl)) < 0)
+			return r;
+		return lock_pi(uaddr, dl, rt, 0);
+	case FUTEX_TRYLOCK_PI:
+		return lock_pi(uaddr, -1, 0, 1);
+	case FUTEX_UNLOCK_PI:
+		return unlock_pi(uaddr);
 	default:
-		/* Priority-inheritance futexes (LOCK_PI, ...): not implemented, and counted so. */
+		/* The requeues to a PI futex (WAIT_REQUEUE_PI, CMP_REQUEUE_PI), which neither
+		 * glibc's nor musl's condition variables use: not implemented, and counted so. */
 		BOOT->nosys_count[202]++;
 		return -ENOSYS;
 	}

@@ -30,6 +30,7 @@
 #define ENOTTY 25
 #define ERANGE 34
 #define ENAMETOOLONG 36
+#define EDEADLK 35
 #define ENOSYS 38
 #define ETIMEDOUT 110
 #define EOPNOTSUPP 95
@@ -120,12 +121,21 @@ struct k_futex_wait {
 	uint32_t bits;
 	uint64_t key;		     /* the word's address */
 	volatile uint32_t cancelled; /* woken by k_futex_cancel, not by a FUTEX_WAKE */
-	uint32_t pad;
+	uint32_t tid;		     /* its thread's: a PI unlock writes it into the word */
 	struct k_futex_wait *next, *prev;
 };
 struct k_futex_wait *k_self_waiter(void);
 /* Wakes up to n waiters on uaddr whose bits meet `bits`: how many. */
 long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits);
+/* A futex word as a lock (robust and PI mutexes): its owner's tid and two flags. */
+#define FUTEX_WAITERS 0x80000000u
+#define FUTEX_OWNER_DIED 0x40000000u
+#define FUTEX_TID_MASK 0x3fffffffu
+/* A robust mutex tid held at its end (pi: a PI one); then any PI lock it still holds. */
+void k_futex_death(uint64_t uaddr, uint32_t tid, int pi);
+void k_futex_pi_exit(uint32_t tid);
+/* thread.c: tid is a running thread of this process. */
+int k_thread_live(uint32_t tid);
 /* Takes w off its futex's queue, woken, if it waits (a signal for its thread). */
 void k_futex_cancel(struct k_futex_wait *w);
 /* A forked child's: the waiters were other threads', which it does not have. */

@@ -536,8 +536,16 @@ static long to_thread(struct k_frame *f, uint64_t tid, uint64_t sig)
 		return send_self(f, sig);
 	if (sig > NSIG)
 		return -EINVAL;
-	if (tid > 0xffffffffull || !k_signal_thread((uint32_t)tid, 0))
+	if (tid > 0x7fffffffull)
 		return -ESRCH;
+	if (!k_signal_thread((uint32_t)tid, 0)) {
+		/* Not one of ours: Linux's tkill reaches any thread, so another process's (the
+		 * monitor's kill knows threads' ids too) gets it, as its process's signal; musl's
+		 * raise() in a vfork child names the parent's thread. 1: the caller's own id,
+		 * which no thread has any more. */
+		long r = k_proc_kill((int64_t)tid, sig);
+		return r == 1 ? -ESRCH : r;
+	}
 	uint64_t h = sig ? SIGS->act[sig].handler : SIG_IGN;
 	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
 		return 0;

@@ -5,8 +5,6 @@
  * its window (SBX_WINDOW_VA), which each vCPU's page tables map onto its own pages. */
 #include "kernel.h"
 
-#define FUTEX_TID_MASK 0x3fffffffu /* a robust futex's owner field */
-
 #define CLONE_VM 0x100ull
 #define CLONE_FS 0x200ull
 #define CLONE_FILES 0x400ull
@@ -259,6 +257,11 @@ static struct k_thread *find_tid(uint64_t tid)
 		if (k_threads[i].tid == tid && k_threads[i].run)
 			return &k_threads[i];
 	return 0;
+}
+
+int k_thread_live(uint32_t tid)
+{
+	return find_tid(tid) != 0;
 }
 
 uint64_t k_thread_blocked(uint32_t tid)
@@ -660,25 +663,6 @@ long k_sys_get_robust_list(struct k_frame *f)
 	return 0;
 }
 
-#define FUTEX_WAITERS 0x80000000u
-#define FUTEX_OWNER_DIED 0x40000000u
-
-/* A robust mutex its dead owner held: marked OWNER_DIED, one waiter woken (it then gets
- * EOWNERDEAD). */
-static void futex_death(uint64_t uaddr, uint32_t tid)
-{
-	if ((uaddr & 3) || !k_user_ok(uaddr, 4, K_READ | K_WRITE))
-		return;
-	uint32_t *p = (uint32_t *)uaddr, v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
-	do {
-		if ((v & FUTEX_TID_MASK) != tid)
-			return;
-	} while (!__atomic_compare_exchange_n(p, &v, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED, 0,
-					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
-	if (v & FUTEX_WAITERS)
-		k_futex_wake(uaddr, 1, ~0u);
-}
-
 /* Linux's walk of the list at a thread's end: bounded, every pointer checked, the entry an
  * operation was pending on last. */
 static void robust_exit(struct k_thread *t)
@@ -692,11 +676,12 @@ static void robust_exit(struct k_thread *t)
 		if (k_copy_from_user(&next, entry, 8) < 0)
 			break;
 		if (entry != pending)
-			futex_death(entry + (uint64_t)off, t->tid);
+			k_futex_death(entry + (uint64_t)off, t->tid, (int)(h[0] & 1));
+		h[0] = next;
 		entry = next & ~1ull;
 	}
 	if (pending)
-		futex_death(pending + (uint64_t)off, t->tid);
+		k_futex_death(pending + (uint64_t)off, t->tid, (int)(h[2] & 1));
 }
 
 void k_thread_exit(void)
@@ -704,6 +689,7 @@ void k_thread_exit(void)
 	struct k_thread *t = K_CPU->self;
 	robust_exit(t);
 	t->robust = 0;
+	k_futex_pi_exit(t->tid);
 	if (t->clear_tid && k_user_ok(t->clear_tid, 4, K_WRITE)) {
 		__atomic_store_n((uint32_t *)t->clear_tid, 0, __ATOMIC_SEQ_CST);
 		k_futex_wake(t->clear_tid, 1, ~0u);

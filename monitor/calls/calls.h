@@ -65,7 +65,10 @@ struct sbx_files {
 	struct sbx_lockfd *locks;
 	unsigned nlocks, locks_cap;
 	uint64_t locks_gen;
-	int locked;	   /* a lock was taken since the last reset (sbx_locks_reset) */
+	int locked; /* a lock was taken since the last reset (sbx_locks_reset) */
+	/* Who holds which range (lockowners.c): the sandbox's one list, the first process's. */
+	struct sbx_lockreg *owners;
+	int owners_own;
 	uint64_t next_oid; /* the objects' ids (sbx_handle.oid) */
 };
 
@@ -143,6 +146,22 @@ void sbx_locks_free(struct sbx_vm *vm);
 /* A repeated run's reset: every lock the run took goes, flock's and OFD locks on the
  * descriptions the snapshot shares too. Nothing to do unless a lock was taken. */
 void sbx_locks_reset(struct sbx_vm *vm);
+struct flock;
+/* lockowners.c: the record locks' holders, for F_GETLK's l_pid. Ranges are [start, end),
+ * end INT64_MAX to the end of the file, however far. */
+struct sbx_lockreg *sbx_lockreg_new(void);
+void sbx_lockreg_free(struct sbx_lockreg *r);
+/* A lock's range from its struct flock, l_start counted from base: 0, -EINVAL or -EOVERFLOW. */
+int sbx_lock_range(const struct flock *fl, int64_t base, int64_t *start, int64_t *end);
+/* pid's record lock of type (F_UNLCK: an unlock) on [start, end) of the file took. */
+void sbx_lockreg_set(struct sbx_lockreg *r, uint32_t pid, uint64_t dev, uint64_t ino, int64_t start,
+		     int64_t end, int type);
+/* pid's locks on the file (dev, ino), or on every file (NULL) went. */
+void sbx_lockreg_drop(struct sbx_lockreg *r, uint32_t pid, const uint64_t *dev,
+		      const uint64_t *ino);
+/* A process other than self holding a lock of type on [start, end) of the file, or -1. */
+int32_t sbx_lockreg_holder(struct sbx_lockreg *r, uint32_t self, uint64_t dev, uint64_t ino,
+			   int64_t start, int64_t end, int type);
 /* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
  * terminal)? Asked once per handle (fstat). */
 int sbx_handle_may_block(struct sbx_handle *h);

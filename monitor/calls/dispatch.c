@@ -297,7 +297,11 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	if (!parent) {
 		sbx_fd_init(vm);
+		if (!(vm->proc.files->owners = sbx_lockreg_new()))
+			return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+		vm->proc.files->owners_own = 1;
 	} else {
+		vm->proc.files->owners = parent->proc.files->owners;
 		vm->limits->tree = parent->limits->tree ? parent->limits->tree : parent->limits;
 		vm->limits->first = parent->limits->first ? parent->limits->first : parent;
 		int r = sbx_fd_fork(vm, parent);
@@ -322,8 +326,11 @@ int sbx_calls_attach_fork(struct sbx_vm *vm, struct sbx_vm *parent, char *err, s
 
 void sbx_calls_detach(struct sbx_vm *vm)
 {
-	if (vm->proc.files)
+	if (vm->proc.files) {
 		sbx_fd_close_all(vm);
+		if (vm->proc.files->owners_own)
+			sbx_lockreg_free(vm->proc.files->owners);
+	}
 	if (vm->audit)
 		sbx_missing_free(vm);
 	free(vm->proc.files);

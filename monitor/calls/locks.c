@@ -101,6 +101,8 @@ void sbx_locks_closing(struct sbx_vm *vm, const struct sbx_handle *h)
 	if (l) {
 		close(l->fd); /* POSIX: any close drops the process's locks */
 		*l = f->locks[--f->nlocks];
+		uint64_t dev = (uint64_t)st.st_dev, ino = (uint64_t)st.st_ino;
+		sbx_lockreg_drop(f->owners, vm->proc.pid, &dev, &ino);
 	}
 }
 
@@ -109,6 +111,8 @@ void sbx_locks_free(struct sbx_vm *vm)
 	struct sbx_files *f = vm->proc.files;
 	for (unsigned i = 0; i < f->nlocks; i++)
 		close(f->locks[i].fd);
+	if (f->nlocks)
+		sbx_lockreg_drop(f->owners, vm->proc.pid, NULL, NULL);
 	free(f->locks);
 	f->locks = NULL;
 	f->nlocks = f->locks_cap = 0;
@@ -255,16 +259,35 @@ int64_t sbx_fcntl_lock(struct sbx_vm *vm, const struct sbx_slot *s)
 		fl.l_whence = SEEK_SET;
 	}
 	fl.l_pid = 0;
+	struct stat st;
+	if (fstat(h->fd, &st) < 0)
+		return -errno;
+	int64_t start, end;
 	if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
 		if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 			return -errno;
-		/* The holder is another process of the sandbox or of the host: not one the
-		 * program can name (Linux says -1 for an OFD lock's holder too). */
+		/* A process of the sandbox holds it, named by the sandbox's list; or a host
+		 * process, which the program cannot name: -1, as Linux says for an OFD lock's
+		 * holder, which is what the program's own F_OFD_GETLK gets. */
 		if (fl.l_type != F_UNLCK)
-			fl.l_pid = -1;
+			fl.l_pid =
+			    !ofd && sbx_lock_range(&fl, 0, &start, &end) == 0
+				? sbx_lockreg_holder(vm->proc.files->owners, vm->proc.pid,
+						     (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+						     start, end, fl.l_type)
+				: -1;
 		return sbx_copy_to_guest(vm, s->u.a[2], &fl, sizeof(fl));
 	}
-	return lock_wait(vm, s, fd, cmd == F_SETLKW || cmd == F_OFD_SETLKW, gen, try_ofd, &fl);
+	/* The range as the host will take it, for the list of holders. */
+	int64_t base = fl.l_whence == SEEK_END	 ? (int64_t)st.st_size
+		       : fl.l_whence == SEEK_CUR ? (int64_t)lseek(fd, 0, SEEK_CUR)
+						 : 0;
+	int listed = !ofd && base >= 0 && sbx_lock_range(&fl, base, &start, &end) == 0;
+	int64_t r = lock_wait(vm, s, fd, cmd == F_SETLKW || cmd == F_OFD_SETLKW, gen, try_ofd, &fl);
+	if (r == 0 && listed)
+		sbx_lockreg_set(vm->proc.files->owners, vm->proc.pid, (uint64_t)st.st_dev,
+				(uint64_t)st.st_ino, start, end, fl.l_type);
+	return r;
 }
 
 int64_t sbx_hc_flock(struct sbx_vm *vm, const struct sbx_slot *s)

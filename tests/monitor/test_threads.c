@@ -161,6 +161,14 @@ Test(threads, robust_mutex_owner_death)
 	same_as_native("", "robust", 0);
 }
 
+/* Priority-inheritance mutexes (musl asks the kernel for FUTEX_LOCK_PI before it grants
+ * PTHREAD_PRIO_INHERIT): exclusion, handover to a waiter, relock and foreign unlock by type,
+ * an owner that ends holding one, and the raw calls' errors. */
+Test(threads, priority_inheritance_mutexes)
+{
+	same_as_native("", "pi", 0);
+}
+
 /* Thread-directed signals reach their thread; a process-directed one the thread not blocking
  * it; signal masks are per thread. */
 Test(threads, signals_to_threads)
