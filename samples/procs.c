@@ -3,8 +3,8 @@
  * and in the sandbox the output must be the same (tests/monitor/test_procs.c). The exec'd
  * program is this one again, through /proc/self/exe, so no other file needs to be shown.
  * Behaviour, compared with native:
- *   procs fork | pipe | exec | cloexec | kill | handler | sigchld | spawn | vfork | wnohang
- *   procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
+ *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
+ * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
@@ -206,6 +206,20 @@ static int do_kill(void)
 	printf("tgkill of a child: %ld\n", syscall(SYS_tgkill, c, c, SIGUSR2));
 	reap(c, "paused child");
 	return 0;
+}
+
+/* A child ends its parent, the first process, with SIGTERM: natively the program dies of it,
+ * and so it does in the sandbox, pid 1 as it is there. */
+static int do_killparent(void)
+{
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		kill(getppid(), SIGTERM);
+		_exit(0);
+	}
+	for (;;)
+		pause();
 }
 
 static int note[2];
@@ -1907,6 +1921,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "vforkshare")  ? do_vforkshare()
 		: !strcmp(c, "restart")	    ? do_restart()
 		: !strcmp(c, "kill")	    ? do_kill()
+		: !strcmp(c, "killparent")  ? do_killparent()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()
 		: !strcmp(c, "spawn")	    ? do_spawn()

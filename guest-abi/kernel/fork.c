@@ -100,7 +100,7 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	k_vfork_child = (flags & CLONE_VFORK) && !threaded ? 1 : 0;
 	k_thread_forked((flags & CLONE_CHILD_CLEARTID) ? ctid : 0);
 	k_ptimers_forget();
-	TSIG->pending = 0; /* a child starts with no pending signal */
+	k_signal_unpend_all(); /* a child starts with no pending signal */
 	if (sp)
 		f->user_rsp = sp;
 	if (flags & CLONE_SETTLS)
@@ -300,9 +300,12 @@ void k_signal_take_incoming(void)
 		uint32_t sig = (uint32_t)__builtin_ctzll(in) + 1;
 		in &= in - 1;
 		uint64_t h = SIGS->act[sig].handler;
-		if (h == 1 /* SIG_IGN */ || (h == 0 && k_signal_default_ignored(sig)))
+		/* As Linux: a blocked signal is never ignored (its action may change before it is
+		 * unblocked, or sigtimedwait take it). */
+		if (!(TSIG->blocked & (1ull << (sig - 1))) &&
+		    (h == 1 /* SIG_IGN */ || (h == 0 && k_signal_default_ignored(sig))))
 			continue;
 		k_signal_note_from(sig, BOOT->sig_from[sig - 1]);
-		TSIG->pending |= 1ull << (sig - 1);
+		k_signal_pend(sig);
 	}
 }

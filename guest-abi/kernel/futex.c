@@ -293,7 +293,10 @@ static long unlock_pi(uint64_t uaddr)
 }
 
 /* A PI lock its holder left behind: the oldest waiter gets it marked OWNER_DIED, robust or
- * not, as Linux's exit hands it over (the C library's EOWNERDEAD). 1 if one did. */
+ * not, as Linux's exit hands it over (the C library's EOWNERDEAD). The word may say the holder
+ * or nobody: musl marks a robust one's word OWNER_DIED itself before the thread ends, and only
+ * a FUTEX_WAKE follows, which no PI waiter takes (Linux's exit hands it over then too). 1 if
+ * one got it. */
 static int pi_hand_over(uint64_t uaddr, uint32_t holder)
 {
 	struct k_futex_wait *to = pi_oldest(uaddr);
@@ -301,7 +304,7 @@ static int pi_hand_over(uint64_t uaddr, uint32_t holder)
 		return 0;
 	uint32_t *p = (uint32_t *)uaddr, v = __atomic_load_n(p, __ATOMIC_SEQ_CST);
 	do {
-		if ((v & FUTEX_TID_MASK) != holder)
+		if ((v & FUTEX_TID_MASK) != holder && (v & FUTEX_TID_MASK))
 			return 0;
 	} while (!__atomic_compare_exchange_n(p, &v, to->tid | FUTEX_WAITERS | FUTEX_OWNER_DIED, 0,
 					      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));

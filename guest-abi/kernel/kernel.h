@@ -85,6 +85,13 @@ volatile struct k_sigthr *k_sig_self(void);
  * a futex wait or a sleep to run its handler on its way out; 0 if there is no such thread.
  * sig 0 only asks whether it exists. */
 int k_signal_thread(uint32_t tid, uint32_t sig);
+/* This thread's pending signals: one more of sig (real-time ones queue), one taken, none (a
+ * fork's child). */
+void k_signal_pend(uint32_t sig);
+void k_signal_unpend(uint32_t sig);
+void k_signal_unpend_all(void);
+/* The signals rt_sigtimedwait waits for: a thread that blocks one is still woken for it. */
+void k_signal_waitset(uint64_t set);
 /* The signal mask of the thread with that tid (0 if none). */
 uint64_t k_thread_blocked(uint32_t tid);
 /* A signal this thread does not block is pending: a wait must not begin. */
@@ -161,6 +168,7 @@ int k_signal_interrupts(void);
 void k_thread_forked(uint64_t clear_tid);
 long k_sys_fork(struct k_frame *f);
 long k_sys_rt_sigsuspend(struct k_frame *f);
+long k_sys_rt_sigtimedwait(struct k_frame *f);
 long k_sys_pause(struct k_frame *f);
 /* time.c: waits up to a second on the host, less if a signal for this thread comes. */
 long k_sleep_a_while(void);

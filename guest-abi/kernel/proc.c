@@ -486,13 +486,14 @@ long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 	if (sig > NSIG)
 		return -EINVAL;
 	uint64_t h = SIGS->act[sig].handler;
-	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
-		return ret;
-	/* Blocked: pending until the mask lets it through, whatever its action. */
+	/* Blocked: pending until the mask lets it through, whatever its action (Linux never
+	 * ignores a blocked signal: its action may change, or sigtimedwait take it). */
 	if (TSIG->blocked & (1ull << (sig - 1)) && sig != SIGKILL && sig != SIGSTOP) {
-		TSIG->pending |= 1ull << (sig - 1);
+		k_signal_pend((uint32_t)sig);
 		return ret;
 	}
+	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
+		return ret;
 	if (h != SIG_DFL) {
 		struct k_resume r;
 		k_frame_regs(f, ret, &r);
@@ -547,12 +548,12 @@ static long to_thread(struct k_frame *f, uint64_t tid, uint64_t sig)
 		return r == 1 ? -ESRCH : r;
 	}
 	uint64_t h = sig ? SIGS->act[sig].handler : SIG_IGN;
-	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
+	int blocked = sig && (k_thread_blocked((uint32_t)tid) & (1ull << (sig - 1)));
+	if (!sig || (!blocked && (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))))
 		return 0;
 	/* The default action of any other is the end of the program, at once unless the
 	 * thread blocks it (then pending, like a handled one). */
-	if (h == SIG_DFL &&
-	    (sig == SIGKILL || !(k_thread_blocked((uint32_t)tid) & (1ull << (sig - 1)))))
+	if (h == SIG_DFL && (sig == SIGKILL || !blocked))
 		k_exit(SBX_EXIT_SIGNALED | (uint32_t)sig);
 	k_signal_thread((uint32_t)tid, (uint32_t)sig);
 	return 0;

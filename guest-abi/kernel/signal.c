@@ -124,6 +124,42 @@ void k_signal_note_from(uint32_t sig, struct sbx_sigfrom from)
 	k_sig_from_set |= 1ull << (sig - 1);
 }
 
+/* What the program's siginfo says of a signal (the frame's to a handler, sigtimedwait's). */
+static void siginfo_of(struct k_siginfo *info, uint32_t sig, int32_t code, uint64_t addr)
+{
+	info->si_signo = (int32_t)sig;
+	info->si_code = code;
+	info->si_addr = code == -6 ? ((uint64_t)BOOT->uid << 32) | BOOT->pid : addr;
+	if (code == K_SI_FROM) { /* si_pid, si_uid; SIGCHLD's si_status after them */
+		struct sbx_sigfrom w = k_sig_from[sig];
+		int32_t status = w.status;
+		info->si_code = w.code;
+		info->si_addr = ((uint64_t)BOOT->uid << 32) | w.pid;
+		if (sig == K_SIGCHLD)
+			k_memcpy(info->rest, &status, sizeof(status));
+		if (w.code == K_SI_TIMER) { /* si_timerid, si_overrun 0, si_value */
+			uint64_t value = w.pid;
+			info->si_addr = (uint32_t)status;
+			k_memcpy(info->rest, &value, sizeof(value));
+		}
+	}
+}
+
+/* The first pending signal of `set`, taken: its number, and how it came (K_SI_FROM, or
+ * SI_TKILL). 0 if none. */
+static uint32_t take_first(uint64_t set, int32_t *code)
+{
+	uint64_t ready = TSIG->pending & set;
+	if (!ready)
+		return 0;
+	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
+	uint64_t bit = 1ull << (sig - 1);
+	*code = (k_sig_from_set & bit) ? K_SI_FROM : -6 /* SI_TKILL */;
+	k_sig_from_set &= ~bit;
+	k_signal_unpend(sig);
+	return sig;
+}
+
 /* Back to the program with K_CPU->resume, letting the kernel lock go on the way. */
 static void __attribute__((noreturn)) resume_user(void)
 {
@@ -174,22 +210,7 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	m->cr2 = addr;
 	m->fpstate = fp;
 	fr->uc.uc_sigmask = TSIG->blocked;
-	fr->info.si_signo = (int32_t)sig;
-	fr->info.si_code = code;
-	fr->info.si_addr = code == -6 ? ((uint64_t)BOOT->uid << 32) | BOOT->pid : addr;
-	if (code == K_SI_FROM) { /* si_pid, si_uid; SIGCHLD's si_status after them */
-		struct sbx_sigfrom w = k_sig_from[sig];
-		int32_t status = w.status;
-		fr->info.si_code = w.code;
-		fr->info.si_addr = ((uint64_t)BOOT->uid << 32) | w.pid;
-		if (sig == K_SIGCHLD)
-			k_memcpy(fr->info.rest, &status, sizeof(status));
-		if (w.code == K_SI_TIMER) { /* si_timerid, si_overrun 0, si_value */
-			uint64_t value = w.pid;
-			fr->info.si_addr = (uint32_t)status;
-			k_memcpy(fr->info.rest, &value, sizeof(value));
-		}
-	}
+	siginfo_of(&fr->info, sig, code, addr);
 
 	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));
 	TSIG->blocked =
@@ -279,17 +300,15 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 	/* Another thread's execve: this thread's SIGKILL ends it alone. */
 	if (__builtin_expect(k_exec_ends_me(), 0))
 		k_thread_exit();
-	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
-	TSIG->pending &= ~(1ull << (sig - 1));
+	int32_t code;
+	uint32_t sig = take_first(ready, &code);
 	uint64_t h = SIGS->act[sig].handler;
 	if (h == 0 && !k_signal_default_ignored(sig))
 		k_exit(SBX_EXIT_SIGNALED | sig);
-	uint64_t bit = 1ull << (sig - 1), from = k_sig_from_set & bit;
-	k_sig_from_set &= ~bit;
 	if (h > 1) {
 		if (saved)
 			TSIG->blocked = *saved;
-		k_deliver(sig, r, from ? K_SI_FROM : -6 /* SI_TKILL */, 0, 0, 0);
+		k_deliver(sig, r, code, 0, 0, 0);
 	}
 }
 
@@ -320,6 +339,63 @@ long k_sys_rt_sigsuspend(struct k_frame *f)
 	if (k_copy_from_user(&mask, f->rdi, 8) < 0)
 		return -EFAULT;
 	return suspend(f, mask);
+}
+
+/* rt_sigtimedwait(2) (sigwait, sigwaitinfo, sigtimedwait): a pending signal of the set is
+ * taken without its handler; else the thread sleeps until one comes (k_signal_thread wakes it
+ * even though it blocks them), the timeout (EAGAIN), or a signal outside the set that it does
+ * not block (EINTR: its handler runs as this call returns). */
+long k_sys_rt_sigtimedwait(struct k_frame *f)
+{
+	uint64_t set;
+	int64_t ts[2]; /* struct timespec */
+	if (f->r10 != 8)
+		return -EINVAL;
+	if (k_copy_from_user(&set, f->rdi, 8) < 0)
+		return -EFAULT;
+	set &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	int64_t deadline = -1;
+	if (f->rdx) {
+		if (k_copy_from_user(ts, f->rdx, sizeof(ts)) < 0)
+			return -EFAULT;
+		if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000)
+			return -EINVAL;
+		deadline = k_now_ns(0) + (ts[0] > 9000000000ll ? 9000000000ll * 1000000000ll
+							       : ts[0] * 1000000000ll + ts[1]);
+	}
+	k_signal_waitset(set);
+	long ret;
+	int32_t code = 0;
+	for (;;) {
+		if (BOOT->sig_incoming)
+			k_signal_take_incoming();
+		uint32_t sig = take_first(set, &code);
+		if (sig) {
+			ret = sig;
+			break;
+		}
+		if (TSIG->pending & ~TSIG->blocked) {
+			ret = -EINTR;
+			break;
+		}
+		int64_t left = deadline < 0 ? 1000000000ll : deadline - k_now_ns(0);
+		if (left <= 0) {
+			ret = -EAGAIN;
+			break;
+		}
+		uint64_t a[3] = {(uint64_t)k_kick_word(), 0, (uint64_t)left};
+		k_call_own(SBX_CALL_PARK, a, 3);
+		k_thread_interrupted();
+	}
+	k_signal_waitset(0);
+	if (ret > 0 && f->rsi) {
+		struct k_siginfo info;
+		k_memset(&info, 0, sizeof(info));
+		siginfo_of(&info, (uint32_t)ret, code, 0);
+		if (k_copy_to_user(f->rsi, &info, sizeof(info)) < 0)
+			return -EFAULT;
+	}
+	return ret;
 }
 
 long k_sys_pause(struct k_frame *f)

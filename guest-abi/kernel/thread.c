@@ -43,6 +43,10 @@ struct k_thread {
 	volatile uint32_t kick; /* a sleep parks on it; a signal for the thread sets it */
 	volatile uint32_t intr; /* a signal came for it: its wait ends with EINTR */
 	uint64_t robust;	/* set_robust_list: its list's head, or 0 */
+	uint64_t waitset;	/* rt_sigtimedwait: the signals it waits for, blocked or not */
+	/* How many of each real-time signal (32-64) are pending: Linux queues each one sent,
+	 * where a standard signal is one bit. */
+	uint16_t rtq[33];
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
@@ -360,6 +364,45 @@ void k_thread_forked(uint64_t clear_tid)
 	K_CPU_TID = BOOT->pid;
 }
 
+/* sig pending for t: its bit, and one more queued if it is a real-time signal (past 65535
+ * queued, more are lost, where Linux would refuse them once RLIMIT_SIGPENDING is reached). */
+static void pend(struct k_thread *t, uint32_t sig)
+{
+	sig_of(t)->pending |= 1ull << (sig - 1);
+	if (sig >= 32 && t->rtq[sig - 32] < 0xffff)
+		t->rtq[sig - 32]++;
+}
+
+void k_signal_pend(uint32_t sig)
+{
+	pend(K_CPU->self, sig);
+}
+
+/* One of sig taken for delivery: the bit goes with the last queued. */
+void k_signal_unpend(uint32_t sig)
+{
+	struct k_thread *t = K_CPU->self;
+	if (sig >= 32 && t->rtq[sig - 32] > 1) {
+		t->rtq[sig - 32]--;
+		return;
+	}
+	if (sig >= 32)
+		t->rtq[sig - 32] = 0;
+	sig_of(t)->pending &= ~(1ull << (sig - 1));
+}
+
+void k_signal_unpend_all(void)
+{
+	struct k_thread *t = K_CPU->self;
+	sig_of(t)->pending = 0;
+	k_memset(t->rtq, 0, sizeof(t->rtq));
+}
+
+void k_signal_waitset(uint64_t set)
+{
+	K_CPU->self->waitset = set;
+}
+
 /* A signal is pending for t: out of a futex wait or a sleep, to its handler on the way out of
  * that syscall; a host wait (a read, a poll) the monitor cuts short. */
 static void wake(struct k_thread *t, struct k_thread *me)
@@ -393,8 +436,8 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 	}
 	if (!t || !sig)
 		return t != 0;
-	sig_of(t)->pending |= bit;
-	if (sig_of(t)->blocked & bit)
+	pend(t, sig);
+	if ((sig_of(t)->blocked & bit) && !(t->waitset & bit))
 		return 1; /* it runs when the thread unblocks it */
 	wake(t, me);
 	return 1;
@@ -488,6 +531,7 @@ long k_exec_threaded(uint64_t *a)
 	 * from the page, the main thread's. */
 	sig_of(k_main)->blocked = sig_of(me)->blocked;
 	sig_of(k_main)->pending = sig_of(me)->pending;
+	k_memcpy(k_main->rtq, me->rtq, sizeof(me->rtq));
 	k_exec_handed = 1;
 	/* Nothing of this thread goes on: its futex words are the old image's. */
 	me->robust = 0;

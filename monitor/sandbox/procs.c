@@ -167,10 +167,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
-	/* As a pid namespace's init: only the signals it handles reach the first process from
-	 * the others. Its own alarm ends it as it would end the program run natively. */
-	if (v->proc.pid == 1 && from && (h == 0 || sig == SIGKILL))
-		return;
+	/* The first process is pid 1 but not a namespace's init here: a signal from another
+	 * process (`kill $PPID`, musl's raise() in a vfork child) ends it as it would end the
+	 * program run natively. Only kill(-1) passes it by (do_kill), as it passes init. */
 	if (sig == SIGKILL ||
 	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
 		if (from)
@@ -187,7 +186,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 		return;
 	}
-	if (h == 1 || (h == 0 && default_ignored(sig)))
+	/* As Linux: a blocked signal is never ignored (its action may change before it is
+	 * unblocked, or sigtimedwait take it); the guest's kernel drops it if it still is. */
+	if (!(ss->blocked & bit) && (h == 1 || (h == 0 && default_ignored(sig))))
 		return;
 	if (h == 0 && stop_signal(sig)) {
 		sbx_log(v, 1, "SIG%s from process %u ignored: processes do not stop here",

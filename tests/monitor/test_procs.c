@@ -45,6 +45,13 @@ Test(procs, kill_ends_a_child_and_wait_tells_the_signal)
 	same_as_native("kill");
 }
 
+/* The first process is pid 1 but no init that signals from the others pass by: a child's
+ * SIGTERM ends it, and the sandbox, with 143 as natively. */
+Test(procs, a_child_s_signal_ends_the_first_process_as_natively)
+{
+	e2e_sample_expect("procs", "", "killparent", 128 + 15, NULL);
+}
+
 Test(procs, a_signal_from_another_process_runs_its_handler)
 {
 	same_as_native("handler");

@@ -169,6 +169,14 @@ Test(threads, priority_inheritance_mutexes)
 	same_as_native("", "pi", 0);
 }
 
+/* Real-time signals queue (one handler run per signal sent), from the thread itself and from
+ * another; sigwait and its kin take signals from the thread, another thread and a child (a
+ * blocked SIGCHLD whose action is the default included), and time out. */
+Test(threads, real_time_signals_queue_and_sigwait_takes_them)
+{
+	same_as_native("", "sigqueue", 0);
+}
+
 /* Thread-directed signals reach their thread; a process-directed one the thread not blocking
  * it; signal masks are per thread. */
 Test(threads, signals_to_threads)
