@@ -1,14 +1,25 @@
 /* writefile DIR: the write side of the file system, one step per line. DIR must exist, be
  * writable and not contain "sub". Creates DIR/sub/a.txt, writes it (write, pwrite past the end,
- * fsync, ftruncate), reads it back, renames it to b.txt, then removes everything it made. Prints
+ * fsync, ftruncate), reads it back, renames it to b.txt; writes and reads DIR/sub/v.bin with
+ * pwritev, preadv and their v2 forms; then removes everything it made. Prints
  * only paths relative to DIR, so the output does not depend on where DIR is. Exits 0 when every
  * step gave the expected result, 1 otherwise. */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "step.h"
+
+/* The v2 forms through syscall(): musl's headers may lack them. Offset -1: the position. */
+#define RWF_DSYNC_ 2
+static ssize_t v2(long nr, int fd, const struct iovec *iov, int cnt, long off, int flags)
+{
+	return syscall(nr, fd, iov, cnt, off, 0, flags);
+}
 
 static void print_escaped(const char *label, const char *buf, size_t n)
 {
@@ -101,6 +112,38 @@ int main(int argc, char **argv)
 		step_failures++;
 	else if (st.st_size != 22)
 		step_failures++;
+
+	/* Vectored and positioned: the file's offset stays where it was, a short read stops at
+	 * the end, offset -1 in the v2 forms is the file's own position. */
+	char v[4096];
+	snprintf(v, sizeof(v), "%s/sub/v.bin", argv[1]);
+	fd = open(v, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (!step("open sub/v.bin", fd >= 0))
+		return 1;
+	struct iovec w[3] = {{"abc", 3}, {"", 0}, {"defgh", 5}};
+	printf("pwritev 8 bytes at 4: %zd\n", pwritev(fd, w, 3, 4));
+	printf("offset after pwritev: %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+	char r1[5] = {0}, r2[16] = {0};
+	struct iovec r[2] = {{r1, 4}, {r2, sizeof(r2) - 1}};
+	n = preadv(fd, r, 2, 2);
+	printf("preadv at 2: %zd\n", n);
+	print_escaped("first", r1, 4);
+	print_escaped("second", r2, n > 4 ? (size_t)n - 4 : 0);
+	printf("preadv at 100: %zd\n", preadv(fd, r, 2, 100));
+	printf("pwritev2 at -1 (the position), RWF_DSYNC: %zd\n",
+	       v2(SYS_pwritev2, fd, w, 1, -1, RWF_DSYNC_));
+	printf("offset after it: %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+	lseek(fd, 4, SEEK_SET);
+	memset(r1, 0, sizeof(r1));
+	printf("preadv2 at -1: %zd\n", v2(SYS_preadv2, fd, r, 1, -1, 0));
+	print_escaped("read", r1, 4);
+	printf("offset after it: %lld\n", (long long)lseek(fd, 0, SEEK_CUR));
+	n = preadv(fd, r, 1, -5);
+	printf("preadv at -5: %s\n", n < 0 ? errname(errno) : "read");
+	n = preadv(-1, r, 1, 0);
+	printf("preadv of fd -1: %s\n", n < 0 ? errname(errno) : "read");
+	step("close", close(fd) == 0);
+	step("unlink sub/v.bin", unlink(v) == 0);
 
 	step("unlink sub/b.txt", unlink(b) == 0);
 	step("rmdir sub", rmdir(sub) == 0);

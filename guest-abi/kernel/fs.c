@@ -162,6 +162,68 @@ long k_sys_pwrite64(struct k_frame *f)
 	    f, rw_call(SBX_CALL_PWRITE, (int32_t)f->rdi, f->rsi, f->rdx, (int64_t)f->r10, K_READ));
 }
 
+/* preadv, pwritev and their v2 forms: one PREAD or PWRITE per element, each at the offset the
+ * ones before reached; a short one ends it, as the file's end ends Linux's. A v2 offset of -1
+ * is the file's own position (readv, writev). The RWF_ flags a transfer here needs nothing for
+ * pass (HIPRI; DSYNC and SYNC, which an fdatasync after the write makes good); the others are
+ * EOPNOTSUPP, as Linux says for a file that cannot honour them. */
+#define K_RWF_HIPRI 1
+#define K_RWF_DSYNC 2
+#define K_RWF_SYNC 4
+static long prwv(struct k_frame *f, int write, int v2, uint64_t flags)
+{
+	int32_t fd = (int32_t)f->rdi;
+	int64_t off = (int64_t)f->r10;
+	uint64_t cnt = f->rdx;
+	if (flags & ~(uint64_t)(K_RWF_HIPRI | K_RWF_DSYNC | K_RWF_SYNC))
+		return -EOPNOTSUPP;
+	if (off == -1 && v2)
+		return write ? k_sys_writev(f) : k_sys_readv(f);
+	if (off < 0 || cnt > SBX_IOV_MAX)
+		return -EINVAL;
+	struct sbx_iovec v[SBX_IOV_MAX];
+	uint32_t nr = write ? SBX_CALL_PWRITE : SBX_CALL_PREAD;
+	if (k_copy_from_user(v, f->rsi, cnt * sizeof(v[0])) < 0)
+		return efault_after(nr, fd, off);
+	long total = 0, r = 0;
+	for (uint64_t i = 0; i < cnt; i++) {
+		if (!v[i].len)
+			continue;
+		r = rw_call(nr, fd, v[i].base, v[i].len, off + total, write ? K_READ : K_WRITE);
+		if (r < 0)
+			break;
+		total += r;
+		if ((uint64_t)r < v[i].len)
+			break;
+	}
+	if (!total && r == 0) /* nothing to move: the descriptor is still checked */
+		r = rw_call(nr, fd, 0, 0, off, 0);
+	if (total && write && (flags & (K_RWF_DSYNC | K_RWF_SYNC)))
+		k_sys_fdatasync(f);
+	r = total ? total : r;
+	return write ? k_epipe(f, r) : r;
+}
+
+long k_sys_preadv(struct k_frame *f)
+{
+	return prwv(f, 0, 0, 0);
+}
+
+long k_sys_pwritev(struct k_frame *f)
+{
+	return prwv(f, 1, 0, 0);
+}
+
+long k_sys_preadv2(struct k_frame *f)
+{
+	return prwv(f, 0, 1, (uint32_t)f->r9);
+}
+
+long k_sys_pwritev2(struct k_frame *f)
+{
+	return prwv(f, 1, 1, (uint32_t)f->r9);
+}
+
 long k_sys_open(struct k_frame *f)
 {
 	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi,
