@@ -521,8 +521,10 @@ long k_sys_kill(struct k_frame *f)
 		if (r != 1)
 			return r; /* 1: the caller is among those the group or -1 names */
 	}
-	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) &&
-	    k_signal_has_handler(sig) && k_nthreads > 1 && k_signal_thread(0, (uint32_t)sig))
+	/* Blocked by the caller: the process's signal goes to a thread that takes it (one in
+	 * sigwait for it, or one that does not block it), whatever its action. */
+	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) && k_nthreads > 1 &&
+	    k_signal_thread(0, (uint32_t)sig))
 		return 0;
 	return send_self(f, sig);
 }

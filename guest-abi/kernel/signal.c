@@ -294,21 +294,25 @@ int k_signal_default_ignored(uint32_t sig)
  * handler's return puts back, when it is not the current one (sigsuspend's). */
 static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 {
-	uint64_t ready = TSIG->pending & ~TSIG->blocked;
-	if (!ready)
-		return;
-	/* Another thread's execve: this thread's SIGKILL ends it alone. */
-	if (__builtin_expect(k_exec_ends_me(), 0))
-		k_thread_exit();
-	int32_t code;
-	uint32_t sig = take_first(ready, &code);
-	uint64_t h = SIGS->act[sig].handler;
-	if (h == 0 && !k_signal_default_ignored(sig))
-		k_exit(SBX_EXIT_SIGNALED | sig);
-	if (h > 1) {
-		if (saved)
-			TSIG->blocked = *saved;
-		k_deliver(sig, r, code, 0, 0, 0);
+	/* Ignored ones (kept while they were blocked) are dropped on the way to the first that
+	 * has a handler or ends the process. */
+	for (;;) {
+		uint64_t ready = TSIG->pending & ~TSIG->blocked;
+		if (!ready)
+			return;
+		/* Another thread's execve: this thread's SIGKILL ends it alone. */
+		if (__builtin_expect(k_exec_ends_me(), 0))
+			k_thread_exit();
+		int32_t code;
+		uint32_t sig = take_first(ready, &code);
+		uint64_t h = SIGS->act[sig].handler;
+		if (h == 0 && !k_signal_default_ignored(sig))
+			k_exit(SBX_EXIT_SIGNALED | sig);
+		if (h > 1) {
+			if (saved)
+				TSIG->blocked = *saved;
+			k_deliver(sig, r, code, 0, 0, 0);
+		}
 	}
 }
 

@@ -294,6 +294,17 @@ int k_signal_waiting(void)
 	volatile struct k_sigthr *s = k_sig_self();
 	if (__builtin_expect(BOOT->sig_incoming != 0, 0))
 		k_signal_take_incoming();
+	/* One that is ignored (kept while it was blocked) is dropped, as its delivery would:
+	 * no wait ends for it. */
+	for (uint64_t ready = s->pending & ~s->blocked; ready; ready &= ready - 1) {
+		uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
+		uint64_t h = SIGS->act[sig].handler;
+		if (h == 1 || (h == 0 && k_signal_default_ignored(sig))) {
+			s->pending &= ~(1ull << (sig - 1));
+			if (sig >= 32)
+				K_CPU->self->rtq[sig - 32] = 0;
+		}
+	}
 	return (s->pending & ~s->blocked) != 0;
 }
 
@@ -338,6 +349,8 @@ void k_thread_forked(uint64_t clear_tid)
 		t->tid = 0;
 		t->run = 0;
 		t->robust = 0;
+		t->waitset = 0;
+		k_memset(t->rtq, 0, sizeof(t->rtq));
 		k_memset(&t->fw, 0, sizeof(t->fw));
 		if (i)
 			t->root = 0;
@@ -426,14 +439,18 @@ int k_signal_thread(uint32_t tid, uint32_t sig)
 {
 	uint64_t bit = sig ? 1ull << (sig - 1) : 0;
 	struct k_thread *me = K_CPU->self, *t = tid ? find_tid(tid) : 0;
-	/* No tid: the process's signal, to a thread other than the caller that takes it. */
-	for (unsigned i = 0; i < K_MAX_THREADS && !tid && !t; i++) {
-		struct k_thread *c = &k_threads[i];
-		/* Not one an execve is ending: the signal goes on with the caller. */
-		if (c->tid && c->run && c != me && !(sig_of(c)->blocked & bit) &&
-		    !(k_exec_owner && c != k_exec_owner))
-			t = c;
-	}
+	/* No tid: the process's signal, to a thread other than the caller that takes it: one
+	 * waiting for it in sigwait first, as Linux's shared pending set gives it to one, then
+	 * one that does not block it. */
+	for (int pass = 0; pass < 2 && !tid && !t; pass++)
+		for (unsigned i = 0; i < K_MAX_THREADS && !t; i++) {
+			struct k_thread *c = &k_threads[i];
+			/* Not one an execve is ending: the signal goes on with the caller. */
+			if (c->tid && c->run && c != me &&
+			    (pass ? !(sig_of(c)->blocked & bit) : (c->waitset & bit) != 0) &&
+			    !(k_exec_owner && c != k_exec_owner))
+				t = c;
+		}
 	if (!t || !sig)
 		return t != 0;
 	pend(t, sig);
@@ -612,6 +629,8 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	/* The parent's mask; no alternate stack (Linux drops it for a CLONE_VM child). */
 	k_memset(&t->sig, 0, sizeof(t->sig));
 	t->sig.blocked = TSIG->blocked;
+	k_memset(t->rtq, 0, sizeof(t->rtq)); /* a slot's last thread may have left some */
+	t->waitset = 0;
 	t->intr = 0;
 	t->kick = 0;
 	/* The child's registers: the parent's at this syscall, 0 in %rax, its own stack. */

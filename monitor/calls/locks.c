@@ -111,7 +111,7 @@ void sbx_locks_free(struct sbx_vm *vm)
 	struct sbx_files *f = vm->proc.files;
 	for (unsigned i = 0; i < f->nlocks; i++)
 		close(f->locks[i].fd);
-	if (f->nlocks)
+	if (f->nlocks) /* the list has entries of this process's only while it has owners */
 		sbx_lockreg_drop(f->owners, vm->proc.pid, NULL, NULL);
 	free(f->locks);
 	f->locks = NULL;
@@ -262,8 +262,13 @@ int64_t sbx_fcntl_lock(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct stat st;
 	if (fstat(h->fd, &st) < 0)
 		return -errno;
-	int64_t start, end;
+	int64_t start, end, qs = 0, qe = 0;
 	if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
+		/* The range asked about: the holder's lock meets it too (a program's own OFD
+		 * lock may be what the host reports, and a list entry elsewhere is not it). */
+		int64_t qbase = fl.l_whence == SEEK_END ? (int64_t)st.st_size : 0;
+		int asked = qbase >= 0 && fl.l_whence != SEEK_CUR &&
+			    sbx_lock_range(&fl, qbase, &qs, &qe) == 0;
 		if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 			return -errno;
 		/* A process of the sandbox holds it, named by the sandbox's list; or a host
@@ -271,10 +276,11 @@ int64_t sbx_fcntl_lock(struct sbx_vm *vm, const struct sbx_slot *s)
 		 * holder, which is what the program's own F_OFD_GETLK gets. */
 		if (fl.l_type != F_UNLCK)
 			fl.l_pid =
-			    !ofd && sbx_lock_range(&fl, 0, &start, &end) == 0
+			    !ofd && asked && sbx_lock_range(&fl, 0, &start, &end) == 0
 				? sbx_lockreg_holder(vm->proc.files->owners, vm->proc.pid,
 						     (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-						     start, end, fl.l_type)
+						     start > qs ? start : qs, end < qe ? end : qe,
+						     fl.l_type)
 				: -1;
 		return sbx_copy_to_guest(vm, s->u.a[2], &fl, sizeof(fl));
 	}
@@ -282,7 +288,10 @@ int64_t sbx_fcntl_lock(struct sbx_vm *vm, const struct sbx_slot *s)
 	int64_t base = fl.l_whence == SEEK_END	 ? (int64_t)st.st_size
 		       : fl.l_whence == SEEK_CUR ? (int64_t)lseek(fd, 0, SEEK_CUR)
 						 : 0;
-	int listed = !ofd && base >= 0 && sbx_lock_range(&fl, base, &start, &end) == 0;
+	/* Regular files only: another kind's locks are its handle's description's (owner_fd),
+	 * and no close of the file would drop their entries. */
+	int listed =
+	    !ofd && fd != h->fd && base >= 0 && sbx_lock_range(&fl, base, &start, &end) == 0;
 	int64_t r = lock_wait(vm, s, fd, cmd == F_SETLKW || cmd == F_OFD_SETLKW, gen, try_ofd, &fl);
 	if (r == 0 && listed)
 		sbx_lockreg_set(vm->proc.files->owners, vm->proc.pid, (uint64_t)st.st_dev,

@@ -190,7 +190,7 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	 * unblocked, or sigtimedwait take it); the guest's kernel drops it if it still is. */
 	if (!(ss->blocked & bit) && (h == 1 || (h == 0 && default_ignored(sig))))
 		return;
-	if (h == 0 && stop_signal(sig)) {
+	if (h == 0 && stop_signal(sig) && !(ss->blocked & bit)) {
 		sbx_log(v, 1, "SIG%s from process %u ignored: processes do not stop here",
 			sigabbrev_np(sig), from);
 		return;
