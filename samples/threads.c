@@ -1318,6 +1318,23 @@ static void *send_usr2_to(void *arg)
 	return NULL;
 }
 
+/* Takes SIGTERM twice through sigwait, saying so after the first. */
+static void *term_waiter(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	long got = 0;
+	for (int i = 0; i < 2; i++) {
+		int sig = 0;
+		if (sigwait(&s, &sig) == 0 && sig == SIGTERM)
+			got++;
+		sem_post(&sq_ready);
+	}
+	return (void *)got;
+}
+
 static int cmd_sigqueue(void)
 {
 	struct sigaction sa = {.sa_handler = on_rt};
@@ -1388,6 +1405,25 @@ static int cmd_sigqueue(void)
 			    : "other",
 	       si.si_pid == c ? "yes" : "no", si.si_status);
 	waitpid(c, NULL, 0);
+	/* The classic pattern: every thread blocks SIGTERM and one waits for it in sigwait;
+	 * kill() of the process reaches it, sent from the process before the thread waits, and
+	 * from a child while it waits. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	must(pthread_sigmask(SIG_BLOCK, &set, NULL), "pthread_sigmask");
+	kill(getpid(), SIGTERM);
+	pthread_t tw;
+	spawn(&tw, NULL, term_waiter, NULL);
+	while (sem_wait(&sq_ready) != 0)
+		;
+	fflush(stdout);
+	c = fork();
+	if (c == 0) {
+		kill(getppid(), SIGTERM);
+		_exit(0);
+	}
+	waitpid(c, NULL, 0);
+	printf("the sigwait thread took SIGTERM from kill(): %ld of 2\n", (long)join(tw));
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	printf("sigtimedwait with a bad timeout: %s\n",

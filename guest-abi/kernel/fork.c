@@ -128,6 +128,7 @@ static long exec_common(int32_t dirfd, uint64_t path, uint64_t argv, uint64_t en
 	uint64_t a[6] = {(uint64_t)(int64_t)dirfd, path, argv, envp, flags, k_cur_umask()};
 	if (k_nthreads > 1 || !k_thread_is_main())
 		return k_exec_threaded(a);
+	k_signal_shared_to_main();
 	return k_call_own(SBX_CALL_EXECVE, a, 6);
 }
 
@@ -307,8 +308,9 @@ void k_signal_take_incoming(void)
 			continue;
 		k_signal_note_from(sig, BOOT->sig_from[sig - 1]);
 		/* The process's: to another thread that takes it if this one blocks it. */
-		if (!(TSIG->blocked & (1ull << (sig - 1))) || k_nthreads == 1 ||
-		    !k_signal_thread(0, sig))
+		if (!(TSIG->blocked & (1ull << (sig - 1))) || k_nthreads == 1)
 			k_signal_pend(sig);
+		else if (!k_signal_thread(0, sig))
+			k_signal_pend_shared(sig);
 	}
 }

@@ -90,6 +90,11 @@ int k_signal_thread(uint32_t tid, uint32_t sig);
 void k_signal_pend(uint32_t sig);
 void k_signal_unpend(uint32_t sig);
 void k_signal_unpend_all(void);
+/* This thread's pending signals with the process's (a kill() no thread could take yet), one
+ * more of sig for the process, and the process's handed to the main thread before an execve. */
+uint64_t k_signal_pending(void);
+void k_signal_pend_shared(uint32_t sig);
+void k_signal_shared_to_main(void);
 /* The signals rt_sigtimedwait waits for: a thread that blocks one is still woken for it. */
 void k_signal_waitset(uint64_t set);
 /* The signal mask of the thread with that tid (0 if none). */

@@ -413,7 +413,7 @@ long k_sys_rt_sigprocmask(struct k_frame *f)
 	}
 	if (f->rdx && k_copy_to_user(f->rdx, &old, sizeof(old)) < 0)
 		return -EFAULT;
-	if (TSIG->pending & ~TSIG->blocked) {
+	if (k_signal_pending() & ~TSIG->blocked) {
 		/* Unblocking a pending signal delivers it now, as this call returns. */
 		struct k_resume r;
 		k_frame_regs(f, 0, &r);
@@ -429,7 +429,7 @@ long k_sys_rt_sigpending(struct k_frame *f)
 	if (f->rsi > 8)
 		return -EINVAL;
 	k_signal_take_incoming();
-	uint64_t set = TSIG->pending & TSIG->blocked;
+	uint64_t set = k_signal_pending() & TSIG->blocked;
 	return k_copy_to_user(f->rdi, &set, f->rsi);
 }
 
@@ -523,9 +523,12 @@ long k_sys_kill(struct k_frame *f)
 	}
 	/* Blocked by the caller: the process's signal goes to a thread that takes it (one in
 	 * sigwait for it, or one that does not block it), whatever its action. */
-	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) && k_nthreads > 1 &&
-	    k_signal_thread(0, (uint32_t)sig))
+	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) && k_nthreads > 1) {
+		if (!k_signal_thread(0, (uint32_t)sig))
+			k_signal_pend_shared(
+			    (uint32_t)sig); /* the process's, for whichever takes it */
 		return 0;
+	}
 	return send_self(f, sig);
 }
 

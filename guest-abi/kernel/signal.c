@@ -149,7 +149,7 @@ static void siginfo_of(struct k_siginfo *info, uint32_t sig, int32_t code, uint6
  * SI_TKILL). 0 if none. */
 static uint32_t take_first(uint64_t set, int32_t *code)
 {
-	uint64_t ready = TSIG->pending & set;
+	uint64_t ready = k_signal_pending() & set;
 	if (!ready)
 		return 0;
 	uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
@@ -297,13 +297,13 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 	/* Ignored ones (kept while they were blocked) are dropped on the way to the first that
 	 * has a handler or ends the process. */
 	for (;;) {
-		uint64_t ready = TSIG->pending & ~TSIG->blocked;
+		uint64_t ready = k_signal_pending() & ~TSIG->blocked;
 		if (!ready)
 			return;
 		/* Another thread's execve: this thread's SIGKILL ends it alone. */
 		if (__builtin_expect(k_exec_ends_me(), 0))
 			k_thread_exit();
-		int32_t code;
+		int32_t code = 0;
 		uint32_t sig = take_first(ready, &code);
 		uint64_t h = SIGS->act[sig].handler;
 		if (h == 0 && !k_signal_default_ignored(sig))
@@ -378,7 +378,7 @@ long k_sys_rt_sigtimedwait(struct k_frame *f)
 			ret = sig;
 			break;
 		}
-		if (TSIG->pending & ~TSIG->blocked) {
+		if (k_signal_pending() & ~TSIG->blocked) {
 			ret = -EINTR;
 			break;
 		}

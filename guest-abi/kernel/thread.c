@@ -50,6 +50,10 @@ struct k_thread {
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
+/* The process's pending signals (Linux's shared set): a kill() or another process's signal
+ * that every thread blocks and none waits for in sigwait. Any thread takes one from here once
+ * it unblocks it or waits for it; a real-time one is one bit here. */
+static uint64_t k_shared_pending;
 /* The thread whose signal state is the page's (struct sbx_sigstate): the first, or in a child
  * a second thread forked, that one. */
 static struct k_thread *k_main = &k_threads[0];
@@ -296,16 +300,17 @@ int k_signal_waiting(void)
 		k_signal_take_incoming();
 	/* One that is ignored (kept while it was blocked) is dropped, as its delivery would:
 	 * no wait ends for it. */
-	for (uint64_t ready = s->pending & ~s->blocked; ready; ready &= ready - 1) {
+	for (uint64_t ready = k_signal_pending() & ~s->blocked; ready; ready &= ready - 1) {
 		uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
 		uint64_t h = SIGS->act[sig].handler;
 		if (h == 1 || (h == 0 && k_signal_default_ignored(sig))) {
 			s->pending &= ~(1ull << (sig - 1));
+			k_shared_pending &= ~(1ull << (sig - 1));
 			if (sig >= 32)
 				K_CPU->self->rtq[sig - 32] = 0;
 		}
 	}
-	return (s->pending & ~s->blocked) != 0;
+	return (k_signal_pending() & ~s->blocked) != 0;
 }
 
 /* A signal that cuts a blocking call short: one whose handler lacks SA_RESTART, or one that
@@ -316,7 +321,7 @@ int k_signal_interrupts(void)
 	if (!k_signal_waiting())
 		return 0;
 	volatile struct k_sigthr *s = k_sig_self();
-	uint64_t ready = s->pending & ~s->blocked;
+	uint64_t ready = k_signal_pending() & ~s->blocked;
 	while (ready) {
 		uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
 		ready &= ready - 1;
@@ -377,6 +382,24 @@ void k_thread_forked(uint64_t clear_tid)
 	K_CPU_TID = BOOT->pid;
 }
 
+uint64_t k_signal_pending(void)
+{
+	return k_sig_self()->pending | k_shared_pending;
+}
+
+void k_signal_pend_shared(uint32_t sig)
+{
+	k_shared_pending |= 1ull << (sig - 1);
+}
+
+/* Before an execve: the process's pending signals go on in the new image as the main
+ * thread's (the page's, which the monitor carries over). */
+void k_signal_shared_to_main(void)
+{
+	sig_of(k_main)->pending |= k_shared_pending;
+	k_shared_pending = 0;
+}
+
 /* sig pending for t: its bit, and one more queued if it is a real-time signal (past 65535
  * queued, more are lost, where Linux would refuse them once RLIMIT_SIGPENDING is reached). */
 static void pend(struct k_thread *t, uint32_t sig)
@@ -395,6 +418,10 @@ void k_signal_pend(uint32_t sig)
 void k_signal_unpend(uint32_t sig)
 {
 	struct k_thread *t = K_CPU->self;
+	if (!(sig_of(t)->pending & (1ull << (sig - 1)))) {
+		k_shared_pending &= ~(1ull << (sig - 1));
+		return;
+	}
 	if (sig >= 32 && t->rtq[sig - 32] > 1) {
 		t->rtq[sig - 32]--;
 		return;
@@ -408,6 +435,7 @@ void k_signal_unpend_all(void)
 {
 	struct k_thread *t = K_CPU->self;
 	sig_of(t)->pending = 0;
+	k_shared_pending = 0;
 	k_memset(t->rtq, 0, sizeof(t->rtq));
 }
 
@@ -465,7 +493,7 @@ void k_signal_exit(struct k_frame *f, long ret)
 	volatile struct k_sigthr *s = k_sig_self();
 	if (__builtin_expect(BOOT->sig_incoming != 0, 0))
 		k_signal_take_incoming();
-	if (__builtin_expect(!(s->pending & ~s->blocked), 1))
+	if (__builtin_expect(!((s->pending | k_shared_pending) & ~s->blocked), 1))
 		return;
 	K_CPU->self->intr = 0;
 	struct k_resume r;
@@ -505,6 +533,7 @@ static void end_others(struct k_thread *me)
 static void __attribute__((noreturn)) exec_final(uint64_t *a)
 {
 	a[4] |= SBX_EXECVE_FINAL;
+	k_signal_shared_to_main();
 	/* The page's signals go on into the new image: not the bit that ended the others. */
 	sig_of(k_main)->pending &= ~(1ull << (SIGKILL - 1));
 	k_call_own(SBX_CALL_EXECVE, a, 6);
