@@ -307,10 +307,11 @@ void k_signal_take_incoming(void)
 		    (h == 1 /* SIG_IGN */ || (h == 0 && k_signal_default_ignored(sig))))
 			continue;
 		k_signal_note_from(sig, BOOT->sig_from[sig - 1]);
-		/* The process's: to another thread that takes it if this one blocks it. */
-		if (!(TSIG->blocked & (1ull << (sig - 1))) || k_nthreads == 1)
+		/* The process's: to another thread that takes it if this one blocks it, else to
+		 * the process's set, for whichever thread takes it. */
+		if (!(TSIG->blocked & (1ull << (sig - 1))))
 			k_signal_pend(sig);
-		else if (!k_signal_thread(0, sig))
+		else if (k_nthreads == 1 || !k_signal_thread(0, sig))
 			k_signal_pend_shared(sig);
 	}
 }

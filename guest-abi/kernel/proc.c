@@ -522,11 +522,11 @@ long k_sys_kill(struct k_frame *f)
 			return r; /* 1: the caller is among those the group or -1 names */
 	}
 	/* Blocked by the caller: the process's signal goes to a thread that takes it (one in
-	 * sigwait for it, or one that does not block it), whatever its action. */
-	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1))) && k_nthreads > 1) {
-		if (!k_signal_thread(0, (uint32_t)sig))
-			k_signal_pend_shared(
-			    (uint32_t)sig); /* the process's, for whichever takes it */
+	 * sigwait for it, or one that does not block it), whatever its action; else it waits in
+	 * the process's set for whichever thread takes it, one made later too (as Linux's). */
+	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1)))) {
+		if (k_nthreads == 1 || !k_signal_thread(0, (uint32_t)sig))
+			k_signal_pend_shared((uint32_t)sig);
 		return 0;
 	}
 	return send_self(f, sig);
