@@ -185,6 +185,16 @@ static long prwv(struct k_frame *f, int write, int v2, uint64_t flags)
 	uint32_t nr = write ? SBX_CALL_PWRITE : SBX_CALL_PREAD;
 	if (k_copy_from_user(v, f->rsi, cnt * sizeof(v[0])) < 0)
 		return efault_after(nr, fd, off);
+	/* As Linux, up front: a vector longer than SSIZE_MAX in all, or one that would reach
+	 * past the largest offset, is EINVAL, before any of it moves. */
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < cnt; i++) {
+		if (v[i].len > (uint64_t)INT64_MAX - sum)
+			return -EINVAL;
+		sum += v[i].len;
+	}
+	if (sum > (uint64_t)INT64_MAX - (uint64_t)off)
+		return -EINVAL;
 	long total = 0, r = 0;
 	for (uint64_t i = 0; i < cnt; i++) {
 		if (!v[i].len)
