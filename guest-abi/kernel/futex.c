@@ -28,10 +28,13 @@
 #define K_SPIN_NS 30000 /* about an exit's round trip: a wake that soon costs no exit */
 
 static struct k_futex_wait *k_fq;
+/* How many of k_fq's waiters are PI ones (no bits): none, and a plain wait looks for none. */
+static unsigned k_pi_queued;
 
 void k_futex_forget_all(void)
 {
 	k_fq = 0;
+	k_pi_queued = 0;
 }
 
 static void fq_add(struct k_futex_wait *w)
@@ -52,12 +55,16 @@ static void fq_del(struct k_futex_wait *w)
 	if (w->next)
 		w->next->prev = w->prev;
 	w->next = w->prev = 0;
+	if (!w->bits)
+		k_pi_queued--;
 }
 
 /* The PI waiter on uaddr queued first (fq_add puts the newest first), or NULL. */
 static struct k_futex_wait *pi_oldest(uint64_t uaddr)
 {
 	struct k_futex_wait *o = 0;
+	if (!k_pi_queued)
+		return 0; /* the plain wait's path: no walk of the queue */
 	for (struct k_futex_wait *w = k_fq; w; w = w->next)
 		if (w->key == uaddr && !w->bits)
 			o = w;
@@ -194,6 +201,8 @@ static void queue_self(struct k_futex_wait *w, uint64_t uaddr, uint32_t bits)
 	w->cancelled = 0;
 	w->state = K_FW_WAIT;
 	fq_add(w);
+	if (!bits)
+		k_pi_queued++;
 }
 
 static long wait(uint64_t uaddr, uint32_t val, int64_t deadline, int realtime, uint32_t bits)
