@@ -6,6 +6,7 @@
  *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
+ *   procs orphan | procfs
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  * Benchmarks, "OP N ns" (each) on stderr:
@@ -19,6 +20,7 @@
  * What the exec'd copy does:
  *   procs echo ARGS... | fds | true | threadsagain | execd LABEL */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,6 +37,7 @@
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <semaphore.h>
 #include <sys/socket.h>
@@ -220,6 +223,190 @@ static int do_killparent(void)
 	}
 	for (;;)
 		pause();
+}
+
+/* An orphan: the moment its parent ends it reads another parent from getppid, and the signal
+ * it asked for with PR_SET_PDEATHSIG comes, sent by the parent that ended. Natively the new
+ * parent is init or a subreaper, so only "another" is printed. */
+static volatile sig_atomic_t death_sig, death_from;
+static void on_death(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	death_sig = sig;
+	death_from = si->si_pid;
+}
+
+static int do_orphan(void)
+{
+	int go[2], out[2];
+	if (pipe(go) < 0 || pipe(out) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t a = fork();
+	if (a == 0) {
+		pid_t mid = getpid();
+		close(out[0]);
+		pid_t g = fork();
+		if (g == 0) {
+			close(go[0]);
+			sigset_t usr1, old;
+			sigemptyset(&usr1);
+			sigaddset(&usr1, SIGUSR1);
+			sigprocmask(SIG_BLOCK, &usr1, &old);
+			struct sigaction sa = {.sa_sigaction = on_death, .sa_flags = SA_SIGINFO};
+			sigaction(SIGUSR1, &sa, NULL);
+			int set = prctl(PR_SET_PDEATHSIG, SIGUSR1), got = -1;
+			prctl(PR_GET_PDEATHSIG, &got);
+			dprintf(out[1], "PR_SET_PDEATHSIG: %d, PR_GET_PDEATHSIG: %s\n", set,
+				got == SIGUSR1 ? "SIGUSR1" : "other");
+			pid_t h = fork(); /* a fork's child asks for none */
+			if (h == 0) {
+				got = -1;
+				prctl(PR_GET_PDEATHSIG, &got);
+				dprintf(out[1], "its child's PR_GET_PDEATHSIG: %d\n", got);
+				_exit(0);
+			}
+			waitpid(h, NULL, 0);
+			dprintf(out[1], "parent before: %s\n",
+				getppid() == mid ? "the middle" : "other");
+			close(go[1]); /* the middle may end now */
+			alarm(20);
+			while (!death_sig)
+				sigsuspend(&old);
+			dprintf(
+			    out[1],
+			    "after its parent ended: getppid names another: %s, signal: %s, from "
+			    "the parent that ended: %s\n",
+			    getppid() != mid ? "yes" : "no",
+			    death_sig == SIGUSR1 ? "SIGUSR1" : "other",
+			    death_from == mid ? "yes" : "no");
+			_exit(0);
+		}
+		close(go[1]);
+		close(out[1]);
+		char c;
+		while (read(go[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(go[0]);
+	close(go[1]);
+	close(out[1]);
+	reap(a, "middle");
+	char buf[512];
+	ssize_t n;
+	while ((n = read(out[0], buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	return 0;
+}
+
+/* /proc as ps and pgrep read it: the caller's ids in stat and status as the calls give them,
+ * its parent's and child's directories while they run, and a reaped child's gone. */
+static int field(const char *path, int n, char *out, size_t len)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t r = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (r <= 0)
+		return -1;
+	buf[r] = 0;
+	if (n == 1) {
+		snprintf(out, len, "%.*s", (int)strcspn(buf, " "), buf);
+		return 0;
+	}
+	if (n == 2) { /* the name, between the first '(' and the last ')' */
+		char *o = strchr(buf, '('), *e = strrchr(buf, ')');
+		if (!o || !e || e < o)
+			return -1;
+		snprintf(out, len, "%.*s", (int)(e - o - 1), o + 1);
+		return 0;
+	}
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p += 2;
+	for (int i = 3; i < n && p; i++) {
+		p = strchr(p, ' ');
+		p = p ? p + 1 : NULL;
+	}
+	if (!p)
+		return -1;
+	snprintf(out, len, "%.*s", (int)strcspn(p, " \n"), p);
+	return 0;
+}
+
+static long field_l(const char *path, int n)
+{
+	char v[64];
+	return field(path, n, v, sizeof(v)) < 0 ? -1 : atol(v);
+}
+
+static int listed(pid_t pid)
+{
+	DIR *d = opendir("/proc");
+	int found = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		found |= atol(e->d_name) == pid;
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int do_procfs(void)
+{
+	char path[64], name[64];
+	printf("stat: pid %s, ppid %s, pgrp %s, session %s\n",
+	       field_l("/proc/self/stat", 1) == getpid() ? "yes" : "no",
+	       field_l("/proc/self/stat", 4) == getppid() ? "yes" : "no",
+	       field_l("/proc/self/stat", 5) == getpgrp() ? "yes" : "no",
+	       field_l("/proc/self/stat", 6) == getsid(0) ? "yes" : "no");
+	char self[32] = "";
+	readlink("/proc/self", self, sizeof(self) - 1);
+	printf("/proc/self names the pid: %s\n", atol(self) == getpid() ? "yes" : "no");
+	prctl(PR_SET_NAME, "renamed");
+	field("/proc/self/stat", 2, name, sizeof(name));
+	printf("PR_SET_NAME shows in stat: %s\n", name);
+	int ready[2], hold[2];
+	if (pipe(ready) < 0 || pipe(hold) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t parent = getpid(), c = fork();
+	if (c == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)parent);
+		field(path, 2, name, sizeof(name));
+		printf("child: its parent's name: %s, listed: %s, pid in its stat: %s\n", name,
+		       listed(parent) ? "yes" : "no",
+		       field_l(path, 1) == parent ? "its pid" : "another");
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)parent);
+		int fd = open(path, O_RDONLY);
+		char cmd[256] = "";
+		ssize_t n = fd < 0 ? -1 : read(fd, cmd, sizeof(cmd) - 1);
+		printf("child: its parent's cmdline: %s\n",
+		       n > 0 && strstr(cmd + strlen(cmd) + 1, "procfs") ? "has procfs" : "wrong");
+		if (fd >= 0)
+			close(fd);
+		fflush(stdout);
+		close(ready[1]);
+		char b;
+		read(hold[0], &b, 1); /* until the parent has looked at us */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char b;
+	read(ready[0], &b, 1);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)c);
+	printf("parent: the child listed: %s, its ppid: %s\n", listed(c) ? "yes" : "no",
+	       field_l(path, 4) == parent ? "us" : "another");
+	close(hold[1]);
+	reap(c, "child");
+	printf("parent: the reaped child's stat: %s\n",
+	       access(path, F_OK) < 0 && errno == ENOENT ? "gone" : "there");
+	return 0;
 }
 
 static int note[2];
@@ -1922,6 +2109,8 @@ int main(int argc, char **argv)
 		: !strcmp(c, "restart")	    ? do_restart()
 		: !strcmp(c, "kill")	    ? do_kill()
 		: !strcmp(c, "killparent")  ? do_killparent()
+		: !strcmp(c, "orphan")	    ? do_orphan()
+		: !strcmp(c, "procfs")	    ? do_procfs()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()
 		: !strcmp(c, "spawn")	    ? do_spawn()

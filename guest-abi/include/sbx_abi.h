@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 16
+#define SBX_ABI_MINOR 17
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -373,8 +373,14 @@ struct sbx_bootinfo {
 	 * the sandbox's pid space (0: none yet, TID asks). THREAD_START and THREAD_RUN name the
 	 * tid they give and write the next one here. */
 	uint32_t tid_next;
-	uint32_t pad13;
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8];
+	/* 1.17: IN: prctl(PR_SET_PDEATHSIG)'s signal, 0 for none: the monitor sends it when the
+	 * parent process ends. A fork's child starts with 0; execve keeps it. */
+	uint32_t pdeathsig;
+	/* 1.17: IN and OUT: the process's name (/proc's comm, PR_SET_NAME from its main thread),
+	 * NUL-terminated: the monitor writes the last component of the path execve ran, the
+	 * kernel what the program sets. */
+	char comm[16];
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
@@ -398,6 +404,8 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, persona) == 1020, "1.11 f
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, nosys_count) == 1024, "bootinfo nosys");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_from) == 3072, "1.12 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, tid_next) == 3584, "1.13 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, pdeathsig) == 3588, "1.17 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, comm) == 3592, "1.17 fields");
 #endif
 
 /* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */

@@ -533,6 +533,9 @@ long k_sys_getrandom(struct k_frame *f);
 
 long k_sys_exit(struct k_frame *f);
 long k_sys_exit_thread(struct k_frame *f);
+/* thread.c: where PR_SET_NAME writes (set) or PR_GET_NAME reads the calling thread's name: the
+ * boot page's for the main thread (the process's, which /proc shows), its own for another. */
+volatile char *k_thread_comm(int set);
 long k_sys_getpid(struct k_frame *f);
 long k_sys_getppid(struct k_frame *f);
 long k_sys_getuid(struct k_frame *f);

@@ -588,8 +588,7 @@ long k_sys_tkill(struct k_frame *f)
 #define PR_SET_NO_NEW_PRIVS 38
 #define PR_GET_NO_NEW_PRIVS 39
 
-static char k_comm[16];
-static uint64_t k_dumpable = 1, k_no_new_privs, k_pdeathsig;
+static uint64_t k_dumpable = 1, k_no_new_privs;
 
 long k_sys_prctl(struct k_frame *f)
 {
@@ -603,19 +602,19 @@ long k_sys_prctl(struct k_frame *f)
 			c[i] = ((const char *)f->rsi)[i];
 		if (i == ok && ok < 15)
 			return -EFAULT;
-		k_memcpy(k_comm, c, sizeof(c));
+		volatile char *to = k_thread_comm(1);
+		for (unsigned k = 0; k < sizeof(c); k++)
+			to[k] = c[k];
 		return 0;
 	}
-	case PR_GET_NAME:
-		if (!k_comm[0]) {
-			const volatile char *e = BOOT->exe_path, *b = e;
-			for (; *e; e++)
-				if (*e == '/')
-					b = e + 1;
-			for (int i = 0; i < 15 && b[i]; i++)
-				k_comm[i] = b[i];
-		}
-		return k_copy_to_user(f->rsi, k_comm, 16);
+	case PR_GET_NAME: {
+		char c[16];
+		const volatile char *from = k_thread_comm(0);
+		for (unsigned k = 0; k < sizeof(c); k++)
+			c[k] = from[k];
+		c[15] = 0;
+		return k_copy_to_user(f->rsi, c, 16);
+	}
 	case PR_SET_DUMPABLE:
 		if (f->rsi > 1)
 			return -EINVAL;
@@ -633,10 +632,10 @@ long k_sys_prctl(struct k_frame *f)
 	case PR_SET_PDEATHSIG:
 		if (f->rsi > NSIG)
 			return -EINVAL;
-		k_pdeathsig = f->rsi;
+		BOOT->pdeathsig = (uint32_t)f->rsi; /* the monitor sends it (PR_SET_PDEATHSIG) */
 		return 0;
 	case PR_GET_PDEATHSIG: {
-		int32_t sig = (int32_t)k_pdeathsig;
+		int32_t sig = (int32_t)BOOT->pdeathsig;
 		return k_copy_to_user(f->rsi, &sig, sizeof(sig));
 	}
 	}

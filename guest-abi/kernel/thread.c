@@ -47,6 +47,8 @@ struct k_thread {
 	/* How many of each real-time signal (32-64) are pending: Linux queues each one sent,
 	 * where a standard signal is one bit. */
 	uint16_t rtq[33];
+	/* PR_SET_NAME's name for a thread other than the main one ("": the process's). */
+	char comm[16];
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
@@ -367,6 +369,10 @@ void k_thread_forked(uint64_t clear_tid)
 	/* A second thread's mask and alternate stack become the page's, which the monitor reads
 	 * (faults, execve) as the process's main thread's. */
 	if (me != k_main) {
+		/* Linux's child is named as the thread that forked it. */
+		for (unsigned i = 0; me->comm[0] && i < sizeof(me->comm); i++)
+			BOOT->comm[i] = me->comm[i];
+		me->comm[0] = 0;
 		volatile struct k_sigthr *page = sig_of(k_main);
 		page->blocked = me->sig.blocked;
 		page->ss_sp = me->sig.ss_sp;
@@ -380,6 +386,12 @@ void k_thread_forked(uint64_t clear_tid)
 	me->kick = 0;
 	me->intr = 0;
 	K_CPU_TID = BOOT->pid;
+}
+
+volatile char *k_thread_comm(int set)
+{
+	struct k_thread *me = K_CPU->self;
+	return me == k_main || (!set && !me->comm[0]) ? BOOT->comm : me->comm;
 }
 
 uint64_t k_signal_pending(void)
@@ -660,6 +672,7 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	t->sig.blocked = TSIG->blocked;
 	k_memset(t->rtq, 0, sizeof(t->rtq)); /* a slot's last thread may have left some */
 	t->waitset = 0;
+	t->comm[0] = 0;
 	t->intr = 0;
 	t->kick = 0;
 	/* The child's registers: the parent's at this syscall, 0 in %rax, its own stack. */

@@ -228,7 +228,7 @@ enum sbx_vnode_type {
 	SBX_V_ROOT, /* not a node of its own: "/" lists dev and proc (sbx_vfs_children) */
 	SBX_V_DIR_DEV,
 	SBX_V_DIR_PROC,
-	SBX_V_DIR_PID, /* /proc/1, which /proc/self names */
+	SBX_V_DIR_PID, /* /proc/PID: the caller's, which /proc/self names, or another's */
 	SBX_V_DIR_FD,
 	SBX_V_NULL,
 	SBX_V_ZERO,
@@ -238,12 +238,15 @@ enum sbx_vnode_type {
 	SBX_V_CMDLINE,
 	SBX_V_STATUS,
 	SBX_V_MAPS,
+	SBX_V_STAT,
+	SBX_V_COMM,
+	SBX_V_UPTIME, /* /proc/uptime */
 	SBX_V_ENVIRON,
 	SBX_V_LNK_STD,	 /* /dev/stdin..stderr: num 0..2 */
 	SBX_V_LNK_DEVFD, /* /dev/fd */
 	SBX_V_LNK_SELF,	 /* /proc/self */
-	SBX_V_LNK_EXE,	 /* /proc/1/exe */
-	SBX_V_LNK_FD,	 /* /proc/1/fd/N: num is N, an open handle */
+	SBX_V_LNK_EXE,	 /* /proc/PID/exe: num is PID */
+	SBX_V_LNK_FD,	 /* /proc/self/fd/N: num is N, an open handle */
 };
 struct sbx_vnode {
 	int type; /* enum sbx_vnode_type */
@@ -266,6 +269,18 @@ void sbx_vfs_stat(struct sbx_vm *vm, const struct sbx_vnode *vn, const char *gpa
 		  struct stat *st);
 /* Entries of a virtual directory (SBX_V_ROOT: what the root adds to the policy's). */
 void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_emit emit, void *ctx);
+/* procfs.c: the generated files of /proc. The text of one, for the process its path names
+ * (/proc/PID/..., the caller's otherwise), malloc'd: 0, or -ESRCH (that process ended),
+ * -EACCES (not shown of another process), -ENOMEM. */
+int sbx_procfs_generate(struct sbx_vm *vm, int type, const char *gpath, char **text, size_t *len);
+/* The same for the process pid; SBX_V_LNK_EXE gives its exe link's target. */
+int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size_t *len);
+/* The pid a normalised /proc path names: its number, or the caller's for any other path. */
+uint32_t sbx_procfs_path_pid(struct sbx_vm *vm, const char *gpath);
+/* Whether pid is the caller's or a running process of its sandbox. */
+int sbx_procfs_exists(struct sbx_vm *vm, uint32_t pid);
+/* Whether a node of a /proc/PID directory is shown for a process other than the caller. */
+int sbx_procfs_other_ok(int type);
 /* A read or write of a VFILE handle into host iovecs already checked against guest RAM. */
 int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *iov, int cnt,
 		   uint64_t total, int is_write, int positioned, int64_t off);

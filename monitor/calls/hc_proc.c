@@ -312,6 +312,7 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		const struct sbx_bootinfo *ob = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*ob));
 		int32_t nice = ob ? ob->nice : 0;
 		uint32_t persona = ob ? ob->persona : 0;
+		uint32_t pdeathsig = ob ? ob->pdeathsig : 0;
 		/* Their windows, which the new image does not keep, must not run meanwhile. A
 		 * thread ends at its next request, which takes ring_lock. */
 		int released = sbx_ring_release(vm);
@@ -339,6 +340,7 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 			b->umask = (uint32_t)s->u.a[5] & 0777;
 			b->nice = nice < -20 ? -20 : nice > 19 ? 19 : nice;
 			b->persona = persona & ~0xffu;
+			b->pdeathsig = pdeathsig <= 64 ? pdeathsig : 0;
 			sbx_fd_exec(vm);
 			/* The symbols of the sandbox's first program are on the host; of another,
 			 * only by the guest's paths. */

@@ -7,11 +7,15 @@
  *   /dev/null zero full random urandom   character devices, as Linux's (1,3 1,5 1,7 1,8 1,9)
  *   /dev/stdin stdout stderr             links to /proc/self/fd/0..2
  *   /dev/fd                              a link to /proc/self/fd
- *   /proc/self                           a link to /proc/1 (the guest's pid)
- *   /proc/1/exe                          a link to the program's guest path
- *   /proc/1/cmdline environ status maps  files, generated at each read
- *   /proc/1/fd/N                         the guest's handle N: opening it gives a new handle
+ *   /proc/self                           a link to /proc/PID, the caller's pid
+ *   /proc/PID                            the caller and each running process of its sandbox
+ *   /proc/PID/exe                        a link to the program's guest path
+ *   /proc/PID/cmdline environ status     files, generated at each read (procfs.c)
+ *             stat comm maps
+ *   /proc/PID/fd/N                       the guest's handle N: opening it gives a new handle
  *                                        to the same file (Linux's "magic" links)
+ *   /proc/uptime                         the sandbox's clock
+ * Another process shows no maps and no fd (procfs.c says why).
  *
  * The files are generated anew at each read from the position the handle keeps, as Linux's
  * seq files are, so a handle holds no buffer and snapshots need only its path and position. */
@@ -28,10 +32,8 @@
 
 #include "calls.h"
 
-#define VFS_PID 1		/* the guest's pid, as the boot page gives it */
-#define VFS_DEV 0x5344		/* st_dev of the virtual nodes ("SD") */
-#define VFS_MAX_TEXT (1u << 20) /* a generated file is cut here (4096 mappings fit) */
-#define VFS_ARGS_MAX (128u << 10)
+#define VFS_DEV 0x5344	  /* st_dev of the virtual nodes ("SD") */
+#define VFS_MAX_PIDS 4096 /* /proc lists this many processes at most */
 
 int sbx_vfs_enabled(const struct sbx_vm *vm)
 {
@@ -51,8 +53,9 @@ static const struct {
 	const char *name;
 	int type;
 } pid_entries[] = {
-    {"cmdline", SBX_V_CMDLINE}, {"environ", SBX_V_ENVIRON}, {"exe", SBX_V_LNK_EXE},
-    {"fd", SBX_V_DIR_FD},	{"maps", SBX_V_MAPS},	    {"status", SBX_V_STATUS},
+    {"cmdline", SBX_V_CMDLINE}, {"comm", SBX_V_COMM},	  {"environ", SBX_V_ENVIRON},
+    {"exe", SBX_V_LNK_EXE},	{"fd", SBX_V_DIR_FD},	  {"maps", SBX_V_MAPS},
+    {"stat", SBX_V_STAT},	{"status", SBX_V_STATUS},
 };
 
 /* The next component of *p (advanced past it and its slash): its length, 0 at the end. */
@@ -115,21 +118,38 @@ static int lookup_fd(struct sbx_vm *vm, const char *p, struct sbx_vnode *vn)
 	return leaf(p, vn, SBX_V_LNK_FD, fd); /* a magic link names a file, not a directory */
 }
 
-/* /proc/1/... after the pid. */
-static int lookup_pid(struct sbx_vm *vm, const char *p, struct sbx_vnode *vn)
+/* /proc/PID/... after the pid, which is the caller's or a running process's. */
+static int lookup_pid(struct sbx_vm *vm, uint32_t pid, const char *p, struct sbx_vnode *vn)
 {
 	const char *c;
 	size_t n = component(&p, &c);
+	vn->num = (int)pid;
 	if (n == 0)
 		return at_node(vn, SBX_V_DIR_PID);
 	for (size_t i = 0; i < sizeof(pid_entries) / sizeof(pid_entries[0]); i++) {
 		if (!is(c, n, pid_entries[i].name))
 			continue;
+		if (pid != vm->proc.pid && !sbx_procfs_other_ok(pid_entries[i].type))
+			return -EACCES;
 		if (pid_entries[i].type == SBX_V_DIR_FD)
 			return lookup_fd(vm, p, vn);
-		return leaf(p, vn, pid_entries[i].type, -1);
+		return leaf(p, vn, pid_entries[i].type, (int)pid);
 	}
 	return -ENOENT;
+}
+
+/* A pid as /proc names it: decimal, no sign or leading zero; 0 if c is none. */
+static uint32_t pid_number(const char *c, size_t n)
+{
+	uint32_t v = 0;
+	if (n == 0 || n > 7 || c[0] == '0')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i] < '0' || c[i] > '9')
+			return 0;
+		v = v * 10 + (uint32_t)(c[i] - '0');
+	}
+	return v;
 }
 
 int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn)
@@ -163,10 +183,13 @@ int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn)
 		if (is(c, n, "self")) {
 			if (strspn(p, "/") == strlen(p))
 				return at_node(vn, SBX_V_LNK_SELF);
-			return lookup_pid(vm, p, vn);
+			return lookup_pid(vm, vm->proc.pid, p, vn);
 		}
-		if (is(c, n, "1"))
-			return lookup_pid(vm, p, vn);
+		if (is(c, n, "uptime"))
+			return leaf(p, vn, SBX_V_UPTIME, -1);
+		uint32_t pid = pid_number(c, n);
+		if (pid && sbx_procfs_exists(vm, pid))
+			return lookup_pid(vm, pid, p, vn);
 		return -ENOENT;
 	}
 	return -ENOENT;
@@ -183,6 +206,7 @@ void sbx_vfs_follow(struct sbx_vnode *vn)
 		break;
 	case SBX_V_LNK_SELF:
 		vn->type = SBX_V_DIR_PID;
+		vn->num = -1; /* the caller's */
 		break;
 	}
 }
@@ -231,11 +255,21 @@ int sbx_vfs_readlink(struct sbx_vm *vm, const struct sbx_vnode *vn, char *out, s
 		snprintf(out, len, "/proc/self/fd");
 		return 0;
 	case SBX_V_LNK_SELF:
-		snprintf(out, len, "%d", VFS_PID);
+		snprintf(out, len, "%u", vm->proc.pid);
 		return 0;
 	case SBX_V_LNK_EXE:
 		/* The answer the guest kernel gives for "/proc/self/exe" itself (the boot page's
-		 * exe_path is written from this). */
+		 * exe_path is written from this); another process's from its boot page. */
+		if (vn->num > 0 && (uint32_t)vn->num != vm->proc.pid) {
+			char *t;
+			size_t n;
+			int r = sbx_procfs_text(vm, SBX_V_LNK_EXE, (uint32_t)vn->num, &t, &n);
+			if (r < 0)
+				return r;
+			snprintf(out, len, "%s", t);
+			free(t);
+			return 0;
+		}
 		snprintf(out, len, "%s", vm->proc.image.exe_path);
 		return 0;
 	case SBX_V_LNK_FD:
@@ -281,6 +315,31 @@ void sbx_vfs_stat(struct sbx_vm *vm, const struct sbx_vnode *vn, const char *gpa
 	}
 }
 
+static int pid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The caller's pid and its sandbox's running processes', in order, as Linux lists them. */
+static void list_pids(struct sbx_vm *vm, sbx_vfs_emit emit, void *ctx)
+{
+	uint32_t *pids = calloc(VFS_MAX_PIDS, sizeof(*pids));
+	unsigned n = 0;
+	if (pids && vm->hooks.procs_list)
+		n = vm->hooks.procs_list(vm, pids, VFS_MAX_PIDS);
+	if (!n && pids)
+		pids[n++] = vm->proc.pid; /* no tree: the caller alone */
+	if (pids)
+		qsort(pids, n, sizeof(*pids), pid_cmp);
+	char num[16];
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%u", pids[i]);
+		emit(ctx, num, strlen(num), DT_DIR);
+	}
+	free(pids);
+}
+
 void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_emit emit, void *ctx)
 {
 	char num[16];
@@ -305,17 +364,20 @@ void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_em
 		emit(ctx, "fd", 2, DT_LNK);
 		break;
 	case SBX_V_DIR_PROC:
+		list_pids(vm, emit, ctx);
 		emit(ctx, "self", 4, DT_LNK);
-		snprintf(num, sizeof(num), "%d", VFS_PID);
-		emit(ctx, num, strlen(num), DT_DIR);
+		emit(ctx, "uptime", 6, DT_REG);
 		break;
-	case SBX_V_DIR_PID:
+	case SBX_V_DIR_PID: {
+		int other = sbx_procfs_path_pid(vm, gpath) != vm->proc.pid;
 		for (size_t i = 0; i < sizeof(pid_entries) / sizeof(pid_entries[0]); i++)
-			emit(ctx, pid_entries[i].name, strlen(pid_entries[i].name),
-			     pid_entries[i].type == SBX_V_DIR_FD    ? DT_DIR
-			     : pid_entries[i].type == SBX_V_LNK_EXE ? DT_LNK
-								    : DT_REG);
+			if (!other || sbx_procfs_other_ok(pid_entries[i].type))
+				emit(ctx, pid_entries[i].name, strlen(pid_entries[i].name),
+				     pid_entries[i].type == SBX_V_DIR_FD    ? DT_DIR
+				     : pid_entries[i].type == SBX_V_LNK_EXE ? DT_LNK
+									    : DT_REG);
 		break;
+	}
 	case SBX_V_DIR_FD:
 		for (int i = 0; i < SBX_MAX_FDS; i++) {
 			if (!sbx_fd_get(vm, i))
@@ -326,209 +388,6 @@ void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_em
 		break;
 	}
 	(void)gpath;
-}
-
-/* ---- Generated files --------------------------------------------------------------------- */
-struct text {
-	char *buf;
-	size_t len, cap;
-};
-
-static void __attribute__((format(printf, 2, 3))) put(struct text *t, const char *fmt, ...)
-{
-	if (!t->buf)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		if (t->cap >= VFS_MAX_TEXT) {
-			t->buf[t->len] = 0; /* cut: the rest is dropped */
-			return;
-		}
-		size_t cap = t->cap * 2 > VFS_MAX_TEXT ? VFS_MAX_TEXT : t->cap * 2;
-		char *b = realloc(t->buf, cap);
-		if (!b)
-			return;
-		t->buf = b;
-		t->cap = cap;
-	}
-}
-
-static void put_bytes(struct text *t, const char *b, size_t n)
-{
-	if (!t->buf)
-		return;
-	if (n > VFS_MAX_TEXT - 1 - t->len)
-		n = VFS_MAX_TEXT - 1 - t->len;
-	if (t->len + n + 1 > t->cap) {
-		char *nb = realloc(t->buf, t->len + n + 1);
-		if (!nb)
-			return;
-		t->buf = nb;
-		t->cap = t->len + n + 1;
-	}
-	memcpy(t->buf + t->len, b, n);
-	t->len += n;
-	t->buf[t->len] = 0;
-}
-
-/* Which object an ELF page range is of: the interpreter's lie at or above its bias and on the
- * far side of the program (whose pages end at brk and start below its program headers). */
-static const char *elf_name(struct sbx_vm *vm, const struct sbx_vma *v)
-{
-	const struct loader_image *img = &vm->proc.image.img;
-	if (img->interp[0] && img->interp_base && v->start >= img->interp_base &&
-	    (img->interp_base >= img->brk || (img->phdr && v->end <= img->phdr)))
-		return img->interp;
-	return vm->proc.image.exe_path;
-}
-
-/* The object a file-backed range is of, from the program's link map: the name and the file
- * offset of start, as Linux shows them. */
-static const char *object_name(const struct sbx_object *objs, int nobj, const struct sbx_vma *v,
-			       uint64_t *offset)
-{
-	for (int i = 0; i < nobj; i++)
-		for (unsigned k = 0; k < objs[i].nloads; k++) {
-			const struct sbx_object_load *l = &objs[i].loads[k];
-			if (v->start >= l->start && v->start < l->end && objs[i].name[0] == '/') {
-				*offset = l->offset + (v->start - l->start);
-				return objs[i].name;
-			}
-		}
-	return NULL;
-}
-
-static void gen_maps(struct sbx_vm *vm, struct text *t)
-{
-	struct sbx_vma *v;
-	unsigned n = sbx_guest_vmas(vm, &v);
-	struct sbx_object *objs = n ? calloc(SBX_MAX_OBJECTS, sizeof(*objs)) : NULL;
-	int nobj = objs ? sbx_link_map(vm, sbx_guest_root(vm), objs, SBX_MAX_OBJECTS) : 0;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t offset = 0;
-		const char *obj = v[i].kind == SBX_VMA_ELF || v[i].kind == SBX_VMA_FILE
-				      ? object_name(objs, nobj, &v[i], &offset)
-				      : NULL;
-		const char *name = obj				? obj
-				   : v[i].kind == SBX_VMA_ELF	? elf_name(vm, &v[i])
-				   : v[i].kind == SBX_VMA_VDSO	? "[vdso]"
-				   : v[i].kind == SBX_VMA_HEAP	? "[heap]"
-				   : v[i].kind == SBX_VMA_STACK ? "[stack]"
-								: "";
-		/* A shared file mapping: its file and offset as the monitor's own table says. */
-		const struct sbx_shmap *m =
-		    v[i].kind == SBX_VMA_SHARED ? sbx_shmap_find(vm, v[i].start) : NULL;
-		uint64_t off = m ? m->off + (v[i].start - m->gpa) : 0;
-		if (m && m->gpath)
-			name = m->gpath;
-		size_t at = t->len;
-		put(t, "%08" PRIx64 "-%08" PRIx64 " %c%c%c%c %08" PRIx64 " 00:00 0 ", v[i].start,
-		    v[i].end, v[i].prot & SBX_PROT_READ ? 'r' : '-',
-		    v[i].prot & SBX_PROT_WRITE ? 'w' : '-', v[i].prot & SBX_PROT_EXEC ? 'x' : '-',
-		    m ? 's' : 'p', m ? off : offset);
-		if (name[0]) /* Linux pads the name to column 73 */
-			put(t, "%*s%s", t->len - at < 73 ? (int)(73 - (t->len - at)) : 0, "", name);
-		put(t, "\n");
-	}
-	free(objs);
-	free(v);
-}
-
-static void gen_status(struct sbx_vm *vm, struct text *t)
-{
-	const char *exe = vm->proc.image.exe_path, *base = strrchr(exe, '/');
-	base = base ? base + 1 : exe;
-	uint32_t uid = vm->host.uid, gid = vm->host.gid;
-	put(t, "Name:\t%.15s\nUmask:\t0022\nState:\tR (running)\nTgid:\t%d\nNgid:\t0\nPid:\t%d\n",
-	    base, VFS_PID, VFS_PID);
-	put(t, "PPid:\t0\nTracerPid:\t0\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n", uid, uid,
-	    uid, uid, gid, gid, gid, gid);
-	put(t, "FDSize:\t%d\nGroups:\t\n", SBX_MAX_FDS);
-	struct sbx_vma *v;
-	unsigned n = sbx_guest_vmas(vm, &v);
-	uint64_t size = 0, stk = 0, exe_kb = 0, data = 0;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t kb = (v[i].end - v[i].start) >> 10;
-		size += kb;
-		if (v[i].kind == SBX_VMA_STACK)
-			stk += kb;
-		else if ((v[i].prot & SBX_PROT_EXEC) && v[i].kind == SBX_VMA_ELF)
-			exe_kb += kb;
-		else if ((v[i].prot & SBX_PROT_WRITE) && v[i].kind != SBX_VMA_FILE)
-			data += kb;
-	}
-	free(v);
-	if (n)
-		put(t,
-		    "VmPeak:\t%8" PRIu64 " kB\nVmSize:\t%8" PRIu64 " kB\nVmData:\t%8" PRIu64
-		    " kB\nVmStk:\t%8" PRIu64 " kB\nVmExe:\t%8" PRIu64 " kB\n",
-		    size, size, data, stk, exe_kb);
-	put(t, "Threads:\t1\nSigQ:\t0/0\n");
-}
-
-/* Linux's cmdline and environ: the bytes of the strings as they are now in the program's memory,
- * from the first one to the end of the last one, found from the initial stack (argc, argv[],
- * NULL, envp[], NULL). ASan reads its options from environ, before the C library is up. */
-static void gen_strings(struct sbx_vm *vm, struct text *t, int environ)
-{
-	uint64_t sp = vm->proc.image.entry_rsp, argc, n, first, last;
-	if (sbx_copy_from_guest(vm, &argc, sp, 8) < 0 || argc > VFS_ARGS_MAX)
-		return;
-	uint64_t at = environ ? sp + 8 * (argc + 2) : sp + 8;
-	n = argc;
-	if (environ) {
-		uint64_t p = 0;
-		for (n = 0;
-		     n < VFS_ARGS_MAX && sbx_copy_from_guest(vm, &p, at + 8 * n, 8) == 0 && p; n++)
-			;
-	}
-	if (n == 0 || sbx_copy_from_guest(vm, &first, at, 8) < 0 ||
-	    sbx_copy_from_guest(vm, &last, at + 8 * (n - 1), 8) < 0 || last < first ||
-	    last - first >= VFS_ARGS_MAX)
-		return;
-	uint64_t max = VFS_ARGS_MAX - (last - first);
-	const char *p = sbx_gptr_ro(vm, first, last - first);
-	const char *l = sbx_gptr_ro(vm, last, 1);
-	if (!p || !l)
-		return;
-	/* The last string's end, inside guest RAM: sbx_gptr_ro checked each byte range. */
-	uint64_t len = 0;
-	while (len < max && sbx_gptr_ro(vm, last + len, 1) && l[len])
-		len++;
-	uint64_t total = last - first + len + 1;
-	char *b = malloc(total);
-	if (!b || sbx_copy_from_guest(vm, b, first, total) < 0) {
-		free(b);
-		return;
-	}
-	put_bytes(t, b, total); /* NULs inside are the strings' own */
-	free(b);
-}
-
-static int generate(struct sbx_vm *vm, int type, struct text *t)
-{
-	t->cap = 4096;
-	t->len = 0;
-	t->buf = malloc(t->cap);
-	if (!t->buf)
-		return -ENOMEM;
-	t->buf[0] = 0;
-	if (type == SBX_V_MAPS)
-		gen_maps(vm, t);
-	else if (type == SBX_V_STATUS)
-		gen_status(vm, t);
-	else
-		gen_strings(vm, t, type == SBX_V_ENVIRON);
-	return t->buf ? 0 : -ENOMEM;
 }
 
 /* ---- I/O on a virtual file handle ---------------------------------------------------------- */
@@ -570,18 +429,19 @@ int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *
 		}
 		return (int64_t)done;
 	}
-	struct text t;
-	int r = generate(vm, type, &t);
+	char *text;
+	size_t len;
+	int r = sbx_procfs_generate(vm, type, h->gpath ? h->gpath : "", &text, &len);
 	if (r < 0)
 		return r;
 	uint64_t pos = positioned ? (uint64_t)off : h->vdir_pos, done = 0;
-	for (int i = 0; i < cnt && pos + done < t.len; i++) {
-		uint64_t left = t.len - (pos + done);
+	for (int i = 0; i < cnt && pos + done < len; i++) {
+		uint64_t left = len - (pos + done);
 		uint64_t c = iov[i].iov_len < left ? iov[i].iov_len : left;
-		memcpy(iov[i].iov_base, t.buf + pos + done, c);
+		memcpy(iov[i].iov_base, text + pos + done, c);
 		done += c;
 	}
-	free(t.buf);
+	free(text);
 	if (!positioned)
 		h->vdir_pos = pos + done;
 	return (int64_t)done;

@@ -72,7 +72,9 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, s
 	}
 	vm->proc.kvm.kvm_fd = vm->proc.kvm.vm_fd = vm->proc.vcpu.fd = vm->proc.mem.fd = -1;
 	vm->life.stop.vector = -1;
-	vm->proc.pid = vm->proc.pgid = vm->proc.sid = 1;
+	vm->proc.pid = vm->proc.pgid = vm->proc.sid = SBX_FIRST_PID;
+	vm->proc.ppid = 1;
+	vm->proc.start_ns = sbx_now_ns(CLOCK_MONOTONIC);
 	pthread_mutex_init(&vm->proc.ring.lock, NULL);
 	pthread_mutex_init(&vm->life.pause_lock, NULL);
 	pthread_mutex_init(&vm->life.late_lock, NULL);
@@ -223,6 +225,8 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->max_threads = vm->proc.threads.max;
 	b->ncpus = vm->proc.threads.ncpus;
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->proc.image.exe_path);
+	const char *base = strrchr(vm->proc.image.exe_path, '/');
+	snprintf(b->comm, sizeof(b->comm), "%.15s", base ? base + 1 : vm->proc.image.exe_path);
 	snprintf(b->hostname, sizeof(b->hostname), "sandbox");
 	sbx_xstate_bootinfo(&vm->proc.kvm.xs, vm->proc.vcpu.xcr0, b);
 	fill_layout(vm, b);

@@ -168,6 +168,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	b->pid = child->proc.pid;
 	b->tid_next = 0; /* the parent's is the parent's: the child asks for its own */
 	b->ppid = child->proc.ppid;
+	b->pdeathsig = 0; /* as Linux's fork: the parent's is not the child's */
 	b->pgid = child->proc.pgid;
 	b->sid = child->proc.sid;
 	b->sig_incoming = 0;

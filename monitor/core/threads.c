@@ -920,6 +920,15 @@ int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held)
 	return 0;
 }
 
+unsigned sbx_threads_live(struct sbx_vm *vm)
+{
+	struct sbx_threads *th = &vm->proc.threads;
+	unsigned hi = atomic_load(&th->tid_hi), n = 0;
+	for (unsigned i = 1; i < hi && i < SBX_MAX_VCPUS; i++)
+		n += atomic_load(&th->tid[i]) != 0;
+	return n;
+}
+
 int64_t sbx_threads_cpu_ns(struct sbx_vm *vm)
 {
 	struct sbx_threads *th = &vm->proc.threads;

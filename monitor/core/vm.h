@@ -275,6 +275,11 @@ struct sbx_shmaps {
 /* Threads (threads.c): the vCPUs beyond vCPU 0, one per guest thread, each run by a host thread
  * of its own. */
 #define SBX_MAX_VCPUS 1024
+/* The sandbox's first process is pid 2, its parent pid 1: an init of the monitor's own that no
+ * program sees, as under bubblewrap's --unshare-pid. A child of the first process then reads a
+ * parent other than 1, as any program run natively does (getppid() == 1 means "orphaned" to
+ * daemons and watchdogs), and an orphan goes to pid 1, which reaps it. */
+#define SBX_FIRST_PID 2u
 /* Linux's largest pid_max: a thread id must also fit a robust futex's FUTEX_TID_MASK. */
 #define SBX_PID_LIMIT 4194304u
 struct sbx_tvcpu;
@@ -319,8 +324,10 @@ struct sbx_proc {
 	struct sbx_threads threads;
 	struct sbx_files *files; /* the handle table (calls/fdtable.c) */
 	char cwd[POLICY_PATH_MAX];
-	/* The ids the guest sees (boot page): 1, 0, 1, 1 for the first process of a sandbox. */
+	/* The ids the guest sees (boot page): SBX_FIRST_PID, 1, SBX_FIRST_PID, SBX_FIRST_PID for
+	 * the first process of a sandbox. */
 	uint32_t pid, ppid, pgid, sid;
+	int64_t start_ns; /* CLOCK_MONOTONIC when the process began (/proc's start time) */
 	/* execve: the guest path and arguments of the image now running (reports), and whether
 	 * that image is another than host.prog, the sandbox's first program. */
 	char *exec_path;
@@ -411,6 +418,12 @@ struct sbx_hooks {
 	uint32_t (*new_tid)(struct sbx_vm *vm);
 	/* A restored snapshot's threads have ids below next: new ids start there. */
 	void (*ids_from)(struct sbx_vm *vm, uint32_t next);
+	/* /proc's view of the sandbox's other processes (sandbox/procs.c): the pids of those
+	 * running, up to max, their count; and one's VM lent to fn (which may be NULL: whether
+	 * it runs) under the tree's lock, so that it cannot go away meanwhile: 0, or -ESRCH. */
+	unsigned (*procs_list)(struct sbx_vm *vm, uint32_t *pids, unsigned max);
+	int (*procs_with)(struct sbx_vm *vm, uint32_t pid,
+			  void (*fn)(struct sbx_vm *other, void *ctx), void *ctx);
 };
 
 /* A sandbox: its configuration and policy, its lifecycle, its process, and the state each
@@ -488,6 +501,8 @@ int64_t sbx_thread_tid_take(struct sbx_vm *vm, uint32_t index, uint64_t tid);
 void sbx_thread_tid_gone(struct sbx_vm *vm, uint64_t tid);
 /* Whether a thread of this process has this id, or it is held for the next one (held). */
 int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held);
+/* Threads running now besides the main one (/proc's Threads). */
+unsigned sbx_threads_live(struct sbx_vm *vm);
 /* CPU time the threads' vCPUs (not vCPU 0's) have used, for --cpu-time. */
 int64_t sbx_threads_cpu_ns(struct sbx_vm *vm);
 /* Wakes every thread's vCPU out of KVM_RUN or a wait (async-signal-safe). */

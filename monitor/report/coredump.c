@@ -66,15 +66,16 @@ static size_t initial_auxv(struct sbx_vm *vm, uint64_t root, uint64_t *out, size
 	return n;
 }
 
-static void fill_prstatus(const struct sbx_fault *f, struct elf_prstatus *ps)
+static void fill_prstatus(const struct sbx_vm *vm, const struct sbx_fault *f,
+			  struct elf_prstatus *ps)
 {
 	memset(ps, 0, sizeof(*ps));
 	ps->pr_info.si_signo = f->signal;
 	ps->pr_cursig = (short)f->signal;
-	ps->pr_pid = 1;
-	ps->pr_ppid = 0;
-	ps->pr_pgrp = 1;
-	ps->pr_sid = 1;
+	ps->pr_pid = (int)vm->proc.pid;
+	ps->pr_ppid = (int)vm->proc.ppid;
+	ps->pr_pgrp = (int)vm->proc.pgid;
+	ps->pr_sid = (int)vm->proc.sid;
 	/* user_regs_struct order */
 	const uint64_t r[27] = {f->r[SBX_R_R15],
 				f->r[SBX_R_R14],
@@ -212,9 +213,12 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t roo
 	struct elf_prstatus ps;
 	struct elf_prpsinfo pi;
 	uint64_t auxv[128];
-	fill_prstatus(f, &ps);
+	fill_prstatus(vm, f, &ps);
 	memset(&pi, 0, sizeof(pi));
-	pi.pr_pid = 1;
+	pi.pr_pid = (int)vm->proc.pid;
+	pi.pr_ppid = (int)vm->proc.ppid;
+	pi.pr_pgrp = (int)vm->proc.pgid;
+	pi.pr_sid = (int)vm->proc.sid;
 	pi.pr_sname = 'R';
 	const char *base = strrchr(vm->proc.image.exe_path, '/');
 	snprintf(pi.pr_fname, sizeof(pi.pr_fname), "%.15s",
@@ -240,7 +244,7 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t roo
 		if ((int)i == faulted || sbx_thread_regs(vm, i, &t, &tid) < 0)
 			continue;
 		struct elf_prstatus tp;
-		fill_prstatus(&t, &tp);
+		fill_prstatus(vm, &t, &tp);
 		tp.pr_pid = (int)tid;
 		if (note_add(notes, NT_PRSTATUS, &tp, sizeof(tp)) < 0)
 			return -ENOMEM;

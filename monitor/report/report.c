@@ -244,7 +244,7 @@ static void write_core(struct sbx_vm *vm, const struct sbx_fault *f)
 	char err[300], path[POLICY_PATH_MAX + 16];
 	/* The first process's core is the file named; another process's goes beside it with its
 	 * pid, as the kernel's core_uses_pid names them, so that no crash overwrites another's. */
-	if (vm->proc.pid > 1)
+	if (vm->proc.pid != SBX_FIRST_PID)
 		snprintf(path, sizeof(path), "%s.%u", vm->cfg.core_file, vm->proc.pid);
 	else
 		snprintf(path, sizeof(path), "%s", vm->cfg.core_file);
@@ -293,7 +293,7 @@ void sbx_report(struct sbx_vm *vm, const struct sbx_fault *fault)
 		 where);
 	fprintf(o, "==sandbox==ERROR: %s\n", headline);
 	/* Which of the sandbox's processes: its program, pid and arguments. */
-	if (vm->proc.pid > 1 && vm->cfg.name)
+	if (vm->proc.pid != SBX_FIRST_PID && vm->cfg.name)
 		fprintf(o, "process: %s\n", vm->cfg.name);
 	print_notes(o, syms, f);
 	print_registers(o, f);

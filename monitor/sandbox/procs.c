@@ -102,7 +102,8 @@ static uint32_t alloc_pid(struct sbx_procs *t)
 	for (uint32_t tries = 0; tries < t->pid_max; tries++) {
 		uint32_t id = t->next_pid++;
 		if (t->next_pid >= t->pid_max) {
-			t->next_pid = SBX_PID_AGAIN < t->pid_max / 2 ? SBX_PID_AGAIN : 2;
+			t->next_pid =
+			    SBX_PID_AGAIN < t->pid_max / 2 ? SBX_PID_AGAIN : SBX_FIRST_PID + 1;
 			t->wrapped = 1;
 		}
 		if (id < t->pid_max && (!t->wrapped || !id_in_use(t, id)))
@@ -115,7 +116,7 @@ void sbx_procs_set_pid_max(struct sbx_vm *vm, uint32_t max)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
-	t->pid_max = max > 2 && max < SBX_PID_LIMIT ? max : SBX_PID_LIMIT;
+	t->pid_max = max > SBX_FIRST_PID + 1 && max < SBX_PID_LIMIT ? max : SBX_PID_LIMIT;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -167,9 +168,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
-	/* The first process is pid 1 but not a namespace's init here: a signal from another
-	 * process (`kill $PPID`, musl's raise() in a vfork child) ends it as it would end the
-	 * program run natively. Only kill(-1) passes it by (do_kill), as it passes init. */
+	/* The first process is no init (SBX_FIRST_PID): a signal from another process (`kill
+	 * $PPID`, musl's raise() in a vfork child) ends it as it would end the program run
+	 * natively. */
 	if (sig == SIGKILL ||
 	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
 		if (from)
@@ -222,6 +223,43 @@ static int parent_reaps(struct sbx_vm *parent)
 
 static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n);
 
+/* The parent a process reads (getppid, /proc), kept where its kernel and its next image read
+ * it. Tree lock held. */
+static void set_ppid(struct sbx_pnode *n, uint32_t ppid)
+{
+	n->ppid = ppid;
+	if (!n->vm)
+		return;
+	n->vm->proc.ppid = ppid;
+	struct sbx_bootinfo *b = sbx_gptr(n->vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (b)
+		__atomic_store_n(&b->ppid, ppid, __ATOMIC_RELAXED);
+}
+
+/* The children of pid, which ended, go to pid 1 (the monitor's init, no process of the
+ * sandbox): one still running reads 1 from getppid at once, and gets its PR_SET_PDEATHSIG
+ * signal from pid, as on Linux; one that ended is reaped, as init reaps. Tree lock held. */
+static void orphan_children(struct sbx_procs *t, uint32_t pid)
+{
+	for (struct sbx_pnode *c = t->list, *next; c; c = next) {
+		next = c->next;
+		if (c->ppid != pid)
+			continue;
+		if (c->ended) {
+			unlink_node(t, c);
+			free(c);
+			t->live--;
+			continue;
+		}
+		set_ppid(c, 1);
+		const struct sbx_bootinfo *b =
+		    c->vm ? sbx_gptr(c->vm, SBX_BOOTINFO_ADDR, sizeof(*b)) : NULL;
+		uint32_t sig = b ? __atomic_load_n(&b->pdeathsig, __ATOMIC_RELAXED) : 0;
+		if (sig >= 1 && sig <= 64 && !t->ending)
+			deliver(t, c->vm, (int)sig, pid, SI_USER, 0, 0);
+	}
+}
+
 static void *proc_main(void *arg)
 {
 	struct sbx_pnode *n = arg;
@@ -248,12 +286,11 @@ static void *proc_main(void *arg)
 		n->ended = n->released = 1;
 		n->vm = NULL;
 	}
-	/* Its children go to the first process, as to init. */
-	for (struct sbx_pnode *c = t->list; c; c = c->next)
-		if (c->ppid == pid)
-			c->ppid = 1;
+	orphan_children(t, pid);
+	/* No parent to wait for it (pid 1, the monitor's init, reaps at once), or one that
+	 * takes no zombies. */
 	struct sbx_pnode *p = n ? find(t, n->ppid) : NULL;
-	if (n && p && p->vm && !parent_reaps(p->vm)) {
+	if (n && (!p || (p->vm && !parent_reaps(p->vm)))) {
 		unlink_node(t, n);
 		free(n);
 		t->live--;
@@ -519,13 +556,17 @@ static void execed(struct sbx_vm *vm)
 	struct sbx_pnode *n = self(vm);
 	if (n) {
 		n->released = 1;
-		put_children_usage(vm, n); /* the new image's boot page: kept across execve */
+		/* The new image's boot page: kept across execve, and its parent's end, had it
+		 * come while the page was being made, not lost. */
+		put_children_usage(vm, n);
+		set_ppid(n, n->ppid);
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 }
 
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
+static void tree_hooks(struct sbx_vm *vm);
 
 /* The word a signal for the waiting thread sets (WAIT a3, FORK a2: ABI 1.15), or NULL. */
 static const atomic_uint *intr_word(struct sbx_vm *vm, uint64_t gpa)
@@ -623,11 +664,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->proc.pgid = vm->proc.pgid;
 		c->proc.sid = vm->proc.sid;
 		c->procs = t;
-		c->hooks.proc = proc_call;
-		c->hooks.execed = execed;
-		c->hooks.exec_begin = exec_begin;
-		c->hooks.mem_outside = mem_outside;
-		c->hooks.new_tid = new_tid;
+		tree_hooks(c);
 		sbx_vm_choose_cpus(c);
 		/* Processes share the cores: none pins its vCPU or poller. */
 		c->proc.vcpu.cpu = c->proc.ring.cpu = -1;
@@ -787,8 +824,8 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 	int found = 0, mine = 0;
 	pthread_mutex_lock(&t->lock);
 	for (struct sbx_pnode *n = t->list; n; n = n->next) {
-		/* kill(-1, ...): every process but init and the caller. */
-		if (!matches(n, pid, vm->proc.pgid) || (pid == -1 && n->pid == 1))
+		/* kill(-1, ...): every process but the caller (init, pid 1, is none of them). */
+		if (!matches(n, pid, vm->proc.pgid))
 			continue;
 		if (n->pid == vm->proc.pid) {
 			mine = pid != -1;
@@ -969,6 +1006,43 @@ static int64_t do_vfork_exit(struct sbx_vm *vm)
 	return r;
 }
 
+static unsigned procs_list(struct sbx_vm *vm, uint32_t *pids, unsigned max)
+{
+	struct sbx_procs *t = vm->procs;
+	unsigned n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct sbx_pnode *p = t->list; p && n < max; p = p->next)
+		if (p->vm && !p->ended)
+			pids[n++] = p->pid;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+static int procs_with(struct sbx_vm *vm, uint32_t pid, void (*fn)(struct sbx_vm *other, void *ctx),
+		      void *ctx)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = find(t, pid);
+	int r = n && n->vm && !n->ended ? 0 : -ESRCH;
+	if (r == 0 && fn)
+		fn(n->vm, ctx);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+/* What every process of the tree asks of it. */
+static void tree_hooks(struct sbx_vm *vm)
+{
+	vm->hooks.proc = proc_call;
+	vm->hooks.execed = execed;
+	vm->hooks.exec_begin = exec_begin;
+	vm->hooks.mem_outside = mem_outside;
+	vm->hooks.new_tid = new_tid;
+	vm->hooks.procs_list = procs_list;
+	vm->hooks.procs_with = procs_with;
+}
+
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	if (!vm->procs)
@@ -1006,21 +1080,21 @@ int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen)
 	pthread_cond_init(&t->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	t->root = vm;
-	t->next_pid = 2;
+	t->next_pid = SBX_FIRST_PID + 1;
 	t->pid_max = SBX_PID_LIMIT;
 	t->live = 1;
 	t->max = vm->cfg.max_procs ? (unsigned)vm->cfg.max_procs : SBX_PROCS_DEFAULT;
 	if (sched_getaffinity(0, sizeof(t->cpus), &t->cpus) < 0)
 		CPU_ZERO(&t->cpus);
-	*n = (struct sbx_pnode){.pid = 1, .ppid = 0, .pgid = 1, .sid = 1, .vm = vm};
+	*n = (struct sbx_pnode){.pid = vm->proc.pid,
+				.ppid = vm->proc.ppid,
+				.pgid = vm->proc.pgid,
+				.sid = vm->proc.sid,
+				.vm = vm};
 	t->list = n;
 	vm->procs = t;
-	vm->hooks.proc = proc_call;
-	vm->hooks.execed = execed;
-	vm->hooks.exec_begin = exec_begin;
-	vm->hooks.mem_outside = mem_outside;
+	tree_hooks(vm);
 	vm->hooks.others_cpu_ns = others_cpu_ns;
-	vm->hooks.new_tid = new_tid;
 	vm->hooks.ids_from = ids_from;
 	return 0;
 }
@@ -1149,7 +1223,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	pthread_mutex_lock(&t->lock);
 	for (struct sbx_pnode **pp = &t->list; *pp;) {
 		struct sbx_pnode *n = *pp;
-		if (n->pid == 1) {
+		if (n->pid == SBX_FIRST_PID) {
 			/* A run's timers are not the next run's, nor their signals on the way (the
 			 * host's write is no page the reset puts back). */
 			uint64_t bits = 1ull << (SIGALRM - 1);
@@ -1166,8 +1240,8 @@ void sbx_procs_reset(struct sbx_vm *vm)
 		*pp = n->next;
 		free(n);
 	}
-	/* Every run the same: its processes numbered from 2 again. */
-	t->next_pid = 2;
+	/* Every run the same: its processes numbered from the first's again. */
+	t->next_pid = SBX_FIRST_PID + 1;
 	t->wrapped = 0;
 	t->live = 1;
 	t->ended_cpu_ns = 0;

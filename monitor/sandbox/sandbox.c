@@ -94,7 +94,7 @@ static void report_refused(struct sbx_vm *vm, const uint32_t *count, int all,
 	const char *who = vm->cfg.name ? vm->cfg.name : vm->cfg.prog;
 	const char *tree = all ? " (all processes)" : "";
 	/* Another process's are the first's to say (sbx_procs_leave_report). */
-	if (o && !policy && vm->proc.pid <= 1)
+	if (o && !policy && vm->proc.pid == SBX_FIRST_PID)
 		sbx_logf(vm, "%s: unimplemented syscalls called%s (returned ENOSYS): %s", who, tree,
 			 line);
 	else if (o && !policy)
@@ -117,7 +117,7 @@ static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
 	report_refused(vm, count, all, res, 0);
 	report_refused(vm, count, all, res, 1);
 	int failed = vm->life.stop.status != 0 || vm->life.stop.signal != 0;
-	sbx_missing_report(vm, failed && vm->proc.pid <= 1);
+	sbx_missing_report(vm, failed && vm->proc.pid == SBX_FIRST_PID);
 	sbx_procs_leave_report(vm, count);
 }
 

@@ -45,11 +45,25 @@ Test(procs, kill_ends_a_child_and_wait_tells_the_signal)
 	same_as_native("kill");
 }
 
-/* The first process is pid 1 but no init that signals from the others pass by: a child's
- * SIGTERM ends it, and the sandbox, with 143 as natively. */
+/* The first process (pid 2, as under bubblewrap) is no init that signals from the others
+ * pass by: a child's SIGTERM ends it, and the sandbox, with 143 as natively. */
 Test(procs, a_child_s_signal_ends_the_first_process_as_natively)
 {
 	e2e_sample_expect("procs", "", "killparent", 128 + 15, NULL);
+}
+
+/* Its parent gone, a process reads another parent at once (a watchdog's getppid loop ends)
+ * and gets the PR_SET_PDEATHSIG signal it asked for, from the parent that ended. */
+Test(procs, an_orphan_reads_a_new_parent_and_gets_its_parent_death_signal)
+{
+	same_as_native("orphan");
+}
+
+/* ps and pgrep's /proc: each running process of the sandbox, its stat and cmdline, ids as the
+ * calls give them, PR_SET_NAME's name, and nothing of a reaped one. */
+Test(procs, proc_shows_every_running_process_as_ps_reads_it)
+{
+	same_as_native("procfs");
 }
 
 Test(procs, a_signal_from_another_process_runs_its_handler)
@@ -382,8 +396,8 @@ Test(procs, a_childs_crash_names_it_and_writes_its_core)
 	char *o = sample(opts, "segv", &st);
 	cr_assert_eq(st, 0, "%s", o);
 	cr_assert(strstr(o, "child: killed by signal 11"), "%s", o);
-	cr_assert(strstr(o, "(pid 2)"), "%s", o);
-	snprintf(path, sizeof(path), "%s/core.2", dir);
+	cr_assert(strstr(o, "(pid 3)"), "%s", o);
+	snprintf(path, sizeof(path), "%s/core.3", dir);
 	cr_assert(strstr(o, path), "%s", o);
 	cr_assert_eq(access(path, R_OK), 0, "no %s: %s", path, o);
 	free(o);

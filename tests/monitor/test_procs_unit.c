@@ -61,7 +61,7 @@ Test(procs_unit, kill_finds_only_processes_that_exist)
 	cr_assert_eq(call(SBX_CALL_PKILL, (uint64_t)-99, 15, 0, 1), -ESRCH);
 	cr_assert_eq(call(SBX_CALL_PKILL, 5, 65, 0, 1), -EINVAL);
 	cr_assert_eq(call(SBX_CALL_PKILL, 1ull << 40, 0, 0, 1), -ESRCH);
-	/* Its own group: the caller's share is its kernel's (1); -1 spares init and the caller. */
+	/* Its own group: the caller's share is its kernel's (1); -1 spares the caller. */
 	cr_assert_eq(call(SBX_CALL_PKILL, 0, 0, 0, 1), 1);
 	cr_assert_eq(call(SBX_CALL_PKILL, (uint64_t)-1, 0, 0, 1), 0);
 	cr_assert_eq(T.vm->life.stopping, 0);
@@ -69,9 +69,9 @@ Test(procs_unit, kill_finds_only_processes_that_exist)
 
 Test(procs_unit, process_groups_and_sessions)
 {
-	cr_assert_eq(call(SBX_CALL_PGRP, 1, 0, 0, 1), 1);	/* getpgid(0) */
+	cr_assert_eq(call(SBX_CALL_PGRP, 1, 0, 0, 1), 2);	/* getpgid(0) */
 	cr_assert_eq(call(SBX_CALL_PGRP, 1, 77, 0, 1), -ESRCH); /* no pid 77 */
-	cr_assert_eq(call(SBX_CALL_PGRP, 3, 0, 0, 1), 1);	/* getsid(0) */
+	cr_assert_eq(call(SBX_CALL_PGRP, 3, 0, 0, 1), 2);	/* getsid(0) */
 	cr_assert_eq(call(SBX_CALL_PGRP, 2, 0, 0, 1), -EPERM);	/* setsid of a leader */
 	cr_assert_eq(call(SBX_CALL_PGRP, 0, 0, 0, 1), -EPERM);	/* a session's leader */
 	cr_assert_eq(call(SBX_CALL_PGRP, 0, 8, 0, 1), -ESRCH);
@@ -164,40 +164,44 @@ Test(procs_unit, thread_ids_come_from_the_pid_space)
 	struct sbx_vm *vm = T.vm;
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	cr_assert_not_null(b);
-	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 2);
-	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 2, "held until a thread takes it");
-	cr_assert_eq(b->tid_next, 2);
-	cr_assert_eq(sbx_thread_tid_take(vm, 1, 3), -EINVAL, "not the id held");
-	cr_assert_eq(sbx_thread_tid_take(vm, 0, 2), -EINVAL, "vCPU 0's thread has the pid");
-	cr_assert_eq(sbx_thread_tid_take(vm, SBX_MAX_VCPUS, 2), -EINVAL);
-	cr_assert_eq(sbx_thread_tid_take(vm, 1, 2), 3);
+	cr_assert_eq(vm->proc.pid, SBX_FIRST_PID);
+	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 3);
+	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 3, "held until a thread takes it");
 	cr_assert_eq(b->tid_next, 3);
-	cr_assert_eq(call(SBX_CALL_PKILL, 2, 0, 0, 1), 1, "a thread of the caller's own process");
-	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), -ESRCH, "a held id is no thread yet");
+	cr_assert_eq(sbx_thread_tid_take(vm, 1, 4), -EINVAL, "not the id held");
+	cr_assert_eq(sbx_thread_tid_take(vm, 0, 3), -EINVAL, "vCPU 0's thread has the pid");
+	cr_assert_eq(sbx_thread_tid_take(vm, SBX_MAX_VCPUS, 3), -EINVAL);
+	cr_assert_eq(sbx_thread_tid_take(vm, 1, 3), 4);
+	cr_assert_eq(b->tid_next, 4);
+	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), 1, "a thread of the caller's own process");
+	cr_assert_eq(call(SBX_CALL_PKILL, 4, 0, 0, 1), -ESRCH, "a held id is no thread yet");
+	cr_assert_eq(call(SBX_CALL_PKILL, 1, 0, 0, 1), -ESRCH,
+		     "pid 1, the monitor's init, is none");
 	/* Only a thread's own vCPU says it ended: this is no vCPU's thread. */
-	sbx_thread_tid_gone(vm, 2);
-	cr_assert_eq(call(SBX_CALL_PKILL, 2, 0, 0, 1), 1, "forgotten by another than its vCPU");
+	sbx_thread_tid_gone(vm, 3);
+	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), 1, "forgotten by another than its vCPU");
 	/* A THREAD_RUN of a vCPU that was never started is refused before anything. */
-	struct sbx_slot s = {.nr = SBX_CALL_THREAD_RUN, .u.a = {0x400000, 1, 3}};
+	struct sbx_slot s = {.nr = SBX_CALL_THREAD_RUN, .u.a = {0x400000, 1, 4}};
 	cr_assert_eq(test_call(&T, s), -EINVAL);
-	cr_assert_eq(b->tid_next, 3);
+	cr_assert_eq(b->tid_next, 4);
 
 	sbx_procs_set_pid_max(vm, 12);
 	atomic_store(&vm->proc.threads.tid[1], 0);
-	uint32_t held = 3;
+	uint32_t held = 4;
 	for (unsigned k = 0; k < 40; k++) {
 		uint32_t idx = 1 + k % 4;
 		int64_t next = sbx_thread_tid_take(vm, idx, held);
-		cr_assert(next >= 2 && next < 12, "id %lld", (long long)next);
+		cr_assert(next >= 3 && next < 12, "id %lld", (long long)next);
 		for (unsigned i = 1; i <= 4; i++)
 			cr_assert_neq(atomic_load(&vm->proc.threads.tid[i]), (unsigned)next,
 				      "id %lld is vCPU %u's thread's", (long long)next, i);
 		held = (uint32_t)next;
 	}
-	/* Every id taken: none is given (clone and fork say EAGAIN), and nothing spins. */
-	sbx_procs_set_pid_max(vm, 3);
+	/* Every id taken (the pid, and 3 by every thread): none is given (clone and fork say
+	 * EAGAIN), and nothing spins. */
+	sbx_procs_set_pid_max(vm, 4);
 	for (unsigned i = 1; i <= 4; i++)
-		atomic_store(&vm->proc.threads.tid[i], 2);
+		atomic_store(&vm->proc.threads.tid[i], 3);
 	cr_assert_eq(sbx_thread_tid_take(vm, 1, held), 0);
 	cr_assert_eq(call(SBX_CALL_TID, 0, 0, 0, 0), 0);
 	cr_assert_eq(T.vm->life.stopping, 0);

@@ -217,7 +217,7 @@ Test(vfs, dev_fd_and_stdout_reopen_the_handle)
 Test(vfs, links_read_as_on_linux)
 {
 	char t[256];
-	const char *const links[][2] = {{"/proc/self", "1"},
+	const char *const links[][2] = {{"/proc/self", "2"},
 					{"/dev/stdin", "/proc/self/fd/0"},
 					{"/dev/fd", "/proc/self/fd"},
 					{"/proc/self/exe", T.vm->proc.image.exe_path}};
@@ -227,7 +227,7 @@ Test(vfs, links_read_as_on_linux)
 	}
 	int64_t fd = open_("/w/file", O_RDONLY);
 	char p[64];
-	snprintf(p, sizeof(p), "/proc/1/fd/%lld", (long long)fd);
+	snprintf(p, sizeof(p), "/proc/2/fd/%lld", (long long)fd);
 	readlink_(p, t, sizeof(t));
 	cr_assert_str_eq(t, "/w/file");
 	readlink_("/proc/self/fd/1", t, sizeof(t)); /* the monitor's pipe: never a host path */
@@ -248,10 +248,13 @@ Test(vfs, directories_list_their_nodes)
 	list("/dev", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|null|zero|full|random|urandom|stdin|stdout|stderr|fd|");
 	list("/proc/self", names, sizeof(names));
-	cr_assert_str_eq(names, ".|..|cmdline|environ|exe|fd|maps|status|");
+	cr_assert_str_eq(names, ".|..|cmdline|comm|environ|exe|fd|maps|stat|status|");
 	/* stdio, and the listing's own handle. */
 	list("/dev/fd/", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|0|1|2|3|");
+	/* Its own pid and no other: this sandbox has no process tree. */
+	list("/proc", names, sizeof(names));
+	cr_assert_str_eq(names, ".|..|2|self|uptime|");
 	list("/", names, sizeof(names));
 	cr_assert(strstr(names, "|dev|") && strstr(names, "|proc|") && strstr(names, "|r|"), "%s",
 		  names);
@@ -259,7 +262,9 @@ Test(vfs, directories_list_their_nodes)
 	cr_assert_eq(open_("/dev", O_WRONLY), -EISDIR);
 	cr_assert_eq(open_("/dev/null/x", O_RDONLY), -ENOTDIR);
 	cr_assert_eq(open_("/dev/nul", O_RDONLY), -ENOENT);
-	cr_assert_eq(open_("/proc/2/maps", O_RDONLY), -ENOENT);
+	cr_assert_eq(open_("/proc/3/maps", O_RDONLY), -ENOENT);
+	cr_assert_eq(open_("/proc/02/maps", O_RDONLY), -ENOENT);
+	cr_assert_geq(open_("/proc/2/maps", O_RDONLY), 0);
 	cr_assert_eq(open_("/proc/self/mounts", O_RDONLY), -ENOENT);
 	/* Relative to a virtual directory's handle, and as the cwd. */
 	int64_t d = open_("/proc/self", O_RDONLY | O_DIRECTORY);
@@ -324,9 +329,26 @@ Test(vfs, maps_lists_the_kernels_table_and_only_what_is_sane)
 	cr_assert_str_eq(m, want);
 	free(m);
 	char *s = slurp("/proc/self/status", 4096);
-	cr_assert(strstr(s, "Name:\tprog\n") && strstr(s, "Pid:\t1\n") &&
+	cr_assert(strstr(s, "Name:\tprog\n") && strstr(s, "Pid:\t2\n") && strstr(s, "PPid:\t1\n") &&
 		      strstr(s, "VmSize:\t    2068 kB\n") && strstr(s, "VmStk:\t    1024 kB\n"),
 		  "%s", s);
+	free(s);
+	/* stat: Linux's 52 fields, the ids where ps reads them, the program's text range. */
+	s = slurp("/proc/self/stat", 4096);
+	cr_assert(strncmp(s, "2 (prog) R 1 2 2 0 -1 ", 22) == 0, "%s", s);
+	int fields = 2;
+	for (const char *q = strchr(s, ')') + 1; *q; q++)
+		fields += *q == ' ';
+	cr_assert_eq(fields, 52, "%s", s);
+	free(s);
+	s = slurp("/proc/self/comm", 64);
+	cr_assert_str_eq(s, "prog\n");
+	free(s);
+	s = slurp("/proc/uptime", 64);
+	unsigned long secs;
+	unsigned cs;
+	char nl;
+	cr_assert_eq(sscanf(s, "%lu.%2u 0.00%c", &secs, &cs, &nl), 3, "%s", s);
 	free(s);
 
 	/* A count far too large is cut to the table's size; a table outside RAM is nothing. */
