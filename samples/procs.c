@@ -212,7 +212,7 @@ static int do_kill(void)
 }
 
 /* A child ends its parent, the first process, with SIGTERM: natively the program dies of it,
- * and so it does in the sandbox, pid 1 as it is there. */
+ * and so it does in the sandbox. */
 static int do_killparent(void)
 {
 	fflush(stdout);

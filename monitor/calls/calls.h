@@ -36,6 +36,9 @@ struct sbx_handle {
 	int vflags;	   /* SBX_H_VFILE: the open flags (O_ACCMODE, O_APPEND, O_NONBLOCK) */
 	uint64_t vdir_pos; /* SBX_H_VDIR, VFILE directory: next entry index; VFILE file: position */
 	int vnode;	   /* SBX_H_VFILE: enum sbx_vnode_type */
+	/* SBX_H_VFILE of /proc/PID (or /proc/self): the process it shows, fixed at the open as
+	 * Linux's (a forked child reading an inherited /proc/self/status reads its parent). */
+	uint32_t vpid;
 	/* stdio: whether a read or write of it may block (a pipe, socket or terminal), found at
 	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may. */
 	int may_block;
@@ -240,7 +243,11 @@ enum sbx_vnode_type {
 	SBX_V_MAPS,
 	SBX_V_STAT,
 	SBX_V_COMM,
-	SBX_V_UPTIME, /* /proc/uptime */
+	SBX_V_CPUINFO, /* the machine's (procfs_sys.c): CPUINFO..UPTIME */
+	SBX_V_PSTAT,   /* /proc/stat */
+	SBX_V_MEMINFO,
+	SBX_V_LOADAVG,
+	SBX_V_UPTIME,
 	SBX_V_ENVIRON,
 	SBX_V_LNK_STD,	 /* /dev/stdin..stderr: num 0..2 */
 	SBX_V_LNK_DEVFD, /* /dev/fd */
@@ -256,11 +263,11 @@ struct iovec;
 typedef void (*sbx_vfs_emit)(void *ctx, const char *name, size_t nlen, unsigned char type);
 int sbx_vfs_enabled(const struct sbx_vm *vm);
 /* A normalised guest path among the virtual nodes, intermediate links followed (/dev/fd/3 is
- * /proc/1/fd/3), the final one not: 0, or -ENOENT, -ENOTDIR. Callers look here only where the
+ * /proc/self/fd/3), the final one not: 0, or -ENOENT, -ENOTDIR. Callers look here only where the
  * policy has no mount. */
 int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn);
 /* A final link followed where the target is a node itself (/dev/stdout becomes the magic link
- * /proc/1/fd/1, /proc/self the directory /proc/1); /proc/1/exe and /proc/1/fd/N stay. */
+ * /proc/self/fd/1, /proc/self the directory /proc/PID); /proc/PID/exe and .../fd/N stay. */
 void sbx_vfs_follow(struct sbx_vnode *vn);
 int sbx_vfs_is_dir(int type);
 int sbx_vfs_is_file(int type);
@@ -269,18 +276,20 @@ void sbx_vfs_stat(struct sbx_vm *vm, const struct sbx_vnode *vn, const char *gpa
 		  struct stat *st);
 /* Entries of a virtual directory (SBX_V_ROOT: what the root adds to the policy's). */
 void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_emit emit, void *ctx);
-/* procfs.c: the generated files of /proc. The text of one, for the process its path names
- * (/proc/PID/..., the caller's otherwise), malloc'd: 0, or -ESRCH (that process ended),
- * -EACCES (not shown of another process), -ENOMEM. */
-int sbx_procfs_generate(struct sbx_vm *vm, int type, const char *gpath, char **text, size_t *len);
-/* The same for the process pid; SBX_V_LNK_EXE gives its exe link's target. */
+/* procfs.c: the generated files of /proc. The text of one (SBX_V_LNK_EXE: the exe link's
+ * target) for the process pid, the caller or another, malloc'd: 0, or -ESRCH (that process
+ * ended), -EACCES (not shown of another process), -ENOMEM. */
 int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size_t *len);
+/* procfs_sys.c: the text of one of the machine's files (SBX_V_CPUINFO..SBX_V_UPTIME). */
+int sbx_procfs_sys(struct sbx_vm *vm, int type, char **text, size_t *len);
 /* The pid a normalised /proc path names: its number, or the caller's for any other path. */
 uint32_t sbx_procfs_path_pid(struct sbx_vm *vm, const char *gpath);
 /* Whether pid is the caller's or a running process of its sandbox. */
 int sbx_procfs_exists(struct sbx_vm *vm, uint32_t pid);
-/* Whether a node of a /proc/PID directory is shown for a process other than the caller. */
-int sbx_procfs_other_ok(int type);
+/* Whether a node of the /proc/PID directory is shown: the caller's every one; of pid 1, the
+ * monitor's init, its stat, status, comm and cmdline; of another process all but its maps
+ * and fd. */
+int sbx_procfs_shown(struct sbx_vm *vm, uint32_t pid, int type);
 /* A read or write of a VFILE handle into host iovecs already checked against guest RAM. */
 int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *iov, int cnt,
 		   uint64_t total, int is_write, int positioned, int64_t off);

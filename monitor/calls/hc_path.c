@@ -53,15 +53,18 @@ static int classify(struct sbx_vm *vm, struct named *n, int follow)
 	policy_lookup(vm->cfg.policy, n->g, &n->t);
 	if (n->t.kind == POLICY_NONE) {
 		int r = sbx_vfs_lookup(vm, n->g, &n->vn);
-		if (r == -ENOTDIR)
+		if (r == -ENOTDIR || r == -EACCES) /* EACCES: another process's, not shown */
 			return r;
 		if (r == 0 && follow) {
 			sbx_vfs_follow(&n->vn);
 			const struct sbx_handle *h =
 			    n->vn.type == SBX_V_LNK_FD ? sbx_fd_get(vm, n->vn.num) : NULL;
-			const char *to = n->vn.type == SBX_V_LNK_EXE  ? vm->proc.image.exe_path
-					 : h && h->kind == SBX_H_HOST ? h->gpath
-								      : NULL;
+			char exe[sizeof(vm->proc.image.exe_path)];
+			const char *to = h && h->kind == SBX_H_HOST ? h->gpath : NULL;
+			/* Another process's program too (/proc/PID/exe), by its path. */
+			if (n->vn.type == SBX_V_LNK_EXE &&
+			    sbx_vfs_readlink(vm, &n->vn, exe, sizeof(exe)) == 0)
+				to = exe;
 			char norm[POLICY_PATH_MAX];
 			if (to && policy_normalize("/", to, strlen(to), norm, sizeof(norm)) == 0) {
 				memcpy(n->g, norm, sizeof(norm));
@@ -202,6 +205,7 @@ static int open_virtual(struct sbx_vm *vm, const struct named *p, int flags, int
 	int n = install(vm, SBX_H_VFILE, -1, p->g, (flags & O_CLOEXEC) != 0, 0);
 	if (n >= 0) {
 		vm->proc.files->fds[n].vnode = type;
+		vm->proc.files->fds[n].vpid = p->vn.num > 0 ? (uint32_t)p->vn.num : vm->proc.pid;
 		vm->proc.files->fds[n].vflags = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
 	}
 	return n;

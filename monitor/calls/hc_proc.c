@@ -270,6 +270,13 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		r = read_vector(vm, root, s->u.a[3], &envp, &total);
 	char gpath[POLICY_PATH_MAX];
 	gpath[0] = 0;
+	/* Linux names the process after the file execve was given, a script's own name and not
+	 * its interpreter's (pgrep, killall, ps -C find it so). */
+	char comm[16] = "";
+	if (r == 0) {
+		const char *base = strrchr(path, '/');
+		snprintf(comm, sizeof(comm), "%.15s", base ? base + 1 : path);
+	}
 	int fd = -1, first = 0;
 	if (r == 0 && !path[0] && !(flags & SBX_AT_EMPTY_PATH))
 		r = -ENOENT;
@@ -341,6 +348,8 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 			b->nice = nice < -20 ? -20 : nice > 19 ? 19 : nice;
 			b->persona = persona & ~0xffu;
 			b->pdeathsig = pdeathsig <= 64 ? pdeathsig : 0;
+			if (comm[0])
+				memcpy(b->comm, comm, sizeof(comm));
 			sbx_fd_exec(vm);
 			/* The symbols of the sandbox's first program are on the host; of another,
 			 * only by the guest's paths. */

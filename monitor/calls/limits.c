@@ -21,7 +21,7 @@ static int64_t clock_ms(clockid_t c)
  * other processes'. */
 static int64_t cpu_ms(struct sbx_vm *vm)
 {
-	int64_t ns = sbx_now_ns(vm->proc.vcpu.clock) + sbx_threads_cpu_ns(vm);
+	int64_t ns = sbx_process_cpu_ns(vm);
 	if (vm->hooks.others_cpu_ns)
 		ns += vm->hooks.others_cpu_ns(vm);
 	return ns / SBX_NS_PER_MS;

@@ -1,8 +1,8 @@
 /* The generated files of the virtual /proc (vfs.c finds them): a process's status, stat, comm,
  * cmdline, environ and maps, made anew at each read from the process as it is then, as Linux's
- * seq files are, and the sandbox's uptime. The process is the caller or, by its pid, another of
- * the sandbox's, whose VM hooks.procs_with lends under the tree's lock (so it cannot go away
- * meanwhile); of another only what its boot page, stack and the monitor's own records say is
+ * seq files are (the machine's files are procfs_sys.c's). The process is the caller or, by its pid,
+ * another of the sandbox's, whose VM hooks.procs_with lends under the tree's lock (so it cannot go
+ * away meanwhile); of another only what its boot page, stack and the monitor's own records say is
  * shown (not its maps, whose shared windows are behind a lock the tree's lock must not wait
  * for, nor its descriptors). */
 #include <errno.h>
@@ -192,18 +192,20 @@ static void vm_sizes(struct sbx_vm *vm, struct vm_sizes *z)
 	free(v);
 }
 
-static int64_t cpu_ns(struct sbx_vm *vm)
-{
-	return (vm->proc.vcpu.clock_set ? sbx_now_ns(vm->proc.vcpu.clock) : 0) +
-	       sbx_threads_cpu_ns(vm);
-}
-
 static void gen_status(struct sbx_vm *vm, struct text *t, int self)
 {
-	char comm[16];
+	char comm[16], name[32];
 	comm_of(vm, comm);
+	/* Escaped as Linux's: a name with a newline must not make lines of its own. */
+	size_t o = 0;
+	for (const char *c = comm; *c; c++) {
+		if (*c == '\n' || *c == '\\')
+			name[o++] = '\\';
+		name[o++] = *c == '\n' ? 'n' : *c;
+	}
+	name[o] = 0;
 	uint32_t uid = vm->host.uid, gid = vm->host.gid, pid = vm->proc.pid;
-	put(t, "Name:\t%s\nUmask:\t0022\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\n", comm,
+	put(t, "Name:\t%s\nUmask:\t0022\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\n", name,
 	    self ? "R (running)" : "S (sleeping)", pid, pid);
 	put(t, "PPid:\t%u\nTracerPid:\t0\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n",
 	    vm->proc.ppid, uid, uid, uid, uid, gid, gid, gid, gid);
@@ -278,7 +280,7 @@ static void gen_stat(struct sbx_vm *vm, struct text *t, int self)
 	nice = nice < -20 ? -20 : nice > 19 ? 19 : nice;
 	struct vm_sizes z;
 	vm_sizes(vm, &z);
-	uint64_t ticks = (uint64_t)cpu_ns(vm) / (1000000000u / PROCFS_HZ);
+	uint64_t ticks = (uint64_t)sbx_process_cpu_ns(vm) / (1000000000u / PROCFS_HZ);
 	uint64_t cticks = b ? b->children_cpu_ns / (1000000000u / PROCFS_HZ) : 0;
 	int64_t start = (int64_t)(vm->proc.start_ns / (1000000000ll / PROCFS_HZ));
 	uint64_t a0 = 0, a1 = 0, e0 = 0, e1 = 0;
@@ -298,15 +300,6 @@ static void gen_stat(struct sbx_vm *vm, struct text *t, int self)
 	    a0, a1, e0, e1);
 }
 
-/* Seconds since the sandbox's clock began (CLOCK_MONOTONIC, which stat's start times count
- * from too), and the idle time of its CPUs, which is not kept: 0. */
-static void gen_uptime(struct text *t)
-{
-	int64_t ns = sbx_now_ns(CLOCK_MONOTONIC);
-	put(t, "%" PRId64 ".%02" PRId64 " 0.00\n", (int64_t)(ns / 1000000000ll),
-	    (int64_t)(ns / 10000000ll % 100));
-}
-
 static void gen_comm(struct sbx_vm *vm, struct text *t)
 {
 	char comm[16];
@@ -318,6 +311,27 @@ struct gen_ctx {
 	int type, self;
 	struct text *t;
 };
+
+/* Pid 1, the monitor's init, the first process's parent: a process asleep that the sandbox
+ * started at its clock's start, with no arguments to show (a kernel thread's empty cmdline),
+ * named as the sandbox is. */
+static void gen_init(struct gen_ctx *g)
+{
+	switch (g->type) {
+	case SBX_V_STAT:
+		put(g->t, "1 (sandbox) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0 "
+			  "18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 "
+			  "0 0\n");
+		break;
+	case SBX_V_STATUS:
+		put(g->t, "Name:\tsandbox\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t1\nNgid:\t0\n"
+			  "Pid:\t1\nPPid:\t0\nTracerPid:\t0\nThreads:\t1\n");
+		break;
+	case SBX_V_COMM:
+		put(g->t, "sandbox\n");
+		break;
+	}
+}
 
 static void gen_one(struct sbx_vm *vm, void *arg)
 {
@@ -334,9 +348,6 @@ static void gen_one(struct sbx_vm *vm, void *arg)
 		break;
 	case SBX_V_COMM:
 		gen_comm(vm, g->t);
-		break;
-	case SBX_V_UPTIME:
-		gen_uptime(g->t);
 		break;
 	case SBX_V_CMDLINE:
 	case SBX_V_ENVIRON:
@@ -363,14 +374,9 @@ uint32_t sbx_procfs_path_pid(struct sbx_vm *vm, const char *gpath)
 
 int sbx_procfs_exists(struct sbx_vm *vm, uint32_t pid)
 {
-	if (pid == vm->proc.pid)
+	if (pid == vm->proc.pid || pid == 1)
 		return 1;
 	return pid && vm->hooks.procs_with && vm->hooks.procs_with(vm, pid, NULL, NULL) == 0;
-}
-
-int sbx_procfs_generate(struct sbx_vm *vm, int type, const char *gpath, char **text, size_t *len)
-{
-	return sbx_procfs_text(vm, type, sbx_procfs_path_pid(vm, gpath), text, len);
 }
 
 int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size_t *len)
@@ -381,10 +387,16 @@ int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size
 	t.buf[0] = 0;
 	struct gen_ctx g = {type, pid == vm->proc.pid, &t};
 	int r = 0;
-	if (g.self || type == SBX_V_UPTIME)
-		gen_one(vm, &g);
-	else if (!sbx_procfs_other_ok(type))
+	if (type >= SBX_V_CPUINFO && type <= SBX_V_UPTIME) {
+		free(t.buf);
+		return sbx_procfs_sys(vm, type, text, len);
+	}
+	if (!sbx_procfs_shown(vm, pid, type))
 		r = -EACCES;
+	else if (g.self)
+		gen_one(vm, &g);
+	else if (pid == 1)
+		gen_init(&g);
 	else if (!vm->hooks.procs_with || vm->hooks.procs_with(vm, pid, gen_one, &g) < 0)
 		r = -ESRCH; /* it ended since it was opened: Linux's read gives ESRCH too */
 	if (r < 0 || !t.buf) {
@@ -396,7 +408,12 @@ int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size
 	return 0;
 }
 
-int sbx_procfs_other_ok(int type)
+int sbx_procfs_shown(struct sbx_vm *vm, uint32_t pid, int type)
 {
+	if (pid == vm->proc.pid)
+		return 1;
+	if (pid == 1)
+		return type == SBX_V_STAT || type == SBX_V_STATUS || type == SBX_V_COMM ||
+		       type == SBX_V_CMDLINE;
 	return type != SBX_V_MAPS && type != SBX_V_DIR_FD && type != SBX_V_LNK_FD;
 }

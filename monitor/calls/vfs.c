@@ -14,8 +14,10 @@
  *             stat comm maps
  *   /proc/PID/fd/N                       the guest's handle N: opening it gives a new handle
  *                                        to the same file (Linux's "magic" links)
- *   /proc/uptime                         the sandbox's clock
- * Another process shows no maps and no fd (procfs.c says why).
+ *   /proc/cpuinfo stat meminfo loadavg   the machine as the sandbox sees it (procfs_sys.c)
+ *         uptime
+ * Another process shows no maps and no fd (procfs.c says why); pid 1, the monitor's own init
+ * (the first process's parent), its stat, status, comm and cmdline.
  *
  * The files are generated anew at each read from the position the handle keeps, as Linux's
  * seq files are, so a handle holds no buffer and snapshots need only its path and position. */
@@ -56,6 +58,15 @@ static const struct {
     {"cmdline", SBX_V_CMDLINE}, {"comm", SBX_V_COMM},	  {"environ", SBX_V_ENVIRON},
     {"exe", SBX_V_LNK_EXE},	{"fd", SBX_V_DIR_FD},	  {"maps", SBX_V_MAPS},
     {"stat", SBX_V_STAT},	{"status", SBX_V_STATUS},
+};
+
+/* The machine's files of /proc (procfs_sys.c). */
+static const struct {
+	const char *name;
+	int type;
+} sys_entries[] = {
+    {"cpuinfo", SBX_V_CPUINFO}, {"loadavg", SBX_V_LOADAVG}, {"meminfo", SBX_V_MEMINFO},
+    {"stat", SBX_V_PSTAT},	{"uptime", SBX_V_UPTIME},
 };
 
 /* The next component of *p (advanced past it and its slash): its length, 0 at the end. */
@@ -105,7 +116,7 @@ static int leaf(const char *p, struct sbx_vnode *vn, int type, int num)
 	return 0;
 }
 
-/* /proc/self/fd/... and /proc/1/fd/... after "fd". */
+/* /proc/self/fd/... and /proc/PID/fd/... (the caller's) after "fd". */
 static int lookup_fd(struct sbx_vm *vm, const char *p, struct sbx_vnode *vn)
 {
 	const char *c;
@@ -129,7 +140,7 @@ static int lookup_pid(struct sbx_vm *vm, uint32_t pid, const char *p, struct sbx
 	for (size_t i = 0; i < sizeof(pid_entries) / sizeof(pid_entries[0]); i++) {
 		if (!is(c, n, pid_entries[i].name))
 			continue;
-		if (pid != vm->proc.pid && !sbx_procfs_other_ok(pid_entries[i].type))
+		if (!sbx_procfs_shown(vm, pid, pid_entries[i].type))
 			return -EACCES;
 		if (pid_entries[i].type == SBX_V_DIR_FD)
 			return lookup_fd(vm, p, vn);
@@ -185,8 +196,9 @@ int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn)
 				return at_node(vn, SBX_V_LNK_SELF);
 			return lookup_pid(vm, vm->proc.pid, p, vn);
 		}
-		if (is(c, n, "uptime"))
-			return leaf(p, vn, SBX_V_UPTIME, -1);
+		for (size_t i = 0; i < sizeof(sys_entries) / sizeof(sys_entries[0]); i++)
+			if (is(c, n, sys_entries[i].name))
+				return leaf(p, vn, sys_entries[i].type, -1);
 		uint32_t pid = pid_number(c, n);
 		if (pid && sbx_procfs_exists(vm, pid))
 			return lookup_pid(vm, pid, p, vn);
@@ -328,8 +340,12 @@ static void list_pids(struct sbx_vm *vm, sbx_vfs_emit emit, void *ctx)
 	unsigned n = 0;
 	if (pids && vm->hooks.procs_list)
 		n = vm->hooks.procs_list(vm, pids, VFS_MAX_PIDS);
+	if (n > VFS_MAX_PIDS)
+		n = VFS_MAX_PIDS;
 	if (!n && pids)
 		pids[n++] = vm->proc.pid; /* no tree: the caller alone */
+	if (pids && n < VFS_MAX_PIDS)
+		pids[n++] = 1; /* the monitor's init */
 	if (pids)
 		qsort(pids, n, sizeof(*pids), pid_cmp);
 	char num[16];
@@ -366,12 +382,13 @@ void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_em
 	case SBX_V_DIR_PROC:
 		list_pids(vm, emit, ctx);
 		emit(ctx, "self", 4, DT_LNK);
-		emit(ctx, "uptime", 6, DT_REG);
+		for (size_t i = 0; i < sizeof(sys_entries) / sizeof(sys_entries[0]); i++)
+			emit(ctx, sys_entries[i].name, strlen(sys_entries[i].name), DT_REG);
 		break;
 	case SBX_V_DIR_PID: {
-		int other = sbx_procfs_path_pid(vm, gpath) != vm->proc.pid;
+		uint32_t pid = sbx_procfs_path_pid(vm, gpath);
 		for (size_t i = 0; i < sizeof(pid_entries) / sizeof(pid_entries[0]); i++)
-			if (!other || sbx_procfs_other_ok(pid_entries[i].type))
+			if (sbx_procfs_shown(vm, pid, pid_entries[i].type))
 				emit(ctx, pid_entries[i].name, strlen(pid_entries[i].name),
 				     pid_entries[i].type == SBX_V_DIR_FD    ? DT_DIR
 				     : pid_entries[i].type == SBX_V_LNK_EXE ? DT_LNK
@@ -431,7 +448,8 @@ int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *
 	}
 	char *text;
 	size_t len;
-	int r = sbx_procfs_generate(vm, type, h->gpath ? h->gpath : "", &text, &len);
+	uint32_t pid = h->vpid ? h->vpid : sbx_procfs_path_pid(vm, h->gpath ? h->gpath : "");
+	int r = sbx_procfs_text(vm, type, pid, &text, &len);
 	if (r < 0)
 		return r;
 	uint64_t pos = positioned ? (uint64_t)off : h->vdir_pos, done = 0;

@@ -920,6 +920,12 @@ int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held)
 	return 0;
 }
 
+int64_t sbx_process_cpu_ns(struct sbx_vm *vm)
+{
+	return (vm->proc.vcpu.clock_set ? sbx_now_ns(vm->proc.vcpu.clock) : 0) +
+	       sbx_threads_cpu_ns(vm);
+}
+
 unsigned sbx_threads_live(struct sbx_vm *vm)
 {
 	struct sbx_threads *th = &vm->proc.threads;

@@ -419,8 +419,9 @@ struct sbx_hooks {
 	/* A restored snapshot's threads have ids below next: new ids start there. */
 	void (*ids_from)(struct sbx_vm *vm, uint32_t next);
 	/* /proc's view of the sandbox's other processes (sandbox/procs.c): the pids of those
-	 * running, up to max, their count; and one's VM lent to fn (which may be NULL: whether
-	 * it runs) under the tree's lock, so that it cannot go away meanwhile: 0, or -ESRCH. */
+	 * running, up to max of them (pids may be NULL), and how many there are; and one's VM lent
+	 * to fn (which may be NULL: whether it runs) under the tree's lock, so that it cannot go
+	 * away meanwhile: 0, or -ESRCH. */
 	unsigned (*procs_list)(struct sbx_vm *vm, uint32_t *pids, unsigned max);
 	int (*procs_with)(struct sbx_vm *vm, uint32_t pid,
 			  void (*fn)(struct sbx_vm *other, void *ctx), void *ctx);
@@ -501,6 +502,8 @@ int64_t sbx_thread_tid_take(struct sbx_vm *vm, uint32_t index, uint64_t tid);
 void sbx_thread_tid_gone(struct sbx_vm *vm, uint64_t tid);
 /* Whether a thread of this process has this id, or it is held for the next one (held). */
 int sbx_thread_has_tid(struct sbx_vm *vm, uint32_t tid, int held);
+/* CPU time the process has used: vCPU 0's thread's and the threads' (/proc's times). */
+int64_t sbx_process_cpu_ns(struct sbx_vm *vm);
 /* Threads running now besides the main one (/proc's Threads). */
 unsigned sbx_threads_live(struct sbx_vm *vm);
 /* CPU time the threads' vCPUs (not vCPU 0's) have used, for --cpu-time. */

@@ -354,6 +354,8 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 	if (kh.header_size < sizeof(kh))
 		kh.exec_start = 0; /* a 1.1 kernel: no repeated runs */
 	vm->proc.image.khdr = kh;
+	/* Before the threads' ids are checked against the pid. */
+	sbx_procs_adopt_ids(vm);
 	uint8_t sig[32];
 	cpuid_sig(sig);
 	if (memcmp(sig, h->cpuid_sig, 12))

@@ -442,6 +442,7 @@ static int reopen_handle(struct sbx_vm *vm, struct sbx_sio *io, int num, struct 
 		}
 		h->fd = -1;
 		h->vnode = vn.type;
+		h->vpid = vn.num > 0 ? (uint32_t)vn.num : vm->proc.pid;
 		h->vflags = oflags & (O_ACCMODE | O_APPEND | O_NONBLOCK);
 		return 0;
 	}

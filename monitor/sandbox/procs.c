@@ -846,8 +846,8 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (mine)
-		return 1; /* the guest's kernel takes the caller's share */
-	return found || pid == -1 ? 0 : -ESRCH;
+		return 1;	   /* the guest's kernel takes the caller's share */
+	return found ? 0 : -ESRCH; /* kill(-1) too, when no process but the caller's is there */
 }
 
 /* setpgid, getpgid, setsid, getsid over the tree; the ids each process sees are in its boot
@@ -1011,9 +1011,12 @@ static unsigned procs_list(struct sbx_vm *vm, uint32_t *pids, unsigned max)
 	struct sbx_procs *t = vm->procs;
 	unsigned n = 0;
 	pthread_mutex_lock(&t->lock);
-	for (struct sbx_pnode *p = t->list; p && n < max; p = p->next)
-		if (p->vm && !p->ended)
-			pids[n++] = p->pid;
+	for (struct sbx_pnode *p = t->list; p; p = p->next)
+		if (p->vm && !p->ended) {
+			if (pids && n < max)
+				pids[n] = p->pid;
+			n++;
+		}
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -1214,6 +1217,28 @@ void sbx_procs_end(struct sbx_vm *vm)
 	vm->procs = NULL;
 }
 
+void sbx_procs_adopt_ids(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (!b || !t || t->root != vm || t->live != 1)
+		return;
+	uint32_t pid = b->pid, ppid = b->ppid, pgid = b->pgid, sid = b->sid;
+	if (!pid || pid >= SBX_PID_LIMIT || ppid >= SBX_PID_LIMIT || ppid == pid || !pgid ||
+	    pgid >= SBX_PID_LIMIT || !sid || sid >= SBX_PID_LIMIT)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n) {
+		n->pid = vm->proc.pid = pid;
+		n->ppid = vm->proc.ppid = ppid;
+		n->pgid = vm->proc.pgid = pgid;
+		n->sid = vm->proc.sid = sid;
+		t->next_pid = pid + 1 < t->pid_max ? pid + 1 : SBX_FIRST_PID + 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 void sbx_procs_reset(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
@@ -1223,7 +1248,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	pthread_mutex_lock(&t->lock);
 	for (struct sbx_pnode **pp = &t->list; *pp;) {
 		struct sbx_pnode *n = *pp;
-		if (n->pid == SBX_FIRST_PID) {
+		if (n->vm == t->root) {
 			/* A run's timers are not the next run's, nor their signals on the way (the
 			 * host's write is no page the reset puts back). */
 			uint64_t bits = 1ull << (SIGALRM - 1);

@@ -15,8 +15,11 @@ int sbx_vm_create_bare(const struct sbx_config *cfg, struct sbx_vm **out, char *
 int sbx_procs_attach(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_procs_end(struct sbx_vm *vm);
 /* Between two runs of the exec engine: every process but the first is killed and forgotten,
- * and pids start from 2 again. */
+ * and pids start after the first's again. */
 void sbx_procs_reset(struct sbx_vm *vm);
+/* A restored first process keeps the ids its boot page gives (a kernel older than ABI 1.17
+ * numbered it 1), where they are sane. */
+void sbx_procs_adopt_ids(struct sbx_vm *vm);
 /* At a process's run's start (again, for a repeated run's), it is in the tree to be
  * signalled; at its end, before its threads go, no signal reaches it any more. */
 void sbx_procs_run_start(struct sbx_vm *vm);

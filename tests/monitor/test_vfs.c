@@ -252,9 +252,13 @@ Test(vfs, directories_list_their_nodes)
 	/* stdio, and the listing's own handle. */
 	list("/dev/fd/", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|0|1|2|3|");
-	/* Its own pid and no other: this sandbox has no process tree. */
+	/* Its own pid and its parent's, the monitor's init: this sandbox has no process tree. */
 	list("/proc", names, sizeof(names));
-	cr_assert_str_eq(names, ".|..|2|self|uptime|");
+	cr_assert_str_eq(names, ".|..|1|2|self|cpuinfo|loadavg|meminfo|stat|uptime|");
+	list("/proc/1", names, sizeof(names));
+	cr_assert_str_eq(names, ".|..|cmdline|comm|stat|status|");
+	cr_assert_eq(open_("/proc/1/environ", O_RDONLY), -EACCES);
+	cr_assert_eq(open_("/proc/1/fd", O_RDONLY), -EACCES);
 	list("/", names, sizeof(names));
 	cr_assert(strstr(names, "|dev|") && strstr(names, "|proc|") && strstr(names, "|r|"), "%s",
 		  names);
@@ -341,6 +345,13 @@ Test(vfs, maps_lists_the_kernels_table_and_only_what_is_sane)
 		fields += *q == ' ';
 	cr_assert_eq(fields, 52, "%s", s);
 	free(s);
+	s = slurp("/proc/1/stat", 4096);
+	cr_assert(strncmp(s, "1 (sandbox) S 0 1 1 ", 20) == 0, "%s", s);
+	fields = 2;
+	for (const char *q = strchr(s, ')') + 1; *q; q++)
+		fields += *q == ' ';
+	cr_assert_eq(fields, 52, "%s", s);
+	free(s);
 	s = slurp("/proc/self/comm", 64);
 	cr_assert_str_eq(s, "prog\n");
 	free(s);
@@ -349,6 +360,28 @@ Test(vfs, maps_lists_the_kernels_table_and_only_what_is_sane)
 	unsigned cs;
 	char nl;
 	cr_assert_eq(sscanf(s, "%lu.%2u 0.00%c", &secs, &cs, &nl), 3, "%s", s);
+	free(s);
+	/* The machine: a processor block per CPU the sandbox may use (scripts count them for
+	 * make -j), a cpuN line each in stat (libuv's os.cpus()), memory as guest RAM. */
+	unsigned ncpus = T.vm->proc.threads.ncpus ? T.vm->proc.threads.ncpus : 1, seen = 0;
+	s = slurp("/proc/cpuinfo", 1 << 16);
+	for (const char *q = s; (q = strstr(q, "processor\t: ")); q++)
+		seen++;
+	cr_assert_eq(seen, ncpus, "%s", s);
+	cr_assert(strstr(s, "\nflags\t\t: fpu ") && strstr(s, " sse2 "), "%s", s);
+	free(s);
+	s = slurp("/proc/stat", 1 << 16);
+	cr_assert(strncmp(s, "cpu  ", 5) == 0 && strstr(s, "\ncpu0 ") && strstr(s, "\nbtime "),
+		  "%s", s);
+	free(s);
+	s = slurp("/proc/meminfo", 4096);
+	unsigned long kb = 0;
+	cr_assert_eq(sscanf(s, "MemTotal: %lu kB", &kb), 1, "%s", s);
+	cr_assert_eq(kb, T.vm->proc.mem.size >> 10);
+	free(s);
+	s = slurp("/proc/loadavg", 256);
+	double l1;
+	cr_assert_eq(sscanf(s, "%lf ", &l1), 1, "%s", s);
 	free(s);
 
 	/* A count far too large is cut to the table's size; a table outside RAM is nothing. */
