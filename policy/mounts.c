@@ -20,8 +20,9 @@ void policy_mount_release(struct policy_mount *m)
 	free(m->guest);
 	free(m->leaf);
 	free(m->up);
+	free(m->link);
 	m->root_fd = -1;
-	m->host = m->guest = m->leaf = NULL;
+	m->host = m->guest = m->leaf = m->link = NULL;
 	m->up = NULL;
 }
 
@@ -32,12 +33,14 @@ int policy_mount_copy(struct policy_mount *dst, const struct policy_mount *src, 
 	dst->host = strdup(src->host);
 	dst->guest = strdup(src->guest);
 	dst->leaf = src->leaf ? strdup(src->leaf) : NULL;
+	dst->link = src->link ? strdup(src->link) : NULL;
 	dst->up = src->nup ? malloc(src->nup * sizeof(*dst->up)) : NULL;
 	dst->root_fd = fcntl(src->root_fd, F_DUPFD_CLOEXEC, 0);
 	int e = dst->root_fd < 0 ? errno : 0;
 	if (dst->up)
 		memcpy(dst->up, src->up, src->nup * sizeof(*dst->up));
-	if (!e && dst->host && dst->guest && (dst->leaf || !src->leaf) && (dst->up || !src->nup))
+	if (!e && dst->host && dst->guest && (dst->leaf || !src->leaf) && (dst->up || !src->nup) &&
+	    (dst->link || !src->link))
 		return 0;
 	policy_mount_release(dst);
 	if (!e)
@@ -102,6 +105,14 @@ int policy_add_mount(struct policy *p, const char *spec, int rw, char *err, size
 	}
 	m.host = strdup(real);
 	m.guest = strdup(guest);
+	/* Debian's /bin: a link that stays one in the guest when its target is shown (links.c). */
+	char text[PATH_MAX];
+	ssize_t tl =
+	    m.is_dir && strcmp(host, guest) == 0 ? readlink(host, text, sizeof(text) - 1) : -1;
+	if (tl > 0) {
+		text[tl] = 0;
+		m.link = strdup(text);
+	}
 	r = m.host ? policy_nest_identify(&m, err, errlen) : -ENOMEM;
 	struct policy_mount *n = r < 0 ? NULL : realloc(p->mounts, (p->nmounts + 1) * sizeof(*n));
 	if (n) {

@@ -30,6 +30,9 @@ struct policy_mount {
 	size_t nup;
 	int holds_mounts; /* another mount's object may be reachable beneath this one's root:
 			     each path is resolved to its final directory and decided there */
+	/* The host path given was a symlink with this text, and the mount is at that same guest
+	 * path: in the guest it is that link while another mount shows its target (links.c). */
+	char *link;
 };
 
 /* A host object by identity. */
@@ -206,6 +209,12 @@ int policy_open_guest(const struct policy *p, const char *gpath, enum policy_wal
 /* Child names of a virtual directory, for getdents: calls fn for each distinct name. */
 void policy_vdir_children(const struct policy *p, const char *gpath,
 			  void (*fn)(void *ctx, const char *name, size_t len), void *ctx);
+/* links.c: a mount that is a symlink in the guest (Debian's /bin beside /usr). If gpath is one
+ * now: the link's text, and the mount's index is returned; -ENOENT if not. */
+int policy_link_of(const struct policy *p, const char *gpath, char *text, size_t len);
+/* A normalised guest path through such links (the last component too with follow_last)
+ * rewritten to continue at their targets: 0, -ELOOP, -ENAMETOOLONG. */
+int policy_follow_links(const struct policy *p, char *g, size_t len, int follow_last);
 /* The guest path under which a host file is visible, if any (for /proc/self/exe). */
 int policy_guest_path_of(const struct policy *p, const char *host_realpath, char *out,
 			 size_t outlen);

@@ -235,24 +235,26 @@ void policy_vdir_children(const struct policy *p, const char *gpath,
 	}
 }
 
+/* Where several mounts show the file (Debian's --ro /bin is a view of /usr/bin beside
+ * --ro /usr), the one that shows it at its host path wins, as Linux names the file itself
+ * (/proc/self/exe is /usr/bin/cmake however it was run, and cmake finds /usr/share from it);
+ * then the first given. */
 int policy_guest_path_of(const struct policy *p, const char *host_realpath, char *out,
 			 size_t outlen)
 {
-	for (size_t i = 0; i < p->nmounts; i++) {
-		char real[POLICY_PATH_MAX];
-		const struct policy_mount *m = &p->mounts[i];
-		if (!realpath(m->host, real))
-			continue;
-		size_t rest;
-		if (!path_under(real, host_realpath, &rest))
-			continue;
-		const char *tail = host_realpath + rest;
-		if (!m->is_dir && *tail)
-			continue;
-		int n = snprintf(out, outlen, "%s%s%s", m->guest,
-				 (*tail && strcmp(m->guest, "/") != 0) ? "/" : "", tail);
-		if (n > 0 && (size_t)n < outlen)
-			return 0;
-	}
-	return -ENOENT;
+	int found = 0;
+	for (int pass = 0; pass < 2 && !found; pass++)
+		for (size_t i = 0; i < p->nmounts && !found; i++) {
+			const struct policy_mount *m = &p->mounts[i];
+			size_t rest;
+			if (!path_under(m->host, host_realpath, &rest))
+				continue;
+			const char *tail = host_realpath + rest;
+			if ((!m->is_dir && *tail) || (pass == 0 && strcmp(m->host, m->guest) != 0))
+				continue;
+			int n = snprintf(out, outlen, "%s%s%s", m->guest,
+					 (*tail && strcmp(m->guest, "/") != 0) ? "/" : "", tail);
+			found = n > 0 && (size_t)n < outlen;
+		}
+	return found ? 0 : -ENOENT;
 }

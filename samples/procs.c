@@ -9,6 +9,7 @@
  *   procs orphan | procfs
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
+ *   procs bigmem M fork|map      touch M MiB, then fork; or map M MiB more: exit 1 if refused
  * Benchmarks, "OP N ns" (each) on stderr:
  *   procs bench N | execbench N  fork+_exit+wait, fork+exec+wait
  *   procs execlivebench N        fork, two threads, execve from the second while the other
@@ -407,6 +408,36 @@ static int do_procfs(void)
 	printf("parent: the reaped child's stat: %s\n",
 	       access(path, F_OK) < 0 && errno == ENOENT ? "gone" : "there");
 	return 0;
+}
+
+static int do_bigmem(int m, const char *what)
+{
+	size_t len = (size_t)m << 20;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	memset(p, 1, len);
+	if (!strcmp(what, "map")) {
+		void *q =
+		    mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED) {
+			perror("mmap");
+			return 1;
+		}
+		memset(q, 1, len);
+		return 0;
+	}
+	fflush(stdout);
+	pid_t c = fork();
+	if (c < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (c == 0)
+		_exit(p[len - 1] == 1 ? 0 : 2);
+	return reap(c, "child");
 }
 
 static int note[2];
@@ -2120,6 +2151,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "many")	    ? do_many(n > 0 ? n : 20)
 		: !strcmp(c, "hog")	    ? do_hog(n > 0 ? n : 3, argc > 3 ? atoi(argv[3]) : 24)
 		: !strcmp(c, "spin")	    ? do_spin(n > 0 ? n : 2)
+		: !strcmp(c, "bigmem")	    ? do_bigmem(n > 0 ? n : 8, argc > 3 ? argv[3] : "fork")
 		: !strcmp(c, "segv")	    ? do_segv()
 		: !strcmp(c, "ids")	    ? do_ids()
 		: !strcmp(c, "threaded")    ? do_threaded()

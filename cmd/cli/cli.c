@@ -22,7 +22,7 @@ void sbx_cli_usage(FILE *f)
 	    "  --env K=V            set a guest environment variable (default: PATH only)\n"
 	    "  --env-pass K         pass K from the host environment\n"
 	    "  --no-stdin           the guest's stdin is closed\n"
-	    "  --no-dev             no virtual /dev and /proc/self (shown by default)\n"
+	    "  --no-dev             no virtual /dev and /proc (shown by default)\n"
 	    "  --no-libs            a dynamic program's interpreter and libraries are not shown\n"
 	    "                       by default: the mounts must show them\n"
 	    "Limits, for all processes together (exit status 118-123 when one ends the run,\n"

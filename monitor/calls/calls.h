@@ -254,6 +254,7 @@ enum sbx_vnode_type {
 	SBX_V_LNK_SELF,	 /* /proc/self */
 	SBX_V_LNK_EXE,	 /* /proc/PID/exe: num is PID */
 	SBX_V_LNK_FD,	 /* /proc/self/fd/N: num is N, an open handle */
+	SBX_V_LNK_MOUNT, /* a mount that is a link in the guest: num is its index (links.c) */
 };
 struct sbx_vnode {
 	int type; /* enum sbx_vnode_type */

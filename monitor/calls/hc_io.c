@@ -330,6 +330,18 @@ static void vdir_emit(void *ctx, const char *name, size_t nlen)
 	vdir_emit_typed(ctx, name, nlen, DT_DIR);
 }
 
+/* A mount or the directory above one; a mount that is a link in the guest (Debian's /bin
+ * beside /usr, policy_link_of) is listed as one. */
+static void vdir_emit_entry(void *ctx, const char *name, size_t nlen)
+{
+	struct vdir_fill *f = ctx;
+	char g[POLICY_PATH_MAX], text[POLICY_PATH_MAX];
+	int link = snprintf(g, sizeof(g), "%s/%.*s", strcmp(f->dir, "/") ? f->dir : "", (int)nlen,
+			    name) < (int)sizeof(g) &&
+		   policy_link_of(f->vm->cfg.policy, g, text, sizeof(text)) >= 0;
+	vdir_emit_typed(ctx, name, nlen, link ? DT_LNK : DT_DIR);
+}
+
 /* A virtual node's entry in a directory the policy shows too: only where it shows nothing. */
 static void vdir_emit_merged(void *ctx, const char *name, size_t nlen, unsigned char type)
 {
@@ -365,7 +377,7 @@ int64_t sbx_hc_getdents(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -ENOTDIR;
 		sbx_vfs_children(vm, h->gpath, h->vnode, vdir_emit_typed, &f);
 	} else {
-		policy_vdir_children(vm->cfg.policy, h->gpath, vdir_emit, &f);
+		policy_vdir_children(vm->cfg.policy, h->gpath, vdir_emit_entry, &f);
 		/* The virtual /dev and /proc where the policy has no mount of that name. */
 		struct sbx_vnode vn;
 		int type = strcmp(h->gpath, "/") == 0		    ? SBX_V_ROOT

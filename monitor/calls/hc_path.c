@@ -50,9 +50,22 @@ struct named {
 static int classify(struct sbx_vm *vm, struct named *n, int follow)
 {
 	n->vn = (struct sbx_vnode){SBX_V_NONE, -1};
+	/* Through a mount that is a link in the guest (Debian's /bin beside /usr), at its
+	 * target; the link itself when it is the last component, not followed. */
+	char text[POLICY_PATH_MAX];
+	int r = policy_follow_links(vm->cfg.policy, n->g, sizeof(n->g), follow);
+	if (r < 0)
+		return r;
+	int link = follow ? -1 : policy_link_of(vm->cfg.policy, n->g, text, sizeof(text));
+	if (link >= 0) {
+		n->t = (struct policy_target){.kind = POLICY_NONE};
+		n->vn = (struct sbx_vnode){SBX_V_LNK_MOUNT, link};
+		sbx_audit_note(vm, n->g, &n->t);
+		return 0;
+	}
 	policy_lookup(vm->cfg.policy, n->g, &n->t);
 	if (n->t.kind == POLICY_NONE) {
-		int r = sbx_vfs_lookup(vm, n->g, &n->vn);
+		r = sbx_vfs_lookup(vm, n->g, &n->vn);
 		if (r == -ENOTDIR || r == -EACCES) /* EACCES: another process's, not shown */
 			return r;
 		if (r == 0 && follow) {

@@ -286,6 +286,12 @@ int sbx_vfs_readlink(struct sbx_vm *vm, const struct sbx_vnode *vn, char *out, s
 		return 0;
 	case SBX_V_LNK_FD:
 		return handle_name(vm, vn->num, out, len);
+	case SBX_V_LNK_MOUNT:
+		if (!vm->cfg.policy || vn->num < 0 || (size_t)vn->num >= vm->cfg.policy->nmounts ||
+		    !vm->cfg.policy->mounts[vn->num].link)
+			return -EINVAL;
+		snprintf(out, len, "%s", vm->cfg.policy->mounts[vn->num].link);
+		return 0;
 	}
 	return -EINVAL;
 }

@@ -290,6 +290,24 @@ static void guest_exe_path(struct sbx_vm *vm)
 	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "/%s", basename(tmp));
 }
 
+/* /proc/self/exe of an execve'd image: the file itself, by the guest path its host path has
+ * (a link the guest ran it by resolved, a mount that shows it at its host path preferred:
+ * policy_guest_path_of), as Linux names the file; the path execve was given otherwise. */
+static void exec_exe_path(struct sbx_vm *vm, int fd)
+{
+	char link[64], real[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, real, sizeof(real) - 1);
+	if (n > 0 && real[0] == '/' && vm->cfg.policy) {
+		real[n] = 0;
+		if (policy_guest_path_of(vm->cfg.policy, real, vm->proc.image.exe_path,
+					 sizeof(vm->proc.image.exe_path)) == 0)
+			return;
+	}
+	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "%s",
+		 vm->proc.exec_path);
+}
+
 /* Static programs load at SBX_USER_ADDR, about as many bytes as the file has. Populating that
  * range in one call is cheaper than a host page fault per page while copying, and the guest's
  * own first touches are cheaper when the host pages already exist (docs/architecture.md, "What
@@ -632,8 +650,7 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 	free(vm->proc.exec_path);
 	vm->proc.exec_path = path;
 	path = NULL;
-	snprintf(vm->proc.image.exe_path, sizeof(vm->proc.image.exe_path), "%s",
-		 vm->proc.exec_path);
+	exec_exe_path(vm, fd);
 	vm->proc.vcpu.xcr0 = sbx_xstate_default(&vm->proc.kvm.xs);
 	if ((r = load_images(vm, &x, err, errlen)) < 0 ||
 	    (r = enter_image(vm, argv, envp, err, errlen)) < 0)

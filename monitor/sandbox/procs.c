@@ -62,6 +62,7 @@ struct sbx_procs {
 				 first fork or timer */
 	int keeper_started;
 	uint32_t oom_pid; /* the process the keeper killed last, until its run is over */
+	int told_mem;	  /* a fork refused for --mem was told (once a run) */
 	/* What ended processes left for the first's report (sbx_procs_leave_report). */
 	uint32_t nosys[SBX_MAX_SYSCALL];
 	char *missing[SBX_MISSING_MAX];
@@ -631,13 +632,19 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	int pending;
 	uint64_t held = mem_held(t, &top, &pending), more = sbx_mem_ram_bytes(vm);
 	if (held + more > t->root->proc.mem.size) {
+		/* Said once without -v: a compiler driver's posix_spawn failing with ENOMEM
+		 * tells the user nothing of --mem. */
+		int first = !t->told_mem;
+		t->told_mem = 1;
 		pthread_mutex_unlock(&t->lock);
-		sbx_log(
-		    vm, 1,
-		    "fork refused: the copy would need %llu MiB more and the sandbox's processes "
-		    "hold %llu MiB, over --mem %llu MiB together",
-		    (unsigned long long)(more >> 20), (unsigned long long)(held >> 20),
-		    (unsigned long long)(vm->cfg.mem_size >> 20));
+		if (first || vm->cfg.verbose)
+			sbx_logf(vm,
+				 "%s: fork refused: the copy would need %llu MiB more and the "
+				 "sandbox's processes hold %llu MiB, over --mem %llu MiB together; "
+				 "give it more with --mem",
+				 vm->cfg.name ? vm->cfg.name : vm->cfg.prog,
+				 (unsigned long long)(more >> 20), (unsigned long long)(held >> 20),
+				 (unsigned long long)(t->root->proc.mem.size >> 20));
 		return -ENOMEM;
 	}
 	start_keeper(t);
@@ -1271,6 +1278,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 	t->live = 1;
 	t->ended_cpu_ns = 0;
 	t->oom_pid = 0;
+	t->told_mem = 0;
 	t->ending = 0;
 	forget_report(t);
 	pthread_mutex_unlock(&t->lock);

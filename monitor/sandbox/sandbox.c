@@ -118,6 +118,16 @@ static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
 	report_refused(vm, count, all, res, 1);
 	int failed = vm->life.stop.status != 0 || vm->life.stop.signal != 0;
 	sbx_missing_report(vm, failed && vm->proc.pid == SBX_FIRST_PID);
+	/* A program that failed after memory was refused it (a compiler's 200 MiB libraries in
+	 * the default 256 MiB): the likely why, and the flag. */
+	uint32_t refused = b ? b->enomem : 0;
+	if (failed && refused)
+		sbx_logf(
+		    vm,
+		    "%s: %u request%s for memory (mmap, brk) refused: the sandbox has %llu MiB "
+		    "of guest RAM; give it more with --mem",
+		    vm->cfg.name ? vm->cfg.name : vm->cfg.prog, refused, refused == 1 ? "" : "s",
+		    (unsigned long long)(vm->proc.mem.size >> 20));
 	sbx_procs_leave_report(vm, count);
 }
 

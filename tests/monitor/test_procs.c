@@ -333,6 +333,31 @@ static char *sample(const char *opts, const char *args, int *st)
 	return e2e_slurp(cmd, st);
 }
 
+/* Memory refused for --mem says so once, naming the flag, though the program only sees ENOMEM:
+ * a fork whose copy would not fit, and mmap past guest RAM in a program that then fails. */
+Test(procs, memory_refused_for_the_limit_names_the_flag)
+{
+	int st;
+	char *o = sample("--mem 64M", "bigmem 40 fork", &st);
+	cr_assert_eq(st, 1, "%s", o);
+	cr_assert(strstr(o, "fork: Cannot allocate memory") &&
+		      strstr(o, "fork refused: the copy would need 4") &&
+		      strstr(o, "over --mem 64 MiB together; give it more with --mem"),
+		  "%s", o);
+	free(o);
+	o = sample("--mem 64M", "bigmem 40 map", &st);
+	cr_assert_eq(st, 1, "%s", o);
+	cr_assert(strstr(o, "mmap: Cannot allocate memory") &&
+		      strstr(o, "for memory (mmap, brk) refused: the sandbox has 64 MiB of guest "
+				"RAM; give it more with --mem"),
+		  "%s", o);
+	free(o);
+	o = sample("--mem 64M", "bigmem 8 fork", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(!strstr(o, "--mem"), "%s", o);
+	free(o);
+}
+
 /* --cpu-time counts every process's time: two spinning children end the sandbox, though the
  * first process only waits. */
 Test(procs, cpu_time_counts_all_processes_together)

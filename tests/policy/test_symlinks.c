@@ -248,3 +248,61 @@ Test(symlinks, no_descriptor_is_left_open)
 	}
 	cr_expect_eq(scratch_open_fds(), before);
 }
+
+/* A file two mounts show (Debian's /bin, a view of /usr/bin, beside /usr) is named by the one
+ * that shows it at its host path, as Linux names it (/proc/self/exe), whatever the order. */
+Test(symlinks, a_file_shown_twice_is_named_where_its_host_path_is)
+{
+	struct policy p;
+	char err[256], out[256];
+	policy_init(&p);
+	cr_assert_eq(policy_add_mount(&p, "/usr/bin:/bin", 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_guest_path_of(&p, "/usr/bin/env", out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "/bin/env", "only the view shows it");
+	cr_assert_eq(policy_add_mount(&p, "/usr", 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_guest_path_of(&p, "/usr/bin/env", out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "/usr/bin/env");
+	cr_assert_eq(policy_guest_path_of(&p, "/etc/passwd", out, sizeof(out)), -ENOENT);
+	policy_free(&p);
+}
+
+/* A mount of a host path that is a symlink, at that same path (Debian's /bin -> usr/bin), is
+ * that link in the guest while another mount shows its target as the same host directory:
+ * paths through it continue at the target, lstat and readlink see the link. Alone, it is the
+ * directory it shows. */
+Test(symlinks, a_mounted_host_link_stays_a_link_beside_its_target)
+{
+	sh("mkdir -p t/usr/bin t/other && echo x > t/usr/bin/prog && ln -s usr/bin t/bin && "
+	   "ln -s other t/elsewhere");
+	char bin[128], usr[128], elsewhere[128], g[POLICY_PATH_MAX], text[64], want[160];
+	snprintf(bin, sizeof(bin), "%s/t/bin", dir);
+	snprintf(usr, sizeof(usr), "%s/t/usr", dir);
+	snprintf(elsewhere, sizeof(elsewhere), "%s/t/elsewhere", dir);
+	struct policy p;
+	char err[256];
+	policy_init(&p);
+	cr_assert_eq(policy_add_mount(&p, bin, 0, err, sizeof(err)), 0, "%s", err);
+	/* Its target not shown: a directory, paths through it stay. */
+	cr_assert_eq(policy_link_of(&p, bin, text, sizeof(text)), -ENOENT);
+	snprintf(g, sizeof(g), "%s/prog", bin);
+	cr_assert_eq(policy_follow_links(&p, g, sizeof(g), 1), 0);
+	snprintf(want, sizeof(want), "%s/prog", bin);
+	cr_assert_str_eq(g, want);
+	cr_assert_eq(policy_add_mount(&p, usr, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_geq(policy_link_of(&p, bin, text, sizeof(text)), 0);
+	cr_assert_str_eq(text, "usr/bin");
+	cr_assert_eq(policy_follow_links(&p, g, sizeof(g), 1), 0);
+	snprintf(want, sizeof(want), "%s/t/usr/bin/prog", dir);
+	cr_assert_str_eq(g, want);
+	/* The link itself when last and not followed; followed, its target. */
+	snprintf(g, sizeof(g), "%s", bin);
+	cr_assert_eq(policy_follow_links(&p, g, sizeof(g), 0), 0);
+	cr_assert_str_eq(g, bin);
+	cr_assert_eq(policy_follow_links(&p, g, sizeof(g), 1), 0);
+	snprintf(want, sizeof(want), "%s/t/usr/bin", dir);
+	cr_assert_str_eq(g, want);
+	/* A link whose target is another directory than the one shown there: a directory. */
+	cr_assert_eq(policy_add_mount(&p, elsewhere, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_link_of(&p, elsewhere, text, sizeof(text)), -ENOENT);
+	policy_free(&p);
+}
