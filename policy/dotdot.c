@@ -47,6 +47,11 @@ int policy_normalize_walked(const struct policy *p, const char *base, const char
 			memcpy(acc, walked, strlen(walked) + 1);
 		if (r < 0 || d == end)
 			break;
+		/* A mount that is a link in the guest (Debian's /bin): ".." is its target's parent,
+		 * as after any link. */
+		r = policy_follow_links(p, acc, sizeof(acc), 1);
+		if (r < 0)
+			break;
 		struct policy_target t;
 		policy_lookup(p, acc, &t);
 		size_t al = strlen(acc);

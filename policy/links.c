@@ -25,6 +25,14 @@ static const struct policy_mount *link_at(const struct policy *p, const char *g,
 		const struct policy_mount *m = &p->mounts[i];
 		if (!m->link || strlen(m->guest) != len || memcmp(m->guest, g, len) != 0)
 			continue;
+		/* A mount beneath it (a --tmp /bin/cache) would be out of reach through the link:
+		 * then it stays a directory. */
+		int nested = 0;
+		for (size_t k = 0; k < p->nmounts && !nested; k++)
+			nested = strncmp(p->mounts[k].guest, m->guest, len) == 0 &&
+				 p->mounts[k].guest[len] == '/';
+		if (nested)
+			return NULL;
 		char parent[POLICY_PATH_MAX];
 		snprintf(parent, sizeof(parent), "%.*s", (int)len, g);
 		char *slash = strrchr(parent, '/');
@@ -47,7 +55,9 @@ static const struct policy_mount *link_at(const struct policy *p, const char *g,
 		if (!best || snprintf(host, sizeof(host), "%s%s", best->host, target + best_len) >=
 				 (int)sizeof(host))
 			return NULL;
-		return strcmp(host, m->host) == 0 ? m : NULL;
+		/* The same directory, and the same rule for it: --rw /bin beside --ro /usr stays
+		 * the writable directory it was given as. */
+		return strcmp(host, m->host) == 0 && best->rw == m->rw ? m : NULL;
 	}
 	return NULL;
 }
@@ -77,11 +87,12 @@ int policy_follow_links(const struct policy *p, char *g, size_t len, int follow_
 				at = i;
 		if (!at)
 			return 0;
-		char out[POLICY_PATH_MAX];
+		char out[POLICY_PATH_MAX], norm[POLICY_PATH_MAX];
 		if (snprintf(out, sizeof(out), "%s%s", target, g + at) >= (int)sizeof(out) ||
-		    strlen(out) >= len)
+		    policy_normalize("/", out, strlen(out), norm, sizeof(norm)) < 0 ||
+		    strlen(norm) >= len)
 			return -ENAMETOOLONG;
-		memcpy(g, out, strlen(out) + 1);
+		memcpy(g, norm, strlen(norm) + 1);
 	}
 	return any ? -ELOOP : 0;
 }

@@ -434,6 +434,10 @@ static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int seco
 {
 	int r = guest_target(vm, a, second, 0, p);
 	while (r == 0) {
+		/* A mount that is a link in the guest (Debian's /bin): an entry that exists, and
+		 * that no call may remove or replace (a mount point's EBUSY). */
+		if (p->vn.type == SBX_V_LNK_MOUNT)
+			return -EBUSY;
 		if (p->vn.type != SBX_V_NONE || in_virtual_dir(vm, p->g))
 			return -EACCES; /* root's directories, as /dev and /proc are on Linux */
 		if (p->t.kind == POLICY_VDIR)

@@ -379,6 +379,14 @@ int sbx_procfs_exists(struct sbx_vm *vm, uint32_t pid)
 	return pid && vm->hooks.procs_with && vm->hooks.procs_with(vm, pid, NULL, NULL) == 0;
 }
 
+/* Pid 1 is the monitor's init unless a process has it (a snapshot of ABI 1.16 or older
+ * restored: its first process was 1). */
+static int is_init(struct sbx_vm *vm, uint32_t pid)
+{
+	return pid == 1 && vm->proc.pid != 1 &&
+	       !(vm->hooks.procs_with && vm->hooks.procs_with(vm, 1, NULL, NULL) == 0);
+}
+
 int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size_t *len)
 {
 	struct text t = {malloc(4096), 0, 4096};
@@ -395,7 +403,7 @@ int sbx_procfs_text(struct sbx_vm *vm, int type, uint32_t pid, char **text, size
 		r = -EACCES;
 	else if (g.self)
 		gen_one(vm, &g);
-	else if (pid == 1)
+	else if (is_init(vm, pid))
 		gen_init(&g);
 	else if (!vm->hooks.procs_with || vm->hooks.procs_with(vm, pid, gen_one, &g) < 0)
 		r = -ESRCH; /* it ended since it was opened: Linux's read gives ESRCH too */
@@ -412,7 +420,7 @@ int sbx_procfs_shown(struct sbx_vm *vm, uint32_t pid, int type)
 {
 	if (pid == vm->proc.pid)
 		return 1;
-	if (pid == 1)
+	if (is_init(vm, pid))
 		return type == SBX_V_STAT || type == SBX_V_STATUS || type == SBX_V_COMM ||
 		       type == SBX_V_CMDLINE;
 	return type != SBX_V_MAPS && type != SBX_V_DIR_FD && type != SBX_V_LNK_FD;

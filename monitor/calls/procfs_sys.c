@@ -168,16 +168,18 @@ static void cpuinfo(struct sbx_vm *vm, FILE *f)
 	const char *name = brand;
 	while (*name == ' ')
 		name++;
-	char flagline[2048];
+	char flagline[2048] = "";
 	size_t o = 0;
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		const struct flag *fl = &flags[i];
 		if (fl->fn >= 0x80000000 ? fl->fn > max_ext : fl->fn > max_std)
 			continue;
 		leaf(vm, fl->fn, fl->idx, v);
-		if ((v[fl->reg] >> fl->bit) & 1)
-			o += (size_t)snprintf(flagline + o, sizeof(flagline) - o, "%s%s",
-					      o ? " " : "", fl->name);
+		int w = (v[fl->reg] >> fl->bit) & 1 ? snprintf(flagline + o, sizeof(flagline) - o,
+							       "%s%s", o ? " " : "", fl->name)
+						    : 0;
+		if (w > 0 && (size_t)w < sizeof(flagline) - o)
+			o += (size_t)w;
 	}
 	const struct sbx_bootinfo *b = sbx_gptr_ro(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	double mhz = b && b->tsc_hz ? (double)b->tsc_hz / 1e6 : 0;

@@ -350,8 +350,11 @@ static void list_pids(struct sbx_vm *vm, sbx_vfs_emit emit, void *ctx)
 		n = VFS_MAX_PIDS;
 	if (!n && pids)
 		pids[n++] = vm->proc.pid; /* no tree: the caller alone */
-	if (pids && n < VFS_MAX_PIDS)
-		pids[n++] = 1; /* the monitor's init */
+	int has_init = 0;
+	for (unsigned i = 0; pids && i < n; i++)
+		has_init |= pids[i] == 1;
+	if (pids && n < VFS_MAX_PIDS && !has_init)
+		pids[n++] = 1; /* the monitor's init (a restored old snapshot's process may be 1) */
 	if (pids)
 		qsort(pids, n, sizeof(*pids), pid_cmp);
 	char num[16];
