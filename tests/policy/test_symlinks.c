@@ -301,8 +301,40 @@ Test(symlinks, a_mounted_host_link_stays_a_link_beside_its_target)
 	cr_assert_eq(policy_follow_links(&p, g, sizeof(g), 1), 0);
 	snprintf(want, sizeof(want), "%s/t/usr/bin", dir);
 	cr_assert_str_eq(g, want);
+	/* ".." after it climbs from its target, as after any link. */
+	snprintf(g, sizeof(g), "%s/t/bin/..", dir);
+	char walked[POLICY_PATH_MAX];
+	cr_assert_eq(policy_normalize_walked(&p, "/", g, strlen(g), walked, sizeof(walked)), 0);
+	snprintf(want, sizeof(want), "%s/t/usr", dir);
+	cr_assert_str_eq(walked, want);
 	/* A link whose target is another directory than the one shown there: a directory. */
 	cr_assert_eq(policy_add_mount(&p, elsewhere, 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_link_of(&p, elsewhere, text, sizeof(text)), -ENOENT);
+	policy_free(&p);
+}
+
+/* No link where it would change what a path reaches or under which rule: a mount beneath it
+ * (a --tmp /bin/cache) would be out of reach, and --rw /bin beside --ro /usr is writable. */
+Test(symlinks, a_mounted_host_link_stays_a_directory_where_a_link_would_differ)
+{
+	sh("mkdir -p u/usr/bin/cache && ln -s usr/bin u/bin");
+	char bin[128], usr[128], cache[160], text[64], spec[320];
+	snprintf(bin, sizeof(bin), "%s/u/bin", dir);
+	snprintf(usr, sizeof(usr), "%s/u/usr", dir);
+	snprintf(cache, sizeof(cache), "%s/cache", bin);
+	struct policy p;
+	char err[256];
+	policy_init(&p);
+	cr_assert_eq(policy_add_mount(&p, bin, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_add_mount(&p, usr, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_link_of(&p, bin, text, sizeof(text)), -ENOENT, "another rule");
+	policy_free(&p);
+	policy_init(&p);
+	cr_assert_eq(policy_add_mount(&p, bin, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_add_mount(&p, usr, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_geq(policy_link_of(&p, bin, text, sizeof(text)), 0);
+	snprintf(spec, sizeof(spec), "%s/u/usr/bin/cache:%s", dir, cache);
+	cr_assert_eq(policy_add_mount(&p, spec, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_link_of(&p, bin, text, sizeof(text)), -ENOENT, "a mount beneath");
 	policy_free(&p);
 }
