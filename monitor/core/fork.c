@@ -117,7 +117,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	if (!k->cpuid)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	memcpy(k->cpuid, parent->proc.kvm.cpuid, clen);
-	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	k->vm_fd = sbx_kvm_ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
 	if (k->vm_fd < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
 	struct kvm_userspace_memory_region region = {

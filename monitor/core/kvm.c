@@ -26,6 +26,14 @@ static const struct {
     {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 };
 
+int sbx_kvm_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	int r, tries = 0;
+	while ((r = ioctl(fd, req, arg)) < 0 && errno == EINTR && ++tries < 10000)
+		;
+	return r;
+}
+
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	vm->proc.kvm.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -46,7 +54,7 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 					sbx_kvm_caps[i].name);
 	}
 	sbx_xstate_prepare();
-	vm->proc.kvm.vm_fd = ioctl(vm->proc.kvm.kvm_fd, KVM_CREATE_VM, 0);
+	vm->proc.kvm.vm_fd = sbx_kvm_ioctl(vm->proc.kvm.kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->proc.kvm.vm_fd < 0) {
 		int e = errno;
 		return sbx_fail(err, errlen, -e, "KVM_CREATE_VM: %s", strerror(e));
@@ -67,7 +75,7 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	vm->proc.vcpu.fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, 0);
+	vm->proc.vcpu.fd = sbx_kvm_ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, 0);
 	if (vm->proc.vcpu.fd < 0) {
 		int e = errno;
 		return sbx_fail(err, errlen, -e, "KVM_CREATE_VCPU: %s", strerror(e));

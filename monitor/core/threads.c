@@ -613,7 +613,7 @@ static int tvcpu_new(struct sbx_vm *vm, uint32_t index, struct sbx_tvcpu **out, 
 	t->vm = vm;
 	t->index = (int)index;
 	t->refault = -1;
-	t->fd = ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	t->fd = sbx_kvm_ioctl(vm->proc.kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (t->fd < 0) {
 		int e = errno;
 		free(t);

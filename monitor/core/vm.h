@@ -781,6 +781,10 @@ int sbx_cpu_check_snapshot(struct sbx_vm *vm, const struct kvm_cpuid_entry2 *sna
 
 /* kvm.c */
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen);
+/* ioctl(fd, req, arg) again while a signal cuts it short (EINTR): KVM_CREATE_VM and
+ * KVM_CREATE_VCPU are interruptible, and a process that forks while its children end gets the
+ * kick signal of each SIGCHLD meanwhile. */
+int sbx_kvm_ioctl(int fd, unsigned long req, unsigned long arg);
 int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
