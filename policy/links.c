@@ -73,18 +73,22 @@ int policy_link_of(const struct policy *p, const char *gpath, char *text, size_t
 
 int policy_follow_links(const struct policy *p, char *g, size_t len, int follow_last)
 {
-	int any = 0;
-	for (size_t i = 0; i < p->nmounts && !any; i++)
-		any = p->mounts[i].link != NULL;
-	for (int hops = 0; any && hops <= LINKS_MAX; hops++) {
-		size_t n = strlen(g), at = 0;
-		char target[POLICY_PATH_MAX];
-		/* The first component boundary that is such a link: the path goes on from its
-		 * target. */
-		for (size_t i = 1; i <= n && !at; i++)
-			if ((g[i] == '/' || (g[i] == 0 && follow_last)) &&
-			    link_at(p, g, i, target, sizeof(target)))
-				at = i;
+	for (int hops = 0; hops <= LINKS_MAX; hops++) {
+		/* The shortest prefix of g, at a component boundary, that is such a link: the path
+		 * goes on from its target. Only the link mounts are candidates: a path through
+		 * none costs one pass over the mounts. */
+		size_t at = 0;
+		char target[POLICY_PATH_MAX], t[POLICY_PATH_MAX];
+		for (size_t i = 0; i < p->nmounts; i++) {
+			const char *mg = p->mounts[i].guest;
+			size_t gl = strlen(mg);
+			if (!p->mounts[i].link || (at && gl >= at) || strncmp(g, mg, gl) != 0 ||
+			    !(g[gl] == '/' || (g[gl] == 0 && follow_last)) ||
+			    !link_at(p, g, gl, t, sizeof(t)))
+				continue;
+			at = gl;
+			memcpy(target, t, strlen(t) + 1);
+		}
 		if (!at)
 			return 0;
 		char out[POLICY_PATH_MAX], norm[POLICY_PATH_MAX];
@@ -94,5 +98,5 @@ int policy_follow_links(const struct policy *p, char *g, size_t len, int follow_
 			return -ENAMETOOLONG;
 		memcpy(g, norm, strlen(norm) + 1);
 	}
-	return any ? -ELOOP : 0;
+	return -ELOOP;
 }
