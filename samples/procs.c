@@ -9,7 +9,9 @@
  *   procs orphan | procfs
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
- *   procs bigmem M fork|map      touch M MiB, then fork; or map M MiB more: exit 1 if refused
+ *   procs bigmem M fork|map|spawn touch M MiB, then fork; or map M MiB more; or posix_spawn
+ *                                (a vfork: nothing copied) a child that checks its stack and
+ *                                the parent's memory after: exit 1 if refused
  * Benchmarks, "OP N ns" (each) on stderr:
  *   procs bench N | execbench N  fork+_exit+wait, fork+exec+wait
  *   procs execlivebench N        fork, two threads, execve from the second while the other
@@ -430,6 +432,24 @@ static int do_bigmem(int m, const char *what)
 		return 0;
 	}
 	fflush(stdout);
+	if (!strcmp(what, "spawn")) {
+		char *argv[] = {"procs", "echo", "spawned", NULL};
+		pid_t c;
+		int e = posix_spawn(&c, self, NULL, NULL, argv, environ);
+		if (e) {
+			printf("posix_spawn: %s\n", strerror(e));
+			return 1;
+		}
+		/* The parent's memory is its own again, written after the child's start. */
+		memset(p, 3, len);
+		int r = reap(c, "spawned");
+		for (size_t i = 0; i < len; i += 4096)
+			if (p[i] != 3) {
+				printf("parent: byte %zu is %d\n", i, p[i]);
+				return 1;
+			}
+		return r < 0;
+	}
 	pid_t c = fork();
 	if (c < 0) {
 		perror("fork");

@@ -173,7 +173,10 @@
 	 * first read of fd 0) in a program that has had threads: 0 go on (the run from the       \
 	 * snapshot has begun), -EAGAIN ask again (the monitor pauses every vCPU to take the      \
 	 * snapshot with this thread asking), -EINVAL or -ENOSYS: no such point. */                \
-	X(POINT, 68, point, hc_point, SBX_CF_WAIT, )
+	X(POINT, 68, point, hc_point, SBX_CF_WAIT, )                                               \
+	/* 1.18: MEMFD, struct sbx_path: path the name (at most 249 bytes), flags MFD_*: a new    \
+	 * memfd behind a handle (memfd_create), or -EINVAL (MFD_HUGETLB, a longer name). */      \
+	X(MEMFD, 69, memfd, sbx_hc_memfd, 0, )
 /* clang-format on */
 
 #endif

@@ -627,6 +627,7 @@ long k_sys_pipe(struct k_frame *f);
 long k_sys_pipe2(struct k_frame *f);
 long k_sys_eventfd(struct k_frame *f);
 long k_sys_eventfd2(struct k_frame *f);
+long k_sys_memfd_create(struct k_frame *f);
 long k_sys_timer_create(struct k_frame *f);
 long k_sys_timer_settime(struct k_frame *f);
 long k_sys_timer_gettime(struct k_frame *f);

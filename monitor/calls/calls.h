@@ -20,8 +20,10 @@ enum sbx_handle_obj {
 	SBX_O_EVENTFD,
 	SBX_O_EPOLL,
 	SBX_O_SOCKET,
-	SBX_O_TIMERFD
+	SBX_O_TIMERFD,
+	SBX_O_MEMFD
 };
+struct sbx_memfd;
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -52,6 +54,7 @@ struct sbx_handle {
 	/* SBX_O_SOCKET: this end's shutdown, SBX_SHUT_RD | SBX_SHUT_WR, on every handle of it
 	 * (the host keeps it on the socket; a snapshot needs it from here). */
 	int shut;
+	struct sbx_memfd *memfd; /* SBX_O_MEMFD: its entry in the sandbox's list (memfd.c) */
 };
 #define SBX_SHUT_RD 1
 #define SBX_SHUT_WR 2
@@ -78,6 +81,12 @@ struct sbx_files {
 /* What the byte and time limits have counted (limits.c). The byte counters that count are the
  * first process's: a limit is the sandbox's, all its processes together (`tree`, NULL in the
  * first process, points to them in the others, which count there atomically). */
+/* The sandbox's memfds (memfd.c): the first process's list serves them all. */
+struct sbx_memfds {
+	pthread_mutex_t lock;
+	struct sbx_memfd *head;
+};
+
 struct sbx_limits {
 	uint64_t out_bytes, write_bytes;
 	uint64_t err_bytes; /* stderr's, counted apart only with cfg.output_stdout_only */
@@ -91,6 +100,7 @@ struct sbx_limits {
 	int watchdog_started;
 	atomic_int watchdog_quit; /* the run is over: sbx_limits_stop */
 	int64_t cpu_base_ms;
+	struct sbx_memfds memfds;
 };
 
 /* The path and rule of the call being audited (audit.c), and the paths outside every mount
@@ -185,6 +195,15 @@ int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_o
 			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
+/* memfd.c: memfd_create. A handle's copy holds its memfd, its drop lets go (sbx_fd_copy,
+ * sbx_fd_drop); sbx_memfd_bytes: the bytes all the sandbox's memfds hold, for --mem. */
+int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s);
+void sbx_memfd_hold(struct sbx_memfd *m);
+void sbx_memfd_drop(struct sbx_memfd *m);
+void sbx_memfd_ref_hold(void *ref, int delta); /* hooks.ref_hold */
+uint64_t sbx_memfd_bytes(struct sbx_vm *vm);
+void sbx_memfds_init(struct sbx_memfds *l);
+void sbx_memfds_free(struct sbx_memfds *l);
 /* hc_thread.c */
 int64_t sbx_hc_thread_start(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_park(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -248,7 +248,8 @@ static int sbx_hc_changes_fs(struct sbx_vm *vm, const struct sbx_slot *s)
 	unsigned f = sbx_calls[s->nr].flags;
 	if (f & SBX_CF_FS_HANDLE) {
 		const struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-		return h && h->gpath && h->kind == SBX_H_HOST; /* /dev/null is no file of a mount */
+		/* /dev/null is no file of a mount, nor a memfd */
+		return h && h->gpath && h->kind == SBX_H_HOST && h->obj == SBX_O_FILE;
 	}
 	if (f & SBX_CF_FS_OPEN)
 		return (s->u.path.flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0;
@@ -295,6 +296,7 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 	vm->audit = calloc(1, sizeof(*vm->audit));
 	if (!vm->proc.files || !vm->limits || !vm->audit)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	sbx_memfds_init(&vm->limits->memfds);
 	if (!parent) {
 		sbx_fd_init(vm);
 		if (!(vm->proc.files->owners = sbx_lockreg_new()))
@@ -311,6 +313,7 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 	}
 	vm->opts.nofile = sbx_fd_ceiling(vm);
 	vm->hooks.dispatch = sbx_hypercall;
+	vm->hooks.ref_hold = sbx_memfd_ref_hold;
 	return 0;
 }
 
@@ -326,6 +329,9 @@ int sbx_calls_attach_fork(struct sbx_vm *vm, struct sbx_vm *parent, char *err, s
 
 void sbx_calls_detach(struct sbx_vm *vm)
 {
+	/* A window onto a memfd holds the memfd's entry in the first process's limits, which
+	 * go below. */
+	sbx_shmap_clear(vm);
 	if (vm->proc.files) {
 		sbx_fd_close_all(vm);
 		if (vm->proc.files->owners_own)
@@ -334,6 +340,8 @@ void sbx_calls_detach(struct sbx_vm *vm)
 	if (vm->audit)
 		sbx_missing_free(vm);
 	free(vm->proc.files);
+	if (vm->limits)
+		sbx_memfds_free(&vm->limits->memfds);
 	free(vm->limits);
 	free(vm->audit);
 	vm->proc.files = NULL;

@@ -93,6 +93,7 @@ void sbx_fd_drop(struct sbx_handle *h)
 {
 	if (h->kind == SBX_H_HOST && h->fd >= 0)
 		close(h->fd);
+	sbx_memfd_drop(h->memfd);
 	free(h->gpath);
 	memset(h, 0, sizeof(*h));
 }
@@ -110,9 +111,11 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 			int e = errno;
 			free(dst->gpath);
 			dst->gpath = NULL;
+			dst->memfd = NULL;
 			return -e;
 		}
 	}
+	sbx_memfd_hold(dst->memfd);
 	return 0;
 }
 

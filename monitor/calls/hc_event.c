@@ -27,6 +27,8 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 		return "a socket";
 	case SBX_O_TIMERFD:
 		return "a timerfd";
+	case SBX_O_MEMFD:
+		return "a memfd";
 	default:
 		return "a file";
 	}

@@ -424,7 +424,11 @@ int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EINVAL;
 	if (!h->gpath)
 		return -ENODEV; /* stdio is the user's file, not the guest's to grow */
-	uint64_t add = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE) ? 0 : (uint64_t)len;
+	/* A memfd's blocks are memory, which --mem counts (memfd.c). */
+	uint64_t add =
+	    h->obj != SBX_O_FILE || mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)
+		? 0
+		: (uint64_t)len;
 	struct stat before, after;
 	if (add && fstat(h->fd, &before) < 0)
 		return -errno;
@@ -541,6 +545,15 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 	case F_OFD_SETLK:
 	case F_OFD_SETLKW:
 		return sbx_fcntl_lock(vm, s);
+	case F_ADD_SEALS:
+	case F_GET_SEALS:
+		/* The host's: a memfd's (and only a file of memory has seals). */
+		if (h->kind != SBX_H_HOST || h->stdio >= 0)
+			return -EINVAL;
+		if (s->u.a[1] == F_ADD_SEALS && arg > UINT32_MAX)
+			return -EINVAL;
+		int r = fcntl(h->fd, (int)s->u.a[1], (int)arg);
+		return r < 0 ? -errno : r;
 	}
 	return -EINVAL;
 }

@@ -73,6 +73,10 @@ int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s)
 	int may_write = (fl & O_ACCMODE) == O_RDWR && h->writable;
 	uint64_t gpa = 0;
 	r = sbx_shmap_add(vm, h->fd, off, len, may_write, h->gpath, &gpa);
+	if (r == 0 && h->memfd) {
+		sbx_memfd_hold(h->memfd);
+		sbx_shmap_at(vm, gpa)->ref = h->memfd;
+	}
 	return r < 0 ? r : (int64_t)(gpa | (uint64_t)may_write);
 }
 

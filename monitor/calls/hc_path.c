@@ -73,7 +73,9 @@ static int classify(struct sbx_vm *vm, struct named *n, int follow)
 			const struct sbx_handle *h =
 			    n->vn.type == SBX_V_LNK_FD ? sbx_fd_get(vm, n->vn.num) : NULL;
 			char exe[sizeof(vm->proc.image.exe_path)];
-			const char *to = h && h->kind == SBX_H_HOST ? h->gpath : NULL;
+			/* A memfd's name is no path: reopened as the handle it is. */
+			const char *to =
+			    h && h->kind == SBX_H_HOST && h->obj == SBX_O_FILE ? h->gpath : NULL;
 			/* Another process's program too (/proc/PID/exe), by its path. */
 			if (n->vn.type == SBX_V_LNK_EXE &&
 			    sbx_vfs_readlink(vm, &n->vn, exe, sizeof(exe)) == 0)
@@ -529,7 +531,7 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		struct sbx_handle *h = sbx_fd_get(vm, a->dirfd);
 		if (!h)
 			return -EBADF;
-		if (!h->gpath)
+		if (!h->gpath || h->obj == SBX_O_MEMFD)
 			return -ENOTDIR;
 		snprintf(p.g, sizeof(p.g), "%s", h->gpath);
 		int r = classify(vm, &p, 1);

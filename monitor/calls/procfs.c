@@ -158,10 +158,7 @@ static void comm_of(struct sbx_vm *vm, char out[16])
 /* Bytes of RAM the process's own memory holds now (its memfd's blocks): VmRSS, stat's rss. */
 static uint64_t rss_bytes(struct sbx_vm *vm)
 {
-	struct stat st;
-	return vm->proc.mem.fd >= 0 && fstat(vm->proc.mem.fd, &st) == 0
-		   ? (uint64_t)st.st_blocks * 512
-		   : 0;
+	return sbx_mem_ram_bytes(vm);
 }
 
 struct vm_sizes {

@@ -219,10 +219,7 @@ static void cpu_stat(struct sbx_vm *vm, FILE *f)
 
 static void meminfo(struct sbx_vm *vm, FILE *f)
 {
-	uint64_t total = vm->proc.mem.size >> 10, used = 0;
-	struct stat st;
-	if (vm->proc.mem.fd >= 0 && fstat(vm->proc.mem.fd, &st) == 0)
-		used = (uint64_t)st.st_blocks / 2;
+	uint64_t total = vm->proc.mem.size >> 10, used = sbx_mem_ram_bytes(vm) >> 10;
 	uint64_t avail = total > used ? total - used : 0;
 	fprintf(f,
 		"MemTotal:       %8" PRIu64 " kB\nMemFree:        %8" PRIu64

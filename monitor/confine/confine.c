@@ -188,8 +188,9 @@ static const struct sbx_rule {
 
 /* The fcntl commands the hypercalls and glibc use. */
 static const unsigned long sbx_fcntl_cmds[] = {
-    F_DUPFD_CLOEXEC, F_GETFD,  F_SETFD,	    F_GETFL,	 F_SETFL,      F_GETLK,
-    F_SETLK,	     F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_GETPIPE_SZ, F_SETPIPE_SZ};
+    F_DUPFD_CLOEXEC, F_GETFD,	   F_SETFD,	F_GETFL,     F_SETFL,
+    F_GETLK,	     F_SETLK,	   F_SETLKW,	F_OFD_GETLK, F_OFD_SETLK,
+    F_GETPIPE_SZ,    F_SETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS};
 /* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), and
  * sandbox-run's own restoring of the modes at the end (tcgetpgrp: only as the foreground
  * job), on any fd: on anything but a terminal the file refuses them itself. */

@@ -57,8 +57,8 @@ void sbx_host_facts(struct sbx_vm *vm)
 
 /* host: the facts a fork's child takes from its parent (the confined monitor may not ask the
  * kernel again), or NULL to read them now. */
-static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, struct sbx_vm **out,
-		    char *err, size_t errlen)
+static int core_new(const struct sbx_config *cfg, const struct sbx_host *host,
+		    const struct sbx_vm *lender, struct sbx_vm **out, char *err, size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -94,7 +94,8 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, s
 				(unsigned long long)(cfg->mem_size >> 20),
 				(unsigned long long)(SBX_MEM_MIN >> 20),
 				(unsigned long long)(SBX_MEM_MAX >> 30));
-	int r = sbx_mem_create(vm, mem, err, errlen);
+	int r =
+	    lender ? sbx_mem_lend(vm, lender, err, errlen) : sbx_mem_create(vm, mem, err, errlen);
 	if (r < 0)
 		return r;
 	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s",
@@ -104,12 +105,13 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host, s
 
 int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
-	return core_new(cfg, NULL, out, err, errlen);
+	return core_new(cfg, NULL, NULL, out, err, errlen);
 }
 
-int sbx_core_new_child(struct sbx_vm *parent, struct sbx_vm **out, char *err, size_t errlen)
+int sbx_core_new_child(struct sbx_vm *parent, int lend, struct sbx_vm **out, char *err,
+		       size_t errlen)
 {
-	return core_new(&parent->cfg, &parent->host, out, err, errlen);
+	return core_new(&parent->cfg, &parent->host, lend ? parent : NULL, out, err, errlen);
 }
 
 static void *kvm_thread_main(void *arg)
@@ -604,7 +606,7 @@ static void exec_files_free(struct exec_files *x)
 static int exec_prepare(struct sbx_vm *vm, int fd, const char *gpath, char *const *argv,
 			char *const *envp, struct exec_files *x, char *err, size_t errlen)
 {
-	if (vm->proc.mem.fd < 0)
+	if (vm->proc.mem.fd < 0 && !vm->proc.mem.lent)
 		return sbx_fail(err, errlen, -ENOEXEC, "RAM is a snapshot file's mapping");
 	size_t argbytes = 0;
 	for (char *const *v = argv; v && *v; v++)
@@ -631,6 +633,11 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 	char *path = strdup(gpath);
 	int r = path ? exec_prepare(vm, fd, gpath, argv, envp, &x, err, errlen)
 		     : sbx_fail(err, errlen, -ENOMEM, "out of memory");
+	/* A vfork's child leaves its parent's RAM for a memfd of its own, made while the call can
+	 * still fail. */
+	int own = r < 0 ? -1 : sbx_mem_own_fd(vm, err, errlen);
+	if (r == 0 && own < -1)
+		r = own;
 	if (r < 0)
 		goto out;
 	struct sig_keep keep;
@@ -640,8 +647,11 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 	*lost = 1;
 	sbx_vcpu_complete(vm);
 	sbx_shmap_clear(vm);
-	if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-		      (off_t)vm->proc.mem.size) < 0) {
+	if (own >= 0) {
+		if ((r = sbx_mem_own(vm, own, err, errlen)) < 0)
+			goto out;
+	} else if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+			     (off_t)vm->proc.mem.size) < 0) {
 		r = sbx_fail(err, errlen, -errno, "clearing guest RAM: %s", strerror(errno));
 		goto out;
 	}

@@ -18,14 +18,15 @@ static const uint32_t fork_msrs[] = {0xc0000081, 0xc0000082, 0xc0000083, 0xc0000
 				     0xc0000102, 0xc0000100, 0xc0000101, 0x00000010};
 #define FORK_NMSRS (sizeof(fork_msrs) / sizeof(fork_msrs[0]))
 
-/* Only the pages the parent's RAM holds: a memfd's holes read as zeros and stay holes. A
- * shell's process holds a few MiB of its --mem. */
-static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, char *err, size_t errlen)
+/* Only the pages the parent's RAM holds below end: a memfd's holes read as zeros and stay
+ * holes. A shell's process holds a few MiB of its --mem. */
+static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, uint64_t end_gpa, char *err,
+		    size_t errlen)
 {
 	int fd = parent->proc.mem.fd;
-	off_t end = (off_t)parent->proc.mem.size, off = 0;
+	off_t end = (off_t)end_gpa, off = 0;
 	if (fd < 0) {
-		memcpy(child->proc.mem.base, parent->proc.mem.base, parent->proc.mem.size);
+		memcpy(child->proc.mem.base, parent->proc.mem.base, end_gpa);
 		return 0;
 	}
 	while (off < end) {
@@ -104,7 +105,10 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	if (sbx_thread_fork_src(parent, &src) < 0)
 		return sbx_fail(err, errlen, -EINVAL,
 				"fork from a thread the monitor does not know");
-	if ((r = copy_ram(parent, child, err, errlen)) < 0)
+	/* A lent RAM (a vfork's child) is copied only where the monitor writes the stopped
+	 * parent's (its boot page: a signal's bit, a new ppid), which the child must not see. */
+	uint64_t end = child->proc.mem.lent ? SBX_PT_ADDR : parent->proc.mem.size;
+	if ((r = copy_ram(parent, child, end, err, errlen)) < 0)
 		return r;
 	struct sbx_kvm *k = &child->proc.kvm;
 	k->kvm_fd = parent->proc.kvm.kvm_fd;

@@ -9,25 +9,75 @@
 
 #include "vm.h"
 
-int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
+/* A memfd of size bytes for guest RAM: the fd, or -errno with err set. */
+static int ram_fd(uint64_t size, char *err, size_t errlen)
 {
-	vm->proc.mem.fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
-	if (vm->proc.mem.fd < 0)
+	int fd = memfd_create("sandbox-ram", MFD_CLOEXEC);
+	if (fd < 0)
 		return sbx_fail(err, errlen, -errno, "memfd_create: %s", strerror(errno));
-	if (ftruncate(vm->proc.mem.fd, (off_t)size) < 0) {
+	if (ftruncate(fd, (off_t)size) < 0) {
 		int e = errno;
+		close(fd);
 		return sbx_fail(err, errlen, -e, "cannot size guest RAM to %llu bytes: %s",
 				(unsigned long long)size, strerror(e));
 	}
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		       vm->proc.mem.fd, 0);
+	return fd;
+}
+
+/* fd's first size bytes at at (NULL: anywhere), shared, or privately (a lent RAM). */
+static void *ram_map(void *at, uint64_t size, int fd, int shared, char *err, size_t errlen)
+{
+	int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_NORESERVE | (at ? MAP_FIXED : 0);
+	void *p = mmap(at, size, PROT_READ | PROT_WRITE, flags, fd, 0);
 	if (p == MAP_FAILED) {
-		int e = errno;
-		return sbx_fail(err, errlen, -e, "cannot map %llu bytes of guest RAM: %s",
-				(unsigned long long)size, strerror(e));
+		sbx_fail(err, errlen, -errno, "cannot map %llu bytes of guest RAM: %s",
+			 (unsigned long long)size, strerror(errno));
+		return NULL;
 	}
+	return p;
+}
+
+int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
+{
+	int fd = ram_fd(size, err, errlen);
+	if (fd < 0)
+		return fd;
+	vm->proc.mem.fd = fd;
+	void *p = ram_map(NULL, size, fd, 1, err, errlen);
+	if (!p)
+		return -ENOMEM;
 	vm->proc.mem.base = p;
 	vm->proc.mem.size = size;
+	return 0;
+}
+
+int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen)
+{
+	if (parent->proc.mem.fd < 0)
+		return sbx_fail(err, errlen, -EINVAL, "the parent's RAM has no memfd to lend");
+	void *p = ram_map(NULL, parent->proc.mem.size, parent->proc.mem.fd, 0, err, errlen);
+	if (!p)
+		return -ENOMEM;
+	child->proc.mem.base = p;
+	child->proc.mem.size = parent->proc.mem.size;
+	child->proc.mem.lent = 1;
+	return 0;
+}
+
+int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	return vm->proc.mem.lent ? ram_fd(vm->proc.mem.size, err, errlen) : -1;
+}
+
+int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen)
+{
+	/* At the same address: KVM's memslot and every pointer handed out stay valid. */
+	if (!ram_map(vm->proc.mem.base, vm->proc.mem.size, fd, 1, err, errlen)) {
+		close(fd);
+		return -ENOMEM;
+	}
+	vm->proc.mem.fd = fd;
+	vm->proc.mem.lent = 0;
 	return 0;
 }
 
@@ -132,6 +182,11 @@ uint64_t sbx_resident_pages(struct sbx_vm *vm)
 uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 {
 	struct stat st;
+	/* A lent RAM holds only the pages written since the fork: its dirty log counts them. */
+	if (vm->proc.mem.lent) {
+		int64_t n = sbx_dirty_peek(vm);
+		return n > 0 ? (uint64_t)n * SBX_PAGE_SIZE : 0;
+	}
 	if (vm->proc.mem.fd < 0 || fstat(vm->proc.mem.fd, &st) < 0)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;

@@ -207,6 +207,8 @@ void sbx_shmap_remove(struct sbx_vm *vm, struct sbx_shmap *m)
 		close(m->fd);
 	if (m->anon_holders && atomic_fetch_sub(m->anon_holders, 1) == 1)
 		free((void *)m->anon_holders);
+	if (m->ref && vm->hooks.ref_hold)
+		vm->hooks.ref_hold(m->ref, -1);
 	free(m->gpath);
 	memset(m, 0, sizeof(*m));
 	vm->proc.shmaps.count--;
@@ -248,6 +250,10 @@ int sbx_shmap_fork(struct sbx_vm *parent, struct sbx_vm *child)
 		if (r == 0 && m->anon_holders) { /* the same memory, now one holder more */
 			atomic_fetch_add(m->anon_holders, 1);
 			sbx_shmap_at(child, gpa)->anon_holders = m->anon_holders;
+		}
+		if (r == 0 && m->ref && child->hooks.ref_hold) {
+			child->hooks.ref_hold(m->ref, 1);
+			sbx_shmap_at(child, gpa)->ref = m->ref;
 		}
 		pthread_mutex_unlock(&child->proc.shmaps.lock);
 		if (r < 0)

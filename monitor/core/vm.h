@@ -129,7 +129,11 @@ struct sbx_host {
 /* Guest RAM: one memfd mapped shared (guest_mem.c), and the dirty tracking of resets and
  * migration (dirty.c). */
 struct sbx_mem {
-	int fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore) */
+	int fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore), or lent */
+	/* RAM is a private mapping of the memfd of a vfork's parent, stopped until this child
+	 * execs or ends: nothing is copied, and the pages the child writes become its own. An
+	 * execve gives it a memfd of its own (sbx_mem_own). */
+	int lent;
 	uint8_t *base;
 	uint64_t size;
 	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
@@ -257,6 +261,9 @@ struct sbx_shmap {
 	/* Shared anonymous memory (a memfd): how many windows of all the tree's processes map
 	 * it, so that each counts its share of the pages toward --mem; NULL for a file. */
 	atomic_uint *anon_holders;
+	/* A window onto a program's memfd holds it as a handle does (hooks.ref_hold), so that
+	 * --mem counts its bytes while it is mapped, its handles closed or not. */
+	void *ref;
 };
 struct sbx_shmaps {
 	struct sbx_shmap m[SBX_SHMAP_MAX];
@@ -410,6 +417,9 @@ struct sbx_hooks {
 	/* Memory outside the process's RAM came (shared anonymous memory): the tree's keeper
 	 * holds the sandbox to --mem from now on, even with one process. */
 	void (*mem_outside)(struct sbx_vm *vm);
+	/* A window's hold on what it maps (struct sbx_shmap's ref: a program's memfd), taken
+	 * (+1) by a fork's copy of the window and let go (-1) with it (calls/memfd.c). */
+	void (*ref_hold)(void *ref, int delta);
 	/* The first process's: the CPU time in ns of the sandbox's other processes, the ended
 	 * ones' included (sandbox/procs.c), which --cpu-time counts with its own. */
 	int64_t (*others_cpu_ns)(struct sbx_vm *vm);
@@ -457,9 +467,11 @@ struct sbx_vm {
 /* fork.c: child, made by sbx_core_new_child (boot.c: the parent's configuration and host
  * facts, nothing asked of the kernel that the confined monitor may not ask), becomes a copy of
  * parent stopped in the FORK request it is serving (seq, at the ring's tail): the same RAM,
- * vCPU state, image and ids; the request answered 0 in the child's ring. On the parent's vCPU
+ * vCPU state (RAM lent rather than copied when lend: a vfork's child, the parent stopped
+ * meanwhile), image and ids; the request answered 0 in the child's ring. On the parent's vCPU
  * thread, which is out of KVM_RUN. 0 or -errno with err set. */
-int sbx_core_new_child(struct sbx_vm *parent, struct sbx_vm **out, char *err, size_t errlen);
+int sbx_core_new_child(struct sbx_vm *parent, int lend, struct sbx_vm **out, char *err,
+		       size_t errlen);
 int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, char *err,
 		  size_t errlen);
 /* The vCPU a fork copies: the one whose thread serves the request (vCPU 0's or a second
@@ -886,10 +898,17 @@ void sbx_pin_cpu(int cpu);
 int sbx_kvm_is_pvm(void);
 /* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
 int64_t sbx_dirty_peek(struct sbx_vm *vm);
+/* A vfork's child's RAM: its parent's, mapped privately (struct sbx_mem's lent). */
+int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen);
+/* A lent RAM's own memfd, made before an execve's point of no return (-1 when RAM is not lent,
+ * -errno with err set), then mapped over it by sbx_mem_own, which takes fd in any case. */
+int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen);
+int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 /* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough
- * to ask often); 0 for RAM that is a private mapping of a snapshot. */
+ * to ask often); 0 for RAM that is a private mapping of a snapshot; the pages written since the
+ * fork for a lent RAM. */
 uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm);
 /* With the process's share of its shared anonymous memory (what --mem counts). */
 uint64_t sbx_mem_held_bytes(struct sbx_vm *vm);

@@ -364,11 +364,11 @@ static int64_t others_cpu_ns(struct sbx_vm *vm)
 	return ns;
 }
 
-/* The guest RAM the running processes hold together, and the one that holds the most. Tree
- * lock held. */
+/* The guest RAM the running processes hold together, with the sandbox's memfds, and the one
+ * that holds the most. Tree lock held. */
 static uint64_t mem_held(struct sbx_procs *t, struct sbx_pnode **top, int *oom_pending)
 {
-	uint64_t sum = 0, most = 0;
+	uint64_t sum = sbx_memfd_bytes(t->root), most = 0;
 	*top = NULL;
 	*oom_pending = 0;
 	for (struct sbx_pnode *n = t->list; n; n = n->next) {
@@ -397,14 +397,17 @@ static void hold_mem(struct sbx_procs *t)
 	/* One at a time: a killed process's memory goes with its VM, some ms later. */
 	if (sum <= lim || !top || pending)
 		return;
-	uint64_t mib = 1ull << 20, held = sbx_mem_held_bytes(top->vm);
-	char why[256];
-	snprintf(
-	    why, sizeof(why),
-	    "the sandbox's processes hold %llu MiB of guest RAM together, over --mem %llu MiB; "
-	    "process %u held the most (%llu MiB)",
-	    (unsigned long long)(sum / mib), (unsigned long long)(lim / mib), top->pid,
-	    (unsigned long long)(held / mib));
+	uint64_t mib = 1ull << 20, held = sbx_mem_held_bytes(top->vm),
+		 memfds = sbx_memfd_bytes(t->root);
+	char why[320], in_memfds[64] = "";
+	if (memfds >= mib)
+		snprintf(in_memfds, sizeof(in_memfds), " (%llu MiB of it in memfds)",
+			 (unsigned long long)(memfds / mib));
+	snprintf(why, sizeof(why),
+		 "the sandbox's processes hold %llu MiB of guest RAM together%s, over --mem %llu "
+		 "MiB; process %u held the most (%llu MiB)",
+		 (unsigned long long)(sum / mib), in_memfds, (unsigned long long)(lim / mib),
+		 top->pid, (unsigned long long)(held / mib));
 	t->oom_pid = top->pid;
 	/* A repeated run's first process (serve, fuzz) is not killed: it may be parked
 	 * between runs, and the run's children end with the run anyway. */
@@ -618,6 +621,12 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -ESRCH;
 		return vfork_wait(vm, (uint32_t)s->u.a[1], intr_word(vm, s->u.a[2]));
 	}
+	/* Its RAM is its parent's, lent: a copy of it would hold all of --mem. POSIX leaves a
+	 * vfork's child nothing but _exit and execve. */
+	if (vm->proc.mem.lent) {
+		sbx_log(vm, 1, "fork refused: a vfork's child forks before its execve");
+		return -EAGAIN;
+	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
 		int ending = t->ending;
@@ -630,7 +639,11 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * overcommit would, rather than killing a process a moment later. */
 	struct sbx_pnode *top;
 	int pending;
-	uint64_t held = mem_held(t, &top, &pending), more = sbx_mem_ram_bytes(vm);
+	/* A vfork's child borrows its parent's RAM (struct sbx_mem's lent): nothing more is held
+	 * until it writes, as posix_spawn's child, which execs at once. A parent of threads goes
+	 * on running (only the caller waits): it gets a copy. */
+	int lend = (flags & SBX_CLONE_VFORK) && vm->proc.mem.fd >= 0 && sbx_threads_live(vm) == 0;
+	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : sbx_mem_ram_bytes(vm);
 	if (held + more > t->root->proc.mem.size) {
 		/* Said once without -v: a compiler driver's posix_spawn failing with ENOMEM
 		 * tells the user nothing of --mem. */
@@ -661,7 +674,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_pnode *n = calloc(1, sizeof(*n));
 	/* Nothing here may ask the kernel what the confined monitor may not (docs/confinement.md):
 	 * the child's facts and handles come from its parent. */
-	int r = n ? sbx_core_new_child(vm, &c, err, sizeof(err)) : -ENOMEM;
+	int r = n ? sbx_core_new_child(vm, lend, &c, err, sizeof(err)) : -ENOMEM;
 	if (r == 0)
 		r = sbx_calls_attach_fork(c, vm, err, sizeof(err));
 	if (r == 0) {

@@ -684,6 +684,38 @@ Test(e2e, memory_locks_barriers_and_refused_sockets)
 	same_as_native("", SAMPLES "memcalls-@LIBC@", "");
 }
 
+/* memfd_create (monitor/calls/memfd.c): written, mapped shared and private, sealed, shared
+ * with a child, reopened through /proc, and run (fexecve), as natively. */
+Test(e2e, memfd_create_as_natively)
+{
+	e2e_need_kvm();
+	/* It reads itself to run a copy from memory. */
+	same_as_native("--ro " SBX_BUILD_DIR "/samples", SAMPLES "memfd-@LIBC@", "");
+}
+
+/* A memfd's bytes are memory: --mem counts them, with the guest RAM of every process. */
+Test(e2e, memfds_count_toward_the_memory_limit)
+{
+	e2e_need_kvm();
+	struct out o;
+	run(SANDBOX " --mem 64M " SAMPLES "memfd-glibc hog 8", &o);
+	cr_assert(o.status == 0 && strstr(o.data, "held 8 MiB"), "%d %s %s", o.status, o.data,
+		  o.err);
+	free(o.data);
+	/* Written, or stored through a shared mapping that outlives the handle. */
+	const char *how[] = {"hog", "hogmap"};
+	for (int i = 0; i < 2; i++) {
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), SANDBOX " --mem 64M " SAMPLES "memfd-glibc %s 100",
+			 how[i]);
+		run(cmd, &o);
+		cr_assert(o.status != 0 && strstr(o.err, "memory limit reached") &&
+			      strstr(o.err, "MiB of it in memfds)"),
+			  "%s: %d %s %s", how[i], o.status, o.data, o.err);
+		free(o.data);
+	}
+}
+
 /* The virtual /dev and /proc/self (monitor/calls/vfs.c): each node as natively, for both libcs
  * and both I/O modes. */
 Test(e2e, dev_and_proc_self)

@@ -358,6 +358,19 @@ Test(procs, memory_refused_for_the_limit_names_the_flag)
 	free(o);
 }
 
+/* posix_spawn is a vfork: its child borrows the RAM of a parent that holds most of --mem
+ * (nothing is copied, so nothing is refused), execs, and the parent's writes after are its
+ * own. */
+Test(procs, spawn_from_a_big_process_copies_nothing)
+{
+	int st;
+	char *o = sample("--mem 64M", "bigmem 40 spawn", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "spawned: exited 3") && !strstr(o, "--mem") && !strstr(o, "byte "),
+		  "%s", o);
+	free(o);
+}
+
 /* --cpu-time counts every process's time: two spinning children end the sandbox, though the
  * first process only waits. */
 Test(procs, cpu_time_counts_all_processes_together)
