@@ -121,6 +121,11 @@ int main(int argc, char **argv)
 	printf("F_GET_SEALS: %d\n", fcntl(fd, F_GET_SEALS));
 	show("write when sealed", write(fd, "x", 1));
 	show("ftruncate when sealed", ftruncate(fd, 100));
+	char *r = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	printf("a read-only shared map when sealed: %s [%.5s]\n",
+	       r == MAP_FAILED ? errname(errno) : "ok", r == MAP_FAILED ? "" : r);
+	show("a writable shared map when sealed",
+	     mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED ? -1 : 0);
 	int nos = memfd_create("plain", 0);
 	printf("without MFD_ALLOW_SEALING, F_GET_SEALS: %d\n", fcntl(nos, F_GET_SEALS));
 	show("F_ADD_SEALS there", fcntl(nos, F_ADD_SEALS, F_SEAL_WRITE));

@@ -17,6 +17,7 @@
  *   procs execlivebench N        fork, two threads, execve from the second while the other
  *                                waits in a futex, wait
  *   procs spawnbench N           posix_spawn+wait while two other threads run
+ *   procs bigspawnbench N        posix_spawn+wait from a process of one thread holding 64 MiB
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
@@ -2118,6 +2119,28 @@ static int spawnbench(int n)
 	return 0;
 }
 
+/* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
+ * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
+static int bigspawnbench(int n)
+{
+	size_t len = 64u << 20;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	memset(p, 1, len);
+	char *argv[] = {"procs", "true", NULL};
+	double t0 = now_us();
+	for (int i = 0; i < n; i++) {
+		pid_t c;
+		int st;
+		if (posix_spawn(&c, self, NULL, NULL, argv, environ) != 0 ||
+		    waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+			return 1;
+	}
+	fprintf(stderr, "spawn_big_wait %d %.0f\n", n, (now_us() - t0) * 1e3 / n);
+	return p[len - 1] != 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
@@ -2188,8 +2211,9 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shmbench")    ? shmbench(n > 0 ? n : 2000)
 		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
-		: !strcmp(c, "bench")	    ? bench(n > 0 ? n : 100, 0)
-		: !strcmp(c, "execbench")   ? bench(n > 0 ? n : 100, 1)
+		: !strcmp(c, "bigspawnbench") ? bigspawnbench(n > 0 ? n : 100)
+		: !strcmp(c, "bench")	      ? bench(n > 0 ? n : 100, 0)
+		: !strcmp(c, "execbench")     ? bench(n > 0 ? n : 100, 1)
 		: !strcmp(c, "execlivebench")
 		    ? bench(n > 0 ? n : 100, 2)
 		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);

@@ -69,8 +69,13 @@ int64_t sbx_hc_mmap_shared(struct sbx_vm *vm, const struct sbx_slot *s)
 	int r = sbx_shmap_check(off, len, prot, fl & O_ACCMODE, h->writable);
 	if (r < 0)
 		return r;
-	/* Writable on the host whenever the guest may make it writable later (mprotect). */
-	int may_write = (fl & O_ACCMODE) == O_RDWR && h->writable;
+	/* Writable on the host whenever the guest may make it writable later (mprotect); not a
+	 * memfd sealed against writes, which the host would refuse to map so. */
+	int seals = h->memfd ? fcntl(h->fd, F_GET_SEALS) : 0;
+	int sealed = seals > 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE));
+	if (sealed && (prot & SBX_PROT_WRITE))
+		return -EPERM;
+	int may_write = (fl & O_ACCMODE) == O_RDWR && h->writable && !sealed;
 	uint64_t gpa = 0;
 	r = sbx_shmap_add(vm, h->fd, off, len, may_write, h->gpath, &gpa);
 	if (r == 0 && h->memfd) {

@@ -52,6 +52,12 @@ int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	char name[MEMFD_NAME_MAX + 1], g[sizeof("/memfd:") + MEMFD_NAME_MAX + sizeof(" (deleted)")];
 	if (fl & ~MEMFD_FLAGS || a->path_len > MEMFD_NAME_MAX)
 		return -EINVAL; /* MFD_HUGETLB too: no huge pages are the guest's to ask for */
+	/* A repeated run's first process is never ended for --mem (it is parked between runs),
+	 * so its memfds could not be held to it. */
+	if (vm->opts.boot_flags & SBX_BOOT_EXEC) {
+		sbx_log(vm, 1, "memfd_create in a repeated run (serve, fuzz) is not supported yet");
+		return -ENOSYS;
+	}
 	if (sbx_copy_from_guest(vm, name, a->path, a->path_len) < 0)
 		return -EFAULT;
 	name[a->path_len] = 0;

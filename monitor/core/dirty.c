@@ -137,6 +137,12 @@ int sbx_memslot_reload(struct sbx_vm *vm)
 	return r < 0 ? r : set_slot(vm, flags, vm->proc.mem.size);
 }
 
+int sbx_dirty_peekable(struct sbx_vm *vm)
+{
+	return ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) >
+	       0;
+}
+
 int64_t sbx_dirty_peek(struct sbx_vm *vm)
 {
 	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect)

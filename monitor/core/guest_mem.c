@@ -71,8 +71,18 @@ int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
-	/* At the same address: KVM's memslot and every pointer handed out stay valid. */
-	if (!ram_map(vm->proc.mem.base, vm->proc.mem.size, fd, 1, err, errlen)) {
+	/* At the same address, where KVM's memslot and every pointer handed out stay valid, in
+	 * one step: mapped elsewhere, then moved over the lent mapping, which stays whole if
+	 * that fails. */
+	void *p = ram_map(NULL, vm->proc.mem.size, fd, 1, err, errlen);
+	if (p && mremap(p, vm->proc.mem.size, vm->proc.mem.size, MREMAP_MAYMOVE | MREMAP_FIXED,
+			vm->proc.mem.base) == MAP_FAILED) {
+		sbx_fail(err, errlen, -errno, "cannot move guest RAM's own memfd into place: %s",
+			 strerror(errno));
+		munmap(p, vm->proc.mem.size);
+		p = NULL;
+	}
+	if (!p) {
 		close(fd);
 		return -ENOMEM;
 	}
@@ -182,10 +192,11 @@ uint64_t sbx_resident_pages(struct sbx_vm *vm)
 uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 {
 	struct stat st;
-	/* A lent RAM holds only the pages written since the fork: its dirty log counts them. */
+	/* A lent RAM holds only the pages written since the fork: its dirty log counts them
+	 * (all of it, without the log). */
 	if (vm->proc.mem.lent) {
 		int64_t n = sbx_dirty_peek(vm);
-		return n > 0 ? (uint64_t)n * SBX_PAGE_SIZE : 0;
+		return n >= 0 ? (uint64_t)n * SBX_PAGE_SIZE : vm->proc.mem.size;
 	}
 	if (vm->proc.mem.fd < 0 || fstat(vm->proc.mem.fd, &st) < 0)
 		return 0;

@@ -896,8 +896,10 @@ void sbx_pin_cpu(int cpu);
 /* kvm.c: 1 when /dev/kvm is PVM (public). /dev/kvm stays open for the VM's life: a fork
  * makes the child's VM from it (the confined monitor may not open it again). */
 int sbx_kvm_is_pvm(void);
-/* Pages dirtied since tracking started, without taking them (-1: tracking is off). */
+/* Pages dirtied since tracking started, without taking them (-1: tracking is off), and
+ * whether KVM can tell that (manual protection). */
 int64_t sbx_dirty_peek(struct sbx_vm *vm);
+int sbx_dirty_peekable(struct sbx_vm *vm);
 /* A vfork's child's RAM: its parent's, mapped privately (struct sbx_mem's lent). */
 int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen);
 /* A lent RAM's own memfd, made before an execve's point of no return (-1 when RAM is not lent,

@@ -706,6 +706,13 @@ int sbx_state_monitor(struct sbx_vm *vm, struct sbx_sio *io)
 	/* Its pages are in a memfd, not in RAM nor in a file to reopen. */
 	for (unsigned i = 0; i < SBX_SHMAP_MAX && !io->load; i++) {
 		const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
+		if (m->len && m->ref) {
+			sbx_sio_fail(io,
+				     "the program maps a memfd (%s, %llu KiB), which a snapshot "
+				     "cannot hold yet",
+				     m->gpath ? m->gpath : "?", (unsigned long long)(m->len >> 10));
+			return io->err;
+		}
 		if (m->len && m->anon_holders) {
 			sbx_sio_fail(io,
 				     "the program has shared anonymous memory (mmap MAP_SHARED | "

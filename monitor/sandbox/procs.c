@@ -30,6 +30,9 @@ struct sbx_pnode {
 	/* A vfork's child whose parent, one thread, waits for it: its writes are logged, and
 	 * what it wrote goes back to the parent if it ends without an execve (VFORK_EXIT). */
 	int vfork_share;
+	/* The parent whose RAM a vfork's child runs on until its execve (struct sbx_mem's lent),
+	 * 0 for a copy. */
+	uint32_t lender;
 	clockid_t clock; /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
 	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
@@ -287,6 +290,12 @@ static void *proc_main(void *arg)
 		n->ended = n->released = 1;
 		n->vm = NULL;
 	}
+	/* A vfork's child still on this RAM would hold all of it when nothing counts it any
+	 * more: it ends too, before its execve. */
+	for (struct sbx_pnode *m = t->list; m; m = m->next)
+		if (m->lender == pid && m->vm && !m->released)
+			sbx_vm_kill(m->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
+				    "killed: its vfork parent %u ended before its execve", pid);
 	orphan_children(t, pid);
 	/* No parent to wait for it (pid 1, the monitor's init, reaps at once), or one that
 	 * takes no zombies. */
@@ -542,15 +551,7 @@ static void exec_begin(struct sbx_vm *vm)
 	struct sbx_pnode *n = self(vm);
 	if (n)
 		memset(&n->timer[1], 0, sizeof(n->timer) - sizeof(n->timer[0]));
-	/* A vfork's child shares nothing with its parent from here: the new image pays no
-	 * logged first write. (Stopped before the image goes, whose memslot is then re-added
-	 * without the log.) */
-	int share = n && n->vfork_share;
-	if (n)
-		n->vfork_share = 0;
 	pthread_mutex_unlock(&t->lock);
-	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
-		sbx_dirty_stop(vm);
 }
 
 static void execed(struct sbx_vm *vm)
@@ -558,7 +559,12 @@ static void execed(struct sbx_vm *vm)
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
+	/* A vfork's child shares nothing with its parent from here: the new image, which has
+	 * not run yet, pays no logged first write. Not before: an execve that fails early goes
+	 * on on the lent RAM, whose log --mem reads. */
+	int share = n && n->vfork_share;
 	if (n) {
+		n->vfork_share = 0;
 		n->released = 1;
 		/* The new image's boot page: kept across execve, and its parent's end, had it
 		 * come while the page was being made, not lost. */
@@ -567,6 +573,8 @@ static void execed(struct sbx_vm *vm)
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
+		sbx_dirty_stop(vm);
 }
 
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -642,7 +650,8 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* A vfork's child borrows its parent's RAM (struct sbx_mem's lent): nothing more is held
 	 * until it writes, as posix_spawn's child, which execs at once. A parent of threads goes
 	 * on running (only the caller waits): it gets a copy. */
-	int lend = (flags & SBX_CLONE_VFORK) && vm->proc.mem.fd >= 0 && sbx_threads_live(vm) == 0;
+	int lend = (flags & SBX_CLONE_VFORK) && vm->proc.mem.fd >= 0 && sbx_threads_live(vm) == 0 &&
+		   sbx_dirty_peekable(vm);
 	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : sbx_mem_ram_bytes(vm);
 	if (held + more > t->root->proc.mem.size) {
 		/* Said once without -v: a compiler driver's posix_spawn failing with ENOMEM
@@ -707,6 +716,7 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 					.ppid = vm->proc.pid,
 					.pgid = vm->proc.pgid,
 					.sid = vm->proc.sid,
+					.lender = lend ? vm->proc.pid : 0,
 					.vm = c};
 		/* CLONE_VFORK comes only from a parent of one thread (a threaded one asks for a
 		 * copy and waits apart), which stays stopped until the child execs or ends: the
