@@ -7,6 +7,8 @@
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
  *   procs orphan | procfs
+ * Only in the sandbox (natively it would stop for good):
+ *   procs selfstop               raise the four stop signals, then say it went on
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  *   procs bigmem M fork|map|spawn touch M MiB, then fork; or map M MiB more; or posix_spawn
@@ -2121,6 +2123,18 @@ static int spawnbench(int n)
 
 /* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
  * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
+/* No job control in the sandbox: a stop signal's default action leaves the process running. */
+static int do_selfstop(void)
+{
+	const int sigs[] = {SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP};
+	const char *names[] = {"TSTP", "TTIN", "TTOU", "STOP"};
+	for (int i = 0; i < 4; i++) {
+		raise(sigs[i]);
+		printf("went on after SIG%s\n", names[i]);
+	}
+	return 0;
+}
+
 static int bigspawnbench(int n)
 {
 	size_t len = 64u << 20;
@@ -2184,6 +2198,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "kill")	    ? do_kill()
 		: !strcmp(c, "killparent")  ? do_killparent()
 		: !strcmp(c, "orphan")	    ? do_orphan()
+		: !strcmp(c, "selfstop")    ? do_selfstop()
 		: !strcmp(c, "procfs")	    ? do_procfs()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()

@@ -19,10 +19,6 @@
 #define SIG_IGN 1
 #define SIGKILL 9
 #define SIGSTOP 19
-#define SIGCHLD 17
-#define SIGCONT 18
-#define SIGURG 23
-#define SIGWINCH 28
 #define SIG_BLOCK 0
 #define SIG_UNBLOCK 1
 #define SIG_SETMASK 2
@@ -472,11 +468,6 @@ long k_sys_sigaltstack(struct k_frame *f)
 	return f->rsi ? k_copy_to_user(f->rsi, o, sizeof(o)) : 0;
 }
 
-static int sig_ignored_by_default(uint64_t sig)
-{
-	return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
-}
-
 /* A signal sent to itself: ignored, delivered to its handler (with the registers the
  * program will have after this syscall), or fatal with the default action. */
 long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
@@ -492,7 +483,7 @@ long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 		k_signal_pend((uint32_t)sig);
 		return ret;
 	}
-	if (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))
+	if (h == SIG_IGN || (h == SIG_DFL && k_signal_default_ignored((uint32_t)sig)))
 		return ret;
 	if (h != SIG_DFL) {
 		struct k_resume r;
@@ -554,7 +545,8 @@ static long to_thread(struct k_frame *f, uint64_t tid, uint64_t sig)
 	}
 	uint64_t h = sig ? SIGS->act[sig].handler : SIG_IGN;
 	int blocked = sig && (k_thread_blocked((uint32_t)tid) & (1ull << (sig - 1)));
-	if (!sig || (!blocked && (h == SIG_IGN || (h == SIG_DFL && sig_ignored_by_default(sig)))))
+	if (!sig || (!blocked &&
+		     (h == SIG_IGN || (h == SIG_DFL && k_signal_default_ignored((uint32_t)sig)))))
 		return 0;
 	/* The default action of any other is the end of the program, at once unless the
 	 * thread blocks it (then pending, like a handled one). */

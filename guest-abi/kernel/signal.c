@@ -286,7 +286,10 @@ void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r)
 
 int k_signal_default_ignored(uint32_t sig)
 {
-	return sig == 17 || sig == 18 || sig == 23 || sig == 28; /* CHLD CONT URG WINCH */
+	/* CHLD CONT URG WINCH, and the stop signals STOP TSTP TTIN TTOU: a process does not stop
+	 * here (nothing would continue it), so it goes on as if continued at once, as the
+	 * monitor has it for a stop signal from another process. */
+	return sig == 17 || sig == 18 || sig == 23 || sig == 28 || (sig >= 19 && sig <= 22);
 }
 
 /* The first pending signal the mask lets through: its handler entered (not returning), the

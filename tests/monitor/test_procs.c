@@ -371,6 +371,19 @@ Test(procs, spawn_from_a_big_process_copies_nothing)
 	free(o);
 }
 
+/* A stop signal's default action, raised by the process itself, leaves it running (nothing
+ * would continue it), as one from another process does. */
+Test(procs, a_stop_signal_raised_by_the_program_leaves_it_running)
+{
+	int st;
+	char *o = sample("", "selfstop", &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, "went on after SIGTSTP\nwent on after SIGTTIN\nwent on after "
+			    "SIGTTOU\nwent on after SIGSTOP\n"),
+		  "%s", o);
+	free(o);
+}
+
 /* --cpu-time counts every process's time: two spinning children end the sandbox, though the
  * first process only waits. */
 Test(procs, cpu_time_counts_all_processes_together)
