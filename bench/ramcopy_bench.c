@@ -6,7 +6,9 @@
  *   lend     a private mapping of the parent's memfd (a vfork's child now: nothing copied)
  * Medians of 9, ms, with each against memcpy.
  * Usage: ramcopy_bench [HELD_MIB...]   (default: 8 64) */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

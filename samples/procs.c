@@ -2121,8 +2121,6 @@ static int spawnbench(int n)
 	return 0;
 }
 
-/* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
- * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
 /* No job control in the sandbox: a stop signal's default action leaves the process running. */
 static int do_selfstop(void)
 {
@@ -2135,6 +2133,8 @@ static int do_selfstop(void)
 	return 0;
 }
 
+/* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
+ * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
 static int bigspawnbench(int n)
 {
 	size_t len = 64u << 20;

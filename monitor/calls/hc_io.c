@@ -427,9 +427,7 @@ int64_t sbx_hc_fallocate(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* A memfd's blocks are memory, which --mem counts (memfd.c): no more of it at once than
 	 * guest RAM, as a write's is no more than SBX_RW_MAX, until the keeper looks. */
 	if (h->obj == SBX_O_MEMFD && !(mode & FALLOC_FL_PUNCH_HOLE) &&
-	    (uint64_t)len >
-		vm->proc.mem.size -
-		    ((uint64_t)off < vm->proc.mem.size ? (uint64_t)off : vm->proc.mem.size))
+	    (uint64_t)len > vm->proc.mem.size)
 		return -ENOSPC;
 	uint64_t add =
 	    h->obj != SBX_O_FILE || mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)

@@ -647,14 +647,16 @@ int sbx_vm_reimage(struct sbx_vm *vm, int fd, const char *gpath, char *const *ar
 	*lost = 1;
 	sbx_vcpu_complete(vm);
 	sbx_shmap_clear(vm);
-	if (own >= 0) {
-		if ((r = sbx_mem_own(vm, own, err, errlen)) < 0)
-			goto out;
-	} else if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-			     (off_t)vm->proc.mem.size) < 0) {
+	/* A lent RAM is replaced by a memfd of its own, which holds nothing yet. */
+	if (own >= 0 && (r = sbx_mem_own(vm, own, err, errlen)) < 0)
+		goto out;
+	if (own < 0 && fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				 (off_t)vm->proc.mem.size) < 0) {
 		r = sbx_fail(err, errlen, -errno, "clearing guest RAM: %s", strerror(errno));
 		goto out;
 	}
+	if (vm->hooks.exec_committed)
+		vm->hooks.exec_committed(vm);
 	/* Dirty tracking (a migration's rounds, a reset point) sees the whole of RAM change. */
 	sbx_mem_dirty(vm, 0, vm->proc.mem.size);
 	free(vm->proc.exec_path);

@@ -60,26 +60,29 @@ int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, s
 		return -ENOMEM;
 	child->proc.mem.base = p;
 	child->proc.mem.size = parent->proc.mem.size;
-	child->proc.mem.lent = 1;
+	atomic_store(&child->proc.mem.lent, 1);
 	return 0;
 }
 
 int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	return vm->proc.mem.lent ? ram_fd(vm->proc.mem.size, err, errlen) : -1;
+	return atomic_load(&vm->proc.mem.lent) ? ram_fd(vm->proc.mem.size, err, errlen) : -1;
 }
 
 int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
-	/* At the same address, where KVM's memslot and every pointer handed out stay valid, in
-	 * one step: mapped elsewhere, then moved over the lent mapping, which stays whole if
-	 * that fails. */
+	/* At the same address, where KVM's memslot and every pointer handed out stay valid:
+	 * mapped elsewhere, then moved over the lent mapping. */
 	void *p = ram_map(NULL, vm->proc.mem.size, fd, 1, err, errlen);
 	if (p && mremap(p, vm->proc.mem.size, vm->proc.mem.size, MREMAP_MAYMOVE | MREMAP_FIXED,
 			vm->proc.mem.base) == MAP_FAILED) {
 		sbx_fail(err, errlen, -errno, "cannot move guest RAM's own memfd into place: %s",
 			 strerror(errno));
 		munmap(p, vm->proc.mem.size);
+		/* The move may have unmapped the old RAM first: zero pages keep the range the
+		 * monitor's until the process, now lost, is gone (its ring is written yet). */
+		mmap(vm->proc.mem.base, vm->proc.mem.size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
 		p = NULL;
 	}
 	if (!p) {
@@ -87,7 +90,7 @@ int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	vm->proc.mem.fd = fd;
-	vm->proc.mem.lent = 0;
+	atomic_store_explicit(&vm->proc.mem.lent, 0, memory_order_release);
 	return 0;
 }
 
@@ -193,10 +196,14 @@ uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 {
 	struct stat st;
 	/* A lent RAM holds only the pages written since the fork: its dirty log counts them
-	 * (all of it, without the log). */
-	if (vm->proc.mem.lent) {
+	 * (all of it, without the log). An execve may end the lending meanwhile, and then the
+	 * log: looked at again when the log says nothing. */
+	if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire)) {
 		int64_t n = sbx_dirty_peek(vm);
-		return n >= 0 ? (uint64_t)n * SBX_PAGE_SIZE : vm->proc.mem.size;
+		if (n >= 0)
+			return (uint64_t)n * SBX_PAGE_SIZE;
+		if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire))
+			return vm->proc.mem.size;
 	}
 	if (vm->proc.mem.fd < 0 || fstat(vm->proc.mem.fd, &st) < 0)
 		return 0;

@@ -132,8 +132,9 @@ struct sbx_mem {
 	int fd; /* -1 when RAM is a private mapping of a snapshot file (lazy restore), or lent */
 	/* RAM is a private mapping of the memfd of a vfork's parent, stopped until this child
 	 * execs or ends: nothing is copied, and the pages the child writes become its own. An
-	 * execve gives it a memfd of its own (sbx_mem_own). */
-	int lent;
+	 * execve gives it a memfd of its own (sbx_mem_own: fd first, then lent 0 with release,
+	 * then the log stops; the keeper reads them in that order's reverse). */
+	atomic_int lent;
 	uint8_t *base;
 	uint64_t size;
 	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
@@ -412,8 +413,11 @@ struct sbx_hooks {
 	 * vfork's parent goes on). */
 	int64_t (*proc)(struct sbx_vm *vm, const struct sbx_slot *s);
 	void (*execed)(struct sbx_vm *vm);
-	/* An EXECVE is about to replace the image (sandbox/procs.c: its POSIX timers end). */
+	/* An EXECVE is about to replace the image (sandbox/procs.c: its POSIX timers end); and
+	 * past its point of no return, the new RAM in place (a vfork's child stops the dirty log
+	 * its parent's share needed, before the new image's writes are marked). */
 	void (*exec_begin)(struct sbx_vm *vm);
+	void (*exec_committed)(struct sbx_vm *vm);
 	/* Memory outside the process's RAM came (shared anonymous memory): the tree's keeper
 	 * holds the sandbox to --mem from now on, even with one process. */
 	void (*mem_outside)(struct sbx_vm *vm);

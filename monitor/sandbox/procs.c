@@ -554,17 +554,28 @@ static void exec_begin(struct sbx_vm *vm)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* A vfork's child shares nothing with its parent once its execve is past the point of no
+ * return: the new image pays no logged first write, nor its loading a mark per page. Not
+ * before: an execve that fails early goes on on the lent RAM, whose log --mem reads. */
+static void exec_committed(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	int share = n && n->vfork_share;
+	if (n)
+		n->vfork_share = 0;
+	pthread_mutex_unlock(&t->lock);
+	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
+		sbx_dirty_stop(vm);
+}
+
 static void execed(struct sbx_vm *vm)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
-	/* A vfork's child shares nothing with its parent from here: the new image, which has
-	 * not run yet, pays no logged first write. Not before: an execve that fails early goes
-	 * on on the lent RAM, whose log --mem reads. */
-	int share = n && n->vfork_share;
 	if (n) {
-		n->vfork_share = 0;
 		n->released = 1;
 		/* The new image's boot page: kept across execve, and its parent's end, had it
 		 * come while the page was being made, not lost. */
@@ -573,8 +584,6 @@ static void execed(struct sbx_vm *vm)
 	}
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
-	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
-		sbx_dirty_stop(vm);
 }
 
 static int64_t proc_call(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -1070,6 +1079,7 @@ static void tree_hooks(struct sbx_vm *vm)
 	vm->hooks.proc = proc_call;
 	vm->hooks.execed = execed;
 	vm->hooks.exec_begin = exec_begin;
+	vm->hooks.exec_committed = exec_committed;
 	vm->hooks.mem_outside = mem_outside;
 	vm->hooks.new_tid = new_tid;
 	vm->hooks.procs_list = procs_list;
