@@ -155,12 +155,6 @@ static void comm_of(struct sbx_vm *vm, char out[16])
 	snprintf(out, 16, "%.*s", (int)(exe + n - base), base);
 }
 
-/* Bytes of RAM the process's own memory holds now (its memfd's blocks): VmRSS, stat's rss. */
-static uint64_t rss_bytes(struct sbx_vm *vm)
-{
-	return sbx_mem_ram_bytes(vm);
-}
-
 struct vm_sizes {
 	uint64_t size, stk, exe, data; /* kB, as status shows them */
 	uint64_t code_lo, code_hi;     /* the program's text, for stat */
@@ -209,7 +203,7 @@ static void gen_status(struct sbx_vm *vm, struct text *t, int self)
 	put(t, "FDSize:\t%d\nGroups:\t\n", SBX_MAX_FDS);
 	struct vm_sizes z;
 	vm_sizes(vm, &z);
-	uint64_t rss = rss_bytes(vm) >> 10;
+	uint64_t rss = sbx_mem_ram_bytes(vm) >> 10;
 	if (z.size)
 		put(t,
 		    "VmPeak:\t%8" PRIu64 " kB\nVmSize:\t%8" PRIu64 " kB\nVmHWM:\t%8" PRIu64
@@ -289,7 +283,7 @@ static void gen_stat(struct sbx_vm *vm, struct text *t, int self)
 	    " %" PRIu64 " %" PRIu64,
 	    vm->proc.pid, comm, self ? 'R' : 'S', vm->proc.ppid, vm->proc.pgid, vm->proc.sid, ticks,
 	    cticks, 20 + nice, nice, 1 + sbx_threads_live(vm), start, z.size << 10,
-	    (uint64_t)(rss_bytes(vm) / SBX_PAGE_SIZE), z.code_lo, z.code_hi,
+	    (uint64_t)(sbx_mem_ram_bytes(vm) / SBX_PAGE_SIZE), z.code_lo, z.code_hi,
 	    vm->proc.image.entry_rsp);
 	put(t,
 	    " 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64

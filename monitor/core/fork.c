@@ -46,13 +46,11 @@ static int copy_extent(struct sbx_vm *parent, struct sbx_vm *child, uint64_t at,
 static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, uint64_t end_gpa, char *err,
 		    size_t errlen)
 {
-	int fd = parent->proc.mem.fd, r;
+	int fd = parent->proc.mem.fd, r = 0;
 	off_t end = (off_t)end_gpa, off = 0;
-	if (fd < 0 && (r = copy_extent(parent, child, 0, end_gpa)) < 0)
-		return sbx_fail(err, errlen, r, "copying guest RAM to the child: %s", strerror(-r));
-	if (fd < 0)
-		return 0;
-	while (off < end) {
+	if (fd < 0) /* a snapshot's mapping (lazy restore): no extents to follow */
+		r = copy_extent(parent, child, 0, end_gpa);
+	while (fd >= 0 && off < end && r == 0) {
 		off_t data = lseek(fd, off, SEEK_DATA);
 		if (data < 0 && errno == ENXIO)
 			break;
@@ -62,12 +60,11 @@ static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, uint64_t end_gp
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;
-		if ((r = copy_extent(parent, child, (uint64_t)data, (uint64_t)(hole - data))) < 0)
-			return sbx_fail(err, errlen, r, "copying guest RAM to the child: %s",
-					strerror(-r));
+		r = copy_extent(parent, child, (uint64_t)data, (uint64_t)(hole - data));
 		off = hole;
 	}
-	return 0;
+	return r < 0 ? sbx_fail(err, errlen, r, "copying guest RAM to the child: %s", strerror(-r))
+		     : 0;
 }
 
 static int copy_ioctl(int from, int to, unsigned long get, unsigned long set, void *buf,

@@ -30,9 +30,6 @@ struct sbx_pnode {
 	/* A vfork's child whose parent, one thread, waits for it: its writes are logged, and
 	 * what it wrote goes back to the parent if it ends without an execve (VFORK_EXIT). */
 	int vfork_share;
-	/* The parent whose RAM a vfork's child runs on until its execve (struct sbx_mem's lent),
-	 * 0 for a copy. */
-	uint32_t lender;
 	clockid_t clock; /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
 	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
@@ -290,10 +287,11 @@ static void *proc_main(void *arg)
 		n->ended = n->released = 1;
 		n->vm = NULL;
 	}
-	/* A vfork's child still on this RAM would hold all of it when nothing counts it any
-	 * more: it ends too, before its execve. */
+	/* A vfork's child still on this RAM (its parent is still this process: orphans are
+	 * reparented below) would hold all of it when nothing counts it any more: it ends too,
+	 * before its execve. */
 	for (struct sbx_pnode *m = t->list; m; m = m->next)
-		if (m->lender == pid && m->vm && !m->released)
+		if (m->ppid == pid && m->vm && !m->released && atomic_load(&m->vm->proc.mem.lent))
 			sbx_vm_kill(m->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
 				    "killed: its vfork parent %u ended before its execve", pid);
 	orphan_children(t, pid);
@@ -725,7 +723,6 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 					.ppid = vm->proc.pid,
 					.pgid = vm->proc.pgid,
 					.sid = vm->proc.sid,
-					.lender = lend ? vm->proc.pid : 0,
 					.vm = c};
 		/* CLONE_VFORK comes only from a parent of one thread (a threaded one asks for a
 		 * copy and waits apart), which stays stopped until the child execs or ends: the
