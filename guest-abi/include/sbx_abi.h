@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 18
+#define SBX_ABI_MINOR 19
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -533,6 +533,9 @@ _Static_assert(sizeof(struct sbx_iovec) == 16, "sbx_iovec size");
 #endif
 
 #ifndef __ASSEMBLER__
+/* OPEN's answer for a FIFO whose open waits for its other end (1.19): never an errno. */
+#define SBX_EOPEN_WAITS 1024
+
 struct sbx_path {
 	int32_t dirfd;	    /* IN: guest fd or SBX_AT_FDCWD */
 	uint32_t flags;	    /* IN: O_* for OPEN, AT_* for STAT/UNLINK/ACCESS */

@@ -176,7 +176,16 @@
 	X(POINT, 68, point, hc_point, SBX_CF_WAIT, )                                               \
 	/* 1.18: MEMFD, struct sbx_path: path the name (at most 249 bytes), flags MFD_*: a new    \
 	 * memfd behind a handle (memfd_create), or -EINVAL (MFD_HUGETLB, a longer name). */      \
-	X(MEMFD, 69, memfd, sbx_hc_memfd, 0, )
+	X(MEMFD, 69, memfd, sbx_hc_memfd, 0, )                                                     \
+	/* 1.19: MKNOD, struct sbx_path: dirfd, path, mode (S_IFIFO, S_IFREG or S_IFSOCK with the \
+	 * permission bits, the umask applied): mknodat. Devices: -EPERM. OPEN of a FIFO that     \
+	 * waits for its other end (no O_NONBLOCK; a reader with no writer, a writer with no      \
+	 * reader) answers -SBX_EOPEN_WAITS and keeps the open for this vCPU; OPEN_WAIT a0: 0     \
+	 * waits for the other end, served with SBX_SLOT_OWN or unlocked like a read: the fd, or  \
+	 * -EINTR for a signal or a pause (the open is kept), or -SBX_EOPEN_WAITS when no open is \
+	 * kept (a restored snapshot: make the open again); a0 1 drops the kept open. */         \
+	X(MKNOD, 70, mknod, sbx_hc_mknod, SBX_CF_FS, )                                             \
+	X(OPEN_WAIT, 71, open_wait, sbx_hc_open_wait, SBX_CF_WAIT, )
 /* clang-format on */
 
 #endif

@@ -234,22 +234,44 @@ long k_sys_pwritev2(struct k_frame *f)
 	return prwv(f, 1, 1, (uint32_t)f->r9);
 }
 
+/* An open; one of a FIFO that waits for its other end (1.19) waits as a read does, without
+ * the kernel's lock: a signal to handle ends it with EINTR, or makes it again after a handler
+ * with SA_RESTART, as Linux's fifo_open does. */
+static long open_call(int32_t dirfd, uint64_t path, uint32_t flags, uint32_t mode)
+{
+	long r = path_call(SBX_CALL_OPEN, dirfd, path, flags, mode, 0, 0);
+	if (r != -SBX_EOPEN_WAITS)
+		return r;
+	uint64_t a[1] = {0};
+	for (;;) {
+		r = k_signal_waiting() ? -EINTR : k_call_wait(SBX_CALL_OPEN_WAIT, a, 1);
+		if (r != -EINTR)
+			break;
+		if (k_signal_waiting()) {
+			a[0] = 1; /* the kept open goes */
+			k_call(SBX_CALL_OPEN_WAIT, a, 1);
+			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
+		}
+	}
+	/* Nothing kept (a thread of a restored snapshot): the open again, from the start. */
+	return r == -SBX_EOPEN_WAITS ? -K_ERESTARTSYS : r;
+}
+
 long k_sys_open(struct k_frame *f)
 {
-	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi,
-			 (uint32_t)f->rdx & ~k_cur_umask(), 0, 0);
+	return open_call(SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi, (uint32_t)f->rdx & ~k_cur_umask());
 }
 
 long k_sys_openat(struct k_frame *f)
 {
-	return path_call(SBX_CALL_OPEN, (int32_t)f->rdi, f->rsi, (uint32_t)f->rdx,
-			 (uint32_t)f->r10 & ~k_cur_umask(), 0, 0);
+	return open_call((int32_t)f->rdi, f->rsi, (uint32_t)f->rdx,
+			 (uint32_t)f->r10 & ~k_cur_umask());
 }
 
 long k_sys_creat(struct k_frame *f)
 {
-	return path_call(SBX_CALL_OPEN, SBX_AT_FDCWD, f->rdi, O_CREAT | O_WRONLY | O_TRUNC,
-			 (uint32_t)f->rsi & ~k_cur_umask(), 0, 0);
+	return open_call(SBX_AT_FDCWD, f->rdi, O_CREAT | O_WRONLY | O_TRUNC,
+			 (uint32_t)f->rsi & ~k_cur_umask());
 }
 
 /* memfd_create(name, flags): the name goes as a path would (1.18); the monitor checks its
@@ -519,6 +541,25 @@ long k_sys_mkdirat(struct k_frame *f)
 {
 	return path_call(SBX_CALL_MKDIR, (int32_t)f->rdi, f->rsi, 0,
 			 (uint32_t)f->rdx & ~k_cur_umask(), 0, 0);
+}
+
+/* mknod makes FIFOs, regular files and socket files, as it does for a user without
+ * CAP_MKNOD; devices are EPERM (the monitor's answer). */
+static long mknod_call(int32_t dirfd, uint64_t path, uint32_t mode)
+{
+	uint32_t type = mode & 0170000;
+	return path_call(SBX_CALL_MKNOD, dirfd, path, 0,
+			 (type ? type : 0100000) | (mode & 07777 & ~k_cur_umask()), 0, 0);
+}
+
+long k_sys_mknod(struct k_frame *f)
+{
+	return mknod_call(SBX_AT_FDCWD, f->rdi, (uint32_t)f->rsi);
+}
+
+long k_sys_mknodat(struct k_frame *f)
+{
+	return mknod_call((int32_t)f->rdi, f->rsi, (uint32_t)f->rdx);
 }
 
 long k_sys_unlink(struct k_frame *f)

@@ -504,6 +504,8 @@ long k_sys_access(struct k_frame *f);
 long k_sys_faccessat(struct k_frame *f);
 long k_sys_mkdir(struct k_frame *f);
 long k_sys_mkdirat(struct k_frame *f);
+long k_sys_mknod(struct k_frame *f);
+long k_sys_mknodat(struct k_frame *f);
 long k_sys_unlink(struct k_frame *f);
 long k_sys_rmdir(struct k_frame *f);
 long k_sys_unlinkat(struct k_frame *f);

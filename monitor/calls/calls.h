@@ -75,7 +75,8 @@ struct sbx_files {
 	/* Who holds which range (lockowners.c): the sandbox's one list, the first process's. */
 	struct sbx_lockreg *owners;
 	int owners_own;
-	uint64_t next_oid; /* the objects' ids (sbx_handle.oid) */
+	uint64_t next_oid;		  /* the objects' ids (sbx_handle.oid) */
+	struct sbx_fifo_wait *fifo_waits; /* FIFO opens kept for OPEN_WAIT (fifo.c) */
 };
 
 /* What the byte and time limits have counted (limits.c). The byte counters that count are the
@@ -225,6 +226,17 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s);
+/* A guest handle for a host fd of a mount's file (taken over): its number, or -errno. */
+int sbx_path_install(struct sbx_vm *vm, int fd, const char *gpath, int cloexec, int writable);
+/* fifo.c: opens of FIFOs that wait for the other end. sbx_fifo_waits: would an open with
+ * these flags (the guest's, with O_PATH) of host fd (the open, or an O_PATH one for a writer
+ * that got ENXIO) wait, acc being the access mode that waits here? sbx_fifo_keep keeps fd for
+ * the calling vCPU's OPEN_WAIT and returns -SBX_EOPEN_WAITS. */
+int sbx_fifo_waits(const struct sbx_vm *vm, int fd, int flags, int acc);
+int64_t sbx_fifo_keep(struct sbx_vm *vm, int fd, int flags, const char *gpath, int writable);
+int64_t sbx_hc_open_wait(struct sbx_vm *vm, const struct sbx_slot *s);
+void sbx_fifo_waits_free(struct sbx_files *f);
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -149,6 +149,7 @@ int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
 
 void sbx_fd_exec(struct sbx_vm *vm)
 {
+	sbx_fifo_waits_free(vm->proc.files);
 	for (int i = 0; i < SBX_MAX_FDS; i++)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE && vm->proc.files->fds[i].cloexec)
 			sbx_fd_release(vm, i);
@@ -160,4 +161,5 @@ void sbx_fd_close_all(struct sbx_vm *vm)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 	sbx_locks_free(vm);
+	sbx_fifo_waits_free(vm->proc.files);
 }

@@ -274,14 +274,30 @@ again:
 	sbx_audit_mount(vm, &p.t, m);
 	if (fd == -EXDEV && (fd = walk_again(vm, &p, how)) == 0)
 		goto again;
+	/* A FIFO that waits for its other end (fifo.c): a writer with no reader yet. */
+	int fl = flags | (int)(a->flags & O_PATH);
+	if (fd == -ENXIO) {
+		int o =
+		    policy_open(vm->cfg.policy, &p.t, how, O_PATH | O_CLOEXEC, 0, NULL, NULL, &m);
+		if (o >= 0 && sbx_fifo_waits(vm, o, fl, O_WRONLY))
+			return sbx_fifo_keep(vm, o, flags, p.g, m->rw);
+		if (o >= 0)
+			close(o);
+	}
 	if (fd < 0)
 		return fd;
 	if (!(flags & O_NONBLOCK)) {
-		int fl = fcntl(fd, F_GETFL);
-		if (fl >= 0)
-			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		if (sbx_fifo_waits(vm, fd, fl, O_RDONLY))
+			return sbx_fifo_keep(vm, fd, flags, p.g, m->rw);
+		/* The status flags the open set, without O_NONBLOCK (F_SETFL changes no others). */
+		fcntl(fd, F_SETFL, flags & (O_APPEND | O_DIRECT | O_NOATIME));
 	}
 	return install(vm, SBX_H_HOST, fd, p.g, (flags & O_CLOEXEC) != 0, m->rw);
+}
+
+int sbx_path_install(struct sbx_vm *vm, int fd, const char *gpath, int cloexec, int writable)
+{
+	return install(vm, SBX_H_HOST, fd, gpath, cloexec, writable);
 }
 
 int sbx_path_open_ro(struct sbx_vm *vm, int32_t dirfd, const char *path, int follow,
@@ -487,6 +503,29 @@ int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		return r;
 	return entry_done(&n, n.pinned ? refuse(EEXIST)
 				       : mkdirat(n.dirfd, n.name, s->u.path.mode & 01777));
+}
+
+/* FIFOs, regular files and socket files, as for a user without CAP_MKNOD. */
+int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	mode_t mode = s->u.path.mode, type = mode & S_IFMT;
+	int dev = type == S_IFCHR || type == S_IFBLK;
+	if (!dev && type != S_IFIFO && type != S_IFREG && type != S_IFSOCK)
+		return -EINVAL;
+	struct named t;
+	struct policy_node n;
+	struct stat st;
+	int r = writable_parent(vm, &s->u.path, 0, &t, &n);
+	if (r == -EBUSY)
+		return -EEXIST;
+	if (r < 0)
+		return r;
+	/* As Linux: EEXIST before a device's EPERM; never a device, whoever runs the monitor. */
+	return entry_done(&n, n.pinned ? refuse(EEXIST)
+			      : dev    ? (fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0
+					      ? refuse(EEXIST)
+					      : refuse(EPERM))
+				       : mknodat(n.dirfd, n.name, type | (mode & 07777), 0));
 }
 
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -149,6 +149,7 @@ static const struct sbx_rule {
      "READLINK; a symlink followed by the monitor beneath a mount holding another"},
     {SCMP_SYS(readlink), ARG_ANY, 0, "libdw's realpath() of the program in a report"},
     {SCMP_SYS(mkdirat), ARG_ANY, 0, "MKDIR"},
+    {SCMP_SYS(mknodat), ARG_ANY, 0, "MKNOD: FIFOs, files and socket files (no devices)"},
     {SCMP_SYS(unlinkat), ARG_ANY, 0, "UNLINK"},
     {SCMP_SYS(renameat), ARG_ANY, 0, "RENAME"},
     {SCMP_SYS(renameat2), ARG_ANY, 0, "RENAME (glibc may use renameat2)"},
@@ -398,7 +399,7 @@ static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, siz
 #define LL_RO (LL_READ_FILE | LL_READ_DIR)
 #define LL_RW                                                                                      \
 	(LL_RO | LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_DIR | LL_MAKE_REG |      \
-	 LL_MAKE_SYM | LL_REFER | LL_TRUNCATE)
+	 LL_MAKE_SYM | LL_MAKE_FIFO | LL_MAKE_SOCK | LL_REFER | LL_TRUNCATE)
 
 struct ll_ruleset_attr {
 	uint64_t handled_access_fs;

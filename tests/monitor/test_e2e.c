@@ -693,6 +693,29 @@ Test(e2e, memfd_create_as_natively)
 	same_as_native("--ro " SBX_BUILD_DIR "/samples", SAMPLES "memfd-@LIBC@", "");
 }
 
+/* FIFOs (monitor/calls/fifo.c): mkfifo and mknod, opens that wait for the other end whichever
+ * comes first, opens in crossing order, O_NONBLOCK, a signal during the wait, two threads, as
+ * natively. No device nodes, whoever runs the sandbox, nor FIFOs on a read-only mount. */
+Test(e2e, fifos_as_natively, .init = make_tree, .fini = remove_tree)
+{
+	char opts[256], prog[512], cmd[1024];
+	snprintf(opts, sizeof(opts), "--rw %s", scratch);
+	snprintf(prog, sizeof(prog), SAMPLES "fifo-@LIBC@ %s", scratch);
+	same_as_native(opts, prog, "");
+	struct out o;
+	snprintf(cmd, sizeof(cmd), SANDBOX " --rw %s " SAMPLES "fifo-glibc %s device", scratch,
+		 scratch);
+	run(cmd, &o);
+	cr_expect(o.status == 0 && strstr(o.data, "mknod device: EPERM") &&
+		      strstr(o.data, "mknod block device: EPERM") && strstr(o.data, "type: ENOENT"),
+		  "%d %s %s", o.status, o.data, o.err);
+	free(o.data);
+	snprintf(cmd, sizeof(cmd), SANDBOX " --ro %s " SAMPLES "fifo-musl %s", scratch, scratch);
+	run(cmd, &o);
+	cr_expect(strstr(o.data, "mkfifo: EROFS\n"), "%d %s %s", o.status, o.data, o.err);
+	free(o.data);
+}
+
 /* A memfd's bytes are memory: --mem counts them, with the guest RAM of every process. */
 Test(e2e, memfds_count_toward_the_memory_limit)
 {
