@@ -185,7 +185,13 @@
 	 * -EINTR for a signal or a pause (the open is kept), or -SBX_EOPEN_WAITS when no open is \
 	 * kept (a restored snapshot: make the open again); a0 1 drops the kept open. */         \
 	X(MKNOD, 70, mknod, sbx_hc_mknod, SBX_CF_FS, )                                             \
-	X(OPEN_WAIT, 71, open_wait, sbx_hc_open_wait, SBX_CF_WAIT, )
+	X(OPEN_WAIT, 71, open_wait, sbx_hc_open_wait, SBX_CF_WAIT, )                              \
+	/* 1.19: INOTIFY a0: 0 a new inotify instance behind a handle (a1: IN_CLOEXEC |           \
+	 * IN_NONBLOCK), 1 inotify_rm_watch (a1: the handle, a2: the watch). INOTIFY_WATCH,      \
+	 * struct sbx_path: dirfd/path the target, flags the mask (IN_*), dirfd2 the instance's   \
+	 * handle: inotify_add_watch's watch descriptor. Reads are the host instance's events. */ \
+	X(INOTIFY, 72, inotify, sbx_hc_inotify, 0, )                                               \
+	X(INOTIFY_WATCH, 73, inotify_watch, sbx_hc_inotify_watch, 0, )
 /* clang-format on */
 
 #endif

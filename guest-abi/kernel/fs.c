@@ -562,6 +562,36 @@ long k_sys_mknodat(struct k_frame *f)
 	return mknod_call((int32_t)f->rdi, f->rsi, (uint32_t)f->rdx);
 }
 
+/* inotify (1.19): host instances whose watches the monitor adds on what the paths name. */
+long k_sys_inotify_init(struct k_frame *f)
+{
+	(void)f;
+	uint64_t a[2] = {0, 0};
+	return k_call(SBX_CALL_INOTIFY, a, 2);
+}
+
+long k_sys_inotify_init1(struct k_frame *f)
+{
+	uint64_t a[2] = {0, f->rdi};
+	return k_call(SBX_CALL_INOTIFY, a, 2);
+}
+
+long k_sys_inotify_add_watch(struct k_frame *f)
+{
+	struct sbx_path p;
+	long r = path_arg(&p, SBX_AT_FDCWD, f->rsi, (uint32_t)f->rdx);
+	if (r < 0)
+		return r;
+	p.dirfd2 = (int32_t)f->rdi;
+	return k_call_path(SBX_CALL_INOTIFY_WATCH, &p);
+}
+
+long k_sys_inotify_rm_watch(struct k_frame *f)
+{
+	uint64_t a[3] = {1, (uint32_t)f->rdi, (uint32_t)f->rsi};
+	return k_call(SBX_CALL_INOTIFY, a, 3);
+}
+
 long k_sys_unlink(struct k_frame *f)
 {
 	return path_call(SBX_CALL_UNLINK, SBX_AT_FDCWD, f->rdi, 0, 0, 0, 0);

@@ -21,7 +21,8 @@ enum sbx_handle_obj {
 	SBX_O_EPOLL,
 	SBX_O_SOCKET,
 	SBX_O_TIMERFD,
-	SBX_O_MEMFD
+	SBX_O_MEMFD,
+	SBX_O_INOTIFY
 };
 struct sbx_memfd;
 
@@ -196,6 +197,9 @@ int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_o
 			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
+/* inotify.c: inotify instances, host ones watching what the guest's paths name. */
+int64_t sbx_hc_inotify(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_inotify_watch(struct sbx_vm *vm, const struct sbx_slot *s);
 /* memfd.c: memfd_create. A handle's copy holds its memfd, its drop lets go (sbx_fd_copy,
  * sbx_fd_drop); sbx_memfd_bytes: the bytes all the sandbox's memfds hold, for --mem. */
 int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -227,6 +231,9 @@ int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_readlink(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s);
+/* The file a guest path names (dirfd, path), as an O_PATH host fd, or -errno: -EACCES for a
+ * node of the sandbox's own /dev, /proc or directories, which no host file stands for. */
+int sbx_path_opath(struct sbx_vm *vm, const struct sbx_path *a, int follow);
 /* A guest handle for a host fd of a mount's file (taken over): its number, or -errno. */
 int sbx_path_install(struct sbx_vm *vm, int fd, const char *gpath, int cloexec, int writable);
 /* fifo.c: opens of FIFOs that wait for the other end. sbx_fifo_waits: would an open with

@@ -29,6 +29,8 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 		return "a timerfd";
 	case SBX_O_MEMFD:
 		return "a memfd";
+	case SBX_O_INOTIFY:
+		return "an inotify instance";
 	default:
 		return "a file";
 	}

@@ -361,6 +361,17 @@ static int open_path(struct sbx_vm *vm, struct named *p, int nofollow,
 	}
 }
 
+int sbx_path_opath(struct sbx_vm *vm, const struct sbx_path *a, int follow)
+{
+	struct named p;
+	const struct policy_mount *m;
+	int vdir, r = guest_target(vm, a, 0, follow, &p);
+	if (r < 0)
+		return r;
+	r = open_path(vm, &p, !follow, &m, &vdir);
+	return vdir ? -EACCES : r;
+}
+
 int64_t sbx_hc_stat(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;

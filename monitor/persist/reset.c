@@ -127,6 +127,14 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 			    i);
 			break;
 		}
+		/* Its events would go from one run into the next. */
+		if (vm->proc.files->fds[i].obj == SBX_O_INOTIFY) {
+			r = sbx_fail(err, errlen, -EINVAL,
+				     "snapshot: fd %d is an inotify instance, whose events a reset "
+				     "cannot put back yet",
+				     i);
+			break;
+		}
 		r = sbx_fd_copy(&s->fds[i], &vm->proc.files->fds[i]);
 		s->offs[i] = vm->proc.files->fds[i].kind == SBX_H_HOST
 				 ? lseek(vm->proc.files->fds[i].fd, 0, SEEK_CUR)

@@ -716,6 +716,17 @@ Test(e2e, fifos_as_natively, .init = make_tree, .fini = remove_tree)
 	free(o.data);
 }
 
+/* inotify (monitor/calls/inotify.c): watches on a directory and a file of a mount, their
+ * events (creation, writes, renames with paired cookies, removal, IN_IGNORED), rm_watch, the
+ * errors in Linux's order, a blocking read and epoll woken by another thread, as natively. */
+Test(e2e, inotify_as_natively, .init = make_tree, .fini = remove_tree)
+{
+	char opts[256], prog[512];
+	snprintf(opts, sizeof(opts), "--rw %s", scratch);
+	snprintf(prog, sizeof(prog), SAMPLES "inotify-@LIBC@ %s", scratch);
+	same_as_native(opts, prog, "");
+}
+
 /* A memfd's bytes are memory: --mem counts them, with the guest RAM of every process. */
 Test(e2e, memfds_count_toward_the_memory_limit)
 {
