@@ -248,7 +248,8 @@ static int handle_name(struct sbx_vm *vm, int fd, char *out, size_t len)
 		snprintf(out, len, "%s:[%llu]", S_ISFIFO(st.st_mode) ? "pipe" : "socket",
 			 (unsigned long long)st.st_ino);
 	else
-		snprintf(out, len, "anon_inode:[%s]",
+		/* Linux's names: inotify's has no brackets. */
+		snprintf(out, len, h->obj == SBX_O_INOTIFY ? "anon_inode:%s" : "anon_inode:[%s]",
 			 h->obj == SBX_O_EVENTFD   ? "eventfd"
 			 : h->obj == SBX_O_TIMERFD ? "timerfd"
 			 : h->obj == SBX_O_EPOLL   ? "eventpoll"
