@@ -487,6 +487,20 @@ _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
 #define SBX_SOCKOP_SHUTDOWN 1 /* a2: how */
 #define SBX_SOCKOP_GETOPT 2   /* a2: level, a3: name: the int value */
 #define SBX_SOCKOP_SETOPT 3   /* a2: level, a3: name, a4: the int value */
+/* 1.19: local sockets with names. a2: guest-physical address of a struct sockaddr_un (the
+ * kernel's copy), a3: its length (2..110). BIND: a path on a writable mount (made there), an
+ * abstract name (sun_path[0] 0: the sandbox's own namespace) or none (length 2: an abstract
+ * name chosen). CONNECT: a socket this sandbox bound, by path or abstract name (EACCES for
+ * any other socket file); it may wait (a full backlog), as ACCEPT does: both are made without
+ * the kernel's lock and end with -EINTR for a signal or a pause. LISTEN a2: backlog. ACCEPT
+ * a2: SOCK_NONBLOCK | SOCK_CLOEXEC: the new handle. NAME a2: 0 the socket's own address, 1
+ * its peer's; a3: guest-physical address of 110 bytes: the address's length (ENOTCONN for a
+ * peer it has not). */
+#define SBX_SOCKOP_BIND 4
+#define SBX_SOCKOP_CONNECT 5
+#define SBX_SOCKOP_LISTEN 6
+#define SBX_SOCKOP_ACCEPT 7
+#define SBX_SOCKOP_NAME 8
 
 /* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
  * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */

@@ -191,7 +191,10 @@
 	 * struct sbx_path: dirfd/path the target, flags the mask (IN_*), dirfd2 the instance's   \
 	 * handle: inotify_add_watch's watch descriptor. Reads are the host instance's events. */ \
 	X(INOTIFY, 72, inotify, sbx_hc_inotify, 0, )                                               \
-	X(INOTIFY_WATCH, 73, inotify_watch, sbx_hc_inotify_watch, 0, )
+	X(INOTIFY_WATCH, 73, inotify_watch, sbx_hc_inotify_watch, 0, )                          \
+	/* 1.19: SOCKET a0: SOCK_STREAM|DGRAM|SEQPACKET with SOCK_NONBLOCK, SOCK_CLOEXEC: an      \
+	 * AF_UNIX socket of its own, for SOCKOP's BIND, CONNECT, LISTEN and ACCEPT. */           \
+	X(SOCKET, 74, socket, sbx_hc_socket, 0, )
 /* clang-format on */
 
 #endif

@@ -1,24 +1,18 @@
-/* The network. A policy grants none yet, so socket() is refused the way a Linux security
- * module refuses it (EACCES, which resolvers and NSS treat as "no service" and go on),
- * rather than ENOSYS, which would claim the call is missing. Counted with the refused calls,
- * so that the monitor says under -v what was refused. */
+/* The network. A policy grants none yet, so socket() of any family but AF_UNIX is refused the
+ * way a Linux security module refuses it (EACCES, which resolvers and NSS treat as "no
+ * service" and go on), rather than ENOSYS, which would claim the call is missing. Counted with
+ * the refused calls, so that the monitor says under -v what was refused.
+ *
+ * Local sockets: socketpair(AF_UNIX) is a connected pair the monitor makes on the host
+ * (monitor/calls/hc_socket.c), socket(AF_UNIX) one of its own (1.19) that binds to a path on a
+ * writable mount or an abstract name, listens, accepts and connects to the sandbox's own; send
+ * and recv move bytes through READV/WRITEV with their flags (SBX_RW_SOCK), and the rest is
+ * SOCKOP. A descriptor that is not a socket answers ENOTSOCK, as on Linux (bash asks
+ * getpeername of its stdin at every start). */
 #include "kernel.h"
 
 #define NR_SOCKET 41
 
-long k_sys_socket(struct k_frame *f)
-{
-	(void)f;
-	BOOT->nosys_count[NR_SOCKET]++;
-	return -EACCES;
-}
-
-/* Local sockets: socketpair(AF_UNIX) is a connected pair the monitor makes on the host
- * (monitor/calls/hc_socket.c); send and recv move bytes through READV/WRITEV with their flags
- * (SBX_RW_SOCK), and the rest is SOCKOP. Naming, connecting and listening are the network's,
- * which no policy grants yet: a local socket is always one of a pair, already connected. A
- * descriptor that is not a socket answers ENOTSOCK, as on Linux (bash asks getpeername of its
- * stdin at every start). */
 #define AF_UNIX 1
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
@@ -29,8 +23,30 @@ long k_sys_socket(struct k_frame *f)
 #define MSG_CMSG_CLOEXEC 0x40000000
 #define EPROTONOSUPPORT 93
 #define EISCONN 106
+#define ESOCKTNOSUPPORT 94
+#define SUN_LEN_MAX 110 /* sizeof(struct sockaddr_un) */
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
+
+/* socket(AF_UNIX, type, 0 or PF_UNIX), as Linux's unix_create checks it. */
+long k_sys_socket(struct k_frame *f)
+{
+	uint32_t type = (uint32_t)f->rsi, base = type & 0xf;
+	if ((int32_t)f->rdi != AF_UNIX) {
+		BOOT->nosys_count[NR_SOCKET]++;
+		return -EACCES;
+	}
+	if ((type & ~0xfu & ~(uint32_t)(SOCK_NONBLOCK | SOCK_CLOEXEC)) || base > 10 /* SOCK_MAX */)
+		return -EINVAL;
+	if ((int32_t)f->rdx != 0 && (int32_t)f->rdx != AF_UNIX)
+		return -EPROTONOSUPPORT;
+	if (base == 3) /* SOCK_RAW: a datagram socket, as Linux makes it */
+		type = (type & ~0xfu) | SOCK_DGRAM;
+	else if (base != SOCK_STREAM && base != SOCK_DGRAM && base != SOCK_SEQPACKET)
+		return -ESOCKTNOSUPPORT;
+	uint64_t a[1] = {type};
+	return k_call(SBX_CALL_SOCKET, a, 1);
+}
 
 long k_sys_socketpair(struct k_frame *f)
 {
@@ -177,27 +193,120 @@ long k_sys_setsockopt(struct k_frame *f)
 		      (uint64_t)(v < 0 ? 0 : v));
 }
 
-/* getsockname, getpeername: an unnamed local socket's address is its family alone. */
-long k_sys_sockname(struct k_frame *f)
-{
-	long r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
-	if (r < 0)
-		return r;
-	int32_t len;
-	if (k_copy_from_user(&len, f->rdx, sizeof(len)) < 0)
-		return -EFAULT;
-	if (len < 0)
-		return -EINVAL;
-	uint16_t fam = AF_UNIX;
-	int32_t full = sizeof(fam);
-	if (len && k_copy_to_user(f->rsi, &fam, (uint64_t)(len < full ? len : full)) < 0)
-		return -EFAULT;
-	return k_copy_to_user(f->rdx, &full, sizeof(full)) < 0 ? -EFAULT : 0;
-}
-
-/* Naming, connecting, listening, accepting: a local socket is one of a connected pair. */
+/* A call on something else than a socket. */
 long k_sys_notsock(struct k_frame *f)
 {
 	long r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
 	return r < 0 ? r : -EINVAL;
+}
+
+/* A request that may wait (connect to a full backlog, accept): as a read waits, without the
+ * kernel's lock; a signal ends it with EINTR, or makes it again after a handler with
+ * SA_RESTART, as Linux's unix_stream_connect and accept. */
+static long sockop_wait(uint64_t a[5])
+{
+	long r;
+	do {
+		if (k_signal_waiting())
+			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
+		r = k_call_wait(SBX_CALL_SOCKOP, a, 5);
+	} while (r == -EINTR);
+	return r;
+}
+
+/* bind and connect: the address goes to the monitor as the kernel's copy. */
+static long addr_call(uint64_t op, struct k_frame *f)
+{
+	uint8_t sun[SUN_LEN_MAX];
+	int32_t len = (int32_t)f->rdx;
+	if (len < 0 || len > SUN_LEN_MAX) {
+		long r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
+		return r < 0 ? r : -EINVAL;
+	}
+	if (len && k_copy_from_user(sun, f->rsi, (uint64_t)len) < 0)
+		return -EFAULT;
+	uint64_t a[5] = {op, (uint64_t)(int64_t)(int32_t)f->rdi, k_kaddr((uint64_t)sun),
+			 (uint64_t)len, 0};
+	return op == SBX_SOCKOP_BIND ? k_call(SBX_CALL_SOCKOP, a, 5) : sockop_wait(a);
+}
+
+long k_sys_bind(struct k_frame *f)
+{
+	return addr_call(SBX_SOCKOP_BIND, f);
+}
+
+long k_sys_connect(struct k_frame *f)
+{
+	return addr_call(SBX_SOCKOP_CONNECT, f);
+}
+
+long k_sys_listen(struct k_frame *f)
+{
+	int32_t backlog = (int32_t)f->rsi;
+	return sockop(SBX_SOCKOP_LISTEN, f->rdi, (uint64_t)(backlog < 0 ? 0 : backlog), 0, 0);
+}
+
+/* An address into the program's (addr, *lenp), cut to its length, the whole length told. */
+static long put_addr(uint64_t addr, uint64_t lenp, const uint8_t *sun, int32_t full)
+{
+	int32_t len;
+	if (!lenp)
+		return 0;
+	if (k_copy_from_user(&len, lenp, sizeof(len)) < 0)
+		return -EFAULT;
+	if (len < 0)
+		return -EINVAL;
+	if (len && k_copy_to_user(addr, sun, (uint64_t)(len < full ? len : full)) < 0)
+		return -EFAULT;
+	return k_copy_to_user(lenp, &full, sizeof(full)) < 0 ? -EFAULT : 0;
+}
+
+static long name_of(uint64_t fd, uint64_t which, uint64_t addr, uint64_t lenp)
+{
+	uint8_t sun[SUN_LEN_MAX];
+	long n = sockop(SBX_SOCKOP_NAME, fd, which, k_kaddr((uint64_t)sun), 0);
+	if (n < 0)
+		return n;
+	return put_addr(addr, lenp, sun, (int32_t)n);
+}
+
+/* getsockname: the address it was bound to (or none: its family alone); getpeername: the
+ * address it connected to, a pair's unnamed end. */
+long k_sys_sockname(struct k_frame *f)
+{
+	return name_of(f->rdi, 0, f->rsi, f->rdx);
+}
+
+long k_sys_peername(struct k_frame *f)
+{
+	return name_of(f->rdi, 1, f->rsi, f->rdx);
+}
+
+/* The peer's address is a local socket's, most often unnamed: its family alone. */
+static long accept_call(struct k_frame *f, uint64_t flags)
+{
+	if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return -EINVAL;
+	uint64_t a[5] = {SBX_SOCKOP_ACCEPT, (uint64_t)(int64_t)(int32_t)f->rdi, flags, 0, 0};
+	long r = sockop_wait(a);
+	if (r < 0 || !f->rsi)
+		return r;
+	uint8_t sun[2] = {AF_UNIX, 0};
+	long e = put_addr(f->rsi, f->rdx, sun, 2);
+	if (e < 0) {
+		uint64_t c[1] = {(uint64_t)r};
+		k_call(SBX_CALL_CLOSE, c, 1);
+		return e;
+	}
+	return r;
+}
+
+long k_sys_accept(struct k_frame *f)
+{
+	return accept_call(f, 0);
+}
+
+long k_sys_accept4(struct k_frame *f)
+{
+	return accept_call(f, f->r10);
 }

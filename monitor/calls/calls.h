@@ -22,7 +22,14 @@ enum sbx_handle_obj {
 	SBX_O_SOCKET,
 	SBX_O_TIMERFD,
 	SBX_O_MEMFD,
-	SBX_O_INOTIFY
+	SBX_O_INOTIFY,
+	SBX_O_USOCK /* a local socket of socket(): named, listening, accepted */
+};
+/* A local socket's address as the program gave or sees it: sun_path's bytes (len of them,
+ * abstract ones starting with 0). */
+struct sbx_sun {
+	uint32_t len;
+	char path[108];
 };
 struct sbx_memfd;
 
@@ -56,7 +63,14 @@ struct sbx_handle {
 	 * (the host keeps it on the socket; a snapshot needs it from here). */
 	int shut;
 	struct sbx_memfd *memfd; /* SBX_O_MEMFD: its entry in the sandbox's list (memfd.c) */
+	/* SBX_O_USOCK: its own address (bound, or the listener's for an accepted one) and its
+	 * peer's (the address it connected to), NULL for none; copies own copies. */
+	struct sbx_sun *sun_local, *sun_peer;
 };
+static inline int sbx_is_socket(const struct sbx_handle *h)
+{
+	return h->kind == SBX_H_HOST && (h->obj == SBX_O_SOCKET || h->obj == SBX_O_USOCK);
+}
 #define SBX_SHUT_RD 1
 #define SBX_SHUT_WR 2
 
@@ -89,6 +103,18 @@ struct sbx_memfds {
 	struct sbx_memfd *head;
 };
 
+/* The sandbox's local sockets with names (hc_socket.c), the first process's serving all: the
+ * socket files its processes bound, the only ones CONNECT reaches by path, and the prefix that
+ * keeps its abstract names apart from the host's. */
+struct sbx_socks {
+	pthread_mutex_t lock;
+	struct sbx_sockfile {
+		uint64_t dev, ino;
+	} * files;
+	unsigned n, cap;
+	char prefix[24]; /* "sbx-" and 16 hex digits, made at the first abstract name */
+};
+
 struct sbx_limits {
 	uint64_t out_bytes, write_bytes;
 	uint64_t err_bytes; /* stderr's, counted apart only with cfg.output_stdout_only */
@@ -103,6 +129,7 @@ struct sbx_limits {
 	atomic_int watchdog_quit; /* the run is over: sbx_limits_stop */
 	int64_t cpu_base_ms;
 	struct sbx_memfds memfds;
+	struct sbx_socks socks;
 };
 
 /* The path and rule of the call being audited (audit.c), and the paths outside every mount
@@ -189,6 +216,13 @@ int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s);
 /* hc_socket.c: connected pairs of local sockets (socketpair) and what is asked of them. */
 int64_t sbx_hc_socketpair(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s);
+void sbx_socks_init(struct sbx_socks *k);
+void sbx_socks_free(struct sbx_socks *k);
+/* hc_path.c: bind host socket sock to the guest path a names (made on a writable mount), and
+ * give the new file's device and inode. */
+int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a, int sock, uint64_t *dev,
+		  uint64_t *ino);
 /* hc_event.c: a guest handle for host fd (taken over), or -errno (fd closed). */
 int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
 		       int writable);

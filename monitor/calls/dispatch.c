@@ -297,6 +297,7 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 	if (!vm->proc.files || !vm->limits || !vm->audit)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	sbx_memfds_init(&vm->limits->memfds);
+	sbx_socks_init(&vm->limits->socks);
 	if (!parent) {
 		sbx_fd_init(vm);
 		if (!(vm->proc.files->owners = sbx_lockreg_new()))
@@ -340,8 +341,10 @@ void sbx_calls_detach(struct sbx_vm *vm)
 	if (vm->audit)
 		sbx_missing_free(vm);
 	free(vm->proc.files);
-	if (vm->limits)
+	if (vm->limits) {
 		sbx_memfds_free(&vm->limits->memfds);
+		sbx_socks_free(&vm->limits->socks);
+	}
 	free(vm->limits);
 	free(vm->audit);
 	vm->proc.files = NULL;

@@ -167,7 +167,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (sf) {
 		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | flags)))
 			return sf & SBX_RW_SOCK ? -EOPNOTSUPP : -EINVAL;
-		if (h->kind != SBX_H_HOST || h->obj != SBX_O_SOCKET)
+		if (!sbx_is_socket(h))
 			return -ENOTSOCK;
 		sock = (int)(sf & flags & ~(uint64_t)MSG_CMSG_CLOEXEC);
 	}

@@ -13,6 +13,8 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -537,6 +539,41 @@ int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s)
 					      ? refuse(EEXIST)
 					      : refuse(EPERM))
 				       : mknodat(n.dirfd, n.name, type | (mode & 07777), 0));
+}
+
+int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a, int sock, uint64_t *dev,
+		  uint64_t *ino)
+{
+	struct named t;
+	struct policy_node n;
+	int r = writable_parent(vm, a, 0, &t, &n);
+	if (r == -EBUSY)
+		return -EADDRINUSE;
+	if (r < 0)
+		return r;
+	if (n.pinned) {
+		policy_node_release(&n);
+		return -EADDRINUSE;
+	}
+	/* The host binds beneath the directory's descriptor: no host path is ever built. */
+	struct sockaddr_un u = {.sun_family = AF_UNIX};
+	int len = snprintf(u.sun_path, sizeof(u.sun_path), "/proc/self/fd/%d/%s", n.dirfd, n.name);
+	if (len < 0 || (size_t)len >= sizeof(u.sun_path)) {
+		policy_node_release(&n);
+		return -ENAMETOOLONG;
+	}
+	r = bind(sock, (struct sockaddr *)&u, (socklen_t)(sizeof(sa_family_t) + (size_t)len + 1));
+	int e = errno;
+	struct stat st;
+	if (r == 0 && fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		*dev = (uint64_t)st.st_dev;
+		*ino = (uint64_t)st.st_ino;
+	} else if (r == 0) {
+		e = errno;
+		r = -1;
+	}
+	policy_node_release(&n);
+	return r < 0 ? -e : 0;
 }
 
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)

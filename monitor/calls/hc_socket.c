@@ -1,12 +1,24 @@
-/* Local sockets: socketpair(AF_UNIX), a connected pair of host sockets behind two handles, as
+/* Local sockets. socketpair(AF_UNIX): a connected pair of host sockets behind two handles, as
  * Python's asyncio (its self-pipe), multiprocessing's duplex pipes and libuv's child stdio use
- * them. Their bytes move through READV/WRITEV (send and recv flags in the request's offset,
- * sbx_calls.h); SOCKOP answers the rest. No socket reaches the network: socket() stays
- * refused (guest-abi/kernel/net.c), and the monitor's seccomp filter allows socketpair for
- * AF_UNIX only. */
+ * them. socket(AF_UNIX) (1.19): a host socket of its own, which binds to a path on a writable
+ * mount or to an abstract name, listens, accepts and connects, as multiprocessing's managers
+ * and forkserver, asyncio's and Go's unix servers and test suites' local servers use them.
+ * Their bytes move through READV/WRITEV (send and recv flags in the request's offset,
+ * sbx_calls.h); SOCKOP answers the rest. No socket reaches the network or the host's own
+ * local services: socket() of another family stays refused (guest-abi/kernel/net.c, and the
+ * monitor's seccomp filter allows AF_UNIX only); CONNECT reaches by path only the socket files
+ * this sandbox bound, and its abstract names live under a prefix of its own in the host's
+ * namespace, so that neither a host service's socket in a mount (a Docker socket under a
+ * read-only /var) nor a host abstract name (X11's, D-Bus's) is reachable. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -37,19 +49,315 @@ static int settable_opt(uint64_t name)
 	return name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVLOWAT || name == SO_PASSCRED;
 }
 
+int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	uint64_t type = s->u.a[0] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (s->u.a[0] > UINT32_MAX ||
+	    (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET))
+		return -EINVAL;
+	int fd = socket(AF_UNIX, (int)type | SOCK_CLOEXEC | (int)(s->u.a[0] & SOCK_NONBLOCK), 0);
+	if (fd < 0)
+		return -errno;
+	return sbx_handle_add(vm, fd, SBX_O_USOCK, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
+}
+
+static struct sbx_socks *socks_of(struct sbx_vm *vm)
+{
+	return vm->limits->tree ? &vm->limits->tree->socks : &vm->limits->socks;
+}
+
+void sbx_socks_init(struct sbx_socks *k)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->lock, NULL);
+}
+
+void sbx_socks_free(struct sbx_socks *k)
+{
+	free(k->files);
+	pthread_mutex_destroy(&k->lock);
+	memset(k, 0, sizeof(*k));
+}
+
+static int sockfile_add(struct sbx_socks *k, uint64_t dev, uint64_t ino)
+{
+	pthread_mutex_lock(&k->lock);
+	int r = 0;
+	if (k->n == k->cap) {
+		unsigned cap = k->cap ? 2 * k->cap : 16;
+		void *p = cap <= (1u << 16) ? realloc(k->files, cap * sizeof(*k->files)) : NULL;
+		if (!p)
+			r = -ENOBUFS;
+		else {
+			k->files = p;
+			k->cap = cap;
+		}
+	}
+	if (r == 0)
+		k->files[k->n++] = (struct sbx_sockfile){dev, ino};
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}
+
+static int sockfile_known(struct sbx_socks *k, uint64_t dev, uint64_t ino)
+{
+	pthread_mutex_lock(&k->lock);
+	int found = 0;
+	for (unsigned i = 0; i < k->n && !found; i++)
+		found = k->files[i].dev == dev && k->files[i].ino == ino;
+	pthread_mutex_unlock(&k->lock);
+	return found;
+}
+
+/* The host's address for an abstract name: the sandbox's prefix, then the name. */
+static int abstract_host(struct sbx_socks *k, const struct sbx_sun *g, struct sockaddr_un *u,
+			 socklen_t *ulen)
+{
+	pthread_mutex_lock(&k->lock);
+	if (!k->prefix[0]) {
+		uint8_t r[8] = {0};
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			memcpy(r, &k, sizeof(r) < sizeof(k) ? sizeof(r) : sizeof(k));
+		int n = snprintf(k->prefix, sizeof(k->prefix), "sbx-");
+		for (size_t i = 0; i < sizeof(r); i++)
+			n += snprintf(k->prefix + n, sizeof(k->prefix) - (size_t)n, "%02x", r[i]);
+	}
+	size_t plen = strlen(k->prefix);
+	memset(u, 0, sizeof(*u));
+	u->sun_family = AF_UNIX;
+	int fits = 1 + plen + (g->len - 1) <= sizeof(u->sun_path);
+	if (fits) {
+		memcpy(u->sun_path + 1, k->prefix, plen);
+		memcpy(u->sun_path + 1 + plen, g->path + 1, g->len - 1);
+		*ulen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + plen + g->len - 1);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return fits ? 0 : -EINVAL;
+}
+
+/* The guest's struct sockaddr_un at gpa (len bytes): sun_path's bytes in g. A path ends at
+ * its first NUL, as Linux's unix_mkname takes it. */
+static int guest_sun(struct sbx_vm *vm, uint64_t gpa, uint64_t len, struct sbx_sun *g)
+{
+	struct sockaddr_un u;
+	if (len < sizeof(sa_family_t) || len > sizeof(u))
+		return -EINVAL;
+	memset(&u, 0, sizeof(u));
+	if (sbx_copy_from_guest(vm, &u, gpa, len) < 0)
+		return -EFAULT;
+	if (u.sun_family != AF_UNIX)
+		return -EINVAL;
+	g->len = (uint32_t)(len - sizeof(sa_family_t));
+	memcpy(g->path, u.sun_path, g->len);
+	if (g->len && g->path[0])
+		g->len = (uint32_t)strnlen(g->path, g->len);
+	return 0;
+}
+
+static struct sbx_sun *sun_dup(const struct sbx_sun *g)
+{
+	struct sbx_sun *d = malloc(sizeof(*d));
+	if (d)
+		*d = *g;
+	return d;
+}
+
+/* A path's sbx_path, its bytes at their place in the guest's copy (the kernel's buffer). */
+static struct sbx_path sun_path_arg(uint64_t gpa, const struct sbx_sun *g)
+{
+	return (struct sbx_path){.dirfd = SBX_AT_FDCWD,
+				 .path = gpa + offsetof(struct sockaddr_un, sun_path),
+				 .path_len = g->len};
+}
+
+static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uint64_t len)
+{
+	struct sbx_sun g;
+	int r = guest_sun(vm, gpa, len, &g);
+	if (r < 0)
+		return r;
+	struct sbx_socks *k = socks_of(vm);
+	if (g.len == 0) {
+		/* Autobind: an abstract name of five hex digits, as Linux picks. */
+		uint32_t x = 0;
+		if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+			x = (uint32_t)h->fd;
+		g.path[0] = 0;
+		g.len = 1 + (uint32_t)snprintf(g.path + 1, sizeof(g.path) - 1, "%05x", x & 0xfffff);
+	}
+	if (g.path[0] == 0) {
+		struct sockaddr_un u;
+		socklen_t ul;
+		if ((r = abstract_host(k, &g, &u, &ul)) < 0)
+			return r;
+		if (bind(h->fd, (struct sockaddr *)&u, ul) < 0)
+			return -errno;
+	} else {
+		struct sbx_path a = sun_path_arg(gpa, &g);
+		uint64_t dev = 0, ino = 0;
+		if ((r = sbx_path_bind(vm, &a, h->fd, &dev, &ino)) < 0)
+			return r;
+		if ((r = sockfile_add(k, dev, ino)) < 0)
+			return r;
+	}
+	free(h->sun_local); /* none: the host refuses a second bind */
+	h->sun_local = sun_dup(&g);
+	return h->sun_local ? 0 : -ENOMEM;
+}
+
+/* The host address a connect goes to, or -errno: an abstract name under the prefix, or the
+ * socket file a path names, which this sandbox must have bound (opath: its O_PATH fd). */
+static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g,
+			struct sockaddr_un *u, socklen_t *ul, int *opath)
+{
+	*opath = -1;
+	if (g->len == 0)
+		return -EINVAL;
+	if (g->path[0] == 0)
+		return abstract_host(socks_of(vm), g, u, ul);
+	struct sbx_path a = sun_path_arg(gpa, g);
+	int fd = sbx_path_opath(vm, &a, 1);
+	if (fd < 0)
+		return fd == -EACCES ? -ECONNREFUSED : fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		close(fd);
+		return -ECONNREFUSED;
+	}
+	if (!sockfile_known(socks_of(vm), (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
+		close(fd);
+		sbx_log(vm, 1, "connect to %.*s refused: a socket file this sandbox did not make",
+			(int)g->len, g->path);
+		return -EACCES;
+	}
+	memset(u, 0, sizeof(*u));
+	u->sun_family = AF_UNIX;
+	int n = snprintf(u->sun_path, sizeof(u->sun_path), "/proc/self/fd/%d", fd);
+	*ul = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+	*opath = fd;
+	return 0;
+}
+
+/* Is h still the socket whose duplicate dfd is (another thread may have closed it, or put
+ * another in its place, while the call waited without ring_lock)? */
+static struct sbx_handle *same_socket(struct sbx_vm *vm, int64_t num, int dfd)
+{
+	struct sbx_handle *h = sbx_fd_get(vm, num);
+	struct stat a, b;
+	if (!h || !sbx_is_socket(h) || dfd < 0 || fstat(h->fd, &a) < 0 || fstat(dfd, &b) < 0 ||
+	    a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+		return NULL;
+	return h;
+}
+
+static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64_t len)
+{
+	struct sbx_sun g;
+	struct sockaddr_un u;
+	socklen_t ul;
+	int opath, r = guest_sun(vm, gpa, len, &g);
+	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul, &opath)) < 0)
+		return r;
+	/* A full backlog waits: on a duplicate, without ring_lock, as a read does. */
+	int dfd = fcntl(sbx_fd_get(vm, num)->fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0) {
+		r = -errno;
+		if (opath >= 0)
+			close(opath);
+		return r;
+	}
+	int released = sbx_ring_release(vm);
+	r = connect(dfd, (struct sockaddr *)&u, ul);
+	int e = errno;
+	sbx_ring_reacquire(vm, released);
+	if (opath >= 0)
+		close(opath);
+	struct sbx_handle *h = r == 0 ? same_socket(vm, num, dfd) : NULL;
+	close(dfd);
+	if (r < 0)
+		return -e;
+	if (h && h->obj == SBX_O_USOCK) {
+		free(h->sun_peer);
+		h->sun_peer = sun_dup(&g);
+	}
+	return 0;
+}
+
+static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
+{
+	if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return -EINVAL;
+	int dfd = fcntl(sbx_fd_get(vm, num)->fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -errno;
+	int released = sbx_ring_release(vm);
+	int fd = accept4(dfd, NULL, NULL, SOCK_CLOEXEC | (int)(flags & SOCK_NONBLOCK));
+	int e = errno;
+	sbx_ring_reacquire(vm, released);
+	struct sbx_handle *l = same_socket(vm, num, dfd);
+	close(dfd);
+	if (fd < 0)
+		return -e;
+	struct sbx_sun *local = l && l->sun_local ? sun_dup(l->sun_local) : NULL;
+	int64_t n = sbx_handle_add(vm, fd, SBX_O_USOCK, (flags & SOCK_CLOEXEC) != 0, 1);
+	if (n >= 0)
+		vm->proc.files->fds[n].sun_local = local;
+	else
+		free(local);
+	return n;
+}
+
+/* The address NAME gives: sa_family, then the path's bytes (and a path's NUL, as Linux). */
+static int64_t sock_name(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t which,
+			 uint64_t gpa)
+{
+	if (which > 1)
+		return -EINVAL;
+	const struct sbx_sun *g = which ? h->sun_peer : h->sun_local;
+	if (which && !g) {
+		/* A pair's end always has its peer; a socket of its own only once connected. */
+		int v;
+		socklen_t vl = sizeof(v);
+		if (h->obj == SBX_O_USOCK &&
+		    (getsockopt(h->fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) < 0 || v ||
+		     getpeername(h->fd, NULL, &(socklen_t){0}) < 0))
+			return -ENOTCONN;
+	}
+	struct sockaddr_un u = {.sun_family = AF_UNIX};
+	size_t n = sizeof(sa_family_t);
+	if (g && g->len) {
+		memcpy(u.sun_path, g->path, g->len);
+		n += g->len + (g->path[0] && g->len < sizeof(u.sun_path));
+	}
+	return sbx_copy_to_guest(vm, gpa, &u, n) < 0 ? -EFAULT : (int64_t)n;
+}
+
 int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t op = s->u.a[0], a2 = s->u.a[2], a3 = s->u.a[3];
 	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[1]);
 	if (!h)
 		return -EBADF;
-	if (h->kind != SBX_H_HOST || h->obj != SBX_O_SOCKET)
+	if (!sbx_is_socket(h))
 		return -ENOTSOCK;
 	int v;
 	socklen_t vl = sizeof(v);
 	switch (op) {
 	case SBX_SOCKOP_CHECK:
 		return 0;
+	case SBX_SOCKOP_BIND:
+		return h->obj == SBX_O_USOCK ? sock_bind(vm, h, a2, a3) : -EINVAL;
+	case SBX_SOCKOP_CONNECT:
+		return h->obj == SBX_O_USOCK ? sock_connect(vm, (int64_t)s->u.a[1], a2, a3)
+					     : -EISCONN;
+	case SBX_SOCKOP_LISTEN:
+		if (h->obj != SBX_O_USOCK)
+			return -EINVAL;
+		return listen(h->fd, a2 > 4096 ? 4096 : (int)a2) < 0 ? -errno : 0;
+	case SBX_SOCKOP_ACCEPT:
+		return h->obj == SBX_O_USOCK ? sock_accept(vm, (int64_t)s->u.a[1], a2) : -EINVAL;
+	case SBX_SOCKOP_NAME:
+		return sock_name(vm, h, a2, a3);
 	case SBX_SOCKOP_SHUTDOWN: {
 		if (a2 > SHUT_RDWR)
 			return -EINVAL;
@@ -59,8 +367,7 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		int bits = a2 == SHUT_RD ? SBX_SHUT_RD : a2 == SHUT_WR ? SBX_SHUT_WR : 3;
 		struct sbx_handle *fds = vm->proc.files->fds;
 		for (int i = 0; i < SBX_MAX_FDS; i++)
-			if (fds[i].kind == SBX_H_HOST && fds[i].obj == SBX_O_SOCKET &&
-			    fds[i].oid == h->oid && fds[i].end == h->end)
+			if (sbx_is_socket(&fds[i]) && fds[i].oid == h->oid && fds[i].end == h->end)
 				fds[i].shut |= bits;
 		return 0;
 	}

@@ -58,6 +58,8 @@ enum sbx_arg {
 	ARG_IOCTL,	   /* ioctl: sbx_tty_ioctls on any fd, sbx_vcpu_ioctls on the vCPU fd */
 	ARG_VERSION_QUERY, /* landlock_create_ruleset: the ABI version query only */
 	ARG_UNIX,	   /* socketpair: AF_UNIX only (arg 0) */
+	ARG_IS_UNIX,  /* socket: AF_UNIX (arg 0, all of it: the rule below is its complement) */
+	ARG_NOT_UNIX, /* socket: any family but AF_UNIX (arg 0) */
 };
 
 static const struct sbx_rule {
@@ -170,7 +172,11 @@ static const struct sbx_rule {
     {SCMP_SYS(sysinfo), ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
     {SCMP_SYS(landlock_create_ruleset), ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
     {SCMP_SYS(socketpair), ARG_UNIX, 0, "SOCKETPAIR: a connected pair, no network"},
-    {SCMP_SYS(socket), ARG_ANY, EACCES, "libdw's debuginfod client: no network, no crash"},
+    {SCMP_SYS(socket), ARG_IS_UNIX, 0, "SOCKET: a local socket of the guest's"},
+    {SCMP_SYS(socket), ARG_NOT_UNIX, EACCES, "libdw's debuginfod client: no network, no crash"},
+    {SCMP_SYS(bind), ARG_ANY, 0, "SOCKOP BIND: a local socket (only AF_UNIX ones are made)"},
+    {SCMP_SYS(listen), ARG_ANY, 0, "SOCKOP LISTEN"},
+    {SCMP_SYS(connect), ARG_ANY, 0, "SOCKOP CONNECT: a local socket the sandbox bound"},
     /* The control socket and the migration stream: bound or connected before confinement
      * (or handed over by sandbox-ctl), so no socket, bind or connect is needed here. */
     {SCMP_SYS(accept4), ARG_ANY, 0, "a sandbox-ctl client on the control socket"},
@@ -264,6 +270,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct 
 	case ARG_UNIX:
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX));
+	case ARG_IS_UNIX:
+		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	case ARG_NOT_UNIX:
+		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
 	case ARG_OWN_PROCESS:
 		return seccomp_rule_add(ctx, act, r->nr, 1,
 					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid()));

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -725,6 +727,50 @@ Test(e2e, inotify_as_natively, .init = make_tree, .fini = remove_tree)
 	snprintf(opts, sizeof(opts), "--rw %s", scratch);
 	snprintf(prog, sizeof(prog), SAMPLES "inotify-@LIBC@ %s", scratch);
 	same_as_native(opts, prog, "");
+}
+
+/* Local sockets with names (monitor/calls/hc_socket.c): servers and clients on a path and an
+ * abstract name, datagrams, names, a blocking accept, Linux's errors, as natively. */
+Test(e2e, local_sockets_as_natively, .init = make_tree, .fini = remove_tree)
+{
+	char opts[256], prog[512];
+	snprintf(opts, sizeof(opts), "--rw %s", scratch);
+	snprintf(prog, sizeof(prog), SAMPLES "usock-@LIBC@ %s", scratch);
+	same_as_native(opts, prog, "");
+}
+
+/* No local socket of the host is reachable: not one in a mount (a service's socket file under
+ * a mounted /var), not an abstract name (X11's, D-Bus's). */
+Test(e2e, host_sockets_are_out_of_reach, .init = make_tree, .fini = remove_tree)
+{
+	need_kvm();
+	struct sockaddr_un u = {.sun_family = AF_UNIX};
+	snprintf(u.sun_path, sizeof(u.sun_path), "%s/host.sock", scratch);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert(s >= 0 && bind(s, (struct sockaddr *)&u, sizeof(u)) == 0 && listen(s, 4) == 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "sbx-host-only-%d", (int)getpid());
+	int t = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert(t >= 0 && bind(t, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(t, 4) == 0);
+	char cmd[1024];
+	struct out o;
+	for (int ro = 0; ro < 2; ro++) {
+		snprintf(cmd, sizeof(cmd), SANDBOX " -v %s %s " SAMPLES "usock-glibc %s connect %s",
+			 ro ? "--ro" : "--rw", scratch, scratch, u.sun_path);
+		run(cmd, &o);
+		cr_expect(o.status == 0 && strstr(o.data, "connect: EACCES") &&
+			      strstr(o.err, "a socket file this sandbox did not make"),
+			  "%s: %d %s %s", cmd, o.status, o.data, o.err);
+		free(o.data);
+	}
+	snprintf(cmd, sizeof(cmd), SANDBOX " " SAMPLES "usock-glibc %s connect @sbx-host-only-%d",
+		 scratch, (int)getpid());
+	run(cmd, &o);
+	cr_expect(o.status == 0 && strstr(o.data, "connect: errno 111"), "%d %s %s", o.status,
+		  o.data, o.err);
+	free(o.data);
+	close(s);
+	close(t);
 }
 
 /* A memfd's bytes are memory: --mem counts them, with the guest RAM of every process. */

@@ -1,0 +1,231 @@
+/* usock DIR: local sockets with names, as servers and their tests use them (multiprocessing's
+ * managers, asyncio's and Go's unix servers): a server and a client process on a path and on
+ * an abstract name, datagrams, an automatic name, a blocking accept woken by a thread, and
+ * Linux's errors. Prints what each step saw; the same lines natively and in the sandbox
+ * (tests/monitor/test_e2e.c). DIR must be writable; what is made there is removed.
+ *   usock DIR connect PATH | @NAME   only a connect, its result (a socket outside the sandbox) */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errname.h"
+
+static void show(const char *what, long r)
+{
+	printf("%s: %s\n", what, r < 0 ? errname(errno) : "ok");
+	fflush(stdout);
+}
+
+/* An address for a path, or for an abstract name written "@name". */
+static socklen_t addr(struct sockaddr_un *u, const char *name)
+{
+	memset(u, 0, sizeof(*u));
+	u->sun_family = AF_UNIX;
+	size_t n = strlen(name);
+	if (name[0] == '@') {
+		memcpy(u->sun_path + 1, name + 1, n - 1);
+		return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	memcpy(u->sun_path, name, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+static void show_name(const char *what, int fd, int peer)
+{
+	struct sockaddr_un u;
+	socklen_t len = sizeof(u);
+	memset(&u, 0, sizeof(u));
+	int r = peer ? getpeername(fd, (struct sockaddr *)&u, &len)
+		     : getsockname(fd, (struct sockaddr *)&u, &len);
+	if (r < 0)
+		printf("%s: %s\n", what, errname(errno));
+	else if (len <= offsetof(struct sockaddr_un, sun_path))
+		printf("%s: unnamed (%u)\n", what, (unsigned)len);
+	else if (u.sun_path[0] == 0)
+		printf("%s: @%.*s (%u)\n", what, (int)(len - 3), u.sun_path + 1, (unsigned)len);
+	else /* the directory is the test's own: only the name */
+		printf("%s: .../%s (%u)\n", what, strrchr(u.sun_path, '/') + 1,
+		       (unsigned)(len - strlen(u.sun_path)));
+	fflush(stdout);
+}
+
+/* A server process on name: it says when it listens, answers one client, and ends. */
+static pid_t serve(const char *name, int type)
+{
+	int ready[2];
+	if (pipe(ready) < 0)
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		struct sockaddr_un u;
+		socklen_t len = addr(&u, name);
+		int s = socket(AF_UNIX, type, 0);
+		if (s < 0 || bind(s, (struct sockaddr *)&u, len) < 0 ||
+		    (type != SOCK_DGRAM && listen(s, 4) < 0))
+			_exit(10);
+		write(ready[1], "r", 1);
+		char buf[64];
+		if (type == SOCK_DGRAM) {
+			ssize_t n = recv(s, buf, sizeof(buf), 0);
+			_exit(n == 4 && memcmp(buf, "dgrm", 4) == 0 ? 0 : 11);
+		}
+		struct sockaddr_un peer;
+		socklen_t plen = sizeof(peer);
+		int c = accept(s, (struct sockaddr *)&peer, &plen);
+		if (c < 0)
+			_exit(12);
+		ssize_t n = read(c, buf, sizeof(buf));
+		if (n != 4 || write(c, "pong", 4) != 4)
+			_exit(13);
+		/* An accepted socket's own name is the listener's; its peer is unnamed. */
+		_exit(plen == sizeof(sa_family_t) ? 0 : 14);
+	}
+	close(ready[1]);
+	char c;
+	read(ready[0], &c, 1);
+	close(ready[0]);
+	return pid;
+}
+
+static int reap(pid_t pid)
+{
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void client(const char *what, const char *name, int type)
+{
+	pid_t pid = serve(name, type);
+	struct sockaddr_un u;
+	socklen_t len = addr(&u, name);
+	int c = socket(AF_UNIX, type, 0);
+	printf("%s\n", what);
+	show("  connect", connect(c, (struct sockaddr *)&u, len));
+	show_name("  its peer", c, 1);
+	show_name("  its own name", c, 0);
+	if (type == SOCK_DGRAM) {
+		show("  send", send(c, "dgrm", 4, 0));
+	} else {
+		show("  write", write(c, "ping", 4));
+		char buf[16] = "";
+		ssize_t n = read(c, buf, sizeof(buf));
+		printf("  reply: %.*s\n", n > 0 ? (int)n : 0, buf);
+	}
+	close(c);
+	printf("  server: %d\n", reap(pid));
+	fflush(stdout);
+}
+
+static int lsock;
+
+static void *connect_later(void *arg)
+{
+	struct timespec t = {0, 200 * 1000 * 1000};
+	nanosleep(&t, NULL);
+	struct sockaddr_un u;
+	socklen_t len = addr(&u, arg);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	connect(c, (struct sockaddr *)&u, len);
+	close(c);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[2], "connect") == 0) {
+		struct sockaddr_un u;
+		socklen_t len = addr(&u, argv[3]);
+		int c = socket(AF_UNIX, SOCK_STREAM, 0);
+		show("connect", connect(c, (struct sockaddr *)&u, len));
+		return 0;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: usock DIR [connect PATH|@NAME]\n");
+		return 2;
+	}
+	char path[200], dpath[200], file[200], abs[64];
+	snprintf(path, sizeof(path), "%s/srv.sock", argv[1]);
+	snprintf(dpath, sizeof(dpath), "%s/dgram.sock", argv[1]);
+	snprintf(file, sizeof(file), "%s/plain", argv[1]);
+	snprintf(abs, sizeof(abs), "@usock-sample");
+	unlink(path);
+	unlink(dpath);
+
+	client("a stream server on a path", path, SOCK_STREAM);
+	client("a seqpacket server on an abstract name", abs, SOCK_SEQPACKET);
+	client("a datagram server on a path", dpath, SOCK_DGRAM);
+
+	/* A bound socket's names; a socket file outlives its socket. */
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un u;
+	socklen_t len = addr(&u, path);
+	show("bind over the old socket file", bind(s, (struct sockaddr *)&u, len));
+	unlink(path);
+	show("bind after unlink", bind(s, (struct sockaddr *)&u, len));
+	show("bind again", bind(s, (struct sockaddr *)&u, len));
+	show_name("its name", s, 0);
+	show_name("its peer", s, 1);
+	int s2 = socket(AF_UNIX, SOCK_STREAM, 0);
+	show("connect before listen", connect(s2, (struct sockaddr *)&u, len));
+	close(s2);
+	show("listen", listen(s, 8));
+	/* A blocking accept, woken by another thread's connect. */
+	lsock = s;
+	pthread_t t;
+	pthread_create(&t, NULL, connect_later, path);
+	int a = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+	show("accept woken by a thread", a);
+	show_name("the accepted socket's name", a, 0);
+	show_name("the accepted socket's peer", a, 1);
+	pthread_join(t, NULL);
+	close(a);
+	fcntl(s, F_SETFL, O_NONBLOCK);
+	show("accept with nobody there", accept(s, NULL, NULL));
+	close(s);
+	show("connect to the closed server",
+	     connect(socket(AF_UNIX, SOCK_STREAM, 0), (struct sockaddr *)&u, len));
+	unlink(path);
+
+	/* An automatic name, and errors in Linux's order. */
+	int d = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct sockaddr_un none = {.sun_family = AF_UNIX};
+	show("bind to no name", bind(d, (struct sockaddr *)&none, sizeof(sa_family_t)));
+	len = sizeof(u);
+	getsockname(d, (struct sockaddr *)&u, &len);
+	printf("its automatic name: %u bytes, abstract %s\n", (unsigned)len,
+	       u.sun_path[0] == 0 ? "yes" : "no");
+	close(d);
+	int e = socket(AF_UNIX, SOCK_STREAM, 0);
+	show("listen unbound", listen(e, 1));
+	len = addr(&u, "/nonexistent-dir/x.sock");
+	show("connect to a missing path", connect(e, (struct sockaddr *)&u, len));
+	show("bind in a missing directory", bind(e, (struct sockaddr *)&u, len));
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	close(fd);
+	len = addr(&u, file);
+	show("connect to a regular file", connect(e, (struct sockaddr *)&u, len));
+	unlink(file);
+	struct sockaddr_un bad = {.sun_family = AF_INET};
+	show("bind of another family", bind(e, (struct sockaddr *)&bad, sizeof(bad)));
+	show("bind too long", bind(e, (struct sockaddr *)&u, sizeof(u) + 1));
+	show("getpeername unconnected", getpeername(e, (struct sockaddr *)&u, &len));
+	show("socket of a bad type", socket(AF_UNIX, 77, 0));
+	show("socket of a raw type", socket(AF_UNIX, SOCK_RAW, 0));
+	show("socket of a bad protocol", socket(AF_UNIX, SOCK_STREAM, 9));
+	show("bind on a pipe", bind(0, (struct sockaddr *)&none, sizeof(none)));
+	close(e);
+	return 0;
+}
