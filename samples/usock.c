@@ -3,6 +3,8 @@
  * an abstract name, datagrams, an automatic name, a blocking accept woken by a thread, and
  * Linux's errors. Prints what each step saw; the same lines natively and in the sandbox
  * (tests/monitor/test_e2e.c). DIR must be writable; what is made there is removed.
+ * Then descriptors passed to a child (SCM_RIGHTS): a pipe, a file, an eventfd, stdout, and
+ * more than the receiver has room for.
  *   usock DIR connect PATH | @NAME   only a connect, its result (a socket outside the sandbox) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -143,6 +146,120 @@ static void *connect_later(void *arg)
 	return NULL;
 }
 
+/* Sends n descriptors with one byte over s. */
+static long send_fds(int s, const int *fds, int n)
+{
+	char byte = 'f';
+	struct iovec v = {&byte, 1};
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr m = {.msg_iov = &v,
+			   .msg_iovlen = 1,
+			   .msg_control = u.buf,
+			   .msg_controllen = CMSG_SPACE((size_t)n * sizeof(int))};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+	return sendmsg(s, &m, 0);
+}
+
+/* Receives up to room descriptors into fds: how many came, -1 on error; *trunc MSG_CTRUNC. */
+static int recv_fds(int s, int *fds, int room, int *trunc)
+{
+	char byte;
+	struct iovec v = {&byte, 1};
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+	} u;
+	struct msghdr m = {.msg_iov = &v,
+			   .msg_iovlen = 1,
+			   .msg_control = u.buf,
+			   .msg_controllen = room ? CMSG_SPACE((size_t)room * sizeof(int)) : 0};
+	if (recvmsg(s, &m, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	*trunc = (m.msg_flags & MSG_CTRUNC) != 0;
+	int n = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			memcpy(fds + n, CMSG_DATA(c), (size_t)k * sizeof(int));
+			n += k;
+		}
+	return n;
+}
+
+/* Descriptors to a child over a socket pair: a pipe's write end, a file of DIR, an eventfd,
+ * stdout; the child uses each, and the parent sees what it did. */
+static void pass(const char *dir)
+{
+	int sp[2], p[2];
+	char file[300];
+	snprintf(file, sizeof(file), "%s/passed.txt", dir);
+	int f = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	write(f, "file bytes", 10);
+	lseek(f, 0, SEEK_SET);
+	int ev = eventfd(0, 0);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 || pipe(p) < 0 || f < 0 || ev < 0) {
+		printf("pass: setup failed\n");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sp[0]);
+		close(p[1]);
+		int fds[8], trunc = 0;
+		int n = recv_fds(sp[1], fds, 8, &trunc);
+		if (n != 4 || trunc)
+			_exit(10);
+		char buf[32] = "", link[64], target[300] = "";
+		ssize_t r = read(fds[1], buf, sizeof(buf));
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fds[1]);
+		ssize_t tl = readlink(link, target, sizeof(target) - 1);
+		dprintf(fds[3], "child: the passed file reads \"%.*s\", is %s, close-on-exec %d\n",
+			r > 0 ? (int)r : 0, buf,
+			tl > 0 && strstr(target, "/passed.txt") ? ".../passed.txt" : target,
+			fcntl(fds[1], F_GETFD) & FD_CLOEXEC);
+		uint64_t one = 7;
+		write(fds[2], &one, sizeof(one));
+		write(fds[0], "through the passed pipe", 23);
+		/* Three descriptors more, received with room for one (which holds two). */
+		n = recv_fds(sp[1], fds, 1, &trunc);
+		printf("child: %d of three with room for one, MSG_CTRUNC %d\n", n, trunc);
+		fflush(stdout);
+		_exit(0);
+	}
+	close(sp[1]);
+	int out[4] = {p[1], f, ev, 1};
+	show("sendmsg of four descriptors", send_fds(sp[0], out, 4));
+	close(p[1]);
+	char buf[64] = "";
+	ssize_t r = read(p[0], buf, sizeof(buf));
+	printf("the parent reads: %.*s\n", r > 0 ? (int)r : 0, buf);
+	uint64_t v = 0;
+	read(ev, &v, sizeof(v));
+	printf("the eventfd counts %llu\n", (unsigned long long)v);
+	int three[3] = {f, ev, p[0]};
+	show("sendmsg of three more", send_fds(sp[0], three, 3));
+	int st;
+	waitpid(pid, &st, 0);
+	printf("child: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	int bad = 999;
+	show("sendmsg of a closed descriptor", send_fds(sp[0], &bad, 1));
+	close(sp[0]);
+	close(p[0]);
+	close(f);
+	close(ev);
+	unlink(file);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[2], "connect") == 0) {
@@ -227,5 +344,6 @@ int main(int argc, char **argv)
 	show("socket of a bad protocol", socket(AF_UNIX, SOCK_STREAM, 9));
 	show("bind on a pipe", bind(0, (struct sockaddr *)&none, sizeof(none)));
 	close(e);
+	pass(argv[1]);
 	return 0;
 }

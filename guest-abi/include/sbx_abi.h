@@ -501,6 +501,15 @@ _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
 #define SBX_SOCKOP_LISTEN 6
 #define SBX_SOCKOP_ACCEPT 7
 #define SBX_SOCKOP_NAME 8
+/* 1.19: SCM_RIGHTS. SCM_SEND a2: guest-physical address of int32 guest fds, a3: how many
+ * (1..253): staged for this vCPU's next WRITEV with SBX_RW_CTL, which sends them with its
+ * bytes. A READV with SBX_RW_CTL installs the descriptors that came with its bytes; SCM_TAKE
+ * a2: guest-physical address of the control buffer, a3: its length: them as one SCM_RIGHTS
+ * message (those that do not fit closed): its length | (1 << 32 if MSG_CTRUNC). */
+#define SBX_SCM_MAX 253 /* Linux's SCM_MAX_FD */
+#define SBX_SOCKOP_SCM_SEND 9
+#define SBX_SOCKOP_SCM_TAKE 10
+#define SBX_RW_CTL (SBX_U64(1) << 61)
 
 /* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
  * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */

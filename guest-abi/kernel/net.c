@@ -24,6 +24,7 @@
 #define EPROTONOSUPPORT 93
 #define EISCONN 106
 #define ESOCKTNOSUPPORT 94
+#define ENOBUFS 105
 #define SUN_LEN_MAX 110 /* sizeof(struct sockaddr_un) */
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
@@ -126,8 +127,51 @@ static long read_msg(uint64_t p, struct k_msghdr *m, struct sbx_iovec *v)
 	return 0;
 }
 
-/* No ancillary data: descriptors (SCM_RIGHTS) and credentials do not travel between the
- * sandbox's processes yet. */
+/* Ancillary data (1.19): descriptors (SCM_RIGHTS) travel between the sandbox's processes as
+ * the host's own, staged by SCM_SEND before the bytes they go with; credentials
+ * (SCM_CREDENTIALS) are checked for their form only and not carried. */
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define SCM_CREDENTIALS 2
+#define MSG_CTRUNC 8
+#define K_CMSG_MAX 4096 /* a control buffer this big is plenty for 253 descriptors */
+
+struct k_cmsghdr {
+	uint64_t len;
+	int32_t level, type;
+};
+
+static long send_control(int32_t fd, const struct k_msghdr *m)
+{
+	static uint8_t ctl[K_CMSG_MAX]; /* the kernel's lock is held */
+	int32_t fds[SBX_SCM_MAX];
+	uint64_t n = 0, len = m->controllen;
+	if (len > K_CMSG_MAX)
+		return -ENOBUFS;
+	if (k_copy_from_user(ctl, m->control, len) < 0)
+		return -EFAULT;
+	for (uint64_t off = 0; off + sizeof(struct k_cmsghdr) <= len;) {
+		struct k_cmsghdr *c = (struct k_cmsghdr *)(ctl + off);
+		if (c->len < sizeof(*c) || c->len > len - off)
+			return -EINVAL;
+		uint64_t data = c->len - sizeof(*c);
+		if (c->level != SOL_SOCKET ||
+		    (c->type != SCM_RIGHTS && (c->type != SCM_CREDENTIALS || data != 12)))
+			return -EINVAL;
+		if (c->type == SCM_RIGHTS) {
+			if (data % 4 || n + data / 4 > SBX_SCM_MAX)
+				return -EINVAL;
+			k_memcpy(fds + n, c + 1, data);
+			n += data / 4;
+		}
+		off += (c->len + 7) & ~7ull;
+	}
+	if (!n)
+		return 0;
+	long r = sockop(SBX_SOCKOP_SCM_SEND, (uint64_t)fd, k_kaddr((uint64_t)fds), n, 0);
+	return r < 0 ? r : 1;
+}
+
 long k_sys_sendmsg(struct k_frame *f)
 {
 	struct k_msghdr m;
@@ -135,11 +179,20 @@ long k_sys_sendmsg(struct k_frame *f)
 	long r = read_msg(f->rsi, &m, v);
 	if (r < 0)
 		return r;
-	if (m.name || m.controllen) {
+	if (m.name) {
 		r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
-		return r < 0 ? r : m.name ? -EISCONN : -EOPNOTSUPP;
+		return r < 0 ? r : -EISCONN;
 	}
-	return send_vec(f, (int32_t)f->rdi, v, m.iovlen, f->rdx);
+	uint64_t ctl = 0;
+	if (m.controllen) {
+		r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
+		if (r == 0)
+			r = send_control((int32_t)f->rdi, &m);
+		if (r < 0)
+			return r;
+		ctl = r ? SBX_RW_CTL : 0;
+	}
+	return send_vec(f, (int32_t)f->rdi, v, m.iovlen, f->rdx | ctl);
 }
 
 long k_sys_recvmsg(struct k_frame *f)
@@ -149,14 +202,24 @@ long k_sys_recvmsg(struct k_frame *f)
 	long r = read_msg(f->rsi, &m, v);
 	if (r < 0)
 		return r;
-	r = k_rwv_checked(
-	    SBX_CALL_READV, (int32_t)f->rdi, v, m.iovlen,
-	    (int64_t)(SBX_RW_SOCK | ((uint32_t)f->rdx & ~(uint32_t)MSG_CMSG_CLOEXEC)));
+	uint64_t ctl = m.controllen ? SBX_RW_CTL : 0;
+	r = k_rwv_checked(SBX_CALL_READV, (int32_t)f->rdi, v, m.iovlen,
+			  (int64_t)(SBX_RW_SOCK | ctl | (uint32_t)f->rdx));
 	if (r < 0)
 		return r;
 	m.namelen = 0;
-	m.controllen = 0;
 	m.flags = 0;
+	if (ctl) {
+		static uint8_t buf[K_CMSG_MAX];
+		uint64_t cap = m.controllen < K_CMSG_MAX ? m.controllen : K_CMSG_MAX;
+		long t = sockop(SBX_SOCKOP_SCM_TAKE, f->rdi, k_kaddr((uint64_t)buf), cap, 0);
+		uint64_t used = t < 0 ? 0 : (uint32_t)t;
+		if (t > 0 && (t >> 32))
+			m.flags |= MSG_CTRUNC;
+		if (used && k_copy_to_user(m.control, buf, used) < 0)
+			return -EFAULT;
+		m.controllen = used;
+	}
 	return k_copy_to_user(f->rsi, &m, sizeof(m)) < 0 ? -EFAULT : r;
 }
 

@@ -66,6 +66,7 @@ struct sbx_handle {
 	/* SBX_O_USOCK: its own address (bound, or the listener's for an accepted one) and its
 	 * peer's (the address it connected to), NULL for none; copies own copies. */
 	struct sbx_sun *sun_local, *sun_peer;
+	int passed; /* it came through SCM_RIGHTS (scm.c): no snapshot holds it */
 };
 static inline int sbx_is_socket(const struct sbx_handle *h)
 {
@@ -92,6 +93,7 @@ struct sbx_files {
 	int owners_own;
 	uint64_t next_oid;		  /* the objects' ids (sbx_handle.oid) */
 	struct sbx_fifo_wait *fifo_waits; /* FIFO opens kept for OPEN_WAIT (fifo.c) */
+	struct sbx_scm *scms; /* descriptors staged for a send or taken from a receive (scm.c) */
 };
 
 /* What the byte and time limits have counted (limits.c). The byte counters that count are the
@@ -113,6 +115,12 @@ struct sbx_socks {
 	} * files;
 	unsigned n, cap;
 	char prefix[24]; /* "sbx-" and 16 hex digits, made at the first abstract name */
+	/* What the handles of files, stdio and named sockets sent with SCM_RIGHTS were (scm.c). */
+	struct sbx_passed {
+		uint64_t dev, ino;
+		struct sbx_handle h;
+	} * passed;
+	unsigned npassed;
 };
 
 struct sbx_limits {
@@ -217,6 +225,19 @@ int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_socketpair(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s);
+/* scm.c: SCM_RIGHTS. sbx_scm_send: SOCKOP SCM_SEND, the guest's n fds at gpa staged for this
+ * vCPU's next send; sbx_scm_control: the staged fds as a host control message (cap bytes at
+ * buf), sbx_scm_sent after the send (done: they went, or will never); sbx_scm_received: the
+ * descriptors of a received host message installed and staged; sbx_scm_take: SOCKOP
+ * SCM_TAKE, them as the guest's control message: its length | MSG_CTRUNC-ness << 32. */
+int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n);
+int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len);
+void sbx_scm_sent(struct sbx_vm *vm, int done);
+struct msghdr;
+int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec);
+int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap);
+void sbx_scm_free_all(struct sbx_files *f);
+void sbx_scm_registry_free(struct sbx_socks *k);
 void sbx_socks_init(struct sbx_socks *k);
 void sbx_socks_free(struct sbx_socks *k);
 /* hc_path.c: bind host socket sock to the guest path a names (made on a writable mount), and
@@ -237,6 +258,8 @@ int64_t sbx_hc_inotify_watch(struct sbx_vm *vm, const struct sbx_slot *s);
 /* memfd.c: memfd_create. A handle's copy holds its memfd, its drop lets go (sbx_fd_copy,
  * sbx_fd_drop); sbx_memfd_bytes: the bytes all the sandbox's memfds hold, for --mem. */
 int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s);
+struct stat;
+struct sbx_memfd *sbx_memfd_find(struct sbx_vm *vm, const struct stat *st); /* held, or NULL */
 void sbx_memfd_hold(struct sbx_memfd *m);
 void sbx_memfd_drop(struct sbx_memfd *m);
 void sbx_memfd_ref_hold(void *ref, int delta); /* hooks.ref_hold */
@@ -424,6 +447,9 @@ void sbx_fd_drop(struct sbx_handle *h);
 /* dst becomes a copy of src with resources of its own (a dup of the host fd, its own path):
  * 0, or -errno with dst holding nothing. */
 int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src);
+/* What a handle is, without its host fd (-1) or memfd: for the SCM_RIGHTS registry. */
+int sbx_fd_meta_copy(struct sbx_handle *dst, const struct sbx_handle *src);
+void sbx_fd_meta_free(struct sbx_handle *h);
 /* fork: child's table becomes a copy of parent's (host fds duplicated: offsets shared, as
  * Linux's). execve: the close-on-exec handles close. */
 int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent);

@@ -140,6 +140,24 @@ nomem:
 	return -ENOMEM;
 }
 
+int sbx_fd_meta_copy(struct sbx_handle *dst, const struct sbx_handle *src)
+{
+	struct sbx_handle h = *src;
+	h.kind = SBX_H_FREE; /* no host fd to dup */
+	h.memfd = NULL;
+	int r = sbx_fd_copy(dst, &h);
+	dst->kind = src->kind;
+	dst->fd = -1;
+	return r;
+}
+
+void sbx_fd_meta_free(struct sbx_handle *h)
+{
+	h->kind = SBX_H_FREE;
+	h->memfd = NULL;
+	sbx_fd_drop(h);
+}
+
 void sbx_fd_release(struct sbx_vm *vm, int fd)
 {
 	struct sbx_handle *h = &vm->proc.files->fds[fd];
@@ -171,6 +189,7 @@ int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
 void sbx_fd_exec(struct sbx_vm *vm)
 {
 	sbx_fifo_waits_free(vm->proc.files);
+	sbx_scm_free_all(vm->proc.files);
 	for (int i = 0; i < SBX_MAX_FDS; i++)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE && vm->proc.files->fds[i].cloexec)
 			sbx_fd_release(vm, i);
@@ -183,4 +202,5 @@ void sbx_fd_close_all(struct sbx_vm *vm)
 			sbx_fd_release(vm, i);
 	sbx_locks_free(vm);
 	sbx_fifo_waits_free(vm->proc.files);
+	sbx_scm_free_all(vm->proc.files);
 }

@@ -57,7 +57,8 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
  * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
  * (positioned), else the file's own is used. */
 static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov, int cnt,
-		     uint64_t total, int is_write, int positioned, int64_t off, int sock)
+		     uint64_t total, int is_write, int positioned, int64_t off, int sock,
+		     struct msghdr *mh)
 {
 	if (h->kind == SBX_H_VFILE)
 		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
@@ -103,8 +104,11 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		n = pread(fd, iov[0].iov_base, iov[0].iov_len, off);
 	else if (sock >= 0) {
 		/* A socket's own send or receive; the monitor takes no SIGPIPE of the guest's. */
-		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-		n = is_write ? sendmsg(fd, &m, sock | MSG_NOSIGNAL) : recvmsg(fd, &m, sock);
+		struct msghdr m0 = {0}, *m = mh ? mh : &m0;
+		m->msg_iov = iov;
+		m->msg_iovlen = (size_t)cnt;
+		n = is_write ? sendmsg(fd, m, sock | MSG_NOSIGNAL)
+			     : recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC);
 	} else
 		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
 	int err = errno;
@@ -138,7 +142,7 @@ static int64_t rw(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (!iov.iov_base && len)
 		return -EFAULT;
 	int positioned = s->nr == SBX_CALL_PREAD || s->nr == SBX_CALL_PWRITE;
-	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off, -1);
+	return do_io(vm, h, &iov, 1, len, is_write, positioned, s->u.rw.off, -1, NULL);
 }
 
 int64_t sbx_hc_read(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -163,15 +167,16 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	/* send and recv: the flags a local socket takes (no MSG_TRUNC: never more than asked). */
 	const uint64_t flags = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_NOSIGNAL | MSG_MORE |
 			       MSG_EOR | MSG_CMSG_CLOEXEC;
-	int sock = -1;
+	int sock = -1, ctl = 0;
 	if (sf) {
-		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | flags)))
+		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | SBX_RW_CTL | flags)))
 			return sf & SBX_RW_SOCK ? -EOPNOTSUPP : -EINVAL;
 		if (!sbx_is_socket(h))
 			return -ENOTSOCK;
 		sock = (int)(sf & flags & ~(uint64_t)MSG_CMSG_CLOEXEC);
+		ctl = (sf & SBX_RW_CTL) != 0;
 	}
-	if (cnt == 0)
+	if (cnt == 0 && !ctl)
 		return 0;
 	int virt = h->kind == SBX_H_VFILE; /* guest RAM only, as in rw() */
 	struct sbx_iovec giov[SBX_IOV_MAX];
@@ -191,7 +196,25 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
-	return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock);
+	if (!ctl)
+		return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, NULL);
+	/* SCM_RIGHTS (scm.c): the staged descriptors go with the bytes, or those that came are
+	 * installed; both under ring_lock, the transfer itself as any other. */
+	uint8_t cbuf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int))];
+	struct msghdr mh = {.msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	if (is_write) {
+		size_t clen;
+		int r = sbx_scm_control(vm, cbuf, sizeof(cbuf), &clen);
+		if (r < 0)
+			return r;
+		mh.msg_controllen = clen;
+	}
+	int64_t n = do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, &mh);
+	if (is_write)
+		sbx_scm_sent(vm, n != -EINTR);
+	else if (n >= 0)
+		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0);
+	return n;
 }
 
 int64_t sbx_hc_readv(struct sbx_vm *vm, const struct sbx_slot *s)

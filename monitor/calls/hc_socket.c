@@ -74,6 +74,7 @@ void sbx_socks_init(struct sbx_socks *k)
 
 void sbx_socks_free(struct sbx_socks *k)
 {
+	sbx_scm_registry_free(k);
 	free(k->files);
 	pthread_mutex_destroy(&k->lock);
 	memset(k, 0, sizeof(*k));
@@ -358,6 +359,10 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		return h->obj == SBX_O_USOCK ? sock_accept(vm, (int64_t)s->u.a[1], a2) : -EINVAL;
 	case SBX_SOCKOP_NAME:
 		return sock_name(vm, h, a2, a3);
+	case SBX_SOCKOP_SCM_SEND:
+		return sbx_scm_send(vm, a2, a3);
+	case SBX_SOCKOP_SCM_TAKE:
+		return sbx_scm_take(vm, a2, a3);
 	case SBX_SOCKOP_SHUTDOWN: {
 		if (a2 > SHUT_RDWR)
 			return -EINVAL;

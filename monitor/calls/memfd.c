@@ -103,6 +103,23 @@ int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	return n;
 }
 
+struct sbx_memfd *sbx_memfd_find(struct sbx_vm *vm, const struct stat *st)
+{
+	struct sbx_memfds *l = list_of(vm);
+	struct sbx_memfd *found = NULL;
+	pthread_mutex_lock(&l->lock);
+	for (struct sbx_memfd *m = l->head; m && !found; m = m->next) {
+		struct stat ms;
+		if (atomic_load(&m->refs) && fstat(m->fd, &ms) == 0 && ms.st_dev == st->st_dev &&
+		    ms.st_ino == st->st_ino) {
+			atomic_fetch_add(&m->refs, 1);
+			found = m;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
+}
+
 void sbx_memfd_hold(struct sbx_memfd *m)
 {
 	if (m)

@@ -32,7 +32,7 @@
 
 int sbx_handle_is_object(const struct sbx_handle *h)
 {
-	return h->kind == SBX_H_HOST && h->stdio < 0 &&
+	return h->kind == SBX_H_HOST && h->stdio < 0 && !h->passed &&
 	       (h->obj == SBX_O_PIPE || h->obj == SBX_O_EVENTFD || h->obj == SBX_O_EPOLL ||
 		h->obj == SBX_O_SOCKET || h->obj == SBX_O_TIMERFD);
 }

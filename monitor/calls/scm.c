@@ -1,0 +1,330 @@
+/* Descriptors passed over local sockets (SCM_RIGHTS, ABI 1.19), as multiprocessing's
+ * forkserver and resource sharer, libuv's IPC and socket-activated servers pass them. The
+ * host's own SCM_RIGHTS carries the host fds behind the sender's handles, so the receiver gets
+ * the very same open files, and a message that is never read closes them as on Linux (nothing
+ * here holds them meanwhile). The receiver's handles are made from what the host fd is: a
+ * pipe, socket, eventfd, epoll instance, timerfd, inotify instance or memfd by its /proc link;
+ * a file of a mount, a stdio handle (whose output the limits count) or a named socket by what
+ * the sender's handle was, kept sandbox-wide by device and inode when it was sent. A
+ * descriptor that is none of these (one a process outside the sandbox sent) is not installed:
+ * the message says MSG_CTRUNC, as Linux says when descriptors cannot be received. Descriptors
+ * go one request ahead of the message they belong to: SCM_SEND stages the sender's, for its
+ * vCPU, and the WRITEV marked SBX_RW_CTL sends them; the READV marked SBX_RW_CTL installs what
+ * came, which SCM_TAKE then writes into the kernel's control buffer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calls.h"
+
+#define SBX_PASSED_MAX 1024 /* files whose handles the registry remembers, newest kept */
+
+struct sbx_scm {
+	struct sbx_scm *next;
+	int vcpu;
+	int recv;  /* 0: host fds staged to send (owned); 1: guest fds received */
+	int n;	   /* how many */
+	int trunc; /* received: some could not be installed (MSG_CTRUNC) */
+	int fds[SBX_SCM_MAX];
+};
+
+static struct sbx_socks *socks_of(struct sbx_vm *vm)
+{
+	return vm->limits->tree ? &vm->limits->tree->socks : &vm->limits->socks;
+}
+
+static void scm_free(struct sbx_scm *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; !m->recv && i < m->n; i++)
+		close(m->fds[i]);
+	free(m);
+}
+
+/* Unlinks and returns this vCPU's staged descriptors of that direction. */
+static struct sbx_scm *take(struct sbx_files *f, int vcpu, int recv)
+{
+	for (struct sbx_scm **p = &f->scms; *p; p = &(*p)->next) {
+		struct sbx_scm *m = *p;
+		if (m->vcpu == vcpu && m->recv == recv) {
+			*p = m->next;
+			return m;
+		}
+	}
+	return NULL;
+}
+
+static void stage(struct sbx_files *f, struct sbx_scm *m)
+{
+	scm_free(take(f, m->vcpu, m->recv));
+	m->next = f->scms;
+	f->scms = m;
+}
+
+void sbx_scm_free_all(struct sbx_files *f)
+{
+	while (f->scms) {
+		struct sbx_scm *m = f->scms;
+		f->scms = m->next;
+		scm_free(m);
+	}
+}
+
+/* The registry: what a handle was, by the device and inode of its host fd. A copy without an
+ * fd (no open file is held); the newest of each file wins. */
+static void remember(struct sbx_socks *k, const struct sbx_handle *h)
+{
+	struct stat st;
+	if (fstat(h->fd, &st) < 0)
+		return;
+	struct sbx_handle meta;
+	if (sbx_fd_meta_copy(&meta, h) < 0)
+		return;
+	pthread_mutex_lock(&k->lock);
+	unsigned i = 0;
+	while (i < k->npassed &&
+	       (k->passed[i].dev != (uint64_t)st.st_dev || k->passed[i].ino != (uint64_t)st.st_ino))
+		i++;
+	if (i == k->npassed && k->npassed == SBX_PASSED_MAX) {
+		sbx_fd_meta_free(&k->passed[0].h); /* the oldest goes */
+		memmove(&k->passed[0], &k->passed[1], (SBX_PASSED_MAX - 1) * sizeof(k->passed[0]));
+		i = --k->npassed;
+	}
+	if (i == k->npassed && !k->passed) {
+		k->passed = calloc(SBX_PASSED_MAX, sizeof(*k->passed));
+		if (!k->passed) {
+			pthread_mutex_unlock(&k->lock);
+			sbx_fd_meta_free(&meta);
+			return;
+		}
+	}
+	if (i < k->npassed)
+		sbx_fd_meta_free(&k->passed[i].h);
+	else
+		k->npassed++;
+	k->passed[i] = (struct sbx_passed){(uint64_t)st.st_dev, (uint64_t)st.st_ino, meta};
+	pthread_mutex_unlock(&k->lock);
+}
+
+static int recall(struct sbx_socks *k, const struct stat *st, struct sbx_handle *out)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = k->npassed; i-- > 0;) {
+		if (k->passed[i].dev == (uint64_t)st->st_dev &&
+		    k->passed[i].ino == (uint64_t)st->st_ino) {
+			r = sbx_fd_meta_copy(out, &k->passed[i].h);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}
+
+void sbx_scm_registry_free(struct sbx_socks *k)
+{
+	for (unsigned i = 0; i < k->npassed; i++)
+		sbx_fd_meta_free(&k->passed[i].h);
+	free(k->passed);
+	k->passed = NULL;
+	k->npassed = 0;
+}
+
+int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n)
+{
+	if (n == 0 || n > SBX_SCM_MAX)
+		return -EINVAL;
+	int32_t g[SBX_SCM_MAX];
+	if (sbx_copy_from_guest(vm, g, gpa, n * sizeof(g[0])) < 0)
+		return -EFAULT;
+	struct sbx_scm *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->vcpu = sbx_thread_current();
+	for (uint64_t i = 0; i < n; i++) {
+		const struct sbx_handle *h = sbx_fd_get(vm, g[i]);
+		int e = !h ? -EBADF : h->kind != SBX_H_HOST ? -EOPNOTSUPP : 0;
+		if (e == 0 && (m->fds[m->n] = fcntl(h->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+			e = -errno;
+		if (e < 0) {
+			if (e == -EOPNOTSUPP)
+				sbx_log(vm, 1,
+					"SCM_RIGHTS: fd %d is the sandbox's own (%s), "
+					"which no other process can be given",
+					g[i], h->gpath ? h->gpath : "?");
+			scm_free(m);
+			return e;
+		}
+		m->n++;
+		if (h->obj == SBX_O_FILE || h->obj == SBX_O_USOCK || h->stdio >= 0)
+			remember(socks_of(vm), h);
+	}
+	stage(vm->proc.files, m);
+	return 0;
+}
+
+int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len)
+{
+	struct sbx_scm *m = take(vm->proc.files, sbx_thread_current(), 0);
+	if (!m)
+		return -EINVAL;
+	size_t need = CMSG_SPACE((size_t)m->n * sizeof(int));
+	if (need > cap) {
+		scm_free(m);
+		return -ENOBUFS;
+	}
+	memset(buf, 0, need);
+	struct cmsghdr *c = buf;
+	c->cmsg_len = CMSG_LEN((size_t)m->n * sizeof(int));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	memcpy(CMSG_DATA(c), m->fds, (size_t)m->n * sizeof(int));
+	*len = need;
+	/* Kept until the message went: an interrupted send is made again with them. */
+	stage(vm->proc.files, m);
+	return 0;
+}
+
+void sbx_scm_sent(struct sbx_vm *vm, int done)
+{
+	struct sbx_files *f = vm->proc.files;
+	struct sbx_scm *m = take(f, sbx_thread_current(), 0);
+	if (done)
+		scm_free(m);
+	else if (m)
+		stage(f, m);
+}
+
+/* A handle for a host fd another process sent: what it is, from the registry or its link. */
+static int64_t install(struct sbx_vm *vm, int fd, int cloexec)
+{
+	struct stat st;
+	char link[64], what[128] = "";
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -EBADF;
+	}
+	struct sbx_handle h;
+	if (recall(socks_of(vm), &st, &h) == 0) {
+		int n = sbx_fd_alloc(vm, 0);
+		if (n < 0) {
+			sbx_fd_meta_free(&h);
+			close(fd);
+			return n;
+		}
+		h.fd = fd;
+		h.cloexec = cloexec;
+		h.oid = ++vm->proc.files->next_oid;
+		h.passed = 1;
+		vm->proc.files->fds[n] = h;
+		return n;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t l = readlink(link, what, sizeof(what) - 1);
+	what[l > 0 ? l : 0] = 0;
+	enum sbx_handle_obj obj;
+	struct sbx_memfd *mf = NULL;
+	if (strncmp(what, "pipe:", 5) == 0)
+		obj = SBX_O_PIPE;
+	else if (strncmp(what, "socket:", 7) == 0)
+		obj = SBX_O_USOCK;
+	else if (strcmp(what, "anon_inode:[eventfd]") == 0)
+		obj = SBX_O_EVENTFD;
+	else if (strcmp(what, "anon_inode:[eventpoll]") == 0)
+		obj = SBX_O_EPOLL;
+	else if (strcmp(what, "anon_inode:[timerfd]") == 0)
+		obj = SBX_O_TIMERFD;
+	else if (strcmp(what, "anon_inode:inotify") == 0)
+		obj = SBX_O_INOTIFY;
+	else if (strncmp(what, "/memfd:", 7) == 0 && (mf = sbx_memfd_find(vm, &st)) != NULL)
+		obj = SBX_O_MEMFD;
+	else {
+		sbx_log(vm, 1,
+			"SCM_RIGHTS: a descriptor (%s) that came from outside the sandbox "
+			"dropped",
+			what[0] ? what : "?");
+		close(fd);
+		return -EPERM;
+	}
+	int64_t n = sbx_handle_add(vm, fd, obj, cloexec, 1);
+	if (n < 0) {
+		sbx_memfd_drop(mf);
+		return n;
+	}
+	struct sbx_handle *nh = &vm->proc.files->fds[n];
+	nh->passed = 1;
+	nh->memfd = mf;
+	if (obj == SBX_O_MEMFD)
+		nh->gpath = strdup(what); /* Linux's link text is the guest path of a memfd */
+	if (obj == SBX_O_TIMERFD)
+		nh->clock = CLOCK_MONOTONIC;
+	return n;
+}
+
+int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec)
+{
+	struct sbx_scm *r = calloc(1, sizeof(*r));
+	int trunc = (m->msg_flags & MSG_CTRUNC) != 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[SBX_SCM_MAX];
+		memcpy(fds, CMSG_DATA(c), (k < SBX_SCM_MAX ? k : SBX_SCM_MAX) * sizeof(int));
+		for (size_t i = 0; i < k && i < SBX_SCM_MAX; i++) {
+			int64_t n = r ? install(vm, fds[i], cloexec) : (close(fds[i]), -ENOMEM);
+			if (n < 0 || r->n == SBX_SCM_MAX) {
+				trunc = 1;
+				if (n >= 0)
+					sbx_fd_release(vm, (int)n);
+				continue;
+			}
+			r->fds[r->n++] = (int)n;
+		}
+	}
+	if (!r)
+		return -ENOMEM;
+	r->vcpu = sbx_thread_current();
+	r->recv = 1;
+	r->trunc = trunc;
+	stage(vm->proc.files, r);
+	return 0;
+}
+
+int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap)
+{
+	struct sbx_scm *r = take(vm->proc.files, sbx_thread_current(), 1);
+	if (!r)
+		return 0;
+	/* As Linux's scm_detach_fds: what fits; the rest closed, and MSG_CTRUNC. */
+	int64_t fit = cap < CMSG_LEN(0) ? 0 : (int64_t)((cap - CMSG_LEN(0)) / sizeof(int));
+	int k = r->n < fit ? r->n : (int)fit, trunc = r->trunc || k < r->n;
+	for (int i = k; i < r->n; i++)
+		sbx_fd_release(vm, r->fds[i]);
+	int64_t used = 0;
+	if (k > 0) {
+		uint8_t buf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int))];
+		struct cmsghdr *c = (struct cmsghdr *)buf;
+		memset(buf, 0, sizeof(buf));
+		c->cmsg_len = CMSG_LEN((size_t)k * sizeof(int));
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		memcpy(CMSG_DATA(c), r->fds, (size_t)k * sizeof(int));
+		used = (int64_t)CMSG_SPACE((size_t)k * sizeof(int));
+		if ((uint64_t)used > cap)
+			used = (int64_t)cap;
+		if (sbx_copy_to_guest(vm, gpa, buf, (uint64_t)used) < 0) {
+			free(r);
+			return -EFAULT;
+		}
+	}
+	free(r);
+	return used | (int64_t)trunc << 32;
+}
