@@ -76,8 +76,9 @@ static long sockop(uint64_t op, uint64_t fd, uint64_t a2, uint64_t a3, uint64_t 
 static long send_vec(struct k_frame *f, int32_t fd, struct sbx_iovec *v, uint64_t cnt,
 		     uint64_t flags)
 {
-	long r =
-	    k_rwv_checked(SBX_CALL_WRITEV, fd, v, cnt, (int64_t)(SBX_RW_SOCK | (uint32_t)flags));
+	/* The program's flags are 32 bits; SBX_RW_CTL above them says descriptors go along. */
+	long r = k_rwv_checked(SBX_CALL_WRITEV, fd, v, cnt,
+			       (int64_t)(SBX_RW_SOCK | (flags & SBX_RW_CTL) | (uint32_t)flags));
 	return flags & MSG_NOSIGNAL ? r : k_epipe(f, r);
 }
 

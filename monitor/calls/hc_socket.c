@@ -49,6 +49,14 @@ static int settable_opt(uint64_t name)
 	return name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVLOWAT || name == SO_PASSCRED;
 }
 
+/* Options Linux takes on a local socket and that change nothing there (servers set them
+ * whatever the family: multiprocessing's listener, asyncio's): accepted, and read back. */
+static int inert_opt(uint64_t name)
+{
+	return name == SO_REUSEADDR || name == SO_REUSEPORT || name == SO_KEEPALIVE ||
+	       name == SO_BROADCAST || name == SO_OOBINLINE || name == SO_DONTROUTE;
+}
+
 int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t type = s->u.a[0] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -377,13 +385,13 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		return 0;
 	}
 	case SBX_SOCKOP_GETOPT:
-		if (a2 != SOL_SOCKET || !readable_opt(a3))
+		if (a2 != SOL_SOCKET || !(readable_opt(a3) || inert_opt(a3)))
 			return -ENOPROTOOPT;
 		if (getsockopt(h->fd, SOL_SOCKET, (int)a3, &v, &vl) < 0)
 			return -errno;
 		return v < 0 ? 0 : v;
 	case SBX_SOCKOP_SETOPT:
-		if (a2 != SOL_SOCKET || !settable_opt(a3))
+		if (a2 != SOL_SOCKET || !(settable_opt(a3) || inert_opt(a3)))
 			return -ENOPROTOOPT;
 		if (s->u.a[4] > INT32_MAX)
 			return -EINVAL;

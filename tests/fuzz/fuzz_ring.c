@@ -208,6 +208,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.u.a[2] |= O_NONBLOCK; /* TFD_NONBLOCK */
 	if (s.nr == SBX_CALL_FCNTL && s.u.a[1] == F_SETFL)
 		s.u.a[2] |= O_NONBLOCK;
+	if (s.nr == SBX_CALL_SOCKET)
+		s.u.a[0] |= SOCK_NONBLOCK; /* accept, connect and recv of it never wait */
+	if (s.nr == SBX_CALL_INOTIFY && s.u.a[0] == 0)
+		s.u.a[1] |= O_NONBLOCK; /* IN_NONBLOCK */
+	if (s.nr == SBX_CALL_OPEN)
+		s.u.path.flags |= O_NONBLOCK; /* a FIFO's open never waits for its other end */
+	if (s.nr == SBX_CALL_OPEN_WAIT)
+		return 0; /* nothing is kept: OPEN never waits here */
 	if (s.nr == SBX_CALL_FORK && !s.u.a[1])
 		return 0; /* a copy; a1 alone is a vfork's wait, which ends for a pid not a child */
 	if (s.nr != SBX_CALL_EXECVE && s.nr != SBX_CALL_WAIT && s.nr != SBX_CALL_PKILL &&
