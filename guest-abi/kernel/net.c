@@ -89,7 +89,7 @@ long k_sys_sendto(struct k_frame *f)
 		return r < 0 ? r : -EISCONN;
 	}
 	struct sbx_iovec v[1] = {{f->rsi, f->rdx}};
-	return send_vec(f, (int32_t)f->rdi, v, 1, f->r10);
+	return send_vec(f, (int32_t)f->rdi, v, 1, (uint32_t)f->r10);
 }
 
 /* The sender's address of a connected local socket: none (a length of 0). */
@@ -193,7 +193,7 @@ long k_sys_sendmsg(struct k_frame *f)
 			return r;
 		ctl = r ? SBX_RW_CTL : 0;
 	}
-	return send_vec(f, (int32_t)f->rdi, v, m.iovlen, f->rdx | ctl);
+	return send_vec(f, (int32_t)f->rdi, v, m.iovlen, (uint32_t)f->rdx | ctl);
 }
 
 long k_sys_recvmsg(struct k_frame *f)

@@ -112,8 +112,10 @@ struct sbx_socks {
 	pthread_mutex_t lock;
 	struct sbx_sockfile {
 		uint64_t dev, ino;
+		uint64_t id; /* its socket's host address: the prefix, '#', the id */
 	} * files;
 	unsigned n, cap;
+	uint64_t next_id;
 	char prefix[24]; /* "sbx-" and 16 hex digits, made at the first abstract name */
 	/* What the handles of files, stdio and named sockets sent with SCM_RIGHTS were (scm.c). */
 	struct sbx_passed {
@@ -227,23 +229,24 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s);
 /* scm.c: SCM_RIGHTS. sbx_scm_send: SOCKOP SCM_SEND, the guest's n fds at gpa staged for this
  * vCPU's next send; sbx_scm_control: the staged fds as a host control message (cap bytes at
- * buf), sbx_scm_sent after the send (done: they went, or will never); sbx_scm_received: the
- * descriptors of a received host message installed and staged; sbx_scm_take: SOCKOP
- * SCM_TAKE, them as the guest's control message: its length | MSG_CTRUNC-ness << 32. */
+ * buf), sbx_scm_sent after the send (its result: EINTR keeps them for the send made again);
+ * sbx_scm_received: the descriptors of a received host message staged; sbx_scm_take: SOCKOP
+ * SCM_TAKE, those that fit installed as the guest's control message: its length |
+ * MSG_CTRUNC-ness << 32. */
 int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n);
 int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len);
-void sbx_scm_sent(struct sbx_vm *vm, int done);
+void sbx_scm_sent(struct sbx_vm *vm, int64_t ret);
 struct msghdr;
-int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec);
+int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec, int peek);
 int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap);
 void sbx_scm_free_all(struct sbx_files *f);
 void sbx_scm_registry_free(struct sbx_socks *k);
 void sbx_socks_init(struct sbx_socks *k);
 void sbx_socks_free(struct sbx_socks *k);
-/* hc_path.c: bind host socket sock to the guest path a names (made on a writable mount), and
- * give the new file's device and inode. */
-int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a, int sock, uint64_t *dev,
-		  uint64_t *ino);
+/* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then
+ * bound(ctx, its device, its inode), which binds the socket; the file goes if that fails. */
+int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,
+		  int (*bound)(void *ctx, uint64_t dev, uint64_t ino), void *ctx);
 /* hc_event.c: a guest handle for host fd (taken over), or -errno (fd closed). */
 int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int cloexec,
 		       int writable);
@@ -454,6 +457,9 @@ void sbx_fd_meta_free(struct sbx_handle *h);
  * Linux's). execve: the close-on-exec handles close. */
 int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent);
 void sbx_fd_exec(struct sbx_vm *vm);
+/* What calls in progress keep between two requests (FIFO opens, staged descriptors): gone at
+ * an exec, the end, and a reset. */
+void sbx_fd_transient_free(struct sbx_files *f);
 
 /* strace.c */
 void sbx_strace(struct sbx_vm *vm, uint64_t nr, int64_t ret, const uint64_t args[6]);

@@ -186,10 +186,15 @@ int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
 	return 0;
 }
 
+void sbx_fd_transient_free(struct sbx_files *f)
+{
+	sbx_fifo_waits_free(f);
+	sbx_scm_free_all(f);
+}
+
 void sbx_fd_exec(struct sbx_vm *vm)
 {
-	sbx_fifo_waits_free(vm->proc.files);
-	sbx_scm_free_all(vm->proc.files);
+	sbx_fd_transient_free(vm->proc.files);
 	for (int i = 0; i < SBX_MAX_FDS; i++)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE && vm->proc.files->fds[i].cloexec)
 			sbx_fd_release(vm, i);
@@ -201,6 +206,5 @@ void sbx_fd_close_all(struct sbx_vm *vm)
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
 			sbx_fd_release(vm, i);
 	sbx_locks_free(vm);
-	sbx_fifo_waits_free(vm->proc.files);
-	sbx_scm_free_all(vm->proc.files);
+	sbx_fd_transient_free(vm->proc.files);
 }

@@ -200,7 +200,8 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, NULL);
 	/* SCM_RIGHTS (scm.c): the staged descriptors go with the bytes, or those that came are
 	 * installed; both under ring_lock, the transfer itself as any other. */
-	uint8_t cbuf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int))];
+	/* Room for a full SCM_RIGHTS and the credentials SO_PASSCRED adds. */
+	uint8_t cbuf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
 	struct msghdr mh = {.msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	if (is_write) {
 		size_t clen;
@@ -211,9 +212,9 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	}
 	int64_t n = do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, &mh);
 	if (is_write)
-		sbx_scm_sent(vm, n != -EINTR);
+		sbx_scm_sent(vm, n);
 	else if (n >= 0)
-		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0);
+		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0, (sf & MSG_PEEK) != 0);
 	return n;
 }
 

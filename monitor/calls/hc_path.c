@@ -13,8 +13,6 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -538,11 +536,11 @@ int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s)
 			      : dev    ? (fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0
 					      ? refuse(EEXIST)
 					      : refuse(EPERM))
-				       : mknodat(n.dirfd, n.name, type | (mode & 07777), 0));
+				       : mknodat(n.dirfd, n.name, type | (mode & 01777), 0));
 }
 
-int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a, int sock, uint64_t *dev,
-		  uint64_t *ino)
+int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,
+		  int (*bound)(void *ctx, uint64_t dev, uint64_t ino), void *ctx)
 {
 	struct named t;
 	struct policy_node n;
@@ -551,29 +549,19 @@ int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a, int sock, uint64_
 		return -EADDRINUSE;
 	if (r < 0)
 		return r;
-	if (n.pinned) {
-		policy_node_release(&n);
-		return -EADDRINUSE;
-	}
-	/* The host binds beneath the directory's descriptor: no host path is ever built. */
-	struct sockaddr_un u = {.sun_family = AF_UNIX};
-	int len = snprintf(u.sun_path, sizeof(u.sun_path), "/proc/self/fd/%d/%s", n.dirfd, n.name);
-	if (len < 0 || (size_t)len >= sizeof(u.sun_path)) {
-		policy_node_release(&n);
-		return -ENAMETOOLONG;
-	}
-	r = bind(sock, (struct sockaddr *)&u, (socklen_t)(sizeof(sa_family_t) + (size_t)len + 1));
-	int e = errno;
+	/* The socket file itself, as Linux's bind makes it (srwxr-xr-x under a 022 umask); the
+	 * socket is bound to an address of the sandbox's own, which that file names for it. */
 	struct stat st;
-	if (r == 0 && fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		*dev = (uint64_t)st.st_dev;
-		*ino = (uint64_t)st.st_ino;
-	} else if (r == 0) {
-		e = errno;
+	r = n.pinned ? refuse(EEXIST) : mknodat(n.dirfd, n.name, S_IFSOCK | 0777, 0);
+	if (r == 0 && fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		r = -1;
+	int e = errno;
+	if (r == 0 && (r = bound(ctx, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) < 0) {
+		e = -r;
+		unlinkat(n.dirfd, n.name, 0);
 	}
 	policy_node_release(&n);
-	return r < 0 ? -e : 0;
+	return r == 0 ? 0 : e == EEXIST ? -EADDRINUSE : -e;
 }
 
 int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)

@@ -88,11 +88,77 @@ void sbx_socks_free(struct sbx_socks *k)
 	memset(k, 0, sizeof(*k));
 }
 
-static int sockfile_add(struct sbx_socks *k, uint64_t dev, uint64_t ino)
+/* The sandbox's prefix, made once: "sbx-" and 16 random hex digits. Lock held. */
+static const char *prefix(struct sbx_socks *k)
+{
+	if (!k->prefix[0]) {
+		uint8_t r[8] = {0};
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)k;
+			memcpy(r, &t, sizeof(r));
+		}
+		int n = snprintf(k->prefix, sizeof(k->prefix), "sbx-");
+		for (size_t i = 0; i < sizeof(r); i++)
+			n += snprintf(k->prefix + n, sizeof(k->prefix) - (size_t)n, "%02x", r[i]);
+	}
+	return k->prefix;
+}
+
+/* A host abstract address: the prefix, a kind ('@' the program's abstract name, '#' the id of
+ * a socket file), then the name's bytes. */
+static int host_abstract(struct sbx_socks *k, char kind, const char *name, size_t len,
+			 struct sockaddr_un *u, socklen_t *ulen)
 {
 	pthread_mutex_lock(&k->lock);
+	const char *p = prefix(k);
+	size_t plen = strlen(p);
+	memset(u, 0, sizeof(*u));
+	u->sun_family = AF_UNIX;
+	int fits = 2 + plen + len <= sizeof(u->sun_path);
+	if (fits) {
+		memcpy(u->sun_path + 1, p, plen);
+		u->sun_path[1 + plen] = kind;
+		memcpy(u->sun_path + 2 + plen, name, len);
+		*ulen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 2 + plen + len);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return fits ? 0 : -EINVAL;
+}
+
+/* A socket file's host address: the id its bind was given, found by its device and inode (the
+ * newest bind of that file wins, as the newest socket bound to a path does on Linux). */
+static int file_addr(struct sbx_socks *k, uint64_t dev, uint64_t ino, struct sockaddr_un *u,
+		     socklen_t *ulen)
+{
+	uint64_t id = 0;
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = k->n; i-- > 0 && !id;)
+		if (k->files[i].dev == dev && k->files[i].ino == ino)
+			id = k->files[i].id;
+	pthread_mutex_unlock(&k->lock);
+	if (!id)
+		return -ENOENT; /* not one of the sandbox's */
+	char name[24];
+	int n = snprintf(name, sizeof(name), "%llx", (unsigned long long)id);
+	return host_abstract(k, '#', name, (size_t)n, u, ulen);
+}
+
+struct bind_ctx {
+	struct sbx_socks *k;
+	int sock;
+};
+
+/* sbx_path_bind's step once the socket file is made: the socket bound to the file's id. */
+static int bind_file(void *arg, uint64_t dev, uint64_t ino)
+{
+	struct bind_ctx *c = arg;
+	struct sbx_socks *k = c->k;
+	pthread_mutex_lock(&k->lock);
+	unsigned i = 0;
+	while (i < k->n && (k->files[i].dev != dev || k->files[i].ino != ino))
+		i++;
 	int r = 0;
-	if (k->n == k->cap) {
+	if (i == k->n && k->n == k->cap) {
 		unsigned cap = k->cap ? 2 * k->cap : 16;
 		void *p = cap <= (1u << 16) ? realloc(k->files, cap * sizeof(*k->files)) : NULL;
 		if (!p)
@@ -102,46 +168,21 @@ static int sockfile_add(struct sbx_socks *k, uint64_t dev, uint64_t ino)
 			k->cap = cap;
 		}
 	}
-	if (r == 0)
-		k->files[k->n++] = (struct sbx_sockfile){dev, ino};
-	pthread_mutex_unlock(&k->lock);
-	return r;
-}
-
-static int sockfile_known(struct sbx_socks *k, uint64_t dev, uint64_t ino)
-{
-	pthread_mutex_lock(&k->lock);
-	int found = 0;
-	for (unsigned i = 0; i < k->n && !found; i++)
-		found = k->files[i].dev == dev && k->files[i].ino == ino;
-	pthread_mutex_unlock(&k->lock);
-	return found;
-}
-
-/* The host's address for an abstract name: the sandbox's prefix, then the name. */
-static int abstract_host(struct sbx_socks *k, const struct sbx_sun *g, struct sockaddr_un *u,
-			 socklen_t *ulen)
-{
-	pthread_mutex_lock(&k->lock);
-	if (!k->prefix[0]) {
-		uint8_t r[8] = {0};
-		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			memcpy(r, &k, sizeof(r) < sizeof(k) ? sizeof(r) : sizeof(k));
-		int n = snprintf(k->prefix, sizeof(k->prefix), "sbx-");
-		for (size_t i = 0; i < sizeof(r); i++)
-			n += snprintf(k->prefix + n, sizeof(k->prefix) - (size_t)n, "%02x", r[i]);
-	}
-	size_t plen = strlen(k->prefix);
-	memset(u, 0, sizeof(*u));
-	u->sun_family = AF_UNIX;
-	int fits = 1 + plen + (g->len - 1) <= sizeof(u->sun_path);
-	if (fits) {
-		memcpy(u->sun_path + 1, k->prefix, plen);
-		memcpy(u->sun_path + 1 + plen, g->path + 1, g->len - 1);
-		*ulen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + plen + g->len - 1);
+	uint64_t id = ++k->next_id;
+	if (r == 0) {
+		k->files[i] = (struct sbx_sockfile){dev, ino, id};
+		k->n += i == k->n;
 	}
 	pthread_mutex_unlock(&k->lock);
-	return fits ? 0 : -EINVAL;
+	if (r < 0)
+		return r;
+	char name[24];
+	struct sockaddr_un u;
+	socklen_t ul;
+	int n = snprintf(name, sizeof(name), "%llx", (unsigned long long)id);
+	if ((r = host_abstract(k, '#', name, (size_t)n, &u, &ul)) < 0)
+		return r;
+	return bind(c->sock, (struct sockaddr *)&u, ul) < 0 ? -errno : 0;
 }
 
 /* The guest's struct sockaddr_un at gpa (len bytes): sun_path's bytes in g. A path ends at
@@ -197,16 +238,14 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 	if (g.path[0] == 0) {
 		struct sockaddr_un u;
 		socklen_t ul;
-		if ((r = abstract_host(k, &g, &u, &ul)) < 0)
+		if ((r = host_abstract(k, '@', g.path + 1, g.len - 1, &u, &ul)) < 0)
 			return r;
 		if (bind(h->fd, (struct sockaddr *)&u, ul) < 0)
 			return -errno;
 	} else {
 		struct sbx_path a = sun_path_arg(gpa, &g);
-		uint64_t dev = 0, ino = 0;
-		if ((r = sbx_path_bind(vm, &a, h->fd, &dev, &ino)) < 0)
-			return r;
-		if ((r = sockfile_add(k, dev, ino)) < 0)
+		struct bind_ctx c = {k, h->fd};
+		if ((r = sbx_path_bind(vm, &a, bind_file, &c)) < 0)
 			return r;
 	}
 	free(h->sun_local); /* none: the host refuses a second bind */
@@ -214,37 +253,31 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 	return h->sun_local ? 0 : -ENOMEM;
 }
 
-/* The host address a connect goes to, or -errno: an abstract name under the prefix, or the
- * socket file a path names, which this sandbox must have bound (opath: its O_PATH fd). */
+/* The host address a connect goes to, or -errno: an abstract name under the prefix, or the id
+ * of the socket file a path names, which a bind in this sandbox made. The host's socket files
+ * are never connected to: one the sandbox did not make is EACCES. */
 static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g,
-			struct sockaddr_un *u, socklen_t *ul, int *opath)
+			struct sockaddr_un *u, socklen_t *ul)
 {
-	*opath = -1;
 	if (g->len == 0)
 		return -EINVAL;
 	if (g->path[0] == 0)
-		return abstract_host(socks_of(vm), g, u, ul);
+		return host_abstract(socks_of(vm), '@', g->path + 1, g->len - 1, u, ul);
 	struct sbx_path a = sun_path_arg(gpa, g);
 	int fd = sbx_path_opath(vm, &a, 1);
 	if (fd < 0)
 		return fd == -EACCES ? -ECONNREFUSED : fd;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		close(fd);
-		return -ECONNREFUSED;
-	}
-	if (!sockfile_known(socks_of(vm), (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
-		close(fd);
+	int r = fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ? -ECONNREFUSED : 0;
+	close(fd);
+	if (r == 0)
+		r = file_addr(socks_of(vm), (uint64_t)st.st_dev, (uint64_t)st.st_ino, u, ul);
+	if (r == -ENOENT) {
 		sbx_log(vm, 1, "connect to %.*s refused: a socket file this sandbox did not make",
 			(int)g->len, g->path);
-		return -EACCES;
+		r = -EACCES;
 	}
-	memset(u, 0, sizeof(*u));
-	u->sun_family = AF_UNIX;
-	int n = snprintf(u->sun_path, sizeof(u->sun_path), "/proc/self/fd/%d", fd);
-	*ul = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
-	*opath = fd;
-	return 0;
+	return r;
 }
 
 /* Is h still the socket whose duplicate dfd is (another thread may have closed it, or put
@@ -264,23 +297,17 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	struct sbx_sun g;
 	struct sockaddr_un u;
 	socklen_t ul;
-	int opath, r = guest_sun(vm, gpa, len, &g);
-	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul, &opath)) < 0)
+	int r = guest_sun(vm, gpa, len, &g);
+	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul)) < 0)
 		return r;
 	/* A full backlog waits: on a duplicate, without ring_lock, as a read does. */
 	int dfd = fcntl(sbx_fd_get(vm, num)->fd, F_DUPFD_CLOEXEC, 0);
-	if (dfd < 0) {
-		r = -errno;
-		if (opath >= 0)
-			close(opath);
-		return r;
-	}
+	if (dfd < 0)
+		return -errno;
 	int released = sbx_ring_release(vm);
 	r = connect(dfd, (struct sockaddr *)&u, ul);
 	int e = errno;
 	sbx_ring_reacquire(vm, released);
-	if (opath >= 0)
-		close(opath);
 	struct sbx_handle *h = r == 0 ? same_socket(vm, num, dfd) : NULL;
 	close(dfd);
 	if (r < 0)

@@ -11,6 +11,9 @@
 
 #include "calls.h"
 
+/* Instances one process may hold (handles of them, a dup counting as one more). */
+#define SBX_INOTIFY_MAX 32
+
 #ifndef IN_MASK_CREATE
 #define IN_MASK_CREATE 0x10000000
 #endif
@@ -23,6 +26,14 @@ int64_t sbx_hc_inotify(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (op == 0) {
 		if (a1 & ~(uint64_t)(IN_CLOEXEC | IN_NONBLOCK))
 			return -EINVAL;
+		/* The host's instances are per user (max_user_instances, 128 by default): one
+		 * process of the sandbox may not take them all from the user's other programs. */
+		int open_now = 0;
+		for (int i = 0; i < SBX_MAX_FDS; i++)
+			open_now += vm->proc.files->fds[i].kind == SBX_H_HOST &&
+				    vm->proc.files->fds[i].obj == SBX_O_INOTIFY;
+		if (open_now >= SBX_INOTIFY_MAX)
+			return -EMFILE;
 		int fd = inotify_init1(IN_CLOEXEC | (int)(a1 & IN_NONBLOCK));
 		if (fd < 0)
 			return -errno;

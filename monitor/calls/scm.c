@@ -28,10 +28,13 @@
 struct sbx_scm {
 	struct sbx_scm *next;
 	int vcpu;
-	int recv;  /* 0: host fds staged to send (owned); 1: guest fds received */
-	int n;	   /* how many */
-	int trunc; /* received: some could not be installed (MSG_CTRUNC) */
+	int recv;  /* 0: to send; 1: received, installed by SCM_TAKE */
+	int n;	   /* how many host fds (owned) */
+	int trunc; /* received: the host cut the message (MSG_CTRUNC) */
+	int cloexec;
+	int peek; /* received with MSG_PEEK: the message, and its memfds' holds, stay queued */
 	int fds[SBX_SCM_MAX];
+	struct sbx_memfd *memfds[SBX_SCM_MAX]; /* to send: each memfd's hold while in flight */
 };
 
 static struct sbx_socks *socks_of(struct sbx_vm *vm)
@@ -43,8 +46,10 @@ static void scm_free(struct sbx_scm *m)
 {
 	if (!m)
 		return;
-	for (int i = 0; !m->recv && i < m->n; i++)
+	for (int i = 0; i < m->n; i++) {
 		close(m->fds[i]);
+		sbx_memfd_drop(m->memfds[i]);
+	}
 	free(m);
 }
 
@@ -162,6 +167,10 @@ int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n)
 			scm_free(m);
 			return e;
 		}
+		/* A memfd in flight still counts toward --mem: a hold that its receiver takes over
+		 * (and that a message never read keeps, erring on the side of the limit). */
+		m->memfds[m->n] = h->memfd;
+		sbx_memfd_hold(h->memfd);
 		m->n++;
 		if (h->obj == SBX_O_FILE || h->obj == SBX_O_USOCK || h->stdio >= 0)
 			remember(socks_of(vm), h);
@@ -192,18 +201,23 @@ int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-void sbx_scm_sent(struct sbx_vm *vm, int done)
+void sbx_scm_sent(struct sbx_vm *vm, int64_t ret)
 {
 	struct sbx_files *f = vm->proc.files;
 	struct sbx_scm *m = take(f, sbx_thread_current(), 0);
-	if (done)
-		scm_free(m);
-	else if (m)
+	if (!m)
+		return;
+	if (ret == -EINTR) { /* made again with them */
 		stage(f, m);
+		return;
+	}
+	if (ret >= 0) /* the memfds' holds went with them */
+		memset(m->memfds, 0, sizeof(m->memfds));
+	scm_free(m);
 }
 
 /* A handle for a host fd another process sent: what it is, from the registry or its link. */
-static int64_t install(struct sbx_vm *vm, int fd, int cloexec)
+static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
 {
 	struct stat st;
 	char link[64], what[128] = "";
@@ -226,14 +240,37 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec)
 		vm->proc.files->fds[n] = h;
 		return n;
 	}
+	/* The monitor's own stdio (forgotten by the registry): still stdio, its output counted. */
+	const int std[3] = {vm->cfg.stdin_fd, vm->cfg.stdout_fd, vm->cfg.stderr_fd};
+	for (int i = 0; i < 3; i++) {
+		struct stat ss;
+		if (std[i] >= 0 && fstat(std[i], &ss) == 0 && ss.st_dev == st.st_dev &&
+		    ss.st_ino == st.st_ino) {
+			int n = sbx_fd_alloc(vm, 0);
+			if (n < 0) {
+				close(fd);
+				return n;
+			}
+			vm->proc.files->fds[n] = (struct sbx_handle){.kind = SBX_H_HOST,
+								     .fd = fd,
+								     .cloexec = cloexec,
+								     .writable = 1,
+								     .stdio = i,
+								     .passed = 1};
+			return n;
+		}
+	}
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ssize_t l = readlink(link, what, sizeof(what) - 1);
 	what[l > 0 ? l : 0] = 0;
 	enum sbx_handle_obj obj;
 	struct sbx_memfd *mf = NULL;
+	int dom = 0;
+	socklen_t dl = sizeof(dom);
 	if (strncmp(what, "pipe:", 5) == 0)
 		obj = SBX_O_PIPE;
-	else if (strncmp(what, "socket:", 7) == 0)
+	else if (strncmp(what, "socket:", 7) == 0 &&
+		 getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
 		obj = SBX_O_USOCK;
 	else if (strcmp(what, "anon_inode:[eventfd]") == 0)
 		obj = SBX_O_EVENTFD;
@@ -253,6 +290,10 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec)
 		close(fd);
 		return -EPERM;
 	}
+	/* The sender's hold in flight is this handle's now (find took one more), unless the
+	 * message stays queued for a read after this peek. */
+	if (!peek)
+		sbx_memfd_drop(mf);
 	int64_t n = sbx_handle_add(vm, fd, obj, cloexec, 1);
 	if (n < 0) {
 		sbx_memfd_drop(mf);
@@ -268,7 +309,7 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec)
 	return n;
 }
 
-int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec)
+int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec, int peek)
 {
 	struct sbx_scm *r = calloc(1, sizeof(*r));
 	int trunc = (m->msg_flags & MSG_CTRUNC) != 0;
@@ -276,17 +317,14 @@ int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int fds[SBX_SCM_MAX];
-		memcpy(fds, CMSG_DATA(c), (k < SBX_SCM_MAX ? k : SBX_SCM_MAX) * sizeof(int));
-		for (size_t i = 0; i < k && i < SBX_SCM_MAX; i++) {
-			int64_t n = r ? install(vm, fds[i], cloexec) : (close(fds[i]), -ENOMEM);
-			if (n < 0 || r->n == SBX_SCM_MAX) {
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (!r || r->n == SBX_SCM_MAX) {
+				close(fd);
 				trunc = 1;
-				if (n >= 0)
-					sbx_fd_release(vm, (int)n);
-				continue;
-			}
-			r->fds[r->n++] = (int)n;
+			} else
+				r->fds[r->n++] = fd;
 		}
 	}
 	if (!r)
@@ -294,6 +332,8 @@ int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec)
 	r->vcpu = sbx_thread_current();
 	r->recv = 1;
 	r->trunc = trunc;
+	r->cloexec = cloexec;
+	r->peek = peek;
 	stage(vm->proc.files, r);
 	return 0;
 }
@@ -303,11 +343,19 @@ int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap)
 	struct sbx_scm *r = take(vm->proc.files, sbx_thread_current(), 1);
 	if (!r)
 		return 0;
-	/* As Linux's scm_detach_fds: what fits; the rest closed, and MSG_CTRUNC. */
+	/* As Linux's scm_detach_fds: what fits is installed; the rest is closed, MSG_CTRUNC. */
 	int64_t fit = cap < CMSG_LEN(0) ? 0 : (int64_t)((cap - CMSG_LEN(0)) / sizeof(int));
-	int k = r->n < fit ? r->n : (int)fit, trunc = r->trunc || k < r->n;
-	for (int i = k; i < r->n; i++)
-		sbx_fd_release(vm, r->fds[i]);
+	int trunc = r->trunc, got[SBX_SCM_MAX], k = 0;
+	for (int i = 0; i < r->n; i++) {
+		int64_t n =
+		    k < fit ? install(vm, r->fds[i], r->cloexec, r->peek) : (close(r->fds[i]), -1);
+		if (n < 0)
+			trunc = 1;
+		else
+			got[k++] = (int)n;
+	}
+	r->n = 0; /* installed or closed */
+	free(r);
 	int64_t used = 0;
 	if (k > 0) {
 		uint8_t buf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int))];
@@ -316,15 +364,15 @@ int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap)
 		c->cmsg_len = CMSG_LEN((size_t)k * sizeof(int));
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		memcpy(CMSG_DATA(c), r->fds, (size_t)k * sizeof(int));
+		memcpy(CMSG_DATA(c), got, (size_t)k * sizeof(int));
 		used = (int64_t)CMSG_SPACE((size_t)k * sizeof(int));
 		if ((uint64_t)used > cap)
 			used = (int64_t)cap;
 		if (sbx_copy_to_guest(vm, gpa, buf, (uint64_t)used) < 0) {
-			free(r);
+			for (int i = 0; i < k; i++)
+				sbx_fd_release(vm, got[i]);
 			return -EFAULT;
 		}
 	}
-	free(r);
 	return used | (int64_t)trunc << 32;
 }

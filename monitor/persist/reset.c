@@ -127,12 +127,14 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 			    i);
 			break;
 		}
-		/* Its events would go from one run into the next. */
-		if (vm->proc.files->fds[i].obj == SBX_O_INOTIFY) {
+		/* Its events, connections or bytes would go from one run into the next. */
+		const struct sbx_handle *h = &vm->proc.files->fds[i];
+		if (h->kind == SBX_H_HOST && h->obj != SBX_O_FILE && h->stdio < 0) {
 			r = sbx_fail(err, errlen, -EINVAL,
-				     "snapshot: fd %d is an inotify instance, whose events a reset "
-				     "cannot put back yet",
-				     i);
+				     "snapshot: fd %d is %s%s, whose state a reset cannot put back "
+				     "yet",
+				     i, sbx_handle_obj_name(h->obj),
+				     h->passed ? " passed with SCM_RIGHTS" : "");
 			break;
 		}
 		r = sbx_fd_copy(&s->fds[i], &vm->proc.files->fds[i]);
@@ -300,6 +302,7 @@ int sbx_reset_threads(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t e
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen)
 {
 	sbx_locks_reset(vm);
+	sbx_fd_transient_free(vm->proc.files);
 	/* The handle table as it was, with its offsets. */
 	for (int i = 0; i < SBX_MAX_FDS; i++) {
 		if (vm->proc.files->fds[i].kind != SBX_H_FREE)
