@@ -3,8 +3,8 @@
  * an abstract name, datagrams, an automatic name, a blocking accept woken by a thread, and
  * Linux's errors. Prints what each step saw; the same lines natively and in the sandbox
  * (tests/monitor/test_e2e.c). DIR must be writable; what is made there is removed.
- * Then descriptors passed to a child (SCM_RIGHTS): a pipe, a file, an eventfd, stdout, and
- * more than the receiver has room for.
+ * Then descriptors passed to a child (SCM_RIGHTS): a pipe, a file, an eventfd, stdout, a
+ * memfd, and more than the receiver has room for.
  *   usock DIR connect PATH | @NAME   only a connect, its result (a socket outside the sandbox) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -205,6 +206,8 @@ static void pass(const char *dir)
 	write(f, "file bytes", 10);
 	lseek(f, 0, SEEK_SET);
 	int ev = eventfd(0, 0);
+	int mfd = memfd_create("passed", 0);
+	write(mfd, "memfd bytes", 11);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 || pipe(p) < 0 || f < 0 || ev < 0) {
 		printf("pass: setup failed\n");
 		return;
@@ -216,8 +219,15 @@ static void pass(const char *dir)
 		close(p[1]);
 		int fds[8], trunc = 0;
 		int n = recv_fds(sp[1], fds, 8, &trunc);
-		if (n != 4 || trunc)
+		if (n != 5 || trunc)
 			_exit(10);
+		char mb[16] = "";
+		ssize_t mr = pread(fds[4], mb, sizeof(mb), 0);
+		char mlink[64], mtarget[64] = "";
+		snprintf(mlink, sizeof(mlink), "/proc/self/fd/%d", fds[4]);
+		ssize_t ml = readlink(mlink, mtarget, sizeof(mtarget) - 1);
+		dprintf(fds[3], "child: the passed memfd reads \"%.*s\", is %s\n",
+			mr > 0 ? (int)mr : 0, mb, ml > 0 ? mtarget : "?");
 		char buf[32] = "", link[64], target[300] = "";
 		ssize_t r = read(fds[1], buf, sizeof(buf));
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", fds[1]);
@@ -236,8 +246,9 @@ static void pass(const char *dir)
 		_exit(0);
 	}
 	close(sp[1]);
-	int out[4] = {p[1], f, ev, 1};
-	show("sendmsg of four descriptors", send_fds(sp[0], out, 4));
+	int out[5] = {p[1], f, ev, 1, mfd};
+	show("sendmsg of five descriptors", send_fds(sp[0], out, 5));
+	close(mfd); /* the child's copy holds it */
 	close(p[1]);
 	char buf[64] = "";
 	ssize_t r = read(p[0], buf, sizeof(buf));
@@ -245,6 +256,7 @@ static void pass(const char *dir)
 	uint64_t v = 0;
 	read(ev, &v, sizeof(v));
 	printf("the eventfd counts %llu\n", (unsigned long long)v);
+	fflush(stdout); /* before the child can print again */
 	int three[3] = {f, ev, p[0]};
 	show("sendmsg of three more", send_fds(sp[0], three, 3));
 	int st;
