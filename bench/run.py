@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,7 +160,8 @@ def main():
     sbx = os.path.join(build, "sandbox-run")
     bins = {name: os.path.join(build, sub, name) for sub, names in (
         ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
-                     "threads-glibc", "events-glibc", "procs-glibc")),
+                     "threads-glibc", "events-glibc", "procs-glibc", "usock-glibc",
+                     "fifo-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -512,6 +514,32 @@ def main():
             rep.row(f"{what} sandbox", "s", res["sandbox"]["wall"], res["native"]["wall"],
                     "native", goal, digits=3)
             rep.rows[-1]["met"] = rep.rows[-1]["ratio"] <= lim
+    rep.table()
+
+    # 13. local IPC between processes: named sockets, descriptors passed, FIFOs
+    ipc_n = 200 if a.quick else 2000
+    ipc_dir = tempfile.mkdtemp(prefix="sbx-bench-ipc-")
+    rep.section(f"13. local IPC: usock-glibc DIR bench {ipc_n}, fifo-glibc DIR bench {ipc_n} "
+                "(ns each, timed in the guest)",
+                f"sandbox: --rw {ipc_dir}; a socket bound to a path is bound to an address of "
+                "the sandbox's own; passed descriptors are the host's own SCM_RIGHTS")
+    try:
+        for what, prog, name in (("named socket 1-byte round trip", "usock-glibc",
+                                  "usock_pingpong"),
+                                 ("SCM_RIGHTS pass of one fd", "usock-glibc", "scm_rights_pass"),
+                                 ("FIFO 1-byte round trip", "fifo-glibc", "fifo_pingpong"),
+                                 ("FIFO open, the other end waiting", "fifo-glibc",
+                                  "fifo_open_pair")):
+            res = interleave({"native": op(native(bins[prog], ipc_dir, "bench", str(ipc_n)),
+                                           name),
+                              "sandbox": op(sandboxed("--rw", ipc_dir, bins[prog], ipc_dir,
+                                                      "bench", str(ipc_n)), name)},
+                             compute_runs)
+            rep.row(f"{what} native", "ns", res["native"]["ns"], digits=0)
+            rep.row(f"{what} sandbox", "ns", res["sandbox"]["ns"], res["native"]["ns"],
+                    "native", digits=0)
+    finally:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
     rep.table()
 
     failed = [f"{s['title'].split(':')[0]} {r['what']} {r['unit']} ({r['goal']})"

@@ -8,7 +8,8 @@
  *   - two FIFOs opened in crossing order by two processes (a request and a reply channel)
  *   - O_NONBLOCK: a writer with no reader is ENXIO, a reader opens at once; O_RDWR never waits
  *   - a signal cuts a waiting open short (EINTR), or it is made again (SA_RESTART)
- *   - two threads of one process meet through a FIFO */
+ *   - two threads of one process meet through a FIFO
+ * fifo DIR bench N: round trips through two FIFOs and opens that wait, timed (on stderr). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -265,10 +266,57 @@ static void threads(void)
 	pthread_join(t, NULL);
 }
 
+/* bench N: N one-byte round trips between two processes over a pair of FIFOs, each opened
+ * by both in crossing order ("fifo_pingpong N ns", each, on stderr); then N opens of a FIFO
+ * whose other end waits ("fifo_open_pair N ns", the pair of opens). */
+static int bench(int n)
+{
+	mkfifo(b, 0600);
+	mkfifo(c, 0600);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int in = open(b, O_RDONLY), out = open(c, O_WRONLY);
+		char x;
+		for (int i = 0; i < n; i++)
+			if (read(in, &x, 1) != 1 || write(out, &x, 1) != 1)
+				_exit(1);
+		close(in);
+		close(out);
+		for (int i = 0; i < n; i++)
+			close(open(b, O_RDONLY));
+		_exit(0);
+	}
+	int out = open(b, O_WRONLY), in = open(c, O_RDONLY);
+	struct timespec t0, t1;
+	char x = 'x';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < n; i++)
+		if (write(out, &x, 1) != 1 || read(in, &x, 1) != 1)
+			return 1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+	fprintf(stderr, "fifo_pingpong %d %.0f\n", n, ns / n);
+	close(out);
+	close(in);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < n; i++)
+		close(open(b, O_WRONLY));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+	fprintf(stderr, "fifo_open_pair %d %.0f\n", n, ns / n);
+	int st;
+	waitpid(pid, &st, 0);
+	unlink(b);
+	unlink(c);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "device") == 0)) {
-		fprintf(stderr, "usage: fifo DIR [device]\n");
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "device") == 0) &&
+	    !(argc == 4 && strcmp(argv[2], "bench") == 0)) {
+		fprintf(stderr, "usage: fifo DIR [device | bench N]\n");
 		return 2;
 	}
 	snprintf(a, sizeof(a), "%s/fifo-a", argv[1]);
@@ -281,6 +329,8 @@ int main(int argc, char **argv)
 		snprintf(a, sizeof(a), "%s/fifo-dev", argv[1]);
 		return device();
 	}
+	if (argc == 4)
+		return bench(atoi(argv[3]) > 0 ? atoi(argv[3]) : 2000);
 	signal(SIGPIPE, SIG_IGN);
 	make();
 	orders();

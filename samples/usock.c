@@ -5,7 +5,8 @@
  * (tests/monitor/test_e2e.c). DIR must be writable; what is made there is removed.
  * Then descriptors passed to a child (SCM_RIGHTS): a pipe, a file, an eventfd, stdout, a
  * memfd, and more than the receiver has room for.
- *   usock DIR connect PATH | @NAME   only a connect, its result (a socket outside the sandbox) */
+ *   usock DIR connect PATH | @NAME   only a connect, its result (a socket outside the sandbox)
+ *   usock DIR bench N                round trips and passed descriptors, timed (on stderr) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -272,8 +273,73 @@ static void pass(const char *dir)
 	fflush(stdout);
 }
 
+static void bench_line(const char *op, int n, const struct timespec *a, const struct timespec *b)
+{
+	double ns = (double)(b->tv_sec - a->tv_sec) * 1e9 + (double)(b->tv_nsec - a->tv_nsec);
+	fprintf(stderr, "%s %d %.0f\n", op, n, ns / n);
+}
+
+/* bench N: N one-byte round trips between a client and a server process over a socket bound
+ * to a path ("usock_pingpong N ns", each), then N descriptors passed over it and closed
+ * ("scm_rights_pass N ns"). */
+static int bench(const char *dir, int n)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/bench.sock", dir);
+	unlink(path);
+	struct sockaddr_un u;
+	socklen_t len = addr(&u, path);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&u, len) < 0 || listen(l, 1) < 0)
+		return 1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int c = accept(l, NULL, NULL);
+		char b;
+		for (int i = 0; i < n; i++)
+			if (read(c, &b, 1) != 1 || write(c, &b, 1) != 1)
+				_exit(1);
+		for (int i = 0; i < n; i++) {
+			int fd, trunc;
+			if (recv_fds(c, &fd, 1, &trunc) != 1)
+				_exit(2);
+			close(fd);
+		}
+		_exit(0);
+	}
+	close(l);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(c, (struct sockaddr *)&u, len) < 0)
+		return 1;
+	struct timespec a, b;
+	char x = 'x';
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		if (write(c, &x, 1) != 1 || read(c, &x, 1) != 1)
+			return 1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	bench_line("usock_pingpong", n, &a, &b);
+	int p[2];
+	if (pipe(p) < 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		if (send_fds(c, &p[0], 1) != 1)
+			return 1;
+	close(c);
+	int st;
+	waitpid(pid, &st, 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	bench_line("scm_rights_pass", n, &a, &b);
+	unlink(path);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[2], "bench") == 0)
+		return bench(argv[1], atoi(argv[3]) > 0 ? atoi(argv[3]) : 2000);
 	if (argc == 4 && strcmp(argv[2], "connect") == 0) {
 		struct sockaddr_un u;
 		socklen_t len = addr(&u, argv[3]);
