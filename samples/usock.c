@@ -248,11 +248,15 @@ static void pass(const char *dir)
 	}
 	close(sp[1]);
 	int out[5] = {p[1], f, ev, 1, mfd};
-	show("sendmsg of five descriptors", send_fds(sp[0], out, 5));
+	long sent = send_fds(sp[0], out, 5);
+	int sent_errno = errno;
 	close(mfd); /* the child's copy holds it */
 	close(p[1]);
 	char buf[64] = "";
 	ssize_t r = read(p[0], buf, sizeof(buf));
+	/* Said once the child has printed its lines (before its write to the pipe). */
+	errno = sent_errno;
+	show("sendmsg of five descriptors", sent);
 	printf("the parent reads: %.*s\n", r > 0 ? (int)r : 0, buf);
 	uint64_t v = 0;
 	read(ev, &v, sizeof(v));
