@@ -67,7 +67,8 @@ static long path_call(uint32_t nr, int32_t dirfd, uint64_t path, uint32_t flags,
  * call of 0 bytes tells). */
 static long efault_after(uint32_t nr, int32_t fd, int64_t off)
 {
-	long r = k_call_rw(nr, fd, 0, 0, off);
+	/* Nothing moves, descriptors neither (SCM_RIGHTS: those staged stay there). */
+	long r = k_call_rw(nr, fd, 0, 0, off & ~(int64_t)SBX_RW_CTL);
 	return r < 0 ? r : -EFAULT;
 }
 

@@ -229,13 +229,14 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s);
 /* scm.c: SCM_RIGHTS. sbx_scm_send: SOCKOP SCM_SEND, the guest's n fds at gpa staged for this
  * vCPU's next send; sbx_scm_control: the staged fds as a host control message (cap bytes at
- * buf), sbx_scm_sent after the send (its result: EINTR keeps them for the send made again);
+ * buf), sbx_scm_sent after the send (its result: EINTR keeps them for the send made again;
+ * went: the host took them, which a stream socket does not with no byte);
  * sbx_scm_received: the descriptors of a received host message staged; sbx_scm_take: SOCKOP
  * SCM_TAKE, those that fit installed as the guest's control message: its length |
  * MSG_CTRUNC-ness << 32. */
 int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n);
 int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len);
-void sbx_scm_sent(struct sbx_vm *vm, int64_t ret);
+void sbx_scm_sent(struct sbx_vm *vm, int64_t ret, int went);
 struct msghdr;
 int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec, int peek);
 int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap);

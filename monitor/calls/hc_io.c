@@ -210,9 +210,13 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 			return r;
 		mh.msg_controllen = clen;
 	}
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (is_write && getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+		type = 0;
 	int64_t n = do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, &mh);
-	if (is_write)
-		sbx_scm_sent(vm, n);
+	if (is_write) /* a stream socket sends no descriptors without a byte */
+		sbx_scm_sent(vm, n, n > 0 || (n == 0 && type != SOCK_STREAM));
 	else if (n >= 0)
 		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0, (sf & MSG_PEEK) != 0);
 	return n;

@@ -14,6 +14,9 @@
 
 #include "calls.h"
 
+/* The memfds a sandbox may hold at once (its processes together). */
+#define SBX_MEMFDS_MAX 1024
+
 /* Linux's limit on the name, without the "memfd:" it prefixes. */
 #define MEMFD_NAME_MAX 249
 #define MEMFD_FLAGS (MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x8u /* MFD_NOEXEC_SEAL */ | 0x10u)
@@ -94,9 +97,23 @@ int64_t sbx_hc_memfd(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_memfds *l = list_of(vm);
 	pthread_mutex_lock(&l->lock);
 	sweep(l);
-	m->next = l->head;
-	l->head = m;
+	unsigned count = 0;
+	for (struct sbx_memfd *o = l->head; o; o = o->next)
+		count++;
+	if (count < SBX_MEMFDS_MAX) {
+		m->next = l->head;
+		l->head = m;
+	}
 	pthread_mutex_unlock(&l->lock);
+	if (count >= SBX_MEMFDS_MAX) {
+		/* Each holds a descriptor of the monitor's; one sent and never read holds on. */
+		sbx_log(vm, 1, "memfd_create: the sandbox holds %u memfds already", count);
+		h->memfd = NULL;
+		sbx_fd_release(vm, (int)n);
+		close(m->fd);
+		free(m);
+		return -EMFILE;
+	}
 	/* Memory outside guest RAM: the keeper holds the sandbox to --mem from now on. */
 	if (vm->hooks.mem_outside)
 		vm->hooks.mem_outside(vm);

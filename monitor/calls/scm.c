@@ -34,7 +34,8 @@ struct sbx_scm {
 	int cloexec;
 	int peek; /* received with MSG_PEEK: the message, and its memfds' holds, stay queued */
 	int fds[SBX_SCM_MAX];
-	struct sbx_memfd *memfds[SBX_SCM_MAX]; /* to send: each memfd's hold while in flight */
+	/* Each memfd's: to send, its hold while in flight; received, the one found for it. */
+	struct sbx_memfd *memfds[SBX_SCM_MAX];
 };
 
 static struct sbx_socks *socks_of(struct sbx_vm *vm)
@@ -42,14 +43,24 @@ static struct sbx_socks *socks_of(struct sbx_vm *vm)
 	return vm->limits->tree ? &vm->limits->tree->socks : &vm->limits->socks;
 }
 
+/* One descriptor of m that goes nowhere: closed, and a memfd's holds let go (to send: the hold
+ * in flight; received: the one found for it, and the sender's in flight, which a peek leaves
+ * with the message still queued). */
+static void discard(struct sbx_scm *m, int i)
+{
+	close(m->fds[i]);
+	sbx_memfd_drop(m->memfds[i]);
+	if (m->recv && !m->peek)
+		sbx_memfd_drop(m->memfds[i]);
+	m->memfds[i] = NULL;
+}
+
 static void scm_free(struct sbx_scm *m)
 {
 	if (!m)
 		return;
-	for (int i = 0; i < m->n; i++) {
-		close(m->fds[i]);
-		sbx_memfd_drop(m->memfds[i]);
-	}
+	for (int i = 0; i < m->n; i++)
+		discard(m, i);
 	free(m);
 }
 
@@ -201,7 +212,7 @@ int sbx_scm_control(struct sbx_vm *vm, void *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-void sbx_scm_sent(struct sbx_vm *vm, int64_t ret)
+void sbx_scm_sent(struct sbx_vm *vm, int64_t ret, int went)
 {
 	struct sbx_files *f = vm->proc.files;
 	struct sbx_scm *m = take(f, sbx_thread_current(), 0);
@@ -211,13 +222,13 @@ void sbx_scm_sent(struct sbx_vm *vm, int64_t ret)
 		stage(f, m);
 		return;
 	}
-	if (ret >= 0) /* the memfds' holds went with them */
+	if (went) /* the memfds' holds went with them */
 		memset(m->memfds, 0, sizeof(m->memfds));
 	scm_free(m);
 }
 
 /* A handle for a host fd another process sent: what it is, from the registry or its link. */
-static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
+static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek, struct sbx_memfd *mf)
 {
 	struct stat st;
 	char link[64], what[128] = "";
@@ -226,7 +237,7 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
 		return -EBADF;
 	}
 	struct sbx_handle h;
-	if (recall(socks_of(vm), &st, &h) == 0) {
+	if (!mf && recall(socks_of(vm), &st, &h) == 0) {
 		int n = sbx_fd_alloc(vm, 0);
 		if (n < 0) {
 			sbx_fd_meta_free(&h);
@@ -242,7 +253,7 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
 	}
 	/* The monitor's own stdio (forgotten by the registry): still stdio, its output counted. */
 	const int std[3] = {vm->cfg.stdin_fd, vm->cfg.stdout_fd, vm->cfg.stderr_fd};
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3 && !mf; i++) {
 		struct stat ss;
 		if (std[i] >= 0 && fstat(std[i], &ss) == 0 && ss.st_dev == st.st_dev &&
 		    ss.st_ino == st.st_ino) {
@@ -264,10 +275,11 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
 	ssize_t l = readlink(link, what, sizeof(what) - 1);
 	what[l > 0 ? l : 0] = 0;
 	enum sbx_handle_obj obj;
-	struct sbx_memfd *mf = NULL;
 	int dom = 0;
 	socklen_t dl = sizeof(dom);
-	if (strncmp(what, "pipe:", 5) == 0)
+	if (mf) /* one of the sandbox's memfds, found by its inode */
+		obj = SBX_O_MEMFD;
+	else if (strncmp(what, "pipe:", 5) == 0)
 		obj = SBX_O_PIPE;
 	else if (strncmp(what, "socket:", 7) == 0 &&
 		 getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
@@ -280,8 +292,6 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek)
 		obj = SBX_O_TIMERFD;
 	else if (strcmp(what, "anon_inode:inotify") == 0)
 		obj = SBX_O_INOTIFY;
-	else if (strncmp(what, "/memfd:", 7) == 0 && (mf = sbx_memfd_find(vm, &st)) != NULL)
-		obj = SBX_O_MEMFD;
 	else {
 		sbx_log(vm, 1,
 			"SCM_RIGHTS: a descriptor (%s) that came from outside the sandbox "
@@ -321,10 +331,13 @@ int sbx_scm_received(struct sbx_vm *vm, const struct msghdr *m, int cloexec, int
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
 			if (!r || r->n == SBX_SCM_MAX) {
-				close(fd);
+				close(fd); /* not ours to take: the host gives no more than asked */
 				trunc = 1;
-			} else
-				r->fds[r->n++] = fd;
+				continue;
+			}
+			struct stat st;
+			r->memfds[r->n] = fstat(fd, &st) == 0 ? sbx_memfd_find(vm, &st) : NULL;
+			r->fds[r->n++] = fd;
 		}
 	}
 	if (!r)
@@ -347,14 +360,18 @@ int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap)
 	int64_t fit = cap < CMSG_LEN(0) ? 0 : (int64_t)((cap - CMSG_LEN(0)) / sizeof(int));
 	int trunc = r->trunc, got[SBX_SCM_MAX], k = 0;
 	for (int i = 0; i < r->n; i++) {
-		int64_t n =
-		    k < fit ? install(vm, r->fds[i], r->cloexec, r->peek) : (close(r->fds[i]), -1);
+		if (k >= fit) {
+			discard(r, i);
+			trunc = 1;
+			continue;
+		}
+		int64_t n = install(vm, r->fds[i], r->cloexec, r->peek, r->memfds[i]);
 		if (n < 0)
 			trunc = 1;
 		else
 			got[k++] = (int)n;
 	}
-	r->n = 0; /* installed or closed */
+	r->n = 0; /* installed or gone */
 	free(r);
 	int64_t used = 0;
 	if (k > 0) {
