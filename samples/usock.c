@@ -263,9 +263,12 @@ static void pass(const char *dir)
 	printf("the eventfd counts %llu\n", (unsigned long long)v);
 	fflush(stdout); /* before the child can print again */
 	int three[3] = {f, ev, p[0]};
-	show("sendmsg of three more", send_fds(sp[0], three, 3));
+	sent = send_fds(sp[0], three, 3);
+	sent_errno = errno;
 	int st;
-	waitpid(pid, &st, 0);
+	waitpid(pid, &st, 0); /* the child has printed */
+	errno = sent_errno;
+	show("sendmsg of three more", sent);
 	printf("child: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	int bad = 999;
 	show("sendmsg of a closed descriptor", send_fds(sp[0], &bad, 1));
