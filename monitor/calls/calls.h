@@ -243,6 +243,8 @@ int64_t sbx_scm_take(struct sbx_vm *vm, uint64_t gpa, uint64_t cap);
 void sbx_scm_free_all(struct sbx_files *f);
 void sbx_scm_registry_free(struct sbx_socks *k);
 void sbx_socks_init(struct sbx_socks *k);
+struct sbx_socks *sbx_socks_of(struct sbx_vm *vm);     /* the tree's, the first process's */
+struct sbx_sun *sbx_sun_copy(const struct sbx_sun *g); /* NULL for none, or no memory */
 void sbx_socks_free(struct sbx_socks *k);
 /* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then
  * bound(ctx, its device, its inode), which binds the socket; the file goes if that fails. */

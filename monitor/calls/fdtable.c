@@ -100,44 +100,38 @@ void sbx_fd_drop(struct sbx_handle *h)
 	memset(h, 0, sizeof(*h));
 }
 
+struct sbx_sun *sbx_sun_copy(const struct sbx_sun *g)
+{
+	struct sbx_sun *d = g ? malloc(sizeof(*d)) : NULL;
+	if (d)
+		*d = *g;
+	return d;
+}
+
 int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 {
 	*dst = *src;
 	dst->fd = -1;
 	dst->gpath = src->gpath ? strdup(src->gpath) : NULL;
-	dst->sun_local = dst->sun_peer = NULL;
-	if (src->gpath && !dst->gpath)
-		return -ENOMEM;
-	if (src->sun_local && !(dst->sun_local = malloc(sizeof(*dst->sun_local))))
-		goto nomem;
-	if (src->sun_peer && !(dst->sun_peer = malloc(sizeof(*dst->sun_peer))))
-		goto nomem;
-	if (src->sun_local)
-		*dst->sun_local = *src->sun_local;
-	if (src->sun_peer)
-		*dst->sun_peer = *src->sun_peer;
-	if (src->kind == SBX_H_HOST) {
-		dst->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3);
-		if (dst->fd < 0) {
-			int e = errno;
-			free(dst->gpath);
-			free(dst->sun_local);
-			free(dst->sun_peer);
-			dst->gpath = NULL;
-			dst->sun_local = dst->sun_peer = NULL;
-			dst->memfd = NULL;
-			return -e;
-		}
+	dst->sun_local = sbx_sun_copy(src->sun_local);
+	dst->sun_peer = sbx_sun_copy(src->sun_peer);
+	int e = (src->gpath && !dst->gpath) || (src->sun_local && !dst->sun_local) ||
+			(src->sun_peer && !dst->sun_peer)
+		    ? ENOMEM
+		    : 0;
+	if (!e && src->kind == SBX_H_HOST && (dst->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		e = errno;
+	if (e) {
+		free(dst->gpath);
+		free(dst->sun_local);
+		free(dst->sun_peer);
+		dst->gpath = NULL;
+		dst->sun_local = dst->sun_peer = NULL;
+		dst->memfd = NULL;
+		return -e;
 	}
 	sbx_memfd_hold(dst->memfd);
 	return 0;
-nomem:
-	free(dst->gpath);
-	free(dst->sun_local);
-	dst->gpath = NULL;
-	dst->sun_local = dst->sun_peer = NULL;
-	dst->memfd = NULL;
-	return -ENOMEM;
 }
 
 int sbx_fd_meta_copy(struct sbx_handle *dst, const struct sbx_handle *src)

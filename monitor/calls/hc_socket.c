@@ -69,7 +69,7 @@ int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
 	return sbx_handle_add(vm, fd, SBX_O_USOCK, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
 }
 
-static struct sbx_socks *socks_of(struct sbx_vm *vm)
+struct sbx_socks *sbx_socks_of(struct sbx_vm *vm)
 {
 	return vm->limits->tree ? &vm->limits->tree->socks : &vm->limits->socks;
 }
@@ -204,14 +204,6 @@ static int guest_sun(struct sbx_vm *vm, uint64_t gpa, uint64_t len, struct sbx_s
 	return 0;
 }
 
-static struct sbx_sun *sun_dup(const struct sbx_sun *g)
-{
-	struct sbx_sun *d = malloc(sizeof(*d));
-	if (d)
-		*d = *g;
-	return d;
-}
-
 /* A path's sbx_path, its bytes at their place in the guest's copy (the kernel's buffer). */
 static struct sbx_path sun_path_arg(uint64_t gpa, const struct sbx_sun *g)
 {
@@ -226,7 +218,7 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 	int r = guest_sun(vm, gpa, len, &g);
 	if (r < 0)
 		return r;
-	struct sbx_socks *k = socks_of(vm);
+	struct sbx_socks *k = sbx_socks_of(vm);
 	if (g.len == 0) {
 		/* Autobind: an abstract name of five hex digits, as Linux picks. */
 		uint32_t x = 0;
@@ -249,7 +241,7 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 			return r;
 	}
 	free(h->sun_local); /* none: the host refuses a second bind */
-	h->sun_local = sun_dup(&g);
+	h->sun_local = sbx_sun_copy(&g);
 	return h->sun_local ? 0 : -ENOMEM;
 }
 
@@ -262,7 +254,7 @@ static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g
 	if (g->len == 0)
 		return -EINVAL;
 	if (g->path[0] == 0)
-		return host_abstract(socks_of(vm), '@', g->path + 1, g->len - 1, u, ul);
+		return host_abstract(sbx_socks_of(vm), '@', g->path + 1, g->len - 1, u, ul);
 	struct sbx_path a = sun_path_arg(gpa, g);
 	int fd = sbx_path_opath(vm, &a, 1);
 	if (fd < 0)
@@ -271,7 +263,7 @@ static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g
 	int r = fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ? -ECONNREFUSED : 0;
 	close(fd);
 	if (r == 0)
-		r = file_addr(socks_of(vm), (uint64_t)st.st_dev, (uint64_t)st.st_ino, u, ul);
+		r = file_addr(sbx_socks_of(vm), (uint64_t)st.st_dev, (uint64_t)st.st_ino, u, ul);
 	if (r == -ENOENT) {
 		sbx_log(vm, 1, "connect to %.*s refused: a socket file this sandbox did not make",
 			(int)g->len, g->path);
@@ -314,7 +306,7 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 		return -e;
 	if (h && h->obj == SBX_O_USOCK) {
 		free(h->sun_peer);
-		h->sun_peer = sun_dup(&g);
+		h->sun_peer = sbx_sun_copy(&g);
 	}
 	return 0;
 }
@@ -334,7 +326,7 @@ static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
 	close(dfd);
 	if (fd < 0)
 		return -e;
-	struct sbx_sun *local = l && l->sun_local ? sun_dup(l->sun_local) : NULL;
+	struct sbx_sun *local = l && l->sun_local ? sbx_sun_copy(l->sun_local) : NULL;
 	int64_t n = sbx_handle_add(vm, fd, SBX_O_USOCK, (flags & SOCK_CLOEXEC) != 0, 1);
 	if (n >= 0)
 		vm->proc.files->fds[n].sun_local = local;

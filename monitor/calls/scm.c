@@ -38,11 +38,6 @@ struct sbx_scm {
 	struct sbx_memfd *memfds[SBX_SCM_MAX];
 };
 
-static struct sbx_socks *socks_of(struct sbx_vm *vm)
-{
-	return vm->limits->tree ? &vm->limits->tree->socks : &vm->limits->socks;
-}
-
 /* One descriptor of m that goes nowhere: closed, and a memfd's holds let go (to send: the hold
  * in flight; received: the one found for it, and the sender's in flight, which a peek leaves
  * with the message still queued). */
@@ -184,7 +179,7 @@ int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n)
 		sbx_memfd_hold(h->memfd);
 		m->n++;
 		if (h->obj == SBX_O_FILE || h->obj == SBX_O_USOCK || h->stdio >= 0)
-			remember(socks_of(vm), h);
+			remember(sbx_socks_of(vm), h);
 	}
 	stage(vm->proc.files, m);
 	return 0;
@@ -237,7 +232,7 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek, struct 
 		return -EBADF;
 	}
 	struct sbx_handle h;
-	if (!mf && recall(socks_of(vm), &st, &h) == 0) {
+	if (!mf && recall(sbx_socks_of(vm), &st, &h) == 0) {
 		int n = sbx_fd_alloc(vm, 0);
 		if (n < 0) {
 			sbx_fd_meta_free(&h);
@@ -257,17 +252,13 @@ static int64_t install(struct sbx_vm *vm, int fd, int cloexec, int peek, struct 
 		struct stat ss;
 		if (std[i] >= 0 && fstat(std[i], &ss) == 0 && ss.st_dev == st.st_dev &&
 		    ss.st_ino == st.st_ino) {
-			int n = sbx_fd_alloc(vm, 0);
-			if (n < 0) {
-				close(fd);
-				return n;
+			int64_t n = sbx_handle_add(vm, fd, SBX_O_FILE, cloexec, 1);
+			if (n >= 0) {
+				struct sbx_handle *sh = &vm->proc.files->fds[n];
+				sh->stdio = i;
+				sh->may_block = 0; /* found at its first use, as stdio's is */
+				sh->passed = 1;
 			}
-			vm->proc.files->fds[n] = (struct sbx_handle){.kind = SBX_H_HOST,
-								     .fd = fd,
-								     .cloexec = cloexec,
-								     .writable = 1,
-								     .stdio = i,
-								     .passed = 1};
 			return n;
 		}
 	}
