@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 19
+#define SBX_ABI_MINOR 20
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -554,6 +554,40 @@ struct sbx_iovec {
 };
 _Static_assert(sizeof(struct sbx_iovec) == 16, "sbx_iovec size");
 #endif
+
+/* The terminal requests IOCTL carries (1.20: the pseudo-terminals' with it), each with how its
+ * argument travels: IN, the bytes the program points at, copied to the kernel (a2 their kernel
+ * address); OUT, the bytes the monitor writes back (a2 a kernel buffer); VAL, the argument
+ * itself (a2); NONE, no argument. Any other request is ENOTTY without a call. The kernel's
+ * struct termios is 36 bytes, struct winsize 8. */
+#define SBX_IOCTL_NONE 0
+#define SBX_IOCTL_IN 1
+#define SBX_IOCTL_OUT 2
+#define SBX_IOCTL_VAL 3
+#define SBX_TTY_IOCTLS(X)                                                                          \
+	X(TCGETS, 0x5401, SBX_IOCTL_OUT, 36)                                                       \
+	X(TCSETS, 0x5402, SBX_IOCTL_IN, 36)                                                        \
+	X(TCSETSW, 0x5403, SBX_IOCTL_IN, 36)                                                       \
+	X(TCSETSF, 0x5404, SBX_IOCTL_IN, 36)                                                       \
+	X(TCSBRK, 0x5409, SBX_IOCTL_VAL, 0)                                                        \
+	X(TCXONC, 0x540a, SBX_IOCTL_VAL, 0)                                                        \
+	X(TCFLSH, 0x540b, SBX_IOCTL_VAL, 0)                                                        \
+	X(TIOCSCTTY, 0x540e, SBX_IOCTL_VAL, 0)                                                     \
+	X(TIOCGPGRP, 0x540f, SBX_IOCTL_OUT, 4)                                                     \
+	X(TIOCSPGRP, 0x5410, SBX_IOCTL_IN, 4)                                                      \
+	X(TIOCOUTQ, 0x5411, SBX_IOCTL_OUT, 4)                                                      \
+	X(TIOCGWINSZ, 0x5413, SBX_IOCTL_OUT, 8)                                                    \
+	X(TIOCSWINSZ, 0x5414, SBX_IOCTL_IN, 8)                                                     \
+	X(FIONREAD, 0x541b, SBX_IOCTL_OUT, 4)                                                      \
+	X(TIOCPKT, 0x5420, SBX_IOCTL_IN, 4)                                                        \
+	X(TIOCNOTTY, 0x5422, SBX_IOCTL_NONE, 0)                                                    \
+	X(TCSBRKP, 0x5425, SBX_IOCTL_VAL, 0)                                                       \
+	X(TIOCGSID, 0x5429, SBX_IOCTL_OUT, 4)                                                      \
+	X(TIOCGPTN, 0x80045430, SBX_IOCTL_OUT, 4)                                                  \
+	X(TIOCSPTLCK, 0x40045431, SBX_IOCTL_IN, 4)                                                 \
+	X(TIOCGPKT, 0x80045438, SBX_IOCTL_OUT, 4)                                                  \
+	X(TIOCGPTLCK, 0x80045439, SBX_IOCTL_OUT, 4)                                                \
+	X(TIOCGPTPEER, 0x5441, SBX_IOCTL_VAL, 0)
 
 #ifndef __ASSEMBLER__
 /* OPEN's answer for a FIFO whose open waits for its other end (1.19): never an errno. */

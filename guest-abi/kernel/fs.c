@@ -19,12 +19,6 @@
 #define F_OFD_SETLK 37
 #define F_OFD_SETLKW 38
 #define LOCK_NB 4
-#define TCGETS 0x5401
-#define TIOCGWINSZ 0x5413
-#define TCSETS 0x5402
-#define TCSETSW 0x5403
-#define TCSETSF 0x5404
-#define FIONREAD 0x541b
 #define FIONBIO 0x5421
 #define O_NONBLOCK 04000
 #define FIONCLEX 0x5450
@@ -744,25 +738,35 @@ long k_sys_ioctl(struct k_frame *f)
 		uint64_t s[3] = {f->rdi, 2 /* F_SETFD */, f->rsi == FIOCLEX ? 1 : 0};
 		return k_call(SBX_CALL_FCNTL, s, 3);
 	}
-	if (f->rsi == TCSETS || f->rsi == TCSETSW || f->rsi == TCSETSF) {
-		uint64_t t[5]; /* the kernel's struct termios, 36 bytes */
-		if (k_copy_from_user(t, f->rdx, 36) < 0)
-			return -EFAULT;
-		uint64_t a[3] = {f->rdi, f->rsi, k_kaddr((uint64_t)t)};
+	/* The terminal requests (sbx_abi.h), each argument as its table entry says; the monitor
+	 * never touches the argument of any other, and gets none (it says EBADF or ENOTTY). Linux
+	 * reads the request as a 32-bit number. */
+	uint32_t req = (uint32_t)f->rsi;
+	static const struct {
+		uint32_t req;
+		uint8_t how, size;
+	} tty[] = {
+#define K_TTY(name, nr, how, size) {nr, how, size},
+	    SBX_TTY_IOCTLS(K_TTY)
+#undef K_TTY
+	};
+	unsigned i = 0;
+	while (i < sizeof(tty) / sizeof(tty[0]) && tty[i].req != req)
+		i++;
+	if (i == sizeof(tty) / sizeof(tty[0])) {
+		uint64_t a[3] = {f->rdi, req, 0}; /* EBADF or ENOTTY, as the handle says */
 		return k_call(SBX_CALL_IOCTL, a, 3);
 	}
-	/* The requests the monitor answers, with the bytes each writes; it never touches the
-	 * argument of any other, so it gets none. */
-	uint64_t size = f->rsi == TCGETS       ? 36
-			: f->rsi == TIOCGWINSZ ? 8
-			: f->rsi == FIONREAD   ? 4
-					       : 0;
-	uint64_t out[8] = {0};
-	uint64_t a[3] = {f->rdi, f->rsi, size ? k_kaddr((uint64_t)out) : 0};
+	uint64_t buf[8] = {0}, size = tty[i].size;
+	uint64_t a[3] = {f->rdi, req, tty[i].how == SBX_IOCTL_VAL ? f->rdx : 0};
+	if (tty[i].how == SBX_IOCTL_IN && k_copy_from_user(buf, f->rdx, size) < 0)
+		return -EFAULT;
+	if (tty[i].how == SBX_IOCTL_IN || tty[i].how == SBX_IOCTL_OUT)
+		a[2] = k_kaddr((uint64_t)buf);
 	long r = k_call(SBX_CALL_IOCTL, a, 3);
-	if (r < 0 || !size)
+	if (r < 0 || tty[i].how != SBX_IOCTL_OUT)
 		return r;
-	long c = k_copy_to_user(f->rdx, out, size);
+	long c = k_copy_to_user(f->rdx, buf, size);
 	return c < 0 ? c : r;
 }
 

@@ -23,7 +23,8 @@ enum sbx_handle_obj {
 	SBX_O_TIMERFD,
 	SBX_O_MEMFD,
 	SBX_O_INOTIFY,
-	SBX_O_USOCK /* a local socket of socket(): named, listening, accepted */
+	SBX_O_USOCK, /* a local socket of socket(): named, listening, accepted */
+	SBX_O_PTY    /* a pseudo-terminal's master (end 0) or slave (end 1): pty.c */
 };
 /* A local socket's address as the program gave or sees it: sun_path's bytes (len of them,
  * abstract ones starting with 0). */
@@ -32,6 +33,7 @@ struct sbx_sun {
 	char path[108];
 };
 struct sbx_memfd;
+struct sbx_pty;
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -58,11 +60,14 @@ struct sbx_handle {
 	 * (persist/objects.c). */
 	uint64_t oid;
 	int sema;
-	int end; /* SBX_O_SOCKET: which end of its pair (both ends share the pair's oid) */
+	/* SBX_O_SOCKET: which end of its pair (both ends share the pair's oid); SBX_O_PTY: 0 the
+	 * master, 1 the slave. */
+	int end;
 	/* SBX_O_SOCKET: this end's shutdown, SBX_SHUT_RD | SBX_SHUT_WR, on every handle of it
 	 * (the host keeps it on the socket; a snapshot needs it from here). */
 	int shut;
 	struct sbx_memfd *memfd; /* SBX_O_MEMFD: its entry in the sandbox's list (memfd.c) */
+	struct sbx_pty *pty;	 /* SBX_O_PTY: the pseudo-terminal it holds (pty.c) */
 	/* SBX_O_USOCK: its own address (bound, or the listener's for an accepted one) and its
 	 * peer's (the address it connected to), NULL for none; copies own copies. */
 	struct sbx_sun *sun_local, *sun_peer;
@@ -125,6 +130,13 @@ struct sbx_socks {
 	unsigned npassed;
 };
 
+/* The sandbox's pseudo-terminals (pty.c), the first process's serving all, by their numbers. */
+#define SBX_PTYS_MAX 64
+struct sbx_ptys {
+	pthread_mutex_t lock;
+	struct sbx_pty *t[SBX_PTYS_MAX];
+};
+
 struct sbx_limits {
 	uint64_t out_bytes, write_bytes;
 	uint64_t err_bytes; /* stderr's, counted apart only with cfg.output_stdout_only */
@@ -140,6 +152,7 @@ struct sbx_limits {
 	int64_t cpu_base_ms;
 	struct sbx_memfds memfds;
 	struct sbx_socks socks;
+	struct sbx_ptys ptys;
 };
 
 /* The path and rule of the call being audited (audit.c), and the paths outside every mount
@@ -257,6 +270,25 @@ int64_t sbx_handle_add(struct sbx_vm *vm, int fd, enum sbx_handle_obj obj, int c
 int64_t sbx_handle_add_pair(struct sbx_vm *vm, const int p[2], enum sbx_handle_obj obj, int cloexec,
 			    int first_writable);
 const char *sbx_handle_obj_name(enum sbx_handle_obj o);
+/* pty.c: pseudo-terminals. sbx_pty_open: an open of /dev/ptmx (SBX_PTY_NEW), /dev/tty
+ * (SBX_PTY_CTTY) or /dev/pts/N: a new handle or -errno. sbx_pty_ioctl: a terminal request
+ * (sbx_abi.h's table) on a handle of one, a2 as the table says. sbx_pty_wrote: n bytes went
+ * into a master: the signals its slave's modes make of them. hold/drop: a handle's copy
+ * holds its terminal (master or slave), its close lets go. */
+#define SBX_PTY_NEW (-1)
+#define SBX_PTY_CTTY (-2)
+void sbx_ptys_init(struct sbx_ptys *p);
+void sbx_ptys_free(struct sbx_ptys *p);
+int sbx_pty_exists(struct sbx_vm *vm, int index);
+int sbx_pty_index(const struct sbx_pty *p);
+unsigned sbx_pty_list(struct sbx_vm *vm, int *out, unsigned max);
+int64_t sbx_pty_open(struct sbx_vm *vm, int index, int flags);
+int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uint64_t a2);
+struct iovec;
+void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct iovec *iov, int cnt,
+		   size_t n);
+void sbx_pty_hold(struct sbx_pty *p, int master);
+void sbx_pty_drop(struct sbx_pty *p, int master);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
 /* inotify.c: inotify instances, host ones watching what the guest's paths name. */
 int64_t sbx_hc_inotify(struct sbx_vm *vm, const struct sbx_slot *s);
@@ -331,6 +363,7 @@ enum sbx_vnode_type {
 	SBX_V_NONE,
 	SBX_V_ROOT, /* not a node of its own: "/" lists dev and proc (sbx_vfs_children) */
 	SBX_V_DIR_DEV,
+	SBX_V_DIR_PTS, /* /dev/pts: the sandbox's pseudo-terminals (pty.c) */
 	SBX_V_DIR_PROC,
 	SBX_V_DIR_PID, /* /proc/PID: the caller's, which /proc/self names, or another's */
 	SBX_V_DIR_FD,
@@ -339,6 +372,9 @@ enum sbx_vnode_type {
 	SBX_V_FULL,
 	SBX_V_RANDOM,
 	SBX_V_URANDOM,
+	SBX_V_PTMX, /* opens a new pseudo-terminal's master (pty.c): never a handle of its own */
+	SBX_V_TTY,  /* /dev/tty: the caller's controlling terminal's slave */
+	SBX_V_PTS,  /* /dev/pts/N: num is N */
 	SBX_V_CMDLINE,
 	SBX_V_STATUS,
 	SBX_V_MAPS,

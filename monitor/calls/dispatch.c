@@ -298,6 +298,7 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
 	sbx_memfds_init(&vm->limits->memfds);
 	sbx_socks_init(&vm->limits->socks);
+	sbx_ptys_init(&vm->limits->ptys);
 	if (!parent) {
 		sbx_fd_init(vm);
 		if (!(vm->proc.files->owners = sbx_lockreg_new()))
@@ -344,6 +345,7 @@ void sbx_calls_detach(struct sbx_vm *vm)
 	if (vm->limits) {
 		sbx_memfds_free(&vm->limits->memfds);
 		sbx_socks_free(&vm->limits->socks);
+		sbx_ptys_free(&vm->limits->ptys);
 	}
 	free(vm->limits);
 	free(vm->audit);

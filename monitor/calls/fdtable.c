@@ -94,6 +94,8 @@ void sbx_fd_drop(struct sbx_handle *h)
 	if (h->kind == SBX_H_HOST && h->fd >= 0)
 		close(h->fd);
 	sbx_memfd_drop(h->memfd);
+	if (h->pty)
+		sbx_pty_drop(h->pty, h->end == 0);
 	free(h->gpath);
 	free(h->sun_local);
 	free(h->sun_peer);
@@ -128,9 +130,12 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 		dst->gpath = NULL;
 		dst->sun_local = dst->sun_peer = NULL;
 		dst->memfd = NULL;
+		dst->pty = NULL;
 		return -e;
 	}
 	sbx_memfd_hold(dst->memfd);
+	if (dst->pty)
+		sbx_pty_hold(dst->pty, dst->end == 0);
 	return 0;
 }
 
@@ -139,6 +144,7 @@ int sbx_fd_meta_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 	struct sbx_handle h = *src;
 	h.kind = SBX_H_FREE; /* no host fd to dup */
 	h.memfd = NULL;
+	h.pty = NULL;
 	int r = sbx_fd_copy(dst, &h);
 	dst->kind = src->kind;
 	dst->fd = -1;
@@ -149,6 +155,7 @@ void sbx_fd_meta_free(struct sbx_handle *h)
 {
 	h->kind = SBX_H_FREE;
 	h->memfd = NULL;
+	h->pty = NULL;
 	sbx_fd_drop(h);
 }
 

@@ -117,6 +117,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		close(dfd);
 	if (is_write && counted)
 		sbx_limit_account(vm, h, n);
+	if (is_write && n > 0 && h->obj == SBX_O_PTY && h->end == 0)
+		sbx_pty_wrote(vm, h, iov, cnt, (size_t)n);
 	return n < 0 ? -err : n;
 }
 
@@ -287,6 +289,13 @@ int sbx_handle_stat(struct sbx_vm *vm, const struct sbx_handle *h, struct stat *
 		sbx_vdir_stat(vm, h->gpath, st);
 	} else if (h->kind == SBX_H_VFILE) {
 		struct sbx_vnode vn = {h->vnode, -1};
+		sbx_vfs_stat(vm, &vn, h->gpath, st);
+	} else if (h->obj == SBX_O_PTY) {
+		/* The node its path names, so that ttyname() finds it there. */
+		struct sbx_vnode vn = {!h->end				   ? SBX_V_PTMX
+				       : strcmp(h->gpath, "/dev/tty") == 0 ? SBX_V_TTY
+									   : SBX_V_PTS,
+				       sbx_pty_index(h->pty)};
 		sbx_vfs_stat(vm, &vn, h->gpath, st);
 	} else if (fstat(h->fd, st) < 0) {
 		return -errno;
@@ -620,6 +629,10 @@ int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct sbx_handle *h = host_handle(vm, (int64_t)s->u.a[0], &e);
 	if (!h)
 		return e == -EISDIR ? -ENOTTY : e;
+	if (h->obj == SBX_O_PTY)
+		return s->u.a[1] > UINT32_MAX
+			   ? -ENOTTY
+			   : sbx_pty_ioctl(vm, h, (uint32_t)s->u.a[1], s->u.a[2]);
 	/* Terminal queries, enough for isatty(), line buffering and window sizes, and the
 	 * terminal's modes (an editor's raw mode, a REPL's, node restoring them at its exit);
 	 * sandbox-run puts the modes back when the sandbox ends. */

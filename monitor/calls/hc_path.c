@@ -179,6 +179,13 @@ static int reopen_handle(struct sbx_vm *vm, int fd, int flags, int wants_write)
 	const struct sbx_handle *h = sbx_fd_get(vm, fd);
 	if (!h)
 		return -ENOENT;
+	/* A terminal's link names its device: opened anew, as that path would be (a master's
+	 * is /dev/ptmx, which makes another). */
+	if (h->kind == SBX_H_HOST && h->obj == SBX_O_PTY)
+		return flags & O_DIRECTORY
+			   ? -ENOTDIR
+			   : (int)sbx_pty_open(vm, h->end ? sbx_pty_index(h->pty) : SBX_PTY_NEW,
+					       flags);
 	if (h->kind == SBX_H_VDIR || (h->kind == SBX_H_VFILE && sbx_vfs_is_dir(h->vnode))) {
 		if (wants_write)
 			return -EISDIR;
@@ -215,6 +222,12 @@ static int open_virtual(struct sbx_vm *vm, const struct named *p, int flags, int
 		return -EISDIR;
 	if (!sbx_vfs_is_dir(type) && (flags & O_DIRECTORY))
 		return -ENOTDIR;
+	if (type == SBX_V_PTMX || type == SBX_V_TTY || type == SBX_V_PTS)
+		return (int)sbx_pty_open(vm,
+					 type == SBX_V_PTMX  ? SBX_PTY_NEW
+					 : type == SBX_V_TTY ? SBX_PTY_CTTY
+							     : p->vn.num,
+					 flags);
 	if (type >= SBX_V_CMDLINE && wants_write)
 		return -EACCES; /* r--r--r-- */
 	int n = install(vm, SBX_H_VFILE, -1, p->g, (flags & O_CLOEXEC) != 0, 0);

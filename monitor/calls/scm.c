@@ -161,7 +161,10 @@ int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n)
 	m->vcpu = sbx_thread_current();
 	for (uint64_t i = 0; i < n; i++) {
 		const struct sbx_handle *h = sbx_fd_get(vm, g[i]);
-		int e = !h ? -EBADF : h->kind != SBX_H_HOST ? -EOPNOTSUPP : 0;
+		/* A terminal's session state is the sandbox's (pty.c), not the descriptor's. */
+		int e = !h					       ? -EBADF
+			: h->kind != SBX_H_HOST || h->obj == SBX_O_PTY ? -EOPNOTSUPP
+								       : 0;
 		if (e == 0 && (m->fds[m->n] = fcntl(h->fd, F_DUPFD_CLOEXEC, 3)) < 0)
 			e = -errno;
 		if (e < 0) {

@@ -5,6 +5,8 @@
  * such as /dev above a --tmp /dev/shm, lists both).
  *
  *   /dev/null zero full random urandom   character devices, as Linux's (1,3 1,5 1,7 1,8 1,9)
+ *   /dev/ptmx tty, /dev/pts/N            pseudo-terminals (pty.c): 5,2 makes one, 5,0 is the
+ *                                        caller's controlling one, 136,N the sandbox's Nth
  *   /dev/stdin stdout stderr             links to /proc/self/fd/0..2
  *   /dev/fd                              a link to /proc/self/fd
  *   /proc/self                           a link to /proc/PID, the caller's pid
@@ -185,6 +187,16 @@ int sbx_vfs_lookup(struct sbx_vm *vm, const char *gpath, struct sbx_vnode *vn)
 		for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
 			if (is(c, n, devs[i].name))
 				return leaf(p, vn, devs[i].type, -1);
+		if (is(c, n, "ptmx") || is(c, n, "tty"))
+			return leaf(p, vn, is(c, n, "tty") ? SBX_V_TTY : SBX_V_PTMX, -1);
+		if (is(c, n, "pts")) {
+			n = component(&p, &c);
+			if (n == 0)
+				return at_node(vn, SBX_V_DIR_PTS);
+			uint32_t i = pid_number(c, n); /* no sign, no leading zero */
+			if ((i || is(c, n, "0")) && i < SBX_PTYS_MAX && sbx_pty_exists(vm, (int)i))
+				return leaf(p, vn, SBX_V_PTS, (int)i);
+		}
 		return -ENOENT;
 	}
 	if (is(c, n, "proc")) {
@@ -318,13 +330,20 @@ void sbx_vfs_stat(struct sbx_vm *vm, const struct sbx_vnode *vn, const char *gpa
 	if (sbx_vfs_is_dir(vn->type)) {
 		st->st_mode = S_IFDIR | (vn->type == SBX_V_DIR_FD ? 0500 : 0555);
 		st->st_nlink = 2;
-	} else if (vn->type >= SBX_V_NULL && vn->type <= SBX_V_URANDOM) {
+	} else if (vn->type >= SBX_V_NULL && vn->type <= SBX_V_TTY) {
 		st->st_mode = S_IFCHR | 0666;
 		for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
 			if (devs[i].type == vn->type)
 				st->st_rdev = makedev(1, devs[i].minor);
+		if (vn->type == SBX_V_PTMX || vn->type == SBX_V_TTY)
+			st->st_rdev = makedev(5, vn->type == SBX_V_PTMX ? 2 : 0);
 		st->st_uid = 0; /* root's, as on Linux */
 		st->st_gid = 0;
+	} else if (vn->type == SBX_V_PTS) {
+		/* The owner's, group tty (5), rw--w----, as devpts makes them. */
+		st->st_mode = S_IFCHR | 0620;
+		st->st_rdev = makedev(136, (unsigned)vn->num);
+		st->st_gid = 5;
 	} else if (sbx_vfs_is_file(vn->type)) {
 		st->st_mode = S_IFREG | 0444; /* size 0, as Linux's proc files */
 	} else {
@@ -389,7 +408,19 @@ void sbx_vfs_children(struct sbx_vm *vm, const char *gpath, int type, sbx_vfs_em
 		for (int i = 0; i < 3; i++)
 			emit(ctx, std_names[i], strlen(std_names[i]), DT_LNK);
 		emit(ctx, "fd", 2, DT_LNK);
+		emit(ctx, "ptmx", 4, DT_CHR);
+		emit(ctx, "tty", 3, DT_CHR);
+		emit(ctx, "pts", 3, DT_DIR);
 		break;
+	case SBX_V_DIR_PTS: {
+		int idx[SBX_PTYS_MAX];
+		unsigned n = sbx_pty_list(vm, idx, SBX_PTYS_MAX);
+		for (unsigned i = 0; i < n; i++) {
+			snprintf(num, sizeof(num), "%d", idx[i]);
+			emit(ctx, num, strlen(num), DT_CHR);
+		}
+		break;
+	}
 	case SBX_V_DIR_PROC:
 		list_pids(vm, emit, ctx);
 		emit(ctx, "self", 4, DT_LNK);
@@ -479,7 +510,7 @@ int64_t sbx_vfs_io(struct sbx_vm *vm, struct sbx_handle *h, const struct iovec *
 int64_t sbx_vfs_lseek(struct sbx_handle *h, int64_t off, int whence)
 {
 	int type = h->vnode;
-	if (type >= SBX_V_NULL && type <= SBX_V_URANDOM)
+	if (type >= SBX_V_NULL && type <= SBX_V_PTS)
 		return 0; /* as Linux's character devices: the position stays 0 */
 	if (sbx_vfs_is_dir(type)) {
 		if (whence != SEEK_SET || off != 0)

@@ -203,9 +203,12 @@ static const unsigned long sbx_fcntl_cmds[] = {
     F_GETPIPE_SZ,    F_SETPIPE_SZ, F_ADD_SEALS, F_GET_SEALS};
 /* The terminal queries and mode changes of the IOCTL hypercall and of stdio (isatty), and
  * sandbox-run's own restoring of the modes at the end (tcgetpgrp: only as the foreground
- * job), on any fd: on anything but a terminal the file refuses them itself. */
-static const unsigned long sbx_tty_ioctls[] = {TCGETS,	   TCSETS,   TCSETSW,  TCSETSF,
-					       TIOCGWINSZ, FIONREAD, TIOCGPGRP};
+ * job), on any fd: on anything but a terminal the file refuses them itself. The rest are the
+ * sandbox's pseudo-terminals' (calls/pty.c: made, unlocked, their slaves opened from the
+ * master), which the monitor asks only of those. Never TIOCSTI. */
+static const unsigned long sbx_tty_ioctls[] = {
+    TCGETS, TCSETS, TCSETSW, TCSETSF,  TIOCGWINSZ, FIONREAD, TIOCGPGRP,	 TIOCSWINSZ, TCSBRK,
+    TCXONC, TCFLSH, TCSBRKP, TIOCOUTQ, TIOCPKT,	   TIOCGPKT, TIOCSPTLCK, TIOCGPTPEER};
 /* The vCPU ioctls of the run loop (run.c), fault reports (fault.c) and signal delivery
  * (signal.c, x86_setup.c sbx_x86_enter), on the vCPU fd only. */
 static const unsigned long sbx_vcpu_ioctls[] = {
@@ -556,6 +559,16 @@ static int ll_rules(struct sbx_vm *vm, struct ll *l, char *err, size_t errlen)
 		if (fd >= 0)
 			r = ll_allow_fd(l, fd, LL_READ_FILE, "/proc/self/status", err, errlen);
 	}
+	/* The sandbox's pseudo-terminals (calls/pty.c): /dev/ptmx makes each, and its slave is
+	 * opened from the master, which Landlock checks as an open of /dev/pts/N. The guest
+	 * names only the sandbox's own; the rule would let a monitor taken over open the
+	 * user's other terminals, not type into them (TIOCSTI is refused above). */
+	if (r == 0 && sbx_vfs_enabled(vm))
+		r = ll_allow_path(l, "/dev/ptmx", LL_READ_FILE | LL_WRITE_FILE | LL_IOCTL_DEV, err,
+				  errlen);
+	if (r == 0 && sbx_vfs_enabled(vm))
+		r = ll_allow_path(l, "/dev/pts", LL_READ_FILE | LL_WRITE_FILE | LL_IOCTL_DEV, err,
+				  errlen);
 	/* A snapshot reads an eventfd's count and an epoll's registrations from the host's
 	 * /proc/self/fdinfo/N (persist/objects.c): kept open for the same reason. */
 	if (r == 0) {

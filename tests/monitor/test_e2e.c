@@ -718,6 +718,15 @@ Test(e2e, fifos_as_natively, .init = make_tree, .fini = remove_tree)
 	free(o.data);
 }
 
+/* Pseudo-terminals (monitor/calls/pty.c): posix_openpt and openpty, names, locks, the line
+ * discipline (echo, \n -> \r\n, canonical and raw input), window sizes, a child in its own
+ * session with the slave as its controlling terminal and /dev/tty, the SIGINT a typed ^C and
+ * the SIGWINCH a resize send it, and the hangups each end sees, as natively. */
+Test(e2e, pseudo_terminals_as_natively)
+{
+	same_as_native("", SAMPLES "pty-@LIBC@", "");
+}
+
 /* inotify (monitor/calls/inotify.c): watches on a directory and a file of a mount, their
  * events (creation, writes, renames with paired cookies, removal, IN_IGNORED), rm_watch, the
  * errors in Linux's order, a blocking read and epoll woken by another thread, as natively. */
