@@ -592,6 +592,11 @@ _Static_assert(sizeof(struct sbx_iovec) == 16, "sbx_iovec size");
 #ifndef __ASSEMBLER__
 /* OPEN's answer for a FIFO whose open waits for its other end (1.19): never an errno. */
 #define SBX_EOPEN_WAITS 1024
+/* READ's and READV's answer for a signalfd (1.20): the kernel reads it (SIGNALFD). */
+#define SBX_ESIGNALFD 1025
+#define SBX_SIGFD_MAKE 0
+#define SBX_SIGFD_ASK 1
+#define SBX_SIGFD_SYNC 2
 
 struct sbx_path {
 	int32_t dirfd;	    /* IN: guest fd or SBX_AT_FDCWD */

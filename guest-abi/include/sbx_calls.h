@@ -194,7 +194,14 @@
 	X(INOTIFY_WATCH, 73, inotify_watch, sbx_hc_inotify_watch, 0, )                          \
 	/* 1.19: SOCKET a0: SOCK_STREAM|DGRAM|SEQPACKET with SOCK_NONBLOCK, SOCK_CLOEXEC: an      \
 	 * AF_UNIX socket of its own, for SOCKOP's BIND, CONNECT, LISTEN and ACCEPT. */           \
-	X(SOCKET, 74, socket, sbx_hc_socket, 0, )
+	X(SOCKET, 74, socket, sbx_hc_socket, 0, )                                                 \
+	/* 1.20: SIGNALFD a0: SBX_SIGFD_MAKE (a1: the handle to change or -1 for a new one, a2:    \
+	 * the mask, a3: SFD_NONBLOCK | SFD_CLOEXEC, a4: the process's pending signals) -> the    \
+	 * handle; SBX_SIGFD_ASK (a1: the handle, a2: kernel address of the u64 mask) -> its      \
+	 * O_NONBLOCK; SBX_SIGFD_SYNC (a1: the pending signals): every signalfd of the process   \
+	 * made readable, or not, as its mask meets them. A read of one answers -SBX_ESIGNALFD: \
+	 * the kernel takes the signals itself. */                                               \
+	X(SIGNALFD, 75, signalfd, sbx_hc_signalfd, 0, )
 /* clang-format on */
 
 #endif

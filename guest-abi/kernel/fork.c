@@ -101,6 +101,7 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	k_thread_forked((flags & CLONE_CHILD_CLEARTID) ? ctid : 0);
 	k_ptimers_forget();
 	k_signal_unpend_all(); /* a child starts with no pending signal */
+	k_sigfd_told = 0;      /* and its signalfds are eventfds of its own, none readable */
 	if (sp)
 		f->user_rsp = sp;
 	if (flags & CLONE_SETTLS)
@@ -314,4 +315,7 @@ void k_signal_take_incoming(void)
 		else if (k_nthreads == 1 || !k_signal_thread(0, sig))
 			k_signal_pend_shared(sig);
 	}
+	/* A poll that this cut short finds its signalfd readable when it is made again. */
+	if (k_sigfd_on)
+		k_sigfd_sync();
 }

@@ -119,7 +119,8 @@ long k_sys_read(struct k_frame *f)
 {
 	if (f->rdi == 0)
 		k_exec_stdin_point();
-	return rw_call(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_WRITE);
+	long r = rw_call(SBX_CALL_READ, (int32_t)f->rdi, f->rsi, f->rdx, 0, K_WRITE);
+	return r == -SBX_ESIGNALFD ? k_signalfd_read((int32_t)f->rdi, f->rsi, f->rdx) : r;
 }
 
 /* A write to a pipe nobody reads: EPIPE, and SIGPIPE to the writer (the monitor ignores its
@@ -138,7 +139,16 @@ long k_sys_readv(struct k_frame *f)
 {
 	if (f->rdi == 0)
 		k_exec_stdin_point();
-	return rwv_call(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx);
+	long r = rwv_call(SBX_CALL_READV, (int32_t)f->rdi, f->rsi, f->rdx);
+	if (r != -SBX_ESIGNALFD)
+		return r;
+	/* Into the first buffer, as Linux's loop over a file with no read_iter fills it first. */
+	struct sbx_iovec v;
+	if (f->rdx == 0)
+		return 0;
+	if (k_copy_from_user(&v, f->rsi, sizeof(v)) < 0)
+		return -EFAULT;
+	return k_signalfd_read((int32_t)f->rdi, v.base, v.len);
 }
 
 long k_sys_writev(struct k_frame *f)

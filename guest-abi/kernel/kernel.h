@@ -105,6 +105,13 @@ int k_signal_waiting(void);
 int k_thread_interrupted(void);
 /* Every syscall's way out: a signal another thread left pending for this one. */
 void k_signal_exit(struct k_frame *f, long ret);
+/* signalfd (signal.c): whether the process made one, the signals their masks cover, and which
+ * of them the monitor last heard are pending (its eventfds are readable for those);
+ * k_sigfd_sync tells it when that changed. A read of one (-SBX_ESIGNALFD from READ). */
+extern int k_sigfd_on;
+extern uint64_t k_sigfd_union, k_sigfd_told;
+void k_sigfd_sync(void);
+long k_signalfd_read(int32_t fd, uint64_t buf, uint64_t len);
 
 /* Threads alive (1 until a clone). */
 extern uint32_t k_nthreads;
@@ -174,6 +181,8 @@ void k_thread_forked(uint64_t clear_tid);
 long k_sys_fork(struct k_frame *f);
 long k_sys_rt_sigsuspend(struct k_frame *f);
 long k_sys_rt_sigtimedwait(struct k_frame *f);
+long k_sys_signalfd(struct k_frame *f);
+long k_sys_signalfd4(struct k_frame *f);
 long k_sys_pause(struct k_frame *f);
 /* time.c: waits up to a second on the host, less if a signal for this thread comes. */
 long k_sleep_a_while(void);

@@ -14,6 +14,8 @@
 #define SS_DISABLE 2
 #define SIGKILL 9
 #define SIGSTOP 19
+#define K_O_NONBLOCK 04000
+#define K_O_CLOEXEC 02000000
 
 struct k_sigcontext {
 	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip;
@@ -403,6 +405,121 @@ long k_sys_rt_sigtimedwait(struct k_frame *f)
 			return -EFAULT;
 	}
 	return ret;
+}
+
+/* signalfd4(2), signalfd(2): the mask goes to the monitor, which keeps it with the open file
+ * description and an eventfd of the host that a poll sees readable while one of its signals
+ * is pending (k_sigfd_sync says when). */
+long k_sys_signalfd4(struct k_frame *f)
+{
+	uint64_t mask;
+	if (f->rdx != 8 || (f->r10 & ~(uint64_t)(K_O_NONBLOCK | K_O_CLOEXEC)))
+		return -EINVAL;
+	if (k_copy_from_user(&mask, f->rsi, 8) < 0)
+		return -EFAULT;
+	mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	if (BOOT->sig_incoming)
+		k_signal_take_incoming();
+	uint64_t a[5] = {SBX_SIGFD_MAKE, (uint64_t)(int64_t)(int32_t)f->rdi, mask, f->r10,
+			 k_signal_pending()};
+	long r = k_call(SBX_CALL_SIGNALFD, a, 5);
+	if (r >= 0) {
+		k_sigfd_on = 1;
+		k_sigfd_union |= mask;
+		k_sigfd_told = k_signal_pending() & k_sigfd_union;
+	}
+	return r;
+}
+
+long k_sys_signalfd(struct k_frame *f)
+{
+	f->r10 = 0;
+	return k_sys_signalfd4(f);
+}
+
+/* struct signalfd_siginfo, 128 bytes, from what siginfo_of says. */
+struct k_ssi {
+	uint32_t signo;
+	int32_t err, code;
+	uint32_t pid, uid;
+	int32_t fd;
+	uint32_t tid, band, overrun, trapno;
+	int32_t status, ival;
+	uint64_t ptr, utime, stime, addr;
+	uint8_t pad[128 - 80];
+};
+_Static_assert(sizeof(struct k_ssi) == 128, "signalfd_siginfo");
+
+static void ssi_of(struct k_ssi *o, const struct k_siginfo *i)
+{
+	k_memset(o, 0, sizeof(*o));
+	o->signo = (uint32_t)i->si_signo;
+	o->code = i->si_code;
+	if (i->si_code == -2) { /* SI_TIMER: the timer, its overrun, its value */
+		o->tid = (uint32_t)i->si_addr;
+		o->overrun = (uint32_t)(i->si_addr >> 32);
+		k_memcpy(&o->ptr, i->rest, sizeof(o->ptr));
+		o->ival = (int32_t)o->ptr;
+	} else if (i->si_code <= 0 || i->si_signo == K_SIGCHLD) { /* a sender, or a child */
+		o->pid = (uint32_t)i->si_addr;
+		o->uid = (uint32_t)(i->si_addr >> 32);
+		if (i->si_signo == K_SIGCHLD)
+			k_memcpy(&o->status, i->rest, sizeof(o->status));
+	}
+}
+
+/* A read of a signalfd: the pending signals of its mask, taken as sigtimedwait takes them, as
+ * many as fit; with none, EAGAIN for O_NONBLOCK, else a wait as sigtimedwait's. */
+long k_signalfd_read(int32_t fd, uint64_t buf, uint64_t len)
+{
+	uint64_t mask = 0;
+	uint64_t a[3] = {SBX_SIGFD_ASK, (uint64_t)(int64_t)fd, k_kaddr((uint64_t)&mask)};
+	long nonblock = k_call(SBX_CALL_SIGNALFD, a, 3);
+	if (nonblock < 0)
+		return nonblock;
+	if (len < sizeof(struct k_ssi))
+		return -EINVAL;
+	mask &= ~((1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)));
+	uint64_t got = 0;
+	long ret = 0;
+	k_signal_waitset(mask);
+	for (;;) {
+		if (BOOT->sig_incoming)
+			k_signal_take_incoming();
+		int32_t code = 0;
+		uint32_t sig = take_first(mask, &code);
+		if (sig) {
+			struct k_siginfo info;
+			struct k_ssi o;
+			k_memset(&info, 0, sizeof(info));
+			siginfo_of(&info, sig, code, 0);
+			ssi_of(&o, &info);
+			if (k_copy_to_user(buf + got, &o, sizeof(o)) < 0) {
+				ret = -EFAULT;
+				break;
+			}
+			got += sizeof(o);
+			if (len - got < sizeof(o))
+				break;
+			continue;
+		}
+		if (got)
+			break;
+		if (nonblock) {
+			ret = -EAGAIN;
+			break;
+		}
+		if (k_signal_pending() & ~TSIG->blocked) {
+			ret = k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
+			break;
+		}
+		uint64_t p[3] = {(uint64_t)k_kick_word(), 0, 1000000000ull};
+		k_call_own(SBX_CALL_PARK, p, 3);
+		k_thread_interrupted();
+	}
+	k_signal_waitset(0);
+	k_sigfd_sync();
+	return got ? (long)got : ret;
 }
 
 long k_sys_pause(struct k_frame *f)

@@ -399,6 +399,20 @@ uint64_t k_signal_pending(void)
 	return k_sig_self()->pending | k_shared_pending;
 }
 
+int k_sigfd_on;
+uint64_t k_sigfd_union, k_sigfd_told;
+
+/* What a poll by this thread would see, as Linux's signalfd_poll looks at the poller's. */
+void k_sigfd_sync(void)
+{
+	uint64_t p = k_signal_pending();
+	if ((p & k_sigfd_union) == k_sigfd_told)
+		return;
+	k_sigfd_told = p & k_sigfd_union;
+	uint64_t a[2] = {SBX_SIGFD_SYNC, p};
+	k_call(SBX_CALL_SIGNALFD, a, 2);
+}
+
 void k_signal_pend_shared(uint32_t sig)
 {
 	k_shared_pending |= 1ull << (sig - 1);
@@ -505,6 +519,8 @@ void k_signal_exit(struct k_frame *f, long ret)
 	volatile struct k_sigthr *s = k_sig_self();
 	if (__builtin_expect(BOOT->sig_incoming != 0, 0))
 		k_signal_take_incoming();
+	if (__builtin_expect(k_sigfd_on, 0))
+		k_sigfd_sync();
 	if (__builtin_expect(!((s->pending | k_shared_pending) & ~s->blocked), 1))
 		return;
 	K_CPU->self->intr = 0;

@@ -24,7 +24,8 @@ enum sbx_handle_obj {
 	SBX_O_MEMFD,
 	SBX_O_INOTIFY,
 	SBX_O_USOCK, /* a local socket of socket(): named, listening, accepted */
-	SBX_O_PTY    /* a pseudo-terminal's master (end 0) or slave (end 1): pty.c */
+	SBX_O_PTY,   /* a pseudo-terminal's master (end 0) or slave (end 1): pty.c */
+	SBX_O_SIGNALFD /* an eventfd readable while its signals are pending: signalfd.c */
 };
 /* A local socket's address as the program gave or sees it: sun_path's bytes (len of them,
  * abstract ones starting with 0). */
@@ -34,6 +35,7 @@ struct sbx_sun {
 };
 struct sbx_memfd;
 struct sbx_pty;
+struct sbx_sigfd;
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -68,6 +70,7 @@ struct sbx_handle {
 	int shut;
 	struct sbx_memfd *memfd; /* SBX_O_MEMFD: its entry in the sandbox's list (memfd.c) */
 	struct sbx_pty *pty;	 /* SBX_O_PTY: the pseudo-terminal it holds (pty.c) */
+	struct sbx_sigfd *sigfd; /* SBX_O_SIGNALFD: its description's mask (signalfd.c) */
 	/* SBX_O_USOCK: its own address (bound, or the listener's for an accepted one) and its
 	 * peer's (the address it connected to), NULL for none; copies own copies. */
 	struct sbx_sun *sun_local, *sun_peer;
@@ -290,6 +293,12 @@ void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct i
 void sbx_pty_hold(struct sbx_pty *p, int master);
 void sbx_pty_drop(struct sbx_pty *p, int master);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);
+/* signalfd.c: signalfd's handles. A handle's copy holds its description (hold/drop); a fork's
+ * child gets eventfds of its own for them (sbx_sigfd_forked, after sbx_fd_fork's copies). */
+int64_t sbx_hc_signalfd(struct sbx_vm *vm, const struct sbx_slot *s);
+void sbx_sigfd_hold(struct sbx_sigfd *s);
+void sbx_sigfd_drop(struct sbx_sigfd *s);
+int sbx_sigfd_forked(struct sbx_vm *child);
 /* inotify.c: inotify instances, host ones watching what the guest's paths name. */
 int64_t sbx_hc_inotify(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_inotify_watch(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -96,6 +96,8 @@ void sbx_fd_drop(struct sbx_handle *h)
 	sbx_memfd_drop(h->memfd);
 	if (h->pty)
 		sbx_pty_drop(h->pty, h->end == 0);
+	if (h->sigfd)
+		sbx_sigfd_drop(h->sigfd);
 	free(h->gpath);
 	free(h->sun_local);
 	free(h->sun_peer);
@@ -131,11 +133,14 @@ int sbx_fd_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 		dst->sun_local = dst->sun_peer = NULL;
 		dst->memfd = NULL;
 		dst->pty = NULL;
+		dst->sigfd = NULL;
 		return -e;
 	}
 	sbx_memfd_hold(dst->memfd);
 	if (dst->pty)
 		sbx_pty_hold(dst->pty, dst->end == 0);
+	if (dst->sigfd)
+		sbx_sigfd_hold(dst->sigfd);
 	return 0;
 }
 
@@ -145,6 +150,7 @@ int sbx_fd_meta_copy(struct sbx_handle *dst, const struct sbx_handle *src)
 	h.kind = SBX_H_FREE; /* no host fd to dup */
 	h.memfd = NULL;
 	h.pty = NULL;
+	h.sigfd = NULL;
 	int r = sbx_fd_copy(dst, &h);
 	dst->kind = src->kind;
 	dst->fd = -1;
@@ -156,6 +162,7 @@ void sbx_fd_meta_free(struct sbx_handle *h)
 	h->kind = SBX_H_FREE;
 	h->memfd = NULL;
 	h->pty = NULL;
+	h->sigfd = NULL;
 	sbx_fd_drop(h);
 }
 
@@ -184,7 +191,7 @@ int sbx_fd_fork(struct sbx_vm *child, struct sbx_vm *parent)
 			return r;
 		}
 	}
-	return 0;
+	return sbx_sigfd_forked(child);
 }
 
 void sbx_fd_transient_free(struct sbx_files *f)

@@ -33,6 +33,8 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 		return "an inotify instance";
 	case SBX_O_PTY:
 		return "a pseudo-terminal";
+	case SBX_O_SIGNALFD:
+		return "a signalfd";
 	case SBX_O_USOCK:
 		return "a local socket of socket()";
 	default:

@@ -62,6 +62,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 {
 	if (h->kind == SBX_H_VFILE)
 		return sbx_vfs_io(vm, h, iov, cnt, total, is_write, positioned, off);
+	if (h->obj == SBX_O_SIGNALFD) /* the kernel's own signals: it reads them itself */
+		return positioned ? -ESPIPE : is_write ? -EINVAL : -SBX_ESIGNALFD;
 	if (positioned && off < 0)
 		return -EINVAL;
 	int64_t e = stdio_flags(h, is_write, positioned);

@@ -266,6 +266,7 @@ static int handle_name(struct sbx_vm *vm, int fd, char *out, size_t len)
 			 : h->obj == SBX_O_TIMERFD ? "timerfd"
 			 : h->obj == SBX_O_EPOLL   ? "eventpoll"
 			 : h->obj == SBX_O_INOTIFY ? "inotify"
+			 : h->obj == SBX_O_SIGNALFD ? "signalfd"
 			 : h->stdio >= 0	   ? std_names[h->stdio]
 						   : "?");
 	return 0;

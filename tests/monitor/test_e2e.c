@@ -727,6 +727,15 @@ Test(e2e, pseudo_terminals_as_natively)
 	same_as_native("", SAMPLES "pty-@LIBC@", "");
 }
 
+/* signalfd (guest-abi/kernel/signal.c, monitor/calls/signalfd.c): blocked signals read as
+ * signalfd_siginfo, poll, epoll and a blocking read woken by another process's kill or a
+ * child's end, signals pending before the mask covered them, a fork's child reading its own,
+ * Linux's errors, as natively. */
+Test(e2e, signalfd_as_natively)
+{
+	same_as_native("", SAMPLES "signalfd-@LIBC@", "");
+}
+
 /* inotify (monitor/calls/inotify.c): watches on a directory and a file of a mount, their
  * events (creation, writes, renames with paired cookies, removal, IN_IGNORED), rm_watch, the
  * errors in Linux's order, a blocking read and epoll woken by another thread, as natively. */
