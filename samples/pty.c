@@ -133,7 +133,13 @@ static int child(int m, int s)
 		 t >= 0 && fstat(t, &a) == 0 && fstat(0, &b) == 0 && a.st_rdev == b.st_rdev ? "yes"
 											    : "no");
 	write(1, line, strlen(line));
-	/* Ready: the parent types ^C, then resizes. */
+	/* Ready: the parent types ^C, then resizes. No echo meanwhile: the ^C's would race the
+	 * handler's output (on Linux too, where the echo is made by a worker thread). */
+	struct termios m0, quiet;
+	tcgetattr(0, &m0);
+	quiet = m0;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(0, TCSANOW, &quiet);
 	write(t, "ready\n", 6);
 	for (int i = 0; i < 200 && !got_int; i++)
 		usleep(10000);
@@ -142,6 +148,7 @@ static int child(int m, int s)
 		usleep(10000);
 	struct winsize w;
 	ioctl(0, TIOCGWINSZ, &w);
+	tcsetattr(0, TCSANOW, &m0);
 	snprintf(line, sizeof(line), "%s, now %dx%d\n", got_winch ? "got SIGWINCH" : "no SIGWINCH",
 		 w.ws_col, w.ws_row);
 	write(1, line, strlen(line));
