@@ -214,6 +214,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.u.a[1] |= O_NONBLOCK; /* IN_NONBLOCK */
 	if (s.nr == SBX_CALL_OPEN)
 		s.u.path.flags |= O_NONBLOCK; /* a FIFO's open never waits for its other end */
+	if (s.nr == SBX_CALL_IOCTL && s.u.a[1] == 0x5441 /* TIOCGPTPEER: a terminal's slave */)
+		s.u.a[2] |= O_NONBLOCK;
+	if (s.nr == SBX_CALL_SIGNALFD && s.u.a[0] == SBX_SIGFD_MAKE)
+		s.u.a[3] |= O_NONBLOCK; /* its reads are the kernel's, but poll and epoll see it */
 	if (s.nr == SBX_CALL_OPEN_WAIT)
 		return 0; /* nothing is kept: OPEN never waits here */
 	if (s.nr == SBX_CALL_FORK && !s.u.a[1])
