@@ -343,6 +343,163 @@ static int bench(const char *dir, int n)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* What recvfrom said of the sender, as show_name says a name. */
+static void show_from(const char *what, ssize_t n, const struct sockaddr_un *u, socklen_t len)
+{
+	if (n < 0)
+		printf("%s: %s\n", what, errname(errno));
+	else if (len <= offsetof(struct sockaddr_un, sun_path))
+		printf("%s: %zd bytes from an unnamed socket (%u)\n", what, n, (unsigned)len);
+	else if (u->sun_path[0] == 0)
+		printf("%s: %zd bytes from @%.*s (%u)\n", what, n, (int)(len - 3), u->sun_path + 1,
+		       (unsigned)len);
+	else
+		printf("%s: %zd bytes from .../%s (%u)\n", what, n, strrchr(u->sun_path, '/') + 1,
+		       (unsigned)(len - strlen(u->sun_path)));
+	fflush(stdout);
+}
+
+/* Datagrams sent to an address without a connect, and their senders' names, as a syslog
+ * daemon, sd_notify and a request/reply datagram server see them. */
+static void datagrams(const char *dir)
+{
+	char spath[200], cpath[200];
+	snprintf(spath, sizeof(spath), "%s/dsrv.sock", dir);
+	snprintf(cpath, sizeof(cpath), "%s/dcli.sock", dir);
+	unlink(spath);
+	unlink(cpath);
+	int srv = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct sockaddr_un u, from;
+	socklen_t len = addr(&u, spath), flen;
+	bind(srv, (struct sockaddr *)&u, len);
+	char buf[64];
+	/* From an unbound socket, a path-bound one, an abstract one. */
+	int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+	show("sendto from an unbound socket", sendto(c, "one", 3, 0, (struct sockaddr *)&u, len));
+	flen = sizeof(from);
+	ssize_t n = recvfrom(srv, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	show_from("recvfrom", n, &from, flen);
+	int cp = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct sockaddr_un cu;
+	socklen_t cl = addr(&cu, cpath);
+	bind(cp, (struct sockaddr *)&cu, cl);
+	show("sendto from a socket on a path", sendto(cp, "two", 3, 0, (struct sockaddr *)&u, len));
+	flen = sizeof(from);
+	n = recvfrom(srv, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	show_from("recvfrom", n, &from, flen);
+	/* The reply goes back to the name the request came from. */
+	show("reply to that name", sendto(srv, "re", 2, 0, (struct sockaddr *)&from, flen));
+	n = recv(cp, buf, sizeof(buf), 0);
+	show_from("the client's recv", n, &from, 0);
+	int ca = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct sockaddr_un au;
+	socklen_t al = addr(&au, "@usock-dgram-client");
+	bind(ca, (struct sockaddr *)&au, al);
+	struct iovec io = {.iov_base = "three", .iov_len = 5};
+	struct msghdr m = {.msg_name = &u, .msg_namelen = len, .msg_iov = &io, .msg_iovlen = 1};
+	show("sendmsg from an abstract name", sendmsg(ca, &m, 0));
+	struct iovec rio = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct msghdr rm = {
+	    .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &rio, .msg_iovlen = 1};
+	n = recvmsg(srv, &rm, 0);
+	show_from("recvmsg", n, &from, rm.msg_namelen);
+	/* A name cut to the room given, its whole length told. */
+	sendto(cp, "four", 4, 0, (struct sockaddr *)&u, len);
+	memset(&from, 0, sizeof(from));
+	flen = 6;
+	n = recvfrom(srv, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+	printf("recvfrom with room for 6: %zd bytes, length %u, '%.4s'\n", n, (unsigned)flen,
+	       from.sun_path);
+	/* Errors: no such path, a file, a stream socket with and without a peer. */
+	struct sockaddr_un x;
+	socklen_t xl = addr(&x, "/nonexistent-dir/x.sock");
+	show("sendto a missing path", sendto(c, "x", 1, 0, (struct sockaddr *)&x, xl));
+	char file[200];
+	snprintf(file, sizeof(file), "%s/plainfile", dir);
+	close(open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+	xl = addr(&x, file);
+	show("sendto a regular file", sendto(c, "x", 1, 0, (struct sockaddr *)&x, xl));
+	unlink(file);
+	show("sendto with only a family", sendto(c, "x", 1, 0, (struct sockaddr *)&u, 2));
+	int st = socket(AF_UNIX, SOCK_STREAM, 0);
+	show("sendto on an unconnected stream socket",
+	     sendto(st, "x", 1, 0, (struct sockaddr *)&u, len));
+	int pair[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+	show("sendto on a connected stream socket",
+	     sendto(pair[0], "x", 1, 0, (struct sockaddr *)&u, len));
+	close(pair[0]);
+	close(pair[1]);
+	close(st);
+	close(c);
+	close(cp);
+	close(ca);
+	close(srv);
+	unlink(spath);
+	unlink(cpath);
+}
+
+/* SO_PEERCRED: a pair names its maker; a client sees its listener, the server its client (a
+ * child here); a listener itself, and a socket with no peer. */
+static void peercred(const char *dir)
+{
+	struct ucred c;
+	socklen_t cl = sizeof(c);
+	int pair[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+	getsockopt(pair[1], SOL_SOCKET, SO_PEERCRED, &c, &cl);
+	printf("pair: pid %s, uid %s, length %u\n", c.pid == getpid() ? "mine" : "other",
+	       c.uid == getuid() && c.gid == getgid() ? "mine" : "other", (unsigned)cl);
+	close(pair[0]);
+	close(pair[1]);
+	char path[200];
+	snprintf(path, sizeof(path), "%s/cred.sock", dir);
+	unlink(path);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un u;
+	socklen_t len = addr(&u, path);
+	bind(l, (struct sockaddr *)&u, len);
+	listen(l, 4);
+	cl = sizeof(c);
+	getsockopt(l, SOL_SOCKET, SO_PEERCRED, &c, &cl);
+	printf("listener: pid %s\n", c.pid == getpid() ? "mine" : "other");
+	int sync[2];
+	pipe(sync);
+	pid_t kid = fork();
+	if (kid == 0) {
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		connect(s, (struct sockaddr *)&u, len);
+		struct ucred k;
+		socklen_t kl = sizeof(k);
+		getsockopt(s, SOL_SOCKET, SO_PEERCRED, &k, &kl);
+		char line[64];
+		int n = snprintf(line, sizeof(line), "client: its peer is %s\n",
+				 k.pid == getppid() ? "the listener's process" : "another");
+		write(sync[1], line, (size_t)n);
+		char b;
+		read(s, &b, 1);
+		_exit(0);
+	}
+	close(sync[1]);
+	int a = accept(l, NULL, NULL);
+	cl = sizeof(c);
+	getsockopt(a, SOL_SOCKET, SO_PEERCRED, &c, &cl);
+	char line[64] = "";
+	ssize_t n = read(sync[0], line, sizeof(line) - 1);
+	line[n > 0 ? n : 0] = 0;
+	printf("%sserver: its peer is %s\n", line,
+	       c.pid == kid ? "the client's process" : "another");
+	close(a);
+	waitpid(kid, NULL, 0);
+	int lone = socket(AF_UNIX, SOCK_STREAM, 0);
+	cl = sizeof(c);
+	show("unconnected", getsockopt(lone, SOL_SOCKET, SO_PEERCRED, &c, &cl));
+	printf("unconnected: pid %d, uid %u, gid %u\n", c.pid, c.uid, c.gid);
+	close(lone);
+	close(l);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[2], "bench") == 0)
@@ -429,6 +586,8 @@ int main(int argc, char **argv)
 	show("socket of a bad protocol", socket(AF_UNIX, SOCK_STREAM, 9));
 	show("bind on a pipe", bind(0, (struct sockaddr *)&none, sizeof(none)));
 	close(e);
+	datagrams(argv[1]);
+	peercred(argv[1]);
 	pass(argv[1]);
 	return 0;
 }

@@ -510,6 +510,17 @@ _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
 #define SBX_SOCKOP_SCM_SEND 9
 #define SBX_SOCKOP_SCM_TAKE 10
 #define SBX_RW_CTL (SBX_U64(1) << 61)
+/* 1.20: addresses with datagrams, and the peer's credentials. SENDTO a2, a3: a struct
+ * sockaddr_un as BIND's: the destination of this vCPU's next WRITEV with SBX_RW_NAME (0), or 1
+ * when the socket ignores one (SOCK_SEQPACKET, as Linux's). A READV with SBX_RW_NAME keeps
+ * the sender's address, which NAME_TAKE a2 (guest-physical address of 110 bytes) writes: its
+ * length, 0 for an unnamed sender. PEERCRED a2: guest-physical address of a struct ucred
+ * (pid, uid, gid): the peer's, as Linux's SO_PEERCRED (the pair's maker, the listener, or the
+ * process that connected). */
+#define SBX_SOCKOP_SENDTO 11
+#define SBX_SOCKOP_NAME_TAKE 12
+#define SBX_SOCKOP_PEERCRED 13
+#define SBX_RW_NAME (SBX_U64(1) << 60)
 
 /* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
  * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */

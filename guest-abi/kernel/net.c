@@ -72,40 +72,63 @@ static long sockop(uint64_t op, uint64_t fd, uint64_t a2, uint64_t a3, uint64_t 
 	return k_call(SBX_CALL_SOCKOP, a, 5);
 }
 
-/* A local socket is connected, so a destination is EISCONN and a source has no name. */
 static long send_vec(struct k_frame *f, int32_t fd, struct sbx_iovec *v, uint64_t cnt,
 		     uint64_t flags)
 {
-	/* The program's flags are 32 bits; SBX_RW_CTL above them says descriptors go along. */
-	long r = k_rwv_checked(SBX_CALL_WRITEV, fd, v, cnt,
-			       (int64_t)(SBX_RW_SOCK | (flags & SBX_RW_CTL) | (uint32_t)flags));
+	/* The program's flags are 32 bits; SBX_RW_CTL above them says descriptors go along,
+	 * SBX_RW_NAME that SENDTO staged a destination. */
+	long r = k_rwv_checked(
+	    SBX_CALL_WRITEV, fd, v, cnt,
+	    (int64_t)(SBX_RW_SOCK | (flags & (SBX_RW_CTL | SBX_RW_NAME)) | (uint32_t)flags));
 	return flags & MSG_NOSIGNAL ? r : k_epipe(f, r);
+}
+
+/* A send's destination (1.20): the monitor resolves it and keeps it for the WRITEV that
+ * follows: SBX_RW_NAME, 0 when the socket ignores it (a seqpacket one), or -errno. */
+static long dest(uint64_t fd, uint64_t addr, int64_t len)
+{
+	uint8_t sun[SUN_LEN_MAX];
+	if (len < 0 || len > SUN_LEN_MAX) {
+		long r = sockop(SBX_SOCKOP_CHECK, fd, 0, 0, 0);
+		return r < 0 ? r : -EINVAL;
+	}
+	if (k_copy_from_user(sun, addr, (uint64_t)len) < 0)
+		return -EFAULT;
+	long r = sockop(SBX_SOCKOP_SENDTO, fd, k_kaddr((uint64_t)sun), (uint64_t)len, 0);
+	return r < 0 ? r : r == 0 ? (long)SBX_RW_NAME : 0;
 }
 
 long k_sys_sendto(struct k_frame *f)
 {
-	if (f->r8) {
-		long r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
-		return r < 0 ? r : -EISCONN;
-	}
+	long named = 0;
+	if (f->r8 && f->r9 && (named = dest(f->rdi, f->r8, (int32_t)f->r9)) < 0)
+		return named;
 	struct sbx_iovec v[1] = {{f->rsi, f->rdx}};
-	return send_vec(f, (int32_t)f->rdi, v, 1, (uint32_t)f->r10);
+	return send_vec(f, (int32_t)f->rdi, v, 1, (uint32_t)f->r10 | (uint64_t)named);
 }
 
-/* The sender's address of a connected local socket: none (a length of 0). */
-static long no_name(uint64_t lenp)
+static long put_addr(uint64_t addr, uint64_t lenp, const uint8_t *sun, int32_t full);
+
+/* The sender's address of what a READV with SBX_RW_NAME received: into sun, its length (0:
+ * an unnamed sender, as Linux says for a local socket). */
+static long sender(uint64_t fd, uint8_t *sun)
 {
-	uint32_t zero = 0;
-	return lenp ? k_copy_to_user(lenp, &zero, sizeof(zero)) : 0;
+	long n = sockop(SBX_SOCKOP_NAME_TAKE, fd, k_kaddr((uint64_t)sun), 0, 0);
+	return n < 0 ? 0 : n;
 }
 
 long k_sys_recvfrom(struct k_frame *f)
 {
 	struct sbx_iovec v[1] = {{f->rsi, f->rdx}};
+	uint64_t named = f->r8 && f->r9 ? SBX_RW_NAME : 0;
 	long r = k_rwv_checked(SBX_CALL_READV, (int32_t)f->rdi, v, 1,
-			       (int64_t)(SBX_RW_SOCK | (uint32_t)f->r10));
-	if (r >= 0 && f->r8 && no_name(f->r9) < 0)
-		return -EFAULT;
+			       (int64_t)(SBX_RW_SOCK | named | (uint32_t)f->r10));
+	if (r >= 0 && named) {
+		uint8_t sun[SUN_LEN_MAX];
+		long n = sender(f->rdi, sun);
+		if (put_addr(f->r8, f->r9, sun, (int32_t)n) < 0)
+			return -EFAULT;
+	}
 	return r;
 }
 
@@ -132,6 +155,7 @@ static long read_msg(uint64_t p, struct k_msghdr *m, struct sbx_iovec *v)
  * the host's own, staged by SCM_SEND before the bytes they go with; credentials
  * (SCM_CREDENTIALS) are checked for their form only and not carried. */
 #define SOL_SOCKET 1
+#define SO_PEERCRED 17
 #define SCM_RIGHTS 1
 #define SCM_CREDENTIALS 2
 #define MSG_CTRUNC 8
@@ -180,18 +204,20 @@ long k_sys_sendmsg(struct k_frame *f)
 	long r = read_msg(f->rsi, &m, v);
 	if (r < 0)
 		return r;
-	if (m.name) {
-		r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
-		return r < 0 ? r : -EISCONN;
-	}
 	uint64_t ctl = 0;
+	if (m.name && m.namelen) {
+		long named = dest(f->rdi, m.name, (int64_t)m.namelen);
+		if (named < 0)
+			return named;
+		ctl = (uint64_t)named;
+	}
 	if (m.controllen) {
 		r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
 		if (r == 0)
 			r = send_control((int32_t)f->rdi, &m);
 		if (r < 0)
 			return r;
-		ctl = r ? SBX_RW_CTL : 0;
+		ctl |= r ? SBX_RW_CTL : 0;
 	}
 	return send_vec(f, (int32_t)f->rdi, v, m.iovlen, (uint32_t)f->rdx | ctl);
 }
@@ -203,12 +229,20 @@ long k_sys_recvmsg(struct k_frame *f)
 	long r = read_msg(f->rsi, &m, v);
 	if (r < 0)
 		return r;
-	uint64_t ctl = m.controllen ? SBX_RW_CTL : 0;
+	uint64_t ctl = m.controllen ? SBX_RW_CTL : 0, named = m.name ? SBX_RW_NAME : 0;
 	r = k_rwv_checked(SBX_CALL_READV, (int32_t)f->rdi, v, m.iovlen,
-			  (int64_t)(SBX_RW_SOCK | ctl | (uint32_t)f->rdx));
+			  (int64_t)(SBX_RW_SOCK | ctl | named | (uint32_t)f->rdx));
 	if (r < 0)
 		return r;
-	m.namelen = 0;
+	uint32_t full = 0;
+	if (named) {
+		uint8_t sun[SUN_LEN_MAX];
+		full = (uint32_t)sender(f->rdi, sun);
+		uint32_t n = full < m.namelen ? full : m.namelen;
+		if (n && k_copy_to_user(m.name, sun, n) < 0)
+			return -EFAULT;
+	}
+	m.namelen = full;
 	m.flags = 0;
 	if (ctl) {
 		static uint8_t buf[K_CMSG_MAX];
@@ -237,6 +271,17 @@ long k_sys_getsockopt(struct k_frame *f)
 		return -EFAULT;
 	if (len < 0)
 		return -EINVAL;
+	if ((uint32_t)f->rsi == SOL_SOCKET && (uint32_t)f->rdx == SO_PEERCRED) {
+		int32_t cred[3]; /* struct ucred: pid, uid, gid */
+		long r = sockop(SBX_SOCKOP_PEERCRED, f->rdi, k_kaddr((uint64_t)cred), 0, 0);
+		if (r < 0)
+			return r;
+		int32_t n = len < 12 ? len : 12;
+		if (k_copy_to_user(f->r10, cred, (uint64_t)n) < 0 ||
+		    k_copy_to_user(f->r8, &n, sizeof(n)) < 0)
+			return -EFAULT;
+		return 0;
+	}
 	long r = sockop(SBX_SOCKOP_GETOPT, f->rdi, (uint32_t)f->rsi, (uint32_t)f->rdx, 0);
 	if (r < 0)
 		return r;

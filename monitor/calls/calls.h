@@ -5,6 +5,7 @@
 #define SBX_CALLS_H
 
 #include <stdatomic.h>
+#include <sys/un.h>
 #include "vm.h"
 
 #define SBX_MAX_FDS 1024
@@ -23,8 +24,8 @@ enum sbx_handle_obj {
 	SBX_O_TIMERFD,
 	SBX_O_MEMFD,
 	SBX_O_INOTIFY,
-	SBX_O_USOCK, /* a local socket of socket(): named, listening, accepted */
-	SBX_O_PTY,   /* a pseudo-terminal's master (end 0) or slave (end 1): pty.c */
+	SBX_O_USOCK,   /* a local socket of socket(): named, listening, accepted */
+	SBX_O_PTY,     /* a pseudo-terminal's master (end 0) or slave (end 1): pty.c */
 	SBX_O_SIGNALFD /* an eventfd readable while its signals are pending: signalfd.c */
 };
 /* A local socket's address as the program gave or sees it: sun_path's bytes (len of them,
@@ -75,6 +76,9 @@ struct sbx_handle {
 	 * peer's (the address it connected to), NULL for none; copies own copies. */
 	struct sbx_sun *sun_local, *sun_peer;
 	int passed; /* it came through SCM_RIGHTS (scm.c): no snapshot holds it */
+	/* A socket's peer's pid as SO_PEERCRED says (0: none yet): a pair's maker, the
+	 * listener it connected to, the process whose connect it accepted. */
+	uint32_t peer_pid;
 };
 static inline int sbx_is_socket(const struct sbx_handle *h)
 {
@@ -102,6 +106,8 @@ struct sbx_files {
 	uint64_t next_oid;		  /* the objects' ids (sbx_handle.oid) */
 	struct sbx_fifo_wait *fifo_waits; /* FIFO opens kept for OPEN_WAIT (fifo.c) */
 	struct sbx_scm *scms; /* descriptors staged for a send or taken from a receive (scm.c) */
+	/* Addresses staged for a datagram's send or taken from a receive (hc_socket.c). */
+	struct sbx_sockname *names;
 };
 
 /* What the byte and time limits have counted (limits.c). The byte counters that count are the
@@ -120,7 +126,9 @@ struct sbx_socks {
 	pthread_mutex_t lock;
 	struct sbx_sockfile {
 		uint64_t dev, ino;
-		uint64_t id; /* its socket's host address: the prefix, '#', the id */
+		uint64_t id;	    /* its socket's host address: the prefix, '#', the id */
+		struct sbx_sun sun; /* the path the program bound, which a receiver is told */
+		uint32_t pid;	    /* the process that bound it (SO_PEERCRED) */
 	} * files;
 	unsigned n, cap;
 	uint64_t next_id;
@@ -131,6 +139,12 @@ struct sbx_socks {
 		struct sbx_handle h;
 	} * passed;
 	unsigned npassed;
+	/* Which process listens on each host address (SO_PEERCRED of a connecting socket). */
+	struct sbx_listener {
+		struct sockaddr_un u;
+		uint32_t ul, pid;
+	} * listeners;
+	unsigned nlisteners;
 };
 
 /* The sandbox's pseudo-terminals (pty.c), the first process's serving all, by their numbers. */
@@ -262,6 +276,12 @@ void sbx_socks_init(struct sbx_socks *k);
 struct sbx_socks *sbx_socks_of(struct sbx_vm *vm);     /* the tree's, the first process's */
 struct sbx_sun *sbx_sun_copy(const struct sbx_sun *g); /* NULL for none, or no memory */
 void sbx_socks_free(struct sbx_socks *k);
+void sbx_sockname_free_all(struct sbx_files *f);
+/* The destination staged by SENDTO (write) or a sender's address to stage (read) for this
+ * vCPU's datagram: 0, or -EINVAL with nothing staged. */
+struct sockaddr_un;
+int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul);
+void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul);
 /* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then
  * bound(ctx, its device, its inode), which binds the socket; the file goes if that fails. */
 int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,

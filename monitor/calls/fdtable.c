@@ -198,6 +198,7 @@ void sbx_fd_transient_free(struct sbx_files *f)
 {
 	sbx_fifo_waits_free(f);
 	sbx_scm_free_all(f);
+	sbx_sockname_free_all(f);
 }
 
 void sbx_fd_exec(struct sbx_vm *vm)

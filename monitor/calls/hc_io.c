@@ -171,16 +171,17 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	/* send and recv: the flags a local socket takes (no MSG_TRUNC: never more than asked). */
 	const uint64_t flags = MSG_DONTWAIT | MSG_PEEK | MSG_WAITALL | MSG_NOSIGNAL | MSG_MORE |
 			       MSG_EOR | MSG_CMSG_CLOEXEC;
-	int sock = -1, ctl = 0;
+	int sock = -1, ctl = 0, named = 0;
 	if (sf) {
-		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | SBX_RW_CTL | flags)))
+		if (!(sf & SBX_RW_SOCK) || (sf & ~(SBX_RW_SOCK | SBX_RW_CTL | SBX_RW_NAME | flags)))
 			return sf & SBX_RW_SOCK ? -EOPNOTSUPP : -EINVAL;
 		if (!sbx_is_socket(h))
 			return -ENOTSOCK;
 		sock = (int)(sf & flags & ~(uint64_t)MSG_CMSG_CLOEXEC);
 		ctl = (sf & SBX_RW_CTL) != 0;
+		named = (sf & SBX_RW_NAME) != 0;
 	}
-	if (cnt == 0 && !ctl)
+	if (cnt == 0 && !ctl && !named)
 		return 0;
 	int virt = h->kind == SBX_H_VFILE; /* guest RAM only, as in rw() */
 	struct sbx_iovec giov[SBX_IOV_MAX];
@@ -200,14 +201,28 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		if (l && !hiov[i].iov_base)
 			return -EFAULT;
 	}
-	if (!ctl)
+	if (!ctl && !named)
 		return do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, NULL);
 	/* SCM_RIGHTS (scm.c): the staged descriptors go with the bytes, or those that came are
 	 * installed; both under ring_lock, the transfer itself as any other. */
 	/* Room for a full SCM_RIGHTS and the credentials SO_PASSCRED adds. */
 	uint8_t cbuf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-	struct msghdr mh = {.msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	if (is_write) {
+	struct msghdr mh = {.msg_control = ctl ? cbuf : NULL,
+			    .msg_controllen = ctl ? sizeof(cbuf) : 0};
+	/* A datagram's address (hc_socket.c): the destination SENDTO staged, or the sender's,
+	 * kept for NAME_TAKE. */
+	struct sockaddr_un name;
+	uint32_t namelen = sizeof(name);
+	if (named && is_write) {
+		int r = sbx_sockname_take(vm, &name, &namelen);
+		if (r < 0)
+			return r;
+	}
+	if (named) {
+		mh.msg_name = &name;
+		mh.msg_namelen = namelen;
+	}
+	if (ctl && is_write) {
 		size_t clen;
 		int r = sbx_scm_control(vm, cbuf, sizeof(cbuf), &clen);
 		if (r < 0)
@@ -219,10 +234,12 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (is_write && getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
 		type = 0;
 	int64_t n = do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, &mh);
-	if (is_write) /* a stream socket sends no descriptors without a byte */
+	if (ctl && is_write) /* a stream socket sends no descriptors without a byte */
 		sbx_scm_sent(vm, n, n > 0 || (n == 0 && type != SOCK_STREAM));
-	else if (n >= 0)
+	else if (ctl && n >= 0)
 		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0, (sf & MSG_PEEK) != 0);
+	if (named && !is_write && n >= 0)
+		sbx_sockname_received(vm, &name, mh.msg_namelen);
 	return n;
 }
 

@@ -33,7 +33,11 @@ int64_t sbx_hc_socketpair(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (socketpair(AF_UNIX, (int)type | SOCK_CLOEXEC | (int)(s->u.a[0] & SOCK_NONBLOCK), 0, p) <
 	    0)
 		return -errno;
-	return sbx_handle_add_pair(vm, p, SBX_O_SOCKET, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
+	int64_t r = sbx_handle_add_pair(vm, p, SBX_O_SOCKET, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
+	if (r >= 0) /* SO_PEERCRED: both ends name their maker, as on Linux */
+		vm->proc.files->fds[(uint32_t)r].peer_pid =
+		    vm->proc.files->fds[(uint64_t)r >> 32].peer_pid = vm->proc.pid;
+	return r;
 }
 
 /* The int-valued SOL_SOCKET options a program reads of a local socket, and those it may set. */
@@ -84,6 +88,7 @@ void sbx_socks_free(struct sbx_socks *k)
 {
 	sbx_scm_registry_free(k);
 	free(k->files);
+	free(k->listeners);
 	pthread_mutex_destroy(&k->lock);
 	memset(k, 0, sizeof(*k));
 }
@@ -146,6 +151,8 @@ static int file_addr(struct sbx_socks *k, uint64_t dev, uint64_t ino, struct soc
 struct bind_ctx {
 	struct sbx_socks *k;
 	int sock;
+	const struct sbx_sun *sun;
+	uint32_t pid;
 };
 
 /* sbx_path_bind's step once the socket file is made: the socket bound to the file's id. */
@@ -170,7 +177,7 @@ static int bind_file(void *arg, uint64_t dev, uint64_t ino)
 	}
 	uint64_t id = ++k->next_id;
 	if (r == 0) {
-		k->files[i] = (struct sbx_sockfile){dev, ino, id};
+		k->files[i] = (struct sbx_sockfile){dev, ino, id, *c->sun, c->pid};
 		k->n += i == k->n;
 	}
 	pthread_mutex_unlock(&k->lock);
@@ -183,6 +190,64 @@ static int bind_file(void *arg, uint64_t dev, uint64_t ino)
 	if ((r = host_abstract(k, '#', name, (size_t)n, &u, &ul)) < 0)
 		return r;
 	return bind(c->sock, (struct sockaddr *)&u, ul) < 0 ? -errno : 0;
+}
+
+static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
+			  struct sbx_sun *g, uint32_t *pid);
+
+/* SO_PEERCRED's listeners: the process that listens on each host address (the newest). */
+#define SBX_LISTENERS_MAX 4096
+static void listening(struct sbx_socks *k, int fd, uint32_t pid)
+{
+	struct sockaddr_un u;
+	socklen_t ul = sizeof(u);
+	if (getsockname(fd, (struct sockaddr *)&u, &ul) < 0)
+		return;
+	pthread_mutex_lock(&k->lock);
+	unsigned i = 0;
+	while (i < k->nlisteners &&
+	       (k->listeners[i].ul != ul || memcmp(&k->listeners[i].u, &u, ul) != 0))
+		i++;
+	if (i == k->nlisteners && i == SBX_LISTENERS_MAX)
+		i = 0; /* full: the oldest slot goes */
+	if (!k->listeners)
+		k->listeners = calloc(SBX_LISTENERS_MAX, sizeof(*k->listeners));
+	if (k->listeners) {
+		k->listeners[i].u = u;
+		k->listeners[i].ul = ul;
+		k->listeners[i].pid = pid;
+		if (i == k->nlisteners)
+			k->nlisteners++;
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static uint32_t listener_pid(struct sbx_socks *k, const struct sockaddr_un *u, socklen_t ul)
+{
+	uint32_t pid = 0;
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < k->nlisteners && !pid; i++)
+		if (k->listeners[i].ul == ul && memcmp(&k->listeners[i].u, u, ul) == 0)
+			pid = k->listeners[i].pid;
+	pthread_mutex_unlock(&k->lock);
+	return pid;
+}
+
+/* An unbound socket about to connect: bound on the host to '!' and the pid (and a random
+ * part), which the accepting side reads back. A failure leaves it unbound (no pid then). */
+static void bind_connector(struct sbx_socks *k, int fd, uint32_t pid)
+{
+	struct sockaddr_un u;
+	socklen_t ul = sizeof(u);
+	if (getsockname(fd, (struct sockaddr *)&u, &ul) == 0 && ul > sizeof(sa_family_t))
+		return; /* bound already (a reconnect of a datagram socket) */
+	uint32_t x = 0;
+	if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+		x = (uint32_t)fd;
+	char name[32];
+	int n = snprintf(name, sizeof(name), "%u.%08x", pid, x);
+	if (host_abstract(k, '!', name, (size_t)n, &u, &ul) == 0)
+		(void)!bind(fd, (struct sockaddr *)&u, ul);
 }
 
 /* The guest's struct sockaddr_un at gpa (len bytes): sun_path's bytes in g. A path ends at
@@ -236,7 +301,7 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 			return -errno;
 	} else {
 		struct sbx_path a = sun_path_arg(gpa, &g);
-		struct bind_ctx c = {k, h->fd};
+		struct bind_ctx c = {k, h->fd, &g, vm->proc.pid};
 		if ((r = sbx_path_bind(vm, &a, bind_file, &c)) < 0)
 			return r;
 	}
@@ -293,9 +358,15 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul)) < 0)
 		return r;
 	/* A full backlog waits: on a duplicate, without ring_lock, as a read does. */
-	int dfd = fcntl(sbx_fd_get(vm, num)->fd, F_DUPFD_CLOEXEC, 0);
+	struct sbx_handle *c = sbx_fd_get(vm, num);
+	int dfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return -errno;
+	/* An unbound socket connects from a host name that says which process connected, for
+	 * the accepting side's SO_PEERCRED (its own name stays none, as on Linux). */
+	if (!c->sun_local)
+		bind_connector(sbx_socks_of(vm), dfd, vm->proc.pid);
+	uint32_t listener = listener_pid(sbx_socks_of(vm), &u, ul);
 	int released = sbx_ring_release(vm);
 	r = connect(dfd, (struct sockaddr *)&u, ul);
 	int e = errno;
@@ -307,6 +378,7 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	if (h && h->obj == SBX_O_USOCK) {
 		free(h->sun_peer);
 		h->sun_peer = sbx_sun_copy(&g);
+		h->peer_pid = listener;
 	}
 	return 0;
 }
@@ -327,11 +399,20 @@ static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
 	if (fd < 0)
 		return -e;
 	struct sbx_sun *local = l && l->sun_local ? sbx_sun_copy(l->sun_local) : NULL;
+	/* SO_PEERCRED: the process whose connect this is, by the host name it connected from. */
+	struct sockaddr_un pu;
+	socklen_t pl = sizeof(pu);
+	struct sbx_sun none;
+	uint32_t peer = 0;
+	if (getpeername(fd, (struct sockaddr *)&pu, &pl) == 0)
+		guest_name_of(sbx_socks_of(vm), &pu, pl, &none, &peer);
 	int64_t n = sbx_handle_add(vm, fd, SBX_O_USOCK, (flags & SOCK_CLOEXEC) != 0, 1);
-	if (n >= 0)
+	if (n >= 0) {
 		vm->proc.files->fds[n].sun_local = local;
-	else
+		vm->proc.files->fds[n].peer_pid = peer;
+	} else {
 		free(local);
+	}
 	return n;
 }
 
@@ -360,6 +441,156 @@ static int64_t sock_name(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 	return sbx_copy_to_guest(vm, gpa, &u, n) < 0 ? -EFAULT : (int64_t)n;
 }
 
+/* ---- Addresses of datagrams (1.20) ----------------------------------------------------- */
+
+/* One vCPU's staged address: a send's destination (host form), or a receive's sender
+ * (the program's form, in u.sun_path with len). */
+struct sbx_sockname {
+	struct sbx_sockname *next;
+	int vcpu, recv;
+	struct sockaddr_un u;
+	uint32_t ul;
+};
+
+static struct sbx_sockname *name_take(struct sbx_files *f, int vcpu, int recv)
+{
+	for (struct sbx_sockname **p = &f->names; *p; p = &(*p)->next)
+		if ((*p)->vcpu == vcpu && (*p)->recv == recv) {
+			struct sbx_sockname *n = *p;
+			*p = n->next;
+			return n;
+		}
+	return NULL;
+}
+
+static int name_stage(struct sbx_files *f, int recv, const struct sockaddr_un *u, uint32_t ul)
+{
+	int vcpu = sbx_thread_current();
+	free(name_take(f, vcpu, recv));
+	struct sbx_sockname *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	*n = (struct sbx_sockname){f->names, vcpu, recv, *u, ul};
+	f->names = n;
+	return 0;
+}
+
+void sbx_sockname_free_all(struct sbx_files *f)
+{
+	while (f->names) {
+		struct sbx_sockname *n = f->names;
+		f->names = n->next;
+		free(n);
+	}
+}
+
+int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul)
+{
+	struct sbx_sockname *n = name_take(vm->proc.files, sbx_thread_current(), 0);
+	if (!n)
+		return -EINVAL;
+	*u = n->u;
+	*ul = n->ul;
+	free(n);
+	return 0;
+}
+
+/* The program's name for a host address of this sandbox: an abstract name, or the path of
+ * the socket file an id stands for; anything else (unbound, a connect's own '!' name) is
+ * unnamed (len 0). The pid of the process that bound it, or that connected ('!'), if known. */
+static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
+			  struct sbx_sun *g, uint32_t *pid)
+{
+	g->len = 0;
+	*pid = 0;
+	size_t n = ul > offsetof(struct sockaddr_un, sun_path)
+		       ? ul - offsetof(struct sockaddr_un, sun_path)
+		       : 0;
+	pthread_mutex_lock(&k->lock);
+	const char *p = prefix(k);
+	size_t plen = strlen(p);
+	if (n >= 2 + plen && u->sun_path[0] == 0 && memcmp(u->sun_path + 1, p, plen) == 0) {
+		char kind = u->sun_path[1 + plen], text[24] = "";
+		const char *name = u->sun_path + 2 + plen;
+		size_t nl = n - 2 - plen;
+		if (kind != '@' && nl < sizeof(text))
+			memcpy(text, name, nl);
+		if (kind == '@') {
+			g->path[0] = 0;
+			memcpy(g->path + 1, name, nl);
+			g->len = (uint32_t)(1 + nl);
+		} else if (kind == '#') {
+			uint64_t id = strtoull(text, NULL, 16);
+			for (unsigned i = k->n; i-- > 0;)
+				if (k->files[i].id == id) {
+					*g = k->files[i].sun;
+					*pid = k->files[i].pid;
+					break;
+				}
+		} else if (kind == '!') {
+			*pid = (uint32_t)strtoul(text, NULL, 10);
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul)
+{
+	struct sockaddr_un g = {.sun_family = AF_UNIX};
+	struct sbx_sun sun;
+	uint32_t pid;
+	guest_name_of(sbx_socks_of(vm), u, ul, &sun, &pid);
+	memcpy(g.sun_path, sun.path, sun.len);
+	/* Linux's length: the family and the path's bytes and NUL, an abstract name's bytes. */
+	uint32_t gl = sun.len ? (uint32_t)(sizeof(sa_family_t) + sun.len +
+					   (sun.path[0] && sun.len < sizeof(g.sun_path)))
+			      : 0;
+	name_stage(vm->proc.files, 1, &g, gl);
+}
+
+/* sendto/sendmsg with an address: Linux's answer for a stream socket, none for a seqpacket
+ * one (it ignores the address), else the destination staged for the WRITEV that follows. */
+static int64_t sock_sendto(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uint64_t len)
+{
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+		return -errno;
+	if (type == SOCK_STREAM)
+		return getpeername(h->fd, NULL, &(socklen_t){0}) == 0 ? -EISCONN : -EOPNOTSUPP;
+	if (type == SOCK_SEQPACKET)
+		return 1;
+	struct sbx_sun g;
+	struct sockaddr_un u;
+	socklen_t ul;
+	int r = guest_sun(vm, gpa, len, &g);
+	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul)) < 0)
+		return r;
+	return name_stage(vm->proc.files, 0, &u, ul);
+}
+
+static int64_t sock_name_take(struct sbx_vm *vm, uint64_t gpa)
+{
+	struct sbx_sockname *n = name_take(vm->proc.files, sbx_thread_current(), 1);
+	if (!n)
+		return 0;
+	int64_t r =
+	    n->ul && sbx_copy_to_guest(vm, gpa, &n->u, n->ul) < 0 ? -EFAULT : (int64_t)n->ul;
+	free(n);
+	return r;
+}
+
+/* SO_PEERCRED: the peer's pid as it was recorded (a pair's maker, the listener, the client
+ * whose connect was accepted; a listening socket's own), the sandbox's user and group; for a
+ * socket with no peer, Linux's pid 0 and ids of -1. */
+static int64_t sock_peercred(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa)
+{
+	struct ucred c = {.pid = (pid_t)h->peer_pid, .uid = vm->host.uid, .gid = vm->host.gid};
+	if (!h->peer_pid)
+		c.uid = c.gid = (uid_t)-1;
+	return sbx_copy_to_guest(vm, gpa, &c, sizeof(c)) < 0 ? -EFAULT : 0;
+}
+
 int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	uint64_t op = s->u.a[0], a2 = s->u.a[2], a3 = s->u.a[3];
@@ -381,7 +612,11 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 	case SBX_SOCKOP_LISTEN:
 		if (h->obj != SBX_O_USOCK)
 			return -EINVAL;
-		return listen(h->fd, a2 > 4096 ? 4096 : (int)a2) < 0 ? -errno : 0;
+		if (listen(h->fd, a2 > 4096 ? 4096 : (int)a2) < 0)
+			return -errno;
+		listening(sbx_socks_of(vm), h->fd, vm->proc.pid);
+		h->peer_pid = vm->proc.pid; /* Linux gives a listener its own credentials */
+		return 0;
 	case SBX_SOCKOP_ACCEPT:
 		return h->obj == SBX_O_USOCK ? sock_accept(vm, (int64_t)s->u.a[1], a2) : -EINVAL;
 	case SBX_SOCKOP_NAME:
@@ -390,6 +625,12 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		return sbx_scm_send(vm, a2, a3);
 	case SBX_SOCKOP_SCM_TAKE:
 		return sbx_scm_take(vm, a2, a3);
+	case SBX_SOCKOP_SENDTO:
+		return sock_sendto(vm, h, a2, a3);
+	case SBX_SOCKOP_NAME_TAKE:
+		return sock_name_take(vm, a2);
+	case SBX_SOCKOP_PEERCRED:
+		return sock_peercred(vm, h, a2);
 	case SBX_SOCKOP_SHUTDOWN: {
 		if (a2 > SHUT_RDWR)
 			return -EINVAL;

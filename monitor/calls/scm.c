@@ -162,10 +162,10 @@ int64_t sbx_scm_send(struct sbx_vm *vm, uint64_t gpa, uint64_t n)
 	for (uint64_t i = 0; i < n; i++) {
 		const struct sbx_handle *h = sbx_fd_get(vm, g[i]);
 		/* A terminal's session state is the sandbox's (pty.c), not the descriptor's. */
-		int e = !h					       ? -EBADF
+		int e = !h ? -EBADF
 			: h->kind != SBX_H_HOST || h->obj == SBX_O_PTY || h->obj == SBX_O_SIGNALFD
 			    ? -EOPNOTSUPP
-								       : 0;
+			    : 0;
 		if (e == 0 && (m->fds[m->n] = fcntl(h->fd, F_DUPFD_CLOEXEC, 3)) < 0)
 			e = -errno;
 		if (e < 0) {

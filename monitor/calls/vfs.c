@@ -262,13 +262,13 @@ static int handle_name(struct sbx_vm *vm, int fd, char *out, size_t len)
 	else
 		/* Linux's names: inotify's has no brackets. */
 		snprintf(out, len, h->obj == SBX_O_INOTIFY ? "anon_inode:%s" : "anon_inode:[%s]",
-			 h->obj == SBX_O_EVENTFD   ? "eventfd"
-			 : h->obj == SBX_O_TIMERFD ? "timerfd"
-			 : h->obj == SBX_O_EPOLL   ? "eventpoll"
-			 : h->obj == SBX_O_INOTIFY ? "inotify"
+			 h->obj == SBX_O_EVENTFD    ? "eventfd"
+			 : h->obj == SBX_O_TIMERFD  ? "timerfd"
+			 : h->obj == SBX_O_EPOLL    ? "eventpoll"
+			 : h->obj == SBX_O_INOTIFY  ? "inotify"
 			 : h->obj == SBX_O_SIGNALFD ? "signalfd"
-			 : h->stdio >= 0	   ? std_names[h->stdio]
-						   : "?");
+			 : h->stdio >= 0	    ? std_names[h->stdio]
+						    : "?");
 	return 0;
 }
 
