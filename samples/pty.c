@@ -98,6 +98,13 @@ static void until(int m, const char *what, const char *marker)
 }
 
 static volatile sig_atomic_t got_int, got_winch;
+static int hup_fd = -1;
+static void on_hup(int s)
+{
+	(void)s;
+	write(hup_fd, "H", 1);
+	_exit(9);
+}
 static void on_int(int s)
 {
 	(void)s;
@@ -269,5 +276,36 @@ int main(void)
 	r = write(s, "x", 1);
 	printf(", write %s\n", r < 0 ? err(errno) : "ok");
 	close(s);
+
+	/* A session leader whose terminal hangs up gets SIGHUP (and SIGCONT). */
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	grantpt(m);
+	unlockpt(m);
+	char sname[64];
+	snprintf(sname, sizeof(sname), "%s", ptsname(m));
+	int hup[2];
+	pipe(hup);
+	pid = fork();
+	if (pid == 0) {
+		close(m);
+		close(hup[0]);
+		setsid();
+		int t = open(sname, O_RDWR); /* a leader's first terminal: its controlling one */
+		signal(SIGHUP, on_hup);
+		hup_fd = hup[1];
+		write(hup[1], t >= 0 ? "r" : "x", 1);
+		for (int i = 0; i < 2000; i++)
+			usleep(10000);
+		_exit(1);
+	}
+	close(hup[1]);
+	char said[4] = "";
+	read(hup[0], said, 1);
+	close(m);
+	ssize_t got = read(hup[0], said + 1, 2);
+	said[1 + (got > 0 ? got : 0)] = 0;
+	waitpid(pid, &st, 0);
+	printf("the master's close: the leader said \"%s\", exited %d\n", said,
+	       WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
 	return 0;
 }

@@ -152,6 +152,10 @@ struct sbx_socks {
 struct sbx_ptys {
 	pthread_mutex_t lock;
 	struct sbx_pty *t[SBX_PTYS_MAX];
+	/* Sessions whose terminal hung up (its master's last close), for the tree's keeper to
+	 * send their leaders SIGHUP and SIGCONT (sbx_pty_take_hangups). */
+	uint32_t hangups[SBX_PTYS_MAX];
+	unsigned nhangups;
 };
 
 struct sbx_limits {
@@ -310,6 +314,8 @@ int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uin
 struct iovec;
 void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct iovec *iov, int cnt,
 		   size_t n);
+/* The sessions whose terminal hung up since the last call (at most max), taken. */
+unsigned sbx_pty_take_hangups(struct sbx_vm *vm, uint32_t *sids, unsigned max);
 void sbx_pty_hold(struct sbx_pty *p, int master);
 void sbx_pty_drop(struct sbx_pty *p, int master);
 int64_t sbx_hc_timerfd(struct sbx_vm *vm, const struct sbx_slot *s);

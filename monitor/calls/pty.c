@@ -95,6 +95,18 @@ unsigned sbx_pty_list(struct sbx_vm *vm, int *out, unsigned max)
 	return n;
 }
 
+unsigned sbx_pty_take_hangups(struct sbx_vm *vm, uint32_t *sids, unsigned max)
+{
+	struct sbx_ptys *r = ptys_of(vm);
+	pthread_mutex_lock(&r->lock);
+	unsigned n = r->nhangups < max ? r->nhangups : max;
+	memcpy(sids, r->hangups, n * sizeof(*sids));
+	memmove(r->hangups, r->hangups + n, (r->nhangups - n) * sizeof(*sids));
+	r->nhangups -= n;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
 void sbx_pty_hold(struct sbx_pty *p, int master)
 {
 	struct sbx_ptys *r = p->reg;
@@ -118,9 +130,13 @@ void sbx_pty_drop(struct sbx_pty *p, int master)
 	}
 	pthread_mutex_lock(&r->lock);
 	if (master && --p->masters == 0 && p->master >= 0) {
-		/* The last master handle: the terminal hangs up, and no session keeps it. */
+		/* The last master handle: the terminal hangs up, and no session keeps it; its
+		 * leader gets SIGHUP and SIGCONT from the tree's keeper, as from Linux's hangup
+		 * (this runs where no signal may be sent: a process's handles closing). */
 		close(p->master);
 		p->master = -1;
+		if (p->sid && r->nhangups < SBX_PTYS_MAX)
+			r->hangups[r->nhangups++] = p->sid;
 		p->sid = p->fg = 0;
 	}
 	if (!master)

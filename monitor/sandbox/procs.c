@@ -178,6 +178,9 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
 				    "killed by SIG%s from process %u",
 				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
+		else if (sig == SIGHUP && code == SI_KERNEL)
+			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
+				    "killed by SIGHUP: its terminal hung up");
 		else if (code == SI_TIMER)
 			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
 				    "killed by SIG%s: its POSIX timer %d expired",
@@ -477,12 +480,32 @@ static int64_t fire_alarms(struct sbx_procs *t)
 	return next;
 }
 
+/* A pseudo-terminal's hangup (calls/pty.c): SIGHUP and SIGCONT to its session's leader, as
+ * Linux's. Tree lock held. */
+static void hang_up(struct sbx_procs *t)
+{
+	struct sbx_pnode *any = t->list;
+	while (any && !any->vm)
+		any = any->next;
+	uint32_t sids[SBX_PTYS_MAX];
+	unsigned n = any ? sbx_pty_take_hangups(any->vm, sids, SBX_PTYS_MAX) : 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct sbx_pnode *l = find(t, sids[i]);
+		if (l && l->vm && !l->ended) {
+			deliver(t, l->vm, SIGHUP, 0, SI_KERNEL, 0, 0);
+			if (l->vm && !l->ended)
+				deliver(t, l->vm, SIGCONT, 0, SI_KERNEL, 0, 0);
+		}
+	}
+}
+
 static void *keeper_main(void *arg)
 {
 	struct sbx_procs *t = arg;
 	pthread_mutex_lock(&t->lock);
 	while (!t->ending) {
 		hold_mem(t);
+		hang_up(t);
 		struct timespec dl;
 		tree_deadline(&dl, fire_alarms(t));
 		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
