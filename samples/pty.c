@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <utmp.h>
 
@@ -167,8 +168,65 @@ static int child(int m, int s)
 	return 7;
 }
 
-int main(void)
+static void bench_line(const char *op, int n, const struct timespec *a, const struct timespec *b)
 {
+	double ns = (double)(b->tv_sec - a->tv_sec) * 1e9 + (double)(b->tv_nsec - a->tv_nsec);
+	fprintf(stderr, "%s %d %.0f\n", op, n, ns / n);
+}
+
+/* bench N: N one-byte round trips through a terminal, master to a child echoing on the raw
+ * slave and back ("pty_pingpong N ns" each, on stderr), then N terminals made and closed
+ * (posix_openpt, unlockpt, the slave's open: "pty_open N ns"). */
+static int bench(int n)
+{
+	int m, s;
+	struct termios raw;
+	if (openpty(&m, &s, NULL, NULL, NULL) < 0)
+		return 1;
+	tcgetattr(s, &raw);
+	cfmakeraw(&raw);
+	tcsetattr(s, TCSANOW, &raw);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(m);
+		char b;
+		for (int i = 0; i < n; i++)
+			if (read(s, &b, 1) != 1 || write(s, &b, 1) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	close(s);
+	struct timespec a, b;
+	char x = 'x';
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		if (write(m, &x, 1) != 1 || read(m, &x, 1) != 1)
+			return 1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	bench_line("pty_pingpong", n, &a, &b);
+	int st;
+	waitpid(pid, &st, 0);
+	close(m);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++) {
+		int t = posix_openpt(O_RDWR | O_NOCTTY);
+		if (t < 0 || unlockpt(t) < 0)
+			return 1;
+		int u = open(ptsname(t), O_RDWR | O_NOCTTY);
+		if (u < 0)
+			return 1;
+		close(u);
+		close(t);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	bench_line("pty_open", n, &a, &b);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "bench") == 0)
+		return bench(atoi(argv[2]) > 0 ? atoi(argv[2]) : 2000);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	int m = posix_openpt(O_RDWR | O_NOCTTY);
 	if (m < 0) {
