@@ -354,7 +354,8 @@ long k_sys_sendfile(struct k_frame *f)
 			       : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
 		if (n <= 0) {
 			if (n < 0 && done == 0)
-				return n;
+				return n == -SBX_ESIGNALFD ? -EINVAL
+							   : n; /* Linux's for a signalfd */
 			break;
 		}
 		long w = threaded ? k_call_rw_wait(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n)

@@ -512,14 +512,13 @@ long k_sys_kill(struct k_frame *f)
 		if (r != 1)
 			return r; /* 1: the caller is among those the group or -1 names */
 	}
-	/* kill()'s siginfo: SI_USER and the caller's pid, not tkill's SI_TKILL. */
-	if (sig >= 1 && sig <= NSIG)
-		k_signal_note_from((uint32_t)sig,
-				   (struct sbx_sigfrom){.pid = BOOT->pid, .code = 0});
 	/* Blocked by the caller: the process's signal goes to a thread that takes it (one in
 	 * sigwait for it, or one that does not block it), whatever its action; else it waits in
-	 * the process's set for whichever thread takes it, one made later too (as Linux's). */
+	 * the process's set for whichever thread takes it, one made later too (as Linux's). Its
+	 * siginfo then says kill()'s SI_USER and the caller's pid, not tkill's SI_TKILL. */
 	if (sig >= 1 && sig <= NSIG && (TSIG->blocked & (1ull << (sig - 1)))) {
+		k_signal_note_from((uint32_t)sig,
+				   (struct sbx_sigfrom){.pid = BOOT->pid, .code = 0});
 		if (k_nthreads == 1 || !k_signal_thread(0, (uint32_t)sig))
 			k_signal_pend_shared((uint32_t)sig);
 		return 0;

@@ -79,6 +79,7 @@ struct sbx_handle {
 	/* A socket's peer's pid as SO_PEERCRED says (0: none yet): a pair's maker, the
 	 * listener it connected to, the process whose connect it accepted. */
 	uint32_t peer_pid;
+	int passcred; /* SBX_O_USOCK: SO_PASSCRED as the program set it (not the host's) */
 };
 static inline int sbx_is_socket(const struct sbx_handle *h)
 {
@@ -285,7 +286,12 @@ void sbx_sockname_free_all(struct sbx_files *f);
  * vCPU's datagram: 0, or -EINVAL with nothing staged. */
 struct sockaddr_un;
 int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul);
-void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul);
+void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul, int ours);
+/* An interrupted send's destination staged again, for the WRITEV made again. */
+void sbx_sockname_again(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul);
+/* Is the host socket fd's peer the monitor itself (a socket of the sandbox's), by the host's
+ * SO_PEERCRED? */
+int sbx_sock_ours(int fd);
 /* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then
  * bound(ctx, its device, its inode), which binds the socket; the file goes if that fails. */
 int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,
@@ -300,8 +306,8 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o);
 /* pty.c: pseudo-terminals. sbx_pty_open: an open of /dev/ptmx (SBX_PTY_NEW), /dev/tty
  * (SBX_PTY_CTTY) or /dev/pts/N: a new handle or -errno. sbx_pty_ioctl: a terminal request
  * (sbx_abi.h's table) on a handle of one, a2 as the table says. sbx_pty_wrote: n bytes went
- * into a master: the signals its slave's modes make of them. hold/drop: a handle's copy
- * holds its terminal (master or slave), its close lets go. */
+ * into p's master through fd: the signals its slave's modes make of them. hold/drop: a handle's
+ * copy holds its terminal (master or slave), its close lets go. */
 #define SBX_PTY_NEW (-1)
 #define SBX_PTY_CTTY (-2)
 void sbx_ptys_init(struct sbx_ptys *p);
@@ -312,7 +318,7 @@ unsigned sbx_pty_list(struct sbx_vm *vm, int *out, unsigned max);
 int64_t sbx_pty_open(struct sbx_vm *vm, int index, int flags);
 int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uint64_t a2);
 struct iovec;
-void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct iovec *iov, int cnt,
+void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
 		   size_t n);
 /* The sessions whose terminal hung up since the last call (at most max), taken. */
 unsigned sbx_pty_take_hangups(struct sbx_vm *vm, uint32_t *sids, unsigned max);

@@ -90,6 +90,11 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	 * a pipe or eventfd of the program's own, which no limit counts: its reader may be one
 	 * of the other threads. */
 	int fd = h->fd, dfd = -1, released = 0, counted = h->obj == SBX_O_FILE;
+	/* A terminal's master: the signals its input makes, after the write (pty.c), for this
+	 * terminal even if another thread closes the handle meanwhile. */
+	struct sbx_pty *typed = is_write && h->obj == SBX_O_PTY && h->end == 0 ? h->pty : NULL;
+	if (typed)
+		sbx_pty_hold(typed, 1);
 	if (!positioned && (!is_write || !counted) && sbx_threads_count(vm) &&
 	    sbx_handle_may_block(h)) {
 		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
@@ -115,12 +120,15 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
 	int err = errno;
 	sbx_ring_reacquire(vm, released);
+	if (typed) {
+		if (n > 0)
+			sbx_pty_wrote(vm, typed, fd, iov, cnt, (size_t)n);
+		sbx_pty_drop(typed, 1);
+	}
 	if (dfd >= 0)
 		close(dfd);
 	if (is_write && counted)
 		sbx_limit_account(vm, h, n);
-	if (is_write && n > 0 && h->obj == SBX_O_PTY && h->end == 0)
-		sbx_pty_wrote(vm, h, iov, cnt, (size_t)n);
 	return n < 0 ? -err : n;
 }
 
@@ -207,8 +215,11 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	 * installed; both under ring_lock, the transfer itself as any other. */
 	/* Room for a full SCM_RIGHTS and the credentials SO_PASSCRED adds. */
 	uint8_t cbuf[CMSG_SPACE(SBX_SCM_MAX * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-	struct msghdr mh = {.msg_control = ctl ? cbuf : NULL,
-			    .msg_controllen = ctl ? sizeof(cbuf) : 0};
+	/* A sender's name also wants its credentials: only the sandbox's own are believed. */
+	int creds = named && !is_write;
+	struct msghdr mh = {.msg_control = ctl || creds ? cbuf : NULL,
+			    .msg_controllen = ctl || creds ? sizeof(cbuf) : 0};
+
 	/* A datagram's address (hc_socket.c): the destination SENDTO staged, or the sender's,
 	 * kept for NAME_TAKE. */
 	struct sockaddr_un name;
@@ -238,8 +249,34 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 		sbx_scm_sent(vm, n, n > 0 || (n == 0 && type != SOCK_STREAM));
 	else if (ctl && n >= 0)
 		sbx_scm_received(vm, &mh, (sf & MSG_CMSG_CLOEXEC) != 0, (sf & MSG_PEEK) != 0);
-	if (named && !is_write && n >= 0)
-		sbx_sockname_received(vm, &name, mh.msg_namelen);
+	if (creds && n >= 0) {
+		/* A datagram socket takes its senders' credentials (hc_socket.c); a connected one's
+		 * peer was the sandbox's at its connect or accept, or it is a pair's end. */
+		int st = 0;
+		socklen_t sl = sizeof(st);
+		int ours =
+		    getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &st, &sl) == 0 && st != SOCK_DGRAM;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET)
+				continue;
+			if (c->cmsg_type == SCM_CREDENTIALS) {
+				struct ucred u;
+				memcpy(&u, CMSG_DATA(c), sizeof(u));
+				ours = u.pid == getpid();
+			} else if (c->cmsg_type == SCM_RIGHTS && !ctl) {
+				/* Descriptors the program left no room for: gone, as on Linux. */
+				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < k; i++) {
+					int dfd;
+					memcpy(&dfd, CMSG_DATA(c) + i * sizeof(int), sizeof(dfd));
+					close(dfd);
+				}
+			}
+		}
+		sbx_sockname_received(vm, &name, mh.msg_namelen, ours);
+	}
+	if (named && is_write && n == -EINTR) /* made again after the signal: kept for it */
+		sbx_sockname_again(vm, &name, namelen);
 	return n;
 }
 

@@ -70,6 +70,15 @@ int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
 	int fd = socket(AF_UNIX, (int)type | SOCK_CLOEXEC | (int)(s->u.a[0] & SOCK_NONBLOCK), 0);
 	if (fd < 0)
 		return -errno;
+	/* A datagram's sender is told only if it is the sandbox's own: the host's abstract
+	 * names are anyone's, so every datagram socket takes its senders' credentials (the
+	 * host's SO_PASSCRED; the program's own setting of it is kept apart). */
+	if (type == SOCK_DGRAM &&
+	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
 	return sbx_handle_add(vm, fd, SBX_O_USOCK, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
 }
 
@@ -190,6 +199,13 @@ static int bind_file(void *arg, uint64_t dev, uint64_t ino)
 	if ((r = host_abstract(k, '#', name, (size_t)n, &u, &ul)) < 0)
 		return r;
 	return bind(c->sock, (struct sockaddr *)&u, ul) < 0 ? -errno : 0;
+}
+
+int sbx_sock_ours(int fd)
+{
+	struct ucred c;
+	socklen_t cl = sizeof(c);
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &cl) == 0 && c.pid == getpid();
 }
 
 static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
@@ -371,6 +387,15 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	r = connect(dfd, (struct sockaddr *)&u, ul);
 	int e = errno;
 	sbx_ring_reacquire(vm, released);
+	/* The host's abstract names are anyone's: a listener that is not the monitor's own (a
+	 * host process that took a name under the sandbox's prefix) is none of the sandbox's. */
+	if (r == 0 && !sbx_sock_ours(dfd)) {
+		sbx_log(vm, 1, "connect to %.*s refused: its listener is outside the sandbox",
+			(int)g.len, g.path[0] ? g.path : g.path + 1);
+		shutdown(dfd, SHUT_RDWR);
+		r = -1;
+		e = ECONNREFUSED;
+	}
 	struct sbx_handle *h = r == 0 ? same_socket(vm, num, dfd) : NULL;
 	close(dfd);
 	if (r < 0)
@@ -391,8 +416,20 @@ static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
 	if (dfd < 0)
 		return -errno;
 	int released = sbx_ring_release(vm);
-	int fd = accept4(dfd, NULL, NULL, SOCK_CLOEXEC | (int)(flags & SOCK_NONBLOCK));
-	int e = errno;
+	int fd, e, fl = fcntl(dfd, F_GETFL);
+	/* A connection from outside the sandbox (see sock_connect) is dropped, and the accept
+	 * waits on (or says EAGAIN) as if it had not come. */
+	for (;;) {
+		fd = accept4(dfd, NULL, NULL, SOCK_CLOEXEC | (int)(flags & SOCK_NONBLOCK));
+		e = errno;
+		if (fd < 0 || sbx_sock_ours(fd))
+			break;
+		close(fd);
+		fd = -1;
+		e = EAGAIN;
+		if (fl < 0 || (fl & O_NONBLOCK))
+			break;
+	}
 	sbx_ring_reacquire(vm, released);
 	struct sbx_handle *l = same_socket(vm, num, dfd);
 	close(dfd);
@@ -461,6 +498,13 @@ static struct sbx_sockname *name_take(struct sbx_files *f, int vcpu, int recv)
 			return n;
 		}
 	return NULL;
+}
+
+static int name_stage(struct sbx_files *f, int recv, const struct sockaddr_un *u, uint32_t ul);
+
+void sbx_sockname_again(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul)
+{
+	name_stage(vm->proc.files, 0, u, ul);
 }
 
 static int name_stage(struct sbx_files *f, int recv, const struct sockaddr_un *u, uint32_t ul)
@@ -534,12 +578,16 @@ static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint
 	pthread_mutex_unlock(&k->lock);
 }
 
-void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul)
+void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul, int ours)
 {
 	struct sockaddr_un g = {.sun_family = AF_UNIX};
 	struct sbx_sun sun;
 	uint32_t pid;
 	guest_name_of(sbx_socks_of(vm), u, ul, &sun, &pid);
+	/* A sender outside the sandbox may have bound a name under its prefix (the host's
+	 * abstract names are anyone's): it is told as unnamed. */
+	if (!ours)
+		sun.len = 0;
 	memcpy(g.sun_path, sun.path, sun.len);
 	/* Linux's length: the family and the path's bytes and NUL, an abstract name's bytes. */
 	uint32_t gl = sun.len ? (uint32_t)(sizeof(sa_family_t) + sun.len +
@@ -647,6 +695,8 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 	case SBX_SOCKOP_GETOPT:
 		if (a2 != SOL_SOCKET || !(readable_opt(a3) || inert_opt(a3)))
 			return -ENOPROTOOPT;
+		if (a3 == SO_PASSCRED)
+			return h->passcred;
 		if (getsockopt(h->fd, SOL_SOCKET, (int)a3, &v, &vl) < 0)
 			return -errno;
 		return v < 0 ? 0 : v;
@@ -656,6 +706,10 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		if (s->u.a[4] > INT32_MAX)
 			return -EINVAL;
 		v = (int)s->u.a[4];
+		if (a3 == SO_PASSCRED) { /* the program's: credentials are not carried to it */
+			h->passcred = v != 0;
+			return 0;
+		}
 		return setsockopt(h->fd, SOL_SOCKET, (int)a3, &v, sizeof(v)) < 0 ? -errno : 0;
 	}
 	return -EINVAL;

@@ -266,10 +266,11 @@ int64_t sbx_pty_open(struct sbx_vm *vm, int index, int flags)
 	return n;
 }
 
-/* sig to process group pgrp, as another process's kill would send it. */
+/* sig to process group pgrp, as another process's kill would send it (never to "all": a
+ * group is a positive id other than init's). */
 static void pty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 {
-	if (!pgrp || !vm->hooks.proc)
+	if (pgrp <= 1 || pgrp > INT32_MAX || !vm->hooks.proc)
 		return;
 	struct sbx_slot s;
 	memset(&s, 0, sizeof(s));
@@ -279,11 +280,11 @@ static void pty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 	vm->hooks.proc(vm, &s);
 }
 
-void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct iovec *iov, int cnt,
+void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
 		   size_t n)
 {
 	uint8_t t[36];
-	if (ioctl(h->fd, TCGETS, t) < 0)
+	if (ioctl(fd, TCGETS, t) < 0)
 		return;
 	uint32_t lflag;
 	memcpy(&lflag, t + PTY_LFLAG, sizeof(lflag));
@@ -303,7 +304,7 @@ void sbx_pty_wrote(struct sbx_vm *vm, const struct sbx_handle *h, const struct i
 		return;
 	struct sbx_ptys *r = ptys_of(vm);
 	pthread_mutex_lock(&r->lock);
-	uint32_t fg = h->pty->fg;
+	uint32_t fg = p->fg;
 	pthread_mutex_unlock(&r->lock);
 	if (got_intr)
 		pty_signal(vm, fg, SIGINT);
@@ -336,10 +337,38 @@ static int64_t host_request(struct sbx_vm *vm, struct sbx_handle *h, uint32_t re
 	return how == SBX_IOCTL_OUT ? sbx_copy_to_guest(vm, a2, buf, size) : 0;
 }
 
-/* The session requests, on what this registry keeps. Lock held. *sig: a signal to send to
- * *to once it is let go. */
+/* TIOCSPGRP's group: 0 when a process of the sandbox is in it in session sid, -EPERM when
+ * only in another session, -ESRCH when none is (Linux's answers). */
+static int group_of_session(struct sbx_vm *vm, int32_t pgrp, uint32_t sid)
+{
+	if (pgrp <= 1)
+		return pgrp < 0 ? -EINVAL : -ESRCH;
+	if ((uint32_t)pgrp == vm->proc.pgid)
+		return vm->proc.sid == sid ? 0 : -EPERM;
+	if (!vm->hooks.procs_list || !vm->hooks.proc)
+		return -ESRCH;
+	uint32_t *pids = calloc(4096, sizeof(*pids));
+	unsigned n = pids ? vm->hooks.procs_list(vm, pids, 4096) : 0;
+	int r = -ESRCH;
+	for (unsigned i = 0; i < n && i < 4096 && r != 0; i++) {
+		struct sbx_slot q;
+		memset(&q, 0, sizeof(q));
+		q.nr = SBX_CALL_PGRP;
+		q.u.a[0] = 1; /* getpgid */
+		q.u.a[1] = pids[i];
+		if (vm->hooks.proc(vm, &q) != pgrp)
+			continue;
+		q.u.a[0] = 3; /* getsid */
+		r = (uint32_t)vm->hooks.proc(vm, &q) == sid ? 0 : -EPERM;
+	}
+	free(pids);
+	return r;
+}
+
+/* The session requests, on what this registry keeps. Lock held. group: TIOCSPGRP's answer
+ * for the group (group_of_session), given after the terminal's own checks as Linux's. */
 static int64_t session_request(struct sbx_vm *vm, struct sbx_pty *p, int master, uint32_t req,
-			       uint64_t a2, int32_t v, int32_t *out)
+			       int group, int32_t v, int32_t *out)
 {
 	uint32_t sid = vm->proc.sid;
 	int mine = p->sid && p->sid == sid; /* the caller's controlling terminal */
@@ -373,10 +402,10 @@ static int64_t session_request(struct sbx_vm *vm, struct sbx_pty *p, int master,
 			return -ENOTTY;
 		if (v < 0)
 			return -EINVAL;
-		if (v == 0)
-			return -ESRCH;
 		if (sid != p->sid)
 			return -EPERM;
+		if (group < 0)
+			return group;
 		p->fg = (uint32_t)v;
 		return 0;
 	case TIOCGSID:
@@ -400,7 +429,6 @@ static int64_t session_request(struct sbx_vm *vm, struct sbx_pty *p, int master,
 		p->locked = v != 0;
 		return 0;
 	}
-	(void)a2;
 	return -ENOTTY;
 }
 
@@ -465,9 +493,12 @@ int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uin
 			return -EFAULT;
 		if (how == SBX_IOCTL_OUT && !sbx_gptr(vm, a2, sizeof(out)))
 			return -EFAULT;
+		/* The group must be one of the caller's session (asked of the tree first: not
+		 * under the registry's lock). */
+		int g = req == TIOCSPGRP ? group_of_session(vm, v, vm->proc.sid) : 0;
 		struct sbx_ptys *r = ptys_of(vm);
 		pthread_mutex_lock(&r->lock);
-		int64_t e = session_request(vm, p, master, req, a2, v, &out);
+		int64_t e = session_request(vm, p, master, req, g, v, &out);
 		pthread_mutex_unlock(&r->lock);
 		if (e < 0 || how != SBX_IOCTL_OUT)
 			return e;

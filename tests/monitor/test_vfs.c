@@ -246,12 +246,15 @@ Test(vfs, directories_list_their_nodes)
 {
 	char names[1024];
 	list("/dev", names, sizeof(names));
-	cr_assert_str_eq(names, ".|..|null|zero|full|random|urandom|stdin|stdout|stderr|fd|");
+	cr_assert_str_eq(names,
+			 ".|..|null|zero|full|random|urandom|stdin|stdout|stderr|fd|ptmx|tty|pts|");
 	list("/proc/self", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|cmdline|comm|environ|exe|fd|maps|stat|status|");
 	/* stdio, and the listing's own handle. */
 	list("/dev/fd/", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|0|1|2|3|");
+	list("/dev/pts", names, sizeof(names));
+	cr_assert_str_eq(names, ".|..|", "no terminal yet");
 	/* Its own pid and its parent's, the monitor's init: this sandbox has no process tree. */
 	list("/proc", names, sizeof(names));
 	cr_assert_str_eq(names, ".|..|1|2|self|cpuinfo|loadavg|meminfo|stat|uptime|");
