@@ -388,8 +388,13 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	int e = errno;
 	sbx_ring_reacquire(vm, released);
 	/* The host's abstract names are anyone's: a listener that is not the monitor's own (a
-	 * host process that took a name under the sandbox's prefix) is none of the sandbox's. */
-	if (r == 0 && !sbx_sock_ours(dfd)) {
+	 * host process that took a name under the sandbox's prefix) is none of the sandbox's. A
+	 * datagram socket's connect has no listener to ask (the host records no peer). */
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (r == 0 &&
+	    (getsockopt(dfd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM) &&
+	    !sbx_sock_ours(dfd)) {
 		sbx_log(vm, 1, "connect to %.*s refused: its listener is outside the sandbox",
 			(int)g.len, g.path[0] ? g.path : g.path + 1);
 		shutdown(dfd, SHUT_RDWR);

@@ -312,6 +312,8 @@ Test(ttys, datagrams_go_to_an_address_and_say_who_sent_them)
 	cr_assert_eq(sun_op(SBX_SOCKOP_SENDTO, cli, "/w/none.sock"), -ENOENT);
 	cr_assert_eq(sockop(SBX_SOCKOP_SENDTO, cli, ARG, 2), -EINVAL);
 	cr_assert_eq(sockop(SBX_SOCKOP_SENDTO, cli, 1ull << 40, 20), -EFAULT);
+	/* A datagram socket connects to it too (the host records no peer for it to check). */
+	cr_assert_eq(sun_op(SBX_SOCKOP_CONNECT, cli, "/w/d.sock"), 0);
 	int64_t st = sock(SOCK_STREAM);
 	cr_assert_eq(sun_op(SBX_SOCKOP_SENDTO, st, "/w/d.sock"), -EOPNOTSUPP);
 	cr_assert_eq(sun_op(SBX_SOCKOP_SENDTO, sock(SOCK_SEQPACKET), "@x"), 1,
