@@ -24,6 +24,7 @@
 #define O_EXCL 0200
 #define O_TRUNC 01000
 #define O_APPEND 02000
+#define O_NOCTTY 0400
 #define O_NONBLOCK 04000
 #define O_DIRECTORY 0200000
 #define O_NOFOLLOW 0400000
@@ -49,6 +50,9 @@
 #define FIONBIO 0x5421
 #define POLLIN 1
 #define POLLOUT 4
+#define INT32_MIN_ (-2147483647 - 1)
+#define INT64_MAX_ 0x7fffffffffffffffll
+#define INT64_MIN_ (-INT64_MAX_ - 1)
 #define UTIME_OMIT ((1l << 30) - 2l)
 #define UTIME_NOW ((1l << 30) - 1l)
 
@@ -625,6 +629,52 @@ static void row_fcntl(uint32_t nr, uint64_t arg)
 	each_fd_with(nr, vs, sizeof(vs) / sizeof(vs[0]));
 }
 
+/* The terminal requests of 1.20 (SBX_TTY_IOCTLS) and others on a pseudo-terminal of the
+ * monitor's /dev/ptmx: its master, locked and then unlocked, and a slave from TIOCGPTPEER, as
+ * well as every other handle; each with values and buffers of each kind. Nothing is written to
+ * the master (its ^C would signal the foreground group), and never TIOCSTI. */
+static void row_ioctl_tty(uint32_t nr)
+{
+	static const uint64_t tty_reqs[] = {
+#define TTY_REQ(name, num, how, size) num,
+	    SBX_TTY_IOCTLS(TTY_REQ)
+#undef TTY_REQ
+		0xdeadbeef,
+	    0x5441 | (1ull << 32)};
+	static const uint64_t vals[] = {0, 1, 2, O_RDWR | O_NOCTTY | O_NONBLOCK, ~0ull};
+	int32_t *word = (int32_t *)(IOV + 0x600);
+	int64_t m = path_req(SBX_CALL_OPEN, AT, O_RDWR | O_NOCTTY, (uint64_t) "/dev/ptmx", 9, 0, 0,
+			     0, 0, 0, 0);
+	req1(nr, (uint64_t)m, 0x5441, O_RDWR | O_NOCTTY, 0); /* locked: EIO */
+	*word = 0;
+	req1(nr, (uint64_t)m, 0x40045431, IOV + 0x600, 0); /* TIOCSPTLCK 0: unlockpt */
+	int64_t sl = req1(nr, (uint64_t)m, 0x5441, O_RDWR | O_NOCTTY, 0);
+	uint64_t hs[NFD + 2];
+	unsigned nh = 0;
+	for (int f = 0; f < NFD; f++)
+		hs[nh++] = (uint64_t)fds[f];
+	hs[nh++] = (uint64_t)m;
+	hs[nh++] = (uint64_t)sl;
+	for (unsigned h = 0; h < nh; h++)
+		for (unsigned i = 0; i < sizeof(tty_reqs) / sizeof(tty_reqs[0]); i++) {
+			/* A slave TIOCGPTPEER makes is closed again. */
+			for (unsigned v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+				int64_t r = req1(nr, hs[h], tty_reqs[i], vals[v], 0);
+				if (tty_reqs[i] == 0x5441 && r > 2)
+					close_fd(r);
+			}
+			for (int p = 0; p < NPTR; p++) {
+				int64_t r = req1(nr, hs[h], tty_reqs[i], ptr(p, BUF), 0);
+				if (tty_reqs[i] == 0x5441 && r > 2)
+					close_fd(r);
+			}
+		}
+	if (sl > 2)
+		close_fd(sl);
+	if (m > 2)
+		close_fd(m);
+}
+
 static void row_ioctl(uint32_t nr, uint64_t arg)
 {
 	(void)arg;
@@ -635,6 +685,7 @@ static void row_ioctl(uint32_t nr, uint64_t arg)
 		for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
 			for (int p = 0; p < NPTR; p++)
 				req1(nr, (uint64_t)fds[f], reqs[i], ptr(p, BUF), 0);
+	row_ioctl_tty(nr);
 }
 
 static void row_poll(uint32_t nr, uint64_t arg)
@@ -905,6 +956,870 @@ static void row_window(uint32_t nr, uint64_t arg)
 		req1(SBX_CALL_MUNMAP_SHARED, (uint64_t)w, 0, 0, 0);
 }
 
+/* ---- Processes (1.9 on): FORK, EXECVE, WAIT, PKILL, PGRP, ITIMER, VFORK_EXIT ---- */
+
+#define CLONE_VFORK 0x4000
+#define WNOHANG 1
+#define WNOWAIT 0x01000000
+
+/* A request with six words, served by the vCPU's own thread (SBX_SLOT_OWN), as the process
+ * calls must be. */
+static int64_t own(uint32_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+		   uint64_t a5)
+{
+	const uint64_t a[7] = {a0, a1, a2, a3, a4, a5, 0};
+	int64_t r = rawcall7_pad(nr, SBX_SLOT_OWN, a);
+	requests++;
+	succeeded += r >= 0;
+	if (r < -4095)
+		unanswered++;
+	return r;
+}
+
+/* One real fork: the child, a copy of this program stopped in the request, is answered 0 and
+ * leaves at once without a word (only the first process writes the output). */
+static int64_t fork_child(void)
+{
+	int64_t pid = own(SBX_CALL_FORK, 0, 0, 0, 0, 0, 0);
+	if (pid == 0)
+		rawcall_leave(0);
+	return pid;
+}
+
+/* The child's status, reaped without a wait that could last: WNOHANG and short sleeps. */
+static void reap(int64_t pid)
+{
+	if (pid <= 0)
+		return;
+	for (int i = 0; i < 30000; i++) {
+		if (own(SBX_CALL_WAIT, (uint64_t)pid, WNOHANG, IOV + 0x100, 0, 0, 0) != 0)
+			return;
+		rawcall_call(SBX_CALL_SLEEP, 1000000, 0, 0, 0, 0);
+	}
+	rawcall_say("rawcall: the forked child never ended\n");
+	unanswered++;
+}
+
+/* Words a signal for the waiting thread would set (none comes): none, aligned in RAM and
+ * holding 0, misaligned, outside RAM. */
+static uint64_t intr_words[] = {0, 0, 0, 0};
+
+static void make_intr_words(void)
+{
+	*(volatile uint32_t *)(IOV + 0x40) = 0;
+	intr_words[1] = IOV + 0x40;
+	intr_words[2] = IOV + 0x41;
+	intr_words[3] = top + 4096;
+}
+
+/* FORK: not the vCPU's own request; a1, a vfork's wait alone, for pids that are no child (0 at
+ * once), past 32 bits, with each kind of interrupt word; then one real fork, whose child the
+ * vfork wait and WAIT then see end. */
+static void row_fork(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	make_intr_words();
+	req1(nr, 0, 0, 0, 0); /* not SBX_SLOT_OWN */
+	const uint64_t pids[] = {BOOT->pid, 12345, 0x7fffffff, 1ull << 32, ~0ull};
+	for (unsigned p = 0; p < sizeof(pids) / sizeof(pids[0]); p++)
+		for (unsigned w = 0; w < sizeof(intr_words) / sizeof(intr_words[0]); w++)
+			own(nr, CLONE_VFORK, pids[p], intr_words[w], 0, 0, 0);
+	int64_t child = fork_child();
+	if (child > 0)
+		own(nr, CLONE_VFORK, (uint64_t)child, intr_words[1], 0, 0, 0);
+	reap(child);
+}
+
+/* EXECVE: only requests that fail, or SBX_EXECVE_CHECK's checks of this very program (which
+ * change nothing): never FINAL without CHECK (a failure then ends the process, as Linux's
+ * past its point of no return). Bad strings and vectors, files that are no program, flags out
+ * of range, handles with an empty path. */
+static const char *exec_argv[] = {"rawcall", "calls", 0};
+static const char *exec_bad_argv[] = {"rawcall", (const char *)0x7ffffffff000ull, 0};
+
+static void row_execve(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint32_t CHECK = SBX_EXECVE_CHECK, FINAL = SBX_EXECVE_FINAL;
+	static const char *fails[] = {
+	    "/ro/file", "/ro/dir",     "/ro/nothing", "/ro/link",  "/ro/dangling",
+	    "/rw/up/x", "/etc/passwd", "/a/b",	      "/dev/null", "nowhere",
+	    ""};
+	const uint64_t flags[] = {0,	  CHECK,      CHECK | AT_SYMLINK_NOFOLLOW, CHECK | FINAL,
+				  0x8000, 1ull << 32, CHECK | AT_EMPTY_PATH};
+	setup_fds();
+	req1(nr, AT, (uint64_t) "/ro/file", 0, 0); /* not SBX_SLOT_OWN */
+	for (unsigned p = 0; p < sizeof(fails) / sizeof(fails[0]); p++)
+		for (unsigned f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
+			own(nr, AT, (uint64_t)fails[p], (uint64_t)exec_argv, 0, flags[f], 022);
+	/* Paths and vectors at addresses that are not the program's. */
+	const uint64_t bad[] = {0, top + 4096, ~0ull - 8, 0x7ffffffff000ull};
+	for (unsigned b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+		own(nr, AT, bad[b], (uint64_t)exec_argv, 0, 0, 0);
+		own(nr, AT, (uint64_t) "/proc/self/exe", bad[b], 0, CHECK, 0);
+		own(nr, AT, (uint64_t) "/proc/self/exe", 0, bad[b], CHECK, 0);
+	}
+	own(nr, AT, (uint64_t) "/proc/self/exe", (uint64_t)exec_bad_argv, 0, CHECK, 0);
+	/* The handles, each with an empty path: checks only. */
+	for (int f = 0; f < NFD; f++)
+		own(nr, (uint64_t)fds[f], (uint64_t) "", 0, 0, CHECK | AT_EMPTY_PATH, 0);
+	/* This program, checked: the requests that succeed. */
+	own(nr, AT, (uint64_t) "/proc/self/exe", (uint64_t)exec_argv, 0, CHECK, 077);
+	own(nr, AT, (uint64_t) "/proc/self/exe", (uint64_t)exec_argv, (uint64_t)exec_argv, CHECK,
+	    ~0ull);
+	own(nr, AT, (uint64_t)BOOT->exe_path, 0, 0, CHECK, 0);
+}
+
+/* WAIT: not the vCPU's own request; with no child, for every kind of pid and option (ECHILD at
+ * once, so even without WNOHANG), usage buffers and interrupt words of each kind; then a real
+ * child, looked at without reaping it (WNOWAIT) and reaped. */
+static void row_wait(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	make_intr_words();
+	req1(nr, ~0ull, WNOHANG, 0, 0);
+	const uint64_t pids[] = {~0ull, 0, 12345, BOOT->pid, 1ull << 31, (uint64_t)INT32_MIN_ - 1};
+	const uint64_t opts[] = {WNOHANG, WNOHANG | WNOWAIT, 0, ~0ull};
+	for (unsigned p = 0; p < sizeof(pids) / sizeof(pids[0]); p++)
+		for (unsigned o = 0; o < sizeof(opts) / sizeof(opts[0]); o++)
+			for (int b = 0; b < NPTR; b++)
+				for (unsigned w = 0; w < sizeof(intr_words) / sizeof(intr_words[0]);
+				     w++)
+					own(nr, pids[p], opts[o], b == P_ZERO ? 0 : ptr(b, IOV),
+					    intr_words[w], 0, 0);
+	int64_t child = fork_child();
+	if (child > 0) {
+		for (int b = 0; b < NPTR; b++)
+			own(nr, (uint64_t)child, WNOHANG | WNOWAIT, b == P_ZERO ? 0 : ptr(b, IOV),
+			    0, 0, 0);
+		own(nr, ~0ull, WNOHANG | WNOWAIT, 0, intr_words[1], 0, 0);
+	}
+	reap(child);
+	own(nr, (uint64_t)child, WNOHANG, 0, 0, 0, 0); /* reaped: ECHILD */
+}
+
+/* PKILL: the caller itself and its own group (which the guest's kernel takes: nothing is
+ * delivered), every process but the caller (none), a real child with signal 0, pids that never
+ * were, out of range; signals 0, real ones and past 64. No signal reaches a process that could
+ * end the run: the caller's own share is its kernel's, and rawcall has none. */
+static void row_pkill(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	req1(nr, BOOT->pid, 0, 0, 0);
+	const uint64_t pids[] = {BOOT->pid,
+				 0,
+				 (uint64_t) - (int64_t)BOOT->pid,
+				 ~0ull,
+				 99999,
+				 (uint64_t)-99999,
+				 (uint64_t)INT32_MIN_,
+				 1ull << 32,
+				 0x7fffffff};
+	const uint64_t sigs[] = {0, 1, 9, 10, 15, 28, 64, 65, ~0ull};
+	for (unsigned p = 0; p < sizeof(pids) / sizeof(pids[0]); p++)
+		for (unsigned s = 0; s < sizeof(sigs) / sizeof(sigs[0]); s++)
+			own(nr, pids[p], sigs[s], 0, 0, 0, 0);
+	int64_t child = fork_child();
+	if (child > 0)
+		own(nr, (uint64_t)child, 0, 0, 0, 0, 0);
+	reap(child);
+	if (child > 0)
+		own(nr, (uint64_t)child, 0, 0, 0, 0, 0); /* reaped: ESRCH */
+}
+
+/* PGRP: each operation and unknown ones, with the caller, pids that never were, negative and
+ * past 32 bits. setsid and setpgid of the caller change only its own ids. */
+static void row_pgrp(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	req1(nr, 1, 0, 0, 0);
+	const uint64_t ops[] = {1, 3, 0, 2, 4, ~0ull};
+	const uint64_t ids[] = {0, BOOT->pid, 99999, ~0ull, 1ull << 32, 0x7fffffff};
+	for (unsigned o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+		for (unsigned a = 0; a < sizeof(ids) / sizeof(ids[0]); a++)
+			for (unsigned b = 0; b < sizeof(ids) / sizeof(ids[0]); b++)
+				own(nr, ops[o], ids[a], ids[b], 0, 0, 0);
+}
+
+/* ITIMER: read and set ITIMER_REAL and each POSIX timer, through each kind of buffer, with
+ * negative and huge times, timers and signals out of range. A timer is only ever armed for an
+ * hour or more, and every one is disarmed at the end: none fires (rawcall has no handler, and
+ * SIGALRM's default would end the run). */
+static void row_itimer(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	struct sbx_itimer *it = (struct sbx_itimer *)IOV;
+	const int64_t hour = 3600ll * 1000000000ll;
+	const struct sbx_itimer vals[] = {
+	    {hour, 0}, {hour, hour}, {0, hour}, {-1, 0}, {0, -1}, {INT64_MAX_, INT64_MAX_}, {0, 0}};
+	const uint64_t sets[] = {0, 1, 2, ~0ull};
+	const uint64_t ks[] = {0, 1, SBX_PTIMERS, SBX_PTIMERS + 1, ~0ull};
+	const uint64_t sigs[] = {0, 10, 64, 65};
+	const uint64_t values[] = {0, 1ull << 32};
+	req1(nr, IOV, 0, 0, 0);
+	for (unsigned s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
+		for (unsigned k = 0; k < sizeof(ks) / sizeof(ks[0]); k++)
+			for (unsigned g = 0; g < sizeof(sigs) / sizeof(sigs[0]); g++)
+				for (unsigned x = 0; x < sizeof(values) / sizeof(values[0]); x++)
+					for (unsigned v = 0; v < sizeof(vals) / sizeof(vals[0]);
+					     v++) {
+						*it = vals[v]; /* the answer overwrites it */
+						own(nr, IOV, sets[s], ks[k], sigs[g], values[x], 0);
+					}
+	for (int b = P_ZERO; b < NPTR; b++)
+		for (int s = 0; s < 2; s++)
+			own(nr, ptr(b, IOV), (uint64_t)s, 0, 0, 0, 0);
+	for (unsigned k = 0; k <= SBX_PTIMERS; k++) {
+		*it = (struct sbx_itimer){0, 0};
+		own(nr, IOV, 1, k, 0, 0, 0);
+	}
+}
+
+/* VFORK_EXIT: from a process that is no vfork's child (0 pages: nothing to give), with and
+ * without SBX_SLOT_OWN and arguments it ignores. A real vfork's child would write rawcall's
+ * ring and counters back into its parent. */
+static void row_vfork_exit(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	req1(nr, 0, 0, 0, 0);
+	own(nr, 0, 0, 0, 0, 0, 0);
+	own(nr, ~0ull, top + 4096, ~0ull - 8, 1, 2, 3);
+}
+
+/* ---- Files and descriptors of 1.11 on ---- */
+
+#define FALLOC_FL_KEEP_SIZE 1
+#define FALLOC_FL_PUNCH_HOLE 2
+#define FALLOC_FL_COLLAPSE_RANGE 8
+#define FALLOC_FL_ZERO_RANGE 0x10
+#define FALLOC_FL_INSERT_RANGE 0x20
+#define FALLOC_FL_UNSHARE_RANGE 0x40
+#define MFD_CLOEXEC 1
+#define MFD_ALLOW_SEALING 2
+#define MFD_HUGETLB 4
+#define MFD_NOEXEC_SEAL 8
+#define MFD_EXEC 0x10
+
+static int64_t make_memfd(const char *name, uint32_t flags)
+{
+	return path_req(SBX_CALL_MEMFD, AT, flags, (uint64_t)name, (uint32_t)slen(name), 0, 0, 0, 0,
+			0, 0);
+}
+
+/* FALLOCATE: every handle and a memfd, each mode and unknown ones, offsets and lengths bad
+ * and good; what it allocates is at most 64 KiB at a time, in the writable mounts. */
+static void row_fallocate(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t modes[] = {0,
+				  FALLOC_FL_KEEP_SIZE,
+				  FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				  FALLOC_FL_PUNCH_HOLE,
+				  FALLOC_FL_ZERO_RANGE,
+				  FALLOC_FL_COLLAPSE_RANGE,
+				  FALLOC_FL_INSERT_RANGE,
+				  FALLOC_FL_UNSHARE_RANGE,
+				  0x80,
+				  ~0ull};
+	const uint64_t offs[][2] = {{0, 4096},
+				    {4096, 65536},
+				    {0, 0},
+				    {~0ull, 4096},
+				    {0, ~0ull},
+				    {1ull << 62, 4096},
+				    {(uint64_t)INT64_MAX_ - 100, 4096}};
+	setup_fds();
+	int64_t mfd = make_memfd("rawcall", 0);
+	for (int f = 0; f <= NFD; f++) {
+		uint64_t fd = f < NFD ? (uint64_t)fds[f] : (uint64_t)mfd;
+		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			for (unsigned o = 0; o < sizeof(offs) / sizeof(offs[0]); o++)
+				req1(nr, fd, modes[m], offs[o][0], offs[o][1]);
+	}
+	req1(nr, (uint64_t)mfd, 0, 0, top * 2); /* more than RAM: ENOSPC */
+	close_made(mfd, 0);
+}
+
+/* MEMFD: names good, empty, with a '/', with a NUL, at and past the limit, at bad addresses;
+ * each flag and others. What is made is closed. */
+static void row_memfd(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	char *s = (char *)STR + 0x3000;
+	for (int i = 0; i < 300; i++)
+		s[i] = 'm';
+	const struct {
+		uint64_t addr;
+		uint32_t len;
+	} names[] = {{(uint64_t) "rawcall", 7},
+		     {STR + 0x3000, 0},
+		     {(uint64_t) "a/b", 3},
+		     {str_nul, 11},
+		     {STR + 0x3000, 249},
+		     {STR + 0x3000, 250},
+		     {STR + 0x3000, 0xffffffff},
+		     {top + 4096, 8},
+		     {top - 4, 8},
+		     {~0ull - 4, 8},
+		     {0, 8}};
+	const uint32_t flags[] = {0,
+				  MFD_CLOEXEC,
+				  MFD_ALLOW_SEALING,
+				  3,
+				  MFD_HUGETLB,
+				  MFD_NOEXEC_SEAL,
+				  MFD_EXEC,
+				  MFD_NOEXEC_SEAL | MFD_EXEC,
+				  0x100,
+				  ~0u};
+	for (unsigned n = 0; n < sizeof(names) / sizeof(names[0]); n++)
+		for (unsigned f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
+			close_made(path_req(nr, AT, flags[f], names[n].addr, names[n].len, 0, 0, 0,
+					    0, 0, 0),
+				   0);
+}
+
+#define S_IFIFO 0010000
+#define S_IFCHR 0020000
+#define S_IFDIR 0040000
+#define S_IFBLK 0060000
+#define S_IFREG 0100000
+#define S_IFSOCK 0140000
+
+/* MKNOD: every operand and every handle with an empty path, each type (devices: EPERM) and
+ * none; what is made is unlinked again, so that the next type finds the name free. */
+static void row_mknod(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint32_t modes[] = {S_IFIFO | 0644, S_IFREG | 0600,  S_IFSOCK | 0755,
+				  S_IFCHR | 0666, S_IFBLK | 0600,  S_IFDIR | 0755,
+				  0644,		  S_IFIFO | 07777, ~0u};
+	setup_fds();
+	for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+		for (unsigned i = 0; i < NOPND + NFD; i++) {
+			uint64_t dirfd, addr;
+			uint32_t len;
+			if (i < NOPND) {
+				operand(&opnds[i], &dirfd, &addr, &len);
+			} else {
+				dirfd = (uint64_t)fds[i - NOPND];
+				addr = STR;
+				len = 0;
+			}
+			if (path_req(nr, dirfd, 0, addr, len, modes[m], 0, 0, 0, 0, 0) == 0)
+				path_req(SBX_CALL_UNLINK, dirfd, 0, addr, len, 0, 0, 0, 0, 0, 0);
+		}
+}
+
+/* OPEN_WAIT: with no open kept (SBX_EOPEN_WAITS), unknown arguments, and a FIFO's reader kept
+ * by OPEN: asked again with no writer (EINTR after a look), then with a writer (the handle),
+ * then dropped. Never a kept writer, whose open would wait for a reader that never comes. */
+static void row_open_wait(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	static const char fifo[] = "/scratch/fifo";
+	const uint32_t fl = (uint32_t)slen(fifo);
+	req1(nr, 0, 0, 0, 0);
+	req1(nr, 1, 0, 0, 0);
+	req1(nr, 2, 0, 0, 0);
+	req1(nr, ~0ull, 0, 0, 0);
+	req_own(nr, 1, 0, 0, 0);
+	path_req(SBX_CALL_MKNOD, AT, 0, (uint64_t)fifo, fl, S_IFIFO | 0600, 0, 0, 0, 0, 0);
+	for (int own_ = 0; own_ < 2; own_++) {
+		path_req(SBX_CALL_OPEN, AT, O_RDONLY, (uint64_t)fifo, fl, 0, 0, 0, 0, 0, 0);
+		req_own(nr, own_, 0, 0, 0); /* no writer: EINTR after a look */
+		int64_t w = path_req(SBX_CALL_OPEN, AT, O_WRONLY | O_NONBLOCK, (uint64_t)fifo, fl,
+				     0, 0, 0, 0, 0, 0);
+		close_made(req_own(nr, own_, 0, 0, 0), 0); /* the reader */
+		close_made(w, 0);
+		path_req(SBX_CALL_OPEN, AT, O_RDONLY, (uint64_t)fifo, fl, 0, 0, 0, 0, 0, 0);
+		req_own(nr, own_, 1, 0, 0); /* dropped */
+		req_own(nr, own_, 0, 0, 0); /* none kept */
+	}
+	path_req(SBX_CALL_UNLINK, AT, 0, (uint64_t)fifo, fl, 0, 0, 0, 0, 0, 0);
+}
+
+#define LOCK_SH 1
+#define LOCK_EX 2
+#define LOCK_NB 4
+#define LOCK_UN 8
+
+/* FLOCK: every handle with each operation, with LOCK_NB and without (no other description of
+ * any of these files is open, so nothing waits), LOCK_MAND and unknown bits; all let go. */
+static void row_flock(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t ops[] = {LOCK_SH | LOCK_NB,
+				LOCK_EX | LOCK_NB,
+				LOCK_UN,
+				LOCK_EX,
+				LOCK_SH,
+				LOCK_UN | LOCK_NB,
+				32,
+				0,
+				3,
+				LOCK_SH | LOCK_EX | LOCK_NB,
+				16,
+				1ull << 32 | LOCK_SH,
+				~0ull & ~32ull,
+				LOCK_UN};
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		for (unsigned o = 0; o < sizeof(ops) / sizeof(ops[0]); o++)
+			req_own(nr, (int)(o & 1), (uint64_t)fds[f], ops[o], 0);
+}
+
+/* ---- Threads' ids, timers, patches, the snapshot point ---- */
+
+/* TID: the next thread's id, whatever else the words hold. */
+static void row_tid(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	req1(nr, 0, 0, 0, 0);
+	req1(nr, ~0ull, ~0ull, ~0ull, ~0ull);
+	req_own(nr, 1, 1, 2, 3);
+}
+
+/* THREAD_RUN: run words good and bad, vCPU indexes with no parked vCPU (this program starts
+ * none) and out of range, tids right, wrong and 0. Every request fails: a vCPU to resume needs
+ * THREAD_START's success, which is the threads tests' (see row_thread). */
+static void row_thread_run(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	*(volatile uint32_t *)IOV = 0;
+	int64_t tid = req1(SBX_CALL_TID, 0, 0, 0, 0);
+	const uint64_t words[] = {IOV, IOV + 2, 0, top - 4, top, ~0ull & ~3ull};
+	const uint64_t idx[] = {0, 1, 2, 1023, 1024, ~0ull};
+	const uint64_t tids[] = {(uint64_t)tid, 0, (uint64_t)tid + 1, ~0ull};
+	for (unsigned w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		for (unsigned i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
+			for (unsigned t = 0; t < sizeof(tids) / sizeof(tids[0]); t++)
+				req1(nr, words[w], idx[i], tids[t], 0);
+}
+
+#define TFD_TIMER_ABSTIME 1
+#define TFD_TIMER_CANCEL_ON_SET 2
+
+/* TIMERFD: CREATE with each clock (the alarm ones: EPERM) and flags; SETTIME and GETTIME on a
+ * monotonic and a real-time timer, each flag, times negative, relative, absolute in the past
+ * and far future (the sums saturate), through each kind of buffer; every other handle; unknown
+ * operations. The timers are closed at the end (one that fires only counts). */
+static void row_timerfd(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t clocks[] = {1, 0, 7, 8, 9, 2, 99, ~0ull};
+	const uint64_t cflags[] = {0, O_NONBLOCK, O_CLOEXEC, O_NONBLOCK | O_CLOEXEC, 1, ~0ull};
+	for (unsigned c = 0; c < sizeof(clocks) / sizeof(clocks[0]); c++)
+		for (unsigned f = 0; f < sizeof(cflags) / sizeof(cflags[0]); f++)
+			close_made(req1(nr, SBX_TIMERFD_CREATE, clocks[c], cflags[f], 0), 0);
+	int64_t tm[2] = {req1(nr, SBX_TIMERFD_CREATE, 1, O_NONBLOCK, 0),
+			 req1(nr, SBX_TIMERFD_CREATE, 0, O_NONBLOCK, 0)};
+	struct sbx_itimer *it = (struct sbx_itimer *)IOV;
+	const int64_t hour = 3600ll * 1000000000ll;
+	const struct sbx_itimer vals[] = {{hour, 0}, {1, 1000000}, {0, 0},
+					  {-1, 0},   {0, -1},	   {INT64_MAX_, INT64_MAX_}};
+	const uint64_t sflags[] = {0,
+				   TFD_TIMER_ABSTIME,
+				   TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+				   TFD_TIMER_CANCEL_ON_SET,
+				   4,
+				   ~0ull};
+	const uint64_t nows[] = {0, (uint64_t)INT64_MAX_, (uint64_t)INT64_MIN_};
+	for (int t = 0; t < 2; t++)
+		for (unsigned v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+			for (unsigned f = 0; f < sizeof(sflags) / sizeof(sflags[0]); f++)
+				for (unsigned n = 0; n < sizeof(nows) / sizeof(nows[0]); n++) {
+					*it = vals[v];
+					req(nr, SBX_TIMERFD_SETTIME, (uint64_t)tm[t], sflags[f],
+					    IOV, nows[n], nows[(n + 1) % 3], 0);
+					req1(nr, SBX_TIMERFD_GETTIME, (uint64_t)tm[t], 0, IOV);
+				}
+	for (int b = P_ZERO; b < NPTR; b++) {
+		*it = vals[0];
+		req1(nr, SBX_TIMERFD_SETTIME, (uint64_t)tm[0], 0, ptr(b, IOV));
+		req1(nr, SBX_TIMERFD_GETTIME, (uint64_t)tm[0], 0, ptr(b, IOV));
+	}
+	setup_fds();
+	for (int f = 0; f < NFD; f++) {
+		*it = vals[0];
+		req1(nr, SBX_TIMERFD_SETTIME, (uint64_t)fds[f], 0, IOV);
+		req1(nr, SBX_TIMERFD_GETTIME, (uint64_t)fds[f], 0, IOV);
+	}
+	req1(nr, 3, (uint64_t)tm[0], 0, IOV);
+	req1(nr, ~0ull, (uint64_t)tm[0], 0, IOV);
+	close_made(tm[0], 0);
+	close_made(tm[1], 0);
+}
+
+/* PATCH: a "site" in the scratch area (the monitor writes the bytes there: the program's code
+ * is not touched), with and without a vCPU to move; counts 0 and past 8, across a page, sites
+ * below the program's half and wrapping, `from` outside the site, `to` outside the records'
+ * window, guest-physical addresses outside RAM. */
+static void row_patch(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t va = SBX_USER_ADDR + 0x1000, gpa = IOV + 0x1000;
+	const uint64_t bytes = 0x9090909090909090ull;
+	const uint64_t to = SBX_PATCH_ADDR + 64;
+	req(nr, va, gpa, bytes, 4, 0, 0, 0);
+	req(nr, va, gpa, bytes, 8, va + 2, to, 0);
+	req(nr, va, gpa, bytes, 1, 0, 0, 0);
+	const uint64_t ns[] = {0, 9, ~0ull};
+	for (unsigned n = 0; n < sizeof(ns) / sizeof(ns[0]); n++)
+		req(nr, va, gpa, bytes, ns[n], 0, 0, 0);
+	req(nr, va, gpa + 4094, bytes, 4, 0, 0, 0);
+	req(nr, SBX_USER_ADDR - 8, gpa, bytes, 4, 0, 0, 0);
+	req(nr, ~0ull - 2, gpa, bytes, 4, 0, 0, 0);
+	const uint64_t froms[] = {va, va + 4, va - 1, ~0ull};
+	for (unsigned f = 0; f < sizeof(froms) / sizeof(froms[0]); f++)
+		req(nr, va, gpa, bytes, 4, froms[f], to, 0);
+	const uint64_t tos[] = {0, SBX_PATCH_ADDR - 1, SBX_PATCH_ADDR + SBX_PATCH_BYTES, ~0ull};
+	for (unsigned t = 0; t < sizeof(tos) / sizeof(tos[0]); t++)
+		req(nr, va, gpa, bytes, 4, va + 1, tos[t], 0);
+	const uint64_t gpas[] = {0, top, top + 4096, ~0ull & ~4095ull};
+	for (unsigned g = 0; g < sizeof(gpas) / sizeof(gpas[0]); g++)
+		req(nr, va, gpas[g], bytes, 4, 0, 0, 0);
+}
+
+/* POINT: the snapshot point of repeated runs (sandbox-fuzz, sandbox-serve). sandbox-run has
+ * none: every request is answered -ENOSYS, as the vCPU's own request or not. */
+static void row_point(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	req1(nr, 0, 0, 0, 0);
+	req_own(nr, 1, 0, 0, 0);
+	req1(nr, ~0ull, top + 4096, ~0ull, ~0ull);
+}
+
+/* ---- Sockets: SOCKETPAIR, SOCKET, SOCKOP ---- */
+
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_SEQPACKET 5
+#define SOL_SOCKET 1
+
+/* SOCKETPAIR, SOCKET: each type and others, with the flags and unknown bits; closed again. */
+static void row_socket(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t types[] = {SOCK_STREAM,
+				  SOCK_DGRAM,
+				  SOCK_SEQPACKET,
+				  SOCK_STREAM | O_NONBLOCK,
+				  SOCK_DGRAM | O_CLOEXEC,
+				  SOCK_SEQPACKET | O_NONBLOCK | O_CLOEXEC,
+				  0,
+				  3,
+				  6,
+				  10,
+				  SOCK_STREAM | 0x100,
+				  1ull << 32 | SOCK_STREAM,
+				  ~0ull};
+	for (unsigned t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+		close_made(req1(nr, types[t], 0, 0, 0), nr == SBX_CALL_SOCKETPAIR);
+}
+
+/* A struct sockaddr_un at `at`: family, then `len` bytes of name. */
+static uint64_t sun_at(uint64_t at, uint16_t family, const char *name, int len)
+{
+	uint8_t *p = (uint8_t *)at;
+	memset(p, 0, 112);
+	p[0] = (uint8_t)family;
+	p[1] = (uint8_t)(family >> 8);
+	memcpy(p + 2, name, (unsigned long)len);
+	return at;
+}
+
+/* SOCKOP: each operation on every kind of handle (files, stdio, a pair, a socket of its own
+ * bound, listening, connected, accepted, a datagram one bound to a file in /scratch), with
+ * addresses by abstract name, by path in writable and read-only mounts and out of them, of
+ * the wrong family, of bad lengths and at bad addresses; options known, inert and not; every
+ * socket non-blocking, so that no CONNECT or ACCEPT waits. */
+static void row_sockop(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	setup_fds();
+	int64_t pair = req1(SBX_CALL_SOCKETPAIR, SOCK_STREAM | O_NONBLOCK, 0, 0, 0);
+	int64_t lst = req1(SBX_CALL_SOCKET, SOCK_STREAM | O_NONBLOCK, 0, 0, 0);
+	int64_t cli = req1(SBX_CALL_SOCKET, SOCK_STREAM | O_NONBLOCK, 0, 0, 0);
+	int64_t dg = req1(SBX_CALL_SOCKET, SOCK_DGRAM | O_NONBLOCK, 0, 0, 0);
+	int64_t ev = req1(SBX_CALL_EVENTFD, 0, 0, 0, 0);
+	const uint64_t A = IOV + 0x400;
+	const struct {
+		uint64_t addr, len;
+	} addrs[] = {
+	    {sun_at(A, 1, "\0rawcall", 8), 10},
+	    {sun_at(A + 0x80, 1, "/scratch/sock", 14), 16},
+	    {sun_at(A + 0x100, 1, "/ro/sock", 8), 10},
+	    {sun_at(A + 0x180, 1, "/etc/passwd", 11), 13},
+	    {sun_at(A + 0x200, 1, "/rw/up/sock", 11), 13},
+	    {sun_at(A + 0x280, 2, "\0x", 2), 4},
+	    {sun_at(A + 0x300, 1, "", 0), 2},
+	    {A, 0},
+	    {A, 1},
+	    {A, 111},
+	    {A, ~0ull},
+	    {top + 4096, 10},
+	    {top - 4, 10},
+	    {~0ull - 4, 10},
+	};
+	const unsigned na = sizeof(addrs) / sizeof(addrs[0]);
+	/* The sockets made useful first, in order: bound, listening, connected, accepted. */
+	req1(nr, SBX_SOCKOP_BIND, (uint64_t)lst, addrs[0].addr, addrs[0].len);
+	req1(nr, SBX_SOCKOP_BIND, (uint64_t)dg, addrs[1].addr, addrs[1].len);
+	req1(nr, SBX_SOCKOP_LISTEN, (uint64_t)lst, 4, 0);
+	req1(nr, SBX_SOCKOP_ACCEPT, (uint64_t)lst, O_NONBLOCK, 0); /* none yet: EAGAIN */
+	req1(nr, SBX_SOCKOP_CONNECT, (uint64_t)cli, addrs[0].addr, addrs[0].len);
+	int64_t acc = req1(nr, SBX_SOCKOP_ACCEPT, (uint64_t)lst, O_NONBLOCK | O_CLOEXEC, 0);
+	uint64_t socks[NFD + 8];
+	unsigned ns = 0;
+	for (int f = 0; f < NFD; f++)
+		socks[ns++] = (uint64_t)fds[f];
+	socks[ns++] = (uint64_t)(pair & 0xffffffff);
+	socks[ns++] = (uint64_t)(pair >> 32);
+	socks[ns++] = (uint64_t)lst;
+	socks[ns++] = (uint64_t)cli;
+	socks[ns++] = (uint64_t)dg;
+	socks[ns++] = (uint64_t)acc;
+	socks[ns++] = (uint64_t)ev;
+	int32_t *scm = (int32_t *)(IOV + 0x800);
+	scm[0] = 1;
+	scm[1] = (int32_t)dg;
+	scm[2] = 999;
+	scm[3] = -1;
+	const uint64_t opts[][3] = {
+	    {SOL_SOCKET, 3, 0},	    /* SO_TYPE */
+	    {SOL_SOCKET, 7, 65536}, /* SO_SNDBUF */
+	    {SOL_SOCKET, 16, 1},    /* SO_PASSCRED */
+	    {SOL_SOCKET, 2, 1},	    /* SO_REUSEADDR: inert */
+	    {SOL_SOCKET, 18, 1},    /* SO_RCVLOWAT */
+	    {SOL_SOCKET, 17, 0},    /* SO_PEERCRED: not an int */
+	    {SOL_SOCKET, 7, 1ull << 32}, {0, 3, 0}, {~0ull, ~0ull, ~0ull},
+	};
+	for (unsigned s = 0; s < ns; s++) {
+		uint64_t h = socks[s];
+		req1(nr, SBX_SOCKOP_CHECK, h, 0, 0);
+		for (unsigned o = 0; o < sizeof(opts) / sizeof(opts[0]); o++) {
+			req(nr, SBX_SOCKOP_GETOPT, h, opts[o][0], opts[o][1], 0, 0, 0);
+			req(nr, SBX_SOCKOP_SETOPT, h, opts[o][0], opts[o][1], opts[o][2], 0, 0);
+		}
+		for (unsigned a = 0; a < na; a++) {
+			req1(nr, SBX_SOCKOP_BIND, h, addrs[a].addr, addrs[a].len);
+			req1(nr, SBX_SOCKOP_CONNECT, h, addrs[a].addr, addrs[a].len);
+		}
+		req1(nr, SBX_SOCKOP_LISTEN, h, 1, 0);
+		req1(nr, SBX_SOCKOP_LISTEN, h, ~0ull, 0);
+		req1(nr, SBX_SOCKOP_ACCEPT, h, O_NONBLOCK, 0);
+		req1(nr, SBX_SOCKOP_ACCEPT, h, ~0ull, 0);
+		for (uint64_t which = 0; which < 3; which++)
+			for (int b = 0; b < NPTR; b++)
+				req1(nr, SBX_SOCKOP_NAME, h, which, ptr(b, IOV + 0xa00));
+		req1(nr, SBX_SOCKOP_NAME, h, ~0ull, IOV + 0xa00);
+		for (int b = 0; b < NPTR; b++) {
+			req1(nr, SBX_SOCKOP_SCM_SEND, h, ptr(b, (uint64_t)scm), 2);
+			req1(nr, SBX_SOCKOP_SCM_TAKE, h, ptr(b, IOV + 0xc00), 64);
+		}
+		const uint64_t counts[] = {0, 1, 4, SBX_SCM_MAX, SBX_SCM_MAX + 1, ~0ull};
+		for (unsigned c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			req1(nr, SBX_SOCKOP_SCM_SEND, h, (uint64_t)scm, counts[c]);
+			req1(nr, SBX_SOCKOP_SCM_TAKE, h, IOV + 0xc00, counts[c]);
+		}
+		req1(nr, 11, h, 0, 0);
+		req1(nr, ~0ull, h, 0, 0);
+	}
+	/* Shut last: the other requests found the sockets whole. */
+	for (unsigned s = 0; s < ns; s++)
+		for (uint64_t how = 0; how < 4; how++)
+			req1(nr, SBX_SOCKOP_SHUTDOWN, socks[s], how == 3 ? ~0ull : how, 0);
+	close_made(pair, 1);
+	close_made(lst, 0);
+	close_made(cli, 0);
+	close_made(dg, 0);
+	close_made(acc, 0);
+	close_made(ev, 0);
+	path_req(SBX_CALL_UNLINK, AT, 0, (uint64_t) "/scratch/sock", 13, 0, 0, 0, 0, 0, 0);
+}
+
+/* ---- Futexes on shared memory ---- */
+
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_REQUEUE 3
+#define FUTEX_CMP_REQUEUE 4
+#define FUTEX_WAKE_OP 5
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAKE_BITSET 10
+
+/* FUTEX: words in a window of shared anonymous memory (holding 0), at its end, misaligned,
+ * past it, in RAM (the guest kernel's, not the host's) and outside RAM; each operation and
+ * others; values that match and not; waits of at most a microsecond. */
+static void row_futex(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	int64_t win = req1(SBX_CALL_MMAP_SHARED, ~0ull, 0, 4096, 3);
+	uint64_t w = win > 0 ? (uint64_t)win : top;
+	const uint64_t words[] = {w, w + 4092, w + 2, w + 4096, IOV, 0, top, ~0ull & ~3ull};
+	const uint64_t ops[] = {FUTEX_WAKE,
+				FUTEX_WAIT,
+				FUTEX_WAIT_BITSET,
+				FUTEX_WAKE_BITSET,
+				FUTEX_REQUEUE,
+				FUTEX_CMP_REQUEUE,
+				FUTEX_WAKE_OP,
+				2,
+				6,
+				128 | FUTEX_WAKE,
+				1ull << 32,
+				~0ull};
+	const uint64_t vals[] = {0, 1, 1ull << 32};
+	const uint64_t val2s[] = {0, 1000, 1ull << 40};
+	const uint64_t addr2s[] = {w + 4, IOV, w + 1};
+	const uint64_t val3s[] = {~0u, 0, 1ull << 32};
+	for (unsigned a = 0; a < sizeof(words) / sizeof(words[0]); a++)
+		for (unsigned o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+			int wait = ops[o] == FUTEX_WAIT || ops[o] == FUTEX_WAIT_BITSET;
+			for (unsigned v = 0; v < sizeof(vals) / sizeof(vals[0]); v++)
+				for (unsigned v2 = 0; v2 < sizeof(val2s) / sizeof(val2s[0]); v2++)
+					for (unsigned u = 0; u < sizeof(addr2s) / sizeof(addr2s[0]);
+					     u++)
+						for (unsigned v3 = 0;
+						     v3 < sizeof(val3s) / sizeof(val3s[0]); v3++) {
+							if (wait && val2s[v2] > 1000)
+								continue;
+							const uint64_t x[7] = {ops[o],	  words[a],
+									       vals[v],	  val2s[v2],
+									       addr2s[u], val3s[v3],
+									       0};
+							int64_t r = rawcall7_pad(
+							    nr, wait && (v3 & 1) ? 0 : SBX_SLOT_OWN,
+							    x);
+							requests++;
+							succeeded += r >= 0;
+							unanswered += r < -4095;
+						}
+		}
+	if (win > 0)
+		req1(SBX_CALL_MUNMAP_SHARED, (uint64_t)win, 0, 0, 0);
+}
+
+/* ---- inotify ---- */
+
+#define IN_NONBLOCK O_NONBLOCK
+#define IN_CLOEXEC O_CLOEXEC
+#define IN_ALL_EVENTS 0xfff
+#define IN_ONLYDIR 0x01000000
+#define IN_DONT_FOLLOW 0x02000000
+#define IN_MASK_CREATE 0x10000000
+#define IN_MASK_ADD 0x20000000
+
+/* INOTIFY: instances with each flag and others, more than a process may hold (EMFILE past
+ * 32), all closed; rm_watch of a watch made and not, on every kind of handle; unknown
+ * operations. */
+static void row_inotify(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t flags[] = {0, IN_CLOEXEC, IN_NONBLOCK, IN_CLOEXEC | IN_NONBLOCK, 1, ~0ull};
+	for (unsigned f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
+		close_made(req1(nr, 0, flags[f], 0, 0), 0);
+	int64_t many[40];
+	for (int i = 0; i < 40; i++)
+		many[i] = req1(nr, 0, IN_NONBLOCK, 0, 0);
+	for (int i = 0; i < 40; i++)
+		close_made(many[i], 0);
+	int64_t in = req1(nr, 0, 0, 0, 0);
+	int64_t wd = path_req(SBX_CALL_INOTIFY_WATCH, AT, IN_ALL_EVENTS, (uint64_t) "/rw", 3, 0, 0,
+			      0, (uint64_t)in, 0, 0);
+	const uint64_t wds[] = {(uint64_t)wd, (uint64_t)wd, 0, 999, ~0ull, 1ull << 31};
+	for (unsigned w = 0; w < sizeof(wds) / sizeof(wds[0]); w++)
+		req1(nr, 1, (uint64_t)in, wds[w], 0);
+	setup_fds();
+	for (int f = 0; f < NFD; f++)
+		req1(nr, 1, (uint64_t)fds[f], 1, 0);
+	req1(nr, 2, (uint64_t)in, 1, 0);
+	req1(nr, ~0ull, 0, 0, 0);
+	close_made(in, 0);
+}
+
+/* INOTIFY_WATCH: every operand and every handle with an empty path, with masks good, empty,
+ * with IN_DONT_FOLLOW and IN_ONLYDIR, contradictory and full; instances that are not. */
+static void row_inotify_watch(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint32_t masks[] = {IN_ALL_EVENTS,
+				  IN_ALL_EVENTS | IN_DONT_FOLLOW,
+				  IN_ONLYDIR | 0x100,
+				  0,
+				  IN_MASK_ADD | IN_MASK_CREATE | 1,
+				  IN_MASK_ADD | 2,
+				  ~0u};
+	setup_fds();
+	int64_t in = req1(SBX_CALL_INOTIFY, 0, IN_NONBLOCK, 0, 0);
+	for (unsigned m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+		for (unsigned i = 0; i < NOPND + NFD; i++) {
+			uint64_t dirfd, addr;
+			uint32_t len;
+			if (i < NOPND) {
+				operand(&opnds[i], &dirfd, &addr, &len);
+			} else {
+				dirfd = (uint64_t)fds[i - NOPND];
+				addr = STR;
+				len = 0;
+			}
+			path_req(nr, dirfd, masks[m], addr, len, 0, 0, 0, (uint64_t)in, 0, 0);
+		}
+	for (int f = 0; f < NFD; f++)
+		path_req(nr, AT, IN_ALL_EVENTS, (uint64_t) "/rw", 3, 0, 0, 0, (uint64_t)fds[f], 0,
+			 0);
+	close_made(in, 0);
+}
+
+/* ---- signalfd (1.20) ---- */
+
+/* SIGNALFD: MAKE new ones (handle -1) with masks, flags good and bad and pending signals; MAKE
+ * on one made (its mask changed), on every other kind of handle (EINVAL, EBADF) and on
+ * numbers that are not -1; ASK into each kind of kernel buffer; SYNC with signals pending or
+ * not; a read of one (the kernel's: SBX_ESIGNALFD); unknown operations. */
+static void row_signalfd(uint32_t nr, uint64_t arg)
+{
+	(void)arg;
+	const uint64_t masks[] = {0, 1ull << 1, 1ull << 27, ~0ull};
+	const uint64_t flags[] = {0, O_NONBLOCK, O_CLOEXEC, O_NONBLOCK | O_CLOEXEC, 1, ~0ull};
+	const uint64_t pend[] = {0, 1ull << 27, ~0ull};
+	for (unsigned m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+		for (unsigned f = 0; f < sizeof(flags) / sizeof(flags[0]); f++)
+			for (unsigned p = 0; p < sizeof(pend) / sizeof(pend[0]); p++)
+				close_made(req(nr, SBX_SIGFD_MAKE, ~0ull, masks[m], flags[f],
+					       pend[p], 0, 0),
+					   0);
+	int64_t sfd = req(nr, SBX_SIGFD_MAKE, ~0ull, 1ull << 1, O_NONBLOCK, 0, 0, 0);
+	int64_t ev = req1(SBX_CALL_EVENTFD, 0, 0, 0, 0);
+	setup_fds();
+	uint64_t hs[NFD + 6];
+	unsigned nh = 0;
+	for (int f = 0; f < NFD; f++)
+		hs[nh++] = (uint64_t)fds[f];
+	hs[nh++] = (uint64_t)sfd;
+	hs[nh++] = (uint64_t)ev;
+	hs[nh++] = 0xffffffffull;
+	hs[nh++] = (uint64_t)-2;
+	hs[nh++] = 1ull << 32 | (uint64_t)sfd;
+	for (unsigned h = 0; h < nh; h++) {
+		for (unsigned p = 0; p < sizeof(pend) / sizeof(pend[0]); p++)
+			req(nr, SBX_SIGFD_MAKE, hs[h], 1ull << 27, 0, pend[p], 0, 0);
+		req(nr, SBX_SIGFD_MAKE, hs[h], 0, ~0ull, 0, 0, 0);
+		for (int b = 0; b < NPTR; b++)
+			req1(nr, SBX_SIGFD_ASK, hs[h], ptr(b, IOV), 0);
+	}
+	for (unsigned p = 0; p < sizeof(pend) / sizeof(pend[0]); p++)
+		req1(nr, SBX_SIGFD_SYNC, pend[p], 0, 0);
+	req1(SBX_CALL_READ, (uint64_t)sfd, BUF, 8, 0);
+	req1(nr, 3, (uint64_t)sfd, 0, 0);
+	req1(nr, ~0ull, (uint64_t)sfd, 0, 0);
+	req1(nr, SBX_SIGFD_SYNC, 0, 0, 0);
+	close_made(sfd, 0);
+	close_made(ev, 0);
+}
+
 static void row_exit(uint32_t nr, uint64_t arg)
 {
 	req1(nr, arg, 0, 0, 0);
@@ -975,6 +1890,30 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_EPOLL_CTL] = row_epoll_ctl,
     [SBX_CALL_EPOLL_WAIT] = row_epoll_wait,
     [SBX_CALL_KICK] = row_kick,
+    [SBX_CALL_FORK] = row_fork,
+    [SBX_CALL_EXECVE] = row_execve,
+    [SBX_CALL_WAIT] = row_wait,
+    [SBX_CALL_PKILL] = row_pkill,
+    [SBX_CALL_PGRP] = row_pgrp,
+    [SBX_CALL_ITIMER] = row_itimer,
+    [SBX_CALL_FALLOCATE] = row_fallocate,
+    [SBX_CALL_SOCKETPAIR] = row_socket,
+    [SBX_CALL_SOCKOP] = row_sockop,
+    [SBX_CALL_FUTEX] = row_futex,
+    [SBX_CALL_FLOCK] = row_flock,
+    [SBX_CALL_TID] = row_tid,
+    [SBX_CALL_THREAD_RUN] = row_thread_run,
+    [SBX_CALL_TIMERFD] = row_timerfd,
+    [SBX_CALL_PATCH] = row_patch,
+    [SBX_CALL_VFORK_EXIT] = row_vfork_exit,
+    [SBX_CALL_POINT] = row_point,
+    [SBX_CALL_MEMFD] = row_memfd,
+    [SBX_CALL_MKNOD] = row_mknod,
+    [SBX_CALL_OPEN_WAIT] = row_open_wait,
+    [SBX_CALL_INOTIFY] = row_inotify,
+    [SBX_CALL_INOTIFY_WATCH] = row_inotify_watch,
+    [SBX_CALL_SOCKET] = row_socket,
+    [SBX_CALL_SIGNALFD] = row_signalfd,
 };
 
 void rawcall_calls(uint32_t nr, uint64_t arg)
