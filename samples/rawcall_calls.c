@@ -1656,8 +1656,15 @@ static void row_sockop(uint32_t nr, uint64_t arg)
 static void row_futex(uint32_t nr, uint64_t arg)
 {
 	(void)arg;
+	/* Shared anonymous memory, or (when the monitor has no room for it and answers 0) a
+	 * window onto /rw/file. */
 	int64_t win = req1(SBX_CALL_MMAP_SHARED, ~0ull, 0, 4096, 3);
-	uint64_t w = win > 0 ? (uint64_t)win : top;
+	if (win <= 0) {
+		setup_fds();
+		win = req1(SBX_CALL_MMAP_SHARED, (uint64_t)fds[F_RW_FILE], 0, 4096, 3);
+	}
+	/* The answer's low bit says the window is writable: the address is the page's. */
+	uint64_t w = win > 0 ? (uint64_t)win & ~4095ull : top;
 	const uint64_t words[] = {w, w + 4092, w + 2, w + 4096, IOV, 0, top, ~0ull & ~3ull};
 	const uint64_t ops[] = {FUTEX_WAKE,
 				FUTEX_WAIT,
@@ -1699,7 +1706,7 @@ static void row_futex(uint32_t nr, uint64_t arg)
 						}
 		}
 	if (win > 0)
-		req1(SBX_CALL_MUNMAP_SHARED, (uint64_t)win, 0, 0, 0);
+		req1(SBX_CALL_MUNMAP_SHARED, w, 0, 0, 0);
 }
 
 /* ---- inotify ---- */
