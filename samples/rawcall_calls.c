@@ -1606,6 +1606,13 @@ static void row_sockop(uint32_t nr, uint64_t arg)
 		for (unsigned a = 0; a < na; a++) {
 			req1(nr, SBX_SOCKOP_BIND, h, addrs[a].addr, addrs[a].len);
 			req1(nr, SBX_SOCKOP_CONNECT, h, addrs[a].addr, addrs[a].len);
+			/* 1.20: a datagram's destination, staged for a WRITEV that never comes
+			 * (the next SENDTO replaces it). */
+			req1(nr, SBX_SOCKOP_SENDTO, h, addrs[a].addr, addrs[a].len);
+		}
+		for (int b = 0; b < NPTR; b++) {
+			req1(nr, SBX_SOCKOP_NAME_TAKE, h, ptr(b, IOV + 0xa00), 0);
+			req1(nr, SBX_SOCKOP_PEERCRED, h, ptr(b, IOV + 0xa00), 0);
 		}
 		req1(nr, SBX_SOCKOP_LISTEN, h, 1, 0);
 		req1(nr, SBX_SOCKOP_LISTEN, h, ~0ull, 0);
