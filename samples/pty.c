@@ -34,23 +34,12 @@ static const char *err(int e)
 			     : strerror(e);
 }
 
-/* What the master reads within a while, with \r and \n shown. */
-static void show_master(const char *what, int m)
+/* n bytes a master read, with \r, \n and other control characters shown. */
+static void show_bytes(const char *what, const char *buf, size_t n)
 {
-	char buf[256], out[600];
+	char out[4200];
 	size_t o = 0;
-	struct pollfd p = {.fd = m, .events = POLLIN};
-	ssize_t n = 0, got = 0;
-	while (poll(&p, 1, 500) == 1 && got < (ssize_t)sizeof(buf) - 1) {
-		n = read(m, buf + got, sizeof(buf) - 1 - (size_t)got);
-		if (n <= 0)
-			break;
-		got += n;
-		p.revents = 0;
-		if (poll(&p, 1, 50) != 1)
-			break;
-	}
-	for (ssize_t i = 0; i < got && o < sizeof(out) - 4; i++) {
+	for (size_t i = 0; i < n && o < sizeof(out) - 4; i++) {
 		if (buf[i] == '\r')
 			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\r");
 		else if (buf[i] == '\n')
@@ -62,6 +51,24 @@ static void show_master(const char *what, int m)
 	}
 	out[o] = 0;
 	printf("%s: \"%s\"\n", what, out);
+}
+
+/* What the master reads within a while, with \r and \n shown. */
+static void show_master(const char *what, int m)
+{
+	char buf[256];
+	struct pollfd p = {.fd = m, .events = POLLIN};
+	ssize_t n = 0, got = 0;
+	while (poll(&p, 1, 500) == 1 && got < (ssize_t)sizeof(buf) - 1) {
+		n = read(m, buf + got, sizeof(buf) - 1 - (size_t)got);
+		if (n <= 0)
+			break;
+		got += n;
+		p.revents = 0;
+		if (poll(&p, 1, 50) != 1)
+			break;
+	}
+	show_bytes(what, buf, (size_t)got);
 }
 
 /* What the master reads until marker and the end of its line (NULL: until EOF or EIO, within
@@ -81,21 +88,7 @@ static void until(int m, const char *what, const char *marker)
 		if (at && strchr(at, '\n'))
 			break;
 	}
-	buf[got] = 0;
-	char out[2200];
-	size_t o = 0;
-	for (size_t i = 0; i < got; i++) {
-		if (buf[i] == '\r')
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\r");
-		else if (buf[i] == '\n')
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\n");
-		else if ((unsigned char)buf[i] < 32)
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "^%c", buf[i] + '@');
-		else
-			out[o++] = buf[i];
-	}
-	out[o] = 0;
-	printf("%s: \"%s\"\n", what, out);
+	show_bytes(what, buf, got);
 }
 
 static volatile sig_atomic_t got_int, got_winch;
@@ -149,10 +142,10 @@ static int child(int m, int s)
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	tcsetattr(0, TCSANOW, &quiet);
 	write(t, "ready\n", 6);
-	for (int i = 0; i < 200 && !got_int; i++)
+	for (int i = 0; i < 3000 && !got_int; i++) /* 30 s at most */
 		usleep(10000);
 	write(1, got_int ? "got SIGINT\n" : "no SIGINT\n", got_int ? 11 : 10);
-	for (int i = 0; i < 200 && !got_winch; i++)
+	for (int i = 0; i < 3000 && !got_winch; i++)
 		usleep(10000);
 	struct winsize w;
 	ioctl(0, TIOCGWINSZ, &w);

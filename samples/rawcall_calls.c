@@ -359,6 +359,19 @@ static void operand(const struct opnd *o, uint64_t *dirfd, uint64_t *addr, uint3
 	}
 }
 
+/* Target i of a path row: one of the NOPND path operands, then each handle of the fixture
+ * with an empty path (the handle itself). */
+static void path_target(unsigned i, uint64_t *dirfd, uint64_t *addr, uint32_t *len)
+{
+	if (i < NOPND) {
+		operand(&opnds[i], dirfd, addr, len);
+	} else {
+		*dirfd = (uint64_t)fds[i - NOPND];
+		*addr = STR;
+		*len = 0;
+	}
+}
+
 /* ---- The rows ---- */
 
 struct pvar {
@@ -457,13 +470,7 @@ static void row_path(uint32_t nr, uint64_t arg)
 		for (unsigned i = 0; i < NOPND + NFD; i++) {
 			uint64_t dirfd, addr;
 			uint32_t len;
-			if (i < NOPND) {
-				operand(&opnds[i], &dirfd, &addr, &len);
-			} else {
-				dirfd = (uint64_t)fds[i - NOPND];
-				addr = STR;
-				len = 0;
-			}
+			path_target(i, &dirfd, &addr, &len);
 			/* UTIMENS reads two timespecs; the others write into the buffer. */
 			uint64_t good = nr == SBX_CALL_UTIMENS ? IOV : BUF;
 			uint64_t buf = v[k].buf < 0 ? 0 : ptr(v[k].buf, good);
@@ -1299,13 +1306,7 @@ static void row_mknod(uint32_t nr, uint64_t arg)
 		for (unsigned i = 0; i < NOPND + NFD; i++) {
 			uint64_t dirfd, addr;
 			uint32_t len;
-			if (i < NOPND) {
-				operand(&opnds[i], &dirfd, &addr, &len);
-			} else {
-				dirfd = (uint64_t)fds[i - NOPND];
-				addr = STR;
-				len = 0;
-			}
+			path_target(i, &dirfd, &addr, &len);
 			if (path_req(nr, dirfd, 0, addr, len, modes[m], 0, 0, 0, 0, 0) == 0)
 				path_req(SBX_CALL_UNLINK, dirfd, 0, addr, len, 0, 0, 0, 0, 0, 0);
 		}
@@ -1772,13 +1773,7 @@ static void row_inotify_watch(uint32_t nr, uint64_t arg)
 		for (unsigned i = 0; i < NOPND + NFD; i++) {
 			uint64_t dirfd, addr;
 			uint32_t len;
-			if (i < NOPND) {
-				operand(&opnds[i], &dirfd, &addr, &len);
-			} else {
-				dirfd = (uint64_t)fds[i - NOPND];
-				addr = STR;
-				len = 0;
-			}
+			path_target(i, &dirfd, &addr, &len);
 			path_req(nr, dirfd, masks[m], addr, len, 0, 0, 0, (uint64_t)in, 0, 0);
 		}
 	for (int f = 0; f < NFD; f++)

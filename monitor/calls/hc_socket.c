@@ -353,6 +353,15 @@ static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g
 	return r;
 }
 
+/* The guest's address at gpa (len bytes) and the host address it stands for: CONNECT's and
+ * SENDTO's destination. */
+static int dest_addr(struct sbx_vm *vm, uint64_t gpa, uint64_t len, struct sbx_sun *g,
+		     struct sockaddr_un *u, socklen_t *ul)
+{
+	int r = guest_sun(vm, gpa, len, g);
+	return r < 0 ? r : connect_addr(vm, gpa, g, u, ul);
+}
+
 /* Is h still the socket whose duplicate dfd is (another thread may have closed it, or put
  * another in its place, while the call waited without ring_lock)? */
 static struct sbx_handle *same_socket(struct sbx_vm *vm, int64_t num, int dfd)
@@ -370,8 +379,8 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	struct sbx_sun g;
 	struct sockaddr_un u;
 	socklen_t ul;
-	int r = guest_sun(vm, gpa, len, &g);
-	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul)) < 0)
+	int r = dest_addr(vm, gpa, len, &g, &u, &ul);
+	if (r < 0)
 		return r;
 	/* A full backlog waits: on a duplicate, without ring_lock, as a read does. */
 	struct sbx_handle *c = sbx_fd_get(vm, num);
@@ -616,10 +625,8 @@ static int64_t sock_sendto(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa
 	struct sbx_sun g;
 	struct sockaddr_un u;
 	socklen_t ul;
-	int r = guest_sun(vm, gpa, len, &g);
-	if (r < 0 || (r = connect_addr(vm, gpa, &g, &u, &ul)) < 0)
-		return r;
-	return name_stage(vm->proc.files, 0, &u, ul);
+	int r = dest_addr(vm, gpa, len, &g, &u, &ul);
+	return r < 0 ? r : name_stage(vm->proc.files, 0, &u, ul);
 }
 
 static int64_t sock_name_take(struct sbx_vm *vm, uint64_t gpa)
