@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 20
+#define SBX_ABI_MINOR 21
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -521,6 +521,11 @@ _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
 #define SBX_SOCKOP_NAME_TAKE 12
 #define SBX_SOCKOP_PEERCRED 13
 #define SBX_RW_NAME (SBX_U64(1) << 60)
+
+/* Job control (1.21): PGRP's a0 for the caller's own stop, and WAIT's a1 bit for no ended child
+ * (sbx_calls.h). */
+#define SBX_PGRP_STOP 4
+#define SBX_WAIT_NOEXIT 0x10
 
 /* SBX_CALL_WAIT a2 (1.11), OUT: what the child reaped used, with its own reaped children: its
  * vCPU threads' CPU time (the guest's and the monitor's serving it) and its RAM at its end. */

@@ -117,7 +117,12 @@
 	 * FORK's a2 with a1): 0, or the guest-physical address of a 4-byte word that a signal for \
 	 * the waiting thread sets: non-zero ends the wait with -EINTR.                            \
 	 * PKILL a0: pid as kill takes it (not the caller's), a1: signal (0: a check).            \
-	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1).                  \
+	 * PGRP a0: 0 setpgid(a1, a2), 1 getpgid(a1), 2 setsid(), 3 getsid(a1). 1.21: 4, the   \
+	 * caller takes the default action of stop signal a1 (SBX_PGRP_STOP): every thread of    \
+	 * its process stops until a SIGCONT, and the call returns once it goes on. WAIT's a1    \
+	 * may hold WUNTRACED (2): a stopped child too, status (signal << 8) | 0x7f; WCONTINUED  \
+	 * (8): a continued one, status 0xffff; SBX_WAIT_NOEXIT: no ended one (waitid without    \
+	 * WEXITED). Each stop or continue is told once, unless WNOWAIT.                          \
 	 * 1.11: ITIMER a0: guest-physical address of a struct sbx_itimer, a1: 1 to set it, 0 to  \
 	 * read. The process's real-time timer (alarm, setitimer): kept across execve, not       \
 	 * inherited by fork; its SIGALRM comes like another process's kill.                     \

@@ -145,8 +145,9 @@ long k_sys_execveat(struct k_frame *f)
 
 static long wait_call(int64_t pid, uint64_t opts, struct sbx_rusage *ru)
 {
-	uint64_t a[4] = {(uint64_t)pid, opts & (WNOHANG | WNOWAIT), ru ? k_kaddr((uint64_t)ru) : 0,
-			 (uint64_t)k_intr_word()};
+	uint64_t a[4] = {(uint64_t)pid,
+			 opts & (WNOHANG | WNOWAIT | WSTOPPED | WCONTINUED | SBX_WAIT_NOEXIT),
+			 ru ? k_kaddr((uint64_t)ru) : 0, (uint64_t)k_intr_word()};
 	return k_call_own(SBX_CALL_WAIT, a, 4);
 }
 
@@ -218,9 +219,9 @@ long k_sys_waitid(struct k_frame *f)
 		pid = id ? -(int64_t)(int32_t)id : 0;
 	else
 		return -EINVAL;
-	/* Stops are never reported (no process stops here): only ends. */
 	struct sbx_rusage ru;
-	long r = (opts & WEXITED) ? wait_one(pid, opts, f->r8 ? &ru : NULL) : -ECHILD;
+	long r =
+	    wait_one(pid, (opts & WEXITED) ? opts : opts | SBX_WAIT_NOEXIT, f->r8 ? &ru : NULL);
 	if (r < 0)
 		return r;
 	/* siginfo_t: signo, errno, code, then pid, uid, status (the _sigchld member). */
@@ -229,12 +230,17 @@ long k_sys_waitid(struct k_frame *f)
 	if (r > 0) {
 		uint32_t st = (uint32_t)((uint64_t)r >> 32);
 		si[0] = SIGCHLD;
-		si[2] = (st & 0x7f) == 0 ? 1 /* CLD_EXITED */
-			: (st & 0x80)	 ? 3 /* CLD_DUMPED */
-					 : 2 /* CLD_KILLED */;
+		si[2] = st == 0xffff	      ? 6 /* CLD_CONTINUED */
+			: (st & 0xff) == 0x7f ? 5 /* CLD_STOPPED */
+			: (st & 0x7f) == 0    ? 1 /* CLD_EXITED */
+			: (st & 0x80)	      ? 3 /* CLD_DUMPED */
+					      : 2 /* CLD_KILLED */;
 		si[4] = (int32_t)(r & 0xffffffff);
 		si[5] = (int32_t)BOOT->uid;
-		si[6] = (st & 0x7f) == 0 ? (int32_t)((st >> 8) & 0xff) : (int32_t)(st & 0x7f);
+		si[6] = st == 0xffff	      ? 18 /* SIGCONT */
+			: (st & 0xff) == 0x7f ? (int32_t)((st >> 8) & 0xff)
+			: (st & 0x7f) == 0    ? (int32_t)((st >> 8) & 0xff)
+					      : (int32_t)(st & 0x7f);
 	}
 	if (info && k_copy_to_user(info, si, sizeof(si)) < 0)
 		return -EFAULT;

@@ -172,6 +172,10 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 long k_proc_kill(int64_t pid, uint64_t sig);
 void k_signal_take_incoming(void);
 int k_signal_default_ignored(uint32_t sig);
+/* A stop signal whose action is the default, and the stop itself: the process's threads stop
+ * until a SIGCONT (the monitor's), then this returns. */
+int k_signal_stops(uint32_t sig);
+void k_job_stop(uint32_t sig);
 #define K_SA_RESTART 0x10000000ull
 /* A handler's result: the call was cut short by a signal whose handler has SA_RESTART, and is
  * made again once that handler has run (Linux's ERESTARTSYS; never seen by the program). */

@@ -483,6 +483,10 @@ long k_signal_self(struct k_frame *f, uint64_t sig, long ret)
 		k_signal_pend((uint32_t)sig);
 		return ret;
 	}
+	if (k_signal_stops((uint32_t)sig)) {
+		k_job_stop((uint32_t)sig);
+		return ret;
+	}
 	if (h == SIG_IGN || (h == SIG_DFL && k_signal_default_ignored((uint32_t)sig)))
 		return ret;
 	if (h != SIG_DFL) {
@@ -551,6 +555,11 @@ static long to_thread(struct k_frame *f, uint64_t tid, uint64_t sig)
 	if (!sig || (!blocked &&
 		     (h == SIG_IGN || (h == SIG_DFL && k_signal_default_ignored((uint32_t)sig)))))
 		return 0;
+	/* A stop stops the whole process, whichever thread it names. */
+	if (!blocked && k_signal_stops((uint32_t)sig)) {
+		k_job_stop((uint32_t)sig);
+		return 0;
+	}
 	/* The default action of any other is the end of the program, at once unless the
 	 * thread blocks it (then pending, like a handled one). */
 	if (h == SIG_DFL && (sig == SIGKILL || !blocked))

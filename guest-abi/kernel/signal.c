@@ -288,10 +288,21 @@ void k_frame_regs(const struct k_frame *f, long ret, struct k_resume *r)
 
 int k_signal_default_ignored(uint32_t sig)
 {
-	/* CHLD CONT URG WINCH, and the stop signals STOP TSTP TTIN TTOU: a process does not stop
-	 * here (nothing would continue it), so it goes on as if continued at once, as the
-	 * monitor has it for a stop signal from another process. */
-	return sig == 17 || sig == 18 || sig == 23 || sig == 28 || (sig >= 19 && sig <= 22);
+	/* CHLD CONT URG WINCH */
+	return sig == 17 || sig == 18 || sig == 23 || sig == 28;
+}
+
+int k_signal_stops(uint32_t sig)
+{
+	/* STOP, and TSTP TTIN TTOU unless handled or ignored. */
+	return sig == SIGSTOP || (sig >= 20 && sig <= 22 && SIGS->act[sig].handler == 0);
+}
+
+void k_job_stop(uint32_t sig)
+{
+	/* Without the monitor's process tree (nothing could continue it), it goes on at once. */
+	uint64_t a[2] = {SBX_PGRP_STOP, sig};
+	k_call_own(SBX_CALL_PGRP, a, 2);
 }
 
 /* The first pending signal the mask lets through: its handler entered (not returning), the
@@ -311,6 +322,10 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 		int32_t code = 0;
 		uint32_t sig = take_first(ready, &code);
 		uint64_t h = SIGS->act[sig].handler;
+		if (k_signal_stops(sig)) {
+			k_job_stop(sig);
+			continue;
+		}
 		if (h == 0 && !k_signal_default_ignored(sig))
 			k_exit(SBX_EXIT_SIGNALED | sig);
 		if (h > 1) {

@@ -305,12 +305,17 @@ int k_signal_waiting(void)
 	for (uint64_t ready = k_signal_pending() & ~s->blocked; ready; ready &= ready - 1) {
 		uint32_t sig = (uint32_t)__builtin_ctzll(ready) + 1;
 		uint64_t h = SIGS->act[sig].handler;
-		if (h == 1 || (h == 0 && k_signal_default_ignored(sig))) {
+		/* A stop ends no wait either: the process stops here, and the wait goes on
+		 * once it is continued, as on Linux. */
+		int stops = k_signal_stops(sig);
+		if (stops || h == 1 || (h == 0 && k_signal_default_ignored(sig))) {
 			s->pending &= ~(1ull << (sig - 1));
 			k_shared_pending &= ~(1ull << (sig - 1));
 			if (sig >= 32)
 				K_CPU->self->rtq[sig - 32] = 0;
 		}
+		if (stops)
+			k_job_stop(sig);
 	}
 	return (k_signal_pending() & ~s->blocked) != 0;
 }

@@ -197,7 +197,10 @@ static void gen_status(struct sbx_vm *vm, struct text *t, int self)
 	name[o] = 0;
 	uint32_t uid = vm->host.uid, gid = vm->host.gid, pid = vm->proc.pid;
 	put(t, "Name:\t%s\nUmask:\t0022\nState:\t%s\nTgid:\t%u\nNgid:\t0\nPid:\t%u\n", name,
-	    self ? "R (running)" : "S (sleeping)", pid, pid);
+	    self		     ? "R (running)"
+	    : sbx_vm_job_stopped(vm) ? "T (stopped)"
+				     : "S (sleeping)",
+	    pid, pid);
 	put(t, "PPid:\t%u\nTracerPid:\t0\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n",
 	    vm->proc.ppid, uid, uid, uid, uid, gid, gid, gid, gid);
 	put(t, "FDSize:\t%d\nGroups:\t\n", SBX_MAX_FDS);
@@ -281,8 +284,12 @@ static void gen_stat(struct sbx_vm *vm, struct text *t, int self)
 	    "%u (%s) %c %u %u %u 0 -1 4194560 0 0 0 0 %" PRIu64 " 0 %" PRIu64
 	    " 0 %d %d %u 0 %" PRId64 " %" PRIu64 " %" PRIu64 " 18446744073709551615 %" PRIu64
 	    " %" PRIu64 " %" PRIu64,
-	    vm->proc.pid, comm, self ? 'R' : 'S', vm->proc.ppid, vm->proc.pgid, vm->proc.sid, ticks,
-	    cticks, 20 + nice, nice, 1 + sbx_threads_live(vm), start, z.size << 10,
+	    vm->proc.pid, comm,
+	    self		     ? 'R'
+	    : sbx_vm_job_stopped(vm) ? 'T'
+				     : 'S',
+	    vm->proc.ppid, vm->proc.pgid, vm->proc.sid, ticks, cticks, 20 + nice, nice,
+	    1 + sbx_threads_live(vm), start, z.size << 10,
 	    (uint64_t)(sbx_mem_ram_bytes(vm) / SBX_PAGE_SIZE), z.code_lo, z.code_hi,
 	    vm->proc.image.entry_rsp);
 	put(t,

@@ -4,10 +4,10 @@
  * hangup as reads see them. The host pair belongs to nobody's session (the monitor never
  * makes one its controlling terminal), so what belongs to sessions is kept here: which
  * session a terminal controls (TIOCSCTTY, or a session leader's first open of its slave), its
- * foreground group, and the signals the line discipline would send to it: SIGINT and SIGQUIT
- * for the interrupt and quit characters written to the master while ISIG is on, SIGWINCH
- * for a new window size. The guest sees the sandbox's own numbers (0, 1, ...), never the
- * host's.
+ * foreground group, and the signals the line discipline would send to it: SIGINT, SIGQUIT
+ * and SIGTSTP for the interrupt, quit and suspend characters written to the master while
+ * ISIG is on, SIGWINCH for a new window size. The guest sees the sandbox's own numbers (0, 1, ...),
+ * never the host's.
  *
  * A slave is opened from the master (TIOCGPTPEER), never by a host path; the monitor keeps a
  * description of the master of its own while any handle of the master is open, so that
@@ -40,6 +40,7 @@ struct sbx_pty {
 #define PTY_ISIG 1u
 #define PTY_VINTR 0
 #define PTY_VQUIT 1
+#define PTY_VSUSP 10
 
 static struct sbx_ptys *ptys_of(struct sbx_vm *vm)
 {
@@ -266,18 +267,13 @@ int64_t sbx_pty_open(struct sbx_vm *vm, int index, int flags)
 	return n;
 }
 
-/* sig to process group pgrp, as another process's kill would send it (never to "all": a
- * group is a positive id other than init's). */
+/* sig to process group pgrp, the writer's own process too (never to "all": a group is a
+ * positive id other than init's). */
 static void pty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 {
-	if (pgrp <= 1 || pgrp > INT32_MAX || !vm->hooks.proc)
+	if (pgrp <= 1 || pgrp > INT32_MAX || !vm->hooks.tty_signal)
 		return;
-	struct sbx_slot s;
-	memset(&s, 0, sizeof(s));
-	s.nr = SBX_CALL_PKILL;
-	s.u.a[0] = (uint64_t) - (int64_t)pgrp;
-	s.u.a[1] = (uint64_t)sig;
-	vm->hooks.proc(vm, &s);
+	vm->hooks.tty_signal(vm, pgrp, sig);
 }
 
 void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
@@ -291,16 +287,18 @@ void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct io
 	if (!(lflag & PTY_ISIG))
 		return;
 	uint8_t intr = t[PTY_CC + PTY_VINTR], quit = t[PTY_CC + PTY_VQUIT];
-	int got_intr = 0, got_quit = 0;
+	uint8_t susp = t[PTY_CC + PTY_VSUSP];
+	int got_intr = 0, got_quit = 0, got_susp = 0;
 	for (int i = 0; i < cnt && n; i++) {
 		size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
 		const uint8_t *b = iov[i].iov_base;
 		/* 0 is _POSIX_VDISABLE: the character is off. */
 		got_intr |= intr && memchr(b, intr, len) != NULL;
 		got_quit |= quit && memchr(b, quit, len) != NULL;
+		got_susp |= susp && memchr(b, susp, len) != NULL;
 		n -= len;
 	}
-	if (!got_intr && !got_quit)
+	if (!got_intr && !got_quit && !got_susp)
 		return;
 	struct sbx_ptys *r = ptys_of(vm);
 	pthread_mutex_lock(&r->lock);
@@ -310,6 +308,8 @@ void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct io
 		pty_signal(vm, fg, SIGINT);
 	if (got_quit)
 		pty_signal(vm, fg, SIGQUIT);
+	if (got_susp)
+		pty_signal(vm, fg, SIGTSTP);
 }
 
 static const struct {

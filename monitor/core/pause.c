@@ -73,6 +73,14 @@ void sbx_pause_point(struct sbx_vm *vm)
 		return;
 	vm->life.paused = 1;
 	pthread_cond_broadcast(&vm->life.pause_cond);
+	/* A stop is told (the parent's wait, SIGCHLD) once every thread has stopped, as Linux
+	 * tells it once the whole group has. Without pause_lock: the tree's lock is taken
+	 * before it. */
+	if ((atomic_load(&vm->life.pause_req) & SBX_PAUSE_JOB) && vm->hooks.job_stopped) {
+		pthread_mutex_unlock(&vm->life.pause_lock);
+		vm->hooks.job_stopped(vm);
+		pthread_mutex_lock(&vm->life.pause_lock);
+	}
 	sbx_pause_wait(vm, NULL);
 	vm->life.paused = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);
@@ -88,7 +96,7 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 		pthread_mutex_unlock(&vm->life.pause_lock);
 		return -ESRCH;
 	}
-	atomic_store(&vm->life.pause_req, 1);
+	atomic_fetch_or(&vm->life.pause_req, SBX_PAUSE_CTL);
 	/* A SLEEP in progress returns early (the guest sleeps again for what is left). */
 	sbx_wake_sleepers(vm);
 	int64_t left = end - sbx_now_ns(CLOCK_REALTIME);
@@ -105,7 +113,7 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 	}
 	int paused = vm->life.paused;
 	if (!paused) {
-		atomic_store(&vm->life.pause_req, 0);
+		atomic_fetch_and(&vm->life.pause_req, ~SBX_PAUSE_CTL);
 		pthread_cond_broadcast(&vm->life.pause_cond); /* the threads that stopped go on */
 	}
 	pthread_mutex_unlock(&vm->life.pause_lock);
@@ -117,18 +125,47 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 void sbx_vm_resume(struct sbx_vm *vm)
 {
 	pthread_mutex_lock(&vm->life.pause_lock);
-	atomic_store(&vm->life.pause_req, 0);
+	atomic_fetch_and(&vm->life.pause_req, ~SBX_PAUSE_CTL);
 	vm->life.pause_hold = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);
-	while (vm->life.paused)
+	/* A stopped process stays where it is until its SIGCONT. */
+	while (vm->life.paused && !(atomic_load(&vm->life.pause_req) & SBX_PAUSE_JOB))
 		pthread_cond_wait(&vm->life.pause_cond, &vm->life.pause_lock);
 	pthread_mutex_unlock(&vm->life.pause_lock);
+}
+
+void sbx_vm_job_stop(struct sbx_vm *vm)
+{
+	pthread_mutex_lock(&vm->life.pause_lock);
+	atomic_fetch_or(&vm->life.pause_req, SBX_PAUSE_JOB);
+	pthread_mutex_unlock(&vm->life.pause_lock);
+	/* Its waits end (the guest's kernel makes them again once it goes on), and every vCPU
+	 * leaves the guest for its pause point. */
+	sbx_wake_sleepers(vm);
+	if (vm->proc.vcpu.run)
+		vm->proc.vcpu.run->immediate_exit = 1;
+	if (vm->proc.vcpu.thread_set && !pthread_equal(vm->proc.vcpu.thread, pthread_self()))
+		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
+	sbx_threads_kick(vm);
+}
+
+void sbx_vm_job_continue(struct sbx_vm *vm)
+{
+	pthread_mutex_lock(&vm->life.pause_lock);
+	atomic_fetch_and(&vm->life.pause_req, ~SBX_PAUSE_JOB);
+	pthread_cond_broadcast(&vm->life.pause_cond);
+	pthread_mutex_unlock(&vm->life.pause_lock);
+}
+
+int sbx_vm_job_stopped(struct sbx_vm *vm)
+{
+	return (atomic_load(&vm->life.pause_req) & SBX_PAUSE_JOB) != 0;
 }
 
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused)
 {
 	pthread_mutex_lock(&vm->life.pause_lock);
-	*was_paused = vm->life.paused && atomic_load(&vm->life.pause_req);
+	*was_paused = vm->life.paused && (atomic_load(&vm->life.pause_req) & SBX_PAUSE_CTL);
 	if (*was_paused)
 		vm->life.pause_hold = 1;
 	pthread_mutex_unlock(&vm->life.pause_lock);

@@ -357,7 +357,9 @@ struct sbx_life {
 	atomic_int late_sig;
 	atomic_int nudge; /* bumped to end a SLEEP in progress early */
 	/* Pause: the control thread asks, the vCPU thread stops at an instruction boundary with
-	 * the ring quiesced and waits. */
+	 * the ring quiesced and waits. Two reasons, each its own bit, so that one's end does not
+	 * end the other's: an operator's or a snapshot's (SBX_PAUSE_CTL), and a stop signal's
+	 * (SBX_PAUSE_JOB: the process is stopped until SIGCONT, sandbox/procs.c). */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	atomic_int pause_req;
@@ -432,6 +434,12 @@ struct sbx_hooks {
 	uint32_t (*new_tid)(struct sbx_vm *vm);
 	/* A restored snapshot's threads have ids below next: new ids start there. */
 	void (*ids_from)(struct sbx_vm *vm, uint32_t next);
+	/* Every vCPU of a process a stop signal stops is at its pause point (core/pause.c),
+	 * called there with ring_lock held: its parent may hear of the stop. */
+	void (*job_stopped)(struct sbx_vm *vm);
+	/* A terminal's signal (calls/pty.c) to every process of group pgrp, the caller's own
+	 * too: SI_KERNEL, from no process. */
+	void (*tty_signal)(struct sbx_vm *vm, uint32_t pgrp, int sig);
 	/* /proc's view of the sandbox's other processes (sandbox/procs.c): the pids of those
 	 * running, up to max of them (pids may be NULL), and how many there are; and one's VM lent
 	 * to fn (which may be NULL: whether it runs) under the tree's lock, so that it cannot go
@@ -618,6 +626,13 @@ void sbx_vcpu_complete_fd(struct sbx_vm *vm, int fd, struct kvm_run *run);
  * kill meanwhile waits; the release resumes only a pause it made. */
 int sbx_pause_hold(struct sbx_vm *vm, int timeout_ms, int *was_paused);
 void sbx_pause_release(struct sbx_vm *vm, int was_paused);
+#define SBX_PAUSE_CTL 1
+#define SBX_PAUSE_JOB 2
+/* Job control: every vCPU of the process stops at its pause point, as for a pause, until
+ * sbx_vm_job_continue; neither waits. A kill ends the stop as it ends a pause. */
+void sbx_vm_job_stop(struct sbx_vm *vm);
+void sbx_vm_job_continue(struct sbx_vm *vm);
+int sbx_vm_job_stopped(struct sbx_vm *vm);
 
 /* dirty.c: dirty tracking for reset and migration. */
 int sbx_dirty_start(struct sbx_vm *vm, char *err, size_t errlen);

@@ -38,7 +38,9 @@ static void cmd_stats(struct sbx_vm *vm, int c)
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	reply(c, "run time: %.1f ms%s", ms_between(&vm->life.first_run_at, &now),
-	      vm->life.paused ? " (paused)" : "");
+	      sbx_vm_job_stopped(vm) ? " (stopped by a signal)"
+	      : vm->life.paused	     ? " (paused)"
+				     : "");
 	char line[900];
 	size_t o = 0;
 	for (int i = 0; i < 64; i++) {

@@ -18,6 +18,8 @@
 
 #define SBX_PROCS_DEFAULT 256
 #define SBX_WNOHANG 1
+#define SBX_WSTOPPED 2
+#define SBX_WCONTINUED 8
 #define SBX_WNOWAIT 0x01000000
 #define SBX_CLONE_VFORK 0x4000ull
 
@@ -27,6 +29,10 @@ struct sbx_pnode {
 	int ended;	   /* a zombie: status holds its wait status */
 	int status;	   /* as wait4 gives it */
 	int released;	   /* exec'd or ended: a vfork parent goes on */
+	/* Job control: the stop signal of a stop not yet whole (a thread still running), the
+	 * one its parent's wait (WUNTRACED) has still to hear of, and a continue its WCONTINUED
+	 * has; the stop itself is its VM's (sbx_vm_job_stopped). */
+	int stop_pending, stop_report, cont_report;
 	/* A vfork's child whose parent, one thread, waits for it: its writes are logged, and
 	 * what it wrote goes back to the parent if it ends without an execve (VFORK_EXIT). */
 	int vfork_share;
@@ -157,6 +163,89 @@ static int stop_signal(int sig)
 	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
+static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t from, int code,
+		    int status, uint32_t value);
+
+/* A group none of whose members has a parent in another group of its session, which could
+ * continue it: the terminal's stop signals (TSTP, TTIN, TTOU) do not stop it, as on Linux.
+ * The first process's parent is the caller of the sandbox, in a group of its own (a shell's
+ * job): its group is never orphaned. Tree lock held. */
+static int group_orphaned(struct sbx_procs *t, uint32_t pgid)
+{
+	for (struct sbx_pnode *m = t->list; m; m = m->next) {
+		if (m->pgid != pgid || m->ended)
+			continue;
+		if (m->vm && m->vm == t->root)
+			return 0;
+		struct sbx_pnode *p = m->ppid > 1 ? find(t, m->ppid) : NULL;
+		if (p && p->pgid != pgid && p->sid == m->sid)
+			return 0;
+	}
+	return 1;
+}
+
+/* The parent hears of a child's stop or continue (SIGCHLD), unless it asked not to
+ * (SA_NOCLDSTOP); its waits look again either way. Tree lock held. */
+static void tell_parent(struct sbx_procs *t, struct sbx_pnode *n, int code, int sig)
+{
+	struct sbx_pnode *p = find(t, n->ppid);
+	const struct sbx_sigstate *ss =
+	    p && p->vm ? sbx_gptr(p->vm, SBX_SIGSTATE_ADDR, sizeof(*ss)) : NULL;
+	if (ss && !(ss->act[SIGCHLD].flags & SA_NOCLDSTOP) && !t->ending)
+		deliver(t, p->vm, SIGCHLD, n->pid, code, sig, 0);
+	pthread_cond_broadcast(&t->cond);
+}
+
+/* The default action of a stop signal: every thread of the process stops where it is until
+ * a SIGCONT (or its end). Tree lock held. */
+static void job_stop(struct sbx_procs *t, struct sbx_pnode *n, int sig)
+{
+	if (!n || !n->vm || n->ended || sbx_vm_job_stopped(n->vm))
+		return;
+	if (sig != SIGSTOP && group_orphaned(t, n->pgid)) {
+		sbx_log(n->vm, 1, "SIG%s ignored: process group %u is orphaned", sigabbrev_np(sig),
+			n->pgid);
+		return;
+	}
+	n->stop_pending = sig;
+	if (n->vm == t->root)
+		sbx_log(n->vm, 1,
+			"stopped by SIG%s: it goes on at a SIGCONT from a process of "
+			"the sandbox",
+			sigabbrev_np(sig));
+	sbx_vm_job_stop(n->vm);
+}
+
+/* The stop is whole (core/pause.c): the parent hears of it. */
+static void job_stopped(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n && n->stop_pending && sbx_vm_job_stopped(vm)) {
+		n->stop_report = n->stop_pending;
+		n->stop_pending = 0;
+		n->cont_report = 0;
+		tell_parent(t, n, CLD_STOPPED, n->stop_report);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* SIGCONT, whatever its action: a stopped process goes on. One whose stop was not whole yet
+ * goes on as if it had never stopped. Tree lock held. */
+static void job_continue(struct sbx_procs *t, struct sbx_pnode *n)
+{
+	if (!n || !n->vm || !sbx_vm_job_stopped(n->vm))
+		return;
+	sbx_vm_job_continue(n->vm);
+	int told = !n->stop_pending;
+	n->stop_pending = n->stop_report = 0;
+	if (told) {
+		n->cont_report = 1;
+		tell_parent(t, n, CLD_CONTINUED, SIGCONT);
+	}
+}
+
 /* A signal from another process (kill, SIGCHLD), or from its own timer (from 0), to v: the
  * default action of ending it is taken here; a handled one goes to the guest's kernel through
  * sig_incoming, and the vCPU is stopped in the program's code, or its wait cut short, to take
@@ -169,12 +258,32 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	if (!ss || !b || sig < 1 || sig > 64)
 		return;
 	uint64_t h = ss->act[sig].handler, bit = 1ull << (sig - 1);
+	const uint64_t stops = (1ull << (SIGSTOP - 1)) | (1ull << (SIGTSTP - 1)) |
+			       (1ull << (SIGTTIN - 1)) | (1ull << (SIGTTOU - 1));
+	/* As Linux: a SIGCONT discards the stop signals on the way, and a stop signal the
+	 * SIGCONT on the way. */
+	if (sig == SIGCONT) {
+		job_continue(t, find(t, v->proc.pid));
+		__atomic_and_fetch(&b->sig_incoming, ~stops, __ATOMIC_SEQ_CST);
+	} else if (stop_signal(sig)) {
+		__atomic_and_fetch(&b->sig_incoming, ~(1ull << (SIGCONT - 1)), __ATOMIC_SEQ_CST);
+	}
+	if (sig == SIGSTOP || (h == 0 && stop_signal(sig) && !(ss->blocked & bit))) {
+		job_stop(t, find(t, v->proc.pid), sig);
+		return;
+	}
 	/* The first process is no init (SBX_FIRST_PID): a signal from another process (`kill
 	 * $PPID`, musl's raise() in a vfork child) ends it as it would end the program run
 	 * natively. */
-	if (sig == SIGKILL ||
-	    (h == 0 && !default_ignored(sig) && !stop_signal(sig) && !(ss->blocked & bit))) {
-		if (from)
+	/* A stopped process takes a fatal signal once it goes on, as on Linux; only SIGKILL
+	 * ends it where it is. */
+	if (sig == SIGKILL || (h == 0 && !default_ignored(sig) && !stop_signal(sig) &&
+			       !(ss->blocked & bit) && !sbx_vm_job_stopped(v))) {
+		if (code == SI_KERNEL && sig != SIGHUP)
+			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
+				    "killed by SIG%s from its terminal",
+				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+		else if (from)
 			sbx_vm_kill(v, SBX_END_SIGNAL, 128 + sig, sig,
 				    "killed by SIG%s from process %u",
 				    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", from);
@@ -195,11 +304,6 @@ static void deliver(struct sbx_procs *t, struct sbx_vm *v, int sig, uint32_t fro
 	 * unblocked, or sigtimedwait take it); the guest's kernel drops it if it still is. */
 	if (!(ss->blocked & bit) && (h == 1 || (h == 0 && default_ignored(sig))))
 		return;
-	if (h == 0 && stop_signal(sig) && !(ss->blocked & bit)) {
-		sbx_log(v, 1, "SIG%s from process %u ignored: processes do not stop here",
-			sigabbrev_np(sig), from);
-		return;
-	}
 	/* Before the bit: the kernel reads it once it has taken the bit. */
 	b->sig_from[sig - 1] = (struct sbx_sigfrom){
 	    .pid = from ? from : value, .code = (int16_t)code, .status = (int16_t)status};
@@ -826,11 +930,31 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 			if (n->ppid != vm->proc.pid || !matches(n, pid, vm->proc.pgid))
 				continue;
 			any = 1;
-			if (n->ended)
+			if (n->ended && !(opts & SBX_WAIT_NOEXIT))
+				hit = n;
+			else if (!n->ended && (((opts & SBX_WSTOPPED) && n->stop_report) ||
+					       ((opts & SBX_WCONTINUED) && n->cont_report)))
 				hit = n;
 		}
 		if (!any) {
 			r = -ECHILD;
+			break;
+		}
+		if (hit && !hit->ended) {
+			/* A stop or continue, told once (unless WNOWAIT); the child stays. */
+			int st = (opts & SBX_WSTOPPED) && hit->stop_report
+				     ? (hit->stop_report << 8) | 0x7f
+				     : 0xffff;
+			r = ((int64_t)(uint32_t)st << 32) | hit->pid;
+			if (!(opts & SBX_WNOWAIT)) {
+				if (st == 0xffff)
+					hit->cont_report = 0;
+				else
+					hit->stop_report = 0;
+			}
+			if (hit->clock_set && hit->vm)
+				use.cpu_ns = sbx_now_ns(hit->clock) + sbx_threads_cpu_ns(hit->vm);
+			use.maxrss_kib = hit->maxrss_kib;
 			break;
 		}
 		if (hit) {
@@ -967,6 +1091,12 @@ static int64_t do_pgrp(struct sbx_vm *vm, const struct sbx_slot *s)
 	case 3:
 		r = n ? (int64_t)n->sid : -ESRCH;
 		break;
+	case SBX_PGRP_STOP: /* its vCPU stops at its pause point on the way back */
+		if (stop_signal((int)a))
+			job_stop(t, me, (int)a);
+		else
+			r = -EINVAL;
+		break;
 	default:
 		r = -EINVAL;
 	}
@@ -1094,8 +1224,20 @@ static int procs_with(struct sbx_vm *vm, uint32_t pid, void (*fn)(struct sbx_vm 
 }
 
 /* What every process of the tree asks of it. */
+static void tty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
+{
+	struct sbx_procs *t = vm->procs;
+	pthread_mutex_lock(&t->lock);
+	for (struct sbx_pnode *n = t->list; n; n = n->next)
+		if (n->pgid == pgrp && n->vm && !n->ended && !t->ending)
+			deliver(t, n->vm, sig, 0, SI_KERNEL, 0, 0);
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void tree_hooks(struct sbx_vm *vm)
 {
+	vm->hooks.tty_signal = tty_signal;
+	vm->hooks.job_stopped = job_stopped;
 	vm->hooks.proc = proc_call;
 	vm->hooks.execed = execed;
 	vm->hooks.exec_begin = exec_begin;

@@ -736,6 +736,16 @@ Test(e2e, signalfd_as_natively)
 	same_as_native("", SAMPLES "signalfd-@LIBC@", "");
 }
 
+/* Job control (sandbox/procs.c, core/pause.c): SIGSTOP, SIGTSTP and SIGCONT between
+ * processes and a child's raise(SIGSTOP), waitpid's WUNTRACED and WCONTINUED, waitid's
+ * WSTOPPED, WCONTINUED and WNOWAIT, SIGCHLD's CLD_STOPPED and CLD_CONTINUED (none with
+ * SA_NOCLDSTOP), no progress of either thread while stopped, a handled and a fatal signal
+ * held until the SIGCONT, /proc's T, as natively. */
+Test(e2e, job_control_as_natively)
+{
+	same_as_native("", SAMPLES "jobctl-@LIBC@", "");
+}
+
 /* inotify (monitor/calls/inotify.c): watches on a directory and a file of a mount, their
  * events (creation, writes, renames with paired cookies, removal, IN_IGNORED), rm_watch, the
  * errors in Linux's order, a blocking read and epoll woken by another thread, as natively. */
