@@ -2,27 +2,33 @@
  * SIGCONT from another process and a child's raise(SIGSTOP), waitpid with WUNTRACED and
  * WCONTINUED, waitid with WSTOPPED, WCONTINUED and WNOWAIT, SIGCHLD's CLD_STOPPED and
  * CLD_CONTINUED (and none with SA_NOCLDSTOP), a stopped process making no progress (both of
- * its threads), a handled signal and a fatal one held until the SIGCONT, a handled SIGTSTP, /proc's
- * state letter. Prints what is the same natively and in the sandbox (no pids).
- * tests/monitor/test_e2e.c compares. `jobctl bench N`: N rounds of SIGSTOP, wait, SIGCONT, wait to
- * a child, in µs a round. */
+ * its threads), a handled signal and a fatal one held until the SIGCONT, a handled SIGTSTP,
+ * /proc's state letter; on a pseudo-terminal, as a shell sees them, a background job's read
+ * (SIGTTIN, or EIO when it ignores it), its write with TOSTOP (SIGTTOU) and ^Z (SIGTSTP).
+ * Prints what is the same natively and in the sandbox (no pids). tests/monitor/test_e2e.c
+ * compares. `jobctl bench N`: N rounds of SIGSTOP, wait, SIGCONT, wait to a child, in µs a
+ * round. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pty.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *signame(int sig)
 {
 	static const char *const names[] = {
-	    [SIGCHLD] = "CHLD", [SIGCONT] = "CONT", [SIGSTOP] = "STOP",
-	    [SIGTSTP] = "TSTP", [SIGTERM] = "TERM", [SIGKILL] = "KILL"};
+	    [SIGCHLD] = "CHLD", [SIGCONT] = "CONT", [SIGSTOP] = "STOP", [SIGTSTP] = "TSTP",
+	    [SIGTERM] = "TERM", [SIGKILL] = "KILL", [SIGTTIN] = "TTIN", [SIGTTOU] = "TTOU"};
 	return sig > 0 && sig < (int)(sizeof(names) / sizeof(names[0])) && names[sig] ? names[sig]
 										      : "?";
 }
@@ -299,6 +305,180 @@ static void reports(void)
 	close(rd);
 }
 
+/* ---- A terminal's job control: a session leader (a shell) and a job in a group of its own. */
+
+static int say_fd;
+
+static void say(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (write(say_fd, line, (size_t)n) < 0)
+		_exit(3);
+}
+
+static void wait_say(const char *what, pid_t pid, int opts)
+{
+	int st = 0;
+	pid_t r = waitpid(pid, &st, opts);
+	say("%s: %s\n", what, r == pid ? status(st) : strerror(errno));
+}
+
+/* The job: reads orders from a pipe, and does each on the terminal. */
+static int job(int tty, int orders, int ack)
+{
+	char c, buf[64];
+	while (read(orders, &c, 1) == 1) {
+		ssize_t n;
+		switch (c) {
+		case 'r':
+			n = read(tty, buf, sizeof(buf) - 1);
+			buf[n > 0 ? n : 0] = 0;
+			if (n < 0)
+				say("job's read: %s\n", errno == EIO ? "EIO" : strerror(errno));
+			else
+				say("job's read: %zd: %s", n, buf);
+			break;
+		case 'w':
+			n = write(tty, "out\n", 4);
+			say("job's write: %zd\n", n);
+			break;
+		case 'i':
+			signal(SIGTTIN, SIG_IGN);
+			say("job ignores SIGTTIN\n");
+			break;
+		case 'x':
+			return 0;
+		}
+		if (write(ack, "k", 1) < 0)
+			return 3;
+	}
+	return 1;
+}
+
+static void order(int fd, char c)
+{
+	if (write(fd, &c, 1) < 0)
+		_exit(3);
+}
+
+static void acked(int fd)
+{
+	char c;
+	if (read(fd, &c, 1) != 1)
+		say("no answer from the job\n");
+}
+
+static void take_terminal(int tty)
+{
+	signal(SIGTTOU, SIG_IGN); /* as a shell: from the background */
+	say("leader takes the terminal: %s\n", tcsetpgrp(tty, getpgrp()) == 0 ? "ok" : "failed");
+	signal(SIGTTOU, SIG_DFL);
+}
+
+static int leader(int tty)
+{
+	setsid();
+	if (ioctl(tty, TIOCSCTTY, 0) < 0)
+		say("TIOCSCTTY: %s\n", strerror(errno));
+	struct termios t;
+	tcgetattr(tty, &t);
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(tty, TCSANOW, &t);
+	int orders[2], ack[2];
+	if (pipe(orders) < 0 || pipe(ack) < 0)
+		return 2;
+	pid_t j = fork();
+	if (j == 0) {
+		setpgid(0, 0);
+		close(orders[1]);
+		close(ack[0]);
+		_exit(job(tty, orders[0], ack[1]));
+	}
+	setpgid(j, j);
+	close(orders[0]);
+	close(ack[1]);
+	/* A read from the background stops the job (SIGTTIN); in the foreground it reads. */
+	say("type\n");
+	order(orders[1], 'r');
+	wait_say("background read", j, WUNTRACED);
+	tcsetpgrp(tty, j);
+	kill(j, SIGCONT);
+	wait_say("made the foreground", j, WCONTINUED);
+	acked(ack[0]);
+	/* ^Z stops the foreground job (SIGTSTP); the leader takes the terminal back. */
+	say("^Z\n");
+	wait_say("^Z", j, WUNTRACED);
+	take_terminal(tty);
+	/* With TOSTOP a write from the background stops the job (SIGTTOU), again after each
+	 * SIGCONT, until it is in the foreground. */
+	tcgetattr(tty, &t);
+	t.c_lflag |= TOSTOP;
+	tcsetattr(tty, TCSANOW, &t);
+	kill(j, SIGCONT);
+	wait_say("bg", j, WCONTINUED);
+	order(orders[1], 'w');
+	wait_say("background write with TOSTOP", j, WUNTRACED);
+	kill(j, SIGCONT);
+	wait_say("bg", j, WCONTINUED);
+	wait_say("still in the background", j, WUNTRACED);
+	tcsetpgrp(tty, j);
+	kill(j, SIGCONT);
+	wait_say("fg", j, WCONTINUED);
+	acked(ack[0]);
+	take_terminal(tty);
+	/* A background read with SIGTTIN ignored: EIO. */
+	order(orders[1], 'i');
+	acked(ack[0]);
+	order(orders[1], 'r');
+	acked(ack[0]);
+	order(orders[1], 'x');
+	wait_say("the job's end", j, 0);
+	return 0;
+}
+
+static void terminal(void)
+{
+	int m, s, rp[2];
+	if (openpty(&m, &s, NULL, NULL, NULL) < 0 || pipe(rp) < 0) {
+		printf("openpty: %s\n", strerror(errno));
+		return;
+	}
+	pid_t l = fork();
+	if (l == 0) {
+		close(m);
+		close(rp[0]);
+		say_fd = rp[1];
+		_exit(leader(s));
+	}
+	close(s);
+	close(rp[1]);
+	/* What the leader and its job say, in order; two lines are the leader's asks of the
+	 * terminal's other end: type a line, type ^Z. */
+	FILE *in = fdopen(rp[0], "r");
+	char line[256];
+	while (in && fgets(line, sizeof(line), in)) {
+		if (strcmp(line, "type\n") == 0) {
+			if (write(m, "typed\n", 6) < 0)
+				printf("master: %s\n", strerror(errno));
+		} else if (strcmp(line, "^Z\n") == 0) {
+			if (write(m, "\032", 1) < 0)
+				printf("master: %s\n", strerror(errno));
+		} else {
+			fputs(line, stdout);
+		}
+	}
+	if (in)
+		fclose(in);
+	int st;
+	waitpid(l, &st, 0);
+	printf("terminal: the leader %s\n", status(st));
+	close(m);
+}
+
 static double now_us(void)
 {
 	struct timespec t;
@@ -335,5 +515,6 @@ int main(int argc, char **argv)
 	self_stop();
 	held_signal();
 	reports();
+	terminal();
 	return 0;
 }

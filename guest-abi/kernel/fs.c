@@ -773,7 +773,14 @@ long k_sys_ioctl(struct k_frame *f)
 		return -EFAULT;
 	if (tty[i].how == SBX_IOCTL_IN || tty[i].how == SBX_IOCTL_OUT)
 		a[2] = k_kaddr((uint64_t)buf);
-	long r = k_call(SBX_CALL_IOCTL, a, 3);
+	/* EINTR: a background process's change of its terminal sent its group SIGTTOU (the
+	 * monitor's pty.c): made again once it goes on, as Linux's ERESTARTSYS. */
+	long r;
+	do
+		r = k_call(SBX_CALL_IOCTL, a, 3);
+	while (r == -EINTR && !k_signal_waiting());
+	if (r == -EINTR)
+		return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
 	if (r < 0 || tty[i].how != SBX_IOCTL_OUT)
 		return r;
 	long c = k_copy_to_user(f->rdx, buf, size);

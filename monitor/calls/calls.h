@@ -318,6 +318,9 @@ unsigned sbx_pty_list(struct sbx_vm *vm, int *out, unsigned max);
 int64_t sbx_pty_open(struct sbx_vm *vm, int index, int flags);
 int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uint64_t a2);
 struct iovec;
+/* A read or write of a terminal's slave by a background process (sbx_pty_io_check): 0, or
+ * its answer (-EINTR once its group was sent SIGTTIN or SIGTTOU, -EIO). */
+int64_t sbx_pty_io_check(struct sbx_vm *vm, struct sbx_handle *h, int is_write);
 void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
 		   size_t n);
 /* The sessions whose terminal hung up since the last call (at most max), taken. */

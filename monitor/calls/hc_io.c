@@ -69,6 +69,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	int64_t e = stdio_flags(h, is_write, positioned);
 	if (e < 0)
 		return e;
+	if (h->obj == SBX_O_PTY && (e = sbx_pty_io_check(vm, h, is_write)) < 0)
+		return e;
 	/* Last before the write: what the limits allow is reserved now and counted after it. */
 	if (is_write && h->obj == SBX_O_FILE) {
 		uint64_t allow = sbx_limit_write(vm, h, total), acc = 0;

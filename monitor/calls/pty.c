@@ -38,6 +38,7 @@ struct sbx_pty {
 #define PTY_LFLAG 12
 #define PTY_CC 17
 #define PTY_ISIG 1u
+#define PTY_TOSTOP 0x100u
 #define PTY_VINTR 0
 #define PTY_VQUIT 1
 #define PTY_VSUSP 10
@@ -276,6 +277,42 @@ static void pty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 	vm->hooks.tty_signal(vm, pgrp, sig);
 }
 
+/* A process of the terminal's session outside its foreground group: a read (SIGTTIN), or a
+ * write with TOSTOP or a change of the terminal (SIGTTOU), stops its group, and is made
+ * again once it goes on (-EINTR: the guest's kernel makes it again unless a signal is there
+ * to handle), as Linux's. A read is EIO instead when the caller ignores or blocks SIGTTIN,
+ * or nothing would continue its group (orphaned); a write or change goes on when it ignores
+ * or blocks SIGTTOU. 0: go on. */
+static int64_t background(struct sbx_vm *vm, struct sbx_pty *p, int sig)
+{
+	struct sbx_ptys *r = ptys_of(vm);
+	pthread_mutex_lock(&r->lock);
+	uint32_t sid = p->sid, fg = p->fg;
+	pthread_mutex_unlock(&r->lock);
+	if (!sid || sid != vm->proc.sid || !fg || fg == vm->proc.pgid || !vm->hooks.tty_signal)
+		return 0;
+	const struct sbx_sigstate *ss = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*ss));
+	if (!ss)
+		return 0;
+	int spared = ss->act[sig].handler == 1 || (ss->blocked & (1ull << (sig - 1)));
+	if (spared)
+		return sig == SIGTTIN ? -EIO : 0;
+	return vm->hooks.tty_signal(vm, vm->proc.pgid, sig) < 0 ? -EIO : -EINTR;
+}
+
+int64_t sbx_pty_io_check(struct sbx_vm *vm, struct sbx_handle *h, int is_write)
+{
+	if (h->obj != SBX_O_PTY || h->end != 1)
+		return 0;
+	if (!is_write)
+		return background(vm, h->pty, SIGTTIN);
+	uint8_t t[36];
+	uint32_t lflag = 0;
+	if (ioctl(h->fd, TCGETS, t) == 0)
+		memcpy(&lflag, t + PTY_LFLAG, sizeof(lflag));
+	return (lflag & PTY_TOSTOP) ? background(vm, h->pty, SIGTTOU) : 0;
+}
+
 void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
 		   size_t n)
 {
@@ -442,6 +479,12 @@ int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uin
 	uint8_t how = reqs[i].how, size = reqs[i].size;
 	int master = h->end == 0;
 	struct sbx_pty *p = h->pty;
+	if (!master && (req == TCSETS || req == TCSETSW || req == TCSETSF || req == TCFLSH ||
+			req == TCXONC || req == TIOCSPGRP)) {
+		int64_t b = background(vm, p, SIGTTOU);
+		if (b < 0)
+			return b;
+	}
 	switch (req) {
 	case TIOCGPTPEER: {
 		/* glibc's openpty() opens the slave this way. */

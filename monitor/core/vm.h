@@ -438,8 +438,9 @@ struct sbx_hooks {
 	 * called there with ring_lock held: its parent may hear of the stop. */
 	void (*job_stopped)(struct sbx_vm *vm);
 	/* A terminal's signal (calls/pty.c) to every process of group pgrp, the caller's own
-	 * too: SI_KERNEL, from no process. */
-	void (*tty_signal)(struct sbx_vm *vm, uint32_t pgrp, int sig);
+	 * too: SI_KERNEL, from no process. 0, or -EIO for a stop signal (TSTP, TTIN, TTOU) to
+	 * an orphaned group, which nothing would continue: not sent. */
+	int (*tty_signal)(struct sbx_vm *vm, uint32_t pgrp, int sig);
 	/* /proc's view of the sandbox's other processes (sandbox/procs.c): the pids of those
 	 * running, up to max of them (pids may be NULL), and how many there are; and one's VM lent
 	 * to fn (which may be NULL: whether it runs) under the tree's lock, so that it cannot go

@@ -1224,14 +1224,16 @@ static int procs_with(struct sbx_vm *vm, uint32_t pid, void (*fn)(struct sbx_vm 
 }
 
 /* What every process of the tree asks of it. */
-static void tty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
+static int tty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
-	for (struct sbx_pnode *n = t->list; n; n = n->next)
+	int r = sig != SIGSTOP && stop_signal(sig) && group_orphaned(t, pgrp) ? -EIO : 0;
+	for (struct sbx_pnode *n = t->list; n && !r; n = n->next)
 		if (n->pgid == pgrp && n->vm && !n->ended && !t->ending)
 			deliver(t, n->vm, sig, 0, SI_KERNEL, 0, 0);
 	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 static void tree_hooks(struct sbx_vm *vm)
