@@ -52,6 +52,35 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
 	return 0;
 }
 
+/* A read or write of a pipe, socket or terminal that would block waits here, in slices, and
+ * not in the host call: a kick (a signal for the process, a pause, a stop) that lands just
+ * before a blocking call enters the host kernel is lost, and the call would wait for its data
+ * however long. 0: go on with the call (ready, non-blocking, or an error it reports), or
+ * -EINTR: something came that the guest kernel must see (it makes the call again unless a
+ * signal is there to handle). */
+static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd, int is_write,
+			  int sock)
+{
+	struct pollfd p = {.fd = fd, .events = is_write ? POLLOUT : POLLIN};
+	if (poll(&p, 1, 0) != 0)
+		return 0;
+	if (sock > 0 && (sock & MSG_DONTWAIT))
+		return 0;
+	if (h->stdio < 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK))
+		return 0;
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	int nudge = atomic_load(&vm->life.nudge);
+	for (;;) {
+		if (atomic_load(&vm->life.stopping) || atomic_load(&vm->life.pause_req) ||
+		    atomic_load(&vm->life.nudge) != nudge || sbx_threads_ending(vm) ||
+		    (b && __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST)))
+			return -EINTR;
+		int r = poll(&p, 1, 20);
+		if (r != 0)
+			return r < 0 && errno == EINTR ? -EINTR : 0;
+	}
+}
+
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
  * total bytes): a virtual file answers itself; for a host file the stdio flags apply, then
  * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
@@ -106,8 +135,13 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		fd = dfd >= 0 ? dfd : fd;
 	}
 	ssize_t n;
+	int err = 0;
+	int64_t w =
+	    !positioned && sbx_handle_may_block(h) ? wait_ready(vm, h, fd, is_write, sock) : 0;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
-	if (positioned && is_write)
+	if (w < 0)
+		n = -1, err = (int)-w;
+	else if (positioned && is_write)
 		n = pwrite(fd, iov[0].iov_base, iov[0].iov_len, off);
 	else if (positioned)
 		n = pread(fd, iov[0].iov_base, iov[0].iov_len, off);
@@ -120,7 +154,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 			     : recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC);
 	} else
 		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
-	int err = errno;
+	if (w == 0)
+		err = errno;
 	sbx_ring_reacquire(vm, released);
 	if (typed) {
 		if (n > 0)

@@ -139,9 +139,9 @@ void sbx_vm_job_stop(struct sbx_vm *vm)
 	pthread_mutex_lock(&vm->life.pause_lock);
 	atomic_fetch_or(&vm->life.pause_req, SBX_PAUSE_JOB);
 	pthread_mutex_unlock(&vm->life.pause_lock);
-	/* Its waits end (the guest's kernel makes them again once it goes on), and every vCPU
-	 * leaves the guest for its pause point. */
-	sbx_wake_sleepers(vm);
+	/* Its waits end (the guest's kernel makes them again once it goes on), the poller's
+	 * host call too, and every vCPU leaves the guest for its pause point. */
+	sbx_ring_nudge(vm, SBX_RING_KICK);
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 1;
 	if (vm->proc.vcpu.thread_set && !pthread_equal(vm->proc.vcpu.thread, pthread_self()))
