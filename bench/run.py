@@ -161,7 +161,7 @@ def main():
     bins = {name: os.path.join(build, sub, name) for sub, names in (
         ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
                      "threads-glibc", "events-glibc", "procs-glibc", "usock-glibc",
-                     "fifo-glibc", "pty-glibc", "signalfd-glibc")),
+                     "fifo-glibc", "pty-glibc", "signalfd-glibc", "jobctl-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -540,19 +540,24 @@ def main():
         shutil.rmtree(ipc_dir, ignore_errors=True)
     rep.table()
 
-    # 14. terminals and signals as files: pseudo-terminals, signalfd
-    rep.section(f"14. terminals and signalfd: pty-glibc bench {ipc_n}, signalfd-glibc bench "
-                f"{ipc_n} (ns each, timed in the guest)",
+    # 14. terminals and signals as files: pseudo-terminals, signalfd; job control
+    job_n = 50 if a.quick else 300
+    rep.section(f"14. terminals, signalfd, job control: pty-glibc bench {ipc_n}, signalfd-glibc "
+                f"bench {ipc_n}, jobctl-glibc bench {job_n} (ns each, timed in the guest)",
                 "a terminal is a host devpts pair the monitor opens; a signalfd read is the "
-                "guest kernel's, its poll readiness a host eventfd")
+                "guest kernel's, its poll readiness a host eventfd; a stop is a pause of the "
+                "child's VM, told once its vCPUs are at their pause points")
     for what, prog, name in (("pty 1-byte round trip (master, child on the slave)", "pty-glibc",
                               "pty_pingpong"),
                              ("pty made, slave opened, both closed", "pty-glibc", "pty_open"),
                              ("raise + signalfd read", "signalfd-glibc", "signalfd_self"),
                              ("kill from a child, poll + read of the signalfd", "signalfd-glibc",
-                              "signalfd_wake")):
-        res = interleave({"native": op(native(bins[prog], "bench", str(ipc_n)), name),
-                          "sandbox": op(sandboxed(bins[prog], "bench", str(ipc_n)), name)},
+                              "signalfd_wake"),
+                             ("SIGSTOP + WUNTRACED wait + SIGCONT + WCONTINUED wait of a child "
+                              "of two threads", "jobctl-glibc", "stop_continue")):
+        n = job_n if prog == "jobctl-glibc" else ipc_n
+        res = interleave({"native": op(native(bins[prog], "bench", str(n)), name),
+                          "sandbox": op(sandboxed(bins[prog], "bench", str(n)), name)},
                          compute_runs)
         rep.row(f"{what} native", "ns", res["native"]["ns"], digits=0)
         rep.row(f"{what} sandbox", "ns", res["sandbox"]["ns"], res["native"]["ns"], "native",

@@ -6,8 +6,8 @@
  * /proc's state letter; on a pseudo-terminal, as a shell sees them, a background job's read
  * (SIGTTIN, or EIO when it ignores it), its write with TOSTOP (SIGTTOU) and ^Z (SIGTSTP).
  * Prints what is the same natively and in the sandbox (no pids). tests/monitor/test_e2e.c
- * compares. `jobctl bench N`: N rounds of SIGSTOP, wait, SIGCONT, wait to a child, in µs a
- * round. */
+ * compares. `jobctl bench N`: N rounds of SIGSTOP, wait, SIGCONT, wait to a child of two
+ * threads ("stop_continue N ns" each, on stderr). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -172,22 +172,30 @@ static void stop_and_go(void)
 
 static void self_stop(void)
 {
-	int p[2];
-	if (pipe(p) < 0)
+	int p[2], go[2];
+	if (pipe(p) < 0 || pipe(go) < 0)
 		exit(1);
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(p[0]);
+		close(go[1]);
 		raise(SIGSTOP);
 		if (write(p[1], "after", 5) < 0)
 			_exit(3);
+		/* Its end waits for the parent, whose wait for the continue would otherwise race
+		 * with it (an ended child is told first, on Linux too). */
+		char c;
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
 		_exit(7);
 	}
 	close(p[1]);
+	close(go[0]);
 	wait_for("raise(SIGSTOP)", pid, WUNTRACED);
 	printf("wrote before SIGCONT: %s\n", readable(p[0], 200) ? "yes" : "no");
 	kill(pid, SIGCONT);
 	wait_for("then SIGCONT", pid, WUNTRACED | WCONTINUED);
+	close(go[1]);
 	wait_for("then its end", pid, 0);
 	char buf[8] = {0};
 	printf("it wrote: %s\n", read(p[0], buf, sizeof(buf) - 1) > 0 ? buf : "nothing");
@@ -505,7 +513,8 @@ static int bench(int n)
 		waitpid(pid, &st, WCONTINUED);
 		drain(rd);
 	}
-	printf("%.1f us a stop and continue\n", (now_us() - t0) / n);
+	/* As the other samples' bench lines (bench/run.py reads them): op, rounds, ns each. */
+	fprintf(stderr, "stop_continue %d %.0f\n", n, (now_us() - t0) * 1000 / n);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return 0;

@@ -32,7 +32,7 @@ void sbx_pause_wait(struct sbx_vm *vm, atomic_int *quit)
 	/* Timed: sbx_vm_interrupt, run from a signal handler, cannot signal the condition. */
 	while (((atomic_load(&vm->life.pause_req) && !atomic_load(&vm->life.stopping)) ||
 		vm->life.pause_hold) &&
-	       !(quit && atomic_load(quit))) {
+	       !(quit && atomic_load(quit)) && (quit || vm->life.job_gen == vm->life.job_told)) {
 		struct timespec dl;
 		sbx_deadline(&dl, 50 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &dl);
@@ -74,14 +74,23 @@ void sbx_pause_point(struct sbx_vm *vm)
 	vm->life.paused = 1;
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	/* A stop is told (the parent's wait, SIGCHLD) once every thread has stopped, as Linux
-	 * tells it once the whole group has. Without pause_lock: the tree's lock is taken
-	 * before it. */
-	if ((atomic_load(&vm->life.pause_req) & SBX_PAUSE_JOB) && vm->hooks.job_stopped) {
-		pthread_mutex_unlock(&vm->life.pause_lock);
-		vm->hooks.job_stopped(vm);
-		pthread_mutex_lock(&vm->life.pause_lock);
+	 * tells it once the whole group has; and a next one that came before this thread saw
+	 * the last one end. Without pause_lock: the tree's lock is taken before it. The wait
+	 * (vCPU 0's: quit NULL) returns for a stop not told yet. */
+	for (;;) {
+		if (vm->life.job_gen != vm->life.job_told) {
+			vm->life.job_told = vm->life.job_gen;
+			if ((atomic_load(&vm->life.pause_req) & SBX_PAUSE_JOB) &&
+			    vm->hooks.job_stopped) {
+				pthread_mutex_unlock(&vm->life.pause_lock);
+				vm->hooks.job_stopped(vm);
+				pthread_mutex_lock(&vm->life.pause_lock);
+			}
+		}
+		sbx_pause_wait(vm, NULL);
+		if (vm->life.job_gen == vm->life.job_told)
+			break;
 	}
-	sbx_pause_wait(vm, NULL);
 	vm->life.paused = 0;
 	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
@@ -138,6 +147,8 @@ void sbx_vm_job_stop(struct sbx_vm *vm)
 {
 	pthread_mutex_lock(&vm->life.pause_lock);
 	atomic_fetch_or(&vm->life.pause_req, SBX_PAUSE_JOB);
+	vm->life.job_gen++;
+	pthread_cond_broadcast(&vm->life.pause_cond);
 	pthread_mutex_unlock(&vm->life.pause_lock);
 	/* Its waits end (the guest's kernel makes them again once it goes on), the poller's
 	 * host call too, and every vCPU leaves the guest for its pause point. */

@@ -365,6 +365,9 @@ struct sbx_life {
 	atomic_int pause_req;
 	int paused, running, confined;
 	int pause_hold; /* the pauser is using the state: a kill waits for its resume */
+	/* Stops asked for (sbx_vm_job_stop) and told (hooks.job_stopped), under pause_lock: a
+	 * stop that comes while vCPU 0 still waits from the last one is told too. */
+	unsigned job_gen, job_told;
 	struct timespec first_run_at, last_exit_at; /* CLOCK_REALTIME */
 	int first_call_pending;			    /* set by whoever wants first_call_at */
 	struct timespec first_call_at;		    /* CLOCK_MONOTONIC */
