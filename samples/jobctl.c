@@ -3,8 +3,9 @@
  * WCONTINUED, waitid with WSTOPPED, WCONTINUED and WNOWAIT, SIGCHLD's CLD_STOPPED and
  * CLD_CONTINUED (and none with SA_NOCLDSTOP), a stopped process making no progress (both of
  * its threads), a handled signal and a fatal one held until the SIGCONT, a handled SIGTSTP,
- * /proc's state letter; on a pseudo-terminal, as a shell sees them, a background job's read
- * (SIGTTIN, or EIO when it ignores it), its write with TOSTOP (SIGTTOU) and ^Z (SIGTSTP).
+ * /proc's state letter, SIGHUP and SIGCONT to a stopped job its parent's end orphans; on a
+ * pseudo-terminal, as a shell sees them, a background job's read (SIGTTIN, or EIO when it
+ * ignores it), its write with TOSTOP (SIGTTOU) and ^Z (SIGTSTP).
  * Prints what is the same natively and in the sandbox (no pids). tests/monitor/test_e2e.c
  * compares. `jobctl bench N`: N rounds of SIGSTOP, wait, SIGCONT, wait to a child of two
  * threads ("stop_continue N ns" each, on stderr). */
@@ -259,6 +260,53 @@ static void held_signal(void)
 	       readable(p[0], 5000) && read(p[0], buf, 4) == 4 ? buf : "nothing");
 	close(go[1]);
 	wait_for("its end", pid, 0);
+	close(p[0]);
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	if (write(usr1_fd, "hup ", 4) < 0)
+		_exit(3);
+}
+
+/* A stopped job whose group its parent's end orphans gets SIGHUP and SIGCONT. */
+static void orphaned(void)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		exit(1);
+	pid_t c = fork();
+	if (c == 0) {
+		pid_t g = fork();
+		if (g == 0) {
+			setpgid(0, 0);
+			usr1_fd = p[1];
+			signal(SIGHUP, on_hup);
+			raise(SIGSTOP);
+			if (write(p[1], "continued", 9) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		close(p[1]);
+		setpgid(g, g);
+		int st;
+		waitpid(g, &st, WUNTRACED);
+		_exit(WIFSTOPPED(st) ? 0 : 1);
+	}
+	close(p[1]);
+	int st;
+	waitpid(c, &st, 0);
+	char buf[64];
+	size_t got = 0;
+	while (got < sizeof(buf) - 1 && readable(p[0], 5000)) {
+		ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	printf("orphaned stopped job (its parent %s): %s\n", status(st), got ? buf : "nothing");
 	close(p[0]);
 }
 
@@ -529,6 +577,7 @@ int main(int argc, char **argv)
 	self_stop();
 	held_signal();
 	reports();
+	orphaned();
 	terminal();
 	return 0;
 }

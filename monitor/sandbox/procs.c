@@ -184,6 +184,52 @@ static int group_orphaned(struct sbx_procs *t, uint32_t pgid)
 	return 1;
 }
 
+/* The groups a process's end may orphan: its own, and its children's in its session. */
+struct orphan_check {
+	uint32_t pgid[16];
+	int was[16];
+	unsigned n;
+};
+
+/* Before the end of n. Tree lock held. */
+static void orphans_before(struct sbx_procs *t, const struct sbx_pnode *n, struct orphan_check *oc)
+{
+	oc->n = 0;
+	if (!n)
+		return;
+	for (struct sbx_pnode *m = t->list; m && oc->n < 16; m = m->next) {
+		if (m != n && (m->ppid != n->pid || m->ended || m->sid != n->sid))
+			continue;
+		unsigned i = 0;
+		while (i < oc->n && oc->pgid[i] != m->pgid)
+			i++;
+		if (i == oc->n) {
+			oc->pgid[oc->n] = m->pgid;
+			oc->was[oc->n++] = group_orphaned(t, m->pgid);
+		}
+	}
+}
+
+/* After it: a group it orphaned that has a stopped process gets SIGHUP and SIGCONT, as
+ * POSIX asks, so that no job is left stopped with nothing to continue it. Tree lock held. */
+static void orphans_after(struct sbx_procs *t, const struct orphan_check *oc)
+{
+	for (unsigned i = 0; i < oc->n; i++) {
+		if (oc->was[i] || !group_orphaned(t, oc->pgid[i]) || t->ending)
+			continue;
+		int stopped = 0;
+		for (struct sbx_pnode *m = t->list; m && !stopped; m = m->next)
+			stopped = m->pgid == oc->pgid[i] && m->vm && sbx_vm_job_stopped(m->vm);
+		for (struct sbx_pnode *m = t->list; m && stopped; m = m->next) {
+			if (m->pgid != oc->pgid[i] || !m->vm || m->ended)
+				continue;
+			deliver(t, m->vm, SIGHUP, 0, SI_KERNEL, 0, 0);
+			if (m->vm && !m->ended)
+				deliver(t, m->vm, SIGCONT, 0, SI_KERNEL, 0, 0);
+		}
+	}
+}
+
 /* The parent hears of a child's stop or continue (SIGCHLD), unless it asked not to
  * (SA_NOCLDSTOP); its waits look again either way. Tree lock held. */
 static void tell_parent(struct sbx_procs *t, struct sbx_pnode *n, int code, int sig)
@@ -389,6 +435,8 @@ static void *proc_main(void *arg)
 	sbx_fd_close_all(vm);
 	pthread_mutex_lock(&t->lock);
 	n = find(t, pid);
+	struct orphan_check oc;
+	orphans_before(t, n, &oc);
 	if (n) {
 		n->status = res ? wait_status(res) : SIGKILL;
 		n->ended = n->released = 1;
@@ -402,6 +450,7 @@ static void *proc_main(void *arg)
 			sbx_vm_kill(m->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
 				    "killed: its vfork parent %u ended before its execve", pid);
 	orphan_children(t, pid);
+	orphans_after(t, &oc);
 	/* No parent to wait for it (pid 1, the monitor's init, reaps at once), or one that
 	 * takes no zombies. */
 	struct sbx_pnode *p = n ? find(t, n->ppid) : NULL;
@@ -1460,6 +1509,7 @@ void sbx_procs_reset(struct sbx_vm *vm)
 				if (n->timer[k].signo)
 					bits |= 1ull << (n->timer[k].signo - 1);
 			memset(n->timer, 0, sizeof(n->timer));
+			n->stop_pending = n->stop_report = n->cont_report = 0;
 			struct sbx_bootinfo *b = sbx_gptr(t->root, SBX_BOOTINFO_ADDR, sizeof(*b));
 			if (b)
 				__atomic_and_fetch(&b->sig_incoming, ~bits, __ATOMIC_SEQ_CST);
