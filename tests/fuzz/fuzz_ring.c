@@ -251,8 +251,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(name);
 		abort();
 	}
-	/* Reset what one request may leave behind: a stop, open handles, the cwd. */
+	/* Reset what one request may leave behind: a stop (an end, or a job's: PGRP's
+	 * SBX_PGRP_STOP), open handles, the cwd. */
 	atomic_store(&vm->life.stopping, 0);
+	atomic_store(&vm->life.pause_req, 0);
 	memset(&vm->life.stop, 0, sizeof(vm->life.stop));
 	for (int fd = 3; fd < SBX_MAX_FDS; fd++)
 		if (vm->proc.files->fds[fd].kind != SBX_H_FREE)
