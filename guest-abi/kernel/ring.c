@@ -246,9 +246,12 @@ long k_call_rw_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 long k_call_rwf_wait(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off)
 {
 	long r;
-	/* A signal another process sent since this syscall began: no wait for it to cut short. */
-	if (__builtin_expect(BOOT->sig_incoming != 0, 0) && k_signal_interrupts())
-		return -EINTR;
+	/* A signal to handle (another process's since this syscall began, or one taken into the
+	 * pending set on the way here, as a restarted call's is): no wait begins, for nothing
+	 * would cut it short; the handler runs, and the call is made again after it with
+	 * SA_RESTART, as Linux's signal_pending() check has it. */
+	if (k_signal_waiting())
+		return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
 	do
 		r = rw_wait_once(nr, fd, buf, len, off);
 	while (r == -EINTR && !k_signal_waiting());
