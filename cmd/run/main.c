@@ -355,6 +355,8 @@ int main(int argc, char **argv)
 	/* 2. What the policy needs on the host; from here on a signal cleans up first. */
 	catch_signals();
 	save_terminals(&f);
+	for (int fd = 0; fd < 3 && !f.cli.cfg.stop_front; fd++)
+		f.cli.cfg.stop_front = isatty(fd) && tcgetpgrp(fd) == f.pgrp;
 	if (policy_make_tmp(&f.cli.pol, err, sizeof(err)) < 0 ||
 	    sbx_cli_open_audit(&f.cli, &audit, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sandbox-run: %s\n", err);

@@ -252,6 +252,15 @@ int32_t sbx_lockreg_holder(struct sbx_lockreg *r, uint32_t self, uint64_t dev, u
 /* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
  * terminal)? Asked once per handle (fstat). */
 int sbx_handle_may_block(struct sbx_handle *h);
+/* A wait for the guest in a host call (poll, epoll_wait, a read that would block), made in
+ * slices of at most 20 ms: a kick (a signal for the process, a pause, a stop) that lands just
+ * before the host call begins would be lost, and the wait last however long. Each slice
+ * first looks for what ends a wait (sbx_wait_over: the run stopping, a pause or stop, a
+ * nudge since `nudge` was read, another process's signal); wait(ctx, ms) makes one slice
+ * (ms -1: none left to bound it) and returns what the host call returned, -1 with errno
+ * on failure. Returns its last answer, or -1 with errno EINTR when the wait was cut. */
+int sbx_wait_over(struct sbx_vm *vm, int nudge);
+int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, int ms), void *ctx);
 /* hc_event.c: pipes, eventfds and epoll. sbx_handle_obj_name: "a pipe", ... for messages. */
 int64_t sbx_hc_pipe(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_eventfd(struct sbx_vm *vm, const struct sbx_slot *s);

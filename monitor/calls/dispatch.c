@@ -215,6 +215,35 @@ int sbx_handle_may_block(struct sbx_handle *h)
 	return h->may_block == 2;
 }
 
+int sbx_wait_over(struct sbx_vm *vm, int nudge)
+{
+	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	return atomic_load(&vm->life.stopping) || atomic_load(&vm->life.pause_req) ||
+	       atomic_load(&vm->life.nudge) != nudge || sbx_threads_ending(vm) ||
+	       (b && __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST));
+}
+
+int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, int ms), void *ctx)
+{
+	int nudge = atomic_load(&vm->life.nudge);
+	int64_t end = timeout_ms > 0 ? sbx_now_ns(CLOCK_MONOTONIC) + timeout_ms * SBX_NS_PER_MS : 0;
+	for (;;) {
+		if (sbx_wait_over(vm, nudge)) {
+			errno = EINTR;
+			return -1;
+		}
+		int ms = timeout_ms == 0 ? 0 : 20;
+		if (timeout_ms > 0) {
+			int64_t left =
+			    (end - sbx_now_ns(CLOCK_MONOTONIC) + SBX_NS_PER_MS - 1) / SBX_NS_PER_MS;
+			ms = left <= 0 ? 0 : left < ms ? (int)left : ms;
+		}
+		int r = wait(ctx, ms);
+		if (r != 0 || (timeout_ms > 0 && ms < 20) || timeout_ms == 0)
+			return r;
+	}
+}
+
 static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	unsigned f = sbx_calls[s->nr].flags;

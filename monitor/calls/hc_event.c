@@ -240,6 +240,18 @@ int64_t sbx_hc_epoll_ctl(struct sbx_vm *vm, const struct sbx_slot *s)
 	return epoll_ctl(ep->fd, (int)s->u.a[1], t->fd, &ev) < 0 ? -errno : 0;
 }
 
+struct epoll_slice {
+	int fd;
+	struct epoll_event *ev;
+	int n;
+};
+
+static int epoll_slice(void *ctx, int ms)
+{
+	struct epoll_slice *w = ctx;
+	return epoll_wait(w->fd, w->ev, w->n, ms);
+}
+
 int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	int64_t err;
@@ -262,7 +274,8 @@ int64_t sbx_hc_epoll_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		released = sbx_ring_release(vm);
 		fd = dfd >= 0 ? dfd : fd;
 	}
-	int r = epoll_wait(fd, ev, (int)n, timeout), e = errno;
+	struct epoll_slice w = {fd, ev, (int)n};
+	int r = sbx_wait_sliced(vm, timeout, epoll_slice, &w), e = errno;
 	sbx_ring_reacquire(vm, released);
 	if (dfd >= 0)
 		close(dfd);

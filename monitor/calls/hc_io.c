@@ -52,6 +52,17 @@ static int64_t stdio_flags(const struct sbx_handle *h, int is_write, int positio
 	return 0;
 }
 
+struct polls {
+	struct pollfd *p;
+	nfds_t n;
+};
+
+static int poll_slice(void *ctx, int ms)
+{
+	struct polls *w = ctx;
+	return poll(w->p, w->n, ms);
+}
+
 /* A read or write of a pipe, socket or terminal that would block waits here, in slices, and
  * not in the host call: a kick (a signal for the process, a pause, a stop) that lands just
  * before a blocking call enters the host kernel is lost, and the call would wait for its data
@@ -66,19 +77,17 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 		return 0;
 	if (sock > 0 && (sock & MSG_DONTWAIT))
 		return 0;
-	if (h->stdio < 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK))
+	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) : (fcntl(fd, F_GETFL) & O_NONBLOCK))
 		return 0;
-	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	int nudge = atomic_load(&vm->life.nudge);
-	for (;;) {
-		if (atomic_load(&vm->life.stopping) || atomic_load(&vm->life.pause_req) ||
-		    atomic_load(&vm->life.nudge) != nudge || sbx_threads_ending(vm) ||
-		    (b && __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST)))
-			return -EINTR;
-		int r = poll(&p, 1, 20);
-		if (r != 0)
-			return r < 0 && errno == EINTR ? -EINTR : 0;
-	}
+	/* A terminal read without ICANON and with VMIN 0 returns what there is, or nothing
+	 * after VTIME, where poll sees nothing to read. */
+	struct termios tio;
+	if (!is_write && ioctl(fd, TCGETS, &tio) == 0 && !(tio.c_lflag & ICANON) &&
+	    tio.c_cc[VMIN] == 0)
+		return 0;
+	struct polls one = {&p, 1};
+	int r = sbx_wait_sliced(vm, -1, poll_slice, &one);
+	return r < 0 && errno == EINTR ? -EINTR : 0;
 }
 
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
@@ -136,8 +145,10 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	}
 	ssize_t n;
 	int err = 0;
-	int64_t w =
-	    !positioned && sbx_handle_may_block(h) ? wait_ready(vm, h, fd, is_write, sock) : 0;
+	/* Nothing to move returns at once, as Linux's pipe and socket calls do. */
+	int64_t w = !positioned && total && sbx_handle_may_block(h)
+			? wait_ready(vm, h, fd, is_write, sock)
+			: 0;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
 	if (w < 0)
 		n = -1, err = (int)-w;
@@ -793,7 +804,8 @@ int64_t sbx_hc_poll(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * may be polled as whatever takes its number, as with Linux's own close during poll). */
 	int timeout = ready_now ? 0 : ms < 0 ? -1 : ms > 3600000 ? 3600000 : (int)ms;
 	int released = timeout != 0 && sbx_threads_count(vm) ? sbx_ring_release(vm) : 0;
-	int r = poll(hp, (nfds_t)n, timeout), err = errno;
+	struct polls all = {hp, (nfds_t)n};
+	int r = sbx_wait_sliced(vm, timeout, poll_slice, &all), err = errno;
 	sbx_ring_reacquire(vm, released);
 	if (r < 0)
 		return -err;

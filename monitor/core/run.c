@@ -135,7 +135,9 @@ void sbx_core_enter(struct sbx_vm *vm)
 void sbx_core_run(struct sbx_vm *vm, struct sbx_fault *f)
 {
 	pthread_mutex_lock(&vm->life.pause_lock);
-	atomic_store(&vm->life.pause_req, 0);
+	/* A stop signal sent to a new process before its run began holds (sandbox/procs.c);
+	 * a reset clears it for a repeated run. */
+	atomic_fetch_and(&vm->life.pause_req, SBX_PAUSE_JOB);
 	vm->life.pause_hold = 0;
 	vm->life.running = 1;
 	pthread_mutex_unlock(&vm->life.pause_lock);

@@ -19,11 +19,14 @@ struct sbx_config {
 	uint64_t mem_size;     /* guest RAM in bytes */
 	enum sbx_cpl_mode cpl;
 	enum sbx_poll_mode poll;
-	int strace;		 /* print every syscall to `log` */
-	int no_patch;		 /* never patch a syscall site (--no-patch) */
-	uint64_t max_threads;	 /* guest threads at once, main included (0: 256) */
-	uint64_t cpus;		 /* host CPUs the threads may run on (0: all allowed) */
-	uint64_t max_procs;	 /* processes at once, the first included (0: 256) */
+	int strace;	      /* print every syscall to `log` */
+	int no_patch;	      /* never patch a syscall site (--no-patch) */
+	uint64_t max_threads; /* guest threads at once, main included (0: 256) */
+	uint64_t cpus;	      /* host CPUs the threads may run on (0: all allowed) */
+	uint64_t max_procs;   /* processes at once, the first included (0: 256) */
+	/* The front end is its terminal's foreground job (a shell's job control): when the
+	 * first process stops, the monitor stops too, and goes on with a SIGCONT to it. */
+	int stop_front;
 	int verbose;		 /* 0 quiet, 1 -v, 2 -vv */
 	int stats;		 /* also measure what costs time to measure (RSS) */
 	FILE *audit;		 /* JSON lines of policy decisions (--audit), or NULL */

@@ -186,8 +186,8 @@ static int group_orphaned(struct sbx_procs *t, uint32_t pgid)
 
 /* The groups a process's end may orphan: its own, and its children's in its session. */
 struct orphan_check {
-	uint32_t pgid[16];
-	int was[16];
+	uint32_t pgid[64];
+	int was[64];
 	unsigned n;
 };
 
@@ -197,7 +197,7 @@ static void orphans_before(struct sbx_procs *t, const struct sbx_pnode *n, struc
 	oc->n = 0;
 	if (!n)
 		return;
-	for (struct sbx_pnode *m = t->list; m && oc->n < 16; m = m->next) {
+	for (struct sbx_pnode *m = t->list; m && oc->n < 64; m = m->next) {
 		if (m != n && (m->ppid != n->pid || m->ended || m->sid != n->sid))
 			continue;
 		unsigned i = 0;
@@ -253,11 +253,22 @@ static void job_stop(struct sbx_procs *t, struct sbx_pnode *n, int sig)
 			n->pgid);
 		return;
 	}
-	n->stop_pending = sig;
-	if (n->vm == t->root)
+	/* The first process's stop is its caller's to end: a shell's, when the front end is
+	 * its terminal's foreground job (job_stopped stops the monitor too); else nothing
+	 * outside the sandbox would continue it, and the terminal's stops go by, as an
+	 * orphaned group's do. */
+	int first = n->vm == t->root, front = n->vm->cfg.stop_front;
+	if (first && sig != SIGSTOP && !front) {
 		sbx_log(n->vm, 1,
-			"stopped by SIG%s: it goes on at a SIGCONT from a process of "
-			"the sandbox",
+			"SIG%s ignored: nothing would continue the first process (the monitor is "
+			"no terminal's foreground job)",
+			sigabbrev_np(sig));
+		return;
+	}
+	n->stop_pending = sig;
+	if (first && !front)
+		sbx_log(n->vm, 1,
+			"stopped by SIG%s: it goes on at a SIGCONT from a process of the sandbox",
 			sigabbrev_np(sig));
 	sbx_vm_job_stop(n->vm);
 }
@@ -268,12 +279,25 @@ static void job_stopped(struct sbx_vm *vm)
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
+	int sig = 0;
 	if (n && n->stop_pending && sbx_vm_job_stopped(vm)) {
-		n->stop_report = n->stop_pending;
+		sig = n->stop_report = n->stop_pending;
 		n->stop_pending = 0;
 		n->cont_report = 0;
 		tell_parent(t, n, CLD_STOPPED, n->stop_report);
 	}
+	pthread_mutex_unlock(&t->lock);
+	if (!sig || vm != t->root || !vm->cfg.stop_front)
+		return;
+	/* The first process stopped under a shell's job control: the monitor stops with it, so
+	 * that the shell has its terminal back ("Stopped"), and its fg or bg (a SIGCONT to the
+	 * monitor) continues the process as the shell's SIGCONT would. The sandbox's other
+	 * processes stop meanwhile too. A monitor whose SIGTSTP is ignored goes on at once. */
+	sbx_log(vm, 1, "stopped by SIG%s: the monitor stops too", sigabbrev_np(sig));
+	raise(sig);
+	pthread_mutex_lock(&t->lock);
+	if (!t->ending)
+		deliver(t, vm, SIGCONT, 0, SI_USER, 0, 0);
 	pthread_mutex_unlock(&t->lock);
 }
 
