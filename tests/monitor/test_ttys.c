@@ -1,7 +1,7 @@
 /* The monitor's side of ABI 1.20 without KVM, through the ring as the guest kernel drives it:
  * pseudo-terminals (calls/pty.c), signalfd handles (calls/signalfd.c), datagrams to an
- * address, senders' names and SO_PEERCRED (calls/hc_socket.c). The guest's view of the same
- * is e2e/pseudo_terminals_as_natively, e2e/signalfd_as_natively and
+ * address, senders' names and SO_PEERCRED (calls/hc_socket.c); and 1.21's sliced waits. The guest's
+ * view of the same is e2e/pseudo_terminals_as_natively, e2e/signalfd_as_natively and
  * e2e/local_sockets_as_natively. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -350,4 +350,40 @@ Test(ttys, peer_credentials_name_the_pair_maker_and_the_listener)
 	int64_t n = sockop(SBX_SOCKOP_NAME, lone, 0, ARG);
 	cr_assert_eq(n, 2);
 	cr_assert_eq(sockop(SBX_SOCKOP_PEERCRED, lone, 1ull << 40, 0), -EFAULT);
+}
+
+/* 1.21: a read of an empty pipe, and a poll, wait in slices that look for what ends a wait
+ * (calls/dispatch.c, sbx_wait_sliced): another process's signal or a stop ends them at once
+ * with EINTR, however the kick fell; a read of nothing waits for nothing. */
+static int64_t ms_since(int64_t t0)
+{
+	return (sbx_now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
+}
+
+Test(ttys, waits_end_for_a_signal_or_a_stop_and_a_read_of_nothing_never_waits)
+{
+	int64_t pp = call(SBX_CALL_PIPE, 0, 0, 0, 0, 0);
+	cr_assert_geq(pp, 0);
+	int64_t rd = pp & 0xffffffff, wr = pp >> 32;
+	struct sbx_bootinfo *b = sbx_gptr(T.vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	cr_assert_not_null(b);
+	cr_assert_eq(rw(SBX_CALL_READ, rd, NULL, 0), 0, "nothing to read returns at once");
+	__atomic_or_fetch(&b->sig_incoming, 1ull << (SIGUSR1 - 1), __ATOMIC_SEQ_CST);
+	int64_t t0 = sbx_now_ns(CLOCK_MONOTONIC);
+	cr_assert_eq(rw(SBX_CALL_READ, rd, NULL, 1), -EINTR);
+	struct pollfd p = {.fd = (int)rd, .events = POLLIN};
+	memcpy(sbx_gptr(T.vm, ARG, sizeof(p)), &p, sizeof(p));
+	cr_assert_eq(call(SBX_CALL_POLL, ARG, 1, 60000, 0, 0), -EINTR);
+	cr_assert_lt(ms_since(t0), 5000, "cut short, not waited out");
+	__atomic_and_fetch(&b->sig_incoming, 0, __ATOMIC_SEQ_CST);
+	atomic_fetch_or(&T.vm->life.pause_req, SBX_PAUSE_JOB);
+	cr_assert_eq(rw(SBX_CALL_READ, rd, NULL, 1), -EINTR, "a stop ends it too");
+	atomic_store(&T.vm->life.pause_req, 0);
+	/* Nothing to end it: a poll lasts its time, then a read finds what was written. */
+	t0 = sbx_now_ns(CLOCK_MONOTONIC);
+	cr_assert_eq(call(SBX_CALL_POLL, ARG, 1, 50, 0, 0), 0);
+	cr_assert_geq(ms_since(t0), 45);
+	cr_assert_eq(rw(SBX_CALL_WRITE, wr, "x", 1), 1);
+	cr_assert_eq(rw(SBX_CALL_READ, rd, NULL, 1), 1);
+	cr_assert_eq(*(char *)sbx_gptr(T.vm, BUF, 1), 'x');
 }
