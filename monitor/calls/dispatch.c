@@ -227,19 +227,23 @@ int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, in
 {
 	int nudge = atomic_load(&vm->life.nudge);
 	int64_t end = timeout_ms > 0 ? sbx_now_ns(CLOCK_MONOTONIC) + timeout_ms * SBX_NS_PER_MS : 0;
+	/* What is ready now is answered first, as Linux's poll answers it whatever is pending. */
+	int r0 = wait(ctx, 0);
+	if (r0 != 0 || timeout_ms == 0)
+		return r0;
 	for (;;) {
 		if (sbx_wait_over(vm, nudge)) {
 			errno = EINTR;
 			return -1;
 		}
-		int ms = timeout_ms == 0 ? 0 : 20;
+		int ms = 20;
 		if (timeout_ms > 0) {
 			int64_t left =
 			    (end - sbx_now_ns(CLOCK_MONOTONIC) + SBX_NS_PER_MS - 1) / SBX_NS_PER_MS;
 			ms = left <= 0 ? 0 : left < ms ? (int)left : ms;
 		}
 		int r = wait(ctx, ms);
-		if (r != 0 || (timeout_ms > 0 && ms < 20) || timeout_ms == 0)
+		if (r != 0 || (timeout_ms > 0 && ms < 20))
 			return r;
 	}
 }

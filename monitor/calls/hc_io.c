@@ -79,14 +79,19 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 		return 0;
 	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) : (fcntl(fd, F_GETFL) & O_NONBLOCK))
 		return 0;
-	/* A terminal read without ICANON and with VMIN 0 returns what there is, or nothing
-	 * after VTIME, where poll sees nothing to read. */
+	/* A terminal read without ICANON and with VMIN 0 returns what there is at once, or
+	 * after VTIME tenths of a second, where poll sees nothing to read: the wait lasts VTIME
+	 * at most. A master's modes are its slave's: not its own reads'. */
 	struct termios tio;
-	if (!is_write && ioctl(fd, TCGETS, &tio) == 0 && !(tio.c_lflag & ICANON) &&
-	    tio.c_cc[VMIN] == 0)
-		return 0;
+	int timeout = -1;
+	if (!is_write && !(h->obj == SBX_O_PTY && h->end == 0) && ioctl(fd, TCGETS, &tio) == 0 &&
+	    !(tio.c_lflag & ICANON) && tio.c_cc[VMIN] == 0) {
+		if (tio.c_cc[VTIME] == 0)
+			return 0;
+		timeout = tio.c_cc[VTIME] * 100;
+	}
 	struct polls one = {&p, 1};
-	int r = sbx_wait_sliced(vm, -1, poll_slice, &one);
+	int r = sbx_wait_sliced(vm, timeout, poll_slice, &one);
 	return r < 0 && errno == EINTR ? -EINTR : 0;
 }
 
@@ -145,8 +150,9 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	}
 	ssize_t n;
 	int err = 0;
-	/* Nothing to move returns at once, as Linux's pipe and socket calls do. */
-	int64_t w = !positioned && total && sbx_handle_may_block(h)
+	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
+	 * empty receive waits for a message). */
+	int64_t w = !positioned && (total || sock >= 0) && sbx_handle_may_block(h)
 			? wait_ready(vm, h, fd, is_write, sock)
 			: 0;
 	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */

@@ -52,7 +52,7 @@ enum sbx_arg {
 	ARG_NO_EXEC,	   /* mmap, mprotect: without PROT_EXEC (arg 2) */
 	ARG_EXEC,	   /* mmap, mprotect: with PROT_EXEC */
 	ARG_THREAD,	   /* clone: CLONE_THREAD only, so no new process (arg 0) */
-	ARG_CALLER,	   /* sched_setaffinity: the calling thread only (pid 0) */
+	ARG_CALLER,	   /* pid 0: sched_setaffinity's caller, kill's own group */
 	ARG_OWN_PROCESS,   /* tgkill: threads of this process only (tgid) */
 	ARG_FCNTL,	   /* fcntl: the commands in sbx_fcntl_cmds */
 	ARG_IOCTL,	   /* ioctl: sbx_tty_ioctls on any fd, sbx_vcpu_ioctls on the vCPU fd */
@@ -72,6 +72,8 @@ static const struct sbx_rule {
     {SCMP_SYS(ioctl), ARG_IOCTL, 0, "KVM_RUN and the vCPU register ioctls; terminal queries"},
     {SCMP_SYS(futex), ARG_ANY, 0, "ring wakeups, SLEEP, mutexes, pthread_join"},
     {SCMP_SYS(tgkill), ARG_OWN_PROCESS, 0, "the kick signal between vCPU, poller, watchdog"},
+    {SCMP_SYS(kill), ARG_CALLER, 0,
+     "job control: the first process stops, and the monitor stops its own group with it"},
     {SCMP_SYS(rt_sigreturn), ARG_ANY, 0, "return from the kick handler"},
     {SCMP_SYS(rt_sigprocmask), ARG_ANY, 0, "glibc masks signals around thread start/exit"},
     {SCMP_SYS(rt_sigaction), ARG_ANY, 0, "the kick handler is (re)installed once per run"},

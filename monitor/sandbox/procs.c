@@ -294,10 +294,16 @@ static void job_stopped(struct sbx_vm *vm)
 	 * monitor) continues the process as the shell's SIGCONT would. The sandbox's other
 	 * processes stop meanwhile too. A monitor whose SIGTSTP is ignored goes on at once. */
 	sbx_log(vm, 1, "stopped by SIG%s: the monitor stops too", sigabbrev_np(sig));
-	raise(sig);
+	/* Its whole group, as the program's own kill(0, SIGTSTP) would stop a wrapper's (bash
+	 * -c 'sandbox-run ...') with it; then the group's SIGCONT comes as the shell's would,
+	 * to every process of the first one's group. */
+	if (kill(0, sig) < 0)
+		raise(sig);
 	pthread_mutex_lock(&t->lock);
-	if (!t->ending)
-		deliver(t, vm, SIGCONT, 0, SI_USER, 0, 0);
+	uint32_t pgid = vm->proc.pgid;
+	for (struct sbx_pnode *m = t->list; m && !t->ending; m = m->next)
+		if (m->pgid == pgid && m->vm && !m->ended)
+			deliver(t, m->vm, SIGCONT, 0, SI_USER, 0, 0);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -1301,7 +1307,16 @@ static int tty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
-	int r = sig != SIGSTOP && stop_signal(sig) && group_orphaned(t, pgrp) ? -EIO : 0;
+	/* A terminal's stop that would go by (an orphaned group, or the first process's with
+	 * nothing outside to continue it: job_stop) is not sent: a background read says EIO,
+	 * and is not made again for ever. */
+	int root_in = 0;
+	for (struct sbx_pnode *n = t->list; n && !root_in; n = n->next)
+		root_in = n->vm == t->root && n->pgid == pgrp && !n->ended;
+	int r = sig != SIGSTOP && stop_signal(sig) &&
+			(group_orphaned(t, pgrp) || (root_in && !t->root->cfg.stop_front))
+		    ? -EIO
+		    : 0;
 	for (struct sbx_pnode *n = t->list; n && !r; n = n->next)
 		if (n->pgid == pgrp && n->vm && !n->ended && !t->ending)
 			deliver(t, n->vm, sig, 0, SI_KERNEL, 0, 0);
