@@ -59,6 +59,18 @@ static int readable(int fd, int ms)
 	return poll(&p, 1, ms) == 1 && (p.revents & (POLLIN | POLLHUP));
 }
 
+/* What should come comes within this, on a host however slow or loaded (each wait ends as
+ * soon as it comes). */
+#define LONG_MS 30000
+
+/* Until the other end closes the pipe, through the signals that cut the read short. */
+static void until_closed(int fd)
+{
+	char c;
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+}
+
 /* Whatever the pipe holds now. */
 static void drain(int fd)
 {
@@ -148,7 +160,7 @@ static void stop_and_go(void)
 {
 	int rd;
 	pid_t pid = start_ticking(&rd);
-	if (!readable(rd, 5000))
+	if (!readable(rd, LONG_MS))
 		printf("ticking: never started\n");
 	kill(pid, SIGSTOP);
 	wait_for("SIGSTOP", pid, WUNTRACED);
@@ -159,7 +171,7 @@ static void stop_and_go(void)
 	wait_for("a second SIGSTOP", pid, WUNTRACED | WNOHANG);
 	kill(pid, SIGCONT);
 	wait_for("SIGCONT", pid, WCONTINUED);
-	printf("ticks after SIGCONT: %s\n", readable(rd, 5000) ? "yes" : "none");
+	printf("ticks after SIGCONT: %s\n", readable(rd, LONG_MS) ? "yes" : "none");
 	wait_for("SIGCONT told once", pid, WCONTINUED | WNOHANG);
 	kill(pid, SIGTSTP);
 	wait_for("SIGTSTP", pid, WUNTRACED);
@@ -185,9 +197,7 @@ static void self_stop(void)
 			_exit(3);
 		/* Its end waits for the parent, whose wait for the continue would otherwise race
 		 * with it (an ended child is told first, on Linux too). */
-		char c;
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
+		until_closed(go[0]);
 		_exit(7);
 	}
 	close(p[1]);
@@ -203,19 +213,13 @@ static void self_stop(void)
 	close(p[0]);
 }
 
-static int usr1_fd;
+static int said_fd;
 
-static void on_usr1(int sig)
+/* A handled signal says its name on said_fd, in four bytes. */
+static void say_signal(int sig)
 {
-	(void)sig;
-	if (write(usr1_fd, "usr1", 4) < 0)
-		_exit(3);
-}
-
-static void on_tstp(int sig)
-{
-	(void)sig;
-	if (write(usr1_fd, "tstp", 4) < 0)
+	const char *name = sig == SIGUSR1 ? "usr1" : sig == SIGTSTP ? "tstp" : "hup ";
+	if (write(said_fd, name, 4) < 0)
 		_exit(3);
 }
 
@@ -230,14 +234,12 @@ static void held_signal(void)
 	if (pid == 0) {
 		close(p[0]);
 		close(go[1]);
-		usr1_fd = p[1];
-		signal(SIGUSR1, on_usr1);
-		signal(SIGTSTP, on_tstp);
+		said_fd = p[1];
+		signal(SIGUSR1, say_signal);
+		signal(SIGTSTP, say_signal);
 		if (write(p[1], "ready", 5) < 0)
 			_exit(3);
-		char c;
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
+		until_closed(go[0]);
 		_exit(0);
 	}
 	close(p[1]);
@@ -248,7 +250,7 @@ static void held_signal(void)
 	kill(pid, SIGTSTP);
 	memset(buf, 0, sizeof(buf));
 	printf("handled SIGTSTP: %s\n",
-	       readable(p[0], 5000) && read(p[0], buf, 4) == 4 ? buf : "nothing");
+	       readable(p[0], LONG_MS) && read(p[0], buf, 4) == 4 ? buf : "nothing");
 	wait_for("handled SIGTSTP", pid, WUNTRACED | WNOHANG);
 	kill(pid, SIGSTOP);
 	wait_for("stopped", pid, WUNTRACED);
@@ -257,17 +259,10 @@ static void held_signal(void)
 	kill(pid, SIGCONT);
 	memset(buf, 0, sizeof(buf));
 	printf("after SIGCONT: %s\n",
-	       readable(p[0], 5000) && read(p[0], buf, 4) == 4 ? buf : "nothing");
+	       readable(p[0], LONG_MS) && read(p[0], buf, 4) == 4 ? buf : "nothing");
 	close(go[1]);
 	wait_for("its end", pid, 0);
 	close(p[0]);
-}
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	if (write(usr1_fd, "hup ", 4) < 0)
-		_exit(3);
 }
 
 /* A stopped job whose group its parent's end orphans gets SIGHUP and SIGCONT. */
@@ -281,8 +276,8 @@ static void orphaned(void)
 		pid_t g = fork();
 		if (g == 0) {
 			setpgid(0, 0);
-			usr1_fd = p[1];
-			signal(SIGHUP, on_hup);
+			said_fd = p[1];
+			signal(SIGHUP, say_signal);
 			raise(SIGSTOP);
 			if (write(p[1], "continued", 9) < 0)
 				_exit(3);
@@ -299,7 +294,7 @@ static void orphaned(void)
 	waitpid(c, &st, 0);
 	char buf[64];
 	size_t got = 0;
-	while (got < sizeof(buf) - 1 && readable(p[0], 5000)) {
+	while (got < sizeof(buf) - 1 && readable(p[0], LONG_MS)) {
 		ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
 		if (n <= 0)
 			break;
@@ -316,7 +311,7 @@ static void reports(void)
 	int rd;
 	catch_chld(0);
 	pid_t pid = start_ticking(&rd);
-	readable(rd, 5000);
+	readable(rd, LONG_MS);
 	kill(pid, SIGSTOP);
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
@@ -331,7 +326,7 @@ static void reports(void)
 	memset(&si, 0, sizeof(si));
 	r = waitid(P_PID, (id_t)pid, &si, WSTOPPED | WNOHANG);
 	printf("waitid WSTOPPED once more: %d pid %d\n", r, (int)si.si_pid);
-	for (int i = 0; i < 500 && chld_count == 0; i++)
+	for (int i = 0; i < LONG_MS / 10 && chld_count == 0; i++)
 		usleep(10000);
 	printf("SIGCHLD: %s %s\n", chld_code == CLD_STOPPED ? "CLD_STOPPED" : "?",
 	       signame(chld_status));
@@ -341,7 +336,7 @@ static void reports(void)
 	r = waitid(P_PID, (id_t)pid, &si, WCONTINUED);
 	printf("waitid WCONTINUED: %d code %s status %s\n", r,
 	       si.si_code == CLD_CONTINUED ? "CLD_CONTINUED" : "?", signame(si.si_status));
-	for (int i = 0; i < 500 && chld_count == 0; i++)
+	for (int i = 0; i < LONG_MS / 10 && chld_count == 0; i++)
 		usleep(10000);
 	printf("SIGCHLD: %s %s\n", chld_code == CLD_CONTINUED ? "CLD_CONTINUED" : "?",
 	       signame(chld_status));
@@ -551,7 +546,7 @@ static int bench(int n)
 {
 	int rd;
 	pid_t pid = start_ticking(&rd);
-	readable(rd, 5000);
+	readable(rd, LONG_MS);
 	double t0 = now_us();
 	for (int i = 0; i < n; i++) {
 		int st;

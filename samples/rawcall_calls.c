@@ -179,6 +179,14 @@ static const struct {
 static int64_t fds[NFD];
 static int64_t saved_stdio[3];
 
+/* Every handle of setup_fds into out, the rows' own to follow: how many. */
+static unsigned with_fds(uint64_t *out)
+{
+	for (int f = 0; f < NFD; f++)
+		out[f] = (uint64_t)fds[f];
+	return NFD;
+}
+
 /* Every handle afresh (a row may have closed or replaced any of them), stdio included. */
 static void setup_fds(void)
 {
@@ -657,9 +665,7 @@ static void row_ioctl_tty(uint32_t nr)
 	req1(nr, (uint64_t)m, 0x40045431, IOV + 0x600, 0); /* TIOCSPTLCK 0: unlockpt */
 	int64_t sl = req1(nr, (uint64_t)m, 0x5441, O_RDWR | O_NOCTTY, 0);
 	uint64_t hs[NFD + 2];
-	unsigned nh = 0;
-	for (int f = 0; f < NFD; f++)
-		hs[nh++] = (uint64_t)fds[f];
+	unsigned nh = with_fds(hs);
 	hs[nh++] = (uint64_t)m;
 	hs[nh++] = (uint64_t)sl;
 	for (unsigned h = 0; h < nh; h++)
@@ -863,9 +869,7 @@ static void row_epoll_ctl(uint32_t nr, uint64_t arg)
 	const uint64_t ops[] = {1, 3, 2, 0, 4, 1ull << 32, ~0ull};
 	const uint64_t evs[] = {1, 0x80000001ull, 1ull << 32, ~0ull};
 	uint64_t tgts[NFD + 6];
-	unsigned nt = 0;
-	for (int f = 0; f < NFD; f++)
-		tgts[nt++] = (uint64_t)fds[f];
+	unsigned nt = with_fds(tgts);
 	tgts[nt++] = (uint64_t)ep;
 	tgts[nt++] = (uint64_t)ev;
 	tgts[nt++] = (uint64_t)(p & 0xffffffff);
@@ -1573,9 +1577,7 @@ static void row_sockop(uint32_t nr, uint64_t arg)
 	req1(nr, SBX_SOCKOP_CONNECT, (uint64_t)cli, addrs[0].addr, addrs[0].len);
 	int64_t acc = req1(nr, SBX_SOCKOP_ACCEPT, (uint64_t)lst, O_NONBLOCK | O_CLOEXEC, 0);
 	uint64_t socks[NFD + 8];
-	unsigned ns = 0;
-	for (int f = 0; f < NFD; f++)
-		socks[ns++] = (uint64_t)fds[f];
+	unsigned ns = with_fds(socks);
 	socks[ns++] = (uint64_t)(pair & 0xffffffff);
 	socks[ns++] = (uint64_t)(pair >> 32);
 	socks[ns++] = (uint64_t)lst;
@@ -1804,9 +1806,7 @@ static void row_signalfd(uint32_t nr, uint64_t arg)
 	int64_t ev = req1(SBX_CALL_EVENTFD, 0, 0, 0, 0);
 	setup_fds();
 	uint64_t hs[NFD + 6];
-	unsigned nh = 0;
-	for (int f = 0; f < NFD; f++)
-		hs[nh++] = (uint64_t)fds[f];
+	unsigned nh = with_fds(hs);
 	hs[nh++] = (uint64_t)sfd;
 	hs[nh++] = (uint64_t)ev;
 	hs[nh++] = 0xffffffffull;

@@ -685,18 +685,24 @@ long k_sys_dup3(struct k_frame *f)
 	return k_call(SBX_CALL_DUP, a, 4);
 }
 
-/* A lock request; one that waits is served by the vCPU's own thread, which the monitor lets go
- * with EINTR for a signal or a pause: it is made again unless a signal is there to handle,
- * then EINTR, or made again after the handler for one with SA_RESTART. */
-static long lock_call(uint32_t nr, uint64_t a[3], int waits)
+/* A request the monitor lets go with EINTR for a signal, a pause or a stop: made again unless
+ * a signal is there to handle, then EINTR, or made again after the handler for one with
+ * SA_RESTART. own: served by the vCPU's own thread (one that waits there). */
+static long restarting(uint32_t nr, uint64_t a[3], int own)
 {
 	for (;;) {
-		long r = waits ? k_call_own(nr, a, 3) : k_call(nr, a, 3);
-		if (r != -EINTR || !waits)
+		long r = own ? k_call_own(nr, a, 3) : k_call(nr, a, 3);
+		if (r != -EINTR)
 			return r;
 		if (k_signal_waiting())
 			return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
 	}
+}
+
+/* A lock request; one that waits is served by the vCPU's own thread. */
+static long lock_call(uint32_t nr, uint64_t a[3], int waits)
+{
+	return waits ? restarting(nr, a, 1) : k_call(nr, a, 3);
 }
 
 long k_sys_flock(struct k_frame *f)
@@ -775,12 +781,7 @@ long k_sys_ioctl(struct k_frame *f)
 		a[2] = k_kaddr((uint64_t)buf);
 	/* EINTR: a background process's change of its terminal sent its group SIGTTOU (the
 	 * monitor's pty.c): made again once it goes on, as Linux's ERESTARTSYS. */
-	long r;
-	do
-		r = k_call(SBX_CALL_IOCTL, a, 3);
-	while (r == -EINTR && !k_signal_waiting());
-	if (r == -EINTR)
-		return k_signal_interrupts() ? -EINTR : -K_ERESTARTSYS;
+	long r = restarting(SBX_CALL_IOCTL, a, 0);
 	if (r < 0 || tty[i].how != SBX_IOCTL_OUT)
 		return r;
 	long c = k_copy_to_user(f->rdx, buf, size);

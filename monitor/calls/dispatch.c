@@ -217,7 +217,7 @@ int sbx_handle_may_block(struct sbx_handle *h)
 
 int sbx_wait_over(struct sbx_vm *vm, int nudge)
 {
-	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	const struct sbx_bootinfo *b = sbx_gptr_ro(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	return atomic_load(&vm->life.stopping) || atomic_load(&vm->life.pause_req) ||
 	       atomic_load(&vm->life.nudge) != nudge || sbx_threads_ending(vm) ||
 	       (b && __atomic_load_n(&b->sig_incoming, __ATOMIC_SEQ_CST));

@@ -282,8 +282,9 @@ static void pty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
  * again once it goes on (-EINTR: the guest's kernel makes it again unless a signal is there
  * to handle), as Linux's. A read is EIO instead when the caller ignores or blocks SIGTTIN,
  * or nothing would continue its group (orphaned); a write or change goes on when it ignores
- * or blocks SIGTTOU. 0: go on. */
-static int64_t background(struct sbx_vm *vm, struct sbx_pty *p, int sig)
+ * or blocks SIGTTOU. 0: go on. tostop_fd: a write's terminal, which stops only with TOSTOP;
+ * -1 for the rest. */
+static int64_t background(struct sbx_vm *vm, struct sbx_pty *p, int sig, int tostop_fd)
 {
 	struct sbx_ptys *r = ptys_of(vm);
 	pthread_mutex_lock(&r->lock);
@@ -291,7 +292,16 @@ static int64_t background(struct sbx_vm *vm, struct sbx_pty *p, int sig)
 	pthread_mutex_unlock(&r->lock);
 	if (!sid || sid != vm->proc.sid || !fg || fg == vm->proc.pgid || !vm->hooks.tty_signal)
 		return 0;
-	const struct sbx_sigstate *ss = sbx_gptr(vm, SBX_SIGSTATE_ADDR, sizeof(*ss));
+	/* Looked at last: a host call, made for a background writer only. */
+	if (tostop_fd >= 0) {
+		uint8_t t[36];
+		uint32_t lflag = 0;
+		if (ioctl(tostop_fd, TCGETS, t) == 0)
+			memcpy(&lflag, t + PTY_LFLAG, sizeof(lflag));
+		if (!(lflag & PTY_TOSTOP))
+			return 0;
+	}
+	const struct sbx_sigstate *ss = sbx_gptr_ro(vm, SBX_SIGSTATE_ADDR, sizeof(*ss));
 	if (!ss)
 		return 0;
 	int spared = ss->act[sig].handler == 1 || (ss->blocked & (1ull << (sig - 1)));
@@ -304,13 +314,8 @@ int64_t sbx_pty_io_check(struct sbx_vm *vm, struct sbx_handle *h, int is_write)
 {
 	if (h->obj != SBX_O_PTY || h->end != 1)
 		return 0;
-	if (!is_write)
-		return background(vm, h->pty, SIGTTIN);
-	uint8_t t[36];
-	uint32_t lflag = 0;
-	if (ioctl(h->fd, TCGETS, t) == 0)
-		memcpy(&lflag, t + PTY_LFLAG, sizeof(lflag));
-	return (lflag & PTY_TOSTOP) ? background(vm, h->pty, SIGTTOU) : 0;
+	return is_write ? background(vm, h->pty, SIGTTOU, h->fd)
+			: background(vm, h->pty, SIGTTIN, -1);
 }
 
 void sbx_pty_wrote(struct sbx_vm *vm, struct sbx_pty *p, int fd, const struct iovec *iov, int cnt,
@@ -481,7 +486,7 @@ int64_t sbx_pty_ioctl(struct sbx_vm *vm, struct sbx_handle *h, uint32_t req, uin
 	struct sbx_pty *p = h->pty;
 	if (!master && (req == TCSETS || req == TCSETSW || req == TCSETSF || req == TCFLSH ||
 			req == TCXONC || req == TIOCSPGRP)) {
-		int64_t b = background(vm, p, SIGTTOU);
+		int64_t b = background(vm, p, SIGTTOU, -1);
 		if (b < 0)
 			return b;
 	}

@@ -110,11 +110,8 @@ int sbx_vm_pause(struct sbx_vm *vm, int timeout_ms)
 	sbx_wake_sleepers(vm);
 	int64_t left = end - sbx_now_ns(CLOCK_REALTIME);
 	while (!vm->life.paused && !atomic_load(&vm->life.stopping) && left > 0) {
-		/* immediate_exit covers a kick that lands just before KVM_RUN. Threads' vCPUs
-		 * waiting in PARK return on the kick. */
-		vm->proc.vcpu.run->immediate_exit = 1;
-		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
-		sbx_threads_kick(vm);
+		/* Threads' vCPUs waiting in PARK return on the kick. */
+		sbx_vcpus_kick(vm);
 		struct timespec step;
 		sbx_deadline(&step, left < 2 * SBX_NS_PER_MS ? left : 2 * SBX_NS_PER_MS);
 		pthread_cond_timedwait(&vm->life.pause_cond, &vm->life.pause_lock, &step);
@@ -153,11 +150,7 @@ void sbx_vm_job_stop(struct sbx_vm *vm)
 	/* Its waits end (the guest's kernel makes them again once it goes on), the poller's
 	 * host call too, and every vCPU leaves the guest for its pause point. */
 	sbx_ring_nudge(vm, SBX_RING_KICK);
-	if (vm->proc.vcpu.run)
-		vm->proc.vcpu.run->immediate_exit = 1;
-	if (vm->proc.vcpu.thread_set && !pthread_equal(vm->proc.vcpu.thread, pthread_self()))
-		pthread_kill(vm->proc.vcpu.thread, sbx_kick_signal());
-	sbx_threads_kick(vm);
+	sbx_vcpus_kick(vm);
 }
 
 void sbx_vm_job_continue(struct sbx_vm *vm)

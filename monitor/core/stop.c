@@ -158,6 +158,12 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig)
 	memcpy(vm->life.stop.reason, why, sizeof(why));
 	atomic_store_explicit(&vm->life.stop.ready, 1, memory_order_release);
 	sbx_wake_sleepers(vm);
+	sbx_vcpus_kick(vm);
+}
+
+void sbx_vcpus_kick(struct sbx_vm *vm)
+{
+	/* immediate_exit covers a kick that lands just before KVM_RUN. */
 	if (vm->proc.vcpu.run)
 		vm->proc.vcpu.run->immediate_exit = 1;
 	if (vm->proc.vcpu.thread_set)

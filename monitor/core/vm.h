@@ -949,6 +949,8 @@ void sbx_vm_kill(struct sbx_vm *vm, enum sbx_end end, int status, int sig, const
 int sbx_vm_kill_by(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end end, int status,
 		   int sig, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
+/* Every vCPU of the VM out of KVM_RUN, or kept from entering it (async-signal-safe). */
+void sbx_vcpus_kick(struct sbx_vm *vm);
 /* Waits until the reason that set life.stopping has its fields written. */
 void sbx_stop_settle(struct sbx_vm *vm);
 /* The run stopped for a fault that goes back to the program: an end that lost the race to it

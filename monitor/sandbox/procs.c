@@ -242,29 +242,36 @@ static void tell_parent(struct sbx_procs *t, struct sbx_pnode *n, int code, int 
 	pthread_cond_broadcast(&t->cond);
 }
 
+/* Whether TSTP, TTIN or TTOU goes by: for an orphaned group, as on Linux; and for the first
+ * process, whose stop is its caller's to end, unless the front end is its terminal's
+ * foreground job (a shell's, which job_stopped stops too): else nothing outside the sandbox
+ * would continue it. `who` the process, or NULL for any of group pgid (a terminal's signal,
+ * which then goes to none). Tree lock held. */
+static const char *stop_goes_by(struct sbx_procs *t, uint32_t pgid, const struct sbx_pnode *who)
+{
+	if (group_orphaned(t, pgid))
+		return "its process group is orphaned";
+	if (t->root->cfg.stop_front)
+		return NULL;
+	for (const struct sbx_pnode *m = who ? who : t->list; m; m = who ? NULL : m->next)
+		if (m->vm == t->root && m->pgid == pgid && !m->ended)
+			return "nothing would continue the first process (the monitor is no "
+			       "terminal's foreground job)";
+	return NULL;
+}
+
 /* The default action of a stop signal: every thread of the process stops where it is until
  * a SIGCONT (or its end). Tree lock held. */
 static void job_stop(struct sbx_procs *t, struct sbx_pnode *n, int sig)
 {
 	if (!n || !n->vm || n->ended || sbx_vm_job_stopped(n->vm))
 		return;
-	if (sig != SIGSTOP && group_orphaned(t, n->pgid)) {
-		sbx_log(n->vm, 1, "SIG%s ignored: process group %u is orphaned", sigabbrev_np(sig),
-			n->pgid);
+	const char *why = sig != SIGSTOP ? stop_goes_by(t, n->pgid, n) : NULL;
+	if (why) {
+		sbx_log(n->vm, 1, "SIG%s ignored: %s", sigabbrev_np(sig), why);
 		return;
 	}
-	/* The first process's stop is its caller's to end: a shell's, when the front end is
-	 * its terminal's foreground job (job_stopped stops the monitor too); else nothing
-	 * outside the sandbox would continue it, and the terminal's stops go by, as an
-	 * orphaned group's do. */
 	int first = n->vm == t->root, front = n->vm->cfg.stop_front;
-	if (first && sig != SIGSTOP && !front) {
-		sbx_log(n->vm, 1,
-			"SIG%s ignored: nothing would continue the first process (the monitor is "
-			"no terminal's foreground job)",
-			sigabbrev_np(sig));
-		return;
-	}
 	n->stop_pending = sig;
 	if (first && !front)
 		sbx_log(n->vm, 1,
@@ -1307,16 +1314,9 @@ static int tty_signal(struct sbx_vm *vm, uint32_t pgrp, int sig)
 {
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
-	/* A terminal's stop that would go by (an orphaned group, or the first process's with
-	 * nothing outside to continue it: job_stop) is not sent: a background read says EIO,
-	 * and is not made again for ever. */
-	int root_in = 0;
-	for (struct sbx_pnode *n = t->list; n && !root_in; n = n->next)
-		root_in = n->vm == t->root && n->pgid == pgrp && !n->ended;
-	int r = sig != SIGSTOP && stop_signal(sig) &&
-			(group_orphaned(t, pgrp) || (root_in && !t->root->cfg.stop_front))
-		    ? -EIO
-		    : 0;
+	/* A terminal's stop that would go by is not sent: a background read says EIO, and is
+	 * not made again for ever. */
+	int r = sig != SIGSTOP && stop_signal(sig) && stop_goes_by(t, pgrp, NULL) ? -EIO : 0;
 	for (struct sbx_pnode *n = t->list; n && !r; n = n->next)
 		if (n->pgid == pgrp && n->vm && !n->ended && !t->ending)
 			deliver(t, n->vm, sig, 0, SI_KERNEL, 0, 0);
