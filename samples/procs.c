@@ -8,7 +8,8 @@
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
  *   procs orphan | procfs
  * Only in the sandbox (natively it would stop for good):
- *   procs selfstop               raise the four stop signals, then say it went on
+ *   procs selfstop               raise TSTP, TTIN, TTOU, then STOP, saying after each that
+ *                                it went on
  * The sandbox's limits for all processes together:
  *   procs hog K M | spin K       K children hold M MiB each, or spin
  *   procs bigmem M fork|map|spawn touch M MiB, then fork; or map M MiB more; or posix_spawn
@@ -2129,6 +2130,7 @@ static int do_selfstop(void)
 	for (int i = 0; i < 4; i++) {
 		raise(sigs[i]);
 		printf("went on after SIG%s\n", names[i]);
+		fflush(stdout); /* a stop that holds ends in a kill */
 	}
 	return 0;
 }

@@ -77,7 +77,11 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 		return 0;
 	if (sock > 0 && (sock & MSG_DONTWAIT))
 		return 0;
-	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) : (fcntl(fd, F_GETFL) & O_NONBLOCK))
+	/* Not open for this direction (a pipe's other end): EBADF at once, as Linux says. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == (is_write ? O_RDONLY : O_WRONLY))
+		return 0;
+	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) : (fl & O_NONBLOCK))
 		return 0;
 	/* A terminal read without ICANON and with VMIN 0 returns what there is at once, or
 	 * after VTIME tenths of a second, where poll sees nothing to read: the wait lasts VTIME
@@ -93,6 +97,50 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	struct polls one = {&p, 1};
 	int r = sbx_wait_sliced(vm, timeout, poll_slice, &one);
 	return r < 0 && errno == EINTR ? -EINTR : 0;
+}
+
+/* The host call of a read or write. `nowait`: a read tried without waiting, RWF_NOWAIT (a pipe,
+ * an eventfd; a terminal says EOPNOTSUPP) or MSG_DONTWAIT (a socket). Positioned: one buffer
+ * (PREAD/PWRITE), and the calls the seccomp allowlist has. */
+static ssize_t io_call(int fd, struct iovec *iov, int cnt, int is_write, int positioned,
+		       int64_t off, int sock, struct msghdr *mh, int nowait)
+{
+	if (positioned)
+		return is_write ? pwrite(fd, iov[0].iov_base, iov[0].iov_len, off)
+				: pread(fd, iov[0].iov_base, iov[0].iov_len, off);
+	if (sock >= 0) {
+		/* A socket's own send or receive; the monitor takes no SIGPIPE of the guest's. */
+		struct msghdr m0 = {0}, *m = mh ? mh : &m0;
+		m->msg_iov = iov;
+		m->msg_iovlen = (size_t)cnt;
+		return is_write
+			   ? sendmsg(fd, m, sock | MSG_NOSIGNAL)
+			   : recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC | (nowait ? MSG_DONTWAIT : 0));
+	}
+	if (nowait)
+		return preadv2(fd, iov, cnt, -1, RWF_NOWAIT);
+	return is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
+}
+
+/* Calls Linux refuses before it would wait, which a descriptor that is not ready must not make
+ * wait: an eventfd's or timerfd's transfer of fewer than 8 bytes, an eventfd write of 2^64-1
+ * (EINVAL). Reads are tried first (io_call's nowait); this covers the writes, and the reads of a
+ * kernel without RWF_NOWAIT for them. */
+static int fails_at_once(const struct sbx_handle *h, const struct iovec *iov, int cnt,
+			 uint64_t total, int is_write)
+{
+	if (h->obj != SBX_O_EVENTFD && h->obj != SBX_O_TIMERFD)
+		return 0;
+	if (total < 8)
+		return 1;
+	if (!is_write || h->obj != SBX_O_EVENTFD)
+		return 0;
+	/* A write goes a buffer at a time, each its own count. */
+	uint64_t v;
+	if (cnt < 1 || iov[0].iov_len < 8)
+		return 1;
+	memcpy(&v, iov[0].iov_base, sizeof(v));
+	return v == UINT64_MAX;
 }
 
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
@@ -148,31 +196,28 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		released = sbx_ring_release(vm);
 		fd = dfd >= 0 ? dfd : fd;
 	}
-	ssize_t n;
-	int err = 0;
+	ssize_t n = -1;
+	int err = 0, answered = 0;
+	int64_t w = 0;
 	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
 	 * empty receive waits for a message). */
-	int64_t w = !positioned && (total || sock >= 0) && sbx_handle_may_block(h)
-			? wait_ready(vm, h, fd, is_write, sock)
-			: 0;
-	/* Positioned: one buffer (PREAD/PWRITE), and the calls the seccomp allowlist has. */
-	if (w < 0)
+	if (!positioned && (total || sock >= 0) && sbx_handle_may_block(h)) {
+		if (!is_write) {
+			n = io_call(fd, iov, cnt, 0, 0, 0, sock, mh, 1);
+			err = errno;
+			answered = n >= 0 || (err != EAGAIN && !(sock < 0 && err == EOPNOTSUPP));
+		}
+		if (!answered && !fails_at_once(h, iov, cnt, total, is_write))
+			w = wait_ready(vm, h, fd, is_write, sock);
+	}
+	if (answered)
+		;
+	else if (w < 0)
 		n = -1, err = (int)-w;
-	else if (positioned && is_write)
-		n = pwrite(fd, iov[0].iov_base, iov[0].iov_len, off);
-	else if (positioned)
-		n = pread(fd, iov[0].iov_base, iov[0].iov_len, off);
-	else if (sock >= 0) {
-		/* A socket's own send or receive; the monitor takes no SIGPIPE of the guest's. */
-		struct msghdr m0 = {0}, *m = mh ? mh : &m0;
-		m->msg_iov = iov;
-		m->msg_iovlen = (size_t)cnt;
-		n = is_write ? sendmsg(fd, m, sock | MSG_NOSIGNAL)
-			     : recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC);
-	} else
-		n = is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
-	if (w == 0)
+	else {
+		n = io_call(fd, iov, cnt, is_write, positioned, off, sock, mh, 0);
 		err = errno;
+	}
 	sbx_ring_reacquire(vm, released);
 	if (typed) {
 		if (n > 0)

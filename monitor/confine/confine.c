@@ -111,6 +111,8 @@ static const struct sbx_rule {
     {SCMP_SYS(read), ARG_ANY, 0, "READ; reports read ELF and /proc files"},
     {SCMP_SYS(write), ARG_ANY, 0, "WRITE; the log, --strace, reports"},
     {SCMP_SYS(readv), ARG_ANY, 0, "READV"},
+    {SCMP_SYS(preadv2), ARG_ANY, 0,
+     "READ of a pipe or eventfd tried first without waiting (RWF_NOWAIT)"},
     {SCMP_SYS(writev), ARG_ANY, 0, "WRITEV; stdio"},
     {SCMP_SYS(pread64), ARG_ANY, 0, "PREAD; libelf"},
     {SCMP_SYS(pwrite64), ARG_ANY, 0, "PWRITE; the core file"},

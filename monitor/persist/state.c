@@ -249,6 +249,21 @@ static void vcpu_write_msrs(struct sbx_sio *io, struct vcpu_state *v, int no_tsc
 			     done >= 0 && done < (int)n ? v->msr_idx[done] : 0);
 }
 
+/* The restored process's CPUID table, for the vCPUs it makes later (threads.c, fork.c). */
+static void keep_cpuid(struct sbx_vm *vm, struct sbx_sio *io, const struct vcpu_state *v)
+{
+	size_t len = sizeof(*v->cpuid) + v->ncpuid * sizeof(v->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(len);
+	if (!c) {
+		sbx_sio_fail(io, "out of memory for the CPUID table");
+		return;
+	}
+	memcpy(c, v->cpuid, len);
+	c->nent = v->ncpuid;
+	free(vm->proc.kvm.cpuid);
+	vm->proc.kvm.cpuid = c;
+}
+
 /* Puts the loaded state into the vCPU. Each vCPU ioctl costs 4-7 us on PVM, so a reset of a
  * CPL3 guest sets only what CPL3 code can change: registers, FPU/vector state, the FS/GS bases
  * (as MSRs), and the pending events. MP state, control and segment registers, XCR0 and debug
@@ -279,6 +294,10 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	if (!reset && !v->ran && !io->err) {
 		v->cpuid->nent = v->ncpuid;
 		vcpu_ioctl(v->fd, io, KVM_SET_CPUID2, v->cpuid, "KVM_SET_CPUID2");
+		/* The table every later vCPU of this process is given (a thread's, a fork's
+		 * child's): the one the program saw before the snapshot. */
+		if (v->main && !io->err)
+			keep_cpuid(vm, io, v);
 	}
 	if (full)
 		vcpu_ioctl(v->fd, io, KVM_SET_MP_STATE, &v->mp, "KVM_SET_MP_STATE");

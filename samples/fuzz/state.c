@@ -128,7 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 'F': {
 		/* Children: one spins for ever, one exits 7. They must end with the input, so
-		 * every input's are numbered 2 and 3 and find room under --max-procs. */
+		 * every input's are numbered alike, the two pids after the target's own, and find
+		 * room under --max-procs. */
 		pid_t spin = fork();
 		if (spin == 0)
 			for (volatile int x = 1; x;)
@@ -137,8 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (quick == 0)
 			_exit(7);
 		int st = 0;
-		if (spin != 2 || quick != 3 || waitpid(quick, &st, 0) != quick || !WIFEXITED(st) ||
-		    WEXITSTATUS(st) != 7)
+		if (spin != getpid() + 1 || quick != getpid() + 2 ||
+		    waitpid(quick, &st, 0) != quick || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
 			abort();
 		break;
 	}

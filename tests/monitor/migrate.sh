@@ -54,7 +54,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
-  for f in "$D"/*.err "$D"/ctl.out; do [ -f "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5; done
+  for f in "$D"/*.err "$D"/ctl.out; do [ -f "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -${SBX_MIG_TAIL:-5}; done
   exit 1
 }
 

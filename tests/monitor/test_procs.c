@@ -371,16 +371,21 @@ Test(procs, spawn_from_a_big_process_copies_nothing)
 	free(o);
 }
 
-/* A stop signal's default action, raised by the process itself, leaves it running (nothing
- * would continue it), as one from another process does. */
-Test(procs, a_stop_signal_raised_by_the_program_leaves_it_running)
+/* A terminal's stop signal raised by the first process goes by when no shell's job control
+ * would continue it (sandbox-run is no terminal's foreground job here); SIGSTOP, which cannot
+ * be ignored, holds until the --timeout ends the sandbox, without CPU time (docs: "Job
+ * control"). */
+Test(procs, the_first_process_stop_signals_go_by_and_sigstop_holds_until_the_timeout)
 {
 	int st;
-	char *o = sample("", "selfstop", &st);
-	cr_assert_eq(st, 0, "%s", o);
+	char *o = sample("--timeout 2s -v", "selfstop", &st);
+	cr_assert_eq(st, 121, "%s", o);
 	cr_assert(strstr(o, "went on after SIGTSTP\nwent on after SIGTTIN\nwent on after "
-			    "SIGTTOU\nwent on after SIGSTOP\n"),
+			    "SIGTTOU\n"),
 		  "%s", o);
+	cr_assert(strstr(o, "SIGTSTP ignored: nothing would continue the first process"), "%s", o);
+	cr_assert(strstr(o, "stopped by SIGSTOP"), "%s", o);
+	cr_assert_null(strstr(o, "went on after SIGSTOP"), "%s", o);
 	free(o);
 }
 
