@@ -500,6 +500,33 @@ static void peercred(const char *dir)
 	unlink(path);
 }
 
+/* A receive timeout ends a blocking read or recv with EAGAIN, and a full send buffer's send
+ * timeout a send; what is there is read at once. */
+static void timeouts(void)
+{
+	int sp[2];
+	char buf[256] = "x";
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+	struct timeval tv = {.tv_usec = 100000};
+	setsockopt(sp[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	show("read past SO_RCVTIMEO", read(sp[0], buf, sizeof(buf)));
+	show("recv past SO_RCVTIMEO", recv(sp[0], buf, sizeof(buf), 0));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	printf("both waited their 100 ms: %s\n", ms >= 190 && ms < 5000 ? "yes" : "no");
+	write(sp[1], "ab", 2);
+	show("read of what is there", read(sp[0], buf, sizeof(buf)));
+	setsockopt(sp[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	int sent = 0;
+	while (send(sp[1], buf, sizeof(buf), MSG_DONTWAIT) > 0 && sent < 100000)
+		sent++;
+	show("send to a full socket past SO_SNDTIMEO", send(sp[1], buf, sizeof(buf), 0));
+	close(sp[0]);
+	close(sp[1]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[2], "bench") == 0)
@@ -589,5 +616,6 @@ int main(int argc, char **argv)
 	datagrams(argv[1]);
 	peercred(argv[1]);
 	pass(argv[1]);
+	timeouts();
 	return 0;
 }

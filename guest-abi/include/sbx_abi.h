@@ -485,8 +485,8 @@ _Static_assert(sizeof(struct sbx_itimer) == 16, "sbx_itimer");
 #define SBX_RW_SOCK (SBX_U64(1) << 62)
 #define SBX_SOCKOP_CHECK 0    /* is a1 a socket: 0, ENOTSOCK, EBADF */
 #define SBX_SOCKOP_SHUTDOWN 1 /* a2: how */
-#define SBX_SOCKOP_GETOPT 2   /* a2: level, a3: name: the int value */
-#define SBX_SOCKOP_SETOPT 3   /* a2: level, a3: name, a4: the int value */
+#define SBX_SOCKOP_GETOPT 2   /* a2: level, a3: name: the int value (a timeout: in us) */
+#define SBX_SOCKOP_SETOPT 3   /* a2: level, a3: name, a4: the int value (a timeout: in us) */
 /* 1.19: local sockets with names. a2: guest-physical address of a struct sockaddr_un (the
  * kernel's copy), a3: its length (2..110). BIND: a path on a writable mount (made there), an
  * abstract name (sun_path[0] 0: the sandbox's own namespace) or none (length 2: an abstract

@@ -28,6 +28,7 @@
 #define ENOTDIR 20
 #define EINVAL 22
 #define ENOTTY 25
+#define EDOM 33
 #define ERANGE 34
 #define ENAMETOOLONG 36
 #define EDEADLK 35

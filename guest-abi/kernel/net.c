@@ -156,6 +156,11 @@ static long read_msg(uint64_t p, struct k_msghdr *m, struct sbx_iovec *v)
  * (SCM_CREDENTIALS) are checked for their form only and not carried. */
 #define SOL_SOCKET 1
 #define SO_PEERCRED 17
+/* SO_RCVTIMEO and SO_SNDTIMEO, and their _NEW names: a struct timeval (16 bytes here). */
+#define SO_RCVTIMEO_OLD 20
+#define SO_SNDTIMEO_OLD 21
+#define SO_RCVTIMEO_NEW 66
+#define SO_SNDTIMEO_NEW 67
 #define SCM_RIGHTS 1
 #define SCM_CREDENTIALS 2
 #define MSG_CTRUNC 8
@@ -263,7 +268,14 @@ long k_sys_shutdown(struct k_frame *f)
 	return sockop(SBX_SOCKOP_SHUTDOWN, f->rdi, (uint32_t)f->rsi, 0, 0);
 }
 
-/* SOL_SOCKET's int options (SO_TYPE, SO_ERROR, the buffer sizes, ...); others ENOPROTOOPT. */
+static int timeout_opt(uint32_t name)
+{
+	return name == SO_RCVTIMEO_OLD || name == SO_SNDTIMEO_OLD || name == SO_RCVTIMEO_NEW ||
+	       name == SO_SNDTIMEO_NEW;
+}
+
+/* SOL_SOCKET's int options (SO_TYPE, SO_ERROR, the buffer sizes, ...) and the two timeouts;
+ * others ENOPROTOOPT. */
 long k_sys_getsockopt(struct k_frame *f)
 {
 	int32_t len;
@@ -285,6 +297,14 @@ long k_sys_getsockopt(struct k_frame *f)
 	long r = sockop(SBX_SOCKOP_GETOPT, f->rdi, (uint32_t)f->rsi, (uint32_t)f->rdx, 0);
 	if (r < 0)
 		return r;
+	if ((uint32_t)f->rsi == SOL_SOCKET && timeout_opt((uint32_t)f->rdx)) {
+		int64_t tv[2] = {r / 1000000, r % 1000000};
+		int32_t n = len < 16 ? len : 16;
+		if (k_copy_to_user(f->r10, tv, (uint64_t)n) < 0 ||
+		    k_copy_to_user(f->r8, &n, sizeof(n)) < 0)
+			return -EFAULT;
+		return 0;
+	}
 	int32_t v = (int32_t)r, n = len < 4 ? len : 4;
 	if (k_copy_to_user(f->r10, &v, (uint64_t)n) < 0 || k_copy_to_user(f->r8, &n, sizeof(n)) < 0)
 		return -EFAULT;
@@ -294,6 +314,22 @@ long k_sys_getsockopt(struct k_frame *f)
 long k_sys_setsockopt(struct k_frame *f)
 {
 	int32_t v;
+	if ((uint32_t)f->rsi == SOL_SOCKET && timeout_opt((uint32_t)f->rdx)) {
+		/* As Linux's sock_set_timeout: microseconds out of range EDOM, a time before
+		 * now the shortest wait, 0 none. */
+		int64_t tv[2];
+		if ((int32_t)f->r8 < 16)
+			return -EINVAL;
+		if (k_copy_from_user(tv, f->r10, sizeof(tv)) < 0)
+			return -EFAULT;
+		if (tv[1] < 0 || tv[1] >= 1000000)
+			return -EDOM;
+		uint64_t us = tv[0] < 0 ? 1
+			      : (uint64_t)tv[0] > 1000000000ull
+				  ? 1000000000ull * 1000000
+				  : (uint64_t)tv[0] * 1000000 + (uint64_t)tv[1];
+		return sockop(SBX_SOCKOP_SETOPT, f->rdi, SOL_SOCKET, (uint32_t)f->rdx, us);
+	}
 	if ((int32_t)f->r8 < 4)
 		return -EINVAL;
 	if (k_copy_from_user(&v, f->r10, sizeof(v)) < 0)

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,9 @@ static int poll_slice(void *ctx, int ms)
 /* A read or write of a pipe, socket or terminal that would block waits here, in slices, and
  * not in the host call: a kick (a signal for the process, a pause, a stop) that lands just
  * before a blocking call enters the host kernel is lost, and the call would wait for its data
- * however long. 0: go on with the call (ready, non-blocking, or an error it reports), or
+ * however long. 0: go on with the call (ready, non-blocking, or an error it reports),
  * -EINTR: something came that the guest kernel must see (it makes the call again unless a
- * signal is there to handle). */
+ * signal is there to handle), or -EAGAIN: a socket's timeout passed. */
 static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd, int is_write,
 			  int sock)
 {
@@ -94,9 +95,22 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 			return 0;
 		timeout = tio.c_cc[VTIME] * 100;
 	}
+	/* A socket's SO_RCVTIMEO or SO_SNDTIMEO ends the wait with EAGAIN, as it ends Linux's. */
+	struct timeval tv;
+	socklen_t tl = sizeof(tv);
+	int timed =
+	    (sock >= 0 || h->obj == SBX_O_SOCKET || h->obj == SBX_O_USOCK) &&
+	    getsockopt(fd, SOL_SOCKET, is_write ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &tl) == 0 &&
+	    (tv.tv_sec > 0 || tv.tv_usec > 0);
+	if (timed)
+		timeout = tv.tv_sec >= INT_MAX / 1000
+			      ? INT_MAX
+			      : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 	struct polls one = {&p, 1};
 	int r = sbx_wait_sliced(vm, timeout, poll_slice, &one);
-	return r < 0 && errno == EINTR ? -EINTR : 0;
+	if (r < 0 && errno == EINTR)
+		return -EINTR;
+	return r == 0 && timed ? -EAGAIN : 0;
 }
 
 /* The host call of a read or write. `nowait`: a read tried without waiting, RWF_NOWAIT (a pipe,
@@ -202,7 +216,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
 	 * empty receive waits for a message). */
 	if (!positioned && (total || sock >= 0) && sbx_handle_may_block(h)) {
-		if (!is_write) {
+		/* MSG_WAITALL waits for all of it: a try would return what is there. */
+		if (!is_write && !(sock > 0 && (sock & MSG_WAITALL))) {
 			n = io_call(fd, iov, cnt, 0, 0, 0, sock, mh, 1);
 			err = errno;
 			answered = n >= 0 || (err != EAGAIN && !(sock < 0 && err == EOPNOTSUPP));

@@ -53,6 +53,15 @@ static int settable_opt(uint64_t name)
 	return name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVLOWAT || name == SO_PASSCRED;
 }
 
+/* SO_RCVTIMEO or SO_SNDTIMEO by any of their names: the host's name for it, else 0. A
+ * timeout is carried in microseconds both ways. */
+static int timeout_opt(uint64_t name)
+{
+	return name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW   ? SO_RCVTIMEO_OLD
+	       : name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW ? SO_SNDTIMEO_OLD
+								    : 0;
+}
+
 /* Options Linux takes on a local socket and that change nothing there (servers set them
  * whatever the family: multiprocessing's listener, asyncio's): accepted, and read back. */
 static int inert_opt(uint64_t name)
@@ -705,6 +714,13 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		return 0;
 	}
 	case SBX_SOCKOP_GETOPT:
+		if (a2 == SOL_SOCKET && timeout_opt(a3)) {
+			struct timeval tv;
+			socklen_t tl = sizeof(tv);
+			if (getsockopt(h->fd, SOL_SOCKET, timeout_opt(a3), &tv, &tl) < 0)
+				return -errno;
+			return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+		}
 		if (a2 != SOL_SOCKET || !(readable_opt(a3) || inert_opt(a3)))
 			return -ENOPROTOOPT;
 		if (a3 == SO_PASSCRED)
@@ -713,6 +729,16 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -errno;
 		return v < 0 ? 0 : v;
 	case SBX_SOCKOP_SETOPT:
+		if (a2 == SOL_SOCKET && timeout_opt(a3)) {
+			/* Microseconds, at most a billion seconds (the guest kernel's cap). */
+			uint64_t us = s->u.a[4] > 1000000000ull * 1000000 ? 1000000000ull * 1000000
+									  : s->u.a[4];
+			struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
+					     .tv_usec = (suseconds_t)(us % 1000000)};
+			return setsockopt(h->fd, SOL_SOCKET, timeout_opt(a3), &tv, sizeof(tv)) < 0
+				   ? -errno
+				   : 0;
+		}
 		if (a2 != SOL_SOCKET || !(settable_opt(a3) || inert_opt(a3)))
 			return -ENOPROTOOPT;
 		if (s->u.a[4] > INT32_MAX)
