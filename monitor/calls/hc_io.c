@@ -67,15 +67,16 @@ static int poll_slice(void *ctx, int ms)
 /* A read or write of a pipe, socket or terminal that would block waits here, in slices, and
  * not in the host call: a kick (a signal for the process, a pause, a stop) that lands just
  * before a blocking call enters the host kernel is lost, and the call would wait for its data
- * however long. 0: go on with the call (ready, non-blocking, or an error it reports),
- * -EINTR: something came that the guest kernel must see (it makes the call again unless a
- * signal is there to handle), or -EAGAIN: a socket's timeout passed. */
+ * however long. 1: it is ready; 0: go on with the call (non-blocking, a terminal's VTIME
+ * passed, or an error the call reports), -EINTR: something came that the guest kernel must
+ * see (it makes the call again unless a signal is there to handle), or -EAGAIN: a socket's
+ * timeout passed. */
 static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd, int is_write,
 			  int sock)
 {
 	struct pollfd p = {.fd = fd, .events = is_write ? POLLOUT : POLLIN};
 	if (poll(&p, 1, 0) != 0)
-		return 0;
+		return 1;
 	if (sock > 0 && (sock & MSG_DONTWAIT))
 		return 0;
 	/* Not open for this direction (a pipe's other end): EBADF at once, as Linux says. */
@@ -102,15 +103,17 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	    (sock >= 0 || h->obj == SBX_O_SOCKET || h->obj == SBX_O_USOCK) &&
 	    getsockopt(fd, SOL_SOCKET, is_write ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &tl) == 0 &&
 	    (tv.tv_sec > 0 || tv.tv_usec > 0);
-	if (timed)
-		timeout = tv.tv_sec >= INT_MAX / 1000
-			      ? INT_MAX
-			      : (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+	if (timed && tv.tv_sec >= INT_MAX / 1000 - 1)
+		timed = 0; /* weeks: the host call's own timeout is the one that holds */
+	else if (timed)
+		timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 	struct polls one = {&p, 1};
 	int r = sbx_wait_sliced(vm, timeout, poll_slice, &one);
 	if (r < 0 && errno == EINTR)
 		return -EINTR;
-	return r == 0 && timed ? -EAGAIN : 0;
+	if (r == 0 && timed)
+		return -EAGAIN;
+	return r > 0;
 }
 
 /* The host call of a read or write. `nowait`: a read tried without waiting, RWF_NOWAIT (a pipe,
@@ -155,6 +158,48 @@ static int fails_at_once(const struct sbx_handle *h, const struct iovec *iov, in
 		return 1;
 	memcpy(&v, iov[0].iov_base, sizeof(v));
 	return v == UINT64_MAX;
+}
+
+/* A stream socket's SO_RCVLOWAT above 1: a receive waits for that much, which a try without
+ * waiting would not. */
+static int low_water(const struct sbx_handle *h, int fd, int sock)
+{
+	int v = 0;
+	socklen_t l = sizeof(v);
+	return (sock >= 0 || h->obj == SBX_O_SOCKET || h->obj == SBX_O_USOCK) &&
+	       getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &l) == 0 && v > 1;
+}
+
+/* A read or write of a descriptor that may block. A read is tried without waiting, and waits
+ * (in slices) only while there is nothing yet, then tries again; what cannot be tried so (a
+ * terminal, MSG_WAITALL, a low-water mark, a write) waits until poll says ready and then makes
+ * the plain call. */
+static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, struct iovec *iov,
+		       int cnt, uint64_t total, int is_write, int sock, struct msghdr *mh, int *err)
+{
+	int tries = !is_write && !(sock > 0 && (sock & MSG_WAITALL)) && !low_water(h, fd, sock);
+	for (;;) {
+		if (tries) {
+			ssize_t n = io_call(fd, iov, cnt, 0, 0, 0, sock, mh, 1);
+			*err = errno;
+			if (n >= 0 || (*err != EAGAIN && !(sock < 0 && *err == EOPNOTSUPP)))
+				return n;
+			tries = *err == EAGAIN;
+		}
+		int64_t w = fails_at_once(h, iov, cnt, total, is_write)
+				? 0
+				: wait_ready(vm, h, fd, is_write, sock);
+		if (w < 0) {
+			*err = (int)-w;
+			return -1;
+		}
+		/* Ready, and another reader may take it first: tried again, never blocked on. */
+		if (w == 0 || !tries)
+			break;
+	}
+	ssize_t n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, 0);
+	*err = errno;
+	return n;
 }
 
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
@@ -202,33 +247,23 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	struct sbx_pty *typed = is_write && h->obj == SBX_O_PTY && h->end == 0 ? h->pty : NULL;
 	if (typed)
 		sbx_pty_hold(typed, 1);
-	if (!positioned && (!is_write || !counted) && sbx_threads_count(vm) &&
-	    sbx_handle_may_block(h)) {
+	int blocks = !positioned && sbx_handle_may_block(h);
+	/* What the wait looks at, copied under the lock: without it, another thread may close
+	 * the handle and its slot name another descriptor. */
+	struct sbx_handle hc = *h;
+	if (blocks && (!is_write || !counted) && sbx_threads_count(vm)) {
 		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
 		 * ever for the thread that needs it. */
 		dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
 		released = sbx_ring_release(vm);
 		fd = dfd >= 0 ? dfd : fd;
 	}
-	ssize_t n = -1;
-	int err = 0, answered = 0;
-	int64_t w = 0;
+	ssize_t n;
+	int err = 0;
 	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
 	 * empty receive waits for a message). */
-	if (!positioned && (total || sock >= 0) && sbx_handle_may_block(h)) {
-		/* MSG_WAITALL waits for all of it: a try would return what is there. */
-		if (!is_write && !(sock > 0 && (sock & MSG_WAITALL))) {
-			n = io_call(fd, iov, cnt, 0, 0, 0, sock, mh, 1);
-			err = errno;
-			answered = n >= 0 || (err != EAGAIN && !(sock < 0 && err == EOPNOTSUPP));
-		}
-		if (!answered && !fails_at_once(h, iov, cnt, total, is_write))
-			w = wait_ready(vm, h, fd, is_write, sock);
-	}
-	if (answered)
-		;
-	else if (w < 0)
-		n = -1, err = (int)-w;
+	if (blocks && (total || sock >= 0))
+		n = io_wait(vm, &hc, fd, iov, cnt, total, is_write, sock, mh, &err);
 	else {
 		n = io_call(fd, iov, cnt, is_write, positioned, off, sock, mh, 0);
 		err = errno;
