@@ -35,6 +35,17 @@ MIGRATED_RE = re.compile(r"downtime ([\d.]+) ms \(([\d.]+) ms paused before READ
 GAP_RE = re.compile(r"max-gap-us (\d+)")
 
 
+def raw_line(f):
+    """A line read from f's descriptor without buffering past its newline."""
+    b = b""
+    while not b.endswith(b"\n"):
+        c = os.read(f.fileno(), 1)
+        if not c:
+            break
+        b += c
+    return b.decode()
+
+
 def snap_bench(build, args):
     p = subprocess.run([f"{build}/bench/snap_bench", *map(str, args)], capture_output=True,
                        text=True)
@@ -195,7 +206,9 @@ def migrate_once(build, rate, touch, count, directory, key, cold=False, none=Fal
                                    text=True)
         src = subprocess.Popen(src_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # Wait for the guest to be past its first touch of the buffer and beating.
-        first = src.stdout.readline()
+        # One byte at a time from the descriptor: a buffered readline may take the next
+        # beats too, which communicate() (reading the descriptor) would then never see.
+        first = raw_line(src.stdout)
         if not first:
             raise BenchError(f"heartbeat did not start: {src.stderr.read()[-300:]}")
         time.sleep(0.5)
