@@ -163,6 +163,39 @@ static int make_run(struct policy *p, int on_shm, char *err, size_t errlen)
 	return 0;
 }
 
+/* The mounts beneath a --tmp directory get their mount points, and the directories on the way,
+ * made in it, as binds in a tmpfs have them (bubblewrap makes them so): a program that walks
+ * such a path a component at a time (realpath, git's repository discovery) finds each one, and
+ * a listing of the directory shows it. host: the --tmp directory made for guest. */
+static void make_mount_points(const struct policy *p, const char *host, const char *guest)
+{
+	size_t gl = strlen(guest), hl = strlen(host);
+	for (size_t m = 0; m < p->nmounts; m++) {
+		const char *g = p->mounts[m].guest;
+		const char *rest = gl == 1 ? g + 1 : g + gl + 1; /* below "/": all of it */
+		if (strncmp(g, guest, gl) != 0 || (gl > 1 && g[gl] != '/') || !*rest ||
+		    strcmp(g, guest) == 0)
+			continue;
+		char path[2 * POLICY_PATH_MAX + 2];
+		if (snprintf(path, sizeof(path), "%s/%s", host, rest) >= (int)sizeof(path))
+			continue;
+		for (char *c = path + hl + 1;; c++) {
+			if (*c && *c != '/')
+				continue;
+			char was = *c;
+			*c = 0;
+			if (was || p->mounts[m].is_dir)
+				mkdir(path, 0755);
+			else
+				close(
+				    open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+			*c = was;
+			if (!was)
+				break;
+		}
+	}
+}
+
 int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 {
 	size_t had = p->ntmp;
@@ -211,6 +244,7 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 		int r = policy_add_mount(p, spec, 1, err, errlen);
 		if (r < 0)
 			return r;
+		make_mount_points(p, dir, p->tmp[i]);
 	}
 	return 0;
 }

@@ -38,6 +38,49 @@ static void print_escaped(const char *label, const char *buf, size_t n)
 	printf("\"\n");
 }
 
+/* copy_file_range (coreutils' cp tries it first): with and without offsets, the length cut
+ * at the source's end, and Linux's errors. src: a 22-byte file. */
+static void copy_range(const char *dir, const char *src)
+{
+	char c[4096];
+	snprintf(c, sizeof(c), "%s/sub/c.txt", dir);
+	int in = open(src, O_RDONLY), out = open(c, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	long n = syscall(SYS_copy_file_range, in, NULL, out, NULL, 1000, 0);
+	printf("copy_file_range of all: %ld\n", n < 0 ? -(long)errno : n);
+	printf("offsets after it: %lld %lld\n", (long long)lseek(in, 0, SEEK_CUR),
+	       (long long)lseek(out, 0, SEEK_CUR));
+	loff_t oi = 6, oo = 40;
+	n = syscall(SYS_copy_file_range, in, &oi, out, &oo, 5, 0);
+	printf("copy_file_range of 5 at 6 to 40: %ld, offsets now %lld %lld\n",
+	       n < 0 ? -(long)errno : n, (long long)oi, (long long)oo);
+	char got[64] = {0};
+	n = pread(out, got, sizeof(got), 40);
+	print_escaped("copied", got, n > 0 ? (size_t)n : 0);
+	printf("at the end: %ld\n", (long)syscall(SYS_copy_file_range, in, NULL, out, NULL, 10, 0));
+	errno = 0;
+	syscall(SYS_copy_file_range, in, NULL, out, NULL, 10, 1);
+	printf("flags 1: %s\n", errname(errno));
+	syscall(SYS_copy_file_range, out, NULL, in, NULL, 10, 0);
+	printf("into a read-only descriptor: %s\n", errname(errno));
+	oi = 0, oo = 2;
+	syscall(SYS_copy_file_range, out, &oi, out, &oo, 5, 0);
+	printf("overlapping within a file: %s\n", errname(errno));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	syscall(SYS_copy_file_range, dfd, NULL, out, NULL, 5, 0);
+	printf("from a directory: %s\n", errname(errno));
+	int p[2];
+	if (pipe(p) == 0) {
+		syscall(SYS_copy_file_range, in, NULL, p[1], NULL, 5, 0);
+		printf("into a pipe: %s\n", errname(errno));
+		close(p[0]);
+		close(p[1]);
+	}
+	close(dfd);
+	close(in);
+	close(out);
+	unlink(c);
+}
+
 int main(int argc, char **argv)
 {
 	char sub[4096], a[4096], b[4096];
@@ -145,6 +188,7 @@ int main(int argc, char **argv)
 	step("close", close(fd) == 0);
 	step("unlink sub/v.bin", unlink(v) == 0);
 
+	copy_range(argv[1], b);
 	step("unlink sub/b.txt", unlink(b) == 0);
 	step("rmdir sub", rmdir(sub) == 0);
 	int rs = stat(sub, &st);

@@ -327,39 +327,36 @@ long k_sys_pselect6(struct k_frame *f)
 	return r < 0 ? r : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
 }
 
-/* sendfile through a bounce buffer: two ring calls per 64 KiB. With threads, through this
- * vCPU's stack and without the big kernel lock: either end may be a pipe that another thread
- * of the program drains or fills. */
-long k_sys_sendfile(struct k_frame *f)
+/* Up to count bytes from in to out through a bounce buffer: two ring calls per 64 KiB. With
+ * threads, through this vCPU's stack and without the big kernel lock: either end may be a pipe
+ * that another thread of the program drains or fills. in_off, out_off: where to read and
+ * write (PREAD, PWRITE), or NULL for the file's own position, which the calls advance. The
+ * bytes copied, or the first call's error when nothing was. */
+long k_copy_range(int32_t out, int32_t in, const int64_t *in_off, const int64_t *out_off,
+		  uint64_t count)
 {
 	static uint8_t shared[65536];
 	uint8_t own[16384];
 	int threaded = k_nthreads > 1;
 	uint8_t *buf = threaded ? own : shared;
-	uint64_t cap = threaded ? sizeof(own) : sizeof(shared);
-	int32_t out = (int32_t)f->rdi, in = (int32_t)f->rsi;
-	uint64_t offp = f->rdx, count = f->r10, done = 0;
-	int64_t off = 0;
-	if (offp) {
-		if (k_copy_from_user(&off, offp, sizeof(off)) < 0)
-			return -EFAULT;
-		if (off < 0)
-			return -EINVAL;
-	}
+	uint64_t cap = threaded ? sizeof(own) : sizeof(shared), done = 0;
 	while (done < count) {
 		uint64_t want = count - done < cap ? count - done : cap;
-		long n =
-		    offp ? k_call_rw(SBX_CALL_PREAD, in, (uint64_t)buf, want, off + (int64_t)done)
-		    : threaded ? k_call_rw_wait(SBX_CALL_READ, in, (uint64_t)buf, want)
-			       : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
+		long n = in_off	    ? k_call_rw(SBX_CALL_PREAD, in, (uint64_t)buf, want,
+						*in_off + (int64_t)done)
+			 : threaded ? k_call_rw_wait(SBX_CALL_READ, in, (uint64_t)buf, want)
+				    : k_call_rw(SBX_CALL_READ, in, (uint64_t)buf, want, 0);
 		if (n <= 0) {
 			if (n < 0 && done == 0)
 				return n == -SBX_ESIGNALFD ? -EINVAL
 							   : n; /* Linux's for a signalfd */
 			break;
 		}
-		long w = threaded ? k_call_rw_wait(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n)
-				  : k_call_rw(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n, 0);
+		long w = out_off ? k_call_rw(SBX_CALL_PWRITE, out, (uint64_t)buf, (uint64_t)n,
+					     *out_off + (int64_t)done)
+			 : threaded
+			     ? k_call_rw_wait(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n)
+			     : k_call_rw(SBX_CALL_WRITE, out, (uint64_t)buf, (uint64_t)n, 0);
 		if (w < 0) {
 			if (done == 0)
 				return w;
@@ -369,11 +366,27 @@ long k_sys_sendfile(struct k_frame *f)
 		if (w < n)
 			break;
 	}
+	return (long)done;
+}
+
+long k_sys_sendfile(struct k_frame *f)
+{
+	uint64_t offp = f->rdx;
+	int64_t off = 0;
+	if (offp) {
+		if (k_copy_from_user(&off, offp, sizeof(off)) < 0)
+			return -EFAULT;
+		if (off < 0)
+			return -EINVAL;
+	}
+	long done = k_copy_range((int32_t)f->rdi, (int32_t)f->rsi, offp ? &off : 0, 0, f->r10);
+	if (done < 0)
+		return done;
 	/* The new offset is stored after the transfer, and its failure is EFAULT, as on Linux. */
-	int64_t end = off + (int64_t)done;
+	int64_t end = off + done;
 	if (offp && k_copy_to_user(offp, &end, sizeof(end)) < 0)
 		return -EFAULT;
-	return (long)done;
+	return done;
 }
 
 long k_sys_getgroups(struct k_frame *f)

@@ -26,6 +26,7 @@
 #define EFAULT 14
 #define EEXIST 17
 #define ENOTDIR 20
+#define EISDIR 21
 #define EINVAL 22
 #define ENOTTY 25
 #define EDOM 33
@@ -645,6 +646,9 @@ long k_sys_ppoll(struct k_frame *f);
 long k_sys_select(struct k_frame *f);
 long k_sys_pselect6(struct k_frame *f);
 long k_sys_sendfile(struct k_frame *f);
+long k_sys_copy_file_range(struct k_frame *f);
+long k_copy_range(int32_t out, int32_t in, const int64_t *in_off, const int64_t *out_off,
+		  uint64_t count);
 /* ppoll's and epoll_pwait2's timespec as ms (-1 for NULL): 0 or -EFAULT, -EINVAL. */
 long k_ts_to_ms(uint64_t p, int64_t *ms);
 

@@ -162,6 +162,37 @@ Test(copy, tmp_directories_are_the_copys_own)
 	policy_free(&a);
 }
 
+/* A mount beneath a --tmp directory has its mount point and the directories on the way made
+ * in it (git's discovery walks /tmp/a/b a component at a time), and goes on showing its own
+ * object; the --tmp directory is still removed whole at the end. */
+Test(copy, mounts_beneath_a_tmp_directory_have_their_mount_points_made)
+{
+	char err[512] = "", spec[256];
+	struct policy a;
+	policy_init(&a);
+	a.no_dev = 1;
+	snprintf(spec, sizeof(spec), "%s/h/rw:/t/a/b/rw", dir);
+	cr_assert_eq(policy_add_mount(&a, spec, 1, err, sizeof(err)), 0, "%s", err);
+	snprintf(spec, sizeof(spec), "%s/h/rw/mine:/t/f/mine", dir);
+	cr_assert_eq(policy_add_mount(&a, spec, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_add_tmp(&a, "/t", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(policy_make_tmp(&a, err, sizeof(err)), 0, "%s", err);
+	char made[512], p[600];
+	snprintf(made, sizeof(made), "%s", a.tmp_host[0]);
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/a/b/rw", made);
+	cr_expect(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "%s", p);
+	snprintf(p, sizeof(p), "%s/f/mine", made);
+	cr_expect(stat(p, &st) == 0 && S_ISREG(st.st_mode), "%s", p);
+	struct policy_target t;
+	policy_lookup(&a, "/t/a/b/rw/prot", &t);
+	cr_expect(t.kind == POLICY_MOUNT && strcmp(t.mount->guest, "/t/a/b/rw") == 0);
+	policy_lookup(&a, "/t/a", &t);
+	cr_expect(t.kind == POLICY_MOUNT && strcmp(t.mount->guest, "/t") == 0);
+	policy_free(&a);
+	cr_expect_neq(stat(made, &st), 0, "the directory goes with its sandbox");
+}
+
 /* Every sandbox with the virtual /dev has a private, empty /dev/shm (sem_open, shm_open),
  * on the host's tmpfs when it is the only private directory; none without /dev, or where
  * the policy shows /dev or /dev/shm itself. */
