@@ -167,14 +167,29 @@ static int make_run(struct policy *p, int on_shm, char *err, size_t errlen)
  * made in it, as binds in a tmpfs have them (bubblewrap makes them so): a program that walks
  * such a path a component at a time (realpath, git's repository discovery) finds each one, and
  * a listing of the directory shows it. host: the --tmp directory made for guest. */
+/* Is b strictly beneath a (both normalised)? */
+static int beneath(const char *a, const char *b)
+{
+	size_t al = strlen(a);
+	return strcmp(a, b) != 0 && strncmp(a, b, al) == 0 && (al == 1 || b[al] == '/');
+}
+
+/* Does another mount lie between a and b (its directories are that mount's, not a's)? */
+static int between(const struct policy *p, const char *a, const char *b)
+{
+	for (size_t m = 0; m < p->nmounts; m++)
+		if (beneath(a, p->mounts[m].guest) && beneath(p->mounts[m].guest, b))
+			return 1;
+	return 0;
+}
+
 static void make_mount_points(const struct policy *p, const char *host, const char *guest)
 {
 	size_t gl = strlen(guest), hl = strlen(host);
 	for (size_t m = 0; m < p->nmounts; m++) {
 		const char *g = p->mounts[m].guest;
 		const char *rest = gl == 1 ? g + 1 : g + gl + 1; /* below "/": all of it */
-		if (strncmp(g, guest, gl) != 0 || (gl > 1 && g[gl] != '/') || !*rest ||
-		    strcmp(g, guest) == 0)
+		if (!beneath(guest, g) || between(p, guest, g))
 			continue;
 		char path[2 * POLICY_PATH_MAX + 2];
 		if (snprintf(path, sizeof(path), "%s/%s", host, rest) >= (int)sizeof(path))
@@ -225,7 +240,8 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 		if (r < 0)
 			return r;
 	}
-	for (size_t i = p->ntmp_host; i < p->ntmp; i++) {
+	size_t first = p->ntmp_host;
+	for (size_t i = first; i < p->ntmp; i++) {
 		char dir[POLICY_PATH_MAX + 32], spec[2 * POLICY_PATH_MAX + 40];
 		snprintf(dir, sizeof(dir), "%s/%zu", p->tmp_run, i);
 		if (mkdir(dir, 0700) < 0) {
@@ -244,8 +260,10 @@ int policy_make_tmp(struct policy *p, char *err, size_t errlen)
 		int r = policy_add_mount(p, spec, 1, err, errlen);
 		if (r < 0)
 			return r;
-		make_mount_points(p, dir, p->tmp[i]);
 	}
+	/* Once every --tmp is a mount: one may lie beneath another. */
+	for (size_t i = first; i < p->ntmp_host; i++)
+		make_mount_points(p, p->tmp_host[i], p->tmp[i]);
 	return 0;
 }
 

@@ -452,21 +452,27 @@ long k_sys_statx(struct k_frame *f)
 	return k_copy_to_user(f->r8, x, sizeof(*x));
 }
 
-/* copy_file_range as Linux checks it (generic_copy_file_checks), then copied as sendfile
- * copies: between two regular files, the source open for reading, the destination for
- * writing and not O_APPEND, no overlap within one file. */
+/* copy_file_range as Linux checks it (the descriptors, the offsets' memory, the flags, then
+ * generic_copy_file_checks), then copied as sendfile copies: between two regular files, the
+ * source open for reading, the destination for writing and not O_APPEND, no overlap within one
+ * file. The source is read at its position (PREAD), and its own position set after, so that a
+ * short write leaves it where the copy ended. */
 long k_sys_copy_file_range(struct k_frame *f)
 {
 	int32_t in = (int32_t)f->rdi, out = (int32_t)f->rdx;
 	uint64_t pin = f->rsi, pout = f->r10, len = f->r8;
-	if (f->r9)
-		return -EINVAL;
 	struct k_stat si, so;
 	long r = fstat_call(in, &si);
 	if (r >= 0)
 		r = fstat_call(out, &so);
 	if (r < 0)
 		return r;
+	int64_t oi = 0, oo = 0;
+	if ((pin && k_copy_from_user(&oi, pin, sizeof(oi)) < 0) ||
+	    (pout && k_copy_from_user(&oo, pout, sizeof(oo)) < 0))
+		return -EFAULT;
+	if ((uint32_t)f->r9) /* unsigned int flags */
+		return -EINVAL;
 	if ((si.mode & 0170000) == 0040000 || (so.mode & 0170000) == 0040000)
 		return -EISDIR;
 	if ((si.mode & 0170000) != 0100000 || (so.mode & 0170000) != 0100000)
@@ -475,38 +481,43 @@ long k_sys_copy_file_range(struct k_frame *f)
 	long fi = k_call(SBX_CALL_FCNTL, gi, 3), fo = k_call(SBX_CALL_FCNTL, go, 3);
 	if (fi < 0 || fo < 0)
 		return fi < 0 ? fi : fo;
-	if ((fi & 3) == O_WRONLY || (fo & 3) == 0 /* O_RDONLY */ || (fo & 02000 /* O_APPEND */))
+	if ((fi & 3) == O_WRONLY || (fo & 3) == 0 /* O_RDONLY */ || (fo & 02000 /* O_APPEND */) ||
+	    ((fi | fo) & 010000000 /* O_PATH */))
 		return -EBADF;
-	int64_t oi = 0, oo = 0;
-	if ((pin && k_copy_from_user(&oi, pin, sizeof(oi)) < 0) ||
-	    (pout && k_copy_from_user(&oo, pout, sizeof(oo)) < 0))
-		return -EFAULT;
 	if (oi < 0 || oo < 0)
 		return -EINVAL;
-	/* As Linux: the length shortened to the source's end, then no overlap within a file. */
 	uint64_t here[3] = {(uint64_t)in, 0, 1 /* SEEK_CUR */};
 	int64_t at = pin ? oi : k_call(SBX_CALL_LSEEK, here, 3);
-	if (at < 0)
-		return at;
+	here[0] = (uint64_t)out;
+	int64_t to = pout ? oo : k_call(SBX_CALL_LSEEK, here, 3);
+	if (at < 0 || to < 0)
+		return at < 0 ? at : to;
+	if ((uint64_t)at + len < (uint64_t)at || (uint64_t)to + len < (uint64_t)to)
+		return -EOVERFLOW;
+	/* As Linux: the length cut at the source's end, no overlap within a file, and one call
+	 * moves at most MAX_RW_COUNT. */
 	len = at >= si.size ? 0 : len < (uint64_t)(si.size - at) ? len : (uint64_t)(si.size - at);
 	if (len == 0)
 		return 0;
-	if (si.dev == so.dev && si.ino == so.ino) {
-		here[0] = (uint64_t)out;
-		int64_t to = pout ? oo : k_call(SBX_CALL_LSEEK, here, 3);
-		if (to < 0)
-			return to;
-		if ((uint64_t)at < (uint64_t)to + len && (uint64_t)to < (uint64_t)at + len)
-			return -EINVAL;
-	}
-	long done = k_copy_range(out, in, pin ? &oi : 0, pout ? &oo : 0, len);
+	if (si.dev == so.dev && si.ino == so.ino && (uint64_t)at < (uint64_t)to + len &&
+	    (uint64_t)to < (uint64_t)at + len)
+		return -EINVAL;
+	if (len > 0x7ffff000)
+		len = 0x7ffff000;
+	long done = k_copy_range(out, in, &at, pout ? &oo : 0, len);
 	if (done <= 0)
 		return done;
-	int64_t ei = oi + done, eo = oo + done;
-	if ((pin && k_copy_to_user(pin, &ei, sizeof(ei)) < 0) ||
-	    (pout && k_copy_to_user(pout, &eo, sizeof(eo)) < 0))
-		return -EFAULT;
-	return done;
+	int64_t ei = at + done, eo = oo + done;
+	if (!pin) {
+		uint64_t set[3] = {(uint64_t)in, (uint64_t)ei, 0 /* SEEK_SET */};
+		k_call(SBX_CALL_LSEEK, set, 3);
+	}
+	long ret = done;
+	if (pin && k_copy_to_user(pin, &ei, sizeof(ei)) < 0)
+		ret = -EFAULT;
+	if (pout && k_copy_to_user(pout, &eo, sizeof(eo)) < 0)
+		ret = -EFAULT;
+	return ret;
 }
 
 long k_sys_lseek(struct k_frame *f)

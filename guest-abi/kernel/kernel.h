@@ -42,6 +42,7 @@
 #define EPIPE 32
 #define ENOTSOCK 88
 #define EMSGSIZE 90
+#define EOVERFLOW 75
 #define SIGPIPE 13
 
 /* The registers a syscall saved on the kernel stack, in push order reversed. */
