@@ -228,7 +228,8 @@ Test(threads, a_fault_in_a_thread_is_reported_as_that_threads)
 /* A pause stops every vCPU; a snapshot holds each thread's vCPU and the restore starts them all
  * again. Three threads and main meet at a barrier twice a round (each parks its vCPU there);
  * the first run's lines and the restored run's together are a native run's, line for line:
- * no round lost or repeated, every thread's registers, thread-local value and id kept. */
+ * no round lost or repeated, every thread's registers, thread-local value and id kept, and the
+ * restored process forks at its end ("forked child 7", natively too). */
 Test(threads, pause_snapshot_and_restore_keep_every_thread)
 {
 	e2e_need_kvm();
