@@ -19,4 +19,8 @@ void policy_mount_release(struct policy_mount *m);
 int policy_mount_copy(struct policy_mount *dst, const struct policy_mount *src, char *err,
 		      size_t errlen);
 
+/* resolve.c: is `prefix` (normalised) equal to or an ancestor of `path`? *rest: the offset of
+ * what follows it in path. */
+int policy_path_under(const char *prefix, const char *path, size_t *rest);
+
 #endif

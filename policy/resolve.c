@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "nesting.h"
+#include "policy_int.h"
 
 int policy_normalize(const char *base, const char *path, size_t len, char *out, size_t outlen)
 {
@@ -59,8 +60,7 @@ int policy_normalize(const char *base, const char *path, size_t len, char *out, 
 	return 0;
 }
 
-/* Is `prefix` (normalised) equal to or an ancestor of `path`? Returns the offset of the rest. */
-static int path_under(const char *prefix, const char *path, size_t *rest)
+int policy_path_under(const char *prefix, const char *path, size_t *rest)
 {
 	size_t pl = strlen(prefix);
 	if (pl == 1) { /* "/" */
@@ -82,7 +82,8 @@ void policy_lookup(const struct policy *p, const char *gpath, struct policy_targ
 	for (size_t i = 0; i < p->nmounts; i++) {
 		size_t rest;
 		size_t gl = strlen(p->mounts[i].guest);
-		if (path_under(p->mounts[i].guest, gpath, &rest) && (!best || gl > best_len)) {
+		if (policy_path_under(p->mounts[i].guest, gpath, &rest) &&
+		    (!best || gl > best_len)) {
 			best = &p->mounts[i];
 			best_len = gl;
 			best_rest = rest;
@@ -111,7 +112,7 @@ void policy_lookup(const struct policy *p, const char *gpath, struct policy_targ
 		return;
 	}
 	for (size_t i = 0; i < p->nmounts; i++) {
-		if (path_under(gpath, p->mounts[i].guest, &rest)) {
+		if (policy_path_under(gpath, p->mounts[i].guest, &rest)) {
 			t->kind = POLICY_VDIR;
 			return;
 		}
@@ -216,7 +217,7 @@ void policy_vdir_children(const struct policy *p, const char *gpath,
 	for (size_t i = 0; i < p->nmounts; i++) {
 		size_t rest;
 		const char *g = p->mounts[i].guest;
-		if (strcmp(g, gpath) == 0 || !path_under(gpath, g, &rest))
+		if (strcmp(g, gpath) == 0 || !policy_path_under(gpath, g, &rest))
 			continue;
 		const char *name = g + rest;
 		size_t len = strcspn(name, "/");
@@ -225,7 +226,7 @@ void policy_vdir_children(const struct policy *p, const char *gpath,
 		for (size_t j = 0; j < i && !seen; j++) {
 			size_t r2;
 			const char *g2 = p->mounts[j].guest;
-			if (strcmp(g2, gpath) != 0 && path_under(gpath, g2, &r2) &&
+			if (strcmp(g2, gpath) != 0 && policy_path_under(gpath, g2, &r2) &&
 			    strncmp(g2 + r2, name, len) == 0 &&
 			    (g2[r2 + len] == 0 || g2[r2 + len] == '/'))
 				seen = 1;
@@ -247,7 +248,7 @@ int policy_guest_path_of(const struct policy *p, const char *host_realpath, char
 		for (size_t i = 0; i < p->nmounts && !found; i++) {
 			const struct policy_mount *m = &p->mounts[i];
 			size_t rest;
-			if (!path_under(m->host, host_realpath, &rest))
+			if (!policy_path_under(m->host, host_realpath, &rest))
 				continue;
 			const char *tail = host_realpath + rest;
 			if ((!m->is_dir && *tail) || (pass == 0 && strcmp(m->host, m->guest) != 0))

@@ -170,8 +170,8 @@ static int make_run(struct policy *p, int on_shm, char *err, size_t errlen)
 /* Is b strictly beneath a (both normalised)? */
 static int beneath(const char *a, const char *b)
 {
-	size_t al = strlen(a);
-	return strcmp(a, b) != 0 && strncmp(a, b, al) == 0 && (al == 1 || b[al] == '/');
+	size_t rest;
+	return strcmp(a, b) != 0 && policy_path_under(a, b, &rest);
 }
 
 /* Does another mount lie between a and b (its directories are that mount's, not a's)? */
@@ -185,14 +185,14 @@ static int between(const struct policy *p, const char *a, const char *b)
 
 static void make_mount_points(const struct policy *p, const char *host, const char *guest)
 {
-	size_t gl = strlen(guest), hl = strlen(host);
+	size_t hl = strlen(host), rest;
 	for (size_t m = 0; m < p->nmounts; m++) {
 		const char *g = p->mounts[m].guest;
-		const char *rest = gl == 1 ? g + 1 : g + gl + 1; /* below "/": all of it */
-		if (!beneath(guest, g) || between(p, guest, g))
+		if (strcmp(guest, g) == 0 || !policy_path_under(guest, g, &rest) ||
+		    between(p, guest, g))
 			continue;
 		char path[2 * POLICY_PATH_MAX + 2];
-		if (snprintf(path, sizeof(path), "%s/%s", host, rest) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/%s", host, g + rest) >= (int)sizeof(path))
 			continue;
 		for (char *c = path + hl + 1;; c++) {
 			if (*c && *c != '/')

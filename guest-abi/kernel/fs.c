@@ -776,8 +776,7 @@ static long lock_call(uint32_t nr, uint64_t a[3], int waits, const uint64_t now[
 {
 	if (!waits)
 		return k_call(nr, a, 3);
-	uint64_t t[3] = {now[0], now[1], now[2]};
-	long r = k_call(nr, t, 3);
+	long r = k_call(nr, now, 3);
 	if (r != -EAGAIN && r != -EACCES)
 		return r;
 	return restarting(nr, a, 1);

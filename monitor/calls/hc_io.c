@@ -248,10 +248,13 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	if (typed)
 		sbx_pty_hold(typed, 1);
 	int blocks = !positioned && sbx_handle_may_block(h);
-	/* What the wait looks at, copied under the lock: without it, another thread may close
-	 * the handle and its slot name another descriptor. */
-	struct sbx_handle hc = *h;
+	const struct sbx_handle *wh = h;
+	struct sbx_handle hc;
 	if (blocks && (!is_write || !counted) && sbx_threads_count(vm)) {
+		/* What the wait looks at, copied under the lock: without it, another thread may
+		 * close the handle and its slot name another descriptor. */
+		hc = *h;
+		wh = &hc;
 		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
 		 * ever for the thread that needs it. */
 		dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
@@ -263,7 +266,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
 	 * empty receive waits for a message). */
 	if (blocks && (total || sock >= 0))
-		n = io_wait(vm, &hc, fd, iov, cnt, total, is_write, sock, mh, &err);
+		n = io_wait(vm, wh, fd, iov, cnt, total, is_write, sock, mh, &err);
 	else {
 		n = io_call(fd, iov, cnt, is_write, positioned, off, sock, mh, 0);
 		err = errno;

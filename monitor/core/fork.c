@@ -136,12 +136,9 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	k->kvm_fd_borrowed = 1;
 	k->is_pvm = parent->proc.kvm.is_pvm;
 	k->xs = parent->proc.kvm.xs;
-	size_t clen = sizeof(*parent->proc.kvm.cpuid) +
-		      parent->proc.kvm.cpuid->nent * sizeof(parent->proc.kvm.cpuid->entries[0]);
-	k->cpuid = malloc(clen);
+	k->cpuid = sbx_cpuid_copy(parent->proc.kvm.cpuid);
 	if (!k->cpuid)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");
-	memcpy(k->cpuid, parent->proc.kvm.cpuid, clen);
 	k->vm_fd = sbx_kvm_ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
 	if (k->vm_fd < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));

@@ -93,6 +93,15 @@ int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+struct kvm_cpuid2 *sbx_cpuid_copy(const struct kvm_cpuid2 *c)
+{
+	size_t len = sizeof(*c) + c->nent * sizeof(c->entries[0]);
+	struct kvm_cpuid2 *d = malloc(len);
+	if (d)
+		memcpy(d, c, len);
+	return d;
+}
+
 void sbx_kvm_close(struct sbx_vm *vm)
 {
 	free(vm->proc.kvm.cpuid);

@@ -816,6 +816,8 @@ int sbx_cpu_check_snapshot(struct sbx_vm *vm, const struct kvm_cpuid_entry2 *sna
 
 /* kvm.c */
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen);
+/* A malloc'ed copy of a CPUID table (its nent entries), or NULL. */
+struct kvm_cpuid2 *sbx_cpuid_copy(const struct kvm_cpuid2 *c);
 /* ioctl(fd, req, arg) again while a signal cuts it short (EINTR): KVM_CREATE_VM and
  * KVM_CREATE_VCPU are interruptible, and a process that forks while its children end gets the
  * kick signal of each SIGCHLD meanwhile. */

@@ -252,14 +252,11 @@ static void vcpu_write_msrs(struct sbx_sio *io, struct vcpu_state *v, int no_tsc
 /* The restored process's CPUID table, for the vCPUs it makes later (threads.c, fork.c). */
 static void keep_cpuid(struct sbx_vm *vm, struct sbx_sio *io, const struct vcpu_state *v)
 {
-	size_t len = sizeof(*v->cpuid) + v->ncpuid * sizeof(v->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(len);
+	struct kvm_cpuid2 *c = sbx_cpuid_copy(v->cpuid); /* its nent is ncpuid by now */
 	if (!c) {
 		sbx_sio_fail(io, "out of memory for the CPUID table");
 		return;
 	}
-	memcpy(c, v->cpuid, len);
-	c->nent = v->ncpuid;
 	free(vm->proc.kvm.cpuid);
 	vm->proc.kvm.cpuid = c;
 }
