@@ -57,6 +57,8 @@ static int load_elf(Elf *e, const uint8_t *raw, size_t size, const struct loader
 	rc = elf_check(e, raw, size, params, mem, plan, err, errlen);
 	if (rc == 0 && copy)
 		rc = copy_segments(plan, raw, params, mem, err, errlen);
+	if (rc == 0 && copy && params->cpuid_sites)
+		loader_find_cpuid(e, raw, size, plan);
 	if (rc == 0)
 		*out = plan->img;
 	free(plan);

@@ -35,6 +35,7 @@ struct loader_params {
 	 * page-rounded end at or below pie_top (where Linux's mmap puts the interpreter). */
 	uint64_t pie_top;
 	int mem_is_zero; /* nonzero: guest RAM is fresh zeroes, so skip zeroing bss and padding */
+	int cpuid_sites; /* nonzero: a load also finds the image's cpuid sites (not a check) */
 };
 
 /* PT_INTERP: at most PATH_MAX bytes with the NUL, as Linux allows. */
@@ -44,6 +45,33 @@ struct loader_params {
 #define LOADER_MAX_SEGS 16
 /* Entries of loader_image.segs: a page shared by two segments becomes an entry of its own. */
 #define LOADER_MAX_RANGES (2 * LOADER_MAX_SEGS)
+
+/* A `cpuid` instruction and whole instructions before it that the monitor may replace by a jump
+ * to code doing the same (docs/architecture.md, "CPUID without a trap"). */
+#define LOADER_CPUID_SITE_MAX 16 /* bytes of one site, the cpuid included */
+#define LOADER_CPUID_MAX 64	 /* sites of one image (the program, or its interpreter) */
+struct loader_cpuid_site {
+	uint64_t site; /* guest address of the first replaced byte */
+	uint8_t len;   /* bytes replaced: the instructions before the cpuid, and the cpuid */
+	uint8_t pre;   /* where the cpuid starts: 5, or 7 and more */
+	/* An instruction starts 3 or 4 bytes in: the record must sit at an address whose low
+	 * bytes, there in the jump, are an invalid instruction (0x37XX40, XX one of
+	 * LOADER_CPUID_SPECIAL). */
+	uint8_t special;
+	uint8_t orig[LOADER_CPUID_SITE_MAX]; /* the bytes as the file has them */
+};
+/* One-byte opcodes invalid in 64-bit mode, also after a REX prefix. */
+#define LOADER_CPUID_SPECIAL                                                                       \
+	{                                                                                          \
+		0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61,      \
+		    0x82, 0x9a, 0xce, 0xd4, 0xd5, 0xd6, 0xea                                       \
+	}
+
+/* The cpuid sites of one function's code fn[0..n), at guest address va, into out[0..max): how
+ * many. Each is a cpuid of fn, decoded from its start, with movable instructions before it
+ * (cpuid_sites.c says which). Any bytes are safe input. */
+int loader_cpuid_scan(const uint8_t *fn, size_t n, uint64_t va, struct loader_cpuid_site *out,
+		      unsigned max);
 
 /* A page-aligned address range with one protection. */
 struct loader_segment {
@@ -79,6 +107,10 @@ struct loader_image {
 	/* The PT_INTERP path, NUL-terminated, absolute, "" for a static program. Loading never
 	 * follows it: the caller opens it (under its policy) and calls loader_add_interp(). */
 	char interp[LOADER_INTERP_MAX];
+	/* The cpuid sites the monitor may redirect (cpuid_sites.c; loader_params.cpuid_sites),
+	 * the interpreter's after the program's once joined. */
+	struct loader_cpuid_site cpuid[LOADER_CPUID_MAX];
+	unsigned ncpuid;
 };
 
 /* Load the ELF file at `path`: check every header, then copy its segments into `mem`.

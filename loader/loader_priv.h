@@ -45,6 +45,26 @@ int elf_check_ident(const uint8_t *raw, size_t size, char *err, size_t errlen);
 int elf_check(Elf *e, const uint8_t *raw, size_t size, const struct loader_params *params,
 	      const struct loader_mem *mem, struct loader_plan *plan, char *err, size_t errlen);
 
+/* One decoded x86-64 instruction (x86_decode.c). */
+struct loader_insn {
+	uint8_t len;	  /* bytes, prefixes included */
+	uint8_t prefixes; /* legacy prefix bytes before the REX or opcode */
+	uint8_t rex;	  /* the REX byte, 0 without one */
+	uint8_t rep;	  /* 0xf2 or 0xf3 among the prefixes, else 0 */
+	uint8_t map;	  /* 1: one-byte opcodes, 2: 0f, 3: 0f 38, 4: 0f 3a (VEX/EVEX alike) */
+	uint8_t op;	  /* the opcode in its map */
+	uint8_t vex;	  /* VEX or EVEX encoded */
+	uint8_t has_modrm, modrm;
+	int rip_rel; /* a memory operand addressed from the next instruction */
+	int branch;  /* a direct jmp, jcc, loop or call: it goes to the next one + rel */
+	int32_t rel;
+};
+/* The instruction at p[0..n): its length, or 0 when it is not one this decoder knows. */
+unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in);
+
+/* Fill plan->img.cpuid from the image's executable segments (cpuid_sites.c). */
+void loader_find_cpuid(Elf *e, const uint8_t *raw, size_t size, struct loader_plan *plan);
+
 /* Fill plan->img.segs from plan->loads: page-rounded, sorted, disjoint. */
 void loader_make_segments(struct loader_plan *plan);
 

@@ -103,6 +103,8 @@ int loader_add_interp(struct loader_image *prog, const struct loader_image *inte
 		}
 	}
 	memcpy(prog->segs, merged, n * sizeof(merged[0]));
+	for (unsigned i = 0; i < interp->ncpuid && prog->ncpuid < LOADER_CPUID_MAX; i++)
+		prog->cpuid[prog->ncpuid++] = interp->cpuid[i];
 	prog->nsegs = n;
 	prog->lo = prog->lo < interp->lo ? prog->lo : interp->lo;
 	prog->hi = prog->hi > interp->hi ? prog->hi : interp->hi;

@@ -128,9 +128,10 @@ static void print_stats(const struct sbx_result *res)
 		(unsigned long long)res->stats.polled, (unsigned long long)res->stats.nosys);
 	fprintf(stderr,
 		"sandbox-run: stats: %llu syscall sites patched (%llu more found no record left), "
-		"%llu jumps into a patched site's syscall\n",
+		"%llu cpuid sites rewritten at load, %llu jumps into a patched site\n",
 		(unsigned long long)res->stats.patched,
 		(unsigned long long)res->stats.patch_refused,
+		(unsigned long long)res->stats.cpuid_sites,
 		(unsigned long long)res->stats.patch_resumes);
 	if (res->stats.threads)
 		fprintf(

@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 21
+#define SBX_ABI_MINOR 22
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -81,6 +81,12 @@
 #define SBX_PATCH_FORM_MOV 0xb8
 /* Where in code a call through a record of the second form (`syscall; cmp ...`) returns. */
 #define SBX_PATCH_B_RET 14
+/* 1.22: a record of a cpuid site the monitor rewrote at load (docs/architecture.md, "CPUID
+ * without a trap"): code[0] is SBX_PATCH_FORM_CPUID, code[1] where the site's cpuid starts,
+ * code[2] the bytes replaced; what runs starts at code[SBX_PATCH_CPUID_CODE]. The monitor fills
+ * them from the top of the window down; the kernel's own end below bootinfo.patch_limit. */
+#define SBX_PATCH_FORM_CPUID 0x0f
+#define SBX_PATCH_CPUID_CODE 3
 
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */
@@ -112,6 +118,10 @@
 #define SBX_CPU_STACK_BYTES SBX_U64(0x20000)
 #define SBX_SIGSTATE_ADDR SBX_U64(0x16000) /* struct sbx_sigstate, kept by the kernel */
 #define SBX_UPCALL_ADDR SBX_U64(0x17000)   /* struct sbx_upcall, written by the monitor */
+/* 1.22: what `cpuid` answers on this VM (struct sbx_cpuid_table, written by the monitor from
+ * KVM_GET_CPUID2), so that a patched cpuid site is answered without a trap. */
+#define SBX_CPUID_ADDR SBX_U64(0x18000)
+#define SBX_CPUID_BYTES SBX_U64(0x2000)
 
 #ifndef __ASSEMBLER__
 /* The user's registers at its latest syscall, as the kernel's entry saved them (the guest's
@@ -160,8 +170,29 @@ struct sbx_kernel_header {
 	/* 1.2 (header_size >= 72): where a sandbox run many times from one snapshot starts
 	 * when its point is the program's entry (struct sbx_exec_ctl) */
 	uint64_t exec_start;
+	/* 1.22 (header_size >= 80): what a patched cpuid site's record calls, on the vCPU's
+	 * syscall stack, %eax and %ecx the leaf and subleaf: it leaves %eax-%edx as cpuid
+	 * would, from struct sbx_cpuid_table, and every other register as it was. */
+	uint64_t cpuid_entry;
 };
-_Static_assert(sizeof(struct sbx_kernel_header) == 72, "kernel header size");
+_Static_assert(sizeof(struct sbx_kernel_header) == 80, "kernel header size");
+
+/* 1.22: at SBX_CPUID_ADDR. The vCPU's entries as KVM_GET_CPUID2 gives them (KVM's runtime
+ * bits, OSXSAVE and the XSAVE sizes, included), rewritten when XCR0 changes. A leaf not here is
+ * left to a real cpuid (KVM's answer for a leaf out of range). Guest RAM: a program that
+ * writes it only lies to itself. */
+#define SBX_CPUID_ENTS 255
+#define SBX_CPUID_SIGNIFICANT_INDEX 1 /* flags: the entry is for this index (subleaf) only */
+#ifndef __ASSEMBLER__
+struct sbx_cpuid_table {
+	uint32_t n;
+	uint32_t reserved;
+	struct sbx_cpuid_ent {
+		uint32_t function, index, flags, eax, ebx, ecx, edx, pad;
+	} e[SBX_CPUID_ENTS];
+};
+_Static_assert(sizeof(struct sbx_cpuid_table) <= SBX_CPUID_BYTES, "cpuid table size");
+#endif
 
 /* Signal dispositions, kept by the kernel where the monitor can read them: on a CPU fault the
  * monitor looks here to decide between a report and handing the fault back (an upcall). */
@@ -380,7 +411,10 @@ struct sbx_bootinfo {
 	 * NUL-terminated: the monitor writes the last component of the path execve ran, the
 	 * kernel what the program sets. */
 	char comm[16];
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16];
+	/* 1.22: OUT: patch records [0, patch_limit) at SBX_PATCH_ADDR are the kernel's to hand
+	 * out; those above hold the cpuid sites the monitor rewrote at load. 0: all of them. */
+	uint32_t patch_limit;
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4];
 };
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
@@ -406,6 +440,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, sig_from) == 3072, "1.12 
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, tid_next) == 3584, "1.13 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pdeathsig) == 3588, "1.17 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, comm) == 3592, "1.17 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, patch_limit) == 3608, "1.22 fields");
 #endif
 
 /* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */

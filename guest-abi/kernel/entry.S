@@ -110,6 +110,41 @@ k_fast_entry:
 	jmp k_syscall_call
 	.size k_fast_entry, . - k_fast_entry
 
+/* A patched cpuid site's record calls here (sbx_kernel_header.cpuid_entry), at the program's
+ * level, already on this vCPU's syscall stack with the program's %rsp and flags pushed: %eax
+ * and %ecx the leaf and subleaf. Leaves %eax-%edx as cpuid would (32-bit writes, so the upper
+ * halves are zero as cpuid leaves them) and every other register as it was; the record's
+ * popfq puts the program's flags back, DF included, which the C code needs clear. */
+	.globl k_cpuid_entry
+	.type k_cpuid_entry, @function
+	.align 16
+k_cpuid_entry:
+	pushq %rdi
+	pushq %rsi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	subq $24, %rsp /* the answer, 16 bytes, and %rsp 16-byte aligned at the call */
+	cld
+	movl %eax, %edi
+	movl %ecx, %esi
+	movq %rsp, %rdx
+	call k_cpuid
+	movl (%rsp), %eax
+	movl 4(%rsp), %ebx
+	movl 8(%rsp), %ecx
+	movl 12(%rsp), %edx
+	addq $24, %rsp
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rsi
+	popq %rdi
+	ret
+	.size k_cpuid_entry, . - k_cpuid_entry
+
 /* A thread's vCPU starts here (THREAD_START), and an exiting thread's comes back here: onto its
  * window's syscall stack, to wait for the next thread to run. */
 	.globl k_thread_entry

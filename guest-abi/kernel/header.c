@@ -2,7 +2,7 @@
 #include "kernel.h"
 
 extern char sbx_syscall_entry[], sbx_vectors[], __image_end[], __bss_end[], sbx_upcall_entry[],
-    sbx_exec_start[];
+    sbx_exec_start[], k_cpuid_entry[];
 
 __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_kernel_header = {
     .magic = SBX_KERNEL_MAGIC,
@@ -16,4 +16,5 @@ __attribute__((section(".header"), used)) const struct sbx_kernel_header sbx_ker
     .bss_end = (uint64_t)__bss_end,
     .upcall_entry = (uint64_t)sbx_upcall_entry,
     .exec_start = (uint64_t)sbx_exec_start,
+    .cpuid_entry = (uint64_t)k_cpuid_entry,
 };

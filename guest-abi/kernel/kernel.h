@@ -263,6 +263,7 @@ void k_patch_site(uint64_t nr, struct k_frame *f);
 /* Where code saved at rip goes on: inside a site patched since (by another thread), the place
  * in its record that does the same; else rip. */
 uint64_t k_patch_moved(uint64_t rip);
+void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* This vCPU is about to let the kernel lock go and return to the program at rip. */
 void k_patch_returning(uint64_t rip);
 

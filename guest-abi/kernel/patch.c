@@ -182,7 +182,12 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 found:
 	if (patched_before(site))
 		return;
-	if (k_patch_used >= K_PATCH_RECS) {
+	/* Records the monitor filled at load (cpuid sites) are passed over. */
+	uint32_t limit = BOOT->patch_limit && BOOT->patch_limit < K_PATCH_RECS ? BOOT->patch_limit
+									       : K_PATCH_RECS;
+	while (k_patch_used < limit && record(k_patch_used)->site)
+		k_patch_used++;
+	if (k_patch_used >= limit) {
 		BOOT->patch_refused++;
 		return;
 	}
@@ -242,7 +247,7 @@ found:
 		return;
 	}
 	k_patch_used++;
-	BOOT->patched = k_patch_used;
+	BOOT->patched++;
 	/* Form B's compare is inside the new bytes: this call returns through the record too. */
 	if (form == 'B')
 		f->rcx = (uint64_t)r->code + SBX_PATCH_B_RET;
@@ -293,9 +298,31 @@ uint64_t k_patch_moved(uint64_t rip)
 		    (a - SBX_PATCH_ADDR) / SBX_PATCH_REC >= k_patch_used)
 			continue;
 		const struct sbx_patch_rec *r = (const struct sbx_patch_rec *)a;
+		if (r->code[0] == SBX_PATCH_FORM_CPUID)
+			continue;
 		int form_a = r->code[0] == SBX_PATCH_FORM_MOV;
 		if (r->site == site && form_a == (back == 5))
 			return (uint64_t)r->code + (form_a ? K_PATCH_A_SYSCALL : SBX_PATCH_B_RET);
 	}
 	return rip;
+}
+
+/* What cpuid answers, for a patched cpuid site (k_cpuid_entry): the monitor's copy of the
+ * vCPU's table, else a real cpuid (a leaf KVM answers from out of range, or none at all). The
+ * lookup is KVM's: the first entry of the leaf, matching the subleaf where it matters. */
+void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	const struct sbx_cpuid_table *t = (const struct sbx_cpuid_table *)SBX_CPUID_ADDR;
+	uint32_t n = t->n < SBX_CPUID_ENTS ? t->n : SBX_CPUID_ENTS;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sbx_cpuid_ent *e = &t->e[i];
+		if (e->function == leaf &&
+		    (!(e->flags & SBX_CPUID_SIGNIFICANT_INDEX) || e->index == sub)) {
+			out[0] = e->eax, out[1] = e->ebx, out[2] = e->ecx, out[3] = e->edx;
+			return;
+		}
+	}
+	__asm__ volatile("cpuid"
+			 : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3])
+			 : "a"(leaf), "c"(sub));
 }

@@ -226,6 +226,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->nofile = vm->opts.nofile;
 	b->max_threads = vm->proc.threads.max;
 	b->ncpus = vm->proc.threads.ncpus;
+	b->patch_limit = vm->proc.image.patch_limit;
 	snprintf(b->exe_path, sizeof(b->exe_path), "%s", vm->proc.image.exe_path);
 	const char *base = strrchr(vm->proc.image.exe_path, '/');
 	snprintf(b->comm, sizeof(b->comm), "%.15s", base ? base + 1 : vm->proc.image.exe_path);
@@ -394,6 +395,9 @@ static void image_params(const struct sbx_vm *vm, struct loader_params *lp, stru
 	    .max_addr = *guard,
 	    .pie_base = SBX_USER_ADDR,
 	    .mem_is_zero = 1,
+	    /* A record's code jumps into the kernel: only where the two run at one level (PVM,
+	     * or both at CPL0), as for syscall sites. */
+	    .cpuid_sites = !vm->cfg.no_patch && (vm->proc.kvm.is_pvm || vm->proc.vcpu.cpl == 0),
 	};
 }
 
@@ -425,6 +429,7 @@ static int load_images(struct sbx_vm *vm, const struct exec_files *x, char *err,
 			return sbx_fail(err, errlen, r, "%s", lerr);
 		if (img->interp[0] && (r = load_interp(vm, &lp, &lm, err, errlen)) < 0)
 			return r;
+		sbx_cpuid_patch(vm);
 		return sbx_x86_build_tables(vm, err, errlen);
 	}
 	struct loader_image *in = malloc(sizeof(*in));
@@ -438,6 +443,7 @@ static int load_images(struct sbx_vm *vm, const struct exec_files *x, char *err,
 	free(in);
 	if (r < 0)
 		return sbx_fail(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" : lerr);
+	sbx_cpuid_patch(vm);
 	return sbx_x86_build_tables(vm, err, errlen);
 }
 
@@ -460,6 +466,10 @@ static int enter_image(struct sbx_vm *vm, char *const *argv, char *const *envp, 
 		return sbx_fail(err, errlen, r, "%s", lerr);
 	if ((r = sbx_x86_set_vcpu(vm, err, errlen)) < 0 || (r = fill_bootinfo(vm, err, errlen)) < 0)
 		return r;
+	/* Read once CR4 and XCR0 are set: KVM's answers carry OSXSAVE and the XSAVE sizes. */
+	if (vm->proc.image.cpuid_patched && (r = sbx_x86_publish_cpuid(vm, vm->proc.vcpu.fd)) < 0)
+		sbx_log(vm, 1, "KVM_GET_CPUID2: %s: patched cpuid sites ask the host",
+			strerror(-r));
 	return 0;
 }
 

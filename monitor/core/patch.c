@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "loader.h"
 #include "vm.h"
 
 /* What a program's own flags can hold (CF PF AF ZF SF TF IF DF OF AC ID): the frame is guest
@@ -37,7 +38,7 @@ static int record_at(struct sbx_vm *vm, uint64_t va, struct sbx_patch_rec *rec)
 int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n, uint64_t from,
 		    uint64_t to)
 {
-	if (n > 8 || !sbx_gptr_ro(vm, gpa, n))
+	if (n > LOADER_CPUID_SITE_MAX || !sbx_gptr_ro(vm, gpa, n))
 		return -EFAULT;
 	/* Another vCPU could be fetching these bytes, or stopped inside the old instructions:
 	 * none runs the guest meanwhile, and the KVM_RUN each enters next serializes it. */
@@ -53,25 +54,14 @@ int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n
 	return 0;
 }
 
-int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
+/* The vCPU back in the program with the registers f shows, but rip, rcx and the flags. */
+static int resume_at(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t rip, uint64_t rcx,
+		     uint64_t rflags)
 {
-	uint64_t rip = f->r[SBX_R_RIP];
-	struct sbx_patch_rec rec;
-	if (f->vector != 6 || !f->from_cpu || rip < 5 || record_at(vm, rip - 5, &rec) < 0 ||
-	    rec.code[0] != SBX_PATCH_FORM_MOV)
-		return 0;
-	/* The site's own bytes back: mov $nr, %eax (nr from the record); syscall. */
-	uint8_t orig[7] = {SBX_PATCH_FORM_MOV, rec.code[1], rec.code[2], rec.code[3],
-			   rec.code[4],	       0x0f,	    0x05};
-	uint64_t gpa, span;
-	if (sbx_gva_translate(vm, sbx_guest_root(vm), rip - 5, 0, &gpa, &span) < 0 ||
-	    span < sizeof(orig) || sbx_patch_write(vm, gpa, orig, sizeof(orig), 0, 0) < 0)
-		return 0;
-	uint64_t flags = f->rflags & RFLAGS_USER;
 	struct kvm_regs r = {
 	    .rax = f->r[SBX_R_RAX],
 	    .rbx = f->r[SBX_R_RBX],
-	    .rcx = rip + 2, /* what `syscall` puts there: the next instruction */
+	    .rcx = rcx,
 	    .rdx = f->r[SBX_R_RDX],
 	    .rsi = f->r[SBX_R_RSI],
 	    .rdi = f->r[SBX_R_RDI],
@@ -80,18 +70,190 @@ int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 	    .r8 = f->r[SBX_R_R8],
 	    .r9 = f->r[SBX_R_R9],
 	    .r10 = f->r[SBX_R_R10],
-	    .r11 = flags,
+	    .r11 = f->r[SBX_R_R11],
 	    .r12 = f->r[SBX_R_R12],
 	    .r13 = f->r[SBX_R_R13],
 	    .r14 = f->r[SBX_R_R14],
 	    .r15 = f->r[SBX_R_R15],
-	    .rip = vm->proc.image.khdr.syscall_entry,
-	    .rflags = (flags & ~SBX_SFMASK_BITS) | SBX_RFLAGS_IF | 0x2,
+	    .rip = rip,
+	    .rflags = rflags,
 	};
 	if (sbx_x86_resume(vm, &r) < 0)
 		return 0;
 	vm->stats.patch_resumes++;
 	return 1;
+}
+
+/* Puts a site's own bytes back (guest-virtual va, n bytes): 0 or -1. */
+static int restore_site(struct sbx_vm *vm, uint64_t va, const uint8_t *orig, size_t n)
+{
+	uint64_t gpa, span;
+	if (sbx_gva_translate(vm, sbx_guest_root(vm), va, 0, &gpa, &span) < 0 || span < n ||
+	    sbx_patch_write(vm, gpa, orig, n, 0, 0) < 0)
+		return -1;
+	return 0;
+}
+
+/* A #UD inside a cpuid site the monitor rewrote: code jumped into the middle of it, to an
+ * instruction the decoding did not see as a target (every such start traps: cpuid_sites.c).
+ * The site gets its bytes back and the vCPU goes on at rip, now that instruction again. */
+static int cpuid_resume(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	uint64_t rip = f->r[SBX_R_RIP];
+	for (unsigned d = 3; d < LOADER_CPUID_SITE_MAX && d <= rip; d++) {
+		struct sbx_patch_rec rec;
+		if (record_at(vm, rip - d, &rec) < 0 || rec.code[0] != SBX_PATCH_FORM_CPUID)
+			continue;
+		unsigned pre = rec.code[1], len = rec.code[2];
+		if (len != pre + 2u || d >= len || len > LOADER_CPUID_SITE_MAX ||
+		    SBX_PATCH_CPUID_CODE + pre > sizeof(rec.code))
+			return 0;
+		uint8_t orig[LOADER_CPUID_SITE_MAX];
+		memcpy(orig, rec.code + SBX_PATCH_CPUID_CODE, pre);
+		orig[pre] = 0x0f, orig[pre + 1] = 0xa2;
+		if (restore_site(vm, rip - d, orig, len) < 0)
+			return 0;
+		return resume_at(vm, f, rip, f->r[SBX_R_RCX],
+				 (f->rflags & RFLAGS_USER) | SBX_RFLAGS_IF | 0x2);
+	}
+	return 0;
+}
+
+int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	uint64_t rip = f->r[SBX_R_RIP];
+	struct sbx_patch_rec rec;
+	if (f->vector != 6 || !f->from_cpu || rip < 5)
+		return 0;
+	if (record_at(vm, rip - 5, &rec) < 0 || rec.code[0] != SBX_PATCH_FORM_MOV)
+		return cpuid_resume(vm, f);
+	/* The site's own bytes back: mov $nr, %eax (nr from the record); syscall. */
+	uint8_t orig[7] = {SBX_PATCH_FORM_MOV, rec.code[1], rec.code[2], rec.code[3],
+			   rec.code[4],	       0x0f,	    0x05};
+	if (restore_site(vm, rip - 5, orig, sizeof(orig)) < 0)
+		return 0;
+	uint64_t flags = f->rflags & RFLAGS_USER;
+	/* What `syscall` puts in rcx and r11: the next instruction, the flags. */
+	struct sbx_fault g = *f;
+	g.r[SBX_R_R11] = flags;
+	return resume_at(vm, &g, vm->proc.image.khdr.syscall_entry, rip + 2,
+			 (flags & ~SBX_SFMASK_BITS) | SBX_RFLAGS_IF | 0x2);
+}
+
+/* A cpuid site's record: what the site's instructions before the cpuid did, then onto this
+ * vCPU's syscall stack (the program's %rsp and flags kept there, its red zone untouched; %rbx
+ * is free, cpuid writes it) to call the kernel's answer, and back after the site. The bytes
+ * written at *c (the record's code, at guest address at); 0 when they do not fit. */
+static size_t cpuid_code(uint8_t *c, size_t room, uint64_t at, const struct loader_cpuid_site *s,
+			 uint64_t entry)
+{
+	uint8_t b[80], *p = b;
+	*p++ = SBX_PATCH_FORM_CPUID, *p++ = s->pre, *p++ = s->len;
+	memcpy(p, s->orig, s->pre);
+	p += s->pre;
+	const uint8_t enter[] = {0x48, 0x89, 0xe3, 0x48, 0xbc}; /* mov %rsp,%rbx; movabs $,%rsp */
+	memcpy(p, enter, sizeof(enter));
+	p += sizeof(enter);
+	uint64_t top = SBX_WINDOW_SYSCALL_TOP;
+	memcpy(p, &top, 8);
+	p += 8;
+	*p++ = 0x53, *p++ = 0x9c; /* push %rbx; pushfq */
+	int32_t rel = (int32_t)(entry - (at + (uint64_t)(p - b) + 5));
+	*p++ = 0xe8; /* call k_cpuid_entry */
+	memcpy(p, &rel, 4);
+	p += 4;
+	*p++ = 0x9d, *p++ = 0x5c; /* popfq; pop %rsp */
+	uint64_t back = s->site + s->len, next = at + (uint64_t)(p - b) + 5;
+	int64_t d = (int64_t)(back - next);
+	if (d == (int32_t)d) {
+		rel = (int32_t)d;
+		*p++ = 0xe9;
+		memcpy(p, &rel, 4);
+		p += 4;
+	} else {
+		const uint8_t far[] = {0xff, 0x25, 0, 0, 0, 0}; /* jmp *0(%rip), then the address */
+		memcpy(p, far, sizeof(far));
+		p += sizeof(far);
+		memcpy(p, &back, 8);
+		p += 8;
+	}
+	size_t n = (size_t)(p - b);
+	if (n > room)
+		return 0;
+	memcpy(c, b, n);
+	memset(c + n, 0xcc, room - n);
+	return n;
+}
+
+/* The record for a site that needs one at 0x37XX40 (loader_cpuid_site.special), or for any
+ * other at the top of the window: its index, or -1. used[] marks those taken. */
+static int cpuid_record_index(const struct loader_cpuid_site *s, uint8_t *used, unsigned nrec)
+{
+	static const uint8_t special[] = LOADER_CPUID_SPECIAL;
+	if (s->special) {
+		for (unsigned k = 0; k < sizeof(special); k++) {
+			unsigned i = (special[k] * 256u + 0x40) / SBX_PATCH_REC;
+			if (i < nrec && !used[i])
+				return (int)i;
+		}
+		return -1;
+	}
+	/* From the top down, at most a quarter of the window: the kernel's syscall sites take
+	 * the rest from the bottom up. */
+	for (unsigned i = nrec; i-- > nrec - nrec / 4;) {
+		int reserved = 0;
+		for (unsigned k = 0; k < sizeof(special); k++)
+			reserved |= i == (special[k] * 256u + 0x40) / SBX_PATCH_REC;
+		if (!used[i] && !reserved)
+			return (int)i;
+	}
+	return -1;
+}
+
+int sbx_cpuid_patch(struct sbx_vm *vm)
+{
+	const struct loader_image *img = &vm->proc.image.img;
+	enum { NREC = SBX_PATCH_BYTES / SBX_PATCH_REC };
+	uint8_t used[NREC] = {0};
+	uint32_t n = 0, lowest = NREC;
+	for (unsigned i = 0; i < img->ncpuid; i++) {
+		const struct loader_cpuid_site *s = &img->cpuid[i];
+		int idx = cpuid_record_index(s, used, NREC);
+		if (idx < 0)
+			continue;
+		uint64_t ra = SBX_PATCH_ADDR + (uint64_t)idx * SBX_PATCH_REC;
+		struct sbx_patch_rec rec;
+		memset(&rec, 0, sizeof(rec));
+		uint64_t code = ra + offsetof(struct sbx_patch_rec, code);
+		if (s->len > LOADER_CPUID_SITE_MAX || s->pre + 2u != s->len ||
+		    (s->pre != 5 && s->pre < 7) ||
+		    (s->site & ~(SBX_PAGE_SIZE - 1)) !=
+			((s->site + s->len - 1) & ~(SBX_PAGE_SIZE - 1)) ||
+		    !cpuid_code(rec.code, sizeof(rec.code), code, s,
+				vm->proc.image.khdr.cpuid_entry))
+			continue;
+		rec.code_addr = code + SBX_PATCH_CPUID_CODE;
+		rec.site = s->site;
+		/* jmp *disp32 through the record; the bytes an instruction of the site started at
+		 * trap if jumped to: disp32's upper half (0x37), its low half for a record at
+		 * 0x37XX40 (REX, then an invalid opcode), then 0x06, invalid in 64-bit mode. */
+		uint8_t b[LOADER_CPUID_SITE_MAX] = {0xff, 0x24, 0x25};
+		uint32_t a32 = (uint32_t)ra;
+		memcpy(b + 3, &a32, 4);
+		memset(b + 7, 0x06, sizeof(b) - 7);
+		uint8_t *site = sbx_gptr(vm, s->site, s->len);
+		if (!site || memcmp(site, s->orig, s->len) ||
+		    sbx_copy_to_guest(vm, ra, &rec, sizeof(rec)) < 0)
+			continue;
+		memcpy(site, b, s->len);
+		used[idx] = 1;
+		if (!s->special && (uint32_t)idx < lowest)
+			lowest = (uint32_t)idx;
+		n++;
+	}
+	vm->proc.image.cpuid_patched = n;
+	vm->proc.image.patch_limit = n ? lowest : 0;
+	return (int)n;
 }
 
 uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip)

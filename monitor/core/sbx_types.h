@@ -89,7 +89,8 @@ struct sbx_stats {
 	uint64_t nosys;		/* syscalls answered -ENOSYS */
 	uint64_t patched;	/* syscall sites the kernel patched (the boot page's count) */
 	uint64_t patch_refused; /* sites of a patchable form it could not patch */
-	uint64_t patch_resumes; /* jumps straight to a patched site's `syscall`, made one */
+	uint64_t patch_resumes; /* jumps into a patched site: its bytes put back, the jump made */
+	uint64_t cpuid_sites;	/* cpuid sites the monitor rewrote at load (the image's last) */
 	uint64_t threads, threads_peak; /* threads the program started; most alive at once */
 	uint64_t thread_exits;		/* VM exits of the threads' vCPUs (not in `exits`) */
 	uint64_t parks, unparks;	/* futex waits and sleeps that parked a vCPU; wakes */

@@ -241,6 +241,8 @@ struct sbx_image {
 	uint64_t entry_rsp;
 	uint64_t stack_guard; /* guest address of the stack guard page */
 	char exe_path[256];
+	uint32_t cpuid_patched; /* cpuid sites rewritten at load (patch.c) */
+	uint32_t patch_limit;	/* the kernel's records end below this (bootinfo), 0: none */
 };
 
 /* A process: its address space (a KVM VM and its RAM), its image, its handle table and
@@ -811,6 +813,12 @@ int sbx_cpu_compatible(const struct kvm_cpuid_entry2 *host, uint32_t nhost,
 		       char *msg, size_t msglen);
 
 /* The same against this host's KVM (kvm_fd open); also fills vm->xs for the restored VM. */
+/* A snapshot's XSAVE area (standard format, len bytes) made fit for this host's components
+ * (host, as sbx_cpu_check_snapshot read them): a component the host lacks but the area holds
+ * in its initial state is taken out of XSTATE_BV; one with content refuses, in msg. 0 or
+ * -ENOTSUP. */
+int sbx_xstate_fit(const struct sbx_xstate *host, const struct kvm_cpuid_entry2 *snap,
+		   uint32_t nsnap, uint8_t *area, size_t len, char *msg, size_t msglen);
 int sbx_cpu_check_snapshot(struct sbx_vm *vm, const struct kvm_cpuid_entry2 *snap, uint32_t nsnap,
 			   uint64_t snap_xcr0, char *msg, size_t msglen);
 
@@ -835,6 +843,9 @@ int sbx_kvm_msrs_capture(int fd, struct kvm_msrs **out, char *err, size_t errlen
 /* x86_setup.c: page tables and descriptor tables (guest memory only), then the vCPU. */
 int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
+/* struct sbx_cpuid_table at SBX_CPUID_ADDR from the vCPU's entries as KVM now answers them
+ * (after CR4 and XCR0 are set, and again whenever XCR0 changes). 0 or -errno. */
+int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd);
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
 /* Restarts the vCPU that stopped the run (sbx_fault_fd: vCPU 0 or a thread's) at rip/rsp at the
  * program's privilege level (after an exception left it in the kernel's CPL0 exception entry). */
@@ -855,6 +866,9 @@ int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f);
  * stopped at `from` (not 0: an address inside the site) goes on at `to`. 0 or -EFAULT. */
 int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n, uint64_t from,
 		    uint64_t to);
+/* The image's cpuid sites (loader_image.cpuid) rewritten into jumps to records at the top of
+ * the patch window, before the program runs: how many (also in proc.image.cpuid_patched). */
+int sbx_cpuid_patch(struct sbx_vm *vm);
 /* The patched site whose record's code holds rip, or rip itself: what reports name. */
 uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip);
 

@@ -332,6 +332,38 @@ int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
+{
+	struct sbx_cpuid_table *t = sbx_gptr(vm, SBX_CPUID_ADDR, sizeof(*t));
+	size_t len = sizeof(struct kvm_cpuid2) + SBX_CPUID_ENTS * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = calloc(1, len);
+	if (!t || !c) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->nent = SBX_CPUID_ENTS;
+	int r = ioctl(fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
+	/* A table that cannot be read leaves every leaf to a real cpuid. */
+	uint32_t n = r == 0 ? c->nent : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		t->e[i] = (struct sbx_cpuid_ent){
+		    .function = e->function,
+		    .index = e->index,
+		    .flags = e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+				 ? SBX_CPUID_SIGNIFICANT_INDEX
+				 : 0,
+		    .eax = e->eax,
+		    .ebx = e->ebx,
+		    .ecx = e->ecx,
+		    .edx = e->edx,
+		};
+	}
+	__atomic_store_n(&t->n, n, __ATOMIC_RELEASE);
+	free(c);
+	return r;
+}
+
 int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	return set_cpuid(vm, &vm->proc.vcpu.xcr0, err, errlen);

@@ -129,6 +129,8 @@ void sbx_xstate_doorbell(struct sbx_vm *vm)
 	}
 	b->xfeatures = want;
 	b->xsave_bytes = sbx_xstate_bytes(&vm->proc.kvm.xs, want);
+	/* CPUID.0xD's sizes follow XCR0: patched cpuid sites must see KVM's new answer. */
+	sbx_x86_publish_cpuid(vm, vm->proc.vcpu.fd);
 	sbx_log(vm, 1, "extended state 0x%llx enabled on the program's request (%u bytes)",
 		(unsigned long long)want, b->xsave_bytes);
 }
@@ -277,6 +279,42 @@ int sbx_cpu_compatible(const struct kvm_cpuid_entry2 *host, uint32_t nhost,
 	snprintf(msg, msglen, "the snapshot's program uses CPU features this host lacks: %s%s",
 		 m.buf, more);
 	return -ENOTSUP;
+}
+
+int sbx_xstate_fit(const struct sbx_xstate *host, const struct kvm_cpuid_entry2 *snap,
+		   uint32_t nsnap, uint8_t *area, size_t len, char *msg, size_t msglen)
+{
+	uint64_t bv;
+	if (len < 520)
+		return 0;
+	memcpy(&bv, area + 512, 8);
+	struct sbx_xstate sx;
+	sbx_xstate_from_cpuid(&sx, snap, nsnap);
+	struct missing m = {.o = 0};
+	uint64_t drop = 0;
+	for (unsigned b = 2; b < 64; b++) {
+		if (!(bv >> b & 1) || (host->supported >> b & 1))
+			continue;
+		/* KVM saves a component the vCPU's CPUID offers even when XCR0 leaves it out
+		 * (PKRU): in its initial state (all zeroes) it is the same as not there. */
+		int zero = sx.size[b] && sx.offset[b] >= 576 && sx.offset[b] <= len &&
+			   sx.size[b] <= len - sx.offset[b];
+		for (uint32_t i = 0; zero && i < sx.size[b]; i++)
+			zero = !area[sx.offset[b] + i];
+		if (zero)
+			drop |= 1ull << b;
+		else
+			add_name(&m, b < 19 ? xfeature_names[b] : NULL, "xstate", b);
+	}
+	if (m.n) {
+		snprintf(msg, msglen,
+			 "the snapshot's program uses CPU features this host lacks: %s state",
+			 m.buf);
+		return -ENOTSUP;
+	}
+	bv &= ~drop;
+	memcpy(area + 512, &bv, 8);
+	return 0;
 }
 
 /* Under PVM the guest runs on the host's CPU as it is, whatever KVM's table lists (one PVM

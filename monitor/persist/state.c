@@ -160,6 +160,7 @@ struct vcpu_state {
 	struct kvm_debugregs dregs;
 	struct kvm_vcpu_events ev;
 	uint32_t xlen, ncpuid, nmsr;
+	uint32_t slen; /* bytes of the XSAVE area the snapshot held (xs holds them all) */
 	uint32_t msr_idx[SBX_NMSRS];
 	uint64_t msr_val[SBX_NMSRS];
 	struct kvm_xsave *xs;
@@ -209,8 +210,9 @@ static void vcpu_sio(struct sbx_sio *io, struct vcpu_state *v)
 		sbx_sio_fail(io, "XSAVE area of %u bytes (limit %u)", slen, SBX_XSAVE_MAX);
 	if (!io->err)
 		sbx_sio_bytes(io, v->xs, slen);
-	if (io->load && slen > v->xlen)
-		memset((uint8_t *)v->xs + v->xlen, 0, slen - v->xlen);
+	/* Past this host's xlen KVM reads nothing; the restore looks there (sbx_xstate_fit). */
+	if (io->load)
+		v->slen = slen;
 	sbx_sio_bytes(io, &v->xcrs, sizeof(v->xcrs));
 	sbx_sio_bytes(io, &v->dregs, sizeof(v->dregs));
 	sbx_sio_u32(io, &v->nmsr);
@@ -282,7 +284,9 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	if (!reset && !io->err) {
 		char m[sizeof(io->msg)];
 		if (sbx_cpu_check_snapshot(vm, v->cpuid->entries, v->ncpuid, xcr0, m, sizeof(m)) <
-		    0)
+			0 ||
+		    sbx_xstate_fit(&vm->proc.kvm.xs, v->cpuid->entries, v->ncpuid, (uint8_t *)v->xs,
+				   v->slen > v->xlen ? v->slen : v->xlen, m, sizeof(m)) < 0)
 			sbx_sio_fail(io, "%s", m);
 	}
 	/* The program may have asked for more state (AMX) since the point. */

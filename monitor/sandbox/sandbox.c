@@ -245,6 +245,7 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 	res->stats.polled = vm->stats.polled;
 	res->stats.calls = vm->stats.calls;
 	res->stats.patch_resumes = vm->stats.patch_resumes;
+	res->stats.cpuid_sites = vm->proc.image.cpuid_patched;
 	res->stats.thread_exits = atomic_load(&vm->proc.threads.exits);
 	res->stats.parks = vm->call_count[SBX_CALL_PARK];
 	res->stats.unparks = vm->call_count[SBX_CALL_UNPARK];

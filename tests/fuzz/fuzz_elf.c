@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .max_addr = STACK_TOP - STACK_BYTES,
 	    .pie_base = USER_MIN,
 	    .mem_is_zero = 0, /* exercise the zeroing too */
+	    .cpuid_sites = 1, /* and the symbol table, CFI and code the cpuid finder reads */
 	};
 	struct loader_image img;
 	char err[256];
@@ -51,6 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    img.hi > params.max_addr || img.brk != img.hi || img.entry < img.lo ||
 	    img.entry >= img.hi)
 		__builtin_trap();
+	if (img.ncpuid > LOADER_CPUID_MAX)
+		__builtin_trap();
+	for (unsigned i = 0; i < img.ncpuid; i++)
+		if (img.cpuid[i].site < img.lo || img.cpuid[i].site + img.cpuid[i].len > img.hi ||
+		    memcmp(mem->base + img.cpuid[i].site, img.cpuid[i].orig, img.cpuid[i].len))
+			__builtin_trap();
 	for (unsigned i = 0; i < img.nsegs; i++)
 		if (img.segs[i].start >= img.segs[i].end || img.segs[i].start % 4096 ||
 		    img.segs[i].end % 4096 || (i && img.segs[i - 1].end > img.segs[i].start))

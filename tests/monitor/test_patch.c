@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "e2e_util.h"
 
@@ -76,9 +77,9 @@ Test(patch, a_jump_into_a_patched_site_is_still_its_syscall)
 	both("jump", "before the jumps");
 	/* The first jump gave the site its bytes back (a #UD exit per call would cost more than
 	 * the trap), so the other two were plain syscalls. */
-	char *o = e2e_expect_output(SANDBOX " --stats " PATCH " jump 2>&1", 0,
-				    "after the jumps patched no",
-				    "1 jumps into a patched site's syscall", NULL);
+	char *o =
+	    e2e_expect_output(SANDBOX " --stats " PATCH " jump 2>&1", 0,
+			      "after the jumps patched no", "1 jumps into a patched site\n", NULL);
 	free(o);
 }
 
@@ -98,18 +99,69 @@ Test(patch, code_mapped_later_is_patched)
 	both("later " PATCH, "mapped later");
 }
 
-/* A dynamic program's libraries are patched (the sites are in libc.so.6) and it runs as
- * natively. */
-Test(patch, a_dynamic_program_s_library_sites_are_patched)
+/* The number --stats prints just before label in o. */
+static long count_before(const char *o, const char *label)
+{
+	const char *s = strstr(o, label);
+	cr_assert_not_null(s, "no \"%s\" in:\n%s", label, o);
+	while (s > o && s[-1] != ' ')
+		s--;
+	return atol(s);
+}
+
+/* A dynamic program's libraries are patched (the sites are in libc.so.6), ld.so's start-up
+ * cpuids are rewritten (a stripped file: found by its CFI), and it runs as natively. */
+Test(patch, a_dynamic_program_s_library_and_interpreter_sites_are_patched)
 {
 	e2e_need_kvm();
 	int st;
 	char *o = e2e_slurp(SANDBOX " --stats " SAMPLES "/hello-dyn-glibc 2>&1", &st);
 	cr_assert_eq(st, 0, "%s", o);
-	const char *s = strstr(o, " syscall sites patched");
-	cr_assert_not_null(s, "%s", o);
-	while (s[-1] != ' ')
-		s--;
-	cr_assert_gt(atoi(s), 0, "no site of libc.so.6 was patched:\n%s", o);
+	cr_assert_gt(count_before(o, " syscall sites patched"), 0, "no site of libc.so.6:\n%s", o);
+	cr_assert_gt(count_before(o, " cpuid sites rewritten at load"), 10,
+		     "ld.so's cpuid sites were not rewritten:\n%s", o);
 	free(o);
+}
+
+/* cpuid sites, rewritten at load (loader/cpuid_sites.c): three forms answer exactly what a
+ * cpuid nothing rewrote answers, for every leaf and subleaf; and none is rewritten with
+ * --no-patch. */
+static void cpuid_run(const char *opts, const char *op, const char *want1, const char *want2)
+{
+	e2e_need_kvm();
+	char cmd[1024];
+	for (int musl = 0; musl < 2; musl++) {
+		const char *prog = musl ? SAMPLES "/cpuid-musl" : SAMPLES "/cpuid-glibc";
+		if (access(prog, X_OK))
+			continue; /* no musl-gcc here */
+		snprintf(cmd, sizeof(cmd), SANDBOX " %s --stats %s %s 2>&1", opts, prog, op);
+		char *o = e2e_expect_output(cmd, 0, want1, want2, NULL);
+		cr_assert_null(strstr(o, "WRONG"), "%s:\n%s", cmd, o);
+		free(o);
+	}
+}
+
+Test(patch, cpuid_sites_answer_every_leaf_as_the_host_does)
+{
+	cpuid_run("", "check", "form a patched yes\nform b patched yes\nform c patched yes\n",
+		  ", wrong 0\n");
+	cpuid_run("--no-patch", "check",
+		  "form a patched no\nform b patched no\nform c patched no\n", ", wrong 0\n");
+}
+
+/* A jump from another function into a rewritten site's second instruction meets an invalid
+ * instruction; the monitor gives the site its bytes back and the jump goes on there. */
+Test(patch, a_jump_into_a_cpuid_site_runs_its_own_instructions)
+{
+	cpuid_run("", "jump", "before the jump patched yes\nafter the jump patched no\n",
+		  "jump wrong 0\n");
+	cpuid_run("", "jump", "1 jumps into a patched site\n", NULL);
+}
+
+/* Four threads, each on its own vCPU's kernel stack in the record; and a 50 us timer whose
+ * signal lands while the records run, its handler asking too. */
+Test(patch, cpuid_sites_answer_from_threads_and_signal_handlers)
+{
+	cpuid_run("", "threads 5", "threads wrong 0\n", NULL);
+	cpuid_run("", "signals 10", "signals wrong 0, in handlers 0, handled some\n", NULL);
 }

@@ -123,3 +123,33 @@ Test(xstate, a_component_at_another_offset_is_refused)
 	cr_assert(strstr(msg, "avx512_opmask(at offset 1088 here, 960 in the snapshot)"), "%s",
 		  msg);
 }
+
+/* A snapshot whose XSAVE area holds PKRU (KVM saves it when the vCPU's CPUID offers it, XCR0
+ * or not) restores on a host without PKU when PKRU is in its initial state: the bit leaves
+ * XSTATE_BV. With content it is refused in one line. */
+Test(xstate, a_component_this_host_lacks_is_dropped_only_in_its_initial_state)
+{
+	struct table snap, here;
+	host(&snap, 0xe7, 1);
+	snap.e[2].eax |= 1u << 9;	   /* leaf 0xd.0 offers PKRU */
+	put(&snap, 0xd, 9, 8, 2688, 0, 0); /* 8 bytes at 2688 */
+	host(&here, 0xe7, 1);
+	struct sbx_xstate hx;
+	sbx_xstate_from_cpuid(&hx, here.e, here.n);
+	static uint8_t area[4096];
+	uint64_t bv = 0x202;
+	memcpy(area + 512, &bv, 8);
+	char msg[256] = "";
+	cr_assert_eq(sbx_xstate_fit(&hx, snap.e, snap.n, area, sizeof(area), msg, sizeof(msg)), 0,
+		     "%s", msg);
+	memcpy(&bv, area + 512, 8);
+	cr_assert_eq(bv, 0x2, "PKRU in its initial state is left out");
+	bv = 0x202;
+	memcpy(area + 512, &bv, 8);
+	area[2688] = 0x54;
+	cr_assert_eq(sbx_xstate_fit(&hx, snap.e, snap.n, area, sizeof(area), msg, sizeof(msg)),
+		     -ENOTSUP);
+	cr_assert(strstr(msg, "lacks: pkru state"), "%s", msg);
+	memcpy(&bv, area + 512, 8);
+	cr_assert_eq(bv, 0x202, "nothing changed on a refusal");
+}

@@ -1,0 +1,301 @@
+/* The `cpuid` instructions of an image that the monitor may redirect, found before the program
+ * runs. Under PVM every `cpuid` is emulated by the host (5-36 us; glibc's start-up runs ~70 of
+ * them, the same in every process), and unlike `syscall` it never reaches the guest's kernel,
+ * so it cannot be patched lazily at a first trap: it is found here, in the file.
+ *
+ * A site is rewritten into a 7-byte `jmp *disp32` through a record, so the 2-byte `cpuid` needs
+ * whole instructions before it to make room, which the record then runs itself. Which bytes
+ * are instructions is only known by decoding a whole function from its start: its bounds come
+ * from the symbol table, or from the .eh_frame FDE that covers it (stripped libraries, ld.so).
+ * A site is taken only when:
+ * - the function decodes whole, and the cpuid is one of its instructions;
+ * - every moved instruction runs the same anywhere: no branch, no RIP-relative operand, nothing
+ *   that traps;
+ * - every instruction after the first starts where a jump to it traps once the site is
+ *   rewritten (window_ok), so that a jump the decoding cannot see (a cold part's, a jump
+ *   table's) is still exact: the monitor gives the site its bytes back;
+ * - none of them is a target of the function's own direct branches (that would be a trap on
+ *   every pass).
+ * The input is as hostile as the program: every length and address is bounded, and decoding
+ * stops at the function's end. */
+#include <elfutils/libdw.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "loader_priv.h"
+
+/* A function longer than this is not decoded (glibc's longest cpuid user is ~4 KiB). */
+#define FN_MAX (64u * 1024)
+
+/* Can the instruction run from a record instead of where it is? Plain data instructions only:
+ * moves, arithmetic, lea, push and pop, set and cmov, bit tests, with no RIP-relative operand;
+ * never a branch, a call, a return, a trap, a system or segment instruction, a VEX one. */
+static int movable(const struct loader_insn *in)
+{
+	if (in->rip_rel || in->vex)
+		return 0;
+	uint8_t op = in->op, reg = (uint8_t)((in->modrm >> 3) & 7);
+	if (in->map == 1) {
+		if (op < 0x40)
+			return (op & 7) <= 5; /* add or adc and sbb sub xor cmp, in their 6 forms */
+		if ((op >= 0x50 && op <= 0x5f) || op == 0x63 || (op >= 0x68 && op <= 0x6b) ||
+		    op == 0x80 || op == 0x81 || op == 0x83 || (op >= 0x84 && op <= 0x8b) ||
+		    op == 0x8d || (op >= 0x90 && op <= 0x99) || op == 0xa8 || op == 0xa9 ||
+		    (op >= 0xb0 && op <= 0xbf) || op == 0xc0 || op == 0xc1 ||
+		    (op >= 0xd0 && op <= 0xd3))
+			return 1;
+		if (op == 0xc6 || op == 0xc7)
+			return reg == 0; /* mov; /7 is xabort, xbegin */
+		if (op == 0xf6 || op == 0xf7)
+			return reg != 1; /* /1 is no instruction */
+		if (op == 0xfe)
+			return reg <= 1;
+		if (op == 0xff)
+			return reg <= 1 || reg == 6; /* inc, dec, push; not call or jmp */
+		return 0;
+	}
+	if (in->map == 2)
+		return op == 0x1f || (op >= 0x40 && op <= 0x4f) || (op >= 0x90 && op <= 0x9f) ||
+		       op == 0xa3 || op == 0xab || op == 0xaf || op == 0xb3 ||
+		       (op >= 0xb6 && op <= 0xb7) || (op >= 0xba && op <= 0xbf) ||
+		       (op >= 0xc8 && op <= 0xcf);
+	return 0;
+}
+
+struct fn_map {
+	uint8_t *start;	 /* byte i starts an instruction */
+	uint8_t *target; /* a direct branch of the function lands on byte i */
+};
+
+static int bit(const uint8_t *m, size_t i)
+{
+	return (m[i / 8] >> (i % 8)) & 1;
+}
+
+static void set_bit(uint8_t *m, size_t i)
+{
+	m[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+/* Decodes fn whole: 0, or -1 when some bytes are no instruction. */
+static int map_function(const uint8_t *fn, size_t n, struct fn_map *m)
+{
+	struct loader_insn in;
+	for (size_t off = 0; off < n;) {
+		unsigned len = loader_x86_decode(fn + off, n - off, &in);
+		if (!len)
+			return -1;
+		set_bit(m->start, off);
+		off += len;
+		int64_t t = (int64_t)off + in.rel;
+		if (in.branch && t > 0 && (uint64_t)t < n)
+			set_bit(m->target, (size_t)t);
+	}
+	return 0;
+}
+
+/* The bytes [s, c + 2) of fn hold whole movable instructions, then the cpuid at c. Every
+ * instruction but the first must start where a jump to it traps once the site is rewritten,
+ * so that a jump the decoding cannot see (another function's cold part, a jump table) is still
+ * exact: the monitor then puts the site's own bytes back (sbx_patch_resume). The 7-byte
+ * `jmp *disp32` is ff 24 25 and the record's address, 0x37XXYY: at s + 5 the 0x37 is invalid
+ * in 64-bit mode; from s + 7 on the monitor writes invalid bytes; s + 3 and s + 4 trap only
+ * through a record whose address makes them so (YY 0x40, a REX prefix, and XX an invalid
+ * opcode: LOADER_CPUID_SPECIAL); s + 1, s + 2 and s + 6 never do. None of them may be a target
+ * of the function's own direct branches either, which would pay that exit at once. 1: take it
+ * (*special set when it needs such a record), 0: not this window. */
+static int window_ok(const uint8_t *fn, size_t n, const struct fn_map *m, size_t s, size_t c,
+		     int *special)
+{
+	struct loader_insn in;
+	*special = 0;
+	for (size_t i = s; i < c + 2;) {
+		size_t at = i - s;
+		if (!bit(m->start, i) ||
+		    (at && (bit(m->target, i) || at == 1 || at == 2 || at == 6)))
+			return 0;
+		if (at == 3 || at == 4)
+			*special = 1;
+		unsigned len = loader_x86_decode(fn + i, n - i, &in);
+		if (!len || (i != c && !movable(&in)))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* One cpuid at byte c and the instructions before it, the fewest that make a window. (The
+ * cpuid first with instructions after it would put the next one's start at s + 2.) */
+static int site_at(const uint8_t *fn, size_t n, uint64_t va, const struct fn_map *m, size_t c,
+		   struct loader_cpuid_site *o)
+{
+	for (size_t s = c; s > 0;) {
+		do
+			s--;
+		while (s > 0 && !bit(m->start, s));
+		int special;
+		if (!bit(m->start, s) || c - s + 2 > LOADER_CPUID_SITE_MAX)
+			return 0;
+		if ((c - s == 5 || c - s >= 7) && window_ok(fn, n, m, s, c, &special)) {
+			o->site = va + s;
+			o->len = (uint8_t)(c + 2 - s);
+			o->pre = (uint8_t)(c - s);
+			o->special = (uint8_t)special;
+			memcpy(o->orig, fn + s, o->len);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int loader_cpuid_scan(const uint8_t *fn, size_t n, uint64_t va, struct loader_cpuid_site *out,
+		      unsigned max)
+{
+	if (!fn || n < 2 || n > FN_MAX || va + n < va || !max)
+		return 0;
+	size_t bytes = (n + 7) / 8;
+	struct fn_map m = {calloc(1, bytes), calloc(1, bytes)};
+	unsigned got = 0;
+	if (m.start && m.target && map_function(fn, n, &m) == 0)
+		for (size_t c = 0; c + 1 < n && got < max; c++)
+			if (fn[c] == 0x0f && fn[c + 1] == 0xa2 && bit(m.start, c) &&
+			    site_at(fn, n, va, &m, c, &out[got]))
+				got++;
+	free(m.start);
+	free(m.target);
+	return (int)got;
+}
+
+/* The cpuids of one image, in file addresses, and the function each lies in. */
+#define HITS_MAX 256
+struct hits {
+	GElf_Addr at[HITS_MAX], lo[HITS_MAX], hi[HITS_MAX];
+	unsigned n;
+};
+
+/* Every FUNC symbol's range widens the bounds of the hits it covers: symbols may nest or
+ * overlap (aliases, a second entry point into a function), and the union of those covering a
+ * hit is decoded, so that no branch of the whole is missed. One pass, no sorting. */
+static void syms_bounds(Elf *e, struct hits *h)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		size_t cnt = d ? d->d_size / sizeof(Elf64_Sym) : 0;
+		for (size_t i = 0; i < cnt; i++) {
+			GElf_Sym sym;
+			if (!gelf_getsym(d, (int)i, &sym) ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_size ||
+			    sym.st_size > FN_MAX || sym.st_value + sym.st_size < sym.st_value)
+				continue;
+			GElf_Addr lo = sym.st_value, hi = sym.st_value + sym.st_size;
+			unsigned a = 0, b = h->n;
+			while (a < b) { /* the first hit at or past lo */
+				unsigned mid = (a + b) / 2;
+				if (h->at[mid] < lo)
+					a = mid + 1;
+				else
+					b = mid;
+			}
+			for (unsigned k = a; k < h->n && h->at[k] < hi; k++) {
+				if (!h->hi[k] || lo < h->lo[k])
+					h->lo[k] = lo;
+				if (hi > h->hi[k])
+					h->hi[k] = hi;
+			}
+		}
+		return;
+	}
+}
+
+/* A hit no symbol covers: the .eh_frame FDE's range. */
+static void cfi_bounds(Elf *e, struct hits *h)
+{
+	Dwarf_CFI *cfi = NULL;
+	for (unsigned k = 0; k < h->n; k++) {
+		if (h->hi[k])
+			continue;
+		if (!cfi && !(cfi = dwarf_getcfi_elf(e)))
+			return; /* it belongs to e and goes with elf_end */
+		Dwarf_Frame *f = NULL;
+		Dwarf_Addr start, end;
+		if (dwarf_cfi_addrframe(cfi, h->at[k], &f) == 0 &&
+		    dwarf_frame_info(f, &start, &end, NULL) >= 0 && start <= h->at[k] &&
+		    end > h->at[k] + 1)
+			h->lo[k] = start, h->hi[k] = end;
+		free(f);
+	}
+}
+
+/* Has the image text relocations? The program would then write its own code at start-up. */
+static int textrel(Elf *e)
+{
+	size_t n;
+	if (elf_getphdrnum(e, &n) < 0)
+		return 1;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_DYNAMIC)
+			continue;
+		Elf_Data *d = elf_getdata_rawchunk(e, ph.p_offset, ph.p_filesz, ELF_T_DYN);
+		size_t cnt = d ? d->d_size / sizeof(Elf64_Dyn) : 0;
+		for (size_t k = 0; k < cnt; k++) {
+			GElf_Dyn dyn;
+			if (!gelf_getdyn(d, (int)k, &dyn))
+				break;
+			if (dyn.d_tag == DT_TEXTREL ||
+			    (dyn.d_tag == DT_FLAGS && (dyn.d_un.d_val & DF_TEXTREL)))
+				return 1;
+			if (dyn.d_tag == DT_NULL)
+				break;
+		}
+	}
+	return 0;
+}
+
+void loader_find_cpuid(Elf *e, const uint8_t *raw, size_t size, struct loader_plan *plan)
+{
+	struct loader_image *img = &plan->img;
+	img->ncpuid = 0;
+	if (textrel(e))
+		return;
+	struct hits *h = calloc(1, sizeof(*h));
+	if (!h)
+		return;
+	for (unsigned k = 0; k < plan->nloads; k++) {
+		const struct loader_load *ld = &plan->loads[k];
+		if (!(ld->prot & PROT_EXEC) || (ld->prot & PROT_WRITE) || ld->offset > size ||
+		    ld->filesz > size - ld->offset || ld->filesz < 2)
+			continue;
+		const uint8_t *seg = raw + ld->offset;
+		GElf_Addr seg_va = ld->vaddr - img->bias; /* the file's own addresses */
+		h->n = 0;
+		/* 0xa2 is rarer than 0x0f, which starts every two-byte opcode. */
+		for (const uint8_t *p = seg + 1, *end = seg + ld->filesz;
+		     p < end && (p = memchr(p, 0xa2, (size_t)(end - p))) && h->n < HITS_MAX; p++)
+			if (p[-1] == 0x0f) {
+				h->at[h->n] = seg_va + (GElf_Addr)(p - 1 - seg);
+				h->lo[h->n] = h->hi[h->n] = 0;
+				h->n++;
+			}
+		if (!h->n)
+			continue;
+		syms_bounds(e, h);
+		cfi_bounds(e, h);
+		for (unsigned i = 0; i < h->n && img->ncpuid < LOADER_CPUID_MAX; i++) {
+			GElf_Addr lo = h->lo[i], hi = h->hi[i];
+			if (!hi || lo < seg_va || hi > seg_va + ld->filesz || hi - lo > FN_MAX ||
+			    (i && lo == h->lo[i - 1] && hi == h->hi[i - 1]))
+				continue; /* no bounds, or the function was scanned whole already */
+			img->ncpuid += (unsigned)loader_cpuid_scan(
+			    seg + (lo - seg_va), hi - lo, lo + img->bias, img->cpuid + img->ncpuid,
+			    LOADER_CPUID_MAX - img->ncpuid);
+		}
+	}
+	free(h);
+}
