@@ -221,7 +221,7 @@ static void cfi_bounds(Elf *e, struct hits *h)
 		if (h->hi[k])
 			continue;
 		if (!cfi && !(cfi = dwarf_getcfi_elf(e)))
-			return; /* it belongs to e and goes with elf_end */
+			return;
 		Dwarf_Frame *f = NULL;
 		Dwarf_Addr start, end;
 		if (dwarf_cfi_addrframe(cfi, h->at[k], &f) == 0 &&
@@ -230,6 +230,8 @@ static void cfi_bounds(Elf *e, struct hits *h)
 			h->lo[k] = start, h->hi[k] = end;
 		free(f);
 	}
+	if (cfi)
+		dwarf_cfi_end(cfi);
 }
 
 /* Has the image text relocations? The program would then write its own code at start-up. */
