@@ -367,7 +367,8 @@ struct obj_load {
 	int end[SBX_MAX_FDS][2];
 	int sema[SBX_MAX_FDS];
 	int clock[SBX_MAX_FDS];
-	int shut[SBX_MAX_FDS][2]; /* a socket pair's ends' shutdowns */
+	int shut[SBX_MAX_FDS][2];	/* a socket pair's ends' shutdowns */
+	uint8_t queued[SBX_MAX_FDS][2]; /* bytes wait at a socket pair's end */
 	struct {
 		int32_t ep, fd;
 		uint32_t events;
@@ -406,10 +407,13 @@ static void refill(struct sbx_sio *io, int fd, uint32_t len, int32_t num, int fr
 		return;
 	}
 	sbx_sio_bytes(io, bytes, len);
-	for (uint32_t off = 0; !io->err && off < len;) {
+	for (uint32_t off = 0, count = 0; !io->err && off < len; count++) {
 		if (framed) {
 			uint32_t n;
-			if (len - off < 4 || (memcpy(&n, bytes + off, 4), n > len - off - 4)) {
+			/* What dgrams_peek can save again: no empty message, at most
+			 * OBJ_DGRAM_MAX of them. */
+			if (len - off < 4 || (memcpy(&n, bytes + off, 4), n > len - off - 4) ||
+			    !n || count == OBJ_DGRAM_MAX) {
 				sbx_sio_fail(io, "fd %d: a malformed queued message at byte %u",
 					     num, off);
 				break;
@@ -554,6 +558,7 @@ static void socket_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_
 		}
 		/* Written into the other end, they wait at this one. */
 		refill(io, sv[1 - e], len, r->num, type != SOCK_STREAM);
+		L->queued[r->num][e] = 1;
 	}
 	/* Shut down once the bytes are in: a write end shut would refuse them. */
 	for (int e = 0; e < 2 && !io->err; e++) {
@@ -577,8 +582,9 @@ static void timerfd_load(struct sbx_sio *io, const struct obj_rec *r, struct obj
 	if (io->err)
 		return;
 	const uint64_t max = 1000000000ull * 3600 * 24 * 365 * 100; /* a century */
+	/* Unread expiries: room left below the 2^32 a save can hold for those still to come. */
 	if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME) ||
-	    value > max || interval > max) {
+	    value > max || interval > max || pending > (1u << 31)) {
 		sbx_sio_fail(io,
 			     "fd %d: a timerfd on clock %u (%u unread, %llu ns left, every %llu)",
 			     r->num, clock, pending, (unsigned long long)value,
@@ -638,6 +644,16 @@ static void epoll_register(struct sbx_vm *vm, struct sbx_sio *io, struct obj_loa
 			return;
 		}
 	}
+}
+
+/* Does a handle hold end e of the socket pair whose first handle is fds[first]? */
+static int socket_end_held(const struct sbx_handle *fds, int first, int e)
+{
+	for (int i = first; i < SBX_MAX_FDS; i++)
+		if (sbx_handle_is_object(&fds[i]) && same_object(&fds[i], &fds[first]) &&
+		    fds[i].end == e)
+			return 1;
+	return 0;
 }
 
 /* One record: checked against what came before it, then its object (if first) and handle. */
@@ -753,6 +769,15 @@ int sbx_state_objects(struct sbx_vm *vm, struct sbx_sio *io)
 	if (L) {
 		if (!io->err)
 			epoll_register(vm, io, L);
+		/* Bytes waiting at an end no handle holds: a save writes none there, and closing
+		 * that end would reset the other (ECONNRESET), which no save can hold. */
+		for (int i = 0; i < SBX_MAX_FDS && !io->err; i++)
+			for (int e = 0; e < 2 && !io->err; e++)
+				if (L->queued[i][e] && !socket_end_held(fds, i, e))
+					sbx_sio_fail(io,
+						     "fd %d: bytes queued at a socket pair's end "
+						     "no handle holds",
+						     i);
 		/* The handles hold dups; the objects' own fds go. */
 		for (int i = 0; i < SBX_MAX_FDS; i++)
 			for (int e = 0; e < 2; e++)
