@@ -29,38 +29,45 @@
 /* A function longer than this is not decoded (glibc's longest cpuid user is ~4 KiB). */
 #define FN_MAX (64u * 1024)
 
-/* Can the instruction run from a record instead of where it is? Plain data instructions only:
- * moves, arithmetic, lea, push and pop, set and cmov, bit tests, with no RIP-relative operand;
- * never a branch, a call, a return, a trap, a system or segment instruction, a VEX one. */
+/* Can the instruction run from a record instead of where it is? Only what cannot fault: a
+ * fault there would be at an address inside the kernel's range, where the program's signal
+ * handler is not called. So register moves and arithmetic on registers (ModRM mod 3), moves of
+ * an immediate, lea and nops (which touch no memory); never a memory operand, push or pop, a
+ * division, a lock or rep prefix, a branch, a system instruction or a VEX one. */
 static int movable(const struct loader_insn *in)
 {
-	if (in->rip_rel || in->vex)
+	if (in->rip_rel || in->vex || in->rep || in->lock)
 		return 0;
 	uint8_t op = in->op, reg = (uint8_t)((in->modrm >> 3) & 7);
+	int regs = !in->has_modrm || (in->modrm >> 6) == 3;
 	if (in->map == 1) {
+		if (op == 0x8d) /* lea: the address only; on a register it is #UD */
+			return in->has_modrm && (in->modrm >> 6) != 3;
 		if (op < 0x40)
-			return (op & 7) <= 5; /* add or adc and sbb sub xor cmp, in their 6 forms */
-		if ((op >= 0x50 && op <= 0x5f) || op == 0x63 || (op >= 0x68 && op <= 0x6b) ||
-		    op == 0x80 || op == 0x81 || op == 0x83 || (op >= 0x84 && op <= 0x8b) ||
-		    op == 0x8d || (op >= 0x90 && op <= 0x99) || op == 0xa8 || op == 0xa9 ||
-		    (op >= 0xb0 && op <= 0xbf) || op == 0xc0 || op == 0xc1 ||
-		    (op >= 0xd0 && op <= 0xd3))
-			return 1;
+			return (op & 7) <= 5 && regs; /* add or adc and sbb sub xor cmp */
+		if (op == 0x63 || op == 0x69 || op == 0x6b || op == 0x80 || op == 0x81 ||
+		    op == 0x83 || (op >= 0x84 && op <= 0x8b) || (op >= 0x90 && op <= 0x99) ||
+		    op == 0xa8 || op == 0xa9 || (op >= 0xb0 && op <= 0xbf) || op == 0xc0 ||
+		    op == 0xc1 || (op >= 0xd0 && op <= 0xd3))
+			return regs;
 		if (op == 0xc6 || op == 0xc7)
-			return reg == 0; /* mov; /7 is xabort, xbegin */
+			return regs && reg == 0; /* mov; /7 is xabort, xbegin */
 		if (op == 0xf6 || op == 0xf7)
-			return reg != 1; /* /1 is no instruction */
-		if (op == 0xfe)
-			return reg <= 1;
-		if (op == 0xff)
-			return reg <= 1 || reg == 6; /* inc, dec, push; not call or jmp */
+			return regs && reg != 1 && reg < 6; /* not div, idiv */
+		if (op == 0xfe || op == 0xff)
+			return regs && reg <= 1; /* inc, dec */
 		return 0;
 	}
-	if (in->map == 2)
-		return op == 0x1f || (op >= 0x40 && op <= 0x4f) || (op >= 0x90 && op <= 0x9f) ||
-		       op == 0xa3 || op == 0xab || op == 0xaf || op == 0xb3 ||
-		       (op >= 0xb6 && op <= 0xb7) || (op >= 0xba && op <= 0xbf) ||
-		       (op >= 0xc8 && op <= 0xcf);
+	if (in->map == 2) {
+		if (op == 0x1f) /* nop: its operand is never read */
+			return 1;
+		if (op == 0xba)
+			return regs && reg >= 4; /* bt, bts, btr, btc; /0-/3 are #UD */
+		return regs &&
+		       ((op >= 0x40 && op <= 0x4f) || (op >= 0x90 && op <= 0x9f) || op == 0xa3 ||
+			op == 0xab || op == 0xaf || op == 0xb3 || op == 0xb6 || op == 0xb7 ||
+			op == 0xbb || op == 0xbe || op == 0xbf || (op >= 0xc8 && op <= 0xcf));
+	}
 	return 0;
 }
 
@@ -126,6 +133,15 @@ static int window_ok(const uint8_t *fn, size_t n, const struct fn_map *m, size_t
 	return 1;
 }
 
+/* `mov $0, %eax` just before the cpuid: leaf 0 asked as a fence (cpuid serializes; a
+ * benchmark's `cpuid; rdtsc`, a JIT's cross-modifying-code barrier), which a rewritten site
+ * would not be. Left alone. */
+static int fence(const uint8_t *w, size_t pre)
+{
+	static const uint8_t zero[5] = {0xb8, 0, 0, 0, 0};
+	return pre >= 5 && !memcmp(w + pre - 5, zero, 5);
+}
+
 /* One cpuid at byte c and the instructions before it, the fewest that make a window. (The
  * cpuid first with instructions after it would put the next one's start at s + 2.) */
 static int site_at(const uint8_t *fn, size_t n, uint64_t va, const struct fn_map *m, size_t c,
@@ -138,7 +154,8 @@ static int site_at(const uint8_t *fn, size_t n, uint64_t va, const struct fn_map
 		int special;
 		if (!bit(m->start, s) || c - s + 2 > LOADER_CPUID_SITE_MAX)
 			return 0;
-		if ((c - s == 5 || c - s >= 7) && window_ok(fn, n, m, s, c, &special)) {
+		if ((c - s == 5 || c - s >= 7) && window_ok(fn, n, m, s, c, &special) &&
+		    !fence(fn + s, c - s)) {
 			o->site = va + s;
 			o->len = (uint8_t)(c + 2 - s);
 			o->pre = (uint8_t)(c - s);
@@ -170,10 +187,22 @@ int loader_cpuid_scan(const uint8_t *fn, size_t n, uint64_t va, struct loader_cp
 
 /* The cpuids of one image, in file addresses, and the function each lies in. */
 #define HITS_MAX 256
+/* Bytes of functions decoded for one image at most: glibc's start-up holds 10 KiB of them, a
+ * hostile file must not make a load take seconds. */
+#define DECODE_BUDGET (1u << 20)
 struct hits {
 	GElf_Addr at[HITS_MAX], lo[HITS_MAX], hi[HITS_MAX];
 	unsigned n;
 };
+
+/* Was [lo, hi) scanned already, for an earlier hit? */
+static int scanned(const struct hits *h, unsigned i)
+{
+	for (unsigned k = 0; k < i; k++)
+		if (h->lo[k] == h->lo[i] && h->hi[k] == h->hi[i])
+			return 1;
+	return 0;
+}
 
 /* Every FUNC symbol's range widens the bounds of the hits it covers: symbols may nest or
  * overlap (aliases, a second entry point into a function), and the union of those covering a
@@ -267,6 +296,7 @@ void loader_find_cpuid(Elf *e, const uint8_t *raw, size_t size, struct loader_pl
 	if (textrel(e))
 		return;
 	struct hits *h = calloc(1, sizeof(*h));
+	size_t budget = DECODE_BUDGET;
 	if (!h)
 		return;
 	for (unsigned k = 0; k < plan->nloads; k++) {
@@ -292,8 +322,9 @@ void loader_find_cpuid(Elf *e, const uint8_t *raw, size_t size, struct loader_pl
 		for (unsigned i = 0; i < h->n && img->ncpuid < LOADER_CPUID_MAX; i++) {
 			GElf_Addr lo = h->lo[i], hi = h->hi[i];
 			if (!hi || lo < seg_va || hi > seg_va + ld->filesz || hi - lo > FN_MAX ||
-			    (i && lo == h->lo[i - 1] && hi == h->hi[i - 1]))
-				continue; /* no bounds, or the function was scanned whole already */
+			    hi - lo > budget || scanned(h, i))
+				continue; /* no bounds, past the budget, or scanned whole already */
+			budget -= (size_t)(hi - lo);
 			img->ncpuid += (unsigned)loader_cpuid_scan(
 			    seg + (lo - seg_va), hi - lo, lo + img->bias, img->cpuid + img->ncpuid,
 			    LOADER_CPUID_MAX - img->ncpuid);

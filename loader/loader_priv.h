@@ -51,6 +51,7 @@ struct loader_insn {
 	uint8_t prefixes; /* legacy prefix bytes before the REX or opcode */
 	uint8_t rex;	  /* the REX byte, 0 without one */
 	uint8_t rep;	  /* 0xf2 or 0xf3 among the prefixes, else 0 */
+	uint8_t lock;	  /* 0xf0 among them */
 	uint8_t map;	  /* 1: one-byte opcodes, 2: 0f, 3: 0f 38, 4: 0f 3a (VEX/EVEX alike) */
 	uint8_t op;	  /* the opcode in its map */
 	uint8_t vex;	  /* VEX or EVEX encoded */

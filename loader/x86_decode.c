@@ -190,8 +190,10 @@ unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in)
 			adsize = 1;
 		else if (b == 0xf2 || b == 0xf3)
 			in->rep = b;
-		else if (!(b == 0xf0 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 ||
-			   b == 0x64 || b == 0x65))
+		else if (b == 0xf0)
+			in->lock = 1;
+		else if (!(b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 ||
+			   b == 0x65))
 			break;
 	}
 	in->prefixes = (uint8_t)i;

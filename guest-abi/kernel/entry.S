@@ -142,6 +142,8 @@ k_cpuid_entry:
 	popq %r8
 	popq %rsi
 	popq %rdi
+	/* cpuid serializes; this orders at least as lfence does (a `cpuid; rdtsc`). */
+	lfence
 	ret
 	.size k_cpuid_entry, . - k_cpuid_entry
 

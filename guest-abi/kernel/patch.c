@@ -185,7 +185,7 @@ found:
 	/* Records the monitor filled at load (cpuid sites) are passed over. */
 	uint32_t limit = BOOT->patch_limit && BOOT->patch_limit < K_PATCH_RECS ? BOOT->patch_limit
 									       : K_PATCH_RECS;
-	while (k_patch_used < limit && record(k_patch_used)->site)
+	while (k_patch_used < limit && record(k_patch_used)->code[0] == SBX_PATCH_FORM_CPUID)
 		k_patch_used++;
 	if (k_patch_used >= limit) {
 		BOOT->patch_refused++;
@@ -313,7 +313,8 @@ uint64_t k_patch_moved(uint64_t rip)
 void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
 	const struct sbx_cpuid_table *t = (const struct sbx_cpuid_table *)SBX_CPUID_ADDR;
-	uint32_t n = t->n < SBX_CPUID_ENTS ? t->n : SBX_CPUID_ENTS;
+	uint32_t n = __atomic_load_n(&t->n, __ATOMIC_ACQUIRE);
+	n = n < SBX_CPUID_ENTS ? n : SBX_CPUID_ENTS;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sbx_cpuid_ent *e = &t->e[i];
 		if (e->function == leaf &&

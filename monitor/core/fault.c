@@ -233,8 +233,14 @@ int sbx_thread_regs(struct sbx_vm *vm, unsigned i, struct sbx_fault *f, uint32_t
 		return -errno;
 	fault_start(f, -1, 0, 1);
 	struct sbx_syscall_frame sf;
-	if (sbx_in_kernel(regs.rip) &&
-	    sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf, sizeof(sf)) == 0) {
+	/* In a patched site's record the registers are the program's (but %rsp and %rbx past
+	 * a cpuid record's switch of stacks), and rip names the site. */
+	if (regs.rip >= SBX_PATCH_ADDR && regs.rip < SBX_PATCH_ADDR + SBX_PATCH_BYTES) {
+		fill_gprs(&regs, regs.rsp, sbx_patch_site_of(vm, regs.rip), f);
+		f->rflags = regs.rflags;
+	} else if (sbx_in_kernel(regs.rip) &&
+		   sbx_gva_read(vm, root, SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR, &sf,
+				sizeof(sf)) == 0) {
 		fill_from_frame(vm, &sf, f);
 		f->from_cpu = 0;
 	} else {

@@ -154,7 +154,9 @@ static size_t cpuid_code(uint8_t *c, size_t room, uint64_t at, const struct load
 	const uint8_t enter[] = {0x48, 0x89, 0xe3, 0x48, 0xbc}; /* mov %rsp,%rbx; movabs $,%rsp */
 	memcpy(p, enter, sizeof(enter));
 	p += sizeof(enter);
-	uint64_t top = SBX_WINDOW_SYSCALL_TOP;
+	/* Below the last syscall's saved registers, which reports of a program that ended
+	 * itself read (struct sbx_syscall_frame). */
+	uint64_t top = SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR;
 	memcpy(p, &top, 8);
 	p += 8;
 	*p++ = 0x53, *p++ = 0x9c; /* push %rbx; pushfq */
@@ -264,6 +266,12 @@ uint64_t sbx_patch_site_of(struct sbx_vm *vm, uint64_t rip)
 	uint64_t a = rip - (rip - SBX_PATCH_ADDR) % SBX_PATCH_REC;
 	if (sbx_copy_from_guest(vm, &rec, a, sizeof(rec)) < 0 || !rec.site)
 		return rip;
+	/* A cpuid site's record runs the site's own instructions first, byte for byte. */
+	if (rec.code[0] == SBX_PATCH_FORM_CPUID) {
+		uint64_t code = a + offsetof(struct sbx_patch_rec, code) + SBX_PATCH_CPUID_CODE;
+		uint64_t pre = rec.code[1] < LOADER_CPUID_SITE_MAX ? rec.code[1] : 0;
+		return rip >= code && rip < code + pre ? rec.site + (rip - code) : rec.site + pre;
+	}
 	/* A call of the second form returns after the site's `syscall`, as it would have. */
 	if (rip == a + offsetof(struct sbx_patch_rec, code) + SBX_PATCH_B_RET &&
 	    rec.code[0] != SBX_PATCH_FORM_MOV)

@@ -2,6 +2,7 @@
  * GDT/TSS/IDT, control registers, MSRs, CPUID, XCR0 and the FPU. No guest code runs at CPL0
  * for any of it (under PVM every CPL0 instruction is emulated). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,17 +335,19 @@ int sbx_x86_build_tables(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 {
-	struct sbx_cpuid_table *t = sbx_gptr(vm, SBX_CPUID_ADDR, sizeof(*t));
 	size_t len = sizeof(struct kvm_cpuid2) + SBX_CPUID_ENTS * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = calloc(1, len);
-	if (!t || !c) {
+	struct sbx_cpuid_table *t = malloc(sizeof(*t));
+	if (!c || !t) {
 		free(c);
+		free(t);
 		return -ENOMEM;
 	}
 	c->nent = SBX_CPUID_ENTS;
 	int r = ioctl(fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
 	/* A table that cannot be read leaves every leaf to a real cpuid. */
 	uint32_t n = r == 0 ? c->nent : 0;
+	memset(t, 0, sizeof(*t));
 	for (uint32_t i = 0; i < n; i++) {
 		const struct kvm_cpuid_entry2 *e = &c->entries[i];
 		t->e[i] = (struct sbx_cpuid_ent){
@@ -359,7 +362,16 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 		    .edx = e->edx,
 		};
 	}
-	__atomic_store_n(&t->n, n, __ATOMIC_RELEASE);
+	/* Another vCPU may be reading it: no entries while they change, then the count. Each
+	 * write marks the page dirty after it (a migration round copying meanwhile). */
+	uint32_t none = 0;
+	sbx_copy_to_guest(vm, SBX_CPUID_ADDR, &none, sizeof(none));
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	sbx_copy_to_guest(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, e), t->e,
+			  n * sizeof(t->e[0]));
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	sbx_copy_to_guest(vm, SBX_CPUID_ADDR, &n, sizeof(n));
+	free(t);
 	free(c);
 	return r;
 }

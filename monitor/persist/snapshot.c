@@ -4,6 +4,7 @@
  * restoring monitor's own policy decides what the guest may open again. */
 #include <cpuid.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
@@ -351,8 +352,11 @@ int sbx_state_apply(struct sbx_vm *vm, struct mig_snap_reader *r, char *err, siz
 		return sbx_fail(err, errlen, -EINVAL,
 				"section pages: no valid guest kernel at 0x%llx",
 				(unsigned long long)SBX_KERNEL_ADDR);
-	if (kh.header_size < sizeof(kh))
+	/* Fields a kernel of an older minor does not have (its header is shorter). */
+	if (kh.header_size < offsetof(struct sbx_kernel_header, exec_start) + 8)
 		kh.exec_start = 0; /* a 1.1 kernel: no repeated runs */
+	if (kh.header_size < offsetof(struct sbx_kernel_header, cpuid_entry) + 8)
+		kh.cpuid_entry = 0; /* before 1.22: no cpuid sites */
 	vm->proc.image.khdr = kh;
 	/* Before the threads' ids are checked against the pid. */
 	sbx_procs_adopt_ids(vm);

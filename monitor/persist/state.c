@@ -286,7 +286,7 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 		if (sbx_cpu_check_snapshot(vm, v->cpuid->entries, v->ncpuid, xcr0, m, sizeof(m)) <
 			0 ||
 		    sbx_xstate_fit(&vm->proc.kvm.xs, v->cpuid->entries, v->ncpuid, (uint8_t *)v->xs,
-				   v->slen > v->xlen ? v->slen : v->xlen, m, sizeof(m)) < 0)
+				   v->slen ? v->slen : v->xlen, m, sizeof(m)) < 0)
 			sbx_sio_fail(io, "%s", m);
 	}
 	/* The program may have asked for more state (AMX) since the point. */
@@ -327,6 +327,11 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 		vcpu_ioctl(v->fd, io, KVM_SET_VCPU_EVENTS, &v->ev, "KVM_SET_VCPU_EVENTS");
 	if (!io->err && v->main)
 		vm->proc.vcpu.xcr0 = xcr0;
+	/* What patched cpuid sites answer: this vCPU's table as KVM now gives it (1.22). A reset
+	 * keeps the RAM of the point, which held it already. */
+	if (!io->err && v->main && !reset && sbx_abi_ok(vm->proc.image.khdr.abi_version) &&
+	    (vm->proc.image.khdr.abi_version & 0xffff) >= 22)
+		sbx_x86_publish_cpuid(vm, v->fd);
 }
 
 static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main, int reset,

@@ -150,6 +150,31 @@ Test(cpuid, code_that_cannot_move_is_never_in_a_window)
 	cr_assert_eq(scan(jcc, sizeof(jcc), s), 0);
 }
 
+/* A moved instruction runs at an address in the kernel's range, where a fault would not reach
+ * the program's signal handler: only what cannot fault moves. */
+Test(cpuid, instructions_that_may_fault_are_never_moved)
+{
+	/* mov (%rdi), %eax; xor %ecx, %ecx; mov %eax, %eax: 7 bytes, a load first */
+	const uint8_t load[] = {0x8b, 0x07, 0x31, 0xc9, 0x89, 0xc0, 0x90, 0x0f, 0xa2, 0xc3};
+	/* div %ecx (#DE on zero); mov $7, %eax */
+	const uint8_t div[] = {0xf7, 0xf1, 0xb8, 7, 0, 0, 0, 0x0f, 0xa2, 0xc3};
+	/* push %rbx; nop x4; mov %esi, %ecx... : push writes the stack */
+	const uint8_t push[] = {0x53, 0x90, 0x90, 0x90, 0x90, 0x89, 0xf1, 0x0f, 0xa2, 0xc3};
+	struct loader_cpuid_site s[8];
+	cr_assert_eq(scan(load, sizeof(load), s), 0);
+	cr_assert_eq(scan(div, sizeof(div), s), 1, "the mov alone makes a window");
+	cr_assert_eq(s[0].pre, 5);
+	cr_assert_eq(scan(push, sizeof(push), s), 0);
+}
+
+/* `mov $0, %eax; cpuid` is the serializing fence idiom (cpuid; rdtsc): left as it is. */
+Test(cpuid, leaf_0_asked_as_a_fence_is_left_alone)
+{
+	const uint8_t f[] = {0xb8, 0, 0, 0, 0, 0x0f, 0xa2, 0x0f, 0x31, 0xc3};
+	struct loader_cpuid_site s[8];
+	cr_assert_eq(scan(f, sizeof(f), s), 0);
+}
+
 Test(cpuid, a_branch_into_the_window_keeps_it_as_it_is)
 {
 	/* mov $0, %ecx; or %esi, %ecx; cpuid; jmp back to the `or` */
