@@ -18,7 +18,6 @@
  *   every pass).
  * The input is as hostile as the program: every length and address is bounded, and decoding
  * stops at the function's end. */
-#include <elfutils/libdw.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,25 +241,170 @@ static void syms_bounds(Elf *e, struct hits *h)
 	}
 }
 
-/* A hit no symbol covers: the .eh_frame FDE's range. */
+/* .eh_frame, read only for each FDE's [pc_begin, pc_begin + pc_range): a small bounded
+ * reader of the format rather than libdw, which would also run the hostile file's CFA
+ * programs to answer the same question. */
+struct eh_reader {
+	const uint8_t *p, *end;
+	uint64_t addr; /* the address of *p */
+	int bad;
+};
+
+static uint64_t eh_uleb(struct eh_reader *r)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; r->p < r->end && shift < 64; shift += 7) {
+		uint8_t b = *r->p++;
+		r->addr++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
+
+static uint64_t eh_fixed(struct eh_reader *r, unsigned n)
+{
+	if ((size_t)(r->end - r->p) < n) {
+		r->bad = 1;
+		return 0;
+	}
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)r->p[i] << (8 * i);
+	r->p += n, r->addr += n;
+	return v;
+}
+
+/* A pointer in DWARF's eh encoding enc (format in the low nibble; pcrel the only
+ * application honoured: datarel, textrel and indirect pointers are refused). */
+static uint64_t eh_ptr(struct eh_reader *r, uint8_t enc, int relative)
+{
+	uint64_t at = r->addr, v;
+	switch (enc & 0x0f) {
+	case 0x00:
+	case 0x04:
+	case 0x0c:
+		v = eh_fixed(r, 8);
+		break;
+	case 0x02:
+		v = eh_fixed(r, 2);
+		break;
+	case 0x0a:
+		v = (uint64_t)(int64_t)(int16_t)eh_fixed(r, 2);
+		break;
+	case 0x03:
+		v = eh_fixed(r, 4);
+		break;
+	case 0x0b:
+		v = (uint64_t)(int64_t)(int32_t)eh_fixed(r, 4);
+		break;
+	case 0x01:
+		v = eh_uleb(r);
+		break;
+	default:
+		r->bad = 1;
+		return 0;
+	}
+	if (!relative)
+		return v;
+	if ((enc & 0x70) == 0x10)
+		return at + v;
+	if (enc & 0xf0)
+		r->bad = 1;
+	return v;
+}
+
+/* The FDE encoding of the CIE at c (its body after the id): 0 absolute, or -1. */
+static int eh_cie(const uint8_t *c, const uint8_t *end, uint64_t addr, uint8_t *enc)
+{
+	struct eh_reader r = {c, end, addr, 0};
+	uint8_t version = (uint8_t)eh_fixed(&r, 1);
+	const uint8_t *aug = r.p;
+	while (r.p < r.end && *r.p)
+		r.p++, r.addr++;
+	if (r.p >= r.end || (version != 1 && version != 3))
+		return -1;
+	size_t alen = (size_t)(r.p - aug);
+	r.p++, r.addr++;
+	eh_uleb(&r); /* code alignment */
+	eh_uleb(&r); /* data alignment (its sign does not matter here) */
+	version == 1 ? eh_fixed(&r, 1) : eh_uleb(&r); /* return column */
+	*enc = 0;
+	if (alen == 0)
+		return r.bad ? -1 : 0;
+	if (aug[0] != 'z')
+		return -1;
+	eh_uleb(&r); /* the augmentation data's length */
+	for (size_t i = 1; i < alen && !r.bad; i++) {
+		if (aug[i] == 'R')
+			*enc = (uint8_t)eh_fixed(&r, 1);
+		else if (aug[i] == 'L')
+			eh_fixed(&r, 1);
+		else if (aug[i] == 'P') {
+			uint8_t penc = (uint8_t)eh_fixed(&r, 1);
+			if ((penc & 0x70) == 0x50)
+				return -1; /* aligned: padding this reader does not count */
+			eh_ptr(&r, penc & 0x0f, 0); /* its value is not needed */
+		} else if (aug[i] != 'S' && aug[i] != 'B')
+			return -1;
+	}
+	return r.bad ? -1 : 0;
+}
+
+/* Each hit that no symbol covered gets the range of the FDE covering it. */
 static void cfi_bounds(Elf *e, struct hits *h)
 {
-	Dwarf_CFI *cfi = NULL;
-	for (unsigned k = 0; k < h->n; k++) {
-		if (h->hi[k])
-			continue;
-		if (!cfi && !(cfi = dwarf_getcfi_elf(e)))
-			return;
-		Dwarf_Frame *f = NULL;
-		Dwarf_Addr start, end;
-		if (dwarf_cfi_addrframe(cfi, h->at[k], &f) == 0 &&
-		    dwarf_frame_info(f, &start, &end, NULL) >= 0 && start <= h->at[k] &&
-		    end > h->at[k] + 1)
-			h->lo[k] = start, h->hi[k] = end;
-		free(f);
+	unsigned need = 0;
+	for (unsigned k = 0; k < h->n; k++)
+		need += !h->hi[k];
+	size_t shstrndx;
+	if (!need || elf_getshdrstrndx(e, &shstrndx) < 0)
+		return;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	Elf_Data *d = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		const char *name;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_PROGBITS &&
+		    (name = elf_strptr(e, shstrndx, sh.sh_name)) && !strcmp(name, ".eh_frame")) {
+			d = elf_getdata(scn, NULL);
+			break;
+		}
 	}
-	if (cfi)
-		dwarf_cfi_end(cfi);
+	if (!d || !d->d_buf || d->d_size < 8)
+		return;
+	const uint8_t *base = d->d_buf, *end = base + d->d_size;
+	for (const uint8_t *p = base; end - p >= 8;) {
+		uint32_t len32 = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+				 (uint32_t)p[3] << 24;
+		if (len32 == 0 || len32 == 0xffffffffu || len32 > (size_t)(end - p) - 4)
+			return; /* the end, a 64-bit entry (no compiler writes them here), or bad */
+		const uint8_t *body = p + 4, *next = body + len32;
+		uint32_t id = (uint32_t)body[0] | (uint32_t)body[1] << 8 | (uint32_t)body[2] << 16 |
+			      (uint32_t)body[3] << 24;
+		p = next;
+		if (id == 0 || id > (size_t)(body - base))
+			continue; /* a CIE, or an FDE whose CIE is not before it */
+		const uint8_t *cie = body - id;
+		if (end - cie < 8)
+			continue;
+		uint32_t clen = (uint32_t)cie[0] | (uint32_t)cie[1] << 8 | (uint32_t)cie[2] << 16 |
+				(uint32_t)cie[3] << 24;
+		uint8_t enc;
+		if (clen < 5 || clen > (size_t)(end - cie) - 4 ||
+		    eh_cie(cie + 8, cie + 4 + clen, sh.sh_addr + (uint64_t)(cie + 8 - base), &enc) <
+			0)
+			continue;
+		struct eh_reader r = {body + 4, next, sh.sh_addr + (uint64_t)(body + 4 - base), 0};
+		uint64_t start = eh_ptr(&r, enc, 1), range = eh_ptr(&r, enc & 0x0f, 0);
+		if (r.bad || start + range < start)
+			continue;
+		for (unsigned k = 0; k < h->n; k++)
+			if (!h->hi[k] && h->at[k] >= start && h->at[k] + 2 <= start + range)
+				h->lo[k] = start, h->hi[k] = start + range;
+	}
 }
 
 /* Has the image text relocations? The program would then write its own code at start-up. */

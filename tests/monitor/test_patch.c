@@ -110,7 +110,7 @@ static long count_before(const char *o, const char *label)
 }
 
 /* A dynamic program's libraries are patched (the sites are in libc.so.6), ld.so's start-up
- * cpuids are rewritten (a stripped file: found by its CFI), and it runs as natively. */
+ * cpuids are rewritten (a stripped file: found by its .eh_frame), and it runs as natively. */
 Test(patch, a_dynamic_program_s_library_and_interpreter_sites_are_patched)
 {
 	e2e_need_kvm();
