@@ -24,6 +24,10 @@
 struct loader_mem {
 	uint8_t *base; /* host address of guest address 0 */
 	uint64_t size; /* bytes of guest RAM behind base */
+	/* With use_fd, the file behind base (a memfd): segments are written with pwrite, which
+	 * fills new pages without a page fault each (a fault is dear under PVM). */
+	int fd;
+	int use_fd;
 };
 
 /* Where the caller allows the program to go. */

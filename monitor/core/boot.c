@@ -389,7 +389,12 @@ static void image_params(const struct sbx_vm *vm, struct loader_params *lp, stru
 			 uint64_t *guard)
 {
 	*guard = vm->proc.mem.size - stack_bytes(vm) - SBX_PAGE_SIZE;
-	*lm = (struct loader_mem){.base = vm->proc.mem.base, .size = vm->proc.mem.size};
+	*lm =
+	    (struct loader_mem){.base = vm->proc.mem.base,
+				.size = vm->proc.mem.size,
+				.fd = vm->proc.mem.fd,
+				/* Never a lent parent's memfd (a vfork's child). */
+				.use_fd = vm->proc.mem.fd >= 0 && !atomic_load(&vm->proc.mem.lent)};
 	*lp = (struct loader_params){
 	    .min_addr = SBX_USER_ADDR,
 	    .max_addr = *guard,
