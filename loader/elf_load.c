@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,12 +95,14 @@ static int from_mem(const void *buf, size_t len, const struct loader_params *par
 	rc = elf_check_ident(buf, len, err, errlen);
 	if (rc < 0)
 		return rc;
-	/* elf_memory() takes a writable image; the caller's stays untouched. */
-	copy = malloc(len);
+	/* elf_memory() takes a writable image; the caller's stays untouched, unless it is a
+	 * private copy the caller gives up (buf_private: an execve's file, read whole). */
+	copy = params->buf_private ? (uint8_t *)(uintptr_t)buf : malloc(len);
 	if (!copy)
 		return loader_fail(err, errlen, -ENOMEM, "out of memory for a 0x%zx-byte copy",
 				   len);
-	memcpy(copy, buf, len);
+	if (copy != buf)
+		memcpy(copy, buf, len);
 	e = elf_memory((char *)copy, len);
 	if (!e) {
 		rc = loader_fail(err, errlen, -ENOEXEC, "libelf cannot parse the file: %s",
@@ -108,7 +111,8 @@ static int from_mem(const void *buf, size_t len, const struct loader_params *par
 		rc = load_elf(e, copy, len, params, mem, out, load, err, errlen);
 		elf_end(e);
 	}
-	free(copy);
+	if (copy != buf)
+		free(copy);
 	return rc;
 }
 

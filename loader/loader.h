@@ -40,6 +40,9 @@ struct loader_params {
 	uint64_t pie_top;
 	int mem_is_zero; /* nonzero: guest RAM is fresh zeroes, so skip zeroing bss and padding */
 	int cpuid_sites; /* nonzero: a load also finds the image's cpuid sites (not a check) */
+	/* nonzero: loader_load_mem's and loader_check_mem's buffer is the caller's private,
+	 * writable copy, which libelf may use in place rather than a copy of its own. */
+	int buf_private;
 };
 
 /* PT_INTERP: at most PATH_MAX bytes with the NUL, as Linux allows. */

@@ -403,6 +403,8 @@ static void image_params(const struct sbx_vm *vm, struct loader_params *lp, stru
 	    /* A record's code jumps into the kernel: only where the two run at one level (PVM,
 	     * or both at CPL0), as for syscall sites. */
 	    .cpuid_sites = !vm->cfg.no_patch && (vm->proc.kvm.is_pvm || vm->proc.vcpu.cpl == 0),
+	    /* An execve's files are read whole into buffers of its own (read_whole). */
+	    .buf_private = 1,
 	};
 }
 
