@@ -132,13 +132,17 @@ static int window_ok(const uint8_t *fn, size_t n, const struct fn_map *m, size_t
 	return 1;
 }
 
-/* `mov $0, %eax` just before the cpuid: leaf 0 asked as a fence (cpuid serializes; a
- * benchmark's `cpuid; rdtsc`, a JIT's cross-modifying-code barrier), which a rewritten site
- * would not be. Left alone. */
+/* %eax zeroed just before the cpuid (`mov $0`, `xor` or `sub` of itself, with or without
+ * REX.W): leaf 0 asked as a fence (cpuid serializes; a benchmark's `cpuid; rdtsc`, a JIT's
+ * cross-modifying-code barrier), which a rewritten site would not be. Left alone. */
 static int fence(const uint8_t *w, size_t pre)
 {
-	static const uint8_t zero[5] = {0xb8, 0, 0, 0, 0};
-	return pre >= 5 && !memcmp(w + pre - 5, zero, 5);
+	static const uint8_t mov0[5] = {0xb8, 0, 0, 0, 0}, movc7[6] = {0xc7, 0xc0, 0, 0, 0, 0};
+	const uint8_t *z = w + pre - 2; /* xor, sub (either direction) of %eax with itself */
+	int zero_eax =
+	    (z[0] == 0x31 || z[0] == 0x33 || z[0] == 0x29 || z[0] == 0x2b) && z[1] == 0xc0;
+	return (pre >= 5 && !memcmp(w + pre - 5, mov0, 5)) ||
+	       (pre >= 6 && !memcmp(w + pre - 6, movc7, 6)) || zero_eax;
 }
 
 /* One cpuid at byte c and the instructions before it, the fewest that make a window. (The
@@ -214,8 +218,9 @@ static void syms_bounds(Elf *e, struct hits *h)
 		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB)
 			continue;
 		Elf_Data *d = elf_getdata(scn, NULL);
-		size_t cnt = d ? d->d_size / sizeof(Elf64_Sym) : 0;
-		for (size_t i = 0; i < cnt; i++) {
+		size_t cnt = d ? d->d_size / sizeof(Elf64_Sym) : 0, work = 0;
+		/* Bounded: a hostile table of many symbols covering many hits. */
+		for (size_t i = 0; i < cnt && work < (1u << 22); i++, work++) {
 			GElf_Sym sym;
 			if (!gelf_getsym(d, (int)i, &sym) ||
 			    GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_size ||
@@ -230,7 +235,7 @@ static void syms_bounds(Elf *e, struct hits *h)
 				else
 					b = mid;
 			}
-			for (unsigned k = a; k < h->n && h->at[k] < hi; k++) {
+			for (unsigned k = a; k < h->n && h->at[k] < hi; k++, work++) {
 				if (!h->hi[k] || lo < h->lo[k])
 					h->lo[k] = lo;
 				if (hi > h->hi[k])
@@ -266,7 +271,7 @@ static uint64_t eh_uleb(struct eh_reader *r)
 
 static uint64_t eh_fixed(struct eh_reader *r, unsigned n)
 {
-	if ((size_t)(r->end - r->p) < n) {
+	if (r->p > r->end || (size_t)(r->end - r->p) < n) {
 		r->bad = 1;
 		return 0;
 	}
@@ -309,9 +314,11 @@ static uint64_t eh_ptr(struct eh_reader *r, uint8_t enc, int relative)
 	}
 	if (!relative)
 		return v;
+	if (enc & 0x80) /* indirect: an address of the address */
+		r->bad = 1;
 	if ((enc & 0x70) == 0x10)
 		return at + v;
-	if (enc & 0xf0)
+	if (enc & 0x70)
 		r->bad = 1;
 	return v;
 }
@@ -322,9 +329,11 @@ static int eh_cie(const uint8_t *c, const uint8_t *end, uint64_t addr, uint8_t *
 	struct eh_reader r = {c, end, addr, 0};
 	uint8_t version = (uint8_t)eh_fixed(&r, 1);
 	const uint8_t *aug = r.p;
-	while (r.p < r.end && *r.p)
+	/* Compilers write at most "zPLRSB": a longer string is refused unread, so that every
+	 * FDE pointing at one hostile CIE costs no more than a short one. */
+	while (r.p < r.end && *r.p && r.p - aug < 8)
 		r.p++, r.addr++;
-	if (r.p >= r.end || (version != 1 && version != 3))
+	if (r.p >= r.end || *r.p || (version != 1 && version != 3))
 		return -1;
 	size_t alen = (size_t)(r.p - aug);
 	r.p++, r.addr++;
@@ -353,7 +362,28 @@ static int eh_cie(const uint8_t *c, const uint8_t *end, uint64_t addr, uint8_t *
 	return r.bad ? -1 : 0;
 }
 
-/* Each hit that no symbol covered gets the range of the FDE covering it. */
+/* The hits [i, j) that lie in [start, start + range): the first at or past start by a binary
+ * search (hits are in address order). */
+static unsigned first_hit(const struct hits *h, GElf_Addr start)
+{
+	unsigned a = 0, b = h->n;
+	while (a < b) {
+		unsigned mid = (a + b) / 2;
+		if (h->at[mid] < start)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return a;
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Each hit that no symbol covered gets the range of the FDE covering it: one pass over the
+ * section, each CIE read once for a run of FDEs that share it. */
 static void cfi_bounds(Elf *e, struct hits *h)
 {
 	unsigned need = 0;
@@ -367,7 +397,9 @@ static void cfi_bounds(Elf *e, struct hits *h)
 	Elf_Data *d = NULL;
 	while ((scn = elf_nextscn(e, scn))) {
 		const char *name;
-		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_PROGBITS &&
+		/* lld gives it the x86-64 unwind type, GNU ld PROGBITS. */
+		if (gelf_getshdr(scn, &sh) &&
+		    (sh.sh_type == SHT_PROGBITS || sh.sh_type == SHT_X86_64_UNWIND) &&
 		    (name = elf_strptr(e, shstrndx, sh.sh_name)) && !strcmp(name, ".eh_frame")) {
 			d = elf_getdata(scn, NULL);
 			break;
@@ -375,35 +407,38 @@ static void cfi_bounds(Elf *e, struct hits *h)
 	}
 	if (!d || !d->d_buf || d->d_size < 8)
 		return;
-	const uint8_t *base = d->d_buf, *end = base + d->d_size;
-	for (const uint8_t *p = base; end - p >= 8;) {
-		uint32_t len32 = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-				 (uint32_t)p[3] << 24;
-		if (len32 == 0 || len32 == 0xffffffffu || len32 > (size_t)(end - p) - 4)
+	const uint8_t *base = d->d_buf, *end = base + d->d_size, *last_cie = NULL;
+	uint8_t enc = 0;
+	int last_ok = 0;
+	for (const uint8_t *p = base; end - p >= 8 && need;) {
+		uint32_t len32 = le32_at(p);
+		if (len32 < 4 || len32 == 0xffffffffu || len32 > (size_t)(end - p) - 4)
 			return; /* the end, a 64-bit entry (no compiler writes them here), or bad */
 		const uint8_t *body = p + 4, *next = body + len32;
-		uint32_t id = (uint32_t)body[0] | (uint32_t)body[1] << 8 | (uint32_t)body[2] << 16 |
-			      (uint32_t)body[3] << 24;
+		uint32_t id = le32_at(body);
 		p = next;
-		if (id == 0 || id > (size_t)(body - base))
-			continue; /* a CIE, or an FDE whose CIE is not before it */
+		if (id == 0 || id > (size_t)(body - base) || len32 < 8)
+			continue; /* a CIE, an FDE whose CIE is not before it, or one too short */
 		const uint8_t *cie = body - id;
-		if (end - cie < 8)
-			continue;
-		uint32_t clen = (uint32_t)cie[0] | (uint32_t)cie[1] << 8 | (uint32_t)cie[2] << 16 |
-				(uint32_t)cie[3] << 24;
-		uint8_t enc;
-		if (clen < 5 || clen > (size_t)(end - cie) - 4 ||
-		    eh_cie(cie + 8, cie + 4 + clen, sh.sh_addr + (uint64_t)(cie + 8 - base), &enc) <
-			0)
+		if (cie != last_cie) {
+			uint32_t clen = end - cie >= 8 ? le32_at(cie) : 0;
+			last_cie = cie;
+			last_ok = clen >= 5 && clen <= (size_t)(end - cie) - 4 &&
+				  !le32_at(cie + 4) &&
+				  eh_cie(cie + 8, cie + 4 + clen,
+					 sh.sh_addr + (uint64_t)(cie + 8 - base), &enc) == 0;
+		}
+		if (!last_ok)
 			continue;
 		struct eh_reader r = {body + 4, next, sh.sh_addr + (uint64_t)(body + 4 - base), 0};
 		uint64_t start = eh_ptr(&r, enc, 1), range = eh_ptr(&r, enc & 0x0f, 0);
 		if (r.bad || start + range < start)
 			continue;
-		for (unsigned k = 0; k < h->n; k++)
-			if (!h->hi[k] && h->at[k] >= start && h->at[k] + 2 <= start + range)
+		for (unsigned k = first_hit(h, start); k < h->n && h->at[k] < start + range; k++)
+			if (!h->hi[k] && h->at[k] + 2 <= start + range) {
 				h->lo[k] = start, h->hi[k] = start + range;
+				need--;
+			}
 	}
 }
 

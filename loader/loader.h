@@ -129,7 +129,8 @@ int loader_load_file(const char *path, const struct loader_params *params, struc
 int loader_load_fd(int fd, const char *name, const struct loader_params *params,
 		   struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
 
-/* The same for an ELF image already in host memory (`buf` is only read). */
+/* The same for an ELF image already in host memory (`buf` is only read, unless
+ * params->buf_private gives it to libelf). */
 int loader_load_mem(const void *buf, size_t len, const struct loader_params *params,
 		    struct loader_mem *mem, struct loader_image *out, char *err, size_t errlen);
 

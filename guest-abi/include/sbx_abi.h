@@ -186,7 +186,7 @@ _Static_assert(sizeof(struct sbx_kernel_header) == 80, "kernel header size");
 #ifndef __ASSEMBLER__
 struct sbx_cpuid_table {
 	uint32_t n;
-	uint32_t reserved;
+	uint32_t seq; /* odd while the monitor rewrites the table: a reader tries again */
 	struct sbx_cpuid_ent {
 		uint32_t function, index, flags, eax, ebx, ecx, edx, pad;
 	} e[SBX_CPUID_ENTS];

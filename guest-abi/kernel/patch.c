@@ -312,16 +312,29 @@ uint64_t k_patch_moved(uint64_t rip)
  * lookup is KVM's: the first entry of the leaf, matching the subleaf where it matters. */
 void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-	const struct sbx_cpuid_table *t = (const struct sbx_cpuid_table *)SBX_CPUID_ADDR;
-	uint32_t n = __atomic_load_n(&t->n, __ATOMIC_ACQUIRE);
-	n = n < SBX_CPUID_ENTS ? n : SBX_CPUID_ENTS;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct sbx_cpuid_ent *e = &t->e[i];
-		if (e->function == leaf &&
-		    (!(e->flags & SBX_CPUID_SIGNIFICANT_INDEX) || e->index == sub)) {
-			out[0] = e->eax, out[1] = e->ebx, out[2] = e->ecx, out[3] = e->edx;
-			return;
+	volatile struct sbx_cpuid_table *t = (volatile struct sbx_cpuid_table *)SBX_CPUID_ADDR;
+	for (int tries = 0; tries < 1000; tries++) {
+		/* A sequence lock: the monitor rewrites it when XCR0 changes, while other vCPUs
+		 * may be reading. */
+		uint32_t seq = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+		if (seq & 1)
+			continue;
+		uint32_t n = t->n < SBX_CPUID_ENTS ? t->n : SBX_CPUID_ENTS, i, r[4] = {0};
+		for (i = 0; i < n; i++) {
+			volatile struct sbx_cpuid_ent *e = &t->e[i];
+			if (e->function == leaf &&
+			    (!(e->flags & SBX_CPUID_SIGNIFICANT_INDEX) || e->index == sub)) {
+				r[0] = e->eax, r[1] = e->ebx, r[2] = e->ecx, r[3] = e->edx;
+				break;
+			}
 		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq)
+			continue;
+		if (i == n)
+			break;
+		out[0] = r[0], out[1] = r[1], out[2] = r[2], out[3] = r[3];
+		return;
 	}
 	__asm__ volatile("cpuid"
 			 : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3])

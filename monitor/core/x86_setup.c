@@ -362,15 +362,23 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 		    .edx = e->edx,
 		};
 	}
-	/* Another vCPU may be reading it: no entries while they change, then the count. Each
-	 * write marks the page dirty after it (a migration round copying meanwhile). */
-	uint32_t none = 0;
-	sbx_copy_to_guest(vm, SBX_CPUID_ADDR, &none, sizeof(none));
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	/* Other vCPUs may be reading it (a thread's AMX request changes XCR0): a sequence lock,
+	 * odd while the entries change. Each write marks the page dirty after it (a migration
+	 * round copying meanwhile). */
+	uint32_t *seqp = sbx_gptr(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, seq), 4);
+	if (!seqp) {
+		free(t);
+		free(c);
+		return -EFAULT;
+	}
+	uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED) | 1; /* odd */
+	__atomic_store_n(seqp, seq, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	sbx_copy_to_guest(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, e), t->e,
 			  n * sizeof(t->e[0]));
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	sbx_copy_to_guest(vm, SBX_CPUID_ADDR, &n, sizeof(n));
+	__atomic_store_n(seqp, seq + 1, __ATOMIC_RELEASE);
+	sbx_mem_dirty(vm, SBX_CPUID_ADDR, sizeof(*t));
 	free(t);
 	free(c);
 	return r;

@@ -171,8 +171,11 @@ Test(cpuid, instructions_that_may_fault_are_never_moved)
 Test(cpuid, leaf_0_asked_as_a_fence_is_left_alone)
 {
 	const uint8_t f[] = {0xb8, 0, 0, 0, 0, 0x0f, 0xa2, 0x0f, 0x31, 0xc3};
+	/* mov %rbx, %rsi; xor %eax, %eax; cpuid: how a compiler writes a constant 0 */
+	const uint8_t x[] = {0x48, 0x89, 0xde, 0x31, 0xc0, 0x0f, 0xa2, 0xc3};
 	struct loader_cpuid_site s[8];
 	cr_assert_eq(scan(f, sizeof(f), s), 0);
+	cr_assert_eq(scan(x, sizeof(x), s), 0);
 }
 
 Test(cpuid, a_branch_into_the_window_keeps_it_as_it_is)
@@ -245,4 +248,28 @@ Test(cpuid, a_stripped_ld_so_s_sites_are_found_by_its_cfi)
 	if (access("/lib64/ld-linux-x86-64.so.2", R_OK))
 		cr_skip_test("no /lib64/ld-linux-x86-64.so.2 on this machine");
 	sites_of("/lib64/ld-linux-x86-64.so.2", 10);
+}
+
+/* Stripped files: the .eh_frame reader (tests/data/elf/make-eh-frame-elfs.py). A good FDE gives
+ * the function; a last FDE too short for its pointers and a CIE with a 4000-byte augmentation
+ * string that 1500 FDEs point at are passed over, quickly and inside the section. */
+static unsigned sites_in_fixture(const char *name)
+{
+	struct test_env e;
+	struct loader_image img;
+	test_env_init(&e);
+	e.p.cpuid_sites = 1;
+	cr_assert_eq(test_env_load(&e, name, &img), 0, "%s: %s", name, e.err);
+	unsigned n = img.ncpuid;
+	if (n)
+		cr_assert_eq(img.cpuid[0].site, 0x400200, "%s", name);
+	test_env_free(&e);
+	return n;
+}
+
+Test(cpuid, an_eh_frame_gives_a_stripped_function_its_bounds)
+{
+	cr_assert_eq(sites_in_fixture("eh-frame-good.elf"), 1);
+	cr_assert_eq(sites_in_fixture("eh-frame-short.elf"), 1);
+	cr_assert_eq(sites_in_fixture("eh-frame-longaug.elf"), 0);
 }
