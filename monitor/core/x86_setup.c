@@ -366,10 +366,17 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 	 * odd while the entries change. Each write marks the page dirty after it (a migration
 	 * round copying meanwhile). */
 	uint32_t *seqp = sbx_gptr(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, seq), 4);
-	if (!seqp) {
+	const struct sbx_cpuid_table *cur = sbx_gptr(vm, SBX_CPUID_ADDR, sizeof(*cur));
+	if (!seqp || !cur) {
 		free(t);
 		free(c);
 		return -EFAULT;
+	}
+	/* Unchanged (a restore on the host it was taken on): RAM stays byte for byte as it was. */
+	if (cur->n == n && !memcmp(cur->e, t->e, n * sizeof(t->e[0]))) {
+		free(t);
+		free(c);
+		return r;
 	}
 	uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED) | 1; /* odd */
 	__atomic_store_n(seqp, seq, __ATOMIC_RELEASE);
