@@ -207,6 +207,20 @@ static int scanned(const struct hits *h, unsigned i)
 	return 0;
 }
 
+/* The first hit at or past start, by a binary search (hits are in address order). */
+static unsigned first_hit(const struct hits *h, GElf_Addr start)
+{
+	unsigned a = 0, b = h->n;
+	while (a < b) {
+		unsigned mid = (a + b) / 2;
+		if (h->at[mid] < start)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return a;
+}
+
 /* Every FUNC symbol's range widens the bounds of the hits it covers: symbols may nest or
  * overlap (aliases, a second entry point into a function), and the union of those covering a
  * hit is decoded, so that no branch of the whole is missed. One pass, no sorting. */
@@ -227,15 +241,8 @@ static void syms_bounds(Elf *e, struct hits *h)
 			    sym.st_size > FN_MAX || sym.st_value + sym.st_size < sym.st_value)
 				continue;
 			GElf_Addr lo = sym.st_value, hi = sym.st_value + sym.st_size;
-			unsigned a = 0, b = h->n;
-			while (a < b) { /* the first hit at or past lo */
-				unsigned mid = (a + b) / 2;
-				if (h->at[mid] < lo)
-					a = mid + 1;
-				else
-					b = mid;
-			}
-			for (unsigned k = a; k < h->n && h->at[k] < hi; k++, work++) {
+			for (unsigned k = first_hit(h, lo); k < h->n && h->at[k] < hi;
+			     k++, work++) {
 				if (!h->hi[k] || lo < h->lo[k])
 					h->lo[k] = lo;
 				if (hi > h->hi[k])
@@ -360,21 +367,6 @@ static int eh_cie(const uint8_t *c, const uint8_t *end, uint64_t addr, uint8_t *
 			return -1;
 	}
 	return r.bad ? -1 : 0;
-}
-
-/* The hits [i, j) that lie in [start, start + range): the first at or past start by a binary
- * search (hits are in address order). */
-static unsigned first_hit(const struct hits *h, GElf_Addr start)
-{
-	unsigned a = 0, b = h->n;
-	while (a < b) {
-		unsigned mid = (a + b) / 2;
-		if (h->at[mid] < start)
-			a = mid + 1;
-		else
-			b = mid;
-	}
-	return a;
 }
 
 static uint32_t le32_at(const uint8_t *p)

@@ -175,6 +175,13 @@ static size_t modrm_bytes(const uint8_t *p, size_t n, int *rip_rel)
 	return len <= n ? len : 0;
 }
 
+/* A legacy prefix: operand and address size, lock, rep, a segment. */
+static int legacy_prefix(uint8_t b)
+{
+	return b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3 || b == 0x2e ||
+	       b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65;
+}
+
 unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in)
 {
 	memset(in, 0, sizeof(*in));
@@ -182,7 +189,7 @@ unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in)
 		n = 15;
 	size_t i = 0;
 	int opsize = 0, adsize = 0;
-	for (; i < n; i++) {
+	for (; i < n && legacy_prefix(p[i]); i++) {
 		uint8_t b = p[i];
 		if (b == 0x66)
 			opsize = 1;
@@ -192,9 +199,6 @@ unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in)
 			in->rep = b;
 		else if (b == 0xf0)
 			in->lock = 1;
-		else if (!(b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 ||
-			   b == 0x65))
-			break;
 	}
 	in->prefixes = (uint8_t)i;
 	if (i < n && (p[i] & 0xf0) == 0x40)
@@ -204,9 +208,7 @@ unsigned loader_x86_decode(const uint8_t *p, size_t n, struct loader_insn *in)
 	int z = opsize && !(in->rex & 8) ? 2 : 4, imm = 0; /* REX.W outweighs 66 */
 	uint8_t op = p[i++];
 	/* A prefix after REX voids the REX: no compiler writes that, so it is left alone. */
-	if (in->rex && (op == 0x66 || op == 0x67 || op == 0xf0 || op == 0xf2 || op == 0xf3 ||
-			op == 0x2e || op == 0x36 || op == 0x3e || op == 0x26 || op == 0x64 ||
-			op == 0x65 || (op & 0xf0) == 0x40))
+	if (in->rex && (legacy_prefix(op) || (op & 0xf0) == 0x40))
 		return 0;
 	if (op == 0xc4 || op == 0xc5 || op == 0x62) {
 		/* VEX and EVEX: always, in 64-bit mode; no legacy 66/f2/f3 or REX before them. */

@@ -338,13 +338,13 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 	size_t len = sizeof(struct kvm_cpuid2) + SBX_CPUID_ENTS * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = calloc(1, len);
 	struct sbx_cpuid_table *t = malloc(sizeof(*t));
-	if (!c || !t) {
-		free(c);
-		free(t);
-		return -ENOMEM;
-	}
+	uint32_t *seqp = sbx_gptr(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, seq), 4);
+	const struct sbx_cpuid_table *cur = sbx_gptr(vm, SBX_CPUID_ADDR, sizeof(*cur));
+	int r = !c || !t ? -ENOMEM : !seqp || !cur ? -EFAULT : 0;
+	if (r < 0)
+		goto out;
 	c->nent = SBX_CPUID_ENTS;
-	int r = ioctl(fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
+	r = ioctl(fd, KVM_GET_CPUID2, c) < 0 ? -errno : 0;
 	/* A table that cannot be read leaves every leaf to a real cpuid. */
 	uint32_t n = r == 0 ? c->nent : 0;
 	memset(t, 0, sizeof(*t));
@@ -365,19 +365,9 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 	/* Other vCPUs may be reading it (a thread's AMX request changes XCR0): a sequence lock,
 	 * odd while the entries change. Each write marks the page dirty after it (a migration
 	 * round copying meanwhile). */
-	uint32_t *seqp = sbx_gptr(vm, SBX_CPUID_ADDR + offsetof(struct sbx_cpuid_table, seq), 4);
-	const struct sbx_cpuid_table *cur = sbx_gptr(vm, SBX_CPUID_ADDR, sizeof(*cur));
-	if (!seqp || !cur) {
-		free(t);
-		free(c);
-		return -EFAULT;
-	}
 	/* Unchanged (a restore on the host it was taken on): RAM stays byte for byte as it was. */
-	if (cur->n == n && !memcmp(cur->e, t->e, n * sizeof(t->e[0]))) {
-		free(t);
-		free(c);
-		return r;
-	}
+	if (cur->n == n && !memcmp(cur->e, t->e, n * sizeof(t->e[0])))
+		goto out;
 	uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED) | 1; /* odd */
 	__atomic_store_n(seqp, seq, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -386,6 +376,7 @@ int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd)
 	sbx_copy_to_guest(vm, SBX_CPUID_ADDR, &n, sizeof(n));
 	__atomic_store_n(seqp, seq + 1, __ATOMIC_RELEASE);
 	sbx_mem_dirty(vm, SBX_CPUID_ADDR, sizeof(*t));
+out:
 	free(t);
 	free(c);
 	return r;
