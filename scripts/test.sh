@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 JOBS=$(nproc)
+# No test executable runs for longer: a hang fails the run, naming the test, well within CI's
+# time (the slowest, e2e, takes about 2 minutes here).
+TEST_TIMEOUT=${TEST_TIMEOUT:-1800}
 
 ./scripts/setup.sh --no-build
 
@@ -17,7 +20,7 @@ step "layering: monitor/ folders include downwards only"
 step "gcc build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSBX_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"
-ctest --test-dir build --output-on-failure
+ctest --test-dir build --output-on-failure --timeout "$TEST_TIMEOUT"
 
 step "gcc Release build (what a user builds; -O3 finds other warnings)"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSBX_WERROR=ON -DSBX_TESTS=OFF >/dev/null
@@ -27,13 +30,14 @@ step "ASan+UBSan build and tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSBX_SANITIZE=ON -DSBX_WERROR=ON >/dev/null
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp ctest --test-dir build-asan --output-on-failure
+  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+  ctest --test-dir build-asan --output-on-failure --timeout "$TEST_TIMEOUT"
 
 step "clang build, fuzz targets and tests"
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DSBX_FUZZ=ON -DSBX_SAMPLES=ON -DSBX_WERROR=ON >/dev/null
 cmake --build build-fuzz -j"$JOBS"
-ctest --test-dir build-fuzz --output-on-failure
+ctest --test-dir build-fuzz --output-on-failure --timeout "$TEST_TIMEOUT"
 for f in build-fuzz/tests/fuzz/fuzz_*; do
   [ -x "$f" ] || continue
   name=$(basename "$f")

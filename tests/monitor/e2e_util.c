@@ -1,28 +1,120 @@
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "e2e_util.h"
 
+static int64_t e2e_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int e2e_bound_s = E2E_CMD_SECONDS;
+
+static void e2e_guard_kill(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+}
+
+/* The command's process group: its leader waits for `sh -c cmd` and exits as it did, and
+ * takes the whole group with it if the test's process dies first (Criterion's per-test
+ * timeout kills it), so that nothing of a hung command lives on, holding ctest's pipes. */
+static _Noreturn void e2e_guard(const char *cmd, int out, pid_t test)
+{
+	setpgid(0, 0);
+	signal(SIGTERM, e2e_guard_kill);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != test)
+		e2e_guard_kill(0);
+	pid_t sh = fork();
+	if (sh == 0) {
+		dup2(out, 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(out);
+	int st;
+	while (sh > 0 && waitpid(sh, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(127);
+	_exit(sh < 0 ? 127 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+void e2e_set_bound(int seconds)
+{
+	e2e_bound_s = seconds > 0 ? seconds : E2E_CMD_SECONDS;
+}
+
+char *e2e_run(const char *cmd, int *status, size_t *len)
+{
+	int fds[2];
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0, "pipe: %s", strerror(errno));
+	pid_t test = getpid(), pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		e2e_guard(cmd, fds[1], test);
+	setpgid(pid, pid); /* both sides: the group exists before either goes on */
+	close(fds[1]);
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	cr_assert_not_null(buf);
+	int64_t deadline = e2e_now_ms() + e2e_bound_s * 1000ll;
+	int timed_out = 0;
+	for (;;) {
+		int64_t left = deadline - e2e_now_ms();
+		struct pollfd p = {fds[0], POLLIN, 0};
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			if (timed_out)
+				break; /* something outside the group holds the pipe */
+			/* The whole group, the sandbox's own processes with it; a short while more
+			 * for what they wrote last. */
+			kill(-pid, SIGKILL);
+			timed_out = 1;
+			deadline = e2e_now_ms() + 2000;
+			continue;
+		}
+		if (n + 1 >= cap)
+			cr_assert_not_null(buf = realloc(buf, cap *= 2));
+		ssize_t r = read(fds[0], buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fds[0]);
+	buf[n] = 0;
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (timed_out) {
+		/* Said where the test prints the output, with a status no command gives. */
+		fprintf(stderr, "e2e: killed after %d s: %s\n", e2e_bound_s, cmd);
+		*status = E2E_TIMED_OUT;
+	}
+	if (len)
+		*len = n;
+	return buf;
+}
+
 char *e2e_slurp(const char *cmd, int *status)
 {
-	FILE *p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	size_t cap = 1 << 16, len = 0, n;
-	char *buf = malloc(cap);
-	while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-		len += n;
-		if (len + 1 >= cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	buf[len] = 0;
-	int st = pclose(p);
-	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	return buf;
+	return e2e_run(cmd, status, NULL);
 }
 
 void e2e_need_kvm(void)
@@ -54,14 +146,18 @@ void e2e_scratch(char *dir, const char *setup)
 
 static const char *const e2e_libcs[] = {"glibc", "musl"};
 
-char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen)
+char *e2e_run_err(const char *cmd, int *status, size_t *len, char *err, size_t errlen)
 {
-	char errf[] = "/tmp/sbx-e2e-err-XXXXXX", full[4096];
+	char errf[] = "/tmp/sbx-e2e-err-XXXXXX";
 	int fd = mkstemp(errf);
 	cr_assert_geq(fd, 0, "mkstemp %s", errf);
 	close(fd);
-	snprintf(full, sizeof(full), "exec 2>%s; %s", errf, cmd);
-	char *out = e2e_slurp(full, status);
+	size_t fl = strlen(cmd) + sizeof(errf) + 16;
+	char *full = malloc(fl);
+	cr_assert_not_null(full);
+	snprintf(full, fl, "exec 2>%s; %s", errf, cmd);
+	char *out = e2e_run(full, status, len);
+	free(full);
 	FILE *f = fopen(errf, "r");
 	size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
 	err[n] = 0;
@@ -69,6 +165,11 @@ char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen)
 		fclose(f);
 	unlink(errf);
 	return out;
+}
+
+char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen)
+{
+	return e2e_run_err(cmd, status, NULL, err, errlen);
 }
 
 const char *e2e_sample_binary(const char *sample, const char *libc, char *buf, size_t len)

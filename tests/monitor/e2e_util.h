@@ -4,10 +4,24 @@
 
 #define SANDBOX SBX_BUILD_DIR "/sandbox-run"
 
-/* stdout of `sh -c cmd`, NUL-terminated (redirect 2>&1 to get stderr); *status is the exit
- * status, or 128+signal. Free the result. */
+/* Every command a test runs is bounded: one still running after E2E_CMD_SECONDS is killed
+ * with its whole process group (the sandbox's processes too) and gives E2E_TIMED_OUT, its
+ * output so far and a line on stderr naming it, so that a hang fails the test that met it
+ * instead of holding the whole run. Never reached when things work: the slowest command takes
+ * seconds. */
+#define E2E_CMD_SECONDS 600
+#define E2E_TIMED_OUT 124
+/* Another bound for this test's commands (the test of the bound itself); 0: the default. */
+void e2e_set_bound(int seconds);
+/* stdout of `sh -c cmd` run so, NUL-terminated, and its length in *len (when not NULL); *status
+ * is the exit status, 128+signal, or E2E_TIMED_OUT. Free the result. */
+char *e2e_run(const char *cmd, int *status, size_t *len);
+/* The same with stderr apart: its first errlen - 1 bytes in err. */
+char *e2e_run_err(const char *cmd, int *status, size_t *len, char *err, size_t errlen);
+
+/* e2e_run without the length (redirect 2>&1 to get stderr). */
 char *e2e_slurp(const char *cmd, int *status);
-/* The same with stderr apart: its first errlen - 1 bytes in err, for the messages. */
+/* e2e_run_err without the length. */
 char *e2e_slurp_err(const char *cmd, int *status, char *err, size_t errlen);
 /* Skips the test with a reason when /dev/kvm is not there. */
 void e2e_need_kvm(void);

@@ -1,7 +1,9 @@
 /* End-to-end: real VMs running the samples and real-world static binaries, compared with the
  * same binaries run natively (stdout and exit status must be identical). */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,31 +27,7 @@ struct out {
  * kept. */
 static void run(const char *cmd, struct out *o)
 {
-	char full[8192], errf[] = "/tmp/sbx-e2e-err-XXXXXX";
-	int efd = mkstemp(errf);
-	cr_assert_geq(efd, 0);
-	close(efd);
-	snprintf(full, sizeof(full), "exec 2>%s; %s", errf, cmd);
-	FILE *p = popen(full, "r");
-	cr_assert_not_null(p);
-	size_t cap = 1 << 16;
-	o->data = malloc(cap);
-	o->len = 0;
-	size_t n;
-	while ((n = fread(o->data + o->len, 1, cap - 1 - o->len, p)) > 0) {
-		o->len += n;
-		if (o->len == cap - 1)
-			o->data = realloc(o->data, cap *= 2);
-	}
-	o->data[o->len] = 0;
-	int st = pclose(p);
-	o->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-	FILE *e = fopen(errf, "r");
-	size_t el = e ? fread(o->err, 1, sizeof(o->err) - 1, e) : 0;
-	o->err[el] = 0;
-	if (e)
-		fclose(e);
-	unlink(errf);
+	o->data = e2e_run_err(cmd, &o->status, &o->len, o->err, sizeof(o->err));
 }
 
 #define need_kvm e2e_need_kvm
@@ -105,6 +83,64 @@ static void same_as_native(const char *sandbox_opts, const char *prog_and_args, 
 }
 
 TestSuite(e2e, .timeout = 120);
+
+/* Processes whose command line is `sleep ARG`. */
+static int sleepers(const char *arg)
+{
+	DIR *d = opendir("/proc");
+	cr_assert_not_null(d);
+	int found = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		char path[300], line[64] = {0};
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t n = fread(line, 1, sizeof(line) - 1, f);
+		fclose(f);
+		found += n > 6 && !strcmp(line, "sleep") && !strcmp(line + 6, arg);
+	}
+	closedir(d);
+	return found;
+}
+
+static int sleepers_gone(const char *arg)
+{
+	for (int i = 0; i < 500 && sleepers(arg); i++)
+		usleep(10000);
+	return !sleepers(arg);
+}
+
+/* The tests' own bound (e2e_run): a command still running at it is killed with everything it
+ * started, a sandbox waiting for input included, and fails as E2E_TIMED_OUT with its output so
+ * far; and a test process that dies (Criterion's timeout) takes its command's group along. */
+Test(e2e, a_hung_command_is_killed_with_all_it_started)
+{
+	need_kvm();
+	e2e_set_bound(2);
+	int st;
+	char *o = e2e_slurp("sleep 3017 & echo started; sleep 3018 | " SANDBOX " " SAMPLES
+			    "cat-glibc; echo never",
+			    &st);
+	cr_expect_eq(st, E2E_TIMED_OUT, "status %d", st);
+	cr_expect_str_eq(o, "started\n");
+	free(o);
+	cr_expect(sleepers_gone("3017") && sleepers_gone("3018"),
+		  "the command's processes live on");
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) {
+		e2e_set_bound(0);
+		free(e2e_slurp("sleep 3019", &st));
+		_exit(0);
+	}
+	for (int i = 0; i < 500 && !sleepers("3019"); i++)
+		usleep(10000);
+	cr_expect(sleepers("3019"), "the command never started");
+	kill(c, SIGKILL);
+	waitpid(c, &st, 0);
+	cr_expect(sleepers_gone("3019"), "a test process's end left its command running");
+}
 
 Test(e2e, hello)
 {
