@@ -11,6 +11,9 @@ JOBS=$(nproc)
 TEST_TIMEOUT=${TEST_TIMEOUT:-1800}
 
 ./scripts/setup.sh --no-build
+# The tests' programs read no input but what a test gives them: whatever stdin CI has (a
+# terminal, a pipe left open) must not hold one of them waiting.
+exec </dev/null
 
 step() { printf '\n=== %s\n' "$*"; }
 
