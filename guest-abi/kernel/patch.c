@@ -307,9 +307,26 @@ uint64_t k_patch_moved(uint64_t rip)
 	return rip;
 }
 
+/* The entry KVM answers (function, index) from, or NULL. */
+static volatile struct sbx_cpuid_ent *cpuid_find(volatile struct sbx_cpuid_table *t, uint32_t n,
+						 uint32_t leaf, uint32_t sub)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		volatile struct sbx_cpuid_ent *e = &t->e[i];
+		if (e->function == leaf &&
+		    (!(e->flags & SBX_CPUID_SIGNIFICANT_INDEX) || e->index == sub))
+			return e;
+	}
+	return NULL;
+}
+
 /* What cpuid answers, for a patched cpuid site (k_cpuid_entry): the monitor's copy of the
- * vCPU's table, else a real cpuid (a leaf KVM answers from out of range, or none at all). The
- * lookup is KVM's: the first entry of the leaf, matching the subleaf where it matters. */
+ * vCPU's table, looked up as KVM does (kvm_cpuid). A basic or extended leaf up to its range's
+ * highest, with no entry for it or for the subleaf, is zeros (leaves 0xb and 0x1f keep the
+ * subleaf in %cl and the x2APIC id in %edx), the same in every KVM since 5.x; anything else
+ * outside the table is asked of the host: a real cpuid (KVM's out-of-range rules differ by
+ * vendor and version). So a loop over subleaves never leaves the program's code for long,
+ * where signals come (monitor/core/signal.c). */
 void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
 	volatile struct sbx_cpuid_table *t = (volatile struct sbx_cpuid_table *)SBX_CPUID_ADDR;
@@ -319,19 +336,24 @@ void k_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4])
 		uint32_t seq = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
 		if (seq & 1)
 			continue;
-		uint32_t n = t->n < SBX_CPUID_ENTS ? t->n : SBX_CPUID_ENTS, i, r[4] = {0};
-		for (i = 0; i < n; i++) {
-			volatile struct sbx_cpuid_ent *e = &t->e[i];
-			if (e->function == leaf &&
-			    (!(e->flags & SBX_CPUID_SIGNIFICANT_INDEX) || e->index == sub)) {
-				r[0] = e->eax, r[1] = e->ebx, r[2] = e->ecx, r[3] = e->edx;
-				break;
-			}
+		uint32_t n = t->n < SBX_CPUID_ENTS ? t->n : SBX_CPUID_ENTS, r[4] = {0};
+		volatile struct sbx_cpuid_ent *e = cpuid_find(t, n, leaf, sub), *range = NULL;
+		int known = e != NULL;
+		if (e) {
+			r[0] = e->eax, r[1] = e->ebx, r[2] = e->ecx, r[3] = e->edx;
+		} else if (leaf < 0x40000000 || (leaf >= 0x80000000 && leaf < 0xc0000000)) {
+			range = cpuid_find(t, n, leaf & 0x80000000, 0);
+			known = range && leaf <= range->eax;
+			volatile struct sbx_cpuid_ent *one = known && (leaf == 0xb || leaf == 0x1f)
+								 ? cpuid_find(t, n, leaf, 1)
+								 : NULL;
+			if (one)
+				r[2] = sub & 0xff, r[3] = one->edx;
 		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq)
 			continue;
-		if (i == n)
+		if (!known)
 			break;
 		out[0] = r[0], out[1] = r[1], out[2] = r[2], out[3] = r[3];
 		return;

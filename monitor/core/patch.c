@@ -91,6 +91,36 @@ static int restore_site(struct sbx_vm *vm, uint64_t va, const uint8_t *orig, siz
 	if (sbx_gva_translate(vm, sbx_guest_root(vm), va, 0, &gpa, &span) < 0 || span < n ||
 	    sbx_patch_write(vm, gpa, orig, n, 0, 0) < 0)
 		return -1;
+	struct sbx_image *im = &vm->proc.image;
+	unsigned slot = im->nrestored++ % (sizeof(im->restored) / sizeof(im->restored[0]));
+	im->restored[slot].va = va;
+	im->restored[slot].len = (uint32_t)n;
+	memcpy(im->restored[slot].bytes, orig, n);
+	return 0;
+}
+
+/* A #UD at an instruction start inside a site whose bytes came back after it was taken: two
+ * vCPUs jumped into the same rewritten site, and the other one's report put them back
+ * before this one's came (reports are served one at a time). While the site still holds
+ * exactly those bytes, the instruction at rip is the program's own, which does not trap:
+ * run it. Code written over the site since, or rip at its first byte (which traps as the
+ * program's own bytes would), is the program's own #UD. */
+static int restored_resume(struct sbx_vm *vm, const struct sbx_fault *f)
+{
+	const struct sbx_image *im = &vm->proc.image;
+	uint64_t rip = f->r[SBX_R_RIP];
+	unsigned n = sizeof(im->restored) / sizeof(im->restored[0]);
+	for (unsigned i = 0; i < n && i < im->nrestored; i++) {
+		uint8_t now[LOADER_CPUID_SITE_MAX];
+		uint32_t len = im->restored[i].len;
+		if (rip <= im->restored[i].va || rip - im->restored[i].va >= len ||
+		    len > sizeof(now) ||
+		    sbx_gva_read(vm, sbx_guest_root(vm), im->restored[i].va, now, len) < 0 ||
+		    memcmp(now, im->restored[i].bytes, len))
+			continue;
+		return resume_at(vm, f, rip, f->r[SBX_R_RCX],
+				 (f->rflags & RFLAGS_USER) | SBX_RFLAGS_IF | 0x2);
+	}
 	return 0;
 }
 
@@ -116,7 +146,7 @@ static int cpuid_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 		return resume_at(vm, f, rip, f->r[SBX_R_RCX],
 				 (f->rflags & RFLAGS_USER) | SBX_RFLAGS_IF | 0x2);
 	}
-	return 0;
+	return restored_resume(vm, f);
 }
 
 int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
@@ -255,6 +285,7 @@ int sbx_cpuid_patch(struct sbx_vm *vm)
 	}
 	vm->proc.image.cpuid_patched = n;
 	vm->proc.image.patch_limit = n ? lowest : 0;
+	vm->proc.image.nrestored = 0;
 	return (int)n;
 }
 

@@ -243,6 +243,14 @@ struct sbx_image {
 	char exe_path[256];
 	uint32_t cpuid_patched; /* cpuid sites rewritten at load (patch.c) */
 	uint32_t patch_limit;	/* the kernel's records end below this (bootinfo), 0: none */
+	/* The last sites given their own bytes back (patch.c), for a #UD another vCPU took
+	 * inside one before that and reports after: [va, va + len). */
+	struct {
+		uint64_t va;
+		uint32_t len;
+		uint8_t bytes[LOADER_CPUID_SITE_MAX];
+	} restored[8];
+	uint32_t nrestored;
 };
 
 /* A process: its address space (a KVM VM and its RAM), its image, its handle table and

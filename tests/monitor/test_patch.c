@@ -150,16 +150,21 @@ Test(patch, cpuid_sites_answer_every_leaf_as_the_host_does)
 }
 
 /* A jump from another function into a rewritten site's second instruction meets an invalid
- * instruction; the monitor gives the site its bytes back and the jump goes on there. */
+ * instruction; the monitor gives the site its bytes back and the jump goes on there. Four
+ * threads jumping in at once: the reports come one at a time, and those after the first find
+ * the site's own bytes back (restored_resume), not a SIGILL. */
 Test(patch, a_jump_into_a_cpuid_site_runs_its_own_instructions)
 {
 	cpuid_run("", "jump", "before the jump patched yes\nafter the jump patched no\n",
 		  "jump wrong 0\n");
 	cpuid_run("", "jump", "1 jumps into a patched site\n", NULL);
+	for (int i = 0; i < 5; i++)
+		cpuid_run("", "jumprace", "jumprace wrong 0, patched no\n",
+			  " jumps into a patched site\n");
 }
 
-/* Four threads, each on its own vCPU's kernel stack in the record; and a 50 us timer whose
- * signal lands while the records run, its handler asking too. */
+/* Four threads, each on its own vCPU's kernel stack in the record; and a timer whose signal
+ * lands while the records run, its handler asking too. */
 Test(patch, cpuid_sites_answer_from_threads_and_signal_handlers)
 {
 	cpuid_run("", "threads 5", "threads wrong 0\n", NULL);
