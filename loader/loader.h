@@ -80,6 +80,10 @@ struct loader_cpuid_site {
 int loader_cpuid_scan(const uint8_t *fn, size_t n, uint64_t va, struct loader_cpuid_site *out,
 		      unsigned max);
 
+/* Where whole instructions start in code[0..n) decoded from code[0] (x86_decode.c): bit i set
+ * for each start i < 32 the decoding reaches before n or an instruction it does not know. */
+uint32_t loader_insn_starts(const uint8_t *code, size_t n);
+
 /* A page-aligned address range with one protection. */
 struct loader_segment {
 	uint64_t start; /* first byte, page aligned */

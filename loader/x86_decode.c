@@ -352,3 +352,17 @@ modrm:
 		return in->len;
 	}
 }
+
+uint32_t loader_insn_starts(const uint8_t *code, size_t n)
+{
+	uint32_t starts = 0;
+	struct loader_insn in;
+	for (size_t at = 0; at < n && at < 32;) {
+		starts |= 1u << at;
+		unsigned len = loader_x86_decode(code + at, n - at, &in);
+		if (!len)
+			break;
+		at += len;
+	}
+	return starts;
+}

@@ -6,7 +6,7 @@
  *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
- *   procs orphan | procfs
+ *   procs orphan | procfs | forklend
  * Only in the sandbox (natively it would stop for good):
  *   procs selfstop               raise TSTP, TTIN, TTOU, then STOP, saying after each that
  *                                it went on
@@ -114,6 +114,92 @@ static int do_fork(void)
 	}
 	reap(c, "writer");
 	printf("parent still sees %d\n", shared);
+	return 0;
+}
+
+/* A fork's child that does not exec. In the sandbox it first runs on its parent's RAM, which
+ * the parent leaves to it once it has waited a little (docs/architecture.md, "Processes"):
+ * each side's writes stay its own through that. The child waits on a pipe the parent writes
+ * only after its fork returned and after writing 8 MiB and a word; the child reads the old
+ * ones, writes its own, makes a thread that reads them, and forks a grandchild that does. */
+#define FORKLEND_BYTES (8u << 20)
+static unsigned char *forklend_big;
+static volatile int forklend_word = 1;
+
+static void *forklend_thread(void *arg)
+{
+	(void)arg;
+	int ok = forklend_word == 3 && forklend_big[FORKLEND_BYTES / 2] == 0x33;
+	forklend_big[0] = 0x44;
+	return (void *)(intptr_t)ok;
+}
+
+static int forklend_child(int in)
+{
+	int bad = 0;
+	char b;
+	if (read(in, &b, 1) != 1)
+		bad |= 1;
+	if (forklend_word != 1)
+		bad |= 2;
+	for (size_t i = 0; i < FORKLEND_BYTES; i += 4096)
+		if (forklend_big[i] != 0x11) {
+			bad |= 4;
+			break;
+		}
+	memset(forklend_big, 0x33, FORKLEND_BYTES);
+	forklend_word = 3;
+	pthread_t t;
+	void *ok = NULL;
+	if (pthread_create(&t, NULL, forklend_thread, NULL) || pthread_join(t, &ok) || !ok ||
+	    forklend_big[0] != 0x44)
+		bad |= 8;
+	pid_t g = fork();
+	if (g == 0)
+		_exit(forklend_word == 3 && forklend_big[1] == 0x33 && forklend_big[0] == 0x44 ? 0
+											       : 1);
+	int st;
+	if (g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st))
+		bad |= 16;
+	return bad;
+}
+
+static int do_forklend(void)
+{
+	forklend_big = malloc(FORKLEND_BYTES);
+	int p[2];
+	if (!forklend_big || pipe(p) < 0)
+		return 1;
+	memset(forklend_big, 0x11, FORKLEND_BYTES);
+	fflush(stdout);
+	pid_t c = fork();
+	if (c < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (c == 0) {
+		close(p[1]);
+		_exit(forklend_child(p[0]));
+	}
+	close(p[0]);
+	forklend_word = 5;
+	memset(forklend_big, 0x22, FORKLEND_BYTES);
+	if (write(p[1], "g", 1) != 1)
+		return 1;
+	close(p[1]);
+	int st;
+	waitpid(c, &st, 0);
+	printf("forklend: child exit %d, parent sees %d and %s\n",
+	       WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), forklend_word,
+	       forklend_big[0] == 0x22 && forklend_big[FORKLEND_BYTES - 1] == 0x22 ? "its own bytes"
+										   : "WRONG bytes");
+	/* And again, from a parent whose last child kept its RAM: one that ends at once. */
+	fflush(stdout);
+	c = fork();
+	if (c == 0)
+		_exit(forklend_word == 5 && forklend_big[7] == 0x22 ? 9 : 1);
+	waitpid(c, &st, 0);
+	printf("forklend: second child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	return 0;
 }
 
@@ -2191,6 +2277,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	int r = !strcmp(c, "fork")	    ? do_fork()
+		: !strcmp(c, "forklend")    ? do_forklend()
 		: !strcmp(c, "pipe")	    ? do_pipe()
 		: !strcmp(c, "exec")	    ? do_exec()
 		: !strcmp(c, "cloexec")	    ? do_cloexec()

@@ -71,6 +71,7 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host,
 		vm->cfg.policy = &vm->own_policy;
 	}
 	vm->proc.kvm.kvm_fd = vm->proc.kvm.vm_fd = vm->proc.vcpu.fd = vm->proc.mem.fd = -1;
+	vm->proc.mem.lender_fd = -1;
 	vm->life.stop.vector = -1;
 	vm->proc.pid = vm->proc.pgid = vm->proc.sid = SBX_FIRST_PID;
 	vm->proc.ppid = 1;

@@ -1,7 +1,9 @@
 /* Guest RAM: one memfd, mapped shared in the monitor. Every access from monitor code goes
  * through sbx_gptr(), which refuses anything not wholly inside RAM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -51,11 +53,47 @@ int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
+/* The parent's memfd's extents (at most SBX_LEND_EXTENTS) privately over anonymous memory
+ * at p: 0, or -1 (too many, or a mapping failed: p is as it was then). A private mapping of a
+ * whole memfd would not do: the first touch of a hole allocates a page of zeros in the
+ * memfd (shmem has no shared zero page for faults), so the child's new pages would grow its
+ * parent's RAM as well as its own. */
+#define SBX_LEND_EXTENTS 1024
+static int lend_extents(uint8_t *p, int fd, uint64_t size)
+{
+	off_t at = 0, end = (off_t)size;
+	unsigned n = 0;
+	while (at < end) {
+		off_t d = lseek(fd, at, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break;
+		if (d < 0 || ++n > SBX_LEND_EXTENTS)
+			return -1;
+		if (d >= end)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > end)
+			h = end;
+		if (mmap(p + d, (size_t)(h - d), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, d) == MAP_FAILED)
+			return -1;
+		at = h;
+	}
+	return 0;
+}
+
 int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen)
 {
 	if (parent->proc.mem.fd < 0)
 		return sbx_fail(err, errlen, -EINVAL, "the parent's RAM has no memfd to lend");
-	void *p = ram_map(NULL, parent->proc.mem.size, parent->proc.mem.fd, 0, err, errlen);
+	uint64_t size = parent->proc.mem.size;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* Else all of it privately, as it was before this (correct, only larger). */
+	if (p != MAP_FAILED && lend_extents(p, parent->proc.mem.fd, size) < 0)
+		p = ram_map(p, size, parent->proc.mem.fd, 0, err, errlen);
+	else if (p == MAP_FAILED)
+		p = ram_map(NULL, size, parent->proc.mem.fd, 0, err, errlen);
 	if (!p)
 		return -ENOMEM;
 	child->proc.mem.base = p;
@@ -91,7 +129,119 @@ int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 	}
 	vm->proc.mem.fd = fd;
 	atomic_store_explicit(&vm->proc.mem.lent, 0, memory_order_release);
+	if (vm->proc.mem.lender_fd >= 3)
+		close(vm->proc.mem.lender_fd);
+	vm->proc.mem.lender_fd = -1;
+	atomic_store(&vm->proc.mem.lender_bytes, 0);
 	return 0;
+}
+
+int sbx_mem_keep_lender(struct sbx_vm *child, const struct sbx_vm *parent)
+{
+	int fd = fcntl(parent->proc.mem.fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	child->proc.mem.lender_fd = fd;
+	return 0;
+}
+
+/* [at, at + len) of RAM as vm sees it, into fd at the same offset: the kernel fills the new
+ * pages without a fault each (fork.c's copy). */
+static int write_out(struct sbx_vm *vm, int fd, uint64_t at, uint64_t len)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, vm->proc.mem.base + at, len > (1u << 30) ? (1u << 30) : len,
+				   (off_t)at);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		at += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Each extent of the memfd `from` holds (SEEK_DATA, SEEK_HOLE), written out of vm's RAM. */
+static int write_extents(struct sbx_vm *vm, int from, int to)
+{
+	off_t at = 0, end = (off_t)vm->proc.mem.size;
+	while (at < end) {
+		off_t d = lseek(from, at, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			return 0;
+		if (d < 0)
+			return -errno;
+		if (d >= end)
+			return 0;
+		off_t h = lseek(from, d, SEEK_HOLE);
+		if (h < 0 || h > end)
+			h = end;
+		int r = write_out(vm, to, (uint64_t)d, (uint64_t)(h - d));
+		if (r < 0)
+			return r;
+		at = h;
+	}
+	return 0;
+}
+
+int sbx_mem_unlend(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	if (!atomic_load(&vm->proc.mem.lent) || vm->proc.mem.lender_fd < 3)
+		return 0;
+	int fd = ram_fd(vm->proc.mem.size, err, errlen);
+	if (fd < 0)
+		return fd;
+	uint64_t words = sbx_dirty_words(vm), *dirty = calloc(words, sizeof(uint64_t));
+	int r = dirty ? 0 : -ENOMEM;
+	/* The pages the fork wrote for it (its boot page, before any log), the parent's, then
+	 * those it wrote itself: KVM's log and the monitor's marks, read, not taken. */
+	if (r == 0)
+		r = write_out(vm, fd, 0, SBX_PT_ADDR);
+	if (r == 0)
+		r = write_extents(vm, vm->proc.mem.lender_fd, fd);
+	if (r == 0 && vm->proc.mem.dirty_logging && sbx_dirty_collect(vm, dirty, 0) < 0)
+		r = -EIO;
+	for (uint64_t p = 0; r == 0 && p < vm->proc.mem.size / SBX_PAGE_SIZE;) {
+		if (!(dirty[p / 64] >> (p % 64) & 1)) {
+			p++;
+			continue;
+		}
+		uint64_t q = p + 1;
+		while (q < vm->proc.mem.size / SBX_PAGE_SIZE && (dirty[q / 64] >> (q % 64) & 1))
+			q++;
+		r = write_out(vm, fd, p * SBX_PAGE_SIZE, (q - p) * SBX_PAGE_SIZE);
+		p = q;
+	}
+	free(dirty);
+	if (r < 0) {
+		close(fd);
+		return sbx_fail(err, errlen, r, "copying a fork's child's RAM: %s", strerror(-r));
+	}
+	/* Its pages are counted from its memfd now: no write needs a fault for the log. In
+	 * that order (struct sbx_mem's lent): the keeper, which may be counting meanwhile, would
+	 * take a lent RAM without a log for all of --mem. */
+	r = sbx_mem_own(vm, fd, err, errlen);
+	sbx_dirty_stop(vm);
+	return r;
+}
+
+int64_t sbx_mem_unshare(struct sbx_vm *vm, char *err, size_t errlen)
+{
+	struct stat st;
+	int old = vm->proc.mem.fd;
+	if (old < 0 || fstat(old, &st) < 0)
+		return sbx_fail(err, errlen, -EBADF, "the parent's RAM has no memfd");
+	int fd = ram_fd(vm->proc.mem.size, err, errlen);
+	if (fd < 0)
+		return fd;
+	int r = write_extents(vm, old, fd);
+	if (r < 0) {
+		close(fd);
+		return sbx_fail(err, errlen, r, "copying a fork's parent's RAM: %s", strerror(-r));
+	}
+	if ((r = sbx_mem_own(vm, fd, err, errlen)) < 0)
+		return r;
+	close(old);
+	return (int64_t)st.st_blocks * 512;
 }
 
 void sbx_mem_destroy(struct sbx_vm *vm)
@@ -100,8 +250,10 @@ void sbx_mem_destroy(struct sbx_vm *vm)
 		munmap(vm->proc.mem.base, vm->proc.mem.size);
 	if (vm->proc.mem.fd >= 0)
 		close(vm->proc.mem.fd);
+	if (vm->proc.mem.lender_fd >= 3)
+		close(vm->proc.mem.lender_fd);
 	vm->proc.mem.base = NULL;
-	vm->proc.mem.fd = -1;
+	vm->proc.mem.fd = vm->proc.mem.lender_fd = -1;
 }
 
 void *sbx_gptr(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
@@ -201,7 +353,7 @@ uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 	if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire)) {
 		int64_t n = sbx_dirty_peek(vm);
 		if (n >= 0)
-			return (uint64_t)n * SBX_PAGE_SIZE;
+			return (uint64_t)n * SBX_PAGE_SIZE + atomic_load(&vm->proc.mem.lender_bytes);
 		if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire))
 			return vm->proc.mem.size;
 	}

@@ -102,9 +102,10 @@ static int restore_site(struct sbx_vm *vm, uint64_t va, const uint8_t *orig, siz
 /* A #UD at an instruction start inside a site whose bytes came back after it was taken: two
  * vCPUs jumped into the same rewritten site, and the other one's report put them back
  * before this one's came (reports are served one at a time). While the site still holds
- * exactly those bytes, the instruction at rip is the program's own, which does not trap:
- * run it. Code written over the site since, or rip at its first byte (which traps as the
- * program's own bytes would), is the program's own #UD. */
+ * exactly those bytes and rip is where one of its instructions starts (decoded: the finder's
+ * and the kernel's sites hold only instructions that do not trap), run it. Anything else is
+ * the program's own #UD: a jump to the middle of one of its instructions, code written over
+ * the site since, its first byte. */
 static int restored_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 {
 	const struct sbx_image *im = &vm->proc.image;
@@ -115,6 +116,8 @@ static int restored_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 		uint32_t len = im->restored[i].len;
 		if (rip <= im->restored[i].va || rip - im->restored[i].va >= len ||
 		    len > sizeof(now) ||
+		    !(loader_insn_starts(im->restored[i].bytes, len) >> (rip - im->restored[i].va) &
+		      1) ||
 		    sbx_gva_read(vm, sbx_guest_root(vm), im->restored[i].va, now, len) < 0 ||
 		    memcmp(now, im->restored[i].bytes, len))
 			continue;

@@ -135,6 +135,12 @@ struct sbx_mem {
 	 * execve gives it a memfd of its own (sbx_mem_own: fd first, then lent 0 with release,
 	 * then the log stops; the keeper reads them in that order's reverse). */
 	atomic_int lent;
+	/* A fork's child on its parent's RAM (lent too, but its parent waits only a little:
+	 * sandbox/procs.c): the parent's memfd, which holds every page the child has not
+	 * written, or -1. And what of it this child alone holds once the parent left it (moved
+	 * to a copy, or ended): counted as the child's towards --mem. */
+	int lender_fd;
+	_Atomic uint64_t lender_bytes;
 	uint8_t *base;
 	uint64_t size;
 	/* Pages the monitor wrote into guest RAM since the last reset point, which KVM's dirty
@@ -953,6 +959,17 @@ int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, s
  * -errno with err set), then mapped over it by sbx_mem_own, which takes fd in any case. */
 int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen);
+/* A fork's child lent its parent's RAM keeps the parent's memfd (lender_fd): 0 or -errno. */
+int sbx_mem_keep_lender(struct sbx_vm *child, const struct sbx_vm *parent);
+/* That child's RAM into a memfd of its own, as the child sees it: the lender's pages, the
+ * pages the dirty log says it wrote (none without a log: a child that has not run) and the
+ * low pages the fork wrote. No vCPU of it may run meanwhile. 0 (also when not lent) or
+ * -errno with err set; on failure RAM is lost (zero pages: sbx_mem_own). */
+int sbx_mem_unlend(struct sbx_vm *vm, char *err, size_t errlen);
+/* The parent of such a child moves to a copy of its memfd, mapped in the same place, and
+ * leaves the old one to the child: the bytes the old one holds, or -errno with err set (RAM
+ * lost as above). The parent's vCPU may not run meanwhile. */
+int64_t sbx_mem_unshare(struct sbx_vm *vm, char *err, size_t errlen);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 /* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,14 @@ struct sbx_pnode {
 	/* A vfork's child whose parent, one thread, waits for it: its writes are logged, and
 	 * what it wrote goes back to the parent if it ends without an execve (VFORK_EXIT). */
 	int vfork_share;
+	/* A fork's child on its parent's RAM (sbx_mem_lend, lender_fd): its parent waits for its
+	 * execve or end a little (lend_wait), then moves to a copy. */
+	int fork_lent;
+	/* Its parent still runs on that memfd (until lend_wait moves it to a copy, or it ends). */
+	int parent_on_ram;
+	/* This process's fork child did not exec or end within the wait: its next forks copy at
+	 * once (a program that forks to work in the child, not to run another), until execve. */
+	int lend_missed;
 	clockid_t clock; /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
 	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
@@ -477,15 +486,27 @@ static void *proc_main(void *arg)
 	if (n) {
 		n->status = res ? wait_status(res) : SIGKILL;
 		n->ended = n->released = 1;
+		n->fork_lent = n->parent_on_ram = 0;
 		n->vm = NULL;
 	}
 	/* A vfork's child still on this RAM (its parent is still this process: orphans are
 	 * reparented below) would hold all of it when nothing counts it any more: it ends too,
 	 * before its execve. */
-	for (struct sbx_pnode *m = t->list; m; m = m->next)
-		if (m->ppid == pid && m->vm && !m->released && atomic_load(&m->vm->proc.mem.lent))
-			sbx_vm_kill(m->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
-				    "killed: its vfork parent %u ended before its execve", pid);
+	for (struct sbx_pnode *m = t->list; m; m = m->next) {
+		if (m->ppid != pid || !m->vm || m->released || !atomic_load(&m->vm->proc.mem.lent))
+			continue;
+		/* A fork's child goes on alone on the memfd, and counts what it holds from now. */
+		if (m->parent_on_ram) {
+			struct stat st;
+			if (vm->proc.mem.fd >= 0 && fstat(vm->proc.mem.fd, &st) == 0)
+				atomic_store(&m->vm->proc.mem.lender_bytes,
+					     (uint64_t)st.st_blocks * 512);
+			m->parent_on_ram = 0;
+			continue;
+		}
+		sbx_vm_kill(m->vm, SBX_END_SIGNAL, 128 + SIGKILL, SIGKILL,
+			    "killed: its vfork parent %u ended before its execve", pid);
+	}
 	orphan_children(t, pid);
 	orphans_after(t, &oc);
 	/* No parent to wait for it (pid 1, the monitor's init, reaps at once), or one that
@@ -773,11 +794,12 @@ static void exec_committed(struct sbx_vm *vm)
 	struct sbx_procs *t = vm->procs;
 	pthread_mutex_lock(&t->lock);
 	struct sbx_pnode *n = self(vm);
-	int share = n && n->vfork_share;
+	int logged = n && (n->vfork_share || n->fork_lent);
 	if (n)
-		n->vfork_share = 0;
+		n->vfork_share = n->fork_lent = n->parent_on_ram = 0;
+	pthread_cond_broadcast(&t->cond); /* a fork's parent goes on */
 	pthread_mutex_unlock(&t->lock);
-	if (share) /* a child has no other tracking: snapshots and resets are the first process's */
+	if (logged) /* a child has no other tracking: snapshots and resets are the first process's */
 		sbx_dirty_stop(vm);
 }
 
@@ -788,6 +810,7 @@ static void execed(struct sbx_vm *vm)
 	struct sbx_pnode *n = self(vm);
 	if (n) {
 		n->released = 1;
+		n->lend_missed = 0;
 		/* The new image's boot page: kept across execve, and its parent's end, had it
 		 * come while the page was being made, not lost. */
 		put_children_usage(vm, n);
@@ -838,6 +861,86 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *in
 	return r;
 }
 
+/* How long a fork's parent waits for its lent child's execve or end: a shell's child execs
+ * within a few ms, and the shell would wait for it anyway; a parent that goes on working
+ * loses at most this once (lend_missed). */
+#define SBX_LEND_WAIT_NS (20 * SBX_NS_PER_MS)
+
+static int signal_waiting(struct sbx_vm *vm);
+
+/* A fork's parent waits for its lent child to exec, end, or take a copy of its own, for
+ * SBX_LEND_WAIT_NS at most, or until a signal comes for it; then, if the child still reads
+ * its memfd, it moves to a copy (sbx_mem_unshare) and leaves that memfd to the child, which
+ * counts it from then. Its next forks copy at once. */
+static void lend_wait(struct sbx_vm *vm, uint32_t pid)
+{
+	struct sbx_procs *t = vm->procs;
+	int released = sbx_ring_release(vm);
+	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + SBX_LEND_WAIT_NS;
+	int still = 0;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct sbx_pnode *m = find(t, pid);
+		still = m && m->parent_on_ram && m->fork_lent && !m->released;
+		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
+		if (!still || left <= 0 || signal_waiting(vm))
+			break;
+		if (atomic_load(&vm->life.stopping)) {
+			still = 0; /* its end leaves the memfd to the child (proc_main) */
+			break;
+		}
+		struct timespec dl;
+		tree_deadline(&dl, left);
+		pthread_cond_timedwait(&t->cond, &t->lock, &dl);
+	}
+	pthread_mutex_unlock(&t->lock);
+	sbx_ring_reacquire(vm, released);
+	if (!still)
+		return;
+	sbx_log(vm, 1,
+		"fork: child %u neither exec'd nor ended within %d ms: the parent takes a copy of "
+		"its RAM and leaves the old one to the child (this process's next forks copy)",
+		pid, (int)(SBX_LEND_WAIT_NS / SBX_NS_PER_MS));
+	char err[256];
+	int64_t held = sbx_mem_unshare(vm, err, sizeof(err));
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *me = self(vm), *m = find(t, pid);
+	if (me)
+		me->lend_missed = 1;
+	if (m && m->parent_on_ram && held >= 0) {
+		if (m->vm)
+			atomic_store(&m->vm->proc.mem.lender_bytes, (uint64_t)held);
+		m->parent_on_ram = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (held < 0)
+		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "fork: %s", err);
+}
+
+/* A fork's child on its parent's RAM takes a copy of its own, as it must before it forks
+ * (the copy its child gets is made from a memfd); its other threads held meanwhile. Its
+ * parent then goes on. */
+static int unlend(struct sbx_vm *vm)
+{
+	struct sbx_procs *t = vm->procs;
+	char err[256];
+	int others = sbx_threads_count(vm) > 0;
+	if (others)
+		sbx_threads_hold(vm);
+	int r = sbx_mem_unlend(vm, err, sizeof(err));
+	if (others)
+		sbx_threads_release(vm);
+	pthread_mutex_lock(&t->lock);
+	struct sbx_pnode *n = self(vm);
+	if (n && r == 0)
+		n->fork_lent = n->parent_on_ram = 0, n->released = 1;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (r < 0)
+		sbx_log(vm, 1, "fork refused: %s", err);
+	return r < 0 ? -ENOMEM : 0;
+}
+
 static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_procs *t = vm->procs;
@@ -850,10 +953,16 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		return vfork_wait(vm, (uint32_t)s->u.a[1], intr_word(vm, s->u.a[2]));
 	}
 	/* Its RAM is its parent's, lent: a copy of it would hold all of --mem. POSIX leaves a
-	 * vfork's child nothing but _exit and execve. */
+	 * vfork's child nothing but _exit and execve. A fork's child takes a copy of its own
+	 * first. */
 	if (vm->proc.mem.lent) {
-		sbx_log(vm, 1, "fork refused: a vfork's child forks before its execve");
-		return -EAGAIN;
+		if (vm->proc.mem.lender_fd < 0) {
+			sbx_log(vm, 1, "fork refused: a vfork's child forks before its execve");
+			return -EAGAIN;
+		}
+		int r = unlend(vm);
+		if (r < 0)
+			return r;
 	}
 	pthread_mutex_lock(&t->lock);
 	if (t->ending || t->live >= t->max) {
@@ -872,7 +981,15 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * on running (only the caller waits): it gets a copy. */
 	int lend = (flags & SBX_CLONE_VFORK) && vm->proc.mem.fd >= 0 && sbx_threads_live(vm) == 0 &&
 		   sbx_dirty_peekable(vm);
+	/* A fork's child too, as most exec at once (a shell's): its parent, of one thread and
+	 * with no dirty tracking of its own (a repeated run's, a migration's), waits a little
+	 * for that before it goes on (lend_wait). The copy is counted as for any fork. */
+	struct sbx_pnode *me = self(vm);
+	int fork_lend = !(flags & SBX_CLONE_VFORK) && me && !me->lend_missed &&
+			vm->proc.mem.fd >= 0 && !vm->proc.mem.dirty_logging &&
+			sbx_threads_live(vm) == 0 && sbx_dirty_peekable(vm);
 	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : sbx_mem_ram_bytes(vm);
+	lend |= fork_lend;
 	if (held + more > t->root->proc.mem.size) {
 		/* Said once without -v: a compiler driver's posix_spawn failing with ENOMEM
 		 * tells the user nothing of --mem. */
@@ -942,6 +1059,18 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		 * memory the two would share on Linux is the child's until then. */
 		n->vfork_share =
 		    (flags & SBX_CLONE_VFORK) && sbx_dirty_start(c, err, sizeof(err)) == 0;
+		/* Its log counts what it holds (sbx_mem_ram_bytes) and what it wrote when it
+		 * takes a copy: without one, the copy is taken now, before it runs. */
+		if (fork_lend && (r = sbx_mem_keep_lender(c, vm)) == 0) {
+			n->fork_lent = sbx_dirty_start(c, err, sizeof(err)) == 0;
+			if (!n->fork_lent)
+				r = sbx_mem_unlend(c, err, sizeof(err));
+		} else if (fork_lend) {
+			snprintf(err, sizeof(err), "keeping the parent's memfd: %s", strerror(-r));
+		}
+		fork_lend = n->parent_on_ram = n->fork_lent;
+	}
+	if (r == 0) {
 		pthread_attr_t at;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -974,6 +1103,8 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	if (flags & SBX_CLONE_VFORK)
 		vfork_wait(vm, pid, NULL); /* one vCPU: a stop is the end */
+	else if (fork_lend)
+		lend_wait(vm, pid);
 	return pid;
 }
 

@@ -43,13 +43,15 @@ static _Noreturn void e2e_guard(const char *cmd, int out, pid_t test)
 	pid_t sh = fork();
 	if (sh == 0) {
 		/* No input but what the command gives itself, whatever the test's stdin is. */
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0)
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null > 0)
 			dup2(null, 0);
 		dup2(out, 1);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
+	/* Nothing of the test's (another command's pipe, a VM's descriptors) held meanwhile. */
+	close_range(3, ~0u, 0);
 	close(out);
 	int st;
 	while (sh > 0 && waitpid(sh, &st, 0) < 0)
@@ -81,7 +83,10 @@ char *e2e_run(const char *cmd, int *status, size_t *len)
 	for (;;) {
 		int64_t left = deadline - e2e_now_ms();
 		struct pollfd p = {fds[0], POLLIN, 0};
-		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+		int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready == 0) {
 			if (timed_out)
 				break; /* something outside the group holds the pipe */
 			/* The whole group, the sandbox's own processes with it; a short while more
@@ -102,9 +107,19 @@ char *e2e_run(const char *cmd, int *status, size_t *len)
 	}
 	close(fds[0]);
 	buf[n] = 0;
+	/* Its stdout may end before it does (`exec >file`): the same bound for its end. */
 	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			break;
+		cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+		if (!timed_out && e2e_now_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			timed_out = 1;
+		}
+		usleep(1000);
+	}
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (timed_out) {
 		/* Said where the test prints the output, with a status no command gives. */

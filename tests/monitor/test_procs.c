@@ -185,6 +185,15 @@ Test(procs, socketpairs_connect_parent_and_child)
 	same_as_native("socketpair");
 }
 
+/* A fork's child that does not exec first runs on its parent's RAM, which its parent, after
+ * waiting a little, leaves to it for a copy of its own: neither sees the other's writes
+ * (8 MiB and a word, written by the parent after its fork returned, while the child waited on
+ * a pipe for it), a thread of the child and a grandchild see the child's. */
+Test(procs, a_fork_child_that_does_not_exec_keeps_its_memory_apart)
+{
+	same_as_native("forklend");
+}
+
 Test(procs, many_children_are_all_reaped)
 {
 	same_as_native("many 40");
