@@ -353,7 +353,8 @@ uint64_t sbx_mem_ram_bytes(struct sbx_vm *vm)
 	if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire)) {
 		int64_t n = sbx_dirty_peek(vm);
 		if (n >= 0)
-			return (uint64_t)n * SBX_PAGE_SIZE + atomic_load(&vm->proc.mem.lender_bytes);
+			return (uint64_t)n * SBX_PAGE_SIZE +
+			       atomic_load(&vm->proc.mem.lender_bytes);
 		if (atomic_load_explicit(&vm->proc.mem.lent, memory_order_acquire))
 			return vm->proc.mem.size;
 	}

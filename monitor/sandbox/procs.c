@@ -799,7 +799,8 @@ static void exec_committed(struct sbx_vm *vm)
 		n->vfork_share = n->fork_lent = n->parent_on_ram = 0;
 	pthread_cond_broadcast(&t->cond); /* a fork's parent goes on */
 	pthread_mutex_unlock(&t->lock);
-	if (logged) /* a child has no other tracking: snapshots and resets are the first process's */
+	if (logged) /* a child has no other tracking: snapshots and resets are the first process's
+		     */
 		sbx_dirty_stop(vm);
 }
 
