@@ -479,11 +479,12 @@ def main():
     # 12. processes
     pr_n = 20 if a.quick else 200
     bb = "/bin/busybox"
-    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench/bigspawnbench {pr_n}, sockbench, "
+    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench/bigspawnbench/bigforkbench {pr_n}, sockbench, "
                 f"shmbench, lockbench {pr_n * 10} (ns each, timed in the guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
                 f"| cat (wall)",
-                "sandbox: --ro /bin/busybox; each process is a VM of its own (fork copies the "
-                "caller's RAM and vCPU; a vfork's child borrows its parent's RAM)")
+                "sandbox: --ro /bin/busybox; each process is a VM of its own (a fork's or vfork's "
+                "child borrows its parent's RAM until it execs; a fork's parent waits 20 ms at "
+                "most for that, then copies)")
     op = lambda fn, name: lambda: {"ns": parse_op(fn()["err"], name)}
     for what, sub, name in (("fork+_exit+wait", "bench", "fork_wait"),
                             ("fork+exec+wait", "execbench", "fork_exec_wait"),
@@ -492,6 +493,8 @@ def main():
                             ("spawn+wait, 2 threads busy", "spawnbench", "spawn_threaded_wait"),
                             ("spawn+wait from a 64 MiB process", "bigspawnbench",
                              "spawn_big_wait"),
+                            ("fork+exec+wait from a 64 MiB process", "bigforkbench",
+                             "fork_exec_big_wait"),
                             ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k"),
                             ("process-shared semaphore round trip", "shmbench",
                              "shm_sem_pingpong"),

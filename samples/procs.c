@@ -21,6 +21,7 @@
  *                                waits in a futex, wait
  *   procs spawnbench N           posix_spawn+wait while two other threads run
  *   procs bigspawnbench N        posix_spawn+wait from a process of one thread holding 64 MiB
+ *   procs bigforkbench N         fork+execve+wait from the same
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
@@ -2223,7 +2224,8 @@ static int do_selfstop(void)
 
 /* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
  * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
-static int bigspawnbench(int n)
+/* From a process of one thread holding 64 MiB: posix_spawn (a vfork), or fork and execve. */
+static int bigspawnbench(int n, int use_fork)
 {
 	size_t len = 64u << 20;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -2233,13 +2235,22 @@ static int bigspawnbench(int n)
 	char *argv[] = {"procs", "true", NULL};
 	double t0 = now_us();
 	for (int i = 0; i < n; i++) {
-		pid_t c;
+		pid_t c = -1;
 		int st;
-		if (posix_spawn(&c, self, NULL, NULL, argv, environ) != 0 ||
-		    waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+		if (use_fork) {
+			c = fork();
+			if (c == 0) {
+				execve(self, argv, environ);
+				_exit(127);
+			}
+		} else if (posix_spawn(&c, self, NULL, NULL, argv, environ) != 0) {
+			return 1;
+		}
+		if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;
 	}
-	fprintf(stderr, "spawn_big_wait %d %.0f\n", n, (now_us() - t0) * 1e3 / n);
+	fprintf(stderr, "%s %d %.0f\n", use_fork ? "fork_exec_big_wait" : "spawn_big_wait", n,
+		(now_us() - t0) * 1e3 / n);
 	return p[len - 1] != 1;
 }
 
@@ -2315,7 +2326,8 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shmbench")    ? shmbench(n > 0 ? n : 2000)
 		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
-		: !strcmp(c, "bigspawnbench") ? bigspawnbench(n > 0 ? n : 100)
+		: !strcmp(c, "bigspawnbench") ? bigspawnbench(n > 0 ? n : 100, 0)
+		: !strcmp(c, "bigforkbench")  ? bigspawnbench(n > 0 ? n : 100, 1)
 		: !strcmp(c, "bench")	      ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")     ? bench(n > 0 ? n : 100, 1)
 		: !strcmp(c, "execlivebench")

@@ -495,10 +495,12 @@ static void *proc_main(void *arg)
 	for (struct sbx_pnode *m = t->list; m; m = m->next) {
 		if (m->ppid != pid || !m->vm || m->released || !atomic_load(&m->vm->proc.mem.lent))
 			continue;
-		/* A fork's child goes on alone on the memfd, and counts what it holds from now. */
-		if (m->parent_on_ram) {
+		/* A fork's child goes on alone on the memfd, and counts what it holds of it from
+		 * now (unless its parent had moved to a copy already). */
+		if (m->fork_lent) {
 			struct stat st;
-			if (vm->proc.mem.fd >= 0 && fstat(vm->proc.mem.fd, &st) == 0)
+			if (m->parent_on_ram && vm->proc.mem.fd >= 0 &&
+			    fstat(vm->proc.mem.fd, &st) == 0)
 				atomic_store(&m->vm->proc.mem.lender_bytes,
 					     (uint64_t)st.st_blocks * 512);
 			m->parent_on_ram = 0;
