@@ -58,7 +58,8 @@ void sbx_host_facts(struct sbx_vm *vm)
 /* host: the facts a fork's child takes from its parent (the confined monitor may not ask the
  * kernel again), or NULL to read them now. */
 static int core_new(const struct sbx_config *cfg, const struct sbx_host *host,
-		    const struct sbx_vm *lender, struct sbx_vm **out, char *err, size_t errlen)
+		    const struct sbx_vm *lender, int how, struct sbx_vm **out, char *err,
+		    size_t errlen)
 {
 	struct sbx_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -95,8 +96,8 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host,
 				(unsigned long long)(cfg->mem_size >> 20),
 				(unsigned long long)(SBX_MEM_MIN >> 20),
 				(unsigned long long)(SBX_MEM_MAX >> 30));
-	int r =
-	    lender ? sbx_mem_lend(vm, lender, err, errlen) : sbx_mem_create(vm, mem, err, errlen);
+	int r = lender ? sbx_mem_lend(vm, lender, how, err, errlen)
+		       : sbx_mem_create(vm, mem, err, errlen);
 	if (r < 0)
 		return r;
 	snprintf(vm->proc.cwd, sizeof(vm->proc.cwd), "%s",
@@ -106,13 +107,13 @@ static int core_new(const struct sbx_config *cfg, const struct sbx_host *host,
 
 int sbx_core_new(const struct sbx_config *cfg, struct sbx_vm **out, char *err, size_t errlen)
 {
-	return core_new(cfg, NULL, NULL, out, err, errlen);
+	return core_new(cfg, NULL, NULL, 0, out, err, errlen);
 }
 
 int sbx_core_new_child(struct sbx_vm *parent, int lend, struct sbx_vm **out, char *err,
 		       size_t errlen)
 {
-	return core_new(&parent->cfg, &parent->host, lend ? parent : NULL, out, err, errlen);
+	return core_new(&parent->cfg, &parent->host, lend ? parent : NULL, lend, out, err, errlen);
 }
 
 static void *kvm_thread_main(void *arg)

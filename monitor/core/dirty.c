@@ -143,22 +143,28 @@ int sbx_dirty_peekable(struct sbx_vm *vm)
 	       0;
 }
 
-int64_t sbx_dirty_peek(struct sbx_vm *vm)
+int sbx_dirty_peek_map(struct sbx_vm *vm, uint64_t *bitmap)
 {
 	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect)
 		return -1;
+	/* With manual protection a read of the log takes nothing away. */
+	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = bitmap};
+	if (ioctl(vm->proc.kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0)
+		return -1;
+	for (uint64_t i = 0, nw = sbx_dirty_words(vm); i < nw; i++)
+		bitmap[i] |= __atomic_load_n(&vm->proc.mem.mon_dirty[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+int64_t sbx_dirty_peek(struct sbx_vm *vm)
+{
 	uint64_t nw = sbx_dirty_words(vm);
 	uint64_t *log = calloc(nw, sizeof(uint64_t));
-	if (!log)
-		return -1;
-	/* With manual protection a read of the log takes nothing away. */
-	struct kvm_dirty_log dl = {.slot = 0, .dirty_bitmap = log};
 	int64_t n = -1;
-	if (ioctl(vm->proc.kvm.vm_fd, KVM_GET_DIRTY_LOG, &dl) == 0) {
+	if (log && sbx_dirty_peek_map(vm, log) == 0) {
 		n = 0;
 		for (uint64_t i = 0; i < nw; i++)
-			n += __builtin_popcountll(
-			    log[i] | __atomic_load_n(&vm->proc.mem.mon_dirty[i], __ATOMIC_RELAXED));
+			n += __builtin_popcountll(log[i]);
 	}
 	free(log);
 	return n;

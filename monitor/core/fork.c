@@ -48,6 +48,15 @@ static int copy_ram(struct sbx_vm *parent, struct sbx_vm *child, uint64_t end_gp
 {
 	int fd = parent->proc.mem.fd, r = 0;
 	off_t end = (off_t)end_gpa, off = 0;
+	/* A fork's child on its parent's RAM: what it sees, where it can be (its own stays lent:
+	 * with other threads, a copy of its own could lose a write a host call makes meanwhile). */
+	if (fd < 0 && parent->proc.mem.lender_fd >= 3 && end_gpa == parent->proc.mem.size &&
+	    atomic_load(&parent->proc.mem.lent)) {
+		r = sbx_mem_copy_view(parent, child);
+		return r < 0 ? sbx_fail(err, errlen, r, "copying guest RAM to the child: %s",
+					strerror(-r))
+			     : 0;
+	}
 	if (fd < 0) /* a snapshot's mapping (lazy restore): no extents to follow */
 		r = copy_extent(parent, child, 0, end_gpa);
 	while (fd >= 0 && off < end && r == 0) {

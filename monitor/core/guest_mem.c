@@ -53,12 +53,12 @@ int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
-/* The parent's memfd's extents (at most SBX_LEND_EXTENTS) privately over anonymous memory
+/* The parent's memfd's extents (at most SBX_LEND_EXTENTS_MAX) privately over anonymous memory
  * at p: 0, or -1 (too many, or a mapping failed: p is as it was then). A private mapping of a
  * whole memfd would not do: the first touch of a hole allocates a page of zeros in the
  * memfd (shmem has no shared zero page for faults), so the child's new pages would grow its
  * parent's RAM as well as its own. */
-#define SBX_LEND_EXTENTS 1024
+#define SBX_LEND_EXTENTS_MAX 1024
 static int lend_extents(uint8_t *p, int fd, uint64_t size)
 {
 	off_t at = 0, end = (off_t)size;
@@ -67,7 +67,7 @@ static int lend_extents(uint8_t *p, int fd, uint64_t size)
 		off_t d = lseek(fd, at, SEEK_DATA);
 		if (d < 0 && errno == ENXIO)
 			break;
-		if (d < 0 || ++n > SBX_LEND_EXTENTS)
+		if (d < 0 || ++n > SBX_LEND_EXTENTS_MAX)
 			return -1;
 		if (d >= end)
 			break;
@@ -82,17 +82,22 @@ static int lend_extents(uint8_t *p, int fd, uint64_t size)
 	return 0;
 }
 
-int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen)
+int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, int how, char *err,
+		 size_t errlen)
 {
 	if (parent->proc.mem.fd < 0)
 		return sbx_fail(err, errlen, -EINVAL, "the parent's RAM has no memfd to lend");
 	uint64_t size = parent->proc.mem.size;
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	/* Else all of it privately, as it was before this (correct, only larger). */
-	if (p != MAP_FAILED && lend_extents(p, parent->proc.mem.fd, size) < 0)
-		p = ram_map(p, size, parent->proc.mem.fd, 0, err, errlen);
-	else if (p == MAP_FAILED)
+	void *p = how == SBX_LEND_EXTENTS ? mmap(NULL, size, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+					  : MAP_FAILED;
+	/* Else all of it privately (correct, only larger). */
+	if (p != MAP_FAILED && lend_extents(p, parent->proc.mem.fd, size) < 0) {
+		void *whole = ram_map(p, size, parent->proc.mem.fd, 0, err, errlen);
+		if (!whole)
+			munmap(p, size);
+		p = whole;
+	} else if (p == MAP_FAILED)
 		p = ram_map(NULL, size, parent->proc.mem.fd, 0, err, errlen);
 	if (!p)
 		return -ENOMEM;
@@ -183,60 +188,59 @@ static int write_extents(struct sbx_vm *vm, int from, int to)
 	return 0;
 }
 
-int sbx_mem_unlend(struct sbx_vm *vm, char *err, size_t errlen)
+int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to)
 {
-	if (!atomic_load(&vm->proc.mem.lent) || vm->proc.mem.lender_fd < 3)
-		return 0;
-	int fd = ram_fd(vm->proc.mem.size, err, errlen);
-	if (fd < 0)
-		return fd;
-	uint64_t words = sbx_dirty_words(vm), *dirty = calloc(words, sizeof(uint64_t));
-	int r = dirty ? 0 : -ENOMEM;
-	/* The pages the fork wrote for it (its boot page, before any log), the parent's, then
-	 * those it wrote itself: KVM's log and the monitor's marks, read, not taken. */
+	if (!atomic_load(&from->proc.mem.lent) || from->proc.mem.lender_fd < 3 ||
+	    to->proc.mem.fd < 0 || to->proc.mem.size != from->proc.mem.size)
+		return -EINVAL;
+	uint64_t pages = from->proc.mem.size / SBX_PAGE_SIZE,
+		 *dirty = calloc(sbx_dirty_words(from), sizeof(uint64_t));
+	if (!dirty)
+		return -ENOMEM;
+	/* The pages the fork wrote for it (before its log), its lender's, then its own writes. */
+	int r = write_out(from, to->proc.mem.fd, 0, SBX_PT_ADDR);
 	if (r == 0)
-		r = write_out(vm, fd, 0, SBX_PT_ADDR);
-	if (r == 0)
-		r = write_extents(vm, vm->proc.mem.lender_fd, fd);
-	if (r == 0 && vm->proc.mem.dirty_logging && sbx_dirty_collect(vm, dirty, 0) < 0)
+		r = write_extents(from, from->proc.mem.lender_fd, to->proc.mem.fd);
+	if (r == 0 && sbx_dirty_peek_map(from, dirty) < 0)
 		r = -EIO;
-	for (uint64_t p = 0; r == 0 && p < vm->proc.mem.size / SBX_PAGE_SIZE;) {
+	for (uint64_t p = 0; r == 0 && p < pages;) {
 		if (!(dirty[p / 64] >> (p % 64) & 1)) {
 			p++;
 			continue;
 		}
 		uint64_t q = p + 1;
-		while (q < vm->proc.mem.size / SBX_PAGE_SIZE && (dirty[q / 64] >> (q % 64) & 1))
+		while (q < pages && (dirty[q / 64] >> (q % 64) & 1))
 			q++;
-		r = write_out(vm, fd, p * SBX_PAGE_SIZE, (q - p) * SBX_PAGE_SIZE);
+		r = write_out(from, to->proc.mem.fd, p * SBX_PAGE_SIZE, (q - p) * SBX_PAGE_SIZE);
 		p = q;
 	}
 	free(dirty);
-	if (r < 0) {
-		close(fd);
-		return sbx_fail(err, errlen, r, "copying a fork's child's RAM: %s", strerror(-r));
-	}
-	/* Its pages are counted from its memfd now: no write needs a fault for the log. In
-	 * that order (struct sbx_mem's lent): the keeper, which may be counting meanwhile, would
-	 * take a lent RAM without a log for all of --mem. */
-	r = sbx_mem_own(vm, fd, err, errlen);
-	sbx_dirty_stop(vm);
 	return r;
 }
 
-int64_t sbx_mem_unshare(struct sbx_vm *vm, char *err, size_t errlen)
+int sbx_mem_unshare_copy(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	struct stat st;
-	int old = vm->proc.mem.fd;
-	if (old < 0 || fstat(old, &st) < 0)
+	if (vm->proc.mem.fd < 0)
 		return sbx_fail(err, errlen, -EBADF, "the parent's RAM has no memfd");
 	int fd = ram_fd(vm->proc.mem.size, err, errlen);
 	if (fd < 0)
 		return fd;
-	int r = write_extents(vm, old, fd);
+	int r = write_extents(vm, vm->proc.mem.fd, fd);
 	if (r < 0) {
 		close(fd);
 		return sbx_fail(err, errlen, r, "copying a fork's parent's RAM: %s", strerror(-r));
+	}
+	return fd;
+}
+
+int64_t sbx_mem_unshare_commit(struct sbx_vm *vm, int fd, char *err, size_t errlen)
+{
+	struct stat st;
+	int old = vm->proc.mem.fd, r = write_out(vm, fd, 0, SBX_PT_ADDR);
+	if (r < 0 || fstat(old, &st) < 0) {
+		close(fd);
+		return sbx_fail(err, errlen, r < 0 ? r : -errno,
+				"copying a fork's parent's RAM: %s", strerror(r < 0 ? -r : errno));
 	}
 	if ((r = sbx_mem_own(vm, fd, err, errlen)) < 0)
 		return r;

@@ -499,9 +499,12 @@ struct sbx_vm {
 /* fork.c: child, made by sbx_core_new_child (boot.c: the parent's configuration and host
  * facts, nothing asked of the kernel that the confined monitor may not ask), becomes a copy of
  * parent stopped in the FORK request it is serving (seq, at the ring's tail): the same RAM,
- * vCPU state (RAM lent rather than copied when lend: a vfork's child, the parent stopped
- * meanwhile), image and ids; the request answered 0 in the child's ring. On the parent's vCPU
- * thread, which is out of KVM_RUN. 0 or -errno with err set. */
+ * vCPU state (RAM lent rather than copied when lend: SBX_LEND_WHOLE for a vfork's child, the
+ * parent stopped meanwhile; SBX_LEND_EXTENTS for a fork's, see sbx_mem_lend), image and ids;
+ * the request answered 0 in the child's ring. On the parent's vCPU thread, which is out of
+ * KVM_RUN. 0 or -errno with err set. */
+#define SBX_LEND_WHOLE 1
+#define SBX_LEND_EXTENTS 2
 int sbx_core_new_child(struct sbx_vm *parent, int lend, struct sbx_vm **out, char *err,
 		       size_t errlen);
 int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, char *err,
@@ -953,23 +956,33 @@ int sbx_kvm_is_pvm(void);
  * whether KVM can tell that (manual protection). */
 int64_t sbx_dirty_peek(struct sbx_vm *vm);
 int sbx_dirty_peekable(struct sbx_vm *vm);
-/* A vfork's child's RAM: its parent's, mapped privately (struct sbx_mem's lent). */
-int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, char *err, size_t errlen);
+/* The pages written since the log started (KVM's log and the monitor's marks) into bitmap,
+ * taking nothing away: 0, or -1 without a log with manual protection. */
+int sbx_dirty_peek_map(struct sbx_vm *vm, uint64_t *bitmap);
+/* A child's RAM: its parent's, mapped privately (struct sbx_mem's lent): the whole memfd
+ * (SBX_LEND_WHOLE), or its extents over anonymous memory (SBX_LEND_EXTENTS), so that the
+ * child's first touch of a hole allocates nothing in the parent's memfd: for a child that
+ * may run a while (a shmem hole's private fault allocates a page in the file; a vfork's
+ * child execs at once, and mapping the extents costs more than it saves there). */
+int sbx_mem_lend(struct sbx_vm *child, const struct sbx_vm *parent, int how, char *err,
+		 size_t errlen);
 /* A lent RAM's own memfd, made before an execve's point of no return (-1 when RAM is not lent,
  * -errno with err set), then mapped over it by sbx_mem_own, which takes fd in any case. */
 int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen);
 /* A fork's child lent its parent's RAM keeps the parent's memfd (lender_fd): 0 or -errno. */
 int sbx_mem_keep_lender(struct sbx_vm *child, const struct sbx_vm *parent);
-/* That child's RAM into a memfd of its own, as the child sees it: the lender's pages, the
- * pages the dirty log says it wrote (none without a log: a child that has not run) and the
- * low pages the fork wrote. No vCPU of it may run meanwhile. 0 (also when not lent) or
- * -errno with err set; on failure RAM is lost (zero pages: sbx_mem_own). */
-int sbx_mem_unlend(struct sbx_vm *vm, char *err, size_t errlen);
-/* The parent of such a child moves to a copy of its memfd, mapped in the same place, and
- * leaves the old one to the child: the bytes the old one holds, or -errno with err set (RAM
- * lost as above). The parent's vCPU may not run meanwhile. */
-int64_t sbx_mem_unshare(struct sbx_vm *vm, char *err, size_t errlen);
+/* The parent of such a child moves to a copy of its memfd and leaves the old one to the child,
+ * in two steps: a new memfd with the old one's extents copied from the parent's RAM (fd, or
+ * -errno with err set); then, with nothing writing into the parent's low pages meanwhile (the
+ * tree's lock held: signals, ppid), those pages copied again, the new memfd mapped over RAM
+ * in the same place and the old one closed: the bytes the old one holds, or -errno (RAM lost:
+ * zero pages, as sbx_mem_own). The parent's vCPU may not run meanwhile. */
+int sbx_mem_unshare_copy(struct sbx_vm *vm, char *err, size_t errlen);
+int64_t sbx_mem_unshare_commit(struct sbx_vm *vm, int fd, char *err, size_t errlen);
+/* A lent fork child's RAM as it sees it (low pages, its lender's extents, the pages its log
+ * says it wrote) into another VM's memfd: a fork of the lent child. 0 or -errno. */
+int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 /* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough
