@@ -143,6 +143,32 @@ int sbx_dirty_peekable(struct sbx_vm *vm)
 	       0;
 }
 
+void sbx_dirty_forget(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint64_t pages = vm->proc.mem.size / SBX_PAGE_SIZE, p0 = gpa / SBX_PAGE_SIZE,
+		 p1 = (gpa + len) / SBX_PAGE_SIZE;
+	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect || p0 >= p1 || p1 > pages)
+		return;
+	for (uint64_t p = p0; p < p1; p++)
+		__atomic_fetch_and(&vm->proc.mem.mon_dirty[p / 64], ~(1ull << (p % 64)),
+				   __ATOMIC_RELAXED);
+	/* KVM's range starts at a multiple of 64 pages; only the range's own bits are set. */
+	uint64_t first = p0 / 64 * 64, words = (p1 - first + 63) / 64;
+	uint64_t *bits = calloc(words, sizeof(uint64_t));
+	if (!bits)
+		return;
+	for (uint64_t p = p0; p < p1; p++)
+		bits[(p - first) / 64] |= 1ull << ((p - first) % 64);
+	struct kvm_clear_dirty_log cl = {.slot = 0,
+					 .first_page = first,
+					 .num_pages = (uint32_t)(words * 64),
+					 .dirty_bitmap = bits};
+	if (cl.first_page + cl.num_pages > pages)
+		cl.num_pages = (uint32_t)(pages - cl.first_page);
+	ioctl(vm->proc.kvm.vm_fd, KVM_CLEAR_DIRTY_LOG, &cl);
+	free(bits);
+}
+
 int sbx_dirty_peek_map(struct sbx_vm *vm, uint64_t *bitmap)
 {
 	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect)

@@ -58,7 +58,7 @@ int sbx_mem_create(struct sbx_vm *vm, uint64_t size, char *err, size_t errlen)
  * whole memfd would not do: the first touch of a hole allocates a page of zeros in the
  * memfd (shmem has no shared zero page for faults), so the child's new pages would grow its
  * parent's RAM as well as its own. */
-#define SBX_LEND_EXTENTS_MAX 1024
+#define SBX_LEND_EXTENTS_MAX 256
 static int lend_extents(uint8_t *p, int fd, uint64_t size)
 {
 	off_t at = 0, end = (off_t)size;

@@ -959,6 +959,9 @@ int sbx_dirty_peekable(struct sbx_vm *vm);
 /* The pages written since the log started (KVM's log and the monitor's marks) into bitmap,
  * taking nothing away: 0, or -1 without a log with manual protection. */
 int sbx_dirty_peek_map(struct sbx_vm *vm, uint64_t *bitmap);
+/* Whole pages of [gpa, gpa + len) the program gave back (zeros now): no longer dirty, in the
+ * log and the monitor's marks, so that a lent fork child's count of what it holds goes down. */
+void sbx_dirty_forget(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* A child's RAM: its parent's, mapped privately (struct sbx_mem's lent): the whole memfd
  * (SBX_LEND_WHOLE), or its extents over anonymous memory (SBX_LEND_EXTENTS), so that the
  * child's first touch of a hole allocates nothing in the parent's memfd: for a child that

@@ -188,10 +188,13 @@ Test(procs, socketpairs_connect_parent_and_child)
 /* A fork's child that does not exec first runs on its parent's RAM, which its parent, after
  * waiting a little, leaves to it for a copy of its own: neither sees the other's writes
  * (8 MiB and a word, written by the parent after its fork returned, while the child waited on
- * a pipe for it), a thread of the child and a grandchild see the child's. */
+ * a pipe for it), a thread of the child and a grandchild see the child's; and what it holds
+ * is counted towards --mem without counting a page twice. */
 Test(procs, a_fork_child_that_does_not_exec_keeps_its_memory_apart)
 {
 	same_as_native("forklend");
+	/* 128 MiB written and given back in turn by the lent child stay within --mem. */
+	e2e_sample_expect("procs", "--mem 64M", "forklend", 0, NULL);
 }
 
 Test(procs, many_children_are_all_reaped)
