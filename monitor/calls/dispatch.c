@@ -120,14 +120,13 @@ static int64_t hc_discard(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (vm->proc.mem.fd < 0) {
 		/* RAM is a private mapping of a snapshot (lazy restore): dropping pages would
 		 * bring the file's bytes back, so map fresh zero pages over them instead. */
-		void *p = mmap(vm->proc.mem.base + addr, len, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -errno;
-		/* A lent fork child holds these pages no more (its log counts what it holds). */
+		/* A lent fork child holds these pages no more (its log counts what it holds):
+		 * forgotten first, so that a write racing the discard is logged again. */
 		if (vm->proc.mem.lender_fd >= 3)
 			sbx_dirty_forget(vm, addr, len);
-		return 0;
+		void *p = mmap(vm->proc.mem.base + addr, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		return p == MAP_FAILED ? -errno : 0;
 	}
 	if (fallocate(vm->proc.mem.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)addr,
 		      (off_t)len) < 0)

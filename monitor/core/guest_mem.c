@@ -218,6 +218,16 @@ int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to)
 	return r;
 }
 
+uint64_t sbx_mem_view_bytes(struct sbx_vm *vm)
+{
+	struct stat st;
+	int64_t n = sbx_dirty_peek(vm);
+	uint64_t lender = vm->proc.mem.lender_fd >= 3 && fstat(vm->proc.mem.lender_fd, &st) == 0
+			      ? (uint64_t)st.st_blocks * 512
+			      : vm->proc.mem.size;
+	return lender + (n > 0 ? (uint64_t)n * SBX_PAGE_SIZE : 0) + SBX_PT_ADDR;
+}
+
 int sbx_mem_unshare_copy(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	if (vm->proc.mem.fd < 0)

@@ -986,6 +986,9 @@ int64_t sbx_mem_unshare_commit(struct sbx_vm *vm, int fd, char *err, size_t errl
 /* A lent fork child's RAM as it sees it (low pages, its lender's extents, the pages its log
  * says it wrote) into another VM's memfd: a fork of the lent child. 0 or -errno. */
 int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to);
+/* What that copy can hold at most: the lender's bytes, the pages logged, the low pages. On
+ * the lent child's own thread (its lender_fd stays open). */
+uint64_t sbx_mem_view_bytes(struct sbx_vm *vm);
 /* Pages of guest RAM the host holds (non-holes of the memfd). */
 uint64_t sbx_resident_pages(struct sbx_vm *vm);
 /* The same in bytes, as the host's memory accounting has it (the memfd's blocks: cheap enough

@@ -872,10 +872,10 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *in
 
 static int signal_waiting(struct sbx_vm *vm);
 
-/* A fork's parent waits for its lent child to exec, end, or take a copy of its own, for
- * SBX_LEND_WAIT_NS at most, or until a signal comes for it; then, if the child still reads
- * its memfd, it moves to a copy (sbx_mem_unshare) and leaves that memfd to the child, which
- * counts it from then. Its next forks copy at once. */
+/* A fork's parent waits for its lent child to exec or end, for SBX_LEND_WAIT_NS at most, or
+ * until a signal comes for it; then, if the child still reads its memfd, it moves to a copy
+ * (sbx_mem_unshare_copy, _commit) and leaves that memfd to the child, which counts it from
+ * then. Its next forks copy at once. */
 static void lend_wait(struct sbx_vm *vm, uint32_t pid)
 {
 	struct sbx_procs *t = vm->procs;
@@ -968,7 +968,10 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Below SBX_LEND_MIN the copy costs less than the lend's log and mappings (~0.4 ms on
 	 * PVM: a 1.3 MiB parent's fork+exec+wait took 6.58 ms copied, 6.75 ms lent). */
 	struct sbx_pnode *me = self(vm);
-	uint64_t ram = sbx_mem_ram_bytes(vm);
+	/* A lent child's fork copies what it sees: the lender's memfd too. */
+	uint64_t ram = atomic_load(&vm->proc.mem.lent) && vm->proc.mem.lender_fd >= 3
+			   ? sbx_mem_view_bytes(vm)
+			   : sbx_mem_ram_bytes(vm);
 	int fork_lend = !(flags & SBX_CLONE_VFORK) && me && !me->lend_missed &&
 			ram >= SBX_LEND_MIN && vm->proc.mem.fd >= 0 &&
 			!vm->proc.mem.dirty_logging && sbx_threads_live(vm) == 0 &&
