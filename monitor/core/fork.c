@@ -30,15 +30,7 @@ static int copy_extent(struct sbx_vm *parent, struct sbx_vm *child, uint64_t at,
 		memcpy(child->proc.mem.base + at, parent->proc.mem.base + at, len);
 		return 0;
 	}
-	while (len) {
-		ssize_t n = pwrite(child->proc.mem.fd, parent->proc.mem.base + at,
-				   len > (1u << 30) ? (1u << 30) : len, (off_t)at);
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		at += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
+	return sbx_mem_write_out(parent, child->proc.mem.fd, at, len);
 }
 
 /* Only the pages the parent's RAM holds below end: a memfd's holes read as zeros and stay

@@ -150,9 +150,7 @@ int sbx_mem_keep_lender(struct sbx_vm *child, const struct sbx_vm *parent)
 	return 0;
 }
 
-/* [at, at + len) of RAM as vm sees it, into fd at the same offset: the kernel fills the new
- * pages without a fault each (fork.c's copy). */
-static int write_out(struct sbx_vm *vm, int fd, uint64_t at, uint64_t len)
+int sbx_mem_write_out(struct sbx_vm *vm, int fd, uint64_t at, uint64_t len)
 {
 	while (len) {
 		ssize_t n = pwrite(fd, vm->proc.mem.base + at, len > (1u << 30) ? (1u << 30) : len,
@@ -180,7 +178,7 @@ static int write_extents(struct sbx_vm *vm, int from, int to)
 		off_t h = lseek(from, d, SEEK_HOLE);
 		if (h < 0 || h > end)
 			h = end;
-		int r = write_out(vm, to, (uint64_t)d, (uint64_t)(h - d));
+		int r = sbx_mem_write_out(vm, to, (uint64_t)d, (uint64_t)(h - d));
 		if (r < 0)
 			return r;
 		at = h;
@@ -198,7 +196,7 @@ int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to)
 	if (!dirty)
 		return -ENOMEM;
 	/* The pages the fork wrote for it (before its log), its lender's, then its own writes. */
-	int r = write_out(from, to->proc.mem.fd, 0, SBX_PT_ADDR);
+	int r = sbx_mem_write_out(from, to->proc.mem.fd, 0, SBX_PT_ADDR);
 	if (r == 0)
 		r = write_extents(from, from->proc.mem.lender_fd, to->proc.mem.fd);
 	if (r == 0 && sbx_dirty_peek_map(from, dirty) < 0)
@@ -211,7 +209,8 @@ int sbx_mem_copy_view(struct sbx_vm *from, struct sbx_vm *to)
 		uint64_t q = p + 1;
 		while (q < pages && (dirty[q / 64] >> (q % 64) & 1))
 			q++;
-		r = write_out(from, to->proc.mem.fd, p * SBX_PAGE_SIZE, (q - p) * SBX_PAGE_SIZE);
+		r = sbx_mem_write_out(from, to->proc.mem.fd, p * SBX_PAGE_SIZE,
+				      (q - p) * SBX_PAGE_SIZE);
 		p = q;
 	}
 	free(dirty);
@@ -246,7 +245,7 @@ int sbx_mem_unshare_copy(struct sbx_vm *vm, char *err, size_t errlen)
 int64_t sbx_mem_unshare_commit(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
 	struct stat st;
-	int old = vm->proc.mem.fd, r = write_out(vm, fd, 0, SBX_PT_ADDR);
+	int old = vm->proc.mem.fd, r = sbx_mem_write_out(vm, fd, 0, SBX_PT_ADDR);
 	if (r < 0 || fstat(old, &st) < 0) {
 		close(fd);
 		return sbx_fail(err, errlen, r < 0 ? r : -errno,

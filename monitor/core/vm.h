@@ -975,6 +975,9 @@ int sbx_mem_own_fd(struct sbx_vm *vm, char *err, size_t errlen);
 int sbx_mem_own(struct sbx_vm *vm, int fd, char *err, size_t errlen);
 /* A fork's child lent its parent's RAM keeps the parent's memfd (lender_fd): 0 or -errno. */
 int sbx_mem_keep_lender(struct sbx_vm *child, const struct sbx_vm *parent);
+/* [at, at + len) of RAM as vm sees it, into the memfd fd at the same offset: the kernel fills
+ * the new pages without a fault each (a fork's copy). 0 or -errno. */
+int sbx_mem_write_out(struct sbx_vm *vm, int fd, uint64_t at, uint64_t len);
 /* The parent of such a child moves to a copy of its memfd and leaves the old one to the child,
  * in two steps: a new memfd with the old one's extents copied from the parent's RAM (fd, or
  * -errno with err set); then, with nothing writing into the parent's low pages meanwhile (the
