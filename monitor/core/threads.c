@@ -26,6 +26,7 @@ struct sbx_tvcpu {
 	uint32_t tail;
 	pthread_t thread;
 	int thread_started;
+	int launched;	 /* thread_started is set: its thread may enter the guest (thread_main) */
 	clockid_t clock; /* its host thread's CPU clock, for --cpu-time */
 	atomic_int clock_set;
 	struct sbx_upcall_state upcall;
@@ -553,6 +554,12 @@ static void *thread_main(void *arg)
 	struct sbx_tvcpu *t = arg;
 	struct sbx_vm *vm = t->vm;
 	sbx_cur_index = t->index;
+	/* Not into the guest before the kickers can see this thread: a hold (a PATCH on another
+	 * vCPU) that looked meanwhile would leave it running, and wait for ever in KVM_GET_REGS
+	 * on its vCPU (a restored run's threads are launched while others run: a live migration
+	 * hung so in CI). */
+	while (!__atomic_load_n(&t->launched, __ATOMIC_ACQUIRE))
+		syscall(SYS_futex, &t->launched, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	if (pthread_getcpuclockid(pthread_self(), &t->clock) == 0)
 		atomic_store(&t->clock_set, 1);
 	pin_threads(vm);
@@ -681,11 +688,14 @@ static int thread_launch(struct sbx_vm *vm, struct sbx_tvcpu *t)
 {
 	/* The kickers take no lock: thread_started is set once t->thread holds the new id. */
 	pthread_t id;
+	__atomic_store_n(&t->launched, 0, __ATOMIC_RELAXED);
 	int r = -pthread_create(&id, NULL, thread_main, t);
 	if (r < 0)
 		return r;
 	t->thread = id;
 	__atomic_store_n(&t->thread_started, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->launched, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &t->launched, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	atomic_fetch_add(&vm->proc.threads.launches, 1);
 	if (atomic_load(&vm->life.stopping)) {
 		t->run->immediate_exit = 1;
