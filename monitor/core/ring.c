@@ -33,21 +33,26 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
  * thread would serve the request's slot meanwhile)? */
 static __thread int ring_may_release, ring_released;
 
-int sbx_ring_release(struct sbx_vm *vm)
+int sbx_ring_release_on(struct sbx_vm *vm, pthread_cond_t *cond)
 {
 	if (!ring_may_release)
 		return 0;
 	ring_released = 1;
 	pthread_mutex_unlock(&vm->proc.ring.lock);
-	sbx_vcpu_waiting(vm, 1);
+	sbx_vcpu_waiting(vm, 1, cond);
 	return 1;
+}
+
+int sbx_ring_release(struct sbx_vm *vm)
+{
+	return sbx_ring_release_on(vm, NULL);
 }
 
 void sbx_ring_reacquire(struct sbx_vm *vm, int released)
 {
 	if (!released)
 		return;
-	sbx_vcpu_waiting(vm, 0);
+	sbx_vcpu_waiting(vm, 0, NULL);
 	pthread_mutex_lock(&vm->proc.ring.lock);
 }
 

@@ -333,11 +333,17 @@ static struct sbx_tlb_cpu *cpu_of(struct sbx_vm *vm, int index)
 	return t ? &t->tlb : NULL;
 }
 
-void sbx_vcpu_waiting(struct sbx_vm *vm, int on)
+void sbx_vcpu_waiting(struct sbx_vm *vm, int on, pthread_cond_t *cond)
 {
 	struct sbx_tlb_cpu *c = cpu_of(vm, sbx_cur_index);
-	if (c)
-		atomic_store(&c->waiting, on);
+	if (!c)
+		return;
+	/* The condition is there before the wait is seen, and the wait gone before it goes. */
+	if (on)
+		atomic_store(&c->wait_cond, cond);
+	atomic_store(&c->waiting, on);
+	if (!on)
+		atomic_store(&c->wait_cond, NULL);
 }
 
 int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
@@ -367,6 +373,14 @@ int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 	if (atomic_load(&c->in_run)) {
 		run->immediate_exit = 1;
 		pthread_kill(thr, sbx_kick_signal());
+		return 0;
+	}
+	/* Waiting on a condition (wait4, a fork's parent): woken, it looks at its signals once it
+	 * has the condition's lock, which the caller may hold (a SIGCHLD's delivery): kicks
+	 * meanwhile would only be lost (they cost a child's end 2-4 ms each). */
+	pthread_cond_t *wc = atomic_load(&c->wait_cond);
+	if (wc && atomic_load(&c->waiting)) {
+		pthread_cond_broadcast(wc);
 		return 0;
 	}
 	/* Waiting on the host for the guest (a read of a pipe, a poll, an accept): the kick's

@@ -179,6 +179,10 @@ struct sbx_tlb_cpu {
 	/* Its thread waits on the host for the guest (a read of a pipe, a poll: ring_lock
 	 * released), where a kick's EINTR cuts the wait short for a signal to the thread. */
 	atomic_int waiting;
+	/* Set while that wait is on a condition variable instead (the process tree's: wait4, a
+	 * fork's parent): a kick broadcasts it, since a signal cannot end pthread_cond_wait, and
+	 * the waiter looks at its signals then. */
+	pthread_cond_t *_Atomic wait_cond;
 	/* A KICK that found the vCPU in the kernel looks again 200 us into the next KVM_RUN: a
 	 * one-shot timer of its own thread's, armed only for that KVM_RUN. */
 	timer_t rekick;
@@ -614,8 +618,9 @@ void sbx_threads_move_rip(struct sbx_vm *vm, uint64_t from, uint64_t to);
  * sbx_threads_limit may exist. */
 int sbx_thread_vcpu(struct sbx_vm *vm, unsigned i, int *fd, uint64_t *root, uint32_t *tid);
 unsigned sbx_threads_limit(struct sbx_vm *vm);
-/* The vCPU served on this thread begins (1) or ends (0) a wait on the host (ring.c). */
-void sbx_vcpu_waiting(struct sbx_vm *vm, int on);
+/* The vCPU served on this thread begins (1) or ends (0) a wait on the host (ring.c), on cond
+ * if not NULL (sbx_tlb_cpu.wait_cond). */
+void sbx_vcpu_waiting(struct sbx_vm *vm, int on, pthread_cond_t *cond);
 /* The threads' vCPUs are being ended (sbx_threads_stop, the run's end): a wait of a thread's
  * that no kick ends (wait4, a vfork's, SLEEP) must end. Never while vCPU 0 waits. */
 int sbx_threads_ending(struct sbx_vm *vm);
@@ -896,6 +901,8 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tail, int own);
  * thread may (sbx_ring_serve_at says when), so that other vCPUs' requests go on; 1 if it did.
  * The handler then touches no monitor state until sbx_ring_reacquire. */
 int sbx_ring_release(struct sbx_vm *vm);
+/* The same, for a wait on cond, which a kick for this vCPU then broadcasts. */
+int sbx_ring_release_on(struct sbx_vm *vm, pthread_cond_t *cond);
 void sbx_ring_reacquire(struct sbx_vm *vm, int released);
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);

@@ -754,10 +754,10 @@ static void unlink_node(struct sbx_procs *t, struct sbx_pnode *n)
 		}
 }
 
-/* A wait for the tree to change, tree lock held: 100 ms at most, since a kill of the waiter
- * does not signal the tree (the caller looks at its VM's stop each time). */
-/* Until the tree changes, or a while. A signal for the thread (intr) sets a word and kicks, which
- * cannot signal the condition: it is looked at every 10 ms. */
+/* Until the tree changes, tree lock held: 100 ms at most, since a kill of the waiter does not
+ * signal the tree (the caller looks at its VM's stop each time). A signal for the thread (intr)
+ * sets a word and kicks, which broadcasts the condition (sbx_ring_release_on); a kick from outside
+ * the tree's lock may come between the look and the wait: looked at every 10 ms. */
 static void wait_a_while(struct sbx_procs *t, const atomic_uint *intr)
 {
 	struct timespec dl;
@@ -845,7 +845,7 @@ static int interrupted(const atomic_uint *intr)
 static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *intr)
 {
 	struct sbx_procs *t = vm->procs;
-	int released = sbx_ring_release(vm);
+	int released = sbx_ring_release_on(vm, &t->cond);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
@@ -879,7 +879,7 @@ static int signal_waiting(struct sbx_vm *vm);
 static void lend_wait(struct sbx_vm *vm, uint32_t pid)
 {
 	struct sbx_procs *t = vm->procs;
-	int released = sbx_ring_release(vm);
+	int released = sbx_ring_release_on(vm, &t->cond);
 	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + SBX_LEND_WAIT_NS;
 	int still = 0;
 	pthread_mutex_lock(&t->lock);
@@ -1127,7 +1127,7 @@ static int64_t do_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* A signal for this thread (tgkill, another thread's execve) ends the wait too: the
 	 * kernel waits again unless the signal is one that interrupts. */
 	const atomic_uint *intr = intr_word(vm, s->u.a[3]);
-	int released = sbx_ring_release(vm);
+	int released = sbx_ring_release_on(vm, &t->cond);
 	int64_t r = 0;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
