@@ -219,7 +219,7 @@ void sbx_threads_hold(struct sbx_vm *vm)
 	 * hold) none is started. */
 	for (unsigned i = 1; i < th->nv && i < SBX_MAX_VCPUS; i++) {
 		struct sbx_tvcpu *t = __atomic_load_n(&th->v[i], __ATOMIC_ACQUIRE);
-		if (t && __atomic_load_n(&t->thread_started, __ATOMIC_ACQUIRE))
+		if (t && __atomic_load_n(&t->thread_started, __ATOMIC_SEQ_CST))
 			kick_out(&t->tlb, t->run, t->thread, UINT64_MAX, &vm->proc.threads.end);
 	}
 }
@@ -377,11 +377,14 @@ int sbx_vcpu_kick(struct sbx_vm *vm, unsigned index)
 	}
 	/* Waiting on a condition (wait4, a fork's parent): woken, it looks at its signals once it
 	 * has the condition's lock, which the caller may hold (a SIGCHLD's delivery): kicks
-	 * meanwhile would only be lost (they cost a child's end 2-4 ms each). */
-	pthread_cond_t *wc = atomic_load(&c->wait_cond);
-	if (wc && atomic_load(&c->waiting)) {
+	 * meanwhile would only be lost (they cost a child's end 2-4 ms each). Read in the order
+	 * opposite to the waiter's writes, and again after the broadcast: a waiter that has gone
+	 * on to a wait a signal ends (a pipe's read) gets the signals below. */
+	pthread_cond_t *wc = atomic_load(&c->waiting) ? atomic_load(&c->wait_cond) : NULL;
+	if (wc) {
 		pthread_cond_broadcast(wc);
-		return 0;
+		if (atomic_load(&c->waiting) && atomic_load(&c->wait_cond) == wc)
+			return 0;
 	}
 	/* Waiting on the host for the guest (a read of a pipe, a poll, an accept): the kick's
 	 * EINTR ends the wait, and the guest kernel, seeing the signal, returns EINTR or
