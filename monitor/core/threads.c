@@ -761,14 +761,20 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	if (again)
 		tvcpu_again(th, t);
 	ring_take(vm, t);
-	r = thread_launch(vm, t);
-	if (r < 0) {
-		snprintf(err, sizeof(err), "cannot start a host thread: %s", strerror(-r));
-		goto fail;
-	}
-	th->v[index] = t;
+	/* Where holds, kicks and stops see it before its thread may enter the guest (it waits for
+	 * `launched`): published after, a stop's kick or a hold from outside ring_lock could miss
+	 * it running. Once there it stays, with no thread if the launch fails (a later
+	 * THREAD_START takes it again): the kickers read the table without the lock. */
+	__atomic_store_n(&th->v[index], t, __ATOMIC_RELEASE);
 	if (index >= th->nv)
 		th->nv = index + 1;
+	r = thread_launch(vm, t);
+	if (r < 0) {
+		sbx_log(vm, 0, "thread %u not started: cannot start a host thread: %s", index,
+			strerror(-r));
+		r = r == -ENOMEM ? r : -EAGAIN;
+		goto out;
+	}
 	if (!again)
 		atomic_fetch_add(&th->started, 1);
 	/* The first thread of the image, or of a run from a snapshot (sbx_threads_reset). */
