@@ -3,7 +3,8 @@
  *   cputime sleep MS   nanosleep MS milliseconds
  *   cputime poll MS    poll stdin for MS milliseconds (give it a pipe nobody writes to)
  *   cputime read       print "reading", then read stdin to its end
- *   cputime busy MS    compute until CLOCK_MONOTONIC has moved MS milliseconds
+ *   cputime busy MS    compute until the process's CPU clock has moved MS milliseconds (on
+ *                      a loaded host that takes longer: another thread's time is not its)
  * then "process N", "thread N" (clock_gettime), "rusage N" (ru_utime + ru_stime), "times N"
  * (tms_utime + tms_stime), "clock N" (clock()), one a line, and "span cpu N wall N": the CPU
  * time and the CLOCK_MONOTONIC time that passed from the start of main() to here. */
@@ -48,8 +49,8 @@ int main(int argc, char **argv)
 		while (read(0, buf, sizeof(buf)) > 0)
 			;
 	} else if (strcmp(argv[1], "busy") == 0) {
-		long end = clock_ms(CLOCK_MONOTONIC) + ms;
-		while (clock_ms(CLOCK_MONOTONIC) < end)
+		long end = clock_ms(CLOCK_PROCESS_CPUTIME_ID) + ms;
+		while (clock_ms(CLOCK_PROCESS_CPUTIME_ID) < end)
 			for (int i = 0; i < 10000; i++)
 				cputime_sink += (unsigned long)i;
 	} else {

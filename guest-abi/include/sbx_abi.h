@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 22
+#define SBX_ABI_MINOR 23
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -414,8 +414,22 @@ struct sbx_bootinfo {
 	/* 1.22: OUT: patch records [0, patch_limit) at SBX_PATCH_ADDR are the kernel's to hand
 	 * out; those above hold the cpuid sites the monitor rewrote at load. 0: all of them. */
 	uint32_t patch_limit;
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4];
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4 - 64];
+	/* 1.23: KVM's, not the monitor's: vCPU 0's steal time (MSR_KVM_STEAL_TIME's record), the
+	 * nanoseconds its host thread waited for a CPU while it had work, added by KVM as the
+	 * vCPU enters the guest. The CPU-time clocks subtract it. The monitor zeroes it with the
+	 * page (a new image), and a fork copies it as it copies idle_ns. All zero where the host
+	 * keeps no steal time. */
+	struct sbx_steal {
+		uint64_t steal;
+		uint32_t version;
+		uint32_t flags;
+		uint8_t preempted;
+		uint8_t pad[47];
+	} steal;
 };
+_Static_assert(sizeof(struct sbx_steal) == 64, "KVM's struct kvm_steal_time");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, steal) == 4032, "steal: 64-byte aligned");
 _Static_assert(sizeof(struct sbx_bootinfo) == 4096, "bootinfo is one page");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, max_threads) == 968, "1.7 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, xfeatures) == SBX_BOOT_XFEATURES,

@@ -63,8 +63,14 @@ static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int ki
 	int64_t ns = sbx_clock_now(b, kind);
 	/* The guest runs alone on its vCPU, so its CPU time is its run time less the time it
 	 * waited on the host (idle_ns: sleeps, polls, blocking reads; ring.c keeps it). */
-	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID)
+	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID) {
 		ns -= b->start_ns + (int64_t)b->idle_ns;
+		/* And the time its host thread waited for a host CPU (KVM's steal time): the CPU
+		 * time the monitor counts (wait4's rusage) is its thread's. Never below zero. */
+		int64_t st = (int64_t)b->steal.steal;
+		if (st > 0)
+			ns = st < ns ? ns - st : 0;
+	}
 	return ns;
 }
 

@@ -29,13 +29,21 @@ void k_doorbell(void)
  * stay correct across a restore (everything is in guest RAM, in nanoseconds), are still read
  * without an exit (vDSO too), and never go back although the two sides' clocks differ by a
  * few parts per million. */
-static void k_account_wait(uint64_t tsc_start)
+static void k_account_wait(uint64_t tsc_start, uint64_t steal_start)
 {
 	uint64_t w = BOOT->waited_ns, d = w - k_waited_seen, t = k_rdtsc();
 	uint64_t cap = t > tsc_start
 			   ? (uint64_t)(((unsigned __int128)(t - tsc_start) * BOOT->tsc_mult) >> 32)
 			   : 0;
-	BOOT->idle_ns += d < cap ? d : cap;
+	uint64_t idle = d < cap ? d : cap;
+	/* What of it the vCPU's host thread spent waiting for a CPU (its wake-up, on a loaded
+	 * host) is steal time, which the clocks subtract too (1.23): not twice, or they would go
+	 * back. vCPU 0's record only. */
+	if (K_CPU->index == 0) {
+		uint64_t st = BOOT->steal.steal - steal_start;
+		idle = st < idle ? idle - st : 0;
+	}
+	BOOT->idle_ns += idle;
 	k_waited_seen = w;
 }
 
@@ -45,7 +53,7 @@ static long k_submit(volatile struct sbx_slot *s, int unlocked)
 {
 	uint32_t depth = unlocked ? k_unlock_all() : 0;
 	volatile struct sbx_ring *r = RING;
-	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc();
+	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc(), steal_start = BOOT->steal.steal;
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;
@@ -70,7 +78,7 @@ static long k_submit(volatile struct sbx_slot *s, int unlocked)
 	long ret = s->ret;
 	k_relock(depth);
 	if (BOOT->waited_ns != k_waited_seen)
-		k_account_wait(tsc_start);
+		k_account_wait(tsc_start, steal_start);
 	return ret;
 }
 
@@ -124,7 +132,7 @@ static long call_own(uint32_t nr, const uint64_t *args, unsigned nargs, int keep
 	s->pad = SBX_SLOT_OWN;
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = i < nargs ? args[i] : 0;
-	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc();
+	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc(), steal_start = BOOT->steal.steal;
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;
@@ -136,7 +144,7 @@ static long call_own(uint32_t nr, const uint64_t *args, unsigned nargs, int keep
 	long ret = s->ret;
 	k_relock(depth);
 	if (depth && BOOT->waited_ns != k_waited_seen)
-		k_account_wait(tsc_start);
+		k_account_wait(tsc_start, steal_start);
 	return ret;
 }
 

@@ -165,6 +165,9 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	child->proc.threads.ncpus = parent->proc.threads.ncpus;
 	child->proc.image = parent->proc.image;
 	child->proc.other_image = parent->proc.other_image;
+	/* The record is in the copied boot page: its count goes on from the parent's, as
+	 * idle_ns's does. */
+	sbx_x86_steal_time(child, child->proc.vcpu.fd);
 	memcpy(child->proc.cwd, parent->proc.cwd, sizeof(child->proc.cwd));
 	child->host = parent->host;
 	child->opts = parent->opts;

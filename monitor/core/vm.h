@@ -167,6 +167,7 @@ struct sbx_kvm {
 	char err[256];
 	struct sbx_xstate xs;	  /* what this host offers (xstate.c) */
 	struct kvm_cpuid2 *cpuid; /* what vCPU 0 was given: every thread's vCPU gets the same */
+	int steal_told;		  /* sbx_x86_steal_time's refusal was logged */
 };
 
 /* A vCPU as the other threads see it (threads.c): whether it may be running the guest now,
@@ -869,6 +870,11 @@ int sbx_x86_set_cpuid(struct sbx_vm *vm, char *err, size_t errlen);
  * (after CR4 and XCR0 are set, and again whenever XCR0 changes). 0 or -errno. */
 int sbx_x86_publish_cpuid(struct sbx_vm *vm, int fd);
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
+/* KVM's steal time for vCPU fd into the boot page (struct sbx_bootinfo's steal), which the
+ * guest's CPU-time clocks subtract: 0, or -EOPNOTSUPP (said once at -v; the clocks then count
+ * the time the vCPU waited for a host CPU, as before). vCPU 0's only: a thread's CPU time is
+ * its process's. */
+int sbx_x86_steal_time(struct sbx_vm *vm, int fd);
 /* Restarts the vCPU that stopped the run (sbx_fault_fd: vCPU 0 or a thread's) at rip/rsp at the
  * program's privilege level (after an exception left it in the kernel's CPL0 exception entry). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);

@@ -420,6 +420,26 @@ int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r)
 	return ioctl(fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
 }
 
+#define MSR_KVM_STEAL_TIME 0x4b564d03
+
+int sbx_x86_steal_time(struct sbx_vm *vm, int fd)
+{
+	/* A kernel before 1.23 (a snapshot's) has reserved bytes there, and reads nothing. */
+	uint32_t abi = vm->proc.image.khdr.abi_version;
+	if (!sbx_abi_ok(abi) || (abi & 0xffff) < 23)
+		return -EOPNOTSUPP;
+	uint32_t idx = MSR_KVM_STEAL_TIME;
+	uint64_t val = (SBX_BOOTINFO_ADDR + offsetof(struct sbx_bootinfo, steal)) | 1;
+	int r = sbx_kvm_msrs_fd(fd, 1, &idx, &val, 1) == 1 ? 0 : -EOPNOTSUPP;
+	if (r < 0 && !vm->proc.kvm.steal_told) {
+		vm->proc.kvm.steal_told = 1;
+		sbx_log(vm, 1,
+			"steal time: off (KVM refused MSR_KVM_STEAL_TIME): the guest's CPU-time "
+			"clocks count the time its vCPU waited for a host CPU");
+	}
+	return r;
+}
+
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	int r, fd = vm->proc.vcpu.fd;
@@ -428,6 +448,7 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	    (r = set_fpu_xcr(vm, vm->proc.vcpu.xcr0, err, errlen)) < 0 ||
 	    (r = set_regs(fd, vm->proc.image.img.entry, vm->proc.image.entry_rsp, err, errlen)) < 0)
 		return r;
+	sbx_x86_steal_time(vm, fd);
 	sbx_set_guest_root(vm, SBX_PT_ADDR);
 	return 0;
 }

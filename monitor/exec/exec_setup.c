@@ -84,6 +84,7 @@ static void set_clock(struct sbx_exec *x)
 	b->monotonic_ns = 1000000000ll;
 	b->start_ns = b->monotonic_ns;
 	b->idle_ns = 0; /* CPU time too starts at zero (waited_ns goes on, as the kernel saw it) */
+	b->steal.steal = 0; /* KVM adds to it what comes next (1.23) */
 	b->clock_seq += 2;
 }
 

@@ -332,6 +332,9 @@ static void vcpu_write(struct sbx_vm *vm, struct sbx_sio *io, struct vcpu_state 
 	if (!io->err && v->main && !reset && sbx_abi_ok(vm->proc.image.khdr.abi_version) &&
 	    (vm->proc.image.khdr.abi_version & 0xffff) >= 22)
 		sbx_x86_publish_cpuid(vm, v->fd);
+	/* KVM's steal-time record is the vCPU's, not the snapshot's: given again (1.23). */
+	if (!io->err && v->main && !reset)
+		sbx_x86_steal_time(vm, v->fd);
 }
 
 static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main, int reset,

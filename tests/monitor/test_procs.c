@@ -178,6 +178,34 @@ Test(procs, children_s_cpu_time_reaches_rusage_and_times)
 	same_as_native("rusage");
 }
 
+/* The CPU-time clocks leave out the time the vCPU's host thread waited for a host CPU (KVM's
+ * steal time): with a busy loop on the one host CPU the sandbox may use, the child that burns
+ * 0.2 s of its CPU clock, and its own child that does too, are 0.4 s of CPU to wait4 (the
+ * monitor counts their threads' host CPU time), where the clock alone had said 0.2 s of it. */
+Test(procs, cpu_time_leaves_out_the_time_another_host_thread_ran)
+{
+	e2e_need_kvm();
+	char path[512];
+	const char *bin = e2e_sample_binary("procs", "glibc", path, sizeof(path));
+	cr_assert(bin);
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd,
+			   "C=$(taskset -cp $$ | sed 's/.*: //; s/[-,].*//'); "
+			   "taskset -c $C sh -c 'while :; do :; done' & H=$!; "
+			   "taskset -c $C %s -v %s rusage 2>&1; kill $H",
+			   SANDBOX, bin) > 0);
+	int st;
+	char *o = e2e_slurp(cmd, &st);
+	free(cmd);
+	if (strstr(o, "steal time: off")) {
+		free(o);
+		cr_skip_test("the host's KVM keeps no steal time (MSR_KVM_STEAL_TIME refused)");
+	}
+	cr_expect(strstr(o, "wait4: the child, status 3, CPU 0.4 s"), "%s", o);
+	cr_expect(strstr(o, "RUSAGE_CHILDREN: CPU 0.4 s"), "%s", o);
+	free(o);
+}
+
 /* A stream pair between parent and child (recv, MSG_DONTWAIT, MSG_PEEK, sendmsg and recvmsg
  * of vectors, shutdown, EPIPE with MSG_NOSIGNAL), datagrams, and the errors around them. */
 Test(procs, socketpairs_connect_parent_and_child)
