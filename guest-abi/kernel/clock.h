@@ -66,9 +66,11 @@ static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int ki
 	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID) {
 		ns -= b->start_ns + (int64_t)b->idle_ns;
 		/* And the time its host thread waited for a host CPU (KVM's steal time): the CPU
-		 * time the monitor counts (wait4's rusage) is its thread's. Never below zero. */
+		 * time the monitor counts (wait4's rusage) is its thread's. Never below zero. Only
+		 * while the image has one thread: vCPU 0 also waits while its siblings run on the
+		 * host CPUs the sandbox has (--cpus 1), which is the process's CPU time. */
 		int64_t st = (int64_t)b->steal.steal;
-		if (st > 0)
+		if (st > 0 && !b->threads_started)
 			ns = st < ns ? ns - st : 0;
 	}
 	return ns;

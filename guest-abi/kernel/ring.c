@@ -38,8 +38,8 @@ static void k_account_wait(uint64_t tsc_start, uint64_t steal_start)
 	uint64_t idle = d < cap ? d : cap;
 	/* What of it the vCPU's host thread spent waiting for a CPU (its wake-up, on a loaded
 	 * host) is steal time, which the clocks subtract too (1.23): not twice, or they would go
-	 * back. vCPU 0's record only. */
-	if (K_CPU->index == 0) {
+	 * back. vCPU 0's record, while it is the only thread (clock.h). */
+	if (K_CPU->index == 0 && !BOOT->threads_started) {
 		uint64_t st = BOOT->steal.steal - steal_start;
 		idle = st < idle ? idle - st : 0;
 	}

@@ -768,6 +768,10 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 	__atomic_store_n(&th->v[index], t, __ATOMIC_RELEASE);
 	if (index >= th->nv)
 		th->nv = index + 1;
+	/* Counted with it: the ends, stops and resets that join threads look only when some
+	 * vCPU beyond 0 was ever made, and a later launch of this entry is an `again`. */
+	if (!again)
+		atomic_fetch_add(&th->started, 1);
 	r = thread_launch(vm, t);
 	if (r < 0) {
 		sbx_log(vm, 0, "thread %u not started: cannot start a host thread: %s", index,
@@ -775,8 +779,6 @@ int sbx_thread_start(struct sbx_vm *vm, uint32_t index, uint64_t cr3, uint64_t r
 		r = r == -ENOMEM ? r : -EAGAIN;
 		goto out;
 	}
-	if (!again)
-		atomic_fetch_add(&th->started, 1);
 	/* The first thread of the image, or of a run from a snapshot (sbx_threads_reset). */
 	if (!atomic_load(&vm->proc.ring.retired))
 		first_thread(vm);
