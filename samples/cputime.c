@@ -4,7 +4,8 @@
  *   cputime poll MS    poll stdin for MS milliseconds (give it a pipe nobody writes to)
  *   cputime read       print "reading", then read stdin to its end
  *   cputime busy MS    compute until the process's CPU clock has moved MS milliseconds (on
- *                      a loaded host that takes longer: another thread's time is not its)
+ *                      a loaded host that takes longer: another thread's time is not its),
+ *                      then print "backwards N": how many of its reads went back
  * then "process N", "thread N" (clock_gettime), "rusage N" (ru_utime + ru_stime), "times N"
  * (tms_utime + tms_stime), "clock N" (clock()), one a line, and "span cpu N wall N": the CPU
  * time and the CLOCK_MONOTONIC time that passed from the start of main() to here. */
@@ -20,11 +21,16 @@
 /* A global so the busy loop is not optimised away (and clang does not call it unused). */
 static volatile unsigned long cputime_sink;
 
-static long clock_ms(clockid_t c)
+static long clock_ns(clockid_t c)
 {
 	struct timespec t;
 	clock_gettime(c, &t);
-	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (long)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static long clock_ms(clockid_t c)
+{
+	return clock_ns(c) / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -49,10 +55,15 @@ int main(int argc, char **argv)
 		while (read(0, buf, sizeof(buf)) > 0)
 			;
 	} else if (strcmp(argv[1], "busy") == 0) {
-		long end = clock_ms(CLOCK_PROCESS_CPUTIME_ID) + ms;
-		while (clock_ms(CLOCK_PROCESS_CPUTIME_ID) < end)
+		long now = clock_ns(CLOCK_PROCESS_CPUTIME_ID), end = now + ms * 1000000, back = 0;
+		while (now < end) {
 			for (int i = 0; i < 10000; i++)
 				cputime_sink += (unsigned long)i;
+			long t = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+			back += t < now;
+			now = t > now ? t : now;
+		}
+		printf("backwards %ld\n", back);
 	} else {
 		return 2;
 	}

@@ -418,8 +418,9 @@ struct sbx_bootinfo {
 	/* 1.23: KVM's, not the monitor's: vCPU 0's steal time (MSR_KVM_STEAL_TIME's record), the
 	 * nanoseconds its host thread waited for a CPU while it had work, added by KVM as the
 	 * vCPU enters the guest. The CPU-time clocks subtract it while threads_started is 0. The
-	 * monitor zeroes it with the page (a new image), and a fork copies it as it copies
-	 * idle_ns. All zero where the host keeps no steal time. */
+	 * monitor zeroes it with the page (a new image), at a repeated run's reset, and in a fork
+	 * child of a parent with threads; a fork copies it otherwise, as it copies idle_ns. All
+	 * zero where the host keeps no steal time. */
 	struct sbx_steal {
 		uint64_t steal;
 		uint32_t version;

@@ -60,20 +60,28 @@ static inline int sbx_clock_kind(uint64_t id)
 
 static inline int64_t sbx_clock_ns(const volatile struct sbx_bootinfo *b, int kind, uint64_t id)
 {
-	int64_t ns = sbx_clock_now(b, kind);
+	if (id != SBX_CLOCK_PROCESS_CPUTIME_ID && id != SBX_CLOCK_THREAD_CPUTIME_ID)
+		return sbx_clock_now(b, kind);
 	/* The guest runs alone on its vCPU, so its CPU time is its run time less the time it
-	 * waited on the host (idle_ns: sleeps, polls, blocking reads; ring.c keeps it). */
-	if (id == SBX_CLOCK_PROCESS_CPUTIME_ID || id == SBX_CLOCK_THREAD_CPUTIME_ID) {
-		ns -= b->start_ns + (int64_t)b->idle_ns;
-		/* And the time its host thread waited for a host CPU (KVM's steal time): the CPU
-		 * time the monitor counts (wait4's rusage) is its thread's. Never below zero. Only
-		 * while the image has one thread: vCPU 0 also waits while its siblings run on the
-		 * host CPUs the sandbox has (--cpus 1), which is the process's CPU time. */
+	 * waited on the host (idle_ns: sleeps, polls, blocking reads; ring.c keeps it), and less
+	 * the time its host thread waited for a host CPU (KVM's steal time): the CPU time the
+	 * monitor counts (wait4's rusage) is its thread's. Never below zero. The steal only while
+	 * the image has one thread: vCPU 0 also waits while its siblings run on the host CPUs the
+	 * sandbox has (--cpus 1), which is the process's CPU time. The time and the steal are
+	 * read with no preemption between them (KVM adds it as the vCPU comes back), or the
+	 * clock would go back by it. */
+	for (;;) {
+		uint64_t st0 = b->steal.steal;
+		__asm__ volatile("" ::: "memory");
+		int64_t ns = sbx_clock_now(b, kind) - (b->start_ns + (int64_t)b->idle_ns);
+		__asm__ volatile("" ::: "memory");
 		int64_t st = (int64_t)b->steal.steal;
+		if ((uint64_t)st != st0)
+			continue;
 		if (st > 0 && !b->threads_started)
 			ns = st < ns ? ns - st : 0;
+		return ns;
 	}
-	return ns;
 }
 
 #endif

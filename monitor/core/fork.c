@@ -167,6 +167,7 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	child->proc.other_image = parent->proc.other_image;
 	/* The record is in the copied boot page: its count goes on from the parent's, as
 	 * idle_ns's does. */
+	child->proc.kvm.steal_told = parent->proc.kvm.steal_told;
 	sbx_x86_steal_time(child, child->proc.vcpu.fd);
 	memcpy(child->proc.cwd, parent->proc.cwd, sizeof(child->proc.cwd));
 	child->host = parent->host;
@@ -199,6 +200,10 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	b->sid = child->proc.sid;
 	b->sig_incoming = 0;
 	b->children_cpu_ns = b->children_maxrss_kib = 0; /* a new process has reaped none */
+	/* A parent with threads did not subtract its steal (clock.h); its child, one thread,
+	 * would subtract all of it: it counts its own from here. */
+	if (b->threads_started)
+		b->steal.steal = 0;
 	b->flags &= ~SBX_FORK_DROPS;
 	memset(b->nosys_count, 0, sizeof(b->nosys_count));
 	return 0;

@@ -430,14 +430,15 @@ int sbx_x86_steal_time(struct sbx_vm *vm, int fd)
 		return -EOPNOTSUPP;
 	uint32_t idx = MSR_KVM_STEAL_TIME;
 	uint64_t val = (SBX_BOOTINFO_ADDR + offsetof(struct sbx_bootinfo, steal)) | 1;
-	int r = sbx_kvm_msrs_fd(fd, 1, &idx, &val, 1) == 1 ? 0 : -EOPNOTSUPP;
-	if (r < 0 && !vm->proc.kvm.steal_told) {
+	int n = sbx_kvm_msrs_fd(fd, 1, &idx, &val, 1);
+	if (n != 1 && !vm->proc.kvm.steal_told) {
 		vm->proc.kvm.steal_told = 1;
 		sbx_log(vm, 1,
-			"steal time: off (KVM refused MSR_KVM_STEAL_TIME): the guest's CPU-time "
-			"clocks count the time its vCPU waited for a host CPU");
+			"steal time: off (KVM_SET_MSRS of MSR_KVM_STEAL_TIME: %s): the guest's "
+			"CPU-time clocks count the time its vCPU waited for a host CPU",
+			n < 0 ? strerror(-n) : "refused");
 	}
-	return r;
+	return n == 1 ? 0 : -EOPNOTSUPP;
 }
 
 int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)

@@ -410,6 +410,11 @@ Test(e2e, cpu_time_leaves_out_waiting)
 		 * longer on a loaded host (the time another host thread ran is not the guest's). */
 		snprintf(cmd, sizeof(cmd), SANDBOX " " SAMPLES "cputime-%s busy 300", libcs[l]);
 		cpu_times(cmd, 0, 200);
+		struct out o;
+		run(cmd, &o);
+		cr_expect(strstr(o.data, "backwards 0\n"), "%s: the CPU clock went back\n%s", cmd,
+			  o.data);
+		free(o.data);
 	}
 }
 
