@@ -119,15 +119,29 @@ int64_t sbx_dirty_collect_keep(struct sbx_vm *vm, uint64_t *bitmap, int take_mon
 	return n;
 }
 
+/* Bits [p0, p1) of a page bitmap set (or cleared), a word at a time: an execve marks all of
+ * RAM (65,536 pages for 256 MiB) in 1,024 operations, not one a page. */
+static void bits_range(uint64_t *map, uint64_t p0, uint64_t p1, int set)
+{
+	while (p0 < p1) {
+		uint64_t n = 64 - p0 % 64 < p1 - p0 ? 64 - p0 % 64 : p1 - p0;
+		uint64_t mask = (n == 64 ? ~0ull : (1ull << n) - 1) << (p0 % 64);
+		if (set)
+			__atomic_fetch_or(&map[p0 / 64], mask, __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_and(&map[p0 / 64], ~mask, __ATOMIC_RELAXED);
+		p0 += n;
+	}
+}
+
 void sbx_mem_dirty(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	if (!atomic_load_explicit(&vm->proc.mem.tracking, memory_order_relaxed) || !len ||
 	    gpa >= vm->proc.mem.size)
 		return;
-	uint64_t end = gpa + len > vm->proc.mem.size ? vm->proc.mem.size : gpa + len;
-	for (uint64_t p = gpa / SBX_PAGE_SIZE; p <= (end - 1) / SBX_PAGE_SIZE; p++)
-		__atomic_fetch_or(&vm->proc.mem.mon_dirty[p / 64], 1ull << (p % 64),
-				  __ATOMIC_RELAXED);
+	uint64_t end = len > vm->proc.mem.size - gpa ? vm->proc.mem.size : gpa + len;
+	bits_range(vm->proc.mem.mon_dirty, gpa / SBX_PAGE_SIZE,
+		   (end + SBX_PAGE_SIZE - 1) / SBX_PAGE_SIZE, 1);
 }
 
 int sbx_memslot_reload(struct sbx_vm *vm)
@@ -149,16 +163,13 @@ void sbx_dirty_forget(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 		 p1 = (gpa + len) / SBX_PAGE_SIZE;
 	if (!vm->proc.mem.dirty_logging || !vm->proc.mem.manual_protect || p0 >= p1 || p1 > pages)
 		return;
-	for (uint64_t p = p0; p < p1; p++)
-		__atomic_fetch_and(&vm->proc.mem.mon_dirty[p / 64], ~(1ull << (p % 64)),
-				   __ATOMIC_RELAXED);
+	bits_range(vm->proc.mem.mon_dirty, p0, p1, 0);
 	/* KVM's range starts at a multiple of 64 pages; only the range's own bits are set. */
 	uint64_t first = p0 / 64 * 64, words = (p1 - first + 63) / 64;
 	uint64_t *bits = calloc(words, sizeof(uint64_t));
 	if (!bits)
 		return;
-	for (uint64_t p = p0; p < p1; p++)
-		bits[(p - first) / 64] |= 1ull << ((p - first) % 64);
+	bits_range(bits, p0 - first, p1 - first, 1);
 	struct kvm_clear_dirty_log cl = {.slot = 0,
 					 .first_page = first,
 					 .num_pages = (uint32_t)(words * 64),

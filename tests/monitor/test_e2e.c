@@ -360,6 +360,9 @@ static void cpu_times(const char *cmd, long waited, long min_cpu)
 	cr_assert(p && sscanf(p, "span cpu %ld wall %ld", &cpu, &wall) == 2, "%s: %s", cmd, o.data);
 	/* One thread: never more CPU than time (steal time, ABI 1.23, is neither). */
 	cr_expect(cpu <= wall + 20, "%s: %ld ms of CPU time in %ld ms\n%s", cmd, cpu, wall, o.data);
+	/* `busy` counts the reads of its CPU clock that went back. */
+	cr_expect(!strstr(o.data, "backwards ") || strstr(o.data, "backwards 0\n"),
+		  "%s: the CPU clock went back\n%s", cmd, o.data);
 	if (waited)
 		cr_expect(cpu >= 0 && cpu <= wall - waited / 2,
 			  "%s: %ld ms of CPU time in %ld ms that held a wait of %ld ms\n%s", cmd,
@@ -410,11 +413,6 @@ Test(e2e, cpu_time_leaves_out_waiting)
 		 * longer on a loaded host (the time another host thread ran is not the guest's). */
 		snprintf(cmd, sizeof(cmd), SANDBOX " " SAMPLES "cputime-%s busy 300", libcs[l]);
 		cpu_times(cmd, 0, 200);
-		struct out o;
-		run(cmd, &o);
-		cr_expect(strstr(o.data, "backwards 0\n"), "%s: the CPU clock went back\n%s", cmd,
-			  o.data);
-		free(o.data);
 	}
 }
 
