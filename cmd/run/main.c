@@ -147,6 +147,12 @@ static void print_stats(const struct sbx_result *res)
 		"sandbox-run: stats: monitor RSS %llu KiB (excluding %llu KiB of guest RAM)\n",
 		(unsigned long long)res->stats.monitor_rss_kib,
 		(unsigned long long)res->stats.guest_rss_kib);
+	if (res->stats.backed_kib)
+		fprintf(
+		    stderr,
+		    "sandbox-run: stats: %llu KiB of the image's data backed ahead of its first "
+		    "touch\n",
+		    (unsigned long long)res->stats.backed_kib);
 	if (res->reported)
 		fprintf(stderr, "sandbox-run: stats: fault report built in %.3f ms\n",
 			res->stats.report_ms);

@@ -230,7 +230,8 @@ void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
-	if (!rs->poller_started || atomic_load(&rs->retired) || rs->npop == SBX_RING_POP_MAX)
+	if (!(rs->poller_started || rs->polling) || atomic_load(&rs->retired) ||
+	    rs->npop == SBX_RING_POP_MAX)
 		return -EAGAIN;
 	rs->pop[rs->npop].gpa = gpa;
 	rs->pop[rs->npop].len = len;

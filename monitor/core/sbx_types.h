@@ -97,6 +97,7 @@ struct sbx_stats {
 	uint64_t shootdowns;		/* TLB shootdowns (hardware KVM) */
 	uint64_t monitor_rss_kib;	/* resident memory of the monitor, guest RAM excluded */
 	uint64_t guest_rss_kib;		/* guest RAM the run made resident */
+	uint64_t backed_kib; /* the image's data segments backed ahead of their first touch */
 	double setup_ms, run_ms;
 	double report_ms; /* time to build the fault report, if there was one */
 };

@@ -914,8 +914,9 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen);
 void sbx_ring_stop(struct sbx_vm *vm);
 void sbx_ring_doorbell(struct sbx_vm *vm);
 /* A POPULATE hint goes to the poller, which backs [gpa, gpa + len) a piece at a time between
- * requests while the vCPU goes on: 0, or -EAGAIN (no poller, a retired one, or its queue is
- * full: serve it here). Caller holds ring_lock. */
+ * requests while the vCPU goes on (queued before the run, it waits for the poller's start):
+ * 0, or -EAGAIN (no poller running or to come, a retired one, or its queue is full: serve it
+ * here). Caller holds ring_lock, or no poller runs yet. */
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 /* Drops [gpa, gpa + len) from the ranges still to back (the guest gave the pages back: backing
  * them would undo that). Caller holds ring_lock. */

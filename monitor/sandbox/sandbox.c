@@ -242,6 +242,7 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 	snprintf(res->summary, sizeof(res->summary), "%s", st->summary);
 	res->stats.exits = vm->stats.exits;
 	res->stats.doorbells = vm->stats.doorbells;
+	res->stats.backed_kib = vm->stats.backed_kib;
 	res->stats.polled = vm->stats.polled;
 	res->stats.calls = vm->stats.calls;
 	res->stats.patch_resumes = vm->stats.patch_resumes;
