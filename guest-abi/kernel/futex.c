@@ -3,6 +3,7 @@
  * waiter spins a little with the lock released, then parks its vCPU in the monitor on its own
  * state word; a waker that finds it parked has the monitor wake it (UNPARK). An uncontended
  * lock or unlock never gets here at all (the C library's fast path is one atomic). */
+#include "clock.h"
 #include "kernel.h"
 
 #define FUTEX_WAIT 0
@@ -117,13 +118,6 @@ long k_futex_wake(uint64_t uaddr, uint32_t n, uint32_t bits)
 	return wake_key(uaddr, (int32_t)(n > 0x7fffffffu ? 0x7fffffffu : n), bits);
 }
 
-static uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
 /* A wait a signal for the thread cut short: EINTR, or, for a wait without a timeout whose
  * signal's handler has SA_RESTART, the call made again after the handler (ERESTARTSYS), as
  * Linux does; a timed one is EINTR after any handler (Linux's restart block). A signal that
@@ -144,7 +138,7 @@ static long sleep_queued(struct k_futex_wait *w, int64_t deadline, int realtime)
 	uint32_t depth = k_unlock_all();
 	long ret = 0;
 	int incoming = 0;
-	uint64_t spin_end = rdtsc() + (uint64_t)K_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
+	uint64_t spin_end = sbx_rdtsc() + (uint64_t)K_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
 	for (;;) {
 		if (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == K_FW_WOKEN)
 			break;
@@ -153,7 +147,7 @@ static long sleep_queued(struct k_futex_wait *w, int64_t deadline, int realtime)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		if (rdtsc() < spin_end && k_nthreads > 1) {
+		if (sbx_rdtsc() < spin_end && k_nthreads > 1) {
 			__asm__ volatile("pause");
 			continue;
 		}

@@ -2,16 +2,10 @@
  * at a time: publish it, then either spin while a monitor thread polls (no exit) or ring the
  * doorbell (one exit) when the monitor asked for a wakeup or takes longer than spin_tsc. The
  * bounce buffers below are shared: they are used under the big kernel lock only. */
+#include "clock.h"
 #include "kernel.h"
 
 static uint64_t k_waited_seen; /* BOOT->waited_ns when last taken into idle_ns */
-
-static inline uint64_t k_rdtsc(void)
-{
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
 
 void k_doorbell(void)
 {
@@ -31,7 +25,7 @@ void k_doorbell(void)
  * few parts per million. */
 static void k_account_wait(uint64_t tsc_start, uint64_t steal_start)
 {
-	uint64_t w = BOOT->waited_ns, d = w - k_waited_seen, t = k_rdtsc();
+	uint64_t w = BOOT->waited_ns, d = w - k_waited_seen, t = sbx_rdtsc();
 	uint64_t cap = t > tsc_start
 			   ? (uint64_t)(((unsigned __int128)(t - tsc_start) * BOOT->tsc_mult) >> 32)
 			   : 0;
@@ -53,7 +47,7 @@ static long k_submit(volatile struct sbx_slot *s, int unlocked)
 {
 	uint32_t depth = unlocked ? k_unlock_all() : 0;
 	volatile struct sbx_ring *r = RING;
-	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc(), steal_start = BOOT->steal.steal;
+	uint64_t seq = ++K_CPU->seq, tsc_start = sbx_rdtsc(), steal_start = BOOT->steal.steal;
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;
@@ -63,10 +57,10 @@ static long k_submit(volatile struct sbx_slot *s, int unlocked)
 	if (__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & SBX_RING_NEED_WAKEUP) {
 		k_doorbell();
 	} else {
-		uint64_t start = k_rdtsc(), limit = BOOT->spin_tsc;
+		uint64_t start = sbx_rdtsc(), limit = BOOT->spin_tsc;
 		while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq) {
 			__asm__ volatile("pause");
-			if (k_rdtsc() - start > limit) {
+			if (sbx_rdtsc() - start > limit) {
 				/* The monitor blocks in the exit until the request is done. */
 				k_doorbell();
 				break;
@@ -132,7 +126,7 @@ static long call_own(uint32_t nr, const uint64_t *args, unsigned nargs, int keep
 	s->pad = SBX_SLOT_OWN;
 	for (unsigned i = 0; i < 7; i++)
 		s->u.a[i] = i < nargs ? args[i] : 0;
-	uint64_t seq = ++K_CPU->seq, tsc_start = k_rdtsc(), steal_start = BOOT->steal.steal;
+	uint64_t seq = ++K_CPU->seq, tsc_start = sbx_rdtsc(), steal_start = BOOT->steal.steal;
 	if (seq == 1)
 		r->abi_version = SBX_ABI_VERSION;
 	s->seq = seq;

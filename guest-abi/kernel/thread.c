@@ -3,6 +3,7 @@
  * fault, signal upcall) takes one big lock, which a waiting thread (futex, sleep) releases.
  * What must differ per vCPU (the entry's stacks, its scratch words, the request ring) lives in
  * its window (SBX_WINDOW_VA), which each vCPU's page tables map onto its own pages. */
+#include "clock.h"
 #include "kernel.h"
 
 #define CLONE_VM 0x100ull
@@ -64,7 +65,16 @@ static uint64_t k_shared_pending;
  * a second thread forked, that one. */
 static struct k_thread *k_main = &k_threads[0];
 uint32_t k_nthreads = 1;
-static volatile uint32_t k_bkl; /* 0, or the holder's vCPU index + 1 */
+/* The big kernel lock: 0, or the holder's vCPU index + 1. */
+static volatile uint32_t k_bkl;
+/* A vCPU that finds it taken spins this long, then gives its host CPU up in naps of
+ * K_BKL_NAP_NS (a PARK on the word that nothing wakes: the holder's release costs it nothing),
+ * looking again between them. Longer than a holder's doorbell exit (26-85 us on PVM hosts),
+ * which a spinner waits out; past that the holder is most likely off its host CPU (more vCPU
+ * threads than cores), and spinning took the CPU from the very holder it waited for: Go's
+ * start-up on 2 cores spent 74% of its guest time spinning here. */
+#define K_BKL_SPIN_NS 100000ull
+#define K_BKL_NAP_NS 100000ull
 /* An execve with other threads (k_exec_threaded): its caller, and the call it hands to vCPU 0. */
 static struct k_thread *k_exec_owner;
 static uint64_t k_exec_args[6];
@@ -100,13 +110,25 @@ void k_lock(void)
 	if (c->bkl_depth++)
 		return;
 	uint32_t me = c->index + 1;
+	uint64_t spin_end = 0;
 	for (;;) {
-		uint32_t free = 0;
-		if (__atomic_compare_exchange_n(&k_bkl, &free, me, 0, __ATOMIC_ACQUIRE,
-						__ATOMIC_RELAXED))
-			return;
-		while (__atomic_load_n(&k_bkl, __ATOMIC_RELAXED))
+		uint32_t v = __atomic_load_n(&k_bkl, __ATOMIC_RELAXED);
+		if (!v) {
+			if (__atomic_compare_exchange_n(&k_bkl, &v, me, 0, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED))
+				return;
+			continue;
+		}
+		if (!spin_end)
+			spin_end = sbx_rdtsc() + K_BKL_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
+		if (sbx_rdtsc() < spin_end) {
 			__asm__ volatile("pause");
+			continue;
+		}
+		/* The lock is not held: bkl_depth's count stays as it is (the call must not
+		 * release what it does not hold). */
+		uint64_t a[3] = {(uint64_t)&k_bkl, v, K_BKL_NAP_NS};
+		k_call_own_locked(SBX_CALL_PARK, a, 3);
 	}
 }
 
