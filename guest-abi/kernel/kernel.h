@@ -246,6 +246,9 @@ long k_call_own(uint32_t nr, const uint64_t *args, unsigned nargs);
 /* The same, the kernel's lock held throughout: no other thread changes the kernel's state
  * meanwhile (a fork's copy). */
 long k_call_own_locked(uint32_t nr, const uint64_t *args, unsigned nargs);
+/* What the monitor waited for since a wait began at TSC tsc_start (steal time steal_start)
+ * goes into idle_ns, which the CPU-time clocks subtract. Big kernel lock held. */
+void k_account_wait(uint64_t tsc_start, uint64_t steal_start);
 int k_call_async(uint32_t nr, const uint64_t *args, unsigned nargs);
 long k_call_rw(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len, int64_t off);
 long k_call_path(uint32_t nr, const struct sbx_path *p);

@@ -23,7 +23,7 @@ void k_doorbell(void)
  * stay correct across a restore (everything is in guest RAM, in nanoseconds), are still read
  * without an exit (vDSO too), and never go back although the two sides' clocks differ by a
  * few parts per million. */
-static void k_account_wait(uint64_t tsc_start, uint64_t steal_start)
+void k_account_wait(uint64_t tsc_start, uint64_t steal_start)
 {
 	uint64_t w = BOOT->waited_ns, d = w - k_waited_seen, t = sbx_rdtsc();
 	uint64_t cap = t > tsc_start

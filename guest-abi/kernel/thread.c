@@ -68,10 +68,10 @@ uint32_t k_nthreads = 1;
 /* The big kernel lock: 0, or the holder's vCPU index + 1. */
 static volatile uint32_t k_bkl;
 /* A vCPU that finds it taken spins this long, then gives its host CPU up in naps of
- * K_BKL_NAP_NS (a PARK on the word that nothing wakes: the holder's release costs it nothing),
- * looking again between them. Longer than a holder's doorbell exit (26-85 us on PVM hosts),
- * which a spinner waits out; past that the holder is most likely off its host CPU (more vCPU
- * threads than cores), and spinning took the CPU from the very holder it waited for: Go's
+ * K_BKL_NAP_NS (a PARK on the word that no release wakes: the holder's release costs it
+ * nothing), looking again between them. Longer than a holder's doorbell exit (26-85 us on PVM
+ * hosts), which a spinner waits out; past that the holder is most likely off its host CPU (more
+ * vCPU threads than cores), and spinning took the CPU from the very holder it waited for: Go's
  * start-up on 2 cores spent 74% of its guest time spinning here. */
 #define K_BKL_SPIN_NS 100000ull
 #define K_BKL_NAP_NS 100000ull
@@ -110,20 +110,30 @@ void k_lock(void)
 	if (c->bkl_depth++)
 		return;
 	uint32_t me = c->index + 1;
-	uint64_t spin_end = 0;
+	uint64_t spin_end = 0, nap_tsc = 0, nap_steal = 0;
 	for (;;) {
 		uint32_t v = __atomic_load_n(&k_bkl, __ATOMIC_RELAXED);
 		if (!v) {
-			if (__atomic_compare_exchange_n(&k_bkl, &v, me, 0, __ATOMIC_ACQUIRE,
-							__ATOMIC_RELAXED))
-				return;
-			continue;
+			if (!__atomic_compare_exchange_n(&k_bkl, &v, me, 0, __ATOMIC_ACQUIRE,
+							 __ATOMIC_RELAXED))
+				continue;
+			/* The naps were waits: out of the CPU-time clocks, as a futex's. */
+			if (nap_tsc)
+				k_account_wait(nap_tsc, nap_steal);
+			return;
 		}
 		if (!spin_end)
 			spin_end = sbx_rdtsc() + K_BKL_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
-		if (sbx_rdtsc() < spin_end) {
+		/* A PARK ends at once while another process's signal waits to be taken (only
+		 * a holder of the lock takes it): spinning then, not a storm of exits. */
+		if (sbx_rdtsc() < spin_end ||
+		    __atomic_load_n(&BOOT->sig_incoming, __ATOMIC_RELAXED)) {
 			__asm__ volatile("pause");
 			continue;
+		}
+		if (!nap_tsc) {
+			nap_tsc = sbx_rdtsc();
+			nap_steal = BOOT->steal.steal;
 		}
 		/* The lock is not held: bkl_depth's count stays as it is (the call must not
 		 * release what it does not hold). */

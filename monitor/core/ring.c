@@ -356,6 +356,9 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 	if (e) {
 		snprintf(err, errlen, "cannot start the ring polling thread: %s", strerror(e));
 		vm->proc.ring.polling = 0;
+		/* What was queued for it before the run (populate_data) is backed here. */
+		while (__atomic_load_n(&vm->proc.ring.npop, __ATOMIC_ACQUIRE))
+			populate_queued(vm);
 		return -e;
 	}
 	vm->proc.ring.poller_started = 1;

@@ -250,7 +250,7 @@ Test(e2e, compute_time_and_memory)
 /* An image with big data segments (bigbss: 80 MiB of .bss, 2 MiB of .data) runs as natively,
  * both I/O modes (the backing is queued for the poller, or done at load), and --stats says how
  * much of it was backed ahead: all of .data and .bss up to 64 MiB in all (boot.c,
- * populate_data), the same in an execve'd copy; a small image gets no such line. */
+ * populate_data), the same when a shell execs it; a small image gets no such line. */
 Test(e2e, big_data_segments_are_backed_ahead)
 {
 	same_as_native("", SAMPLES "bigbss-@LIBC@", "");
@@ -269,6 +269,15 @@ Test(e2e, big_data_segments_are_backed_ahead)
 	struct out o;
 	run(SANDBOX " --stats " SAMPLES "hello-glibc", &o);
 	cr_expect(o.status == 0 && !strstr(o.err, "backed ahead"), "%s", o.err);
+	free(o.data);
+	if (access("/bin/busybox", X_OK) != 0)
+		cr_skip_test("busybox-static is not installed (scripts/setup.sh installs it)");
+	run(SANDBOX " --stats --ro /bin/busybox --ro " SAMPLES " /bin/busybox sh -c 'exec " SAMPLES
+		    "bigbss-musl'",
+	    &o);
+	cr_expect(o.status == 0 && strstr(o.data, "bigbss ok") &&
+		      strstr(o.err, "stats: 65536 KiB of the image's data backed ahead"),
+		  "%d %s %s", o.status, o.data, o.err);
 	free(o.data);
 }
 
