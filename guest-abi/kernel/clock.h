@@ -24,6 +24,12 @@ static inline uint64_t sbx_rdtsc(void)
 	return ((uint64_t)hi << 32) | lo;
 }
 
+/* TSC ticks in ns nanoseconds: a spin's deadline is sbx_rdtsc() plus this. */
+static inline uint64_t sbx_tsc_ticks(const volatile struct sbx_bootinfo *b, uint64_t ns)
+{
+	return ns * b->tsc_hz / (uint64_t)SBX_NSEC;
+}
+
 static inline int64_t sbx_clock_now(const volatile struct sbx_bootinfo *b, int realtime)
 {
 	/* A restore rewrites the clock fields while the guest is stopped, possibly between two

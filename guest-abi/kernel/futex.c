@@ -138,7 +138,7 @@ static long sleep_queued(struct k_futex_wait *w, int64_t deadline, int realtime)
 	uint32_t depth = k_unlock_all();
 	long ret = 0;
 	int incoming = 0;
-	uint64_t spin_end = sbx_rdtsc() + (uint64_t)K_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
+	uint64_t spin_end = sbx_rdtsc() + sbx_tsc_ticks(BOOT, K_SPIN_NS);
 	for (;;) {
 		if (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) == K_FW_WOKEN)
 			break;

@@ -123,7 +123,7 @@ void k_lock(void)
 			return;
 		}
 		if (!spin_end)
-			spin_end = sbx_rdtsc() + K_BKL_SPIN_NS * BOOT->tsc_hz / 1000000000ull;
+			spin_end = sbx_rdtsc() + sbx_tsc_ticks(BOOT, K_BKL_SPIN_NS);
 		/* A PARK ends at once while another process's signal waits to be taken (only
 		 * a holder of the lock takes it): spinning then, not a storm of exits. */
 		if (sbx_rdtsc() < spin_end ||
