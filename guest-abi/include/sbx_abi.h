@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 23
+#define SBX_ABI_MINOR 24
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -122,6 +122,10 @@
  * KVM_GET_CPUID2), so that a patched cpuid site is answered without a trap. */
 #define SBX_CPUID_ADDR SBX_U64(0x18000)
 #define SBX_CPUID_BYTES SBX_U64(0x2000)
+/* 1.24: the page-table entries a reset of repeated runs put back (struct sbx_exec_fix, `nfix` of
+ * them, written by the monitor before the run that follows). */
+#define SBX_EXEC_FIX_ADDR SBX_U64(0x1a000)
+#define SBX_EXEC_FIX_BYTES SBX_U64(0x2000)
 
 #ifndef __ASSEMBLER__
 /* The user's registers at its latest syscall, as the kernel's entry saved them (the guest's
@@ -486,6 +490,9 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 			    * bytes end the buffer (at r10 + r8 - n), so a read past them          \
 			    * reaches the driver's guard page. */
 #define SBX_EXEC_OP_DONE 2 /* the run is over (no return) */
+/* 1.24: the kernel's first-use work now (the map of RAM, the page allocator), so that a
+ * snapshot at the program's entry holds it and no run repeats it */
+#define SBX_EXEC_OP_READY 3
 #ifndef __ASSEMBLER__
 struct sbx_exec_ctl {
 	uint64_t go;	    /* OUT: changed to start a run */
@@ -499,8 +506,19 @@ struct sbx_exec_ctl {
 	uint64_t ncounters; /* IN */
 	uint64_t input;	    /* IN */
 	uint64_t input_max; /* IN */
+	uint32_t nfix;	    /* OUT (1.24): entries at SBX_EXEC_FIX_ADDR for the kernel to write */
+	uint32_t pad;
 };
-_Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
+_Static_assert(sizeof(struct sbx_exec_ctl) == 88, "exec control size");
+/* 1.24: a page-table page the monitor put back with the run's vCPU spinning, and which of its
+ * 512 entries changed. KVM shadows guest page tables and never sees the monitor's writes; the
+ * kernel writes each changed entry again (its current value) before the run, then flushes its
+ * TLB, so KVM drops exactly the translations that went (docs/architecture.md, "Repeated runs"). */
+struct sbx_exec_fix {
+	uint64_t gpa;	     /* the page, page-aligned */
+	uint64_t changed[8]; /* bit i of word i / 64: entry i */
+};
+#define SBX_EXEC_FIX_MAX (SBX_EXEC_FIX_BYTES / sizeof(struct sbx_exec_fix))
 #endif
 #define SBX_EXEC_GO 0
 #define SBX_EXEC_DONE 8
@@ -508,6 +526,7 @@ _Static_assert(sizeof(struct sbx_exec_ctl) == 80, "exec control size");
 #define SBX_EXEC_STATUS 20
 #define SBX_EXEC_ENTRY_RIP 24
 #define SBX_EXEC_ENTRY_RSP 32
+#define SBX_EXEC_NFIX 80
 
 /* SBX_CALL_CLOSE a2 (1.10): a range (close_range), with Linux's CLOSE_RANGE_CLOEXEC (4). */
 #define SBX_CLOSE_RANGE 0x80000000u

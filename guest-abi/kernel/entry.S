@@ -354,6 +354,11 @@ k_exec_xsave:
 	.globl k_exec_ctx
 k_exec_ctx:
 	.skip 88
+	/* k_exec_fix_tables' stack: the one the kernel parked on may hold the point's frames
+	 * (below its context's %rsp) or this run's arguments (the entry's stack). */
+	.align 16
+	.skip 1024
+k_exec_fix_stack:
 
 	.text
 /* Saves the point's context, setjmp-style: returns 0 now, and 1 each time a run starts here.
@@ -379,10 +384,15 @@ k_exec_save:
 	.size k_exec_save, . - k_exec_save
 
 /* Where the vCPU starts when the point is the program's entry: the extended state as the
- * monitor set it up is what every run starts with. */
+ * monitor set it up is what every run starts with. The kernel's first-use work is done here,
+ * once, through its own syscall (the kernel may need CPL0 for it): a run that had to do it
+ * would pay ~0.6 ms and leave a new page directory behind for every reset to put back. */
 	.globl sbx_exec_start
 	.type sbx_exec_start, @function
 sbx_exec_start:
+	movl $SBX_SYS_EXEC, %eax
+	movl $SBX_EXEC_OP_READY, %edi
+	syscall
 	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES, %eax
 	movl SBX_BOOTINFO_ADDR + SBX_BOOT_XFEATURES + 4, %edx
 	xsave64 k_exec_xsave(%rip)
@@ -412,10 +422,15 @@ k_exec_park:
 3:	outb %al, $SBX_PORT_DOORBELL
 	jmp 1b
 	/* The next run: the point's context, or the program's entry on the stack the monitor
-	 * built for this run, with every register as Linux leaves it at exec. */
+	 * built for this run, with every register as Linux leaves it at exec. First the page
+	 * tables the monitor put back, if any (exec.c). */
+4:	cmpl $0, SBX_EXEC_ADDR + SBX_EXEC_NFIX
+	je 6f
+	leaq k_exec_fix_stack(%rip), %rsp
+	call k_exec_fix_tables
 	/* All ones: every component XCR0 really enables and the point did not save is reset to
 	 * its initial state, so no run sees another's (PVM may leave AMX on in XCR0). */
-4:	movl $-1, %eax
+6:	movl $-1, %eax
 	movl $-1, %edx
 	xrstor64 k_exec_xsave(%rip)
 	cmpq $0, k_exec_ctx + CTX_VALID(%rip)

@@ -7,6 +7,7 @@
 
 long k_exec_save(void) __attribute__((returns_twice));
 void k_exec_park(uint32_t status) __attribute__((noreturn));
+void k_exec_fix_tables(void);
 
 static int k_point_taken;
 static int k_point_paused; /* taken by the monitor, every vCPU paused (POINT) */
@@ -18,6 +19,8 @@ static int k_exec_point(void)
 	 * every dynamic component (AMX's 8 KiB of tiles fit). */
 	if (BOOT->xsave_bytes_max > K_XSAVE_BYTES || BOOT->xsave_bytes > K_XSAVE_BYTES)
 		return -ENOMEM;
+	/* The first-use work in the snapshot, not in every run (SBX_EXEC_OP_READY). */
+	k_pt_free_pages();
 	k_point_taken = 1;
 	if (k_exec_save() == 0)
 		k_exec_park(SBX_EXEC_AT_POINT);
@@ -51,6 +54,32 @@ void k_exec_exit(uint32_t status)
 		k_itimer_disarm(); /* no SIGALRM into the parked process or the next run */
 		k_exec_park(status & 0xff);
 	}
+}
+
+/* Called by k_exec_park before a run when the monitor put back page-table pages under it. KVM
+ * shadows them and saw none of those copies: a write of an entry by the guest is what it sees
+ * (a trap that drops its shadow entry, or the write that unsyncs a last-level table, synced
+ * at the flush), so each changed entry is written again, with the value it now has. A
+ * re-added memslot would drop every shadow entry instead, and each page of the next run
+ * would fault again. The kernel's own mappings are the same in both (the monitor checked). */
+void k_exec_fix_tables(void)
+{
+	const struct sbx_exec_fix *fix = k_phys(SBX_EXEC_FIX_ADDR);
+	uint32_t n = CTL->nfix;
+	for (uint32_t i = 0; i < n && i < SBX_EXEC_FIX_MAX; i++) {
+		uint64_t gpa = fix[i].gpa;
+		if ((gpa & (SBX_PAGE_SIZE - 1)) || gpa >= BOOT->mem_size)
+			continue;
+		volatile uint64_t *t = k_phys(gpa);
+		for (unsigned w = 0; w < 8; w++)
+			for (uint64_t m = fix[i].changed[w]; m; m &= m - 1) {
+				unsigned e = w * 64 + (unsigned)__builtin_ctzll(m);
+				t[e] = t[e];
+			}
+	}
+	CTL->nfix = 0;
+	k_pt_flush_owed = 2;
+	k_pt_flush();
 }
 
 #define K_FILL_EACH (1ull << 20)
@@ -98,6 +127,9 @@ long k_sys_exec(struct k_frame *f)
 		uint64_t n = CTL->input_len;
 		return (long)(n > f->r8 ? f->r8 : n);
 	}
+	case SBX_EXEC_OP_READY: /* at the program's entry, before its point (entry.S) */
+		k_pt_free_pages();
+		return 0;
 	case SBX_EXEC_OP_DONE:
 		/* A point taken with threads has no parked context to go back to. */
 		if (!k_point_taken || k_point_paused)

@@ -50,6 +50,9 @@ struct sbx_exec_run {
 	struct sbx_result res; /* how the run ended; a fault is reported to cfg->log first */
 	uint64_t reset_pages;  /* pages put back before this run */
 	double reset_us;       /* time that took */
+	uint32_t reset_tables; /* page-table pages among them, which the kernel wrote again */
+	int reset_reload;      /* ... or for which the memslot was re-added (every shadow page
+				* of KVM's dropped: threads, or the kernel's own mappings changed) */
 	uint64_t exits;	       /* VM exits during the run (0 on the fast path) */
 	int slow;	       /* the reset needed the vCPU stopped (a crash, a timeout, page
 				* tables among the pages, or opts.fast off) */

@@ -91,7 +91,7 @@ int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen);
 /* exec_setup.c: everything of a run but the pages (monitor state, then this run's own), and
  * the word that starts it. */
 int sbx_exec_prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen);
-void sbx_exec_go(struct sbx_exec *x);
+void sbx_exec_go(struct sbx_exec *x, uint32_t nfix);
 
 /* exec_fs.c: the --tmp directories as they were at the snapshot (NULL-terminated paths of
  * copies), put back after a run that changed the file system. */

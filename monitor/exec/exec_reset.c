@@ -1,6 +1,8 @@
 /* Between two runs of an exec sandbox: the pages the last run wrote go back, and with the vCPU
- * held its registers too; then this run is set up and let go. Held, any reset is safe; while
- * the guest spins in its park loop only pages that are not page tables can go back. */
+ * held its registers too; then this run is set up and let go. Page-table pages that go back
+ * are listed for the kernel to write again before the run (KVM shadows them and does not see
+ * the monitor's copies); held, any reset is safe, with the memslot re-added where the list
+ * cannot serve (threads, a list too long, the kernel's own mappings changed). */
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -73,13 +75,21 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 {
 	struct sbx_vm *vm = x->vm;
 	int pt = 0;
+	uint32_t nfix = 0;
 	lock_ring(x, stopped);
-	int r = sbx_reset_pages(vm, x->snap, 1, &run->reset_pages, &pt, err, errlen);
+	/* Without threads the vCPU goes on in the park loop (from where it rang, or from the
+	 * snapshot's registers), which writes the listed tables again before the run. */
+	int threads = sbx_snapshot_threads(x->snap) || sbx_threads_launches(vm) != x->launches;
+	int r =
+	    sbx_reset_pages(vm, x->snap, SBX_RESET_PT_RELOAD | (threads ? 0 : SBX_RESET_PT_GUEST),
+			    &run->reset_pages, &pt, &nfix, err, errlen);
 	/* KVM's shadow of the windows' tables goes with them (sbx_reset_pages re-adds the
 	 * memslot for the tables it knows). */
 	if (r == 0 && !pt && sbx_threads_launches(vm) != x->launches &&
 	    (r = sbx_memslot_reload(vm)) < 0)
 		sbx_fail(err, errlen, r, "reset: re-adding the memslot: %s", strerror(-r));
+	run->reset_tables = nfix;
+	run->reset_reload = pt == 2 || (!pt && sbx_threads_launches(vm) != x->launches);
 	if (r == 0)
 		r = reset_registers(x, stopped, err, errlen);
 	/* A snapshot with threads: every run ends stopped (with threads the kernel never
@@ -91,7 +101,7 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	if (r == 0)
 		r = sbx_exec_prepare(x, run, err, errlen);
 	if (r == 0)
-		sbx_exec_go(x);
+		sbx_exec_go(x, nfix);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	if (r < 0) {
 		x->broken = 1;
@@ -117,11 +127,14 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 		pthread_mutex_unlock(&vm->proc.ring.lock);
 		return -EAGAIN;
 	}
-	int r = sbx_reset_pages(vm, x->snap, 0, &run->reset_pages, &pt, err, errlen);
+	uint32_t nfix = 0;
+	int r = sbx_reset_pages(vm, x->snap, SBX_RESET_PT_GUEST, &run->reset_pages, &pt, &nfix, err,
+				errlen);
+	run->reset_tables = nfix;
 	if (r == 0)
 		r = sbx_exec_prepare(x, run, err, errlen);
 	if (r == 0)
-		sbx_exec_go(x);
+		sbx_exec_go(x, nfix);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	if (r < 0 && r != -EAGAIN)
 		x->broken = 1;
@@ -153,7 +166,8 @@ int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size
 	int r = reset_spinning(x, run, err, errlen);
 	if (r != -EAGAIN)
 		return r;
-	/* Page tables among the pages: have the kernel ring, then reset held. */
+	/* Page tables the kernel cannot be left to put right, or a request in flight: have the
+	 * kernel ring, then reset held. */
 	sbx_exec_ctl(x->vm)->flags = SBX_EXEC_NEED_WAKEUP;
 	return reset_held(x, run, sbx_exec_wait_parked(x, 0) == 0, err, errlen);
 }
@@ -166,7 +180,8 @@ int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen)
 	uint64_t pages;
 	int pt;
 	lock_ring(x, !p);
-	int r = sbx_reset_pages(x->vm, x->snap, 1, &pages, &pt, err, errlen);
+	int r =
+	    sbx_reset_pages(x->vm, x->snap, SBX_RESET_PT_RELOAD, &pages, &pt, NULL, err, errlen);
 	if (r == 0)
 		r = sbx_reset_verify(x->vm, x->snap, err, errlen);
 	pthread_mutex_unlock(&x->vm->proc.ring.lock);

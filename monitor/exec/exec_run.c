@@ -37,6 +37,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	if (x->broken)
 		return sbx_fail(err, errlen, -EIO, "this sandbox failed a reset earlier");
 	run->reset_pages = 0;
+	run->reset_tables = 0;
+	run->reset_reload = 0;
 	run->slow = 0;
 	run->parked = 0;
 	struct timespec t0;

@@ -129,9 +129,10 @@ int sbx_exec_prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, si
 	return r;
 }
 
-void sbx_exec_go(struct sbx_exec *x)
+void sbx_exec_go(struct sbx_exec *x, uint32_t nfix)
 {
 	volatile struct sbx_exec_ctl *c = sbx_exec_ctl(x->vm);
+	c->nfix = nfix;
 	if (x->spin || x->o.poll_run)
 		sbx_ring_need_wakeup(x->vm, 0); /* we poll the ring while the run lasts */
 	c->flags = x->spin ? 0 : SBX_EXEC_NEED_WAKEUP;

@@ -79,8 +79,10 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 
 /* reset.c: the pieces of sbx_reset, for exec.c, which resets with the vCPU parked or
  * spinning. */
-int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
-		    char *err, size_t errlen);
+#define SBX_RESET_PT_RELOAD 1 /* page tables put back: may re-add the memslot (vCPU held) */
+#define SBX_RESET_PT_GUEST 2  /* ... may list them for the parked kernel (exec runs) */
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int how, uint64_t *pages, int *pt,
+		    uint32_t *nfix, char *err, size_t errlen);
 int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* A snapshot taken paused with threads: 1 if it holds them. Putting them back needs their host

@@ -38,6 +38,10 @@ struct sbx_snap {
 	 * fault 5-20 us under PVM. seen[k]: the pages of the run k+1 resets ago. */
 	uint64_t *hot, *seen[RESET_HOT_RUNS - 1];
 	uint64_t resets;
+	/* The page-table pages of this reset for the guest kernel to write again
+	 * (SBX_RESET_PT_GUEST), built before anything is copied. */
+	struct sbx_exec_fix fix[SBX_EXEC_FIX_MAX];
+	uint32_t nfix;
 };
 
 void sbx_snapshot_free(struct sbx_snap *s)
@@ -170,24 +174,75 @@ int sbx_snapshot_take(struct sbx_vm *vm, struct sbx_snap **out, char *err, size_
 	return 0;
 }
 
-/* A dirty page-table page: one that differs from the snapshot's needs the memslot re-added
- * (*pt); one that does not needs nothing, not even a copy. */
-static void pt_page(struct sbx_vm *vm, struct sbx_snap *s, uint64_t nw, uint64_t p, int *pt)
+/* A dirty page-table page: one that differs from the snapshot's needs KVM told (*pt): its
+ * changed entries go on the guest's list while there is room (fix), else *pt = 2 (the memslot
+ * must be re-added); one that does not needs nothing, not even a copy. */
+static void pt_page(struct sbx_vm *vm, struct sbx_snap *s, uint64_t nw, uint64_t p, int *pt,
+		    int fix)
 {
 	if (p / 64 >= nw || !(s->dirty[p / 64] >> (p % 64) & 1))
 		return;
 	uint64_t gpa = p * SBX_PAGE_SIZE;
-	if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE) == 0)
+	if (memcmp(vm->proc.mem.base + gpa, s->ram + gpa, SBX_PAGE_SIZE) == 0) {
 		s->dirty[p / 64] &= ~(1ull << (p % 64));
-	else
-		*pt = 1;
+		return;
+	}
+	for (uint32_t i = 0; i < s->nfix; i++)
+		if (s->fix[i].gpa == gpa)
+			return; /* in both lists of tables taken from RAM */
+	if (!fix || s->nfix == SBX_EXEC_FIX_MAX) {
+		*pt = 2;
+		return;
+	}
+	*pt = *pt ? *pt : 1;
+	struct sbx_exec_fix *f = &s->fix[s->nfix++];
+	const uint64_t *now = (const uint64_t *)(vm->proc.mem.base + gpa),
+		       *then = (const uint64_t *)(s->ram + gpa);
+	f->gpa = gpa;
+	memset(f->changed, 0, sizeof(f->changed));
+	for (unsigned i = 0; i < SBX_PAGE_SIZE / 8; i++)
+		if (now[i] != then[i])
+			f->changed[i / 64] |= 1ull << (i % 64);
+}
+
+/* Whether the run's tables and the snapshot's (both rooted at SBX_PT_ADDR) map [lo, hi) alike,
+ * entry for entry: the table at `t` maps `span` bytes an entry from `base`. The kernel writes
+ * the listed entries through these translations (its code, stacks, the mailbox, the physical
+ * map) while KVM may still hold either, so they must be the same in both. Guest values: a
+ * table outside RAM counts as a difference. */
+static int maps_alike(const uint8_t *now, const uint8_t *then, uint64_t size, uint64_t t,
+		      uint64_t span, uint64_t base, uint64_t lo, uint64_t hi)
+{
+	if (t > size - SBX_PAGE_SIZE)
+		return 0;
+	for (unsigned i = 0; i < SBX_PAGE_SIZE / 8; i++) {
+		uint64_t va = base + i * span, a, b;
+		if (va + span <= lo || va >= hi)
+			continue;
+		memcpy(&a, now + t + i * 8, sizeof(a));
+		memcpy(&b, then + t + i * 8, sizeof(b));
+		if (a != b)
+			return 0;
+		if ((a & SBX_PTE_P) && span > SBX_PAGE_SIZE && !(a & SBX_PTE_PS) &&
+		    !maps_alike(now, then, size, a & SBX_PTE_ADDR, span / 512, va, lo, hi))
+			return 0;
+	}
+	return 1;
+}
+
+static int kernel_maps_alike(struct sbx_vm *vm, const struct sbx_snap *s)
+{
+	const uint8_t *now = vm->proc.mem.base;
+	uint64_t size = vm->proc.mem.size, top = SBX_PAGE_SIZE << 36; /* 2^48: the PML4's reach */
+	return maps_alike(now, s->ram, size, SBX_PT_ADDR, top / 512, 0, 0, SBX_USER_ADDR) &&
+	       maps_alike(now, s->ram, size, SBX_PT_ADDR, top / 512, 0, SBX_PHYSMAP_VA, top / 2);
 }
 
 /* The page-table pages a 1.5 kernel took from RAM, as the RAM at `ram` lists them (the boot
  * page's pt_table and pt_count: guest values, checked against RAM, used only to decide which
  * pages are page tables). */
 static void kernel_pt_pages(struct sbx_vm *vm, struct sbx_snap *s, const uint8_t *ram, uint64_t nw,
-			    int *pt)
+			    int *pt, int fix)
 {
 	const struct sbx_bootinfo *b = (const struct sbx_bootinfo *)(ram + SBX_BOOTINFO_ADDR);
 	uint64_t size = vm->proc.mem.size, table = b->pt_table, count = b->pt_count;
@@ -201,15 +256,18 @@ static void kernel_pt_pages(struct sbx_vm *vm, struct sbx_snap *s, const uint8_t
 		uint32_t p;
 		memcpy(&p, ram + table + (uint64_t)i * sizeof(p), sizeof(p));
 		if ((uint64_t)p < size / SBX_PAGE_SIZE)
-			pt_page(vm, s, nw, p, pt);
+			pt_page(vm, s, nw, p, pt, fix);
 	}
 }
 
-/* Puts back the pages written since the last reset. Without allow_pt a page-table page among
- * them stops it with -EAGAIN before anything is copied (the caller stops the vCPU and tries
- * again); the pages taken stay in s->dirty. */
-int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_t *pages, int *pt,
-		    char *err, size_t errlen)
+/* Puts back the pages written since the last reset. Page-table pages among them that differ
+ * from the snapshot's (*pt set) need KVM's shadow of them dropped: with SBX_RESET_PT_GUEST
+ * their changed entries are listed at SBX_EXEC_FIX_ADDR for the parked kernel to write again
+ * (*nfix of them), where that is safe; else with SBX_RESET_PT_RELOAD the memslot is re-added;
+ * else -EAGAIN before anything is copied (the caller stops the vCPU and tries again), the pages
+ * taken staying in s->dirty. */
+int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int how, uint64_t *pages, int *pt,
+		    uint32_t *nfix, char *err, size_t errlen)
 {
 	uint64_t nw = sbx_dirty_words(vm), n = 0;
 	if (++s->resets % RESET_HOT_REVIEW == 0)
@@ -227,15 +285,21 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 		s->hot[i] |= every;
 	}
 	*pt = 0;
+	s->nfix = 0;
+	int fix = (how & SBX_RESET_PT_GUEST) != 0;
 	/* The guest kernel writes page tables (guest-abi/kernel/pt.c), and a run often leaves
 	 * them as it found them (mprotect there and back): such a page needs neither a copy nor
-	 * the memslot re-added, since KVM saw the guest's own writes. */
+	 * KVM told, since KVM saw the guest's own writes. */
 	for (uint64_t p = SBX_PT_ADDR / SBX_PAGE_SIZE; p < SBX_PT_END / SBX_PAGE_SIZE; p++)
-		pt_page(vm, s, nw, p, pt);
+		pt_page(vm, s, nw, p, pt, fix);
 	/* Those the kernel took from RAM since (1.5), and before the run (freed in it). */
-	kernel_pt_pages(vm, s, vm->proc.mem.base, nw, pt);
-	kernel_pt_pages(vm, s, s->ram, nw, pt);
-	if (*pt && !allow_pt)
+	kernel_pt_pages(vm, s, vm->proc.mem.base, nw, pt, fix);
+	kernel_pt_pages(vm, s, s->ram, nw, pt, fix);
+	if (*pt == 1 && !kernel_maps_alike(vm, s))
+		*pt = 2;
+	if (*pt == 2)
+		s->nfix = 0;
+	if (*pt == 2 && !(how & SBX_RESET_PT_RELOAD))
 		return -EAGAIN;
 	/* Pages the caller keeps as they are (the exec mailbox, whole pages of coverage
 	 * counters): never put back. */
@@ -258,11 +322,20 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int allow_pt, uint64_
 	/* Our own copies just now were monitor writes too; KVM did not log them, and they
 	 * are what the snapshot holds, so nothing is left to track. */
 	memset(vm->proc.mem.mon_dirty, 0, nw * sizeof(uint64_t));
-	/* Under PVM KVM keeps shadowing the page tables it saw: only re-adding the memslot
-	 * makes it read the ones put back (docs/architecture.md, "The guest address space"). */
-	if (*pt && (r = sbx_memslot_reload(vm)) < 0)
+	/* Under PVM KVM keeps shadowing the page tables it saw: the kernel's own writes of the
+	 * entries put back, or else re-adding the memslot, make it read them
+	 * (docs/architecture.md, "The guest address space"). The list is written behind KVM's
+	 * back too, so it goes back at the next reset. */
+	if (*pt == 2 && (r = sbx_memslot_reload(vm)) < 0)
 		return sbx_fail(err, errlen, (int)r, "reset: re-adding the memslot: %s",
 				strerror((int)-r));
+	if (s->nfix) {
+		uint64_t len = s->nfix * sizeof(struct sbx_exec_fix);
+		memcpy(vm->proc.mem.base + SBX_EXEC_FIX_ADDR, s->fix, len);
+		sbx_mem_dirty(vm, SBX_EXEC_FIX_ADDR, len);
+	}
+	if (nfix)
+		*nfix = s->nfix;
 	*pages = n;
 	return 0;
 }
@@ -370,13 +443,13 @@ int sbx_reset(struct sbx_vm *vm, struct sbx_snap *s, struct sbx_reset_stats *st,
 				"reset: this snapshot was not taken of this sandbox");
 	uint64_t pages = 0;
 	int pt = 0, r;
-	if ((r = sbx_reset_pages(vm, s, 1, &pages, &pt, err, errlen)) < 0 ||
+	if ((r = sbx_reset_pages(vm, s, SBX_RESET_PT_RELOAD, &pages, &pt, NULL, err, errlen)) < 0 ||
 	    (r = sbx_reset_vcpu(vm, s, err, errlen)) < 0 ||
 	    (r = sbx_reset_monitor(vm, s, err, errlen)) < 0)
 		return r;
 	if (st) {
 		st->pages = pages;
-		st->slot_reload = pt;
+		st->slot_reload = pt != 0;
 		st->us = sbx_ms_since(&t0) * 1e3;
 	}
 	return 0;
