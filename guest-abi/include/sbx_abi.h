@@ -123,9 +123,12 @@
 #define SBX_CPUID_ADDR SBX_U64(0x18000)
 #define SBX_CPUID_BYTES SBX_U64(0x2000)
 /* 1.24: the page-table entries a reset of repeated runs put back (struct sbx_exec_fix, `nfix` of
- * them, written by the monitor before the run that follows). */
+ * them), then the syscall sites earlier runs patched (`nsites` addresses), written by the
+ * monitor before the run that follows. */
 #define SBX_EXEC_FIX_ADDR SBX_U64(0x1a000)
 #define SBX_EXEC_FIX_BYTES SBX_U64(0x2000)
+#define SBX_EXEC_SITES_ADDR SBX_U64(0x1c000)
+#define SBX_EXEC_SITES_MAX 512
 
 #ifndef __ASSEMBLER__
 /* The user's registers at its latest syscall, as the kernel's entry saved them (the guest's
@@ -507,9 +510,11 @@ struct sbx_exec_ctl {
 	uint64_t input;	    /* IN */
 	uint64_t input_max; /* IN */
 	uint32_t nfix;	    /* OUT (1.24): entries at SBX_EXEC_FIX_ADDR for the kernel to write */
+	uint32_t nsites;    /* OUT (1.24): sites at SBX_EXEC_SITES_ADDR to patch before the run */
+	uint32_t repatched; /* IN (1.24): how many of them the kernel patched */
 	uint32_t pad;
 };
-_Static_assert(sizeof(struct sbx_exec_ctl) == 88, "exec control size");
+_Static_assert(sizeof(struct sbx_exec_ctl) == 96, "exec control size");
 /* 1.24: a page-table page the monitor put back with the run's vCPU spinning, and which of its
  * 512 entries changed. KVM shadows guest page tables and never sees the monitor's writes; the
  * kernel writes each changed entry again (its current value) before the run, then flushes its
@@ -526,7 +531,7 @@ struct sbx_exec_fix {
 #define SBX_EXEC_STATUS 20
 #define SBX_EXEC_ENTRY_RIP 24
 #define SBX_EXEC_ENTRY_RSP 32
-#define SBX_EXEC_NFIX 80
+#define SBX_EXEC_NFIX 80 /* and nsites after it: the two read as one word */
 
 /* SBX_CALL_CLOSE a2 (1.10): a range (close_range), with Linux's CLOSE_RANGE_CLOEXEC (4). */
 #define SBX_CLOSE_RANGE 0x80000000u

@@ -354,7 +354,7 @@ k_exec_xsave:
 	.globl k_exec_ctx
 k_exec_ctx:
 	.skip 88
-	/* k_exec_fix_tables' stack: the one the kernel parked on may hold the point's frames
+	/* k_exec_before_run's stack: the one the kernel parked on may hold the point's frames
 	 * (below its context's %rsp) or this run's arguments (the entry's stack). */
 	.align 16
 	.skip 1024
@@ -423,11 +423,11 @@ k_exec_park:
 	jmp 1b
 	/* The next run: the point's context, or the program's entry on the stack the monitor
 	 * built for this run, with every register as Linux leaves it at exec. First the page
-	 * tables the monitor put back, if any (exec.c). */
-4:	cmpl $0, SBX_EXEC_ADDR + SBX_EXEC_NFIX
+	 * tables the monitor put back and the sites earlier runs patched, if any (exec.c). */
+4:	cmpq $0, SBX_EXEC_ADDR + SBX_EXEC_NFIX
 	je 6f
 	leaq k_exec_fix_stack(%rip), %rsp
-	call k_exec_fix_tables
+	call k_exec_before_run
 	/* All ones: every component XCR0 really enables and the point did not save is reset to
 	 * its initial state, so no run sees another's (PVM may leave AMX on in XCR0). */
 6:	movl $-1, %eax

@@ -7,7 +7,7 @@
 
 long k_exec_save(void) __attribute__((returns_twice));
 void k_exec_park(uint32_t status) __attribute__((noreturn));
-void k_exec_fix_tables(void);
+void k_exec_before_run(void);
 
 static int k_point_taken;
 static int k_point_paused; /* taken by the monitor, every vCPU paused (POINT) */
@@ -19,8 +19,10 @@ static int k_exec_point(void)
 	 * every dynamic component (AMX's 8 KiB of tiles fit). */
 	if (BOOT->xsave_bytes_max > K_XSAVE_BYTES || BOOT->xsave_bytes > K_XSAVE_BYTES)
 		return -ENOMEM;
-	/* The first-use work in the snapshot, not in every run (SBX_EXEC_OP_READY). */
+	/* The first-use work in the snapshot, not in every run (SBX_EXEC_OP_READY), its flush
+	 * included. */
 	k_pt_free_pages();
+	k_pt_commit();
 	k_point_taken = 1;
 	if (k_exec_save() == 0)
 		k_exec_park(SBX_EXEC_AT_POINT);
@@ -56,13 +58,16 @@ void k_exec_exit(uint32_t status)
 	}
 }
 
-/* Called by k_exec_park before a run when the monitor put back page-table pages under it. KVM
- * shadows them and saw none of those copies: a write of an entry by the guest is what it sees
- * (a trap that drops its shadow entry, or the write that unsyncs a last-level table, synced
- * at the flush), so each changed entry is written again, with the value it now has. A
- * re-added memslot would drop every shadow entry instead, and each page of the next run
- * would fault again. The kernel's own mappings are the same in both (the monitor checked). */
-void k_exec_fix_tables(void)
+/* Called by k_exec_park before a run when the monitor put back page-table pages under it or
+ * earlier runs patched syscall sites. KVM shadows the tables and saw none of the monitor's
+ * copies: a write of an entry by the guest is what it sees (a trap that drops its shadow entry,
+ * or the write that unsyncs a last-level table, synced at the flush), so each changed entry is
+ * written again, with the value it now has. A re-added memslot would drop every shadow entry
+ * instead, and each page of the next run would fault again. The kernel's own mappings are the
+ * same in both (the monitor checked). The sites went back with the snapshot's code: each
+ * would trap at its first call again, so the kernel patches them now, checking each as a trap
+ * would (a name in the list is only a hint). */
+void k_exec_before_run(void)
 {
 	const struct sbx_exec_fix *fix = k_phys(SBX_EXEC_FIX_ADDR);
 	uint32_t n = CTL->nfix;
@@ -77,9 +82,19 @@ void k_exec_fix_tables(void)
 				t[e] = t[e];
 			}
 	}
+	if (n) {
+		k_pt_flush_owed = 2;
+		k_pt_flush();
+	}
+	const volatile uint64_t *sites = k_phys(SBX_EXEC_SITES_ADDR);
+	uint32_t done = 0;
+	for (uint32_t i = 0; i < CTL->nsites && i < SBX_EXEC_SITES_MAX; i++)
+		done += k_patch_again(sites[i]) == 0;
+	CTL->repatched = done;
+	CTL->nsites = 0;
+	/* Last, after the flush: a run stopped before this leaves nfix set, and the monitor
+	 * re-adds the memslot at the next reset. */
 	CTL->nfix = 0;
-	k_pt_flush_owed = 2;
-	k_pt_flush();
 }
 
 #define K_FILL_EACH (1ull << 20)

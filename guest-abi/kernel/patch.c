@@ -147,41 +147,39 @@ static int go_check(const uint8_t *p)
 	return le32(p) == 0xfffff001u && (p[4] == 0x76 || (p[4] == 0x0f && p[5] == 0x86));
 }
 
-void k_patch_site(uint64_t nr, struct k_frame *f)
+/* The form of the site at `site` (len bytes): 'A', `mov $nr, %eax; syscall` (nr its immediate),
+ * or 'B', a `syscall` ending a wrapper or Go's checked call; 0 if neither. */
+static uint8_t form_at(uint64_t site, unsigned *len, uint32_t *nr)
 {
-	uint64_t ret = f->rcx, site;
-	unsigned len;
-	uint8_t form;
-	/* The code is written through the kernel's map of RAM, built at the first memory call
-	 * (before it the image's text is mapped read-only, and only there). */
-	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8)
-		return;
-	/* Form A: the 7 bytes before the return address, and the byte before them if the
-	 * mapping has one. */
-	const struct k_vma *v = patchable(ret - 7, ret);
+	const struct k_vma *v = patchable(site, site + 7);
 	if (v) {
-		const uint8_t *p = (const uint8_t *)(ret - 7);
-		if (p[0] == 0xb8 && le32(p + 1) == (uint32_t)nr && p[5] == 0x0f && p[6] == 0x05 &&
-		    (v->start == ret - 7 || !prefix(p[-1]))) {
-			site = ret - 7, len = 7, form = 'A';
-			goto found;
+		const uint8_t *p = (const uint8_t *)site;
+		if (p[0] == 0xb8 && p[5] == 0x0f && p[6] == 0x05 &&
+		    (v->start == site || !prefix(p[-1]))) {
+			*len = 7, *nr = le32(p + 1);
+			return 'A';
 		}
 	}
 	/* Form B: the syscall, the compare after it, then a conditional jump and ret (read up to
-	 * 13 bytes on, inside the mapping). */
-	v = patchable(ret - 2, ret + 6);
-	if (v && ret + 13 <= v->end) {
-		const uint8_t *p = (const uint8_t *)(ret - 2);
+	 * 15 bytes on, inside the mapping). */
+	v = patchable(site, site + 8);
+	if (v && site + 15 <= v->end) {
+		const uint8_t *p = (const uint8_t *)site;
 		if (p[0] == 0x0f && p[1] == 0x05 && p[2] == 0x48 && p[3] == 0x3d &&
 		    (jcc_ret(p + 8) || go_check(p + 4))) {
-			site = ret - 2, len = 8, form = 'B';
-			goto found;
+			*len = 8, *nr = 0;
+			return 'B';
 		}
 	}
-	return;
-found:
+	return 0;
+}
+
+/* Rewrites the site (form and len from form_at) into a jump to a record of its own: 0, or -1
+ * when it was left as it is. */
+static int install(uint64_t site, unsigned len, uint8_t form, uint32_t nr)
+{
 	if (patched_before(site))
-		return;
+		return -1;
 	/* Records the monitor filled at load (cpuid sites) are passed over. */
 	uint32_t limit = BOOT->patch_limit && BOOT->patch_limit < K_PATCH_RECS ? BOOT->patch_limit
 									       : K_PATCH_RECS;
@@ -189,13 +187,13 @@ found:
 		k_patch_used++;
 	if (k_patch_used >= limit) {
 		BOOT->patch_refused++;
-		return;
+		return -1;
 	}
 	struct sbx_patch_rec *r = record(k_patch_used);
 	uint8_t *c = r->code;
 	if (form == 'A') {
 		*c = SBX_PATCH_FORM_MOV; /* mov $nr, %eax */
-		c = put32(c + 1, (uint32_t)nr);
+		c = put32(c + 1, nr);
 		*c++ = 0x48, *c++ = 0xb9; /* movabs $site + 7, %rcx */
 		c = put64(c, site + 7);
 		c = jmp_rel(c, (uint64_t)k_fast_entry);
@@ -226,13 +224,13 @@ found:
 		uint64_t inside = form == 'A' ? site + 5 : site + 2;
 		for (uint32_t i = 0; i < k_ret_hi; i++)
 			if (i != K_CPU->index && k_ret_rip[i] == inside)
-				return;
+				return -1;
 		/* Where a vCPU stopped inside the old instructions goes on: at form A's
 		 * `syscall`, the record's code after its mov (%eax may be another number, if
 		 * code jumped there); after form B's, its compare. */
 		uint64_t gpa, bytes = 0;
 		if (k_gpa_run(site, len, &gpa) < len)
-			return;
+			return -1;
 		k_memcpy(&bytes, b, len);
 		uint64_t a[6] = {
 		    site,
@@ -242,15 +240,49 @@ found:
 		    inside,
 		    (uint64_t)r->code + (form == 'A' ? K_PATCH_A_SYSCALL : SBX_PATCH_B_RET)};
 		if (k_call(SBX_CALL_PATCH, a, 6) < 0)
-			return;
+			return -1;
 	} else if (write_site(site, b, len) < 0) {
-		return;
+		return -1;
 	}
 	k_patch_used++;
 	BOOT->patched++;
+	return 0;
+}
+
+void k_patch_site(uint64_t nr, struct k_frame *f)
+{
+	uint64_t ret = f->rcx, site = 0;
+	unsigned len;
+	uint32_t imm;
+	uint8_t form = 0;
+	/* The code is written through the kernel's map of RAM, built at the first memory call
+	 * (before it the image's text is mapped read-only, and only there). */
+	if (!k_physmap_on || !enabled() || ret < SBX_USER_ADDR + 8)
+		return;
+	/* Form A: the 7 bytes before the return address, its immediate the call's number; form
+	 * B: the `syscall` just before it. */
+	if (form_at(ret - 7, &len, &imm) == 'A' && imm == (uint32_t)nr)
+		site = ret - 7, form = 'A';
+	else if (form_at(ret - 2, &len, &imm) == 'B')
+		site = ret - 2, form = 'B';
+	if (!form || install(site, len, form, imm) < 0)
+		return;
 	/* Form B's compare is inside the new bytes: this call returns through the record too. */
 	if (form == 'B')
-		f->rcx = (uint64_t)r->code + SBX_PATCH_B_RET;
+		f->rcx = (uint64_t)record(k_patch_used - 1)->code + SBX_PATCH_B_RET;
+}
+
+/* A site an earlier run from the same snapshot patched (exec.c): patched again before this run
+ * if its bytes still have a form, so that its first call needs no trap. */
+int k_patch_again(uint64_t site)
+{
+	unsigned len;
+	uint32_t nr;
+	uint8_t form;
+	if (!k_physmap_on || !enabled() || k_nthreads > 1 || site < SBX_USER_ADDR + 8 ||
+	    !(form = form_at(site, &len, &nr)))
+		return -1;
+	return install(site, len, form, nr);
 }
 
 /* The bytes at [va, va + n) of the program's code, read through the map of RAM: -1 unless

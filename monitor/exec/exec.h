@@ -47,18 +47,19 @@ struct sbx_exec_run {
 	size_t input_len;     /* at most sbx_exec_info().input_max */
 	uint64_t seed;	      /* deterministic runs: what the guest's random bytes derive from */
 	/* OUT */
-	struct sbx_result res; /* how the run ended; a fault is reported to cfg->log first */
-	uint64_t reset_pages;  /* pages put back before this run */
-	double reset_us;       /* time that took */
-	uint32_t reset_tables; /* page-table pages among them, which the kernel wrote again */
-	int reset_reload;      /* ... or for which the memslot was re-added (every shadow page
-				* of KVM's dropped: threads, or the kernel's own mappings changed) */
-	uint64_t exits;	       /* VM exits during the run (0 on the fast path) */
-	int slow;	       /* the reset needed the vCPU stopped (a crash, a timeout, page
-				* tables among the pages, or opts.fast off) */
-	int oom;	       /* the guest was refused memory for lack of it during the run */
-	int parked;	       /* the run ended where runs end (exit at ENTRY/STDIN, the driver's
-				* done at CALL); 0: the program ended otherwise (res says how) */
+	struct sbx_result res;	/* how the run ended; a fault is reported to cfg->log first */
+	uint64_t reset_pages;	/* pages put back before this run */
+	double reset_us;	/* time that took */
+	uint32_t reset_tables;	/* page-table pages among them, which the kernel wrote again */
+	int reset_reload;	/* ... or for which the memslot was re-added (every shadow page
+				 * of KVM's dropped: threads, or the kernel's own mappings changed) */
+	uint32_t sites_patched; /* syscall sites earlier runs patched, patched before this one */
+	uint64_t exits;		/* VM exits during the run (0 on the fast path) */
+	int slow;		/* the reset needed the vCPU stopped (a crash, a timeout, page
+				 * tables the kernel could not be left to fix, or opts.fast off) */
+	int oom;		/* the guest was refused memory for lack of it during the run */
+	int parked;		/* the run ended where runs end (exit at ENTRY/STDIN, the driver's
+				 * done at CALL); 0: the program ended otherwise (res says how) */
 };
 /* Resets to the snapshot and runs once. Returns 0 with run->res filled in however the program
  * ended (a crash is a result, and the next run starts clean), or -errno when the sandbox

@@ -60,6 +60,11 @@ struct sbx_exec {
 	struct kvm_msrs *msrs;
 	struct kvm_msrs *tmsrs[SBX_MAX_VCPUS];
 	uint32_t enomem; /* the boot page's count at the snapshot */
+	/* Syscall sites the runs patched (read from the kernel's records after each run): the
+	 * kernel patches them again before every run (SBX_EXEC_SITES_ADDR), since each reset
+	 * puts the snapshot's code back. */
+	uint64_t sites[SBX_EXEC_SITES_MAX];
+	uint32_t nsites;
 };
 
 /* The mailbox of repeated runs. It is never put back, so writing it needs no dirty mark. */
@@ -86,10 +91,13 @@ int sbx_exec_wait_end(struct sbx_exec *x);
  * failure leaves the sandbox broken). verify: the debug compare of all of RAM after a run
  * that ended parked (1) or stopped (0). */
 int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen);
+/* After a run: the sites it patched join x->sites. */
+void sbx_exec_learn_sites(struct sbx_exec *x);
 int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen);
 
 /* exec_setup.c: everything of a run but the pages (monitor state, then this run's own), and
- * the word that starts it. */
+ * the word that starts it, with the page-table pages the kernel is to write first (nfix of
+ * them listed) and the sites it is to patch. */
 int sbx_exec_prepare(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen);
 void sbx_exec_go(struct sbx_exec *x, uint32_t nfix);
 

@@ -78,18 +78,20 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	uint32_t nfix = 0;
 	lock_ring(x, stopped);
 	/* Without threads the vCPU goes on in the park loop (from where it rang, or from the
-	 * snapshot's registers), which writes the listed tables again before the run. */
-	int threads = sbx_snapshot_threads(x->snap) || sbx_threads_launches(vm) != x->launches;
-	int r =
-	    sbx_reset_pages(vm, x->snap, SBX_RESET_PT_RELOAD | (threads ? 0 : SBX_RESET_PT_GUEST),
-			    &run->reset_pages, &pt, &nfix, err, errlen);
+	 * snapshot's registers), which writes the listed tables again before the run. A list the
+	 * last run left unfinished (stopped before the kernel was through) is made good by
+	 * re-adding the memslot: its pages may equal the snapshot's by now. */
+	int launched = sbx_threads_launches(vm) != x->launches;
+	int unfinished = sbx_exec_ctl(vm)->nfix != 0;
+	int guest = !sbx_snapshot_threads(x->snap) && !launched && !unfinished;
+	int r = sbx_reset_pages(vm, x->snap, SBX_RESET_PT_RELOAD | (guest ? SBX_RESET_PT_GUEST : 0),
+				&run->reset_pages, &pt, &nfix, err, errlen);
 	/* KVM's shadow of the windows' tables goes with them (sbx_reset_pages re-adds the
 	 * memslot for the tables it knows). */
-	if (r == 0 && !pt && sbx_threads_launches(vm) != x->launches &&
-	    (r = sbx_memslot_reload(vm)) < 0)
+	if (r == 0 && !pt && (launched || unfinished) && (r = sbx_memslot_reload(vm)) < 0)
 		sbx_fail(err, errlen, r, "reset: re-adding the memslot: %s", strerror(-r));
 	run->reset_tables = nfix;
-	run->reset_reload = pt == 2 || (!pt && sbx_threads_launches(vm) != x->launches);
+	run->reset_reload = pt == 2 || (!pt && (launched || unfinished));
 	if (r == 0)
 		r = reset_registers(x, stopped, err, errlen);
 	/* A snapshot with threads: every run ends stopped (with threads the kernel never
@@ -119,6 +121,9 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 	int pt = 0;
 	if (sbx_threads_launches(vm) != x->launches)
 		return -EAGAIN; /* a thread's window: page tables the check does not see */
+	if (sbx_exec_ctl(vm)->nfix)
+		return -EAGAIN; /* the last list unfinished: only a re-added memslot makes it good
+				 */
 	/* The poller must not be serving anything while the ring's page goes back. */
 	lock_ring(x, 0);
 	/* A request published after the run's end is not served (it could block this thread):
@@ -186,4 +191,29 @@ int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen)
 		r = sbx_reset_verify(x->vm, x->snap, err, errlen);
 	pthread_mutex_unlock(&x->vm->proc.ring.lock);
 	return r;
+}
+
+void sbx_exec_learn_sites(struct sbx_exec *x)
+{
+	/* With threads the kernel would need the monitor's hold for each (PATCH): it leaves them
+	 * to their traps. */
+	if (sbx_snapshot_threads(x->snap) || x->vm->cfg.no_patch)
+		return;
+	/* The kernel hands records out in order from the window's start (the cpuid sites' are
+	 * at its top): its own end at the first empty one. Guest RAM: a site named here is only
+	 * a hint, which the kernel checks as it checks a trap. */
+	for (uint64_t a = SBX_PATCH_ADDR; a < SBX_PATCH_ADDR + SBX_PATCH_BYTES;
+	     a += SBX_PATCH_REC) {
+		const struct sbx_patch_rec *r =
+		    (const struct sbx_patch_rec *)(x->vm->proc.mem.base + a);
+		if (!r->code_addr)
+			break;
+		if (r->code[0] == SBX_PATCH_FORM_CPUID || r->site < SBX_USER_ADDR)
+			continue;
+		uint32_t i = 0;
+		while (i < x->nsites && x->sites[i] != r->site)
+			i++;
+		if (i == x->nsites && x->nsites < SBX_EXEC_SITES_MAX)
+			x->sites[x->nsites++] = r->site;
+	}
 }

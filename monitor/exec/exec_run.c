@@ -38,6 +38,7 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 		return sbx_fail(err, errlen, -EIO, "this sandbox failed a reset earlier");
 	run->reset_pages = 0;
 	run->reset_tables = 0;
+	run->sites_patched = 0;
 	run->reset_reload = 0;
 	run->slow = 0;
 	run->parked = 0;
@@ -59,6 +60,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	run->reset_us = sbx_ms_since(&t0) * 1e3;
 	x->runs++;
 	int ended = sbx_exec_wait_end(x);
+	run->sites_patched = sbx_exec_ctl(vm)->repatched;
+	sbx_exec_learn_sites(x);
 	/* The processes the run started end with it (a CGI handler's children, a target's). */
 	sbx_procs_reset(vm);
 	pthread_mutex_lock(&x->lock);

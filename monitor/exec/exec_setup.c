@@ -133,6 +133,13 @@ void sbx_exec_go(struct sbx_exec *x, uint32_t nfix)
 {
 	volatile struct sbx_exec_ctl *c = sbx_exec_ctl(x->vm);
 	c->nfix = nfix;
+	/* Written behind KVM's back like the list of tables: put back at the next reset. */
+	if (x->nsites) {
+		uint64_t len = x->nsites * sizeof(x->sites[0]);
+		memcpy(x->vm->proc.mem.base + SBX_EXEC_SITES_ADDR, x->sites, len);
+		sbx_mem_dirty(x->vm, SBX_EXEC_SITES_ADDR, len);
+	}
+	c->nsites = x->nsites;
 	if (x->spin || x->o.poll_run)
 		sbx_ring_need_wakeup(x->vm, 0); /* we poll the ring while the run lasts */
 	c->flags = x->spin ? 0 : SBX_EXEC_NEED_WAKEUP;

@@ -83,6 +83,10 @@ void sbx_clock_rebase(struct sbx_vm *vm, uint64_t guest_tsc, int64_t host_rt_the
 #define SBX_RESET_PT_GUEST 2  /* ... may list them for the parked kernel (exec runs) */
 int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int how, uint64_t *pages, int *pt,
 		    uint32_t *nfix, char *err, size_t errlen);
+/* Whether two images of guest RAM (a run's end, the snapshot) map the kernel's ranges alike,
+ * entry for entry, in tables read from each (guest values, bounded): what a reset's list of
+ * page-table entries for the kernel to write again needs. */
+int sbx_reset_kernel_maps_alike(const uint8_t *now, const uint8_t *then, uint64_t size);
 int sbx_reset_vcpu(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 int sbx_reset_monitor(struct sbx_vm *vm, struct sbx_snap *s, char *err, size_t errlen);
 /* A snapshot taken paused with threads: 1 if it holds them. Putting them back needs their host

@@ -211,7 +211,7 @@ static void pt_page(struct sbx_vm *vm, struct sbx_snap *s, uint64_t nw, uint64_t
  * map) while KVM may still hold either, so they must be the same in both. Guest values: a
  * table outside RAM counts as a difference. */
 static int maps_alike(const uint8_t *now, const uint8_t *then, uint64_t size, uint64_t t,
-		      uint64_t span, uint64_t base, uint64_t lo, uint64_t hi)
+		      uint64_t span, uint64_t base, uint64_t lo, uint64_t hi, uint64_t *budget)
 {
 	if (t > size - SBX_PAGE_SIZE)
 		return 0;
@@ -219,23 +219,30 @@ static int maps_alike(const uint8_t *now, const uint8_t *then, uint64_t size, ui
 		uint64_t va = base + i * span, a, b;
 		if (va + span <= lo || va >= hi)
 			continue;
+		/* Tables a program wrote through the map of RAM could share subtables enough to
+		 * make this walk 512^3 entries: past the budget they count as different. */
+		if (!(*budget)--)
+			return 0;
 		memcpy(&a, now + t + i * 8, sizeof(a));
 		memcpy(&b, then + t + i * 8, sizeof(b));
 		if (a != b)
 			return 0;
 		if ((a & SBX_PTE_P) && span > SBX_PAGE_SIZE && !(a & SBX_PTE_PS) &&
-		    !maps_alike(now, then, size, a & SBX_PTE_ADDR, span / 512, va, lo, hi))
+		    !maps_alike(now, then, size, a & SBX_PTE_ADDR, span / 512, va, lo, hi, budget))
 			return 0;
 	}
 	return 1;
 }
 
-static int kernel_maps_alike(struct sbx_vm *vm, const struct sbx_snap *s)
+int sbx_reset_kernel_maps_alike(const uint8_t *now, const uint8_t *then, uint64_t size)
 {
-	const uint8_t *now = vm->proc.mem.base;
-	uint64_t size = vm->proc.mem.size, top = SBX_PAGE_SIZE << 36; /* 2^48: the PML4's reach */
-	return maps_alike(now, s->ram, size, SBX_PT_ADDR, top / 512, 0, 0, SBX_USER_ADDR) &&
-	       maps_alike(now, s->ram, size, SBX_PT_ADDR, top / 512, 0, SBX_PHYSMAP_VA, top / 2);
+	uint64_t top = SBX_PAGE_SIZE << 36; /* 2^48: the PML4's reach */
+	/* A map of RAM in 4 KiB pages has one entry a page, and a few more levels. */
+	uint64_t budget = 2 * (size / SBX_PAGE_SIZE) + 65536;
+	return size >= SBX_PT_END &&
+	       maps_alike(now, then, size, SBX_PT_ADDR, top / 512, 0, 0, SBX_USER_ADDR, &budget) &&
+	       maps_alike(now, then, size, SBX_PT_ADDR, top / 512, 0, SBX_PHYSMAP_VA, top / 2,
+			  &budget);
 }
 
 /* The page-table pages a 1.5 kernel took from RAM, as the RAM at `ram` lists them (the boot
@@ -295,7 +302,7 @@ int sbx_reset_pages(struct sbx_vm *vm, struct sbx_snap *s, int how, uint64_t *pa
 	/* Those the kernel took from RAM since (1.5), and before the run (freed in it). */
 	kernel_pt_pages(vm, s, vm->proc.mem.base, nw, pt, fix);
 	kernel_pt_pages(vm, s, s->ram, nw, pt, fix);
-	if (*pt == 1 && !kernel_maps_alike(vm, s))
+	if (*pt == 1 && !sbx_reset_kernel_maps_alike(vm->proc.mem.base, s->ram, vm->proc.mem.size))
 		*pt = 2;
 	if (*pt == 2)
 		s->nfix = 0;

@@ -157,6 +157,10 @@ static void check_tables(int fast)
 {
 	struct fx f;
 	fx_open(&f, PTRESET, NULL, SBX_POINT_ENTRY, fast, NO_LIMIT_MS, fast ? 7 : 0);
+	const volatile struct sbx_bootinfo *boot =
+	    (const volatile struct sbx_bootinfo *)(sbx_exec_vm(f.x)->proc.mem.base +
+						   SBX_BOOTINFO_ADDR);
+	uint32_t patched0 = boot->patched, first = 0;
 	uint64_t tables = 0, reloads = 0;
 	for (int i = 0; i < 40; i++) {
 		char in[16], pad[600] = "PAD=";
@@ -171,6 +175,19 @@ static void check_tables(int fast)
 			  i, in, o);
 		tables += run.reset_tables;
 		reloads += (uint64_t)run.reset_reload;
+		/* Every run calls the same sites: those the first patched at their traps, the
+		 * kernel patches before each later run (none left for a trap), where it patches
+		 * at all (not a CPL3 program under a CPL0 kernel). */
+		uint32_t patched = boot->patched - patched0;
+		if (i == 0)
+			first = patched;
+		else
+			cr_assert_eq(run.sites_patched, patched,
+				     "run %d: %u sites patched before it, %u in all", i,
+				     run.sites_patched, patched);
+		if (i > 0 && first)
+			cr_assert_eq(run.sites_patched, first, "run %d: %u sites patched, run 0 %u",
+				     i, run.sites_patched, first);
 		free(o);
 	}
 	cr_assert_gt(tables, 0, "no reset wrote page tables back");
