@@ -345,6 +345,7 @@ int fuzz_afl_main(struct fuzz *fz)
 		    .input = buf,
 		    .input_len = afl_input(&a, buf, info.input_max),
 		    .seed = 0x5eed,
+		    .learn_sites = !fz->strict,
 		};
 		set_running(&c, 1);
 		int r = sbx_exec_one(fz->x, &run, err, sizeof(err));

@@ -129,6 +129,8 @@ int fuzz_one(struct fuzz *fz, const uint8_t *data, size_t size)
 	    .input = data,
 	    .input_len = size < info.input_max ? size : info.input_max,
 	    .seed = 0x5eed,
+	    /* The fast mode trusts the target (docs/exec.md); --strict-reset does not. */
+	    .learn_sites = !fz->strict,
 	};
 	char err[512];
 	if (sbx_exec_one(fz->x, &run, err, sizeof(err)) < 0) {

@@ -185,6 +185,41 @@ static void inst_close(struct instance *in)
 	free(in);
 }
 
+/* One run of the instance's own before any request, a GET of / with no body, whose output is
+ * dropped: the syscall sites it patches are patched before every later run, so that no request
+ * traps at them (docs/exec.md, "Syscall sites"). Only this run's: a request's would let it
+ * choose what every later request runs, and show the next which sites it reached. A handler
+ * that fails it is still served; a sandbox it broke is an error. */
+static int inst_first_run(struct serve_pool *p, struct instance *in, char *err, size_t errlen)
+{
+	static char *const env[] = {"GATEWAY_INTERFACE=CGI/1.1",
+				    "SERVER_SOFTWARE=sandbox-serve",
+				    "SERVER_PROTOCOL=HTTP/1.1",
+				    "REQUEST_METHOD=GET",
+				    "REQUEST_URI=/",
+				    "SCRIPT_NAME=",
+				    "PATH_INFO=/",
+				    "QUERY_STRING=",
+				    "SERVER_NAME=localhost",
+				    NULL};
+	struct sbx_exec_run run = {
+	    .envp = p->o.warm ? NULL : env,
+	    .stdin_fd = in->cli.pol.no_stdin ? -1 : in->in_fd,
+	    .stdout_fd = in->out_fd,
+	    .stderr_fd = in->err_fd,
+	    .learn_sites = 1,
+	};
+	int r = reset_fd(in->in_fd);
+	if (r == 0 && (r = sbx_exec_one(in->x, &run, err, errlen)) < 0)
+		return r;
+	drain_log(in, 0, 1);
+	if (r == 0)
+		r = reset_fd(in->out_fd);
+	if (r == 0)
+		r = reset_fd(in->err_fd);
+	return r;
+}
+
 /* The engine for an instance: its policy from the command line, memfds behind the guest's
  * stdio and the engine's messages, the snapshot at the point. */
 static int inst_exec_open(struct serve_pool *p, struct instance *in, char *err, size_t errlen)
@@ -215,7 +250,7 @@ static int inst_exec_open(struct serve_pool *p, struct instance *in, char *err, 
 		log_lines(p, prefix, b, n, NULL, 8192);
 		free(b);
 	}
-	return 0;
+	return inst_first_run(p, in, err, errlen);
 }
 
 static int inst_open(struct serve_pool *p, struct instance **out, char *err, size_t errlen)

@@ -23,6 +23,7 @@ static int k_exec_point(void)
 	 * included. */
 	k_pt_free_pages();
 	k_pt_commit();
+	k_patch_note_level();
 	k_point_taken = 1;
 	if (k_exec_save() == 0)
 		k_exec_park(SBX_EXEC_AT_POINT);
@@ -144,6 +145,7 @@ long k_sys_exec(struct k_frame *f)
 	}
 	case SBX_EXEC_OP_READY: /* at the program's entry, before its point (entry.S) */
 		k_pt_free_pages();
+		k_patch_note_level();
 		return 0;
 	case SBX_EXEC_OP_DONE:
 		/* A point taken with threads has no parked context to go back to. */

@@ -264,6 +264,7 @@ void k_doorbell(void);
  * moved to the record's copy of what followed the `syscall`). */
 void k_patch_site(uint64_t nr, struct k_frame *f);
 int k_patch_again(uint64_t site);
+void k_patch_note_level(void); /* in the kernel's own context, at the point */
 /* Where code saved at rip goes on: inside a site patched since (by another thread), the place
  * in its record that does the same; else rip. */
 uint64_t k_patch_moved(uint64_t rip);

@@ -274,12 +274,21 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 
 /* A site an earlier run from the same snapshot patched (exec.c): patched again before this run
  * if its bytes still have a form, so that its first call needs no trap. */
+/* Whether the kernel can patch at all, as it found at the point, in its own context: the park
+ * loop runs at the program's level, which under a CPL0 kernel may be CPL3. */
+static int k_patch_works;
+
+void k_patch_note_level(void)
+{
+	k_patch_works = enabled();
+}
+
 int k_patch_again(uint64_t site)
 {
 	unsigned len;
 	uint32_t nr;
 	uint8_t form;
-	if (!k_physmap_on || !enabled() || k_nthreads > 1 || site < SBX_USER_ADDR + 8 ||
+	if (!k_physmap_on || !k_patch_works || k_nthreads > 1 || site < SBX_USER_ADDR + 8 ||
 	    !(form = form_at(site, &len, &nr)))
 		return -1;
 	return install(site, len, form, nr);

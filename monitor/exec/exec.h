@@ -46,6 +46,11 @@ struct sbx_exec_run {
 	const uint8_t *input; /* SBX_POINT_CALL: copied into the guest's input buffer */
 	size_t input_len;     /* at most sbx_exec_info().input_max */
 	uint64_t seed;	      /* deterministic runs: what the guest's random bytes derive from */
+	/* The syscall sites this run patches, if it ends as runs end, are patched before every
+	 * later run (no trap there). Only for a run whose behaviour the caller trusts: a run
+	 * could reach a site's bytes out of step with the code (docs/exec.md, "Syscall sites"),
+	 * and which sites a run reached would show in the next. */
+	int learn_sites;
 	/* OUT */
 	struct sbx_result res;	/* how the run ended; a fault is reported to cfg->log first */
 	uint64_t reset_pages;	/* pages put back before this run */

@@ -91,7 +91,7 @@ int sbx_exec_wait_end(struct sbx_exec *x);
  * failure leaves the sandbox broken). verify: the debug compare of all of RAM after a run
  * that ended parked (1) or stopped (0). */
 int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen);
-/* After a run: the sites it patched join x->sites. */
+/* After a trusted run that parked (run->learn_sites): the sites it patched join x->sites. */
 void sbx_exec_learn_sites(struct sbx_exec *x);
 int sbx_exec_verify(struct sbx_exec *x, int parked, char *err, size_t errlen);
 

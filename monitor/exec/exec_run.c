@@ -61,7 +61,8 @@ int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t
 	x->runs++;
 	int ended = sbx_exec_wait_end(x);
 	run->sites_patched = sbx_exec_ctl(vm)->repatched;
-	sbx_exec_learn_sites(x);
+	if (run->learn_sites && ended == 0)
+		sbx_exec_learn_sites(x);
 	/* The processes the run started end with it (a CGI handler's children, a target's). */
 	sbx_procs_reset(vm);
 	pthread_mutex_lock(&x->lock);
