@@ -25,6 +25,8 @@ void serve_env_init(struct serve_env *e);
 void serve_env_free(struct serve_env *e);
 /* Adds NAME=value (replacing an earlier NAME). -E2BIG past SERVE_ENV_MAX_BYTES, -ENOMEM. */
 int serve_env_set(struct serve_env *e, const char *name, const char *value);
+/* Each "NAME=value" of vars (NULL-terminated; others skipped), as serve_env_set. */
+int serve_env_set_all(struct serve_env *e, char *const *vars);
 /* An HTTP header as HTTP_NAME (uppercase, '-' to '_'); a repeated header is joined with ", ".
  * Content-Length and Content-Type (CONTENT_* already) and Proxy (httpoxy) are skipped, and so
  * is a name with a character outside [A-Za-z0-9-]: returns 1 for a skipped header. */

@@ -85,6 +85,21 @@ int serve_env_set(struct serve_env *e, const char *name, const char *value)
 	return put(e, name, strlen(name), value ? value : "", NULL, NULL);
 }
 
+int serve_env_set_all(struct serve_env *e, char *const *vars)
+{
+	int r = 0;
+	for (char *const *p = vars; p && *p && !r; p++) {
+		const char *eq = strchr(*p, '=');
+		char name[256];
+		if (!eq || (size_t)(eq - *p) >= sizeof(name))
+			continue;
+		memcpy(name, *p, (size_t)(eq - *p));
+		name[eq - *p] = 0;
+		r = serve_env_set(e, name, eq + 1);
+	}
+	return r;
+}
+
 int serve_env_header(struct serve_env *e, const char *name, const char *value)
 {
 	if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||

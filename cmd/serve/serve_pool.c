@@ -185,38 +185,61 @@ static void inst_close(struct instance *in)
 	free(in);
 }
 
-/* One run of the instance's own before any request, a GET of / with no body, whose output is
- * dropped: the syscall sites it patches are patched before every later run, so that no request
- * traps at them (docs/exec.md, "Syscall sites"). Only this run's: a request's would let it
- * choose what every later request runs, and show the next which sites it reached. A handler
- * that fails it is still served; a sandbox it broke is an error. */
+/* One run of the instance's own before any request, a GET of / with no body, as a request's
+ * environment would be (the policy's variables, then the request's), whose output is dropped:
+ * the syscall sites it patches are patched before every later run, so that no request traps at
+ * them (docs/exec.md, "Syscall sites"). Only this run's: a request's would let it choose what
+ * every later request runs, and show the next which sites it reached. However the handler
+ * ends it, the instance serves; a sandbox the run broke is closed (-EIO), as a failed open. */
 static int inst_first_run(struct serve_pool *p, struct instance *in, char *err, size_t errlen)
 {
-	static char *const env[] = {"GATEWAY_INTERFACE=CGI/1.1",
-				    "SERVER_SOFTWARE=sandbox-serve",
-				    "SERVER_PROTOCOL=HTTP/1.1",
-				    "REQUEST_METHOD=GET",
-				    "REQUEST_URI=/",
-				    "SCRIPT_NAME=",
-				    "PATH_INFO=/",
-				    "QUERY_STRING=",
-				    "SERVER_NAME=localhost",
-				    NULL};
+	static const char *const req[][2] = {{"GATEWAY_INTERFACE", "CGI/1.1"},
+					     {"SERVER_SOFTWARE", "sandbox-serve"},
+					     {"SERVER_PROTOCOL", "HTTP/1.1"},
+					     {"REQUEST_METHOD", "GET"},
+					     {"REQUEST_URI", "/"},
+					     {"SCRIPT_NAME", ""},
+					     {"PATH_INFO", "/"},
+					     {"QUERY_STRING", ""},
+					     {"SERVER_NAME", "localhost"},
+					     {"SERVER_PORT", "80"}};
+	struct serve_env env;
+	serve_env_init(&env);
+	int r = serve_env_set_all(&env, in->cli.pol.env);
+	for (size_t k = 0; k < sizeof(req) / sizeof(req[0]) && r == 0; k++)
+		r = serve_env_set(&env, req[k][0], req[k][1]);
+	if (r == 0)
+		r = reset_fd(in->in_fd);
+	/* Warm mode: the request comes framed on stdin, as copy_in writes it. */
+	char *f = NULL;
+	if (r == 0 && p->o.warm) {
+		size_t fl = serve_env_frame_len(&env);
+		if (!(f = malloc(fl)))
+			r = -ENOMEM;
+		else
+			r = write_all(in->in_fd, f, serve_env_frame(&env, f, fl), 0);
+		free(f);
+	}
 	struct sbx_exec_run run = {
-	    .envp = p->o.warm ? NULL : env,
+	    .envp = p->o.warm ? NULL : env.v,
 	    .stdin_fd = in->cli.pol.no_stdin ? -1 : in->in_fd,
 	    .stdout_fd = in->out_fd,
 	    .stderr_fd = in->err_fd,
 	    .learn_sites = 1,
 	};
-	int r = reset_fd(in->in_fd);
-	if (r == 0 && (r = sbx_exec_one(in->x, &run, err, errlen)) < 0)
-		return r;
-	drain_log(in, 0, 1);
-	if (r == 0)
-		r = reset_fd(in->out_fd);
-	if (r == 0)
+	if (r < 0)
+		snprintf(err, errlen, "the first run's request: %s", strerror(-r));
+	else if ((r = sbx_exec_one(in->x, &run, err, errlen)) == 0 && p->o.cli->cfg.verbose)
+		serve_logf(p->o.log, "instance %d: its first run (GET /, output dropped): %s",
+			   in->id, run.parked ? "ended" : run.res.reason);
+	serve_env_free(&env);
+	drain_log(in, 0, p->o.cli->cfg.verbose);
+	if (r == 0 && (r = reset_fd(in->out_fd)) == 0)
 		r = reset_fd(in->err_fd);
+	if (r < 0) {
+		sbx_exec_close(in->x);
+		in->x = NULL;
+	}
 	return r;
 }
 

@@ -67,15 +67,7 @@ static int build_env(struct serve_http *h, struct MHD_Connection *c, struct req 
 	const char *q = strchr(r->uri, '?');
 	const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	/* The policy's environment first: the request's variables override it. */
-	for (char *const *p = h->o.base_env; p && *p && !e; p++) {
-		const char *eq = strchr(*p, '=');
-		char name[256];
-		if (!eq || (size_t)(eq - *p) >= sizeof(name))
-			continue;
-		memcpy(name, *p, (size_t)(eq - *p));
-		name[eq - *p] = 0;
-		e = serve_env_set(env, name, eq + 1);
-	}
+	e = serve_env_set_all(env, h->o.base_env);
 	e = e ?: serve_env_set(env, "GATEWAY_INTERFACE", "CGI/1.1");
 	e = e ?: serve_env_set(env, "SERVER_SOFTWARE", "sandbox-serve");
 	e = e ?: serve_env_set(env, "SERVER_PROTOCOL", r->version);

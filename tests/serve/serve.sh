@@ -447,7 +447,10 @@ mode_warm() {
   get w 200 "$URL/?n=1000"
   grep -q "^prime 1000 = 7919;" "$D/w.body" || fail "warm: $(cat "$D/w.body")"
   stop
-  start --warm --instances 1 "$S/serve_echo-glibc"
+  start -v --warm --instances 1 "$S/serve_echo-glibc"
+  # The instance's own first run (a framed GET /, its output dropped) ended as runs end.
+  grep -q "instance 0: its first run (GET /, output dropped): ended" "$D/server.log" ||
+    fail "warm: no first run: $(grep -i first "$D/server.log")"
   get we 200 -d 'warm body' "$URL/p/q?token=w1"
   has we "env REQUEST_METHOD=POST"
   has we "env PATH_INFO=/p/q"
