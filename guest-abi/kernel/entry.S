@@ -401,7 +401,7 @@ sbx_exec_start:
 	.size sbx_exec_start, . - sbx_exec_start
 
 /* A run is over (%edi: its status). Writes nothing but the control page and uses no stack
- * from here on: the monitor puts the run's pages back while this spins. */
+ * until `go` changes: the monitor puts the run's pages back while this spins. */
 	.globl k_exec_park
 	.type k_exec_park, @function
 k_exec_park:

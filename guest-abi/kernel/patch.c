@@ -272,8 +272,6 @@ void k_patch_site(uint64_t nr, struct k_frame *f)
 		f->rcx = (uint64_t)record(k_patch_used - 1)->code + SBX_PATCH_B_RET;
 }
 
-/* A site an earlier run from the same snapshot patched (exec.c): patched again before this run
- * if its bytes still have a form, so that its first call needs no trap. */
 /* Whether the kernel can patch at all, as it found at the point, in its own context: the park
  * loop runs at the program's level, which under a CPL0 kernel may be CPL3. */
 static int k_patch_works;
@@ -283,6 +281,8 @@ void k_patch_note_level(void)
 	k_patch_works = enabled();
 }
 
+/* A site an earlier run from the same snapshot patched (exec.c): patched again before this run
+ * if its bytes still have a form, so that its first call needs no trap. */
 int k_patch_again(uint64_t site)
 {
 	unsigned len;

@@ -122,8 +122,7 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 	if (sbx_threads_launches(vm) != x->launches)
 		return -EAGAIN; /* a thread's window: page tables the check does not see */
 	if (sbx_exec_ctl(vm)->nfix)
-		return -EAGAIN; /* the last list unfinished: only a re-added memslot makes it good
-				 */
+		return -EAGAIN; /* the last list unfinished: a re-added memslot makes it good */
 	/* The poller must not be serving anything while the ring's page goes back. */
 	lock_ring(x, 0);
 	/* A request published after the run's end is not served (it could block this thread):
