@@ -88,8 +88,8 @@ void k_exec_before_run(void)
 		k_pt_flush();
 	}
 	const volatile uint64_t *sites = k_phys(SBX_EXEC_SITES_ADDR);
-	uint32_t done = 0;
-	for (uint32_t i = 0; i < CTL->nsites && i < SBX_EXEC_SITES_MAX; i++)
+	uint32_t done = 0, ns = CTL->nsites;
+	for (uint32_t i = 0; i < ns && i < SBX_EXEC_SITES_MAX; i++)
 		done += k_patch_again(sites[i]) == 0;
 	CTL->repatched = done;
 	CTL->nsites = 0;

@@ -18,9 +18,7 @@
  * memory, and no VM, VIF, VIP, IOPL, NT or reserved bit of it may reach the vCPU. */
 #define RFLAGS_USER 0x240fd5ull
 
-/* The record `jmp *disp32` at va names, when the 7 bytes there are such a jump into the window:
- * 0 and *rec filled, or -1. */
-static int record_at(struct sbx_vm *vm, uint64_t va, struct sbx_patch_rec *rec)
+int sbx_patch_record_at(struct sbx_vm *vm, uint64_t va, struct sbx_patch_rec *rec)
 {
 	uint8_t b[7];
 	if (sbx_gva_read(vm, sbx_guest_root(vm), va, b, sizeof(b)) < 0 || b[0] != 0xff ||
@@ -135,7 +133,8 @@ static int cpuid_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 	uint64_t rip = f->r[SBX_R_RIP];
 	for (unsigned d = 3; d < LOADER_CPUID_SITE_MAX && d <= rip; d++) {
 		struct sbx_patch_rec rec;
-		if (record_at(vm, rip - d, &rec) < 0 || rec.code[0] != SBX_PATCH_FORM_CPUID)
+		if (sbx_patch_record_at(vm, rip - d, &rec) < 0 ||
+		    rec.code[0] != SBX_PATCH_FORM_CPUID)
 			continue;
 		unsigned pre = rec.code[1], len = rec.code[2];
 		if (len != pre + 2u || d >= len || len > LOADER_CPUID_SITE_MAX ||
@@ -158,7 +157,7 @@ int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f)
 	struct sbx_patch_rec rec;
 	if (f->vector != 6 || !f->from_cpu || rip < 5)
 		return 0;
-	if (record_at(vm, rip - 5, &rec) < 0 || rec.code[0] != SBX_PATCH_FORM_MOV)
+	if (sbx_patch_record_at(vm, rip - 5, &rec) < 0 || rec.code[0] != SBX_PATCH_FORM_MOV)
 		return cpuid_resume(vm, f);
 	/* The site's own bytes back: mov $nr, %eax (nr from the record); syscall. */
 	uint8_t orig[7] = {SBX_PATCH_FORM_MOV, rec.code[1], rec.code[2], rec.code[3],

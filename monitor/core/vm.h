@@ -890,6 +890,10 @@ int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r);
 /* patch.c: a #UD at the `syscall` of a site the kernel patched (a jump straight to it) made the
  * syscall it was: 1 when the vCPU was set to enter the kernel so, 0 when f is another fault. */
 int sbx_patch_resume(struct sbx_vm *vm, const struct sbx_fault *f);
+/* The record the `jmp *disp32` at va names, when the 7 bytes there are such a jump into the
+ * patch window to a record of that very site: 0 and *rec filled (guest RAM: a claim only), or
+ * -1. */
+int sbx_patch_record_at(struct sbx_vm *vm, uint64_t va, struct sbx_patch_rec *rec);
 /* A site's n (<= 8) new bytes at gpa, written while no other vCPU runs the guest; a vCPU
  * stopped at `from` (not 0: an address inside the site) goes on at `to`. 0 or -EFAULT. */
 int sbx_patch_write(struct sbx_vm *vm, uint64_t gpa, const void *bytes, size_t n, uint64_t from,

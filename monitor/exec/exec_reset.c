@@ -210,12 +210,9 @@ void sbx_exec_learn_sites(struct sbx_exec *x)
 		if (r->code[0] == SBX_PATCH_FORM_CPUID || r->site < SBX_USER_ADDR)
 			continue;
 		/* A site the monitor gave its own bytes back (code jumped into it) would cost
-		 * that exit in every run: only sites that still jump to their record. */
-		uint8_t b[7];
-		if (sbx_gva_read(x->vm, sbx_guest_root(x->vm), r->site, b, sizeof(b)) < 0 ||
-		    b[0] != 0xff || b[1] != 0x24 || b[2] != 0x25 ||
-		    ((uint64_t)b[3] | (uint64_t)b[4] << 8 | (uint64_t)b[5] << 16 |
-		     (uint64_t)b[6] << 24) != a)
+		 * that exit in every run: only sites that still jump to a record of theirs. */
+		struct sbx_patch_rec rec;
+		if (sbx_patch_record_at(x->vm, r->site, &rec) < 0)
 			continue;
 		uint32_t i = 0;
 		while (i < x->nsites && x->sites[i] != r->site)
