@@ -11,12 +11,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
 #include <sched.h>
-#include <seccomp.h>
 #include <sys/socket.h>
-
-/* libseccomp's SCMP_A0()..SCMP_A5() leave the second datum out for single-value comparisons. */
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +30,7 @@
 
 #include "calls.h"
 #include "confine.h"
+#include "confine_priv.h"
 
 /* clang before 15 says "ASan" only through __has_feature. */
 #if defined(__has_feature)
@@ -69,134 +67,133 @@ static const struct sbx_rule {
 	const char *why;
 } sbx_rules[] = {
     /* The run loop and the vCPU */
-    {SCMP_SYS(ioctl), ARG_IOCTL, 0, "KVM_RUN and the vCPU register ioctls; terminal queries"},
-    {SCMP_SYS(futex), ARG_ANY, 0, "ring wakeups, SLEEP, mutexes, pthread_join"},
-    {SCMP_SYS(tgkill), ARG_OWN_PROCESS, 0, "the kick signal between vCPU, poller, watchdog"},
-    {SCMP_SYS(kill), ARG_CALLER, 0,
+    {SYS_ioctl, ARG_IOCTL, 0, "KVM_RUN and the vCPU register ioctls; terminal queries"},
+    {SYS_futex, ARG_ANY, 0, "ring wakeups, SLEEP, mutexes, pthread_join"},
+    {SYS_tgkill, ARG_OWN_PROCESS, 0, "the kick signal between vCPU, poller, watchdog"},
+    {SYS_kill, ARG_CALLER, 0,
      "job control: the first process stops, and the monitor stops its own group with it"},
-    {SCMP_SYS(rt_sigreturn), ARG_ANY, 0, "return from the kick handler"},
-    {SCMP_SYS(rt_sigprocmask), ARG_ANY, 0, "glibc masks signals around thread start/exit"},
-    {SCMP_SYS(rt_sigaction), ARG_ANY, 0, "the kick handler is (re)installed once per run"},
-    {SCMP_SYS(restart_syscall), ARG_ANY, 0, "a futex/nanosleep resumed after the kick"},
-    {SCMP_SYS(sched_yield), ARG_ANY, 0, "spinning poller and glibc locks"},
-    {SCMP_SYS(sched_getaffinity), ARG_ANY, 0, "glibc malloc sizes arenas by it"},
-    {SCMP_SYS(sched_setaffinity), ARG_CALLER, 0, "the poller pins itself to its CPU"},
-    {SCMP_SYS(clone), ARG_THREAD, 0, "threads started after confinement (watchdog, poller)"},
-    {SCMP_SYS(clone3), ARG_ANY, ENOSYS, "its flags are out of reach: glibc falls back to clone"},
-    {SCMP_SYS(set_robust_list), ARG_ANY, 0, "a new thread registers its robust futex list"},
-    {SCMP_SYS(rseq), ARG_ANY, 0, "a new thread registers its rseq area"},
-    {SCMP_SYS(gettid), ARG_ANY, 0, "glibc and the thread bookkeeping"},
-    {SCMP_SYS(getpid), ARG_ANY, 0, "raise/pthread_kill, jansson's hash seed"},
-    {SCMP_SYS(exit), ARG_ANY, 0, "a thread ends (poller, watchdog)"},
-    {SCMP_SYS(exit_group), ARG_ANY, 0, "the process ends"},
+    {SYS_rt_sigreturn, ARG_ANY, 0, "return from the kick handler"},
+    {SYS_rt_sigprocmask, ARG_ANY, 0, "glibc masks signals around thread start/exit"},
+    {SYS_rt_sigaction, ARG_ANY, 0, "the kick handler is (re)installed once per run"},
+    {SYS_restart_syscall, ARG_ANY, 0, "a futex/nanosleep resumed after the kick"},
+    {SYS_sched_yield, ARG_ANY, 0, "spinning poller and glibc locks"},
+    {SYS_sched_getaffinity, ARG_ANY, 0, "glibc malloc sizes arenas by it"},
+    {SYS_sched_setaffinity, ARG_CALLER, 0, "the poller pins itself to its CPU"},
+    {SYS_clone, ARG_THREAD, 0, "threads started after confinement (watchdog, poller)"},
+    {SYS_clone3, ARG_ANY, ENOSYS, "its flags are out of reach: glibc falls back to clone"},
+    {SYS_set_robust_list, ARG_ANY, 0, "a new thread registers its robust futex list"},
+    {SYS_rseq, ARG_ANY, 0, "a new thread registers its rseq area"},
+    {SYS_gettid, ARG_ANY, 0, "glibc and the thread bookkeeping"},
+    {SYS_getpid, ARG_ANY, 0, "raise/pthread_kill, jansson's hash seed"},
+    {SYS_exit, ARG_ANY, 0, "a thread ends (poller, watchdog)"},
+    {SYS_exit_group, ARG_ANY, 0, "the process ends"},
     /* Time */
-    {SCMP_SYS(clock_gettime), ARG_ANY, 0, "CPU clocks (watchdog) and vDSO fallbacks"},
-    {SCMP_SYS(gettimeofday), ARG_ANY, 0, "vDSO fallback"},
-    {SCMP_SYS(clock_nanosleep), ARG_ANY, 0, "glibc nanosleep"},
-    {SCMP_SYS(nanosleep), ARG_ANY, 0, "sleeps in libraries"},
-    {SCMP_SYS(timer_create), ARG_ANY, 0, "a vCPU thread's re-kick timer (threads.c)"},
-    {SCMP_SYS(timer_settime), ARG_ANY, 0, "arming and disarming it"},
-    {SCMP_SYS(timer_delete), ARG_ANY, 0, "at the vCPU thread's end"},
+    {SYS_clock_gettime, ARG_ANY, 0, "CPU clocks (watchdog) and vDSO fallbacks"},
+    {SYS_gettimeofday, ARG_ANY, 0, "vDSO fallback"},
+    {SYS_clock_nanosleep, ARG_ANY, 0, "glibc nanosleep"},
+    {SYS_nanosleep, ARG_ANY, 0, "sleeps in libraries"},
+    {SYS_timer_create, ARG_ANY, 0, "a vCPU thread's re-kick timer (threads.c)"},
+    {SYS_timer_settime, ARG_ANY, 0, "arming and disarming it"},
+    {SYS_timer_delete, ARG_ANY, 0, "at the vCPU thread's end"},
     /* Memory of the monitor itself */
-    {SCMP_SYS(mmap), ARG_NO_EXEC, 0, "malloc, libdw/libelf reading ELF files, thread stacks"},
-    {SCMP_SYS(mmap), ARG_EXEC, EPERM, "no new code: a lazy dlopen (libdebuginfod) fails"},
-    {SCMP_SYS(munmap), ARG_ANY, 0, "free, teardown of guest RAM and kvm_run"},
-    {SCMP_SYS(mprotect), ARG_NO_EXEC, 0, "malloc arenas, thread stack guards"},
-    {SCMP_SYS(mprotect), ARG_EXEC, EPERM, "no new code"},
-    {SCMP_SYS(mremap), ARG_ANY, 0, "realloc of large blocks"},
-    {SCMP_SYS(madvise), ARG_ANY, 0,
+    {SYS_mmap, ARG_NO_EXEC, 0, "malloc, libdw/libelf reading ELF files, thread stacks"},
+    {SYS_mmap, ARG_EXEC, EPERM, "no new code: a lazy dlopen (libdebuginfod) fails"},
+    {SYS_munmap, ARG_ANY, 0, "free, teardown of guest RAM and kvm_run"},
+    {SYS_mprotect, ARG_NO_EXEC, 0, "malloc arenas, thread stack guards"},
+    {SYS_mprotect, ARG_EXEC, EPERM, "no new code"},
+    {SYS_mremap, ARG_ANY, 0, "realloc of large blocks"},
+    {SYS_madvise, ARG_ANY, 0,
      "free and thread exit give memory back; backing guest pages ahead (POPULATE)"},
-    {SCMP_SYS(brk), ARG_ANY, 0, "malloc"},
+    {SYS_brk, ARG_ANY, 0, "malloc"},
     /* Hypercalls on handles (hc_io.c) */
-    {SCMP_SYS(read), ARG_ANY, 0, "READ; reports read ELF and /proc files"},
-    {SCMP_SYS(write), ARG_ANY, 0, "WRITE; the log, --strace, reports"},
-    {SCMP_SYS(readv), ARG_ANY, 0, "READV"},
-    {SCMP_SYS(preadv2), ARG_ANY, 0,
-     "READ of a pipe or eventfd tried first without waiting (RWF_NOWAIT)"},
-    {SCMP_SYS(writev), ARG_ANY, 0, "WRITEV; stdio"},
-    {SCMP_SYS(pread64), ARG_ANY, 0, "PREAD; libelf"},
-    {SCMP_SYS(pwrite64), ARG_ANY, 0, "PWRITE; the core file"},
-    {SCMP_SYS(lseek), ARG_ANY, 0, "LSEEK; stdio and libelf"},
-    {SCMP_SYS(close), ARG_ANY, 0, "CLOSE, O_PATH fds of path calls, report files"},
-    {SCMP_SYS(fstat), ARG_ANY, 0, "FSTAT; stdio"},
-    {SCMP_SYS(newfstatat), ARG_ANY, 0,
+    {SYS_read, ARG_ANY, 0, "READ; reports read ELF and /proc files"},
+    {SYS_write, ARG_ANY, 0, "WRITE; the log, --strace, reports"},
+    {SYS_readv, ARG_ANY, 0, "READV"},
+    {SYS_preadv2, ARG_ANY, 0, "READ of a pipe or eventfd tried first without waiting (RWF_NOWAIT)"},
+    {SYS_writev, ARG_ANY, 0, "WRITEV; stdio"},
+    {SYS_pread64, ARG_ANY, 0, "PREAD; libelf"},
+    {SYS_pwrite64, ARG_ANY, 0, "PWRITE; the core file"},
+    {SYS_lseek, ARG_ANY, 0, "LSEEK; stdio and libelf"},
+    {SYS_close, ARG_ANY, 0, "CLOSE, O_PATH fds of path calls, report files"},
+    {SYS_fstat, ARG_ANY, 0, "FSTAT; stdio"},
+    {SYS_newfstatat, ARG_ANY, 0,
      "STAT (fstatat on an O_PATH fd); glibc stat/fstat; a path's last component beneath a "
      "mount holding another"},
-    {SCMP_SYS(statx), ARG_ANY, 0, "libraries that stat with statx"},
-    {SCMP_SYS(getdents64), ARG_ANY, 0, "GETDENTS; removing --tmp directories"},
-    {SCMP_SYS(ftruncate), ARG_ANY, 0, "FTRUNCATE"},
-    {SCMP_SYS(flock), ARG_ANY, 0, "FLOCK"},
-    {SCMP_SYS(fsync), ARG_ANY, 0, "FSYNC; the core file"},
-    {SCMP_SYS(fdatasync), ARG_ANY, 0, "FDATASYNC"},
-    {SCMP_SYS(msync), ARG_ANY, 0, "MSYNC: writing back a shared file mapping"},
-    {SCMP_SYS(fcntl), ARG_FCNTL, 0, "FCNTL and DUP (F_DUPFD_CLOEXEC), O_NONBLOCK on open"},
-    {SCMP_SYS(poll), ARG_ANY, 0, "POLL"},
-    {SCMP_SYS(ppoll), ARG_ANY, 0, "POLL (glibc may use ppoll)"},
-    {SCMP_SYS(fstatfs), ARG_ANY, 0, "STATFS"},
+    {SYS_statx, ARG_ANY, 0, "libraries that stat with statx"},
+    {SYS_getdents64, ARG_ANY, 0, "GETDENTS; removing --tmp directories"},
+    {SYS_ftruncate, ARG_ANY, 0, "FTRUNCATE"},
+    {SYS_flock, ARG_ANY, 0, "FLOCK"},
+    {SYS_fsync, ARG_ANY, 0, "FSYNC; the core file"},
+    {SYS_fdatasync, ARG_ANY, 0, "FDATASYNC"},
+    {SYS_msync, ARG_ANY, 0, "MSYNC: writing back a shared file mapping"},
+    {SYS_fcntl, ARG_FCNTL, 0, "FCNTL and DUP (F_DUPFD_CLOEXEC), O_NONBLOCK on open"},
+    {SYS_poll, ARG_ANY, 0, "POLL"},
+    {SYS_ppoll, ARG_ANY, 0, "POLL (glibc may use ppoll)"},
+    {SYS_fstatfs, ARG_ANY, 0, "STATFS"},
     /* Pipes, eventfds and epoll (hc_event.c): objects of the program's own */
-    {SCMP_SYS(pipe2), ARG_ANY, 0, "PIPE"},
-    {SCMP_SYS(eventfd2), ARG_ANY, 0, "EVENTFD"},
-    {SCMP_SYS(timerfd_create), ARG_ANY, 0, "TIMERFD"},
-    {SCMP_SYS(timerfd_settime), ARG_ANY, 0, "TIMERFD"},
-    {SCMP_SYS(timerfd_gettime), ARG_ANY, 0, "TIMERFD"},
-    {SCMP_SYS(tee), ARG_ANY, 0, "a snapshot copies a pipe's bytes, leaving them (objects.c)"},
-    {SCMP_SYS(epoll_create1), ARG_ANY, 0, "EPOLL_CREATE"},
-    {SCMP_SYS(epoll_ctl), ARG_ANY, 0, "EPOLL_CTL"},
-    {SCMP_SYS(epoll_wait), ARG_ANY, 0, "EPOLL_WAIT"},
-    {SCMP_SYS(epoll_pwait), ARG_ANY, 0, "EPOLL_WAIT (a libc may use epoll_pwait)"},
-    {SCMP_SYS(fallocate), ARG_ANY, 0, "DISCARD punches holes in guest RAM"},
-    {SCMP_SYS(getrandom), ARG_ANY, 0, "RANDOM"},
+    {SYS_pipe2, ARG_ANY, 0, "PIPE"},
+    {SYS_eventfd2, ARG_ANY, 0, "EVENTFD"},
+    {SYS_timerfd_create, ARG_ANY, 0, "TIMERFD"},
+    {SYS_timerfd_settime, ARG_ANY, 0, "TIMERFD"},
+    {SYS_timerfd_gettime, ARG_ANY, 0, "TIMERFD"},
+    {SYS_tee, ARG_ANY, 0, "a snapshot copies a pipe's bytes, leaving them (objects.c)"},
+    {SYS_epoll_create1, ARG_ANY, 0, "EPOLL_CREATE"},
+    {SYS_epoll_ctl, ARG_ANY, 0, "EPOLL_CTL"},
+    {SYS_epoll_wait, ARG_ANY, 0, "EPOLL_WAIT"},
+    {SYS_epoll_pwait, ARG_ANY, 0, "EPOLL_WAIT (a libc may use epoll_pwait)"},
+    {SYS_fallocate, ARG_ANY, 0, "DISCARD punches holes in guest RAM"},
+    {SYS_getrandom, ARG_ANY, 0, "RANDOM"},
     /* Hypercalls on paths (hc_path.c): resolved beneath a mount's root fd */
-    {SCMP_SYS(openat2), ARG_ANY, 0, "OPEN, STAT, ...: RESOLVE_BENEATH below a mount root"},
-    {SCMP_SYS(openat), ARG_ANY, 0,
+    {SYS_openat2, ARG_ANY, 0, "OPEN, STAT, ...: RESOLVE_BENEATH below a mount root"},
+    {SYS_openat, ARG_ANY, 0,
      "reports open the ELF, --debug-file, /proc/self/status; nested mounts walk \"..\" up to "
      "a mount root (O_PATH)"},
-    {SCMP_SYS(readlinkat), ARG_ANY, 0,
+    {SYS_readlinkat, ARG_ANY, 0,
      "READLINK; a symlink followed by the monitor beneath a mount holding another"},
-    {SCMP_SYS(readlink), ARG_ANY, 0, "libdw's realpath() of the program in a report"},
-    {SCMP_SYS(mkdirat), ARG_ANY, 0, "MKDIR"},
-    {SCMP_SYS(mknodat), ARG_ANY, 0, "MKNOD: FIFOs, files and socket files (no devices)"},
-    {SCMP_SYS(inotify_init1), ARG_ANY, 0, "INOTIFY: an instance"},
-    {SCMP_SYS(inotify_add_watch), ARG_ANY, 0, "INOTIFY_WATCH, through /proc/self/fd/N"},
-    {SCMP_SYS(inotify_rm_watch), ARG_ANY, 0, "INOTIFY"},
-    {SCMP_SYS(unlinkat), ARG_ANY, 0, "UNLINK"},
-    {SCMP_SYS(renameat), ARG_ANY, 0, "RENAME"},
-    {SCMP_SYS(renameat2), ARG_ANY, 0, "RENAME (glibc may use renameat2)"},
-    {SCMP_SYS(symlinkat), ARG_ANY, 0, "SYMLINK"},
-    {SCMP_SYS(linkat), ARG_ANY, 0, "LINK"},
-    {SCMP_SYS(faccessat2), ARG_ANY, 0, "ACCESS"},
-    {SCMP_SYS(fchmod), ARG_ANY, 0, "CHMOD on a handle"},
-    {SCMP_SYS(chmod), ARG_ANY, 0, "CHMOD on a path, through /proc/self/fd/N"},
-    {SCMP_SYS(fchmodat), ARG_ANY, 0, "CHMOD (glibc may use fchmodat)"},
-    {SCMP_SYS(utimensat), ARG_ANY, 0, "UTIMENS, through /proc/self/fd/N or a handle"},
+    {SYS_readlink, ARG_ANY, 0, "libdw's realpath() of the program in a report"},
+    {SYS_mkdirat, ARG_ANY, 0, "MKDIR"},
+    {SYS_mknodat, ARG_ANY, 0, "MKNOD: FIFOs, files and socket files (no devices)"},
+    {SYS_inotify_init1, ARG_ANY, 0, "INOTIFY: an instance"},
+    {SYS_inotify_add_watch, ARG_ANY, 0, "INOTIFY_WATCH, through /proc/self/fd/N"},
+    {SYS_inotify_rm_watch, ARG_ANY, 0, "INOTIFY"},
+    {SYS_unlinkat, ARG_ANY, 0, "UNLINK"},
+    {SYS_renameat, ARG_ANY, 0, "RENAME"},
+    {SYS_renameat2, ARG_ANY, 0, "RENAME (glibc may use renameat2)"},
+    {SYS_symlinkat, ARG_ANY, 0, "SYMLINK"},
+    {SYS_linkat, ARG_ANY, 0, "LINK"},
+    {SYS_faccessat2, ARG_ANY, 0, "ACCESS"},
+    {SYS_fchmod, ARG_ANY, 0, "CHMOD on a handle"},
+    {SYS_chmod, ARG_ANY, 0, "CHMOD on a path, through /proc/self/fd/N"},
+    {SYS_fchmodat, ARG_ANY, 0, "CHMOD (glibc may use fchmodat)"},
+    {SYS_utimensat, ARG_ANY, 0, "UTIMENS, through /proc/self/fd/N or a handle"},
     /* Reports and teardown */
-    {SCMP_SYS(rename), ARG_ANY, 0, "the core file is renamed into place"},
-    {SCMP_SYS(unlink), ARG_ANY, 0, "a failed core file is removed; --tmp cleanup"},
-    {SCMP_SYS(rmdir), ARG_ANY, 0, "--tmp directories are removed at the end"},
-    {SCMP_SYS(sysinfo), ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
-    {SCMP_SYS(landlock_create_ruleset), ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
-    {SCMP_SYS(socketpair), ARG_UNIX, 0, "SOCKETPAIR: a connected pair, no network"},
-    {SCMP_SYS(socket), ARG_IS_UNIX, 0, "SOCKET: a local socket of the guest's"},
-    {SCMP_SYS(socket), ARG_NOT_UNIX, EACCES, "libdw's debuginfod client: no network, no crash"},
-    {SCMP_SYS(bind), ARG_ANY, 0, "SOCKOP BIND: a local socket (only AF_UNIX ones are made)"},
-    {SCMP_SYS(listen), ARG_ANY, 0, "SOCKOP LISTEN"},
-    {SCMP_SYS(connect), ARG_ANY, 0, "SOCKOP CONNECT: a local socket the sandbox bound"},
+    {SYS_rename, ARG_ANY, 0, "the core file is renamed into place"},
+    {SYS_unlink, ARG_ANY, 0, "a failed core file is removed; --tmp cleanup"},
+    {SYS_rmdir, ARG_ANY, 0, "--tmp directories are removed at the end"},
+    {SYS_sysinfo, ARG_ANY, 0, "glibc qsort sizes its buffer by it (libdw symbols)"},
+    {SYS_landlock_create_ruleset, ARG_VERSION_QUERY, 0, "sbx_confine_landlock_abi()"},
+    {SYS_socketpair, ARG_UNIX, 0, "SOCKETPAIR: a connected pair, no network"},
+    {SYS_socket, ARG_IS_UNIX, 0, "SOCKET: a local socket of the guest's"},
+    {SYS_socket, ARG_NOT_UNIX, EACCES, "libdw's debuginfod client: no network, no crash"},
+    {SYS_bind, ARG_ANY, 0, "SOCKOP BIND: a local socket (only AF_UNIX ones are made)"},
+    {SYS_listen, ARG_ANY, 0, "SOCKOP LISTEN"},
+    {SYS_connect, ARG_ANY, 0, "SOCKOP CONNECT: a local socket the sandbox bound"},
     /* The control socket and the migration stream: bound or connected before confinement
      * (or handed over by sandbox-ctl), so no socket, bind or connect is needed here. */
-    {SCMP_SYS(accept4), ARG_ANY, 0, "a sandbox-ctl client on the control socket"},
-    {SCMP_SYS(recvmsg), ARG_ANY, 0, "control commands and the fd sandbox-ctl hands over"},
-    {SCMP_SYS(sendmsg), ARG_ANY, 0, "the migration stream"},
-    {SCMP_SYS(sendto), ARG_ANY, 0, "control replies, the migration stream"},
-    {SCMP_SYS(recvfrom), ARG_ANY, 0, "the migration stream; sandbox-ctl: a snapshot is in place"},
-    {SCMP_SYS(setsockopt), ARG_ANY, 0, "TCP_NODELAY on a migration stream handed over"},
-    {SCMP_SYS(getsockopt), ARG_ANY, 0, "the migration stream's socket type"},
-    {SCMP_SYS(getsockname), ARG_ANY, 0, "the migration stream: TCP or unix"},
-    {SCMP_SYS(getpeername), ARG_ANY, 0, "the migration stream's peer, for messages"},
-    {SCMP_SYS(shutdown), ARG_ANY, 0, "the end of a migration stream"},
-    {SCMP_SYS(memfd_create), ARG_ANY, 0, "the state of a migration, built in memory"},
+    {SYS_accept4, ARG_ANY, 0, "a sandbox-ctl client on the control socket"},
+    {SYS_recvmsg, ARG_ANY, 0, "control commands and the fd sandbox-ctl hands over"},
+    {SYS_sendmsg, ARG_ANY, 0, "the migration stream"},
+    {SYS_sendto, ARG_ANY, 0, "control replies, the migration stream"},
+    {SYS_recvfrom, ARG_ANY, 0, "the migration stream; sandbox-ctl: a snapshot is in place"},
+    {SYS_setsockopt, ARG_ANY, 0, "TCP_NODELAY on a migration stream handed over"},
+    {SYS_getsockopt, ARG_ANY, 0, "the migration stream's socket type"},
+    {SYS_getsockname, ARG_ANY, 0, "the migration stream: TCP or unix"},
+    {SYS_getpeername, ARG_ANY, 0, "the migration stream's peer, for messages"},
+    {SYS_shutdown, ARG_ANY, 0, "the end of a migration stream"},
+    {SYS_memfd_create, ARG_ANY, 0, "the state of a migration, built in memory"},
 #if defined(__SANITIZE_ADDRESS__) || SBX_CLANG_ASAN
     /* Sanitizer builds only: what the ASan runtime itself calls. */
-    {SCMP_SYS(sigaltstack), ARG_ANY, 0, "ASan: an alternate signal stack per thread"},
+    {SYS_sigaltstack, ARG_ANY, 0, "ASan: an alternate signal stack per thread"},
 #endif
 };
 
@@ -242,71 +239,119 @@ static const unsigned long sbx_kvm_ioctls[] = {KVM_CREATE_VM, KVM_GET_VCPU_MMAP_
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The table's entries as rules, appended to a growing array. */
+struct rules {
+	struct confine_rule *r;
+	size_t n, cap;
+};
+
+static int push(struct rules *l, int nr, uint32_t action, unsigned nargs,
+		const struct confine_arg *a)
+{
+	struct confine_rule *all = confine_grow(l->r, &l->cap, l->n, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	l->r = all;
+	struct confine_rule *r = &l->r[l->n++];
+	*r = (struct confine_rule){.nr = nr, .action = action, .nargs = nargs};
+	for (unsigned i = 0; i < nargs; i++)
+		r->a[i] = a[i];
+	return 0;
+}
+
+/* Argument i: (arg & mask) == val. */
+#define MASKED(i, m, v)                                                                            \
+	((struct confine_arg){.arg = (i), .cmp = CONFINE_MASKED_EQ, .mask = (m), .val = (v)})
+
 /* One rule for each command in cmds (argument 1: an fcntl or ioctl command), on the file
  * descriptor fd only when fd >= 0. */
-static int add_each(scmp_filter_ctx ctx, uint32_t act, int nr, int fd, const unsigned long *cmds,
+static int add_each(struct rules *l, uint32_t act, int nr, int fd, const unsigned long *cmds,
 		    size_t n)
 {
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		struct scmp_arg_cmp c[2] = {SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, cmds[i]),
-					    SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)fd)};
-		rc = seccomp_rule_add_array(ctx, act, nr, fd >= 0 ? 2 : 1, c);
+		struct confine_arg c[2] = {MASKED(1, LOW32, cmds[i]),
+					   MASKED(0, LOW32, (uint64_t)fd)};
+		rc = push(l, nr, act, fd >= 0 ? 2 : 1, c);
 	}
 	return rc;
 }
 
-static int add_rule(scmp_filter_ctx ctx, const struct sbx_rule *r, const struct sbx_vm *vm)
+static int add_rule(struct rules *l, const struct sbx_rule *r, const struct sbx_vm *vm)
 {
-	uint32_t act = r->err ? SCMP_ACT_ERRNO((uint32_t)r->err) : SCMP_ACT_ALLOW;
+	uint32_t act =
+	    r->err ? SECCOMP_RET_ERRNO | ((uint32_t)r->err & SECCOMP_RET_DATA) : SECCOMP_RET_ALLOW;
+	struct confine_arg c[3];
 	int rc = 0;
 	switch (r->arg) {
 	case ARG_ANY:
-		return seccomp_rule_add(ctx, act, r->nr, 0);
+		return push(l, r->nr, act, 0, NULL);
 	case ARG_NO_EXEC:
-		return seccomp_rule_add(ctx, act, r->nr, 1,
-					SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+		c[0] = MASKED(2, PROT_EXEC, 0);
+		return push(l, r->nr, act, 1, c);
 	case ARG_EXEC:
-		return seccomp_rule_add(ctx, act, r->nr, 1,
-					SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
+		c[0] = MASKED(2, PROT_EXEC, PROT_EXEC);
+		return push(l, r->nr, act, 1, c);
 	case ARG_THREAD:
-		return seccomp_rule_add(ctx, act, r->nr, 1,
-					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+		c[0] = MASKED(0, CLONE_THREAD, CLONE_THREAD);
+		return push(l, r->nr, act, 1, c);
 	case ARG_CALLER:
-		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, 0));
+		c[0] = MASKED(0, LOW32, 0);
+		return push(l, r->nr, act, 1, c);
 	case ARG_UNIX:
-		return seccomp_rule_add(ctx, act, r->nr, 1,
-					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX));
+		c[0] = MASKED(0, LOW32, AF_UNIX);
+		return push(l, r->nr, act, 1, c);
 	case ARG_IS_UNIX:
-		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_EQ, .val = AF_UNIX};
+		return push(l, r->nr, act, 1, c);
 	case ARG_NOT_UNIX:
-		return seccomp_rule_add(ctx, act, r->nr, 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_NE, .val = AF_UNIX};
+		return push(l, r->nr, act, 1, c);
 	case ARG_OWN_PROCESS:
-		return seccomp_rule_add(ctx, act, r->nr, 1,
-					SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)getpid()));
+		c[0] = MASKED(0, LOW32, (uint64_t)getpid());
+		return push(l, r->nr, act, 1, c);
 	case ARG_VERSION_QUERY:
-		return seccomp_rule_add(
-		    ctx, act, r->nr, 3, SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A1(SCMP_CMP_EQ, 0),
-		    SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, LL_CREATE_RULESET_VERSION));
+		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_EQ, .val = 0};
+		c[1] = (struct confine_arg){.arg = 1, .cmp = CONFINE_EQ, .val = 0};
+		c[2] = MASKED(2, LOW32, LL_CREATE_RULESET_VERSION);
+		return push(l, r->nr, act, 3, c);
 	case ARG_FCNTL:
-		return add_each(ctx, act, r->nr, -1, sbx_fcntl_cmds, N_OF(sbx_fcntl_cmds));
+		return add_each(l, act, r->nr, -1, sbx_fcntl_cmds, N_OF(sbx_fcntl_cmds));
 	case ARG_IOCTL:
-		rc = add_each(ctx, act, r->nr, -1, sbx_tty_ioctls, N_OF(sbx_tty_ioctls));
-		/* A bare VM (tests, fuzzers) has no vCPU fd. The vCPUs of guest threads come
-		 * later, with fds unknown now: their ioctls are allowed on any fd (on anything
-		 * but a vCPU, KVM's ioctl numbers are refused by the file itself). */
-		if (rc == 0 && vm->proc.vcpu.fd >= 0)
-			rc = add_each(ctx, act, r->nr, -1, sbx_vcpu_ioctls, N_OF(sbx_vcpu_ioctls));
+		/* KVM_RUN first: the program tries an ioctl's rules in order, and it is the
+		 * monitor's most frequent call. A bare VM (tests, fuzzers) has no vCPU fd. The
+		 * vCPUs of guest threads come later, with fds unknown now: their ioctls are
+		 * allowed on any fd (on anything but a vCPU, KVM's ioctl numbers are refused by
+		 * the file itself). */
+		if (vm->proc.vcpu.fd >= 0)
+			rc = add_each(l, act, r->nr, -1, sbx_vcpu_ioctls, N_OF(sbx_vcpu_ioctls));
+		if (rc == 0)
+			rc = add_each(l, act, r->nr, -1, sbx_tty_ioctls, N_OF(sbx_tty_ioctls));
 		/* Every process's VM fd: a fork's child VMs come later, with fds unknown now. */
 		if (rc == 0 && vm->proc.kvm.vm_fd >= 0)
-			rc = add_each(ctx, act, r->nr, -1, sbx_vm_ioctls, N_OF(sbx_vm_ioctls));
+			rc = add_each(l, act, r->nr, -1, sbx_vm_ioctls, N_OF(sbx_vm_ioctls));
 		/* /dev/kvm stays open for the forks: a new VM, and what its vCPU needs. */
 		if (rc == 0 && vm->proc.kvm.kvm_fd >= 0)
-			rc = add_each(ctx, act, r->nr, vm->proc.kvm.kvm_fd, sbx_kvm_ioctls,
+			rc = add_each(l, act, r->nr, vm->proc.kvm.kvm_fd, sbx_kvm_ioctls,
 				      N_OF(sbx_kvm_ioctls));
 		return rc;
 	}
 	return -EINVAL;
+}
+
+int confine_rules(const struct sbx_vm *vm, struct confine_rule **out, size_t *n)
+{
+	struct rules l = {0};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < N_OF(sbx_rules); i++)
+		rc = add_rule(&l, &sbx_rules[i], vm);
+	if (rc < 0) {
+		free(l.r);
+		return rc;
+	}
+	*out = l.r;
+	*n = l.n;
+	return 0;
 }
 
 /* A syscall off the list traps here: the monitor says which one and dies of SIGSYS. Only
@@ -339,49 +384,35 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
 	syscall(SYS_tgkill, getpid(), gettid(), sig);
 }
 
-static int seccomp_build(struct sbx_vm *vm, scmp_filter_ctx *out, char *err, size_t errlen)
+static int seccomp_build(struct sbx_vm *vm, struct confine_prog *out, char *err, size_t errlen)
 {
-	/* CONFIG_SECCOMP_FILTER: PR_GET_SECCOMP fails with EINVAL without CONFIG_SECCOMP. */
-	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 || seccomp_api_get() < 3) {
+	/* CONFIG_SECCOMP_FILTER: PR_GET_SECCOMP fails with EINVAL without CONFIG_SECCOMP; the
+	 * action query needs Linux 4.14, which has KILL_PROCESS and TSYNC. */
+	uint32_t kill = SECCOMP_RET_KILL_PROCESS;
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &kill) < 0) {
 		snprintf(err, errlen,
 			 "this kernel has no seccomp filters with KILL_PROCESS and TSYNC (Linux "
 			 "4.14 or later with CONFIG_SECCOMP_FILTER): the monitor cannot confine "
 			 "itself (--no-confine runs without it)");
 		return -ENOSYS;
 	}
+	struct confine_rule *r;
+	size_t n;
 	/* A trap, not a silent kill, so that a violation is named before the monitor dies. */
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
-	if (!ctx)
-		return sbx_fail(err, errlen, -ENOMEM, "seccomp_init failed");
-	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (rc == 0) /* the kernel's own errno from seccomp_load, not ECANCELED */
-		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
-	if (rc == 0)
-		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, !vm->opts.confine_thread);
-	if (rc < 0) {
-		snprintf(err, errlen, "seccomp: setting filter attributes: %s", strerror(-rc));
-		seccomp_release(ctx);
-		return rc;
+	int rc = confine_rules(vm, &r, &n);
+	if (rc == 0) {
+		rc = confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, out);
+		free(r);
 	}
-	for (size_t i = 0; i < N_OF(sbx_rules); i++) {
-		rc = add_rule(ctx, &sbx_rules[i], vm);
-		if (rc < 0) {
-			const char *name =
-			    seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, sbx_rules[i].nr);
-			snprintf(err, errlen, "seccomp: cannot add the rule for %s: %s",
-				 name ? name : "?", strerror(-rc));
-			free((void *)name);
-			seccomp_release(ctx);
-			return rc;
-		}
-	}
+	if (rc < 0)
+		return sbx_fail(err, errlen, rc, "seccomp: building the filter: %s", strerror(-rc));
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sigsys_tool = sbx_config_tool(&vm->cfg);
 	sa.sa_sigaction = sigsys_report;
 	sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
 	sigaction(SIGSYS, &sa, NULL);
-	*out = ctx;
 	return 0;
 }
 
@@ -788,18 +819,29 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 
 /* ---- Both ------------------------------------------------------------------------------ */
 
-/* Loads a built filter (and releases it either way). */
-static int seccomp_install(scmp_filter_ctx ctx, char *err, size_t errlen)
+/* Loads a built filter (and frees it either way): on every thread of the monitor at once
+ * (TSYNC: the poller and the watchdog get it too), or on the calling one alone. */
+static int seccomp_install(struct confine_prog *p, int thread_only, char *err, size_t errlen)
 {
-	int r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r > 0 || r == -ESRCH) {
+	struct sock_fprog fp = {.len = (unsigned short)p->n, .filter = p->ins};
+	unsigned flags =
+	    thread_only ? 0 : SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+	long r = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (r == 0)
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fp);
+	/* Before Linux 5.7 TSYNC names the thread that could not follow instead. */
+	if (r < 0 && errno == EINVAL && !thread_only)
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fp);
+	int e = errno;
+	free(p->ins);
+	*p = (struct confine_prog){0};
+	if (r > 0 || (r < 0 && e == ESRCH)) {
 		snprintf(err, errlen,
 			 "seccomp: another thread of the monitor has a filter of its own");
 		return -ESRCH;
 	}
 	if (r < 0)
-		return sbx_fail(err, errlen, r, "seccomp: loading the filter: %s", strerror(-r));
+		return sbx_fail(err, errlen, -e, "seccomp: loading the filter: %s", strerror(e));
 	return 0;
 }
 
@@ -813,20 +855,20 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 	(void)errlen;
 	return 0;
 #endif
-	scmp_filter_ctx ctx;
+	struct confine_prog prog;
 	/* Everything that can fail for want of memory or support fails before the first
 	 * restriction, so that an error leaves the process as it was. */
-	int r = seccomp_build(vm, &ctx, err, errlen);
+	int r = seccomp_build(vm, &prog, err, errlen);
 	if (r < 0)
 		return r;
 	int abi = landlock_apply(vm, err, errlen);
 	if (abi < 0) {
-		seccomp_release(ctx);
+		free(prog.ins);
 		return abi;
 	}
 	/* Last, since it forbids what Landlock needed. TSYNC: the poller and the watchdog get the
 	 * same filter (and NO_NEW_PRIVS) at once. */
-	if ((r = seccomp_install(ctx, err, errlen)) < 0)
+	if ((r = seccomp_install(&prog, vm->opts.confine_thread, err, errlen)) < 0)
 		return r;
 	sbx_log(vm, 1, "confined: seccomp allowlist (%zu entries); %s", N_OF(sbx_rules),
 		abi ? "Landlock on the mount roots" : "no Landlock in this kernel");
@@ -835,7 +877,7 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_confine_seccomp(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	scmp_filter_ctx ctx;
-	int r = seccomp_build(vm, &ctx, err, errlen);
-	return r < 0 ? r : seccomp_install(ctx, err, errlen);
+	struct confine_prog prog;
+	int r = seccomp_build(vm, &prog, err, errlen);
+	return r < 0 ? r : seccomp_install(&prog, vm->opts.confine_thread, err, errlen);
 }

@@ -39,6 +39,15 @@ void sbx_pin_cpu(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+int sbx_cpus_but_this(cpu_set_t *set)
+{
+	int cpu = sched_getcpu();
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*set), set) < 0 || !CPU_ISSET(cpu, set))
+		return -1;
+	CPU_CLR(cpu, set);
+	return CPU_COUNT(set) > 0 ? 0 : -1;
+}
+
 /* On two or more CPUs the poller and the vCPU get one each; on one, nobody spins. */
 void sbx_vm_choose_cpus(struct sbx_vm *vm)
 {
