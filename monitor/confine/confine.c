@@ -42,6 +42,16 @@
 #define SBX_CLANG_ASAN 0
 #endif
 
+/* Older distributions' headers lack these (the table below names the first). */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1UL << 4) /* Linux 5.7 */
+#endif
+
 /* ---- The seccomp allowlist -------------------------------------------------------------- */
 
 /* How an entry narrows its arguments. */
@@ -417,13 +427,6 @@ static int seccomp_build(struct sbx_vm *vm, struct confine_prog *out, char *err,
 }
 
 /* ---- Landlock ------------------------------------------------------------------------- */
-
-/* The uapi header of older distributions stops at ABI 2: our own copies of the constants. */
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#define SYS_landlock_add_rule 445
-#define SYS_landlock_restrict_self 446
-#endif
 
 #define LL_EXECUTE (1ull << 0)
 #define LL_WRITE_FILE (1ull << 1)

@@ -143,7 +143,6 @@ int sbx_core_fork(struct sbx_vm *parent, struct sbx_vm *child, uint64_t seq, cha
 	k->vm_fd = sbx_kvm_ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
 	if (k->vm_fd < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_CREATE_VM: %s", strerror(errno));
-	k->lapic = sbx_kvm_lapic(k->vm_fd, parent->proc.vcpu.cpl, child->proc.mem.size);
 	struct kvm_userspace_memory_region region = {
 	    .slot = 0,
 	    .memory_size = child->proc.mem.size,

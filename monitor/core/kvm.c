@@ -34,43 +34,6 @@ int sbx_kvm_ioctl(int fd, unsigned long req, unsigned long arg)
 	return r;
 }
 
-/* Where KVM's local APIC answers guest-physical accesses (and hardware KVM with APIC
- * virtualization puts a memslot of its own). */
-#define SBX_APIC_GPA SBX_U64(0xfee00000)
-
-/* KVM keeps a host static key on while any vCPU lacks an in-kernel local APIC: the first such
- * vCPU turns it on and the last one's end turns it off, each a patch of the host kernel's text
- * with an IPI to every host CPU (measured on a 2-CPU cloud host: KVM_CREATE_VCPU 200 us and the
- * VM's close 370 us without, 36 and 180 us with). With the APIC in the kernel neither happens;
- * its own key's decrement waits a second, so runs in a row pay nothing. The APIC stays
- * software-disabled and unused. Two things it would change are kept as they were:
- * - HLT: KVM would wait out a halt itself instead of exiting, so a program at CPL0 could halt
- *   its vCPU for good: only where the program runs at CPL3 (where HLT faults).
- * - Page faults on a host page that needs I/O: KVM would take them asynchronously, halting
- *   the vCPU until the page is in, and one that fails (a shared file mapping past the file's
- *   end) is tried again forever instead of ending KVM_RUN with EFAULT. KVM does not do that
- *   where HLT does not exit and the guest has not enabled asynchronous page faults, so HLT
- *   exits are turned off first (at CPL3 the program never executes HLT, and the kernel only
- *   after a fault the monitor stops at), and without that no APIC either.
- * And only where no memslot reaches the APIC's page. */
-int sbx_kvm_lapic(int vm_fd, int cpl, uint64_t mem_size)
-{
-	if (cpl != 3 || mem_size + SBX_SHMAP_WINDOW > SBX_APIC_GPA)
-		return 0;
-	struct kvm_enable_cap hlt = {.cap = KVM_CAP_X86_DISABLE_EXITS,
-				     .args = {KVM_X86_DISABLE_EXITS_HLT}};
-	struct kvm_enable_cap c = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {0}};
-	return ioctl(vm_fd, KVM_ENABLE_CAP, &hlt) == 0 && ioctl(vm_fd, KVM_ENABLE_CAP, &c) == 0;
-}
-
-int sbx_kvm_vcpu_runnable(const struct sbx_vm *vm, int vcpu_fd)
-{
-	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
-	if (!vm->proc.kvm.lapic)
-		return 0;
-	return ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0 ? -errno : 0;
-}
-
 int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 {
 	vm->proc.kvm.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -96,8 +59,6 @@ int sbx_kvm_open(struct sbx_vm *vm, char *err, size_t errlen)
 		int e = errno;
 		return sbx_fail(err, errlen, -e, "KVM_CREATE_VM: %s", strerror(e));
 	}
-	vm->proc.kvm.lapic =
-	    sbx_kvm_lapic(vm->proc.kvm.vm_fd, vm->proc.vcpu.cpl, vm->proc.mem.size);
 	struct kvm_userspace_memory_region region = {
 	    .slot = 0,
 	    .guest_phys_addr = 0,

@@ -643,13 +643,6 @@ static int tvcpu_new(struct sbx_vm *vm, uint32_t index, struct sbx_tvcpu **out, 
 		free(t);
 		return sbx_fail(err, errlen, -e, "KVM_CREATE_VCPU %u: %s", index, strerror(e));
 	}
-	int r = sbx_kvm_vcpu_runnable(vm, t->fd);
-	if (r < 0) {
-		close(t->fd);
-		free(t);
-		return sbx_fail(err, errlen, r, "KVM_SET_MP_STATE of vCPU %u: %s", index,
-				strerror(-r));
-	}
 	t->run_size = vm->proc.vcpu.run_size;
 	t->run = mmap(NULL, t->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
 	if (t->run == MAP_FAILED) {

@@ -161,8 +161,6 @@ struct sbx_kvm {
 	int kvm_fd, vm_fd;
 	int kvm_fd_borrowed; /* kvm_fd is the first process's (a fork's child): not closed here */
 	int is_pvm;
-	int lapic; /* the VM has KVM's local APIC (sbx_kvm_lapic): a thread's vCPU is made runnable
-		    */
 	pthread_t thread;
 	int thread_started;
 	int result;
@@ -856,13 +854,6 @@ struct kvm_cpuid2 *sbx_cpuid_copy(const struct kvm_cpuid2 *c);
  * kick signal of each SIGCHLD meanwhile. */
 int sbx_kvm_ioctl(int fd, unsigned long req, unsigned long arg);
 int sbx_kvm_create_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
-/* Gives the new VM vm_fd KVM's local APIC (no PIC or IOAPIC) where that is safe for a program
- * at privilege level cpl in mem_size bytes of RAM: 1 if it did, 0 if not (a hint). Before the
- * VM's first vCPU. */
-int sbx_kvm_lapic(int vm_fd, int cpl, uint64_t mem_size);
-/* A vCPU of a VM with a local APIC other than the first starts waiting for a startup IPI:
- * makes it runnable. 0 or -errno. */
-int sbx_kvm_vcpu_runnable(const struct sbx_vm *vm, int vcpu_fd);
 void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);

@@ -201,7 +201,7 @@ static void vcpu_sio(struct sbx_sio *io, struct vcpu_state *v)
 		sbx_sio_bytes(io, v->cpuid->entries, v->ncpuid * sizeof(v->cpuid->entries[0]));
 	sbx_sio_bytes(io, &v->mp, sizeof(v->mp));
 	/* A vCPU is saved stopped between instructions, never halted or waiting for a startup
-	 * IPI: a VM with KVM's local APIC (sbx_kvm_lapic) would take those and wait forever. */
+	 * IPI (KVM refuses those states to a vCPU without a local APIC, as the monitor's are). */
 	if (io->load && !io->err && v->mp.mp_state != KVM_MP_STATE_RUNNABLE)
 		sbx_sio_fail(io, "vCPU state %u is not a running vCPU's", v->mp.mp_state);
 	sbx_sio_bytes(io, &v->regs, sizeof(v->regs));

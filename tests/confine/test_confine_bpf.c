@@ -4,12 +4,19 @@
  * each rule names, their neighbours, and random ones; no filter is installed. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "confine_priv.h"
@@ -118,6 +125,27 @@ static uint32_t bpf_run(const struct sock_filter *p, size_t n, const struct secc
 		}
 	}
 	return BAD; /* fell off the end */
+}
+
+/* What the kernel checks before it takes a program (and more): every jump lands inside it, loads
+ * are aligned words of seccomp_data, and it ends in a return. */
+static void assert_well_formed(const struct sock_filter *p, size_t n)
+{
+	cr_assert(n > 0 && n <= BPF_MAXINSNS, "%zu instructions", n);
+	cr_assert_eq(BPF_CLASS(p[n - 1].code), BPF_RET, "the last instruction is no return");
+	for (size_t pc = 0; pc < n; pc++) {
+		const struct sock_filter *in = &p[pc];
+		if (in->code == (BPF_LD | BPF_W | BPF_ABS))
+			cr_assert(in->k % 4 == 0 && in->k <= sizeof(struct seccomp_data) - 4,
+				  "load of offset %u at %zu", in->k, pc);
+		if (BPF_CLASS(in->code) != BPF_JMP)
+			continue;
+		if (BPF_OP(in->code) == BPF_JA)
+			cr_assert_lt(pc + 1 + (size_t)in->k, n, "ja out of the program at %zu", pc);
+		else
+			cr_assert(pc + 1 + in->jt < n && pc + 1 + in->jf < n,
+				  "a conditional jump out of the program at %zu", pc);
+	}
 }
 
 /* What the rules say, read directly. */
@@ -256,7 +284,7 @@ static void check_rules(const struct confine_rule *r, size_t n)
 	struct check c = {.r = r, .n = n};
 	cr_assert_eq(confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &c.mine),
 		     0);
-	cr_assert_leq(c.mine.n, BPF_MAXINSNS);
+	assert_well_formed(c.mine.ins, c.mine.n);
 	c.theirs = libseccomp_prog(r, n, &c.ntheirs);
 	for (size_t i = 0; i < n; i++)
 		around_rule(&c, &r[i]);
@@ -278,19 +306,24 @@ static void check_rules(const struct confine_rule *r, size_t n)
 	free(c.theirs);
 }
 
+/* The rules of t's monitor as a confined sandbox-run has them: a vCPU (fd 11), its VM (12) and
+ * /dev/kvm (13). The bare VM owns none of these numbers; they go back to -1 at once. */
+static void rules_with_kvm(struct test_vm *t, struct confine_rule **r, size_t *n)
+{
+	t->vm->proc.vcpu.fd = 11;
+	t->vm->proc.kvm.vm_fd = 12;
+	t->vm->proc.kvm.kvm_fd = 13;
+	cr_assert_eq(confine_rules(t->vm, r, n), 0);
+	t->vm->proc.vcpu.fd = t->vm->proc.kvm.vm_fd = t->vm->proc.kvm.kvm_fd = -1;
+}
+
 Test(confine_bpf, the_monitors_allowlist_decides_as_libseccomp_and_the_rules)
 {
 	struct test_vm t;
 	test_vm_setup(&t);
-	/* As a confined sandbox-run has them: a vCPU, its VM and /dev/kvm. The bare VM owns
-	 * none of these numbers; they go back to -1 before it is freed. */
-	t.vm->proc.vcpu.fd = 11;
-	t.vm->proc.kvm.vm_fd = 12;
-	t.vm->proc.kvm.kvm_fd = 13;
 	struct confine_rule *r;
 	size_t n;
-	cr_assert_eq(confine_rules(t.vm, &r, &n), 0);
-	t.vm->proc.vcpu.fd = t.vm->proc.kvm.vm_fd = t.vm->proc.kvm.kvm_fd = -1;
+	rules_with_kvm(&t, &r, &n);
 	srandom(1);
 	check_rules(r, n);
 	/* A bare VM (the fuzzers' and the hypercall tests'): no KVM ioctls at all. */
@@ -298,6 +331,67 @@ Test(confine_bpf, the_monitors_allowlist_decides_as_libseccomp_and_the_rules)
 	cr_assert_eq(confine_rules(t.vm, &r, &n), 0);
 	check_rules(r, n);
 	free(r);
+	test_vm_teardown(&t);
+}
+
+/* The verdict of the monitor's own program on one call. */
+static uint32_t verdict(const struct confine_prog *p, int nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	struct seccomp_data d = {.nr = nr, .arch = AUDIT_ARCH_X86_64, .args = {a0, a1, a2}};
+	return bpf_run(p->ins, p->n, &d);
+}
+
+/* The table as the monitor means it, call by call: what the comparison with libseccomp cannot
+ * see (both programs come from the same rules, so a wrong argument number or mask in
+ * confine.c's conversion would pass it). */
+Test(confine_bpf, the_allowlist_allows_refuses_and_traps_what_its_table_says)
+{
+	struct test_vm t;
+	test_vm_setup(&t);
+	struct confine_rule *r;
+	size_t n;
+	rules_with_kvm(&t, &r, &n);
+	struct confine_prog p;
+	cr_assert_eq(confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &p), 0);
+	free(r);
+	const uint32_t allow = SECCOMP_RET_ALLOW, trap = SECCOMP_RET_TRAP;
+	uint64_t me = (uint64_t)getpid();
+	cr_expect_eq(verdict(&p, SYS_read, 0, 0, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_execve, 0, 0, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_ptrace, 0, 0, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE), allow);
+	cr_expect_eq(verdict(&p, SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC),
+		     SECCOMP_RET_ERRNO | EPERM);
+	cr_expect_eq(verdict(&p, SYS_mprotect, 0, 4096, PROT_EXEC), SECCOMP_RET_ERRNO | EPERM);
+	cr_expect_eq(verdict(&p, SYS_clone, CLONE_VM | CLONE_THREAD, 0, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_clone, CLONE_VM | SIGCHLD, 0, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_clone3, 0, 0, 0), SECCOMP_RET_ERRNO | ENOSYS);
+	cr_expect_eq(verdict(&p, SYS_socket, AF_UNIX, SOCK_STREAM, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_socket, AF_INET, SOCK_STREAM, 0), SECCOMP_RET_ERRNO | EACCES);
+	cr_expect_eq(verdict(&p, SYS_socket, AF_UNIX | (1ull << 32), SOCK_STREAM, 0),
+		     SECCOMP_RET_ERRNO | EACCES);
+	cr_expect_eq(verdict(&p, SYS_socketpair, AF_UNIX, SOCK_STREAM, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_socketpair, AF_INET, SOCK_STREAM, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_tgkill, me, 5, SIGUSR1), allow);
+	cr_expect_eq(verdict(&p, SYS_tgkill, me + 1, 5, SIGUSR1), trap);
+	cr_expect_eq(verdict(&p, SYS_kill, 0, SIGSTOP, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_kill, 1, SIGKILL, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_sched_setaffinity, 0, 8, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_sched_setaffinity, 1, 8, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_fcntl, 3, F_SETFL, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_fcntl, 3, F_SETOWN, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 11, KVM_RUN, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 1, TCGETS, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 1, TIOCSTI, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 12, KVM_SET_USER_MEMORY_REGION, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 13, KVM_CREATE_VM, 0), allow);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 5, KVM_CREATE_VM, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_ioctl, 13 | (7ull << 32), KVM_CREATE_VM, 0), allow,
+		     "an fd is an int: its high bits are not looked at");
+	cr_expect_eq(verdict(&p, SYS_landlock_create_ruleset, 0, 0, 1), allow);
+	cr_expect_eq(verdict(&p, SYS_landlock_create_ruleset, 0x1000, 16, 0), trap);
+	cr_expect_eq(verdict(&p, SYS_landlock_restrict_self, 3, 0, 0), trap);
+	free(p.ins);
 	test_vm_teardown(&t);
 }
 
