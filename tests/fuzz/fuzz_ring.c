@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -243,12 +242,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r->abi_version = SBX_ABI_VERSION;
 	}
 	if (forbidden) {
-		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, forbidden - 1);
+		const char *name = sbx_syscall_name((uint64_t)(forbidden - 1));
 		fprintf(stderr,
 			"fuzz_ring: hypercall %u made syscall %d (%s), which the monitor's seccomp "
 			"filter forbids (monitor/confine.c)\n",
 			s.nr, forbidden - 1, name ? name : "?");
-		free(name);
 		abort();
 	}
 	/* Reset what one request may leave behind: a stop (an end, or a job's: PGRP's
