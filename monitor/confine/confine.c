@@ -251,19 +251,19 @@ static const unsigned long sbx_kvm_ioctls[] = {KVM_CREATE_VM, KVM_GET_VCPU_MMAP_
 
 /* The table's entries as rules, appended to a growing array. */
 struct rules {
-	struct confine_rule *r;
+	struct sbx_confine_rule *r;
 	size_t n, cap;
 };
 
-static int push(struct rules *l, int nr, uint32_t action, unsigned nargs,
-		const struct confine_arg *a)
+static int rules_push(struct rules *l, int nr, uint32_t action, unsigned nargs,
+		      const struct sbx_confine_arg *a)
 {
-	struct confine_rule *all = confine_grow(l->r, &l->cap, l->n, sizeof(*all));
+	struct sbx_confine_rule *all = sbx_confine_grow(l->r, &l->cap, l->n, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
 	l->r = all;
-	struct confine_rule *r = &l->r[l->n++];
-	*r = (struct confine_rule){.nr = nr, .action = action, .nargs = nargs};
+	struct sbx_confine_rule *r = &l->r[l->n++];
+	*r = (struct sbx_confine_rule){.nr = nr, .action = action, .nargs = nargs};
 	for (unsigned i = 0; i < nargs; i++)
 		r->a[i] = a[i];
 	return 0;
@@ -271,7 +271,8 @@ static int push(struct rules *l, int nr, uint32_t action, unsigned nargs,
 
 /* Argument i: (arg & mask) == val. */
 #define MASKED(i, m, v)                                                                            \
-	((struct confine_arg){.arg = (i), .cmp = CONFINE_MASKED_EQ, .mask = (m), .val = (v)})
+	((struct sbx_confine_arg){                                                                 \
+	    .arg = (i), .cmp = SBX_CONFINE_MASKED_EQ, .mask = (m), .val = (v)})
 
 /* One rule for each command in cmds (argument 1: an fcntl or ioctl command), on the file
  * descriptor fd only when fd >= 0. */
@@ -280,9 +281,9 @@ static int add_each(struct rules *l, uint32_t act, int nr, int fd, const unsigne
 {
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		struct confine_arg c[2] = {MASKED(1, LOW32, cmds[i]),
-					   MASKED(0, LOW32, (uint64_t)fd)};
-		rc = push(l, nr, act, fd >= 0 ? 2 : 1, c);
+		struct sbx_confine_arg c[2] = {MASKED(1, LOW32, cmds[i]),
+					       MASKED(0, LOW32, (uint64_t)fd)};
+		rc = rules_push(l, nr, act, fd >= 0 ? 2 : 1, c);
 	}
 	return rc;
 }
@@ -291,40 +292,40 @@ static int add_rule(struct rules *l, const struct sbx_rule *r, const struct sbx_
 {
 	uint32_t act =
 	    r->err ? SECCOMP_RET_ERRNO | ((uint32_t)r->err & SECCOMP_RET_DATA) : SECCOMP_RET_ALLOW;
-	struct confine_arg c[3];
+	struct sbx_confine_arg c[3];
 	int rc = 0;
 	switch (r->arg) {
 	case ARG_ANY:
-		return push(l, r->nr, act, 0, NULL);
+		return rules_push(l, r->nr, act, 0, NULL);
 	case ARG_NO_EXEC:
 		c[0] = MASKED(2, PROT_EXEC, 0);
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_EXEC:
 		c[0] = MASKED(2, PROT_EXEC, PROT_EXEC);
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_THREAD:
 		c[0] = MASKED(0, CLONE_THREAD, CLONE_THREAD);
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_CALLER:
 		c[0] = MASKED(0, LOW32, 0);
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_UNIX:
 		c[0] = MASKED(0, LOW32, AF_UNIX);
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_IS_UNIX:
-		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_EQ, .val = AF_UNIX};
-		return push(l, r->nr, act, 1, c);
+		c[0] = (struct sbx_confine_arg){.arg = 0, .cmp = SBX_CONFINE_EQ, .val = AF_UNIX};
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_NOT_UNIX:
-		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_NE, .val = AF_UNIX};
-		return push(l, r->nr, act, 1, c);
+		c[0] = (struct sbx_confine_arg){.arg = 0, .cmp = SBX_CONFINE_NE, .val = AF_UNIX};
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_OWN_PROCESS:
 		c[0] = MASKED(0, LOW32, (uint64_t)getpid());
-		return push(l, r->nr, act, 1, c);
+		return rules_push(l, r->nr, act, 1, c);
 	case ARG_VERSION_QUERY:
-		c[0] = (struct confine_arg){.arg = 0, .cmp = CONFINE_EQ, .val = 0};
-		c[1] = (struct confine_arg){.arg = 1, .cmp = CONFINE_EQ, .val = 0};
+		c[0] = (struct sbx_confine_arg){.arg = 0, .cmp = SBX_CONFINE_EQ, .val = 0};
+		c[1] = (struct sbx_confine_arg){.arg = 1, .cmp = SBX_CONFINE_EQ, .val = 0};
 		c[2] = MASKED(2, LOW32, LL_CREATE_RULESET_VERSION);
-		return push(l, r->nr, act, 3, c);
+		return rules_push(l, r->nr, act, 3, c);
 	case ARG_FCNTL:
 		return add_each(l, act, r->nr, -1, sbx_fcntl_cmds, N_OF(sbx_fcntl_cmds));
 	case ARG_IOCTL:
@@ -349,7 +350,7 @@ static int add_rule(struct rules *l, const struct sbx_rule *r, const struct sbx_
 	return -EINVAL;
 }
 
-int confine_rules(const struct sbx_vm *vm, struct confine_rule **out, size_t *n)
+int sbx_confine_rules(const struct sbx_vm *vm, struct sbx_confine_rule **out, size_t *n)
 {
 	struct rules l = {0};
 	int rc = 0;
@@ -394,7 +395,7 @@ static void sigsys_report(int sig, siginfo_t *si, void *uc)
 	syscall(SYS_tgkill, getpid(), gettid(), sig);
 }
 
-static int seccomp_build(struct sbx_vm *vm, struct confine_prog *out, char *err, size_t errlen)
+static int seccomp_build(struct sbx_vm *vm, struct sbx_confine_prog *out, char *err, size_t errlen)
 {
 	/* CONFIG_SECCOMP_FILTER: PR_GET_SECCOMP fails with EINVAL without CONFIG_SECCOMP; the
 	 * action query needs Linux 4.14, which has KILL_PROCESS and TSYNC. */
@@ -407,12 +408,12 @@ static int seccomp_build(struct sbx_vm *vm, struct confine_prog *out, char *err,
 			 "itself (--no-confine runs without it)");
 		return -ENOSYS;
 	}
-	struct confine_rule *r;
+	struct sbx_confine_rule *r;
 	size_t n;
 	/* A trap, not a silent kill, so that a violation is named before the monitor dies. */
-	int rc = confine_rules(vm, &r, &n);
+	int rc = sbx_confine_rules(vm, &r, &n);
 	if (rc == 0) {
-		rc = confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, out);
+		rc = sbx_confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, out);
 		free(r);
 	}
 	if (rc < 0)
@@ -824,7 +825,7 @@ static int landlock_apply(struct sbx_vm *vm, char *err, size_t errlen)
 
 /* Loads a built filter (and frees it either way): on every thread of the monitor at once
  * (TSYNC: the poller and the watchdog get it too), or on the calling one alone. */
-static int seccomp_install(struct confine_prog *p, int thread_only, char *err, size_t errlen)
+static int seccomp_install(struct sbx_confine_prog *p, int thread_only, char *err, size_t errlen)
 {
 	struct sock_fprog fp = {.len = (unsigned short)p->n, .filter = p->ins};
 	unsigned flags =
@@ -837,7 +838,7 @@ static int seccomp_install(struct confine_prog *p, int thread_only, char *err, s
 		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fp);
 	int e = errno;
 	free(p->ins);
-	*p = (struct confine_prog){0};
+	*p = (struct sbx_confine_prog){0};
 	if (r > 0 || (r < 0 && e == ESRCH)) {
 		snprintf(err, errlen,
 			 "seccomp: another thread of the monitor has a filter of its own");
@@ -858,7 +859,7 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 	(void)errlen;
 	return 0;
 #endif
-	struct confine_prog prog;
+	struct sbx_confine_prog prog;
 	/* Everything that can fail for want of memory or support fails before the first
 	 * restriction, so that an error leaves the process as it was. */
 	int r = seccomp_build(vm, &prog, err, errlen);
@@ -880,7 +881,7 @@ int sbx_confine(struct sbx_vm *vm, char *err, size_t errlen)
 
 int sbx_confine_seccomp(struct sbx_vm *vm, char *err, size_t errlen)
 {
-	struct confine_prog prog;
+	struct sbx_confine_prog prog;
 	int r = seccomp_build(vm, &prog, err, errlen);
 	return r < 0 ? r : seccomp_install(&prog, vm->opts.confine_thread, err, errlen);
 }

@@ -1,6 +1,6 @@
-/* The allowlist's seccomp program, written straight from its rules. The layout is the plain one
- * libseccomp also emits, so the kernel's per-syscall cache still finds every call allowed
- * whatever its arguments, without running the program:
+/* The allowlist's seccomp program, written straight from its rules, in a layout the kernel's
+ * per-syscall cache can read (it finds the calls allowed whatever their arguments, which then
+ * never run the program):
  *   the architecture, then the x32 bit (either wrong: bad_arch; number -1 is not x32);
  *   a binary search on the syscall number down to leaves of a few "jeq nr": to a shared
  *   return where the syscall's one rule tests nothing, to its block otherwise; else dflt;
@@ -24,7 +24,7 @@
 #define OFF_LO(i) (offsetof(struct seccomp_data, args) + 8u * (i))
 #define OFF_HI(i) (OFF_LO(i) + 4u)
 
-void *confine_grow(void *arr, size_t *cap, size_t n, size_t size)
+void *sbx_confine_grow(void *arr, size_t *cap, size_t n, size_t size)
 {
 	if (n < *cap)
 		return arr;
@@ -35,9 +35,9 @@ void *confine_grow(void *arr, size_t *cap, size_t n, size_t size)
 	return a;
 }
 
-static int emit(struct confine_prog *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+static int emit(struct sbx_confine_prog *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
 {
-	struct sock_filter *ins = confine_grow(p->ins, &p->cap, p->n, sizeof(*ins));
+	struct sock_filter *ins = sbx_confine_grow(p->ins, &p->cap, p->n, sizeof(*ins));
 	if (!ins)
 		return -ENOMEM;
 	p->ins = ins;
@@ -48,12 +48,12 @@ static int emit(struct confine_prog *p, uint16_t code, uint8_t jt, uint8_t jf, u
 /* Instructions that are to reach the next rule once its place is known: by jt (1), by jf (0),
  * or a `ja`'s k (2). */
 struct fixups {
-	size_t at[4 * CONFINE_MAX_ARGS];
-	uint8_t jt[4 * CONFINE_MAX_ARGS];
+	size_t at[4 * SBX_CONFINE_MAX_ARGS];
+	uint8_t jt[4 * SBX_CONFINE_MAX_ARGS];
 	unsigned n;
 };
 
-static int jump_out(struct confine_prog *p, struct fixups *f, uint32_t k, int on_true)
+static int jump_out(struct sbx_confine_prog *p, struct fixups *f, uint32_t k, int on_true)
 {
 	f->at[f->n] = p->n;
 	f->jt[f->n++] = (uint8_t)on_true;
@@ -61,7 +61,7 @@ static int jump_out(struct confine_prog *p, struct fixups *f, uint32_t k, int on
 }
 
 /* One 32-bit half: (word & mask) == val, or the next rule. */
-static int half_eq(struct confine_prog *p, struct fixups *f, uint32_t off, uint32_t mask,
+static int half_eq(struct sbx_confine_prog *p, struct fixups *f, uint32_t off, uint32_t mask,
 		   uint32_t val)
 {
 	if (mask == 0) { /* 0 == val: always, or never (a `ja` to the next rule) */
@@ -77,21 +77,21 @@ static int half_eq(struct confine_prog *p, struct fixups *f, uint32_t off, uint3
 	return r ? r : jump_out(p, f, val, 0);
 }
 
-static int test_arg(struct confine_prog *p, struct fixups *f, const struct confine_arg *a)
+static int test_arg(struct sbx_confine_prog *p, struct fixups *f, const struct sbx_confine_arg *a)
 {
 	uint32_t mhi = (uint32_t)(a->mask >> 32), mlo = (uint32_t)a->mask;
 	uint32_t vhi = (uint32_t)(a->val >> 32), vlo = (uint32_t)a->val;
 	int r;
 	switch (a->cmp) {
-	case CONFINE_MASKED_EQ:
+	case SBX_CONFINE_MASKED_EQ:
 		if ((r = half_eq(p, f, OFF_HI(a->arg), mhi, vhi)) < 0)
 			return r;
 		return half_eq(p, f, OFF_LO(a->arg), mlo, vlo);
-	case CONFINE_EQ:
+	case SBX_CONFINE_EQ:
 		if ((r = half_eq(p, f, OFF_HI(a->arg), 0xffffffffu, vhi)) < 0)
 			return r;
 		return half_eq(p, f, OFF_LO(a->arg), 0xffffffffu, vlo);
-	case CONFINE_NE:
+	case SBX_CONFINE_NE:
 		/* Holds when either half differs: a high word that differs skips the low one. */
 		if ((r = emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, OFF_HI(a->arg))) < 0 ||
 		    (r = emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 2, vhi)) < 0 ||
@@ -102,11 +102,11 @@ static int test_arg(struct confine_prog *p, struct fixups *f, const struct confi
 	return -EINVAL;
 }
 
-static int rule(struct confine_prog *p, const struct confine_rule *r)
+static int emit_rule(struct sbx_confine_prog *p, const struct sbx_confine_rule *r)
 {
 	struct fixups f = {.n = 0};
 	int e = 0;
-	if (r->nargs > CONFINE_MAX_ARGS)
+	if (r->nargs > SBX_CONFINE_MAX_ARGS)
 		return -EINVAL;
 	for (unsigned i = 0; e == 0 && i < r->nargs; i++)
 		e = r->a[i].arg < 6 ? test_arg(p, &f, &r->a[i]) : -EINVAL;
@@ -127,11 +127,11 @@ static int rule(struct confine_prog *p, const struct confine_rule *r)
 
 /* A run of rules of one syscall that each test one argument's low word against a value (the
  * ioctl and fcntl commands): one load, then a `jeq` to the shared return per value. */
-static size_t set_len(const struct confine_rule *r, size_t n)
+static size_t run_len(const struct sbx_confine_rule *r, size_t n)
 {
 	size_t k = 0;
 	while (k < n && k < 200 && r[k].nr == r[0].nr && r[k].action == r[0].action &&
-	       r[k].nargs == 1 && r[k].a[0].cmp == CONFINE_MASKED_EQ &&
+	       r[k].nargs == 1 && r[k].a[0].cmp == SBX_CONFINE_MASKED_EQ &&
 	       r[k].a[0].arg == r[0].a[0].arg && r[k].a[0].mask == r[0].a[0].mask &&
 	       (r[k].a[0].mask >> 32) == 0 && (r[k].a[0].val >> 32) == 0 &&
 	       (uint32_t)r[k].a[0].mask)
@@ -139,7 +139,7 @@ static size_t set_len(const struct confine_rule *r, size_t n)
 	return k;
 }
 
-static int set(struct confine_prog *p, const struct confine_rule *r, size_t k)
+static int emit_run(struct sbx_confine_prog *p, const struct sbx_confine_rule *r, size_t k)
 {
 	uint32_t mask = (uint32_t)r[0].a[0].mask;
 	int e = emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, OFF_LO(r[0].a[0].arg));
@@ -155,8 +155,8 @@ static int set(struct confine_prog *p, const struct confine_rule *r, size_t k)
 }
 
 /* One syscall's block: its rules in order, then dflt. */
-static int block(struct confine_prog *p, const struct confine_rule *r, size_t n, int nr,
-		 uint32_t dflt)
+static int emit_block(struct sbx_confine_prog *p, const struct sbx_confine_rule *r, size_t n,
+		      int nr, uint32_t dflt)
 {
 	int e = 0;
 	for (size_t i = 0; e == 0 && i < n;) {
@@ -164,12 +164,12 @@ static int block(struct confine_prog *p, const struct confine_rule *r, size_t n,
 			i++;
 			continue;
 		}
-		size_t k = set_len(&r[i], n - i);
+		size_t k = run_len(&r[i], n - i);
 		if (k >= 2) {
-			e = set(p, &r[i], k);
+			e = emit_run(p, &r[i], k);
 			i += k;
 		} else {
-			e = rule(p, &r[i++]);
+			e = emit_rule(p, &r[i++]);
 		}
 	}
 	return e ? e : emit(p, BPF_RET | BPF_K, 0, 0, dflt);
@@ -177,7 +177,7 @@ static int block(struct confine_prog *p, const struct confine_rule *r, size_t n,
 
 /* A syscall whose one rule tests nothing: its leaf returns the action itself (the action, or
  * 0 when the syscall needs a block). */
-static int simple(const struct confine_rule *r, size_t n, int nr, uint32_t *action)
+static int returns_at_once(const struct sbx_confine_rule *r, size_t n, int nr, uint32_t *action)
 {
 	size_t count = 0;
 	for (size_t i = 0; i < n; i++)
@@ -193,8 +193,8 @@ static int simple(const struct confine_rule *r, size_t n, int nr, uint32_t *acti
 
 /* A leaf of the dispatch: "jeq nr; ja block" for a syscall with tests, "jeq nr" straight to a
  * shared return for one without, then dflt. */
-static int leaf(struct confine_prog *p, const struct confine_rule *r, size_t n, const int *nrs,
-		size_t lo, size_t hi, size_t *ja, uint32_t dflt)
+static int emit_leaf(struct sbx_confine_prog *p, const struct sbx_confine_rule *r, size_t n,
+		     const int *nrs, size_t lo, size_t hi, size_t *ja, uint32_t dflt)
 {
 	size_t at[LEAF];
 	uint32_t act[LEAF];
@@ -202,7 +202,7 @@ static int leaf(struct confine_prog *p, const struct confine_rule *r, size_t n, 
 	int e = 0;
 	for (size_t g = lo; e == 0 && g < hi; g++) {
 		ja[g] = SIZE_MAX;
-		if (simple(r, n, nrs[g], &act[ns])) {
+		if (returns_at_once(r, n, nrs[g], &act[ns])) {
 			at[ns++] = p->n;
 			e = emit(p, BPF_JMP | BPF_JEQ | BPF_K, 0, 0, (uint32_t)nrs[g]);
 			continue;
@@ -232,21 +232,21 @@ static int leaf(struct confine_prog *p, const struct confine_rule *r, size_t n, 
  * leaves: the kernel runs it once per syscall number to build its cache of calls always
  * allowed, and a linear chain made that the bulk of loading the filter. Each leaf's `ja` to a
  * block is recorded in ja[] (by position in nrs) for the caller to aim. */
-static int dispatch(struct confine_prog *p, const struct confine_rule *r, size_t n, const int *nrs,
-		    size_t lo, size_t hi, size_t *ja, uint32_t dflt)
+static int emit_dispatch(struct sbx_confine_prog *p, const struct sbx_confine_rule *r, size_t n,
+			 const int *nrs, size_t lo, size_t hi, size_t *ja, uint32_t dflt)
 {
 	if (hi - lo <= LEAF)
-		return leaf(p, r, n, nrs, lo, hi, ja, dflt);
+		return emit_leaf(p, r, n, nrs, lo, hi, ja, dflt);
 	size_t mid = lo + (hi - lo) / 2, right;
 	int e = emit(p, BPF_JMP | BPF_JGE | BPF_K, 0, 1, (uint32_t)nrs[mid]);
 	right = p->n;
 	if (e == 0)
 		e = emit(p, BPF_JMP | BPF_JA, 0, 0, 0);
 	if (e == 0)
-		e = dispatch(p, r, n, nrs, lo, mid, ja, dflt);
+		e = emit_dispatch(p, r, n, nrs, lo, mid, ja, dflt);
 	if (e == 0) {
 		p->ins[right].k = (uint32_t)(p->n - (right + 1));
-		e = dispatch(p, r, n, nrs, mid, hi, ja, dflt);
+		e = emit_dispatch(p, r, n, nrs, mid, hi, ja, dflt);
 	}
 	return e;
 }
@@ -257,10 +257,10 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int confine_bpf_build(const struct confine_rule *r, size_t n, uint32_t dflt, uint32_t bad_arch,
-		      struct confine_prog *p)
+int sbx_confine_bpf_build(const struct sbx_confine_rule *r, size_t n, uint32_t dflt,
+			  uint32_t bad_arch, struct sbx_confine_prog *p)
 {
-	*p = (struct confine_prog){0};
+	*p = (struct sbx_confine_prog){0};
 	int *nrs = calloc(n ? n : 1, sizeof(*nrs));
 	size_t *ja = calloc(n ? n : 1, sizeof(*ja)), ngroups = 0;
 	int e = nrs && ja ? 0 : -ENOMEM;
@@ -293,12 +293,12 @@ int confine_bpf_build(const struct confine_rule *r, size_t n, uint32_t dflt, uin
 	if (e == 0)
 		e = emit(p, BPF_RET | BPF_K, 0, 0, bad_arch);
 	if (e == 0)
-		e = dispatch(p, r, n, nrs, 0, ngroups, ja, dflt);
+		e = emit_dispatch(p, r, n, nrs, 0, ngroups, ja, dflt);
 	for (size_t g = 0; e == 0 && g < ngroups; g++) {
 		if (ja[g] == SIZE_MAX)
 			continue;
 		p->ins[ja[g]].k = (uint32_t)(p->n - (ja[g] + 1));
-		e = block(p, r, n, nrs[g], dflt);
+		e = emit_block(p, r, n, nrs[g], dflt);
 	}
 	if (e == 0 && p->n > BPF_MAXINSNS)
 		e = -E2BIG;
@@ -306,7 +306,7 @@ int confine_bpf_build(const struct confine_rule *r, size_t n, uint32_t dflt, uin
 	free(ja);
 	if (e < 0) {
 		free(p->ins);
-		*p = (struct confine_prog){0};
+		*p = (struct sbx_confine_prog){0};
 	}
 	return e;
 }

@@ -149,7 +149,7 @@ static void assert_well_formed(const struct sock_filter *p, size_t n)
 }
 
 /* What the rules say, read directly. */
-static uint32_t rules_eval(const struct confine_rule *r, size_t n, const struct seccomp_data *d)
+static uint32_t rules_eval(const struct sbx_confine_rule *r, size_t n, const struct seccomp_data *d)
 {
 	if (d->arch != AUDIT_ARCH_X86_64 || ((uint32_t)d->nr >= 0x40000000u && d->nr != -1))
 		return SECCOMP_RET_KILL_PROCESS;
@@ -160,13 +160,13 @@ static uint32_t rules_eval(const struct confine_rule *r, size_t n, const struct 
 		for (unsigned j = 0; j < r[i].nargs; j++) {
 			uint64_t v = d->args[r[i].a[j].arg];
 			switch (r[i].a[j].cmp) {
-			case CONFINE_MASKED_EQ:
+			case SBX_CONFINE_MASKED_EQ:
 				ok &= (v & r[i].a[j].mask) == r[i].a[j].val;
 				break;
-			case CONFINE_EQ:
+			case SBX_CONFINE_EQ:
 				ok &= v == r[i].a[j].val;
 				break;
-			case CONFINE_NE:
+			case SBX_CONFINE_NE:
 				ok &= v != r[i].a[j].val;
 				break;
 			}
@@ -178,22 +178,22 @@ static uint32_t rules_eval(const struct confine_rule *r, size_t n, const struct 
 }
 
 /* libseccomp's program for the same rules, as the monitor built it before. */
-static struct sock_filter *libseccomp_prog(const struct confine_rule *r, size_t n, size_t *len)
+static struct sock_filter *libseccomp_prog(const struct sbx_confine_rule *r, size_t n, size_t *len)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	cr_assert_not_null(ctx);
 	cr_assert_eq(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), 0);
 	for (size_t i = 0; i < n; i++) {
-		struct scmp_arg_cmp c[CONFINE_MAX_ARGS];
+		struct scmp_arg_cmp c[SBX_CONFINE_MAX_ARGS];
 		for (unsigned j = 0; j < r[i].nargs; j++) {
-			const struct confine_arg *a = &r[i].a[j];
+			const struct sbx_confine_arg *a = &r[i].a[j];
 			c[j] = (struct scmp_arg_cmp){.arg = a->arg};
-			if (a->cmp == CONFINE_MASKED_EQ) {
+			if (a->cmp == SBX_CONFINE_MASKED_EQ) {
 				c[j].op = SCMP_CMP_MASKED_EQ;
 				c[j].datum_a = a->mask;
 				c[j].datum_b = a->val;
 			} else {
-				c[j].op = a->cmp == CONFINE_EQ ? SCMP_CMP_EQ : SCMP_CMP_NE;
+				c[j].op = a->cmp == SBX_CONFINE_EQ ? SCMP_CMP_EQ : SCMP_CMP_NE;
 				c[j].datum_a = a->val;
 			}
 		}
@@ -224,9 +224,9 @@ static uint64_t rnd64(void)
 }
 
 struct check {
-	const struct confine_rule *r;
+	const struct sbx_confine_rule *r;
 	size_t n;
-	struct confine_prog mine;
+	struct sbx_confine_prog mine;
 	struct sock_filter *theirs;
 	size_t ntheirs;
 	unsigned checked;
@@ -250,16 +250,16 @@ static void check_one(struct check *c, const struct seccomp_data *d)
 
 /* Arguments that meet rule i's tests (each other argument random), and then each tested
  * argument changed in one bit, low or high, and set to 0. */
-static void around_rule(struct check *c, const struct confine_rule *r)
+static void around_rule(struct check *c, const struct sbx_confine_rule *r)
 {
 	struct seccomp_data d = {.nr = r->nr, .arch = AUDIT_ARCH_X86_64};
 	for (int round = 0; round < 4; round++) {
 		for (int a = 0; a < 6; a++)
 			d.args[a] = round & 1 ? rnd64() : (uint64_t)(random() % 4);
 		for (unsigned j = 0; j < r->nargs; j++) {
-			const struct confine_arg *t = &r->a[j];
-			uint64_t free_bits = t->cmp == CONFINE_MASKED_EQ ? ~t->mask : 0;
-			d.args[t->arg] = t->cmp == CONFINE_NE
+			const struct sbx_confine_arg *t = &r->a[j];
+			uint64_t free_bits = t->cmp == SBX_CONFINE_MASKED_EQ ? ~t->mask : 0;
+			d.args[t->arg] = t->cmp == SBX_CONFINE_NE
 					     ? t->val ^ (1ull << (random() % 64))
 					     : t->val | (d.args[t->arg] & free_bits);
 		}
@@ -279,11 +279,11 @@ static void around_rule(struct check *c, const struct confine_rule *r)
 	}
 }
 
-static void check_rules(const struct confine_rule *r, size_t n)
+static void check_rules(const struct sbx_confine_rule *r, size_t n)
 {
 	struct check c = {.r = r, .n = n};
-	cr_assert_eq(confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &c.mine),
-		     0);
+	cr_assert_eq(
+	    sbx_confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &c.mine), 0);
 	assert_well_formed(c.mine.ins, c.mine.n);
 	c.theirs = libseccomp_prog(r, n, &c.ntheirs);
 	for (size_t i = 0; i < n; i++)
@@ -308,12 +308,12 @@ static void check_rules(const struct confine_rule *r, size_t n)
 
 /* The rules of t's monitor as a confined sandbox-run has them: a vCPU (fd 11), its VM (12) and
  * /dev/kvm (13). The bare VM owns none of these numbers; they go back to -1 at once. */
-static void rules_with_kvm(struct test_vm *t, struct confine_rule **r, size_t *n)
+static void rules_with_kvm(struct test_vm *t, struct sbx_confine_rule **r, size_t *n)
 {
 	t->vm->proc.vcpu.fd = 11;
 	t->vm->proc.kvm.vm_fd = 12;
 	t->vm->proc.kvm.kvm_fd = 13;
-	cr_assert_eq(confine_rules(t->vm, r, n), 0);
+	cr_assert_eq(sbx_confine_rules(t->vm, r, n), 0);
 	t->vm->proc.vcpu.fd = t->vm->proc.kvm.vm_fd = t->vm->proc.kvm.kvm_fd = -1;
 }
 
@@ -321,21 +321,22 @@ Test(confine_bpf, the_monitors_allowlist_decides_as_libseccomp_and_the_rules)
 {
 	struct test_vm t;
 	test_vm_setup(&t);
-	struct confine_rule *r;
+	struct sbx_confine_rule *r;
 	size_t n;
 	rules_with_kvm(&t, &r, &n);
 	srandom(1);
 	check_rules(r, n);
 	/* A bare VM (the fuzzers' and the hypercall tests'): no KVM ioctls at all. */
 	free(r);
-	cr_assert_eq(confine_rules(t.vm, &r, &n), 0);
+	cr_assert_eq(sbx_confine_rules(t.vm, &r, &n), 0);
 	check_rules(r, n);
 	free(r);
 	test_vm_teardown(&t);
 }
 
 /* The verdict of the monitor's own program on one call. */
-static uint32_t verdict(const struct confine_prog *p, int nr, uint64_t a0, uint64_t a1, uint64_t a2)
+static uint32_t verdict(const struct sbx_confine_prog *p, int nr, uint64_t a0, uint64_t a1,
+			uint64_t a2)
 {
 	struct seccomp_data d = {.nr = nr, .arch = AUDIT_ARCH_X86_64, .args = {a0, a1, a2}};
 	return bpf_run(p->ins, p->n, &d);
@@ -348,11 +349,12 @@ Test(confine_bpf, the_allowlist_allows_refuses_and_traps_what_its_table_says)
 {
 	struct test_vm t;
 	test_vm_setup(&t);
-	struct confine_rule *r;
+	struct sbx_confine_rule *r;
 	size_t n;
 	rules_with_kvm(&t, &r, &n);
-	struct confine_prog p;
-	cr_assert_eq(confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &p), 0);
+	struct sbx_confine_prog p;
+	cr_assert_eq(sbx_confine_bpf_build(r, n, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &p),
+		     0);
 	free(r);
 	const uint32_t allow = SECCOMP_RET_ALLOW, trap = SECCOMP_RET_TRAP;
 	uint64_t me = (uint64_t)getpid();
@@ -399,51 +401,56 @@ Test(confine_bpf, the_allowlist_allows_refuses_and_traps_what_its_table_says)
  * and EQ on the high word, several tests in one rule, long runs of values, an errno action. */
 Test(confine_bpf, rules_of_every_shape)
 {
-	struct confine_rule r[600];
+	struct sbx_confine_rule r[600];
 	size_t n = 0;
 	srandom(7);
 	for (int i = 0; i < 300; i++) /* a run longer than one `jeq` can jump over */
-		r[n++] = (struct confine_rule){.nr = 16,
-					       .action = SECCOMP_RET_ALLOW,
-					       .nargs = 1,
-					       .a = {{.arg = 1,
-						      .cmp = CONFINE_MASKED_EQ,
-						      .mask = 0xffffffffu,
-						      .val = 1000u + 7u * (unsigned)i}}};
-	r[n++] = (struct confine_rule){.nr = 9,
-				       .action = SECCOMP_RET_ERRNO | EPERM,
-				       .nargs = 2,
-				       .a = {{.arg = 2,
-					      .cmp = CONFINE_MASKED_EQ,
-					      .mask = 0xf0000000f0ull,
-					      .val = 0x1000000010ull},
-					     {.arg = 4, .cmp = CONFINE_NE, .val = 0x500000003ull}}};
-	r[n++] = (struct confine_rule){.nr = 9,
-				       .action = SECCOMP_RET_ALLOW,
-				       .nargs = 3,
-				       .a = {{.arg = 0, .cmp = CONFINE_EQ, .val = 0x123456789abull},
-					     {.arg = 1,
-					      .cmp = CONFINE_MASKED_EQ,
-					      .mask = 0xff00000000ull,
-					      .val = 0x4200000000ull},
-					     {.arg = 5, .cmp = CONFINE_EQ, .val = 0}}};
+		r[n++] = (struct sbx_confine_rule){.nr = 16,
+						   .action = SECCOMP_RET_ALLOW,
+						   .nargs = 1,
+						   .a = {{.arg = 1,
+							  .cmp = SBX_CONFINE_MASKED_EQ,
+							  .mask = 0xffffffffu,
+							  .val = 1000u + 7u * (unsigned)i}}};
+	r[n++] = (struct sbx_confine_rule){
+	    .nr = 9,
+	    .action = SECCOMP_RET_ERRNO | EPERM,
+	    .nargs = 2,
+	    .a = {{.arg = 2,
+		   .cmp = SBX_CONFINE_MASKED_EQ,
+		   .mask = 0xf0000000f0ull,
+		   .val = 0x1000000010ull},
+		  {.arg = 4, .cmp = SBX_CONFINE_NE, .val = 0x500000003ull}}};
+	r[n++] = (struct sbx_confine_rule){
+	    .nr = 9,
+	    .action = SECCOMP_RET_ALLOW,
+	    .nargs = 3,
+	    .a = {{.arg = 0, .cmp = SBX_CONFINE_EQ, .val = 0x123456789abull},
+		  {.arg = 1,
+		   .cmp = SBX_CONFINE_MASKED_EQ,
+		   .mask = 0xff00000000ull,
+		   .val = 0x4200000000ull},
+		  /* never with the rule above (0x10 there): which of two matching rules
+		   * wins is not libseccomp's promise */
+		  {.arg = 2, .cmp = SBX_CONFINE_MASKED_EQ, .mask = 0xf0, .val = 0x20}}};
 	for (int nr = 100; nr < 360; nr += 3)
-		r[n++] = (struct confine_rule){.nr = nr, .action = SECCOMP_RET_ALLOW};
-	r[n++] = (struct confine_rule){.nr = 41,
-				       .action = SECCOMP_RET_ALLOW,
-				       .nargs = 1,
-				       .a = {{.arg = 0, .cmp = CONFINE_EQ, .val = 1}}};
-	r[n++] = (struct confine_rule){.nr = 41,
-				       .action = SECCOMP_RET_ERRNO | EACCES,
-				       .nargs = 1,
-				       .a = {{.arg = 0, .cmp = CONFINE_NE, .val = 1}}};
+		r[n++] = (struct sbx_confine_rule){.nr = nr, .action = SECCOMP_RET_ALLOW};
+	r[n++] = (struct sbx_confine_rule){.nr = 41,
+					   .action = SECCOMP_RET_ALLOW,
+					   .nargs = 1,
+					   .a = {{.arg = 0, .cmp = SBX_CONFINE_EQ, .val = 1}}};
+	r[n++] = (struct sbx_confine_rule){.nr = 41,
+					   .action = SECCOMP_RET_ERRNO | EACCES,
+					   .nargs = 1,
+					   .a = {{.arg = 0, .cmp = SBX_CONFINE_NE, .val = 1}}};
 	check_rules(r, n);
 }
 
 Test(confine_bpf, no_rules_at_all_is_the_default_for_every_call)
 {
-	struct confine_prog p;
-	cr_assert_eq(confine_bpf_build(NULL, 0, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &p), 0);
+	struct sbx_confine_prog p;
+	cr_assert_eq(sbx_confine_bpf_build(NULL, 0, SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS, &p),
+		     0);
 	struct seccomp_data d = {.nr = 1, .arch = AUDIT_ARCH_X86_64};
 	cr_assert_eq(bpf_run(p.ins, p.n, &d), SECCOMP_RET_TRAP);
 	d.arch = AUDIT_ARCH_I386;
