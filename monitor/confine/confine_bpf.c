@@ -130,6 +130,7 @@ static int emit_rule(struct sbx_confine_prog *p, const struct sbx_confine_rule *
 static size_t run_len(const struct sbx_confine_rule *r, size_t n)
 {
 	size_t k = 0;
+	/* At most 200: the first `jeq` jumps over the whole run, and a `jeq` reaches 255. */
 	while (k < n && k < 200 && r[k].nr == r[0].nr && r[k].action == r[0].action &&
 	       r[k].nargs == 1 && r[k].a[0].cmp == SBX_CONFINE_MASKED_EQ &&
 	       r[k].a[0].arg == r[0].a[0].arg && r[k].a[0].mask == r[0].a[0].mask &&
@@ -175,18 +176,20 @@ static int emit_block(struct sbx_confine_prog *p, const struct sbx_confine_rule 
 	return e ? e : emit(p, BPF_RET | BPF_K, 0, 0, dflt);
 }
 
-/* A syscall whose one rule tests nothing: its leaf returns the action itself (the action, or
- * 0 when the syscall needs a block). */
+/* A syscall whose one rule tests nothing: its leaf returns that rule's action (1 and *action
+ * set) instead of jumping to a block (0). */
 static int returns_at_once(const struct sbx_confine_rule *r, size_t n, int nr, uint32_t *action)
 {
-	size_t count = 0;
-	for (size_t i = 0; i < n; i++)
-		if (r[i].nr == nr && (count++ || r[i].nargs)) /* a second rule, or a test */
+	const struct sbx_confine_rule *one = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].nr != nr)
+			continue;
+		if (one || r[i].nargs) /* a second rule, or a test */
 			return 0;
-	for (size_t i = 0; i < n; i++)
-		if (r[i].nr == nr)
-			*action = r[i].action;
-	return 1;
+		one = &r[i];
+	}
+	*action = one ? one->action : 0;
+	return one != NULL;
 }
 
 #define LEAF 6
@@ -277,21 +280,18 @@ int sbx_confine_bpf_build(const struct sbx_confine_rule *r, size_t n, uint32_t d
 				nrs[u++] = nrs[i];
 		ngroups = u;
 	}
-	if (e == 0)
-		e = emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, OFF_ARCH);
-	if (e == 0)
-		e = emit(p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, AUDIT_ARCH_X86_64);
-	if (e == 0)
-		e = emit(p, BPF_RET | BPF_K, 0, 0, bad_arch);
-	if (e == 0)
-		e = emit(p, BPF_LD | BPF_W | BPF_ABS, 0, 0, OFF_NR);
 	/* Number -1 (a tracer's skipped call) is no x32 call: libseccomp lets it through too. */
-	if (e == 0)
-		e = emit(p, BPF_JMP | BPF_JGE | BPF_K, 0, 2, X32_SYSCALL_BIT);
-	if (e == 0)
-		e = emit(p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0xffffffffu);
-	if (e == 0)
-		e = emit(p, BPF_RET | BPF_K, 0, 0, bad_arch);
+	const struct sock_filter head[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_ARCH),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, bad_arch),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_NR),
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 2),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffu, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, bad_arch),
+	};
+	for (size_t i = 0; e == 0 && i < sizeof(head) / sizeof(head[0]); i++)
+		e = emit(p, head[i].code, head[i].jt, head[i].jf, head[i].k);
 	if (e == 0)
 		e = emit_dispatch(p, r, n, nrs, 0, ngroups, ja, dflt);
 	for (size_t g = 0; e == 0 && g < ngroups; g++) {
