@@ -16,7 +16,8 @@ measured in the same run:
     back by the monitor: for targets that may be hostile to the harness);
   - afl-fuzz driving sandbox-fuzz --afl.
 The per-input breakdown (reset time, pages put back, VM exits) is sandbox-fuzz's own account.
-Then the time each engine takes to find the planted bug (seeds 1..--runs, from one seed input).
+Then the no-op target with two threads started before its point (held at the point, put back
+for every input), against the same target without them and native libFuzzer. Then the time each engine takes to find the planted bug (seeds 1..--runs, from one seed input).
 """
 import argparse
 import os
@@ -37,7 +38,7 @@ AFL_ENV = {"AFL_SKIP_CPUFREQ": "1", "AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES": "1"
            "AFL_NO_UI": "1", "AFL_NO_AFFINITY": "1", "AFL_BENCH_UNTIL_CRASH": "0"}
 
 
-def libfuzzer(cmd, seconds, work):
+def libfuzzer(cmd, seconds, work, env=None):
     """exec/s of a libFuzzer run (native or sandbox-fuzz), and sandbox-fuzz's breakdown."""
     corpus = os.path.join(work, "corpus")
     shutil.rmtree(corpus, ignore_errors=True)
@@ -46,7 +47,7 @@ def libfuzzer(cmd, seconds, work):
         f.write(b"SBXF\x01\x00hello")
     p = subprocess.run([*cmd, f"-max_total_time={seconds}", "-print_final_stats=1", "-seed=1",
                         f"-artifact_prefix={work}/", corpus], capture_output=True, text=True,
-                       cwd=work)
+                       cwd=work, env=dict(os.environ, **(env or {})))
     m = EPS_RE.findall(p.stderr)
     if not m:
         raise BenchError(f"{' '.join(cmd)}: no exec/s (exit {p.returncode}): "
@@ -68,7 +69,7 @@ def find_libfuzzer(cmd, seed, limit, work):
     t0 = time.perf_counter()
     p = subprocess.run([*cmd, f"-max_total_time={limit}", f"-seed={seed}",
                         f"-artifact_prefix={work}/", corpus], capture_output=True, text=True,
-                       cwd=work)
+                       cwd=work, env=dict(os.environ, **(env or {})))
     t = time.perf_counter() - t0
     # A crash artifact, whatever the exit code (native libFuzzer exits 1 on a SIGSEGV it
     # catches, sandbox-fuzz 77).
@@ -120,6 +121,32 @@ def afl(cmd, seconds, work, one_cpu=False):
     except (OSError, KeyError, ValueError):
         raise BenchError(f"afl-fuzz {' '.join(cmd)}: no stats (exit {p.returncode}): "
                          f"{p.stdout.strip()[-600:]}")
+
+
+def threads_before_point(rep, b, fuzz, runs, secs, work):
+    """The no-op target with two threads started before its point (NOOP_THREADS=2): the point
+    is taken with every vCPU paused and each input ends by a stop and a full reset that puts
+    the threads back, against the same target without them and native libFuzzer with them."""
+    t = f"{b}/samples/fuzz-noop"
+    env = {"NOOP_THREADS": "2"}
+    res = interleave({
+        "libfuzzer": lambda: libfuzzer([f"{t}-libfuzzer"], secs, work, env),
+        "threads": lambda: libfuzzer([fuzz, "--env", "NOOP_THREADS=2", t], secs, work),
+        "one": lambda: libfuzzer([fuzz, t], secs, work),
+    }, runs)
+    rep.section("no-op target with 2 threads started before the point: executions per second",
+                "ratio: sandbox-fuzz's median over the baseline's")
+    lf = res["libfuzzer"]["exec/s"]
+    rep.row("native libFuzzer, 2 threads (in process)", "exec/s", lf)
+    rep.row("sandbox-fuzz, 2 threads vs native libFuzzer", "exec/s", res["threads"]["exec/s"],
+            base=lf, base_name="libFuzzer")
+    rep.row("sandbox-fuzz, 2 threads vs no thread", "exec/s", res["threads"]["exec/s"],
+            base=res["one"]["exec/s"], base_name="no thread")
+    r = res["threads"]
+    if "reset us" in r:
+        rep.row("2 threads: reset per input", "us", r["reset us"], digits=1)
+        rep.row("2 threads: VM exits per input", "exits", r["exits"], digits=2)
+    rep.table()
 
 
 def main():
@@ -194,6 +221,8 @@ def main():
                             digits=1)
                     rep.row(f"{name}: VM exits per input", "exits", r["exits"], digits=2)
             rep.table()
+        if not a.no_throughput:
+            threads_before_point(rep, b, fuzz, runs, secs, work)
         limit = 30 if a.quick else a.find_limit
         t = f"{b}/samples/fuzz-planted"
         finders = {"native libFuzzer": lambda s: find_libfuzzer([f"{t}-libfuzzer"], s, limit,

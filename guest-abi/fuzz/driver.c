@@ -114,14 +114,6 @@ int main(int argc, char **argv)
 				rc |= run_file(argv[i]);
 		return rc;
 	}
-	if (n < 0 && errno == EBUSY) {
-		/* Each input is put back from the point with one vCPU: a thread already there
-		 * would run on under the reset. */
-		fprintf(stderr, "sandbox-fuzz driver: snapshot point: the target started a thread "
-				"before it (in LLVMFuzzerInitialize or a constructor); the fuzz "
-				"point needs one thread, inputs may start their own\n");
-		return 1;
-	}
 	if (n < 0) {
 		perror("sandbox-fuzz driver: snapshot point");
 		return 1;

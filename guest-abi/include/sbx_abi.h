@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 24
+#define SBX_ABI_MINOR 25
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -476,15 +476,20 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 /* ---- Repeated runs from one snapshot (1.2; monitor/exec/, docs/exec.md) ----------------
  * A sandbox that serves many requests or fuzz inputs is snapshotted once, at a point, and
  * every run starts there. (A program that has had threads does not park: its point is POINT's
- * and its runs end at its exit, 1.16.) A run ends when the kernel "parks": it bumps `done`, then
- * waits, touching nothing but this page, until the monitor bumps `go`. Meanwhile the monitor puts
- * back the pages the run wrote (never this page). The kernel then restores the point's context
- * itself (registers, FS/GS bases, extended state), so a run can start without a VM exit. When
- * SBX_EXEC_NEED_WAKEUP is set the kernel rings the doorbell once parked, and the monitor holds
- * the vCPU in that exit until the next run. Every field the kernel reads is rewritten by the
- * monitor before each run; what the kernel writes is only ever a hint to the monitor. */
+ * and its runs end at its exit, 1.16, or at the fuzz driver's SBX_EXEC_OP_DONE, 1.25.) A run ends
+ * when the kernel "parks": it bumps `done`, then waits, touching nothing but this page, until the
+ * monitor bumps `go`. Meanwhile the monitor puts back the pages the run wrote (never this page).
+ * The kernel then restores the point's context itself (registers, FS/GS bases, extended state), so
+ * a run can start without a VM exit. When SBX_EXEC_NEED_WAKEUP is set the kernel rings the doorbell
+ * once parked, and the monitor holds the vCPU in that exit until the next run. Every field the
+ * kernel reads is rewritten by the monitor before each run; what the kernel writes is only ever a
+ * hint to the monitor. */
 #define SBX_EXEC_NEED_WAKEUP 1
 #define SBX_EXEC_AT_POINT 0x100 /* `status` of the park at the point (not a run's end) */
+/* 1.25: `status` of a run that ended at SBX_EXEC_OP_DONE after a point taken with threads (the
+ * driver's POINT, as --warm's: every vCPU paused): the kernel cannot park such a process, so it
+ * ends the run by EXIT with this status written first, and every run starts from a full reset. */
+#define SBX_EXEC_RUN_DONE 0x200
 /* The fuzz driver's private syscall (guest-abi/fuzz/sbx_fuzz.h): rdi = operation. */
 #define SBX_SYS_EXEC 1024
 #define SBX_EXEC_OP_POINT                                                                          \

@@ -30,6 +30,21 @@ static int k_exec_point(void)
 	return 0;
 }
 
+/* The point of a program that has had threads: this vCPU cannot park the process, so the
+ * monitor pauses every vCPU while this one asks and takes the snapshot there; each run then
+ * begins with the question asked again, answered 0. */
+static long k_exec_point_paused(void)
+{
+	long r;
+	k_point_paused = 1;
+	do
+		r = k_call_own(SBX_CALL_POINT, 0, 0);
+	while (r == -EAGAIN);
+	if (r == 0)
+		__atomic_store_n(&k_point_taken, 1, __ATOMIC_RELEASE);
+	return r;
+}
+
 void k_exec_stdin_point(void)
 {
 	if (!(BOOT->flags & SBX_BOOT_WARM) || __atomic_load_n(&k_point_taken, __ATOMIC_ACQUIRE))
@@ -38,15 +53,8 @@ void k_exec_stdin_point(void)
 		k_exec_point();
 		return;
 	}
-	/* With threads this vCPU cannot park the process: the monitor pauses every vCPU while
-	 * this one asks and takes the snapshot there; each run then begins with the question
-	 * asked again, answered 0. Any thread reading fd 0 before that asks too. */
-	long r;
-	k_point_paused = 1;
-	do
-		r = k_call_own(SBX_CALL_POINT, 0, 0);
-	while (r == -EAGAIN);
-	__atomic_store_n(&k_point_taken, 1, __ATOMIC_RELEASE);
+	/* Any thread reading fd 0 before the snapshot asks too. */
+	k_exec_point_paused();
 }
 
 void k_exec_exit(uint32_t status)
@@ -110,9 +118,7 @@ long k_sys_exec(struct k_frame *f)
 		return -EINVAL;
 	switch (f->rdi) {
 	case SBX_EXEC_OP_POINT: {
-		/* An input ends parked, and a parked reset puts back vCPU 0 alone: no thread may
-		 * run at the point. */
-		if (k_point_taken || BOOT->threads_peak > 1)
+		if (__atomic_load_n(&k_point_taken, __ATOMIC_ACQUIRE))
 			return -EBUSY;
 		/* The monitor writes both before every run. */
 		if (!k_user_ok(f->rsi, f->rdx, K_WRITE) || !k_user_ok(f->r10, f->r8, K_WRITE))
@@ -137,7 +143,16 @@ long k_sys_exec(struct k_frame *f)
 		CTL->ncounters = f->rdx;
 		CTL->input = input;
 		CTL->input_max = f->r8;
-		int r = k_exec_point();
+		long r;
+		if (BOOT->threads_peak > 1) {
+			/* A parked reset puts back vCPU 0 alone: with threads (a Go runtime's, a
+			 * pool started in LLVMFuzzerInitialize) the monitor takes the point with
+			 * every vCPU paused, and each input ends by a stop (SBX_EXEC_OP_DONE). */
+			CTL->status = SBX_EXEC_AT_POINT;
+			r = k_exec_point_paused();
+		} else {
+			r = k_exec_point();
+		}
 		if (r < 0)
 			return r;
 		uint64_t n = CTL->input_len;
@@ -148,10 +163,17 @@ long k_sys_exec(struct k_frame *f)
 		k_patch_note_level();
 		return 0;
 	case SBX_EXEC_OP_DONE:
-		/* A point taken with threads has no parked context to go back to. */
-		if (!k_point_taken || k_point_paused)
+		if (!k_point_taken)
 			return -EINVAL;
-		k_exec_park(0);
+		if (!k_point_paused)
+			k_exec_park(0);
+		/* A point taken with threads has no parked context to go back to: the run ends
+		 * here, its threads stopped with it, and the next starts from a full reset. Not
+		 * after --warm's point, whose runs end at the program's exit. */
+		if (BOOT->flags & SBX_BOOT_WARM)
+			return -EINVAL;
+		CTL->status = SBX_EXEC_RUN_DONE;
+		k_exit(0);
 	}
 	return -EINVAL;
 }

@@ -185,7 +185,12 @@ static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
 		return sbx_fail(err, errlen, r, "%s: pausing its threads at the snapshot point: %s",
 				vm->cfg.name ? vm->cfg.name : vm->cfg.prog,
 				r == -ETIMEDOUT ? "they did not stop in time" : "it ended");
-	r = snapshot_point(x, err, errlen);
+	/* The fuzz driver's arguments, read once every vCPU is still (--warm's point has none,
+	 * and its kernel writes no status). */
+	r = x->o.point == SBX_POINT_CALL ? check_point(x, err, errlen) : 0;
+	if (r == 0)
+		r = snapshot_point(x, err, errlen);
+	x->paused = 1;
 	/* Untrusted runs put back every MSR of every vCPU: a handler that reaches CPL0 on a
 	 * thread's vCPU could change more than the snapshot's threads section holds. */
 	if (r == 0 && !x->o.fast)

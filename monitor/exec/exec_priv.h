@@ -35,6 +35,9 @@ struct sbx_exec {
 	/* A thread of a program with threads reached the point (POINT): the snapshot is taken
 	 * with every vCPU paused (under lock; only before the snapshot). */
 	int point_wanted;
+	/* The snapshot was taken so (snapshot_paused): every run ends stopped, its vCPU 0 goes on
+	 * from the question, never from the park loop, and the threads come back with it. */
+	int paused;
 	struct sbx_result res; /* the last sbx_vm_run's */
 	/* sbx_threads_launches when the run was let go: a run that started a thread took
 	 * page-table pages for its window that the reset's page-table check does not list. */

@@ -83,7 +83,7 @@ static int reset_held(struct sbx_exec *x, struct sbx_exec_run *run, int stopped,
 	 * re-adding the memslot: its pages may equal the snapshot's by now. */
 	int launched = sbx_threads_launches(vm) != x->launches;
 	int unfinished = sbx_exec_ctl(vm)->nfix != 0;
-	int guest = !sbx_snapshot_threads(x->snap) && !launched && !unfinished;
+	int guest = !x->paused && !launched && !unfinished;
 	int r = sbx_reset_pages(vm, x->snap, SBX_RESET_PT_RELOAD | (guest ? SBX_RESET_PT_GUEST : 0),
 				&run->reset_pages, &pt, &nfix, err, errlen);
 	/* KVM's shadow of the windows' tables goes with them (sbx_reset_pages re-adds the
@@ -148,10 +148,10 @@ static int reset_spinning(struct sbx_exec *x, struct sbx_exec_run *run, char *er
 int sbx_exec_reset(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&x->lock);
-	/* A snapshot with threads is put back by the stopped reset only (its threads start with
-	 * the run); the kernel never parks such a run, but a hostile one could ring as if parked.
-	 * It is stopped instead, below. */
-	if (sbx_snapshot_threads(x->snap) && !x->stopped)
+	/* A point taken with threads is put back by the stopped reset only (its threads start
+	 * with the run); the kernel never parks such a run, but a hostile one could ring as if
+	 * parked. It is stopped instead, below. */
+	if (x->paused && !x->stopped)
 		sbx_vm_kill(x->vm, SBX_END_ERROR, SBX_STATUS_ERROR, 0,
 			    "a run of a program with threads parked");
 	/* A kill for the last run that came after it had ended, before `running` was cleared
@@ -196,7 +196,7 @@ void sbx_exec_learn_sites(struct sbx_exec *x)
 {
 	/* With threads the kernel would need the monitor's hold for each (PATCH): it leaves them
 	 * to their traps. */
-	if (sbx_snapshot_threads(x->snap) || x->vm->cfg.no_patch)
+	if (x->paused || x->vm->cfg.no_patch)
 		return;
 	/* The kernel hands records out in order from the window's start (the cpuid sites' are
 	 * at its top): its own end at the first empty one. Guest RAM: a site named here is only

@@ -28,6 +28,11 @@ static void outcome(struct sbx_exec *x, struct sbx_exec_run *run, int ended)
 	pthread_mutex_lock(&x->lock);
 	run->res = x->res;
 	pthread_mutex_unlock(&x->lock);
+	/* The driver's SBX_EXEC_OP_DONE after a point taken with threads: the kernel's EXIT
+	 * carries the status it wrote (the guest's word, as a park is). */
+	if (x->o.point == SBX_POINT_CALL && x->paused && run->res.end == SBX_END_EXIT &&
+	    run->res.status == 0 && sbx_exec_ctl(vm)->status == SBX_EXEC_RUN_DONE)
+		run->parked = 1;
 }
 
 int sbx_exec_one(struct sbx_exec *x, struct sbx_exec_run *run, char *err, size_t errlen)

@@ -132,8 +132,9 @@ static int wait_locked(struct sbx_exec *x, const struct timespec *dl)
 int64_t sbx_exec_point(struct sbx_vm *vm)
 {
 	struct sbx_exec *x = vm->exec;
-	/* Only --warm's point is a thread's to ask for: the fuzz driver's is its own call. */
-	if (x->o.point != SBX_POINT_STDIN)
+	/* --warm's point, and the fuzz driver's in a program that has had threads (which the
+	 * kernel asks from the main thread's SBX_EXEC_OP_POINT): the entry's is the kernel's. */
+	if (x->o.point == SBX_POINT_ENTRY)
 		return -EINVAL;
 	pthread_mutex_lock(&x->lock);
 	int taken = x->snap != NULL;

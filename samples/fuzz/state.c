@@ -10,7 +10,12 @@
  * it a terabyte on and write again, and abort if it can read its stderr back (under
  * sandbox-fuzz, where the monitor's own report goes), 'T' start a thread and join it, 'U' leave
  * threads running (one spinning on a global, one asleep, one waiting on a futex): they must end
- * with the input, and no later input may see their writes. */
+ * with the input, and no later input may see their writes. With STATE_INIT_THREAD set a thread
+ * asleep, with STATE_INIT_POOL a worker waiting on a condition variable, start before the fuzz
+ * point (in LLVMFuzzerInitialize, as a library's pool or a Go runtime's threads would): 'Q'
+ * hands the input to the worker and waits for it, with or without STATE_COMMANDS ('QC' with it:
+ * the worker writes through a null pointer); the worker aborts if it sees an earlier input's
+ * job. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -52,7 +57,29 @@ static void *sleep_long(void *arg)
 	return arg;
 }
 
-/* STATE_INIT_THREAD set: a thread started before the fuzz point, which the driver refuses. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
+static int pool_started, pool_job, pool_done, pool_jobs_seen;
+static uint8_t pool_arg;
+
+static void *pool_worker(void *arg)
+{
+	pthread_mutex_lock(&pool_lock);
+	for (;;) {
+		while (!pool_job)
+			pthread_cond_wait(&pool_cond, &pool_lock);
+		pool_job = 0;
+		if (pool_jobs_seen++ != 0)
+			abort(); /* an earlier input's job survived */
+		if (pool_arg == 'C')
+			*(volatile int *)(uintptr_t)(pool_arg * 0 + 8) = 1;
+		pool_done = 1;
+		pthread_cond_broadcast(&pool_cond);
+	}
+	return arg;
+}
+
+/* Threads started before the fuzz point, which every input finds as they were there. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -60,6 +87,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pthread_t t;
 	if (getenv("STATE_INIT_THREAD") && pthread_create(&t, NULL, sleep_long, NULL) == 0)
 		pthread_detach(t);
+	if (getenv("STATE_INIT_POOL") && pthread_create(&t, NULL, pool_worker, NULL) == 0) {
+		pthread_detach(t);
+		pool_started = 1;
+	}
 	return 0;
 }
 
@@ -94,6 +125,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 0 && data[0] == 'P') {
 		printf("state: counter=%d heap=%p file=%ld\n", counter, (void *)leak, size_before);
 		fflush(stdout);
+	}
+	if (size > 0 && data[0] == 'Q' && pool_started) {
+		pthread_mutex_lock(&pool_lock);
+		pool_arg = size > 1 && getenv("STATE_COMMANDS") ? data[1] : 0;
+		pool_job = 1;
+		pthread_cond_broadcast(&pool_cond);
+		while (!pool_done)
+			pthread_cond_wait(&pool_cond, &pool_lock);
+		pthread_mutex_unlock(&pool_lock);
 	}
 	if (size == 0 || !getenv("STATE_COMMANDS"))
 		return 0;

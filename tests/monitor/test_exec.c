@@ -32,8 +32,10 @@ struct fx {
 	int learn; /* runs' sites patched before later runs (run.learn_sites), 1 by default */
 };
 
-static void fx_open2(struct fx *f, const char *prog, const char *arg, const char *arg2,
-		     enum sbx_exec_point point, int fast, uint64_t timeout_ms, unsigned verify)
+/* env: more NAME=VALUEs for the program, NULL-terminated, or NULL. */
+static void fx_open3(struct fx *f, const char *prog, const char *arg, const char *arg2,
+		     const char *const *env, enum sbx_exec_point point, int fast,
+		     uint64_t timeout_ms, unsigned verify)
 {
 	e2e_need_kvm();
 	char err[512];
@@ -41,6 +43,8 @@ static void fx_open2(struct fx *f, const char *prog, const char *arg, const char
 	cr_assert_eq(policy_add_tmp(&f->pol, "/tmp", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_make_tmp(&f->pol, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(policy_set_env(&f->pol, "STATE_COMMANDS=1", err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; env && env[i]; i++)
+		cr_assert_eq(policy_set_env(&f->pol, env[i], err, sizeof(err)), 0, "%s", err);
 	f->learn = 1;
 	f->argv[0] = (char *)prog;
 	f->argv[1] = (char *)arg;
@@ -59,6 +63,12 @@ static void fx_open2(struct fx *f, const char *prog, const char *arg, const char
 	    .point = point, .fast = fast, .timeout_ms = timeout_ms, .verify_every = verify};
 	int r = sbx_exec_open(&f->cfg, &o, &f->x, err, sizeof(err));
 	cr_assert_eq(r, 0, "sbx_exec_open: %s", err);
+}
+
+static void fx_open2(struct fx *f, const char *prog, const char *arg, const char *arg2,
+		     enum sbx_exec_point point, int fast, uint64_t timeout_ms, unsigned verify)
+{
+	fx_open3(f, prog, arg, arg2, NULL, point, fast, timeout_ms, verify);
 }
 
 static void fx_open(struct fx *f, const char *prog, const char *arg, enum sbx_exec_point point,
@@ -353,6 +363,66 @@ Test(exec, crash_abort_exit_timeout_oom_end_one_run_only, .timeout = 600)
 	free(refl);
 	fx_close(&fl);
 	fx_close(&f);
+}
+
+/* The fuzz driver's point in a target whose threads started before it (a worker on a condition
+ * variable and a thread asleep, from LLVMFuzzerInitialize; a Go runtime always has such): the
+ * point is taken with every vCPU paused, each input ends by a stop at SBX_EXEC_OP_DONE and the
+ * next starts from a full reset that puts every thread back. Every input sees the first one's
+ * world, the worker's own state included; a crash on the worker, an abort, an exit, and threads
+ * of the input's own end one input only. */
+static void check_point_with_threads(int fast, int inputs)
+{
+	struct fx f;
+	const char *const env[] = {"STATE_INIT_POOL=1", "STATE_INIT_THREAD=1", NULL};
+	fx_open3(&f, STATE, NULL, NULL, env, SBX_POINT_CALL, fast, NO_LIMIT_MS, 7);
+	struct sbx_exec_run run;
+	char *ref = fx_run(&f, "P", NULL, &run);
+	cr_assert(run.parked, "%s", run.res.reason);
+	cr_assert(strstr(ref, "state: counter=1 "), "%s", ref);
+	struct {
+		const char *in;
+		enum sbx_end end;
+		int status, parked;
+	} cases[] = {
+	    {"Q", SBX_END_EXIT, 0, 1},	       {"QC", SBX_END_FAULT, 128 + 11, 0},
+	    {"A", SBX_END_SIGNAL, 128 + 6, 0}, {"E", SBX_END_EXIT, 3, 0},
+	    {"T", SBX_END_EXIT, 0, 1},	       {"U", SBX_END_EXIT, 0, 1},
+	    {"R", SBX_END_EXIT, 0, 1},	       {"C", SBX_END_FAULT, 128 + 11, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		free(fx_run(&f, cases[i].in, NULL, &run));
+		cr_assert_eq(run.res.end, cases[i].end, "%s: end %d (%s)", cases[i].in, run.res.end,
+			     run.res.reason);
+		cr_assert_eq(run.res.status, cases[i].status, "%s: status %d (%s)", cases[i].in,
+			     run.res.status, run.res.reason);
+		cr_assert_eq(run.parked, cases[i].parked, "%s: %s", cases[i].in, run.res.reason);
+		if (cases[i].end == SBX_END_FAULT)
+			cr_assert(run.res.dedup[0], "%s: no DEDUP_TOKEN", cases[i].in);
+		char *o = fx_run(&f, "P", NULL, &run);
+		cr_assert_str_eq(o, ref, "after %s", cases[i].in);
+		cr_assert(run.parked, "after %s: %s", cases[i].in, run.res.reason);
+		free(o);
+	}
+	for (int i = 0; i < inputs; i++) {
+		free(fx_run(&f, "Q", NULL, &run));
+		cr_assert(run.parked, "input %d: %s", i, run.res.reason);
+	}
+	char *last = fx_run(&f, "P", NULL, &run);
+	cr_assert_str_eq(last, ref);
+	free(last);
+	free(ref);
+	fx_close(&f);
+}
+
+Test(exec, fuzz_point_with_threads_started_before_it, .timeout = 600)
+{
+	check_point_with_threads(1, 300);
+}
+
+Test(exec, fuzz_point_with_threads_strict_reset_too, .timeout = 600)
+{
+	check_point_with_threads(0, 100);
 }
 
 Test(exec, noop_fast_path_has_no_exits)
