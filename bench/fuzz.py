@@ -69,7 +69,7 @@ def find_libfuzzer(cmd, seed, limit, work):
     t0 = time.perf_counter()
     p = subprocess.run([*cmd, f"-max_total_time={limit}", f"-seed={seed}",
                         f"-artifact_prefix={work}/", corpus], capture_output=True, text=True,
-                       cwd=work, env=dict(os.environ, **(env or {})))
+                       cwd=work)
     t = time.perf_counter() - t0
     # A crash artifact, whatever the exit code (native libFuzzer exits 1 on a SIGSEGV it
     # catches, sandbox-fuzz 77).

@@ -53,6 +53,44 @@ void __sanitizer_cov_trace_pc_guard(uint32_t *guard)
 	guard_cnt[*guard]++;
 }
 
+/* trace-cmp, trace-div, trace-gep and the C library's comparison hooks: libFuzzer's value
+ * profile and its table of compared bytes live in the host's libFuzzer, which sees the counters
+ * only. Accepted and ignored, so that a target built with them links (Go's -d=libfuzzer always
+ * emits the cmp and strcmp hooks); weak, so that a target's own win. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#define SBX_IGNORED_HOOK(name, ...)                                                                \
+	void name(__VA_ARGS__) __attribute__((weak));                                              \
+	void name(__VA_ARGS__)                                                                     \
+	{                                                                                          \
+	}
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_cmp1, uint8_t a, uint8_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_cmp2, uint16_t a, uint16_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_cmp4, uint32_t a, uint32_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_cmp8, uint64_t a, uint64_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_const_cmp1, uint8_t a, uint8_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_const_cmp2, uint16_t a, uint16_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_const_cmp4, uint32_t a, uint32_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_const_cmp8, uint64_t a, uint64_t b)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_switch, uint64_t v, uint64_t *cases)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_div4, uint32_t v)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_div8, uint64_t v)
+SBX_IGNORED_HOOK(__sanitizer_cov_trace_gep, uintptr_t idx)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_memcmp, void *pc, const void *a, const void *b, size_t n,
+		 int r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strncmp, void *pc, const char *a, const char *b, size_t n,
+		 int r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strcmp, void *pc, const char *a, const char *b, int r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strncasecmp, void *pc, const char *a, const char *b,
+		 size_t n, int r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strcasecmp, void *pc, const char *a, const char *b, int r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strstr, void *pc, const char *a, const char *b, char *r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_strcasestr, void *pc, const char *a, const char *b, char *r)
+SBX_IGNORED_HOOK(__sanitizer_weak_hook_memmem, void *pc, const void *a, size_t na, const void *b,
+		 size_t nb, void *r)
+#pragma GCC diagnostic pop
+
 static int run_file(const char *path)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;

@@ -475,15 +475,15 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 
 /* ---- Repeated runs from one snapshot (1.2; monitor/exec/, docs/exec.md) ----------------
  * A sandbox that serves many requests or fuzz inputs is snapshotted once, at a point, and
- * every run starts there. (A program that has had threads does not park: its point is POINT's
- * and its runs end at its exit, 1.16, or at the fuzz driver's SBX_EXEC_OP_DONE, 1.25.) A run ends
- * when the kernel "parks": it bumps `done`, then waits, touching nothing but this page, until the
- * monitor bumps `go`. Meanwhile the monitor puts back the pages the run wrote (never this page).
- * The kernel then restores the point's context itself (registers, FS/GS bases, extended state), so
- * a run can start without a VM exit. When SBX_EXEC_NEED_WAKEUP is set the kernel rings the doorbell
- * once parked, and the monitor holds the vCPU in that exit until the next run. Every field the
- * kernel reads is rewritten by the monitor before each run; what the kernel writes is only ever a
- * hint to the monitor. */
+ * every run starts there. (A point reached after a thread started is POINT's, not a park, and
+ * its runs end at the program's exit, 1.16, or at the fuzz driver's SBX_EXEC_OP_DONE, 1.25.) A run
+ * ends when the kernel "parks": it bumps `done`, then waits, touching nothing but this page, until
+ * the monitor bumps `go`. Meanwhile the monitor puts back the pages the run wrote (never this
+ * page). The kernel then restores the point's context itself (registers, FS/GS bases, extended
+ * state), so a run can start without a VM exit. When SBX_EXEC_NEED_WAKEUP is set the kernel rings
+ * the doorbell once parked, and the monitor holds the vCPU in that exit until the next run. Every
+ * field the kernel reads is rewritten by the monitor before each run; what the kernel writes is
+ * only ever a hint to the monitor. */
 #define SBX_EXEC_NEED_WAKEUP 1
 #define SBX_EXEC_AT_POINT 0x100 /* `status` of the park at the point (not a run's end) */
 /* 1.25: `status` of a run that ended at SBX_EXEC_OP_DONE after a point taken with threads (the
@@ -497,7 +497,7 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 			    * bytes. Snapshot here; returns each run's input length n, whose       \
 			    * bytes end the buffer (at r10 + r8 - n), so a read past them          \
 			    * reaches the driver's guard page. */
-#define SBX_EXEC_OP_DONE 2 /* the run is over (no return) */
+#define SBX_EXEC_OP_DONE 2 /* the run is over (no return once the point is taken) */
 /* 1.24: the kernel's first-use work now (the map of RAM, the page allocator), so that a
  * snapshot at the program's entry holds it and no run repeats it */
 #define SBX_EXEC_OP_READY 3

@@ -155,6 +155,14 @@ long k_sys_exec(struct k_frame *f)
 		}
 		if (r < 0)
 			return r;
+		/* The lock was let go while the monitor paused the threads: the buffers must
+		 * still be the pages the snapshot names (another thread may have unmapped them),
+		 * or each input would land in pages that hold something else by now. */
+		uint64_t c2 = 0, i2 = 0;
+		if (k_point_paused &&
+		    ((f->rdx && (k_gpa_run(f->rsi, f->rdx, &c2) != f->rdx || c2 != counters)) ||
+		     (f->r8 && (k_gpa_run(f->r10, f->r8, &i2) != f->r8 || i2 != input))))
+			return -EFAULT;
 		uint64_t n = CTL->input_len;
 		return (long)(n > f->r8 ? f->r8 : n);
 	}

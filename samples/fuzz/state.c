@@ -12,7 +12,8 @@
  * threads running (one spinning on a global, one asleep, one waiting on a futex): they must end
  * with the input, and no later input may see their writes. With STATE_INIT_THREAD set a thread
  * asleep, with STATE_INIT_POOL a worker waiting on a condition variable, start before the fuzz
- * point (in LLVMFuzzerInitialize, as a library's pool or a Go runtime's threads would): 'Q'
+ * point (in LLVMFuzzerInitialize, as a library's pool or a Go runtime's threads would), and with
+ * STATE_INIT_JOINED one that ends there, joined, so that none runs at the point: 'Q'
  * hands the input to the worker and waits for it, with or without STATE_COMMANDS ('QC' with it:
  * the worker writes through a null pointer); the worker aborts if it sees an earlier input's
  * job. */
@@ -87,6 +88,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pthread_t t;
 	if (getenv("STATE_INIT_THREAD") && pthread_create(&t, NULL, sleep_long, NULL) == 0)
 		pthread_detach(t);
+	void *r;
+	if (getenv("STATE_INIT_JOINED") &&
+	    (pthread_create(&t, NULL, sum_to, (void *)10l) != 0 || pthread_join(t, &r) != 0))
+		abort();
 	if (getenv("STATE_INIT_POOL") && pthread_create(&t, NULL, pool_worker, NULL) == 0) {
 		pthread_detach(t);
 		pool_started = 1;

@@ -488,6 +488,29 @@ Test(fuzz, threads_started_before_the_point_are_put_back_for_each_input, .init =
 	free(o);
 }
 
+/* A Go target (samples/fuzz/go): its runtime's threads start before the point, in the C
+ * archive's constructor. Inputs run on goroutines, each sees the first one's state, and the
+ * planted "FUZZ" input ends in the Go panic's exit, reported as a crash. */
+Test(fuzz, a_go_target_runs_with_its_runtime_threads, .init = setup, .fini = teardown,
+     .timeout = 900)
+{
+	if (access(SBX_BUILD_DIR "/samples/fuzz-go", X_OK) != 0)
+		cr_skip_test("samples/fuzz-go was not built (needs go and clang: scripts/setup.sh)");
+	int st;
+	char *o = run("cd %s && mkdir corpus && printf 'hello' > corpus/a && printf 'FUZ' > "
+		      "corpus/b && %s --verify-reset=25 %s -seed=1 -runs=200 -artifact_prefix=%s/ "
+		      "corpus 2>&1",
+		      &st, dir, FUZZ, SBX_BUILD_DIR "/samples/fuzz-go", dir);
+	cr_assert_eq(st, 0, "exit %d:\n%s", st, o);
+	cr_assert(!strstr(o, "reset check") && strstr(o, "200 execs"), "%s", o);
+	free(o);
+	o = run("cd %s && printf 'FUZZ!' > bug && %s %s bug 2>&1", &st, dir, FUZZ,
+		SBX_BUILD_DIR "/samples/fuzz-go");
+	cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+	cr_assert(strstr(o, "planted bug: the input starts with FUZZ"), "%s", o);
+	free(o);
+}
+
 /* The monitor's messages (-v) carry sandbox-fuzz's name, not sandbox-run's. */
 Test(fuzz, messages_carry_the_front_ends_name, .init = setup, .fini = teardown, .timeout = 60)
 {

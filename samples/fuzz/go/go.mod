@@ -1,0 +1,3 @@
+module sbxfuzzgo
+
+go 1.19
