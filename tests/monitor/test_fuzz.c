@@ -495,7 +495,8 @@ Test(fuzz, a_go_target_runs_with_its_runtime_threads, .init = setup, .fini = tea
      .timeout = 900)
 {
 	if (access(SBX_BUILD_DIR "/samples/fuzz-go", X_OK) != 0)
-		cr_skip_test("samples/fuzz-go was not built (needs go and clang: scripts/setup.sh)");
+		cr_skip_test(
+		    "samples/fuzz-go was not built (needs go and clang: scripts/setup.sh)");
 	int st;
 	char *o = run("cd %s && mkdir corpus && printf 'hello' > corpus/a && printf 'FUZ' > "
 		      "corpus/b && %s --verify-reset=25 %s -seed=1 -runs=200 -artifact_prefix=%s/ "
