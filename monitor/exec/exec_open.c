@@ -139,6 +139,9 @@ static int snapshot_point(struct sbx_exec *x, char *err, size_t errlen)
 	/* The snapshot's counters are zero, as every run's start: a reset compares equal. */
 	if (x->o.point == SBX_POINT_CALL && x->ncounters)
 		memset(vm->proc.mem.base + x->counters, 0, x->ncounters);
+	/* The calls refused on the way here are said once, not again at every run's end (a run
+	 * from a point taken with threads always ends by a stop, which says them). */
+	sbx_report_refused_so_far(vm);
 	int r = sbx_snapshot_take(vm, &x->snap, err, errlen);
 	if (r < 0)
 		return r;

@@ -105,6 +105,21 @@ static void report_refused(struct sbx_vm *vm, const uint32_t *count, int all,
 			who, tree, line);
 }
 
+void sbx_report_refused_so_far(struct sbx_vm *vm)
+{
+	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
+	if (!b)
+		return;
+	uint32_t count[SBX_MAX_SYSCALL];
+	memcpy(count, (const void *)b->nosys_count, sizeof(count));
+	struct sbx_result res;
+	memset(&res, 0, sizeof(res));
+	int all = sbx_procs_take_report(vm, count);
+	report_refused(vm, count, all, &res, 0);
+	report_refused(vm, count, all, &res, 1);
+	memset((void *)b->nosys_count, 0, sizeof(b->nosys_count));
+}
+
 /* The calls the guest kernel refused, this process's and, for the first, those the others
  * left; then the paths looked for in vain, the others' among them. */
 static void report_missing(struct sbx_vm *vm, struct sbx_result *res)

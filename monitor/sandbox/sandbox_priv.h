@@ -37,4 +37,9 @@ int sbx_procs_timer_armed(struct sbx_vm *vm);
 void sbx_procs_leave_report(struct sbx_vm *vm, const uint32_t *nosys);
 int sbx_procs_take_report(struct sbx_vm *vm, uint32_t *nosys);
 
+/* sandbox.c: the calls refused so far, said now as at the program's end and then forgotten
+ * (the boot page's counts zeroed), so that each run from a snapshot taken next says only its
+ * own (the exec engine's point: its runs end by a stop, with the counts of the snapshot). */
+void sbx_report_refused_so_far(struct sbx_vm *vm);
+
 #endif

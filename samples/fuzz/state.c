@@ -16,7 +16,7 @@
  * STATE_INIT_JOINED one that ends there, joined, so that none runs at the point: 'Q'
  * hands the input to the worker and waits for it, with or without STATE_COMMANDS ('QC' with it:
  * the worker writes through a null pointer); the worker aborts if it sees an earlier input's
- * job. */
+ * job. STATE_INIT_NOSYS makes a call the sandbox does not implement before the point. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -89,6 +89,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (getenv("STATE_INIT_THREAD") && pthread_create(&t, NULL, sleep_long, NULL) == 0)
 		pthread_detach(t);
 	void *r;
+	/* STATE_INIT_NOSYS: a call the sandbox does not implement, said once, not per input. */
+	if (getenv("STATE_INIT_NOSYS"))
+		syscall(216 /* remap_file_pages */, 0, 0, 0, 0, 0);
 	if (getenv("STATE_INIT_JOINED") &&
 	    (pthread_create(&t, NULL, sum_to, (void *)10l) != 0 || pthread_join(t, &r) != 0))
 		abort();
