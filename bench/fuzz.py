@@ -17,7 +17,8 @@ measured in the same run:
   - afl-fuzz driving sandbox-fuzz --afl.
 The per-input breakdown (reset time, pages put back, VM exits) is sandbox-fuzz's own account.
 Then the no-op target with two threads started before its point (held at the point, put back
-for every input), against the same target without them and native libFuzzer. Then the time each engine takes to find the planted bug (seeds 1..--runs, from one seed input).
+for every input), against the same target without them and native libFuzzer. Then the time
+each engine takes to find the planted bug (seeds 1..--runs, from one seed input).
 """
 import argparse
 import os

@@ -59,7 +59,6 @@ void __sanitizer_cov_trace_pc_guard(uint32_t *guard)
  * emits the cmp and strcmp hooks); weak, so that a target's own win. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #define SBX_IGNORED_HOOK(name, ...)                                                                \
 	void name(__VA_ARGS__) __attribute__((weak));                                              \
 	void name(__VA_ARGS__)                                                                     \

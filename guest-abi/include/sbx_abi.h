@@ -493,11 +493,13 @@ enum sbx_call { SBX_CALL_NONE = 0, SBX_CALLS(SBX_CALL_ENUM) SBX_CALL_COUNT };
 /* The fuzz driver's private syscall (guest-abi/fuzz/sbx_fuzz.h): rdi = operation. */
 #define SBX_SYS_EXEC 1024
 #define SBX_EXEC_OP_POINT                                                                          \
-	1		   /* rsi: counters, rdx: their bytes, r10: input buffer, r8: its          \
-			    * bytes. Snapshot here; returns each run's input length n, whose       \
-			    * bytes end the buffer (at r10 + r8 - n), so a read past them          \
-			    * reaches the driver's guard page. */
-#define SBX_EXEC_OP_DONE 2 /* the run is over (no return once the point is taken) */
+	1 /* rsi: counters, rdx: their bytes, r10: input buffer, r8: its                           \
+	   * bytes. Snapshot here; returns each run's input length n, whose                        \
+	   * bytes end the buffer (at r10 + r8 - n), so a read past them                           \
+	   * reaches the driver's guard page. */
+#define SBX_EXEC_OP_DONE                                                                           \
+	2 /* the run is over: no return once the driver's point is taken (-EINVAL before it, off   \
+	   * the main thread, after --warm's point) */
 /* 1.24: the kernel's first-use work now (the map of RAM, the page allocator), so that a
  * snapshot at the program's entry holds it and no run repeats it */
 #define SBX_EXEC_OP_READY 3

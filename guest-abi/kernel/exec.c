@@ -156,8 +156,9 @@ long k_sys_exec(struct k_frame *f)
 		if (r < 0)
 			return r;
 		/* The lock was let go while the monitor paused the threads: the buffers must
-		 * still be the pages the snapshot names (another thread may have unmapped them),
-		 * or each input would land in pages that hold something else by now. */
+		 * still be the pages the snapshot names (another thread may have unmapped them).
+		 * If not, the input went into pages that hold something else by now: the driver
+		 * gets EFAULT rather than read another page as its input. */
 		uint64_t c2 = 0, i2 = 0;
 		if (k_point_paused &&
 		    ((f->rdx && (k_gpa_run(f->rsi, f->rdx, &c2) != f->rdx || c2 != counters)) ||

@@ -139,8 +139,9 @@ static int snapshot_point(struct sbx_exec *x, char *err, size_t errlen)
 	/* The snapshot's counters are zero, as every run's start: a reset compares equal. */
 	if (x->o.point == SBX_POINT_CALL && x->ncounters)
 		memset(vm->proc.mem.base + x->counters, 0, x->ncounters);
-	/* The calls refused on the way here are said once, not again at every run's end (a run
-	 * from a point taken with threads always ends by a stop, which says them). */
+	/* The calls refused on the way here are said once, not again at the end of every run
+	 * that ends by a stop (a crash, a time limit; every run after a point taken with
+	 * threads), which says the counts it finds. */
 	sbx_report_refused_so_far(vm);
 	int r = sbx_snapshot_take(vm, &x->snap, err, errlen);
 	if (r < 0)
@@ -193,7 +194,7 @@ static int snapshot_paused(struct sbx_exec *x, char *err, size_t errlen)
 	r = x->o.point == SBX_POINT_CALL ? check_point(x, err, errlen) : 0;
 	if (r == 0)
 		r = snapshot_point(x, err, errlen);
-	x->paused = 1;
+	x->paused = r == 0;
 	/* Untrusted runs put back every MSR of every vCPU: a handler that reaches CPL0 on a
 	 * thread's vCPU could change more than the snapshot's threads section holds. */
 	if (r == 0 && !x->o.fast)

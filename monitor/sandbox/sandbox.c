@@ -105,32 +105,37 @@ static void report_refused(struct sbx_vm *vm, const uint32_t *count, int all,
 			who, tree, line);
 }
 
-void sbx_report_refused_so_far(struct sbx_vm *vm)
+/* The calls the guest kernel refused, this process's and, for the first, those the others
+ * left (their missing paths join this process's list), all counted into count; the boot
+ * page, NULL if none. */
+static struct sbx_bootinfo *say_refused(struct sbx_vm *vm, struct sbx_result *res,
+					uint32_t count[SBX_MAX_SYSCALL])
 {
 	struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	if (!b)
-		return;
-	uint32_t count[SBX_MAX_SYSCALL];
-	memcpy(count, (const void *)b->nosys_count, sizeof(count));
-	struct sbx_result res;
-	memset(&res, 0, sizeof(res));
-	int all = sbx_procs_take_report(vm, count);
-	report_refused(vm, count, all, &res, 0);
-	report_refused(vm, count, all, &res, 1);
-	memset((void *)b->nosys_count, 0, sizeof(b->nosys_count));
-}
-
-/* The calls the guest kernel refused, this process's and, for the first, those the others
- * left; then the paths looked for in vain, the others' among them. */
-static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
-{
-	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
-	uint32_t count[SBX_MAX_SYSCALL] = {0};
+	memset(count, 0, SBX_MAX_SYSCALL * sizeof(count[0]));
 	if (b)
-		memcpy(count, (const void *)b->nosys_count, sizeof(count));
+		memcpy(count, (const void *)b->nosys_count, SBX_MAX_SYSCALL * sizeof(count[0]));
 	int all = sbx_procs_take_report(vm, count);
 	report_refused(vm, count, all, res, 0);
 	report_refused(vm, count, all, res, 1);
+	return b;
+}
+
+void sbx_report_refused_so_far(struct sbx_vm *vm)
+{
+	struct sbx_result res;
+	memset(&res, 0, sizeof(res));
+	uint32_t count[SBX_MAX_SYSCALL];
+	struct sbx_bootinfo *b = say_refused(vm, &res, count);
+	if (b)
+		memset((void *)b->nosys_count, 0, sizeof(b->nosys_count));
+}
+
+/* The refused calls, then the paths looked for in vain, the other processes' among them. */
+static void report_missing(struct sbx_vm *vm, struct sbx_result *res)
+{
+	uint32_t count[SBX_MAX_SYSCALL];
+	const struct sbx_bootinfo *b = say_refused(vm, res, count);
 	int failed = vm->life.stop.status != 0 || vm->life.stop.signal != 0;
 	sbx_missing_report(vm, failed && vm->proc.pid == SBX_FIRST_PID);
 	/* A program that failed after memory was refused it (a compiler's 200 MiB libraries in

@@ -39,7 +39,8 @@ int sbx_procs_take_report(struct sbx_vm *vm, uint32_t *nosys);
 
 /* sandbox.c: the calls refused so far, said now as at the program's end and then forgotten
  * (the boot page's counts zeroed), so that each run from a snapshot taken next says only its
- * own (the exec engine's point: its runs end by a stop, with the counts of the snapshot). */
+ * own at its end (the exec engine's point: a run that ends by a stop, a crash or a time limit
+ * after any point, and every run after a point taken with threads). */
 void sbx_report_refused_so_far(struct sbx_vm *vm);
 
 #endif

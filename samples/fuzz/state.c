@@ -2,7 +2,8 @@
  * mount (/tmp) appended to on every input, an environment variable. Under the reset every
  * input sees the same world as the first: it aborts when it sees a trace of an earlier input,
  * and an input "P" prints what it sees, so a test can compare input 1 with input 100,000.
- * With STATE_COMMANDS=1 in its environment, inputs starting with 'E' call exit(3), 'A' abort(),
+ * With STATE_COMMANDS=1 in its environment, inputs starting with 'E' call exit(3), 'Z' exit(0),
+ * 'A' abort(),
  * 'L' loop forever, 'M' allocate without end, 'C' write through a null pointer, 'F' start
  * two children (one that never ends: it must end with the input), 'R' leave a
  * page of its data read-only (a page-table change the reset must undo), 'S' sleep 300 ms and
@@ -148,6 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0]) {
 	case 'E':
 		exit(3);
+	case 'Z':
+		exit(0);
 	case 'A':
 		abort();
 	case 'L':

@@ -387,10 +387,16 @@ static void check_point_with_threads(int fast, int inputs, int joined)
 		enum sbx_end end;
 		int status, parked;
 	} cases[] = {
-	    {"Q", SBX_END_EXIT, 0, 1},	       {"QC", SBX_END_FAULT, 128 + 11, 0},
-	    {"A", SBX_END_SIGNAL, 128 + 6, 0}, {"E", SBX_END_EXIT, 3, 0},
-	    {"T", SBX_END_EXIT, 0, 1},	       {"U", SBX_END_EXIT, 0, 1},
-	    {"R", SBX_END_EXIT, 0, 1},	       {"C", SBX_END_FAULT, 128 + 11, 0},
+	    {"Q", SBX_END_EXIT, 0, 1},
+	    {"QC", SBX_END_FAULT, 128 + 11, 0},
+	    {"A", SBX_END_SIGNAL, 128 + 6, 0},
+	    {"E", SBX_END_EXIT, 3, 0},
+	    {"T", SBX_END_EXIT, 0, 1},
+	    {"U", SBX_END_EXIT, 0, 1},
+	    {"R", SBX_END_EXIT, 0, 1},
+	    {"C", SBX_END_FAULT, 128 + 11, 0},
+	    /* exit(0) is no input's end, after inputs that ended where inputs end */
+	    {"Z", SBX_END_EXIT, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (joined && cases[i].in[0] == 'Q')
