@@ -45,6 +45,10 @@
  *                       that main sends it; then main computes while a thread signals it
  *   cgi N               a CGI handler: a header, "query QUERY_STRING", then create N and ids;
  *                       with QUERY_STRING "spin", threads that never end (a request's limit)
+ *   unmapread           a thread's read of an idle pipe into a shared mapping that another
+ *                       thread unmaps meanwhile, then starts threads, then writes the pipe:
+ *                       the read ends in the mapping's file or with EFAULT, and nothing else
+ *                       is written (the monitor's buffer must not outlive the window)
  *   beat N ROUNDS [HOLD] N threads and main meet at a barrier twice a round, a millisecond
  *                       apart; main prints "ROUND VALUE" from every thread's state each round
  *                       and "checksum C" at the end. With HOLD, the last round waits until the
@@ -1809,6 +1813,83 @@ static int cmd_blockedread(void)
 	return 0;
 }
 
+/* ---- unmapread: a blocked read whose buffer's mapping goes away ---- */
+
+#define UM_WIN (16 << 20)
+#define UM_LEN 65536
+/* Near the window's top: where a thread stack mapped over it afterwards keeps its frames. */
+#define UM_OFF (UM_WIN - UM_LEN)
+static int um_pipe[2];
+static char *um_buf;
+static ssize_t um_n;
+static int um_errno;
+static sem_t um_go;
+
+static void *um_reader(void *arg)
+{
+	(void)arg;
+	um_n = read(um_pipe[0], um_buf + UM_OFF, UM_LEN);
+	um_errno = errno;
+	return NULL;
+}
+
+static void *um_idle(void *arg)
+{
+	(void)arg;
+	sem_wait(&um_go);
+	return NULL;
+}
+
+static int cmd_unmapread(void)
+{
+	int fd = memfd_create("unmapread", 0);
+	must(fd < 0 || ftruncate(fd, UM_WIN) < 0 ? errno : 0, "memfd");
+	um_buf = mmap(NULL, UM_WIN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	must(um_buf == MAP_FAILED ? errno : 0, "mmap");
+	must(pipe(um_pipe) < 0 ? errno : 0, "pipe");
+	must(sem_init(&um_go, 0, 0) < 0 ? errno : 0, "sem_init");
+	pthread_t r, t[4];
+	must(pthread_create(&r, NULL, um_reader, NULL), "pthread_create");
+	struct timespec d = {0, 100 * 1000 * 1000};
+	nanosleep(&d, NULL); /* the reader waits for input by now */
+	munmap(um_buf, UM_WIN);
+	/* Natively the read now fails with EFAULT; without this, the new threads' stacks could
+	 * be mapped there and the read write over them. */
+	must(mmap(um_buf, UM_WIN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		     MAP_FAILED
+		 ? errno
+		 : 0,
+	     "mmap PROT_NONE");
+	/* New threads: in the sandbox, host threads for their vCPUs, whose stacks the host may
+	 * map where the window was. */
+	for (int i = 0; i < 4; i++)
+		must(pthread_create(&t[i], NULL, um_idle, NULL), "pthread_create");
+	static char msg[UM_LEN];
+	memset(msg, 'u', sizeof(msg));
+	for (size_t done = 0; done < sizeof(msg);) {
+		ssize_t w = write(um_pipe[1], msg + done, sizeof(msg) - done);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	join(r);
+	for (int i = 0; i < 4; i++)
+		sem_post(&um_go);
+	for (int i = 0; i < 4; i++)
+		join(t[i]);
+	char back[16];
+	ssize_t b = pread(fd, back, sizeof(back), UM_OFF);
+	size_t want = um_n > 16 ? 16 : um_n > 0 ? (size_t)um_n : 0;
+	if (um_n > 0 && b >= (ssize_t)want && !memcmp(back, msg, want))
+		printf("unmapread: the read ended\n");
+	else if (um_n < 0 && um_errno == EFAULT)
+		printf("unmapread: the read ended\n");
+	else
+		wrong("unmapread: read gave %zd (%s), the file has %.*s", um_n,
+		      um_n < 0 ? strerror(um_errno) : "bytes", (int)want, back);
+	return 0;
+}
+
 /* The program's SIGSEGV handler: fn with SA_SIGINFO and flags. */
 static void on_segv(void (*fn)(int, siginfo_t *, void *), int flags)
 {
@@ -2097,6 +2178,7 @@ static int usage(void)
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | syscalls N ITERS | "
 		"rawclone | rawclone3 | "
 		"cancel | robust | sigthread | interrupt | unmapped | hold SECONDS | blockedread | "
+		"unmapread | "
 		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
 		"beat N ROUNDS [HOLD] | cgi N\n");
 	return 64;
@@ -2162,6 +2244,8 @@ int main(int argc, char **argv)
 		r = cmd_cgi(arg_long(a1, 1));
 	else if (!strcmp(op, "beat"))
 		r = cmd_beat(arg_long(a1, 1), arg_long(a2, 2), argc > 4 ? argv[4] : NULL);
+	else if (!strcmp(op, "unmapread"))
+		r = cmd_unmapread();
 	else if (!strcmp(op, "blockedread"))
 		r = cmd_blockedread();
 	else if (!strcmp(op, "segvmain"))

@@ -206,6 +206,39 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 	return n;
 }
 
+static void let_go_windows(struct sbx_shmap_hold *held, int cnt)
+{
+	for (int i = 0; held && i < cnt; i++)
+		sbx_shmap_let_go(&held[i]);
+	free(held);
+}
+
+/* A call that waits without ring_lock: its buffers in windows (shared file mappings) move to
+ * mappings of the call's own (sbx_shmap_hold), since another thread may munmap the window
+ * meanwhile, and a monitor thread's stack or a new vCPU's area be mapped where it was. */
+static int hold_windows(struct sbx_vm *vm, struct iovec *iov, int cnt, struct sbx_shmap_hold **held)
+{
+	*held = NULL;
+	for (int i = 0; i < cnt; i++) {
+		struct sbx_shmap_hold one;
+		void *p = sbx_shmap_hold(vm, iov[i].iov_base, iov[i].iov_len, &one);
+		if (p && !one.len)
+			continue; /* guest RAM, which stays where it is */
+		if (p && !*held && !(*held = calloc((size_t)cnt, sizeof(**held)))) {
+			sbx_shmap_let_go(&one);
+			p = NULL;
+		}
+		if (!p) {
+			let_go_windows(*held, cnt);
+			*held = NULL;
+			return -ENOMEM;
+		}
+		(*held)[i] = one;
+		iov[i].iov_base = p;
+	}
+	return 0;
+}
+
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
  * total bytes): a virtual file answers itself; for a host file the stdio flags apply, then
  * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
@@ -254,7 +287,13 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	int blocks = !positioned && sbx_handle_may_block(h);
 	const struct sbx_handle *wh = h;
 	struct sbx_handle hc;
+	struct sbx_shmap_hold *held = NULL;
 	if (blocks && (!is_write || !counted) && sbx_threads_count(vm)) {
+		if ((e = hold_windows(vm, iov, cnt, &held)) < 0) {
+			if (typed)
+				sbx_pty_drop(typed, 1);
+			return e;
+		}
 		/* What the wait looks at, copied under the lock: without it, another thread may
 		 * close the handle and its slot name another descriptor. */
 		hc = *h;
@@ -281,6 +320,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 			sbx_pty_wrote(vm, typed, fd, iov, cnt, (size_t)n);
 		sbx_pty_drop(typed, 1);
 	}
+	let_go_windows(held, cnt);
 	if (dfd >= 0)
 		close(dfd);
 	if (is_write && counted)

@@ -179,6 +179,42 @@ void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into)
 	return m->host + (gpa - m->gpa);
 }
 
+void *sbx_shmap_hold(struct sbx_vm *vm, void *p, size_t len, struct sbx_shmap_hold *held)
+{
+	uint8_t *b = p;
+	*held = (struct sbx_shmap_hold){0};
+	if (!len || (b >= vm->proc.mem.base && b < vm->proc.mem.base + vm->proc.mem.size))
+		return p;
+	void *r = NULL;
+	pthread_mutex_lock(&vm->proc.shmaps.lock);
+	for (unsigned i = 0; i < SBX_SHMAP_MAX; i++) {
+		const struct sbx_shmap *m = &vm->proc.shmaps.m[i];
+		if (!m->len || b < m->host || (uint64_t)(b - m->host) >= m->len)
+			continue;
+		uint64_t in = (uint64_t)(b - m->host), pg = in & ~(uint64_t)(SBX_PAGE_SIZE - 1);
+		if (len > m->len - in)
+			break;
+		size_t maplen =
+		    (in + len - pg + SBX_PAGE_SIZE - 1) & ~(uint64_t)(SBX_PAGE_SIZE - 1);
+		void *map = mmap(NULL, maplen, PROT_READ | (m->writable ? PROT_WRITE : 0),
+				 MAP_SHARED, m->fd, (off_t)(m->off + pg));
+		if (map != MAP_FAILED) {
+			*held = (struct sbx_shmap_hold){map, maplen};
+			r = (uint8_t *)map + (in - pg);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&vm->proc.shmaps.lock);
+	return r;
+}
+
+void sbx_shmap_let_go(struct sbx_shmap_hold *held)
+{
+	if (held->len)
+		munmap(held->map, held->len);
+	*held = (struct sbx_shmap_hold){0};
+}
+
 struct sbx_shmap *sbx_shmap_at(struct sbx_vm *vm, uint64_t gpa)
 {
 	struct sbx_shmap *m = sbx_shmap_find(vm, gpa);

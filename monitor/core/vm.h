@@ -799,6 +799,18 @@ int sbx_shmap_add(struct sbx_vm *vm, int fd, uint64_t off, uint64_t len, int wri
  * a range inside one window. Never for the monitor's own loads and stores: a page of a window
  * past its file's end makes a system call fail with EFAULT, but the monitor itself SIGBUS. */
 void *sbx_gptr_io(struct sbx_vm *vm, uint64_t gpa, uint64_t len, int into);
+/* For a host call made without ring_lock (a blocking read or write of another thread's
+ * window): the same bytes of the window's file at a host address of the caller's own, which
+ * another thread's munmap of the window cannot take away (nor let a monitor mapping take its
+ * place). Fills `held` (host mapping and length, for sbx_shmap_let_go) and returns the new
+ * pointer; returns p itself, with held->len 0, if p lies in no window (guest RAM never moves);
+ * NULL if the mapping fails. */
+struct sbx_shmap_hold {
+	void *map;
+	size_t len;
+};
+void *sbx_shmap_hold(struct sbx_vm *vm, void *p, size_t len, struct sbx_shmap_hold *held);
+void sbx_shmap_let_go(struct sbx_shmap_hold *held);
 /* The mapping starting exactly at gpa, or NULL. */
 struct sbx_shmap *sbx_shmap_at(struct sbx_vm *vm, uint64_t gpa);
 /* The mapping holding gpa, or NULL. */

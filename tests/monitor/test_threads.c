@@ -304,6 +304,15 @@ Test(threads, a_read_that_waits_holds_up_no_other_thread)
 	}
 }
 
+/* A read of an idle pipe waits without ring_lock, into a shared mapping that another thread
+ * unmaps meanwhile and then starts threads (in the sandbox, monitor threads whose stacks the
+ * host may map where the window was): the read lands in the mapping's file (the monitor reads
+ * into a mapping of its own for the wait) or fails with EFAULT, natively; never anywhere else. */
+Test(threads, a_read_outlives_the_unmap_of_its_buffer)
+{
+	same_as_native("", "unmapread", 0);
+}
+
 /* Faults that threads other than the main one handle, several at once (the ones that come
  * while another is being delivered wait their turn), each on the thread's own alternate stack
  * when it has one; Go's runtime recovers a goroutine's nil dereference this way. */
