@@ -23,6 +23,11 @@
 #define MSR_GS_BASE 0xc0000101
 #define MSR_KERNEL_GS_BASE 0xc0000102
 #define MSR_TSC 0x10
+#define MSR_TSC_AUX 0xc0000103
+#define MSR_IA32_CR_PAT 0x277
+#define MSR_IA32_SYSENTER_CS 0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
 
 #define EFER_SCE 0x1ull
 #define EFER_LME 0x100ull
@@ -454,6 +459,51 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* A vCPU taken again for a new thread (after an execve, or by a run after the one that made
+ * it) starts as a new one would, whatever its last thread did there with the kernel's
+ * privilege (the guest kernel's CPL0 under hardware KVM; under PVM a program that rewrites its
+ * page tables gets as far): extended registers in their initial state (YMM's upper halves,
+ * AVX-512, PKRU, AMX tiles), XCR0, no breakpoint in the debug registers, no event pending, and
+ * the MSRs a snapshot keeps that set_msrs does not write at their reset values. Otherwise a
+ * request's thread could read another request's registers, or leave it a breakpoint. */
+static int set_fresh(struct sbx_vm *vm, int fd, char *err, size_t errlen)
+{
+	struct kvm_xcrs xc;
+	memset(&xc, 0, sizeof(xc));
+	xc.nr_xcrs = 1;
+	xc.xcrs[0].value = vm->proc.vcpu.xcr0;
+	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
+	/* Sized as KVM reads it (AMX's tiles included once allowed); XSTATE_BV 0 puts every
+	 * component in its initial state, and set_fpu then gives FCW and MXCSR Linux's values. */
+	int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	size_t len = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+	void *xs = calloc(1, len);
+	if (!xs)
+		return sbx_fail(err, errlen, -ENOMEM, "no memory for a vCPU's XSAVE area");
+	int r = ioctl(fd, KVM_SET_XSAVE, xs) < 0 ? -errno : 0;
+	free(xs);
+	if (r < 0)
+		return sbx_fail(err, errlen, r, "KVM_SET_XSAVE: %s", strerror(-r));
+	struct kvm_debugregs d;
+	memset(&d, 0, sizeof(d));
+	d.dr6 = 0xffff0ff0;
+	d.dr7 = 0x400;
+	if (ioctl(fd, KVM_SET_DEBUGREGS, &d) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_DEBUGREGS: %s", strerror(errno));
+	struct kvm_vcpu_events ev;
+	memset(&ev, 0, sizeof(ev));
+	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return sbx_fail(err, errlen, -errno, "KVM_SET_VCPU_EVENTS: %s", strerror(errno));
+	const uint32_t idx[5] = {MSR_TSC_AUX, MSR_IA32_CR_PAT, MSR_IA32_SYSENTER_CS,
+				 MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP};
+	uint64_t val[5] = {0, 0x0007040600070406ull, 0, 0, 0};
+	if ((n = sbx_kvm_msrs_fd(fd, 1, idx, val, 5)) != 5)
+		return sbx_fail(err, errlen, -EINVAL, "KVM_SET_MSRS set %d of 5 (MSR 0x%x)", n,
+				n >= 0 && n < 5 ? idx[n] : 0);
+	return 0;
+}
+
 int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, uint64_t rsp,
 			int again, char *err, size_t errlen)
 {
@@ -470,7 +520,8 @@ int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, u
 	if (!again && ioctl(fd, KVM_SET_XCRS, &xc) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
 	int r;
-	if ((r = set_sregs(vm, fd, cr3, err, errlen)) < 0 ||
+	if ((again && (r = set_fresh(vm, fd, err, errlen)) < 0) ||
+	    (r = set_sregs(vm, fd, cr3, err, errlen)) < 0 ||
 	    (r = set_msrs(vm, fd, err, errlen)) < 0 || (r = set_fpu(fd, err, errlen)) < 0 ||
 	    (r = set_regs(fd, rip, rsp, err, errlen)) < 0)
 		return r;
