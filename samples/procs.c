@@ -6,7 +6,7 @@
  *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
- *   procs orphan | procfs | forklend
+ *   procs orphan | procfs | forklend | maskwait
  * Only in the sandbox (natively it would stop for good):
  *   procs selfstop               raise TSTP, TTIN, TTOU, then STOP, saying after each that
  *                                it went on
@@ -42,11 +42,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <semaphore.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -622,6 +624,107 @@ static void on_chld(int sig)
 {
 	(void)sig;
 	chld = 1;
+}
+
+/* ---- maskwait: waits whose mask lets SIGCHLD through, as GNU make's jobserver wait ---- */
+
+static volatile sig_atomic_t mw_got;
+static void on_mw(int sig)
+{
+	(void)sig;
+	mw_got++;
+}
+
+/* One wait on fd (never ready unless written) for up to 10 s, SIGCHLD let through. */
+static int mw_wait(int how, int fd, int ep)
+{
+	sigset_t empty;
+	sigemptyset(&empty);
+	struct timespec ts = {10, 0};
+	if (how == 0) {
+		fd_set rd;
+		FD_ZERO(&rd);
+		FD_SET(fd, &rd);
+		return pselect(fd + 1, &rd, NULL, NULL, &ts, &empty);
+	}
+	if (how == 1) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		return ppoll(&pf, 1, &ts, &empty);
+	}
+	struct epoll_event ev;
+	return epoll_pwait(ep, &ev, 1, 10000, &empty);
+}
+
+/* Until SIGCHLD is pending (blocked): the child has ended. */
+static void mw_pending(void)
+{
+	sigset_t p;
+	for (int i = 0; i < 10000; i++) {
+		sigpending(&p);
+		if (sigismember(&p, SIGCHLD))
+			return;
+		usleep(1000);
+	}
+	printf("SIGCHLD never became pending\n");
+}
+
+/* pselect, ppoll and epoll_pwait with SIGCHLD blocked but for the wait: a child's end ends
+ * each with EINTR and the handler run, whether SIGCHLD comes during the wait or was pending
+ * before it; the mask is the old one after; a ready descriptor wins over a pending signal. */
+static int do_maskwait(void)
+{
+	struct sigaction sa = {.sa_handler = on_mw};
+	sigaction(SIGCHLD, &sa, NULL);
+	sigset_t block, cur;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	int p[2], ep = epoll_create1(0);
+	struct epoll_event ev = {.events = EPOLLIN};
+	if (pipe(p) < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) < 0) {
+		printf("maskwait: setup failed: %s\n", strerror(errno));
+		return 1;
+	}
+	const char *name[3] = {"pselect", "ppoll", "epoll_pwait"};
+	for (int before = 0; before < 3; before++)
+		for (int how = 0; how < 3; how++) {
+			mw_got = 0;
+			fflush(stdout);
+			pid_t c = fork();
+			if (c == 0) {
+				if (!before)
+					usleep(50000);
+				_exit(0);
+			}
+			if (before)
+				mw_pending();
+			if (before == 2 && write(p[1], "x", 1) != 1)
+				printf("write failed\n");
+			errno = 0;
+			int r = mw_wait(how, p[0], ep), e = errno;
+			int got = mw_got;
+			sigprocmask(SIG_SETMASK, NULL, &cur);
+			printf("%s, SIGCHLD %s: %s, handler ran %d time(s), SIGCHLD blocked after: "
+			       "%s\n",
+			       name[how],
+			       before == 2   ? "pending and the pipe ready"
+			       : before == 1 ? "pending before the wait"
+					     : "during the wait",
+			       r > 0		     ? "ready"
+			       : r < 0 && e == EINTR ? "EINTR"
+			       : r < 0		     ? strerror(e)
+						     : "timed out",
+			       got, sigismember(&cur, SIGCHLD) ? "yes" : "no");
+			char b;
+			if (before == 2 && read(p[0], &b, 1) != 1)
+				printf("read failed\n");
+			/* A SIGCHLD left pending runs its handler here, not later in another wait.
+			 */
+			sigprocmask(SIG_UNBLOCK, &block, NULL);
+			sigprocmask(SIG_BLOCK, &block, NULL);
+			reap(c, "child");
+		}
+	return 0;
 }
 
 static int do_sigchld(void)
@@ -2314,6 +2417,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "procfs")	    ? do_procfs()
 		: !strcmp(c, "handler")	    ? do_handler()
 		: !strcmp(c, "sigchld")	    ? do_sigchld()
+		: !strcmp(c, "maskwait")    ? do_maskwait()
 		: !strcmp(c, "spawn")	    ? do_spawn()
 		: !strcmp(c, "vfork")	    ? do_vfork()
 		: !strcmp(c, "wnohang")	    ? do_wnohang()

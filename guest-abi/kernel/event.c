@@ -156,8 +156,7 @@ long k_sys_epoll_ctl(struct k_frame *f)
 
 /* Up to SBX_EPOLL_BATCH events at a time, through this vCPU's stack (a wait goes without the
  * big kernel lock when there are threads); the rest stay ready on the host for the next call,
- * as Linux returns at most maxevents. The signal mask of epoll_pwait is not applied: no
- * signal reaches a thread while it waits in the monitor (as with ppoll and pselect). */
+ * as Linux returns at most maxevents. */
 static long wait_events(uint64_t epfd, uint64_t events, uint64_t maxevents, int64_t ms)
 {
 	int32_t max = (int32_t)maxevents;
@@ -176,27 +175,30 @@ static long wait_events(uint64_t epfd, uint64_t events, uint64_t maxevents, int6
 	return r;
 }
 
-static long sigset_ok(uint64_t set, uint64_t size)
-{
-	return set && size != 8 ? -EINVAL : 0;
-}
-
 long k_sys_epoll_wait(struct k_frame *f)
 {
 	return wait_events(f->rdi, f->rsi, f->rdx, (int32_t)f->r10);
 }
 
+/* Under the mask given, if any (k_wait_mask_begin). */
+static long pwait(struct k_frame *f, int64_t ms)
+{
+	uint64_t old = 0;
+	long on = k_wait_mask_begin(f->r8, f->r9, &old);
+	if (on < 0)
+		return on;
+	long r = wait_events(f->rdi, f->rsi, f->rdx, on == 2 ? 0 : ms);
+	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
+}
+
 long k_sys_epoll_pwait(struct k_frame *f)
 {
-	long r = sigset_ok(f->r8, f->r9);
-	return r < 0 ? r : wait_events(f->rdi, f->rsi, f->rdx, (int32_t)f->r10);
+	return pwait(f, (int32_t)f->r10);
 }
 
 long k_sys_epoll_pwait2(struct k_frame *f)
 {
 	int64_t ms;
-	long r = sigset_ok(f->r8, f->r9);
-	if (r == 0)
-		r = k_ts_to_ms(f->r10, &ms);
-	return r < 0 ? r : wait_events(f->rdi, f->rsi, f->rdx, ms);
+	long r = k_ts_to_ms(f->r10, &ms);
+	return r < 0 ? r : pwait(f, ms);
 }

@@ -240,8 +240,12 @@ long k_ts_to_ms(uint64_t p, int64_t *ms)
 long k_sys_ppoll(struct k_frame *f)
 {
 	int64_t ms;
-	long r = k_ts_to_ms(f->rdx, &ms);
-	return r < 0 ? r : do_poll(f->rdi, f->rsi, ms);
+	uint64_t old = 0;
+	long r = k_ts_to_ms(f->rdx, &ms), on = r < 0 ? r : k_wait_mask_begin(f->r10, f->r8, &old);
+	if (r < 0 || on < 0)
+		return r < 0 ? r : on;
+	r = do_poll(f->rdi, f->rsi, on == 2 ? 0 : ms);
+	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
 }
 
 struct k_pollfd {
@@ -323,8 +327,14 @@ long k_sys_select(struct k_frame *f)
 long k_sys_pselect6(struct k_frame *f)
 {
 	int64_t ms;
-	long r = k_ts_to_ms(f->r8, &ms);
-	return r < 0 ? r : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
+	uint64_t old = 0, sm[2] = {0, 0}; /* { const sigset_t *ss; size_t ss_len; } */
+	long r = k_ts_to_ms(f->r8, &ms), on = 0;
+	if (r == 0 && f->r9 && k_copy_from_user(sm, f->r9, sizeof(sm)) < 0)
+		r = -EFAULT;
+	if (r < 0 || (on = k_wait_mask_begin(sm[0], sm[1], &old)) < 0)
+		return r < 0 ? r : on;
+	r = do_select(f->rdi, f->rsi, f->rdx, f->r10, on == 2 ? 0 : ms);
+	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
 }
 
 /* Up to count bytes from in to out through a bounce buffer: two ring calls per 64 KiB. With

@@ -341,6 +341,33 @@ void k_deliver_pending(const struct k_resume *r)
 	deliver_first(r, 0);
 }
 
+long k_wait_mask_begin(uint64_t set, uint64_t size, uint64_t *old)
+{
+	uint64_t mask, keep = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+	if (!set)
+		return 0;
+	if (size != 8)
+		return -EINVAL;
+	if (k_copy_from_user(&mask, set, 8) < 0)
+		return -EFAULT;
+	*old = TSIG->blocked;
+	TSIG->blocked = mask & ~keep;
+	return k_signal_waiting() ? 2 : 1;
+}
+
+long k_wait_mask_end(struct k_frame *f, long ret, long on, uint64_t old)
+{
+	if (on <= 0)
+		return ret;
+	if (ret == -EINTR) {
+		struct k_resume r;
+		k_frame_regs(f, -EINTR, &r);
+		deliver_first(&r, &old);
+	}
+	TSIG->blocked = old;
+	return ret;
+}
+
 /* sigsuspend(2), pause(2): the mask replaced until a handler has run, which returns EINTR. */
 static long __attribute__((noreturn)) suspend(struct k_frame *f, uint64_t mask)
 {

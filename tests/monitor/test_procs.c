@@ -76,6 +76,15 @@ Test(procs, sigchld_reaches_a_handler)
 	same_as_native("sigchld");
 }
 
+/* pselect, ppoll and epoll_pwait with a mask that lets SIGCHLD through only while they wait
+ * (GNU make's jobserver: `make -j4` hung once its first four jobs had ended): a child's end
+ * ends the wait with EINTR after its handler, whether it comes during the wait or was pending
+ * before; the program's mask is back after; a ready descriptor wins over the signal. */
+Test(procs, a_wait_s_own_signal_mask_lets_sigchld_end_it)
+{
+	same_as_native("maskwait");
+}
+
 Test(procs, posix_spawn_and_vfork)
 {
 	same_as_native("spawn");
