@@ -91,6 +91,9 @@
 /* Syscall stack and IST stacks inside [SBX_KSTACK_ADDR, SBX_KSTACK_END). */
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */
 #define SBX_SYSCALL_FRAME_ADDR (SBX_SYSCALL_STACK_TOP - 128) /* struct sbx_syscall_frame */
+/* The frame's rip, 0 while no syscall is in flight on a thread's vCPU (k_thread_entry clears
+ * it, 1.25): a crash report tells a thread not in the program yet from one in a syscall. */
+#define SBX_SYSCALL_FRAME_RIP 104
 #define SBX_IST_STACK_BYTES SBX_U64(0x4000)
 #define SBX_IST_COUNT 3 /* IST1: faults, IST2: #DF, IST3: NMI/#MC */
 #define SBX_UPCALL_STACK_TOP                                                                       \
@@ -140,6 +143,8 @@ struct sbx_syscall_frame {
 	uint64_t rsp;	 /* the user's stack pointer */
 };
 _Static_assert(sizeof(struct sbx_syscall_frame) == 128, "syscall frame size");
+_Static_assert(__builtin_offsetof(struct sbx_syscall_frame, rip) == SBX_SYSCALL_FRAME_RIP,
+	       "syscall frame rip");
 
 struct sbx_patch_rec {
 	uint64_t code_addr; /* the `jmp *disp32` target: &code */

@@ -148,11 +148,13 @@ k_cpuid_entry:
 	.size k_cpuid_entry, . - k_cpuid_entry
 
 /* A thread's vCPU starts here (THREAD_START), and an exiting thread's comes back here: onto its
- * window's syscall stack, to wait for the next thread to run. */
+ * window's syscall stack, to wait for the next thread to run. Below the syscall frame, whose rip
+ * is cleared: no syscall is in flight, which a crash report reads there. */
 	.globl k_thread_entry
 	.type k_thread_entry, @function
 k_thread_entry:
-	movabsq $SBX_WINDOW_SYSCALL_TOP, %rsp
+	movabsq $(SBX_WINDOW_VA + SBX_SYSCALL_FRAME_ADDR), %rsp
+	movq $0, SBX_SYSCALL_FRAME_RIP(%rsp)
 	call k_thread_main
 	ud2
 	.size k_thread_entry, . - k_thread_entry

@@ -243,6 +243,7 @@ int sbx_thread_regs(struct sbx_vm *vm, unsigned i, struct sbx_fault *f, uint32_t
 				sizeof(sf)) == 0) {
 		fill_from_frame(vm, &sf, f);
 		f->from_cpu = 0;
+		f->outside = sf.rip == 0;
 	} else {
 		fill_gprs(&regs, regs.rsp, regs.rip, f);
 		f->rflags = regs.rflags;

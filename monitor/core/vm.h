@@ -62,6 +62,9 @@ struct sbx_fault {
 	/* A page not present, in a mapping that forbids the access (pages on first touch):
 	 * SEGV_ACCERR, as Linux says. */
 	int accerr;
+	/* A thread's vCPU in the kernel with no syscall in flight: not yet in the program (a
+	 * thread created but not run yet) or between two threads. */
+	int outside;
 	char cause[200]; /* "write to unmapped address 0x0 (null pointer)" */
 };
 

@@ -212,6 +212,11 @@ static void print_threads(FILE *o, struct sbx_vm *vm, struct sbx_symbols *syms,
 		char where[400];
 		sbx_sym_lookup(syms, rip, &fr);
 		place(&fr, where, sizeof(where));
+		if ((int)i != faulted && t.outside) {
+			fprintf(o, "     tid %u (vCPU %u): in the kernel, not in the program yet\n",
+				tid, i);
+			continue;
+		}
 		fprintf(o, "  %s tid %u (vCPU %u): rip 0x%llx in %s%s\n",
 			(int)i == faulted ? "=>" : "  ", tid, i, (unsigned long long)rip, where,
 			in_call ? " (in a syscall)" : "");

@@ -496,6 +496,25 @@ Test(fuzz, threads_started_before_the_point_are_put_back_for_each_input, .init =
 	free(o);
 }
 
+/* A crash right after a point taken with threads: threads that had not reached the program by
+ * then are put back so for every input, and the report's list says so rather than reading a
+ * syscall frame they do not have ("rip 0x0"). Five reproductions, each a fresh sandbox. */
+Test(fuzz, a_crash_lists_the_threads_held_at_the_point_as_they_are, .init = setup, .fini = teardown,
+     .timeout = 600)
+{
+	int st;
+	free(run("printf C > %s/c", &st, dir));
+	for (int i = 0; i < 5; i++) {
+		char *o = run("cd %s && %s --env STATE_COMMANDS=1 --env STATE_INIT_POOL=1 "
+			      "--env STATE_INIT_THREAD=1 %s c 2>&1",
+			      &st, dir, FUZZ, STATE);
+		cr_assert_eq(st, 77, "exit %d:\n%s", st, o);
+		cr_assert(strstr(o, "threads:\n") && strstr(o, "=> tid "), "%s", o);
+		cr_assert(!strstr(o, "rip 0x0 "), "%s", o);
+		free(o);
+	}
+}
+
 /* A Go target (samples/fuzz/go): its runtime's threads start before the point, in the C
  * archive's constructor. Inputs run on goroutines, each sees the first one's state, and the
  * planted "FUZZ" input ends in the Go panic's exit, reported as a crash. */
