@@ -1,10 +1,9 @@
 /* alarm and setitimer (ITIMER_REAL), and the calls programs make on the way that the sandbox
- * answers as Linux does for an unprivileged process: nice, the scheduler's policy, socket calls
- * on files, personality, posix_fallocate. Its output is the same natively and in the sandbox.
- *   timers            the checks below, one line each
- *   timers spin       alarm(1), then spin: killed by SIGALRM (status 142)
- *   timers exec       alarm(1), then execve of "timers pause": the alarm outlives the exec
- *   timers pause      pause() with SIGALRM's default action (ends by it)
+ * answers as Linux does for an unprivileged process: nice, I/O priorities, the scheduler's policy,
+ * socket calls on files, personality, posix_fallocate. Its output is the same natively and in the
+ * sandbox. timers            the checks below, one line each timers spin       alarm(1), then spin:
+ * killed by SIGALRM (status 142) timers exec       alarm(1), then execve of "timers pause": the
+ * alarm outlives the exec timers pause      pause() with SIGALRM's default action (ends by it)
  *   timers falloc N   posix_fallocate of N bytes in /tmp
  */
 #define _GNU_SOURCE
@@ -153,6 +152,18 @@ static void timers(char *self)
 	int pr = getpriority(PRIO_PROCESS, 0);
 	check("getpriority", pr == 0 && errno == 0);
 	check("nice raises", nice(3) == 3 && getpriority(PRIO_PROCESS, 0) == 3);
+	/* I/O priorities (ionice), kept and read back; no libc wraps them. Class << 13 | level. */
+	check("ioprio_set idle, then best-effort 7, read back",
+	      syscall(SYS_ioprio_set, 1, 0, 3 << 13) == 0 &&
+		  syscall(SYS_ioprio_get, 1, 0) >> 13 == 3 &&
+		  syscall(SYS_ioprio_set, 1, getpid(), 2 << 13 | 7) == 0 &&
+		  syscall(SYS_ioprio_get, 1, 0) == (2 << 13 | 7));
+	errno = 0;
+	check("ioprio_set of a class Linux lacks is EINVAL",
+	      syscall(SYS_ioprio_set, 1, 0, 5 << 13) == -1 && errno == EINVAL);
+	errno = 0;
+	check("ioprio_get of who 9 is EINVAL",
+	      syscall(SYS_ioprio_get, 9, 0) == -1 && errno == EINVAL);
 	/* Through syscall(): musl's wrappers of these two do not call the kernel. */
 	check("the scheduler's policy", syscall(SYS_sched_getscheduler, 0) == SCHED_OTHER &&
 					    sched_get_priority_max(SCHED_FIFO) == 99 &&

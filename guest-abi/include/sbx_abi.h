@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 25
+#define SBX_ABI_MINOR 26
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -426,7 +426,10 @@ struct sbx_bootinfo {
 	/* 1.22: OUT: patch records [0, patch_limit) at SBX_PATCH_ADDR are the kernel's to hand
 	 * out; those above hold the cpuid sites the monitor rewrote at load. 0: all of them. */
 	uint32_t patch_limit;
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4 - 64];
+	/* 1.26: IN and OUT: ioprio_set's I/O priority (class << 13 | data, 0: none set), which fork
+	 * copies with the page and the monitor carries across execve, as nice. */
+	uint32_t ioprio;
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4 - 4 - 64];
 	/* 1.23: KVM's, not the monitor's: vCPU 0's steal time (MSR_KVM_STEAL_TIME's record), the
 	 * nanoseconds its host thread waited for a CPU while it had work, added by KVM as the
 	 * vCPU enters the guest. The CPU-time clocks subtract it while threads_started is 0. The

@@ -495,6 +495,8 @@ void k_itimer_disarm(void);
 /* sched.c */
 long k_sys_getpriority(struct k_frame *f);
 long k_sys_setpriority(struct k_frame *f);
+long k_sys_ioprio_get(struct k_frame *f);
+long k_sys_ioprio_set(struct k_frame *f);
 long k_sys_sched_getscheduler(struct k_frame *f);
 long k_sys_sched_getparam(struct k_frame *f);
 long k_sys_sched_setscheduler(struct k_frame *f);

@@ -66,6 +66,48 @@ long k_sys_setpriority(struct k_frame *f)
 	return 0;
 }
 
+/* I/O priorities (ionice, a build tool lowering its own): kept like the nice value, read back,
+ * and changing nothing on the host. Who may be the caller, its process group or its user, as
+ * getpriority's; the real-time class needs CAP_SYS_ADMIN, which a sandboxed program lacks. */
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_WHO_PGRP 2
+#define IOPRIO_WHO_USER 3
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_CLASS_RT 1
+#define IOPRIO_CLASS_IDLE 3
+
+static long ioprio_who(uint64_t which, uint64_t who)
+{
+	int32_t w = (int32_t)which;
+	if (w < IOPRIO_WHO_PROCESS || w > IOPRIO_WHO_USER)
+		return -EINVAL;
+	/* PRIO_* are IOPRIO_WHO_* less one. */
+	return prio_who((uint64_t)(w - 1), who);
+}
+
+long k_sys_ioprio_get(struct k_frame *f)
+{
+	long r = ioprio_who(f->rdi, f->rsi);
+	return r < 0 ? r : (long)BOOT->ioprio;
+}
+
+long k_sys_ioprio_set(struct k_frame *f)
+{
+	long r = ioprio_who(f->rdi, f->rsi);
+	uint32_t v = (uint32_t)f->rdx, cls = v >> IOPRIO_CLASS_SHIFT, data = v & 0x1fff;
+	if (r < 0)
+		return r;
+	/* Linux's checks: a class it knows, a level of 0..7 for the real-time and best-effort
+	 * ones, none for the idle one or for "none" (which takes only 0: the default). */
+	if (cls > IOPRIO_CLASS_IDLE || (cls == 0 && data) ||
+	    (cls && cls < IOPRIO_CLASS_IDLE && data > 7))
+		return -EINVAL;
+	if (cls == IOPRIO_CLASS_RT)
+		return -EPERM;
+	BOOT->ioprio = cls == IOPRIO_CLASS_IDLE ? cls << IOPRIO_CLASS_SHIFT : v;
+	return 0;
+}
+
 /* The caller's policy: SCHED_OTHER, or the BATCH or IDLE it chose (kept like the nice value). */
 static uint32_t k_policy;
 
