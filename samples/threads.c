@@ -1864,20 +1864,17 @@ static int cmd_unmapread(void)
 	 * map where the window was. */
 	for (int i = 0; i < 4; i++)
 		must(pthread_create(&t[i], NULL, um_idle, NULL), "pthread_create");
-	static char msg[UM_LEN];
+	/* Less than any pipe holds: the write never waits for a reader that took only part. */
+	static char msg[4096];
 	memset(msg, 'u', sizeof(msg));
-	for (size_t done = 0; done < sizeof(msg);) {
-		ssize_t w = write(um_pipe[1], msg + done, sizeof(msg) - done);
-		if (w <= 0)
-			break;
-		done += (size_t)w;
-	}
+	if (write(um_pipe[1], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+		wrong("unmapread: write: %s", strerror(errno));
 	join(r);
 	for (int i = 0; i < 4; i++)
 		sem_post(&um_go);
 	for (int i = 0; i < 4; i++)
 		join(t[i]);
-	char back[16];
+	char back[16] = {0};
 	ssize_t b = pread(fd, back, sizeof(back), UM_OFF);
 	size_t want = um_n > 16 ? 16 : um_n > 0 ? (size_t)um_n : 0;
 	if (um_n > 0 && b >= (ssize_t)want && !memcmp(back, msg, want))
@@ -1886,7 +1883,7 @@ static int cmd_unmapread(void)
 		printf("unmapread: the read ended\n");
 	else
 		wrong("unmapread: read gave %zd (%s), the file has %.*s", um_n,
-		      um_n < 0 ? strerror(um_errno) : "bytes", (int)want, back);
+		      um_n < 0 ? strerror(um_errno) : "bytes", (int)(b > 0 ? b : 0), back);
 	return 0;
 }
 

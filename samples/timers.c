@@ -1,9 +1,11 @@
 /* alarm and setitimer (ITIMER_REAL), and the calls programs make on the way that the sandbox
- * answers as Linux does for an unprivileged process: nice, I/O priorities, the scheduler's policy,
- * socket calls on files, personality, posix_fallocate. Its output is the same natively and in the
- * sandbox. timers            the checks below, one line each timers spin       alarm(1), then spin:
- * killed by SIGALRM (status 142) timers exec       alarm(1), then execve of "timers pause": the
- * alarm outlives the exec timers pause      pause() with SIGALRM's default action (ends by it)
+ * answers as Linux does for an unprivileged process: nice, I/O priorities, the scheduler's
+ * policy, socket calls on files, personality, posix_fallocate. Its output is the same natively
+ * and in the sandbox.
+ *   timers            the checks below, one line each
+ *   timers spin       alarm(1), then spin: killed by SIGALRM (status 142)
+ *   timers exec       alarm(1), then execve of "timers pause": the alarm outlives the exec
+ *   timers pause      pause() with SIGALRM's default action (ends by it)
  *   timers falloc N   posix_fallocate of N bytes in /tmp
  */
 #define _GNU_SOURCE

@@ -92,7 +92,7 @@
 #define SBX_SYSCALL_STACK_TOP SBX_U64(0x180000)		     /* 512 KiB for the kernel's C code */
 #define SBX_SYSCALL_FRAME_ADDR (SBX_SYSCALL_STACK_TOP - 128) /* struct sbx_syscall_frame */
 /* The frame's rip, 0 while no syscall is in flight on a thread's vCPU (k_thread_entry clears
- * it, 1.25): a crash report tells a thread not in the program yet from one in a syscall. */
+ * it, 1.26): a crash report tells a thread not in the program yet from one in a syscall. */
 #define SBX_SYSCALL_FRAME_RIP 104
 #define SBX_IST_STACK_BYTES SBX_U64(0x4000)
 #define SBX_IST_COUNT 3 /* IST1: faults, IST2: #DF, IST3: NMI/#MC */

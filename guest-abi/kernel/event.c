@@ -188,7 +188,10 @@ static long pwait(struct k_frame *f, int64_t ms)
 	if (on < 0)
 		return on;
 	long r = wait_events(f->rdi, f->rsi, f->rdx, on == 2 ? 0 : ms);
-	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
+	/* The signal taken meanwhile by another thread (the kernel lock was let go): a wait. */
+	if (r == 0 && on == 2)
+		r = k_signal_waiting() ? -EINTR : wait_events(f->rdi, f->rsi, f->rdx, ms);
+	return k_wait_mask_end(f, r, on, old);
 }
 
 long k_sys_epoll_pwait(struct k_frame *f)

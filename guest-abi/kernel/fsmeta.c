@@ -245,7 +245,10 @@ long k_sys_ppoll(struct k_frame *f)
 	if (r < 0 || on < 0)
 		return r < 0 ? r : on;
 	r = do_poll(f->rdi, f->rsi, on == 2 ? 0 : ms);
-	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
+	/* The signal taken meanwhile by another thread (the kernel lock was let go): a wait. */
+	if (r == 0 && on == 2)
+		r = k_signal_waiting() ? -EINTR : do_poll(f->rdi, f->rsi, ms);
+	return k_wait_mask_end(f, r, on, old);
 }
 
 struct k_pollfd {
@@ -334,7 +337,9 @@ long k_sys_pselect6(struct k_frame *f)
 	if (r < 0 || (on = k_wait_mask_begin(sm[0], sm[1], &old)) < 0)
 		return r < 0 ? r : on;
 	r = do_select(f->rdi, f->rsi, f->rdx, f->r10, on == 2 ? 0 : ms);
-	return k_wait_mask_end(f, r == 0 && on == 2 ? -EINTR : r, on, old);
+	if (r == 0 && on == 2) /* as in ppoll */
+		r = k_signal_waiting() ? -EINTR : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
+	return k_wait_mask_end(f, r, on, old);
 }
 
 /* Up to count bytes from in to out through a bounce buffer: two ring calls per 64 KiB. With

@@ -93,18 +93,18 @@ long k_sys_ioprio_get(struct k_frame *f)
 
 long k_sys_ioprio_set(struct k_frame *f)
 {
-	long r = ioprio_who(f->rdi, f->rsi);
 	uint32_t v = (uint32_t)f->rdx, cls = v >> IOPRIO_CLASS_SHIFT, data = v & 0x1fff;
-	if (r < 0)
-		return r;
-	/* Linux's checks: a class it knows, a level of 0..7 for the real-time and best-effort
-	 * ones, none for the idle one or for "none" (which takes only 0: the default). */
+	/* Linux's order: the value first (the real-time class's EPERM before its level), then
+	 * who. A class it knows; a level of 0..7 for the best-effort one; none for "none". */
+	if (cls == IOPRIO_CLASS_RT)
+		return -EPERM;
 	if (cls > IOPRIO_CLASS_IDLE || (cls == 0 && data) ||
 	    (cls && cls < IOPRIO_CLASS_IDLE && data > 7))
 		return -EINVAL;
-	if (cls == IOPRIO_CLASS_RT)
-		return -EPERM;
-	BOOT->ioprio = cls == IOPRIO_CLASS_IDLE ? cls << IOPRIO_CLASS_SHIFT : v;
+	long r = ioprio_who(f->rdi, f->rsi);
+	if (r < 0)
+		return r;
+	BOOT->ioprio = v;
 	return 0;
 }
 

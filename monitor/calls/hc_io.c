@@ -221,6 +221,8 @@ static int hold_windows(struct sbx_vm *vm, struct iovec *iov, int cnt, struct sb
 	*held = NULL;
 	for (int i = 0; i < cnt; i++) {
 		struct sbx_shmap_hold one;
+		if (!iov[i].iov_len)
+			continue; /* nothing moves: its address is not looked at */
 		void *p = sbx_shmap_hold(vm, iov[i].iov_base, iov[i].iov_len, &one);
 		if (p && !one.len)
 			continue; /* guest RAM, which stays where it is */

@@ -891,6 +891,10 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen);
  * the time the vCPU waited for a host CPU, as before). vCPU 0's only: a thread's CPU time is
  * its process's. */
 int sbx_x86_steal_time(struct sbx_vm *vm, int fd);
+/* The paravirtual MSRs that make KVM write guest memory (kvmclock, async page faults, steal
+ * time, PV EOI) off, as a new vCPU has them; vCPU 0's (main) steal time given again. For a
+ * vCPU whose last user may have set them with CPL0's powers (an untrusted run's reset). */
+void sbx_x86_pv_msrs_off(struct sbx_vm *vm, int fd, int main);
 /* Restarts the vCPU that stopped the run (sbx_fault_fd: vCPU 0 or a thread's) at rip/rsp at the
  * program's privilege level (after an exception left it in the kernel's CPL0 exception entry). */
 int sbx_x86_enter(struct sbx_vm *vm, uint64_t rip, uint64_t rsp);

@@ -427,6 +427,22 @@ int sbx_x86_resume_fd(struct sbx_vm *vm, int fd, const struct kvm_regs *r)
 
 #define MSR_KVM_STEAL_TIME 0x4b564d03
 
+void sbx_x86_pv_msrs_off(struct sbx_vm *vm, int fd, int main)
+{
+	/* kvmclock (both numbers), async page faults, steal time, PV EOI and the async-#PF
+	 * vector: each makes KVM write guest memory at an address the guest gave, for as long as
+	 * it is set. A refused one (no such feature) the guest could not set either. */
+	const uint32_t idx[6] = {0x12,	     0x4b564d01, 0x4b564d02, MSR_KVM_STEAL_TIME,
+				 0x4b564d04, 0x4b564d06};
+	uint64_t val[6] = {0};
+	for (unsigned done = 0; done < 6;) {
+		int n = sbx_kvm_msrs_fd(fd, 1, idx + done, val + done, 6 - done);
+		done += (n > 0 ? (unsigned)n : 0) + 1; /* past the one refused, if any */
+	}
+	if (main)
+		sbx_x86_steal_time(vm, fd);
+}
+
 int sbx_x86_steal_time(struct sbx_vm *vm, int fd)
 {
 	/* A kernel before 1.23 (a snapshot's) has reserved bytes there, and reads nothing. */
@@ -493,14 +509,17 @@ static int set_fresh(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_DEBUGREGS: %s", strerror(errno));
 	struct kvm_vcpu_events ev;
 	memset(&ev, 0, sizeof(ev));
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING;
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_VCPU_EVENTS: %s", strerror(errno));
+	/* One at a time: a host may refuse one (TSC_AUX without RDTSCP or RDPID), which the guest
+	 * could not have changed either. */
 	const uint32_t idx[5] = {MSR_TSC_AUX, MSR_IA32_CR_PAT, MSR_IA32_SYSENTER_CS,
 				 MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP};
 	uint64_t val[5] = {0, 0x0007040600070406ull, 0, 0, 0};
-	if ((n = sbx_kvm_msrs_fd(fd, 1, idx, val, 5)) != 5)
-		return sbx_fail(err, errlen, -EINVAL, "KVM_SET_MSRS set %d of 5 (MSR 0x%x)", n,
-				n >= 0 && n < 5 ? idx[n] : 0);
+	for (unsigned i = 0; i < 5; i++)
+		sbx_kvm_msrs_fd(fd, 1, &idx[i], &val[i], 1);
+	sbx_x86_pv_msrs_off(vm, fd, 0);
 	return 0;
 }
 

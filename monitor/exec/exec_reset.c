@@ -33,6 +33,9 @@ static int reset_registers(struct sbx_exec *x, int stopped, char *err, size_t er
 	    ioctl(vm->proc.vcpu.fd, KVM_SET_MSRS, x->msrs) != (int)x->msrs->nmsrs)
 		r = sbx_fail(err, errlen, -EIO,
 			     "reset: KVM_SET_MSRS refused an MSR it took before");
+	/* The capture leaves out the MSRs that make KVM write guest memory: put off here. */
+	if (r == 0 && x->msrs)
+		sbx_x86_pv_msrs_off(vm, vm->proc.vcpu.fd, 1);
 	return r;
 }
 
@@ -51,6 +54,8 @@ static int reset_thread_msrs(struct sbx_exec *x, char *err, size_t errlen)
 					"reset: thread on vCPU %u: KVM_SET_MSRS refused an MSR it "
 					"took before",
 					i);
+		if (x->tmsrs[i])
+			sbx_x86_pv_msrs_off(x->vm, fd, 0);
 	}
 	return 0;
 }

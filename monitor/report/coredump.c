@@ -241,7 +241,9 @@ static int core_notes(struct sbx_vm *vm, const struct sbx_fault *f, uint64_t roo
 	    file_note(vm, root, notes) < 0)
 		return -ENOMEM;
 	for (unsigned i = 0; sbx_threads_count(vm) && i < sbx_threads_limit(vm); i++) {
-		if ((int)i == faulted || sbx_thread_regs(vm, i, &t, &tid) < 0)
+		/* A vCPU with no thread in the program yet (sbx_fault's outside) has no registers
+		 * of the program's to show. */
+		if ((int)i == faulted || sbx_thread_regs(vm, i, &t, &tid) < 0 || t.outside)
 			continue;
 		struct elf_prstatus tp;
 		fill_prstatus(vm, &t, &tp);
