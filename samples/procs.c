@@ -628,11 +628,15 @@ static void on_chld(int sig)
 
 /* ---- maskwait: waits whose mask lets SIGCHLD through, as GNU make's jobserver wait ---- */
 
-static volatile sig_atomic_t mw_got;
+static volatile sig_atomic_t mw_got, mw_usr2_blocked;
 static void on_mw(int sig)
 {
 	(void)sig;
 	mw_got++;
+	/* The handler runs under the wait's mask (plus its own signal), not the thread's. */
+	sigset_t cur;
+	sigprocmask(SIG_BLOCK, NULL, &cur);
+	mw_usr2_blocked = sigismember(&cur, SIGUSR2);
 }
 
 /* One wait on fd (never ready unless written) for up to 10 s, SIGCHLD let through. */
@@ -669,8 +673,9 @@ static void mw_pending(void)
 }
 
 /* pselect, ppoll and epoll_pwait with SIGCHLD blocked but for the wait: a child's end ends
- * each with EINTR and the handler run, whether SIGCHLD comes during the wait or was pending
- * before it; the mask is the old one after; a ready descriptor wins over a pending signal. */
+ * each with EINTR and the handler run (under the wait's mask, not the thread's, which blocks
+ * SIGUSR2 too), whether SIGCHLD comes during the wait or was pending before it; the mask is
+ * the old one after; a ready descriptor wins over a pending signal. */
 static int do_maskwait(void)
 {
 	struct sigaction sa = {.sa_handler = on_mw};
@@ -679,6 +684,10 @@ static int do_maskwait(void)
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
+	sigset_t usr2;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, NULL);
 	int p[2], ep = epoll_create1(0);
 	struct epoll_event ev = {.events = EPOLLIN};
 	if (pipe(p) < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) < 0) {
@@ -704,17 +713,19 @@ static int do_maskwait(void)
 			int r = mw_wait(how, p[0], ep), e = errno;
 			int got = mw_got;
 			sigprocmask(SIG_SETMASK, NULL, &cur);
-			printf("%s, SIGCHLD %s: %s, handler ran %d time(s), SIGCHLD blocked after: "
-			       "%s\n",
-			       name[how],
-			       before == 2   ? "pending and the pipe ready"
-			       : before == 1 ? "pending before the wait"
-					     : "during the wait",
-			       r > 0		     ? "ready"
-			       : r < 0 && e == EINTR ? "EINTR"
-			       : r < 0		     ? strerror(e)
-						     : "timed out",
-			       got, sigismember(&cur, SIGCHLD) ? "yes" : "no");
+			printf(
+			    "%s, SIGCHLD %s: %s, handler ran %d time(s)%s, SIGCHLD blocked after: "
+			    "%s\n",
+			    name[how],
+			    before == 2	  ? "pending and the pipe ready"
+			    : before == 1 ? "pending before the wait"
+					  : "during the wait",
+			    r > 0		  ? "ready"
+			    : r < 0 && e == EINTR ? "EINTR"
+			    : r < 0		  ? strerror(e)
+						  : "timed out",
+			    got, got && mw_usr2_blocked ? " with SIGUSR2 blocked" : "",
+			    sigismember(&cur, SIGCHLD) ? "yes" : "no");
 			char b;
 			if (before == 2 && read(p[0], &b, 1) != 1)
 				printf("read failed\n");

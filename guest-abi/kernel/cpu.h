@@ -39,7 +39,11 @@ struct k_cpu {
 	struct k_resume resume;
 	uint64_t
 	    window_gpa; /* guest-physical address of window offset 0 (its stacks are one run) */
-	uint8_t unused[K_CPU_TRAMP - K_CPU_RESUME - sizeof(struct k_resume) - 8];
+	/* The mask the next handler's frame saves for its return, when it is not the current
+	 * one (sigsuspend's, a masked wait's): set by deliver_first, taken by k_deliver. */
+	uint64_t sig_restore;
+	uint64_t sig_restore_on;
+	uint8_t unused[K_CPU_TRAMP - K_CPU_RESUME - sizeof(struct k_resume) - 24];
 	uint8_t tramp[K_CPU_TRAMP_BYTES];
 };
 _Static_assert(__builtin_offsetof(struct k_cpu, pf_decline) == K_CPU_PF_DECLINE, "k_cpu");

@@ -227,10 +227,10 @@ void k_deliver_pending(const struct k_resume *r);
  * if a signal it lets through is pending already, 0 if none was given, or -EINVAL, -EFAULT),
  * the thread's own given back by k_wait_mask_end, which first runs the handler of a signal
  * that ended the wait (ret -EINTR) with the old mask saved for its return, as Linux and
- * sigsuspend do (the handler runs under the thread's mask, not the wait's, as sigsuspend's
- * does here: Linux's would add the wait's). With 2 the wait must not block (the monitor's
- * would not see that signal): a look at the descriptors with no timeout, and -EINTR if
- * nothing is ready and the signal is still there (another thread may have taken it). */
+ * sigsuspend do (the handler runs under the wait's mask and its own additions). With 2 the wait
+ * must not block (the monitor's would not see that signal): a look at the descriptors with no
+ * timeout, and -EINTR if nothing is ready and the signal is still there (another thread may have
+ * taken it). */
 long k_wait_mask_begin(uint64_t set, uint64_t size, uint64_t *old);
 long k_wait_mask_end(struct k_frame *f, long ret, long on, uint64_t old);
 /* A signal another process (or a timer) sent, with who sent it, for its siginfo. */

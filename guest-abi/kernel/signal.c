@@ -208,10 +208,14 @@ void k_deliver(uint32_t sig, const struct k_resume *r, int32_t code, uint64_t ad
 	m->ss = (uint16_t)r->ss;
 	m->err = err;
 	m->trapno = trapno;
-	m->oldmask = TSIG->blocked;
+	/* The handler runs under the current mask and its own additions; its return puts back
+	 * the current one, or the one the thread had before a sigsuspend or a masked wait. */
+	uint64_t back = K_CPU->sig_restore_on ? K_CPU->sig_restore : TSIG->blocked;
+	K_CPU->sig_restore_on = 0;
+	m->oldmask = back;
 	m->cr2 = addr;
 	m->fpstate = fp;
-	fr->uc.uc_sigmask = TSIG->blocked;
+	fr->uc.uc_sigmask = back;
 	siginfo_of(&fr->info, sig, code, addr);
 
 	uint64_t add = a.mask | ((a.flags & SA_NODEFER) ? 0 : 1ull << (sig - 1));
@@ -329,8 +333,12 @@ static void deliver_first(const struct k_resume *r, const uint64_t *saved)
 		if (h == 0 && !k_signal_default_ignored(sig))
 			k_exit(SBX_EXIT_SIGNALED | sig);
 		if (h > 1) {
-			if (saved)
-				TSIG->blocked = *saved;
+			/* Under the wait's mask, as Linux's signal_delivered; the frame keeps the
+			 * thread's own for the handler's return. */
+			if (saved) {
+				K_CPU->sig_restore = *saved;
+				K_CPU->sig_restore_on = 1;
+			}
 			k_deliver(sig, r, code, 0, 0, 0);
 		}
 	}
