@@ -180,28 +180,19 @@ long k_sys_epoll_wait(struct k_frame *f)
 	return wait_events(f->rdi, f->rsi, f->rdx, (int32_t)f->r10);
 }
 
-/* Under the mask given, if any (k_wait_mask_begin). */
 static long pwait(struct k_frame *f, int64_t ms)
 {
-	uint64_t old = 0;
-	long on = k_wait_mask_begin(f->r8, f->r9, &old);
-	if (on < 0)
-		return on;
-	long r = wait_events(f->rdi, f->rsi, f->rdx, on == 2 ? 0 : ms);
-	/* The signal taken meanwhile by another thread (the kernel lock was let go): a wait. */
-	if (r == 0 && on == 2)
-		r = k_signal_waiting() ? -EINTR : wait_events(f->rdi, f->rsi, f->rdx, ms);
-	return k_wait_mask_end(f, r, on, old);
+	return wait_events(f->rdi, f->rsi, f->rdx, ms);
 }
 
 long k_sys_epoll_pwait(struct k_frame *f)
 {
-	return pwait(f, (int32_t)f->r10);
+	return k_wait_masked(f, f->r8, f->r9, (int32_t)f->r10, pwait);
 }
 
 long k_sys_epoll_pwait2(struct k_frame *f)
 {
 	int64_t ms;
 	long r = k_ts_to_ms(f->r10, &ms);
-	return r < 0 ? r : pwait(f, ms);
+	return r < 0 ? r : k_wait_masked(f, f->r8, f->r9, ms, pwait);
 }

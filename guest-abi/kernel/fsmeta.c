@@ -237,18 +237,16 @@ long k_ts_to_ms(uint64_t p, int64_t *ms)
 	return 0;
 }
 
+static long ppoll_wait(struct k_frame *f, int64_t ms)
+{
+	return do_poll(f->rdi, f->rsi, ms);
+}
+
 long k_sys_ppoll(struct k_frame *f)
 {
 	int64_t ms;
-	uint64_t old = 0;
-	long r = k_ts_to_ms(f->rdx, &ms), on = r < 0 ? r : k_wait_mask_begin(f->r10, f->r8, &old);
-	if (r < 0 || on < 0)
-		return r < 0 ? r : on;
-	r = do_poll(f->rdi, f->rsi, on == 2 ? 0 : ms);
-	/* The signal taken meanwhile by another thread (the kernel lock was let go): a wait. */
-	if (r == 0 && on == 2)
-		r = k_signal_waiting() ? -EINTR : do_poll(f->rdi, f->rsi, ms);
-	return k_wait_mask_end(f, r, on, old);
+	long r = k_ts_to_ms(f->rdx, &ms);
+	return r < 0 ? r : k_wait_masked(f, f->r10, f->r8, ms, ppoll_wait);
 }
 
 struct k_pollfd {
@@ -327,19 +325,19 @@ long k_sys_select(struct k_frame *f)
 	return do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
 }
 
+static long pselect_wait(struct k_frame *f, int64_t ms)
+{
+	return do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
+}
+
 long k_sys_pselect6(struct k_frame *f)
 {
 	int64_t ms;
-	uint64_t old = 0, sm[2] = {0, 0}; /* { const sigset_t *ss; size_t ss_len; } */
-	long r = k_ts_to_ms(f->r8, &ms), on = 0;
+	uint64_t sm[2] = {0, 0}; /* { const sigset_t *ss; size_t ss_len; } */
+	long r = k_ts_to_ms(f->r8, &ms);
 	if (r == 0 && f->r9 && k_copy_from_user(sm, f->r9, sizeof(sm)) < 0)
 		r = -EFAULT;
-	if (r < 0 || (on = k_wait_mask_begin(sm[0], sm[1], &old)) < 0)
-		return r < 0 ? r : on;
-	r = do_select(f->rdi, f->rsi, f->rdx, f->r10, on == 2 ? 0 : ms);
-	if (r == 0 && on == 2) /* as in ppoll */
-		r = k_signal_waiting() ? -EINTR : do_select(f->rdi, f->rsi, f->rdx, f->r10, ms);
-	return k_wait_mask_end(f, r, on, old);
+	return r < 0 ? r : k_wait_masked(f, sm[0], sm[1], ms, pselect_wait);
 }
 
 /* Up to count bytes from in to out through a bounce buffer: two ring calls per 64 KiB. With

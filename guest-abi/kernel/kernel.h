@@ -222,17 +222,14 @@ long k_sys_rt_sigreturn(struct k_frame *f);
 long k_signal_self(struct k_frame *f, uint64_t sig, long ret);
 /* Delivers a pending signal the mask no longer blocks, resuming at r; returns if none. */
 void k_deliver_pending(const struct k_resume *r);
-/* The signal mask of ppoll, pselect6 and epoll_pwait (set, of size bytes, in the program's
- * memory; none if set is 0): put in place for the wait by k_wait_mask_begin (1 if it was, 2
- * if a signal it lets through is pending already, 0 if none was given, or -EINVAL, -EFAULT),
- * the thread's own given back by k_wait_mask_end, which first runs the handler of a signal
- * that ended the wait (ret -EINTR) with the old mask saved for its return, as Linux and
- * sigsuspend do (the handler runs under the wait's mask and its own additions). With 2 the wait
- * must not block (the monitor's would not see that signal): a look at the descriptors with no
- * timeout, and -EINTR if nothing is ready and the signal is still there (another thread may have
- * taken it). */
-long k_wait_mask_begin(uint64_t set, uint64_t size, uint64_t *old);
-long k_wait_mask_end(struct k_frame *f, long ret, long on, uint64_t old);
+/* ppoll, pselect6 and epoll_pwait: wait(f, ms) under the signal mask set (of size bytes, in
+ * the program's memory; none if set is 0), as Linux's set_user_sigmask. A signal it lets
+ * through ends the wait with EINTR after its handler, which runs under that mask and returns
+ * to the thread's own, as sigsuspend's; one pending already ends it at once, after a look at
+ * the descriptors (a ready one wins, and so does another thread that took the signal
+ * meanwhile: the wait is then made as asked). -EINVAL, -EFAULT for a bad mask. */
+long k_wait_masked(struct k_frame *f, uint64_t set, uint64_t size, int64_t ms,
+		   long (*wait)(struct k_frame *f, int64_t ms));
 /* A signal another process (or a timer) sent, with who sent it, for its siginfo. */
 void k_signal_note_from(uint32_t sig, struct sbx_sigfrom from);
 

@@ -349,31 +349,32 @@ void k_deliver_pending(const struct k_resume *r)
 	deliver_first(r, 0);
 }
 
-long k_wait_mask_begin(uint64_t set, uint64_t size, uint64_t *old)
+long k_wait_masked(struct k_frame *f, uint64_t set, uint64_t size, int64_t ms,
+		   long (*wait)(struct k_frame *f, int64_t ms))
 {
 	uint64_t mask, keep = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
 	if (!set)
-		return 0;
+		return wait(f, ms);
 	if (size != 8)
 		return -EINVAL;
 	if (k_copy_from_user(&mask, set, 8) < 0)
 		return -EFAULT;
-	*old = TSIG->blocked;
+	uint64_t old = TSIG->blocked;
 	TSIG->blocked = mask & ~keep;
-	return k_signal_waiting() ? 2 : 1;
-}
-
-long k_wait_mask_end(struct k_frame *f, long ret, long on, uint64_t old)
-{
-	if (on <= 0)
-		return ret;
-	if (ret == -EINTR) {
-		struct k_resume r;
-		k_frame_regs(f, -EINTR, &r);
-		deliver_first(&r, &old);
+	long r;
+	/* The monitor's wait would not see a signal pending already: a look, no wait; then
+	 * EINTR, unless another thread took the signal meanwhile (the kernel lock is let go). */
+	if (!k_signal_waiting())
+		r = wait(f, ms);
+	else if ((r = wait(f, 0)) == 0)
+		r = k_signal_waiting() ? -EINTR : wait(f, ms);
+	if (r == -EINTR) {
+		struct k_resume res;
+		k_frame_regs(f, -EINTR, &res);
+		deliver_first(&res, &old);
 	}
 	TSIG->blocked = old;
-	return ret;
+	return r;
 }
 
 /* sigsuspend(2), pause(2): the mask replaced until a handler has run, which returns EINTR. */

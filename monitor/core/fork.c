@@ -95,8 +95,7 @@ static int copy_vcpu(struct sbx_vm *parent, const struct sbx_fork_src *src, stru
 	    (r = copy_ioctl(from, to, KVM_GET_REGS, KVM_SET_REGS, &rg, "KVM_REGS", err, errlen)) <
 		0)
 		return r;
-	int n = ioctl(parent->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	size_t xlen = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+	size_t xlen = sbx_kvm_xsave_bytes(parent);
 	void *xs = calloc(1, xlen);
 	if (!xs)
 		return sbx_fail(err, errlen, -ENOMEM, "out of memory");

@@ -156,6 +156,20 @@ int sbx_vm_empty_kvm(struct sbx_vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+void sbx_kvm_msrs_set_known(int fd, const uint32_t *idx, uint64_t *val, unsigned n)
+{
+	for (unsigned done = 0; done < n;) {
+		int k = sbx_kvm_msrs_fd(fd, 1, idx + done, val + done, n - done);
+		done += (k > 0 ? (unsigned)k : 0) + 1; /* past the one refused, if any */
+	}
+}
+
+size_t sbx_kvm_xsave_bytes(struct sbx_vm *vm)
+{
+	int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+}
+
 /* The MSR indices KVM lists for a vCPU (a list the caller frees), or NULL with err set. */
 static struct kvm_msr_list *msr_index_list(char *err, size_t errlen)
 {

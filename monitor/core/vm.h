@@ -874,6 +874,10 @@ void sbx_kvm_close(struct sbx_vm *vm);
 /* Reads or writes n MSRs; returns how many KVM processed, or -errno. */
 int sbx_kvm_msrs(struct sbx_vm *vm, int set, const uint32_t *idx, uint64_t *val, unsigned n);
 int sbx_kvm_msrs_fd(int fd, int set, const uint32_t *idx, uint64_t *val, unsigned n);
+/* Writes n MSRs, leaving any the host refuses (one the guest could not have set either). */
+void sbx_kvm_msrs_set_known(int fd, const uint32_t *idx, uint64_t *val, unsigned n);
+/* The bytes of a vCPU's XSAVE area as KVM reads and writes it (AMX's tiles included). */
+size_t sbx_kvm_xsave_bytes(struct sbx_vm *vm);
 /* Every MSR KVM lists for the vCPU fd that reads and writes back as it is now, but the
  * clock's (*out, which the caller frees, takes them back in one KVM_SET_MSRS). A program that
  * reaches CPL0 could leave any of them changed. */

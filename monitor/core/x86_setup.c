@@ -435,10 +435,7 @@ void sbx_x86_pv_msrs_off(struct sbx_vm *vm, int fd, int main)
 	const uint32_t idx[6] = {0x12,	     0x4b564d01, 0x4b564d02, MSR_KVM_STEAL_TIME,
 				 0x4b564d04, 0x4b564d06};
 	uint64_t val[6] = {0};
-	for (unsigned done = 0; done < 6;) {
-		int n = sbx_kvm_msrs_fd(fd, 1, idx + done, val + done, 6 - done);
-		done += (n > 0 ? (unsigned)n : 0) + 1; /* past the one refused, if any */
-	}
+	sbx_kvm_msrs_set_known(fd, idx, val, 6);
 	if (main)
 		sbx_x86_steal_time(vm, fd);
 }
@@ -479,22 +476,15 @@ int sbx_x86_set_vcpu(struct sbx_vm *vm, char *err, size_t errlen)
  * it) starts as a new one would, whatever its last thread did there with the kernel's
  * privilege (the guest kernel's CPL0 under hardware KVM; under PVM a program that rewrites its
  * page tables gets as far): extended registers in their initial state (YMM's upper halves,
- * AVX-512, PKRU, AMX tiles), XCR0, no breakpoint in the debug registers, no event pending, and
- * the MSRs a snapshot keeps that set_msrs does not write at their reset values. Otherwise a
- * request's thread could read another request's registers, or leave it a breakpoint. */
+ * AVX-512, PKRU, AMX tiles), no breakpoint in the debug registers, no event pending, and the
+ * MSRs a snapshot keeps that set_msrs does not write at their reset values (XCR0 is given to
+ * every thread's vCPU). Otherwise a request's thread could read another request's registers,
+ * or leave it a breakpoint. */
 static int set_fresh(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 {
-	struct kvm_xcrs xc;
-	memset(&xc, 0, sizeof(xc));
-	xc.nr_xcrs = 1;
-	xc.xcrs[0].value = vm->proc.vcpu.xcr0;
-	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
-		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
-	/* Sized as KVM reads it (AMX's tiles included once allowed); XSTATE_BV 0 puts every
-	 * component in its initial state, and set_fpu then gives FCW and MXCSR Linux's values. */
-	int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	size_t len = n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
-	void *xs = calloc(1, len);
+	/* XSTATE_BV 0 puts every component in its initial state, and set_fpu then gives FCW and
+	 * MXCSR Linux's values. */
+	void *xs = calloc(1, sbx_kvm_xsave_bytes(vm));
 	if (!xs)
 		return sbx_fail(err, errlen, -ENOMEM, "no memory for a vCPU's XSAVE area");
 	int r = ioctl(fd, KVM_SET_XSAVE, xs) < 0 ? -errno : 0;
@@ -512,13 +502,11 @@ static int set_fresh(struct sbx_vm *vm, int fd, char *err, size_t errlen)
 	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING;
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_VCPU_EVENTS: %s", strerror(errno));
-	/* One at a time: a host may refuse one (TSC_AUX without RDTSCP or RDPID), which the guest
-	 * could not have changed either. */
+	/* A host may refuse one (TSC_AUX without RDTSCP or RDPID). */
 	const uint32_t idx[5] = {MSR_TSC_AUX, MSR_IA32_CR_PAT, MSR_IA32_SYSENTER_CS,
 				 MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP};
 	uint64_t val[5] = {0, 0x0007040600070406ull, 0, 0, 0};
-	for (unsigned i = 0; i < 5; i++)
-		sbx_kvm_msrs_fd(fd, 1, &idx[i], &val[i], 1);
+	sbx_kvm_msrs_set_known(fd, idx, val, 5);
 	sbx_x86_pv_msrs_off(vm, fd, 0);
 	return 0;
 }
@@ -528,15 +516,16 @@ int sbx_x86_thread_vcpu(struct sbx_vm *vm, int fd, uint64_t cr3, uint64_t rip, u
 {
 	if (!vm->proc.kvm.cpuid)
 		return sbx_fail(err, errlen, -EINVAL, "no CPUID to give a new vCPU");
-	/* A vCPU that has run keeps its CPUID and XCR0 (the same for every image): some host
-	 * kernels refuse KVM_SET_CPUID2 once it has. */
+	/* A vCPU that has run keeps its CPUID (the same for every image): some host kernels
+	 * refuse KVM_SET_CPUID2 once it has. XCR0 is given again: its last thread may have
+	 * changed it with CPL0's powers (set_fresh). */
 	if (!again && ioctl(fd, KVM_SET_CPUID2, vm->proc.kvm.cpuid) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_CPUID2: %s", strerror(errno));
 	struct kvm_xcrs xc;
 	memset(&xc, 0, sizeof(xc));
 	xc.nr_xcrs = 1;
 	xc.xcrs[0].value = vm->proc.vcpu.xcr0;
-	if (!again && ioctl(fd, KVM_SET_XCRS, &xc) < 0)
+	if (ioctl(fd, KVM_SET_XCRS, &xc) < 0)
 		return sbx_fail(err, errlen, -errno, "KVM_SET_XCRS: %s", strerror(errno));
 	int r;
 	if ((again && (r = set_fresh(vm, fd, err, errlen)) < 0) ||

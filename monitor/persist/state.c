@@ -140,12 +140,6 @@ static int vcpu_ioctl(int fd, struct sbx_sio *io, unsigned long req, void *arg, 
 	return 0;
 }
 
-static int xsave_size(struct sbx_vm *vm)
-{
-	int n = ioctl(vm->proc.kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-	return n > (int)sizeof(struct kvm_xsave) ? n : (int)sizeof(struct kvm_xsave);
-}
-
 /* Everything of the vCPU, in the order Firecracker restores it: CPUID, MP state, registers,
  * special registers, XSAVE, XCRs, debug registers, MSRs, and the pending events last. A reset
  * skips CPUID (it cannot change) and the TSC (guest time must not go backwards). */
@@ -345,7 +339,7 @@ static int vcpu_state_io(struct sbx_vm *vm, struct sbx_sio *io, int fd, int main
 			 int ran)
 {
 	struct vcpu_state *v = calloc(1, sizeof(*v));
-	uint32_t xlen = (uint32_t)xsave_size(vm);
+	uint32_t xlen = (uint32_t)sbx_kvm_xsave_bytes(vm);
 	if (v) {
 		v->fd = fd;
 		v->main = main;
