@@ -6,7 +6,7 @@
  *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
- *   procs orphan | procfs | forklend | maskwait
+ *   procs orphan | procfs | forklend | maskwait | threadlend [exec|read|still]
  * Only in the sandbox (natively it would stop for good):
  *   procs selfstop               raise TSTP, TTIN, TTOU, then STOP, saying after each that
  *                                it went on
@@ -22,11 +22,13 @@
  *   procs spawnbench N           posix_spawn+wait while two other threads run
  *   procs bigspawnbench N        posix_spawn+wait from a process of one thread holding 64 MiB
  *   procs bigforkbench N         fork+execve+wait from the same
+ *   procs bigthreadspawnbench N  the two above from a process with two idle threads (a
+ *   procs bigthreadforkbench N   runtime's workers in a condition wait)
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
  * What the exec'd copy does:
- *   procs echo ARGS... | fds | true | threadsagain | execd LABEL */
+ *   procs echo ARGS... | fds | true | threadsagain | execd LABEL | sleepwrite FD */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -215,6 +217,142 @@ static int do_forklend(void)
 		_exit(forklend_word == 5 && forklend_big[7] == 0x22 ? 9 : 1);
 	waitpid(c, &st, 0);
 	printf("forklend: second child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+
+/* Forks from a process whose other threads keep writing its memory. In the sandbox such a
+ * parent lends its RAM as one of a single thread does, its threads held meanwhile
+ * (docs/architecture.md, "Processes"): children that exec at once, one that does not and
+ * watches the words the threads write (they must not move in its copy), and one forked while
+ * a thread waits in a read whose bytes must land in the parent only. */
+static atomic_long threadlend_tick;
+static atomic_int threadlend_stop;
+static volatile unsigned char threadlend_buf[64 << 10];
+static char threadlend_rbuf[64];
+
+static void *threadlend_spin(void *arg)
+{
+	(void)arg;
+	for (long i = 0; !atomic_load(&threadlend_stop); i++) {
+		atomic_store_explicit(&threadlend_tick, i, memory_order_relaxed);
+		threadlend_buf[(i * 4096) % sizeof(threadlend_buf)] = (unsigned char)i;
+	}
+	return NULL;
+}
+
+static void *threadlend_read(void *arg)
+{
+	return (void *)(intptr_t)read(*(int *)arg, threadlend_rbuf, sizeof(threadlend_rbuf));
+}
+
+/* In the child: nothing moves for 40 ms and more (the parent's wait for it is 20 ms). */
+static int threadlend_still(void)
+{
+	long t0 = atomic_load(&threadlend_tick);
+	unsigned char b0[16];
+	for (int k = 0; k < 16; k++)
+		b0[k] = threadlend_buf[k * 4096];
+	for (int i = 0; i < 20; i++) {
+		usleep(2000);
+		if (atomic_load(&threadlend_tick) != t0)
+			return 1;
+		for (int k = 0; k < 16; k++)
+			if (threadlend_buf[k * 4096] != b0[k])
+				return 2;
+	}
+	return 0;
+}
+
+static int do_threadlend(const char *part)
+{
+	int all = !part;
+	pthread_t sp[2], rd;
+	/* What a runtime holds (the sandbox copies a parent below 2 MiB rather than lend it). */
+	char *held = malloc(8u << 20);
+	if (!held)
+		return 1;
+	memset(held, 1, 8u << 20);
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&sp[i], NULL, threadlend_spin, NULL))
+			return 1;
+	while (atomic_load(&threadlend_tick) < 1000)
+		sched_yield();
+	fflush(stdout);
+	pid_t c[5], s;
+	int st, ok = 0;
+	for (int i = 0; (all || !strcmp(part, "exec")) && i < 5; i++) {
+		c[i] = fork();
+		if (c[i] == 0) {
+			execl("/proc/self/exe", "procs", "true", (char *)NULL);
+			_exit(126);
+		}
+	}
+	for (int i = 0; (all || !strcmp(part, "exec")) && i < 5; i++)
+		ok += c[i] > 0 && waitpid(c[i], &st, 0) == c[i] && WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0;
+	if (all || !strcmp(part, "exec"))
+		printf("threadlend: %d of 5 children exec'd\n", ok);
+	/* posix_spawn's child reports a failed execve in the memory it shares with its parent
+	 * (a vfork): from a threaded parent too. */
+	if (all || !strcmp(part, "exec")) {
+		char *av[] = {"procs", "true", NULL};
+		pid_t sc;
+		int e1 = posix_spawn(&sc, "/nonexistent/prog", NULL, NULL, av, environ);
+		int e2 = posix_spawn(&sc, "/proc/self/exe", NULL, NULL, av, environ);
+		int ok2 = e2 == 0 && waitpid(sc, &st, 0) == sc && WIFEXITED(st) && !WEXITSTATUS(st);
+		printf("threadlend: posix_spawn of a missing program: %s, of this one: %s\n",
+		       strerror(e1), ok2 ? "ran" : "FAILED");
+	}
+	/* A thread waits in a read, whose bytes a process exec'd meanwhile writes 10 ms later,
+	 * while the parent's next fork may still be waiting for its child. */
+	int p[2];
+	if (!all && strcmp(part, "read"))
+		goto still;
+	if (pipe(p) < 0)
+		return 1;
+	memset(threadlend_rbuf, 'a', sizeof(threadlend_rbuf));
+	if (pthread_create(&rd, NULL, threadlend_read, &p[0]))
+		return 1;
+	usleep(20000); /* into its read */
+	fflush(stdout);
+	pid_t h = fork();
+	if (h == 0) {
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", p[1]);
+		execl("/proc/self/exe", "procs", "sleepwrite", fd, (char *)NULL);
+		_exit(126);
+	}
+	close(p[1]);
+	s = fork();
+	if (s == 0) {
+		usleep(60000);
+		_exit(threadlend_rbuf[0] == 'a' ? 0 : 1);
+	}
+	void *n;
+	pthread_join(rd, &n);
+	waitpid(s, &st, 0);
+	int hs;
+	waitpid(h, &hs, 0);
+	printf("threadlend: read %ld in the parent (%c), the child saw its old bytes: %s\n",
+	       (long)(intptr_t)n, threadlend_rbuf[0],
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "yes" : "NO");
+still:
+	if (!all && strcmp(part, "still"))
+		goto out;
+	s = fork();
+	if (s == 0)
+		_exit(threadlend_still());
+	long t1 = atomic_load(&threadlend_tick);
+	usleep(10000);
+	int moves = atomic_load(&threadlend_tick) != t1;
+	waitpid(s, &st, 0);
+	printf("threadlend: the child's copy stood still: %s, the parent's threads went on: %s\n",
+	       WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "yes" : "NO", moves ? "yes" : "NO");
+out:
+	atomic_store(&threadlend_stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(sp[i], NULL);
+	free(held);
 	return 0;
 }
 
@@ -2351,13 +2489,33 @@ static int do_selfstop(void)
 /* posix_spawn from a process of one thread that holds 64 MiB (a compiler driver, a build
  * tool, an interpreter with a heap): what a vfork costs when the parent is big. */
 /* From a process of one thread holding 64 MiB: posix_spawn (a vfork), or fork and execve. */
-static int bigspawnbench(int n, int use_fork)
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_done;
+
+/* A runtime's idle worker: waits on a condition variable until told to end. */
+static void *idle_worker(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&idle_mu);
+	while (!idle_done)
+		pthread_cond_wait(&idle_cv, &idle_mu);
+	pthread_mutex_unlock(&idle_mu);
+	return NULL;
+}
+
+/* threads: that many idle workers beside the caller (a Go, Node or JVM process). */
+static int bigspawnbench(int n, int use_fork, int threads)
 {
 	size_t len = 64u << 20;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 1;
 	memset(p, 1, len);
+	pthread_t w[4];
+	for (int i = 0; i < threads && i < 4; i++)
+		if (pthread_create(&w[i], NULL, idle_worker, NULL))
+			return 1;
 	char *argv[] = {"procs", "true", NULL};
 	double t0 = now_us();
 	for (int i = 0; i < n; i++) {
@@ -2375,8 +2533,14 @@ static int bigspawnbench(int n, int use_fork)
 		if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;
 	}
-	fprintf(stderr, "%s %d %.0f\n", use_fork ? "fork_exec_big_wait" : "spawn_big_wait", n,
-		(now_us() - t0) * 1e3 / n);
+	fprintf(stderr, "%s%s %d %.0f\n", use_fork ? "fork_exec_big_wait" : "spawn_big_wait",
+		threads ? "_threaded" : "", n, (now_us() - t0) * 1e3 / n);
+	pthread_mutex_lock(&idle_mu);
+	idle_done = 1;
+	pthread_cond_broadcast(&idle_cv);
+	pthread_mutex_unlock(&idle_mu);
+	for (int i = 0; i < threads && i < 4; i++)
+		pthread_join(w[i], NULL);
 	return p[len - 1] != 1;
 }
 
@@ -2398,6 +2562,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(c, "true"))
 		return 0;
+	if (!strcmp(c, "sleepwrite") && argc > 2) {
+		usleep(10000);
+		return write(atoi(argv[2]), "zzzz", 4) == 4 ? 0 : 1;
+	}
 	if (!strcmp(c, "threadsagain")) {
 		printf("the new image: %s, tid is pid: %s\n",
 		       threads_ran(4) ? "4 threads ran" : "threads failed",
@@ -2415,6 +2583,7 @@ int main(int argc, char **argv)
 	}
 	int r = !strcmp(c, "fork")	    ? do_fork()
 		: !strcmp(c, "forklend")    ? do_forklend()
+		: !strcmp(c, "threadlend")  ? do_threadlend(argc > 2 ? argv[2] : NULL)
 		: !strcmp(c, "pipe")	    ? do_pipe()
 		: !strcmp(c, "exec")	    ? do_exec()
 		: !strcmp(c, "cloexec")	    ? do_cloexec()
@@ -2453,10 +2622,12 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shmbench")    ? shmbench(n > 0 ? n : 2000)
 		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
-		: !strcmp(c, "bigspawnbench") ? bigspawnbench(n > 0 ? n : 100, 0)
-		: !strcmp(c, "bigforkbench")  ? bigspawnbench(n > 0 ? n : 100, 1)
-		: !strcmp(c, "bench")	      ? bench(n > 0 ? n : 100, 0)
-		: !strcmp(c, "execbench")     ? bench(n > 0 ? n : 100, 1)
+		: !strcmp(c, "bigspawnbench")	    ? bigspawnbench(n > 0 ? n : 100, 0, 0)
+		: !strcmp(c, "bigforkbench")	    ? bigspawnbench(n > 0 ? n : 100, 1, 0)
+		: !strcmp(c, "bigthreadspawnbench") ? bigspawnbench(n > 0 ? n : 100, 0, 2)
+		: !strcmp(c, "bigthreadforkbench")  ? bigspawnbench(n > 0 ? n : 100, 1, 2)
+		: !strcmp(c, "bench")		    ? bench(n > 0 ? n : 100, 0)
+		: !strcmp(c, "execbench")	    ? bench(n > 0 ? n : 100, 1)
 		: !strcmp(c, "execlivebench")
 		    ? bench(n > 0 ? n : 100, 2)
 		    : (fprintf(stderr, "usage: procs SUBCOMMAND (see the source)\n"), 2);

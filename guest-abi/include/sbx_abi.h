@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 26
+#define SBX_ABI_MINOR 27
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -639,6 +639,12 @@ _Static_assert(sizeof(struct sbx_rusage) == 16, "sbx_rusage");
  * (SIGKILL, named) as Linux's does past that point. */
 #define SBX_EXECVE_CHECK (1u << 30)
 #define SBX_EXECVE_FINAL (1u << 29)
+
+/* 1.27: FORK's a0 | SBX_FORK_VFORK_APART, from a threaded caller's CLONE_VFORK (which it leaves
+ * out: its wait is the FORK with a1 after, without its kernel's lock): the child's writes go
+ * back to the parent at VFORK_EXIT as a vfork's do, while the parent's other threads are held
+ * for the lend of its RAM (docs/architecture.md, "Processes"). */
+#define SBX_FORK_VFORK_APART (SBX_U64(1) << 40)
 
 /* ---- Argument structs (all live inside a ring slot) ------------------------------------ */
 #ifndef __ASSEMBLER__

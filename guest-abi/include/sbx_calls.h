@@ -172,7 +172,8 @@
 	 * its parent's (no mmap, munmap, mprotect, mremap, brk or madvise since): what it wrote  \
 	 * to the pages the parent maps writable goes to the parent, stopped in its vfork, as     \
 	 * the memory they share on Linux. The number of pages, 0 if the parent is not one      \
-	 * thread waiting for it. */                                                            \
+	 * thread waiting for it (1.27: or a threaded one whose other threads the lend of its   \
+	 * RAM holds, SBX_FORK_VFORK_APART). */                                                 \
 	X(VFORK_EXIT, 67, vfork_exit, sbx_hc_proc, 0, )                                            \
 	/* 1.16: POINT, from a thread at the snapshot point of repeated runs (SBX_BOOT_WARM: the  \
 	 * first read of fd 0) in a program that has had threads: 0 go on (the run from the       \

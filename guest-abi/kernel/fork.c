@@ -36,7 +36,7 @@
 #define P_PGID 2
 #define SIGCHLD 17
 
-/* A vfork's child of a parent of one thread: 1 while its mappings are the parent's (what it
+/* A vfork's child: 1 while its mappings are the parent's (what it
  * writes then goes back to the parent if it ends without an execve: VFORK_EXIT), 2 once it
  * changed one. */
 uint32_t k_vfork_child;
@@ -74,9 +74,12 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	/* With other threads (Go's os/exec, a threaded program's posix_spawn), the copy is made
 	 * holding the kernel's lock: no thread is halfway through changing the kernel's state
 	 * then, and the child's copy of the lock is its one thread's. A vfork's wait comes after,
-	 * without the lock, so that the other threads go on meanwhile. */
+	 * without the lock, so that the other threads go on meanwhile; its child's writes come
+	 * back all the same while the monitor holds them (SBX_FORK_VFORK_APART, 1.27). */
 	int threaded = k_nthreads > 1;
-	uint64_t a[1] = {threaded ? flags & ~CLONE_VFORK : flags};
+	uint64_t a[1] = {!threaded		 ? flags
+			 : (flags & CLONE_VFORK) ? (flags & ~CLONE_VFORK) | SBX_FORK_VFORK_APART
+						 : flags};
 	long pid =
 	    threaded ? k_call_own_locked(SBX_CALL_FORK, a, 1) : k_call_own(SBX_CALL_FORK, a, 1);
 	if (pid < 0)
@@ -97,7 +100,7 @@ long k_proc_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t ptid,
 	}
 	/* The child: the monitor wrote its ids into its boot page. */
 	id = BOOT->pid;
-	k_vfork_child = (flags & CLONE_VFORK) && !threaded ? 1 : 0;
+	k_vfork_child = (flags & CLONE_VFORK) ? 1 : 0;
 	k_thread_forked((flags & CLONE_CHILD_CLEARTID) ? ctid : 0);
 	k_ptimers_forget();
 	k_signal_unpend_all(); /* a child starts with no pending signal */

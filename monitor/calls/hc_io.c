@@ -280,7 +280,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	 * A write keeps the lock (the output limits are checked and counted under it), but for
 	 * a pipe or eventfd of the program's own, which no limit counts: its reader may be one
 	 * of the other threads. */
-	int fd = h->fd, dfd = -1, released = 0, counted = h->obj == SBX_O_FILE;
+	int fd = h->fd, dfd = -1, released = 0, writes_ram = 0, counted = h->obj == SBX_O_FILE;
 	/* A terminal's master: the signals its input makes, after the write (pty.c), for this
 	 * terminal even if another thread closes the handle meanwhile. */
 	struct sbx_pty *typed = is_write && h->obj == SBX_O_PTY && h->end == 0 ? h->pty : NULL;
@@ -303,6 +303,11 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
 		 * ever for the thread that needs it. */
 		dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+		/* A read lands in guest RAM whenever its input comes: a fork meanwhile must not
+		 * lend that RAM to its child (procs.c). */
+		writes_ram = !is_write;
+		if (writes_ram)
+			sbx_threads_ram_write(vm, 1);
 		released = sbx_ring_release(vm);
 		fd = dfd >= 0 ? dfd : fd;
 	}
@@ -316,6 +321,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		n = io_call(fd, iov, cnt, is_write, positioned, off, sock, mh, 0);
 		err = errno;
 	}
+	if (writes_ram)
+		sbx_threads_ram_write(vm, 0);
 	sbx_ring_reacquire(vm, released);
 	if (typed) {
 		if (n > 0)

@@ -96,6 +96,19 @@ static int vkill(struct sbx_vm *vm, const struct sbx_stop_who *who, enum sbx_end
 	return 1;
 }
 
+int sbx_stop_for_good(struct sbx_vm *vm)
+{
+	if (!atomic_load(&vm->life.stopping))
+		return 0;
+	sbx_stop_settle(vm);
+	if (vm->life.stop.end != SBX_END_FAULT)
+		return 1;
+	pthread_mutex_lock(&vm->life.late_lock);
+	int late = vm->life.late_set;
+	pthread_mutex_unlock(&vm->life.late_lock);
+	return late;
+}
+
 void sbx_stop_settle(struct sbx_vm *vm)
 {
 	/* The writer is between its CAS and its last field: a few stores away. */

@@ -67,6 +67,7 @@ void sbx_threads_init(struct sbx_vm *vm)
 	pthread_mutex_init(&th->join_lock, NULL);
 	pthread_mutex_init(&th->hold_lock, NULL);
 	atomic_store(&th->hold, 0);
+	atomic_store(&th->ram_writers, 0);
 	memset(th->v, 0, sizeof(th->v));
 	th->nv = 0;
 	atomic_store(&th->started, 0);
@@ -230,6 +231,19 @@ void sbx_threads_release(struct sbx_vm *vm)
 	atomic_store(&th->hold, 0);
 	syscall(SYS_futex, &th->hold, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	pthread_mutex_unlock(&th->hold_lock);
+}
+
+void sbx_threads_ram_write(struct sbx_vm *vm, int on)
+{
+	if (on)
+		atomic_fetch_add(&vm->proc.threads.ram_writers, 1);
+	else
+		atomic_fetch_sub(&vm->proc.threads.ram_writers, 1);
+}
+
+unsigned sbx_threads_ram_writers(struct sbx_vm *vm)
+{
+	return atomic_load(&vm->proc.threads.ram_writers);
 }
 
 static void move_rip(int fd, uint64_t from, uint64_t to)

@@ -338,6 +338,9 @@ struct sbx_threads {
 	/* Every vCPU held out of the guest (sbx_threads_hold): one holder at a time. */
 	pthread_mutex_t hold_lock;
 	atomic_uint hold;
+	/* Host calls writing guest RAM without ring_lock now (a blocked read): a threaded
+	 * parent's fork lends its RAM only when none is (procs.c). Raised under ring_lock. */
+	atomic_uint ram_writers;
 	/* Thread ids (ABI 1.13): the one held for the next thread (0: none), and each vCPU's
 	 * thread's until it ends, which the sandbox's pid allocator skips and kill finds. */
 	atomic_uint tid_next;
@@ -616,6 +619,10 @@ int sbx_tlb_shootdown(struct sbx_vm *vm);
  * (a vCPU's thread serving its own exit does not); one holder at a time. */
 void sbx_threads_hold(struct sbx_vm *vm);
 void sbx_threads_release(struct sbx_vm *vm);
+/* A host call is about to write guest RAM without ring_lock (on: 1, raised under it) or has
+ * done so (0); sbx_threads_ram_writers counts those in flight. */
+void sbx_threads_ram_write(struct sbx_vm *vm, int on);
+unsigned sbx_threads_ram_writers(struct sbx_vm *vm);
 /* While held: every vCPU stopped at rip `from` goes on at `to` (a patched site's inside). */
 void sbx_threads_move_rip(struct sbx_vm *vm, uint64_t from, uint64_t to);
 /* vCPU i (0: vCPU 0): its fd, page-table root and the tid of the thread it runs (0: none),
@@ -1061,6 +1068,9 @@ void sbx_vm_interrupt(struct sbx_vm *vm, int sig);
 void sbx_vcpus_kick(struct sbx_vm *vm);
 /* Waits until the reason that set life.stopping has its fields written. */
 void sbx_stop_settle(struct sbx_vm *vm);
+/* The run is stopping, not only for a fault that may go to the program's handler (an exit, a
+ * kill, or one of those that came meanwhile): 1. A fault that ends it counts once it does. */
+int sbx_stop_for_good(struct sbx_vm *vm);
 /* The run stopped for a fault that goes back to the program: an end that lost the race to it
  * becomes the stop instead (1), or there was none (0: the caller resumes). */
 int sbx_stop_take_late(struct sbx_vm *vm);

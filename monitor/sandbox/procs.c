@@ -868,6 +868,9 @@ static int64_t vfork_wait(struct sbx_vm *vm, uint32_t pid, const atomic_uint *in
  * within a few ms, and the shell would wait for it anyway; a parent that goes on working
  * loses at most this once (lend_missed). */
 #define SBX_LEND_WAIT_NS (20 * SBX_NS_PER_MS)
+/* A threaded caller's vfork: its thread waits anyway, and what the child writes reaches it
+ * only within this (glibc's posix_spawn reports a failed execve so). */
+#define SBX_LEND_VFORK_NS (200 * SBX_NS_PER_MS)
 #define SBX_LEND_MIN (2ull << 20)
 
 static int signal_waiting(struct sbx_vm *vm);
@@ -876,23 +879,31 @@ static int signal_waiting(struct sbx_vm *vm);
  * until a signal comes for it; then, if the child still reads its memfd, it moves to a copy
  * (sbx_mem_unshare_copy, _commit) and leaves that memfd to the child, which counts it from
  * then. Its next forks copy at once. */
-static void lend_wait(struct sbx_vm *vm, uint32_t pid)
+static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfork)
 {
 	struct sbx_procs *t = vm->procs;
-	int released = sbx_ring_release_on(vm, &t->cond);
-	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + SBX_LEND_WAIT_NS;
+	/* A parent whose other threads are held keeps ring_lock: their requests wait too. */
+	int released = threads_held ? 0 : sbx_ring_release_on(vm, &t->cond);
+	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + (vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS);
 	int still = 0;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct sbx_pnode *m = find(t, pid);
 		still = m && m->ppid == vm->proc.pid && m->parent_on_ram && m->fork_lent &&
 			!m->released;
-		/* Its end (a kill) leaves the memfd to the child (proc_main): no copy. */
-		if (still && atomic_load(&vm->life.stopping))
-			still = 0;
-		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
-		if (!still || left <= 0 || signal_waiting(vm))
+		if (!still)
 			break;
+		/* Its end (a kill) leaves the memfd to the child (proc_main): no copy. Not a stop
+		 * for another thread's fault, which goes on to its handler. The threads held take
+		 * a signal after the wait: a SIGCHLD pending from the last child, say, would end
+		 * every wait at once. From here, the child's writes stay its own. */
+		int64_t left = end - sbx_now_ns(CLOCK_MONOTONIC);
+		int ends = sbx_stop_for_good(vm);
+		if (ends || left <= 0 || (!threads_held && signal_waiting(vm))) {
+			m->vfork_share = 0;
+			still = !ends;
+			break;
+		}
 		/* Not longer than a kill takes to be seen (it broadcasts nothing). */
 		struct timespec dl;
 		tree_deadline(&dl, left < SBX_NS_PER_MS ? left : SBX_NS_PER_MS);
@@ -905,7 +916,7 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid)
 	sbx_log(vm, 1,
 		"fork: child %u neither exec'd nor ended within %d ms: the parent takes a copy of "
 		"its RAM and leaves the old one to the child (this process's next forks copy)",
-		pid, (int)(SBX_LEND_WAIT_NS / SBX_NS_PER_MS));
+		pid, (int)((vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS) / SBX_NS_PER_MS));
 	char err[256];
 	int fd = sbx_mem_unshare_copy(vm, err, sizeof(err));
 	int64_t held = fd;
@@ -941,6 +952,10 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* Its RAM is its parent's, lent: a copy of it would hold all of --mem. POSIX leaves a
 	 * vfork's child nothing but _exit and execve. A fork's child's child gets a copy of
 	 * what it sees (sbx_mem_copy_view). */
+	/* A threaded caller's vfork (1.27), whose wait comes apart: a fork here, the child's
+	 * writes going back at its VFORK_EXIT while its lend holds the other threads. */
+	int apart = (flags & SBX_FORK_VFORK_APART) && !(flags & SBX_CLONE_VFORK);
+	flags &= ~(uint64_t)SBX_FORK_VFORK_APART;
 	if (vm->proc.mem.lent && vm->proc.mem.lender_fd < 0) {
 		sbx_log(vm, 1, "fork refused: a vfork's child forks before its execve");
 		return -EAGAIN;
@@ -972,10 +987,20 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	uint64_t ram = atomic_load(&vm->proc.mem.lent) && vm->proc.mem.lender_fd >= 3
 			   ? sbx_mem_view_bytes(vm)
 			   : sbx_mem_ram_bytes(vm);
+	/* A parent of threads lends too (Go's os/exec, Node's spawn, a JVM's: their copy was the
+	 * whole runtime), its other threads held out of the guest from here until the child has
+	 * exec'd or ended or the parent took its copy (lend_wait), and this request keeping
+	 * ring_lock, so that nothing writes what the child reads. Not while one of them is in a
+	 * host call that writes guest RAM without ring_lock (a blocked read): that write may come
+	 * at any time. Its kernel asks holding its own lock, so none is halfway through a change
+	 * of the kernel's state. */
+	int threaded = sbx_threads_count(vm) != 0;
+	/* A threaded caller's vfork lends whatever it holds: its thread waits anyway, and only a
+	 * lend carries the child's writes back. */
 	int fork_lend = !(flags & SBX_CLONE_VFORK) && me && !me->lend_missed &&
-			ram >= SBX_LEND_MIN && vm->proc.mem.fd >= 0 &&
-			!vm->proc.mem.dirty_logging && sbx_threads_live(vm) == 0 &&
-			sbx_dirty_peekable(vm);
+			(ram >= SBX_LEND_MIN || (apart && threaded)) && vm->proc.mem.fd >= 0 &&
+			!vm->proc.mem.dirty_logging &&
+			(!threaded || sbx_threads_ram_writers(vm) == 0) && sbx_dirty_peekable(vm);
 	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : ram;
 	lend |= fork_lend;
 	if (held + more > t->root->proc.mem.size) {
@@ -1005,6 +1030,9 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 
 	char err[512];
 	struct sbx_vm *c = NULL;
+	int hold = fork_lend && threaded;
+	if (hold)
+		sbx_threads_hold(vm);
 	struct sbx_pnode *n = calloc(1, sizeof(*n));
 	/* Nothing here may ask the kernel what the confined monitor may not (docs/confinement.md):
 	 * the child's facts and handles come from its parent. */
@@ -1059,6 +1087,12 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		else if (fork_lend)
 			snprintf(err, sizeof(err), "keeping the parent's memfd: %s", strerror(-r));
 		fork_lend = n->parent_on_ram = n->fork_lent;
+		/* Only while its parent's threads are held (lend_wait): they write nothing then. */
+		n->vfork_share |= apart && hold && n->fork_lent;
+	}
+	if (hold && !fork_lend) {
+		sbx_threads_release(vm);
+		hold = 0;
 	}
 	if (r == 0) {
 		pthread_attr_t at;
@@ -1081,6 +1115,8 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		pthread_attr_destroy(&at);
 	}
 	if (r < 0) {
+		if (hold)
+			sbx_threads_release(vm);
 		sbx_log(vm, 1, "fork: %s", err);
 		if (c && !c->proc.files)
 			c->procs = NULL;
@@ -1094,7 +1130,9 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (flags & SBX_CLONE_VFORK)
 		vfork_wait(vm, pid, NULL); /* one vCPU: a stop is the end */
 	else if (fork_lend)
-		lend_wait(vm, pid);
+		lend_wait(vm, pid, hold, apart && hold);
+	if (hold)
+		sbx_threads_release(vm);
 	return pid;
 }
 

@@ -106,6 +106,9 @@ fn spawn(me: &str) {
     // std spawns through glibc's posix_spawn, whose child reports a failed execve in the
     // memory it shares with its parent.
     println!("missing: {}", Command::new("/nonexistent/prog").status().is_err());
+    // And from a second thread: the parent is a process of threads then.
+    let m = thread::spawn(|| Command::new("/nonexistent/prog").status().is_err());
+    println!("missing from a thread: {}", m.join().unwrap());
     let hs: Vec<_> = (0..3)
         .map(|i| {
             let me = me.to_string();

@@ -391,6 +391,36 @@ static char *sample(const char *opts, const char *args, int *st)
 	return e2e_slurp(cmd, st);
 }
 
+/* A parent whose threads write its memory lends its RAM too, its threads held until the child
+ * has exec'd or it took its copy: the child that does not exec sees none of their writes; one
+ * forked while a thread waits in a read gets a copy (the read's bytes may land any time). */
+/* The sample ends well, and its output (with the sandbox's) has want and want2 (if not NULL)
+ * and not unwanted (if not NULL). */
+static void sample_says(const char *opts, const char *args, const char *want, const char *want2,
+			const char *unwanted)
+{
+	int st;
+	char *o = sample(opts, args, &st);
+	cr_assert_eq(st, 0, "%s", o);
+	cr_assert(strstr(o, want) && (!want2 || strstr(o, want2)) &&
+		      (!unwanted || !strstr(o, unwanted)),
+		  "%s", o);
+	free(o);
+}
+
+Test(procs, a_parent_with_threads_lends_its_ram_and_holds_them)
+{
+	same_as_native("threadlend");
+	/* Alone, in a process whose earlier forks did not end its lending (a slow host's exec
+	 * may take the 20 ms). */
+	sample_says("-v", "threadlend still",
+		    "the child's copy stood still: yes, the parent's threads went on: yes",
+		    "neither exec'd nor ended within 20 ms: the parent takes a copy", NULL);
+	sample_says("-v", "threadlend read",
+		    "read 4 in the parent (z), the child saw its old bytes: yes", NULL,
+		    "neither exec'd nor ended");
+}
+
 /* Memory refused for --mem says so once, naming the flag, though the program only sees ENOMEM:
  * a fork whose copy would not fit, and mmap past guest RAM in a program that then fails. */
 Test(procs, memory_refused_for_the_limit_names_the_flag)
