@@ -45,6 +45,9 @@ struct sbx_pnode {
 	/* This process's fork child did not exec or end within the wait: its next forks copy at
 	 * once (a program that forks to work in the child, not to run another), until execve. */
 	int lend_missed;
+	/* The same for a threaded caller's vforks (SBX_FORK_VFORK_APART), apart: its children
+	 * exec, whatever its other forks' do. */
+	int vfork_missed;
 	clockid_t clock; /* its vCPU thread's CPU clock (clock_set) */
 	int clock_set;
 	/* Its timers, on CLOCK_MONOTONIC: 0 is ITIMER_REAL (alarm, setitimer), 1.. the POSIX
@@ -813,7 +816,7 @@ static void execed(struct sbx_vm *vm)
 	struct sbx_pnode *n = self(vm);
 	if (n) {
 		n->released = 1;
-		n->lend_missed = 0;
+		n->lend_missed = n->vfork_missed = 0;
 		/* The new image's boot page: kept across execve, and its parent's end, had it
 		 * come while the page was being made, not lost. */
 		put_children_usage(vm, n);
@@ -915,8 +918,9 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 		return;
 	sbx_log(vm, 1,
 		"fork: child %u neither exec'd nor ended within %d ms: the parent takes a copy of "
-		"its RAM and leaves the old one to the child (this process's next forks copy)",
-		pid, (int)((vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS) / SBX_NS_PER_MS));
+		"its RAM and leaves the old one to the child (this process's next %s copy)",
+		pid, (int)((vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS) / SBX_NS_PER_MS),
+		vfork ? "vforks from a thread" : "forks");
 	char err[256];
 	int fd = sbx_mem_unshare_copy(vm, err, sizeof(err));
 	int64_t held = fd;
@@ -926,7 +930,9 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 	if (fd >= 0)
 		held = sbx_mem_unshare_commit(vm, fd, err, sizeof(err));
 	struct sbx_pnode *me = self(vm), *m = find(t, pid);
-	if (me)
+	if (me && vfork)
+		me->vfork_missed = 1;
+	else if (me)
 		me->lend_missed = 1;
 	if (m && m->ppid == vm->proc.pid && m->parent_on_ram && held >= 0) {
 		if (m->vm)
@@ -995,12 +1001,14 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * at any time. Its kernel asks holding its own lock, so none is halfway through a change
 	 * of the kernel's state. */
 	int threaded = sbx_threads_count(vm) != 0;
-	/* A threaded caller's vfork lends whatever it holds: its thread waits anyway, and only a
-	 * lend carries the child's writes back. */
-	int fork_lend = !(flags & SBX_CLONE_VFORK) && me && !me->lend_missed &&
-			(ram >= SBX_LEND_MIN || (apart && threaded)) && vm->proc.mem.fd >= 0 &&
-			!vm->proc.mem.dirty_logging &&
-			(!threaded || sbx_threads_ram_writers(vm) == 0) && sbx_dirty_peekable(vm);
+	/* A threaded caller's vfork lends whatever it holds, whether or not its forks' children
+	 * exec'd in time: its thread waits anyway, and only a lend carries the child's writes
+	 * back; after one that did not, as its forks do. */
+	int fork_lend =
+	    !(flags & SBX_CLONE_VFORK) && me &&
+	    (apart && threaded ? !me->vfork_missed : !me->lend_missed && ram >= SBX_LEND_MIN) &&
+	    vm->proc.mem.fd >= 0 && !vm->proc.mem.dirty_logging &&
+	    (!threaded || sbx_threads_ram_writers(vm) == 0) && sbx_dirty_peekable(vm);
 	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : ram;
 	lend |= fork_lend;
 	if (held + more > t->root->proc.mem.size) {
