@@ -887,7 +887,8 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 	struct sbx_procs *t = vm->procs;
 	/* A parent whose other threads are held keeps ring_lock: their requests wait too. */
 	int released = threads_held ? 0 : sbx_ring_release_on(vm, &t->cond);
-	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + (vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS);
+	const int64_t wait_ns = vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS;
+	int64_t end = sbx_now_ns(CLOCK_MONOTONIC) + wait_ns;
 	int still = 0;
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
@@ -919,8 +920,7 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 	sbx_log(vm, 1,
 		"fork: child %u neither exec'd nor ended within %d ms: the parent takes a copy of "
 		"its RAM and leaves the old one to the child (this process's next %s copy)",
-		pid, (int)((vfork ? SBX_LEND_VFORK_NS : SBX_LEND_WAIT_NS) / SBX_NS_PER_MS),
-		vfork ? "vforks from a thread" : "forks");
+		pid, (int)(wait_ns / SBX_NS_PER_MS), vfork ? "vforks from a thread" : "forks");
 	char err[256];
 	int fd = sbx_mem_unshare_copy(vm, err, sizeof(err));
 	int64_t held = fd;
@@ -930,10 +930,8 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 	if (fd >= 0)
 		held = sbx_mem_unshare_commit(vm, fd, err, sizeof(err));
 	struct sbx_pnode *me = self(vm), *m = find(t, pid);
-	if (me && vfork)
-		me->vfork_missed = 1;
-	else if (me)
-		me->lend_missed = 1;
+	if (me)
+		*(vfork ? &me->vfork_missed : &me->lend_missed) = 1;
 	if (m && m->ppid == vm->proc.pid && m->parent_on_ram && held >= 0) {
 		if (m->vm)
 			atomic_store(&m->vm->proc.mem.lender_bytes, (uint64_t)held);
