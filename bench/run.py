@@ -490,7 +490,7 @@ def main():
     # 12. processes
     pr_n = 20 if a.quick else 200
     bb = "/bin/busybox"
-    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench/bigspawnbench/bigforkbench/bigthreadspawnbench/bigthreadforkbench {pr_n}, sockbench, "
+    rep.section(f"12. processes: procs-glibc bench/execbench/spawnbench/bigspawnbench/bigforkbench/bigthreadspawnbench/bigthreadforkbench/bigreadforkbench {pr_n}, sockbench, "
                 f"shmbench, lockbench {pr_n * 10} (ns each, timed in the guest); busybox sh running 100 external commands, and dd bs=64k count=2000 "
                 f"| cat (wall)",
                 "sandbox: --ro /bin/busybox; each process is a VM of its own (a fork's or vfork's "
@@ -510,6 +510,8 @@ def main():
                              "bigthreadspawnbench", "spawn_big_wait_threaded"),
                             ("fork+exec+wait from a 64 MiB process, 2 idle threads",
                              "bigthreadforkbench", "fork_exec_big_wait_threaded"),
+                            ("fork+exec+wait from a 64 MiB process, 2 idle threads, 1 in a read",
+                             "bigreadforkbench", "fork_exec_big_wait_reading"),
                             ("socketpair 64 KiB send to a child", "sockbench", "socketpair_64k"),
                             ("process-shared semaphore round trip", "shmbench",
                              "shm_sem_pingpong"),

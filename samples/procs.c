@@ -24,6 +24,7 @@
  *   procs bigforkbench N         fork+execve+wait from the same
  *   procs bigthreadspawnbench N  the two above from a process with two idle threads (a
  *   procs bigthreadforkbench N   runtime's workers in a condition wait)
+ *   procs bigreadforkbench N     bigthreadforkbench with a third thread waiting in a pipe read
  *   procs sockbench N            N sends of 64 KiB over a socketpair to a child
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
@@ -2505,17 +2506,27 @@ static void *idle_worker(void *arg)
 }
 
 /* threads: that many idle workers beside the caller (a Go, Node or JVM process). */
-static int bigspawnbench(int n, int use_fork, int threads)
+static void *pipe_reader(void *arg)
+{
+	char b[4096];
+	return (void *)(intptr_t)read(*(int *)arg, b, sizeof(b));
+}
+
+/* `reading`: a third thread waits in a read of a pipe meanwhile (an output pump's). */
+static int bigspawnbench(int n, int use_fork, int threads, int reading)
 {
 	size_t len = 64u << 20;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 1;
 	memset(p, 1, len);
-	pthread_t w[4];
+	pthread_t w[4], rd;
 	for (int i = 0; i < threads && i < 4; i++)
 		if (pthread_create(&w[i], NULL, idle_worker, NULL))
 			return 1;
+	int rp[2];
+	if (reading && (pipe2(rp, O_CLOEXEC) < 0 || pthread_create(&rd, NULL, pipe_reader, rp)))
+		return 1;
 	char *argv[] = {"procs", "true", NULL};
 	double t0 = now_us();
 	for (int i = 0; i < n; i++) {
@@ -2534,7 +2545,13 @@ static int bigspawnbench(int n, int use_fork, int threads)
 			return 1;
 	}
 	fprintf(stderr, "%s%s %d %.0f\n", use_fork ? "fork_exec_big_wait" : "spawn_big_wait",
-		threads ? "_threaded" : "", n, (now_us() - t0) * 1e3 / n);
+		reading	  ? "_reading"
+		: threads ? "_threaded"
+			  : "",
+		n, (now_us() - t0) * 1e3 / n);
+	void *got;
+	if (reading && (write(rp[1], "x", 1) != 1 || pthread_join(rd, &got) || got != (void *)1))
+		return 1;
 	pthread_mutex_lock(&idle_mu);
 	idle_done = 1;
 	pthread_cond_broadcast(&idle_cv);
@@ -2622,10 +2639,11 @@ int main(int argc, char **argv)
 		: !strcmp(c, "shmbench")    ? shmbench(n > 0 ? n : 2000)
 		: !strcmp(c, "lockbench")   ? lockbench(n > 0 ? n : 2000)
 		: !strcmp(c, "spawnbench")  ? spawnbench(n > 0 ? n : 100)
-		: !strcmp(c, "bigspawnbench")	    ? bigspawnbench(n > 0 ? n : 100, 0, 0)
-		: !strcmp(c, "bigforkbench")	    ? bigspawnbench(n > 0 ? n : 100, 1, 0)
-		: !strcmp(c, "bigthreadspawnbench") ? bigspawnbench(n > 0 ? n : 100, 0, 2)
-		: !strcmp(c, "bigthreadforkbench")  ? bigspawnbench(n > 0 ? n : 100, 1, 2)
+		: !strcmp(c, "bigspawnbench")	    ? bigspawnbench(n > 0 ? n : 100, 0, 0, 0)
+		: !strcmp(c, "bigforkbench")	    ? bigspawnbench(n > 0 ? n : 100, 1, 0, 0)
+		: !strcmp(c, "bigthreadspawnbench") ? bigspawnbench(n > 0 ? n : 100, 0, 2, 0)
+		: !strcmp(c, "bigthreadforkbench")  ? bigspawnbench(n > 0 ? n : 100, 1, 2, 0)
+		: !strcmp(c, "bigreadforkbench")    ? bigspawnbench(n > 0 ? n : 100, 1, 2, 1)
 		: !strcmp(c, "bench")		    ? bench(n > 0 ? n : 100, 0)
 		: !strcmp(c, "execbench")	    ? bench(n > 0 ? n : 100, 1)
 		: !strcmp(c, "execlivebench")

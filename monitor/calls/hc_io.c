@@ -241,6 +241,54 @@ static int hold_windows(struct sbx_vm *vm, struct iovec *iov, int cnt, struct sb
 	return 0;
 }
 
+/* A read of a descriptor that may block, tried without waiting while ring_lock is held (as
+ * io_wait tries it): 1 if that answered it (bytes, end of file, an error, or nothing yet
+ * where the call would not wait: Go's pipes are non-blocking), with its result in *n, *err. */
+static int read_now(const struct sbx_handle *h, struct iovec *iov, int cnt, int sock,
+		    struct msghdr *mh, ssize_t *n, int *err)
+{
+	if ((sock > 0 && (sock & MSG_WAITALL)) || low_water(h, h->fd, sock))
+		return 0;
+	*n = io_call(h->fd, iov, cnt, 0, 0, 0, sock, mh, 1);
+	*err = errno;
+	if (*n >= 0 || (*err != EAGAIN && !(sock < 0 && *err == EOPNOTSUPP)))
+		return 1;
+	if (*err != EAGAIN)
+		return 0;
+	if (sock > 0 && (sock & MSG_DONTWAIT))
+		return 1;
+	int fl = h->stdio >= 0 ? h->vflags : fcntl(h->fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* The bounce buffer of a read that waits without ring_lock: the whole length, up to
+ * SBX_BOUNCE_MAX; a longer read gets that much where a shorter answer is Linux's own (a
+ * pipe, a terminal, a stream socket without MSG_WAITALL); else none (0), and it reads in
+ * place: a datagram longer than the buffer would be cut short. */
+#define SBX_BOUNCE_MAX (256u << 10)
+static uint64_t bounce_len(int fd, uint64_t total, int sock)
+{
+	if (total <= SBX_BOUNCE_MAX)
+		return total;
+	if (sock > 0 && (sock & MSG_WAITALL))
+		return 0;
+	int type = 0;
+	socklen_t tl = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type != SOCK_STREAM)
+		return 0;
+	return SBX_BOUNCE_MAX;
+}
+
+static void scatter(const struct iovec *iov, int cnt, const char *from, size_t n)
+{
+	for (int i = 0; i < cnt && n; i++) {
+		size_t l = iov[i].iov_len < n ? iov[i].iov_len : n;
+		memcpy(iov[i].iov_base, from, l);
+		from += l;
+		n -= l;
+	}
+}
+
 /* One read or write of a handle into guest buffers (host iovecs already checked against RAM,
  * total bytes): a virtual file answers itself; for a host file the stdio flags apply, then
  * a write is cut at what the limits allow. `off` is the position of a PREAD/PWRITE
@@ -290,7 +338,19 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	const struct sbx_handle *wh = h;
 	struct sbx_handle hc;
 	struct sbx_shmap_hold *held = NULL;
-	if (blocks && (!is_write || !counted) && sbx_threads_count(vm)) {
+	ssize_t n = -1;
+	int err = 0, unlocked = blocks && (!is_write || !counted) && sbx_threads_count(vm);
+	/* A read whose bytes are there already needs none of that. */
+	int done = unlocked && !is_write && read_now(h, iov, cnt, sock, mh, &n, &err);
+	/* Where the waiting call reads: into a bounce buffer of the call's own, copied to the
+	 * guest's once ring_lock is back, so that its bytes never land while a fork lends this
+	 * RAM to its child (procs.c); else, for a read longer than one, straight into guest
+	 * RAM, which a fork meanwhile must not lend. */
+	struct iovec biov, *wiov = iov;
+	int wcnt = cnt;
+	uint64_t wtotal = total;
+	char *bounce = NULL;
+	if (unlocked && !done) {
 		if ((e = hold_windows(vm, iov, cnt, &held)) < 0) {
 			if (typed)
 				sbx_pty_drop(typed, 1);
@@ -303,27 +363,35 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		/* Out of descriptors, on the handle's own: waiting with the lock could wait for
 		 * ever for the thread that needs it. */
 		dfd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
-		/* A read lands in guest RAM whenever its input comes: a fork meanwhile must not
-		 * lend that RAM to its child (procs.c). */
-		writes_ram = !is_write;
+		uint64_t bl = is_write ? 0 : bounce_len(h->fd, total, sock);
+		if (bl && (bounce = malloc(bl))) {
+			biov = (struct iovec){bounce, bl};
+			wiov = &biov;
+			wcnt = 1;
+			wtotal = bl;
+		}
+		writes_ram = !is_write && !bounce && total;
 		if (writes_ram)
 			sbx_threads_ram_write(vm, 1);
 		released = sbx_ring_release(vm);
 		fd = dfd >= 0 ? dfd : fd;
 	}
-	ssize_t n;
-	int err = 0;
 	/* Nothing to move returns at once from a pipe or terminal, as Linux's do (a socket's
 	 * empty receive waits for a message). */
-	if (blocks && (total || sock >= 0))
-		n = io_wait(vm, wh, fd, iov, cnt, total, is_write, sock, mh, &err);
+	if (done)
+		;
+	else if (blocks && (total || sock >= 0))
+		n = io_wait(vm, wh, fd, wiov, wcnt, wtotal, is_write, sock, mh, &err);
 	else {
-		n = io_call(fd, iov, cnt, is_write, positioned, off, sock, mh, 0);
+		n = io_call(fd, wiov, wcnt, is_write, positioned, off, sock, mh, 0);
 		err = errno;
 	}
 	if (writes_ram)
 		sbx_threads_ram_write(vm, 0);
 	sbx_ring_reacquire(vm, released);
+	if (bounce && n > 0)
+		scatter(iov, cnt, bounce, (size_t)n);
+	free(bounce);
 	if (typed) {
 		if (n > 0)
 			sbx_pty_wrote(vm, typed, fd, iov, cnt, (size_t)n);

@@ -338,8 +338,9 @@ struct sbx_threads {
 	/* Every vCPU held out of the guest (sbx_threads_hold): one holder at a time. */
 	pthread_mutex_t hold_lock;
 	atomic_uint hold;
-	/* Host calls writing guest RAM without ring_lock now (a blocked read): a threaded
-	 * parent's fork lends its RAM only when none is (procs.c). Raised under ring_lock. */
+	/* Host calls writing guest RAM without ring_lock now (a blocked read longer than its
+	 * bounce buffer can take, hc_io.c): a threaded parent's fork lends its RAM only when
+	 * none is (procs.c). Raised under ring_lock. */
 	atomic_uint ram_writers;
 	/* Thread ids (ABI 1.13): the one held for the next thread (0: none), and each vCPU's
 	 * thread's until it ends, which the sandbox's pid allocator skips and kill finds. */

@@ -994,9 +994,10 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* A parent of threads lends too (Go's os/exec, Node's spawn, a JVM's: their copy was the
 	 * whole runtime), its other threads held out of the guest from here until the child has
 	 * exec'd or ended or the parent took its copy (lend_wait), and this request keeping
-	 * ring_lock, so that nothing writes what the child reads. Not while one of them is in a
-	 * host call that writes guest RAM without ring_lock (a blocked read): that write may come
-	 * at any time. Its kernel asks holding its own lock, so none is halfway through a change
+	 * ring_lock, so that nothing writes what the child reads (a blocked read's bytes wait in
+	 * its bounce buffer for the lock). Not while one of them is in a host call that writes
+	 * guest RAM without ring_lock (a read too long for that buffer): that write may come at
+	 * any time. Its kernel asks holding its own lock, so none is halfway through a change
 	 * of the kernel's state. */
 	int threaded = sbx_threads_count(vm) != 0;
 	/* A threaded caller's vfork lends whatever it holds, whether or not its forks' children
