@@ -49,6 +49,9 @@
  *                       thread unmaps meanwhile, then starts threads, then writes the pipe:
  *                       the read ends in the mapping's file or with EFAULT, and nothing else
  *                       is written (the monitor's buffer must not outlive the window)
+ *   waitreads           reads that wait for their bytes: a readv over three buffers, a
+ *                       datagram longer than the buffer, 1 MiB reads of a pipe fed 600 KiB,
+ *                       a MSG_WAITALL receive of 300 KiB
  *   beat N ROUNDS [HOLD] N threads and main meet at a barrier twice a round, a millisecond
  *                       apart; main prints "ROUND VALUE" from every thread's state each round
  *                       and "checksum C" at the end. With HOLD, the last round waits until the
@@ -70,6 +73,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -1813,6 +1818,102 @@ static int cmd_blockedread(void)
 	return 0;
 }
 
+/* ---- waitreads: reads that wait for their bytes, each in its own shape ---- */
+
+struct wr_feed {
+	int fd;
+	const char *bytes;
+	size_t len, chunk; /* written chunk by chunk (0: at once) */
+	int dgram;	   /* each chunk a datagram of its own */
+};
+
+static void *wr_feeder(void *arg)
+{
+	struct wr_feed *f = arg;
+	struct timespec d = {0, 30 * 1000 * 1000};
+	nanosleep(&d, NULL); /* the reader waits by now */
+	size_t chunk = f->chunk ? f->chunk : f->len;
+	for (size_t off = 0; off < f->len; off += chunk) {
+		size_t l = f->len - off < chunk ? f->len - off : chunk;
+		ssize_t w =
+		    f->dgram ? send(f->fd, f->bytes + off, l, 0) : write(f->fd, f->bytes + off, l);
+		if (w != (ssize_t)l)
+			wrong("waitreads: write of %zu: %zd (%s)", l, w, errname(errno));
+	}
+	return NULL;
+}
+
+static pthread_t wr_feed(struct wr_feed *f)
+{
+	pthread_t t;
+	spawn(&t, NULL, wr_feeder, f);
+	return t;
+}
+
+/* In a process of threads the sandbox reads a wait's bytes into a buffer of its own and copies
+ * them after (so that a fork meanwhile can lend its RAM): scattered over a readv's buffers,
+ * a datagram cut at the buffer as Linux cuts it, a read longer than that buffer on a pipe, a
+ * MSG_WAITALL receive longer than it, which gets all it asked for. */
+static int cmd_waitreads(void)
+{
+	int p[2], sv[2];
+	must(pipe(p) < 0 ? errno : 0, "pipe");
+	struct wr_feed f = {p[1], "abcdefghijklmnop", 16, 0, 0};
+	pthread_t t = wr_feed(&f);
+	char a[3], b[5], c[100];
+	struct iovec iov[3] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
+	ssize_t n = readv(p[0], iov, 3);
+	join(t);
+	printf("readv: %zd: [%.3s] [%.5s] [%.*s]\n", n, a, b, n > 8 ? (int)n - 8 : 0, c);
+
+	must(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0 ? errno : 0, "socketpair");
+	struct wr_feed g = {sv[1],
+			    "0123456789ABCDEFGHIJ"
+			    "second",
+			    26, 20, 1};
+	t = wr_feed(&g);
+	char d[10];
+	n = recv(sv[0], d, sizeof(d), 0);
+	printf("datagram: %zd [%.*s]", n, n > 0 ? (int)n : 0, d);
+	n = recv(sv[0], d, sizeof(d), 0);
+	printf(", then %zd [%.*s]\n", n, n > 0 ? (int)n : 0, d);
+	join(t);
+	close(sv[0]);
+	close(sv[1]);
+
+	const size_t big = 600 << 10, want = 300 << 10;
+	char *src = malloc(big), *dst = malloc(1 << 20);
+	if (!src || !dst)
+		return 1;
+	for (size_t i = 0; i < big; i++)
+		src[i] = (char)(i * 7 + i / 4096);
+	struct wr_feed h = {p[1], src, big, 48 << 10, 0};
+	t = wr_feed(&h);
+	size_t got = 0, bad = 0;
+	while (got < big) {
+		n = read(p[0], dst, 1 << 20);
+		if (n <= 0) {
+			wrong("waitreads: pipe read: %zd (%s)", n, errname(errno));
+			break;
+		}
+		bad += memcmp(dst, src + got, (size_t)n) != 0;
+		got += (size_t)n;
+	}
+	join(t);
+	printf("pipe, 1 MiB reads: %zu bytes, %s\n", got, bad ? "WRONG bytes" : "all in order");
+
+	must(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ? errno : 0, "socketpair");
+	struct wr_feed k = {sv[1], src, want, 32 << 10, 0};
+	t = wr_feed(&k);
+	n = recv(sv[0], dst, want, MSG_WAITALL);
+	join(t);
+	printf("MSG_WAITALL of %zu: %zd, %s\n", want, n,
+	       n == (ssize_t)want && !memcmp(dst, src, want) ? "all in order" : "WRONG bytes");
+	free(src);
+	free(dst);
+	return 0;
+}
+
 /* ---- unmapread: a blocked read whose buffer's mapping goes away ---- */
 
 #define UM_WIN (16 << 20)
@@ -2175,7 +2276,7 @@ static int usage(void)
 		"parallel N WORK | pingpong ITERS | createjoin ITERS | syscalls N ITERS | "
 		"rawclone | rawclone3 | "
 		"cancel | robust | sigthread | interrupt | unmapped | hold SECONDS | blockedread | "
-		"unmapread | "
+		"unmapread | waitreads | "
 		"segvmain | sigbeforewait | segvthreads | segvblocked | sigspin | "
 		"beat N ROUNDS [HOLD] | cgi N\n");
 	return 64;
@@ -2243,6 +2344,8 @@ int main(int argc, char **argv)
 		r = cmd_beat(arg_long(a1, 1), arg_long(a2, 2), argc > 4 ? argv[4] : NULL);
 	else if (!strcmp(op, "unmapread"))
 		r = cmd_unmapread();
+	else if (!strcmp(op, "waitreads"))
+		r = cmd_waitreads();
 	else if (!strcmp(op, "blockedread"))
 		r = cmd_blockedread();
 	else if (!strcmp(op, "segvmain"))

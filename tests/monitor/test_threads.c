@@ -193,6 +193,14 @@ Test(threads, a_signal_ends_a_thread_s_wait_in_read_or_poll)
 	same_as_native("", "interrupt", 0);
 }
 
+/* A read that waits, in a process of threads, reads into the monitor's buffer and is copied
+ * into the program's after: scattered over readv's buffers, a datagram cut at the buffer, reads
+ * longer than that buffer (a pipe's: a shorter count; MSG_WAITALL's: all it asked for). */
+Test(threads, reads_that_wait_land_as_linux_lands_them)
+{
+	same_as_native("", "waitreads", 0);
+}
+
 /* A page one thread unmaps is gone for the others at once: the reader's next read faults
  * (SIGSEGV, as natively), never a stale translation. On PVM KVM's shadow page tables see to
  * it; SBX_SHOOTDOWN=always makes the kernel ask for the shootdown hardware KVM needs, so that
