@@ -263,8 +263,8 @@ static int read_now(const struct sbx_handle *h, struct iovec *iov, int cnt, int 
 
 /* The bounce buffer of a read that waits without ring_lock: the whole length, up to
  * SBX_BOUNCE_MAX; a longer read gets that much where a shorter answer is Linux's own (a
- * pipe, a terminal, a stream socket without MSG_WAITALL); else none (0), and it reads in
- * place: a datagram longer than the buffer would be cut short. */
+ * pipe, a terminal, a stream socket without MSG_WAITALL or a low-water mark above it); else
+ * none (0), and it reads in place: a datagram longer than the buffer would be cut short. */
 #define SBX_BOUNCE_MAX (256u << 10)
 static uint64_t bounce_len(int fd, uint64_t total, int sock)
 {
@@ -272,18 +272,34 @@ static uint64_t bounce_len(int fd, uint64_t total, int sock)
 		return total;
 	if (sock > 0 && (sock & MSG_WAITALL))
 		return 0;
-	int type = 0;
-	socklen_t tl = sizeof(type);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type != SOCK_STREAM)
+	int v = 0;
+	socklen_t l = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0)
+		return SBX_BOUNCE_MAX;
+	l = sizeof(v);
+	if (v != SOCK_STREAM ||
+	    (getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &l) == 0 && v > (int)SBX_BOUNCE_MAX))
 		return 0;
 	return SBX_BOUNCE_MAX;
 }
 
-static void scatter(const struct iovec *iov, int cnt, const char *from, size_t n)
+/* The bounced bytes into the program's buffers, under ring_lock: after any lend, and marked
+ * for dirty tracking now (the pages sbx_gptr marked before the wait may have been sent
+ * since). Not into a process that is ending: a fork's child whose lend that end cut short
+ * still reads its RAM (procs.c lend_wait), and nothing will read the result. */
+static void scatter(struct sbx_vm *vm, const struct iovec *iov, int cnt, const char *from, size_t n)
 {
+	if (sbx_stop_for_good(vm))
+		return;
+	uint8_t *base = vm->proc.mem.base;
 	for (int i = 0; i < cnt && n; i++) {
 		size_t l = iov[i].iov_len < n ? iov[i].iov_len : n;
-		memcpy(iov[i].iov_base, from, l);
+		uint8_t *to = iov[i].iov_base;
+		if (!l)
+			continue;
+		memcpy(to, from, l);
+		if (to >= base && to < base + vm->proc.mem.size)
+			sbx_mem_dirty(vm, (uint64_t)(to - base), l);
 		from += l;
 		n -= l;
 	}
@@ -390,7 +406,7 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 		sbx_threads_ram_write(vm, 0);
 	sbx_ring_reacquire(vm, released);
 	if (bounce && n > 0)
-		scatter(iov, cnt, bounce, (size_t)n);
+		scatter(vm, iov, cnt, bounce, (size_t)n);
 	free(bounce);
 	if (typed) {
 		if (n > 0)
@@ -513,9 +529,11 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 			return r;
 		mh.msg_controllen = clen;
 	}
+	/* Asked before the call: a receive that waits lets another thread close the handle
+	 * and its slot name another descriptor meanwhile. */
 	int type = 0;
 	socklen_t tl = sizeof(type);
-	if (is_write && getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
+	if ((is_write || creds) && getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
 		type = 0;
 	int64_t n = do_io(vm, h, hiov, (int)cnt, total, is_write, 0, 0, sock, &mh);
 	if (ctl && is_write) /* a stream socket sends no descriptors without a byte */
@@ -525,10 +543,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	if (creds && n >= 0) {
 		/* A datagram socket takes its senders' credentials (hc_socket.c); a connected one's
 		 * peer was the sandbox's at its connect or accept, or it is a pair's end. */
-		int st = 0;
-		socklen_t sl = sizeof(st);
-		int ours =
-		    getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &st, &sl) == 0 && st != SOCK_DGRAM;
+		int ours = type != 0 && type != SOCK_DGRAM;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if (c->cmsg_level != SOL_SOCKET)
 				continue;
