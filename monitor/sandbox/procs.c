@@ -942,6 +942,29 @@ static void lend_wait(struct sbx_vm *vm, uint32_t pid, int threads_held, int vfo
 		sbx_vm_kill(vm, SBX_END_VM, SBX_STATUS_ERROR, 0, "fork: %s", err);
 }
 
+/* Why a fork's child gets a copy of its parent's RAM rather than a lend of it (NULL: it may
+ * be lent), which -v -v says: a copy costs ~0.6 ms a MiB. `apart`: a threaded caller's vfork,
+ * lent whatever the parent holds. */
+static const char *copy_reason(struct sbx_vm *vm, const struct sbx_pnode *me, int apart,
+			       uint64_t ram)
+{
+	if (!me)
+		return "its process is gone";
+	if (apart ? me->vfork_missed : me->lend_missed)
+		return "an earlier child did not exec or end in time";
+	if (!apart && ram < SBX_LEND_MIN)
+		return "it holds less than a lend costs";
+	if (vm->proc.mem.fd < 0)
+		return "its RAM is no memfd";
+	if (vm->proc.mem.dirty_logging)
+		return "its RAM's writes are being logged (a migration, a repeated run)";
+	if (sbx_threads_count(vm) && sbx_threads_ram_writers(vm))
+		return "a thread waits in a read that lands in its RAM";
+	if (!sbx_dirty_peekable(vm))
+		return "no dirty log keeps the child's writes apart";
+	return NULL;
+}
+
 static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_procs *t = vm->procs;
@@ -1003,11 +1026,8 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* A threaded caller's vfork lends whatever it holds, whether or not its forks' children
 	 * exec'd in time: its thread waits anyway, and only a lend carries the child's writes
 	 * back; after one that did not, as its forks do. */
-	int fork_lend =
-	    !(flags & SBX_CLONE_VFORK) && me &&
-	    (apart && threaded ? !me->vfork_missed : !me->lend_missed && ram >= SBX_LEND_MIN) &&
-	    vm->proc.mem.fd >= 0 && !vm->proc.mem.dirty_logging &&
-	    (!threaded || sbx_threads_ram_writers(vm) == 0) && sbx_dirty_peekable(vm);
+	const char *copies = copy_reason(vm, me, apart && threaded, ram);
+	int fork_lend = !(flags & SBX_CLONE_VFORK) && !copies;
 	uint64_t held = mem_held(t, &top, &pending), more = lend ? 0 : ram;
 	lend |= fork_lend;
 	if (held + more > t->root->proc.mem.size) {
@@ -1134,6 +1154,12 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		pthread_mutex_unlock(&t->lock);
 		return r == -ENOMEM ? -ENOMEM : -EAGAIN;
 	}
+	sbx_log(vm, 2, "fork: child %u %s%s", pid,
+		lend ? "runs on its parent's RAM until it execs or ends"
+		     : "gets a copy of its parent's RAM: ",
+		lend				       ? ""
+		: copies && !(flags & SBX_CLONE_VFORK) ? copies
+						       : "it cannot be lent now");
 	if (flags & SBX_CLONE_VFORK)
 		vfork_wait(vm, pid, NULL); /* one vCPU: a stop is the end */
 	else if (fork_lend)
