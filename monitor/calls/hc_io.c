@@ -283,13 +283,14 @@ static uint64_t bounce_len(int fd, uint64_t total, int sock)
 	return SBX_BOUNCE_MAX;
 }
 
-/* The bounced bytes into the program's buffers, under ring_lock: after any lend, and marked
- * for dirty tracking now (the pages sbx_gptr marked before the wait may have been sent
- * since). Not into a process that is ending: a fork's child whose lend that end cut short
- * still reads its RAM (procs.c lend_wait), and nothing will read the result. */
-static void scatter(struct sbx_vm *vm, const struct iovec *iov, int cnt, const char *from, size_t n)
+/* A read's n bytes in the program's buffers, under ring_lock: copied there from the bounce
+ * buffer (`from`) after any lend, or already written in place (NULL); marked for dirty
+ * tracking either way now (the pages sbx_gptr marked before the wait may have been sent
+ * since). No copy into a process that is ending: a fork's child whose lend that end cut
+ * short still reads its RAM (procs.c lend_wait), and nothing will read the result. */
+static void landed(struct sbx_vm *vm, const struct iovec *iov, int cnt, const char *from, size_t n)
 {
-	if (sbx_stop_for_good(vm))
+	if (from && sbx_stop_for_good(vm))
 		return;
 	uint8_t *base = vm->proc.mem.base;
 	for (int i = 0; i < cnt && n; i++) {
@@ -297,10 +298,12 @@ static void scatter(struct sbx_vm *vm, const struct iovec *iov, int cnt, const c
 		uint8_t *to = iov[i].iov_base;
 		if (!l)
 			continue;
-		memcpy(to, from, l);
+		if (from)
+			memcpy(to, from, l);
 		if (to >= base && to < base + vm->proc.mem.size)
 			sbx_mem_dirty(vm, (uint64_t)(to - base), l);
-		from += l;
+		if (from)
+			from += l;
 		n -= l;
 	}
 }
@@ -405,8 +408,8 @@ static int64_t do_io(struct sbx_vm *vm, struct sbx_handle *h, struct iovec *iov,
 	if (writes_ram)
 		sbx_threads_ram_write(vm, 0);
 	sbx_ring_reacquire(vm, released);
-	if (bounce && n > 0)
-		scatter(vm, iov, cnt, bounce, (size_t)n);
+	if ((bounce || writes_ram) && n > 0)
+		landed(vm, iov, cnt, bounce, (size_t)n);
 	free(bounce);
 	if (typed) {
 		if (n > 0)
