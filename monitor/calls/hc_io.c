@@ -64,6 +64,13 @@ static int poll_slice(void *ctx, int ms)
 	return poll(w->p, w->n, ms);
 }
 
+/* O_NONBLOCK as the guest sees it: a stdio handle's own (the host's description is the
+ * user's), else the host descriptor's status flags `fl` (-1: unknown, blocking). */
+static int nonblocking(const struct sbx_handle *h, int fl)
+{
+	return h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK);
+}
+
 /* A read or write of a pipe, socket or terminal that would block waits here, in slices, and
  * not in the host call: a kick (a signal for the process, a pause, a stop) that lands just
  * before a blocking call enters the host kernel is lost, and the call would wait for its data
@@ -83,7 +90,7 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || (fl & O_ACCMODE) == (is_write ? O_RDONLY : O_WRONLY))
 		return 0;
-	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) : (fl & O_NONBLOCK))
+	if (nonblocking(h, fl))
 		return 0;
 	/* A terminal read without ICANON and with VMIN 0 returns what there is at once, or
 	 * after VTIME tenths of a second, where poll sees nothing to read: the wait lasts VTIME
@@ -170,6 +177,13 @@ static int low_water(const struct sbx_handle *h, int fd, int sock)
 	       getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &l) == 0 && v > 1;
 }
 
+/* Whether a read may be tried without waiting (io_call's nowait) in place of a wait: not a
+ * MSG_WAITALL receive nor one under a low-water mark, which a try would answer short. */
+static int tryable(const struct sbx_handle *h, int fd, int sock)
+{
+	return !(sock > 0 && (sock & MSG_WAITALL)) && !low_water(h, fd, sock);
+}
+
 /* A read or write of a descriptor that may block. A read is tried without waiting, and waits
  * (in slices) only while there is nothing yet, then tries again; what cannot be tried so (a
  * terminal, MSG_WAITALL, a low-water mark, a write) waits until poll says ready and then makes
@@ -177,7 +191,7 @@ static int low_water(const struct sbx_handle *h, int fd, int sock)
 static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, struct iovec *iov,
 		       int cnt, uint64_t total, int is_write, int sock, struct msghdr *mh, int *err)
 {
-	int tries = !is_write && !(sock > 0 && (sock & MSG_WAITALL)) && !low_water(h, fd, sock);
+	int tries = !is_write && tryable(h, fd, sock);
 	int rounds = 0;
 	for (;;) {
 		if (tries) {
@@ -247,7 +261,7 @@ static int hold_windows(struct sbx_vm *vm, struct iovec *iov, int cnt, struct sb
 static int read_now(const struct sbx_handle *h, struct iovec *iov, int cnt, int sock,
 		    struct msghdr *mh, ssize_t *n, int *err)
 {
-	if ((sock > 0 && (sock & MSG_WAITALL)) || low_water(h, h->fd, sock))
+	if (!tryable(h, h->fd, sock))
 		return 0;
 	*n = io_call(h->fd, iov, cnt, 0, 0, 0, sock, mh, 1);
 	*err = errno;
@@ -257,8 +271,7 @@ static int read_now(const struct sbx_handle *h, struct iovec *iov, int cnt, int 
 		return 0;
 	if (sock > 0 && (sock & MSG_DONTWAIT))
 		return 1;
-	int fl = h->stdio >= 0 ? h->vflags : fcntl(h->fd, F_GETFL);
-	return fl >= 0 && (fl & O_NONBLOCK);
+	return nonblocking(h, h->stdio >= 0 ? 0 : fcntl(h->fd, F_GETFL));
 }
 
 /* The bounce buffer of a read that waits without ring_lock: the whole length, up to
