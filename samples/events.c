@@ -2,7 +2,8 @@
  * bench/run.py). Every subcommand prints lines that are the same natively and sandboxed and exits
  * 0 when every check holds; a check that fails prints "WRONG: <what>" and the exit status is 1.
  *
- *   pipe          pipe/pipe2: bytes through, EOF, EAGAIN, EPIPE, status flags, bad arguments
+ *   pipe          pipe/pipe2: bytes through, EOF, EAGAIN, EPIPE, status flags, sizes
+ *                 (F_GETPIPE_SZ, F_SETPIPE_SZ), bad arguments
  *   eventfd       counting and semaphore modes, EAGAIN, the overflow limit, bad arguments
  *   timerfd       relative and absolute timers on three clocks, intervals counted, blocking
  *                 and non-blocking reads, poll and epoll of one, the old value, bad arguments
@@ -15,13 +16,15 @@
  *                 with FILE, sendfile of it into a pipe another thread drains
  *   hold          holds a pipe and an epoll, waiting 10 times 300 ms in epoll_wait (for pauses
  *                 and snapshots)
- *   snap N [HOLD] pipes (one with bytes in flight, one without a reader), an eventfd and a dup
- *                 of it, an epoll watching them, socket pairs (bytes queued in a stream one); N
- * beats of 1 ms, the last held until the file HOLD exists; then what each holds (a snapshot taken
- * meanwhile keeps it all) pingpong N    N round trips of one byte between two threads over two
- * pipes, and N eventfd wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS" (ns per
- * round trip) on stderr, for bench/run.py; and N/100 one-shot timerfds 200 us ahead, each read when
- * it fires: "timer_late N NS", how late the reader woke */
+ *   snap N [HOLD] pipes (one with bytes in flight, one grown to 256 KiB holding 200,000
+ *                 bytes, one without a reader), an eventfd and a dup of it, an epoll watching
+ *                 them, socket pairs (bytes queued in a stream one); N beats of 1 ms, the last
+ *                 held until the file HOLD exists; then what each holds (a snapshot taken
+ *                 meanwhile keeps it all)
+ *   pingpong N    N round trips of one byte between two threads over two pipes, and N eventfd
+ *                 wakeups through epoll_wait: "pipe_rtt N NS" and "epoll_wake N NS" (ns per
+ *                 round trip) on stderr, for bench/run.py; and N/100 one-shot timerfds 200 us
+ *                 ahead, each read when it fires: "timer_late N NS", how late the reader woke */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -163,6 +166,25 @@ static int cmd_pipe(void)
 	close(p[0]);
 	close(p[1]);
 	printf("ioctls: FIONBIO, FIOCLEX, FIONCLEX\n");
+
+	/* Its size, as Python's test_fcntl and pipe-heavy tools ask for it. */
+	must(pipe2(p, O_NONBLOCK), "pipe2");
+	printf("F_GETPIPE_SZ: %ld\n", must(fcntl(p[1], F_GETPIPE_SZ), "F_GETPIPE_SZ"));
+	printf("F_SETPIPE_SZ 100000: %ld\n",
+	       must(fcntl(p[1], F_SETPIPE_SZ, 100000), "F_SETPIPE_SZ 100000"));
+	expect(fcntl(p[0], F_GETPIPE_SZ), 131072, "the read end's size after the set");
+	for (total = 0; (n = write(p[1], big, sizeof(big))) > 0;)
+		total += n;
+	printf("full at: %ld\n", total);
+	fails(fcntl(p[1], F_SETPIPE_SZ, 4096), EBUSY, "F_SETPIPE_SZ below what it holds");
+	fails(fcntl(p[1], F_SETPIPE_SZ, 1ul << 32 | 3ul << 30), EINVAL, "F_SETPIPE_SZ 3 GiB");
+	printf("F_SETPIPE_SZ 1 MiB: %ld\n",
+	       must(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), "F_SETPIPE_SZ 1 MiB"));
+	close(p[0]);
+	close(p[1]);
+	int ev = (int)must(eventfd(0, 0), "eventfd");
+	fails(fcntl(ev, F_GETPIPE_SZ), EBADF, "F_GETPIPE_SZ of an eventfd");
+	close(ev);
 
 	fails(pipe2(p, 0x40), EINVAL, "pipe2 with O_CREAT");
 	fails(pipe(unmapped()), EFAULT, "pipe into an unmapped array");
@@ -643,6 +665,14 @@ static int cmd_snap(long n, const char *hold)
 	close(gone);
 	if (write(p[1], "in flight", 9) != 9)
 		wrong("write: %s", errname(errno));
+	/* A pipe grown past Linux's default holding more than the default's 64 KiB. */
+	int g[2];
+	static char big[200000];
+	must(pipe2(g, O_NONBLOCK), "pipe2");
+	must(fcntl(g[1], F_SETPIPE_SZ, 256 << 10), "F_SETPIPE_SZ");
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + i / 251);
+	expect(write(g[1], big, sizeof(big)), sizeof(big), "write into the grown pipe");
 	uint64_t v = 5;
 	if (write(e2, &v, 8) != 8)
 		wrong("eventfd write: %s", errname(errno));
@@ -678,6 +708,12 @@ static int cmd_snap(long n, const char *hold)
 	close(p[1]);
 	r = read(p[0], buf, sizeof(buf));
 	printf("pipe after its writer closed: %zd\n", r);
+	static char back[sizeof(big) + 1];
+	size_t got = 0;
+	while (got < sizeof(back) && (r = read(g[0], back + got, sizeof(back) - got)) > 0)
+		got += (size_t)r;
+	printf("grown pipe: size %d, %zu bytes %s\n", fcntl(g[0], F_GETPIPE_SZ), got,
+	       got == sizeof(big) && !memcmp(back, big, got) ? "as written" : "changed");
 	return failures ? 1 : 0;
 }
 

@@ -6,7 +6,7 @@
  *   procs fork | pipe | exec | cloexec | kill | killparent | handler | sigchld | spawn | vfork |
  * wnohang procs pgrp | many N | segv | ids | threaded | shared | closerange | rusage | socketpair
  *   procs shm | locks | tids | execthreads | execlive | restart | vforkshare | ptimers
- *   procs orphan | procfs | forklend | maskwait | threadlend [exec|read|still]
+ *   procs orphan | procfs | forklend | maskwait | threadlend [exec|read|still] | affinity
  * Only in the sandbox (natively it would stop for good):
  *   procs selfstop               raise TSTP, TTIN, TTOU, then STOP, saying after each that
  *                                it went on
@@ -29,13 +29,15 @@
  *   procs shmbench N             N round trips of two process-shared semaphores
  *   procs lockbench N            N fcntl and N flock lock+unlock pairs, uncontended
  * What the exec'd copy does:
- *   procs echo ARGS... | fds | true | threadsagain | execd LABEL | sleepwrite FD */
+ *   procs echo ARGS... | fds | true | threadsagain | execd LABEL | sleepwrite FD |
+ *   affinityexec CPU (exit 7 when its affinity is that CPU alone) */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -62,6 +64,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "errname.h"
 
 extern char **environ;
 
@@ -2561,6 +2565,72 @@ static int bigspawnbench(int n, int use_fork, int threads, int reading)
 	return p[len - 1] != 1;
 }
 
+/* sched_setaffinity as `taskset -c N prog` and thread pools use it: the set reads back in the
+ * thread, in a thread it makes, in a fork's child and in the image an execve makes; the
+ * errors Linux gives; and the parent is there for kill(getppid(), 0). */
+static int affinity_one(cpu_set_t *m)
+{
+	int first = -1;
+	for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+		if (CPU_ISSET(i, m))
+			first = i;
+	return first;
+}
+
+static void *affinity_thread(void *arg)
+{
+	cpu_set_t m;
+	*(int *)arg = sched_getaffinity(0, sizeof(m), &m) == 0 && CPU_COUNT(&m) == 1 &&
+		      affinity_one(&m) == *(int *)arg;
+	return NULL;
+}
+
+static int do_affinity(void)
+{
+	cpu_set_t all, one, got;
+	if (sched_getaffinity(0, sizeof(all), &all) != 0)
+		return printf("sched_getaffinity: %s\n", strerror(errno)), 1;
+	int c = affinity_one(&all);
+	CPU_ZERO(&one);
+	CPU_SET(c, &one);
+	printf("set to one CPU: %s\n",
+	       sched_setaffinity(0, sizeof(one), &one) == 0 ? "ok" : "WRONG");
+	sched_getaffinity(0, sizeof(got), &got);
+	printf("read back: %s\n", CPU_EQUAL(&got, &one) ? "that CPU" : "WRONG");
+	pthread_t t;
+	int in_thread = c;
+	pthread_create(&t, NULL, affinity_thread, &in_thread);
+	pthread_join(t, NULL);
+	printf("a new thread has it: %s\n", in_thread ? "yes" : "WRONG");
+	fflush(stdout);
+	pid_t k = fork();
+	if (k == 0) {
+		sched_getaffinity(0, sizeof(got), &got);
+		printf("a fork's child has it: %s\n", CPU_EQUAL(&got, &one) ? "yes" : "WRONG");
+		fflush(stdout);
+		char arg[16];
+		snprintf(arg, sizeof(arg), "%d", c);
+		execl(self, "procs", "affinityexec", arg, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	waitpid(k, &st, 0);
+	printf("the exec'd image: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	errno = 0;
+	printf("pid -1: %s\n",
+	       sched_getaffinity(-1, sizeof(got), &got) < 0 ? errname(errno) : "WRONG");
+	CPU_ZERO(&got);
+	printf("an empty set: %s\n",
+	       sched_setaffinity(0, sizeof(got), &got) < 0 ? errname(errno) : "WRONG");
+	printf("back to all: %s\n", sched_setaffinity(0, sizeof(all), &all) == 0 &&
+					    sched_getaffinity(0, sizeof(got), &got) == 0 &&
+					    CPU_EQUAL(&got, &all)
+					? "ok"
+					: "WRONG");
+	printf("the parent is there: %s\n", kill(getppid(), 0) == 0 ? "yes" : errname(errno));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
@@ -2579,6 +2649,13 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(c, "true"))
 		return 0;
+	if (!strcmp(c, "affinityexec") && argc > 2) {
+		cpu_set_t m;
+		return sched_getaffinity(0, sizeof(m), &m) == 0 && CPU_COUNT(&m) == 1 &&
+			       CPU_ISSET(atoi(argv[2]), &m)
+			   ? 7
+			   : 1;
+	}
 	if (!strcmp(c, "sleepwrite") && argc > 2) {
 		usleep(10000);
 		return write(atoi(argv[2]), "zzzz", 4) == 4 ? 0 : 1;
@@ -2602,6 +2679,7 @@ int main(int argc, char **argv)
 		: !strcmp(c, "forklend")    ? do_forklend()
 		: !strcmp(c, "threadlend")  ? do_threadlend(argc > 2 ? argv[2] : NULL)
 		: !strcmp(c, "pipe")	    ? do_pipe()
+		: !strcmp(c, "affinity")    ? do_affinity()
 		: !strcmp(c, "exec")	    ? do_exec()
 		: !strcmp(c, "cloexec")	    ? do_cloexec()
 		: !strcmp(c, "execlive")    ? do_execlive()

@@ -1,7 +1,8 @@
 /* writefile DIR: the write side of the file system, one step per line. DIR must exist, be
  * writable and not contain "sub". Creates DIR/sub/a.txt, writes it (write, pwrite past the end,
  * fsync, ftruncate), reads it back, renames it to b.txt; writes and reads DIR/sub/v.bin with
- * pwritev, preadv and their v2 forms; then removes everything it made. Prints
+ * pwritev, preadv and their v2 forms; makes entries under umask 002 and tries chown; then
+ * removes everything it made. Prints
  * only paths relative to DIR, so the output does not depend on where DIR is. Exits 0 when every
  * step gave the expected result, 1 otherwise. */
 #define _GNU_SOURCE
@@ -79,6 +80,50 @@ static void copy_range(const char *dir, const char *src)
 	close(in);
 	close(out);
 	unlink(c);
+}
+
+/* The program's umask is the only one its new entries know (its own 002 under a shell's 022
+ * keeps the group's write bit); an O_CREAT open of an existing file leaves its mode; chown
+ * looks the file up first (ENOENT, EBADF) and gives nothing away; getrandom of nothing is 0. */
+static void modes(const char *sub)
+{
+	char d[4200], f[4200], p[4200], q[4200];
+	snprintf(d, sizeof(d), "%s/g", sub);
+	snprintf(f, sizeof(f), "%s/g/f", sub);
+	snprintf(p, sizeof(p), "%s/g/p", sub);
+	snprintf(q, sizeof(q), "%s/g/q", sub);
+	mode_t old = umask(002);
+	step("mkdir sub/g 0777 under umask 002", mkdir(d, 0777) == 0);
+	int fd = open(f, O_WRONLY | O_CREAT, 0666);
+	step("open sub/g/f O_CREAT 0666", fd >= 0 && close(fd) == 0);
+	step("mkfifo sub/g/p 0666", mkfifo(p, 0666) == 0);
+	fd = open(q, O_WRONLY | O_CREAT | O_EXCL, 0660);
+	step("open sub/g/q O_CREAT|O_EXCL 0660", fd >= 0 && close(fd) == 0);
+	fd = open(f, O_WRONLY | O_CREAT, 0600);
+	step("open sub/g/f O_CREAT 0600 again", fd >= 0 && close(fd) == 0);
+	umask(old);
+	const char *names[4] = {"sub/g", "sub/g/f", "sub/g/p", "sub/g/q"}, *paths[4] = {d, f, p, q};
+	for (int i = 0; i < 4; i++) {
+		struct stat st;
+		if (step(names[i], stat(paths[i], &st) == 0))
+			printf("%s: mode %03o\n", names[i], (unsigned)(st.st_mode & 07777));
+	}
+	char missing[4300];
+	snprintf(missing, sizeof(missing), "%s/missing", d);
+	errno = 0;
+	printf("chown of a missing file: %s\n",
+	       chown(missing, (uid_t)-1, (gid_t)-1) < 0 ? errname(errno) : "ok");
+	printf("fchown of fd -1: %s\n",
+	       fchown(-1, (uid_t)-1, (gid_t)-1) < 0 ? errname(errno) : "ok");
+	step("chown sub/g/f -1 -1", chown(f, (uid_t)-1, (gid_t)-1) == 0);
+	step("lchown sub/g/f to its owner", lchown(f, getuid(), getgid()) == 0);
+	printf("fchownat with a flag it does not know: %s\n",
+	       syscall(SYS_fchownat, AT_FDCWD, f, -1, -1, 0x8000) < 0 ? errname(errno) : "ok");
+	printf("getrandom of 0 bytes into NULL: %ld\n", (long)syscall(SYS_getrandom, NULL, 0, 0));
+	step("unlink sub/g/f", unlink(f) == 0);
+	step("unlink sub/g/p", unlink(p) == 0);
+	step("unlink sub/g/q", unlink(q) == 0);
+	step("rmdir sub/g", rmdir(d) == 0);
 }
 
 int main(int argc, char **argv)
@@ -188,6 +233,7 @@ int main(int argc, char **argv)
 	step("close", close(fd) == 0);
 	step("unlink sub/v.bin", unlink(v) == 0);
 
+	modes(sub);
 	copy_range(argv[1], b);
 	step("unlink sub/b.txt", unlink(b) == 0);
 	step("rmdir sub", rmdir(sub) == 0);

@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 27
+#define SBX_ABI_MINOR 28
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -429,7 +429,11 @@ struct sbx_bootinfo {
 	/* 1.26: IN and OUT: ioprio_set's I/O priority (class << 13 | data, 0: none set), which fork
 	 * copies with the page and the monitor carries across execve, as nice. */
 	uint32_t ioprio;
-	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4 - 4 - 64];
+	/* 1.28: IN and OUT: sched_setaffinity's vCPUs (a bit each, 0: all) of the thread that
+	 * calls execve, which the monitor carries across it, as nice: the new image's thread
+	 * starts with them, as Linux's keeps its affinity. */
+	uint64_t affinity;
+	uint8_t tail[4096 - 1024 - 4 * SBX_MAX_SYSCALL - 8 * 64 - 8 - 16 - 4 - 4 - 8 - 64];
 	/* 1.23: KVM's, not the monitor's: vCPU 0's steal time (MSR_KVM_STEAL_TIME's record), the
 	 * nanoseconds its host thread waited for a CPU while it had work, added by KVM as the
 	 * vCPU enters the guest. The CPU-time clocks subtract it while threads_started is 0. The
@@ -471,6 +475,7 @@ _Static_assert(__builtin_offsetof(struct sbx_bootinfo, tid_next) == 3584, "1.13 
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, pdeathsig) == 3588, "1.17 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, comm) == 3592, "1.17 fields");
 _Static_assert(__builtin_offsetof(struct sbx_bootinfo, patch_limit) == 3608, "1.22 fields");
+_Static_assert(__builtin_offsetof(struct sbx_bootinfo, affinity) == 3616, "1.28 fields");
 #endif
 
 /* ---- Hypercall numbers (sbx_calls.h describes each call) ------------------------------ */

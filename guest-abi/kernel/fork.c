@@ -130,6 +130,7 @@ static long exec_common(int32_t dirfd, uint64_t path, uint64_t argv, uint64_t en
 	if (flags > 0xffffffffull || (flags & (SBX_EXECVE_CHECK | SBX_EXECVE_FINAL)))
 		return -EINVAL;
 	uint64_t a[6] = {(uint64_t)(int64_t)dirfd, path, argv, envp, flags, k_cur_umask()};
+	k_thread_affinity_to_exec();
 	if (k_nthreads > 1 || !k_thread_is_main())
 		return k_exec_threaded(a);
 	k_signal_shared_to_main();

@@ -308,17 +308,6 @@ long k_sys_close_range(struct k_frame *f)
 	return k_call(SBX_CALL_CLOSE, a, 3);
 }
 
-/* struct stat as x86-64 Linux lays it out. */
-struct k_stat {
-	uint64_t dev, ino, nlink;
-	uint32_t mode, uid, gid, pad0;
-	uint64_t rdev;
-	int64_t size, blksize, blocks;
-	int64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
-	int64_t unused[3];
-};
-_Static_assert(sizeof(struct k_stat) == 144, "struct stat");
-
 static long fstat_call(int32_t fd, struct k_stat *st)
 {
 	struct sbx_path p;
@@ -331,10 +320,11 @@ static long fstat_call(int32_t fd, struct k_stat *st)
 
 /* Into the kernel's stack (guest RAM too) first: as on Linux, a missing file is ENOENT whatever
  * the buffer, and the buffer is EFAULT only when there is a result to copy. */
-static long stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_stat *st)
+long k_stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_stat *st)
 {
-	if ((flags & AT_EMPTY_PATH) && path && k_user_ok(path, 1, K_READ) &&
-	    *(const char *)path == 0)
+	/* No path at all: the kernel's own callers' way to name the handle (fchown). */
+	if ((flags & AT_EMPTY_PATH) &&
+	    (!path || (k_user_ok(path, 1, K_READ) && *(const char *)path == 0)))
 		return fstat_call(dirfd, st);
 	return path_call(SBX_CALL_STAT, dirfd, path, flags, 0, (uint64_t)st, sizeof(*st));
 }
@@ -342,7 +332,7 @@ static long stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_s
 static long stat_call(int32_t dirfd, uint64_t path, uint32_t flags, uint64_t buf)
 {
 	struct k_stat st;
-	long r = stat_kernel(dirfd, path, flags, &st);
+	long r = k_stat_kernel(dirfd, path, flags, &st);
 	return r < 0 ? r : k_copy_to_user(buf, &st, sizeof(st));
 }
 
@@ -373,13 +363,13 @@ static long xattr_none(long r)
 long k_sys_xattr(struct k_frame *f)
 {
 	struct k_stat st;
-	return xattr_none(stat_kernel(SBX_AT_FDCWD, f->rdi, 0, &st));
+	return xattr_none(k_stat_kernel(SBX_AT_FDCWD, f->rdi, 0, &st));
 }
 
 long k_sys_lxattr(struct k_frame *f)
 {
 	struct k_stat st;
-	return xattr_none(stat_kernel(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, &st));
+	return xattr_none(k_stat_kernel(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, &st));
 }
 
 long k_sys_fxattr(struct k_frame *f)
@@ -425,7 +415,7 @@ long k_sys_statx(struct k_frame *f)
 	struct k_stat st;
 	struct k_statx xs;
 	uint32_t flags = (uint32_t)f->rdx & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
-	long r = stat_kernel((int32_t)f->rdi, f->rsi, flags, &st);
+	long r = k_stat_kernel((int32_t)f->rdi, f->rsi, flags, &st);
 	if (r < 0)
 		return r;
 	struct k_statx *x = &xs;
@@ -872,8 +862,11 @@ long k_sys_ioctl(struct k_frame *f)
 
 long k_sys_getrandom(struct k_frame *f)
 {
-	if (f->rdx & ~(uint64_t)7)
+	/* GRND_NONBLOCK 1, GRND_RANDOM 2, GRND_INSECURE 4, the last two not together. */
+	if ((f->rdx & ~(uint64_t)7) || (f->rdx & 6) == 6)
 		return -EINVAL;
+	if (!f->rsi)
+		return 0; /* nothing asked for: whatever the buffer, as Linux */
 	uint64_t ok = k_user_span(f->rdi, f->rsi, K_WRITE);
 	if (!ok && f->rsi)
 		return -EFAULT;

@@ -94,21 +94,44 @@ long k_sys_fchmodat(struct k_frame *f)
 			  (uint32_t)f->rdx, 0, 0);
 }
 
-/* One user: no other owner can be given away to or taken from. */
-long k_sys_chown(struct k_frame *f)
+/* One user: no other owner can be given away to or taken from. The file is looked up first,
+ * as Linux does: a missing one is ENOENT and a bad descriptor EBADF, whatever the owners. */
+static long chown_ids(long found, uint64_t uid64, uint64_t gid64)
 {
-	uint32_t uid = (uint32_t)f->rsi, gid = (uint32_t)f->rdx;
+	uint32_t uid = (uint32_t)uid64, gid = (uint32_t)gid64;
+	if (found < 0)
+		return found;
 	if ((uid != 0xffffffffu && uid != BOOT->uid) || (gid != 0xffffffffu && gid != BOOT->gid))
 		return -EPERM;
 	return 0;
 }
 
+long k_sys_chown(struct k_frame *f)
+{
+	struct k_stat st;
+	return chown_ids(k_stat_kernel(SBX_AT_FDCWD, f->rdi, 0, &st), f->rsi, f->rdx);
+}
+
+long k_sys_lchown(struct k_frame *f)
+{
+	struct k_stat st;
+	return chown_ids(k_stat_kernel(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, &st), f->rsi,
+			 f->rdx);
+}
+
+long k_sys_fchown(struct k_frame *f)
+{
+	struct k_stat st;
+	return chown_ids(k_stat_kernel((int32_t)f->rdi, 0, AT_EMPTY_PATH, &st), f->rsi, f->rdx);
+}
+
 long k_sys_fchownat(struct k_frame *f)
 {
-	struct k_frame g = *f;
-	g.rsi = f->rdx;
-	g.rdx = f->r10;
-	return k_sys_chown(&g);
+	struct k_stat st;
+	uint32_t flags = (uint32_t)f->r8;
+	if (flags & ~(uint32_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+		return -EINVAL;
+	return chown_ids(k_stat_kernel((int32_t)f->rdi, f->rsi, flags, &st), f->rdx, f->r10);
 }
 
 /* The times are copied to the kernel stack (guest RAM, which the monitor reads like any other

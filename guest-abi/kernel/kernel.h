@@ -630,6 +630,22 @@ long k_sys_rt_sigaction(struct k_frame *f);
 long k_sys_rt_sigprocmask(struct k_frame *f);
 long k_sys_rt_sigpending(struct k_frame *f);
 long k_pid_ok(uint64_t pid);
+/* fs.c: struct stat as x86-64 Linux lays it out, and a stat into the kernel's stack (path 0
+ * with AT_EMPTY_PATH: the handle dirfd's). */
+struct k_stat {
+	uint64_t dev, ino, nlink;
+	uint32_t mode, uid, gid, pad0;
+	uint64_t rdev;
+	int64_t size, blksize, blocks;
+	int64_t atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+	int64_t unused[3];
+};
+_Static_assert(sizeof(struct k_stat) == 144, "struct stat");
+long k_stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_stat *st);
+long k_sys_fchown(struct k_frame *f);
+long k_sys_lchown(struct k_frame *f);
+/* thread.c: the calling thread's affinity into the boot page, for the image execve makes. */
+void k_thread_affinity_to_exec(void);
 long k_sys_capget(struct k_frame *f);
 long k_sys_capset(struct k_frame *f);
 long k_sys_sigaltstack(struct k_frame *f);

@@ -2,7 +2,8 @@
  * (`nice make`, Python's os.nice, a runtime pinning its threads). The host schedules each vCPU
  * thread as it likes, so what a program sets here changes no host decision: nice values are
  * kept (and inherited by fork) and read back, policies other than the normal ones are refused
- * as for a process without CAP_SYS_NICE, and an affinity naming one of the vCPUs is taken. */
+ * as for a process without CAP_SYS_NICE, and an affinity naming one of the vCPUs is taken and
+ * read back (thread.c). */
 #include "kernel.h"
 
 #define PRIO_PROCESS 0
@@ -180,21 +181,6 @@ long k_sys_sched_rr_get_interval(struct k_frame *f)
 	long r = k_pid_ok(f->rdi);
 	int64_t ts[2] = {0, 0}; /* SCHED_OTHER has no round-robin slice */
 	return r < 0 ? r : k_copy_to_user(f->rsi, ts, sizeof(ts));
-}
-
-/* Taken when it names at least one of the vCPUs (sched_getaffinity's set), as Linux takes a
- * mask with one allowed CPU in it. */
-long k_sys_sched_setaffinity(struct k_frame *f)
-{
-	long r = k_pid_ok(f->rdi);
-	if (r < 0)
-		return r;
-	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);
-	if (k_copy_from_user(&mask, f->rdx, n8) < 0)
-		return -EFAULT;
-	uint32_t n = BOOT->ncpus ? BOOT->ncpus : 1;
-	uint64_t have = n >= 64 ? ~0ull : (1ull << n) - 1;
-	return mask & have ? 0 : -EINVAL;
 }
 
 long k_sys_getcpu(struct k_frame *f)

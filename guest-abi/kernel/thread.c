@@ -50,6 +50,8 @@ struct k_thread {
 	uint16_t rtq[33];
 	/* PR_SET_NAME's name for a thread other than the main one ("": the process's). */
 	char comm[16];
+	/* sched_setaffinity's vCPUs for it, read back by sched_getaffinity; 0: all of them. */
+	uint64_t aff;
 };
 
 static struct k_thread k_threads[K_MAX_THREADS];
@@ -100,6 +102,7 @@ static void cpu0_init(struct k_cpu *c)
 	k_threads[0].run = 1; /* it runs: tgkill and get_robust_list find it by its tid */
 	K_CPU_TID = BOOT->pid;
 	k_threads[0].root = SBX_PT_ADDR;
+	k_threads[0].aff = BOOT->affinity; /* what the thread that called execve had */
 }
 
 void k_lock(void)
@@ -732,6 +735,7 @@ static long do_clone(struct k_frame *f, uint64_t flags, uint64_t sp, uint64_t pt
 	k_memset(t->rtq, 0, sizeof(t->rtq)); /* a slot's last thread may have left some */
 	t->waitset = 0;
 	t->comm[0] = 0;
+	t->aff = K_CPU->self->aff; /* Linux's child has its creator's affinity */
 	t->intr = 0;
 	t->kick = 0;
 	/* The child's registers: the parent's at this syscall, 0 in %rax, its own stack. */
@@ -877,12 +881,60 @@ void k_thread_exit(void)
 	__builtin_unreachable();
 }
 
-/* The host CPUs the threads may run on (--cpus), as CPUs 0..n-1. */
-long k_sys_sched_getaffinity(struct k_frame *f)
+/* The thread whose affinity pid names: the caller (0), a thread of this process by its tid
+ * (the pid: the main one), NULL for another process of the sandbox (its own kernel keeps its
+ * affinity; it is taken and reads back as all), or an error: Linux's ESRCH for a pid it does
+ * not find, a negative one included. */
+static struct k_thread *aff_thread(uint64_t pid, long *err)
+{
+	*err = (int32_t)pid < 0 ? -ESRCH : k_pid_ok(pid);
+	if (*err < 0)
+		return 0;
+	if ((int32_t)pid == 0)
+		return K_CPU->self;
+	return *err == 0 ? find_tid((uint32_t)pid) : 0;
+}
+
+/* The vCPUs (--cpus, as CPUs 0..n-1) a thread may run on. */
+static uint64_t all_cpus(void)
 {
 	uint32_t n = BOOT->ncpus ? BOOT->ncpus : 1;
-	uint64_t mask = n >= 64 ? ~0ull : (1ull << n) - 1;
+	return n >= 64 ? ~0ull : (1ull << n) - 1;
+}
+
+void k_thread_affinity_to_exec(void)
+{
+	BOOT->affinity = K_CPU->self->aff;
+}
+
+/* Read back as set; the host schedules each vCPU thread as it likes (sched.c). */
+long k_sys_sched_getaffinity(struct k_frame *f)
+{
 	if (f->rsi < 8 || (f->rsi & 7))
 		return -EINVAL;
+	long r;
+	struct k_thread *t = aff_thread(f->rdi, &r);
+	if (r < 0)
+		return r;
+	uint64_t mask = t && t->aff ? t->aff : all_cpus();
 	return k_copy_to_user(f->rdx, &mask, sizeof(mask)) < 0 ? -EFAULT : 8;
+}
+
+/* Taken when it names at least one of the vCPUs, as Linux takes a mask with one allowed CPU
+ * in it; kept as the thread's, without the CPUs it does not have. */
+long k_sys_sched_setaffinity(struct k_frame *f)
+{
+	long r;
+	struct k_thread *t = aff_thread(f->rdi, &r);
+	if (r < 0)
+		return r;
+	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);
+	if (k_copy_from_user(&mask, f->rdx, n8) < 0)
+		return -EFAULT;
+	mask &= all_cpus();
+	if (!mask)
+		return -EINVAL;
+	if (t)
+		t->aff = mask == all_cpus() ? 0 : mask;
+	return 0;
 }

@@ -9,6 +9,9 @@
 #include "vm.h"
 
 #define SBX_MAX_FDS 1024
+/* The biggest pipe a program may ask for (F_SETPIPE_SZ) and a snapshot keeps: Linux's default
+ * pipe-max-size. */
+#define SBX_PIPE_MAX (1u << 20)
 
 /* VDIR: a directory of the policy's tree above mounts; VFILE: a node of the virtual /dev and
  * /proc (vfs.c), its vnode in `vnode`. */

@@ -953,10 +953,32 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -EINVAL;
 		if (s->u.a[1] == F_ADD_SEALS && arg > UINT32_MAX)
 			return -EINVAL;
-		int r = fcntl(h->fd, (int)s->u.a[1], (int)arg);
-		return r < 0 ? -errno : r;
+		break;
+	case F_GETPIPE_SZ:
+	case F_SETPIPE_SZ: {
+		/* The host's pipe is the program's (its own, or the stdio one it was given, as
+		 * natively); anything else is EBADF, as Linux says of a file that is no pipe. */
+		if (h->kind != SBX_H_HOST)
+			return -EBADF;
+		if (s->u.a[1] == F_SETPIPE_SZ) {
+			/* Linux takes an unsigned int; above 2 GiB EINVAL, above pipe-max-size
+			 * (1 MiB, also all a snapshot keeps of a pipe) EPERM for a process
+			 * without CAP_SYS_RESOURCE, which no sandboxed one has on the host. */
+			uint32_t size = (uint32_t)arg;
+			if (size > (1u << 31))
+				return -EINVAL;
+			if (size > SBX_PIPE_MAX)
+				return -EPERM;
+			arg = size;
+		}
+		break;
 	}
-	return -EINVAL;
+	default:
+		return -EINVAL;
+	}
+	/* What the host's own descriptor answers, the checks above made. */
+	int r = fcntl(h->fd, (int)s->u.a[1], (int)arg);
+	return r < 0 ? -errno : r;
 }
 
 int64_t sbx_hc_nofile(struct sbx_vm *vm, const struct sbx_slot *s)

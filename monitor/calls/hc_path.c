@@ -256,6 +256,33 @@ static int open_check(const struct policy_node *n, int *flags, void *ctx)
 	return 0;
 }
 
+/* The program's kernel took the program's umask from a new entry's mode; the host takes the
+ * monitor's too. Where that removed bits the program kept (its umask 002 under a shell's 022),
+ * the entry just made gets the program's mode back, through a descriptor of it: never by a path
+ * a racing rename could turn into a symlink that leads out. fd: the entry's, or -1 to find
+ * name in dirfd, which must still be of type (S_IFMT bits). */
+static void mode_back(struct sbx_vm *vm, int dirfd, const char *name, int fd, mode_t type,
+		      mode_t mode)
+{
+	mode &= 01777;
+	if (!(mode & vm->host.umask))
+		return;
+	if (fd >= 0) {
+		(void)fchmod(fd, mode);
+		return;
+	}
+	struct stat st;
+	char p[64];
+	int e = errno, own = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (own >= 0 && fstat(own, &st) == 0 && (st.st_mode & S_IFMT) == type) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", own);
+		(void)chmod(p, mode);
+	}
+	if (own >= 0)
+		close(own);
+	errno = e;
+}
+
 int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	const struct sbx_path *a = &s->u.path;
@@ -281,9 +308,21 @@ again:
 	if (p.t.kind != POLICY_MOUNT)
 		return -ENOENT;
 	const struct policy_mount *m = p.t.mount;
-	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. */
-	int fd = policy_open(vm->cfg.policy, &p.t, how, (flags & ~O_CLOEXEC) | O_NONBLOCK,
-			     a->mode & 01777, open_check, &wants_write, &m);
+	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. Where
+	 * the host's umask would take bits the program's mode keeps, O_EXCL first says whether
+	 * this open makes the file, whose mode is then the program's (mode_back). */
+	int oflags = (flags & ~O_CLOEXEC) | O_NONBLOCK, fd = -1,
+	    made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+	if (!made && (flags & O_CREAT) && (a->mode & 01777 & vm->host.umask)) {
+		fd = policy_open(vm->cfg.policy, &p.t, POLICY_NOFOLLOW, oflags | O_EXCL,
+				 a->mode & 01777, open_check, &wants_write, &m);
+		made = fd >= 0;
+	}
+	if (fd < 0)
+		fd = policy_open(vm->cfg.policy, &p.t, how, oflags, a->mode & 01777, open_check,
+				 &wants_write, &m);
+	if (fd >= 0 && made)
+		mode_back(vm, -1, NULL, fd, 0, a->mode);
 	sbx_audit_mount(vm, &p.t, m);
 	if (fd == -EXDEV && (fd = walk_again(vm, &p, how)) == 0)
 		goto again;
@@ -525,8 +564,10 @@ int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EEXIST;
 	if (r < 0)
 		return r;
-	return entry_done(&n, n.pinned ? refuse(EEXIST)
-				       : mkdirat(n.dirfd, n.name, s->u.path.mode & 01777));
+	r = n.pinned ? refuse(EEXIST) : mkdirat(n.dirfd, n.name, s->u.path.mode & 01777);
+	if (r == 0)
+		mode_back(vm, n.dirfd, n.name, -1, S_IFDIR, s->u.path.mode);
+	return entry_done(&n, r);
 }
 
 /* FIFOs, regular files and socket files, as for a user without CAP_MKNOD. */
@@ -545,11 +586,14 @@ int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r < 0)
 		return r;
 	/* As Linux: EEXIST before a device's EPERM; never a device, whoever runs the monitor. */
-	return entry_done(&n, n.pinned ? refuse(EEXIST)
-			      : dev    ? (fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0
-					      ? refuse(EEXIST)
-					      : refuse(EPERM))
-				       : mknodat(n.dirfd, n.name, type | (mode & 01777), 0));
+	if (n.pinned)
+		r = refuse(EEXIST);
+	else if (dev)
+		r = fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? refuse(EEXIST)
+									    : refuse(EPERM);
+	else if ((r = mknodat(n.dirfd, n.name, type | (mode & 01777), 0)) == 0)
+		mode_back(vm, n.dirfd, n.name, -1, type, mode);
+	return entry_done(&n, r);
 }
 
 int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,

@@ -319,6 +319,7 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 		const struct sbx_bootinfo *ob = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*ob));
 		int32_t nice = ob ? ob->nice : 0;
 		uint32_t ioprio = ob ? ob->ioprio : 0;
+		uint64_t affinity = ob ? ob->affinity : 0;
 		uint32_t persona = ob ? ob->persona : 0;
 		uint32_t pdeathsig = ob ? ob->pdeathsig : 0;
 		/* Their windows, which the new image does not keep, must not run meanwhile. A
@@ -349,6 +350,7 @@ int64_t sbx_hc_execve(struct sbx_vm *vm, const struct sbx_slot *s)
 			b->nice = nice < -20 ? -20 : nice > 19 ? 19 : nice;
 			b->persona = persona & ~0xffu;
 			b->ioprio = ioprio;
+			b->affinity = affinity;
 			b->pdeathsig = pdeathsig <= 64 ? pdeathsig : 0;
 			if (comm[0])
 				memcpy(b->comm, comm, sizeof(comm));

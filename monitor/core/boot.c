@@ -44,6 +44,26 @@ static void absolute_path(const char *path, char *out, size_t len)
 		out[0] = 0;
 }
 
+/* Linux says it in /proc/self/status; umask() reads it only by setting it, which a thread
+ * making a file at that moment (serve starts instances beside running ones) would see. */
+static uint32_t host_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned u = 0;
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "Umask: %o", &u) == 1;
+	if (f)
+		fclose(f);
+	if (!found) {
+		mode_t m = umask(022);
+		umask(m);
+		u = m;
+	}
+	return u & 0777;
+}
+
 void sbx_host_facts(struct sbx_vm *vm)
 {
 	/* glibc looks for the time zone file on the first gmtime_r (the audit log's times)
@@ -51,6 +71,7 @@ void sbx_host_facts(struct sbx_vm *vm)
 	tzset();
 	vm->host.uid = (uint32_t)getuid();
 	vm->host.gid = (uint32_t)getgid();
+	vm->host.umask = host_umask();
 	absolute_path(vm->cfg.prog, vm->host.prog, sizeof(vm->host.prog));
 	absolute_path(vm->cfg.debug_file, vm->host.debug_file, sizeof(vm->host.debug_file));
 }
@@ -237,7 +258,7 @@ static int fill_bootinfo(struct sbx_vm *vm, char *err, size_t errlen)
 	b->sid = vm->proc.sid;
 	b->uid = vm->host.uid;
 	b->gid = vm->host.gid;
-	b->umask = 022;
+	b->umask = vm->host.umask;
 	b->nofile = vm->opts.nofile;
 	b->max_threads = vm->proc.threads.max;
 	b->ncpus = vm->proc.threads.ncpus;

@@ -126,6 +126,9 @@ struct sbx_xstate {
  * reports read these instead (sbx_host_facts). */
 struct sbx_host {
 	uint32_t uid, gid;
+	/* The monitor's umask (the user's, inherited): the program's first, as a child's is its
+	 * parent's, and what the host takes from every mode on top of the program's own. */
+	uint32_t umask;
 	char prog[POLICY_PATH_MAX];	  /* cfg.prog, absolute ("" if it cannot be) */
 	char debug_file[POLICY_PATH_MAX]; /* cfg.debug_file, absolute ("" if none) */
 };

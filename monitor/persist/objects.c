@@ -27,8 +27,7 @@
 #define TFD_IOC_SET_TICKS _IOW('T', 0, uint64_t)
 #endif
 
-#define OBJ_PIPE_MAX (1u << 20) /* Linux's default pipe-max-size */
-#define OBJ_EPOLL_MAX 65536u	/* registrations of one instance */
+#define OBJ_EPOLL_MAX 65536u /* registrations of one instance */
 
 int sbx_handle_is_object(const struct sbx_handle *h)
 {
@@ -64,7 +63,7 @@ static void pipe_save(struct sbx_vm *vm, struct sbx_sio *io, int num)
 {
 	struct sbx_handle *fds = vm->proc.files->fds, *h = &fds[num];
 	int cap = fcntl(h->fd, F_GETPIPE_SZ);
-	if (cap <= 0 || (uint32_t)cap > OBJ_PIPE_MAX) {
+	if (cap <= 0 || (uint32_t)cap > SBX_PIPE_MAX) {
 		sbx_sio_fail(io, "fd %d (a pipe): its size: %s", num, strerror(errno));
 		return;
 	}
@@ -446,7 +445,7 @@ static void pipe_load(struct sbx_sio *io, const struct obj_rec *r, struct obj_lo
 	sbx_sio_u32(io, &len);
 	if (io->err)
 		return;
-	if (cap < 4096 || cap > OBJ_PIPE_MAX || len > cap) {
+	if (cap < 4096 || cap > SBX_PIPE_MAX || len > cap) {
 		sbx_sio_fail(io, "fd %d: a pipe of %u bytes holding %u", r->num, cap, len);
 		return;
 	}

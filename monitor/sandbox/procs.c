@@ -1282,6 +1282,12 @@ static int64_t do_kill(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EINVAL;
 	if (pid < INT32_MIN || pid > INT32_MAX || pid == INT32_MIN)
 		return -ESRCH;
+	/* pid 1, the monitor's init: the first process's parent and every orphan's. It is
+	 * there (kill(getppid(), 0), a child's "is my parent alive") and, as the init of a pid
+	 * namespace takes nothing it has no handler for from its own processes, nothing sent
+	 * to it has any effect. */
+	if (pid == 1)
+		return 0;
 	int found = 0, mine = 0;
 	pthread_mutex_lock(&t->lock);
 	for (struct sbx_pnode *n = t->list; n; n = n->next) {

@@ -94,7 +94,8 @@ Test(events, a_pause_keeps_an_epoll_wait_and_a_snapshot_holds_a_pipe)
 	free(o);
 }
 
-/* Pipes (bytes in flight, a reader gone, O_NONBLOCK), socket pairs (bytes queued), an eventfd's
+/* Pipes (bytes in flight, more of them than Linux's default size holds in one grown with
+ * F_SETPIPE_SZ, a reader gone, O_NONBLOCK), socket pairs (bytes queued), an eventfd's
  * count and a dup sharing it,
  * an epoll's interest list (not the registration of a descriptor closed since): a snapshot
  * holds them, and the restored program finds each as a native run does, line for line. The
@@ -107,7 +108,7 @@ Test(events, a_snapshot_holds_pipes_eventfds_and_epoll)
 	    SAMPLES "/events-glibc", "snap 300", "^beat 100$",
 	    SBX_BUILD_DIR "/sandbox-ctl $D/c snapshot $D/l.snap --leave-running > $D/ctl",
 	    SANDBOX " --restore $D/l.snap --ro $D/gate:/gate > $D/c2 2>$D/ec && echo third 0; "
-		    "tail -7 $D/n > $D/n7; tail -7 $D/c2 | cmp - $D/n7 && echo same again; "
+		    "tail -8 $D/n > $D/n8; tail -8 $D/c2 | cmp - $D/n8 && echo same again; "
 		    "cat $D/ec $D/b",
 	    &st);
 	cr_assert_eq(st, 0, "%s", o);
@@ -117,6 +118,7 @@ Test(events, a_snapshot_holds_pipes_eventfds_and_epoll)
 	cr_assert(strstr(o, "same\n"), "%s", o);
 	cr_assert(strstr(o, "same again\n"), "%s", o);
 	cr_assert(strstr(o, "pipe: 9 \"in flight\""), "%s", o);
+	cr_assert(strstr(o, "grown pipe: size 262144, 200000 bytes as written"), "%s", o);
 	cr_assert_null(strstr(o, "WRONG"), "%s", o);
 	free(o);
 }

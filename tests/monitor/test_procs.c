@@ -30,6 +30,14 @@ Test(procs, pipes_between_processes_end_in_eof)
 	same_as_native("pipe");
 }
 
+/* taskset's way: the set reads back in the thread, a new thread, a fork's child and an
+ * exec'd image; pid -1 and an empty set are refused as Linux refuses them; the first process's
+ * parent (the monitor's init, pid 1) is there for kill(getppid(), 0). */
+Test(procs, an_affinity_reads_back_in_threads_children_and_exec_images)
+{
+	same_as_native("affinity");
+}
+
 Test(procs, exec_runs_a_new_image_with_its_arguments)
 {
 	same_as_native("exec");

@@ -3,6 +3,7 @@
  * sandbox of one process. Forks and execs of real programs: test_procs.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -176,8 +177,10 @@ Test(procs_unit, thread_ids_come_from_the_pid_space)
 	cr_assert_eq(b->tid_next, 4);
 	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), 1, "a thread of the caller's own process");
 	cr_assert_eq(call(SBX_CALL_PKILL, 4, 0, 0, 1), -ESRCH, "a held id is no thread yet");
-	cr_assert_eq(call(SBX_CALL_PKILL, 1, 0, 0, 1), -ESRCH,
-		     "pid 1, the monitor's init, is none");
+	cr_assert_eq(call(SBX_CALL_PKILL, 1, 0, 0, 1), 0,
+		     "pid 1, the monitor's init, is there (a pid namespace's init)");
+	cr_assert_eq(call(SBX_CALL_PKILL, 1, SIGTERM, 0, 1), 0, "and takes nothing sent to it");
+	cr_assert_eq(vm->life.stopping, 0);
 	/* Only a thread's own vCPU says it ended: this is no vCPU's thread. */
 	sbx_thread_tid_gone(vm, 3);
 	cr_assert_eq(call(SBX_CALL_PKILL, 3, 0, 0, 1), 1, "forgotten by another than its vCPU");
