@@ -4,6 +4,7 @@
  *
  *   pipe          pipe/pipe2: bytes through, EOF, EAGAIN, EPIPE, status flags, sizes
  *                 (F_GETPIPE_SZ, F_SETPIPE_SZ), bad arguments
+ *   pipebudget    pipes grown to 1 MiB until a grow is refused: "grown N, then ENAME"
  *   eventfd       counting and semaphore modes, EAGAIN, the overflow limit, bad arguments
  *   timerfd       relative and absolute timers on three clocks, intervals counted, blocking
  *                 and non-blocking reads, poll and epoll of one, the old value, bad arguments
@@ -796,11 +797,33 @@ static int cmd_pingpong(long iters)
 	return failures ? 1 : 0;
 }
 
+/* Pipes grown to 1 MiB, each, until a grow is refused (at most 200): "grown N, then ENAME". In
+ * the sandbox a process's pipes hold 64 MiB at most; natively that depends on privilege. */
+static int cmd_pipebudget(void)
+{
+	int n = 0, e = 0;
+	for (; n < 200; n++) {
+		int p[2];
+		if (pipe(p) < 0) {
+			e = errno;
+			break;
+		}
+		if (fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < 0) {
+			e = errno;
+			break;
+		}
+	}
+	printf("grown %d, then %s\n", n, e ? errname(e) : "none");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	const char *c = argc > 1 ? argv[1] : "";
 	long n = argc > 2 ? atol(argv[2]) : 1000;
+	if (!strcmp(c, "pipebudget"))
+		return cmd_pipebudget();
 	if (!strcmp(c, "pipe"))
 		return cmd_pipe();
 	if (!strcmp(c, "eventfd"))

@@ -2,19 +2,18 @@
  *   rw DIR     makes DIR/m.dat (two pages), maps it shared read-write (/proc/self/maps shows
  *              it), writes through the mapping and reads with pread, writes with pwrite and
  *              reads through the mapping, uses it as write's and pread's buffer on another
- *              file, msyncs and unmaps, then: a read-only mapping of an O_RDONLY fd (PROT_WRITE and
- *              mprotect are EACCES), SIGBUS past the end of the file (si_code, and si_addr
- *              relative to the mapping), /dev/zero and anonymous shared memory. Leaves
- *              DIR/m.dat as "SHARED...": the caller checks the host file.
- *   leave DIR  makes DIR/l.dat (one page) and writes "left" through a shared mapping, then
- *              exits with neither msync nor munmap: the write must reach the file anyway.
- *   ro FILE    FILE is on a read-only mount: a shared PROT_WRITE mapping is EACCES, a
- *              read-only one shows its first bytes.
- *   bus DIR    reads past the end of DIR/b.dat through a shared mapping, with no handler:
- *              the program dies of SIGBUS.
- *   hold DIR   maps DIR/h.dat shared, says "mapped", and keeps the mapping until DIR/go
- *              exists (a snapshot taken meanwhile must refuse), then writes through it.
- * Exits 0 when every step gave the expected result, 1 otherwise. */
+ *              file, msyncs, shrinks it with mremap and unmaps, then: a read-only mapping of an
+ * O_RDONLY fd (PROT_WRITE and mprotect are EACCES), SIGBUS past the end of the file (si_code, and
+ * si_addr relative to the mapping), /dev/zero and anonymous shared memory. Leaves DIR/m.dat as
+ * "SHARED...": the caller checks the host file. leave DIR  makes DIR/l.dat (one page) and writes
+ * "left" through a shared mapping, then exits with neither msync nor munmap: the write must reach
+ * the file anyway. ro FILE    FILE is on a read-only mount: a shared PROT_WRITE mapping is EACCES,
+ * a read-only one shows its first bytes. bus DIR    reads past the end of DIR/b.dat through a
+ * shared mapping, with no handler: the program dies of SIGBUS. hold DIR   maps DIR/h.dat shared,
+ * says "mapped", and keeps the mapping until DIR/go exists (a snapshot taken meanwhile must
+ * refuse), then writes through it. Exits 0 when every step gave the expected result, 1 otherwise.
+ */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -104,6 +103,8 @@ static void mode_rw(const char *dir)
 	step("mprotect read-only", mprotect(m, 2 * PAGE, PROT_READ) == 0);
 	step("mprotect read-write again", mprotect(m, 2 * PAGE, PROT_READ | PROT_WRITE) == 0);
 	m[200] = 'x';
+	/* Python's mmap.resize to less: the tail goes, the rest stays where it is. */
+	step("mremap to one page in place", mremap(m, 2 * PAGE, PAGE, 0) == m && m[200] == 'x');
 	step("munmap", munmap(m, 2 * PAGE) == 0);
 	step("pread after munmap", pread(fd, buf, 1, 200) == 1 && buf[0] == 'x');
 	close(fd);

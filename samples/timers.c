@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -179,6 +180,25 @@ static void timers(char *self)
 		  sched_setaffinity(0, sizeof(set), &set) == 0);
 	int cpu = sched_getcpu();
 	check("getcpu names one of them", cpu >= 0 && CPU_ISSET(cpu, &set));
+
+	/* Clocks: setting one is refused before privilege counts (a bad time, a clock that
+	 * cannot be set); a thread's and a process's CPU clock by id read as their own. */
+	struct timespec ts = {1, -1}, t1, t2;
+	errno = 0;
+	check("clock_settime of a bad time is EINVAL",
+	      syscall(SYS_clock_settime, CLOCK_REALTIME, &ts) == -1 && errno == EINVAL);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	errno = 0;
+	check("clock_settime of CLOCK_MONOTONIC is EINVAL",
+	      syscall(SYS_clock_settime, CLOCK_MONOTONIC, &ts) == -1 && errno == EINVAL);
+	clockid_t tc, pc;
+	check("the thread's CPU clock by its id",
+	      pthread_getcpuclockid(pthread_self(), &tc) == 0 && clock_gettime(tc, &t1) == 0 &&
+		  clock_gettime(tc, &t2) == 0 &&
+		  (t2.tv_sec > t1.tv_sec || (t2.tv_sec == t1.tv_sec && t2.tv_nsec >= t1.tv_nsec)) &&
+		  clock_getres(tc, &ts) == 0);
+	check("the process's CPU clock by its pid",
+	      clock_getcpuclockid(getpid(), &pc) == 0 && clock_gettime(pc, &t1) == 0);
 
 	/* Socket calls on a file descriptor that is not a socket. */
 	struct sockaddr_storage sa;

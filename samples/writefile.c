@@ -1,7 +1,8 @@
 /* writefile DIR: the write side of the file system, one step per line. DIR must exist, be
  * writable and not contain "sub". Creates DIR/sub/a.txt, writes it (write, pwrite past the end,
  * fsync, ftruncate), reads it back, renames it to b.txt; writes and reads DIR/sub/v.bin with
- * pwritev, preadv and their v2 forms; makes entries under umask 002 and tries chown; then
+ * pwritev, preadv and their v2 forms; makes entries under umask 002 and tries chown; names
+ * ending in '/'; then
  * removes everything it made. Prints
  * only paths relative to DIR, so the output does not depend on where DIR is. Exits 0 when every
  * step gave the expected result, 1 otherwise. */
@@ -126,6 +127,85 @@ static void modes(const char *sub)
 	step("rmdir sub/g", rmdir(d) == 0);
 }
 
+/* A name that ends in '/' names a directory: anything else there is ENOTDIR, and no file,
+ * FIFO or link is made by one. */
+static void slashes(const char *sub)
+{
+	char f[4200], d[4200], l[4200], ld[4200], x[4200];
+	snprintf(f, sizeof(f), "%s/s.f", sub);
+	snprintf(d, sizeof(d), "%s/s.d/", sub);
+	snprintf(l, sizeof(l), "%s/s.lf", sub);
+	snprintf(ld, sizeof(ld), "%s/s.ld", sub);
+	int fd = open(f, O_WRONLY | O_CREAT, 0644);
+	step("make s.f, s.d/ and links to them", fd >= 0 && close(fd) == 0 && mkdir(d, 0755) == 0 &&
+						     symlink("s.f", l) == 0 &&
+						     symlink("s.d", ld) == 0);
+	struct stat st;
+	const struct {
+		const char *what, *name;
+		int op;
+	} c[] = {{"stat s.f/", "s.f/", 0},	    {"stat s.d/", "s.d/", 0},
+		 {"stat s.lf/", "s.lf/", 0},	    {"lstat s.ld/", "s.ld/", 1},
+		 {"open s.f/", "s.f/", 2},	    {"open new/ O_CREAT", "new/", 3},
+		 {"open s.f/ O_CREAT", "s.f/", 3},  {"open s.d/ O_CREAT", "s.d/", 3},
+		 {"unlink s.f/", "s.f/", 4},	    {"unlink s.lf/", "s.lf/", 4},
+		 {"access s.f/", "s.f/", 5},	    {"chmod s.f/", "s.f/", 6},
+		 {"mkfifo new/", "new/", 7},	    {"symlink to new/", "new/", 8},
+		 {"rename s.f to new/", "new/", 9}, {"rename s.f/ to new", "s.f/", 10},
+		 {"readlink s.lf/", "s.lf/", 11},   {"access new (made by none)", "new", 5}};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(x, sizeof(x), "%s/%s", sub, c[i].name);
+		char buf[64];
+		long r;
+		switch (c[i].op) {
+		case 0:
+			r = stat(x, &st);
+			break;
+		case 1:
+			r = lstat(x, &st);
+			break;
+		case 2:
+			r = open(x, O_RDONLY);
+			break;
+		case 3:
+			r = open(x, O_WRONLY | O_CREAT, 0644);
+			break;
+		case 4:
+			r = unlink(x);
+			break;
+		case 5:
+			r = access(x, F_OK);
+			break;
+		case 6:
+			r = chmod(x, 0644);
+			break;
+		case 7:
+			r = mkfifo(x, 0644);
+			break;
+		case 8:
+			r = symlink("s.f", x);
+			break;
+		case 9:
+			r = rename(f, x);
+			break;
+		case 10: {
+			char to[4200];
+			snprintf(to, sizeof(to), "%s/new", sub);
+			r = rename(x, to);
+			break;
+		}
+		default:
+			r = readlink(x, buf, sizeof(buf));
+			break;
+		}
+		int e = errno;
+		if (r >= 0 && (c[i].op == 2 || c[i].op == 3))
+			close((int)r);
+		printf("%s: %s\n", c[i].what, r >= 0 ? "ok" : errname(e));
+	}
+	step("clean up", unlink(f) == 0 && unlink(l) == 0 && unlink(ld) == 0 && rmdir(d) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	char sub[4096], a[4096], b[4096];
@@ -234,6 +314,7 @@ int main(int argc, char **argv)
 	step("unlink sub/v.bin", unlink(v) == 0);
 
 	modes(sub);
+	slashes(sub);
 	copy_range(argv[1], b);
 	step("unlink sub/b.txt", unlink(b) == 0);
 	step("rmdir sub", rmdir(sub) == 0);

@@ -479,6 +479,8 @@ long k_sys_madvise(struct k_frame *f);
 
 long k_sys_clock_gettime(struct k_frame *f);
 long k_sys_clock_getres(struct k_frame *f);
+long k_sys_clock_settime(struct k_frame *f);
+long k_sys_settimeofday(struct k_frame *f);
 long k_sys_gettimeofday(struct k_frame *f);
 long k_sys_time(struct k_frame *f);
 long k_sys_nanosleep(struct k_frame *f);

@@ -347,8 +347,18 @@ long k_sys_mremap(struct k_frame *f)
 	const struct k_vma *v = k_vma_find(old);
 	if (!v || old + olen < old || old + olen > v->end)
 		return -EFAULT;
-	if (v->kind == K_VMA_SHARED)
-		return -ENOMEM; /* a window onto a file stays where the monitor put it */
+	if (v->kind == K_VMA_SHARED) {
+		/* A window onto a file stays where the monitor put it: it may lose its tail in
+		 * place (Python's mmap.resize to less), as munmap takes it, not grow or move. */
+		if (nlen > olen || (flags & MREMAP_FIXED))
+			return -ENOMEM;
+		long r = nlen < olen ? k_vma_unmap(old + nlen, old + olen) : 0;
+		if (r == 0 && nlen < olen) {
+			k_pt_follow(old + nlen, old + olen);
+			k_shmap_unmapped(old + nlen, old + olen);
+		}
+		return r < 0 ? r : (long)old;
+	}
 	if (v->kind != K_VMA_ANON && v->kind != K_VMA_FILE)
 		return -EFAULT;
 	unsigned prot = v->prot, vflags = v->flags;

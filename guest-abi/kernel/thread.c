@@ -924,13 +924,14 @@ long k_sys_sched_getaffinity(struct k_frame *f)
  * in it; kept as the thread's, without the CPUs it does not have. */
 long k_sys_sched_setaffinity(struct k_frame *f)
 {
+	/* Linux's order: the mask is read before the pid is looked for. */
+	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);
+	if (k_copy_from_user(&mask, f->rdx, n8) < 0)
+		return -EFAULT;
 	long r;
 	struct k_thread *t = aff_thread(f->rdi, &r);
 	if (r < 0)
 		return r;
-	uint64_t mask = 0, n8 = f->rsi < sizeof(mask) ? f->rsi : sizeof(mask);
-	if (k_copy_from_user(&mask, f->rdx, n8) < 0)
-		return -EFAULT;
 	mask &= all_cpus();
 	if (!mask)
 		return -EINVAL;

@@ -15,22 +15,64 @@ int64_t k_now_ns(int realtime)
 	return sbx_clock_now(BOOT, realtime);
 }
 
+/* The CPU-time clock of a thread or process by its id (pthread_getcpuclockid,
+ * clock_getcpuclockid: a negative id, ~pid << 3 | thread 4 | PROF 0, VIRT 1 or SCHED 2): the
+ * caller's own thread or process reads as CLOCK_THREAD_CPUTIME_ID or CLOCK_PROCESS_CPUTIME_ID;
+ * any other id is left as it is (EINVAL: the other threads' clocks are not kept apart). */
+static uint64_t own_cpu_clock(uint64_t id)
+{
+	int32_t c = (int32_t)id;
+	if (c >= 0 || (c & 3) == 3)
+		return id;
+	uint32_t pid = (uint32_t) ~(c >> 3);
+	if ((c & 4) && pid == K_CPU_TID)
+		return SBX_CLOCK_THREAD_CPUTIME_ID;
+	if (!(c & 4) && pid == BOOT->pid)
+		return SBX_CLOCK_PROCESS_CPUTIME_ID;
+	return id;
+}
+
 long k_sys_clock_gettime(struct k_frame *f)
 {
-	int kind = sbx_clock_kind(f->rdi);
+	uint64_t id = own_cpu_clock(f->rdi);
+	int kind = sbx_clock_kind(id);
 	if (kind < 0)
 		return -EINVAL;
-	int64_t ns = sbx_clock_ns(BOOT, kind, f->rdi);
+	int64_t ns = sbx_clock_ns(BOOT, kind, id);
 	struct k_timespec ts = {ns / NSEC, ns % NSEC};
 	return k_copy_to_user(f->rsi, &ts, sizeof(ts));
 }
 
 long k_sys_clock_getres(struct k_frame *f)
 {
-	if (sbx_clock_kind(f->rdi) < 0)
+	if (sbx_clock_kind(own_cpu_clock(f->rdi)) < 0)
 		return -EINVAL;
 	struct k_timespec ts = {0, 1};
 	return f->rsi ? k_copy_to_user(f->rsi, &ts, sizeof(ts)) : 0;
+}
+
+/* Setting the clock takes CAP_SYS_TIME, which a sandboxed program lacks: EPERM for the one
+ * clock that can be set, EINVAL for the others, as Linux answers after reading the time. */
+long k_sys_clock_settime(struct k_frame *f)
+{
+	struct k_timespec ts;
+	if (sbx_clock_kind(own_cpu_clock(f->rdi)) < 0)
+		return -EINVAL;
+	if (k_copy_from_user(&ts, f->rsi, sizeof(ts)) < 0)
+		return -EFAULT;
+	if ((int32_t)f->rdi != SBX_CLOCK_REALTIME || ts.sec < 0 || ts.nsec < 0 || ts.nsec >= NSEC)
+		return -EINVAL;
+	return -EPERM;
+}
+
+long k_sys_settimeofday(struct k_frame *f)
+{
+	int64_t tv[2], tz[2];
+	if (f->rdi && k_copy_from_user(tv, f->rdi, sizeof(tv)) < 0)
+		return -EFAULT;
+	if (f->rsi && k_copy_from_user(tz, f->rsi, sizeof(tz)) < 0)
+		return -EFAULT;
+	return f->rdi || f->rsi ? -EPERM : 0;
 }
 
 long k_sys_gettimeofday(struct k_frame *f)

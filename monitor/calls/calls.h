@@ -12,6 +12,8 @@
 /* The biggest pipe a program may ask for (F_SETPIPE_SZ) and a snapshot keeps: Linux's default
  * pipe-max-size. */
 #define SBX_PIPE_MAX (1u << 20)
+/* All the pipe buffers one process may grow its pipes to: Linux's pipe-user-pages-soft. */
+#define SBX_PIPE_BUDGET (64ull << 20)
 
 /* VDIR: a directory of the policy's tree above mounts; VFILE: a node of the virtual /dev and
  * /proc (vfs.c), its vnode in `vnode`. */

@@ -896,6 +896,38 @@ int64_t sbx_hc_dup(struct sbx_vm *vm, const struct sbx_slot *s)
 	return target;
 }
 
+/* The most the pipe behind fd may grow to: what SBX_PIPE_BUDGET leaves after the process's
+ * other pipes (each counted once, however many handles name it). The host charges a pipe's
+ * buffers to nobody's --mem, and a monitor with CAP_SYS_RESOURCE escapes Linux's own limit,
+ * pipe-user-pages-soft (64 MiB a user), which this stands for. A negative errno if fd is no
+ * pipe. */
+static int64_t pipe_room(struct sbx_vm *vm, int fd)
+{
+	struct stat me, st;
+	if (fstat(fd, &me) < 0)
+		return -errno;
+	if (!S_ISFIFO(me.st_mode))
+		return -EBADF;
+	uint64_t used = 0, seen[SBX_MAX_FDS];
+	unsigned nseen = 0;
+	for (int i = 0; i < SBX_MAX_FDS; i++) {
+		const struct sbx_handle *o = &vm->proc.files->fds[i];
+		if (o->kind != SBX_H_HOST || o->fd < 0 || fstat(o->fd, &st) < 0 ||
+		    !S_ISFIFO(st.st_mode) || st.st_ino == me.st_ino)
+			continue;
+		unsigned k = 0;
+		while (k < nseen && seen[k] != st.st_ino)
+			k++;
+		if (k < nseen)
+			continue;
+		if (nseen < sizeof(seen) / sizeof(seen[0]))
+			seen[nseen++] = st.st_ino;
+		int sz = fcntl(o->fd, F_GETPIPE_SZ);
+		used += sz > 0 ? (uint64_t)sz : 0;
+	}
+	return used >= SBX_PIPE_BUDGET ? 0 : (int64_t)(SBX_PIPE_BUDGET - used);
+}
+
 int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct sbx_handle *h = sbx_fd_get(vm, (int64_t)s->u.a[0]);
@@ -968,6 +1000,14 @@ int64_t sbx_hc_fcntl(struct sbx_vm *vm, const struct sbx_slot *s)
 			if (size > (1u << 31))
 				return -EINVAL;
 			if (size > SBX_PIPE_MAX)
+				return -EPERM;
+			int cur = fcntl(h->fd, F_GETPIPE_SZ);
+			if (cur < 0)
+				return -errno;
+			int64_t room = size > (uint32_t)cur ? pipe_room(vm, h->fd) : SBX_PIPE_MAX;
+			if (room < 0)
+				return room;
+			if (size > (uint64_t)room)
 				return -EPERM;
 			arg = size;
 		}

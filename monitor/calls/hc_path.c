@@ -42,6 +42,9 @@ struct named {
 	struct policy_target t;
 	int walked;	     /* g was resolved in the guest's namespace (walk_again) */
 	struct sbx_vnode vn; /* a node of the virtual /dev or /proc, where t is POLICY_NONE */
+	/* The path ended in '/': it names a directory, or what is to be one (resolve refuses
+	 * an existing other thing; a call that would make a file or a link refuses it). */
+	int slash;
 };
 
 /* Where a normalised guest path leads: the policy's mounts first, else the virtual nodes. With
@@ -94,6 +97,25 @@ static int classify(struct sbx_vm *vm, struct named *n, int follow)
 
 /* The call's path (or its second one) copied out of guest memory, normalised against the cwd
  * or a directory handle, and looked up in the policy (and the virtual nodes). */
+/* Is what n names a directory, or nothing yet (a name a call may make a directory of)? Asked
+ * of a path that ends in '/' only: "file/" is ENOTDIR for every call, as on Linux. */
+static int names_dir(struct sbx_vm *vm, const struct named *n)
+{
+	if (n->vn.type != SBX_V_NONE)
+		return sbx_vfs_is_dir(n->vn.type);
+	if (n->t.kind != POLICY_MOUNT)
+		return 1; /* a directory of the policy's own tree, or nothing */
+	const struct policy_mount *m = n->t.mount;
+	struct stat st;
+	int fd = policy_open(vm->cfg.policy, &n->t, POLICY_FOLLOW, O_PATH | O_CLOEXEC, 0, NULL,
+			     NULL, &m);
+	if (fd < 0)
+		return 1; /* missing, or a link out of its mount: the call itself says */
+	int dir = fstat(fd, &st) < 0 || S_ISDIR(st.st_mode);
+	close(fd);
+	return dir;
+}
+
 static int resolve(struct sbx_vm *vm, int32_t dirfd, const char *raw, uint32_t len, int follow,
 		   struct named *n)
 {
@@ -120,8 +142,10 @@ static int resolve(struct sbx_vm *vm, int32_t dirfd, const char *raw, uint32_t l
 	if (r < 0)
 		return r;
 	n->walked = 0;
+	n->slash = raw[len - 1] == '/';
 	/* "link/" names what the link points to, as on Linux. */
-	return classify(vm, n, follow || raw[len - 1] == '/');
+	r = classify(vm, n, follow || n->slash);
+	return r == 0 && n->slash && !names_dir(vm, n) ? -ENOTDIR : r;
 }
 
 static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, int follow,
@@ -259,24 +283,26 @@ static int open_check(const struct policy_node *n, int *flags, void *ctx)
 /* The program's kernel took the program's umask from a new entry's mode; the host takes the
  * monitor's too. Where that removed bits the program kept (its umask 002 under a shell's 022),
  * the entry just made gets the program's mode back, through a descriptor of it: never by a path
- * a racing rename could turn into a symlink that leads out. fd: the entry's, or -1 to find
- * name in dirfd, which must still be of type (S_IFMT bits). */
+ * a racing rename could turn into a symlink that leads out. Only when the host's umask alone
+ * shaped it: a directory's default ACL (which Linux lets decide instead of any umask) stays in
+ * charge, and a directory keeps the setgid bit its parent gave it. fd: the entry's, or -1 to
+ * find name in dirfd, which must still be of type (S_IFMT bits). */
 static void mode_back(struct sbx_vm *vm, int dirfd, const char *name, int fd, mode_t type,
 		      mode_t mode)
 {
 	mode &= 01777;
 	if (!(mode & vm->host.umask))
 		return;
-	if (fd >= 0) {
-		(void)fchmod(fd, mode);
-		return;
-	}
 	struct stat st;
 	char p[64];
-	int e = errno, own = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (own >= 0 && fstat(own, &st) == 0 && (st.st_mode & S_IFMT) == type) {
-		snprintf(p, sizeof(p), "/proc/self/fd/%d", own);
-		(void)chmod(p, mode);
+	int e = errno, own = fd >= 0 ? -1 : openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int use = fd >= 0 ? fd : own;
+	if (use >= 0 && fstat(use, &st) == 0 && (fd >= 0 || (st.st_mode & S_IFMT) == type) &&
+	    (st.st_mode & 0777) == (mode & 0777 & ~vm->host.umask)) {
+		if (S_ISDIR(st.st_mode))
+			mode |= st.st_mode & S_ISGID;
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", use);
+		(void)(fd >= 0 ? fchmod(fd, mode) : chmod(p, mode));
 	}
 	if (own >= 0)
 		close(own);
@@ -290,7 +316,11 @@ int64_t sbx_hc_open(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* As Linux: O_CREAT | O_EXCL never follows a final symlink. */
 	int follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
 	struct named p;
+	p.slash = 0;
 	int r = guest_target(vm, a, 0, follow, &p);
+	/* Linux: a file is never made by a name ending in '/', whatever is there. */
+	if ((flags & O_CREAT) && p.slash && (r == 0 || r == -ENOTDIR))
+		return -EISDIR;
 	if (r < 0)
 		return r;
 	int acc = flags & O_ACCMODE;
@@ -312,15 +342,18 @@ again:
 	 * the host's umask would take bits the program's mode keeps, O_EXCL first says whether
 	 * this open makes the file, whose mode is then the program's (mode_back). */
 	int oflags = (flags & ~O_CLOEXEC) | O_NONBLOCK, fd = -1,
-	    made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+	    made = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) ||
+		   (flags & O_TMPFILE) == O_TMPFILE;
 	if (!made && (flags & O_CREAT) && (a->mode & 01777 & vm->host.umask)) {
 		fd = policy_open(vm->cfg.policy, &p.t, POLICY_NOFOLLOW, oflags | O_EXCL,
 				 a->mode & 01777, open_check, &wants_write, &m);
 		made = fd >= 0;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		m = p.t.mount; /* the mount the audit names is this open's */
 		fd = policy_open(vm->cfg.policy, &p.t, how, oflags, a->mode & 01777, open_check,
 				 &wants_write, &m);
+	}
 	if (fd >= 0 && made)
 		mode_back(vm, -1, NULL, fd, 0, a->mode);
 	sbx_audit_mount(vm, &p.t, m);
@@ -555,6 +588,14 @@ static int refuse(int e)
 	return -1;
 }
 
+/* A file, FIFO, socket or link by a name that ends in '/' (a directory's): EEXIST if something
+ * is there, else ENOENT, as Linux answers. */
+static int no_file_by_dir_name(const struct policy_node *n)
+{
+	struct stat st;
+	return refuse(fstatat(n->dirfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : ENOENT);
+}
+
 int64_t sbx_hc_mkdir(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	struct named t;
@@ -588,6 +629,8 @@ int64_t sbx_hc_mknod(struct sbx_vm *vm, const struct sbx_slot *s)
 	/* As Linux: EEXIST before a device's EPERM; never a device, whoever runs the monitor. */
 	if (n.pinned)
 		r = refuse(EEXIST);
+	else if (t.slash)
+		r = no_file_by_dir_name(&n);
 	else if (dev)
 		r = fstatat(n.dirfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? refuse(EEXIST)
 									    : refuse(EPERM);
@@ -645,10 +688,14 @@ int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
 		policy_node_release(&nf);
 		return r;
 	}
+	struct stat st;
 	if (nf.mount != nt.mount)
 		r = refuse(EXDEV);
 	else if (nf.pinned || nt.pinned)
 		r = refuse(EBUSY);
+	else if (to.slash && fstatat(nf.dirfd, nf.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 !S_ISDIR(st.st_mode))
+		r = refuse(ENOTDIR); /* only a directory takes a name ending in '/' */
 	else
 		r = renameat(nf.dirfd, nf.name, nt.dirfd, nt.name);
 	policy_node_release(&nf);
@@ -898,7 +945,9 @@ int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s)
 		return -EEXIST;
 	if (r < 0)
 		return r;
-	return entry_done(&n, n.pinned ? refuse(EEXIST) : symlinkat(text, n.dirfd, n.name));
+	return entry_done(&n, n.pinned	? refuse(EEXIST)
+			      : t.slash ? no_file_by_dir_name(&n)
+					: symlinkat(text, n.dirfd, n.name));
 }
 
 int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -918,6 +967,8 @@ int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	if (nt.pinned) {
 		r = refuse(EEXIST);
+	} else if (to.slash) {
+		r = no_file_by_dir_name(&nt);
 	} else if (a->flags & AT_SYMLINK_FOLLOW) {
 		/* Follow the old path beneath the mount here; the host's linkat must never follow
 		 * a guest-made symlink itself. What it reaches must be of the new name's mount. */
