@@ -1056,15 +1056,19 @@ int64_t sbx_hc_ioctl(struct sbx_vm *vm, const struct sbx_slot *s)
 			   ? -ENOTTY
 			   : sbx_pty_ioctl(vm, h, (uint32_t)s->u.a[1], s->u.a[2]);
 	/* Terminal queries, enough for isatty(), line buffering and window sizes, and the
-	 * terminal's modes (an editor's raw mode, a REPL's, node restoring them at its exit);
-	 * sandbox-run puts the modes back when the sandbox ends. */
+	 * terminal's modes (an editor's raw mode, a REPL's, node restoring them at its exit) and
+	 * window size; sandbox-run puts the modes back when the sandbox ends. */
 	uint8_t buf[64];
 	size_t size;
 	switch (s->u.a[1]) {
 	case TCSETS:
 	case TCSETSW:
 	case TCSETSF:
-		if (sbx_copy_from_guest(vm, buf, s->u.a[2], 36) < 0)
+	case TIOCSWINSZ:
+		/* A window size set stays, as a program's own would natively (the terminal's
+		 * next resize sets it again); SIGWINCH goes to the foreground job, this one. */
+		size = s->u.a[1] == TIOCSWINSZ ? sizeof(struct winsize) : 36;
+		if (sbx_copy_from_guest(vm, buf, s->u.a[2], size) < 0)
 			return -EFAULT;
 		if (!isatty(h->fd))
 			return -ENOTTY;
