@@ -645,6 +645,7 @@ struct k_stat {
 _Static_assert(sizeof(struct k_stat) == 144, "struct stat");
 long k_stat_kernel(int32_t dirfd, uint64_t path, uint32_t flags, struct k_stat *st);
 long k_sys_fchown(struct k_frame *f);
+long k_sys_setgroups(struct k_frame *f);
 long k_sys_lchown(struct k_frame *f);
 /* thread.c: the calling thread's affinity into the boot page, for the image execve makes. */
 void k_thread_affinity_to_exec(void);
