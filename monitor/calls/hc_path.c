@@ -875,6 +875,10 @@ static int do_chmod(int fd, const char *proc_path, int owned, const void *ctx)
 {
 	/* Never setuid or setgid: a guest must not leave a privileged binary on the host. */
 	mode_t mode = *(const uint32_t *)ctx & 01777;
+	struct stat st;
+	/* A symlink's own mode cannot be changed (fchmodat's AT_SYMLINK_NOFOLLOW), as Linux. */
+	if (owned && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+		return refuse(EOPNOTSUPP);
 	return owned ? chmod(proc_path, mode) : fchmod(fd, mode);
 }
 
@@ -887,7 +891,12 @@ int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s)
 static int do_utimens(int fd, const char *proc_path, int owned, const void *ctx)
 {
 	const struct timespec *ts = ctx;
-	return owned ? utimensat(AT_FDCWD, proc_path, ts, 0) : futimens(fd, ts);
+	if (!owned)
+		return futimens(fd, ts);
+	/* The O_PATH descriptor's own inode, a symlink's too (AT_SYMLINK_NOFOLLOW: shutil's
+	 * copystat of a dangling link); the /proc link, which follows a symlink, before 5.8. */
+	int r = utimensat(fd, "", ts, AT_EMPTY_PATH);
+	return r < 0 && errno == EINVAL ? utimensat(AT_FDCWD, proc_path, ts, 0) : r;
 }
 
 int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)
