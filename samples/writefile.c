@@ -144,15 +144,25 @@ static void slashes(const char *sub)
 	const struct {
 		const char *what, *name;
 		int op;
-	} c[] = {{"stat s.f/", "s.f/", 0},	    {"stat s.d/", "s.d/", 0},
-		 {"stat s.lf/", "s.lf/", 0},	    {"lstat s.ld/", "s.ld/", 1},
-		 {"open s.f/", "s.f/", 2},	    {"open new/ O_CREAT", "new/", 3},
-		 {"open s.f/ O_CREAT", "s.f/", 3},  {"open s.d/ O_CREAT", "s.d/", 3},
-		 {"unlink s.f/", "s.f/", 4},	    {"unlink s.lf/", "s.lf/", 4},
-		 {"access s.f/", "s.f/", 5},	    {"chmod s.f/", "s.f/", 6},
-		 {"mkfifo new/", "new/", 7},	    {"symlink to new/", "new/", 8},
-		 {"rename s.f to new/", "new/", 9}, {"rename s.f/ to new", "s.f/", 10},
-		 {"readlink s.lf/", "s.lf/", 11},   {"access new (made by none)", "new", 5}};
+	} c[] = {{"stat s.f/", "s.f/", 0},
+		 {"stat s.d/", "s.d/", 0},
+		 {"stat s.lf/", "s.lf/", 0},
+		 {"lstat s.ld/", "s.ld/", 1},
+		 {"open s.f/", "s.f/", 2},
+		 {"open new/ O_CREAT", "new/", 3},
+		 {"open s.f/ O_CREAT", "s.f/", 3},
+		 {"open s.d/ O_CREAT", "s.d/", 3},
+		 {"unlink s.f/", "s.f/", 4},
+		 {"unlink s.lf/", "s.lf/", 4},
+		 {"access s.f/", "s.f/", 5},
+		 {"chmod s.f/", "s.f/", 6},
+		 {"mkfifo new/", "new/", 7},
+		 {"mkfifo s.f/", "s.f/", 7},
+		 {"symlink to new/", "new/", 8},
+		 {"rename s.f to new/", "new/", 9},
+		 {"rename s.f/ to new", "s.f/", 10},
+		 {"readlink s.lf/", "s.lf/", 11},
+		 {"access new (made by none)", "new", 5}};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		snprintf(x, sizeof(x), "%s/%s", sub, c[i].name);
 		char buf[64];

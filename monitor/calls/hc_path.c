@@ -45,6 +45,9 @@ struct named {
 	/* The path ended in '/': it names a directory, or what is to be one (resolve refuses
 	 * an existing other thing; a call that would make a file or a link refuses it). */
 	int slash;
+	/* It did, and names something there that is no directory: ENOTDIR, but to a call that
+	 * would make something by that name, EEXIST (writable_parent lets those see it). */
+	int notdir;
 };
 
 /* Where a normalised guest path leads: the policy's mounts first, else the virtual nodes. With
@@ -145,7 +148,8 @@ static int resolve(struct sbx_vm *vm, int32_t dirfd, const char *raw, uint32_t l
 	n->slash = raw[len - 1] == '/';
 	/* "link/" names what the link points to, as on Linux. */
 	r = classify(vm, n, follow || n->slash);
-	return r == 0 && n->slash && !names_dir(vm, n) ? -ENOTDIR : r;
+	n->notdir = r == 0 && n->slash && !names_dir(vm, n);
+	return n->notdir ? -ENOTDIR : r;
 }
 
 static int guest_target(struct sbx_vm *vm, const struct sbx_path *a, int second, int follow,
@@ -546,7 +550,10 @@ static int in_virtual_dir(struct sbx_vm *vm, const char *g)
 static int writable_parent(struct sbx_vm *vm, const struct sbx_path *a, int second, struct named *p,
 			   struct policy_node *n)
 {
+	p->notdir = 0;
 	int r = guest_target(vm, a, second, 0, p);
+	if (r == -ENOTDIR && p->notdir)
+		r = 0; /* the caller says what a file by a directory's name is to it */
 	while (r == 0) {
 		/* A mount that is a link in the guest (Debian's /bin): an entry that exists, and
 		 * that no call may remove or replace (a mount point's EBUSY). */
@@ -672,8 +679,9 @@ int64_t sbx_hc_unlink(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (r < 0)
 		return r;
 	return entry_done(
-	    &n, n.pinned ? refuse(EBUSY)
-			 : unlinkat(n.dirfd, n.name, (int)(s->u.path.flags & AT_REMOVEDIR)));
+	    &n, n.pinned   ? refuse(EBUSY)
+		: t.notdir ? refuse(ENOTDIR)
+			   : unlinkat(n.dirfd, n.name, (int)(s->u.path.flags & AT_REMOVEDIR)));
 }
 
 int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
@@ -693,8 +701,9 @@ int64_t sbx_hc_rename(struct sbx_vm *vm, const struct sbx_slot *s)
 		r = refuse(EXDEV);
 	else if (nf.pinned || nt.pinned)
 		r = refuse(EBUSY);
-	else if (to.slash && fstatat(nf.dirfd, nf.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		 !S_ISDIR(st.st_mode))
+	else if (from.notdir || to.notdir ||
+		 (to.slash && fstatat(nf.dirfd, nf.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		  !S_ISDIR(st.st_mode)))
 		r = refuse(ENOTDIR); /* only a directory takes a name ending in '/' */
 	else
 		r = renameat(nf.dirfd, nf.name, nt.dirfd, nt.name);
@@ -976,6 +985,8 @@ int64_t sbx_hc_link(struct sbx_vm *vm, const struct sbx_slot *s)
 	}
 	if (nt.pinned) {
 		r = refuse(EEXIST);
+	} else if (from.notdir) {
+		r = refuse(ENOTDIR);
 	} else if (to.slash) {
 		r = no_file_by_dir_name(&nt);
 	} else if (a->flags & AT_SYMLINK_FOLLOW) {
