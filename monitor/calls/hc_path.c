@@ -342,6 +342,21 @@ again:
 	if (p.t.kind != POLICY_MOUNT)
 		return -ENOENT;
 	const struct policy_mount *m = p.t.mount;
+	/* O_PATH | O_NOFOLLOW of a symlink: the link itself (glibc's fchmodat and lchmod look at
+	 * it so; fstat and readlinkat of it work), where the plain open below is ELOOP. Other
+	 * O_PATH opens stay read-only opens of what they name. */
+	if ((a->flags & O_PATH) && (flags & O_NOFOLLOW) && !(flags & O_CREAT)) {
+		struct stat st;
+		int lf =
+		    policy_open(vm->cfg.policy, &p.t, POLICY_NOFOLLOW, O_PATH, 0, NULL, NULL, &m);
+		if (lf >= 0 && fstat(lf, &st) == 0 && S_ISLNK(st.st_mode)) {
+			sbx_audit_mount(vm, &p.t, m);
+			return install(vm, SBX_H_HOST, lf, p.g, (flags & O_CLOEXEC) != 0, 0);
+		}
+		if (lf >= 0)
+			close(lf);
+		m = p.t.mount;
+	}
 	/* O_NONBLOCK so a FIFO without a writer cannot block the monitor; cleared after. Where
 	 * the host's umask would take bits the program's mode keeps, O_EXCL first says whether
 	 * this open makes the file, whose mode is then the program's (mode_back). */
@@ -914,7 +929,11 @@ int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)
 	struct timespec ts[2];
 	if (a->buf && sbx_copy_from_guest(vm, ts, a->buf, sizeof(ts)) < 0)
 		return -EFAULT;
-	return meta_apply(vm, a, 0, do_utimens, a->buf ? ts : NULL);
+	if (a->flags & ~(uint32_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+		return -EINVAL;
+	/* AT_SYMLINK_NOFOLLOW: a final symlink's own times (lutimes, shutil's copystat). */
+	return meta_apply(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, do_utimens,
+			  a->buf ? ts : NULL);
 }
 
 int64_t sbx_hc_statfs(struct sbx_vm *vm, const struct sbx_slot *s)
