@@ -88,10 +88,11 @@ long k_sys_fchmod(struct k_frame *f)
 	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, 0, 0, (uint32_t)f->rsi, 0, 0);
 }
 
+/* Linux's fchmodat takes no flags (fchmodat2 does): a final link is always followed, whatever
+ * a fourth register holds. */
 long k_sys_fchmodat(struct k_frame *f)
 {
-	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, f->rsi, (uint32_t)f->r10,
-			  (uint32_t)f->rdx, 0, 0);
+	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, f->rsi, 0, (uint32_t)f->rdx, 0, 0);
 }
 
 /* One user: no other owner can be given away to or taken from. The file is looked up first,
