@@ -416,6 +416,9 @@ static const struct pvar v_access[] = {{0, 0, -1, 0},
 				       {AT_SYMLINK_NOFOLLOW, 5, -1, 0},
 				       {~0u, ~0u, -1, 0}};
 static const struct pvar v_chmod[] = {{0, 0644, -1, 0}, {AT_SYMLINK_NOFOLLOW, 06777, -1, 0}};
+/* mode is the uid; the gid (buf) stays 0 here: none of its kinds is an address. */
+static const struct pvar v_chown[] = {
+    {0, 0, -1, 0}, {AT_SYMLINK_NOFOLLOW, 12345, -1, 0}, {~0u, ~0u, -1, 0}};
 static const struct pvar v_utimens[] = {
     {0, 0, -1, 0}, {0, 0, P_GOOD, 32}, {0, 0, P_PAST, 32}, {0, 0, P_EDGE, 32}};
 static const struct pvar v_statfs[] = {
@@ -440,6 +443,7 @@ static void path_vars(uint32_t nr, const struct pvar **v, int *n)
 		CASE(SBX_CALL_CHDIR, v_chdir)
 		CASE(SBX_CALL_ACCESS, v_access)
 		CASE(SBX_CALL_CHMOD, v_chmod)
+		CASE(SBX_CALL_CHOWN, v_chown)
 		CASE(SBX_CALL_UTIMENS, v_utimens)
 		CASE(SBX_CALL_STATFS, v_statfs)
 		CASE(SBX_CALL_RENAME, v_rename)
@@ -1881,6 +1885,7 @@ static const row_fn rows[SBX_CALL_COUNT] = {
     [SBX_CALL_SYMLINK] = row_path2,
     [SBX_CALL_LINK] = row_path2,
     [SBX_CALL_CHMOD] = row_path,
+    [SBX_CALL_CHOWN] = row_path,
     [SBX_CALL_UTIMENS] = row_path,
     [SBX_CALL_STATFS] = row_path,
     [SBX_CALL_POLL] = row_poll,

@@ -207,7 +207,13 @@
 	 * O_NONBLOCK; SBX_SIGFD_SYNC (a1: the pending signals): every signalfd of the process   \
 	 * made readable, or not, as its mask meets them. A read of one answers -SBX_ESIGNALFD: \
 	 * the kernel takes the signals itself. */                                               \
-	X(SIGNALFD, 75, signalfd, sbx_hc_signalfd, 0, )
+	X(SIGNALFD, 75, signalfd, sbx_hc_signalfd, 0, )                                           \
+	/* 1.28: CHOWN, a struct sbx_path as CHMOD's (path_len 0: the handle), flags            \
+	 * AT_SYMLINK_NOFOLLOW, mode the uid and buf the gid ((uint32_t)-1: unchanged): made on \
+	 * the host, which answers as it answers the user the monitor runs as (root's tar sets  \
+	 * its archive's owners; another user's EPERM). Only for another owner than the         \
+	 * program's own: the kernel answers the rest. */                                       \
+	X(CHOWN, 76, chown, sbx_hc_chown, SBX_CF_FS, )
 /* clang-format on */
 
 #endif

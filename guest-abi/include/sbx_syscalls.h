@@ -110,9 +110,9 @@ SBX_SYSCALL(88, symlink, "ss", symlink)
 SBX_SYSCALL(89, readlink, "spu", readlink)
 SBX_SYSCALL(90, chmod, "sx", chmod)
 SBX_SYSCALL(91, fchmod, "dx", fchmod)
-SBX_SYSCALL(92, chown, "sdd", chown)   /* as the one user */
-SBX_SYSCALL(93, fchown, "ddd", fchown) /* as the one user */
-SBX_SYSCALL(94, lchown, "sdd", lchown) /* as the one user */
+SBX_SYSCALL(92, chown, "sdd", chown)   /* CHOWN for another owner */
+SBX_SYSCALL(93, fchown, "ddd", fchown) /* CHOWN for another owner */
+SBX_SYSCALL(94, lchown, "sdd", lchown) /* CHOWN for another owner */
 SBX_SYSCALL(95, umask, "x", umask)
 SBX_SYSCALL(96, gettimeofday, "pp", gettimeofday)
 SBX_SYSCALL(97, getrlimit, "dp", getrlimit)

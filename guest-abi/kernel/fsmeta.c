@@ -95,44 +95,48 @@ long k_sys_fchmodat(struct k_frame *f)
 	return path_or_fd(SBX_CALL_CHMOD, (int32_t)f->rdi, f->rsi, 0, (uint32_t)f->rdx, 0, 0);
 }
 
-/* One user: no other owner can be given away to or taken from. The file is looked up first,
- * as Linux does: a missing one is ENOENT and a bad descriptor EBADF, whatever the owners. */
-static long chown_ids(long found, uint64_t uid64, uint64_t gid64)
+/* The file is looked up first, as Linux does: a missing one is ENOENT and a bad descriptor
+ * EBADF, whatever the owners. The program's own ids (or -1) change nothing and need no exit;
+ * another owner is the host's to give (CHOWN): root's tar extracting its archive's owners
+ * gets them, another user EPERM, as each would natively. */
+static long chown_at(int32_t dirfd, uint64_t path, uint32_t flags, uint64_t uid64, uint64_t gid64)
 {
+	struct k_stat st;
 	uint32_t uid = (uint32_t)uid64, gid = (uint32_t)gid64;
-	if (found < 0)
-		return found;
-	if ((uid != 0xffffffffu && uid != BOOT->uid) || (gid != 0xffffffffu && gid != BOOT->gid))
-		return -EPERM;
-	return 0;
+	long r = k_stat_kernel(dirfd, path, flags, &st);
+	if (r < 0)
+		return r;
+	if ((uid == 0xffffffffu || uid == st.uid) && (gid == 0xffffffffu || gid == st.gid))
+		return 0;
+	return path_or_fd(SBX_CALL_CHOWN, dirfd, (flags & AT_EMPTY_PATH) ? 0 : path,
+			  flags & AT_SYMLINK_NOFOLLOW, uid, gid, 0);
 }
 
 long k_sys_chown(struct k_frame *f)
 {
-	struct k_stat st;
-	return chown_ids(k_stat_kernel(SBX_AT_FDCWD, f->rdi, 0, &st), f->rsi, f->rdx);
+	return chown_at(SBX_AT_FDCWD, f->rdi, 0, f->rsi, f->rdx);
 }
 
 long k_sys_lchown(struct k_frame *f)
 {
-	struct k_stat st;
-	return chown_ids(k_stat_kernel(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, &st), f->rsi,
-			 f->rdx);
+	return chown_at(SBX_AT_FDCWD, f->rdi, AT_SYMLINK_NOFOLLOW, f->rsi, f->rdx);
 }
 
 long k_sys_fchown(struct k_frame *f)
 {
-	struct k_stat st;
-	return chown_ids(k_stat_kernel((int32_t)f->rdi, 0, AT_EMPTY_PATH, &st), f->rsi, f->rdx);
+	return chown_at((int32_t)f->rdi, 0, AT_EMPTY_PATH, f->rsi, f->rdx);
 }
 
 long k_sys_fchownat(struct k_frame *f)
 {
-	struct k_stat st;
 	uint32_t flags = (uint32_t)f->r8;
 	if (flags & ~(uint32_t)(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
 		return -EINVAL;
-	return chown_ids(k_stat_kernel((int32_t)f->rdi, f->rsi, flags, &st), f->rdx, f->r10);
+	/* An empty path with AT_EMPTY_PATH is the handle dirfd. */
+	int empty = (flags & AT_EMPTY_PATH) && f->rsi && k_user_ok(f->rsi, 1, K_READ) &&
+		    *(const char *)f->rsi == 0;
+	return chown_at((int32_t)f->rdi, f->rsi, empty ? flags : flags & ~(uint32_t)AT_EMPTY_PATH,
+			f->rdx, f->r10);
 }
 
 /* The times are copied to the kernel stack (guest RAM, which the monitor reads like any other

@@ -403,6 +403,7 @@ int64_t sbx_hc_chdir(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_getcwd(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_access(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s);
+int64_t sbx_hc_chown(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_statfs(struct sbx_vm *vm, const struct sbx_slot *s);
 int64_t sbx_hc_symlink(struct sbx_vm *vm, const struct sbx_slot *s);

@@ -912,15 +912,36 @@ int64_t sbx_hc_chmod(struct sbx_vm *vm, const struct sbx_slot *s)
 	return meta_apply(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, do_chmod, &a->mode);
 }
 
+/* Another owner, as the host lets the monitor's user give it: the O_PATH descriptor's own
+ * inode (a symlink's, for lchown), never a path. The host clears setuid and setgid bits as
+ * it changes an owner, and the sandbox never sets them. */
+static int do_chown(int fd, const char *proc_path, int owned, const void *ctx)
+{
+	const uint32_t *id = ctx;
+	(void)proc_path;
+	return owned ? fchownat(fd, "", id[0], id[1], AT_EMPTY_PATH) : fchown(fd, id[0], id[1]);
+}
+
+int64_t sbx_hc_chown(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	const struct sbx_path *a = &s->u.path;
+	uint32_t id[2] = {a->mode, (uint32_t)a->buf};
+	if (a->flags & ~(uint32_t)AT_SYMLINK_NOFOLLOW)
+		return -EINVAL;
+	return meta_apply(vm, a, (a->flags & AT_SYMLINK_NOFOLLOW) != 0, do_chown, id);
+}
+
 static int do_utimens(int fd, const char *proc_path, int owned, const void *ctx)
 {
 	const struct timespec *ts = ctx;
+	struct stat st;
 	if (!owned)
 		return futimens(fd, ts);
-	/* The O_PATH descriptor's own inode, a symlink's too (AT_SYMLINK_NOFOLLOW: shutil's
-	 * copystat of a dangling link); the /proc link, which follows a symlink, before 5.8. */
-	int r = utimensat(fd, "", ts, AT_EMPTY_PATH);
-	return r < 0 && errno == EINVAL ? utimensat(AT_FDCWD, proc_path, ts, 0) : r;
+	/* A symlink's own times (AT_SYMLINK_NOFOLLOW: shutil's copystat of a dangling link)
+	 * through its O_PATH descriptor itself; the /proc link would follow it. */
+	if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+		return utimensat(fd, "", ts, AT_EMPTY_PATH);
+	return utimensat(AT_FDCWD, proc_path, ts, 0);
 }
 
 int64_t sbx_hc_utimens(struct sbx_vm *vm, const struct sbx_slot *s)

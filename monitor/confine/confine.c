@@ -176,6 +176,8 @@ static const struct sbx_rule {
     {SYS_chmod, ARG_ANY, 0, "CHMOD on a path, through /proc/self/fd/N"},
     {SYS_fchmodat, ARG_ANY, 0, "CHMOD (glibc may use fchmodat)"},
     {SYS_utimensat, ARG_ANY, 0, "UTIMENS, through /proc/self/fd/N or a handle"},
+    {SYS_fchown, ARG_ANY, 0, "CHOWN on a handle"},
+    {SYS_fchownat, ARG_ANY, 0, "CHOWN on a path's O_PATH descriptor (AT_EMPTY_PATH)"},
     /* Reports and teardown */
     {SYS_rename, ARG_ANY, 0, "the core file is renamed into place"},
     {SYS_unlink, ARG_ANY, 0, "a failed core file is removed; --tmp cleanup"},

@@ -386,6 +386,35 @@ Test(hypercalls, no_setuid_or_setgid_files_reach_the_host)
 	cr_assert_eq(host_stat("sgid-dir").st_mode & 06000, 0);
 }
 
+/* CHOWN is the host's, on the file itself: root's monitor gives another owner (and the host
+ * clears a setuid bit as it does), another user's is EPERM, as each would be natively; a
+ * read-only mount is EROFS and an unknown flag EINVAL. */
+Test(hypercalls, chown_gives_what_the_host_gives)
+{
+	struct sbx_slot s = open_req("/w/owned", O_WRONLY | O_CREAT);
+	s.u.path.mode = 0644;
+	cr_assert_geq(test_call(&T, s), 0);
+	s = open_req("/w/owned", 0);
+	s.nr = SBX_CALL_CHOWN;
+	s.u.path.mode = 12345;
+	s.u.path.buf = 54321;
+	int64_t r = test_call(&T, s);
+	if (geteuid() == 0) {
+		cr_assert_eq(r, 0, "chown: %lld", (long long)r);
+		cr_assert_eq(host_stat("owned").st_uid, 12345);
+		cr_assert_eq(host_stat("owned").st_gid, 54321);
+	} else {
+		cr_assert_eq(r, -EPERM, "chown: %lld", (long long)r);
+	}
+	s.u.path.flags = 0x8000;
+	cr_assert_eq(test_call(&T, s), -EINVAL);
+	s = open_req("/r/file", 0);
+	s.nr = SBX_CALL_CHOWN;
+	s.u.path.mode = 12345;
+	s.u.path.buf = (uint32_t)-1;
+	cr_assert_eq(test_call(&T, s), -EROFS);
+}
+
 Test(hypercalls, stdio_cannot_be_truncated)
 {
 	struct sbx_slot s = {.nr = SBX_CALL_FTRUNCATE, .u.a = {1, 0}};
