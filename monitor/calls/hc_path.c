@@ -98,8 +98,6 @@ static int classify(struct sbx_vm *vm, struct named *n, int follow)
 	return 0;
 }
 
-/* The call's path (or its second one) copied out of guest memory, normalised against the cwd
- * or a directory handle, and looked up in the policy (and the virtual nodes). */
 /* Is what n names a directory, or nothing yet (a name a call may make a directory of)? Asked
  * of a path that ends in '/' only: "file/" is ENOTDIR for every call, as on Linux. */
 static int names_dir(struct sbx_vm *vm, const struct named *n)
@@ -119,6 +117,8 @@ static int names_dir(struct sbx_vm *vm, const struct named *n)
 	return dir;
 }
 
+/* The call's path (or its second one) copied out of guest memory, normalised against the cwd
+ * or a directory handle, and looked up in the policy (and the virtual nodes). */
 static int resolve(struct sbx_vm *vm, int32_t dirfd, const char *raw, uint32_t len, int follow,
 		   struct named *n)
 {
