@@ -284,6 +284,13 @@ static int open_check(const struct policy_node *n, int *flags, void *ctx)
 	return 0;
 }
 
+/* chmod and utimensat on an O_PATH fd go through its /proc/self/fd link: the link is the
+ * monitor's own, resolved on the host side after the guest path was already resolved safely. */
+static void proc_fd_path(char *out, size_t len, int fd)
+{
+	snprintf(out, len, "/proc/self/fd/%d", fd);
+}
+
 /* The program's kernel took the program's umask from a new entry's mode; the host takes the
  * monitor's too. Where that removed bits the program kept (its umask 002 under a shell's 022),
  * the entry just made gets the program's mode back, through a descriptor of it: never by a path
@@ -305,7 +312,7 @@ static void mode_back(struct sbx_vm *vm, int dirfd, const char *name, int fd, mo
 	    (st.st_mode & 0777) == (mode & 0777 & ~vm->host.umask)) {
 		if (S_ISDIR(st.st_mode))
 			mode |= st.st_mode & S_ISGID;
-		snprintf(p, sizeof(p), "/proc/self/fd/%d", use);
+		proc_fd_path(p, sizeof(p), use);
 		(void)(fd >= 0 ? fchmod(fd, mode) : chmod(p, mode));
 	}
 	if (own >= 0)
@@ -862,13 +869,6 @@ static int meta_target(struct sbx_vm *vm, const struct sbx_path *a, int nofollow
 	*rw = m->rw;
 	*owned = 1;
 	return fd;
-}
-
-/* chmod and utimensat on an O_PATH fd go through its /proc/self/fd link: the link is the
- * monitor's own, resolved on the host side after the guest path was already resolved safely. */
-static void proc_fd_path(char *out, size_t len, int fd)
-{
-	snprintf(out, len, "/proc/self/fd/%d", fd);
 }
 
 /* The common shape of chmod and utimensat: find the target, refuse read-only mounts and
