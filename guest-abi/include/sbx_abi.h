@@ -15,7 +15,7 @@
 #endif
 
 #define SBX_ABI_MAJOR 1
-#define SBX_ABI_MINOR 28
+#define SBX_ABI_MINOR 29
 #define SBX_ABI_VERSION ((SBX_ABI_MAJOR << 16) | SBX_ABI_MINOR)
 
 /* ---- Guest address space ----------------------------------------------------------------
@@ -745,6 +745,10 @@ _Static_assert(sizeof(struct sbx_path) == 56, "sbx_path size");
 /* 1.7, in a slot's pad: a request that waits (PARK, SLEEP) with the monitor's lock released;
  * only the calling vCPU's own thread serves it (after a doorbell), never the poller. */
 #define SBX_SLOT_OWN 1
+/* 1.29, OUT in a slot's `done` while it is not served: seq | this. A poller serving several
+ * rings leaves a request that may wait to the vCPU's own thread: ring the doorbell now rather
+ * than spin until spin_tsc. An older kernel spins, then rings. */
+#define SBX_DONE_RING SBX_U64(0x8000000000000000)
 
 #ifndef __ASSEMBLER__
 struct sbx_slot {

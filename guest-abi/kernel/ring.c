@@ -57,14 +57,15 @@ static long k_submit(volatile struct sbx_slot *s, int unlocked)
 	if (__atomic_load_n(&r->flags, __ATOMIC_ACQUIRE) & SBX_RING_NEED_WAKEUP) {
 		k_doorbell();
 	} else {
-		uint64_t start = sbx_rdtsc(), limit = BOOT->spin_tsc;
-		while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq) {
-			__asm__ volatile("pause");
-			if (sbx_rdtsc() - start > limit) {
-				/* The monitor blocks in the exit until the request is done. */
+		uint64_t start = sbx_rdtsc(), limit = BOOT->spin_tsc, d;
+		while ((d = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) != seq) {
+			/* The monitor blocks in the exit until the request is done: after spin_tsc,
+			 * or at once when the poller leaves the request to the vCPU's thread. */
+			if (d == (seq | SBX_DONE_RING) || sbx_rdtsc() - start > limit) {
 				k_doorbell();
 				break;
 			}
+			__asm__ volatile("pause");
 		}
 	}
 	while (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE) != seq)

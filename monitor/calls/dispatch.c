@@ -3,6 +3,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -235,6 +240,13 @@ int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, in
 	int r0 = wait(ctx, 0);
 	if (r0 != 0 || timeout_ms == 0)
 		return r0;
+	/* A poller serving several rings must not wait here (hc_may_wait let the request through,
+	 * and another process took what was ready): the guest makes the call again, and its vCPU's
+	 * thread serves it. */
+	if (!sbx_ring_may_wait()) {
+		errno = EINTR;
+		return -1;
+	}
 	for (;;) {
 		if (sbx_wait_over(vm, nudge)) {
 			errno = EINTR;
@@ -265,6 +277,48 @@ static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 			   : SBX_WAIT_NONE;
 	}
 	return SBX_WAIT_NONE;
+}
+
+/* For a poller serving several rings (core/ring.c): may this request wait on the host? Only a
+ * call marked quick is served there, and a read or write of a pipe, socket or terminal only
+ * when it cannot wait: its descriptor is ready, a write fits what readiness promises (a pipe
+ * takes PIPE_BUF bytes whole), and a receive does not wait for all it asked. */
+static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
+{
+	if (s->nr == 0 || s->nr >= SBX_CALL_COUNT)
+		return 0; /* answered at once: no such call */
+	unsigned f = sbx_calls[s->nr].flags;
+	if (!(f & SBX_CF_QUICK))
+		return 1;
+	if (s->nr == SBX_CALL_IOCTL) {
+		/* These wait until the terminal's output has drained. */
+		uint64_t req = s->u.a[1];
+		return req == TCSBRK || req == TCSBRKP || req == TCSETSW || req == TCSETSF ||
+		       req == TCSETAW || req == TCSETAF;
+	}
+	if (!(f & SBX_CF_WAIT_STDIO))
+		return 0;
+	struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
+	if (!h || h->kind != SBX_H_HOST || !sbx_handle_may_block(h))
+		return 0;
+	int is_write = s->nr == SBX_CALL_WRITE || s->nr == SBX_CALL_WRITEV;
+	int vec = s->nr == SBX_CALL_READV || s->nr == SBX_CALL_WRITEV;
+	if (vec && (s->u.rw.off & SBX_RW_SOCK) && (s->u.rw.off & MSG_WAITALL))
+		return 1;
+	if (is_write) {
+		uint64_t total = vec ? 0 : s->u.rw.len;
+		struct sbx_iovec v[SBX_IOV_MAX];
+		if (vec &&
+		    (s->u.rw.len > SBX_IOV_MAX ||
+		     sbx_copy_from_guest(vm, v, s->u.rw.buf, s->u.rw.len * sizeof(v[0])) < 0))
+			return 0; /* refused at once */
+		for (uint64_t i = 0; vec && i < s->u.rw.len && total <= PIPE_BUF; i++)
+			total += v[i].len;
+		if (total > PIPE_BUF)
+			return 1;
+	}
+	struct pollfd p = {.fd = h->fd, .events = is_write ? POLLOUT : POLLIN};
+	return poll(&p, 1, 0) != 1;
 }
 
 /* Before the reply is published: the kernel reads waited_ns once the request is done. */
@@ -352,6 +406,7 @@ static int attach(struct sbx_vm *vm, struct sbx_vm *parent, char *err, size_t er
 	}
 	vm->opts.nofile = sbx_fd_ceiling(vm);
 	vm->hooks.dispatch = sbx_hypercall;
+	vm->hooks.may_wait = hc_may_wait;
 	vm->hooks.ref_hold = sbx_memfd_ref_hold;
 	return 0;
 }

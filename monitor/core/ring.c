@@ -1,16 +1,12 @@
 /* The monitor side of the request rings. vCPU 0's requests are served either by a polling
- * thread (no VM exit: the guest spins on the completion) or, after a doorbell exit, by the vCPU
- * thread itself; a thread's vCPU has a ring of its own, served after its doorbells by its own
- * host thread (threads.c). `ring_lock` makes them all take turns: the handlers share the
- * handle table and the policy. Each ring has at most one request in flight. */
+ * thread (poller.c; no VM exit: the guest spins on the completion) or, after a doorbell exit,
+ * by the vCPU thread itself; a thread's vCPU has a ring of its own, served after its doorbells
+ * by its own host thread (threads.c). `ring_lock` makes them all take turns: the handlers share
+ * the handle table and the policy. Each ring has at most one request in flight. */
 #include <errno.h>
-#include <signal.h>
-#include <linux/futex.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +14,9 @@
 
 /* How long the poller keeps spinning after the last request before it asks for doorbells. */
 #define SBX_POLL_IDLE_NS 300000ll
+/* How long it spins on a ring whose lock someone else holds (a pause, a request its vCPU's
+ * thread serves) before it stops looking at that ring until its next doorbell. */
+#define SBX_POLL_HELD_NS 3000000ll
 
 uint64_t sbx_ring_gpa(struct sbx_vm *vm)
 {
@@ -32,6 +31,13 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 /* During a request's handler: may this thread release ring_lock around a wait (no other
  * thread would serve the request's slot meanwhile)? */
 static __thread int ring_may_release, ring_released;
+/* Set while a poller serving several rings serves one: nothing may wait on the host. */
+static __thread int ring_shared;
+
+int sbx_ring_may_wait(void)
+{
+	return !ring_shared;
+}
 
 int sbx_ring_release_on(struct sbx_vm *vm, pthread_cond_t *cond)
 {
@@ -96,6 +102,12 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		memcpy(&s, (const void *)gs, sizeof(s));
 		if ((s.pad & SBX_SLOT_OWN) && !own)
 			break;
+		if (ring_shared && vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)) {
+			/* The vCPU's own thread serves it, after the doorbell this asks for. */
+			__atomic_store_n(&gs->done, s.seq | SBX_DONE_RING, __ATOMIC_RELEASE);
+			vm->proc.ring.declined = tail + 1;
+			break;
+		}
 		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != sbx_ring_gpa(vm) ||
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
@@ -169,32 +181,27 @@ void sbx_ring_poll(struct sbx_vm *vm)
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 }
 
-static void futex_wait(atomic_int *w, int val)
-{
-	syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(atomic_int *w)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 /* Backs the next piece of the ranges left for this thread: outside the lock, since a range
  * takes ~1-3 us a page of fresh host memory and the vCPU thread may want the lock meanwhile;
  * a piece at a time between looks at the ring, so that a request never waits behind a big
  * range (Go's runtime maps 32 MiB at start-up and touches a few pages of it). Backing changes
  * no byte (a page reads the same before and after), so nothing guards it. */
 #define SBX_POP_PIECE (512ull << 10)
-static void populate_queued(struct sbx_vm *vm)
+/* Shared by several rings: each piece keeps the others waiting (~30-100 us here). */
+#define SBX_POP_PIECE_SHARED (64ull << 10)
+static int populate_queued(struct sbx_vm *vm, int shared)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
 	if (!__atomic_load_n(&rs->npop, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&rs->lock);
+		return 0;
+	/* Not waiting for the lock: the vCPU's thread may hold it through a long request. */
+	if (pthread_mutex_trylock(&rs->lock))
+		return 0;
 	unsigned n = rs->npop;
-	uint64_t gpa = n ? rs->pop[0].gpa : 0, len = 0;
+	uint64_t gpa = n ? rs->pop[0].gpa : 0, len = 0,
+		 piece = shared ? SBX_POP_PIECE_SHARED : SBX_POP_PIECE;
 	if (n) {
-		len = rs->pop[0].len < SBX_POP_PIECE ? rs->pop[0].len : SBX_POP_PIECE;
+		len = rs->pop[0].len < piece ? rs->pop[0].len : piece;
 		rs->pop[0].gpa += len;
 		rs->pop[0].len -= len;
 		if (!rs->pop[0].len) {
@@ -205,6 +212,7 @@ static void populate_queued(struct sbx_vm *vm)
 	pthread_mutex_unlock(&rs->lock);
 	if (len)
 		madvise(vm->proc.mem.base + gpa, len, MADV_POPULATE_WRITE);
+	return len != 0;
 }
 
 void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
@@ -230,74 +238,97 @@ void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
-	if (!(rs->poller_started || rs->polling) || atomic_load(&rs->retired) ||
+	if (!(rs->attached || rs->polling) || atomic_load(&rs->retired) ||
 	    rs->npop == SBX_RING_POP_MAX)
 		return -EAGAIN;
 	rs->pop[rs->npop].gpa = gpa;
 	rs->pop[rs->npop].len = len;
 	__atomic_store_n(&rs->npop, rs->npop + 1, __ATOMIC_RELEASE);
-	atomic_fetch_add(&rs->wake, 1);
-	futex_wake(&rs->wake);
+	if (rs->attached)
+		sbx_poller_wake(rs->poller, vm);
 	return 0;
 }
 
-/* Serves requests as they come; after SBX_POLL_IDLE_NS without one, asks for doorbells and
- * returns. */
-static void poll_until_idle(struct sbx_vm *vm)
+int sbx_ring_turn(struct sbx_vm *vm, int shared)
 {
-	/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox holds the
-	 * lock, and its RAM must not change while a snapshot reads it. */
-	pthread_mutex_lock(&vm->proc.ring.lock);
-	sbx_ring_need_wakeup(vm, 0);
-	pthread_mutex_unlock(&vm->proc.ring.lock);
-	int64_t idle_since = sbx_now_ns(CLOCK_MONOTONIC);
-	while (!atomic_load(&vm->proc.ring.stop) && !atomic_load(&vm->life.stopping)) {
-		if (atomic_load(&vm->proc.ring.retired))
-			idle_since = 0; /* idle at once, for good */
-		populate_queued(vm);
-		if (sbx_ring_pending(vm)) {
-			sbx_ring_poll(vm);
-			idle_since = sbx_now_ns(CLOCK_MONOTONIC);
-			continue;
-		}
-		if (sbx_now_ns(CLOCK_MONOTONIC) - idle_since < SBX_POLL_IDLE_NS ||
-		    (__atomic_load_n(&vm->proc.ring.npop, __ATOMIC_ACQUIRE) &&
-		     !atomic_load(&vm->proc.ring.retired))) {
-			__builtin_ia32_pause();
-			continue;
-		}
-		/* Going idle: ask for doorbells, then look once more, since a request published
-		 * before the flag was visible would otherwise wait forever. */
-		pthread_mutex_lock(&vm->proc.ring.lock);
-		sbx_ring_need_wakeup(vm, 1);
-		int more = sbx_ring_pending(vm);
-		if (more)
-			sbx_ring_need_wakeup(vm, 0);
-		pthread_mutex_unlock(&vm->proc.ring.lock);
-		if (!more)
-			return;
+	struct sbx_ring_srv *rs = &vm->proc.ring;
+	if (!atomic_load(&rs->active))
+		return 0;
+	if (atomic_load(&rs->stop) || atomic_load(&vm->life.stopping)) {
+		atomic_store(&rs->active, 0);
+		rs->awake = 0;
+		return 0;
 	}
-}
-
-static void *poller_main(void *arg)
-{
-	struct sbx_vm *vm = arg;
-	sbx_pin_cpu(vm->proc.ring.cpu);
-	while (!atomic_load(&vm->proc.ring.stop)) {
-		int wake = atomic_load(&vm->proc.ring.wake);
-		poll_until_idle(vm);
-		if (!atomic_load(&vm->proc.ring.stop))
-			futex_wait(&vm->proc.ring.wake, wake);
+	int64_t now = sbx_now_ns(CLOCK_MONOTONIC);
+	if (!rs->awake) {
+		/* Every write to guest RAM under ring_lock, even this flag: a paused sandbox
+		 * holds the lock, and its RAM must not change while a snapshot reads it. */
+		if (pthread_mutex_trylock(&rs->lock))
+			goto held;
+		sbx_ring_need_wakeup(vm, 0);
+		pthread_mutex_unlock(&rs->lock);
+		rs->awake = 1;
+		rs->idle_since = now;
+		rs->held_since = 0;
 	}
-	return NULL;
+	int retired = atomic_load(&rs->retired);
+	if (retired)
+		rs->idle_since = 0; /* idle at once, for good */
+	else if (populate_queued(vm, shared))
+		rs->idle_since = now;
+	if (!retired && sbx_ring_pending(vm) && tail_of(vm) + 1 != rs->declined &&
+	    pthread_mutex_trylock(&rs->lock) == 0) {
+		ring_shared = shared;
+		/* Retired meanwhile: vCPU 0's own thread serves, and may release the lock while
+		 * it does. */
+		if (!atomic_load(&rs->retired))
+			vm->stats.polled += (uint64_t)sbx_ring_serve(vm);
+		ring_shared = 0;
+		pthread_mutex_unlock(&rs->lock);
+		rs->idle_since = now;
+		rs->held_since = 0;
+		return 1;
+	}
+	if (now - rs->idle_since < SBX_POLL_IDLE_NS ||
+	    (__atomic_load_n(&rs->npop, __ATOMIC_ACQUIRE) && !retired))
+		return 1;
+	/* Going idle: ask for doorbells, then look once more, since a request published before
+	 * the flag was visible would otherwise wait forever. `active` goes first: a doorbell's
+	 * wake-up from here on is not lost. */
+	if (pthread_mutex_trylock(&rs->lock))
+		goto held;
+	rs->held_since = 0;
+	atomic_store(&rs->active, 0);
+	rs->awake = 0;
+	sbx_ring_need_wakeup(vm, 1);
+	int more = sbx_ring_pending(vm) && tail_of(vm) + 1 != rs->declined;
+	if (more) {
+		sbx_ring_need_wakeup(vm, 0);
+		rs->awake = 1;
+		atomic_store(&rs->active, 1);
+	}
+	pthread_mutex_unlock(&rs->lock);
+	return more;
+held:
+	/* The vCPU's thread holds ring_lock through a long request, or a pause does: not spun on
+	 * for long. With NEED_WAKEUP still clear the guest spins for spin_tsc, then rings, and
+	 * the doorbell makes the ring active again. */
+	if (!rs->held_since)
+		rs->held_since = now;
+	if (now - rs->held_since < SBX_POLL_HELD_NS)
+		return 1;
+	rs->held_since = 0;
+	atomic_store(&rs->active, 0);
+	rs->awake = 0;
+	return 0;
 }
 
 void sbx_ring_nudge(struct sbx_vm *vm, int how)
 {
 	atomic_fetch_add(&vm->life.nudge, 1);
 	sbx_wake_sleepers(vm);
-	if ((how & SBX_RING_KICK) && vm->proc.ring.poller_started)
-		pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
+	if ((how & SBX_RING_KICK) && vm->proc.ring.attached)
+		sbx_poller_kick(vm->proc.ring.poller, vm);
 }
 
 int sbx_ring_lock(struct sbx_vm *vm, int how, int timeout_ms)
@@ -329,53 +360,59 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	sbx_ring_serve_at(vm, sbx_ring_gpa(vm), &vm->proc.ring.tail, 1);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
-	if (vm->proc.ring.polling && !atomic_load(&vm->proc.ring.retired)) {
-		/* Calls are coming again: let the poller take the next ones without exits. */
-		atomic_fetch_add(&vm->proc.ring.wake, 1);
-		futex_wake(&vm->proc.ring.wake);
-	}
+	/* Calls are coming again: let the poller take the next ones without exits. */
+	if (vm->proc.ring.attached && !atomic_load(&vm->proc.ring.retired))
+		sbx_poller_wake(vm->proc.ring.poller, vm);
 }
 
 void sbx_ring_unretire(struct sbx_vm *vm)
 {
-	if (!atomic_exchange(&vm->proc.ring.retired, 0) || !vm->proc.ring.polling)
-		return;
 	/* An idle poller waits for a doorbell: this one stands for the next run's first. */
-	atomic_fetch_add(&vm->proc.ring.wake, 1);
-	futex_wake(&vm->proc.ring.wake);
+	if (atomic_exchange(&vm->proc.ring.retired, 0) && vm->proc.ring.attached)
+		sbx_poller_wake(vm->proc.ring.poller, vm);
+}
+
+void sbx_ring_share(struct sbx_vm *child, struct sbx_vm *parent)
+{
+	if (child->proc.ring.polling && parent->proc.ring.poller && !child->proc.ring.poller)
+		child->proc.ring.poller = sbx_poller_ref(parent->proc.ring.poller);
 }
 
 int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 {
+	struct sbx_ring_srv *rs = &vm->proc.ring;
 	sbx_ring_need_wakeup(vm, 1);
-	if (!vm->proc.ring.polling)
+	if (!rs->polling)
 		return 0;
 	sbx_pin_cpu(vm->proc.vcpu.cpu);
-	atomic_store(&vm->proc.ring.stop, 0);
-	int e = pthread_create(&vm->proc.ring.poller, NULL, poller_main, vm);
-	if (e) {
-		snprintf(err, errlen, "cannot start the ring polling thread: %s", strerror(e));
-		vm->proc.ring.polling = 0;
+	int r = rs->poller ? 0 : sbx_poller_new(rs->cpu, &rs->poller, err, errlen);
+	if (r < 0) {
+		rs->polling = 0;
 		/* What was queued for it before the run (populate_data) is backed here. */
-		while (__atomic_load_n(&vm->proc.ring.npop, __ATOMIC_ACQUIRE))
-			populate_queued(vm);
-		return -e;
+		while (__atomic_load_n(&rs->npop, __ATOMIC_ACQUIRE))
+			populate_queued(vm, 0);
+		return r;
 	}
-	vm->proc.ring.poller_started = 1;
+	atomic_store(&rs->stop, 0);
+	rs->awake = 0;
+	rs->declined = 0;
+	rs->held_since = 0;
+	rs->attached = 1;
+	sbx_poller_attach(rs->poller, vm);
 	return 0;
 }
 
 void sbx_ring_stop(struct sbx_vm *vm)
 {
-	if (!vm->proc.ring.poller_started)
-		return;
-	atomic_store(&vm->proc.ring.stop, 1);
-	atomic_fetch_add(&vm->proc.ring.wake, 1);
-	futex_wake(&vm->proc.ring.wake);
-	/* A host call the guest asked for (a read of an idle pipe) may block the poller: the
-	 * kick signal interrupts it, and the guest is not resumed to see the EINTR. */
-	pthread_kill(vm->proc.ring.poller, sbx_kick_signal());
-	pthread_join(vm->proc.ring.poller, NULL);
-	vm->proc.ring.poller_started = 0;
-	vm->proc.ring.npop = 0; /* hints for a run that is over */
+	struct sbx_ring_srv *rs = &vm->proc.ring;
+	if (rs->attached) {
+		atomic_store(&rs->stop, 1);
+		sbx_poller_detach(rs->poller, vm);
+		rs->attached = 0;
+		rs->npop = 0; /* hints for a run that is over */
+	}
+	if (rs->poller) {
+		sbx_poller_unref(rs->poller);
+		rs->poller = NULL;
+	}
 }

@@ -226,6 +226,7 @@ struct sbx_vcpu {
 /* The monitor's side of the request ring (ring.c): `lock` makes the polling thread and the
  * vCPU thread take turns. */
 #define SBX_RING_POP_MAX 16
+struct sbx_poller;
 struct sbx_ring_srv {
 	pthread_mutex_t lock;
 	uint32_t tail;
@@ -237,11 +238,20 @@ struct sbx_ring_srv {
 	 * compete with the threads' vCPUs for the cores, and a vCPU spinning on the guest's lock
 	 * would keep it off its core while it holds ring_lock). */
 	atomic_int retired;
-	pthread_t poller;
-	int poller_started;
-	atomic_int stop;
-	atomic_int wake; /* futex word: bumped to wake the poller */
-	int cpu;	 /* the host CPU the poller is pinned to, or -1 */
+	/* The poller thread that serves this ring (poller.c), one for all the processes of a
+	 * sandbox: a reference, from sbx_ring_share or sbx_ring_start to sbx_ring_stop; it serves
+	 * the ring while `attached`. */
+	struct sbx_poller *poller;
+	int attached;
+	atomic_int stop;   /* the ring leaves its poller: nothing more is served */
+	atomic_int active; /* the poller spins on this ring (a doorbell woke it) */
+	int cpu;	   /* the host CPU the poller is pinned to, or -1 */
+	/* The poller's own, touched by its thread only: whether it has taken the ring off
+	 * doorbells since `active`, since when nothing came, since when it found `lock` held (0:
+	 * not), and tail + 1 of a request it left to the vCPU's thread (0: none). */
+	int awake;
+	int64_t idle_since, held_since;
+	uint32_t declined;
 	/* POPULATE hints a doorbell brought, for the poller to serve while the vCPU goes on
 	 * (under `lock`): offsets into guest RAM and lengths. */
 	struct {
@@ -430,6 +440,9 @@ enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
 struct sbx_hooks {
 	/* Serves one request of the ring (calls/dispatch.c). */
 	int64_t (*dispatch)(struct sbx_vm *vm, const struct sbx_slot *s);
+	/* Whether serving it may wait on the host (a read of an empty pipe, a poll, a fork): a
+	 * poller serving several rings leaves such a request to the vCPU's own thread. */
+	int (*may_wait)(struct sbx_vm *vm, const struct sbx_slot *s);
 	/* A doorbell, after the ring is served (the exec engine parks there). */
 	enum sbx_action (*doorbell)(struct sbx_vm *vm);
 	/* Just before the first KVM_RUN (a migration destination says RESUMED there). */
@@ -965,9 +978,32 @@ void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_ring_pending(struct sbx_vm *vm);
 void sbx_ring_poll(struct sbx_vm *vm);
 void sbx_ring_need_wakeup(struct sbx_vm *vm, int on);
+/* The poller's one look at a ring: serves what is published (never a request that may wait
+ * when shared), backs a piece of what was hinted, and after SBX_POLL_IDLE_NS without a request
+ * asks for doorbells and stops spinning on it. Never waits for ring_lock. 1 while the ring
+ * wants spinning. */
+int sbx_ring_turn(struct sbx_vm *vm, int shared);
 /* The poller, retired when the first thread started, serves vCPU 0's ring again (the threads
  * are gone: sbx_threads_reset). */
 void sbx_ring_unretire(struct sbx_vm *vm);
+/* A child process's ring is served by its parent's poller (one spinning thread for a whole
+ * process tree, not one each): a reference taken now, used at the child's sbx_ring_start. */
+void sbx_ring_share(struct sbx_vm *child, struct sbx_vm *parent);
+/* In a handler: 0 when the thread serving it must not wait on the host (a poller serving
+ * several rings, where one ring's wait would stall the others): the wait ends at once with
+ * EINTR, and the guest makes the call again, served by its vCPU's thread. */
+int sbx_ring_may_wait(void);
+
+/* poller.c: the polling thread and the rings it serves. */
+int sbx_poller_new(int cpu, struct sbx_poller **out, char *err, size_t errlen);
+struct sbx_poller *sbx_poller_ref(struct sbx_poller *p);
+void sbx_poller_unref(struct sbx_poller *p);
+void sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm);
+void sbx_poller_detach(struct sbx_poller *p, struct sbx_vm *vm);
+/* The ring's calls are coming (a doorbell, a hint): the poller spins on it again. */
+void sbx_poller_wake(struct sbx_poller *p, struct sbx_vm *vm);
+/* A kick for the poller thread, if it is serving vm's ring now (a host call it may block in). */
+void sbx_poller_kick(struct sbx_poller *p, struct sbx_vm *vm);
 /* Takes ring_lock from another thread than the poller, which may hold it while blocked in a
  * host call the guest asked for (a SLEEP, a poll with no end). Tries every 10 ms, first
  * cutting such a call short as `how` allows (sbx_ring_nudge); gives up with -ETIMEDOUT after

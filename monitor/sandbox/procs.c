@@ -1080,8 +1080,10 @@ static int64_t do_fork(struct sbx_vm *vm, const struct sbx_slot *s)
 		c->procs = t;
 		tree_hooks(c);
 		sbx_vm_choose_cpus(c);
-		/* Processes share the cores: none pins its vCPU or poller. */
+		/* Processes share the cores: none pins its vCPU or poller, and one poller serves
+		 * them all. */
 		c->proc.vcpu.cpu = c->proc.ring.cpu = -1;
+		sbx_ring_share(c, vm);
 		r = sbx_core_fork(vm, c, s->seq, err, sizeof(err));
 	}
 	if (r == 0) {

@@ -309,11 +309,10 @@ static int64_t call(struct sbx_vm *vm, struct sbx_slot s)
 	s.seq = ++seq;
 	r->slots[slot] = s;
 	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
-	if (vm->proc.ring.poller_started) {
+	if (vm->proc.ring.attached) {
 		/* An idle poller sleeps until a doorbell: wake it as the doorbell would, but let it
 		 * serve the request itself. */
-		atomic_fetch_add(&vm->proc.ring.wake, 1);
-		syscall(SYS_futex, &vm->proc.ring.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		sbx_poller_wake(vm->proc.ring.poller, vm);
 		/* However busy the host: 120 s only turn a poller that never answers into a
 		 * failure. */
 		struct timespec t0, t;
@@ -331,7 +330,7 @@ static int64_t call(struct sbx_vm *vm, struct sbx_slot s)
 	}
 	if (__atomic_load_n(&r->slots[slot].done, __ATOMIC_ACQUIRE) != s.seq)
 		return -ETIMEDOUT;
-	served_by_poller += vm->proc.ring.poller_started;
+	served_by_poller += vm->proc.ring.attached;
 	return r->slots[slot].ret;
 }
 

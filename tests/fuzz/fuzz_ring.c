@@ -129,8 +129,12 @@ static void *worker_main(void *arg)
 		/* A process call is served as the vCPU's own thread serves it after a doorbell;
 		 * the rest as the poller would (which never waits long for a request). */
 		struct sbx_ring *r = sbx_gptr(vm, SBX_RING_ADDR, sizeof(*r));
-		int own = (r->slots[vm->proc.ring.tail % SBX_RING_SLOTS].pad & SBX_SLOT_OWN) != 0;
+		struct sbx_slot s = r->slots[vm->proc.ring.tail % SBX_RING_SLOTS];
+		int own = (s.pad & SBX_SLOT_OWN) != 0;
 		pthread_mutex_lock(&vm->proc.ring.lock);
+		/* What a poller serving several rings asks first (the same guest bytes). */
+		if (vm->hooks.may_wait)
+			(void)vm->hooks.may_wait(vm, &s);
 		sbx_ring_serve_at(vm, SBX_RING_ADDR, &vm->proc.ring.tail, own);
 		pthread_mutex_unlock(&vm->proc.ring.lock);
 		pthread_mutex_lock(&worker.lock);
