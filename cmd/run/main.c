@@ -133,6 +133,15 @@ static void print_stats(const struct sbx_result *res)
 		(unsigned long long)res->stats.patch_refused,
 		(unsigned long long)res->stats.cpuid_sites,
 		(unsigned long long)res->stats.patch_resumes);
+	if (res->stats.procs)
+		fprintf(stderr,
+			"sandbox-run: stats: %llu other processes: %llu VM exits, %llu doorbells, "
+			"%llu hypercalls (%llu polled)\n",
+			(unsigned long long)res->stats.procs,
+			(unsigned long long)res->stats.procs_exits,
+			(unsigned long long)res->stats.procs_doorbells,
+			(unsigned long long)res->stats.procs_calls,
+			(unsigned long long)res->stats.procs_polled);
 	if (res->stats.threads)
 		fprintf(
 		    stderr,

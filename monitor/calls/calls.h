@@ -60,7 +60,8 @@ struct sbx_handle {
 	 * Linux's (a forked child reading an inherited /proc/self/status reads its parent). */
 	uint32_t vpid;
 	/* stdio: whether a read or write of it may block (a pipe, socket or terminal), found at
-	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may. */
+	 * its first use: 0 not yet known, 1 never (a file, /dev/null), 2 it may, 3 it may (a
+	 * terminal). */
 	int may_block;
 	int clock; /* SBX_O_TIMERFD: its clock */
 	/* An object's id in its table (sbx_handle_add), kept by the copies dup and fork make:

@@ -151,6 +151,10 @@ static int64_t hc_populate(struct sbx_vm *vm, const struct sbx_slot *s)
 	 * requests, on the other CPU, while the guest goes on. */
 	if (sbx_ring_defer_populate(vm, addr, len) == 0)
 		return 0;
+	/* The poller, its queue full: a hint it drops rather than keep the other rings waiting
+	 * through 64 MiB. The pages come at their first touch. */
+	if (!sbx_ring_may_wait())
+		return 0;
 	/* Here, without ring_lock where it may go: the other threads' requests need not wait
 	 * for this vCPU's hint. Backing changes no byte, so nothing guards it. */
 	int released = sbx_threads_count(vm) ? sbx_ring_release(vm) : 0;
@@ -217,11 +221,12 @@ int sbx_handle_may_block(struct sbx_handle *h)
 {
 	if (!h->may_block) {
 		struct stat st;
-		int blocks = fstat(h->fd, &st) < 0 || S_ISFIFO(st.st_mode) ||
-			     S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(h->fd));
-		h->may_block = blocks ? 2 : 1;
+		int ok = fstat(h->fd, &st) == 0;
+		h->may_block = ok && S_ISCHR(st.st_mode) && isatty(h->fd)	     ? 3
+			       : !ok || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ? 2
+										     : 1;
 	}
-	return h->may_block == 2;
+	return h->may_block >= 2;
 }
 
 int sbx_wait_over(struct sbx_vm *vm, int nudge)
@@ -244,6 +249,7 @@ int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, in
 	 * and another process took what was ready): the guest makes the call again, and its vCPU's
 	 * thread serves it. */
 	if (!sbx_ring_may_wait()) {
+		sbx_ring_would_wait();
 		errno = EINTR;
 		return -1;
 	}
@@ -279,10 +285,11 @@ static enum sbx_wait wait_kind(struct sbx_vm *vm, const struct sbx_slot *s)
 	return SBX_WAIT_NONE;
 }
 
-/* For a poller serving several rings (core/ring.c): may this request wait on the host? Only a
- * call marked quick is served there, and a read or write of a pipe, socket or terminal only
- * when it cannot wait: its descriptor is ready, a write fits what readiness promises (a pipe
- * takes PIPE_BUF bytes whole), and a receive does not wait for all it asked. */
+/* For the poller (core/ring.c), which must not wait on the host: may this request wait? Only
+ * a call marked quick is served there, and a read or write of a pipe or socket only when it
+ * cannot wait: the guest's descriptor is non-blocking, or ready, and a write fits what
+ * readiness promises (a pipe takes PIPE_BUF bytes whole); not a terminal's (no transfer of its
+ * is tried without waiting), nor a receive that waits for all it asked. */
 static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 {
 	if (s->nr == 0 || s->nr >= SBX_CALL_COUNT)
@@ -299,11 +306,19 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	if (!(f & SBX_CF_WAIT_STDIO))
 		return 0;
 	struct sbx_handle *h = sbx_fd_get(vm, s->u.rw.fd);
-	if (!h || h->kind != SBX_H_HOST || !sbx_handle_may_block(h))
-		return 0;
+	if (!h || h->kind != SBX_H_HOST || h->obj == SBX_O_SIGNALFD || !sbx_handle_may_block(h))
+		return 0; /* answered at once */
 	int is_write = s->nr == SBX_CALL_WRITE || s->nr == SBX_CALL_WRITEV;
 	int vec = s->nr == SBX_CALL_READV || s->nr == SBX_CALL_WRITEV;
-	if (vec && (s->u.rw.off & SBX_RW_SOCK) && (s->u.rw.off & MSG_WAITALL))
+	uint64_t sf = vec ? (uint64_t)s->u.rw.off : 0;
+	if ((sf & SBX_RW_SOCK) && (sf & MSG_DONTWAIT))
+		return 0;
+	if ((sf & SBX_RW_SOCK) && (sf & MSG_WAITALL))
+		return 1;
+	int fl = h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL);
+	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK))
+		return 0; /* EAGAIN at once, if nothing is there */
+	if (h->may_block == 3)
 		return 1;
 	if (is_write) {
 		uint64_t total = vec ? 0 : s->u.rw.len;
@@ -312,8 +327,11 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		    (s->u.rw.len > SBX_IOV_MAX ||
 		     sbx_copy_from_guest(vm, v, s->u.rw.buf, s->u.rw.len * sizeof(v[0])) < 0))
 			return 0; /* refused at once */
-		for (uint64_t i = 0; vec && i < s->u.rw.len && total <= PIPE_BUF; i++)
+		for (uint64_t i = 0; vec && i < s->u.rw.len; i++) {
+			if (v[i].len > PIPE_BUF - total)
+				return 1;
 			total += v[i].len;
+		}
 		if (total > PIPE_BUF)
 			return 1;
 	}

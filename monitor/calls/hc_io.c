@@ -123,8 +123,8 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	return r > 0;
 }
 
-/* The host call of a read or write. `nowait`: a read tried without waiting, RWF_NOWAIT (a pipe,
- * an eventfd; a terminal says EOPNOTSUPP) or MSG_DONTWAIT (a socket). Positioned: one buffer
+/* The host call of a read or write. `nowait`: tried without waiting, RWF_NOWAIT (a pipe, an
+ * eventfd; a terminal says EOPNOTSUPP) or MSG_DONTWAIT (a socket). Positioned: one buffer
  * (PREAD/PWRITE), and the calls the seccomp allowlist has. */
 static ssize_t io_call(int fd, struct iovec *iov, int cnt, int is_write, int positioned,
 		       int64_t off, int sock, struct msghdr *mh, int nowait)
@@ -137,12 +137,13 @@ static ssize_t io_call(int fd, struct iovec *iov, int cnt, int is_write, int pos
 		struct msghdr m0 = {0}, *m = mh ? mh : &m0;
 		m->msg_iov = iov;
 		m->msg_iovlen = (size_t)cnt;
-		return is_write
-			   ? sendmsg(fd, m, sock | MSG_NOSIGNAL)
-			   : recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC | (nowait ? MSG_DONTWAIT : 0));
+		int dw = nowait ? MSG_DONTWAIT : 0;
+		return is_write ? sendmsg(fd, m, sock | MSG_NOSIGNAL | dw)
+				: recvmsg(fd, m, sock | MSG_CMSG_CLOEXEC | dw);
 	}
 	if (nowait)
-		return preadv2(fd, iov, cnt, -1, RWF_NOWAIT);
+		return is_write ? pwritev2(fd, iov, cnt, -1, RWF_NOWAIT)
+				: preadv2(fd, iov, cnt, -1, RWF_NOWAIT);
 	return is_write ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
 }
 
@@ -215,8 +216,21 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 		if (w == 0 || !tries || ++rounds > 3)
 			break;
 	}
-	ssize_t n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, 0);
+	/* The poller, which must not wait: the call without waiting, or none (a terminal, which
+	 * has no such call, a receive that waits for all it asked); the guest makes it again,
+	 * and its vCPU's thread serves it. */
+	int nowait = !sbx_ring_may_wait();
+	if (nowait && !is_write && !tries) {
+		sbx_ring_would_wait();
+		*err = EINTR;
+		return -1;
+	}
+	ssize_t n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, nowait);
 	*err = errno;
+	if (nowait && n < 0 && (*err == EAGAIN || *err == EOPNOTSUPP)) {
+		sbx_ring_would_wait();
+		*err = EINTR;
+	}
 	return n;
 }
 

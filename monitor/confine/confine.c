@@ -120,6 +120,7 @@ static const struct sbx_rule {
     {SYS_write, ARG_ANY, 0, "WRITE; the log, --strace, reports"},
     {SYS_readv, ARG_ANY, 0, "READV"},
     {SYS_preadv2, ARG_ANY, 0, "READ of a pipe or eventfd tried first without waiting (RWF_NOWAIT)"},
+    {SYS_pwritev2, ARG_ANY, 0, "WRITE of a pipe by the poller, which never waits (RWF_NOWAIT)"},
     {SYS_writev, ARG_ANY, 0, "WRITEV; stdio"},
     {SYS_pread64, ARG_ANY, 0, "PREAD; libelf"},
     {SYS_pwrite64, ARG_ANY, 0, "PWRITE; the core file"},

@@ -121,16 +121,15 @@ void sbx_poller_wake(struct sbx_poller *p, struct sbx_vm *vm)
 	futex_wake(&p->wake);
 }
 
-void sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm)
+int sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm)
 {
 	pthread_mutex_lock(&p->lock);
 	if (p->n == p->cap) {
 		unsigned cap = p->cap ? p->cap * 2 : 4;
 		struct sbx_vm **v = realloc(p->vm, cap * sizeof(*v));
 		if (!v) {
-			/* Not served by the poller: the ring keeps asking for doorbells. */
 			pthread_mutex_unlock(&p->lock);
-			return;
+			return -ENOMEM;
 		}
 		p->vm = v;
 		p->cap = cap;
@@ -138,6 +137,7 @@ void sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm)
 	p->vm[p->n++] = vm;
 	pthread_mutex_unlock(&p->lock);
 	sbx_poller_wake(p, vm);
+	return 0;
 }
 
 void sbx_poller_kick(struct sbx_poller *p, struct sbx_vm *vm)

@@ -31,12 +31,18 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
 /* During a request's handler: may this thread release ring_lock around a wait (no other
  * thread would serve the request's slot meanwhile)? */
 static __thread int ring_may_release, ring_released;
-/* Set while a poller serving several rings serves one: nothing may wait on the host. */
-static __thread int ring_shared;
+/* Set while the poller serves a ring: nothing may wait on the host. ring_refused: a handler
+ * ended a wait at once for it (sbx_ring_would_wait). */
+static __thread int ring_shared, ring_refused;
 
 int sbx_ring_may_wait(void)
 {
 	return !ring_shared;
+}
+
+void sbx_ring_would_wait(void)
+{
+	ring_refused = ring_shared;
 }
 
 int sbx_ring_release_on(struct sbx_vm *vm, pthread_cond_t *cond)
@@ -102,16 +108,25 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		memcpy(&s, (const void *)gs, sizeof(s));
 		if ((s.pad & SBX_SLOT_OWN) && !own)
 			break;
-		if (ring_shared && vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)) {
-			/* The vCPU's own thread serves it, after the doorbell this asks for. */
+		/* The poller leaves a request that may wait, and the one after a handler found
+		 * it would (the same call made again: not a second time round), to the vCPU's own
+		 * thread, after the doorbell this asks for. */
+		if (ring_shared && (vm->proc.ring.decline_next ||
+				    (vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)))) {
+			vm->proc.ring.decline_next = 0;
 			__atomic_store_n(&gs->done, s.seq | SBX_DONE_RING, __ATOMIC_RELEASE);
-			vm->proc.ring.declined = tail + 1;
 			break;
 		}
+		if (!ring_shared)
+			vm->proc.ring.decline_next = 0;
 		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != sbx_ring_gpa(vm) ||
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		ring_may_release = 0;
+		if (ring_refused) {
+			ring_refused = 0;
+			vm->proc.ring.decline_next = 1;
+		}
 		if (__builtin_expect(vm->proc.ring.reimaged, 0)) {
 			/* An execve: this ring is the new image's, empty, and *tailp its start. */
 			vm->proc.ring.reimaged = 0;
@@ -150,6 +165,16 @@ int sbx_ring_serve(struct sbx_vm *vm)
 static uint32_t tail_of(struct sbx_vm *vm)
 {
 	return __atomic_load_n(&vm->proc.ring.tail, __ATOMIC_ACQUIRE);
+}
+
+/* The request at the tail is one the poller left to the vCPU's thread (SBX_DONE_RING): not
+ * looked at again. Its own bytes say so, whatever reset or execve rewrote the ring since. */
+static int left_to_vcpu(struct sbx_vm *vm)
+{
+	const volatile struct sbx_ring *r = sbx_gptr_ro(vm, sbx_ring_gpa(vm), sizeof(*r));
+	const volatile struct sbx_slot *s = &r->slots[tail_of(vm) % SBX_RING_SLOTS];
+	uint64_t seq = s->seq;
+	return s->done == (seq | SBX_DONE_RING);
 }
 
 void sbx_ring_need_wakeup(struct sbx_vm *vm, int on)
@@ -276,9 +301,9 @@ int sbx_ring_turn(struct sbx_vm *vm, int shared)
 		rs->idle_since = 0; /* idle at once, for good */
 	else if (populate_queued(vm, shared))
 		rs->idle_since = now;
-	if (!retired && sbx_ring_pending(vm) && tail_of(vm) + 1 != rs->declined &&
+	if (!retired && sbx_ring_pending(vm) && !left_to_vcpu(vm) &&
 	    pthread_mutex_trylock(&rs->lock) == 0) {
-		ring_shared = shared;
+		ring_shared = 1;
 		/* Retired meanwhile: vCPU 0's own thread serves, and may release the lock while
 		 * it does. */
 		if (!atomic_load(&rs->retired))
@@ -301,7 +326,7 @@ int sbx_ring_turn(struct sbx_vm *vm, int shared)
 	atomic_store(&rs->active, 0);
 	rs->awake = 0;
 	sbx_ring_need_wakeup(vm, 1);
-	int more = sbx_ring_pending(vm) && tail_of(vm) + 1 != rs->declined;
+	int more = sbx_ring_pending(vm) && !left_to_vcpu(vm);
 	if (more) {
 		sbx_ring_need_wakeup(vm, 0);
 		rs->awake = 1;
@@ -358,6 +383,10 @@ void sbx_ring_doorbell(struct sbx_vm *vm)
 	if (sbx_ring_lock(vm, SBX_RING_UNLESS_STOPPING, 0) < 0)
 		return;
 	sbx_ring_serve_at(vm, sbx_ring_gpa(vm), &vm->proc.ring.tail, 1);
+	/* The poller may have stopped looking at a retired ring with the flag clear (its lock
+	 * held for long): doorbells from now on, without spinning first. */
+	if (atomic_load(&vm->proc.ring.retired))
+		sbx_ring_need_wakeup(vm, 1);
 	pthread_mutex_unlock(&vm->proc.ring.lock);
 	vm->stats.doorbells++;
 	/* Calls are coming again: let the poller take the next ones without exits. */
@@ -386,19 +415,24 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 		return 0;
 	sbx_pin_cpu(vm->proc.vcpu.cpu);
 	int r = rs->poller ? 0 : sbx_poller_new(rs->cpu, &rs->poller, err, errlen);
+	atomic_store(&rs->stop, 0);
+	rs->awake = 0;
+	rs->held_since = 0;
+	rs->decline_next = 0;
+	rs->attached = r == 0;
+	if (r == 0 && (r = sbx_poller_attach(rs->poller, vm)) < 0)
+		snprintf(err, errlen, "cannot join the ring's polling thread: %s", strerror(-r));
 	if (r < 0) {
+		rs->attached = 0;
+		if (rs->poller)
+			sbx_poller_unref(rs->poller);
+		rs->poller = NULL;
 		rs->polling = 0;
 		/* What was queued for it before the run (populate_data) is backed here. */
 		while (__atomic_load_n(&rs->npop, __ATOMIC_ACQUIRE))
 			populate_queued(vm, 0);
 		return r;
 	}
-	atomic_store(&rs->stop, 0);
-	rs->awake = 0;
-	rs->declined = 0;
-	rs->held_since = 0;
-	rs->attached = 1;
-	sbx_poller_attach(rs->poller, vm);
 	return 0;
 }
 

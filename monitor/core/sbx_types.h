@@ -98,6 +98,9 @@ struct sbx_stats {
 	uint64_t monitor_rss_kib;	/* resident memory of the monitor, guest RAM excluded */
 	uint64_t guest_rss_kib;		/* guest RAM the run made resident */
 	uint64_t backed_kib; /* the image's data segments backed ahead of their first touch */
+	/* The other processes of the sandbox whose run was over before the first's: how many,
+	 * and their vCPU 0's exits, doorbells, hypercalls and requests polled, all together. */
+	uint64_t procs, procs_exits, procs_doorbells, procs_calls, procs_polled;
 	double setup_ms, run_ms;
 	double report_ms; /* time to build the fault report, if there was one */
 };

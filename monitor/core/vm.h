@@ -247,11 +247,13 @@ struct sbx_ring_srv {
 	atomic_int active; /* the poller spins on this ring (a doorbell woke it) */
 	int cpu;	   /* the host CPU the poller is pinned to, or -1 */
 	/* The poller's own, touched by its thread only: whether it has taken the ring off
-	 * doorbells since `active`, since when nothing came, since when it found `lock` held (0:
-	 * not), and tail + 1 of a request it left to the vCPU's thread (0: none). */
+	 * doorbells since `active`, since when nothing came, and since when it found `lock` held
+	 * (0: not). */
 	int awake;
 	int64_t idle_since, held_since;
-	uint32_t declined;
+	/* Under `lock`: a handler the poller ran found it would wait, and ended at once; the
+	 * call made again goes to the vCPU's thread. */
+	int decline_next;
 	/* POPULATE hints a doorbell brought, for the poller to serve while the vCPU goes on
 	 * (under `lock`): offsets into guest RAM and lengths. */
 	struct {
@@ -978,10 +980,10 @@ void sbx_ring_forget_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len);
 int sbx_ring_pending(struct sbx_vm *vm);
 void sbx_ring_poll(struct sbx_vm *vm);
 void sbx_ring_need_wakeup(struct sbx_vm *vm, int on);
-/* The poller's one look at a ring: serves what is published (never a request that may wait
- * when shared), backs a piece of what was hinted, and after SBX_POLL_IDLE_NS without a request
- * asks for doorbells and stops spinning on it. Never waits for ring_lock. 1 while the ring
- * wants spinning. */
+/* The poller's one look at a ring: serves what is published (never a request that may wait),
+ * backs a piece of what was hinted (a smaller one when `shared` by several rings), and after
+ * SBX_POLL_IDLE_NS without a request asks for doorbells and stops spinning on it. Never waits for
+ * ring_lock. 1 while the ring wants spinning. */
 int sbx_ring_turn(struct sbx_vm *vm, int shared);
 /* The poller, retired when the first thread started, serves vCPU 0's ring again (the threads
  * are gone: sbx_threads_reset). */
@@ -989,16 +991,17 @@ void sbx_ring_unretire(struct sbx_vm *vm);
 /* A child process's ring is served by its parent's poller (one spinning thread for a whole
  * process tree, not one each): a reference taken now, used at the child's sbx_ring_start. */
 void sbx_ring_share(struct sbx_vm *child, struct sbx_vm *parent);
-/* In a handler: 0 when the thread serving it must not wait on the host (a poller serving
- * several rings, where one ring's wait would stall the others): the wait ends at once with
- * EINTR, and the guest makes the call again, served by its vCPU's thread. */
+/* In a handler: 0 when the thread serving it must not wait on the host (the poller, where one
+ * ring's wait would stall the others): the wait ends at once with EINTR, the handler says so
+ * with sbx_ring_would_wait, and the guest makes the call again, which the vCPU's thread serves. */
 int sbx_ring_may_wait(void);
+void sbx_ring_would_wait(void);
 
 /* poller.c: the polling thread and the rings it serves. */
 int sbx_poller_new(int cpu, struct sbx_poller **out, char *err, size_t errlen);
 struct sbx_poller *sbx_poller_ref(struct sbx_poller *p);
 void sbx_poller_unref(struct sbx_poller *p);
-void sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm);
+int sbx_poller_attach(struct sbx_poller *p, struct sbx_vm *vm);
 void sbx_poller_detach(struct sbx_poller *p, struct sbx_vm *vm);
 /* The ring's calls are coming (a doorbell, a hint): the poller spins on it again. */
 void sbx_poller_wake(struct sbx_poller *p, struct sbx_vm *vm);

@@ -76,6 +76,7 @@ struct sbx_procs {
 	int ending;	    /* the first process ended: no new process */
 	cpu_set_t cpus;	    /* where a process's thread may run (the monitor's set at the start) */
 	int64_t ended_cpu_ns; /* the CPU time of the processes whose run is over */
+	struct sbx_stats ended; /* their counts (procs, procs_exits, ...: sbx_procs_stats) */
 	pthread_t keeper;     /* holds the tree to --mem and fires alarms (keeper_main), from the
 				 first fork or timer */
 	int keeper_started;
@@ -571,8 +572,28 @@ void sbx_procs_run_over(struct sbx_vm *vm)
 		n->cpu_ns = cpu;
 		n->maxrss_kib = kib;
 	}
-	if (vm != t->root)
+	if (vm != t->root) {
 		t->ended_cpu_ns += cpu;
+		t->ended.procs++;
+		t->ended.procs_exits += vm->stats.exits;
+		t->ended.procs_doorbells += vm->stats.doorbells;
+		t->ended.procs_calls += vm->stats.calls;
+		t->ended.procs_polled += vm->stats.polled;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void sbx_procs_stats(struct sbx_vm *vm, struct sbx_stats *st)
+{
+	struct sbx_procs *t = vm->procs;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	st->procs = t->ended.procs;
+	st->procs_exits = t->ended.procs_exits;
+	st->procs_doorbells = t->ended.procs_doorbells;
+	st->procs_calls = t->ended.procs_calls;
+	st->procs_polled = t->ended.procs_polled;
 	pthread_mutex_unlock(&t->lock);
 }
 

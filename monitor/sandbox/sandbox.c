@@ -271,6 +271,7 @@ static void fill_result(struct sbx_vm *vm, struct sbx_result *res)
 	res->stats.parks = vm->call_count[SBX_CALL_PARK];
 	res->stats.unparks = vm->call_count[SBX_CALL_UNPARK];
 	res->stats.shootdowns = vm->call_count[SBX_CALL_TLB_SHOOTDOWN];
+	sbx_procs_stats(vm, &res->stats);
 	const struct sbx_bootinfo *b = sbx_gptr(vm, SBX_BOOTINFO_ADDR, sizeof(*b));
 	if (b) {
 		res->stats.patched = b->patched;

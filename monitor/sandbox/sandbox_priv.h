@@ -24,6 +24,8 @@ void sbx_procs_adopt_ids(struct sbx_vm *vm);
  * signalled; at its end, before its threads go, no signal reaches it any more. */
 void sbx_procs_run_start(struct sbx_vm *vm);
 void sbx_procs_run_over(struct sbx_vm *vm);
+/* What the other processes whose run is over counted (--stats), into st's procs fields. */
+void sbx_procs_stats(struct sbx_vm *vm, struct sbx_stats *st);
 unsigned sbx_procs_count(struct sbx_vm *vm);
 /* Tests: ids (pids and tids) below max from now on, so that they come round sooner. */
 void sbx_procs_set_pid_max(struct sbx_vm *vm, uint32_t max);

@@ -287,6 +287,39 @@ Test(procs, a_shell_runs_pipelines_substitutions_and_loops)
 	free(o);
 }
 
+/* One polling thread serves every process (core/poller.c): a process whose read waits (the
+ * first cat, on a pipe that fills late) is left to its vCPU's thread, and the others' I/O goes
+ * on. What every mode must give is the same output; --stats counts the other processes. */
+Test(procs, one_poller_serves_a_pipeline_while_one_process_waits)
+{
+	need_busybox();
+	const char *script = "B=/bin/busybox; ($B sleep 1; echo late) | $B cat | $B cat > o1 & "
+			     "$B seq 1 3000 | $B cat | $B cat | $B wc -l; wait; $B cat o1";
+	for (int i = 0; i < 3; i++) {
+		static const char *modes[] = {"on", "off", "auto"};
+		char opts[128];
+		snprintf(opts, sizeof(opts), "--io-poll %s --stats --tmp /t --cwd /t", modes[i]);
+		int st;
+		char *o = shell(opts, script, &st);
+		cr_assert_eq(st, 0, "--io-poll %s: %s", modes[i], o);
+		cr_expect(strstr(o, "3000\nlate\n"), "--io-poll %s: %s", modes[i], o);
+		unsigned long long n = 0, calls = 0;
+		const char *l = strstr(o, "other processes: ");
+		cr_assert_not_null(l, "--io-poll %s: no count of the other processes: %s", modes[i],
+				   o);
+		while (l > o && l[-1] != ' ')
+			l--;
+		cr_assert_eq(sscanf(l,
+				    "%llu other processes: %*u VM exits, %*u doorbells, %llu "
+				    "hypercalls",
+				    &n, &calls),
+			     2, "%s", o);
+		cr_expect_geq(n, 8, "--io-poll %s: %llu processes counted: %s", modes[i], n, o);
+		cr_expect_gt(calls, n, "%s", o);
+		free(o);
+	}
+}
+
 Test(procs, a_script_runs_through_its_interpreter)
 {
 	need_busybox();
