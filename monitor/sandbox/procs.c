@@ -75,10 +75,10 @@ struct sbx_procs {
 	unsigned threads;   /* host threads of processes still running or tearing down */
 	int ending;	    /* the first process ended: no new process */
 	cpu_set_t cpus;	    /* where a process's thread may run (the monitor's set at the start) */
-	int64_t ended_cpu_ns; /* the CPU time of the processes whose run is over */
+	int64_t ended_cpu_ns;	/* the CPU time of the processes whose run is over */
 	struct sbx_stats ended; /* their counts (procs, procs_exits, ...: sbx_procs_stats) */
-	pthread_t keeper;     /* holds the tree to --mem and fires alarms (keeper_main), from the
-				 first fork or timer */
+	pthread_t keeper;	/* holds the tree to --mem and fires alarms (keeper_main), from the
+				   first fork or timer */
 	int keeper_started;
 	uint32_t oom_pid; /* the process the keeper killed last, until its run is over */
 	int told_mem;	  /* a fork refused for --mem was told (once a run) */
