@@ -245,12 +245,12 @@ int sbx_wait_sliced(struct sbx_vm *vm, int timeout_ms, int (*wait)(void *ctx, in
 	int r0 = wait(ctx, 0);
 	if (r0 != 0 || timeout_ms == 0)
 		return r0;
-	/* A poller serving several rings must not wait here (hc_may_wait let the request through,
-	 * and another process took what was ready): the guest makes the call again, and its vCPU's
-	 * thread serves it. */
+	/* The poller must not wait here (hc_may_wait let the request through, and another
+	 * process took what was ready): nothing has moved, and the request goes to the vCPU's
+	 * thread (sbx_ring_would_wait). */
 	if (!sbx_ring_may_wait()) {
 		sbx_ring_would_wait();
-		errno = EINTR;
+		errno = EINTR; /* the answer no one sees */
 		return -1;
 	}
 	for (;;) {
@@ -388,6 +388,12 @@ int64_t sbx_hypercall(struct sbx_vm *vm, const struct sbx_slot *s)
 	int64_t cpu0 = wk == SBX_WAIT_OFF_CPU ? sbx_now_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
 	vm->audit->outside = 0;
 	int64_t ret = sbx_calls[s->nr].fn(vm, s);
+	if (sbx_ring_refused()) {
+		/* Not served: its vCPU's thread serves it, and counts it, next. */
+		vm->stats.calls--;
+		vm->call_count[s->nr]--;
+		return ret;
+	}
 	if (wk)
 		note_wait(vm, wk, wall0, cpu0);
 	if (vm->audit->outside)

@@ -2,12 +2,10 @@
  * its members. A thread per process would spin for every process that did I/O in the last
  * 300 us, each on a core the processes' vCPUs need; one thread spins once, for all of them.
  *
- * The member list has a lock of its own, held only to pick the next member, never while a
- * request is served: a member's handler may wait on the host while the poller serves it alone
- * (a read of a pipe another process is about to fill, whose start attaches it here). With two
- * or more members the poller serves no request that may wait (sbx_ring_turn), so one process's
- * wait never stalls the others'. `cur` names the member being looked at, so that a ring
- * leaving the list waits until the poller is off it. */
+ * It serves no request that may wait on the host (sbx_ring_turn, hooks.may_wait), so that one
+ * process's wait never stalls the others'. The member list has a lock of its own, held only to
+ * pick the next member, never while a request is served. `cur` names the member being looked
+ * at, so that a ring leaving the list waits until the poller is off it. */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -116,6 +114,7 @@ void sbx_poller_unref(struct sbx_poller *p)
 
 void sbx_poller_wake(struct sbx_poller *p, struct sbx_vm *vm)
 {
+	atomic_fetch_add(&vm->proc.ring.wakes, 1);
 	atomic_store(&vm->proc.ring.active, 1);
 	atomic_fetch_add(&p->wake, 1);
 	futex_wake(&p->wake);

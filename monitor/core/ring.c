@@ -32,7 +32,7 @@ static volatile struct sbx_ring *ring_of(struct sbx_vm *vm)
  * thread would serve the request's slot meanwhile)? */
 static __thread int ring_may_release, ring_released;
 /* Set while the poller serves a ring: nothing may wait on the host. ring_refused: a handler
- * ended a wait at once for it (sbx_ring_would_wait). */
+ * found it would, before anything moved (sbx_ring_would_wait). */
 static __thread int ring_shared, ring_refused;
 
 int sbx_ring_may_wait(void)
@@ -43,6 +43,11 @@ int sbx_ring_may_wait(void)
 void sbx_ring_would_wait(void)
 {
 	ring_refused = ring_shared;
+}
+
+int sbx_ring_refused(void)
+{
+	return ring_refused;
 }
 
 int sbx_ring_release_on(struct sbx_vm *vm, pthread_cond_t *cond)
@@ -108,24 +113,23 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		memcpy(&s, (const void *)gs, sizeof(s));
 		if ((s.pad & SBX_SLOT_OWN) && !own)
 			break;
-		/* The poller leaves a request that may wait, and the one after a handler found
-		 * it would (the same call made again: not a second time round), to the vCPU's own
-		 * thread, after the doorbell this asks for. */
-		if (ring_shared && (vm->proc.ring.decline_next ||
-				    (vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)))) {
-			vm->proc.ring.decline_next = 0;
+		/* The poller leaves a request that may wait to the vCPU's own thread, after the
+		 * doorbell this asks for. */
+		if (ring_shared && vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)) {
 			__atomic_store_n(&gs->done, s.seq | SBX_DONE_RING, __ATOMIC_RELEASE);
 			break;
 		}
-		if (!ring_shared)
-			vm->proc.ring.decline_next = 0;
 		ring_may_release = own && ((s.pad & SBX_SLOT_OWN) || gpa != sbx_ring_gpa(vm) ||
 					   atomic_load(&vm->proc.ring.retired));
 		int64_t ret = vm->hooks.dispatch ? vm->hooks.dispatch(vm, &s) : -ENOSYS;
 		ring_may_release = 0;
 		if (ring_refused) {
+			/* What looked ready was gone (another process took it): the handler found
+			 * it would wait before anything moved, and the request is left as above,
+			 * unanswered. */
 			ring_refused = 0;
-			vm->proc.ring.decline_next = 1;
+			__atomic_store_n(&gs->done, s.seq | SBX_DONE_RING, __ATOMIC_RELEASE);
+			break;
 		}
 		if (__builtin_expect(vm->proc.ring.reimaged, 0)) {
 			/* An execve: this ring is the new image's, empty, and *tailp its start. */
@@ -277,6 +281,7 @@ int sbx_ring_defer_populate(struct sbx_vm *vm, uint64_t gpa, uint64_t len)
 int sbx_ring_turn(struct sbx_vm *vm, int shared)
 {
 	struct sbx_ring_srv *rs = &vm->proc.ring;
+	int wakes = atomic_load(&rs->wakes);
 	if (!atomic_load(&rs->active))
 		return 0;
 	if (atomic_load(&rs->stop) || atomic_load(&vm->life.stopping)) {
@@ -343,8 +348,11 @@ held:
 	if (now - rs->held_since < SBX_POLL_HELD_NS)
 		return 1;
 	rs->held_since = 0;
-	atomic_store(&rs->active, 0);
 	rs->awake = 0;
+	atomic_store(&rs->active, 0);
+	/* A doorbell's wake-up since this look began is not lost. */
+	if (atomic_load(&rs->wakes) != wakes)
+		atomic_store(&rs->active, 1);
 	return 0;
 }
 
@@ -418,7 +426,6 @@ int sbx_ring_start(struct sbx_vm *vm, char *err, size_t errlen)
 	atomic_store(&rs->stop, 0);
 	rs->awake = 0;
 	rs->held_since = 0;
-	rs->decline_next = 0;
 	rs->attached = r == 0;
 	if (r == 0 && (r = sbx_poller_attach(rs->poller, vm)) < 0)
 		snprintf(err, errlen, "cannot join the ring's polling thread: %s", strerror(-r));

@@ -245,15 +245,13 @@ struct sbx_ring_srv {
 	int attached;
 	atomic_int stop;   /* the ring leaves its poller: nothing more is served */
 	atomic_int active; /* the poller spins on this ring (a doorbell woke it) */
+	atomic_int wakes;  /* doorbells' wake-ups so far (sbx_poller_wake) */
 	int cpu;	   /* the host CPU the poller is pinned to, or -1 */
 	/* The poller's own, touched by its thread only: whether it has taken the ring off
 	 * doorbells since `active`, since when nothing came, and since when it found `lock` held
 	 * (0: not). */
 	int awake;
 	int64_t idle_since, held_since;
-	/* Under `lock`: a handler the poller ran found it would wait, and ended at once; the
-	 * call made again goes to the vCPU's thread. */
-	int decline_next;
 	/* POPULATE hints a doorbell brought, for the poller to serve while the vCPU goes on
 	 * (under `lock`): offsets into guest RAM and lengths. */
 	struct {
@@ -992,10 +990,12 @@ void sbx_ring_unretire(struct sbx_vm *vm);
  * process tree, not one each): a reference taken now, used at the child's sbx_ring_start. */
 void sbx_ring_share(struct sbx_vm *child, struct sbx_vm *parent);
 /* In a handler: 0 when the thread serving it must not wait on the host (the poller, where one
- * ring's wait would stall the others): the wait ends at once with EINTR, the handler says so
- * with sbx_ring_would_wait, and the guest makes the call again, which the vCPU's thread serves. */
+ * ring's wait would stall the others). A handler that would, before anything moved, says so
+ * with sbx_ring_would_wait and returns: the request is not answered but left to the vCPU's
+ * thread (SBX_DONE_RING), and sbx_ring_refused tells the dispatcher not to count it. */
 int sbx_ring_may_wait(void);
 void sbx_ring_would_wait(void);
+int sbx_ring_refused(void);
 
 /* poller.c: the polling thread and the rings it serves. */
 int sbx_poller_new(int cpu, struct sbx_poller **out, char *err, size_t errlen);
