@@ -203,8 +203,9 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 				return n;
 			tries = *err == EAGAIN;
 		}
-		w = fails_at_once(h, iov, cnt, total, is_write) ? 0
-							       : wait_ready(vm, h, fd, is_write, sock);
+		w = fails_at_once(h, iov, cnt, total, is_write)
+			? 0
+			: wait_ready(vm, h, fd, is_write, sock);
 		if (w < 0) {
 			*err = (int)-w;
 			return -1;
