@@ -296,12 +296,14 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		return 0; /* answered at once: no such call */
 	unsigned f = sbx_calls[s->nr].flags;
 	if (!(f & SBX_CF_QUICK))
-		return 1;
+		return SBX_WAITS;
 	if (s->nr == SBX_CALL_IOCTL) {
 		/* These wait until the terminal's output has drained. */
 		uint64_t req = s->u.a[1];
 		return req == TCSBRK || req == TCSBRKP || req == TCSETSW || req == TCSETSF ||
-		       req == TCSETAW || req == TCSETAF;
+			       req == TCSETAW || req == TCSETAF
+			   ? SBX_WAITS
+			   : 0;
 	}
 	if (!(f & SBX_CF_WAIT_STDIO))
 		return 0;
@@ -314,12 +316,12 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 	if ((sf & SBX_RW_SOCK) && (sf & MSG_DONTWAIT))
 		return 0;
 	if ((sf & SBX_RW_SOCK) && (sf & MSG_WAITALL))
-		return 1;
+		return SBX_WAITS;
 	int fl = h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL);
 	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK))
 		return 0; /* EAGAIN at once, if nothing is there */
 	if (h->may_block == 3)
-		return 1;
+		return SBX_WAITS;
 	if (is_write) {
 		uint64_t total = vec ? 0 : s->u.rw.len;
 		struct sbx_iovec v[SBX_IOV_MAX];
@@ -329,14 +331,14 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 			return 0; /* refused at once */
 		for (uint64_t i = 0; vec && i < s->u.rw.len; i++) {
 			if (v[i].len > PIPE_BUF - total)
-				return 1;
+				return SBX_WAITS;
 			total += v[i].len;
 		}
 		if (total > PIPE_BUF)
-			return 1;
+			return SBX_WAITS;
 	}
 	struct pollfd p = {.fd = h->fd, .events = is_write ? POLLOUT : POLLIN};
-	return poll(&p, 1, 0) != 1;
+	return poll(&p, 1, 0) == 1 ? 0 : SBX_WAITS_UNTIL_READY;
 }
 
 /* Before the reply is published: the kernel reads waited_ns once the request is done. */

@@ -14,6 +14,9 @@
 
 /* How long the poller keeps spinning after the last request before it asks for doorbells. */
 #define SBX_POLL_IDLE_NS 300000ll
+/* How long it looks again at a request whose descriptor is not ready before it leaves it to
+ * the vCPU's thread: below the guest's own spin (spin_us, 50 us), after which it rings anyway. */
+#define SBX_POLL_READY_NS 40000ll
 /* How long it spins on a ring whose lock someone else holds (a pause, a request its vCPU's
  * thread serves) before it stops looking at that ring until its next doorbell. */
 #define SBX_POLL_HELD_NS 3000000ll
@@ -114,8 +117,22 @@ int sbx_ring_serve_at(struct sbx_vm *vm, uint64_t gpa, uint32_t *tailp, int own)
 		if ((s.pad & SBX_SLOT_OWN) && !own)
 			break;
 		/* The poller leaves a request that may wait to the vCPU's own thread, after the
-		 * doorbell this asks for. */
-		if (ring_shared && vm->hooks.may_wait && vm->hooks.may_wait(vm, &s)) {
+		 * doorbell this asks for; one whose descriptor is not ready yet, after looking at
+		 * it again for SBX_POLL_READY_NS (data that comes meanwhile costs no exit, and no
+		 * other ring waits for it). */
+		int mw = ring_shared && vm->hooks.may_wait ? vm->hooks.may_wait(vm, &s) : 0;
+		if (mw == SBX_WAITS_UNTIL_READY) {
+			struct sbx_ring_srv *rs = &vm->proc.ring;
+			int64_t now = sbx_now_ns(CLOCK_MONOTONIC);
+			if (!rs->unready_since || rs->unready_seq != s.seq) {
+				rs->unready_since = now;
+				rs->unready_seq = s.seq;
+			}
+			if (now - rs->unready_since < SBX_POLL_READY_NS)
+				break;
+		}
+		vm->proc.ring.unready_since = 0;
+		if (mw) {
 			__atomic_store_n(&gs->done, s.seq | SBX_DONE_RING, __ATOMIC_RELEASE);
 			break;
 		}

@@ -227,6 +227,8 @@ struct sbx_vcpu {
  * vCPU thread take turns. */
 #define SBX_RING_POP_MAX 16
 struct sbx_poller;
+#define SBX_WAITS 1
+#define SBX_WAITS_UNTIL_READY 2
 struct sbx_ring_srv {
 	pthread_mutex_t lock;
 	uint32_t tail;
@@ -252,6 +254,10 @@ struct sbx_ring_srv {
 	 * (0: not). */
 	int awake;
 	int64_t idle_since, held_since;
+	/* Under `lock`: since when the request of sequence number unready_seq has found its
+	 * descriptor not ready (0: none). */
+	int64_t unready_since;
+	uint64_t unready_seq;
 	/* POPULATE hints a doorbell brought, for the poller to serve while the vCPU goes on
 	 * (under `lock`): offsets into guest RAM and lengths. */
 	struct {
@@ -440,8 +446,9 @@ enum sbx_action { SBX_ACT_CONTINUE, SBX_ACT_STOP };
 struct sbx_hooks {
 	/* Serves one request of the ring (calls/dispatch.c). */
 	int64_t (*dispatch)(struct sbx_vm *vm, const struct sbx_slot *s);
-	/* Whether serving it may wait on the host (a read of an empty pipe, a poll, a fork): a
-	 * poller serving several rings leaves such a request to the vCPU's own thread. */
+	/* Whether serving it may wait on the host: 0 no; SBX_WAITS (a poll, a fork, a terminal),
+	 * which the poller leaves to the vCPU's own thread; SBX_WAITS_UNTIL_READY (a read of an
+	 * empty pipe), which it looks at again for a while before it does. */
 	int (*may_wait)(struct sbx_vm *vm, const struct sbx_slot *s);
 	/* A doorbell, after the ring is served (the exec engine parks there). */
 	enum sbx_action (*doorbell)(struct sbx_vm *vm);

@@ -233,28 +233,29 @@ Test(poller, what_a_shared_poller_may_serve)
 	struct sbx_slot s = {.nr = SBX_CALL_STAT};
 	cr_expect_eq(may_wait(a.vm, &s), 0, "a stat never waits");
 	s.nr = SBX_CALL_FSYNC;
-	cr_expect_eq(may_wait(a.vm, &s), 1, "an fsync waits for the disk");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "an fsync waits for the disk");
 	s.nr = SBX_CALL_POLL;
-	cr_expect_eq(may_wait(a.vm, &s), 1, "a poll may wait");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "a poll may wait");
 	s.nr = SBX_CALL_FORK;
-	cr_expect_eq(may_wait(a.vm, &s), 1, "a fork is the vCPU thread's");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "a fork is the vCPU thread's");
 	s = (struct sbx_slot){.nr = SBX_CALL_IOCTL, .u.a = {1, TCSBRK}};
-	cr_expect_eq(may_wait(a.vm, &s), 1, "tcdrain waits for the terminal");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "tcdrain waits for the terminal");
 	s.u.a[1] = TCGETS;
 	cr_expect_eq(may_wait(a.vm, &s), 0, "isatty does not");
 
 	s = rw_req(SBX_CALL_READ, 0, BUF, 16);
-	cr_expect_eq(may_wait(a.vm, &s), 1, "a read of an empty pipe waits");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS_UNTIL_READY, "a read of an empty pipe waits");
 	cr_assert_eq(write(a.in[1], "x", 1), 1);
 	cr_expect_eq(may_wait(a.vm, &s), 0, "a read of a pipe with data does not");
 	s = rw_req(SBX_CALL_WRITE, 1, BUF, 100);
 	cr_expect_eq(may_wait(a.vm, &s), 0, "a small write to a pipe with room does not");
 	s.u.rw.len = 8192;
-	cr_expect_eq(may_wait(a.vm, &s), 1, "a write past PIPE_BUF may wait for the reader");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS,
+		     "a write past PIPE_BUF may wait for the reader");
 	struct sbx_iovec v[2] = {{BUF, 3000}, {BUF + 4096, 3000}};
 	sbx_copy_to_guest(a.vm, BUF + 8192, v, sizeof(v));
 	s = rw_req(SBX_CALL_WRITEV, 1, BUF + 8192, 2);
-	cr_expect_eq(may_wait(a.vm, &s), 1, "the vectors of a write count together");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "the vectors of a write count together");
 	v[1].len = 1000;
 	sbx_copy_to_guest(a.vm, BUF + 8192, v, sizeof(v));
 	cr_expect_eq(may_wait(a.vm, &s), 0, "4000 bytes fit");
@@ -264,7 +265,7 @@ Test(poller, what_a_shared_poller_may_serve)
 	while (write(a.out[1], blk, sizeof(blk)) > 0)
 		;
 	s = rw_req(SBX_CALL_WRITE, 1, BUF, 1);
-	cr_expect_eq(may_wait(a.vm, &s), 1, "a write to a full pipe waits");
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS_UNTIL_READY, "a write to a full pipe waits");
 	s = rw_req(SBX_CALL_WRITE, 99, BUF, 1);
 	cr_expect_eq(may_wait(a.vm, &s), 0, "a bad descriptor is answered at once");
 	/* O_NONBLOCK as the guest set it: EAGAIN at once. */
@@ -299,7 +300,7 @@ Test(poller, a_terminal_is_left_to_the_vcpu_thread)
 	struct sbx_vm *vm;
 	cr_assert_eq(sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)), 0, "%s", err);
 	struct sbx_slot s = rw_req(SBX_CALL_WRITE, 1, BUF, 1);
-	cr_expect_eq(vm->hooks.may_wait(vm, &s), 1, "a write to a terminal");
+	cr_expect_eq(vm->hooks.may_wait(vm, &s), SBX_WAITS, "a write to a terminal");
 	sbx_vm_destroy(vm);
 	close(t);
 	close(m);
