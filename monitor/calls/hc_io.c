@@ -231,7 +231,8 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 	if (nowait && is_write && n < 0 && errno == EOPNOTSUPP)
 		n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, 0);
 	*err = errno;
-	if (nowait && n < 0 && *err == EAGAIN)
+	/* Not for a descriptor the guest made non-blocking (w 0): EAGAIN is its answer. */
+	if (nowait && n < 0 && *err == EAGAIN && w != 0)
 		sbx_ring_would_wait();
 	return n;
 }

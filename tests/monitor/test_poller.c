@@ -212,16 +212,55 @@ Test(poller, a_handler_that_finds_it_would_wait_leaves_the_request_to_the_vcpu)
 	pvm_free(&a);
 }
 
-Test(poller, a_ring_leaves_its_poller_while_it_waits_in_a_handler)
+Test(poller, the_poller_answers_a_non_blocking_pipe_itself)
 {
+	/* Go's and libuv's loops end each burst of reads with an EAGAIN: no exit for it. */
 	struct pvm a;
 	pvm_new(&a, 1);
 	pvm_start(&a);
-	post(&a, rw_req(SBX_CALL_READ, 0, BUF, 16));
-	struct timespec t = {0, 50 * 1000000};
-	nanosleep(&t, NULL);
-	/* Nothing will come: the kick gets the poller out of the read. */
+	struct sbx_slot s = {.nr = SBX_CALL_PIPE, .u.a = {O_NONBLOCK}};
+	uint32_t i = post(&a, s);
+	cr_assert(done_is(&a, i, a.seq), "the pipe was not made by the poller");
+	int64_t fds = slot_of(&a, i)->ret;
+	cr_assert_geq(fds, 0);
+	int32_t rd = (int32_t)(fds & 0xffffffff), wr = (int32_t)(fds >> 32);
+	i = post(&a, rw_req(SBX_CALL_READ, rd, BUF, 16));
+	cr_assert(done_is(&a, i, a.seq), "the poller left an empty non-blocking read");
+	cr_expect_eq(slot_of(&a, i)->ret, -EAGAIN);
+	sbx_copy_to_guest(a.vm, BUF, "abc", 3);
+	i = post(&a, rw_req(SBX_CALL_WRITE, wr, BUF, 3));
+	cr_assert(done_is(&a, i, a.seq));
+	cr_expect_eq(slot_of(&a, i)->ret, 3);
+	i = post(&a, rw_req(SBX_CALL_READ, rd, BUF + 64, 16));
+	cr_assert(done_is(&a, i, a.seq));
+	cr_expect_eq(slot_of(&a, i)->ret, 3);
+	cr_expect_eq(a.vm->stats.doorbells, 0);
+	cr_expect_eq(a.vm->stats.polled, 4);
 	pvm_free(&a);
+}
+
+Test(poller, rings_leave_their_poller_with_requests_pending)
+{
+	/* One left to its vCPU, one the poller is looking at again (not ready yet), one of a
+	 * ring still spinning: each leaves, and the last takes the thread with it. */
+	struct pvm a, b, c;
+	pvm_new(&a, 1);
+	pvm_new(&b, 1);
+	pvm_new(&c, 1);
+	pvm_start(&a);
+	sbx_ring_share(b.vm, a.vm);
+	sbx_ring_share(c.vm, a.vm);
+	pvm_start(&b);
+	pvm_start(&c);
+	uint32_t i = post(&a, rw_req(SBX_CALL_READ, 0, BUF, 16));
+	cr_assert(done_is(&a, i, a.seq | SBX_DONE_RING));
+	post(&b, rw_req(SBX_CALL_READ, 0, BUF, 16));
+	pvm_free(&b);
+	pvm_free(&a);
+	sbx_copy_to_guest(c.vm, BUF, "c", 1);
+	i = post(&c, rw_req(SBX_CALL_WRITE, 1, BUF, 1));
+	cr_assert(done_is(&c, i, c.seq), "the last ring was not served after the others left");
+	pvm_free(&c);
 }
 
 Test(poller, what_a_shared_poller_may_serve)
