@@ -317,11 +317,14 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		return 0;
 	if ((sf & SBX_RW_SOCK) && (sf & MSG_WAITALL))
 		return SBX_WAITS;
-	int fl = h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL);
-	if (h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK))
-		return 0; /* EAGAIN at once, if nothing is there */
 	if (h->may_block == 3)
 		return SBX_WAITS;
+	/* Non-blocking as the guest sees it: EAGAIN at once, if nothing is there. But stdio's
+	 * host descriptor blocks whatever the guest set: its writes stay within PIPE_BUF. */
+	int fl = h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL);
+	int nb = h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK);
+	if (nb && (h->stdio < 0 || !is_write))
+		return 0;
 	if (is_write) {
 		uint64_t total = vec ? 0 : s->u.rw.len;
 		struct sbx_iovec v[SBX_IOV_MAX];
@@ -336,6 +339,8 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		}
 		if (total > PIPE_BUF)
 			return SBX_WAITS;
+		if (nb)
+			return 0;
 	}
 	struct pollfd p = {.fd = h->fd, .events = is_write ? POLLOUT : POLLIN};
 	return poll(&p, 1, 0) == 1 ? 0 : SBX_WAITS_UNTIL_READY;

@@ -224,7 +224,7 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 	int nowait = !sbx_ring_may_wait();
 	if (nowait && tries && w != 0) {
 		sbx_ring_would_wait();
-		*err = EAGAIN;
+		*err = EINTR; /* no one sees it; what rwv staged is put back for the next try */
 		return -1;
 	}
 	ssize_t n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, nowait && is_write);
@@ -232,8 +232,10 @@ static ssize_t io_wait(struct sbx_vm *vm, const struct sbx_handle *h, int fd, st
 		n = io_call(fd, iov, cnt, is_write, 0, 0, sock, mh, 0);
 	*err = errno;
 	/* Not for a descriptor the guest made non-blocking (w 0): EAGAIN is its answer. */
-	if (nowait && n < 0 && *err == EAGAIN && w != 0)
+	if (nowait && n < 0 && *err == EAGAIN && w != 0) {
 		sbx_ring_would_wait();
+		*err = EINTR;
+	}
 	return n;
 }
 
