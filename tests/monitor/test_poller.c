@@ -317,6 +317,11 @@ Test(poller, what_a_shared_poller_may_serve)
 	cr_assert_eq(read(a.in[0], &c, 1), 1);
 	s = rw_req(SBX_CALL_READ, 0, BUF, 16);
 	cr_expect_eq(may_wait(a.vm, &s), 0, "a non-blocking read of an empty pipe");
+	/* stdout made non-blocking by the guest: its host pipe still blocks past PIPE_BUF. */
+	s = (struct sbx_slot){.nr = SBX_CALL_FCNTL, .u.a = {1, F_SETFL, O_NONBLOCK}};
+	cr_assert_geq(a.vm->hooks.dispatch(a.vm, &s), 0);
+	s = rw_req(SBX_CALL_WRITE, 1, BUF, 8192);
+	cr_expect_eq(may_wait(a.vm, &s), SBX_WAITS, "a big write to a non-blocking stdout pipe");
 	pvm_free(&a);
 }
 
@@ -340,6 +345,11 @@ Test(poller, a_terminal_is_left_to_the_vcpu_thread)
 	cr_assert_eq(sbx_vm_create_bare(&cfg, &vm, err, sizeof(err)), 0, "%s", err);
 	struct sbx_slot s = rw_req(SBX_CALL_WRITE, 1, BUF, 1);
 	cr_expect_eq(vm->hooks.may_wait(vm, &s), SBX_WAITS, "a write to a terminal");
+	/* Made non-blocking by the guest: the host's terminal still blocks (XOFF, a pager). */
+	struct sbx_slot f = {.nr = SBX_CALL_FCNTL, .u.a = {1, F_SETFL, O_NONBLOCK}};
+	cr_assert_geq(vm->hooks.dispatch(vm, &f), 0);
+	cr_expect_eq(vm->hooks.may_wait(vm, &s), SBX_WAITS,
+		     "a write to a terminal the guest made non-blocking");
 	sbx_vm_destroy(vm);
 	close(t);
 	close(m);
