@@ -258,6 +258,9 @@ int32_t sbx_lockreg_holder(struct sbx_lockreg *r, uint32_t self, uint64_t dev, u
 /* dispatch.c: can a read or write of this host handle block (a pipe, a socket, a
  * terminal)? Asked once per handle (fstat). */
 int sbx_handle_may_block(struct sbx_handle *h);
+/* O_NONBLOCK as the guest sees it: a stdio handle's own, else the host descriptor's status
+ * flags fl (-1: unknown, blocking) (hc_io.c). */
+int sbx_handle_nonblocking(const struct sbx_handle *h, int fl);
 /* A wait for the guest in a host call (poll, epoll_wait, a read that would block), made in
  * slices of at most 20 ms: a kick (a signal for the process, a pause, a stop) that lands just
  * before the host call begins would be lost, and the wait last however long. Each slice

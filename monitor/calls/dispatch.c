@@ -321,8 +321,7 @@ static int hc_may_wait(struct sbx_vm *vm, const struct sbx_slot *s)
 		return SBX_WAITS;
 	/* Non-blocking as the guest sees it: EAGAIN at once, if nothing is there. But stdio's
 	 * host descriptor blocks whatever the guest set: its writes stay within PIPE_BUF. */
-	int fl = h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL);
-	int nb = h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK);
+	int nb = sbx_handle_nonblocking(h, h->stdio >= 0 ? -1 : fcntl(h->fd, F_GETFL));
 	if (nb && (h->stdio < 0 || !is_write))
 		return 0;
 	if (is_write) {

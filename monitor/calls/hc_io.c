@@ -66,7 +66,7 @@ static int poll_slice(void *ctx, int ms)
 
 /* O_NONBLOCK as the guest sees it: a stdio handle's own (the host's description is the
  * user's), else the host descriptor's status flags `fl` (-1: unknown, blocking). */
-static int nonblocking(const struct sbx_handle *h, int fl)
+int sbx_handle_nonblocking(const struct sbx_handle *h, int fl)
 {
 	return h->stdio >= 0 ? (h->vflags & O_NONBLOCK) != 0 : fl >= 0 && (fl & O_NONBLOCK);
 }
@@ -90,7 +90,7 @@ static int64_t wait_ready(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || (fl & O_ACCMODE) == (is_write ? O_RDONLY : O_WRONLY))
 		return 0;
-	if (nonblocking(h, fl))
+	if (sbx_handle_nonblocking(h, fl))
 		return 0;
 	/* A terminal read without ICANON and with VMIN 0 returns what there is at once, or
 	 * after VTIME tenths of a second, where poll sees nothing to read: the wait lasts VTIME
@@ -290,7 +290,7 @@ static int read_now(const struct sbx_handle *h, struct iovec *iov, int cnt, int 
 		return 0;
 	if (sock > 0 && (sock & MSG_DONTWAIT))
 		return 1;
-	return nonblocking(h, h->stdio >= 0 ? 0 : fcntl(h->fd, F_GETFL));
+	return sbx_handle_nonblocking(h, h->stdio >= 0 ? 0 : fcntl(h->fd, F_GETFL));
 }
 
 /* The bounce buffer of a read that waits without ring_lock: the whole length, up to

@@ -116,6 +116,15 @@ static int done_is(struct pvm *p, uint32_t i, uint64_t want)
 	return 0;
 }
 
+static struct sbx_slot rw_req(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len);
+
+/* A WRITE of text to fd, from BUF: the slot's index. */
+static uint32_t post_write(struct pvm *p, int32_t fd, const char *text)
+{
+	sbx_copy_to_guest(p->vm, BUF, text, strlen(text));
+	return post(p, rw_req(SBX_CALL_WRITE, fd, BUF, strlen(text)));
+}
+
 static struct sbx_slot rw_req(uint32_t nr, int32_t fd, uint64_t buf, uint64_t len)
 {
 	struct sbx_slot s = {.nr = nr};
@@ -142,8 +151,7 @@ Test(poller, a_shared_poller_leaves_a_wait_to_the_vcpu_thread_and_serves_the_oth
 		  (unsigned long long)slot_of(&a, ia)->done);
 
 	/* Meanwhile B's write is served by the poller, without a doorbell. */
-	sbx_copy_to_guest(b.vm, BUF, "hello", 5);
-	uint32_t ib = post(&b, rw_req(SBX_CALL_WRITE, 1, BUF, 5));
+	uint32_t ib = post_write(&b, 1, "hello");
 	cr_assert(done_is(&b, ib, b.seq), "B's write was not served while A waits");
 	cr_expect_eq(slot_of(&b, ib)->ret, 5);
 	cr_expect_geq(b.vm->stats.polled, 1);
@@ -170,8 +178,7 @@ Test(poller, a_shared_poller_leaves_a_wait_to_the_vcpu_thread_and_serves_the_oth
 
 	/* The first ring leaves (its process ended): the poller goes on for the other. */
 	pvm_free(&a);
-	sbx_copy_to_guest(b.vm, BUF, "again", 5);
-	ib = post(&b, rw_req(SBX_CALL_WRITE, 1, BUF, 5));
+	ib = post_write(&b, 1, "again");
 	cr_assert(done_is(&b, ib, b.seq), "B was not served after A left");
 	pvm_free(&b);
 }
@@ -227,8 +234,7 @@ Test(poller, the_poller_answers_a_non_blocking_pipe_itself)
 	i = post(&a, rw_req(SBX_CALL_READ, rd, BUF, 16));
 	cr_assert(done_is(&a, i, a.seq), "the poller left an empty non-blocking read");
 	cr_expect_eq(slot_of(&a, i)->ret, -EAGAIN);
-	sbx_copy_to_guest(a.vm, BUF, "abc", 3);
-	i = post(&a, rw_req(SBX_CALL_WRITE, wr, BUF, 3));
+	i = post_write(&a, wr, "abc");
 	cr_assert(done_is(&a, i, a.seq));
 	cr_expect_eq(slot_of(&a, i)->ret, 3);
 	i = post(&a, rw_req(SBX_CALL_READ, rd, BUF + 64, 16));
@@ -257,8 +263,7 @@ Test(poller, rings_leave_their_poller_with_requests_pending)
 	post(&b, rw_req(SBX_CALL_READ, 0, BUF, 16));
 	pvm_free(&b);
 	pvm_free(&a);
-	sbx_copy_to_guest(c.vm, BUF, "c", 1);
-	i = post(&c, rw_req(SBX_CALL_WRITE, 1, BUF, 1));
+	i = post_write(&c, 1, "c");
 	cr_assert(done_is(&c, i, c.seq), "the last ring was not served after the others left");
 	pvm_free(&c);
 }
