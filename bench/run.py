@@ -173,7 +173,7 @@ def main():
     bins = {name: os.path.join(build, sub, name) for sub, names in (
         ("samples", ("hello-glibc", "hello-musl", "compute-glibc", "crash-dbg-glibc",
                      "threads-glibc", "events-glibc", "procs-glibc", "usock-glibc",
-                     "fifo-glibc", "pty-glibc", "signalfd-glibc", "jobctl-glibc")),
+                     "loopback-glibc", "fifo-glibc", "pty-glibc", "signalfd-glibc", "jobctl-glibc")),
         ("bench/guest", ("sysbench-glibc", "touch-glibc"))) for name in names}
     missing = [p for p in [sbx, *bins.values()] if not os.access(p, os.X_OK)]
     if missing:
@@ -574,19 +574,23 @@ def main():
     # 13. local IPC between processes: named sockets, descriptors passed, FIFOs
     ipc_n = 200 if a.quick else 2000
     ipc_dir = tempfile.mkdtemp(prefix="sbx-bench-ipc-")
-    rep.section(f"13. local IPC: usock-glibc DIR bench {ipc_n}, fifo-glibc DIR bench {ipc_n} "
-                "(ns each, timed in the guest)",
+    rep.section(f"13. local IPC: usock-glibc DIR bench {ipc_n}, fifo-glibc DIR bench {ipc_n}, "
+                f"loopback-glibc bench {ipc_n} (ns each, timed in the guest)",
                 f"sandbox: --rw {ipc_dir}; a socket bound to a path is bound to an address of "
-                "the sandbox's own; passed descriptors are the host's own SCM_RIGHTS")
+                "the sandbox's own; passed descriptors are the host's own SCM_RIGHTS; the "
+                "loopback's TCP is a host local stream socket (natively: the kernel's TCP on lo)")
     try:
         for what, prog, name in (("named socket 1-byte round trip", "usock-glibc",
                                   "usock_pingpong"),
                                  ("SCM_RIGHTS pass of one fd", "usock-glibc", "scm_rights_pass"),
-                                 ("FIFO 1-byte round trip", "fifo-glibc", "fifo_pingpong")):
-            res = interleave({"native": op(native(bins[prog], ipc_dir, "bench", str(ipc_n)),
-                                           name),
-                              "sandbox": op(sandboxed("--rw", ipc_dir, bins[prog], ipc_dir,
-                                                      "bench", str(ipc_n)), name)},
+                                 ("FIFO 1-byte round trip", "fifo-glibc", "fifo_pingpong"),
+                                 ("loopback TCP 64-byte round trip, two processes",
+                                  "loopback-glibc", "tcp_roundtrip")):
+            args = ["bench", str(ipc_n)] if prog == "loopback-glibc" else [ipc_dir, "bench",
+                                                                           str(ipc_n)]
+            res = interleave({"native": op(native(bins[prog], *args), name),
+                              "sandbox": op(sandboxed("--rw", ipc_dir, bins[prog], *args),
+                                            name)},
                              compute_runs)
             rep.row(f"{what} native", "ns", res["native"]["ns"], digits=0)
             rep.row(f"{what} sandbox", "ns", res["sandbox"]["ns"], res["native"]["ns"],

@@ -88,6 +88,18 @@ static const char *errname(int e)
 		return "ENOTSUP";
 	case ETIMEDOUT:
 		return "ETIMEDOUT";
+	case EAFNOSUPPORT:
+		return "EAFNOSUPPORT";
+	case EADDRINUSE:
+		return "EADDRINUSE";
+	case EADDRNOTAVAIL:
+		return "EADDRNOTAVAIL";
+	case ENETUNREACH:
+		return "ENETUNREACH";
+	case ENOTCONN:
+		return "ENOTCONN";
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
 	}
 	snprintf(buf, sizeof(buf), "errno %d", e);
 	return buf;

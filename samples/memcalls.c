@@ -1,8 +1,8 @@
 /* memcalls: mlock and its family and membarrier, with the arguments programs pass and the
  * mistakes they make; prints each result. The same lines natively and in the sandbox (as root
  * or not: nothing here locks more than RLIMIT_MEMLOCK's 8 MiB default or keeps a lock).
- * `memcalls socket` prints what socket(AF_INET) gives instead: a sandbox without network
- * refuses it with EACCES. */
+ * `memcalls socket` prints what socket(AF_PACKET) gives instead: a sandbox without network
+ * refuses it with EACCES (it has only its own loopback). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +26,7 @@ static void show(const char *what, long r)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "socket") == 0) {
-		int s = socket(AF_INET, SOCK_STREAM, 0);
+		int s = socket(AF_PACKET, SOCK_RAW, 0);
 		printf("socket: %s\n", s < 0 ? errname(errno) : "a descriptor");
 		return 0;
 	}

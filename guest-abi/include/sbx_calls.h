@@ -203,7 +203,8 @@
 	X(INOTIFY, 72, inotify, sbx_hc_inotify, SBX_CF_QUICK, )                                    \
 	X(INOTIFY_WATCH, 73, inotify_watch, sbx_hc_inotify_watch, SBX_CF_QUICK, )                  \
 	/* 1.19: SOCKET a0: SOCK_STREAM|DGRAM|SEQPACKET with SOCK_NONBLOCK, SOCK_CLOEXEC: an      \
-	 * AF_UNIX socket of its own, for SOCKOP's BIND, CONNECT, LISTEN and ACCEPT. */           \
+	 * AF_UNIX socket of its own, for SOCKOP's BIND, CONNECT, LISTEN and ACCEPT. 1.30: the    \
+	 * family in a0's bits 32-47 (0 AF_UNIX; AF_INET, AF_INET6: the sandbox's loopback). */  \
 	X(SOCKET, 74, socket, sbx_hc_socket, SBX_CF_QUICK, )                                       \
 	/* 1.20: SIGNALFD a0: SBX_SIGFD_MAKE (a1: the handle to change or -1 for a new one, a2:    \
 	 * the mask, a3: SFD_NONBLOCK | SFD_CLOEXEC, a4: the process's pending signals) -> the    \

@@ -1,7 +1,8 @@
-/* The network. A policy grants none yet, so socket() of any family but AF_UNIX is refused the
- * way a Linux security module refuses it (EACCES, which resolvers and NSS treat as "no
- * service" and go on), rather than ENOSYS, which would claim the call is missing. Counted with
- * the refused calls, so that the monitor says under -v what was refused.
+/* The network. A policy grants none yet, so socket() of any family but AF_UNIX and the
+ * sandbox's own loopback (AF_INET and AF_INET6 TCP and UDP, 1.30) is refused the way a Linux
+ * security module refuses it (EACCES, which resolvers and NSS treat as "no service" and go
+ * on), rather than ENOSYS, which would claim the call is missing. Counted with the refused
+ * calls, so that the monitor says under -v what was refused.
  *
  * Local sockets: socketpair(AF_UNIX) is a connected pair the monitor makes on the host
  * (monitor/calls/hc_socket.c), socket(AF_UNIX) one of its own (1.19) that binds to a path on a
@@ -14,6 +15,10 @@
 #define NR_SOCKET 41
 
 #define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 #define SOCK_SEQPACKET 5
@@ -29,10 +34,29 @@
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
 
+/* socket(AF_INET or AF_INET6, SOCK_STREAM or SOCK_DGRAM, 0 or TCP's or UDP's protocol) (1.30):
+ * one of the sandbox's loopback (monitor/calls/inet.c); any other kind of the network's
+ * (raw, ICMP, SCTP) is refused as the other families are. */
+static long inet_socket(int32_t family, uint32_t type, int32_t proto)
+{
+	uint32_t base = type & 0xf;
+	if (type & ~0xfu & ~(uint32_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return -EINVAL;
+	if (!((base == SOCK_STREAM && (proto == 0 || proto == IPPROTO_TCP)) ||
+	      (base == SOCK_DGRAM && (proto == 0 || proto == IPPROTO_UDP)))) {
+		BOOT->nosys_count[NR_SOCKET]++;
+		return -EACCES;
+	}
+	uint64_t a[1] = {type | (uint64_t)(uint32_t)family << 32};
+	return k_call(SBX_CALL_SOCKET, a, 1);
+}
+
 /* socket(AF_UNIX, type, 0 or PF_UNIX), as Linux's unix_create checks it. */
 long k_sys_socket(struct k_frame *f)
 {
 	uint32_t type = (uint32_t)f->rsi, base = type & 0xf;
+	if ((int32_t)f->rdi == AF_INET || (int32_t)f->rdi == AF_INET6)
+		return inet_socket((int32_t)f->rdi, type, (int32_t)f->rdx);
 	if ((int32_t)f->rdi != AF_UNIX) {
 		BOOT->nosys_count[NR_SOCKET]++;
 		return -EACCES;
@@ -427,7 +451,8 @@ long k_sys_peername(struct k_frame *f)
 	return name_of(f->rdi, 1, f->rsi, f->rdx);
 }
 
-/* The peer's address is a local socket's, most often unnamed: its family alone. */
+/* The peer's address: a local socket's, most often unnamed (its family alone), or the
+ * loopback client's. */
 static long accept_call(struct k_frame *f, uint64_t flags)
 {
 	if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
@@ -436,8 +461,7 @@ static long accept_call(struct k_frame *f, uint64_t flags)
 	long r = sockop_wait(a);
 	if (r < 0 || !f->rsi)
 		return r;
-	uint8_t sun[2] = {AF_UNIX, 0};
-	long e = put_addr(f->rsi, f->rdx, sun, 2);
+	long e = name_of((uint64_t)r, 1, f->rsi, f->rdx);
 	if (e < 0) {
 		uint64_t c[1] = {(uint64_t)r};
 		k_call(SBX_CALL_CLOSE, c, 1);

@@ -81,7 +81,8 @@ void sbx_audit_record(struct sbx_vm *vm, const struct sbx_slot *s, const char *n
 		return;
 	/* A denial is the policy saying no; other errors are the file system's own answers. */
 	int deny = a->valid && (ret == -EROFS || ret == -EACCES || ret == -EPERM || ret == -EBUSY ||
-				(ret == -ENOENT && strcmp(a->rule, "outside every mount") == 0));
+				(ret == -ENOENT && strcmp(a->rule, "outside every mount") == 0) ||
+				ret == -ENETUNREACH || ret == -EADDRNOTAVAIL); /* inet.c */
 	if (!deny && !vm->cfg.audit_all) {
 		a->valid = 0;
 		return;

@@ -5,6 +5,7 @@
 #define SBX_CALLS_H
 
 #include <stdatomic.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include "vm.h"
 
@@ -42,6 +43,7 @@ struct sbx_sun {
 struct sbx_memfd;
 struct sbx_pty;
 struct sbx_sigfd;
+#define SBX_IOPT_MAX 32
 
 struct sbx_handle {
 	enum sbx_handle_kind kind;
@@ -86,6 +88,11 @@ struct sbx_handle {
 	 * listener it connected to, the process whose connect it accepted. */
 	uint32_t peer_pid;
 	int passcred; /* SBX_O_USOCK: SO_PASSCRED as the program set it (not the host's) */
+	/* SBX_O_USOCK: the family the program asked for: 0 (AF_UNIX), or AF_INET or AF_INET6,
+	 * the sandbox's loopback (inet.c), whose TCP and IP options are kept here as set. */
+	int family;
+	uint32_t iopt_set;
+	int32_t iopt[SBX_IOPT_MAX];
 };
 static inline int sbx_is_socket(const struct sbx_handle *h)
 {
@@ -304,12 +311,52 @@ void sbx_sockname_free_all(struct sbx_files *f);
  * vCPU's datagram: 0, or -EINVAL with nothing staged. */
 struct sockaddr_un;
 int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul);
-void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul, int ours);
+void sbx_sockname_received(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
+			   int ours);
 /* An interrupted send's destination staged again, for the WRITEV made again. */
 void sbx_sockname_again(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul);
 /* Is the host socket fd's peer the monitor itself (a socket of the sandbox's), by the host's
  * SO_PEERCRED? */
 int sbx_sock_ours(int fd);
+/* A host abstract address of the sandbox's: its prefix, a kind (a byte) and name's len bytes;
+ * -EINVAL if it does not fit. sbx_sock_abstract_kind reads one back: its kind and name (at
+ * most cap - 1 bytes, their count in *n), or -ENOENT for an address that is not the
+ * sandbox's. */
+int sbx_sock_abstract(struct sbx_socks *k, char kind, const char *name, size_t len,
+		      struct sockaddr_un *u, socklen_t *ulen);
+int sbx_sock_abstract_kind(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
+			   char *kind, char *name, size_t cap, size_t *n);
+/* inet.c: the sandbox's loopback, AF_INET and AF_INET6 sockets over the host's local ones.
+ * sbx_inet_parse: the guest's address (len bytes at buf) for a socket of family, AF_UNSPEC
+ * let through; sbx_inet_local: a wildcard or loopback address; sbx_inet_name: the program's
+ * form of a handle's address g (NULL: the zero one) into out, its length. */
+union sbx_inaddr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+int sbx_is_inet(const struct sbx_handle *h);
+int sbx_inet_parse(int family, const void *buf, size_t len, union sbx_inaddr *a);
+int sbx_inet_local(const union sbx_inaddr *a);
+uint16_t sbx_inet_port(const union sbx_inaddr *a);
+size_t sbx_inet_name(const struct sbx_handle *h, const struct sbx_sun *g, void *out);
+struct sbx_sun *sbx_inet_sun(const union sbx_inaddr *a);
+struct sbx_sun *sbx_inet_accepted_local(const struct sbx_handle *listener,
+					const union sbx_inaddr *peer);
+int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uint64_t len);
+/* The destination at gpa (what: "connect to", "send to", for the log): its program's form in a (the
+ * wildcard made the loopback) and the host address in u (AF_UNSPEC's for a disconnect), or -errno
+ * (ENETUNREACH off the loopback). */
+int sbx_inet_dest(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, uint64_t len,
+		  const char *what, union sbx_inaddr *a, struct sockaddr_un *u, socklen_t *ul);
+/* A socket that listens unbound: bound to an ephemeral port on the wildcard, as Linux. */
+int sbx_inet_listen_bind(struct sbx_vm *vm, struct sbx_handle *h);
+int sbx_inet_autobind(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
+		      const union sbx_inaddr *dest, union sbx_inaddr *local);
+void sbx_inet_from_host(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
+			union sbx_inaddr *a);
+int64_t sbx_inet_getopt(const struct sbx_handle *h, uint64_t level, uint64_t name);
+int64_t sbx_inet_setopt(struct sbx_handle *h, uint64_t level, uint64_t name, uint64_t v);
 /* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then
  * bound(ctx, its device, its inode), which binds the socket; the file goes if that fails. */
 int sbx_path_bind(struct sbx_vm *vm, const struct sbx_path *a,

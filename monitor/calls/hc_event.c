@@ -36,7 +36,7 @@ const char *sbx_handle_obj_name(enum sbx_handle_obj o)
 	case SBX_O_SIGNALFD:
 		return "a signalfd";
 	case SBX_O_USOCK:
-		return "a local socket of socket()";
+		return "a socket of socket() (local, or of the loopback)";
 	default:
 		return "a file";
 	}

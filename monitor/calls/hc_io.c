@@ -566,7 +566,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 	}
 	/* Asked before the call: a receive that waits lets another thread close the handle
 	 * and its slot name another descriptor meanwhile. */
-	int type = 0;
+	int type = 0, family = h->family;
 	socklen_t tl = sizeof(type);
 	if ((is_write || creds) && getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
 		type = 0;
@@ -596,7 +596,7 @@ static int64_t rwv(struct sbx_vm *vm, const struct sbx_slot *s, int is_write)
 				}
 			}
 		}
-		sbx_sockname_received(vm, &name, mh.msg_namelen, ours);
+		sbx_sockname_received(vm, family, &name, mh.msg_namelen, ours);
 	}
 	if (named && is_write && n == -EINTR) /* made again after the signal: kept for it */
 		sbx_sockname_again(vm, &name, namelen);

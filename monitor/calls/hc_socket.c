@@ -72,10 +72,15 @@ static int inert_opt(uint64_t name)
 
 int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
 {
-	uint64_t type = s->u.a[0] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (s->u.a[0] > UINT32_MAX ||
+	/* The family above the type (1.30): 0 (AF_UNIX, as before), AF_INET or AF_INET6. */
+	uint64_t family = s->u.a[0] >> 32;
+	uint64_t type = (uint32_t)s->u.a[0] & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int inet = family == AF_INET || family == AF_INET6;
+	if ((family != 0 && family != AF_UNIX && !inet) ||
 	    (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET))
 		return -EINVAL;
+	if (inet && type == SOCK_SEQPACKET)
+		return -ESOCKTNOSUPPORT;
 	int fd = socket(AF_UNIX, (int)type | SOCK_CLOEXEC | (int)(s->u.a[0] & SOCK_NONBLOCK), 0);
 	if (fd < 0)
 		return -errno;
@@ -88,7 +93,10 @@ int64_t sbx_hc_socket(struct sbx_vm *vm, const struct sbx_slot *s)
 		close(fd);
 		return -e;
 	}
-	return sbx_handle_add(vm, fd, SBX_O_USOCK, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
+	int64_t n = sbx_handle_add(vm, fd, SBX_O_USOCK, (s->u.a[0] & SOCK_CLOEXEC) != 0, 1);
+	if (n >= 0 && inet)
+		vm->proc.files->fds[n].family = (int)family;
+	return n;
 }
 
 struct sbx_socks *sbx_socks_of(struct sbx_vm *vm)
@@ -129,8 +137,8 @@ static const char *prefix(struct sbx_socks *k)
 
 /* A host abstract address: the prefix, a kind ('@' the program's abstract name, '#' the id of
  * a socket file), then the name's bytes. */
-static int host_abstract(struct sbx_socks *k, char kind, const char *name, size_t len,
-			 struct sockaddr_un *u, socklen_t *ulen)
+int sbx_sock_abstract(struct sbx_socks *k, char kind, const char *name, size_t len,
+		      struct sockaddr_un *u, socklen_t *ulen)
 {
 	pthread_mutex_lock(&k->lock);
 	const char *p = prefix(k);
@@ -163,7 +171,7 @@ static int file_addr(struct sbx_socks *k, uint64_t dev, uint64_t ino, struct soc
 		return -ENOENT; /* not one of the sandbox's */
 	char name[24];
 	int n = snprintf(name, sizeof(name), "%llx", (unsigned long long)id);
-	return host_abstract(k, '#', name, (size_t)n, u, ulen);
+	return sbx_sock_abstract(k, '#', name, (size_t)n, u, ulen);
 }
 
 struct bind_ctx {
@@ -205,7 +213,7 @@ static int bind_file(void *arg, uint64_t dev, uint64_t ino)
 	struct sockaddr_un u;
 	socklen_t ul;
 	int n = snprintf(name, sizeof(name), "%llx", (unsigned long long)id);
-	if ((r = host_abstract(k, '#', name, (size_t)n, &u, &ul)) < 0)
+	if ((r = sbx_sock_abstract(k, '#', name, (size_t)n, &u, &ul)) < 0)
 		return r;
 	return bind(c->sock, (struct sockaddr *)&u, ul) < 0 ? -errno : 0;
 }
@@ -271,7 +279,7 @@ static void bind_connector(struct sbx_socks *k, int fd, uint32_t pid)
 		x = (uint32_t)fd;
 	char name[32];
 	int n = snprintf(name, sizeof(name), "%u.%08x", pid, x);
-	if (host_abstract(k, '!', name, (size_t)n, &u, &ul) == 0)
+	if (sbx_sock_abstract(k, '!', name, (size_t)n, &u, &ul) == 0)
 		(void)!bind(fd, (struct sockaddr *)&u, ul);
 }
 
@@ -320,7 +328,7 @@ static int64_t sock_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, 
 	if (g.path[0] == 0) {
 		struct sockaddr_un u;
 		socklen_t ul;
-		if ((r = host_abstract(k, '@', g.path + 1, g.len - 1, &u, &ul)) < 0)
+		if ((r = sbx_sock_abstract(k, '@', g.path + 1, g.len - 1, &u, &ul)) < 0)
 			return r;
 		if (bind(h->fd, (struct sockaddr *)&u, ul) < 0)
 			return -errno;
@@ -344,7 +352,7 @@ static int connect_addr(struct sbx_vm *vm, uint64_t gpa, const struct sbx_sun *g
 	if (g->len == 0)
 		return -EINVAL;
 	if (g->path[0] == 0)
-		return host_abstract(sbx_socks_of(vm), '@', g->path + 1, g->len - 1, u, ul);
+		return sbx_sock_abstract(sbx_socks_of(vm), '@', g->path + 1, g->len - 1, u, ul);
 	struct sbx_path a = sun_path_arg(gpa, g);
 	int fd = sbx_path_opath(vm, &a, 1);
 	if (fd < 0)
@@ -385,21 +393,40 @@ static struct sbx_handle *same_socket(struct sbx_vm *vm, int64_t num, int dfd)
 
 static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64_t len)
 {
+	struct sbx_handle *c = sbx_fd_get(vm, num);
+	int inet = sbx_is_inet(c);
 	struct sbx_sun g;
+	union sbx_inaddr ia, local;
 	struct sockaddr_un u;
 	socklen_t ul;
-	int r = dest_addr(vm, gpa, len, &g, &u, &ul);
+	int r = inet ? sbx_inet_dest(vm, c, gpa, len, "connect to", &ia, &u, &ul)
+		     : dest_addr(vm, gpa, len, &g, &u, &ul);
 	if (r < 0)
 		return r;
+	if (inet && u.sun_family == AF_UNSPEC) { /* a datagram socket's disconnect */
+		if (connect(c->fd, (struct sockaddr *)&u, ul) < 0)
+			return -errno;
+		free(c->sun_peer);
+		c->sun_peer = NULL;
+		return 0;
+	}
 	/* A full backlog waits: on a duplicate, without ring_lock, as a read does. */
-	struct sbx_handle *c = sbx_fd_get(vm, num);
 	int dfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return -errno;
 	/* An unbound socket connects from a host name that says which process connected, for
-	 * the accepting side's SO_PEERCRED (its own name stays none, as on Linux). */
-	if (!c->sun_local)
+	 * the accepting side's SO_PEERCRED (its own name stays none, as on Linux); one of the
+	 * loopback's from an ephemeral port, which its peer is told. */
+	int autobound = 0;
+	if (!c->sun_local && inet) {
+		if ((r = sbx_inet_autobind(vm, c, dfd, &ia, &local)) < 0) {
+			close(dfd);
+			return r;
+		}
+		autobound = 1;
+	} else if (!c->sun_local) {
 		bind_connector(sbx_socks_of(vm), dfd, vm->proc.pid);
+	}
 	uint32_t listener = listener_pid(sbx_socks_of(vm), &u, ul);
 	int released = sbx_ring_release(vm);
 	r = connect(dfd, (struct sockaddr *)&u, ul);
@@ -425,8 +452,10 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 		return -e;
 	if (h && h->obj == SBX_O_USOCK) {
 		free(h->sun_peer);
-		h->sun_peer = sbx_sun_copy(&g);
-		h->peer_pid = listener;
+		h->sun_peer = inet ? sbx_inet_sun(&ia) : sbx_sun_copy(&g);
+		h->peer_pid = inet ? 0 : listener;
+		if (autobound && !h->sun_local)
+			h->sun_local = sbx_inet_sun(&local);
 	}
 	return 0;
 }
@@ -435,7 +464,9 @@ static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
 {
 	if (flags & ~(uint64_t)(SOCK_NONBLOCK | SOCK_CLOEXEC))
 		return -EINVAL;
-	int dfd = fcntl(sbx_fd_get(vm, num)->fd, F_DUPFD_CLOEXEC, 0);
+	struct sbx_handle *lh = sbx_fd_get(vm, num);
+	int family = lh->family;
+	int dfd = fcntl(lh->fd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
 		return -errno;
 	int released = sbx_ring_release(vm);
@@ -458,20 +489,39 @@ static int64_t sock_accept(struct sbx_vm *vm, int64_t num, uint64_t flags)
 	close(dfd);
 	if (fd < 0)
 		return -e;
-	struct sbx_sun *local = l && l->sun_local ? sbx_sun_copy(l->sun_local) : NULL;
-	/* SO_PEERCRED: the process whose connect this is, by the host name it connected from. */
+	int inet = family == AF_INET || family == AF_INET6;
+	/* SO_PEERCRED: the process whose connect this is, by the host name it connected from;
+	 * on the loopback, the client's address, by its port. */
 	struct sockaddr_un pu;
 	socklen_t pl = sizeof(pu);
-	struct sbx_sun none;
+	struct sbx_sun none, *peer_addr = NULL, *local = NULL;
 	uint32_t peer = 0;
-	if (getpeername(fd, (struct sockaddr *)&pu, &pl) == 0)
-		guest_name_of(sbx_socks_of(vm), &pu, pl, &none, &peer);
+	if (getpeername(fd, (struct sockaddr *)&pu, &pl) < 0)
+		pl = 0;
+	if (inet) {
+		union sbx_inaddr pa;
+		sbx_inet_from_host(vm, family, &pu, pl, &pa);
+		peer_addr = sbx_inet_sun(&pa);
+		local = l && l->sun_local ? sbx_inet_accepted_local(l, &pa) : NULL;
+	} else {
+		if (pl)
+			guest_name_of(sbx_socks_of(vm), &pu, pl, &none, &peer);
+		local = l && l->sun_local ? sbx_sun_copy(l->sun_local) : NULL;
+	}
 	int64_t n = sbx_handle_add(vm, fd, SBX_O_USOCK, (flags & SOCK_CLOEXEC) != 0, 1);
 	if (n >= 0) {
-		vm->proc.files->fds[n].sun_local = local;
-		vm->proc.files->fds[n].peer_pid = peer;
+		struct sbx_handle *a = &vm->proc.files->fds[n];
+		a->sun_local = local;
+		a->sun_peer = peer_addr;
+		a->peer_pid = peer;
+		a->family = family;
+		if (l && inet) { /* the listener's options, as Linux's clone of it has them */
+			a->iopt_set = l->iopt_set;
+			memcpy(a->iopt, l->iopt, sizeof(a->iopt));
+		}
 	} else {
 		free(local);
+		free(peer_addr);
 	}
 	return n;
 }
@@ -483,6 +533,13 @@ static int64_t sock_name(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t
 	if (which > 1)
 		return -EINVAL;
 	const struct sbx_sun *g = which ? h->sun_peer : h->sun_local;
+	if (sbx_is_inet(h)) {
+		union sbx_inaddr a;
+		if (which && !g)
+			return -ENOTCONN;
+		size_t n = sbx_inet_name(h, g, &a);
+		return sbx_copy_to_guest(vm, gpa, &a, n) < 0 ? -EFAULT : (int64_t)n;
+	}
 	if (which && !g) {
 		/* A pair's end always has its peer; a socket of its own only once connected. */
 		int v;
@@ -565,44 +622,69 @@ int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul)
 /* The program's name for a host address of this sandbox: an abstract name, or the path of
  * the socket file an id stands for; anything else (unbound, a connect's own '!' name) is
  * unnamed (len 0). The pid of the process that bound it, or that connected ('!'), if known. */
+int sbx_sock_abstract_kind(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
+			   char *kind, char *name, size_t cap, size_t *n)
+{
+	size_t len = ul > offsetof(struct sockaddr_un, sun_path)
+			 ? ul - offsetof(struct sockaddr_un, sun_path)
+			 : 0;
+	if (len > sizeof(u->sun_path))
+		len = sizeof(u->sun_path);
+	pthread_mutex_lock(&k->lock);
+	const char *p = prefix(k);
+	size_t plen = strlen(p);
+	int ours = len >= 2 + plen && u->sun_path[0] == 0 && memcmp(u->sun_path + 1, p, plen) == 0;
+	pthread_mutex_unlock(&k->lock);
+	if (!ours || cap == 0)
+		return -ENOENT;
+	*kind = u->sun_path[1 + plen];
+	*n = len - 2 - plen < cap - 1 ? len - 2 - plen : cap - 1;
+	memcpy(name, u->sun_path + 2 + plen, *n);
+	name[*n] = 0;
+	return 0;
+}
+
 static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint32_t ul,
 			  struct sbx_sun *g, uint32_t *pid)
 {
 	g->len = 0;
 	*pid = 0;
-	size_t n = ul > offsetof(struct sockaddr_un, sun_path)
-		       ? ul - offsetof(struct sockaddr_un, sun_path)
-		       : 0;
-	pthread_mutex_lock(&k->lock);
-	const char *p = prefix(k);
-	size_t plen = strlen(p);
-	if (n >= 2 + plen && u->sun_path[0] == 0 && memcmp(u->sun_path + 1, p, plen) == 0) {
-		char kind = u->sun_path[1 + plen], text[24] = "";
-		const char *name = u->sun_path + 2 + plen;
-		size_t nl = n - 2 - plen;
-		if (kind != '@' && nl < sizeof(text))
-			memcpy(text, name, nl);
-		if (kind == '@') {
-			g->path[0] = 0;
-			memcpy(g->path + 1, name, nl);
-			g->len = (uint32_t)(1 + nl);
-		} else if (kind == '#') {
-			uint64_t id = strtoull(text, NULL, 16);
-			for (unsigned i = k->n; i-- > 0;)
-				if (k->files[i].id == id) {
-					*g = k->files[i].sun;
-					*pid = k->files[i].pid;
-					break;
-				}
-		} else if (kind == '!') {
-			*pid = (uint32_t)strtoul(text, NULL, 10);
-		}
+	char kind, name[sizeof(u->sun_path)];
+	size_t nl;
+	if (sbx_sock_abstract_kind(k, u, ul, &kind, name, sizeof(name), &nl) < 0)
+		return;
+	if (kind == '@') {
+		g->path[0] = 0;
+		memcpy(g->path + 1, name, nl < sizeof(g->path) - 1 ? nl : sizeof(g->path) - 1);
+		g->len = (uint32_t)(1 + (nl < sizeof(g->path) - 1 ? nl : sizeof(g->path) - 1));
+	} else if (kind == '#') {
+		uint64_t id = strtoull(name, NULL, 16);
+		pthread_mutex_lock(&k->lock);
+		for (unsigned i = k->n; i-- > 0;)
+			if (k->files[i].id == id) {
+				*g = k->files[i].sun;
+				*pid = k->files[i].pid;
+				break;
+			}
+		pthread_mutex_unlock(&k->lock);
+	} else if (kind == '!') {
+		*pid = (uint32_t)strtoul(name, NULL, 10);
 	}
-	pthread_mutex_unlock(&k->lock);
 }
 
-void sbx_sockname_received(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul, int ours)
+void sbx_sockname_received(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
+			   int ours)
 {
+	if (family == AF_INET || family == AF_INET6) {
+		/* The sender's port, as the loopback's address in the receiver's family. */
+		union sbx_inaddr a;
+		struct sockaddr_un g;
+		sbx_inet_from_host(vm, family, u, ours ? ul : 0, &a);
+		size_t n = family == AF_INET ? sizeof(a.v4) : sizeof(a.v6);
+		memcpy(&g, &a, n);
+		name_stage(vm->proc.files, 1, &g, (uint32_t)n);
+		return;
+	}
 	struct sockaddr_un g = {.sun_family = AF_UNIX};
 	struct sbx_sun sun;
 	uint32_t pid;
@@ -627,6 +709,8 @@ static int64_t sock_sendto(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa
 	socklen_t tl = sizeof(type);
 	if (getsockopt(h->fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
 		return -errno;
+	if (type == SOCK_STREAM && sbx_is_inet(h))
+		return 1; /* TCP ignores it */
 	if (type == SOCK_STREAM)
 		return getpeername(h->fd, NULL, &(socklen_t){0}) == 0 ? -EISCONN : -EOPNOTSUPP;
 	if (type == SOCK_SEQPACKET)
@@ -634,6 +718,22 @@ static int64_t sock_sendto(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa
 	struct sbx_sun g;
 	struct sockaddr_un u;
 	socklen_t ul;
+	if (sbx_is_inet(h)) {
+		union sbx_inaddr a, local;
+		int r = sbx_inet_dest(vm, h, gpa, len, "send to", &a, &u, &ul);
+		if (r < 0)
+			return r;
+		if (u.sun_family == AF_UNSPEC)
+			return -EAFNOSUPPORT;
+		/* An unbound sender takes a port first, which its receiver answers at. */
+		if (!h->sun_local) {
+			if ((r = sbx_inet_autobind(vm, h, h->fd, &a, &local)) < 0)
+				return r;
+			if (!(h->sun_local = sbx_inet_sun(&local)))
+				return -ENOMEM;
+		}
+		return name_stage(vm->proc.files, 0, &u, ul);
+	}
 	int r = dest_addr(vm, gpa, len, &g, &u, &ul);
 	return r < 0 ? r : name_stage(vm->proc.files, 0, &u, ul);
 }
@@ -674,13 +774,20 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 	case SBX_SOCKOP_CHECK:
 		return 0;
 	case SBX_SOCKOP_BIND:
-		return h->obj == SBX_O_USOCK ? sock_bind(vm, h, a2, a3) : -EINVAL;
+		return h->obj != SBX_O_USOCK ? -EINVAL
+		       : sbx_is_inet(h)	     ? sbx_inet_bind(vm, h, a2, a3)
+					     : sock_bind(vm, h, a2, a3);
 	case SBX_SOCKOP_CONNECT:
 		return h->obj == SBX_O_USOCK ? sock_connect(vm, (int64_t)s->u.a[1], a2, a3)
 					     : -EISCONN;
 	case SBX_SOCKOP_LISTEN:
 		if (h->obj != SBX_O_USOCK)
 			return -EINVAL;
+		if (sbx_is_inet(h) && !h->sun_local) { /* Linux's autobind, to a port of its own */
+			int r = sbx_inet_listen_bind(vm, h);
+			if (r < 0)
+				return r;
+		}
 		if (listen(h->fd, a2 > 4096 ? 4096 : (int)a2) < 0)
 			return -errno;
 		listening(sbx_socks_of(vm), h->fd, vm->proc.pid);
@@ -714,6 +821,8 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 		return 0;
 	}
 	case SBX_SOCKOP_GETOPT:
+		if (sbx_is_inet(h) && (a2 != SOL_SOCKET || a3 == SO_DOMAIN || a3 == SO_PROTOCOL))
+			return sbx_inet_getopt(h, a2, a3);
 		if (a2 == SOL_SOCKET && timeout_opt(a3)) {
 			struct timeval tv;
 			socklen_t tl = sizeof(tv);
@@ -729,6 +838,8 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 			return -errno;
 		return v < 0 ? 0 : v;
 	case SBX_SOCKOP_SETOPT:
+		if (sbx_is_inet(h) && a2 != SOL_SOCKET)
+			return sbx_inet_setopt(h, a2, a3, s->u.a[4]);
 		if (a2 == SOL_SOCKET && timeout_opt(a3)) {
 			/* Microseconds, at most a billion seconds (the guest kernel's cap). */
 			uint64_t us = s->u.a[4] > 1000000000ull * 1000000 ? 1000000000ull * 1000000

@@ -63,8 +63,9 @@ static int dumps_core(int sig)
 }
 
 /* The calls the guest kernel refused, counted per number in the boot page: a call it does not
- * have (ENOSYS), or socket(), which it refuses since the policy grants no network (EACCES;
- * said only under -v: a program that probes for a name service runs on unchanged). */
+ * have (ENOSYS), or socket() of a kind the sandbox's own loopback is not (raw, netlink,
+ * packet...), which it refuses since the policy grants no network (EACCES; said only under -v:
+ * a program that probes for a name service runs on unchanged). */
 static int refused_by_policy(int nr)
 {
 	return nr == 41;

@@ -10,6 +10,8 @@
 //	gowork spawn PATH    os/exec of PATH (this program) from several goroutines at once,
 //	                     a missing program and an exit status: fork from a threaded process
 //	gowork echo ARGS     prints ARGS; gowork exit N: exits with N (what spawn runs)
+//	gowork net           net/http's server and client over 127.0.0.1, and a TCP echo on a
+//	                     dual-stack listener reached by v4 and v6 clients from goroutines
 //	gowork beat N [HOLD] N beats 1 ms apart through goroutines and a ticker, the last held
 //	                     until the file HOLD exists; "checksum C" (tests/monitor/migrate.sh go)
 //	gowork cgi           a CGI handler: a header, then timers, channels, GC and JSON,
@@ -22,9 +24,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -335,6 +340,73 @@ func beat(n int, hold string) {
 	fmt.Println("checksum", sum)
 }
 
+// netCheck: what Go's test suites do with the loopback (httptest's server is a listener on
+// 127.0.0.1:0), through the runtime's netpoller.
+func netCheck() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		wrong("net.Listen: %v", err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "served %s from %s", r.URL.Path, strings.Split(r.RemoteAddr, ":")[0])
+	})
+	go http.Serve(l, mux)
+	for _, path := range []string{"/a", "/b"} {
+		resp, err := http.Get("http://" + l.Addr().String() + path)
+		if err != nil {
+			wrong("http.Get: %v", err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(b))
+	}
+	// A dual-stack listener ("tcp" on ":0"), clients of both families at once.
+	d, err := net.Listen("tcp", ":0")
+	if err != nil {
+		wrong("net.Listen dual: %v", err)
+		return
+	}
+	go func() {
+		for {
+			c, err := d.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte(strings.ToUpper(line)))
+				c.Close()
+			}(c)
+		}
+	}()
+	port := d.Addr().(*net.TCPAddr).Port
+	var wg sync.WaitGroup
+	got := make([]string, 4)
+	for i, host := range []string{"127.0.0.1", "[::1]", "localhost", "127.0.0.1"} {
+		wg.Add(1)
+		go func(i int, host string) {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", host, port), 10*time.Second)
+			if err != nil {
+				got[i] = "dial: " + err.Error()
+				return
+			}
+			fmt.Fprintf(c, "echo %d\n", i)
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			got[i] = strings.TrimSpace(line)
+			c.Close()
+		}(i, host)
+	}
+	wg.Wait()
+	fmt.Println(strings.Join(got, ", "))
+	if _, err := net.DialTimeout("tcp", "192.0.2.1:80", time.Second); err == nil {
+		fmt.Println("reached 192.0.2.1")
+	}
+}
+
 func main() {
 	cmd := ""
 	if len(os.Args) > 1 {
@@ -401,6 +473,8 @@ func main() {
 		fmt.Println("go cgi:", os.Getenv("QUERY_STRING"), "threads:", runtime.GOMAXPROCS(0) > 0)
 	case "warm":
 		warm()
+	case "net":
+		netCheck()
 	case "echo":
 		fmt.Println(strings.Join(os.Args[2:], " "))
 	case "exit":

@@ -228,6 +228,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s.nr != SBX_CALL_EXECVE && s.nr != SBX_CALL_WAIT && s.nr != SBX_CALL_PKILL &&
 	    s.nr != SBX_CALL_PGRP)
 		s.pad &= ~(uint32_t)SBX_SLOT_OWN;
+	/* Sockets for SOCKOP to find (a request alone would only find stdio): a v4 TCP and a
+	 * v6 UDP socket of the loopback (inet.c) and a local one, at handles 3, 4 and 5; they go
+	 * with the input's other handles. */
+	if (s.nr == SBX_CALL_SOCKOP) {
+		static const uint64_t kinds[] = {SOCK_STREAM | (uint64_t)AF_INET << 32,
+						 SOCK_DGRAM | (uint64_t)AF_INET6 << 32,
+						 SOCK_STREAM};
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			struct sbx_slot k = {.nr = SBX_CALL_SOCKET};
+			k.u.a[0] = kinds[i] | SOCK_NONBLOCK;
+			(void)sbx_hc_socket(vm, &k);
+		}
+	}
 	size_t extra = size - sizeof(s);
 	if (extra > 1 << 16)
 		extra = 1 << 16;

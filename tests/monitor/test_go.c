@@ -83,3 +83,11 @@ Test(go, a_live_migration_keeps_a_go_program)
 	cr_assert(strstr(o, "PASS"), "%s", o);
 	free(o);
 }
+
+/* net/http's server and client over the sandbox's loopback, and a dual-stack listener that v4
+ * and v6 clients reach from goroutines through the netpoller; 192.0.2.1 is unreachable. */
+Test(go, net_http_over_the_loopback)
+{
+	need_go();
+	same_as_native("--ro /etc/hosts", "net", 0);
+}
