@@ -100,6 +100,10 @@ static const char *errname(int e)
 		return "ENOTCONN";
 	case ECONNREFUSED:
 		return "ECONNREFUSED";
+	case ENOPROTOOPT:
+		return "ENOPROTOOPT";
+	case EINPROGRESS:
+		return "EINPROGRESS";
 	}
 	snprintf(buf, sizeof(buf), "errno %d", e);
 	return buf;

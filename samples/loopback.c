@@ -76,7 +76,9 @@ static int listener(int family, const char *addr)
 		CHECK(inet_pton(AF_INET6, addr, &a->sin6_addr) == 1);
 		l = sizeof(*a);
 	}
-	CHECK(bind(s, (struct sockaddr *)&ss, l) == 0);
+	/* As much as programs pass: the length of a whole sockaddr_storage. */
+	(void)l;
+	CHECK(bind(s, (struct sockaddr *)&ss, sizeof(ss)) == 0);
 	CHECK(listen(s, 16) == 0);
 	return s;
 }
@@ -146,9 +148,13 @@ static void tcp_pair(const char *name, int family, const char *addr, int cfamily
 	CHECK(a >= 0);
 	char msg[64] = "", got[64];
 	ssize_t r, n = 0;
-	while ((r = read(a, msg + n, sizeof(msg) - 1 - (size_t)n)) > 0)
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	while ((r = recvfrom(a, msg + n, sizeof(msg) - 1 - (size_t)n, 0, (struct sockaddr *)&from,
+			     &fl)) > 0)
 		n += r;
 	CHECK(r == 0);
+	printf("%s: recvfrom tells a length of %u\n", name, (unsigned)fl);
 	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
 	snprintf(got, sizeof(got), "%u", ntohs(in->sin_port));
 	printf("%s: accepted from %s (family %s), its port %s; accepted socket at %s\n", name,
@@ -205,6 +211,11 @@ static void udp(void)
 	CHECK(n == 4);
 	printf("udp: server got \"%.3s\" and \"%.4s\" (two messages) from %s, length %u\n", m,
 	       m + 3, inet_ntop(AF_INET, &from.sin_addr, (char[64]){0}, 64), (unsigned)fl);
+	/* Nobody at the port: the datagram is lost, not refused. */
+	struct sockaddr_in none = {.sin_family = AF_INET, .sin_port = htons(port == 9 ? 10 : 9)};
+	none.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	printf("udp: sendto a port nobody bound: %zd\n",
+	       sendto(s, "lost", 4, 0, (struct sockaddr *)&none, sizeof(none)));
 	CHECK(sendto(s, "reply", 5, 0, (struct sockaddr *)&from, fl) == 5);
 	fl = sizeof(from);
 	CHECK(recvfrom(s, m, sizeof(m), 0, (struct sockaddr *)&from, &fl) == 5);
@@ -246,6 +257,24 @@ static void nonblock(void)
 	CHECK(fcntl(s, F_SETFL, O_NONBLOCK) == 0);
 	int a3 = accept(s, NULL, NULL);
 	printf("nonblock: accept with none waiting: %s\n", a3 < 0 ? errname(errno) : "a socket");
+	/* More clients than the backlog: each connected or in progress, never refused, and
+	 * every one accepted in the end. */
+	int l = listener(AF_INET, "127.0.0.1"), ok = 0, accepted = 0;
+	CHECK(listen(l, 1) == 0);
+	uint16_t lp = port_of(l, 0);
+	for (int i = 0; i < 4; i++) {
+		int c4 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(lp)};
+		to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok += connect(c4, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS;
+	}
+	while (accepted < 4) {
+		p = (struct pollfd){l, POLLIN, 0};
+		if (poll(&p, 1, 20000) != 1)
+			break;
+		accepted += accept(l, NULL, NULL) >= 0;
+	}
+	printf("nonblock: 4 connects to a backlog of 1: %d under way, %d accepted\n", ok, accepted);
 }
 
 static int getint(int fd, int level, int name)
@@ -285,6 +314,15 @@ static void opts(void)
 	       getpeername(t, (struct sockaddr *)&a, &l) < 0 ? errname(errno) : "a name");
 	CHECK(listen(t, 4) == 0);
 	printf("opts: listen without bind takes a port: %s\n", port_of(t, 0) ? "yes" : "no");
+	printf("opts: set TCP_NODELAY on UDP: %s\n",
+	       setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) < 0 ? errname(errno)
+										   : "set");
+	printf(
+	    "opts: IP_TTL 0: %s; TCP_KEEPCNT 200: %s\n",
+	    setsockopt(u, IPPROTO_IP, IP_TTL, &(int){0}, sizeof(int)) < 0 ? errname(errno) : "set",
+	    setsockopt(t, IPPROTO_TCP, TCP_KEEPCNT, &(int){200}, sizeof(int)) < 0 ? errname(errno)
+										  : "set");
+	printf("opts: listen on UDP: %s\n", listen(u, 1) < 0 ? errname(errno) : "listening");
 }
 
 static void refused(void)

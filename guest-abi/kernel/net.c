@@ -31,6 +31,9 @@
 #define ESOCKTNOSUPPORT 94
 #define ENOBUFS 105
 #define SUN_LEN_MAX 110 /* sizeof(struct sockaddr_un) */
+/* An address the program gives: at most a struct sockaddr_storage, as Linux's
+ * move_addr_to_kernel takes it; each family's own bound is the monitor's to check. */
+#define K_ADDR_MAX 128
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
 
@@ -111,8 +114,8 @@ static long send_vec(struct k_frame *f, int32_t fd, struct sbx_iovec *v, uint64_
  * follows: SBX_RW_NAME, 0 when the socket ignores it (a seqpacket one), or -errno. */
 static long dest(uint64_t fd, uint64_t addr, int64_t len)
 {
-	uint8_t sun[SUN_LEN_MAX];
-	if (len < 0 || len > SUN_LEN_MAX) {
+	uint8_t sun[K_ADDR_MAX];
+	if (len < 0 || len > K_ADDR_MAX) {
 		long r = sockop(SBX_SOCKOP_CHECK, fd, 0, 0, 0);
 		return r < 0 ? r : -EINVAL;
 	}
@@ -386,9 +389,9 @@ static long sockop_wait(uint64_t a[5])
 /* bind and connect: the address goes to the monitor as the kernel's copy. */
 static long addr_call(uint64_t op, struct k_frame *f)
 {
-	uint8_t sun[SUN_LEN_MAX];
+	uint8_t sun[K_ADDR_MAX];
 	int32_t len = (int32_t)f->rdx;
-	if (len < 0 || len > SUN_LEN_MAX) {
+	if (len < 0 || len > K_ADDR_MAX) {
 		long r = sockop(SBX_SOCKOP_CHECK, f->rdi, 0, 0, 0);
 		return r < 0 ? r : -EINVAL;
 	}

@@ -311,8 +311,8 @@ void sbx_sockname_free_all(struct sbx_files *f);
  * vCPU's datagram: 0, or -EINVAL with nothing staged. */
 struct sockaddr_un;
 int sbx_sockname_take(struct sbx_vm *vm, struct sockaddr_un *u, uint32_t *ul);
-void sbx_sockname_received(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
-			   int ours);
+void sbx_sockname_received(struct sbx_vm *vm, int family, int type, const struct sockaddr_un *u,
+			   uint32_t ul, int ours);
 /* An interrupted send's destination staged again, for the WRITEV made again. */
 void sbx_sockname_again(struct sbx_vm *vm, const struct sockaddr_un *u, uint32_t ul);
 /* Is the host socket fd's peer the monitor itself (a socket of the sandbox's), by the host's
@@ -349,8 +349,9 @@ int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uin
  * (ENETUNREACH off the loopback). */
 int sbx_inet_dest(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, uint64_t len,
 		  const char *what, union sbx_inaddr *a, struct sockaddr_un *u, socklen_t *ul);
-/* A socket that listens unbound: bound to an ephemeral port on the wildcard, as Linux. */
-int sbx_inet_listen_bind(struct sbx_vm *vm, struct sbx_handle *h);
+/* Before a listen: EOPNOTSUPP but for TCP; an unbound socket bound to an ephemeral port on
+ * the wildcard, as Linux. */
+int sbx_inet_listen(struct sbx_vm *vm, struct sbx_handle *h);
 int sbx_inet_autobind(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 		      const union sbx_inaddr *dest, union sbx_inaddr *local);
 void sbx_inet_from_host(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,

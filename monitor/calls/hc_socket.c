@@ -440,8 +440,14 @@ static int64_t sock_connect(struct sbx_vm *vm, int64_t num, uint64_t gpa, uint64
 	if (r == 0 &&
 	    (getsockopt(dfd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_DGRAM) &&
 	    !sbx_sock_ours(dfd)) {
-		sbx_log(vm, 1, "connect to %.*s refused: its listener is outside the sandbox",
-			(int)g.len, g.path[0] ? g.path : g.path + 1);
+		if (inet)
+			sbx_log(vm, 1,
+				"connect to port %u refused: its listener is outside the sandbox",
+				sbx_inet_port(&ia));
+		else
+			sbx_log(vm, 1,
+				"connect to %.*s refused: its listener is outside the sandbox",
+				(int)g.len, g.path[0] ? g.path : g.path + 1);
 		shutdown(dfd, SHUT_RDWR);
 		r = -1;
 		e = ECONNREFUSED;
@@ -672,15 +678,18 @@ static void guest_name_of(struct sbx_socks *k, const struct sockaddr_un *u, uint
 	}
 }
 
-void sbx_sockname_received(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
-			   int ours)
+void sbx_sockname_received(struct sbx_vm *vm, int family, int type, const struct sockaddr_un *u,
+			   uint32_t ul, int ours)
 {
 	if (family == AF_INET || family == AF_INET6) {
-		/* The sender's port, as the loopback's address in the receiver's family. */
+		/* The sender's port, as the loopback's address in the receiver's family; TCP
+		 * tells none (length 0). */
 		union sbx_inaddr a;
 		struct sockaddr_un g;
 		sbx_inet_from_host(vm, family, u, ours ? ul : 0, &a);
-		size_t n = family == AF_INET ? sizeof(a.v4) : sizeof(a.v6);
+		size_t n = type == SOCK_STREAM ? 0
+			   : family == AF_INET ? sizeof(a.v4)
+					       : sizeof(a.v6);
 		memcpy(&g, &a, n);
 		name_stage(vm->proc.files, 1, &g, (uint32_t)n);
 		return;
@@ -783,15 +792,20 @@ int64_t sbx_hc_sockop(struct sbx_vm *vm, const struct sbx_slot *s)
 	case SBX_SOCKOP_LISTEN:
 		if (h->obj != SBX_O_USOCK)
 			return -EINVAL;
-		if (sbx_is_inet(h) && !h->sun_local) { /* Linux's autobind, to a port of its own */
-			int r = sbx_inet_listen_bind(vm, h);
+		if (sbx_is_inet(h)) {
+			int r = sbx_inet_listen(vm, h);
 			if (r < 0)
 				return r;
+			/* TCP's full accept queue holds a connect back, where a local socket's
+			 * says EAGAIN to a non-blocking one: the queue is made as long as the
+			 * host allows. */
+			a2 = 4096;
 		}
 		if (listen(h->fd, a2 > 4096 ? 4096 : (int)a2) < 0)
 			return -errno;
 		listening(sbx_socks_of(vm), h->fd, vm->proc.pid);
-		h->peer_pid = vm->proc.pid; /* Linux gives a listener its own credentials */
+		if (!sbx_is_inet(h))
+			h->peer_pid = vm->proc.pid; /* Linux gives a listener its own credentials */
 		return 0;
 	case SBX_SOCKOP_ACCEPT:
 		return h->obj == SBX_O_USOCK ? sock_accept(vm, (int64_t)s->u.a[1], a2) : -EINVAL;

@@ -198,7 +198,7 @@ int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uin
 {
 	uint8_t buf[sizeof(union sbx_inaddr)];
 	union sbx_inaddr a;
-	if (len > sizeof(struct sockaddr_un))
+	if (len > sizeof(struct sockaddr_storage)) /* Linux's bound for any family */
 		return -EINVAL;
 	if (sbx_copy_from_guest(vm, buf, gpa, len < sizeof(buf) ? len : sizeof(buf)) < 0)
 		return -EFAULT;
@@ -207,8 +207,9 @@ int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uin
 		return r;
 	if (a.sa.sa_family == AF_UNSPEC) {
 		/* Linux binds AF_UNSPEC with INADDR_ANY on a v4 socket, and nothing else. */
-		if (h->family != AF_INET || len < sizeof(struct sockaddr_in) ||
-		    a.v4.sin_addr.s_addr != 0)
+		if (len < (h->family == AF_INET ? sizeof(struct sockaddr_in) : 24))
+			return -EINVAL;
+		if (h->family != AF_INET || a.v4.sin_addr.s_addr != 0)
 			return -EAFNOSUPPORT;
 		a.sa.sa_family = AF_INET;
 	}
@@ -261,8 +262,16 @@ int sbx_inet_autobind(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 	return 0;
 }
 
-int sbx_inet_listen_bind(struct sbx_vm *vm, struct sbx_handle *h)
+int sbx_inet_listen(struct sbx_vm *vm, struct sbx_handle *h)
 {
+	int type = sock_type(h->fd);
+	if (type < 0)
+		return type;
+	if (type != SOCK_STREAM)
+		return -EOPNOTSUPP;
+	if (h->sun_local)
+		return 0;
+	/* Unbound: Linux's autobind, to a port of its own on the wildcard. */
 	int port = bind_port(vm, h->fd, 'T', "", 0);
 	if (port < 0)
 		return port;
@@ -278,7 +287,7 @@ int sbx_inet_dest(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, u
 		  const char *what, union sbx_inaddr *a, struct sockaddr_un *u, socklen_t *ul)
 {
 	uint8_t buf[sizeof(union sbx_inaddr)];
-	if (len > sizeof(struct sockaddr_un))
+	if (len > sizeof(struct sockaddr_storage))
 		return -EINVAL;
 	if (sbx_copy_from_guest(vm, buf, gpa, len < sizeof(buf) ? len : sizeof(buf)) < 0)
 		return -EFAULT;
@@ -351,46 +360,47 @@ struct sbx_sun *sbx_inet_accepted_local(const struct sbx_handle *l, const union 
 /* ---- Options ------------------------------------------------------------------------- */
 
 /* TCP's and IP's int options that a program sets and reads back, with Linux's defaults on
- * loopback. Each changes nothing here: there is no wire, no congestion and no route. The
- * handle keeps the values in this order (sbx_handle.iopt). */
+ * loopback and the values it takes (a boolean any, read back as 0 or 1). Each changes nothing
+ * here: there is no wire, no congestion and no route. The handle keeps the values in this
+ * order (sbx_handle.iopt). */
+#define B -1 /* a boolean */
 static const struct {
-	int level, name, def;
+	int level, name, def, min, max;
 } iopts[] = {
-    {IPPROTO_TCP, TCP_NODELAY, 0},
-    {IPPROTO_TCP, TCP_KEEPIDLE, 7200},
-    {IPPROTO_TCP, TCP_KEEPINTVL, 75},
-    {IPPROTO_TCP, TCP_KEEPCNT, 9},
-    {IPPROTO_TCP, TCP_USER_TIMEOUT, 0},
-    {IPPROTO_TCP, TCP_QUICKACK, 1},
-    {IPPROTO_TCP, TCP_CORK, 0},
-    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0},
-    {IPPROTO_TCP, TCP_FASTOPEN, 0},
-    {IPPROTO_TCP, TCP_MAXSEG, 65483},
-    {IPPROTO_TCP, TCP_SYNCNT, 6},
-    {IPPROTO_TCP, TCP_LINGER2, 60},
-    {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0},
-    {IPPROTO_IP, IP_TOS, 0},
-    {IPPROTO_IP, IP_TTL, 64},
-    {IPPROTO_IP, IP_RECVERR, 0},
-    {IPPROTO_IP, IP_MTU_DISCOVER, 1},
-    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 0},
-    {IPPROTO_IP, IP_FREEBIND, 0},
-    {IPPROTO_IPV6, IPV6_V6ONLY, 0},
-    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64},
-    {IPPROTO_IPV6, IPV6_TCLASS, 0},
-    {IPPROTO_IPV6, IPV6_RECVERR, 0},
-    {IPPROTO_IPV6, IPV6_MTU_DISCOVER, 1},
+    {IPPROTO_TCP, TCP_NODELAY, 0, B, B},
+    {IPPROTO_TCP, TCP_KEEPIDLE, 7200, 1, 32767},
+    {IPPROTO_TCP, TCP_KEEPINTVL, 75, 1, 32767},
+    {IPPROTO_TCP, TCP_KEEPCNT, 9, 1, 127},
+    {IPPROTO_TCP, TCP_USER_TIMEOUT, 0, 0, INT32_MAX},
+    {IPPROTO_TCP, TCP_QUICKACK, 1, B, B},
+    {IPPROTO_TCP, TCP_CORK, 0, B, B},
+    {IPPROTO_TCP, TCP_DEFER_ACCEPT, 0, 0, INT32_MAX},
+    {IPPROTO_TCP, TCP_FASTOPEN, 0, 0, INT32_MAX},
+    {IPPROTO_TCP, TCP_MAXSEG, 65483, 88, 32767},
+    {IPPROTO_TCP, TCP_SYNCNT, 6, 1, 127},
+    {IPPROTO_TCP, TCP_LINGER2, 60, 0, INT32_MAX},
+    {IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 0, B, B},
+    {IPPROTO_IP, IP_TOS, 0, 0, 255},
+    {IPPROTO_IP, IP_TTL, 64, 1, 255},
+    {IPPROTO_IP, IP_RECVERR, 0, B, B},
+    {IPPROTO_IP, IP_MTU_DISCOVER, 1, 0, 5},
+    {IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 0, B, B},
+    {IPPROTO_IP, IP_FREEBIND, 0, B, B},
+    {IPPROTO_IPV6, IPV6_V6ONLY, 0, B, B},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64, 0, 255},
+    {IPPROTO_IPV6, IPV6_TCLASS, 0, 0, 255},
+    {IPPROTO_IPV6, IPV6_RECVERR, 0, B, B},
+    {IPPROTO_IPV6, IPV6_MTU_DISCOVER, 1, 0, 5},
 };
 _Static_assert(sizeof(iopts) / sizeof(iopts[0]) <= SBX_IOPT_MAX, "sbx_handle.iopt too small");
 
 /* The option's index, or -ENOPROTOOPT; TCP's on a UDP socket, and IPv6's on a v4 one, are
- * EOPNOTSUPP, as Linux answers. */
-static int iopt_index(const struct sbx_handle *h, uint64_t level, uint64_t name)
+ * EOPNOTSUPP to getsockopt and ENOPROTOOPT to setsockopt, as Linux answers. */
+static int iopt_index(const struct sbx_handle *h, uint64_t level, uint64_t name, int set)
 {
-	if (level == IPPROTO_TCP && sock_type(h->fd) != SOCK_STREAM)
-		return -EOPNOTSUPP;
-	if (level == IPPROTO_IPV6 && h->family != AF_INET6)
-		return -EOPNOTSUPP;
+	if ((level == IPPROTO_TCP && sock_type(h->fd) != SOCK_STREAM) ||
+	    (level == IPPROTO_IPV6 && h->family != AF_INET6))
+		return set ? -ENOPROTOOPT : -EOPNOTSUPP;
 	for (unsigned i = 0; i < sizeof(iopts) / sizeof(iopts[0]); i++)
 		if ((uint64_t)iopts[i].level == level && (uint64_t)iopts[i].name == name)
 			return (int)i;
@@ -403,7 +413,7 @@ int64_t sbx_inet_getopt(const struct sbx_handle *h, uint64_t level, uint64_t nam
 		return h->family;
 	if (level == SOL_SOCKET && name == SO_PROTOCOL)
 		return sock_type(h->fd) == SOCK_DGRAM ? IPPROTO_UDP : IPPROTO_TCP;
-	int i = iopt_index(h, level, name);
+	int i = iopt_index(h, level, name, 0);
 	if (i < 0)
 		return i;
 	return h->iopt_set & (1u << i) ? h->iopt[i] : iopts[i].def;
@@ -411,16 +421,14 @@ int64_t sbx_inet_getopt(const struct sbx_handle *h, uint64_t level, uint64_t nam
 
 int64_t sbx_inet_setopt(struct sbx_handle *h, uint64_t level, uint64_t name, uint64_t v)
 {
-	int i = iopt_index(h, level, name);
+	int i = iopt_index(h, level, name, 1);
 	if (i < 0)
 		return i;
-	if (v > INT32_MAX)
+	if (iopts[i].min == B)
+		v = v != 0;
+	else if (v < (uint64_t)iopts[i].min || v > (uint64_t)iopts[i].max)
 		return -EINVAL;
-	/* Booleans read back as 0 or 1, as Linux keeps them. */
-	int boolean = (level == IPPROTO_TCP &&
-		       (name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK)) ||
-		      (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
-	h->iopt[i] = boolean ? v != 0 : (int32_t)v;
+	h->iopt[i] = (int32_t)v;
 	h->iopt_set |= 1u << i;
 	return 0;
 }
