@@ -329,7 +329,9 @@ int sbx_sock_abstract_kind(struct sbx_socks *k, const struct sockaddr_un *u, uin
 /* inet.c: the sandbox's loopback, AF_INET and AF_INET6 sockets over the host's local ones.
  * sbx_inet_parse: the guest's address (len bytes at buf) for a socket of family, AF_UNSPEC
  * let through; sbx_inet_local: a wildcard or loopback address; sbx_inet_name: the program's
- * form of a handle's address g (NULL: the zero one) into out, its length. */
+ * form of a handle's address g (NULL: the zero one) into out, its length; sbx_inet_sun: an
+ * address in the handle's form (malloc'd; NULL: no memory); sbx_inet_accepted_local: an
+ * accepted socket's own address, from its listener's and its peer's. */
 union sbx_inaddr {
 	struct sockaddr sa;
 	struct sockaddr_in v4;
@@ -352,10 +354,14 @@ int sbx_inet_dest(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, u
 /* Before a listen: EOPNOTSUPP but for TCP; an unbound socket bound to an ephemeral port on
  * the wildcard, as Linux. */
 int sbx_inet_listen(struct sbx_vm *vm, struct sbx_handle *h);
+/* An unbound socket about to connect or send (fd: its host socket or a duplicate) bound to an
+ * ephemeral port; its address into local. */
 int sbx_inet_autobind(struct sbx_vm *vm, const struct sbx_handle *h, int fd,
 		      const union sbx_inaddr *dest, union sbx_inaddr *local);
+/* A host address of the loopback (a peer's, a sender's) as the program sees it in family. */
 void sbx_inet_from_host(struct sbx_vm *vm, int family, const struct sockaddr_un *u, uint32_t ul,
 			union sbx_inaddr *a);
+/* TCP's and IP's options, SO_DOMAIN and SO_PROTOCOL: the value, or -errno. */
 int64_t sbx_inet_getopt(const struct sbx_handle *h, uint64_t level, uint64_t name);
 int64_t sbx_inet_setopt(struct sbx_handle *h, uint64_t level, uint64_t name, uint64_t v);
 /* hc_path.c: the socket file a bind to the guest path a makes (on a writable mount), then

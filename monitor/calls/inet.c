@@ -11,9 +11,10 @@
  * namespace for every local address and both families, so a connect to 127.0.0.1:p, to [::1]:p
  * or to 0.0.0.0:p reaches the socket bound to any of them on p (a dual-stack listener on [::]
  * is the common case, and reaches v4 clients as on Linux). A TCP client is bound at its
- * connect to the prefix, 'c' and an ephemeral port, which its accepting peer reads back as
- * the client's address. Addresses outside the loopback are unreachable (ENETUNREACH, audited
- * as a denial), and only a loopback or wildcard address can be bound (EADDRNOTAVAIL).
+ * connect to the prefix, 'c', its family and an ephemeral port ("c4:40000"), which its
+ * accepting peer reads back as the client's address. Addresses outside the loopback are unreachable
+ * (ENETUNREACH, audited as a denial), and only a loopback or wildcard address can be bound
+ * (EADDRNOTAVAIL).
  *
  * The program's view of an address (its own, its peer's) is kept in the handle as the guest's
  * sockaddr without its family (struct sbx_sun), and TCP's and IP's options as plain values
@@ -115,7 +116,7 @@ static size_t inet_len(int family)
 }
 
 /* The handle's form of an address: the sockaddr's bytes after its family. */
-static struct sbx_sun *to_sun(const union sbx_inaddr *a)
+struct sbx_sun *sbx_inet_sun(const union sbx_inaddr *a)
 {
 	struct sbx_sun g = {.len = (uint32_t)(inet_len(a->sa.sa_family) - sizeof(sa_family_t))};
 	memcpy(g.path, (const char *)a + sizeof(sa_family_t), g.len);
@@ -226,7 +227,7 @@ int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uin
 	if (port < 0)
 		return port;
 	a.v4.sin_port = htons((uint16_t)port);
-	h->sun_local = to_sun(&a);
+	h->sun_local = sbx_inet_sun(&a);
 	return h->sun_local ? 0 : -ENOMEM;
 }
 
@@ -279,7 +280,7 @@ int sbx_inet_listen(struct sbx_vm *vm, struct sbx_handle *h)
 	memset(&a, 0, sizeof(a));
 	a.sa.sa_family = (sa_family_t)h->family;
 	a.v4.sin_port = htons((uint16_t)port);
-	h->sun_local = to_sun(&a);
+	h->sun_local = sbx_inet_sun(&a);
 	return h->sun_local ? 0 : -ENOMEM;
 }
 
@@ -341,11 +342,6 @@ void sbx_inet_from_host(struct sbx_vm *vm, int family, const struct sockaddr_un 
 	loopback(a, family, v4, (uint16_t)port);
 }
 
-struct sbx_sun *sbx_inet_sun(const union sbx_inaddr *a)
-{
-	return to_sun(a);
-}
-
 /* The accepted end's own address: the listener's, its wildcard made the loopback's of the
  * peer's kind (Linux says which address the client reached). */
 struct sbx_sun *sbx_inet_accepted_local(const struct sbx_handle *l, const union sbx_inaddr *peer)
@@ -354,7 +350,7 @@ struct sbx_sun *sbx_inet_accepted_local(const struct sbx_handle *l, const union 
 	sbx_inet_name(l, l->sun_local, &a);
 	if (is_wildcard(&a))
 		loopback(&a, l->family, is_mapped(peer), sbx_inet_port(&a));
-	return to_sun(&a);
+	return sbx_inet_sun(&a);
 }
 
 /* ---- Options ------------------------------------------------------------------------- */
