@@ -58,26 +58,26 @@ static const char *addr_of(int fd, int peer, char *buf, size_t cap)
 	return buf;
 }
 
+/* addr (text) and port in family into ss: its length. */
+static socklen_t make_addr(int family, const char *addr, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->ss_family = (sa_family_t)family;
+	((struct sockaddr_in *)ss)->sin_port = htons(port); /* the same place in both */
+	void *x = family == AF_INET ? (void *)&((struct sockaddr_in *)ss)->sin_addr
+				    : (void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+	CHECK(inet_pton(family, addr, x) == 1);
+	return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
 static int listener(int family, const char *addr)
 {
 	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	CHECK(s >= 0);
 	CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)) == 0);
-	struct sockaddr_storage ss = {0};
-	socklen_t l;
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		a->sin_family = AF_INET;
-		CHECK(inet_pton(AF_INET, addr, &a->sin_addr) == 1);
-		l = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		a->sin6_family = AF_INET6;
-		CHECK(inet_pton(AF_INET6, addr, &a->sin6_addr) == 1);
-		l = sizeof(*a);
-	}
+	struct sockaddr_storage ss;
+	make_addr(family, addr, 0, &ss);
 	/* As much as programs pass: the length of a whole sockaddr_storage. */
-	(void)l;
 	CHECK(bind(s, (struct sockaddr *)&ss, sizeof(ss)) == 0);
 	CHECK(listen(s, 16) == 0);
 	return s;
@@ -87,22 +87,8 @@ static int dial(int family, const char *addr, uint16_t port)
 {
 	int c = socket(family, SOCK_STREAM, 0);
 	CHECK(c >= 0);
-	struct sockaddr_storage ss = {0};
-	socklen_t l;
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons(port);
-		CHECK(inet_pton(AF_INET, addr, &a->sin_addr) == 1);
-		l = sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		CHECK(inet_pton(AF_INET6, addr, &a->sin6_addr) == 1);
-		l = sizeof(*a);
-	}
-	if (connect(c, (struct sockaddr *)&ss, l) < 0) {
+	struct sockaddr_storage ss;
+	if (connect(c, (struct sockaddr *)&ss, make_addr(family, addr, port, &ss)) < 0) {
 		int e = errno;
 		close(c);
 		errno = e;

@@ -195,15 +195,23 @@ static void denied(struct sbx_vm *vm, const union sbx_inaddr *a, const char *wha
 	}
 }
 
-int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uint64_t len)
+/* The guest's address at gpa (len bytes, the kernel's copy) for h's family: bind's, connect's
+ * and sendto's. Only its first bytes are read; the length is Linux's to check whole. */
+static int guest_addr(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, uint64_t len,
+		      union sbx_inaddr *a)
 {
 	uint8_t buf[sizeof(union sbx_inaddr)];
-	union sbx_inaddr a;
 	if (len > sizeof(struct sockaddr_storage)) /* Linux's bound for any family */
 		return -EINVAL;
 	if (sbx_copy_from_guest(vm, buf, gpa, len < sizeof(buf) ? len : sizeof(buf)) < 0)
 		return -EFAULT;
-	int r = sbx_inet_parse(h->family, buf, len, &a);
+	return sbx_inet_parse(h->family, buf, len, a);
+}
+
+int64_t sbx_inet_bind(struct sbx_vm *vm, struct sbx_handle *h, uint64_t gpa, uint64_t len)
+{
+	union sbx_inaddr a;
+	int r = guest_addr(vm, h, gpa, len, &a);
 	if (r < 0)
 		return r;
 	if (a.sa.sa_family == AF_UNSPEC) {
@@ -287,12 +295,7 @@ int sbx_inet_listen(struct sbx_vm *vm, struct sbx_handle *h)
 int sbx_inet_dest(struct sbx_vm *vm, const struct sbx_handle *h, uint64_t gpa, uint64_t len,
 		  const char *what, union sbx_inaddr *a, struct sockaddr_un *u, socklen_t *ul)
 {
-	uint8_t buf[sizeof(union sbx_inaddr)];
-	if (len > sizeof(struct sockaddr_storage))
-		return -EINVAL;
-	if (sbx_copy_from_guest(vm, buf, gpa, len < sizeof(buf) ? len : sizeof(buf)) < 0)
-		return -EFAULT;
-	int r = sbx_inet_parse(h->family, buf, len, a);
+	int r = guest_addr(vm, h, gpa, len, a);
 	if (r < 0)
 		return r;
 	if (a->sa.sa_family == AF_UNSPEC) {
@@ -330,7 +333,6 @@ void sbx_inet_from_host(struct sbx_vm *vm, int family, const struct sockaddr_un 
 	if (sbx_sock_abstract_kind(sbx_socks_of(vm), u, ul, &kind, text, sizeof(text), &n) < 0 ||
 	    (kind != 'T' && kind != 'U' && kind != 'c') || n == 0)
 		return;
-	text[n] = 0;
 	/* A v4 client reaches a v6 listener as ::ffff:127.0.0.1. */
 	int v4 = kind == 'c' && text[0] == '4';
 	const char *p =
